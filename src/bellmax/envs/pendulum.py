@@ -1,0 +1,111 @@
+"""Gymnasium's Pendulum-v1, exactly: swing a pendulum up with a bounded torque."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from bellmax.envs import spaces
+from bellmax.envs.environment import Environment, EnvParams, EnvState
+
+
+@struct.dataclass
+class PendulumState(EnvState):
+    """Angle (0 = upright) and angular velocity; `last_u` is the last applied torque."""
+
+    theta: jax.Array
+    theta_dot: jax.Array
+    last_u: jax.Array
+    time: jax.Array
+
+    def vector(self) -> jax.Array:
+        """The state as `[theta, theta_dot]`."""
+        return jnp.stack([self.theta, self.theta_dot])
+
+
+@struct.dataclass
+class PendulumParams(EnvParams):
+    """Gymnasium's Pendulum-v1 constants."""
+
+    max_speed: float = 8.0
+    """Angular velocity clip, rad/s."""
+    max_torque: float = 2.0
+    """Torque bound, N m."""
+    dt: float = 0.05
+    """Time step, s."""
+    g: float = 10.0
+    """Gravity, m/s^2."""
+    m: float = 1.0
+    """Mass, kg."""
+    l: float = 1.0  # noqa: E741  (Gymnasium's name)
+    """Length, m."""
+    max_steps_in_episode: int = 200
+    """Steps until truncation."""
+
+
+def angle_normalize(x: jax.Array) -> jax.Array:
+    """Wrap an angle to `[-pi, pi)`."""
+    return ((x + jnp.pi) % (2 * jnp.pi)) - jnp.pi
+
+
+def pendulum_step(s: jax.Array, torque: jax.Array, params: PendulumParams) -> jax.Array:
+    """One step of Gymnasium's semi-implicit update of `s = [theta, theta_dot]`."""
+    th, thdot = s[0], s[1]
+    u = jnp.clip(torque, -params.max_torque, params.max_torque)
+    newthdot = thdot + (
+        3 * params.g / (2 * params.l) * jnp.sin(th) + 3.0 / (params.m * params.l**2) * u
+    ) * params.dt
+    newthdot = jnp.clip(newthdot, -params.max_speed, params.max_speed)
+    newth = th + newthdot * params.dt
+    return jnp.stack([newth, newthdot])
+
+
+def pendulum_cost(s: jax.Array, torque: jax.Array, params: PendulumParams) -> jax.Array:
+    """Gymnasium's cost `angle^2 + 0.1 theta_dot^2 + 0.001 u^2` (the reward is its negative)."""
+    u = jnp.clip(torque, -params.max_torque, params.max_torque)
+    return angle_normalize(s[0]) ** 2 + 0.1 * s[1] ** 2 + 0.001 * u**2
+
+
+class Pendulum(Environment[PendulumState, PendulumParams]):
+    """Pendulum-v1: torque in `[-2, 2]`, observations `[cos theta, sin theta, theta_dot]`."""
+
+    @property
+    def default_params(self) -> PendulumParams:
+        return PendulumParams()
+
+    @property
+    def name(self) -> str:
+        return "Pendulum-v1"
+
+    def reset_env(self, key, params):
+        high = jnp.array([jnp.pi, 1.0])
+        v = jax.random.uniform(key, (2,), minval=-high, maxval=high)
+        state = PendulumState(
+            theta=v[0], theta_dot=v[1], last_u=jnp.asarray(0.0), time=jnp.asarray(0, jnp.int32)
+        )
+        return self.get_obs(state), state
+
+    def step_env(self, key, state, action, params):
+        u = jnp.reshape(jnp.asarray(action, jnp.float32), ())
+        cost = pendulum_cost(state.vector(), u, params)
+        v = pendulum_step(state.vector(), u, params)
+        u_clipped = jnp.clip(u, -params.max_torque, params.max_torque)
+        state = PendulumState(
+            theta=v[0], theta_dot=v[1], last_u=u_clipped.astype(v.dtype), time=state.time + 1
+        )
+        return self.get_obs(state), state, (-cost).astype(jnp.float32), jnp.asarray(False), {}
+
+    def get_obs(self, state: PendulumState) -> jax.Array:
+        return jnp.stack([jnp.cos(state.theta), jnp.sin(state.theta), state.theta_dot]).astype(
+            jnp.float32
+        )
+
+    def action_space(self, params=None) -> spaces.Box:
+        p = self.default_params if params is None else params
+        return spaces.Box(-p.max_torque, p.max_torque, (1,), jnp.float32)
+
+    def observation_space(self, params=None) -> spaces.Box:
+        p = self.default_params if params is None else params
+        high = jnp.array([1.0, 1.0, p.max_speed])
+        return spaces.Box(-high, high, (3,), jnp.float32)

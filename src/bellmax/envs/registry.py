@@ -1,0 +1,147 @@
+"""The environment registry: `bellmax.make(env_id) -> (env, params)`.
+
+Entries are imported lazily, so listing them is cheap. Ids that are not bellmax's are
+Gymnasium's (including `module:EnvName-v0`), reached through `resolve` and the host-side
+bridge in `bellmax.envs.gymnasium`, the only module that imports gymnasium.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any
+
+from bellmax.core.errors import unknown_name
+from bellmax.envs.environment import Environment, EnvParams
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """How to build one registered environment."""
+
+    id: str
+    """Registered id, e.g. `CartPole-v1`."""
+    entry_point: str
+    """`module:ClassName` of the environment class."""
+    description: str
+    """One line for `bellmax envs`."""
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Constructor keyword arguments."""
+    gymnasium_id: str | None = None
+    """The Gymnasium environment this one reproduces, if any."""
+    tabular: bool = False
+    """Whether the environment also exists as an exact `TabularMDP`."""
+
+    def load(self) -> type[Environment]:
+        module, _, attr = self.entry_point.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+
+
+def register(spec: EnvSpec, *, overwrite: bool = False) -> None:
+    """Add an environment to the registry."""
+    if spec.id in _REGISTRY and not overwrite:
+        raise ValueError(f"environment id {spec.id!r} is already registered; pass overwrite=True.")
+    _REGISTRY[spec.id] = spec
+
+
+def registered() -> list[str]:
+    """All registered ids, sorted."""
+    return sorted(_REGISTRY)
+
+
+def spec(env_id: str) -> EnvSpec:
+    """The registry entry of `env_id`; unknown ids raise with the closest matches."""
+    try:
+        return _REGISTRY[env_id]
+    except KeyError:
+        raise unknown_name(
+            "environment id", env_id, _REGISTRY,
+            hint="Run `bellmax envs` to list them; Gymnasium ids work where a command accepts them.",
+        ) from None
+
+
+def replace_params(params: EnvParams, **overrides: Any) -> EnvParams:
+    """`params` with some fields replaced; unknown field names raise with the valid ones."""
+    if not overrides:
+        return params
+    names = [f.name for f in dataclasses.fields(params)]
+    for key in overrides:
+        if key not in names:
+            raise unknown_name(f"parameter of {type(params).__name__}", key, names)
+    return params.replace(**overrides)
+
+
+def make(env_id: str, **param_overrides: Any) -> tuple[Environment, EnvParams]:
+    """Build a registered bellmax environment and its parameters.
+
+    Args:
+      env_id: a registered id (see `registered()` or `bellmax envs`).
+      **param_overrides: fields of the environment's `EnvParams` to change.
+
+    Returns:
+      `(env, params)`.
+    """
+    s = spec(env_id)
+    env = s.load()(**s.kwargs)
+    return env, replace_params(env.default_params, **param_overrides)
+
+
+def is_registered(env_id: str) -> bool:
+    """Whether `env_id` is a bellmax id."""
+    return env_id in _REGISTRY
+
+
+def resolve(env_id: str, *, num_envs: int = 1, seed: int = 0) -> Any:
+    """A bellmax env `(env, params)` for a bellmax id, else a Gymnasium host vector env.
+
+    bellmax ids win; anything else is handed to Gymnasium (which accepts
+    `module:EnvName-v0`). `gymnasium:CartPole-v1` therefore means Gymnasium's own CartPole.
+    Unknown everywhere: an error listing the close matches among both registries.
+    """
+    if is_registered(env_id):
+        return make(env_id)
+    from bellmax.envs import gymnasium as gym_bridge  # the only gymnasium importer
+
+    return gym_bridge.make_host_vector_env(env_id, num_envs=num_envs, seed=seed)
+
+
+_ENVS = "bellmax.envs"
+for _spec in [
+    EnvSpec("CartPole-v1", f"{_ENVS}.cartpole:CartPole",
+            "Gymnasium's CartPole-v1 exactly: balance a pole, 2 actions, 500 steps.",
+            gymnasium_id="CartPole-v1"),
+    EnvSpec("CartPoleSwingUp-v0", f"{_ENVS}.cartpole:CartPoleSwingUp",
+            "CartPole physics, continuous force, start hanging down, swing up and balance."),
+    EnvSpec("Pendulum-v1", f"{_ENVS}.pendulum:Pendulum",
+            "Gymnasium's Pendulum-v1 exactly: bounded torque swing-up.",
+            gymnasium_id="Pendulum-v1"),
+    EnvSpec("GaussianBandit-v0", f"{_ENVS}.bandit:GaussianBandit",
+            "k-armed Gaussian bandit testbed (Sutton & Barto 2.3), arm means drawn per reset."),
+    EnvSpec("GridWorld4x4-v0", f"{_ENVS}.gridworlds:GridWorld4x4",
+            "Sutton & Barto Example 4.1: 4x4 grid, two terminal corners, -1 per step.",
+            tabular=True),
+    EnvSpec("GridWorld5x5-v0", f"{_ENVS}.gridworlds:GridWorld5x5",
+            "Sutton & Barto Example 3.5: 5x5 grid with teleports A (+10) and B (+5).",
+            tabular=True),
+    EnvSpec("CliffWalking-v0", f"{_ENVS}.gridworlds:CliffWalking",
+            "Sutton & Barto Example 6.6: 4x12 grid, the cliff costs -100 and sends you back.",
+            gymnasium_id="CliffWalking-v1", tabular=True),
+    EnvSpec("WindyGridworld-v0", f"{_ENVS}.gridworlds:WindyGridworld",
+            "Sutton & Barto Example 6.5: 7x10 grid with an upward wind.",
+            tabular=True),
+    EnvSpec("GamblersProblem-v0", f"{_ENVS}.gambler:GamblersProblem",
+            "Sutton & Barto Example 4.3: bet on coin flips to reach 100.",
+            tabular=True),
+    EnvSpec("JacksCarRental-v0", f"{_ENVS}.jacks:JacksCarRental",
+            "Sutton & Barto Example 4.2: move cars between two Poisson rental sites.",
+            tabular=True),
+    EnvSpec("Blackjack-v0", f"{_ENVS}.blackjack:Blackjack",
+            "Sutton & Barto Example 5.1: infinite-deck blackjack (Gymnasium Blackjack-v1, sab=True).",
+            gymnasium_id="Blackjack-v1", tabular=True),
+    EnvSpec("TicTacToe-v0", f"{_ENVS}.tictactoe:TicTacToe",
+            "Two-player tic-tac-toe: board, player to move, legal-action mask, winner."),
+]:
+    register(_spec)

@@ -1,0 +1,100 @@
+"""Jittable spaces in the gymnax style: `sample(key)` and `contains(x)`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class Space:
+    """A set of valid actions or observations."""
+
+    shape: tuple[int, ...] = ()
+    dtype: Any = jnp.float32
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        """A uniformly random element."""
+        raise NotImplementedError
+
+    def contains(self, x: Any) -> jax.Array:
+        """Whether `x` is an element (a jax bool, usable under jit)."""
+        raise NotImplementedError
+
+
+class Discrete(Space):
+    """The integers `0 .. n-1`."""
+
+    def __init__(self, n: int, *, dtype: Any = jnp.int32):
+        if int(n) < 1:
+            raise ValueError(f"Discrete(n) needs n >= 1, got n={n}.")
+        self.n = int(n)
+        self.shape = ()
+        self.dtype = dtype
+
+    def __repr__(self) -> str:
+        return f"Discrete({self.n})"
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        return jax.random.randint(key, (), 0, self.n, dtype=self.dtype)
+
+    def contains(self, x: Any) -> jax.Array:
+        x = jnp.asarray(x)
+        return (x.shape == ()) & (x >= 0) & (x < self.n) & (jnp.floor(x) == x)
+
+
+class Box(Space):
+    """A box `low <= x <= high` of a given shape (bounds may be infinite)."""
+
+    def __init__(self, low: Any, high: Any, shape: tuple[int, ...] | None = None, dtype: Any = jnp.float32):
+        low_a, high_a = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+        if shape is None:
+            shape = np.broadcast_shapes(low_a.shape, high_a.shape)
+        self.shape = tuple(int(s) for s in shape)
+        self.low = np.broadcast_to(low_a, self.shape).astype(np.dtype(dtype))
+        self.high = np.broadcast_to(high_a, self.shape).astype(np.dtype(dtype))
+        if np.any(self.low > self.high):
+            raise ValueError(f"Box needs low <= high everywhere, got low={low} high={high}.")
+        self.dtype = dtype
+
+    def __repr__(self) -> str:
+        return f"Box(shape={self.shape}, dtype={np.dtype(self.dtype).name})"
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        if jnp.issubdtype(self.dtype, jnp.integer):
+            return jax.random.randint(key, self.shape, self.low, self.high + 1, dtype=self.dtype)
+        low = jnp.where(jnp.isfinite(self.low), self.low, -1.0)
+        high = jnp.where(jnp.isfinite(self.high), self.high, 1.0)
+        return jax.random.uniform(key, self.shape, self.dtype, low, high)
+
+    def contains(self, x: Any) -> jax.Array:
+        x = jnp.asarray(x)
+        if x.shape != self.shape:
+            return jnp.asarray(False)
+        return jnp.all((x >= self.low) & (x <= self.high))
+
+
+class MultiDiscrete(Space):
+    """A vector of integers, entry `i` in `0 .. nvec[i]-1`."""
+
+    def __init__(self, nvec: Any, *, dtype: Any = jnp.int32):
+        self.nvec = np.asarray(nvec, dtype=np.int64)
+        if self.nvec.ndim != 1 or np.any(self.nvec < 1):
+            raise ValueError(f"MultiDiscrete needs a 1-D vector of positive sizes, got {nvec!r}.")
+        self.shape = self.nvec.shape
+        self.dtype = dtype
+
+    def __repr__(self) -> str:
+        return f"MultiDiscrete({self.nvec.tolist()})"
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        u = jax.random.uniform(key, self.shape)
+        return jnp.floor(u * self.nvec).astype(self.dtype)
+
+    def contains(self, x: Any) -> jax.Array:
+        x = jnp.asarray(x)
+        if x.shape != self.shape:
+            return jnp.asarray(False)
+        return jnp.all((x >= 0) & (x < self.nvec))
