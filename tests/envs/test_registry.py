@@ -1,0 +1,55 @@
+"""The registry: make, parameter overrides, and its errors."""
+
+import subprocess
+import sys
+
+import pytest
+
+import bellmax
+from bellmax.core import UnknownNameError
+from bellmax.envs import registry
+
+
+def test_make_returns_env_and_params_with_overrides():
+    env, params = bellmax.make("CartPole-v1", masspole=0.2)
+    assert env.name == "CartPole-v1" and params.masspole == 0.2
+    assert params.polemass_length == pytest.approx(0.1)
+
+
+def test_unknown_id_lists_close_matches():
+    with pytest.raises(UnknownNameError, match=r"unknown environment id 'Cartpole-v1'.*'CartPole-v1'"):
+        bellmax.make("Cartpole-v1")
+    with pytest.raises(UnknownNameError, match=r"'Pendulum-v1'"):
+        bellmax.make("pendulum")
+    # still a ValueError and a KeyError for callers that catch those
+    with pytest.raises(ValueError):
+        bellmax.make("NoSuchThing-v0")
+
+
+def test_unknown_param_lists_valid_names():
+    with pytest.raises(UnknownNameError, match=r"unknown parameter of CartPoleParams 'mass_cart'.*'masscart'"):
+        bellmax.make("CartPole-v1", mass_cart=2.0)
+
+
+def test_register_twice_is_an_error():
+    s = registry.spec("CartPole-v1")
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(s)
+    registry.register(s, overwrite=True)  # allowed when asked for
+
+
+def test_every_entry_has_a_description_and_entry_point():
+    ids = registry.registered()
+    assert "CartPole-v1" in ids and len(ids) == len(set(ids))
+    for env_id in ids:
+        s = registry.spec(env_id)
+        assert s.description and ":" in s.entry_point
+
+
+def test_listing_does_not_import_env_modules_or_gymnasium():
+    code = (
+        "import sys, bellmax; bellmax.registered(); "
+        "assert 'gymnasium' not in sys.modules; "
+        "assert 'bellmax.envs.jacks' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
