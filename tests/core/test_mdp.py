@@ -59,11 +59,17 @@ def test_mdp_is_a_pytree_usable_under_jit():
         (lambda P, R: TabularMDP(P, R, 1.5), r"gamma = 1.5 must be one number in \[0, 1\]"),
         (lambda P, R: TabularMDP(P, R, -0.1), r"gamma"),
         (lambda P, R: TabularMDP(P, R, float("nan")), r"gamma"),
-        (lambda P, R: TabularMDP(P[:, :, :2], R, 0.9), r"P has shape \(3, 2, 2\) but R has shape \(3, 2\)"),
+        (
+            lambda P, R: TabularMDP(P[:, :, :2], R, 0.9),
+            r"P has shape \(3, 2, 2\) but R has shape \(3, 2\)",
+        ),
         (lambda P, R: TabularMDP(P[0], R, 0.9), r"P must have shape \(S, A, S\)"),
         (lambda P, R: TabularMDP(P, R[:, 0], 0.9), r"R must have shape \(S, A\)"),
         (lambda P, R: TabularMDP(P, R[:2], 0.9), r"P has shape"),
-        (lambda P, R: TabularMDP(P, np.where(np.eye(3, 2) > 0, np.nan, R), 0.9), r"R\[0, 0\] = nan is not finite"),
+        (
+            lambda P, R: TabularMDP(P, np.where(np.eye(3, 2) > 0, np.nan, R), 0.9),
+            r"R\[0, 0\] = nan is not finite",
+        ),
         (lambda P, R: TabularMDP(P, np.zeros((0, 2)), 0.9), r"at least one state"),
         (lambda P, R: TabularMDP(P, R.astype(str), 0.9), r"real numbers"),
     ],
@@ -132,7 +138,9 @@ def test_coo_errors():
 def test_terminal_and_initial_validation():
     P = np.full((3, 2, 3), 1 / 3)
     R = np.zeros((3, 2))
-    m = TabularMDP(P, R, 1.0, terminal=np.array([True, False, False]), initial=np.array([0, 0.5, 0.5]))
+    m = TabularMDP(
+        P, R, 1.0, terminal=np.array([True, False, False]), initial=np.array([0, 0.5, 0.5])
+    )
     assert m.gamma == 1.0
     with pytest.raises(InvalidMDPError, match=r"terminal must be a bool mask of shape \(3,\)"):
         TabularMDP(P, R, 0.9, terminal=np.zeros(2, bool))

@@ -19,9 +19,9 @@ def test_euler_step_matches_hand_computation():
     p = CartPoleParams()
     s = jnp.zeros(4)
     d = cartpole_derivatives(s, jnp.asarray(10.0), p)
-    M, m, l = 1.1, 0.1, 0.5
-    thetaacc = -(10.0 / M) / (l * (4 / 3 - m / M))
-    xacc = 10.0 / M - m * l * thetaacc / M
+    M, m, half = 1.1, 0.1, 0.5
+    thetaacc = -(10.0 / M) / (half * (4 / 3 - m / M))
+    xacc = 10.0 / M - m * half * thetaacc / M
     np.testing.assert_allclose(d, [0.0, xacc, 0.0, thetaacc], rtol=1e-6)
     np.testing.assert_allclose(cartpole_euler_step(s, 10.0, p), 0.02 * d, rtol=1e-6)
 
@@ -35,10 +35,12 @@ def test_derived_params_follow_fields():
 def test_cartpole_terminates_and_truncates():
     env, params = bellmax.make("CartPole-v1")
     _, state = env.reset(jax.random.PRNGKey(0), params)
+
     # pushing right forever tips the pole left past 12 degrees well before 500 steps
     def body(s, _):
         _, s2, r, term, trunc, _ = env.step(jax.random.PRNGKey(0), s, 1, params)
         return s2, (term, trunc, r)
+
     _, (term, trunc, r) = jax.lax.scan(body, state, None, length=40)
     first = int(np.argmax(np.asarray(term)))
     assert 5 < first < 40 and not np.any(np.asarray(trunc))
@@ -70,9 +72,16 @@ def test_swingup_starts_hanging_and_reward_in_unit_interval():
     # no angle termination: the pole swings far from upright without ending the episode
     assert not np.any(np.asarray(term)[:50])
     upright_reward = env.step(
-        jax.random.PRNGKey(0), state.replace(theta=jnp.asarray(0.0), x=jnp.asarray(0.0),
-                                             x_dot=jnp.asarray(0.0), theta_dot=jnp.asarray(0.0)),
-        jnp.zeros(1), params)[2]
+        jax.random.PRNGKey(0),
+        state.replace(
+            theta=jnp.asarray(0.0),
+            x=jnp.asarray(0.0),
+            x_dot=jnp.asarray(0.0),
+            theta_dot=jnp.asarray(0.0),
+        ),
+        jnp.zeros(1),
+        params,
+    )[2]
     assert float(upright_reward) == pytest.approx(1.0, abs=1e-3)
 
 

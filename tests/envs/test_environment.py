@@ -50,8 +50,26 @@ def test_default_params_used_when_none_and_truncation():
 def test_abstract_methods_raise():
     env = Environment()
     with pytest.raises(NotImplementedError):
-        env.default_params
+        _ = env.default_params
     with pytest.raises(NotImplementedError):
         env.reset_env(jax.random.PRNGKey(0), EnvParams())
     with pytest.raises(NotImplementedError):
         env.observation_space()
+
+
+class WithArray(Counter):
+    def __init__(self, table):
+        self.table = table
+
+
+def test_equal_construction_means_equal_and_shared_compilation():
+    import numpy as np
+
+    assert Counter() == Counter() and hash(Counter()) == hash(Counter())
+    a, b = WithArray(np.arange(3)), WithArray(np.arange(3))
+    assert a == b and hash(a) == hash(b)
+    assert WithArray(np.arange(4)) != a
+    assert WithArray([1, {"x": 2}]) == WithArray([1, {"x": 2}])
+    # unhashable, non-array arguments fall back to identity
+    obj = {1, 2}
+    assert WithArray(obj) == WithArray(obj) and WithArray(obj) != WithArray({1, 2, 3})

@@ -23,7 +23,9 @@ def test_speed_clip_and_angle_normalize():
     p = PendulumParams()
     got = pendulum_step(jnp.array([np.pi / 2, 7.99]), jnp.asarray(2.0), p)
     assert float(got[1]) == pytest.approx(8.0)
-    np.testing.assert_allclose(angle_normalize(jnp.array([3 * np.pi, -np.pi / 2])), [-np.pi, -np.pi / 2], atol=1e-6)
+    np.testing.assert_allclose(
+        angle_normalize(jnp.array([3 * np.pi, -np.pi / 2])), [-np.pi, -np.pi / 2], atol=1e-6
+    )
 
 
 def test_episode_truncates_at_200_and_never_terminates():

@@ -17,7 +17,9 @@ def test_make_returns_env_and_params_with_overrides():
 
 
 def test_unknown_id_lists_close_matches():
-    with pytest.raises(UnknownNameError, match=r"unknown environment id 'Cartpole-v1'.*'CartPole-v1'"):
+    with pytest.raises(
+        UnknownNameError, match=r"unknown environment id 'Cartpole-v1'.*'CartPole-v1'"
+    ):
         bellmax.make("Cartpole-v1")
     with pytest.raises(UnknownNameError, match=r"'Pendulum-v1'"):
         bellmax.make("pendulum")
@@ -27,7 +29,9 @@ def test_unknown_id_lists_close_matches():
 
 
 def test_unknown_param_lists_valid_names():
-    with pytest.raises(UnknownNameError, match=r"unknown parameter of CartPoleParams 'mass_cart'.*'masscart'"):
+    with pytest.raises(
+        UnknownNameError, match=r"unknown parameter of CartPoleParams 'mass_cart'.*'masscart'"
+    ):
         bellmax.make("CartPole-v1", mass_cart=2.0)
 
 

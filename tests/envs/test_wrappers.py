@@ -62,7 +62,9 @@ def test_episode_statistics_over_autoreset(cartpole):
     ends = np.flatnonzero(done)
     lengths = np.diff(np.concatenate([[-1], ends]))
     np.testing.assert_array_equal(np.asarray(info["episode_length"])[ends], lengths)
-    np.testing.assert_allclose(np.asarray(info["episode_return"])[ends], lengths)  # reward 1 per step
+    np.testing.assert_allclose(
+        np.asarray(info["episode_return"])[ends], lengths
+    )  # reward 1 per step
     np.testing.assert_array_equal(np.asarray(info["returned_episode"]), done)
 
 
@@ -80,5 +82,7 @@ def test_vmapped_wrapped_env():
     w = AutoReset(env)
     keys = jax.random.split(jax.random.PRNGKey(0), 8)
     obs, state = jax.vmap(w.reset, in_axes=(0, None))(keys, params)
-    obs2, *_ = jax.vmap(w.step, in_axes=(0, 0, 0, None))(keys, state, jnp.ones(8, jnp.int32), params)
+    obs2, *_ = jax.vmap(w.step, in_axes=(0, 0, 0, None))(
+        keys, state, jnp.ones(8, jnp.int32), params
+    )
     assert obs2.shape == (8, 4)

@@ -71,7 +71,9 @@ class SparseTransitions:
         return cls(next_state=next_state, prob=np.where(keep, prob, 0.0))
 
     @classmethod
-    def from_coo(cls, indices: Any, values: Any, num_states: int, num_actions: int) -> SparseTransitions:
+    def from_coo(
+        cls, indices: Any, values: Any, num_states: int, num_actions: int
+    ) -> SparseTransitions:
         """Build from COO rows `(s, a, s')` with probabilities; duplicates are summed.
 
         Raises:
@@ -89,7 +91,9 @@ class SparseTransitions:
             )
         if not np.issubdtype(idx.dtype, np.integer):
             if not np.all(np.mod(idx, 1) == 0):
-                raise InvalidMDPError("P_indices must hold integers (s, a, s'); found fractional values.")
+                raise InvalidMDPError(
+                    "P_indices must hold integers (s, a, s'); found fractional values."
+                )
             idx = idx.astype(np.int64)
         limits = (num_states, num_actions, num_states)
         for col, (name, lim) in enumerate(zip(("s", "a", "s'"), limits, strict=True)):
@@ -223,11 +227,15 @@ class TabularMDP:
             raise InvalidMDPError(f"R must hold real numbers, got dtype {R.dtype}.")
         S, A = R.shape
         if S == 0 or A == 0:
-            raise InvalidMDPError(f"an MDP needs at least one state and one action, got R of shape {R.shape}.")
+            raise InvalidMDPError(
+                f"an MDP needs at least one state and one action, got R of shape {R.shape}."
+            )
         bad = np.argwhere(~np.isfinite(R))
         if bad.size:
             s, a = bad[0]
-            raise InvalidMDPError(f"R[{s}, {a}] = {R[s, a]} is not finite; rewards must be finite numbers.")
+            raise InvalidMDPError(
+                f"R[{s}, {a}] = {R[s, a]} is not finite; rewards must be finite numbers."
+            )
         gamma = np.asarray(self.gamma)
         if gamma.shape != () or not np.isfinite(gamma) or not 0.0 <= float(gamma) <= 1.0:
             raise InvalidMDPError(f"gamma = {self.gamma!r} must be one number in [0, 1].")
@@ -268,7 +276,9 @@ class TabularMDP:
         nonfinite = np.argwhere(~np.isfinite(row_sum))
         if nonfinite.size:
             s, a = nonfinite[0]
-            raise InvalidMDPError(f"P[{s}, {a}] contains a non-finite probability; all must be finite.")
+            raise InvalidMDPError(
+                f"P[{s}, {a}] contains a non-finite probability; all must be finite."
+            )
         if neg_sa is not None:
             s, a = (int(v) for v in neg_sa)
             row = p[s, a]
@@ -283,7 +293,9 @@ class TabularMDP:
                 f"probability distribution (normalise it, or add a self-loop for absorbing states)."
             )
         if self.terminal is not None and np.asarray(self.terminal).shape != (S,):
-            raise InvalidMDPError(f"terminal must be a bool mask of shape ({S},), got {np.shape(self.terminal)}.")
+            raise InvalidMDPError(
+                f"terminal must be a bool mask of shape ({S},), got {np.shape(self.terminal)}."
+            )
         if self.initial is not None:
             init = np.asarray(self.initial, dtype=np.float64)
             if init.shape != (S,) or np.any(init < 0) or abs(init.sum() - 1.0) > 1e-6:

@@ -131,8 +131,12 @@ class CartPole(Environment[CartPoleState, CartPoleParams]):
     def observation_space(self, params=None) -> spaces.Box:
         p = self.default_params if params is None else params
         high = jnp.array(
-            [p.x_threshold * 2, jnp.finfo(jnp.float32).max, p.theta_threshold_radians * 2,
-             jnp.finfo(jnp.float32).max]
+            [
+                p.x_threshold * 2,
+                jnp.finfo(jnp.float32).max,
+                p.theta_threshold_radians * 2,
+                jnp.finfo(jnp.float32).max,
+            ]
         )
         return spaces.Box(-high, high, (4,), jnp.float32)
 

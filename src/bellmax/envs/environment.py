@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from bellmax.envs import spaces
@@ -40,6 +41,45 @@ class EnvParams:
     """Episode length at which `truncated` becomes true."""
 
 
+def concrete_or_none(x: Any) -> np.ndarray | None:
+    """`x` as a host array, or None when any leaf is traced (checks then happen elsewhere)."""
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x)):
+        return None
+    return np.asarray(x)
+
+
+def check_discrete_action(action: Any, n: int, what: str = "action") -> None:
+    """Raise `ValueError` if a concrete (not traced) `action` is not an integer in `0 .. n-1`.
+
+    Traced actions are not checked (each environment documents what happens then).
+    """
+    a = concrete_or_none(action)
+    if a is None:
+        return
+    if a.shape != () or not np.issubdtype(a.dtype, np.number) or a != np.floor(a):
+        raise ValueError(
+            f"{what} must be one integer in 0..{n - 1}, got {action!r}; pass a scalar index."
+        )
+    if not 0 <= int(a) < n:
+        raise ValueError(f"{what} {int(a)} is out of range; valid {what}s are 0..{n - 1}.")
+
+
+def _freeze(v: Any) -> Any:
+    """A hashable stand-in for a constructor argument (arrays by value, else by identity)."""
+    if isinstance(v, np.ndarray | jax.Array):
+        a = np.asarray(v)
+        return (a.shape, a.dtype.str, a.tobytes())
+    if isinstance(v, dict):
+        return tuple(sorted((k, _freeze(x)) for k, x in v.items()))
+    if isinstance(v, list | tuple):
+        return tuple(_freeze(x) for x in v)
+    try:
+        hash(v)
+    except TypeError:
+        return ("id", id(v))
+    return v
+
+
 TState = TypeVar("TState", bound=EnvState)
 TParams = TypeVar("TParams", bound=EnvParams)
 
@@ -53,6 +93,23 @@ class Environment(Generic[TState, TParams]):
 
     #: Set by wrappers that reset by themselves when an episode ends.
     auto_resets: bool = False
+
+    # Two environments of the same class built with the same arguments are equal, so jitted
+    # functions that take the environment as a static argument compile once for all of them.
+    def _identity(self) -> tuple:
+        return (type(self), _freeze(vars(self)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Environment) and self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def check_params(self, params: TParams) -> None:
+        """Raise `ValueError`/`TypeError` for concrete `params` that are invalid.
+
+        Called by `bellmax.make`; the base accepts everything. Traced fields are skipped.
+        """
 
     # ------------------------------------------------------------------ API
     @property

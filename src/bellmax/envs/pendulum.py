@@ -53,9 +53,11 @@ def pendulum_step(s: jax.Array, torque: jax.Array, params: PendulumParams) -> ja
     """One step of Gymnasium's semi-implicit update of `s = [theta, theta_dot]`."""
     th, thdot = s[0], s[1]
     u = jnp.clip(torque, -params.max_torque, params.max_torque)
-    newthdot = thdot + (
-        3 * params.g / (2 * params.l) * jnp.sin(th) + 3.0 / (params.m * params.l**2) * u
-    ) * params.dt
+    newthdot = (
+        thdot
+        + (3 * params.g / (2 * params.l) * jnp.sin(th) + 3.0 / (params.m * params.l**2) * u)
+        * params.dt
+    )
     newthdot = jnp.clip(newthdot, -params.max_speed, params.max_speed)
     newth = th + newthdot * params.dt
     return jnp.stack([newth, newthdot])
@@ -82,7 +84,10 @@ class Pendulum(Environment[PendulumState, PendulumParams]):
         high = jnp.array([jnp.pi, 1.0])
         v = jax.random.uniform(key, (2,), minval=-high, maxval=high)
         state = PendulumState(
-            theta=v[0], theta_dot=v[1], last_u=jnp.asarray(0.0), time=jnp.asarray(0, jnp.int32)
+            theta=v[0],
+            theta_dot=v[1],
+            last_u=jnp.asarray(0.0, jnp.float32),
+            time=jnp.asarray(0, jnp.int32),
         )
         return self.get_obs(state), state
 

@@ -58,7 +58,9 @@ def spec(env_id: str) -> EnvSpec:
         return _REGISTRY[env_id]
     except KeyError:
         raise unknown_name(
-            "environment id", env_id, _REGISTRY,
+            "environment id",
+            env_id,
+            _REGISTRY,
             hint="Run `bellmax envs` to list them; Gymnasium ids work where a command accepts them.",
         ) from None
 
@@ -86,7 +88,9 @@ def make(env_id: str, **param_overrides: Any) -> tuple[Environment, EnvParams]:
     """
     s = spec(env_id)
     env = s.load()(**s.kwargs)
-    return env, replace_params(env.default_params, **param_overrides)
+    params = replace_params(env.default_params, **param_overrides)
+    env.check_params(params)
+    return env, params
 
 
 def is_registered(env_id: str) -> bool:
@@ -110,38 +114,76 @@ def resolve(env_id: str, *, num_envs: int = 1, seed: int = 0) -> Any:
 
 _ENVS = "bellmax.envs"
 for _spec in [
-    EnvSpec("CartPole-v1", f"{_ENVS}.cartpole:CartPole",
-            "Gymnasium's CartPole-v1 exactly: balance a pole, 2 actions, 500 steps.",
-            gymnasium_id="CartPole-v1"),
-    EnvSpec("CartPoleSwingUp-v0", f"{_ENVS}.cartpole:CartPoleSwingUp",
-            "CartPole physics, continuous force, start hanging down, swing up and balance."),
-    EnvSpec("Pendulum-v1", f"{_ENVS}.pendulum:Pendulum",
-            "Gymnasium's Pendulum-v1 exactly: bounded torque swing-up.",
-            gymnasium_id="Pendulum-v1"),
-    EnvSpec("GaussianBandit-v0", f"{_ENVS}.bandit:GaussianBandit",
-            "k-armed Gaussian bandit testbed (Sutton & Barto 2.3), arm means drawn per reset."),
-    EnvSpec("GridWorld4x4-v0", f"{_ENVS}.gridworlds:GridWorld4x4",
-            "Sutton & Barto Example 4.1: 4x4 grid, two terminal corners, -1 per step.",
-            tabular=True),
-    EnvSpec("GridWorld5x5-v0", f"{_ENVS}.gridworlds:GridWorld5x5",
-            "Sutton & Barto Example 3.5: 5x5 grid with teleports A (+10) and B (+5).",
-            tabular=True),
-    EnvSpec("CliffWalking-v0", f"{_ENVS}.gridworlds:CliffWalking",
-            "Sutton & Barto Example 6.6: 4x12 grid, the cliff costs -100 and sends you back.",
-            gymnasium_id="CliffWalking-v1", tabular=True),
-    EnvSpec("WindyGridworld-v0", f"{_ENVS}.gridworlds:WindyGridworld",
-            "Sutton & Barto Example 6.5: 7x10 grid with an upward wind.",
-            tabular=True),
-    EnvSpec("GamblersProblem-v0", f"{_ENVS}.gambler:GamblersProblem",
-            "Sutton & Barto Example 4.3: bet on coin flips to reach 100.",
-            tabular=True),
-    EnvSpec("JacksCarRental-v0", f"{_ENVS}.jacks:JacksCarRental",
-            "Sutton & Barto Example 4.2: move cars between two Poisson rental sites.",
-            tabular=True),
-    EnvSpec("Blackjack-v0", f"{_ENVS}.blackjack:Blackjack",
-            "Sutton & Barto Example 5.1: infinite-deck blackjack (Gymnasium Blackjack-v1, sab=True).",
-            gymnasium_id="Blackjack-v1", tabular=True),
-    EnvSpec("TicTacToe-v0", f"{_ENVS}.tictactoe:TicTacToe",
-            "Two-player tic-tac-toe: board, player to move, legal-action mask, winner."),
+    EnvSpec(
+        "CartPole-v1",
+        f"{_ENVS}.cartpole:CartPole",
+        "Gymnasium's CartPole-v1 exactly: balance a pole, 2 actions, 500 steps.",
+        gymnasium_id="CartPole-v1",
+    ),
+    EnvSpec(
+        "CartPoleSwingUp-v0",
+        f"{_ENVS}.cartpole:CartPoleSwingUp",
+        "CartPole physics, continuous force, start hanging down, swing up and balance.",
+    ),
+    EnvSpec(
+        "Pendulum-v1",
+        f"{_ENVS}.pendulum:Pendulum",
+        "Gymnasium's Pendulum-v1 exactly: bounded torque swing-up.",
+        gymnasium_id="Pendulum-v1",
+    ),
+    EnvSpec(
+        "GaussianBandit-v0",
+        f"{_ENVS}.bandit:GaussianBandit",
+        "k-armed Gaussian bandit testbed (Sutton & Barto 2.3), arm means drawn per reset.",
+    ),
+    EnvSpec(
+        "GridWorld4x4-v0",
+        f"{_ENVS}.gridworlds:GridWorld4x4",
+        "Sutton & Barto Example 4.1: 4x4 grid, two terminal corners, -1 per step.",
+        tabular=True,
+    ),
+    EnvSpec(
+        "GridWorld5x5-v0",
+        f"{_ENVS}.gridworlds:GridWorld5x5",
+        "Sutton & Barto Example 3.5: 5x5 grid with teleports A (+10) and B (+5).",
+        tabular=True,
+    ),
+    EnvSpec(
+        "CliffWalking-v0",
+        f"{_ENVS}.gridworlds:CliffWalking",
+        "Sutton & Barto Example 6.6: 4x12 grid, the cliff costs -100 and sends you back.",
+        gymnasium_id="CliffWalking-v1",
+        tabular=True,
+    ),
+    EnvSpec(
+        "WindyGridworld-v0",
+        f"{_ENVS}.gridworlds:WindyGridworld",
+        "Sutton & Barto Example 6.5: 7x10 grid with an upward wind.",
+        tabular=True,
+    ),
+    EnvSpec(
+        "GamblersProblem-v0",
+        f"{_ENVS}.gambler:GamblersProblem",
+        "Sutton & Barto Example 4.3: bet on coin flips to reach 100.",
+        tabular=True,
+    ),
+    EnvSpec(
+        "JacksCarRental-v0",
+        f"{_ENVS}.jacks:JacksCarRental",
+        "Sutton & Barto Example 4.2: move cars between two Poisson rental sites.",
+        tabular=True,
+    ),
+    EnvSpec(
+        "Blackjack-v0",
+        f"{_ENVS}.blackjack:Blackjack",
+        "Sutton & Barto Example 5.1: infinite-deck blackjack (Gymnasium Blackjack-v1, sab=True).",
+        gymnasium_id="Blackjack-v1",
+        tabular=True,
+    ),
+    EnvSpec(
+        "TicTacToe-v0",
+        f"{_ENVS}.tictactoe:TicTacToe",
+        "Two-player tic-tac-toe: board, player to move, legal-action mask, winner.",
+    ),
 ]:
     register(_spec)

@@ -48,7 +48,9 @@ class Discrete(Space):
 class Box(Space):
     """A box `low <= x <= high` of a given shape (bounds may be infinite)."""
 
-    def __init__(self, low: Any, high: Any, shape: tuple[int, ...] | None = None, dtype: Any = jnp.float32):
+    def __init__(
+        self, low: Any, high: Any, shape: tuple[int, ...] | None = None, dtype: Any = jnp.float32
+    ):
         low_a, high_a = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
         if shape is None:
             shape = np.broadcast_shapes(low_a.shape, high_a.shape)

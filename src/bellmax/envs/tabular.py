@@ -33,6 +33,11 @@ class TabularEnvironment(Environment):
         """The integer index `0 .. S-1` of an environment state (jittable)."""
         raise NotImplementedError
 
+    def state_from_index(self, s: jax.Array) -> Any:
+        """An environment state whose `state_index` is `s`, at time 0 (jittable; used for
+        exploring starts and for sampling the model from every state)."""
+        raise NotImplementedError
+
     def cell_of(self, s: int) -> tuple[int, int]:
         """Grid cell `(row, col)` of state index `s` (grid worlds only)."""
         raise NotImplementedError(f"{self.name} is not drawn on a grid.")

@@ -1,0 +1,180 @@
+"""The k-armed Gaussian bandit testbed (Sutton & Barto, section 2.3).
+
+Each episode is one bandit problem: `reset` draws the true action values
+`q*(a) ~ N(mean_offset, arm_mean_std^2)` for the `k` arms into the state, and every
+`step(a)` pays a reward `R ~ N(q*(a), reward_std^2)`. The testbed's "2000 runs of 1000 steps"
+is `jax.vmap` over 2000 reset keys of a `jax.lax.scan` of 1000 steps.
+
+Variants, all through `BanditParams` (so they can be vmapped like any other constant):
+
+- the gradient-bandit figure (section 2.8, Figure 2.5): `mean_offset=4.0`;
+- the nonstationary testbed of Exercise 2.5: `walk_std > 0` makes every `q*(a)` take an
+  independent Gaussian random-walk step of standard deviation `walk_std` after each pull
+  (the exercise uses `arm_mean_std=0.0` so all arms start equal, `walk_std=0.01` and
+  `max_steps_in_episode=10_000`).
+
+Observation: a constant `zeros(1)` float32 vector. A bandit has no state the agent can
+see; the constant keeps the gymnax/Gymnasium interface (a `Box` observation) without
+leaking anything, and the step count is already in `state.time`. The episode never
+terminates; it is truncated after `max_steps_in_episode` pulls.
+
+`info` carries what the testbed runner needs for the book's two curves:
+`optimal_action` (argmax of `q*` before the pull), `is_optimal` (the pulled arm's `q*` equals
+the largest, so ties count as optimal) and `regret` (`max q* - q*(a)`, at least 0).
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from bellmax.envs import spaces
+from bellmax.envs.environment import (
+    Environment,
+    EnvParams,
+    EnvState,
+    check_discrete_action,
+    concrete_or_none,
+)
+
+
+@struct.dataclass
+class BanditParams(EnvParams):
+    """Constants of the Gaussian testbed (Sutton & Barto 2.3; Exercise 2.5 for `walk_std`)."""
+
+    mean_offset: float = 0.0
+    """Mean of the distribution the true arm values are drawn from (+4 in Figure 2.5)."""
+    arm_mean_std: float = 1.0
+    """Standard deviation of the true arm values around `mean_offset` (0: all arms equal)."""
+    reward_std: float = 1.0
+    """Standard deviation of a reward around its arm's true value."""
+    walk_std: float = 0.0
+    """Random-walk step of every arm's true value per pull; 0 is the stationary testbed."""
+    max_steps_in_episode: int = 1000
+    """Pulls until truncation (the book's runs are 1000 steps)."""
+
+
+@struct.dataclass
+class BanditState(EnvState):
+    """The true arm values `q_star[k]` of this run and the number of pulls so far."""
+
+    q_star: jax.Array
+    time: jax.Array
+
+
+class GaussianBandit(Environment[BanditState, BanditParams]):
+    """k-armed Gaussian bandit testbed (Sutton & Barto 2.3): arm values drawn per reset.
+
+    Args:
+      k: number of arms (static: it fixes the shapes, so it is a constructor argument and
+        not an `EnvParams` field).
+
+    Concrete `params` and actions are checked when `reset`/`step` is called outside a trace
+    (bad values raise `ValueError`); under `jit`/`vmap` an out-of-range action is clipped to
+    `0 .. k-1` by JAX's indexing and is not reported.
+    """
+
+    def __init__(self, k: int = 10):
+        if isinstance(k, bool):
+            raise TypeError(f"k must be an integer number of arms, got {k!r}; pass e.g. k=10.")
+        try:
+            k_int = operator.index(k)
+        except TypeError:
+            raise TypeError(
+                f"k must be an integer number of arms, got {k!r} ({type(k).__name__}); "
+                "pass e.g. k=10."
+            ) from None
+        if k_int < 1:
+            raise ValueError(f"GaussianBandit needs k >= 1 arms, got k={k_int}; pass e.g. k=10.")
+        self.k = k_int
+
+    # Environments with the same k share compiled reset/step (self is a static jit argument).
+    def __repr__(self) -> str:
+        return f"GaussianBandit(k={self.k})"
+
+    @property
+    def name(self) -> str:
+        return "GaussianBandit-v0"
+
+    @property
+    def default_params(self) -> BanditParams:
+        return BanditParams()
+
+    # ------------------------------------------------------------------ validation
+    def check_params(self, params: BanditParams) -> None:
+        """Raise `ValueError` for concrete `params` that do not describe a testbed.
+
+        Args:
+          params: the constants to check; traced fields (under `jit`/`vmap`) are skipped.
+        """
+        if not isinstance(params, BanditParams):
+            raise TypeError(
+                f"GaussianBandit needs BanditParams, got {type(params).__name__}; "
+                "use env.default_params or bellmax.make('GaussianBandit-v0')."
+            )
+        for field in ("mean_offset", "arm_mean_std", "reward_std", "walk_std"):
+            v = concrete_or_none(getattr(params, field))
+            if v is None:
+                continue
+            if not np.all(np.isfinite(v)):
+                raise ValueError(f"BanditParams.{field} must be finite, got {v}.")
+            if field != "mean_offset" and np.any(v < 0):
+                raise ValueError(
+                    f"BanditParams.{field} is a standard deviation and must be >= 0, got {v}."
+                )
+        steps = concrete_or_none(params.max_steps_in_episode)
+        if steps is not None and np.any(steps < 1):
+            raise ValueError(
+                f"BanditParams.max_steps_in_episode must be >= 1, got {steps}; "
+                "the book's runs use 1000."
+            )
+
+    def reset(self, key: jax.Array, params: BanditParams | None = None):
+        """Draw a new bandit problem. Returns `(obs, state)`; see the class docstring."""
+        if params is not None:
+            self.check_params(params)
+        return super().reset(key, params)
+
+    def step(self, key: jax.Array, state: BanditState, action: Any, params=None):
+        """Pull arm `action`. Returns `(obs, state, reward, terminated, truncated, info)`."""
+        if params is not None:
+            self.check_params(params)
+        check_discrete_action(action, self.k)
+        return super().step(key, state, action, params)
+
+    # ------------------------------------------------------------------ dynamics
+    def reset_env(self, key: jax.Array, params: BanditParams) -> tuple[jax.Array, BanditState]:
+        q_star = params.mean_offset + params.arm_mean_std * jax.random.normal(key, (self.k,))
+        state = BanditState(q_star=q_star.astype(jnp.float32), time=jnp.asarray(0, jnp.int32))
+        return self.get_obs(state), state
+
+    def step_env(self, key: jax.Array, state: BanditState, action: Any, params: BanditParams):
+        # one draw per step: the reward noise and the k random-walk increments
+        noise = jax.random.normal(key, (self.k + 1,))
+        a = jnp.asarray(action, jnp.int32)
+        q_a = jnp.take(state.q_star, a, mode="clip")
+        best = jnp.max(state.q_star)
+        info = {
+            "optimal_action": jnp.argmax(state.q_star).astype(jnp.int32),
+            "is_optimal": q_a >= best,
+            "regret": (best - q_a).astype(jnp.float32),
+        }
+        reward = (q_a + params.reward_std * noise[0]).astype(jnp.float32)
+        walk = params.walk_std * noise[1:]
+        state = BanditState(q_star=(state.q_star + walk).astype(jnp.float32), time=state.time + 1)
+        return self.get_obs(state), state, reward, jnp.asarray(False), info
+
+    def get_obs(self, state: BanditState) -> jax.Array:
+        """The constant observation `zeros(1)` (a bandit has no visible state)."""
+        return jnp.zeros((1,), jnp.float32)
+
+    def action_space(self, params: BanditParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(self.k)
+
+    def observation_space(self, params: BanditParams | None = None) -> spaces.Box:
+        return spaces.Box(0.0, 0.0, (1,), jnp.float32)

@@ -1,0 +1,364 @@
+"""Tests for the benchmark harness (bench/_harness.py) and a smoke run of bench/env_rollout.py.
+
+Speed is never asserted here: only that records are well formed, ratios point the documented
+way, results files are appended atomically and peers are skipped with a usable message.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+if str(BENCH_DIR) not in sys.path:
+    sys.path.insert(0, str(BENCH_DIR))
+
+import _harness as H  # noqa: E402
+import run_all  # noqa: E402
+
+
+# --------------------------------------------------------------------------- result
+@pytest.mark.parametrize(
+    ("unit", "better"),
+    [
+        ("s", "lower"),
+        ("ms", "lower"),
+        ("s/iter", "lower"),
+        ("steps/s", "higher"),
+        ("games/s", "higher"),
+    ],
+)
+def test_result_ratio_is_ours_over_peer_and_speedup_follows_unit(unit, better):
+    ours, peer = 3.0, 12.0
+    rec = H.result("demo", ours, peer, unit, peer_name="p")
+    assert rec["ratio"] == pytest.approx(ours / peer)
+    assert rec["better"] == better
+    expected_speedup = peer / ours if better == "lower" else ours / peer
+    assert rec["speedup"] == pytest.approx(expected_speedup)
+    assert rec["peer_name"] == "p"
+    assert list(rec)[:7] == list(H.CORE_KEYS)
+
+
+def test_result_speedup_above_one_means_bellmax_better():
+    faster_time = H.result("t", 1.0, 2.0, "s")  # we take 1 s, the peer 2 s
+    faster_rate = H.result("r", 2.0, 1.0, "steps/s")  # we do 2 steps/s, the peer 1
+    assert faster_time["ratio"] < 1 < faster_time["speedup"]
+    assert faster_rate["ratio"] > 1 and faster_rate["speedup"] > 1
+
+
+def test_result_explicit_better_overrides_unit():
+    rec = H.result("err", 0.5, 0.25, "rmse", better="lower")
+    assert rec["better"] == "lower"
+    assert rec["speedup"] == pytest.approx(0.25 / 0.5)
+
+
+def test_result_skipped_peer_has_no_ratio():
+    rec = H.result("demo", 5.0, None, "s", peer_skipped="not installed")
+    assert rec["peer"] is None and rec["ratio"] is None and rec["speedup"] is None
+    assert rec["peer_skipped"] == "not installed"
+
+
+def test_result_accepts_numpy_numbers():
+    rec = H.result("demo", np.float32(2.0), np.float64(4.0), "s")
+    assert isinstance(rec["ours"], float) and rec["ratio"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("bench", ["", "a/b", ".hidden", "a\\b", 3])
+def test_result_rejects_bad_bench_name(bench):
+    with pytest.raises(ValueError, match="bench must be"):
+        H.result(bench, 1.0, 1.0, "s")
+
+
+def test_result_rejects_unknown_unit_without_better():
+    with pytest.raises(ValueError, match="better='lower'"):
+        H.result("demo", 1.0, 1.0, "widgets")
+
+
+def test_result_rejects_empty_unit():
+    with pytest.raises(ValueError, match="unit must be"):
+        H.result("demo", 1.0, 1.0, "")
+
+
+def test_result_rejects_bad_better():
+    with pytest.raises(ValueError, match="'lower' or 'higher'"):
+        H.result("demo", 1.0, 1.0, "s", better="faster")
+
+
+def test_result_rejects_extra_key_clash():
+    with pytest.raises(TypeError, match="clash"):
+        H.result("demo", 1.0, 1.0, "s", **{"ratio": 3})
+
+
+def test_result_rejects_non_numbers_and_nan():
+    with pytest.raises(TypeError, match="ours must be a number"):
+        H.result("demo", "fast", 1.0, "s")
+    with pytest.raises(TypeError, match="None when the peer was skipped"):
+        H.result("demo", 1.0, "slow", "s")
+    with pytest.raises(ValueError, match="finite"):
+        H.result("demo", math.nan, 1.0, "s")
+
+
+# --------------------------------------------------------------------------- emit
+def test_emit_prints_one_json_line_and_appends_it(tmp_path):
+    out = io.StringIO()
+    rec = H.result("demo", 2.0, 8.0, "s", case="tiny", sizes=np.arange(3))
+    written = H.emit(rec, tmp_path, stream=out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1
+    printed = json.loads(lines[0])
+    assert printed == written
+    assert printed["ratio"] == pytest.approx(2.0 / 8.0)
+    assert printed["sizes"] == [0, 1, 2]
+    machine = printed["machine"]
+    for key in ("cpu_count", "jax", "platform", "python", "threads"):
+        assert key in machine
+    assert machine["cpu_count"] == os.cpu_count()
+    assert printed["date"].endswith("+00:00")
+    stored = (tmp_path / "demo.jsonl").read_text().splitlines()
+    assert stored == lines
+
+
+def test_emit_appends_and_keeps_earlier_lines(tmp_path):
+    for i in range(3):
+        H.emit(H.result("demo", float(i + 1), 1.0, "s"), tmp_path, stream=io.StringIO())
+    records = H.read_results(tmp_path / "demo.jsonl")
+    assert [r["ours"] for r in records] == [1.0, 2.0, 3.0]
+
+
+def test_emit_writes_nan_extras_as_null(tmp_path):
+    rec = H.result("demo", 1.0, 2.0, "s", loss=float("nan"), arr=np.array([1.5, np.inf]))
+    printed = json.loads(_emit_line(rec, tmp_path))
+    assert printed["loss"] is None and printed["arr"] == [1.5, None]
+
+
+def test_emit_rejects_record_without_bench(tmp_path):
+    with pytest.raises(ValueError, match="result"):
+        H.emit({"ours": 1.0}, tmp_path, stream=io.StringIO())
+    assert not list(tmp_path.iterdir())
+
+
+def test_emit_rejects_unserialisable_extra(tmp_path):
+    rec = H.result("demo", 1.0, 2.0, "s", thing=object())
+    with pytest.raises(TypeError, match="cannot write object"):
+        H.emit(rec, tmp_path, stream=io.StringIO())
+    assert not (tmp_path / "demo.jsonl").exists()
+
+
+def _emit_line(rec, results_dir):
+    out = io.StringIO()
+    H.emit(rec, results_dir, stream=out)
+    return out.getvalue().strip()
+
+
+# --------------------------------------------------------------------------- append_line
+def test_append_line_concurrent_writers_lose_nothing(tmp_path):
+    path = tmp_path / "results" / "many.jsonl"  # parent created on demand
+
+    def write(i):
+        H.append_line(path, json.dumps({"i": i, "pad": "x" * 2000}))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(write, range(120)))
+    lines = path.read_text().splitlines()
+    assert sorted(json.loads(line)["i"] for line in lines) == list(range(120))
+    assert [p.name for p in path.parent.iterdir()] == ["many.jsonl"]  # no temp files left
+
+
+def test_append_line_repairs_missing_final_newline(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"a": 1}')
+    H.append_line(path, '{"b": 2}')
+    assert path.read_text() == '{"a": 1}\n{"b": 2}\n'
+
+
+def test_append_line_rejects_multiline(tmp_path):
+    with pytest.raises(ValueError, match="exactly one line"):
+        H.append_line(tmp_path / "x.jsonl", "a\nb")
+
+
+def test_read_results_skips_broken_lines(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"bench": "a"}\nnot json\n\n[1]\n{"bench": "b"}\n')
+    assert [r["bench"] for r in H.read_results(path)] == ["a", "b"]
+
+
+# --------------------------------------------------------------------------- timing
+def test_time_it_counts_calls_and_orders_stats():
+    calls = []
+    t = H.time_it(lambda: calls.append(1), repeat=4, warmup=2, number=3)
+    assert len(calls) == 2 + 4 * 3
+    assert len(t.times) == 4
+    assert t.min <= t.median <= max(t.times)
+    d = t.to_dict("run_")
+    assert d["run_repeat"] == 4 and d["run_min_s"] == t.min
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"repeat": 0}, "repeat"), ({"warmup": -1}, "warmup"), ({"number": 1.5}, "number")],
+)
+def test_time_it_rejects_bad_counts(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        H.time_it(lambda: None, **kwargs)
+
+
+def test_time_it_rejects_non_callable():
+    with pytest.raises(TypeError, match="callable"):
+        H.time_it(42)
+
+
+def test_time_jax_separates_compile_from_run():
+    import jax.numpy as jnp
+
+    def f(x):
+        return jnp.tanh(x @ x.T).sum()
+
+    t = H.time_jax(f, jnp.ones((8, 8)), repeat=3, warmup=1)
+    assert t.trace_s > 0 and t.compile_s > 0 and t.first_call_s > 0
+    assert len(t.run.times) == 3
+    assert t.startup_s == pytest.approx(t.trace_s + t.compile_s + t.first_call_s)
+    d = t.to_dict("ours_")
+    assert {"ours_compile_s", "ours_trace_s", "ours_run_median_s"} <= set(d)
+
+
+def test_time_jax_rejects_bad_input():
+    with pytest.raises(TypeError, match="callable"):
+        H.time_jax("f")
+    with pytest.raises(ValueError, match="repeat"):
+        H.time_jax(lambda x: x, 1.0, repeat=0)
+
+
+# --------------------------------------------------------------------------- threads
+def test_thread_env_and_fair_threads(monkeypatch):
+    assert H.thread_env(2) == dict.fromkeys(H.THREAD_VARS, "2")
+    for name in H.THREAD_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    now = H.fair_threads(1)
+    assert now["OMP_NUM_THREADS"] == "3"  # the user's own setting wins
+    assert now["OPENBLAS_NUM_THREADS"] == "1"
+    assert H.fair_threads(1, override=True)["OMP_NUM_THREADS"] == "1"
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.0, True])
+def test_thread_env_rejects_bad_count(threads):
+    with pytest.raises(ValueError, match="threads must be"):
+        H.thread_env(threads)
+
+
+# --------------------------------------------------------------------------- peer venv
+def _fake_venv(tmp_path: Path) -> Path:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    return venv
+
+
+def _script(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "peer.py"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_run_in_peer_venv_missing_venv_says_how_to_install(tmp_path):
+    res = H.run_in_peer_venv("x.py", group="gymnax", venv=tmp_path / "nowhere")
+    assert H.is_skipped(res)
+    assert "bash bench/setup_peers.sh gymnax" in res["reason"]
+    assert "not found" in res["reason"]
+
+
+def test_run_in_peer_venv_returns_last_json_line(tmp_path):
+    script = _script(
+        tmp_path,
+        """
+        import json, os, sys
+        print("warming up")
+        print(json.dumps({"first": True}))
+        print(json.dumps({"args": sys.argv[1:], "blas": os.environ["OPENBLAS_NUM_THREADS"]}))
+        """,
+    )
+    res = H.run_in_peer_venv(
+        script, ["--n", 3], group="g", modules=["json"], venv=_fake_venv(tmp_path), threads=2
+    )
+    assert not H.is_skipped(res)
+    assert res == {"args": ["--n", "3"], "blas": "2"}
+
+
+def test_run_in_peer_venv_missing_module(tmp_path):
+    script = _script(tmp_path, "print('{}')\n")
+    res = H.run_in_peer_venv(
+        script, group="sb3", modules=["json", "no_such_module_xyz"], venv=_fake_venv(tmp_path)
+    )
+    assert H.is_skipped(res)
+    assert "no_such_module_xyz" in res["reason"]
+    assert "bash bench/setup_peers.sh sb3" in res["reason"]
+
+
+def test_run_in_peer_venv_failing_script(tmp_path):
+    script = _script(tmp_path, "raise RuntimeError('peer exploded')\n")
+    res = H.run_in_peer_venv(script, group="casadi", venv=_fake_venv(tmp_path))
+    assert H.is_skipped(res) and res["failed"]
+    assert "peer exploded" in res["reason"]
+
+
+def test_run_in_peer_venv_no_json(tmp_path):
+    script = _script(tmp_path, "print('hello')\n")
+    res = H.run_in_peer_venv(script, group="casadi", venv=_fake_venv(tmp_path))
+    assert H.is_skipped(res) and "no JSON" in res["reason"]
+
+
+# --------------------------------------------------------------------------- scripts
+def test_run_all_discovers_public_scripts_only():
+    names = set(run_all.discover())
+    assert "env_rollout" in names
+    assert not any(n.startswith("_") for n in names)
+    assert "run_all" not in names
+
+
+def test_run_all_summary_mentions_failures():
+    rec = H.result("demo", 1.0, 2.0, "s", peer_name="peer")
+    text = run_all.summary([("demo", 0, 1.0, [rec]), ("broken", 3, 0.5, [])])
+    assert "demo" in text and "FAILED (exit 3)" in text
+
+
+def test_env_rollout_smoke(tmp_path):
+    """Tiny run of the real script: two records, the gymnax one skipped, ratios consistent."""
+    env = dict(os.environ)
+    # Speed is not measured here: cheap XLA compilation keeps this run to a few seconds.
+    env["XLA_FLAGS"] = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH_DIR / "env_rollout.py"),
+            "--smoke",
+            "--results-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    printed = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(printed) == 2
+    gym_rec, gymnax_rec = printed
+    assert gym_rec["peer_name"].startswith("gymnasium")
+    assert gym_rec["ratio"] == pytest.approx(gym_rec["ours"] / gym_rec["peer"])
+    assert gym_rec["unit"] == "steps/s" and gym_rec["better"] == "higher"
+    assert gym_rec["ours_compile_s"] > 0
+    # Same work: random-policy CartPole episodes last about 22 steps on both sides.
+    for key in ("ours_mean_episode_length", "peer_mean_episode_length"):
+        assert 10 < gym_rec[key] < 50
+    assert gymnax_rec["peer"] is None and "skipped" in gymnax_rec["peer_skipped"]
+    assert H.read_results(tmp_path / "env_rollout.jsonl") == printed

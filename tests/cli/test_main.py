@@ -1,0 +1,160 @@
+"""The `bellmax` command line: subcommands, clean errors, exit codes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import bellmax
+import bellmax.cli.main as cli
+from bellmax.cli.main import COMMANDS, Command, main, register_command
+from bellmax.core.errors import unknown_name
+
+
+def test_envs_json_lists_the_registry(capsys):
+    assert main(["envs", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    by_id = {e["id"]: e for e in out["envs"]}
+    assert set(by_id) == set(bellmax.registered())
+    assert by_id["CartPole-v1"]["gymnasium_id"] == "CartPole-v1"
+    assert by_id["CartPole-v1"]["tabular"] is False
+    assert by_id["CliffWalking-v0"]["tabular"] is True
+    assert all(e["description"] for e in out["envs"])
+
+
+def test_envs_table(capsys):
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    assert "CartPole-v1" in out and "GridWorld4x4-v0" in out
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"bellmax {bellmax.__version__}"
+
+
+def test_help_lists_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "envs" in out and "tour" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [(["frobnicate"], "frobnicate"), (["envs", "--bogus"], "--bogus"), ([], "envs")],
+)
+def test_usage_errors_exit_2_without_traceback(capsys, argv, needle):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert needle in text
+    assert "Traceback" not in text
+
+
+@dataclasses.dataclass(frozen=True)
+class _BoomArgs:
+    """Raise the chosen error."""
+
+    kind: str = "value"
+    """Which error to raise."""
+
+
+def _boom(args: _BoomArgs) -> int | None:
+    if args.kind == "value":
+        raise ValueError("bad value 3;\n  use a positive one.")
+    if args.kind == "type":
+        raise TypeError("wrong type")
+    if args.kind == "unknown":
+        raise unknown_name("environment id", "CartPol-v1", ["CartPole-v1"])
+    if args.kind == "status":
+        return 7
+    if args.kind == "none":
+        return None
+    raise RuntimeError("a bug, not a user error")
+
+
+@pytest.fixture
+def boom(monkeypatch):
+    monkeypatch.setitem(COMMANDS, "boom", Command("boom", _BoomArgs, _boom))
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("value", "bellmax: error: bad value 3; use a positive one."),
+        ("type", "bellmax: error: wrong type"),
+        (
+            "unknown",
+            "bellmax: error: unknown environment id 'CartPol-v1'. Did you mean: 'CartPole-v1'?",
+        ),
+    ],
+)
+def test_user_errors_become_one_line_exit_2(boom, capsys, monkeypatch, kind, message):
+    monkeypatch.delenv("BELLMAX_DEBUG", raising=False)
+    assert main(["boom", "--kind", kind]) == 2
+    err = capsys.readouterr().err
+    assert err == message + "\n"
+
+
+def test_debug_shows_the_traceback(boom, monkeypatch):
+    monkeypatch.setenv("BELLMAX_DEBUG", "1")
+    with pytest.raises(ValueError, match="bad value"):
+        main(["boom", "--kind", "value"])
+
+
+def test_bugs_are_not_hidden(boom):
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["boom", "--kind", "bug"])
+
+
+def test_command_status_is_returned(boom):
+    assert main(["boom", "--kind", "status"]) == 7
+    assert main(["boom", "--kind", "none"]) == 0
+
+
+def test_register_command_checks(monkeypatch):
+    monkeypatch.setattr(cli, "COMMANDS", dict(COMMANDS))
+    with pytest.raises(ValueError, match="already registered"):
+        register_command(Command("envs", _BoomArgs, _boom))
+    with pytest.raises(ValueError, match="share the config type"):
+        register_command(Command("envs2", cli.EnvsArgs, cli.run_envs))
+    with pytest.raises(TypeError, match="dataclass type"):
+        register_command(Command("x", dict, _boom))
+    register_command(Command("boom2", _BoomArgs, _boom))
+    assert "boom2" in cli.COMMANDS
+
+
+def test_compile_cache_from_environment(monkeypatch, tmp_path):
+    import jax
+
+    old_dir = jax.config.jax_compilation_cache_dir
+    old_min = jax.config.jax_persistent_cache_min_compile_time_secs
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        monkeypatch.delenv("BELLMAX_CACHE_DIR", raising=False)
+        cli._enable_compile_cache()
+        assert jax.config.jax_compilation_cache_dir is None
+        monkeypatch.setenv("BELLMAX_CACHE_DIR", str(tmp_path / "cache"))
+        cli._enable_compile_cache()
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache")
+        assert (tmp_path / "cache").is_dir()
+    finally:
+        jax.config.update("jax_compilation_cache_dir", old_dir)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", old_min)
+
+
+def test_installed_console_script():
+    script = Path(sys.executable).parent / "bellmax"
+    if not script.exists():
+        pytest.skip(f"console script not installed next to {sys.executable}")
+    proc = subprocess.run(
+        [str(script), "envs", "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    ids = [e["id"] for e in json.loads(proc.stdout)["envs"]]
+    assert "CartPole-v1" in ids
