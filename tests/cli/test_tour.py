@@ -32,7 +32,14 @@ def test_quick_tour_writes_the_report(quick_tour):
     assert len(images) >= 3
     for name in images:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for title in ("Environments", "CartPole-v1", "Swing-up and pendulum", "Grid worlds"):
+    for title in (
+        "Environments",
+        "CartPole-v1",
+        "Swing-up and pendulum",
+        "Grid worlds",
+        "Bandits",
+        "Classic RL",
+    ):
         assert f">{title}</h2>" in page
     assert 'class="failure"' not in page
 

@@ -22,6 +22,8 @@ def test_the_registry_marks_the_book_worlds_tabular():
         "GamblersProblem-v0",
         "JacksCarRental-v0",
         "Blackjack-v0",
+        "RandomWalk-v0",
+        "MaximizationBias-v0",
     }
 
 

@@ -136,13 +136,17 @@ def run_envs(args: EnvsArgs) -> int:
 
 # ---------------------------------------------------------------------- registry of commands
 def _builtin_commands() -> list[Command]:
+    from bellmax.cli.bandit import BanditArgs, run_bandit
+    from bellmax.cli.reproduce import ReproduceArgs, run_reproduce
+    from bellmax.cli.solve import SolveArgs, run_solve
     from bellmax.cli.tour import TourArgs, run_tour_command
 
     return [
         Command("envs", EnvsArgs, run_envs),
         Command("tour", TourArgs, run_tour_command),
-        # Later issues add one line each here, e.g.
-        # Command("solve", SolveArgs, run_solve),
+        Command("solve", SolveArgs, run_solve),
+        Command("bandit", BanditArgs, run_bandit),
+        Command("reproduce", ReproduceArgs, run_reproduce),
     ]
 
 

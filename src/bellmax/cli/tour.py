@@ -582,11 +582,51 @@ def gridworlds_section(ctx: TourContext) -> None:
 
 # ---------------------------------------------------------------------- the tour
 #: The tour's sections, in order. Later families append theirs.
+def _bandits_section(ctx: TourContext) -> None:
+    from bellmax.cli.bandit import tour_section
+
+    tour_section(ctx)
+
+
+def classic_rl_section(ctx: TourContext) -> None:
+    """Three of Sutton & Barto's figures, reproduced by `bellmax reproduce sutton-barto`."""
+    import tempfile
+
+    from bellmax.experiments import run_experiment
+    from bellmax.experiments.sutton_barto import EXPERIMENTS
+
+    picks = [
+        (
+            "gridworld-5x5",
+            "Exact DP: the random policy's values (policy evaluation, a linear solve) "
+            "and v* with the optimal policy (value iteration, max-plus backup).",
+        ),
+        ("gamblers-problem", "Value iteration's sweeps on the gambler's problem; v*(50) = 0.4."),
+        ("cliff-walking", "SARSA learns the safe path, Q-learning the edge (Example 6.6)."),
+    ]
+    ctx.report.section(
+        "Classic RL",
+        "One Bellman backup over semirings solves the tabular worlds exactly; sampling replaces "
+        "the sums when no model is known. `bellmax reproduce sutton-barto --list` lists all "
+        "15 reproductions.",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, caption in picks:
+            rec = run_experiment(EXPERIMENTS, name, tmp, seed=ctx.seed, quick=True)
+            for png in rec["figures"]:
+                ctx.report.image(Path(tmp) / png, f"{rec['source']}: {caption}")
+            for key, value in rec["data"].items():
+                if isinstance(value, int | float):
+                    ctx.report.summary[f"{name}/{key}"] = value
+
+
 SECTIONS: list[TourSection] = [
     TourSection("Environments", environments_section),
     TourSection("CartPole-v1", cartpole_section),
     TourSection("Swing-up and pendulum", swing_section),
     TourSection("Grid worlds", gridworlds_section),
+    TourSection("Bandits", _bandits_section),
+    TourSection("Classic RL", classic_rl_section),
 ]
 
 

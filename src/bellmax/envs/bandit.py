@@ -154,8 +154,6 @@ class GaussianBandit(Environment[BanditState, BanditParams]):
         return self.get_obs(state), state
 
     def step_env(self, key: jax.Array, state: BanditState, action: Any, params: BanditParams):
-        # one draw per step: the reward noise and the k random-walk increments
-        noise = jax.random.normal(key, (self.k + 1,))
         a = jnp.asarray(action, jnp.int32)
         q_a = jnp.take(state.q_star, a, mode="clip")
         best = jnp.max(state.q_star)
@@ -164,9 +162,16 @@ class GaussianBandit(Environment[BanditState, BanditParams]):
             "is_optimal": q_a >= best,
             "regret": (best - q_a).astype(jnp.float32),
         }
-        reward = (q_a + params.reward_std * noise[0]).astype(jnp.float32)
-        walk = params.walk_std * noise[1:]
-        state = BanditState(q_star=(state.q_star + walk).astype(jnp.float32), time=state.time + 1)
+        reward = (q_a + params.reward_std * jax.random.normal(key, ())).astype(jnp.float32)
+
+        # The k random-walk increments only for the nonstationary testbed: a normal draw costs
+        # more than the rest of a testbed step, and the stationary one (walk_std = 0) needs none.
+        # With params shared by a vmap (the testbed) this stays a branch, not a select.
+        def walk(q: jax.Array) -> jax.Array:
+            return q + params.walk_std * jax.random.normal(jax.random.fold_in(key, 1), q.shape)
+
+        q_star = jax.lax.cond(jnp.any(params.walk_std != 0), walk, lambda q: q, state.q_star)
+        state = BanditState(q_star=q_star.astype(jnp.float32), time=state.time + 1)
         return self.get_obs(state), state, reward, jnp.asarray(False), info
 
     def get_obs(self, state: BanditState) -> jax.Array:

@@ -181,6 +181,18 @@ for _spec in [
         tabular=True,
     ),
     EnvSpec(
+        "RandomWalk-v0",
+        f"{_ENVS}.random_walk:RandomWalk",
+        "Sutton & Barto Example 6.2: a 5-state random walk between two exits.",
+        tabular=True,
+    ),
+    EnvSpec(
+        "MaximizationBias-v0",
+        f"{_ENVS}.maximization_bias:MaximizationBias",
+        "Sutton & Barto Example 6.7: Q-learning's maximization bias (states A and B).",
+        tabular=True,
+    ),
+    EnvSpec(
         "TicTacToe-v0",
         f"{_ENVS}.tictactoe:TicTacToe",
         "Two-player tic-tac-toe: board, player to move, legal-action mask, winner.",

@@ -1,0 +1,195 @@
+"""`bellmax solve`: solve a tabular MDP stored as `.npz` by dynamic programming.
+
+    bellmax solve mdp.npz --method value-iteration --tol 1e-8 --json
+    bellmax solve mdp.npz --method evaluate --policy policy.npy --json
+
+The file format is `bellmax.tabular.io` (dense `P` or sparse `P_indices`/`P_values`, `R`,
+optional `gamma`). With `--json` one JSON object is printed: `values`, `policy` (for
+`evaluate`: the given one), `iterations`, `residual`, `error_bound` (null when no bound is
+known, gamma = 1), `status`, `seconds` and the problem's size. Non-finite numbers are written
+as null. The exit status is 0 when the solver converged, 1 when it stopped otherwise
+(iteration limit, divergence), 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import tyro
+
+__all__ = ["METHODS", "SolveArgs", "run_solve", "solve_file"]
+
+Method = Literal[
+    "evaluate",
+    "value-iteration",
+    "policy-iteration",
+    "modified-policy-iteration",
+    "soft-value-iteration",
+]
+#: The `--method` choices.
+METHODS = (
+    "evaluate",
+    "value-iteration",
+    "policy-iteration",
+    "modified-policy-iteration",
+    "soft-value-iteration",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SolveArgs:
+    """Solve a tabular MDP stored as .npz (dense P or sparse P_indices/P_values, R, gamma)."""
+
+    file: Annotated[str, tyro.conf.Positional]
+    """The MDP file (.npz)."""
+    method: Method = "value-iteration"
+    """Solver to run."""
+    gamma: float | None = None
+    """Discount in [0, 1]; overrides the file's (required if the file has none)."""
+    tol: float = 1e-8
+    """Accuracy: value iteration and its variants guarantee ||V - V*|| <= tol for gamma < 1."""
+    temperature: float = 1.0
+    """Temperature tau > 0 of soft-value-iteration."""
+    policy: str | None = None
+    """Policy to evaluate (.npy): (S,) action indices or (S, A) probabilities."""
+    evaluation: Literal["auto", "direct", "jacobi", "gauss-seidel", "krylov"] = "auto"
+    """How `evaluate` solves the linear system (auto: direct if dense, krylov if sparse)."""
+    sweeps: int = 10
+    """Evaluation sweeps per round of modified-policy-iteration."""
+    max_iterations: int = 100_000
+    """Iteration limit."""
+    json: bool = False
+    """Print one JSON object instead of a summary."""
+
+
+def _finite_or_none(x: Any) -> Any:
+    """Nested lists of floats with NaN/inf replaced by None (strict JSON)."""
+    if isinstance(x, list):
+        return [_finite_or_none(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _load_policy(path: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(
+            f"--policy: no such file {path!r}; save one with numpy.save(path, policy)."
+        )
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(
+            f"--policy: {p.name} is not a readable .npy array ({type(e).__name__}); save the "
+            "policy with numpy.save(path, policy)."
+        ) from None
+    if not isinstance(arr, np.ndarray):
+        arr.close()
+        raise ValueError(
+            f"--policy: {p.name} is an .npz archive; give a single .npy array of shape (S,) or (S, A)."
+        )
+    return arr
+
+
+def solve_file(args: SolveArgs) -> dict[str, Any]:
+    """Load `args.file`, run the chosen solver and return the JSON-ready summary.
+
+    Raises:
+      ValueError / InvalidMDPError: bad file, policy, option values.
+    """
+    from bellmax.tabular import dp
+    from bellmax.tabular.io import load_mdp
+
+    if args.method == "evaluate" and args.policy is None:
+        raise ValueError("--method evaluate needs --policy POLICY.npy (the policy to evaluate).")
+    if args.method != "evaluate" and args.policy is not None:
+        raise ValueError(f"--policy is only used by --method evaluate, not {args.method}.")
+    if args.gamma is not None and not (math.isfinite(args.gamma) and 0.0 <= args.gamma <= 1.0):
+        raise ValueError(f"--gamma {args.gamma} must be a number in [0, 1].")
+    try:
+        mdp = load_mdp(args.file, gamma=args.gamma)
+    except FileNotFoundError as e:
+        raise ValueError(str(e)) from None
+    except OSError as e:  # unreadable (permissions, a directory ...)
+        raise ValueError(f"cannot read {args.file!r}: {e.strerror or e}.") from None
+    common = {"tol": args.tol, "max_iterations": args.max_iterations}
+    t0 = time.perf_counter()
+    if args.method == "evaluate":
+        policy = _load_policy(args.policy)
+        result = dp.evaluate_policy(mdp, policy, method=args.evaluation, **common)
+    elif args.method == "value-iteration":
+        result = dp.value_iteration(mdp, **common)
+    elif args.method == "policy-iteration":
+        result = dp.policy_iteration(
+            mdp, tol=args.tol, max_iterations=min(args.max_iterations, 10_000)
+        )
+    elif args.method == "modified-policy-iteration":
+        result = dp.modified_policy_iteration(mdp, m=args.sweeps, **common)
+    else:
+        result = dp.soft_value_iteration(mdp, temperature=args.temperature, **common)
+    values = np.asarray(result.values, dtype=np.float64)
+    seconds = time.perf_counter() - t0
+    return {
+        "file": str(args.file),
+        "method": args.method,
+        "num_states": mdp.num_states,
+        "num_actions": mdp.num_actions,
+        "gamma": float(mdp.gamma),
+        "status": result.status_name,
+        "iterations": int(result.iterations),
+        "residual": _finite_or_none(float(result.residual)),
+        "error_bound": _finite_or_none(float(result.error_bound)),
+        "seconds": seconds,
+        "values": _finite_or_none(values.tolist()),
+        "policy": _finite_or_none(np.asarray(result.policy).tolist()),
+    }
+
+
+def _summary(out: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def num(x: Any) -> str:
+        return "n/a" if x is None else f"{x:.3g}"
+
+    table = Table(title=f"bellmax solve {out['file']}", title_justify="left", show_header=False)
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    vals = [v for v in out["values"] if v is not None]
+    status = out["status"]
+    colour = "green" if status == "converged" else "red"
+    rows = [
+        ("method", out["method"]),
+        (
+            "problem",
+            f"{out['num_states']} states x {out['num_actions']} actions, gamma {out['gamma']:g}",
+        ),
+        ("status", f"[{colour}]{status}[/{colour}]"),
+        ("iterations", str(out["iterations"])),
+        ("residual", num(out["residual"])),
+        ("error bound", num(out["error_bound"])),
+        ("seconds", f"{out['seconds']:.3f}"),
+        ("values", f"min {min(vals):.6g}, max {max(vals):.6g}" if vals else "non-finite"),
+    ]
+    head = ", ".join("n/a" if v is None else f"{v:.4g}" for v in out["values"][:8])
+    rows.append(("first values", head + (", ..." if len(out["values"]) > 8 else "")))
+    for k, v in rows:
+        table.add_row(k, v)
+    Console(soft_wrap=False).print(table)
+
+
+def run_solve(args: SolveArgs) -> int:
+    """`bellmax solve`: print the result; exit 0 if converged, 1 otherwise, 2 for bad input."""
+    out = solve_file(args)
+    if args.json:
+        print(json.dumps(out, allow_nan=False))
+    else:
+        _summary(out)
+    return 0 if out["status"] == "converged" else 1

@@ -1,0 +1,554 @@
+"""Tests for bellmax.tabular.dp: exact solvers vs a direct linear solve, and the book."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.sparse.csgraph import NegativeCycleError, bellman_ford, dijkstra
+
+import bellmax
+from bellmax.core.errors import UnknownNameError
+from bellmax.core.mdp import TabularMDP
+from bellmax.envs.blackjack import Blackjack
+from bellmax.tabular.dp import (
+    DPResult,
+    ShortestPathResult,
+    Status,
+    evaluate_policy,
+    greedy_policy,
+    modified_policy_iteration,
+    policy_iteration,
+    random_mdp,
+    shortest_paths,
+    soft_value_iteration,
+    value_iteration,
+)
+
+GAMMA_DENSE, GAMMA_SPARSE = 0.9, 0.95
+
+
+# ---------------------------------------------------------------------- references (numpy)
+def _mrp(mdp: TabularMDP, policy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    P, R = mdp.dense_P(), np.asarray(mdp.R, np.float64)
+    S = R.shape[0]
+    if policy.ndim == 1:
+        return P[np.arange(S), policy], R[np.arange(S), policy]
+    return np.einsum("sa,sat->st", policy, P), (policy * R).sum(axis=1)
+
+
+def exact_values(mdp: TabularMDP, policy: np.ndarray) -> np.ndarray:
+    """v_pi by numpy's dense linear solve (gamma < 1)."""
+    P, r = _mrp(mdp, np.asarray(policy))
+    return np.linalg.solve(np.eye(len(r)) - float(mdp.gamma) * P, r)
+
+
+def exact_optimum(mdp: TabularMDP) -> tuple[np.ndarray, np.ndarray]:
+    """V* and a greedy policy, by policy iteration written in numpy (independent of dp.py)."""
+    P, R, g = mdp.dense_P(), np.asarray(mdp.R, np.float64), float(mdp.gamma)
+    pi = np.zeros(R.shape[0], int)
+    for _ in range(100):
+        v = exact_values(mdp, pi)
+        q = R + g * P @ v
+        new = np.where(q[np.arange(len(pi)), pi] >= q.max(axis=1) - 1e-12, pi, q.argmax(axis=1))
+        if np.array_equal(new, pi):
+            return v, pi
+        pi = new
+    raise AssertionError("numpy policy iteration did not converge")
+
+
+@pytest.fixture(scope="module")
+def dense_mdp() -> TabularMDP:
+    return random_mdp(0, 20, 3, gamma=GAMMA_DENSE)
+
+
+@pytest.fixture(scope="module")
+def sparse_mdp() -> TabularMDP:
+    return random_mdp(1, 30, 3, 4, gamma=GAMMA_SPARSE)
+
+
+@pytest.fixture(scope="module", params=["dense", "sparse"])
+def mdp(request, dense_mdp, sparse_mdp) -> TabularMDP:
+    return dense_mdp if request.param == "dense" else sparse_mdp
+
+
+@pytest.fixture(scope="module")
+def optimum(mdp):
+    return exact_optimum(mdp)
+
+
+def _policies(mdp: TabularMDP) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    S, A = mdp.shape
+    probs = rng.random((S, A))
+    return {
+        "deterministic": rng.integers(0, A, S),
+        "stochastic": probs / probs.sum(axis=1, keepdims=True),
+    }
+
+
+# ---------------------------------------------------------------------- policy evaluation
+@pytest.mark.parametrize("kind", ["deterministic", "stochastic"])
+@pytest.mark.parametrize("method", ["direct", "jacobi", "gauss-seidel", "krylov"])
+def test_evaluate_matches_linear_solve(mdp, method, kind):
+    policy = _policies(mdp)[kind]
+    res = evaluate_policy(mdp, policy, method=method, tol=1e-10)
+    assert isinstance(res, DPResult)
+    assert res.status_name == "converged" and res.converged
+    want = exact_values(mdp, policy)
+    err = np.max(np.abs(np.asarray(res.values) - want))
+    assert err <= 1e-8
+    assert err <= float(res.error_bound) + 1e-12  # the promised bound holds
+    assert np.asarray(res.values).dtype == np.float64
+    np.testing.assert_array_equal(np.asarray(res.policy), policy)
+    P, r = _mrp(mdp, policy)
+    q = np.asarray(mdp.R) + float(mdp.gamma) * mdp.dense_P() @ want
+    np.testing.assert_allclose(np.asarray(res.q_values), q, atol=1e-8)
+
+
+def test_evaluate_iteration_limit_and_warm_start(sparse_mdp):
+    pol = _policies(sparse_mdp)["deterministic"]
+    res = evaluate_policy(sparse_mdp, pol, method="jacobi", max_iterations=3)
+    assert res.status == Status.MAX_ITERATIONS and int(res.iterations) == 3
+    exact = exact_values(sparse_mdp, pol)
+    warm = evaluate_policy(sparse_mdp, pol, method="jacobi", v0=exact, tol=1e-6)
+    assert int(warm.iterations) == 1 and warm.converged
+
+
+def test_evaluate_improper_policy_at_gamma_one_diverges():
+    env, params = bellmax.make("GridWorld4x4-v0")
+    mdp = env.tabular_mdp(params)
+    up = np.zeros(mdp.num_states, int)  # "always up" never reaches a corner from row 1+
+    res = evaluate_policy(mdp, up, method="direct")
+    assert res.status_name == "diverged"
+    pi = policy_iteration(mdp, policy0=up)
+    assert pi.status_name == "diverged" and int(pi.iterations) == 1
+
+
+def test_float32_dtype_and_global_x64_untouched(sparse_mdp):
+    before = jax.config.jax_enable_x64
+    pol = _policies(sparse_mdp)["deterministic"]
+    res = evaluate_policy(sparse_mdp, pol, method="jacobi", tol=1e-4, dtype=jnp.float32)
+    assert np.asarray(res.values).dtype == np.float32
+    np.testing.assert_allclose(np.asarray(res.values), exact_values(sparse_mdp, pol), atol=1e-3)
+    assert jax.config.jax_enable_x64 == before
+    assert jnp.ones(1).dtype == (jnp.float64 if before else jnp.float32)
+
+
+# ---------------------------------------------------------------------- control
+def test_value_iteration_keeps_its_error_promise(mdp, optimum):
+    v_star, _ = optimum
+    for tol in (1e-2, 1e-9):
+        res = value_iteration(mdp, tol=tol)
+        assert res.converged
+        err = np.max(np.abs(np.asarray(res.values) - v_star))
+        assert err <= float(res.error_bound) <= tol
+        g = float(mdp.gamma)
+        np.testing.assert_allclose(float(res.error_bound), g / (1 - g) * float(res.residual))
+        # values are the max of the returned q-values, the policy their argmax
+        q = np.asarray(res.q_values)
+        np.testing.assert_allclose(q.max(axis=1), np.asarray(res.values), rtol=0, atol=1e-12)
+    assert err <= 1e-8  # the tight run agrees with the exact solve
+
+
+def test_policy_iteration_matches_exact_and_value_iteration(mdp, optimum):
+    v_star, pi_star = optimum
+    pi = policy_iteration(mdp)
+    assert pi.converged
+    np.testing.assert_allclose(np.asarray(pi.values), v_star, rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(np.asarray(pi.policy), pi_star)
+    vi = value_iteration(mdp, tol=1e-9)
+    np.testing.assert_array_equal(np.asarray(vi.policy), np.asarray(pi.policy))
+    assert float(pi.error_bound) <= 1e-8
+
+
+@pytest.mark.parametrize("evaluation", ["jacobi", "gauss-seidel", "krylov"])
+def test_policy_iteration_with_iterative_evaluation(sparse_mdp, evaluation):
+    v_star, pi_star = exact_optimum(sparse_mdp)
+    start = np.zeros(sparse_mdp.num_states, int)  # deterministic: one compiled round
+    res = policy_iteration(sparse_mdp, evaluation=evaluation, tol=1e-11, policy0=start)
+    assert res.converged
+    np.testing.assert_array_equal(np.asarray(res.policy), pi_star)
+    np.testing.assert_allclose(np.asarray(res.values), v_star, rtol=0, atol=1e-8)
+
+
+def test_modified_policy_iteration(mdp, optimum):
+    v_star, pi_star = optimum
+    res = modified_policy_iteration(mdp, m=5, tol=1e-9)
+    assert res.converged
+    np.testing.assert_allclose(np.asarray(res.values), v_star, rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(np.asarray(res.policy), pi_star)
+    vi = value_iteration(mdp, tol=1e-9)
+    assert int(res.iterations) < int(vi.iterations)  # fewer greedy steps
+    # m = 0 is value iteration
+    m0 = modified_policy_iteration(mdp, m=0, tol=1e-9)
+    assert int(m0.iterations) == int(vi.iterations)
+    np.testing.assert_allclose(np.asarray(m0.values), np.asarray(vi.values), rtol=0, atol=1e-12)
+
+
+def test_soft_value_iteration_is_a_soft_policy_evaluation(mdp):
+    """V_soft = E_pi[R - tau log pi + gamma P V_soft] for its own softmax policy."""
+    tau = 0.5
+    res = soft_value_iteration(mdp, temperature=tau, tol=1e-10)
+    assert res.converged
+    pi = np.asarray(res.policy)
+    assert pi.shape == mdp.shape
+    np.testing.assert_allclose(pi.sum(axis=1), 1.0)
+    entropic = mdp.replace(R=np.asarray(mdp.R) - tau * np.log(pi))
+    np.testing.assert_allclose(
+        np.asarray(res.values), exact_values(entropic, pi), rtol=0, atol=1e-8
+    )
+
+
+def test_soft_value_iteration_tends_to_value_iteration(mdp, optimum):
+    v_star, pi_star = optimum
+    S, A = mdp.shape
+    g = float(mdp.gamma)
+    gaps = []
+    for tau in (1.0, 0.1, 0.01):
+        res = soft_value_iteration(mdp, temperature=tau, tol=1e-10)
+        gap = np.asarray(res.values) - v_star
+        assert gap.min() >= -1e-9  # soft values sit above V*
+        assert gap.max() <= tau * math.log(A) / (1 - g) + 1e-9
+        gaps.append(gap.max())
+    assert gaps[0] > gaps[1] > gaps[2]
+    np.testing.assert_array_equal(np.asarray(res.policy).argmax(axis=1), pi_star)
+
+
+def test_value_iteration_status_max_iterations(sparse_mdp):
+    res = value_iteration(sparse_mdp, tol=1e-12, max_iterations=5)
+    assert res.status_name == "max_iterations" and int(res.iterations) == 5
+    assert float(res.error_bound) > 1e-12
+
+
+def test_greedy_policy_keeps_incumbent_on_ties():
+    q = jnp.asarray([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0 + 1e-3]])
+    np.testing.assert_array_equal(greedy_policy(q), [0, 2])
+    np.testing.assert_array_equal(greedy_policy(q, jnp.asarray([1, 1]), tie_tol=1e-2), [1, 1])
+    np.testing.assert_array_equal(greedy_policy(q, jnp.asarray([1, 1]), tie_tol=1e-4), [1, 2])
+    np.testing.assert_array_equal(greedy_policy(q, jnp.asarray([2, 0]), tie_tol=1e-2), [0, 2])
+
+
+# ---------------------------------------------------------------------- shortest paths
+def _random_graph(seed: int, n: int, m: int, low: float, high: float, dag: bool = False):
+    rng = np.random.default_rng(seed)
+    pairs = set()
+    while len(pairs) < m:
+        u, v = (int(x) for x in rng.integers(0, n, 2))
+        if u != v and (not dag or u < v):
+            pairs.add((u, v))
+    src, dst = (np.array(x) for x in zip(*sorted(pairs), strict=True))
+    w = rng.uniform(low, high, m)
+    return src, dst, w, sp.csr_matrix((w, (src, dst)), shape=(n, n))
+
+
+def _check_tree(res: ShortestPathResult, src, dst, w, reverse: bool = False):
+    """Each node's predecessor edge attains its distance."""
+    d, pred = np.asarray(res.distances), np.asarray(res.predecessors)
+    weight = {(int(u), int(v)): float(x) for u, v, x in zip(src, dst, w, strict=True)}
+    for v in np.flatnonzero(pred >= 0):
+        u = int(pred[v])
+        edge = (v, u) if reverse else (u, v)
+        np.testing.assert_allclose(d[v], d[u] + weight[edge], rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_shortest_paths_match_dijkstra(seed):
+    n = 40
+    src, dst, w, g = _random_graph(seed, n, 150, 0.1, 10.0)
+    res = shortest_paths((src, dst, w), source=3, num_nodes=n)
+    assert res.status_name == "converged"
+    want, want_pred = dijkstra(g, directed=True, indices=3, return_predecessors=True)
+    np.testing.assert_allclose(np.asarray(res.distances), want, rtol=1e-12)
+    assert np.all(np.isinf(np.asarray(res.distances)) == (want_pred < 0) & (np.arange(n) != 3))
+    _check_tree(res, src, dst, w)
+    # distances *to* a target: Dijkstra on the reversed graph
+    to = shortest_paths((src, dst, w), target=5, num_nodes=n)
+    np.testing.assert_allclose(
+        np.asarray(to.distances), dijkstra(g.T.tocsr(), directed=True, indices=5), rtol=1e-12
+    )
+    _check_tree(to, src, dst, w, reverse=True)
+
+
+def test_shortest_paths_negative_weights_without_cycle():
+    n = 30
+    src, dst, w, g = _random_graph(3, n, 120, -5.0, 5.0, dag=True)
+    res = shortest_paths((src, dst, w), source=0, num_nodes=n)
+    assert res.status == Status.CONVERGED
+    np.testing.assert_allclose(np.asarray(res.distances), bellman_ford(g, indices=0), rtol=1e-12)
+
+
+def test_shortest_paths_report_negative_cycles():
+    # 0 -> 1 -> 2 -> 3 -> 1 (cycle weight 1 - 3 + 1 = -1), 3 -> 4; 5 -> 6 stays apart
+    src, dst = np.array([0, 1, 2, 3, 3, 5]), np.array([1, 2, 3, 1, 4, 6])
+    w = np.array([1.0, -3.0, 1.0, 1.0, 2.0, 1.0])
+    g = sp.csr_matrix((w, (src, dst)), shape=(7, 7))
+    with pytest.raises(NegativeCycleError):
+        bellman_ford(g, indices=0)
+    res = shortest_paths((src, dst, w), source=0)
+    assert res.status_name == "negative_cycle"
+    d = np.asarray(res.distances)
+    assert d[0] == 0.0
+    assert np.all(d[1:5] == -np.inf)  # on the cycle or reachable from it
+    assert np.all(d[5:] == np.inf)  # unreachable
+    # the same graph from node 5 never meets the cycle
+    other = shortest_paths((src, dst, w), source=5)
+    assert other.status_name == "converged"
+    np.testing.assert_allclose(np.asarray(other.distances), bellman_ford(g, indices=5))
+
+
+def test_shortest_paths_on_a_deterministic_mdp():
+    env, params = bellmax.make("GridWorld4x4-v0")
+    mdp = env.tabular_mdp(params)
+    res = shortest_paths(mdp)
+    vi = value_iteration(mdp, tol=1e-12)
+    np.testing.assert_allclose(np.asarray(res.distances), -np.asarray(vi.values))
+    # following the policy from any cell reaches a corner in `distance` steps
+    pol, P = np.asarray(res.policy), mdp.dense_P()
+    for s in range(mdp.num_states):
+        here, steps = s, 0
+        while not mdp.terminal[here]:
+            here, steps = int(P[here, pol[here]].argmax()), steps + 1
+        assert steps == np.asarray(res.distances)[s]
+
+
+# ---------------------------------------------------------------------- the book
+@pytest.fixture(scope="module")
+def grid4():
+    env, params = bellmax.make("GridWorld4x4-v0")
+    return env.tabular_mdp(params)
+
+
+def test_gridworld4x4_iterates_and_sweeps(grid4):
+    """Figure 4.1 and the sweep counts of §4.1 (two-array 173, in place 114, delta < 1e-4)."""
+    rnd = np.full((16, 4), 0.25)
+    ref = {
+        2: [0.0, -1.75, -2.0, -2.0],
+        3: [0.0, -2.4375, -2.9375, -3.0, -2.4375, -2.875],
+        10: [0.0, -6.138, -8.3524, -8.9673, -6.138, -7.7374, -8.4278],
+    }
+    for k, want in ref.items():
+        res = evaluate_policy(grid4, rnd, method="jacobi", max_iterations=k)
+        assert int(res.iterations) == k
+        np.testing.assert_allclose(np.asarray(res.values)[: len(want)], want, atol=5e-5)
+    two = evaluate_policy(grid4, rnd, method="jacobi", tol=1e-4)
+    assert int(two.iterations) == 173
+    assert int(evaluate_policy(grid4, rnd, method="gauss-seidel", tol=1e-4).iterations) == 114
+    exact = evaluate_policy(grid4, rnd, method="direct")
+    want = [0, -14, -20, -22, -14, -18, -20, -20, -20, -20, -18, -14, -22, -20, -14, 0]
+    np.testing.assert_allclose(np.asarray(exact.values), want, atol=1e-9)
+    np.testing.assert_allclose(
+        np.asarray(evaluate_policy(grid4.to_sparse(), rnd, method="krylov").values), want, atol=1e-8
+    )
+    assert math.isinf(float(exact.error_bound))  # gamma = 1: no bound
+
+
+def test_gridworld4x4_control(grid4):
+    pi = policy_iteration(grid4)  # from the random policy, as in Figure 4.1
+    vi = value_iteration(grid4)
+    assert pi.converged and vi.converged
+    np.testing.assert_allclose(np.asarray(pi.values), np.asarray(vi.values))
+    assert math.isinf(float(vi.error_bound))
+
+
+def test_gridworld5x5_figures_3_2_and_3_5():
+    env, params = bellmax.make("GridWorld5x5-v0")
+    mdp = env.tabular_mdp(params)
+    rnd = evaluate_policy(mdp, np.full((25, 4), 0.25))
+    fig32 = [
+        3.3,
+        8.8,
+        4.4,
+        5.3,
+        1.5,
+        1.5,
+        3.0,
+        2.3,
+        1.9,
+        0.5,
+        0.1,
+        0.7,
+        0.7,
+        0.4,
+        -0.4,
+        -1.0,
+        -0.4,
+        -0.4,
+        -0.6,
+        -1.2,
+        -1.9,
+        -1.3,
+        -1.2,
+        -1.4,
+        -2.0,
+    ]
+    np.testing.assert_allclose(np.asarray(rnd.values), fig32, atol=0.06)
+    opt = value_iteration(mdp, tol=1e-10)
+    fig35 = [
+        22.0,
+        24.4,
+        22.0,
+        19.4,
+        17.5,
+        19.8,
+        22.0,
+        19.8,
+        17.8,
+        16.0,
+        17.8,
+        19.8,
+        17.8,
+        16.0,
+        14.4,
+        16.0,
+        17.8,
+        16.0,
+        14.4,
+        13.0,
+        14.4,
+        16.0,
+        14.4,
+        13.0,
+        11.7,
+    ]
+    np.testing.assert_allclose(np.asarray(opt.values), fig35, atol=0.051)
+    assert float(opt.values[1]) == pytest.approx(10 / (1 - 0.9**5), abs=1e-8)  # v*(A) = 24.4194
+
+
+def test_gamblers_problem():
+    env, params = bellmax.make("GamblersProblem-v0")
+    mdp = env.tabular_mdp(params)
+    vi = value_iteration(mdp, tol=1e-12)
+    assert vi.converged
+    v = np.asarray(vi.values)
+    np.testing.assert_allclose(v[[25, 50, 75]], [0.16, 0.4, 0.64], atol=1e-9)
+    np.testing.assert_allclose(v[[1, 99]], [0.002066, 0.964333], atol=1e-6)
+
+
+def test_jacks_car_rental_policy_iteration():
+    env, params = bellmax.make("JacksCarRental-v0")
+    mdp = env.tabular_mdp(params)
+    no_move = np.full(mdp.num_states, env.max_move)
+    res = policy_iteration(mdp, policy0=no_move)
+    assert res.converged
+    assert int(res.iterations) - 1 == 4  # four improvements (Figure 4.2)
+    v = np.asarray(res.values)
+    assert v[0] == pytest.approx(421.4, abs=0.05)  # (0, 0) cars
+    assert v[-1] == pytest.approx(637.0, abs=0.05)  # (20, 20) cars
+    assert v.min() == v[0] and v.max() == v[-1]
+
+
+def test_blackjack_exact_values_and_figure_5_2():
+    env, params = bellmax.make("Blackjack-v0")
+    mdp = env.tabular_mdp(params)
+    idx = Blackjack.book_state_indices()  # [usable, sum - 12, dealer - 1]
+    stick20 = np.ones(mdp.num_states, int)  # hit ...
+    stick20[idx[:, 8:, :].ravel()] = 0  # ... but stick on 20 and 21
+    stick20[280:290] = 0  # the natural is 21 too
+    res = evaluate_policy(mdp, stick20)
+    assert float(res.values[idx[1, 1, 1]]) == pytest.approx(-0.277204, abs=1e-6)
+
+    opt = value_iteration(mdp, tol=1e-12)
+    pol = np.asarray(opt.policy)[idx]  # 0 stick, 1 hit
+    want = np.ones((2, 10, 10), int)
+    dealer = np.arange(1, 11)
+    want[1, 19 - 12 :, :] = 0  # usable ace: stick on 19+
+    want[1, 18 - 12, (dealer >= 2) & (dealer <= 8)] = 0  # and on 18 against 2-8
+    want[0, 17 - 12 :, :] = 0  # no usable ace: stick on 17+
+    want[0, 13 - 12 : 17 - 12, :][:, (dealer >= 2) & (dealer <= 6)] = 0  # 13-16 vs 2-6
+    want[0, 12 - 12, (dealer >= 4) & (dealer <= 6)] = 0  # 12 vs 4-6
+    np.testing.assert_array_equal(pol, want)
+
+
+# ---------------------------------------------------------------------- bad input
+def test_result_status_names():
+    assert [s.name.lower() for s in Status] == [
+        "converged",
+        "max_iterations",
+        "negative_cycle",
+        "diverged",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("policy", "match"),
+    [
+        (np.zeros(5, int), r"shape \(S,\) = \(30,\)"),
+        (np.full(30, 3), r"policy\[0\] = 3 is not an action; actions are 0 .. 2"),
+        (np.full(30, -1), "is not an action"),
+        (np.full(30, 0.5), "integers"),
+        (np.full((30, 3), 0.5), "sums to 1.5"),
+        (np.tile([1.5, -0.5, 0.0], (30, 1)), "not a probability"),
+        (np.zeros((30, 2)), r"shape \(S, A\) = \(30, 3\)"),
+        (np.zeros((2, 3, 4)), "shape"),
+    ],
+)
+def test_bad_policy(sparse_mdp, policy, match):
+    with pytest.raises(ValueError, match=match):
+        evaluate_policy(sparse_mdp, policy)
+
+
+def test_bad_solver_arguments(sparse_mdp):
+    pol = np.zeros(30, int)
+    for tol in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="tol must be a finite number > 0"):
+            value_iteration(sparse_mdp, tol=tol)
+    with pytest.raises(TypeError, match="tol must be a number"):
+        value_iteration(sparse_mdp, tol="small")
+    with pytest.raises(UnknownNameError, match="Did you mean: 'jacobi'"):
+        evaluate_policy(sparse_mdp, pol, method="jacobbi")
+    with pytest.raises(UnknownNameError, match="gauss-seidel"):
+        policy_iteration(sparse_mdp, evaluation="gauss_seidel")
+    with pytest.raises(TypeError, match="needs a TabularMDP"):
+        value_iteration({"P": 1, "R": 2})
+    with pytest.raises(TypeError, match="needs a TabularMDP"):
+        evaluate_policy(np.zeros((2, 2, 2)), pol)
+    with pytest.raises(ValueError, match="max_iterations must be an int >= 1"):
+        value_iteration(sparse_mdp, max_iterations=0)
+    with pytest.raises(ValueError, match=r"v0 must be a real array of shape \(30,\)"):
+        value_iteration(sparse_mdp, v0=np.zeros(3))
+    with pytest.raises(ValueError, match="v0 must be finite"):
+        value_iteration(sparse_mdp, v0=np.full(30, np.nan))
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        soft_value_iteration(sparse_mdp, temperature=0.0)
+    with pytest.raises(ValueError, match="m must be an int >= 0"):
+        modified_policy_iteration(sparse_mdp, m=-1)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        value_iteration(sparse_mdp, dtype=jnp.int32)
+
+
+def test_solvers_refuse_traced_mdps(sparse_mdp):
+    with pytest.raises(TypeError, match=r"outside jax\.jit"):
+        jax.jit(lambda m: value_iteration(m).values)(sparse_mdp)
+
+
+def test_bad_shortest_path_input(dense_mdp, grid4):
+    src, dst, w = np.array([0, 1]), np.array([1, 2]), np.array([1.0, 2.0])
+    with pytest.raises(ValueError, match="exactly one of source"):
+        shortest_paths((src, dst, w))
+    with pytest.raises(ValueError, match="exactly one of source"):
+        shortest_paths((src, dst, w), source=0, target=2)
+    with pytest.raises(ValueError, match=r"source node 7 is outside \[0, 3\)"):
+        shortest_paths((src, dst, w), source=7)
+    with pytest.raises(ValueError, match=r"weight\[1\] = inf is not finite"):
+        shortest_paths((src, dst, np.array([1.0, np.inf])), source=0)
+    with pytest.raises(ValueError, match="one length"):
+        shortest_paths((src, dst[:1], w), source=0)
+    with pytest.raises(TypeError, match="integer node indices"):
+        shortest_paths((src.astype(float), dst, w), source=0)
+    with pytest.raises(ValueError, match=r"dst\[1\] = 2 is outside \[0, 2\)"):
+        shortest_paths((src, dst, w), source=0, num_nodes=2)
+    with pytest.raises(TypeError, match="edge list"):
+        shortest_paths("graph", source=0)
+    with pytest.raises(ValueError, match="deterministic transitions"):
+        shortest_paths(dense_mdp.replace(gamma=1.0), target=0)
+    with pytest.raises(ValueError, match=r"gamma = 0\.9"):
+        shortest_paths(dense_mdp)
+    with pytest.raises(ValueError, match="not source="):
+        shortest_paths(grid4, source=3)
+    with pytest.raises(ValueError, match="marks no terminal states"):
+        shortest_paths(grid4.replace(terminal=None))
