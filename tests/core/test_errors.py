@@ -1,0 +1,23 @@
+"""Error helpers: close matches and the exception hierarchy."""
+
+import pytest
+
+from bellmax.core.errors import BellmaxError, InvalidMDPError, UnknownNameError, unknown_name
+
+
+def test_unknown_name_suggests_close_matches():
+    e = unknown_name("algorithm", "dqm", ["dqn", "ppo", "a2c"])
+    assert isinstance(e, UnknownNameError) and isinstance(e, KeyError) and isinstance(e, ValueError)
+    assert str(e) == "unknown algorithm 'dqm'. Did you mean: 'dqn'?"
+
+
+def test_unknown_name_falls_back_to_substrings_then_the_full_list():
+    assert "'CartPole-v1'" in str(unknown_name("env", "cartpole", ["CartPole-v1", "Pendulum-v1"]))
+    msg = str(unknown_name("env", "zzz", ["b", "a"], hint="See --list."))
+    assert msg == "unknown env 'zzz'. Known: a, b. See --list."
+
+
+def test_hierarchy():
+    assert issubclass(InvalidMDPError, ValueError) and issubclass(InvalidMDPError, BellmaxError)
+    with pytest.raises(ValueError):
+        raise InvalidMDPError("x")
