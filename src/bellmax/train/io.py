@@ -14,14 +14,14 @@ converted to Python numbers and lists.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from bellmax.core.io import atomic_open
 
 __all__ = [
     "atomic_open",
@@ -32,65 +32,6 @@ __all__ = [
     "to_jsonable",
     "to_strict_json",
 ]
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (best effort; not every platform can open a dir)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_open(
-    path: str | os.PathLike, mode: str = "wb", *, encoding: str | None = None
-) -> Iterator[IO]:
-    """Open a temporary file that replaces `path` only when the `with` block succeeds.
-
-    Args:
-      path: the file to (re)write; missing parent directories are created.
-      mode: `"wb"` (binary) or `"w"` (text).
-      encoding: text encoding for mode `"w"` (default UTF-8).
-
-    Returns:
-      A context manager yielding the open temporary file. On an exception inside the block
-      the temporary file is deleted, `path` is untouched and the exception propagates.
-    """
-    if mode not in ("wb", "w"):
-        raise ValueError(f"atomic_open mode must be 'wb' or 'w', got {mode!r}.")
-    target = Path(path)
-    if target.is_dir():
-        raise IsADirectoryError(f"cannot write file {str(target)!r}: it is a directory.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # os.open with 0o666 applies the umask, unlike tempfile (which always uses 0o600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        if mode == "wb":
-            f = os.fdopen(fd, "wb")
-        else:
-            f = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline="")
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        with f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
