@@ -552,3 +552,10 @@ def test_bad_shortest_path_input(dense_mdp, grid4):
         shortest_paths(grid4, source=3)
     with pytest.raises(ValueError, match="marks no terminal states"):
         shortest_paths(grid4.replace(terminal=None))
+
+
+def test_greedy_policy_keeps_float64_precision():
+    q = np.array([[500.0, 500.0 + 1e-6]])  # equal in float32
+    np.testing.assert_array_equal(greedy_policy(q), [1])
+    np.testing.assert_array_equal(greedy_policy(q, np.array([0]), tie_tol=1e-9), [1])
+    np.testing.assert_array_equal(greedy_policy(q, np.array([0]), tie_tol=1e-5), [0])

@@ -46,7 +46,7 @@ METHODS = (
 class SolveArgs:
     """Solve a tabular MDP stored as .npz (dense P or sparse P_indices/P_values, R, gamma)."""
 
-    file: Annotated[str, tyro.conf.Positional]
+    file: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="FILE.npz")]
     """The MDP file (.npz)."""
     method: Method = "value-iteration"
     """Solver to run."""
@@ -56,7 +56,7 @@ class SolveArgs:
     """Accuracy: value iteration and its variants guarantee ||V - V*|| <= tol for gamma < 1."""
     temperature: float = 1.0
     """Temperature tau > 0 of soft-value-iteration."""
-    policy: str | None = None
+    policy: Annotated[str | None, tyro.conf.arg(metavar="POLICY.npy")] = None
     """Policy to evaluate (.npy): (S,) action indices or (S, A) probabilities."""
     evaluation: Literal["auto", "direct", "jacobi", "gauss-seidel", "krylov"] = "auto"
     """How `evaluate` solves the linear system (auto: direct if dense, krylov if sparse)."""

@@ -7,17 +7,39 @@ from bellmax.core.errors import (
     UnknownNameError,
     unknown_name,
 )
+from bellmax.core.io import atomic_open
 from bellmax.core.mdp import SparseTransitions, TabularMDP
+from bellmax.core.semiring import (
+    MAX_PLUS,
+    MIN_PLUS,
+    SUM_PRODUCT,
+    Backup,
+    MDPArrays,
+    Semiring,
+    bellman_backup,
+    log_sum_exp,
+    q_values,
+)
 from bellmax.core.types import Trajectory, Transition
 
 __all__ = [
+    "MAX_PLUS",
+    "MIN_PLUS",
+    "SUM_PRODUCT",
+    "Backup",
     "BellmaxError",
     "DivergenceError",
     "InvalidMDPError",
+    "MDPArrays",
+    "Semiring",
     "SparseTransitions",
     "TabularMDP",
     "Trajectory",
     "Transition",
     "UnknownNameError",
+    "atomic_open",
+    "bellman_backup",
+    "log_sum_exp",
+    "q_values",
     "unknown_name",
 ]

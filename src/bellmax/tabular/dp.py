@@ -414,9 +414,14 @@ def greedy_policy(
       tie_tol: how much better another action must be to replace the current one.
 
     Returns:
-      Actions `[S]` (int32).
+      Actions `[S]` (int32). Concrete float64 `q` is compared in float64 (64-bit mode is
+      enabled for the call), so near-ties are not blurred by a cast to float32.
     """
-    return _greedy(jnp.asarray(q), None if current is None else jnp.asarray(current), tie_tol)[0]
+    traced = isinstance(q, jax.core.Tracer)
+    wide = not traced and np.dtype(getattr(q, "dtype", np.asarray(q).dtype)) == np.float64
+    with _precision(np.float64) if wide else contextlib.nullcontext():
+        cur = None if current is None else jnp.asarray(current, jnp.int32)
+        return _greedy(jnp.asarray(q), cur, tie_tol)[0]
 
 
 # ---------------------------------------------------------------------- policy evaluation
