@@ -16,6 +16,14 @@ from bellmax.envs.registry import (
     resolve,
     spec,
 )
+from bellmax.envs.vector import (
+    HostCallbackVectorEnv,
+    JaxVectorEnv,
+    VecState,
+    VecStep,
+    VectorEnv,
+    make_vector_env,
+)
 from bellmax.envs.wrappers import AutoReset, EpisodeStatistics, TimeLimit
 
 __all__ = [
@@ -25,10 +33,16 @@ __all__ = [
     "EnvState",
     "Environment",
     "EpisodeStatistics",
+    "HostCallbackVectorEnv",
+    "JaxVectorEnv",
     "TimeLimit",
+    "VecState",
+    "VecStep",
+    "VectorEnv",
     "Wrapper",
     "is_registered",
     "make",
+    "make_vector_env",
     "register",
     "registered",
     "replace_params",

@@ -1,0 +1,338 @@
+"""Vector environments: `N` copies of one environment behind one `reset`/`step`, for learners.
+
+Learning algorithms see only this interface, so the same compiled training loop runs on
+
+- a bellmax environment or any gymnax-API environment object (`JaxVectorEnv`: `vmap`ped,
+  auto-reset, episode statistics, everything inside `jit`), and
+- any Gymnasium id through the host bridge (`HostCallbackVectorEnv`: the environments step
+  on the host, called from inside the jitted loop by `jax.experimental.io_callback`; the
+  learning step stays compiled).
+
+Both auto-reset on the same step (the returned observation starts the next episode; the
+true last observation is `final_obs`), so a learner bootstraps from `final_obs` unless
+`terminated`, exactly as for Gymnasium's vector envs in same-step mode.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from bellmax.envs import spaces
+from bellmax.envs.environment import Environment, EnvParams
+
+
+@struct.dataclass
+class VecState:
+    """What changes between steps of a vector environment."""
+
+    env_state: Any
+    """The `N` environments' states (batched); a step counter for host environments."""
+    episode_return: jax.Array
+    """`[N]` undiscounted return of each running episode so far."""
+    episode_length: jax.Array
+    """`[N]` steps of each running episode so far."""
+
+
+@struct.dataclass
+class VecStep:
+    """One step of `N` environments."""
+
+    obs: jax.Array
+    """`[N, ...]` observations to act on next (the first of a new episode where one ended)."""
+    state: VecState
+    """The new vector state."""
+    reward: jax.Array
+    """`[N]` float32 rewards."""
+    terminated: jax.Array
+    """`[N]` true where the episode reached a terminal state (do not bootstrap)."""
+    truncated: jax.Array
+    """`[N]` true where the episode was cut by a time limit (bootstrap from `final_obs`)."""
+    final_obs: jax.Array
+    """`[N, ...]` the true next observation of every environment, reset or not."""
+    episode_return: jax.Array
+    """`[N]` return of the episode that ended on this step (valid where `done`)."""
+    episode_length: jax.Array
+    """`[N]` length of the episode that ended on this step (valid where `done`)."""
+
+    @property
+    def done(self) -> jax.Array:
+        """`[N]` true where an episode ended (terminated or truncated)."""
+        return self.terminated | self.truncated
+
+
+class VectorEnv(abc.ABC):
+    """`N` environments stepped together. Pure functions of explicit state and keys."""
+
+    num_envs: int
+    """Number of environments `N`."""
+    observation_space: spaces.Space
+    """One environment's observation space."""
+    action_space: spaces.Space
+    """One environment's action space."""
+    is_host: bool = False
+    """True when the environments live on the host (no `vmap` over seeds)."""
+    env_id: str = "?"
+    """A readable name for messages."""
+
+    @abc.abstractmethod
+    def reset(self, key: jax.Array) -> tuple[jax.Array, VecState]:
+        """Start `N` episodes. Returns `(obs [N, ...], state)`."""
+
+    @abc.abstractmethod
+    def step(self, key: jax.Array, state: VecState, action: jax.Array) -> VecStep:
+        """Step all `N` environments with `action [N, ...]`; auto-reset where one ends."""
+
+
+def _is_bellmax_env(env: Any) -> bool:
+    return isinstance(env, Environment)
+
+
+class JaxVectorEnv(VectorEnv):
+    """`N` copies of a pure-JAX environment (bellmax, or any object with gymnax's API).
+
+    bellmax environments step raw (`terminated`/`truncated` apart). gymnax environments
+    are stepped through their raw `step_env`/`reset_env`; their single `done` counts as
+    truncated where the episode reached `params.max_steps_in_episode` and as terminated
+    otherwise.
+    """
+
+    def __init__(self, env: Any, env_params: Any = None, *, num_envs: int = 1):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer):
+            raise TypeError(f"num_envs must be an int, got {num_envs!r}.")
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
+        if not _is_bellmax_env(env) and not (
+            hasattr(env, "step_env") and hasattr(env, "reset_env")
+        ):
+            raise TypeError(
+                f"{env!r} is neither a bellmax Environment nor a gymnax-API environment "
+                "(with reset_env/step_env); pass an env id string or an environment object."
+            )
+        self.env = env
+        self.env_params = env.default_params if env_params is None else env_params
+        self.num_envs = int(num_envs)
+        self.observation_space = env.observation_space(self.env_params)
+        self.action_space = env.action_space(self.env_params)
+        self.env_id = getattr(env, "name", type(env).__name__)
+        self._gymnax = not _is_bellmax_env(env)
+
+    def __repr__(self) -> str:
+        return f"JaxVectorEnv({self.env_id!r}, num_envs={self.num_envs})"
+
+    # Hash/eq by value so jitted functions closing over an equal env are shared.
+    def _key(self) -> tuple:
+        return (self.env, self.num_envs, jax.tree.structure(self.env_params))
+
+    def __hash__(self) -> int:
+        try:
+            return hash(self._key())
+        except TypeError:
+            return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, JaxVectorEnv):
+            return NotImplemented
+        if self._key() != other._key():
+            return False
+        a, b = jax.tree.leaves(self.env_params), jax.tree.leaves(other.env_params)
+        try:
+            return all(
+                bool(np.all(np.asarray(x) == np.asarray(y))) for x, y in zip(a, b, strict=True)
+            )
+        except Exception:
+            return False
+
+    def _reset1(self, key: jax.Array) -> tuple[jax.Array, Any]:
+        if self._gymnax:
+            return self.env.reset_env(key, self.env_params)
+        return self.env.reset(key, self.env_params)
+
+    def _step1(self, key: jax.Array, state: Any, action: jax.Array):
+        if self._gymnax:
+            obs, nstate, reward, done, _ = self.env.step_env(key, state, action, self.env_params)
+            limit = getattr(self.env_params, "max_steps_in_episode", None)
+            if limit is not None and hasattr(nstate, "time"):
+                truncated = done & (nstate.time >= limit)
+            else:
+                truncated = jnp.zeros((), bool)
+            return obs, nstate, reward, done & ~truncated, truncated
+        obs, nstate, reward, terminated, truncated, _ = self.env.step(
+            key, state, action, self.env_params
+        )
+        return obs, nstate, reward, terminated, truncated
+
+    def reset(self, key: jax.Array) -> tuple[jax.Array, VecState]:
+        keys = jax.random.split(key, self.num_envs)
+        obs, env_state = jax.vmap(self._reset1)(keys)
+        zeros = jnp.zeros(self.num_envs, jnp.float32)
+        return obs, VecState(env_state, zeros, jnp.zeros(self.num_envs, jnp.int32))
+
+    def step(self, key: jax.Array, state: VecState, action: jax.Array) -> VecStep:
+        k_step, k_reset = jax.random.split(key)
+        obs_st, st, reward, terminated, truncated = jax.vmap(self._step1)(
+            jax.random.split(k_step, self.num_envs), state.env_state, action
+        )
+        obs_re, st_re = jax.vmap(self._reset1)(jax.random.split(k_reset, self.num_envs))
+        terminated = jnp.asarray(terminated, bool)
+        truncated = jnp.asarray(truncated, bool)
+        done = terminated | truncated
+        reward = jnp.asarray(reward, jnp.float32)
+
+        def pick(a, b):
+            d = done.reshape(done.shape + (1,) * (a.ndim - 1))
+            return jnp.where(d, a, b)
+
+        env_state = jax.tree.map(pick, st_re, st)
+        obs = pick(obs_re, obs_st)
+        ep_return = state.episode_return + reward
+        ep_length = state.episode_length + 1
+        new_state = VecState(
+            env_state,
+            jnp.where(done, 0.0, ep_return),
+            jnp.where(done, 0, ep_length),
+        )
+        return VecStep(
+            obs=obs,
+            state=new_state,
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            final_obs=obs_st,
+            episode_return=ep_return,
+            episode_length=ep_length,
+        )
+
+
+class HostCallbackVectorEnv(VectorEnv):
+    """A host vector environment (`bellmax.envs.gymnasium.HostVectorEnv`) callable from `jit`.
+
+    Each `reset`/`step` is an ordered `io_callback` into the host environment, so a learner's
+    jitted loop drives Gymnasium environments step by step while its learning step stays
+    compiled. Host environments hold their own state: a jitted loop over them cannot be
+    `vmap`ped over seeds (run seeds one after another), and resuming from a checkpoint
+    restarts the host episodes.
+    """
+
+    is_host = True
+
+    def __init__(self, host_env: Any):
+        self.host_env = host_env
+        self.num_envs = int(host_env.num_envs)
+        self.observation_space = host_env.observation_space
+        self.action_space = host_env.action_space
+        self.env_id = getattr(host_env, "env_id", repr(host_env))
+        obs_shape = (self.num_envs, *self.observation_space.shape)
+        self._obs_struct = jax.ShapeDtypeStruct(obs_shape, jnp.dtype(self.observation_space.dtype))
+        n = self.num_envs
+        self._step_struct = (
+            self._obs_struct,
+            jax.ShapeDtypeStruct((n,), jnp.float32),
+            jax.ShapeDtypeStruct((n,), jnp.bool_),
+            jax.ShapeDtypeStruct((n,), jnp.bool_),
+            self._obs_struct,
+            jax.ShapeDtypeStruct((n,), jnp.float32),
+            jax.ShapeDtypeStruct((n,), jnp.int32),
+        )
+
+    def __repr__(self) -> str:
+        return f"HostCallbackVectorEnv({self.env_id!r}, num_envs={self.num_envs})"
+
+    def _host_reset(self, seed: np.ndarray) -> np.ndarray:
+        obs = self.host_env.reset(seed=int(seed))
+        return np.asarray(obs, self._obs_struct.dtype)
+
+    def _host_step(self, action: np.ndarray):
+        obs, reward, terminated, truncated, info = self.host_env.step(np.asarray(action))
+        dt = self._obs_struct.dtype
+        return (
+            np.asarray(obs, dt),
+            np.asarray(reward, np.float32),
+            np.asarray(terminated, bool),
+            np.asarray(truncated, bool),
+            np.asarray(info["final_observation"], dt),
+            np.asarray(info["episode_return"], np.float32),
+            np.asarray(info["episode_length"], np.int32),
+        )
+
+    def reset(self, key: jax.Array) -> tuple[jax.Array, VecState]:
+        from jax.experimental import io_callback
+
+        seed = jax.random.randint(key, (), 0, 2**31 - 1)
+        obs = io_callback(self._host_reset, self._obs_struct, seed, ordered=True)
+        zeros = jnp.zeros(self.num_envs, jnp.float32)
+        counter = jnp.zeros((), jnp.int32)
+        return obs, VecState(counter, zeros, jnp.zeros(self.num_envs, jnp.int32))
+
+    def step(self, key: jax.Array, state: VecState, action: jax.Array) -> VecStep:
+        from jax.experimental import io_callback
+
+        del key  # the host environments draw their own randomness (seeded at reset)
+        obs, reward, terminated, truncated, final_obs, ep_ret, ep_len = io_callback(
+            self._host_step, self._step_struct, action, ordered=True
+        )
+        done = terminated | truncated
+        ep_return = state.episode_return + reward
+        ep_length = state.episode_length + 1
+        new_state = VecState(
+            state.env_state + 1,
+            jnp.where(done, 0.0, ep_return),
+            jnp.where(done, 0, ep_length),
+        )
+        return VecStep(
+            obs=obs,
+            state=new_state,
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            final_obs=final_obs,
+            episode_return=jnp.where(done, ep_ret, ep_return),
+            episode_length=jnp.where(done, ep_len, ep_length),
+        )
+
+
+def make_vector_env(
+    env: Any,
+    *,
+    num_envs: int = 1,
+    env_params: EnvParams | None = None,
+    seed: int = 0,
+    **param_overrides: Any,
+) -> VectorEnv:
+    """A vector environment from an env id or an environment object.
+
+    Args:
+      env: a bellmax id (`"CartPole-v1"`), any Gymnasium id (`"gymnasium:CartPole-v1"`,
+        `"module:EnvName-v0"`; stepped on the host), a bellmax `Environment`, or a
+        gymnax-API environment object.
+      num_envs: environments stepped in parallel.
+      env_params: parameters for an environment object (default: its `default_params`).
+      seed: seed of the host environments' first reset (Gymnasium ids only).
+      **param_overrides: bellmax ids only: override `EnvParams` fields (`tau=0.01`).
+
+    Returns:
+      A `JaxVectorEnv` or a `HostCallbackVectorEnv`.
+    """
+    if isinstance(env, VectorEnv):
+        return env
+    if isinstance(env, str):
+        from bellmax.envs import registry
+
+        if registry.is_registered(env):
+            e, p = registry.make(env, **param_overrides)
+            return JaxVectorEnv(e, p if env_params is None else env_params, num_envs=num_envs)
+        if param_overrides:
+            raise ValueError(
+                f"parameter overrides {sorted(param_overrides)} apply only to bellmax ids, "
+                f"not to the Gymnasium id {env!r}."
+            )
+        host = registry.resolve(env, num_envs=num_envs, seed=seed)
+        return HostCallbackVectorEnv(host)
+    if param_overrides:
+        raise ValueError("parameter overrides need an env id; pass env_params= instead.")
+    return JaxVectorEnv(env, env_params, num_envs=num_envs)

@@ -1,0 +1,89 @@
+"""Vector environments: auto-reset semantics, episode statistics, the host callback path."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bellmax.envs import make
+from bellmax.envs.vector import HostCallbackVectorEnv, JaxVectorEnv, make_vector_env
+
+
+def _random_rollout(venv, steps, seed=0):
+    """Random actions for `steps` steps, jitted: (rewards, done, final_obs, obs, ep returns)."""
+
+    def run(key):
+        obs, st = venv.reset(key)
+
+        def body(carry, k):
+            obs, st = carry
+            a = jax.random.randint(k, (venv.num_envs,), 0, venv.action_space.n)
+            s = venv.step(k, st, a)
+            out = (s.reward, s.done, s.terminated, s.final_obs, obs, s.episode_return, s.obs)
+            return (s.obs, s.state), out
+
+        _, out = jax.lax.scan(body, (obs, st), jax.random.split(key, steps))
+        return out
+
+    return jax.jit(run)(jax.random.key(seed))
+
+
+def test_jax_vector_env_auto_resets_and_counts_returns():
+    venv = make_vector_env("CartPole-v1", num_envs=3)
+    assert isinstance(venv, JaxVectorEnv) and not venv.is_host
+    reward, done, terminated, final_obs, obs, ep_ret, next_obs = map(
+        np.asarray, _random_rollout(venv, 200)
+    )
+    assert done.any()
+    # CartPole's reward is 1 per step, so a finished episode's return is its length, and the
+    # running count restarts after each end.
+    for i in range(3):
+        ends = np.flatnonzero(done[:, i])
+        lengths = np.diff(np.concatenate([[-1], ends]))
+        np.testing.assert_allclose(ep_ret[ends, i], lengths)
+    # Where an episode ended, the returned obs is a fresh start (|x| <= 0.05), and the final
+    # observation is a terminal one (pole or cart out of bounds).
+    fresh = np.abs(next_obs[done]).max(axis=-1) <= 0.05
+    assert fresh.all()
+    fo = final_obs[terminated]
+    assert ((np.abs(fo[:, 2]) > 0.2094) | (np.abs(fo[:, 0]) > 2.4)).all()
+    # Where none ended, final_obs is the next observation.
+    np.testing.assert_array_equal(final_obs[~done], next_obs[~done])
+
+
+def test_truncation_is_reported_apart_from_termination():
+    venv = make_vector_env("CartPole-v1", num_envs=2, max_steps_in_episode=5)
+    _, done, terminated, *_ = map(np.asarray, _random_rollout(venv, 12))
+    # 5-step episodes: random play rarely fails that fast, so done without terminated occurs.
+    assert (done & ~terminated).any()
+
+
+def test_host_callback_env_runs_gymnasium_inside_jit():
+    venv = make_vector_env("gymnasium:CartPole-v1", num_envs=2, seed=3)
+    assert isinstance(venv, HostCallbackVectorEnv) and venv.is_host
+    reward, done, _, final_obs, obs, ep_ret, next_obs = map(np.asarray, _random_rollout(venv, 100))
+    assert reward.shape == (100, 2) and done.any()
+    for i in range(2):
+        ends = np.flatnonzero(done[:, i])
+        np.testing.assert_allclose(ep_ret[ends, i], np.diff(np.concatenate([[-1], ends])))
+    np.testing.assert_array_equal(final_obs[~done], next_obs[~done])
+
+
+def test_environment_objects_and_equality():
+    env, params = make("CartPole-v1")
+    a = make_vector_env(env, num_envs=4)
+    b = JaxVectorEnv(env, params, num_envs=4)
+    assert a == b and hash(a) == hash(b)
+    assert a != JaxVectorEnv(env, params.replace(tau=0.01), num_envs=4)
+    assert a != JaxVectorEnv(env, params, num_envs=2)
+    obs, st = a.reset(jax.random.key(0))
+    assert obs.shape == (4, 4) and st.episode_return.dtype == jnp.float32
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="num_envs"):
+        make_vector_env("CartPole-v1", num_envs=0)
+    with pytest.raises(TypeError, match="gymnax-API"):
+        JaxVectorEnv(object())
+    with pytest.raises(ValueError, match="only to bellmax ids"):
+        make_vector_env("gymnasium:CartPole-v1", tau=0.1)
