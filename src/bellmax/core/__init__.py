@@ -9,6 +9,7 @@ from bellmax.core.errors import (
 )
 from bellmax.core.io import atomic_open
 from bellmax.core.mdp import SparseTransitions, TabularMDP
+from bellmax.core.returns import Advantages, discounted_returns, gae, lambda_returns
 from bellmax.core.semiring import (
     MAX_PLUS,
     MIN_PLUS,
@@ -26,6 +27,7 @@ __all__ = [
     "MAX_PLUS",
     "MIN_PLUS",
     "SUM_PRODUCT",
+    "Advantages",
     "Backup",
     "BellmaxError",
     "DivergenceError",
@@ -39,6 +41,9 @@ __all__ = [
     "UnknownNameError",
     "atomic_open",
     "bellman_backup",
+    "discounted_returns",
+    "gae",
+    "lambda_returns",
     "log_sum_exp",
     "q_values",
     "unknown_name",

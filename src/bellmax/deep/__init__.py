@@ -12,6 +12,11 @@ import importlib
 from types import ModuleType
 
 from bellmax.core.errors import unknown_name
+from bellmax.deep.distributions import Categorical, DiagGaussian, action_space_kind, clip_to_space
+from bellmax.deep.evaluate import EvalResult, evaluate
+from bellmax.deep.networks import MLP, ActorCritic, QNetwork, flatten_obs, obs_size
+from bellmax.deep.optim import constant_schedule, linear_schedule, make_optimizer
+from bellmax.deep.replay import ReplayBuffer, replay_add, replay_init, replay_sample
 
 #: Algorithm name -> module path.
 ALGORITHMS: dict[str, str] = {
@@ -33,4 +38,25 @@ def get_algorithm(name: str) -> ModuleType:
     return importlib.import_module(ALGORITHMS[name])
 
 
-__all__ = ["ALGORITHMS", "get_algorithm"]
+__all__ = [
+    "ALGORITHMS",
+    "MLP",
+    "ActorCritic",
+    "Categorical",
+    "DiagGaussian",
+    "EvalResult",
+    "QNetwork",
+    "ReplayBuffer",
+    "action_space_kind",
+    "clip_to_space",
+    "constant_schedule",
+    "evaluate",
+    "flatten_obs",
+    "get_algorithm",
+    "linear_schedule",
+    "make_optimizer",
+    "obs_size",
+    "replay_add",
+    "replay_init",
+    "replay_sample",
+]

@@ -20,6 +20,7 @@ An algorithm module (`bellmax.deep.ppo`, `dqn`, `a2c`, `reinforce`) provides `Co
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -459,16 +460,23 @@ def _evaluate(algo, config, venv, state, seeds, episodes: int) -> np.ndarray:
     from bellmax.deep.evaluate import evaluate
 
     params = algo.policy_params(state)
+    act = _eval_act(algo, config, venv)
     out = []
     for i, seed in enumerate(seeds):
         p = jax.tree.map(lambda x, i=i: x[i], params)
-
-        def act(p_, obs, key):
-            return algo.act(p_, obs, key, config, venv, deterministic=True)
-
         res = evaluate(act, p, venv, jax.random.key(10_000 + seed), episodes=episodes)
         out.append(np.asarray(res.returns))
     return np.stack(out)
+
+
+@functools.lru_cache(maxsize=16)
+def _eval_act(algo: Any, config: Any, venv: Any) -> Callable:
+    """One `act_fn` object per (algorithm, config, env): `evaluate` compiles it once."""
+
+    def act(params, obs, key):
+        return algo.act(params, obs, key, config, venv, deterministic=True)
+
+    return act
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[Any, Any, dict]:
@@ -482,7 +490,8 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Any, Any, dict]:
         )
     meta = read_checkpoint_metadata(out / CHECKPOINT)
     algo = get_algorithm(meta["algo"])
-    config = algo.Config(**meta["config"])
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}
+    config = algo.Config(**values)
     return algo, config, meta
 
 

@@ -1,0 +1,163 @@
+"""Evaluate a policy for a number of episodes on any environment, inside one `jit`.
+
+    result = evaluate(act_fn, params, "CartPole-v1", key, episodes=10)
+    result.mean_return                         # float
+
+`act_fn(params, obs [N, ...], key) -> action [N, ...]` is any policy (for an algorithm module
+`functools.partial(ppo.act, config=config, venv=venv)`; reuse one such object so that repeated
+evaluations share one compiled program). Episodes are spread evenly over the `N` environments
+(environment `i` runs `episodes // N` or one more, then idles), so short episodes are not
+over-represented as they would be by taking the first `episodes` to finish (a bias of
+"run N envs until K episodes ended" evaluation). The loop is a `lax.while_loop` that stops as
+soon as every environment has finished its share, so it works both for JAX environments and,
+step by step through `io_callback`, for Gymnasium ids (`HostCallbackVectorEnv`; not vmappable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from bellmax.envs.vector import VectorEnv, make_vector_env
+
+ActFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
+
+
+@struct.dataclass
+class EvalResult:
+    """Returns and lengths of evaluation episodes."""
+
+    returns: jax.Array
+    """`[episodes]` undiscounted return of each episode."""
+    lengths: jax.Array
+    """`[episodes]` number of steps of each episode."""
+    completed: jax.Array
+    """`[episodes]` false where `max_steps` ran out first (return and length so far)."""
+
+    @property
+    def mean_return(self) -> jax.Array:
+        """Mean of `returns` over the episodes."""
+        return jnp.mean(self.returns)
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an int, got {value!r}.")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}.")
+    return int(value)
+
+
+def _episode_counts(episodes: int, num_envs: int) -> np.ndarray:
+    return episodes // num_envs + (np.arange(num_envs) < episodes % num_envs).astype(np.int32)
+
+
+def run_episodes(
+    act_fn: ActFn,
+    venv: VectorEnv,
+    episodes: int,
+    max_steps: int | jax.Array,
+    params: Any,
+    key: jax.Array,
+) -> EvalResult:
+    """The un-jitted evaluation loop (`evaluate` jits it); arguments as in `evaluate`."""
+    n = venv.num_envs
+    targets_np = _episode_counts(episodes, n)
+    k = int(targets_np.max())
+    targets = jnp.asarray(targets_np)
+    k_reset, key = jax.random.split(key)
+    obs, vstate = venv.reset(k_reset)
+    rows = jnp.arange(n)
+
+    def cond(carry):
+        *_, count, _, _, t = carry
+        return (t < max_steps) & jnp.any(count < targets)
+
+    def body(carry):
+        key, obs, vstate, count, rets, lens, t = carry
+        key, k_act, k_step = jax.random.split(key, 3)
+        action = act_fn(params, obs, k_act)
+        out = venv.step(k_step, vstate, action)
+        record = out.done & (count < targets)
+        slot = jnp.where(record, count, k)  # k is out of range: dropped
+        rets = rets.at[rows, slot].set(out.episode_return, mode="drop")
+        lens = lens.at[rows, slot].set(out.episode_length, mode="drop")
+        count = count + record.astype(jnp.int32)
+        return key, out.obs, out.state, count, rets, lens, t + 1
+
+    carry = (
+        key,
+        obs,
+        vstate,
+        jnp.zeros(n, jnp.int32),
+        jnp.zeros((n, k), jnp.float32),
+        jnp.zeros((n, k), jnp.int32),
+        jnp.zeros((), jnp.int32),
+    )
+    _, _, vstate, count, rets, lens, _ = jax.lax.while_loop(cond, body, carry)
+    # An episode still running when max_steps ran out: report it as far as it got.
+    unfinished = count < targets
+    slot = jnp.where(unfinished, count, k)
+    rets = rets.at[rows, slot].set(vstate.episode_return, mode="drop")
+    lens = lens.at[rows, slot].set(vstate.episode_length, mode="drop")
+    done_mask = jnp.arange(k)[None, :] < count[:, None]
+    env_idx, slot_idx = np.nonzero(np.arange(k)[None, :] < targets_np[:, None])
+    return EvalResult(
+        returns=rets[env_idx, slot_idx],
+        lengths=lens[env_idx, slot_idx],
+        completed=done_mask[env_idx, slot_idx],
+    )
+
+
+_run_jit = jax.jit(run_episodes, static_argnums=(0, 1, 2))
+
+
+def evaluate(
+    act_fn: ActFn,
+    params: Any,
+    env: Any,
+    key: jax.Array,
+    *,
+    episodes: int = 10,
+    num_envs: int | None = None,
+    max_steps: int = 10_000,
+    env_params: Any = None,
+) -> EvalResult:
+    """Run `episodes` episodes of the policy `act_fn(params, obs, key)` and collect their returns.
+
+    Args:
+      act_fn: `(params, obs [N, ...], key) -> action [N, ...]` (deterministic or not).
+      params: the policy's parameters (any pytree).
+      env: an env id (bellmax or Gymnasium, e.g. `"gymnasium:CartPole-v1"`), an `Environment`,
+        a gymnax-API environment or a `VectorEnv`.
+      key: PRNG key for resets, environment noise and `act_fn`.
+      episodes: number of episodes to evaluate (>= 1).
+      num_envs: environments stepped in parallel (default: `episodes`; a `VectorEnv` brings
+        its own).
+      max_steps: cap on the vector steps of the whole evaluation.
+      env_params: parameters for an environment object.
+
+    Returns:
+      `EvalResult(returns [episodes], lengths [episodes], completed [episodes])`.
+    """
+    episodes = _check_int("episodes", episodes, 1)
+    max_steps = _check_int("max_steps", max_steps, 1)
+    if num_envs is not None:
+        num_envs = _check_int("num_envs", num_envs, 1)
+    if isinstance(env, VectorEnv):
+        if num_envs is not None and num_envs != env.num_envs:
+            raise ValueError(
+                f"num_envs={num_envs} but the given VectorEnv has {env.num_envs} environments; "
+                "leave num_envs out or pass an env id."
+            )
+        venv = env
+    else:
+        venv = make_vector_env(env, num_envs=num_envs or episodes, env_params=env_params)
+    if not callable(act_fn):
+        raise TypeError(f"act_fn must be callable (params, obs, key) -> action, got {act_fn!r}.")
+    return _run_jit(act_fn, venv, episodes, jnp.int32(max_steps), params, key)

@@ -1,0 +1,494 @@
+"""Proximal policy optimisation (Schulman et al. 2017), the whole loop in one `jit`.
+
+One `update` collects `num_steps` steps from `num_envs` auto-resetting environments, computes
+generalised advantages (Schulman et al. 2016) bootstrapped from the true last observation at
+time limits, and runs `num_epochs` passes of shuffled minibatches over the clipped surrogate
+objective (eq. 7) plus a value loss and an entropy bonus (eq. 9). The implementation details
+follow Huang et al. 2022, "The 37 implementation details of PPO": orthogonal initialisation,
+Adam with eps 1e-5, linear learning-rate annealing, per-minibatch advantage normalisation,
+optional value clipping, global gradient-norm clipping, a state-independent log-std for
+continuous actions whose samples are clipped to the action `Box` only in the environment.
+
+    config = Config(total_timesteps=100_000)
+    train = jax.jit(make_train(config, "CartPole-v1"))
+    state, metrics = train(jax.random.key(0))
+    jax.jit(jax.vmap(make_train(config, "CartPole-v1")))(jax.random.split(key, 16))   # 16 seeds
+
+Any bellmax or gymnax environment, or a Gymnasium id through the host bridge
+(`"gymnasium:CartPole-v1"`, not vmappable), with `Discrete` or `Box` actions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from bellmax.core.returns import gae
+from bellmax.deep.distributions import action_space_kind, clip_to_space
+from bellmax.deep.networks import ACTIVATIONS, ActorCritic, check_hidden_sizes, flatten_obs
+from bellmax.deep.optim import OPTIMIZERS, linear_schedule, make_optimizer
+from bellmax.envs.vector import VecState, VectorEnv, make_vector_env
+
+ALGORITHM = "PPO"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """PPO hyperparameters (defaults: rl-zoo's CartPole-v1 settings)."""
+
+    total_timesteps: int = 100_000
+    """Environment steps of the whole run (all environments together)."""
+    num_envs: int = 8
+    """Environments stepped in parallel."""
+    num_steps: int = 32
+    """Steps per environment in each rollout (rollout size = num_envs * num_steps)."""
+    num_epochs: int = 20
+    """Passes over each rollout."""
+    minibatch_size: int = 256
+    """Transitions per gradient step; must divide num_envs * num_steps."""
+    learning_rate: float = 1e-3
+    """Optimiser step size (the start value when annealed)."""
+    anneal_lr: bool = True
+    """Anneal the learning rate linearly to 0 over the run."""
+    optimizer: str = "adam"
+    """Optimiser: adam | sgd (sgd with momentum)."""
+    momentum: float = 0.9
+    """SGD's momentum (ignored by adam)."""
+    gamma: float = 0.98
+    """Discount factor."""
+    gae_lambda: float = 0.8
+    """GAE's lambda (bias-variance trade-off of the advantages)."""
+    clip_eps: float = 0.2
+    """Clipping range of the probability ratio (the start value when annealed)."""
+    anneal_clip: bool = True
+    """Anneal clip_eps linearly to 0 over the run."""
+    clip_value: bool = False
+    """Clip the value update to clip_eps around the rollout's values."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    vf_coef: float = 0.5
+    """Weight of the value loss (mean squared error)."""
+    max_grad_norm: float = 0.5
+    """Clip gradients to this global norm."""
+    normalize_advantages: bool = True
+    """Normalise advantages to mean 0, std 1 within each minibatch."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the actor and critic."""
+    activation: str = "tanh"
+    """Hidden activation: tanh | relu | elu | gelu | silu | leaky_relu."""
+    shared_torso: bool = False
+    """Share one torso between actor and critic (separate by default)."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of a Gaussian policy (Box actions)."""
+
+    @property
+    def steps_per_update(self) -> int:
+        """Environment steps consumed by one `update` (all environments)."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def num_updates(self) -> int:
+        """Iterations of `update` that make `total_timesteps` (rounded down)."""
+        return self.total_timesteps // self.steps_per_update
+
+    @property
+    def num_minibatches(self) -> int:
+        """Gradient steps per epoch."""
+        return self.steps_per_update // self.minibatch_size
+
+    def validate(self, venv: VectorEnv | None = None) -> None:
+        """Raise ValueError/TypeError naming the bad field, its value and the fix."""
+        for name in ("total_timesteps", "num_envs", "num_steps", "num_epochs", "minibatch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"Config.{name} must be an int, got {v!r}.")
+            if v < 1:
+                raise ValueError(f"Config.{name} must be >= 1, got {v}; pass a positive int.")
+        for name in (
+            "learning_rate",
+            "max_grad_norm",
+            "gamma",
+            "gae_lambda",
+            "clip_eps",
+            "ent_coef",
+            "vf_coef",
+            "momentum",
+            "log_std_init",
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise TypeError(f"Config.{name} must be a number, got {v!r}.")
+        for name in ("learning_rate", "max_grad_norm"):
+            v = getattr(self, name)
+            if not v > 0:
+                raise ValueError(f"Config.{name} must be > 0, got {v}; pass e.g. 3e-4 / 0.5.")
+        for name in ("gamma", "gae_lambda"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"Config.{name} must lie in [0, 1], got {v}; pass e.g. 0.99.")
+        if not 0.0 < self.clip_eps < 1.0:
+            raise ValueError(
+                f"Config.clip_eps must lie in (0, 1), got {self.clip_eps}; pass e.g. 0.2."
+            )
+        for name in ("ent_coef", "vf_coef"):
+            v = getattr(self, name)
+            if not v >= 0:
+                raise ValueError(f"Config.{name} must be >= 0, got {v}; pass e.g. 0.5.")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"Config.momentum must lie in [0, 1), got {self.momentum}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"Config.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}."
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"Config.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}."
+            )
+        check_hidden_sizes(self.hidden_sizes, field="Config.hidden_sizes")
+        if self.minibatch_size > self.steps_per_update:
+            raise ValueError(
+                f"Config.minibatch_size={self.minibatch_size} is larger than the rollout "
+                f"num_envs * num_steps = {self.steps_per_update}; lower minibatch_size or "
+                "raise num_envs/num_steps."
+            )
+        if self.steps_per_update % self.minibatch_size:
+            raise ValueError(
+                f"Config.minibatch_size={self.minibatch_size} must divide the rollout "
+                f"num_envs * num_steps = {self.steps_per_update}; pick a divisor."
+            )
+        if self.num_updates < 1:
+            raise ValueError(
+                f"Config.total_timesteps={self.total_timesteps} is less than one rollout "
+                f"(num_envs * num_steps = {self.steps_per_update}); raise total_timesteps."
+            )
+        if venv is not None:
+            action_space_kind(venv.action_space, algorithm=ALGORITHM)
+            if venv.num_envs != self.num_envs:
+                raise ValueError(
+                    f"Config.num_envs={self.num_envs} but the vector env has {venv.num_envs} "
+                    "environments; make them equal."
+                )
+
+
+PRESETS: dict[str, Config] = {
+    "CartPole-v1": Config(),
+    "Pendulum-v1": Config(
+        total_timesteps=150_000,
+        num_envs=16,
+        num_steps=64,
+        num_epochs=10,
+        minibatch_size=256,
+        learning_rate=1e-3,
+        gamma=0.9,
+        gae_lambda=0.95,
+        anneal_clip=False,
+        ent_coef=0.0,
+    ),
+}
+"""Tested settings for some environments (the CLI may start from these)."""
+
+
+@struct.dataclass
+class TrainState:
+    """Everything that changes during training: saving it is a full checkpoint."""
+
+    params: Any
+    """Actor-critic parameters."""
+    opt_state: Any
+    """Optimiser state."""
+    vec_state: VecState
+    """The vector environment's state."""
+    obs: jax.Array
+    """`[num_envs, ...]` observations to act on next."""
+    key: jax.Array
+    """PRNG key for the next update."""
+    update_index: jax.Array
+    """Number of updates done so far."""
+
+
+@struct.dataclass
+class Metrics:
+    """Scalars of one update."""
+
+    env_steps: jax.Array
+    """Cumulative environment steps after this update."""
+    episode_return_sum: jax.Array
+    """Sum of returns of the episodes that ended during this update's rollout."""
+    episode_count: jax.Array
+    """Number of such episodes."""
+    loss: jax.Array
+    """Mean total loss over the update's gradient steps."""
+    policy_loss: jax.Array
+    """Mean clipped surrogate loss."""
+    value_loss: jax.Array
+    """Mean value loss."""
+    entropy: jax.Array
+    """Mean policy entropy."""
+    approx_kl: jax.Array
+    """Mean approximate KL divergence old -> new policy."""
+    clip_fraction: jax.Array
+    """Fraction of ratios outside the clipping range."""
+
+
+@struct.dataclass
+class Rollout:
+    """`[T, N]` transitions of one rollout."""
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    final_obs: jax.Array
+    episode_return: jax.Array
+
+
+def network(config: Config, venv: VectorEnv) -> ActorCritic:
+    """The actor-critic network for `config` and the environment's action space."""
+    discrete, size = action_space_kind(venv.action_space, algorithm=ALGORITHM)
+    return ActorCritic(
+        action_dim=size,
+        discrete=discrete,
+        hidden_sizes=tuple(config.hidden_sizes),
+        activation=config.activation,
+        shared_torso=config.shared_torso,
+        log_std_init=config.log_std_init,
+    )
+
+
+def optimizer(config: Config) -> optax.GradientTransformation:
+    """The optimiser, with the learning rate annealed per gradient step if asked."""
+    lr = config.learning_rate
+    if config.anneal_lr:
+        steps = config.num_updates * config.num_epochs * config.num_minibatches
+        lr = linear_schedule(config.learning_rate, 0.0, steps)
+    return make_optimizer(
+        config.optimizer, lr, max_grad_norm=config.max_grad_norm, momentum=config.momentum
+    )
+
+
+def init(key: jax.Array, config: Config, venv: VectorEnv) -> TrainState:
+    """A fresh training state: network, optimiser and reset environments.
+
+    Args:
+      key: PRNG key.
+      config: hyperparameters.
+      venv: the vector environment (its `num_envs` must equal `config.num_envs`).
+
+    Returns:
+      The initial `TrainState`.
+    """
+    config.validate(venv)
+    k_net, k_env, key = jax.random.split(key, 3)
+    net = network(config, venv)
+    obs, vec_state = venv.reset(k_env)
+    params = net.init(k_net, flatten_obs(obs, venv.observation_space))
+    opt_state = optimizer(config).init(params)
+    return TrainState(params, opt_state, vec_state, obs, key, jnp.zeros((), jnp.int32))
+
+
+def act(
+    params: Any,
+    obs: jax.Array,
+    key: jax.Array,
+    config: Config,
+    venv: VectorEnv,
+    *,
+    deterministic: bool = True,
+) -> jax.Array:
+    """Actions `[B, ...]` for observations `[B, ...]`: the mode, or a sample, clipped to a Box."""
+    net = network(config, venv)
+    dist = net.apply(params, flatten_obs(obs, venv.observation_space), method="policy")
+    action = dist.mode() if deterministic else dist.sample(key)
+    return clip_to_space(action, venv.action_space)
+
+
+def policy_params(state: TrainState) -> Any:
+    """What `act` needs from a training state."""
+    return state.params
+
+
+def collect_rollout(
+    state: TrainState, config: Config, venv: VectorEnv, net: ActorCritic
+) -> tuple[TrainState, Rollout]:
+    """Step the environments `num_steps` times with the current stochastic policy."""
+    space = venv.observation_space
+
+    def step(carry, _):
+        vec_state, obs, key = carry
+        key, k_act, k_env = jax.random.split(key, 3)
+        dist, value = net.apply(state.params, flatten_obs(obs, space))
+        action = dist.sample(k_act)
+        out = venv.step(k_env, vec_state, clip_to_space(action, venv.action_space))
+        tr = Rollout(
+            obs=obs,
+            action=action,
+            log_prob=dist.log_prob(action),
+            value=value,
+            reward=out.reward,
+            terminated=out.terminated,
+            truncated=out.truncated,
+            final_obs=out.final_obs,
+            episode_return=jnp.where(out.done, out.episode_return, jnp.nan),
+        )
+        return (out.state, out.obs, key), tr
+
+    (vec_state, obs, key), rollout = jax.lax.scan(
+        step, (state.vec_state, state.obs, state.key), None, length=config.num_steps
+    )
+    return state.replace(vec_state=vec_state, obs=obs, key=key), rollout
+
+
+def ppo_loss(
+    params: Any,
+    net: ActorCritic,
+    batch: dict[str, jax.Array],
+    clip_eps: jax.Array,
+    config: Config,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Clipped surrogate + value + entropy loss of one minibatch (Schulman et al. 2017, eq. 9)."""
+    dist, value = net.apply(params, batch["x"])
+    log_prob = dist.log_prob(batch["action"])
+    log_ratio = log_prob - batch["log_prob"]
+    ratio = jnp.exp(log_ratio)
+    adv = batch["advantage"]
+    if config.normalize_advantages and config.minibatch_size > 1:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    policy_loss = jnp.maximum(-adv * ratio, -adv * jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps))
+    policy_loss = policy_loss.mean()
+    err = (value - batch["target"]) ** 2
+    if config.clip_value:
+        v_clip = batch["value"] + jnp.clip(value - batch["value"], -clip_eps, clip_eps)
+        err = jnp.maximum(err, (v_clip - batch["target"]) ** 2)
+    value_loss = err.mean()
+    entropy = dist.entropy().mean()
+    loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy
+    aux = {
+        "loss": loss,
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
+        "clip_fraction": jnp.mean((jnp.abs(ratio - 1.0) > clip_eps).astype(jnp.float32)),
+    }
+    return loss, aux
+
+
+def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainState, Metrics]:
+    """One PPO iteration: a rollout, GAE, then `num_epochs` of minibatch gradient steps.
+
+    Args:
+      state: the training state.
+      config: hyperparameters.
+      venv: the vector environment.
+
+    Returns:
+      `(new_state, metrics)`; pure and jittable.
+    """
+    net = network(config, venv)
+    tx = optimizer(config)
+    space = venv.observation_space
+    state, ro = collect_rollout(state, config, venv, net)
+
+    t, n = config.num_steps, config.num_envs
+    final_x = flatten_obs(ro.final_obs, space)
+    next_values = net.apply(state.params, final_x, method="value")
+    adv = gae(
+        ro.reward,
+        ro.value,
+        next_values,
+        ro.terminated,
+        ro.truncated,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+    )
+    flat = lambda x: x.reshape((t * n, *x.shape[2:]))  # noqa: E731
+    data = {
+        "x": flat(flatten_obs(ro.obs, space)),
+        "action": flat(ro.action),
+        "log_prob": flat(ro.log_prob),
+        "value": flat(ro.value),
+        "advantage": flat(adv.advantages),
+        "target": flat(adv.returns),
+    }
+    frac = 1.0 - state.update_index.astype(jnp.float32) / config.num_updates
+    clip_eps = config.clip_eps * frac if config.anneal_clip else jnp.float32(config.clip_eps)
+    grad_fn = jax.grad(ppo_loss, has_aux=True)
+    m, mb = config.num_minibatches, config.minibatch_size
+
+    def minibatch_step(carry, batch):
+        params, opt_state = carry
+        grads, aux = grad_fn(params, net, batch, clip_eps, config)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), aux
+
+    def epoch(carry, key):
+        if m == 1:
+            batches = jax.tree.map(lambda x: x[None], data)
+        else:
+            perm = jax.random.permutation(key, t * n)
+            batches = jax.tree.map(lambda x: x[perm].reshape((m, mb, *x.shape[1:])), data)
+        return jax.lax.scan(minibatch_step, carry, batches)
+
+    key, k_epochs = jax.random.split(state.key)
+    (params, opt_state), aux = jax.lax.scan(
+        epoch,
+        (state.params, state.opt_state),
+        jax.random.split(k_epochs, config.num_epochs),
+    )
+    aux = jax.tree.map(jnp.mean, aux)
+    ended = ~jnp.isnan(ro.episode_return)
+    index = state.update_index + 1
+    metrics = Metrics(
+        env_steps=index * config.steps_per_update,
+        episode_return_sum=jnp.sum(jnp.where(ended, ro.episode_return, 0.0)),
+        episode_count=jnp.sum(ended).astype(jnp.int32),
+        **aux,
+    )
+    new_state = state.replace(params=params, opt_state=opt_state, key=key, update_index=index)
+    return new_state, metrics
+
+
+def _batched(x: Any) -> bool:
+    return type(x).__name__ == "BatchTracer"
+
+
+def make_train(config: Config, env: Any, env_params: Any = None):
+    """Build `train(key) -> (TrainState, Metrics [num_updates])` for an environment.
+
+    Args:
+      config: hyperparameters (validated here).
+      env: an env id (bellmax, or a Gymnasium id such as `"gymnasium:CartPole-v1"`), an
+        `Environment`, a gymnax-API environment or a `VectorEnv` with `config.num_envs` envs.
+      env_params: parameters for an environment object.
+
+    Returns:
+      A pure function of a PRNG key; `jax.jit(train)` runs the whole training, and for JAX
+      environments `jax.jit(jax.vmap(train))(keys)` trains one seed per key.
+    """
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a ppo.Config, got {type(config).__name__}.")
+    config.validate()
+    venv = make_vector_env(env, num_envs=config.num_envs, env_params=env_params)
+    config.validate(venv)
+
+    def train(key: jax.Array) -> tuple[TrainState, Metrics]:
+        if venv.is_host and _batched(key):
+            raise ValueError(
+                f"{venv.env_id!r} steps on the host (Gymnasium) and cannot be vmapped over "
+                "seeds; run the seeds one after another, or use a bellmax/gymnax env id."
+            )
+        state = init(key, config, venv)
+        return jax.lax.scan(
+            lambda s, _: update(s, config, venv), state, None, length=config.num_updates
+        )
+
+    train.venv = venv  # type: ignore[attr-defined]
+    return train

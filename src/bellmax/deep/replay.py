@@ -1,0 +1,150 @@
+"""A uniform experience-replay buffer as one pytree (Lin 1992; Mnih et al. 2015, "Methods").
+
+The buffer holds any pytree of transitions (for DQN a `bellmax.core.types.Transition`) in
+fixed-size arrays with a leading `[capacity]` axis, a write position and a fill count. It is
+a ring: once full, new transitions overwrite the oldest. Every function is pure and jittable,
+and a buffer `vmap`s over seeds like any other pytree.
+
+    buffer = replay_init(example_transition, capacity=100_000)
+    buffer = replay_add(buffer, batch_of_n_transitions)      # leaves [N, ...]
+    batch = replay_sample(buffer, key, batch_size=64)         # leaves [64, ...]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class ReplayBuffer:
+    """A ring buffer of transitions; `data`'s leaves have a leading `[capacity]` axis."""
+
+    data: Any
+    """The stored transitions: a pytree whose leaves are `[capacity, ...]` arrays."""
+    position: jax.Array
+    """int32 scalar: the slot the next transition is written to."""
+    size: jax.Array
+    """int32 scalar: how many slots hold transitions (`<= capacity`)."""
+
+    @property
+    def capacity(self) -> int:
+        """Number of slots (static, from the arrays' shapes; seed axes of a stacked buffer skipped)."""
+        return int(jax.tree.leaves(self.data)[0].shape[jnp.ndim(self.size)])
+
+
+def _check_capacity(capacity: Any) -> int:
+    try:
+        ok = not isinstance(capacity, bool) and int(capacity) == capacity and capacity >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"capacity must be a positive integer, got {capacity!r}.")
+    return int(capacity)
+
+
+def replay_init(example: Any, capacity: int) -> ReplayBuffer:
+    """An empty buffer with room for `capacity` transitions shaped like `example`.
+
+    Args:
+      example: one transition (a pytree of arrays without a batch axis); only its leaves'
+        shapes and dtypes are used.
+      capacity: number of slots.
+
+    Returns:
+      A `ReplayBuffer` with zero-filled storage, `position = size = 0`.
+    """
+    capacity = _check_capacity(capacity)
+    leaves = jax.tree.leaves(example)
+    if not leaves:
+        raise ValueError(
+            "example has no array leaves; pass one transition, e.g. a Transition of arrays."
+        )
+    data = jax.tree.map(
+        lambda x: jnp.zeros((capacity, *jnp.shape(x)), jnp.asarray(x).dtype), example
+    )
+    zero = jnp.zeros((), jnp.int32)
+    return ReplayBuffer(data=data, position=zero, size=zero)
+
+
+def replay_add(buffer: ReplayBuffer, batch: Any) -> ReplayBuffer:
+    """Write `N` transitions at the write position, wrapping around (oldest overwritten).
+
+    Args:
+      buffer: the buffer.
+      batch: a pytree with the buffer's structure whose leaves have a leading `[N]` axis,
+        `1 <= N <= capacity`.
+
+    Returns:
+      The new buffer: slots `position .. position + N - 1 (mod capacity)` hold `batch`.
+    """
+    if jax.tree.structure(batch) != jax.tree.structure(buffer.data):
+        raise ValueError(
+            f"batch has structure {jax.tree.structure(batch)} but the buffer stores "
+            f"{jax.tree.structure(buffer.data)}; add transitions of the same type."
+        )
+    capacity = jax.tree.leaves(buffer.data)[0].shape[0]
+    sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in jax.tree.leaves(batch)}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError(
+            "every leaf of batch needs the same leading batch axis [N, ...]; got leading "
+            f"sizes {sorted(s for s in sizes if s is not None)}{' and scalars' * (None in sizes)}."
+        )
+    (n,) = sizes
+    if n < 1 or n > capacity:
+        raise ValueError(
+            f"a batch of {n} transitions does not fit a buffer of capacity {capacity}; "
+            "add at most `capacity` transitions at a time (or make the buffer larger)."
+        )
+    for stored, new in zip(jax.tree.leaves(buffer.data), jax.tree.leaves(batch), strict=True):
+        if tuple(stored.shape[1:]) != tuple(jnp.shape(new)[1:]):
+            raise ValueError(
+                f"a batch leaf of shape {jnp.shape(new)} does not match stored transitions "
+                f"of shape {tuple(stored.shape[1:])}; add [N, {', '.join(map(str, stored.shape[1:]))}]."
+            )
+    return _add(buffer, batch)
+
+
+@jax.jit
+def _add(buffer: ReplayBuffer, batch: Any) -> ReplayBuffer:
+    capacity = jax.tree.leaves(buffer.data)[0].shape[0]
+    n = jax.tree.leaves(batch)[0].shape[0]
+    idx = (buffer.position + jnp.arange(n, dtype=jnp.int32)) % capacity
+    data = jax.tree.map(
+        lambda stored, new: stored.at[idx].set(jnp.asarray(new, stored.dtype)),
+        buffer.data,
+        batch,
+    )
+    return ReplayBuffer(
+        data=data,
+        position=(buffer.position + n) % capacity,
+        size=jnp.minimum(buffer.size + n, capacity).astype(jnp.int32),
+    )
+
+
+def replay_sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
+    """Draw `batch_size` stored transitions uniformly, with replacement, from filled slots.
+
+    Sampling an empty buffer returns slot 0 (zeros): callers wait until
+    `size >= batch_size` (DQN's `learning_starts`).
+
+    Args:
+      buffer: the buffer.
+      key: a PRNG key, consumed.
+      batch_size: number of transitions to draw.
+
+    Returns:
+      A pytree like the stored transitions with leaves `[batch_size, ...]`.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    return _sample(buffer, key, batch_size)
+
+
+@jax.jit(static_argnums=2)
+def _sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
+    idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
+    return jax.tree.map(lambda x: x[idx], buffer.data)

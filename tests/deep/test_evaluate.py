@@ -1,0 +1,73 @@
+"""evaluate(): episode bookkeeping on JAX and Gymnasium environments, caps and bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bellmax.deep.evaluate import EvalResult, evaluate
+from bellmax.envs.vector import make_vector_env
+
+
+def random_discrete(params, obs, key):
+    del params
+    return jax.random.randint(key, obs.shape[:1], 0, 2)
+
+
+def always_left(params, obs, key):
+    del params, key
+    return jnp.zeros(obs.shape[:1], jnp.int32)
+
+
+def zero_torque(params, obs, key):
+    del key
+    return jnp.zeros((obs.shape[0], 1)) + params
+
+
+def test_cartpole_episodes_are_spread_over_envs_and_complete():
+    # Shows: 7 episodes on 3 envs come back in full; CartPole pays 1 per step, so each
+    # return equals its length, and a random policy fails well before 500 steps.
+    res = evaluate(random_discrete, None, "CartPole-v1", jax.random.key(0), episodes=7, num_envs=3)
+    assert isinstance(res, EvalResult)
+    assert res.returns.shape == (7,) and bool(jnp.all(res.completed))
+    np.testing.assert_allclose(res.returns, res.lengths)
+    assert 5 < float(res.mean_return) < 100
+    assert len(set(np.asarray(res.lengths).tolist())) > 1  # different episodes, not one repeated
+
+
+def test_max_steps_cap_reports_unfinished_episodes():
+    # Shows: with a cap of 3 steps no CartPole episode ends (pushing left takes ~8+ steps to
+    # fail); they are reported as they stood, flagged not completed.
+    res = evaluate(always_left, None, "CartPole-v1", jax.random.key(1), episodes=4, max_steps=3)
+    np.testing.assert_array_equal(res.lengths, [3, 3, 3, 3])
+    assert not bool(jnp.any(res.completed))
+    full = evaluate(always_left, None, "CartPole-v1", jax.random.key(1), episodes=4)
+    assert bool(jnp.all(full.completed)) and bool(jnp.all(full.lengths > 3))
+
+
+def test_pendulum_episodes_last_exactly_the_time_limit():
+    # Shows: truncated episodes count too (Pendulum ends only at 200 steps); params are passed.
+    venv = make_vector_env("Pendulum-v1", num_envs=2)
+    res = evaluate(zero_torque, jnp.float32(0.0), venv, jax.random.key(2), episodes=2)
+    np.testing.assert_array_equal(res.lengths, [200, 200])
+    assert bool(jnp.all(res.returns < 0))
+
+
+def test_gymnasium_env_through_the_host_bridge():
+    # Shows: the same jitted loop drives Gymnasium's CartPole through io_callback.
+    res = evaluate(random_discrete, None, "gymnasium:CartPole-v1", jax.random.key(3), episodes=4)
+    assert res.returns.shape == (4,) and bool(jnp.all(res.completed))
+    np.testing.assert_allclose(res.returns, res.lengths)
+
+
+def test_bad_evaluate_input_raises_clear_errors():
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="episodes must be >= 1, got 0"):
+        evaluate(always_left, None, "CartPole-v1", key, episodes=0)
+    with pytest.raises(TypeError, match="max_steps must be an int"):
+        evaluate(always_left, None, "CartPole-v1", key, max_steps=True)
+    venv = make_vector_env("CartPole-v1", num_envs=2)
+    with pytest.raises(ValueError, match="num_envs=3 but the given VectorEnv has 2"):
+        evaluate(always_left, None, venv, key, num_envs=3)
+    with pytest.raises(TypeError, match="act_fn must be callable"):
+        evaluate("policy", None, "CartPole-v1", key)
