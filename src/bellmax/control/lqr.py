@@ -1,0 +1,453 @@
+"""Linear-quadratic regulators: finite-horizon time-varying, and infinite-horizon discrete.
+
+Finite horizon (Bertsekas 2017, DPOC I, section 3.1; Anderson & Moore 1990, chapter 2):
+dynamics `x_{t+1} = A_t x_t + B_t u_t + c_t`, stage cost
+`0.5 x'Q_t x + 0.5 u'R_t u + x'M_t u + q_t'x + r_t'u` for `t < T` and terminal cost
+`0.5 x'Q_T x + q_T'x`. The Riccati recursion runs backwards from `V_T = Q_T`, `v_T = q_T`:
+
+    Q_xx = Q_t + A'V A          q_x = q_t + A'(v + V c)
+    Q_uu = R_t + B'V B          q_u = r_t + B'(v + V c)
+    Q_ux = M_t' + B'V A
+    K_t = -Q_uu^{-1} Q_ux       k_t = -Q_uu^{-1} q_u
+    V_t = Q_xx + Q_ux' K_t      v_t = q_x + Q_ux' k_t
+
+and the optimal control is `u_t = K_t x_t + k_t`; the optimal cost-to-go is
+`0.5 x'V_t x + v_t'x + s_t`. `finite_horizon_lqr` returns all of these by name
+(`LQRSolution`); it is pure and shape-static, so `jax.vmap` runs many problems at once.
+
+Infinite horizon (`dlqr`): the stationary gain `u = K x` of the discrete algebraic Riccati
+equation (DARE) `P = Q + A'PA - (A'PB + M)(R + B'PB)^{-1}(B'PA + M')`, found either by
+iterating the Riccati map to convergence or by the structure-preserving doubling algorithm
+(Chu, Fan & Lin 2005), which converges quadratically. A status says whether it converged.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from bellmax.control.problems import Status
+
+__all__ = [
+    "DLQRSolution",
+    "LQRSolution",
+    "dlqr",
+    "finite_horizon_lqr",
+    "lqr_rollout",
+]
+
+
+@struct.dataclass
+class LQRSolution:
+    """The finite-horizon LQR solution: gains, value function and Q-function blocks.
+
+    Shapes: `T` steps, `n` states, `m` controls. `u_t = K[t] @ x_t + k[t]`.
+    """
+
+    K: jax.Array
+    """Feedback gains `[T, m, n]`."""
+    k: jax.Array
+    """Feedforward terms `[T, m]`."""
+    V: jax.Array
+    """Value Hessians `V_t` `[T+1, n, n]` (`V[T] = Q_T`)."""
+    v: jax.Array
+    """Value gradients `v_t` `[T+1, n]`."""
+    s: jax.Array
+    """Value constants `s_t` `[T+1]`: the cost-to-go is `0.5 x'V_t x + v_t'x + s_t`."""
+    Q_xx: jax.Array
+    """Q-function state block `[T, n, n]`."""
+    Q_uu: jax.Array
+    """Q-function control block `[T, m, m]`."""
+    Q_ux: jax.Array
+    """Q-function cross block `[T, m, n]`."""
+    q_x: jax.Array
+    """Q-function state gradient `[T, n]`."""
+    q_u: jax.Array
+    """Q-function control gradient `[T, m]`."""
+
+    def value(self, x0: jax.Array) -> jax.Array:
+        """The optimal total cost from `x0`: `0.5 x0'V_0 x0 + v_0'x0 + s_0`."""
+        return 0.5 * x0 @ self.V[0] @ x0 + self.v[0] @ x0 + self.s[0]
+
+
+@struct.dataclass
+class DLQRSolution:
+    """The infinite-horizon discrete LQR solution."""
+
+    K: jax.Array
+    """Stationary gain `[m, n]`: `u = K x` (note the sign: scipy's convention is `-K`)."""
+    P: jax.Array
+    """DARE solution `[n, n]` (value Hessian)."""
+    iterations: jax.Array
+    """Iterations taken."""
+    residual: jax.Array
+    """Max-abs DARE residual at the returned `P`, relative to `max(1, |P|_max)`."""
+    status: jax.Array
+    """`Status` value: CONVERGED, MAX_ITERATIONS or DIVERGED."""
+
+    @property
+    def status_name(self) -> str:
+        """The status as a lower-case name."""
+        return Status.name_of(self.status)
+
+
+def _mm(a: jax.Array, b: jax.Array) -> jax.Array:
+    """`a @ b` for small matrices as one elementwise product and sum.
+
+    On CPU, XLA's dot for 4x4 matrices inside a scan costs microseconds of dispatch
+    overhead per call (and is slower still batched); the broadcast form fuses with its
+    neighbours. Large products use `@`.
+    """
+    if a.shape[-1] * a.shape[-2] * b.shape[-1] > 4096:
+        return a @ b
+    return jnp.sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)
+
+
+def _mv(a: jax.Array, v: jax.Array) -> jax.Array:
+    """`a @ v` for a small matrix and vector (see `_mm`)."""
+    if a.shape[-1] * a.shape[-2] > 4096:
+        return a @ v
+    return jnp.sum(a * v[..., None, :], axis=-1)
+
+
+def _spd_solve(H: jax.Array, B: jax.Array) -> jax.Array:
+    """`H^{-1} B` for a small symmetric positive definite `H` `[m, m]`, `B` `[m, k]`.
+
+    An unrolled Cholesky factorisation and two triangular solves in elementwise ops
+    (m <= 8); larger systems use LAPACK. A non-PD `H` gives NaN (callers check).
+    """
+    m = H.shape[-1]
+    if m > 8:
+        return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(H, lower=True), B)
+    L = [[None] * m for _ in range(m)]
+    for j in range(m):
+        s = H[j, j] - sum(L[j][p] ** 2 for p in range(j))
+        L[j][j] = jnp.sqrt(s)
+        for i in range(j + 1, m):
+            L[i][j] = (H[i, j] - sum(L[i][p] * L[j][p] for p in range(j))) / L[j][j]
+    y = [None] * m
+    for i in range(m):
+        y[i] = (B[i] - sum(L[i][p] * y[p] for p in range(i))) / L[i][i]
+    x = [None] * m
+    for i in reversed(range(m)):
+        x[i] = (y[i] - sum(L[p][i] * x[p] for p in range(i + 1, m))) / L[i][i]
+    return jnp.stack(x)
+
+
+def _sym(X: jax.Array) -> jax.Array:
+    return 0.5 * (X + jnp.swapaxes(X, -1, -2))
+
+
+def _solve_psd(H: jax.Array, B: jax.Array) -> jax.Array:
+    """`H^{-1} B` for symmetric positive definite `H` by Cholesky."""
+    L = jax.scipy.linalg.cho_factor(H, lower=True)
+    return jax.scipy.linalg.cho_solve(L, B)
+
+
+def _per_step(name: str, X: Any, T: int, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+    """Broadcast a time-invariant `shape` array (or zeros for None) to `[T, *shape]`."""
+    if X is None:
+        return jnp.zeros((T, *shape), dtype)
+    X = jnp.asarray(X, dtype)
+    if X.shape == shape:
+        return jnp.broadcast_to(X, (T, *shape))
+    if X.shape == (T, *shape):
+        return X
+    raise ValueError(
+        f"{name} has shape {X.shape}; expected {shape} (time-invariant) or {(T, *shape)} "
+        "(one per step)."
+    )
+
+
+def finite_horizon_lqr(
+    A: jax.Array,
+    B: jax.Array,
+    Q: jax.Array,
+    R: jax.Array,
+    Q_final: jax.Array,
+    *,
+    M: jax.Array | None = None,
+    c: jax.Array | None = None,
+    q: jax.Array | None = None,
+    r: jax.Array | None = None,
+    q_final: jax.Array | None = None,
+    horizon: int | None = None,
+) -> LQRSolution:
+    """Finite-horizon, time-varying LQR with cross and affine terms (module docstring).
+
+    Every per-step argument is either `[T, ...]` (time-varying) or its one-step shape
+    (time-invariant, then `horizon` or another argument gives `T`).
+
+    Args:
+      A: `[T, n, n]` or `[n, n]`.
+      B: `[T, n, m]` or `[n, m]`.
+      Q: `[T, n, n]` or `[n, n]`, symmetric.
+      R: `[T, m, m]` or `[m, m]`, symmetric; `Q_uu` must be positive definite.
+      Q_final: `[n, n]`, symmetric.
+      M: cross weights `[T, n, m]` or `[n, m]` (the cost term `x'M u`); default zero.
+      c: dynamics offsets `[T, n]` or `[n]`; default zero.
+      q, r: linear cost terms `[T, n]`/`[n]`, `[T, m]`/`[m]`; default zero.
+      q_final: linear terminal cost `[n]`; default zero.
+      horizon: `T` when every per-step argument is time-invariant.
+
+    Returns:
+      `LQRSolution` with `K`, `k`, `V`, `v`, `s` and the Q-function blocks.
+
+    Raises:
+      ValueError: inconsistent shapes or no way to know `T`.
+    """
+    A = jnp.asarray(A)
+    B = jnp.asarray(B)
+    if A.ndim not in (2, 3) or A.shape[-1] != A.shape[-2]:
+        raise ValueError(f"A must be [T, n, n] or [n, n], got shape {A.shape}.")
+    n = A.shape[-1]
+    if B.ndim not in (2, 3) or B.shape[-2] != n:
+        raise ValueError(f"B must be [T, {n}, m] or [{n}, m], got shape {B.shape}.")
+    m = B.shape[-1]
+    dtype = jnp.result_type(A, B, float)
+    T = None
+    for X, nd in ((A, 3), (B, 3), (Q, 3), (R, 3), (M, 3), (c, 2), (q, 2), (r, 2)):
+        if X is not None and jnp.ndim(X) == nd:
+            T = int(jnp.shape(X)[0])
+            break
+    if horizon is not None:
+        if T is not None and T != horizon:
+            raise ValueError(f"horizon={horizon} but the per-step arrays have T={T}.")
+        T = horizon
+    if T is None:
+        raise ValueError("all arguments are time-invariant: pass horizon=T.")
+    if isinstance(T, bool) or int(T) < 1:
+        raise ValueError(f"horizon must be >= 1, got {T}.")
+    A = _per_step("A", A, T, (n, n), dtype)
+    B = _per_step("B", B, T, (n, m), dtype)
+    Q = _per_step("Q", Q, T, (n, n), dtype)
+    R = _per_step("R", R, T, (m, m), dtype)
+    M = _per_step("M", M, T, (n, m), dtype)
+    c = _per_step("c", c, T, (n,), dtype)
+    q = _per_step("q", q, T, (n,), dtype)
+    r = _per_step("r", r, T, (m,), dtype)
+    Qf = jnp.asarray(Q_final, dtype)
+    if Qf.shape != (n, n):
+        raise ValueError(f"Q_final must be [{n}, {n}], got shape {Qf.shape}.")
+    qf = jnp.zeros((n,), dtype) if q_final is None else jnp.asarray(q_final, dtype)
+    if qf.shape != (n,):
+        raise ValueError(f"q_final must be [{n}], got shape {qf.shape}.")
+    return _riccati(A, B, Q, R, M, c, q, r, _sym(Qf), qf)
+
+
+@jax.jit
+def _riccati(A, B, Q, R, M, c, q, r, Qf, qf) -> LQRSolution:
+    def step(carry, inp):
+        V, v, s = carry
+        A_t, B_t, Q_t, R_t, M_t, c_t, q_t, r_t = inp
+        Vc_v = v + _mv(V, c_t)
+        VA = _mm(V, A_t)
+        VB = _mm(V, B_t)
+        Q_xx = _sym(Q_t + _mm(A_t.T, VA))
+        Q_uu = _sym(R_t + _mm(B_t.T, VB))
+        Q_ux = M_t.T + _mm(B_t.T, VA)
+        q_x = q_t + _mv(A_t.T, Vc_v)
+        q_u = r_t + _mv(B_t.T, Vc_v)
+        sol = _spd_solve(Q_uu, jnp.concatenate([Q_ux, q_u[:, None]], axis=1))
+        K, k = -sol[:, :-1], -sol[:, -1]
+        V_new = _sym(Q_xx + _mm(Q_ux.T, K))
+        v_new = q_x + _mv(Q_ux.T, k)
+        s_new = s + 0.5 * jnp.sum(c_t * _mv(V, c_t)) + jnp.sum(v * c_t) + 0.5 * jnp.sum(k * q_u)
+        return (V_new, v_new, s_new), (K, k, V_new, v_new, s_new, Q_xx, Q_uu, Q_ux, q_x, q_u)
+
+    init = (Qf, qf, jnp.zeros((), Qf.dtype))
+    _, out = jax.lax.scan(step, init, (A, B, Q, R, M, c, q, r), reverse=True)
+    K, k, V, v, s, Q_xx, Q_uu, Q_ux, q_x, q_u = out
+    return LQRSolution(
+        K=K,
+        k=k,
+        V=jnp.concatenate([V, Qf[None]], axis=0),
+        v=jnp.concatenate([v, qf[None]], axis=0),
+        s=jnp.concatenate([s, jnp.zeros((1,), s.dtype)], axis=0),
+        Q_xx=Q_xx,
+        Q_uu=Q_uu,
+        Q_ux=Q_ux,
+        q_x=q_x,
+        q_u=q_u,
+    )
+
+
+def lqr_rollout(
+    solution: LQRSolution,
+    A: jax.Array,
+    B: jax.Array,
+    x0: jax.Array,
+    c: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Roll the optimal policy `u_t = K_t x_t + k_t` through the linear dynamics.
+
+    Args:
+      solution: from `finite_horizon_lqr`.
+      A, B, c: the dynamics (as passed to `finite_horizon_lqr`).
+      x0: initial state `[n]`.
+
+    Returns:
+      `(X, U)`: states `[T+1, n]` and controls `[T, m]`.
+    """
+    T, m, n = solution.K.shape
+    dtype = solution.K.dtype
+    A = _per_step("A", A, T, (n, n), dtype)
+    B = _per_step("B", B, T, (n, m), dtype)
+    c = _per_step("c", c, T, (n,), dtype)
+
+    return _lqr_rollout(solution, A, B, c, jnp.asarray(x0, dtype))
+
+
+@jax.jit
+def _lqr_rollout(solution, A, B, c, x0):
+    def step(x, inp):
+        K, k, A_t, B_t, c_t = inp
+        u = K @ x + k
+        return A_t @ x + B_t @ u + c_t, (x, u)
+
+    xT, (X, U) = jax.lax.scan(step, x0, (solution.K, solution.k, A, B, c))
+    return jnp.concatenate([X, xT[None]], axis=0), U
+
+
+def _dare_residual(A, B, Q, R, M, P):
+    BtPA = B.T @ P @ A + M.T
+    res = Q + A.T @ P @ A - BtPA.T @ _solve_psd(_sym(R + B.T @ P @ B), BtPA) - P
+    return jnp.max(jnp.abs(res)) / jnp.maximum(1.0, jnp.max(jnp.abs(P)))
+
+
+def _gain(A, B, R, M, P):
+    return -_solve_psd(_sym(R + B.T @ P @ B), B.T @ P @ A + M.T)
+
+
+def dlqr(
+    A: jax.Array,
+    B: jax.Array,
+    Q: jax.Array,
+    R: jax.Array,
+    *,
+    M: jax.Array | None = None,
+    method: str = "doubling",
+    tol: float | None = None,
+    max_iterations: int | None = None,
+) -> DLQRSolution:
+    """Infinite-horizon discrete LQR: the DARE's solution `P` and the gain `u = K x`.
+
+    Minimises `sum_t 0.5 x'Qx + 0.5 u'Ru + x'Mu` subject to `x_{t+1} = A x_t + B u_t`
+    (Bertsekas 2017, DPOC I, section 3.1). `(A, B)` must be stabilisable and
+    `(A, Q^{1/2})` detectable for the solution to exist.
+
+    Args:
+      A: `[n, n]`.
+      B: `[n, m]`.
+      Q: `[n, n]` symmetric positive semi-definite.
+      R: `[m, m]` symmetric positive definite.
+      M: cross weights `[n, m]`; default zero.
+      method: `"doubling"` (structure-preserving doubling, quadratic convergence) or
+        `"riccati"` (iterate the Riccati map from `P = Q`, linear convergence).
+      tol: stop when the relative change of `P` is below it; default `1e-12` in float64,
+        `1e-6` in float32.
+      max_iterations: default 100 for doubling, 100000 for Riccati iteration.
+
+    Returns:
+      `DLQRSolution` with `K`, `P`, `iterations`, `residual`, `status`.
+
+    Raises:
+      ValueError: bad shapes or an unknown method.
+    """
+    if method not in ("doubling", "riccati"):
+        raise ValueError(f"method must be 'doubling' or 'riccati', got {method!r}.")
+    A = jnp.asarray(A)
+    B = jnp.asarray(B)
+    dtype = jnp.result_type(A, B, float)
+    A = A.astype(dtype)
+    B = B.astype(dtype)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"A must be square [n, n], got shape {A.shape}.")
+    n = A.shape[0]
+    if B.ndim != 2 or B.shape[0] != n:
+        raise ValueError(f"B must be [{n}, m], got shape {B.shape}.")
+    m = B.shape[1]
+    Q = _sym(jnp.asarray(Q, dtype))
+    R = _sym(jnp.asarray(R, dtype))
+    if Q.shape != (n, n) or R.shape != (m, m):
+        raise ValueError(f"Q must be [{n}, {n}] and R [{m}, {m}], got {Q.shape} and {R.shape}.")
+    M = jnp.zeros((n, m), dtype) if M is None else jnp.asarray(M, dtype)
+    if M.shape != (n, m):
+        raise ValueError(f"M must be [{n}, {m}], got shape {M.shape}.")
+    if tol is None:
+        tol = 1e-12 if dtype == jnp.float64 else 1e-6
+    if max_iterations is None:
+        max_iterations = 100 if method == "doubling" else 100_000
+    return _dlqr(A, B, Q, R, M, method, float(tol), int(max_iterations))
+
+
+@functools.partial(jax.jit, static_argnums=(5, 6, 7))
+def _dlqr(A, B, Q, R, M, method, tol, max_iterations) -> DLQRSolution:
+    if method == "riccati":
+        P, it, change = _riccati_iteration(A, B, Q, R, M, tol, max_iterations)
+    else:
+        P, it, change = _doubling(A, B, Q, R, M, tol, max_iterations)
+    K = _gain(A, B, R, M, P)
+    residual = _dare_residual(A, B, Q, R, M, P)
+    finite = jnp.all(jnp.isfinite(P)) & jnp.all(jnp.isfinite(K))
+    status = jnp.where(
+        ~finite,
+        Status.DIVERGED,
+        jnp.where(change <= tol, Status.CONVERGED, Status.MAX_ITERATIONS),
+    ).astype(jnp.int32)
+    return DLQRSolution(K=K, P=P, iterations=it, residual=residual, status=status)
+
+
+def _rel_change(P_new, P):
+    return jnp.max(jnp.abs(P_new - P)) / jnp.maximum(1.0, jnp.max(jnp.abs(P_new)))
+
+
+def _riccati_iteration(A, B, Q, R, M, tol, max_iterations):
+    def riccati(P):
+        BtPA = B.T @ P @ A + M.T
+        return _sym(Q + A.T @ P @ A - BtPA.T @ _solve_psd(_sym(R + B.T @ P @ B), BtPA))
+
+    def cond(c):
+        _, it, change = c
+        return (it < max_iterations) & (change > tol) & jnp.isfinite(change)
+
+    def body(c):
+        P, it, _ = c
+        P_new = riccati(P)
+        return P_new, it + 1, _rel_change(P_new, P)
+
+    inf = jnp.asarray(jnp.finfo(Q.dtype).max, Q.dtype)
+    return jax.lax.while_loop(cond, body, (Q, jnp.asarray(0, jnp.int32), inf))
+
+
+def _doubling(A, B, Q, R, M, tol, max_iterations):
+    # Remove the cross term: u = v - R^{-1} M' x turns it into a problem without M.
+    RinvMt = _solve_psd(R, M.T)
+    A0 = A - B @ RinvMt
+    H0 = _sym(Q - M @ RinvMt)
+    G0 = _sym(B @ _solve_psd(R, B.T))
+    eye = jnp.eye(A.shape[0], dtype=A.dtype)
+
+    def cond(c):
+        _, _, _, it, change = c
+        return (it < max_iterations) & (change > tol) & jnp.isfinite(change)
+
+    def body(c):
+        Ak, Gk, Hk, it, _ = c
+        W = eye + Gk @ Hk
+        WinvA = jnp.linalg.solve(W, Ak)
+        WinvG = jnp.linalg.solve(W, Gk)
+        A_next = Ak @ WinvA
+        G_next = _sym(Gk + Ak @ WinvG @ Ak.T)
+        H_next = _sym(Hk + Ak.T @ Hk @ WinvA)
+        return A_next, G_next, H_next, it + 1, _rel_change(H_next, Hk)
+
+    inf = jnp.asarray(jnp.finfo(Q.dtype).max, Q.dtype)
+    _, _, P, it, change = jax.lax.while_loop(
+        cond, body, (A0, G0, H0, jnp.asarray(0, jnp.int32), inf)
+    )
+    return P, it, change

@@ -1,0 +1,382 @@
+"""Single shooting: optimise the control sequence directly through the rolled-out dynamics.
+
+The decision variables are the controls `U = (u_0 .. u_{T-1})`; the states follow by
+rolling out `x_{t+1} = dynamics(x_t, u_t, t, params)` from `x0`, and the total cost
+
+    J(U) = sum_t cost(x_t, u_t, t, params) + terminal_cost(x_T, params)
+
+is minimised by a first-order or quasi-Newton method from optax, with the gradient by
+reverse-mode differentiation through the rollout (the adjoint method; Betts 2010, Practical
+Methods for Optimal Control, section 3.2; Nocedal & Wright 2006, chapter 7 for L-BFGS).
+Control bounds are kept by one of
+
+- `"tanh"`: `u = mid + half * tanh(w)`, optimising the unconstrained `w` (smooth; the bounds
+  are never reached exactly);
+- `"clip"`: `u = clip(w, lower, upper)` in the rollout (zero gradient once saturated);
+- `"project"`: projected gradient, `w <- clip(w - step, lower, upper)` after each update
+  (sound for gradient descent and Adam; with L-BFGS the projection spoils its curvature
+  pairs, so it may stall short of the optimum: the status then says `stalled`).
+
+Shooting cannot impose a terminal state; put the goal in `terminal_cost`. The whole solve is
+one `jax.lax.while_loop` under `jax.jit`, stopped when the gradient norm (with respect to `U`)
+or the relative change of the cost falls below its tolerance.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from bellmax.control.problems import Problem, Status
+
+__all__ = [
+    "BOUND_METHODS",
+    "OPTIMIZERS",
+    "ShootingResult",
+    "rollout",
+    "shooting",
+    "shooting_from_problem",
+]
+
+OPTIMIZERS = ("lbfgs", "adam", "sgd")
+"""Optimisers `shooting` knows (optax.lbfgs, optax.adam, optax.sgd)."""
+BOUND_METHODS = ("tanh", "clip", "project")
+"""How `shooting` keeps the controls inside their bounds."""
+
+_RUNNING = -1
+
+
+@struct.dataclass
+class ShootingResult:
+    """What `shooting` returns."""
+
+    X: jax.Array
+    """States `[T + 1, n]` of the rollout under `U`."""
+    U: jax.Array
+    """Controls `[T, m]` (inside the bounds)."""
+    cost: jax.Array
+    """Total cost `J(U)`."""
+    iterations: jax.Array
+    """Optimiser steps taken."""
+    status: jax.Array
+    """A `Status` code: converged (gradient norm <= gtol), stalled (relative cost change
+    <= rtol with a larger gradient), max_iterations or diverged."""
+    grad_norm: jax.Array
+    """Norm of the (projected, for `"project"`) gradient of `J` with respect to the optimised
+    variables at the returned controls."""
+
+    @property
+    def status_name(self) -> str:
+        """`converged`, `stalled`, `max_iterations` or `diverged`."""
+        return Status.name_of(self.status)
+
+    @property
+    def converged(self) -> bool:
+        """Whether a stopping tolerance was met."""
+        return int(self.status) == Status.CONVERGED
+
+
+def rollout(
+    dynamics: Callable[..., jax.Array], x0: jax.Array, U: jax.Array, params: Any = None
+) -> jax.Array:
+    """States `[T + 1, n]` from `x0` under controls `U` `[T, m]`.
+
+    Args:
+      dynamics: `dynamics(x, u, t, params) -> x_next`.
+      x0: initial state `[n]`.
+      U: controls `[T, m]`.
+      params: model parameters.
+
+    Returns:
+      `X` with `X[0] = x0`.
+    """
+
+    x0 = jnp.asarray(x0)
+
+    def step(x, tu):
+        t, u = tu
+        x_next = jnp.asarray(dynamics(x, u, t, params)).astype(x.dtype)
+        return x_next, x_next
+
+    _, X = jax.lax.scan(step, x0, (jnp.arange(U.shape[0]), U))
+    return jnp.concatenate([x0[None], X], axis=0)
+
+
+def _controls(W, lo, hi, bound: str):
+    if bound == "tanh":
+        mid = jnp.where(jnp.isfinite(lo) & jnp.isfinite(hi), 0.5 * (lo + hi), 0.0)
+        half = jnp.where(jnp.isfinite(lo) & jnp.isfinite(hi), 0.5 * (hi - lo), 1.0)
+        return jnp.where(jnp.isfinite(lo) & jnp.isfinite(hi), mid + half * jnp.tanh(W), W)
+    return jnp.clip(W, lo, hi)
+
+
+def _to_latent(U, lo, hi, bound: str):
+    if bound == "tanh":
+        both = jnp.isfinite(lo) & jnp.isfinite(hi)
+        mid = jnp.where(both, 0.5 * (lo + hi), 0.0)
+        half = jnp.where(both, 0.5 * (hi - lo), 1.0)
+        r = jnp.clip((U - mid) / half, -1 + 1e-6, 1 - 1e-6)
+        return jnp.where(both, jnp.arctanh(r), U)
+    return jnp.clip(U, lo, hi)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _solve(dynamics, cost, terminal_cost, optimizer, bound, x0, U0, lo, hi, params, knobs):
+    learning_rate, max_iterations, gtol, rtol = knobs
+
+    def J_of_U(U):
+        X = rollout(dynamics, x0, U, params)
+        t = jnp.arange(U.shape[0])
+        run = jax.vmap(cost, in_axes=(0, 0, 0, None))(X[:-1], U, t, params)
+        return jnp.sum(run) + terminal_cost(X[-1], params)
+
+    def J(W):
+        return J_of_U(_controls(W, lo, hi, bound))
+
+    if optimizer == "lbfgs":
+        opt = optax.lbfgs()
+    elif optimizer == "adam":
+        opt = optax.adam(learning_rate)
+    else:
+        opt = optax.sgd(learning_rate)
+    opt = optax.with_extra_args_support(opt)
+    if optimizer == "lbfgs":  # reuses the value and gradient of its line search
+        value_and_grad = optax.value_and_grad_from_state(J)
+    else:
+
+        def value_and_grad(W, state):
+            return jax.value_and_grad(J)(W)
+
+    def measure_grad(W, g):
+        if bound == "project":  # projected-gradient stationarity: ||W - P(W - g)||
+            return jnp.linalg.norm(W - jnp.clip(W - g, lo, hi))
+        return jnp.linalg.norm(g)
+
+    W0 = _to_latent(U0, lo, hi, bound)
+    v0, g0 = jax.value_and_grad(J)(W0)
+
+    def body(s):
+        W, opt_state, v, it, _, gnorm = s
+        value, grad = value_and_grad(W, state=opt_state)
+        updates, opt_state = opt.update(grad, opt_state, W, value=value, grad=grad, value_fn=J)
+        W_new = optax.apply_updates(W, updates)
+        if bound == "project":
+            W_new = jnp.clip(W_new, lo, hi)
+        v_new, g_new = jax.value_and_grad(J)(W_new)
+        gn = measure_grad(W_new, g_new)
+        finite = jnp.isfinite(v_new) & jnp.all(jnp.isfinite(W_new))
+        # Converged: gradient small. Stalled: the cost no longer changes but the gradient is
+        # not small (e.g. projected L-BFGS steps cut back by the bounds).
+        small = gn <= gtol
+        flat = jnp.abs(v - v_new) <= rtol * jnp.maximum(1.0, jnp.abs(v_new))
+        it = it + 1
+        status = jnp.where(
+            ~finite,
+            Status.DIVERGED,
+            jnp.where(
+                small,
+                Status.CONVERGED,
+                jnp.where(
+                    flat,
+                    Status.STALLED,
+                    jnp.where(it >= max_iterations, Status.MAX_ITERATIONS, _RUNNING),
+                ),
+            ),
+        ).astype(jnp.int32)
+        W_new = jnp.where(finite, W_new, W)
+        v_new = jnp.where(finite, v_new, v)
+        gn = jnp.where(finite, gn, gnorm)
+        return W_new, opt_state, v_new, it, status, gn
+
+    gn0 = measure_grad(W0, g0)
+    status0 = jnp.where(
+        ~jnp.isfinite(v0), Status.DIVERGED, jnp.where(gn0 <= gtol, Status.CONVERGED, _RUNNING)
+    ).astype(jnp.int32)
+    init = (W0, opt.init(W0), v0, jnp.asarray(0), status0, gn0)
+    W, _, v, it, status, gn = jax.lax.while_loop(lambda s: s[4] == _RUNNING, body, init)
+    U = _controls(W, lo, hi, bound)
+    X = rollout(dynamics, x0, U, params)
+    return ShootingResult(X=X, U=U, cost=v, iterations=it, status=status, grad_norm=gn)
+
+
+def _bound(name: str, value: Any, m: int, fill: float) -> np.ndarray:
+    a = np.asarray(fill if value is None else value, dtype=np.float64)
+    if a.ndim == 0:
+        a = np.full(m, float(a))
+    if a.shape != (m,):
+        raise ValueError(
+            f"{name} must be a scalar or an [m] = [{m}] vector (U0 has m = {m}), got shape "
+            f"{a.shape}."
+        )
+    return a
+
+
+def _zero_terminal(x, params):
+    return jnp.zeros((), x.dtype)
+
+
+def shooting(
+    dynamics: Callable[..., jax.Array],
+    cost: Callable[..., jax.Array],
+    x0: Any,
+    U0: Any,
+    *,
+    params: Any = None,
+    terminal_cost: Callable[..., jax.Array] | None = None,
+    u_lower: Any = None,
+    u_upper: Any = None,
+    optimizer: str = "lbfgs",
+    bound: str = "tanh",
+    learning_rate: float | None = None,
+    max_iterations: int = 500,
+    gtol: float = 1e-6,
+    rtol: float = 1e-10,
+    dtype: Any = jnp.float64,
+) -> ShootingResult:
+    """Minimise `J(U)` over the controls by single shooting (see the module docstring).
+
+    Betts 2010, section 3.2 (shooting); Nocedal & Wright 2006, section 7.2 (L-BFGS).
+
+    Args:
+      dynamics: discrete dynamics `dynamics(x, u, t, params) -> x_next`.
+      cost: running cost `cost(x, u, t, params) -> scalar`.
+      x0: initial state `[n]`.
+      U0: initial controls `[T, m]` (clipped into the bounds).
+      params: model parameters passed to every function.
+      terminal_cost: `terminal_cost(x, params) -> scalar`; default zero.
+      u_lower, u_upper: control bounds `[m]` (scalars broadcast; infinite allowed).
+      optimizer: `"lbfgs"` (optax.lbfgs with its zoom line search), `"adam"` or `"sgd"`.
+      bound: `"tanh"`, `"clip"` or `"project"` (how the bounds are kept).
+      learning_rate: step size for adam (default 0.1) and sgd (default 0.01); L-BFGS
+        chooses its own by line search (must be None).
+      max_iterations: optimiser steps at most.
+      gtol: converged when the gradient norm is at most this.
+      rtol: stalled when `|J_k - J_{k+1}| <= rtol max(1, |J_{k+1}|)` (and the gradient is not
+        small).
+      dtype: float64 (default; computed inside `jax.enable_x64(True)`) or float32.
+
+    Returns:
+      A `ShootingResult`.
+
+    Raises:
+      ValueError: unknown optimizer/bound method, bad shapes, crossed or NaN bounds,
+        non-finite `x0`/`U0`, a non-finite cost at `U0`, bad tolerances.
+      TypeError: a function is not callable.
+    """
+    for nm, fn in (("dynamics", dynamics), ("cost", cost)):
+        if not callable(fn):
+            raise TypeError(f"{nm} must be a callable {nm}(x, u, t, params), got {fn!r}.")
+    if terminal_cost is not None and not callable(terminal_cost):
+        raise TypeError(f"terminal_cost must be callable (x, params), got {terminal_cost!r}.")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; use one of {list(OPTIMIZERS)}.")
+    if bound not in BOUND_METHODS:
+        raise ValueError(f"unknown bound method {bound!r}; use one of {list(BOUND_METHODS)}.")
+    if optimizer == "lbfgs" and learning_rate is not None:
+        raise ValueError(
+            "optimizer='lbfgs' picks its step by line search; leave learning_rate=None."
+        )
+    if learning_rate is None:
+        learning_rate = 0.1 if optimizer == "adam" else 0.01
+    if not (np.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate must be finite and > 0, got {learning_rate!r}.")
+    if (
+        isinstance(max_iterations, bool)
+        or not isinstance(max_iterations, int | np.integer)
+        or max_iterations < 1
+    ):
+        raise ValueError(f"max_iterations must be an int >= 1, got {max_iterations!r}.")
+    if not (gtol >= 0 and rtol >= 0):
+        raise ValueError(f"gtol and rtol must be >= 0, got gtol={gtol!r}, rtol={rtol!r}.")
+    x0a = np.asarray(x0, dtype=np.float64)
+    U0a = np.asarray(U0, dtype=np.float64)
+    if x0a.ndim != 1:
+        raise ValueError(f"x0 must be a state vector [n], got shape {x0a.shape}.")
+    if U0a.ndim != 2 or U0a.shape[0] < 1:
+        raise ValueError(f"U0 must be a [T, m] control sequence, got shape {U0a.shape}.")
+    if not (np.isfinite(x0a).all() and np.isfinite(U0a).all()):
+        raise ValueError("x0 and U0 must be finite; pass a finite initial state and guess.")
+    m = U0a.shape[1]
+    lo = _bound("u_lower", u_lower, m, -np.inf)
+    hi = _bound("u_upper", u_upper, m, np.inf)
+    if np.isnan(lo).any() or np.isnan(hi).any():
+        raise ValueError("u_lower/u_upper contain NaN; use -inf/+inf for a missing bound.")
+    bad = np.nonzero(lo > hi)[0]
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"u_lower > u_upper at index {i} ({lo[i]} > {hi[i]}); swap them.")
+    term = _zero_terminal if terminal_cost is None else terminal_cost
+    use64 = np.dtype(dtype) == np.float64
+    ctx = jax.enable_x64(True) if use64 else jax.enable_x64(jax.config.jax_enable_x64)
+    with ctx:
+        dt = jnp.float64 if use64 else jnp.float32
+        x0j = jnp.asarray(x0a, dt)
+        U0j = jnp.clip(jnp.asarray(U0a, dt), lo, hi)
+        X = rollout(dynamics, x0j, U0j, params)
+        if X.shape[1:] != x0j.shape:
+            raise ValueError(
+                f"dynamics returned states of shape {X.shape[1:]}, expected {x0j.shape}."
+            )
+        run = jax.vmap(cost, in_axes=(0, 0, 0, None))(X[:-1], U0j, jnp.arange(U0j.shape[0]), params)
+        if run.shape != (U0j.shape[0],):
+            raise ValueError(f"cost must return a scalar per step, got shape {run.shape[1:]}.")
+        J0 = float(jnp.sum(run) + term(X[-1], params))
+        if not np.isfinite(J0):
+            raise ValueError(
+                f"the cost is non-finite ({J0}) at the initial controls; check x0, U0, params "
+                "and the cost functions."
+            )
+        knobs = (
+            jnp.asarray(learning_rate, dt),
+            jnp.asarray(max_iterations),
+            jnp.asarray(gtol, dt),
+            jnp.asarray(rtol, dt),
+        )
+        return _solve(
+            dynamics,
+            cost,
+            term,
+            optimizer,
+            bound,
+            x0j,
+            U0j,
+            jnp.asarray(lo, dt),
+            jnp.asarray(hi, dt),
+            params,
+            knobs,
+        )
+
+
+def shooting_from_problem(problem: Problem, U0: Any = None, **kwargs: Any) -> ShootingResult:
+    """`shooting` on a `Problem` (its dynamics, costs, start, control bounds and params).
+
+    Args:
+      problem: the `Problem`.
+      U0: initial controls `[T, m]`; default zeros.
+      **kwargs: passed on to `shooting` (`optimizer`, `bound`, `max_iterations`, ...).
+
+    Returns:
+      A `ShootingResult`.
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a bellmax.control.Problem, got {type(problem).__name__}.")
+    if U0 is None:
+        U0 = np.zeros((problem.horizon, problem.control_dim))
+    return shooting(
+        problem.dynamics,
+        problem.cost,
+        np.asarray(problem.x0),
+        U0,
+        params=problem.params,
+        terminal_cost=problem.terminal_cost,
+        u_lower=np.asarray(problem.u_lower),
+        u_upper=np.asarray(problem.u_upper),
+        **kwargs,
+    )

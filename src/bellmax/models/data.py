@@ -1,0 +1,301 @@
+"""Transitions `(x, u, x')` for system identification, from any environment id.
+
+`collect_transitions(env_id, n)` steps a bellmax environment in one jitted `lax.scan`, or a
+Gymnasium one (any id Gymnasium knows, `module:EnvName-v0` included; `gymnasium:CartPole-v1`
+is Gymnasium's own CartPole) on the host through the bridge `bellmax.envs.gymnasium`. Every
+transition is a true one: `x'` is the observation the step produced, before any reset, and
+the next transition starts from the reset observation, so no transition crosses an episode
+boundary. Observations and actions are stored as the environment gives them; a parametric
+model maps them to its state and input (`ParametricModel.to_model`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+__all__ = [
+    "Transitions",
+    "collect_transitions",
+    "concatenate",
+    "make_transitions",
+    "split_transitions",
+]
+
+
+@struct.dataclass
+class Transitions:
+    """A data set of `N` transitions (host-side numpy arrays). Build it with
+    `make_transitions` or `collect_transitions`, which validate it."""
+
+    x: np.ndarray
+    """`[N, obs_dim]` observations before the step."""
+    u: np.ndarray
+    """`[N, action_dim]` actions (integers for discrete action spaces)."""
+    x_next: np.ndarray
+    """`[N, obs_dim]` observations after the step (never a reset observation)."""
+    discrete: bool = struct.field(pytree_node=False, default=False)
+    """Whether the actions are discrete indices (CartPole-v1's 0/1)."""
+    env_id: str | None = struct.field(pytree_node=False, default=None)
+    """Where the data came from, if known."""
+
+    @property
+    def num_transitions(self) -> int:
+        """`N`."""
+        return int(np.shape(self.x)[0])
+
+    def __len__(self) -> int:
+        return self.num_transitions
+
+
+def make_transitions(
+    x: Any,
+    u: Any,
+    x_next: Any,
+    *,
+    discrete: bool | None = None,
+    valid: Any = None,
+    env_id: str | None = None,
+) -> Transitions:
+    """Validated transitions from arrays.
+
+    Args:
+      x: `[N, obs_dim]` observations.
+      u: `[N]` or `[N, action_dim]` actions.
+      x_next: `[N, obs_dim]` next observations.
+      discrete: whether `u` holds discrete action indices; inferred from an integer dtype.
+      valid: optional `[N]` boolean mask; rows where it is False are dropped (e.g. steps
+        whose `x_next` is a reset observation in an auto-resetting rollout).
+      env_id: the source, for the record.
+
+    Returns:
+      `Transitions` with `u` of shape `[N, action_dim]`.
+
+    Raises:
+      ValueError: mismatched shapes, no transitions, or non-finite values (the message
+        names the first bad row).
+    """
+    x = np.asarray(x)
+    x_next = np.asarray(x_next)
+    u = np.asarray(u)
+    if x.ndim != 2:
+        raise ValueError(
+            f"x must be [N, obs_dim] (one observation per row), got shape {x.shape}; "
+            "reshape a single trajectory with x.reshape(-1, obs_dim)."
+        )
+    if x_next.shape != x.shape:
+        raise ValueError(
+            f"x_next has shape {x_next.shape} but x has {x.shape}; they must match row for row."
+        )
+    if u.ndim == 1:
+        u = u[:, None]
+    if u.ndim != 2 or u.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"u must be [N] or [N, action_dim] with N = {x.shape[0]} (one action per "
+            f"transition), got shape {u.shape}."
+        )
+    if valid is not None:
+        valid = np.asarray(valid, dtype=bool).reshape(-1)
+        if valid.shape != (x.shape[0],):
+            raise ValueError(f"valid must be a [N] = [{x.shape[0]}] mask, got {valid.shape}.")
+        x, u, x_next = x[valid], u[valid], x_next[valid]
+    if x.shape[0] == 0:
+        raise ValueError("no transitions: collect some with collect_transitions(env_id, n).")
+    if discrete is None:
+        discrete = bool(np.issubdtype(u.dtype, np.integer) or u.dtype == bool)
+    for name, arr in (("x", x), ("u", u), ("x_next", x_next)):
+        if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
+            raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}.")
+        finite = np.isfinite(arr.astype(np.float64)).all(axis=1)
+        if not finite.all():
+            rows = np.flatnonzero(~finite)
+            raise ValueError(
+                f"transitions contain non-finite values (NaN or inf) in {name}, rows "
+                f"{rows[:5].tolist()}{' ...' if rows.size > 5 else ''} of {x.shape[0]}; drop "
+                "them with make_transitions(..., valid=mask) or fix the data source."
+            )
+    return Transitions(x=x, u=u, x_next=x_next, discrete=bool(discrete), env_id=env_id)
+
+
+def concatenate(*parts: Transitions) -> Transitions:
+    """Several data sets as one (same observation layout and action type)."""
+    if not parts or not all(isinstance(p, Transitions) for p in parts):
+        raise TypeError("concatenate needs one or more Transitions.")
+    first = parts[0]
+    for p in parts[1:]:
+        if p.x.shape[1] != first.x.shape[1] or p.u.shape[1] != first.u.shape[1]:
+            raise ValueError(
+                f"cannot concatenate transitions with observation/action dims "
+                f"{first.x.shape[1]}/{first.u.shape[1]} and {p.x.shape[1]}/{p.u.shape[1]}."
+            )
+        if p.discrete != first.discrete:
+            raise ValueError("cannot concatenate discrete-action and continuous-action data.")
+    return Transitions(
+        x=np.concatenate([p.x for p in parts]),
+        u=np.concatenate([p.u for p in parts]),
+        x_next=np.concatenate([p.x_next for p in parts]),
+        discrete=first.discrete,
+        env_id=first.env_id,
+    )
+
+
+def split_transitions(
+    data: Transitions, test_fraction: float = 0.2, *, seed: int = 0
+) -> tuple[Transitions, Transitions]:
+    """A random split into `(train, test)` for held-out prediction errors.
+
+    Args:
+      data: the transitions.
+      test_fraction: share of the transitions in the test set, in (0, 1).
+      seed: seed of the permutation.
+
+    Returns:
+      `(train, test)`, each with at least one transition.
+    """
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}; e.g. 0.2.")
+    n = data.num_transitions
+    n_test = round(n * float(test_fraction))
+    if n_test < 1 or n_test >= n:
+        raise ValueError(f"cannot split {n} transitions with test_fraction={test_fraction}.")
+    perm = np.random.default_rng(seed).permutation(n)
+    te, tr = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+
+    def take(idx):
+        return Transitions(
+            x=data.x[idx],
+            u=data.u[idx],
+            x_next=data.x_next[idx],
+            discrete=data.discrete,
+            env_id=data.env_id,
+        )
+
+    return take(tr), take(te)
+
+
+# ====================================================================== collection
+#: Steps per compiled rollout chunk: every count of transitions reuses one program.
+_CHUNK = 256
+
+
+@partial(jax.jit, static_argnums=0)
+def _reset(env, params, key):
+    return env.reset(key, params)
+
+
+@partial(jax.jit, static_argnums=(0, 2))
+def _rollout_chunk(env, params, policy, carry, keys, random_actions):
+    """`len(keys)` raw steps with manual resets; returns the carry and (obs, action, next_obs)."""
+
+    def step(carry, inp):
+        obs, state = carry
+        k, a_random = inp
+        ka, ks, kr = jax.random.split(k, 3)
+        a = a_random if policy is None else jnp.asarray(policy(ka, obs), a_random.dtype)
+        a = jnp.reshape(a, a_random.shape)
+        obs2, state2, _, term, trunc, _ = env.step(ks, state, a, params)
+        done = term | trunc
+        obs_r, state_r = env.reset(kr, params)
+        obs_n = jnp.where(done, obs_r, obs2)
+        state_n = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_r, state2)
+        return (obs_n, state_n), (obs, a, obs2)
+
+    return jax.lax.scan(step, carry, (keys, random_actions))
+
+
+def _collect_bellmax(env, params, n: int, seed: int, policy: Any) -> tuple[np.ndarray, ...]:
+    key_reset, key_steps, key_actions = jax.random.split(jax.random.key(seed), 3)
+    chunks = -(-n // _CHUNK)
+    keys = jax.random.split(key_steps, chunks * _CHUNK).reshape(chunks, _CHUNK)
+    space = env.action_space(params)  # concrete params: the random actions are drawn here
+    actions = jax.vmap(space.sample)(jax.random.split(key_actions, chunks * _CHUNK))
+    actions = actions.reshape(chunks, _CHUNK, *actions.shape[1:])
+    carry = _reset(env, params, key_reset)
+    outs = []
+    for c in range(chunks):
+        carry, out = _rollout_chunk(env, params, policy, carry, keys[c], actions[c])
+        outs.append(out)
+    obs, act, obs2 = (np.concatenate([np.asarray(o[i]) for o in outs])[:n] for i in range(3))
+    return obs, act, obs2
+
+
+def collect_transitions(
+    env_id: str,
+    num_transitions: int,
+    *,
+    seed: int = 0,
+    policy: Callable[[jax.Array, Any], Any] | None = None,
+    env_params: Any = None,
+) -> Transitions:
+    """Collect `(x, u, x')` from an environment, by default under a uniformly random policy.
+
+    Args:
+      env_id: a bellmax id (`CartPole-v1`, `CartPoleSwingUp-v0`, `Pendulum-v1`) or a Gymnasium
+        one (`gymnasium:CartPole-v1` for Gymnasium's own, `module:EnvName-v0`).
+      num_transitions: transitions to collect (episodes are reset as they end).
+      seed: seed of the environment's resets and the random actions.
+      policy: `policy(key, obs) -> action`; traceable for bellmax envs (it runs inside the
+        jitted rollout), called on the host with numpy observations for Gymnasium ones.
+      env_params: a bellmax env's `EnvParams` (e.g. changed masses); bellmax envs only.
+
+    Returns:
+      `Transitions` with `env_id` set.
+
+    Raises:
+      UnknownNameError: an id neither bellmax nor Gymnasium knows.
+      ValueError: `num_transitions < 1`, or `env_params` given for a Gymnasium env.
+    """
+    if isinstance(num_transitions, bool) or not isinstance(num_transitions, int | np.integer):
+        raise TypeError(f"num_transitions must be an int, got {num_transitions!r}.")
+    if num_transitions < 1:
+        raise ValueError(f"num_transitions must be >= 1, got {num_transitions}; e.g. 500.")
+    from bellmax.envs.registry import resolve
+
+    made = resolve(env_id, num_envs=1, seed=int(seed))
+    if isinstance(made, tuple):  # a bellmax env
+        env, params = made
+        if env_params is not None:
+            params = env_params
+        obs, act, obs2 = _collect_bellmax(env, params, int(num_transitions), int(seed), policy)
+        discrete = bool(np.issubdtype(act.dtype, np.integer))
+        return make_transitions(
+            np.asarray(obs), act, np.asarray(obs2), discrete=discrete, env_id=env_id
+        )
+    if env_params is not None:
+        raise ValueError(
+            f"env_params only applies to bellmax environments, and {env_id!r} is Gymnasium's; "
+            "pass keyword arguments of gymnasium.make through the bridge instead."
+        )
+    return _collect_host(made, env_id, int(num_transitions), seed, policy)
+
+
+def _collect_host(vec: Any, env_id: str, n: int, seed: int, policy: Any) -> Transitions:
+    from bellmax.envs import spaces
+    from bellmax.envs.gymnasium import rollout_host  # the bridge: the only gymnasium importer
+
+    try:
+        vec.reset(seed=int(seed))
+        if policy is None:
+
+            def policy_fn(obs):
+                return vec.sample_actions()
+
+        else:
+            keys = iter(jax.random.split(jax.random.key(seed), n))
+
+            def policy_fn(obs):
+                return np.asarray(policy(next(keys), obs[0]))[None]
+
+        out = rollout_host(vec, policy_fn, n)
+        discrete = isinstance(vec.action_space, spaces.Discrete)
+    finally:
+        vec.close()
+    traj = out.trajectory  # [T, 1, ...]; next_obs is the true next observation
+    flat = [np.asarray(a).reshape(n, -1) for a in (traj.obs, traj.action, traj.next_obs)]
+    return make_transitions(flat[0], flat[1], flat[2], discrete=discrete, env_id=env_id)

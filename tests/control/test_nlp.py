@@ -1,0 +1,203 @@
+"""Tests for the stage-structured interior-point NLP solver (bellmax.control.nlp)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.optimize
+
+from bellmax.control import nlp
+
+K, NZ = 6, 2
+
+
+def _objective(Z, p):
+    # Couples neighbouring stages only; nonlinear (quartic) and convex.
+    a = p
+    return jnp.sum((Z - a) ** 2) + 0.5 * jnp.sum(Z[:-1, 0] * Z[1:, 1]) + 0.1 * jnp.sum(Z**4)
+
+
+def _constraints(Z, p):
+    # c_k(z_k, z_{k+1}) = z_{k+1,0} - z_{k,0} - 0.5 sin(z_{k,1}); last row padded.
+    d = Z[1:, 0] - Z[:-1, 0] - 0.5 * jnp.sin(Z[:-1, 1])
+    return jnp.concatenate([d, jnp.zeros(1)])[:, None]
+
+
+@pytest.fixture(scope="module")
+def target():
+    return np.random.default_rng(0).normal(size=(K, NZ))
+
+
+@pytest.fixture(scope="module")
+def solved(target):
+    lower = np.full((K, NZ), -np.inf)
+    upper = np.full((K, NZ), np.inf)
+    lower[:, 1], upper[:, 1] = -0.3, 0.3  # some of these bind
+    lower[0, 0] = upper[0, 0] = 0.5  # a fixed variable
+    mask = np.ones((K, 1), bool)
+    mask[-1] = False
+    res = nlp.solve_staged_nlp(
+        _objective,
+        _constraints,
+        np.zeros((K, NZ)),
+        lower=lower,
+        upper=upper,
+        params=jnp.asarray(target),
+        constraint_mask=mask,
+    )
+    return res, lower, upper
+
+
+def test_solution_matches_scipy_slsqp(solved, target):
+    res, lower, upper = solved
+    assert res.status_name == "converged", res.status_name
+    free = ~(lower == upper)
+
+    def unpack(v):
+        Z = np.array(lower)
+        Z[free] = v
+        return Z
+
+    with jax.enable_x64(True):
+        f = lambda v: float(_objective(jnp.asarray(unpack(v)), jnp.asarray(target)))  # noqa: E731
+        c = lambda v: np.asarray(_constraints(jnp.asarray(unpack(v)), None))[:-1, 0]  # noqa: E731
+        ref = scipy.optimize.minimize(
+            f,
+            np.zeros(free.sum()),
+            method="SLSQP",
+            bounds=list(zip(lower[free], upper[free], strict=True)),
+            constraints=[{"type": "eq", "fun": c}],
+            options={"ftol": 1e-14, "maxiter": 500},
+        )
+    assert ref.success
+    np.testing.assert_allclose(np.asarray(res.z), unpack(ref.x), atol=1e-5)
+    assert abs(float(res.objective) - ref.fun) < 1e-6
+    assert float(res.constraint_violation) < 1e-8
+    # Bound multipliers: positive only where their bound is active.
+    z = np.asarray(res.z)[:, 1]
+    for mult, bound in (
+        (np.asarray(res.z_lower)[:, 1], -0.3),
+        (np.asarray(res.z_upper)[:, 1], 0.3),
+    ):
+        active = np.isclose(z, bound, atol=1e-6)
+        assert np.all(mult[~active] < 1e-6) and np.all(mult[active] > 1e-6)
+    assert np.isclose(np.abs(z), 0.3, atol=1e-6).any()
+
+
+def test_kkt_residuals_are_small(solved):
+    res, *_ = solved
+    assert float(res.dual_infeasibility) < 1e-6
+    assert float(res.complementarity) < 1e-7
+    assert float(res.kkt_error) <= 1e-8
+    assert 1 <= int(res.iterations) < 50
+
+
+def test_compressed_derivatives_match_dense():
+    rng = np.random.default_rng(1)
+    with jax.enable_x64(True):
+        Z = jnp.asarray(rng.normal(size=(5, 3)))
+        y = jnp.asarray(rng.normal(size=(5, 2)))
+
+        def cfun(Z):
+            d = jnp.stack([Z[1:, 0] * Z[:-1, 1], jnp.sin(Z[1:, 2] + Z[:-1, 0])], axis=1)
+            return jnp.concatenate([d, jnp.zeros((1, 2))])
+
+        def lag(Z):
+            return jnp.sum(jnp.cos(Z[:-1] * Z[1:])) + jnp.sum(y * cfun(Z))
+
+        _, Jd, Jo = jax.jit(lambda Z: nlp._jacobian_blocks(cfun, Z))(Z)
+        Jdense = jax.jit(jax.jacobian(cfun))(Z)  # [K, nc, K, nz]
+        Hd, Ho = jax.jit(lambda Z: nlp._hessian_blocks(lag, Z))(Z)
+        Hdense = jax.jit(jax.hessian(lag))(Z)  # [K, nz, K, nz]
+    for k in range(5):
+        np.testing.assert_allclose(Jd[k], Jdense[k, :, k, :], atol=1e-12)
+        np.testing.assert_allclose(Hd[k], Hdense[k, :, k, :], atol=1e-12)
+        if k < 4:
+            np.testing.assert_allclose(Jo[k], Jdense[k, :, k + 1, :], atol=1e-12)
+            np.testing.assert_allclose(Ho[k], Hdense[k, :, k + 1, :], atol=1e-12)
+
+
+def test_block_tridiagonal_solve_matches_dense():
+    rng = np.random.default_rng(2)
+    Kb, m = 7, 4
+    with jax.enable_x64(True):
+        D = rng.normal(size=(Kb, m, m))
+        D = D + np.swapaxes(D, 1, 2) + 8 * np.eye(m)
+        E = rng.normal(size=(Kb, m, m))
+        E[-1] = 0.0
+        b = rng.normal(size=(Kb, m))
+        solve = jax.jit(nlp._block_tridiag_solve)
+        w, neg = solve(jnp.asarray(D), jnp.asarray(E), jnp.asarray(b))
+        w = np.asarray(w)
+    A = np.zeros((Kb * m, Kb * m))
+    for k in range(Kb):
+        A[k * m : (k + 1) * m, k * m : (k + 1) * m] = D[k]
+        if k < Kb - 1:
+            A[k * m : (k + 1) * m, (k + 1) * m : (k + 2) * m] = E[k]
+            A[(k + 1) * m : (k + 2) * m, k * m : (k + 1) * m] = E[k].T
+    np.testing.assert_allclose(w.ravel(), np.linalg.solve(A, b.ravel()), atol=1e-10)
+    assert int(neg) == 0  # positive definite
+
+
+def test_block_factorisation_counts_negative_eigenvalues():
+    # Inertia by Sylvester's law from the pivot blocks, as the inertia correction uses it.
+    rng = np.random.default_rng(3)
+    Kb, m = 6, 3
+    D = rng.normal(size=(Kb, m, m))
+    D = D + np.swapaxes(D, 1, 2)
+    E = rng.normal(size=(Kb, m, m))
+    E[-1] = 0.0
+    A = np.zeros((Kb * m, Kb * m))
+    for k in range(Kb):
+        A[k * m : (k + 1) * m, k * m : (k + 1) * m] = D[k]
+        if k < Kb - 1:
+            A[k * m : (k + 1) * m, (k + 1) * m : (k + 2) * m] = E[k]
+            A[(k + 1) * m : (k + 2) * m, k * m : (k + 1) * m] = E[k].T
+    with jax.enable_x64(True):
+        _, neg = jax.jit(nlp._block_tridiag_factor)(jnp.asarray(D), jnp.asarray(E))
+    assert int(neg) == int(np.sum(np.linalg.eigvalsh(A) < 0))
+
+
+def test_iteration_limit_is_reported(target):
+    res = nlp.solve_staged_nlp(
+        _objective,
+        _constraints,
+        np.zeros((K, NZ)),
+        lower=-0.3,
+        upper=0.3,
+        params=jnp.asarray(target),
+        options=nlp.NLPOptions(max_iterations=2),
+    )
+    assert res.status_name == "max_iterations" and int(res.iterations) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"lower": 1.0, "upper": 0.0}, "lower > upper"),
+        ({"lower": np.zeros((3, 3))}, "does not broadcast"),
+        ({"z0": np.zeros(4)}, r"\[K, nz\]"),
+        ({"z0": np.full((K, NZ), np.nan)}, "non-finite"),
+        ({"constraint_mask": np.ones((2, 2), bool)}, "constraint_mask"),
+        ({"lower": np.nan}, "NaN"),
+    ],
+)
+def test_bad_input_raises(kwargs, match, target):
+    z0 = kwargs.pop("z0", np.zeros((K, NZ)))
+    with pytest.raises(ValueError, match=match):
+        nlp.solve_staged_nlp(_objective, _constraints, z0, params=jnp.asarray(target), **kwargs)
+
+
+def test_bad_functions_raise(target):
+    with pytest.raises(TypeError, match="callable"):
+        nlp.solve_staged_nlp("f", _constraints, np.zeros((K, NZ)))
+    with pytest.raises(ValueError, match="non-finite"):
+        nlp.solve_staged_nlp(
+            lambda Z, p: jnp.log(-1.0 + 0 * jnp.sum(Z)), _constraints, np.zeros((K, NZ))
+        )
+    with pytest.raises(ValueError, match=r"\[K, nc\]"):
+        nlp.solve_staged_nlp(_objective, lambda Z, p: jnp.sum(Z), np.zeros((K, NZ)), params=0.0)
+    with pytest.raises(TypeError, match="NLPOptions"):
+        nlp.solve_staged_nlp(_objective, _constraints, np.zeros((K, NZ)), options={"tol": 1})
