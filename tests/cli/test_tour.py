@@ -39,6 +39,8 @@ def test_quick_tour_writes_the_report(quick_tour):
         "Grid worlds",
         "Bandits",
         "Classic RL",
+        "Control and system identification",
+        "Deep RL",
     ):
         assert f">{title}</h2>" in page
     assert 'class="failure"' not in page
@@ -58,6 +60,14 @@ def test_quick_tour_summary_is_sane(quick_tour):
     # Pendulum-v1 rewards are <= 0; energy pumping beats doing nothing and ends upright.
     assert s["pendulum_zero_torque_return"] < s["pendulum_energy_return"] <= 0
     assert s["pendulum_energy_upright_fraction"] == 1.0
+    # System identification from 300 random Gymnasium steps (masscart as the gauge) is exact
+    # to 1%, and MPC on the identified model balances the real CartPole-v1 to its limit.
+    assert s["sysid_cartpole_max_relative_error"] < 0.01
+    assert s["mpc_identified_gymnasium_cartpole_returns"] == [500.0]
+    # MPC swings the pole up and holds it (|theta| < 0.1 rad over the last second).
+    assert s["mpc_swingup_final_max_abs_angle"] < 0.1
+    # Quick mode trains PPO for 8k steps only: the loop runs and evaluates, finite results.
+    assert s["ppo_cartpole_final_eval_return"] > 0
     # Swing-up rewards are in [0, 1] per step over 500 steps.
     for k in ("swingup_passive_return", "swingup_random_return"):
         assert 0 <= s[k] <= 500

@@ -57,6 +57,9 @@ class Command:
     """Runs the command on the parsed config; returns an exit status (None means 0)."""
     help: str | None = None
     """One line for `bellmax --help` (default: the config's docstring)."""
+    build_config: Callable[[], type] | None = None
+    """Builds the real config type only when this command runs (keeps `bellmax` startup
+    fast when the options come from heavy modules); `config` is then a light stand-in."""
 
 
 #: Registered subcommands, in the order `bellmax --help` lists them.
@@ -137,9 +140,11 @@ def run_envs(args: EnvsArgs) -> int:
 # ---------------------------------------------------------------------- registry of commands
 def _builtin_commands() -> list[Command]:
     from bellmax.cli.bandit import BanditArgs, run_bandit
+    from bellmax.cli.control import ControlArgs, SysidArgs, run_control, run_sysid
     from bellmax.cli.reproduce import ReproduceArgs, run_reproduce
     from bellmax.cli.solve import SolveArgs, run_solve
     from bellmax.cli.tour import TourArgs, run_tour_command
+    from bellmax.cli.train import EvaluateArgs, TrainArgs, build_train_args, run_evaluate, run_train
 
     return [
         Command("envs", EnvsArgs, run_envs),
@@ -147,6 +152,10 @@ def _builtin_commands() -> list[Command]:
         Command("solve", SolveArgs, run_solve),
         Command("bandit", BanditArgs, run_bandit),
         Command("reproduce", ReproduceArgs, run_reproduce),
+        Command("train", TrainArgs, run_train, build_config=build_train_args),
+        Command("evaluate", EvaluateArgs, run_evaluate),
+        Command("sysid", SysidArgs, run_sysid),
+        Command("control", ControlArgs, run_control),
     ]
 
 
@@ -185,7 +194,7 @@ def _parse(argv: list[str]) -> Any:
     commands = list(COMMANDS.values())
     members = tuple(
         Annotated[
-            c.config,
+            _config_type(c, argv),
             tyro.conf.subcommand(c.name, description=c.help or (c.config.__doc__ or "").strip()),
         ]
         for c in commands
@@ -196,8 +205,25 @@ def _parse(argv: list[str]) -> Any:
         args=argv,
         prog=PROG,
         description=DESCRIPTION,
-        config=(tyro.conf.FlagCreatePairsOff,),
+        config=(
+            tyro.conf.FlagCreatePairsOff,
+            tyro.conf.OmitSubcommandPrefixes,
+            tyro.conf.OmitArgPrefixes,
+        ),
     )
+
+
+def _config_type(command: Command, argv: Sequence[str]) -> type:
+    if command.build_config is not None and list(argv[:1]) == [command.name]:
+        return command.build_config()
+    return command.config
+
+
+def _command_of(config: Any, argv: Sequence[str]) -> Command:
+    for c in COMMANDS.values():
+        if type(config) is c.config or (c.build_config is not None and list(argv[:1]) == [c.name]):
+            return c
+    raise LookupError(f"no command for {type(config).__name__}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -221,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # tyro printed help (0) or a usage error (2)
         code = e.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
-    command = next(c for c in COMMANDS.values() if type(config) is c.config)
+    command = _command_of(config, args)
     _enable_compile_cache()
     try:
         status = command.run(config)

@@ -620,6 +620,18 @@ def classic_rl_section(ctx: TourContext) -> None:
                     ctx.report.summary[f"{name}/{key}"] = value
 
 
+def _control_section(ctx: TourContext) -> None:
+    from bellmax.cli.control import tour_section
+
+    tour_section(ctx)
+
+
+def _deep_rl_section(ctx: TourContext) -> None:
+    from bellmax.cli.train import tour_section
+
+    tour_section(ctx)
+
+
 SECTIONS: list[TourSection] = [
     TourSection("Environments", environments_section),
     TourSection("CartPole-v1", cartpole_section),
@@ -627,6 +639,8 @@ SECTIONS: list[TourSection] = [
     TourSection("Grid worlds", gridworlds_section),
     TourSection("Bandits", _bandits_section),
     TourSection("Classic RL", classic_rl_section),
+    TourSection("Control and system identification", _control_section),
+    TourSection("Deep RL", _deep_rl_section),
 ]
 
 
