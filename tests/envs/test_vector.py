@@ -87,3 +87,40 @@ def test_bad_input():
         JaxVectorEnv(object())
     with pytest.raises(ValueError, match="only to bellmax ids"):
         make_vector_env("gymnasium:CartPole-v1", tau=0.1)
+
+
+class _GymnaxStyleCartPole:
+    """A gymnax-0.0.x-API environment (5-tuple raw `step_env`, done includes the time limit),
+    built from bellmax's CartPole so the expected transitions are known."""
+
+    def __init__(self):
+        from bellmax.envs.cartpole import CartPole
+
+        self._env = CartPole()
+
+    @property
+    def default_params(self):
+        return self._env.default_params.replace(max_steps_in_episode=7)
+
+    def reset_env(self, key, params):
+        return self._env.reset_env(key, params)
+
+    def step_env(self, key, state, action, params):
+        obs, state, reward, terminated, info = self._env.step_env(key, state, action, params)
+        done = terminated | (state.time >= params.max_steps_in_episode)
+        return obs, state, reward, done, info
+
+    def action_space(self, params=None):
+        return self._env.action_space(params)
+
+    def observation_space(self, params=None):
+        return self._env.observation_space(params)
+
+
+def test_gymnax_api_env_objects_are_accepted():
+    venv = make_vector_env(_GymnaxStyleCartPole(), num_envs=2)
+    assert isinstance(venv, JaxVectorEnv)
+    reward, done, terminated, *_ = map(np.asarray, _random_rollout(venv, 30, seed=1))
+    assert reward.shape == (30, 2) and done.any()
+    # gymnax's single `done` is split: ends at the 7-step limit count as truncated.
+    assert (done & ~terminated).any()

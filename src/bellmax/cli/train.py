@@ -47,6 +47,12 @@ _COMMON: list[tuple[str, Any, Any, str]] = [
     ("resume", bool, False, "Continue the run in --out from its last checkpoint."),
     ("eval_episodes", int, 10, "Evaluation episodes per seed at the end."),
     ("chunks", int, 20, "Checkpoints/progress updates per run."),
+    (
+        "stop_return",
+        float | None,
+        None,
+        "Evaluate after every chunk; stop once every seed's mean return reaches this.",
+    ),
     ("json", bool, False, "Print one JSON object (progress still goes to stderr)."),
 ]
 
@@ -169,6 +175,7 @@ def run_train(args: Any) -> int:
             chunks=a.chunks,
             eval_episodes=a.eval_episodes,
             on_chunk=on_chunk,
+            stop_return=a.stop_return,
         )
     summary = {**result.summary(), "out": out}
     if a.json:

@@ -85,6 +85,12 @@ class TrainResult:
     compile_seconds: float
     eval_returns: np.ndarray | None = None
     """`[seeds, episodes]` evaluation returns of the final policies (None if not evaluated)."""
+    solved_at_steps: list[int | None] | None = None
+    """With `stop_return`: env steps per seed at the first evaluation reaching it (or None)."""
+    solved_seconds: list[float | None] | None = None
+    """With `stop_return`: training seconds (compile and evaluation excluded) until then."""
+    eval_seconds: float = 0.0
+    """Time spent in evaluations during training (with `stop_return`)."""
 
     @property
     def final_eval_return(self) -> float | None:
@@ -116,6 +122,10 @@ class TrainResult:
             "seconds": round(self.seconds, 4),
             "compile_seconds": round(self.compile_seconds, 4),
         }
+        if self.solved_at_steps is not None:
+            out["solved_at_steps"] = self.solved_at_steps
+            out["solved_seconds"] = self.solved_seconds
+            out["eval_seconds"] = round(self.eval_seconds, 4)
         return out
 
 
@@ -317,6 +327,7 @@ def train(
     eval_episodes: int = 10,
     on_chunk: Callable[[ChunkInfo], None] | None = None,
     algo_name: str | None = None,
+    stop_return: float | None = None,
 ) -> TrainResult:
     """Train `algo` with `config` on `env` for every seed.
 
@@ -332,6 +343,9 @@ def train(
       stop_after: stop after this many updates in total (for tests of resuming).
       eval_episodes: evaluation episodes per seed at the end (0: skip).
       on_chunk: called after each chunk with a `ChunkInfo`.
+      stop_return: evaluate every seed's policy (`eval_episodes` episodes) after each chunk
+        and stop once every seed's mean evaluation return has reached this value (like SB3's
+        `StopTrainingOnRewardThreshold`); the steps and seconds to reach it are recorded.
 
     Returns:
       A `TrainResult`.
@@ -387,6 +401,11 @@ def train(
         state = runner.init(keys)
     seconds = 0.0
     target = num_updates if stop_after is None else min(num_updates, int(stop_after))
+    solved_at: list[int | None] = [None] * len(seeds)
+    solved_s: list[float | None] = [None] * len(seeds)
+    eval_seconds = 0.0
+    if stop_return is not None and eval_episodes < 1:
+        raise ValueError("stop_return needs eval_episodes >= 1 (the evaluations decide).")
     while done < target:
         n = min(chunk, num_updates - done)
         compile_before = runner.compile_seconds
@@ -419,6 +438,16 @@ def train(
                 else math.nan
             )
             on_chunk(ChunkInfo(done, num_updates, done * config.steps_per_update, mean, seconds))
+        if stop_return is not None:
+            t_eval = time.perf_counter()
+            rets = _evaluate(algo, config, venv, state, seeds, eval_episodes).mean(axis=1)
+            eval_seconds += time.perf_counter() - t_eval
+            for i, r in enumerate(rets):
+                if solved_at[i] is None and r >= stop_return:
+                    solved_at[i] = done * int(config.steps_per_update)
+                    solved_s[i] = round(seconds, 4)
+            if all(x is not None for x in solved_at):
+                break
     result = TrainResult(
         algo=name,
         env_id=env_id,
@@ -432,7 +461,10 @@ def train(
         seconds=seconds,
         compile_seconds=runner.compile_seconds,
     )
-    if eval_episodes and done == num_updates:
+    if stop_return is not None:
+        result.solved_at_steps, result.solved_seconds = solved_at, solved_s
+        result.eval_seconds = eval_seconds
+    if eval_episodes and (done == num_updates or stop_return is not None):
         result.eval_returns = _evaluate(algo, config, venv, state, seeds, eval_episodes)
     if out is not None:
         _write_outputs(out, result)
