@@ -213,3 +213,20 @@ def test_bad_input(tmp_path):
         driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True)
     with pytest.raises(Exception, match="unknown algorithm"):
         driver.train("ppq", toy.Config(), "CartPole-v1")
+
+
+def test_stop_return_stops_at_the_first_evaluation_that_reaches_it():
+    cfg = toy.Config()
+    # Every return is >= 1, so the first evaluation (after chunk 1 of 5) already "solves".
+    res = driver.train(
+        toy, cfg, "CartPole-v1", seeds=(0, 1), chunks=5, eval_episodes=2, stop_return=1.0
+    )
+    assert res.updates_done == 10 and res.solved_at_steps == [400, 400]
+    assert res.eval_returns.shape == (2, 2) and res.summary()["solved_at_steps"] == [400, 400]
+    # Unreachable: trains to the end and records no solve.
+    res = driver.train(
+        toy, cfg, "CartPole-v1", seeds=(0, 1), chunks=5, eval_episodes=2, stop_return=1e9
+    )
+    assert res.updates_done == 50 and res.solved_at_steps == [None, None]
+    with pytest.raises(ValueError, match="eval_episodes"):
+        driver.train(toy, cfg, "CartPole-v1", eval_episodes=0, stop_return=1.0)
