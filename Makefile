@@ -21,7 +21,7 @@ demo: install
 	$(BIN)/bellmax tour --out runs/tour
 
 test: install
-	$(BIN)/python -m pytest -q -n 2 --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope --durations=15
 
 test-fast: install
 	$(BIN)/python -m pytest -q -n 2 -m "not slow"
