@@ -17,7 +17,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${BELLMAX_PEER_VENV:-$HERE/.venv-peers}"
 PYTHON="${PYTHON:-python3}"
-GROUPS_ALL=(sb3 gymnax mdptoolbox casadi openspiel)
+GROUPS_ALL=(sb3 gymnax mdptoolbox casadi openspiel trajax)
 
 describe() {
     cat <<'EOF'
@@ -27,6 +27,7 @@ groups:
   mdptoolbox  pymdptoolbox 4.0b3                                         (exact MDP solving)
   casadi      casadi 3.8 (IPOPT)                                         (trajectory optimisation)
   openspiel   open-spiel 2.0                                             (games, MCTS)
+  trajax      google/trajax at c94a637 from GitHub, --no-deps            (iLQR, MPC; not on PyPI)
 EOF
 }
 
@@ -41,7 +42,7 @@ if [[ ${#requested[@]} -eq 0 ]]; then
 fi
 for g in "${requested[@]}"; do
     case "$g" in
-        sb3 | gymnax | rejax | mdptoolbox | casadi | openspiel | open-spiel) ;;
+        sb3 | gymnax | rejax | mdptoolbox | casadi | openspiel | open-spiel | trajax) ;;
         *)
             echo "setup_peers.sh: unknown group '$g'." >&2
             describe >&2
@@ -95,10 +96,15 @@ for g in "${requested[@]}"; do
         openspiel | open-spiel)
             "${PIP[@]}" "open-spiel==2.0.*"
             ;;
+        trajax)
+            # Not on PyPI; needs GitHub access (or a local clone: TRAJAX_SRC=/path/to/trajax).
+            # On current JAX the bench sets `jax.tree_map = jax.tree.map` before importing it.
+            "${PIP[@]}" --no-deps "${TRAJAX_SRC:-git+https://github.com/google/trajax@c94a637c5a397b3d4100153f25b4b165507b5b20}"
+            ;;
     esac
 done
 
 echo "==> peer venv ready: $VENV"
 "$VENV/bin/python" -m pip list 2>/dev/null |
-    grep -i -E '^(torch|stable.baselines3|gymnasium|jax|jaxlib|gymnax|rejax|pymdptoolbox|casadi|open.spiel|numpy) ' ||
+    grep -i -E '^(torch|stable.baselines3|gymnasium|jax|jaxlib|gymnax|rejax|pymdptoolbox|casadi|open.spiel|trajax|numpy) ' ||
     true
