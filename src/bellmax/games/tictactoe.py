@@ -1,0 +1,515 @@
+"""Tic-tac-toe agents behind one contract, and the helpers that pit them against each other.
+
+`make_agent(kind, **options)` returns an agent; `agent.act(board, player) -> int` takes the
+board as 9 ints (0 empty, 1 X, -1 O; cells 0-8 row by row) and the player to move (1 X, -1 O)
+and returns the cell to mark. Kinds:
+
+- `random`: a uniformly random legal move.
+- `perfect`: uniformly at random among the optimal moves of the exact solution
+  (`bellmax.games.solver.solve`); never loses.
+- `naive-mc`: the notes' experiment, random self-play keeping the winners' moves
+  (`bellmax.games.selfplay.train_naive_mc`); beats random, loses to perfect play.
+- `td`: TD(0) on afterstate values by self-play (Sutton and Barto 1.5).
+- `q-learning`: Q-learning self-play with negamax targets.
+
+Trained kinds train on demand with a stated budget (`games=` or `episodes=`, seconds on one
+core) or load a table saved by `agent.save(path)` (`checkpoint=path`, a `.npz` of plain
+arrays read without pickle). Every kind takes `seed=` for its random choices. More kinds
+(MCTS, AlphaZero-style) join with `register_agent(kind, factory)`.
+
+An agent's random choices come from its own seeded generator, or from `rng=` (a
+`numpy.random.Generator`) when a caller passes one, as `play_game` and `arena` do so that
+a seed fixes a whole match. A new agent kind should accept `rng=` the same way (a JAX agent
+can draw its key from it: `jax.random.key(rng.integers(2**31))`).
+
+These helpers are host-side Python: a game is 9 moves at most.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from bellmax.core.errors import unknown_name
+from bellmax.core.io import atomic_open
+from bellmax.envs.tictactoe import LINES
+from bellmax.games.selfplay import (
+    NaiveMCConfig,
+    QLearningConfig,
+    SelfPlayResult,
+    TDConfig,
+    train_naive_mc,
+    train_q_learning,
+    train_td,
+)
+from bellmax.games.solver import outcome_probabilities, positions, solve, uniform_policy
+
+__all__ = [
+    "AGENT_FACTORIES",
+    "Agent",
+    "TableAgent",
+    "agent_kinds",
+    "arena",
+    "check_position",
+    "exact_outcomes",
+    "lines_of_play",
+    "load_agent",
+    "make_agent",
+    "play_game",
+    "register_agent",
+]
+
+_MARK = {1: "X", -1: "O"}
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """What every tic-tac-toe agent provides."""
+
+    kind: str
+    """The registry name it was made under."""
+
+    def act(self, board: Any, player: int, *, rng: np.random.Generator | None = None) -> int:
+        """The cell (0-8) to mark on `board` for `player` (1 X, -1 O)."""
+        ...
+
+
+# ---------------------------------------------------------------------- input checks
+def _winner_of(cells: list[int]) -> int:
+    for a, b, c in LINES:
+        s = cells[a] + cells[b] + cells[c]
+        if s in (3, -3):
+            return s // 3
+    return 0
+
+
+def check_position(board: Any, player: Any) -> list[int]:
+    """Check a position given to `act` and return its cells as Python ints.
+
+    Args:
+      board: 9 cells, 0 empty, 1 X, -1 O, row by row.
+      player: the player to move, 1 (X) or -1 (O).
+
+    Returns:
+      The 9 cells as a list of ints.
+
+    Raises:
+      ValueError: the board is not 9 cells of -1/0/1, the player is not 1 or -1, the counts
+        of X and O are impossible, the player is not the one to move on this board, or the
+        game is already over.
+    """
+    try:
+        arr = np.asarray(board)
+    except Exception as e:  # ragged nested lists and the like
+        raise ValueError(
+            f"board must be 9 cells (0 empty, 1 X, -1 O, row by row), got {board!r}."
+        ) from e
+    if arr.shape != (9,):
+        raise ValueError(
+            f"board must be 9 cells (0 empty, 1 X, -1 O, row by row), got shape {arr.shape}; "
+            "pass a flat list such as [0, 0, 0, 0, 1, 0, 0, 0, 0]."
+        )
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"board cells must be the numbers -1, 0 or 1, got dtype {arr.dtype}.")
+    bad = np.flatnonzero(~np.isin(arr, (-1, 0, 1)))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"board cell {i} is {arr[i].item()!r}; cells must be 0 (empty), 1 (X) or -1 (O)."
+        )
+    if isinstance(player, bool | np.bool_) or player not in (1, -1):
+        raise ValueError(f"player must be 1 (X) or -1 (O), got {player!r}.")
+    cells = [int(v) for v in arr]
+    nx, no = cells.count(1), cells.count(-1)
+    if nx - no not in (0, 1):
+        raise ValueError(
+            f"impossible board: X moves first, so X has as many marks as O or one more; "
+            f"got {nx} X and {no} O."
+        )
+    w = _winner_of(cells)
+    if w:
+        raise ValueError(
+            f"the game is over: {_MARK[w]} has three in a row; start a new game "
+            "(an empty board) instead of asking for a move."
+        )
+    if nx + no == 9:
+        raise ValueError("the game is over: the board is full (a draw); start a new game.")
+    to_move = 1 if nx == no else -1
+    if int(player) != to_move:
+        raise ValueError(
+            f"it is {_MARK[to_move]}'s turn on this board ({nx} X, {no} O), got "
+            f"player={int(player)}; pass player={to_move}."
+        )
+    return cells
+
+
+# ---------------------------------------------------------------------- table agents
+class TableAgent:
+    """An agent that plays the best-scoring legal move of a table, ties uniformly at random.
+
+    `scores [N, 9]` has a row per reachable position (`bellmax.games.solver.positions`).
+    Random play is the all-zero table (every legal move ties); perfect play scores each move
+    by its exact value; the learners score moves by what they learned.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        scores: Any,
+        *,
+        seed: int = 0,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        pos = positions()
+        s = np.asarray(scores, np.float64)
+        if s.shape != (pos.count, 9):
+            raise ValueError(
+                f"scores must be a [{pos.count}, 9] table (a row per reachable position), "
+                f"got shape {s.shape}."
+            )
+        legal = np.where(pos.legal, s, -np.inf)
+        if np.any(np.isnan(legal)):
+            raise ValueError("scores has NaN on a legal move; give every legal move a number.")
+        self.kind = kind
+        self.scores = s
+        self.meta = dict(meta or {})
+        self.seed = seed
+        best = legal.max(-1, keepdims=True)
+        support = pos.legal & (legal >= best - 1e-9)
+        support.setflags(write=False)
+        self.support = support
+        """bool [N, 9]: the moves the agent may play at each position."""
+        self._rng = np.random.default_rng(seed)
+
+    def __repr__(self) -> str:
+        return f"TableAgent(kind={self.kind!r}, seed={self.seed})"
+
+    def policy(self) -> np.ndarray:
+        """float64 [N, 9]: the agent's exact move probabilities at each position."""
+        return uniform_policy(self.support)
+
+    def act(self, board: Any, player: int, *, rng: np.random.Generator | None = None) -> int:
+        """The cell to mark for `player` on `board` (see the module docstring).
+
+        Args:
+          board: 9 cells, 0 empty, 1 X, -1 O, row by row.
+          player: 1 (X) or -1 (O), the player to move.
+          rng: where to draw the tie-break from (default: the agent's own seeded generator).
+
+        Returns:
+          A cell 0-8 that is empty on `board`.
+        """
+        cells = check_position(board, player)
+        s = positions().index(cells)
+        choices = np.flatnonzero(self.support[s])
+        if choices.size == 1:
+            return int(choices[0])
+        return int((rng if rng is not None else self._rng).choice(choices))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the table to a `.npz` file (atomically; plain arrays, no pickle).
+
+        Returns:
+          The path written. Load it with `make_agent(kind, checkpoint=path)` or `load_agent`.
+        """
+        with atomic_open(path, "wb") as f:
+            np.savez(
+                f,
+                format=np.asarray("bellmax-tictactoe-agent-v1"),
+                kind=np.asarray(self.kind),
+                scores=self.scores,
+                meta=np.asarray(json.dumps(self.meta)),
+            )
+        return Path(path)
+
+
+def load_agent(path: str | os.PathLike, *, kind: str | None = None, seed: int = 0) -> TableAgent:
+    """Load a table agent written by `TableAgent.save`.
+
+    Args:
+      path: the `.npz` file.
+      kind: if given, the kind the file must hold.
+      seed: seeds the agent's tie-breaks.
+
+    Returns:
+      A `TableAgent`.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"no agent checkpoint at {str(p)!r}; train one with make_agent(kind) and "
+            "agent.save(path), or leave checkpoint out to train on demand."
+        )
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError) as e:
+        raise ValueError(
+            f"{str(p)!r} is not a tic-tac-toe agent checkpoint (.npz written by agent.save): {e}"
+        ) from e
+    if str(arrays.get("format", "")) != "bellmax-tictactoe-agent-v1":
+        raise ValueError(
+            f"{str(p)!r} is not a tic-tac-toe agent checkpoint (no 'format' "
+            "'bellmax-tictactoe-agent-v1'); write it with agent.save(path)."
+        )
+    found = str(arrays["kind"])
+    if kind is not None and found != kind:
+        raise ValueError(
+            f"{str(p)!r} holds a {found!r} agent, not {kind!r}; "
+            f"use make_agent({found!r}, checkpoint=...)."
+        )
+    return TableAgent(found, arrays["scores"], seed=seed, meta=json.loads(str(arrays["meta"])))
+
+
+# ---------------------------------------------------------------------- the registry
+def _random_agent(*, seed: int = 0) -> TableAgent:
+    return TableAgent("random", np.zeros((positions().count, 9)), seed=seed)
+
+
+def _perfect_agent(*, seed: int = 0) -> TableAgent:
+    return TableAgent("perfect", np.nan_to_num(solve().move_value, nan=0.0), seed=seed)
+
+
+def _trained(
+    kind: str,
+    train: Callable[..., SelfPlayResult],
+    config: Any,
+    seed: int,
+    checkpoint: str | os.PathLike | None,
+) -> TableAgent:
+    if checkpoint is not None:
+        return load_agent(checkpoint, kind=kind, seed=seed)
+    result = train(config, seed=seed)
+    meta = {
+        "config": dataclasses.asdict(config),
+        "train_seed": seed,
+        "games": result.games,
+        "x_wins": result.x_wins,
+        "o_wins": result.o_wins,
+        "visited": result.visited,
+    }
+    return TableAgent(kind, np.nan_to_num(result.scores, nan=0.0), seed=seed, meta=meta)
+
+
+def _naive_mc_agent(
+    *, seed: int = 0, games: int = NaiveMCConfig.games, checkpoint: str | None = None
+) -> TableAgent:
+    """The notes' experiment; trains on `games` random games (about 0.1 s) unless loaded."""
+    return _trained("naive-mc", train_naive_mc, NaiveMCConfig(games=games), seed, checkpoint)
+
+
+def _td_agent(
+    *,
+    seed: int = 0,
+    episodes: int = TDConfig.episodes,
+    alpha: float = TDConfig.alpha,
+    epsilon: float = TDConfig.epsilon,
+    checkpoint: str | None = None,
+) -> TableAgent:
+    """TD(0) afterstate self-play; `episodes` games (50,000 by default, about 1.5 s) unless loaded."""
+    config = TDConfig(episodes=episodes, alpha=alpha, epsilon=epsilon)
+    return _trained("td", train_td, config, seed, checkpoint)
+
+
+def _q_learning_agent(
+    *,
+    seed: int = 0,
+    episodes: int = QLearningConfig.episodes,
+    alpha: float = QLearningConfig.alpha,
+    epsilon: float = QLearningConfig.epsilon,
+    checkpoint: str | None = None,
+) -> TableAgent:
+    """Q-learning self-play; `episodes` games (50,000 by default, about 1.5 s) unless loaded."""
+    config = QLearningConfig(episodes=episodes, alpha=alpha, epsilon=epsilon)
+    return _trained("q-learning", train_q_learning, config, seed, checkpoint)
+
+
+#: kind -> factory(**options) -> agent. Add kinds with `register_agent`.
+AGENT_FACTORIES: dict[str, Callable[..., Agent]] = {
+    "random": _random_agent,
+    "perfect": _perfect_agent,
+    "naive-mc": _naive_mc_agent,
+    "td": _td_agent,
+    "q-learning": _q_learning_agent,
+}
+
+
+def register_agent(kind: str, factory: Callable[..., Agent], *, overwrite: bool = False) -> None:
+    """Add an agent kind to `make_agent`.
+
+    Args:
+      kind: the name, e.g. "mcts".
+      factory: called with `make_agent`'s keyword options; returns an agent with
+        `act(board, player, *, rng=None) -> int` and a `kind` attribute.
+      overwrite: replace an existing kind of that name.
+    """
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"agent kind must be a non-empty string, got {kind!r}.")
+    if not callable(factory):
+        raise TypeError(f"factory for {kind!r} must be callable, got {type(factory).__name__}.")
+    if kind in AGENT_FACTORIES and not overwrite:
+        raise ValueError(
+            f"agent kind {kind!r} is already registered; pass overwrite=True to replace it."
+        )
+    AGENT_FACTORIES[kind] = factory
+
+
+def agent_kinds() -> list[str]:
+    """The registered agent kinds, in registration order."""
+    return list(AGENT_FACTORIES)
+
+
+def make_agent(kind: str, **options: Any) -> Agent:
+    """Make a tic-tac-toe agent by kind.
+
+    Args:
+      kind: one of `agent_kinds()`: random, perfect, naive-mc, td, q-learning (and any added
+        with `register_agent`).
+      **options: the kind's options: `seed` for all; `games` (naive-mc) or `episodes`,
+        `alpha`, `epsilon` (td, q-learning) for the training budget; `checkpoint` (a path
+        written by `agent.save`) to load instead of training.
+
+    Returns:
+      An agent with `act(board, player) -> int`.
+    """
+    if kind not in AGENT_FACTORIES:
+        raise unknown_name("tic-tac-toe agent kind", str(kind), AGENT_FACTORIES)
+    factory = AGENT_FACTORIES[kind]
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # builtins and the like: let the call decide
+        params = None
+    if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        accepted = [
+            n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise TypeError(
+                f"agent kind {kind!r} does not take option(s) {', '.join(unknown)}; "
+                f"it takes: {', '.join(accepted) or 'none'}."
+            )
+    return factory(**options)
+
+
+# ---------------------------------------------------------------------- matches
+def _checked_move(agent: Agent, cells: list[int], player: int, rng: np.random.Generator) -> int:
+    move = agent.act(list(cells), player, rng=rng)
+    if isinstance(move, bool) or not isinstance(move, int | np.integer) or not 0 <= move < 9:
+        raise ValueError(f"agent {agent!r} returned {move!r}, not a cell 0-8.")
+    if cells[int(move)] != 0:
+        raise ValueError(f"agent {agent!r} chose cell {int(move)}, which is not empty.")
+    return int(move)
+
+
+def _play(x_agent: Agent, o_agent: Agent, rng: np.random.Generator) -> int:
+    cells = [0] * 9
+    player = 1
+    for _ in range(9):
+        agent = x_agent if player == 1 else o_agent
+        cells[_checked_move(agent, cells, player, rng)] = player
+        w = _winner_of(cells)
+        if w:
+            return w
+        player = -player
+    return 0
+
+
+def play_game(x_agent: Agent, o_agent: Agent, *, seed: int = 0) -> int:
+    """Play one game, X first.
+
+    Args:
+      x_agent: plays X.
+      o_agent: plays O.
+      seed: seeds both agents' random choices for this game.
+
+    Returns:
+      The winner: 1 (X), -1 (O) or 0 (a draw).
+    """
+    return _play(x_agent, o_agent, np.random.default_rng(seed))
+
+
+def arena(x_agent: Agent, o_agent: Agent, games: int, *, seed: int = 0) -> dict[str, int]:
+    """Play `games` games between the same two agents and count the results.
+
+    Args:
+      x_agent: plays X in every game.
+      o_agent: plays O in every game.
+      games: how many games (>= 1).
+      seed: seeds all the games' random choices.
+
+    Returns:
+      `{"games", "wins", "draws", "losses"}`, counted for X (`losses` are O's wins).
+    """
+    if isinstance(games, bool) or not isinstance(games, int | np.integer) or games < 1:
+        raise ValueError(f"games must be a positive integer, got {games!r}.")
+    rng = np.random.default_rng(seed)
+    counts = {1: 0, 0: 0, -1: 0}
+    for _ in range(int(games)):
+        counts[_play(x_agent, o_agent, rng)] += 1
+    return {"games": int(games), "wins": counts[1], "draws": counts[0], "losses": counts[-1]}
+
+
+def exact_outcomes(x_agent: TableAgent, o_agent: TableAgent) -> dict[str, float]:
+    """The exact outcome probabilities of `x_agent` against `o_agent` (no sampling).
+
+    Both must be `TableAgent`s (their move probabilities are known tables); for other agents
+    use `arena`.
+
+    Returns:
+      `{"x_wins", "draw", "o_wins"}`.
+    """
+    for name, a in (("x_agent", x_agent), ("o_agent", o_agent)):
+        if not isinstance(a, TableAgent):
+            raise TypeError(
+                f"exact_outcomes needs table agents, got {type(a).__name__} for {name}; "
+                "use arena(...) to sample games instead."
+            )
+    return outcome_probabilities(x_agent.policy(), o_agent.policy())
+
+
+def lines_of_play(agent: Agent, as_player: int, *, seed: int = 0) -> dict[str, int]:
+    """Play `agent` against every line of play of its opponent, exhaustively.
+
+    At the agent's turns it chooses once (its random choices drawn from `seed`); at the
+    opponent's turns every legal move is followed. The agent never loses (for this seed)
+    exactly when `losses == 0`.
+
+    Args:
+      agent: the agent to check.
+      as_player: 1 (the agent plays X) or -1 (O).
+      seed: seeds the agent's choices.
+
+    Returns:
+      `{"lines", "wins", "draws", "losses"}`, counted over the opponent's lines, for the agent.
+    """
+    if isinstance(as_player, bool) or as_player not in (1, -1):
+        raise ValueError(f"as_player must be 1 (X) or -1 (O), got {as_player!r}.")
+    rng = np.random.default_rng(seed)
+    counts = {"lines": 0, "wins": 0, "draws": 0, "losses": 0}
+
+    def visit(cells: list[int], player: int) -> None:
+        w = _winner_of(cells)
+        if w or 0 not in cells:
+            counts["lines"] += 1
+            key = "draws" if not w else ("wins" if w == as_player else "losses")
+            counts[key] += 1
+            return
+        if player == as_player:
+            moves = [_checked_move(agent, cells, player, rng)]
+        else:
+            moves = [i for i in range(9) if cells[i] == 0]
+        for m in moves:
+            cells[m] = player
+            visit(cells, -player)
+            cells[m] = 0
+
+    visit([0] * 9, 1)
+    return counts
