@@ -41,6 +41,7 @@ def test_quick_tour_writes_the_report(quick_tour):
         "Classic RL",
         "Control and system identification",
         "Deep RL",
+        "Tic-tac-toe",
     ):
         assert f">{title}</h2>" in page
     assert 'class="failure"' not in page
@@ -68,6 +69,10 @@ def test_quick_tour_summary_is_sane(quick_tour):
     assert s["mpc_swingup_final_max_abs_angle"] < 0.1
     # Quick mode trains PPO for 8k steps only: the loop runs and evaluates, finite results.
     assert s["ppo_cartpole_final_eval_return"] > 0
+    # Tic-tac-toe: the perfect player never loses; random play loses to it.
+    assert s["tictactoe/perfect/x_vs_perfect_loss"] == 0
+    assert s["tictactoe/perfect/o_vs_random_loss"] == 0
+    assert s["tictactoe/random/o_vs_perfect_loss"] > 0.5
     # Swing-up rewards are in [0, 1] per step over 500 steps.
     for k in ("swingup_passive_return", "swingup_random_return"):
         assert 0 <= s[k] <= 500

@@ -141,6 +141,7 @@ def run_envs(args: EnvsArgs) -> int:
 def _builtin_commands() -> list[Command]:
     from bellmax.cli.bandit import BanditArgs, run_bandit
     from bellmax.cli.control import ControlArgs, SysidArgs, run_control, run_sysid
+    from bellmax.cli.games import ArenaArgs, PlayArgs, run_arena, run_play
     from bellmax.cli.reproduce import ReproduceArgs, run_reproduce
     from bellmax.cli.solve import SolveArgs, run_solve
     from bellmax.cli.tour import TourArgs, run_tour_command
@@ -156,6 +157,8 @@ def _builtin_commands() -> list[Command]:
         Command("evaluate", EvaluateArgs, run_evaluate),
         Command("sysid", SysidArgs, run_sysid),
         Command("control", ControlArgs, run_control),
+        Command("play", PlayArgs, run_play),
+        Command("tictactoe", ArenaArgs, run_arena),
     ]
 
 

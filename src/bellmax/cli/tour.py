@@ -632,6 +632,12 @@ def _deep_rl_section(ctx: TourContext) -> None:
     tour_section(ctx)
 
 
+def _tictactoe_section(ctx: TourContext) -> None:
+    from bellmax.cli.games import tour_section
+
+    tour_section(ctx)
+
+
 SECTIONS: list[TourSection] = [
     TourSection("Environments", environments_section),
     TourSection("CartPole-v1", cartpole_section),
@@ -641,6 +647,7 @@ SECTIONS: list[TourSection] = [
     TourSection("Classic RL", classic_rl_section),
     TourSection("Control and system identification", _control_section),
     TourSection("Deep RL", _deep_rl_section),
+    TourSection("Tic-tac-toe", _tictactoe_section),
 ]
 
 
