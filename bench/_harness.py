@@ -80,6 +80,16 @@ def thread_env(threads: int = 1) -> dict[str, str]:
     return {name: str(threads) for name in THREAD_VARS}
 
 
+def _tune_xla() -> None:
+    """bellmax's XLA small-matrix setting (bellmax.core.xla), as the `bellmax` command uses;
+    recorded in each result's `machine.xla_flags`. BELLMAX_XLA_DEFAULTS=1 keeps XLA's own."""
+    try:
+        from bellmax.core.xla import tune_xla_flags
+    except ImportError:  # peer venv without bellmax: nothing to match
+        return
+    tune_xla_flags()
+
+
 def fair_threads(threads: int = 1, *, override: bool = False) -> dict[str, str]:
     """Cap BLAS/OpenMP thread pools in this process and its children.
 
@@ -106,6 +116,7 @@ def fair_threads(threads: int = 1, *, override: bool = False) -> dict[str, str]:
         )
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    _tune_xla()  # imports bellmax (and numpy): after the thread variables are set
     return {name: os.environ[name] for name in THREAD_VARS}
 
 
@@ -408,6 +419,7 @@ def machine_info() -> dict[str, Any]:
     with contextlib.suppress(OSError, AttributeError):
         # Other work on the machine skews timings: a 1-minute load above cpu_count is a warning.
         info["load_avg_1m"] = round(os.getloadavg()[0], 2)
+        info["xla_flags"] = os.environ.get("XLA_FLAGS", "")
     jax = sys.modules.get("jax")
     if jax is not None:
         with contextlib.suppress(Exception):

@@ -11,3 +11,7 @@ import os
 if os.environ.get("BELLMAX_TEST_XLA_DEFAULTS", "") in ("", "0"):
     _FAST = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FAST).strip()
+
+from bellmax.core.xla import tune_xla_flags
+
+tune_xla_flags()

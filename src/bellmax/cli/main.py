@@ -244,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"{PROG} {__version__}")
         return 0
+    from bellmax.core.xla import tune_xla_flags
+
+    tune_xla_flags()  # before JAX's first computation (see bellmax.core.xla)
     debug = os.environ.get("BELLMAX_DEBUG", "") not in ("", "0")
     try:
         config = _parse(args)
