@@ -332,12 +332,29 @@ def _q_learning_agent(
 
 
 #: kind -> factory(**options) -> agent. Add kinds with `register_agent`.
+class _LazyFactory:
+    """A factory in a module imported only when used (MCTS and AlphaZero load mctx/optax)."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def load(self) -> Callable[..., Agent]:
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def __call__(self, **options: Any) -> Agent:
+        return self.load()(**options)
+
+
 AGENT_FACTORIES: dict[str, Callable[..., Agent]] = {
     "random": _random_agent,
     "perfect": _perfect_agent,
     "naive-mc": _naive_mc_agent,
     "td": _td_agent,
     "q-learning": _q_learning_agent,
+    "mcts": _LazyFactory("bellmax.games.mcts", "make_mcts_agent"),
+    "alphazero": _LazyFactory("bellmax.games.alphazero", "make_alphazero_agent"),
 }
 
 
@@ -382,6 +399,8 @@ def make_agent(kind: str, **options: Any) -> Agent:
     if kind not in AGENT_FACTORIES:
         raise unknown_name("tic-tac-toe agent kind", str(kind), AGENT_FACTORIES)
     factory = AGENT_FACTORIES[kind]
+    if isinstance(factory, _LazyFactory):
+        factory = factory.load()
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):  # builtins and the like: let the call decide

@@ -1,0 +1,293 @@
+"""Benchmark: tic-tac-toe MCTS against OpenSpiel's MCTS bot, and AlphaZero-style training time.
+
+The same work for both MCTS implementations: UCT with one random rollout per leaf and
+exploration constant 2, `--sims` simulations per move (1000; OpenSpiel's PEERS.md figure),
+playing `--games` games as X and as O against a perfect player (uniformly random among the
+optimal moves of the exact solution; never loses). Reported per side: the loss rate (what
+"strength" means against a perfect player: lower is better) and games per second.
+
+- bellmax: `bellmax.games.mcts` (mctx search with 2-ply leaf solving, the default agent), all
+  games of a side played at once: every ply searches the live games as one batch.
+- OpenSpiel (peer, `bench/.venv-peers`, group `openspiel`): `pyspiel.MCTSBot` (C++) with
+  `pyspiel.RandomRolloutEvaluator(1)`, `uct_c=2`, `solve=True`, one game at a time; the
+  perfect player is a memoised negamax over pyspiel states in the same process.
+
+Also: bellmax's exhaustive check (every line of the opponent's play, seed 0) at that budget,
+and the AlphaZero-style agent's training time until its exhaustive check shows no loss as X
+or as O (checked every 5 rounds; compile time included and reported apart).
+
+    python bench/tictactoe.py            # full: 1000 sims, 100 games a side, peer included
+    python bench/tictactoe.py --quick    # 200 sims, 16 games a side, peer included
+    python bench/tictactoe.py --smoke    # tiny, no peer venv, no AlphaZero training
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import _harness as H
+
+H.fair_threads()
+
+BENCH = "tictactoe"
+
+
+# ---------------------------------------------------------------------- bellmax side
+def _play_batched(mcts_agent, perfect, mcts_player: int, games: int, seed: int) -> dict:
+    """`games` games of MCTS against the perfect player, all plies searched as one batch."""
+    import jax
+    import numpy as np
+
+    from bellmax.envs.tictactoe import LINES
+
+    rng = np.random.default_rng(seed)
+    key = jax.random.key(seed)
+    boards = np.zeros((games, 9), np.int64)
+    winner = np.zeros(games, np.int64)
+    over = np.zeros(games, bool)
+    player = 1
+    t0 = time.perf_counter()
+    for _ in range(9):
+        live = np.flatnonzero(~over)
+        if live.size == 0:
+            break
+        if player == mcts_player:
+            key, sub = jax.random.split(key)
+            moves = mcts_agent.act_batch(boards[live], np.full(live.size, player), key=sub)
+        else:
+            moves = np.array([perfect.act(boards[g], player, rng=rng) for g in live])
+        boards[live, moves] = player
+        sums = boards[live][:, LINES].sum(-1)
+        won = np.any(np.abs(sums) == 3, axis=-1)
+        winner[live[won]] = player
+        over[live] = won | np.all(boards[live] != 0, axis=-1)
+        player = -player
+    seconds = time.perf_counter() - t0
+    losses = int(np.sum(winner == -mcts_player))
+    return {
+        "games": games,
+        "wins": int(np.sum(winner == mcts_player)),
+        "draws": int(np.sum(winner == 0)),
+        "losses": losses,
+        "loss_rate": losses / games,
+        "games_per_s": games / seconds,
+        "seconds": seconds,
+    }
+
+
+def measure_bellmax(sims: int, games: int, seed: int, exhaustive: bool) -> dict:
+    """bellmax's MCTS vs the perfect player as X and as O, and its exhaustive check."""
+    import jax
+    import numpy as np
+
+    from bellmax.games.mcts import frozen_agent, make_mcts_agent
+    from bellmax.games.tictactoe import lines_of_play, make_agent
+
+    agent = make_mcts_agent(num_simulations=sims, uct_c=2.0, seed=seed)
+    perfect = make_agent("perfect", seed=seed)
+    t0 = time.perf_counter()  # compile the one search program (batch 64) before timing
+    agent.act_batch(np.zeros((1, 9), np.int64), np.ones(1), key=jax.random.key(0))
+    compile_s = time.perf_counter() - t0
+    out = {"compile_s": compile_s, "config": repr(agent.config)}
+    for name, side in (("x", 1), ("o", -1)):
+        out[name] = _play_batched(agent, perfect, side, games, seed)
+    if exhaustive:
+        for name, side in (("x", 1), ("o", -1)):
+            t0 = time.perf_counter()
+            lines = lines_of_play(frozen_agent(agent, side, seed=seed), side)
+            out[f"exhaustive_{name}"] = {**lines, "seconds": time.perf_counter() - t0}
+    return out
+
+
+def measure_alphazero(max_iterations: int, seed: int) -> dict:
+    """Train the AlphaZero-style agent, timing the rounds until it never loses."""
+    from bellmax.games.alphazero import AlphaZeroAgent, AlphaZeroConfig, train_alphazero
+    from bellmax.games.mcts import frozen_agent
+    from bellmax.games.tictactoe import lines_of_play
+
+    config = AlphaZeroConfig(iterations=max_iterations)
+    start = time.perf_counter()
+    state = {"perfect_at": None, "seconds": None, "check_s": 0.0, "first_round_s": None}
+
+    def callback(it: int, params) -> bool:
+        if state["first_round_s"] is None:
+            state["first_round_s"] = time.perf_counter() - start
+        if it % 5 != 4:
+            return False
+        t0 = time.perf_counter()
+        agent = AlphaZeroAgent(params, config)
+        losses = [lines_of_play(frozen_agent(agent, p), p)["losses"] for p in (1, -1)]
+        state["check_s"] += time.perf_counter() - t0
+        if max(losses) == 0:
+            state["perfect_at"] = it + 1
+            state["seconds"] = time.perf_counter() - start - state["check_s"]
+            return True
+        return False
+
+    result = train_alphazero(config, seed=seed, callback=callback)
+    return {
+        "rounds_to_perfect": state["perfect_at"],
+        "seconds_to_perfect": state["seconds"],
+        "first_round_s_incl_compile": state["first_round_s"],
+        "check_s": state["check_s"],
+        "total_s": result.seconds,
+        "games_per_round": config.games_per_iteration,
+        "simulations": config.num_simulations,
+    }
+
+
+# ---------------------------------------------------------------------- OpenSpiel side
+def measure_openspiel(sims: int, games: int, seed: int) -> dict:
+    """OpenSpiel's C++ MCTS bot vs a perfect player (memoised negamax), as X and as O.
+
+    Runs in the peer venv: imports pyspiel, never bellmax.
+    """
+    import functools
+    import random
+
+    import pyspiel
+
+    game = pyspiel.load_game("tic_tac_toe")
+
+    @functools.cache
+    def value(history: tuple[int, ...]) -> int:  # for the player to move
+        state = game.new_initial_state()
+        for a in history:
+            state.apply_action(a)
+        if state.is_terminal():
+            return -1 if state.returns()[0] != 0 else 0
+        return max(-value((*history, a)) for a in state.legal_actions())
+
+    def perfect_move(state, rng) -> int:
+        hist = tuple(state.history())
+        best = max(-value((*hist, a)) for a in state.legal_actions())
+        return rng.choice([a for a in state.legal_actions() if -value((*hist, a)) == best])
+
+    value(())  # solve the game once, before any timing
+    out = {"version": H.package_version("open_spiel"), "sims": sims}
+    rng = random.Random(seed)
+    for name, side in (("x", 0), ("o", 1)):
+        evaluator = pyspiel.RandomRolloutEvaluator(1, seed)
+        bot = pyspiel.MCTSBot(game, evaluator, 2.0, sims, 1000, True, seed, False)
+        wins = draws = losses = 0
+        t0 = time.perf_counter()
+        for _ in range(games):
+            state = game.new_initial_state()
+            while not state.is_terminal():
+                if state.current_player() == side:
+                    action = bot.step(state)
+                else:
+                    action = perfect_move(state, rng)
+                state.apply_action(action)
+            r = state.returns()[side]
+            wins, draws, losses = wins + (r > 0), draws + (r == 0), losses + (r < 0)
+        seconds = time.perf_counter() - t0
+        out[name] = {
+            "games": games,
+            "wins": wins,
+            "draws": draws,
+            "losses": losses,
+            "loss_rate": losses / games,
+            "games_per_s": games / seconds,
+            "seconds": seconds,
+        }
+    return out
+
+
+# ---------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    p = H.arg_parser(__doc__.splitlines()[0])
+    p.add_argument("--sims", type=int, default=None, help="simulations per move (default 1000)")
+    p.add_argument("--games", type=int, default=None, help="games per side (default 100)")
+    p.add_argument("--az-rounds", type=int, default=None, help="max AlphaZero rounds (60)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--peer", choices=["openspiel"], default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    quick = args.quick or args.smoke
+    sims = args.sims or (20 if args.smoke else 200 if quick else 1000)
+    games = args.games or (4 if args.smoke else 16 if quick else 100)
+    az_rounds = args.az_rounds or 60
+    for name, value in (("--sims", sims), ("--games", games), ("--az-rounds", az_rounds)):
+        if value < 1:
+            p.error(f"{name} must be >= 1, got {value}")
+
+    if args.peer == "openspiel":
+        H.print_json(measure_openspiel(sims, games, args.seed))
+        return 0
+
+    H.log(f"{BENCH}: bellmax MCTS, {sims} sims, {games} games a side vs perfect")
+    ours = measure_bellmax(sims, games, args.seed, exhaustive=not args.smoke)
+    if args.smoke or args.no_venv_peers:
+        peer = H.skipped("peer-venv peers skipped (--smoke / --no-venv-peers)")
+    else:
+        H.log(f"{BENCH}: OpenSpiel MCTSBot in the peer venv")
+        peer = H.run_in_peer_venv(
+            __file__,
+            ["--peer", "openspiel", "--sims", sims, "--games", games, "--seed", args.seed],
+            group="openspiel",
+            modules=["pyspiel"],
+        )
+        if H.is_skipped(peer):
+            H.log(f"{BENCH}: OpenSpiel skipped: {peer['reason']}")
+    sizes = {"sims": sims, "games_per_side": games, "quick": quick}
+    skipped = H.is_skipped(peer)
+    extra_peer = {"peer_skipped": peer["reason"]} if skipped else {"peer_version": peer["version"]}
+    for side in ("x", "o"):
+        H.emit(
+            H.result(
+                f"{BENCH}_mcts_games_per_s_as_{side}",
+                ours[side]["games_per_s"],
+                None if skipped else peer[side]["games_per_s"],
+                "games/s",
+                case=f"MCTS as {side.upper()} vs a perfect player, {sims} sims",
+                peer_name="OpenSpiel MCTSBot (C++)",
+                ours_batched=True,
+                ours_compile_s=ours["compile_s"],
+                **sizes,
+                **extra_peer,
+            ),
+            args.results_dir,
+        )
+        H.emit(
+            H.result(
+                f"{BENCH}_mcts_loss_rate_as_{side}",
+                ours[side]["loss_rate"],
+                None if skipped else peer[side]["loss_rate"],
+                "losses/game",
+                better="lower",
+                case=f"MCTS as {side.upper()} vs a perfect player, {sims} sims",
+                peer_name="OpenSpiel MCTSBot (C++)",
+                ours_games=ours[side],
+                peer_games=None if skipped else peer[side],
+                ours_exhaustive=ours.get(f"exhaustive_{side}"),
+                ours_config=ours["config"],
+                **sizes,
+                **extra_peer,
+            ),
+            args.results_dir,
+        )
+    if not args.smoke:
+        H.log(f"{BENCH}: AlphaZero-style training until perfect play (<= {az_rounds} rounds)")
+        az = measure_alphazero(az_rounds, args.seed)
+        if az["seconds_to_perfect"] is not None:
+            H.emit(
+                H.result(
+                    f"{BENCH}_alphazero_time_to_perfect",
+                    az["seconds_to_perfect"],
+                    None,
+                    "s",
+                    case="self-play training until no loss over every opponent line, X and O",
+                    peer_skipped="no peer trains AlphaZero on tic-tac-toe in this bench",
+                    **az,
+                ),
+                args.results_dir,
+            )
+        else:
+            H.log(f"{BENCH}: AlphaZero did not reach perfect play in {az_rounds} rounds: {az}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
