@@ -1,16 +1,14 @@
-"""Test-wide settings.
+"""Test-wide settings: the tests run with the XLA setting the `bellmax` command ships with.
 
-Compilation dominates this suite's time on a CPU (each training program compiles for 5-20 s,
-runs for 1-5 s). XLA's cheaper backend settings cut that by about a fifth: tests check what
-programs compute, not how fast they run (bench/ measures speed, with default settings).
-Set BELLMAX_TEST_XLA_DEFAULTS=1 to test with XLA's default optimisation instead.
+`bellmax.core.xla.tune_xla_flags` turns off XLA's YNN fusion for small-matrix loops (faster
+runs and shorter compiles); the `bellmax` command and the benchmarks use it too, so the tests
+check what users run. BELLMAX_XLA_DEFAULTS=1 runs them with XLA's defaults instead.
+
+Not used, on purpose: `--xla_backend_optimization_level=0` with
+`--xla_llvm_disable_expensive_passes=true` saved about a fifth of the compile time, but
+together with the YNN setting it made tests/bandits/test_agents.py's Thompson-sampling
+frequencies wrong (0.26 vs 0.21 for one arm), so that combination miscompiles on jax 0.10.2.
 """
-
-import os
-
-if os.environ.get("BELLMAX_TEST_XLA_DEFAULTS", "") in ("", "0"):
-    _FAST = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FAST).strip()
 
 from bellmax.core.xla import tune_xla_flags
 
