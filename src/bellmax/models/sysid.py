@@ -513,6 +513,7 @@ def _report(
     # covariance of the scaled coordinates (pseudo-inverse on the determined subspace)
     if rank:
         cov_s = sigma2 * (Vt[:rank].T / s_full[:rank] ** 2) @ Vt[:rank]
+        cov_s = 0.5 * (cov_s + cov_s.T)  # exactly symmetric (the product is only up to rounding)
     else:
         cov_s = np.zeros((len(idx), len(idx)))
 
