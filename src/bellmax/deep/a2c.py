@@ -40,8 +40,8 @@ from bellmax.core.returns import gae
 from bellmax.deep.distributions import action_space_kind, clip_to_space
 from bellmax.deep.networks import ACTIVATIONS, ActorCritic, check_hidden_sizes, flatten_obs
 from bellmax.deep.optim import OPTIMIZERS, linear_schedule, make_optimizer
-from bellmax.deep.ppo import Rollout, collect_rollout
-from bellmax.envs.vector import VecState, VectorEnv, make_vector_env
+from bellmax.deep.ppo import Rollout, TrainState, collect_rollout
+from bellmax.envs.vector import VectorEnv, make_vector_env
 
 ALGORITHM = "A2C"
 
@@ -159,24 +159,6 @@ def validate_pg_config(config: Any, algorithm: str, venv: VectorEnv | None) -> N
                 f"Config.num_envs={config.num_envs} but the vector env has {venv.num_envs} "
                 "environments; make them equal."
             )
-
-
-@struct.dataclass
-class TrainState:
-    """Everything that changes during training: saving it is a full checkpoint."""
-
-    params: Any
-    """Actor-critic parameters."""
-    opt_state: Any
-    """Optimiser state."""
-    vec_state: VecState
-    """The vector environment's state."""
-    obs: jax.Array
-    """`[num_envs, ...]` observations to act on next."""
-    key: jax.Array
-    """PRNG key for the next update."""
-    update_index: jax.Array
-    """Number of updates done so far."""
 
 
 @struct.dataclass

@@ -48,7 +48,7 @@ from bellmax.core.io import atomic_open
 from bellmax.deep.networks import MLP, check_hidden_sizes
 from bellmax.deep.optim import linear_schedule, make_optimizer
 from bellmax.games.mcts import Node, step_canonical
-from bellmax.games.tictactoe import AGENT_FACTORIES, check_position, register_agent
+from bellmax.games.tictactoe import check_position
 
 __all__ = [
     "AlphaZeroAgent",
@@ -460,11 +460,3 @@ def make_alphazero_agent(
     result = train_alphazero(config, seed=seed)
     meta = {"train_seed": seed, "seconds": result.seconds, "losses": result.losses.tolist()}
     return AlphaZeroAgent(result.params, config, meta=meta)
-
-
-def _register() -> None:
-    if "alphazero" not in AGENT_FACTORIES:
-        register_agent("alphazero", make_alphazero_agent)
-
-
-_register()

@@ -50,7 +50,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.envs.tictactoe import LINES
-from bellmax.games.tictactoe import AGENT_FACTORIES, check_position, register_agent
+from bellmax.games.tictactoe import check_position
 
 __all__ = [
     "FrozenAgent",
@@ -424,11 +424,3 @@ def frozen_agent(agent: Any, as_player: int, *, seed: int = 0) -> FrozenAgent:
             nxt = {(*c[:i], player, *c[i + 1 :]) for c in live for i in range(9) if c[i] == 0}
         layer, player = nxt, -player
     return FrozenAgent(getattr(agent, "kind", "frozen"), moves)
-
-
-def _register() -> None:
-    if "mcts" not in AGENT_FACTORIES:
-        register_agent("mcts", make_mcts_agent)
-
-
-_register()
