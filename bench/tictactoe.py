@@ -6,8 +6,9 @@ playing `--games` games as X and as O against a perfect player (uniformly random
 optimal moves of the exact solution; never loses). Reported per side: the loss rate (what
 "strength" means against a perfect player: lower is better) and games per second.
 
-- bellmax: `bellmax.games.mcts` (mctx search with 2-ply leaf solving, the default agent), all
-  games of a side played at once: every ply searches the live games as one batch.
+- bellmax: `bellmax.games.mcts` (the default agent: UCT, one random rollout per leaf, MCTS-Solver
+  with 2-ply leaf solving), all games of a side played at once: every ply searches the live
+  games as one batch (one jitted search over up to 256 boards).
 - OpenSpiel (peer, `bench/.venv-peers`, group `openspiel`): `pyspiel.MCTSBot` (C++) with
   `pyspiel.RandomRolloutEvaluator(1)`, `uct_c=2`, `solve=True`, one game at a time; the
   perfect player is a memoised negamax over pyspiel states in the same process.

@@ -1,40 +1,46 @@
-"""Monte Carlo tree search for tic-tac-toe: UCT with random rollouts, batched and jitted (mctx).
+"""Monte Carlo tree search for tic-tac-toe: UCT with random rollouts and MCTS-Solver, batched.
 
-The search runs on `mctx.muzero_policy` (Schrittwieser et al. 2020; its PUCT rule with a
-uniform prior over the legal moves is UCT, Kocsis and Szepesvari 2006; Browne et al. 2012,
-section 3.3) with a `recurrent_fn` that steps the game itself, so no model is learned:
+A search tree lives in flat arrays (`Tree`, one node added per simulation, Browne et al. 2012,
+section 3.1); a batch of trees runs in lock-step under `jax.vmap` inside one `while_loop`, so
+a whole layer of positions is searched by one compiled program:
 
-- **Canonical boards.** A search node holds the board from the point of view of the player to
-  move (+1 the mover's marks, -1 the opponent's; the env's observation `board * player`).
-  After a move the board is negated, so one rule plays both sides.
-- **Two-player signs** (mctx issue 24). mctx backs up `Q(s, a) = r + discount * v(s')`. The
-  reward of a move is for the player who made it (+1 a win); the value of a node is for the
-  player to move there; so the discount is -1 at every ply that does not end the game.
-- **Terminal states.** A move that ends the game gets reward +1 (win) or 0 (draw) and
-  discount 0, so nothing below a terminal node counts; expanding a terminal node again returns
-  reward 0, discount 0, value 0. A move onto an occupied cell (which mctx may try below the
-  root, where only the root's invalid actions are masked) is a loss for the mover, reward -1,
-  discount 0, as in the env; the Q transform below also never prefers it to a legal move.
-- **Leaf values** are the mean outcome of `num_rollouts` uniformly random playouts from the
-  leaf, for the player to move there. With `solve_leaves=True` (the default) a leaf decided
-  within two plies is valued exactly instead: +1 when the mover can complete a line at once,
-  -1 when it cannot and the opponent has a fork (two threats); `solve_leaves=False` is plain
-  UCT with random rollouts.
-- **Selection**: `Q01 + c * P * sqrt(N) / (1 + n)` with `Q01 = (Q + 1) / 2` from
-  `mctx.qtransform_by_min_max` (unvisited moves score 0) and `P` uniform over the legal moves
-  (`c` is `uct_c`). The agent plays the most-visited root move, ties broken at random.
+- **Canonical boards.** A node holds the board from the point of view of the player to move
+  (+1 the mover's marks, -1 the opponent's; the env's observation `board * player`). After a
+  move the board is negated, so one rule plays both sides.
+- **Two-player signs.** A node's statistics are the outcomes for the player who moved *into*
+  it, so selection at every node maximises its own mover's value; the backed-up outcome
+  changes sign at every ply (the care that mctx issue 24 asks for).
+- **Selection** is UCB1 (Kocsis and Szepesvari 2006): `Q + c * sqrt(ln N / n)` with Q the mean
+  outcome in [-1, 1]; every legal move is tried once (in random order) before any is chosen
+  twice.
+- **Leaf values** are the mean outcome of `num_rollouts` uniformly random playouts. A playout
+  needs no loop: filling the empty cells in the order of i.i.d. uniforms is a uniformly random
+  game, and the first line completed decides it (`playout_outcome`). With `solve_leaves` a leaf
+  decided within two plies is valued exactly instead (`solved_value`: the mover wins at once,
+  or faces a fork).
+- **MCTS-Solver** (Winands, Bjornsson and Saito 2008; `solver=True`, the default): terminal
+  and exactly valued leaves are *proven*; a node is proven a win when one of its moves is a
+  proven win, and proven to its best value when all its moves are proven. Selection skips
+  proven moves (their value is known), the search stops once every root is proven, and the
+  agent plays a proven win at once and never a proven loss while another move remains;
+  otherwise the most-visited move (ties at random).
 
-`search(boards, key, config)` searches a batch of positions at once (vmapped inside mctx);
-`MCTSAgent.act_batch` pads batches to a few fixed sizes so that only a handful of programs
-are ever compiled. `frozen_agent` plays one seed's choices of a stochastic agent at every
-position its opponent's lines reach, searching each layer of the game tree as one batch, so
-the exhaustive `lines_of_play` check costs a few batched searches instead of ~1,500 calls.
+Why not mctx here (the AlphaZero-style agent does use it): mctx's trees carry no proven
+values, so MCTS-Solver cannot be written on top of it, and with random-rollout UCT on mctx the
+agent still lost 1-11 of ~500 opponent lines as O at 100-400 simulations.
 
-Strength (exhaustive, every line of the opponent's play): at 200 simulations the agent never
-lost as X (seeds 0-2); as O it lost 1-11 of ~500 lines per seed at 100-400 simulations (1-8
-rollouts), like OpenSpiel's MCTS, which loses 5.5% of its games as O at 1000. Cost on CPU
-grows faster than linearly in `num_simulations` (one search of 64 boards: 0.3 s at 250
-simulations, 9 s at 1000), so budgets above a few hundred are slow to check.
+`search(boards, key, config)` searches a batch of positions at once; `MCTSAgent.act_batch` pads
+batches to a few fixed sizes so that only a handful of programs are ever compiled.
+`frozen_agent` samples one seed's choices of a stochastic agent at every position its
+opponent's lines reach, searching each layer of the game tree as one batch, so the exhaustive
+`lines_of_play` check costs a few batched searches.
+
+Strength (exhaustive: every line of the opponent's play, tests/games/test_mcts.py): at the
+default budget of 1000 simulations the agent never loses as X or as O (seeds 0-5 checked; at
+500 simulations seeds 0-9). At 300 simulations one seed in six lost 6 of 713 lines as O.
+Plain UCT (`solver=False`) is weaker as O: 1 of 485 lines lost at one seed in six at 1000
+simulations, and 2-7 lost at five seeds in six at 300. For scale, OpenSpiel's C++ MCTS loses
+5.5% of its games as O to a perfect player at 1000 simulations.
 """
 
 from __future__ import annotations
@@ -45,7 +51,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import mctx
 import numpy as np
 from flax import struct
 
@@ -65,6 +70,7 @@ __all__ = [
     "step_canonical",
 ]
 
+_UNROLL = 1
 _NEG = -1e9  # a logit for illegal moves (not -inf: an all-illegal row must stay finite)
 
 
@@ -106,8 +112,30 @@ def step_canonical(node: Node, action: jax.Array) -> tuple[Node, jax.Array, jax.
     return Node(board=board, done=done), reward.astype(jnp.float32), done
 
 
-def _uniform_legal(key: jax.Array, board: jax.Array) -> jax.Array:
-    return jax.random.categorical(key, jnp.where(board == 0, 0.0, _NEG))
+def playout_outcome(board: jax.Array, u: jax.Array) -> jax.Array:
+    """The outcome of the random playout that fills the empty cells in the order of `u`.
+
+    Filling the empty cells in the order of i.i.d. uniforms `u` (the smallest first, the
+    players alternating, the mover first) is a uniformly random playout, and it needs no loop:
+    each line is completed at the latest ply among its cells, by the player owning all three,
+    and the first line completed decides the game.
+
+    Args:
+      board: int8 [9] canonical board, game not over.
+      u: float32 [9] uniforms (entries for occupied cells are ignored).
+
+    Returns:
+      float32 []: +1 the mover wins, -1 loses, 0 a draw.
+    """
+    empty = board == 0
+    rank = jnp.sum(empty[None, :] & (u[None, :] < u[:, None]), axis=-1)  # ply of each cell
+    owner = jnp.where(empty, jnp.where(rank % 2 == 0, 1, -1), board.astype(jnp.int32))
+    ply = jnp.where(empty, rank, -1)[LINES].max(axis=-1)  # [8] when each line is full
+    line_owner = owner[LINES]
+    never = jnp.int32(99)
+    first_win = jnp.min(jnp.where(jnp.all(line_owner == 1, -1), ply, never))
+    first_loss = jnp.min(jnp.where(jnp.all(line_owner == -1, -1), ply, never))
+    return jnp.sign(first_loss - first_win).astype(jnp.float32)
 
 
 def random_rollout(key: jax.Array, node: Node) -> jax.Array:
@@ -120,16 +148,8 @@ def random_rollout(key: jax.Array, node: Node) -> jax.Array:
     Returns:
       float32 []: +1 the mover wins, -1 loses, 0 a draw (0 if `node.done`).
     """
-
-    def body(i, carry):
-        nd, sign, outcome = carry
-        a = _uniform_legal(jax.random.fold_in(key, i), nd.board)
-        nxt, reward, _ = step_canonical(nd, a)
-        outcome = outcome + sign * reward  # reward is 0 unless this move ended the game
-        return nxt, -sign, outcome
-
-    _, _, outcome = jax.lax.fori_loop(0, 9, body, (node, 1.0, jnp.float32(0.0)))
-    return outcome
+    outcome = playout_outcome(node.board, jax.random.uniform(key, (9,)))
+    return jnp.where(node.done, 0.0, outcome)
 
 
 _LINE_CELLS = np.zeros((8, 9), bool)
@@ -157,17 +177,22 @@ def solved_value(board: jax.Array) -> tuple[jax.Array, jax.Array]:
 # ---------------------------------------------------------------------- the search
 @dataclasses.dataclass(frozen=True)
 class MCTSConfig:
-    """UCT with random rollouts (Browne et al. 2012, section 3.3), on mctx."""
+    """UCT with random rollouts and MCTS-Solver backups (Browne et al. 2012, 3.3 and 5.4.1)."""
 
-    num_simulations: int = 400
+    num_simulations: int = 1000
     """Simulations (tree expansions) per move: the search budget."""
     uct_c: float = 2.0
-    """Exploration constant `c` of `Q01 + c * P * sqrt(N) / (1 + n)`, P uniform."""
+    """Exploration constant `c` of UCB1, `Q + c * sqrt(ln N / n)` (outcomes Q in [-1, 1])."""
     num_rollouts: int = 1
     """Random playouts averaged for each leaf value."""
     solve_leaves: bool = True
     """Value a leaf exactly, instead of rolling out, when it is decided within two plies
     (`solved_value`: the mover wins at once, or faces a fork it cannot block)."""
+    solver: bool = True
+    """MCTS-Solver (Winands, Bjornsson and Saito 2008): prove values up the tree (a node is won
+    when one move wins, decided when all its moves are), select only unproven moves, stop when
+    the root is proven, and never play a proven loss while another move remains. False: plain
+    UCT (exact leaf values, if `solve_leaves`, are then only backed up like rollouts)."""
 
     def __post_init__(self) -> None:
         for name in ("num_simulations", "num_rollouts"):
@@ -177,43 +202,177 @@ class MCTSConfig:
         c = self.uct_c
         if isinstance(c, bool) or not isinstance(c, int | float) or not c > 0:
             raise ValueError(f"MCTSConfig.uct_c must be a number > 0, got {c!r}; e.g. 2.0.")
-        if not isinstance(self.solve_leaves, bool):
-            raise TypeError(f"MCTSConfig.solve_leaves must be a bool, got {self.solve_leaves!r}.")
+        for name in ("solve_leaves", "solver"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"MCTSConfig.{name} must be a bool, got {getattr(self, name)!r}.")
 
 
-def _leaf_value(key: jax.Array, node: Node, config: MCTSConfig) -> jax.Array:
-    keys = jax.random.split(key, config.num_rollouts)
-    value = jnp.mean(jax.vmap(random_rollout, in_axes=(0, None))(keys, node))
+@struct.dataclass
+class Tree:
+    """One search tree in flat arrays: node 0 is the root, simulation i adds node i + 1."""
+
+    board: jax.Array
+    """int8 [N, 9]: each node's canonical board (the mover's marks +1)."""
+    children: jax.Array
+    """int32 [N, 9]: the node each move leads to, -1 while unexpanded."""
+    parent: jax.Array
+    """int32 [N]: -1 at the root."""
+    visits: jax.Array
+    """int32 [N]."""
+    value_sum: jax.Array
+    """float32 [N]: summed outcomes for the player who moved *into* the node."""
+    terminal: jax.Array
+    """bool [N]: the game is over at the node."""
+    solved: jax.Array
+    """bool [N]: the node's exact value is proven (only with `MCTSConfig.solver`)."""
+    exact: jax.Array
+    """float32 [N]: the exact value for the node's mover (+1, 0, -1) where terminal or solved,
+    or where a solved leaf was valued exactly."""
+
+
+@struct.dataclass
+class SearchResult:
+    """What a batch of searches found about the root moves ([B, 9] per move, [B] per root)."""
+
+    visits: jax.Array
+    """int32: visit count of each root move (0 for illegal moves)."""
+    q: jax.Array
+    """float32: mean outcome of each root move for the root's mover (0 where unvisited)."""
+    proven: jax.Array
+    """bool: the move's exact value is proven."""
+    proven_value: jax.Array
+    """float32: that value for the root's mover (+1 wins, 0 draws, -1 loses) where `proven`."""
+    root_solved: jax.Array
+    """bool [B]: the root position's value is proven."""
+    root_value: jax.Array
+    """float32 [B]: that value, for the player to move, where `root_solved`."""
+    simulations: jax.Array
+    """int32 [B]: simulations run (fewer than the budget once the root is proven)."""
+
+
+def _new_tree(board: jax.Array, num_nodes: int) -> Tree:
+    return Tree(
+        board=jnp.zeros((num_nodes, 9), jnp.int8).at[0].set(board),
+        children=jnp.full((num_nodes, 9), -1, jnp.int32),
+        parent=jnp.full((num_nodes,), -1, jnp.int32),
+        visits=jnp.zeros((num_nodes,), jnp.int32),
+        value_sum=jnp.zeros((num_nodes,), jnp.float32),
+        terminal=jnp.zeros((num_nodes,), bool),
+        solved=jnp.zeros((num_nodes,), bool),
+        exact=jnp.zeros((num_nodes,), jnp.float32),
+    )
+
+
+def _moves(tree: Tree, node: jax.Array):
+    """Per move of `node`: the child (index clipped to 0), expanded, legal, proven, and the
+    proven value for `node`'s mover."""
+    kids = tree.children[node]
+    expanded = kids >= 0
+    safe = jnp.maximum(kids, 0)
+    legal = tree.board[node] == 0
+    proven = expanded & tree.solved[safe]
+    return safe, expanded, legal, proven, -tree.exact[safe]
+
+
+def _simulate(tree: Tree, i: jax.Array, u: jax.Array, config: MCTSConfig) -> Tree:
+    """One simulation: select by UCB1, expand one untried move, evaluate it, back up.
+
+    `u` holds this simulation's uniforms, float32 [2 + num_rollouts, 9]: tie-breaking noise
+    for selection, the choice of the untried move, and one playout order per rollout.
+    """
+    size = tree.visits.shape[0]  # an index that `mode="drop"` discards
+
+    # selection: descend while the node is live and every legal move has been tried
+    def select(_, carry):
+        node, stopped = carry
+        safe, expanded, legal, proven, _ = _moves(tree, node)
+        live = ~tree.terminal[node] & ~tree.solved[node]
+        descend = ~stopped & live & ~jnp.any(legal & ~expanded)
+        n = jnp.maximum(tree.visits[safe], 1).astype(jnp.float32)
+        log_n = jnp.log(jnp.maximum(tree.visits[node], 1).astype(jnp.float32))
+        ucb = tree.value_sum[safe] / n + config.uct_c * jnp.sqrt(log_n / n) + 1e-6 * u[0]
+        selectable = legal & expanded & ~proven
+        node = jnp.where(descend, safe[jnp.argmax(jnp.where(selectable, ucb, -jnp.inf))], node)
+        return node, stopped | ~descend
+
+    node, _ = jax.lax.fori_loop(0, 9, select, (jnp.int32(0), jnp.bool_(False)), unroll=_UNROLL)
+
+    # expansion: one untried legal move of the reached node, unless it is over or proven
+    untried = (tree.board[node] == 0) & (tree.children[node] < 0)
+    expand = jnp.any(untried) & ~tree.terminal[node] & ~tree.solved[node]
+    action = jnp.argmax(jnp.where(untried, u[1], -1.0))
+    child, reward, done = step_canonical(
+        Node(board=tree.board[node], done=jnp.bool_(False)), action
+    )
+    known, exact = done, -reward  # the mover into the child won (+1) or drew: -1 / 0 for it
     if config.solve_leaves:
-        solved, exact = solved_value(node.board)
-        value = jnp.where(solved, exact, value)
-    return jnp.where(node.done, 0.0, value)
+        leaf_known, leaf_value = solved_value(child.board)
+        known, exact = known | leaf_known, jnp.where(done, exact, leaf_value)
+    rollouts = jax.vmap(playout_outcome, in_axes=(None, 0))(child.board, u[2:])
+    value = jnp.where(known, exact, jnp.mean(rollouts))  # for the child's mover
+    new = jnp.where(expand, i + 1, size)
+    tree = tree.replace(
+        board=tree.board.at[new].set(child.board, mode="drop"),
+        children=tree.children.at[jnp.where(expand, node, size), action].set(i + 1, mode="drop"),
+        parent=tree.parent.at[new].set(node, mode="drop"),
+        terminal=tree.terminal.at[new].set(done, mode="drop"),
+        solved=tree.solved.at[new].set(known & config.solver, mode="drop"),
+        exact=tree.exact.at[new].set(exact, mode="drop"),
+    )
+    # nothing to expand (a finished game, or a proven root): back its exact value up again
+    cur = jnp.where(expand, i + 1, node)
+    value = jnp.where(expand, value, tree.exact[node])
 
-
-def _prior_logits(board: jax.Array) -> jax.Array:
-    return jnp.where(board == 0, 0.0, _NEG)
-
-
-def _make_recurrent_fn(config: MCTSConfig):
-    def recurrent_fn(params, key, action, embedding: Node):
-        del params
-        nxt, reward, done = jax.vmap(step_canonical)(embedding, action)
-        keys = jax.random.split(key, action.shape[0])
-        value = jax.vmap(_leaf_value, in_axes=(0, 0, None))(keys, nxt, config)
-        out = mctx.RecurrentFnOutput(
-            reward=reward,
-            discount=jnp.where(done, 0.0, -1.0).astype(jnp.float32),
-            prior_logits=_prior_logits(nxt.board),
-            value=value,
+    # backup: the outcome up the path, for the player who moved into each node; with the
+    # solver, a node is proven once one proven move wins or every legal move is proven
+    def backup(_, carry):
+        tree, cur, value = carry
+        on_path = cur >= 0
+        at = jnp.where(on_path, cur, size)
+        tree = tree.replace(
+            visits=tree.visits.at[at].add(1, mode="drop"),
+            value_sum=tree.value_sum.at[at].add(-value, mode="drop"),
         )
-        return out, nxt
+        if config.solver:
+            idx = jnp.maximum(cur, 0)
+            _, _, legal, proven, proven_value = _moves(tree, idx)
+            wins = jnp.any(legal & proven & (proven_value == 1.0))
+            decided = jnp.all(~legal | proven)
+            best = jnp.max(jnp.where(legal & proven, proven_value, -1.0))
+            newly = on_path & ~tree.solved[idx] & ~tree.terminal[idx] & (wins | decided)
+            at_new = jnp.where(newly, cur, size)
+            tree = tree.replace(
+                solved=tree.solved.at[at_new].set(True, mode="drop"),
+                exact=tree.exact.at[at_new].set(jnp.where(wins, 1.0, best), mode="drop"),
+            )
+        return tree, jnp.where(on_path, tree.parent[jnp.maximum(cur, 0)], -1), -value
 
-    return recurrent_fn
+    tree, _, _ = jax.lax.fori_loop(0, 10, backup, (tree, cur, value), unroll=_UNROLL)
+    return tree
+
+
+def _summary(tree: Tree, sims: jax.Array) -> SearchResult:
+    safe, expanded, _, proven, proven_value = _moves(tree, jnp.int32(0))
+    visits = jnp.where(expanded, tree.visits[safe], 0)
+    q = jnp.where(visits > 0, tree.value_sum[safe] / jnp.maximum(visits, 1), 0.0)
+    return SearchResult(
+        visits=visits,
+        q=q,
+        proven=proven,
+        proven_value=jnp.where(proven, proven_value, 0.0),
+        root_solved=tree.solved[0],
+        root_value=tree.exact[0],
+        simulations=sims,
+    )
 
 
 @functools.partial(jax.jit, static_argnames="config")
-def search(boards: jax.Array, key: jax.Array, config: MCTSConfig) -> jax.Array:
-    """UCT search from a batch of positions; returns the root visit counts.
+def search(boards: jax.Array, key: jax.Array, config: MCTSConfig) -> SearchResult:
+    """UCT (with MCTS-Solver, by default) from a batch of positions.
+
+    The batch runs in lock-step: simulation i of every tree, then i + 1, until the budget is
+    spent or every root is proven (a proven root's further simulations change nothing). Each
+    simulation draws one block of uniforms per tree, so a seed fixes the whole search.
 
     Args:
       boards: int [B, 9] canonical boards (the mover's marks +1), none finished.
@@ -221,46 +380,64 @@ def search(boards: jax.Array, key: jax.Array, config: MCTSConfig) -> jax.Array:
       config: an `MCTSConfig` (static).
 
     Returns:
-      int32 [B, 9]: the visit count of each root move (0 for illegal moves).
+      A `SearchResult` of [B, 9] per-move and [B] per-root arrays.
     """
     boards = jnp.asarray(boards, jnp.int8)
     batch = boards.shape[0]
-    root_key, search_key = jax.random.split(key)
-    node = Node(board=boards, done=jnp.zeros((batch,), bool))
-    value = jax.vmap(_leaf_value, in_axes=(0, 0, None))(
-        jax.random.split(root_key, batch), node, config
-    )
-    root = mctx.RootFnOutput(prior_logits=_prior_logits(boards), value=value, embedding=node)
-    out = mctx.muzero_policy(
-        params=(),
-        rng_key=search_key,
-        root=root,
-        recurrent_fn=_make_recurrent_fn(config),
-        num_simulations=config.num_simulations,
-        invalid_actions=boards != 0,
-        qtransform=functools.partial(mctx.qtransform_by_min_max, min_value=-1.0, max_value=1.0),
-        dirichlet_fraction=0.0,
-        pb_c_init=float(config.uct_c),
-    )
-    return out.search_tree.summary().visit_counts
+    trees = jax.vmap(_new_tree, in_axes=(0, None))(boards, config.num_simulations + 1)
+    simulate = jax.vmap(_simulate, in_axes=(0, None, 0, None))
+
+    def cond(carry):
+        i, trees, _ = carry
+        return (i < config.num_simulations) & ~jnp.all(trees.solved[:, 0])
+
+    def body(carry):
+        i, trees, sims = carry
+        u = jax.random.uniform(
+            jax.random.fold_in(key, i), (batch, 2 + config.num_rollouts, 9), jnp.float32
+        )
+        sims = sims + ~trees.solved[:, 0]
+        return i + 1, simulate(trees, i, u, config), sims
+
+    init = (jnp.int32(0), trees, jnp.zeros((batch,), jnp.int32))
+    _, trees, sims = jax.lax.while_loop(cond, body, init)
+    return jax.vmap(_summary)(trees, sims)
 
 
 @jax.jit
-def _most_visited(visits: jax.Array, boards: jax.Array, key: jax.Array) -> jax.Array:
-    """Argmax of the visit counts over the legal moves, ties broken uniformly at random."""
-    noise = jax.random.uniform(key, visits.shape, minval=0.0, maxval=0.5)
-    score = jnp.where(boards == 0, visits.astype(jnp.float32) + noise, -jnp.inf)
-    return jnp.argmax(score, axis=-1)
+def choose_move(result: SearchResult, boards: jax.Array, key: jax.Array) -> jax.Array:
+    """The move to play after `search`: the most-visited legal move, except that a proven
+    win is always played and a proven loss never while another move remains (ties at random).
+
+    Args:
+      result: `search`'s `SearchResult` for `boards`.
+      boards: int [B, 9] the searched canonical boards.
+      key: PRNG key for breaking ties.
+
+    Returns:
+      int32 [B]: the chosen cell of each board.
+    """
+    legal = boards == 0
+    best = jnp.where(
+        result.root_solved[:, None],
+        result.proven & (result.proven_value == result.root_value[:, None]),
+        ~(result.proven & (result.proven_value == -1.0)),
+    )
+    candidates = legal & best
+    candidates = jnp.where(jnp.any(candidates, -1, keepdims=True), candidates, legal)
+    noise = jax.random.uniform(key, boards.shape, minval=0.0, maxval=0.5)
+    return jnp.argmax(jnp.where(candidates, result.visits + noise, -jnp.inf), axis=-1)
 
 
 def _choose(boards: jax.Array, key: jax.Array, config: MCTSConfig) -> jax.Array:
     # not one jit around both: `search` keeps a single compiled program per config and shape
     search_key, tie_key = jax.random.split(key)
-    return _most_visited(search(boards, search_key, config), boards, tie_key)
+    return choose_move(search(boards, search_key, config), boards, tie_key)
 
 
 # ---------------------------------------------------------------------- the agent
-_BUCKETS = (1, 64)
+_BUCKETS = (1, 64, 256)
+_PAD = np.array([1, 1, 0, -1, -1, 1, -1, 1, -1], np.int8)  # one move left, and it wins
 
 
 def _key_from(rng: np.random.Generator) -> jax.Array:
@@ -301,8 +478,9 @@ class MCTSAgent:
         Args:
           boards: int [B, 9] boards (0 empty, 1 X, -1 O), each checked like `act`'s.
           players: int [B], the player to move on each board.
-          key: PRNG key for the searches (batches are padded to 64 boards: one compiled
-            program per config; `act` searches a single board).
+          key: PRNG key for the searches (batches are cut into chunks of up to 256 boards
+            and padded to 64 or 256: a few compiled programs per config; `act` searches a
+            single board).
 
         Returns:
           int64 [B]: the cell chosen on each board.
@@ -323,7 +501,7 @@ class MCTSAgent:
         for start in range(0, len(canon), step):
             chunk = canon[start : start + step]
             size = next(s for s in sizes if s >= len(chunk))
-            padded = np.zeros((size, 9), np.int8)  # padding: empty boards, discarded
+            padded = np.tile(_PAD, (size, 1))  # proven in one simulation; discarded
             padded[: len(chunk)] = chunk
             key, sub = jax.random.split(key)
             moves = np.asarray(self._choose(jnp.asarray(padded), sub))
@@ -355,13 +533,15 @@ def make_mcts_agent(
     uct_c: float = MCTSConfig.uct_c,
     num_rollouts: int = MCTSConfig.num_rollouts,
     solve_leaves: bool = MCTSConfig.solve_leaves,
+    solver: bool = MCTSConfig.solver,
 ) -> MCTSAgent:
-    """`make_agent("mcts", ...)`: a UCT agent with random rollouts; see `MCTSConfig`."""
+    """`make_agent("mcts", ...)`: UCT with random rollouts and MCTS-Solver; see `MCTSConfig`."""
     config = MCTSConfig(
         num_simulations=num_simulations,
         uct_c=uct_c,
         num_rollouts=num_rollouts,
         solve_leaves=solve_leaves,
+        solver=solver,
     )
     return MCTSAgent(config, seed=seed)
 
