@@ -17,7 +17,7 @@ Also: bellmax's exhaustive check (every line of the opponent's play, seed 0) at 
 and the AlphaZero-style agent's training time until its exhaustive check shows no loss as X
 or as O (checked every 5 rounds; compile time included and reported apart).
 
-    python bench/tictactoe.py            # full: 1000 sims, 100 games a side, peer included
+    python bench/tictactoe.py            # full: 1000 sims, 256 games a side, peer included
     python bench/tictactoe.py --quick    # 200 sims, 16 games a side, peer included
     python bench/tictactoe.py --smoke    # tiny, no peer venv, no AlphaZero training
 """
@@ -36,40 +36,22 @@ BENCH = "tictactoe"
 
 # ---------------------------------------------------------------------- bellmax side
 def _play_batched(mcts_agent, perfect, mcts_player: int, games: int, seed: int) -> dict:
-    """`games` games of MCTS against the perfect player, all plies searched as one batch."""
-    import jax
-    import numpy as np
+    """`games` games of MCTS against the perfect player (`arena`: each ply of all the live
+    games is one batched search)."""
+    from bellmax.games.tictactoe import arena
 
-    from bellmax.envs.tictactoe import LINES
-
-    rng = np.random.default_rng(seed)
-    key = jax.random.key(seed)
-    boards = np.zeros((games, 9), np.int64)
-    winner = np.zeros(games, np.int64)
-    over = np.zeros(games, bool)
-    player = 1
     t0 = time.perf_counter()
-    for _ in range(9):
-        live = np.flatnonzero(~over)
-        if live.size == 0:
-            break
-        if player == mcts_player:
-            key, sub = jax.random.split(key)
-            moves = mcts_agent.act_batch(boards[live], np.full(live.size, player), key=sub)
-        else:
-            moves = np.array([perfect.act(boards[g], player, rng=rng) for g in live])
-        boards[live, moves] = player
-        sums = boards[live][:, LINES].sum(-1)
-        won = np.any(np.abs(sums) == 3, axis=-1)
-        winner[live[won]] = player
-        over[live] = won | np.all(boards[live] != 0, axis=-1)
-        player = -player
+    if mcts_player == 1:
+        res = arena(mcts_agent, perfect, games, seed=seed)
+        wins, losses = res["wins"], res["losses"]
+    else:
+        res = arena(perfect, mcts_agent, games, seed=seed)
+        wins, losses = res["losses"], res["wins"]
     seconds = time.perf_counter() - t0
-    losses = int(np.sum(winner == -mcts_player))
     return {
         "games": games,
-        "wins": int(np.sum(winner == mcts_player)),
-        "draws": int(np.sum(winner == 0)),
+        "wins": wins,
+        "draws": res["draws"],
         "losses": losses,
         "loss_rate": losses / games,
         "games_per_s": games / seconds,
@@ -87,8 +69,9 @@ def measure_bellmax(sims: int, games: int, seed: int, exhaustive: bool) -> dict:
 
     agent = make_mcts_agent(num_simulations=sims, uct_c=2.0, seed=seed)
     perfect = make_agent("perfect", seed=seed)
-    t0 = time.perf_counter()  # compile the one search program (batch 64) before timing
-    agent.act_batch(np.zeros((1, 9), np.int64), np.ones(1), key=jax.random.key(0))
+    t0 = time.perf_counter()  # compile the search programs (batches 64, 256) before timing
+    for size in (1, 65):
+        agent.act_batch(np.zeros((size, 9), np.int64), np.ones(size), key=jax.random.key(0))
     compile_s = time.perf_counter() - t0
     out = {"compile_s": compile_s, "config": repr(agent.config)}
     for name, side in (("x", 1), ("o", -1)):
@@ -200,7 +183,12 @@ def measure_openspiel(sims: int, games: int, seed: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = H.arg_parser(__doc__.splitlines()[0])
     p.add_argument("--sims", type=int, default=None, help="simulations per move (default 1000)")
-    p.add_argument("--games", type=int, default=None, help="games per side (default 100)")
+    p.add_argument(
+        "--games",
+        type=int,
+        default=None,
+        help="games per side (default 256: one full search batch)",
+    )
     p.add_argument("--az-rounds", type=int, default=None, help="max AlphaZero rounds (60)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--peer", choices=["openspiel"], default=None, help=argparse.SUPPRESS)
@@ -208,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
 
     quick = args.quick or args.smoke
     sims = args.sims or (20 if args.smoke else 200 if quick else 1000)
-    games = args.games or (4 if args.smoke else 16 if quick else 100)
+    games = args.games or (4 if args.smoke else 16 if quick else 256)
     az_rounds = args.az_rounds or 60
     for name, value in (("--sims", sims), ("--games", games), ("--az-rounds", az_rounds)):
         if value < 1:

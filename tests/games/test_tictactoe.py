@@ -100,6 +100,56 @@ def test_play_game_and_arena(agents):
     assert ttt.arena(r, r, 50, seed=3) == ttt.arena(r, r, 50, seed=3)
 
 
+class _FirstEmptyBatch:
+    """A batch agent that plays the first empty cell (or a bad move, to test the checks)."""
+
+    def __init__(self, bad=False):
+        self.calls, self.bad = [], bad
+
+    def act_batch(self, boards, players, *, key):
+        self.calls.append(len(boards))
+        moves = np.argmax(np.asarray(boards) == 0, axis=-1)
+        return np.full_like(moves, 0) if self.bad else moves
+
+    def act(self, board, player, *, rng=None):
+        raise AssertionError("arena must use act_batch")
+
+
+def test_check_positions_agrees_with_check_position():
+    from bellmax.games.solver import positions
+
+    pos = positions()
+    live = ~pos.terminal
+    b, p = ttt.check_positions(pos.boards[live], pos.mover[live])
+    assert b.shape == (int(live.sum()), 9) and b.dtype == np.int64
+    # every kind of bad board is caught, and the message names the board's index
+    good = [[0] * 9, [1, 0, 0, 0, 0, 0, 0, 0, 0]]
+    bad = [
+        ([1, 1, 1, -1, -1, 0, 0, 0, 0], -1, "game is over"),
+        ([1, 1, 0, 0, 0, 0, 0, 0, 0], -1, "impossible board"),
+        ([0, 0, 2, 0, 0, 0, 0, 0, 0], 1, "cell 2 is 2"),
+        ([0] * 9, -1, "X's turn"),
+        ([1, -1, 1, 1, -1, -1, -1, 1, 1], -1, "game is over"),
+    ]
+    for board, player, msg in bad:
+        with pytest.raises(ValueError, match=f"board 2 of the batch: .*{msg}"):
+            ttt.check_positions([*good, board], [1, -1, player])
+    with pytest.raises(ValueError, match=r"boards \[B, 9\]"):
+        ttt.check_positions(np.zeros((2, 8)), [1, 1])
+    # non-integer boards take the one-by-one path and pass when their values are fine
+    assert ttt.check_positions(np.zeros((1, 9)), [1])[0].dtype == np.int64
+
+
+def test_arena_searches_all_live_games_in_one_batch_per_ply(agents):
+    x = _FirstEmptyBatch()
+    res = ttt.arena(x, agents["perfect"], 12, seed=0)
+    assert res["games"] == 12 and res["wins"] == 0  # perfect play never loses
+    assert x.calls[0] == 12 and len(x.calls) <= 5  # one call per X ply, not per game
+    assert all(a >= b for a, b in zip(x.calls, x.calls[1:], strict=False))
+    with pytest.raises(ValueError, match="not all empty cells"):
+        ttt.arena(agents["random"], _FirstEmptyBatch(bad=True), 3, seed=0)
+
+
 def test_exact_outcomes_match_sampled_games(agents):
     mc, r = agents["naive-mc"], agents["random"]
     exact = ttt.exact_outcomes(mc, r)

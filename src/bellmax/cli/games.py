@@ -3,7 +3,7 @@
     bellmax play tictactoe --agent perfect --first     # you are X and move first
     bellmax play tictactoe --agent td                  # the agent is X
     bellmax tictactoe arena --x td --o perfect --games 200 --json
-    bellmax tictactoe arena --x mcts:simulations=200 --o random --games 50
+    bellmax tictactoe arena --x mcts:num_simulations=200 --o random --games 50
 
 An agent is KIND or KIND:OPTION=VALUE[,OPTION=VALUE] (e.g. `td:episodes=20000`); the kinds
 are `bellmax.games.agent_kinds()`.

@@ -48,7 +48,7 @@ from bellmax.core.io import atomic_open
 from bellmax.deep.networks import MLP, check_hidden_sizes
 from bellmax.deep.optim import linear_schedule, make_optimizer
 from bellmax.games.mcts import Node, step_canonical
-from bellmax.games.tictactoe import check_position
+from bellmax.games.tictactoe import check_position, check_positions
 
 __all__ = [
     "AlphaZeroAgent",
@@ -340,15 +340,7 @@ class AlphaZeroAgent:
         Returns:
           int64 [B]: the cell chosen on each board.
         """
-        b = np.asarray(boards)
-        p = np.asarray(players)
-        if b.ndim != 2 or b.shape[-1] != 9 or p.shape != b.shape[:1]:
-            raise ValueError(
-                f"act_batch needs boards [B, 9] and players [B], got shapes {b.shape} and "
-                f"{p.shape}; use act(board, player) for one position."
-            )
-        for board, player in zip(b, p, strict=True):
-            check_position(board, int(player))
+        b, p = check_positions(boards, players)
         canon = (b * p[:, None]).astype(np.int8)
         size = self.config.games_per_iteration
         out = np.empty(len(canon), np.int64)

@@ -2,14 +2,16 @@
 
 A search tree lives in flat arrays (`Tree`, one node added per simulation, Browne et al. 2012,
 section 3.1); a batch of trees runs in lock-step under `jax.vmap` inside one `while_loop`, so
-a whole layer of positions is searched by one compiled program:
+a whole layer of positions is searched by one compiled program. A simulation's backup is one
+scatter along the path it selected, and the solver's proof step is a short scalar recurrence
+up that path:
 
 - **Canonical boards.** A node holds the board from the point of view of the player to move
   (+1 the mover's marks, -1 the opponent's; the env's observation `board * player`). After a
   move the board is negated, so one rule plays both sides.
-- **Two-player signs.** A node's statistics are the outcomes for the player who moved *into*
-  it, so selection at every node maximises its own mover's value; the backed-up outcome
-  changes sign at every ply (the care that mctx issue 24 asks for).
+- **Two-player signs.** Each node keeps, per move, the visit count and the summed outcome for
+  *its own* mover, so selection at every node maximises its mover's value; the backed-up
+  outcome changes sign at every ply (the care that mctx issue 24 asks for).
 - **Selection** is UCB1 (Kocsis and Szepesvari 2006): `Q + c * sqrt(ln N / n)` with Q the mean
   outcome in [-1, 1]; every legal move is tried once (in random order) before any is chosen
   twice.
@@ -36,11 +38,11 @@ opponent's lines reach, searching each layer of the game tree as one batch, so t
 `lines_of_play` check costs a few batched searches.
 
 Strength (exhaustive: every line of the opponent's play, tests/games/test_mcts.py): at the
-default budget of 1000 simulations the agent never loses as X or as O (seeds 0-5 checked; at
-500 simulations seeds 0-9). At 300 simulations one seed in six lost 6 of 713 lines as O.
-Plain UCT (`solver=False`) is weaker as O: 1 of 485 lines lost at one seed in six at 1000
-simulations, and 2-7 lost at five seeds in six at 300. For scale, OpenSpiel's C++ MCTS loses
-5.5% of its games as O to a perfect player at 1000 simulations.
+default budget of 1000 simulations, and at 500, the agent never loses as X or as O (seeds 0-9
+checked). At 300 simulations it loses 3-14 of ~720 lines as O at three seeds in ten; plain UCT
+(`solver=False`) loses 2-18 of ~500 at nine seeds in ten there (none at 1000, seeds 0-9). For
+scale, OpenSpiel's C++ MCTS (with its solver) loses 5.5% of its games as O to a perfect player
+at 1000 simulations (../shared/PEERS.md).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.envs.tictactoe import LINES
-from bellmax.games.tictactoe import check_position
+from bellmax.games.tictactoe import check_position, check_positions
 
 __all__ = [
     "FrozenAgent",
@@ -70,7 +72,6 @@ __all__ = [
     "step_canonical",
 ]
 
-_UNROLL = 1
 _NEG = -1e9  # a logit for illegal moves (not -inf: an all-illegal row must stay finite)
 
 
@@ -209,25 +210,27 @@ class MCTSConfig:
 
 @struct.dataclass
 class Tree:
-    """One search tree in flat arrays: node 0 is the root, simulation i adds node i + 1."""
+    """One search tree in flat arrays: node 0 is the root, simulation i adds node i + 1.
+
+    Move statistics live with the parent (row = node, column = move), so selection reads one
+    row per array at each level. Values are for the player to move at the row's node.
+    """
 
     board: jax.Array
     """int8 [N, 9]: each node's canonical board (the mover's marks +1)."""
     children: jax.Array
-    """int32 [N, 9]: the node each move leads to, -1 while unexpanded."""
-    parent: jax.Array
-    """int32 [N]: -1 at the root."""
-    visits: jax.Array
-    """int32 [N]."""
-    value_sum: jax.Array
-    """float32 [N]: summed outcomes for the player who moved *into* the node."""
-    terminal: jax.Array
-    """bool [N]: the game is over at the node."""
-    solved: jax.Array
-    """bool [N]: the node's exact value is proven (only with `MCTSConfig.solver`)."""
+    """int32 [N, 9]: the node each move leads to; -1 a legal move not tried yet; -2 not a move
+    (an occupied cell, or any cell once the game is over)."""
+    stats: jax.Array
+    """float32 [N, 9, 2]: per move, its visit count and summed outcome for the node's mover."""
+    move_value: jax.Array
+    """float32 [N, 9]: per move, its proven value for the node's mover; NaN while unproven."""
     exact: jax.Array
-    """float32 [N]: the exact value for the node's mover (+1, 0, -1) where terminal or solved,
-    or where a solved leaf was valued exactly."""
+    """float32 [N]: the exact value for the node's mover of a finished game or a solved leaf,
+    set when the node is added; NaN elsewhere. (The solver's proofs go to `move_value` and
+    `root_exact`: reading this array in the simulation loop makes XLA copy it each time.)"""
+    root_exact: jax.Array
+    """float32 []: the root's proven value for its mover (NaN while unproven)."""
 
 
 @struct.dataclass
@@ -251,27 +254,18 @@ class SearchResult:
 
 
 def _new_tree(board: jax.Array, num_nodes: int) -> Tree:
+    nan = jnp.float32(jnp.nan)
     return Tree(
         board=jnp.zeros((num_nodes, 9), jnp.int8).at[0].set(board),
-        children=jnp.full((num_nodes, 9), -1, jnp.int32),
-        parent=jnp.full((num_nodes,), -1, jnp.int32),
-        visits=jnp.zeros((num_nodes,), jnp.int32),
-        value_sum=jnp.zeros((num_nodes,), jnp.float32),
-        terminal=jnp.zeros((num_nodes,), bool),
-        solved=jnp.zeros((num_nodes,), bool),
-        exact=jnp.zeros((num_nodes,), jnp.float32),
+        children=jnp.full((num_nodes, 9), -2, jnp.int32).at[0].set(jnp.where(board == 0, -1, -2)),
+        stats=jnp.zeros((num_nodes, 9, 2), jnp.float32),
+        move_value=jnp.full((num_nodes, 9), nan),
+        exact=jnp.full((num_nodes,), nan),
+        root_exact=nan,
     )
 
 
-def _moves(tree: Tree, node: jax.Array):
-    """Per move of `node`: the child (index clipped to 0), expanded, legal, proven, and the
-    proven value for `node`'s mover."""
-    kids = tree.children[node]
-    expanded = kids >= 0
-    safe = jnp.maximum(kids, 0)
-    legal = tree.board[node] == 0
-    proven = expanded & tree.solved[safe]
-    return safe, expanded, legal, proven, -tree.exact[safe]
+_DEPTH = 10  # nodes on a path: the root and at most 9 moves
 
 
 def _simulate(tree: Tree, i: jax.Array, u: jax.Array, config: MCTSConfig) -> Tree:
@@ -280,26 +274,49 @@ def _simulate(tree: Tree, i: jax.Array, u: jax.Array, config: MCTSConfig) -> Tre
     `u` holds this simulation's uniforms, float32 [2 + num_rollouts, 9]: tie-breaking noise
     for selection, the choice of the untried move, and one playout order per rollout.
     """
-    size = tree.visits.shape[0]  # an index that `mode="drop"` discards
+    size = tree.board.shape[0]  # an index that `mode="drop"` discards
+    # (read before any update: reading `exact` inside the loops below makes XLA copy it)
+    root_open = jnp.isnan(tree.root_exact) if config.solver else jnp.bool_(True)
+    depths = jnp.arange(_DEPTH)
 
-    # selection: descend while the node is live and every legal move has been tried
-    def select(_, carry):
-        node, stopped = carry
-        safe, expanded, legal, proven, _ = _moves(tree, node)
-        live = ~tree.terminal[node] & ~tree.solved[node]
-        descend = ~stopped & live & ~jnp.any(legal & ~expanded)
-        n = jnp.maximum(tree.visits[safe], 1).astype(jnp.float32)
-        log_n = jnp.log(jnp.maximum(tree.visits[node], 1).astype(jnp.float32))
-        ucb = tree.value_sum[safe] / n + config.uct_c * jnp.sqrt(log_n / n) + 1e-6 * u[0]
-        selectable = legal & expanded & ~proven
-        node = jnp.where(descend, safe[jnp.argmax(jnp.where(selectable, ucb, -jnp.inf))], node)
-        return node, stopped | ~descend
+    # selection: descend while every legal move has been tried and some move is unproven
+    def can_descend(node):
+        kids = tree.children[node]
+        selectable = kids >= 0
+        if config.solver:  # below the root, selection never enters a proven node
+            selectable = selectable & jnp.isnan(tree.move_value[node])
+        return ~jnp.any(kids == -1) & jnp.any(selectable) & (root_open | (node != 0)), selectable
 
-    node, _ = jax.lax.fori_loop(0, 9, select, (jnp.int32(0), jnp.bool_(False)), unroll=_UNROLL)
+    def select(carry):
+        depth, node, path, moves = carry
+        _, selectable = can_descend(node)
+        n, w = tree.stats[node, :, 0], tree.stats[node, :, 1]
+        log_n = jnp.log(jnp.maximum(jnp.sum(n), 1.0))
+        ucb = w / jnp.maximum(n, 1.0) + config.uct_c * jnp.sqrt(log_n / jnp.maximum(n, 1.0))
+        move = jnp.argmax(jnp.where(selectable, ucb + 1e-6 * u[0], -jnp.inf))
+        child = tree.children[node, move]
+        return depth + 1, child, path.at[depth + 1].set(child), moves.at[depth].set(move)
 
-    # expansion: one untried legal move of the reached node, unless it is over or proven
-    untried = (tree.board[node] == 0) & (tree.children[node] < 0)
-    expand = jnp.any(untried) & ~tree.terminal[node] & ~tree.solved[node]
+    def more(carry):
+        depth, node, _, _ = carry
+        return (depth < _DEPTH - 1) & can_descend(node)[0]
+
+    path0 = jnp.full((_DEPTH,), -1, jnp.int32).at[0].set(0)
+    moves0 = jnp.full((_DEPTH,), -1, jnp.int32)
+    depth, node, path, moves = jax.lax.while_loop(
+        more, select, (jnp.int32(0), jnp.int32(0), path0, moves0)
+    )
+
+    if config.solver:  # a node left unexpanded is the proven root: proven nodes aren't entered
+        node_exact = tree.root_exact
+    else:  # or a finished game, entered again
+        node_exact = tree.exact[node]
+
+    # expansion: one untried move of the reached node (none at a finished game or proven root)
+    untried = tree.children[node] == -1
+    expand = jnp.any(untried)
+    if config.solver:
+        expand = expand & (root_open | (node != 0))
     action = jnp.argmax(jnp.where(untried, u[1], -1.0))
     child, reward, done = step_canonical(
         Node(board=tree.board[node], done=jnp.bool_(False)), action
@@ -313,55 +330,76 @@ def _simulate(tree: Tree, i: jax.Array, u: jax.Array, config: MCTSConfig) -> Tre
     new = jnp.where(expand, i + 1, size)
     tree = tree.replace(
         board=tree.board.at[new].set(child.board, mode="drop"),
-        children=tree.children.at[jnp.where(expand, node, size), action].set(i + 1, mode="drop"),
-        parent=tree.parent.at[new].set(node, mode="drop"),
-        terminal=tree.terminal.at[new].set(done, mode="drop"),
-        solved=tree.solved.at[new].set(known & config.solver, mode="drop"),
-        exact=tree.exact.at[new].set(exact, mode="drop"),
+        children=tree.children.at[new]
+        .set(jnp.where(done | (child.board != 0), -2, -1), mode="drop")
+        .at[jnp.where(expand, node, size), action]
+        .set(i + 1, mode="drop"),
+        exact=tree.exact.at[new].set(jnp.where(known, exact, jnp.nan), mode="drop"),
     )
     # nothing to expand (a finished game, or a proven root): back its exact value up again
-    cur = jnp.where(expand, i + 1, node)
-    value = jnp.where(expand, value, tree.exact[node])
+    value = jnp.where(expand, value, node_exact)
+    moves = jnp.where(expand, moves.at[depth].set(action), moves)
+    leaf = jnp.where(expand, depth + 1, depth)  # the depth of the evaluated node
 
-    # backup: the outcome up the path, for the player who moved into each node; with the
-    # solver, a node is proven once one proven move wins or every legal move is proven
-    def backup(_, carry):
-        tree, cur, value = carry
-        on_path = cur >= 0
-        at = jnp.where(on_path, cur, size)
+    # backup: every move on the path gets a visit and the outcome for the player who made it
+    on_path = depths < leaf
+    sign = jnp.where((leaf - depths) % 2 == 1, -1.0, 1.0)  # the leaf's mover: +1, above: -1..
+    rows = jnp.where(on_path, path, size)
+    update = jnp.stack([jnp.ones(_DEPTH), sign * value], axis=-1)
+    tree = tree.replace(stats=tree.stats.at[rows, moves].add(update, mode="drop"))
+
+    if config.solver:
+        # MCTS-Solver: a node on the path is proven when its path move is a proven win, or
+        # when its path move is proven and all its other legal moves already are
+        safe_rows = jnp.maximum(path, 0)
+        mv = tree.move_value[safe_rows]  # [D, 9]
+        legal = tree.children[safe_rows] != -2
+        other = legal & (jnp.arange(9)[None, :] != moves[:, None])
+        others_proven = jnp.all(~other | ~jnp.isnan(mv), axis=-1)
+        others_best = jnp.max(jnp.where(other & ~jnp.isnan(mv), mv, -1.0), axis=-1)
+        child_proven = expand & known  # the evaluated node's status and value
+        child_value = exact
+        move_set, move_val, node_set, node_val = [], [], [], []
+        for k in range(_DEPTH - 1):  # bottom-up, on scalars only, so that XLA fuses it
+            k = _DEPTH - 2 - k
+            below = k < leaf  # else the carry passes through to the level above
+            active = below & child_proven
+            e = -child_value  # the path move's value for the mover at depth k
+            proven_k = active & ((e == 1.0) | others_proven[k])
+            value_k = jnp.where(e == 1.0, 1.0, jnp.maximum(e, others_best[k]))
+            move_set.append(active)
+            move_val.append(e)
+            node_set.append(proven_k)
+            node_val.append(value_k)
+            child_proven = jnp.where(below, proven_k, child_proven)
+            child_value = jnp.where(below, value_k, child_value)
+        rows = path[: _DEPTH - 1][::-1]
+        move_set, node_set = jnp.stack(move_set), jnp.stack(node_set)
+        move_val, node_val = jnp.stack(move_val), jnp.stack(node_val)
+        moves_up = moves[: _DEPTH - 1][::-1]
         tree = tree.replace(
-            visits=tree.visits.at[at].add(1, mode="drop"),
-            value_sum=tree.value_sum.at[at].add(-value, mode="drop"),
+            move_value=tree.move_value.at[jnp.where(move_set, rows, size), moves_up].set(
+                move_val, mode="drop"
+            ),
+            root_exact=jnp.where(node_set[-1], node_val[-1], tree.root_exact),
         )
-        if config.solver:
-            idx = jnp.maximum(cur, 0)
-            _, _, legal, proven, proven_value = _moves(tree, idx)
-            wins = jnp.any(legal & proven & (proven_value == 1.0))
-            decided = jnp.all(~legal | proven)
-            best = jnp.max(jnp.where(legal & proven, proven_value, -1.0))
-            newly = on_path & ~tree.solved[idx] & ~tree.terminal[idx] & (wins | decided)
-            at_new = jnp.where(newly, cur, size)
-            tree = tree.replace(
-                solved=tree.solved.at[at_new].set(True, mode="drop"),
-                exact=tree.exact.at[at_new].set(jnp.where(wins, 1.0, best), mode="drop"),
-            )
-        return tree, jnp.where(on_path, tree.parent[jnp.maximum(cur, 0)], -1), -value
-
-    tree, _, _ = jax.lax.fori_loop(0, 10, backup, (tree, cur, value), unroll=_UNROLL)
     return tree
 
 
+def _root_solved(trees: Tree) -> jax.Array:
+    return ~jnp.isnan(trees.root_exact)
+
+
 def _summary(tree: Tree, sims: jax.Array) -> SearchResult:
-    safe, expanded, _, proven, proven_value = _moves(tree, jnp.int32(0))
-    visits = jnp.where(expanded, tree.visits[safe], 0)
-    q = jnp.where(visits > 0, tree.value_sum[safe] / jnp.maximum(visits, 1), 0.0)
+    n, w = tree.stats[0, :, 0], tree.stats[0, :, 1]
+    proven = ~jnp.isnan(tree.move_value[0])
     return SearchResult(
-        visits=visits,
-        q=q,
+        visits=n.astype(jnp.int32),
+        q=jnp.where(n > 0, w / jnp.maximum(n, 1.0), 0.0),
         proven=proven,
-        proven_value=jnp.where(proven, proven_value, 0.0),
-        root_solved=tree.solved[0],
-        root_value=tree.exact[0],
+        proven_value=jnp.where(proven, tree.move_value[0], 0.0),
+        root_solved=~jnp.isnan(tree.root_exact),
+        root_value=jnp.nan_to_num(tree.root_exact),
         simulations=sims,
     )
 
@@ -386,18 +424,21 @@ def search(boards: jax.Array, key: jax.Array, config: MCTSConfig) -> SearchResul
     batch = boards.shape[0]
     trees = jax.vmap(_new_tree, in_axes=(0, None))(boards, config.num_simulations + 1)
     simulate = jax.vmap(_simulate, in_axes=(0, None, 0, None))
+    # the simulations' uniforms come from an RBG key (XLA's RngBitGenerator) derived from
+    # `key`: on CPU it is ~10% faster per search than drawing from threefry
+    rbg_key = jax.random.wrap_key_data(jax.random.bits(key, (4,)), impl="rbg")
 
     def cond(carry):
         i, trees, _ = carry
-        return (i < config.num_simulations) & ~jnp.all(trees.solved[:, 0])
+        return (i < config.num_simulations) & ~jnp.all(_root_solved(trees))
 
     def body(carry):
         i, trees, sims = carry
         u = jax.random.uniform(
-            jax.random.fold_in(key, i), (batch, 2 + config.num_rollouts, 9), jnp.float32
+            jax.random.fold_in(rbg_key, i), (batch, 2 + config.num_rollouts, 9), jnp.float32
         )
-        sims = sims + ~trees.solved[:, 0]
-        return i + 1, simulate(trees, i, u, config), sims
+        open_before = ~_root_solved(trees)
+        return i + 1, simulate(trees, i, u, config), sims + open_before
 
     init = (jnp.int32(0), trees, jnp.zeros((batch,), jnp.int32))
     _, trees, sims = jax.lax.while_loop(cond, body, init)
@@ -485,15 +526,7 @@ class MCTSAgent:
         Returns:
           int64 [B]: the cell chosen on each board.
         """
-        b = np.asarray(boards)
-        p = np.asarray(players)
-        if b.ndim != 2 or b.shape[-1] != 9 or p.shape != b.shape[:1]:
-            raise ValueError(
-                f"act_batch needs boards [B, 9] and players [B], got shapes {b.shape} and "
-                f"{p.shape}; use act(board, player) for one position."
-            )
-        for board, player in zip(b, p, strict=True):
-            check_position(board, int(player))
+        b, p = check_positions(boards, players)
         canon = (b * p[:, None]).astype(np.int8)
         out = np.empty(len(canon), np.int64)
         step = _BUCKETS[-1]

@@ -58,6 +58,7 @@ __all__ = [
     "agent_kinds",
     "arena",
     "check_position",
+    "check_positions",
     "exact_outcomes",
     "lines_of_play",
     "load_agent",
@@ -118,7 +119,7 @@ def check_position(board: Any, player: Any) -> list[int]:
         )
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"board cells must be the numbers -1, 0 or 1, got dtype {arr.dtype}.")
-    bad = np.flatnonzero(~np.isin(arr, (-1, 0, 1)))
+    bad = np.flatnonzero((arr != -1) & (arr != 0) & (arr != 1))
     if bad.size:
         i = int(bad[0])
         raise ValueError(
@@ -148,6 +149,46 @@ def check_position(board: Any, player: Any) -> list[int]:
             f"player={int(player)}; pass player={to_move}."
         )
     return cells
+
+
+def check_positions(boards: Any, players: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Check a batch of positions for `act_batch` at once: each as `check_position` does.
+
+    Args:
+      boards: int [B, 9] boards (0 empty, 1 X, -1 O).
+      players: int [B], the player to move on each board.
+
+    Returns:
+      `(boards, players)` as int64 arrays.
+
+    Raises:
+      ValueError: the shapes are wrong, or a board fails `check_position` (its message, with
+        the index of the first bad board).
+    """
+    b, p = np.asarray(boards), np.asarray(players)
+    if b.ndim != 2 or b.shape[-1] != 9 or p.shape != b.shape[:1]:
+        raise ValueError(
+            f"act_batch needs boards [B, 9] and players [B], got shapes {b.shape} and "
+            f"{p.shape}; use act(board, player) for one position."
+        )
+    ok = np.zeros(len(b), bool)
+    if np.issubdtype(b.dtype, np.integer) and np.issubdtype(p.dtype, np.integer):
+        nx, no = np.sum(b == 1, -1), np.sum(b == -1, -1)
+        lines = b[:, LINES].sum(-1) if len(b) else np.zeros((0, 8), np.int64)
+        ok = (
+            np.all((b >= -1) & (b <= 1), -1)
+            & (p == np.where(nx == no, 1, -1))
+            & (nx - no >= 0)
+            & (nx - no <= 1)
+            & (nx + no < 9)
+            & ~np.any(np.abs(lines) == 3, -1)
+        )
+    for i in np.flatnonzero(~ok):  # the precise message, from the one-position check
+        try:
+            check_position(b[i], p[i].item())
+        except ValueError as e:
+            raise ValueError(f"board {i} of the batch: {e}") from None
+    return b.astype(np.int64), p.astype(np.int64)
 
 
 # ---------------------------------------------------------------------- table agents
@@ -455,8 +496,27 @@ def play_game(x_agent: Agent, o_agent: Agent, *, seed: int = 0) -> int:
     return _play(x_agent, o_agent, np.random.default_rng(seed))
 
 
+def _ply_moves(agent: Agent, boards: np.ndarray, player: int, rng: np.random.Generator):
+    """One move for each board: one batched call for agents with `act_batch` (the search
+    agents), else `act` board by board; every move is checked."""
+    batch = getattr(agent, "act_batch", None)
+    if batch is None:
+        return np.array([_checked_move(agent, list(b), player, rng) for b in boards.tolist()])
+    import jax  # only search agents have act_batch, and they run on JAX already
+
+    key = jax.random.key(int(rng.integers(2**31)))
+    moves = np.asarray(batch(boards, np.full(len(boards), player), key=key)).astype(np.int64)
+    ok = (moves.shape == (len(boards),)) and bool(np.all((moves >= 0) & (moves < 9)))
+    if not ok or np.any(boards[np.arange(len(boards)), np.clip(moves, 0, 8)] != 0):
+        raise ValueError(f"agent {agent!r} returned moves {moves!r} that are not all empty cells.")
+    return moves
+
+
 def arena(x_agent: Agent, o_agent: Agent, games: int, *, seed: int = 0) -> dict[str, int]:
     """Play `games` games between the same two agents and count the results.
+
+    The games are played side by side, one ply of every unfinished game at a time, so an
+    agent with `act_batch` (MCTS, AlphaZero-style) searches all of them in one batch.
 
     Args:
       x_agent: plays X in every game.
@@ -470,10 +530,27 @@ def arena(x_agent: Agent, o_agent: Agent, games: int, *, seed: int = 0) -> dict[
     if isinstance(games, bool) or not isinstance(games, int | np.integer) or games < 1:
         raise ValueError(f"games must be a positive integer, got {games!r}.")
     rng = np.random.default_rng(seed)
-    counts = {1: 0, 0: 0, -1: 0}
-    for _ in range(int(games)):
-        counts[_play(x_agent, o_agent, rng)] += 1
-    return {"games": int(games), "wins": counts[1], "draws": counts[0], "losses": counts[-1]}
+    boards = np.zeros((int(games), 9), np.int64)
+    winner = np.zeros(int(games), np.int64)
+    over = np.zeros(int(games), bool)
+    player = 1
+    for _ in range(9):
+        live = np.flatnonzero(~over)
+        if live.size == 0:
+            break
+        agent = x_agent if player == 1 else o_agent
+        boards[live, _ply_moves(agent, boards[live], player, rng)] = player
+        lines = boards[live][:, LINES].sum(-1)
+        won = np.any(lines == 3 * player, axis=-1)
+        winner[live[won]] = player
+        over[live] = won | np.all(boards[live] != 0, axis=-1)
+        player = -player
+    return {
+        "games": int(games),
+        "wins": int(np.sum(winner == 1)),
+        "draws": int(np.sum(winner == 0)),
+        "losses": int(np.sum(winner == -1)),
+    }
 
 
 def exact_outcomes(x_agent: TableAgent, o_agent: TableAgent) -> dict[str, float]:
