@@ -11,7 +11,7 @@ import pytest
 
 from bellmax.deep import reinforce
 from bellmax.deep.evaluate import evaluate
-from bellmax.deep.ppo import Rollout
+from bellmax.deep.rollout import Rollout
 from bellmax.envs import spaces
 
 # The defaults: 8 envs x 256 steps, gamma 0.99, Adam 6e-3 annealed to 0, gradient norm clipped

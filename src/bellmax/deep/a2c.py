@@ -40,7 +40,7 @@ from bellmax.core.returns import gae
 from bellmax.deep.distributions import action_space_kind, clip_to_space
 from bellmax.deep.networks import ACTIVATIONS, ActorCritic, check_hidden_sizes, flatten_obs
 from bellmax.deep.optim import OPTIMIZERS, linear_schedule, make_optimizer
-from bellmax.deep.ppo import Rollout, TrainState, collect_rollout
+from bellmax.deep.rollout import Rollout, TrainState, collect_rollout
 from bellmax.envs.vector import VectorEnv, make_vector_env
 
 ALGORITHM = "A2C"

@@ -32,7 +32,8 @@ from bellmax.core.returns import gae
 from bellmax.deep.distributions import action_space_kind, clip_to_space
 from bellmax.deep.networks import ACTIVATIONS, ActorCritic, check_hidden_sizes, flatten_obs
 from bellmax.deep.optim import OPTIMIZERS, linear_schedule, make_optimizer
-from bellmax.envs.vector import VecState, VectorEnv, make_vector_env
+from bellmax.deep.rollout import TrainState, collect_rollout
+from bellmax.envs.vector import VectorEnv, make_vector_env
 
 ALGORITHM = "PPO"
 
@@ -194,24 +195,6 @@ PRESETS: dict[str, Config] = {
 
 
 @struct.dataclass
-class TrainState:
-    """Everything that changes during training: saving it is a full checkpoint."""
-
-    params: Any
-    """Actor-critic parameters."""
-    opt_state: Any
-    """Optimiser state."""
-    vec_state: VecState
-    """The vector environment's state."""
-    obs: jax.Array
-    """`[num_envs, ...]` observations to act on next."""
-    key: jax.Array
-    """PRNG key for the next update."""
-    update_index: jax.Array
-    """Number of updates done so far."""
-
-
-@struct.dataclass
 class Metrics:
     """Scalars of one update."""
 
@@ -233,21 +216,6 @@ class Metrics:
     """Mean approximate KL divergence old -> new policy."""
     clip_fraction: jax.Array
     """Fraction of ratios outside the clipping range."""
-
-
-@struct.dataclass
-class Rollout:
-    """`[T, N]` transitions of one rollout."""
-
-    obs: jax.Array
-    action: jax.Array
-    log_prob: jax.Array
-    value: jax.Array
-    reward: jax.Array
-    terminated: jax.Array
-    truncated: jax.Array
-    final_obs: jax.Array
-    episode_return: jax.Array
 
 
 def network(config: Config, venv: VectorEnv) -> ActorCritic:
@@ -313,37 +281,6 @@ def act(
 def policy_params(state: TrainState) -> Any:
     """What `act` needs from a training state."""
     return state.params
-
-
-def collect_rollout(
-    state: TrainState, config: Config, venv: VectorEnv, net: ActorCritic
-) -> tuple[TrainState, Rollout]:
-    """Step the environments `num_steps` times with the current stochastic policy."""
-    space = venv.observation_space
-
-    def step(carry, _):
-        vec_state, obs, key = carry
-        key, k_act, k_env = jax.random.split(key, 3)
-        dist, value = net.apply(state.params, flatten_obs(obs, space))
-        action = dist.sample(k_act)
-        out = venv.step(k_env, vec_state, clip_to_space(action, venv.action_space))
-        tr = Rollout(
-            obs=obs,
-            action=action,
-            log_prob=dist.log_prob(action),
-            value=value,
-            reward=out.reward,
-            terminated=out.terminated,
-            truncated=out.truncated,
-            final_obs=out.final_obs,
-            episode_return=jnp.where(out.done, out.episode_return, jnp.nan),
-        )
-        return (out.state, out.obs, key), tr
-
-    (vec_state, obs, key), rollout = jax.lax.scan(
-        step, (state.vec_state, state.obs, state.key), None, length=config.num_steps
-    )
-    return state.replace(vec_state=vec_state, obs=obs, key=key), rollout
 
 
 def ppo_loss(

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 from bellmax.core.returns import lambda_returns
 from bellmax.deep import a2c
 from bellmax.deep.a2c import Metrics, TrainState, act, policy_params
-from bellmax.deep.ppo import Rollout
+from bellmax.deep.rollout import Rollout
 from bellmax.envs.vector import VectorEnv, make_vector_env
 
 ALGORITHM = "REINFORCE"
