@@ -252,5 +252,5 @@ def test_host_env_train_refuses_vmap():
     pytest.importorskip("gymnasium")
     cfg = dataclasses.replace(CONFIG, num_envs=1, train_frequency=256)
     train = dqn.make_train(cfg, "gymnasium:CartPole-v1")
-    with pytest.raises(ValueError, match="cannot be vmapped over seeds; call it once per seed"):
+    with pytest.raises(ValueError, match="cannot be vmapped over seeds; run the seeds one after"):
         jax.vmap(train)(jax.random.split(jax.random.key(0), 2))

@@ -20,7 +20,7 @@ A2C's late policy from collapsing on CartPole.
     state, metrics = jax.jit(make_train(config, "CartPole-v1"))(jax.random.key(0))
     jax.jit(jax.vmap(make_train(config, "CartPole-v1")))(jax.random.split(key, 8))  # 8 seeds
 
-The policy-gradient pieces here (`pg_loss`, `pg_update`, `scan_train`) are shared with
+The policy-gradient pieces here (`pg_loss`, `pg_update`) are shared with
 `bellmax.deep.reinforce`, which is the same update with Monte-Carlo returns.
 """
 
@@ -38,10 +38,11 @@ from flax import struct
 
 from bellmax.core.returns import gae
 from bellmax.deep.distributions import action_space_kind, clip_to_space
+from bellmax.deep.loop import scan_train, vector_env
 from bellmax.deep.networks import ACTIVATIONS, ActorCritic, check_hidden_sizes, flatten_obs
 from bellmax.deep.optim import OPTIMIZERS, linear_schedule, make_optimizer
 from bellmax.deep.rollout import Rollout, TrainState, collect_rollout
-from bellmax.envs.vector import VectorEnv, make_vector_env
+from bellmax.envs.vector import VectorEnv
 
 ALGORITHM = "A2C"
 
@@ -380,37 +381,6 @@ def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainSta
     return pg_update(state, config, venv, network(config, venv), targets)
 
 
-def _is_vmapped(x: Any) -> bool:
-    # jax does not export its batching tracer type; its name is stable across versions.
-    return type(x).__name__ == "BatchTracer"
-
-
-def scan_train(
-    config: Any,
-    venv: VectorEnv,
-    init_fn: Callable[[jax.Array, Any, VectorEnv], Any],
-    update_fn: Callable[[Any, Any, VectorEnv], tuple[Any, Any]],
-) -> Callable[[jax.Array], tuple[Any, Any]]:
-    """`train(key)`: `init_fn` then `config.num_updates` of `update_fn` in one `lax.scan`.
-
-    For host (Gymnasium) environments the returned function refuses to be `vmap`ped.
-    """
-
-    def train(key: jax.Array):
-        if venv.is_host and _is_vmapped(key):
-            raise ValueError(
-                f"{venv.env_id!r} steps on the host (Gymnasium) and cannot be vmapped over "
-                "seeds; run the seeds one after another, or use a bellmax/gymnax env id."
-            )
-        state = init_fn(key, config, venv)
-        return jax.lax.scan(
-            lambda s, _: update_fn(s, config, venv), state, None, length=config.num_updates
-        )
-
-    train.venv = venv  # type: ignore[attr-defined]
-    return train
-
-
 def make_train(config: Config, env: Any, env_params: Any = None):
     """Build `train(key) -> (TrainState, Metrics [num_updates])` for an environment.
 
@@ -426,7 +396,4 @@ def make_train(config: Config, env: Any, env_params: Any = None):
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be an a2c.Config, got {type(config).__name__}.")
-    config.validate()
-    venv = make_vector_env(env, num_envs=config.num_envs, env_params=env_params)
-    config.validate(venv)
-    return scan_train(config, venv, init, update)
+    return scan_train(config, vector_env(config, env, env_params), init, update)

@@ -30,11 +30,12 @@ import optax
 from flax import struct
 
 from bellmax.core.types import Transition
+from bellmax.deep.loop import scan_train, vector_env
 from bellmax.deep.networks import ACTIVATIONS, QNetwork, check_hidden_sizes, flatten_obs
 from bellmax.deep.optim import linear_schedule, make_optimizer
 from bellmax.deep.replay import ReplayBuffer, replay_add, replay_init, replay_sample
 from bellmax.envs import spaces
-from bellmax.envs.vector import VecState, VectorEnv, make_vector_env
+from bellmax.envs.vector import VecState, VectorEnv
 
 NAME = "dqn"
 
@@ -585,31 +586,4 @@ def make_train(config: Config, env: Any, env_params: Any = None):
       `train(key)`, pure; `jax.jit(jax.vmap(train))(keys)` trains many seeds at once for
       JAX environments (Gymnasium ids step on the host: run those seeds one by one).
     """
-    if isinstance(env, VectorEnv):
-        venv = env
-    else:
-        config.validate()  # before building envs: cheap errors first
-        venv = make_vector_env(env, num_envs=config.num_envs, env_params=env_params)
-    config.validate(venv)
-
-    def train(key: jax.Array) -> tuple[TrainState, Metrics]:
-        if venv.is_host and _is_batched(key):
-            raise ValueError(
-                f"{venv.env_id!r} steps on the host (Gymnasium), so DQN's train() cannot be "
-                "vmapped over seeds; call it once per seed instead."
-            )
-        state = init(key, config, venv)
-        return jax.lax.scan(
-            lambda s, _: update(s, config, venv), state, None, length=config.num_updates
-        )
-
-    return train
-
-
-def _is_batched(x: Any) -> bool:
-    """True when `x` is being traced by `vmap` (a host environment cannot be vmapped)."""
-    try:
-        from jax._src.interpreters import batching  # no public predicate exists
-    except ImportError:  # pragma: no cover - then jax's own error about io_callback shows
-        return False
-    return isinstance(x, getattr(batching, "BatchTracer", ()))
+    return scan_train(config, vector_env(config, env, env_params), init, update)

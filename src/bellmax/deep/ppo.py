@@ -30,10 +30,11 @@ from flax import struct
 
 from bellmax.core.returns import gae
 from bellmax.deep.distributions import action_space_kind, clip_to_space
+from bellmax.deep.loop import scan_train, vector_env
 from bellmax.deep.networks import ACTIVATIONS, ActorCritic, check_hidden_sizes, flatten_obs
 from bellmax.deep.optim import OPTIMIZERS, linear_schedule, make_optimizer
 from bellmax.deep.rollout import TrainState, collect_rollout
-from bellmax.envs.vector import VectorEnv, make_vector_env
+from bellmax.envs.vector import VectorEnv
 
 ALGORITHM = "PPO"
 
@@ -393,10 +394,6 @@ def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainSta
     return new_state, metrics
 
 
-def _batched(x: Any) -> bool:
-    return type(x).__name__ == "BatchTracer"
-
-
 def make_train(config: Config, env: Any, env_params: Any = None):
     """Build `train(key) -> (TrainState, Metrics [num_updates])` for an environment.
 
@@ -412,20 +409,4 @@ def make_train(config: Config, env: Any, env_params: Any = None):
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a ppo.Config, got {type(config).__name__}.")
-    config.validate()
-    venv = make_vector_env(env, num_envs=config.num_envs, env_params=env_params)
-    config.validate(venv)
-
-    def train(key: jax.Array) -> tuple[TrainState, Metrics]:
-        if venv.is_host and _batched(key):
-            raise ValueError(
-                f"{venv.env_id!r} steps on the host (Gymnasium) and cannot be vmapped over "
-                "seeds; run the seeds one after another, or use a bellmax/gymnax env id."
-            )
-        state = init(key, config, venv)
-        return jax.lax.scan(
-            lambda s, _: update(s, config, venv), state, None, length=config.num_updates
-        )
-
-    train.venv = venv  # type: ignore[attr-defined]
-    return train
+    return scan_train(config, vector_env(config, env, env_params), init, update)

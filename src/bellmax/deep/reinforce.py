@@ -45,8 +45,9 @@ import jax.numpy as jnp
 from bellmax.core.returns import lambda_returns
 from bellmax.deep import a2c
 from bellmax.deep.a2c import Metrics, TrainState, act, policy_params
+from bellmax.deep.loop import scan_train, vector_env
 from bellmax.deep.rollout import Rollout
-from bellmax.envs.vector import VectorEnv, make_vector_env
+from bellmax.envs.vector import VectorEnv
 
 ALGORITHM = "REINFORCE"
 
@@ -214,7 +215,4 @@ def make_train(config: Config, env: Any, env_params: Any = None):
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a reinforce.Config, got {type(config).__name__}.")
-    config.validate()
-    venv = make_vector_env(env, num_envs=config.num_envs, env_params=env_params)
-    config.validate(venv)
-    return a2c.scan_train(config, venv, init, update)
+    return scan_train(config, vector_env(config, env, env_params), init, update)

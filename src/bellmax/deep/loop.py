@@ -1,0 +1,77 @@
+"""The training loop every deep RL algorithm shares: `make_train`'s environment and `lax.scan`.
+
+`vector_env(config, env, env_params)` validates the config, builds (or checks) the vector
+environment and validates the config against it; `scan_train(config, venv, init, update)`
+returns `train(key)`: `init` then `config.num_updates` of `update` in one `lax.scan`, so
+`jax.jit(train)` is the whole run and `jax.jit(jax.vmap(train))(keys)` one run per seed (for
+JAX environments; a Gymnasium id steps on the host and `train` refuses to be vmapped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+from bellmax.envs.vector import VectorEnv, make_vector_env
+
+__all__ = ["is_vmapped", "scan_train", "vector_env"]
+
+
+def is_vmapped(x: Any) -> bool:
+    """Whether `x` is being traced by `jax.vmap`.
+
+    jax exports no predicate for it; its batching tracer's class name has been stable.
+    """
+    return type(x).__name__ == "BatchTracer"
+
+
+def vector_env(config: Any, env: Any, env_params: Any = None) -> VectorEnv:
+    """The vector environment for `config` (`config.validate()` before, and against it after).
+
+    Args:
+      config: an algorithm's Config (with `num_envs` and `validate(venv=None)`).
+      env: an env id (bellmax, or a Gymnasium id such as `"gymnasium:CartPole-v1"`), an
+        `Environment`, a gymnax-API environment or a `VectorEnv` (its `num_envs` must equal
+        `config.num_envs`).
+      env_params: parameters for an environment object (default: its own).
+
+    Returns:
+      The `VectorEnv`.
+    """
+    if isinstance(env, VectorEnv):
+        venv = env
+    else:
+        config.validate()  # cheap errors before building environments
+        venv = make_vector_env(env, num_envs=config.num_envs, env_params=env_params)
+    config.validate(venv)
+    return venv
+
+
+def scan_train(
+    config: Any,
+    venv: VectorEnv,
+    init_fn: Callable[[jax.Array, Any, VectorEnv], Any],
+    update_fn: Callable[[Any, Any, VectorEnv], tuple[Any, Any]],
+) -> Callable[[jax.Array], tuple[Any, Any]]:
+    """`train(key) -> (state, metrics stacked over num_updates)`: `init_fn(key, config, venv)`
+    then `config.num_updates` of `update_fn(state, config, venv)` in one `lax.scan`.
+
+    The function carries the environment as `train.venv`. For host (Gymnasium) environments it
+    refuses to be `vmap`ped, with a message that says what to do instead.
+    """
+
+    def train(key: jax.Array):
+        if venv.is_host and is_vmapped(key):
+            raise ValueError(
+                f"{venv.env_id!r} steps on the host (Gymnasium) and cannot be vmapped over "
+                "seeds; run the seeds one after another, or use a bellmax/gymnax env id."
+            )
+        state = init_fn(key, config, venv)
+        return jax.lax.scan(
+            lambda s, _: update_fn(s, config, venv), state, None, length=config.num_updates
+        )
+
+    train.venv = venv  # type: ignore[attr-defined]
+    return train
