@@ -275,7 +275,6 @@ def _simulate(tree: Tree, i: jax.Array, u: jax.Array, config: MCTSConfig) -> Tre
     for selection, the choice of the untried move, and one playout order per rollout.
     """
     size = tree.board.shape[0]  # an index that `mode="drop"` discards
-    # (read before any update: reading `exact` inside the loops below makes XLA copy it)
     root_open = jnp.isnan(tree.root_exact) if config.solver else jnp.bool_(True)
     depths = jnp.arange(_DEPTH)
 
@@ -360,8 +359,7 @@ def _simulate(tree: Tree, i: jax.Array, u: jax.Array, config: MCTSConfig) -> Tre
         child_proven = expand & known  # the evaluated node's status and value
         child_value = exact
         move_set, move_val, node_set, node_val = [], [], [], []
-        for k in range(_DEPTH - 1):  # bottom-up, on scalars only, so that XLA fuses it
-            k = _DEPTH - 2 - k
+        for k in range(_DEPTH - 2, -1, -1):  # bottom-up, on scalars only, so XLA fuses it
             below = k < leaf  # else the carry passes through to the level above
             active = below & child_proven
             e = -child_value  # the path move's value for the mover at depth k
@@ -398,7 +396,7 @@ def _summary(tree: Tree, sims: jax.Array) -> SearchResult:
         q=jnp.where(n > 0, w / jnp.maximum(n, 1.0), 0.0),
         proven=proven,
         proven_value=jnp.where(proven, tree.move_value[0], 0.0),
-        root_solved=~jnp.isnan(tree.root_exact),
+        root_solved=_root_solved(tree),
         root_value=jnp.nan_to_num(tree.root_exact),
         simulations=sims,
     )
