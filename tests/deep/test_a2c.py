@@ -1,8 +1,6 @@
 """A2C: learning on CartPole, seed vmap (Box actions, shared torso, SGD), bad input."""
 
 import dataclasses
-import functools
-import time
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +8,6 @@ import numpy as np
 import pytest
 
 from bellmax.deep import a2c
-from bellmax.deep.evaluate import evaluate
 from bellmax.envs import spaces
 from bellmax.envs.vector import make_vector_env
 
@@ -34,33 +31,10 @@ TINY = a2c.Config(
 )
 
 
-@dataclasses.dataclass
-class Runs:
-    metrics: a2c.Metrics
-    eval_returns: list[float]
-
-
 @pytest.fixture(scope="module")
-def cartpole():
+def cartpole(train_seeds):
     """Two seeds trained in one vmapped program, each evaluated on 16 episodes."""
-    train = a2c.make_train(CARTPOLE, "CartPole-v1")
-    keys = jnp.stack([jax.random.key(s) for s in SEEDS])
-    t0, c0 = time.perf_counter(), time.process_time()
-    compiled = jax.jit(jax.vmap(train)).lower(keys).compile()
-    t1, c1 = time.perf_counter(), time.process_time()
-    states, metrics = jax.block_until_ready(compiled(keys))
-    t2 = time.perf_counter()
-    act = functools.partial(a2c.act, config=CARTPOLE, venv=train.venv)
-    returns = []
-    for i, s in enumerate(SEEDS):
-        params = jax.tree.map(lambda x, i=i: x[i], a2c.policy_params(states))
-        res = evaluate(act, params, "CartPole-v1", jax.random.key(100 + s), episodes=16)
-        returns.append(float(res.mean_return))
-    print(
-        f"\nA2C CartPole-v1: eval {returns} after {CARTPOLE.total_timesteps} steps x "
-        f"{len(SEEDS)} seeds; compile {t1 - t0:.1f}s (cpu {c1 - c0:.1f}s), train {t2 - t1:.1f}s"
-    )
-    return Runs(metrics, returns)
+    return train_seeds(a2c, CARTPOLE, "CartPole-v1", SEEDS, label="A2C")
 
 
 @pytest.mark.slow

@@ -1,8 +1,6 @@
 """REINFORCE with a baseline: learning on CartPole, Monte-Carlo targets by hand, bad input."""
 
 import dataclasses
-import functools
-import time
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +8,6 @@ import numpy as np
 import pytest
 
 from bellmax.deep import reinforce
-from bellmax.deep.evaluate import evaluate
 from bellmax.deep.rollout import Rollout
 from bellmax.envs import spaces
 
@@ -20,33 +17,10 @@ CARTPOLE = reinforce.Config()
 SEEDS = (0, 1)
 
 
-@dataclasses.dataclass
-class Runs:
-    metrics: reinforce.Metrics
-    eval_returns: list[float]
-
-
 @pytest.fixture(scope="module")
-def cartpole():
+def cartpole(train_seeds):
     """Two seeds trained in one vmapped program, each evaluated on 16 episodes."""
-    train = reinforce.make_train(CARTPOLE, "CartPole-v1")
-    keys = jnp.stack([jax.random.key(s) for s in SEEDS])
-    t0, c0 = time.perf_counter(), time.process_time()
-    compiled = jax.jit(jax.vmap(train)).lower(keys).compile()
-    t1, c1 = time.perf_counter(), time.process_time()
-    states, metrics = jax.block_until_ready(compiled(keys))
-    t2 = time.perf_counter()
-    act = functools.partial(reinforce.act, config=CARTPOLE, venv=train.venv)
-    returns = []
-    for i, s in enumerate(SEEDS):
-        params = jax.tree.map(lambda x, i=i: x[i], reinforce.policy_params(states))
-        res = evaluate(act, params, "CartPole-v1", jax.random.key(100 + s), episodes=16)
-        returns.append(float(res.mean_return))
-    print(
-        f"\nREINFORCE CartPole-v1: eval {returns} after {CARTPOLE.total_timesteps} steps x "
-        f"{len(SEEDS)} seeds; compile {t1 - t0:.1f}s (cpu {c1 - c0:.1f}s), train {t2 - t1:.1f}s"
-    )
-    return Runs(metrics, returns)
+    return train_seeds(reinforce, CARTPOLE, "CartPole-v1", SEEDS, label="REINFORCE")
 
 
 @pytest.mark.slow
