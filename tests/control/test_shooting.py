@@ -29,6 +29,11 @@ def term(x, p):
     return 5.0 * jnp.sum(x**2)
 
 
+def _shoot(**kwargs):
+    """`shooting` on the module's problem from zero controls (kwargs: bounds, optimiser...)."""
+    return shooting(dyn, cost, X0, np.zeros((T, 1)), terminal_cost=term, **kwargs)
+
+
 def _J(U):
     with jax.enable_x64(True):
         U = jnp.asarray(U, jnp.float64)
@@ -67,7 +72,7 @@ def bounded_ref(exact):
 
 def test_lbfgs_reaches_the_exact_optimum(exact):
     U_star, J_star, *_ = exact
-    res = shooting(dyn, cost, X0, np.zeros((T, 1)), terminal_cost=term, bound="project", gtol=1e-7)
+    res = _shoot(bound="project", gtol=1e-7)
     assert res.status_name in ("converged", "stalled") and float(res.grad_norm) < 1e-4
     assert abs(float(res.cost) - J_star) <= 1e-8 * J_star
     np.testing.assert_allclose(np.asarray(res.U)[:, 0], U_star, atol=1e-4)
@@ -78,12 +83,7 @@ def test_lbfgs_reaches_the_exact_optimum(exact):
 
 def test_projected_lbfgs_matches_lbfgsb_on_a_box(bounded_ref):
     U_ref, J_ref = bounded_ref
-    res = shooting(
-        dyn,
-        cost,
-        X0,
-        np.zeros((T, 1)),
-        terminal_cost=term,
+    res = _shoot(
         u_lower=-0.5,
         u_upper=0.5,
         bound="project",
@@ -101,12 +101,7 @@ def test_projected_lbfgs_matches_lbfgsb_on_a_box(bounded_ref):
 
 def test_adam_with_clipping_and_lbfgs_with_tanh_respect_bounds(bounded_ref):
     U_ref, J_ref = bounded_ref
-    adam = shooting(
-        dyn,
-        cost,
-        X0,
-        np.zeros((T, 1)),
-        terminal_cost=term,
+    adam = _shoot(
         u_lower=-0.5,
         u_upper=0.5,
         optimizer="adam",
@@ -116,12 +111,7 @@ def test_adam_with_clipping_and_lbfgs_with_tanh_respect_bounds(bounded_ref):
         rtol=0.0,
         gtol=1e-5,
     )
-    tanh = shooting(
-        dyn,
-        cost,
-        X0,
-        np.zeros((T, 1)),
-        terminal_cost=term,
+    tanh = _shoot(
         u_lower=-0.5,
         u_upper=0.5,
         bound="tanh",
@@ -135,12 +125,7 @@ def test_adam_with_clipping_and_lbfgs_with_tanh_respect_bounds(bounded_ref):
 
 
 def test_sgd_reports_iteration_limit():
-    res = shooting(
-        dyn,
-        cost,
-        X0,
-        np.zeros((T, 1)),
-        terminal_cost=term,
+    res = _shoot(
         optimizer="sgd",
         learning_rate=1e-3,
         max_iterations=5,

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import pytest
 
 from bellmax.deep.evaluate import evaluate
+from bellmax.envs import spaces
 
 
 @dataclasses.dataclass
@@ -49,3 +50,28 @@ def train_seeds():
     """`train_seeds(algo, config, env_id, seeds, *, episodes=16, label="") -> SeedRuns`:
     train the seeds in one vmapped program, then evaluate each seed's deterministic policy."""
     return _train_seeds
+
+
+class _MultiDiscreteEnv:
+    """A gymnax-API stub with a MultiDiscrete action space (no deep algorithm supports it)."""
+
+    name = "MultiDiscreteStub"
+    default_params = None
+
+    def reset_env(self, key, params):
+        return jnp.zeros(2), jnp.zeros(())
+
+    def step_env(self, key, state, action, params):
+        return jnp.zeros(2), state, 0.0, False, {}
+
+    def action_space(self, params):
+        return spaces.MultiDiscrete([2, 3])
+
+    def observation_space(self, params):
+        return spaces.Box(-1.0, 1.0, (2,))
+
+
+@pytest.fixture
+def multidiscrete_env():
+    """An environment whose action space the algorithms must refuse with a clear error."""
+    return _MultiDiscreteEnv()

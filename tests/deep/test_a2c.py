@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from bellmax.deep import a2c
-from bellmax.envs import spaces
 from bellmax.envs.vector import make_vector_env
 
 # The defaults: 16 envs x 16 steps, n-step returns, gamma 0.98, Adam 1e-3 annealed to 0,
@@ -117,28 +116,9 @@ def test_bad_config_values_raise_clear_errors(field, value, match):
         a2c.make_train(config, "CartPole-v1")
 
 
-class _MultiDiscreteEnv:
-    """A gymnax-API stub whose action space A2C does not support."""
-
-    name = "MultiDiscreteStub"
-    default_params = None
-
-    def reset_env(self, key, params):
-        return jnp.zeros(2), jnp.zeros(())
-
-    def step_env(self, key, state, action, params):
-        return jnp.zeros(2), state, 0.0, False, {}
-
-    def action_space(self, params):
-        return spaces.MultiDiscrete([2, 3])
-
-    def observation_space(self, params):
-        return spaces.Box(-1.0, 1.0, (2,))
-
-
-def test_unsupported_action_space_and_other_bad_input():
+def test_unsupported_action_space_and_other_bad_input(multidiscrete_env):
     with pytest.raises(TypeError, match="A2C supports Discrete and Box action spaces; got Multi"):
-        a2c.make_train(CARTPOLE, _MultiDiscreteEnv())
+        a2c.make_train(CARTPOLE, multidiscrete_env)
     venv = make_vector_env("CartPole-v1", num_envs=4)
     with pytest.raises(ValueError, match="num_envs=16 but the vector env has 4"):
         a2c.make_train(CARTPOLE, venv)

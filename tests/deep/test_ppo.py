@@ -24,7 +24,6 @@ import pytest
 
 from bellmax.deep import ppo
 from bellmax.deep.evaluate import evaluate
-from bellmax.envs import spaces
 from bellmax.envs.vector import make_vector_env
 
 # rl-zoo's CartPole-v1 settings (8 envs x 32 steps, 20 epochs of one 256-batch, gae 0.8,
@@ -197,28 +196,9 @@ def test_bad_config_values_raise_clear_errors(field, value, match):
         ppo.make_train(config, "CartPole-v1")
 
 
-class _MultiDiscreteEnv:
-    """A gymnax-API stub whose action space PPO does not support."""
-
-    name = "MultiDiscreteStub"
-    default_params = None
-
-    def reset_env(self, key, params):
-        return jnp.zeros(2), jnp.zeros(())
-
-    def step_env(self, key, state, action, params):
-        return jnp.zeros(2), state, 0.0, False, {}
-
-    def action_space(self, params):
-        return spaces.MultiDiscrete([2, 3])
-
-    def observation_space(self, params):
-        return spaces.Box(-1.0, 1.0, (2,))
-
-
-def test_unsupported_action_space_and_other_bad_input():
+def test_unsupported_action_space_and_other_bad_input(multidiscrete_env):
     with pytest.raises(TypeError, match="PPO supports Discrete and Box action spaces; got Multi"):
-        ppo.make_train(CARTPOLE, _MultiDiscreteEnv())
+        ppo.make_train(CARTPOLE, multidiscrete_env)
     venv = make_vector_env("CartPole-v1", num_envs=4)
     with pytest.raises(ValueError, match="num_envs=8 but the vector env has 4"):
         ppo.make_train(CARTPOLE, venv)

@@ -9,7 +9,6 @@ import pytest
 
 from bellmax.deep import reinforce
 from bellmax.deep.rollout import Rollout
-from bellmax.envs import spaces
 
 # The defaults: 8 envs x 256 steps, gamma 0.99, Adam 6e-3 annealed to 0, gradient norm clipped
 # at 5, returns cut by the rollout end completed by the baseline, 1e5 steps.
@@ -111,28 +110,9 @@ def test_bad_config_values_raise_clear_errors(field, value, match):
         reinforce.make_train(config, "CartPole-v1")
 
 
-class _MultiDiscreteEnv:
-    """A gymnax-API stub whose action space REINFORCE does not support."""
-
-    name = "MultiDiscreteStub"
-    default_params = None
-
-    def reset_env(self, key, params):
-        return jnp.zeros(2), jnp.zeros(())
-
-    def step_env(self, key, state, action, params):
-        return jnp.zeros(2), state, 0.0, False, {}
-
-    def action_space(self, params):
-        return spaces.MultiDiscrete([2, 3])
-
-    def observation_space(self, params):
-        return spaces.Box(-1.0, 1.0, (2,))
-
-
-def test_unsupported_action_space_and_wrong_config_type():
+def test_unsupported_action_space_and_wrong_config_type(multidiscrete_env):
     with pytest.raises(TypeError, match="REINFORCE supports Discrete and Box action spaces"):
-        reinforce.make_train(CARTPOLE, _MultiDiscreteEnv())
+        reinforce.make_train(CARTPOLE, multidiscrete_env)
     with pytest.raises(TypeError, match=r"config must be a reinforce\.Config"):
         reinforce.make_train(reinforce.Config.__dict__, "CartPole-v1")
 

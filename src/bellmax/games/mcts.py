@@ -57,7 +57,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.envs.tictactoe import LINES
-from bellmax.games.tictactoe import check_position, check_positions
+from bellmax.games.tictactoe import _winner_of, check_position, check_positions
 
 __all__ = [
     "FrozenAgent",
@@ -592,14 +592,6 @@ class FrozenAgent:
         return self.moves[tuple(cells)]
 
 
-def _winner(cells: tuple[int, ...]) -> int:
-    for a, b, c in LINES:
-        s = cells[a] + cells[b] + cells[c]
-        if s in (3, -3):
-            return s // 3
-    return 0
-
-
 def frozen_agent(agent: Any, as_player: int, *, seed: int = 0) -> FrozenAgent:
     """Sample an agent's choice at every position its opponent's lines of play reach.
 
@@ -623,7 +615,7 @@ def frozen_agent(agent: Any, as_player: int, *, seed: int = 0) -> FrozenAgent:
     layer = {(0,) * 9}
     player = 1
     for _ in range(9):
-        live = sorted(c for c in layer if not _winner(c) and 0 in c)
+        live = sorted(c for c in layer if not _winner_of(c) and 0 in c)
         if not live:
             break
         if player == as_player:

@@ -469,19 +469,6 @@ def _checked_move(agent: Agent, cells: list[int], player: int, rng: np.random.Ge
     return int(move)
 
 
-def _play(x_agent: Agent, o_agent: Agent, rng: np.random.Generator) -> int:
-    cells = [0] * 9
-    player = 1
-    for _ in range(9):
-        agent = x_agent if player == 1 else o_agent
-        cells[_checked_move(agent, cells, player, rng)] = player
-        w = _winner_of(cells)
-        if w:
-            return w
-        player = -player
-    return 0
-
-
 def play_game(x_agent: Agent, o_agent: Agent, *, seed: int = 0) -> int:
     """Play one game, X first.
 
@@ -493,7 +480,8 @@ def play_game(x_agent: Agent, o_agent: Agent, *, seed: int = 0) -> int:
     Returns:
       The winner: 1 (X), -1 (O) or 0 (a draw).
     """
-    return _play(x_agent, o_agent, np.random.default_rng(seed))
+    res = arena(x_agent, o_agent, 1, seed=seed)
+    return 1 if res["wins"] else -1 if res["losses"] else 0
 
 
 def _ply_moves(agent: Agent, boards: np.ndarray, player: int, rng: np.random.Generator):
