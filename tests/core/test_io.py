@@ -31,3 +31,23 @@ def test_atomic_open_refuses_a_directory(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a directory"):
         with atomic_open(tmp_path):
             pass
+
+
+def test_check_output_path_refuses_bad_targets(tmp_path):
+    from bellmax.core.io import check_output_path
+
+    afile = tmp_path / "f.txt"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match="under /proc"):
+        check_output_path("/proc/bellmax-out", kind="dir")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        check_output_path(afile, kind="dir")
+    with pytest.raises(ValueError, match="is a directory"):
+        check_output_path(tmp_path, kind="file", option="--plot")
+    with pytest.raises(ValueError, match="cannot be created"):
+        check_output_path(afile / "sub" / "x.png", kind="file")
+    with pytest.raises(ValueError, match="kind must be"):
+        check_output_path(tmp_path, kind="folder")
+    assert check_output_path(tmp_path / "new" / "run", kind="dir") == tmp_path / "new" / "run"
+    assert not (tmp_path / "new").exists()  # nothing is created
+    assert afile.read_text() == "x"

@@ -16,7 +16,68 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_open"]
+__all__ = ["atomic_open", "check_output_path"]
+
+
+_SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
+
+
+def check_output_path(path: str | os.PathLike, *, kind: str = "file", option: str = "--out") -> Path:
+    """Refuse an output path before any work starts, with a message that names the fix.
+
+    Checks that the path is not under /proc, /sys or /dev, that it is of the right kind (an
+    existing directory where a file is wanted, or an existing file where a directory is
+    wanted, is refused), and that its nearest existing ancestor directory is writable. Nothing
+    is created.
+
+    Args:
+      path: the output file or directory.
+      kind: `"file"` or `"dir"`.
+      option: the option or argument name used in the message (e.g. `"--out"`).
+
+    Returns:
+      The path as a `Path`.
+
+    Raises:
+      ValueError: the path cannot be written as a `kind`.
+    """
+    if kind not in ("file", "dir"):
+        raise ValueError(f"check_output_path kind must be 'file' or 'dir', got {kind!r}.")
+    p = Path(os.path.expanduser(os.fspath(path)))
+    if not os.fspath(p):
+        raise ValueError(f"{option} is empty: give a path to write to.")
+    resolved = p.resolve()
+    for root in _SYSTEM_ROOTS:
+        if resolved == Path(root) or Path(root) in resolved.parents:
+            raise ValueError(
+                f"{option} {str(p)!r} is under {root}, a system folder: choose a path in your "
+                "own directories."
+            )
+    if kind == "dir" and p.exists() and not p.is_dir():
+        raise ValueError(
+            f"{option} {str(p)!r} is a file, not a directory: give a directory path "
+            "(or remove the file)."
+        )
+    if kind == "file" and p.is_dir():
+        raise ValueError(f"{option} {str(p)!r} is a directory: give a file path inside it.")
+    ancestor = p if (kind == "dir" and p.is_dir()) else p.parent
+    while not ancestor.exists():
+        if ancestor.parent == ancestor:
+            break
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise ValueError(
+            f"{option} {str(p)!r} cannot be created: {str(ancestor)!r} is a file, not a "
+            "directory."
+        )
+    if ancestor.exists() and not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{option} {str(p)!r} is not writable (no write permission on {str(ancestor)!r}): "
+            "choose another path or fix the permissions."
+        )
+    if kind == "file" and p.exists() and not os.access(p, os.W_OK):
+        raise ValueError(f"{option} {str(p)!r} is read-only: choose another path.")
+    return p
 
 
 def _fsync_dir(directory: Path) -> None:
