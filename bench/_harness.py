@@ -346,19 +346,25 @@ def result(
     }
 
 
-def _git_commit() -> str | None:
+_NOT_RESULTS = ":(exclude)bench/results"
+
+
+def _git_commit(repo: Path = REPO_ROOT) -> str | None:
+    """HEAD's short hash, with `-dirty` when tracked or untracked (not ignored) files differ."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=REPO_ROOT,
+            cwd=repo,
             capture_output=True,
             text=True,
             timeout=10,
             check=True,
         ).stdout.strip()
+        # Untracked files count (a new, uncommitted module changes what runs); the result
+        # records themselves do not (they are this harness's own output).
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
+            ["git", "status", "--porcelain", "--untracked-files=normal", "--", ".", _NOT_RESULTS],
+            cwd=repo,
             capture_output=True,
             text=True,
             timeout=10,

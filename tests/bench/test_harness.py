@@ -362,3 +362,25 @@ def test_env_rollout_smoke(tmp_path):
         assert 10 < gym_rec[key] < 50
     assert gymnax_rec["peer"] is None and "skipped" in gymnax_rec["peer_skipped"]
     assert H.read_results(tmp_path / "env_rollout.jsonl") == printed
+
+
+def test_git_commit_is_dirty_with_untracked_files_but_not_results(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / ".gitignore").write_text("ignored/\n")
+    git("add", "a.py", ".gitignore")
+    git("commit", "-qm", "init")
+    clean = H._git_commit(tmp_path)
+    assert clean and not clean.endswith("-dirty")
+    (tmp_path / "ignored").mkdir()
+    (tmp_path / "ignored" / "x.py").write_text("")
+    (tmp_path / "bench" / "results").mkdir(parents=True)
+    (tmp_path / "bench" / "results" / "new.jsonl").write_text("{}\n")
+    assert H._git_commit(tmp_path) == clean  # ignored files and result records do not count
+    (tmp_path / "new_module.py").write_text("y = 2\n")
+    assert H._git_commit(tmp_path) == clean + "-dirty"  # an untracked source file does
