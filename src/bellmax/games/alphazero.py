@@ -1,4 +1,5 @@
-"""AlphaZero-style tic-tac-toe: a policy-value network trained from self-play with MCTS targets.
+"""AlphaZero-style tic-tac-toe: a policy-value network trained from self-play with MCTS targets,
+until an exhaustive check proves it never loses.
 
 Silver et al. 2017/2018 (AlphaGo Zero, AlphaZero), with the Gumbel search of Danihelka et al.
 2022 (`mctx.gumbel_muzero_policy`), which improves the policy with few simulations:
@@ -13,26 +14,44 @@ Silver et al. 2017/2018 (AlphaGo Zero, AlphaZero), with the Gumbel search of Dan
   Gumbel noise (exploration), recorded with the search's improved policy
   (`action_weights`) as the policy target and, once the game ends, the outcome from that
   mover's view (+1 win, 0 draw, -1 loss) as the value target.
-- **Training**: `sgd_steps` Adam steps per iteration on that iteration's games, loss =
+- **Training**: `sgd_steps` Adam steps per round on that round's games, loss =
   cross-entropy to the policy target + squared error of the value (+ weight decay).
 - **Playing** (`AlphaZeroAgent.act`): the same search without noise (`gumbel_scale=0`), so the
   agent is deterministic and a single seed's exhaustive check covers all of its play.
+- **Verified, not budgeted**: every `check_every` rounds, `verify_agent` plays the agent
+  against every line of its opponent's play, as X and as O (`frozen_agent` +
+  `lines_of_play`, the check the MCTS tests use), and training stops at the first check with
+  no loss. A fixed budget is a claim about one machine: XLA compiles differently per CPU
+  instruction set, so the same seed trains slightly different weights on AVX-512, AVX2 and
+  SSE4.2 (60 fixed rounds lost 2 of 531 lines as O on AVX-512 and AVX2). If
+  `iterations` (the round cap) is reached without a clean check, `train_alphazero` raises
+  `PerfectPlayNotReachedError` naming the losses and what to raise.
 
-The default budget (`AlphaZeroConfig()`: 60 iterations of 128 games at 32 simulations)
-trains in about 30-50 s on one CPU core, about half of it compiling the search once. One search
-program (fixed batch of `games_per_iteration` boards) serves self-play and play, so training
-and checking compile it once. Agents save to / load from a msgpack file of the config and the
-weights (`flax.serialization`, written atomically; never pickle).
+`make_agent("alphazero")` (`make_alphazero_agent`) returns such a verified agent. Its weights
+are cached in `bellmax.core.paths.user_cache_dir() / "weights"`, keyed by the config, the seed
+and the bellmax version, so later calls load them instead of training; a loaded agent is
+checked again (0.1-0.3 s once its search is compiled, which its first move needs anyway), so
+weights copied to another CPU or JAX version are never trusted blindly. A damaged or stale
+cache file is ignored with a warning and retrained; `cache=False` skips the cache.
+
+Training to a clean check takes a few rounds (see tests/games/test_alphazero.py for the counts
+per instruction set), about 10-20 s on one CPU core, most of it compiling the search once. One
+search program (fixed batch of `games_per_iteration` boards) serves self-play, the check and
+play, so training, checking and playing compile it once. Agents save to / load from a msgpack
+file of the config, the weights and the training facts (`flax.serialization`, written
+atomically; never pickle).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,24 +63,44 @@ import numpy as np
 import optax
 from flax import serialization
 
+from bellmax.core.errors import BellmaxError
 from bellmax.core.io import atomic_open
+from bellmax.core.paths import user_cache_dir
 from bellmax.deep.networks import MLP, check_hidden_sizes
 from bellmax.deep.optim import linear_schedule, make_optimizer
-from bellmax.games.mcts import Node, step_canonical
-from bellmax.games.tictactoe import check_position, check_positions
+from bellmax.games.mcts import Node, frozen_agent, step_canonical
+from bellmax.games.tictactoe import check_position, check_positions, lines_of_play
 
 __all__ = [
     "AlphaZeroAgent",
     "AlphaZeroConfig",
+    "PerfectPlayNotReachedError",
     "PolicyValueNet",
     "TrainResult",
+    "Verification",
+    "cache_path",
     "load_alphazero",
     "make_alphazero_agent",
     "train_alphazero",
+    "verify_agent",
 ]
 
 _FORMAT = "bellmax-alphazero-v1"
 _NEG = -1e9
+
+
+class PerfectPlayNotReachedError(BellmaxError, RuntimeError):
+    """AlphaZero training used its whole round cap without an exhaustive check free of losses.
+
+    Attributes:
+      rounds: the cap that was reached (`AlphaZeroConfig.iterations`).
+      verification: the last check's `Verification` (the losses it found).
+    """
+
+    def __init__(self, message: str, *, rounds: int, verification: Verification) -> None:
+        super().__init__(message)
+        self.rounds = rounds
+        self.verification = verification
 
 
 class PolicyValueNet(nn.Module):
@@ -77,12 +116,40 @@ class PolicyValueNet(nn.Module):
         return logits, value
 
 
+def _check_int(owner: str, name: str, value: Any, low: int, high: int | None = None) -> None:
+    """TypeError unless `value` is an int (not a bool); ValueError unless low <= value <= high."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise TypeError(
+            f"{owner}.{name} must be an int, got {type(value).__name__} {value!r}; "
+            f"pass e.g. {name}={max(low, 1)}."
+        )
+    if value < low or (high is not None and value > high):
+        span = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ValueError(f"{owner}.{name} must be an int {span}, got {value!r}.")
+
+
+def _check_number(owner: str, name: str, value: Any, *, positive: bool) -> None:
+    """TypeError unless `value` is a real number; ValueError unless > 0 (or >= 0), finite."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+        raise TypeError(f"{owner}.{name} must be a number, got {type(value).__name__} {value!r}.")
+    ok = np.isfinite(value) and (value > 0 if positive else value >= 0)
+    if not ok:
+        need = "a finite number > 0" if positive else "a finite number >= 0"
+        raise ValueError(f"{owner}.{name} must be {need}, got {value!r}.")
+
+
 @dataclasses.dataclass(frozen=True)
 class AlphaZeroConfig:
-    """Self-play training of a policy-value network with Gumbel MCTS targets."""
+    """Self-play training of a policy-value network with Gumbel MCTS targets, until verified.
+
+    Every field affects the trained weights (the cap through the learning-rate schedule,
+    `check_every` through where training stops), so all of them key the weights cache.
+    """
 
     iterations: int = 60
-    """Self-play + training rounds (the training budget)."""
+    """The cap on self-play + training rounds; training stops earlier, at the first clean
+    exhaustive check, and raises `PerfectPlayNotReachedError` if the cap comes first. The
+    learning rate decays over the cap."""
     games_per_iteration: int = 128
     """Games played at once per round (also the batch of every search call)."""
     num_simulations: int = 32
@@ -90,7 +157,7 @@ class AlphaZeroConfig:
     sgd_steps: int = 32
     """Adam steps on each round's games."""
     learning_rate: float = 3e-3
-    """Adam's initial step size; it decays linearly to a tenth of it over training."""
+    """Adam's initial step size; it decays linearly to a tenth of it over the round cap."""
     weight_decay: float = 1e-4
     """L2 penalty on the weights."""
     hidden_sizes: tuple[int, ...] = (64, 64)
@@ -99,25 +166,32 @@ class AlphaZeroConfig:
     """Each game opens with 0..random_opening uniformly random moves, not trained on, so
     self-play reaches the positions a strong player avoids (the ones its opponent will
     steer towards); 0 for pure self-play."""
+    check_every: int = 1
+    """Run the exhaustive never-lose check (as X and as O) after every this many rounds, and
+    after the last round of the cap."""
 
     def __post_init__(self) -> None:
+        owner = "AlphaZeroConfig"
         for name in ("iterations", "games_per_iteration", "num_simulations", "sgd_steps"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-                raise ValueError(f"AlphaZeroConfig.{name} must be a positive integer, got {v!r}.")
-        ro = self.random_opening
-        if isinstance(ro, bool) or not isinstance(ro, int | np.integer) or not 0 <= ro <= 8:
-            raise ValueError(f"AlphaZeroConfig.random_opening must be an int in 0..8, got {ro!r}.")
-        for name in ("learning_rate", "weight_decay"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-                raise ValueError(f"AlphaZeroConfig.{name} must be a number >= 0, got {v!r}.")
-        if not self.learning_rate > 0:
-            raise ValueError(
-                f"AlphaZeroConfig.learning_rate must be > 0, got {self.learning_rate}."
+            _check_int(owner, name, getattr(self, name), 1)
+        _check_int(owner, "random_opening", self.random_opening, 0, 8)
+        _check_int(owner, "check_every", self.check_every, 1)
+        _check_number(owner, "learning_rate", self.learning_rate, positive=True)
+        _check_number(owner, "weight_decay", self.weight_decay, positive=False)
+        if isinstance(self.hidden_sizes, str) or not isinstance(self.hidden_sizes, Sequence):
+            raise TypeError(
+                f"{owner}.hidden_sizes must be a sequence of ints (layer widths), got "
+                f"{type(self.hidden_sizes).__name__} {self.hidden_sizes!r}; pass e.g. (64, 64)."
             )
-        check_hidden_sizes(self.hidden_sizes, field="AlphaZeroConfig.hidden_sizes")
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        check_hidden_sizes(self.hidden_sizes, field=f"{owner}.hidden_sizes")
+        # plain Python values: numpy scalars would change the config's hash and its JSON
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "hidden_sizes":
+                v = tuple(int(h) for h in v)
+            else:
+                v = float(v) if f.name in ("learning_rate", "weight_decay") else int(v)
+            object.__setattr__(self, f.name, v)
 
     @property
     def net(self) -> PolicyValueNet:
@@ -180,6 +254,59 @@ _step_batch = jax.jit(jax.vmap(step_canonical))
 
 # ---------------------------------------------------------------------- training
 @dataclasses.dataclass(frozen=True)
+class Verification:
+    """The exhaustive never-lose check of a deterministic agent (`verify_agent`)."""
+
+    as_x: dict[str, int]
+    """`lines_of_play` counts with the agent as X: lines, wins, draws, losses."""
+    as_o: dict[str, int]
+    """The same with the agent as O."""
+    seconds: float
+    """Wall-clock time of the check."""
+
+    @property
+    def losses(self) -> int:
+        """Opponent lines the agent loses, as X and as O together."""
+        return int(self.as_x["losses"] + self.as_o["losses"])
+
+    @property
+    def passed(self) -> bool:
+        """True when no line of the opponent's play beats the agent, as X or as O."""
+        return self.losses == 0
+
+    def describe(self) -> str:
+        """One line: the losses out of the lines, per side."""
+        return (
+            f"lost {self.as_x['losses']} of {self.as_x['lines']} lines as X and "
+            f"{self.as_o['losses']} of {self.as_o['lines']} as O"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (for an agent's `meta`)."""
+        return {"as_x": dict(self.as_x), "as_o": dict(self.as_o), "seconds": self.seconds}
+
+
+def verify_agent(agent: Any, *, seed: int = 0) -> Verification:
+    """Check an agent against every line of its opponent's play, as X and as O.
+
+    The exhaustive check of tests/games/test_mcts.py: `frozen_agent` records the agent's move
+    at every position its opponent's lines reach (each layer searched as one batch), then
+    `lines_of_play` walks every line. For the noise-free `AlphaZeroAgent` one seed covers all
+    of its play; for a stochastic agent it checks one sample of its choices.
+
+    Args:
+      agent: has `act_batch(boards, players, *, key)` (an `AlphaZeroAgent` or `MCTSAgent`).
+      seed: seeds the searches.
+
+    Returns:
+      A `Verification`; `passed` when the agent loses no line.
+    """
+    start = time.perf_counter()
+    counts = {p: lines_of_play(frozen_agent(agent, p, seed=seed), p) for p in (1, -1)}
+    return Verification(as_x=counts[1], as_o=counts[-1], seconds=time.perf_counter() - start)
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainResult:
     """What `train_alphazero` returns."""
 
@@ -188,9 +315,25 @@ class TrainResult:
     config: AlphaZeroConfig
     """The config trained with."""
     losses: np.ndarray
-    """float [iterations]: the mean loss of each round's last Adam step."""
+    """float [rounds]: the mean loss of each round's last Adam step."""
     seconds: float
-    """Wall-clock training time, compilation included."""
+    """Wall-clock training time, compilation and checks included."""
+    rounds: int
+    """Rounds trained: where the first clean check stopped training (or the callback)."""
+    verification: Verification
+    """The last exhaustive check, run on `params`."""
+    checks: int
+    """How many exhaustive checks ran."""
+    check_seconds: float
+    """Wall-clock time spent in the checks (part of `seconds`)."""
+    seed: int
+    """The seed trained with."""
+
+    @property
+    def verified(self) -> bool:
+        """True when `params` passed the exhaustive check (always, unless a callback stopped
+        training before a clean check)."""
+        return self.verification.passed
 
 
 def _selfplay(
@@ -258,29 +401,50 @@ def init_params(config: AlphaZeroConfig, key: jax.Array) -> Any:
 
 
 def train_alphazero(
-    config: AlphaZeroConfig | None = None, *, seed: int = 0, callback: Any = None
+    config: AlphaZeroConfig | None = None,
+    *,
+    seed: int = 0,
+    callback: Callable[[int, Any], bool] | None = None,
 ) -> TrainResult:
-    """Train a policy-value network by self-play with Gumbel MCTS targets (see the module).
+    """Train a policy-value network by self-play until it provably never loses (see the module).
+
+    After every `config.check_every` rounds (and after the cap's last round) the agent is
+    checked against every line of its opponent's play as X and as O (`verify_agent`);
+    training stops at the first check with no loss.
 
     Args:
-      config: the budget and hyperparameters (default `AlphaZeroConfig()`).
+      config: the round cap, check interval and hyperparameters (default `AlphaZeroConfig()`).
       seed: seeds the weights and the self-play.
-      callback: optional `callback(iteration, params) -> bool`, called after each round;
-        returning True stops training early (the bench uses it to time perfect play).
+      callback: optional `callback(round_index, params) -> bool`, called after each round's
+        update (round_index counts from 0); returning True stops training there, after one
+        more check, and returns the result whatever it shows (see `TrainResult.verified`).
 
     Returns:
-      A `TrainResult` with the weights, per-round losses and the training time.
+      A `TrainResult` with the weights, per-round losses, the rounds trained and the last
+      check; `verified` is True unless the callback stopped training.
+
+    Raises:
+      TypeError: `config` is not an `AlphaZeroConfig`, or `seed` is not an int.
+      PerfectPlayNotReachedError: the cap (`config.iterations`) was reached and the last
+        check still found lost lines; raise `iterations`, `num_simulations` or
+        `games_per_iteration`.
     """
     config = AlphaZeroConfig() if config is None else config
     if not isinstance(config, AlphaZeroConfig):
         raise TypeError(f"config must be an AlphaZeroConfig, got {type(config).__name__}.")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}.")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}.")
     start = time.perf_counter()
-    key = jax.random.key(seed)
+    key = jax.random.key(int(seed))
     key, init_key = jax.random.split(key)
     params = init_params(config, init_key)
     tx = _optimizer(config)
     opt_state = tx.init(params)
-    losses = []
+    losses: list[float] = []
+    verification: Verification | None = None
+    checks, check_seconds, stopped = 0, 0.0, False
     for it in range(config.iterations):
         key, sub = jax.random.split(key)
         boards, targets, z, mask = _selfplay(params, sub, config)
@@ -289,13 +453,36 @@ def train_alphazero(
             params, opt_state, batch, config.net, tx, config.sgd_steps, config.weight_decay
         )
         losses.append(float(loss))
-        if callback is not None and callback(it, params):
-            break
+        rounds = it + 1
+        stopped = bool(callback is not None and callback(it, params))
+        if stopped or rounds % config.check_every == 0 or rounds == config.iterations:
+            verification = verify_agent(AlphaZeroAgent(params, config))
+            checks += 1
+            check_seconds += verification.seconds
+            if stopped or verification.passed:
+                break
+    assert verification is not None  # the cap's last round always checks
+    if not (stopped or verification.passed):
+        raise PerfectPlayNotReachedError(
+            f"AlphaZero training reached its cap of {config.iterations} rounds "
+            f"(AlphaZeroConfig.iterations) without a clean exhaustive check: after round "
+            f"{len(losses)} the agent still {verification.describe()} (seed {seed}, "
+            f"{config.num_simulations} simulations, {config.games_per_iteration} games per "
+            f"round). Raise iterations (e.g. iterations={2 * config.iterations}), or "
+            "num_simulations / games_per_iteration, or try another seed.",
+            rounds=config.iterations,
+            verification=verification,
+        )
     return TrainResult(
         params=params,
         config=config,
         losses=np.asarray(losses),
         seconds=time.perf_counter() - start,
+        rounds=len(losses),
+        verification=verification,
+        checks=checks,
+        check_seconds=check_seconds,
+        seed=int(seed),
     )
 
 
@@ -314,7 +501,8 @@ class AlphaZeroAgent:
       kind: "alphazero".
       params: the network weights.
       config: the `AlphaZeroConfig` (its `num_simulations` is the play budget).
-      meta: training facts (seed, seconds, losses) when trained here.
+      meta: training facts when trained by `make_alphazero_agent` (seed, rounds, seconds,
+        losses, the exhaustive check's counts, the cache key) or loaded with them.
     """
 
     kind = "alphazero"
@@ -403,7 +591,12 @@ def load_alphazero(path: str | os.PathLike) -> AlphaZeroAgent:
       path: the msgpack file.
 
     Returns:
-      An `AlphaZeroAgent`.
+      An `AlphaZeroAgent` (not re-checked; `verify_agent(agent)` checks it).
+
+    Raises:
+      FileNotFoundError: no file at `path`.
+      ValueError: the file is not a complete AlphaZero checkpoint (damaged, truncated, or
+        written by something else).
     """
     p = Path(path)
     if not p.is_file():
@@ -422,12 +615,100 @@ def load_alphazero(path: str | os.PathLike) -> AlphaZeroAgent:
             f"{str(p)!r} is not an AlphaZero checkpoint (no format {_FORMAT!r}); "
             "write it with AlphaZeroAgent.save(path)."
         )
-    fields = json.loads(data["config"])
-    fields["hidden_sizes"] = tuple(fields["hidden_sizes"])
-    config = AlphaZeroConfig(**fields)
-    template = init_params(config, jax.random.key(0))
-    params = serialization.from_state_dict(template, data["params"])
-    return AlphaZeroAgent(params, config, meta=json.loads(data["meta"]))
+    try:
+        fields = json.loads(data["config"])
+        fields["hidden_sizes"] = tuple(fields["hidden_sizes"])
+        config = AlphaZeroConfig(**fields)
+        meta = json.loads(data["meta"])
+        template = jax.eval_shape(functools.partial(init_params, config), jax.random.key(0))
+        params = serialization.from_state_dict(template, data["params"])  # shapes checked next
+        shapes_ok = jax.tree.all(
+            jax.tree.map(
+                lambda t, v: np.shape(v) == t.shape and bool(np.all(np.isfinite(v))),
+                template,
+                params,
+            )
+        )
+    except Exception as e:  # missing keys, bad JSON, wrong fields or tree: all "damaged"
+        raise ValueError(
+            f"{str(p)!r} is a damaged AlphaZero checkpoint ({type(e).__name__}: {e}); "
+            "write it again with AlphaZeroAgent.save(path)."
+        ) from e
+    if not shapes_ok or not isinstance(meta, dict):
+        raise ValueError(
+            f"{str(p)!r} is a damaged AlphaZero checkpoint (weights of the wrong shape or not "
+            "finite); write it again with AlphaZeroAgent.save(path)."
+        )
+    return AlphaZeroAgent(params, config, meta=meta)
+
+
+# ---------------------------------------------------------------------- make_agent + cache
+def _cache_key(config: AlphaZeroConfig, seed: int) -> dict[str, Any]:
+    """Everything that decides the trained weights: the config, the seed, the code version."""
+    import bellmax
+
+    key = {
+        "format": _FORMAT,
+        "bellmax": bellmax.__version__,
+        "seed": int(seed),
+        "config": dataclasses.asdict(config),
+    }
+    return json.loads(json.dumps(key))  # as it reads back from a file (tuples as lists)
+
+
+def cache_path(config: AlphaZeroConfig, *, seed: int = 0) -> Path:
+    """Where `make_alphazero_agent` caches the verified weights for `config` and `seed`.
+
+    Args:
+      config: the training config (every field is part of the key).
+      seed: the training seed.
+
+    Returns:
+      `user_cache_dir() / "weights" / "alphazero-<hash>.msgpack"`, the hash taken over the
+      config, the seed and the bellmax version (the file may not exist).
+    """
+    if not isinstance(config, AlphaZeroConfig):
+        raise TypeError(f"config must be an AlphaZeroConfig, got {type(config).__name__}.")
+    text = json.dumps(_cache_key(config, seed), sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+    return user_cache_dir() / "weights" / f"alphazero-{digest}.msgpack"
+
+
+def _load_cached(path: Path, config: AlphaZeroConfig, seed: int) -> AlphaZeroAgent | None:
+    """The cached agent at `path` if it is intact, for this key, and passes the check again;
+    else None (with a warning saying why, except when there is no file)."""
+    if not path.exists():
+        return None
+    try:
+        agent = load_alphazero(path)
+    except (OSError, ValueError) as e:
+        warnings.warn(
+            f"ignoring the AlphaZero weights cache {str(path)!r} ({e}); retraining and "
+            "rewriting it.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    if agent.config != config or agent.meta.get("cache_key") != _cache_key(config, seed):
+        warnings.warn(
+            f"ignoring the AlphaZero weights cache {str(path)!r}: it was written for another "
+            "config, seed or bellmax version; retraining and rewriting it.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    check = verify_agent(agent)
+    if not check.passed:  # another CPU or JAX version plays these weights differently
+        warnings.warn(
+            f"the cached AlphaZero weights {str(path)!r} {check.describe()} on this machine; "
+            "retraining and rewriting them.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    agent.meta["verification"] = check.to_dict()
+    agent.meta["from_cache"] = str(path)
+    return agent
 
 
 def make_alphazero_agent(
@@ -437,18 +718,71 @@ def make_alphazero_agent(
     games_per_iteration: int = AlphaZeroConfig.games_per_iteration,
     num_simulations: int = AlphaZeroConfig.num_simulations,
     checkpoint: str | os.PathLike | None = None,
+    cache: bool = True,
 ) -> AlphaZeroAgent:
-    """`make_agent("alphazero", ...)`: load `checkpoint`, or train on demand with this budget.
+    """`make_agent("alphazero", ...)`: an agent verified never to lose, trained or cached.
 
-    The default budget trains in about 30-50 s on one core (see `AlphaZeroConfig`).
+    Without `checkpoint`, trains with `train_alphazero` until the exhaustive check passes
+    (`iterations` is the round cap) and caches the weights under
+    `bellmax.core.paths.user_cache_dir() / "weights"` (`cache_path`); a later call with the
+    same options loads them and checks them again instead of training. A damaged, stale or
+    unwritable cache only costs a warning and a retrain.
+
+    Args:
+      seed: seeds the weights and the self-play.
+      iterations: the round cap (`AlphaZeroConfig.iterations`).
+      games_per_iteration: games per round, also the search batch.
+      num_simulations: search simulations per move.
+      checkpoint: a file written by `agent.save`, loaded as it is (not trained, not
+        re-checked: `verify_agent(agent)` checks it).
+      cache: False trains afresh and neither reads nor writes the cache.
+
+    Returns:
+      An `AlphaZeroAgent`; `agent.meta` holds the rounds trained and the check's counts.
+
+    Raises:
+      PerfectPlayNotReachedError: training reached the cap without a clean check.
     """
     if checkpoint is not None:
         return load_alphazero(checkpoint)
+    if not isinstance(cache, bool):
+        raise TypeError(f"cache must be True or False, got {type(cache).__name__} {cache!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}.")
     config = AlphaZeroConfig(
         iterations=iterations,
         games_per_iteration=games_per_iteration,
         num_simulations=num_simulations,
     )
-    result = train_alphazero(config, seed=seed)
-    meta = {"train_seed": seed, "seconds": result.seconds, "losses": result.losses.tolist()}
-    return AlphaZeroAgent(result.params, config, meta=meta)
+    path: Path | None = None
+    if cache:
+        try:
+            path = cache_path(config, seed=seed)
+        except RuntimeError as e:  # no home directory: train without the cache
+            warnings.warn(f"not caching AlphaZero weights: {e}", RuntimeWarning, stacklevel=2)
+        if path is not None:
+            agent = _load_cached(path, config, int(seed))
+            if agent is not None:
+                return agent
+    result = train_alphazero(config, seed=int(seed))
+    meta = {
+        "train_seed": int(seed),
+        "rounds": result.rounds,
+        "checks": result.checks,
+        "seconds": result.seconds,
+        "losses": result.losses.tolist(),
+        "verification": result.verification.to_dict(),
+        "cache_key": _cache_key(config, int(seed)),
+    }
+    agent = AlphaZeroAgent(result.params, config, meta=meta)
+    if path is not None:
+        try:
+            agent.save(path)
+        except OSError as e:  # a read-only or full cache only costs the next call a retrain
+            warnings.warn(
+                f"could not cache the AlphaZero weights at {str(path)!r} ({e}); set "
+                "BELLMAX_CACHE_DIR to a writable folder to keep them.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return agent
