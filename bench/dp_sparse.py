@@ -5,7 +5,7 @@ The same work for everyone: random ("Garnet") MDPs from `bellmax.tabular.dp.rand
 at 1e3, 1e4, 1e5 and 1e6 states.
 
 - bellmax: `value_iteration` and `policy_iteration` (BiCGSTAB evaluation above 5000 states),
-  float64, on the slot-major ELL layout.
+  float64, on the slot-major ELL layout (even rows: no overflow).
 - scipy.sparse (peer, this process): the plain implementation, one CSR `[S*A, S]` matvec
   per backup (`Q = R + gamma (M @ V).reshape(S, A)`); value iteration with the same
   stopping rule as ours; policy iteration with `scipy.sparse.linalg.bicgstab` on the policy's
@@ -22,6 +22,12 @@ divided by the bandwidth of a large numpy copy; and a second bound that also cha
 64-byte cache line per random successor gather (what a 1e6-state V that does not stay in
 cache costs). Then the total time to solve to the same tolerance (VI: error bound `tol` on
 the values; PI: policy stable, evaluations to `tol`).
+
+Uneven rows (metric `backup_uneven`): the same MDP built with `TabularMDP.from_coo`, except
+that row (0, 0) reaches every state. The hybrid layout keeps 5 slots per row and spills the
+long row into its overflow list (a segment sum); the record gives the time per backup
+against scipy's CSR matvec on the same data, the entries stored, and the bytes the old
+layout (every row padded to the longest, int32 + float64 per slot) would have needed.
 
     python bench/dp_sparse.py                 # 1e3 .. 1e6, every peer (long: ~1 h at 1e6)
     python bench/dp_sparse.py --quick         # 1e3, 1e4 with peers
@@ -56,19 +62,28 @@ def _make_mdp(S: int, seed: int):
     return random_mdp(seed, S, NUM_ACTIONS, NUM_SUCCESSORS, gamma=GAMMA)
 
 
-def _csr(next_state, prob):
-    """`[S*A, S]` CSR matrix of the transitions (row `s*A + a`)."""
+def _make_uneven_mdp(S: int, seed: int):
+    """The random MDP of size `S` as COO rows, with row (0, 0) reaching every state."""
     import numpy as np
+
+    from bellmax.core.mdp import TabularMDP
+
+    mdp = _make_mdp(S, seed)
+    idx, val = mdp.P.to_coo()
+    keep = (idx[:, 0] != 0) | (idx[:, 1] != 0)
+    full = np.stack([np.zeros(S, np.int64), np.zeros(S, np.int64), np.arange(S)], axis=1)
+    idx = np.concatenate([full, idx[keep]])
+    val = np.concatenate([np.full(S, 1.0 / S), val[keep]])
+    return TabularMDP.from_coo(idx, val, np.asarray(mdp.R), GAMMA)
+
+
+def _csr(P, num_states: int, num_actions: int):
+    """`[S*A, S]` CSR matrix (row `s*A + a`) of `SparseTransitions`, duplicates summed."""
     import scipy.sparse as sp
 
-    S, A, K = next_state.shape
-    indptr = np.arange(0, S * A * K + 1, K, dtype=np.int64)
-    # Copies: sum_duplicates sorts in place and must not touch the MDP's own arrays.
-    data = np.array(prob, dtype=np.float64).reshape(-1)
-    cols = np.array(next_state, dtype=np.int32).reshape(-1)
-    M = sp.csr_matrix((data, cols, indptr), shape=(S * A, S))
-    M.sum_duplicates()
-    return M
+    idx, val = P.to_coo()
+    rows = idx[:, 0].astype("int64") * num_actions + idx[:, 1]
+    return sp.csr_matrix((val, (rows, idx[:, 2])), shape=(num_states * num_actions, num_states))
 
 
 def copy_bandwidth(nbytes: int = 256 * 2**20, repeat: int = 5) -> float:
@@ -95,9 +110,8 @@ class ScipyDP:
     def __init__(self, mdp):
         import numpy as np
 
-        P = mdp.P
         self.S, self.A = mdp.shape
-        self.M = _csr(np.asarray(P.next_state), np.asarray(P.prob))
+        self.M = _csr(mdp.P, self.S, self.A)
         self.R = np.asarray(mdp.R, dtype=np.float64)
         self.gamma = float(mdp.gamma)
 
@@ -205,6 +219,44 @@ def run_peer(S: int, mdp, algo: str, tol: float, workdir: Path) -> dict:
     return res
 
 
+def measure_uneven_backup(S: int, args, backup, V, repeat: int, common: dict) -> dict:
+    """Time per backup when row (0, 0) reaches every state, ours vs scipy's CSR matvec."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from bellmax.core.semiring import MDPArrays
+
+    H.log(f"{BENCH}: S={S:.0e}: time per backup, uneven rows")
+    uneven = _make_uneven_mdp(S, args.seed)
+    ref = ScipyDP(uneven)
+    Vn = np.asarray(V)
+    with jax.enable_x64(True):
+        arrays = MDPArrays.from_mdp(uneven, jnp.float64)
+        ours = H.time_jax(backup, arrays, V, repeat=repeat)
+        v_ours = np.asarray(backup(arrays, V))
+    peer = H.time_it(lambda: ref.backup(Vn), repeat=repeat, warmup=1)
+    assert np.allclose(v_ours, ref.backup(Vn), rtol=0, atol=1e-12), "uneven backups disagree"
+    padded_slots = S * NUM_ACTIONS * S  # the old layout: every row padded to the longest (S)
+    return H.result(
+        BENCH,
+        ours.run.min * 1e3,
+        peer.min * 1e3,
+        "ms",
+        case=f"one max-plus backup, uneven rows (one row reaches all states), S={S:.0e}",
+        peer_name="scipy.sparse CSR matvec",
+        metric="backup_uneven",
+        nonzeros=int(ref.M.nnz),
+        ell_width=int(uneven.P.shape[2]),
+        overflow_entries=uneven.P.num_overflow,
+        stored_entries=uneven.P.nnz,
+        padded_layout_bytes=padded_slots * (4 + 8),
+        **common,
+        **ours.to_dict("ours_"),
+        **peer.to_dict("peer_run_"),
+    )
+
+
 # --------------------------------------------------------------------------- one size
 def measure_size(S: int, args, workdir: Path, bandwidth: float) -> list[dict]:
     import jax
@@ -265,6 +317,9 @@ def measure_size(S: int, args, workdir: Path, bandwidth: float) -> list[dict]:
             **scipy_b.to_dict("peer_run_"),
         )
     ]
+
+    # -- one backup with uneven rows: row (0, 0) reaches every state
+    records.append(measure_uneven_backup(S, args, backup, V, repeat, common))
 
     # -- value iteration to tol
     H.log(f"{BENCH}: S={S:.0e}: value iteration to tol {args.tol:g}")

@@ -14,6 +14,7 @@ from bellmax.core.mdp import SparseTransitions, TabularMDP
 from bellmax.core.semiring import (
     MAX_PLUS,
     MIN_PLUS,
+    SLOT_UNROLL_MAX,
     SUM_PRODUCT,
     UNROLL_MAX,
     Backup,
@@ -251,3 +252,75 @@ def test_plus_and_argbest_paths_agree_with_numpy(n):
     np.testing.assert_array_equal(MAX_PLUS.argbest(xj), x.argmax(axis=1))
     np.testing.assert_array_equal(MIN_PLUS.argbest(xj), x.argmin(axis=1))
     np.testing.assert_array_equal(MAX_PLUS.argbest(xj.T, axis=0), x.argmax(axis=1))
+
+
+# ---------------------------------------------------------------------- uneven sparse rows
+def _uneven_mdp(seed: int = 0, S: int = 15, A: int = 3) -> TabularMDP:
+    """Rows of 1-3 successors, except (2, 0) and (9, 2), which reach every state."""
+    rng = np.random.default_rng(seed)
+    idx, val = [], []
+    for s in range(S):
+        for a in range(A):
+            full = (s, a) in ((2, 0), (9, 2))
+            nxt = np.arange(S) if full else rng.choice(S, rng.integers(1, 4), replace=False)
+            idx += [(s, a, n) for n in nxt]
+            val += list(rng.dirichlet(np.ones(len(nxt))))
+    return TabularMDP.from_coo(np.array(idx), np.array(val), rng.standard_normal((S, A)), 0.9)
+
+
+SEMIRINGS = [
+    pytest.param(SUM_PRODUCT, id="sum-product"),
+    pytest.param(MAX_PLUS, id="max-plus"),
+    pytest.param(MIN_PLUS, id="min-plus"),
+    pytest.param(log_sum_exp(0.3), id="log-sum-exp"),
+]
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("semiring", SEMIRINGS)
+def test_backup_uneven_layout_equals_dense(semiring, jit):
+    mdp = _uneven_mdp()
+    assert mdp.P.num_overflow > 0  # the long rows spill over
+    arrays = MDPArrays.from_mdp(mdp, jnp.float32)
+    assert arrays.has_overflow and arrays.overflow_prob.dtype == jnp.float32
+    rng = np.random.default_rng(1)
+    V = jnp.asarray(rng.standard_normal(15), jnp.float32)
+    weights = None
+    if semiring.kind == "sum-product":
+        w = rng.random((15, 3))
+        weights = jnp.asarray(w / w.sum(axis=1, keepdims=True), jnp.float32)
+    fn = jax.jit(bellman_backup, static_argnums=2) if jit else bellman_backup
+    got = fn(arrays, V, semiring, weights=weights)
+    want = fn(MDPArrays.from_mdp(mdp.to_dense(), jnp.float32), V, semiring, weights=weights)
+    np.testing.assert_allclose(got.q_values, want.q_values, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got.values, want.values, rtol=1e-5, atol=1e-5)
+    q = np.asarray(mdp.R) + 0.9 * mdp.dense_P() @ np.asarray(V, np.float64)
+    np.testing.assert_allclose(got.q_values, q, rtol=1e-5, atol=1e-5)
+
+
+def test_wide_padded_rows_use_a_reduction():
+    # K > SLOT_UNROLL_MAX successor slots: summed by one reduction, not an unrolled chain
+    mdp = random_mdp_dense(S=SLOT_UNROLL_MAX + 8, A=2).to_sparse()
+    assert mdp.P.shape[2] > SLOT_UNROLL_MAX and mdp.P.num_overflow == 0
+    V = jnp.asarray(np.random.default_rng(2).standard_normal(mdp.num_states), jnp.float32)
+    np.testing.assert_allclose(
+        expected_next_values(MDPArrays.from_mdp(mdp), V),
+        mdp.dense_P() @ np.asarray(V),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def random_mdp_dense(S: int, A: int) -> TabularMDP:
+    rng = np.random.default_rng(S)
+    P = rng.random((S, A, S)) + 0.01
+    return TabularMDP(P / P.sum(axis=2, keepdims=True), rng.standard_normal((S, A)), 0.9)
+
+
+def test_segment_plus_with_sorted_ids():
+    x = jnp.asarray([1.0, 4.0, -2.0, 3.0, 0.5])
+    seg = jnp.asarray([0, 0, 2, 2, 2])
+    for sr in (SUM_PRODUCT, MAX_PLUS, MIN_PLUS, log_sum_exp(0.7)):
+        np.testing.assert_allclose(
+            sr.segment_plus(x, seg, 3, indices_are_sorted=True), sr.segment_plus(x, seg, 3)
+        )

@@ -130,3 +130,24 @@ def test_invalid_files(tmp_path):
 def test_to_arrays_rejects_non_mdp():
     with pytest.raises(TypeError, match="TabularMDP"):
         mdp_to_arrays({"P": 1})
+
+
+def test_round_trip_uneven_sparse(tmp_path):
+    """Rows of 2 successors and one row reaching every state: the file holds exactly the
+    non-zeros, and loading it keeps the long row in the overflow (no padding to its length)."""
+    S, A = 60, 2
+    rows = [(s, a, (s + d) % S, 0.5) for s in range(S) for a in range(A) for d in (1, 2 + a)]
+    rows = [r for r in rows if r[:2] != (5, 1)] + [(5, 1, t, 1 / S) for t in range(S)]
+    idx = np.array([r[:3] for r in rows])
+    val = np.array([r[3] for r in rows])
+    mdp = bellmax.TabularMDP.from_coo(idx, val, np.zeros((S, A)), 0.9)
+    assert mdp.P.shape == (S, A, 2) and mdp.P.num_overflow == S - 2
+    arrays = mdp_to_arrays(mdp)
+    assert arrays["P_indices"].shape == (len(rows), 3) and arrays["P_values"].shape == (len(rows),)
+    back = load_mdp(save_mdp(tmp_path / "u.npz", mdp))
+    assert back.is_sparse and back.P.shape == mdp.P.shape
+    assert back.P.num_overflow == mdp.P.num_overflow
+    _same(mdp, back)
+    dense = load_mdp(save_mdp(tmp_path / "d.npz", mdp, sparse=False))
+    assert not dense.is_sparse
+    _same(mdp, dense)

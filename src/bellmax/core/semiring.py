@@ -30,10 +30,14 @@ stochastic; the semiring decides how actions combine (`bellman_backup`). With de
 transitions every successor is an action and the whole backup is a semiring matrix product,
 which is how `bellmax.tabular.shortest_paths` relaxes a graph's edges (`segment_plus`).
 
-Layouts: dense `P[s, a, s']`, or the sparse ELL layout of `SparseTransitions`. For speed the
-solvers keep sparse transitions slot-major, `[K, S, A]` (`MDPArrays`): the `K` gathers
-`V[next_state[k]]` then fuse with the multiply and the sum into one loop over `(s, a)` under
-XLA, with no `[S, A, K]` temporary.
+Layouts: dense `P[s, a, s']`, or the sparse hybrid layout of `SparseTransitions` (`K`
+padded successor slots per row plus an overflow list for longer rows). For speed the solvers
+keep the slots slot-major, `[K, S, A]` (`MDPArrays`): the `K` gathers `V[next_state[k]]` then
+fuse with the multiply and the sum into one loop over `(s, a)` under XLA, with no
+`[S, A, K]` temporary. The overflow entries (rows longer than `K`) are added with one sorted
+segment sum (sum-product's `segment_plus`), so memory follows the number of non-zeros even
+when one row reaches every state; with even rows there is no overflow and the program is
+the pure padded loop.
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ __all__ = [
 
 #: Reductions over at most this many entries (actions) are unrolled into elementwise ops.
 UNROLL_MAX = 32
+#: Sparse backups unroll at most this many successor slots; wider padded rows (e.g. a dense
+#: MDP made sparse) are summed by one reduction, so that the program stays small.
+SLOT_UNROLL_MAX = 256
 
 SemiringKind = Literal["sum-product", "max-plus", "min-plus", "log-sum-exp"]
 _KINDS = ("sum-product", "max-plus", "min-plus", "log-sum-exp")
@@ -177,24 +184,41 @@ class Semiring:
         tau = self.temperature
         return tau * jax.nn.logsumexp(x / tau, axis=axis)
 
-    def segment_plus(self, x: jax.Array, segment_ids: jax.Array, num_segments: int) -> jax.Array:
+    def segment_plus(
+        self,
+        x: jax.Array,
+        segment_ids: jax.Array,
+        num_segments: int,
+        *,
+        indices_are_sorted: bool = False,
+    ) -> jax.Array:
         """`(+)` of the entries of `x` that share a segment id (a ragged reduction).
 
         Empty segments get `zero`. This is the plus over a graph's edges that end in the
-        same node (Bellman-Ford's relaxation).
+        same node (Bellman-Ford's relaxation), and, in sum-product, the sum over the
+        successors of the long rows of a sparse MDP (the overflow of `SparseTransitions`).
+
+        Args:
+          x: values `[n]`.
+          segment_ids: int segment of each value `[n]`, in `[0, num_segments)`.
+          num_segments: number of segments (static).
+          indices_are_sorted: promise that `segment_ids` is sorted (a faster scatter).
         """
+        seg = {
+            "segment_ids": segment_ids,
+            "num_segments": num_segments,
+            "indices_are_sorted": indices_are_sorted,
+        }
         if self.kind == "sum-product":
-            return jax.ops.segment_sum(x, segment_ids, num_segments)
+            return jax.ops.segment_sum(x, **seg)
         if self.kind == "max-plus":
-            return jax.ops.segment_max(x, segment_ids, num_segments)
+            return jax.ops.segment_max(x, **seg)
         if self.kind == "min-plus":
-            return jax.ops.segment_min(x, segment_ids, num_segments)
+            return jax.ops.segment_min(x, **seg)
         tau = self.temperature
-        top = jax.ops.segment_max(x, segment_ids, num_segments)
+        top = jax.ops.segment_max(x, **seg)
         safe = jnp.where(jnp.isfinite(top), top, 0.0)
-        total = jax.ops.segment_sum(
-            jnp.exp((x - safe[segment_ids]) / tau), segment_ids, num_segments
-        )
+        total = jax.ops.segment_sum(jnp.exp((x - safe[segment_ids]) / tau), **seg)
         return jnp.where(total > 0, safe + tau * jnp.log(total), -jnp.inf)
 
     def argbest(self, x: jax.Array, axis: int = -1) -> jax.Array:
@@ -262,7 +286,8 @@ class MDPArrays:
     """The arrays of a `TabularMDP` laid out for the backup (a pytree; build with `from_mdp`).
 
     Exactly one of `P` (dense `[S, A, S']`) and `next_state`/`prob` (sparse, slot-major
-    `[K, S, A]`) is set.
+    `[K, S, A]`) is set. Sparse rows longer than `K` continue in the overflow entries
+    (`overflow_*`, `[E]`, sorted by row; None when there are none).
     """
 
     R: jax.Array
@@ -275,11 +300,22 @@ class MDPArrays:
     """Sparse successor indices `[K, S, A]` (int32), or None."""
     prob: jax.Array | None = None
     """Sparse successor probabilities `[K, S, A]`, or None."""
+    overflow_row: jax.Array | None = None
+    """Flat row `s * A + a` of each overflow entry, sorted `[E]` (int32), or None."""
+    overflow_next_state: jax.Array | None = None
+    """Successor of each overflow entry `[E]` (int32), or None."""
+    overflow_prob: jax.Array | None = None
+    """Probability of each overflow entry `[E]`, or None."""
 
     @property
     def is_sparse(self) -> bool:
         """Whether the transitions are sparse."""
         return self.P is None
+
+    @property
+    def has_overflow(self) -> bool:
+        """Whether sparse rows continue in overflow entries."""
+        return self.overflow_row is not None
 
     @property
     def num_states(self) -> int:
@@ -303,11 +339,16 @@ class MDPArrays:
         if isinstance(mdp, MDPArrays):
             if dtype is None:
                 return mdp
+
+            def cast(x):
+                return None if x is None else jnp.asarray(x, dtype)
+
             return mdp.replace(
-                R=jnp.asarray(mdp.R, dtype),
-                gamma=jnp.asarray(mdp.gamma, dtype),
-                P=None if mdp.P is None else jnp.asarray(mdp.P, dtype),
-                prob=None if mdp.prob is None else jnp.asarray(mdp.prob, dtype),
+                R=cast(mdp.R),
+                gamma=cast(mdp.gamma),
+                P=cast(mdp.P),
+                prob=cast(mdp.prob),
+                overflow_prob=cast(mdp.overflow_prob),
             )
         if not isinstance(mdp, TabularMDP):
             raise TypeError(
@@ -318,15 +359,23 @@ class MDPArrays:
             dtype = jnp.result_type(mdp.R, jnp.float32)
         R = jnp.asarray(mdp.R, dtype)
         gamma = jnp.asarray(mdp.gamma, dtype)
-        if isinstance(mdp.P, SparseTransitions):
-            ns, p = mdp.P.next_state, mdp.P.prob
-            # One copy into the slot-major layout (numpy views stay views until jnp copies).
-            move = np.moveaxis if isinstance(ns, np.ndarray) else jnp.moveaxis
-            ns = jnp.asarray(move(ns, -1, 0), jnp.int32)
-            move = np.moveaxis if isinstance(p, np.ndarray) else jnp.moveaxis
-            p = jnp.asarray(move(p, -1, 0), dtype)
-            return cls(R=R, gamma=gamma, next_state=ns, prob=p)
-        return cls(R=R, gamma=gamma, P=jnp.asarray(mdp.P, dtype))
+        if not isinstance(mdp.P, SparseTransitions):
+            return cls(R=R, gamma=gamma, P=jnp.asarray(mdp.P, dtype))
+        sp = mdp.P
+        ns, p = sp.next_state, sp.prob
+        # One copy into the slot-major layout (numpy views stay views until jnp copies).
+        move = np.moveaxis if isinstance(ns, np.ndarray) else jnp.moveaxis
+        ns = jnp.asarray(move(ns, -1, 0), jnp.int32)
+        move = np.moveaxis if isinstance(p, np.ndarray) else jnp.moveaxis
+        p = jnp.asarray(move(p, -1, 0), dtype)
+        overflow = {}
+        if sp.overflow_row is not None:
+            overflow = {
+                "overflow_row": jnp.asarray(sp.overflow_row, jnp.int32),
+                "overflow_next_state": jnp.asarray(sp.overflow_next_state, jnp.int32),
+                "overflow_prob": jnp.asarray(sp.overflow_prob, dtype),
+            }
+        return cls(R=R, gamma=gamma, next_state=ns, prob=p, **overflow)
 
 
 @struct.dataclass
@@ -343,16 +392,26 @@ def expected_next_values(mdp: MDPArrays, V: jax.Array) -> jax.Array:
     """`E_{s' ~ P(.|s, a)} V(s')` for every `(s, a)`, `[S, A]`.
 
     Dense: one matrix-vector product. Sparse: `sum_k prob[k] * V[next_state[k]]`, unrolled
-    over the `K` slots so that XLA fuses the gathers, products and sum into one loop.
+    over the `K` slots (up to `SLOT_UNROLL_MAX`) so that XLA fuses the gathers, products and
+    sum into one loop; then the overflow entries of the long rows, `prob * V[next_state]`,
+    summed per row by a sorted segment sum.
     """
     if mdp.P is not None:
         return jnp.einsum("sat,t->sa", mdp.P, V)
     K = mdp.next_state.shape[0]
-    total = None
-    for k in range(K):
-        term = mdp.prob[k] * V.at[mdp.next_state[k]].get(mode="promise_in_bounds")
-        total = term if total is None else total + term
-    return total
+    if K <= SLOT_UNROLL_MAX:
+        total = None
+        for k in range(K):
+            term = mdp.prob[k] * V.at[mdp.next_state[k]].get(mode="promise_in_bounds")
+            total = term if total is None else total + term
+    else:
+        total = jnp.sum(mdp.prob * V.at[mdp.next_state].get(mode="promise_in_bounds"), axis=0)
+    if mdp.overflow_row is None:
+        return total
+    S, A = total.shape
+    terms = mdp.overflow_prob * V.at[mdp.overflow_next_state].get(mode="promise_in_bounds")
+    spill = SUM_PRODUCT.segment_plus(terms, mdp.overflow_row, S * A, indices_are_sorted=True)
+    return total + spill.reshape(S, A)
 
 
 def q_values(mdp: TabularMDP | MDPArrays, V: jax.Array) -> jax.Array:

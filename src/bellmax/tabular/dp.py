@@ -24,12 +24,15 @@ them outside 64-bit mode is done in float32 by JAX, so convert with `np.asarray`
 inside `with jax.enable_x64(True):`) to keep the precision. Pass `dtype=jnp.float32` to halve
 memory traffic on very large problems.
 
-Sparse transitions (`SparseTransitions`, `[S, A, K]` successor slots) are copied once per
-call into the slot-major layout `[K, S, A]` (`MDPArrays.from_mdp`); every backup is then one
-fused loop of gathers, products, sums and the max over actions, with no per-backup
-`[S, A, K]` temporary. A 1e6-state, 4-action, 5-successor MDP takes 0.27 GB in float64 +
-int32 (twice that while the caller's `[S, A, K]` arrays are alive) and solves on 2 cores;
-see bench/dp_sparse.py for timings.
+Sparse transitions (`SparseTransitions`: `[S, A, K]` successor slots, plus an overflow
+list for rows longer than `K`) are copied once per call into the slot-major layout
+`[K, S, A]` (`MDPArrays.from_mdp`); every backup is then one fused loop of gathers,
+products, sums and the max over actions, with no per-backup `[S, A, K]` temporary, and one
+sorted segment sum over the overflow entries when there are any. Memory follows the number
+of non-zeros, however uneven the rows: a 1e6-state, 4-action, 5-successor MDP takes 0.27 GB
+in float64 + int32 (twice that while the caller's `[S, A, K]` arrays are alive) and solves
+on 2 cores; a 1e5-state MDP in which one row reaches every state takes 1e5 more entries,
+not 1e5 slots for every row. See bench/dp_sparse.py for timings.
 """
 
 from __future__ import annotations
@@ -329,7 +332,9 @@ def _policy_mrp(m: MDPArrays, policy: jax.Array) -> MDPArrays:
 
     By distributivity of the sum-product semiring, `sum_a pi(a|s) [R + gamma E V]` equals
     `r_pi + gamma E_pi V`: the sum over actions moves into the transitions once, and every
-    later backup reads only the policy's rows (a quarter of the data for 4 actions).
+    later backup reads only the policy's rows (a quarter of the data for 4 actions). Sparse
+    overflow entries keep their places (static shapes): each is weighted by `pi(a|s)` of
+    its row (0 or 1 for a deterministic policy) and summed into its state's row.
     """
     S, A = m.R.shape
     if policy.ndim == 1:
@@ -339,20 +344,29 @@ def _policy_mrp(m: MDPArrays, policy: jax.Array) -> MDPArrays:
                 R=R, gamma=m.gamma, P=jnp.take_along_axis(m.P, policy[:, None, None], 1)
             )
         idx = jnp.broadcast_to(policy[None, :, None], (m.next_state.shape[0], S, 1))
-        return MDPArrays(
-            R=R,
-            gamma=m.gamma,
-            next_state=jnp.take_along_axis(m.next_state, idx, axis=2),
-            prob=jnp.take_along_axis(m.prob, idx, axis=2),
-        )
-    pi = policy.astype(m.R.dtype)
-    R = jnp.sum(pi * m.R, axis=1, keepdims=True)
-    if m.P is not None:
-        return MDPArrays(R=R, gamma=m.gamma, P=jnp.einsum("sa,sat->st", pi, m.P)[:, None, :])
-    K = m.next_state.shape[0]
-    ns = jnp.swapaxes(m.next_state, 1, 2).reshape(K * A, S, 1)
-    prob = jnp.swapaxes(m.prob * pi[None], 1, 2).reshape(K * A, S, 1)
-    return MDPArrays(R=R, gamma=m.gamma, next_state=ns, prob=prob)
+        ns = jnp.take_along_axis(m.next_state, idx, axis=2)
+        prob = jnp.take_along_axis(m.prob, idx, axis=2)
+    else:
+        pi = policy.astype(m.R.dtype)
+        R = jnp.sum(pi * m.R, axis=1, keepdims=True)
+        if m.P is not None:
+            return MDPArrays(R=R, gamma=m.gamma, P=jnp.einsum("sa,sat->st", pi, m.P)[:, None, :])
+        K = m.next_state.shape[0]
+        ns = jnp.swapaxes(m.next_state, 1, 2).reshape(K * A, S, 1)
+        prob = jnp.swapaxes(m.prob * pi[None], 1, 2).reshape(K * A, S, 1)
+    mrp = MDPArrays(R=R, gamma=m.gamma, next_state=ns, prob=prob)
+    if not m.has_overflow:
+        return mrp
+    s, a = m.overflow_row // A, m.overflow_row % A
+    if policy.ndim == 1:
+        weight = (policy[s] == a).astype(m.overflow_prob.dtype)
+    else:
+        weight = policy.astype(m.R.dtype)[s, a]
+    return mrp.replace(
+        overflow_row=s,  # the row of state s in a one-action MDP; still sorted
+        overflow_next_state=m.overflow_next_state,
+        overflow_prob=m.overflow_prob * weight,
+    )
 
 
 def _absorbing_zero(mrp: MDPArrays) -> jax.Array:
@@ -364,6 +378,14 @@ def _absorbing_zero(mrp: MDPArrays) -> jax.Array:
     else:
         here = mrp.next_state[:, :, 0] == jnp.arange(S)[None, :]
         stay = jnp.sum(jnp.where(here, mrp.prob[:, :, 0], 0.0), axis=0)
+        if mrp.has_overflow:
+            loop = mrp.overflow_next_state == mrp.overflow_row
+            stay = stay + SUM_PRODUCT.segment_plus(
+                jnp.where(loop, mrp.overflow_prob, 0.0),
+                mrp.overflow_row,
+                S,
+                indices_are_sorted=True,
+            )
     return (stay >= _ABSORBING) & (r == 0.0)
 
 
@@ -497,7 +519,14 @@ def _host_csr(mrp: MDPArrays):
     S = ns.shape[1]
     rows = np.broadcast_to(np.arange(S), ns.shape)
     keep = p != 0
-    return sp.csr_matrix((p[keep], (rows[keep], ns[keep])), shape=(S, S))
+    rows, cols, vals = rows[keep], ns[keep], p[keep]
+    if mrp.has_overflow:  # rows of the one-action MDP are states
+        op = np.asarray(mrp.overflow_prob, dtype=np.float64)
+        ok = op != 0
+        rows = np.concatenate([rows, np.asarray(mrp.overflow_row)[ok]])
+        cols = np.concatenate([cols, np.asarray(mrp.overflow_next_state)[ok]])
+        vals = np.concatenate([vals, op[ok]])
+    return sp.csr_matrix((vals, (rows, cols)), shape=(S, S))  # duplicates are summed
 
 
 def _direct_sparse(mrp: MDPArrays):
@@ -1050,10 +1079,17 @@ def _mdp_edges(mdp: TabularMDP, target: Any):
         )
     S, A = mdp.shape
     if mdp.is_sparse:
-        ns, p = np.asarray(mdp.P.next_state), np.asarray(mdp.P.prob)
-        slot = np.argmax(p, axis=2)
-        succ = np.take_along_axis(ns, slot[..., None], axis=2)[..., 0]
-        top = np.take_along_axis(p, slot[..., None], axis=2)[..., 0]
+        # Each (s, a) row's largest probability (duplicates summed) and its successor.
+        idx, p = mdp.P.to_coo()
+        key = (idx[:, 0].astype(np.int64) * A + idx[:, 1]) * S + idx[:, 2]
+        key, inv = np.unique(key, return_inverse=True)
+        p = np.bincount(inv.reshape(-1), weights=p, minlength=key.size)
+        flat, col = key // S, key % S
+        order = np.lexsort((-p, flat))  # by row, then the largest probability first
+        first = order[np.diff(flat[order], prepend=-1) != 0]
+        top, succ = np.zeros(S * A), np.zeros(S * A, np.int64)
+        top[flat[first]], succ[flat[first]] = p[first], col[first]
+        top, succ = top.reshape(S, A), succ.reshape(S, A)
     else:
         P = np.asarray(mdp.P)
         succ = np.argmax(P, axis=2)

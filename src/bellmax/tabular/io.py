@@ -179,13 +179,11 @@ def mdp_to_arrays(mdp: TabularMDP, *, sparse: bool | None = None) -> dict[str, n
     S, A = mdp.shape
     out: dict[str, np.ndarray] = {}
     if sparse:
-        sp = mdp.to_sparse().P
-        ns, prob = np.asarray(sp.next_state), np.asarray(sp.prob, dtype=np.float64)
-        keep = prob != 0
-        s, a, _ = np.nonzero(keep)
-        itype = np.int32 if S < 2**31 else np.int64
-        out["P_indices"] = np.stack([s, a, ns[keep]], axis=1).astype(itype)
-        out["P_values"] = prob[keep]
+        # Every stored non-zero, padded slots and overflow alike (memory follows nnz).
+        indices, values = mdp.to_sparse().P.to_coo()
+        itype = np.int32 if max(S, A) < 2**31 else np.int64
+        out["P_indices"] = indices.astype(itype, copy=False)
+        out["P_values"] = values
     else:
         out["P"] = np.asarray(mdp.dense_P(), dtype=np.float64)
     out["R"] = np.asarray(mdp.R, dtype=np.float64)
