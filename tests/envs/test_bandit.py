@@ -210,9 +210,9 @@ def test_non_integer_k_raises(k):
         ("arm_mean_std", -1.0, "arm_mean_std.*>= 0"),
         ("reward_std", -0.5, "reward_std.*>= 0"),
         ("walk_std", -0.01, "walk_std.*>= 0"),
-        ("mean_offset", float("nan"), "mean_offset must be finite"),
-        ("reward_std", float("inf"), "reward_std must be finite"),
-        ("max_steps_in_episode", 0, "max_steps_in_episode must be >= 1"),
+        ("mean_offset", float("nan"), "mean_offset must be a finite number .*got nan"),
+        ("reward_std", float("inf"), "reward_std must be a finite number >= 0.*got inf"),
+        ("max_steps_in_episode", 0, "max_steps_in_episode must be a whole number >= 1"),
     ],
 )
 def test_bad_params_raise(env, field, value, match):
@@ -232,10 +232,15 @@ def test_wrong_params_type_raises(env):
 
 
 @pytest.mark.parametrize(
-    "action, match",
-    [(K, "out of range"), (-1, "out of range"), (1.5, "one integer"), ([0, 1], "one integer")],
+    "action, error, match",
+    [
+        (K, ValueError, "out of range"),
+        (-1, ValueError, "out of range"),
+        (1.5, TypeError, "dtype float"),
+        ([0, 1], ValueError, "one integer"),
+    ],
 )
-def test_bad_concrete_action_raises(env, action, match):
+def test_bad_concrete_action_raises(env, action, error, match):
     _, state = env.reset(jax.random.PRNGKey(0))
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         env.step(jax.random.PRNGKey(0), state, action)

@@ -9,7 +9,7 @@ import pytest
 
 import bellmax
 from bellmax.envs._grid import check_grid_params, grid_params, grid_transition
-from bellmax.envs._tabular_tools import check_gamma_and_steps, sample_model
+from bellmax.envs._tabular_tools import sample_model
 from bellmax.envs.gridworlds import (
     CliffWalking,
     GridParams,
@@ -258,9 +258,9 @@ def test_windy_constructor_rejects_non_bool_flags():
         ({"cliffs": [(1, 1)]}, ValueError, "cliff_to"),
         ({"cliffs": [(1, 1), (1, 2)], "cliff_to": (1, 2)}, ValueError, "another cliff"),
         ({"teleports": {(0, 0): (1, 1, 1)}}, TypeError, "destination_cell, reward"),
-        ({"gamma": 1.5}, ValueError, r"gamma must be one number in \[0, 1\]"),
+        ({"gamma": 1.5}, ValueError, r"gamma must be a finite number in \[0, 1\]"),
         ({"max_steps_in_episode": 0}, ValueError, "max_steps_in_episode"),
-        ({"step_reward": float("nan")}, ValueError, "step_reward must be one finite number"),
+        ({"step_reward": float("nan")}, ValueError, "step_reward must be a finite number"),
         (
             {"terminals": [(r, c) for r in range(2) for c in range(3)]},
             ValueError,
@@ -301,8 +301,8 @@ def test_traced_params_are_not_checked_but_tabular_mdp_needs_concrete_ones():
     assert int(jax.jit(lambda p: env.check_params(p) or 0)(env.default_params)) == 0
     with pytest.raises(TypeError, match="needs concrete parameters"):
         jax.jit(lambda p: env.tabular_mdp(p).R)(env.default_params)
-    with pytest.raises(ValueError, match="gamma"):
-        check_gamma_and_steps(env.default_params.replace(gamma=-0.1))
+    with pytest.raises(ValueError, match=r"GridParams\.gamma must be a finite number in \[0, 1\]"):
+        env.check_params(env.default_params.replace(gamma=-0.1))
 
 
 def test_make_checks_overrides():

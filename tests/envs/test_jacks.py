@@ -143,13 +143,13 @@ def test_bad_constructor_and_params():
     with pytest.raises(TypeError, match="must be an int"):
         JacksCarRental(max_cars=20.0)
     env = JacksCarRental(max_cars=3, max_move=1)
-    with pytest.raises(ValueError, match="request_mean_1 must be one finite number >= 0"):
+    with pytest.raises(ValueError, match="request_mean_1 must be a finite number >= 0"):
         env.tabular_mdp(JacksParams(request_mean_1=-3.0))
     with pytest.raises(ValueError, match="move_cost"):
         env.tabular_mdp(JacksParams(move_cost=float("inf")))
     with pytest.raises(ValueError, match="free_moves must be a whole number"):
         env.tabular_mdp(JacksParams(free_moves=0.5))
-    with pytest.raises(ValueError, match="continuing task and needs gamma < 1"):
+    with pytest.raises(ValueError, match=r"gamma must be a finite number in \[0, 1\).*continuing"):
         env.tabular_mdp(JacksParams(gamma=1.0))
     with pytest.raises(TypeError, match="needs JacksParams"):
         env.check_params(bellmax.make("GamblersProblem-v0")[1])

@@ -56,7 +56,7 @@ def test_reset_and_episode():
     keys = jax.random.split(jax.random.PRNGKey(0), 4000)
     obs, state = jax.vmap(env.reset, (0, None))(keys, params)
     assert np.all(np.asarray(obs) == STATE_A) and obs.dtype == jnp.int32
-    step = jax.vmap(env.step, (0, 0, None, None))
+    step = jax.vmap(env.step, (0, 0, 0, None))  # one action per episode
     obs, state, r, term, _, _ = step(keys, state, jnp.zeros(4000, jnp.int32), params)  # left
     assert np.all(np.asarray(obs) == STATE_B) and np.all(np.asarray(r) == 0) and not term.any()
     obs, state, r, term, _, _ = step(keys, state, jnp.full(4000, 7), params)
@@ -82,9 +82,9 @@ def test_errors():
     with pytest.raises(TypeError, match="must be an int"):
         MaximizationBias("10")
     env = MaximizationBias()
-    with pytest.raises(ValueError, match="reward_std must be one finite number >= 0"):
+    with pytest.raises(ValueError, match="reward_std must be a finite number >= 0"):
         env.tabular_mdp(MaximizationBiasParams(reward_std=-1.0))
-    with pytest.raises(ValueError, match="mean_reward must be one finite number"):
+    with pytest.raises(ValueError, match="mean_reward must be a finite number"):
         env.tabular_mdp(MaximizationBiasParams(mean_reward=float("nan")))
     with pytest.raises(ValueError, match="gamma"):
         env.tabular_mdp(MaximizationBiasParams(gamma=-0.5))

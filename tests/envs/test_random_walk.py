@@ -90,7 +90,7 @@ def test_errors():
     with pytest.raises(TypeError, match="must be an int"):
         RandomWalk(True)
     env = RandomWalk()
-    with pytest.raises(ValueError, match="right_reward must be one finite number"):
+    with pytest.raises(ValueError, match="right_reward must be a finite number"):
         env.tabular_mdp(RandomWalkParams(right_reward=float("inf")))
     with pytest.raises(ValueError, match="gamma"):
         env.tabular_mdp(RandomWalkParams(gamma=1.5))

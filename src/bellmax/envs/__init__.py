@@ -2,9 +2,13 @@
 
 `bellmax.envs.gymnasium` (the Gymnasium bridge) is not imported here: importing bellmax
 never imports gymnasium.
+
+Every environment checks its concrete inputs at `reset`/`step` (outside `jit`, at no cost
+under it); `checked(env)` also checks traced inputs and the outputs (`bellmax.envs.checker`).
 """
 
 from bellmax.envs import spaces
+from bellmax.envs.checker import CheckedEnv, checked
 from bellmax.envs.environment import Environment, EnvParams, EnvState, Wrapper
 from bellmax.envs.registry import (
     EnvSpec,
@@ -28,6 +32,7 @@ from bellmax.envs.wrappers import AutoReset, EpisodeStatistics, TimeLimit
 
 __all__ = [
     "AutoReset",
+    "CheckedEnv",
     "EnvParams",
     "EnvSpec",
     "EnvState",
@@ -40,6 +45,7 @@ __all__ = [
     "VecStep",
     "VectorEnv",
     "Wrapper",
+    "checked",
     "is_registered",
     "make",
     "make_vector_env",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -26,12 +26,8 @@ from flax import struct
 
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
-from bellmax.envs._tabular_tools import (
-    check_gamma_and_steps,
-    host_array,
-    is_traced,
-    require_concrete,
-)
+from bellmax.envs._checks import Bounds, check_param_fields, discount, finite, is_traced
+from bellmax.envs._tabular_tools import host_array, require_concrete
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -82,6 +78,14 @@ class GridParams(EnvParams):
     """Discount of the exact MDP."""
     max_steps_in_episode: int = 100_000
     """Steps until truncation."""
+
+    field_bounds: ClassVar[Mapping[str, Bounds]] = {
+        **EnvParams.field_bounds,
+        "cliff_reward": finite("the reward of stepping into a cliff"),
+        "step_reward": finite("the reward of an ordinary move"),
+        "off_grid_reward": finite("the reward of a move off the grid"),
+        "gamma": discount(),
+    }
 
 
 def grid_params(
@@ -242,11 +246,7 @@ def check_grid_params(params: GridParams, shape: tuple[int, int]) -> None:
     tele_reward = per_cell("teleport_reward")
     if not np.all(np.isfinite(tele_reward)):
         raise ValueError("teleport_reward must be finite.")
-    for name in ("cliff_reward", "step_reward", "off_grid_reward"):
-        value = host_array(getattr(params, name), name)
-        if value.shape != () or not np.isfinite(value):
-            raise ValueError(f"{name} must be one finite number, got {getattr(params, name)!r}.")
-    check_gamma_and_steps(params)
+    check_param_fields(params)  # the scalar fields, by GridParams.field_bounds
 
 
 def grid_transition(
@@ -314,12 +314,19 @@ class GridWorld(TabularEnvironment):
     `terminated` is true on entering a terminal cell; continuing worlds end only by
     truncation at `max_steps_in_episode`.
 
+    Invalid actions: outside `jit` an action that is not one integer in `0 .. A-1` raises
+    (`TypeError` for a float or bool, `ValueError` for a value out of range or a shape
+    other than `()`). Inside `jit`/`vmap`/`scan` actions are not checked and
+    `grid_transition` clips them to the nearest valid action (-1 acts as 0 "up", 7 on a
+    four-action grid as 3 "left"); `bellmax.envs.checked` reports them there.
+
     Subclasses set `grid_shape`, `moves` and implement `default_params` and `name`.
     """
 
     grid_shape: tuple[int, int] = (1, 1)
     #: `[A, 2]` moves `(d_row, d_col)` per action.
     moves: np.ndarray = COMPASS_MOVES
+    params_type = GridParams
 
     @property
     def num_states(self) -> int:
@@ -348,11 +355,11 @@ class GridWorld(TabularEnvironment):
     def check_params(self, params: GridParams) -> None:
         """Raise a clear error if `params` does not describe a valid layout for this grid.
 
-        Called by `bellmax.make` and `tabular_mdp`; parameters holding traced values are
-        not checked (check them where they are concrete).
+        Called by `bellmax.make`, `reset`, `step` and `tabular_mdp`. The scalar fields are
+        checked by their `field_bounds` where concrete; the layout only when every field is
+        concrete (check traced parameters where they are concrete, e.g. `bellmax.make`).
         """
-        if not isinstance(params, GridParams):
-            raise TypeError(f"{self.name} needs GridParams, got {type(params).__name__}.")
+        super().check_params(params)
         if is_traced(params):
             return  # checked where the parameters are concrete (e.g. bellmax.make)
         check_grid_params(params, self.grid_shape)

@@ -1,4 +1,4 @@
-"""Helpers shared by the tabular worlds: host-side parameter checks and a sampled model.
+"""Helpers shared by the tabular worlds: host-side arrays and a sampled model.
 
 `sample_model` steps a `TabularEnvironment` many times from every `(state, action)` (all
 vmapped) and tallies next states and rewards; `SampledModel.disagreements(mdp)` lists where
@@ -16,6 +16,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from bellmax.core.mdp import TabularMDP
+from bellmax.envs._checks import is_traced
+
+__all__ = [
+    "SampledModel",
+    "host_array",
+    "is_traced",
+    "require_concrete",
+    "sample_model",
+    "uniform_int",
+]
 
 
 def uniform_int(key: jax.Array, n: int, shape: tuple[int, ...] = ()) -> jax.Array:
@@ -26,11 +36,6 @@ def uniform_int(key: jax.Array, n: int, shape: tuple[int, ...] = ()) -> jax.Arra
     `jax.random.randint`, which matters for tests that jit many environments.
     """
     return (jax.random.bits(key, shape, jnp.uint32) % jnp.uint32(n)).astype(jnp.int32)
-
-
-def is_traced(params: Any) -> bool:
-    """Whether any leaf of `params` is a tracer (then host-side checks are skipped)."""
-    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(params))
 
 
 def require_concrete(params: Any, what: str) -> None:
@@ -47,18 +52,6 @@ def host_array(x: Any, name: str) -> np.ndarray:
     if x is None:
         raise ValueError(f"{name} is missing; start from the environment's default_params.")
     return np.asarray(x)
-
-
-def check_gamma_and_steps(params: Any) -> None:
-    """Raise `ValueError` unless `0 <= params.gamma <= 1` and `params.max_steps_in_episode >= 1`."""
-    gamma = host_array(params.gamma, "gamma")
-    if gamma.shape != () or not np.isfinite(gamma) or not 0.0 <= float(gamma) <= 1.0:
-        raise ValueError(f"gamma must be one number in [0, 1], got {params.gamma!r}.")
-    steps = host_array(params.max_steps_in_episode, "max_steps_in_episode")
-    if steps.shape != () or int(steps) != steps or int(steps) < 1:
-        raise ValueError(
-            f"max_steps_in_episode must be a whole number >= 1, got {params.max_steps_in_episode!r}."
-        )
 
 
 @dataclasses.dataclass(frozen=True)

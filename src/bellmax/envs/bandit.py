@@ -26,21 +26,16 @@ the largest, so ties count as optimal) and `regret` (`max q* - q*(a)`, at least 
 from __future__ import annotations
 
 import operator
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 
 from bellmax.envs import spaces
-from bellmax.envs.environment import (
-    Environment,
-    EnvParams,
-    EnvState,
-    check_discrete_action,
-    concrete_or_none,
-)
+from bellmax.envs._checks import Bounds, finite, nonnegative
+from bellmax.envs.environment import Environment, EnvParams, EnvState
 
 
 @struct.dataclass
@@ -57,6 +52,14 @@ class BanditParams(EnvParams):
     """Random-walk step of every arm's true value per pull; 0 is the stationary testbed."""
     max_steps_in_episode: int = 1000
     """Pulls until truncation (the book's runs are 1000 steps)."""
+
+    field_bounds: ClassVar[Mapping[str, Bounds]] = {
+        **EnvParams.field_bounds,
+        "mean_offset": finite("the mean of the true arm values"),
+        "arm_mean_std": nonnegative("a standard deviation"),
+        "reward_std": nonnegative("a standard deviation"),
+        "walk_std": nonnegative("a standard deviation"),
+    }
 
 
 @struct.dataclass
@@ -75,9 +78,12 @@ class GaussianBandit(Environment[BanditState, BanditParams]):
         not an `EnvParams` field).
 
     Concrete `params` and actions are checked when `reset`/`step` is called outside a trace
-    (bad values raise `ValueError`); under `jit`/`vmap` an out-of-range action is clipped to
-    `0 .. k-1` by JAX's indexing and is not reported.
+    (an arm outside `0 .. k-1` or a bad parameter raises `ValueError`, a float arm
+    `TypeError`); under `jit`/`vmap` an out-of-range arm is clipped to `0 .. k-1` by JAX's
+    indexing and is not reported (`bellmax.envs.checked` reports it).
     """
+
+    params_type = BanditParams
 
     def __init__(self, k: int = 10):
         if isinstance(k, bool):
@@ -104,48 +110,6 @@ class GaussianBandit(Environment[BanditState, BanditParams]):
     @property
     def default_params(self) -> BanditParams:
         return BanditParams()
-
-    # ------------------------------------------------------------------ validation
-    def check_params(self, params: BanditParams) -> None:
-        """Raise `ValueError` for concrete `params` that do not describe a testbed.
-
-        Args:
-          params: the constants to check; traced fields (under `jit`/`vmap`) are skipped.
-        """
-        if not isinstance(params, BanditParams):
-            raise TypeError(
-                f"GaussianBandit needs BanditParams, got {type(params).__name__}; "
-                "use env.default_params or bellmax.make('GaussianBandit-v0')."
-            )
-        for field in ("mean_offset", "arm_mean_std", "reward_std", "walk_std"):
-            v = concrete_or_none(getattr(params, field))
-            if v is None:
-                continue
-            if not np.all(np.isfinite(v)):
-                raise ValueError(f"BanditParams.{field} must be finite, got {v}.")
-            if field != "mean_offset" and np.any(v < 0):
-                raise ValueError(
-                    f"BanditParams.{field} is a standard deviation and must be >= 0, got {v}."
-                )
-        steps = concrete_or_none(params.max_steps_in_episode)
-        if steps is not None and np.any(steps < 1):
-            raise ValueError(
-                f"BanditParams.max_steps_in_episode must be >= 1, got {steps}; "
-                "the book's runs use 1000."
-            )
-
-    def reset(self, key: jax.Array, params: BanditParams | None = None):
-        """Draw a new bandit problem. Returns `(obs, state)`; see the class docstring."""
-        if params is not None:
-            self.check_params(params)
-        return super().reset(key, params)
-
-    def step(self, key: jax.Array, state: BanditState, action: Any, params=None):
-        """Pull arm `action`. Returns `(obs, state, reward, terminated, truncated, info)`."""
-        if params is not None:
-            self.check_params(params)
-        check_discrete_action(action, self.k)
-        return super().step(key, state, action, params)
 
     # ------------------------------------------------------------------ dynamics
     def reset_env(self, key: jax.Array, params: BanditParams) -> tuple[jax.Array, BanditState]:

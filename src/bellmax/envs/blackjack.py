@@ -30,6 +30,8 @@ environment state; `obs_index(obs)` maps an observation to the non-natural state
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -38,12 +40,8 @@ from flax import struct
 
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
-from bellmax.envs._tabular_tools import (
-    check_gamma_and_steps,
-    is_traced,
-    require_concrete,
-    uniform_int,
-)
+from bellmax.envs._checks import Bounds, discount
+from bellmax.envs._tabular_tools import require_concrete, uniform_int
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -99,6 +97,8 @@ class BlackjackParams(EnvParams):
     """Discount of the exact MDP."""
     max_steps_in_episode: int = 100
     """Steps until truncation (a guard: a game ends within 21 hits)."""
+
+    field_bounds: ClassVar[Mapping[str, Bounds]] = {**EnvParams.field_bounds, "gamma": discount()}
 
 
 #: Cards the dealer may need after the face-down card: each hit adds at least 1 to a hard
@@ -227,7 +227,11 @@ class Blackjack(TabularEnvironment):
     """Example 5.1: infinite-deck blackjack, Gymnasium `Blackjack-v1(sab=True)` rules.
 
     Actions: 0 stick, 1 hit. See the module docstring for observations and state indices.
+    Outside `jit` any other action raises (as in Gymnasium); inside `jit` it is not checked
+    and every action other than 0 hits.
     """
+
+    params_type = BlackjackParams
 
     @property
     def name(self) -> str:
@@ -351,18 +355,6 @@ class Blackjack(TabularEnvironment):
         return np.stack([hard, soft])
 
     # ------------------------------------------------------------------ tabular view
-    def check_params(self, params: BlackjackParams) -> None:
-        """Raise a clear error for invalid parameters (gamma, max steps).
-
-        Called by `bellmax.make` and `tabular_mdp`; parameters holding traced values are
-        not checked (check them where they are concrete).
-        """
-        if not isinstance(params, BlackjackParams):
-            raise TypeError(f"{self.name} needs BlackjackParams, got {type(params).__name__}.")
-        if is_traced(params):
-            return  # checked where the parameters are concrete (e.g. bellmax.make)
-        check_gamma_and_steps(params)
-
     def tabular_mdp(self, params: BlackjackParams | None = None) -> TabularMDP:
         """The exact model, by exact recursion over the infinite deck (host-side).
 

@@ -9,12 +9,15 @@ identification; derived quantities (total mass, pole mass times length) are prop
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from bellmax.envs import spaces
+from bellmax.envs._checks import Bounds, between, nonnegative, positive
 from bellmax.envs.environment import Environment, EnvParams, EnvState
 
 
@@ -56,6 +59,18 @@ class CartPoleParams(EnvParams):
     max_steps_in_episode: int = 500
     """Steps until truncation."""
 
+    field_bounds: ClassVar[Mapping[str, Bounds]] = {
+        **EnvParams.field_bounds,
+        "gravity": nonnegative("gravity in m/s^2, pulling the pole down; below 0 it would push up"),
+        "masscart": positive("the cart's mass, kg"),
+        "masspole": positive("the pole's mass, kg"),
+        "length": positive("half the pole's length, m"),
+        "force_mag": nonnegative("the magnitude of the push, N"),
+        "tau": positive("the integration time step, s"),
+        "theta_threshold_radians": positive("the angle that ends a CartPole-v1 episode, rad"),
+        "x_threshold": positive("the half-length of the track, m"),
+    }
+
     @property
     def total_mass(self):
         """Cart plus pole mass."""
@@ -92,7 +107,18 @@ def _from_vector(v: jax.Array, time: jax.Array) -> CartPoleState:
 
 
 class CartPole(Environment[CartPoleState, CartPoleParams]):
-    """Gymnasium's CartPole-v1: push left (0) or right (1); +1 per step; 500-step limit."""
+    """Gymnasium's CartPole-v1: push left (0) or right (1); +1 per step; 500-step limit.
+
+    Actions are checked when they are concrete (called outside `jit`): anything but one
+    integer 0 or 1 raises, `TypeError` for a float or bool (1.5, 1.0, True) and
+    `ValueError` for a value out of range (7, -1) or a shape other than `()` (as Gymnasium's
+    CartPole refuses actions outside its space). Inside `jit`/`vmap`/`scan` actions are not
+    checked and every action other than 1 pushes left; wrap the environment in
+    `bellmax.envs.checked` to catch invalid actions there. `CartPoleParams` are checked by
+    `bellmax.make`, `reset` and `step` (positive masses, length and time step, gravity >= 0).
+    """
+
+    params_type = CartPoleParams
 
     @property
     def default_params(self) -> CartPoleParams:
@@ -152,6 +178,12 @@ class CartPoleSwingUpParams(CartPoleParams):
     max_steps_in_episode: int = 500
     """Steps until truncation (10 s at tau = 0.02)."""
 
+    field_bounds: ClassVar[Mapping[str, Bounds]] = {
+        **CartPoleParams.field_bounds,
+        "init_noise": nonnegative("half-width of the start noise"),
+        "control_cost": between(0.0, 1.0, meaning="keeps the reward in [0, 1]"),
+    }
+
 
 class CartPoleSwingUp(Environment[CartPoleState, CartPoleSwingUpParams]):
     """Swing the pole up from hanging and balance it, with a continuous bounded force.
@@ -162,7 +194,15 @@ class CartPoleSwingUp(Environment[CartPoleState, CartPoleSwingUpParams]):
     The reward in `[0, 1]` per step is `(1 + cos theta) / 2 * (1 - control_cost * u^2)`:
     1 when upright at rest with no force, 0 when hanging. Observations are
     `[x, x_dot, cos theta, sin theta, theta_dot]`; the state keeps the raw angle.
+
+    Actions are a float array of shape `(1,)` (or a scalar). Values outside `[-1, 1]` are
+    clipped, as Gymnasium clips Pendulum's torque, with or without `jit`. Outside `jit` a
+    wrong shape (e.g. `(2,)`), a non-numeric dtype or a NaN/infinite action raises; inside
+    `jit` they are not checked and a NaN action makes the state NaN (use
+    `bellmax.envs.checked` to catch it).
     """
+
+    params_type = CartPoleSwingUpParams
 
     @property
     def default_params(self) -> CartPoleSwingUpParams:

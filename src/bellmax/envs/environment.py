@@ -11,12 +11,20 @@ Unlike gymnax, `step` returns the raw transition and never resets by itself: pla
 system identification need the true next state. Auto-reset is the `AutoReset` wrapper.
 `truncated` is true once `state.time >= params.max_steps_in_episode` (Gymnasium's
 `TimeLimit` semantics: it may be true together with `terminated`).
+
+Inputs are checked at this boundary (DESIGN.md rule 9), but only when they are concrete:
+`reset` and `step` run `check_params` on `params` (its class and the `field_bounds` of its
+fields) and `step` runs `check_action` (the action against `action_space`) before the jitted
+code. Inside `jit`, `vmap` or `scan` the inputs are tracers and nothing is checked, at no
+run-time cost; each environment's docstring says what an invalid action does there, and
+`bellmax.envs.checked(env)` checks traced inputs and the outputs as well.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +32,25 @@ import numpy as np
 from flax import struct
 
 from bellmax.envs import spaces
+from bellmax.envs._checks import (
+    Bounds,
+    check_action,
+    check_discrete_action,
+    check_param_fields,
+    check_params_type,
+    concrete_or_none,
+    count,
+    is_traced,
+)
+
+__all__ = [
+    "EnvParams",
+    "EnvState",
+    "Environment",
+    "Wrapper",
+    "check_discrete_action",
+    "concrete_or_none",
+]
 
 
 @struct.dataclass
@@ -40,28 +67,11 @@ class EnvParams:
     max_steps_in_episode: int = 500
     """Episode length at which `truncated` becomes true."""
 
-
-def concrete_or_none(x: Any) -> np.ndarray | None:
-    """`x` as a host array, or None when any leaf is traced (checks then happen elsewhere)."""
-    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x)):
-        return None
-    return np.asarray(x)
-
-
-def check_discrete_action(action: Any, n: int, what: str = "action") -> None:
-    """Raise `ValueError` if a concrete (not traced) `action` is not an integer in `0 .. n-1`.
-
-    Traced actions are not checked (each environment documents what happens then).
-    """
-    a = concrete_or_none(action)
-    if a is None:
-        return
-    if a.shape != () or not np.issubdtype(a.dtype, np.number) or a != np.floor(a):
-        raise ValueError(
-            f"{what} must be one integer in 0..{n - 1}, got {action!r}; pass a scalar index."
-        )
-    if not 0 <= int(a) < n:
-        raise ValueError(f"{what} {int(a)} is out of range; valid {what}s are 0..{n - 1}.")
+    #: The valid values of the numeric fields, checked by `Environment.check_params` (and by
+    #: `checked` under `jit`). Subclasses extend it with their own fields.
+    field_bounds: ClassVar[Mapping[str, Bounds]] = {
+        "max_steps_in_episode": count("steps until truncation"),
+    }
 
 
 def _freeze(v: Any) -> Any:
@@ -88,11 +98,17 @@ class Environment(Generic[TState, TParams]):
     """A pure-JAX environment. Subclasses implement `reset_env` and `step_env`.
 
     `step_env(key, state, action, params) -> obs, state, reward, terminated, info` and
-    `reset_env(key, params) -> obs, state`; this base adds truncation and jit.
+    `reset_env(key, params) -> obs, state`; this base adds truncation, jit and the input
+    checks of concrete values (see the module docstring): `check_params` (the class
+    `params_type` and the fields' `field_bounds`) and `check_action` (discrete actions must
+    be one integer in range, continuous ones the space's shape and finite; out-of-bounds
+    continuous actions are clipped by the environments, as Gymnasium's do).
     """
 
     #: Set by wrappers that reset by themselves when an episode ends.
     auto_resets: bool = False
+    #: The `EnvParams` class this environment takes (checked by `check_params`).
+    params_type: ClassVar[type] = EnvParams
 
     # Two environments of the same class built with the same arguments are equal, so jitted
     # functions that take the environment as a static argument compile once for all of them.
@@ -106,10 +122,30 @@ class Environment(Generic[TState, TParams]):
         return hash(self._identity())
 
     def check_params(self, params: TParams) -> None:
-        """Raise `ValueError`/`TypeError` for concrete `params` that are invalid.
+        """Raise `TypeError`/`ValueError` for concrete `params` that are invalid.
 
-        Called by `bellmax.make`; the base accepts everything. Traced fields are skipped.
+        Called by `bellmax.make`, `reset` and `step`. `params` must be a `params_type` and
+        every field named in its class's `field_bounds` inside those bounds; a `TypeError`
+        or `ValueError` names the field, its value and the valid range. Traced fields are
+        skipped. Environments with more structure (grid layouts) extend this.
         """
+        check_params_type(params, self.params_type, self.name)
+        check_param_fields(params)
+
+    def check_action(self, action: Any, params: TParams | None = None) -> None:
+        """Raise `TypeError`/`ValueError` for a concrete action `action_space` does not take.
+
+        A discrete action must be one integer (Python, numpy or jax; not a float or a bool)
+        in `0 .. n-1`; a continuous one a number array of the space's shape (a scalar for a
+        one-dimensional `Box`) with finite entries. Continuous actions outside the bounds
+        are clipped by the environments (Gymnasium's convention), so they pass. Traced
+        actions are not checked (see the environment's docstring for what they do).
+        """
+        if is_traced(action):
+            return
+        with jax.ensure_compile_time_eval():  # a space built with jnp, even while tracing
+            space = self.action_space(None if params is None or is_traced(params) else params)
+        check_action(action, space, f"{self.name}.step")
 
     # ------------------------------------------------------------------ API
     @property
@@ -117,18 +153,42 @@ class Environment(Generic[TState, TParams]):
         """The environment's standard constants."""
         raise NotImplementedError
 
-    @partial(jax.jit, static_argnums=0)
     def reset(self, key: jax.Array, params: TParams | None = None) -> tuple[Any, TState]:
-        """Start an episode. Returns `(obs, state)`."""
+        """Start an episode. Returns `(obs, state)`.
+
+        Concrete `params` are checked first (`check_params`); `None` means the defaults.
+        """
+        if params is not None:
+            self.check_params(params)
+        return self._reset(key, params)
+
+    def step(
+        self, key: jax.Array, state: TState, action: Any, params: TParams | None = None
+    ) -> tuple[Any, TState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        """Advance one step. Returns `(obs, state, reward, terminated, truncated, info)`.
+
+        Concrete `params` and `action` are checked first (`check_params`, `check_action`);
+        an action given as a (nested) list is taken as an array.
+        """
+        if params is not None:
+            self.check_params(params)
+        self.check_action(action, params)
+        if isinstance(action, list | tuple) and not is_traced(action):
+            action = np.asarray(action)
+        return self._step(key, state, action, params)
+
+    @partial(jax.jit, static_argnums=0)
+    def _reset(self, key: jax.Array, params: TParams | None) -> tuple[Any, TState]:
+        """The jitted reset (wrappers override this one; `reset` checks, then calls it)."""
         if params is None:
             params = self.default_params
         return self.reset_env(key, params)
 
     @partial(jax.jit, static_argnums=0)
-    def step(
-        self, key: jax.Array, state: TState, action: Any, params: TParams | None = None
+    def _step(
+        self, key: jax.Array, state: TState, action: Any, params: TParams | None
     ) -> tuple[Any, TState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
-        """Advance one step. Returns `(obs, state, reward, terminated, truncated, info)`."""
+        """The jitted step (wrappers override this one; `step` checks, then calls it)."""
         if params is None:
             params = self.default_params
         obs, state, reward, terminated, info = self.step_env(key, state, action, params)
@@ -180,7 +240,12 @@ class Environment(Generic[TState, TParams]):
 
 
 class Wrapper(Environment):
-    """Base of environment wrappers: delegates everything it does not override."""
+    """Base of environment wrappers: delegates everything it does not override.
+
+    A wrapper overrides the jitted `_reset`/`_step` (calling the inner env's public
+    `reset`/`step`); the inherited `reset`/`step` check concrete inputs against the inner
+    environment first, so a bad action is refused before any wrapper runs.
+    """
 
     def __init__(self, env: Environment):
         self._env = env
@@ -193,6 +258,16 @@ class Wrapper(Environment):
     @property
     def default_params(self):
         return self._env.default_params
+
+    @property
+    def params_type(self) -> type:  # type: ignore[override]
+        return self._env.params_type
+
+    def check_params(self, params):
+        self._env.check_params(params)
+
+    def check_action(self, action, params=None):
+        self._env.check_action(action, params)
 
     @property
     def name(self) -> str:

@@ -16,6 +16,9 @@ wherever it ties with the true optimum.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,13 +26,8 @@ from flax import struct
 
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
-from bellmax.envs._tabular_tools import (
-    check_gamma_and_steps,
-    host_array,
-    is_traced,
-    require_concrete,
-    uniform_int,
-)
+from bellmax.envs._checks import Bounds, between, discount
+from bellmax.envs._tabular_tools import require_concrete, uniform_int
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -55,6 +53,12 @@ class GamblerParams(EnvParams):
     max_steps_in_episode: int = 1000
     """Steps until truncation (a guard: every bet moves the capital)."""
 
+    field_bounds: ClassVar[Mapping[str, Bounds]] = {
+        **EnvParams.field_bounds,
+        "p_h": between(0.0, 1.0, low_open=True, high_open=True, meaning="the probability of heads"),
+        "gamma": discount(),
+    }
+
 
 class GamblersProblem(TabularEnvironment):
     """Example 4.3: bet on coin flips to reach the goal (Figure 4.3).
@@ -64,9 +68,15 @@ class GamblersProblem(TabularEnvironment):
     `a + 1` (clipped to `min(s, goal - s)`, see the module docstring). Episodes start from a
     capital drawn uniformly in `1 .. goal - 1`.
 
+    Outside `jit` an action that is not one integer in `0 .. goal/2 - 1` raises; inside
+    `jit` it is not checked and its stake `a + 1` is clipped to `1 .. min(s, goal - s)` like
+    any too-large stake (so -5 stakes 1 and 99 the most allowed).
+
     Args:
       goal: the capital that ends the game with reward +1 (100 in the book).
     """
+
+    params_type = GamblerParams
 
     def __init__(self, goal: int = 100):
         if isinstance(goal, bool) or not isinstance(goal, int | np.integer):
@@ -138,24 +148,6 @@ class GamblersProblem(TabularEnvironment):
         return spaces.Discrete(self.num_states)
 
     # ------------------------------------------------------------------ tabular view
-    def check_params(self, params: GamblerParams) -> None:
-        """Raise a clear error for invalid parameters (`0 < p_h < 1`, gamma, max steps).
-
-        Called by `bellmax.make` and `tabular_mdp`; parameters holding traced values are
-        not checked (check them where they are concrete).
-        """
-        if not isinstance(params, GamblerParams):
-            raise TypeError(f"{self.name} needs GamblerParams, got {type(params).__name__}.")
-        if is_traced(params):
-            return  # checked where the parameters are concrete (e.g. bellmax.make)
-        p_h = host_array(params.p_h, "p_h")
-        if p_h.shape != () or not np.isfinite(p_h) or not 0.0 < float(p_h) < 1.0:
-            raise ValueError(
-                f"p_h is the probability of heads and must lie strictly between 0 and 1, got "
-                f"{params.p_h!r} (the book uses 0.4)."
-            )
-        check_gamma_and_steps(params)
-
     def valid_actions(self, params: GamblerParams | None = None) -> np.ndarray:
         """Bool `[S, A]`: whether action `a` is a real stake (`a + 1 <= min(s, goal - s)`).
 

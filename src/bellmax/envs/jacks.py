@@ -26,6 +26,9 @@ overnight, after the move).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,13 +36,8 @@ from flax import struct
 
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
-from bellmax.envs._tabular_tools import (
-    check_gamma_and_steps,
-    host_array,
-    is_traced,
-    require_concrete,
-    uniform_int,
-)
+from bellmax.envs._checks import Bounds, between, count, nonnegative
+from bellmax.envs._tabular_tools import require_concrete, uniform_int
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -81,6 +79,25 @@ class JacksParams(EnvParams):
     """Discount of the exact MDP."""
     max_steps_in_episode: int = 100
     """Days until truncation of the sampled (continuing) task."""
+
+    field_bounds: ClassVar[Mapping[str, Bounds]] = {
+        **EnvParams.field_bounds,
+        "request_mean_1": nonnegative("a Poisson mean"),
+        "request_mean_2": nonnegative("a Poisson mean"),
+        "return_mean_1": nonnegative("a Poisson mean"),
+        "return_mean_2": nonnegative("a Poisson mean"),
+        "rental_reward": nonnegative("the credit per car rented"),
+        "move_cost": nonnegative("the cost per car moved"),
+        "parking_cost": nonnegative("the overnight parking cost"),
+        "free_moves": count("cars moved for free each night", low=0),
+        "parking_limit": count("cars kept overnight without parking cost", low=0),
+        "gamma": between(
+            0.0,
+            1.0,
+            high_open=True,
+            meaning="Jack's car rental is a continuing task; the book uses 0.9",
+        ),
+    }
 
 
 def capped_poisson(key: jax.Array, lam: jax.Array, cap: int) -> jax.Array:
@@ -144,10 +161,15 @@ class JacksCarRental(TabularEnvironment):
     state index (int32 scalar). Action `a` moves `a - max_move` cars from location 1 to 2.
     Episodes (truncated after `max_steps_in_episode` days) start uniformly on all states.
 
+    Outside `jit` an action that is not one integer in `0 .. 2 * max_move` raises; inside
+    `jit` it is not checked and is clipped into that range, then to the cars available.
+
     Args:
       max_cars: capacity of each location (20 in the book).
       max_move: most cars moved per night (5 in the book).
     """
+
+    params_type = JacksParams
 
     def __init__(self, max_cars: int = 20, max_move: int = 5):
         for arg, value, low in (("max_cars", max_cars, 1), ("max_move", max_move, 0)):
@@ -234,43 +256,6 @@ class JacksCarRental(TabularEnvironment):
         return spaces.Discrete(self.num_states)
 
     # ------------------------------------------------------------------ tabular view
-    def check_params(self, params: JacksParams) -> None:
-        """Raise a clear error for invalid parameters (negative means or costs, gamma, ...).
-
-        Called by `bellmax.make` and `tabular_mdp`; parameters holding traced values are
-        not checked (check them where they are concrete).
-        """
-        if not isinstance(params, JacksParams):
-            raise TypeError(f"{self.name} needs JacksParams, got {type(params).__name__}.")
-        if is_traced(params):
-            return  # checked where the parameters are concrete (e.g. bellmax.make)
-        for name in (
-            "request_mean_1",
-            "request_mean_2",
-            "return_mean_1",
-            "return_mean_2",
-            "rental_reward",
-            "move_cost",
-            "parking_cost",
-        ):
-            value = host_array(getattr(params, name), name)
-            if value.shape != () or not np.isfinite(value) or value < 0:
-                raise ValueError(
-                    f"{name} must be one finite number >= 0, got {getattr(params, name)!r}."
-                )
-        for name in ("free_moves", "parking_limit"):
-            value = host_array(getattr(params, name), name)
-            if value.shape != () or int(value) != value or value < 0:
-                raise ValueError(
-                    f"{name} must be a whole number >= 0, got {getattr(params, name)!r}."
-                )
-        check_gamma_and_steps(params)
-        if float(params.gamma) >= 1.0:
-            raise ValueError(
-                f"gamma = {params.gamma!r}: Jack's car rental is a continuing task and needs "
-                "gamma < 1 (the book uses 0.9)."
-            )
-
     def valid_actions(self, params: JacksParams | None = None) -> np.ndarray:
         """Bool `[S, A]`: whether action `a` is feasible (moves no more cars than there are)."""
         n1, n2 = np.divmod(np.arange(self.num_states), self.max_cars + 1)

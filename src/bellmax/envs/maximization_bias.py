@@ -13,6 +13,9 @@ other action is right; only actions 0 and 1 are real there, and `valid_actions()
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,12 +23,8 @@ from flax import struct
 
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
-from bellmax.envs._tabular_tools import (
-    check_gamma_and_steps,
-    host_array,
-    is_traced,
-    require_concrete,
-)
+from bellmax.envs._checks import Bounds, discount, finite, nonnegative
+from bellmax.envs._tabular_tools import require_concrete
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -67,13 +66,26 @@ class MaximizationBiasParams(EnvParams):
     max_steps_in_episode: int = 100
     """Steps until truncation (a guard: every episode ends within two steps)."""
 
+    field_bounds: ClassVar[Mapping[str, Bounds]] = {
+        **EnvParams.field_bounds,
+        "mean_reward": finite("the mean reward in B; the book uses -0.1"),
+        "reward_std": nonnegative("a standard deviation; the book uses 1"),
+        "gamma": discount(),
+    }
+
 
 class MaximizationBias(TabularEnvironment):
     """Example 6.7: A (left to B, right to the end) and B (many noisy actions).
 
+    Outside `jit` an action that is not one integer in `0 .. num_b_actions - 1` raises;
+    inside `jit` it is not checked: in A every action other than 0 goes right, in B every
+    action ends the episode with the same reward law.
+
     Args:
       num_b_actions: the number of actions in B (10 in the book); at least 2.
     """
+
+    params_type = MaximizationBiasParams
 
     def __init__(self, num_b_actions: int = 10):
         if isinstance(num_b_actions, bool) or not isinstance(num_b_actions, int | np.integer):
@@ -133,29 +145,6 @@ class MaximizationBias(TabularEnvironment):
         return spaces.Discrete(3)
 
     # ------------------------------------------------------------------ tabular view
-    def check_params(self, params: MaximizationBiasParams) -> None:
-        """Raise a clear error for invalid parameters (finite mean, std >= 0, gamma, steps).
-
-        Called by `bellmax.make` and `tabular_mdp`; parameters holding traced values are
-        not checked (check them where they are concrete).
-        """
-        if not isinstance(params, MaximizationBiasParams):
-            raise TypeError(
-                f"{self.name} needs MaximizationBiasParams, got {type(params).__name__}."
-            )
-        if is_traced(params):
-            return
-        mean = host_array(params.mean_reward, "mean_reward")
-        if mean.shape != () or not np.isfinite(mean):
-            raise ValueError(f"mean_reward must be one finite number, got {params.mean_reward!r}.")
-        std = host_array(params.reward_std, "reward_std")
-        if std.shape != () or not np.isfinite(std) or float(std) < 0:
-            raise ValueError(
-                f"reward_std must be one finite number >= 0, got {params.reward_std!r} "
-                "(the book uses 1)."
-            )
-        check_gamma_and_steps(params)
-
     def tabular_mdp(self, params: MaximizationBiasParams | None = None) -> TabularMDP:
         """The exact model with expected rewards (host-side): `R[B, a] = mean_reward`.
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from bellmax.envs import spaces
+from bellmax.envs._checks import Bounds, nonnegative, positive
 from bellmax.envs.environment import Environment, EnvParams, EnvState
 
 
@@ -43,6 +47,16 @@ class PendulumParams(EnvParams):
     max_steps_in_episode: int = 200
     """Steps until truncation."""
 
+    field_bounds: ClassVar[Mapping[str, Bounds]] = {
+        **EnvParams.field_bounds,
+        "max_speed": positive("the angular-velocity clip, rad/s"),
+        "max_torque": nonnegative("the torque bound, N m"),
+        "dt": positive("the time step, s"),
+        "g": nonnegative("gravity in m/s^2, pulling the pendulum down; below 0 it would push up"),
+        "m": positive("the mass, kg"),
+        "l": positive("the length, m"),
+    }
+
 
 def angle_normalize(x: jax.Array) -> jax.Array:
     """Wrap an angle to `[-pi, pi)`."""
@@ -70,7 +84,19 @@ def pendulum_cost(s: jax.Array, torque: jax.Array, params: PendulumParams) -> ja
 
 
 class Pendulum(Environment[PendulumState, PendulumParams]):
-    """Pendulum-v1: torque in `[-2, 2]`, observations `[cos theta, sin theta, theta_dot]`."""
+    """Pendulum-v1: torque in `[-2, 2]`, observations `[cos theta, sin theta, theta_dot]`.
+
+    The action is a float array of shape `(1,)` (or a scalar). A torque outside
+    `[-max_torque, max_torque]` is clipped, as Gymnasium's Pendulum-v1 clips it, with or
+    without `jit`. Outside `jit` a wrong shape (e.g. `(2,)`, which Gymnasium would silently
+    cut to its first entry), a non-numeric dtype or a NaN/infinite torque raises; inside
+    `jit` they are not checked and a NaN torque makes the state NaN (use
+    `bellmax.envs.checked` to catch it). `PendulumParams` are checked by `bellmax.make`,
+    `reset` and `step` (positive speed limit, time step, mass and length; torque bound and
+    gravity >= 0).
+    """
+
+    params_type = PendulumParams
 
     @property
     def default_params(self) -> PendulumParams:

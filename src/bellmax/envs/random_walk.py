@@ -15,7 +15,9 @@ State indices: 0 the left exit, `1 .. n` the non-terminal states from left to ri
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -24,12 +26,8 @@ from flax import struct
 
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
-from bellmax.envs._tabular_tools import (
-    check_gamma_and_steps,
-    host_array,
-    is_traced,
-    require_concrete,
-)
+from bellmax.envs._checks import Bounds, discount, finite
+from bellmax.envs._tabular_tools import require_concrete
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -60,6 +58,13 @@ class RandomWalkParams(EnvParams):
     max_steps_in_episode: int = 10_000
     """Steps until truncation (a guard: a random walk ends with probability one)."""
 
+    field_bounds: ClassVar[Mapping[str, Bounds]] = {
+        **EnvParams.field_bounds,
+        "left_reward": finite("the reward of the left exit"),
+        "right_reward": finite("the reward of the right exit"),
+        "gamma": discount(),
+    }
+
 
 @partial(jax.jit, static_argnums=0)
 def _transition_table(env: RandomWalk, params: RandomWalkParams) -> tuple[jax.Array, jax.Array]:
@@ -71,9 +76,14 @@ def _transition_table(env: RandomWalk, params: RandomWalkParams) -> tuple[jax.Ar
 class RandomWalk(TabularEnvironment):
     """Example 6.2: a random walk over `num_states` states between two exits (Figure 6.2).
 
+    Actions: 0 left, 1 right. Outside `jit` any other action raises; inside `jit` it is
+    not checked and every action other than 0 moves right.
+
     Args:
       num_states: the number of non-terminal states (5 in Example 6.2, 19 in Example 7.2).
     """
+
+    params_type = RandomWalkParams
 
     def __init__(self, num_states: int = 5):
         if isinstance(num_states, bool) or not isinstance(num_states, int | np.integer):
@@ -161,24 +171,6 @@ class RandomWalk(TabularEnvironment):
         return spaces.Discrete(self.num_states)
 
     # ------------------------------------------------------------------ tabular view
-    def check_params(self, params: RandomWalkParams) -> None:
-        """Raise a clear error for invalid parameters (finite rewards, gamma, max steps).
-
-        Called by `bellmax.make` and `tabular_mdp`; parameters holding traced values are
-        not checked (check them where they are concrete).
-        """
-        if not isinstance(params, RandomWalkParams):
-            raise TypeError(f"{self.name} needs RandomWalkParams, got {type(params).__name__}.")
-        if is_traced(params):
-            return
-        for name in ("left_reward", "right_reward"):
-            value = host_array(getattr(params, name), name)
-            if value.shape != () or not np.isfinite(value):
-                raise ValueError(
-                    f"{name} must be one finite number, got {getattr(params, name)!r}."
-                )
-        check_gamma_and_steps(params)
-
     def tabular_mdp(self, params: RandomWalkParams | None = None) -> TabularMDP:
         """The exact model from `transition` on every `(s, a)` (host-side).
 

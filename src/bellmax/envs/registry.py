@@ -11,6 +11,8 @@ import dataclasses
 import importlib
 from typing import Any
 
+import numpy as np
+
 from bellmax.core.errors import unknown_name
 from bellmax.envs.environment import Environment, EnvParams
 
@@ -52,8 +54,29 @@ def registered() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def _check_env_id(env_id: Any, who: str) -> None:
+    """Raise `TypeError` unless `env_id` is a string (an environment id)."""
+    if not isinstance(env_id, str):
+        hint = (
+            " To use an environment object, call its reset/step directly."
+            if isinstance(env_id, Environment)
+            else ""
+        )
+        raise TypeError(
+            f"{who} takes an environment id, a string such as 'CartPole-v1' (see "
+            f"bellmax.registered() or `bellmax envs`), got {env_id!r} "
+            f"({type(env_id).__name__}).{hint}"
+        )
+
+
 def spec(env_id: str) -> EnvSpec:
-    """The registry entry of `env_id`; unknown ids raise with the closest matches."""
+    """The registry entry of `env_id`; unknown ids raise with the closest matches.
+
+    Raises:
+      TypeError: `env_id` is not a string.
+      UnknownNameError: (a `ValueError` and `KeyError`) no environment has that id.
+    """
+    _check_env_id(env_id, "spec")
     try:
         return _REGISTRY[env_id]
     except KeyError:
@@ -66,14 +89,25 @@ def spec(env_id: str) -> EnvSpec:
 
 
 def replace_params(params: EnvParams, **overrides: Any) -> EnvParams:
-    """`params` with some fields replaced; unknown field names raise with the valid ones."""
+    """`params` with some fields replaced; unknown field names raise with the valid ones.
+
+    Nested lists and tuples are taken as numpy arrays (array-likes, e.g. a grid's `wind`).
+    The values are not checked here: `make` checks them with `env.check_params`.
+    """
     if not overrides:
         return params
     names = [f.name for f in dataclasses.fields(params)]
     for key in overrides:
         if key not in names:
-            raise unknown_name(f"parameter of {type(params).__name__}", key, names)
-    return params.replace(**overrides)
+            raise unknown_name(
+                f"parameter of {type(params).__name__}",
+                key,
+                names,
+                hint=f"Valid fields: {', '.join(names)}.",
+            )
+    return params.replace(
+        **{k: np.asarray(v) if isinstance(v, list | tuple) else v for k, v in overrides.items()}
+    )
 
 
 def make(env_id: str, **param_overrides: Any) -> tuple[Environment, EnvParams]:
@@ -85,7 +119,15 @@ def make(env_id: str, **param_overrides: Any) -> tuple[Environment, EnvParams]:
 
     Returns:
       `(env, params)`.
+
+    Raises:
+      TypeError: `env_id` is not a string, or an override holds no number.
+      UnknownNameError: an unknown id, or an override that is not a field (the message
+        lists the valid fields).
+      ValueError: an override outside its valid range (e.g. `masspole=-1`), naming the
+        field, the value and the range.
     """
+    _check_env_id(env_id, "bellmax.make")
     s = spec(env_id)
     env = s.load()(**s.kwargs)
     params = replace_params(env.default_params, **param_overrides)
@@ -94,8 +136,8 @@ def make(env_id: str, **param_overrides: Any) -> tuple[Environment, EnvParams]:
 
 
 def is_registered(env_id: str) -> bool:
-    """Whether `env_id` is a bellmax id."""
-    return env_id in _REGISTRY
+    """Whether `env_id` is a bellmax id (False for anything that is not a string)."""
+    return isinstance(env_id, str) and env_id in _REGISTRY
 
 
 def resolve(env_id: str, *, num_envs: int = 1, seed: int = 0) -> Any:
@@ -105,6 +147,7 @@ def resolve(env_id: str, *, num_envs: int = 1, seed: int = 0) -> Any:
     `module:EnvName-v0`). `gymnasium:CartPole-v1` therefore means Gymnasium's own CartPole.
     Unknown everywhere: an error listing the close matches among both registries.
     """
+    _check_env_id(env_id, "resolve")
     if is_registered(env_id):
         return make(env_id)
     from bellmax.envs import gymnasium as gym_bridge  # the only gymnasium importer

@@ -25,8 +25,8 @@ Action: `Discrete(9)`, the cell to mark. Reward: from the point of view of the p
 moved: +1 for a winning move, 0 for a draw or a game still going. A move onto an occupied
 cell loses on the spot: reward -1 to the mover, the game terminates and the opponent is the
 winner (the gymnax/pgx convention, so learners see the rule rather than a silent no-op). A
-cell outside 0..8 is refused with `ValueError` when the action is concrete and loses like an
-occupied cell under `jit`. Stepping a finished game changes nothing: same state, reward 0,
+cell outside 0..8 is refused with `ValueError` (a float or bool cell with `TypeError`) when
+the action is concrete, and loses like an occupied cell under `jit`. Stepping a finished game changes nothing: same state, reward 0,
 terminated true (the env never resets by itself; use `AutoReset`).
 
 The pure helpers (`winner`, `legal_actions`, `apply_move`, `is_full`) are jittable and
@@ -45,13 +45,8 @@ import numpy as np
 from flax import struct
 
 from bellmax.envs import spaces
-from bellmax.envs.environment import (
-    Environment,
-    EnvParams,
-    EnvState,
-    check_discrete_action,
-    concrete_or_none,
-)
+from bellmax.envs._checks import check_discrete_action, concrete_or_none
+from bellmax.envs.environment import Environment, EnvParams, EnvState
 
 #: The 8 winning lines: 3 rows, 3 columns, 2 diagonals.
 LINES = np.array(
@@ -154,7 +149,7 @@ def apply_move(board: jax.Array, cell: jax.Array, player: jax.Array) -> jax.Arra
             f"apply_move takes one board of shape [9], got shape {np.shape(board)}; "
             "use jax.vmap for a batch."
         )
-    check_discrete_action(cell, 9, "apply_move: cell")
+    check_discrete_action(cell, 9, "apply_move", what="cell")
     _check_player(player, "apply_move")
     board = jnp.asarray(board)
     return board.at[cell].set(jnp.asarray(player, board.dtype), mode="drop")
@@ -181,7 +176,13 @@ class TicTacToeState(EnvState):
 
 
 class TicTacToe(Environment[TicTacToeState, TicTacToeParams]):
-    """Two-player tic-tac-toe; see the module docstring for the observation and reward rules."""
+    """Two-player tic-tac-toe; see the module docstring for the observation and reward rules.
+
+    `step` returns `(obs, state, reward, terminated, truncated, info)`; `info` has
+    `legal_mask` (for the next mover), `winner` and `illegal_move`.
+    """
+
+    params_type = TicTacToeParams
 
     @property
     def name(self) -> str:
@@ -190,34 +191,6 @@ class TicTacToe(Environment[TicTacToeState, TicTacToeParams]):
     @property
     def default_params(self) -> TicTacToeParams:
         return TicTacToeParams()
-
-    def check_params(self, params: TicTacToeParams) -> None:
-        """Raise for concrete `params` that are not valid (traced fields are skipped)."""
-        if not isinstance(params, TicTacToeParams):
-            raise TypeError(
-                f"TicTacToe needs TicTacToeParams, got {type(params).__name__}; "
-                "use env.default_params or bellmax.make('TicTacToe-v0')."
-            )
-        steps = concrete_or_none(params.max_steps_in_episode)
-        if steps is not None and np.any(steps < 1):
-            raise ValueError(f"TicTacToeParams.max_steps_in_episode must be >= 1, got {steps}.")
-
-    def reset(self, key: jax.Array, params: TicTacToeParams | None = None):
-        """The empty board, X to move. Returns `(obs, state)`."""
-        if params is not None:
-            self.check_params(params)
-        return super().reset(key, params)
-
-    def step(self, key: jax.Array, state: TicTacToeState, action: Any, params=None):
-        """Mark cell `action` for `state.player`.
-
-        Returns `(obs, state, reward, terminated, truncated, info)`; `info` has `legal_mask`
-        (for the next mover), `winner` and `illegal_move`.
-        """
-        if params is not None:
-            self.check_params(params)
-        check_discrete_action(action, 9)
-        return super().step(key, state, action, params)
 
     def reset_env(self, key: jax.Array, params: TicTacToeParams):
         state = TicTacToeState(

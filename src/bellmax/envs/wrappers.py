@@ -1,7 +1,9 @@
 """Wrappers: auto-reset, time limit and episode statistics.
 
 Each wrapper keeps the `reset`/`step` signatures, so they compose:
-`EpisodeStatistics(AutoReset(env))` is the usual stack for training.
+`EpisodeStatistics(AutoReset(env))` is the usual stack for training. A wrapper implements
+the jitted `_reset`/`_step`; the public `reset`/`step` it inherits check concrete params and
+actions against the innermost environment first (see `bellmax.envs.environment`).
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ class AutoReset(Wrapper):
     auto_resets = True
 
     @partial(jax.jit, static_argnums=0)
-    def reset(self, key, params=None):
+    def _reset(self, key, params=None):
         return self._env.reset(key, params)
 
     @partial(jax.jit, static_argnums=0)
-    def step(self, key, state, action, params=None):
+    def _step(self, key, state, action, params=None):
         key_step, key_reset = jax.random.split(key)
         obs_st, state_st, reward, terminated, truncated, info = self._env.step(
             key_step, state, action, params
@@ -63,12 +65,12 @@ class TimeLimit(Wrapper):
         self.max_steps = int(max_steps)
 
     @partial(jax.jit, static_argnums=0)
-    def reset(self, key, params=None):
+    def _reset(self, key, params=None):
         obs, env_state = self._env.reset(key, params)
         return obs, TimeLimitState(env_state, jnp.asarray(0, jnp.int32))
 
     @partial(jax.jit, static_argnums=0)
-    def step(self, key, state, action, params=None):
+    def _step(self, key, state, action, params=None):
         obs, env_state, reward, terminated, _, info = self._env.step(
             key, state.env_state, action, params
         )
@@ -94,13 +96,13 @@ class EpisodeStatistics(Wrapper):
     """
 
     @partial(jax.jit, static_argnums=0)
-    def reset(self, key, params=None):
+    def _reset(self, key, params=None):
         obs, env_state = self._env.reset(key, params)
         zero_f, zero_i = jnp.asarray(0.0, jnp.float32), jnp.asarray(0, jnp.int32)
         return obs, EpisodeStatisticsState(env_state, zero_f, zero_i, zero_f, zero_i)
 
     @partial(jax.jit, static_argnums=0)
-    def step(self, key, state, action, params=None):
+    def _step(self, key, state, action, params=None):
         obs, env_state, reward, terminated, truncated, info = self._env.step(
             key, state.env_state, action, params
         )
