@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export BELLMAX_CACHE_DIR ?= $(CURDIR)/.cache/bellmax
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-fast bench lint format clean
+.PHONY: install demo test test-fast test-portable bench lint format clean
 
 install: $(STAMP)
 
@@ -22,6 +22,16 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadscope --durations=15
+
+# The learning tests (marker `learning`, tests/conftest.py) under two older CPU instruction sets:
+# XLA compiles differently per ISA, so a learned result must hold on each, not on this CPU only.
+PORTABLE_ISAS := AVX2 SSE4_2
+test-portable: install
+	@for isa in $(PORTABLE_ISAS); do \
+	  echo "== learning tests with XLA_FLAGS=--xla_cpu_max_isa=$$isa"; \
+	  XLA_FLAGS="--xla_cpu_max_isa=$$isa" $(BIN)/python -m pytest -q -n 2 --dist loadscope \
+	    -m learning -p no:cacheprovider || exit 1; \
+	done
 
 test-fast: install
 	$(BIN)/python -m pytest -q -n 2 -m "not slow"

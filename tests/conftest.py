@@ -10,6 +10,60 @@ together with the YNN setting it made tests/bandits/test_agents.py's Thompson-sa
 frequencies wrong (0.26 vs 0.21 for one arm), so that combination miscompiles on jax 0.10.2.
 """
 
+from pathlib import Path
+
+import pytest
+
 from bellmax.core.xla import tune_xla_flags
 
 tune_xla_flags()
+
+
+# ---------------------------------------------------------------------- learning tests
+# Modules whose assertions rest on learned or sampled numbers: a trained network, a sampled
+# estimate, a fitted model, a search driven by random playouts, a closed loop that must balance.
+# XLA generates different code per CPU instruction set, so these results move from machine to
+# machine; `make test-portable` runs them under `--xla_cpu_max_isa=AVX2` and `SSE4_2` as well
+# as the default. A new learning test goes in one of these modules, or its module goes here.
+LEARNING_MODULES = frozenset(
+    {
+        "bandits/test_agents.py",
+        "bandits/test_testbed.py",
+        "cli/test_bandit.py",
+        "cli/test_control.py",
+        "cli/test_games.py",
+        "cli/test_tour.py",
+        "cli/test_train.py",
+        "control/test_mpc.py",
+        "deep/test_a2c.py",
+        "deep/test_dqn.py",
+        "deep/test_evaluate.py",
+        "deep/test_ppo.py",
+        "deep/test_reinforce.py",
+        "experiments/test_sutton_barto.py",
+        "games/test_alphazero.py",
+        "games/test_mcts.py",
+        "games/test_selfplay.py",
+        "models/test_data.py",
+        "models/test_loop.py",
+        "models/test_sysid.py",
+        "tabular/test_episodes.py",
+        "tabular/test_mc.py",
+        "tabular/test_td.py",
+    }
+)
+_TESTS_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test of a module in LEARNING_MODULES `learning`."""
+    missing = sorted(m for m in LEARNING_MODULES if not (_TESTS_DIR / m).is_file())
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py LEARNING_MODULES names missing files: {missing}")
+    for item in items:
+        try:
+            rel = item.path.resolve().relative_to(_TESTS_DIR).as_posix()
+        except ValueError:
+            continue
+        if rel in LEARNING_MODULES:
+            item.add_marker(pytest.mark.learning)
