@@ -1,0 +1,167 @@
+"""The shared validators: one rule for bad input, written once (DESIGN.md rule 9).
+
+The rule: a value of the wrong *type* raises `TypeError`; a value of the right type but a
+wrong *value* (out of range, NaN, not one of the choices) raises `ValueError`. Every message
+names the owner and field (`PPO Config.learning_rate`), the bad value, what is allowed, and so
+the fix. Configs call these from `__post_init__`; functions call them on entry. Each returns
+the value converted to a plain Python type (numpy scalars become `int`/`float`), so configs
+stay hashable and their cache keys stable.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_int",
+    "check_int_sequence",
+    "check_number",
+    "check_probability",
+    "check_type",
+]
+
+
+def _who(name: str, owner: str) -> str:
+    return f"{owner}.{name}" if owner else name
+
+
+def _bounds(low: Any, high: Any, low_open: bool, high_open: bool) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high}")
+    return " and ".join(parts)
+
+
+def _check_range(
+    value: float, who: str, kind: str, low: Any, high: Any, low_open: bool, high_open: bool
+) -> None:
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and (value >= high if high_open else value > high)
+    if bad_low or bad_high:
+        raise ValueError(
+            f"{who} must be {kind} {_bounds(low, high, low_open, high_open)}, got {value!r}."
+        )
+
+
+def check_type(value: Any, types: type | tuple[type, ...], name: str, *, owner: str = "") -> Any:
+    """Raise TypeError unless `value` is an instance of `types`; return it."""
+    if not isinstance(value, types):
+        want = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise TypeError(
+            f"{_who(name, owner)} must be a {want}, got {type(value).__name__} {value!r}."
+        )
+    return value
+
+
+def check_int(
+    value: Any,
+    name: str,
+    *,
+    owner: str = "",
+    low: int | None = None,
+    high: int | None = None,
+) -> int:
+    """An integer (bools refused, numpy integers accepted) in `[low, high]`.
+
+    Raises:
+      TypeError: not an integer (a float such as `1.0` or `1e5` included: write `100000`).
+      ValueError: outside the bounds.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        hint = f" (write {int(value)})" if isinstance(value, float) and value.is_integer() else ""
+        raise TypeError(
+            f"{_who(name, owner)} must be an int, got {type(value).__name__} {value!r}{hint}."
+        )
+    value = int(value)
+    _check_range(value, _who(name, owner), "an int", low, high, False, False)
+    return value
+
+
+def check_number(
+    value: Any,
+    name: str,
+    *,
+    owner: str = "",
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    finite: bool = True,
+) -> float:
+    """A real number (ints accepted, bools refused), finite unless `finite=False`, in range.
+
+    `low_open`/`high_open` make a bound strict (`low=0, low_open=True` means `> 0`).
+
+    Raises:
+      TypeError: not a real number.
+      ValueError: NaN (always), infinite (when `finite`), or outside the bounds.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{_who(name, owner)} must be a number, got {type(value).__name__} {value!r}."
+        )
+    value = float(value)
+    if math.isnan(value) or (finite and math.isinf(value)):
+        raise ValueError(f"{_who(name, owner)} must be a finite number, got {value!r}.")
+    _check_range(value, _who(name, owner), "a number", low, high, low_open, high_open)
+    return value
+
+
+def check_probability(value: Any, name: str, *, owner: str = "") -> float:
+    """A number in [0, 1]."""
+    return check_number(value, name, owner=owner, low=0, high=1)
+
+
+def check_bool(value: Any, name: str, *, owner: str = "") -> bool:
+    """A bool (numpy bools accepted; ints refused: write True or False)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(
+        f"{_who(name, owner)} must be True or False, got {type(value).__name__} {value!r}."
+    )
+
+
+def check_choice(value: Any, name: str, choices: Iterable[str], *, owner: str = "") -> str:
+    """One of `choices` (strings)."""
+    choices = tuple(choices)
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{_who(name, owner)} must be a str, one of {', '.join(map(repr, choices))}; got "
+            f"{type(value).__name__} {value!r}."
+        )
+    if value not in choices:
+        raise ValueError(
+            f"{_who(name, owner)} must be one of {', '.join(map(repr, choices))}, got {value!r}."
+        )
+    return value
+
+
+def check_int_sequence(
+    value: Any,
+    name: str,
+    *,
+    owner: str = "",
+    low: int | None = None,
+    min_length: int = 0,
+) -> tuple[int, ...]:
+    """A sequence (list or tuple) of ints, each >= `low`, at least `min_length` long."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"{_who(name, owner)} must be a tuple of ints such as (64, 64), got "
+            f"{type(value).__name__} {value!r}."
+        )
+    out = tuple(check_int(v, f"{name}[{i}]", owner=owner, low=low) for i, v in enumerate(value))
+    if len(out) < min_length:
+        raise ValueError(
+            f"{_who(name, owner)} must have at least {min_length} entries, got {value!r}."
+        )
+    return out

@@ -1,0 +1,89 @@
+"""Tests for bellmax.core.checks (the shared validators) and bellmax.core.status."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bellmax.core.checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_int_sequence,
+    check_number,
+    check_probability,
+    check_type,
+)
+from bellmax.core.status import Status, StatusFields, status_name
+
+
+def test_check_int_types_and_ranges():
+    assert check_int(np.int64(3), "n", low=1) == 3
+    assert type(check_int(np.int32(3), "n")) is int
+    with pytest.raises(TypeError, match=r"Config\.n must be an int, got bool True"):
+        check_int(True, "n", owner="Config")
+    with pytest.raises(TypeError, match=r"write 100000"):
+        check_int(1e5, "total_steps")
+    with pytest.raises(TypeError, match="got str"):
+        check_int("3", "n")
+    with pytest.raises(ValueError, match=r"n must be an int >= 1 and <= 5, got 0"):
+        check_int(0, "n", low=1, high=5)
+
+
+def test_check_number_types_nan_and_open_bounds():
+    assert check_number(1, "lr", low=0, low_open=True) == 1.0
+    assert check_number(np.float32(0.5), "p") == 0.5
+    with pytest.raises(TypeError, match="must be a number"):
+        check_number(False, "lr")
+    with pytest.raises(TypeError, match="must be a number"):
+        check_number("0.1", "lr")
+    with pytest.raises(ValueError, match="finite"):
+        check_number(float("nan"), "lr", finite=False)
+    with pytest.raises(ValueError, match="finite"):
+        check_number(float("inf"), "lr")
+    assert check_number(float("inf"), "cap", finite=False) == float("inf")
+    with pytest.raises(ValueError, match=r"lr must be a number > 0, got 0.0"):
+        check_number(0.0, "lr", low=0, low_open=True)
+    with pytest.raises(ValueError, match=r"< 1"):
+        check_number(1.0, "gamma", low=0, high=1, high_open=True)
+    with pytest.raises(ValueError, match=r">= 0 and <= 1"):
+        check_probability(1.5, "epsilon")
+
+
+def test_check_bool_choice_type_and_sequences():
+    assert check_bool(np.bool_(True), "flag") is True
+    with pytest.raises(TypeError, match="True or False"):
+        check_bool(1, "flag")
+    assert check_choice("a", "mode", ("a", "b")) == "a"
+    with pytest.raises(ValueError, match=r"one of 'a', 'b', got 'c'"):
+        check_choice("c", "mode", ("a", "b"))
+    with pytest.raises(TypeError, match="must be a str"):
+        check_choice(1, "mode", ("a", "b"))
+    assert check_type(3, (int, float), "x") == 3
+    with pytest.raises(TypeError, match="must be a int or float"):
+        check_type("3", (int, float), "x")
+    assert check_int_sequence([64, np.int64(32)], "hidden", low=1) == (64, 32)
+    with pytest.raises(TypeError, match=r"tuple of ints"):
+        check_int_sequence("64", "hidden")
+    with pytest.raises(ValueError, match=r"hidden\[1\] must be an int >= 1"):
+        check_int_sequence((64, 0), "hidden", low=1)
+    with pytest.raises(ValueError, match="at least 1 entries"):
+        check_int_sequence((), "hidden", min_length=1)
+
+
+class _Result(StatusFields):
+    def __init__(self, status):
+        self.status = status
+
+
+def test_status_vocabulary_and_fields():
+    assert status_name(jnp.int32(Status.MAX_ITERATIONS)) == "max_iterations"
+    assert Status.name_of(4) == "negative_cycle"
+    with pytest.raises(ValueError, match="not a solver status"):
+        status_name(17)
+    done = _Result(jnp.asarray(Status.CONVERGED, jnp.int32))
+    assert done.converged is True and done.status_name == "converged"
+    stalled = _Result(np.int32(Status.STALLED))
+    assert stalled.converged is False and stalled.status_name == "stalled"
+    assert [s.value for s in Status] == [-1, 0, 1, 2, 3, 4]  # codes are stable
