@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,7 +57,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.envs.tictactoe import LINES
-from bellmax.games.tictactoe import _winner_of, check_position, check_positions
+from bellmax.games.tictactoe import check_position, check_positions, winner_of
 
 __all__ = [
     "FrozenAgent",
@@ -73,6 +73,14 @@ __all__ = [
 ]
 
 _NEG = -1e9  # a logit for illegal moves (not -inf: an all-illegal row must stay finite)
+
+# sentinels in the search tree's int arrays (`Tree.children`, a simulation's path)
+_UNTRIED = -1  # `Tree.children`: a legal move not tried yet
+_NOT_A_MOVE = -2  # `Tree.children`: an occupied cell, or any cell once the game is over
+_NO_NODE = -1  # a path's node slot below the node selection stopped at
+_NO_MOVE = -1  # a path's move slot from that node down
+_NEVER = 99  # `playout_outcome`: the ply of a line never completed (a game has 9 at most)
+_MARKED = -1  # `playout_outcome`: the ply of a cell marked before the playout
 
 
 # ---------------------------------------------------------------------- the game, canonical
@@ -131,9 +139,9 @@ def playout_outcome(board: jax.Array, u: jax.Array) -> jax.Array:
     empty = board == 0
     rank = jnp.sum(empty[None, :] & (u[None, :] < u[:, None]), axis=-1)  # ply of each cell
     owner = jnp.where(empty, jnp.where(rank % 2 == 0, 1, -1), board.astype(jnp.int32))
-    ply = jnp.where(empty, rank, -1)[LINES].max(axis=-1)  # [8] when each line is full
+    ply = jnp.where(empty, rank, _MARKED)[LINES].max(axis=-1)  # [8] when each line is full
     line_owner = owner[LINES]
-    never = jnp.int32(99)
+    never = jnp.int32(_NEVER)
     first_win = jnp.min(jnp.where(jnp.all(line_owner == 1, -1), ply, never))
     first_loss = jnp.min(jnp.where(jnp.all(line_owner == -1, -1), ply, never))
     return jnp.sign(first_loss - first_win).astype(jnp.float32)
@@ -219,8 +227,8 @@ class Tree:
     board: jax.Array
     """int8 [N, 9]: each node's canonical board (the mover's marks +1)."""
     children: jax.Array
-    """int32 [N, 9]: the node each move leads to; -1 a legal move not tried yet; -2 not a move
-    (an occupied cell, or any cell once the game is over)."""
+    """int32 [N, 9]: the node each move leads to; `_UNTRIED` (-1) a legal move not tried yet;
+    `_NOT_A_MOVE` (-2) an occupied cell, or any cell once the game is over."""
     stats: jax.Array
     """float32 [N, 9, 2]: per move, its visit count and summed outcome for the node's mover."""
     move_value: jax.Array
@@ -257,7 +265,9 @@ def _new_tree(board: jax.Array, num_nodes: int) -> Tree:
     nan = jnp.float32(jnp.nan)
     return Tree(
         board=jnp.zeros((num_nodes, 9), jnp.int8).at[0].set(board),
-        children=jnp.full((num_nodes, 9), -2, jnp.int32).at[0].set(jnp.where(board == 0, -1, -2)),
+        children=jnp.full((num_nodes, 9), _NOT_A_MOVE, jnp.int32)
+        .at[0]
+        .set(jnp.where(board == 0, _UNTRIED, _NOT_A_MOVE)),
         stats=jnp.zeros((num_nodes, 9, 2), jnp.float32),
         move_value=jnp.full((num_nodes, 9), nan),
         exact=jnp.full((num_nodes,), nan),
@@ -268,119 +278,223 @@ def _new_tree(board: jax.Array, num_nodes: int) -> Tree:
 _DEPTH = 10  # nodes on a path: the root and at most 9 moves
 
 
-def _simulate(tree: Tree, i: jax.Array, u: jax.Array, config: MCTSConfig) -> Tree:
-    """One simulation: select by UCB1, expand one untried move, evaluate it, back up.
+class _Path(NamedTuple):
+    """Where selection went: the selection loop's carry, and what the later phases read."""
 
-    `u` holds this simulation's uniforms, float32 [2 + num_rollouts, 9]: tie-breaking noise
-    for selection, the choice of the untried move, and one playout order per rollout.
-    """
-    size = tree.board.shape[0]  # an index that `mode="drop"` discards
-    root_open = jnp.isnan(tree.root_exact) if config.solver else jnp.bool_(True)
-    depths = jnp.arange(_DEPTH)
+    depth: jax.Array
+    """int32 []: the depth of `node` (the root is at depth 0)."""
+    node: jax.Array
+    """int32 []: the node selection stopped at."""
+    nodes: jax.Array
+    """int32 [_DEPTH]: the node at each depth, `_NO_NODE` below `node`."""
+    moves: jax.Array
+    """int32 [_DEPTH]: the move played at each depth, `_NO_MOVE` from `node`'s depth down."""
 
-    # selection: descend while every legal move has been tried and some move is unproven
-    def can_descend(node):
-        kids = tree.children[node]
-        selectable = kids >= 0
-        if config.solver:  # below the root, selection never enters a proven node
-            selectable = selectable & jnp.isnan(tree.move_value[node])
-        return ~jnp.any(kids == -1) & jnp.any(selectable) & (root_open | (node != 0)), selectable
 
-    def select(carry):
-        depth, node, path, moves = carry
-        _, selectable = can_descend(node)
+class _Expansion(NamedTuple):
+    """The node an expansion adds (or would add: see `expanded`)."""
+
+    expanded: jax.Array
+    """bool []: a node is added (False at a finished game or a proven root)."""
+    action: jax.Array
+    """int32 []: the untried move played from the selected node."""
+    child: Node
+    """The position after `action`, from its own mover's view."""
+    reward: jax.Array
+    """float32 []: the reward of `action` for the player who made it."""
+
+
+class _Evaluation(NamedTuple):
+    """The new node's value, for its mover."""
+
+    known: jax.Array
+    """bool []: the value is exact (a finished game, or a solved leaf with `solve_leaves`)."""
+    exact: jax.Array
+    """float32 []: that exact value (meaningful where `known`)."""
+    value: jax.Array
+    """float32 []: the exact value where known, else the mean rollout outcome."""
+
+
+def _root_open(tree: Tree, config: MCTSConfig) -> jax.Array:
+    """Whether the root is still unproven (always, without the solver)."""
+    return jnp.isnan(tree.root_exact) if config.solver else jnp.bool_(True)
+
+
+def _selectable(
+    tree: Tree, node: jax.Array, root_open: jax.Array, config: MCTSConfig
+) -> tuple[jax.Array, jax.Array]:
+    """`(descend, selectable)`: whether selection goes below `node`, and the moves it may take.
+
+    Selection descends while every legal move has been tried and some move is selectable
+    (with the solver: unproven; a proven root is not descended from)."""
+    kids = tree.children[node]
+    selectable = kids >= 0
+    if config.solver:  # below the root, selection never enters a proven node
+        selectable = selectable & jnp.isnan(tree.move_value[node])
+    descend = ~jnp.any(kids == _UNTRIED) & jnp.any(selectable) & (root_open | (node != 0))
+    return descend, selectable
+
+
+def _select(tree: Tree, noise: jax.Array, root_open: jax.Array, config: MCTSConfig) -> _Path:
+    """Selection: descend by UCB1 from the root (`noise` [9] breaks ties)."""
+
+    def descend(path: _Path) -> _Path:
+        node = path.node
+        _, selectable = _selectable(tree, node, root_open, config)
         n, w = tree.stats[node, :, 0], tree.stats[node, :, 1]
         log_n = jnp.log(jnp.maximum(jnp.sum(n), 1.0))
         ucb = w / jnp.maximum(n, 1.0) + config.uct_c * jnp.sqrt(log_n / jnp.maximum(n, 1.0))
-        move = jnp.argmax(jnp.where(selectable, ucb + 1e-6 * u[0], -jnp.inf))
+        move = jnp.argmax(jnp.where(selectable, ucb + 1e-6 * noise, -jnp.inf))
         child = tree.children[node, move]
-        return depth + 1, child, path.at[depth + 1].set(child), moves.at[depth].set(move)
+        return _Path(
+            depth=path.depth + 1,
+            node=child,
+            nodes=path.nodes.at[path.depth + 1].set(child),
+            moves=path.moves.at[path.depth].set(move),
+        )
 
-    def more(carry):
-        depth, node, _, _ = carry
-        return (depth < _DEPTH - 1) & can_descend(node)[0]
+    def more(path: _Path) -> jax.Array:
+        return (path.depth < _DEPTH - 1) & _selectable(tree, path.node, root_open, config)[0]
 
-    path0 = jnp.full((_DEPTH,), -1, jnp.int32).at[0].set(0)
-    moves0 = jnp.full((_DEPTH,), -1, jnp.int32)
-    depth, node, path, moves = jax.lax.while_loop(
-        more, select, (jnp.int32(0), jnp.int32(0), path0, moves0)
+    start = _Path(
+        depth=jnp.int32(0),
+        node=jnp.int32(0),
+        nodes=jnp.full((_DEPTH,), _NO_NODE, jnp.int32).at[0].set(0),
+        moves=jnp.full((_DEPTH,), _NO_MOVE, jnp.int32),
     )
+    return jax.lax.while_loop(more, descend, start)
 
-    if config.solver:  # a node left unexpanded is the proven root: proven nodes aren't entered
-        node_exact = tree.root_exact
-    else:  # or a finished game, entered again
-        node_exact = tree.exact[node]
 
-    # expansion: one untried move of the reached node (none at a finished game or proven root)
-    untried = tree.children[node] == -1
-    expand = jnp.any(untried)
+def _expand(
+    tree: Tree, node: jax.Array, noise: jax.Array, root_open: jax.Array, config: MCTSConfig
+) -> _Expansion:
+    """Expansion: play one untried move of `node`, chosen by `noise` [9] (none at a finished
+    game or a proven root)."""
+    untried = tree.children[node] == _UNTRIED
+    expanded = jnp.any(untried)
     if config.solver:
-        expand = expand & (root_open | (node != 0))
-    action = jnp.argmax(jnp.where(untried, u[1], -1.0))
-    child, reward, done = step_canonical(
-        Node(board=tree.board[node], done=jnp.bool_(False)), action
-    )
+        expanded = expanded & (root_open | (node != 0))
+    action = jnp.argmax(jnp.where(untried, noise, -1.0))
+    child, reward, _ = step_canonical(Node(board=tree.board[node], done=jnp.bool_(False)), action)
+    return _Expansion(expanded=expanded, action=action, child=child, reward=reward)
+
+
+def _evaluate(child: Node, reward: jax.Array, orders: jax.Array, config: MCTSConfig) -> _Evaluation:
+    """Evaluation: the exact value of a finished game (or, with `solve_leaves`, of a leaf
+    decided within two plies), else the mean outcome of one random playout per row of
+    `orders` [num_rollouts, 9]."""
+    done = child.done
     known, exact = done, -reward  # the mover into the child won (+1) or drew: -1 / 0 for it
     if config.solve_leaves:
         leaf_known, leaf_value = solved_value(child.board)
         known, exact = known | leaf_known, jnp.where(done, exact, leaf_value)
-    rollouts = jax.vmap(playout_outcome, in_axes=(None, 0))(child.board, u[2:])
-    value = jnp.where(known, exact, jnp.mean(rollouts))  # for the child's mover
-    new = jnp.where(expand, i + 1, size)
-    tree = tree.replace(
-        board=tree.board.at[new].set(child.board, mode="drop"),
-        children=tree.children.at[new]
-        .set(jnp.where(done | (child.board != 0), -2, -1), mode="drop")
-        .at[jnp.where(expand, node, size), action]
-        .set(i + 1, mode="drop"),
-        exact=tree.exact.at[new].set(jnp.where(known, exact, jnp.nan), mode="drop"),
-    )
-    # nothing to expand (a finished game, or a proven root): back its exact value up again
-    value = jnp.where(expand, value, node_exact)
-    moves = jnp.where(expand, moves.at[depth].set(action), moves)
-    leaf = jnp.where(expand, depth + 1, depth)  # the depth of the evaluated node
+    rollouts = jax.vmap(playout_outcome, in_axes=(None, 0))(child.board, orders)
+    value = jnp.where(known, exact, jnp.mean(rollouts))
+    return _Evaluation(known=known, exact=exact, value=value)
 
-    # backup: every move on the path gets a visit and the outcome for the player who made it
+
+def _add_node(
+    tree: Tree, i: jax.Array, node: jax.Array, leaf: _Expansion, evaluation: _Evaluation
+) -> Tree:
+    """Write simulation `i`'s new node as node `i + 1`, a child of `node` (nothing if not
+    `leaf.expanded`)."""
+    size = tree.board.shape[0]  # an index that `mode="drop"` discards
+    new = jnp.where(leaf.expanded, i + 1, size)
+    board = leaf.child.board
+    return tree.replace(
+        board=tree.board.at[new].set(board, mode="drop"),
+        children=tree.children.at[new]
+        .set(jnp.where(leaf.child.done | (board != 0), _NOT_A_MOVE, _UNTRIED), mode="drop")
+        .at[jnp.where(leaf.expanded, node, size), leaf.action]
+        .set(i + 1, mode="drop"),
+        exact=tree.exact.at[new].set(
+            jnp.where(evaluation.known, evaluation.exact, jnp.nan), mode="drop"
+        ),
+    )
+
+
+def _backup(
+    tree: Tree, nodes: jax.Array, moves: jax.Array, leaf: jax.Array, value: jax.Array
+) -> Tree:
+    """Backup: every move above depth `leaf` gets a visit and `value` (for the mover at the
+    leaf) signed for the player who made it, in one scatter."""
+    size = tree.board.shape[0]
+    depths = jnp.arange(_DEPTH)
     on_path = depths < leaf
     sign = jnp.where((leaf - depths) % 2 == 1, -1.0, 1.0)  # the leaf's mover: +1, above: -1..
-    rows = jnp.where(on_path, path, size)
+    rows = jnp.where(on_path, nodes, size)
     update = jnp.stack([jnp.ones(_DEPTH), sign * value], axis=-1)
-    tree = tree.replace(stats=tree.stats.at[rows, moves].add(update, mode="drop"))
+    return tree.replace(stats=tree.stats.at[rows, moves].add(update, mode="drop"))
 
+
+def _prove(
+    tree: Tree,
+    nodes: jax.Array,
+    moves: jax.Array,
+    leaf: jax.Array,
+    proven: jax.Array,
+    value: jax.Array,
+) -> Tree:
+    """MCTS-Solver's proof step, up the path from the evaluated node at depth `leaf` (proven
+    with `value` for its mover where `proven`): a node on the path is proven when its path
+    move is a proven win, or when its path move is proven and all its other legal moves
+    already are."""
+    size = tree.board.shape[0]
+    safe_rows = jnp.maximum(nodes, 0)
+    mv = tree.move_value[safe_rows]  # [D, 9]
+    legal = tree.children[safe_rows] != _NOT_A_MOVE
+    other = legal & (jnp.arange(9)[None, :] != moves[:, None])
+    others_proven = jnp.all(~other | ~jnp.isnan(mv), axis=-1)
+    others_best = jnp.max(jnp.where(other & ~jnp.isnan(mv), mv, -1.0), axis=-1)
+    child_proven, child_value = proven, value  # the status of the node below depth k
+    move_set, move_val, node_set, node_val = [], [], [], []
+    for k in range(_DEPTH - 2, -1, -1):  # bottom-up, on scalars only, so XLA fuses it
+        below = k < leaf  # else the carry passes through to the level above
+        active = below & child_proven
+        e = -child_value  # the path move's value for the mover at depth k
+        proven_k = active & ((e == 1.0) | others_proven[k])
+        value_k = jnp.where(e == 1.0, 1.0, jnp.maximum(e, others_best[k]))
+        move_set.append(active)
+        move_val.append(e)
+        node_set.append(proven_k)
+        node_val.append(value_k)
+        child_proven = jnp.where(below, proven_k, child_proven)
+        child_value = jnp.where(below, value_k, child_value)
+    rows = nodes[: _DEPTH - 1][::-1]
+    move_set, node_set = jnp.stack(move_set), jnp.stack(node_set)
+    move_val, node_val = jnp.stack(move_val), jnp.stack(node_val)
+    moves_up = moves[: _DEPTH - 1][::-1]
+    return tree.replace(
+        move_value=tree.move_value.at[jnp.where(move_set, rows, size), moves_up].set(
+            move_val, mode="drop"
+        ),
+        root_exact=jnp.where(node_set[-1], node_val[-1], tree.root_exact),
+    )
+
+
+def _simulate(tree: Tree, i: jax.Array, u: jax.Array, config: MCTSConfig) -> Tree:
+    """One simulation: select by UCB1, expand one untried move, evaluate it, back up, prove.
+
+    `u` holds this simulation's uniforms, float32 [2 + num_rollouts, 9]: tie-breaking noise
+    for selection, the choice of the untried move, and one playout order per rollout.
+    """
+    root_open = _root_open(tree, config)
+    path = _select(tree, u[0], root_open, config)
+    if config.solver:  # a node left unexpanded is the proven root: proven nodes aren't entered
+        node_exact = tree.root_exact
+    else:  # or a finished game, entered again
+        node_exact = tree.exact[path.node]
+    leaf = _expand(tree, path.node, u[1], root_open, config)
+    evaluation = _evaluate(leaf.child, leaf.reward, u[2:], config)
+    tree = _add_node(tree, i, path.node, leaf, evaluation)
+    # nothing to expand (a finished game, or a proven root): back its exact value up again
+    value = jnp.where(leaf.expanded, evaluation.value, node_exact)
+    moves = jnp.where(leaf.expanded, path.moves.at[path.depth].set(leaf.action), path.moves)
+    depth = jnp.where(leaf.expanded, path.depth + 1, path.depth)  # of the evaluated node
+    tree = _backup(tree, path.nodes, moves, depth, value)
     if config.solver:
-        # MCTS-Solver: a node on the path is proven when its path move is a proven win, or
-        # when its path move is proven and all its other legal moves already are
-        safe_rows = jnp.maximum(path, 0)
-        mv = tree.move_value[safe_rows]  # [D, 9]
-        legal = tree.children[safe_rows] != -2
-        other = legal & (jnp.arange(9)[None, :] != moves[:, None])
-        others_proven = jnp.all(~other | ~jnp.isnan(mv), axis=-1)
-        others_best = jnp.max(jnp.where(other & ~jnp.isnan(mv), mv, -1.0), axis=-1)
-        child_proven = expand & known  # the evaluated node's status and value
-        child_value = exact
-        move_set, move_val, node_set, node_val = [], [], [], []
-        for k in range(_DEPTH - 2, -1, -1):  # bottom-up, on scalars only, so XLA fuses it
-            below = k < leaf  # else the carry passes through to the level above
-            active = below & child_proven
-            e = -child_value  # the path move's value for the mover at depth k
-            proven_k = active & ((e == 1.0) | others_proven[k])
-            value_k = jnp.where(e == 1.0, 1.0, jnp.maximum(e, others_best[k]))
-            move_set.append(active)
-            move_val.append(e)
-            node_set.append(proven_k)
-            node_val.append(value_k)
-            child_proven = jnp.where(below, proven_k, child_proven)
-            child_value = jnp.where(below, value_k, child_value)
-        rows = path[: _DEPTH - 1][::-1]
-        move_set, node_set = jnp.stack(move_set), jnp.stack(node_set)
-        move_val, node_val = jnp.stack(move_val), jnp.stack(node_val)
-        moves_up = moves[: _DEPTH - 1][::-1]
-        tree = tree.replace(
-            move_value=tree.move_value.at[jnp.where(move_set, rows, size), moves_up].set(
-                move_val, mode="drop"
-            ),
-            root_exact=jnp.where(node_set[-1], node_val[-1], tree.root_exact),
-        )
+        proven = leaf.expanded & evaluation.known
+        tree = _prove(tree, path.nodes, moves, depth, proven, evaluation.exact)
     return tree
 
 
@@ -615,7 +729,7 @@ def frozen_agent(agent: Any, as_player: int, *, seed: int = 0) -> FrozenAgent:
     layer = {(0,) * 9}
     player = 1
     for _ in range(9):
-        live = sorted(c for c in layer if not _winner_of(c) and 0 in c)
+        live = sorted(c for c in layer if not winner_of(c) and 0 in c)
         if not live:
             break
         if player == as_player:

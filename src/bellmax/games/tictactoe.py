@@ -31,7 +31,7 @@ import dataclasses
 import inspect
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -65,6 +65,7 @@ __all__ = [
     "make_agent",
     "play_game",
     "register_agent",
+    "winner_of",
 ]
 
 _MARK = {1: "X", -1: "O"}
@@ -83,7 +84,11 @@ class Agent(Protocol):
 
 
 # ---------------------------------------------------------------------- input checks
-def _winner_of(cells: list[int]) -> int:
+def winner_of(cells: Sequence[int]) -> int:
+    """The player with three in a row on a board of 9 cells: 1 (X), -1 (O) or 0 (none).
+
+    Host-side Python on plain ints (not checked: callers check user input first).
+    """
     for a, b, c in LINES:
         s = cells[a] + cells[b] + cells[c]
         if s in (3, -3):
@@ -134,7 +139,7 @@ def check_position(board: Any, player: Any) -> list[int]:
             f"impossible board: X moves first, so X has as many marks as O or one more; "
             f"got {nx} X and {no} O."
         )
-    w = _winner_of(cells)
+    w = winner_of(cells)
     if w:
         raise ValueError(
             f"the game is over: {_MARK[w]} has three in a row; start a new game "
@@ -580,7 +585,7 @@ def lines_of_play(agent: Agent, as_player: int, *, seed: int = 0) -> dict[str, i
     counts = {"lines": 0, "wins": 0, "draws": 0, "losses": 0}
 
     def visit(cells: list[int], player: int) -> None:
-        w = _winner_of(cells)
+        w = winner_of(cells)
         if w or 0 not in cells:
             counts["lines"] += 1
             key = "draws" if not w else ("wins" if w == as_player else "losses")
