@@ -1,11 +1,15 @@
 """Checkpoints round-trip bit for bit (keys included) and refuse mismatched or corrupt files."""
 
+import hashlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import serialization
 
 from bellmax.train.checkpoint import (
+    FORMAT,
     CheckpointError,
     load_checkpoint,
     read_checkpoint_metadata,
@@ -52,3 +56,48 @@ def test_mismatches_and_corruption_are_clear(tmp_path):
         load_checkpoint(tmp_path / "bad.msgpack", _state())
     with pytest.raises(CheckpointError, match="no checkpoint"):
         read_checkpoint_metadata(tmp_path / "missing.msgpack")
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (lambda b: b[: len(b) // 2], r"is damaged \(\d+ bytes: truncated or overwritten\)"),
+        (lambda b: b[:7], "is damaged"),
+        (lambda b: b"", r"is empty \(0 bytes\)"),
+        (lambda b: bytes(range(256)) * 4, "is damaged"),
+        (lambda b: b[:9000] + bytes([b[9000] ^ 1]) + b[9001:], "do not match the checksum"),
+        (lambda b: b"\x93\x01\x02\x03", "no format tag"),
+    ],
+)
+def test_damaged_files_are_named_never_a_raw_traceback(tmp_path, damage, match):
+    state = {**_state(), "big": jnp.arange(4000.0)}  # mostly array bytes: a flip lands in one
+    path = save_checkpoint(tmp_path / "c.msgpack", state, metadata={"updates_done": 1})
+    path.write_bytes(damage(path.read_bytes()))
+    for read in (
+        lambda: read_checkpoint_metadata(path),
+        lambda: load_checkpoint(path, jax.eval_shape(lambda: state)),
+    ):
+        with pytest.raises(CheckpointError, match=match) as info:
+            read()
+        assert "c.msgpack" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_other_format_versions_are_named(tmp_path):
+    path = tmp_path / "c.msgpack"
+    body = serialization.msgpack_serialize({"metadata": "{}"})
+    old = {"format": "bellmax-checkpoint/1", "leaves": {}, "metadata": "{}"}  # the first format
+    path.write_bytes(serialization.msgpack_serialize(old))
+    with pytest.raises(CheckpointError, match=r"another bellmax version in format 'bellmax-che"):
+        read_checkpoint_metadata(path)
+    newer = {
+        "format": "bellmax-checkpoint/9",
+        "bellmax_version": "9.0",
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "body": body,
+    }
+    path.write_bytes(serialization.msgpack_serialize(newer))
+    with pytest.raises(CheckpointError, match=rf"bellmax 9.0 in format .*reads '{FORMAT}' only"):
+        read_checkpoint_metadata(path)
+    path.write_bytes(serialization.msgpack_serialize({**newer, "format": "numpy"}))
+    with pytest.raises(CheckpointError, match="not a bellmax checkpoint"):
+        read_checkpoint_metadata(path)

@@ -6,6 +6,7 @@ driver, not an RL method; the real algorithms are trained through it in tests/cl
 
 import dataclasses
 import json
+import os
 import sys
 
 import jax
@@ -14,9 +15,10 @@ import numpy as np
 import pytest
 from flax import struct
 
-from bellmax.core.errors import DivergenceError
+from bellmax.core.errors import BellmaxError, DivergenceError
 from bellmax.train import driver
 from bellmax.train.checkpoint import CheckpointError
+from bellmax.train.io import FileLock, LockHeldError
 
 # ---- a tiny algorithm following the deep-RL module contract (this module is the "algorithm"):
 # random search on a linear CartPole policy; `loss` is a deterministic function of the state so
@@ -195,6 +197,39 @@ def test_nan_loss_stops_and_names_the_update(tmp_path):
     # The checkpoint holds the last good chunk (updates 1..10), never the NaN one.
     meta = json.loads(json.dumps(driver.read_checkpoint_metadata(tmp_path / "checkpoint.msgpack")))
     assert meta["updates_done"] == 10
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["status"] == "diverged" and "update 13" in run["error"]
+    # Diverging in the first chunk: no checkpoint of this run exists, so none is named, even
+    # where the directory held an older run's checkpoint (replaced with --overwrite).
+    with pytest.raises(DivergenceError) as info:
+        driver.train(
+            toy,
+            toy.Config(nan_at=3),
+            "CartPole-v1",
+            seeds=(0,),
+            eval_episodes=0,
+            chunks=5,
+            out_dir=tmp_path,
+            overwrite=True,
+            algo_name="toy",
+        )
+    assert "update 3 of 50" in str(info.value) and "No checkpoint of this run" in str(info.value)
+    assert "checkpoint.msgpack'" not in str(info.value)
+    assert not (tmp_path / "checkpoint.msgpack").exists()
+
+
+def test_nonfinite_weights_stop_the_run(tmp_path, monkeypatch):
+    # A loss that stays finite while the weights do not (e.g. a clipped loss): still stopped.
+    real = toy.update
+
+    def poisoned(state, config, venv):
+        state, m = real(state, config, venv)
+        w = jnp.where(state.update_index >= 7, jnp.inf, state.w)
+        return state.replace(w=w), m.replace(loss=jnp.zeros(()))
+
+    monkeypatch.setattr(toy, "update", poisoned)  # nan_at=99: no other test shares the runner
+    with pytest.raises(DivergenceError, match=r"weights became non-finite in updates 1-10 of 50"):
+        driver.train(toy, toy.Config(nan_at=99), "CartPole-v1", out_dir=tmp_path, **RUN)
 
 
 def test_host_env_runs_seeds_one_after_another():
@@ -209,10 +244,184 @@ def test_bad_input(tmp_path):
         driver.train(toy, toy.Config(learning_rate=-1.0), "CartPole-v1")
     with pytest.raises(ValueError, match="distinct"):
         driver.train(toy, toy.Config(), "CartPole-v1", seeds=(1, 1))
-    with pytest.raises(CheckpointError, match="no checkpoint"):
-        driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True)
     with pytest.raises(Exception, match="unknown algorithm"):
         driver.train("ppq", toy.Config(), "CartPole-v1")
+    for kwargs, match in [
+        ({"chunks": 0}, r"chunks must be an integer >= 1"),
+        ({"eval_episodes": -1}, r"eval_episodes must be an integer >= 0"),
+        ({"resume": True}, "need out_dir"),
+        ({"out_dir": tmp_path, "resume": True, "overwrite": True}, "exclude each other"),
+        ({"out_dir": "/proc/run"}, "system folder"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            driver.train(toy, toy.Config(), "CartPole-v1", **kwargs)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path / "file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing was written
+
+
+# ---- run directories: one writer, no overwriting by accident, one commit per chunk
+
+RUN = {"seeds": (3, 4), "eval_episodes": 0, "chunks": 5, "algo_name": "toy"}
+
+
+def _files(directory):
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def _same_state(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_a_run_is_never_overwritten_by_accident(tmp_path):
+    driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=20, **RUN)
+    before = _files(tmp_path)
+    assert {"run.json", "checkpoint.msgpack", "metrics.json", "metrics.csv", ".lock"} <= set(before)
+    with pytest.raises(BellmaxError, match=r"already holds a run .*--resume.*--overwrite"):
+        driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, **RUN)
+    assert _files(tmp_path) == before  # byte for byte, no file added
+    # --overwrite replaces it: a new run id, a fresh run from update 0.
+    old_id = json.loads(before["run.json"])["run_id"]
+    res = driver.train(
+        toy, toy.Config(learning_rate=0.2), "CartPole-v1", out_dir=tmp_path, overwrite=True, **RUN
+    )
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["run_id"] != old_id and run["status"] == "finished" and res.updates_done == 50
+    assert run["config"]["learning_rate"] == 0.2
+    # A directory of unrelated files (no run in it) is written into as before.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    driver.train(toy, toy.Config(), "CartPole-v1", out_dir=other, stop_after=10, **RUN)
+    assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_a_second_writer_is_refused_while_the_lock_is_held(tmp_path):
+    driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=10, **RUN)
+    before = _files(tmp_path)
+    holder = FileLock(tmp_path / ".lock")  # another open file: flock refuses it like a process
+    holder.acquire()
+    try:
+        for kwargs in ({"resume": True}, {"overwrite": True}, {}):
+            with pytest.raises(BellmaxError, match="being written by another bellmax run"):
+                driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, **RUN, **kwargs)
+        assert _files(tmp_path) == before
+    finally:
+        holder.release()
+    res = driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True, **RUN)
+    assert res.updates_done == 50
+
+
+def test_file_lock_contract(tmp_path):
+    path = tmp_path / "d" / ".lock"
+    a, b = FileLock(path), FileLock(path)
+    assert not a.acquire(create=False) and not path.exists()  # looks without creating
+    assert a.acquire() and a.held
+    a.write_owner()
+    with pytest.raises(LockHeldError) as info:
+        b.acquire()
+    assert info.value.owner == str(os.getpid())
+    a.release()
+    assert b.acquire(create=False) and b.held
+    b.release()
+    with pytest.raises(RuntimeError, match="acquire"):
+        b.write_owner()
+
+
+def test_resume_after_a_kill_between_checkpoint_and_metrics(tmp_path):
+    """The old failure: a kill after the checkpoint but before metrics.json broke every resume
+    (IndexError). Metrics now live in the checkpoint; the JSON/CSV files are derived."""
+    full = driver.train(toy, toy.Config(), "CartPole-v1", **RUN)
+    driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=10, **RUN)
+    stale = (tmp_path / "metrics.json").read_bytes()
+    driver.train(
+        toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True, stop_after=20, **RUN
+    )
+    (tmp_path / "metrics.json").write_bytes(stale)  # as if killed before rewriting it
+    (tmp_path / "metrics.csv").unlink()
+    (tmp_path / ".checkpoint.msgpack.999.dead.tmp").write_bytes(b"half")  # a writer's leftover
+    rest = driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True, **RUN)
+    _same_state(full.state, rest.state)
+    for k in full.metrics:
+        np.testing.assert_array_equal(full.metrics[k], rest.metrics[k])
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(saved["loss"][0]) == 50 and not list(tmp_path.glob("*.tmp"))
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 50
+
+
+def test_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path):
+    full = driver.train(toy, toy.Config(), "CartPole-v1", **RUN)
+    # Nothing at all (killed during start-up), then only run.json (killed before chunk 1).
+    for setup in ("nothing", "record"):
+        d = tmp_path / setup
+        if setup == "record":
+            driver.train(toy, toy.Config(), "CartPole-v1", out_dir=d, stop_after=10, **RUN)
+            (d / "checkpoint.msgpack").unlink()
+        res = driver.train(toy, toy.Config(), "CartPole-v1", out_dir=d, resume=True, **RUN)
+        _same_state(full.state, res.state)
+        assert json.loads((d / "run.json").read_text())["status"] == "finished"
+
+
+def test_a_checkpoint_of_another_run_is_never_used(tmp_path):
+    # An --overwrite killed after its run.json: the old run's checkpoint is still there.
+    driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=20, **RUN)
+    run = json.loads((tmp_path / "run.json").read_text())
+    run["run_id"] = "0123456789abcdef"
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    full = driver.train(toy, toy.Config(), "CartPole-v1", **RUN)
+    res = driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True, **RUN)
+    assert res.seconds > 0 and res.updates_done == 50
+    _same_state(full.state, res.state)
+    meta = driver.read_checkpoint_metadata(tmp_path / "checkpoint.msgpack")
+    assert meta["run_id"] == "0123456789abcdef"
+
+
+def test_resume_with_other_settings_names_each_difference(tmp_path):
+    driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=10, **RUN)
+    before = _files(tmp_path)
+    with pytest.raises(ValueError) as info:
+        driver.train(
+            toy,
+            toy.Config(learning_rate=0.3, num_steps=20),
+            "CartPole-v1",
+            out_dir=tmp_path,
+            resume=True,
+            **{**RUN, "seeds": (3,)},
+        )
+    msg = str(info.value)
+    assert "seeds: [3, 4] in the run, [3] given" in msg
+    assert "num_steps: 10 in the run, 20 given; learning_rate: 0.1 in the run, 0.3 given" in msg
+    assert "total_timesteps" not in msg and "\n" not in msg
+    assert _files(tmp_path) == before
+    stored = driver.read_run(tmp_path)
+    assert driver.settings_differences(stored, {"config": {"learning_rate": 0.1}}) == []
+    assert driver.settings_differences(stored, {"algo": "ppo", "config": {"x": 1}}) == [
+        'algo: "toy" in the run, "ppo" given'
+    ]
+
+
+def test_damaged_checkpoint_is_named_on_resume(tmp_path):
+    driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=10, **RUN)
+    ck = tmp_path / "checkpoint.msgpack"
+    ck.write_bytes(ck.read_bytes()[: ck.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"checkpoint.msgpack' is damaged .*truncated"):
+        driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True, **RUN)
+
+
+def test_runs_of_another_bellmax_version_are_refused(tmp_path):
+    driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=10, **RUN)
+    run = json.loads((tmp_path / "run.json").read_text())
+    del run["format"]
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    with pytest.raises(BellmaxError, match="written by another bellmax version"):
+        driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True, **RUN)
+    with pytest.raises(BellmaxError, match="does not fit this bellmax's toy Config"):
+        driver.config_from_dict(toy, {**run["config"], "old_knob": 1})
 
 
 def test_stop_return_stops_at_the_first_evaluation_that_reaches_it():

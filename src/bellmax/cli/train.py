@@ -3,10 +3,17 @@
     bellmax train ppo --env CartPole-v1 --seeds 4 --total-steps 100000 --out runs/ppo --json
     bellmax train dqn --env gymnasium:CartPole-v1 --learning-rate 1e-3 --out runs/dqn
     bellmax train ppo --out runs/ppo --resume          # continue where the checkpoint stopped
+    bellmax train ppo --out runs/ppo --overwrite       # replace that run with a new one
     bellmax evaluate runs/ppo --episodes 20 --json
 
 Every field of the algorithm's `Config` is a flag (`--learning-rate`, `--num-envs`, ...);
 the help of each comes from the field's docstring.
+
+`--resume` alone continues a run with the settings stored in its `run.json` (algorithm, env,
+seeds, total steps, chunks, every Config field); an option set to something other than its
+default that differs from the stored value is refused, named (`learning_rate: 0.001 in the
+run, 0.003 given`). An option left at its default counts as not given. On a directory that
+holds no run yet, `--resume` starts it, so the same command can be rerun after any crash.
 """
 
 from __future__ import annotations
@@ -31,9 +38,10 @@ class TrainArgs:
     """Train a deep RL agent (dqn, reinforce, a2c, ppo) on any bellmax or Gymnasium env.
 
     `bellmax train ALGO --env ENV_ID --seeds N --total-steps T [--CONFIG-FIELD VALUE ...]
-    --out DIR [--json] [--resume]`. Writes a checkpoint (msgpack, no pickle), metrics.csv,
-    metrics.json, learning_curve.png and run.json into DIR; `--json` prints one object with
-    final_eval_return, env_steps, seconds and compile_seconds.
+    --out DIR [--json] [--resume | --overwrite]`. Writes a checkpoint (msgpack, no pickle),
+    metrics.csv, metrics.json, learning_curve.png and run.json into DIR; `--json` prints one
+    object with final_eval_return, env_steps, seconds and compile_seconds. A DIR that holds a
+    run is refused unless --resume (continue it with its stored settings) or --overwrite.
     """
 
 
@@ -44,9 +52,16 @@ _COMMON: list[tuple[str, Any, Any, str]] = [
     ("seed", int, 0, "First seed."),
     ("total_steps", int | None, None, "Environment steps per seed (default: the config's)."),
     ("out", str | None, None, "Run directory (default: runs/train-ALGO-ENV)."),
-    ("resume", bool, False, "Continue the run in --out from its last checkpoint."),
+    (
+        "resume",
+        bool,
+        False,
+        "Continue the run in --out from its last checkpoint, with its stored settings "
+        "(starts it if --out holds no run yet).",
+    ),
+    ("overwrite", bool, False, "Replace the run --out holds (its checkpoint and outputs)."),
     ("eval_episodes", int, 10, "Evaluation episodes per seed at the end."),
-    ("chunks", int, 20, "Checkpoints/progress updates per run."),
+    ("chunks", int, 20, "Checkpoints/progress updates per run (>= 1)."),
     (
         "stop_return",
         float | None,
@@ -137,29 +152,96 @@ def _progress(enabled: bool):
     )
 
 
+def _check_options(a: Any) -> None:
+    """Refuse nonsense values of the common options, naming the option and the fix."""
+    if a.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1 (the number of seeds trained), got {a.seeds}.")
+    if a.chunks < 1:
+        raise ValueError(
+            f"--chunks must be >= 1 (how many checkpoints the run is split into), got {a.chunks}."
+        )
+    if a.eval_episodes < 0:
+        raise ValueError(
+            f"--eval-episodes must be >= 0 (0 skips the final evaluation), got {a.eval_episodes}."
+        )
+    if a.total_steps is not None and a.total_steps < 1:
+        raise ValueError(f"--total-steps must be >= 1, got {a.total_steps}.")
+    if a.resume and a.overwrite:
+        raise ValueError(
+            "--resume and --overwrite exclude each other: --resume continues the run in --out, "
+            "--overwrite replaces it; pick one."
+        )
+
+
+def _settings(a: Any, name: str, *, only_given: bool) -> dict[str, Any]:
+    """The run settings the options describe (driver.SETTINGS' keys).
+
+    With `only_given`, just the options set to something other than their default (the
+    algorithm, a subcommand, is always given).
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(type(a))}
+
+    def given(*names: str) -> bool:
+        return not only_given or any(getattr(a, n) != defaults[n] for n in names)
+
+    config_cls = type(a).config_cls
+    out: dict[str, Any] = {"algo": name, "config": {}}
+    if given("env"):
+        out["env"] = a.env
+    if given("seed", "seeds"):
+        out["seeds"] = list(range(a.seed, a.seed + a.seeds))
+    for key in ("chunks", "eval_episodes", "stop_return"):
+        if given(key):
+            out[key] = getattr(a, key)
+    for f in dataclasses.fields(config_cls):
+        if f.name == "total_timesteps":
+            if a.total_steps is not None:
+                out["config"]["total_timesteps"] = a.total_steps
+        elif given(f.name):
+            out["config"][f.name] = getattr(a, f.name)
+    if not only_given and "total_timesteps" not in out["config"]:
+        field = next(f for f in dataclasses.fields(config_cls) if f.name == "total_timesteps")
+        out["config"]["total_timesteps"] = field.default
+    return out
+
+
 def run_train(args: Any) -> int:
     """`bellmax train ALGO ...`."""
-    from bellmax.train.driver import train
+    from bellmax.core.io import check_output_path
+    from bellmax.deep import get_algorithm
+    from bellmax.train.driver import config_from_dict, read_run, settings_differences, train
 
     a = args.algo
     name = type(a).algo_name
-    config_cls = type(a).config_cls
-    values = {
-        f.name: getattr(a, f.name)
-        for f in dataclasses.fields(config_cls)
-        if f.name != "total_timesteps"
-    }
-    if a.total_steps is not None:
-        values["total_timesteps"] = a.total_steps
-    config = config_cls(**values)
-    if a.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {a.seeds}.")
-    if a.eval_episodes < 0:
-        raise ValueError(f"--eval-episodes must be >= 0, got {a.eval_episodes}.")
     out = a.out or f"runs/train-{name}-{a.env.replace(':', '_').replace('/', '_')}"
-    seeds = tuple(range(a.seed, a.seed + a.seeds))
+    check_output_path(out, kind="dir", option="--out")
+    _check_options(a)
+    settings = _settings(a, name, only_given=False)
+    stored = read_run(out) if a.resume else None
+    if stored is not None:
+        diffs = settings_differences(stored, _settings(a, name, only_given=True))
+        if stored["algo"] != name:
+            raise ValueError(
+                f"cannot resume {out!r}: {diffs[0]}; resume it as `bellmax train "
+                f"{stored['algo']} --out {out} --resume`, or start anew with --overwrite."
+            )
+        if diffs:
+            raise ValueError(
+                f"cannot resume {out!r} with other settings: {'; '.join(diffs)}. Leave those "
+                "options out (--resume alone continues with the run's settings), or start anew "
+                "with --overwrite or another --out."
+            )
+        settings = {k: stored[k] for k in settings}
+    elif a.resume:
+        print(f"bellmax: {out!r} holds no run yet; starting it.", file=sys.stderr)
+    algo = get_algorithm(name)
+    if stored is not None:
+        config = config_from_dict(algo, settings["config"], source=repr(out))
+    else:
+        config = type(a).config_cls(**settings["config"])
+    env, seeds = settings["env"], tuple(settings["seeds"])
     with _progress(sys.stderr.isatty()) as progress:
-        task = progress.add_task(f"{name} {a.env}", total=None, ret="-")
+        task = progress.add_task(f"{name} {env}", total=None, ret="-")
 
         def on_chunk(info):
             ret = "-" if info.mean_return != info.mean_return else f"{info.mean_return:.1f}"
@@ -168,14 +250,15 @@ def run_train(args: Any) -> int:
         result = train(
             name,
             config,
-            a.env,
+            env,
             seeds=seeds,
             out_dir=out,
             resume=a.resume,
-            chunks=a.chunks,
-            eval_episodes=a.eval_episodes,
+            overwrite=a.overwrite,
+            chunks=settings["chunks"],
+            eval_episodes=settings["eval_episodes"],
             on_chunk=on_chunk,
-            stop_return=a.stop_return,
+            stop_return=settings["stop_return"],
         )
     summary = {**result.summary(), "out": out}
     if a.json:
@@ -183,7 +266,7 @@ def run_train(args: Any) -> int:
     else:
         ev = summary["final_eval_return"]
         print(
-            f"{name} on {a.env}: {summary['env_steps']} steps x {len(seeds)} seeds in "
+            f"{name} on {env}: {summary['env_steps']} steps x {len(seeds)} seeds in "
             f"{summary['seconds']:.1f} s (+{summary['compile_seconds']:.1f} s compile); "
             + (f"final evaluation return {ev:.1f}" if ev is not None else "not evaluated")
             + f"; outputs in {out}/"

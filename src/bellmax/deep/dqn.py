@@ -73,7 +73,8 @@ class Config:
     batch_size: int = 64
     """Transitions per gradient step."""
     learning_starts: int = 1_000
-    """Env steps of uniformly random actions before the first gradient step (>= batch_size)."""
+    """Env steps of uniformly random actions before the first gradient step (>= batch_size,
+    below the run's env steps)."""
     gamma: float = 0.99
     """Discount factor."""
     train_frequency: int = 32
@@ -177,6 +178,16 @@ class Config:
                 f"total_timesteps={self.total_timesteps} is less than one update "
                 f"(train_frequency * num_envs = {self.steps_per_update} env steps); "
                 f"set total_timesteps >= {self.steps_per_update}."
+            )
+        run_steps = self.num_updates * self.steps_per_update
+        if self.learning_starts >= run_steps:
+            raise ValueError(
+                f"learning_starts={self.learning_starts} is at or beyond the run's {run_steps} "
+                f"env steps (total_timesteps={self.total_timesteps} in whole updates of "
+                f"{self.steps_per_update}): the run would end before it learns "
+                f"({self.total_gradient_steps} gradient steps in all); set learning_starts below "
+                f"{run_steps} or total_timesteps to at least "
+                f"{(self.learning_starts // self.steps_per_update + 1) * self.steps_per_update}."
             )
         if venv is not None:
             check_action_space(venv.action_space)

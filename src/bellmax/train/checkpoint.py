@@ -4,12 +4,18 @@ The format is msgpack through `flax.serialization` (no pickle: loading a checkpo
 runs code). Leaves are stored in tree order as raw arrays, bit for bit; typed PRNG keys are
 stored as their key data with the key implementation's name. Loading needs a template with
 the same tree structure (the state `init` returns, or `jax.eval_shape(init, ...)` of it), so
-a checkpoint can never be poured into a differently shaped state unnoticed. Files are
-written atomically: a crash leaves the previous checkpoint intact.
+a checkpoint can never be poured into a differently shaped state unnoticed.
+
+A file is an envelope `{format, bellmax_version, sha256, body}` whose body holds the leaves
+and the metadata; the SHA-256 of the body is checked on every read, so a file damaged after
+it was written (truncated, bytes changed) is refused with a message naming it, as is a file
+in another format version, never loaded half-right. Files are written atomically: a crash
+leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,11 +30,18 @@ from bellmax.train.io import atomic_write_bytes
 
 __all__ = ["CheckpointError", "load_checkpoint", "read_checkpoint_metadata", "save_checkpoint"]
 
-FORMAT = "bellmax-checkpoint/1"
+FORMAT = "bellmax-checkpoint/2"
+_FAMILY = "bellmax-checkpoint/"
 
 
 class CheckpointError(BellmaxError, ValueError):
     """A checkpoint file is missing, corrupt or does not match the state it is loaded into."""
+
+
+def _version() -> str:
+    from bellmax import __version__
+
+    return __version__
 
 
 def _is_key(x: Any) -> bool:
@@ -53,28 +66,80 @@ def save_checkpoint(path: str | os.PathLike, state: Any, *, metadata: dict | Non
             keys[str(i)] = _key_impl_name(leaf)
             leaf = jax.random.key_data(leaf)
         stored[str(i)] = np.asarray(leaf)
-    payload = {
+    body = serialization.msgpack_serialize(
+        {
+            "treedef": str(treedef),
+            "num_leaves": len(leaves),
+            "leaves": stored,
+            "key_leaves": json.dumps(keys),
+            "metadata": json.dumps(metadata or {}),
+        }
+    )
+    envelope = {
         "format": FORMAT,
-        "treedef": str(treedef),
-        "num_leaves": len(leaves),
-        "leaves": stored,
-        "key_leaves": json.dumps(keys),
-        "metadata": json.dumps(metadata or {}),
+        "bellmax_version": _version(),
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "body": body,
     }
-    return atomic_write_bytes(path, serialization.msgpack_serialize(payload))
+    return atomic_write_bytes(path, serialization.msgpack_serialize(envelope))
 
 
 def _read(path: str | os.PathLike) -> dict:
+    """The decoded body of a checkpoint, after checking its format and checksum."""
     p = Path(path)
     if not p.is_file():
+        if p.exists():
+            raise CheckpointError(f"{str(p)!r} is not a file; pass a checkpoint file or run DIR.")
         raise CheckpointError(f"no checkpoint at {str(p)!r}; train first or pass the run's DIR.")
     try:
-        payload = serialization.msgpack_restore(p.read_bytes())
-    except Exception as exc:  # msgpack raises several types on garbage
-        raise CheckpointError(f"{str(p)!r} is not a readable bellmax checkpoint ({exc}).") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{str(p)!r} is not a {FORMAT} file.")
+        data = p.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {str(p)!r}: {e.strerror or e}.") from None
+    if not data:
+        raise CheckpointError(
+            f"checkpoint {str(p)!r} is empty (0 bytes): it was damaged after it was written; "
+            "delete it to start the run again."
+        )
+    damaged = (
+        f"checkpoint {str(p)!r} is damaged ({len(data)} bytes: truncated or overwritten) or "
+        "not a bellmax checkpoint"
+    )
+    try:
+        envelope = serialization.msgpack_restore(data)
+    except Exception as exc:  # msgpack raises several types on garbage and truncation
+        raise CheckpointError(f"{damaged}: it cannot be decoded ({_short(exc)}).") from None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("format"), str):
+        raise CheckpointError(f"{damaged}: it has no format tag.")
+    fmt = envelope["format"]
+    if fmt != FORMAT:
+        written = envelope.get("bellmax_version")
+        by = f"bellmax {written}" if isinstance(written, str) else "another bellmax version"
+        if fmt.startswith(_FAMILY):
+            raise CheckpointError(
+                f"checkpoint {str(p)!r} was written by {by} in format {fmt!r}; this bellmax "
+                f"({_version()}) reads {FORMAT!r} only: evaluate it with the bellmax that wrote "
+                "it, or train the run anew (--overwrite)."
+            )
+        raise CheckpointError(f"{str(p)!r} is not a bellmax checkpoint (format {fmt!r}).")
+    body = envelope.get("body")
+    if not isinstance(body, bytes) or envelope.get("sha256") != hashlib.sha256(body).hexdigest():
+        raise CheckpointError(
+            f"checkpoint {str(p)!r} is damaged: its contents do not match the checksum stored "
+            "with them (bytes changed after it was written); delete it to start the run again."
+        )
+    try:
+        payload = serialization.msgpack_restore(body)
+        int(payload["num_leaves"]), str(payload["treedef"]), payload["leaves"]
+        json.loads(payload["key_leaves"]), json.loads(payload["metadata"])
+    except Exception as exc:
+        raise CheckpointError(f"{damaged}: its body is unreadable ({_short(exc)}).") from None
+    payload["bellmax_version"] = envelope.get("bellmax_version")
     return payload
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:120]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def read_checkpoint_metadata(path: str | os.PathLike) -> dict:
@@ -98,27 +163,42 @@ def load_checkpoint(path: str | os.PathLike, template: Any) -> tuple[Any, dict]:
     """
     payload = _read(path)
     t_leaves, treedef = jax.tree.flatten(template)
+    written = payload.get("bellmax_version")
+    other = (
+        f" (it was written by bellmax {written}, this is {_version()})"
+        if written and written != _version()
+        else ""
+    )
     if payload["num_leaves"] != len(t_leaves) or payload["treedef"] != str(treedef):
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds a different state structure "
             f"({payload['num_leaves']} leaves vs {len(t_leaves)} expected): it was written by "
-            "another algorithm or configuration."
+            f"another algorithm, configuration or bellmax version{other}."
         )
     keys = json.loads(payload["key_leaves"])
     out = []
     for i, t in enumerate(t_leaves):
+        if str(i) not in payload["leaves"]:
+            raise CheckpointError(f"checkpoint {str(path)!r} is damaged: leaf {i} is missing.")
         a = np.asarray(payload["leaves"][str(i)])
         if str(i) in keys:
             if not _is_key(t):
                 raise CheckpointError(f"leaf {i} of {str(path)!r} is a PRNG key; template is not.")
-            leaf = jax.random.wrap_key_data(a, impl=keys[str(i)])
+            try:
+                leaf = jax.random.wrap_key_data(a, impl=keys[str(i)])
+            except Exception as exc:
+                raise CheckpointError(
+                    f"leaf {i} of {str(path)!r} is a PRNG key this jax cannot rebuild "
+                    f"({_short(exc)})."
+                ) from None
         else:
             leaf = jax.numpy.asarray(a)
         t_shape, t_dtype = tuple(np.shape(t)), getattr(t, "dtype", None)
         if tuple(leaf.shape) != t_shape or (t_dtype is not None and leaf.dtype != t_dtype):
             raise CheckpointError(
                 f"leaf {i} of {str(path)!r} has shape {tuple(leaf.shape)} {leaf.dtype}, the "
-                f"state expects {t_shape} {t_dtype}: the configuration changed since it was saved."
+                f"state expects {t_shape} {t_dtype}: the configuration changed since it was "
+                f"saved{other}."
             )
         out.append(leaf)
     return jax.tree.unflatten(treedef, out), json.loads(payload["metadata"])

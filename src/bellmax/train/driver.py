@@ -8,21 +8,36 @@ An algorithm module (`bellmax.deep.ppo`, `dqn`, `a2c`, `reinforce`) provides `Co
 - `vmap`s `init` and a `lax.scan` of `update` over seeds (host environments, which live
   outside JAX, run their seeds one after another) and compiles it once, timing the compile
   apart (ahead-of-time `lower().compile()`),
-- runs the updates in equal chunks; after each chunk it checks the losses (a non-finite loss
-  stops the run and names the update), calls `on_chunk` (progress bars), and writes an
-  atomic checkpoint of the whole training state plus `run.json`,
+- runs the updates in equal chunks; after each chunk it checks the losses and the policy
+  weights (a non-finite value stops the run and names the update), calls `on_chunk`
+  (progress bars), and commits the chunk: one atomic checkpoint holding the whole training
+  state and every metric so far, then `metrics.json` and `metrics.csv` rewritten from it,
 - resumes from that checkpoint so that the result is bit-identical to an uninterrupted run
   (same chunks, same compiled program, same keys),
-- writes `metrics.csv`, `metrics.json` and `learning_curve.png`, and evaluates the final
-  policy of every seed.
+- writes `learning_curve.png` and `run.json`, and evaluates the final policy of every seed.
+
+A run directory never loses a run:
+
+- `run.json` records the run's settings (algorithm, env, seeds, every Config field, chunks,
+  evaluation) and a random run id before any training, so a run killed before its first
+  checkpoint resumes from the start, and `bellmax train --resume` alone knows the settings;
+- one process writes a run at a time: an exclusive lock (`flock` on `DIR/.lock`, released by
+  the kernel however the holder dies) makes a second writer stop with a message;
+- a directory that holds a run is refused unless the run is resumed (`resume=True`) or
+  replaced (`overwrite=True`); a refused call changes nothing in it;
+- the checkpoint is the one commit point of a chunk: a `kill -9` at any instant leaves the
+  previous chunk's checkpoint (or none), and resuming redoes only what was lost;
+- a checkpoint is used only by the run whose id it carries.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import os
+import secrets
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -34,20 +49,41 @@ import jax.numpy as jnp
 import numpy as np
 
 from bellmax.core.errors import BellmaxError, DivergenceError
-from bellmax.train.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
-from bellmax.train.io import atomic_savefig, atomic_write_json, atomic_write_text
+from bellmax.core.io import check_output_path
+from bellmax.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint_metadata,
+    save_checkpoint,
+)
+from bellmax.train.io import (
+    FileLock,
+    LockHeldError,
+    atomic_savefig,
+    atomic_write_json,
+    atomic_write_text,
+)
 
 __all__ = [
     "ChunkInfo",
     "TrainResult",
+    "config_from_dict",
     "evaluate_checkpoint",
     "load_run",
     "plan_chunks",
+    "read_run",
+    "settings_differences",
     "train",
 ]
 
 CHECKPOINT = "checkpoint.msgpack"
 RUN_JSON = "run.json"
+LOCK = ".lock"
+RUN_FORMAT = "bellmax-run/2"
+#: The files a run writes; a directory holding any of them holds a run.
+OUTPUTS = (RUN_JSON, CHECKPOINT, "metrics.json", "metrics.csv", "learning_curve.png")
+#: What a resumed run must share with the stored one (everything that shapes its result).
+SETTINGS = ("algo", "env", "seeds", "config", "chunks", "eval_episodes", "stop_return")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,15 +296,31 @@ def _first_nonfinite(metrics: dict[str, np.ndarray]) -> tuple[int, int] | None:
     return int(seed_idx), int(upd)
 
 
-def _write_outputs(out: Path, result: TrainResult) -> None:
-    m = result.metrics
-    n = result.updates_done
-    names = sorted(m)
-    ret, cnt = m.get("episode_return_sum"), m.get("episode_count")
+def _nonfinite_weights(params: Any, seeds: Sequence[int]) -> str | None:
+    """'seed 1: 12 of 4610 values' for every seed whose floating-point weights are not finite."""
+    leaves = [np.asarray(x) for x in jax.tree.leaves(params)]
+    parts = []
+    for i, seed in enumerate(seeds):
+        bad = total = 0
+        for x in leaves:
+            if np.issubdtype(x.dtype, np.inexact):
+                bad += int(np.size(x[i]) - np.count_nonzero(np.isfinite(x[i])))
+                total += int(np.size(x[i]))
+        if bad:
+            parts.append(f"seed {seed}: {bad} of {total} values")
+    return "; ".join(parts) or None
+
+
+def _write_metrics(out: Path, seeds: Sequence[int], history: dict[str, np.ndarray]) -> None:
+    """`metrics.json` and `metrics.csv` (one row per seed and update), each atomically."""
+    atomic_write_json(out / "metrics.json", {k: v.tolist() for k, v in history.items()})
+    names = sorted(history)
+    n = next(iter(history.values())).shape[1] if history else 0
+    ret, cnt = history.get("episode_return_sum"), history.get("episode_count")
     lines = ["update,seed," + ",".join(names) + ",mean_episode_return"]
-    for s, seed in enumerate(result.seeds):
+    for s, seed in enumerate(seeds):
         for u in range(n):
-            row = [str(u + 1), str(seed)] + [repr(float(m[k][s, u])) for k in names]
+            row = [str(u + 1), str(seed)] + [repr(float(history[k][s, u])) for k in names]
             mean = (
                 float(ret[s, u] / cnt[s, u])
                 if ret is not None and cnt is not None and cnt[s, u]
@@ -277,8 +329,6 @@ def _write_outputs(out: Path, result: TrainResult) -> None:
             row.append("" if math.isnan(mean) else repr(mean))
             lines.append(",".join(row))
     atomic_write_text(out / "metrics.csv", "\n".join(lines) + "\n")
-    if ret is not None and cnt is not None and n:
-        _plot_curve(out / "learning_curve.png", result)
 
 
 def _plot_curve(path: Path, result: TrainResult) -> None:
@@ -314,6 +364,184 @@ def _plot_curve(path: Path, result: TrainResult) -> None:
     plt.close(fig)
 
 
+# ---------------------------------------------------------------------- run directories
+def _jsonish(x: Any) -> Any:
+    return json.loads(json.dumps(x, default=str))
+
+
+def _show(x: Any) -> str:
+    return json.dumps(_jsonish(x))
+
+
+def settings_differences(stored: dict, given: dict) -> list[str]:
+    """Each setting in `given` that differs from `stored`, as `"name: A in the run, B given"`.
+
+    Only the keys (and Config fields) present in `given` are compared, so a caller can pass
+    just the options a user set. Config fields are named by themselves (`learning_rate`).
+    """
+    missing = object()
+    if "algo" in given and stored.get("algo") != given["algo"]:  # the rest would be noise
+        return [f"algo: {_show(stored.get('algo'))} in the run, {_show(given['algo'])} given"]
+    diffs = []
+    for key in SETTINGS:
+        if key not in given:
+            continue
+        if key == "config":
+            old, new = stored.get("config") or {}, given["config"]
+            for f, value in new.items():
+                was = old.get(f, missing)
+                if was is missing:
+                    diffs.append(f"{f}: not in the run, {_show(value)} given")
+                elif _jsonish(was) != _jsonish(value):
+                    diffs.append(f"{f}: {_show(was)} in the run, {_show(value)} given")
+        elif _jsonish(stored.get(key)) != _jsonish(given[key]):
+            diffs.append(f"{key}: {_show(stored.get(key))} in the run, {_show(given[key])} given")
+    return diffs
+
+
+def config_from_dict(algo: Any, values: dict, *, source: str = "the run") -> Any:
+    """The algorithm's `Config` from a stored dict (lists back to tuples).
+
+    Raises:
+      BellmaxError: the dict has fields the Config does not know, or lacks some it has
+        (a run written by another bellmax version).
+    """
+    fields = {f.name for f in dataclasses.fields(algo.Config)}
+    unknown, missing = sorted(set(values) - fields), sorted(fields - set(values))
+    if unknown or missing:
+        what = "; ".join(
+            x
+            for x in (
+                unknown and f"fields this bellmax does not know: {', '.join(unknown)}",
+                missing and f"no value for: {', '.join(missing)}",
+            )
+            if x
+        )
+        raise BellmaxError(
+            f"the stored configuration of {source} does not fit this bellmax's "
+            f"{getattr(algo, 'NAME', 'algorithm')} Config ({what}); it was written by another "
+            "bellmax version: use that version, or train anew (--overwrite)."
+        )
+    return algo.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def _check_stored(meta: Any, where: Path) -> dict:
+    if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT:
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        raise BellmaxError(
+            f"{str(where)!r} was written by another bellmax version (run format "
+            f"{fmt or 'unmarked'}; this bellmax writes {RUN_FORMAT}): it cannot be resumed "
+            "here; start it anew with --overwrite or choose another --out."
+        )
+    absent = [k for k in (*SETTINGS, "run_id") if k not in meta]
+    if absent:
+        raise BellmaxError(
+            f"{str(where)!r} is damaged: it lacks {', '.join(absent)}; start the run anew "
+            "with --overwrite."
+        )
+    return meta
+
+
+def read_run(run_dir: str | os.PathLike) -> dict | None:
+    """The stored settings of the run in `run_dir` (None if it holds no run record).
+
+    Read from `run.json`, or from the checkpoint's metadata if `run.json` is missing or
+    unreadable. The dict has `algo`, `env`, `seeds`, `config` (every Config field),
+    `chunks`, `eval_episodes`, `stop_return`, `run_id` and `format`.
+
+    Raises:
+      BellmaxError: the run was written by another bellmax version, or its record is
+        damaged (`CheckpointError` for the checkpoint).
+    """
+    out = Path(run_dir)
+    if not out.is_dir():
+        return None
+    record = out / RUN_JSON
+    if record.is_file():
+        try:
+            meta = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            meta = None  # fall back to the checkpoint's copy
+        if meta is not None:
+            return _check_stored(meta, record)
+    ck = out / CHECKPOINT
+    if ck.exists():
+        return _check_stored(read_checkpoint_metadata(ck), ck)
+    if record.is_file():
+        raise BellmaxError(
+            f"{str(record)!r} is unreadable and the run has no checkpoint; start it anew "
+            "with --overwrite."
+        )
+    return None
+
+
+def _existing_outputs(out: Path) -> list[str]:
+    return [name for name in OUTPUTS if (out / name).exists()] if out.is_dir() else []
+
+
+def _open_run_dir(out: Path, *, resume: bool, overwrite: bool) -> FileLock:
+    """Take the run's lock and check that this call may write `out`.
+
+    A refusal leaves the directory exactly as it was (no file created or changed).
+    """
+
+    def refuse_existing(existing: list[str]) -> BellmaxError:
+        return BellmaxError(
+            f"{str(out)!r} already holds a run ({', '.join(existing)}): pass --resume to "
+            "continue it or --overwrite to replace it, or choose another --out."
+        )
+
+    lock = FileLock(out / LOCK)
+    try:
+        if not lock.acquire(create=False):
+            existing = _existing_outputs(out)
+            if existing and not (resume or overwrite):
+                raise refuse_existing(existing)
+            lock.acquire(create=True)
+    except LockHeldError as e:
+        who = f"process {e.owner}" if e.owner else "another process"
+        raise BellmaxError(
+            f"{str(out)!r} is being written by another bellmax run ({who} holds {LOCK}); "
+            "wait for it to finish, or choose another --out."
+        ) from None
+    existing = _existing_outputs(out)  # again, under the lock
+    if existing and not (resume or overwrite):
+        lock.release()
+        raise refuse_existing(existing)
+    lock.write_owner()
+    for name in OUTPUTS:  # temporary files of writers that died mid-write
+        for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+    return lock
+
+
+def _load_chunk(ck: Path, runner: Any, keys: list, meta: dict) -> tuple[Any, dict, dict]:
+    """`(state, metrics history, checkpoint metadata)` from a run's checkpoint."""
+    ck_meta = read_checkpoint_metadata(ck)
+    done, dtypes = ck_meta.get("updates_done"), ck_meta.get("metrics")
+    if (
+        not isinstance(done, int)
+        or not 1 <= done <= int(meta.get("num_updates", done))
+        or not isinstance(dtypes, dict)
+    ):
+        raise CheckpointError(
+            f"checkpoint {str(ck)!r} is damaged: its record of the updates done and metrics "
+            "is missing or out of range; delete it to start the run again."
+        )
+    try:
+        metric_shapes = {
+            k: jax.ShapeDtypeStruct((len(keys), done), np.dtype(v)) for k, v in dtypes.items()
+        }
+    except TypeError:
+        raise CheckpointError(
+            f"checkpoint {str(ck)!r} is damaged: its metric types are unreadable."
+        ) from None
+    template = {"state": runner.template(keys), "metrics": metric_shapes}
+    tree, _ = load_checkpoint(ck, template)
+    history = {k: np.asarray(v) for k, v in tree["metrics"].items()}
+    return tree["state"], history, ck_meta
+
+
 def train(
     algo: Any,
     config: Any,
@@ -322,6 +550,7 @@ def train(
     seeds: Sequence[int] = (0,),
     out_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     chunks: int = 20,
     stop_after: int | None = None,
     eval_episodes: int = 10,
@@ -337,8 +566,12 @@ def train(
       config: the algorithm's `Config`.
       env: an env id (bellmax or Gymnasium) or environment object (see `make_vector_env`).
       seeds: one run per seed; JAX environments run them all in one `vmap`.
-      out_dir: where checkpoints, metrics and the curve go (None: nothing written).
-      resume: continue from `out_dir`'s checkpoint (the config, env and seeds must match).
+      out_dir: the run directory: checkpoint, metrics, curve and `run.json` (None: nothing
+        written). A directory that already holds a run needs `resume` or `overwrite`.
+      resume: continue the run in `out_dir` from its last checkpoint (its settings must equal
+        these; a run stopped before its first checkpoint starts again), or start it if
+        `out_dir` holds no run yet.
+      overwrite: replace the run in `out_dir` with this one.
       chunks: about how many chunks (checkpoints, progress updates) to split the run into.
       stop_after: stop after this many updates in total (for tests of resuming).
       eval_episodes: evaluation episodes per seed at the end (0: skip).
@@ -351,9 +584,12 @@ def train(
       A `TrainResult`.
 
     Raises:
-      DivergenceError: a loss became NaN or infinite (the message names the update and
-        seed; the last checkpoint is the last good state).
-      ValueError: a bad config (from the algorithm's `validate`) or resume mismatch.
+      DivergenceError: a loss or a policy weight became NaN or infinite (the message names
+        the update and seed, and this run's last checkpoint if it has one).
+      ValueError: a bad config (from the algorithm's `validate`), bad options, or a resume
+        whose settings differ from the stored run's (each difference named).
+      BellmaxError: `out_dir` holds a run (without `resume`/`overwrite`) or another process
+        is writing it; `CheckpointError` for a damaged checkpoint.
     """
     from bellmax.envs.vector import make_vector_env
 
@@ -366,6 +602,25 @@ def train(
     seeds = tuple(int(s) for s in seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct integers, at least one; got {seeds!r}.")
+    if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
+        raise ValueError(f"chunks must be an integer >= 1 (checkpoints per run), got {chunks!r}.")
+    if isinstance(eval_episodes, bool) or not isinstance(eval_episodes, int) or eval_episodes < 0:
+        raise ValueError(
+            f"eval_episodes must be an integer >= 0 (0 skips the evaluation), got "
+            f"{eval_episodes!r}."
+        )
+    if stop_return is not None and eval_episodes < 1:
+        raise ValueError("stop_return needs eval_episodes >= 1 (the evaluations decide).")
+    if resume and overwrite:
+        raise ValueError(
+            "resume and overwrite exclude each other: resume continues the run in the "
+            "directory, overwrite replaces it; pick one."
+        )
+    out = Path(out_dir) if out_dir is not None else None
+    if out is None and (resume or overwrite):
+        raise ValueError("resume and overwrite need out_dir (the run directory).")
+    if out is not None:
+        check_output_path(out, kind="dir", option="out_dir")
     venv = make_vector_env(env, num_envs=config.num_envs, seed=seeds[0])
     config.validate(venv)
     env_id = env if isinstance(env, str) else venv.env_id
@@ -373,40 +628,86 @@ def train(
     chunk = plan_chunks(num_updates, chunks)
     runner = _runner(algo, config, venv, len(seeds))
     keys = [jax.random.key(s) for s in seeds]
-    out = Path(out_dir) if out_dir is not None else None
+    from bellmax import __version__
+
     meta = {
+        "format": RUN_FORMAT,
+        "bellmax_version": __version__,
         "algo": name,
         "env": env_id,
         "seeds": list(seeds),
         "config": _config_dict(config),
+        "chunks": chunks,
+        "eval_episodes": eval_episodes,
+        "stop_return": stop_return,
         "num_updates": num_updates,
         "chunk": chunk,
     }
+    lock = _open_run_dir(out, resume=resume, overwrite=overwrite) if out is not None else None
+    try:
+        return _train_locked(
+            algo, config, venv, runner, keys, meta, out,
+            resume=resume, overwrite=overwrite, stop_after=stop_after, on_chunk=on_chunk,
+        )  # fmt: skip
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(
+    algo: Any,
+    config: Any,
+    venv: Any,
+    runner: _Runner,
+    keys: list,
+    meta: dict,
+    out: Path | None,
+    *,
+    resume: bool,
+    overwrite: bool,
+    stop_after: int | None,
+    on_chunk: Callable[[ChunkInfo], None] | None,
+) -> TrainResult:
+    """`train` once the run directory (if any) is locked and may be written."""
+    name, env_id, seeds = meta["algo"], meta["env"], tuple(meta["seeds"])
+    num_updates, chunk = meta["num_updates"], meta["chunk"]
+    eval_episodes, stop_return = meta["eval_episodes"], meta["stop_return"]
+    ck = out / CHECKPOINT if out is not None else None
     history: dict[str, np.ndarray] | None = None
     done = 0
-    if resume:
-        if out is None:
-            raise ValueError("resume=True needs out_dir (the run to resume).")
-        saved = read_checkpoint_metadata(out / CHECKPOINT)
-        for k in ("algo", "env", "seeds", "config", "num_updates", "chunk"):
-            if _jsonish(saved.get(k)) != _jsonish(meta[k]):
-                raise ValueError(
-                    f"cannot resume {str(out)!r}: its {k} is {saved.get(k)!r}, this run's is "
-                    f"{meta[k]!r}; use the same settings or a new --out."
-                )
-        state, saved = load_checkpoint(out / CHECKPOINT, runner.template(keys))
-        done = int(saved["updates_done"])
-        history = _load_history(out, len(seeds), done)
-    else:
-        state = runner.init(keys)
-    seconds = 0.0
-    target = num_updates if stop_after is None else min(num_updates, int(stop_after))
     solved_at: list[int | None] = [None] * len(seeds)
     solved_s: list[float | None] = [None] * len(seeds)
+    has_checkpoint = False  # a checkpoint of *this* run exists
+    stored = read_run(out) if (out is not None and resume) else None
+    if stored is not None:
+        diffs = settings_differences(stored, meta)
+        if diffs:
+            raise ValueError(
+                f"cannot resume {str(out)!r} with other settings: {'; '.join(diffs)}. Use the "
+                "run's settings (`bellmax train --resume` alone does), or start anew with "
+                "--overwrite or another --out."
+            )
+        meta["run_id"] = stored["run_id"]
+        if ck.exists() and read_checkpoint_metadata(ck).get("run_id") == meta["run_id"]:
+            state, history, ck_meta = _load_chunk(ck, runner, keys, meta)
+            done, has_checkpoint = int(ck_meta["updates_done"]), True
+            if stop_return is not None and len(ck_meta.get("solved_at_steps") or []) == len(seeds):
+                solved_at, solved_s = ck_meta["solved_at_steps"], ck_meta["solved_seconds"]
+    else:
+        meta["run_id"] = secrets.token_hex(8)
+    if out is not None:
+        # The run record comes first: from here on a kill leaves a run that resumes.
+        atomic_write_json(out / RUN_JSON, {**meta, "status": "running", "updates_done": done})
+        if not has_checkpoint:  # another run's outputs (overwrite) or a stale checkpoint
+            for stale in OUTPUTS[1:]:
+                (out / stale).unlink(missing_ok=True)
+    if not has_checkpoint:
+        state = runner.init(keys)
+    seconds = 0.0
     eval_seconds = 0.0
-    if stop_return is not None and eval_episodes < 1:
-        raise ValueError("stop_return needs eval_episodes >= 1 (the evaluations decide).")
-    while done < target:
+    target = num_updates if stop_after is None else min(num_updates, int(stop_after))
+    solved = stop_return is not None and all(x is not None for x in solved_at)
+    while done < target and not solved:
         n = min(chunk, num_updates - done)
         compile_before = runner.compile_seconds
         t = time.perf_counter()
@@ -415,21 +716,44 @@ def train(
         seconds += time.perf_counter() - t - (runner.compile_seconds - compile_before)
         m = _metrics_to_host(metrics)
         bad = _first_nonfinite(m)
-        if bad is not None:
-            s, u = bad
-            raise DivergenceError(
-                f"{name} on {env_id}: the loss became {m['loss'][s, u]} at update {done + u + 1} "
-                f"of {num_updates} (seed {seeds[s]}); training stopped. Lower the learning rate "
-                "or clip gradients (max_grad_norm)."
-                + (f" The last good state is in {str(out / CHECKPOINT)!r}." if out else "")
-            )
+        weights = None if bad else _nonfinite_weights(algo.policy_params(new_state), seeds)
+        if bad is not None or weights is not None:
+            if bad is not None:
+                s, u = bad
+                what = (
+                    f"the loss became {m['loss'][s, u]} at update {done + u + 1} of "
+                    f"{num_updates} (seed {seeds[s]})"
+                )
+            else:
+                what = (
+                    f"the policy weights became non-finite in updates {done + 1}-{done + n} "
+                    f"of {num_updates} ({weights})"
+                )
+            _diverged(out, meta, done, has_checkpoint, f"{name} on {env_id}: {what}")
+        if stop_return is not None:
+            t_eval = time.perf_counter()
+            rets = _evaluate(algo, config, venv, new_state, seeds, eval_episodes).mean(axis=1)
+            eval_seconds += time.perf_counter() - t_eval
+            for i, r in enumerate(rets):
+                if solved_at[i] is None and r >= stop_return:
+                    solved_at[i] = (done + n) * int(config.steps_per_update)
+                    solved_s[i] = round(seconds, 4)
+            solved = all(x is not None for x in solved_at)
         state = new_state
         done += n
         history = m if history is None else {k: np.concatenate([history[k], m[k]], 1) for k in m}
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            save_checkpoint(out / CHECKPOINT, state, metadata={**meta, "updates_done": done})
-            atomic_write_json(out / "metrics.json", {k: v.tolist() for k, v in history.items()})
+            ck_meta = {
+                **meta,
+                "updates_done": done,
+                "metrics": {k: str(v.dtype) for k, v in history.items()},
+                "solved_at_steps": solved_at,
+                "solved_seconds": solved_s,
+            }
+            # The chunk's one commit: state and metrics together, atomically.
+            save_checkpoint(ck, {"state": state, "metrics": history}, metadata=ck_meta)
+            has_checkpoint = True
+            _write_metrics(out, seeds, history)
         if on_chunk is not None:
             r, c = m.get("episode_return_sum"), m.get("episode_count")
             mean = (
@@ -438,16 +762,6 @@ def train(
                 else math.nan
             )
             on_chunk(ChunkInfo(done, num_updates, done * config.steps_per_update, mean, seconds))
-        if stop_return is not None:
-            t_eval = time.perf_counter()
-            rets = _evaluate(algo, config, venv, state, seeds, eval_episodes).mean(axis=1)
-            eval_seconds += time.perf_counter() - t_eval
-            for i, r in enumerate(rets):
-                if solved_at[i] is None and r >= stop_return:
-                    solved_at[i] = done * int(config.steps_per_update)
-                    solved_s[i] = round(seconds, 4)
-            if all(x is not None for x in solved_at):
-                break
     result = TrainResult(
         algo=name,
         env_id=env_id,
@@ -467,25 +781,30 @@ def train(
     if eval_episodes and (done == num_updates or stop_return is not None):
         result.eval_returns = _evaluate(algo, config, venv, state, seeds, eval_episodes)
     if out is not None:
-        _write_outputs(out, result)
-        atomic_write_json(out / RUN_JSON, {**meta, "updates_done": done, **result.summary()})
+        if history:
+            _write_metrics(out, seeds, history)
+            if "episode_return_sum" in history and "episode_count" in history:
+                _plot_curve(out / "learning_curve.png", result)
+        status = "finished" if done == num_updates else ("solved" if solved else "stopped")
+        atomic_write_json(
+            out / RUN_JSON,
+            {**result.summary(), **meta, "status": status, "updates_done": done},
+        )
     return result
 
 
-def _jsonish(x: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(x, default=str))
-
-
-def _load_history(out: Path, n_seeds: int, done: int) -> dict[str, np.ndarray] | None:
-    import json
-
-    p = out / "metrics.json"
-    if not p.is_file():
-        return None
-    data = {k: np.asarray(v) for k, v in json.loads(p.read_text()).items()}
-    return {k: v[:, :done] for k, v in data.items()}
+def _diverged(out: Path | None, meta: dict, done: int, has_checkpoint: bool, what: str) -> None:
+    """Record the divergence in run.json and raise the `DivergenceError`."""
+    msg = f"{what}; training stopped. Lower the learning rate or clip gradients (max_grad_norm)."
+    if out is not None and has_checkpoint:
+        msg += f" The last good state (update {done}) is in {str(out / CHECKPOINT)!r}."
+    elif out is not None:
+        msg += " No checkpoint of this run was written (it diverged in its first chunk)."
+    if out is not None:
+        atomic_write_json(
+            out / RUN_JSON, {**meta, "status": "diverged", "updates_done": done, "error": msg}
+        )
+    raise DivergenceError(msg)
 
 
 def _evaluate(algo, config, venv, state, seeds, episodes: int) -> np.ndarray:
@@ -512,25 +831,51 @@ def _eval_act(algo: Any, config: Any, venv: Any) -> Callable:
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[Any, Any, dict]:
-    """Rebuild `(algo_module, config, metadata)` of a run directory written by `train`."""
+    """Rebuild `(algo_module, config, metadata)` of a run directory written by `train`.
+
+    Raises:
+      BellmaxError: `run_dir` is missing, is no run, has no checkpoint yet, or was written by
+        another bellmax version; `CheckpointError` for a damaged checkpoint.
+    """
     from bellmax.deep import get_algorithm
 
     out = Path(run_dir)
-    if not (out / CHECKPOINT).is_file():
-        raise BellmaxError(
-            f"{str(out)!r} has no {CHECKPOINT}; pass the --out DIR of a `bellmax train` run."
-        )
-    meta = read_checkpoint_metadata(out / CHECKPOINT)
+    hint = "pass the --out DIR of a `bellmax train` run"
+    if not out.exists():
+        raise BellmaxError(f"{str(out)!r} does not exist; {hint}.")
+    if not out.is_dir():
+        raise BellmaxError(f"{str(out)!r} is a file, not a run directory; {hint}.")
+    if not (out / CHECKPOINT).exists():
+        if (out / RUN_JSON).exists():
+            algo = _algo_of(out / RUN_JSON)
+            raise BellmaxError(
+                f"{str(out)!r} holds a run with no checkpoint yet (it stopped before its first "
+                f"chunk ended); continue it with `bellmax train {algo} --out {out} --resume`."
+            )
+        raise BellmaxError(f"{str(out)!r} holds no bellmax run (no {CHECKPOINT}); {hint}.")
+    meta = _check_stored(read_checkpoint_metadata(out / CHECKPOINT), out / CHECKPOINT)
     algo = get_algorithm(meta["algo"])
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}
-    config = algo.Config(**values)
+    config = config_from_dict(algo, meta["config"], source=repr(str(out)))
     return algo, config, meta
+
+
+def _algo_of(record: Path) -> str:
+    try:
+        algo = json.loads(record.read_text(encoding="utf-8")).get("algo")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        algo = None
+    return algo if isinstance(algo, str) else "ALGO"
 
 
 def evaluate_checkpoint(
     run_dir: str | os.PathLike, *, episodes: int = 10, env: str | None = None
 ) -> dict[str, Any]:
-    """Reload a run's checkpoint and evaluate every seed's policy for `episodes` episodes."""
+    """Reload a run's checkpoint and evaluate every seed's policy for `episodes` episodes.
+
+    Raises:
+      BellmaxError: no run in `run_dir` (see `load_run`), or its policy weights are NaN or
+        infinite; `CheckpointError` for a damaged checkpoint.
+    """
     from bellmax.envs.vector import make_vector_env
 
     if episodes < 1:
@@ -541,7 +886,15 @@ def evaluate_checkpoint(
     venv = make_vector_env(env_id, num_envs=config.num_envs, seed=seeds[0])
     runner = _runner(algo, config, venv, len(seeds))
     keys = [jax.random.key(s) for s in seeds]
-    state, meta = load_checkpoint(Path(run_dir) / CHECKPOINT, runner.template(keys))
+    ck = Path(run_dir) / CHECKPOINT
+    state, _, meta = _load_chunk(ck, runner, keys, meta)
+    bad = _nonfinite_weights(algo.policy_params(state), seeds)
+    if bad is not None:
+        raise BellmaxError(
+            f"checkpoint {str(ck)!r} holds non-finite policy weights (NaN or inf: {bad}); "
+            "there is no policy to evaluate. Train anew (--overwrite) with a lower learning "
+            "rate or gradient clipping (max_grad_norm)."
+        )
     t = time.perf_counter()
     returns = _evaluate(algo, config, venv, state, seeds, episodes)
     return {

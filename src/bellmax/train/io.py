@@ -10,6 +10,10 @@ otherwise write as the invalid tokens `NaN`/`Infinity`) and raises a `ValueError
 where the bad number is, before anything is written. Encode such values yourself (e.g. as
 `None` or a string) if you mean to store them. NumPy and JAX scalars and arrays are
 converted to Python numbers and lists.
+
+`FileLock` is an exclusive advisory lock (`fcntl.flock`) on a file: one writer per run
+directory. The kernel releases it when its holder exits, `kill -9` included, so a stale
+lock file never blocks anyone; the file itself is left in place (deleting lock files races).
 """
 
 from __future__ import annotations
@@ -17,13 +21,22 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bellmax.core.errors import BellmaxError
 from bellmax.core.io import atomic_open
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no advisory locks
+    fcntl = None
+
 __all__ = [
+    "FileLock",
+    "LockHeldError",
     "atomic_open",
     "atomic_savefig",
     "atomic_write_bytes",
@@ -180,3 +193,107 @@ def atomic_savefig(fig: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> 
     with atomic_open(target, "wb") as f:
         fig.savefig(f, format=fmt, **savefig_kwargs)
     return target
+
+
+class LockHeldError(BellmaxError):
+    """Another process holds a `FileLock`."""
+
+    def __init__(self, path: Path, owner: str | None):
+        self.path, self.owner = path, owner
+        who = f"process {owner}" if owner else "another process"
+        super().__init__(f"{who} holds the lock {str(path)!r}.")
+
+
+class FileLock:
+    """An exclusive, non-blocking `flock` on `path`, held until `release` or process exit.
+
+    `acquire(create=False)` locks an existing file only (it creates nothing, so a caller can
+    look before it writes anything); `write_owner()` records this process id in the file for
+    the message another process gets. Where the platform or file system has no `flock`, the
+    lock is skipped with a warning.
+
+        lock = FileLock(run_dir / ".lock")
+        lock.acquire()          # raises LockHeldError while another process holds it
+        ...
+        lock.release()
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self, *, create: bool = True) -> bool:
+        """Take the lock without waiting.
+
+        Args:
+          create: create the lock file (and its directory) if missing; with False a missing
+            file is not created and nothing is locked.
+
+        Returns:
+          True if the lock is held now, False if the file is missing and `create` is False.
+
+        Raises:
+          LockHeldError: another process holds it (its pid, if it wrote one, is in `owner`).
+        """
+        if self._fd is not None:
+            return True
+        if not self.path.exists():
+            if not create:
+                return False
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Read-only is enough for flock, and opening an existing file so changes nothing.
+        flags = os.O_RDONLY | (os.O_CREAT if create else 0)
+        try:
+            fd = os.open(self.path, flags, 0o666)
+        except FileNotFoundError:
+            return False
+        if fcntl is None:
+            warnings.warn(f"no file locks here: {str(self.path)!r} is not locked.", stacklevel=2)
+            self._fd = fd
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockHeldError(self.path, self._read_owner()) from None
+        except OSError as e:  # a file system without flock
+            warnings.warn(
+                f"cannot lock {str(self.path)!r} ({e}); continuing without.", stacklevel=2
+            )
+        self._fd = fd
+        return True
+
+    def write_owner(self) -> None:
+        """Record this process's id in the lock file (only while holding the lock)."""
+        if self._fd is None:
+            raise RuntimeError("write_owner() needs the lock; call acquire() first.")
+        try:
+            with open(self.path, "w", encoding="utf-8") as f:
+                f.write(f"{os.getpid()}\n")
+        except OSError:  # a lock file we may lock but not write: the message lacks the pid
+            pass
+
+    def _read_owner(self) -> str | None:
+        try:
+            text = self.path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text if text.isdigit() else None
+
+    def release(self) -> None:
+        """Drop the lock (closing the file releases it); the file stays."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
