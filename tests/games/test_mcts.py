@@ -205,9 +205,9 @@ def test_registered_and_options():
     ("field", "value", "error"),
     [
         ("num_simulations", 0, ValueError),
-        ("num_rollouts", 1.5, ValueError),
+        ("num_rollouts", 1.5, TypeError),
         ("uct_c", -1.0, ValueError),
-        ("uct_c", "2", ValueError),
+        ("uct_c", "2", TypeError),
         ("solve_leaves", 1, TypeError),
         ("solver", "yes", TypeError),
     ],

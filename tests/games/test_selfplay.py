@@ -109,17 +109,17 @@ def test_training_is_seeded():
 
 
 @pytest.mark.parametrize(
-    "make, match",
+    "make, match, error",
     [
-        (lambda: NaiveMCConfig(games=0), "games"),
-        (lambda: NaiveMCConfig(games=True), "games"),
-        (lambda: TDConfig(episodes=-1), "episodes"),
-        (lambda: TDConfig(alpha=0.0), "alpha"),
-        (lambda: TDConfig(epsilon=1.5), "epsilon"),
-        (lambda: QLearningConfig(alpha="big"), "alpha"),
-        (lambda: QLearningConfig(epsilon=-0.1), "epsilon"),
+        (lambda: NaiveMCConfig(games=0), "games", ValueError),
+        (lambda: NaiveMCConfig(games=True), "games", TypeError),
+        (lambda: TDConfig(episodes=-1), "episodes", ValueError),
+        (lambda: TDConfig(alpha=0.0), "alpha", ValueError),
+        (lambda: TDConfig(epsilon=1.5), "epsilon", ValueError),
+        (lambda: QLearningConfig(alpha="big"), "alpha", TypeError),
+        (lambda: QLearningConfig(epsilon=-0.1), "epsilon", ValueError),
     ],
 )
-def test_config_errors(make, match):
-    with pytest.raises(ValueError, match=match):
+def test_config_errors(make, match, error):
+    with pytest.raises(error, match=match):
         make()

@@ -5,66 +5,18 @@
 - `selfplay`: the notes' naive Monte Carlo experiment, TD(0) on afterstates, Q-learning.
 - `tictactoe`: `make_agent(kind, **options)` with `act(board, player) -> int`, `register_agent`,
   `play_game`, `arena`, `lines_of_play`, `exact_outcomes`.
+
+The MCTS and AlphaZero-style agents (`bellmax.games.mcts`, `bellmax.games.alphazero`) load
+on first use, through `make_agent("mcts")` and `make_agent("alphazero")`.
 """
 
-from bellmax.games.selfplay import (
-    NaiveMCConfig,
-    QLearningConfig,
-    SelfPlayResult,
-    TDConfig,
-    train_naive_mc,
-    train_q_learning,
-    train_td,
-)
-from bellmax.games.solver import (
-    Positions,
-    Solution,
-    outcome_probabilities,
-    positions,
-    solve,
-    worst_case,
-)
-from bellmax.games.tictactoe import (
-    AGENT_FACTORIES,
-    Agent,
-    TableAgent,
-    agent_kinds,
-    arena,
-    check_position,
-    check_positions,
-    exact_outcomes,
-    lines_of_play,
-    load_agent,
-    make_agent,
-    play_game,
-    register_agent,
-)
+# Each module's whole public API (its `__all__`), re-exported as one list kept in one place.
+from bellmax.games import selfplay, solver, tictactoe
+from bellmax.games.selfplay import *  # noqa: F403
+from bellmax.games.solver import *  # noqa: F403
+from bellmax.games.tictactoe import *  # noqa: F403
 
-__all__ = [
-    "AGENT_FACTORIES",
-    "Agent",
-    "NaiveMCConfig",
-    "Positions",
-    "QLearningConfig",
-    "SelfPlayResult",
-    "Solution",
-    "TDConfig",
-    "TableAgent",
-    "agent_kinds",
-    "arena",
-    "check_position",
-    "check_positions",
-    "exact_outcomes",
-    "lines_of_play",
-    "load_agent",
-    "make_agent",
-    "outcome_probabilities",
-    "play_game",
-    "positions",
-    "register_agent",
-    "solve",
-    "train_naive_mc",
-    "train_q_learning",
-    "train_td",
-    "worst_case",
-]
+__all__ = []
+__all__ += selfplay.__all__
+__all__ += solver.__all__
+__all__ += tictactoe.__all__

@@ -63,10 +63,12 @@ import numpy as np
 import optax
 from flax import serialization
 
+import bellmax
+from bellmax.core.checks import check_bool, check_int, check_int_sequence, check_number
 from bellmax.core.errors import BellmaxError
 from bellmax.core.io import atomic_open
 from bellmax.core.paths import user_cache_dir
-from bellmax.deep.networks import MLP, check_hidden_sizes
+from bellmax.deep.networks import MLP
 from bellmax.deep.optim import linear_schedule, make_optimizer
 from bellmax.games.mcts import Node, frozen_agent, step_canonical
 from bellmax.games.tictactoe import check_position, check_positions, lines_of_play
@@ -116,28 +118,6 @@ class PolicyValueNet(nn.Module):
         return logits, value
 
 
-def _check_int(owner: str, name: str, value: Any, low: int, high: int | None = None) -> None:
-    """TypeError unless `value` is an int (not a bool); ValueError unless low <= value <= high."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
-        raise TypeError(
-            f"{owner}.{name} must be an int, got {type(value).__name__} {value!r}; "
-            f"pass e.g. {name}={max(low, 1)}."
-        )
-    if value < low or (high is not None and value > high):
-        span = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ValueError(f"{owner}.{name} must be an int {span}, got {value!r}.")
-
-
-def _check_number(owner: str, name: str, value: Any, *, positive: bool) -> None:
-    """TypeError unless `value` is a real number; ValueError unless > 0 (or >= 0), finite."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
-        raise TypeError(f"{owner}.{name} must be a number, got {type(value).__name__} {value!r}.")
-    ok = np.isfinite(value) and (value > 0 if positive else value >= 0)
-    if not ok:
-        need = "a finite number > 0" if positive else "a finite number >= 0"
-        raise ValueError(f"{owner}.{name} must be {need}, got {value!r}.")
-
-
 @dataclasses.dataclass(frozen=True)
 class AlphaZeroConfig:
     """Self-play training of a policy-value network with Gumbel MCTS targets, until verified.
@@ -172,26 +152,26 @@ class AlphaZeroConfig:
 
     def __post_init__(self) -> None:
         owner = "AlphaZeroConfig"
-        for name in ("iterations", "games_per_iteration", "num_simulations", "sgd_steps"):
-            _check_int(owner, name, getattr(self, name), 1)
-        _check_int(owner, "random_opening", self.random_opening, 0, 8)
-        _check_int(owner, "check_every", self.check_every, 1)
-        _check_number(owner, "learning_rate", self.learning_rate, positive=True)
-        _check_number(owner, "weight_decay", self.weight_decay, positive=False)
-        if isinstance(self.hidden_sizes, str) or not isinstance(self.hidden_sizes, Sequence):
-            raise TypeError(
-                f"{owner}.hidden_sizes must be a sequence of ints (layer widths), got "
-                f"{type(self.hidden_sizes).__name__} {self.hidden_sizes!r}; pass e.g. (64, 64)."
-            )
-        check_hidden_sizes(self.hidden_sizes, field=f"{owner}.hidden_sizes")
+        checked: dict[str, Any] = {
+            name: check_int(getattr(self, name), name, owner=owner, low=1)
+            for name in ("iterations", "games_per_iteration", "num_simulations", "sgd_steps")
+        }
+        checked["random_opening"] = check_int(
+            self.random_opening, "random_opening", owner=owner, low=0, high=8
+        )
+        checked["check_every"] = check_int(self.check_every, "check_every", owner=owner, low=1)
+        checked["learning_rate"] = check_number(
+            self.learning_rate, "learning_rate", owner=owner, low=0, low_open=True
+        )
+        checked["weight_decay"] = check_number(
+            self.weight_decay, "weight_decay", owner=owner, low=0
+        )
+        checked["hidden_sizes"] = check_int_sequence(
+            self.hidden_sizes, "hidden_sizes", owner=owner, low=1
+        )
         # plain Python values: numpy scalars would change the config's hash and its JSON
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.name == "hidden_sizes":
-                v = tuple(int(h) for h in v)
-            else:
-                v = float(v) if f.name in ("learning_rate", "weight_decay") else int(v)
-            object.__setattr__(self, f.name, v)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
     @property
     def net(self) -> PolicyValueNet:
@@ -432,12 +412,11 @@ def train_alphazero(
     config = AlphaZeroConfig() if config is None else config
     if not isinstance(config, AlphaZeroConfig):
         raise TypeError(f"config must be an AlphaZeroConfig, got {type(config).__name__}.")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}.")
+    seed = check_int(seed, "seed")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}.")
     start = time.perf_counter()
-    key = jax.random.key(int(seed))
+    key = jax.random.key(seed)
     key, init_key = jax.random.split(key)
     params = init_params(config, init_key)
     tx = _optimizer(config)
@@ -645,8 +624,6 @@ def load_alphazero(path: str | os.PathLike) -> AlphaZeroAgent:
 # ---------------------------------------------------------------------- make_agent + cache
 def _cache_key(config: AlphaZeroConfig, seed: int) -> dict[str, Any]:
     """Everything that decides the trained weights: the config, the seed, the code version."""
-    import bellmax
-
     key = {
         "format": _FORMAT,
         "bellmax": bellmax.__version__,
@@ -745,10 +722,8 @@ def make_alphazero_agent(
     """
     if checkpoint is not None:
         return load_alphazero(checkpoint)
-    if not isinstance(cache, bool):
-        raise TypeError(f"cache must be True or False, got {type(cache).__name__} {cache!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}.")
+    cache = check_bool(cache, "cache")
+    seed = check_int(seed, "seed")
     config = AlphaZeroConfig(
         iterations=iterations,
         games_per_iteration=games_per_iteration,

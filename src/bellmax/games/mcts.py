@@ -56,7 +56,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core.checks import check_bool, check_int, check_number
 from bellmax.envs.tictactoe import LINES
+from bellmax.games.solver import check_player
 from bellmax.games.tictactoe import check_position, check_positions, winner_of
 
 __all__ = [
@@ -204,16 +206,18 @@ class MCTSConfig:
     UCT (exact leaf values, if `solve_leaves`, are then only backed up like rollouts)."""
 
     def __post_init__(self) -> None:
-        for name in ("num_simulations", "num_rollouts"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-                raise ValueError(f"MCTSConfig.{name} must be a positive integer, got {v!r}.")
-        c = self.uct_c
-        if isinstance(c, bool) or not isinstance(c, int | float) or not c > 0:
-            raise ValueError(f"MCTSConfig.uct_c must be a number > 0, got {c!r}; e.g. 2.0.")
-        for name in ("solve_leaves", "solver"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"MCTSConfig.{name} must be a bool, got {getattr(self, name)!r}.")
+        owner = "MCTSConfig"
+        checked = {
+            "num_simulations": check_int(
+                self.num_simulations, "num_simulations", owner=owner, low=1
+            ),
+            "num_rollouts": check_int(self.num_rollouts, "num_rollouts", owner=owner, low=1),
+            "uct_c": check_number(self.uct_c, "uct_c", owner=owner, low=0, low_open=True),
+            "solve_leaves": check_bool(self.solve_leaves, "solve_leaves", owner=owner),
+            "solver": check_bool(self.solver, "solver", owner=owner),
+        }
+        for name, value in checked.items():  # plain Python values: the config is a jit key
+            object.__setattr__(self, name, value)
 
 
 @struct.dataclass
@@ -722,8 +726,7 @@ def frozen_agent(agent: Any, as_player: int, *, seed: int = 0) -> FrozenAgent:
     Returns:
       A `FrozenAgent` with one move for every position the agent can face.
     """
-    if isinstance(as_player, bool) or as_player not in (1, -1):
-        raise ValueError(f"as_player must be 1 (X) or -1 (O), got {as_player!r}.")
+    as_player = check_player(as_player, "as_player")
     key = jax.random.key(seed)
     moves: dict[tuple[int, ...], int] = {}
     layer = {(0,) * 9}

@@ -51,6 +51,7 @@ import random
 
 import numpy as np
 
+from bellmax.core.checks import check_int, check_number, check_probability
 from bellmax.games.solver import positions
 
 __all__ = [
@@ -64,22 +65,6 @@ __all__ = [
 ]
 
 
-def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-def _check_unit(value: object, name: str, *, open_low: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
-    v = float(value)
-    if not (0.0 < v <= 1.0 if open_low else 0.0 <= v <= 1.0):
-        rng = "(0, 1]" if open_low else "[0, 1]"
-        raise ValueError(f"{name} must be in {rng}, got {value!r}.")
-    return v
-
-
 @dataclasses.dataclass(frozen=True)
 class NaiveMCConfig:
     """The notes' experiment: random self-play, keep the winners' moves, fit board -> move."""
@@ -88,12 +73,14 @@ class NaiveMCConfig:
     """Random-vs-random games to play (the training budget)."""
 
     def __post_init__(self) -> None:
-        _check_positive_int(self.games, "NaiveMCConfig.games")
+        object.__setattr__(
+            self, "games", check_int(self.games, "games", owner="NaiveMCConfig", low=1)
+        )
 
 
 @dataclasses.dataclass(frozen=True)
-class TDConfig:
-    """TD(0) on afterstate values with epsilon-greedy self-play (Sutton and Barto 1.5)."""
+class _EpsilonGreedySelfPlay:
+    """The knobs TD(0) and Q-learning self-play share, checked once."""
 
     episodes: int = 50_000
     """Self-play games (the training budget)."""
@@ -103,26 +90,27 @@ class TDConfig:
     """Probability of an exploratory (uniformly random) move, in [0, 1]."""
 
     def __post_init__(self) -> None:
-        _check_positive_int(self.episodes, "TDConfig.episodes")
-        _check_unit(self.alpha, "TDConfig.alpha", open_low=True)
-        _check_unit(self.epsilon, "TDConfig.epsilon", open_low=False)
+        owner = type(self).__name__
+        checked = {
+            "episodes": check_int(self.episodes, "episodes", owner=owner, low=1),
+            "alpha": check_number(self.alpha, "alpha", owner=owner, low=0, low_open=True, high=1),
+            "epsilon": check_probability(self.epsilon, "epsilon", owner=owner),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
 
 @dataclasses.dataclass(frozen=True)
-class QLearningConfig:
+class TDConfig(_EpsilonGreedySelfPlay):
+    """TD(0) on afterstate values with epsilon-greedy self-play (Sutton and Barto 1.5)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class QLearningConfig(_EpsilonGreedySelfPlay):
     """Q-learning self-play with negamax targets (Sutton and Barto 6.5, Littman 1994)."""
 
-    episodes: int = 50_000
-    """Self-play games (the training budget)."""
-    alpha: float = 0.5
-    """Step size in (0, 1]."""
     epsilon: float = 0.3
     """Probability of an exploratory (uniformly random) move, in [0, 1]."""
-
-    def __post_init__(self) -> None:
-        _check_positive_int(self.episodes, "QLearningConfig.episodes")
-        _check_unit(self.alpha, "QLearningConfig.alpha", open_low=True)
-        _check_unit(self.epsilon, "QLearningConfig.epsilon", open_low=False)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,12 +29,15 @@ from typing import Any
 
 import numpy as np
 
+from bellmax.core.checks import check_int
 from bellmax.envs.tictactoe import LINES, reachable_positions
 
 __all__ = [
     "Positions",
     "Solution",
     "board_code",
+    "check_player",
+    "check_table",
     "outcome_probabilities",
     "positions",
     "solve",
@@ -55,6 +58,19 @@ def board_code(boards: Any) -> np.ndarray:
       int64 [...].
     """
     return (np.asarray(boards, np.int64) + 1) @ _POW3
+
+
+def check_player(value: Any, name: str = "player") -> int:
+    """A player: 1 (X) or -1 (O).
+
+    Raises:
+      TypeError: not an int (bools included).
+      ValueError: an int other than 1 and -1.
+    """
+    value = check_int(value, name)
+    if value not in (1, -1):
+        raise ValueError(f"{name} must be 1 (X) or -1 (O), got {value!r}.")
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,14 +208,31 @@ def uniform_policy(mask: np.ndarray) -> np.ndarray:
     return np.where(mask, 1.0 / np.maximum(n, 1), 0.0)
 
 
+def check_table(table: Any, name: str, what: str, *, dtype: Any = np.float64) -> np.ndarray:
+    """`table` as a `dtype` [N, 9] array: a row per reachable position, a column per cell.
+
+    Args:
+      table: array-like, rows indexed like `positions()`.
+      name: the argument's name, for the message.
+      what: what the entries are (e.g. "move probabilities"), for the message.
+      dtype: the dtype to convert to.
+
+    Raises:
+      ValueError: the shape is not [N, 9] (N = 5,478).
+    """
+    count = positions().count
+    out = np.asarray(table, dtype)
+    if out.shape != (count, 9):
+        raise ValueError(
+            f"{name} must be a [{count}, 9] table of {what} (a row per reachable position, "
+            f"indexed like positions()), got shape {out.shape}."
+        )
+    return out
+
+
 def _check_policy(policy: Any, name: str) -> np.ndarray:
     pos = positions()
-    p = np.asarray(policy, np.float64)
-    if p.shape != (pos.count, 9):
-        raise ValueError(
-            f"{name} must be a [{pos.count}, 9] table of move probabilities per position "
-            f"(rows indexed like positions()), got shape {p.shape}."
-        )
+    p = check_table(policy, name, "move probabilities")
     live = ~pos.terminal
     if np.any(p[~pos.legal] > 0):
         raise ValueError(f"{name} puts probability on illegal moves; zero them out.")
@@ -258,12 +291,9 @@ def worst_case(support: Any, as_player: int) -> int:
     Returns:
       1 (wins every line), 0 (at worst a draw) or -1 (some line loses), for the policy.
     """
-    if as_player not in (1, -1):
-        raise ValueError(f"as_player must be 1 (X) or -1 (O), got {as_player!r}.")
+    as_player = check_player(as_player, "as_player")
     pos = positions()
-    sup = np.asarray(support, bool)
-    if sup.shape != (pos.count, 9):
-        raise ValueError(f"support must be a bool [{pos.count}, 9] table, got shape {sup.shape}.")
+    sup = check_table(support, "support", "allowed moves", dtype=bool)
     mine = (pos.mover == as_player) & ~pos.terminal
     sup = sup & pos.legal
     if np.any(~sup[mine].any(-1)):

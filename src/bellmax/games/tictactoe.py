@@ -28,6 +28,8 @@ These helpers are host-side Python: a game is 9 moves at most.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 import inspect
 import json
 import os
@@ -35,8 +37,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import jax
 import numpy as np
 
+from bellmax.core.checks import check_int
 from bellmax.core.errors import unknown_name
 from bellmax.core.io import atomic_open
 from bellmax.envs.tictactoe import LINES
@@ -49,7 +53,14 @@ from bellmax.games.selfplay import (
     train_q_learning,
     train_td,
 )
-from bellmax.games.solver import outcome_probabilities, positions, solve, uniform_policy
+from bellmax.games.solver import (
+    check_player,
+    check_table,
+    outcome_probabilities,
+    positions,
+    solve,
+    uniform_policy,
+)
 
 __all__ = [
     "AGENT_FACTORIES",
@@ -214,12 +225,7 @@ class TableAgent:
         meta: dict[str, Any] | None = None,
     ) -> None:
         pos = positions()
-        s = np.asarray(scores, np.float64)
-        if s.shape != (pos.count, 9):
-            raise ValueError(
-                f"scores must be a [{pos.count}, 9] table (a row per reachable position), "
-                f"got shape {s.shape}."
-            )
+        s = check_table(scores, "scores", "move scores")
         legal = np.where(pos.legal, s, -np.inf)
         if np.any(np.isnan(legal)):
             raise ValueError("scores has NaN on a legal move; give every legal move a number.")
@@ -351,30 +357,25 @@ def _naive_mc_agent(
     return _trained("naive-mc", train_naive_mc, NaiveMCConfig(games=games), seed, checkpoint)
 
 
-def _td_agent(
-    *,
-    seed: int = 0,
-    episodes: int = TDConfig.episodes,
-    alpha: float = TDConfig.alpha,
-    epsilon: float = TDConfig.epsilon,
-    checkpoint: str | None = None,
-) -> TableAgent:
-    """TD(0) afterstate self-play; `episodes` games (50,000 by default, about 1.5 s) unless loaded."""
-    config = TDConfig(episodes=episodes, alpha=alpha, epsilon=epsilon)
-    return _trained("td", train_td, config, seed, checkpoint)
+_SELF_PLAY = {"td": (TDConfig, train_td), "q-learning": (QLearningConfig, train_q_learning)}
 
 
-def _q_learning_agent(
+def _self_play_agent(
+    kind: str,
     *,
     seed: int = 0,
-    episodes: int = QLearningConfig.episodes,
-    alpha: float = QLearningConfig.alpha,
-    epsilon: float = QLearningConfig.epsilon,
+    episodes: int | None = None,
+    alpha: float | None = None,
+    epsilon: float | None = None,
     checkpoint: str | None = None,
 ) -> TableAgent:
-    """Q-learning self-play; `episodes` games (50,000 by default, about 1.5 s) unless loaded."""
-    config = QLearningConfig(episodes=episodes, alpha=alpha, epsilon=epsilon)
-    return _trained("q-learning", train_q_learning, config, seed, checkpoint)
+    """TD(0) afterstate (`td`) or Q-learning (`q-learning`) self-play, unless loaded from
+    `checkpoint`; `episodes` games (50,000 by default, about 1.5 s). A knob left None takes
+    the default of the kind's config (`TDConfig`, `QLearningConfig`)."""
+    config_type, train = _SELF_PLAY[kind]
+    knobs = {"episodes": episodes, "alpha": alpha, "epsilon": epsilon}
+    config = config_type(**{k: v for k, v in knobs.items() if v is not None})
+    return _trained(kind, train, config, seed, checkpoint)
 
 
 #: kind -> factory(**options) -> agent. Add kinds with `register_agent`.
@@ -385,8 +386,6 @@ class _LazyFactory:
         self.module, self.name = module, name
 
     def load(self) -> Callable[..., Agent]:
-        import importlib
-
         return getattr(importlib.import_module(self.module), self.name)
 
     def __call__(self, **options: Any) -> Agent:
@@ -397,8 +396,8 @@ AGENT_FACTORIES: dict[str, Callable[..., Agent]] = {
     "random": _random_agent,
     "perfect": _perfect_agent,
     "naive-mc": _naive_mc_agent,
-    "td": _td_agent,
-    "q-learning": _q_learning_agent,
+    "td": functools.partial(_self_play_agent, "td"),
+    "q-learning": functools.partial(_self_play_agent, "q-learning"),
     "mcts": _LazyFactory("bellmax.games.mcts", "make_mcts_agent"),
     "alphazero": _LazyFactory("bellmax.games.alphazero", "make_alphazero_agent"),
 }
@@ -495,8 +494,6 @@ def _ply_moves(agent: Agent, boards: np.ndarray, player: int, rng: np.random.Gen
     batch = getattr(agent, "act_batch", None)
     if batch is None:
         return np.array([_checked_move(agent, list(b), player, rng) for b in boards.tolist()])
-    import jax  # only search agents have act_batch, and they run on JAX already
-
     key = jax.random.key(int(rng.integers(2**31)))
     moves = np.asarray(batch(boards, np.full(len(boards), player), key=key)).astype(np.int64)
     ok = (moves.shape == (len(boards),)) and bool(np.all((moves >= 0) & (moves < 9)))
@@ -520,8 +517,7 @@ def arena(x_agent: Agent, o_agent: Agent, games: int, *, seed: int = 0) -> dict[
     Returns:
       `{"games", "wins", "draws", "losses"}`, counted for X (`losses` are O's wins).
     """
-    if isinstance(games, bool) or not isinstance(games, int | np.integer) or games < 1:
-        raise ValueError(f"games must be a positive integer, got {games!r}.")
+    games = check_int(games, "games", low=1)
     rng = np.random.default_rng(seed)
     boards = np.zeros((int(games), 9), np.int64)
     winner = np.zeros(int(games), np.int64)
@@ -579,8 +575,7 @@ def lines_of_play(agent: Agent, as_player: int, *, seed: int = 0) -> dict[str, i
     Returns:
       `{"lines", "wins", "draws", "losses"}`, counted over the opponent's lines, for the agent.
     """
-    if isinstance(as_player, bool) or as_player not in (1, -1):
-        raise ValueError(f"as_player must be 1 (X) or -1 (O), got {as_player!r}.")
+    as_player = check_player(as_player, "as_player")
     rng = np.random.default_rng(seed)
     counts = {"lines": 0, "wins": 0, "draws": 0, "losses": 0}
 
