@@ -12,6 +12,7 @@ from scipy import integrate, special
 
 import bellmax
 from bellmax.envs.bandit import BanditParams, GaussianBandit
+from bellmax.envs.cartpole import CartPoleParams
 
 K = 10
 RUNS, STEPS = 2000, 1000
@@ -194,13 +195,15 @@ def test_jitted_out_of_range_action_is_clipped(env):
 
 @pytest.mark.parametrize("k", [0, -3])
 def test_bad_k_raises(k):
-    with pytest.raises(ValueError, match="k >= 1"):
+    with pytest.raises(
+        ValueError, match=r"GaussianBandit\.k \(the number of arms\) must be an int >= 1"
+    ):
         GaussianBandit(k)
 
 
 @pytest.mark.parametrize("k", [2.5, True, "10"])
 def test_non_integer_k_raises(k):
-    with pytest.raises(TypeError, match="integer number of arms"):
+    with pytest.raises(TypeError, match=r"k \(the number of arms\) must be an int"):
         GaussianBandit(k)
 
 
@@ -225,8 +228,6 @@ def test_bad_params_raise(env, field, value, match):
 
 
 def test_wrong_params_type_raises(env):
-    from bellmax.envs.cartpole import CartPoleParams
-
     with pytest.raises(TypeError, match="needs BanditParams"):
         env.reset(jax.random.PRNGKey(0), CartPoleParams())
 

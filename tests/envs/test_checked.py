@@ -23,7 +23,8 @@ from bellmax.envs import (
     checked,
     spaces,
 )
-from bellmax.envs.registry import is_registered, resolve
+from bellmax.envs.pendulum import PendulumParams
+from bellmax.envs.registry import is_registered, resolve, resolve_env
 
 KEY = jax.random.PRNGKey(0)
 JaxRuntimeError = jax.errors.JaxRuntimeError
@@ -254,8 +255,6 @@ def test_reset_and_step_check_replaced_params():
         env.reset(KEY, bad)
     with pytest.raises(ValueError, match=r"CartPoleParams\.tau"):
         env.step(KEY, state, 1, bad)
-    from bellmax.envs.pendulum import PendulumParams
-
     with pytest.raises(TypeError, match="CartPole-v1 needs CartPoleParams, got PendulumParams"):
         env.step(KEY, state, 1, PendulumParams())
 
@@ -286,8 +285,9 @@ def test_array_likes_are_accepted_where_arrays_are_expected():
 def test_env_id_must_be_a_string(env_id):
     with pytest.raises(TypeError, match=r"takes an environment id, a string such as 'CartPole-v1'"):
         bellmax.make(env_id)
-    with pytest.raises(TypeError, match="takes an environment id"):
-        resolve(env_id)
+    for find in (resolve, resolve_env):
+        with pytest.raises(TypeError, match="takes an environment id"):
+            find(env_id)
     assert not is_registered(env_id)
 
 

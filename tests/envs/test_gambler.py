@@ -132,7 +132,7 @@ def test_bad_p_h(p_h):
 
 
 def test_bad_constructor_and_params():
-    with pytest.raises(ValueError, match="goal >= 2"):
+    with pytest.raises(ValueError, match=r"GamblersProblem\.goal must be an int >= 2, got 1"):
         GamblersProblem(goal=1)
     with pytest.raises(TypeError, match="must be an int"):
         GamblersProblem(goal="100")

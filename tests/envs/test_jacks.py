@@ -136,9 +136,9 @@ def test_reset_step_registry_and_cells():
 
 
 def test_bad_constructor_and_params():
-    with pytest.raises(ValueError, match="max_cars >= 1"):
+    with pytest.raises(ValueError, match="max_cars must be an int >= 1"):
         JacksCarRental(max_cars=0)
-    with pytest.raises(ValueError, match="max_move >= 0"):
+    with pytest.raises(ValueError, match="max_move must be an int >= 0"):
         JacksCarRental(max_move=-1)
     with pytest.raises(TypeError, match="must be an int"):
         JacksCarRental(max_cars=20.0)

@@ -16,6 +16,15 @@ def test_make_returns_env_and_params_with_overrides():
     assert params.polemass_length == pytest.approx(0.1)
 
 
+def test_resolve_env_gives_one_named_result_for_a_bellmax_id():
+    made = registry.resolve_env("Pendulum-v1")
+    assert not made.is_host and made.host is None
+    assert made.env.name == "Pendulum-v1" and made.params == made.env.default_params
+    # the old union-typed resolve still answers (env, params) for bellmax ids
+    env, params = registry.resolve("Pendulum-v1")
+    assert env == made.env and params == made.params
+
+
 def test_unknown_id_lists_close_matches():
     with pytest.raises(
         UnknownNameError, match=r"unknown environment id 'Cartpole-v1'.*'CartPole-v1'"

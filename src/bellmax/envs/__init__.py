@@ -12,12 +12,14 @@ from bellmax.envs.checker import CheckedEnv, checked
 from bellmax.envs.environment import Environment, EnvParams, EnvState, Wrapper
 from bellmax.envs.registry import (
     EnvSpec,
+    ResolvedEnv,
     is_registered,
     make,
     register,
     registered,
     replace_params,
     resolve,
+    resolve_env,
     spec,
 )
 from bellmax.envs.vector import (
@@ -40,6 +42,7 @@ __all__ = [
     "EpisodeStatistics",
     "HostCallbackVectorEnv",
     "JaxVectorEnv",
+    "ResolvedEnv",
     "TimeLimit",
     "VecState",
     "VecStep",
@@ -53,6 +56,7 @@ __all__ = [
     "registered",
     "replace_params",
     "resolve",
+    "resolve_env",
     "spaces",
     "spec",
 ]

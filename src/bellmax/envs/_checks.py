@@ -15,7 +15,10 @@ Two kinds of check live here:
   value; `enforce` raises the concrete ones now and stages the traced ones.
 
 Parameter fields declare their valid values once, as `Bounds` in the `field_bounds` of their
-`EnvParams` class; `check_param_fields` (host) and `param_problems` (staged) read them.
+`EnvParams` class; `check_param_fields` (host) and `param_problems` (staged) read them. What
+is not particular to environments (is this one value a number, an int, a bool) is
+`bellmax.core.checks`' rule, used here and by the environments' constructors; what is
+(actions against spaces, entry-wise bounds of array parameters, staged checks) lives here.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bellmax.core.checks import check_number
 from bellmax.envs import spaces
 
 # ---------------------------------------------------------------------- concreteness
@@ -452,22 +456,31 @@ def _param_message(params: Any, name: str, bounds: Bounds, value: np.ndarray) ->
 def check_param_fields(params: Any) -> None:
     """Raise for concrete fields of `params` outside their `field_bounds`.
 
-    Traced fields are skipped (`param_problems` stages them for `checked`).
+    Traced fields are skipped (`param_problems` stages them for `checked`). A field holding
+    one number has its type checked by `bellmax.core.checks.check_number` (the rule every
+    config follows); arrays (batched parameters, per-cell tables) entry by entry.
 
     Raises:
       TypeError: a field holds no number (None, a string, a bool).
       ValueError: a field's value (any entry of an array) is outside its bounds.
     """
-    for name, bounds in getattr(type(params), "field_bounds", {}).items():
+    owner = type(params).__name__
+    for name, bounds in field_bounds_of(params).items():
         value = getattr(params, name)
-        if type(value) in (int, float) and bounds.holds_number(value):
-            continue  # the common case, without numpy
         if is_traced(value):
             continue
-        where = f"{type(params).__name__}.{name}"
+        if not isinstance(value, np.ndarray | jax.Array | list | tuple):
+            try:
+                number = check_number(value, name, owner=owner, finite=False)  # TypeError
+            except ValueError:  # NaN: refused below with the field's bounds and meaning
+                number = math.nan
+            if not bounds.holds_number(number):
+                raise ValueError(_param_message(params, name, bounds, np.asarray(value)))
+            continue
+        where = f"{owner}.{name}"
         a = as_array(value, where)
         if a.dtype.kind == "b":
-            raise TypeError(f"{where} must be a number, got the bool {show(value)}.")
+            raise TypeError(f"{where} must be a number, got the bool array {show(value)}.")
         if not np.all(bounds.holds(a.astype(np.float64), np)):
             raise ValueError(_param_message(params, name, bounds, a))
 

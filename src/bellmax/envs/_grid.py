@@ -27,7 +27,7 @@ from flax import struct
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
 from bellmax.envs._checks import Bounds, check_param_fields, discount, finite, is_traced
-from bellmax.envs._tabular_tools import host_array, require_concrete
+from bellmax.envs._tabular_tools import host_array
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -320,12 +320,13 @@ class GridWorld(TabularEnvironment):
     `grid_transition` clips them to the nearest valid action (-1 acts as 0 "up", 7 on a
     four-action grid as 3 "left"); `bellmax.envs.checked` reports them there.
 
-    Subclasses set `grid_shape`, `moves` and implement `default_params` and `name`.
+    Subclasses set `grid_shape`, `moves` and `env_id` and implement `default_params`.
     """
 
     grid_shape: tuple[int, int] = (1, 1)
     #: `[A, 2]` moves `(d_row, d_col)` per action.
     moves: np.ndarray = COMPASS_MOVES
+    state_type = GridState
     params_type = GridParams
 
     @property
@@ -369,9 +370,7 @@ class GridWorld(TabularEnvironment):
 
         Terminal cells are absorbing with reward 0; `initial` is `params.start`.
         """
-        params = self.default_params if params is None else params
-        require_concrete(params, f"{self.name}.tabular_mdp")
-        self.check_params(params)
+        params = self.host_params(params, "tabular_mdp")
         S, A = self.num_states, self.moves.shape[0]
         moves = tuple(tuple(int(v) for v in m) for m in self.moves)
         nxt, reward = _transition_table(params, tuple(self.grid_shape), moves)
@@ -385,15 +384,6 @@ class GridWorld(TabularEnvironment):
             terminal=np.asarray(params.terminal, dtype=bool),
             initial=np.asarray(params.start, dtype=np.float64) / np.sum(params.start),
             name=self.name,
-        )
-
-    def state_index(self, state: GridState) -> jax.Array:
-        return jnp.asarray(state.pos, jnp.int32)
-
-    def state_from_index(self, s: jax.Array) -> GridState:
-        """The environment state at cell index `s` with time 0 (jittable; for exploring starts)."""
-        return GridState(
-            pos=jnp.asarray(s, jnp.int32), time=jnp.zeros_like(jnp.asarray(s, jnp.int32))
         )
 
     def cell_of(self, s: int) -> tuple[int, int]:

@@ -25,7 +25,6 @@ the largest, so ties count as optimal) and `regret` (`max q* - q*(a)`, at least 
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -33,6 +32,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from bellmax.core.checks import check_int
 from bellmax.envs import spaces
 from bellmax.envs._checks import Bounds, finite, nonnegative
 from bellmax.envs.environment import Environment, EnvParams, EnvState
@@ -84,32 +84,14 @@ class GaussianBandit(Environment[BanditState, BanditParams]):
     """
 
     params_type = BanditParams
+    env_id = "GaussianBandit-v0"
 
     def __init__(self, k: int = 10):
-        if isinstance(k, bool):
-            raise TypeError(f"k must be an integer number of arms, got {k!r}; pass e.g. k=10.")
-        try:
-            k_int = operator.index(k)
-        except TypeError:
-            raise TypeError(
-                f"k must be an integer number of arms, got {k!r} ({type(k).__name__}); "
-                "pass e.g. k=10."
-            ) from None
-        if k_int < 1:
-            raise ValueError(f"GaussianBandit needs k >= 1 arms, got k={k_int}; pass e.g. k=10.")
-        self.k = k_int
+        self.k = check_int(k, "k (the number of arms)", owner="GaussianBandit", low=1)
 
     # Environments with the same k share compiled reset/step (self is a static jit argument).
     def __repr__(self) -> str:
         return f"GaussianBandit(k={self.k})"
-
-    @property
-    def name(self) -> str:
-        return "GaussianBandit-v0"
-
-    @property
-    def default_params(self) -> BanditParams:
-        return BanditParams()
 
     # ------------------------------------------------------------------ dynamics
     def reset_env(self, key: jax.Array, params: BanditParams) -> tuple[jax.Array, BanditState]:

@@ -41,7 +41,7 @@ from flax import struct
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
 from bellmax.envs._checks import Bounds, discount
-from bellmax.envs._tabular_tools import require_concrete, uniform_int
+from bellmax.envs._tabular_tools import uniform_int
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -232,14 +232,7 @@ class Blackjack(TabularEnvironment):
     """
 
     params_type = BlackjackParams
-
-    @property
-    def name(self) -> str:
-        return "Blackjack-v0"
-
-    @property
-    def default_params(self) -> BlackjackParams:
-        return BlackjackParams()
+    env_id = "Blackjack-v0"
 
     @property
     def num_states(self) -> int:
@@ -362,9 +355,7 @@ class Blackjack(TabularEnvironment):
         final total; hitting draws one card (a bust moves to `LOST`). `R[s, a]` is the
         expected reward; `initial` is the exact law of the first state after the deal.
         """
-        params = self.default_params if params is None else params
-        require_concrete(params, f"{self.name}.tabular_mdp")
-        self.check_params(params)
+        params = self.host_params(params, "tabular_mdp")
         P = np.zeros((NUM_STATES, 2, NUM_STATES))
         R = np.zeros((NUM_STATES, 2))
         dealers = [dealer_distribution(d) for d in range(1, 11)]

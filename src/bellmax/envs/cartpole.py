@@ -119,14 +119,7 @@ class CartPole(Environment[CartPoleState, CartPoleParams]):
     """
 
     params_type = CartPoleParams
-
-    @property
-    def default_params(self) -> CartPoleParams:
-        return CartPoleParams()
-
-    @property
-    def name(self) -> str:
-        return "CartPole-v1"
+    env_id = "CartPole-v1"
 
     def reset_env(self, key, params):
         v = jax.random.uniform(key, (4,), minval=-0.05, maxval=0.05)
@@ -203,14 +196,7 @@ class CartPoleSwingUp(Environment[CartPoleState, CartPoleSwingUpParams]):
     """
 
     params_type = CartPoleSwingUpParams
-
-    @property
-    def default_params(self) -> CartPoleSwingUpParams:
-        return CartPoleSwingUpParams()
-
-    @property
-    def name(self) -> str:
-        return "CartPoleSwingUp-v0"
+    env_id = "CartPoleSwingUp-v0"
 
     def reset_env(self, key, params):
         noise = jax.random.uniform(key, (4,), minval=-params.init_noise, maxval=params.init_noise)

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bellmax.core.checks import check_bool
 from bellmax.envs import spaces
 from bellmax.envs._checks import (
     Problem,
@@ -160,6 +161,5 @@ def checked(env: Environment, *, allow_out_of_bounds: bool = False) -> CheckedEn
             f"checked() wraps a bellmax Environment, got {type(env).__name__}; build one with "
             "bellmax.make('CartPole-v1')[0]."
         )
-    if not isinstance(allow_out_of_bounds, bool):
-        raise TypeError(f"allow_out_of_bounds must be True or False, got {allow_out_of_bounds!r}.")
+    allow_out_of_bounds = check_bool(allow_out_of_bounds, "allow_out_of_bounds", owner="checked")
     return CheckedEnv(env, allow_out_of_bounds=allow_out_of_bounds)

@@ -107,8 +107,11 @@ class Environment(Generic[TState, TParams]):
 
     #: Set by wrappers that reset by themselves when an episode ends.
     auto_resets: bool = False
-    #: The `EnvParams` class this environment takes (checked by `check_params`).
+    #: The `EnvParams` class this environment takes (checked by `check_params`); its
+    #: defaults are `default_params` unless a subclass overrides that.
     params_type: ClassVar[type] = EnvParams
+    #: The registered id, e.g. "CartPole-v1" (`name`; the class name where empty).
+    env_id: ClassVar[str] = ""
 
     # Two environments of the same class built with the same arguments are equal, so jitted
     # functions that take the environment as a static argument compile once for all of them.
@@ -150,8 +153,8 @@ class Environment(Generic[TState, TParams]):
     # ------------------------------------------------------------------ API
     @property
     def default_params(self) -> TParams:
-        """The environment's standard constants."""
-        raise NotImplementedError
+        """The environment's standard constants: `params_type()` unless overridden."""
+        return self.params_type()
 
     def reset(self, key: jax.Array, params: TParams | None = None) -> tuple[Any, TState]:
         """Start an episode. Returns `(obs, state)`.
@@ -219,8 +222,8 @@ class Environment(Generic[TState, TParams]):
     # ------------------------------------------------------------------ conveniences
     @property
     def name(self) -> str:
-        """Registered id (or class name)."""
-        return type(self).__name__
+        """Registered id (`env_id`, or the class name where that is empty)."""
+        return self.env_id or type(self).__name__
 
     @property
     def num_actions(self) -> int:

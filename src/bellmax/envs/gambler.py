@@ -24,10 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core.checks import check_int
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
 from bellmax.envs._checks import Bounds, between, discount
-from bellmax.envs._tabular_tools import require_concrete, uniform_int
+from bellmax.envs._tabular_tools import uniform_int
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -76,22 +77,13 @@ class GamblersProblem(TabularEnvironment):
       goal: the capital that ends the game with reward +1 (100 in the book).
     """
 
+    state_type = GamblerState
+    index_field = "capital"
     params_type = GamblerParams
+    env_id = "GamblersProblem-v0"
 
     def __init__(self, goal: int = 100):
-        if isinstance(goal, bool) or not isinstance(goal, int | np.integer):
-            raise TypeError(f"GamblersProblem(goal=...) must be an int, got {goal!r}.")
-        if goal < 2:
-            raise ValueError(f"GamblersProblem needs goal >= 2 (one stake to place), got {goal}.")
-        self.goal = int(goal)
-
-    @property
-    def name(self) -> str:
-        return "GamblersProblem-v0"
-
-    @property
-    def default_params(self) -> GamblerParams:
-        return GamblerParams()
+        self.goal = check_int(goal, "goal", owner="GamblersProblem", low=2)
 
     @property
     def num_states(self) -> int:
@@ -163,9 +155,7 @@ class GamblersProblem(TabularEnvironment):
 
         `initial` is uniform over capitals `1 .. goal - 1`, as in `reset`.
         """
-        params = self.default_params if params is None else params
-        require_concrete(params, f"{self.name}.tabular_mdp")
-        self.check_params(params)
+        params = self.host_params(params, "tabular_mdp")
         S, A = self.num_states, self.num_stakes
         every = jax.vmap(jax.vmap(self.outcomes, (None, 0, None)), (0, None, None))
         nxt, _, reward = jax.jit(every)(jnp.arange(S), jnp.arange(A), params)
@@ -185,14 +175,6 @@ class GamblersProblem(TabularEnvironment):
             initial=(~terminal) / (~terminal).sum(),
             name=self.name,
         )
-
-    def state_index(self, state: GamblerState) -> jax.Array:
-        return jnp.asarray(state.capital, jnp.int32)
-
-    def state_from_index(self, s: jax.Array) -> GamblerState:
-        """The environment state with capital `s` and time 0 (jittable; for exploring starts)."""
-        s = jnp.asarray(s, jnp.int32)
-        return GamblerState(capital=s, time=jnp.zeros_like(s))
 
     def __repr__(self) -> str:
         return f"GamblersProblem(goal={self.goal})"

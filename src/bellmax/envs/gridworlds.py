@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bellmax.core.checks import check_bool
 from bellmax.envs._grid import (
     COMPASS_MOVES,
     DIAGONAL_MOVES,
@@ -47,10 +48,7 @@ class GridWorld4x4(GridWorld):
     """
 
     grid_shape = (4, 4)
-
-    @property
-    def name(self) -> str:
-        return "GridWorld4x4-v0"
+    env_id = "GridWorld4x4-v0"
 
     @property
     def default_params(self) -> GridParams:
@@ -74,10 +72,7 @@ class GridWorld5x5(GridWorld):
     """
 
     grid_shape = (5, 5)
-
-    @property
-    def name(self) -> str:
-        return "GridWorld5x5-v0"
+    env_id = "GridWorld5x5-v0"
 
     @property
     def default_params(self) -> GridParams:
@@ -100,10 +95,7 @@ class CliffWalking(GridWorld):
     """
 
     grid_shape = (4, 12)
-
-    @property
-    def name(self) -> str:
-        return "CliffWalking-v0"
+    env_id = "CliffWalking-v0"
 
     @property
     def default_params(self) -> GridParams:
@@ -133,23 +125,17 @@ class WindyGridworld(GridWorld):
     """
 
     grid_shape = (7, 10)
+    env_id = "WindyGridworld-v0"
 
     def __init__(self, king_moves: bool = False, stay: bool = False):
-        for flag, value in (("king_moves", king_moves), ("stay", stay)):
-            if not isinstance(value, bool | np.bool_):
-                raise TypeError(f"WindyGridworld({flag}=...) must be True or False, got {value!r}.")
-        self.king_moves = bool(king_moves)
-        self.stay = bool(stay)
+        self.king_moves = check_bool(king_moves, "king_moves", owner="WindyGridworld")
+        self.stay = check_bool(stay, "stay", owner="WindyGridworld")
         parts = [COMPASS_MOVES]
         if self.king_moves:
             parts.append(DIAGONAL_MOVES)
         if self.stay:
             parts.append(STAY_MOVE)
         self.moves = np.concatenate(parts)
-
-    @property
-    def name(self) -> str:
-        return "WindyGridworld-v0"
 
     @property
     def default_params(self) -> GridParams:

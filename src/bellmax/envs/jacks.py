@@ -34,10 +34,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core.checks import check_int
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
 from bellmax.envs._checks import Bounds, between, count, nonnegative
-from bellmax.envs._tabular_tools import require_concrete, uniform_int
+from bellmax.envs._tabular_tools import uniform_int
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -170,24 +171,12 @@ class JacksCarRental(TabularEnvironment):
     """
 
     params_type = JacksParams
+    env_id = "JacksCarRental-v0"
 
     def __init__(self, max_cars: int = 20, max_move: int = 5):
-        for arg, value, low in (("max_cars", max_cars, 1), ("max_move", max_move, 0)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise TypeError(f"JacksCarRental({arg}=...) must be an int, got {value!r}.")
-            if value < low:
-                raise ValueError(f"JacksCarRental needs {arg} >= {low}, got {value}.")
-        self.max_cars = int(max_cars)
-        self.max_move = int(max_move)
+        self.max_cars = check_int(max_cars, "max_cars", owner="JacksCarRental", low=1)
+        self.max_move = check_int(max_move, "max_move", owner="JacksCarRental", low=0)
         self.grid_shape = (self.max_cars + 1, self.max_cars + 1)
-
-    @property
-    def name(self) -> str:
-        return "JacksCarRental-v0"
-
-    @property
-    def default_params(self) -> JacksParams:
-        return JacksParams()
 
     @property
     def num_states(self) -> int:
@@ -269,9 +258,7 @@ class JacksCarRental(TabularEnvironment):
         the move; `R[s, a] = rental_reward * (E[rentals_1] + E[rentals_2]) - cost`.
         `initial` is uniform, as in `reset`.
         """
-        params = self.default_params if params is None else params
-        require_concrete(params, f"{self.name}.tabular_mdp")
-        self.check_params(params)
+        params = self.host_params(params, "tabular_mdp")
         n = self.max_cars + 1
         T1, rent1 = _location_model(
             self.max_cars, float(params.request_mean_1), float(params.return_mean_1)

@@ -21,10 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core.checks import check_int
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
 from bellmax.envs._checks import Bounds, discount, finite, nonnegative
-from bellmax.envs._tabular_tools import require_concrete
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -85,27 +85,18 @@ class MaximizationBias(TabularEnvironment):
       num_b_actions: the number of actions in B (10 in the book); at least 2.
     """
 
+    state_type = MaximizationBiasState
     params_type = MaximizationBiasParams
+    env_id = "MaximizationBias-v0"
 
     def __init__(self, num_b_actions: int = 10):
-        if isinstance(num_b_actions, bool) or not isinstance(num_b_actions, int | np.integer):
-            raise TypeError(
-                f"MaximizationBias(num_b_actions=...) must be an int, got {num_b_actions!r}."
-            )
+        num_b_actions = check_int(num_b_actions, "num_b_actions", owner="MaximizationBias")
         if num_b_actions < 2:
             raise ValueError(
                 f"MaximizationBias needs num_b_actions >= 2 (A has two actions and every "
                 f"state has the same action count), got {num_b_actions}; the book uses 10."
             )
-        self.num_b_actions = int(num_b_actions)
-
-    @property
-    def name(self) -> str:
-        return "MaximizationBias-v0"
-
-    @property
-    def default_params(self) -> MaximizationBiasParams:
-        return MaximizationBiasParams()
+        self.num_b_actions = num_b_actions
 
     @property
     def num_states(self) -> int:
@@ -151,9 +142,7 @@ class MaximizationBias(TabularEnvironment):
         In A, action 0 leads to B and every other action to the terminal; the terminal
         absorbs with reward 0; `initial` is A.
         """
-        params = self.default_params if params is None else params
-        require_concrete(params, f"{self.name}.tabular_mdp")
-        self.check_params(params)
+        params = self.host_params(params, "tabular_mdp")
         A = self.num_b_actions
         P = np.zeros((3, A, 3))
         P[STATE_A, :, TERMINAL] = 1.0
@@ -170,14 +159,6 @@ class MaximizationBias(TabularEnvironment):
             initial=np.array([1.0, 0.0, 0.0]),
             name=self.name,
         )
-
-    def state_index(self, state: MaximizationBiasState) -> jax.Array:
-        return jnp.asarray(state.pos, jnp.int32)
-
-    def state_from_index(self, s: jax.Array) -> MaximizationBiasState:
-        """The environment state with index `s` and time 0 (jittable; for exploring starts)."""
-        s = jnp.asarray(s, jnp.int32)
-        return MaximizationBiasState(pos=s, time=jnp.zeros_like(s))
 
     def __repr__(self) -> str:
         return f"MaximizationBias(num_b_actions={self.num_b_actions})"

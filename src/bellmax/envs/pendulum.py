@@ -97,14 +97,7 @@ class Pendulum(Environment[PendulumState, PendulumParams]):
     """
 
     params_type = PendulumParams
-
-    @property
-    def default_params(self) -> PendulumParams:
-        return PendulumParams()
-
-    @property
-    def name(self) -> str:
-        return "Pendulum-v1"
+    env_id = "Pendulum-v1"
 
     def reset_env(self, key, params):
         high = jnp.array([jnp.pi, 1.0])

@@ -24,10 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core.checks import check_int
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
 from bellmax.envs._checks import Bounds, discount, finite
-from bellmax.envs._tabular_tools import require_concrete
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -83,25 +83,18 @@ class RandomWalk(TabularEnvironment):
       num_states: the number of non-terminal states (5 in Example 6.2, 19 in Example 7.2).
     """
 
+    state_type = RandomWalkState
     params_type = RandomWalkParams
+    env_id = "RandomWalk-v0"
 
     def __init__(self, num_states: int = 5):
-        if isinstance(num_states, bool) or not isinstance(num_states, int | np.integer):
-            raise TypeError(f"RandomWalk(num_states=...) must be an int, got {num_states!r}.")
+        num_states = check_int(num_states, "num_states", owner="RandomWalk")
         if num_states < 1:
             raise ValueError(
                 f"RandomWalk needs num_states >= 1 non-terminal states, got {num_states} "
                 "(the book uses 5 and 19)."
             )
-        self.n = int(num_states)
-
-    @property
-    def name(self) -> str:
-        return "RandomWalk-v0"
-
-    @property
-    def default_params(self) -> RandomWalkParams:
-        return RandomWalkParams()
+        self.n = num_states
 
     @property
     def num_states(self) -> int:
@@ -120,9 +113,7 @@ class RandomWalk(TabularEnvironment):
         `k / (n + 1)`, so `v(k) = left + (right - left) * k / (n + 1)`; for `gamma < 1`
         use a linear solve on `tabular_mdp`.
         """
-        params = self.default_params if params is None else params
-        require_concrete(params, f"{self.name}.true_values")
-        self.check_params(params)
+        params = self.host_params(params, "true_values")
         if float(params.gamma) != 1.0:
             raise ValueError(
                 f"true_values is the closed form for gamma = 1, got gamma = {params.gamma}; "
@@ -176,9 +167,7 @@ class RandomWalk(TabularEnvironment):
 
         The exits are absorbing terminals with reward 0; `initial` is the middle state.
         """
-        params = self.default_params if params is None else params
-        require_concrete(params, f"{self.name}.tabular_mdp")
-        self.check_params(params)
+        params = self.host_params(params, "tabular_mdp")
         S = self.num_states
         nxt, reward = _transition_table(self, params)
         P = np.zeros((S, 2, S))
@@ -196,14 +185,6 @@ class RandomWalk(TabularEnvironment):
             initial=initial,
             name=self.name,
         )
-
-    def state_index(self, state: RandomWalkState) -> jax.Array:
-        return jnp.asarray(state.pos, jnp.int32)
-
-    def state_from_index(self, s: jax.Array) -> RandomWalkState:
-        """The environment state with index `s` and time 0 (jittable; for exploring starts)."""
-        s = jnp.asarray(s, jnp.int32)
-        return RandomWalkState(pos=s, time=jnp.zeros_like(s))
 
     def __repr__(self) -> str:
         return f"RandomWalk(num_states={self.n})"

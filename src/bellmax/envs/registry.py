@@ -1,7 +1,7 @@
 """The environment registry: `bellmax.make(env_id) -> (env, params)`.
 
 Entries are imported lazily, so listing them is cheap. Ids that are not bellmax's are
-Gymnasium's (including `module:EnvName-v0`), reached through `resolve` and the host-side
+Gymnasium's (including `module:EnvName-v0`), reached through `resolve_env` and the host-side
 bridge in `bellmax.envs.gymnasium`, the only module that imports gymnasium.
 """
 
@@ -140,19 +140,63 @@ def is_registered(env_id: str) -> bool:
     return isinstance(env_id, str) and env_id in _REGISTRY
 
 
-def resolve(env_id: str, *, num_envs: int = 1, seed: int = 0) -> Any:
-    """A bellmax env `(env, params)` for a bellmax id, else a Gymnasium host vector env.
+@dataclasses.dataclass(frozen=True)
+class ResolvedEnv:
+    """What an environment id names: a bellmax environment or a Gymnasium host vector env.
+
+    Exactly one of the two is set: `env` and `params` for a bellmax id, `host` (a
+    `bellmax.envs.gymnasium.HostVectorEnv`) for anything Gymnasium resolves.
+    """
+
+    env: Environment | None = None
+    """The bellmax environment (None for a Gymnasium id)."""
+    params: EnvParams | None = None
+    """Its parameters (None for a Gymnasium id)."""
+    host: Any = None
+    """The Gymnasium host vector environment (None for a bellmax id)."""
+
+    @property
+    def is_host(self) -> bool:
+        """Whether the id is Gymnasium's (stepped on the host), not bellmax's."""
+        return self.host is not None
+
+
+def resolve_env(env_id: str, *, num_envs: int = 1, seed: int = 0) -> ResolvedEnv:
+    """A bellmax environment for a bellmax id, else a Gymnasium host vector env.
 
     bellmax ids win; anything else is handed to Gymnasium (which accepts
     `module:EnvName-v0`). `gymnasium:CartPole-v1` therefore means Gymnasium's own CartPole.
-    Unknown everywhere: an error listing the close matches among both registries.
-    """
-    _check_env_id(env_id, "resolve")
-    if is_registered(env_id):
-        return make(env_id)
-    from bellmax.envs import gymnasium as gym_bridge  # the only gymnasium importer
 
-    return gym_bridge.make_host_vector_env(env_id, num_envs=num_envs, seed=seed)
+    Args:
+      env_id: a bellmax or Gymnasium id.
+      num_envs: host environments to build (Gymnasium ids only).
+      seed: seed of the host environments' first reset (Gymnasium ids only).
+
+    Returns:
+      A `ResolvedEnv`: `env`/`params` for a bellmax id, `host` for a Gymnasium one.
+
+    Raises:
+      TypeError: `env_id` is not a string.
+      UnknownNameError: an id neither registry knows (the close matches of both listed).
+    """
+    _check_env_id(env_id, "resolve_env")
+    if is_registered(env_id):
+        env, params = make(env_id)
+        return ResolvedEnv(env=env, params=params)
+    # Optional dependency: gymnasium is imported only through its bridge, and only here,
+    # so that importing bellmax never imports it.
+    from bellmax.envs import gymnasium as gym_bridge
+
+    return ResolvedEnv(host=gym_bridge.make_host_vector_env(env_id, num_envs=num_envs, seed=seed))
+
+
+def resolve(env_id: str, *, num_envs: int = 1, seed: int = 0) -> Any:
+    """`(env, params)` for a bellmax id, else a Gymnasium host vector env.
+
+    Kept for its callers; new code calls `resolve_env`, whose result has one type.
+    """
+    made = resolve_env(env_id, num_envs=num_envs, seed=seed)
+    return made.host if made.is_host else (made.env, made.params)
 
 
 _ENVS = "bellmax.envs"

@@ -183,14 +183,7 @@ class TicTacToe(Environment[TicTacToeState, TicTacToeParams]):
     """
 
     params_type = TicTacToeParams
-
-    @property
-    def name(self) -> str:
-        return "TicTacToe-v0"
-
-    @property
-    def default_params(self) -> TicTacToeParams:
-        return TicTacToeParams()
+    env_id = "TicTacToe-v0"
 
     def reset_env(self, key: jax.Array, params: TicTacToeParams):
         state = TicTacToeState(

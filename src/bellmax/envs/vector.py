@@ -22,8 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax.experimental import io_callback
 
-from bellmax.envs import spaces
+from bellmax.core.checks import check_int
+from bellmax.envs import registry, spaces
 from bellmax.envs.environment import Environment, EnvParams
 
 
@@ -66,6 +68,34 @@ class VecStep:
         return self.terminated | self.truncated
 
 
+def _vec_step(
+    state: VecState,
+    env_state: Any,
+    *,
+    obs: jax.Array,
+    reward: jax.Array,
+    terminated: jax.Array,
+    truncated: jax.Array,
+    final_obs: jax.Array,
+) -> VecStep:
+    """The `VecStep` of one step: every episode's counts grow by this step, and restart
+    (with `env_state`, already reset there) where one ended."""
+    done = terminated | truncated
+    ep_return = state.episode_return + reward
+    ep_length = state.episode_length + 1
+    new_state = VecState(env_state, jnp.where(done, 0.0, ep_return), jnp.where(done, 0, ep_length))
+    return VecStep(
+        obs=obs,
+        state=new_state,
+        reward=reward,
+        terminated=terminated,
+        truncated=truncated,
+        final_obs=final_obs,
+        episode_return=ep_return,
+        episode_length=ep_length,
+    )
+
+
 class VectorEnv(abc.ABC):
     """`N` environments stepped together. Pure functions of explicit state and keys."""
 
@@ -103,10 +133,7 @@ class JaxVectorEnv(VectorEnv):
     """
 
     def __init__(self, env: Any, env_params: Any = None, *, num_envs: int = 1):
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer):
-            raise TypeError(f"num_envs must be an int, got {num_envs!r}.")
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
+        num_envs = check_int(num_envs, "num_envs", owner="JaxVectorEnv", low=1)
         if not _is_bellmax_env(env) and not (
             hasattr(env, "step_env") and hasattr(env, "reset_env")
         ):
@@ -188,24 +215,14 @@ class JaxVectorEnv(VectorEnv):
             d = done.reshape(done.shape + (1,) * (a.ndim - 1))
             return jnp.where(d, a, b)
 
-        env_state = jax.tree.map(pick, st_re, st)
-        obs = pick(obs_re, obs_st)
-        ep_return = state.episode_return + reward
-        ep_length = state.episode_length + 1
-        new_state = VecState(
-            env_state,
-            jnp.where(done, 0.0, ep_return),
-            jnp.where(done, 0, ep_length),
-        )
-        return VecStep(
-            obs=obs,
-            state=new_state,
+        return _vec_step(
+            state,
+            jax.tree.map(pick, st_re, st),
+            obs=pick(obs_re, obs_st),
             reward=reward,
             terminated=terminated,
             truncated=truncated,
             final_obs=obs_st,
-            episode_return=ep_return,
-            episode_length=ep_length,
         )
 
 
@@ -261,8 +278,6 @@ class HostCallbackVectorEnv(VectorEnv):
         )
 
     def reset(self, key: jax.Array) -> tuple[jax.Array, VecState]:
-        from jax.experimental import io_callback
-
         seed = jax.random.randint(key, (), 0, 2**31 - 1)
         obs = io_callback(self._host_reset, self._obs_struct, seed, ordered=True)
         zeros = jnp.zeros(self.num_envs, jnp.float32)
@@ -270,29 +285,23 @@ class HostCallbackVectorEnv(VectorEnv):
         return obs, VecState(counter, zeros, jnp.zeros(self.num_envs, jnp.int32))
 
     def step(self, key: jax.Array, state: VecState, action: jax.Array) -> VecStep:
-        from jax.experimental import io_callback
-
         del key  # the host environments draw their own randomness (seeded at reset)
         obs, reward, terminated, truncated, final_obs, ep_ret, ep_len = io_callback(
             self._host_step, self._step_struct, action, ordered=True
         )
-        done = terminated | truncated
-        ep_return = state.episode_return + reward
-        ep_length = state.episode_length + 1
-        new_state = VecState(
+        step = _vec_step(
+            state,
             state.env_state + 1,
-            jnp.where(done, 0.0, ep_return),
-            jnp.where(done, 0, ep_length),
-        )
-        return VecStep(
             obs=obs,
-            state=new_state,
             reward=reward,
             terminated=terminated,
             truncated=truncated,
             final_obs=final_obs,
-            episode_return=jnp.where(done, ep_ret, ep_return),
-            episode_length=jnp.where(done, ep_len, ep_length),
+        )
+        # An ended episode's totals are the ones the host environments counted.
+        return step.replace(
+            episode_return=jnp.where(step.done, ep_ret, step.episode_return),
+            episode_length=jnp.where(step.done, ep_len, step.episode_length),
         )
 
 
@@ -321,8 +330,6 @@ def make_vector_env(
     if isinstance(env, VectorEnv):
         return env
     if isinstance(env, str):
-        from bellmax.envs import registry
-
         if registry.is_registered(env):
             e, p = registry.make(env, **param_overrides)
             return JaxVectorEnv(e, p if env_params is None else env_params, num_envs=num_envs)
@@ -331,8 +338,7 @@ def make_vector_env(
                 f"parameter overrides {sorted(param_overrides)} apply only to bellmax ids, "
                 f"not to the Gymnasium id {env!r}."
             )
-        host = registry.resolve(env, num_envs=num_envs, seed=seed)
-        return HostCallbackVectorEnv(host)
+        return HostCallbackVectorEnv(registry.resolve_env(env, num_envs=num_envs, seed=seed).host)
     if param_overrides:
         raise ValueError("parameter overrides need an env id; pass env_params= instead.")
     return JaxVectorEnv(env, env_params, num_envs=num_envs)
