@@ -17,7 +17,9 @@ from scipy.sparse.csgraph import NegativeCycleError, bellman_ford, dijkstra
 import bellmax
 from bellmax.core.errors import UnknownNameError
 from bellmax.core.mdp import SparseTransitions, TabularMDP
+from bellmax.core.status import Status as CoreStatus
 from bellmax.envs.blackjack import Blackjack
+from bellmax.tabular import Status as PackageStatus
 from bellmax.tabular.dp import (
     DPResult,
     ShortestPathResult,
@@ -468,13 +470,10 @@ def test_blackjack_exact_values_and_figure_5_2():
 
 
 # ---------------------------------------------------------------------- bad input
-def test_result_status_names():
-    assert [s.name.lower() for s in Status] == [
-        "converged",
-        "max_iterations",
-        "negative_cycle",
-        "diverged",
-    ]
+def test_status_is_the_shared_vocabulary():
+    assert Status is CoreStatus is PackageStatus
+    res = shortest_paths(([0, 1], [1, 0], [-1.0, -1.0]), source=0)
+    assert int(res.status) == Status.NEGATIVE_CYCLE and not res.converged
 
 
 @pytest.mark.parametrize(

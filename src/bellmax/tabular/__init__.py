@@ -1,8 +1,9 @@
 """Tabular reinforcement learning: exact dynamic programming and learning from samples.
 
-- `dp`: policy evaluation (direct, Jacobi, Gauss-Seidel, Krylov), value iteration with an
-  error bound, policy iteration, modified policy iteration, soft value iteration and
-  min-plus shortest paths, all through one Bellman backup (`bellmax.core.semiring`).
+- `dp`: exact dynamic programming, all through one Bellman backup (`bellmax.core.semiring`),
+  gathered from `evaluation` (direct, Jacobi, Gauss-Seidel, Krylov), `control` (value
+  iteration with an error bound, policy iteration, modified policy iteration, soft value
+  iteration) and `shortest_paths` (min-plus Bellman-Ford); `garnet` makes random MDPs.
 - `mc`: Monte Carlo prediction and control (exploring starts, epsilon-soft, importance sampling).
 - `td`: TD(0), SARSA, Expected SARSA, Q-learning, Double Q-learning.
 - `io`: the `.npz` MDP file format of `bellmax solve`.
