@@ -7,10 +7,15 @@ in tests/models and tests/control; these check the commands' plumbing on small r
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from bellmax.cli.main import main
+
+BELLMAX = Path(sys.executable).parent / "bellmax"
 
 
 def _json(capsys, *argv: str) -> dict:
@@ -86,8 +91,54 @@ def test_control_mpc_on_a_bellmax_env(capsys):
         (["sysid", "--env", "CartPole-v1", "--fix", "masscart"], "NAME=VALUE"),
         (["control", "--env", "CartPole-v1", "--episodes", "0"], "--episodes"),
         (["control", "--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
+        (["control", "--horizon", "0"], "--horizon"),
+        (["control", "--max-steps", "0"], "--max-steps"),
+        (["control", "--fix", "masscart=1", "--sysid-steps", "20", "--fix", "masscart=2"], "twice"),
     ],
 )
 def test_bad_input_is_one_clear_line(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- --max-steps
+def _real_control_json(*argv: str) -> dict:
+    """`bellmax control ... --json` through the installed command, in a subprocess."""
+    if not BELLMAX.exists():
+        pytest.skip(f"console script not installed next to {sys.executable}")
+    proc = subprocess.run(
+        [str(BELLMAX), "control", *argv, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_max_steps_caps_every_gymnasium_episode_and_each_is_reported():
+    """Issue 11: through the Gymnasium bridge --max-steps was a total budget (3 episodes of
+    300 steps reported one 500-step episode; 50 steps reported none)."""
+    out = _real_control_json(
+        "--env", "gymnasium:CartPole-v1", "--episodes", "3", "--max-steps", "300"
+    )
+    assert len(out["episode_returns"]) == 3 and len(out["episode_lengths"]) == 3
+    assert all(n <= 300 for n in out["episode_lengths"])
+    assert out["episode_lengths"] == [300, 300, 300]  # MPC balances; each is truncated
+    out = _real_control_json(
+        "--env", "gymnasium:CartPole-v1", "--controller", "lqr", "--episodes", "2",
+        "--max-steps", "50",
+    )  # fmt: skip
+    assert out["episode_lengths"] == [50, 50] and out["episode_returns"] == [50.0, 50.0]
+
+
+@pytest.mark.parametrize("env_id", ["gymnasium:Pendulum-v1", "Pendulum-v1"])
+def test_max_steps_means_steps_per_episode_for_every_kind_of_env(capsys, env_id):
+    """The pendulum never terminates: every episode ends at --max-steps exactly, whether it
+    runs through the Gymnasium bridge or as a bellmax env."""
+    out = _json(
+        capsys, "control", "--env", env_id, "--controller", "lqr", "--episodes", "3",
+        "--max-steps", "7", "--json",
+    )  # fmt: skip
+    assert out["episode_lengths"] == [7, 7, 7] and len(out["episode_returns"]) == 3

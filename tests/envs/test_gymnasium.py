@@ -1,6 +1,7 @@
 """The Gymnasium bridge: parity with Gymnasium's own CartPole/Pendulum, bellmax envs as
 `gymnasium.Env`, Gymnasium ids as host vector envs, toy-text tables as `TabularMDP`s."""
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -15,14 +16,16 @@ from gymnasium import spaces as gym_spaces
 from gymnasium.utils.env_checker import check_env, data_equivalence
 
 import bellmax
-from bellmax.core.errors import InvalidMDPError, UnknownNameError
+from bellmax.core.errors import BellmaxError, InvalidMDPError, UnknownNameError
 from bellmax.envs import AutoReset, registry, spaces
 from bellmax.envs.cartpole import CartPoleState
 from bellmax.envs.gymnasium import (
     BellmaxGymnasiumEnv,
+    EnvDependencyError,
     EnvModuleImportError,
     HostVectorEnv,
     _to_host,
+    check_env_id,
     from_gymnasium_space,
     make_host_vector_env,
     rollout_host,
@@ -439,6 +442,61 @@ def test_q_learning_through_host_vector_env_reaches_the_goal():
     test = make_host_vector_env("FrozenLake-v1", num_envs=1, seed=5, is_slippery=False)
     out = rollout_host(test, lambda o: q[o].argmax(axis=1), 6)
     assert out.episode_returns.tolist() == [1.0]
+
+
+@pytest.mark.parametrize(
+    ("env_id", "own_limit"), [("Pendulum-v1", 200), ("CartPoleSwingUp-v0", 500)]
+)
+def test_host_vector_env_caps_every_episode(env_id, own_limit):
+    """`max_episode_steps` truncates every episode there, Gymnasium's ids and bellmax-only ids
+    alike; a cap above the env's own time limit leaves that limit in force."""
+    vec = make_host_vector_env(env_id, num_envs=2, seed=0, max_episode_steps=7)
+    vec.reset()
+    lengths = []
+    for _ in range(21):
+        _, _, term, trunc, info = vec.step(vec.sample_actions())
+        assert not term.any()
+        lengths += info["episode_length"][info["returned_episode"]].tolist()
+    assert lengths == [7] * 6
+    vec = make_host_vector_env(env_id, num_envs=1, seed=0, max_episode_steps=own_limit + 50)
+    vec.reset()
+    for t in range(1, own_limit + 1):  # no force: neither system can terminate
+        _, _, term, trunc, _ = vec.step(np.zeros((1, 1), np.float32))
+        assert not term[0] and trunc[0] == (t == own_limit)
+    with pytest.raises(ValueError, match="max_episode_steps must be an integer >= 1"):
+        make_host_vector_env(env_id, max_episode_steps=0)
+
+
+def _missing(module):
+    return importlib.util.find_spec(module) is None
+
+
+@pytest.mark.parametrize(
+    ("env_id", "module", "extra"),
+    [
+        ("LunarLander-v3", "Box2D", "box2d"),
+        ("gymnasium:CarRacing-v3", "Box2D", "box2d"),
+        ("HalfCheetah-v5", "mujoco", "mujoco"),
+    ],
+)
+def test_missing_optional_dependency_names_the_extra(env_id, module, extra):
+    if not _missing(module):
+        pytest.skip(f"{module} is installed")
+    with pytest.raises(EnvDependencyError) as info:
+        make_host_vector_env(env_id)
+    message = str(info.value)
+    assert f'pip install "gymnasium[{extra}]"' in message and "\n" not in message
+    assert isinstance(info.value, ImportError) and isinstance(info.value, BellmaxError)
+
+
+def test_check_env_id():
+    check_env_id("CartPoleSwingUp-v0")  # bellmax only
+    check_env_id("gymnasium:CartPole-v1")
+    check_env_id("LunarLander-v3")  # known, even if Box2D is missing: nothing is made
+    with pytest.raises(UnknownNameError, match="Did you mean: 'CartPole-v1'"):
+        check_env_id("CartPol-v1")
+    with pytest.raises(EnvModuleImportError):
+        check_env_id("nosuchmodule:Foo-v0")
 
 
 def test_host_vector_env_errors():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from typing import Any, Literal
 
@@ -19,22 +20,108 @@ import numpy as np
 __all__ = ["ControlArgs", "SysidArgs", "parse_fix", "run_control", "run_sysid"]
 
 
+#: Largest --steps / --sysid-steps: ten million random transitions (500 already identify
+#: the cart-pole to 1%); more would only make the command run for hours.
+MAX_TRANSITIONS = 10_000_000
+#: Largest --max-steps (steps per episode) and --episodes.
+MAX_EPISODE_STEPS = 10_000_000
+MAX_EPISODES = 1_000_000
+#: Largest --horizon and --iterations (MPC's planning horizon and iterations per step).
+MAX_HORIZON = 100_000
+MAX_ITERATIONS = 10_000
+
+
 def parse_fix(items: tuple[str, ...], names: tuple[str, ...]) -> dict[str, float]:
-    """`("g=10", "max_torque=2")` -> `{"g": 10.0, "max_torque": 2.0}`, checked against `names`."""
+    """`("g=10", "max_torque=2")` -> `{"g": 10.0, "max_torque": 2.0}`, checked against `names`.
+
+    Raises:
+      ValueError: an item that is not NAME=VALUE, a value that is not a finite positive
+        number (the models' parameters are physical constants), a parameter given twice.
+      UnknownNameError: a name not in `names`. Every message lists `names`.
+    """
     from bellmax.core.errors import unknown_name
 
+    listing = ", ".join(names)
     out: dict[str, float] = {}
     for item in items:
-        name, sep, value = item.partition("=")
+        name, sep, value = (part.strip() for part in item.partition("="))
         if not sep or not name:
-            raise ValueError(f"--fix takes NAME=VALUE, got {item!r}; e.g. --fix masscart=1.0.")
+            example = name if name in names else names[0]
+            raise ValueError(
+                f"--fix takes NAME=VALUE, got {item!r}; e.g. --fix {example}=1.0 (the "
+                f"parameters: {listing})."
+            )
         if name not in names:
-            raise unknown_name("parameter", name, names)
+            raise unknown_name("parameter", name, names, hint=f"The parameters: {listing}.")
+        if name in out:
+            raise ValueError(
+                f"--fix gives {name} twice ({out[name]:g} and {value}); give each parameter once."
+            )
         try:
-            out[name] = float(value)
+            number = float(value)
         except ValueError:
-            raise ValueError(f"--fix {item!r}: {value!r} is not a number.") from None
+            raise ValueError(
+                f"--fix {item!r}: {value!r} is not a number; write e.g. --fix {name}=1.0 "
+                f"(the parameters: {listing})."
+            ) from None
+        if not (math.isfinite(number) and number > 0):
+            raise ValueError(
+                f"--fix {item!r}: {name} is a physical constant, a finite number > 0; give "
+                f"e.g. --fix {name}=1.0."
+            )
+        out[name] = number
     return out
+
+
+def _check_int(option: str, value: int, lo: int, hi: int, example: int) -> None:
+    """Refuse an integer option outside `lo .. hi`, naming it and a good value."""
+    if not lo <= value <= hi:
+        raise ValueError(
+            f"{option} must be an integer in {lo} .. {hi:_}, got {value}; e.g. {option} {example}."
+        )
+
+
+def _check_env(env_id: str) -> None:
+    """Refuse an empty or unknown --env before any work (close matches are named)."""
+    if not env_id.strip():
+        raise ValueError(
+            "--env is empty: give an environment id, e.g. --env gymnasium:CartPole-v1 "
+            "(`bellmax envs` lists bellmax's)."
+        )
+    from bellmax.envs import gymnasium as gym_bridge
+
+    gym_bridge.check_env_id(env_id)
+
+
+def _model_for(env: str, model_name: str | None) -> Any:
+    """The parametric model for --env (or --model), refusing one that does not fit it."""
+    from bellmax.core.errors import UnknownNameError
+    from bellmax.models import parametric
+
+    try:
+        fitting = parametric.model_for_env(env)
+    except UnknownNameError:
+        fitting = None
+    if model_name is None:
+        if fitting is None:
+            raise ValueError(
+                f"no built-in model fits --env {env!r}: pass --model cartpole or --model "
+                "pendulum (the systems `bellmax sysid` and `bellmax control` know)."
+            )
+        return fitting
+    model = parametric.get_model(model_name)
+    if fitting is not None and fitting.name != model.name:
+        raise ValueError(
+            f"--model {model_name} does not fit --env {env} (a {fitting.name}); pass --model "
+            f"{fitting.name} or leave --model out."
+        )
+    return model
+
+
+def _check_seed(seed: int) -> None:
+    """JAX and Gymnasium take seeds in 0 .. 2**63 - 1."""
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"--seed must be an integer in 0 .. 2**63 - 1, got {seed}; e.g. --seed 0.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +138,7 @@ class SysidArgs:
     model: Literal["cartpole", "pendulum"] | None = None
     """Parametric model to fit (default: the one matching --env)."""
     steps: int = 500
-    """Random-policy transitions to collect."""
+    """Random-policy transitions to collect (10 .. 10_000_000)."""
     seed: int = 0
     """Seed of the data and the solver's starting points."""
     fix: tuple[str, ...] = ()
@@ -61,16 +148,14 @@ class SysidArgs:
 
 
 def _identify(env: str, model_name: str | None, steps: int, seed: int, fix: tuple[str, ...]):
-    from bellmax.models import parametric
     from bellmax.models.data import collect_transitions, split_transitions
     from bellmax.models.sysid import SysIdConfig, identify, prediction_error
 
-    model = (
-        parametric.model_for_env(env) if model_name is None else parametric.get_model(model_name)
-    )
+    _check_int("--steps", steps, 10, MAX_TRANSITIONS, 500)
+    _check_seed(seed)
+    _check_env(env)
+    model = _model_for(env, model_name)
     fixed = parse_fix(fix, tuple(model.param_names))
-    if steps < 10:
-        raise ValueError(f"--steps must be at least 10, got {steps}.")
     data = collect_transitions(env, steps, seed=seed)
     train, test = split_transitions(data, 0.2, seed=seed)
     t = time.perf_counter()
@@ -139,13 +224,14 @@ class ControlArgs:
     controller: Literal["lqr", "ilqr-mpc", "ddp-mpc"] = "ilqr-mpc"
     """LQR about the upright goal, or MPC re-planning with iLQR / DDP every step."""
     sysid_steps: int | None = None
-    """Identify the model from this many random-policy transitions first."""
+    """Identify the model from this many random-policy transitions first (at least 10)."""
     fix: tuple[str, ...] = ()
     """Gauge for --sysid-steps: parameters held at known values, NAME=VALUE."""
     episodes: int = 5
-    """Closed-loop episodes."""
+    """Closed-loop episodes (each one is reported)."""
     max_steps: int = 500
-    """Steps per episode at most."""
+    """Steps per episode at most, for every kind of env: an episode is truncated there (or
+    earlier, at the environment's own time limit)."""
     horizon: int | None = None
     """MPC planning horizon in steps (default: 25 balance, 60 cart-pole swing-up, 40 pendulum)."""
     iterations: int = 3
@@ -185,17 +271,11 @@ def run_control(args: ControlArgs) -> int:
 
     from bellmax.control.mpc import closed_loop, closed_loop_host, make_lqr_controller, make_mpc
     from bellmax.envs import registry
-    from bellmax.models import parametric
     from bellmax.models.data import collect_transitions
     from bellmax.models.sysid import SysIdConfig, identify
 
-    if args.episodes < 1 or args.max_steps < 1 or args.iterations < 1:
-        raise ValueError("--episodes, --max-steps and --iterations must be >= 1.")
-    model = (
-        parametric.model_for_env(args.env)
-        if args.model is None
-        else parametric.get_model(args.model)
-    )
+    _check_control_args(args)
+    model = _model_for(args.env, args.model)
     is_bellmax = registry.is_registered(args.env)
     fit = None
     if args.sysid_steps is not None:
@@ -234,14 +314,17 @@ def run_control(args: ControlArgs) -> int:
             lengths.append(int(out.alive_steps))
         ms = 1e3 * (time.perf_counter() - t1) / (steps * args.episodes)
     else:
+        # Every episode is capped at --max-steps (truncated, like a bellmax env's), so the
+        # run takes at most episodes * max_steps steps and reports every episode.
         res = closed_loop_host(
             args.env,
             ctrl,
             params,
             episodes=args.episodes,
-            max_steps=args.max_steps * args.episodes + 1,
+            max_steps=args.max_steps * args.episodes,
             seed=args.seed,
             observe=lambda o: model.state_from_obs(o),
+            max_episode_steps=args.max_steps,
         )
         compile_s = None
         returns = [float(r) for r in res.episode_returns]
@@ -268,8 +351,27 @@ def run_control(args: ControlArgs) -> int:
     print(f"{args.controller} on {args.env} ({task}), model {model.name} with {source}:")
     for i, (r, n) in enumerate(zip(returns, lengths, strict=True)):
         print(f"  episode {i + 1}: return {r:.1f} in {n} steps")
-    print(f"  mean {out['mean_return']:.1f}; {ms:.3f} ms per control step (compile excluded)")
+    mean = "n/a" if out["mean_return"] is None else f"{out['mean_return']:.1f}"
+    print(f"  mean {mean}; {ms:.3f} ms per control step (compile excluded)")
     return 0
+
+
+def _check_control_args(args: ControlArgs) -> None:
+    """Refuse nonsense `bellmax control` options before any work starts."""
+    _check_int("--episodes", args.episodes, 1, MAX_EPISODES, 5)
+    _check_int("--max-steps", args.max_steps, 1, MAX_EPISODE_STEPS, 500)
+    _check_int("--iterations", args.iterations, 1, MAX_ITERATIONS, 3)
+    if args.horizon is not None:
+        _check_int("--horizon", args.horizon, 1, MAX_HORIZON, 25)
+    if args.sysid_steps is not None:
+        _check_int("--sysid-steps", args.sysid_steps, 10, MAX_TRANSITIONS, 300)
+    elif args.fix:
+        raise ValueError(
+            "--fix is the gauge of the identification, which only runs with --sysid-steps N; "
+            "add e.g. --sysid-steps 300 or drop --fix."
+        )
+    _check_seed(args.seed)
+    _check_env(args.env)
 
 
 def tour_section(ctx: Any) -> None:

@@ -19,6 +19,7 @@ wrapper keeps the JAX key and the environment state between calls.
 from __future__ import annotations
 
 import importlib
+import re
 from functools import partial
 from typing import Any
 
@@ -36,9 +37,11 @@ from bellmax.envs.environment import Environment, EnvParams
 
 __all__ = [
     "BellmaxGymnasiumEnv",
+    "EnvDependencyError",
     "EnvModuleImportError",
     "HostRollout",
     "HostVectorEnv",
+    "check_env_id",
     "from_gymnasium_space",
     "make_host_vector_env",
     "rollout_host",
@@ -53,6 +56,10 @@ DENSE_LIMIT = 100_000
 
 class EnvModuleImportError(BellmaxError, ImportError, ValueError):
     """The module named in a `module:EnvName-v0` id could not be imported."""
+
+
+class EnvDependencyError(BellmaxError, ImportError):
+    """A Gymnasium environment needs an optional dependency that is not installed."""
 
 
 # ====================================================================== spaces
@@ -433,11 +440,80 @@ def _gym_id(env_id: Any) -> str:
     return env_id
 
 
+#: Gymnasium's environment families whose optional dependency is installed as an extra,
+#: by the module of their entry point: (what is missing, the extra to install).
+_EXTRAS = {
+    "gymnasium.envs.box2d": ("Box2D", "box2d"),
+    "gymnasium.envs.mujoco": ("MuJoCo", "mujoco"),
+    "gymnasium.envs.toy_text": ("pygame", "toy-text"),
+    "gymnasium.envs.classic_control": ("pygame", "classic-control"),
+}
+
+
+def _dependency_error(name: str, exc: Exception) -> EnvDependencyError:
+    """A one-line error for `DependencyNotInstalled` that names the extra to install."""
+    spec = gymnasium.registry.get(name)
+    entry = spec.entry_point if spec is not None and isinstance(spec.entry_point, str) else ""
+    known = [pair for module, pair in _EXTRAS.items() if entry.startswith(module)]
+    if known:
+        what, extra = known[0]
+    else:  # an entry point we do not know: the extra Gymnasium's own message names
+        found = re.search(r"gymnasium\[([\w-]+)\]", str(exc))
+        what, extra = ("a dependency", found.group(1)) if found else (None, None)
+    if extra is None:
+        return EnvDependencyError(
+            f"environment {name!r} needs an optional dependency that is not installed: {exc}"
+        )
+    swig = " (Box2D builds with swig: `pip install swig` first)" if extra == "box2d" else ""
+    return EnvDependencyError(
+        f"environment {name!r} needs {what}, which is not installed: run "
+        f'`pip install "gymnasium[{extra}]"`{swig}, or pick another environment.'
+    )
+
+
+def _gym_make(name: str, cap: int | None = None, **kwargs: Any) -> gymnasium.Env:
+    """`gymnasium.make(name, **kwargs)`, capped at `cap` steps per episode.
+
+    The cap is a `TimeLimit` around the env's own, so an episode ends at whichever limit
+    comes first. A missing optional dependency (Box2D, MuJoCo, ...) raises
+    `EnvDependencyError`, which names the extra to install.
+    """
+    try:
+        env = gymnasium.make(name, **kwargs)
+    except gymnasium.error.DependencyNotInstalled as e:
+        raise _dependency_error(name, e) from None
+    if cap is not None:
+        env = gymnasium.wrappers.TimeLimit(env, int(cap))
+    return env
+
+
+def _capped_bellmax_env(env: Environment, params: EnvParams, cap: int | None) -> gymnasium.Env:
+    made = BellmaxGymnasiumEnv(env, params)
+    return made if cap is None else gymnasium.wrappers.TimeLimit(made, int(cap))
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise unless bellmax or Gymnasium knows `env_id`, before any work starts.
+
+    Imports the `module` of a `module:EnvName-v0` id (which registers its ids); nothing is
+    made.
+
+    Raises:
+      UnknownNameError: neither registry has the id (the message lists the close matches).
+      EnvModuleImportError: the `module` cannot be imported.
+      TypeError: `env_id` is not a string.
+    """
+    if registry.is_registered(env_id):
+        return
+    if _gym_id(env_id) not in gymnasium.registry:
+        raise _unknown_env(env_id)
+
+
 def _make_gym_env(env_id: str, **kwargs: Any) -> gymnasium.Env:
     name = _gym_id(env_id)
     if name not in gymnasium.registry:
         raise _unknown_env(env_id)
-    return gymnasium.make(name, **kwargs)
+    return _gym_make(name, **kwargs)
 
 
 @struct.dataclass
@@ -563,7 +639,12 @@ class HostVectorEnv:
 
 
 def make_host_vector_env(
-    env_id: str, *, num_envs: int = 1, seed: int = 0, **kwargs: Any
+    env_id: str,
+    *,
+    num_envs: int = 1,
+    seed: int = 0,
+    max_episode_steps: int | None = None,
+    **kwargs: Any,
 ) -> HostVectorEnv:
     """Any Gymnasium environment id as a host-side vector environment.
 
@@ -573,6 +654,9 @@ def make_host_vector_env(
         knows is served by `to_gymnasium`, with `kwargs` as parameter overrides.
       num_envs: number of sub-environments.
       seed: seed of the first reset (sub-environment `i` gets `seed + i`).
+      max_episode_steps: cap every episode at this many steps (it is then truncated), on
+        top of the environment's own time limit: an episode ends at whichever comes first.
+        None keeps the environment's own limit only.
       **kwargs: passed to `gymnasium.make` (e.g. `is_slippery=False`).
 
     Returns:
@@ -582,18 +666,28 @@ def make_host_vector_env(
       UnknownNameError: the id is neither Gymnasium's nor bellmax's (the message lists the
         close matches in both registries).
       EnvModuleImportError: the `module` of `module:EnvName-v0` cannot be imported.
-      ValueError: `num_envs < 1`.
+      EnvDependencyError: the environment needs an optional dependency that is missing
+        (the message names the extra to install, e.g. `gymnasium[box2d]`).
+      ValueError: `num_envs < 1` or `max_episode_steps < 1`.
       TypeError: spaces with no bellmax equivalent.
     """
     if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
         raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
+    if max_episode_steps is not None and (
+        isinstance(max_episode_steps, bool)
+        or not isinstance(max_episode_steps, int | np.integer)
+        or max_episode_steps < 1
+    ):
+        raise ValueError(
+            f"max_episode_steps must be an integer >= 1 or None, got {max_episode_steps!r}."
+        )
     name = _gym_id(env_id)
     if name in gymnasium.registry:
-        env_fns = [partial(gymnasium.make, name, **kwargs)] * int(num_envs)
+        env_fns = [partial(_gym_make, name, max_episode_steps, **kwargs)] * int(num_envs)
     elif name == env_id and registry.is_registered(env_id):
         env = _registered_env(env_id)
         params = registry.replace_params(env.default_params, **kwargs)
-        env_fns = [partial(BellmaxGymnasiumEnv, env, params)] * int(num_envs)
+        env_fns = [partial(_capped_bellmax_env, env, params, max_episode_steps)] * int(num_envs)
     else:
         raise _unknown_env(env_id)
     vec = gymnasium.vector.SyncVectorEnv(
