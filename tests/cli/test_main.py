@@ -75,6 +75,10 @@ def _boom(args: _BoomArgs) -> int | None:
         return 7
     if args.kind == "none":
         return None
+    if args.kind == "memory":
+        raise MemoryError("Unable to allocate 65.5 TiB for an array")
+    if args.kind == "overflow":
+        raise OverflowError("Python int too large to convert to C long")
     raise RuntimeError("a bug, not a user error")
 
 
@@ -99,6 +103,16 @@ def test_user_errors_become_one_line_exit_2(boom, capsys, monkeypatch, kind, mes
     assert main(["boom", "--kind", kind]) == 2
     err = capsys.readouterr().err
     assert err == message + "\n"
+
+
+@pytest.mark.parametrize(
+    ("kind", "needle"), [("memory", "out of memory"), ("overflow", "too large")]
+)
+def test_resource_errors_become_one_line(boom, capsys, monkeypatch, kind, needle):
+    monkeypatch.delenv("BELLMAX_DEBUG", raising=False)
+    assert main(["boom", "--kind", kind]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bellmax: error: ") and needle in err and err.count("\n") == 1
 
 
 def test_debug_shows_the_traceback(boom, monkeypatch):
@@ -158,3 +172,40 @@ def test_installed_console_script():
     assert proc.returncode == 0, proc.stderr
     ids = [e["id"] for e in json.loads(proc.stdout)["envs"]]
     assert "CartPole-v1" in ids
+
+
+def test_repeated_multi_value_options_are_merged_others_refused():
+    merged = cli._check_argv(["bandit", "--agent", "ucb", "--runs", "5", "--agent", "greedy"])
+    assert merged == ["bandit", "--runs", "5", "--agent", "ucb", "greedy"]
+    fix = cli._check_argv(["sysid", "--fix", "g=10", "--steps", "-5", "--fix", "m=1"])
+    assert fix == ["sysid", "--steps", "-5", "--fix", "g=10", "m=1"]  # -5 is a value
+    with pytest.raises(ValueError, match="--runs is given more than once"):
+        cli._check_argv(["bandit", "--runs", "5", "--runs=6"])
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        # as tyro draws it on a terminal that shows box characters ...
+        "╭─ Value error ──────────────────╮\n"
+        "│ Error parsing --runs: invalid literal for int() with base 10: 'x' │\n"
+        "│ ─────────────────────────────── │\n"
+        "│ Argument helptext:              │\n"
+        "│     --runs INT                  │\n"
+        "│ ─────────────────────────────── │\n"
+        "│ For full helptext, see bellmax --help │\n"
+        "╰─────────────────────────────────╯\n",
+        # ... and where it cannot (pytest's capture, PYTHONIOENCODING=ascii)
+        " Value error                     \n"
+        " ------------------------------- \n"
+        "  Error parsing --runs: invalid literal for int() with base 10: 'x'\n"
+        "  -------------------------------\n"
+        "  Argument helptext:             \n"
+        "      --runs INT                 \n",
+    ],
+)
+def test_tyro_error_box_becomes_one_line(box):
+    assert cli._tyro_message(box, ["bandit", "--runs", "x"]) == (
+        "Error parsing --runs: 'x' is not an integer. See `bellmax bandit --help`."
+    )
+    assert cli._tyro_message("not a box", ["bandit"]) is None

@@ -137,7 +137,9 @@ def resolve_agents(args: BanditArgs) -> list[tuple[str, str, Any]]:
 def _check_plot_path(path: str) -> Path:
     from matplotlib.backend_bases import FigureCanvasBase
 
-    target = Path(path)
+    from bellmax.core.io import check_output_path
+
+    target = check_output_path(path, kind="file", option="--plot")
     suffix = target.suffix.lstrip(".").lower()
     supported = FigureCanvasBase.get_supported_filetypes()
     if suffix not in supported:
@@ -147,8 +149,6 @@ def _check_plot_path(path: str) -> Path:
             + ", ".join(f".{s}" for s in sorted(supported))
             + " (e.g. curves.png)."
         )
-    if target.exists() and target.is_dir():
-        raise ValueError(f"--plot {path!r} is a folder; give a file name such as curves.png.")
     return target
 
 
@@ -219,8 +219,8 @@ def run_bandit(args: BanditArgs) -> int:
     from bellmax.envs.bandit import BanditParams, GaussianBandit
     from bellmax.train.io import atomic_savefig, to_strict_json
 
-    agents = resolve_agents(args)
     plot_path = _check_plot_path(args.plot) if args.plot is not None else None
+    agents = resolve_agents(args)
     env = GaussianBandit(args.k)
     params = BanditParams(
         mean_offset=args.mean_offset,

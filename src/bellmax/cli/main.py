@@ -17,13 +17,18 @@ are the options, a function that runs it, and one `Command` entry in `_builtin_c
 Each command's config type must be distinct (subclass it to reuse one for two commands).
 User errors (`BellmaxError`, and `ValueError`/`TypeError` raised for bad input) become one
 line `bellmax: error: ...` on stderr and exit status 2; set `BELLMAX_DEBUG=1` to see the
-traceback instead. Bad options and unknown subcommands are reported by tyro, also with
-status 2.
+traceback instead. So do bad options: an unknown command or `train` algorithm (checked
+here, naming the valid ones), an option given twice (the last would silently win), and
+whatever tyro refuses (its message box is turned into one line). Running out of memory on
+a huge value is reported in one line too, and a closed output pipe (`bellmax ... | head`)
+ends the command quietly with status 141, like other Unix tools.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import re
@@ -31,7 +36,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Union
 
-from bellmax.core.errors import BellmaxError
+from bellmax.core.errors import BellmaxError, unknown_name
 
 __all__ = ["COMMANDS", "Command", "EnvsArgs", "main", "register_command"]
 
@@ -43,6 +48,8 @@ DESCRIPTION = (
 
 #: Exit status of a user error (bad option, bad value), as argparse uses.
 EXIT_USAGE = 2
+#: Exit status when the reader of stdout went away (128 + SIGPIPE), as shells report it.
+EXIT_BROKEN_PIPE = 141
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +198,182 @@ def _enable_compile_cache() -> None:
         pass
 
 
+def _check_argv(argv: Sequence[str]) -> list[str]:
+    """Refuse, before tyro parses, what it would report in a box or silently accept.
+
+    An option that takes several values (a `tuple` field, e.g. `--fix`, `--agent`) may be
+    given more than once: `--fix a=1 --fix b=2` is read as `--fix a=1 b=2`. Any other
+    option given twice is refused (argparse would keep the last one silently).
+
+    Returns:
+      The arguments, with the repeated multi-value options merged.
+
+    Raises:
+      UnknownNameError: an unknown command, or an unknown `train` algorithm (the message
+        names the valid ones).
+      ValueError: a single-value option given twice.
+    """
+    argv = list(argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        raise _unknown("command", argv[0], COMMANDS, "bellmax --help")
+    if argv[:1] == ["train"] and "train" in COMMANDS and len(argv) > 1:
+        algo = argv[1]
+        if not algo.startswith("-"):
+            from bellmax.deep import ALGORITHMS
+
+            if algo not in ALGORITHMS:
+                raise _unknown("algorithm", algo, ALGORITHMS, "bellmax train --help")
+    variadic = _variadic_options(argv[0]) if argv else set()
+    rest: list[str] = []
+    groups: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            rest.extend(argv[i:])
+            break
+        option = token.partition("=")[0] if token.startswith("--") else None
+        if option is None or option == "--help":
+            rest.append(token)
+            i += 1
+            continue
+        if option in variadic and "=" not in token:
+            j = i + 1
+            while j < len(argv) and not _is_option(argv[j]):
+                j += 1
+            groups.setdefault(option, []).extend(argv[i + 1 : j])
+            i = j
+            continue
+        if option in seen:
+            raise ValueError(f"{option} is given more than once; give it once.")
+        seen.add(option)
+        rest.append(token)
+        i += 1
+    if "--" in rest:
+        k = rest.index("--")
+        rest, tail = rest[:k], rest[k:]
+    else:
+        tail = []
+    for option, values in groups.items():
+        rest += [option, *values]
+    return rest + tail
+
+
+def _is_option(token: str) -> bool:
+    """An option flag, not a value (a negative number such as -1 or -.5 is a value)."""
+    return token.startswith("-") and re.match(r"^-\.?\d", token) is None
+
+
+def _variadic_options(name: str) -> set[str]:
+    """The `--flags` of a command's tuple-valued options (they take several values)."""
+    import typing
+
+    command = COMMANDS.get(name)
+    if command is None or command.build_config is not None:
+        return set()
+    try:
+        hints = typing.get_type_hints(command.config)
+    except Exception:  # an annotation that cannot be evaluated: merge nothing
+        return set()
+    return {
+        "--" + field.replace("_", "-")
+        for field, hint in hints.items()
+        if typing.get_origin(hint) is tuple
+    }
+
+
+def _unknown(kind: str, name: str, known: Any, help_cmd: str) -> Exception:
+    """`unknown_name`'s error, with every valid name listed (not only the close ones)."""
+    err = unknown_name(kind, name, known)
+    if "Did you mean" not in str(err):
+        return unknown_name(kind, name, known, hint=f"See `{help_cmd}`.")
+    valid = ", ".join(known)
+    return unknown_name(kind, name, known, hint=f"Valid {kind}s: {valid} (see `{help_cmd}`).")
+
+
+_BOX_RULE = re.compile(r"^[─-]+$")
+
+
+def _tyro_message(text: str, argv: Sequence[str] = ()) -> str | None:
+    """tyro's error box as one line, or None when `text` is not one.
+
+    The box is `╭─ Title ─╮`, `│ ... │` rows and `───` rules (or, where the stream cannot
+    show those characters, the title, then rows and `---` rules). Keeps the first part (the
+    problem, without help text indented under it), the options tyro suggests ("Perhaps
+    you meant") and the command's `--help`.
+    """
+    rows = [row.rstrip() for row in text.splitlines() if row.strip()]
+    if len(rows) < 2:
+        return None
+    head = rows[0].strip()
+    if head.startswith("╭"):
+        title = head.strip("╭╮─ ")
+        body = [row.strip().strip("│╰╯") for row in rows[1:]]
+    elif _BOX_RULE.match(rows[1].strip()):
+        title, body = head, rows[2:]
+    else:
+        return None
+    parts: list[list[str]] = [[]]
+    for line in body:
+        if _BOX_RULE.match(line.strip()):
+            parts.append([])
+        elif line.strip():
+            parts[-1].append(line.rstrip())
+    if not parts[0]:
+        return None
+    base = min(len(line) - len(line.lstrip()) for line in parts[0])
+    problem = " ".join(
+        line.strip() for line in parts[0] if len(line) - len(line.lstrip()) - base <= 4
+    )
+    if title == "Missing subcommand":
+        what = "algorithm" if list(argv[:1]) == ["train"] else "command"
+        problem = f"missing {what}: " + problem[:1].lower() + problem[1:]
+    problem = re.sub(
+        r"invalid literal for int\(\) with base 10: ('.*')", r"\1 is not an integer", problem
+    )
+    problem = re.sub(r"could not convert string to float: ('.*')", r"\1 is not a number", problem)
+    rest = "\n".join(line for part in parts[1:] for line in part)
+    message = problem.rstrip(".") + "."
+    if "Perhaps you meant" in rest:
+        options = list(dict.fromkeys(re.findall(r"^\s*(--[\w.-]+)", rest, re.MULTILINE)))
+        if options:
+            message += " Did you mean " + " or ".join(options) + "?"
+    message += f" See `{_help_command(argv)}`."
+    return message
+
+
+def _help_command(argv: Sequence[str]) -> str:
+    """`bellmax [COMMAND [ALGO]] --help` for the command line being parsed."""
+    words = [PROG]
+    if argv and argv[0] in COMMANDS:
+        words.append(argv[0])
+        if argv[0] == "train" and len(argv) > 1 and not argv[1].startswith("-"):
+            words.append(argv[1])
+    return " ".join([*words, "--help"])
+
+
+def _parse_or_exit(argv: list[str]) -> Any:
+    """`_parse`, with tyro's usage errors turned into one line on stderr (SystemExit(2))."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            config = _parse(argv)
+    except SystemExit as e:
+        text = captured.getvalue()
+        code = e.code
+        status = code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+        message = _tyro_message(text, argv) if status else None
+        if message is not None:
+            print(f"{PROG}: error: {message}", file=sys.stderr)
+        elif text:
+            sys.stderr.write(text)
+        raise SystemExit(status) from None
+    if captured.getvalue():  # tyro's warnings on success
+        sys.stderr.write(captured.getvalue())
+    return config
+
+
 def _parse(argv: list[str]) -> Any:
     import tyro
 
@@ -239,35 +422,84 @@ def main(argv: Sequence[str] | None = None) -> int:
       The exit status: 0 on success, 2 for a user error, a command's own status otherwise.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(args)
+    except BrokenPipeError:
+        # The reader of stdout went away (`bellmax ... --json | head -c 10`): stop quietly.
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(args: list[str]) -> int:
     if args[:1] in (["--version"], ["-V"]):
         from bellmax import __version__
 
         print(f"{PROG} {__version__}")
+        sys.stdout.flush()
         return 0
+    debug = os.environ.get("BELLMAX_DEBUG", "") not in ("", "0")
+    try:
+        args = _check_argv(args)
+    except (BellmaxError, ValueError) as e:
+        if debug:
+            raise
+        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
     from bellmax.core.xla import tune_xla_flags
 
     tune_xla_flags()  # before JAX's first computation (see bellmax.core.xla)
-    debug = os.environ.get("BELLMAX_DEBUG", "") not in ("", "0")
     try:
-        config = _parse(args)
-    except SystemExit as e:  # tyro printed help (0) or a usage error (2)
-        code = e.code
-        return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+        config = _parse_or_exit(args)
+    except SystemExit as e:  # help (0) or a usage error (2), already printed
+        return int(e.code or 0)
     command = _command_of(config, args)
     _enable_compile_cache()
     try:
         status = command.run(config)
+        sys.stdout.flush()  # a closed pipe fails here, inside the handler, not at exit
     except (BellmaxError, ValueError, TypeError) as e:
         if debug:
             raise
         print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (MemoryError, OverflowError) as e:
+        if debug:
+            raise
+        print(f"{PROG}: error: {_resource_message(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         if debug:
             raise
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if debug or not _out_of_device_memory(e):
+            raise
+        print(f"{PROG}: error: {_resource_message(e)}", file=sys.stderr)
+        return EXIT_USAGE
     return 0 if status is None else int(status)
+
+
+def _out_of_device_memory(exc: BaseException) -> bool:
+    """XLA's out-of-memory error (`JaxRuntimeError: RESOURCE_EXHAUSTED ...`)."""
+    return "RuntimeError" in type(exc).__name__ and "RESOURCE_EXHAUSTED" in str(exc)
+
+
+def _resource_message(exc: BaseException) -> str:
+    if isinstance(exc, OverflowError):
+        what = "a number given is too large for the computation"
+    else:
+        what = "out of memory"
+    detail = _one_line(exc)
+    if len(detail) > 160:
+        detail = detail[:157] + "..."
+    return (
+        f"{what} ({type(exc).__name__}: {detail}); use smaller sizes "
+        "(episodes, steps, runs, games ...)."
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Literal
 
 import tyro
@@ -61,6 +62,9 @@ def run_reproduce(args: ReproduceArgs) -> int:
         raise ValueError(
             "name an experiment (or `all`); `bellmax reproduce sutton-barto --list` lists them."
         )
+    from bellmax.core.io import check_output_path
+
+    check_output_path(args.out, kind="dir", option="--out")
     names = list(experiments) if args.name == "all" else [args.name]
     records = {}
     for name in names:
@@ -69,7 +73,7 @@ def run_reproduce(args: ReproduceArgs) -> int:
         if not args.json:
             figs = ", ".join(record["figures"])
             print(
-                f"{name}: {record['seconds']:.1f} s -> {args.out}/{name}.json, {figs}",
+                f"{name}: {record['seconds']:.1f} s -> {Path(args.out) / (name + '.json')}, {figs}",
                 file=sys.stderr,
             )
     if args.json:

@@ -32,6 +32,8 @@ Method = Literal[
     "modified-policy-iteration",
     "soft-value-iteration",
 ]
+#: Largest --max-iterations: the solvers count iterations in 32-bit integers.
+MAX_ITERATIONS = 2**31 - 1
 #: The `--method` choices.
 METHODS = (
     "evaluate",
@@ -77,6 +79,14 @@ def _finite_or_none(x: Any) -> Any:
     return x
 
 
+def _check_input_file(path: str, what: str) -> None:
+    """Refuse an empty path or a directory where a file is read."""
+    if not path.strip():
+        raise ValueError(f"{what} is empty: give the path of a file.")
+    if Path(path).is_dir():
+        raise ValueError(f"{what} {path!r} is a directory: give the path of a file in it.")
+
+
 def _load_policy(path: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
@@ -113,6 +123,19 @@ def solve_file(args: SolveArgs) -> dict[str, Any]:
         raise ValueError(f"--policy is only used by --method evaluate, not {args.method}.")
     if args.gamma is not None and not (math.isfinite(args.gamma) and 0.0 <= args.gamma <= 1.0):
         raise ValueError(f"--gamma {args.gamma} must be a number in [0, 1].")
+    if not 1 <= args.max_iterations <= MAX_ITERATIONS:
+        raise ValueError(
+            f"--max-iterations must be an integer in 1 .. {MAX_ITERATIONS:_}, got "
+            f"{args.max_iterations}; e.g. --max-iterations 100000."
+        )
+    if args.method == "modified-policy-iteration" and args.sweeps < 1:
+        raise ValueError(
+            f"--sweeps must be >= 1 (evaluation sweeps per round), got {args.sweeps}; e.g. "
+            "--sweeps 10."
+        )
+    _check_input_file(args.file, "FILE.npz")
+    if args.policy is not None:
+        _check_input_file(args.policy, "--policy")
     try:
         mdp = load_mdp(args.file, gamma=args.gamma)
     except FileNotFoundError as e:

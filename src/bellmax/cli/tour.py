@@ -679,10 +679,9 @@ def run_tour(
       A `TourResult`; failed sections are in `failures` and in the report.
     """
     from bellmax import __version__
+    from bellmax.core.io import check_output_path
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} is a file; give a folder for the report.")
+    out = check_output_path(out, kind="dir", option="--out")
     say = echo or (lambda _: None)
     sections = SECTIONS if sections is None else sections
     report = Report("bellmax tour")
@@ -731,6 +730,9 @@ def run_tour(
 
 def run_tour_command(args: TourArgs) -> int:
     """`bellmax tour`: run the tour, print where the report is; status 1 if a section failed."""
+    from bellmax.core.io import check_output_path
+
+    check_output_path(args.out, kind="dir", option="--out")  # before any section runs
     print(f"bellmax tour -> {args.out}" + (" (quick)" if args.quick else ""))
     result = run_tour(args.out, quick=args.quick, seed=args.seed)
     print(f"Report: {result.report_path} ({result.seconds:.1f} s)")
