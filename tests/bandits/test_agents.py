@@ -294,32 +294,42 @@ def test_bad_specs_raise_clear_errors(spec, error, match):
 
 
 @pytest.mark.parametrize(
-    "config, error, match",
+    "make, error, match",
     [
-        (EpsilonGreedy(epsilon=-0.1), ValueError, r"EpsilonGreedy.epsilon must be >= 0 and <= 1"),
-        (EpsilonGreedy(epsilon=1.01), ValueError, r"epsilon must be >= 0 and <= 1, got 1.01"),
-        (EpsilonGreedy(alpha=0.0), ValueError, r"alpha must be > 0 and <= 1, got 0.0"),
-        (EpsilonGreedy(alpha=1.5), ValueError, r"alpha must be > 0 and <= 1"),
-        (EpsilonGreedy(initial_value=math.inf), ValueError, "initial_value must be finite"),
-        (EpsilonGreedy(epsilon="0.1"), TypeError, "epsilon must be a number"),
-        (EpsilonGreedy(epsilon=None), TypeError, "epsilon must be a number, got None"),
-        (EpsilonGreedy(epsilon=True), TypeError, "epsilon must be a number"),
-        (UCB(c=-1.0), ValueError, r"UCB.c must be >= 0, got -1.0"),
-        (UCB(alpha=-0.1), ValueError, r"UCB.alpha must be > 0"),
-        (GradientBandit(alpha=0.0), ValueError, r"GradientBandit.alpha must be > 0"),
-        (GradientBandit(baseline=1), TypeError, "baseline must be True or False"),
-        (ThompsonSampling(prior_std=0.0), ValueError, "prior_std must be > 0"),
-        (ThompsonSampling(noise_std=-1.0), ValueError, "noise_std must be > 0"),
-        (ThompsonSampling(prior_mean=math.nan), ValueError, "prior_mean must be finite"),
-        (EpsilonGreedy(epsilon=np.array([0.1, 2.0])), ValueError, r"got \[2.0\]"),
-        ({"epsilon": 0.1}, TypeError, "expected a bandit agent config"),
+        (
+            lambda: EpsilonGreedy(epsilon=-0.1),
+            ValueError,
+            r"EpsilonGreedy.epsilon must be >= 0 and <= 1",
+        ),
+        (
+            lambda: EpsilonGreedy(epsilon=1.01),
+            ValueError,
+            r"epsilon must be >= 0 and <= 1, got 1.01",
+        ),
+        (lambda: EpsilonGreedy(alpha=0.0), ValueError, r"alpha must be > 0 and <= 1, got 0.0"),
+        (lambda: EpsilonGreedy(alpha=1.5), ValueError, r"alpha must be > 0 and <= 1"),
+        (lambda: EpsilonGreedy(initial_value=math.inf), ValueError, "initial_value must be finite"),
+        (lambda: EpsilonGreedy(epsilon="0.1"), TypeError, "epsilon must be a number"),
+        (lambda: EpsilonGreedy(epsilon=None), TypeError, "epsilon must be a number, got None"),
+        (lambda: EpsilonGreedy(epsilon=True), TypeError, "epsilon must be a number"),
+        (lambda: UCB(c=-1.0), ValueError, r"UCB.c must be >= 0, got -1.0"),
+        (lambda: UCB(alpha=-0.1), ValueError, r"UCB.alpha must be > 0"),
+        (lambda: GradientBandit(alpha=0.0), ValueError, r"GradientBandit.alpha must be > 0"),
+        (lambda: GradientBandit(baseline=1), TypeError, "baseline must be True or False"),
+        (lambda: ThompsonSampling(prior_std=0.0), ValueError, "prior_std must be > 0"),
+        (lambda: ThompsonSampling(noise_std=-1.0), ValueError, "noise_std must be > 0"),
+        (lambda: ThompsonSampling(prior_mean=math.nan), ValueError, "prior_mean must be finite"),
+        (lambda: EpsilonGreedy(epsilon=np.array([0.1, 2.0])), ValueError, r"got \[2.0\]"),
+        (lambda: {"epsilon": 0.1}, TypeError, "expected a bandit agent config"),
     ],
 )
-def test_bad_configs_raise(config, error, match):
+def test_bad_configs_raise(make, error, match):
+    # Python values are refused when the config is made; arrays (and non-configs) by
+    # check_config and init
     with pytest.raises(error, match=match):
-        check_config(config)
+        check_config(make())
     with pytest.raises(error, match=match):
-        init(_key(0), K, config)
+        init(_key(0), K, make())
 
 
 def test_checks_skip_traced_values_and_reject_bad_k():

@@ -10,54 +10,11 @@ type of their config; `run_testbed(s)` runs them on `GaussianBandit-v0` for many
 jitted call. See `bellmax.bandits.agents` and `bellmax.bandits.testbed`.
 """
 
-from bellmax.bandits.agents import (
-    AGENTS,
-    UCB,
-    AgentConfig,
-    AgentState,
-    EpsilonGreedy,
-    GradientBandit,
-    ThompsonSampling,
-    act,
-    agent_label,
-    argmax_random_ties,
-    check_config,
-    init,
-    make_agent,
-    parse_agent_spec,
-    traced_config,
-    update,
-)
-from bellmax.bandits.testbed import (
-    TestbedCurves,
-    TestbedResult,
-    make_testbed,
-    run_testbed,
-    run_testbeds,
-    testbed_key,
-)
+# Each module's whole public API (its `__all__`), re-exported as one list kept in one place.
+from bellmax.bandits import agents, testbed
+from bellmax.bandits.agents import *  # noqa: F403
+from bellmax.bandits.testbed import *  # noqa: F403
 
-__all__ = [
-    "AGENTS",
-    "UCB",
-    "AgentConfig",
-    "AgentState",
-    "EpsilonGreedy",
-    "GradientBandit",
-    "TestbedCurves",
-    "TestbedResult",
-    "ThompsonSampling",
-    "act",
-    "agent_label",
-    "argmax_random_ties",
-    "check_config",
-    "init",
-    "make_agent",
-    "make_testbed",
-    "parse_agent_spec",
-    "run_testbed",
-    "run_testbeds",
-    "testbed_key",
-    "traced_config",
-    "update",
-]
+__all__ = []
+__all__ += agents.__all__
+__all__ += testbed.__all__

@@ -17,9 +17,11 @@ Every agent has the same three functions, written for ONE run (the testbed `vmap
 
 Configs are `flax.struct` dataclasses: their numeric fields are pytree leaves, so they can be
 traced. The testbed passes them as jit arguments, so eps 0, 0.01 and 0.1 share one compiled
-program (only the config type and the shapes are static). Values are checked by
-`check_config` (called by `init` and by the testbed on concrete values); a bad value raises
-`ValueError` naming the field and the allowed range.
+program (only the config type and the shapes are static). A config checks its values when
+it is made (`__post_init__`, on `bellmax.core.checks`), and `check_config` (called by `init`
+and by the testbed) also checks concrete array fields: a value of the wrong type raises
+`TypeError`, one out of range `ValueError`, each naming the field, the allowed range and an
+example.
 
 Greedy choices break ties uniformly at random, as the book's greedy method does: with
 estimates all 0 at the start, a greedy agent whose first pull pays less than 0 moves on to a
@@ -36,13 +38,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core.checks import check_bool, check_int, check_number
 from bellmax.core.errors import unknown_name
 
 __all__ = [
@@ -83,6 +86,9 @@ class EpsilonGreedy:
     initial_value: float = 0.0
     """Initial estimate Q1 of every arm (5 gives the optimistic agent of Figure 2.3)."""
 
+    def __post_init__(self) -> None:
+        _check_fields(self, arrays=False)
+
 
 @struct.dataclass
 class UCB:
@@ -97,6 +103,9 @@ class UCB:
     alpha: float | None = None
     """Constant step size in (0, 1]; None (or NaN) uses sample averages (step 1/N(a))."""
 
+    def __post_init__(self) -> None:
+        _check_fields(self, arrays=False)
+
 
 @struct.dataclass
 class GradientBandit:
@@ -110,6 +119,9 @@ class GradientBandit:
     """Step size of the preference update, > 0."""
     baseline: bool = True
     """Subtract the average reward so far (False: baseline 0, Figure 2.5's lower curves)."""
+
+    def __post_init__(self) -> None:
+        _check_fields(self, arrays=False)
 
 
 @struct.dataclass
@@ -127,6 +139,9 @@ class ThompsonSampling:
     """Prior standard deviation of every arm's value, > 0."""
     noise_std: float = 1.0
     """Known standard deviation of a reward around its arm's value, > 0."""
+
+    def __post_init__(self) -> None:
+        _check_fields(self, arrays=False)
 
 
 AgentConfig: TypeAlias = EpsilonGreedy | UCB | GradientBandit | ThompsonSampling
@@ -151,6 +166,114 @@ class AgentState:
 
 
 # ---------------------------------------------------------------------- validation
+class _Rule(NamedTuple):
+    """What a numeric config field allows (see `check_number`), and an example for messages."""
+
+    example: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    optional: bool = False
+    """None (or NaN) allowed: `alpha`'s sample averages."""
+
+
+_STEP_SIZE = _Rule("0.1", low=0, high=1, low_open=True, optional=True)
+_POSITIVE = _Rule("1.0", low=0, low_open=True)
+
+_RULES: dict[type, dict[str, _Rule]] = {
+    EpsilonGreedy: {
+        "epsilon": _Rule("0.1", low=0, high=1),
+        "alpha": _STEP_SIZE,
+        "initial_value": _Rule("5.0"),
+    },
+    UCB: {"c": _Rule("2.0", low=0), "alpha": _STEP_SIZE},
+    GradientBandit: {"alpha": _Rule("0.1", low=0, low_open=True)},
+    ThompsonSampling: {
+        "prior_mean": _Rule("0.0"),
+        "prior_std": _POSITIVE,
+        "noise_std": _POSITIVE,
+    },
+}
+
+
+def _allowed(rule: _Rule) -> str:
+    low = "" if rule.low is None else (f"> {rule.low:g}" if rule.low_open else f">= {rule.low:g}")
+    high = "" if rule.high is None else f"<= {rule.high:g}"
+    return " and ".join(s for s in (low, high) if s)
+
+
+def _is_host_scalar(value: Any) -> bool:
+    """A Python or NumPy scalar (or None, or a str): what `__post_init__` checks."""
+    return value is None or isinstance(value, str | numbers.Number | np.generic)
+
+
+def _check_field(config: Any, field: str, rule: _Rule, *, arrays: bool) -> None:
+    """Check one numeric field: host scalars by `core.checks.check_number` (TypeError for a
+    wrong type, ValueError for a wrong value); concrete arrays element by element when
+    `arrays`; traced values and other leaves (pytree transformations) are skipped."""
+    value = getattr(config, field)
+    name = f"{type(config).__name__}.{field}"
+    fix = f"pass e.g. {field}={rule.example}"
+    if _is_host_scalar(value):
+        if rule.optional and (value is None or (_is_real(value) and math.isnan(value))):
+            return
+        try:
+            check_number(value, field, low=rule.low, high=rule.high, low_open=rule.low_open)
+        except TypeError:
+            raise TypeError(f"{name} must be a number, got {value!r}; {fix}.") from None
+        except ValueError:
+            need = _allowed(rule) if math.isfinite(value) else "finite"
+            raise ValueError(f"{name} must be {need}, got {value}; {fix}.") from None
+        return
+    v = _concrete(value) if arrays and isinstance(value, jax.Array | np.ndarray) else None
+    if v is None:
+        return
+    if not np.issubdtype(v.dtype, np.number):
+        raise TypeError(f"{name} must be a number, got {value!r}; {fix}.")
+    v = v.astype(np.float64)
+    if rule.optional:  # NaN is the testbed's traced stand-in for None
+        v = v[~np.isnan(v)]
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} must be finite, got {value!r}; {fix}.")
+    bad = np.zeros(v.shape, bool)
+    if rule.low is not None:
+        bad |= (v <= rule.low) if rule.low_open else (v < rule.low)
+    if rule.high is not None:
+        bad |= v > rule.high
+    if bad.any():
+        shown = value if np.ndim(value) == 0 else v[bad].tolist()
+        raise ValueError(f"{name} must be {_allowed(rule)}, got {shown}; {fix}.")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _check_baseline(config: GradientBandit, *, arrays: bool) -> None:
+    b = config.baseline
+    if _is_host_scalar(b):
+        try:
+            check_bool(b, "baseline", owner="GradientBandit")
+            return
+        except TypeError:
+            pass
+    else:
+        v = _concrete(b) if arrays and isinstance(b, jax.Array | np.ndarray) else None
+        if v is None or v.dtype == np.bool_:
+            return
+    raise TypeError(
+        f"GradientBandit.baseline must be True or False, got {b!r}; "
+        "pass baseline=False for the no-baseline variant."
+    )
+
+
+def _check_fields(config: Any, *, arrays: bool) -> None:
+    for field, rule in _RULES[type(config)].items():
+        _check_field(config, field, rule, arrays=arrays)
+    if isinstance(config, GradientBandit):
+        _check_baseline(config, arrays=arrays)
+
+
 def _concrete(value: Any) -> np.ndarray | None:
     """`value` as a host array, or None when it is traced (checked elsewhere)."""
     if isinstance(value, jax.core.Tracer):
@@ -158,51 +281,12 @@ def _concrete(value: Any) -> np.ndarray | None:
     return np.asarray(value)
 
 
-def _check_number(
-    config: Any,
-    field: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    allow_none: bool = False,
-    example: str,
-) -> None:
-    value = getattr(config, field)
-    name = f"{type(config).__name__}.{field}"
-    if value is None:
-        if allow_none:
-            return
-        raise TypeError(f"{name} must be a number, got None; pass e.g. {field}={example}.")
-    if isinstance(value, bool) or isinstance(value, str):
-        raise TypeError(f"{name} must be a number, got {value!r}; pass e.g. {field}={example}.")
-    v = _concrete(value)
-    if v is None:
-        return
-    if not (np.issubdtype(v.dtype, np.number)):
-        raise TypeError(f"{name} must be a number, got {value!r}; pass e.g. {field}={example}.")
-    v = v.astype(np.float64)
-    if np.isnan(v).any() and allow_none:  # the testbed's traced stand-in for None
-        v = v[~np.isnan(v)]
-    if not np.all(np.isfinite(v)):
-        raise ValueError(f"{name} must be finite, got {value!r}; pass e.g. {field}={example}.")
-    bad = np.zeros(v.shape, bool)
-    if low is not None:
-        bad |= (v <= low) if low_open else (v < low)
-    if high is not None:
-        bad |= v > high
-    if bad.any():
-        lo = "" if low is None else (f"> {low:g}" if low_open else f">= {low:g}")
-        hi = "" if high is None else f"<= {high:g}"
-        allowed = " and ".join(s for s in (lo, hi) if s)
-        shown = value if np.ndim(value) == 0 else v[bad].tolist()
-        raise ValueError(f"{name} must be {allowed}, got {shown}; pass e.g. {field}={example}.")
-
-
 def check_config(config: Any) -> None:
     """Raise for a config that is not a bandit agent or has values out of range.
 
-    Traced fields (under `jit`/`vmap`) are skipped; arrays are checked element by element.
+    Every config checks its Python values when it is made (`__post_init__`); this also
+    checks concrete array fields element by element. Traced fields (under `jit`/`vmap`) are
+    skipped.
 
     Args:
       config: an `EpsilonGreedy`, `UCB`, `GradientBandit` or `ThompsonSampling`.
@@ -211,45 +295,24 @@ def check_config(config: Any) -> None:
       TypeError: not an agent config, or a field that is not a number (or bool).
       ValueError: a value out of its range (the message names the field and the range).
     """
-    if isinstance(config, EpsilonGreedy):
-        _check_number(config, "epsilon", low=0.0, high=1.0, example="0.1")
-        _check_number(
-            config, "alpha", low=0.0, high=1.0, low_open=True, allow_none=True, example="0.1"
-        )
-        _check_number(config, "initial_value", example="5.0")
-    elif isinstance(config, UCB):
-        _check_number(config, "c", low=0.0, example="2.0")
-        _check_number(
-            config, "alpha", low=0.0, high=1.0, low_open=True, allow_none=True, example="0.1"
-        )
-    elif isinstance(config, GradientBandit):
-        _check_number(config, "alpha", low=0.0, low_open=True, example="0.1")
-        b = config.baseline
-        if not isinstance(b, bool | np.bool_ | jax.Array | np.ndarray) or (
-            _concrete(b) is not None and np.asarray(b).dtype != np.bool_
-        ):
-            raise TypeError(
-                f"GradientBandit.baseline must be True or False, got {b!r}; "
-                "pass baseline=False for the no-baseline variant."
-            )
-    elif isinstance(config, ThompsonSampling):
-        _check_number(config, "prior_mean", example="0.0")
-        _check_number(config, "prior_std", low=0.0, low_open=True, example="1.0")
-        _check_number(config, "noise_std", low=0.0, low_open=True, example="1.0")
-    else:
+    if type(config) not in _RULES:
         raise TypeError(
             f"expected a bandit agent config (EpsilonGreedy, UCB, GradientBandit or "
             f"ThompsonSampling), got {type(config).__name__}; build one, e.g. "
             "EpsilonGreedy(epsilon=0.1)."
         )
+    _check_fields(config, arrays=True)
 
 
 def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"k must be an integer number of arms, got {k!r}; pass e.g. k=10.")
-    if k < 1:
-        raise ValueError(f"a bandit needs k >= 1 arms, got k={k}; pass e.g. k=10.")
-    return int(k)
+    try:
+        return check_int(k, "k", low=1)
+    except TypeError:
+        raise TypeError(
+            f"k must be an integer number of arms, got {k!r}; pass e.g. k=10."
+        ) from None
+    except ValueError:
+        raise ValueError(f"a bandit needs k >= 1 arms, got k={k}; pass e.g. k=10.") from None
 
 
 # ---------------------------------------------------------------------- shared pieces

@@ -36,7 +36,9 @@ import numpy as np
 from flax import struct
 
 from bellmax.bandits.agents import AgentConfig, act, check_config, init, traced_config, update
+from bellmax.core.checks import check_int
 from bellmax.envs.bandit import BanditParams, GaussianBandit
+from bellmax.envs.registry import make
 
 __all__ = [
     "COMPILER_OPTIONS",
@@ -187,18 +189,25 @@ def make_testbed(
 
 
 # ---------------------------------------------------------------------- host-side drivers
-def _check_int(name: str, value: Any, minimum: int, example: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}; pass e.g. {name}={example}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}; pass e.g. {name}={example}.")
-    return int(value)
+def _check_count(
+    name: str, value: Any, example: str, *, low: int = 1, high: int | None = None
+) -> int:
+    """`core.checks.check_int` (TypeError for a wrong type, ValueError for a wrong value),
+    with the allowed range and an example in the message."""
+    fix = f"pass e.g. {name}={example}"
+    try:
+        return check_int(value, name, low=low, high=high)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}; {fix}.") from None
+    except ValueError:
+        need = f">= {low}" if high is None else f"in {low} .. {high}"
+        raise ValueError(f"{name} must be {need}, got {value}; {fix}.") from None
 
 
 def _check_sizes(runs: Any, steps: Any, last: Any) -> tuple[int, int, int]:
-    runs = _check_int("runs", runs, 1, "2000")
-    steps = _check_int("steps", steps, 1, "1000")
-    last = _check_int("last", last, 1, "100")
+    runs = _check_count("runs", runs, "2000")
+    steps = _check_count("steps", steps, "1000")
+    last = _check_count("last", last, "100")
     if last > steps:
         raise ValueError(
             f"last={last} is longer than the run (steps={steps}); pass last <= steps, "
@@ -216,11 +225,8 @@ def testbed_key(seed: int) -> jax.Array:
     Returns:
       A typed JAX key.
     """
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an integer, got {seed!r}; pass e.g. seed=0.")
-    if not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be in 0 .. 2**63 - 1, got {seed}; pass e.g. seed=0.")
-    return jax.random.key(int(seed), impl=DEFAULT_KEY_IMPL)
+    seed = _check_count("seed", seed, "0", low=0, high=2**63 - 1)
+    return jax.random.key(seed, impl=DEFAULT_KEY_IMPL)
 
 
 def traced_params(params: BanditParams) -> BanditParams:
@@ -283,8 +289,6 @@ def _compiled(env, runs, steps, last, key, config, params) -> tuple[Any, float]:
 
 def _prepare(env, env_params, key, seed):
     if env is None:
-        from bellmax.envs.registry import make
-
         env, default_params = make("GaussianBandit-v0")
         env_params = default_params if env_params is None else env_params
     if not isinstance(env, GaussianBandit):
