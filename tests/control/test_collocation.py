@@ -162,7 +162,7 @@ def test_from_problem_default_running_cost_is_the_step_cost_rate():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"method": "euler"}, "unknown collocation method"),
+        ({"method": "euler"}, "method must be one of"),
         ({"u_lower": [10.0], "u_upper": [-10.0]}, "u_lower > u_upper"),
         ({"x_lower": [3.0, -1, -1, -1], "x_upper": [4.0, 1, 1, 1]}, "outside the state bounds"),
         ({"x_goal": [3.0, 0, 0, 0]}, "x_goal"),
@@ -207,3 +207,5 @@ def test_non_finite_cost_and_unknown_control_dim_raise():
         collocation(f, effort, START, DURATION, 10, params=CartPoleParams())
     with pytest.raises(TypeError, match="callable"):
         collocation(None, effort, START, DURATION, 10, u_lower=[-1.0])
+    with pytest.raises(TypeError, match="num_intervals must be an int"):
+        collocation(f, effort, START, DURATION, 10.0, u_lower=[-1.0])

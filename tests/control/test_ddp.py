@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bellmax.control.ddp import ddp, ddp_problem
-from bellmax.control.ilqr import ILQRConfig, _backward, _derivatives, ilqr_problem
+from bellmax.control.ilqr import ILQRConfig, ILQRProblem, _backward, _derivatives, ilqr_problem
 from bellmax.control.problems import cartpole_swingup
 
 # Converged = gradient norm below 1e-3 (the relative-cost rule is switched off so both
@@ -79,25 +79,20 @@ def test_contracted_and_precomputed_hessians_agree(runs):
 
         @jax.jit
         def backward(X, U, cfg=cfg):
-            d = _derivatives(
-                problem.dynamics, problem.cost, problem.terminal_cost, X, U, problem.params, cfg
-            )
-            return _backward(
+            model = ILQRProblem(
                 problem.dynamics,
-                d,
-                X,
-                U,
-                1.0,
+                problem.cost,
+                problem.terminal_cost,
+                problem.params,
                 problem.u_lower,
                 problem.u_upper,
-                problem.params,
-                cfg,
             )
+            return _backward(model, _derivatives(model, X, U, cfg), X, U, 1.0, cfg)
 
         out.append(backward(X, U))
-    (K1, k1, *_), (K2, k2, *_) = out
-    np.testing.assert_allclose(K1, K2, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(k1, k2, rtol=1e-4, atol=1e-5)
+    first, second = out
+    np.testing.assert_allclose(first.K, second.K, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(first.k, second.k, rtol=1e-4, atol=1e-5)
 
 
 def test_ddp_refuses_first_order():

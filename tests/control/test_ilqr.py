@@ -10,6 +10,7 @@ import scipy.optimize
 
 from bellmax.control.ilqr import (
     ILQRConfig,
+    ILQRProblem,
     _box_qp,
     _derivatives,
     ilqr,
@@ -107,9 +108,8 @@ def test_derivatives_match_finite_differences():
         X = jnp.asarray(rng.normal(size=(4, 4)))
         U = jnp.asarray(rng.normal(size=(3, 1)) * 3)
         cfg = ILQRConfig(second_order=True)
-        d = jax.jit(_derivatives, static_argnums=(0, 1, 2, 6))(
-            dyn, cost, problem.terminal_cost, X, U, p, cfg
-        )
+        model = ILQRProblem(dyn, cost, problem.terminal_cost, p)
+        d = jax.jit(_derivatives, static_argnums=3)(model, X, U, cfg)
         for t in range(3):
             z = jnp.concatenate([X[t], U[t]])
             F_fd, lz_fd, lzz_fd, fzz_fd = finite_differences(z, t)
@@ -165,6 +165,7 @@ def swingup():
 def test_ilqr_swings_the_cartpole_up(swingup):
     problem, res = swingup
     assert res.status_name == "converged", res.status_name
+    assert res.converged is True  # a Python bool on the host (StatusFields)
     assert int(res.iterations) < 100
     np.testing.assert_allclose(res.X[0], problem.x0)
     np.testing.assert_allclose(res.X[-1], problem.goal, atol=0.05)
@@ -199,6 +200,10 @@ def test_box_bounds_are_respected_and_active(swingup):
         ({"cost": lambda x, u, t, p: x}, ValueError, "scalar"),
         ({"max_iterations": 0}, ValueError, "max_iterations"),
         ({"mu_factor": 1.0}, ValueError, "mu_factor"),
+        ({"max_iterations": 2.0}, TypeError, "ILQRConfig.max_iterations must be an int"),
+        ({"second_order": 1}, TypeError, "ILQRConfig.second_order"),
+        ({"rtol": "small"}, TypeError, "ILQRConfig.rtol"),
+        ({"dynamics_hessian": "exact"}, ValueError, "dynamics_hessian"),
         ({"line_search": 3}, TypeError, "unknown option"),
         ({"config": {"max_iterations": 3}}, TypeError, "ILQRConfig"),
         ({"dynamics": None}, TypeError, "dynamics must be"),

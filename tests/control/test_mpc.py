@@ -93,6 +93,7 @@ def test_control_to_action():
     [
         ({"method": "mppi"}, ValueError, "method"),
         ({"iterations": 0}, ValueError, "iterations"),
+        ({"iterations": 1.5}, TypeError, "iterations must be an int"),
         ({"horizon": 0}, ValueError, "horizon"),
         ({"problem": "cartpole"}, TypeError, "Problem"),
     ],

@@ -201,3 +201,18 @@ def test_bad_functions_raise(target):
         nlp.solve_staged_nlp(_objective, lambda Z, p: jnp.sum(Z), np.zeros((K, NZ)), params=0.0)
     with pytest.raises(TypeError, match="NLPOptions"):
         nlp.solve_staged_nlp(_objective, _constraints, np.zeros((K, NZ)), options={"tol": 1})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "err", "match"),
+    [
+        ({"tol": 0.0}, ValueError, "NLPOptions.tol"),
+        ({"max_iterations": 0}, ValueError, "NLPOptions.max_iterations"),
+        ({"max_iterations": 5.0}, TypeError, "NLPOptions.max_iterations must be an int"),
+        ({"mu_init": "0.1"}, TypeError, "NLPOptions.mu_init"),
+        ({"delta_c": -1.0}, ValueError, "NLPOptions.delta_c"),
+    ],
+)
+def test_bad_options_raise(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        nlp.NLPOptions(**kwargs)

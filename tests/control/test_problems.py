@@ -17,6 +17,7 @@ from bellmax.control.problems import (
     quadratic_cost,
     total_cost,
 )
+from bellmax.core import status as core_status
 from bellmax.envs.cartpole import CartPoleParams, cartpole_euler_step
 from bellmax.envs.pendulum import PendulumParams, pendulum_step
 
@@ -96,6 +97,7 @@ def test_make_problem_defaults_and_status_names():
     assert float(p.terminal_cost(p.x0, None)) == 0.0
     assert Status.name_of(jnp.asarray(0)) == "converged"
     assert Status.name_of(3) == "stalled"
+    assert Status is core_status.Status  # the old import path is the shared vocabulary
 
 
 @pytest.mark.parametrize(
@@ -105,6 +107,7 @@ def test_make_problem_defaults_and_status_names():
         ({"x0": [[1.0, 2.0]]}, ValueError, "x0 must have shape"),
         ({"x0": [np.nan, 1.0]}, ValueError, "NaN"),
         ({"horizon": 0}, ValueError, "horizon"),
+        ({"horizon": 3.0}, TypeError, "horizon must be an int"),
         ({"cost": _nan_cost}, ValueError, "non-finite"),
         ({"dynamics": "f"}, TypeError, "dynamics must be"),
         ({"u_lower": [0.0, 0.0, 0.0], "u_upper": [1.0, 1.0]}, ValueError, "u_upper must have"),

@@ -151,8 +151,8 @@ def test_from_problem_lowers_the_problem_cost():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"optimizer": "newton"}, "unknown optimizer"),
-        ({"bound": "sigmoid"}, "unknown bound"),
+        ({"optimizer": "newton"}, "optimizer must be one of"),
+        ({"bound": "sigmoid"}, "bound must be one of"),
         ({"learning_rate": 0.1}, "line search"),
         ({"u_lower": 1.0, "u_upper": -1.0}, "u_lower > u_upper"),
         ({"u_lower": [0.0, 0.0]}, "u_lower must be"),
@@ -175,3 +175,5 @@ def test_non_finite_cost_and_bad_functions_raise():
         shooting(dyn, None, X0, np.zeros((T, 1)))
     with pytest.raises(ValueError, match="scalar per step"):
         shooting(dyn, lambda x, u, t, p: x, X0, np.zeros((T, 1)))
+    with pytest.raises(TypeError, match="max_iterations must be an int"):
+        shooting(dyn, cost, X0, np.zeros((T, 1)), max_iterations=10.0)

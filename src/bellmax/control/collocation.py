@@ -37,7 +37,9 @@ from flax import struct
 
 from bellmax.control.integrators import step_size
 from bellmax.control.nlp import NLPOptions, NLPResult, solve_staged_nlp
-from bellmax.control.problems import Problem, Status
+from bellmax.control.problems import Problem, check_functions
+from bellmax.core.checks import check_choice, check_int, check_number
+from bellmax.core.status import StatusFields
 
 __all__ = ["METHODS", "CollocationResult", "collocation", "collocation_from_problem"]
 
@@ -46,7 +48,7 @@ METHODS = ("trapezoidal", "hermite_simpson")
 
 
 @struct.dataclass
-class CollocationResult:
+class CollocationResult(StatusFields):
     """What `collocation` returns."""
 
     X: jax.Array
@@ -72,16 +74,6 @@ class CollocationResult:
     """Multipliers of the defects `[N, n]` (discrete costate estimates)."""
     nlp: NLPResult
     """The solver's full result (multipliers, KKT error, barrier parameter)."""
-
-    @property
-    def status_name(self) -> str:
-        """`converged`, `max_iterations`, `diverged` or `stalled`."""
-        return Status.name_of(self.status)
-
-    @property
-    def converged(self) -> bool:
-        """Whether the interior-point method met its tolerance."""
-        return int(self.status) == Status.CONVERGED
 
 
 # ----------------------------------------------------------------------------- transcription
@@ -221,26 +213,10 @@ def collocation(
         initial guess.
       TypeError: a function is not callable.
     """
-    for nm, fn in (("f", f), ("running_cost", running_cost)):
-        if not callable(fn):
-            raise TypeError(f"{nm} must be a callable {nm}(x, u, t, params), got {fn!r}.")
-    if terminal_cost is not None and not callable(terminal_cost):
-        raise TypeError(
-            f"terminal_cost must be callable (x, params) -> scalar, got {terminal_cost!r}."
-        )
-    if method not in METHODS:
-        raise ValueError(f"unknown collocation method {method!r}; use one of {list(METHODS)}.")
-    if isinstance(num_intervals, bool) or not isinstance(num_intervals, int | np.integer):
-        raise TypeError(f"num_intervals must be an int, got {num_intervals!r}.")
-    if num_intervals < 2:
-        raise ValueError(f"num_intervals must be >= 2, got {num_intervals}.")
-    try:
-        T = float(duration)
-    except (TypeError, ValueError):
-        raise TypeError(f"duration must be a number of seconds, got {duration!r}.") from None
-    if not (np.isfinite(T) and T > 0):
-        raise ValueError(f"duration must be finite and > 0, got {duration!r}.")
-    N = int(num_intervals)
+    check_functions({"f": f, "running_cost": running_cost}, terminal_cost)
+    check_choice(method, "method", METHODS, owner="collocation")
+    N = check_int(num_intervals, "num_intervals", owner="collocation", low=2)
+    T = check_number(duration, "duration", owner="collocation", low=0, low_open=True)
     xs = np.asarray(x_start, dtype=np.float64)
     if xs.ndim != 1:
         raise ValueError(f"x_start must be a vector [n], got shape {xs.shape}.")

@@ -35,27 +35,28 @@ non-finite start is reported as DIVERGED (and raises ValueError when called eage
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from bellmax.control.lqr import _mm, _mv
-from bellmax.control.problems import Problem, Status, check_bounds
+from bellmax.control.lqr import matmul_small, matvec_small
+from bellmax.control.problems import Problem, check_bounds, check_functions, zero_terminal_cost
+from bellmax.core.checks import check_bool, check_choice, check_int, check_number
+from bellmax.core.status import Status, StatusFields
 
 __all__ = [
     "ILQRConfig",
+    "ILQRProblem",
     "ILQRResult",
     "ilqr",
     "ilqr_problem",
     "rollout",
+    "solve",
 ]
-
-_RUNNING = -1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,28 +93,24 @@ class ILQRConfig:
     """Unroll factor of the time scans (larger: faster on CPU, slower to compile)."""
 
     def __post_init__(self) -> None:
-        ints = ("max_iterations", "line_search_steps", "box_qp_iterations", "unroll")
-        for name in ints:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}.")
+        owner = "ILQRConfig"
+        for name in ("max_iterations", "line_search_steps", "box_qp_iterations", "unroll"):
+            check_int(getattr(self, name), name, owner=owner, low=1)
+        check_bool(self.second_order, "second_order", owner=owner)
         for name in ("rtol", "gtol", "mu_min", "mu_max", "c1"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and np.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a finite non-negative number, got {v!r}.")
-        if self.dynamics_hessian not in ("auto", "precompute", "contract"):
-            raise ValueError(
-                f"dynamics_hessian must be 'auto', 'precompute' or 'contract', got "
-                f"{self.dynamics_hessian!r}."
-            )
-        if not self.mu_factor > 1:
-            raise ValueError(f"mu_factor must be > 1, got {self.mu_factor!r}; e.g. 1.6.")
-        if not 0 <= self.mu_init <= self.mu_max:
-            raise ValueError(f"mu_init must be in [0, mu_max], got {self.mu_init!r}.")
+            check_number(getattr(self, name), name, owner=owner, low=0)
+        check_number(self.mu_factor, "mu_factor", owner=owner, low=1, low_open=True)
+        check_number(self.mu_init, "mu_init", owner=owner, low=0, high=self.mu_max)
+        check_choice(
+            self.dynamics_hessian,
+            "dynamics_hessian",
+            ("auto", "precompute", "contract"),
+            owner=owner,
+        )
 
 
 @struct.dataclass
-class ILQRResult:
+class ILQRResult(StatusFields):
     """What `ilqr` (and `ddp`) return. `T` steps, `n` states, `m` controls."""
 
     X: jax.Array
@@ -139,15 +136,27 @@ class ILQRResult:
     initial_cost: jax.Array
     """Cost of the initial controls."""
 
-    @property
-    def status_name(self) -> str:
-        """The status as a lower-case name."""
-        return Status.name_of(self.status)
 
-    @property
-    def converged(self) -> jax.Array:
-        """Whether the stopping rule was met."""
-        return self.status == Status.CONVERGED
+@struct.dataclass
+class ILQRProblem:
+    """What every iLQR/DDP step needs: the problem's functions, parameters and control box.
+
+    The callables are static (part of the jit cache key); `params` and the bounds are
+    pytree leaves, so one compiled solver serves other parameters and bounds.
+    """
+
+    dynamics: Callable[..., jax.Array] = struct.field(pytree_node=False)
+    """Discrete dynamics `dynamics(x, u, t, params) -> x_next`."""
+    cost: Callable[..., jax.Array] = struct.field(pytree_node=False)
+    """Running cost `cost(x, u, t, params) -> scalar`."""
+    terminal_cost: Callable[..., jax.Array] = struct.field(pytree_node=False)
+    """Terminal cost `terminal_cost(x, params) -> scalar`."""
+    params: Any
+    """Model parameters passed to the three functions."""
+    u_lower: jax.Array | None = None
+    """Control lower bounds `[m]` (may be `-inf`; None only for open-loop rollouts)."""
+    u_upper: jax.Array | None = None
+    """Control upper bounds `[m]` (may be `inf`; None only for open-loop rollouts)."""
 
 
 @struct.dataclass
@@ -165,6 +174,8 @@ class _Derivs:
 
 @struct.dataclass
 class _Carry:
+    """The solver's loop state: the trajectory, its expansion, the last gains, `mu`."""
+
     X: jax.Array
     U: jax.Array
     J: jax.Array
@@ -177,6 +188,51 @@ class _Carry:
     it: jax.Array
     status: jax.Array
     history: jax.Array
+
+
+class _Gains(NamedTuple):
+    """A backward pass: the controller `du = k + K dx` and the model's predicted change."""
+
+    K: jax.Array  # [T, m, n]
+    k: jax.Array  # [T, m]
+    dV1: jax.Array  # first-order term of the predicted cost change
+    dV2: jax.Array  # second-order term
+    ok: jax.Array  # every Q_uu positive definite and the value finite
+
+
+class _Value(NamedTuple):
+    """The backward pass's carry: the value expansion at `t + 1` and the running sums."""
+
+    Vx: jax.Array
+    Vxx: jax.Array
+    dV1: jax.Array
+    dV2: jax.Array
+    ok: jax.Array
+
+
+class _Stage(NamedTuple):
+    """The backward pass's inputs at step `t`."""
+
+    t: jax.Array
+    z: jax.Array
+    lo: jax.Array  # u_lower - U_t, the box of the step k_t
+    hi: jax.Array
+    F: jax.Array
+    lz: jax.Array
+    lzz: jax.Array
+    FuF: jax.Array
+    fzz: jax.Array
+
+
+class _Trial(NamedTuple):
+    """A line-search attempt: the step size and the trajectory it gave."""
+
+    i: jax.Array
+    alpha: jax.Array
+    X: jax.Array
+    U: jax.Array
+    J: jax.Array
+    good: jax.Array
 
 
 # ---------------------------------------------------------------------- rollouts
@@ -199,36 +255,36 @@ def rollout(
     Returns:
       `(X, J)`.
     """
-    term = terminal_cost if terminal_cost is not None else _zero_terminal
-    return _rollout(dynamics, cost, term, x0, U, params, 1)
+    term = terminal_cost if terminal_cost is not None else zero_terminal_cost
+    return _rollout(ILQRProblem(dynamics, cost, term, params), x0, U, 1)
 
 
-def _zero_terminal(x, params):
-    return jnp.zeros((), x.dtype)
+def _rollout(problem: ILQRProblem, x0, U, unroll):
+    p = problem.params
 
-
-def _rollout(dynamics, cost, terminal_cost, x0, U, params, unroll):
     def body(x, tu):
         t, u = tu
-        return dynamics(x, u, t, params), (x, cost(x, u, t, params))
+        return problem.dynamics(x, u, t, p), (x, problem.cost(x, u, t, p))
 
     T = U.shape[0]
     xT, (X, c) = jax.lax.scan(body, x0, (jnp.arange(T), U), unroll=unroll)
-    J = jnp.sum(c) + terminal_cost(xT, params)
+    J = jnp.sum(c) + problem.terminal_cost(xT, p)
     return jnp.concatenate([X, xT[None]], axis=0), J
 
 
-def _forward(dynamics, cost, terminal_cost, X, U, K, k, alpha, lo, hi, params, unroll):
+def _forward(problem: ILQRProblem, X, U, gains: _Gains, alpha, unroll):
     """Closed-loop rollout `u_t = clip(U_t + alpha k_t + K_t (x_t - X_t))`."""
+    p, lo, hi = problem.params, problem.u_lower, problem.u_upper
 
     def body(x, inp):
         t, x_ref, u_ref, K_t, k_t = inp
-        u = jnp.clip(u_ref + alpha * k_t + _mv(K_t, x - x_ref), lo, hi)
-        return dynamics(x, u, t, params), (x, u, cost(x, u, t, params))
+        u = jnp.clip(u_ref + alpha * k_t + matvec_small(K_t, x - x_ref), lo, hi)
+        return problem.dynamics(x, u, t, p), (x, u, problem.cost(x, u, t, p))
 
     T = U.shape[0]
-    xT, (Xn, Un, c) = jax.lax.scan(body, X[0], (jnp.arange(T), X[:-1], U, K, k), unroll=unroll)
-    J = jnp.sum(c) + terminal_cost(xT, params)
+    inputs = (jnp.arange(T), X[:-1], U, gains.K, gains.k)
+    xT, (Xn, Un, c) = jax.lax.scan(body, X[0], inputs, unroll=unroll)
+    J = jnp.sum(c) + problem.terminal_cost(xT, p)
     return jnp.concatenate([Xn, xT[None]], axis=0), Un, J
 
 
@@ -251,17 +307,18 @@ def _precompute_fzz(n: int, m: int, cfg: ILQRConfig) -> bool:
     return cfg.dynamics_hessian == "precompute"
 
 
-def _derivatives(dynamics, cost, terminal_cost, X, U, params, cfg: ILQRConfig) -> _Derivs:
+def _derivatives(problem: ILQRProblem, X, U, cfg: ILQRConfig) -> _Derivs:
+    dynamics, params = problem.dynamics, problem.params
     T, n = U.shape[0], X.shape[1]
     t = jnp.arange(T)
     Z = jnp.concatenate([X[:-1], U], axis=1)
     F = jax.vmap(jax.jacfwd(_on_z(dynamics, n)), in_axes=(0, 0, None))(Z, t, params)
-    cz = _on_z(cost, n)
+    cz = _on_z(problem.cost, n)
     lz = jax.vmap(jax.grad(cz), in_axes=(0, 0, None))(Z, t, params)
     lzz = jax.vmap(jax.hessian(cz), in_axes=(0, 0, None))(Z, t, params)
     FuF = jnp.einsum("tiu,tiz->tuz", F[:, :, n:], F)
-    vx = jax.grad(terminal_cost)(X[-1], params)
-    vxx = jax.hessian(terminal_cost)(X[-1], params)
+    vx = jax.grad(problem.terminal_cost)(X[-1], params)
+    vxx = jax.hessian(problem.terminal_cost)(X[-1], params)
     if _precompute_fzz(n, U.shape[1], cfg):
         fzz = jax.vmap(jax.hessian(_on_z(dynamics, n)), in_axes=(0, 0, None))(Z, t, params)
     else:
@@ -331,62 +388,61 @@ def _solve_free(H, B, free):
 
 
 # ---------------------------------------------------------------------- backward pass
-def _backward(dynamics, d: _Derivs, X, U, mu, lo, hi, params, cfg: ILQRConfig):
-    """Returns `(K, k, dV1, dV2, ok)`; `dV1 + dV2` is the model's predicted cost change.
+def _backward(problem: ILQRProblem, d: _Derivs, X, U, mu, cfg: ILQRConfig) -> _Gains:
+    """The gains of one backward pass; `dV1 + dV2` is the model's predicted cost change.
 
     With `z = [x, u]`: `Q_z = l_z + F'V_x'`, `Q_zz = l_zz + F'V_xx'F` (+ `V_x' . f_zz` for
     DDP); the value update uses the unregularised blocks with the regularised gains
     (Tassa et al. 2012, eq. 11).
     """
     T, n = d.F.shape[0], d.F.shape[1]
-    g = _on_z(dynamics, n)
+    g = _on_z(problem.dynamics, n)
+    params = problem.params
     precomputed = _precompute_fzz(n, U.shape[1], cfg)
 
-    def step(carry, inp):
-        Vx, Vxx, dV1, dV2, ok = carry
-        t, z, lo_t, hi_t, F, lz, lzz, FuF, fzz = inp
-        Qz = lz + _mv(F.T, Vx)
-        Qzz = lzz + _mm(F.T, _mm(Vxx, F))
+    def step(v: _Value, s: _Stage) -> tuple[_Value, tuple[jax.Array, jax.Array]]:
+        Vx, Vxx = v.Vx, v.Vxx
+        Qz = s.lz + matvec_small(s.F.T, Vx)
+        Qzz = s.lzz + matmul_small(s.F.T, matmul_small(Vxx, s.F))
         if precomputed:
-            Qzz = Qzz + jnp.sum(Vx[:, None, None] * fzz, axis=0)
+            Qzz = Qzz + jnp.sum(Vx[:, None, None] * s.fzz, axis=0)
         elif cfg.second_order:
-            Qzz = Qzz + jax.hessian(lambda zz: jnp.sum(Vx * g(zz, t, params)))(z)
+            Qzz = Qzz + jax.hessian(lambda zz: jnp.sum(Vx * g(zz, s.t, params)))(s.z)
         Qzz = 0.5 * (Qzz + Qzz.T)
-        Qu_r = Qzz[n:] + mu * FuF  # regularised control rows [m, n+m]
+        Qu_r = Qzz[n:] + mu * s.FuF  # regularised control rows [m, n+m]
         Quu_r = Qu_r[:, n:]
         Qx, Qu = Qz[:n], Qz[n:]
         Qxx, Qux, Quu = Qzz[:n, :n], Qzz[n:, :n], Qzz[n:, n:]
-        k, free, ok_t = _box_qp(Quu_r, Qu, lo_t, hi_t, cfg.box_qp_iterations)
+        k, free, ok_t = _box_qp(Quu_r, Qu, s.lo, s.hi, cfg.box_qp_iterations)
         K = -_solve_free(Quu_r, Qu_r[:, :n], free)
         Kt = K.T
-        Vx_new = Qx + _mv(Kt, _mv(Quu, k) + Qu) + _mv(Qux.T, k)
-        KtQux = _mm(Kt, Qux)
-        Vxx_new = Qxx + _mm(_mm(Kt, Quu), K) + KtQux + KtQux.T
+        Vx_new = Qx + matvec_small(Kt, matvec_small(Quu, k) + Qu) + matvec_small(Qux.T, k)
+        KtQux = matmul_small(Kt, Qux)
+        Vxx_new = Qxx + matmul_small(matmul_small(Kt, Quu), K) + KtQux + KtQux.T
         Vxx_new = 0.5 * (Vxx_new + Vxx_new.T)
-        ok = ok & ok_t & jnp.all(jnp.isfinite(Vxx_new)) & jnp.all(jnp.isfinite(Vx_new))
-        dV1 = dV1 + jnp.sum(k * Qu)
-        dV2 = dV2 + 0.5 * jnp.sum(k * _mv(Quu, k))
-        return (Vx_new, Vxx_new, dV1, dV2, ok), (K, k)
+        ok = v.ok & ok_t & jnp.all(jnp.isfinite(Vxx_new)) & jnp.all(jnp.isfinite(Vx_new))
+        dV1 = v.dV1 + jnp.sum(k * Qu)
+        dV2 = v.dV2 + 0.5 * jnp.sum(k * matvec_small(Quu, k))
+        return _Value(Vx_new, Vxx_new, dV1, dV2, ok), (K, k)
 
     zero = jnp.zeros((), X.dtype)
-    init = (d.vx, d.vxx, zero, zero, jnp.asarray(True))
+    init = _Value(d.vx, d.vxx, zero, zero, jnp.asarray(True))
     Z = jnp.concatenate([X[:-1], U], axis=1)
-    inputs = (jnp.arange(T), Z, lo - U, hi - U, d.F, d.lz, d.lzz, d.FuF, d.fzz)
-    (_, _, dV1, dV2, ok), (K, k) = jax.lax.scan(step, init, inputs, reverse=True, unroll=cfg.unroll)
-    return K, k, dV1, dV2, ok
+    lo, hi = problem.u_lower - U, problem.u_upper - U
+    inputs = _Stage(jnp.arange(T), Z, lo, hi, d.F, d.lz, d.lzz, d.FuF, d.fzz)
+    last, (K, k) = jax.lax.scan(step, init, inputs, reverse=True, unroll=cfg.unroll)
+    return _Gains(K=K, k=k, dV1=last.dV1, dV2=last.dV2, ok=last.ok)
 
 
-def _line_search(dynamics, cost, terminal_cost, X, U, J, K, k, dV1, dV2, lo, hi, params, cfg):
+def _line_search(problem: ILQRProblem, X, U, J, gains: _Gains, cfg: ILQRConfig) -> _Trial:
     """Backtracking: alpha = 1, 1/2, ... until the Armijo-type test passes.
 
-    Returns `(X_new, U_new, J_new, accepted)`.
+    Returns the last attempt (`good` says whether it passed).
     """
 
     def attempt(alpha):
-        Xn, Un, Jn = _forward(
-            dynamics, cost, terminal_cost, X, U, K, k, alpha, lo, hi, params, cfg.unroll
-        )
-        expected = -(alpha * dV1 + alpha**2 * dV2)  # predicted decrease (>= 0)
+        Xn, Un, Jn = _forward(problem, X, U, gains, alpha, cfg.unroll)
+        expected = -(alpha * gains.dV1 + alpha**2 * gains.dV2)  # predicted decrease (>= 0)
         decrease = J - Jn
         good = (
             jnp.isfinite(Jn)
@@ -396,63 +452,74 @@ def _line_search(dynamics, cost, terminal_cost, X, U, J, K, k, dV1, dV2, lo, hi,
         )
         return Xn, Un, Jn, good
 
-    def cond(c):
-        i, _, _, _, _, good = c
-        return (~good) & (i < cfg.line_search_steps)
+    def cond(c: _Trial) -> jax.Array:
+        return (~c.good) & (c.i < cfg.line_search_steps)
 
-    def body(c):
-        i, alpha, *_ = c
-        Xn, Un, Jn, good = attempt(alpha)
-        return i + 1, alpha * 0.5, Xn, Un, Jn, good
+    def body(c: _Trial) -> _Trial:
+        Xn, Un, Jn, good = attempt(c.alpha)
+        return _Trial(c.i + 1, c.alpha * 0.5, Xn, Un, Jn, good)
 
     one = jnp.ones((), X.dtype)
-    init = (jnp.asarray(0, jnp.int32), one, X, U, J, jnp.asarray(False))
-    _, _, Xn, Un, Jn, good = jax.lax.while_loop(cond, body, init)
-    return Xn, Un, Jn, good
+    init = _Trial(jnp.asarray(0, jnp.int32), one, X, U, J, jnp.asarray(False))
+    return jax.lax.while_loop(cond, body, init)
+
+
+def _regularisation(c: _Carry, accepted: jax.Array, cfg: ILQRConfig):
+    """`(mu, delta)` after an iteration (Tassa et al. 2012, section II.F): up on failure."""
+    f0 = cfg.mu_factor
+    delta_up = jnp.maximum(f0, c.delta * f0)
+    mu_up = jnp.maximum(cfg.mu_min, c.mu * delta_up)
+    delta_dn = jnp.minimum(1.0 / f0, c.delta / f0)
+    mu_dn = jnp.where(c.mu * delta_dn > cfg.mu_min, c.mu * delta_dn, 0.0)
+    return jnp.where(accepted, mu_dn, mu_up), jnp.where(accepted, delta_dn, delta_up)
 
 
 # ---------------------------------------------------------------------- the solver
-def _solve(dynamics, cost, terminal_cost, cfg: ILQRConfig, x0, U0, lo, hi, params) -> ILQRResult:
+def solve(problem: ILQRProblem, cfg: ILQRConfig, x0: jax.Array, U0: jax.Array) -> ILQRResult:
+    """iLQR/DDP on checked inputs, traceable (no host checks; `ilqr` checks, then calls this).
+
+    For solvers built on iLQR (MPC re-plans with it inside its own `jit`).
+
+    Args:
+      problem: functions, parameters and the control box (`u_lower`, `u_upper` `[m]`).
+      cfg: the `ILQRConfig` (static under `jit`).
+      x0: initial state `[n]`.
+      U0: initial controls `[T, m]` (clipped into the box).
+
+    Returns:
+      `ILQRResult`.
+    """
     dtype = U0.dtype
-    U0 = jnp.clip(U0, lo, hi)
-    X0, J0 = _rollout(dynamics, cost, terminal_cost, x0, U0, params, cfg.unroll)
+    U0 = jnp.clip(U0, problem.u_lower, problem.u_upper)
+    X0, J0 = _rollout(problem, x0, U0, cfg.unroll)
     T, m = U0.shape
     n = x0.shape[0]
 
     def linearize(X, U):
-        return _derivatives(dynamics, cost, terminal_cost, X, U, params, cfg)
+        return _derivatives(problem, X, U, cfg)
 
     derivs = linearize(X0, U0)
     start_ok = jnp.isfinite(J0) & jnp.all(jnp.isfinite(X0))
 
     def body(c: _Carry) -> _Carry:
-        K, k, dV1, dV2, ok = _backward(dynamics, c.d, c.X, c.U, c.mu, lo, hi, params, cfg)
+        gains = _backward(problem, c.d, c.X, c.U, c.mu, cfg)
+        ok, K, k = gains.ok, gains.K, gains.k
         gnorm = jnp.max(jnp.max(jnp.abs(k), axis=1) / (1.0 + jnp.max(jnp.abs(c.U), axis=1)))
 
-        Xs, Us, Js, good = _line_search(
-            dynamics, cost, terminal_cost, c.X, c.U, c.J, K, k, dV1, dV2, lo, hi, params, cfg
-        )
-        accepted = ok & good
-        X_new = jnp.where(accepted, Xs, c.X)
-        U_new = jnp.where(accepted, Us, c.U)
-        J_new = jnp.where(accepted, Js, c.J)
+        trial = _line_search(problem, c.X, c.U, c.J, gains, cfg)
+        accepted = ok & trial.good
+        X_new = jnp.where(accepted, trial.X, c.X)
+        U_new = jnp.where(accepted, trial.U, c.U)
+        J_new = jnp.where(accepted, trial.J, c.J)
         d_new = jax.lax.cond(accepted, linearize, lambda X, U: c.d, X_new, U_new)
-
-        # regularisation schedule (Tassa et al. 2012, section II.F)
-        f0 = cfg.mu_factor
-        delta_up = jnp.maximum(f0, c.delta * f0)
-        mu_up = jnp.maximum(cfg.mu_min, c.mu * delta_up)
-        delta_dn = jnp.minimum(1.0 / f0, c.delta / f0)
-        mu_dn = jnp.where(c.mu * delta_dn > cfg.mu_min, c.mu * delta_dn, 0.0)
-        mu = jnp.where(accepted, mu_dn, mu_up)
-        delta = jnp.where(accepted, delta_dn, delta_up)
+        mu, delta = _regularisation(c, accepted, cfg)
 
         rel = (c.J - J_new) / jnp.maximum(jnp.abs(J_new), jnp.finfo(dtype).tiny)
         converged = (ok & (gnorm < cfg.gtol)) | (accepted & (rel < cfg.rtol))
         status = jnp.where(
             converged,
             Status.CONVERGED,
-            jnp.where(mu > cfg.mu_max, Status.STALLED, _RUNNING),
+            jnp.where(mu > cfg.mu_max, Status.STALLED, Status.RUNNING),
         ).astype(jnp.int32)
         history = c.history.at[c.it].set(J_new)
         return _Carry(
@@ -471,7 +538,7 @@ def _solve(dynamics, cost, terminal_cost, cfg: ILQRConfig, x0, U0, lo, hi, param
         )
 
     def cond(c: _Carry) -> jax.Array:
-        return (c.status == _RUNNING) & (c.it < cfg.max_iterations)
+        return (c.status == Status.RUNNING) & (c.it < cfg.max_iterations)
 
     init = _Carry(
         X=X0,
@@ -484,18 +551,18 @@ def _solve(dynamics, cost, terminal_cost, cfg: ILQRConfig, x0, U0, lo, hi, param
         mu=jnp.asarray(cfg.mu_init, dtype),
         delta=jnp.asarray(1.0, dtype),
         it=jnp.asarray(0, jnp.int32),
-        status=jnp.where(start_ok, _RUNNING, Status.DIVERGED).astype(jnp.int32),
+        status=jnp.where(start_ok, Status.RUNNING, Status.DIVERGED).astype(jnp.int32),
         history=jnp.full((cfg.max_iterations,), J0, dtype),
     )
     c = jax.lax.while_loop(cond, body, init)
-    status = jnp.where(c.status == _RUNNING, Status.MAX_ITERATIONS, c.status).astype(jnp.int32)
+    status = jnp.where(c.status == Status.RUNNING, Status.MAX_ITERATIONS, c.status)
     history = jnp.where(jnp.arange(cfg.max_iterations) < c.it, c.history, c.J)
     return ILQRResult(
         X=c.X,
         U=c.U,
         cost=c.J,
         iterations=c.it,
-        status=status,
+        status=status.astype(jnp.int32),
         K=c.K,
         k=c.k,
         gradient_norm=c.gnorm,
@@ -505,30 +572,25 @@ def _solve(dynamics, cost, terminal_cost, cfg: ILQRConfig, x0, U0, lo, hi, param
     )
 
 
-_solve_jit = jax.jit(_solve, static_argnums=(0, 1, 2, 3))
+_solve_jit = jax.jit(solve, static_argnums=1)
 
 
 def _concrete(*xs: Any) -> bool:
     return not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(xs))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _initial_check(dynamics, cost, terminal_cost, x0, U0, lo, hi, params):
+@jax.jit
+def _initial_check(problem: ILQRProblem, x0, U0):
     """The first next state, the first stage cost and the total cost of the clipped `U0`."""
-    x1 = dynamics(x0, U0[0], 0, params)
-    c0 = cost(x0, U0[0], 0, params)
-    _, J = _rollout(dynamics, cost, terminal_cost, x0, jnp.clip(U0, lo, hi), params, 1)
+    x1 = problem.dynamics(x0, U0[0], 0, problem.params)
+    c0 = problem.cost(x0, U0[0], 0, problem.params)
+    _, J = _rollout(problem, x0, jnp.clip(U0, problem.u_lower, problem.u_upper), 1)
     return x1, c0, J
 
 
 def _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper):
-    for name, fn in (("dynamics", dynamics), ("cost", cost)):
-        if not callable(fn):
-            raise TypeError(f"{name} must be a callable {name}(x, u, t, params), got {fn!r}.")
-    if terminal_cost is not None and not callable(terminal_cost):
-        raise TypeError(
-            f"terminal_cost must be callable (x, params) -> scalar, got {terminal_cost!r}."
-        )
+    """Checked inputs `(ILQRProblem, x0, U0)`; the host checks run when nothing is traced."""
+    check_functions({"dynamics": dynamics, "cost": cost}, terminal_cost)
     x0 = jnp.asarray(x0)
     U0 = jnp.asarray(U0)
     if x0.ndim != 1:
@@ -554,7 +616,8 @@ def _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper):
 
     lo = bound("u_lower", u_lower, -jnp.inf)
     hi = bound("u_upper", u_upper, jnp.inf)
-    term = terminal_cost if terminal_cost is not None else _zero_terminal
+    term = terminal_cost if terminal_cost is not None else zero_terminal_cost
+    problem = ILQRProblem(dynamics, cost, term, params, lo, hi)
     if _concrete(x0, U0, lo, hi, params):
         if np.isnan(np.asarray(lo)).any() or np.isnan(np.asarray(hi)).any():
             raise ValueError("u_lower/u_upper contain NaN; pass numbers (or +-inf).")
@@ -563,7 +626,7 @@ def _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper):
             raise ValueError(f"x0 must be finite, got {np.asarray(x0)}.")
         if not np.isfinite(np.asarray(U0)).all():
             raise ValueError("U0 contains non-finite controls; pass finite initial controls.")
-        x1, c0, J = _initial_check(dynamics, cost, term, x0, U0, lo, hi, params)
+        x1, c0, J = _initial_check(problem, x0, U0)
         if jnp.shape(x1) != x0.shape:
             raise ValueError(
                 f"dynamics(x0, u, 0, params) has shape {jnp.shape(x1)}, expected {x0.shape}."
@@ -580,7 +643,7 @@ def _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper):
                 f"the initial controls give a non-finite total cost ({np.asarray(J)}); "
                 "start from controls whose rollout stays finite (e.g. zeros)."
             )
-    return x0, U0, lo, hi, term
+    return problem, x0, U0
 
 
 def ilqr(
@@ -632,8 +695,8 @@ def ilqr(
                 f"{[f.name for f in dataclasses.fields(ILQRConfig)]}."
             )
         cfg = dataclasses.replace(cfg, **overrides)
-    x0, U0, lo, hi, term = _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper)
-    return _solve_jit(dynamics, cost, term, cfg, x0, U0, lo, hi, params)
+    problem, x0, U0 = _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper)
+    return _solve_jit(problem, cfg, x0, U0)
 
 
 def ilqr_problem(

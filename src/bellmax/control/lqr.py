@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from bellmax.control.problems import Status
+from bellmax.core.status import Status, StatusFields
 
 __all__ = [
     "DLQRSolution",
@@ -38,6 +38,8 @@ __all__ = [
     "dlqr",
     "finite_horizon_lqr",
     "lqr_rollout",
+    "matmul_small",
+    "matvec_small",
 ]
 
 
@@ -75,7 +77,7 @@ class LQRSolution:
 
 
 @struct.dataclass
-class DLQRSolution:
+class DLQRSolution(StatusFields):
     """The infinite-horizon discrete LQR solution."""
 
     K: jax.Array
@@ -89,13 +91,8 @@ class DLQRSolution:
     status: jax.Array
     """`Status` value: CONVERGED, MAX_ITERATIONS or DIVERGED."""
 
-    @property
-    def status_name(self) -> str:
-        """The status as a lower-case name."""
-        return Status.name_of(self.status)
 
-
-def _mm(a: jax.Array, b: jax.Array) -> jax.Array:
+def matmul_small(a: jax.Array, b: jax.Array) -> jax.Array:
     """`a @ b` for small matrices as one elementwise product and sum.
 
     On CPU, XLA's dot for 4x4 matrices inside a scan costs microseconds of dispatch
@@ -107,8 +104,8 @@ def _mm(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)
 
 
-def _mv(a: jax.Array, v: jax.Array) -> jax.Array:
-    """`a @ v` for a small matrix and vector (see `_mm`)."""
+def matvec_small(a: jax.Array, v: jax.Array) -> jax.Array:
+    """`a @ v` for a small matrix and vector (see `matmul_small`)."""
     if a.shape[-1] * a.shape[-2] > 4096:
         return a @ v
     return jnp.sum(a * v[..., None, :], axis=-1)
@@ -244,19 +241,24 @@ def _riccati(A, B, Q, R, M, c, q, r, Qf, qf) -> LQRSolution:
     def step(carry, inp):
         V, v, s = carry
         A_t, B_t, Q_t, R_t, M_t, c_t, q_t, r_t = inp
-        Vc_v = v + _mv(V, c_t)
-        VA = _mm(V, A_t)
-        VB = _mm(V, B_t)
-        Q_xx = _sym(Q_t + _mm(A_t.T, VA))
-        Q_uu = _sym(R_t + _mm(B_t.T, VB))
-        Q_ux = M_t.T + _mm(B_t.T, VA)
-        q_x = q_t + _mv(A_t.T, Vc_v)
-        q_u = r_t + _mv(B_t.T, Vc_v)
+        Vc_v = v + matvec_small(V, c_t)
+        VA = matmul_small(V, A_t)
+        VB = matmul_small(V, B_t)
+        Q_xx = _sym(Q_t + matmul_small(A_t.T, VA))
+        Q_uu = _sym(R_t + matmul_small(B_t.T, VB))
+        Q_ux = M_t.T + matmul_small(B_t.T, VA)
+        q_x = q_t + matvec_small(A_t.T, Vc_v)
+        q_u = r_t + matvec_small(B_t.T, Vc_v)
         sol = _spd_solve(Q_uu, jnp.concatenate([Q_ux, q_u[:, None]], axis=1))
         K, k = -sol[:, :-1], -sol[:, -1]
-        V_new = _sym(Q_xx + _mm(Q_ux.T, K))
-        v_new = q_x + _mv(Q_ux.T, k)
-        s_new = s + 0.5 * jnp.sum(c_t * _mv(V, c_t)) + jnp.sum(v * c_t) + 0.5 * jnp.sum(k * q_u)
+        V_new = _sym(Q_xx + matmul_small(Q_ux.T, K))
+        v_new = q_x + matvec_small(Q_ux.T, k)
+        s_new = (
+            s
+            + 0.5 * jnp.sum(c_t * matvec_small(V, c_t))
+            + jnp.sum(v * c_t)
+            + 0.5 * jnp.sum(k * q_u)
+        )
         return (V_new, v_new, s_new), (K, k, V_new, v_new, s_new, Q_xx, Q_uu, Q_ux, q_x, q_u)
 
     init = (Qf, qf, jnp.zeros((), Qf.dtype))

@@ -33,8 +33,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from bellmax.control.ilqr import ILQRConfig, _solve
-from bellmax.control.problems import Problem, Status
+from bellmax.control.ilqr import ILQRConfig, ILQRProblem, solve
+from bellmax.control.lqr import dlqr
+from bellmax.control.problems import Problem
+from bellmax.core.checks import check_choice, check_int
+from bellmax.core.status import Status, StatusFields
 from bellmax.envs import spaces
 from bellmax.envs.environment import Environment
 
@@ -53,7 +56,7 @@ __all__ = [
 
 
 @struct.dataclass
-class MPCState:
+class MPCState(StatusFields):
     """What MPC carries from one control step to the next."""
 
     U: jax.Array
@@ -148,7 +151,8 @@ def _mpc_step_impl(mpc: MPC, state: MPCState, x: jax.Array, params: Any):
     lo = jnp.asarray(mpc.u_lower, state.U.dtype)
     hi = jnp.asarray(mpc.u_upper, state.U.dtype)
     x = jnp.asarray(x, state.U.dtype)
-    res = _solve(mpc.dynamics, mpc.cost, mpc.terminal_cost, mpc.config, x, state.U, lo, hi, params)
+    model = ILQRProblem(mpc.dynamics, mpc.cost, mpc.terminal_cost, params, lo, hi)
+    res = solve(model, mpc.config, x, state.U)
     ok = res.status != Status.DIVERGED
     U = jnp.where(ok, res.U, state.U)
     u = jnp.clip(U[0], lo, hi)
@@ -193,24 +197,20 @@ def make_mpc(
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a bellmax.control.Problem, got {type(problem).__name__}.")
-    if method not in ("ilqr", "ddp"):
-        raise ValueError(f"method must be 'ilqr' or 'ddp', got {method!r}.")
-    H = problem.horizon if horizon is None else horizon
-    if isinstance(H, bool) or not isinstance(H, int | np.integer) or H < 1:
-        raise ValueError(f"horizon must be a positive int, got {horizon!r}.")
-    if isinstance(iterations, bool) or not isinstance(iterations, int | np.integer):
-        raise ValueError(f"iterations must be a positive int, got {iterations!r}.")
-    if iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}.")
+    check_choice(method, "method", ("ilqr", "ddp"), owner="make_mpc")
+    H = check_int(
+        problem.horizon if horizon is None else horizon, "horizon", owner="make_mpc", low=1
+    )
+    iterations = check_int(iterations, "iterations", owner="make_mpc", low=1)
     cfg = config if config is not None else ILQRConfig()
     cfg = dataclasses.replace(
-        cfg, max_iterations=int(iterations), second_order=(method == "ddp"), **overrides
+        cfg, max_iterations=iterations, second_order=(method == "ddp"), **overrides
     )
     return MPC(
         dynamics=problem.dynamics,
         cost=problem.cost,
         terminal_cost=problem.terminal_cost,
-        horizon=int(H),
+        horizon=H,
         u_lower=tuple(float(v) for v in np.asarray(problem.u_lower)),
         u_upper=tuple(float(v) for v in np.asarray(problem.u_upper)),
         config=cfg,
@@ -278,8 +278,6 @@ def make_lqr_controller(problem: Problem, params: Any = None) -> LQRController:
     Raises:
       ValueError: no goal, or the linearisation is not stabilisable (the DARE fails).
     """
-    from bellmax.control.lqr import dlqr
-
     if problem.goal is None:
         raise ValueError("make_lqr_controller needs problem.goal, the state to hold.")
     p = problem.params if params is None else params
@@ -414,11 +412,10 @@ def closed_loop(
     Returns:
       `ClosedLoopResult`.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}.")
+    steps = check_int(steps, "steps", owner="closed_loop", low=1)
     obs_fn = _default_observe if observe is None else observe
     space = _static_space(env.action_space(env_params))  # concrete params: outside jit
-    return _closed_loop(env, mpc, int(steps), obs_fn, space, env_params, model_params, key)
+    return _closed_loop(env, mpc, steps, obs_fn, space, env_params, model_params, key)
 
 
 def _static_space(space: spaces.Space) -> tuple:
@@ -531,8 +528,8 @@ def closed_loop_host(
     """
     from bellmax.envs.gymnasium import make_host_vector_env  # lazy: gymnasium only here
 
-    if episodes < 1 or num_envs < 1:
-        raise ValueError(f"episodes and num_envs must be >= 1, got {episodes}, {num_envs}.")
+    episodes = check_int(episodes, "episodes", owner="closed_loop_host", low=1)
+    num_envs = check_int(num_envs, "num_envs", owner="closed_loop_host", low=1)
     venv = make_host_vector_env(env_id, num_envs=num_envs, seed=seed, **make_kwargs)
     try:
         space = venv.action_space

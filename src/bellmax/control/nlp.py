@@ -39,18 +39,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from bellmax.control.problems import Status
+from bellmax.control.problems import check_functions
+from bellmax.core.checks import check_int, check_number
+from bellmax.core.status import Status, StatusFields
 
 __all__ = ["NLPOptions", "NLPResult", "solve_staged_nlp"]
-
-_RUNNING = -1
 
 
 @struct.dataclass
@@ -74,9 +74,21 @@ class NLPOptions:
     constr_mult_init_max: float = 1e3
     """Least-squares initial multipliers larger than this are replaced by zeros."""
 
+    def __post_init__(self) -> None:
+        if any(isinstance(v, jax.Array) for v in jax.tree.leaves(self)):
+            return  # rebuilt from arrays by a tree map or a trace: checked when it was made
+        owner = "NLPOptions"
+        check_number(self.tol, "tol", owner=owner, low=0, low_open=True)
+        check_int(self.max_iterations, "max_iterations", owner=owner, low=1)
+        check_int(self.max_line_search, "max_line_search", owner=owner, low=0)
+        check_number(self.mu_init, "mu_init", owner=owner, low=0, low_open=True)
+        for name in ("constr_viol_tol", "bound_push", "delta_c"):
+            check_number(getattr(self, name), name, owner=owner, low=0)
+        check_number(self.constr_mult_init_max, "constr_mult_init_max", owner=owner, low=0)
+
 
 @struct.dataclass
-class NLPResult:
+class NLPResult(StatusFields):
     """What `solve_staged_nlp` returns."""
 
     z: jax.Array
@@ -103,16 +115,6 @@ class NLPResult:
     """IPOPT's scaled optimality error `E_0` at `z`."""
     mu: jax.Array
     """Final barrier parameter."""
-
-    @property
-    def status_name(self) -> str:
-        """`converged`, `max_iterations`, `diverged` or `stalled`."""
-        return Status.name_of(self.status)
-
-    @property
-    def converged(self) -> bool:
-        """Whether the KKT tolerance was met."""
-        return int(self.status) == Status.CONVERGED
 
 
 # ----------------------------------------------------------------------------- derivatives
@@ -265,286 +267,455 @@ def _max_step(s: jax.Array, ds: jax.Array, tau: jax.Array, mask: jax.Array) -> j
     return jnp.minimum(1.0, jnp.min(ratio))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _solve(objective, constraints, Z0, lower, upper, row_on, params, opts):
-    dtype = Z0.dtype
-    K, nz = Z0.shape
-    fixed = lower == upper
-    free = ~fixed
-    has_lo = jnp.isfinite(lower) & free
-    has_up = jnp.isfinite(upper) & free
-    n_free = jnp.maximum(jnp.sum(free), 1)
-    m_on = jnp.maximum(jnp.sum(row_on), 1)
-    s_max = 100.0
-    kappa_sigma = 1e10
+_S_MAX = 100.0
+"""IPOPT's `s_max`: the scaling of the optimality error starts above this multiplier size."""
+_KAPPA_SIGMA = 1e10
+"""IPOPT's `kappa_sigma`: bound multipliers stay within this factor of `mu / slack`."""
 
-    def f(Z):
-        return objective(Z, params)
 
-    def cfun(Z):
-        return jnp.where(row_on, constraints(Z, params), 0.0)
+@struct.dataclass
+class _Program:
+    """The NLP as the phases of an iteration see it: functions, bounds and filter limits."""
 
-    def slacks(Z):
-        sl = jnp.where(has_lo, Z - lower, 1.0)
-        su = jnp.where(has_up, upper - Z, 1.0)
+    objective: Callable = struct.field(pytree_node=False)
+    constraints: Callable = struct.field(pytree_node=False)
+    params: Any
+    lower: jax.Array  # [K, nz]
+    upper: jax.Array  # [K, nz]
+    row_on: jax.Array  # [K, nc] constraint rows switched on
+    free: jax.Array  # [K, nz] not fixed (lower < upper)
+    has_lo: jax.Array  # [K, nz] free with a finite lower bound
+    has_up: jax.Array  # [K, nz] free with a finite upper bound
+    opts: NLPOptions
+    theta_min: jax.Array | None = None  # switching-condition threshold on the violation
+    theta_max: jax.Array | None = None  # the filter's ceiling on the violation
+
+    def f(self, Z: jax.Array) -> jax.Array:
+        """The objective."""
+        return self.objective(Z, self.params)
+
+    def c(self, Z: jax.Array) -> jax.Array:
+        """The constraints, zero on switched-off rows."""
+        return jnp.where(self.row_on, self.constraints(Z, self.params), 0.0)
+
+    def slacks(self, Z: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """`(Z - lower, upper - Z)`, 1 where there is no bound."""
+        sl = jnp.where(self.has_lo, Z - self.lower, 1.0)
+        su = jnp.where(self.has_up, self.upper - Z, 1.0)
         return sl, su
 
-    def barrier(Z, mu):
-        sl, su = slacks(Z)
-        logs = jnp.sum(jnp.where(has_lo, jnp.log(sl), 0.0)) + jnp.sum(
-            jnp.where(has_up, jnp.log(su), 0.0)
+    def barrier(self, Z: jax.Array, mu: jax.Array) -> jax.Array:
+        """`f - mu sum log(slacks)`."""
+        sl, su = self.slacks(Z)
+        logs = jnp.sum(jnp.where(self.has_lo, jnp.log(sl), 0.0)) + jnp.sum(
+            jnp.where(self.has_up, jnp.log(su), 0.0)
         )
-        return f(Z) - mu * logs
+        return self.f(Z) - mu * logs
 
-    # Initial point: inside the bounds by the bound push (IPOPT section 3.6).
+
+class _Eval(NamedTuple):
+    """The functions and first derivatives at an iterate."""
+
+    f: jax.Array  # objective
+    g: jax.Array  # its gradient [K, nz]
+    c: jax.Array  # constraints [K, nc]
+    Jd: jax.Array  # dc_k/dz_k [K, nc, nz]
+    Jo: jax.Array  # dc_k/dz_{k+1}
+    rd: jax.Array  # dual residual grad f + J'y - zl + zu on the free variables
+
+
+class _Metrics(NamedTuple):
+    """The optimality measures at an iterate (`mu = 0`)."""
+
+    err0: jax.Array  # IPOPT's scaled E_0
+    dual: jax.Array
+    primal: jax.Array
+
+
+class _Iterate(NamedTuple):
+    """The solver's loop state."""
+
+    Z: jax.Array
+    y: jax.Array
+    zl: jax.Array
+    zu: jax.Array
+    mu: jax.Array
+    delta_last: jax.Array  # the last nonzero Hessian regularisation
+    it: jax.Array
+    status: jax.Array
+    stalls: jax.Array  # consecutive iterations whose line search failed
+    ev: _Eval
+    metrics: _Metrics
+
+
+class _Newton(NamedTuple):
+    """The barrier subproblem's Newton system at an iterate (before regularisation)."""
+
+    sl: jax.Array
+    su: jax.Array
+    sigma: jax.Array  # primal-dual bound curvature zl/sl + zu/su
+    Hd: jax.Array
+    Ho: jax.Array
+    grad_phi: jax.Array  # gradient of the barrier objective
+    rz: jax.Array
+    rc: jax.Array
+
+
+class _Step(NamedTuple):
+    """A factorised, inertia-corrected Newton step."""
+
+    dz: jax.Array
+    dy: jax.Array
+    delta: jax.Array  # the Hessian regularisation used (0 when none was needed)
+    factors: Any
+    ok: jax.Array
+    tries: jax.Array
+
+
+class _Trial(NamedTuple):
+    """The next primal-dual point from the line search."""
+
+    Z: jax.Array
+    y: jax.Array
+    zl: jax.Array
+    zu: jax.Array
+    accepted: jax.Array
+
+
+# ----------------------------------------------------------------------------- phases
+def _evaluate(P: _Program, Z, y, zl, zu) -> _Eval:
+    fz, g = jax.value_and_grad(P.f)(Z)
+    c, Jd, Jo = _jacobian_blocks(P.c, Z)
+    rd = jnp.where(P.free, g + _jt_y(Jd, Jo, y) - zl + zu, 0.0)
+    return _Eval(fz, g, c, Jd, Jo, rd)
+
+
+def _errors(P: _Program, Z, y, zl, zu, c, rd, mu) -> tuple[jax.Array, _Metrics]:
+    """IPOPT's scaled optimality error `E_mu` (eq. 5) and its parts."""
+    sl, su = P.slacks(Z)
+    n_free = jnp.maximum(jnp.sum(P.free), 1)
+    m_on = jnp.maximum(jnp.sum(P.row_on), 1)
+    s_d = jnp.maximum(
+        _S_MAX,
+        (jnp.sum(jnp.abs(y)) + jnp.sum(jnp.abs(zl)) + jnp.sum(jnp.abs(zu))) / (n_free + m_on),
+    )
+    s_d = s_d / _S_MAX
+    s_c = jnp.maximum(_S_MAX, (jnp.sum(jnp.abs(zl)) + jnp.sum(jnp.abs(zu))) / n_free) / _S_MAX
+    dual = jnp.max(jnp.abs(rd))
+    primal = jnp.max(jnp.abs(c))
+    comp = jnp.maximum(
+        jnp.max(jnp.where(P.has_lo, jnp.abs(sl * zl - mu), 0.0)),
+        jnp.max(jnp.where(P.has_up, jnp.abs(su * zu - mu), 0.0)),
+    )
+    err = jnp.maximum(jnp.maximum(dual / s_d, primal), comp / s_c)
+    return err, _Metrics(err, dual, primal)
+
+
+def _measure(P: _Program, Z, y, zl, zu) -> tuple[_Eval, _Metrics]:
+    ev = _evaluate(P, Z, y, zl, zu)
+    _, metrics = _errors(P, Z, y, zl, zu, ev.c, ev.rd, 0.0)
+    return ev, metrics
+
+
+def _barrier_update(P: _Program, s: _Iterate) -> jax.Array:
+    """The monotone Fiacco-McCormick update (IPOPT eq. 7) once `E_mu <= 10 mu`."""
+    mu = s.mu
+    err_mu, _ = _errors(P, s.Z, s.y, s.zl, s.zu, s.ev.c, s.ev.rd, mu)
+    return jnp.where(
+        err_mu <= 10.0 * mu,
+        jnp.maximum(P.opts.tol / 10.0, jnp.minimum(0.2 * mu, mu**1.5)),
+        mu,
+    )
+
+
+def _newton_system(P: _Program, s: _Iterate, mu: jax.Array) -> _Newton:
+    """KKT assembly: the Hessian blocks of the Lagrangian and the right-hand sides."""
+    sl, su = P.slacks(s.Z)
+    sigma = jnp.where(P.has_lo, s.zl / sl, 0.0) + jnp.where(P.has_up, s.zu / su, 0.0)
+    Hd, Ho = _hessian_blocks(lambda W: P.f(W) + jnp.sum(s.y * P.c(W)), s.Z)
+    grad_phi = s.ev.g - jnp.where(P.has_lo, mu / sl, 0.0) + jnp.where(P.has_up, mu / su, 0.0)
+    rz = -(grad_phi + _jt_y(s.ev.Jd, s.ev.Jo, s.y))
+    return _Newton(sl, su, sigma, Hd, Ho, grad_phi, rz, -s.ev.c)
+
+
+def _regularised_step(P: _Program, e: _Eval, newton: _Newton, delta_last) -> _Step:
+    """Factorise, regularising by `delta_w I` until the inertia is right (IPOPT section 3.1).
+
+    The first try has no regularisation; then `delta_w` starts from the last one used
+    (divided by 3) or 1e-4 and grows by 8 (100 the first time), at most 25 tries.
+    """
+    K, nc = P.row_on.shape
+
+    def factor_and_solve(delta, k):
+        dz, dy, neg, factors = _kkt_solve(
+            newton.Hd,
+            newton.Ho,
+            e.Jd,
+            e.Jo,
+            newton.sigma,
+            delta,
+            P.opts.delta_c,
+            P.free,
+            P.row_on,
+            newton.rz,
+            newton.rc,
+        )
+        # Inertia correction: exactly K * nc negative eigenvalues.
+        ok = (neg == K * nc) & jnp.all(jnp.isfinite(dz)) & jnp.all(jnp.isfinite(dy))
+        return _Step(dz, dy, delta, factors, ok, k)
+
+    def cond(t: _Step) -> jax.Array:
+        return (~t.ok) & (t.tries < 25)
+
+    def body(t: _Step) -> _Step:
+        delta, k = t.delta, t.tries
+        delta = jnp.where(
+            k == 0,
+            0.0,
+            jnp.where(
+                delta == 0.0,
+                jnp.where(delta_last == 0.0, 1e-4, jnp.maximum(1e-20, delta_last / 3.0)),
+                jnp.where(delta_last == 0.0, 100.0 * delta, 8.0 * delta),
+            ),
+        )
+        return factor_and_solve(delta, k + 1)
+
+    dtype = newton.rz.dtype
+    shapes = jax.eval_shape(factor_and_solve, jnp.zeros((), dtype), 0)
+    zeros = jax.tree.map(
+        lambda a: jnp.zeros(a.shape, a.dtype), (shapes.dz, shapes.dy, shapes.factors)
+    )
+    init = _Step(zeros[0], zeros[1], jnp.zeros((), dtype), zeros[2], False, 0)
+    return jax.lax.while_loop(cond, body, init)
+
+
+def _bound_steps(P: _Program, newton: _Newton, s: _Iterate, mu, dz, tau):
+    """Bound-multiplier steps for `dz` and their fraction-to-the-boundary step size."""
+    sl, su = newton.sl, newton.su
+    dzl = jnp.where(P.has_lo, (mu - sl * s.zl - s.zl * dz) / sl, 0.0)
+    dzu = jnp.where(P.has_up, (mu - su * s.zu + s.zu * dz) / su, 0.0)
+    a_du = jnp.minimum(_max_step(s.zl, dzl, tau, P.has_lo), _max_step(s.zu, dzu, tau, P.has_up))
+    return dzl, dzu, a_du
+
+
+def _primal_step_size(P: _Program, newton: _Newton, dz, tau):
+    """The fraction-to-the-boundary step size for `dz`."""
+    return jnp.minimum(
+        _max_step(newton.sl, dz, tau, P.has_lo), _max_step(newton.su, -dz, tau, P.has_up)
+    )
+
+
+def _line_search(P: _Program, s: _Iterate, mu, newton: _Newton, step: _Step) -> _Trial:
+    """Filter line search with one second-order correction (IPOPT sections 2.3-2.4).
+
+    The filter is the current point and a ceiling on the constraint violation: a trial point
+    is accepted if it reduces the barrier objective by Armijo's rule when the step is
+    objective-driven (the switching condition), else if it reduces either the violation or
+    the objective enough. The full step comes first; if it is rejected, one second-order
+    correction (the constraints re-linearised at the trial point, same factors) against the
+    Maratos effect; then backtracking on the original direction.
+    """
+    Z, y, zl, zu = s.Z, s.y, s.zl, s.zu
+    dz, dy = step.dz, step.dy
+    tau = jnp.maximum(0.99, 1.0 - mu)
+    a_pr = _primal_step_size(P, newton, dz, tau)
+    dzl, dzu, a_du = _bound_steps(P, newton, s, mu, dz, tau)
+
+    theta = jnp.sum(jnp.abs(s.ev.c))
+    phi = P.barrier(Z, mu)
+    slope = jnp.sum(newton.grad_phi * dz)
+
+    def acceptable(Zt, a):
+        inside = jnp.all(
+            jnp.where(P.has_lo, Zt > P.lower, True) & jnp.where(P.has_up, Zt < P.upper, True)
+        )
+        th_t = jnp.sum(jnp.abs(P.c(Zt)))
+        ph_t = P.barrier(Zt, mu)
+        switching = (slope < 0) & (a * (-slope) ** 2.3 > theta**1.1) & (theta <= P.theta_min)
+        armijo = ph_t <= phi + 1e-4 * a * slope
+        sufficient = (th_t <= (1 - 1e-5) * theta) | (ph_t <= phi - 1e-8 * theta)
+        ok = jnp.where(switching, armijo, sufficient) & (th_t <= P.theta_max)
+        return inside & jnp.isfinite(ph_t) & jnp.isfinite(th_t) & ok
+
+    ok_full = acceptable(Z + a_pr * dz, a_pr)
+    c_soc = a_pr * s.ev.c + P.c(Z + a_pr * dz)
+    dz_soc, dy_soc = _kkt_apply(step.factors, P.free, P.row_on, newton.rz, -c_soc)
+    a_soc = _primal_step_size(P, newton, dz_soc, tau)
+    ok_soc = (~ok_full) & acceptable(Z + a_soc * dz_soc, a_pr)
+    dz = jnp.where(ok_soc, dz_soc, dz)
+    dy = jnp.where(ok_soc, dy_soc, dy)
+    a_first = jnp.where(ok_soc, a_soc, a_pr)
+
+    def ls_cond(t):
+        _, k, accepted = t
+        return (~accepted) & (k < P.opts.max_line_search)
+
+    def ls_body(t):
+        a, k, _ = t
+        a = 0.5 * a
+        return a, k + 1, acceptable(Z + a * dz, a)
+
+    alpha, _, accepted = jax.lax.while_loop(ls_cond, ls_body, (a_first, 0, ok_full | ok_soc))
+    dzl_soc, dzu_soc, a_du_soc = _bound_steps(P, newton, s, mu, dz, tau)
+    dzl = jnp.where(ok_soc, dzl_soc, dzl)
+    dzu = jnp.where(ok_soc, dzu_soc, dzu)
+    a_du = jnp.where(ok_soc, a_du_soc, a_du)
+    Z_new = Z + alpha * dz
+    zl_new, zu_new = _central_multipliers(P, Z_new, zl + a_du * dzl, zu + a_du * dzu, mu)
+    return _Trial(Z_new, y + alpha * dy, zl_new, zu_new, accepted)
+
+
+def _central_multipliers(P: _Program, Z, zl, zu, mu):
+    """Keep the bound multipliers near the central path (IPOPT eq. 16)."""
+    sl, su = P.slacks(Z)
+    zl = jnp.where(P.has_lo, jnp.clip(zl, mu / (_KAPPA_SIGMA * sl), _KAPPA_SIGMA * mu / sl), 0.0)
+    zu = jnp.where(P.has_up, jnp.clip(zu, mu / (_KAPPA_SIGMA * su), _KAPPA_SIGMA * mu / su), 0.0)
+    return zl, zu
+
+
+def _stopping(P: _Program, metrics: _Metrics, finite, stalls, it) -> jax.Array:
+    """The status after an iteration (RUNNING while none of the stopping rules holds)."""
+    done = (metrics.err0 <= P.opts.tol) & (metrics.primal <= P.opts.constr_viol_tol)
+    return jnp.where(
+        ~finite,
+        Status.DIVERGED,
+        jnp.where(
+            done,
+            Status.CONVERGED,
+            jnp.where(
+                stalls >= 5,
+                Status.STALLED,
+                jnp.where(it >= P.opts.max_iterations, Status.MAX_ITERATIONS, Status.RUNNING),
+            ),
+        ),
+    ).astype(jnp.int32)
+
+
+def _iteration(P: _Program, s: _Iterate) -> _Iterate:
+    """One interior-point iteration: barrier update, Newton step, line search, stopping test."""
+    mu = _barrier_update(P, s)
+    newton = _newton_system(P, s, mu)
+    step = _regularised_step(P, s.ev, newton, s.delta_last)
+    delta_last = jnp.where(step.delta > 0.0, step.delta, s.delta_last)
+    trial = _line_search(P, s, mu, newton, step)
+    stalls = jnp.where(trial.accepted, 0, s.stalls + 1)
+    ev_new, metrics_new = _measure(P, trial.Z, trial.y, trial.zl, trial.zu)
+    finite = (
+        jnp.all(jnp.isfinite(trial.Z))
+        & jnp.all(jnp.isfinite(trial.y))
+        & jnp.isfinite(ev_new.f)
+        & jnp.isfinite(metrics_new.err0)
+    )
+    it = s.it + 1
+    status = _stopping(P, metrics_new, finite, stalls, it)
+    # A non-finite trial point is not taken: the result keeps the last finite iterate.
+    new = (trial.Z, trial.y, trial.zl, trial.zu, ev_new, metrics_new)
+    old = (s.Z, s.y, s.zl, s.zu, s.ev, s.metrics)
+    Z, y, zl, zu, ev, metrics = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    return _Iterate(Z, y, zl, zu, mu, delta_last, it, status, stalls, ev, metrics)
+
+
+# ----------------------------------------------------------------------------- the solver
+def _initial_point(P: _Program, Z0: jax.Array) -> jax.Array:
+    """`Z0` pushed inside the bounds by the bound push (IPOPT section 3.6)."""
+    lower, upper, has_lo, has_up = P.lower, P.upper, P.has_lo, P.has_up
     span = jnp.where(has_lo & has_up, upper - lower, jnp.inf)
-    push_l = jnp.minimum(opts.bound_push * jnp.maximum(1.0, jnp.abs(lower)), 0.5 * span)
-    push_u = jnp.minimum(opts.bound_push * jnp.maximum(1.0, jnp.abs(upper)), 0.5 * span)
+    push_l = jnp.minimum(P.opts.bound_push * jnp.maximum(1.0, jnp.abs(lower)), 0.5 * span)
+    push_u = jnp.minimum(P.opts.bound_push * jnp.maximum(1.0, jnp.abs(upper)), 0.5 * span)
     Z = jnp.where(has_lo, jnp.maximum(Z0, lower + push_l), Z0)
     Z = jnp.where(has_up, jnp.minimum(Z, upper - push_u), Z)
-    Z = jnp.where(fixed, lower, Z)
-    nc = jax.eval_shape(cfun, Z).shape[1]
-    zl0 = jnp.where(has_lo, 1.0, 0.0).astype(dtype)
-    zu0 = jnp.where(has_up, 1.0, 0.0).astype(dtype)
+    return jnp.where(~P.free, lower, Z)
 
-    def evaluate(Z, y, zl, zu):
-        fz, g = jax.value_and_grad(f)(Z)
-        c, Jd, Jo = _jacobian_blocks(cfun, Z)
-        rd = jnp.where(free, g + _jt_y(Jd, Jo, y) - zl + zu, 0.0)
-        return fz, g, c, Jd, Jo, rd
 
-    def errors(Z, y, zl, zu, c, rd, mu):
-        sl, su = slacks(Z)
-        s_d = jnp.maximum(
-            s_max,
-            (jnp.sum(jnp.abs(y)) + jnp.sum(jnp.abs(zl)) + jnp.sum(jnp.abs(zu))) / (n_free + m_on),
-        )
-        s_d = s_d / s_max
-        s_c = jnp.maximum(s_max, (jnp.sum(jnp.abs(zl)) + jnp.sum(jnp.abs(zu))) / n_free) / s_max
-        dual = jnp.max(jnp.abs(rd))
-        primal = jnp.max(jnp.abs(c))
-        comp = jnp.maximum(
-            jnp.max(jnp.where(has_lo, jnp.abs(sl * zl - mu), 0.0)),
-            jnp.max(jnp.where(has_up, jnp.abs(su * zu - mu), 0.0)),
-        )
-        return jnp.maximum(jnp.maximum(dual / s_d, primal), comp / s_c), dual, primal, comp
-
-    def measure(Z, y, zl, zu):
-        fz, g, c, Jd, Jo, rd = evaluate(Z, y, zl, zu)
-        err0, dual, primal, _ = errors(Z, y, zl, zu, c, rd, 0.0)
-        return (fz, g, c, Jd, Jo, rd), (err0, dual, primal)
-
-    def body(state):
-        Z, y, zl, zu, mu, nu, delta_last, it, status, stalls, ev, metrics = state
-        fz, g, c, Jd, Jo, rd = ev
-        # Barrier update (monotone, IPOPT eq. 7).
-        err_mu = errors(Z, y, zl, zu, c, rd, mu)[0]
-        mu = jnp.where(
-            err_mu <= 10.0 * mu,
-            jnp.maximum(opts.tol / 10.0, jnp.minimum(0.2 * mu, mu**1.5)),
-            mu,
-        )
-        sl, su = slacks(Z)
-        sigma = jnp.where(has_lo, zl / sl, 0.0) + jnp.where(has_up, zu / su, 0.0)
-        Hd, Ho = _hessian_blocks(lambda W: f(W) + jnp.sum(y * cfun(W)), Z)
-        grad_phi = g - jnp.where(has_lo, mu / sl, 0.0) + jnp.where(has_up, mu / su, 0.0)
-        rz = -(grad_phi + _jt_y(Jd, Jo, y))
-        rc = -c
-
-        # Regularise until the step has positive curvature (first try: no regularisation).
-        def factor_and_solve(delta):
-            dz, dy, neg, factors = _kkt_solve(
-                Hd, Ho, Jd, Jo, sigma, delta, opts.delta_c, free, row_on, rz, rc
-            )
-            # Inertia correction (IPOPT section 3.1): exactly K * nc negative eigenvalues.
-            ok = (neg == K * nc) & jnp.all(jnp.isfinite(dz)) & jnp.all(jnp.isfinite(dy))
-            return dz, dy, factors, ok
-
-        def reg_cond(s):
-            return (~s[4]) & (s[5] < 25)
-
-        def reg_body(s):
-            delta, k = s[2], s[5]
-            delta = jnp.where(
-                k == 0,
-                0.0,
-                jnp.where(
-                    delta == 0.0,
-                    jnp.where(delta_last == 0.0, 1e-4, jnp.maximum(1e-20, delta_last / 3.0)),
-                    jnp.where(delta_last == 0.0, 100.0 * delta, 8.0 * delta),
-                ),
-            )
-            dz, dy, factors, ok = factor_and_solve(delta)
-            return dz, dy, delta, factors, ok, k + 1
-
-        dz0, dy0, factors0, _ = jax.eval_shape(factor_and_solve, jnp.zeros((), dtype))
-        init_reg = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), (dz0, dy0, factors0))
-        dz, dy, delta, factors, _, _ = jax.lax.while_loop(
-            reg_cond,
-            reg_body,
-            (init_reg[0], init_reg[1], jnp.zeros((), dtype), init_reg[2], False, 0),
-        )
-        delta_last = jnp.where(delta > 0.0, delta, delta_last)
-
-        dzl = jnp.where(has_lo, (mu - sl * zl - zl * dz) / sl, 0.0)
-        dzu = jnp.where(has_up, (mu - su * zu + zu * dz) / su, 0.0)
-        tau = jnp.maximum(0.99, 1.0 - mu)
-        a_pr = jnp.minimum(_max_step(sl, dz, tau, has_lo), _max_step(su, -dz, tau, has_up))
-        a_du = jnp.minimum(_max_step(zl, dzl, tau, has_lo), _max_step(zu, dzu, tau, has_up))
-
-        # Filter line search (IPOPT section 2.3, with the current point and a ceiling on the
-        # constraint violation as the filter): a trial point is accepted if it reduces the
-        # barrier objective by Armijo's rule when the step is objective-driven (the switching
-        # condition), else if it reduces either the violation or the objective enough.
-        theta = jnp.sum(jnp.abs(c))
-        phi = barrier(Z, mu)
-        slope = jnp.sum(grad_phi * dz)
-
-        def acceptable(Zt, a):
-            inside = jnp.all(
-                jnp.where(has_lo, Zt > lower, True) & jnp.where(has_up, Zt < upper, True)
-            )
-            th_t = jnp.sum(jnp.abs(cfun(Zt)))
-            ph_t = barrier(Zt, mu)
-            switching = (slope < 0) & (a * (-slope) ** 2.3 > theta**1.1) & (theta <= theta_min)
-            armijo = ph_t <= phi + 1e-4 * a * slope
-            sufficient = (th_t <= (1 - 1e-5) * theta) | (ph_t <= phi - 1e-8 * theta)
-            ok = jnp.where(switching, armijo, sufficient) & (th_t <= theta_max)
-            return inside & jnp.isfinite(ph_t) & jnp.isfinite(th_t) & ok
-
-        # Full step first; if it is rejected, one second-order correction (IPOPT section
-        # 2.4: the constraints re-linearised at the trial point, same factors) against the
-        # Maratos effect; then backtracking on the original direction.
-        ok_full = acceptable(Z + a_pr * dz, a_pr)
-        c_soc = a_pr * c + cfun(Z + a_pr * dz)
-        dz_soc, dy_soc = _kkt_apply(factors, free, row_on, rz, -c_soc)
-        a_soc = jnp.minimum(_max_step(sl, dz_soc, tau, has_lo), _max_step(su, -dz_soc, tau, has_up))
-        ok_soc = (~ok_full) & acceptable(Z + a_soc * dz_soc, a_pr)
-        dz = jnp.where(ok_soc, dz_soc, dz)
-        dy = jnp.where(ok_soc, dy_soc, dy)
-        a_first = jnp.where(ok_soc, a_soc, a_pr)
-
-        def ls_cond(s):
-            _, k, accepted = s
-            return (~accepted) & (k < opts.max_line_search)
-
-        def ls_body(s):
-            a, k, _ = s
-            a = 0.5 * a
-            return a, k + 1, acceptable(Z + a * dz, a)
-
-        alpha, _, accepted = jax.lax.while_loop(ls_cond, ls_body, (a_first, 0, ok_full | ok_soc))
-        if_soc = ok_soc
-        dzl = jnp.where(if_soc, jnp.where(has_lo, (mu - sl * zl - zl * dz) / sl, 0.0), dzl)
-        dzu = jnp.where(if_soc, jnp.where(has_up, (mu - su * zu + zu * dz) / su, 0.0), dzu)
-        a_du = jnp.where(
-            if_soc,
-            jnp.minimum(_max_step(zl, dzl, tau, has_lo), _max_step(zu, dzu, tau, has_up)),
-            a_du,
-        )
-        Z_new = Z + alpha * dz
-        y_new = y + alpha * dy
-        zl_new = zl + a_du * dzl
-        zu_new = zu + a_du * dzu
-        # Keep the bound multipliers near the central path (IPOPT eq. 16).
-        sl_n, su_n = slacks(Z_new)
-        zl_new = jnp.where(
-            has_lo, jnp.clip(zl_new, mu / (kappa_sigma * sl_n), kappa_sigma * mu / sl_n), 0.0
-        )
-        zu_new = jnp.where(
-            has_up, jnp.clip(zu_new, mu / (kappa_sigma * su_n), kappa_sigma * mu / su_n), 0.0
-        )
-        stalls = jnp.where(accepted, 0, stalls + 1)
-        ev_new, metrics_new = measure(Z_new, y_new, zl_new, zu_new)
-        err0, _, primal = metrics_new
-        finite = (
-            jnp.all(jnp.isfinite(Z_new))
-            & jnp.all(jnp.isfinite(y_new))
-            & jnp.isfinite(ev_new[0])
-            & jnp.isfinite(err0)
-        )
-        it = it + 1
-        done = (err0 <= opts.tol) & (primal <= opts.constr_viol_tol)
-        status_new = jnp.where(
-            ~finite,
-            Status.DIVERGED,
-            jnp.where(
-                done,
-                Status.CONVERGED,
-                jnp.where(
-                    stalls >= 5,
-                    Status.STALLED,
-                    jnp.where(it >= opts.max_iterations, Status.MAX_ITERATIONS, _RUNNING),
-                ),
-            ),
-        ).astype(jnp.int32)
-        # A non-finite trial point is not taken: the result keeps the last finite iterate.
-        new = (Z_new, y_new, zl_new, zu_new, ev_new, metrics_new)
-        old = (Z, y, zl, zu, ev, metrics)
-        Z, y, zl, zu, ev, metrics = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
-        return Z, y, zl, zu, mu, nu, delta_last, it, status_new, stalls, ev, metrics
-
-    # Least-squares multipliers (IPOPT's constr_mult_init; dropped when larger than 1000).
-    _, g0, c0, Jd0, Jo0, _ = evaluate(Z, jnp.zeros((K, nc), dtype), zl0, zu0)
+def _initial_multipliers(P: _Program, Z, zl0, zu0) -> jax.Array:
+    """Least-squares multipliers (IPOPT's constr_mult_init; dropped when larger than 1000)."""
+    K, nz = Z.shape
+    nc = P.row_on.shape[1]
+    dtype = Z.dtype
+    e = _evaluate(P, Z, jnp.zeros((K, nc), dtype), zl0, zu0)
     zero_blocks = jnp.zeros((K, nz, nz), dtype)
     _, y_ls, _, _ = _kkt_solve(
         zero_blocks,
         zero_blocks,
-        Jd0,
-        Jo0,
+        e.Jd,
+        e.Jo,
         jnp.ones_like(Z),
         jnp.zeros((), dtype),
-        opts.delta_c,
-        free,
-        row_on,
-        -(g0 - zl0 + zu0),
-        jnp.zeros_like(c0),
+        P.opts.delta_c,
+        P.free,
+        P.row_on,
+        -(e.g - zl0 + zu0),
+        jnp.zeros_like(e.c),
     )
-    ok_ls = jnp.all(jnp.isfinite(y_ls)) & (jnp.max(jnp.abs(y_ls)) <= opts.constr_mult_init_max)
-    y0 = jnp.where(ok_ls, y_ls, 0.0)
-    ev0, metrics0 = measure(Z, y0, zl0, zu0)
-    done0 = (metrics0[0] <= opts.tol) & (metrics0[2] <= opts.constr_viol_tol)
+    ok = jnp.all(jnp.isfinite(y_ls)) & (jnp.max(jnp.abs(y_ls)) <= P.opts.constr_mult_init_max)
+    return jnp.where(ok, y_ls, 0.0)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _solve(objective, constraints, Z0, lower, upper, row_on, params, opts) -> NLPResult:
+    dtype = Z0.dtype
+    free = ~(lower == upper)
+    P = _Program(
+        objective=objective,
+        constraints=constraints,
+        params=params,
+        lower=lower,
+        upper=upper,
+        row_on=row_on,
+        free=free,
+        has_lo=jnp.isfinite(lower) & free,
+        has_up=jnp.isfinite(upper) & free,
+        opts=opts,
+    )
+    Z = _initial_point(P, Z0)
+    zl0 = jnp.where(P.has_lo, 1.0, 0.0).astype(dtype)
+    zu0 = jnp.where(P.has_up, 1.0, 0.0).astype(dtype)
+    y0 = _initial_multipliers(P, Z, zl0, zu0)
+    ev0, metrics0 = _measure(P, Z, y0, zl0, zu0)
+    done0 = (metrics0.err0 <= opts.tol) & (metrics0.primal <= opts.constr_viol_tol)
     status0 = jnp.where(
-        ~jnp.isfinite(metrics0[0]), Status.DIVERGED, jnp.where(done0, Status.CONVERGED, _RUNNING)
+        ~jnp.isfinite(metrics0.err0),
+        Status.DIVERGED,
+        jnp.where(done0, Status.CONVERGED, Status.RUNNING),
     ).astype(jnp.int32)
-    init = (
-        Z,
-        y0,
-        zl0,
-        zu0,
-        jnp.asarray(opts.mu_init, dtype),
-        jnp.asarray(1.0, dtype),
-        jnp.zeros((), dtype),
-        jnp.asarray(0),
-        status0,
-        jnp.asarray(0),
-        ev0,
-        metrics0,
+    init = _Iterate(
+        Z=Z,
+        y=y0,
+        zl=zl0,
+        zu=zu0,
+        mu=jnp.asarray(opts.mu_init, dtype),
+        delta_last=jnp.zeros((), dtype),
+        it=jnp.asarray(0),
+        status=status0,
+        stalls=jnp.asarray(0),
+        ev=ev0,
+        metrics=metrics0,
     )
-    theta0 = jnp.sum(jnp.abs(ev0[2]))
-    theta_max = 1e4 * jnp.maximum(1.0, theta0)
-    theta_min = 1e-4 * jnp.maximum(1.0, theta0)
-    out = jax.lax.while_loop(lambda s: s[8] == _RUNNING, body, init)
-    Z, y, zl, zu, mu, _, _, it, status, _, ev, metrics = out
-    fz = ev[0]
-    err0, dual, primal = metrics
-    sl, su = slacks(Z)
+    theta0 = jnp.sum(jnp.abs(ev0.c))
+    P = P.replace(
+        theta_max=1e4 * jnp.maximum(1.0, theta0), theta_min=1e-4 * jnp.maximum(1.0, theta0)
+    )
+    out = jax.lax.while_loop(
+        lambda s: s.status == Status.RUNNING, functools.partial(_iteration, P), init
+    )
+    sl, su = P.slacks(out.Z)
     comp = jnp.maximum(
-        jnp.max(jnp.where(has_lo, sl * zl, 0.0)), jnp.max(jnp.where(has_up, su * zu, 0.0))
+        jnp.max(jnp.where(P.has_lo, sl * out.zl, 0.0)),
+        jnp.max(jnp.where(P.has_up, su * out.zu, 0.0)),
     )
     return NLPResult(
-        z=Z,
-        y=y,
-        z_lower=zl,
-        z_upper=zu,
-        objective=fz,
-        iterations=it,
-        status=status,
-        constraint_violation=primal,
-        dual_infeasibility=dual,
+        z=out.Z,
+        y=out.y,
+        z_lower=out.zl,
+        z_upper=out.zu,
+        objective=out.ev.f,
+        iterations=out.it,
+        status=out.status,
+        constraint_violation=out.metrics.primal,
+        dual_infeasibility=out.metrics.dual,
         complementarity=comp,
-        kkt_error=err0,
-        mu=mu,
+        kkt_error=out.metrics.err0,
+        mu=out.mu,
     )
 
 
@@ -603,9 +774,7 @@ def solve_staged_nlp(
         (`lower > upper`), or the functions return the wrong shapes / non-finite values at `z0`.
       TypeError: a function is not callable.
     """
-    for nm, fn in (("objective", objective), ("constraints", constraints)):
-        if not callable(fn):
-            raise TypeError(f"{nm} must be a callable {nm}(Z, params), got {fn!r}.")
+    check_functions({"objective": objective, "constraints": constraints}, args="Z, params")
     opts = NLPOptions() if options is None else options
     if not isinstance(opts, NLPOptions):
         raise TypeError(f"options must be an NLPOptions, got {type(opts).__name__}.")
@@ -628,8 +797,6 @@ def solve_staged_nlp(
             f"lower > upper at stage {k}, component {j} ({lo[k, j]} > {hi[k, j]}); "
             "each lower bound must be <= its upper bound."
         )
-    if not (opts.tol > 0 and opts.max_iterations >= 1):
-        raise ValueError(f"options need tol > 0 and max_iterations >= 1, got {opts}.")
     with jax.enable_x64(True):
         Z0 = jnp.asarray(z0a)
         f0, c0 = map(np.asarray, _evaluate_at(objective, constraints, Z0, params))

@@ -29,7 +29,6 @@ system, whose measured angle may wind up by multiples of 2 pi).
 from __future__ import annotations
 
 import dataclasses
-import enum
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,6 +39,8 @@ import numpy as np
 from flax import struct
 
 from bellmax.control.integrators import INTEGRATORS, discretize, step_size
+from bellmax.core.checks import check_choice, check_int
+from bellmax.core.status import Status  # re-exported: bellmax.control.problems.Status
 from bellmax.envs.cartpole import CartPoleParams, cartpole_derivatives
 from bellmax.envs.pendulum import PendulumParams, angle_normalize, pendulum_step
 
@@ -55,24 +56,6 @@ __all__ = [
     "quadratic_cost",
     "total_cost",
 ]
-
-
-class Status(enum.IntEnum):
-    """How a control solver stopped (`result.status`); shared by every solver in control/."""
-
-    CONVERGED = 0
-    """The stopping rule (relative cost change and gradient norm, or a residual) was met."""
-    MAX_ITERATIONS = 1
-    """The iteration limit was reached first."""
-    DIVERGED = 2
-    """Non-finite numbers appeared (cost, state, gains); the result holds the last finite iterate."""
-    STALLED = 3
-    """No progress possible: the line search failed with the regularisation at its maximum."""
-
-    @staticmethod
-    def name_of(status: Any) -> str:
-        """The lower-case name of a status value (an int or a 0-d array)."""
-        return Status(int(status)).name.lower()
 
 
 @struct.dataclass
@@ -219,19 +202,9 @@ def make_problem(
       ValueError: wrong shapes, `u_lower > u_upper`, a bad horizon, or a non-finite cost
         or next state at `x0`.
     """
-    for nm, fn in (("dynamics", dynamics), ("cost", cost)):
-        if not callable(fn):
-            raise TypeError(f"{nm} must be a callable {nm}(x, u, t, params), got {fn!r}.")
-    if terminal_cost is not None and not callable(terminal_cost):
-        raise TypeError(
-            f"terminal_cost must be callable terminal_cost(x, params), got {terminal_cost!r}."
-        )
-    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
-        raise ValueError(f"horizon must be a positive int, got {horizon!r}.")
-    if integrator not in (*INTEGRATORS, "custom"):
-        raise ValueError(
-            f"integrator must be one of {[*INTEGRATORS, 'custom']}, got {integrator!r}."
-        )
+    check_functions({"dynamics": dynamics, "cost": cost}, terminal_cost)
+    horizon = check_int(horizon, "horizon", owner="make_problem", low=1)
+    check_choice(integrator, "integrator", (*INTEGRATORS, "custom"), owner="make_problem")
     x0v = _vector("x0", x0, None)
     if not np.isfinite(np.asarray(x0v)).all():
         raise ValueError(f"x0 must be finite, got {np.asarray(x0v)}.")
@@ -252,7 +225,7 @@ def make_problem(
     xhi = _vector("x_upper", x_upper, n, jnp.inf)
     check_bounds("x_lower", xlo, "x_upper", xhi)
     g = _vector("goal", goal, n, 0.0)
-    term = terminal_cost if terminal_cost is not None else _zero_terminal
+    term = terminal_cost if terminal_cost is not None else zero_terminal_cost
     problem = Problem(
         dynamics=dynamics,
         cost=cost,
@@ -264,7 +237,7 @@ def make_problem(
         x_lower=xlo,
         x_upper=xhi,
         params=params,
-        horizon=int(horizon),
+        horizon=horizon,
         f=f,
         dt=dt,
         integrator=integrator,
@@ -274,7 +247,28 @@ def make_problem(
     return problem
 
 
-def _zero_terminal(x: jax.Array, params: Any) -> jax.Array:
+def check_functions(
+    functions: dict[str, Any], terminal_cost: Any = None, *, args: str = "x, u, t, params"
+) -> None:
+    """Raise TypeError unless every function is callable (`terminal_cost` may be None).
+
+    Args:
+      functions: name -> function, each called as `name(args)`.
+      terminal_cost: the optional `terminal_cost(x, params)`.
+      args: the arguments the functions take, for the message.
+    """
+    for name, fn in functions.items():
+        if not callable(fn):
+            raise TypeError(f"{name} must be a callable {name}({args}), got {fn!r}.")
+    if terminal_cost is not None and not callable(terminal_cost):
+        raise TypeError(
+            f"terminal_cost must be a callable terminal_cost(x, params) -> scalar, got "
+            f"{terminal_cost!r}."
+        )
+
+
+def zero_terminal_cost(x: jax.Array, params: Any) -> jax.Array:
+    """The terminal cost of a problem without one: `0` (the default of every solver)."""
     return jnp.zeros((), x.dtype)
 
 

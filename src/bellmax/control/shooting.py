@@ -34,7 +34,9 @@ import numpy as np
 import optax
 from flax import struct
 
-from bellmax.control.problems import Problem, Status
+from bellmax.control.problems import Problem, check_functions, zero_terminal_cost
+from bellmax.core.checks import check_choice, check_int, check_number
+from bellmax.core.status import Status, StatusFields
 
 __all__ = [
     "BOUND_METHODS",
@@ -50,11 +52,9 @@ OPTIMIZERS = ("lbfgs", "adam", "sgd")
 BOUND_METHODS = ("tanh", "clip", "project")
 """How `shooting` keeps the controls inside their bounds."""
 
-_RUNNING = -1
-
 
 @struct.dataclass
-class ShootingResult:
+class ShootingResult(StatusFields):
     """What `shooting` returns."""
 
     X: jax.Array
@@ -71,16 +71,6 @@ class ShootingResult:
     grad_norm: jax.Array
     """Norm of the (projected, for `"project"`) gradient of `J` with respect to the optimised
     variables at the returned controls."""
-
-    @property
-    def status_name(self) -> str:
-        """`converged`, `stalled`, `max_iterations` or `diverged`."""
-        return Status.name_of(self.status)
-
-    @property
-    def converged(self) -> bool:
-        """Whether a stopping tolerance was met."""
-        return int(self.status) == Status.CONVERGED
 
 
 def rollout(
@@ -186,7 +176,7 @@ def _solve(dynamics, cost, terminal_cost, optimizer, bound, x0, U0, lo, hi, para
                 jnp.where(
                     flat,
                     Status.STALLED,
-                    jnp.where(it >= max_iterations, Status.MAX_ITERATIONS, _RUNNING),
+                    jnp.where(it >= max_iterations, Status.MAX_ITERATIONS, Status.RUNNING),
                 ),
             ),
         ).astype(jnp.int32)
@@ -197,10 +187,10 @@ def _solve(dynamics, cost, terminal_cost, optimizer, bound, x0, U0, lo, hi, para
 
     gn0 = measure_grad(W0, g0)
     status0 = jnp.where(
-        ~jnp.isfinite(v0), Status.DIVERGED, jnp.where(gn0 <= gtol, Status.CONVERGED, _RUNNING)
+        ~jnp.isfinite(v0), Status.DIVERGED, jnp.where(gn0 <= gtol, Status.CONVERGED, Status.RUNNING)
     ).astype(jnp.int32)
     init = (W0, opt.init(W0), v0, jnp.asarray(0), status0, gn0)
-    W, _, v, it, status, gn = jax.lax.while_loop(lambda s: s[4] == _RUNNING, body, init)
+    W, _, v, it, status, gn = jax.lax.while_loop(lambda s: s[4] == Status.RUNNING, body, init)
     U = _controls(W, lo, hi, bound)
     X = rollout(dynamics, x0, U, params)
     return ShootingResult(X=X, U=U, cost=v, iterations=it, status=status, grad_norm=gn)
@@ -216,10 +206,6 @@ def _bound(name: str, value: Any, m: int, fill: float) -> np.ndarray:
             f"{a.shape}."
         )
     return a
-
-
-def _zero_terminal(x, params):
-    return jnp.zeros((), x.dtype)
 
 
 def shooting(
@@ -270,31 +256,19 @@ def shooting(
         non-finite `x0`/`U0`, a non-finite cost at `U0`, bad tolerances.
       TypeError: a function is not callable.
     """
-    for nm, fn in (("dynamics", dynamics), ("cost", cost)):
-        if not callable(fn):
-            raise TypeError(f"{nm} must be a callable {nm}(x, u, t, params), got {fn!r}.")
-    if terminal_cost is not None and not callable(terminal_cost):
-        raise TypeError(f"terminal_cost must be callable (x, params), got {terminal_cost!r}.")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; use one of {list(OPTIMIZERS)}.")
-    if bound not in BOUND_METHODS:
-        raise ValueError(f"unknown bound method {bound!r}; use one of {list(BOUND_METHODS)}.")
+    check_functions({"dynamics": dynamics, "cost": cost}, terminal_cost)
+    check_choice(optimizer, "optimizer", OPTIMIZERS, owner="shooting")
+    check_choice(bound, "bound", BOUND_METHODS, owner="shooting")
     if optimizer == "lbfgs" and learning_rate is not None:
         raise ValueError(
             "optimizer='lbfgs' picks its step by line search; leave learning_rate=None."
         )
     if learning_rate is None:
         learning_rate = 0.1 if optimizer == "adam" else 0.01
-    if not (np.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be finite and > 0, got {learning_rate!r}.")
-    if (
-        isinstance(max_iterations, bool)
-        or not isinstance(max_iterations, int | np.integer)
-        or max_iterations < 1
-    ):
-        raise ValueError(f"max_iterations must be an int >= 1, got {max_iterations!r}.")
-    if not (gtol >= 0 and rtol >= 0):
-        raise ValueError(f"gtol and rtol must be >= 0, got gtol={gtol!r}, rtol={rtol!r}.")
+    check_number(learning_rate, "learning_rate", owner="shooting", low=0, low_open=True)
+    check_int(max_iterations, "max_iterations", owner="shooting", low=1)
+    check_number(gtol, "gtol", owner="shooting", low=0)
+    check_number(rtol, "rtol", owner="shooting", low=0)
     x0a = np.asarray(x0, dtype=np.float64)
     U0a = np.asarray(U0, dtype=np.float64)
     if x0a.ndim != 1:
@@ -312,7 +286,7 @@ def shooting(
     if bad.size:
         i = int(bad[0])
         raise ValueError(f"u_lower > u_upper at index {i} ({lo[i]} > {hi[i]}); swap them.")
-    term = _zero_terminal if terminal_cost is None else terminal_cost
+    term = zero_terminal_cost if terminal_cost is None else terminal_cost
     use64 = np.dtype(dtype) == np.float64
     ctx = jax.enable_x64(True) if use64 else jax.enable_x64(jax.config.jax_enable_x64)
     with ctx:
