@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from bellmax.core.errors import unknown_name
 from bellmax.train.io import atomic_savefig, atomic_write_json
 
@@ -49,8 +51,6 @@ class Experiment:
 
 def figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] = (7.0, 4.5), **kw: Any):
     """A Matplotlib figure without pyplot's global state, and its axes."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=size, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
     return fig, axes

@@ -9,9 +9,34 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import numpy as np
 
+import bellmax
+from bellmax.bandits.agents import UCB, EpsilonGreedy, GradientBandit
+from bellmax.bandits.testbed import run_testbeds
+from bellmax.envs.blackjack import Blackjack
+from bellmax.envs.maximization_bias import LEFT
 from bellmax.experiments.base import Experiment, ExperimentContext, figure
+from bellmax.tabular.dp import evaluate_policy, greedy_policy, value_iteration
+from bellmax.tabular.mc import (
+    MCExploringStartsConfig,
+    MCPredictionConfig,
+    OffPolicyMCConfig,
+    mc_exploring_starts,
+    mc_prediction,
+    off_policy_mc_prediction,
+)
+from bellmax.tabular.td import (
+    DoubleQLearningConfig,
+    QLearningConfig,
+    SarsaConfig,
+    TD0Config,
+    double_q_learning,
+    q_learning,
+    sarsa,
+    td0_prediction,
+)
 
 EXPERIMENTS: dict[str, Experiment] = {}
 
@@ -24,6 +49,12 @@ def _register(name: str, source: str, description: str):
     return deco
 
 
+def _tabular(env_id: str) -> tuple[Any, Any, Any]:
+    """`(env, params, mdp)`: a registered environment, its default params and its exact MDP."""
+    env, params = bellmax.make(env_id)
+    return env, params, env.tabular_mdp(params)
+
+
 def _round(x: Any, digits: int = 4) -> Any:
     return np.round(np.asarray(x, np.float64), digits).tolist()
 
@@ -32,8 +63,6 @@ def _round(x: Any, digits: int = 4) -> Any:
 def _testbed(
     ctx: ExperimentContext, labelled: list[tuple[str, Any]], **kw: Any
 ) -> tuple[list, dict]:
-    from bellmax.bandits.testbed import run_testbeds
-
     runs = 200 if ctx.quick else 2000
     steps = 300 if ctx.quick else 1000
     results = run_testbeds([c for _, c in labelled], runs=runs, steps=steps, seed=ctx.seed, **kw)
@@ -77,8 +106,6 @@ def _plot_testbed(ctx, name, title, labelled, results, *, reward=True):
     "Greedy vs epsilon-greedy (0.01, 0.1) on the 10-armed testbed.",
 )
 def ten_armed_testbed(ctx: ExperimentContext) -> dict[str, Any]:
-    from bellmax.bandits.agents import EpsilonGreedy
-
     labelled = [(f"epsilon = {e}", EpsilonGreedy(epsilon=e)) for e in (0.0, 0.01, 0.1)]
     results, data = _testbed(ctx, labelled)
     _plot_testbed(ctx, "figure-2-2", "Figure 2.2: the 10-armed testbed", labelled, results)
@@ -91,8 +118,6 @@ def ten_armed_testbed(ctx: ExperimentContext) -> dict[str, Any]:
     "Optimistic greedy (Q1 = 5) vs realistic epsilon-greedy.",
 )
 def optimistic_initial_values(ctx: ExperimentContext) -> dict[str, Any]:
-    from bellmax.bandits.agents import EpsilonGreedy
-
     labelled = [
         (
             "optimistic, greedy: Q1 = 5, epsilon = 0",
@@ -109,8 +134,6 @@ def optimistic_initial_values(ctx: ExperimentContext) -> dict[str, Any]:
 
 @_register("ucb", "Figure 2.4", "UCB (c = 2) vs epsilon-greedy (0.1) average reward.")
 def ucb(ctx: ExperimentContext) -> dict[str, Any]:
-    from bellmax.bandits.agents import UCB, EpsilonGreedy
-
     labelled = [
         ("UCB c = 2", UCB(c=2.0)),
         ("epsilon-greedy epsilon = 0.1", EpsilonGreedy(epsilon=0.1)),
@@ -127,9 +150,6 @@ def ucb(ctx: ExperimentContext) -> dict[str, Any]:
     "Gradient bandit with and without baseline (alpha 0.1, 0.4), means +4.",
 )
 def gradient_bandit(ctx: ExperimentContext) -> dict[str, Any]:
-    import bellmax
-    from bellmax.bandits.agents import GradientBandit
-
     labelled = [
         (f"alpha = {a}, {'with' if b else 'without'} baseline", GradientBandit(alpha=a, baseline=b))
         for b in (True, False)
@@ -187,11 +207,7 @@ def _draw_grid(ax, grid, title, *, fmt="{:.1f}", policy_q=None, env=None):
     "5x5 gridworld: random-policy values, v* and the optimal policy.",
 )
 def gridworld_5x5(ctx: ExperimentContext) -> dict[str, Any]:
-    import bellmax
-    from bellmax.tabular.dp import evaluate_policy, value_iteration
-
-    env, params = bellmax.make("GridWorld5x5-v0")
-    mdp = env.tabular_mdp(params)
+    env, params, mdp = _tabular("GridWorld5x5-v0")
     uniform = np.full(mdp.shape, 1.0 / mdp.num_actions)
     v_random = np.asarray(evaluate_policy(mdp, uniform).values)
     opt = value_iteration(mdp, tol=1e-10)
@@ -222,11 +238,7 @@ def gridworld_5x5(ctx: ExperimentContext) -> dict[str, Any]:
     "4x4 gridworld: iterative policy evaluation of the random policy, k = 0..inf.",
 )
 def gridworld_4x4(ctx: ExperimentContext) -> dict[str, Any]:
-    import bellmax
-    from bellmax.tabular.dp import evaluate_policy
-
-    env, params = bellmax.make("GridWorld4x4-v0")
-    mdp = env.tabular_mdp(params)
+    env, params, mdp = _tabular("GridWorld4x4-v0")
     uniform = np.full(mdp.shape, 1.0 / mdp.num_actions)
     P, R = mdp.dense_P(), np.asarray(mdp.R)
     ks = [0, 1, 2, 3, 10]
@@ -266,11 +278,7 @@ def gridworld_4x4(ctx: ExperimentContext) -> dict[str, Any]:
     "Jack's car rental: the policies of policy iteration and the final value.",
 )
 def jacks_car_rental(ctx: ExperimentContext) -> dict[str, Any]:
-    import bellmax
-    from bellmax.tabular.dp import evaluate_policy, greedy_policy
-
-    env, params = bellmax.make("JacksCarRental-v0")
-    mdp = env.tabular_mdp(params)
+    env, params, mdp = _tabular("JacksCarRental-v0")
     P, R, gamma = mdp.dense_P(), np.asarray(mdp.R), float(mdp.gamma)
     n = env.max_cars + 1
     policy = np.full(mdp.num_states, env.max_move, np.int32)  # move no cars
@@ -313,11 +321,7 @@ def jacks_car_rental(ctx: ExperimentContext) -> dict[str, Any]:
     "The gambler's problem (p_h = 0.4): value-iteration sweeps and a final policy.",
 )
 def gamblers_problem(ctx: ExperimentContext) -> dict[str, Any]:
-    import bellmax
-    from bellmax.tabular.dp import value_iteration
-
-    env, params = bellmax.make("GamblersProblem-v0")
-    mdp = env.tabular_mdp(params)
+    env, params, mdp = _tabular("GamblersProblem-v0")
     valid = env.valid_actions(params)
     fig, axes = figure(2, 1, size=(7, 7))
     ax = axes[0, 0]
@@ -373,15 +377,7 @@ def _surface_panels(fig_axes, tables, titles):
     "Blackjack: first-visit MC values of stick-on-20 after 10,000 and 500,000 episodes.",
 )
 def blackjack_mc(ctx: ExperimentContext) -> dict[str, Any]:
-    import jax
-
-    import bellmax
-    from bellmax.envs.blackjack import Blackjack
-    from bellmax.tabular.dp import evaluate_policy
-    from bellmax.tabular.mc import MCPredictionConfig, mc_prediction
-
-    env, params = bellmax.make("Blackjack-v0")
-    mdp = env.tabular_mdp(params)
+    env, params, mdp = _tabular("Blackjack-v0")
     policy = _blackjack_stick_on_20(env, mdp)
     idx = Blackjack.book_state_indices()  # [usable, sum - 12, dealer - 1]
     exact = np.asarray(evaluate_policy(mdp, policy).values)[idx]
@@ -418,15 +414,7 @@ def blackjack_mc(ctx: ExperimentContext) -> dict[str, Any]:
     "Blackjack: the optimal policy and v* (value iteration on the exact MDP; MC ES agreement).",
 )
 def blackjack_optimal(ctx: ExperimentContext) -> dict[str, Any]:
-    import jax
-
-    import bellmax
-    from bellmax.envs.blackjack import Blackjack
-    from bellmax.tabular.dp import value_iteration
-    from bellmax.tabular.mc import MCExploringStartsConfig, mc_exploring_starts
-
-    env, params = bellmax.make("Blackjack-v0")
-    mdp = env.tabular_mdp(params)
+    env, params, mdp = _tabular("Blackjack-v0")
     idx = Blackjack.book_state_indices()
     opt = value_iteration(mdp, tol=1e-12)
     q = np.asarray(opt.q_values)
@@ -480,15 +468,7 @@ def blackjack_optimal(ctx: ExperimentContext) -> dict[str, Any]:
     "Off-policy MC on one Blackjack state: ordinary vs weighted importance sampling.",
 )
 def blackjack_importance_sampling(ctx: ExperimentContext) -> dict[str, Any]:
-    import jax
-
-    import bellmax
-    from bellmax.envs.blackjack import Blackjack
-    from bellmax.tabular.dp import evaluate_policy
-    from bellmax.tabular.mc import OffPolicyMCConfig, off_policy_mc_prediction
-
-    env, params = bellmax.make("Blackjack-v0")
-    mdp = env.tabular_mdp(params)
+    env, params, mdp = _tabular("Blackjack-v0")
     target = _blackjack_stick_on_20(env, mdp)
     behaviour = np.full(mdp.shape, 0.5)
     s0 = int(Blackjack.book_state_indices()[1, 1, 1])  # usable ace, 13, dealer 2
@@ -535,12 +515,6 @@ def blackjack_importance_sampling(ctx: ExperimentContext) -> dict[str, Any]:
     "Random walk: TD(0) vs constant-alpha MC, RMS error over episodes.",
 )
 def random_walk(ctx: ExperimentContext) -> dict[str, Any]:
-    import jax
-
-    import bellmax
-    from bellmax.tabular.mc import MCPredictionConfig, mc_prediction
-    from bellmax.tabular.td import TD0Config, td0_prediction
-
     env, params = bellmax.make("RandomWalk-v0")
     S = env.num_states
     true = env.true_values(params)[1:-1]
@@ -602,11 +576,6 @@ def _greedy_path_length(env, params, policy, max_steps=200) -> int:
     "windy-gridworld", "Example 6.5", "Windy gridworld: SARSA's episodes completed over time steps."
 )
 def windy_gridworld(ctx: ExperimentContext) -> dict[str, Any]:
-    import jax
-
-    import bellmax
-    from bellmax.tabular.td import SarsaConfig, sarsa
-
     env, params = bellmax.make("WindyGridworld-v0")
     runs = 10
     res = sarsa(
@@ -639,11 +608,6 @@ def windy_gridworld(ctx: ExperimentContext) -> dict[str, Any]:
     "cliff-walking", "Example 6.6", "Cliff walking: SARSA (safe path) vs Q-learning (edge path)."
 )
 def cliff_walking(ctx: ExperimentContext) -> dict[str, Any]:
-    import jax
-
-    import bellmax
-    from bellmax.tabular.td import QLearningConfig, SarsaConfig, q_learning, sarsa
-
     env, params = bellmax.make("CliffWalking-v0")
     runs = 10 if ctx.quick else 50
     key = jax.random.PRNGKey(ctx.seed)
@@ -689,17 +653,6 @@ def cliff_walking(ctx: ExperimentContext) -> dict[str, Any]:
     "Maximization bias: Q-learning vs Double Q-learning, % left actions from A.",
 )
 def maximization_bias(ctx: ExperimentContext) -> dict[str, Any]:
-    import jax
-
-    import bellmax
-    from bellmax.envs.maximization_bias import LEFT
-    from bellmax.tabular.td import (
-        DoubleQLearningConfig,
-        QLearningConfig,
-        double_q_learning,
-        q_learning,
-    )
-
     env, params = bellmax.make("MaximizationBias-v0")
     runs = 1000 if ctx.quick else 10_000
     key = jax.random.PRNGKey(ctx.seed)
