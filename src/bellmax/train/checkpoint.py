@@ -104,12 +104,13 @@ def _read(path: str | os.PathLike) -> dict:
         f"checkpoint {str(p)!r} is damaged ({len(data)} bytes: truncated or overwritten) or "
         "not a bellmax checkpoint"
     )
+    fix = "delete it to start the run again, or restore it from a copy"
     try:
         envelope = serialization.msgpack_restore(data)
     except Exception as exc:  # msgpack raises several types on garbage and truncation
-        raise CheckpointError(f"{damaged}: it cannot be decoded ({_short(exc)}).") from None
+        raise CheckpointError(f"{damaged}: it cannot be decoded ({_short(exc)}); {fix}.") from None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("format"), str):
-        raise CheckpointError(f"{damaged}: it has no format tag.")
+        raise CheckpointError(f"{damaged}: it has no format tag; {fix}.")
     fmt = envelope["format"]
     if fmt != FORMAT:
         written = envelope.get("bellmax_version")
@@ -132,7 +133,9 @@ def _read(path: str | os.PathLike) -> dict:
         int(payload["num_leaves"]), str(payload["treedef"]), payload["leaves"]
         json.loads(payload["key_leaves"]), json.loads(payload["metadata"])
     except Exception as exc:
-        raise CheckpointError(f"{damaged}: its body is unreadable ({_short(exc)}).") from None
+        raise CheckpointError(
+            f"{damaged}: its body is unreadable ({_short(exc)}); {fix}."
+        ) from None
     payload["bellmax_version"] = envelope.get("bellmax_version")
     return payload
 
