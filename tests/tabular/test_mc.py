@@ -277,20 +277,20 @@ def test_first_and_every_visit_on_the_random_walk():
 @pytest.mark.parametrize(
     "config_type, kwargs, match",
     [
-        (MCPredictionConfig, {"alpha": 0.0}, "alpha is a step size"),
-        (MCPredictionConfig, {"alpha": -1.0}, "alpha is a step size"),
-        (MCPredictionConfig, {"num_episodes": 0}, "num_episodes must be a whole number"),
-        (MCPredictionConfig, {"first_visit": 1}, "first_visit must be True"),
+        (MCPredictionConfig, {"alpha": 0.0}, r"MCPredictionConfig\.alpha must be a number > 0"),
+        (MCPredictionConfig, {"alpha": -1.0}, "alpha must be a number > 0"),
+        (MCPredictionConfig, {"num_episodes": 0}, "num_episodes must be an int >= 1"),
+        (MCPredictionConfig, {"first_visit": 1}, "first_visit must be True or False"),
         (MCPredictionConfig, {"max_steps_per_episode": -3}, "max_steps_per_episode"),
-        (MCPredictionConfig, {"gamma": -0.1}, "gamma must be in"),
-        (OffPolicyMCConfig, {"num_episodes": 0}, "num_episodes must be a whole number"),
-        (OffPolicyMCConfig, {"gamma": 2.0}, "gamma must be in"),
-        (MCExploringStartsConfig, {"alpha": 0.0}, "alpha is a step size"),
+        (MCPredictionConfig, {"gamma": -0.1}, "gamma must be a number >= 0"),
+        (OffPolicyMCConfig, {"num_episodes": 0}, r"OffPolicyMCConfig\.num_episodes must be an int"),
+        (OffPolicyMCConfig, {"gamma": 2.0}, "gamma must be a number >= 0 and <= 1"),
+        (MCExploringStartsConfig, {"alpha": 0.0}, "alpha must be a number > 0"),
         (MCExploringStartsConfig, {"initial_value": float("nan")}, "initial_value"),
-        (OnPolicyMCConfig, {"epsilon": 1.5}, "epsilon is a probability"),
-        (OnPolicyMCConfig, {"epsilon": -0.01}, "epsilon is a probability"),
-        (OnPolicyMCConfig, {"alpha": 0.0}, "alpha is a step size"),
-        (OnPolicyMCConfig, {"num_episodes": 0}, "num_episodes must be a whole number"),
+        (OnPolicyMCConfig, {"epsilon": 1.5}, "epsilon must be a number >= 0 and <= 1"),
+        (OnPolicyMCConfig, {"epsilon": -0.01}, "epsilon must be a number >= 0"),
+        (OnPolicyMCConfig, {"alpha": 0.0}, "alpha must be a number > 0"),
+        (OnPolicyMCConfig, {"num_episodes": 0}, "num_episodes must be an int >= 1"),
     ],
 )
 def test_bad_config(config_type, kwargs, match):
@@ -325,7 +325,7 @@ def test_bad_arguments():
         mc_exploring_starts(key, env, start_states=[])
     with pytest.raises(ValueError, match="start_states must be a non-empty list"):
         mc_exploring_starts(key, env, start_states=[1, 7])
-    with pytest.raises(ValueError, match="num_runs must be a whole number >= 1"):
+    with pytest.raises(ValueError, match=r"on_policy_mc_control\.num_runs must be an int >= 1"):
         on_policy_mc_control(key, env, num_runs=-1)
     with pytest.raises(ValueError, match="track_states"):
         mc_prediction(key, env, half, track_states=[-1])

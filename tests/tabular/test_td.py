@@ -43,6 +43,7 @@ from bellmax.tabular.td import (
     sarsa_update,
     td0_prediction,
     td0_update,
+    td_control,
     td_error,
 )
 
@@ -351,32 +352,41 @@ def test_td0_gamma_override_matches_the_discounted_values():
 
 # ---------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
-    "kwargs, match",
+    "kwargs, error, match",
     [
-        ({"alpha": 0.0}, "alpha is a step size"),
-        ({"alpha": -0.5}, "alpha is a step size"),
-        ({"alpha": 1.5}, "alpha is a step size"),
-        ({"alpha": float("nan")}, "alpha is a step size"),
-        ({"epsilon": -0.1}, "epsilon is a probability"),
-        ({"epsilon": 1.2}, "epsilon is a probability"),
-        ({"num_episodes": 0}, "num_episodes must be a whole number >= 1"),
-        ({"num_episodes": 2.5}, "num_episodes must be a whole number >= 1"),
-        ({"max_steps_per_episode": 0}, "max_steps_per_episode"),
-        ({"gamma": 1.5}, "gamma must be in"),
-        ({"initial_value": float("inf")}, "initial_value must be a finite number"),
+        ({"alpha": 0.0}, ValueError, r"Config\.alpha must be a number > 0 and <= 1, got 0\.0"),
+        ({"alpha": -0.5}, ValueError, "alpha must be a number > 0 and <= 1"),
+        ({"alpha": 1.5}, ValueError, "alpha must be a number > 0 and <= 1"),
+        ({"alpha": float("nan")}, ValueError, "alpha must be a finite number"),
+        ({"alpha": "0.5"}, TypeError, "alpha must be a number, got str"),
+        ({"epsilon": -0.1}, ValueError, "epsilon must be a number >= 0 and <= 1"),
+        ({"epsilon": 1.2}, ValueError, "epsilon must be a number >= 0 and <= 1"),
+        ({"num_episodes": 0}, ValueError, "num_episodes must be an int >= 1"),
+        ({"num_episodes": 2.5}, TypeError, "num_episodes must be an int, got float"),
+        ({"max_steps_per_episode": 0}, ValueError, "max_steps_per_episode"),
+        ({"gamma": 1.5}, ValueError, "gamma must be a number >= 0 and <= 1"),
+        ({"initial_value": float("inf")}, ValueError, "initial_value must be a finite number"),
     ],
 )
-def test_bad_control_config(kwargs, match):
-    for config_type in (SarsaConfig, QLearningConfig, ExpectedSarsaConfig, DoubleQLearningConfig):
-        with pytest.raises(ValueError, match=match):
-            config_type(**kwargs)
+@pytest.mark.parametrize(
+    "config_type", [SarsaConfig, QLearningConfig, ExpectedSarsaConfig, DoubleQLearningConfig]
+)
+def test_bad_control_config(config_type, kwargs, error, match):
+    with pytest.raises(error, match=match) as raised:
+        config_type(**kwargs)
+    assert str(raised.value).startswith(f"{config_type.__name__}.")
 
 
-def test_bad_td0_config():
-    with pytest.raises(ValueError, match="alpha is a step size"):
-        TD0Config(alpha=0.0)
-    with pytest.raises(ValueError, match="num_episodes"):
-        TD0Config(num_episodes=0)
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"alpha": 0.0}, "TD0Config.alpha must be a number > 0"),
+        ({"num_episodes": 0}, "num_episodes"),
+    ],
+)
+def test_bad_td0_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TD0Config(**kwargs)
 
 
 def test_bad_environment_and_arguments():
@@ -391,8 +401,12 @@ def test_bad_environment_and_arguments():
         sarsa(key, env, QLearningConfig())
     with pytest.raises(TypeError, match="td0_prediction takes a TD0Config"):
         td0_prediction(key, env, np.zeros(7), SarsaConfig())
-    with pytest.raises(ValueError, match="num_runs must be a whole number >= 1"):
+    with pytest.raises(ValueError, match=r"q_learning\.num_runs must be an int >= 1"):
         q_learning(key, env, num_runs=0)
+    with pytest.raises(TypeError, match="num_runs must be an int"):
+        q_learning(key, env, num_runs=2.0)
+    with pytest.raises(TypeError, match="td_control takes the config of one method"):
+        td_control(key, env, TD0Config())
     with pytest.raises(ValueError, match=r"track_states must be state indices in 0\.\.6"):
         q_learning(key, env, track_states=[7])
     with pytest.raises(ValueError, match=r"action_mask must have shape \(S, A\) = \(7, 2\)"):

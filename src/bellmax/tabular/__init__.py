@@ -5,7 +5,7 @@
   iteration with an error bound, policy iteration, modified policy iteration, soft value
   iteration) and `shortest_paths` (min-plus Bellman-Ford); `garnet` makes random MDPs.
 - `mc`: Monte Carlo prediction and control (exploring starts, epsilon-soft, importance sampling).
-- `td`: TD(0), SARSA, Expected SARSA, Q-learning, Double Q-learning.
+- `td`: TD(0), SARSA, Expected SARSA, Q-learning, Double Q-learning (one driver, `td_control`).
 - `io`: the `.npz` MDP file format of `bellmax solve`.
 """
 
@@ -46,6 +46,7 @@ from bellmax.tabular.td import (
     q_learning,
     sarsa,
     td0_prediction,
+    td_control,
 )
 
 __all__ = [
@@ -83,5 +84,6 @@ __all__ = [
     "shortest_paths",
     "soft_value_iteration",
     "td0_prediction",
+    "td_control",
     "value_iteration",
 ]

@@ -14,8 +14,8 @@ Greedy choices break ties uniformly at random, as the book's figures assume.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import jax
@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core.checks import check_int, check_number, check_probability
 from bellmax.envs import spaces
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -30,16 +31,30 @@ __all__ = [
     "ControlResult",
     "EpisodeStats",
     "PredictionResult",
+    "action_mask",
+    "check_config",
+    "check_env",
+    "check_episode_fields",
+    "check_num_runs",
+    "check_policy",
+    "check_step_size",
+    "check_track",
     "epsilon_greedy_action",
     "epsilon_greedy_probs",
     "greedy_action",
+    "greedy_policy",
     "hash_bits",
     "hash_uniform",
+    "key_words",
     "random_action",
+    "resolve_gamma",
+    "resolve_params",
     "run_episode",
     "run_episodes",
+    "run_program",
     "sample_action",
     "select_tree",
+    "table_shape",
 ]
 
 
@@ -473,49 +488,69 @@ def check_track(track_states: Any, num_states: int, who: str) -> jax.Array | Non
 
 
 def check_num_runs(num_runs: Any, who: str) -> int:
-    """`num_runs` as an int >= 1."""
-    if isinstance(num_runs, bool) or not isinstance(num_runs, int | np.integer) or num_runs < 1:
-        raise ValueError(f"{who}: num_runs must be a whole number >= 1, got {num_runs!r}.")
-    return int(num_runs)
+    """`num_runs` as an int >= 1 (`core.checks.check_int`)."""
+    return check_int(num_runs, "num_runs", owner=who, low=1)
+
+
+def check_config(config: Any, config_type: type, who: str) -> Any:
+    """`config_type()` when `config` is None, else `config` if it is a `config_type`.
+
+    Raises:
+      TypeError: a config of another type (of another method, say).
+    """
+    config = config_type() if config is None else config
+    if not isinstance(config, config_type):
+        raise TypeError(
+            f"{who} takes a {config_type.__name__}, got {type(config).__name__}; build one "
+            f"with {config_type.__name__}(...)."
+        )
+    return config
 
 
 # ---------------------------------------------------------------------- config field checks
-def check_step_size(value: Any, name: str = "alpha", *, allow_none: bool = False) -> None:
-    """Raise `ValueError` unless `value` is a finite number in `(0, 1]` (or None if allowed)."""
-    if value is None and allow_none:
+def check_step_size(config: Any, *, allow_none: bool = False) -> None:
+    """`config.alpha` is a step size in `(0, 1]` (or None, for sample averages, if allowed)."""
+    if config.alpha is None and allow_none:
         return
-    ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or not 0.0 < value <= 1.0:
-        hint = " or None for sample averages" if allow_none else ""
-        raise ValueError(f"{name} is a step size and must be in (0, 1]{hint}, got {value!r}.")
+    owner = type(config).__name__
+    check_number(config.alpha, "alpha", owner=owner, low=0, low_open=True, high=1)
 
 
-def check_probability(value: Any, name: str = "epsilon") -> None:
-    """Raise `ValueError` unless `value` is a number in `[0, 1]`."""
-    ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} is a probability and must be in [0, 1], got {value!r}.")
+def check_episode_fields(config: Any) -> None:
+    """The fields every tabular learner's config has: `gamma` (None, the environment's, or in
+    `[0, 1]`), `num_episodes` and `max_steps_per_episode` (ints >= 1), `initial_value`
+    (a finite number)."""
+    owner = type(config).__name__
+    if config.gamma is not None:
+        check_probability(config.gamma, "gamma", owner=owner)
+    check_int(config.num_episodes, "num_episodes", owner=owner, low=1)
+    check_int(config.max_steps_per_episode, "max_steps_per_episode", owner=owner, low=1)
+    check_number(config.initial_value, "initial_value", owner=owner)
 
 
-def check_gamma(value: Any) -> None:
-    """Raise `ValueError` unless `value` is None (use the environment's) or in `[0, 1]`."""
-    if value is None:
-        return
-    ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"gamma must be in [0, 1], or None to use the environment's discount, got {value!r}."
-        )
+# ---------------------------------------------------------------------- compiled runs
+@partial(jax.jit, static_argnames=("run", "env", "num_episodes", "max_steps"))
+def _vmapped_runs(run, keys, params, *dynamic, env, num_episodes: int, max_steps: int) -> Any:
+    one = partial(run, env=env, num_episodes=num_episodes, max_steps=max_steps)
+    return jax.vmap(one, (0, None) + (None,) * len(dynamic))(keys, params, *dynamic)
 
 
-def check_count(value: Any, name: str) -> None:
-    """Raise `ValueError` unless `value` is a whole number >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}.")
+def run_program(
+    run: Callable[..., Any],
+    env: TabularEnvironment,
+    config: Any,
+    keys: jax.Array,
+    params: Any,
+    *dynamic: Any,
+) -> Any:
+    """`run(key, params, *dynamic, env=, num_episodes=, max_steps=)` for every key, vmapped,
+    as one compiled program per learner (`run`), environment, episode count and step cap
+    (`config.num_episodes`, `config.max_steps_per_episode`).
 
-
-def check_finite(value: Any, name: str) -> None:
-    """Raise `ValueError` unless `value` is one finite number."""
-    ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    Every argument in `dynamic` is traced and shared by the runs, so sweeping a step size or
+    an exploration rate does not recompile.
+    """
+    return _vmapped_runs(
+        run, keys, params, *dynamic, env=env, num_episodes=config.num_episodes,
+        max_steps=config.max_steps_per_episode,
+    )  # fmt: skip

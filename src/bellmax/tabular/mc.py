@@ -33,19 +33,18 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core.checks import check_bool, check_probability
 from bellmax.envs.tabular import TabularEnvironment
 from bellmax.tabular.episodes import (
     ControlResult,
     EpisodeStats,
     PredictionResult,
     action_mask,
-    check_count,
+    check_config,
     check_env,
-    check_finite,
-    check_gamma,
+    check_episode_fields,
     check_num_runs,
     check_policy,
-    check_probability,
     check_step_size,
     check_track,
     epsilon_greedy_action,
@@ -56,6 +55,7 @@ from bellmax.tabular.episodes import (
     resolve_params,
     run_episode,
     run_episodes,
+    run_program,
     sample_action,
     select_tree,
     table_shape,
@@ -77,25 +77,20 @@ __all__ = [
 
 # ---------------------------------------------------------------------- configs
 def _check_common(config: Any) -> None:
-    check_gamma(config.gamma)
-    check_count(config.num_episodes, "num_episodes")
-    check_count(config.max_steps_per_episode, "max_steps_per_episode")
-    check_finite(config.initial_value, "initial_value")
-    if not isinstance(config.first_visit, bool):
-        raise TypeError(
-            f"first_visit must be True (first-visit MC) or False (every-visit MC), got "
-            f"{config.first_visit!r}."
-        )
+    check_episode_fields(config)
+    check_bool(config.first_visit, "first_visit", owner=type(config).__name__)
 
 
 @dataclasses.dataclass(frozen=True)
-class MCPredictionConfig:
-    """Monte Carlo prediction of a given policy (Section 5.1; constant-alpha MC, eq. 6.1)."""
+class _AveragingConfig:
+    """The fields of the methods that average returns: `MCPredictionConfig` (of states) and
+    `MCExploringStartsConfig` (of state-action pairs)."""
 
     first_visit: bool = True
     """Average the returns after first visits only (else after every visit)."""
     alpha: float | None = None
-    """Constant step size in (0, 1]; None averages the returns (sample averages)."""
+    """Constant step size in (0, 1]; None averages the returns (sample averages, the book's
+    choice)."""
     gamma: float | None = None
     """Discount; None uses the environment's `params.gamma`."""
     num_episodes: int = 10_000
@@ -104,11 +99,17 @@ class MCPredictionConfig:
     """Episode buffer length `T`: longer episodes are cut and not learned from; the backward
     pass costs `O(T^2)` per episode, so keep it just above the longest episode (Blackjack: 16)."""
     initial_value: float = 0.0
-    """Value of a state before its first update (Example 6.2 uses 0.5)."""
+    """Value of a state (of a pair, for control) before its first update (Example 6.2 uses
+    0.5)."""
 
     def __post_init__(self) -> None:
-        check_step_size(self.alpha, allow_none=True)
+        check_step_size(self, allow_none=True)
         _check_common(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class MCPredictionConfig(_AveragingConfig):
+    """Monte Carlo prediction of a given policy (Section 5.1; constant-alpha MC, eq. 6.1)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,26 +133,11 @@ class OffPolicyMCConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class MCExploringStartsConfig:
+class MCExploringStartsConfig(_AveragingConfig):
     """Monte Carlo control with exploring starts (Section 5.3; Figure 5.2)."""
 
-    first_visit: bool = True
-    """Average the returns after first visits of a pair only (else every visit)."""
-    alpha: float | None = None
-    """Constant step size in (0, 1]; None averages the returns (the book's choice)."""
-    gamma: float | None = None
-    """Discount; None uses the environment's `params.gamma`."""
     num_episodes: int = 500_000
     """Episodes per run (Figure 5.2: 500,000)."""
-    max_steps_per_episode: int = 100
-    """Episode buffer length `T`: longer episodes are cut and not learned from; the backward
-    pass costs `O(T^2)` per episode, so keep it just above the longest episode (Blackjack: 16)."""
-    initial_value: float = 0.0
-    """Action value of a pair before its first return."""
-
-    def __post_init__(self) -> None:
-        check_step_size(self.alpha, allow_none=True)
-        _check_common(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,8 +161,8 @@ class OnPolicyMCConfig:
     """Action value of a pair before its first return."""
 
     def __post_init__(self) -> None:
-        check_probability(self.epsilon)
-        check_step_size(self.alpha, allow_none=True)
+        check_probability(self.epsilon, "epsilon", owner=type(self).__name__)
+        check_step_size(self, allow_none=True)
         _check_common(self)
 
 
@@ -353,22 +339,6 @@ def _prediction_run(
     return learner.estimates[_ORDINARY:], stats, history
 
 
-@partial(jax.jit, static_argnames=("env", "num_episodes", "max_steps"))
-def _prediction_program(keys, params, *dynamic, **static):
-    run = partial(_prediction_run, **static)
-    return jax.vmap(run, (0, None) + (None,) * len(dynamic))(keys, params, *dynamic)
-
-
-def _check_config(config: Any, config_type: type, who: str) -> Any:
-    config = config_type() if config is None else config
-    if not isinstance(config, config_type):
-        raise TypeError(
-            f"{who} takes a {config_type.__name__}, got {type(config).__name__}; build one "
-            f"with {config_type.__name__}(...)."
-        )
-    return config
-
-
 def _check_start(start_state: Any, num_states: int, who: str) -> jax.Array:
     if start_state is None:
         return jnp.asarray(-1, jnp.int32)
@@ -392,7 +362,10 @@ def _predict(
     track = check_track(track_states, shape[0], who)
     start = _check_start(start_state, shape[0], who)
     keys = jax.random.split(key, check_num_runs(num_runs, who))
-    return _prediction_program(
+    return run_program(
+        _prediction_run,
+        env,
+        config,
         keys,
         params,
         target,
@@ -403,9 +376,6 @@ def _predict(
         jnp.asarray(every_visit),
         start,
         track,
-        env=env,
-        num_episodes=config.num_episodes,
-        max_steps=config.max_steps_per_episode,
     )
 
 
@@ -443,7 +413,7 @@ def mc_prediction(
       ValueError: a bad policy, `num_runs`, `track_states` or `start_state`.
     """
     who = "mc_prediction"
-    config = _check_config(config, MCPredictionConfig, who)
+    config = check_config(config, MCPredictionConfig, who)
     env = check_env(env, who)
     probs = check_policy(policy, table_shape(env, resolve_params(env, params), who), "policy", who)
     estimates, stats, history = _predict(
@@ -498,7 +468,7 @@ def off_policy_mc_prediction(
         `num_runs`, `track_states` or `start_state`.
     """
     who = "off_policy_mc_prediction"
-    config = _check_config(config, OffPolicyMCConfig, who)
+    config = check_config(config, OffPolicyMCConfig, who)
     env = check_env(env, who)
     shape = table_shape(env, resolve_params(env, params), who)
     target = check_policy(target_policy, shape, "target_policy", who)
@@ -570,12 +540,6 @@ def _control_run(
     return ControlResult(q=q, policy=greedy_policy(q, valid), episodes=stats, history=history)
 
 
-@partial(jax.jit, static_argnames=("env", "num_episodes", "max_steps"))
-def _control_program(keys, params, *dynamic, **static):
-    run = partial(_control_run, **static)
-    return jax.vmap(run, (0, None) + (None,) * len(dynamic))(keys, params, *dynamic)
-
-
 def _mc_control(
     who, key, env, config, params, num_runs, track_states, action_mask_, start_states,
     exploring, epsilon,
@@ -604,7 +568,10 @@ def _mc_control(
             )
     keys = jax.random.split(key, check_num_runs(num_runs, who))
     alpha = 1.0 if config.alpha is None else config.alpha
-    return _control_program(
+    return run_program(
+        _control_run,
+        env,
+        config,
         keys,
         params,
         jnp.asarray(exploring),
@@ -617,9 +584,6 @@ def _mc_control(
         valid,
         jnp.asarray(starts, jnp.int32),
         track,
-        env=env,
-        num_episodes=config.num_episodes,
-        max_steps=config.max_steps_per_episode,
     )
 
 
@@ -663,7 +627,7 @@ def mc_exploring_starts(
       ValueError: bad `num_runs`, `track_states`, `action_mask` or `start_states`.
     """
     who = "mc_exploring_starts"
-    config = _check_config(config, MCExploringStartsConfig, who)
+    config = check_config(config, MCExploringStartsConfig, who)
     return _mc_control(
         who, key, env, config, params, num_runs, track_states, action_mask, start_states,
         True, 0.0,
@@ -703,7 +667,7 @@ def on_policy_mc_control(
       ValueError: bad `num_runs`, `track_states` or `action_mask`.
     """
     who = "on_policy_mc_control"
-    config = _check_config(config, OnPolicyMCConfig, who)
+    config = check_config(config, OnPolicyMCConfig, who)
     return _mc_control(
         who, key, env, config, params, num_runs, track_states, action_mask, None, False,
         config.epsilon,

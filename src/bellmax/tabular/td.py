@@ -11,7 +11,8 @@ Two layers, in the style of rlax:
   `config.num_episodes` episodes (scanned) and return per-run tables and per-episode
   statistics.
 
-The four control methods share one driver and differ only in their update (their target).
+The four control methods share one driver, `td_control`, and differ only in their update (their
+target).
 Step size, exploration rate, discount and initial value are traced arguments of one
 compiled program per method and environment, so sweeping `alpha` does not recompile.
 """
@@ -19,24 +20,21 @@ compiled program per method and environment, so sweeping `alpha` does not recomp
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
+from bellmax.core.checks import check_probability
 from bellmax.envs.tabular import TabularEnvironment
 from bellmax.tabular.episodes import (
     ControlResult,
     PredictionResult,
-    action_mask,
-    check_count,
+    check_config,
     check_env,
-    check_finite,
-    check_gamma,
+    check_episode_fields,
     check_num_runs,
     check_policy,
-    check_probability,
     check_step_size,
     check_track,
     epsilon_greedy_action,
@@ -48,9 +46,11 @@ from bellmax.tabular.episodes import (
     resolve_params,
     run_episode,
     run_episodes,
+    run_program,
     sample_action,
     table_shape,
 )
+from bellmax.tabular.episodes import action_mask as resolve_action_mask
 
 __all__ = [
     "DoubleQLearningConfig",
@@ -73,6 +73,7 @@ __all__ = [
     "sarsa_update",
     "td0_prediction",
     "td0_update",
+    "td_control",
     "td_error",
 ]
 
@@ -188,14 +189,9 @@ def double_q_learning_error(
 
 # ---------------------------------------------------------------------- table updates
 def td0_update(
-    v: jax.Array,
-    s_tm1: jax.Array,
-    r_t: jax.Array,
-    discount_t: jax.Array,
-    s_t: jax.Array,
-    *,
+    v: jax.Array, s_tm1: jax.Array, r_t: jax.Array, discount_t: jax.Array, s_t: jax.Array, *,
     alpha: jax.Array,
-) -> jax.Array:
+) -> jax.Array:  # fmt: skip
     """One tabular TD(0) update `V(s_tm1) += alpha * td_error` (Section 6.1).
 
     Args:
@@ -210,16 +206,9 @@ def td0_update(
 
 
 def sarsa_update(
-    q: jax.Array,
-    s_tm1: jax.Array,
-    a_tm1: jax.Array,
-    r_t: jax.Array,
-    discount_t: jax.Array,
-    s_t: jax.Array,
-    a_t: jax.Array,
-    *,
-    alpha: jax.Array,
-) -> jax.Array:
+    q: jax.Array, s_tm1: jax.Array, a_tm1: jax.Array, r_t: jax.Array, discount_t: jax.Array,
+    s_t: jax.Array, a_t: jax.Array, *, alpha: jax.Array,
+) -> jax.Array:  # fmt: skip
     """One SARSA update `Q(s_tm1, a_tm1) += alpha * sarsa_error` (Section 6.4).
 
     Args:
@@ -235,17 +224,9 @@ def sarsa_update(
 
 
 def expected_sarsa_update(
-    q: jax.Array,
-    s_tm1: jax.Array,
-    a_tm1: jax.Array,
-    r_t: jax.Array,
-    discount_t: jax.Array,
-    s_t: jax.Array,
-    *,
-    alpha: jax.Array,
-    epsilon: jax.Array,
-    valid_t: jax.Array | None = None,
-) -> jax.Array:
+    q: jax.Array, s_tm1: jax.Array, a_tm1: jax.Array, r_t: jax.Array, discount_t: jax.Array,
+    s_t: jax.Array, *, alpha: jax.Array, epsilon: jax.Array, valid_t: jax.Array | None = None,
+) -> jax.Array:  # fmt: skip
     """One Expected SARSA update with the epsilon-greedy target policy (Section 6.6).
 
     Args:
@@ -264,16 +245,9 @@ def expected_sarsa_update(
 
 
 def q_learning_update(
-    q: jax.Array,
-    s_tm1: jax.Array,
-    a_tm1: jax.Array,
-    r_t: jax.Array,
-    discount_t: jax.Array,
-    s_t: jax.Array,
-    *,
-    alpha: jax.Array,
-    valid_t: jax.Array | None = None,
-) -> jax.Array:
+    q: jax.Array, s_tm1: jax.Array, a_tm1: jax.Array, r_t: jax.Array, discount_t: jax.Array,
+    s_t: jax.Array, *, alpha: jax.Array, valid_t: jax.Array | None = None,
+) -> jax.Array:  # fmt: skip
     """One Q-learning update `Q(s_tm1, a_tm1) += alpha * q_learning_error` (Section 6.5).
 
     Args:
@@ -291,17 +265,9 @@ def q_learning_update(
 
 
 def double_q_learning_update(
-    key: jax.Array,
-    q_pair: jax.Array,
-    s_tm1: jax.Array,
-    a_tm1: jax.Array,
-    r_t: jax.Array,
-    discount_t: jax.Array,
-    s_t: jax.Array,
-    *,
-    alpha: jax.Array,
-    valid_t: jax.Array | None = None,
-) -> jax.Array:
+    key: jax.Array, q_pair: jax.Array, s_tm1: jax.Array, a_tm1: jax.Array, r_t: jax.Array,
+    discount_t: jax.Array, s_t: jax.Array, *, alpha: jax.Array, valid_t: jax.Array | None = None,
+) -> jax.Array:  # fmt: skip
     """One Double Q-learning update (Section 6.7): a fair coin picks the table to update; it
     selects the greedy next action (ties at random) and the other table values it.
 
@@ -339,11 +305,8 @@ class TD0Config:
     """Initial value of every state (Example 6.2 uses 0.5)."""
 
     def __post_init__(self) -> None:
-        check_step_size(self.alpha)
-        check_gamma(self.gamma)
-        check_count(self.num_episodes, "num_episodes")
-        check_count(self.max_steps_per_episode, "max_steps_per_episode")
-        check_finite(self.initial_value, "initial_value")
+        check_step_size(self)
+        check_episode_fields(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -366,12 +329,9 @@ class TDControlConfig:
     """Initial value of every action value."""
 
     def __post_init__(self) -> None:
-        check_step_size(self.alpha)
-        check_probability(self.epsilon)
-        check_gamma(self.gamma)
-        check_count(self.num_episodes, "num_episodes")
-        check_count(self.max_steps_per_episode, "max_steps_per_episode")
-        check_finite(self.initial_value, "initial_value")
+        check_step_size(self)
+        check_probability(self.epsilon, "epsilon", owner=type(self).__name__)
+        check_episode_fields(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -493,63 +453,30 @@ def _control_run(
     return ControlResult(q=q, policy=greedy_policy(q, valid), episodes=stats, history=history)
 
 
-@partial(jax.jit, static_argnames=("env", "num_episodes", "max_steps"))
-def _control_program(keys, params, method, *dynamic, **static):
-    run = partial(_control_run, **static)
-    in_axes = (0, None, None) + (None,) * len(dynamic)
-    return jax.vmap(run, in_axes)(keys, params, method, *dynamic)
-
-
-def _td_control(
-    config_type: type[TDControlConfig],
-    who: str,
+def td_control(
     key: jax.Array,
-    env: Any,
-    config: TDControlConfig | None,
-    params: Any,
-    num_runs: int,
-    track_states: Any,
-    action_mask_: Any,
+    env: TabularEnvironment,
+    config: TDControlConfig,
+    *,
+    params: Any = None,
+    num_runs: int = 1,
+    track_states: Any = None,
+    action_mask: Any = None,
 ) -> ControlResult:
-    config = config_type() if config is None else config
-    if not isinstance(config, config_type):
-        raise TypeError(
-            f"{who} takes a {config_type.__name__}, got {type(config).__name__}; build one "
-            f"with {config_type.__name__}(alpha=..., epsilon=...)."
-        )
-    env = check_env(env, who)
-    params = resolve_params(env, params)
-    shape = table_shape(env, params, who)
-    valid = action_mask(env, params, shape, action_mask_, who)
-    track = check_track(track_states, shape[0], who)
-    keys = jax.random.split(key, check_num_runs(num_runs, who))
-    return _control_program(
-        keys,
-        params,
-        jnp.asarray(_ALGORITHMS.index(config_type.algorithm), jnp.int32),
-        jnp.asarray(config.alpha, jnp.float32),
-        jnp.asarray(config.epsilon, jnp.float32),
-        resolve_gamma(config.gamma, params, who),
-        jnp.asarray(config.initial_value, jnp.float32),
-        valid,
-        track,
-        env=env,
-        num_episodes=config.num_episodes,
-        max_steps=config.max_steps_per_episode,
-    )
-
-
-_CONTROL_DOC = """{title}
+    """The TD control method of `config` (`SarsaConfig`, `ExpectedSarsaConfig`,
+    `QLearningConfig` or `DoubleQLearningConfig`; Sections 6.4-6.7).
 
     Runs `num_runs` independent runs (vmapped) of `config.num_episodes` episodes each, from
-    `env.reset`, behaving epsilon-greedily ({behaviour}; greedy ties broken at random). The
-    four TD control methods share one compiled program per environment, episode count and
-    step cap; `alpha`, `epsilon`, `gamma` and `initial_value` are traced.
+    `env.reset`, behaving epsilon-greedily (greedy ties broken at random). The four methods
+    differ only in their target (`sarsa_error`, `expected_sarsa_error`, `q_learning_error`,
+    `double_q_learning_error`) and share one compiled program per
+    environment, episode count and step cap; `alpha`, `epsilon`, `gamma` and
+    `initial_value` are traced, so sweeping them does not recompile.
 
     Args:
       key: random key (split into one key per run).
       env: a `TabularEnvironment`.
-      config: settings (default `{config}()`).
+      config: the method and its settings.
       params: environment parameters (default `env.default_params`).
       num_runs: independent runs.
       track_states: optional state indices whose action values are recorded after every
@@ -562,108 +489,135 @@ _CONTROL_DOC = """{title}
       `[runs, episodes]` (return = sum of rewards, length, first action, terminated).
 
     Raises:
-      TypeError: `env` is not a `TabularEnvironment`, or `config` is of another method.
+      TypeError: `env` is not a `TabularEnvironment`, or `config` is not one method's config.
       ValueError: bad `num_runs`, `track_states` or `action_mask` (config fields are checked
         when the config is built).
     """
+    who = config.algorithm if isinstance(config, TDControlConfig) else "td_control"
+    if who not in _ALGORITHMS:
+        raise TypeError(
+            "td_control takes the config of one method, SarsaConfig, ExpectedSarsaConfig, "
+            f"QLearningConfig or DoubleQLearningConfig; got {type(config).__name__}."
+        )
+    env = check_env(env, who)
+    params = resolve_params(env, params)
+    shape = table_shape(env, params, who)
+    valid = resolve_action_mask(env, params, shape, action_mask, who)
+    track = check_track(track_states, shape[0], who)
+    keys = jax.random.split(key, check_num_runs(num_runs, who))
+    return run_program(
+        _control_run,
+        env,
+        config,
+        keys,
+        params,
+        jnp.asarray(_ALGORITHMS.index(who), jnp.int32),
+        jnp.asarray(config.alpha, jnp.float32),
+        jnp.asarray(config.epsilon, jnp.float32),
+        resolve_gamma(config.gamma, params, who),
+        jnp.asarray(config.initial_value, jnp.float32),
+        valid,
+        track,
+    )
 
 
 def sarsa(
-    key: jax.Array,
-    env: TabularEnvironment,
-    config: SarsaConfig | None = None,
-    *,
-    params: Any = None,
-    num_runs: int = 1,
-    track_states: Any = None,
-    action_mask: Any = None,
-) -> ControlResult:
-    return _td_control(
-        SarsaConfig, "sarsa", key, env, config, params, num_runs, track_states, action_mask
-    )
+    key: jax.Array, env: TabularEnvironment, config: SarsaConfig | None = None, *,
+    params: Any = None, num_runs: int = 1, track_states: Any = None, action_mask: Any = None,
+) -> ControlResult:  # fmt: skip
+    """SARSA, on-policy TD control (Section 6.4; Examples 6.5 and 6.6).
+
+    The next action is chosen epsilon-greedily before the update and used in the target
+    (`sarsa_update`), so SARSA learns the values of the policy it follows: on the cliff it
+    takes the safe path.
+
+    Args:
+      config: a `SarsaConfig` (default `SarsaConfig()`).
+      key, env, params, num_runs, track_states, action_mask: as for `td_control`.
+
+    Returns:
+      A `ControlResult` (see `td_control`).
+    """
+    config = check_config(config, SarsaConfig, "sarsa")
+    return td_control(
+        key, env, config, params=params, num_runs=num_runs, track_states=track_states,
+        action_mask=action_mask,
+    )  # fmt: skip
 
 
 def expected_sarsa(
-    key: jax.Array,
-    env: TabularEnvironment,
-    config: ExpectedSarsaConfig | None = None,
-    *,
-    params: Any = None,
-    num_runs: int = 1,
-    track_states: Any = None,
-    action_mask: Any = None,
-) -> ControlResult:
-    return _td_control(
-        ExpectedSarsaConfig,
-        "expected_sarsa",
-        key,
-        env,
-        config,
-        params,
-        num_runs,
-        track_states,
-        action_mask,
-    )
+    key: jax.Array, env: TabularEnvironment, config: ExpectedSarsaConfig | None = None, *,
+    params: Any = None, num_runs: int = 1, track_states: Any = None, action_mask: Any = None,
+) -> ControlResult:  # fmt: skip
+    """Expected SARSA (Section 6.6; Figure 6.3).
+
+    The target averages the next action values over the epsilon-greedy policy
+    (`expected_sarsa_update`) instead of sampling one: the same fixed point as SARSA with
+    less variance, so larger step sizes work.
+
+    Args:
+      key: random key (split into one key per run).
+      env: a `TabularEnvironment`.
+      config: an `ExpectedSarsaConfig` (default `ExpectedSarsaConfig()`).
+      key, env, params, num_runs, track_states, action_mask: as for `td_control`.
+
+    Returns:
+      A `ControlResult` (see `td_control`).
+    """
+    config = check_config(config, ExpectedSarsaConfig, "expected_sarsa")
+    return td_control(
+        key, env, config, params=params, num_runs=num_runs, track_states=track_states,
+        action_mask=action_mask,
+    )  # fmt: skip
 
 
 def q_learning(
-    key: jax.Array,
-    env: TabularEnvironment,
-    config: QLearningConfig | None = None,
-    *,
-    params: Any = None,
-    num_runs: int = 1,
-    track_states: Any = None,
-    action_mask: Any = None,
-) -> ControlResult:
-    return _td_control(
-        QLearningConfig, "q_learning", key, env, config, params, num_runs, track_states, action_mask
-    )
+    key: jax.Array, env: TabularEnvironment, config: QLearningConfig | None = None, *,
+    params: Any = None, num_runs: int = 1, track_states: Any = None, action_mask: Any = None,
+) -> ControlResult:  # fmt: skip
+    """Q-learning, off-policy TD control (Section 6.5; Example 6.6).
+
+    The target is the greedy value of the next state (`q_learning_update`), so Q-learning
+    learns the optimal values whatever epsilon-greedy behaviour it follows: on the cliff it
+    learns the edge path and falls off now and then while exploring.
+
+    Args:
+      config: a `QLearningConfig` (default `QLearningConfig()`).
+      key, env, params, num_runs, track_states, action_mask: as for `td_control`.
+
+    Returns:
+      A `ControlResult` (see `td_control`).
+    """
+    config = check_config(config, QLearningConfig, "q_learning")
+    return td_control(
+        key, env, config, params=params, num_runs=num_runs, track_states=track_states,
+        action_mask=action_mask,
+    )  # fmt: skip
 
 
 def double_q_learning(
-    key: jax.Array,
-    env: TabularEnvironment,
-    config: DoubleQLearningConfig | None = None,
-    *,
-    params: Any = None,
-    num_runs: int = 1,
-    track_states: Any = None,
-    action_mask: Any = None,
-) -> ControlResult:
-    return _td_control(
-        DoubleQLearningConfig,
-        "double_q_learning",
-        key,
-        env,
-        config,
-        params,
-        num_runs,
-        track_states,
-        action_mask,
-    )
+    key: jax.Array, env: TabularEnvironment, config: DoubleQLearningConfig | None = None, *,
+    params: Any = None, num_runs: int = 1, track_states: Any = None, action_mask: Any = None,
+) -> ControlResult:  # fmt: skip
+    """Double Q-learning (Section 6.7; Example 6.7, Figure 6.5).
 
+    Two tables: a fair coin picks the one to update; it selects the greedy next action and
+    the other values it (`double_q_learning_update`), which removes Q-learning's
+    maximisation bias. The behaviour is epsilon-greedy on the sum of the tables, and the
+    returned `q` is their mean.
 
-sarsa.__doc__ = _CONTROL_DOC.format(
-    title="SARSA, on-policy TD control (Section 6.4; Examples 6.5 and 6.6).",
-    behaviour="the next action is chosen before the update and used in the target",
-    config="SarsaConfig",
-)
-expected_sarsa.__doc__ = _CONTROL_DOC.format(
-    title="Expected SARSA (Section 6.6; Figure 6.3).",
-    behaviour="the target averages over the epsilon-greedy policy",
-    config="ExpectedSarsaConfig",
-)
-q_learning.__doc__ = _CONTROL_DOC.format(
-    title="Q-learning, off-policy TD control (Section 6.5; Example 6.6).",
-    behaviour="the target is the greedy value of the next state",
-    config="QLearningConfig",
-)
-double_q_learning.__doc__ = _CONTROL_DOC.format(
-    title="Double Q-learning (Section 6.7; Example 6.7, Figure 6.5).",
-    behaviour="on the sum of the two tables; `q` is their mean",
-    config="DoubleQLearningConfig",
-)
+    Args:
+      config: a `DoubleQLearningConfig` (default `DoubleQLearningConfig()`).
+      key, env, params, num_runs, track_states, action_mask: as for `td_control`.
+
+    Returns:
+      A `ControlResult` (see `td_control`).
+    """
+    config = check_config(config, DoubleQLearningConfig, "double_q_learning")
+    return td_control(
+        key, env, config, params=params, num_runs=num_runs, track_states=track_states,
+        action_mask=action_mask,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------- TD(0) prediction
@@ -686,14 +640,6 @@ def _td0_run(
     v = jnp.full((S,), initial_value, jnp.float32)
     v, stats, history = run_episodes(key, v, episode, num_episodes, record)
     return PredictionResult(v=v, episodes=stats, history=history)
-
-
-@partial(jax.jit, static_argnames=("env", "num_episodes", "max_steps"))
-def _td0_program(keys, params, policy, alpha, gamma, initial_value, track, **static):
-    run = partial(_td0_run, **static)
-    return jax.vmap(run, (0, None, None, None, None, None, None))(
-        keys, params, policy, alpha, gamma, initial_value, track
-    )
 
 
 def td0_prediction(
@@ -727,16 +673,17 @@ def td0_prediction(
         `track_states`.
     """
     who = "td0_prediction"
-    config = TD0Config() if config is None else config
-    if not isinstance(config, TD0Config):
-        raise TypeError(f"{who} takes a TD0Config, got {type(config).__name__}.")
+    config = check_config(config, TD0Config, who)
     env = check_env(env, who)
     params = resolve_params(env, params)
     shape = table_shape(env, params, who)
     probs = check_policy(policy, shape, "policy", who)
     track = check_track(track_states, shape[0], who)
     keys = jax.random.split(key, check_num_runs(num_runs, who))
-    return _td0_program(
+    return run_program(
+        _td0_run,
+        env,
+        config,
         keys,
         params,
         probs,
@@ -744,7 +691,4 @@ def td0_prediction(
         resolve_gamma(config.gamma, params, who),
         jnp.asarray(config.initial_value, jnp.float32),
         track,
-        env=env,
-        num_episodes=config.num_episodes,
-        max_steps=config.max_steps_per_episode,
     )
