@@ -119,7 +119,7 @@ def test_not_converged_exits_one(files, capsys):
         (["mdp.npz", "--gamma", "1.5"], r"--gamma 1.5 must be a number in \[0, 1\]"),
         (["mdp.npz", "--tol", "0"], "tol must be a finite number > 0"),
         (["mdp.npz", "--method", "soft-value-iteration", "--temperature", "-1"], "temperature"),
-        (["mdp.npz", "--max-iterations", "0"], "--max-iterations must be an integer in 1"),
+        (["mdp.npz", "--max-iterations", "0"], "--max-iterations must be an int >= 1"),
     ],
 )
 def test_bad_input_is_one_clean_line(files, capsys, args, match):

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from bellmax.core.checks import check_int
+
 __all__ = ["ControlArgs", "SysidArgs", "parse_fix", "run_control", "run_sysid"]
 
 
@@ -73,14 +75,6 @@ def parse_fix(items: tuple[str, ...], names: tuple[str, ...]) -> dict[str, float
     return out
 
 
-def _check_int(option: str, value: int, lo: int, hi: int, example: int) -> None:
-    """Refuse an integer option outside `lo .. hi`, naming it and a good value."""
-    if not lo <= value <= hi:
-        raise ValueError(
-            f"{option} must be an integer in {lo} .. {hi:_}, got {value}; e.g. {option} {example}."
-        )
-
-
 def _check_env(env_id: str) -> None:
     """Refuse an empty or unknown --env before any work (close matches are named)."""
     if not env_id.strip():
@@ -120,8 +114,7 @@ def _model_for(env: str, model_name: str | None) -> Any:
 
 def _check_seed(seed: int) -> None:
     """JAX and Gymnasium take seeds in 0 .. 2**63 - 1."""
-    if not 0 <= seed < 2**63:
-        raise ValueError(f"--seed must be an integer in 0 .. 2**63 - 1, got {seed}; e.g. --seed 0.")
+    check_int(seed, "--seed", low=0, high=2**63 - 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +144,7 @@ def _identify(env: str, model_name: str | None, steps: int, seed: int, fix: tupl
     from bellmax.models.data import collect_transitions, split_transitions
     from bellmax.models.sysid import SysIdConfig, identify, prediction_error
 
-    _check_int("--steps", steps, 10, MAX_TRANSITIONS, 500)
+    check_int(steps, "--steps", low=10, high=MAX_TRANSITIONS)
     _check_seed(seed)
     _check_env(env)
     model = _model_for(env, model_name)
@@ -358,13 +351,13 @@ def run_control(args: ControlArgs) -> int:
 
 def _check_control_args(args: ControlArgs) -> None:
     """Refuse nonsense `bellmax control` options before any work starts."""
-    _check_int("--episodes", args.episodes, 1, MAX_EPISODES, 5)
-    _check_int("--max-steps", args.max_steps, 1, MAX_EPISODE_STEPS, 500)
-    _check_int("--iterations", args.iterations, 1, MAX_ITERATIONS, 3)
+    check_int(args.episodes, "--episodes", low=1, high=MAX_EPISODES)
+    check_int(args.max_steps, "--max-steps", low=1, high=MAX_EPISODE_STEPS)
+    check_int(args.iterations, "--iterations", low=1, high=MAX_ITERATIONS)
     if args.horizon is not None:
-        _check_int("--horizon", args.horizon, 1, MAX_HORIZON, 25)
+        check_int(args.horizon, "--horizon", low=1, high=MAX_HORIZON)
     if args.sysid_steps is not None:
-        _check_int("--sysid-steps", args.sysid_steps, 10, MAX_TRANSITIONS, 300)
+        check_int(args.sysid_steps, "--sysid-steps", low=10, high=MAX_TRANSITIONS)
     elif args.fix:
         raise ValueError(
             "--fix is the gauge of the identification, which only runs with --sysid-steps N; "

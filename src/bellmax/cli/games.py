@@ -20,6 +20,8 @@ from typing import Any, Literal
 import numpy as np
 from tyro.conf import Positional
 
+from bellmax.core.checks import check_int
+
 __all__ = [
     "ArenaArgs",
     "PlayArgs",
@@ -64,18 +66,12 @@ _MAX_SEED = 2**63 - 1
 MAX_GAMES = 1_000_000
 
 
-def _check_seed(where: str, seed: Any, hi: int = _MAX_SEED) -> None:
-    """Refuse a seed numpy would refuse (negative, too large, not an integer)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= hi:
-        raise ValueError(f"{where} must be an integer in 0 .. {hi}, got {seed!r}; e.g. 0.")
-
-
 def _make(spec: str, seed: int) -> Any:
     from bellmax.games import make_agent
 
     kind, options = parse_agent(spec)
     if "seed" in options:
-        _check_seed(f"agent {spec!r}: seed", options["seed"])
+        check_int(options["seed"], f"the seed of agent {spec!r}", low=0, high=_MAX_SEED)
     options.setdefault("seed", seed)
     return make_agent(kind, **options)
 
@@ -173,7 +169,7 @@ class PlayArgs:
 
 def run_play(args: PlayArgs) -> int:
     """`bellmax play tictactoe`."""
-    _check_seed("--seed", args.seed)
+    check_int(args.seed, "--seed", low=0, high=_MAX_SEED)
     agent = _make(args.agent, args.seed)
     try:
         play_terminal(agent, human_first=args.first, seed=args.seed)
@@ -207,11 +203,8 @@ def run_arena(args: ArenaArgs) -> int:
 
     from bellmax.games import arena
 
-    if not 1 <= args.games <= MAX_GAMES:
-        raise ValueError(
-            f"--games must be an integer in 1 .. {MAX_GAMES:_}, got {args.games}; e.g. --games 100."
-        )
-    _check_seed("--seed", args.seed, _MAX_SEED - 1)  # O's agent is seeded seed + 1
+    check_int(args.games, "--games", low=1, high=MAX_GAMES)
+    check_int(args.seed, "--seed", low=0, high=_MAX_SEED - 1)  # O's agent is seeded seed + 1
     x, o = _make(args.x, args.seed), _make(args.o, args.seed + 1)
     t = time.perf_counter()
     res = arena(x, o, args.games, seed=args.seed)

@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import tyro
 
+from bellmax.core.checks import check_int
+
 __all__ = ["METHODS", "SolveArgs", "run_solve", "solve_file"]
 
 Method = Literal[
@@ -123,16 +125,9 @@ def solve_file(args: SolveArgs) -> dict[str, Any]:
         raise ValueError(f"--policy is only used by --method evaluate, not {args.method}.")
     if args.gamma is not None and not (math.isfinite(args.gamma) and 0.0 <= args.gamma <= 1.0):
         raise ValueError(f"--gamma {args.gamma} must be a number in [0, 1].")
-    if not 1 <= args.max_iterations <= MAX_ITERATIONS:
-        raise ValueError(
-            f"--max-iterations must be an integer in 1 .. {MAX_ITERATIONS:_}, got "
-            f"{args.max_iterations}; e.g. --max-iterations 100000."
-        )
-    if args.method == "modified-policy-iteration" and args.sweeps < 1:
-        raise ValueError(
-            f"--sweeps must be >= 1 (evaluation sweeps per round), got {args.sweeps}; e.g. "
-            "--sweeps 10."
-        )
+    check_int(args.max_iterations, "--max-iterations", low=1, high=MAX_ITERATIONS)
+    if args.method == "modified-policy-iteration":
+        check_int(args.sweeps, "--sweeps", low=1)
     _check_input_file(args.file, "FILE.npz")
     if args.policy is not None:
         _check_input_file(args.policy, "--policy")
