@@ -107,7 +107,10 @@ BAD_INPUTS = [
     ("solve {d}/ok.npz --tol nan", "tol must be a finite number > 0"),
     ("solve {d}/ok.npz --max-iterations 0", "--max-iterations must be an int >= 1"),
     ("solve {d}/ok.npz --max-iterations 100000000000000000000", "--max-iterations must be"),
-    ("solve {d}/ok.npz --method modified-policy-iteration --sweeps 0", "--sweeps must be an int >= 1"),
+    (
+        "solve {d}/ok.npz --method modified-policy-iteration --sweeps 0",
+        "--sweeps must be an int >= 1",
+    ),
     ("solve {d}/ok.npz --method soft-value-iteration --temperature nan", "temperature"),
     ("solve {d}/ok.npz --method evaluate --policy {d}/adir", "--policy"),
     ("solve", "Missing from bellmax solve: FILE.npz"),
