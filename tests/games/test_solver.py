@@ -8,6 +8,8 @@ import pytest
 from bellmax.envs.tictactoe import random_play_outcome_probabilities, reachable_positions
 from bellmax.games.solver import (
     board_code,
+    check_player,
+    check_table,
     outcome_probabilities,
     positions,
     solve,
@@ -121,3 +123,21 @@ def test_errors():
         outcome_probabilities(bad)
     with pytest.raises(ValueError, match="sum to 1"):
         outcome_probabilities(None, 0.5 * uniform_policy(pos.legal))
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(0, ValueError), (2, ValueError), (True, TypeError), (1.0, TypeError), ("X", TypeError)],
+)
+def test_check_player(value, error):
+    assert check_player(np.int64(-1)) == -1 and type(check_player(np.int64(1))) is int
+    with pytest.raises(error, match="as_player"):
+        check_player(value, "as_player")
+
+
+def test_check_table():
+    n = positions().count
+    assert check_table(np.zeros((n, 9), int), "t", "scores").dtype == np.float64
+    assert check_table(np.zeros((n, 9)), "t", "moves", dtype=bool).dtype == bool
+    with pytest.raises(ValueError, match=r"t must be a \[5478, 9\] table of scores"):
+        check_table(np.zeros((n, 8)), "t", "scores")

@@ -240,6 +240,14 @@ def test_registry(monkeypatch):
         ttt.register_agent("x", 3)
 
 
+@pytest.mark.parametrize(
+    ("cells", "winner"),
+    [([0] * 9, 0), ([1, 1, 1, -1, -1, 0, 0, 0, 0], 1), ([1, 1, -1, 0, -1, 0, -1, 0, 1], -1)],
+)
+def test_winner_of(cells, winner):
+    assert ttt.winner_of(cells) == winner == ttt.winner_of(tuple(cells))
+
+
 def test_make_agent_errors():
     with pytest.raises(UnknownNameError, match="perfect"):
         ttt.make_agent("perfekt")
