@@ -12,7 +12,6 @@ from scipy import integrate, special
 
 import bellmax
 from bellmax.envs.bandit import BanditParams, GaussianBandit
-from bellmax.envs.cartpole import CartPoleParams
 
 K = 10
 RUNS, STEPS = 2000, 1000
@@ -225,11 +224,6 @@ def test_bad_params_raise(env, field, value, match):
     _, state = env.reset(jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match=match):
         env.step(jax.random.PRNGKey(0), state, 0, bad)
-
-
-def test_wrong_params_type_raises(env):
-    with pytest.raises(TypeError, match="needs BanditParams"):
-        env.reset(jax.random.PRNGKey(0), CartPoleParams())
 
 
 @pytest.mark.parametrize(

@@ -237,5 +237,3 @@ def test_bad_params():
         env.tabular_mdp(BlackjackParams(gamma=-1.0))
     with pytest.raises(ValueError, match="max_steps_in_episode"):
         env.tabular_mdp(BlackjackParams(max_steps_in_episode=0))
-    with pytest.raises(TypeError, match="needs BlackjackParams"):
-        env.check_params(bellmax.make("CartPole-v1")[1])

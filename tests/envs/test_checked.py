@@ -5,6 +5,7 @@ Plain environments refuse bad concrete actions and impossible parameters outside
 `vmap` and `scan`, including parameters changed with `params.replace`.
 """
 
+import dataclasses
 import re
 
 import jax
@@ -195,6 +196,32 @@ def test_wrappers_check_against_the_inner_environment(wrap):
 
 
 # ---------------------------------------------------------------------- parameters
+@pytest.mark.parametrize("env_id", bellmax.registered())
+def test_params_of_another_environment_are_refused(env_id):
+    env, params = bellmax.make(env_id)
+    other = bellmax.make("GamblersProblem-v0" if env_id == "CartPole-v1" else "CartPole-v1")[1]
+    needs = f"{env.name} needs {type(params).__name__}, got "
+    for call in (
+        lambda: env.check_params(other),
+        lambda: env.reset(KEY, other),
+        lambda: env.check_params(object()),
+    ):
+        with pytest.raises(TypeError, match=re.escape(needs)):
+            call()
+
+
+@pytest.mark.parametrize("env_id", bellmax.registered())
+def test_every_numeric_parameter_declares_its_bounds(env_id):
+    # a field declared without `bounded` (or an override that drops it) would go unchecked
+    _, params = bellmax.make(env_id)
+    bounds = _checks.field_bounds_of(params)
+    for f in dataclasses.fields(params):
+        if f.type in ("float", "int", float, int):
+            assert f.name in bounds, f"{type(params).__name__}.{f.name} has no declared bounds"
+    assert _checks.field_bounds_of(type(params)) == bounds
+    assert _checks.field_bounds_of(object()) == {}
+
+
 @pytest.mark.parametrize(
     "env_id, field, value, valid",
     [

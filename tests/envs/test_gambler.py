@@ -143,5 +143,3 @@ def test_bad_constructor_and_params():
         env.tabular_mdp(GamblerParams(gamma=2.0))
     with pytest.raises(ValueError, match=r"p_h .*\(the probability of heads\), got 1\.5"):
         bellmax.make("GamblersProblem-v0", p_h=1.5)
-    with pytest.raises(TypeError, match="needs GamblerParams"):
-        env.check_params(bellmax.make("CartPole-v1")[1])

@@ -151,5 +151,3 @@ def test_bad_constructor_and_params():
         env.tabular_mdp(JacksParams(free_moves=0.5))
     with pytest.raises(ValueError, match=r"gamma must be a finite number in \[0, 1\).*continuing"):
         env.tabular_mdp(JacksParams(gamma=1.0))
-    with pytest.raises(TypeError, match="needs JacksParams"):
-        env.check_params(bellmax.make("GamblersProblem-v0")[1])

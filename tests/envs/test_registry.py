@@ -16,6 +16,27 @@ def test_make_returns_env_and_params_with_overrides():
     assert params.polemass_length == pytest.approx(0.1)
 
 
+@pytest.mark.parametrize(
+    ("env_id", "cls", "field", "value"),
+    [
+        (
+            "MaximizationBias-v0",
+            "bellmax.envs.maximization_bias:MaximizationBias",
+            "mean_reward",
+            -0.2,
+        ),
+        ("RandomWalk-v0", "bellmax.envs.random_walk:RandomWalk", "left_reward", -1.0),
+        ("GamblersProblem-v0", "bellmax.envs.gambler:GamblersProblem", "p_h", 0.25),
+        ("Pendulum-v1", "bellmax.envs.pendulum:Pendulum", "g", 9.81),
+    ],
+)
+def test_make_builds_the_registered_class_with_overrides(env_id, cls, field, value):
+    env, params = bellmax.make(env_id, **{field: value})
+    assert type(env) is registry.spec(env_id).load()
+    assert registry.spec(env_id).entry_point == cls and env.name == env_id
+    assert getattr(params, field) == value
+
+
 def test_resolve_env_gives_one_named_result_for_a_bellmax_id():
     made = registry.resolve_env("Pendulum-v1")
     assert not made.is_host and made.host is None

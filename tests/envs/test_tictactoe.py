@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import bellmax
-from bellmax.envs.bandit import BanditParams
 from bellmax.envs.tictactoe import (
     LINES,
     TicTacToe,
@@ -299,5 +298,3 @@ def test_bad_params_raise():
     _, state = ENV.reset(KEY)
     with pytest.raises(ValueError, match="max_steps_in_episode must be a whole number >= 1"):
         ENV.step(KEY, state, 0, TicTacToeParams(max_steps_in_episode=0))
-    with pytest.raises(TypeError, match="needs TicTacToeParams"):
-        ENV.reset(KEY, BanditParams())

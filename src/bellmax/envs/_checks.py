@@ -14,8 +14,9 @@ Two kinds of check live here:
   values, jax for traced ones) with a function that writes the message from the concrete
   value; `enforce` raises the concrete ones now and stages the traced ones.
 
-Parameter fields declare their valid values once, as `Bounds` in the `field_bounds` of their
-`EnvParams` class; `check_param_fields` (host) and `param_problems` (staged) read them. What
+Parameter fields declare their valid values where they are declared, as `Bounds` given to
+`bounded` (`episode_limit` for `max_steps_in_episode`); `check_param_fields` (host) and
+`param_problems` (staged) read them through `field_bounds_of`. What
 is not particular to environments (is this one value a number, an int, a bool) is
 `bellmax.core.checks`' rule, used here and by the environments' constructors; what is
 (actions against spaces, entry-wise bounds of array parameters, staged checks) lives here.
@@ -422,9 +423,30 @@ def count(meaning: str = "", *, low: int = 1) -> Bounds:
     return Bounds(float(low), whole=True, meaning=meaning)
 
 
+def bounded(default: Any, bounds: Bounds) -> Any:
+    """A parameter field with its default and its valid values, declared together.
+
+    `field: float = bounded(1.0, positive("the cart's mass, kg"))` in an `EnvParams` class;
+    `field_bounds_of` reads the bounds back, `check_param_fields` and `checked` check them.
+    """
+    return dataclasses.field(default=default, metadata={"bounds": bounds})
+
+
+def episode_limit(default: int) -> Any:
+    """The `max_steps_in_episode` field: a whole number of steps >= 1, `default` unless given."""
+    return bounded(default, count("steps until truncation"))
+
+
 def field_bounds_of(params: Any) -> dict[str, Bounds]:
-    """The `field_bounds` declared by `params`'s class (empty for other objects)."""
-    return dict(getattr(type(params), "field_bounds", {}))
+    """The bounds of the fields of `params` (or of a params class) declared with `bounded`.
+
+    Empty for objects that are not dataclasses.
+    """
+    if not dataclasses.is_dataclass(params):
+        return {}
+    return {
+        f.name: f.metadata["bounds"] for f in dataclasses.fields(params) if "bounds" in f.metadata
+    }
 
 
 def _default_of(params: Any, name: str) -> Any:
@@ -454,7 +476,7 @@ def _param_message(params: Any, name: str, bounds: Bounds, value: np.ndarray) ->
 
 
 def check_param_fields(params: Any) -> None:
-    """Raise for concrete fields of `params` outside their `field_bounds`.
+    """Raise for concrete fields of `params` outside their declared bounds (`bounded`).
 
     Traced fields are skipped (`param_problems` stages them for `checked`). A field holding
     one number has its type checked by `bellmax.core.checks.check_number` (the rule every

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +26,14 @@ from flax import struct
 
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
-from bellmax.envs._checks import Bounds, check_param_fields, discount, finite, is_traced
+from bellmax.envs._checks import (
+    bounded,
+    check_param_fields,
+    discount,
+    episode_limit,
+    finite,
+    is_traced,
+)
 from bellmax.envs._tabular_tools import host_array
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
@@ -68,24 +75,16 @@ class GridParams(EnvParams):
     """Float `[S]`: reward of that jump."""
     cliff_to: Any = None
     """Int `[S]`: entering this cell sends the agent to `cliff_to[s]` instead (-1: not a cliff)."""
-    cliff_reward: float = -100.0
+    cliff_reward: float = bounded(-100.0, finite("the reward of stepping into a cliff"))
     """Reward of stepping into a cliff cell."""
-    step_reward: float = -1.0
+    step_reward: float = bounded(-1.0, finite("the reward of an ordinary move"))
     """Reward of an ordinary move."""
-    off_grid_reward: float = -1.0
+    off_grid_reward: float = bounded(-1.0, finite("the reward of a move off the grid"))
     """Reward of a move that would leave the grid (the agent stays on its edge)."""
-    gamma: float = 1.0
+    gamma: float = bounded(1.0, discount())
     """Discount of the exact MDP."""
-    max_steps_in_episode: int = 100_000
+    max_steps_in_episode: int = episode_limit(100_000)
     """Steps until truncation."""
-
-    field_bounds: ClassVar[Mapping[str, Bounds]] = {
-        **EnvParams.field_bounds,
-        "cliff_reward": finite("the reward of stepping into a cliff"),
-        "step_reward": finite("the reward of an ordinary move"),
-        "off_grid_reward": finite("the reward of a move off the grid"),
-        "gamma": discount(),
-    }
 
 
 def grid_params(
@@ -246,7 +245,7 @@ def check_grid_params(params: GridParams, shape: tuple[int, int]) -> None:
     tele_reward = per_cell("teleport_reward")
     if not np.all(np.isfinite(tele_reward)):
         raise ValueError("teleport_reward must be finite.")
-    check_param_fields(params)  # the scalar fields, by GridParams.field_bounds
+    check_param_fields(params)  # the scalar fields, by the bounds declared with them
 
 
 def grid_transition(
@@ -357,7 +356,7 @@ class GridWorld(TabularEnvironment):
         """Raise a clear error if `params` does not describe a valid layout for this grid.
 
         Called by `bellmax.make`, `reset`, `step` and `tabular_mdp`. The scalar fields are
-        checked by their `field_bounds` where concrete; the layout only when every field is
+        checked by their declared bounds where concrete; the layout only when every field is
         concrete (check traced parameters where they are concrete, e.g. `bellmax.make`).
         """
         super().check_params(params)

@@ -25,8 +25,7 @@ the largest, so ties count as optimal) and `regret` (`max q* - q*(a)`, at least 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +33,7 @@ from flax import struct
 
 from bellmax.core.checks import check_int
 from bellmax.envs import spaces
-from bellmax.envs._checks import Bounds, finite, nonnegative
+from bellmax.envs._checks import bounded, episode_limit, finite, nonnegative
 from bellmax.envs.environment import Environment, EnvParams, EnvState
 
 
@@ -42,24 +41,16 @@ from bellmax.envs.environment import Environment, EnvParams, EnvState
 class BanditParams(EnvParams):
     """Constants of the Gaussian testbed (Sutton & Barto 2.3; Exercise 2.5 for `walk_std`)."""
 
-    mean_offset: float = 0.0
+    mean_offset: float = bounded(0.0, finite("the mean of the true arm values"))
     """Mean of the distribution the true arm values are drawn from (+4 in Figure 2.5)."""
-    arm_mean_std: float = 1.0
+    arm_mean_std: float = bounded(1.0, nonnegative("a standard deviation"))
     """Standard deviation of the true arm values around `mean_offset` (0: all arms equal)."""
-    reward_std: float = 1.0
+    reward_std: float = bounded(1.0, nonnegative("a standard deviation"))
     """Standard deviation of a reward around its arm's true value."""
-    walk_std: float = 0.0
+    walk_std: float = bounded(0.0, nonnegative("a standard deviation"))
     """Random-walk step of every arm's true value per pull; 0 is the stationary testbed."""
-    max_steps_in_episode: int = 1000
+    max_steps_in_episode: int = episode_limit(1000)
     """Pulls until truncation (the book's runs are 1000 steps)."""
-
-    field_bounds: ClassVar[Mapping[str, Bounds]] = {
-        **EnvParams.field_bounds,
-        "mean_offset": finite("the mean of the true arm values"),
-        "arm_mean_std": nonnegative("a standard deviation"),
-        "reward_std": nonnegative("a standard deviation"),
-        "walk_std": nonnegative("a standard deviation"),
-    }
 
 
 @struct.dataclass

@@ -30,8 +30,6 @@ environment state; `obs_index(obs)` maps an observation to the non-natural state
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +38,7 @@ from flax import struct
 
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
-from bellmax.envs._checks import Bounds, discount
+from bellmax.envs._checks import bounded, discount, episode_limit
 from bellmax.envs._tabular_tools import uniform_int
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
@@ -93,12 +91,10 @@ class BlackjackState(EnvState):
 class BlackjackParams(EnvParams):
     """Discount and episode limit (the rules themselves are fixed)."""
 
-    gamma: float = 1.0
+    gamma: float = bounded(1.0, discount())
     """Discount of the exact MDP."""
-    max_steps_in_episode: int = 100
+    max_steps_in_episode: int = episode_limit(100)
     """Steps until truncation (a guard: a game ends within 21 hits)."""
-
-    field_bounds: ClassVar[Mapping[str, Bounds]] = {**EnvParams.field_bounds, "gamma": discount()}
 
 
 #: Cards the dealer may need after the face-down card: each hit adds at least 1 to a hard

@@ -9,15 +9,13 @@ identification; derived quantities (total mass, pole mass times length) are prop
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from bellmax.envs import spaces
-from bellmax.envs._checks import Bounds, between, nonnegative, positive
+from bellmax.envs._checks import between, bounded, episode_limit, nonnegative, positive
 from bellmax.envs.environment import Environment, EnvParams, EnvState
 
 
@@ -40,36 +38,28 @@ class CartPoleState(EnvState):
 class CartPoleParams(EnvParams):
     """Physical constants (Gymnasium's defaults) and episode limits."""
 
-    gravity: float = 9.8
+    gravity: float = bounded(
+        9.8, nonnegative("gravity in m/s^2, pulling the pole down; below 0 it would push up")
+    )
     """Gravitational acceleration, m/s^2."""
-    masscart: float = 1.0
+    masscart: float = bounded(1.0, positive("the cart's mass, kg"))
     """Cart mass, kg."""
-    masspole: float = 0.1
+    masspole: float = bounded(0.1, positive("the pole's mass, kg"))
     """Pole mass, kg."""
-    length: float = 0.5
+    length: float = bounded(0.5, positive("half the pole's length, m"))
     """Half the pole's length, m."""
-    force_mag: float = 10.0
+    force_mag: float = bounded(10.0, nonnegative("the magnitude of the push, N"))
     """Magnitude of the applied force, N."""
-    tau: float = 0.02
+    tau: float = bounded(0.02, positive("the integration time step, s"))
     """Integration time step, s."""
-    theta_threshold_radians: float = 12 * 2 * math.pi / 360
+    theta_threshold_radians: float = bounded(
+        12 * 2 * math.pi / 360, positive("the angle that ends a CartPole-v1 episode, rad")
+    )
     """|theta| beyond which CartPole-v1 terminates."""
-    x_threshold: float = 2.4
+    x_threshold: float = bounded(2.4, positive("the half-length of the track, m"))
     """|x| beyond which the episode terminates (end of track)."""
-    max_steps_in_episode: int = 500
+    max_steps_in_episode: int = episode_limit(500)
     """Steps until truncation."""
-
-    field_bounds: ClassVar[Mapping[str, Bounds]] = {
-        **EnvParams.field_bounds,
-        "gravity": nonnegative("gravity in m/s^2, pulling the pole down; below 0 it would push up"),
-        "masscart": positive("the cart's mass, kg"),
-        "masspole": positive("the pole's mass, kg"),
-        "length": positive("half the pole's length, m"),
-        "force_mag": nonnegative("the magnitude of the push, N"),
-        "tau": positive("the integration time step, s"),
-        "theta_threshold_radians": positive("the angle that ends a CartPole-v1 episode, rad"),
-        "x_threshold": positive("the half-length of the track, m"),
-    }
 
     @property
     def total_mass(self):
@@ -164,18 +154,12 @@ class CartPole(Environment[CartPoleState, CartPoleParams]):
 class CartPoleSwingUpParams(CartPoleParams):
     """CartPole constants plus the swing-up task's start and reward."""
 
-    init_noise: float = 0.05
+    init_noise: float = bounded(0.05, nonnegative("half-width of the start noise"))
     """Half-width of the uniform noise added to the hanging start state."""
-    control_cost: float = 0.01
+    control_cost: float = bounded(0.01, between(0.0, 1.0, meaning="keeps the reward in [0, 1]"))
     """Weight of the squared normalised force in the reward."""
-    max_steps_in_episode: int = 500
+    max_steps_in_episode: int = episode_limit(500)
     """Steps until truncation (10 s at tau = 0.02)."""
-
-    field_bounds: ClassVar[Mapping[str, Bounds]] = {
-        **CartPoleParams.field_bounds,
-        "init_noise": nonnegative("half-width of the start noise"),
-        "control_cost": between(0.0, 1.0, meaning="keeps the reward in [0, 1]"),
-    }
 
 
 class CartPoleSwingUp(Environment[CartPoleState, CartPoleSwingUpParams]):

@@ -3,7 +3,7 @@
 Gymnasium's environment checker, made functional and jittable. A checked environment's
 `reset` and `step` validate
 
-- `params`: its class and every field's `field_bounds` (masses > 0, probabilities in range,
+- `params`: its class and every field's declared bounds (masses > 0, probabilities in range,
   ...), also after `params.replace(...)`, and, where concrete, the rest of `check_params`
   (e.g. a grid's layout);
 - the action: dtype and shape for the action space, finite, inside a `Box`'s bounds (plain

@@ -13,8 +13,8 @@ system identification need the true next state. Auto-reset is the `AutoReset` wr
 `TimeLimit` semantics: it may be true together with `terminated`).
 
 Inputs are checked at this boundary (DESIGN.md rule 9), but only when they are concrete:
-`reset` and `step` run `check_params` on `params` (its class and the `field_bounds` of its
-fields) and `step` runs `check_action` (the action against `action_space`) before the jitted
+`reset` and `step` run `check_params` on `params` (its class and the bounds declared with
+its fields) and `step` runs `check_action` (the action against `action_space`) before the jitted
 code. Inside `jit`, `vmap` or `scan` the inputs are tracers and nothing is checked, at no
 run-time cost; each environment's docstring says what an invalid action does there, and
 `bellmax.envs.checked(env)` checks traced inputs and the outputs as well.
@@ -22,7 +22,6 @@ run-time cost; each environment's docstring says what an invalid action does the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -33,13 +32,12 @@ from flax import struct
 
 from bellmax.envs import spaces
 from bellmax.envs._checks import (
-    Bounds,
     check_action,
     check_discrete_action,
     check_param_fields,
     check_params_type,
     concrete_or_none,
-    count,
+    episode_limit,
     is_traced,
 )
 
@@ -62,16 +60,15 @@ class EnvState:
 
 @struct.dataclass
 class EnvParams:
-    """Base of every environment's constants."""
+    """Base of every environment's constants.
 
-    max_steps_in_episode: int = 500
+    Subclasses declare each numeric field with its valid values, `bounded(default, bounds)`
+    (`episode_limit(default)` for `max_steps_in_episode`), so that `Environment.check_params`
+    (and `checked` under `jit`) can check them; `_checks.field_bounds_of` lists them.
+    """
+
+    max_steps_in_episode: int = episode_limit(500)
     """Episode length at which `truncated` becomes true."""
-
-    #: The valid values of the numeric fields, checked by `Environment.check_params` (and by
-    #: `checked` under `jit`). Subclasses extend it with their own fields.
-    field_bounds: ClassVar[Mapping[str, Bounds]] = {
-        "max_steps_in_episode": count("steps until truncation"),
-    }
 
 
 def _freeze(v: Any) -> Any:
@@ -100,7 +97,7 @@ class Environment(Generic[TState, TParams]):
     `step_env(key, state, action, params) -> obs, state, reward, terminated, info` and
     `reset_env(key, params) -> obs, state`; this base adds truncation, jit and the input
     checks of concrete values (see the module docstring): `check_params` (the class
-    `params_type` and the fields' `field_bounds`) and `check_action` (discrete actions must
+    `params_type` and the bounds declared with the fields) and `check_action` (discrete actions must
     be one integer in range, continuous ones the space's shape and finite; out-of-bounds
     continuous actions are clipped by the environments, as Gymnasium's do).
     """
@@ -128,7 +125,7 @@ class Environment(Generic[TState, TParams]):
         """Raise `TypeError`/`ValueError` for concrete `params` that are invalid.
 
         Called by `bellmax.make`, `reset` and `step`. `params` must be a `params_type` and
-        every field named in its class's `field_bounds` inside those bounds; a `TypeError`
+        every field declared with `bounded` inside its bounds; a `TypeError`
         or `ValueError` names the field, its value and the valid range. Traced fields are
         skipped. Environments with more structure (grid layouts) extend this.
         """

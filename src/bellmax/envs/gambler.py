@@ -16,9 +16,6 @@ wherever it ties with the true optimum.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,7 +24,7 @@ from flax import struct
 from bellmax.core.checks import check_int
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
-from bellmax.envs._checks import Bounds, between, discount
+from bellmax.envs._checks import between, bounded, discount, episode_limit
 from bellmax.envs._tabular_tools import uniform_int
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
@@ -47,18 +44,14 @@ class GamblerState(EnvState):
 class GamblerParams(EnvParams):
     """Coin bias, discount and episode limit."""
 
-    p_h: float = 0.4
+    p_h: float = bounded(
+        0.4, between(0.0, 1.0, low_open=True, high_open=True, meaning="the probability of heads")
+    )
     """Probability that the coin comes up heads (the gambler wins the stake)."""
-    gamma: float = 1.0
+    gamma: float = bounded(1.0, discount())
     """Discount of the exact MDP."""
-    max_steps_in_episode: int = 1000
+    max_steps_in_episode: int = episode_limit(1000)
     """Steps until truncation (a guard: every bet moves the capital)."""
-
-    field_bounds: ClassVar[Mapping[str, Bounds]] = {
-        **EnvParams.field_bounds,
-        "p_h": between(0.0, 1.0, low_open=True, high_open=True, meaning="the probability of heads"),
-        "gamma": discount(),
-    }
 
 
 class GamblersProblem(TabularEnvironment):

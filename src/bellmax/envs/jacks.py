@@ -26,9 +26,6 @@ overnight, after the move).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,7 +34,7 @@ from flax import struct
 from bellmax.core.checks import check_int
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
-from bellmax.envs._checks import Bounds, between, count, nonnegative
+from bellmax.envs._checks import between, bounded, count, episode_limit, nonnegative
 from bellmax.envs._tabular_tools import uniform_int
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
@@ -58,47 +55,36 @@ class JacksState(EnvState):
 class JacksParams(EnvParams):
     """Demand, prices and discount (the book's values by default)."""
 
-    request_mean_1: float = 3.0
+    request_mean_1: float = bounded(3.0, nonnegative("a Poisson mean"))
     """Mean daily rental requests at location 1."""
-    request_mean_2: float = 4.0
+    request_mean_2: float = bounded(4.0, nonnegative("a Poisson mean"))
     """Mean daily rental requests at location 2."""
-    return_mean_1: float = 3.0
+    return_mean_1: float = bounded(3.0, nonnegative("a Poisson mean"))
     """Mean daily returns at location 1."""
-    return_mean_2: float = 2.0
+    return_mean_2: float = bounded(2.0, nonnegative("a Poisson mean"))
     """Mean daily returns at location 2."""
-    rental_reward: float = 10.0
+    rental_reward: float = bounded(10.0, nonnegative("the credit per car rented"))
     """Credit per car rented."""
-    move_cost: float = 2.0
+    move_cost: float = bounded(2.0, nonnegative("the cost per car moved"))
     """Cost per car moved overnight."""
-    free_moves: int = 0
+    free_moves: int = bounded(0, count("cars moved for free each night", low=0))
     """Cars moved from location 1 to 2 each night at no cost (Exercise 4.7: 1)."""
-    parking_limit: int = 10
+    parking_limit: int = bounded(10, count("cars kept overnight without parking cost", low=0))
     """Cars a location keeps overnight before `parking_cost` is due (Exercise 4.7)."""
-    parking_cost: float = 0.0
+    parking_cost: float = bounded(0.0, nonnegative("the overnight parking cost"))
     """Cost per location keeping more than `parking_limit` cars (Exercise 4.7: 4)."""
-    gamma: float = 0.9
-    """Discount of the exact MDP."""
-    max_steps_in_episode: int = 100
-    """Days until truncation of the sampled (continuing) task."""
-
-    field_bounds: ClassVar[Mapping[str, Bounds]] = {
-        **EnvParams.field_bounds,
-        "request_mean_1": nonnegative("a Poisson mean"),
-        "request_mean_2": nonnegative("a Poisson mean"),
-        "return_mean_1": nonnegative("a Poisson mean"),
-        "return_mean_2": nonnegative("a Poisson mean"),
-        "rental_reward": nonnegative("the credit per car rented"),
-        "move_cost": nonnegative("the cost per car moved"),
-        "parking_cost": nonnegative("the overnight parking cost"),
-        "free_moves": count("cars moved for free each night", low=0),
-        "parking_limit": count("cars kept overnight without parking cost", low=0),
-        "gamma": between(
+    gamma: float = bounded(
+        0.9,
+        between(
             0.0,
             1.0,
             high_open=True,
             meaning="Jack's car rental is a continuing task; the book uses 0.9",
         ),
-    }
+    )
+    """Discount of the exact MDP."""
+    max_steps_in_episode: int = episode_limit(100)
+    """Days until truncation of the sampled (continuing) task."""
 
 
 def capped_poisson(key: jax.Array, lam: jax.Array, cap: int) -> jax.Array:

@@ -13,9 +13,6 @@ other action is right; only actions 0 and 1 are real there, and `valid_actions()
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,7 +21,7 @@ from flax import struct
 from bellmax.core.checks import check_int
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
-from bellmax.envs._checks import Bounds, discount, finite, nonnegative
+from bellmax.envs._checks import bounded, discount, episode_limit, finite, nonnegative
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -57,21 +54,14 @@ class MaximizationBiasState(EnvState):
 class MaximizationBiasParams(EnvParams):
     """The law of B's rewards, the discount and the episode limit."""
 
-    mean_reward: float = -0.1
+    mean_reward: float = bounded(-0.1, finite("the mean reward in B; the book uses -0.1"))
     """Mean of the reward of every action in B."""
-    reward_std: float = 1.0
+    reward_std: float = bounded(1.0, nonnegative("a standard deviation; the book uses 1"))
     """Standard deviation of that reward."""
-    gamma: float = 1.0
+    gamma: float = bounded(1.0, discount())
     """Discount of the exact MDP."""
-    max_steps_in_episode: int = 100
+    max_steps_in_episode: int = episode_limit(100)
     """Steps until truncation (a guard: every episode ends within two steps)."""
-
-    field_bounds: ClassVar[Mapping[str, Bounds]] = {
-        **EnvParams.field_bounds,
-        "mean_reward": finite("the mean reward in B; the book uses -0.1"),
-        "reward_std": nonnegative("a standard deviation; the book uses 1"),
-        "gamma": discount(),
-    }
 
 
 class MaximizationBias(TabularEnvironment):
@@ -90,13 +80,10 @@ class MaximizationBias(TabularEnvironment):
     env_id = "MaximizationBias-v0"
 
     def __init__(self, num_b_actions: int = 10):
-        num_b_actions = check_int(num_b_actions, "num_b_actions", owner="MaximizationBias")
-        if num_b_actions < 2:
-            raise ValueError(
-                f"MaximizationBias needs num_b_actions >= 2 (A has two actions and every "
-                f"state has the same action count), got {num_b_actions}; the book uses 10."
-            )
-        self.num_b_actions = num_b_actions
+        # >= 2: A has two actions, and every state has the same number of actions.
+        self.num_b_actions = check_int(
+            num_b_actions, "num_b_actions", owner="MaximizationBias", low=2
+        )
 
     @property
     def num_states(self) -> int:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar
-
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from bellmax.envs import spaces
-from bellmax.envs._checks import Bounds, nonnegative, positive
+from bellmax.envs._checks import bounded, episode_limit, nonnegative, positive
 from bellmax.envs.environment import Environment, EnvParams, EnvState
 
 
@@ -32,30 +29,22 @@ class PendulumState(EnvState):
 class PendulumParams(EnvParams):
     """Gymnasium's Pendulum-v1 constants."""
 
-    max_speed: float = 8.0
+    max_speed: float = bounded(8.0, positive("the angular-velocity clip, rad/s"))
     """Angular velocity clip, rad/s."""
-    max_torque: float = 2.0
+    max_torque: float = bounded(2.0, nonnegative("the torque bound, N m"))
     """Torque bound, N m."""
-    dt: float = 0.05
+    dt: float = bounded(0.05, positive("the time step, s"))
     """Time step, s."""
-    g: float = 10.0
+    g: float = bounded(
+        10.0, nonnegative("gravity in m/s^2, pulling the pendulum down; below 0 it would push up")
+    )
     """Gravity, m/s^2."""
-    m: float = 1.0
+    m: float = bounded(1.0, positive("the mass, kg"))
     """Mass, kg."""
-    l: float = 1.0  # noqa: E741  (Gymnasium's name)
+    l: float = bounded(1.0, positive("the length, m"))  # noqa: E741  (Gymnasium's name)
     """Length, m."""
-    max_steps_in_episode: int = 200
+    max_steps_in_episode: int = episode_limit(200)
     """Steps until truncation."""
-
-    field_bounds: ClassVar[Mapping[str, Bounds]] = {
-        **EnvParams.field_bounds,
-        "max_speed": positive("the angular-velocity clip, rad/s"),
-        "max_torque": nonnegative("the torque bound, N m"),
-        "dt": positive("the time step, s"),
-        "g": nonnegative("gravity in m/s^2, pulling the pendulum down; below 0 it would push up"),
-        "m": positive("the mass, kg"),
-        "l": positive("the length, m"),
-    }
 
 
 def angle_normalize(x: jax.Array) -> jax.Array:

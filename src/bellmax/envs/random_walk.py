@@ -15,9 +15,7 @@ State indices: 0 the left exit, `1 .. n` the non-terminal states from left to ri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
-from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +25,7 @@ from flax import struct
 from bellmax.core.checks import check_int
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs import spaces
-from bellmax.envs._checks import Bounds, discount, finite
+from bellmax.envs._checks import bounded, discount, episode_limit, finite
 from bellmax.envs.environment import EnvParams, EnvState
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -49,21 +47,14 @@ class RandomWalkState(EnvState):
 class RandomWalkParams(EnvParams):
     """Exit rewards, discount and episode limit."""
 
-    left_reward: float = 0.0
+    left_reward: float = bounded(0.0, finite("the reward of the left exit"))
     """Reward for leaving by the left exit (Example 6.2: 0; Example 7.2: -1)."""
-    right_reward: float = 1.0
+    right_reward: float = bounded(1.0, finite("the reward of the right exit"))
     """Reward for leaving by the right exit."""
-    gamma: float = 1.0
+    gamma: float = bounded(1.0, discount())
     """Discount of the exact MDP."""
-    max_steps_in_episode: int = 10_000
+    max_steps_in_episode: int = episode_limit(10_000)
     """Steps until truncation (a guard: a random walk ends with probability one)."""
-
-    field_bounds: ClassVar[Mapping[str, Bounds]] = {
-        **EnvParams.field_bounds,
-        "left_reward": finite("the reward of the left exit"),
-        "right_reward": finite("the reward of the right exit"),
-        "gamma": discount(),
-    }
 
 
 @partial(jax.jit, static_argnums=0)
@@ -88,13 +79,7 @@ class RandomWalk(TabularEnvironment):
     env_id = "RandomWalk-v0"
 
     def __init__(self, num_states: int = 5):
-        num_states = check_int(num_states, "num_states", owner="RandomWalk")
-        if num_states < 1:
-            raise ValueError(
-                f"RandomWalk needs num_states >= 1 non-terminal states, got {num_states} "
-                "(the book uses 5 and 19)."
-            )
-        self.n = num_states
+        self.n = check_int(num_states, "num_states", owner="RandomWalk", low=1)
 
     @property
     def num_states(self) -> int:

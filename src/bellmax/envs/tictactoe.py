@@ -45,7 +45,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.envs import spaces
-from bellmax.envs._checks import check_discrete_action, concrete_or_none
+from bellmax.envs._checks import check_discrete_action, concrete_or_none, episode_limit
 from bellmax.envs.environment import Environment, EnvParams, EnvState
 
 #: The 8 winning lines: 3 rows, 3 columns, 2 diagonals.
@@ -160,7 +160,7 @@ def apply_move(board: jax.Array, cell: jax.Array, player: jax.Array) -> jax.Arra
 class TicTacToeParams(EnvParams):
     """Tic-tac-toe has no physical constants; only the time limit."""
 
-    max_steps_in_episode: int = 10
+    max_steps_in_episode: int = episode_limit(10)
     """Plies until truncation. A game lasts at most 9, so the default never truncates."""
 
 
