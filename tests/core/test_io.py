@@ -46,6 +46,9 @@ def test_check_output_path_refuses_bad_targets(tmp_path):
         check_output_path(tmp_path, kind="file", option="--plot")
     with pytest.raises(ValueError, match="cannot be created"):
         check_output_path(afile / "sub" / "x.png", kind="file")
+    for empty in ("", "  "):
+        with pytest.raises(ValueError, match="--out is empty"):
+            check_output_path(empty, kind="dir")
     with pytest.raises(ValueError, match="kind must be"):
         check_output_path(tmp_path, kind="folder")
     assert check_output_path(tmp_path / "new" / "run", kind="dir") == tmp_path / "new" / "run"

@@ -43,9 +43,10 @@ def check_output_path(path: str | os.PathLike, *, kind: str = "file", option: st
     """
     if kind not in ("file", "dir"):
         raise ValueError(f"check_output_path kind must be 'file' or 'dir', got {kind!r}.")
-    p = Path(os.path.expanduser(os.fspath(path)))
-    if not os.fspath(p):
+    raw = os.fspath(path)
+    if not str(raw).strip():  # Path("") would silently become "." (the current folder)
         raise ValueError(f"{option} is empty: give a path to write to.")
+    p = Path(os.path.expanduser(raw))
     resolved = p.resolve()
     for root in _SYSTEM_ROOTS:
         if resolved == Path(root) or Path(root) in resolved.parents:
