@@ -494,33 +494,46 @@ def test_bad_policy(sparse_mdp, policy, match):
         evaluate_policy(sparse_mdp, policy)
 
 
-def test_bad_solver_arguments(sparse_mdp):
-    pol = np.zeros(30, int)
-    for tol in (0.0, -1.0, math.nan, math.inf):
-        with pytest.raises(ValueError, match="tol must be a finite number > 0"):
-            value_iteration(sparse_mdp, tol=tol)
-    with pytest.raises(TypeError, match="tol must be a number"):
-        value_iteration(sparse_mdp, tol="small")
-    with pytest.raises(UnknownNameError, match="Did you mean: 'jacobi'"):
-        evaluate_policy(sparse_mdp, pol, method="jacobbi")
-    with pytest.raises(UnknownNameError, match="gauss-seidel"):
-        policy_iteration(sparse_mdp, evaluation="gauss_seidel")
-    with pytest.raises(TypeError, match="needs a TabularMDP"):
-        value_iteration({"P": 1, "R": 2})
-    with pytest.raises(TypeError, match="needs a TabularMDP"):
-        evaluate_policy(np.zeros((2, 2, 2)), pol)
-    with pytest.raises(ValueError, match="max_iterations must be an int >= 1"):
-        value_iteration(sparse_mdp, max_iterations=0)
-    with pytest.raises(ValueError, match=r"v0 must be a real array of shape \(30,\)"):
-        value_iteration(sparse_mdp, v0=np.zeros(3))
-    with pytest.raises(ValueError, match="v0 must be finite"):
-        value_iteration(sparse_mdp, v0=np.full(30, np.nan))
-    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
-        soft_value_iteration(sparse_mdp, temperature=0.0)
-    with pytest.raises(ValueError, match="m must be an int >= 0"):
-        modified_policy_iteration(sparse_mdp, m=-1)
-    with pytest.raises(TypeError, match="float32 or float64"):
-        value_iteration(sparse_mdp, dtype=jnp.int32)
+_POLICY = np.zeros(30, int)
+
+
+@pytest.mark.parametrize(
+    ("solve", "kwargs", "error", "match"),
+    [
+        *[
+            (value_iteration, {"tol": tol}, ValueError, "tol must be a finite number > 0")
+            for tol in (0.0, -1.0, math.nan, math.inf)
+        ],
+        (value_iteration, {"tol": "small"}, TypeError, "tol must be a number"),
+        (value_iteration, {"tol": True}, TypeError, "tol must be a number, got bool"),
+        (evaluate_policy, {"method": "jacobbi"}, UnknownNameError, "Did you mean: 'jacobi'"),
+        (policy_iteration, {"evaluation": "gauss_seidel"}, UnknownNameError, "gauss-seidel"),
+        (value_iteration, {"max_iterations": 0}, ValueError, "max_iterations must be an int >= 1"),
+        (value_iteration, {"max_iterations": 1e5}, TypeError, r"must be an int.*write 100000"),
+        (value_iteration, {"v0": np.zeros(3)}, ValueError, r"v0 must be a real array of shape"),
+        (value_iteration, {"v0": np.full(30, np.nan)}, ValueError, "v0 must be finite"),
+        (
+            soft_value_iteration,
+            {"temperature": 0.0},
+            ValueError,
+            "temperature must be a finite number > 0.*its limit 0 is value_iteration",
+        ),
+        (modified_policy_iteration, {"m": -1}, ValueError, "m must be an int >= 0"),
+        (value_iteration, {"dtype": jnp.int32}, TypeError, "float32 or float64"),
+    ],
+)
+def test_bad_solver_arguments(sparse_mdp, solve, kwargs, error, match):
+    args = (_POLICY,) if solve is evaluate_policy else ()
+    with pytest.raises(error, match=match):
+        solve(sparse_mdp, *args, **kwargs)
+
+
+@pytest.mark.parametrize("solve", [value_iteration, evaluate_policy, shortest_paths])
+@pytest.mark.parametrize("mdp", [{"P": 1, "R": 2}, np.zeros((2, 2, 2))])
+def test_solvers_refuse_what_is_not_an_mdp(solve, mdp):
+    args = (_POLICY,) if solve is evaluate_policy else ()
+    with pytest.raises(TypeError, match=r"needs a TabularMDP|edge list"):
+        solve(mdp, *args)
 
 
 def test_solvers_refuse_traced_mdps(sparse_mdp):
@@ -528,32 +541,40 @@ def test_solvers_refuse_traced_mdps(sparse_mdp):
         jax.jit(lambda m: value_iteration(m).values)(sparse_mdp)
 
 
-def test_bad_shortest_path_input(dense_mdp, grid4):
-    src, dst, w = np.array([0, 1]), np.array([1, 2]), np.array([1.0, 2.0])
-    with pytest.raises(ValueError, match="exactly one of source"):
-        shortest_paths((src, dst, w))
-    with pytest.raises(ValueError, match="exactly one of source"):
-        shortest_paths((src, dst, w), source=0, target=2)
-    with pytest.raises(ValueError, match=r"source node 7 is outside \[0, 3\)"):
-        shortest_paths((src, dst, w), source=7)
-    with pytest.raises(ValueError, match=r"weight\[1\] = inf is not finite"):
-        shortest_paths((src, dst, np.array([1.0, np.inf])), source=0)
-    with pytest.raises(ValueError, match="one length"):
-        shortest_paths((src, dst[:1], w), source=0)
-    with pytest.raises(TypeError, match="integer node indices"):
-        shortest_paths((src.astype(float), dst, w), source=0)
-    with pytest.raises(ValueError, match=r"dst\[1\] = 2 is outside \[0, 2\)"):
-        shortest_paths((src, dst, w), source=0, num_nodes=2)
-    with pytest.raises(TypeError, match="edge list"):
-        shortest_paths("graph", source=0)
-    with pytest.raises(ValueError, match="deterministic transitions"):
-        shortest_paths(dense_mdp.replace(gamma=1.0), target=0)
-    with pytest.raises(ValueError, match=r"gamma = 0\.9"):
-        shortest_paths(dense_mdp)
-    with pytest.raises(ValueError, match="not source="):
-        shortest_paths(grid4, source=3)
-    with pytest.raises(ValueError, match="marks no terminal states"):
-        shortest_paths(grid4.replace(terminal=None))
+_SRC, _DST, _W = np.array([0, 1]), np.array([1, 2]), np.array([1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("graph", "kwargs", "error", "match"),
+    [
+        ((_SRC, _DST, _W), {}, ValueError, "exactly one of source"),
+        ((_SRC, _DST, _W), {"source": 0, "target": 2}, ValueError, "exactly one of source"),
+        ((_SRC, _DST, _W), {"source": 7}, ValueError, r"source node 7 is outside \[0, 3\)"),
+        ((_SRC, _DST, np.array([1.0, np.inf])), {"source": 0}, ValueError, "= inf is not finite"),
+        ((_SRC, _DST[:1], _W), {"source": 0}, ValueError, "one length"),
+        ((_SRC.astype(float), _DST, _W), {"source": 0}, TypeError, "integer node indices"),
+        ((_SRC, _DST, _W), {"source": 0, "num_nodes": 2}, ValueError, r"dst\[1\] = 2 is outside"),
+        ((_SRC, _DST, _W), {"source": 0, "num_nodes": 2.0}, TypeError, "num_nodes must be an int"),
+        ("graph", {"source": 0}, TypeError, "edge list"),
+        ("stochastic", {"target": 0}, ValueError, "deterministic transitions"),
+        ("discounted", {}, ValueError, r"gamma = 0\.9"),
+        ("grid", {"source": 3}, ValueError, "not source="),
+        ("grid without terminals", {}, ValueError, "marks no terminal states"),
+    ],
+)
+def test_bad_shortest_path_input(dense_mdp, grid4, graph, kwargs, error, match):
+    graph = (
+        {
+            "stochastic": dense_mdp.replace(gamma=1.0),
+            "discounted": dense_mdp,
+            "grid": grid4,
+            "grid without terminals": grid4.replace(terminal=None),
+        }.get(graph, graph)
+        if isinstance(graph, str)
+        else graph
+    )
+    with pytest.raises(error, match=match):
+        shortest_paths(graph, **kwargs)
 
 
 def test_greedy_policy_keeps_float64_precision():

@@ -105,15 +105,8 @@ class Solve(NamedTuple):
 
 def dp_result(solve: Solve | FixedPoint, policy: jax.Array, q: jax.Array | None) -> DPResult:
     """A `DPResult` from a solve (or a fixed point) and the policy and q-values read from it."""
-    return DPResult(
-        values=solve.values,
-        policy=policy,
-        iterations=solve.iterations,
-        residual=solve.residual,
-        error_bound=solve.error_bound,
-        status=solve.status,
-        q_values=q,
-    )
+    fields = {name: getattr(solve, name) for name in Solve._fields}
+    return DPResult(policy=policy, q_values=q, **fields)
 
 
 # ---------------------------------------------------------------------- input checks

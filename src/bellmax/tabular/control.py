@@ -29,6 +29,7 @@ from bellmax.core.semiring import (
 from bellmax.core.status import Status
 from bellmax.tabular._common import (
     DPResult,
+    Solve,
     check_policy_table,
     check_positive,
     check_values,
@@ -259,15 +260,14 @@ def policy_iteration(
             policy = step.policy
         gamma = float(mdp.gamma)
         bound = res / (1.0 - gamma) if gamma < 1.0 else math.inf
-        return DPResult(
+        solve = Solve(
             values=v,
-            policy=policy,
             iterations=jnp.int32(rounds),
             residual=jnp.asarray(res, dt),
             error_bound=jnp.asarray(bound, dt),
             status=jnp.int32(status),
-            q_values=jit_q_values(m, v),
         )
+        return dp_result(solve, policy, jit_q_values(m, v))
 
 
 # ---------------------------------------------------------------------- modified PI
