@@ -7,6 +7,7 @@ the book's settings. Reference numbers: ../shared/reference/sutton-barto.md.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import jax
@@ -41,9 +42,11 @@ from bellmax.tabular.td import (
 EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def _register(name: str, source: str, description: str):
+def _register(name: str, source: str):
+    """Add the decorated experiment to `EXPERIMENTS`; its docstring is the description."""
+
     def deco(fn):
-        EXPERIMENTS[name] = Experiment(name, source, description, fn)
+        EXPERIMENTS[name] = Experiment(name, source, inspect.getdoc(fn), fn)
         return fn
 
     return deco
@@ -53,6 +56,15 @@ def _tabular(env_id: str) -> tuple[Any, Any, Any]:
     """`(env, params, mdp)`: a registered environment, its default params and its exact MDP."""
     env, params = bellmax.make(env_id)
     return env, params, env.tabular_mdp(params)
+
+
+def _finish(ctx: ExperimentContext, fig, ax, name: str, data: dict, **labels: Any) -> dict:
+    """Label `ax` (`ax.set(**labels)`: xlabel, ylabel, title), add its legend and save `fig`
+    as `name`; return `data`."""
+    ax.set(**labels)
+    ax.legend()
+    ctx.save(fig, name)
+    return data
 
 
 def _round(x: Any, digits: int = 4) -> Any:
@@ -100,24 +112,18 @@ def _plot_testbed(ctx, name, title, labelled, results, *, reward=True):
     ctx.save(fig, name)
 
 
-@_register(
-    "ten-armed-testbed",
-    "Figure 2.2",
-    "Greedy vs epsilon-greedy (0.01, 0.1) on the 10-armed testbed.",
-)
+@_register("ten-armed-testbed", "Figure 2.2")
 def ten_armed_testbed(ctx: ExperimentContext) -> dict[str, Any]:
+    """Greedy vs epsilon-greedy (0.01, 0.1) on the 10-armed testbed."""
     labelled = [(f"epsilon = {e}", EpsilonGreedy(epsilon=e)) for e in (0.0, 0.01, 0.1)]
     results, data = _testbed(ctx, labelled)
     _plot_testbed(ctx, "figure-2-2", "Figure 2.2: the 10-armed testbed", labelled, results)
     return data
 
 
-@_register(
-    "optimistic-initial-values",
-    "Figure 2.3",
-    "Optimistic greedy (Q1 = 5) vs realistic epsilon-greedy.",
-)
+@_register("optimistic-initial-values", "Figure 2.3")
 def optimistic_initial_values(ctx: ExperimentContext) -> dict[str, Any]:
+    """Optimistic greedy (Q1 = 5) vs realistic epsilon-greedy."""
     labelled = [
         (
             "optimistic, greedy: Q1 = 5, epsilon = 0",
@@ -132,8 +138,9 @@ def optimistic_initial_values(ctx: ExperimentContext) -> dict[str, Any]:
     return data
 
 
-@_register("ucb", "Figure 2.4", "UCB (c = 2) vs epsilon-greedy (0.1) average reward.")
+@_register("ucb", "Figure 2.4")
 def ucb(ctx: ExperimentContext) -> dict[str, Any]:
+    """UCB (c = 2) vs epsilon-greedy (0.1) average reward."""
     labelled = [
         ("UCB c = 2", UCB(c=2.0)),
         ("epsilon-greedy epsilon = 0.1", EpsilonGreedy(epsilon=0.1)),
@@ -144,12 +151,9 @@ def ucb(ctx: ExperimentContext) -> dict[str, Any]:
     return data
 
 
-@_register(
-    "gradient-bandit",
-    "Figure 2.5",
-    "Gradient bandit with and without baseline (alpha 0.1, 0.4), means +4.",
-)
+@_register("gradient-bandit", "Figure 2.5")
 def gradient_bandit(ctx: ExperimentContext) -> dict[str, Any]:
+    """Gradient bandit with and without baseline (alpha 0.1, 0.4), means +4."""
     labelled = [
         (f"alpha = {a}, {'with' if b else 'without'} baseline", GradientBandit(alpha=a, baseline=b))
         for b in (True, False)
@@ -201,12 +205,9 @@ def _draw_grid(ax, grid, title, *, fmt="{:.1f}", policy_q=None, env=None):
     ax.set_yticks([])
 
 
-@_register(
-    "gridworld-5x5",
-    "Figures 3.2, 3.5",
-    "5x5 gridworld: random-policy values, v* and the optimal policy.",
-)
+@_register("gridworld-5x5", "Figures 3.2, 3.5")
 def gridworld_5x5(ctx: ExperimentContext) -> dict[str, Any]:
+    """5x5 gridworld: random-policy values, v* and the optimal policy."""
     env, params, mdp = _tabular("GridWorld5x5-v0")
     uniform = np.full(mdp.shape, 1.0 / mdp.num_actions)
     v_random = np.asarray(evaluate_policy(mdp, uniform).values)
@@ -232,12 +233,9 @@ def gridworld_5x5(ctx: ExperimentContext) -> dict[str, Any]:
     }
 
 
-@_register(
-    "gridworld-4x4",
-    "Figure 4.1",
-    "4x4 gridworld: iterative policy evaluation of the random policy, k = 0..inf.",
-)
+@_register("gridworld-4x4", "Figure 4.1")
 def gridworld_4x4(ctx: ExperimentContext) -> dict[str, Any]:
+    """4x4 gridworld: iterative policy evaluation of the random policy, k = 0..inf."""
     env, params, mdp = _tabular("GridWorld4x4-v0")
     uniform = np.full(mdp.shape, 1.0 / mdp.num_actions)
     P, R = mdp.dense_P(), np.asarray(mdp.R)
@@ -272,12 +270,9 @@ def gridworld_4x4(ctx: ExperimentContext) -> dict[str, Any]:
     return data
 
 
-@_register(
-    "jacks-car-rental",
-    "Figure 4.2",
-    "Jack's car rental: the policies of policy iteration and the final value.",
-)
+@_register("jacks-car-rental", "Figure 4.2")
 def jacks_car_rental(ctx: ExperimentContext) -> dict[str, Any]:
+    """Jack's car rental: the policies of policy iteration and the final value."""
     env, params, mdp = _tabular("JacksCarRental-v0")
     P, R, gamma = mdp.dense_P(), np.asarray(mdp.R), float(mdp.gamma)
     n = env.max_cars + 1
@@ -315,12 +310,9 @@ def jacks_car_rental(ctx: ExperimentContext) -> dict[str, Any]:
     }
 
 
-@_register(
-    "gamblers-problem",
-    "Figure 4.3",
-    "The gambler's problem (p_h = 0.4): value-iteration sweeps and a final policy.",
-)
+@_register("gamblers-problem", "Figure 4.3")
 def gamblers_problem(ctx: ExperimentContext) -> dict[str, Any]:
+    """The gambler's problem (p_h = 0.4): value-iteration sweeps and a final policy."""
     env, params, mdp = _tabular("GamblersProblem-v0")
     valid = env.valid_actions(params)
     fig, axes = figure(2, 1, size=(7, 7))
@@ -371,12 +363,9 @@ def _surface_panels(fig_axes, tables, titles):
     return im
 
 
-@_register(
-    "blackjack-mc",
-    "Figure 5.1",
-    "Blackjack: first-visit MC values of stick-on-20 after 10,000 and 500,000 episodes.",
-)
+@_register("blackjack-mc", "Figure 5.1")
 def blackjack_mc(ctx: ExperimentContext) -> dict[str, Any]:
+    """Blackjack: first-visit MC values of stick-on-20 after 10,000 and 500,000 episodes."""
     env, params, mdp = _tabular("Blackjack-v0")
     policy = _blackjack_stick_on_20(env, mdp)
     idx = Blackjack.book_state_indices()  # [usable, sum - 12, dealer - 1]
@@ -408,12 +397,9 @@ def blackjack_mc(ctx: ExperimentContext) -> dict[str, Any]:
     return data
 
 
-@_register(
-    "blackjack-optimal",
-    "Figure 5.2",
-    "Blackjack: the optimal policy and v* (value iteration on the exact MDP; MC ES agreement).",
-)
+@_register("blackjack-optimal", "Figure 5.2")
 def blackjack_optimal(ctx: ExperimentContext) -> dict[str, Any]:
+    """Blackjack: the optimal policy and v* (value iteration on the exact MDP; MC ES agreement)."""
     env, params, mdp = _tabular("Blackjack-v0")
     idx = Blackjack.book_state_indices()
     opt = value_iteration(mdp, tol=1e-12)
@@ -462,12 +448,9 @@ def blackjack_optimal(ctx: ExperimentContext) -> dict[str, Any]:
     }
 
 
-@_register(
-    "blackjack-importance-sampling",
-    "Figure 5.3",
-    "Off-policy MC on one Blackjack state: ordinary vs weighted importance sampling.",
-)
+@_register("blackjack-importance-sampling", "Figure 5.3")
 def blackjack_importance_sampling(ctx: ExperimentContext) -> dict[str, Any]:
+    """Off-policy MC on one Blackjack state: ordinary vs weighted importance sampling."""
     env, params, mdp = _tabular("Blackjack-v0")
     target = _blackjack_stick_on_20(env, mdp)
     behaviour = np.full(mdp.shape, 0.5)
@@ -494,9 +477,11 @@ def blackjack_importance_sampling(ctx: ExperimentContext) -> dict[str, Any]:
     ax.plot(episodes, mse_w, label="weighted importance sampling")
     ax.set_xscale("log")
     ax.set_ylim(0, 5)
-    ax.set_xlabel("episodes (log scale)")
-    ax.set_ylabel(f"mean squared error (average over {runs} runs)")
-    ax.set_title(f"Figure 5.3: true value {true:.6f}")
+    ax.set(
+        xlabel="episodes (log scale)",
+        ylabel=f"mean squared error (average over {runs} runs)",
+        title=f"Figure 5.3: true value {true:.6f}",
+    )
     ax.legend()
     ctx.save(fig, "figure-5-3")
     at = [9, 99, 999, 9999]
@@ -509,12 +494,9 @@ def blackjack_importance_sampling(ctx: ExperimentContext) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ chapter 6
-@_register(
-    "random-walk",
-    "Example 6.2",
-    "Random walk: TD(0) vs constant-alpha MC, RMS error over episodes.",
-)
+@_register("random-walk", "Example 6.2")
 def random_walk(ctx: ExperimentContext) -> dict[str, Any]:
+    """Random walk: TD(0) vs constant-alpha MC, RMS error over episodes."""
     env, params = bellmax.make("RandomWalk-v0")
     S = env.num_states
     true = env.true_values(params)[1:-1]
@@ -525,35 +507,29 @@ def random_walk(ctx: ExperimentContext) -> dict[str, Any]:
     fig, axes = figure(size=(7, 4.5))
     ax = axes[0, 0]
     data: dict[str, Any] = {"runs": runs}
-    for alpha in (0.05, 0.1, 0.15):
-        res = td0_prediction(
-            key,
-            env,
-            policy,
-            TD0Config(alpha=alpha, num_episodes=100, initial_value=0.5),
-            params=params,
-            num_runs=runs,
-            track_states=track,
-        )
-        rms = np.sqrt(np.mean((np.asarray(res.history) - true) ** 2, axis=2)).mean(axis=0)
-        ax.plot(np.arange(1, 101), rms, label=f"TD, alpha = {alpha}")
-        data[f"td_{alpha}_rms_after_100"] = round(float(rms[-1]), 4)
-    for alpha in (0.01, 0.02, 0.03, 0.04):
-        res = mc_prediction(
-            key,
-            env,
-            policy,
-            MCPredictionConfig(alpha=alpha, num_episodes=100, initial_value=0.5),
-            params=params,
-            num_runs=runs,
-            track_states=track,
-        )
-        rms = np.sqrt(np.mean((np.asarray(res.history) - true) ** 2, axis=2)).mean(axis=0)
-        ax.plot(np.arange(1, 101), rms, ls="--", label=f"MC, alpha = {alpha}")
-        data[f"mc_{alpha}_rms_after_100"] = round(float(rms[-1]), 4)
-    ax.set_xlabel("walks / episodes")
-    ax.set_ylabel(f"RMS error, averaged over states and {runs} runs")
-    ax.set_title("Example 6.2: random walk")
+    methods = (  # (data key, label, predict, its config, step sizes, line style)
+        ("td", "TD", td0_prediction, TD0Config, (0.05, 0.1, 0.15), "-"),
+        ("mc", "MC", mc_prediction, MCPredictionConfig, (0.01, 0.02, 0.03, 0.04), "--"),
+    )
+    for tag, label, predict, config_type, alphas, style in methods:
+        for alpha in alphas:
+            res = predict(
+                key,
+                env,
+                policy,
+                config_type(alpha=alpha, num_episodes=100, initial_value=0.5),
+                params=params,
+                num_runs=runs,
+                track_states=track,
+            )
+            rms = np.sqrt(np.mean((np.asarray(res.history) - true) ** 2, axis=2)).mean(axis=0)
+            ax.plot(np.arange(1, 101), rms, ls=style, label=f"{label}, alpha = {alpha}")
+            data[f"{tag}_{alpha}_rms_after_100"] = round(float(rms[-1]), 4)
+    ax.set(
+        xlabel="walks / episodes",
+        ylabel=f"RMS error, averaged over states and {runs} runs",
+        title="Example 6.2: random walk",
+    )
     ax.legend(fontsize=8)
     ctx.save(fig, "example-6-2")
     return data
@@ -572,10 +548,9 @@ def _greedy_path_length(env, params, policy, max_steps=200) -> int:
     return max_steps
 
 
-@_register(
-    "windy-gridworld", "Example 6.5", "Windy gridworld: SARSA's episodes completed over time steps."
-)
+@_register("windy-gridworld", "Example 6.5")
 def windy_gridworld(ctx: ExperimentContext) -> dict[str, Any]:
+    """Windy gridworld: SARSA's episodes completed over time steps."""
     env, params = bellmax.make("WindyGridworld-v0")
     runs = 10
     res = sarsa(
@@ -590,9 +565,11 @@ def windy_gridworld(ctx: ExperimentContext) -> dict[str, Any]:
     ax = axes[0, 0]
     ax.plot(steps[0], np.arange(1, steps.shape[1] + 1))
     ax.set_xlim(0, 8000)
-    ax.set_xlabel("time steps")
-    ax.set_ylabel("episodes")
-    ax.set_title("Example 6.5: SARSA on the windy gridworld (run 0)")
+    ax.set(
+        xlabel="time steps",
+        ylabel="episodes",
+        title="Example 6.5: SARSA on the windy gridworld (run 0)",
+    )
     ctx.save(fig, "example-6-5")
     done_by_8000 = (steps <= 8000).sum(axis=1)
     return {
@@ -604,29 +581,24 @@ def windy_gridworld(ctx: ExperimentContext) -> dict[str, Any]:
     }
 
 
-@_register(
-    "cliff-walking", "Example 6.6", "Cliff walking: SARSA (safe path) vs Q-learning (edge path)."
-)
+def _learn_each(learners, knobs, key, env, params, runs) -> dict[str, Any]:
+    """Run each TD control learner `{name: (learn, config type)}` with the same knobs, key,
+    environment and number of runs; their results by name."""
+    return {
+        name: learn(key, env, config_type(**knobs), params=params, num_runs=runs)
+        for name, (learn, config_type) in learners.items()
+    }
+
+
+@_register("cliff-walking", "Example 6.6")
 def cliff_walking(ctx: ExperimentContext) -> dict[str, Any]:
+    """Cliff walking: SARSA (safe path) vs Q-learning (edge path)."""
     env, params = bellmax.make("CliffWalking-v0")
     runs = 10 if ctx.quick else 50
     key = jax.random.PRNGKey(ctx.seed)
-    out = {
-        "SARSA": sarsa(
-            key,
-            env,
-            SarsaConfig(alpha=0.5, epsilon=0.1, num_episodes=500),
-            params=params,
-            num_runs=runs,
-        ),
-        "Q-learning": q_learning(
-            key,
-            env,
-            QLearningConfig(alpha=0.5, epsilon=0.1, num_episodes=500),
-            params=params,
-            num_runs=runs,
-        ),
-    }
+    learners = {"SARSA": (sarsa, SarsaConfig), "Q-learning": (q_learning, QLearningConfig)}
+    knobs = dict(alpha=0.5, epsilon=0.1, num_episodes=500)
+    out = _learn_each(learners, knobs, key, env, params, runs)
     fig, axes = figure(size=(7, 4.5))
     ax = axes[0, 0]
     data: dict[str, Any] = {"runs": runs}
@@ -639,30 +611,30 @@ def cliff_walking(ctx: ExperimentContext) -> dict[str, Any]:
             _greedy_path_length(env, params, np.asarray(p)) for p in res.policy
         ]
     ax.set_ylim(-100, 0)
-    ax.set_xlabel("episodes")
-    ax.set_ylabel("sum of rewards during episode")
-    ax.set_title(f"Example 6.6: cliff walking (mean of {runs} runs, 10-episode moving average)")
-    ax.legend()
-    ctx.save(fig, "example-6-6")
-    return data
+    return _finish(
+        ctx,
+        fig,
+        ax,
+        "example-6-6",
+        data,
+        xlabel="episodes",
+        ylabel="sum of rewards during episode",
+        title=f"Example 6.6: cliff walking (mean of {runs} runs, 10-episode moving average)",
+    )
 
 
-@_register(
-    "maximization-bias",
-    "Figure 6.5",
-    "Maximization bias: Q-learning vs Double Q-learning, % left actions from A.",
-)
+@_register("maximization-bias", "Figure 6.5")
 def maximization_bias(ctx: ExperimentContext) -> dict[str, Any]:
+    """Maximization bias: Q-learning vs Double Q-learning, % left actions from A."""
     env, params = bellmax.make("MaximizationBias-v0")
     runs = 1000 if ctx.quick else 10_000
     key = jax.random.PRNGKey(ctx.seed)
-    kw = dict(alpha=0.1, epsilon=0.1, num_episodes=300, gamma=1.0)
-    out = {
-        "Q-learning": q_learning(key, env, QLearningConfig(**kw), params=params, num_runs=runs),
-        "Double Q-learning": double_q_learning(
-            key, env, DoubleQLearningConfig(**kw), params=params, num_runs=runs
-        ),
+    learners = {
+        "Q-learning": (q_learning, QLearningConfig),
+        "Double Q-learning": (double_q_learning, DoubleQLearningConfig),
     }
+    knobs = dict(alpha=0.1, epsilon=0.1, num_episodes=300, gamma=1.0)
+    out = _learn_each(learners, knobs, key, env, params, runs)
     fig, axes = figure(size=(7, 4.5))
     ax = axes[0, 0]
     data: dict[str, Any] = {"runs": runs}
@@ -672,9 +644,13 @@ def maximization_bias(ctx: ExperimentContext) -> dict[str, Any]:
         data[f"{name}_percent_left_peak"] = round(float(left.max()), 1)
         data[f"{name}_percent_left_episodes_200_300"] = round(float(left[199:].mean()), 1)
     ax.axhline(5, ls="--", color="k", lw=0.8, label="optimal (5%)")
-    ax.set_xlabel("episodes")
-    ax.set_ylabel("% left actions from A")
-    ax.set_title(f"Figure 6.5: maximization bias ({runs} runs)")
-    ax.legend()
-    ctx.save(fig, "figure-6-5")
-    return data
+    return _finish(
+        ctx,
+        fig,
+        ax,
+        "figure-6-5",
+        data,
+        xlabel="episodes",
+        ylabel="% left actions from A",
+        title=f"Figure 6.5: maximization bias ({runs} runs)",
+    )
