@@ -352,9 +352,11 @@ def _check_start(start_state: Any, num_states: int, who: str) -> jax.Array:
 
 
 def _predict(
-    who, key, env, target, behaviour, config, params, num_runs, track_states, start_state,
-    alpha, every_visit,
+    who: str, key: jax.Array, env: Any, target: jax.Array, behaviour: jax.Array, config: Any, *,
+    params: Any, num_runs: Any, track_states: Any, start_state: Any,
 ):  # fmt: skip
+    """Check the arguments of a prediction method and run it (`_prediction_run`)."""
+    alpha = getattr(config, "alpha", None)  # None: sample averages (the ordinary row)
     env = check_env(env, who)
     params = resolve_params(env, params)
     shape = table_shape(env, params, who)
@@ -370,10 +372,10 @@ def _predict(
         params,
         target,
         behaviour,
-        jnp.asarray(alpha, jnp.float32),
+        jnp.asarray(1.0 if alpha is None else alpha, jnp.float32),
         resolve_gamma(config.gamma, params, who),
         jnp.asarray(config.initial_value, jnp.float32),
-        jnp.asarray(every_visit),
+        jnp.asarray(not config.first_visit),
         start,
         track,
     )
@@ -417,8 +419,8 @@ def mc_prediction(
     env = check_env(env, who)
     probs = check_policy(policy, table_shape(env, resolve_params(env, params), who), "policy", who)
     estimates, stats, history = _predict(
-        who, key, env, probs, probs, config, params, num_runs, track_states, start_state,
-        1.0 if config.alpha is None else config.alpha, not config.first_visit,
+        who, key, env, probs, probs, config, params=params, num_runs=num_runs,
+        track_states=track_states, start_state=start_state,
     )  # fmt: skip
     row = 0 if config.alpha is None else 2  # rows ordinary (= sample average), weighted, alpha
     return PredictionResult(
@@ -482,8 +484,8 @@ def off_policy_mc_prediction(
             "it positive probability in the behaviour policy."
         )
     estimates, stats, history = _predict(
-        who, key, env, target, behaviour, config, params, num_runs, track_states, start_state,
-        1.0, not config.first_visit,
+        who, key, env, target, behaviour, config, params=params, num_runs=num_runs,
+        track_states=track_states, start_state=start_state,
     )  # fmt: skip
     return OffPolicyResult(
         v_ordinary=estimates[:, 0],
@@ -540,32 +542,41 @@ def _control_run(
     return ControlResult(q=q, policy=greedy_policy(q, valid), episodes=stats, history=history)
 
 
+def _check_start_states(start_states: Any, env: Any, params: Any, S: int, who: str) -> np.ndarray:
+    """The states exploring starts draw from: `start_states`, else the non-terminal ones."""
+    if start_states is None:
+        terminal = env.tabular_mdp(params).terminal
+        terminal = np.zeros(S, bool) if terminal is None else np.asarray(terminal, bool)
+        return np.flatnonzero(~terminal)
+    starts = np.atleast_1d(np.asarray(start_states))
+    if (
+        starts.ndim != 1
+        or starts.size == 0
+        or not np.all(np.mod(starts, 1) == 0)
+        or np.any((starts < 0) | (starts >= S))
+    ):
+        raise ValueError(
+            f"{who}: start_states must be a non-empty list of state indices in 0..{S - 1}, "
+            f"got {start_states!r}."
+        )
+    return starts
+
+
 def _mc_control(
-    who, key, env, config, params, num_runs, track_states, action_mask_, start_states,
-    exploring, epsilon,
+    who: str, key: jax.Array, env: Any, config: Any, *, params: Any, num_runs: Any,
+    track_states: Any, mask: Any, start_states: Any,
 ):  # fmt: skip
+    """Check the arguments of a control method and run it (`_control_run`): exploring starts
+    for an `MCExploringStartsConfig`, else epsilon-soft from `env.reset`."""
+    exploring = isinstance(config, MCExploringStartsConfig)
     env = check_env(env, who)
     params = resolve_params(env, params)
     shape = table_shape(env, params, who)
     _check_entries(shape[0] * shape[1], who)
-    valid = action_mask(env, params, shape, action_mask_, who)
+    valid = action_mask(env, params, shape, mask, who)
     track = check_track(track_states, shape[0], who)
-    if start_states is None:  # (computed for both methods so that they share one program)
-        terminal = env.tabular_mdp(params).terminal
-        terminal = np.zeros(shape[0], bool) if terminal is None else np.asarray(terminal, bool)
-        starts = np.flatnonzero(~terminal)
-    else:
-        starts = np.atleast_1d(np.asarray(start_states))
-        if (
-            starts.ndim != 1
-            or starts.size == 0
-            or not np.all(np.mod(starts, 1) == 0)
-            or np.any((starts < 0) | (starts >= shape[0]))
-        ):
-            raise ValueError(
-                f"{who}: start_states must be a non-empty list of state indices in "
-                f"0..{shape[0] - 1}, got {start_states!r}."
-            )
+    # (computed for both methods so that they share one program)
+    starts = _check_start_states(start_states, env, params, shape[0], who)
     keys = jax.random.split(key, check_num_runs(num_runs, who))
     alpha = 1.0 if config.alpha is None else config.alpha
     return run_program(
@@ -575,7 +586,7 @@ def _mc_control(
         keys,
         params,
         jnp.asarray(exploring),
-        jnp.asarray(epsilon, jnp.float32),
+        jnp.asarray(getattr(config, "epsilon", 0.0), jnp.float32),
         jnp.asarray(alpha, jnp.float32),
         jnp.asarray(config.alpha is not None),
         resolve_gamma(config.gamma, params, who),
@@ -629,8 +640,8 @@ def mc_exploring_starts(
     who = "mc_exploring_starts"
     config = check_config(config, MCExploringStartsConfig, who)
     return _mc_control(
-        who, key, env, config, params, num_runs, track_states, action_mask, start_states,
-        True, 0.0,
+        who, key, env, config, params=params, num_runs=num_runs, track_states=track_states,
+        mask=action_mask, start_states=start_states,
     )  # fmt: skip
 
 
@@ -669,6 +680,6 @@ def on_policy_mc_control(
     who = "on_policy_mc_control"
     config = check_config(config, OnPolicyMCConfig, who)
     return _mc_control(
-        who, key, env, config, params, num_runs, track_states, action_mask, None, False,
-        config.epsilon,
+        who, key, env, config, params=params, num_runs=num_runs, track_states=track_states,
+        mask=action_mask, start_states=None,
     )  # fmt: skip
