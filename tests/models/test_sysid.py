@@ -11,6 +11,7 @@ import pytest
 from scipy.optimize import curve_fit
 
 from bellmax.core.errors import DivergenceError, UnknownNameError
+from bellmax.core.status import Status
 from bellmax.envs.cartpole import CartPoleParams, CartPoleSwingUpParams
 from bellmax.envs.pendulum import PendulumParams
 from bellmax.models import (
@@ -64,7 +65,7 @@ def _rel(a, b):
 # ---------------------------------------------------------------------- Gymnasium's cart-pole
 def test_cartpole_report_without_gauge(cartpole_free):
     r = cartpole_free
-    assert r.status == "converged"
+    assert r.status == Status.CONVERGED and r.status_name == "converged"
     assert r.free == tuple(CP_TRUE)
     assert r.rank == 5 and not r.well_posed
     assert r.null_directions == ("masscart * masspole * force_mag",)
@@ -107,7 +108,7 @@ def test_cartpole_gauge_makes_it_well_posed(cartpole_data):
 # ---------------------------------------------------------------------- Gymnasium's pendulum
 def test_pendulum_report_without_gauge(pendulum_free):
     r = pendulum_free
-    assert r.status == "converged"
+    assert r.status == Status.CONVERGED and r.status_name == "converged"
     assert r.rank == 3 and len(r.free) == 5
     assert r.null_directions == ("g * m^-2 * l", "max_torque")
     assert r.suggested_gauge == ("g", "max_torque")
@@ -177,7 +178,7 @@ def test_least_squares_matches_scipy_curve_fit():
     popt, pcov = curve_fit(lambda t, a, b: a * np.exp(-b * t), t, y, p0=(1.0, 1.0))
     np.testing.assert_allclose([r.params["a"], r.params["b"]], popt, rtol=1e-7)
     np.testing.assert_allclose(r.covariance, pcov, rtol=1e-5)
-    assert r.well_posed and r.status == "converged"
+    assert r.well_posed and r.converged
     assert r.residual_rms == pytest.approx(
         np.sqrt(np.mean((popt[0] * np.exp(-popt[1] * t) - y) ** 2))
     )
@@ -274,6 +275,43 @@ def test_bad_values():
         least_squares(_decay, {"a": 1.0, "b": 1.0}, args=(t, t), config=SysIdConfig(num_starts=0))
     with pytest.raises(TypeError, match="init"):
         least_squares(_decay, {}, args=(t, t))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("num_starts", 0, ValueError),
+        ("num_starts", 2.0, TypeError),
+        ("max_iterations", True, TypeError),
+        ("ftol", -1.0, ValueError),
+        ("xtol", math.inf, ValueError),
+        ("gtol", "small", TypeError),
+        ("spread", 0.5, ValueError),
+        ("seed", 1.5, TypeError),
+    ],
+)
+def test_config_checked_when_made(field, value, error):
+    with pytest.raises(error, match=f"SysIdConfig.{field}"):
+        SysIdConfig(**{field: value})
+
+
+def test_status_vocabulary():
+    # a start whose residuals are not finite is DIVERGED (inf cost); the best one converges
+    t = np.linspace(0.0, 3.0, 40)
+    y = 2.0 * np.exp(-0.5 * t)
+
+    def residual(p, t, y):
+        bad = jnp.where(p["a"] > 5.0, jnp.nan, 0.0)  # non-finite far from the start
+        return p["a"] * jnp.exp(-p["b"] * t) - y + bad
+
+    r = least_squares(residual, {"a": 1.0, "b": 1.0}, args=(t, y), config=SysIdConfig(num_starts=8))
+    assert r.converged and r.status is Status.CONVERGED and r.status_name == "converged"
+    assert all(isinstance(s, Status) for s in r.start_status)
+    assert Status.DIVERGED in r.start_status
+    for s, name, cost in zip(r.start_status, r.start_status_names, r.start_costs, strict=True):
+        assert name == s.name.lower()
+        assert (s is Status.DIVERGED) == (not np.isfinite(cost))
+    assert "status converged" in r.summary()
 
 
 def test_nonfinite_residuals_raise():

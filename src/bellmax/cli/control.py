@@ -166,7 +166,7 @@ def run_sysid(args: SysidArgs) -> int:
             "env": args.env,
             "model": model.name,
             "transitions": n,
-            "status": fit.status,
+            "status": fit.status_name,
             "params": {k: float(v) for k, v in fit.params.items()},
             "stderr": {k: _finite_or_none(v) for k, v in fit.stderr.items()},
             "fixed": list(fit.fixed),
@@ -337,7 +337,7 @@ def run_control(args: ControlArgs) -> int:
         "compile_seconds": None if compile_s is None else round(compile_s, 3),
     }
     if fit is not None:
-        out["sysid"] = {"status": fit.status, "rank": int(fit.rank), "fixed": list(fit.fixed)}
+        out["sysid"] = {"status": fit.status_name, "rank": int(fit.rank), "fixed": list(fit.fixed)}
     if args.json:
         print(json.dumps(out))
         return 0

@@ -35,13 +35,17 @@ import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bellmax.core.checks import check_int, check_number
 from bellmax.core.errors import DivergenceError, unknown_name
+from bellmax.core.status import Status, StatusFields, status_name
+from bellmax.models import parametric
+from bellmax.models.data import Transitions
 
 __all__ = [
     "FitResult",
@@ -50,10 +54,6 @@ __all__ = [
     "least_squares",
     "prediction_error",
 ]
-
-#: Status codes of one start (index = code).
-STATUS_NAMES = ("running", "converged", "max_iterations", "stalled", "nonfinite")
-_RUNNING, _CONVERGED, _MAX_ITER, _STALLED, _NONFINITE = range(5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,29 +81,32 @@ class SysIdConfig:
     seed: int = 0
     """Seed of the random starts."""
 
-    def check(self) -> None:
-        """Raise ValueError naming a bad field."""
-        if isinstance(self.num_starts, bool) or not isinstance(self.num_starts, int):
-            raise TypeError(f"num_starts must be an int >= 1, got {self.num_starts!r}.")
-        if self.num_starts < 1:
-            raise ValueError(f"num_starts must be >= 1, got {self.num_starts}; e.g. 8.")
-        if isinstance(self.max_iterations, bool) or not isinstance(self.max_iterations, int):
-            raise TypeError(f"max_iterations must be an int >= 1, got {self.max_iterations!r}.")
-        if self.max_iterations < 1:
-            raise ValueError(f"max_iterations must be >= 1, got {self.max_iterations}.")
+    def __post_init__(self) -> None:
+        owner = "SysIdConfig"
+        for name in ("num_starts", "max_iterations"):
+            object.__setattr__(self, name, check_int(getattr(self, name), name, owner=owner, low=1))
         for name in ("spread", "ftol", "xtol", "gtol", "lambda_init", "rank_rtol"):
-            v = getattr(self, name)
-            if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}.")
+            value = check_number(getattr(self, name), name, owner=owner, low=0)
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "seed", check_int(self.seed, "seed", owner=owner))
         if self.spread < 1 and self.num_starts > 1:
             raise ValueError(
-                f"spread must be >= 1 (a factor around the initial guess), got {self.spread}."
+                f"SysIdConfig.spread must be >= 1 (a factor around the initial guess) when "
+                f"num_starts > 1, got {self.spread}."
             )
+
+    def check(self) -> None:
+        """Validate the fields again (they are checked when the config is made)."""
+        self.__post_init__()
 
 
 @dataclasses.dataclass(frozen=True)
-class FitResult:
-    """A least-squares fit with its identifiability report (host-side numpy values)."""
+class FitResult(StatusFields):
+    """A least-squares fit with its identifiability report (host-side numpy values).
+
+    `status` is a `bellmax.core.status.Status`; `status_name` reads it as `converged`,
+    `max_iterations` or `stalled` and `converged` as a bool (`StatusFields`).
+    """
 
     names: tuple[str, ...]
     """All parameter names, in order."""
@@ -142,14 +145,14 @@ class FitResult:
     """Root mean square of the (weighted) residuals at the fit."""
     cost: float
     """Half the sum of squared residuals at the fit."""
-    status: str
-    """Status of the best start: `converged`, `max_iterations` or `stalled`."""
+    status: Status
+    """`Status` of the best start: CONVERGED, MAX_ITERATIONS or STALLED."""
     iterations: int
     """Iterations of the best start."""
     start_costs: np.ndarray
     """Final cost of every start (inf for a start whose residuals were not finite)."""
-    start_status: tuple[str, ...]
-    """Status of every start."""
+    start_status: tuple[Status, ...]
+    """`Status` of every start (DIVERGED for one whose residuals were not finite)."""
     num_residuals: int
     """Number of residuals `m`."""
     model: str | None = None
@@ -158,13 +161,20 @@ class FitResult:
     """Transitions used by `identify`."""
 
     @property
+    def start_status_names(self) -> tuple[str, ...]:
+        """`status_name` of every start: `converged`, `max_iterations`, `stalled`, `diverged`."""
+        return tuple(status_name(s) for s in self.start_status)
+
+    @property
     def well_posed(self) -> bool:
         """Whether every free parameter is determined (`rank == len(free)`)."""
         return self.rank == len(self.free)
 
     def summary(self) -> str:
         """A few readable lines: parameters with standard errors and the report."""
-        head = f"{self.model or 'fit'}: status {self.status} after {self.iterations} iterations"
+        head = (
+            f"{self.model or 'fit'}: status {self.status_name} after {self.iterations} iterations"
+        )
         lines = [
             head + f", residual rms {self.residual_rms:.3g}, rank {self.rank}/{len(self.free)}"
         ]
@@ -190,8 +200,52 @@ def _as_dict(names: tuple[str, ...], theta: jax.Array) -> dict[str, jax.Array]:
     return {n: theta[i] for i, n in enumerate(names)}
 
 
+class _LMCarry(NamedTuple):
+    """The Levenberg-Marquardt loop state of one start."""
+
+    z: jax.Array
+    """`[p]` current fitted coordinates (log parameters in positive mode)."""
+    r: jax.Array
+    """`[m]` residuals at `z`."""
+    J: jax.Array
+    """`[m, p]` their Jacobian (zero columns for fixed parameters)."""
+    cost: jax.Array
+    """`0.5 * |r|^2`."""
+    lam: jax.Array
+    """The damping `lambda`."""
+    nu: jax.Array
+    """Nielsen's growth factor of `lambda` after a rejected step."""
+    iteration: jax.Array
+    """Iterations done."""
+    status: jax.Array
+    """A `Status` value: RUNNING until a stopping rule fires."""
+
+
+class _Starts(NamedTuple):
+    """What `_lm_multistart` returns, one row per start."""
+
+    z: jax.Array
+    """`[S, p]` final coordinates."""
+    cost: jax.Array
+    """`[S]` final cost (inf for a start whose residuals were not finite)."""
+    iterations: jax.Array
+    """`[S]` iterations run."""
+    status: jax.Array
+    """`[S]` `Status` values (CONVERGED, MAX_ITERATIONS, STALLED or DIVERGED)."""
+
+
+def _lm_step(carry: _LMCarry, mask: jax.Array, tiny: jax.Array) -> tuple[jax.Array, ...]:
+    """The damped Gauss-Newton step `h`, its scaling diagonal `d` and the gradient `J^T r`."""
+    A = carry.J.T @ carry.J
+    g = carry.J.T @ carry.r
+    d = jnp.diag(A)
+    d = jnp.maximum(d, 1e-12 * jnp.max(d) + tiny) * mask + (1.0 - mask)
+    h = -jnp.linalg.solve(A + carry.lam * jnp.diag(d), g) * mask
+    return h, d, g
+
+
 @functools.partial(jax.jit, static_argnames=("residual_fn", "names", "positive"))
-def _lm_multistart(residual_fn, names, positive, z0s, free, args, tols, max_iterations):
+def _lm_multistart(residual_fn, names, positive, z0s, free, args, tols, max_iterations) -> _Starts:
     """Levenberg-Marquardt from each row of `z0s` `[S, p]`; fixed entries (free == 0) stay."""
     ftol, xtol, gtol, lam0 = tols[0], tols[1], tols[2], tols[3]
     mask = free.astype(z0s.dtype)
@@ -201,55 +255,57 @@ def _lm_multistart(residual_fn, names, positive, z0s, free, args, tols, max_iter
         return residual_fn(_as_dict(names, _theta(z, positive)), *args)
 
     def linearise(z):
-        r = res(z)
-        J = jax.jacfwd(res)(z) * mask
-        return r, J
+        return res(z), jax.jacfwd(res)(z) * mask
 
-    def solve_one(z0):
+    def finite(cost, J):
+        return jnp.isfinite(cost) & jnp.all(jnp.isfinite(J))
+
+    def init(z0):
         r, J = linearise(z0)
         cost = 0.5 * jnp.sum(r**2)
-        finite = jnp.isfinite(cost) & jnp.all(jnp.isfinite(J))
-        A = J.T @ J
-        lam = lam0 * jnp.max(jnp.diag(A))
-        status = jnp.where(finite, _RUNNING, _NONFINITE)
-        carry = (z0, r, J, cost, lam, jnp.asarray(2.0, z0.dtype), jnp.asarray(0), status)
+        lam = lam0 * jnp.max(jnp.diag(J.T @ J))
+        status = jnp.where(finite(cost, J), Status.RUNNING, Status.DIVERGED)
+        two = jnp.asarray(2.0, z0.dtype)
+        return _LMCarry(z0, r, J, cost, lam, two, jnp.asarray(0), status)
 
-        def cond(c):
-            return (c[7] == _RUNNING) & (c[6] < max_iterations)
+    def running(c: _LMCarry):
+        return (c.status == Status.RUNNING) & (c.iteration < max_iterations)
 
-        def body(c):
-            z, r, J, cost, lam, nu, it, status = c
-            A = J.T @ J
-            g = J.T @ r
-            d = jnp.diag(A)
-            d = jnp.maximum(d, 1e-12 * jnp.max(d) + tiny) * mask + (1.0 - mask)
-            h = -jnp.linalg.solve(A + lam * jnp.diag(d), g) * mask
-            z_new = z + h
-            r_new, J_new = linearise(z_new)
-            cost_new = 0.5 * jnp.sum(r_new**2)
-            predicted = 0.5 * jnp.dot(h, lam * d * h - g)
-            rho = (cost - cost_new) / jnp.maximum(predicted, tiny)
-            ok = jnp.isfinite(cost_new) & jnp.all(jnp.isfinite(J_new)) & (rho > 0)
-            drop = cost - cost_new
-            small_step = jnp.linalg.norm(h) <= xtol * (jnp.linalg.norm(z) + xtol)
-            # MINPACK-style: the actual or the predicted relative reduction is below ftol
-            conv = (ok & (drop <= ftol * cost)) | (predicted <= ftol * cost) | small_step
-            conv = conv | (jnp.max(jnp.abs(g)) <= gtol * jnp.maximum(cost, tiny))
-            lam_ok = lam * jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
-            z = jnp.where(ok, z_new, z)
-            r = jnp.where(ok, r_new, r)
-            J = jnp.where(ok, J_new, J)
-            cost = jnp.where(ok, cost_new, cost)
-            lam = jnp.where(ok, lam_ok, lam * nu)
-            nu = jnp.where(ok, 2.0, 2.0 * nu)
-            stalled = ~jnp.isfinite(lam) | (lam > 1e30)
-            status = jnp.where(conv, _CONVERGED, jnp.where(stalled, _STALLED, _RUNNING))
-            return z, r, J, cost, lam, nu, it + 1, status
+    def iterate(c: _LMCarry) -> _LMCarry:
+        # trial step and the gain ratio of actual to predicted reduction (MNT 2004, eq. 2.18)
+        h, d, g = _lm_step(c, mask, tiny)
+        r_new, J_new = linearise(c.z + h)
+        cost_new = 0.5 * jnp.sum(r_new**2)
+        predicted = 0.5 * jnp.dot(h, c.lam * d * h - g)
+        rho = (c.cost - cost_new) / jnp.maximum(predicted, tiny)
+        ok = finite(cost_new, J_new) & (rho > 0)
+        # stopping rules, MINPACK-style: the actual or the predicted relative reduction is
+        # below ftol, the step is short, or the gradient is small
+        small_step = jnp.linalg.norm(h) <= xtol * (jnp.linalg.norm(c.z) + xtol)
+        conv = (ok & (c.cost - cost_new <= ftol * c.cost)) | (predicted <= ftol * c.cost)
+        conv = conv | small_step | (jnp.max(jnp.abs(g)) <= gtol * jnp.maximum(c.cost, tiny))
+        # accept or reject; Nielsen's damping update (MNT 2004, eq. 3.16)
+        lam_ok = c.lam * jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+        lam = jnp.where(ok, lam_ok, c.lam * c.nu)
+        stalled = ~jnp.isfinite(lam) | (lam > 1e30)
+        return _LMCarry(
+            z=jnp.where(ok, c.z + h, c.z),
+            r=jnp.where(ok, r_new, c.r),
+            J=jnp.where(ok, J_new, c.J),
+            cost=jnp.where(ok, cost_new, c.cost),
+            lam=lam,
+            nu=jnp.where(ok, 2.0, 2.0 * c.nu),
+            iteration=c.iteration + 1,
+            status=jnp.where(
+                conv, Status.CONVERGED, jnp.where(stalled, Status.STALLED, Status.RUNNING)
+            ),
+        )
 
-        z, r, J, cost, lam, nu, it, status = jax.lax.while_loop(cond, body, carry)
-        status = jnp.where(status == _RUNNING, _MAX_ITER, status)
-        cost = jnp.where(status == _NONFINITE, jnp.inf, cost)
-        return z, cost, it, status
+    def solve_one(z0) -> _Starts:
+        c = jax.lax.while_loop(running, iterate, init(z0))
+        status = jnp.where(c.status == Status.RUNNING, Status.MAX_ITERATIONS, c.status)
+        cost = jnp.where(status == Status.DIVERGED, jnp.inf, c.cost)
+        return _Starts(c.z, cost, c.iteration, status)
 
     return jax.vmap(solve_one)(z0s)
 
@@ -374,7 +430,6 @@ def least_squares(
         raise TypeError(f"residual_fn must be callable, got {type(residual_fn).__name__}.")
     if not isinstance(config, SysIdConfig):
         raise TypeError(f"config must be a SysIdConfig, got {type(config).__name__}.")
-    config.check()
     if not isinstance(init, Mapping) or not init:
         raise TypeError(
             f"init must be a non-empty mapping name -> value, got {init!r}; "
@@ -403,25 +458,14 @@ def least_squares(
     if not free_names:
         raise ValueError(f"every parameter is fixed ({sorted(fix)}); leave at least one free.")
 
-    p = len(names)
     free = np.array([n not in fix for n in names])
+    theta0 = np.array([start[n] for n in names], dtype=np.float64)
+    keep = np.array([n in keep_start for n in names])
     with jax.enable_x64(True):
-        theta0 = np.array([start[n] for n in names], dtype=np.float64)
-        z_init = np.log(theta0) if positive else theta0
-        rng = np.random.default_rng(config.seed)
-        z0s = np.tile(z_init, (config.num_starts, 1))
-        if config.num_starts > 1:
-            if positive:
-                width = math.log(max(config.spread, 1.0))
-                noise = rng.uniform(-width, width, (config.num_starts - 1, p))
-            else:
-                scale = config.spread * np.maximum(np.abs(theta0), 1.0)
-                noise = rng.uniform(-1.0, 1.0, (config.num_starts - 1, p)) * scale
-            perturb = free & np.array([n not in keep_start for n in names])
-            z0s[1:] += noise * perturb
+        z0s = _initial_guesses(theta0, free & ~keep, positive, config)
         args64 = jax.tree.map(_to_float64, tuple(args))
         tols = jnp.array([config.ftol, config.xtol, config.gtol, config.lambda_init])
-        zs, costs, its, statuses = _lm_multistart(
+        starts = _lm_multistart(
             residual_fn,
             names,
             bool(positive),
@@ -431,8 +475,8 @@ def least_squares(
             tols,
             jnp.asarray(config.max_iterations),
         )
-        costs = np.asarray(costs, dtype=np.float64)
-        statuses = np.asarray(statuses)
+        starts = _Starts(*(np.asarray(a) for a in starts))
+        costs = starts.cost.astype(np.float64)
         if not np.any(np.isfinite(costs)):
             raise DivergenceError(
                 f"the residuals are not finite at any of the {config.num_starts} starts (first "
@@ -440,31 +484,68 @@ def least_squares(
                 "NaN/inf and the initial values, or the model for divisions by zero."
             )
         best = int(np.nanargmin(np.where(np.isfinite(costs), costs, np.inf)))
-        z = jnp.asarray(np.asarray(zs)[best])
-        r, J = _linearise(residual_fn, names, bool(positive), z, args64)
-        r, J = np.asarray(r), np.asarray(J)
-        fns = tuple(combos.values())
-        cvals, cgrads = _combination_grads(fns, names, bool(positive), z)
-        cvals, cgrads = np.asarray(cvals), np.asarray(cgrads)
-    theta = np.exp(np.asarray(z)) if positive else np.asarray(z)
+        at_best = _linearise_best(residual_fn, names, positive, starts.z[best], args64, combos)
     return _report(
-        names=names,
-        free=free,
-        theta=theta,
-        r=r,
-        J=J,
-        positive=positive,
+        names,
+        fix,
+        at_best,
+        starts._replace(cost=costs),
+        best,
         combo_names=tuple(combos),
-        cvals=cvals,
-        cgrads=cgrads,
-        fix=fix,
-        costs=costs,
-        statuses=statuses,
-        iterations=int(np.asarray(its)[best]),
-        best=best,
         rank_rtol=config.rank_rtol,
         num_residuals=num_residuals,
     )
+
+
+def _initial_guesses(
+    theta0: np.ndarray, perturb: np.ndarray, positive: bool, config: SysIdConfig
+) -> np.ndarray:
+    """`[num_starts, p]` starts in fitted coordinates: `theta0`, then random ones around it.
+
+    Only the entries where `perturb` is true vary (free parameters not in `keep_start`).
+    """
+    z_init = np.log(theta0) if positive else theta0
+    z0s = np.tile(z_init, (config.num_starts, 1))
+    if config.num_starts > 1:
+        rng = np.random.default_rng(config.seed)
+        shape = (config.num_starts - 1, theta0.size)
+        if positive:
+            width = math.log(max(config.spread, 1.0))
+            noise = rng.uniform(-width, width, shape)
+        else:
+            scale = config.spread * np.maximum(np.abs(theta0), 1.0)
+            noise = rng.uniform(-1.0, 1.0, shape) * scale
+        z0s[1:] += noise * perturb
+    return z0s
+
+
+class _AtBest(NamedTuple):
+    """The best start, linearised: what the identifiability report reads (numpy)."""
+
+    theta: np.ndarray
+    """`[p]` fitted parameters in natural units."""
+    r: np.ndarray
+    """`[m]` residuals."""
+    J: np.ndarray
+    """`[m, p]` their Jacobian in fitted coordinates."""
+    positive: bool
+    """Whether the fitted coordinates are `log(theta)`."""
+    combo_values: np.ndarray
+    """`[c]` values of the named combinations."""
+    combo_grads: np.ndarray
+    """`[c, p]` their gradients in fitted coordinates."""
+
+
+def _linearise_best(residual_fn, names, positive, z, args64, combos) -> _AtBest:
+    """Residuals, Jacobian and the combinations' values and gradients at `z` (float64)."""
+    positive = bool(positive)
+    zj = jnp.asarray(z)
+    r, J = _linearise(residual_fn, names, positive, zj, args64)
+    cvals, cgrads = _combination_grads(tuple(combos.values()), names, positive, zj)
+    z = np.asarray(z)
+    theta = np.exp(z) if positive else z
+    r, J, cvals, cgrads = (np.asarray(a) for a in (r, J, cvals, cgrads))
+    return _AtBest(theta, r, J, positive, cvals, cgrads)
 
 
 def _to_float64(x: Any) -> Any:
@@ -475,27 +556,20 @@ def _to_float64(x: Any) -> Any:
 
 
 def _report(
+    names: tuple[str, ...],
+    fix: dict[str, float],
+    at_best: _AtBest,
+    starts: _Starts,
+    best: int,
     *,
-    names,
-    free,
-    theta,
-    r,
-    J,
-    positive,
-    combo_names,
-    cvals,
-    cgrads,
-    fix,
-    costs,
-    statuses,
-    iterations,
-    best,
-    rank_rtol,
-    num_residuals=None,
+    combo_names: tuple[str, ...],
+    rank_rtol: float,
+    num_residuals: int | None = None,
 ) -> FitResult:
     """The identifiability report from residuals `r` and the Jacobian `J` in fitted coords."""
+    theta, r, J, positive = at_best.theta, at_best.r, at_best.J, at_best.positive
     m = r.shape[0] if num_residuals is None else int(num_residuals)
-    idx = np.flatnonzero(free)
+    idx = np.flatnonzero([n not in fix for n in names])
     free_names = tuple(names[i] for i in idx)
     # column scaling: log coordinates already are relative; otherwise scale by |theta|
     scale = np.ones(len(names)) if positive else np.where(np.abs(theta) > 0, np.abs(theta), 1.0)
@@ -545,8 +619,8 @@ def _report(
     combinations: dict[str, float] = {}
     combination_stderr: dict[str, float] = {}
     for j, cname in enumerate(combo_names):
-        g = cgrads[j][idx] * scale[idx]  # gradient in the scaled coordinates
-        combinations[cname] = float(cvals[j])
+        g = at_best.combo_grads[j][idx] * scale[idx]  # gradient in the scaled coordinates
+        combinations[cname] = float(at_best.combo_values[j])
         if determined(g):
             combination_stderr[cname] = float(math.sqrt(max(g @ cov_s @ g, 0.0)))
             identifiable.append(cname)
@@ -581,10 +655,10 @@ def _report(
         combination_stderr=combination_stderr,
         residual_rms=float(math.sqrt(rss / max(m, 1))),
         cost=0.5 * rss,
-        status=STATUS_NAMES[int(statuses[best])],
-        iterations=iterations,
-        start_costs=costs,
-        start_status=tuple(STATUS_NAMES[int(c)] for c in statuses),
+        status=Status(int(starts.status[best])),
+        iterations=int(starts.iterations[best]),
+        start_costs=starts.cost,
+        start_status=tuple(Status(int(c)) for c in starts.status),
         num_residuals=int(m),
     )
 
@@ -648,9 +722,6 @@ def identify(
       UnknownNameError: an unknown model name or parameter name.
       ValueError: too few transitions, non-finite data, shapes the model does not accept.
     """
-    from bellmax.models import parametric
-    from bellmax.models.data import Transitions
-
     if isinstance(model, str):
         model = parametric.get_model(model)
     if not isinstance(model, parametric.ParametricModel):
@@ -713,8 +784,6 @@ def prediction_error(model: Any, params: Mapping[str, float], transitions: Any) 
     Returns:
       `[state_dim]` RMS of `predict(theta, x, u) - x'` (angles wrapped), in state units.
     """
-    from bellmax.models import parametric
-
     if isinstance(model, str):
         model = parametric.get_model(model)
     missing = [n for n in model.param_names if n not in params]
