@@ -41,6 +41,23 @@ def test_loop_recollects_and_refits():
     assert np.isclose(r.fit.params["length"], TRUE.length, rtol=1e-3)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("method", "pid", ValueError),
+        ("random_steps", 0, ValueError),
+        ("horizon", 2.5, TypeError),
+        ("iterations", 0, ValueError),
+        ("seed", "0", TypeError),
+        ("success_return", float("nan"), ValueError),
+        ("sysid", {}, TypeError),
+    ],
+)
+def test_loop_config_checked_when_made(field, value, error):
+    with pytest.raises(error, match=f"LoopConfig.{field}"):
+        LoopConfig(**{field: value})
+
+
 def test_loop_bad_input():
     with pytest.raises(ValueError, match="method"):
         identify_and_control("CartPole-v1", config=LoopConfig(method="pid"))

@@ -20,6 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core.checks import check_int
+from bellmax.envs import spaces
+from bellmax.envs.registry import resolve_env
+
 __all__ = [
     "Transitions",
     "collect_transitions",
@@ -251,18 +255,11 @@ def collect_transitions(
       UnknownNameError: an id neither bellmax nor Gymnasium knows.
       ValueError: `num_transitions < 1`, or `env_params` given for a Gymnasium env.
     """
-    if isinstance(num_transitions, bool) or not isinstance(num_transitions, int | np.integer):
-        raise TypeError(f"num_transitions must be an int, got {num_transitions!r}.")
-    if num_transitions < 1:
-        raise ValueError(f"num_transitions must be >= 1, got {num_transitions}; e.g. 500.")
-    from bellmax.envs.registry import resolve
-
-    made = resolve(env_id, num_envs=1, seed=int(seed))
-    if isinstance(made, tuple):  # a bellmax env
-        env, params = made
-        if env_params is not None:
-            params = env_params
-        obs, act, obs2 = _collect_bellmax(env, params, int(num_transitions), int(seed), policy)
+    num_transitions = check_int(num_transitions, "num_transitions", low=1)
+    made = resolve_env(env_id, num_envs=1, seed=int(seed))
+    if not made.is_host:  # a bellmax env
+        params = made.params if env_params is None else env_params
+        obs, act, obs2 = _collect_bellmax(made.env, params, int(num_transitions), int(seed), policy)
         discrete = bool(np.issubdtype(act.dtype, np.integer))
         return make_transitions(
             np.asarray(obs), act, np.asarray(obs2), discrete=discrete, env_id=env_id
@@ -272,12 +269,13 @@ def collect_transitions(
             f"env_params only applies to bellmax environments, and {env_id!r} is Gymnasium's; "
             "pass keyword arguments of gymnasium.make through the bridge instead."
         )
-    return _collect_host(made, env_id, int(num_transitions), seed, policy)
+    return _collect_host(made.host, env_id, int(num_transitions), seed, policy)
 
 
 def _collect_host(vec: Any, env_id: str, n: int, seed: int, policy: Any) -> Transitions:
-    from bellmax.envs import spaces
-    from bellmax.envs.gymnasium import rollout_host  # the bridge: the only gymnasium importer
+    # Optional dependency: the bridge imports gymnasium, so it loads only when a Gymnasium
+    # environment is used (importing bellmax never imports gymnasium).
+    from bellmax.envs.gymnasium import rollout_host
 
     try:
         vec.reset(seed=int(seed))

@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bellmax.control.mpc import closed_loop, control_to_action, make_mpc
+from bellmax.control.problems import cartpole_balance
+from bellmax.core.checks import check_choice, check_int, check_number, check_type
+from bellmax.envs import spaces
+from bellmax.envs.registry import resolve_env
 from bellmax.models.data import Transitions, collect_transitions, concatenate, make_transitions
 from bellmax.models.parametric import ParametricModel, get_model, model_for_env
 from bellmax.models.sysid import FitResult, SysIdConfig, identify
@@ -58,6 +63,24 @@ class LoopConfig:
     """Seed of the random data and the episodes (round `k` uses `seed + k`)."""
     sysid: SysIdConfig = dataclasses.field(default_factory=SysIdConfig)
     """Solver settings of the fits."""
+
+    def __post_init__(self) -> None:
+        owner = "LoopConfig"
+        for name in (
+            "random_steps",
+            "max_rounds",
+            "episodes",
+            "max_episode_steps",
+            "horizon",
+            "iterations",
+        ):
+            object.__setattr__(self, name, check_int(getattr(self, name), name, owner=owner, low=1))
+        object.__setattr__(self, "seed", check_int(self.seed, "seed", owner=owner))
+        if self.success_return is not None:
+            value = check_number(self.success_return, "success_return", owner=owner)
+            object.__setattr__(self, "success_return", value)
+        check_choice(self.method, "method", ("ilqr", "ddp"), owner=owner)
+        check_type(self.sysid, SysIdConfig, "sysid", owner=owner)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +120,6 @@ class LoopResult:
 
 
 def _default_problem(model: ParametricModel, horizon: int) -> Callable[[Any], Any]:
-    from bellmax.control.problems import cartpole_balance
-
     if model.name != "cartpole":
         raise ValueError(
             f"no default control problem for model {model.name!r}; pass problem_fn, e.g. "
@@ -118,10 +139,19 @@ def _as_states(model: ParametricModel, data: Transitions) -> Transitions:
     )
 
 
-def _run_bellmax(env, env_params, mpc, model, model_params, episodes, steps, seed):
-    """Episodes of MPC on a bellmax env (jitted); transitions up to each termination."""
-    from bellmax.control.mpc import closed_loop
+class _Episodes(NamedTuple):
+    """The controller's episodes on the real system."""
 
+    data: Transitions
+    """Their transitions (model states), up to each termination."""
+    returns: np.ndarray
+    """`[episodes]` returns."""
+    lengths: np.ndarray
+    """`[episodes]` lengths in steps."""
+
+
+def _run_bellmax(env, env_params, mpc, model, model_params, episodes, steps, seed) -> _Episodes:
+    """Episodes of MPC on a bellmax env (jitted); transitions up to each termination."""
     parts, returns, lengths = [], [], []
     for e in range(episodes):
         out = closed_loop(
@@ -140,14 +170,11 @@ def _run_bellmax(env, env_params, mpc, model, model_params, episodes, steps, see
         )
         returns.append(float(np.asarray(out.rewards)[:n].sum()))
         lengths.append(n)
-    return concatenate(*parts), np.asarray(returns), np.asarray(lengths)
+    return _Episodes(concatenate(*parts), np.asarray(returns), np.asarray(lengths))
 
 
-def _run_host(vec, mpc, model, model_params, episodes, steps, seed):
+def _run_host(vec, mpc, model, model_params, episodes, steps, seed) -> _Episodes:
     """Episodes of MPC on a Gymnasium env through the bridge; the true transitions."""
-    from bellmax.control.mpc import control_to_action
-    from bellmax.envs import spaces
-
     space = vec.action_space
     xs, us, xns, returns, lengths = [], [], [], [], []
     try:
@@ -180,7 +207,7 @@ def _run_host(vec, mpc, model, model_params, episodes, steps, seed):
         np.stack(xns),
         discrete=isinstance(space, spaces.Discrete),
     )
-    return data, np.asarray(returns), np.asarray(lengths)
+    return _Episodes(data, np.asarray(returns), np.asarray(lengths))
 
 
 def identify_and_control(
@@ -209,17 +236,7 @@ def identify_and_control(
     Raises:
       ValueError: an unknown method, no default problem for the model, bad data.
     """
-    from bellmax.control.mpc import make_mpc
-    from bellmax.envs.registry import resolve
-
-    if not isinstance(config, LoopConfig):
-        raise TypeError(f"config must be a LoopConfig, got {type(config).__name__}.")
-    if config.method not in ("ilqr", "ddp"):
-        raise ValueError(f"method must be 'ilqr' or 'ddp', got {config.method!r}.")
-    for name in ("random_steps", "max_rounds", "episodes", "max_episode_steps"):
-        v = getattr(config, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {v!r}.")
+    check_type(config, LoopConfig, "config", owner="identify_and_control")
     if model is None:
         model = model_for_env(env_id)
     elif isinstance(model, str):
@@ -238,23 +255,21 @@ def identify_and_control(
         params = model.env_params(fit.params)
         mpc = make_mpc(problem_fn(params), iterations=config.iterations, method=config.method)
         seed = config.seed + 1 + k
-        made = resolve(env_id, num_envs=1, seed=seed)
-        if isinstance(made, tuple):
-            env, env_params = made
-            new, returns, lengths = _run_bellmax(
-                env, env_params, mpc, model, params, config.episodes, config.max_episode_steps, seed
-            )
+        made = resolve_env(env_id, num_envs=1, seed=seed)
+        steps = config.max_episode_steps
+        if made.is_host:
+            run = _run_host(made.host, mpc, model, params, config.episodes, steps, seed)
         else:
-            new, returns, lengths = _run_host(
-                made, mpc, model, params, config.episodes, config.max_episode_steps, seed
+            run = _run_bellmax(
+                made.env, made.params, mpc, model, params, config.episodes, steps, seed
             )
         if config.success_return is not None:
-            ok = bool(np.all(returns >= config.success_return))
+            ok = bool(np.all(run.returns >= config.success_return))
         else:
-            ok = bool(np.all(lengths >= config.max_episode_steps))
-        rounds.append(LoopRound(fit, data.num_transitions, returns, lengths, ok))
+            ok = bool(np.all(run.lengths >= config.max_episode_steps))
+        rounds.append(LoopRound(fit, data.num_transitions, run.returns, run.lengths, ok))
         if ok:
-            return LoopResult(tuple(rounds), fit, concatenate(data, new), "succeeded")
-        data = concatenate(data, new)
+            return LoopResult(tuple(rounds), fit, concatenate(data, run.data), "succeeded")
+        data = concatenate(data, run.data)
         init = {n: v for n, v in fit.params.items() if n not in fix}
     return LoopResult(tuple(rounds), fit, data, "max_rounds")
