@@ -247,13 +247,16 @@ def test_bad_input(tmp_path):
     with pytest.raises(Exception, match="unknown algorithm"):
         driver.train("ppq", toy.Config(), "CartPole-v1")
     for kwargs, match in [
-        ({"chunks": 0}, r"chunks must be an integer >= 1"),
-        ({"eval_episodes": -1}, r"eval_episodes must be an integer >= 0"),
+        ({"chunks": 0}, r"train.chunks must be an int >= 1"),
+        ({"eval_episodes": -1}, r"train.eval_episodes must be an int >= 0"),
         ({"resume": True}, "need out_dir"),
         ({"out_dir": tmp_path, "resume": True, "overwrite": True}, "exclude each other"),
         ({"out_dir": "/proc/run"}, "system folder"),
     ]:
         with pytest.raises(ValueError, match=match):
+            driver.train(toy, toy.Config(), "CartPole-v1", **kwargs)
+    for kwargs in ({"chunks": 2.0}, {"eval_episodes": True}):
+        with pytest.raises(TypeError, match="must be an int"):
             driver.train(toy, toy.Config(), "CartPole-v1", **kwargs)
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file, not a directory"):

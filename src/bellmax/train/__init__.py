@@ -1,26 +1,17 @@
-"""Training infrastructure: atomic file output and the report writer.
+"""Training infrastructure: atomic file output, run locks and the report writer.
 
-Later: the scan-driven training driver, seed vmap, checkpoints, logging and plots.
+- `io`: atomic writes (`atomic_write_json`, `atomic_savefig`, ...), strict JSON, `FileLock`.
+- `report`: `Report`, a self-contained HTML/JSON report.
+
+The scan-driven training driver (`bellmax.train.driver`) and checkpoints
+(`bellmax.train.checkpoint`) load on first use: they import the deep-RL algorithms.
 """
 
-from bellmax.train.io import (
-    atomic_open,
-    atomic_savefig,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    to_jsonable,
-    to_strict_json,
-)
-from bellmax.train.report import Report
+# Each module's whole public API (its `__all__`), re-exported as one list kept in one place.
+from bellmax.train import io, report
+from bellmax.train.io import *  # noqa: F403
+from bellmax.train.report import *  # noqa: F403
 
-__all__ = [
-    "Report",
-    "atomic_open",
-    "atomic_savefig",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_text",
-    "to_jsonable",
-    "to_strict_json",
-]
+__all__ = []
+__all__ += io.__all__
+__all__ += report.__all__

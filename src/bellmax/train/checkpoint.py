@@ -25,6 +25,7 @@ import jax
 import numpy as np
 from flax import serialization
 
+from bellmax import __version__
 from bellmax.core.errors import BellmaxError
 from bellmax.train.io import atomic_write_bytes
 
@@ -36,12 +37,6 @@ _FAMILY = "bellmax-checkpoint/"
 
 class CheckpointError(BellmaxError, ValueError):
     """A checkpoint file is missing, corrupt or does not match the state it is loaded into."""
-
-
-def _version() -> str:
-    from bellmax import __version__
-
-    return __version__
 
 
 def _is_key(x: Any) -> bool:
@@ -77,7 +72,7 @@ def save_checkpoint(path: str | os.PathLike, state: Any, *, metadata: dict | Non
     )
     envelope = {
         "format": FORMAT,
-        "bellmax_version": _version(),
+        "bellmax_version": __version__,
         "sha256": hashlib.sha256(body).hexdigest(),
         "body": body,
     }
@@ -118,7 +113,7 @@ def _read(path: str | os.PathLike) -> dict:
         if fmt.startswith(_FAMILY):
             raise CheckpointError(
                 f"checkpoint {str(p)!r} was written by {by} in format {fmt!r}; this bellmax "
-                f"({_version()}) reads {FORMAT!r} only: evaluate it with the bellmax that wrote "
+                f"({__version__}) reads {FORMAT!r} only: evaluate it with the bellmax that wrote "
                 "it, or train the run anew (--overwrite)."
             )
         raise CheckpointError(f"{str(p)!r} is not a bellmax checkpoint (format {fmt!r}).")
@@ -168,8 +163,8 @@ def load_checkpoint(path: str | os.PathLike, template: Any) -> tuple[Any, dict]:
     t_leaves, treedef = jax.tree.flatten(template)
     written = payload.get("bellmax_version")
     other = (
-        f" (it was written by bellmax {written}, this is {_version()})"
-        if written and written != _version()
+        f" (it was written by bellmax {written}, this is {__version__})"
+        if written and written != __version__
         else ""
     )
     if payload["num_leaves"] != len(t_leaves) or payload["treedef"] != str(treedef):

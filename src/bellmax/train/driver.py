@@ -47,9 +47,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from matplotlib.figure import Figure
 
+from bellmax import __version__
+from bellmax.core.checks import check_int
 from bellmax.core.errors import BellmaxError, DivergenceError
 from bellmax.core.io import check_output_path
+from bellmax.deep import get_algorithm
+from bellmax.deep.evaluate import evaluate
+from bellmax.envs.vector import make_vector_env
 from bellmax.train.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -332,16 +338,12 @@ def _write_metrics(out: Path, seeds: Sequence[int], history: dict[str, np.ndarra
 
 
 def _plot_curve(path: Path, result: TrainResult) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     m = result.metrics
     steps = m["env_steps"][0] if "env_steps" in m else np.arange(result.updates_done)
     ret, cnt = m["episode_return_sum"], m["episode_count"]
     window = max(1, result.updates_done // 50)
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig = Figure(figsize=(6.4, 4))  # no pyplot: no global backend, nothing to close
+    ax = fig.subplots()
     means = []
     for s, seed in enumerate(result.seeds):
         r = np.convolve(ret[s], np.ones(window), "valid")
@@ -361,7 +363,6 @@ def _plot_curve(path: Path, result: TrainResult) -> None:
         ax.legend(fontsize=7)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=110)
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------------- run directories
@@ -591,24 +592,15 @@ def train(
       BellmaxError: `out_dir` holds a run (without `resume`/`overwrite`) or another process
         is writing it; `CheckpointError` for a damaged checkpoint.
     """
-    from bellmax.envs.vector import make_vector_env
-
     if isinstance(algo, str):
-        from bellmax.deep import get_algorithm
-
         algo_name = algo_name or algo
         algo = get_algorithm(algo)
     name = algo_name or getattr(algo, "NAME", getattr(algo, "__name__", "algo")).split(".")[-1]
     seeds = tuple(int(s) for s in seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct integers, at least one; got {seeds!r}.")
-    if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
-        raise ValueError(f"chunks must be an integer >= 1 (checkpoints per run), got {chunks!r}.")
-    if isinstance(eval_episodes, bool) or not isinstance(eval_episodes, int) or eval_episodes < 0:
-        raise ValueError(
-            f"eval_episodes must be an integer >= 0 (0 skips the evaluation), got "
-            f"{eval_episodes!r}."
-        )
+    chunks = check_int(chunks, "chunks", owner="train", low=1)  # checkpoints per run
+    eval_episodes = check_int(eval_episodes, "eval_episodes", owner="train", low=0)  # 0: none
     if stop_return is not None and eval_episodes < 1:
         raise ValueError("stop_return needs eval_episodes >= 1 (the evaluations decide).")
     if resume and overwrite:
@@ -628,8 +620,6 @@ def train(
     chunk = plan_chunks(num_updates, chunks)
     runner = _runner(algo, config, venv, len(seeds))
     keys = [jax.random.key(s) for s in seeds]
-    from bellmax import __version__
-
     meta = {
         "format": RUN_FORMAT,
         "bellmax_version": __version__,
@@ -808,8 +798,6 @@ def _diverged(out: Path | None, meta: dict, done: int, has_checkpoint: bool, wha
 
 
 def _evaluate(algo, config, venv, state, seeds, episodes: int) -> np.ndarray:
-    from bellmax.deep.evaluate import evaluate
-
     params = algo.policy_params(state)
     act = _eval_act(algo, config, venv)
     out = []
@@ -837,8 +825,6 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Any, Any, dict]:
       BellmaxError: `run_dir` is missing, is no run, has no checkpoint yet, or was written by
         another bellmax version; `CheckpointError` for a damaged checkpoint.
     """
-    from bellmax.deep import get_algorithm
-
     out = Path(run_dir)
     hint = "pass the --out DIR of a `bellmax train` run"
     if not out.exists():
@@ -876,10 +862,7 @@ def evaluate_checkpoint(
       BellmaxError: no run in `run_dir` (see `load_run`), or its policy weights are NaN or
         infinite; `CheckpointError` for a damaged checkpoint.
     """
-    from bellmax.envs.vector import make_vector_env
-
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}.")
+    episodes = check_int(episodes, "episodes", owner="evaluate_checkpoint", low=1)
     algo, config, meta = load_run(run_dir)
     env_id = env or meta["env"]
     seeds = tuple(meta["seeds"])

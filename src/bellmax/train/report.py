@@ -21,6 +21,7 @@ import html
 import io
 import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -334,8 +335,6 @@ class Report:
 
 def _close_figure(fig: Any) -> None:
     """Close a pyplot-managed figure (free its memory); plain Figures need nothing."""
-    import sys
-
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
         plt.close(fig)
