@@ -123,43 +123,29 @@ def test_unstabilisable_system_reports_its_status():
     assert sol.status_name in ("max_iterations", "diverged")
 
 
+_FH = {"A": np.eye(2), "B": np.ones((2, 1)), "Q": np.eye(2), "R": np.eye(1), "Q_final": np.eye(2)}
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"horizon": None}, "horizon"),
+        ({"A": np.ones((2, 3))}, "A must be"),
+        ({"B": np.ones((3, 1))}, "B must be"),
+        ({"Q": np.eye(3)}, "Q has shape"),
+        ({"Q_final": np.eye(3)}, "Q_final"),
+        ({"horizon": 0}, "horizon"),
+    ],
+)
+def test_finite_horizon_bad_input(change, match):
+    args = {**_FH, "horizon": 3, **change}
+    with pytest.raises(ValueError, match=match):
+        finite_horizon_lqr(**args)
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (
-            lambda: finite_horizon_lqr(np.eye(2), np.ones((2, 1)), np.eye(2), np.eye(1), np.eye(2)),
-            "horizon",
-        ),
-        (
-            lambda: finite_horizon_lqr(
-                np.ones((2, 3)), np.ones((2, 1)), np.eye(2), np.eye(1), np.eye(2), horizon=3
-            ),
-            "A must be",
-        ),
-        (
-            lambda: finite_horizon_lqr(
-                np.eye(2), np.ones((3, 1)), np.eye(2), np.eye(1), np.eye(2), horizon=3
-            ),
-            "B must be",
-        ),
-        (
-            lambda: finite_horizon_lqr(
-                np.eye(2), np.ones((2, 1)), np.eye(3), np.eye(1), np.eye(2), horizon=3
-            ),
-            "Q has shape",
-        ),
-        (
-            lambda: finite_horizon_lqr(
-                np.eye(2), np.ones((2, 1)), np.eye(2), np.eye(1), np.eye(3), horizon=3
-            ),
-            "Q_final",
-        ),
-        (
-            lambda: finite_horizon_lqr(
-                np.eye(2), np.ones((2, 1)), np.eye(2), np.eye(1), np.eye(2), horizon=0
-            ),
-            "horizon",
-        ),
         (lambda: dlqr(np.eye(2), np.ones((2, 1)), np.eye(2), np.eye(1), method="schur"), "method"),
         (lambda: dlqr(np.eye(2), np.ones((3, 1)), np.eye(2), np.eye(1)), "B must be"),
         (lambda: dlqr(np.eye(2), np.ones((2, 1)), np.eye(2), np.eye(2)), "R"),

@@ -119,6 +119,18 @@ def test_compressed_derivatives_match_dense():
             np.testing.assert_allclose(Ho[k], Hdense[k, :, k + 1, :], atol=1e-12)
 
 
+def _dense(D, E):
+    """The symmetric block-tridiagonal matrix with diagonal blocks `D[k]`, upper `E[k]`."""
+    Kb, m = D.shape[0], D.shape[1]
+    A = np.zeros((Kb * m, Kb * m))
+    for k in range(Kb):
+        A[k * m : (k + 1) * m, k * m : (k + 1) * m] = D[k]
+        if k < Kb - 1:
+            A[k * m : (k + 1) * m, (k + 1) * m : (k + 2) * m] = E[k]
+            A[(k + 1) * m : (k + 2) * m, k * m : (k + 1) * m] = E[k].T
+    return A
+
+
 def test_block_tridiagonal_solve_matches_dense():
     rng = np.random.default_rng(2)
     Kb, m = 7, 4
@@ -131,12 +143,7 @@ def test_block_tridiagonal_solve_matches_dense():
         solve = jax.jit(nlp._block_tridiag_solve)
         w, neg = solve(jnp.asarray(D), jnp.asarray(E), jnp.asarray(b))
         w = np.asarray(w)
-    A = np.zeros((Kb * m, Kb * m))
-    for k in range(Kb):
-        A[k * m : (k + 1) * m, k * m : (k + 1) * m] = D[k]
-        if k < Kb - 1:
-            A[k * m : (k + 1) * m, (k + 1) * m : (k + 2) * m] = E[k]
-            A[(k + 1) * m : (k + 2) * m, k * m : (k + 1) * m] = E[k].T
+    A = _dense(D, E)
     np.testing.assert_allclose(w.ravel(), np.linalg.solve(A, b.ravel()), atol=1e-10)
     assert int(neg) == 0  # positive definite
 
@@ -149,12 +156,7 @@ def test_block_factorisation_counts_negative_eigenvalues():
     D = D + np.swapaxes(D, 1, 2)
     E = rng.normal(size=(Kb, m, m))
     E[-1] = 0.0
-    A = np.zeros((Kb * m, Kb * m))
-    for k in range(Kb):
-        A[k * m : (k + 1) * m, k * m : (k + 1) * m] = D[k]
-        if k < Kb - 1:
-            A[k * m : (k + 1) * m, (k + 1) * m : (k + 2) * m] = E[k]
-            A[(k + 1) * m : (k + 2) * m, k * m : (k + 1) * m] = E[k].T
+    A = _dense(D, E)
     with jax.enable_x64(True):
         _, neg = jax.jit(nlp._block_tridiag_factor)(jnp.asarray(D), jnp.asarray(E))
     assert int(neg) == int(np.sum(np.linalg.eigvalsh(A) < 0))

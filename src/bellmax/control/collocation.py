@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -77,12 +77,22 @@ class CollocationResult(StatusFields):
 
 
 # ----------------------------------------------------------------------------- transcription
+class _Knots(NamedTuple):
+    """The NLP variables of one transcription, split, with the model at the knots."""
+
+    h: jax.Array  # interval length
+    p: Any  # the user's params
+    X: jax.Array  # knot states [N + 1, n]
+    U: jax.Array  # knot controls [N + 1, m]
+    Um: jax.Array  # midpoint controls [N + 1, m] (Hermite-Simpson; the last one unused)
+    t: jax.Array  # knot times [N + 1]
+    F: jax.Array  # f at the knots [N + 1, n]
+    L: jax.Array  # the running cost at the knots [N + 1]
+
+
 @functools.lru_cache(maxsize=64)
 def _transcription(f, running_cost, terminal_cost, method: str, n: int, m: int):
     """`(objective, constraints)` of the NLP in stage form; `params = (h, user_params)`."""
-
-    def split(Z):
-        return Z[:, :n], Z[:, n : n + m], Z[:, n + m :]
 
     def vf(X, U, t, p):
         return jax.vmap(f, in_axes=(0, 0, 0, None))(X, U, t, p)
@@ -93,37 +103,37 @@ def _transcription(f, running_cost, terminal_cost, method: str, n: int, m: int):
     def terminal(x, p):
         return jnp.zeros((), x.dtype) if terminal_cost is None else terminal_cost(x, p)
 
-    def pieces(Z, params):
+    def knots(Z, params) -> _Knots:
         h, p = params
-        X, U, Um = split(Z)
+        X, U, Um = Z[:, :n], Z[:, n : n + m], Z[:, n + m :]
         t = h * jnp.arange(Z.shape[0], dtype=Z.dtype)
-        F = vf(X, U, t, p)
-        L = vL(X, U, t, p)
-        return h, p, X, U, Um, t, F, L
+        return _Knots(h, p, X, U, Um, t, vf(X, U, t, p), vL(X, U, t, p))
 
-    def midpoint(h, p, X, Um, t, F):
-        Xc = 0.5 * (X[:-1] + X[1:]) + h / 8.0 * (F[:-1] - F[1:])
-        tc = t[:-1] + 0.5 * h
+    def midpoint(k: _Knots):
+        """Hermite-Simpson's interpolated midpoint states and times."""
+        Xc = 0.5 * (k.X[:-1] + k.X[1:]) + k.h / 8.0 * (k.F[:-1] - k.F[1:])
+        tc = k.t[:-1] + 0.5 * k.h
         return Xc, tc
 
     def objective(Z, params):
-        h, p, X, U, Um, t, F, L = pieces(Z, params)
+        k = knots(Z, params)
         if method == "trapezoidal":
-            run = 0.5 * h * jnp.sum(L[:-1] + L[1:])
+            run = 0.5 * k.h * jnp.sum(k.L[:-1] + k.L[1:])
         else:
-            Xc, tc = midpoint(h, p, X, Um, t, F)
-            Lc = vL(Xc, Um[:-1], tc, p)
-            run = h / 6.0 * jnp.sum(L[:-1] + 4.0 * Lc + L[1:])
-        return run + terminal(X[-1], p)
+            Xc, tc = midpoint(k)
+            Lc = vL(Xc, k.Um[:-1], tc, k.p)
+            run = k.h / 6.0 * jnp.sum(k.L[:-1] + 4.0 * Lc + k.L[1:])
+        return run + terminal(k.X[-1], k.p)
 
     def constraints(Z, params):
-        h, p, X, U, Um, t, F, _ = pieces(Z, params)
+        k = knots(Z, params)
+        X, F = k.X, k.F
         if method == "trapezoidal":
-            d = X[1:] - X[:-1] - 0.5 * h * (F[:-1] + F[1:])
+            d = X[1:] - X[:-1] - 0.5 * k.h * (F[:-1] + F[1:])
         else:
-            Xc, tc = midpoint(h, p, X, Um, t, F)
-            Fc = vf(Xc, Um[:-1], tc, p)
-            d = X[1:] - X[:-1] - h / 6.0 * (F[:-1] + 4.0 * Fc + F[1:])
+            Xc, tc = midpoint(k)
+            Fc = vf(Xc, k.Um[:-1], tc, k.p)
+            d = X[1:] - X[:-1] - k.h / 6.0 * (F[:-1] + 4.0 * Fc + F[1:])
         return jnp.concatenate([d, jnp.zeros_like(d[:1])], axis=0)
 
     return objective, constraints

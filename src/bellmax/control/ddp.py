@@ -20,7 +20,7 @@ from typing import Any
 
 import jax
 
-from bellmax.control.ilqr import ILQRConfig, ILQRResult, ilqr, ilqr_problem
+from bellmax.control.ilqr import ILQRResult, ilqr, ilqr_problem
 from bellmax.control.problems import Problem
 
 __all__ = ["ddp", "ddp_problem"]
@@ -38,41 +38,21 @@ def ddp(
     x0: jax.Array,
     U0: jax.Array,
     params: Any = None,
-    *,
-    terminal_cost: Callable[..., jax.Array] | None = None,
-    u_lower: jax.Array | float | None = None,
-    u_upper: jax.Array | float | None = None,
-    config: ILQRConfig | None = None,
-    **overrides: Any,
+    **options: Any,
 ) -> ILQRResult:
     """DDP with box-bounded controls (`ilqr` with the second-order dynamics terms).
 
-    Args and Returns: as `bellmax.control.ilqr.ilqr` (`second_order` is forced to True;
-    `dynamics_hessian` chooses how `V_x . f_zz` is formed).
+    Args and Returns: as `bellmax.control.ilqr.ilqr`, whose keyword-only options
+    (`terminal_cost`, `u_lower`, `u_upper`, `config` and `ILQRConfig` fields) it takes;
+    `second_order` is forced to True, and `dynamics_hessian` chooses how `V_x . f_zz` is
+    formed.
     """
-    _no_first_order(overrides)
-    return ilqr(
-        dynamics,
-        cost,
-        x0,
-        U0,
-        params,
-        terminal_cost=terminal_cost,
-        u_lower=u_lower,
-        u_upper=u_upper,
-        config=config,
-        **overrides,
-    )
+    _no_first_order(options)
+    return ilqr(dynamics, cost, x0, U0, params, **options)
 
 
-def ddp_problem(
-    problem: Problem,
-    U0: jax.Array | None = None,
-    *,
-    x0: jax.Array | None = None,
-    config: ILQRConfig | None = None,
-    **overrides: Any,
-) -> ILQRResult:
-    """`ddp` on a `Problem` (as `ilqr_problem`)."""
-    _no_first_order(overrides)
-    return ilqr_problem(problem, U0, x0=x0, config=config, **overrides)
+def ddp_problem(problem: Problem, U0: jax.Array | None = None, **options: Any) -> ILQRResult:
+    """`ddp` on a `Problem`: as `ilqr_problem` (keyword-only `x0`, `config` and `ILQRConfig`
+    fields), with `second_order` forced to True."""
+    _no_first_order(options)
+    return ilqr_problem(problem, U0, **options)

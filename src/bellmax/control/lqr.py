@@ -24,7 +24,7 @@ iterating the Riccati map to convergence or by the structure-preserving doubling
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -259,22 +259,17 @@ def _riccati(A, B, Q, R, M, c, q, r, Qf, qf) -> LQRSolution:
             + jnp.sum(v * c_t)
             + 0.5 * jnp.sum(k * q_u)
         )
-        return (V_new, v_new, s_new), (K, k, V_new, v_new, s_new, Q_xx, Q_uu, Q_ux, q_x, q_u)
+        out = LQRSolution(
+            K=K, k=k, V=V_new, v=v_new, s=s_new, Q_xx=Q_xx, Q_uu=Q_uu, Q_ux=Q_ux, q_x=q_x, q_u=q_u
+        )
+        return (V_new, v_new, s_new), out
 
     init = (Qf, qf, jnp.zeros((), Qf.dtype))
     _, out = jax.lax.scan(step, init, (A, B, Q, R, M, c, q, r), reverse=True)
-    K, k, V, v, s, Q_xx, Q_uu, Q_ux, q_x, q_u = out
-    return LQRSolution(
-        K=K,
-        k=k,
-        V=jnp.concatenate([V, Qf[None]], axis=0),
-        v=jnp.concatenate([v, qf[None]], axis=0),
-        s=jnp.concatenate([s, jnp.zeros((1,), s.dtype)], axis=0),
-        Q_xx=Q_xx,
-        Q_uu=Q_uu,
-        Q_ux=Q_ux,
-        q_x=q_x,
-        q_u=q_u,
+    return out.replace(  # the value function at t = T closes the recursion
+        V=jnp.concatenate([out.V, Qf[None]], axis=0),
+        v=jnp.concatenate([out.v, qf[None]], axis=0),
+        s=jnp.concatenate([out.s, jnp.zeros((1,), out.s.dtype)], axis=0),
     )
 
 
@@ -426,6 +421,16 @@ def _riccati_iteration(A, B, Q, R, M, tol, max_iterations):
     return jax.lax.while_loop(cond, body, (Q, jnp.asarray(0, jnp.int32), inf))
 
 
+class _Doubling(NamedTuple):
+    """The doubling iteration's state: `H` converges to the DARE's solution."""
+
+    A: jax.Array
+    G: jax.Array
+    H: jax.Array
+    it: jax.Array
+    change: jax.Array  # relative change of H in the last iteration
+
+
 def _doubling(A, B, Q, R, M, tol, max_iterations):
     # Remove the cross term: u = v - R^{-1} M' x turns it into a problem without M.
     RinvMt = _solve_psd(R, M.T)
@@ -434,22 +439,19 @@ def _doubling(A, B, Q, R, M, tol, max_iterations):
     G0 = _sym(B @ _solve_psd(R, B.T))
     eye = jnp.eye(A.shape[0], dtype=A.dtype)
 
-    def cond(c):
-        _, _, _, it, change = c
-        return (it < max_iterations) & (change > tol) & jnp.isfinite(change)
+    def cond(c: _Doubling) -> jax.Array:
+        return (c.it < max_iterations) & (c.change > tol) & jnp.isfinite(c.change)
 
-    def body(c):
-        Ak, Gk, Hk, it, _ = c
+    def body(c: _Doubling) -> _Doubling:
+        Ak, Gk, Hk = c.A, c.G, c.H
         W = eye + Gk @ Hk
         WinvA = jnp.linalg.solve(W, Ak)
         WinvG = jnp.linalg.solve(W, Gk)
         A_next = Ak @ WinvA
         G_next = _sym(Gk + Ak @ WinvG @ Ak.T)
         H_next = _sym(Hk + Ak.T @ Hk @ WinvA)
-        return A_next, G_next, H_next, it + 1, _rel_change(H_next, Hk)
+        return _Doubling(A_next, G_next, H_next, c.it + 1, _rel_change(H_next, Hk))
 
     inf = jnp.asarray(jnp.finfo(Q.dtype).max, Q.dtype)
-    _, _, P, it, change = jax.lax.while_loop(
-        cond, body, (A0, G0, H0, jnp.asarray(0, jnp.int32), inf)
-    )
-    return P, it, change
+    out = jax.lax.while_loop(cond, body, _Doubling(A0, G0, H0, jnp.asarray(0, jnp.int32), inf))
+    return out.H, out.it, out.change

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -450,29 +450,37 @@ def _closed_loop_impl(env, mpc, steps, observe, space_desc, env_params, model_pa
     obs, env_state = env.reset(key_reset, env_params)
     mstate = mpc.init()
 
-    def body(carry, key_t):
-        obs, env_state, mstate, done = carry
-        x = observe(obs, env_state)
-        u, mstate = mpc.step(mstate, x, mparams)
+    def body(c: _LoopCarry, key_t: jax.Array) -> tuple[_LoopCarry, ClosedLoopResult]:
+        x = observe(c.obs, c.env_state)
+        u, mstate = mpc.step(c.mpc_state, x, mparams)
         a = control_to_action(u, space, mpc.u_lower, mpc.u_upper)
-        obs, env_state, r, term, _, _ = env.step(key_t, env_state, a, env_params)
-        done_new = done | term
-        out = (x, u, a, jnp.where(done, 0.0, r), done_new, mstate.iterations, mstate.cost)
-        return (obs, env_state, mstate, done_new), out
+        obs, env_state, r, term, _, _ = env.step(key_t, c.env_state, a, env_params)
+        done = c.done | term
+        out = ClosedLoopResult(
+            states=x,
+            controls=u,
+            actions=a,
+            rewards=jnp.where(c.done, 0.0, r),
+            terminated=done,
+            iterations=mstate.iterations,
+            planned_cost=mstate.cost,
+        )
+        return _LoopCarry(obs, env_state, mstate, done), out
 
     keys = jax.random.split(key_steps, steps)
-    carry = (obs, env_state, mstate, jnp.asarray(False))
-    (obs, env_state, _, _), (X, U, A, R, D, it, pc) = jax.lax.scan(body, carry, keys)
-    x_last = observe(obs, env_state)
-    return ClosedLoopResult(
-        states=jnp.concatenate([X, x_last[None]], axis=0),
-        controls=U,
-        actions=A,
-        rewards=R,
-        terminated=D,
-        iterations=it,
-        planned_cost=pc,
-    )
+    carry = _LoopCarry(obs, env_state, mstate, jnp.asarray(False))
+    last, out = jax.lax.scan(body, carry, keys)
+    x_last = observe(last.obs, last.env_state)
+    return out.replace(states=jnp.concatenate([out.states, x_last[None]], axis=0))
+
+
+class _LoopCarry(NamedTuple):
+    """`closed_loop`'s scan state."""
+
+    obs: jax.Array
+    env_state: Any
+    mpc_state: MPCState
+    done: jax.Array  # the episode has terminated
 
 
 _closed_loop = jax.jit(_closed_loop_impl, static_argnums=(0, 1, 2, 3, 4))

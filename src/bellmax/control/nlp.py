@@ -655,18 +655,8 @@ def _initial_multipliers(P: _Program, Z, zl0, zu0) -> jax.Array:
 def _solve(objective, constraints, Z0, lower, upper, row_on, params, opts) -> NLPResult:
     dtype = Z0.dtype
     free = ~(lower == upper)
-    P = _Program(
-        objective=objective,
-        constraints=constraints,
-        params=params,
-        lower=lower,
-        upper=upper,
-        row_on=row_on,
-        free=free,
-        has_lo=jnp.isfinite(lower) & free,
-        has_up=jnp.isfinite(upper) & free,
-        opts=opts,
-    )
+    has_lo, has_up = jnp.isfinite(lower) & free, jnp.isfinite(upper) & free
+    P = _Program(objective, constraints, params, lower, upper, row_on, free, has_lo, has_up, opts)
     Z = _initial_point(P, Z0)
     zl0 = jnp.where(P.has_lo, 1.0, 0.0).astype(dtype)
     zu0 = jnp.where(P.has_up, 1.0, 0.0).astype(dtype)

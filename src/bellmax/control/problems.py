@@ -394,6 +394,48 @@ def quadratic_cost(
     )
 
 
+# ---------------------------------------------------------------------- the standard problems
+def _physics(params: Any, cls: type) -> Any:
+    """`params`, or the default `cls()` for None; TypeError for another type."""
+    p = cls() if params is None else params
+    if not isinstance(p, cls):
+        raise TypeError(f"params must be a {cls.__name__}, got {type(p).__name__}.")
+    return p
+
+
+def _about_origin(
+    dynamics: Callable[..., jax.Array],
+    params: Any,
+    x0: Any,
+    horizon: int,
+    step: Any,
+    weights: tuple[Any, Any, Any],
+    *,
+    state_dim: int,
+    wrap: tuple[int, ...],
+    u_max: float,
+    **kwargs: Any,
+) -> Problem:
+    """A standard problem: the module docstring's quadratic cost about the origin (`weights`
+    are `(q, r, q_final)`), controls in `[-u_max, u_max]`; `kwargs` go to `make_problem`."""
+    q, r, q_final = weights
+    goal = jnp.zeros(state_dim)
+    cost, term = quadratic_cost(goal, q, [r], q_final, step, wrap)
+    return make_problem(
+        dynamics,
+        cost,
+        x0,
+        horizon,
+        terminal_cost=term,
+        u_lower=[-u_max],
+        u_upper=[u_max],
+        goal=goal,
+        params=params,
+        dt=step,
+        **kwargs,
+    )
+
+
 # ---------------------------------------------------------------------- cart-pole
 def _cartpole_f(x: jax.Array, u: jax.Array, t: Any, params: CartPoleParams) -> jax.Array:
     """Continuous cart-pole dynamics; `u[0]` is the force in newtons."""
@@ -417,30 +459,23 @@ def _cartpole(
     wrap_angle: bool,
     name: str,
 ) -> Problem:
-    p = CartPoleParams() if params is None else params
-    if not isinstance(p, CartPoleParams):
-        raise TypeError(f"params must be a CartPoleParams, got {type(p).__name__}.")
+    p = _physics(params, CartPoleParams)
     step = _cartpole_tau if dt is None else dt
-    dyn = discretize(_cartpole_f, step, method)
-    goal = jnp.zeros(4)
-    cost, term = quadratic_cost(goal, q, [r], q_final, step, (2,) if wrap_angle else ())
-    fmax = float(p.force_mag)
     xl = -x_limit if x_limit is not None else -np.inf
     xu = x_limit if x_limit is not None else np.inf
-    return make_problem(
-        dyn,
-        cost,
+    return _about_origin(
+        discretize(_cartpole_f, step, method),
+        p,
         x0,
         horizon,
-        terminal_cost=term,
-        u_lower=[-fmax],
-        u_upper=[fmax],
+        step,
+        (q, r, q_final),
+        state_dim=4,
+        wrap=(2,) if wrap_angle else (),
+        u_max=float(p.force_mag),
         x_lower=[xl, -np.inf, -np.inf, -np.inf],
         x_upper=[xu, np.inf, np.inf, np.inf],
-        goal=goal,
-        params=p,
         f=_cartpole_f,
-        dt=step,
         integrator=method,
         name=name,
     )
@@ -572,9 +607,7 @@ def pendulum_swingup(
     Returns:
       The `Problem`.
     """
-    p = PendulumParams() if params is None else params
-    if not isinstance(p, PendulumParams):
-        raise TypeError(f"params must be a PendulumParams, got {type(p).__name__}.")
+    p = _physics(params, PendulumParams)
     step = _pendulum_dt if dt is None else dt
     if method == "gymnasium":
         if dt is not None:
@@ -583,21 +616,17 @@ def pendulum_swingup(
         dyn, integrator = _pendulum_gym_dynamics, "custom"
     else:
         dyn, integrator = discretize(_pendulum_f, step, method), method
-    goal = jnp.zeros(2)
-    cost, term = quadratic_cost(goal, q, [r], q_final, step, (0,) if wrap_angle else ())
-    tmax = float(p.max_torque)
-    return make_problem(
+    return _about_origin(
         dyn,
-        cost,
+        p,
         x0,
         horizon,
-        terminal_cost=term,
-        u_lower=[-tmax],
-        u_upper=[tmax],
-        goal=goal,
-        params=p,
+        step,
+        (q, r, q_final),
+        state_dim=2,
+        wrap=(0,) if wrap_angle else (),
+        u_max=float(p.max_torque),
         f=_pendulum_f,
-        dt=step,
         integrator=integrator,
         name="pendulum_swingup",
     )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -117,9 +117,34 @@ def _to_latent(U, lo, hi, bound: str):
     return jnp.clip(U, lo, hi)
 
 
+class _Knobs(NamedTuple):
+    """The numeric settings (traced, so new values reuse the compilation)."""
+
+    learning_rate: jax.Array
+    max_iterations: jax.Array
+    gtol: jax.Array
+    rtol: jax.Array
+
+
+class _Carry(NamedTuple):
+    """The optimiser's loop state."""
+
+    W: jax.Array  # the optimised variables (latent controls)
+    opt_state: Any
+    value: jax.Array  # J at W
+    it: jax.Array
+    status: jax.Array
+    gnorm: jax.Array  # the stationarity measure at W
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
-def _solve(dynamics, cost, terminal_cost, optimizer, bound, x0, U0, lo, hi, params, knobs):
-    learning_rate, max_iterations, gtol, rtol = knobs
+def _solve(dynamics, cost, terminal_cost, optimizer, bound, x0, U0, lo, hi, params, knobs: _Knobs):
+    learning_rate, max_iterations, gtol, rtol = (
+        knobs.learning_rate,
+        knobs.max_iterations,
+        knobs.gtol,
+        knobs.rtol,
+    )
 
     def J_of_U(U):
         X = rollout(dynamics, x0, U, params)
@@ -152,8 +177,8 @@ def _solve(dynamics, cost, terminal_cost, optimizer, bound, x0, U0, lo, hi, para
     W0 = _to_latent(U0, lo, hi, bound)
     v0, g0 = jax.value_and_grad(J)(W0)
 
-    def body(s):
-        W, opt_state, v, it, _, gnorm = s
+    def body(s: _Carry) -> _Carry:
+        W, opt_state, v, it, gnorm = s.W, s.opt_state, s.value, s.it, s.gnorm
         value, grad = value_and_grad(W, state=opt_state)
         updates, opt_state = opt.update(grad, opt_state, W, value=value, grad=grad, value_fn=J)
         W_new = optax.apply_updates(W, updates)
@@ -183,17 +208,19 @@ def _solve(dynamics, cost, terminal_cost, optimizer, bound, x0, U0, lo, hi, para
         W_new = jnp.where(finite, W_new, W)
         v_new = jnp.where(finite, v_new, v)
         gn = jnp.where(finite, gn, gnorm)
-        return W_new, opt_state, v_new, it, status, gn
+        return _Carry(W_new, opt_state, v_new, it, status, gn)
 
     gn0 = measure_grad(W0, g0)
     status0 = jnp.where(
         ~jnp.isfinite(v0), Status.DIVERGED, jnp.where(gn0 <= gtol, Status.CONVERGED, Status.RUNNING)
     ).astype(jnp.int32)
-    init = (W0, opt.init(W0), v0, jnp.asarray(0), status0, gn0)
-    W, _, v, it, status, gn = jax.lax.while_loop(lambda s: s[4] == Status.RUNNING, body, init)
-    U = _controls(W, lo, hi, bound)
+    init = _Carry(W0, opt.init(W0), v0, jnp.asarray(0), status0, gn0)
+    out = jax.lax.while_loop(lambda s: s.status == Status.RUNNING, body, init)
+    U = _controls(out.W, lo, hi, bound)
     X = rollout(dynamics, x0, U, params)
-    return ShootingResult(X=X, U=U, cost=v, iterations=it, status=status, grad_norm=gn)
+    return ShootingResult(
+        X=X, U=U, cost=out.value, iterations=out.it, status=out.status, grad_norm=out.gnorm
+    )
 
 
 def _bound(name: str, value: Any, m: int, fill: float) -> np.ndarray:
@@ -307,11 +334,11 @@ def shooting(
                 f"the cost is non-finite ({J0}) at the initial controls; check x0, U0, params "
                 "and the cost functions."
             )
-        knobs = (
-            jnp.asarray(learning_rate, dt),
-            jnp.asarray(max_iterations),
-            jnp.asarray(gtol, dt),
-            jnp.asarray(rtol, dt),
+        knobs = _Knobs(
+            learning_rate=jnp.asarray(learning_rate, dt),
+            max_iterations=jnp.asarray(max_iterations),
+            gtol=jnp.asarray(gtol, dt),
+            rtol=jnp.asarray(rtol, dt),
         )
         return _solve(
             dynamics,
