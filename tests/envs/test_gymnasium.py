@@ -395,8 +395,10 @@ def test_module_colon_env_id(tmp_path, monkeypatch):
     assert [int(s[0][0]) for s in seen[:3]] == [1, 2, 3]
     obs, _, term, _, info = seen[3]
     assert term[0] and info["final_observation"].tolist() == [4] and obs.tolist() == [0]
-    # resolve() hands non-bellmax ids to the bridge
-    assert isinstance(registry.resolve("gymnasium:CartPole-v1", num_envs=2), HostVectorEnv)
+    # resolve_env() hands non-bellmax ids to the bridge
+    made = registry.resolve_env("gymnasium:CartPole-v1", num_envs=2)
+    assert made.is_host and isinstance(made.host, HostVectorEnv) and made.env is None
+    made.host.close()
 
 
 def test_rollout_host_records_true_next_observations():
@@ -463,8 +465,10 @@ def test_host_vector_env_caps_every_episode(env_id, own_limit):
     for t in range(1, own_limit + 1):  # no force: neither system can terminate
         _, _, term, trunc, _ = vec.step(np.zeros((1, 1), np.float32))
         assert not term[0] and trunc[0] == (t == own_limit)
-    with pytest.raises(ValueError, match="max_episode_steps must be an integer >= 1"):
+    with pytest.raises(ValueError, match="max_episode_steps must be an int >= 1"):
         make_host_vector_env(env_id, max_episode_steps=0)
+    with pytest.raises(TypeError, match="max_episode_steps must be an int"):
+        make_host_vector_env(env_id, max_episode_steps=10.0)
 
 
 def _missing(module):
@@ -507,7 +511,7 @@ def test_host_vector_env_errors():
         make_host_vector_env("FrozenLak-v1")
     assert "FrozenLake-v1" in str(info.value)  # Gymnasium's registry
     with pytest.raises(UnknownNameError, match="Taxi-v4"):
-        registry.resolve("Taxi-v9")
+        registry.resolve_env("Taxi-v9")
     with pytest.raises(EnvModuleImportError, match="'nosuchmodule'") as info:
         make_host_vector_env("nosuchmodule:Foo-v0")
     assert isinstance(info.value, ImportError) and isinstance(info.value, ValueError)
@@ -515,8 +519,10 @@ def test_host_vector_env_errors():
         make_host_vector_env(":Foo-v0")
     with pytest.raises(TypeError, match="env_id must be a string"):
         make_host_vector_env(3)
-    with pytest.raises(ValueError, match="num_envs must be an integer >= 1"):
+    with pytest.raises(ValueError, match="num_envs must be an int >= 1"):
         make_host_vector_env("CartPole-v1", num_envs=0)
+    with pytest.raises(TypeError, match="num_envs must be an int"):
+        make_host_vector_env("CartPole-v1", num_envs="2")
     vec = make_host_vector_env("CartPole-v1", num_envs=2)
     with pytest.raises(gymnasium.error.ResetNeeded):
         vec.step(np.zeros(2, np.int32))

@@ -29,6 +29,7 @@ import numpy as np
 from flax import struct
 from gymnasium import spaces as gym_spaces
 
+from bellmax.core.checks import check_int
 from bellmax.core.errors import BellmaxError, unknown_name
 from bellmax.core.mdp import SparseTransitions, TabularMDP
 from bellmax.core.types import Trajectory
@@ -669,17 +670,13 @@ def make_host_vector_env(
       EnvDependencyError: the environment needs an optional dependency that is missing
         (the message names the extra to install, e.g. `gymnasium[box2d]`).
       ValueError: `num_envs < 1` or `max_episode_steps < 1`.
-      TypeError: spaces with no bellmax equivalent.
+      TypeError: `num_envs` or `max_episode_steps` not an int; spaces with no bellmax
+        equivalent.
     """
-    if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
-        raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
-    if max_episode_steps is not None and (
-        isinstance(max_episode_steps, bool)
-        or not isinstance(max_episode_steps, int | np.integer)
-        or max_episode_steps < 1
-    ):
-        raise ValueError(
-            f"max_episode_steps must be an integer >= 1 or None, got {max_episode_steps!r}."
+    num_envs = check_int(num_envs, "num_envs", owner="make_host_vector_env", low=1)
+    if max_episode_steps is not None:
+        max_episode_steps = check_int(
+            max_episode_steps, "max_episode_steps", owner="make_host_vector_env", low=1
         )
     name = _gym_id(env_id)
     if name in gymnasium.registry:
