@@ -6,7 +6,7 @@ A problem is plain functions (`dynamics(x, u, t, params)`, `cost(x, u, t, params
 
 from bellmax.control.collocation import CollocationResult, collocation, collocation_from_problem
 from bellmax.control.ddp import ddp, ddp_problem
-from bellmax.control.ilqr import ILQRConfig, ILQRResult, ilqr, ilqr_problem
+from bellmax.control.ilqr import ILQRConfig, ILQRProblem, ILQRResult, ilqr, ilqr_problem
 from bellmax.control.integrators import discretize, euler, rk4
 from bellmax.control.lqr import DLQRSolution, LQRSolution, dlqr, finite_horizon_lqr, lqr_rollout
 from bellmax.control.mpc import (
@@ -41,6 +41,7 @@ __all__ = [
     "DLQRSolution",
     "HostClosedLoopResult",
     "ILQRConfig",
+    "ILQRProblem",
     "ILQRResult",
     "LQRController",
     "LQRSolution",
