@@ -30,7 +30,7 @@ import optax
 from flax import struct
 
 from bellmax.core.types import Transition
-from bellmax.deep.loop import scan_train, vector_env
+from bellmax.deep.loop import EpisodeMetrics, scan_train, vector_env
 from bellmax.deep.networks import ACTIVATIONS, QNetwork, check_hidden_sizes, flatten_obs
 from bellmax.deep.optim import linear_schedule, make_optimizer
 from bellmax.deep.replay import ReplayBuffer, replay_add, replay_init, replay_sample
@@ -263,15 +263,9 @@ class TrainState:
 
 
 @struct.dataclass
-class Metrics:
-    """Per-update scalars."""
+class Metrics(EpisodeMetrics):
+    """Per-update scalars of DQN."""
 
-    env_steps: jax.Array
-    """Cumulative env steps after this update."""
-    episode_return_sum: jax.Array
-    """Sum of returns of the episodes that ended during this update."""
-    episode_count: jax.Array
-    """Number of such episodes."""
     loss: jax.Array
     """Mean TD loss over this update's gradient steps (0 before learning starts)."""
     q_mean: jax.Array

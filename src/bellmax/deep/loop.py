@@ -1,5 +1,6 @@
 """The training loop every deep RL algorithm shares: `make_train`'s environment and `lax.scan`.
 
+`EpisodeMetrics` holds the episode statistics every algorithm's `Metrics` starts with;
 `vector_env(config, env, env_params)` validates the config, builds (or checks) the vector
 environment and validates the config against it; `scan_train(config, venv, init, update)`
 returns `train(key)`: `init` then `config.num_updates` of `update` in one `lax.scan`, so
@@ -13,10 +14,23 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+from flax import struct
 
 from bellmax.envs.vector import VectorEnv, make_vector_env
 
-__all__ = ["is_vmapped", "scan_train", "vector_env"]
+__all__ = ["EpisodeMetrics", "is_vmapped", "scan_train", "vector_env"]
+
+
+@struct.dataclass
+class EpisodeMetrics:
+    """The first fields of every algorithm's per-update `Metrics` (one scalar each)."""
+
+    env_steps: jax.Array
+    """Cumulative environment steps after this update (all environments)."""
+    episode_return_sum: jax.Array
+    """Sum of returns of the episodes that ended during this update."""
+    episode_count: jax.Array
+    """Number of such episodes."""
 
 
 def is_vmapped(x: Any) -> bool:

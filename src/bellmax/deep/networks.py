@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bellmax.core.errors import unknown_name
 from bellmax.deep.distributions import Categorical, DiagGaussian
 from bellmax.envs import spaces
 
@@ -39,8 +40,6 @@ ACTIVATIONS = {
 def activation_fn(name: str):
     """The activation function called `name` (one of `ACTIVATIONS`)."""
     if name not in ACTIVATIONS:
-        from bellmax.core.errors import unknown_name
-
         raise unknown_name("activation", name, ACTIVATIONS, hint="Pick one of those.")
     return ACTIVATIONS[name]
 

@@ -28,19 +28,45 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from bellmax.core.returns import gae
-from bellmax.deep.distributions import action_space_kind, clip_to_space
-from bellmax.deep.loop import scan_train, vector_env
+from bellmax.deep.loop import EpisodeMetrics, scan_train, vector_env
 from bellmax.deep.networks import ACTIVATIONS, ActorCritic, check_hidden_sizes, flatten_obs
 from bellmax.deep.optim import OPTIMIZERS, linear_schedule, make_optimizer
-from bellmax.deep.rollout import TrainState, collect_rollout
+from bellmax.deep.policy_gradient import (
+    OnPolicyRun,
+    act,
+    check_venv,
+    episode_metrics,
+    flatten_steps,
+    gae_targets,
+    init_state,
+    network,
+    policy_params,
+    rollout_and_bootstrap,
+)
+from bellmax.deep.rollout import TrainState
 from bellmax.envs.vector import VectorEnv
 
 ALGORITHM = "PPO"
 
+__all__ = [
+    "ALGORITHM",
+    "PRESETS",
+    "Config",
+    "Metrics",
+    "TrainState",
+    "act",
+    "init",
+    "make_train",
+    "network",
+    "optimizer",
+    "policy_params",
+    "ppo_loss",
+    "update",
+]
+
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(OnPolicyRun):
     """PPO hyperparameters (defaults: rl-zoo's CartPole-v1 settings)."""
 
     total_timesteps: int = 100_000
@@ -87,16 +113,6 @@ class Config:
     """Share one torso between actor and critic (separate by default)."""
     log_std_init: float = 0.0
     """Initial log standard deviation of a Gaussian policy (Box actions)."""
-
-    @property
-    def steps_per_update(self) -> int:
-        """Environment steps consumed by one `update` (all environments)."""
-        return self.num_envs * self.num_steps
-
-    @property
-    def num_updates(self) -> int:
-        """Iterations of `update` that make `total_timesteps` (rounded down)."""
-        return self.total_timesteps // self.steps_per_update
 
     @property
     def num_minibatches(self) -> int:
@@ -169,12 +185,7 @@ class Config:
                 f"(num_envs * num_steps = {self.steps_per_update}); raise total_timesteps."
             )
         if venv is not None:
-            action_space_kind(venv.action_space, algorithm=ALGORITHM)
-            if venv.num_envs != self.num_envs:
-                raise ValueError(
-                    f"Config.num_envs={self.num_envs} but the vector env has {venv.num_envs} "
-                    "environments; make them equal."
-                )
+            check_venv(self, venv, ALGORITHM)
 
 
 PRESETS: dict[str, Config] = {
@@ -196,15 +207,9 @@ PRESETS: dict[str, Config] = {
 
 
 @struct.dataclass
-class Metrics:
-    """Scalars of one update."""
+class Metrics(EpisodeMetrics):
+    """Scalars of one PPO update."""
 
-    env_steps: jax.Array
-    """Cumulative environment steps after this update."""
-    episode_return_sum: jax.Array
-    """Sum of returns of the episodes that ended during this update's rollout."""
-    episode_count: jax.Array
-    """Number of such episodes."""
     loss: jax.Array
     """Mean total loss over the update's gradient steps."""
     policy_loss: jax.Array
@@ -217,19 +222,6 @@ class Metrics:
     """Mean approximate KL divergence old -> new policy."""
     clip_fraction: jax.Array
     """Fraction of ratios outside the clipping range."""
-
-
-def network(config: Config, venv: VectorEnv) -> ActorCritic:
-    """The actor-critic network for `config` and the environment's action space."""
-    discrete, size = action_space_kind(venv.action_space, algorithm=ALGORITHM)
-    return ActorCritic(
-        action_dim=size,
-        discrete=discrete,
-        hidden_sizes=tuple(config.hidden_sizes),
-        activation=config.activation,
-        shared_torso=config.shared_torso,
-        log_std_init=config.log_std_init,
-    )
 
 
 def optimizer(config: Config) -> optax.GradientTransformation:
@@ -255,33 +247,9 @@ def init(key: jax.Array, config: Config, venv: VectorEnv) -> TrainState:
       The initial `TrainState`.
     """
     config.validate(venv)
-    k_net, k_env, key = jax.random.split(key, 3)
-    net = network(config, venv)
-    obs, vec_state = venv.reset(k_env)
-    params = net.init(k_net, flatten_obs(obs, venv.observation_space))
-    opt_state = optimizer(config).init(params)
-    return TrainState(params, opt_state, vec_state, obs, key, jnp.zeros((), jnp.int32))
-
-
-def act(
-    params: Any,
-    obs: jax.Array,
-    key: jax.Array,
-    config: Config,
-    venv: VectorEnv,
-    *,
-    deterministic: bool = True,
-) -> jax.Array:
-    """Actions `[B, ...]` for observations `[B, ...]`: the mode, or a sample, clipped to a Box."""
-    net = network(config, venv)
-    dist = net.apply(params, flatten_obs(obs, venv.observation_space), method="policy")
-    action = dist.mode() if deterministic else dist.sample(key)
-    return clip_to_space(action, venv.action_space)
-
-
-def policy_params(state: TrainState) -> Any:
-    """What `act` needs from a training state."""
-    return state.params
+    return init_state(
+        key, config, venv, network(config, venv, algorithm=ALGORITHM), optimizer(config)
+    )
 
 
 def ppo_loss(
@@ -330,32 +298,19 @@ def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainSta
     Returns:
       `(new_state, metrics)`; pure and jittable.
     """
-    net = network(config, venv)
+    net = network(config, venv, algorithm=ALGORITHM)
     tx = optimizer(config)
-    space = venv.observation_space
-    state, ro = collect_rollout(state, config, venv, net)
-
-    t, n = config.num_steps, config.num_envs
-    final_x = flatten_obs(ro.final_obs, space)
-    next_values = net.apply(state.params, final_x, method="value")
-    adv = gae(
-        ro.reward,
-        ro.value,
-        next_values,
-        ro.terminated,
-        ro.truncated,
-        gamma=config.gamma,
-        gae_lambda=config.gae_lambda,
-    )
-    flat = lambda x: x.reshape((t * n, *x.shape[2:]))  # noqa: E731
+    state, ro, next_values = rollout_and_bootstrap(state, config, venv, net)
+    adv = gae_targets(ro, next_values, config)
     data = {
-        "x": flat(flatten_obs(ro.obs, space)),
-        "action": flat(ro.action),
-        "log_prob": flat(ro.log_prob),
-        "value": flat(ro.value),
-        "advantage": flat(adv.advantages),
-        "target": flat(adv.returns),
+        "x": flatten_obs(ro.obs, venv.observation_space),
+        "action": ro.action,
+        "log_prob": ro.log_prob,
+        "value": ro.value,
+        "advantage": adv.advantages,
+        "target": adv.returns,
     }
+    data = {k: flatten_steps(v, config) for k, v in data.items()}
     frac = 1.0 - state.update_index.astype(jnp.float32) / config.num_updates
     clip_eps = config.clip_eps * frac if config.anneal_clip else jnp.float32(config.clip_eps)
     grad_fn = jax.grad(ppo_loss, has_aux=True)
@@ -371,7 +326,7 @@ def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainSta
         if m == 1:
             batches = jax.tree.map(lambda x: x[None], data)
         else:
-            perm = jax.random.permutation(key, t * n)
+            perm = jax.random.permutation(key, config.steps_per_update)
             batches = jax.tree.map(lambda x: x[perm].reshape((m, mb, *x.shape[1:])), data)
         return jax.lax.scan(minibatch_step, carry, batches)
 
@@ -382,14 +337,8 @@ def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainSta
         jax.random.split(k_epochs, config.num_epochs),
     )
     aux = jax.tree.map(jnp.mean, aux)
-    ended = ~jnp.isnan(ro.episode_return)
     index = state.update_index + 1
-    metrics = Metrics(
-        env_steps=index * config.steps_per_update,
-        episode_return_sum=jnp.sum(jnp.where(ended, ro.episode_return, 0.0)),
-        episode_count=jnp.sum(ended).astype(jnp.int32),
-        **aux,
-    )
+    metrics = Metrics(**episode_metrics(ro, index, config), **aux)
     new_state = state.replace(params=params, opt_state=opt_state, key=key, update_index=index)
     return new_state, metrics
 

@@ -26,7 +26,7 @@ Where a return cannot be completed inside the fixed-shape rollout, this is what 
   are left out of both losses (no bootstrapping at the cut at all; the environments still
   carry on, so those episodes' later steps count in the next update).
 
-This is A2C's update (`bellmax.deep.a2c.pg_update`) with lambda = 1 returns over long
+This is A2C's update (`bellmax.deep.policy_gradient.pg_update`) with lambda = 1 returns over long
 rollouts; the environments keep running across updates, so no steps are wasted.
 
     config = Config(total_timesteps=100_000)
@@ -43,10 +43,18 @@ import jax
 import jax.numpy as jnp
 
 from bellmax.core.returns import lambda_returns
-from bellmax.deep import a2c
-from bellmax.deep.a2c import Metrics, TrainState, act, policy_params
 from bellmax.deep.loop import scan_train, vector_env
-from bellmax.deep.rollout import Rollout
+from bellmax.deep.policy_gradient import (
+    Metrics,
+    OnPolicyRun,
+    act,
+    init_state,
+    network,
+    pg_update,
+    policy_params,
+    validate_pg_config,
+)
+from bellmax.deep.rollout import Rollout, TrainState
 from bellmax.envs.vector import VectorEnv
 
 ALGORITHM = "REINFORCE"
@@ -67,7 +75,7 @@ __all__ = [
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(OnPolicyRun):
     """REINFORCE-with-baseline hyperparameters (defaults: tuned for bellmax CartPole-v1)."""
 
     total_timesteps: int = 100_000
@@ -103,19 +111,9 @@ class Config:
     log_std_init: float = 0.0
     """Initial log standard deviation of a Gaussian policy (Box actions)."""
 
-    @property
-    def steps_per_update(self) -> int:
-        """Environment steps consumed by one `update` (all environments)."""
-        return self.num_envs * self.num_steps
-
-    @property
-    def num_updates(self) -> int:
-        """Iterations of `update` that make `total_timesteps` (rounded down)."""
-        return self.total_timesteps // self.steps_per_update
-
     def validate(self, venv: VectorEnv | None = None) -> None:
         """Raise ValueError/TypeError naming the bad field, its value and the fix."""
-        a2c.validate_pg_config(self, ALGORITHM, venv)
+        validate_pg_config(self, ALGORITHM, venv)
 
 
 def init(key: jax.Array, config: Config, venv: VectorEnv) -> TrainState:
@@ -130,7 +128,7 @@ def init(key: jax.Array, config: Config, venv: VectorEnv) -> TrainState:
       The initial `TrainState`.
     """
     config.validate(venv)
-    return a2c.init_state(key, config, venv, a2c.network(config, venv, algorithm=ALGORITHM))
+    return init_state(key, config, venv, network(config, venv, algorithm=ALGORITHM))
 
 
 def cut_mask(terminated: jax.Array, truncated: jax.Array) -> jax.Array:
@@ -196,8 +194,7 @@ def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainSta
     targets = functools.partial(
         monte_carlo_targets, gamma=config.gamma, bootstrap_cut=config.bootstrap_cut
     )
-    net = a2c.network(config, venv, algorithm=ALGORITHM)
-    return a2c.pg_update(state, config, venv, net, targets)
+    return pg_update(state, config, venv, network(config, venv, algorithm=ALGORITHM), targets)
 
 
 def make_train(config: Config, env: Any, env_params: Any = None):

@@ -1,0 +1,374 @@
+"""The policy-gradient pieces A2C, REINFORCE and PPO share (Sutton & Barto 2018, chapter 13).
+
+- `network`: the actor-critic (`ActorCritic`) for a config and an environment's action space;
+  `act` and `policy_params` act with it.
+- `check_config`: the config checks the three share; `check_venv`: a config against its
+  vector environment.
+- `init_state`: a fresh `TrainState` (network, optimiser, reset environments).
+- `rollout_and_bootstrap`, `gae_targets`, `flatten_steps`, `episode_metrics`: the parts of
+  one on-policy update before and after the learning itself.
+- `pg_loss`, `pg_update`, `optimizer`: A2C's and REINFORCE's update, one gradient step on a
+  rollout with targets (n-step returns or GAE for A2C, Monte-Carlo returns for REINFORCE).
+
+PPO's clipped minibatch epochs live in `bellmax.deep.ppo`; what the algorithms share lives
+here, so no algorithm module imports another.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from bellmax.core.returns import Advantages, gae
+from bellmax.deep.distributions import action_space_kind, clip_to_space
+from bellmax.deep.loop import EpisodeMetrics
+from bellmax.deep.networks import ACTIVATIONS, ActorCritic, check_hidden_sizes, flatten_obs
+from bellmax.deep.optim import OPTIMIZERS, linear_schedule, make_optimizer
+from bellmax.deep.rollout import Rollout, TrainState, collect_rollout
+from bellmax.envs.vector import VectorEnv
+
+__all__ = [
+    "Metrics",
+    "OnPolicyRun",
+    "act",
+    "check_venv",
+    "episode_metrics",
+    "flatten_steps",
+    "gae_targets",
+    "init_state",
+    "network",
+    "optimizer",
+    "pg_loss",
+    "pg_update",
+    "policy_params",
+    "rollout_and_bootstrap",
+    "validate_pg_config",
+]
+
+Targets = Callable[[Rollout, jax.Array], tuple[jax.Array, jax.Array, jax.Array]]
+"""`(rollout, next_values [T, N]) -> (advantage, target, weight)`, each `[T, N]`."""
+
+
+class OnPolicyRun:
+    """The run length of an on-policy config (a mixin: `num_envs`, `num_steps`,
+    `total_timesteps` are the config's fields)."""
+
+    num_envs: int
+    num_steps: int
+    total_timesteps: int
+
+    @property
+    def steps_per_update(self) -> int:
+        """Environment steps consumed by one `update` (all environments)."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def num_updates(self) -> int:
+        """Iterations of `update` that make `total_timesteps` (rounded down)."""
+        return self.total_timesteps // self.steps_per_update
+
+
+@struct.dataclass
+class Metrics(EpisodeMetrics):
+    """Scalars of one A2C or REINFORCE update."""
+
+    loss: jax.Array
+    """Total loss of the update's gradient step."""
+    policy_loss: jax.Array
+    """Policy-gradient loss `-mean(log pi(a|s) A)`."""
+    value_loss: jax.Array
+    """Mean squared error of the critic."""
+    entropy: jax.Array
+    """Mean policy entropy."""
+
+
+# ---------------------------------------------------------------------- checks
+
+
+def validate_pg_config(config: Any, algorithm: str, venv: VectorEnv | None) -> None:
+    """Checks shared by the policy-gradient configs (A2C, REINFORCE, PPO).
+
+    Raises:
+      TypeError/ValueError naming the field, its value and the fix.
+    """
+    for name in ("total_timesteps", "num_envs", "num_steps"):
+        v = getattr(config, name)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"Config.{name} must be an int, got {v!r}.")
+        if v < 1:
+            raise ValueError(f"Config.{name} must be >= 1, got {v}; pass a positive int.")
+    for name in ("learning_rate", "max_grad_norm"):
+        if _number(name, getattr(config, name)) <= 0:
+            raise ValueError(
+                f"Config.{name} must be > 0, got {getattr(config, name)}; pass e.g. 1e-3 / 0.5."
+            )
+    if not 0.0 <= _number("gamma", config.gamma) <= 1.0:
+        raise ValueError(f"Config.gamma must lie in [0, 1], got {config.gamma}; pass e.g. 0.99.")
+    for name in ("ent_coef", "vf_coef"):
+        if _number(name, getattr(config, name)) < 0:
+            raise ValueError(
+                f"Config.{name} must be >= 0, got {getattr(config, name)}; pass e.g. 0.5."
+            )
+    if not 0.0 <= _number("momentum", config.momentum) < 1.0:
+        raise ValueError(
+            f"Config.momentum must lie in [0, 1), got {config.momentum}; pass e.g. 0.9."
+        )
+    _number("log_std_init", config.log_std_init)
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"Config.optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}.")
+    if config.activation not in ACTIVATIONS:
+        raise ValueError(
+            f"Config.activation must be one of {sorted(ACTIVATIONS)}, got {config.activation!r}."
+        )
+    check_hidden_sizes(config.hidden_sizes, field="Config.hidden_sizes")
+    if config.num_updates < 1:
+        raise ValueError(
+            f"Config.total_timesteps={config.total_timesteps} is less than one rollout "
+            f"(num_envs * num_steps = {config.steps_per_update}); raise total_timesteps."
+        )
+    if venv is not None:
+        check_venv(config, venv, algorithm)
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TypeError(f"Config.{name} must be a finite number, got {value!r}.")
+    return float(value)
+
+
+def check_venv(config: Any, venv: VectorEnv, algorithm: str) -> None:
+    """Raise unless `venv` fits `config`: a Discrete or Box action space, `config.num_envs` envs.
+
+    Raises:
+      TypeError: another action space (the message names `algorithm`).
+      ValueError: another number of environments.
+    """
+    action_space_kind(venv.action_space, algorithm=algorithm)
+    if venv.num_envs != config.num_envs:
+        raise ValueError(
+            f"Config.num_envs={config.num_envs} but the vector env has {venv.num_envs} "
+            "environments; make them equal."
+        )
+
+
+# ---------------------------------------------------------------------- network and acting
+
+
+def network(config: Any, venv: VectorEnv, *, algorithm: str = "The actor-critic") -> ActorCritic:
+    """The actor-critic network for `config` and the environment's action space.
+
+    Args:
+      config: `hidden_sizes`, `activation`, `log_std_init` and (if it has one) `shared_torso`.
+      venv: the vector environment (Discrete or Box actions).
+      algorithm: the name an unsupported action space's error gives.
+    """
+    discrete, size = action_space_kind(venv.action_space, algorithm=algorithm)
+    return ActorCritic(
+        action_dim=size,
+        discrete=discrete,
+        hidden_sizes=tuple(config.hidden_sizes),
+        activation=config.activation,
+        shared_torso=getattr(config, "shared_torso", False),
+        log_std_init=config.log_std_init,
+    )
+
+
+def act(
+    params: Any,
+    obs: jax.Array,
+    key: jax.Array,
+    config: Any,
+    venv: VectorEnv,
+    *,
+    deterministic: bool = True,
+) -> jax.Array:
+    """Actions `[B, ...]` for observations `[B, ...]`: the mode, or a sample, clipped to a Box."""
+    net = network(config, venv)
+    dist = net.apply(params, flatten_obs(obs, venv.observation_space), method="policy")
+    action = dist.mode() if deterministic else dist.sample(key)
+    return clip_to_space(action, venv.action_space)
+
+
+def policy_params(state: TrainState) -> Any:
+    """What `act` needs from a training state."""
+    return state.params
+
+
+def init_state(
+    key: jax.Array,
+    config: Any,
+    venv: VectorEnv,
+    net: ActorCritic,
+    tx: optax.GradientTransformation | None = None,
+) -> TrainState:
+    """A fresh policy-gradient training state (network, optimiser, reset environments).
+
+    Args:
+      key: PRNG key, consumed.
+      config: the algorithm's config.
+      venv: the vector environment.
+      net: the actor-critic.
+      tx: the optimiser (default: `optimizer(config)`, A2C's and REINFORCE's).
+    """
+    k_net, k_env, key = jax.random.split(key, 3)
+    obs, vec_state = venv.reset(k_env)
+    params = net.init(k_net, flatten_obs(obs, venv.observation_space))
+    opt_state = (optimizer(config) if tx is None else tx).init(params)
+    return TrainState(params, opt_state, vec_state, obs, key, jnp.zeros((), jnp.int32))
+
+
+# ---------------------------------------------------------------------- one on-policy update
+
+
+def rollout_and_bootstrap(
+    state: TrainState, config: Any, venv: VectorEnv, net: ActorCritic
+) -> tuple[TrainState, Rollout, jax.Array]:
+    """A rollout of the current policy and the critic's values of its `final_obs`.
+
+    Returns:
+      `(state, rollout, next_values [T, N])`; `next_values[t]` is `V(final_obs[t])`, the
+      bootstrap at a time limit or at the rollout's end.
+    """
+    state, ro = collect_rollout(state, config, venv, net)
+    final_x = flatten_obs(ro.final_obs, venv.observation_space)
+    next_values = net.apply(state.params, final_x, method="value")
+    return state, ro, next_values
+
+
+def gae_targets(ro: Rollout, next_values: jax.Array, config: Any) -> Advantages:
+    """Generalised advantages and returns of a rollout (`config.gamma`, `config.gae_lambda`)."""
+    return gae(
+        ro.reward,
+        ro.value,
+        next_values,
+        ro.terminated,
+        ro.truncated,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+    )
+
+
+def flatten_steps(x: jax.Array, config: Any) -> jax.Array:
+    """`[num_steps, num_envs, ...] -> [num_steps * num_envs, ...]`."""
+    return x.reshape((config.num_steps * config.num_envs, *x.shape[2:]))
+
+
+def episode_metrics(ro: Rollout, update_index: jax.Array, config: Any) -> dict[str, jax.Array]:
+    """The `EpisodeMetrics` fields of update number `update_index` (counted from 1)."""
+    ended = ~jnp.isnan(ro.episode_return)
+    return {
+        "env_steps": update_index * config.steps_per_update,
+        "episode_return_sum": jnp.sum(jnp.where(ended, ro.episode_return, 0.0)),
+        "episode_count": jnp.sum(ended).astype(jnp.int32),
+    }
+
+
+def optimizer(config: Any) -> optax.GradientTransformation:
+    """A2C's and REINFORCE's optimiser: `config.optimizer` with global-norm gradient clipping.
+
+    With `config.anneal_lr` the step size falls linearly to 0 over the run's updates.
+
+    It works on the parameters flattened into one vector (`optax.flatten`): the same
+    arithmetic in a few large operations instead of a few per layer, which halves the
+    optimiser's share of the compile time on a CPU.
+    """
+    lr = config.learning_rate
+    if config.anneal_lr:
+        lr = linear_schedule(config.learning_rate, 0.0, config.num_updates)
+    return optax.flatten(
+        make_optimizer(
+            config.optimizer,
+            lr,
+            max_grad_norm=config.max_grad_norm,
+            momentum=config.momentum,
+        )
+    )
+
+
+def pg_loss(
+    params: Any,
+    net: ActorCritic,
+    batch: dict[str, jax.Array],
+    config: Any,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Policy-gradient loss with a learned baseline, value loss and entropy bonus.
+
+    `-sum(w log pi(a|s) A) + vf_coef sum(w (V(s) - G)^2) - ent_coef sum(w H)`, each a mean
+    over the transitions of weight `w = 1` (Sutton & Barto 2018, sections 13.4-13.5; Mnih et
+    al. 2016). The advantages are normalised over the weighted batch if
+    `config.normalize_advantages`.
+
+    Args:
+      params: network parameters (differentiated).
+      net: the actor-critic.
+      batch: `x [B, D]`, `action [B, ...]`, `advantage [B]`, `target [B]`, `weight [B]`
+        (1 for transitions that count, 0 for those left out).
+      config: `vf_coef`, `ent_coef`, `normalize_advantages`.
+
+    Returns:
+      `(loss, aux)` with the loss and its parts.
+    """
+    dist, value = net.apply(params, batch["x"])
+    w = batch["weight"]
+    count = jnp.maximum(w.sum(), 1.0)
+    mean = lambda v: jnp.sum(w * v) / count  # noqa: E731
+    adv = batch["advantage"]
+    if config.normalize_advantages:
+        mu = mean(adv)
+        adv = (adv - mu) / (jnp.sqrt(mean((adv - mu) ** 2)) + 1e-8)
+    policy_loss = -mean(dist.log_prob(batch["action"]) * jax.lax.stop_gradient(adv))
+    value_loss = mean((value - batch["target"]) ** 2)
+    entropy = mean(dist.entropy())
+    loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy
+    aux = {
+        "loss": loss,
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+    }
+    return loss, aux
+
+
+def pg_update(
+    state: TrainState,
+    config: Any,
+    venv: VectorEnv,
+    net: ActorCritic,
+    targets: Targets,
+) -> tuple[TrainState, Metrics]:
+    """One on-policy iteration: a rollout, its targets, one gradient step.
+
+    Args:
+      state: the training state.
+      config: hyperparameters (`num_steps`, `num_envs`, loss weights, optimiser fields).
+      venv: the vector environment.
+      net: the actor-critic.
+      targets: `(rollout, next_values [T, N]) -> (advantage, target, weight)`, each `[T, N]`;
+        `next_values[t]` is the critic's value of `final_obs[t]`.
+
+    Returns:
+      `(new_state, metrics)`.
+    """
+    tx = optimizer(config)
+    state, ro, next_values = rollout_and_bootstrap(state, config, venv, net)
+    advantage, target, weight = targets(ro, jax.lax.stop_gradient(next_values))
+    batch = {
+        "x": flatten_obs(ro.obs, venv.observation_space),
+        "action": ro.action,
+        "advantage": jax.lax.stop_gradient(advantage),
+        "target": jax.lax.stop_gradient(target),
+        "weight": weight.astype(jnp.float32),
+    }
+    batch = {k: flatten_steps(v, config) for k, v in batch.items()}
+    grads, aux = jax.grad(pg_loss, has_aux=True)(state.params, net, batch, config)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    index = state.update_index + 1
+    metrics = Metrics(**episode_metrics(ro, index, config), **aux)
+    return state.replace(params=params, opt_state=opt_state, update_index=index), metrics
