@@ -15,7 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
+
+from bellmax.core.io import check_output_path
+from bellmax.envs.bandit import BanditParams, GaussianBandit
+from bellmax.train.io import atomic_savefig, to_strict_json
+
+# Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
+# --help` and the other commands fast. The policy is in bellmax.cli's docstring.
 
 __all__ = ["BanditArgs", "plot_testbed", "resolve_agents", "run_bandit", "tour_section"]
 
@@ -137,8 +145,6 @@ def resolve_agents(args: BanditArgs) -> list[tuple[str, str, Any]]:
 def _check_plot_path(path: str) -> Path:
     from matplotlib.backend_bases import FigureCanvasBase
 
-    from bellmax.core.io import check_output_path
-
     target = check_output_path(path, kind="file", option="--plot")
     suffix = target.suffix.lstrip(".").lower()
     supported = FigureCanvasBase.get_supported_filetypes()
@@ -216,8 +222,6 @@ def _entry(label: str, name: str, result: Any) -> dict[str, Any]:
 def run_bandit(args: BanditArgs) -> int:
     """`bellmax bandit`: run the agents, print a table or JSON, optionally write the plot."""
     from bellmax.bandits.testbed import run_testbeds
-    from bellmax.envs.bandit import BanditParams, GaussianBandit
-    from bellmax.train.io import atomic_savefig, to_strict_json
 
     plot_path = _check_plot_path(args.plot) if args.plot is not None else None
     agents = resolve_agents(args)
@@ -306,8 +310,6 @@ def run_bandit(args: BanditArgs) -> int:
 # ---------------------------------------------------------------------- the tour
 def tour_section(ctx: Any) -> None:
     """The tour's bandit section: Figure 2.2 (epsilon-greedy) with UCB c = 2 beside it."""
-    import jax
-
     from bellmax.bandits.agents import UCB, EpsilonGreedy, agent_label
     from bellmax.bandits.testbed import run_testbeds
 

@@ -15,9 +15,15 @@ import math
 import time
 from typing import Any, Literal
 
+import jax
 import numpy as np
 
 from bellmax.core.checks import check_int
+from bellmax.core.errors import UnknownNameError, unknown_name
+from bellmax.envs import registry
+
+# Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
+# --help` and the other commands fast. The policy is in bellmax.cli's docstring.
 
 __all__ = ["ControlArgs", "SysidArgs", "parse_fix", "run_control", "run_sysid"]
 
@@ -41,8 +47,6 @@ def parse_fix(items: tuple[str, ...], names: tuple[str, ...]) -> dict[str, float
         number (the models' parameters are physical constants), a parameter given twice.
       UnknownNameError: a name not in `names`. Every message lists `names`.
     """
-    from bellmax.core.errors import unknown_name
-
     listing = ", ".join(names)
     out: dict[str, float] = {}
     for item in items:
@@ -89,7 +93,6 @@ def _check_env(env_id: str) -> None:
 
 def _model_for(env: str, model_name: str | None) -> Any:
     """The parametric model for --env (or --model), refusing one that does not fit it."""
-    from bellmax.core.errors import UnknownNameError
     from bellmax.models import parametric
 
     try:
@@ -260,10 +263,7 @@ def _default_fix(model_name: str) -> dict[str, float]:
 
 def run_control(args: ControlArgs) -> int:
     """`bellmax control`."""
-    import jax
-
     from bellmax.control.mpc import closed_loop, closed_loop_host, make_lqr_controller, make_mpc
-    from bellmax.envs import registry
     from bellmax.models.data import collect_transitions
     from bellmax.models.sysid import SysIdConfig, identify
 
@@ -369,9 +369,7 @@ def _check_control_args(args: ControlArgs) -> None:
 
 def tour_section(ctx: Any) -> None:
     """The tour's control section: identify Gymnasium's CartPole-v1, balance it; swing up."""
-
     from bellmax.control.mpc import closed_loop, closed_loop_host, make_mpc
-    from bellmax.envs import registry
     from bellmax.models import parametric
     from bellmax.models.data import collect_transitions
     from bellmax.models.sysid import SysIdConfig, identify

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -21,6 +22,9 @@ import numpy as np
 from tyro.conf import Positional
 
 from bellmax.core.checks import check_int
+
+# Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
+# --help` and the other commands fast. The policy is in bellmax.cli's docstring.
 
 __all__ = [
     "ArenaArgs",
@@ -199,8 +203,6 @@ class ArenaArgs:
 
 def run_arena(args: ArenaArgs) -> int:
     """`bellmax tictactoe arena`."""
-    import time
-
     from bellmax.games import arena
 
     check_int(args.games, "--games", low=1, high=MAX_GAMES)

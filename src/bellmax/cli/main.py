@@ -33,10 +33,26 @@ import json
 import os
 import re
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Union
 
+import jax
+
+from bellmax import __version__
+from bellmax.cli.bandit import BanditArgs, run_bandit
+from bellmax.cli.control import ControlArgs, SysidArgs, run_control, run_sysid
+from bellmax.cli.games import ArenaArgs, PlayArgs, run_arena, run_play
+from bellmax.cli.reproduce import ReproduceArgs, run_reproduce
+from bellmax.cli.solve import SolveArgs, run_solve
+from bellmax.cli.tour import TourArgs, run_tour_command
+from bellmax.cli.train import EvaluateArgs, TrainArgs, build_train_args, run_evaluate, run_train
 from bellmax.core.errors import BellmaxError, unknown_name
+from bellmax.core.xla import tune_xla_flags
+from bellmax.envs import registry
+
+# Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
+# --help` and the other commands fast. The policy is in bellmax.cli's docstring.
 
 __all__ = ["COMMANDS", "Command", "EnvsArgs", "main", "register_command"]
 
@@ -109,8 +125,6 @@ def env_rows() -> list[dict[str, Any]]:
 
     Reads the registry only; no environment module is imported.
     """
-    from bellmax.envs import registry
-
     return [
         {
             "id": s.id,
@@ -146,14 +160,6 @@ def run_envs(args: EnvsArgs) -> int:
 
 # ---------------------------------------------------------------------- registry of commands
 def _builtin_commands() -> list[Command]:
-    from bellmax.cli.bandit import BanditArgs, run_bandit
-    from bellmax.cli.control import ControlArgs, SysidArgs, run_control, run_sysid
-    from bellmax.cli.games import ArenaArgs, PlayArgs, run_arena, run_play
-    from bellmax.cli.reproduce import ReproduceArgs, run_reproduce
-    from bellmax.cli.solve import SolveArgs, run_solve
-    from bellmax.cli.tour import TourArgs, run_tour_command
-    from bellmax.cli.train import EvaluateArgs, TrainArgs, build_train_args, run_evaluate, run_train
-
     return [
         Command("envs", EnvsArgs, run_envs),
         Command("tour", TourArgs, run_tour_command),
@@ -186,7 +192,6 @@ def _enable_compile_cache() -> None:
     cache_dir = os.environ.get("BELLMAX_CACHE_DIR")
     if not cache_dir:
         return
-    import jax
 
     if jax.config.jax_compilation_cache_dir:  # already chosen by the user
         return
@@ -267,8 +272,6 @@ def _is_option(token: str) -> bool:
 
 def _variadic_options(name: str) -> set[str]:
     """The `--flags` of a command's tuple-valued options (they take several values)."""
-    import typing
-
     command = COMMANDS.get(name)
     if command is None or command.build_config is not None:
         return set()
@@ -435,8 +438,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: list[str]) -> int:
     if args[:1] in (["--version"], ["-V"]):
-        from bellmax import __version__
-
         print(f"{PROG} {__version__}")
         sys.stdout.flush()
         return 0
@@ -448,7 +449,6 @@ def _main(args: list[str]) -> int:
             raise
         print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
-    from bellmax.core.xla import tune_xla_flags
 
     tune_xla_flags()  # before JAX's first computation (see bellmax.core.xla)
     try:

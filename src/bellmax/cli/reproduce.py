@@ -10,6 +10,11 @@ from typing import Annotated, Literal
 
 import tyro
 
+from bellmax.core.io import check_output_path
+
+# Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
+# --help` and the other commands fast. The policy is in bellmax.cli's docstring.
+
 BOOKS = ("sutton-barto",)
 
 
@@ -62,7 +67,6 @@ def run_reproduce(args: ReproduceArgs) -> int:
         raise ValueError(
             "name an experiment (or `all`); `bellmax reproduce sutton-barto --list` lists them."
         )
-    from bellmax.core.io import check_output_path
 
     check_output_path(args.out, kind="dir", option="--out")
     names = list(experiments) if args.name == "all" else [args.name]

@@ -25,6 +25,9 @@ import tyro
 
 from bellmax.core.checks import check_int
 
+# Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
+# --help` and the other commands fast. The policy is in bellmax.cli's docstring.
+
 __all__ = ["METHODS", "SolveArgs", "run_solve", "solve_file"]
 
 Method = Literal[

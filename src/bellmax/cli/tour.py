@@ -21,20 +21,33 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import tempfile
 import time
 import traceback
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax import __version__
+from bellmax.cli import bandit as bandit_cli
+from bellmax.cli import control as control_cli
+from bellmax.cli import games as games_cli
+from bellmax.cli import train as train_cli
+from bellmax.core.io import check_output_path
+from bellmax.envs import make, registry
+from bellmax.envs.cartpole import CartPoleParams, CartPoleSwingUpParams
+from bellmax.envs.pendulum import PendulumParams, angle_normalize
 from bellmax.train.io import to_strict_json
 from bellmax.train.report import Report
+
+# Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
+# --help` and the other commands fast. The policy is in bellmax.cli's docstring.
 
 __all__ = [
     "SECTIONS",
@@ -108,6 +121,19 @@ class TourResult:
 
 
 # ---------------------------------------------------------------------- a jittable rollout
+class _Step(NamedTuple):
+    """What `rollout` records at each step (the scan's output)."""
+
+    state: Any
+    """The state after the step (frozen once the episode ended)."""
+    action: jax.Array
+    """The action taken."""
+    reward: jax.Array
+    """Its reward, 0 once the episode ended."""
+    alive: jax.Array
+    """Whether the episode was still running before the step."""
+
+
 @struct.dataclass
 class Rollout:
     """One episode, padded to a fixed length (the state is frozen once it ends)."""
@@ -158,14 +184,15 @@ def rollout(
         action = policy(k_act, obs, state)
         obs2, state2, reward, terminated, truncated, _ = env.step(k_env, state, action, params)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(alive, a, b), new, old)  # noqa: E731
-        carry = (keep(obs2, obs), keep(state2, state), alive & ~(terminated | truncated))
-        return carry, (carry[1], action, jnp.where(alive, reward, 0.0), alive)
+        state = keep(state2, state)
+        carry = (keep(obs2, obs), state, alive & ~(terminated | truncated))
+        return carry, _Step(state, action, jnp.where(alive, reward, 0.0), alive)
 
-    _, (states, actions, rewards, alive) = jax.lax.scan(
+    _, steps = jax.lax.scan(
         step, (obs, state, jnp.asarray(True)), jax.random.split(key_steps, num_steps)
     )
-    states = jax.tree.map(lambda s0, s: jnp.concatenate([s0[None], s]), state, states)
-    return Rollout(states, actions, rewards, alive.sum())
+    states = jax.tree.map(lambda s0, s: jnp.concatenate([s0[None], s]), state, steps.state)
+    return Rollout(states, steps.action, steps.reward, steps.alive.sum())
 
 
 #: `jax.jit` for the tour's small simulations: their run time is negligible next to XLA's
@@ -183,11 +210,23 @@ def _figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **k
     return fig, fig.subplots(nrows, ncols, **kw)
 
 
+def _label_axes(
+    ax: Any, ylabel: str, *, xlabel: str | None = None, title: str | None = None, legend=False
+) -> None:
+    """Label a time-series panel (y, optional x and title), a light grid, the legend if asked."""
+    ax.set_ylabel(ylabel)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if title is not None:
+        ax.set_title(title)
+    if legend:
+        ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+
+
 # ---------------------------------------------------------------------- section: environments
 def environments_section(ctx: TourContext) -> None:
     """A table of every registered environment with its spaces."""
-    from bellmax.envs import registry
-
     rows = []
     for env_id in registry.registered():
         s = registry.spec(env_id)
@@ -225,8 +264,6 @@ CARTPOLE_GAINS = (0.1, 0.3, 1.0, 0.5)
 @_jit_quick_compile
 def _cartpole_rollouts(keys: jax.Array, random: jax.Array) -> Rollout:
     """CartPole-v1 episodes from `keys`, linear feedback or (if `random`) coin flips."""
-    from bellmax.envs import make
-
     env, params = make("CartPole-v1")
     gains = jnp.asarray(CARTPOLE_GAINS)
 
@@ -240,8 +277,6 @@ def _cartpole_rollouts(keys: jax.Array, random: jax.Array) -> Rollout:
 
 def cartpole_section(ctx: TourContext) -> None:
     """CartPole-v1 under a linear feedback policy and a random one (jitted `lax.scan`)."""
-    from bellmax.envs.cartpole import CartPoleParams
-
     n = ctx.size(32, 4)
     keys = jax.random.split(ctx.key("cartpole"), n)
     lin = jax.device_get(_cartpole_rollouts(keys, jnp.asarray(False)))
@@ -264,13 +299,9 @@ def cartpole_section(ctx: TourContext) -> None:
         ax_th.axhline(sign * lim, color="0.5", ls="--", lw=1)
     ax_x.set_ylim(-1.15 * p.x_threshold, 1.15 * p.x_threshold)
     ax_th.set_ylim(-1.4 * lim, 1.4 * lim)
-    ax_x.set_ylabel("cart position x (m)")
-    ax_th.set_ylabel("pole angle θ (degrees)")
-    ax_th.set_xlabel("time (s)")
-    ax_x.set_title("CartPole-v1, one episode per policy (dashed: termination limits)")
-    ax_x.legend(loc="upper right")
-    for ax in (ax_x, ax_th):
-        ax.grid(alpha=0.3)
+    title = "CartPole-v1, one episode per policy (dashed: termination limits)"
+    _label_axes(ax_x, "cart position x (m)", title=title, legend=True)
+    _label_axes(ax_th, "pole angle θ (degrees)", xlabel="time (s)")
 
     g = CARTPOLE_GAINS
     ctx.report.section(
@@ -310,7 +341,6 @@ def pendulum_energy_policy(params: Any) -> Callable[[jax.Array, jax.Array, Any],
     Returns:
       `policy(key, obs, state) -> action` of shape `[1]`.
     """
-    from bellmax.envs.pendulum import angle_normalize
 
     def policy(key, obs, state):
         theta, theta_dot = angle_normalize(state.theta), state.theta_dot
@@ -328,8 +358,6 @@ def pendulum_energy_policy(params: Any) -> Callable[[jax.Array, jax.Array, Any],
 @_jit_quick_compile
 def _swing_rollouts(keys: jax.Array) -> dict[str, Rollout]:
     """Swing-up (passive, random force) and Pendulum (no torque, energy control) episodes."""
-    from bellmax.envs import make
-
     su_env, su_p = make("CartPoleSwingUp-v0")
     pe_env, pe_p = make("Pendulum-v1")
 
@@ -349,9 +377,6 @@ def _swing_rollouts(keys: jax.Array) -> dict[str, Rollout]:
 
 def swing_section(ctx: TourContext) -> None:
     """CartPoleSwingUp-v0 left alone or pushed at random; Pendulum-v1 with and without control."""
-    from bellmax.envs.cartpole import CartPoleSwingUpParams
-    from bellmax.envs.pendulum import PendulumParams
-
     n = ctx.size(16, 2)
     out = jax.device_get(_swing_rollouts(jax.random.split(ctx.key("swing"), n)))
     su_dt, pe_dt = CartPoleSwingUpParams().tau, PendulumParams().dt
@@ -378,10 +403,8 @@ def swing_section(ctx: TourContext) -> None:
             th = th[: steps + 1]
         ax_su.plot(np.arange(th.size) * su_dt, th, color=color, label=label)
     ax_su.axhline(np.pi, color="0.5", ls="--", lw=1)
-    ax_su.set_ylabel("pole angle θ (rad)")
-    ax_su.set_xlabel("time (s)")
-    ax_su.set_title("CartPoleSwingUp-v0 from hanging (θ = π, dashed)")
-    ax_su.legend(loc="upper right")
+    title = "CartPoleSwingUp-v0 from hanging (θ = π, dashed)"
+    _label_axes(ax_su, "pole angle θ (rad)", xlabel="time (s)", title=title, legend=True)
     for name, label, color in (
         ("pendulum_zero_torque", "no torque", "C0"),
         ("pendulum_energy", "energy pumping + PD catch", "C2"),
@@ -390,12 +413,8 @@ def swing_section(ctx: TourContext) -> None:
         ax_pe.plot(np.arange(th.size) * pe_dt, th, color=color, label=label)
     ax_pe.axhline(0.0, color="0.5", ls="--", lw=1)
     ax_pe.set_ylim(-3.4, 3.4)
-    ax_pe.set_ylabel("angle from upright (rad)")
-    ax_pe.set_xlabel("time (s)")
-    ax_pe.set_title("Pendulum-v1 from the same start (upright = 0, dashed)")
-    ax_pe.legend(loc="upper right")
-    for ax in (ax_su, ax_pe):
-        ax.grid(alpha=0.3)
+    title = "Pendulum-v1 from the same start (upright = 0, dashed)"
+    _label_axes(ax_pe, "angle from upright (rad)", xlabel="time (s)", title=title, legend=True)
 
     ret = {k: float(np.mean(v.episode_return)) for k, v in out.items()}
     upright = float(np.mean(np.abs(wrap(out["pendulum_energy"].states.theta[:, -1])) < 0.1))
@@ -540,8 +559,6 @@ def draw_gridworld(
 
 def gridworlds_section(ctx: TourContext) -> None:
     """Every registered tabular grid world, drawn from its exact `TabularMDP`."""
-    from bellmax.envs import registry
-
     drawn, shapes = [], []
     figures = []
     for env_id in registry.registered():
@@ -581,17 +598,8 @@ def gridworlds_section(ctx: TourContext) -> None:
 
 
 # ---------------------------------------------------------------------- the tour
-#: The tour's sections, in order. Later families append theirs.
-def _bandits_section(ctx: TourContext) -> None:
-    from bellmax.cli.bandit import tour_section
-
-    tour_section(ctx)
-
-
 def classic_rl_section(ctx: TourContext) -> None:
     """Three of Sutton & Barto's figures, reproduced by `bellmax reproduce sutton-barto`."""
-    import tempfile
-
     from bellmax.experiments import run_experiment
     from bellmax.experiments.sutton_barto import EXPERIMENTS
 
@@ -620,34 +628,17 @@ def classic_rl_section(ctx: TourContext) -> None:
                     ctx.report.summary[f"{name}/{key}"] = value
 
 
-def _control_section(ctx: TourContext) -> None:
-    from bellmax.cli.control import tour_section
-
-    tour_section(ctx)
-
-
-def _deep_rl_section(ctx: TourContext) -> None:
-    from bellmax.cli.train import tour_section
-
-    tour_section(ctx)
-
-
-def _tictactoe_section(ctx: TourContext) -> None:
-    from bellmax.cli.games import tour_section
-
-    tour_section(ctx)
-
-
+#: The tour's sections, in order. Later families append theirs.
 SECTIONS: list[TourSection] = [
     TourSection("Environments", environments_section),
     TourSection("CartPole-v1", cartpole_section),
     TourSection("Swing-up and pendulum", swing_section),
     TourSection("Grid worlds", gridworlds_section),
-    TourSection("Bandits", _bandits_section),
+    TourSection("Bandits", bandit_cli.tour_section),
     TourSection("Classic RL", classic_rl_section),
-    TourSection("Control and system identification", _control_section),
-    TourSection("Deep RL", _deep_rl_section),
-    TourSection("Tic-tac-toe", _tictactoe_section),
+    TourSection("Control and system identification", control_cli.tour_section),
+    TourSection("Deep RL", train_cli.tour_section),
+    TourSection("Tic-tac-toe", games_cli.tour_section),
 ]
 
 
@@ -678,9 +669,6 @@ def run_tour(
     Returns:
       A `TourResult`; failed sections are in `failures` and in the report.
     """
-    from bellmax import __version__
-    from bellmax.core.io import check_output_path
-
     out = check_output_path(out, kind="dir", option="--out")
     say = echo or (lambda _: None)
     sections = SECTIONS if sections is None else sections
@@ -730,8 +718,6 @@ def run_tour(
 
 def run_tour_command(args: TourArgs) -> int:
     """`bellmax tour`: run the tour, print where the report is; status 1 if a section failed."""
-    from bellmax.core.io import check_output_path
-
     check_output_path(args.out, kind="dir", option="--out")  # before any section runs
     print(f"bellmax tour -> {args.out}" + (" (quick)" if args.quick else ""))
     result = run_tour(args.out, quick=args.quick, seed=args.seed)

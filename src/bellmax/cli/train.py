@@ -24,11 +24,19 @@ import inspect
 import itertools
 import json
 import sys
+import tempfile
 import textwrap
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any, Union
 
+import tyro
 from tyro.conf import Positional
+
+from bellmax.core.io import check_output_path
+
+# Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
+# --help` and the other commands fast. The policy is in bellmax.cli's docstring.
 
 __all__ = ["EvaluateArgs", "TrainArgs", "build_train_args", "run_evaluate", "run_train"]
 
@@ -93,8 +101,6 @@ def _field_docs(cls: type) -> dict[str, str]:
 
 
 def _algo_args_class(name: str, config_cls: type) -> type:
-    import tyro
-
     fields = []
     taken = set()
     for fname, ftype, default, doc in _COMMON:
@@ -122,8 +128,6 @@ def _algo_args_class(name: str, config_cls: type) -> type:
 @cache
 def build_train_args() -> type:
     """The real `train` options: one subcommand per algorithm, each with its Config's fields."""
-    import tyro
-
     from bellmax.deep import ALGORITHMS, get_algorithm
 
     members = []
@@ -207,7 +211,6 @@ def _settings(a: Any, name: str, *, only_given: bool) -> dict[str, Any]:
 
 def run_train(args: Any) -> int:
     """`bellmax train ALGO ...`."""
-    from bellmax.core.io import check_output_path
     from bellmax.deep import get_algorithm
     from bellmax.train.driver import config_from_dict, read_run, settings_differences, train
 
@@ -309,9 +312,6 @@ def run_evaluate(args: EvaluateArgs) -> int:
 
 def tour_section(ctx: Any) -> None:
     """The tour's deep-RL section: PPO learns CartPole-v1; its learning curve and timings."""
-    import tempfile
-    from pathlib import Path
-
     from bellmax.deep import get_algorithm
     from bellmax.train.driver import train
 
