@@ -218,11 +218,14 @@ def test_kill_9_at_any_moment_then_resume_finishes_the_same_run(env, reference, 
     ]
     assert len(plan) == 22
 
-    def trial(i: int) -> str:
-        event, delay = plan[i]
-        out = tmp_path / f"kill{i:02d}"
-        argv = [*_command(), *ARGS, "--out", str(out)]
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def attempt(out: Path, event: str | None, delay: float) -> tuple[float, bool, list[str]]:
+        """Start a run in `out`, wait for `event`, then `delay` s, and SIGKILL it."""
+        proc = subprocess.Popen(
+            [*_command(), *ARGS, "--out", str(out)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         start = time.monotonic()
         while event is not None and not (out / event).exists() and proc.poll() is None:
             time.sleep(0.002)
@@ -235,8 +238,26 @@ def test_kill_9_at_any_moment_then_resume_finishes_the_same_run(env, reference, 
         if (out / "checkpoint.msgpack").exists():
             done = json.loads(_read(out / "checkpoint.msgpack")["metadata"])["updates_done"]
             left.append(f"updates_done={done}")
+        return at, killed, left
+
+    def trial(i: int) -> str:
+        event, delay = plan[i]
+        out = tmp_path / f"kill{i:02d}"
+        # On a machine faster than the reference's, the moment may come after the run ended:
+        # then the same kill is tried again sooner in the phase (a fresh run each time), so
+        # every trial really kills a run.
+        for _ in range(6):
+            at, killed, left = attempt(out, event, delay)
+            if killed:
+                break
+            shutil.rmtree(out)
+            delay /= 2
         r = subprocess.run(
-            [*argv, "--resume", "--json"], env=env, capture_output=True, text=True, timeout=300
+            [*_command(), *ARGS, "--out", str(out), "--resume", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert r.returncode == 0, f"kill at {at:.2f} s left {left}: {r.stderr}"
         _assert_complete(out, reference)
@@ -247,7 +268,7 @@ def test_kill_9_at_any_moment_then_resume_finishes_the_same_run(env, reference, 
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         report = list(pool.map(trial, range(len(plan))))
     print("\n".join(["reference:", json.dumps(t), *report]))
-    assert sum("killed" in line for line in report) >= 20, report
+    assert all("killed" in line for line in report), report
     # Kills landed before anything was written, before the first checkpoint, and between
     # checkpoints (some updates committed, not all).
     assert any(line.endswith("killed: []") for line in report), report
