@@ -62,7 +62,7 @@ def test_gymnasium_env_through_the_host_bridge():
 
 def test_bad_evaluate_input_raises_clear_errors():
     key = jax.random.key(0)
-    with pytest.raises(ValueError, match="episodes must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="episodes must be an int >= 1, got 0"):
         evaluate(always_left, None, "CartPole-v1", key, episodes=0)
     with pytest.raises(TypeError, match="max_steps must be an int"):
         evaluate(always_left, None, "CartPole-v1", key, max_steps=True)

@@ -43,13 +43,15 @@ def test_linear_schedule_and_schedule_as_learning_rate():
 def test_bad_optimizer_input_raises_clear_errors():
     with pytest.raises(UnknownNameError, match=r"optimizer 'adm'.*adam"):
         make_optimizer("adm", 1e-3)
-    with pytest.raises(ValueError, match=r"learning_rate must be a finite number > 0, got -0\.1"):
+    with pytest.raises(ValueError, match=r"learning_rate must be a number > 0, got -0\.1"):
         make_optimizer("adam", -0.1)
+    with pytest.raises(TypeError, match="learning_rate must be a number, got str"):
+        make_optimizer("adam", "1e-3")
     with pytest.raises(ValueError, match="max_grad_norm"):
         make_optimizer("adam", 1e-3, max_grad_norm=0.0)
     with pytest.raises(ValueError, match="momentum"):
         make_optimizer("sgd", 1e-3, momentum=1.0)
-    with pytest.raises(ValueError, match="transition_steps must be >= 1"):
+    with pytest.raises(ValueError, match="transition_steps must be an int >= 1, got 0"):
         linear_schedule(1.0, 0.0, 0)
     with pytest.raises(TypeError, match="transition_steps must be an int"):
         linear_schedule(1.0, 0.0, 2.5)

@@ -114,9 +114,9 @@ def test_vmap_over_buffers():
 
 def test_bad_input_errors():
     buf = replay_init(_example(), 4)
-    with pytest.raises(ValueError, match="capacity must be a positive integer"):
+    with pytest.raises(ValueError, match="capacity must be an int >= 1, got 0"):
         replay_init(_example(), 0)
-    with pytest.raises(ValueError, match="capacity must be a positive integer"):
+    with pytest.raises(TypeError, match=r"capacity must be an int, got float 2\.5"):
         replay_init(_example(), 2.5)
     with pytest.raises(ValueError, match="no array leaves"):
         replay_init({}, 4)
@@ -130,5 +130,5 @@ def test_bad_input_errors():
     ragged = _batch([1, 2]).replace(reward_t=jnp.zeros(3))
     with pytest.raises(ValueError, match="same leading batch axis"):
         replay_add(buf, ragged)
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
         replay_sample(buf, jax.random.key(0), 0)

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core.checks import check_int
 from bellmax.envs.vector import VectorEnv, make_vector_env
 
 ActFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
@@ -43,14 +44,6 @@ class EvalResult:
     def mean_return(self) -> jax.Array:
         """Mean of `returns` over the episodes."""
         return jnp.mean(self.returns)
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {value!r}.")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}.")
-    return int(value)
 
 
 def _episode_counts(episodes: int, num_envs: int) -> np.ndarray:
@@ -145,10 +138,10 @@ def evaluate(
     Returns:
       `EvalResult(returns [episodes], lengths [episodes], completed [episodes])`.
     """
-    episodes = _check_int("episodes", episodes, 1)
-    max_steps = _check_int("max_steps", max_steps, 1)
+    episodes = check_int(episodes, "episodes", low=1)
+    max_steps = check_int(max_steps, "max_steps", low=1)
     if num_envs is not None:
-        num_envs = _check_int("num_envs", num_envs, 1)
+        num_envs = check_int(num_envs, "num_envs", low=1)
     if isinstance(env, VectorEnv):
         if num_envs is not None and num_envs != env.num_envs:
             raise ValueError(

@@ -9,12 +9,12 @@ the update (detail 11). `"sgd"` is SGD with (heavy-ball) momentum.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
 import optax
 
+from bellmax.core.checks import check_int, check_number
 from bellmax.core.errors import unknown_name
 
 OPTIMIZERS = ("adam", "sgd")
@@ -23,15 +23,10 @@ OPTIMIZERS = ("adam", "sgd")
 Schedule = optax.Schedule
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
-
-
-def _positive(name: str, value: Any) -> None:
-    if isinstance(value, jax.core.Tracer):
-        return
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}; pass e.g. 3e-4.")
+def _check_positive(name: str, value: Any) -> None:
+    """A finite number > 0 (core.checks); a traced value (inside jit) is not checked."""
+    if not isinstance(value, jax.core.Tracer):
+        check_number(value, name, low=0, low_open=True)
 
 
 def constant_schedule(value: float) -> Schedule:
@@ -50,10 +45,7 @@ def linear_schedule(init_value: float, end_value: float, transition_steps: int) 
     Returns:
       An optax schedule `step -> value`.
     """
-    if isinstance(transition_steps, bool) or not isinstance(transition_steps, int):
-        raise TypeError(f"transition_steps must be an int, got {transition_steps!r}.")
-    if transition_steps < 1:
-        raise ValueError(f"transition_steps must be >= 1, got {transition_steps}.")
+    check_int(transition_steps, "transition_steps", low=1)
     return optax.linear_schedule(init_value, end_value, transition_steps)
 
 
@@ -80,12 +72,11 @@ def make_optimizer(
     if name not in OPTIMIZERS:
         raise unknown_name("optimizer", str(name), OPTIMIZERS, hint="Pick 'adam' or 'sgd'.")
     if not callable(learning_rate):
-        _positive("learning_rate", learning_rate)
+        _check_positive("learning_rate", learning_rate)
     if max_grad_norm is not None:
-        _positive("max_grad_norm", max_grad_norm)
-    if not _is_number(momentum) or not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}; pass e.g. 0.9.")
-    _positive("eps", eps)
+        _check_positive("max_grad_norm", max_grad_norm)
+    check_number(momentum, "momentum", low=0, high=1, high_open=True)
+    _check_positive("eps", eps)
     if name == "adam":
         tx = optax.adam(learning_rate, eps=eps)
     else:

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from bellmax.core.checks import check_int
+
 
 @struct.dataclass
 class ReplayBuffer:
@@ -36,16 +38,6 @@ class ReplayBuffer:
         return int(jax.tree.leaves(self.data)[0].shape[jnp.ndim(self.size)])
 
 
-def _check_capacity(capacity: Any) -> int:
-    try:
-        ok = not isinstance(capacity, bool) and int(capacity) == capacity and capacity >= 1
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"capacity must be a positive integer, got {capacity!r}.")
-    return int(capacity)
-
-
 def replay_init(example: Any, capacity: int) -> ReplayBuffer:
     """An empty buffer with room for `capacity` transitions shaped like `example`.
 
@@ -57,7 +49,7 @@ def replay_init(example: Any, capacity: int) -> ReplayBuffer:
     Returns:
       A `ReplayBuffer` with zero-filled storage, `position = size = 0`.
     """
-    capacity = _check_capacity(capacity)
+    capacity = check_int(capacity, "capacity", low=1)
     leaves = jax.tree.leaves(example)
     if not leaves:
         raise ValueError(
@@ -139,9 +131,7 @@ def replay_sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
     Returns:
       A pytree like the stored transitions with leaves `[batch_size, ...]`.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    return _sample(buffer, key, batch_size)
+    return _sample(buffer, key, check_int(batch_size, "batch_size", low=1))
 
 
 @jax.jit(static_argnums=2)
