@@ -26,6 +26,7 @@ import json
 import sys
 import tempfile
 import textwrap
+import typing
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Union
@@ -80,8 +81,7 @@ _COMMON: list[tuple[str, Any, Any, str]] = [
 ]
 
 
-def _field_docs(cls: type) -> dict[str, str]:
-    """Docstrings written under dataclass fields (`x: int = 1` then `\"\"\"doc\"\"\"`)."""
+def _own_field_docs(cls: type) -> dict[str, str]:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError, SyntaxError):
@@ -100,6 +100,16 @@ def _field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+def _field_docs(cls: type) -> dict[str, str]:
+    """Docstrings written under dataclass fields (`x: int = 1` then `\"\"\"doc\"\"\"`), the
+    class's own over those of its bases (a config may take shared fields from a base class)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is not object:
+            docs.update(_own_field_docs(klass))
+    return docs
+
+
 def _algo_args_class(name: str, config_cls: type) -> type:
     fields = []
     taken = set()
@@ -107,7 +117,7 @@ def _algo_args_class(name: str, config_cls: type) -> type:
         fields.append((fname, Annotated[ftype, tyro.conf.arg(help=doc)], default))
         taken.add(fname)
     docs = _field_docs(config_cls)
-    hints = inspect.get_annotations(config_cls, eval_str=True)
+    hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
         if f.name == "total_timesteps" or f.name in taken:
             continue
