@@ -211,33 +211,6 @@ def test_act_greedy_and_epsilon(trained, venv):
     assert set(np.unique(acts)) == {0, 1}
 
 
-@pytest.mark.parametrize(
-    ("changes", "match"),
-    [
-        ({"learning_rate": -1e-3}, "learning_rate=-0.001 is out of range; use a positive"),
-        ({"batch_size": 200, "buffer_size": 100}, "batch_size=200 is larger than buffer_size"),
-        ({"learning_starts": 10}, "learning_starts=10 is smaller than batch_size=64"),
-        ({"gamma": 1.5}, "gamma=1.5 is out of range"),
-        ({"tau": 0.0}, r"tau=0.0 is out of range; use a value in \(0, 1\]"),
-        ({"final_epsilon": -0.1}, "final_epsilon=-0.1 is out of range"),
-        ({"loss": "l1"}, "loss='l1' is unknown"),
-        ({"optimizer": "rmsprop"}, "optimizer='rmsprop' is unknown"),
-        ({"activation": "sigmoidal"}, "activation='sigmoidal' is unknown"),
-        ({"hidden_sizes": (64, 0)}, "hidden_sizes must be a sequence of positive ints"),
-        ({"gradient_steps": 0}, "gradient_steps=0 is invalid; use a positive integer"),
-        ({"double_dqn": "yes"}, "double_dqn must be True or False"),
-        ({"buffer_size": 100, "batch_size": 32, "learning_starts": 64}, "more than buffer_size"),
-        ({"total_timesteps": 100}, "total_timesteps=100 is less than one update"),
-    ],
-)
-def test_config_errors_name_field_and_fix(changes, match):
-    cfg = dataclasses.replace(CONFIG, **changes)
-    with pytest.raises(ValueError, match=match):
-        cfg.validate()
-    with pytest.raises(ValueError, match=match):  # make_train validates too
-        dqn.make_train(cfg, "CartPole-v1")
-
-
 def test_env_errors():
     # Box actions: the error names the algorithm and the supported space.
     with pytest.raises(ValueError, match="'dqn' supports Discrete action spaces only; got Box"):

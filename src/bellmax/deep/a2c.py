@@ -27,17 +27,18 @@ The update is `bellmax.deep.policy_gradient.pg_update` with GAE targets;
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from bellmax.core.checks import check_bool, check_probability
 from bellmax.deep.loop import scan_train, vector_env
 from bellmax.deep.policy_gradient import (
     Metrics,
     OnPolicyRun,
     act,
+    check_config,
     gae_targets,
     init_state,
     network,
@@ -51,6 +52,7 @@ from bellmax.deep.rollout import Rollout, TrainState
 from bellmax.envs.vector import VectorEnv
 
 ALGORITHM = "A2C"
+OWNER = f"{ALGORITHM} Config"
 
 __all__ = [
     "ALGORITHM",
@@ -110,20 +112,15 @@ class Config(OnPolicyRun):
     log_std_init: float = 0.0
     """Initial log standard deviation of a Gaussian policy (Box actions)."""
 
+    def __post_init__(self) -> None:
+        check_config(self, OWNER)
+        check_probability(self.gae_lambda, "gae_lambda", owner=OWNER)
+        check_bool(self.shared_torso, "shared_torso", owner=OWNER)
+
     def validate(self, venv: VectorEnv | None = None) -> None:
-        """Raise ValueError/TypeError naming the bad field, its value and the fix."""
+        """Check the run before training (the fields were checked on construction): one
+        update at least, and, given `venv`, Discrete or Box actions and `num_envs` envs."""
         validate_pg_config(self, ALGORITHM, venv)
-        if not 0.0 <= _number("gae_lambda", self.gae_lambda) <= 1.0:
-            raise ValueError(
-                f"Config.gae_lambda must lie in [0, 1], got {self.gae_lambda}; pass e.g. 0.95 "
-                "(1.0 for n-step returns)."
-            )
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise TypeError(f"Config.{name} must be a finite number, got {value!r}.")
-    return float(value)
 
 
 def init(key: jax.Array, config: Config, venv: VectorEnv) -> TrainState:

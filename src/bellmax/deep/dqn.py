@@ -21,7 +21,6 @@ episodes that terminate do not.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import jax
@@ -29,18 +28,27 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from bellmax.core.checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_int_sequence,
+    check_number,
+    check_probability,
+)
 from bellmax.core.types import Transition
 from bellmax.deep.loop import EpisodeMetrics, scan_train, vector_env
-from bellmax.deep.networks import ACTIVATIONS, QNetwork, check_hidden_sizes, flatten_obs
-from bellmax.deep.optim import linear_schedule, make_optimizer
+from bellmax.deep.networks import ACTIVATIONS, QNetwork, flatten_obs
+from bellmax.deep.optim import OPTIMIZERS, linear_schedule, make_optimizer
 from bellmax.deep.replay import ReplayBuffer, replay_add, replay_init, replay_sample
 from bellmax.envs import spaces
 from bellmax.envs.vector import VecState, VectorEnv
 
 NAME = "dqn"
 
-_LOSSES = ("huber", "mse")
-_OPTIMIZERS = ("adam", "sgd")
+OWNER = "DQN Config"
+LOSSES = ("huber", "mse")
+"""The TD losses `Config.loss` names."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,110 +130,82 @@ class Config:
         """Env steps over which epsilon falls from start_epsilon to final_epsilon."""
         return self.exploration_fraction * self.total_timesteps
 
-    def validate(self, venv: VectorEnv | None = None) -> None:
-        """Raise ValueError naming the first bad field, its value and the fix.
-
-        Args:
-          venv: if given, also check that its action space is Discrete and that its
-            `num_envs` equals this config's.
-        """
-        _positive_int(self, "total_timesteps")
-        _positive_int(self, "num_envs")
-        _positive_int(self, "buffer_size")
-        _positive_int(self, "batch_size")
-        _positive_int(self, "train_frequency")
-        _positive_int(self, "gradient_steps")
-        _positive_int(self, "target_update_interval")
-        _nonneg_int(self, "learning_starts")
-        _in_range(self, "learning_rate", 0.0, math.inf, low_open=True, fix="a positive step size")
-        _in_range(self, "max_grad_norm", 0.0, math.inf, low_open=True, fix="a positive norm")
-        _in_range(self, "momentum", 0.0, 1.0, high_open=True, fix="a value in [0, 1)")
-        _in_range(self, "gamma", 0.0, 1.0, fix="a discount in [0, 1]")
-        _in_range(self, "tau", 0.0, 1.0, low_open=True, fix="a value in (0, 1]")
-        for name in ("start_epsilon", "final_epsilon", "exploration_fraction"):
-            _in_range(self, name, 0.0, 1.0, fix="a value in [0, 1]")
-        if self.optimizer not in _OPTIMIZERS:
-            raise ValueError(f"optimizer={self.optimizer!r} is unknown; use one of {_OPTIMIZERS}.")
-        if self.loss not in _LOSSES:
-            raise ValueError(f"loss={self.loss!r} is unknown; use one of {_LOSSES}.")
+    def __post_init__(self) -> None:
+        for name in (
+            "total_timesteps",
+            "num_envs",
+            "buffer_size",
+            "batch_size",
+            "train_frequency",
+            "gradient_steps",
+            "target_update_interval",
+        ):
+            check_int(getattr(self, name), name, owner=OWNER, low=1)
+        check_int(self.learning_starts, "learning_starts", owner=OWNER, low=0)
+        for name in ("learning_rate", "max_grad_norm"):
+            check_number(getattr(self, name), name, owner=OWNER, low=0, low_open=True)
+        check_number(self.momentum, "momentum", owner=OWNER, low=0, high=1, high_open=True)
+        check_number(self.tau, "tau", owner=OWNER, low=0, high=1, low_open=True)
+        for name in ("gamma", "start_epsilon", "final_epsilon", "exploration_fraction"):
+            check_probability(getattr(self, name), name, owner=OWNER)
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS, owner=OWNER)
+        check_choice(self.loss, "loss", LOSSES, owner=OWNER)
         for name in ("double_dqn", "anneal_lr"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
-        check_hidden_sizes(self.hidden_sizes)
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation={self.activation!r} is unknown; use one of {sorted(ACTIVATIONS)}."
-            )
+            check_bool(getattr(self, name), name, owner=OWNER)
+        check_int_sequence(self.hidden_sizes, "hidden_sizes", owner=OWNER, low=1)
+        check_choice(self.activation, "activation", sorted(ACTIVATIONS), owner=OWNER)
         if self.batch_size > self.buffer_size:
             raise ValueError(
-                f"batch_size={self.batch_size} is larger than buffer_size={self.buffer_size}; "
-                "lower batch_size or raise buffer_size."
+                f"{OWNER}.batch_size={self.batch_size} is larger than buffer_size="
+                f"{self.buffer_size}; lower batch_size or raise buffer_size."
             )
         if self.learning_starts < self.batch_size:
             raise ValueError(
-                f"learning_starts={self.learning_starts} is smaller than "
+                f"{OWNER}.learning_starts={self.learning_starts} is smaller than "
                 f"batch_size={self.batch_size}: the first minibatch would come from a buffer "
                 f"holding fewer transitions; set learning_starts >= {self.batch_size}."
             )
         if self.steps_per_update > self.buffer_size:
             raise ValueError(
-                f"one update stores train_frequency * num_envs = {self.steps_per_update} "
-                f"transitions, more than buffer_size={self.buffer_size}; lower "
-                "train_frequency or num_envs, or raise buffer_size."
+                f"{OWNER}: one update stores train_frequency * num_envs = "
+                f"{self.steps_per_update} transitions, more than buffer_size={self.buffer_size}; "
+                "lower train_frequency or num_envs, or raise buffer_size."
             )
+
+    def validate(self, venv: VectorEnv | None = None) -> None:
+        """Check the run before training (the fields were checked on construction).
+
+        That `total_timesteps` makes one update at least and that learning starts within the
+        run; given `venv`, that it has Discrete actions and `num_envs` environments.
+
+        Raises:
+          ValueError: naming the field, its value and the fix.
+        """
         if self.num_updates < 1:
             raise ValueError(
-                f"total_timesteps={self.total_timesteps} is less than one update "
+                f"{OWNER}.total_timesteps={self.total_timesteps} is less than one update "
                 f"(train_frequency * num_envs = {self.steps_per_update} env steps); "
                 f"set total_timesteps >= {self.steps_per_update}."
             )
         run_steps = self.num_updates * self.steps_per_update
         if self.learning_starts >= run_steps:
             raise ValueError(
-                f"learning_starts={self.learning_starts} is at or beyond the run's {run_steps} "
-                f"env steps (total_timesteps={self.total_timesteps} in whole updates of "
-                f"{self.steps_per_update}): the run would end before it learns "
+                f"{OWNER}.learning_starts={self.learning_starts} is at or beyond the run's "
+                f"{run_steps} env steps (total_timesteps={self.total_timesteps} in whole updates "
+                f"of {self.steps_per_update}): the run would end before it learns "
                 f"({self.total_gradient_steps} gradient steps in all); set learning_starts below "
                 f"{run_steps} or total_timesteps to at least "
                 f"{(self.learning_starts // self.steps_per_update + 1) * self.steps_per_update}."
             )
-        if venv is not None:
-            check_action_space(venv.action_space)
-            if venv.num_envs != self.num_envs:
-                raise ValueError(
-                    f"the vector env has num_envs={venv.num_envs} but Config.num_envs="
-                    f"{self.num_envs}; make them equal (or pass an env id and let make_train "
-                    "build the vector env)."
-                )
-
-
-def _positive_int(config: Config, name: str) -> None:
-    v = getattr(config, name)
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{name}={v!r} is invalid; use a positive integer.")
-
-
-def _nonneg_int(config: Config, name: str) -> None:
-    v = getattr(config, name)
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError(f"{name}={v!r} is invalid; use a non-negative integer.")
-
-
-def _in_range(
-    config: Config,
-    name: str,
-    low: float,
-    high: float,
-    *,
-    fix: str,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> None:
-    v = getattr(config, name)
-    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    ok = ok and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-    if not ok:
-        raise ValueError(f"{name}={v!r} is out of range; use {fix}.")
+        if venv is None:
+            return
+        check_action_space(venv.action_space)
+        if venv.num_envs != self.num_envs:
+            raise ValueError(
+                f"the vector env has num_envs={venv.num_envs} but Config.num_envs="
+                f"{self.num_envs}; make them equal (or pass an env id and let make_train "
+                "build the vector env)."
+            )
 
 
 def check_action_space(space: Any) -> spaces.Discrete:

@@ -1,11 +1,12 @@
 """The training loop every deep RL algorithm shares: `make_train`'s environment and `lax.scan`.
 
 `EpisodeMetrics` holds the episode statistics every algorithm's `Metrics` starts with;
-`vector_env(config, env, env_params)` validates the config, builds (or checks) the vector
-environment and validates the config against it; `scan_train(config, venv, init, update)`
-returns `train(key)`: `init` then `config.num_updates` of `update` in one `lax.scan`, so
-`jax.jit(train)` is the whole run and `jax.jit(jax.vmap(train))(keys)` one run per seed (for
-JAX environments; a Gymnasium id steps on the host and `train` refuses to be vmapped).
+`vector_env(config, env, env_params)` builds (or checks) the vector environment and checks the
+config against it (`config.validate(venv)`; the configs check their own fields on
+construction); `scan_train(config, venv, init, update)` returns `train(key)`: `init` then
+`config.num_updates` of `update` in one `lax.scan`, so `jax.jit(train)` is the whole run and
+`jax.jit(jax.vmap(train))(keys)` one run per seed (for JAX environments; a Gymnasium id steps
+on the host and `train` refuses to be vmapped).
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def is_vmapped(x: Any) -> bool:
 
 
 def vector_env(config: Any, env: Any, env_params: Any = None) -> VectorEnv:
-    """The vector environment for `config` (`config.validate()` before, and against it after).
+    """The vector environment for `config`, which `config.validate(venv)` checks it against.
+
+    `config.validate()` runs first, before any environment is built (a no-op for the deep RL
+    configs, whose fields are checked on construction; other configs may check them here).
 
     Args:
       config: an algorithm's Config (with `num_envs` and `validate(venv=None)`).

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bellmax.core.checks import check_int_sequence
 from bellmax.core.errors import unknown_name
 from bellmax.deep.distributions import Categorical, DiagGaussian
 from bellmax.envs import spaces
@@ -44,16 +45,15 @@ def activation_fn(name: str):
     return ACTIVATIONS[name]
 
 
-def check_hidden_sizes(hidden_sizes: Sequence[int], *, field: str = "hidden_sizes") -> None:
-    """Raise ValueError unless `hidden_sizes` is a sequence of positive ints."""
-    ok = isinstance(hidden_sizes, Sequence) and all(
-        isinstance(h, int | np.integer) and not isinstance(h, bool) and h > 0 for h in hidden_sizes
-    )
-    if not ok:
-        raise ValueError(
-            f"{field} must be a sequence of positive ints (layer widths), got {hidden_sizes!r}; "
-            "pass e.g. (64, 64)."
-        )
+def check_hidden_sizes(
+    hidden_sizes: Sequence[int], *, field: str = "hidden_sizes", owner: str = ""
+) -> tuple[int, ...]:
+    """Layer widths: a list or tuple of positive ints, returned as a tuple.
+
+    Raises:
+      TypeError: not a sequence of ints; ValueError: a width below 1.
+    """
+    return check_int_sequence(hidden_sizes, field, owner=owner, low=1)
 
 
 def orthogonal(gain: float):

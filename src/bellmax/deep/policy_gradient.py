@@ -2,8 +2,8 @@
 
 - `network`: the actor-critic (`ActorCritic`) for a config and an environment's action space;
   `act` and `policy_params` act with it.
-- `check_config`: the config checks the three share; `check_venv`: a config against its
-  vector environment.
+- `check_config`: the field checks the three configs share (in their `__post_init__`);
+  `validate_pg_config`: the run length and the vector environment (their `validate(venv)`).
 - `init_state`: a fresh `TrainState` (network, optimiser, reset environments).
 - `rollout_and_bootstrap`, `gae_targets`, `flatten_steps`, `episode_metrics`: the parts of
   one on-policy update before and after the learning itself.
@@ -16,7 +16,6 @@ here, so no algorithm module imports another.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -25,10 +24,18 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from bellmax.core.checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_int_sequence,
+    check_number,
+    check_probability,
+)
 from bellmax.core.returns import Advantages, gae
 from bellmax.deep.distributions import action_space_kind, clip_to_space
 from bellmax.deep.loop import EpisodeMetrics
-from bellmax.deep.networks import ACTIVATIONS, ActorCritic, check_hidden_sizes, flatten_obs
+from bellmax.deep.networks import ACTIVATIONS, ActorCritic, flatten_obs
 from bellmax.deep.optim import OPTIMIZERS, linear_schedule, make_optimizer
 from bellmax.deep.rollout import Rollout, TrainState, collect_rollout
 from bellmax.envs.vector import VectorEnv
@@ -37,6 +44,7 @@ __all__ = [
     "Metrics",
     "OnPolicyRun",
     "act",
+    "check_config",
     "check_venv",
     "episode_metrics",
     "flatten_steps",
@@ -91,55 +99,47 @@ class Metrics(EpisodeMetrics):
 # ---------------------------------------------------------------------- checks
 
 
-def validate_pg_config(config: Any, algorithm: str, venv: VectorEnv | None) -> None:
-    """Checks shared by the policy-gradient configs (A2C, REINFORCE, PPO).
+def check_config(config: Any, owner: str) -> None:
+    """The field checks A2C, REINFORCE and PPO configs share (from their `__post_init__`).
+
+    Args:
+      config: the config (its run length, optimiser, loss weights and network fields).
+      owner: the name errors give it, e.g. `"A2C Config"`.
 
     Raises:
-      TypeError/ValueError naming the field, its value and the fix.
+      TypeError: a field of the wrong type; ValueError: a wrong value (messages name
+        `owner.field`, the value and what is allowed).
     """
     for name in ("total_timesteps", "num_envs", "num_steps"):
-        v = getattr(config, name)
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"Config.{name} must be an int, got {v!r}.")
-        if v < 1:
-            raise ValueError(f"Config.{name} must be >= 1, got {v}; pass a positive int.")
+        check_int(getattr(config, name), name, owner=owner, low=1)
     for name in ("learning_rate", "max_grad_norm"):
-        if _number(name, getattr(config, name)) <= 0:
-            raise ValueError(
-                f"Config.{name} must be > 0, got {getattr(config, name)}; pass e.g. 1e-3 / 0.5."
-            )
-    if not 0.0 <= _number("gamma", config.gamma) <= 1.0:
-        raise ValueError(f"Config.gamma must lie in [0, 1], got {config.gamma}; pass e.g. 0.99.")
+        check_number(getattr(config, name), name, owner=owner, low=0, low_open=True)
+    check_probability(config.gamma, "gamma", owner=owner)
     for name in ("ent_coef", "vf_coef"):
-        if _number(name, getattr(config, name)) < 0:
-            raise ValueError(
-                f"Config.{name} must be >= 0, got {getattr(config, name)}; pass e.g. 0.5."
-            )
-    if not 0.0 <= _number("momentum", config.momentum) < 1.0:
-        raise ValueError(
-            f"Config.momentum must lie in [0, 1), got {config.momentum}; pass e.g. 0.9."
-        )
-    _number("log_std_init", config.log_std_init)
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"Config.optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}.")
-    if config.activation not in ACTIVATIONS:
-        raise ValueError(
-            f"Config.activation must be one of {sorted(ACTIVATIONS)}, got {config.activation!r}."
-        )
-    check_hidden_sizes(config.hidden_sizes, field="Config.hidden_sizes")
+        check_number(getattr(config, name), name, owner=owner, low=0)
+    check_number(config.momentum, "momentum", owner=owner, low=0, high=1, high_open=True)
+    check_number(config.log_std_init, "log_std_init", owner=owner)
+    for name in ("anneal_lr", "normalize_advantages"):
+        check_bool(getattr(config, name), name, owner=owner)
+    check_choice(config.optimizer, "optimizer", OPTIMIZERS, owner=owner)
+    check_choice(config.activation, "activation", sorted(ACTIVATIONS), owner=owner)
+    check_int_sequence(config.hidden_sizes, "hidden_sizes", owner=owner, low=1)
+
+
+def validate_pg_config(config: Any, algorithm: str, venv: VectorEnv | None = None) -> None:
+    """What the configs' `validate(venv)` checks before a run (the fields were checked on
+    construction): that `total_timesteps` makes one update at least, and `check_venv`.
+
+    Raises:
+      ValueError: a run shorter than one rollout; see `check_venv` for the environment.
+    """
     if config.num_updates < 1:
         raise ValueError(
-            f"Config.total_timesteps={config.total_timesteps} is less than one rollout "
-            f"(num_envs * num_steps = {config.steps_per_update}); raise total_timesteps."
+            f"{algorithm} Config.total_timesteps={config.total_timesteps} is less than one "
+            f"rollout (num_envs * num_steps = {config.steps_per_update}); raise total_timesteps."
         )
     if venv is not None:
         check_venv(config, venv, algorithm)
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise TypeError(f"Config.{name} must be a finite number, got {value!r}.")
-    return float(value)
 
 
 def check_venv(config: Any, venv: VectorEnv, algorithm: str) -> None:

@@ -28,13 +28,14 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from bellmax.core.checks import check_bool, check_int, check_number, check_probability
 from bellmax.deep.loop import EpisodeMetrics, scan_train, vector_env
-from bellmax.deep.networks import ACTIVATIONS, ActorCritic, check_hidden_sizes, flatten_obs
-from bellmax.deep.optim import OPTIMIZERS, linear_schedule, make_optimizer
+from bellmax.deep.networks import ActorCritic, flatten_obs
+from bellmax.deep.optim import linear_schedule, make_optimizer
 from bellmax.deep.policy_gradient import (
     OnPolicyRun,
     act,
-    check_venv,
+    check_config,
     episode_metrics,
     flatten_steps,
     gae_targets,
@@ -42,11 +43,13 @@ from bellmax.deep.policy_gradient import (
     network,
     policy_params,
     rollout_and_bootstrap,
+    validate_pg_config,
 )
 from bellmax.deep.rollout import TrainState
 from bellmax.envs.vector import VectorEnv
 
 ALGORITHM = "PPO"
+OWNER = f"{ALGORITHM} Config"
 
 __all__ = [
     "ALGORITHM",
@@ -119,73 +122,32 @@ class Config(OnPolicyRun):
         """Gradient steps per epoch."""
         return self.steps_per_update // self.minibatch_size
 
-    def validate(self, venv: VectorEnv | None = None) -> None:
-        """Raise ValueError/TypeError naming the bad field, its value and the fix."""
-        for name in ("total_timesteps", "num_envs", "num_steps", "num_epochs", "minibatch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"Config.{name} must be an int, got {v!r}.")
-            if v < 1:
-                raise ValueError(f"Config.{name} must be >= 1, got {v}; pass a positive int.")
-        for name in (
-            "learning_rate",
-            "max_grad_norm",
-            "gamma",
-            "gae_lambda",
-            "clip_eps",
-            "ent_coef",
-            "vf_coef",
-            "momentum",
-            "log_std_init",
-        ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                raise TypeError(f"Config.{name} must be a number, got {v!r}.")
-        for name in ("learning_rate", "max_grad_norm"):
-            v = getattr(self, name)
-            if not v > 0:
-                raise ValueError(f"Config.{name} must be > 0, got {v}; pass e.g. 3e-4 / 0.5.")
-        for name in ("gamma", "gae_lambda"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"Config.{name} must lie in [0, 1], got {v}; pass e.g. 0.99.")
-        if not 0.0 < self.clip_eps < 1.0:
-            raise ValueError(
-                f"Config.clip_eps must lie in (0, 1), got {self.clip_eps}; pass e.g. 0.2."
-            )
-        for name in ("ent_coef", "vf_coef"):
-            v = getattr(self, name)
-            if not v >= 0:
-                raise ValueError(f"Config.{name} must be >= 0, got {v}; pass e.g. 0.5.")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"Config.momentum must lie in [0, 1), got {self.momentum}.")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"Config.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}."
-            )
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"Config.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}."
-            )
-        check_hidden_sizes(self.hidden_sizes, field="Config.hidden_sizes")
+    def __post_init__(self) -> None:
+        check_config(self, OWNER)
+        for name in ("num_epochs", "minibatch_size"):
+            check_int(getattr(self, name), name, owner=OWNER, low=1)
+        check_probability(self.gae_lambda, "gae_lambda", owner=OWNER)
+        check_number(
+            self.clip_eps, "clip_eps", owner=OWNER, low=0, high=1, low_open=True, high_open=True
+        )
+        for name in ("anneal_clip", "clip_value", "shared_torso"):
+            check_bool(getattr(self, name), name, owner=OWNER)
         if self.minibatch_size > self.steps_per_update:
             raise ValueError(
-                f"Config.minibatch_size={self.minibatch_size} is larger than the rollout "
+                f"{OWNER}.minibatch_size={self.minibatch_size} is larger than the rollout "
                 f"num_envs * num_steps = {self.steps_per_update}; lower minibatch_size or "
                 "raise num_envs/num_steps."
             )
         if self.steps_per_update % self.minibatch_size:
             raise ValueError(
-                f"Config.minibatch_size={self.minibatch_size} must divide the rollout "
+                f"{OWNER}.minibatch_size={self.minibatch_size} must divide the rollout "
                 f"num_envs * num_steps = {self.steps_per_update}; pick a divisor."
             )
-        if self.num_updates < 1:
-            raise ValueError(
-                f"Config.total_timesteps={self.total_timesteps} is less than one rollout "
-                f"(num_envs * num_steps = {self.steps_per_update}); raise total_timesteps."
-            )
-        if venv is not None:
-            check_venv(self, venv, ALGORITHM)
+
+    def validate(self, venv: VectorEnv | None = None) -> None:
+        """Check the run before training (the fields were checked on construction): one
+        update at least, and, given `venv`, Discrete or Box actions and `num_envs` envs."""
+        validate_pg_config(self, ALGORITHM, venv)
 
 
 PRESETS: dict[str, Config] = {

@@ -42,12 +42,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from bellmax.core.checks import check_bool
 from bellmax.core.returns import lambda_returns
 from bellmax.deep.loop import scan_train, vector_env
 from bellmax.deep.policy_gradient import (
     Metrics,
     OnPolicyRun,
     act,
+    check_config,
     init_state,
     network,
     pg_update,
@@ -58,6 +60,7 @@ from bellmax.deep.rollout import Rollout, TrainState
 from bellmax.envs.vector import VectorEnv
 
 ALGORITHM = "REINFORCE"
+OWNER = f"{ALGORITHM} Config"
 
 __all__ = [
     "ALGORITHM",
@@ -111,8 +114,13 @@ class Config(OnPolicyRun):
     log_std_init: float = 0.0
     """Initial log standard deviation of a Gaussian policy (Box actions)."""
 
+    def __post_init__(self) -> None:
+        check_config(self, OWNER)
+        check_bool(self.bootstrap_cut, "bootstrap_cut", owner=OWNER)
+
     def validate(self, venv: VectorEnv | None = None) -> None:
-        """Raise ValueError/TypeError naming the bad field, its value and the fix."""
+        """Check the run before training (the fields were checked on construction): one
+        update at least, and, given `venv`, Discrete or Box actions and `num_envs` envs."""
         validate_pg_config(self, ALGORITHM, venv)
 
 
