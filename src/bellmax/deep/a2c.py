@@ -78,39 +78,13 @@ class Config(OnPolicyRun):
     """A2C hyperparameters (defaults: tuned for bellmax CartPole-v1)."""
 
     total_timesteps: int = 150_000
-    """Environment steps of the whole run (all environments together)."""
     num_envs: int = 16
-    """Environments stepped in parallel."""
     num_steps: int = 16
     """Steps per environment in each rollout (the n of the n-step returns)."""
-    learning_rate: float = 1e-3
-    """Optimiser step size (the start value when annealed)."""
-    anneal_lr: bool = True
-    """Anneal the learning rate linearly to 0 over the run."""
-    optimizer: str = "adam"
-    """Optimiser: adam | sgd (sgd with momentum)."""
-    momentum: float = 0.9
-    """SGD's momentum (ignored by adam)."""
-    gamma: float = 0.98
-    """Discount factor."""
     gae_lambda: float = 1.0
     """GAE's lambda; 1.0 gives Mnih et al.'s n-step returns."""
-    ent_coef: float = 0.0
-    """Weight of the entropy bonus."""
-    vf_coef: float = 0.5
-    """Weight of the value loss (mean squared error)."""
-    max_grad_norm: float = 0.5
-    """Clip gradients to this global norm."""
-    normalize_advantages: bool = True
-    """Normalise advantages to mean 0, std 1 over each rollout."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer widths of the actor and critic."""
-    activation: str = "tanh"
-    """Hidden activation: tanh | relu | elu | gelu | silu | leaky_relu."""
     shared_torso: bool = False
     """Share one torso between actor and critic (separate by default)."""
-    log_std_init: float = 0.0
-    """Initial log standard deviation of a Gaussian policy (Box actions)."""
 
     def __post_init__(self) -> None:
         check_config(self, OWNER)

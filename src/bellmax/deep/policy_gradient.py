@@ -16,6 +16,7 @@ here, so no algorithm module imports another.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -63,13 +64,42 @@ Targets = Callable[[Rollout, jax.Array], tuple[jax.Array, jax.Array, jax.Array]]
 """`(rollout, next_values [T, N]) -> (advantage, target, weight)`, each `[T, N]`."""
 
 
+@dataclasses.dataclass(frozen=True)
 class OnPolicyRun:
-    """The run length of an on-policy config (a mixin: `num_envs`, `num_steps`,
-    `total_timesteps` are the config's fields)."""
+    """The fields A2C, PPO and REINFORCE share, with their docs, and the run length they
+    give. Each algorithm's `Config` derives from it, re-declaring a field only to change its
+    default (the doc stays this one unless the algorithm writes its own)."""
 
-    num_envs: int
-    num_steps: int
-    total_timesteps: int
+    total_timesteps: int = 100_000
+    """Environment steps of the whole run (all environments together)."""
+    num_envs: int = 8
+    """Environments stepped in parallel."""
+    num_steps: int = 32
+    """Steps per environment in each rollout."""
+    learning_rate: float = 1e-3
+    """Optimiser step size (the start value when annealed)."""
+    anneal_lr: bool = True
+    """Anneal the learning rate linearly to 0 over the run."""
+    optimizer: str = "adam"
+    """Optimiser: adam | sgd (sgd with momentum)."""
+    momentum: float = 0.9
+    """SGD's momentum (ignored by adam)."""
+    gamma: float = 0.98
+    """Discount factor."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    vf_coef: float = 0.5
+    """Weight of the value loss (mean squared error)."""
+    max_grad_norm: float = 0.5
+    """Clip gradients to this global norm."""
+    normalize_advantages: bool = True
+    """Normalise advantages to mean 0, std 1 over each rollout."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the actor and critic."""
+    activation: str = "tanh"
+    """Hidden activation: tanh | relu | elu | gelu | silu | leaky_relu."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of a Gaussian policy (Box actions)."""
 
     @property
     def steps_per_update(self) -> int:

@@ -72,26 +72,12 @@ __all__ = [
 class Config(OnPolicyRun):
     """PPO hyperparameters (defaults: rl-zoo's CartPole-v1 settings)."""
 
-    total_timesteps: int = 100_000
-    """Environment steps of the whole run (all environments together)."""
-    num_envs: int = 8
-    """Environments stepped in parallel."""
     num_steps: int = 32
     """Steps per environment in each rollout (rollout size = num_envs * num_steps)."""
     num_epochs: int = 20
     """Passes over each rollout."""
     minibatch_size: int = 256
     """Transitions per gradient step; must divide num_envs * num_steps."""
-    learning_rate: float = 1e-3
-    """Optimiser step size (the start value when annealed)."""
-    anneal_lr: bool = True
-    """Anneal the learning rate linearly to 0 over the run."""
-    optimizer: str = "adam"
-    """Optimiser: adam | sgd (sgd with momentum)."""
-    momentum: float = 0.9
-    """SGD's momentum (ignored by adam)."""
-    gamma: float = 0.98
-    """Discount factor."""
     gae_lambda: float = 0.8
     """GAE's lambda (bias-variance trade-off of the advantages)."""
     clip_eps: float = 0.2
@@ -100,22 +86,10 @@ class Config(OnPolicyRun):
     """Anneal clip_eps linearly to 0 over the run."""
     clip_value: bool = False
     """Clip the value update to clip_eps around the rollout's values."""
-    ent_coef: float = 0.0
-    """Weight of the entropy bonus."""
-    vf_coef: float = 0.5
-    """Weight of the value loss (mean squared error)."""
-    max_grad_norm: float = 0.5
-    """Clip gradients to this global norm."""
     normalize_advantages: bool = True
     """Normalise advantages to mean 0, std 1 within each minibatch."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer widths of the actor and critic."""
-    activation: str = "tanh"
-    """Hidden activation: tanh | relu | elu | gelu | silu | leaky_relu."""
     shared_torso: bool = False
     """Share one torso between actor and critic (separate by default)."""
-    log_std_init: float = 0.0
-    """Initial log standard deviation of a Gaussian policy (Box actions)."""
 
     @property
     def num_minibatches(self) -> int:

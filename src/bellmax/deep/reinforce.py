@@ -81,38 +81,20 @@ __all__ = [
 class Config(OnPolicyRun):
     """REINFORCE-with-baseline hyperparameters (defaults: tuned for bellmax CartPole-v1)."""
 
-    total_timesteps: int = 100_000
-    """Environment steps of the whole run (all environments together)."""
-    num_envs: int = 8
-    """Environments stepped in parallel."""
     num_steps: int = 256
     """Steps per environment in each rollout (long: returns are Monte Carlo within it)."""
     learning_rate: float = 6e-3
-    """Optimiser step size (the start value when annealed)."""
-    anneal_lr: bool = True
-    """Anneal the learning rate linearly to 0 over the run."""
-    optimizer: str = "adam"
-    """Optimiser: adam | sgd (sgd with momentum)."""
-    momentum: float = 0.9
-    """SGD's momentum (ignored by adam)."""
     gamma: float = 0.99
-    """Discount factor."""
     bootstrap_cut: bool = True
     """Complete returns cut by the rollout's end with the baseline (False: leave them out)."""
     normalize_advantages: bool = True
     """Standardise G_t - b(s_t) to mean 0, std 1 over each rollout."""
-    ent_coef: float = 0.0
-    """Weight of the entropy bonus."""
     vf_coef: float = 0.5
     """Weight of the baseline's loss (mean squared error to the returns)."""
     max_grad_norm: float = 5.0
     """Clip gradients to this global norm (loose: a tight clip lets the baseline starve the policy)."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the policy and of the baseline."""
-    activation: str = "tanh"
-    """Hidden activation: tanh | relu | elu | gelu | silu | leaky_relu."""
-    log_std_init: float = 0.0
-    """Initial log standard deviation of a Gaussian policy (Box actions)."""
 
     def __post_init__(self) -> None:
         check_config(self, OWNER)
