@@ -27,7 +27,7 @@ The update is `bellmax.deep.policy_gradient.pg_update` with GAE targets;
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -77,6 +77,8 @@ __all__ = [
 class Config(OnPolicyRun):
     """A2C hyperparameters (defaults: tuned for bellmax CartPole-v1)."""
 
+    algorithm: ClassVar[str] = ALGORITHM
+
     total_timesteps: int = 150_000
     num_envs: int = 16
     num_steps: int = 16
@@ -90,11 +92,6 @@ class Config(OnPolicyRun):
         check_config(self, OWNER)
         check_probability(self.gae_lambda, "gae_lambda", owner=OWNER)
         check_bool(self.shared_torso, "shared_torso", owner=OWNER)
-
-    def validate(self, venv: VectorEnv | None = None) -> None:
-        """Check the run before training (the fields were checked on construction): one
-        update at least, and, given `venv`, Discrete or Box actions and `num_envs` envs."""
-        validate_pg_config(self, ALGORITHM, venv)
 
 
 def init(key: jax.Array, config: Config, venv: VectorEnv) -> TrainState:

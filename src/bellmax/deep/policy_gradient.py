@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -100,6 +100,14 @@ class OnPolicyRun:
     """Hidden activation: tanh | relu | elu | gelu | silu | leaky_relu."""
     log_std_init: float = 0.0
     """Initial log standard deviation of a Gaussian policy (Box actions)."""
+
+    algorithm: ClassVar[str] = "on-policy"
+    """The algorithm's name in messages (each Config sets its own)."""
+
+    def validate(self, venv: VectorEnv | None = None) -> None:
+        """Check the run before training (the fields were checked on construction): one
+        update at least, and, given `venv`, Discrete or Box actions and `num_envs` envs."""
+        validate_pg_config(self, self.algorithm, venv)
 
     @property
     def steps_per_update(self) -> int:

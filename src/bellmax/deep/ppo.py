@@ -21,7 +21,7 @@ Any bellmax or gymnax environment, or a Gymnasium id through the host bridge
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -43,7 +43,6 @@ from bellmax.deep.policy_gradient import (
     network,
     policy_params,
     rollout_and_bootstrap,
-    validate_pg_config,
 )
 from bellmax.deep.rollout import TrainState
 from bellmax.envs.vector import VectorEnv
@@ -71,6 +70,8 @@ __all__ = [
 @dataclasses.dataclass(frozen=True)
 class Config(OnPolicyRun):
     """PPO hyperparameters (defaults: rl-zoo's CartPole-v1 settings)."""
+
+    algorithm: ClassVar[str] = ALGORITHM
 
     num_steps: int = 32
     """Steps per environment in each rollout (rollout size = num_envs * num_steps)."""
@@ -117,11 +118,6 @@ class Config(OnPolicyRun):
                 f"{OWNER}.minibatch_size={self.minibatch_size} must divide the rollout "
                 f"num_envs * num_steps = {self.steps_per_update}; pick a divisor."
             )
-
-    def validate(self, venv: VectorEnv | None = None) -> None:
-        """Check the run before training (the fields were checked on construction): one
-        update at least, and, given `venv`, Discrete or Box actions and `num_envs` envs."""
-        validate_pg_config(self, ALGORITHM, venv)
 
 
 PRESETS: dict[str, Config] = {

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +54,6 @@ from bellmax.deep.policy_gradient import (
     network,
     pg_update,
     policy_params,
-    validate_pg_config,
 )
 from bellmax.deep.rollout import Rollout, TrainState
 from bellmax.envs.vector import VectorEnv
@@ -81,6 +80,8 @@ __all__ = [
 class Config(OnPolicyRun):
     """REINFORCE-with-baseline hyperparameters (defaults: tuned for bellmax CartPole-v1)."""
 
+    algorithm: ClassVar[str] = ALGORITHM
+
     num_steps: int = 256
     """Steps per environment in each rollout (long: returns are Monte Carlo within it)."""
     learning_rate: float = 6e-3
@@ -99,11 +100,6 @@ class Config(OnPolicyRun):
     def __post_init__(self) -> None:
         check_config(self, OWNER)
         check_bool(self.bootstrap_cut, "bootstrap_cut", owner=OWNER)
-
-    def validate(self, venv: VectorEnv | None = None) -> None:
-        """Check the run before training (the fields were checked on construction): one
-        update at least, and, given `venv`, Discrete or Box actions and `num_envs` envs."""
-        validate_pg_config(self, ALGORITHM, venv)
 
 
 def init(key: jax.Array, config: Config, venv: VectorEnv) -> TrainState:
