@@ -14,6 +14,12 @@ def test_adds_the_flag_once_and_keeps_existing_flags():
 
 def test_user_choices_win():
     env = {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=dot"}
-    assert tune_xla_flags(env) is None and env["XLA_FLAGS"].endswith("=dot")
+    assert tune_xla_flags(env) == (
+        "--xla_cpu_experimental_ynn_fusion_type=dot --xla_cpu_multi_thread_eigen=false"
+    )
+    both = {
+        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=true --xla_cpu_experimental_ynn_fusion_type=dot"
+    }
+    assert tune_xla_flags(both) is None
     env = {"BELLMAX_XLA_DEFAULTS": "1"}
     assert tune_xla_flags(env) is None and "XLA_FLAGS" not in env
