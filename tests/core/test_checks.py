@@ -1,8 +1,7 @@
-"""Tests for bellmax.core.checks (the shared validators) and bellmax.core.status."""
+"""Tests for bellmax.core.checks: the shared validators."""
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -15,7 +14,6 @@ from bellmax.core.checks import (
     check_probability,
     check_type,
 )
-from bellmax.core.status import Status, StatusFields, status_name
 
 
 def test_check_int_types_and_ranges():
@@ -70,20 +68,3 @@ def test_check_bool_choice_type_and_sequences():
         check_int_sequence((64, 0), "hidden", low=1)
     with pytest.raises(ValueError, match="at least 1 entries"):
         check_int_sequence((), "hidden", min_length=1)
-
-
-class _Result(StatusFields):
-    def __init__(self, status):
-        self.status = status
-
-
-def test_status_vocabulary_and_fields():
-    assert status_name(jnp.int32(Status.MAX_ITERATIONS)) == "max_iterations"
-    assert Status.name_of(4) == "negative_cycle"
-    with pytest.raises(ValueError, match="not a solver status"):
-        status_name(17)
-    done = _Result(jnp.asarray(Status.CONVERGED, jnp.int32))
-    assert done.converged is True and done.status_name == "converged"
-    stalled = _Result(np.int32(Status.STALLED))
-    assert stalled.converged is False and stalled.status_name == "stalled"
-    assert [s.value for s in Status] == [-1, 0, 1, 2, 3, 4]  # codes are stable

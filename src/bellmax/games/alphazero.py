@@ -440,7 +440,8 @@ def train_alphazero(
             check_seconds += verification.seconds
             if stopped or verification.passed:
                 break
-    assert verification is not None  # the cap's last round always checks
+    if verification is None:  # cannot happen: the cap's last round always checks
+        raise RuntimeError("train_alphazero ran no exhaustive check; please report this bug.")
     if not (stopped or verification.passed):
         raise PerfectPlayNotReachedError(
             f"AlphaZero training reached its cap of {config.iterations} rounds "
