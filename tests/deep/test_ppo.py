@@ -1,21 +1,22 @@
 """PPO: learning on CartPole (bellmax and Gymnasium's own), Pendulum, seed vmap, bad input.
 
-Timings, one seed each, measured on the shared 2-core dev box under a load of ~8-10 (wall
-seconds inflated ~2-3x; CPU seconds in brackets are the better guide):
+The learning tests train until an exact check passes, with a cap: `bellmax.train.driver.train`
+evaluates the deterministic policy after each of ~20 chunks and stops at the first evaluation
+that reaches the target; `total_timesteps` is the cap. A trained network differs from one CPU
+instruction set to another (XLA compiles per ISA), so the claim is "solves within the cap",
+verified by the evaluation that stopped the run, not "the final policy of a fixed budget".
 
-- bellmax CartPole-v1, rl-zoo settings, 1e5 steps: eval 500.0; compile 34.5 s (14.2 s CPU),
-  train 8.6 s (4.5 s CPU).
-- gymnasium:CartPole-v1 (host bridge), 16 envs x 16 steps, 1e5 steps: eval 500.0; compile
-  25.7 s (12.7 s CPU), train 30.2 s (13.2 s CPU; io_callback round trips dominate).
-- Pendulum-v1, 16 envs x 64 steps, 1.5e5 steps: eval -225.4 (random ~ -1200); compile 29.9 s
-  (12.3 s CPU), train 7.5 s (2.9 s CPU). 1e5 steps failed (> -400) on 2 of 4 seeds.
-- vmapped == one-by-one (two tiny programs): ~50 s wall, nearly all compile.
-Compile dominates everything; a warm persistent compilation cache removes most of it.
+Measured (seed 0; steps until solved under AVX-512 / AVX2 / SSE4.2, cap; 2-core box, one test
+file at a time: compile ~5-6 s each, training and evaluations ~1-4 s):
+
+- bellmax CartPole-v1, rl-zoo settings: 23,040 / 23,040 / 30,720 of 1e5.
+- gymnasium:CartPole-v1 (host bridge), 16 envs x 16 steps: 23,040 / 23,040 / 38,400 of 1e5;
+  io_callback round trips make its training ~2x slower per step.
+- Pendulum-v1 (>= -400; random ~ -1200): 53,248 on all three, of 2e5.
+- vmapped == one-by-one (two tiny programs): nearly all compile.
 """
 
 import dataclasses
-import functools
-import time
 
 import jax
 import jax.numpy as jnp
@@ -23,17 +24,21 @@ import numpy as np
 import pytest
 
 from bellmax.deep import ppo
-from bellmax.deep.evaluate import evaluate
 from bellmax.envs.vector import make_vector_env
 
 # rl-zoo's CartPole-v1 settings (8 envs x 32 steps, 20 epochs of one 256-batch, gae 0.8,
-# gamma 0.98, lr 1e-3 and clip 0.2 both annealed linearly), 1e5 steps.
+# gamma 0.98, lr 1e-3 and clip 0.2 both annealed linearly), 1e5 steps (the cap).
 CARTPOLE = ppo.PRESETS["CartPole-v1"]
 # The same with 16 envs x 16 steps (the same 256-step batch) for Gymnasium's CartPole: half
 # as many host round trips (io_callback) for the same 1e5 steps; 8 of 8 seeds reached 500 on
 # bellmax CartPole with it.
 HOST_CARTPOLE = dataclasses.replace(CARTPOLE, num_envs=16, num_steps=16)
-PENDULUM = ppo.PRESETS["Pendulum-v1"]
+# The Pendulum-v1 preset (16 envs x 64 steps, lr 1e-3 annealed) with a 2e5-step cap: seeds
+# 0-2 first averaged >= -400 after 5.3e4-9.3e4 steps under AVX-512, AVX2 and SSE4.2. With the
+# preset's 1.5e5 they took 5.7e4-1.0e5, up to 2/3 of that cap.
+PENDULUM = dataclasses.replace(ppo.PRESETS["Pendulum-v1"], total_timesteps=200_000)
+# CartPole-v1 counts as solved at a mean return of 475 (Gymnasium's reward_threshold).
+SOLVED = 475.0
 # A tiny run that exercises the other options: SGD, shared torso, value clipping, several
 # minibatches, an entropy bonus, no annealing.
 TINY = ppo.Config(
@@ -53,80 +58,55 @@ TINY = ppo.Config(
 )
 
 
-@dataclasses.dataclass
-class Run:
-    state: ppo.TrainState
-    metrics: ppo.Metrics
-    eval_return: float
-    compile_s: float
-    train_s: float
-    train_cpu_s: float
-
-
-def _run(config, env, seed, label):
-    """Compile, train and evaluate (10 deterministic episodes) one seed; print the timings."""
-    train = ppo.make_train(config, env)
-    key = jax.random.key(seed)
-    t0, c0 = time.perf_counter(), time.process_time()
-    compiled = jax.jit(train).lower(key).compile()
-    t1, c1 = time.perf_counter(), time.process_time()
-    state, metrics = jax.block_until_ready(compiled(key))
-    t2, c2 = time.perf_counter(), time.process_time()
-    act = functools.partial(ppo.act, config=config, venv=train.venv)
-    res = evaluate(act, ppo.policy_params(state), env, jax.random.key(100 + seed), episodes=10)
-    run = Run(state, metrics, float(res.mean_return), t1 - t0, t2 - t1, c2 - c1)
-    print(
-        f"\n{label}: eval {run.eval_return:.1f} after {config.total_timesteps} steps; "
-        f"compile {run.compile_s:.1f}s (cpu {c1 - c0:.1f}s), train {run.train_s:.1f}s "
-        f"(cpu {run.train_cpu_s:.1f}s)"
-    )
-    return run
+@pytest.fixture(scope="module")
+def cartpole(train_run):
+    return train_run(ppo, CARTPOLE, "CartPole-v1", 0, stop_return=SOLVED)
 
 
 @pytest.fixture(scope="module")
-def cartpole():
-    return _run(CARTPOLE, "CartPole-v1", 0, "PPO CartPole-v1")
-
-
-@pytest.fixture(scope="module")
-def pendulum():
-    return _run(PENDULUM, "Pendulum-v1", 0, "PPO Pendulum-v1")
+def pendulum(train_run):
+    return train_run(ppo, PENDULUM, "Pendulum-v1", 0, stop_return=-400.0)
 
 
 @pytest.mark.slow
-def test_ppo_solves_bellmax_cartpole(cartpole):
-    # Shows: with rl-zoo's settings PPO's deterministic policy balances the pole for (almost)
-    # the full 500 steps on average over 10 evaluation episodes after 1e5 steps.
-    assert cartpole.eval_return >= 475.0
-    assert int(cartpole.state.update_index) == CARTPOLE.num_updates
+def test_ppo_solves_bellmax_cartpole(cartpole, assert_solved):
+    # Shows: with rl-zoo's settings PPO solves bellmax CartPole-v1 within 1e5 steps: its
+    # deterministic policy averages >= 475 over 10 evaluation episodes.
+    assert_solved(cartpole, CARTPOLE, SOLVED)
+    assert int(cartpole.state.update_index[0]) == cartpole.updates_done
 
 
 @pytest.mark.slow
 def test_ppo_metrics_track_the_run(cartpole):
     # Shows: metrics count env steps, losses stay finite, and training returns rise.
     m = cartpole.metrics
-    n = CARTPOLE.num_updates
-    np.testing.assert_array_equal(m.env_steps, np.arange(1, n + 1) * CARTPOLE.steps_per_update)
-    assert bool(jnp.all(jnp.isfinite(m.loss)))
-    mean_ret = m.episode_return_sum / jnp.maximum(m.episode_count, 1)
-    assert float(jnp.mean(mean_ret[:10])) < 100 < float(jnp.max(mean_ret))
-    assert 0.0 < float(m.entropy[0]) <= np.log(2) + 1e-5  # starts near uniform over 2 actions
+    n = cartpole.updates_done
+    np.testing.assert_array_equal(
+        m["env_steps"][0], np.arange(1, n + 1) * CARTPOLE.steps_per_update
+    )
+    assert np.all(np.isfinite(m["loss"]))
+    mean_ret = m["episode_return_sum"][0] / np.maximum(m["episode_count"][0], 1)
+    early, best = float(np.mean(mean_ret[:10])), float(np.max(mean_ret))
+    print(f"\nPPO training returns: first 10 updates {early:.1f}, best update {best:.1f}")
+    assert early < 100 < best
+    assert 0.0 < float(m["entropy"][0, 0]) <= np.log(2) + 1e-5  # starts near uniform over 2 actions
 
 
 @pytest.mark.slow
-def test_ppo_solves_gymnasium_cartpole_through_the_host_bridge():
+def test_ppo_solves_gymnasium_cartpole_through_the_host_bridge(train_run, assert_solved):
     # Shows: the same config and jitted loop learn Gymnasium's own CartPole-v1, stepped on the
-    # host through io_callback, and reach >= 475 there (evaluated on Gymnasium too).
-    run = _run(HOST_CARTPOLE, "gymnasium:CartPole-v1", 0, "PPO gymnasium:CartPole-v1")
-    assert run.eval_return >= 475.0
+    # host through io_callback, and solve it within 1e5 steps (>= 475 over 10 episodes,
+    # evaluated on Gymnasium too).
+    res = train_run(ppo, HOST_CARTPOLE, "gymnasium:CartPole-v1", 0, stop_return=SOLVED)
+    assert_solved(res, HOST_CARTPOLE, SOLVED)
 
 
 @pytest.mark.slow
-def test_ppo_pendulum_far_beyond_random(pendulum):
-    # Shows: continuous (Box) actions learn: a random policy scores about -1200 on Pendulum-v1,
-    # PPO's deterministic policy beats -400 on 10 evaluation episodes.
-    assert pendulum.eval_return > -400.0
-    assert bool(jnp.all(jnp.isfinite(pendulum.metrics.loss)))
+def test_ppo_pendulum_far_beyond_random(pendulum, assert_solved):
+    # Shows: continuous (Box) actions learn: a random policy scores about -1200 on Pendulum-v1;
+    # within 2e5 steps PPO's deterministic policy averages >= -400 over 10 episodes.
+    assert_solved(pendulum, PENDULUM, -400.0)
+    assert np.all(np.isfinite(pendulum.metrics["loss"]))
 
 
 @pytest.mark.slow
@@ -134,7 +114,7 @@ def test_continuous_actions_are_clipped_to_the_box(pendulum):
     # Shows: sampled Gaussian actions (here with std e^2) reach the env only inside [-2, 2];
     # the deterministic action is the mean, inside the box too.
     venv = make_vector_env("Pendulum-v1", num_envs=PENDULUM.num_envs)
-    params = pendulum.state.params
+    params = jax.tree.map(lambda x: x[0], pendulum.state.params)
     wide = {"params": {**params["params"], "log_std": jnp.full((1,), 2.0)}}
     obs = jnp.zeros((500, 3)).at[:, 0].set(-1.0)  # hanging down, at rest
     a = ppo.act(wide, obs, jax.random.key(1), PENDULUM, venv, deterministic=False)

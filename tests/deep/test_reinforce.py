@@ -1,6 +1,5 @@
 """REINFORCE with a baseline: learning on CartPole, Monte-Carlo targets by hand, bad input."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,30 +15,47 @@ SEEDS = (0, 1)
 
 
 @pytest.fixture(scope="module")
-def cartpole(train_seeds):
-    """Two seeds trained in one vmapped program, each evaluated on 16 episodes."""
-    return train_seeds(reinforce, CARTPOLE, "CartPole-v1", SEEDS, label="REINFORCE")
+def cartpole(train_run):
+    """Each seed trained until its deterministic policy averages >= 150 over 16 evaluation
+    episodes (checked every 2 updates, 4096 steps), 1e5 steps at most."""
+    return [
+        train_run(reinforce, CARTPOLE, "CartPole-v1", s, stop_return=150.0, eval_episodes=16)
+        for s in SEEDS
+    ]
+
+
+@pytest.fixture(scope="module")
+def cartpole_full(train_run):
+    """Each seed trained for the whole 1e5 steps (the same compiled program); the metrics
+    stacked `[seeds, updates]`."""
+    runs = [train_run(reinforce, CARTPOLE, "CartPole-v1", s, eval_episodes=0) for s in SEEDS]
+    return {k: np.concatenate([r.metrics[k] for r in runs]) for k in runs[0].metrics}
 
 
 @pytest.mark.slow
-def test_reinforce_learns_cartpole_well_beyond_random(cartpole):
-    # Shows: a random policy lasts ~22 steps; after 1e5 steps every seed's deterministic policy
-    # averages >= 150 over 16 evaluation episodes.
-    assert min(cartpole.eval_returns) >= 150.0
+def test_reinforce_learns_cartpole_well_beyond_random(cartpole, assert_solved):
+    # Shows: a random policy lasts ~22 steps; within 1e5 steps each seed's deterministic
+    # policy averages >= 150 over 16 evaluation episodes (seeds 0 / 1: after 40,960 / 16,384
+    # steps under AVX-512 and AVX2, 28,672 / 20,480 under SSE4.2).
+    for run in cartpole:
+        assert_solved(run, CARTPOLE, 150.0)
 
 
 @pytest.mark.slow
-def test_reinforce_metrics_track_the_run(cartpole):
-    # Shows: metrics count env steps, losses stay finite, training returns rise from random.
-    m = cartpole.metrics
+def test_reinforce_metrics_track_the_run(cartpole_full):
+    # Shows: metrics count env steps, losses stay finite, training returns rise from random:
+    # the first 3 updates average < 40 (25-27), the last 5 (of 48) more than twice that
+    # (209-437 under AVX-512, AVX2 and SSE4.2).
+    m = cartpole_full
     n = CARTPOLE.num_updates
     steps = np.arange(1, n + 1) * CARTPOLE.steps_per_update
-    np.testing.assert_array_equal(m.env_steps, np.broadcast_to(steps, (len(SEEDS), n)))
-    assert bool(jnp.all(jnp.isfinite(m.loss)))
-    mean_ret = m.episode_return_sum / jnp.maximum(m.episode_count, 1)
-    early, late = jnp.mean(mean_ret[:, :3], axis=1), jnp.mean(mean_ret[:, -5:], axis=1)
-    assert bool(jnp.all(early < 40)) and bool(jnp.all(late > 2 * early))
-    assert bool(jnp.all(jnp.abs(m.entropy[:, 0] - np.log(2)) < 1e-3))  # starts near uniform
+    np.testing.assert_array_equal(m["env_steps"], np.broadcast_to(steps, (len(SEEDS), n)))
+    assert np.all(np.isfinite(m["loss"]))
+    mean_ret = m["episode_return_sum"] / np.maximum(m["episode_count"], 1)
+    early, late = mean_ret[:, :3].mean(1), mean_ret[:, -5:].mean(1)
+    print(f"\nREINFORCE training returns: first 3 updates {early.round(1)}, last 5 {late.round(1)}")
+    assert np.all(early < 40) and np.all(late > 2 * early)
+    assert np.all(np.abs(m["entropy"][:, 0] - np.log(2)) < 1e-3)  # starts near uniform
 
 
 def _rollout():
