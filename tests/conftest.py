@@ -59,7 +59,9 @@ def pytest_collection_modifyitems(config, items):
     """Mark every test of a module in LEARNING_MODULES `learning`."""
     missing = sorted(m for m in LEARNING_MODULES if not (_TESTS_DIR / m).is_file())
     if missing:
-        raise pytest.UsageError(f"tests/conftest.py LEARNING_MODULES names missing files: {missing}")
+        raise pytest.UsageError(
+            f"tests/conftest.py LEARNING_MODULES names missing files: {missing}"
+        )
     for item in items:
         try:
             rel = item.path.resolve().relative_to(_TESTS_DIR).as_posix()

@@ -17,11 +17,8 @@ def _train(algo, config, env_id: str, seed: int, *, stop_return=None, eval_episo
     (algorithm, config, env, number of seeds), so every seed and every run of one config in
     this process (a full run after a stopped one) shares one compile.
 
-    Seeds run one at a time, not vmapped: vmapped over seeds, flax's orthogonal initialiser
-    is a batched LAPACK QR, and jaxlib 0.10.2's batched QR waits for batch work it queues on
-    the intra-op thread pool it runs on; two such QRs at once on 2 cores took both threads and
-    hung in `block_until_ready` (a2c and reinforce initialisation, with and without
-    `--xla_cpu_multi_thread_eigen=false`). A batch of one runs inline.
+    Seeds run one at a time: each seed's run stops at its own first passing evaluation, and
+    the claim is made per seed.
     """
     res = driver.train(
         algo, config, env_id, seeds=(seed,), eval_episodes=eval_episodes, stop_return=stop_return

@@ -29,6 +29,25 @@ def test_mlp_shapes_and_orthogonal_hidden_weights():
     assert np.all(np.asarray(params["params"]["Dense_0"]["bias"]) == 0)
 
 
+def test_vmapped_init_factorises_one_matrix_at_a_time():
+    """Initialising a network vmapped over seeds draws what one seed at a time draws, and its
+    compiled program has no batched LAPACK QR: jaxlib 0.10's batched LAPACK kernels wait on
+    the thread pool they run on, and two at once hung 2-core machines (networks.orthogonal)."""
+    net = ActorCritic(action_dim=3, discrete=True, hidden_sizes=(64, 64))
+    keys = jax.random.split(jax.random.key(0), 4)
+    init = jax.jit(jax.vmap(lambda k: net.init(k, X)))
+    batched = init(keys)
+    for i in range(len(keys)):
+        one = net.init(keys[i], X)
+        for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(one), strict=True):
+            np.testing.assert_array_equal(a[i], b)
+    hlo = init.lower(keys).compile().as_text()
+    qr_calls = [line for line in hlo.splitlines() if 'custom_call_target="lapack_' in line]
+    assert qr_calls, "expected the orthogonal initialiser's LAPACK QR in the program"
+    for line in qr_calls:  # one matrix per call, in the loop of sequential_vmap
+        assert 'num_batch_dims="0"' in line, line
+
+
 def test_actor_critic_discrete_separate_torsos():
     net = ActorCritic(action_dim=3, discrete=True, hidden_sizes=(16,))
     params = net.init(jax.random.key(0), X)

@@ -22,7 +22,9 @@ __all__ = ["atomic_open", "check_output_path"]
 _SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
 
 
-def check_output_path(path: str | os.PathLike, *, kind: str = "file", option: str = "--out") -> Path:
+def check_output_path(
+    path: str | os.PathLike, *, kind: str = "file", option: str = "--out"
+) -> Path:
     """Refuse an output path before any work starts, with a message that names the fix.
 
     Checks that the path is not under /proc, /sys or /dev, that it is of the right kind (an
@@ -68,8 +70,7 @@ def check_output_path(path: str | os.PathLike, *, kind: str = "file", option: st
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
         raise ValueError(
-            f"{option} {str(p)!r} cannot be created: {str(ancestor)!r} is a file, not a "
-            "directory."
+            f"{option} {str(p)!r} cannot be created: {str(ancestor)!r} is a file, not a directory."
         )
     if ancestor.exists() and not os.access(ancestor, os.W_OK | os.X_OK):
         raise ValueError(

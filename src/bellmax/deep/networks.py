@@ -57,8 +57,23 @@ def check_hidden_sizes(
 
 
 def orthogonal(gain: float):
-    """Orthogonal weight initialiser with the given gain."""
-    return nn.initializers.orthogonal(gain)
+    """Orthogonal weight initialiser with the given gain, safe to vmap over seeds.
+
+    Draws exactly what `flax.linen.initializers.orthogonal(gain)` draws. Under `jax.vmap`
+    (seeds, hyperparameters) the QR factorisation behind it runs one matrix at a time
+    (`jax.custom_batching.sequential_vmap`) instead of as one batched LAPACK call: jaxlib
+    0.10's batched LAPACK kernels split a large batch over XLA's intra-op thread pool from a
+    thread of that same pool and block until it is done, so two such calls running at once
+    on a 2-core machine occupy every worker and the process hangs. Initialisation runs once
+    per run, so the loop costs nothing measurable.
+    """
+    base = nn.initializers.orthogonal(gain)
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+        draw = jax.custom_batching.sequential_vmap(lambda k: base(k, shape, dtype))
+        return draw(key)
+
+    return init
 
 
 def flatten_obs(obs: jax.Array, space: Any) -> jax.Array:
