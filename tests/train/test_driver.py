@@ -442,3 +442,17 @@ def test_stop_return_stops_at_the_first_evaluation_that_reaches_it():
     assert res.updates_done == 50 and res.solved_at_steps == [None, None]
     with pytest.raises(ValueError, match="eval_episodes"):
         driver.train(toy, cfg, "CartPole-v1", eval_episodes=0, stop_return=1.0)
+
+
+def test_evaluations_during_training_leave_host_episodes_alone():
+    """With `stop_return` the driver evaluates after every chunk. On a host (Gymnasium) env the
+    evaluations run on environments of their own, so training sees exactly the episodes it
+    sees without them (on the training envs, each evaluation would reset them under it)."""
+    cfg = toy.Config(total_timesteps=400)
+    env = "gymnasium:CartPole-v1"
+    plain = driver.train(toy, cfg, env, seeds=(0,), eval_episodes=0, chunks=4)
+    judged = driver.train(toy, cfg, env, seeds=(0,), eval_episodes=2, chunks=4, stop_return=1e9)
+    assert judged.solved_at_steps == [None] and judged.updates_done == plain.updates_done
+    for name, values in plain.metrics.items():
+        np.testing.assert_array_equal(judged.metrics[name], values, err_msg=name)
+    np.testing.assert_array_equal(judged.state.w, plain.state.w)

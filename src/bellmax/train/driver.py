@@ -615,6 +615,7 @@ def train(
         check_output_path(out, kind="dir", option="out_dir")
     venv = make_vector_env(env, num_envs=config.num_envs, seed=seeds[0])
     config.validate(venv)
+    eval_venv = _evaluation_env(env, venv, config.num_envs, seeds[0]) if eval_episodes else venv
     env_id = env if isinstance(env, str) else venv.env_id
     num_updates = int(config.num_updates)
     chunk = plan_chunks(num_updates, chunks)
@@ -636,7 +637,7 @@ def train(
     lock = _open_run_dir(out, resume=resume, overwrite=overwrite) if out is not None else None
     try:
         return _train_locked(
-            algo, config, venv, runner, keys, meta, out,
+            algo, config, venv, eval_venv, runner, keys, meta, out,
             resume=resume, overwrite=overwrite, stop_after=stop_after, on_chunk=on_chunk,
         )  # fmt: skip
     finally:
@@ -644,10 +645,21 @@ def train(
             lock.release()
 
 
+def _evaluation_env(env: Any, venv: Any, num_envs: int, seed: int) -> Any:
+    """The environments evaluations run on: for host (Gymnasium) envs a second set, so that an
+    evaluation between chunks does not step or reset the episodes training is in the middle
+    of; a pure (JAX) env holds no state, so it serves both. A host `VectorEnv` object passed
+    in (not an id) cannot be copied and serves both too."""
+    if not venv.is_host or not isinstance(env, str):
+        return venv
+    return make_vector_env(env, num_envs=num_envs, seed=seed + 1_000_003)
+
+
 def _train_locked(
     algo: Any,
     config: Any,
     venv: Any,
+    eval_venv: Any,
     runner: _Runner,
     keys: list,
     meta: dict,
@@ -722,7 +734,7 @@ def _train_locked(
             _diverged(out, meta, done, has_checkpoint, f"{name} on {env_id}: {what}")
         if stop_return is not None:
             t_eval = time.perf_counter()
-            rets = _evaluate(algo, config, venv, new_state, seeds, eval_episodes).mean(axis=1)
+            rets = _evaluate(algo, config, eval_venv, new_state, seeds, eval_episodes).mean(axis=1)
             eval_seconds += time.perf_counter() - t_eval
             for i, r in enumerate(rets):
                 if solved_at[i] is None and r >= stop_return:
@@ -769,7 +781,7 @@ def _train_locked(
         result.solved_at_steps, result.solved_seconds = solved_at, solved_s
         result.eval_seconds = eval_seconds
     if eval_episodes and (done == num_updates or stop_return is not None):
-        result.eval_returns = _evaluate(algo, config, venv, state, seeds, eval_episodes)
+        result.eval_returns = _evaluate(algo, config, eval_venv, state, seeds, eval_episodes)
     if out is not None:
         if history:
             _write_metrics(out, seeds, history)
