@@ -7,15 +7,31 @@ STAMP  := $(VENV)/.installed
 export BELLMAX_CACHE_DIR ?= $(CURDIR)/.cache/bellmax
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-fast test-portable bench lint format clean
+.PHONY: install lock check-deps demo test test-fast test-portable bench lint format clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The exact versions of requirements.lock (pip constraints), within pyproject.toml's ranges.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[dev]"
 	touch $(STAMP)
+
+# Rewrite requirements.lock from what pyproject.toml's ranges resolve to today (a fresh venv).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q -e ".[dev]"
+	{ head -2 requirements.lock; .lock-venv/bin/python -m pip freeze --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
+
+# bellmax installs beside the current gymnax (and its gymnasium) without a conflict: pip
+# resolves both in a fresh venv (--dry-run: nothing is installed).
+check-deps:
+	rm -rf .deps-venv && $(PYTHON) -m venv .deps-venv
+	.deps-venv/bin/python -m pip install -q --dry-run . gymnax
+	rm -rf .deps-venv
 
 demo: install
 	$(BIN)/bellmax tour --out runs/tour
@@ -48,4 +64,4 @@ format: install
 	$(BIN)/ruff format src tests bench
 
 clean:
-	rm -rf $(VENV) .cache runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) .cache runs .pytest_cache .ruff_cache .lock-venv .deps-venv
