@@ -238,7 +238,8 @@ class _KrylovCarry(NamedTuple):
 
 def _krylov(mrp: MDPArrays, v0: jax.Array, tol: jax.Array, max_it: jax.Array) -> Solve:
     """BiCGSTAB on `(I - gamma P_pi) v = r_pi`, restarted every `KRYLOV_CYCLE` steps so that
-    the loop can count cycles and test the sup-norm residual itself."""
+    the loop can count cycles and test the sup-norm residual itself; a cycle in which
+    BiCGSTAB breaks down is redone by GMRES."""
     gamma = mrp.gamma
     fixed = _absorbing_zero(mrp)
     b = jnp.where(fixed, 0.0, mrp.R[:, 0])
@@ -249,6 +250,16 @@ def _krylov(mrp: MDPArrays, v0: jax.Array, tol: jax.Array, max_it: jax.Array) ->
     def body(c: _KrylovCarry) -> _KrylovCarry:
         v, _ = jax.scipy.sparse.linalg.bicgstab(
             matvec, b, c.v, tol=0.0, atol=target, maxiter=KRYLOV_CYCLE
+        )
+        # BiCGSTAB can break down (a zero inner product: NaN) on solvable systems, e.g. a
+        # deterministic chain at gamma = 1, where I - P is unipotent; GMRES, which minimises
+        # the residual over the same Krylov space, cannot, so the cycle is redone with it.
+        v = jax.lax.cond(
+            jnp.all(jnp.isfinite(v)),
+            lambda: v,
+            lambda: jax.scipy.sparse.linalg.gmres(
+                matvec, b, c.v, tol=0.0, atol=target, restart=KRYLOV_CYCLE, maxiter=1
+            )[0],
         )
         res = jnp.max(jnp.abs(b - matvec(v)))
         ok = jnp.all(jnp.isfinite(v)) & jnp.isfinite(res)
