@@ -1,7 +1,8 @@
 """Pure-JAX environments in the gymnax API, wrappers and the registry.
 
-`bellmax.envs.gymnasium` (the Gymnasium bridge) is not imported here: importing bellmax
-never imports gymnasium.
+`bellmax.envs.gymnasium` (the Gymnasium bridge) and `bellmax.envs.gymnax` (the gymnax
+bridge) are not imported here: importing bellmax never imports gymnasium or gymnax.
+`to_gymnax` and `from_gymnax` load the gymnax bridge on first use.
 
 Every environment checks its concrete inputs at `reset`/`step` (outside `jit`, at no cost
 under it); `checked(env)` also checks traced inputs and the outputs (`bellmax.envs.checker`).
@@ -49,6 +50,7 @@ __all__ = [
     "VectorEnv",
     "Wrapper",
     "checked",
+    "from_gymnax",
     "is_registered",
     "make",
     "make_vector_env",
@@ -59,4 +61,17 @@ __all__ = [
     "resolve_env",
     "spaces",
     "spec",
+    "to_gymnax",
 ]
+
+_GYMNAX_BRIDGE = ("to_gymnax", "from_gymnax")
+
+
+def __getattr__(name: str):
+    """`to_gymnax`/`from_gymnax`, imported from the gymnax bridge on first use (PEP 562), so
+    that importing `bellmax.envs` does not import gymnax."""
+    if name in _GYMNAX_BRIDGE:
+        from bellmax.envs import gymnax as gymnax_bridge
+
+        return getattr(gymnax_bridge, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

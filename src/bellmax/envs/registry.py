@@ -1,8 +1,14 @@
 """The environment registry: `bellmax.make(env_id) -> (env, params)`.
 
-Entries are imported lazily, so listing them is cheap. Ids that are not bellmax's are
-Gymnasium's (including `module:EnvName-v0`), reached through `resolve_env` and the host-side
-bridge in `bellmax.envs.gymnasium`, the only module that imports gymnasium.
+Entries are imported lazily, so listing them is cheap. An id resolves, in this order:
+
+1. `gymnax:<name>` is gymnax's own environment `<name>` (`gymnax.make`), run inside `jit`
+   through the bridge in `bellmax.envs.gymnax` (the only module that imports gymnax); a name
+   gymnax lacks is an error listing gymnax's ids, never another library's environment.
+2. A registered bellmax id (`CartPole-v1`).
+3. Anything else is Gymnasium's (`gymnasium:CartPole-v1`, `module:EnvName-v0`, bare
+   Gymnasium ids), reached through `resolve_env` and the host-side bridge in
+   `bellmax.envs.gymnasium`, the only module that imports gymnasium.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ class EnvSpec:
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
+
+#: The prefix of gymnax's own environments' ids: `gymnax:CartPole-v1`.
+GYMNAX_PREFIX = "gymnax:"
 
 
 def register(spec: EnvSpec, *, overwrite: bool = False) -> None:
@@ -84,7 +93,10 @@ def spec(env_id: str) -> EnvSpec:
             "environment id",
             env_id,
             _REGISTRY,
-            hint="Run `bellmax envs` to list them; Gymnasium ids work where a command accepts them.",
+            hint=(
+                "Run `bellmax envs` to list them; gymnax ids (`gymnax:CartPole-v1`) work in "
+                "bellmax.make and Gymnasium ids where a command accepts them."
+            ),
         ) from None
 
 
@@ -110,11 +122,18 @@ def replace_params(params: EnvParams, **overrides: Any) -> EnvParams:
     )
 
 
+def is_gymnax_id(env_id: Any) -> bool:
+    """Whether `env_id` names a gymnax environment (`gymnax:CartPole-v1`)."""
+    return isinstance(env_id, str) and env_id.startswith(GYMNAX_PREFIX)
+
+
 def make(env_id: str, **param_overrides: Any) -> tuple[Environment, EnvParams]:
-    """Build a registered bellmax environment and its parameters.
+    """Build a registered bellmax environment (or a gymnax one) and its parameters.
 
     Args:
-      env_id: a registered id (see `registered()` or `bellmax envs`).
+      env_id: a registered id (see `registered()` or `bellmax envs`), or `gymnax:<name>`
+        for gymnax's own environment `<name>` (as a bellmax `Environment`:
+        `bellmax.envs.gymnax.make_gymnax`; needs gymnax installed).
       **param_overrides: fields of the environment's `EnvParams` to change.
 
     Returns:
@@ -126,8 +145,17 @@ def make(env_id: str, **param_overrides: Any) -> tuple[Environment, EnvParams]:
         lists the valid fields).
       ValueError: an override outside its valid range (e.g. `masspole=-1`), naming the
         field, the value and the range.
+      ImportError: a `gymnax:` id without gymnax installed (the message says
+        `pip install gymnax`).
     """
     _check_env_id(env_id, "bellmax.make")
+    if is_gymnax_id(env_id):
+        # Optional dependency: gymnax is imported only through its bridge, and only here.
+        from bellmax.envs import gymnax as gymnax_bridge
+
+        env, params = gymnax_bridge.make_gymnax(env_id, **param_overrides)
+        env.check_params(params)
+        return env, params
     s = spec(env_id)
     env = s.load()(**s.kwargs)
     params = replace_params(env.default_params, **param_overrides)
@@ -136,8 +164,13 @@ def make(env_id: str, **param_overrides: Any) -> tuple[Environment, EnvParams]:
 
 
 def is_registered(env_id: str) -> bool:
-    """Whether `env_id` is a bellmax id (False for anything that is not a string)."""
-    return isinstance(env_id, str) and env_id in _REGISTRY
+    """Whether bellmax resolves `env_id` itself, as a pure-JAX environment.
+
+    True for a registered bellmax id and for every `gymnax:` id (which `make` builds through
+    gymnax, raising if gymnax lacks the name or is not installed, so that no caller hands
+    such an id to Gymnasium); False for Gymnasium ids and anything that is not a string.
+    """
+    return isinstance(env_id, str) and (env_id in _REGISTRY or is_gymnax_id(env_id))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,10 +195,11 @@ class ResolvedEnv:
 
 
 def resolve_env(env_id: str, *, num_envs: int = 1, seed: int = 0) -> ResolvedEnv:
-    """A bellmax environment for a bellmax id, else a Gymnasium host vector env.
+    """A bellmax environment for a bellmax or gymnax id, else a Gymnasium host vector env.
 
-    bellmax ids win; anything else is handed to Gymnasium (which accepts
-    `module:EnvName-v0`). `gymnasium:CartPole-v1` therefore means Gymnasium's own CartPole.
+    `gymnax:` ids are gymnax's environments (run in JAX, never Gymnasium's); bellmax ids
+    come next; anything else is handed to Gymnasium (which accepts `module:EnvName-v0`).
+    `gymnasium:CartPole-v1` therefore means Gymnasium's own CartPole.
 
     Args:
       env_id: a bellmax or Gymnasium id.

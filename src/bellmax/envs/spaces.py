@@ -1,4 +1,9 @@
-"""Jittable spaces in the gymnax style: `sample(key)` and `contains(x)`."""
+"""Jittable spaces in the gymnax style: `sample(key)` and `contains(x)`.
+
+A `Box` may be built inside `jit` from traced bounds (an environment's `observation_space`
+of traced params); `from_gymnax` turns gymnax's own spaces (or any object shaped like them)
+into these, without importing gymnax.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +56,16 @@ class Box(Space):
     def __init__(
         self, low: Any, high: Any, shape: tuple[int, ...] | None = None, dtype: Any = jnp.float32
     ):
+        if isinstance(low, jax.core.Tracer) or isinstance(high, jax.core.Tracer):
+            # Bounds computed from traced params (inside jit): jax arrays, checked by nobody.
+            low_j, high_j = jnp.asarray(low), jnp.asarray(high)
+            if shape is None:
+                shape = jnp.broadcast_shapes(low_j.shape, high_j.shape)
+            self.shape = tuple(int(s) for s in shape)
+            self.low = jnp.broadcast_to(low_j, self.shape).astype(dtype)
+            self.high = jnp.broadcast_to(high_j, self.shape).astype(dtype)
+            self.dtype = dtype
+            return
         low_a, high_a = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
         if shape is None:
             shape = np.broadcast_shapes(low_a.shape, high_a.shape)
@@ -100,3 +115,36 @@ class MultiDiscrete(Space):
         if x.shape != self.shape:
             return jnp.asarray(False)
         return jnp.all((x >= 0) & (x < self.nvec))
+
+
+def from_gymnax(space: Any) -> Space:
+    """The bellmax space equal to a gymnax space (`gymnax.environments.spaces`).
+
+    Duck-typed, so gymnax is not imported: an object whose class is named `Discrete` (with
+    `n`), `Box` (with `low`, `high`, `shape`, `dtype`) or `MultiDiscrete` (with `nvec`).
+    bellmax spaces are returned as they are. Bounds may be traced (inside `jit`).
+
+    Args:
+      space: a gymnax `Discrete` or `Box`, or a bellmax space.
+
+    Returns:
+      A bellmax `Discrete`, `Box` or `MultiDiscrete`.
+
+    Raises:
+      TypeError: any other space (gymnax's `Dict` and `Tuple` have no bellmax equivalent).
+    """
+    if isinstance(space, Space):
+        return space
+    kind = type(space).__name__
+    if kind == "Discrete" and hasattr(space, "n"):
+        return Discrete(int(space.n), dtype=getattr(space, "dtype", jnp.int32))
+    if kind == "Box" and all(hasattr(space, a) for a in ("low", "high", "shape")):
+        shape = space.shape if isinstance(space.shape, tuple) else tuple(space.shape)
+        return Box(space.low, space.high, shape, getattr(space, "dtype", jnp.float32))
+    if kind == "MultiDiscrete" and hasattr(space, "nvec"):
+        return MultiDiscrete(space.nvec, dtype=getattr(space, "dtype", jnp.int32))
+    raise TypeError(
+        f"no bellmax space equals {space!r} ({type(space).__module__}.{kind}); bellmax "
+        "learners take Discrete, Box and MultiDiscrete spaces (flatten Dict/Tuple spaces with "
+        "a wrapper first)."
+    )

@@ -2,8 +2,9 @@
 
 Learning algorithms see only this interface, so the same compiled training loop runs on
 
-- a bellmax environment or any gymnax-API environment object (`JaxVectorEnv`: `vmap`ped,
-  auto-reset, episode statistics, everything inside `jit`), and
+- a bellmax environment, a `gymnax:` id (gymnax's own environment) or any gymnax-API
+  environment object, wrapped or not (`JaxVectorEnv`: `vmap`ped, auto-reset, episode
+  statistics, everything inside `jit`; gymnax's spaces become bellmax's), and
 - any Gymnasium id through the host bridge (`HostCallbackVectorEnv`: the environments step
   on the host, called from inside the jitted loop by `jax.experimental.io_callback`; the
   learning step stays compiled).
@@ -123,13 +124,33 @@ def _is_bellmax_env(env: Any) -> bool:
     return isinstance(env, Environment)
 
 
+def _steps_like_gymnax_1(env: Any, params: Any) -> bool:
+    """Whether `env` has gymnax 1.x's public API: `reset(key, params) -> obs, state` and an
+    auto-resetting `step(key, state, action, params) -> obs, state, reward, terminated,
+    truncated, info` (found by tracing one reset and step abstractly, at no run-time cost)."""
+    if not (callable(getattr(env, "step", None)) and callable(getattr(env, "reset", None))):
+        return False
+    space = env.action_space(params)
+
+    def one_step(key):
+        _, state = env.reset(key, params)
+        return env.step(key, state, space.sample(key), params)
+
+    out = jax.eval_shape(one_step, jax.random.key(0))
+    return isinstance(out, tuple) and len(out) == 6
+
+
 class JaxVectorEnv(VectorEnv):
     """`N` copies of a pure-JAX environment (bellmax, or any object with gymnax's API).
 
-    bellmax environments step raw (`terminated`/`truncated` apart). gymnax environments
-    are stepped through their raw `step_env`/`reset_env`; their single `done` counts as
-    truncated where the episode reached `params.max_steps_in_episode` and as terminated
-    otherwise.
+    bellmax environments step raw (`terminated`/`truncated` apart) and are reset here.
+    gymnax 1.x environments and wrappers (anything whose public `step` returns gymnax 1.x's
+    `(obs, state, reward, terminated, truncated, info)`: `gymnax.make(...)[0]`,
+    `LogWrapper(...)`) are stepped through that `step`, which applies the time limit and
+    auto-resets by itself; the true last observation is `info["final_observation"]`. Older
+    gymnax-API objects are stepped through their raw `step_env`/`reset_env`; their single
+    `done` counts as truncated where the episode reached `params.max_steps_in_episode` and
+    as terminated otherwise. Spaces are converted to bellmax's (`spaces.from_gymnax`).
     """
 
     def __init__(self, env: Any, env_params: Any = None, *, num_envs: int = 1):
@@ -144,10 +165,12 @@ class JaxVectorEnv(VectorEnv):
         self.env = env
         self.env_params = env.default_params if env_params is None else env_params
         self.num_envs = int(num_envs)
-        self.observation_space = env.observation_space(self.env_params)
-        self.action_space = env.action_space(self.env_params)
+        self.observation_space = spaces.from_gymnax(env.observation_space(self.env_params))
+        self.action_space = spaces.from_gymnax(env.action_space(self.env_params))
         self.env_id = getattr(env, "name", type(env).__name__)
         self._gymnax = not _is_bellmax_env(env)
+        # gymnax 1.x objects step through their own auto-resetting `step`.
+        self._auto_resets = self._gymnax and _steps_like_gymnax_1(env, self.env_params)
 
     def __repr__(self) -> str:
         return f"JaxVectorEnv({self.env_id!r}, num_envs={self.num_envs})"
@@ -194,14 +217,39 @@ class JaxVectorEnv(VectorEnv):
         )
         return obs, nstate, reward, terminated, truncated
 
+    def _auto_step1(self, key: jax.Array, state: Any, action: jax.Array):
+        """One step of a gymnax 1.x object, reset by itself where the episode ended."""
+        obs, nstate, reward, terminated, truncated, info = self.env.step(
+            key, state, action, self.env_params
+        )
+        final_obs = info.get("final_observation", obs) if isinstance(info, dict) else obs
+        return obs, nstate, reward, terminated, truncated, final_obs
+
     def reset(self, key: jax.Array) -> tuple[jax.Array, VecState]:
         keys = jax.random.split(key, self.num_envs)
+        if self._auto_resets:
+            obs, env_state = jax.vmap(lambda k: self.env.reset(k, self.env_params))(keys)
+            zeros = jnp.zeros(self.num_envs, jnp.float32)
+            return obs, VecState(env_state, zeros, jnp.zeros(self.num_envs, jnp.int32))
         obs, env_state = jax.vmap(self._reset1)(keys)
         zeros = jnp.zeros(self.num_envs, jnp.float32)
         return obs, VecState(env_state, zeros, jnp.zeros(self.num_envs, jnp.int32))
 
     def step(self, key: jax.Array, state: VecState, action: jax.Array) -> VecStep:
         k_step, k_reset = jax.random.split(key)
+        if self._auto_resets:
+            obs, st, reward, terminated, truncated, final_obs = jax.vmap(self._auto_step1)(
+                jax.random.split(k_step, self.num_envs), state.env_state, action
+            )
+            return _vec_step(
+                state,
+                st,
+                obs=obs,
+                reward=jnp.asarray(reward, jnp.float32),
+                terminated=jnp.asarray(terminated, bool),
+                truncated=jnp.asarray(truncated, bool),
+                final_obs=final_obs,
+            )
         obs_st, st, reward, terminated, truncated = jax.vmap(self._step1)(
             jax.random.split(k_step, self.num_envs), state.env_state, action
         )
@@ -316,13 +364,15 @@ def make_vector_env(
     """A vector environment from an env id or an environment object.
 
     Args:
-      env: a bellmax id (`"CartPole-v1"`), any Gymnasium id (`"gymnasium:CartPole-v1"`,
+      env: a bellmax id (`"CartPole-v1"`), a gymnax id (`"gymnax:CartPole-v1"`: gymnax's own
+        environment, inside `jit`), any Gymnasium id (`"gymnasium:CartPole-v1"`,
         `"module:EnvName-v0"`; stepped on the host), a bellmax `Environment`, or a
-        gymnax-API environment object.
+        gymnax-API environment object (gymnax's wrappers included).
       num_envs: environments stepped in parallel.
       env_params: parameters for an environment object (default: its `default_params`).
       seed: seed of the host environments' first reset (Gymnasium ids only).
-      **param_overrides: bellmax ids only: override `EnvParams` fields (`tau=0.01`).
+      **param_overrides: bellmax and gymnax ids only: override `EnvParams` fields
+        (`tau=0.01`).
 
     Returns:
       A `JaxVectorEnv` or a `HostCallbackVectorEnv`.
@@ -335,8 +385,8 @@ def make_vector_env(
             return JaxVectorEnv(e, p if env_params is None else env_params, num_envs=num_envs)
         if param_overrides:
             raise ValueError(
-                f"parameter overrides {sorted(param_overrides)} apply only to bellmax ids, "
-                f"not to the Gymnasium id {env!r}."
+                f"parameter overrides {sorted(param_overrides)} apply only to bellmax ids "
+                f"(and gymnax: ids), not to the Gymnasium id {env!r}."
             )
         return HostCallbackVectorEnv(registry.resolve_env(env, num_envs=num_envs, seed=seed).host)
     if param_overrides:

@@ -1,0 +1,307 @@
+"""The gymnax bridge, both ways, against the real installed gymnax (1.x).
+
+- `to_gymnax(env)`: bellmax CartPole-v1 and Pendulum-v1 as gymnax environments, under
+  gymnax's own wrappers, step in lock-step with gymnax's own CartPole/Pendulum (same keys,
+  same auto-resets), honour the time limit, and have gymnax spaces usable under `jit`.
+- `gymnax:` ids: `bellmax.make`/`make_vector_env` run gymnax's own environments inside the
+  jitted loop (vmapped over seeds), and bellmax's PPO solves gymnax's CartPole through the
+  driver; unknown gymnax ids never fall back to Gymnasium.
+"""
+
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+gymnax = pytest.importorskip("gymnax")
+
+from gymnax.environments import environment as gymnax_environment  # noqa: E402
+from gymnax.environments import spaces as gymnax_spaces  # noqa: E402
+from gymnax.wrappers import FlattenObservationWrapper, LogWrapper  # noqa: E402
+
+import bellmax  # noqa: E402
+from bellmax.core import UnknownNameError  # noqa: E402
+from bellmax.envs import from_gymnax, registry, spaces, to_gymnax  # noqa: E402
+from bellmax.envs.gymnax import BellmaxGymnaxEnv, GymnaxAsBellmaxEnv  # noqa: E402
+from bellmax.envs.vector import HostCallbackVectorEnv, JaxVectorEnv, make_vector_env  # noqa: E402
+
+STEPS = 1_000
+
+
+def _wrapped(env):
+    """gymnax's PureJaxRL wrapper stack."""
+    return LogWrapper(FlattenObservationWrapper(env))
+
+
+def _random_scan(env, params, steps=STEPS, seed=0):
+    """`steps` uniformly random actions through gymnax's `reset`/`step` in a jitted
+    `lax.scan`: per step (obs, reward, terminated, truncated, info)."""
+
+    def run(key):
+        obs, state = env.reset(key, params)
+
+        def body(carry, k):
+            obs, state = carry
+            k_act, k_step = jax.random.split(k)
+            action = env.action_space(params).sample(k_act)
+            obs, state, reward, terminated, truncated, info = env.step(
+                k_step, state, action, params
+            )
+            return (obs, state), (obs, reward, terminated, truncated, info)
+
+        return jax.lax.scan(body, (obs, state), jax.random.split(key, steps))[1]
+
+    return jax.tree.map(np.asarray, jax.jit(run)(jax.random.key(seed)))
+
+
+# ---------------------------------------------------------------------- to_gymnax
+def test_to_gymnax_is_a_gymnax_environment_with_its_contract():
+    env, params = bellmax.make("CartPole-v1")
+    g = to_gymnax(env)
+    ref, ref_params = gymnax.make("CartPole-v1")
+    assert isinstance(g, gymnax_environment.Environment) and isinstance(g, BellmaxGymnaxEnv)
+    assert g.default_params == params and g.name == "CartPole-v1" and g.num_actions == 2
+    assert isinstance(g.action_space(params), gymnax_spaces.Discrete)
+    assert g.action_space(params).n == 2
+    assert isinstance(g.observation_space(params), gymnax_spaces.Box)
+    assert g.observation_space(params).shape == (4,)
+    # gymnax 1.x's step: 6 values, and the same info keys and dtypes as gymnax's CartPole.
+    key = jax.random.key(0)
+    _, s = g.reset(key)
+    _, rs = ref.reset(key, ref_params)
+    out = g.step(key, s, 1)
+    ref_out = ref.step(key, rs, 1, ref_params)
+    assert len(out) == len(ref_out) == 6
+    assert (
+        set(out[5])
+        == set(ref_out[5])
+        >= {
+            "discount",
+            "terminated",
+            "truncated",
+            "final_observation",
+        }
+    )
+    for k in ref_out[5]:
+        assert jnp.result_type(out[5][k]) == jnp.result_type(ref_out[5][k]), k
+    # equal environments are equal (one compile for gymnax's jitted methods), params by value
+    assert to_gymnax(env) == g and hash(to_gymnax(env)) == hash(g)
+    assert to_gymnax(env, params.replace(tau=0.01)) != g
+    with pytest.raises(TypeError, match="bellmax Environment"):
+        to_gymnax(ref)
+    with pytest.raises(ValueError, match="AutoReset"):
+        to_gymnax(bellmax.envs.AutoReset(env))
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_under_gymnax_wrappers_steps_in_lock_step_with_gymnax(env_id):
+    # Shows: bellmax's CartPole/Pendulum through to_gymnax under LogWrapper and
+    # FlattenObservationWrapper, 1,000 random steps in a jitted scan, auto-reset as gymnax
+    # does: the same observations, ends and episode returns as gymnax's own environment
+    # driven by the same keys (before to_gymnax: 986 dones and |theta| up to 18 rad).
+    env, params = bellmax.make(env_id)
+    ref, ref_params = gymnax.make(env_id)
+    obs, reward, term, trunc, info = _random_scan(_wrapped(to_gymnax(env)), params)
+    r_obs, r_reward, r_term, r_trunc, r_info = _random_scan(_wrapped(ref), ref_params)
+    done, r_done = term | trunc, r_term | r_trunc
+    print(f"\n{env_id}: bellmax {done.sum()} ends, gymnax {r_done.sum()} ends")
+    np.testing.assert_array_equal(done, r_done)
+    np.testing.assert_array_equal(term, r_term)
+    np.testing.assert_allclose(obs, r_obs, atol=1e-4)
+    np.testing.assert_allclose(reward, r_reward, atol=1e-4)
+    np.testing.assert_allclose(info["final_observation"], r_info["final_observation"], atol=1e-4)
+    np.testing.assert_allclose(
+        info["returned_episode_returns"], r_info["returned_episode_returns"], rtol=1e-4
+    )
+    if env_id == "CartPole-v1":
+        # random play ends an episode every ~20 steps, never beyond the failure angle
+        assert 30 <= done.sum() <= 80 and term.sum() == done.sum()
+        theta = np.abs(info["final_observation"][:, 2])
+        assert theta.max() < 0.21 + 0.05
+        assert (info["discount"][term] == 0).all() and (info["discount"][~term] == 1).all()
+    else:  # Pendulum never terminates: every 200th step is truncated
+        assert not term.any() and np.flatnonzero(trunc).tolist() == [199, 399, 599, 799, 999]
+
+
+def test_gymnasium_wrapper_of_gymnax_takes_it():
+    from gymnax.wrappers import GymnaxToGymWrapper
+
+    env, params = bellmax.make("CartPole-v1")
+    gym_env = GymnaxToGymWrapper(to_gymnax(env), params, seed=1)
+    assert gym_env.action_space.n == 2 and gym_env.observation_space.shape == (4,)
+    gym_env.reset(seed=1)
+    ends = 0
+    for t in range(200):
+        obs, reward, terminated, truncated, info = gym_env.step(t % 2)
+        ends += bool(terminated or truncated)
+        assert abs(float(obs[2])) < 0.21 + 0.05  # reset after every end
+    assert ends >= 1
+
+
+def test_spaces_are_callable_under_jit():
+    for env_id in ("CartPole-v1", "Pendulum-v1"):
+        env, params = bellmax.make(env_id)
+        g = _wrapped(to_gymnax(env))
+
+        @jax.jit
+        def bounds(p, g=g):
+            o, a = g.observation_space(p), g.action_space(p)
+            return o.low, o.high, a.sample(jax.random.key(0))
+
+        low, high, action = bounds(params)
+        np.testing.assert_allclose(high, np.asarray(env.observation_space(params).high))
+        assert low.shape == high.shape == env.observation_space(params).shape
+        assert bool(env.action_space(params).contains(action))
+    # bellmax's own spaces under jit too (traced bounds)
+    env, params = bellmax.make("Pendulum-v1")
+    high = jax.jit(lambda p: env.observation_space(p).high)(params)
+    np.testing.assert_allclose(high, [1.0, 1.0, 8.0])
+    lim = jax.jit(lambda p: env.action_space(p).high)(params.replace(max_torque=1.5))
+    np.testing.assert_allclose(lim, [1.5])
+
+
+@pytest.mark.parametrize(("env_id", "limit"), [("CartPole-v1", 15), ("Pendulum-v1", 37)])
+def test_time_limit_is_honoured(env_id, limit):
+    env, params = bellmax.make(env_id, max_steps_in_episode=limit)
+    _, _, term, trunc, info = _random_scan(_wrapped(to_gymnax(env)), params)
+    done = term | trunc
+    lengths = info["returned_episode_lengths"][done]
+    assert lengths.max() == limit and (lengths[trunc[done]] == limit).all()
+    ends = np.flatnonzero(done)
+    assert np.diff(np.concatenate([[-1], ends])).max() <= limit  # no episode runs longer
+
+
+# ---------------------------------------------------------------------- gymnax: ids
+def test_make_gymnax_id_runs_gymnax_own_environment():
+    env, params = bellmax.make("gymnax:CartPole-v1")
+    assert isinstance(env, bellmax.envs.Environment) and isinstance(env, GymnaxAsBellmaxEnv)
+    assert env.name == "gymnax:CartPole-v1" and type(env.gymnax_env).__module__.startswith(
+        "gymnax."
+    )
+    assert isinstance(env.action_space(params), spaces.Discrete)
+    assert isinstance(env.observation_space(params), spaces.Box)
+    assert bellmax.make("gymnax:CartPole-v1")[0] == env  # one object: one compile
+    # bellmax's raw step: no reset at the end, terminated and truncated apart
+    env5, p5 = bellmax.make("gymnax:Pendulum-v1", max_steps_in_episode=3)
+    assert p5.max_steps_in_episode == 3
+    key = jax.random.key(0)
+    _, s = env5.reset(key, p5)
+    for t in range(1, 6):
+        _, s, _, terminated, truncated, _ = env5.step(key, s, jnp.zeros(1), p5)
+        assert int(s.time) == t and not bool(terminated) and bool(truncated) == (t >= 3)
+    # resolve_env and the registry send gymnax ids to gymnax, not Gymnasium
+    made = registry.resolve_env("gymnax:CartPole-v1")
+    assert not made.is_host and made.env == env
+    assert registry.is_registered("gymnax:CartPole-v1")
+
+
+def test_unknown_gymnax_id_names_gymnax_ids_and_never_falls_back():
+    for find in (bellmax.make, make_vector_env, registry.resolve_env):
+        with pytest.raises(UnknownNameError, match=r"'gymnax:Nope-v0'.*gymnax:CartPole-v1"):
+            find("gymnax:Nope-v0")
+
+
+def test_other_prefixes_resolve_as_before():
+    assert isinstance(make_vector_env("CartPole-v1"), JaxVectorEnv)
+    host = make_vector_env("gymnasium:CartPole-v1")
+    assert isinstance(host, HostCallbackVectorEnv)
+    host.host_env.close()
+    venv = make_vector_env("gymnax:CartPole-v1", num_envs=2)
+    assert isinstance(venv, JaxVectorEnv) and not venv.is_host
+
+
+def _vector_rollout(venv, key, steps=300):
+    obs, st = venv.reset(key)
+
+    def body(carry, k):
+        obs, st = carry
+        k_act, k_step = jax.random.split(k)
+        a = jax.vmap(venv.action_space.sample)(jax.random.split(k_act, venv.num_envs))
+        s = venv.step(k_step, st, a)
+        return (s.obs, s.state), (s.terminated, s.truncated, s.final_obs, s.episode_length)
+
+    return jax.lax.scan(body, (obs, st), jax.random.split(key, steps))[1]
+
+
+def test_vector_env_of_a_gymnax_id_is_vmappable_and_truncates():
+    # gymnax's CartPole in bellmax's JaxVectorEnv, vmapped over 3 seeds in one jitted call,
+    # steps exactly as bellmax's own CartPole does.
+    keys = jax.random.split(jax.random.key(0), 3)
+    outs = {}
+    for env_id in ("gymnax:CartPole-v1", "CartPole-v1"):
+        venv = make_vector_env(env_id, num_envs=4, max_steps_in_episode=30)
+        run = jax.jit(jax.vmap(lambda k, venv=venv: _vector_rollout(venv, k)))
+        outs[env_id] = jax.tree.map(np.asarray, run(keys))
+    term, trunc, final_obs, length = outs["gymnax:CartPole-v1"]
+    assert term.shape == (3, 300, 4) and term.any() and trunc.any()
+    assert length.max() == 30 and (length[trunc] == 30).all()
+    np.testing.assert_array_equal(term, outs["CartPole-v1"][0])
+    np.testing.assert_array_equal(trunc, outs["CartPole-v1"][1])
+    np.testing.assert_allclose(final_obs, outs["CartPole-v1"][2], atol=1e-4)
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_vector_env_of_gymnax_objects_uses_their_own_step(wrap):
+    # A gymnax environment object (or gymnax's LogWrapper around one): stepped through its
+    # auto-resetting 1.x step, whose time limit holds; its spaces become bellmax's.
+    ref, params = gymnax.make("CartPole-v1")
+    env = LogWrapper(ref) if wrap else ref
+    venv = make_vector_env(env, num_envs=4, env_params=params.replace(max_steps_in_episode=25))
+    assert isinstance(venv.action_space, spaces.Discrete)
+    assert isinstance(venv.observation_space, spaces.Box)
+    term, trunc, final_obs, length = jax.tree.map(
+        np.asarray, jax.jit(lambda k: _vector_rollout(venv, k))(jax.random.key(1))
+    )
+    assert trunc.any() and term.any() and length.max() == 25
+    done = term | trunc
+    assert (np.abs(final_obs[term][:, 2]) > 0.2094).sum() + (
+        np.abs(final_obs[term][:, 0]) > 2.4
+    ).sum() >= term.sum()
+    assert (length[done] <= 25).all()
+
+
+def test_from_gymnax_wraps_any_gymnax_env():
+    ref, params = gymnax.make("Pendulum-v1")
+    env = from_gymnax(ref)
+    assert env.name == "gymnax:Pendulum-v1" and env.default_params == params
+    assert isinstance(env.action_space(), spaces.Box) and env.action_space().shape == (1,)
+    with pytest.raises(TypeError, match="gymnax environment"):
+        from_gymnax(object())
+    with pytest.raises(TypeError, match="needs EnvParams"):
+        env.reset(jax.random.key(0), bellmax.make("Pendulum-v1")[1])
+
+
+def test_spaces_from_gymnax():
+    d = spaces.from_gymnax(gymnax_spaces.Discrete(3))
+    assert isinstance(d, spaces.Discrete) and d.n == 3
+    b = spaces.from_gymnax(gymnax_spaces.Box(-1.0, jnp.array([1.0, 2.0]), (2,)))
+    assert isinstance(b, spaces.Box) and b.shape == (2,)
+    np.testing.assert_allclose(b.low, [-1, -1])
+    np.testing.assert_allclose(b.high, [1, 2])
+    assert spaces.from_gymnax(d) is d
+    with pytest.raises(TypeError, match="no bellmax space"):
+        spaces.from_gymnax(gymnax_spaces.Dict({"a": gymnax_spaces.Discrete(2)}))
+
+
+def test_importing_bellmax_does_not_import_gymnax_and_a_missing_gymnax_says_how():
+    code = (
+        "import sys, bellmax, bellmax.envs; bellmax.registered(); "
+        "assert 'gymnax' not in sys.modules and 'gymnasium' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    code = (
+        "import sys; sys.modules['gymnax'] = None\n"
+        "import bellmax\n"
+        "for f in (lambda: bellmax.make('gymnax:CartPole-v1'), "
+        "lambda: bellmax.envs.to_gymnax(None)):\n"
+        "    try:\n"
+        "        f()\n"
+        "    except ImportError as e:\n"
+        "        assert 'pip install gymnax' in str(e), e\n"
+        "    else:\n"
+        "        raise SystemExit('no ImportError')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
