@@ -2,6 +2,9 @@
 
 From a ten-armed bandit to model predictive control of a real cart-pole, around one idea:
 the Bellman backup, written once.
+
+    policy = bellmax.load_policy("runs/ppo")     # a `bellmax train` run directory
+    action = policy.predict(obs)                 # NumPy observation(s) in, action(s) out
 """
 
 from bellmax.core import InvalidMDPError, TabularMDP, Trajectory, Transition
@@ -9,12 +12,25 @@ from bellmax.envs import make, registered
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # `load_policy` and `Policy` load on first use: they import the deep-RL networks, and
+    # `import bellmax` stays light.
+    if name in ("load_policy", "Policy"):
+        from bellmax import policy
+
+        return getattr(policy, name)
+    raise AttributeError(f"module 'bellmax' has no attribute {name!r}")
+
+
 __all__ = [
     "InvalidMDPError",
+    "Policy",
     "TabularMDP",
     "Trajectory",
     "Transition",
     "__version__",
+    "load_policy",
     "make",
     "registered",
 ]

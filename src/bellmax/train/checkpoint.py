@@ -29,7 +29,13 @@ from bellmax import __version__
 from bellmax.core.errors import BellmaxError
 from bellmax.train.io import atomic_write_bytes
 
-__all__ = ["CheckpointError", "load_checkpoint", "read_checkpoint_metadata", "save_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "checkpoint_digest",
+    "load_checkpoint",
+    "read_checkpoint_metadata",
+    "save_checkpoint",
+]
 
 FORMAT = "bellmax-checkpoint/2"
 _FAMILY = "bellmax-checkpoint/"
@@ -79,8 +85,8 @@ def save_checkpoint(path: str | os.PathLike, state: Any, *, metadata: dict | Non
     return atomic_write_bytes(path, serialization.msgpack_serialize(envelope))
 
 
-def _read(path: str | os.PathLike) -> dict:
-    """The decoded body of a checkpoint, after checking its format and checksum."""
+def _envelope(path: str | os.PathLike) -> tuple[dict, str, str]:
+    """`(envelope, damaged, fix)` of a checkpoint whose format and checksum are right."""
     p = Path(path)
     if not p.is_file():
         if p.exists():
@@ -123,6 +129,13 @@ def _read(path: str | os.PathLike) -> dict:
             f"checkpoint {str(p)!r} is damaged: its contents do not match the checksum stored "
             "with them (bytes changed after it was written); delete it to start the run again."
         )
+    return envelope, damaged, fix
+
+
+def _read(path: str | os.PathLike) -> dict:
+    """The decoded body of a checkpoint, after checking its format and checksum."""
+    envelope, damaged, fix = _envelope(path)
+    body = envelope["body"]
     try:
         payload = serialization.msgpack_restore(body)
         int(payload["num_leaves"]), str(payload["treedef"]), payload["leaves"]
@@ -138,6 +151,16 @@ def _read(path: str | os.PathLike) -> dict:
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())[:120]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def checkpoint_digest(path: str | os.PathLike) -> str:
+    """The SHA-256 (hex) of a checkpoint's contents, checked against them: it names one
+    committed state (a policy file records the checkpoint it was written with).
+
+    Raises:
+      CheckpointError: a missing, damaged or other-format file.
+    """
+    return _envelope(path)[0]["sha256"]
 
 
 def read_checkpoint_metadata(path: str | os.PathLike) -> dict:

@@ -14,7 +14,12 @@ An algorithm module (`bellmax.deep.ppo`, `dqn`, `a2c`, `reinforce`) provides `Co
   state and every metric so far, then `metrics.json` and `metrics.csv` rewritten from it,
 - resumes from that checkpoint so that the result is bit-identical to an uninterrupted run
   (same chunks, same compiled program, same keys),
-- writes `learning_curve.png` and `run.json`, and evaluates the final policy of every seed.
+- writes `learning_curve.png` and `run.json`, and evaluates the final policy of every seed;
+- writes `policy.msgpack` (`bellmax.policy`) after each checkpoint and at the end: every
+  seed's policy weights, architecture and spaces, in a format of its own that needs no
+  training state (`bellmax.load_policy(DIR)`, `bellmax evaluate DIR --env OTHER`); it
+  records the SHA-256 of the checkpoint it was written with, so a policy file one commit
+  behind (a kill between the two writes) is recognised, and rewritten when the run resumes.
 
 A run directory never loses a run:
 
@@ -53,11 +58,21 @@ from bellmax import __version__
 from bellmax.core.checks import check_int
 from bellmax.core.errors import BellmaxError, DivergenceError
 from bellmax.core.io import check_output_path
-from bellmax.deep import get_algorithm
+from bellmax.deep import ALGORITHMS, get_algorithm
 from bellmax.deep.evaluate import evaluate
 from bellmax.envs.vector import make_vector_env
+from bellmax.policy import (
+    POLICY_FILE,
+    PolicyFileError,
+    load_policies,
+    policy_network,
+    policy_weights,
+    space_mismatch,
+    write_policy_file,
+)
 from bellmax.train.checkpoint import (
     CheckpointError,
+    checkpoint_digest,
     load_checkpoint,
     read_checkpoint_metadata,
     save_checkpoint,
@@ -87,7 +102,7 @@ RUN_JSON = "run.json"
 LOCK = ".lock"
 RUN_FORMAT = "bellmax-run/2"
 #: The files a run writes; a directory holding any of them holds a run.
-OUTPUTS = (RUN_JSON, CHECKPOINT, "metrics.json", "metrics.csv", "learning_curve.png")
+OUTPUTS = (RUN_JSON, CHECKPOINT, "metrics.json", "metrics.csv", "learning_curve.png", POLICY_FILE)
 #: What a resumed run must share with the stored one (everything that shapes its result).
 SETTINGS = ("algo", "env", "seeds", "config", "chunks", "eval_episodes", "stop_return")
 
@@ -675,6 +690,8 @@ def _train_locked(
     num_updates, chunk = meta["num_updates"], meta["chunk"]
     eval_episodes, stop_return = meta["eval_episodes"], meta["stop_return"]
     ck = out / CHECKPOINT if out is not None else None
+    policy_algo = _algorithm_key(algo)
+    network = None if policy_algo is None else policy_network(policy_algo, config, venv)
     history: dict[str, np.ndarray] | None = None
     done = 0
     solved_at: list[int | None] = [None] * len(seeds)
@@ -756,6 +773,8 @@ def _train_locked(
             save_checkpoint(ck, {"state": state, "metrics": history}, metadata=ck_meta)
             has_checkpoint = True
             _write_metrics(out, seeds, history)
+            if network is not None:
+                _write_policy(out, algo, policy_algo, network, config, venv, state, meta, done)
         if on_chunk is not None:
             r, c = m.get("episode_return_sum"), m.get("episode_count")
             mean = (
@@ -783,6 +802,9 @@ def _train_locked(
     if eval_episodes and (done == num_updates or stop_return is not None):
         result.eval_returns = _evaluate(algo, config, eval_venv, state, seeds, eval_episodes)
     if out is not None:
+        if network is not None and has_checkpoint:
+            returns = None if result.eval_returns is None else result.eval_returns.mean(axis=1)
+            _write_policy(out, algo, policy_algo, network, config, venv, state, meta, done, returns)
         if history:
             _write_metrics(out, seeds, history)
             if "episode_return_sum" in history and "episode_count" in history:
@@ -793,6 +815,47 @@ def _train_locked(
             {**result.summary(), **meta, "status": status, "updates_done": done},
         )
     return result
+
+
+def _algorithm_key(algo: Any) -> str | None:
+    """The registered name of a bellmax algorithm module (None for any other algorithm)."""
+    module = getattr(algo, "__name__", None)
+    return next((k for k, v in ALGORITHMS.items() if v == module), None)
+
+
+def _write_policy(
+    out: Path,
+    algo: Any,
+    algorithm: str,
+    network: dict,
+    config: Any,
+    venv: Any,
+    state: Any,
+    meta: dict,
+    done: int,
+    eval_returns: np.ndarray | None = None,
+) -> None:
+    """`policy.msgpack`: every seed's policy as of the checkpoint just committed."""
+    run = {
+        "env": meta["env"],
+        "run_id": meta["run_id"],
+        "updates_done": int(done),
+        "env_steps": int(done) * int(config.steps_per_update),
+        "num_envs": int(config.num_envs),
+        "checkpoint_sha256": checkpoint_digest(out / CHECKPOINT),
+        "eval_episodes": int(meta["eval_episodes"]),
+        "eval_return_per_seed": None if eval_returns is None else [float(x) for x in eval_returns],
+    }
+    write_policy_file(
+        out / POLICY_FILE,
+        algorithm=algorithm,
+        network=network,
+        observation_space=venv.observation_space,
+        action_space=venv.action_space,
+        weights=policy_weights(algorithm, network, algo.policy_params(state)),
+        seeds=meta["seeds"],
+        run=run,
+    )
 
 
 def _diverged(out: Path | None, meta: dict, done: int, has_checkpoint: bool, what: str) -> None:
@@ -811,10 +874,14 @@ def _diverged(out: Path | None, meta: dict, done: int, has_checkpoint: bool, wha
 
 def _evaluate(algo, config, venv, state, seeds, episodes: int) -> np.ndarray:
     params = algo.policy_params(state)
-    act = _eval_act(algo, config, venv)
+    per_seed = [jax.tree.map(lambda x, i=i: x[i], params) for i in range(len(seeds))]
+    return _evaluate_each(_eval_act(algo, config, venv), per_seed, venv, seeds, episodes)
+
+
+def _evaluate_each(act, params: list, venv, seeds, episodes: int) -> np.ndarray:
+    """`[seeds, episodes]` returns of `act` with each seed's `params` (key 10000 + seed)."""
     out = []
-    for i, seed in enumerate(seeds):
-        p = jax.tree.map(lambda x, i=i: x[i], params)
+    for p, seed in zip(params, seeds, strict=True):
         res = evaluate(act, p, venv, jax.random.key(10_000 + seed), episodes=episodes)
         out.append(np.asarray(res.returns))
     return np.stack(out)
@@ -868,20 +935,63 @@ def _algo_of(record: Path) -> str:
 def evaluate_checkpoint(
     run_dir: str | os.PathLike, *, episodes: int = 10, env: str | None = None
 ) -> dict[str, Any]:
-    """Reload a run's checkpoint and evaluate every seed's policy for `episodes` episodes.
+    """Evaluate every seed's policy of a run (or of a policy file) for `episodes` episodes.
+
+    The policies come from the run's `policy.msgpack` when it was written with the run's
+    current checkpoint (so no training state is loaded, and a library upgrade that changes
+    the training state's structure does not matter); otherwise (a run written before policy
+    files, or killed between the two writes) from the checkpoint itself.
+
+    Args:
+      run_dir: a run directory, or a policy file (then `env` defaults to its run's env).
+      episodes: evaluation episodes per seed.
+      env: evaluate on this env id instead of the run's; its observation and action spaces
+        must match the run's (type and shape; `Discrete`: the same n).
 
     Raises:
       BellmaxError: no run in `run_dir` (see `load_run`), or its policy weights are NaN or
-        infinite; `CheckpointError` for a damaged checkpoint.
+        infinite; `CheckpointError` for a damaged checkpoint, `PolicyFileError` for a
+        damaged policy file given as `run_dir`. ValueError: `env`'s spaces differ from the
+        run's (the message names the space and both values).
     """
     episodes = check_int(episodes, "episodes", owner="evaluate_checkpoint", low=1)
+    if Path(run_dir).is_file():
+        policies = load_policies(run_dir)
+        run = policies[0].header.get("run") or {}
+        return _evaluate_policies(
+            policies,
+            env or run.get("env"),
+            updates_done=run.get("updates_done"),
+            num_envs=int(run.get("num_envs") or episodes),
+            episodes=episodes,
+            source=str(run_dir),
+        )
     algo, config, meta = load_run(run_dir)
+    out = Path(run_dir)
+    ck = out / CHECKPOINT
+    digest = checkpoint_digest(ck)
+    try:
+        policies = load_policies(out)
+    except PolicyFileError:
+        policies = None  # none yet, or damaged: the checkpoint holds the policy too
+    if policies is not None:
+        run = policies[0].header.get("run") or {}
+        if run.get("run_id") == meta["run_id"] and run.get("checkpoint_sha256") == digest:
+            return _evaluate_policies(
+                policies,
+                env or meta["env"],
+                updates_done=meta["updates_done"],
+                num_envs=config.num_envs,
+                episodes=episodes,
+                source=str(out / POLICY_FILE),
+            )
+    # From the checkpoint: the state's template comes from the run's own env, whatever
+    # env the policy is evaluated on.
     env_id = env or meta["env"]
     seeds = tuple(meta["seeds"])
-    venv = make_vector_env(env_id, num_envs=config.num_envs, seed=seeds[0])
-    runner = _runner(algo, config, venv, len(seeds))
+    run_venv = make_vector_env(meta["env"], num_envs=config.num_envs, seed=seeds[0])
+    runner = _runner(algo, config, run_venv, len(seeds))
     keys = [jax.random.key(s) for s in seeds]
-    ck = Path(run_dir) / CHECKPOINT
     state, _, meta = _load_chunk(ck, runner, keys, meta)
     bad = _nonfinite_weights(algo.policy_params(state), seeds)
     if bad is not None:
@@ -890,16 +1000,53 @@ def evaluate_checkpoint(
             "there is no policy to evaluate. Train anew (--overwrite) with a lower learning "
             "rate or gradient clipping (max_grad_norm)."
         )
+    venv = run_venv
+    if env_id != meta["env"]:
+        venv = make_vector_env(env_id, num_envs=config.num_envs, seed=seeds[0])
+        _check_spaces(run_venv, venv, env_id)
+    params = algo.policy_params(state)
+    per_seed = [jax.tree.map(lambda x, i=i: x[i], params) for i in range(len(seeds))]
     t = time.perf_counter()
-    returns = _evaluate(algo, config, venv, state, seeds, episodes)
+    returns = _evaluate_each(_eval_act(algo, config, run_venv), per_seed, venv, seeds, episodes)
+    return _evaluation_summary(
+        meta["algo"], env_id, seeds, meta["updates_done"], returns, t, str(ck)
+    )
+
+
+def _check_spaces(policy: Any, venv: Any, env_id: str) -> None:
+    diff = space_mismatch(policy, venv, env_id)
+    if diff is not None:
+        raise ValueError(
+            f"the run's policy cannot act in {env_id}: {diff}. Evaluate it on an env with the "
+            "run's spaces (--env), or train a policy for this one."
+        )
+
+
+def _evaluate_policies(
+    policies: list, env_id: str | None, *, updates_done, num_envs: int, episodes: int, source: str
+) -> dict[str, Any]:
+    if not isinstance(env_id, str):
+        raise ValueError(f"{source!r} does not name its training env; pass --env ENV_ID.")
+    seeds = tuple(p.seed for p in policies)
+    venv = make_vector_env(env_id, num_envs=num_envs, seed=seeds[0])
+    _check_spaces(policies[0], venv, env_id)
+    t = time.perf_counter()
+    params = [p.params for p in policies]
+    returns = _evaluate_each(policies[0].act_fn, params, venv, seeds, episodes)
+    algo = policies[0].algorithm
+    return _evaluation_summary(algo, env_id, seeds, updates_done, returns, t, source)
+
+
+def _evaluation_summary(algo, env_id, seeds, updates_done, returns, t, source) -> dict[str, Any]:
     return {
-        "algo": meta["algo"],
+        "algo": algo,
         "env": env_id,
         "seeds": list(seeds),
-        "updates_done": meta["updates_done"],
-        "episodes": episodes,
+        "updates_done": updates_done,
+        "episodes": int(returns.shape[1]),
         "mean_return": float(returns.mean()),
         "return_per_seed": [float(x) for x in returns.mean(axis=1)],
         "std_return": float(returns.std()),
         "seconds": round(time.perf_counter() - t, 4),
+        "source": source,
     }
