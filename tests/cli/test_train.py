@@ -163,3 +163,182 @@ def test_bad_out_dirs_are_refused_before_any_work(tmp_path, capsys):
         assert main(["train", "ppo", *TINY, *extra]) == 2
         assert message in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+def test_config_reruns_a_run_json_with_the_same_result(tmp_path, capsys):
+    # 1000 is not a whole number of rollouts (8 envs x 32 steps): one line says so.
+    argv = ["train", "ppo", "--total-steps", "1000", "--num-epochs", "2", "--chunks", "2"]
+    argv += ["--eval-episodes", "2", "--seeds", "2"]
+    code = main([*argv, "--out", str(tmp_path / "a"), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    first = json.loads(captured.out)
+    note = (
+        "bellmax: --total-steps 1000 rounded down to 768 env steps per seed: whole rollouts "
+        "of num_envs 8 x num_steps 32 = 256 steps (3 updates).\n"
+    )
+    assert captured.err == note and first["env_steps"] == 768
+    run_json = tmp_path / "a" / "run.json"
+    code = main(["train", "ppo", "--config", str(run_json), "--out", str(tmp_path / "b"), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    again = json.loads(captured.out)
+    assert "total_timesteps 1000 rounded down to 768" in captured.err
+    assert "except as given" not in captured.err  # nothing overridden
+    assert again["final_eval_return"] == first["final_eval_return"]
+    assert again["seeds"] == [0, 1] and again["eval_episodes"] == 2
+    assert (tmp_path / "a" / "metrics.csv").read_bytes() == (
+        tmp_path / "b" / "metrics.csv"
+    ).read_bytes()
+    a, b = (json.loads((tmp_path / d / "run.json").read_text()) for d in "ab")
+    for key in ("algo", "env", "seeds", "config", "chunks", "eval_episodes", "stop_return"):
+        assert a[key] == b[key], key
+    # The run directory works too; options given override the file's values, named.
+    rerun = ["train", "ppo", "--config", str(tmp_path / "a"), "--out", str(tmp_path / "c")]
+    code = main([*rerun, "--seeds", "1", "--seed", "1", "--eval-episodes", "3", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert (
+        "bellmax: run.json settings, except as given: seeds [1] (run.json: [0, 1]); "
+        "eval_episodes 3 (run.json: 2).\n"
+    ) in captured.err
+    third = json.loads(captured.out)
+    assert third["seeds"] == [1] and third["eval_episodes"] == 3
+    # Another algorithm than the file's: an error naming both; nothing is written.
+    assert main(["train", "dqn", "--config", str(run_json), "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bellmax: error: --config ") and err.count("\n") == 1
+    assert "records a ppo run, not dqn" in err and "bellmax train ppo --config" in err
+    assert not (tmp_path / "d").exists()
+
+
+def test_config_overrides_are_the_options_given(tmp_path):
+    from bellmax.cli.main import _parse
+    from bellmax.cli.train import _config_settings, _given_options
+
+    (tmp_path / "run.json").write_text(
+        json.dumps(
+            {
+                "format": "bellmax-run/2",
+                "algo": "ppo",
+                "env": "CartPole-v1",
+                "seeds": [4, 5],
+                "config": {**_ppo_config_dict(), "learning_rate": 0.003, "anneal_lr": False},
+                "chunks": 5,
+                "eval_episodes": 7,
+                "stop_return": None,
+                "provenance": {"command": ["bellmax", "train", "ppo"]},
+            }
+        )
+    )
+
+    def settings(*options):
+        argv = ["train", "ppo", "--config", str(tmp_path), *options]
+        a = _parse(argv).algo
+        return _config_settings(a, "ppo", _given_options(a, argv), str(tmp_path))[:2]
+
+    s, notes = settings()
+    assert notes == [] and s["seeds"] == [4, 5] and s["chunks"] == 5
+    assert s["config"]["learning_rate"] == 0.003 and s["config"]["anneal_lr"] is False
+    # An option given at its default value still overrides the file's value.
+    s, notes = settings("--learning-rate", "0.001", "--anneal-lr", "--seed", "0")
+    assert s["config"]["learning_rate"] == 0.001 and s["config"]["anneal_lr"] is True
+    assert s["seeds"] == [0, 1]
+    assert notes == [
+        "seeds [0, 1] (run.json: [4, 5])",
+        "learning_rate 0.001 (run.json: 0.003)",
+        "anneal_lr true (run.json: false)",
+    ]
+    s, notes = settings("--no-anneal-lr", "--total-steps", "2048")
+    assert s["config"]["anneal_lr"] is False and s["config"]["total_timesteps"] == 2048
+
+
+def _ppo_config_dict() -> dict:
+    import dataclasses
+
+    from bellmax.deep import get_algorithm
+
+    cfg = get_algorithm("ppo").Config()
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist; give the run.json a `bellmax train` run wrote"),
+        ("{", "is not a bellmax run.json: not JSON (Expecting property name"),
+        ("[1, 2]", "is not a bellmax run.json: it holds a JSON list, not an object"),
+        ('{"algo": "ppo"}', 'is not a bellmax run.json: it has no "format": "bellmax-run/2"'),
+        ('{"format": "bellmax-run/1"}', "was written by another bellmax version (run format"),
+        ('{"format": "bellmax-run/2", "algo": "ppo"}', "it lacks env, seeds, config, chunks"),
+        (
+            '{"format": "bellmax-run/2", "algo": "ppo", "env": "CartPole-v1", "seeds": [], '
+            '"config": {}, "chunks": 2, "eval_episodes": "x", "stop_return": null}',
+            "is damaged: seeds is [], not a list of distinct integers; eval_episodes is",
+        ),
+        (
+            '{"format": "bellmax-run/2", "algo": "ppo", "env": "CartPole-v1", "seeds": [0], '
+            '"config": {"learning_rate": 0.1}, "chunks": 2, "eval_episodes": 2, '
+            '"stop_return": null}',
+            "does not fit this bellmax's",
+        ),
+    ],
+)
+def test_config_that_is_no_run_json_is_one_line(tmp_path, capsys, content, message):
+    path = tmp_path / "cfg.json"
+    if content is not None:
+        path.write_text(content)
+    assert main(["train", "ppo", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bellmax: error: ") and err.count("\n") == 1
+    assert "cfg.json" in err and message in err, err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("algo", ["dqn", "reinforce", "a2c", "ppo"])
+def test_every_bool_option_has_both_forms(algo):
+    import dataclasses
+    import typing
+
+    from bellmax.cli.main import _parse
+    from bellmax.deep import get_algorithm
+
+    config_cls = get_algorithm(algo).Config
+    hints = typing.get_type_hints(config_cls)
+    bools = [f for f in dataclasses.fields(config_cls) if hints[f.name] is bool]
+    assert bools
+    for f in bools:
+        flag = "--" + f.name.replace("_", "-")
+        no_flag = "--no-" + f.name.replace("_", "-")
+        assert getattr(_parse(["train", algo, flag]).algo, f.name) is True
+        assert getattr(_parse(["train", algo, no_flag]).algo, f.name) is False
+        assert getattr(_parse(["train", algo]).algo, f.name) is f.default
+    for name in ("resume", "overwrite", "json"):
+        assert getattr(_parse(["train", algo, f"--{name}"]).algo, name) is True
+        assert getattr(_parse(["train", algo, f"--no-{name}"]).algo, name) is False
+
+
+def test_anneal_lr_both_forms_reach_the_config(monkeypatch):
+    from bellmax.cli import train as train_cli
+    from bellmax.cli.main import _parse
+
+    seen = []
+
+    def fake_train(name, config, env, **kwargs):
+        seen.append(config)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("bellmax.train.driver.train", fake_train)
+    for flag, expected in (("--anneal-lr", True), ("--no-anneal-lr", False)):
+        argv = ["train", "ppo", flag, "--out", "/tmp/unused-bellmax-run"]
+        with pytest.raises(SystemExit):
+            train_cli.run_train(_parse(argv), argv=argv)
+        assert seen[-1].anneal_lr is expected
+
+
+def test_progress_says_compiling_before_the_first_chunk():
+    from bellmax.cli.train import _status
+    from bellmax.train.driver import ChunkInfo
+
+    assert _status(None) == "compiling"
+    assert _status(ChunkInfo(2, 4, 512, 10.0, 0.1)) == "2/4 updates"

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import io
 import json
 import os
@@ -83,6 +84,12 @@ class Command:
     build_config: Callable[[], type] | None = None
     """Builds the real config type only when this command runs (keeps `bellmax` startup
     fast when the options come from heavy modules); `config` is then a light stand-in."""
+    flag_pairs: bool = False
+    """Every bool option gets both forms, `--x` and `--no-x` (otherwise only the one that
+    changes the default)."""
+    pass_argv: bool = False
+    """`run` also receives the command's arguments, `run(config, argv=[...])` (to tell an
+    option given on the command line from one left at its default)."""
 
 
 #: Registered subcommands, in the order `bellmax --help` lists them.
@@ -166,7 +173,14 @@ def _builtin_commands() -> list[Command]:
         Command("solve", SolveArgs, run_solve),
         Command("bandit", BanditArgs, run_bandit),
         Command("reproduce", ReproduceArgs, run_reproduce),
-        Command("train", TrainArgs, run_train, build_config=build_train_args),
+        Command(
+            "train",
+            TrainArgs,
+            run_train,
+            build_config=build_train_args,
+            flag_pairs=True,
+            pass_argv=True,
+        ),
         Command("evaluate", EvaluateArgs, run_evaluate),
         Command("sysid", SysidArgs, run_sysid),
         Command("control", ControlArgs, run_control),
@@ -356,13 +370,53 @@ def _help_command(argv: Sequence[str]) -> str:
     return " ".join([*words, "--help"])
 
 
+class _HelpCapture(io.StringIO):
+    """Holds the help tyro prints, reporting the encoding of the stream it stands in for
+    (tyro draws its boxes only on a UTF-8 stream)."""
+
+    def __init__(self, like: Any):
+        super().__init__()
+        self._like_encoding = getattr(like, "encoding", None)
+
+    @property
+    def encoding(self) -> Any:  # type: ignore[override]
+        return self._like_encoding
+
+
+def tidy_help(text: str) -> str:
+    """Help text without trailing spaces, runs of blank lines, or blank lines at the end."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+def _asks_help(argv: Sequence[str]) -> bool:
+    words = argv[: argv.index("--")] if "--" in argv else argv
+    return any(w in ("-h", "--help") for w in words)
+
+
 def _parse_or_exit(argv: list[str]) -> Any:
-    """`_parse`, with tyro's usage errors turned into one line on stderr (SystemExit(2))."""
+    """`_parse`, with tyro's usage errors turned into one line on stderr (SystemExit(2)).
+
+    Help printed to anything but a terminal (a pipe, a file, a test) is tidied: tyro pads
+    its lines with spaces where it cannot draw boxes.
+    """
     captured = io.StringIO()
+    help_out = _HelpCapture(sys.stdout) if _asks_help(argv) and not _isatty(sys.stdout) else None
     try:
-        with contextlib.redirect_stderr(captured):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(contextlib.redirect_stderr(captured))
+            if help_out is not None:
+                stack.enter_context(contextlib.redirect_stdout(help_out))
             config = _parse(argv)
     except SystemExit as e:
+        if help_out is not None and help_out.getvalue():
+            sys.stdout.write(tidy_help(help_out.getvalue()))
         text = captured.getvalue()
         code = e.code
         status = code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
@@ -372,9 +426,38 @@ def _parse_or_exit(argv: list[str]) -> Any:
         elif text:
             sys.stderr.write(text)
         raise SystemExit(status) from None
+    if help_out is not None and help_out.getvalue():
+        sys.stdout.write(help_out.getvalue())
     if captured.getvalue():  # tyro's warnings on success
         sys.stderr.write(captured.getvalue())
     return config
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _paragraphs(doc: str | None) -> list[str]:
+    """A docstring's paragraphs, each on one line (the docstring's indentation removed)."""
+    text = inspect.cleandoc(doc or "")
+    return [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+def help_description(doc: str | None, *, full: bool) -> str:
+    """A command's description for the help: its summary (the docstring's first paragraph,
+    for the list of commands) or, with `full`, every paragraph, one blank line between.
+
+    Each paragraph is one line: tyro joins a description's lines back together anyway
+    (except before a line that starts with a symbol, which is how the docstrings' indented
+    examples became mis-indented blocks under stray blank lines), and a terminal wraps it.
+    """
+    paragraphs = _paragraphs(doc)
+    if not full:
+        return paragraphs[0] if paragraphs else ""
+    return "\n\n".join(paragraphs)
 
 
 def _parse(argv: list[str]) -> Any:
@@ -383,8 +466,10 @@ def _parse(argv: list[str]) -> Any:
     commands = list(COMMANDS.values())
     members = tuple(
         Annotated[
-            _config_type(c, argv),
-            tyro.conf.subcommand(c.name, description=c.help or (c.config.__doc__ or "").strip()),
+            _config_type(c, argv)
+            if c.flag_pairs
+            else tyro.conf.FlagCreatePairsOff[_config_type(c, argv)],
+            tyro.conf.subcommand(c.name, description=_description(c, argv)),
         ]
         for c in commands
     )
@@ -393,13 +478,16 @@ def _parse(argv: list[str]) -> Any:
         spec,
         args=argv,
         prog=PROG,
-        description=DESCRIPTION,
-        config=(
-            tyro.conf.FlagCreatePairsOff,
-            tyro.conf.OmitSubcommandPrefixes,
-            tyro.conf.OmitArgPrefixes,
-        ),
+        description=help_description(DESCRIPTION, full=True),
+        config=(tyro.conf.OmitSubcommandPrefixes, tyro.conf.OmitArgPrefixes),
     )
+
+
+def _description(command: Command, argv: Sequence[str]) -> str:
+    """The command's whole description for its own help (`bellmax CMD --help`), its summary
+    for the list in `bellmax --help` (tyro uses one text for both)."""
+    full = list(argv[:1]) == [command.name]
+    return help_description(command.help or command.config.__doc__, full=full)
 
 
 def _config_type(command: Command, argv: Sequence[str]) -> type:
@@ -458,7 +546,7 @@ def _main(args: list[str]) -> int:
     command = _command_of(config, args)
     _enable_compile_cache()
     try:
-        status = command.run(config)
+        status = command.run(config, argv=args) if command.pass_argv else command.run(config)
         sys.stdout.flush()  # a closed pipe fails here, inside the handler, not at exit
     except (BellmaxError, ValueError, TypeError) as e:
         if debug:

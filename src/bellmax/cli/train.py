@@ -14,6 +14,11 @@ seeds, total steps, chunks, every Config field); an option set to something othe
 default that differs from the stored value is refused, named (`learning_rate: 0.001 in the
 run, 0.003 given`). An option left at its default counts as not given. On a directory that
 holds no run yet, `--resume` starts it, so the same command can be rerun after any crash.
+
+`--config RUN.json` (or the run's directory) runs a finished run again with the settings it
+recorded: on the same machine, the same final evaluation. Options given on the command line
+override the file's values, each override named in one line on stderr. Every bool option has
+both forms, `--anneal-lr` and `--no-anneal-lr`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import sys
 import tempfile
 import textwrap
 import typing
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Union
@@ -51,16 +57,32 @@ class TrainArgs:
     metrics.csv, metrics.json, learning_curve.png and run.json into DIR; `--json` prints one
     object with final_eval_return, env_steps, seconds and compile_seconds. A DIR that holds a
     run is refused unless --resume (continue it with its stored settings) or --overwrite.
+
+    `bellmax train ALGO --config DIR/run.json --out DIR2` runs a run again with its recorded
+    settings (options given override them).
     """
 
 
 #: Options every algorithm's train subcommand has (name, type, default, help).
 _COMMON: list[tuple[str, Any, Any, str]] = [
+    (
+        "config",
+        str | None,
+        None,
+        "A run.json written by `bellmax train` (or its run directory): train again with its "
+        "settings (env, seeds, every Config field, chunks, evaluation); options given here "
+        "override them.",
+    ),
     ("env", str, "CartPole-v1", "Environment id: bellmax, Gymnasium, or module:EnvName-v0."),
     ("seeds", int, 1, "Number of seeds trained at once (seed, seed+1, ...)."),
     ("seed", int, 0, "First seed."),
-    ("total_steps", int | None, None, "Environment steps per seed (default: the config's)."),
-    ("out", str | None, None, "Run directory (default: runs/train-ALGO-ENV)."),
+    (
+        "total_steps",
+        int | None,
+        None,
+        "Environment steps per seed, rounded down to whole updates (a note says so).",
+    ),
+    ("out", str | None, None, "Run directory."),
     (
         "resume",
         bool,
@@ -110,29 +132,66 @@ def _field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+#: Metavars of the options that may be left unset (tyro would show `{None}|INT`).
+_METAVARS = {"config": "RUN.json", "total_steps": "INT", "out": "DIR", "stop_return": "FLOAT"}
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _arg(name: str, ftype: Any, default: Any, doc: str, hint: str | None = None) -> Any:
+    """A field's type annotated with its help: one paragraph, and for a bool option (which
+    has both forms, `--x` and `--no-x`) the default named as the form that gives it."""
+    doc = " ".join(doc.split())
+    if ftype is bool:
+        hint = f"(default: {_option(('' if default else 'no_') + name)})"
+        doc = doc.replace("(False: ", f"({_option('no_' + name)}: ")
+        doc = doc.replace("(True: ", f"({_option(name)}: ")
+    return Annotated[
+        ftype, tyro.conf.arg(help=doc, metavar=_METAVARS.get(name), help_behavior_hint=hint)
+    ]
+
+
 def _algo_args_class(name: str, config_cls: type) -> type:
+    config_fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    total = config_fields["total_timesteps"].default
+    common_hints = {
+        "config": "(default: none)",
+        "total_steps": f"(default: the config's, {total})",
+        "out": f"(default: runs/train-{name}-ENV)",
+        "stop_return": "(default: none, train to the end)",
+    }
     fields = []
     taken = set()
     for fname, ftype, default, doc in _COMMON:
-        fields.append((fname, Annotated[ftype, tyro.conf.arg(help=doc)], default))
+        fields.append((fname, _arg(fname, ftype, default, doc, common_hints.get(fname)), default))
         taken.add(fname)
     docs = _field_docs(config_cls)
     hints = typing.get_type_hints(config_cls)
-    for f in dataclasses.fields(config_cls):
+    for f in config_fields.values():
         if f.name == "total_timesteps" or f.name in taken:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         ftype = hints.get(f.name, f.type)
-        fields.append((f.name, Annotated[ftype, tyro.conf.arg(help=docs.get(f.name, ""))], default))
+        fields.append((f.name, _arg(f.name, ftype, default, docs.get(f.name, "")), default))
     cls = dataclasses.make_dataclass(
         f"Train{name.upper()}Args",
         [(n, t, dataclasses.field(default=d)) for n, t, d in fields],
         frozen=True,
     )
-    cls.__doc__ = f"Train {name} ({(config_cls.__doc__ or '').strip().splitlines()[0]})"
+    cls.__doc__ = _algo_description(name, config_cls)
     cls.algo_name = name
     cls.config_cls = config_cls
     return cls
+
+
+def _algo_description(name: str, config_cls: type) -> str:
+    """`Train PPO on any bellmax or Gymnasium env. Config: PPO hyperparameters (...).`"""
+    paragraphs = inspect.cleandoc(config_cls.__doc__ or "").split("\n\n")
+    summary = " ".join(paragraphs[0].split())
+    text = f"Train {name.upper()} on any bellmax or Gymnasium env."
+    return f"{text} Config: {summary}" if summary else text
 
 
 @cache
@@ -143,11 +202,14 @@ def build_train_args() -> type:
     members = []
     for name in ALGORITHMS:
         config_cls = get_algorithm(name).Config
-        members.append(Annotated[_algo_args_class(name, config_cls), tyro.conf.subcommand(name)])
+        cls = _algo_args_class(name, config_cls)
+        members.append(Annotated[cls, tyro.conf.subcommand(name, description=cls.__doc__)])
     algo_type = Union[tuple(members)]  # noqa: UP007 (runtime Union)
-    return dataclasses.make_dataclass(
+    command = dataclasses.make_dataclass(
         "TrainCommand", [("algo", algo_type)], frozen=True, bases=(TrainArgs,)
     )
+    command.__doc__ = TrainArgs.__doc__
+    return command
 
 
 def _progress(enabled: bool):
@@ -157,13 +219,19 @@ def _progress(enabled: bool):
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} updates"),
+        TextColumn("{task.fields[status]}"),
         TextColumn("return {task.fields[ret]}"),
         TimeElapsedColumn(),
         console=Console(stderr=True),
         disable=not enabled,
         transient=False,
     )
+
+
+def _status(info: Any) -> str:
+    """The progress bar's status: `compiling` until the first chunk (compiled, then run)
+    has ended, then `updates done/of`."""
+    return "compiling" if info is None else f"{info.updates_done}/{info.num_updates} updates"
 
 
 def _check_options(a: Any) -> None:
@@ -219,20 +287,209 @@ def _settings(a: Any, name: str, *, only_given: bool) -> dict[str, Any]:
     return out
 
 
-def run_train(args: Any) -> int:
-    """`bellmax train ALGO ...`."""
+def _given_options(a: Any, argv: Sequence[str] | None) -> set[str]:
+    """The fields of `a` whose options the command line gives (`--no-x` gives `x`).
+
+    Without the command line (`run_train` called directly), the fields set to something
+    other than their default.
+    """
+    fields = {f.name: f for f in dataclasses.fields(type(a))}
+    if argv is None:
+        return {n for n, f in fields.items() if getattr(a, n) != f.default}
+    given = set()
+    for token in argv:
+        if token == "--":
+            break
+        if not token.startswith("--"):
+            continue
+        name = token[2:].partition("=")[0].replace("-", "_")
+        if name in fields:
+            given.add(name)
+        elif name.startswith("no_") and name[3:] in fields:
+            given.add(name[3:])
+    return given
+
+
+def _read_config_file(path: str, name: str) -> tuple[dict[str, Any], Path]:
+    """The settings (driver.SETTINGS' keys) a run.json records, and the file's path.
+
+    Raises:
+      ValueError: the file is missing or is not a bellmax run.json (one line naming the file
+        and what is wrong), or records another algorithm than `name` (naming both).
+    """
+    from bellmax.train.driver import RUN_FORMAT, RUN_JSON, SETTINGS
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / RUN_JSON
+    what = f"--config {str(file)!r}"
+    if not file.exists():
+        raise ValueError(
+            f"{what} does not exist; give the {RUN_JSON} a `bellmax train` run wrote, or its "
+            "run directory."
+        )
+    try:
+        record = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ValueError(f"{what} cannot be read ({e.strerror or e}).") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} is not a bellmax {RUN_JSON}: it is not text.") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{what} is not a bellmax {RUN_JSON}: not JSON ({e.msg} at line {e.lineno})."
+        ) from None
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"{what} is not a bellmax {RUN_JSON}: it holds a JSON "
+            f"{type(record).__name__}, not an object."
+        )
+    fmt = record.get("format")
+    if not (isinstance(fmt, str) and fmt.startswith("bellmax-run/")):
+        raise ValueError(
+            f'{what} is not a bellmax {RUN_JSON}: it has no "format": "{RUN_FORMAT}" '
+            "entry (the file `bellmax train --out DIR` writes is DIR/run.json)."
+        )
+    if fmt != RUN_FORMAT:
+        raise ValueError(
+            f"{what} was written by another bellmax version (run format {fmt}; this bellmax "
+            f"reads {RUN_FORMAT}); run it with that version."
+        )
+    absent = [k for k in SETTINGS if k not in record]
+    if absent:
+        raise ValueError(
+            f"{what} is not a complete bellmax {RUN_JSON}: it lacks {', '.join(absent)}."
+        )
+    settings = {k: record[k] for k in SETTINGS}
+    seeds = settings["seeds"]
+    problems = [
+        f"{key} is {json.dumps(settings[key])}, not {kind}"
+        for key, kind, ok in (
+            ("algo", "a name", isinstance(settings["algo"], str)),
+            ("env", "an env id", isinstance(settings["env"], str)),
+            (
+                "seeds",
+                "a list of distinct integers",
+                isinstance(seeds, list)
+                and bool(seeds)
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in seeds)
+                and len(set(seeds)) == len(seeds),
+            ),
+            ("config", "an object", isinstance(settings["config"], dict)),
+            ("chunks", "an integer", _is_int(settings["chunks"])),
+            ("eval_episodes", "an integer", _is_int(settings["eval_episodes"])),
+            (
+                "stop_return",
+                "a number or null",
+                settings["stop_return"] is None or _is_number(settings["stop_return"]),
+            ),
+        )
+        if not ok
+    ]
+    if problems:
+        raise ValueError(f"{what} is damaged: {'; '.join(problems)}.")
+    if settings["algo"] != name:
+        raise ValueError(
+            f"{what} records a {settings['algo']} run, not {name}: run it with `bellmax train "
+            f"{settings['algo']} --config {file}`."
+        )
+    return settings, file
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _config_settings(
+    a: Any, name: str, given: set[str], path: str
+) -> tuple[dict[str, Any], list[str], Path]:
+    """The settings of the run.json at `path` with the options given on the command line
+    over them; and each override, as `"learning_rate 0.003 (run.json: 0.001)"`."""
+    from bellmax.deep import get_algorithm
+    from bellmax.train.driver import config_from_dict
+
+    stored, file = _read_config_file(path, name)
+    # Every Config field, in this bellmax's types (lists back to tuples), checked here.
+    config_from_dict(get_algorithm(name), stored["config"], source=repr(str(file)))
+    settings = {**stored, "config": dict(stored["config"])}
+    options = _settings(a, name, only_given=False)
+    if given & {"seed", "seeds"}:
+        first = a.seed if "seed" in given else stored["seeds"][0]
+        count = a.seeds if "seeds" in given else len(stored["seeds"])
+        settings["seeds"] = list(range(first, first + count))
+    for key in ("env", "chunks", "eval_episodes", "stop_return"):
+        if key in given:
+            settings[key] = options[key]
+    if "total_steps" in given:
+        settings["config"]["total_timesteps"] = a.total_steps
+    for f in dataclasses.fields(type(a).config_cls):
+        if f.name in given and f.name != "total_timesteps":
+            settings["config"][f.name] = options["config"][f.name]
+    notes = []
+    for key in ("env", "seeds", "chunks", "eval_episodes", "stop_return"):
+        if json.dumps(settings[key]) != json.dumps(stored[key]):
+            notes.append(f"{key} {_show(settings[key])} ({file.name}: {_show(stored[key])})")
+    for key, value in settings["config"].items():
+        was = stored["config"].get(key)
+        if json.dumps(value) != json.dumps(was):
+            notes.append(f"{key} {_show(value)} ({file.name}: {_show(was)})")
+    return settings, notes, file
+
+
+def _show(x: Any) -> str:
+    return json.dumps(list(x) if isinstance(x, tuple) else x)
+
+
+def _rounding_note(config: Any, given_total: bool) -> str | None:
+    """One line when the run's total steps are not a whole number of updates."""
+    total, per_update = int(config.total_timesteps), int(config.steps_per_update)
+    updates = total // per_update
+    if total % per_update == 0 or updates < 1:  # too few steps: the config's check says so
+        return None
+    inner = "num_steps" if hasattr(config, "num_steps") else "train_frequency"
+    what = "rollouts" if inner == "num_steps" else "updates"
+    source = "--total-steps" if given_total else "total_timesteps"
+    return (
+        f"{source} {total} rounded down to {updates * per_update} env steps per seed: whole "
+        f"{what} of num_envs {config.num_envs} x {inner} {getattr(config, inner)} = "
+        f"{per_update} steps ({updates} updates)."
+    )
+
+
+def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
+    """`bellmax train ALGO ...`.
+
+    Args:
+      args: the parsed options.
+      argv: the command line (after `bellmax`); tells options given from those left at
+        their default (without it, an option set to its default counts as not given).
+    """
     from bellmax.deep import get_algorithm
     from bellmax.train.driver import config_from_dict, read_run, settings_differences, train
 
     a = args.algo
     name = type(a).algo_name
-    out = a.out or f"runs/train-{name}-{a.env.replace(':', '_').replace('/', '_')}"
-    check_output_path(out, kind="dir", option="--out")
+    given = _given_options(a, argv)
     _check_options(a)
-    settings = _settings(a, name, only_given=False)
+    if a.config is not None:
+        settings, notes, file = _config_settings(a, name, given, a.config)
+        if notes:
+            print(
+                f"bellmax: {file.name} settings, except as given: {'; '.join(notes)}.",
+                file=sys.stderr,
+            )
+    else:
+        settings = _settings(a, name, only_given=False)
+    env_id = settings["env"]
+    out = a.out or f"runs/train-{name}-{env_id.replace(':', '_').replace('/', '_')}"
+    check_output_path(out, kind="dir", option="--out")
     stored = read_run(out) if a.resume else None
     if stored is not None:
-        diffs = settings_differences(stored, _settings(a, name, only_given=True))
+        given_settings = settings if a.config is not None else _settings(a, name, only_given=True)
+        diffs = settings_differences(stored, given_settings)
         if stored["algo"] != name:
             raise ValueError(
                 f"cannot resume {out!r}: {diffs[0]}; resume it as `bellmax train "
@@ -248,17 +505,27 @@ def run_train(args: Any) -> int:
     elif a.resume:
         print(f"bellmax: {out!r} holds no run yet; starting it.", file=sys.stderr)
     algo = get_algorithm(name)
-    if stored is not None:
-        config = config_from_dict(algo, settings["config"], source=repr(out))
+    if stored is not None or a.config is not None:
+        source = repr(out) if stored is not None else repr(a.config)
+        config = config_from_dict(algo, settings["config"], source=source)
     else:
         config = type(a).config_cls(**settings["config"])
+    note = _rounding_note(config, "total_steps" in given and a.total_steps is not None)
+    if note is not None:
+        print(f"bellmax: {note}", file=sys.stderr)
     env, seeds = settings["env"], tuple(settings["seeds"])
     with _progress(sys.stderr.isatty()) as progress:
-        task = progress.add_task(f"{name} {env}", total=None, ret="-")
+        task = progress.add_task(f"{name} {env}", total=None, ret="-", status=_status(None))
 
         def on_chunk(info):
             ret = "-" if info.mean_return != info.mean_return else f"{info.mean_return:.1f}"
-            progress.update(task, completed=info.updates_done, total=info.num_updates, ret=ret)
+            progress.update(
+                task,
+                completed=info.updates_done,
+                total=info.num_updates,
+                ret=ret,
+                status=_status(info),
+            )
 
         result = train(
             name,

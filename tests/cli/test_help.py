@@ -1,0 +1,122 @@
+"""`--help` reads well in a terminal: no trailing spaces, no mis-indented blocks, no stray
+blank lines, and each option's help one paragraph (drawn in boxes and in plain text)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+import tyro._fmtlib
+import tyro._settings
+
+from bellmax.cli.main import COMMANDS, main, tidy_help
+from bellmax.deep import ALGORITHMS
+
+HELPS = [
+    [],
+    *([name] for name in COMMANDS),
+    *(["train", algo] for algo in ALGORITHMS),
+]
+
+
+def _help(capsys, argv: list[str]) -> str:
+    assert main([*argv, "--help"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    return captured.out
+
+
+def _rows(text: str) -> list[tuple[int, str]]:
+    """(section, content) for each line: section 0 is the text before the first section of
+    options (drawn as a box, or in plain text as a title over a rule), 1, 2, ... the
+    sections; content is without the box's borders."""
+    rows = []
+    section = 0
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if line.startswith("╭") or re.fullmatch(r" ?-{10,}", nxt):
+            section += 1
+            continue
+        if section == 0:
+            rows.append((0, line))
+        elif line.startswith("│"):
+            rows.append((section, line[1:-1].rstrip()))
+        elif line.startswith(" ") and not re.fullmatch(r" ?-{10,}", line):
+            rows.append((section, line))
+    return rows
+
+
+def _check(text: str, argv: list[str]) -> None:
+    where = f"bellmax {' '.join(argv)} --help"
+    lines = text.splitlines()
+    assert text.endswith("\n") and not text.endswith("\n\n"), where
+    for line in lines:
+        assert line == line.rstrip(), f"{where}: trailing spaces in {line!r}"
+    for a, b in itertools.pairwise(lines):
+        assert a.strip() or b.strip(), f"{where}: two blank lines in a row"
+    rows = _rows(text)
+    head = [c for s, c in rows if s == 0]
+    assert head[0].startswith("usage: bellmax"), where
+    for line in head:
+        assert line == line.lstrip(), f"{where}: indented line outside a section: {line!r}"
+    # In a section, a row that starts (after the border's space) with `-`, `•` or a word
+    # begins an entry (an option, a subcommand, a positional argument); its help goes on
+    # in the rows indented under it, all at the help's column, with no blank row (one
+    # paragraph).
+    sections = sorted({s for s, _ in rows if s})
+    for s in sections:
+        section = [c for t, c in rows if t == s]
+        base = min(len(c) - len(c.lstrip()) for c in section if c.strip())
+        body = [c[base:] for c in section]
+        indents = set()
+        for row in body:
+            assert row.strip(), f"{where}: a blank row in section {s}"
+            starts_entry = not row.startswith(" ") or row.lstrip().startswith("•")
+            if not starts_entry:
+                indents.add(len(row) - len(row.lstrip()))
+        assert len(indents) <= 1, f"{where}: help rows at several indentations {indents}"
+    if argv[:1] == ["train"] and len(argv) == 2:
+        options = [c.split()[0] for s, c in rows if s and c.lstrip().startswith("--")]
+        assert "--anneal-lr," in options and "--config" in options, where
+
+
+@pytest.mark.parametrize("argv", HELPS, ids=lambda a: " ".join(a) or "bellmax")
+@pytest.mark.parametrize("boxes", [True, False], ids=["boxes", "plain"])
+def test_help_reads_well(argv, boxes, capsys, monkeypatch):
+    monkeypatch.setitem(tyro._settings._experimental_options, "utf8_boxes", boxes)
+    monkeypatch.setattr(tyro._fmtlib, "_FORCE_UTF8_BOXES", boxes)  # as on a UTF-8 terminal
+    text = _help(capsys, argv)
+    if boxes:
+        assert "╭─" in text
+    else:
+        assert "╭" not in text and "│" not in text
+    _check(text, argv)
+
+
+def test_bool_help_names_both_forms_and_the_default(capsys):
+    text = _help(capsys, ["train", "ppo"])
+    flat = " ".join(text.replace("│", " ").split())
+    assert "--anneal-lr, --no-anneal-lr Anneal the learning rate linearly to 0 over the run." in (
+        flat
+    )
+    assert "(default: --anneal-lr)" in flat and "(default: --no-clip-value)" in flat
+    assert "(default: True)" not in flat and "{None}" not in flat
+    text = _help(capsys, ["train", "reinforce"])
+    flat = " ".join(text.replace("│", " ").split())
+    assert "(--no-bootstrap-cut: leave them out)" in flat
+
+
+def test_command_list_shows_each_summary_only(capsys):
+    text = _help(capsys, [])
+    flat = " ".join(text.replace("│", " ").split())
+    assert "• train Train a deep RL agent" in flat
+    assert "--CONFIG-FIELD" not in flat  # the train docstring's second paragraph
+    text = _help(capsys, ["train"])
+    assert "`bellmax train ALGO --env ENV_ID" in text  # the whole description, unindented
+
+
+def test_tidy_help():
+    assert tidy_help("a  \n\n\n  b \n\n") == "a\n\n  b\n"
+    assert tidy_help("\n\na") == "a\n"
