@@ -35,6 +35,15 @@ def test_record_is_json_and_complete(monkeypatch, tmp_path):
     p = rec["platform"]
     assert p["python"] == ".".join(map(str, sys.version_info[:3]))
     assert p["cpu_count"] >= 1 and p["system"] and p["machine"]
+    assert "hostname" not in p  # a run.json may be shared
+
+
+def test_platform_names_jax_devices_once_jax_is_loaded():
+    import jax
+
+    p = run_provenance([])["platform"]
+    assert p["jax_backend"] == jax.default_backend()
+    assert p["jax_devices"] == [d.device_kind for d in jax.devices()]
 
 
 def test_default_command_is_sys_argv(monkeypatch):

@@ -80,16 +80,16 @@ def git_commit(
 
 
 def platform_info() -> dict[str, Any]:
-    """Python, operating system, machine, CPU count and (if JAX is loaded) its devices."""
+    """Python, operating system, machine, CPU model and count, and (if JAX is loaded) its
+    backend, devices and `XLA_FLAGS`. No host name: a run.json may be shared."""
     info: dict[str, Any] = {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "system": platform.system(),
         "release": platform.release(),
         "machine": platform.machine(),
-        "processor": platform.processor() or None,
+        "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
-        "hostname": platform.node() or None,
     }
     jax = sys.modules.get("jax")  # only if the caller uses JAX: never start a backend here
     if jax is not None:
@@ -121,6 +121,19 @@ def run_provenance(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "platform": platform_info(),
     }
+
+
+def _cpu_model() -> str | None:
+    """The CPU's model name (a learned result depends on the CPU through XLA's code)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model"):
+                    return value.strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def _cwd() -> str | None:
