@@ -1,0 +1,334 @@
+"""`bellmax.load_policy`: acting from NumPy with a trained policy, the policy file, its errors.
+
+The learning test trains PPO on bellmax's CartPole-v1 through the driver until its evaluation
+reaches 475 (rl-zoo settings, the same run as tests/deep/test_ppo.py: solved at about 23k of
+the 1e5-step cap under AVX-512, AVX2 and SSE4.2), then plays Gymnasium's own CartPole-v1 with
+`policy.predict` in a plain Python loop. The other tests write policy files from freshly
+initialised networks (no training) and check that a `Policy` acts exactly as the algorithm's
+own `act` does, for every kind of network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+
+import jax
+import jax.numpy as jnp
+import msgpack
+import numpy as np
+import pytest
+
+import bellmax
+from bellmax.deep import dqn, ppo
+from bellmax.deep.networks import QNetwork, flatten_obs
+from bellmax.envs.vector import make_vector_env
+from bellmax.policy import (
+    POLICY_FILE,
+    PolicyFileError,
+    load_policies,
+    load_policy,
+    policy_network,
+    policy_weights,
+    read_policy_file,
+    write_policy_file,
+)
+from bellmax.train import driver
+
+pytestmark = pytest.mark.learning  # the first test rests on a trained network
+
+SOLVED = 475.0  # Gymnasium's reward_threshold for CartPole-v1
+
+
+@pytest.fixture(scope="module")
+def cartpole_run(tmp_path_factory):
+    """A PPO run on bellmax's CartPole-v1, trained until its 10-episode evaluation >= 475."""
+    out = tmp_path_factory.mktemp("ppo_cartpole")
+    res = driver.train(
+        ppo,
+        ppo.PRESETS["CartPole-v1"],
+        "CartPole-v1",
+        seeds=(0,),
+        out_dir=out,
+        eval_episodes=10,
+        stop_return=SOLVED,
+    )
+    assert res.solved_at_steps[0] is not None, "PPO did not solve CartPole-v1 within 1e5 steps"
+    return out, res
+
+
+def test_predict_plays_gymnasiums_own_cartpole_as_well_as_the_run_reports(cartpole_run):
+    import gymnasium
+
+    out, res = cartpole_run
+    reported = float(res.eval_returns.mean())
+    assert reported >= SOLVED
+    policy = bellmax.load_policy(out)
+    assert policy.algorithm == "ppo" and policy.seed == 0
+    assert policy.header["run"]["eval_return_per_seed"] == [reported]
+    env = gymnasium.make("CartPole-v1")
+    returns = []
+    for episode in range(10):
+        obs, _ = env.reset(seed=episode)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(policy.predict(obs))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    print(f"\nrun's evaluation {reported:.1f}; Gymnasium CartPole-v1 {np.mean(returns):.1f}")
+    # Other initial states than the run's evaluation: the same policy, the same score band.
+    assert np.mean(returns) >= SOLVED
+    assert abs(np.mean(returns) - reported) <= 0.05 * reported
+
+
+# ---------------------------------------------------------------------- files without training
+
+
+def _write(tmp_path, algorithm, config, env_id, *, seeds=(0,), name=POLICY_FILE, run=None):
+    """A policy file of freshly initialised networks (one per seed); returns the path, the
+    flax parameters stacked over seeds and the vector env."""
+    venv = make_vector_env(env_id, num_envs=2)
+    network = policy_network(algorithm, config, venv)
+    obs, _ = venv.reset(jax.random.key(0))
+    x = flatten_obs(obs, venv.observation_space)
+    if algorithm == "dqn":
+        net = QNetwork(
+            num_actions=int(venv.action_space.n),
+            hidden_sizes=tuple(config.hidden_sizes),
+            activation=config.activation,
+        )
+    else:
+        net = ppo.network(config, venv)
+    params = jax.tree.map(
+        lambda *xs: jnp.stack(xs), *[net.init(jax.random.key(100 + s), x) for s in seeds]
+    )
+    if network["kind"] == "gaussian":  # a log-std that is not all zeros
+        params["params"]["log_std"] = params["params"]["log_std"] - 0.5
+    path = write_policy_file(
+        tmp_path / name,
+        algorithm=algorithm,
+        network=network,
+        observation_space=venv.observation_space,
+        action_space=venv.action_space,
+        weights=policy_weights(algorithm, network, params),
+        seeds=seeds,
+        run=run or {"env": env_id},
+    )
+    return path, params, venv
+
+
+CASES = {
+    "ppo-discrete": ("ppo", ppo.Config(hidden_sizes=(16, 8)), "CartPole-v1"),
+    "ppo-shared-relu": (
+        "ppo",
+        ppo.Config(hidden_sizes=(8,), shared_torso=True, activation="relu"),
+        "CartPole-v1",
+    ),
+    "ppo-gaussian": ("ppo", ppo.Config(hidden_sizes=(8, 8)), "Pendulum-v1"),
+    "dqn": ("dqn", dqn.Config(hidden_sizes=(16,)), "CartPole-v1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_policy_acts_exactly_as_its_algorithm(tmp_path, case):
+    algorithm, config, env_id = CASES[case]
+    path, params, venv = _write(tmp_path, algorithm, config, env_id, seeds=(3, 7))
+    module = dqn if algorithm == "dqn" else ppo
+    obs = jax.random.uniform(jax.random.key(1), (32, *venv.observation_space.shape), minval=-1.0)
+    # Each seed's weights, under the file's own names.
+    for i, seed in enumerate((3, 7)):
+        got = load_policy(path, seed=seed).params
+        p = params["params"]
+        first = (
+            p["MLP_0"]["Dense_0"]
+            if algorithm == "dqn"
+            else p.get("torso", p.get("actor_torso"))["Dense_0"]
+        )
+        np.testing.assert_array_equal(
+            np.asarray(got["hidden_0"]["kernel"]), np.asarray(first["kernel"][i])
+        )
+    # Seed 7's actions, greedy and sampled with one key: the algorithm's, bit for bit.
+    policy = load_policy(path, seed=7)
+    p = jax.tree.map(lambda x: x[1], params)
+    act = jax.jit(module.act, static_argnums=(3, 4), static_argnames="deterministic")
+    policy_act = jax.jit(policy.act, static_argnames="deterministic")
+    key = jax.random.key(11)
+    for deterministic in (True, False):
+        want = act(p, obs, key, config, venv, deterministic=deterministic)
+        got = policy_act(key, obs, deterministic=deterministic)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        if deterministic:
+            np.testing.assert_array_equal(policy.predict(np.asarray(obs)), np.asarray(want))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_predict_one_observation_or_a_batch(tmp_path, case):
+    algorithm, config, env_id = CASES[case]
+    path, _, venv = _write(tmp_path, algorithm, config, env_id)
+    policy = load_policy(path)
+    shape = tuple(policy.action_space.shape)
+    batch = np.asarray(
+        jax.random.uniform(jax.random.key(2), (6, *policy.observation_space.shape), minval=-1.0)
+    )
+    actions = policy.predict(batch)
+    assert isinstance(actions, np.ndarray) and actions.shape == (6, *shape)
+    # One at a time as in the batch: exactly for discrete actions, to float rounding for a
+    # Gaussian's mean (XLA multiplies a vector and a matrix of rows in different orders).
+    same = (
+        np.testing.assert_array_equal
+        if shape == ()
+        else functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-7)
+    )
+    for obs, action in zip(batch, actions, strict=True):
+        one = policy.predict(obs)
+        assert isinstance(one, np.ndarray) and one.shape == shape and one.dtype == actions.dtype
+        same(one, action)
+    # Any leading batch shape, and a plain list for one observation.
+    same(policy.predict(batch.reshape(2, 3, -1)), actions.reshape(2, 3, *shape))
+    same(policy.predict(batch[0].tolist()), actions[0])
+    if shape == ():  # a Discrete action: an integer Gymnasium accepts
+        assert np.issubdtype(actions.dtype, np.integer)
+    else:  # a Gaussian's actions stay inside the action Box
+        assert np.all(actions >= policy.action_space.low) and np.all(
+            actions <= policy.action_space.high
+        )
+    # Sampling: a fresh key per call from the policy's own stream, reproducible by key_seed.
+    a = [load_policy(path, key_seed=5).predict(batch, deterministic=False) for _ in range(2)]
+    np.testing.assert_array_equal(a[0], a[1])
+    with pytest.raises(ValueError, match=r"observation of shape \(6, 9\) does not fit"):
+        policy.predict(np.zeros((6, 9)))
+
+
+def test_act_is_jittable_and_vmappable(tmp_path):
+    path, _, _ = _write(tmp_path, *CASES["ppo-gaussian"])
+    policy = load_policy(path)
+    obs = jax.random.uniform(jax.random.key(3), (5, 3))
+    key = jax.random.key(4)
+    for det in (True, False):
+        eager = policy.act(key, obs, deterministic=det)
+        jitted = jax.jit(policy.act, static_argnames="deterministic")(key, obs, deterministic=det)
+        np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=1e-6, atol=1e-6)
+    one = jax.jit(jax.vmap(policy.act, in_axes=(None, 0)))(key, obs)
+    np.testing.assert_allclose(np.asarray(one), np.asarray(policy.act(key, obs)), rtol=1e-6)
+    # Inside a scan (a closed loop in JAX): the policy's weights are constants of the program.
+    _, actions = jax.lax.scan(lambda c, o: (c, policy.act(key, o)), 0, obs)
+    assert actions.shape == (5, 1)
+
+
+def test_seed_choice_and_spaces(tmp_path):
+    algorithm, config, env_id = CASES["ppo-discrete"]
+    run = {"env": env_id, "eval_return_per_seed": [10.0, 30.0, 30.0]}
+    path, _, venv = _write(tmp_path, algorithm, config, env_id, seeds=(4, 5, 6), run=run)
+    assert load_policy(path).seed == 5  # the best final evaluation; a tie goes to the first
+    assert [p.seed for p in load_policies(path)] == [4, 5, 6]
+    with pytest.raises(
+        ValueError, match=r"seed 9 is not in this policy file; it holds seeds \[4, 5, 6\]"
+    ):
+        load_policy(path, seed=9)
+    path2, _, _ = _write(tmp_path, algorithm, config, env_id, seeds=(4, 5), name="b.msgpack")
+    assert load_policy(path2).seed == 4  # no evaluation recorded: the first seed
+    policy = load_policy(path)
+    assert repr(policy.observation_space) == repr(venv.observation_space)
+    np.testing.assert_array_equal(policy.observation_space.high, venv.observation_space.high)
+    assert policy.action_space.n == 2
+    assert repr(policy).startswith("Policy(ppo, seed 5, Box(4,) -> Discrete(2), from ")
+
+
+def test_the_file_is_plain_msgpack_without_library_names(tmp_path):
+    path, _, _ = _write(tmp_path, *CASES["ppo-gaussian"])
+    envelope = msgpack.unpackb(path.read_bytes(), raw=False)
+    assert envelope["format"] == "bellmax-policy/1"
+    body = msgpack.unpackb(envelope["body"], raw=False)
+    header = body["header"]
+    assert header["network"] == {
+        "kind": "gaussian",
+        "hidden_sizes": [8, 8],
+        "activation": "tanh",
+        "output_size": 1,
+    }
+    assert header["action_space"] == {
+        "type": "Box",
+        "shape": [1],
+        "dtype": "float32",
+        "low": [-2.0],
+        "high": [2.0],
+    }
+    assert sorted(body["weights"]) == [
+        "hidden_0/bias",
+        "hidden_0/kernel",
+        "hidden_1/bias",
+        "hidden_1/kernel",
+        "log_std",
+        "output/bias",
+        "output/kernel",
+    ]
+    text = path.read_bytes()
+    for library_name in (b"Dense", b"optax", b"flax", b"Adam", b"ScaleBy", b"actor_torso"):
+        assert library_name not in text
+
+
+def test_damaged_and_other_version_files_are_refused_naming_file_and_fix(tmp_path):
+    path, _, _ = _write(tmp_path, *CASES["ppo-discrete"])
+    good = path.read_bytes()
+    fix = "bellmax train ALGO --out DIR --resume"
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(PolicyFileError, match="is damaged") as e:
+        load_policy(path)
+    assert str(path) in str(e.value) and fix in str(e.value)
+    flipped = bytearray(good)
+    flipped[-20] ^= 0xFF
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(PolicyFileError, match="do not match the checksum") as e:
+        load_policy(path)
+    assert str(path) in str(e.value) and fix in str(e.value)
+    envelope = msgpack.unpackb(good, raw=False)
+    path.write_bytes(
+        msgpack.packb({**envelope, "format": "bellmax-policy/2", "bellmax_version": "0.9.0"})
+    )
+    with pytest.raises(PolicyFileError) as e:
+        load_policy(path)
+    msg = str(e.value)
+    assert str(path) in msg and "bellmax 0.9.0 in format 'bellmax-policy/2'" in msg
+    assert "reads 'bellmax-policy/1'" in msg and "upgrade bellmax" in msg
+    path.write_bytes(b"not a policy at all")
+    with pytest.raises(PolicyFileError, match=r"is damaged .* or not a bellmax policy file"):
+        load_policy(path)
+    # A well-formed file whose weights do not fit its network.
+    body = msgpack.unpackb(envelope["body"], raw=False)
+    del body["weights"]["output/bias"]
+    raw = msgpack.packb(body)
+    path.write_bytes(
+        msgpack.packb({**envelope, "body": raw, "sha256": hashlib.sha256(raw).hexdigest()})
+    )
+    with pytest.raises(PolicyFileError, match="do not describe a policy"):
+        read_policy_file(path)
+    # No file, no run, a run with no policy file.
+    with pytest.raises(PolicyFileError, match="does not exist"):
+        load_policy(tmp_path / "nothing")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(PolicyFileError, match="holds no bellmax run"):
+        load_policy(empty)
+    (empty / "run.json").write_text('{"algo": "ppo"}')
+    with pytest.raises(PolicyFileError, match=f"bellmax train ppo --out {empty} --resume"):
+        load_policy(empty)
+
+
+def test_other_configs_fields_round_trip(tmp_path):
+    # Every activation the networks know is stored by name and rebuilt.
+    for activation in ("elu", "gelu", "silu", "leaky_relu"):
+        cfg = dataclasses.replace(CASES["ppo-discrete"][1], activation=activation)
+        path, params, venv = _write(
+            tmp_path, "ppo", cfg, "CartPole-v1", name=f"{activation}.msgpack"
+        )
+        policy = load_policy(path)
+        obs = jax.random.normal(jax.random.key(0), (4, 4))
+        p = jax.tree.map(lambda x: x[0], params)
+        want = ppo.network(cfg, venv).apply(p, obs, method="policy").logits
+        np.testing.assert_array_equal(
+            np.asarray(policy.act(None, obs)), np.asarray(jnp.argmax(want, -1))
+        )
