@@ -303,6 +303,20 @@ def test_a_run_is_never_overwritten_by_accident(tmp_path):
     assert (other / "notes.txt").read_text() == "mine"
 
 
+def test_policy_file_is_a_run_output_written_for_bellmax_algorithms_only(tmp_path):
+    # The toy algorithm is not one of bellmax's: its run has no policy file (bellmax cannot
+    # describe its network); a policy file left by a replaced run is removed with the rest.
+    assert "policy.msgpack" in driver.OUTPUTS
+    (tmp_path / "policy.msgpack").write_bytes(b"an older run's policy")
+    with pytest.raises(BellmaxError, match=r"already holds a run \(policy.msgpack\)"):
+        driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=10, **RUN)
+    driver.train(
+        toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=10, overwrite=True, **RUN
+    )
+    assert not (tmp_path / "policy.msgpack").exists()
+    assert (tmp_path / "checkpoint.msgpack").is_file()
+
+
 def test_a_second_writer_is_refused_while_the_lock_is_held(tmp_path):
     driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=10, **RUN)
     before = _files(tmp_path)
