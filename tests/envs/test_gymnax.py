@@ -328,6 +328,26 @@ def test_bellmax_ppo_solves_gymnax_cartpole_through_the_driver():
     assert all(s is not None and s <= config.total_timesteps for s in res.solved_at_steps)
 
 
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_deep_algorithms_take_gymnax_objects_and_spaces(env_id):
+    # Shows: ppo.make_train takes gymnax's environment object itself (gymnax Discrete/Box
+    # spaces, its auto-resetting step) and trains on it.
+    from bellmax.deep import ppo
+
+    ref, params = gymnax.make(env_id)
+    config = ppo.Config(
+        total_timesteps=2 * 64,
+        num_envs=4,
+        num_steps=16,
+        num_epochs=1,
+        minibatch_size=64,
+        hidden_sizes=(8,),
+    )
+    train = ppo.make_train(config, ref, params)
+    _, metrics = jax.jit(train)(jax.random.key(0))
+    assert metrics.loss.shape == (2,) and bool(jnp.all(jnp.isfinite(metrics.loss)))
+
+
 class _ActorCritic(nn.Module):
     """PureJaxRL's actor-critic: two 64-unit tanh layers for each head, orthogonal init."""
 
