@@ -342,3 +342,10 @@ def test_progress_says_compiling_before_the_first_chunk():
 
     assert _status(None) == "compiling"
     assert _status(ChunkInfo(2, 4, 512, 10.0, 0.1)) == "2/4 updates"
+
+
+def test_both_forms_of_a_bool_option_are_refused(capsys):
+    for argv in (["--anneal-lr", "--no-anneal-lr"], ["--no-json", "--json"]):
+        assert main(["train", "ppo", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err == f"bellmax: error: {argv[0]} and {argv[1]} are both given; give one of them.\n"

@@ -222,7 +222,8 @@ def _check_argv(argv: Sequence[str]) -> list[str]:
 
     An option that takes several values (a `tuple` field, e.g. `--fix`, `--agent`) may be
     given more than once: `--fix a=1 --fix b=2` is read as `--fix a=1 b=2`. Any other
-    option given twice is refused (argparse would keep the last one silently).
+    option given twice is refused (argparse would keep the last one silently), and so are
+    both forms of a bool option (`--anneal-lr --no-anneal-lr`).
 
     Returns:
       The arguments, with the repeated multi-value options merged.
@@ -230,7 +231,7 @@ def _check_argv(argv: Sequence[str]) -> list[str]:
     Raises:
       UnknownNameError: an unknown command, or an unknown `train` algorithm (the message
         names the valid ones).
-      ValueError: a single-value option given twice.
+      ValueError: a single-value option given twice, or both forms of a bool option.
     """
     argv = list(argv)
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
@@ -266,6 +267,9 @@ def _check_argv(argv: Sequence[str]) -> list[str]:
             continue
         if option in seen:
             raise ValueError(f"{option} is given more than once; give it once.")
+        both = _bool_pair(option)
+        if both in seen:
+            raise ValueError(f"{both} and {option} are both given; give one of them.")
         seen.add(option)
         rest.append(token)
         i += 1
@@ -277,6 +281,11 @@ def _check_argv(argv: Sequence[str]) -> list[str]:
     for option, values in groups.items():
         rest += [option, *values]
     return rest + tail
+
+
+def _bool_pair(option: str) -> str:
+    """The other form of a bool option: `--no-x` for `--x` and `--x` for `--no-x`."""
+    return "--" + option[5:] if option.startswith("--no-") else "--no-" + option[2:]
 
 
 def _is_option(token: str) -> bool:
