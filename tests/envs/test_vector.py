@@ -124,3 +124,40 @@ def test_gymnax_api_env_objects_are_accepted():
     assert reward.shape == (30, 2) and done.any()
     # gymnax's single `done` is split: ends at the 7-step limit count as truncated.
     assert (done & ~terminated).any()
+
+
+class _Gymnax1StyleCartPole(_GymnaxStyleCartPole):
+    """The same with gymnax 1.x's public API on top: `step` returns
+    `(obs, state, reward, terminated, truncated, info)` and resets by itself (the true last
+    observation in `info["final_observation"]`); its raw `step_env` leaves out the time
+    limit, as gymnax 1.x's do (a vector env that used it would never truncate)."""
+
+    def step_env(self, key, state, action, params):
+        return self._env.step_env(key, state, action, params)
+
+    def reset(self, key, params=None):
+        return self.reset_env(key, self.default_params if params is None else params)
+
+    def step(self, key, state, action, params=None):
+        params = self.default_params if params is None else params
+        k_step, k_reset = jax.random.split(key)
+        obs_st, st, reward, terminated, info = self.step_env(k_step, state, action, params)
+        truncated = st.time >= params.max_steps_in_episode
+        obs_re, st_re = self.reset_env(k_reset, params)
+        done = terminated | truncated
+        st = jax.tree.map(lambda a, b: jnp.where(done, a, b), st_re, st)
+        obs = jnp.where(done, obs_re, obs_st)
+        info = {**info, "final_observation": obs_st}
+        return obs, st, reward, terminated, truncated, info
+
+
+def test_gymnax_1_api_env_objects_step_through_their_own_step():
+    venv = make_vector_env(_Gymnax1StyleCartPole(), num_envs=2)
+    reward, done, terminated, final_obs, obs, ep_ret, next_obs = map(
+        np.asarray, _random_rollout(venv, 30, seed=1)
+    )
+    # the 7-step time limit applies (before, gymnax 1.x objects never truncated), and
+    # final_obs is the object's own info["final_observation"]
+    assert (done & ~terminated).any() and ep_ret[done].max() == 7
+    np.testing.assert_array_equal(final_obs[~done], next_obs[~done])
+    assert (np.abs(next_obs[done]).max(axis=-1) <= 0.05).all()
