@@ -556,17 +556,23 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluateArgs:
-    """Reload a `bellmax train` run's checkpoint and evaluate its policies.
+    """Evaluate every seed's policy of a `bellmax train` run, from its policy.msgpack.
 
-    `bellmax evaluate DIR --episodes N [--env ENV_ID] [--json]`.
+    `bellmax evaluate DIR --episodes N [--env ENV_ID] [--json]`. The policy file holds the
+    policies alone (not the training state), so `--env` may name any env whose observation
+    and action spaces match the run's (`--env gymnasium:CartPole-v1` for a CartPole-v1 run);
+    other spaces are refused, named. DIR may also be a policy.msgpack file.
     """
 
-    run_dir: Positional[str]
-    """The --out directory of a `bellmax train` run."""
+    run_dir: Annotated[Positional[str], tyro.conf.arg(metavar="DIR")]
+    """The --out directory of a `bellmax train` run (or its policy.msgpack)."""
     episodes: int = 10
     """Evaluation episodes per seed."""
-    env: str | None = None
-    """Evaluate on another env id with the same spaces (default: the training env)."""
+    env: Annotated[
+        str | None,
+        tyro.conf.arg(metavar="ENV_ID", help_behavior_hint="(default: the training env)"),
+    ] = None
+    """Evaluate on this env id; its observation and action spaces must match the run's."""
     json: bool = False
     """Print one JSON object."""
 
@@ -582,7 +588,7 @@ def run_evaluate(args: EvaluateArgs) -> int:
         print(
             f"{res['algo']} on {res['env']}: mean return {res['mean_return']:.1f} "
             f"(+-{res['std_return']:.1f}) over {res['episodes']} episodes x "
-            f"{len(res['seeds'])} seeds"
+            f"{len(res['seeds'])} seeds (policies from {res['source']})"
         )
     return 0
 
