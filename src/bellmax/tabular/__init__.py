@@ -5,7 +5,8 @@
   iteration with an error bound, policy iteration, modified policy iteration, soft value
   iteration) and `shortest_paths` (min-plus Bellman-Ford); `garnet` makes random MDPs.
 - `mc`: Monte Carlo prediction and control (exploring starts, epsilon-soft, importance sampling).
-- `td`: TD(0), SARSA, Expected SARSA, Q-learning, Double Q-learning (one driver, `td_control`).
+- `td`: TD(0), SARSA, Expected SARSA, Q-learning, Double Q-learning and soft (maximum-entropy)
+  Q-learning (one driver, `td_control`).
 - `io`: the `.npz` MDP file format of `bellmax solve`.
 """
 
@@ -40,11 +41,13 @@ from bellmax.tabular.td import (
     ExpectedSarsaConfig,
     QLearningConfig,
     SarsaConfig,
+    SoftQLearningConfig,
     TD0Config,
     double_q_learning,
     expected_sarsa,
     q_learning,
     sarsa,
+    soft_q_learning,
     td0_prediction,
     td_control,
 )
@@ -64,6 +67,7 @@ __all__ = [
     "QLearningConfig",
     "SarsaConfig",
     "ShortestPathResult",
+    "SoftQLearningConfig",
     "Status",
     "TD0Config",
     "double_q_learning",
@@ -82,6 +86,7 @@ __all__ = [
     "sarsa",
     "save_mdp",
     "shortest_paths",
+    "soft_q_learning",
     "soft_value_iteration",
     "td0_prediction",
     "td_control",

@@ -3,29 +3,34 @@
 Two layers, in the style of rlax:
 
 - one-transition math with `_tm1`/`_t` names: the TD errors (`td_error`, `sarsa_error`,
-  `expected_sarsa_error`, `q_learning_error`, `double_q_learning_error`) on rows of values,
-  and the table updates built on them (`td0_update`, `sarsa_update`, `expected_sarsa_update`,
-  `q_learning_update`, `double_q_learning_update`), all pure and jittable;
+  `expected_sarsa_error`, `q_learning_error`, `double_q_learning_error`,
+  `soft_q_learning_error`) on rows of values, and the table updates built on them
+  (`td0_update`, `sarsa_update`, `expected_sarsa_update`, `q_learning_update`,
+  `double_q_learning_update`, `soft_q_learning_update`), all pure and jittable;
 - drivers that run whole experiments: `td0_prediction`, `sarsa`, `expected_sarsa`,
-  `q_learning` and `double_q_learning` each run `num_runs` independent runs (vmapped) of
-  `config.num_episodes` episodes (scanned) and return per-run tables and per-episode
-  statistics.
+  `q_learning`, `double_q_learning` and `soft_q_learning` each run `num_runs` independent
+  runs (vmapped) of `config.num_episodes` episodes (scanned) and return per-run tables and
+  per-episode statistics.
 
-The four control methods share one driver, `td_control`, and differ only in their update (their
-target).
-Step size, exploration rate, discount and initial value are traced arguments of one
-compiled program per method and environment, so sweeping `alpha` does not recompile.
+The five control methods share one driver, `td_control`, and differ only in their update (their
+target) and, for soft Q-learning, in sampling its Boltzmann policy instead of the greedy one.
+Step size (and its decay), exploration rate, temperature, discount and initial value are traced
+arguments of the compiled program, so sweeping `alpha` does not recompile.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import numbers
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
-from bellmax.core.checks import check_probability
+from bellmax.core.checks import check_number, check_probability
+from bellmax.core.semiring import log_sum_exp
 from bellmax.envs.tabular import TabularEnvironment
 from bellmax.tabular.episodes import (
     ControlResult,
@@ -57,8 +62,11 @@ __all__ = [
     "ExpectedSarsaConfig",
     "QLearningConfig",
     "SarsaConfig",
+    "SoftQLearningConfig",
     "TD0Config",
     "TDControlConfig",
+    "boltzmann_action",
+    "boltzmann_probs",
     "double_q_learning",
     "double_q_learning_error",
     "double_q_learning_update",
@@ -71,6 +79,9 @@ __all__ = [
     "sarsa",
     "sarsa_error",
     "sarsa_update",
+    "soft_q_learning",
+    "soft_q_learning_error",
+    "soft_q_learning_update",
     "td0_prediction",
     "td0_update",
     "td_control",
@@ -79,6 +90,29 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------- TD errors
+def _check_temperature(temperature: Any, who: str) -> Any:
+    """A temperature given as a Python or NumPy number must be finite and > 0 (arrays, traced
+    or not, pass: the configs check theirs when they are built)."""
+    if isinstance(temperature, numbers.Real):
+        try:
+            return check_number(temperature, "temperature", owner=who, low=0, low_open=True)
+        except ValueError as err:
+            raise _temperature_error(err, temperature) from None
+    return temperature
+
+
+def _temperature_error(err: ValueError, temperature: Any) -> ValueError:
+    """`err`, with how to mend it for a temperature <= 0."""
+    return ValueError(f"{err} {_TAU_HINT}" if temperature <= 0 else str(err))
+
+
+#: How to mend a temperature <= 0.
+_TAU_HINT = (
+    "Soft Q-learning needs tau > 0; its limit tau -> 0 is Q-learning: use QLearningConfig and "
+    "q_learning (q_learning_error, epsilon-greedy actions) instead, or a small tau such as 1e-3."
+)
+
+
 def td_error(v_tm1: jax.Array, r_t: jax.Array, discount_t: jax.Array, v_t: jax.Array) -> jax.Array:
     """TD(0) error `r_t + discount_t * v_t - v_tm1` (Section 6.1, eq. 6.5).
 
@@ -187,6 +221,36 @@ def double_q_learning_error(
     return sarsa_error(q_tm1, a_tm1, r_t, discount_t, q_t_value, jnp.argmax(q_t_selector))
 
 
+def soft_q_learning_error(
+    q_tm1: jax.Array,
+    a_tm1: jax.Array,
+    r_t: jax.Array,
+    discount_t: jax.Array,
+    q_t: jax.Array,
+    temperature: jax.Array,
+) -> jax.Array:
+    """Soft Q-learning error `r_t + discount_t * V_soft(s_t) - q_tm1[a_tm1]` with the soft value
+    `V_soft(s_t) = tau * log sum_a exp(q_t[a] / tau)`: the log-sum-exp plus of
+    `bellmax.core.semiring.log_sum_exp(tau)`, the same backup as `soft_value_iteration`
+    (no `log |A|` term, no prior). As `tau -> 0` it decreases to `q_learning_error`, with
+    `0 <= V_soft - max_a q_t[a] <= tau * log |A|` (Haarnoja et al. 2017, eq. 5; Ziebart 2010).
+
+    Args:
+      q_tm1: action values `[A]` of the state left.
+      a_tm1: action taken there.
+      r_t: reward received.
+      discount_t: `gamma`, or 0 when `s_t` is terminal.
+      q_t: action values `[A]` of the state reached (invalid actions set to `-inf`).
+      temperature: `tau > 0` (may be traced).
+
+    Returns:
+      The TD error (scalar).
+    """
+    tau = _check_temperature(temperature, "soft_q_learning_error")
+    v_t = log_sum_exp(jnp.asarray(tau, jnp.result_type(q_t, jnp.float32))).plus(q_t)
+    return r_t + discount_t * v_t - q_tm1[a_tm1]
+
+
 # ---------------------------------------------------------------------- table updates
 def td0_update(
     v: jax.Array, s_tm1: jax.Array, r_t: jax.Array, discount_t: jax.Array, s_t: jax.Array, *,
@@ -288,6 +352,76 @@ def double_q_learning_update(
     return q_pair.at[i, s_tm1, a_tm1].add(alpha * err)
 
 
+def soft_q_learning_update(
+    q: jax.Array, s_tm1: jax.Array, a_tm1: jax.Array, r_t: jax.Array, discount_t: jax.Array,
+    s_t: jax.Array, *, alpha: jax.Array, temperature: jax.Array, valid_t: jax.Array | None = None,
+) -> jax.Array:  # fmt: skip
+    """One soft Q-learning update `Q(s_tm1, a_tm1) += alpha * soft_q_learning_error`
+    (Haarnoja et al. 2017; the sampled form of `soft_value_iteration`'s backup).
+
+    Args:
+      q: action values `[S, A]`.
+      s_tm1, a_tm1, r_t, discount_t, s_t: the transition.
+      alpha: step size.
+      temperature: `tau > 0`.
+      valid_t: optional bool `[A]` of the actions that exist in `s_t` (the log-sum-exp ignores
+        the rest).
+
+    Returns:
+      The updated `[S, A]` table.
+    """
+    q_t = q[s_t] if valid_t is None else jnp.where(valid_t, q[s_t], -jnp.inf)
+    err = soft_q_learning_error(q[s_tm1], a_tm1, r_t, discount_t, q_t, temperature)
+    return q.at[s_tm1, a_tm1].add(alpha * err)
+
+
+# ---------------------------------------------------------------------- Boltzmann behaviour
+def boltzmann_probs(
+    q_row: jax.Array,
+    temperature: jax.Array,
+    epsilon: jax.Array = 0.0,
+    valid: jax.Array | None = None,
+) -> jax.Array:
+    """The epsilon-mixed Boltzmann (softmax) policy `[A]` of one row of action values:
+    `(1 - epsilon) * softmax(q_row / tau) + epsilon * uniform`, over the `valid` actions.
+
+    The softmax part is `soft_value_iteration`'s policy `exp((Q(s, a) - V_soft(s)) / tau)`;
+    as `tau -> 0` it tends to the uniform choice among the greedy actions, so the mixture
+    tends to `epsilon_greedy_probs`.
+
+    Args:
+      q_row: action values `[A]`.
+      temperature: `tau > 0` (may be traced).
+      epsilon: weight of the uniform choice, in `[0, 1]` (may be traced).
+      valid: optional bool `[A]` of the actions that exist in this state (at least one).
+
+    Returns:
+      Probabilities `[A]` (0 for invalid actions).
+    """
+    q_row = jnp.asarray(q_row)
+    valid = jnp.ones(q_row.shape, bool) if valid is None else jnp.asarray(valid, bool)
+    tau = _check_temperature(temperature, "boltzmann_probs")
+    tau = jnp.asarray(tau, jnp.result_type(q_row, jnp.float32))
+    soft = jax.nn.softmax(jnp.where(valid, q_row / tau, -jnp.inf))
+    return epsilon * (valid / jnp.sum(valid)) + (1.0 - epsilon) * soft
+
+
+def boltzmann_action(
+    key: jax.Array,
+    q_row: jax.Array,
+    temperature: jax.Array,
+    epsilon: jax.Array = 0.0,
+    valid: jax.Array | None = None,
+) -> jax.Array:
+    """An action drawn from `boltzmann_probs(q_row, temperature, epsilon, valid)`: soft
+    Q-learning's behaviour policy.
+
+    Returns:
+      The chosen action, int32 scalar.
+    """
+    return sample_action(key, boltzmann_probs(q_row, temperature, epsilon, valid))
+
+
 # ---------------------------------------------------------------------- configs
 @dataclasses.dataclass(frozen=True)
 class TD0Config:
@@ -316,7 +450,7 @@ class TDControlConfig:
     algorithm: ClassVar[str] = ""
 
     alpha: float = 0.5
-    """Constant step size in (0, 1]."""
+    """Step size in (0, 1] (constant unless `alpha_decay` > 0)."""
     epsilon: float = 0.1
     """Exploration rate of the epsilon-greedy behaviour policy, in [0, 1]."""
     gamma: float | None = None
@@ -327,11 +461,17 @@ class TDControlConfig:
     """Step cap of one episode (a guard; the environment's time limit also applies)."""
     initial_value: float = 0.0
     """Initial value of every action value."""
+    alpha_decay: float = 0.0
+    """`omega` in [0, 1]: the n-th update of a pair (s, a) steps by `alpha / n**omega`; 0 keeps
+    `alpha` constant, (0.5, 1] meets the Robbins-Monro conditions, so the values converge in
+    stochastic worlds (Section 2.5, eq. 2.7; Even-Dar & Mansour 2003 use 0.5 < omega < 1)."""
 
     def __post_init__(self) -> None:
+        owner = type(self).__name__
         check_step_size(self)
-        check_probability(self.epsilon, "epsilon", owner=type(self).__name__)
+        check_probability(self.epsilon, "epsilon", owner=owner)
         check_episode_fields(self)
+        check_number(self.alpha_decay, "alpha_decay", owner=owner, low=0, high=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -362,15 +502,51 @@ class DoubleQLearningConfig(TDControlConfig):
     algorithm: ClassVar[str] = "double_q_learning"
 
 
+@dataclasses.dataclass(frozen=True)
+class SoftQLearningConfig(TDControlConfig):
+    """Soft (maximum-entropy) Q-learning at temperature `tau`, the sampled form of
+    `soft_value_iteration` (Haarnoja et al. 2017); its limit `tau -> 0` is Q-learning.
+
+    It behaves by the epsilon-mixed Boltzmann policy of its values (`boltzmann_action`), so
+    `epsilon` is the weight of the uniform choice mixed into the softmax.
+    """
+
+    algorithm: ClassVar[str] = "soft_q_learning"
+
+    temperature: float = 1.0
+    """`tau > 0`, finite: the weight of the entropy bonus (the same `tau` as
+    `soft_value_iteration`'s `temperature`)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        owner = type(self).__name__
+        try:
+            check_number(self.temperature, "temperature", owner=owner, low=0, low_open=True)
+        except ValueError as err:
+            raise _temperature_error(err, self.temperature) from None
+
+
 # ---------------------------------------------------------------------- drivers
 #: The TD control methods, indexed by the traced `method` of the shared program.
-_ALGORITHMS = ("sarsa", "expected_sarsa", "q_learning", "double_q_learning")
+_ALGORITHMS = ("sarsa", "expected_sarsa", "q_learning", "double_q_learning", "soft_q_learning")
+_SOFT = _ALGORITHMS.index("soft_q_learning")
+
+
+@struct.dataclass
+class _Tables:
+    """The learner of `td_control`: two tables (only Double Q-learning uses the second) and,
+    for a decaying step size, how often each entry was updated."""
+
+    q: jax.Array
+    """Action values `[2, S, A]`."""
+    visits: jax.Array | None = None
+    """Updates so far of each entry `[2, S, A]` (float32), or None for a constant step size."""
 
 
 def _control_update(
     method: jax.Array,
     key: jax.Array,
-    tables: jax.Array,
+    tables: _Tables,
     s_tm1: jax.Array,
     a_tm1: jax.Array,
     r_t: jax.Array,
@@ -378,32 +554,50 @@ def _control_update(
     s_t: jax.Array,
     a_t: jax.Array,
     alpha: jax.Array,
+    alpha_decay: jax.Array,
     epsilon: jax.Array,
+    temperature: jax.Array,
     valid_t: jax.Array,
-) -> jax.Array:
-    """One update of `tables [2, S, A]` by the method `_ALGORITHMS[method]` (traced).
+    *,
+    soft: bool,
+) -> _Tables:
+    """One update of the learner `tables` by the method `_ALGORITHMS[method]` (traced).
 
-    The methods differ only in their TD error (their target); all four are computed from the
-    same rows and the method's is applied, so one compiled program serves them all. Only
-    Double Q-learning uses the second table: a fair coin picks the table it updates.
+    The methods differ only in their TD error (their target). SARSA, Expected SARSA,
+    Q-learning and Double Q-learning are computed from the same rows and the method's is
+    applied, so one compiled program serves them all; soft Q-learning (`soft`, static) is the
+    log-sum-exp target alone. Only Double Q-learning uses the second table: a fair coin
+    picks the table it updates. With a visit count (`tables.visits`) the n-th update of an
+    entry steps by `alpha / n**alpha_decay`, else by `alpha`.
     """
     double = method == _ALGORITHMS.index("double_q_learning")
     i = jnp.where(double, (hash_bits(key, 1, salt=1)[0] >> 31).astype(jnp.int32), 0)
-    q_upd, q_eval = tables[i], tables[jnp.where(double, 1 - i, i)]
+    q_upd, q_eval = tables.q[i], tables.q[jnp.where(double, 1 - i, i)]
     q_tm1, q_t = q_upd[s_tm1], q_upd[s_t]
-    errors = jnp.stack(
-        [
-            sarsa_error(q_tm1, a_tm1, r_t, discount_t, q_t, a_t),
-            expected_sarsa_error(
-                q_tm1, a_tm1, r_t, discount_t, q_t, epsilon_greedy_probs(q_t, epsilon, valid_t)
-            ),
-            q_learning_error(q_tm1, a_tm1, r_t, discount_t, jnp.where(valid_t, q_t, -jnp.inf)),
-            sarsa_error(
-                q_tm1, a_tm1, r_t, discount_t, q_eval[s_t], greedy_action(key, q_t, valid_t)
-            ),
-        ]
+    q_t_valid = jnp.where(valid_t, q_t, -jnp.inf)
+    if soft:
+        error = soft_q_learning_error(q_tm1, a_tm1, r_t, discount_t, q_t_valid, temperature)
+    else:
+        errors = jnp.stack(
+            [
+                sarsa_error(q_tm1, a_tm1, r_t, discount_t, q_t, a_t),
+                expected_sarsa_error(
+                    q_tm1, a_tm1, r_t, discount_t, q_t, epsilon_greedy_probs(q_t, epsilon, valid_t)
+                ),
+                q_learning_error(q_tm1, a_tm1, r_t, discount_t, q_t_valid),
+                sarsa_error(
+                    q_tm1, a_tm1, r_t, discount_t, q_eval[s_t], greedy_action(key, q_t, valid_t)
+                ),
+            ]
+        )
+        error = errors[method]
+    if tables.visits is None:
+        return _Tables(q=tables.q.at[i, s_tm1, a_tm1].add(alpha * error))
+    n = tables.visits[i, s_tm1, a_tm1] + 1.0
+    return _Tables(
+        q=tables.q.at[i, s_tm1, a_tm1].add(alpha * n ** (-alpha_decay) * error),
+        visits=tables.visits.at[i, s_tm1, a_tm1].set(n),
     )
-    return tables.at[i, s_tm1, a_tm1].add(alpha * errors[method])
 
 
 def _control_run(
@@ -411,7 +605,9 @@ def _control_run(
     params: Any,
     method: jax.Array,
     alpha: jax.Array,
+    alpha_decay: jax.Array,
     epsilon: jax.Array,
+    temperature: jax.Array,
     gamma: jax.Array,
     initial_value: jax.Array,
     valid: jax.Array,
@@ -420,21 +616,30 @@ def _control_run(
     env: TabularEnvironment,
     num_episodes: int,
     max_steps: int,
+    soft: bool,
+    decay: bool,
 ) -> ControlResult:
-    """One run of the TD control method `_ALGORITHMS[method]` (jittable; `method` is traced, so
-    the four methods share one compiled program per environment)."""
+    """One run of the TD control method `_ALGORITHMS[method]` (jittable; `method` is traced).
+
+    Two static switches pick the variant of the program: `soft` (soft Q-learning: the
+    log-sum-exp target and the Boltzmann behaviour) and `decay` (count visits for the step
+    size `alpha / n**alpha_decay`). Within a variant every setting is traced, so the four
+    classic methods share one compiled program per environment.
+    """
     S, A = valid.shape
     double = method == _ALGORITHMS.index("double_q_learning")
 
     def policy(k, tables, s):
-        q_s = tables[0, s] + jnp.where(double, tables[1, s], 0.0)
+        q_s = tables.q[0, s] + jnp.where(double, tables.q[1, s], 0.0)
+        if soft:
+            return boltzmann_action(k, q_s, temperature, epsilon, valid[s])
         return epsilon_greedy_action(k, q_s, epsilon, valid[s])
 
     def update(k, tables, t, s_tm1, a_tm1, r_t, term_t, s_t, a_t):
         discount_t = gamma * (1.0 - jnp.asarray(term_t, jnp.float32))
         return _control_update(
-            method, k, tables, s_tm1, a_tm1, r_t, discount_t, s_t, a_t, alpha, epsilon,
-            valid[s_t],
+            method, k, tables, s_tm1, a_tm1, r_t, discount_t, s_t, a_t, alpha, alpha_decay,
+            epsilon, temperature, valid[s_t], soft=soft,
         )  # fmt: skip
 
     def episode(k, tables):
@@ -444,13 +649,25 @@ def _control_run(
         )  # fmt: skip
 
     def values(tables):
-        return jnp.where(double, tables.mean(axis=0), tables[0])
+        return jnp.where(double, tables.q.mean(axis=0), tables.q[0])
 
     record = None if track is None else (lambda tables: values(tables)[track])
-    tables = jnp.full((2, S, A), initial_value, jnp.float32)
+    tables = _Tables(
+        q=jnp.full((2, S, A), initial_value, jnp.float32),
+        visits=jnp.zeros((2, S, A), jnp.float32) if decay else None,
+    )
     tables, stats, history = run_episodes(key, tables, episode, num_episodes, record)
     q = values(tables)
     return ControlResult(q=q, policy=greedy_policy(q, valid), episodes=stats, history=history)
+
+
+#: The variants of `_control_run` by `(soft, decay)`: one object each, so that the compiled
+#: programs (cached by `run_program` on the function) are reused from call to call.
+_CONTROL_RUNS = {
+    (soft, decay): functools.partial(_control_run, soft=soft, decay=decay)
+    for soft in (False, True)
+    for decay in (False, True)
+}
 
 
 def td_control(
@@ -464,14 +681,18 @@ def td_control(
     action_mask: Any = None,
 ) -> ControlResult:
     """The TD control method of `config` (`SarsaConfig`, `ExpectedSarsaConfig`,
-    `QLearningConfig` or `DoubleQLearningConfig`; Sections 6.4-6.7).
+    `QLearningConfig`, `DoubleQLearningConfig` or `SoftQLearningConfig`; Sections 6.4-6.7,
+    Haarnoja et al. 2017).
 
     Runs `num_runs` independent runs (vmapped) of `config.num_episodes` episodes each, from
-    `env.reset`, behaving epsilon-greedily (greedy ties broken at random). The four methods
+    `env.reset`, behaving epsilon-greedily (greedy ties broken at random; soft Q-learning
+    samples its epsilon-mixed Boltzmann policy instead, `boltzmann_action`). The five methods
     differ only in their target (`sarsa_error`, `expected_sarsa_error`, `q_learning_error`,
-    `double_q_learning_error`) and share one compiled program per
-    environment, episode count and step cap; `alpha`, `epsilon`, `gamma` and
-    `initial_value` are traced, so sweeping them does not recompile.
+    `double_q_learning_error`, `soft_q_learning_error`). The first four share one compiled
+    program per environment, episode count and step cap; soft Q-learning, and a decaying
+    step size (`alpha_decay > 0`, which counts visits), compile variants of it. `alpha`,
+    `alpha_decay`, `epsilon`, `temperature`, `gamma` and `initial_value` are traced, so
+    sweeping them does not recompile.
 
     Args:
       key: random key (split into one key per run).
@@ -497,7 +718,8 @@ def td_control(
     if who not in _ALGORITHMS:
         raise TypeError(
             "td_control takes the config of one method, SarsaConfig, ExpectedSarsaConfig, "
-            f"QLearningConfig or DoubleQLearningConfig; got {type(config).__name__}."
+            "QLearningConfig, DoubleQLearningConfig or SoftQLearningConfig; got "
+            f"{type(config).__name__}."
         )
     env = check_env(env, who)
     params = resolve_params(env, params)
@@ -505,15 +727,19 @@ def td_control(
     valid = resolve_action_mask(env, params, shape, action_mask, who)
     track = check_track(track_states, shape[0], who)
     keys = jax.random.split(key, check_num_runs(num_runs, who))
+    variant = _CONTROL_RUNS[who == "soft_q_learning", config.alpha_decay > 0]
     return run_program(
-        _control_run,
+        variant,
         env,
         config,
         keys,
         params,
         jnp.asarray(_ALGORITHMS.index(who), jnp.int32),
         jnp.asarray(config.alpha, jnp.float32),
+        jnp.asarray(config.alpha_decay, jnp.float32),
         jnp.asarray(config.epsilon, jnp.float32),
+        # (the other methods have no temperature; theirs is never used)
+        jnp.asarray(getattr(config, "temperature", 1.0), jnp.float32),
         resolve_gamma(config.gamma, params, who),
         jnp.asarray(config.initial_value, jnp.float32),
         valid,
@@ -614,6 +840,47 @@ def double_q_learning(
       A `ControlResult` (see `td_control`).
     """
     config = check_config(config, DoubleQLearningConfig, "double_q_learning")
+    return td_control(
+        key, env, config, params=params, num_runs=num_runs, track_states=track_states,
+        action_mask=action_mask,
+    )  # fmt: skip
+
+
+def soft_q_learning(
+    key: jax.Array, env: TabularEnvironment, config: SoftQLearningConfig | None = None, *,
+    params: Any = None, num_runs: int = 1, track_states: Any = None, action_mask: Any = None,
+) -> ControlResult:  # fmt: skip
+    """Soft (maximum-entropy) Q-learning from samples (Haarnoja et al. 2017, Section 3.1;
+    Ziebart 2010).
+
+    The target is the soft value of the next state, `r + gamma * tau * log sum_a
+    exp(Q(s', a) / tau)` (`soft_q_learning_update`, the log-sum-exp backup of
+    `soft_value_iteration`), so with every pair visited infinitely often and step sizes that
+    meet the Robbins-Monro conditions (`alpha_decay` in (0.5, 1]; a constant `alpha` suffices
+    when rewards and transitions are deterministic) `q` converges to `soft_value_iteration`'s
+    `q_values` at the same temperature and discount. It behaves by the epsilon-mixed
+    Boltzmann policy of its values (`boltzmann_action`): the softmax policy `pi(a|s) =
+    exp((Q(s, a) - V(s)) / tau)` with probability `1 - epsilon`, a uniform action otherwise.
+    As `tau -> 0` the target tends to Q-learning's max (within `tau * log |A|`) and the
+    behaviour to epsilon-greedy: soft Q-learning becomes Q-learning.
+
+    Terminal states end the sum (`discount_t = 0`): their soft value is 0. (An exact MDP whose
+    terminal states are absorbing with |A| actions gives them the entropy `tau * log |A|` at
+    every step, so compare with `soft_value_iteration` on continuing tasks.)
+
+    Args:
+      config: a `SoftQLearningConfig` (default `SoftQLearningConfig()`, `tau = 1`).
+      key, env, params, num_runs, track_states, action_mask: as for `td_control`.
+
+    Returns:
+      A `ControlResult` (see `td_control`); its `policy` is greedy in `q`, and the soft
+      policy is `jax.nn.softmax(q / tau, axis=-1)`.
+
+    Raises:
+      TypeError, ValueError: as for `td_control`; `SoftQLearningConfig` refuses a temperature
+        that is not a finite number > 0 (use `q_learning` for the limit 0).
+    """
+    config = check_config(config, SoftQLearningConfig, "soft_q_learning")
     return td_control(
         key, env, config, params=params, num_runs=num_runs, track_states=track_states,
         action_mask=action_mask,
