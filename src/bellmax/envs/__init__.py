@@ -2,7 +2,8 @@
 
 `bellmax.envs.gymnasium` (the Gymnasium bridge) and `bellmax.envs.gymnax` (the gymnax
 bridge) are not imported here: importing bellmax never imports gymnasium or gymnax.
-`to_gymnax` and `from_gymnax` load the gymnax bridge on first use.
+`bellmax.envs.to_gymnax` and `bellmax.envs.from_gymnax` load the gymnax bridge on first
+use; they are left out of `__all__` so that `from bellmax.envs import *` works without gymnax.
 
 Every environment checks its concrete inputs at `reset`/`step` (outside `jit`, at no cost
 under it); `checked(env)` also checks traced inputs and the outputs (`bellmax.envs.checker`).
@@ -50,7 +51,6 @@ __all__ = [
     "VectorEnv",
     "Wrapper",
     "checked",
-    "from_gymnax",
     "is_registered",
     "make",
     "make_vector_env",
@@ -61,7 +61,6 @@ __all__ = [
     "resolve_env",
     "spaces",
     "spec",
-    "to_gymnax",
 ]
 
 _GYMNAX_BRIDGE = ("to_gymnax", "from_gymnax")
