@@ -8,9 +8,14 @@ the Bellman backup, written once.
 """
 
 from bellmax.core import InvalidMDPError, TabularMDP, Trajectory, Transition
+from bellmax.core.compile_cache import enable_compile_cache
 from bellmax.envs import make, registered
 
 __version__ = "0.1.0"
+
+# Compiled programs persist between runs in the user's cache directory, unless the user chose
+# a JAX cache directory or set BELLMAX_COMPILE_CACHE=0 (bellmax.core.compile_cache).
+enable_compile_cache()
 
 
 def __getattr__(name: str):

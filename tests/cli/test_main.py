@@ -143,25 +143,6 @@ def test_register_command_checks(monkeypatch):
     assert "boom2" in cli.COMMANDS
 
 
-def test_compile_cache_from_environment(monkeypatch, tmp_path):
-    import jax
-
-    old_dir = jax.config.jax_compilation_cache_dir
-    old_min = jax.config.jax_persistent_cache_min_compile_time_secs
-    try:
-        jax.config.update("jax_compilation_cache_dir", None)
-        monkeypatch.delenv("BELLMAX_CACHE_DIR", raising=False)
-        cli._enable_compile_cache()
-        assert jax.config.jax_compilation_cache_dir is None
-        monkeypatch.setenv("BELLMAX_CACHE_DIR", str(tmp_path / "cache"))
-        cli._enable_compile_cache()
-        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache")
-        assert (tmp_path / "cache").is_dir()
-    finally:
-        jax.config.update("jax_compilation_cache_dir", old_dir)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", old_min)
-
-
 def test_installed_console_script():
     script = Path(sys.executable).parent / "bellmax"
     if not script.exists():

@@ -38,8 +38,6 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Union
 
-import jax
-
 from bellmax import __version__
 from bellmax.cli.bandit import BanditArgs, run_bandit
 from bellmax.cli.control import ControlArgs, SysidArgs, run_control, run_sysid
@@ -48,6 +46,7 @@ from bellmax.cli.reproduce import ReproduceArgs, run_reproduce
 from bellmax.cli.solve import SolveArgs, run_solve
 from bellmax.cli.tour import TourArgs, run_tour_command
 from bellmax.cli.train import EvaluateArgs, TrainArgs, build_train_args, run_evaluate, run_train
+from bellmax.core.compile_cache import enable_compile_cache
 from bellmax.core.errors import BellmaxError, unknown_name
 from bellmax.core.xla import tune_xla_flags
 from bellmax.envs import registry
@@ -199,22 +198,6 @@ def _one_line(exc: BaseException) -> str:
     if not msg:
         msg = type(exc).__name__
     return re.sub(r"\s*\n\s*", " ", msg)
-
-
-def _enable_compile_cache() -> None:
-    """Use JAX's persistent compilation cache in `$BELLMAX_CACHE_DIR` (the Makefile sets it)."""
-    cache_dir = os.environ.get("BELLMAX_CACHE_DIR")
-    if not cache_dir:
-        return
-
-    if jax.config.jax_compilation_cache_dir:  # already chosen by the user
-        return
-    try:
-        os.makedirs(cache_dir, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", cache_dir)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-    except (OSError, AttributeError):  # an unwritable cache only costs time
-        pass
 
 
 def _check_argv(argv: Sequence[str]) -> list[str]:
@@ -553,7 +536,7 @@ def _main(args: list[str]) -> int:
     except SystemExit as e:  # help (0) or a usage error (2), already printed
         return int(e.code or 0)
     command = _command_of(config, args)
-    _enable_compile_cache()
+    enable_compile_cache()  # (import bellmax did already, unless the user set one since)
     try:
         status = command.run(config, argv=args) if command.pass_argv else command.run(config)
         sys.stdout.flush()  # a closed pipe fails here, inside the handler, not at exit
