@@ -582,7 +582,8 @@ def train(
       config: the algorithm's `Config`.
       env: an env id (bellmax or Gymnasium) or environment object (see `make_vector_env`).
       seeds: one run per seed; JAX environments run them all in one `vmap`.
-      out_dir: the run directory: checkpoint, metrics, curve and `run.json` (None: nothing
+      out_dir: the run directory: checkpoint, metrics, curve, `run.json` and, for bellmax's
+        algorithms, `policy.msgpack` (`bellmax.load_policy(out_dir)`) (None: nothing
         written). A directory that already holds a run needs `resume` or `overwrite`.
       resume: continue the run in `out_dir` from its last checkpoint (its settings must equal
         these; a run stopped before its first checkpoint starts again), or start it if
