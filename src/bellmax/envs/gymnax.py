@@ -32,9 +32,14 @@ try:
     from gymnax.environments import environment as gymnax_environment
     from gymnax.environments import spaces as gymnax_spaces
 except ImportError as err:  # pragma: no cover - exercised in a subprocess by the tests
+    if err.name in (None, "gymnax"):
+        raise ImportError(
+            "gymnax environments need the optional dependency gymnax, which is not installed; "
+            "install it with `pip install gymnax`."
+        ) from err
     raise ImportError(
-        f"gymnax environments need the optional dependency gymnax ({err}); install it with "
-        "`pip install gymnax`."
+        f"gymnax is installed but does not import: {err}. Install what it is missing "
+        f"(`pip install {err.name.split('.')[0]}`), or reinstall it with `pip install gymnax`."
     ) from err
 
 from bellmax.core.errors import unknown_name
