@@ -1,4 +1,4 @@
-"""Deep reinforcement learning: networks, DQN, REINFORCE, actor-critic (A2C), PPO.
+"""Deep reinforcement learning: networks, DQN, REINFORCE, actor-critic (A2C), PPO, SAC, TD3.
 
 Each algorithm is a module with `Config`, `init`, `update`, `act`, `policy_params` and
 `make_train(config, env) -> train(key)` (one jitted `lax.scan`; `jax.vmap(train)(keys)`
@@ -24,11 +24,14 @@ ALGORITHMS: dict[str, str] = {
     "reinforce": "bellmax.deep.reinforce",
     "a2c": "bellmax.deep.a2c",
     "ppo": "bellmax.deep.ppo",
+    "sac": "bellmax.deep.sac",
+    "td3": "bellmax.deep.td3",
 }
 
 
 def get_algorithm(name: str) -> ModuleType:
-    """The algorithm module registered as `name` (`dqn`, `reinforce`, `a2c`, `ppo`).
+    """The algorithm module registered as `name` (`dqn`, `reinforce`, `a2c`, `ppo`, `sac`,
+    `td3`).
 
     Raises:
       UnknownNameError: `name` is not one of them (the message lists them).

@@ -1,0 +1,913 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications").
+
+Maximum-entropy reinforcement learning for continuous actions: the policy maximises
+`E[sum_t r_t + alpha * H(pi(.|s_t))]`. Twin soft Q-networks (section 5, "two Q-functions to
+mitigate positive bias") regress onto the soft TD target
+
+    y = r + gamma * d * (min_i Q_target_i(s', a') - alpha * log pi(a'|s')),   a' ~ pi(.|s')
+
+(eq. 3 with the soft value of eq. 3's V), whose target networks follow the online ones by
+Polyak averaging with rate `tau`. The policy is a Gaussian squashed by `tanh` and rescaled to
+the action bounds (appendix C), trained by the reparameterisation trick to minimise
+`E[alpha * log pi(a|s) - min_i Q_i(s, a)]` (eq. 7 and 8). The temperature `alpha` is tuned
+towards a target entropy `H_bar` (default `-act_dim`, section 5) by minimising
+`-log(alpha) * (log pi(a|s) + H_bar)` (eq. 18, in log space as SB3 does), or held fixed
+(`autotune=False`).
+
+One `update` collects `train_frequency` steps of all `num_envs` environments (uniformly random
+actions for the first `learning_starts` env steps), stores them in the shared replay buffer
+(`bellmax.deep.replay`), and runs `gradient_steps` gradient steps, each: critic, then actor
+(against the updated critic), then temperature, then the Polyak target update. The whole run
+is one `lax.scan` inside one `jit`; `jax.vmap(train)(keys)` trains many seeds at once:
+
+    train = make_train(Config(), "Pendulum-v1")
+    state, metrics = jax.jit(train)(jax.random.key(0))
+
+Log-probabilities are those of the squashed action in `[-1, 1]^d`, before the affine rescaling
+to the `Box` (SB3's convention; the rescaling adds the constant `-sum log((high - low) / 2)`,
+so the default target entropy `-act_dim` refers to that normalised action). The replay buffer
+stores the normalised actions too. Episodes cut by a time limit bootstrap from their true
+last observation; terminated ones do not.
+
+Discrete actions (Christodoulou 2019) are not supported: a `Discrete` environment gets an
+error that says so. The pieces every off-policy continuous-control algorithm needs (the run
+settings `OffPolicyRun`, the twin critic `TwinQ`, action rescaling, the collection and update
+loop `off_policy_update`) live here as public names; `bellmax.deep.td3` uses them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from bellmax.core.checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_int_sequence,
+    check_number,
+    check_probability,
+)
+from bellmax.core.types import Transition
+from bellmax.deep.loop import EpisodeMetrics, scan_train, vector_env
+from bellmax.deep.networks import ACTIVATIONS, MLP, flatten_obs
+from bellmax.deep.optim import make_optimizer
+from bellmax.deep.replay import ReplayBuffer, replay_add, replay_init, replay_sample
+from bellmax.envs import spaces
+from bellmax.envs.vector import VecState, VectorEnv
+
+NAME = "sac"
+ALGORITHM = "SAC"
+OWNER = f"{ALGORITHM} Config"
+
+LOG_STD_MIN = -20.0
+"""Lower clip of the policy's log standard deviation (Haarnoja's reference code, SB3)."""
+LOG_STD_MAX = 2.0
+"""Upper clip of the policy's log standard deviation."""
+_LOG_2PI = math.log(2.0 * math.pi)
+_LOG_2 = math.log(2.0)
+
+__all__ = [
+    "ALGORITHM",
+    "NAME",
+    "Config",
+    "Learner",
+    "Metrics",
+    "OffPolicyRun",
+    "SquashedGaussianActor",
+    "TanhGaussian",
+    "TrainState",
+    "TwinQ",
+    "act",
+    "action_bounds",
+    "actor_loss",
+    "actor_temperature_step",
+    "check_continuous_actions",
+    "critic_loss",
+    "critic_step",
+    "gradient_step",
+    "init",
+    "init_state",
+    "make_train",
+    "off_policy_update",
+    "policy_params",
+    "soft_td_target",
+    "tanh_log_det_jacobian",
+    "temperature_loss",
+    "to_env_action",
+    "update",
+]
+
+
+# ------------------------------------------------------------------ shared off-policy pieces
+@dataclasses.dataclass(frozen=True)
+class OffPolicyRun:
+    """The settings SAC and TD3 share, with their docs and checks. Each algorithm's `Config`
+    derives from it, re-declaring a field only to change its default."""
+
+    algorithm: ClassVar[str] = "off-policy"
+
+    total_timesteps: int = 20_000
+    """Environment steps to train for (all envs together; rounded down to whole updates)."""
+    num_envs: int = 1
+    """Environments stepped in parallel."""
+    learning_rate: float = 1e-3
+    """Adam step size of every network (and of the temperature)."""
+    max_grad_norm: float = 100.0
+    """Gradients are clipped to this global norm (a guard against blow-ups, rarely active)."""
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity in transitions (at most the run's env steps are allocated)."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    learning_starts: int = 1_000
+    """Env steps of uniformly random actions before the first gradient step (>= batch_size,
+    below the run's env steps)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak rate of the target networks: target <- tau * online + (1 - tau) * target."""
+    train_frequency: int = 1
+    """Steps of every env per update (an update takes train_frequency * num_envs env steps)."""
+    gradient_steps: int = 1
+    """Gradient steps per update."""
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the actor and of each critic."""
+    activation: str = "relu"
+    """Hidden activation of the networks."""
+
+    @property
+    def owner(self) -> str:
+        """`"SAC Config"`: how error messages name this config."""
+        return f"{self.algorithm} Config"
+
+    @property
+    def steps_per_update(self) -> int:
+        """Env steps consumed by one `update` (all envs)."""
+        return self.train_frequency * self.num_envs
+
+    @property
+    def num_updates(self) -> int:
+        """Updates that make `total_timesteps` (rounded down)."""
+        return self.total_timesteps // self.steps_per_update
+
+    @property
+    def run_steps(self) -> int:
+        """Env steps of the whole run (`total_timesteps` in whole updates)."""
+        return self.num_updates * self.steps_per_update
+
+    @property
+    def capacity(self) -> int:
+        """Slots allocated in the replay buffer: `buffer_size`, or the run's env steps if
+        fewer (a buffer larger than the run would never fill)."""
+        return max(min(self.buffer_size, self.run_steps), self.steps_per_update)
+
+    def check_fields(self) -> None:
+        """The field checks every off-policy config runs in `__post_init__`.
+
+        Raises:
+          TypeError, ValueError: naming `<ALGO> Config.field`, the value and the fix.
+        """
+        owner = self.owner
+        for name in (
+            "total_timesteps",
+            "num_envs",
+            "buffer_size",
+            "batch_size",
+            "train_frequency",
+            "gradient_steps",
+        ):
+            check_int(getattr(self, name), name, owner=owner, low=1)
+        check_int(self.learning_starts, "learning_starts", owner=owner, low=0)
+        for name in ("learning_rate", "max_grad_norm"):
+            check_number(getattr(self, name), name, owner=owner, low=0, low_open=True)
+        check_probability(self.gamma, "gamma", owner=owner)
+        check_number(self.tau, "tau", owner=owner, low=0, high=1, low_open=True)
+        check_int_sequence(self.hidden_sizes, "hidden_sizes", owner=owner, low=1)
+        check_choice(self.activation, "activation", sorted(ACTIVATIONS), owner=owner)
+        if self.batch_size > self.buffer_size:
+            raise ValueError(
+                f"{owner}.batch_size={self.batch_size} is larger than buffer_size="
+                f"{self.buffer_size}; lower batch_size or raise buffer_size."
+            )
+        if self.learning_starts < self.batch_size:
+            raise ValueError(
+                f"{owner}.learning_starts={self.learning_starts} is smaller than "
+                f"batch_size={self.batch_size}: the first minibatch would come from a buffer "
+                f"holding fewer transitions; set learning_starts >= {self.batch_size}."
+            )
+        if self.steps_per_update > self.buffer_size:
+            raise ValueError(
+                f"{owner}: one update stores train_frequency * num_envs = "
+                f"{self.steps_per_update} transitions, more than buffer_size={self.buffer_size}; "
+                "lower train_frequency or num_envs, or raise buffer_size."
+            )
+
+    def validate(self, venv: VectorEnv | None = None) -> None:
+        """Check the run before training (the fields were checked on construction).
+
+        That `total_timesteps` makes one update at least and that learning starts within the
+        run; given `venv`, that it has a continuous `Box` action space with finite bounds and
+        `num_envs` environments.
+
+        Raises:
+          ValueError: naming the field, its value and the fix.
+        """
+        owner = self.owner
+        if self.num_updates < 1:
+            raise ValueError(
+                f"{owner}.total_timesteps={self.total_timesteps} is less than one update "
+                f"(train_frequency * num_envs = {self.steps_per_update} env steps); "
+                f"set total_timesteps >= {self.steps_per_update}."
+            )
+        if self.learning_starts >= self.run_steps:
+            need = (self.learning_starts // self.steps_per_update + 1) * self.steps_per_update
+            raise ValueError(
+                f"{owner}.learning_starts={self.learning_starts} is at or beyond the run's "
+                f"{self.run_steps} env steps (total_timesteps={self.total_timesteps}): the run "
+                f"would end before it learns; set learning_starts below {self.run_steps} or "
+                f"total_timesteps to at least {need}."
+            )
+        if venv is None:
+            return
+        check_continuous_actions(venv.action_space, self.algorithm)
+        if venv.num_envs != self.num_envs:
+            raise ValueError(
+                f"the vector env has num_envs={venv.num_envs} but {owner}.num_envs="
+                f"{self.num_envs}; make them equal (or pass an env id and let make_train "
+                "build the vector env)."
+            )
+
+
+def check_continuous_actions(space: Any, algorithm: str) -> int:
+    """The number of action dimensions of a float `Box` with finite bounds.
+
+    Raises:
+      ValueError: any other action space, naming what `algorithm` supports.
+    """
+    if isinstance(space, spaces.Box) and jnp.issubdtype(space.dtype, jnp.floating):
+        low, high = np.asarray(space.low), np.asarray(space.high)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ValueError(
+                f"algorithm {algorithm!r} rescales its tanh-squashed actions to the action "
+                f"Box's bounds, which must be finite; got low={low.tolist()}, "
+                f"high={high.tolist()}. Wrap the environment so that its actions are bounded."
+            )
+        if np.any(high <= low):
+            raise ValueError(
+                f"algorithm {algorithm!r} needs high > low in every action dimension; got "
+                f"low={low.tolist()}, high={high.tolist()}."
+            )
+        return int(np.prod(space.shape, dtype=np.int64))
+    discrete = " (discrete-action SAC, Christodoulou 2019, is not implemented)" * (
+        algorithm == ALGORITHM
+    )
+    raise ValueError(
+        f"algorithm {algorithm!r} supports continuous Box action spaces (float, finite "
+        f"bounds) only{discrete}; got {space!r}. Use an environment with continuous actions "
+        "(e.g. Pendulum-v1), or DQN or PPO for discrete actions."
+    )
+
+
+def action_bounds(space: spaces.Box) -> tuple[np.ndarray, np.ndarray]:
+    """`(low, high)` of a `Box` as flat float32 arrays `[d]`."""
+    low = np.asarray(space.low, np.float32).reshape(-1)
+    high = np.asarray(space.high, np.float32).reshape(-1)
+    return low, high
+
+
+def to_env_action(a_norm: jax.Array, space: spaces.Box) -> jax.Array:
+    """Normalised actions `[..., d]` in `[-1, 1]` rescaled to the `Box`, `[..., *space.shape]`:
+    `low + (a + 1) * (high - low) / 2` (clipped, so rounding never leaves the box)."""
+    low, high = action_bounds(space)
+    a = low + (jnp.clip(a_norm, -1.0, 1.0) + 1.0) * (0.5 * (high - low))
+    a = jnp.clip(a, low, high).astype(space.dtype)
+    return a.reshape(a_norm.shape[:-1] + tuple(space.shape))
+
+
+class TwinQ(nn.Module):
+    """Two independent action-value networks `Q_i(s, a)`: `([..., D], [..., d]) -> ([...], [...])`
+    (Fujimoto et al. 2018's clipped double Q, used by SAC and TD3).
+
+    Attributes:
+      hidden_sizes: widths of the hidden layers of each network.
+      activation: hidden activation name.
+    """
+
+    hidden_sizes: Sequence[int] = (256, 256)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, a: jax.Array) -> tuple[jax.Array, jax.Array]:
+        xa = jnp.concatenate([x, a], axis=-1)
+        q1 = MLP(self.hidden_sizes, self.activation, 1, 1.0, name="q1")(xa)[..., 0]
+        q2 = MLP(self.hidden_sizes, self.activation, 1, 1.0, name="q2")(xa)[..., 0]
+        return q1, q2
+
+
+@struct.dataclass
+class TrainState:
+    """Everything that changes during off-policy training, as one pytree (a full checkpoint)."""
+
+    learner: Any
+    """The algorithm's networks, targets and optimiser states (SAC's `Learner`, TD3's)."""
+    buffer: ReplayBuffer
+    """Replay buffer of `Transition`s (actions normalised to `[-1, 1]`, flat `[d]`)."""
+    vec_state: VecState
+    """Vector environment state."""
+    obs: jax.Array
+    """`[num_envs, ...]` observations to act on next."""
+    key: jax.Array
+    """PRNG key for the next update."""
+    update_index: jax.Array
+    """int32: updates done so far."""
+    gradient_step: jax.Array
+    """int32: gradient steps done so far."""
+
+
+def init_state(
+    key: jax.Array,
+    config: OffPolicyRun,
+    venv: VectorEnv,
+    init_learner: Callable[[jax.Array, jax.Array, int], Any],
+) -> TrainState:
+    """A fresh off-policy `TrainState`: `init_learner(key, x [N, D], act_dim)`, an empty buffer
+    of `config.capacity` slots, reset environments."""
+    k_learn, k_env, k_next = jax.random.split(key, 3)
+    d = check_continuous_actions(venv.action_space, config.algorithm)
+    obs, vec_state = venv.reset(k_env)
+    learner = init_learner(k_learn, flatten_obs(obs, venv.observation_space), d)
+    example = Transition(
+        obs_tm1=obs[0],
+        action_tm1=jnp.zeros((d,), jnp.float32),
+        reward_t=jnp.zeros((), jnp.float32),
+        obs_t=obs[0],
+        terminated_t=jnp.zeros((), bool),
+        truncated_t=jnp.zeros((), bool),
+    )
+    zero = jnp.zeros((), jnp.int32)
+    return TrainState(
+        learner=learner,
+        buffer=replay_init(example, config.capacity),
+        vec_state=vec_state,
+        obs=obs,
+        key=k_next,
+        update_index=zero,
+        gradient_step=zero,
+    )
+
+
+@struct.dataclass
+class _Collect:
+    vec_state: VecState
+    obs: jax.Array
+    env_steps: jax.Array
+    return_sum: jax.Array
+    count: jax.Array
+
+
+Explore = Callable[[Any, jax.Array, jax.Array], jax.Array]
+"""`(learner, x [N, D], key) -> normalised actions [N, d]` (the behaviour policy)."""
+LearnStep = Callable[[Any, Transition, jax.Array, jax.Array], tuple[Any, dict[str, jax.Array]]]
+"""`(learner, batch, gradient step number counted from 1, key) -> (learner, scalars)`."""
+
+
+def _collect_step(carry: _Collect, key, learner, config, venv, explore: Explore):
+    """One step of every env: uniformly random actions before `learning_starts`, else `explore`."""
+    k_rand, k_act, k_env = jax.random.split(key, 3)
+    d = int(np.prod(venv.action_space.shape, dtype=np.int64))
+    x = flatten_obs(carry.obs, venv.observation_space)
+    random = jax.random.uniform(k_rand, (venv.num_envs, d), jnp.float32, -1.0, 1.0)
+    a_norm = jnp.where(carry.env_steps < config.learning_starts, random, explore(learner, x, k_act))
+    step = venv.step(k_env, carry.vec_state, to_env_action(a_norm, venv.action_space))
+    transition = Transition(
+        obs_tm1=carry.obs,
+        action_tm1=a_norm,
+        reward_t=step.reward,
+        obs_t=step.final_obs,
+        terminated_t=step.terminated,
+        truncated_t=step.truncated,
+    )
+    done = step.done
+    new = _Collect(
+        vec_state=step.state,
+        obs=step.obs,
+        env_steps=carry.env_steps + venv.num_envs,
+        return_sum=carry.return_sum + jnp.sum(jnp.where(done, step.episode_return, 0.0)),
+        count=carry.count + jnp.sum(done).astype(jnp.int32),
+    )
+    return new, transition
+
+
+def off_policy_update(
+    state: TrainState,
+    config: OffPolicyRun,
+    venv: VectorEnv,
+    explore: Explore,
+    learn_step: LearnStep,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One off-policy iteration: `train_frequency` steps of every env stored in the buffer,
+    then (once `learning_starts` env steps were taken) `gradient_steps` of `learn_step`.
+
+    Returns:
+      `(new_state, metrics)`: `metrics` holds `env_steps`, `episode_return_sum`,
+      `episode_count`, `learning` and the mean over the gradient steps of each scalar
+      `learn_step` returns (zeros before learning starts).
+    """
+    key, k_collect, k_learn = jax.random.split(state.key, 3)
+    carry = _Collect(
+        vec_state=state.vec_state,
+        obs=state.obs,
+        env_steps=state.update_index * config.steps_per_update,
+        return_sum=jnp.zeros((), jnp.float32),
+        count=jnp.zeros((), jnp.int32),
+    )
+    carry, transitions = jax.lax.scan(
+        lambda c, k: _collect_step(c, k, state.learner, config, venv, explore),
+        carry,
+        jax.random.split(k_collect, config.train_frequency),
+    )
+    flat = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), transitions)
+    buffer = replay_add(state.buffer, flat)
+
+    def one_step(c, k):
+        learner, step = c
+        k_batch, k_step = jax.random.split(k)
+        batch = replay_sample(buffer, k_batch, config.batch_size)
+        learner, aux = learn_step(learner, batch, step + 1, k_step)
+        return (learner, step + 1), aux
+
+    def learn(args):
+        out, aux = jax.lax.scan(one_step, args, jax.random.split(k_learn, config.gradient_steps))
+        return out, jax.tree.map(jnp.mean, aux)
+
+    shapes = jax.eval_shape(learn, (state.learner, state.gradient_step))[1]
+
+    def skip(args):
+        return args, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    learning = carry.env_steps >= config.learning_starts
+    (learner, grad_step), aux = jax.lax.cond(
+        learning, learn, skip, (state.learner, state.gradient_step)
+    )
+    new_state = TrainState(
+        learner=learner,
+        buffer=buffer,
+        vec_state=carry.vec_state,
+        obs=carry.obs,
+        key=key,
+        update_index=state.update_index + 1,
+        gradient_step=grad_step,
+    )
+    metrics = {
+        "env_steps": carry.env_steps,
+        "episode_return_sum": carry.return_sum,
+        "episode_count": carry.count,
+        "learning": learning,
+        **aux,
+    }
+    return new_state, metrics
+
+
+# --------------------------------------------------------------------------------- SAC
+@dataclasses.dataclass(frozen=True)
+class Config(OffPolicyRun):
+    """SAC settings; the defaults solve Pendulum-v1 (mean return >= -200) in under 1e4 steps.
+
+    rl-baselines3-zoo's Pendulum-v1 SAC (lr 1e-3, batch 256, buffer 1e6, gamma 0.99, tau
+    0.005, learning_starts 1000 here (zoo: 100), one gradient step per env step, 1 env,
+    automatic temperature from 1.0 towards -act_dim) with smaller [64, 64] networks (zoo:
+    [256, 256]), which learn Pendulum as fast per env step and run several times faster on
+    a CPU.
+    """
+
+    algorithm: ClassVar[str] = ALGORITHM
+
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the actor and of each critic."""
+    autotune: bool = True
+    """Tune the temperature towards target_entropy (False: keep init_temperature fixed)."""
+    init_temperature: float = 1.0
+    """The temperature alpha at the start (autotune), or the fixed one (no autotune)."""
+    target_entropy: float | None = None
+    """Entropy (nats, of the squashed action in [-1, 1]^d) the temperature steers the policy
+    towards; None: -act_dim (Haarnoja et al. 2018). At most act_dim * log 2."""
+
+    def __post_init__(self) -> None:
+        self.check_fields()
+        check_bool(self.autotune, "autotune", owner=OWNER)
+        check_number(self.init_temperature, "init_temperature", owner=OWNER, low=0, low_open=True)
+        if self.target_entropy is not None:
+            check_number(self.target_entropy, "target_entropy", owner=OWNER)
+
+    def entropy_target(self, act_dim: int) -> float:
+        """The target entropy for `act_dim` action dimensions (`target_entropy` or `-act_dim`)."""
+        return -float(act_dim) if self.target_entropy is None else float(self.target_entropy)
+
+    def validate(self, venv: VectorEnv | None = None) -> None:
+        """`OffPolicyRun.validate`, and that the target entropy is reachable: the squashed
+        Gaussian's entropy on `[-1, 1]^d` is below `d * log 2` (the uniform distribution's).
+
+        Raises:
+          ValueError: naming the field, its value and the fix.
+        """
+        super().validate(venv)
+        if venv is None or self.target_entropy is None or not self.autotune:
+            return
+        d = check_continuous_actions(venv.action_space, ALGORITHM)
+        if self.target_entropy >= d * _LOG_2:
+            raise ValueError(
+                f"{OWNER}.target_entropy={self.target_entropy} cannot be reached: a policy "
+                f"on [-1, 1]^{d} has entropy below {d} * log 2 = {d * _LOG_2:.4f} (the "
+                f"uniform one's), so the temperature would grow without bound; pick a lower "
+                f"target (the default, None, is -act_dim = {-d})."
+            )
+
+
+def tanh_log_det_jacobian(u: jax.Array) -> jax.Array:
+    """`log |d tanh(u) / du| = log(1 - tanh(u)^2)`, elementwise, in the stable form
+    `2 * (log 2 - u - softplus(-2 u))` (finite for any `u`; the direct form is `-inf` once
+    `tanh(u)` rounds to 1)."""
+    return 2.0 * (_LOG_2 - u - jax.nn.softplus(-2.0 * u))
+
+
+@struct.dataclass
+class TanhGaussian:
+    """`a = tanh(u)`, `u ~ N(mean, exp(log_std)^2)` per dimension (Haarnoja et al. 2018,
+    appendix C): a distribution on `(-1, 1)^d`, batched over leading axes."""
+
+    mean: jax.Array
+    log_std: jax.Array
+
+    def log_prob_pre_tanh(self, u: jax.Array) -> jax.Array:
+        """`[...]` log-density of `a = tanh(u)` given the pre-squash sample `u [..., d]`:
+        `log N(u) - sum log(1 - tanh(u)^2)` (eq. 26)."""
+        log_std = jnp.broadcast_to(self.log_std, self.mean.shape)
+        z = (u - self.mean) * jnp.exp(-log_std)
+        gauss = jnp.sum(-0.5 * z**2 - log_std - 0.5 * _LOG_2PI, axis=-1)
+        return gauss - jnp.sum(tanh_log_det_jacobian(u), axis=-1)
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        """`[...]` log-density of squashed actions `[..., d]` in `(-1, 1)` (they are clipped
+        to `1 - 1e-6` in magnitude before `atanh`)."""
+        a = jnp.clip(action, -1.0 + 1e-6, 1.0 - 1e-6)
+        return self.log_prob_pre_tanh(jnp.arctanh(a))
+
+    def sample_and_log_prob(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """`(a [..., d], log_prob [...])`: a reparameterised sample and its log-density."""
+        std = jnp.exp(jnp.broadcast_to(self.log_std, self.mean.shape))
+        u = self.mean + std * jax.random.normal(key, self.mean.shape, self.mean.dtype)
+        return jnp.tanh(u), self.log_prob_pre_tanh(u)
+
+    def mode(self) -> jax.Array:
+        """`[..., d]` `tanh(mean)`, the deterministic action."""
+        return jnp.tanh(self.mean)
+
+
+class SquashedGaussianActor(nn.Module):
+    """The SAC policy: `[..., D] -> TanhGaussian` with state-dependent mean and log-std
+    (clipped to `[LOG_STD_MIN, LOG_STD_MAX]`).
+
+    Attributes:
+      action_dim: action dimensions `d`.
+      hidden_sizes: widths of the hidden layers.
+      activation: hidden activation name.
+    """
+
+    action_dim: int
+    hidden_sizes: Sequence[int] = (256, 256)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> TanhGaussian:
+        out = MLP(self.hidden_sizes, self.activation, 2 * self.action_dim, 0.01)(x)
+        mean, log_std = jnp.split(out, 2, axis=-1)
+        return TanhGaussian(mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX))
+
+
+@struct.dataclass
+class Learner:
+    """SAC's networks, temperature and optimiser states."""
+
+    actor: Any
+    """Policy parameters."""
+    critic: Any
+    """Twin Q-network parameters."""
+    target_critic: Any
+    """Polyak-averaged copy of `critic`."""
+    log_alpha: jax.Array
+    """float32 scalar: log of the temperature."""
+    actor_opt: Any
+    critic_opt: Any
+    alpha_opt: Any
+
+
+@struct.dataclass
+class Metrics(EpisodeMetrics):
+    """Per-update scalars of SAC (means over the update's gradient steps; 0 before learning)."""
+
+    loss: jax.Array
+    """critic_loss + actor_loss + alpha_loss (a NaN here stops the driver)."""
+    critic_loss: jax.Array
+    """`0.5 * (MSE(Q_1, y) + MSE(Q_2, y))` against the soft TD target."""
+    actor_loss: jax.Array
+    """`mean(alpha * log pi(a|s) - min_i Q_i(s, a))`."""
+    alpha_loss: jax.Array
+    """`-mean(log alpha * (log pi(a|s) + target_entropy))` (0 without autotune)."""
+    alpha: jax.Array
+    """Temperature after the update."""
+    entropy: jax.Array
+    """`-mean(log pi(a|s))` of the actor's samples on the minibatch."""
+    q_mean: jax.Array
+    """Mean `Q_1(s, a)` of the minibatch's transitions."""
+    learning: jax.Array
+    """True where this update ran gradient steps."""
+
+
+def _actor(config: Config, act_dim: int) -> SquashedGaussianActor:
+    return SquashedGaussianActor(act_dim, tuple(config.hidden_sizes), config.activation)
+
+
+def _critic(config: OffPolicyRun) -> TwinQ:
+    return TwinQ(tuple(config.hidden_sizes), config.activation)
+
+
+def _act_dim(venv: VectorEnv) -> int:
+    return check_continuous_actions(venv.action_space, ALGORITHM)
+
+
+def _optimizer(config: OffPolicyRun) -> optax.GradientTransformation:
+    return make_optimizer("adam", config.learning_rate, max_grad_norm=config.max_grad_norm)
+
+
+def soft_td_target(
+    r_t: jax.Array,
+    discount_t: jax.Array,
+    q1_t: jax.Array,
+    q2_t: jax.Array,
+    log_prob_t: jax.Array,
+    alpha: jax.Array,
+) -> jax.Array:
+    """The soft TD target `r_t + discount_t * (min(q1_t, q2_t) - alpha * log_prob_t)`
+    (Haarnoja et al. 2018, eq. 3 with the soft state value, and section 5's clipped twin Q).
+
+    Args:
+      r_t: rewards.
+      discount_t: `gamma` where `s_t` is bootstrapped, 0 where the episode terminated.
+      q1_t, q2_t: target networks' values of `(s_t, a_t)`, `a_t ~ pi(.|s_t)`.
+      log_prob_t: `log pi(a_t|s_t)`.
+      alpha: the temperature.
+
+    Returns:
+      The targets (elementwise over any shape; no gradient flows through them).
+    """
+    v_t = jnp.minimum(q1_t, q2_t) - alpha * log_prob_t
+    return jax.lax.stop_gradient(r_t + discount_t * v_t)
+
+
+def critic_loss(q1: jax.Array, q2: jax.Array, target: jax.Array) -> jax.Array:
+    """`0.5 * (mean((q1 - target)^2) + mean((q2 - target)^2))` (eq. 5, both critics)."""
+    return 0.5 * (jnp.mean((q1 - target) ** 2) + jnp.mean((q2 - target) ** 2))
+
+
+def actor_loss(q1: jax.Array, q2: jax.Array, log_prob: jax.Array, alpha: jax.Array) -> jax.Array:
+    """`mean(alpha * log_prob - min(q1, q2))` over a batch of reparameterised samples (eq. 7)."""
+    return jnp.mean(alpha * log_prob - jnp.minimum(q1, q2))
+
+
+def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: float) -> jax.Array:
+    """`-mean(log_alpha * (log_prob + target_entropy))` (eq. 18 in log space, as SB3): its
+    gradient raises the temperature while the entropy `-mean(log_prob)` is below the target
+    and lowers it while above (`log_prob` carries no gradient)."""
+    return -jnp.mean(log_alpha * jax.lax.stop_gradient(log_prob + target_entropy))
+
+
+QFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+"""`(x [B, D], a [B, d]) -> (q1 [B], q2 [B])`: the critics the actor is trained against."""
+
+
+def actor_temperature_step(
+    actor_params: Any,
+    actor_opt: Any,
+    log_alpha: jax.Array,
+    alpha_opt: Any,
+    x: jax.Array,
+    key: jax.Array,
+    q_fn: QFn,
+    config: Config,
+    act_dim: int,
+) -> tuple[Any, Any, jax.Array, Any, dict[str, jax.Array]]:
+    """One actor step against the critics `q_fn` (eq. 7), then one temperature step (eq. 18)
+    with the same samples' log-probabilities (skipped without `config.autotune`).
+
+    Args:
+      actor_params, actor_opt: the policy and its optimiser state.
+      log_alpha, alpha_opt: the log-temperature and its optimiser state.
+      x: `[B, D]` observation features.
+      key: PRNG key for the reparameterised samples.
+      q_fn: the critics (frozen: no gradient reaches their parameters).
+      config: the settings.
+      act_dim: action dimensions (for the default target entropy).
+
+    Returns:
+      `(actor_params, actor_opt, log_alpha, alpha_opt, scalars)` with `actor_loss`,
+      `alpha_loss` and `entropy`.
+    """
+    actor, tx = _actor(config, act_dim), _optimizer(config)
+    alpha = jnp.exp(log_alpha)
+
+    def loss_fn(params):
+        a, log_prob = actor.apply(params, x).sample_and_log_prob(key)
+        q1, q2 = q_fn(x, a)
+        return actor_loss(q1, q2, log_prob, alpha), log_prob
+
+    (a_loss, log_prob), grads = jax.value_and_grad(loss_fn, has_aux=True)(actor_params)
+    updates, actor_opt = tx.update(grads, actor_opt, actor_params)
+    actor_params = optax.apply_updates(actor_params, updates)
+    if config.autotune:
+        target = config.entropy_target(act_dim)
+        t_loss, g = jax.value_and_grad(temperature_loss)(log_alpha, log_prob, target)
+        updates, alpha_opt = tx.update(g, alpha_opt, log_alpha)
+        log_alpha = optax.apply_updates(log_alpha, updates)
+    else:
+        t_loss = jnp.zeros((), jnp.float32)
+    scalars = {"actor_loss": a_loss, "alpha_loss": t_loss, "entropy": -jnp.mean(log_prob)}
+    return actor_params, actor_opt, log_alpha, alpha_opt, scalars
+
+
+def critic_step(
+    learner: Learner, batch: Transition, key: jax.Array, config: Config, act_dim: int, venv
+) -> tuple[Learner, dict[str, jax.Array]]:
+    """One critic step on the soft TD target (eq. 3 and 5). Returns the learner with new
+    `critic` and `critic_opt`, and `critic_loss`, `q_mean`."""
+    actor, critic, tx = _actor(config, act_dim), _critic(config), _optimizer(config)
+    x_tm1 = flatten_obs(batch.obs_tm1, venv.observation_space)
+    x_t = flatten_obs(batch.obs_t, venv.observation_space)
+    a_t, log_prob_t = actor.apply(learner.actor, x_t).sample_and_log_prob(key)
+    q1_t, q2_t = critic.apply(learner.target_critic, x_t, a_t)
+    target = soft_td_target(
+        batch.reward_t.astype(jnp.float32),
+        config.gamma * batch.discount_t,
+        q1_t,
+        q2_t,
+        log_prob_t,
+        jnp.exp(learner.log_alpha),
+    )
+
+    def loss_fn(params):
+        q1, q2 = critic.apply(params, x_tm1, batch.action_tm1)
+        return critic_loss(q1, q2, target), jnp.mean(q1)
+
+    (c_loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.critic)
+    updates, critic_opt = tx.update(grads, learner.critic_opt, learner.critic)
+    params = optax.apply_updates(learner.critic, updates)
+    new = learner.replace(critic=params, critic_opt=critic_opt)
+    return new, {"critic_loss": c_loss, "q_mean": q_mean}
+
+
+def gradient_step(
+    learner: Learner, batch: Transition, key: jax.Array, config: Config, venv: VectorEnv
+) -> tuple[Learner, dict[str, jax.Array]]:
+    """One SAC gradient step on a minibatch: critic, actor (against the updated critic),
+    temperature, then `target <- tau * critic + (1 - tau) * target`."""
+    act_dim = _act_dim(venv)
+    k_critic, k_actor = jax.random.split(key)
+    learner, c_aux = critic_step(learner, batch, k_critic, config, act_dim, venv)
+    critic = _critic(config)
+    x = flatten_obs(batch.obs_tm1, venv.observation_space)
+    critic_params = jax.lax.stop_gradient(learner.critic)
+
+    def q_fn(x, a):
+        return critic.apply(critic_params, x, a)
+
+    actor_params, actor_opt, log_alpha, alpha_opt, a_aux = actor_temperature_step(
+        learner.actor,
+        learner.actor_opt,
+        learner.log_alpha,
+        learner.alpha_opt,
+        x,
+        k_actor,
+        q_fn,
+        config,
+        act_dim,
+    )
+    target = optax.incremental_update(learner.critic, learner.target_critic, config.tau)
+    learner = learner.replace(
+        actor=actor_params,
+        actor_opt=actor_opt,
+        log_alpha=log_alpha,
+        alpha_opt=alpha_opt,
+        target_critic=target,
+    )
+    aux = {**c_aux, **a_aux, "alpha": jnp.exp(log_alpha)}
+    aux["loss"] = aux["critic_loss"] + aux["actor_loss"] + aux["alpha_loss"]
+    return learner, aux
+
+
+def init(key: jax.Array, config: Config, venv: VectorEnv) -> TrainState:
+    """A fresh training state: actor, twin critics and their target copy, temperature
+    `init_temperature`, optimisers, an empty buffer, reset environments.
+
+    Args:
+      key: PRNG key, consumed.
+      config: the settings.
+      venv: the vector environment (continuous `Box` actions).
+
+    Returns:
+      The initial `TrainState`.
+    """
+
+    def init_learner(k, x, d):
+        k_actor, k_critic = jax.random.split(k)
+        actor = _actor(config, d).init(k_actor, x)
+        critic = _critic(config).init(k_critic, x, jnp.zeros((x.shape[0], d), jnp.float32))
+        log_alpha = jnp.asarray(math.log(config.init_temperature), jnp.float32)
+        tx = _optimizer(config)
+        return Learner(
+            actor=actor,
+            critic=critic,
+            target_critic=critic,
+            log_alpha=log_alpha,
+            actor_opt=tx.init(actor),
+            critic_opt=tx.init(critic),
+            alpha_opt=tx.init(log_alpha),
+        )
+
+    return init_state(key, config, venv, init_learner)
+
+
+def act(
+    params: Any,
+    obs: jax.Array,
+    key: jax.Array,
+    config: Config,
+    venv: VectorEnv,
+    *,
+    deterministic: bool = True,
+) -> jax.Array:
+    """Actions `[B, *action_shape]` in the `Box` for observations `[B, ...]`.
+
+    Args:
+      params: actor parameters (`policy_params(state)`).
+      obs: batched observations.
+      key: PRNG key (used only when not deterministic).
+      config: the settings.
+      venv: the vector environment (for its spaces).
+      deterministic: `tanh(mean)` if True, a sample of the policy otherwise.
+    """
+    dist = _actor(config, _act_dim(venv)).apply(params, flatten_obs(obs, venv.observation_space))
+    a = dist.mode() if deterministic else dist.sample_and_log_prob(key)[0]
+    return to_env_action(a, venv.action_space)
+
+
+def policy_params(state: TrainState) -> Any:
+    """What `act` needs: the actor's parameters."""
+    return state.learner.actor
+
+
+def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainState, Metrics]:
+    """One SAC iteration: `train_frequency` steps of every env, then `gradient_steps` steps.
+
+    Pure and jittable; depends only on `(state, config, venv)`.
+
+    Returns:
+      `(new_state, metrics)`.
+    """
+    act_dim = _act_dim(venv)
+    actor = _actor(config, act_dim)
+
+    def explore(learner, x, key):
+        return actor.apply(learner.actor, x).sample_and_log_prob(key)[0]
+
+    def learn_step(learner, batch, step, key):
+        return gradient_step(learner, batch, key, config, venv)
+
+    state, m = off_policy_update(state, config, venv, explore, learn_step)
+    m["alpha"] = jnp.where(m["learning"], m["alpha"], jnp.exp(state.learner.log_alpha))
+    return state, Metrics(**m)
+
+
+def make_train(config: Config, env: Any, env_params: Any = None):
+    """Build `train(key) -> (TrainState, Metrics stacked over num_updates)`.
+
+    Args:
+      config: the settings (validated here).
+      env: an env id (bellmax or Gymnasium), an `Environment`, a gymnax-API environment or a
+        `VectorEnv` (its `num_envs` must equal `config.num_envs`), with continuous actions.
+      env_params: parameters for an environment object (default: its own).
+
+    Returns:
+      `train(key)`, pure; `jax.jit(jax.vmap(train))(keys)` trains many seeds at once for
+      JAX environments (Gymnasium ids step on the host: run those seeds one by one).
+    """
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a sac.Config, got {type(config).__name__}.")
+    return scan_train(config, vector_env(config, env, env_params), init, update)
