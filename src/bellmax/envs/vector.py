@@ -199,6 +199,8 @@ class JaxVectorEnv(VectorEnv):
             return False
 
     def _reset1(self, key: jax.Array) -> tuple[jax.Array, Any]:
+        if self._auto_resets:  # a gymnax 1.x object: its public reset (wrappers' state too)
+            return self.env.reset(key, self.env_params)
         if self._gymnax:
             return self.env.reset_env(key, self.env_params)
         return self.env.reset(key, self.env_params)
@@ -227,10 +229,6 @@ class JaxVectorEnv(VectorEnv):
 
     def reset(self, key: jax.Array) -> tuple[jax.Array, VecState]:
         keys = jax.random.split(key, self.num_envs)
-        if self._auto_resets:
-            obs, env_state = jax.vmap(lambda k: self.env.reset(k, self.env_params))(keys)
-            zeros = jnp.zeros(self.num_envs, jnp.float32)
-            return obs, VecState(env_state, zeros, jnp.zeros(self.num_envs, jnp.int32))
         obs, env_state = jax.vmap(self._reset1)(keys)
         zeros = jnp.zeros(self.num_envs, jnp.float32)
         return obs, VecState(env_state, zeros, jnp.zeros(self.num_envs, jnp.int32))
