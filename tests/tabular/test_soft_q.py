@@ -121,7 +121,7 @@ def test_boltzmann_action_samples_its_distribution():
 #: time make every (s, a) frequent (soft Q-learning is off-policy: its target does not depend
 #: on the behaviour).
 GRID_RUNS = 4
-GRID_EPISODES = 8000  # the cap: within 1e-2 after about 700-2500 episodes
+GRID_EPISODES = 8000  # the cap: within 1e-2 after about 1000-2000 episodes
 GRID_CONFIG = {
     "alpha": 0.5, "epsilon": 0.5, "num_episodes": GRID_EPISODES, "max_steps_per_episode": 10,
 }  # fmt: skip
@@ -233,31 +233,38 @@ class SlipperyGridWorld5x5(GridWorld5x5):
         return mdp.replace(P=P, R=R)
 
 
+#: The slippery runs: 4 seeds of 12,000 episodes of 10 steps, step size 1 / n**0.6.
+SLIPPERY_CONFIG = {
+    "alpha": 1.0, "alpha_decay": 0.6, "epsilon": 0.5, "num_episodes": 12_000,
+    "max_steps_per_episode": 10,
+}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def slippery():
-    """Soft Q-learning (tau = 1) on the slippery grid with the step size 1 / n**0.6."""
+    """Soft Q-learning (tau = 1) and Q-learning on the slippery grid, decaying step sizes."""
     env = SlipperyGridWorld5x5()
-    config = SoftQLearningConfig(
-        temperature=1.0, alpha=1.0, alpha_decay=0.6, epsilon=0.5, num_episodes=12_000,
-        max_steps_per_episode=10,
-    )  # fmt: skip
-    result = soft_q_learning(jax.random.PRNGKey(2), env, config, num_runs=4, track_states=range(25))
-    return env.tabular_mdp(), result
+    key = jax.random.PRNGKey(2)
+    config = SoftQLearningConfig(temperature=1.0, **SLIPPERY_CONFIG)
+    soft = soft_q_learning(key, env, config, num_runs=4, track_states=range(25))
+    hard = q_learning(key, env, QLearningConfig(**SLIPPERY_CONFIG), num_runs=4)
+    return env.tabular_mdp(), soft, hard
 
 
-def test_soft_q_learning_averages_the_noise_of_a_slippery_world(slippery):
-    mdp, result = slippery
-    soft = np.asarray(soft_value_iteration(mdp, temperature=1.0, tol=1e-10).q_values)
-    hard = np.asarray(value_iteration(mdp, tol=1e-10).q_values)
-    assert (soft - hard).min() > 3.0  # the entropy bonus: V_soft - V* is 3.6 .. 6.1 here
-    err = max_errors(result.history, soft)
-    # every run heads for the soft values (about 0.3 off after 120,000 noisy steps, still
-    # falling: sampled targets need the decaying step size), far from the hard ones
+def test_decaying_steps_average_the_noise_of_a_slippery_world(slippery):
+    mdp, soft, hard = slippery
+    q_soft = np.asarray(soft_value_iteration(mdp, temperature=1.0, tol=1e-10).q_values)
+    q_star = np.asarray(value_iteration(mdp, tol=1e-10).q_values)
+    assert (q_soft - q_star).min() > 3.0  # the entropy bonus: 3.6 .. 6.1 here
+    err = max_errors(soft.history, q_soft)
+    # every run heads for the soft values (0.23 .. 0.31 off after 120,000 noisy steps, and
+    # still falling), far from the hard ones
     assert err[:, -1].max() < 0.6, err[:, -1]
     assert np.all(err[:, -1] < 0.5 * err[:, err.shape[1] // 8]), err[:, [err.shape[1] // 8, -1]]
-    assert max_errors(result.history[:, -1:], hard).min() > 2.5
-    # the runs disagree (the world is random) but their mean is closer still
-    assert np.abs(np.asarray(result.q).mean(axis=0) - soft).max() < 0.3
+    assert max_errors(soft.history[:, -1:], q_star).min() > 2.5
+    # Q-learning with the same samples heads for the optimal values
+    err_hard = np.abs(np.asarray(hard.q) - q_star).max(axis=(1, 2))
+    assert err_hard.max() < 0.6, err_hard
 
 
 # ---------------------------------------------------------------------- bad input

@@ -28,6 +28,7 @@ from bellmax.tabular.td import (
     ExpectedSarsaConfig,
     QLearningConfig,
     SarsaConfig,
+    SoftQLearningConfig,
     TD0Config,
     double_q_learning,
     double_q_learning_error,
@@ -366,10 +367,14 @@ def test_td0_gamma_override_matches_the_discounted_values():
         ({"max_steps_per_episode": 0}, ValueError, "max_steps_per_episode"),
         ({"gamma": 1.5}, ValueError, "gamma must be a number >= 0 and <= 1"),
         ({"initial_value": float("inf")}, ValueError, "initial_value must be a finite number"),
+        ({"alpha_decay": -0.1}, ValueError, "alpha_decay must be a number >= 0 and <= 1"),
+        ({"alpha_decay": 2.0}, ValueError, "alpha_decay must be a number >= 0 and <= 1"),
+        ({"alpha_decay": None}, TypeError, "alpha_decay must be a number, got NoneType"),
     ],
 )
 @pytest.mark.parametrize(
-    "config_type", [SarsaConfig, QLearningConfig, ExpectedSarsaConfig, DoubleQLearningConfig]
+    "config_type",
+    [SarsaConfig, QLearningConfig, ExpectedSarsaConfig, DoubleQLearningConfig, SoftQLearningConfig],
 )
 def test_bad_control_config(config_type, kwargs, error, match):
     with pytest.raises(error, match=match) as raised:

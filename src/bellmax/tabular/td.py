@@ -529,7 +529,6 @@ class SoftQLearningConfig(TDControlConfig):
 # ---------------------------------------------------------------------- drivers
 #: The TD control methods, indexed by the traced `method` of the shared program.
 _ALGORITHMS = ("sarsa", "expected_sarsa", "q_learning", "double_q_learning", "soft_q_learning")
-_SOFT = _ALGORITHMS.index("soft_q_learning")
 
 
 @struct.dataclass
