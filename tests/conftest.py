@@ -49,6 +49,7 @@ LEARNING_MODULES = frozenset(
         "models/test_sysid.py",
         "tabular/test_episodes.py",
         "tabular/test_mc.py",
+        "tabular/test_soft_q.py",
         "tabular/test_td.py",
     }
 )
