@@ -40,6 +40,7 @@ LEARNING_MODULES = frozenset(
         "deep/test_evaluate.py",
         "deep/test_ppo.py",
         "deep/test_reinforce.py",
+        "envs/test_gymnax.py",
         "experiments/test_sutton_barto.py",
         "games/test_alphazero.py",
         "games/test_mcts.py",

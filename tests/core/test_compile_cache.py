@@ -6,14 +6,14 @@ import os
 import subprocess
 import sys
 
-from bellmax.core.compile_cache import DEFAULT_MAX_BYTES, compile_cache_dir
+from bellmax.core.compile_cache import compile_cache_dir, prune
 
 _PROBE = """
 import json, jax, jax.numpy as jnp
 import bellmax
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.jit(lambda x: jnp.sin(x) @ x)(jnp.ones((8, 8))).block_until_ready()
-print(json.dumps([jax.config.jax_compilation_cache_dir, jax.config.jax_compilation_cache_max_size]))
+print(json.dumps([jax.config.jax_compilation_cache_dir]))
 """
 
 
@@ -26,14 +26,28 @@ def _probe(**env):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_on_by_default_in_the_cache_directory_and_bounded(tmp_path):
-    cache_dir, max_size = _probe(BELLMAX_CACHE_DIR=str(tmp_path))
-    assert cache_dir == str(tmp_path / "xla") and max_size == DEFAULT_MAX_BYTES
+def test_on_by_default_in_the_cache_directory(tmp_path):
+    (cache_dir,) = _probe(BELLMAX_CACHE_DIR=str(tmp_path))
+    assert cache_dir == str(tmp_path / "xla")
     assert any(p.name.endswith("-cache") for p in (tmp_path / "xla").iterdir())
+    # A second process finds its program there and writes nothing new.
+    before = sorted(p.name for p in (tmp_path / "xla").iterdir())
+    _probe(BELLMAX_CACHE_DIR=str(tmp_path))
+    assert sorted(p.name for p in (tmp_path / "xla").iterdir()) == before
+
+
+def test_prune_deletes_least_recently_used_down_to_three_quarters(tmp_path):
+    for i in range(10):  # 10 files of 100 bytes, file 0 the oldest
+        f = tmp_path / f"f{i}-cache"
+        f.write_bytes(b"x" * 100)
+        os.utime(f, (1_000_000 + i, 1_000_000 + i))
+    assert prune(tmp_path, 2000) == 0 and len(list(tmp_path.iterdir())) == 10
+    assert prune(tmp_path, 800) == 400  # 1000 bytes > 800: down to <= 600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"f{i}-cache" for i in range(4, 10)]
 
 
 def test_follows_xdg_when_bellmax_cache_dir_is_unset(tmp_path):
-    cache_dir, _ = _probe(XDG_CACHE_HOME=str(tmp_path), HOME=str(tmp_path / "home"))
+    (cache_dir,) = _probe(XDG_CACHE_HOME=str(tmp_path), HOME=str(tmp_path / "home"))
     assert cache_dir == str(tmp_path / "bellmax" / "xla")
 
 

@@ -4,8 +4,12 @@ Most of a short run's time is XLA compiling its programs (a PPO run on CartPole-
 compile against well under a second of training). With the persistent cache, the second run
 of the same program loads the compiled code from disk instead. `import bellmax` and the
 `bellmax` command turn it on, in `user_cache_dir() / "xla"` (`$BELLMAX_CACHE_DIR`, else
-`$XDG_CACHE_HOME/bellmax`, else `~/.cache/bellmax`), bounded to `DEFAULT_MAX_BYTES` (JAX
-evicts the least recently used entries beyond it).
+`$XDG_CACHE_HOME/bellmax`, else `~/.cache/bellmax`), bounded to `DEFAULT_MAX_BYTES`: when it
+is turned on and the folder holds more, the least recently used programs are deleted down to
+three quarters of the bound. (Not JAX's own bound, `jax_compilation_cache_max_size`: its
+eviction reads a timestamp file beside every entry, and an entry without one (a process
+killed between the two writes, or one that ran without the bound) makes every later write
+fail with a warning.)
 
 It stays off when the user decides otherwise: a cache directory already chosen for JAX (by
 `jax.config.update("jax_compilation_cache_dir", ...)` or `JAX_COMPILATION_CACHE_DIR`) is
@@ -15,7 +19,6 @@ that cannot be created only costs time: the cache then stays off, silently.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,9 +27,9 @@ import jax
 
 from bellmax.core.paths import user_cache_dir
 
-__all__ = ["DEFAULT_MAX_BYTES", "compile_cache_dir", "enable_compile_cache"]
+__all__ = ["DEFAULT_MAX_BYTES", "compile_cache_dir", "enable_compile_cache", "prune"]
 
-#: The cache's size bound in bytes (JAX evicts least recently used entries beyond it).
+#: The cache's size bound in bytes.
 DEFAULT_MAX_BYTES = 2 * 1024**3
 #: Programs that compile faster than this are not worth a file.
 _MIN_COMPILE_SECONDS = 0.2
@@ -58,7 +61,7 @@ def enable_compile_cache(
 
     Args:
       environ: the environment to read (default `os.environ`).
-      max_bytes: the cache's size bound (-1: unbounded).
+      max_bytes: the cache's size bound (negative: unbounded).
 
     Returns:
       The cache directory now in use by bellmax's choice, or None when nothing was changed.
@@ -74,8 +77,38 @@ def enable_compile_cache(
             return None
     except OSError:
         return None
+    if max_bytes >= 0:
+        prune(path, max_bytes)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", _MIN_COMPILE_SECONDS)
-    if importlib.util.find_spec("filelock") is not None:  # JAX's eviction needs it
-        jax.config.update("jax_compilation_cache_max_size", int(max_bytes))
     return path
+
+
+def prune(path: Path, max_bytes: int) -> int:
+    """Delete the least recently used files of a cache folder holding more than `max_bytes`,
+    down to three quarters of it; files that vanish meanwhile (another process) are skipped.
+
+    Returns:
+      The number of bytes deleted.
+    """
+    entries = []
+    for entry in os.scandir(path):
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if entry.is_file(follow_symlinks=False):
+            entries.append((max(st.st_atime, st.st_mtime), st.st_size, entry.path))
+    total = sum(size for _, size, _ in entries)
+    if total <= max_bytes:
+        return 0
+    freed = 0
+    for _, size, file in sorted(entries):
+        if total - freed <= 0.75 * max_bytes:
+            break
+        try:
+            os.unlink(file)
+            freed += size
+        except OSError:
+            continue
+    return freed
