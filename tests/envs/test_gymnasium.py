@@ -686,3 +686,21 @@ def test_importing_bellmax_does_not_import_gymnasium():
         "assert 'gymnasium' not in sys.modules, 'gymnasium was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_host_vector_env_of_a_gymnax_id_runs_gymnax_not_gymnasium():
+    """`make_host_vector_env("gymnax:CartPole-v1")` steps gymnax's CartPole (as a bellmax env
+    on the host), never Gymnasium's namesake; an unknown gymnax id is refused."""
+    pytest.importorskip("gymnax")
+    vec = make_host_vector_env("gymnax:CartPole-v1", num_envs=2, max_episode_steps=7)
+    env = vec.vector_env.envs[0]
+    assert isinstance(env.unwrapped, BellmaxGymnasiumEnv)  # not gymnasium.make("CartPole-v1")
+    assert "gymnax" in type(env.unwrapped.env).__module__
+    vec.reset()
+    lengths = []
+    for _ in range(20):
+        *_, terminated, truncated, _ = vec.step(np.zeros(2, np.int64))
+        lengths.append(bool(np.any(truncated)))
+    assert any(lengths)  # the 7-step cap cut episodes
+    with pytest.raises(UnknownNameError, match="gymnax"):
+        make_host_vector_env("gymnax:Nope-v0")

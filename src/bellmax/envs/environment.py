@@ -1,4 +1,6 @@
-"""The functional environment API, compatible with gymnax 1.x.
+"""The functional environment API, shaped like gymnax's (`reset_env`/`step_env`, `EnvParams`
+pytrees); gymnax's full contract (auto-reset, its spaces and `info`) is
+`bellmax.envs.to_gymnax(env)`.
 
 An environment is a stateless object; everything that changes lives in an `EnvState`
 pytree and every physical constant in an `EnvParams` pytree (so both can be vmapped,
@@ -165,7 +167,13 @@ class Environment(Generic[TState, TParams]):
     def step(
         self, key: jax.Array, state: TState, action: Any, params: TParams | None = None
     ) -> tuple[Any, TState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
-        """Advance one step. Returns `(obs, state, reward, terminated, truncated, info)`.
+        """Advance one step, raw. Returns `(obs, state, reward, terminated, truncated, info)`.
+
+        `step` never resets, not even after the episode ends, and returns the true next
+        state (planners and system identification need it); `truncated` is
+        `state.time >= params.max_steps_in_episode`. For gymnax's auto-resetting contract
+        use `bellmax.envs.to_gymnax(env)`; for auto-reset inside bellmax, the `AutoReset`
+        wrapper or a `JaxVectorEnv`.
 
         Concrete `params` and `action` are checked first (`check_params`, `check_action`);
         an action given as a (nested) list is taken as an array.

@@ -679,7 +679,10 @@ def make_host_vector_env(
             max_episode_steps, "max_episode_steps", owner="make_host_vector_env", low=1
         )
     name = _gym_id(env_id)
-    if name in gymnasium.registry:
+    if registry.is_gymnax_id(env_id):  # gymnax's environment, never Gymnasium's namesake
+        env, params = registry.make(env_id, **kwargs)
+        env_fns = [partial(_capped_bellmax_env, env, params, max_episode_steps)] * int(num_envs)
+    elif name in gymnasium.registry:
         env_fns = [partial(_gym_make, name, max_episode_steps, **kwargs)] * int(num_envs)
     elif name == env_id and registry.is_registered(env_id):
         env = _registered_env(env_id)
