@@ -224,6 +224,29 @@ def test_soft_value_iteration_tends_to_value_iteration(mdp, optimum):
     np.testing.assert_array_equal(np.asarray(res.policy).argmax(axis=1), pi_star)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_soft_value_iteration_ends_episodes_at_terminal_states(sparse):
+    """An episode's end earns no more entropy: terminal (absorbing, zero-reward) states keep
+    the value 0, so the undiscounted 4x4 grid world (Example 4.1) converges, within
+    tau log|A| per remaining step of V*. (It added tau log 4 at the terminal state every
+    sweep and stopped at max_iterations.)"""
+    from bellmax.envs.gridworlds import GridWorld4x4
+
+    env = GridWorld4x4()
+    mdp = env.tabular_mdp(env.default_params)
+    mdp = mdp.to_sparse() if sparse else mdp
+    tau = 0.01
+    res = soft_value_iteration(mdp, temperature=tau, tol=1e-10)
+    vi = value_iteration(mdp, tol=1e-10)
+    assert res.converged, res.status_name
+    v, v_star = np.asarray(res.values), np.asarray(vi.values)
+    ends = np.asarray(mdp.terminal)
+    assert ends.any() and np.all(v[ends] == 0.0)
+    steps_left = -v_star  # reward -1 per step
+    assert np.all(v >= v_star - 1e-9)
+    assert np.all(v - v_star <= tau * math.log(4) * steps_left + 1e-9)
+
+
 def test_value_iteration_status_max_iterations(sparse_mdp):
     res = value_iteration(sparse_mdp, tol=1e-12, max_iterations=5)
     assert res.status_name == "max_iterations" and int(res.iterations) == 5

@@ -18,7 +18,7 @@ from flax import struct
 
 from bellmax.core.checks import check_number
 from bellmax.core.mdp import TabularMDP
-from bellmax.core.semiring import MAX_PLUS, UNROLL_MAX, MDPArrays, q_values
+from bellmax.core.semiring import MAX_PLUS, SUM_PRODUCT, UNROLL_MAX, MDPArrays, q_values
 from bellmax.core.status import Status, StatusFields
 
 __all__ = [
@@ -363,6 +363,41 @@ def policy_mrp(m: MDPArrays, policy: jax.Array) -> MDPArrays:
         overflow_next_state=m.overflow_next_state,
         overflow_prob=m.overflow_prob * weight,
     )
+
+
+#: A state is absorbing when it stays with at least this probability.
+ABSORBING = 1.0 - 1e-12
+
+
+def absorbing_zero(mrp: MDPArrays) -> jax.Array:
+    """`[S]`: states that a Markov reward process (`A = 1`) never leaves and where it earns
+    nothing; their value is 0."""
+    r = mrp.R[:, 0]
+    S = r.shape[0]
+    if mrp.P is not None:
+        stay = mrp.P[jnp.arange(S), 0, jnp.arange(S)]
+    else:
+        here = mrp.next_state[:, :, 0] == jnp.arange(S)[None, :]
+        stay = jnp.sum(jnp.where(here, mrp.prob[:, :, 0], 0.0), axis=0)
+        if mrp.has_overflow:
+            loop = mrp.overflow_next_state == mrp.overflow_row
+            stay = stay + SUM_PRODUCT.segment_plus(
+                jnp.where(loop, mrp.overflow_prob, 0.0),
+                mrp.overflow_row,
+                S,
+                indices_are_sorted=True,
+            )
+    return (stay >= ABSORBING) & (r == 0.0)
+
+
+def terminal_states(m: MDPArrays) -> jax.Array:
+    """`[S]`: states that no action leaves and where every action earns nothing: the ends of
+    episodes, as absorbing states model them (Sutton & Barto, section 3.4)."""
+    S, A = m.R.shape
+    ends = jnp.ones((S,), bool)
+    for a in range(A):
+        ends = ends & absorbing_zero(policy_mrp(m, jnp.full((S,), a, jnp.int32)))
+    return ends
 
 
 def greedy_and_best(

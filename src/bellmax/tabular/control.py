@@ -40,6 +40,7 @@ from bellmax.tabular._common import (
     policy_mrp,
     precision,
     prepare,
+    terminal_states,
 )
 from bellmax.tabular.evaluation import (
     EVALUATION_METHODS,
@@ -62,9 +63,14 @@ __all__ = [
 @partial(jax.jit, static_argnames=("soft",))
 def _value_iteration(m: MDPArrays, v0, tol, max_it, temperature, soft: bool) -> DPResult:
     semiring = log_sum_exp(temperature) if soft else MAX_PLUS
+    # Soft backups add tau log|A| at an absorbing state, forever; an episode's end earns
+    # nothing more, so terminal states keep the value 0 (the max backup keeps it by itself).
+    ends = terminal_states(m) if soft else None
 
     def step(v):
         x = bellman_backup(m, v, semiring).values
+        if soft:
+            x = jnp.where(ends, 0.0, x)
         return x, x
 
     fp = fixed_point(step, v0, m.gamma, tol, max_it)

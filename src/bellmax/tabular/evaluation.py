@@ -34,6 +34,7 @@ from bellmax.core.status import Status
 from bellmax.tabular._common import (
     DPResult,
     Solve,
+    absorbing_zero,
     check_policy_table,
     check_positive,
     check_values,
@@ -62,7 +63,6 @@ EVALUATION_METHODS = ("auto", "direct", "jacobi", "gauss-seidel", "krylov")
 #: BiCGSTAB steps per restart cycle of the Krylov policy evaluation.
 KRYLOV_CYCLE = 25
 #: A state whose policy self-transition probability is at least this is absorbing.
-_ABSORBING = 1.0 - 1e-12
 #: Methods that run entirely in JAX (for dense MDPs; "direct" on sparse ones uses scipy).
 _JAX_METHODS = ("jacobi", "krylov")
 
@@ -88,27 +88,7 @@ def runs_in_jax(m: MDPArrays, method: str) -> bool:
 
 
 # ---------------------------------------------------------------------- the linear system
-def _absorbing_zero(mrp: MDPArrays) -> jax.Array:
-    """States that the policy never leaves and where it earns nothing: their value is 0."""
-    r = mrp.R[:, 0]
-    S = r.shape[0]
-    if mrp.P is not None:
-        stay = mrp.P[jnp.arange(S), 0, jnp.arange(S)]
-    else:
-        here = mrp.next_state[:, :, 0] == jnp.arange(S)[None, :]
-        stay = jnp.sum(jnp.where(here, mrp.prob[:, :, 0], 0.0), axis=0)
-        if mrp.has_overflow:
-            loop = mrp.overflow_next_state == mrp.overflow_row
-            stay = stay + SUM_PRODUCT.segment_plus(
-                jnp.where(loop, mrp.overflow_prob, 0.0),
-                mrp.overflow_row,
-                S,
-                indices_are_sorted=True,
-            )
-    return (stay >= _ABSORBING) & (r == 0.0)
-
-
-_absorbing_zero_jit = jax.jit(_absorbing_zero)
+_absorbing_zero_jit = jax.jit(absorbing_zero)
 
 
 def _mrp_matvec(mrp: MDPArrays, fixed: jax.Array, v: jax.Array) -> jax.Array:
@@ -161,7 +141,7 @@ def _jacobi(mrp: MDPArrays, v0: jax.Array, tol: jax.Array, max_it: jax.Array) ->
 def _direct_dense(mrp: MDPArrays) -> Solve:
     P, r, gamma = mrp.P[:, 0, :], mrp.R[:, 0], mrp.gamma
     S = r.shape[0]
-    fixed = _absorbing_zero(mrp)
+    fixed = absorbing_zero(mrp)
     eye = jnp.eye(S, dtype=P.dtype)
     A = jnp.where(fixed[:, None], eye, eye - gamma * P)
     b = jnp.where(fixed, 0.0, r)
@@ -241,7 +221,7 @@ def _krylov(mrp: MDPArrays, v0: jax.Array, tol: jax.Array, max_it: jax.Array) ->
     the loop can count cycles and test the sup-norm residual itself; a cycle in which
     BiCGSTAB breaks down is redone by GMRES."""
     gamma = mrp.gamma
-    fixed = _absorbing_zero(mrp)
+    fixed = absorbing_zero(mrp)
     b = jnp.where(fixed, 0.0, mrp.R[:, 0])
     matvec = partial(_mrp_matvec, mrp, fixed)
     # ||v - v_pi|| <= ||b - A v|| / (1 - gamma): aim the residual at tol * (1 - gamma).
