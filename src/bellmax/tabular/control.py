@@ -146,7 +146,8 @@ def soft_value_iteration(
     The log-sum-exp backup (`log_sum_exp(tau)`) is a gamma-contraction like the max, so the
     same stopping rule bounds `||values - V_soft*|| <= tol` for `gamma < 1`. As `tau -> 0`
     the soft values decrease to V*, with `0 <= V_soft* - V* <= tau log(A) / (1 - gamma)`
-    (Ziebart 2010; Haarnoja et al. 2017, soft Q-learning).
+    (Ziebart 2010; Haarnoja et al. 2017, soft Q-learning). Terminal states (no action leaves
+    them, none earns anything) keep the value 0: an episode's end earns no more entropy.
 
     Args:
       mdp: the MDP.
