@@ -631,7 +631,9 @@ def load_policy(path: str | os.PathLike, *, seed: int | None = None, key_seed: i
 
     Args:
       path: a run directory written by `bellmax train` (or `bellmax.train.driver.train(...,
-        out_dir=DIR)`), or a policy file (`DIR/policy.msgpack`).
+        out_dir=DIR)`), or a policy file (`DIR/policy.msgpack`). A run's policy file holds
+        the policies of its last checkpoint (a kill in the instant between writing the two
+        leaves it one checkpoint behind until the run resumes; `bellmax evaluate` notices).
       seed: which training seed's policy (default: the best by the run's final evaluation
         if it recorded one, ties to the first; else the first seed).
       key_seed: seeds the key stream of `predict(obs, deterministic=False)`.
