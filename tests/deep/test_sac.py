@@ -196,9 +196,7 @@ def test_critic_step_regresses_on_the_target_networks_soft_value(venv, tiny):
         truncated_t=jnp.array([False, True, False]),
     )
     key = jax.random.key(3)
-    new, aux = jax.jit(sac.critic_step, static_argnums=(3, 4, 5))(
-        learner, batch, key, TINY, 1, venv
-    )
+    new, aux = jax.jit(sac.critic_step, static_argnums=(3, 4))(learner, batch, key, TINY, venv)
     actor = sac.SquashedGaussianActor(1, TINY.hidden_sizes, TINY.activation)
     critic = sac.TwinQ(TINY.hidden_sizes, TINY.activation)
     a_t, logp_t = actor.apply(learner.actor, obs[::-1]).sample_and_log_prob(key)
@@ -250,7 +248,8 @@ def test_temperature_tuning_drives_the_entropy_to_its_target(target, tiny):
     _, logp = actor.apply(params, jnp.repeat(x, 256, axis=0)).sample_and_log_prob(jax.random.key(2))
     final = -float(jnp.mean(logp))
     print(
-        f"\nSAC temperature: target {target}, entropy {seen:.3f} / {final:.3f}, alpha {alpha[-1]:.4f}"
+        f"\nSAC temperature: target {target}, entropy {seen:.3f} / {final:.3f}, "
+        f"alpha {alpha[-1]:.4f}"
     )
     assert abs(seen - target) < 0.05
     assert abs(final - target) < 0.15

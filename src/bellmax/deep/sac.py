@@ -6,10 +6,11 @@ mitigate positive bias") regress onto the soft TD target
 
     y = r + gamma * d * (min_i Q_target_i(s', a') - alpha * log pi(a'|s')),   a' ~ pi(.|s')
 
-(eq. 3 with the soft value of eq. 3's V), whose target networks follow the online ones by
-Polyak averaging with rate `tau`. The policy is a Gaussian squashed by `tanh` and rescaled to
-the action bounds (appendix C), trained by the reparameterisation trick to minimise
-`E[alpha * log pi(a|s) - min_i Q_i(s, a)]` (eq. 7 and 8). The temperature `alpha` is tuned
+(the soft Bellman backup of section 4 with the soft state value, sampled as in section 5),
+whose target networks follow the online ones by Polyak averaging with rate `tau`. The policy is
+a Gaussian squashed by `tanh` and rescaled to the action bounds (appendix C), trained by the
+reparameterisation trick to minimise `E[alpha * log pi(a|s) - min_i Q_i(s, a)]` (section 5's
+policy objective). The temperature `alpha` is tuned
 towards a target entropy `H_bar` (default `-act_dim`, section 5) by minimising
 `-log(alpha) * (log pi(a|s) + H_bar)` (eq. 18, in log space as SB3 does), or held fixed
 (`autotune=False`).
@@ -483,7 +484,7 @@ class Config(OffPolicyRun):
     """SAC settings; the defaults solve Pendulum-v1 (mean return >= -200) in under 1e4 steps.
 
     rl-baselines3-zoo's Pendulum-v1 SAC (lr 1e-3, batch 256, buffer 1e6, gamma 0.99, tau
-    0.005, learning_starts 1000 here (zoo: 100), one gradient step per env step, 1 env,
+    0.005, learning_starts 1000 here (zoo: SB3's 100), one gradient step per env step, 1 env,
     automatic temperature from 1.0 towards -act_dim) with smaller [64, 64] networks (zoo:
     [256, 256]), which learn Pendulum as fast per env step and run several times faster on
     a CPU.
@@ -549,7 +550,7 @@ class TanhGaussian:
 
     def log_prob_pre_tanh(self, u: jax.Array) -> jax.Array:
         """`[...]` log-density of `a = tanh(u)` given the pre-squash sample `u [..., d]`:
-        `log N(u) - sum log(1 - tanh(u)^2)` (eq. 26)."""
+        `log N(u) - sum log(1 - tanh(u)^2)` (appendix C)."""
         log_std = jnp.broadcast_to(self.log_std, self.mean.shape)
         z = (u - self.mean) * jnp.exp(-log_std)
         gauss = jnp.sum(-0.5 * z**2 - log_std - 0.5 * _LOG_2PI, axis=-1)
@@ -657,7 +658,7 @@ def soft_td_target(
     alpha: jax.Array,
 ) -> jax.Array:
     """The soft TD target `r_t + discount_t * (min(q1_t, q2_t) - alpha * log_prob_t)`
-    (Haarnoja et al. 2018, eq. 3 with the soft state value, and section 5's clipped twin Q).
+    (Haarnoja et al. 2018, sections 4-5: the soft state value, and the smaller of twin Qs).
 
     Args:
       r_t: rewards.
@@ -674,12 +675,14 @@ def soft_td_target(
 
 
 def critic_loss(q1: jax.Array, q2: jax.Array, target: jax.Array) -> jax.Array:
-    """`0.5 * (mean((q1 - target)^2) + mean((q2 - target)^2))` (eq. 5, both critics)."""
+    """`0.5 * (mean((q1 - target)^2) + mean((q2 - target)^2))` (the soft Bellman residual of
+    section 5, for both critics)."""
     return 0.5 * (jnp.mean((q1 - target) ** 2) + jnp.mean((q2 - target) ** 2))
 
 
 def actor_loss(q1: jax.Array, q2: jax.Array, log_prob: jax.Array, alpha: jax.Array) -> jax.Array:
-    """`mean(alpha * log_prob - min(q1, q2))` over a batch of reparameterised samples (eq. 7)."""
+    """`mean(alpha * log_prob - min(q1, q2))` over a batch of reparameterised samples (the
+    policy objective of section 5)."""
     return jnp.mean(alpha * log_prob - jnp.minimum(q1, q2))
 
 
@@ -705,7 +708,7 @@ def actor_temperature_step(
     config: Config,
     act_dim: int,
 ) -> tuple[Any, Any, jax.Array, Any, dict[str, jax.Array]]:
-    """One actor step against the critics `q_fn` (eq. 7), then one temperature step (eq. 18)
+    """One actor step against the critics `q_fn` (section 5), then one temperature step (eq. 18)
     with the same samples' log-probabilities (skipped without `config.autotune`).
 
     Args:
@@ -744,10 +747,11 @@ def actor_temperature_step(
 
 
 def critic_step(
-    learner: Learner, batch: Transition, key: jax.Array, config: Config, act_dim: int, venv
+    learner: Learner, batch: Transition, key: jax.Array, config: Config, venv: VectorEnv
 ) -> tuple[Learner, dict[str, jax.Array]]:
-    """One critic step on the soft TD target (eq. 3 and 5). Returns the learner with new
+    """One critic step on the soft TD target (section 5). Returns the learner with new
     `critic` and `critic_opt`, and `critic_loss`, `q_mean`."""
+    act_dim = _act_dim(venv)
     actor, critic, tx = _actor(config, act_dim), _critic(config), _optimizer(config)
     x_tm1 = flatten_obs(batch.obs_tm1, venv.observation_space)
     x_t = flatten_obs(batch.obs_t, venv.observation_space)
@@ -780,7 +784,7 @@ def gradient_step(
     temperature, then `target <- tau * critic + (1 - tau) * target`."""
     act_dim = _act_dim(venv)
     k_critic, k_actor = jax.random.split(key)
-    learner, c_aux = critic_step(learner, batch, k_critic, config, act_dim, venv)
+    learner, c_aux = critic_step(learner, batch, k_critic, config, venv)
     critic = _critic(config)
     x = flatten_obs(batch.obs_tm1, venv.observation_space)
     critic_params = jax.lax.stop_gradient(learner.critic)

@@ -8,8 +8,9 @@ A deterministic policy `mu(s)` (DDPG, Lillicrap et al. 2016) with the paper's th
 - target policy smoothing (section 5.3, eq. 15): `a' = clip(mu_target(s') + clip(eps, -c, c),
   -1, 1)`, `eps ~ N(0, target_policy_noise^2)`, `c = target_noise_clip`;
 - delayed policy updates (section 5.2): the actor and both target networks change only every
-  `policy_delay` gradient steps; the actor ascends `Q_1(s, mu(s))` (eq. 6), the targets follow
-  by Polyak averaging with rate `tau`.
+  `policy_delay` gradient steps; the actor ascends `Q_1(s, mu(s))` by the deterministic
+  policy gradient (Silver et al. 2014), the targets follow by Polyak averaging with rate
+  `tau`.
 
 Exploration adds Gaussian noise `N(0, exploration_noise^2)` to `mu(s)`; the first
 `learning_starts` env steps take uniformly random actions. Actions are normalised to
@@ -232,8 +233,8 @@ def _actor_loss(actor_params, critic_params, x, config: Config, act_dim: int) ->
 def actor_step(
     learner: Learner, x: jax.Array, config: Config, act_dim: int
 ) -> tuple[Learner, jax.Array]:
-    """One deterministic policy-gradient step (eq. 6) ascending `Q_1(s, mu(s))` with the
-    critic frozen, then the Polyak update of both target networks.
+    """One deterministic policy-gradient step (Silver et al. 2014) ascending `Q_1(s, mu(s))`
+    with the critic frozen, then the Polyak update of both target networks.
 
     Returns:
       `(learner, actor_loss)`, the loss before the step.
