@@ -29,6 +29,7 @@ LAYERS = {
     "control": 2,
     "models": 2,
     "train": 3,
+    "policy": 3,
     "experiments": 3,
     "cli": 4,
 }

@@ -135,6 +135,10 @@ def test_seeds_vmapped_equal_one_by_one_and_outputs(tmp_path):
     assert rows[0].startswith("update,seed,") and len(rows) == 1 + 2 * 50
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["updates_done"] == 50 and run["algo"] == "toy" and run["compile_seconds"] > 0
+    # what reproducing the run needs besides its settings (core.provenance)
+    prov = run["provenance"]
+    assert prov["versions"]["jax"] and prov["versions"]["bellmax"] and prov["time"]
+    assert isinstance(prov["command"], list) and "platform" in prov and "git" in prov
 
 
 def test_resume_is_bit_identical(tmp_path):
@@ -358,11 +362,14 @@ def test_resume_after_a_kill_between_checkpoint_and_metrics(tmp_path):
     driver.train(
         toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True, stop_after=20, **RUN
     )
+    first = json.loads((tmp_path / "run.json").read_text())["provenance"]
     (tmp_path / "metrics.json").write_bytes(stale)  # as if killed before rewriting it
     (tmp_path / "metrics.csv").unlink()
     (tmp_path / ".checkpoint.msgpack.999.dead.tmp").write_bytes(b"half")  # a writer's leftover
     rest = driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True, **RUN)
     _same_state(full.state, rest.state)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["provenance"] == first and run["resumed_with"]["time"] >= first["time"]
     for k in full.metrics:
         np.testing.assert_array_equal(full.metrics[k], rest.metrics[k])
     saved = json.loads((tmp_path / "metrics.json").read_text())

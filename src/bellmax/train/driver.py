@@ -58,6 +58,7 @@ from bellmax import __version__
 from bellmax.core.checks import check_int
 from bellmax.core.errors import BellmaxError, DivergenceError
 from bellmax.core.io import check_output_path
+from bellmax.core.provenance import run_provenance
 from bellmax.deep import ALGORITHMS, get_algorithm
 from bellmax.deep.evaluate import evaluate
 from bellmax.envs.vector import make_vector_env
@@ -649,6 +650,8 @@ def train(
         "stop_return": stop_return,
         "num_updates": num_updates,
         "chunk": chunk,
+        # versions, command line, git commit, time, platform (not compared on --resume)
+        "provenance": run_provenance(),
     }
     lock = _open_run_dir(out, resume=resume, overwrite=overwrite) if out is not None else None
     try:
@@ -708,6 +711,9 @@ def _train_locked(
                 "--overwrite or another --out."
             )
         meta["run_id"] = stored["run_id"]
+        if stored.get("provenance"):  # the run's own record stays; this process is added
+            meta["resumed_with"] = meta["provenance"]
+            meta["provenance"] = stored["provenance"]
         if ck.exists() and read_checkpoint_metadata(ck).get("run_id") == meta["run_id"]:
             state, history, ck_meta = _load_chunk(ck, runner, keys, meta)
             done, has_checkpoint = int(ck_meta["updates_done"]), True
