@@ -1,0 +1,298 @@
+"""Benchmark: SAC and TD3 on Pendulum-v1, process start to solved, and env steps per second.
+
+"Solved" is the first evaluation (10 episodes, deterministic policy) with a mean return of at
+least -200; evaluations happen every `--eval-every` environment steps (default 1,000) for
+everyone, on a cap of 20,000 steps (rl-zoo's budget for both).
+
+- bellmax: `bellmax.train.driver.train(algo, Config(), "Pendulum-v1", seeds=...,
+  stop_return=-200)` with the algorithms' default configs (rl-zoo's settings with [64, 64]
+  networks, see `bellmax.deep.sac` / `td3`), in a FRESH `.venv/bin/python` process each time,
+  so that the interpreter start, the imports and the compile all count. One seed (process
+  start to solved), and `--seeds` seeds in one `vmap` (env steps per second of training:
+  all seeds' steps over the training seconds, compile and evaluation excluded).
+- Stable-Baselines3 2.9 (peer venv, group `sb3`, torch with 1 thread): SAC with rl-zoo's
+  Pendulum-v1 settings (lr 1e-3, the rest SB3's defaults: [256, 256], batch 256, buffer 1e6,
+  learning_starts 100, tau 0.005, gamma 0.99, automatic temperature) and TD3 with rl-zoo's
+  (lr 1e-3, gamma 0.98, buffer 2e5, learning_starts 1e4, Gaussian action noise 0.1,
+  [400, 300]); `EvalCallback` + `StopTrainingOnRewardThreshold(-200)`, 10 deterministic
+  episodes, evaluation time measured apart. One seed in a fresh process.
+
+Each record carries the load average (`load_avg`): on a busy 2-core machine numbers move a lot.
+
+    python bench/deep_pendulum.py            # full bench (~5-10 min with the peers)
+    python bench/deep_pendulum.py --smoke    # tiny budgets, no peer venv (checks it runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import _harness as H
+
+H.fair_threads()
+
+BENCH = "deep_pendulum"
+ENV_ID = "Pendulum-v1"
+SOLVED = -200.0
+CAP = 20_000
+ALGOS = ("sac", "td3")
+
+#: Tiny configs for --smoke (seconds, not a solve).
+SMOKE_CONFIG = {
+    "sac": {"total_timesteps": 600, "learning_starts": 64, "batch_size": 32, "hidden_sizes": [16]},
+    "td3": {"total_timesteps": 600, "learning_starts": 64, "batch_size": 32, "hidden_sizes": [16]},
+}
+SB3_NAME = "stable-baselines3 2.9 (rl-zoo Pendulum-v1, torch 1 thread)"
+SKIP_REASON = "peer-venv peers skipped (--smoke / --no-venv-peers)"
+
+
+def _load() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return []
+
+
+# --------------------------------------------------------------------------- bellmax (child)
+def child_ours(algo_name: str, n_seeds: int, eval_every: int, overrides: dict) -> None:
+    """Runs in a fresh process: import, compile, train until solved; prints one JSON line."""
+    t_main = time.time()
+    import dataclasses
+
+    from bellmax.deep import sac, td3
+    from bellmax.train.driver import train
+
+    t_imports = time.time()
+    algo = {"sac": sac, "td3": td3}[algo_name]
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    config = dataclasses.replace(algo.Config(), **{"total_timesteps": CAP, **overrides})
+    per_chunk = max(1, round(eval_every / config.steps_per_update))
+    chunks = max(1, round(config.num_updates / per_chunk))
+    load_before = _load()
+    t_train = time.time()
+    res = train(
+        algo,
+        config,
+        ENV_ID,
+        seeds=tuple(range(n_seeds)),
+        chunks=chunks,
+        eval_episodes=10,
+        stop_return=SOLVED,
+    )
+    t_end = time.time()
+    solved = [s for s in res.solved_at_steps if s is not None]
+    H.print_json(
+        {
+            "t_main": t_main,
+            "t_end": t_end,
+            "import_s": t_imports - t_main,
+            "driver_s": t_end - t_train,
+            "compile_s": res.compile_seconds,
+            "train_s": res.seconds,
+            "eval_s": res.eval_seconds,
+            "solved_at_steps": res.solved_at_steps,
+            "n_solved": len(solved),
+            "n_seeds": n_seeds,
+            "env_steps": res.env_steps,
+            "steps_per_s": n_seeds * res.env_steps / max(res.seconds, 1e-9),
+            "total_timesteps": config.total_timesteps,
+            "final_eval_return": res.final_eval_return,
+            "load_before": load_before,
+            "load_after": _load(),
+        }
+    )
+
+
+def run_ours(algo: str, n_seeds: int, eval_every: int, smoke: bool) -> dict:
+    """Spawn a fresh bellmax process; return its numbers plus process-start-to-solved."""
+    overrides = SMOKE_CONFIG[algo] if smoke else {}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child-ours", algo]
+    cmd += ["--seeds", str(n_seeds), "--eval-every", str(eval_every)]
+    cmd += ["--overrides", json.dumps(overrides)]
+    t0 = time.time()
+    proc = subprocess.run(cmd, cwd=H.REPO_ROOT, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise RuntimeError(f"bellmax child failed (exit {proc.returncode}): {' '.join(cmd)}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["process_start_s"] = out.pop("t_main") - t0
+    out["e2e_s"] = out.pop("t_end") - t0
+    H.log(
+        f"{BENCH}: bellmax {algo} x{n_seeds}: e2e {out['e2e_s']:.1f} s, compile "
+        f"{out['compile_s']:.1f} s, train {out['train_s']:.1f} s, eval {out['eval_s']:.1f} s, "
+        f"solved {out['n_solved']}/{n_seeds} at {out['solved_at_steps']}"
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- SB3 (peer venv)
+def peer_sb3(algo_name: str, seed: int, eval_every: int, t0: float) -> None:
+    """Runs in the peer venv: SB3 with rl-zoo settings, stop at -200; prints one JSON line."""
+    t_main = time.time()
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    from stable_baselines3 import SAC, TD3
+    from stable_baselines3.common.callbacks import EvalCallback, StopTrainingOnRewardThreshold
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    t_imports = time.time()
+
+    class TimedEval(EvalCallback):
+        eval_s = 0.0
+
+        def _on_step(self) -> bool:
+            if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+                t = time.perf_counter()
+                keep_going = super()._on_step()
+                self.eval_s += time.perf_counter() - t
+                return keep_going
+            return super()._on_step()
+
+    env = make_vec_env(ENV_ID, n_envs=1, seed=seed)
+    if algo_name == "sac":
+        model = SAC("MlpPolicy", env, learning_rate=1e-3, seed=seed, device="cpu", verbose=0)
+    else:
+        model = TD3(
+            "MlpPolicy",
+            env,
+            learning_rate=1e-3,
+            gamma=0.98,
+            buffer_size=200_000,
+            learning_starts=10_000,
+            action_noise=NormalActionNoise(np.zeros(1), 0.1 * np.ones(1)),
+            gradient_steps=1,
+            train_freq=1,
+            policy_kwargs={"net_arch": [400, 300]},
+            seed=seed,
+            device="cpu",
+            verbose=0,
+        )
+    eval_env = make_vec_env(ENV_ID, n_envs=1, seed=10_000 + seed)
+    cb = TimedEval(
+        eval_env,
+        callback_on_new_best=StopTrainingOnRewardThreshold(SOLVED, verbose=0),
+        eval_freq=eval_every,
+        n_eval_episodes=10,
+        deterministic=True,
+        verbose=0,
+    )
+    t_learn = time.time()
+    model.learn(CAP, callback=cb)
+    t_end = time.time()
+    solved = bool(cb.best_mean_reward >= SOLVED)
+    train_s = (t_end - t_learn) - cb.eval_s
+    H.print_json(
+        {
+            "process_start_s": t_main - t0,
+            "import_s": t_imports - t_main,
+            "seed": seed,
+            "solved": solved,
+            "solved_at_steps": int(model.num_timesteps) if solved else None,
+            "env_steps": int(model.num_timesteps),
+            "setup_s": t_learn - t_imports,
+            "eval_s": cb.eval_s,
+            "train_s": train_s,
+            "steps_per_s": int(model.num_timesteps) / max(train_s, 1e-9),
+            "e2e_s": t_end - t0,
+            "best_eval_return": float(cb.best_mean_reward),
+            "version": H.package_version("stable-baselines3"),
+            "torch_version": H.package_version("torch"),
+            "load_after": _load(),
+        }
+    )
+
+
+def run_sb3(algo: str, seed: int, eval_every: int) -> dict:
+    args = ["--peer", "sb3", "--algo", algo, "--seed", str(seed)]
+    args += ["--eval-every", str(eval_every), "--t0", repr(time.time())]
+    return H.run_in_peer_venv(
+        __file__, args, group="sb3", modules=["stable_baselines3", "torch"], timeout=3600
+    )
+
+
+# --------------------------------------------------------------------------- records
+def _emit(case: str, ours: float, peer: float | None, unit: str, args, extra: dict, skip):
+    fields = {"peer_skipped": skip} if skip else {}
+    rec = H.result(
+        BENCH,
+        ours,
+        peer,
+        unit,
+        case=case,
+        peer_name=SB3_NAME,
+        quick=bool(args.quick or args.smoke),
+        load_avg=_load(),
+        **fields,
+        **extra,
+    )
+    H.emit(rec, args.results_dir)
+
+
+def _bench_algo(algo: str, args, n_many: int, no_peers: bool) -> None:
+    one = run_ours(algo, 1, args.eval_every, args.smoke)
+    many = run_ours(algo, n_many, args.eval_every, args.smoke)
+    if no_peers:
+        peer = H.skipped(SKIP_REASON)
+    else:
+        H.log(f"{BENCH}: SB3 {algo}, seed 0 in a fresh process")
+        peer = run_sb3(algo, 0, args.eval_every)
+    skip = peer.get("reason") if H.is_skipped(peer) else None
+    p = None if skip else peer
+    _emit(
+        f"{algo}: process start to solved (>= {SOLVED:g}), 1 seed",
+        one["e2e_s"],
+        None if p is None else p["e2e_s"],
+        "s",
+        args,
+        {"ours_run": one, "peer_run": p, "eval_every": args.eval_every},
+        skip,
+    )
+    _emit(
+        f"{algo}: env steps per second of training ({n_many} seeds vmapped vs 1 seed)",
+        many["steps_per_s"],
+        None if p is None else p["steps_per_s"],
+        "steps/s",
+        args,
+        {"ours_run": many, "peer_run": p},
+        skip,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = H.arg_parser(__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=None, help="vmapped bellmax seeds (default 4)")
+    p.add_argument("--eval-every", type=int, default=1000, help="env steps between evaluations")
+    p.add_argument("--only", choices=ALGOS, default=None, help="one algorithm only")
+    p.add_argument("--child-ours", choices=ALGOS, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
+    p.add_argument("--peer", choices=["sb3"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--algo", choices=ALGOS, default="sac", help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--t0", type=float, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.eval_every < 1:
+        p.error(f"--eval-every must be >= 1, got {args.eval_every}")
+    if args.child_ours:
+        child_ours(args.child_ours, args.seeds or 1, args.eval_every, json.loads(args.overrides))
+        return 0
+    if args.peer == "sb3":
+        peer_sb3(args.algo, args.seed, args.eval_every, args.t0 or time.time())
+        return 0
+    n_many = args.seeds or (2 if (args.quick or args.smoke) else 4)
+    no_peers = args.smoke or args.no_venv_peers
+    for algo in (args.only,) if args.only else ALGOS:
+        _bench_algo(algo, args, n_many, no_peers)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
