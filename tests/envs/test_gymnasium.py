@@ -231,6 +231,130 @@ def test_to_gymnasium_ansi_render():
     assert to_gymnasium("CartPole-v1").render() is None
 
 
+_RENDERABLE = [
+    "CartPole-v1",
+    "CartPoleSwingUp-v0",
+    "Pendulum-v1",
+    "GridWorld4x4-v0",
+    "GridWorld5x5-v0",
+    "CliffWalking-v0",
+    "WindyGridworld-v0",
+]
+
+
+def _check_env_problems(env, **kwargs):
+    """`check_env`'s warnings, less the benign ones."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env, **kwargs)
+    return [str(w.message) for w in caught if not any(b in str(w.message) for b in _BENIGN)]
+
+
+@pytest.mark.parametrize("env_id", _RENDERABLE)
+def test_rgb_array_render_passes_check_env(env_id):
+    env = to_gymnasium(env_id, render_mode="rgb_array", seed=0)
+    assert env.metadata["render_modes"] == ["ansi", "rgb_array"]
+    assert env.metadata["render_fps"] > 0
+    problems = _check_env_problems(env)  # render check included
+    # without a spec (gymnasium.make's test below has one) the other modes are not re-made
+    assert [p for p in problems if "alternative render modes" not in p] == []
+    env.reset(seed=1)
+    frame = env.render()
+    assert isinstance(frame, np.ndarray) and frame.dtype == np.uint8
+    assert frame.ndim == 3 and frame.shape[2] == 3
+    # the frame follows the state
+    before = frame
+    for _ in range(4):
+        env.step(env.action_space.sample())
+    if env_id.startswith(("Grid", "Cliff", "Windy")) and env.state.pos == 0:
+        return
+    assert not np.array_equal(before, env.render())
+
+
+def test_rgb_array_render_modes_and_errors():
+    env = to_gymnasium("GaussianBandit-v0")
+    assert env.metadata["render_modes"] == ["ansi"]
+    with pytest.raises(ValueError, match=r"GaussianBandit-v0 has no frames.*CartPole-v1"):
+        to_gymnasium("GaussianBandit-v0", render_mode="rgb_array")
+    with pytest.raises(ValueError, match=r"'human' is not supported.*\['ansi', 'rgb_array'\]"):
+        to_gymnasium("Pendulum-v1", render_mode="human")
+    with pytest.raises(gymnasium.error.ResetNeeded):
+        to_gymnasium("CartPole-v1", render_mode="rgb_array").render()
+
+
+# ---------------------------------------------------------------------- gymnasium.make
+
+
+def test_every_bellmax_id_is_registered_with_gymnasium():
+    import bellmax.envs.gymnasium as bridge
+
+    for env_id in registry.registered():
+        spec = gymnasium.spec(f"bellmax/{env_id}")
+        assert spec.kwargs == {"bellmax_id": env_id}
+        limit = bellmax.make(env_id)[0].default_params.max_steps_in_episode
+        assert spec.max_episode_steps == limit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "Overriding environment" warning
+        assert bridge.register_gymnasium_envs() == []
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "CliffWalking-v0"])
+def test_gymnasium_make_passes_check_env_with_rgb_array(env_id):
+    env = gymnasium.make(f"bellmax/{env_id}", render_mode="rgb_array")
+    assert isinstance(env.unwrapped, BellmaxGymnasiumEnv)
+    assert not _check_env_problems(env.unwrapped)  # with a spec: re-made per render mode
+    env.reset(seed=0)
+    assert env.render().dtype == np.uint8
+    assert not _check_env_problems(gymnasium.make(f"bellmax/{env_id}").unwrapped)
+
+
+def test_gymnasium_make_matches_bellmax_and_overrides_params():
+    env = gymnasium.make("bellmax/CartPole-v1", masspole=0.2, length=0.6)
+    assert env.unwrapped.params.masspole == 0.2 and env.unwrapped.params.length == 0.6
+    ref = to_gymnasium("CartPole-v1", bellmax.make("CartPole-v1", masspole=0.2, length=0.6)[1])
+    a, _ = env.reset(seed=3)
+    b, _ = ref.reset(seed=3)
+    np.testing.assert_array_equal(a, b)
+    for action in [0, 1, 1, 0, 1]:
+        np.testing.assert_array_equal(env.step(action)[0], ref.step(action)[0])
+
+
+def test_gymnasium_make_time_limit():
+    env = gymnasium.make("bellmax/Pendulum-v1")
+    env.reset(seed=0)
+    flags = [env.step(np.zeros(1, np.float32))[3] for _ in range(200)]
+    assert flags == [False] * 199 + [True]  # Pendulum-v1's 200 steps, as Gymnasium's
+    env = gymnasium.make("bellmax/Pendulum-v1", max_episode_steps=250)  # beyond the default
+    env.reset(seed=0)
+    flags = [env.step(np.zeros(1, np.float32))[3] for _ in range(250)]
+    assert flags == [False] * 249 + [True]
+
+
+def test_gymnasium_make_errors():
+    with pytest.raises(UnknownNameError, match=r"'masspol'.*Did you mean: 'masspole'"):
+        gymnasium.make("bellmax/CartPole-v1", masspol=0.2)
+    with pytest.raises(ValueError, match="masspole must be a finite number > 0"):
+        gymnasium.make("bellmax/CartPole-v1", masspole=-1.0)
+    with pytest.raises(ValueError, match="pass max_episode_steps=10 instead"):
+        gymnasium.make("bellmax/CartPole-v1", max_steps_in_episode=10)
+    with pytest.raises(ValueError, match=r"render_mode='human' is not supported by CartPole-v1"):
+        gymnasium.make("bellmax/CartPole-v1", render_mode="human")
+    with pytest.raises(ValueError, match="has no frames"):
+        gymnasium.make("bellmax/TicTacToe-v0", render_mode="rgb_array")
+
+
+def test_gymnasium_make_module_prefix_imports_the_bridge():
+    code = textwrap.dedent(
+        """
+        import gymnasium
+        env = gymnasium.make("bellmax.envs.gymnasium:bellmax/CartPole-v1", render_mode="rgb_array")
+        env.reset(seed=0)
+        assert env.render().shape == (400, 600, 3)
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_to_host_converts_info():
     out = _to_host({"a": jnp.asarray(1.5), "b": jnp.arange(3), "c": {"d": jnp.asarray(True)}})
     assert out["a"] == 1.5 and type(out["a"]) is float

@@ -10,6 +10,18 @@
   (`unwrapped.P`: FrozenLake, CliffWalking, Taxi) as an exact `TabularMDP`.
 - `to_gymnasium_space` / `from_gymnasium_space`: the space conversions underneath.
 
+Importing this module also registers every bellmax environment with Gymnasium under the
+`bellmax/` namespace (`register_gymnasium_envs`), so that
+
+    import bellmax.envs.gymnasium  # noqa: F401  (registers the bellmax/ ids)
+    env = gymnasium.make("bellmax/CartPole-v1", masspole=0.2, render_mode="rgb_array")
+
+works; `gymnasium.make("bellmax.envs.gymnasium:bellmax/CartPole-v1")` imports it for you.
+Keyword arguments other than `render_mode` override fields of the environment's `EnvParams`.
+Gymnasium's `TimeLimit` (`max_episode_steps`, the params' `max_steps_in_episode` by default)
+ends the episodes of these environments, as it does Gymnasium's own. Gymnasium 1.x has no
+plugin entry point that loads third-party ids by itself, hence the import.
+
 The Gymnasium API is that of Towers et al. (2024), "Gymnasium: A Standard Interface for
 Reinforcement Learning Environments"; the MDP is Sutton & Barto (2018), section 3.1.
 This is one of the two places in bellmax that hold mutable state (DESIGN.md rule 1): the
@@ -34,6 +46,7 @@ from bellmax.core.errors import BellmaxError, unknown_name
 from bellmax.core.mdp import SparseTransitions, TabularMDP
 from bellmax.core.types import Trajectory
 from bellmax.envs import registry, spaces
+from bellmax.envs import render as env_render
 from bellmax.envs.environment import Environment, EnvParams
 
 __all__ = [
@@ -44,7 +57,9 @@ __all__ = [
     "HostVectorEnv",
     "check_env_id",
     "from_gymnasium_space",
+    "make_gymnasium_env",
     "make_host_vector_env",
+    "register_gymnasium_envs",
     "rollout_host",
     "tabular_mdp_from_gymnasium",
     "to_gymnasium",
@@ -242,10 +257,15 @@ class BellmaxGymnasiumEnv(gymnasium.Env):
     environment's own (`params.max_steps_in_episode`). Observations are numpy values of the
     Gymnasium space's dtype; `info` holds Python scalars and numpy arrays.
 
-    Build it with `to_gymnasium`.
+    Render modes: `"ansi"` (a text line) for every environment, `"rgb_array"` (an
+    `[H, W, 3]` uint8 frame from `bellmax.envs.render.render_frame`) for those with frames
+    (CartPole-v1, CartPoleSwingUp-v0, Pendulum-v1, the grid worlds). The instance's
+    `metadata["render_modes"]` lists its own; `metadata["render_fps"]` is real time.
+
+    Build it with `to_gymnasium`, or `gymnasium.make("bellmax/<id>")`.
     """
 
-    metadata = {"render_modes": ["ansi"]}  # noqa: RUF012  (Gymnasium's class attribute)
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 30}  # noqa: RUF012
 
     def __init__(
         self,
@@ -255,10 +275,21 @@ class BellmaxGymnasiumEnv(gymnasium.Env):
         seed: int | None = None,
         render_mode: str | None = None,
     ):
+        frames = env_render.can_render(env)
+        self.metadata = {
+            "render_modes": ["ansi", "rgb_array"] if frames else ["ansi"],
+            "render_fps": env_render.frame_rate(env, params) if frames else 30,
+        }
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            also = (
+                ""
+                if frames
+                else f" ({env.name} has no frames; rgb_array works for "
+                f"{', '.join(env_render.renderable())})"
+            )
             raise ValueError(
-                f"render_mode={render_mode!r} is not supported; use one of "
-                f"{self.metadata['render_modes']} or None."
+                f"render_mode={render_mode!r} is not supported by {env.name}; use one of "
+                f"{self.metadata['render_modes']} or None{also}."
             )
         self.env = env
         self.params = params
@@ -332,12 +363,19 @@ class BellmaxGymnasiumEnv(gymnasium.Env):
         )
         return self._obs(obs), float(reward), bool(terminated), bool(truncated), _to_host(info)
 
-    def render(self) -> str | None:
-        """With `render_mode="ansi"`, a one-line text of the step count and observation."""
+    def render(self) -> str | np.ndarray | None:
+        """The current state in the `render_mode` given at construction.
+
+        Returns:
+          None without a render mode; with `"ansi"` a one-line text of the step count and
+          observation; with `"rgb_array"` an `[H, W, 3]` uint8 frame.
+        """
         if self.render_mode is None:
             return None
         if self.state is None:
             raise gymnasium.error.ResetNeeded(f"{self.env.name}: call reset() before render().")
+        if self.render_mode == "rgb_array":
+            return env_render.render_frame(self.env, self.state, self.params)
         obs = np.asarray(self._last_obs)
         time = int(np.asarray(getattr(self.state, "time", -1)))
         return f"{self.env.name} t={time} obs={np.array2string(obs, precision=4)}\n"
@@ -369,7 +407,8 @@ def to_gymnasium(
       env_or_id: a registered bellmax id (e.g. `"CartPole-v1"`) or an `Environment`.
       params: the environment's constants; its `default_params` if None.
       seed: seed of the first `reset()` called without one.
-      render_mode: None or `"ansi"` (a text line per `render()`).
+      render_mode: None, `"ansi"` (a text line per `render()`) or `"rgb_array"` (an
+        `[H, W, 3]` uint8 frame per `render()`, for environments with frames).
 
     Returns:
       A `BellmaxGymnasiumEnv` that passes `gymnasium.utils.env_checker.check_env`.
@@ -398,6 +437,77 @@ def to_gymnasium(
     return BellmaxGymnasiumEnv(
         env, default if params is None else params, seed=seed, render_mode=render_mode
     )
+
+
+# ====================================================================== gymnasium.make
+#: Gymnasium's namespace of the bellmax ids: `bellmax/CartPole-v1`.
+NAMESPACE = "bellmax"
+_ENTRY_POINT = f"{__name__}:make_gymnasium_env"
+#: `max_steps_in_episode` of the environments `gymnasium.make` builds: Gymnasium's
+#: `TimeLimit` ends their episodes instead (int32's largest, so the bellmax limit never acts).
+_NO_LIMIT = 2**31 - 1
+
+
+def make_gymnasium_env(
+    bellmax_id: str, *, render_mode: str | None = None, **param_overrides: Any
+) -> BellmaxGymnasiumEnv:
+    """The entry point of `gymnasium.make("bellmax/<id>", **kwargs)`.
+
+    Args:
+      bellmax_id: the bellmax id (`CartPole-v1`); `gymnasium.make` fills it in from the
+        registered spec.
+      render_mode: None, `"ansi"` or `"rgb_array"` (environments with frames).
+      **param_overrides: fields of the environment's `EnvParams` (`masspole=0.2`), checked
+        as `bellmax.make` checks them.
+
+    Returns:
+      A `BellmaxGymnasiumEnv` whose own time limit is off: the `TimeLimit` that
+      `gymnasium.make` adds (the registered `max_episode_steps`, or the `max_episode_steps=`
+      given to `gymnasium.make`) ends its episodes.
+
+    Raises:
+      UnknownNameError: an override that is not a field of the parameters (the message
+        lists the fields).
+      ValueError: an override outside its valid range; `max_steps_in_episode` (pass
+        Gymnasium's `max_episode_steps=` instead); a bad `render_mode`.
+      TypeError: an override of the wrong type.
+    """
+    if "max_steps_in_episode" in param_overrides:
+        n = param_overrides["max_steps_in_episode"]
+        raise ValueError(
+            f"gymnasium.make('{NAMESPACE}/{bellmax_id}', max_steps_in_episode={n!r}): "
+            "Gymnasium's TimeLimit sets the episode length of Gymnasium-made bellmax "
+            f"environments; pass max_episode_steps={n!r} instead."
+        )
+    env = _registered_env(bellmax_id)
+    params = registry.make(bellmax_id, **param_overrides)[1]
+    params = params.replace(max_steps_in_episode=_NO_LIMIT)
+    return BellmaxGymnasiumEnv(env, params, render_mode=render_mode)
+
+
+def register_gymnasium_envs() -> list[str]:
+    """Register every bellmax id with Gymnasium as `bellmax/<id>` (idempotent).
+
+    Runs when this module is imported; call it again after `bellmax.envs.register` adds
+    environments. Each id's `max_episode_steps` is its default `max_steps_in_episode`.
+
+    Returns:
+      The Gymnasium ids registered by this call (those not registered before).
+    """
+    added = []
+    for env_id in registry.registered():
+        gym_id = f"{NAMESPACE}/{env_id}"
+        if gym_id in gymnasium.registry:
+            continue
+        limit = int(np.asarray(_registered_env(env_id).default_params.max_steps_in_episode))
+        gymnasium.register(
+            id=gym_id,
+            entry_point=_ENTRY_POINT,
+            max_episode_steps=limit,
+            kwargs={"bellmax_id": env_id},
+        )
+        added.append(gym_id)
+    return added
 
 
 # ====================================================================== gymnasium ids
@@ -912,3 +1022,6 @@ def _classify_terminal(
         stack.extend(np.unique(new).tolist())
     both = np.flatnonzero(terminal & entered_live)
     return terminal, (int(both[0]) if both.size else None)
+
+
+register_gymnasium_envs()
