@@ -21,12 +21,14 @@ from bellmax.envs.render import (
     VideoDependencyError,
     can_render,
     frame_rate,
+    record_video,
     register_renderer,
     render_frame,
     renderable,
     rollout_frames,
     write_video,
 )
+from bellmax.policy import write_policy_file
 
 GRIDS = ["GridWorld4x4-v0", "GridWorld5x5-v0", "CliffWalking-v0", "WindyGridworld-v0"]
 SIZES = {
@@ -303,8 +305,46 @@ def test_rollout_frames_errors():
         rollout_frames(act, "GaussianBandit-v0", jax.random.key(0))
     with pytest.raises(ValueError, match="max_steps must be >= 1"):
         rollout_frames(act, "CartPole-v1", jax.random.key(0), max_steps=0)
-    with pytest.raises(KeyError, match="CartPole-v1"):
-        rollout_frames(act, "CartPol-v1", jax.random.key(0))
+    for env_id in ["CartPol-v1", "gymnasium:CartPole-v1", "gymnax:CartPole-v1"]:
+        with pytest.raises(ValueError, match=r"cannot draw .* bellmax environments only: Cart"):
+            rollout_frames(act, env_id, jax.random.key(0))
+
+
+def _linear_cartpole_policy(tmp_path):
+    """A policy file as `bellmax train` writes it: a linear controller that balances
+    (push towards the side the pole falls to)."""
+    env, params = bellmax.make("CartPole-v1")
+    kernel = np.zeros((1, 4, 2), np.float32)
+    kernel[0, :, 1] = [0.01, 0.1, 1.0, 0.5]  # logit of "right" minus that of "left"
+    write_policy_file(
+        tmp_path / "policy.msgpack",
+        algorithm="ppo",
+        network={"kind": "categorical", "hidden_sizes": [], "activation": "tanh", "output_size": 2},
+        observation_space=env.observation_space(params),
+        action_space=env.action_space(params),
+        weights={"output/kernel": kernel, "output/bias": np.zeros((1, 2), np.float32)},
+        seeds=[0],
+        run={"env": "CartPole-v1"},
+    )
+    return bellmax.load_policy(tmp_path)
+
+
+def test_record_video_of_a_loaded_policy(tmp_path):
+    policy = _linear_cartpole_policy(tmp_path)
+    episode = record_video(
+        policy.act, "CartPole-v1", tmp_path / "balance.gif", jax.random.key(0), max_steps=40
+    )
+    assert episode.length == 40 and not episode.terminated  # balanced until the cap
+    assert episode.episode_return == 40.0
+    with Image.open(tmp_path / "balance.gif") as im:
+        assert im.n_frames == 41 and im.info["duration"] == 20  # 50 fps: real time
+    # the pole stays near upright: its pixels never drift far from the cart's axle
+    for frame in episode.frames[::10]:
+        _, pole_c = _centroid(frame, render._POLE_COLOR)
+        _, axle_c = _centroid(frame, render._AXLE_COLOR)
+        assert abs(pole_c - axle_c) < 10
+    with pytest.raises(ValueError, match=r"must end in \.gif or \.mp4"):
+        record_video(policy.act, "CartPole-v1", tmp_path / "x.webm", jax.random.key(0))
 
 
 # ---------------------------------------------------------------------- videos

@@ -4,6 +4,9 @@ The physics is Gymnasium's (Barto, Sutton & Anderson 1983, with the corrected eq
 Florian 2005 as Gymnasium writes them) integrated by explicit Euler with step `tau`. All
 constants live in `CartPoleParams`, so they can be vmapped or fitted by system
 identification; derived quantities (total mass, pole mass times length) are properties.
+
+Frames (600x400 RGB, Gymnasium's picture) come from `bellmax.envs.render.render_frame(env,
+state, params)`, or `render_mode="rgb_array"` through the Gymnasium bridge.
 """
 
 from __future__ import annotations

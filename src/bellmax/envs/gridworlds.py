@@ -10,6 +10,10 @@ Conventions, for every grid here:
 - actions are 0 up, 1 right, 2 down, 3 left (Gymnasium's CliffWalking order);
 - a move that would leave the grid leaves the agent on the edge;
 - terminal cells are absorbing with reward 0 in the exact MDP (`mdp.terminal` marks them).
+
+Frames (48 pixels a cell; the agent a red disc, goals green, cliffs grey, teleports blue)
+come from `bellmax.envs.render.render_frame(env, state, params)`, or
+`render_mode="rgb_array"` through the Gymnasium bridge.
 """
 
 from __future__ import annotations

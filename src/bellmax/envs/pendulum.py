@@ -1,4 +1,9 @@
-"""Gymnasium's Pendulum-v1, exactly: swing a pendulum up with a bounded torque."""
+"""Gymnasium's Pendulum-v1, exactly: swing a pendulum up with a bounded torque.
+
+Frames (500x500 RGB, Gymnasium's picture plus the last torque as an arc) come from
+`bellmax.envs.render.render_frame(env, state, params)`, or `render_mode="rgb_array"`
+through the Gymnasium bridge.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@
     frame = render.render_frame(env, state, params)        # [H, W, 3] uint8
     episode = render.rollout_frames(policy.act, "CartPole-v1", jax.random.key(0))
     render.write_video(episode.frames, "cartpole.gif", fps=episode.fps)
+    render.record_video(policy.act, "CartPole-v1", "cartpole.mp4", jax.random.key(0))  # both
 
 Drawing is plain numpy rasterisation on the host (filled rectangles, capsules, discs and
 ring sectors, tested against each pixel's centre), so it needs no graphics library and no
@@ -50,6 +51,7 @@ __all__ = [
     "VideoDependencyError",
     "can_render",
     "frame_rate",
+    "record_video",
     "register_renderer",
     "render_frame",
     "renderable",
@@ -490,12 +492,17 @@ def rollout_frames(
 
     Raises:
       TypeError: `act` is not callable or `env` is neither an id nor an `Environment`.
-      ValueError: the environment has no frames, or `max_steps < 1`.
-      UnknownNameError: an unregistered id.
+      ValueError: the environment has no frames (a Gymnasium or gymnax id, a bandit, ...),
+        or `max_steps < 1`.
     """
     if not callable(act):
         raise TypeError(f"act must be a function act(key, obs) -> action, got {act!r}.")
     if isinstance(env, str):
+        if not registry.is_registered(env) or registry.is_gymnax_id(env):
+            raise ValueError(
+                f"cannot draw {env!r}: frames exist for these bellmax environments only: "
+                f"{', '.join(renderable())}."
+            )
         made_env, default = registry.make(env)
     elif isinstance(env, Environment):
         made_env, default = env, env.default_params
@@ -722,3 +729,41 @@ def write_video(frames: Any, path: str | os.PathLike, *, fps: float = 30.0) -> P
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def record_video(
+    act: Callable[[jax.Array, jax.Array], jax.Array],
+    env: str | Environment,
+    path: str | os.PathLike,
+    key: jax.Array,
+    *,
+    params: EnvParams | None = None,
+    max_steps: int | None = None,
+    fps: float | None = None,
+) -> RenderedEpisode:
+    """Play one episode of a policy and write it as a video: `rollout_frames`, then
+    `write_video`.
+
+    Args:
+      act: `act(key, obs) -> action` for one observation, jittable (`policy.act`).
+      env: a bellmax id with frames (see `renderable()`) or an `Environment`.
+      path: the `.gif` or `.mp4` to write (atomically).
+      key: PRNG key of the episode.
+      params: the environment's constants (`default_params` if None).
+      max_steps: the most steps to play (default `min(params.max_steps_in_episode, 1000)`).
+      fps: frames per second; real time (`frame_rate`) if None.
+
+    Returns:
+      The `RenderedEpisode` written.
+
+    Raises:
+      As `rollout_frames` and `write_video`. The suffix is checked before the episode runs.
+    """
+    if Path(path).suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(
+            f"cannot write a video to {str(path)!r}: the file name must end in "
+            f"{' or '.join(VIDEO_SUFFIXES)} (the suffix picks the format)."
+        )
+    episode = rollout_frames(act, env, key, params=params, max_steps=max_steps)
+    write_video(episode.frames, path, fps=episode.fps if fps is None else fps)
+    return episode
