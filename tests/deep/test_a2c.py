@@ -1,8 +1,11 @@
 """A2C: learning on CartPole, seed vmap (Box actions, shared torso, SGD), bad input."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from bellmax.deep import a2c
@@ -133,3 +136,28 @@ def test_config_properties():
     assert CARTPOLE.steps_per_update == CARTPOLE.num_envs * CARTPOLE.num_steps == 256
     assert CARTPOLE.num_updates == 150_000 // 256
     assert TINY.num_updates == 3
+
+
+def test_learning_rate_and_grad_norm_metrics():
+    # Shows: `learning_rate` is the step size the annealing gave each update's one gradient
+    # step, lr (1 - i / num_updates); `grad_norm` is the gradient's global norm before
+    # clipping: with plain SGD (no momentum, no clipping reached) one update moves the
+    # parameters by exactly learning_rate * grad_norm.
+    annealed = a2c.Config(total_timesteps=4 * 32, num_envs=4, num_steps=8, hidden_sizes=(16,))
+    _, m = jax.jit(a2c.make_train(annealed, "CartPole-v1"))(jax.random.key(0))
+    np.testing.assert_allclose(m.learning_rate, 1e-3 * (1 - np.arange(4) / 4), rtol=1e-6)
+    sgd = dataclasses.replace(
+        annealed,
+        total_timesteps=32,
+        optimizer="sgd",
+        momentum=0.0,
+        anneal_lr=False,
+        learning_rate=1e-2,
+        max_grad_norm=1e6,
+    )
+    train = a2c.make_train(sgd, "CartPole-v1")
+    start = jax.jit(a2c.init, static_argnums=(1, 2))(jax.random.key(3), sgd, train.venv)
+    end, m = jax.jit(train)(jax.random.key(3))
+    moved = optax.tree.norm(jax.tree.map(jnp.subtract, end.params, start.params))
+    np.testing.assert_allclose(m.learning_rate, [1e-2])
+    np.testing.assert_allclose(float(moved), 1e-2 * float(m.grad_norm[0]), rtol=1e-4)

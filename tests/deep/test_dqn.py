@@ -243,3 +243,19 @@ def test_host_env_train_refuses_vmap():
     train = dqn.make_train(cfg, "gymnasium:CartPole-v1")
     with pytest.raises(ValueError, match="cannot be vmapped over seeds; run the seeds one after"):
         jax.vmap(train)(jax.random.split(jax.random.key(0), 2))
+
+
+def test_learning_rate_and_grad_norm_metrics(trained):
+    # Shows: `learning_rate` is the mean step size of an update's gradient steps as the linear
+    # annealing over the run's total_gradient_steps gave them (before learning starts: the
+    # first step's, the full rate), and `grad_norm` the mean gradient norm (0 without steps).
+    _, m = trained
+    learning = np.asarray(m.learning)
+    g = SOLVE.gradient_steps
+    done_before = (np.cumsum(learning) - learning) * g  # gradient steps before each update
+    steps = done_before[:, None] + np.arange(g)[None, :]
+    expected = (SOLVE.learning_rate * (1 - steps / SOLVE.total_gradient_steps)).mean(axis=1)
+    expected = np.where(learning, expected, SOLVE.learning_rate)
+    np.testing.assert_allclose(m.learning_rate, expected, rtol=1e-5, atol=1e-9)
+    assert np.all(np.asarray(m.grad_norm)[~learning] == 0.0)
+    assert np.all(np.isfinite(m.grad_norm)) and np.all(np.asarray(m.grad_norm)[learning] > 0)

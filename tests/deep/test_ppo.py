@@ -164,3 +164,48 @@ def test_config_properties():
     assert CARTPOLE.num_updates == 100_000 // 256
     assert CARTPOLE.num_minibatches == 1
     assert PENDULUM.num_minibatches == PENDULUM.steps_per_update // PENDULUM.minibatch_size
+
+
+def test_approx_kl_and_clip_fraction_by_hand():
+    # Shows: on a minibatch whose stored log-probabilities are the current policy's (the first
+    # epoch's first minibatch, before any step) the approximate KL and the clip fraction are 0;
+    # with other stored log-probabilities they are CleanRL's `mean((r - 1) - log r)` and the
+    # fraction of ratios r outside [1 - eps, 1 + eps].
+    venv = make_vector_env("CartPole-v1", num_envs=TINY.num_envs)
+    net = ppo.network(TINY, venv)
+    x = jax.random.normal(jax.random.key(0), (6, 4))
+    params = net.init(jax.random.key(1), x)
+    action = jnp.array([0, 1, 1, 0, 1, 0])
+    log_prob = net.apply(params, x, method="policy").log_prob(action)
+    batch = {
+        "x": x,
+        "action": action,
+        "log_prob": log_prob,
+        "value": jnp.zeros(6),
+        "advantage": jnp.arange(6.0),
+        "target": jnp.ones(6),
+    }
+    loss = jax.jit(ppo.ppo_loss, static_argnums=(1, 4))
+    _, aux = loss(params, net, batch, jnp.float32(0.2), TINY)
+    assert float(aux["approx_kl"]) == 0.0 and float(aux["clip_fraction"]) == 0.0
+    log_r = jnp.array([0.0, 0.1, -0.1, 0.3, -0.3, 0.05])  # new minus old log-probability
+    _, aux = loss(params, net, {**batch, "log_prob": log_prob - log_r}, jnp.float32(0.2), TINY)
+    r = np.exp(np.asarray(log_r, np.float64))
+    np.testing.assert_allclose(aux["approx_kl"], np.mean((r - 1) - np.log(r)), rtol=1e-4)
+    np.testing.assert_allclose(aux["clip_fraction"], 2 / 6)  # |r - 1| > 0.2 at +-0.3 only
+
+
+def test_learning_rate_and_grad_norm_metrics():
+    # Shows: `learning_rate` is the mean step size of the update's gradient steps, as the
+    # linear annealing over all num_updates * num_epochs * num_minibatches steps gives it
+    # (and the constant rate without annealing); `grad_norm` is a positive finite norm.
+    config = dataclasses.replace(TINY, anneal_lr=True, optimizer="adam", learning_rate=3e-3)
+    _, m = jax.jit(ppo.make_train(config, "CartPole-v1"))(jax.random.key(0))
+    per_update = config.num_epochs * config.num_minibatches
+    total = config.num_updates * per_update
+    steps = np.arange(total).reshape(config.num_updates, per_update)
+    expected = (3e-3 * (1 - steps / total)).mean(axis=1)
+    np.testing.assert_allclose(m.learning_rate, expected, rtol=1e-5)
+    assert np.all(np.isfinite(m.grad_norm)) and np.all(np.asarray(m.grad_norm) > 0)
+    _, m = jax.jit(ppo.make_train(TINY, "CartPole-v1"))(jax.random.key(0))
+    np.testing.assert_allclose(m.learning_rate, np.full(TINY.num_updates, 1e-2), rtol=1e-6)

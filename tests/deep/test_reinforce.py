@@ -119,3 +119,12 @@ def test_unsupported_action_space_and_wrong_config_type(multidiscrete_env):
 def test_config_properties():
     assert CARTPOLE.steps_per_update == CARTPOLE.num_envs * CARTPOLE.num_steps == 2048
     assert CARTPOLE.num_updates == 100_000 // 2048
+
+
+def test_learning_rate_and_grad_norm_metrics():
+    # Shows: each update's one gradient step takes the annealed step size lr (1 - i / n) over
+    # the run's n updates, and its gradient's norm before clipping is recorded (finite, > 0).
+    config = reinforce.Config(total_timesteps=3 * 4 * 32, num_envs=4, num_steps=32)
+    _, m = jax.jit(reinforce.make_train(config, "CartPole-v1"))(jax.random.key(0))
+    np.testing.assert_allclose(m.learning_rate, 6e-3 * (1 - np.arange(3) / 3), rtol=1e-6)
+    assert np.all(np.isfinite(m.grad_norm)) and np.all(np.asarray(m.grad_norm) > 0)

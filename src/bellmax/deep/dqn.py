@@ -37,9 +37,9 @@ from bellmax.core.checks import (
     check_probability,
 )
 from bellmax.core.types import Transition
-from bellmax.deep.loop import EpisodeMetrics, scan_train, vector_env
+from bellmax.deep.loop import EpisodeMetrics, scan_train, scheduled_learning_rate, vector_env
 from bellmax.deep.networks import ACTIVATIONS, QNetwork, flatten_obs
-from bellmax.deep.optim import OPTIMIZERS, linear_schedule, make_optimizer
+from bellmax.deep.optim import OPTIMIZERS, Schedule, linear_schedule, make_optimizer
 from bellmax.deep.replay import ReplayBuffer, replay_add, replay_init, replay_sample
 from bellmax.envs import spaces
 from bellmax.envs.vector import VecState, VectorEnv
@@ -254,6 +254,12 @@ class Metrics(EpisodeMetrics):
     """Exploration rate at the end of this update's collection."""
     learning: jax.Array
     """True where this update ran gradient steps."""
+    learning_rate: jax.Array
+    """Mean step size of this update's gradient steps (as the optimiser's schedule gave it);
+    before learning starts, the step size the first gradient step will take."""
+    grad_norm: jax.Array
+    """Mean global norm of the TD loss's gradients, before clipping to `max_grad_norm`
+    (0 before learning starts)."""
 
 
 def _network(config: Config, venv: VectorEnv) -> QNetwork:
@@ -330,13 +336,18 @@ def td_loss(
     return loss, jnp.mean(q_a)
 
 
-def _optimizer(config: Config) -> optax.GradientTransformation:
-    lr = config.learning_rate
+def learning_rate_schedule(config: Config) -> float | Schedule:
+    """The step size: `config.learning_rate`, or with `config.anneal_lr` a schedule falling
+    linearly from it to 0 over the run's gradient steps (`total_gradient_steps`)."""
     if config.anneal_lr:
-        lr = linear_schedule(lr, 0.0, max(config.total_gradient_steps, 1))
+        return linear_schedule(config.learning_rate, 0.0, max(config.total_gradient_steps, 1))
+    return config.learning_rate
+
+
+def _optimizer(config: Config) -> optax.GradientTransformation:
     return make_optimizer(
         config.optimizer,
-        lr,
+        learning_rate_schedule(config),
         max_grad_norm=config.max_grad_norm,
         momentum=config.momentum,
     )
@@ -477,11 +488,17 @@ def _gradient_step(carry: tuple, key: jax.Array, buffer: ReplayBuffer, config: C
     (loss, q_mean), grads = jax.value_and_grad(td_loss, has_aux=True)(
         params, target_params, batch, config, venv
     )
+    aux = {
+        "loss": loss,
+        "q_mean": q_mean,
+        "learning_rate": scheduled_learning_rate(learning_rate_schedule(config), opt_state),
+        "grad_norm": optax.tree.norm(grads),
+    }
     updates, opt_state = _optimizer(config).update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     step = step + 1
     target_params = update_target(target_params, params, step, config)
-    return (params, target_params, opt_state, step), (loss, q_mean)
+    return (params, target_params, opt_state, step), aux
 
 
 def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainState, Metrics]:
@@ -515,19 +532,20 @@ def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainSta
     buffer = replay_add(state.buffer, flat)
 
     def learn(args):
-        params, target_params, opt_state, step = args
-        out, (loss, q_mean) = jax.lax.scan(
+        out, aux = jax.lax.scan(
             lambda c, k: _gradient_step(c, k, buffer, config, venv),
-            (params, target_params, opt_state, step),
+            args,
             jax.random.split(k_learn, config.gradient_steps),
         )
-        return out, jnp.mean(loss), jnp.mean(q_mean)
+        return out, jax.tree.map(jnp.mean, aux)
 
     def skip(args):
-        return args, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)
+        zero = jnp.zeros((), jnp.float32)
+        lr = scheduled_learning_rate(learning_rate_schedule(config), args[2])
+        return args, {"loss": zero, "q_mean": zero, "learning_rate": lr, "grad_norm": zero}
 
     learning = carry.env_steps >= config.learning_starts
-    (params, target_params, opt_state, grad_step), loss, q_mean = jax.lax.cond(
+    (params, target_params, opt_state, grad_step), aux = jax.lax.cond(
         learning,
         learn,
         skip,
@@ -548,8 +566,7 @@ def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainSta
         env_steps=carry.env_steps,
         episode_return_sum=carry.return_sum,
         episode_count=carry.count,
-        loss=loss,
-        q_mean=q_mean,
+        **aux,
         epsilon=jnp.where(
             carry.env_steps < config.learning_starts, 1.0, epsilon_at(carry.env_steps, config)
         ),

@@ -6,7 +6,8 @@ config against it (`config.validate(venv)`; the configs check their own fields o
 construction); `scan_train(config, venv, init, update)` returns `train(key)`: `init` then
 `config.num_updates` of `update` in one `lax.scan`, so `jax.jit(train)` is the whole run and
 `jax.jit(jax.vmap(train))(keys)` one run per seed (for JAX environments; a Gymnasium id steps
-on the host and `train` refuses to be vmapped).
+on the host and `train` refuses to be vmapped). `scheduled_learning_rate(lr, opt_state)` is the
+step size an optax optimiser's next update takes (for the algorithms' `learning_rate` metric).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import optax
 from flax import struct
 
 from bellmax.envs.vector import VectorEnv, make_vector_env
 
-__all__ = ["EpisodeMetrics", "is_vmapped", "scan_train", "vector_env"]
+__all__ = ["EpisodeMetrics", "is_vmapped", "scan_train", "scheduled_learning_rate", "vector_env"]
 
 
 @struct.dataclass
@@ -32,6 +35,31 @@ class EpisodeMetrics:
     """Sum of returns of the episodes that ended during this update."""
     episode_count: jax.Array
     """Number of such episodes."""
+
+
+def scheduled_learning_rate(learning_rate: float | optax.Schedule, opt_state: Any) -> jax.Array:
+    """The step size the next `tx.update(grads, opt_state)` takes, as a float32 scalar.
+
+    Args:
+      learning_rate: what the optimiser was built with: a number, or an optax schedule
+        `count -> step size` (then `opt_state` holds exactly one `ScaleByScheduleState`,
+        whose `count` is the number of updates taken so far; optax evaluates the schedule at
+        it before incrementing it).
+      opt_state: the optimiser's state before the update.
+
+    Raises:
+      ValueError: a schedule, but `opt_state` has no single `ScaleByScheduleState`.
+    """
+    if not callable(learning_rate):
+        return jnp.asarray(learning_rate, jnp.float32)
+    is_schedule = lambda x: isinstance(x, optax.ScaleByScheduleState)  # noqa: E731
+    found = [s for s in jax.tree.leaves(opt_state, is_leaf=is_schedule) if is_schedule(s)]
+    if len(found) != 1:
+        raise ValueError(
+            f"the optimiser state holds {len(found)} schedule states, not 1; pass the "
+            "state of the optimiser built with this learning-rate schedule."
+        )
+    return jnp.asarray(learning_rate(found[0].count), jnp.float32)
 
 
 def is_vmapped(x: Any) -> bool:

@@ -7,8 +7,9 @@
 - `init_state`: a fresh `TrainState` (network, optimiser, reset environments).
 - `rollout_and_bootstrap`, `gae_targets`, `flatten_steps`, `episode_metrics`: the parts of
   one on-policy update before and after the learning itself.
-- `pg_loss`, `pg_update`, `optimizer`: A2C's and REINFORCE's update, one gradient step on a
-  rollout with targets (n-step returns or GAE for A2C, Monte-Carlo returns for REINFORCE).
+- `pg_loss`, `pg_update`, `optimizer`, `learning_rate_schedule`: A2C's and REINFORCE's
+  update, one gradient step on a rollout with targets (n-step returns or GAE for A2C,
+  Monte-Carlo returns for REINFORCE).
 
 PPO's clipped minibatch epochs live in `bellmax.deep.ppo`; what the algorithms share lives
 here, so no algorithm module imports another.
@@ -35,9 +36,9 @@ from bellmax.core.checks import (
 )
 from bellmax.core.returns import Advantages, gae
 from bellmax.deep.distributions import action_space_kind, clip_to_space
-from bellmax.deep.loop import EpisodeMetrics
+from bellmax.deep.loop import EpisodeMetrics, scheduled_learning_rate
 from bellmax.deep.networks import ACTIVATIONS, ActorCritic, flatten_obs
-from bellmax.deep.optim import OPTIMIZERS, linear_schedule, make_optimizer
+from bellmax.deep.optim import OPTIMIZERS, Schedule, linear_schedule, make_optimizer
 from bellmax.deep.rollout import Rollout, TrainState, collect_rollout
 from bellmax.envs.vector import VectorEnv
 
@@ -51,6 +52,7 @@ __all__ = [
     "flatten_steps",
     "gae_targets",
     "init_state",
+    "learning_rate_schedule",
     "network",
     "optimizer",
     "pg_loss",
@@ -132,6 +134,10 @@ class Metrics(EpisodeMetrics):
     """Mean squared error of the critic."""
     entropy: jax.Array
     """Mean policy entropy."""
+    learning_rate: jax.Array
+    """Step size of the update's gradient step (as the optimiser's schedule gave it)."""
+    grad_norm: jax.Array
+    """Global norm of the loss's gradient, before clipping to `max_grad_norm`."""
 
 
 # ---------------------------------------------------------------------- checks
@@ -307,22 +313,27 @@ def episode_metrics(ro: Rollout, update_index: jax.Array, config: Any) -> dict[s
     }
 
 
+def learning_rate_schedule(config: Any) -> float | Schedule:
+    """A2C's and REINFORCE's step size: `config.learning_rate`, or with `config.anneal_lr` a
+    schedule falling linearly from it to 0 over the run's updates (one gradient step each)."""
+    if config.anneal_lr:
+        return linear_schedule(config.learning_rate, 0.0, config.num_updates)
+    return config.learning_rate
+
+
 def optimizer(config: Any) -> optax.GradientTransformation:
     """A2C's and REINFORCE's optimiser: `config.optimizer` with global-norm gradient clipping.
 
-    With `config.anneal_lr` the step size falls linearly to 0 over the run's updates.
+    The step size is `learning_rate_schedule(config)`.
 
     It works on the parameters flattened into one vector (`optax.flatten`): the same
     arithmetic in a few large operations instead of a few per layer, which halves the
     optimiser's share of the compile time on a CPU.
     """
-    lr = config.learning_rate
-    if config.anneal_lr:
-        lr = linear_schedule(config.learning_rate, 0.0, config.num_updates)
     return optax.flatten(
         make_optimizer(
             config.optimizer,
-            lr,
+            learning_rate_schedule(config),
             max_grad_norm=config.max_grad_norm,
             momentum=config.momentum,
         )
@@ -405,6 +416,8 @@ def pg_update(
     }
     batch = {k: flatten_steps(v, config) for k, v in batch.items()}
     grads, aux = jax.grad(pg_loss, has_aux=True)(state.params, net, batch, config)
+    aux["learning_rate"] = scheduled_learning_rate(learning_rate_schedule(config), state.opt_state)
+    aux["grad_norm"] = optax.tree.norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     index = state.update_index + 1

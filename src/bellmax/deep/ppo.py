@@ -29,9 +29,9 @@ import optax
 from flax import struct
 
 from bellmax.core.checks import check_bool, check_int, check_number, check_probability
-from bellmax.deep.loop import EpisodeMetrics, scan_train, vector_env
+from bellmax.deep.loop import EpisodeMetrics, scan_train, scheduled_learning_rate, vector_env
 from bellmax.deep.networks import ActorCritic, flatten_obs
-from bellmax.deep.optim import linear_schedule, make_optimizer
+from bellmax.deep.optim import Schedule, linear_schedule, make_optimizer
 from bellmax.deep.policy_gradient import (
     OnPolicyRun,
     act,
@@ -58,6 +58,7 @@ __all__ = [
     "TrainState",
     "act",
     "init",
+    "learning_rate_schedule",
     "make_train",
     "network",
     "optimizer",
@@ -151,19 +152,32 @@ class Metrics(EpisodeMetrics):
     entropy: jax.Array
     """Mean policy entropy."""
     approx_kl: jax.Array
-    """Mean approximate KL divergence old -> new policy."""
+    """Mean approximate KL divergence old -> new policy, `mean((r - 1) - log r)` of the
+    probability ratios `r` at each gradient step (Schulman's k3 estimator, as CleanRL)."""
     clip_fraction: jax.Array
     """Fraction of ratios outside the clipping range."""
+    learning_rate: jax.Array
+    """Mean step size of the update's gradient steps (as the optimiser's schedule gave it)."""
+    grad_norm: jax.Array
+    """Mean global norm of the minibatch gradients, before clipping to `max_grad_norm`."""
+
+
+def learning_rate_schedule(config: Config) -> float | Schedule:
+    """The step size: `config.learning_rate`, or with `config.anneal_lr` a schedule falling
+    linearly from it to 0 over the run's gradient steps (Huang et al. 2022, detail 4)."""
+    if config.anneal_lr:
+        steps = config.num_updates * config.num_epochs * config.num_minibatches
+        return linear_schedule(config.learning_rate, 0.0, steps)
+    return config.learning_rate
 
 
 def optimizer(config: Config) -> optax.GradientTransformation:
     """The optimiser, with the learning rate annealed per gradient step if asked."""
-    lr = config.learning_rate
-    if config.anneal_lr:
-        steps = config.num_updates * config.num_epochs * config.num_minibatches
-        lr = linear_schedule(config.learning_rate, 0.0, steps)
     return make_optimizer(
-        config.optimizer, lr, max_grad_norm=config.max_grad_norm, momentum=config.momentum
+        config.optimizer,
+        learning_rate_schedule(config),
+        max_grad_norm=config.max_grad_norm,
+        momentum=config.momentum,
     )
 
 
@@ -246,11 +260,14 @@ def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainSta
     frac = 1.0 - state.update_index.astype(jnp.float32) / config.num_updates
     clip_eps = config.clip_eps * frac if config.anneal_clip else jnp.float32(config.clip_eps)
     grad_fn = jax.grad(ppo_loss, has_aux=True)
+    lr = learning_rate_schedule(config)
     m, mb = config.num_minibatches, config.minibatch_size
 
     def minibatch_step(carry, batch):
         params, opt_state = carry
         grads, aux = grad_fn(params, net, batch, clip_eps, config)
+        aux["learning_rate"] = scheduled_learning_rate(lr, opt_state)
+        aux["grad_norm"] = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), aux
 
