@@ -1,0 +1,132 @@
+"""Experiment tracking (bellmax.train.tracking): per-chunk scalars, TensorBoard event files
+written and read back, W&B offline (where wandb is installed), the missing-package errors.
+
+The TensorBoard files are read back by `read_scalars`, which parses TensorFlow's TFRecord
+framing itself (length, masked CRC-32C, data, masked CRC-32C) and decodes each record as an
+`Event` protocol buffer: what TensorBoard reads. (TensorBoard's own `EventAccumulator` read
+the files of a `bellmax train ppo --log tensorboard` run to the same points when checked by
+hand; it is not a test dependency.)
+"""
+
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from bellmax.core.errors import BellmaxError
+from bellmax.train import tracking
+from bellmax.train.tracking import (
+    TensorBoardTracker,
+    Tracker,
+    chunk_scalars,
+    make_tracker,
+    read_scalars,
+)
+
+
+def _needs_tensorboardx():
+    pytest.importorskip("tensorboardX")
+
+
+def test_chunk_scalars_by_hand():
+    # Shows: the chunk's mean episode return pools all seeds' episodes (sum of returns over
+    # number of episodes), every other metric is its mean over seeds and updates (a bool:
+    # the fraction true), and the episode counters are not averaged themselves.
+    m = {
+        "env_steps": np.array([[256, 512], [256, 512]]),
+        "episode_return_sum": np.array([[10.0, 30.0], [0.0, 20.0]], np.float32),
+        "episode_count": np.array([[1, 2], [0, 1]], np.int32),
+        "loss": np.array([[1.0, 2.0], [3.0, 6.0]], np.float32),
+        "learning": np.array([[False, True], [True, True]]),
+    }
+    s = chunk_scalars(m)
+    assert list(s) == ["episode_return", "loss", "learning"]
+    assert s == {"episode_return": 60.0 / 4, "loss": 3.0, "learning": 0.75}
+    assert all(type(v) is float for v in s.values())
+    none_ended = chunk_scalars({**m, "episode_count": np.zeros((2, 2), np.int32)})
+    assert math.isnan(none_ended["episode_return"])
+
+
+def test_tensorboard_event_file_round_trip(tmp_path):
+    # Shows: each `log` is one point per scalar at its step, readable at once (flushed, before
+    # close); a non-finite value is left out of its series; a closed tracker refuses to log.
+    _needs_tensorboardx()
+    tracker = TensorBoardTracker(tmp_path / "tb")
+    assert isinstance(tracker, Tracker)
+    tracker.log(256, {"episode_return": math.nan, "loss": 0.5})
+    tracker.log(512, {"episode_return": 21.5, "loss": 0.25, "entropy": 0.69})
+    assert read_scalars(tmp_path / "tb")["loss"] == [(256, 0.5), (512, 0.25)]
+    tracker.log(768, {"episode_return": 40.0, "loss": np.float32(0.125), "entropy": 0.6})
+    tracker.close()
+    tracker.close()  # idempotent
+    got = read_scalars(tmp_path / "tb")
+    assert got["episode_return"] == [(512, 21.5), (768, 40.0)]
+    assert got["loss"] == [(256, 0.5), (512, 0.25), (768, 0.125)]
+    assert [s for s, _ in got["entropy"]] == [512, 768]
+    np.testing.assert_allclose([v for _, v in got["entropy"]], [0.69, 0.6], rtol=1e-6)
+    with pytest.raises(BellmaxError, match="closed"):
+        tracker.log(1024, {"loss": 1.0})
+
+
+def test_read_scalars_refuses_damaged_files(tmp_path):
+    # Shows: a flipped byte (bad checksum) or a cut file is an error naming the file, not
+    # silently fewer points; a directory without event files says so.
+    _needs_tensorboardx()
+    with TensorBoardTracker(tmp_path) as tracker:
+        tracker.log(1, {"loss": 1.0})
+        tracker.log(2, {"loss": 2.0})
+    (file,) = tmp_path.glob("events.out.tfevents.*")
+    data = bytearray(file.read_bytes())
+    data[-6] ^= 0xFF
+    file.write_bytes(bytes(data))
+    with pytest.raises(BellmaxError, match="bad checksum"):
+        read_scalars(tmp_path)
+    file.write_bytes(bytes(data[:-3]))
+    with pytest.raises(BellmaxError, match="truncated"):
+        read_scalars(file)
+    with pytest.raises(BellmaxError, match="no TensorBoard event file"):
+        read_scalars(tmp_path / "empty")
+
+
+def test_make_tracker(tmp_path):
+    # Shows: no tracker for None/"none"; TensorBoard files go to OUT/tensorboard/; an unknown
+    # name is a ValueError listing the known ones.
+    _needs_tensorboardx()
+    assert make_tracker(None, tmp_path) is None
+    assert make_tracker("none", tmp_path) is None
+    tracker = make_tracker("tensorboard", tmp_path)
+    tracker.log(10, {"loss": 1.0})
+    tracker.close()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    with pytest.raises(ValueError, match=r"unknown tracker 'tensorbord'.*'tensorboard'"):
+        make_tracker("tensorbord", tmp_path)
+
+
+def test_missing_packages_say_how_to_install(tmp_path, monkeypatch):
+    # Shows: without tensorboardX or wandb (imports blocked here) the trackers raise an
+    # ImportError that names the pip command; nothing else imports them.
+    for name in [m for m in sys.modules if m.split(".")[0] in ("tensorboardX", "wandb")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    with pytest.raises(ImportError, match="pip install tensorboardX"):
+        make_tracker("tensorboard", tmp_path)
+    with pytest.raises(ImportError, match="pip install wandb"):
+        make_tracker("wandb", tmp_path)
+    with pytest.raises(ValueError, match="not a wandb mode"):
+        tracking.WandbTracker("p", tmp_path, mode="offlin")
+
+
+def test_wandb_offline_run(tmp_path, monkeypatch):
+    # Shows: with wandb installed, `--log wandb` writes an offline run under OUT/wandb/
+    # (offline unless WANDB_MODE says otherwise; no login, no network).
+    pytest.importorskip("wandb")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    tracker = make_tracker("wandb", tmp_path, project="bellmax-test", config={"lr": 1e-3})
+    tracker.log(256, {"episode_return": 21.0, "loss": 0.5, "approx_kl": math.nan})
+    tracker.log(512, {"episode_return": 30.0, "loss": 0.4})
+    tracker.close()
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    (data,) = run.glob("run-*.wandb")
+    assert data.stat().st_size > 0
