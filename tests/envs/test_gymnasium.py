@@ -288,6 +288,7 @@ def test_rgb_array_render_modes_and_errors():
 def test_every_bellmax_id_is_registered_with_gymnasium():
     import bellmax.envs.gymnasium as bridge
 
+    bridge.register_gymnasium_envs()  # ids registered with bellmax since the import
     for env_id in registry.registered():
         spec = gymnasium.spec(f"bellmax/{env_id}")
         assert spec.kwargs == {"bellmax_id": env_id}
