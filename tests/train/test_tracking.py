@@ -19,6 +19,7 @@ from bellmax.train import tracking
 from bellmax.train.tracking import (
     TensorBoardTracker,
     Tracker,
+    check_tracker,
     chunk_scalars,
     make_tracker,
     read_scalars,
@@ -91,16 +92,27 @@ def test_read_scalars_refuses_damaged_files(tmp_path):
 
 def test_make_tracker(tmp_path):
     # Shows: no tracker for None/"none"; TensorBoard files go to OUT/tensorboard/; an unknown
-    # name is a ValueError listing the known ones.
+    # name is a ValueError listing the known ones, raised by check_tracker too (which
+    # creates nothing: the CLI calls it before training).
     _needs_tensorboardx()
     assert make_tracker(None, tmp_path) is None
     assert make_tracker("none", tmp_path) is None
     tracker = make_tracker("tensorboard", tmp_path)
     tracker.log(10, {"loss": 1.0})
     tracker.close()
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
-    with pytest.raises(ValueError, match=r"unknown tracker 'tensorbord'.*'tensorboard'"):
-        make_tracker("tensorbord", tmp_path)
+    (first,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")
+    # A resumed run adds a file; a fresh one (an overwritten run) replaces the old ones.
+    make_tracker("tensorboard", tmp_path).close()
+    assert len(list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))) == 2
+    tracker = make_tracker("tensorboard", tmp_path, fresh=True)
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*")) == [tracker.path]
+    tracker.close()
+    for bad in (make_tracker, lambda kind, _: check_tracker(kind)):
+        with pytest.raises(ValueError, match=r"unknown tracker 'tensorbord'.*'tensorboard'"):
+            bad("tensorbord", tmp_path / "new")
+    check_tracker(None)
+    check_tracker("tensorboard")
+    assert not (tmp_path / "new").exists()
 
 
 def test_missing_packages_say_how_to_install(tmp_path, monkeypatch):
@@ -110,6 +122,8 @@ def test_missing_packages_say_how_to_install(tmp_path, monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "tensorboardX", None)
     monkeypatch.setitem(sys.modules, "wandb", None)
+    with pytest.raises(ImportError, match="pip install tensorboardX"):
+        check_tracker("tensorboard")
     with pytest.raises(ImportError, match="pip install tensorboardX"):
         make_tracker("tensorboard", tmp_path)
     with pytest.raises(ImportError, match="pip install wandb"):

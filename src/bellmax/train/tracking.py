@@ -15,13 +15,15 @@ all seeds, with the environment steps per seed as the step.
   (`pip install tensorboardX`; no TensorFlow or PyTorch).
 - `WandbTracker(project, dir)`: a Weights & Biases run, offline by default (it never touches
   the network; `wandb sync DIR/wandb/offline-run-*` uploads it later) (`pip install wandb`).
-- `make_tracker(kind, out_dir)`: one of them by name (`None` for no tracking).
+- `make_tracker(kind, out_dir)`: one of them by name (`None` for no tracking);
+  `check_tracker(kind)` raises before a run if it could not be made.
 - `read_scalars(logdir)`: the scalars of TensorBoard event files, read back without
   TensorBoard (its TFRecord framing, checksums verified).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import secrets
@@ -41,6 +43,7 @@ __all__ = [
     "TensorBoardTracker",
     "Tracker",
     "WandbTracker",
+    "check_tracker",
     "chunk_scalars",
     "make_tracker",
     "read_scalars",
@@ -123,15 +126,11 @@ class TensorBoardTracker:
     """
 
     def __init__(self, logdir: str | os.PathLike):
-        try:
-            from tensorboardX.event_file_writer import EventsWriter
-            from tensorboardX.proto.event_pb2 import Event
-            from tensorboardX.proto.summary_pb2 import Summary
-        except ImportError:
-            raise ImportError(
-                "TensorBoard logging needs the tensorboardX package (no TensorFlow or "
-                "PyTorch): pip install tensorboardX, or pip install 'bellmax[tensorboard]'."
-            ) from None
+        check_tracker("tensorboard")
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.proto.summary_pb2 import Summary
+
         self._event, self._summary = Event, Summary
         self.logdir = Path(logdir)
         self.logdir.mkdir(parents=True, exist_ok=True)
@@ -198,13 +197,9 @@ class WandbTracker:
                 f"WandbTracker mode={mode!r} is not a wandb mode; pick 'offline' (no network), "
                 "'online' or 'disabled'."
             )
-        try:
-            import wandb
-        except ImportError:
-            raise ImportError(
-                "W&B logging needs the wandb package: pip install wandb, or pip install "
-                "'bellmax[wandb]'."
-            ) from None
+        check_tracker("wandb")
+        import wandb
+
         self.dir = Path(dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._run = wandb.init(
@@ -232,10 +227,44 @@ class WandbTracker:
         self.close()
 
 
+_PACKAGES = {
+    "tensorboard": (
+        "tensorboardX",
+        "TensorBoard logging needs the tensorboardX package (no TensorFlow or PyTorch): "
+        "pip install tensorboardX, or pip install 'bellmax[tensorboard]'.",
+    ),
+    "wandb": (
+        "wandb",
+        "W&B logging needs the wandb package: pip install wandb, or pip install 'bellmax[wandb]'.",
+    ),
+}
+
+
+def check_tracker(kind: str | None) -> None:
+    """Raise now, before any training, if `make_tracker(kind, ...)` would fail.
+
+    Creates nothing; imports the tracker's package.
+
+    Raises:
+      ValueError: an unknown `kind` (the message lists the known ones); ImportError: the
+        tracker's package is not installed (the message says how to install it).
+    """
+    if kind is None or kind == "none":
+        return
+    if kind not in _PACKAGES:
+        raise unknown_name("tracker", str(kind), (*TRACKERS, "none"))
+    package, message = _PACKAGES[kind]
+    try:
+        importlib.import_module(package)
+    except ImportError:
+        raise ImportError(message) from None
+
+
 def make_tracker(
     kind: str | None,
     out_dir: str | os.PathLike,
     *,
+    fresh: bool = False,
     project: str = "bellmax",
     name: str | None = None,
     config: Mapping[str, Any] | None = None,
@@ -247,6 +276,9 @@ def make_tracker(
         `out_dir/tensorboard/`) or `"wandb"` (a W&B run under `out_dir/wandb/`, in the mode
         the `WANDB_MODE` environment variable names, else offline).
       out_dir: the run directory.
+      fresh: the run starts from its first update (not resumed): event files already in
+        `out_dir/tensorboard/` (a replaced run's) are deleted, so TensorBoard does not draw
+        two runs as one. (W&B keeps every run apart by itself.)
       project: the W&B project (wandb only).
       name: the W&B run name (wandb only).
       config: settings stored with the W&B run (wandb only).
@@ -258,15 +290,17 @@ def make_tracker(
       ValueError: an unknown `kind` (the message lists the known ones); ImportError: the
         tracker's package is not installed (the message says how to install it).
     """
+    check_tracker(kind)
     if kind is None or kind == "none":
         return None
     out = Path(out_dir)
     if kind == "tensorboard":
+        if fresh:
+            for old in (out / "tensorboard").glob("events.out.tfevents.*"):
+                old.unlink()
         return TensorBoardTracker(out / "tensorboard")
-    if kind == "wandb":
-        mode = os.environ.get("WANDB_MODE") or "offline"
-        return WandbTracker(project, out, mode=mode, name=name, config=config)
-    raise unknown_name("tracker", str(kind), (*TRACKERS, "none"))
+    mode = os.environ.get("WANDB_MODE") or "offline"
+    return WandbTracker(project, out, mode=mode, name=name, config=config)
 
 
 def read_scalars(logdir: str | os.PathLike) -> dict[str, list[tuple[int, float]]]:
