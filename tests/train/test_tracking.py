@@ -22,6 +22,7 @@ from bellmax.train.tracking import (
     check_tracker,
     chunk_scalars,
     make_tracker,
+    progress_text,
     read_scalars,
 )
 
@@ -144,3 +145,12 @@ def test_wandb_offline_run(tmp_path, monkeypatch):
     (run,) = (tmp_path / "wandb").glob("offline-run-*")
     (data,) = run.glob("run-*.wandb")
     assert data.stat().st_size > 0
+
+
+def test_progress_text():
+    # Shows: the progress line holds the first two finite of loss, entropy, q_mean, approx_kl.
+    assert progress_text({"loss": 0.031234, "entropy": 0.6812, "approx_kl": 0.01}) == (
+        "loss 0.0312 entropy 0.681"
+    )
+    assert progress_text({"loss": math.nan, "q_mean": 12.345, "epsilon": 1.0}) == "q_mean 12.3"
+    assert progress_text({"episode_return": 20.0}) == ""

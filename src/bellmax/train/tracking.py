@@ -39,6 +39,7 @@ from bellmax.core.errors import BellmaxError, unknown_name
 
 __all__ = [
     "EPISODE_FIELDS",
+    "PROGRESS",
     "TRACKERS",
     "TensorBoardTracker",
     "Tracker",
@@ -46,6 +47,7 @@ __all__ = [
     "check_tracker",
     "chunk_scalars",
     "make_tracker",
+    "progress_text",
     "read_scalars",
 ]
 
@@ -95,6 +97,24 @@ def chunk_scalars(metrics: Mapping[str, np.ndarray]) -> dict[str, float]:
         if value.size and (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
             out[name] = float(np.mean(value, dtype=np.float64))
     return out
+
+
+PROGRESS = ("loss", "entropy", "q_mean", "approx_kl")
+"""The scalars a progress line shows, the first two an algorithm has (PPO, A2C, REINFORCE:
+loss and entropy; DQN, TD3: loss and mean Q)."""
+
+
+def progress_text(scalars: Mapping[str, float], *, names: tuple[str, ...] = PROGRESS) -> str:
+    """A short line of a chunk's scalars for a progress bar: `"loss 0.0312 entropy 0.681"`.
+
+    Args:
+      scalars: a chunk's scalars (`chunk_scalars`).
+      names: the candidates, in order; the first two present and finite are shown.
+    """
+    shown = [
+        f"{n} {float(scalars[n]):.3g}" for n in names if math.isfinite(scalars.get(n, math.nan))
+    ]
+    return " ".join(shown[:2])
 
 
 def _finite(scalars: Mapping[str, float]) -> dict[str, float]:
