@@ -132,3 +132,20 @@ def test_a_training_state_this_bellmax_cannot_read_does_not_matter(run, capsys, 
         assert "holds a different state structure" in err
     finally:
         shutil.move(moved, out / "policy.msgpack")
+
+
+def test_video_writes_one_greedy_episode(run, capsys, tmp_path):
+    """`--video FILE.gif` writes the best seed's greedy episode, one frame per step plus the
+    first; a suffix that is not .gif/.mp4 and a gymnasium env (no frames) are refused."""
+    from PIL import Image
+
+    out, _ = run
+    gif = tmp_path / "episode.gif"
+    res = _json(capsys, "evaluate", str(out), "--episodes", "1", "--json", "--video", str(gif))
+    steps = res["video"]["steps"]
+    assert res["video"]["path"] == str(gif) and steps >= 1
+    with Image.open(gif) as im:
+        assert im.size[0] > 0 and 1 <= im.n_frames <= steps + 1  # still frames merge
+    err = _error(capsys, "evaluate", str(out), "--video", str(tmp_path / "x.avi"))
+    assert ".gif or .mp4" in err
+    assert not (tmp_path / "x.avi").exists()

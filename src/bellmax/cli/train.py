@@ -575,13 +575,35 @@ class EvaluateArgs:
     """Evaluate on this env id; its observation and action spaces must match the run's."""
     json: bool = False
     """Print one JSON object."""
+    video: Annotated[str | None, tyro.conf.arg(metavar="FILE")] = None
+    """Also write one greedy episode of the best seed's policy as FILE: .gif, or .mp4 (needs
+    ffmpeg). Needs an env that draws itself (CartPole, the swing-up, Pendulum, grid worlds)."""
 
 
 def run_evaluate(args: EvaluateArgs) -> int:
     """`bellmax evaluate DIR`."""
     from bellmax.train.driver import evaluate_checkpoint
 
+    if args.video is not None:
+        from bellmax.envs.render import VIDEO_SUFFIXES
+
+        if Path(args.video).suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"--video {args.video!r}: the file must end in .gif or .mp4.")
+        check_output_path(args.video, option="--video")
     res = evaluate_checkpoint(args.run_dir, episodes=args.episodes, env=args.env)
+    if args.video is not None:
+        import jax
+
+        from bellmax.envs.render import record_video
+        from bellmax.policy import load_policy
+
+        policy = load_policy(args.run_dir)  # the best seed by the run's final evaluation
+        episode = record_video(policy.act, res["env"], args.video, jax.random.key(0))
+        res["video"] = {
+            "path": args.video,
+            "steps": int(episode.length),
+            "return": float(episode.episode_return),
+        }
     if args.json:
         print(json.dumps(res))
     else:
@@ -590,6 +612,9 @@ def run_evaluate(args: EvaluateArgs) -> int:
             f"(+-{res['std_return']:.1f}) over {res['episodes']} episodes x "
             f"{len(res['seeds'])} seeds (policies from {res['source']})"
         )
+        if "video" in res:
+            v = res["video"]
+            print(f"wrote {v['path']}: {v['steps']} steps, return {v['return']:.1f}")
     return 0
 
 
