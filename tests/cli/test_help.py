@@ -3,6 +3,7 @@ blank lines, and each option's help one paragraph (drawn in boxes and in plain t
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 
@@ -79,7 +80,14 @@ def _check(text: str, argv: list[str]) -> None:
         assert len(indents) <= 1, f"{where}: help rows at several indentations {indents}"
     if argv[:1] == ["train"] and len(argv) == 2:
         options = [c.split()[0] for s, c in rows if s and c.lstrip().startswith("--")]
-        assert "--anneal-lr," in options and "--config" in options, where
+        assert "--config" in options, where
+        from bellmax.deep import get_algorithm
+
+        config_cls = get_algorithm(argv[1]).Config
+        for f in dataclasses.fields(config_cls):  # every bool field has both forms
+            if f.type in (bool, "bool"):
+                flag = "--" + f.name.replace("_", "-")
+                assert f"{flag}," in options, f"{where}: {flag} / --no-{flag[2:]}"
 
 
 @pytest.mark.parametrize("argv", HELPS, ids=lambda a: " ".join(a) or "bellmax")
