@@ -40,6 +40,8 @@ LEARNING_MODULES = frozenset(
         "deep/test_evaluate.py",
         "deep/test_ppo.py",
         "deep/test_reinforce.py",
+        "deep/test_sac.py",
+        "deep/test_td3.py",
         "envs/test_gymnax.py",
         "experiments/test_sutton_barto.py",
         "games/test_alphazero.py",
