@@ -5,7 +5,8 @@ reaches 475 (rl-zoo settings, the same run as tests/deep/test_ppo.py: solved at 
 the 1e5-step cap under AVX-512, AVX2 and SSE4.2), then plays Gymnasium's own CartPole-v1 with
 `policy.predict` in a plain Python loop. The other tests write policy files from freshly
 initialised networks (no training) and check that a `Policy` acts exactly as the algorithm's
-own `act` does, for every kind of network.
+own `act` does, for every kind of network; a few-hundred-step SAC run (plumbing, not
+learning) checks that SAC's and TD3's runs write policy files that act in Gymnasium.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 
 import bellmax
-from bellmax.deep import dqn, ppo
+from bellmax.deep import dqn, ppo, sac, td3
 from bellmax.deep.networks import QNetwork, flatten_obs
 from bellmax.envs.vector import make_vector_env
 from bellmax.policy import (
@@ -94,14 +95,7 @@ def _write(tmp_path, algorithm, config, env_id, *, seeds=(0,), name=POLICY_FILE,
     network = policy_network(algorithm, config, venv)
     obs, _ = venv.reset(jax.random.key(0))
     x = flatten_obs(obs, venv.observation_space)
-    if algorithm == "dqn":
-        net = QNetwork(
-            num_actions=int(venv.action_space.n),
-            hidden_sizes=tuple(config.hidden_sizes),
-            activation=config.activation,
-        )
-    else:
-        net = ppo.network(config, venv)
+    net = _network(algorithm, config, venv)
     params = jax.tree.map(
         lambda *xs: jnp.stack(xs), *[net.init(jax.random.key(100 + s), x) for s in seeds]
     )
@@ -120,6 +114,20 @@ def _write(tmp_path, algorithm, config, env_id, *, seeds=(0,), name=POLICY_FILE,
     return path, params, venv
 
 
+def _network(algorithm, config, venv):
+    """The flax module whose parameters `policy_params` returns."""
+    hidden = tuple(config.hidden_sizes)
+    if algorithm == "dqn":
+        return QNetwork(int(venv.action_space.n), hidden_sizes=hidden, activation=config.activation)
+    if algorithm in ("sac", "td3"):
+        d = int(np.prod(venv.action_space.shape))
+        actor = sac.SquashedGaussianActor if algorithm == "sac" else td3.DeterministicActor
+        return actor(d, hidden, config.activation)
+    return ppo.network(config, venv)
+
+
+MODULES = {"ppo": ppo, "dqn": dqn, "sac": sac, "td3": td3}
+
 CASES = {
     "ppo-discrete": ("ppo", ppo.Config(hidden_sizes=(16, 8)), "CartPole-v1"),
     "ppo-shared-relu": (
@@ -129,6 +137,8 @@ CASES = {
     ),
     "ppo-gaussian": ("ppo", ppo.Config(hidden_sizes=(8, 8)), "Pendulum-v1"),
     "dqn": ("dqn", dqn.Config(hidden_sizes=(16,)), "CartPole-v1"),
+    "sac": ("sac", sac.Config(hidden_sizes=(8, 8)), "Pendulum-v1"),
+    "td3": ("td3", td3.Config(hidden_sizes=(16,), activation="tanh"), "Pendulum-v1"),
 }
 
 
@@ -136,7 +146,7 @@ CASES = {
 def test_a_policy_acts_exactly_as_its_algorithm(tmp_path, case):
     algorithm, config, env_id = CASES[case]
     path, params, venv = _write(tmp_path, algorithm, config, env_id, seeds=(3, 7))
-    module = dqn if algorithm == "dqn" else ppo
+    module = MODULES[algorithm]
     obs = jax.random.uniform(jax.random.key(1), (32, *venv.observation_space.shape), minval=-1.0)
     # Each seed's weights, under the file's own names.
     for i, seed in enumerate((3, 7)):
@@ -144,7 +154,7 @@ def test_a_policy_acts_exactly_as_its_algorithm(tmp_path, case):
         p = params["params"]
         first = (
             p["MLP_0"]["Dense_0"]
-            if algorithm == "dqn"
+            if algorithm in ("dqn", "sac", "td3")
             else p.get("torso", p.get("actor_torso"))["Dense_0"]
         )
         np.testing.assert_array_equal(
@@ -332,3 +342,159 @@ def test_other_configs_fields_round_trip(tmp_path):
         np.testing.assert_array_equal(
             np.asarray(policy.act(None, obs)), np.asarray(jnp.argmax(want, -1))
         )
+
+
+# ---------------------------------------------------------------------- SAC and TD3
+
+
+class _Venv:
+    """What `sac.act` and `td3.act` read of a vector env: its two spaces."""
+
+    def __init__(self, observation_space, action_space):
+        self.observation_space, self.action_space = observation_space, action_space
+
+
+def test_sac_and_td3_policies_with_two_action_dims_and_asymmetric_bounds(tmp_path):
+    # Two action dimensions (the output is split into means then log-stds), bounds that are
+    # not symmetric (the rescaling), and log-stds pushed past both clips.
+    from bellmax.envs import spaces
+
+    obs_space = spaces.Box(-np.inf, np.inf, (2, 3), dtype=np.float32)
+    act_space = spaces.Box(np.array([-1.0, 0.0]), np.array([3.0, 0.5]), (2,), dtype=np.float32)
+    venv = _Venv(obs_space, act_space)
+    obs = 3.0 * jax.random.normal(jax.random.key(5), (64, 2, 3))
+    key = jax.random.key(6)
+    for algorithm, config in (
+        ("sac", sac.Config(hidden_sizes=(8,), activation="tanh")),
+        ("td3", td3.Config(hidden_sizes=(8, 4), exploration_noise=0.4)),
+    ):
+        network = policy_network(algorithm, config, venv)
+        net = _network(algorithm, config, venv)
+        params = net.init(jax.random.key(8), jnp.zeros((1, 6)))
+        out = params["params"]["MLP_0"]["Dense_1" if algorithm == "sac" else "Dense_2"]
+        if algorithm == "sac":  # log-stds of 30 and -30 for the two dims: both clips act
+            out["bias"] = out["bias"].at[2:].set(jnp.array([30.0, -30.0]))
+        else:  # large outputs: tanh saturates, actions reach the bounds
+            out["kernel"] = 50.0 * out["kernel"]
+        stacked = jax.tree.map(lambda x: x[None], params)
+        path = write_policy_file(
+            tmp_path / f"{algorithm}.msgpack",
+            algorithm=algorithm,
+            network=network,
+            observation_space=obs_space,
+            action_space=act_space,
+            weights=policy_weights(algorithm, network, stacked),
+            seeds=(0,),
+        )
+        policy = load_policy(path)
+        act = MODULES[algorithm].act
+        for deterministic in (True, False):
+            want = act(params, obs, key, config, venv, deterministic=deterministic)
+            got = policy.act(key, obs, deterministic=deterministic)
+            assert got.shape == want.shape == (64, 2) and got.dtype == want.dtype
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+            got = np.asarray(got)
+            assert np.all(got >= act_space.low) and np.all(got <= act_space.high)
+        assert np.any(np.asarray(want)[:, 0] == 3.0) or algorithm == "sac"
+    # The deterministic actions differ from the sampled ones (noise is on).
+    assert not np.array_equal(
+        np.asarray(policy.act(key, obs)), np.asarray(policy.act(key, obs, deterministic=False))
+    )
+
+
+def test_sac_and_td3_headers(tmp_path):
+    path, _, _ = _write(tmp_path, *CASES["sac"])
+    header, weights = read_policy_file(path)
+    assert header["network"] == {
+        "kind": "tanh_gaussian",
+        "hidden_sizes": [8, 8],
+        "activation": "relu",
+        "output_size": 2,  # the mean and the log-std of the one action dimension
+        "log_std_min": sac.LOG_STD_MIN,
+        "log_std_max": sac.LOG_STD_MAX,
+    }
+    assert sorted(weights) == [
+        "hidden_0/bias",
+        "hidden_0/kernel",
+        "hidden_1/bias",
+        "hidden_1/kernel",
+        "output/bias",
+        "output/kernel",
+    ]
+    assert b"MLP_0" not in path.read_bytes() and b"Dense" not in path.read_bytes()
+    path, _, _ = _write(tmp_path, *CASES["td3"], name="td3.msgpack")
+    header, weights = read_policy_file(path)
+    assert header["network"] == {
+        "kind": "tanh_deterministic",
+        "hidden_sizes": [16],
+        "activation": "tanh",
+        "output_size": 1,
+        "exploration_noise": 0.1,
+    }
+    assert weights["output/kernel"].shape == (1, 16, 1)
+    # A header whose output does not fit the action space is refused.
+    envelope = msgpack.unpackb(path.read_bytes(), raw=False)
+    body = msgpack.unpackb(envelope["body"], raw=False)
+    body["header"]["network"]["output_size"] = 2
+    raw = msgpack.packb(body)
+    path.write_bytes(
+        msgpack.packb({**envelope, "body": raw, "sha256": hashlib.sha256(raw).hexdigest()})
+    )
+    with pytest.raises(PolicyFileError, match="output_size 2 for 1 action dimensions"):
+        read_policy_file(path)
+
+
+@pytest.fixture(scope="module")
+def sac_run(tmp_path_factory):
+    """A SAC run on bellmax's Pendulum-v1: 384 steps, 128 of them learning (plumbing)."""
+    out = tmp_path_factory.mktemp("sac_pendulum") / "run"
+    config = sac.Config(
+        total_timesteps=384, learning_starts=256, batch_size=32, hidden_sizes=(16, 16)
+    )
+    res = driver.train(
+        sac, config, "Pendulum-v1", seeds=(0, 1), out_dir=out, chunks=2, eval_episodes=1
+    )
+    return out, res
+
+
+def test_a_sac_run_writes_a_policy_that_acts_in_gymnasiums_pendulum(sac_run):
+    import gymnasium
+
+    out, res = sac_run
+    policy = load_policy(out)
+    assert policy.algorithm == "sac" and policy.header["network"]["kind"] == "tanh_gaussian"
+    assert policy.header["run"]["updates_done"] == 384
+    assert policy.header["run"]["eval_return_per_seed"] == [
+        float(r) for r in res.eval_returns.mean(1)
+    ]
+    # The file's actor is the run's final actor, seed by seed.
+    venv = make_vector_env("Pendulum-v1", num_envs=1)
+    obs = jax.random.uniform(jax.random.key(0), (16, 3), minval=-1.0)
+    for i, p in enumerate(load_policies(out)):
+        params = jax.tree.map(lambda x, i=i: x[i], sac.policy_params(res.state))
+        want = sac.act(params, obs, None, res.config, venv)
+        np.testing.assert_array_equal(np.asarray(p.act(None, obs)), np.asarray(want))
+    env = gymnasium.make("Pendulum-v1")
+    obs, _ = env.reset(seed=0)
+    for _ in range(20):
+        for deterministic in (True, False):
+            action = policy.predict(obs, deterministic=deterministic)
+            assert action.shape == (1,) and action.dtype == np.float32
+            assert env.action_space.contains(action), action
+        obs, *_ = env.step(action)
+    env.close()
+
+
+def test_bellmax_evaluate_a_sac_run_on_gymnasiums_pendulum(sac_run, capsys):
+    import json
+
+    from bellmax.cli.main import main
+
+    out, res = sac_run
+    assert (
+        main(["evaluate", str(out), "--env", "gymnasium:Pendulum-v1", "--episodes", "2", "--json"])
+        == 0
+    )
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["source"] == str(out / POLICY_FILE) and ev["env"] == "gymnasium:Pendulum-v1"
+    assert ev["episodes"] == 2 and -2000 < ev["mean_return"] <= 0

@@ -12,10 +12,13 @@ Every `bellmax train` run (`bellmax.train.driver.train(..., out_dir=DIR)`) write
 action(s) as a NumPy array of matching batch shape (`[*batch, *action_space.shape]`; a 0-d
 integer array for one `Discrete` action): SB3's `model.predict(obs)[0]`, with no recurrent
 state to pass around. `deterministic=True` is the greedy action (the mode of the action
-distribution, the arg-max of Q); `False` samples (epsilon-greedy with DQN's final epsilon),
-drawing keys from the policy's own stream (`Policy(..., key_seed)`); for keys of your own use
+distribution, the arg-max of Q, SAC's `tanh(mean)`, TD3's `mu(s)`); `False` samples
+(epsilon-greedy with DQN's final epsilon; SAC's squashed Gaussian; TD3's `mu(s)` plus its
+Gaussian exploration noise, as `td3.act(..., deterministic=False)`), drawing keys from the
+policy's own stream (`Policy(..., key_seed)`); for keys of your own use
 `act(key, obs, deterministic=False)`, a pure function of JAX arrays (jit, vmap, scan it).
-Gaussian actions are clipped to the action `Box`, as in training's evaluations.
+Gaussian actions are clipped to the action `Box`, as in training's evaluations; SAC's and
+TD3's tanh-squashed actions in `[-1, 1]^d` are rescaled to it (`low + (a + 1) (high - low) / 2`).
 
 Seeds: a run trained with several seeds stores every seed's policy. `load_policy(path)`
 picks the seed with the best final evaluation return when the run recorded one (the run's
@@ -28,9 +31,13 @@ optax, and holds no library class names, so upgrading those libraries cannot bre
     body = {
       "header": {
         "algorithm": "ppo",
-        "network": {"kind": "categorical" | "gaussian" | "q_values",
+        "network": {"kind": "categorical" | "gaussian" | "q_values"
+                            | "tanh_gaussian" | "tanh_deterministic",
                     "hidden_sizes": [64, 64], "activation": "tanh", "output_size": 2,
-                    "epsilon": 0.04 (q_values only: the exploration rate of deterministic=False)},
+                    "epsilon": 0.04 (q_values only: the exploration rate of deterministic=False),
+                    "log_std_min": -20.0, "log_std_max": 2.0 (tanh_gaussian only),
+                    "exploration_noise": 0.1 (tanh_deterministic only: deterministic=False's
+                                              noise std, in [-1, 1] action units)},
         "observation_space": {"type": "Box", "shape": [4], "dtype": "float32",
                               "low": [...], "high": [...]},   # or Discrete {n}, MultiDiscrete {nvec}
         "action_space": {...},
@@ -43,7 +50,9 @@ optax, and holds no library class names, so upgrading those libraries cannot bre
     }
 
 The network is an MLP: `hidden_i` layers (`x @ kernel + bias`, then the activation), an
-`output` layer (logits, Gaussian mean, or Q-values), and `log_std` for a Gaussian policy.
+`output` layer of `output_size` (logits, Gaussian mean, Q-values; SAC's `tanh_gaussian`: the
+`d` means then the `d` log-stds, clipped to `[log_std_min, log_std_max]`, `output_size = 2d`;
+TD3's `tanh_deterministic`: `d` pre-tanh actions), and `log_std` for a Gaussian policy.
 Each weight has a leading seed axis. The observation reaches the MLP as `flatten_obs` makes
 it (one-hot for `Discrete`). `sha256` covers `body`: a damaged file is refused, naming it.
 """
@@ -69,6 +78,14 @@ from bellmax.core.errors import BellmaxError
 from bellmax.core.io import atomic_open
 from bellmax.deep.distributions import Categorical, DiagGaussian, action_space_kind, clip_to_space
 from bellmax.deep.networks import MLP, flatten_obs
+from bellmax.deep.sac import (
+    LOG_STD_MAX,
+    LOG_STD_MIN,
+    TanhGaussian,
+    check_continuous_actions,
+    to_env_action,
+)
+from bellmax.deep.td3 import exploration_action
 from bellmax.envs import spaces
 
 __all__ = [
@@ -89,8 +106,12 @@ FORMAT = "bellmax-policy/1"
 _FAMILY = "bellmax-policy/"
 POLICY_FILE = "policy.msgpack"
 #: Network kinds: what the MLP's output is.
-KINDS = ("categorical", "gaussian", "q_values")
+KINDS = ("categorical", "gaussian", "q_values", "tanh_gaussian", "tanh_deterministic")
 _ON_POLICY = ("ppo", "a2c", "reinforce")
+#: Algorithms whose policy is one `MLP` (flax names `MLP_0/Dense_i`): the network kind.
+_ONE_MLP = {"dqn": "q_values", "sac": "tanh_gaussian", "td3": "tanh_deterministic"}
+#: Kinds whose action is `tanh` of (part of) the output, rescaled to a `Box`.
+_SQUASHED = ("tanh_gaussian", "tanh_deterministic")
 
 
 class PolicyFileError(BellmaxError, ValueError):
@@ -193,8 +214,9 @@ def policy_network(algorithm: str, config: Any, venv: Any) -> dict[str, Any] | N
     """The `network` header of an algorithm's policy, or None if bellmax cannot store it.
 
     Args:
-      algorithm: `"ppo"`, `"a2c"`, `"reinforce"` (actor-critics: the actor is stored) or
-        `"dqn"` (the online Q-network); any other name gives None.
+      algorithm: `"ppo"`, `"a2c"`, `"reinforce"` (actor-critics: the actor is stored),
+        `"dqn"` (the online Q-network), `"sac"` or `"td3"` (the actor; critics and target
+        networks are not stored); any other name gives None.
       config: the algorithm's Config (`hidden_sizes`, `activation`, ...).
       venv: the vector environment (its action space).
     """
@@ -203,6 +225,10 @@ def policy_network(algorithm: str, config: Any, venv: Any) -> dict[str, Any] | N
         kind = "categorical" if discrete else "gaussian"
     elif algorithm == "dqn":
         kind, size = "q_values", int(venv.action_space.n)
+    elif algorithm in ("sac", "td3"):
+        d = check_continuous_actions(venv.action_space, algorithm.upper())
+        kind = _ONE_MLP[algorithm]
+        size = 2 * d if kind == "tanh_gaussian" else d
     else:
         return None
     net = {
@@ -213,6 +239,10 @@ def policy_network(algorithm: str, config: Any, venv: Any) -> dict[str, Any] | N
     }
     if kind == "q_values":
         net["epsilon"] = float(config.final_epsilon)
+    elif kind == "tanh_gaussian":
+        net["log_std_min"], net["log_std_max"] = float(LOG_STD_MIN), float(LOG_STD_MAX)
+    elif kind == "tanh_deterministic":
+        net["exploration_noise"] = float(config.exploration_noise)
     return net
 
 
@@ -232,9 +262,11 @@ def policy_weights(algorithm: str, network: dict, params: Any) -> dict[str, np.n
     if algorithm in _ON_POLICY:
         torso = p["torso"] if "torso" in p else p["actor_torso"]
         layers = [torso[f"Dense_{i}"] for i in range(n)] + [p["policy_head"]]
-    else:  # dqn: QNetwork = MLP(hidden_sizes, output_size=num_actions)
+    elif algorithm in _ONE_MLP:  # dqn's QNetwork, sac's and td3's actors: one MLP
         mlp = p["MLP_0"]
         layers = [mlp[f"Dense_{i}"] for i in range(n + 1)]
+    else:
+        raise ValueError(f"bellmax stores no policy of algorithm {algorithm!r}.")
     out = {}
     for i, layer in enumerate(layers):
         name = "output" if i == n else f"hidden_{i}"
@@ -256,6 +288,18 @@ def _expected_weights(network: dict, obs_dim: int) -> dict[str, tuple[int, ...]]
     if network["kind"] == "gaussian":
         out["log_std"] = (network["output_size"],)
     return out
+
+
+def _check_squashed(network: dict, action_space: spaces.Space) -> None:
+    """That a SAC or TD3 network's header fits its action `Box` (ValueError if not)."""
+    d = check_continuous_actions(action_space, network["kind"])
+    per_dim = 2 if network["kind"] == "tanh_gaussian" else 1
+    if network["output_size"] != per_dim * d:
+        raise ValueError(f"output_size {network['output_size']} for {d} action dimensions")
+    extra = ("log_std_min", "log_std_max") if per_dim == 2 else ("exploration_noise",)
+    for name in extra:
+        if not isinstance(network[name], float | int) or not math.isfinite(network[name]):
+            raise ValueError(f"{name} {network[name]!r} is not a finite number")
 
 
 def _obs_dim(space: spaces.Space) -> int:
@@ -288,6 +332,8 @@ class _Actor:
         layers = {f"Dense_{i}": params[f"hidden_{i}"] for i in range(self.n_hidden)}
         layers[f"Dense_{self.n_hidden}"] = params["output"]
         out = self.mlp.apply({"params": layers}, x)
+        if kind in _SQUASHED:
+            return to_env_action(self._squashed(out, key, deterministic), self.action_space)
         if kind == "categorical":
             dist = Categorical(out)
             action = dist.mode() if deterministic else dist.sample(key)
@@ -305,6 +351,18 @@ class _Actor:
                     explore, jax.random.randint(k_action, action.shape, 0, n), action
                 )
         return action.astype(self.action_space.dtype)
+
+    def _squashed(self, out: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
+        """The normalised action in `[-1, 1]^d` of SAC's or TD3's actor output `out`."""
+        if self.network["kind"] == "tanh_gaussian":  # sac.SquashedGaussianActor
+            mean, log_std = jnp.split(out, 2, axis=-1)
+            lo, hi = self.network["log_std_min"], self.network["log_std_max"]
+            dist = TanhGaussian(mean, jnp.clip(log_std, lo, hi))
+            return dist.mode() if deterministic else dist.sample_and_log_prob(key)[0]
+        mu = jnp.tanh(out)  # td3.DeterministicActor
+        if deterministic:
+            return mu
+        return exploration_action(mu, key, self.network["exploration_noise"])
 
     def evaluate_fn(self, params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
         """`bellmax.deep.evaluate`'s `act_fn(params, obs, key)`: the greedy action."""
@@ -459,7 +517,9 @@ def read_policy_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
         if header.get("observation_normalization") is not None:
             raise ValueError("an observation normalisation this bellmax does not know")
         obs_space = space_from_data(header["observation_space"])
-        space_from_data(header["action_space"])
+        action_space = space_from_data(header["action_space"])
+        if network["kind"] in _SQUASHED:
+            _check_squashed(network, action_space)
         seeds = [int(s) for s in header["seeds"]]
         if not seeds:
             raise ValueError("no seeds")

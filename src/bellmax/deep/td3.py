@@ -71,6 +71,7 @@ __all__ = [
     "actor_step",
     "clipped_double_q_target",
     "critic_step",
+    "exploration_action",
     "gradient_step",
     "init",
     "make_train",
@@ -328,12 +329,14 @@ def act(
     """
     mu = _actor(config, _act_dim(venv)).apply(params, flatten_obs(obs, venv.observation_space))
     if not deterministic:
-        mu = _explore_noise(mu, key, config)
+        mu = exploration_action(mu, key, config.exploration_noise)
     return to_env_action(mu, venv.action_space)
 
 
-def _explore_noise(mu: jax.Array, key: jax.Array, config: Config) -> jax.Array:
-    noise = config.exploration_noise * jax.random.normal(key, mu.shape, mu.dtype)
+def exploration_action(mu: jax.Array, key: jax.Array, noise_std: float) -> jax.Array:
+    """The behaviour policy's action: `clip(mu + noise_std * eps, -1, 1)`, `eps ~ N(0, I)`
+    drawn with `key` (normalised actions `[..., d]`; the exploration of Fujimoto et al. 2018)."""
+    noise = noise_std * jax.random.normal(key, mu.shape, mu.dtype)
     return jnp.clip(mu + noise, -1.0, 1.0)
 
 
@@ -353,7 +356,7 @@ def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainSta
     actor = _actor(config, _act_dim(venv))
 
     def explore(learner, x, key):
-        return _explore_noise(actor.apply(learner.actor, x), key, config)
+        return exploration_action(actor.apply(learner.actor, x), key, config.exploration_noise)
 
     def learn_step(learner, batch, step, key):
         return gradient_step(learner, batch, step, key, config, venv)
