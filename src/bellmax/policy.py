@@ -78,13 +78,8 @@ from bellmax.core.errors import BellmaxError
 from bellmax.core.io import atomic_open
 from bellmax.deep.distributions import Categorical, DiagGaussian, action_space_kind, clip_to_space
 from bellmax.deep.networks import MLP, flatten_obs
-from bellmax.deep.sac import (
-    LOG_STD_MAX,
-    LOG_STD_MIN,
-    TanhGaussian,
-    check_continuous_actions,
-    to_env_action,
-)
+from bellmax.deep.off_policy import check_continuous_actions, to_env_action
+from bellmax.deep.sac import LOG_STD_MAX, LOG_STD_MIN, TanhGaussian
 from bellmax.deep.td3 import exploration_action
 from bellmax.envs import spaces
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bellmax.core.types import Transition
-from bellmax.deep import sac
+from bellmax.deep import off_policy, sac
 from bellmax.envs.vector import make_vector_env
 from bellmax.train import driver
 
@@ -198,7 +198,7 @@ def test_critic_step_regresses_on_the_target_networks_soft_value(venv, tiny):
     key = jax.random.key(3)
     new, aux = jax.jit(sac.critic_step, static_argnums=(3, 4))(learner, batch, key, TINY, venv)
     actor = sac.SquashedGaussianActor(1, TINY.hidden_sizes, TINY.activation)
-    critic = sac.TwinQ(TINY.hidden_sizes, TINY.activation)
+    critic = off_policy.TwinQ(TINY.hidden_sizes, TINY.activation)
     a_t, logp_t = actor.apply(learner.actor, obs[::-1]).sample_and_log_prob(key)
     q1_t, q2_t = (np.asarray(q) for q in critic.apply(learner.target_critic, obs[::-1], a_t))
     y = np.array([-1.0, -2.0, -3.0]) + 0.99 * np.array([1.0, 1.0, 0.0]) * (
@@ -270,7 +270,7 @@ def test_act_is_in_the_box_and_deterministic_is_the_squashed_mean(venv, tiny):
     )
     assert np.all(np.abs(np.asarray(sampled)) <= 2.0) and float(np.std(sampled)) > 0.5
     np.testing.assert_allclose(
-        sac.to_env_action(jnp.array([[-1.0], [0.0], [1.0], [3.0]]), venv.action_space)[:, 0],
+        off_policy.to_env_action(jnp.array([[-1.0], [0.0], [1.0], [3.0]]), venv.action_space)[:, 0],
         [-2.0, 0.0, 2.0, 2.0],
     )
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bellmax.core.types import Transition
-from bellmax.deep import td3
+from bellmax.deep import off_policy, td3
 from bellmax.envs.vector import make_vector_env
 from bellmax.train import driver
 
@@ -117,7 +117,7 @@ def test_critic_step_uses_the_min_of_the_target_qs_at_smoothed_target_actions(ve
     k1, k2 = jax.random.split(k_perturb)
     batch = _batch()
     actor = td3.DeterministicActor(1, cfg.hidden_sizes, cfg.activation)
-    critic = td3.TwinQ(cfg.hidden_sizes, cfg.activation)
+    critic = off_policy.TwinQ(cfg.hidden_sizes, cfg.activation)
     target_actor = _perturbed(learner.actor, k2, 1.0)
     mu_t = np.asarray(actor.apply(target_actor, batch.obs_t))
     noise = np.asarray(jax.random.normal(key, mu_t.shape))

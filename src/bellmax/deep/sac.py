@@ -31,9 +31,9 @@ stores the normalised actions too. Episodes cut by a time limit bootstrap from t
 last observation; terminated ones do not.
 
 Discrete actions (Christodoulou 2019) are not supported: a `Discrete` environment gets an
-error that says so. The pieces every off-policy continuous-control algorithm needs (the run
-settings `OffPolicyRun`, the twin critic `TwinQ`, action rescaling, the collection and update
-loop `off_policy_update`) live here as public names; `bellmax.deep.td3` uses them.
+error that says so. The pieces SAC shares with TD3 (the run settings `OffPolicyRun`, the twin
+critic `TwinQ` and its regression step, action rescaling, the collection and update loop
+`off_policy_update`) live in `bellmax.deep.off_policy`.
 """
 
 from __future__ import annotations
@@ -46,25 +46,26 @@ from typing import Any, ClassVar
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
-from bellmax.core.checks import (
-    check_bool,
-    check_choice,
-    check_int,
-    check_int_sequence,
-    check_number,
-    check_probability,
-)
+from bellmax.core.checks import check_bool, check_number
 from bellmax.core.types import Transition
 from bellmax.deep.loop import EpisodeMetrics, scan_train, vector_env
-from bellmax.deep.networks import ACTIVATIONS, MLP, flatten_obs
-from bellmax.deep.optim import make_optimizer
-from bellmax.deep.replay import ReplayBuffer, replay_add, replay_init, replay_sample
-from bellmax.envs import spaces
-from bellmax.envs.vector import VecState, VectorEnv
+from bellmax.deep.networks import MLP, flatten_obs
+from bellmax.deep.off_policy import (
+    OffPolicyRun,
+    TrainState,
+    check_continuous_actions,
+    critic_loss,
+    fit_critic,
+    init_state,
+    off_policy_update,
+    optimizer,
+    to_env_action,
+    twin_critic,
+)
+from bellmax.envs.vector import VectorEnv
 
 NAME = "sac"
 ALGORITHM = "SAC"
@@ -79,406 +80,31 @@ _LOG_2 = math.log(2.0)
 
 __all__ = [
     "ALGORITHM",
+    "LOG_STD_MAX",
+    "LOG_STD_MIN",
     "NAME",
     "Config",
     "Learner",
     "Metrics",
-    "OffPolicyRun",
     "SquashedGaussianActor",
     "TanhGaussian",
     "TrainState",
-    "TwinQ",
     "act",
-    "action_bounds",
     "actor_loss",
     "actor_temperature_step",
-    "check_continuous_actions",
     "critic_loss",
     "critic_step",
     "gradient_step",
     "init",
-    "init_state",
     "make_train",
-    "off_policy_update",
     "policy_params",
     "soft_td_target",
     "tanh_log_det_jacobian",
     "temperature_loss",
-    "to_env_action",
     "update",
 ]
 
 
-# ------------------------------------------------------------------ shared off-policy pieces
-@dataclasses.dataclass(frozen=True)
-class OffPolicyRun:
-    """The settings SAC and TD3 share, with their docs and checks. Each algorithm's `Config`
-    derives from it, re-declaring a field only to change its default."""
-
-    algorithm: ClassVar[str] = "off-policy"
-
-    total_timesteps: int = 20_000
-    """Environment steps to train for (all envs together; rounded down to whole updates)."""
-    num_envs: int = 1
-    """Environments stepped in parallel."""
-    learning_rate: float = 1e-3
-    """Adam step size of every network (and of the temperature)."""
-    max_grad_norm: float = 100.0
-    """Gradients are clipped to this global norm (a guard against blow-ups, rarely active)."""
-    buffer_size: int = 1_000_000
-    """Replay buffer capacity in transitions (at most the run's env steps are allocated)."""
-    batch_size: int = 256
-    """Transitions per gradient step."""
-    learning_starts: int = 1_000
-    """Env steps of uniformly random actions before the first gradient step (>= batch_size,
-    below the run's env steps)."""
-    gamma: float = 0.99
-    """Discount factor."""
-    tau: float = 0.005
-    """Polyak rate of the target networks: target <- tau * online + (1 - tau) * target."""
-    train_frequency: int = 1
-    """Steps of every env per update (an update takes train_frequency * num_envs env steps)."""
-    gradient_steps: int = 1
-    """Gradient steps per update."""
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    """Hidden layer widths of the actor and of each critic."""
-    activation: str = "relu"
-    """Hidden activation of the networks."""
-
-    @property
-    def owner(self) -> str:
-        """`"SAC Config"`: how error messages name this config."""
-        return f"{self.algorithm} Config"
-
-    @property
-    def steps_per_update(self) -> int:
-        """Env steps consumed by one `update` (all envs)."""
-        return self.train_frequency * self.num_envs
-
-    @property
-    def num_updates(self) -> int:
-        """Updates that make `total_timesteps` (rounded down)."""
-        return self.total_timesteps // self.steps_per_update
-
-    @property
-    def run_steps(self) -> int:
-        """Env steps of the whole run (`total_timesteps` in whole updates)."""
-        return self.num_updates * self.steps_per_update
-
-    @property
-    def capacity(self) -> int:
-        """Slots allocated in the replay buffer: `buffer_size`, or the run's env steps if
-        fewer (a buffer larger than the run would never fill)."""
-        return max(min(self.buffer_size, self.run_steps), self.steps_per_update)
-
-    def check_fields(self) -> None:
-        """The field checks every off-policy config runs in `__post_init__`.
-
-        Raises:
-          TypeError, ValueError: naming `<ALGO> Config.field`, the value and the fix.
-        """
-        owner = self.owner
-        for name in (
-            "total_timesteps",
-            "num_envs",
-            "buffer_size",
-            "batch_size",
-            "train_frequency",
-            "gradient_steps",
-        ):
-            check_int(getattr(self, name), name, owner=owner, low=1)
-        check_int(self.learning_starts, "learning_starts", owner=owner, low=0)
-        for name in ("learning_rate", "max_grad_norm"):
-            check_number(getattr(self, name), name, owner=owner, low=0, low_open=True)
-        check_probability(self.gamma, "gamma", owner=owner)
-        check_number(self.tau, "tau", owner=owner, low=0, high=1, low_open=True)
-        check_int_sequence(self.hidden_sizes, "hidden_sizes", owner=owner, low=1)
-        check_choice(self.activation, "activation", sorted(ACTIVATIONS), owner=owner)
-        if self.batch_size > self.buffer_size:
-            raise ValueError(
-                f"{owner}.batch_size={self.batch_size} is larger than buffer_size="
-                f"{self.buffer_size}; lower batch_size or raise buffer_size."
-            )
-        if self.learning_starts < self.batch_size:
-            raise ValueError(
-                f"{owner}.learning_starts={self.learning_starts} is smaller than "
-                f"batch_size={self.batch_size}: the first minibatch would come from a buffer "
-                f"holding fewer transitions; set learning_starts >= {self.batch_size}."
-            )
-        if self.steps_per_update > self.buffer_size:
-            raise ValueError(
-                f"{owner}: one update stores train_frequency * num_envs = "
-                f"{self.steps_per_update} transitions, more than buffer_size={self.buffer_size}; "
-                "lower train_frequency or num_envs, or raise buffer_size."
-            )
-
-    def validate(self, venv: VectorEnv | None = None) -> None:
-        """Check the run before training (the fields were checked on construction).
-
-        That `total_timesteps` makes one update at least and that learning starts within the
-        run; given `venv`, that it has a continuous `Box` action space with finite bounds and
-        `num_envs` environments.
-
-        Raises:
-          ValueError: naming the field, its value and the fix.
-        """
-        owner = self.owner
-        if self.num_updates < 1:
-            raise ValueError(
-                f"{owner}.total_timesteps={self.total_timesteps} is less than one update "
-                f"(train_frequency * num_envs = {self.steps_per_update} env steps); "
-                f"set total_timesteps >= {self.steps_per_update}."
-            )
-        if self.learning_starts >= self.run_steps:
-            need = (self.learning_starts // self.steps_per_update + 1) * self.steps_per_update
-            raise ValueError(
-                f"{owner}.learning_starts={self.learning_starts} is at or beyond the run's "
-                f"{self.run_steps} env steps (total_timesteps={self.total_timesteps}): the run "
-                f"would end before it learns; set learning_starts below {self.run_steps} or "
-                f"total_timesteps to at least {need}."
-            )
-        if venv is None:
-            return
-        check_continuous_actions(venv.action_space, self.algorithm)
-        if venv.num_envs != self.num_envs:
-            raise ValueError(
-                f"the vector env has num_envs={venv.num_envs} but {owner}.num_envs="
-                f"{self.num_envs}; make them equal (or pass an env id and let make_train "
-                "build the vector env)."
-            )
-
-
-def check_continuous_actions(space: Any, algorithm: str) -> int:
-    """The number of action dimensions of a float `Box` with finite bounds.
-
-    Raises:
-      ValueError: any other action space, naming what `algorithm` supports.
-    """
-    if isinstance(space, spaces.Box) and jnp.issubdtype(space.dtype, jnp.floating):
-        low, high = np.asarray(space.low), np.asarray(space.high)
-        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-            raise ValueError(
-                f"algorithm {algorithm!r} rescales its tanh-squashed actions to the action "
-                f"Box's bounds, which must be finite; got low={low.tolist()}, "
-                f"high={high.tolist()}. Wrap the environment so that its actions are bounded."
-            )
-        if np.any(high <= low):
-            raise ValueError(
-                f"algorithm {algorithm!r} needs high > low in every action dimension; got "
-                f"low={low.tolist()}, high={high.tolist()}."
-            )
-        return int(np.prod(space.shape, dtype=np.int64))
-    discrete = " (discrete-action SAC, Christodoulou 2019, is not implemented)" * (
-        algorithm == ALGORITHM
-    )
-    raise ValueError(
-        f"algorithm {algorithm!r} supports continuous Box action spaces (float, finite "
-        f"bounds) only{discrete}; got {space!r}. Use an environment with continuous actions "
-        "(e.g. Pendulum-v1), or DQN or PPO for discrete actions."
-    )
-
-
-def action_bounds(space: spaces.Box) -> tuple[np.ndarray, np.ndarray]:
-    """`(low, high)` of a `Box` as flat float32 arrays `[d]`."""
-    low = np.asarray(space.low, np.float32).reshape(-1)
-    high = np.asarray(space.high, np.float32).reshape(-1)
-    return low, high
-
-
-def to_env_action(a_norm: jax.Array, space: spaces.Box) -> jax.Array:
-    """Normalised actions `[..., d]` in `[-1, 1]` rescaled to the `Box`, `[..., *space.shape]`:
-    `low + (a + 1) * (high - low) / 2` (clipped, so rounding never leaves the box)."""
-    low, high = action_bounds(space)
-    a = low + (jnp.clip(a_norm, -1.0, 1.0) + 1.0) * (0.5 * (high - low))
-    a = jnp.clip(a, low, high).astype(space.dtype)
-    return a.reshape(a_norm.shape[:-1] + tuple(space.shape))
-
-
-class TwinQ(nn.Module):
-    """Two independent action-value networks `Q_i(s, a)`: `([..., D], [..., d]) -> ([...], [...])`
-    (Fujimoto et al. 2018's clipped double Q, used by SAC and TD3).
-
-    Attributes:
-      hidden_sizes: widths of the hidden layers of each network.
-      activation: hidden activation name.
-    """
-
-    hidden_sizes: Sequence[int] = (256, 256)
-    activation: str = "relu"
-
-    @nn.compact
-    def __call__(self, x: jax.Array, a: jax.Array) -> tuple[jax.Array, jax.Array]:
-        xa = jnp.concatenate([x, a], axis=-1)
-        q1 = MLP(self.hidden_sizes, self.activation, 1, 1.0, name="q1")(xa)[..., 0]
-        q2 = MLP(self.hidden_sizes, self.activation, 1, 1.0, name="q2")(xa)[..., 0]
-        return q1, q2
-
-
-@struct.dataclass
-class TrainState:
-    """Everything that changes during off-policy training, as one pytree (a full checkpoint)."""
-
-    learner: Any
-    """The algorithm's networks, targets and optimiser states (SAC's `Learner`, TD3's)."""
-    buffer: ReplayBuffer
-    """Replay buffer of `Transition`s (actions normalised to `[-1, 1]`, flat `[d]`)."""
-    vec_state: VecState
-    """Vector environment state."""
-    obs: jax.Array
-    """`[num_envs, ...]` observations to act on next."""
-    key: jax.Array
-    """PRNG key for the next update."""
-    update_index: jax.Array
-    """int32: updates done so far."""
-    gradient_step: jax.Array
-    """int32: gradient steps done so far."""
-
-
-def init_state(
-    key: jax.Array,
-    config: OffPolicyRun,
-    venv: VectorEnv,
-    init_learner: Callable[[jax.Array, jax.Array, int], Any],
-) -> TrainState:
-    """A fresh off-policy `TrainState`: `init_learner(key, x [N, D], act_dim)`, an empty buffer
-    of `config.capacity` slots, reset environments."""
-    k_learn, k_env, k_next = jax.random.split(key, 3)
-    d = check_continuous_actions(venv.action_space, config.algorithm)
-    obs, vec_state = venv.reset(k_env)
-    learner = init_learner(k_learn, flatten_obs(obs, venv.observation_space), d)
-    example = Transition(
-        obs_tm1=obs[0],
-        action_tm1=jnp.zeros((d,), jnp.float32),
-        reward_t=jnp.zeros((), jnp.float32),
-        obs_t=obs[0],
-        terminated_t=jnp.zeros((), bool),
-        truncated_t=jnp.zeros((), bool),
-    )
-    zero = jnp.zeros((), jnp.int32)
-    return TrainState(
-        learner=learner,
-        buffer=replay_init(example, config.capacity),
-        vec_state=vec_state,
-        obs=obs,
-        key=k_next,
-        update_index=zero,
-        gradient_step=zero,
-    )
-
-
-@struct.dataclass
-class _Collect:
-    vec_state: VecState
-    obs: jax.Array
-    env_steps: jax.Array
-    return_sum: jax.Array
-    count: jax.Array
-
-
-Explore = Callable[[Any, jax.Array, jax.Array], jax.Array]
-"""`(learner, x [N, D], key) -> normalised actions [N, d]` (the behaviour policy)."""
-LearnStep = Callable[[Any, Transition, jax.Array, jax.Array], tuple[Any, dict[str, jax.Array]]]
-"""`(learner, batch, gradient step number counted from 1, key) -> (learner, scalars)`."""
-
-
-def _collect_step(carry: _Collect, key, learner, config, venv, explore: Explore):
-    """One step of every env: uniformly random actions before `learning_starts`, else `explore`."""
-    k_rand, k_act, k_env = jax.random.split(key, 3)
-    d = int(np.prod(venv.action_space.shape, dtype=np.int64))
-    x = flatten_obs(carry.obs, venv.observation_space)
-    random = jax.random.uniform(k_rand, (venv.num_envs, d), jnp.float32, -1.0, 1.0)
-    a_norm = jnp.where(carry.env_steps < config.learning_starts, random, explore(learner, x, k_act))
-    step = venv.step(k_env, carry.vec_state, to_env_action(a_norm, venv.action_space))
-    transition = Transition(
-        obs_tm1=carry.obs,
-        action_tm1=a_norm,
-        reward_t=step.reward,
-        obs_t=step.final_obs,
-        terminated_t=step.terminated,
-        truncated_t=step.truncated,
-    )
-    done = step.done
-    new = _Collect(
-        vec_state=step.state,
-        obs=step.obs,
-        env_steps=carry.env_steps + venv.num_envs,
-        return_sum=carry.return_sum + jnp.sum(jnp.where(done, step.episode_return, 0.0)),
-        count=carry.count + jnp.sum(done).astype(jnp.int32),
-    )
-    return new, transition
-
-
-def off_policy_update(
-    state: TrainState,
-    config: OffPolicyRun,
-    venv: VectorEnv,
-    explore: Explore,
-    learn_step: LearnStep,
-) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One off-policy iteration: `train_frequency` steps of every env stored in the buffer,
-    then (once `learning_starts` env steps were taken) `gradient_steps` of `learn_step`.
-
-    Returns:
-      `(new_state, metrics)`: `metrics` holds `env_steps`, `episode_return_sum`,
-      `episode_count`, `learning` and the mean over the gradient steps of each scalar
-      `learn_step` returns (zeros before learning starts).
-    """
-    key, k_collect, k_learn = jax.random.split(state.key, 3)
-    carry = _Collect(
-        vec_state=state.vec_state,
-        obs=state.obs,
-        env_steps=state.update_index * config.steps_per_update,
-        return_sum=jnp.zeros((), jnp.float32),
-        count=jnp.zeros((), jnp.int32),
-    )
-    carry, transitions = jax.lax.scan(
-        lambda c, k: _collect_step(c, k, state.learner, config, venv, explore),
-        carry,
-        jax.random.split(k_collect, config.train_frequency),
-    )
-    flat = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), transitions)
-    buffer = replay_add(state.buffer, flat)
-
-    def one_step(c, k):
-        learner, step = c
-        k_batch, k_step = jax.random.split(k)
-        batch = replay_sample(buffer, k_batch, config.batch_size)
-        learner, aux = learn_step(learner, batch, step + 1, k_step)
-        return (learner, step + 1), aux
-
-    def learn(args):
-        out, aux = jax.lax.scan(one_step, args, jax.random.split(k_learn, config.gradient_steps))
-        return out, jax.tree.map(jnp.mean, aux)
-
-    shapes = jax.eval_shape(learn, (state.learner, state.gradient_step))[1]
-
-    def skip(args):
-        return args, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-    learning = carry.env_steps >= config.learning_starts
-    (learner, grad_step), aux = jax.lax.cond(
-        learning, learn, skip, (state.learner, state.gradient_step)
-    )
-    new_state = TrainState(
-        learner=learner,
-        buffer=buffer,
-        vec_state=carry.vec_state,
-        obs=carry.obs,
-        key=key,
-        update_index=state.update_index + 1,
-        gradient_step=grad_step,
-    )
-    metrics = {
-        "env_steps": carry.env_steps,
-        "episode_return_sum": carry.return_sum,
-        "episode_count": carry.count,
-        "learning": learning,
-        **aux,
-    }
-    return new_state, metrics
-
-
-# --------------------------------------------------------------------------------- SAC
 @dataclasses.dataclass(frozen=True)
 class Config(OffPolicyRun):
     """SAC settings; the defaults solve Pendulum-v1 (mean return >= -200) in under 1e4 steps.
@@ -637,16 +263,8 @@ def _actor(config: Config, act_dim: int) -> SquashedGaussianActor:
     return SquashedGaussianActor(act_dim, tuple(config.hidden_sizes), config.activation)
 
 
-def _critic(config: OffPolicyRun) -> TwinQ:
-    return TwinQ(tuple(config.hidden_sizes), config.activation)
-
-
 def _act_dim(venv: VectorEnv) -> int:
     return check_continuous_actions(venv.action_space, ALGORITHM)
-
-
-def _optimizer(config: OffPolicyRun) -> optax.GradientTransformation:
-    return make_optimizer("adam", config.learning_rate, max_grad_norm=config.max_grad_norm)
 
 
 def soft_td_target(
@@ -672,12 +290,6 @@ def soft_td_target(
     """
     v_t = jnp.minimum(q1_t, q2_t) - alpha * log_prob_t
     return jax.lax.stop_gradient(r_t + discount_t * v_t)
-
-
-def critic_loss(q1: jax.Array, q2: jax.Array, target: jax.Array) -> jax.Array:
-    """`0.5 * (mean((q1 - target)^2) + mean((q2 - target)^2))` (the soft Bellman residual of
-    section 5, for both critics)."""
-    return 0.5 * (jnp.mean((q1 - target) ** 2) + jnp.mean((q2 - target) ** 2))
 
 
 def actor_loss(q1: jax.Array, q2: jax.Array, log_prob: jax.Array, alpha: jax.Array) -> jax.Array:
@@ -724,7 +336,7 @@ def actor_temperature_step(
       `(actor_params, actor_opt, log_alpha, alpha_opt, scalars)` with `actor_loss`,
       `alpha_loss` and `entropy`.
     """
-    actor, tx = _actor(config, act_dim), _optimizer(config)
+    actor, tx = _actor(config, act_dim), optimizer(config)
     alpha = jnp.exp(log_alpha)
 
     def loss_fn(params):
@@ -752,7 +364,7 @@ def critic_step(
     """One critic step on the soft TD target (section 5). Returns the learner with new
     `critic` and `critic_opt`, and `critic_loss`, `q_mean`."""
     act_dim = _act_dim(venv)
-    actor, critic, tx = _actor(config, act_dim), _critic(config), _optimizer(config)
+    actor, critic = _actor(config, act_dim), twin_critic(config)
     x_tm1 = flatten_obs(batch.obs_tm1, venv.observation_space)
     x_t = flatten_obs(batch.obs_t, venv.observation_space)
     a_t, log_prob_t = actor.apply(learner.actor, x_t).sample_and_log_prob(key)
@@ -765,16 +377,7 @@ def critic_step(
         log_prob_t,
         jnp.exp(learner.log_alpha),
     )
-
-    def loss_fn(params):
-        q1, q2 = critic.apply(params, x_tm1, batch.action_tm1)
-        return critic_loss(q1, q2, target), jnp.mean(q1)
-
-    (c_loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.critic)
-    updates, critic_opt = tx.update(grads, learner.critic_opt, learner.critic)
-    params = optax.apply_updates(learner.critic, updates)
-    new = learner.replace(critic=params, critic_opt=critic_opt)
-    return new, {"critic_loss": c_loss, "q_mean": q_mean}
+    return fit_critic(learner, x_tm1, batch.action_tm1, target, config)
 
 
 def gradient_step(
@@ -785,7 +388,7 @@ def gradient_step(
     act_dim = _act_dim(venv)
     k_critic, k_actor = jax.random.split(key)
     learner, c_aux = critic_step(learner, batch, k_critic, config, venv)
-    critic = _critic(config)
+    critic = twin_critic(config)
     x = flatten_obs(batch.obs_tm1, venv.observation_space)
     critic_params = jax.lax.stop_gradient(learner.critic)
 
@@ -832,9 +435,9 @@ def init(key: jax.Array, config: Config, venv: VectorEnv) -> TrainState:
     def init_learner(k, x, d):
         k_actor, k_critic = jax.random.split(k)
         actor = _actor(config, d).init(k_actor, x)
-        critic = _critic(config).init(k_critic, x, jnp.zeros((x.shape[0], d), jnp.float32))
+        critic = twin_critic(config).init(k_critic, x, jnp.zeros((x.shape[0], d), jnp.float32))
         log_alpha = jnp.asarray(math.log(config.init_temperature), jnp.float32)
-        tx = _optimizer(config)
+        tx = optimizer(config)
         return Learner(
             actor=actor,
             critic=critic,

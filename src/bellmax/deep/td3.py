@@ -17,7 +17,7 @@ Exploration adds Gaussian noise `N(0, exploration_noise^2)` to `mu(s)`; the firs
 `[-1, 1]^d` (the actor ends in `tanh`, the noises are in these units, the buffer stores them)
 and rescaled to the action `Box` only in the environment. The loop (collection, replay,
 gradient steps inside one `lax.scan`; `jax.vmap(train)(keys)` for many seeds) is the one SAC
-uses, `bellmax.deep.sac.off_policy_update`:
+uses, `bellmax.deep.off_policy.off_policy_update`:
 
     train = make_train(Config(), "Pendulum-v1")
     state, metrics = jax.jit(train)(jax.random.key(0))
@@ -42,16 +42,16 @@ from bellmax.core.checks import check_int, check_number
 from bellmax.core.types import Transition
 from bellmax.deep.loop import EpisodeMetrics, scan_train, vector_env
 from bellmax.deep.networks import MLP, flatten_obs
-from bellmax.deep.optim import make_optimizer
-from bellmax.deep.sac import (
+from bellmax.deep.off_policy import (
     OffPolicyRun,
     TrainState,
-    TwinQ,
     check_continuous_actions,
-    critic_loss,
+    fit_critic,
     init_state,
     off_policy_update,
+    optimizer,
     to_env_action,
+    twin_critic,
 )
 from bellmax.envs.vector import VectorEnv
 
@@ -172,14 +172,6 @@ def _actor(config: Config, act_dim: int) -> DeterministicActor:
     return DeterministicActor(act_dim, tuple(config.hidden_sizes), config.activation)
 
 
-def _critic(config: Config) -> TwinQ:
-    return TwinQ(tuple(config.hidden_sizes), config.activation)
-
-
-def _optimizer(config: Config) -> optax.GradientTransformation:
-    return make_optimizer("adam", config.learning_rate, max_grad_norm=config.max_grad_norm)
-
-
 def smoothed_target_action(mu_t: jax.Array, noise: jax.Array, noise_clip: float) -> jax.Array:
     """Target policy smoothing (eq. 15): `clip(mu_t + clip(noise, -noise_clip, noise_clip),
     -1, 1)`, elementwise (actions normalised to `[-1, 1]`)."""
@@ -203,7 +195,7 @@ def critic_step(
       The learner with new `critic` and `critic_opt`; `critic_loss` and `q_mean`.
     """
     act_dim = _act_dim(venv)
-    actor, critic, tx = _actor(config, act_dim), _critic(config), _optimizer(config)
+    actor, critic = _actor(config, act_dim), twin_critic(config)
     x_tm1 = flatten_obs(batch.obs_tm1, venv.observation_space)
     x_t = flatten_obs(batch.obs_t, venv.observation_space)
     mu_t = actor.apply(learner.target_actor, x_t)
@@ -213,21 +205,13 @@ def critic_step(
     target = clipped_double_q_target(
         batch.reward_t.astype(jnp.float32), config.gamma * batch.discount_t, q1_t, q2_t
     )
-
-    def loss_fn(params):
-        q1, q2 = critic.apply(params, x_tm1, batch.action_tm1)
-        return critic_loss(q1, q2, target), jnp.mean(q1)
-
-    (c_loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.critic)
-    updates, critic_opt = tx.update(grads, learner.critic_opt, learner.critic)
-    new = learner.replace(
-        critic=optax.apply_updates(learner.critic, updates), critic_opt=critic_opt
-    )
-    return new, {"critic_loss": c_loss, "q_mean": q_mean}
+    return fit_critic(learner, x_tm1, batch.action_tm1, target, config)
 
 
 def _actor_loss(actor_params, critic_params, x, config: Config, act_dim: int) -> jax.Array:
-    q1, _ = _critic(config).apply(critic_params, x, _actor(config, act_dim).apply(actor_params, x))
+    q1, _ = twin_critic(config).apply(
+        critic_params, x, _actor(config, act_dim).apply(actor_params, x)
+    )
     return -jnp.mean(q1)
 
 
@@ -240,7 +224,7 @@ def actor_step(
     Returns:
       `(learner, actor_loss)`, the loss before the step.
     """
-    tx = _optimizer(config)
+    tx = optimizer(config)
     critic = jax.lax.stop_gradient(learner.critic)
     loss, grads = jax.value_and_grad(_actor_loss)(learner.actor, critic, x, config, act_dim)
     updates, actor_opt = tx.update(grads, learner.actor_opt, learner.actor)
@@ -294,8 +278,8 @@ def init(key: jax.Array, config: Config, venv: VectorEnv) -> TrainState:
     def init_learner(k, x, d):
         k_actor, k_critic = jax.random.split(k)
         actor = _actor(config, d).init(k_actor, x)
-        critic = _critic(config).init(k_critic, x, jnp.zeros((x.shape[0], d), jnp.float32))
-        tx = _optimizer(config)
+        critic = twin_critic(config).init(k_critic, x, jnp.zeros((x.shape[0], d), jnp.float32))
+        tx = optimizer(config)
         return Learner(
             actor=actor,
             target_actor=actor,
