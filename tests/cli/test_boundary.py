@@ -150,7 +150,7 @@ BAD_INPUTS = [
     # the command line itself
     ("frobnicate", "unknown command 'frobnicate'"),
     ("train foo", "unknown algorithm 'foo'"),
-    ("train", "missing algorithm: expected one of {dqn, reinforce, a2c, ppo}"),
+    ("train", "missing algorithm: expected one of {dqn, reinforce, a2c, ppo, sac, td3}"),
     ("", "missing command: expected one of {envs, tour"),
     ("envs --bogus", "Unrecognized options: --bogus"),
 ]
