@@ -497,4 +497,4 @@ def test_bellmax_evaluate_a_sac_run_on_gymnasiums_pendulum(sac_run, capsys):
     )
     ev = json.loads(capsys.readouterr().out)
     assert ev["source"] == str(out / POLICY_FILE) and ev["env"] == "gymnasium:Pendulum-v1"
-    assert ev["episodes"] == 2 and -2000 < ev["mean_return"] <= 0
+    assert ev["episodes"] == 2 and -3300 < ev["mean_return"] <= 0  # -16.3 a step at worst

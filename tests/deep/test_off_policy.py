@@ -1,0 +1,96 @@
+"""`bellmax.deep.off_policy`: the pieces SAC and TD3 share, on hand-computed values (the loop
+itself is exercised by tests/deep/test_sac.py and test_td3.py, which learn through it)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bellmax.deep import off_policy, sac, td3
+from bellmax.envs import spaces
+
+BOX = spaces.Box(np.array([-1.0, 0.0]), np.array([3.0, 0.5]), (2,), dtype=np.float32)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_to_env_action_rescales_and_clips_into_the_box(jit):
+    f = jax.jit(off_policy.to_env_action, static_argnums=1) if jit else off_policy.to_env_action
+    a = jnp.array([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0], [0.5, -0.5], [7.0, -7.0]])
+    got = f(a, BOX)
+    want = [[-1.0, 0.0], [1.0, 0.25], [3.0, 0.5], [2.0, 0.125], [3.0, 0.0]]
+    assert got.dtype == jnp.float32 and got.shape == (5, 2)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-7)
+    low, high = off_policy.action_bounds(BOX)
+    assert low.dtype == high.dtype == np.float32
+    np.testing.assert_array_equal(low, [-1.0, 0.0])
+    np.testing.assert_array_equal(high, [3.0, 0.5])
+    # A Box of shape (2, 1): flat [..., d] actions in, the Box's shape out.
+    box = spaces.Box(-2.0, 2.0, (2, 1), dtype=np.float32)
+    assert f(jnp.zeros((4, 2)), box).shape == (4, 2, 1)
+
+
+def test_check_continuous_actions_counts_dimensions_and_names_what_is_wrong():
+    assert off_policy.check_continuous_actions(BOX, "TD3") == 2
+    assert off_policy.check_continuous_actions(spaces.Box(-1.0, 1.0, (2, 3)), "SAC") == 6
+    with pytest.raises(ValueError, match=r"'TD3' rescales .* must be finite; got low=\[-inf\]"):
+        off_policy.check_continuous_actions(spaces.Box(-np.inf, 1.0, (1,)), "TD3")
+    with pytest.raises(ValueError, match=r"'SAC' needs high > low .* high=\[1.0, 0.0\]"):
+        off_policy.check_continuous_actions(spaces.Box(0.0, np.array([1.0, 0.0]), (2,)), "SAC")
+    with pytest.raises(ValueError, match=r"only \(discrete-action SAC, Christodoulou 2019"):
+        off_policy.check_continuous_actions(spaces.Discrete(3), "SAC")
+    with pytest.raises(ValueError, match=r"'TD3' supports .* only; got Discrete\(3\)"):
+        off_policy.check_continuous_actions(spaces.Discrete(3), "TD3")
+
+
+def test_run_lengths_of_the_shared_config():
+    cfg = td3.Config(
+        total_timesteps=1000,
+        num_envs=3,
+        train_frequency=2,
+        buffer_size=500,
+        batch_size=32,
+        learning_starts=64,
+    )
+    assert isinstance(cfg, off_policy.OffPolicyRun) and cfg.owner == "TD3 Config"
+    assert (cfg.steps_per_update, cfg.num_updates, cfg.run_steps) == (6, 166, 996)
+    assert cfg.capacity == 500  # the buffer is smaller than the run
+    assert dataclasses.replace(cfg, buffer_size=10**6).capacity == 996  # the run is
+    assert sac.Config().owner == "SAC Config"
+
+
+@flax.struct.dataclass
+class _Learner:
+    critic: dict
+    critic_opt: tuple
+    other: jax.Array
+
+
+def test_fit_critic_takes_one_step_on_both_critics_and_nothing_else():
+    cfg = sac.Config(hidden_sizes=(8,), learning_rate=1e-2)
+    critic = off_policy.twin_critic(cfg)
+    assert isinstance(critic, off_policy.TwinQ) and critic.hidden_sizes == (8,)
+    x = jax.random.normal(jax.random.key(0), (16, 3))
+    a = jax.random.uniform(jax.random.key(1), (16, 2), minval=-1.0)
+    target = jax.random.normal(jax.random.key(2), (16,))
+    params = critic.init(jax.random.key(3), x, a)
+    learner = _Learner(params, off_policy.optimizer(cfg).init(params), jnp.arange(3.0))
+    new, aux = jax.jit(off_policy.fit_critic, static_argnums=4)(learner, x, a, target, cfg)
+    q1, q2 = critic.apply(params, x, a)
+    np.testing.assert_allclose(aux["critic_loss"], off_policy.critic_loss(q1, q2, target), 1e-6)
+    np.testing.assert_allclose(aux["q_mean"], jnp.mean(q1), rtol=1e-6)
+    np.testing.assert_allclose(
+        off_policy.critic_loss(q1, q2, target),
+        0.5 * (jnp.mean((q1 - target) ** 2) + jnp.mean((q2 - target) ** 2)),
+        rtol=1e-6,
+    )
+    after = off_policy.critic_loss(*critic.apply(new.critic, x, a), target)
+    assert after < aux["critic_loss"]  # a small step downhill, on both critics
+    for name in ("q1", "q2"):
+        before = params["params"][name]["Dense_0"]["kernel"]
+        assert not np.array_equal(new.critic["params"][name]["Dense_0"]["kernel"], before)
+    np.testing.assert_array_equal(new.other, learner.other)
