@@ -8,6 +8,7 @@ the files of a `bellmax train ppo --log tensorboard` run to the same points when
 hand; it is not a test dependency.)
 """
 
+import csv
 import math
 import sys
 
@@ -154,3 +155,57 @@ def test_progress_text():
     )
     assert progress_text({"loss": math.nan, "q_mean": 12.345, "epsilon": 1.0}) == "q_mean 12.3"
     assert progress_text({"episode_return": 20.0}) == ""
+
+
+def _chunk_means(csv_path, chunk: int) -> dict[str, np.ndarray]:
+    """Per chunk of `chunk` updates, from metrics.csv (a row per seed and update): the pooled
+    mean episode return and the mean of each other metric over the chunk's rows."""
+    rows = list(csv.DictReader(csv_path.read_text().splitlines()))
+    updates = np.array([int(r["update"]) for r in rows])
+    index = (updates - 1) // chunk
+    out = {}
+    for name in rows[0]:
+        if name in ("update", "seed", "mean_episode_return"):
+            continue
+        col = np.array(
+            [
+                float(r[name] == "True") if r[name] in ("True", "False") else float(r[name])
+                for r in rows
+            ]
+        )
+        out[name] = np.array([col[index == k] for k in range(index.max() + 1)])
+    ret, cnt = out.pop("episode_return_sum"), out.pop("episode_count")
+    out = {k: v.mean(axis=1) for k, v in out.items() if k != "env_steps"}
+    out["episode_return"] = ret.sum(axis=1) / cnt.sum(axis=1)
+    return out
+
+
+def test_bellmax_train_log_tensorboard_holds_the_return_curve(tmp_path, capsys):
+    # Shows: `bellmax train ppo --log tensorboard` writes OUT/tensorboard/ event files holding
+    # one point per chunk (at the env steps per seed) of the mean episode return and of every
+    # metric (losses, entropy, approx KL, clip fraction, learning rate, gradient norm), equal
+    # to the chunk's means in metrics.csv (both seeds pooled).
+    _needs_tensorboardx()
+    from bellmax.cli.main import main
+
+    out = tmp_path / "run"
+    argv = ["train", "ppo", "--total-steps", "1024", "--num-epochs", "2", "--chunks", "4"]
+    argv += ["--seeds", "2", "--eval-episodes", "0", "--log", "tensorboard", "--out", str(out)]
+    assert main([*argv, "--json"]) == 0, capsys.readouterr().err
+    got = read_scalars(out / "tensorboard")
+    want = _chunk_means(out / "metrics.csv", chunk=1)
+    names = ["episode_return", "loss", "policy_loss", "value_loss", "entropy", "approx_kl"]
+    names += ["clip_fraction", "learning_rate", "grad_norm"]
+    assert set(names) <= set(got) and set(got) == set(want)
+    for name in got:
+        steps = [s for s, _ in got[name]]
+        assert steps == [256, 512, 768, 1024], name
+        np.testing.assert_allclose([v for _, v in got[name]], want[name], rtol=1e-6, err_msg=name)
+    assert got["learning_rate"][0][1] > got["learning_rate"][-1][1] > 0  # annealed
+    # --overwrite replaces the run's curve too (not a second run drawn over the first).
+    assert main([*argv, "--overwrite", "--json"]) == 0
+    assert read_scalars(out / "tensorboard") == got  # the same run again, bit for bit
+    assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    # Without --log no tracker writes anything.
+    assert main([*argv[:-4], "--out", str(tmp_path / "plain"), "--json"]) == 0
+    assert not (tmp_path / "plain" / "tensorboard").exists()

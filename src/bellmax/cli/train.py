@@ -35,7 +35,7 @@ import typing
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 import tyro
 from tyro.conf import Positional
@@ -53,10 +53,13 @@ class TrainArgs:
     """Train a deep RL agent (dqn, reinforce, a2c, ppo) on any bellmax or Gymnasium env.
 
     `bellmax train ALGO --env ENV_ID --seeds N --total-steps T [--CONFIG-FIELD VALUE ...]
-    --out DIR [--json] [--resume | --overwrite]`. Writes a checkpoint (msgpack, no pickle),
-    metrics.csv, metrics.json, learning_curve.png and run.json into DIR; `--json` prints one
-    object with final_eval_return, env_steps, seconds and compile_seconds. A DIR that holds a
-    run is refused unless --resume (continue it with its stored settings) or --overwrite.
+    --out DIR [--json] [--resume | --overwrite] [--log tensorboard|wandb]`. Writes a
+    checkpoint (msgpack, no pickle), metrics.csv, metrics.json, learning_curve.png and
+    run.json into DIR; `--json` prints one object with final_eval_return, env_steps, seconds
+    and compile_seconds. A DIR that holds a run is refused unless --resume (continue it with
+    its stored settings) or --overwrite. `--log` also sends each chunk's scalars (mean
+    return, losses, entropy, approximate KL, learning rate, ...) to TensorBoard event files
+    in DIR/tensorboard/ or to an offline W&B run in DIR/wandb/.
 
     `bellmax train ALGO --config DIR/run.json --out DIR2` runs a run again with its recorded
     settings (options given override them).
@@ -100,6 +103,15 @@ _COMMON: list[tuple[str, Any, Any, str]] = [
         "Evaluate after every chunk; stop once every seed's mean return reaches this.",
     ),
     ("json", bool, False, "Print one JSON object (progress still goes to stderr)."),
+    (
+        "log",
+        Literal["tensorboard", "wandb"] | None,
+        None,
+        "Also log each chunk's mean return and metric means (losses, entropy, approx_kl, "
+        "learning_rate, ...) at its env steps: tensorboard writes OUT/tensorboard/ (needs "
+        "tensorboardX), wandb an offline run in OUT/wandb/ (needs wandb; WANDB_MODE=online "
+        "logs live).",
+    ),
 ]
 
 
@@ -133,7 +145,13 @@ def _field_docs(cls: type) -> dict[str, str]:
 
 
 #: Metavars of the options that may be left unset (tyro would show `{None}|INT`).
-_METAVARS = {"config": "RUN.json", "total_steps": "INT", "out": "DIR", "stop_return": "FLOAT"}
+_METAVARS = {
+    "config": "RUN.json",
+    "total_steps": "INT",
+    "out": "DIR",
+    "stop_return": "FLOAT",
+    "log": "{tensorboard,wandb}",
+}
 
 
 def _option(name: str) -> str:
@@ -161,6 +179,7 @@ def _algo_args_class(name: str, config_cls: type) -> type:
         "total_steps": f"(default: the config's, {total})",
         "out": f"(default: runs/train-{name}-ENV)",
         "stop_return": "(default: none, train to the end)",
+        "log": "(default: none)",
     }
     fields = []
     taken = set()
@@ -221,6 +240,7 @@ def _progress(enabled: bool):
         BarColumn(),
         TextColumn("{task.fields[status]}"),
         TextColumn("return {task.fields[ret]}"),
+        TextColumn("{task.fields[extra]}"),
         TimeElapsedColumn(),
         console=Console(stderr=True),
         disable=not enabled,
@@ -468,12 +488,20 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
         their default (without it, an option set to its default counts as not given).
     """
     from bellmax.deep import get_algorithm
-    from bellmax.train.driver import config_from_dict, read_run, settings_differences, train
+    from bellmax.train.driver import (
+        config_from_dict,
+        plan_chunks,
+        read_run,
+        settings_differences,
+        train,
+    )
+    from bellmax.train.tracking import check_tracker, make_tracker, progress_text
 
     a = args.algo
     name = type(a).algo_name
     given = _given_options(a, argv)
     _check_options(a)
+    check_tracker(a.log)  # a missing package is named before any training
     if a.config is not None:
         settings, notes, file = _config_settings(a, name, given, a.config)
         if notes:
@@ -514,10 +542,29 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
     if note is not None:
         print(f"bellmax: {note}", file=sys.stderr)
     env, seeds = settings["env"], tuple(settings["seeds"])
+    chunk = plan_chunks(int(config.num_updates), settings["chunks"])
+    tracker = None
     with _progress(sys.stderr.isatty()) as progress:
-        task = progress.add_task(f"{name} {env}", total=None, ret="-", status=_status(None))
+        task = progress.add_task(
+            f"{name} {env}", total=None, ret="-", status=_status(None), extra=""
+        )
 
         def on_chunk(info):
+            nonlocal tracker
+            if a.log is not None and tracker is None:
+                # Made at the first chunk, once the driver holds the run directory (a run it
+                # refuses is left untouched); a run that starts from its first update
+                # replaces the event files of the one it overwrote.
+                tracker = make_tracker(
+                    a.log,
+                    out,
+                    fresh=info.updates_done <= chunk,
+                    name=Path(out).name,
+                    config={"algo": name, "env": env, "seeds": list(seeds)}
+                    | {f.name: getattr(config, f.name) for f in dataclasses.fields(config)},
+                )
+            if tracker is not None:
+                tracker.log(info.env_steps, info.scalars)
             ret = "-" if info.mean_return != info.mean_return else f"{info.mean_return:.1f}"
             progress.update(
                 task,
@@ -525,21 +572,26 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
                 total=info.num_updates,
                 ret=ret,
                 status=_status(info),
+                extra=progress_text(info.scalars),
             )
 
-        result = train(
-            name,
-            config,
-            env,
-            seeds=seeds,
-            out_dir=out,
-            resume=a.resume,
-            overwrite=a.overwrite,
-            chunks=settings["chunks"],
-            eval_episodes=settings["eval_episodes"],
-            on_chunk=on_chunk,
-            stop_return=settings["stop_return"],
-        )
+        try:
+            result = train(
+                name,
+                config,
+                env,
+                seeds=seeds,
+                out_dir=out,
+                resume=a.resume,
+                overwrite=a.overwrite,
+                chunks=settings["chunks"],
+                eval_episodes=settings["eval_episodes"],
+                on_chunk=on_chunk,
+                stop_return=settings["stop_return"],
+            )
+        finally:
+            if tracker is not None:
+                tracker.close()
     summary = {**result.summary(), "out": out}
     if a.json:
         print(json.dumps(summary))

@@ -10,7 +10,7 @@ An algorithm module (`bellmax.deep.ppo`, `dqn`, `a2c`, `reinforce`) provides `Co
   apart (ahead-of-time `lower().compile()`),
 - runs the updates in equal chunks; after each chunk it checks the losses and the policy
   weights (a non-finite value stops the run and names the update), calls `on_chunk`
-  (progress bars), and commits the chunk: one atomic checkpoint holding the whole training
+  (progress bars, experiment trackers: `ChunkInfo.scalars`), and commits the chunk: one atomic checkpoint holding the whole training
   state and every metric so far, then `metrics.json` and `metrics.csv` rewritten from it,
 - resumes from that checkpoint so that the result is bit-identical to an uninterrupted run
   (same chunks, same compiled program, same keys),
@@ -85,6 +85,7 @@ from bellmax.train.io import (
     atomic_write_json,
     atomic_write_text,
 )
+from bellmax.train.tracking import chunk_scalars
 
 __all__ = [
     "ChunkInfo",
@@ -120,6 +121,10 @@ class ChunkInfo:
     """Mean return over seeds of the episodes that ended in this chunk (NaN if none)."""
     seconds: float
     """Training seconds so far (compile excluded)."""
+    scalars: dict[str, float] = dataclasses.field(default_factory=dict)
+    """This chunk's means (`bellmax.train.tracking.chunk_scalars`): `episode_return`, and
+    each metric (losses, entropy, approx_kl, learning_rate, ...) averaged over the chunk's
+    updates and all seeds; what `bellmax train --log` sends to TensorBoard or W&B."""
 
 
 @dataclasses.dataclass
@@ -789,7 +794,8 @@ def _train_locked(
                 if r is not None and c is not None and c.sum()
                 else math.nan
             )
-            on_chunk(ChunkInfo(done, num_updates, done * config.steps_per_update, mean, seconds))
+            steps = done * config.steps_per_update
+            on_chunk(ChunkInfo(done, num_updates, steps, mean, seconds, chunk_scalars(m)))
     result = TrainResult(
         algo=name,
         env_id=env_id,
