@@ -10,8 +10,9 @@ An algorithm module (`bellmax.deep.ppo`, `dqn`, `a2c`, `reinforce`) provides `Co
   apart (ahead-of-time `lower().compile()`),
 - runs the updates in equal chunks; after each chunk it checks the losses and the policy
   weights (a non-finite value stops the run and names the update), calls `on_chunk`
-  (progress bars, experiment trackers: `ChunkInfo.scalars`), and commits the chunk: one atomic checkpoint holding the whole training
-  state and every metric so far, then `metrics.json` and `metrics.csv` rewritten from it,
+  (progress bars, experiment trackers: `ChunkInfo.scalars`), and commits the chunk: one
+  atomic checkpoint holding the whole training state and every metric so far, then
+  `metrics.json` and `metrics.csv` rewritten from it,
 - resumes from that checkpoint so that the result is bit-identical to an uninterrupted run
   (same chunks, same compiled program, same keys),
 - writes `learning_curve.png` and `run.json`, and evaluates the final policy of every seed;
