@@ -477,3 +477,21 @@ def test_evaluations_during_training_leave_host_episodes_alone():
     for name, values in plain.metrics.items():
         np.testing.assert_array_equal(judged.metrics[name], values, err_msg=name)
     np.testing.assert_array_equal(judged.state.w, plain.state.w)
+
+
+def test_resume_by_a_bellmax_that_records_more_metrics(tmp_path, monkeypatch):
+    """A run checkpointed by a bellmax whose algorithm recorded fewer metrics resumes under one
+    that records more: the new metric is NaN over the earlier updates (it was a KeyError)."""
+    driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=20, **RUN)
+    real = toy.update
+
+    def more(state, config, venv):
+        state, m = real(state, config, venv)
+        fields = {f.name: getattr(m, f.name) for f in dataclasses.fields(m)}
+        return state, {**fields, "grad_norm": jnp.ones(())}
+
+    monkeypatch.setattr(toy, "update", more)
+    monkeypatch.setattr(driver, "_RUNNERS", {})  # compile the new update (shared cache)
+    res = driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True, **RUN)
+    g = res.metrics["grad_norm"]
+    assert res.updates_done == 50 and np.isnan(g[:, :20]).all() and (g[:, 20:] == 1).all()

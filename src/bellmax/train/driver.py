@@ -226,6 +226,22 @@ def _metrics_to_host(metrics: Any) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in items.items()}
 
 
+def _extend_history(history: dict[str, np.ndarray] | None, m: dict[str, np.ndarray]):
+    """The metric history `[seeds, updates]` with a chunk's metrics appended. A metric the
+    earlier chunks did not record (a run resumed by a newer bellmax that records more) is
+    NaN (0 for counts) over those updates."""
+    if history is None:
+        return m
+    done = next(iter(history.values())).shape[1] if history else 0
+    out = {}
+    for k, v in m.items():
+        old = history.get(k)
+        if old is None:
+            old = np.full((v.shape[0], done), np.nan if v.dtype.kind == "f" else 0, v.dtype)
+        out[k] = np.concatenate([old, v], 1)
+    return out
+
+
 class _Runner:
     """Compiled init and chunk functions for one (algorithm, config, env, seeds)."""
 
@@ -341,7 +357,13 @@ def _nonfinite_weights(params: Any, seeds: Sequence[int]) -> str | None:
 
 def _write_metrics(out: Path, seeds: Sequence[int], history: dict[str, np.ndarray]) -> None:
     """`metrics.json` and `metrics.csv` (one row per seed and update), each atomically."""
-    atomic_write_json(out / "metrics.json", {k: v.tolist() for k, v in history.items()})
+
+    def rows(v: np.ndarray) -> list:  # a metric not recorded then (NaN): null
+        if v.dtype.kind != "f" or not np.isnan(v).any():
+            return v.tolist()
+        return [[None if math.isnan(x) else x for x in row] for row in v.tolist()]
+
+    atomic_write_json(out / "metrics.json", {k: rows(v) for k, v in history.items()})
     names = sorted(history)
     n = next(iter(history.values())).shape[1] if history else 0
     ret, cnt = history.get("episode_return_sum"), history.get("episode_count")
@@ -773,7 +795,7 @@ def _train_locked(
             solved = all(x is not None for x in solved_at)
         state = new_state
         done += n
-        history = m if history is None else {k: np.concatenate([history[k], m[k]], 1) for k in m}
+        history = _extend_history(history, m)
         if out is not None:
             ck_meta = {
                 **meta,
