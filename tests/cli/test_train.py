@@ -349,3 +349,15 @@ def test_both_forms_of_a_bool_option_are_refused(capsys):
         assert main(["train", "ppo", *argv]) == 2
         err = capsys.readouterr().err
         assert err == f"bellmax: error: {argv[0]} and {argv[1]} are both given; give one of them.\n"
+
+
+def test_continuous_only_algorithms_default_to_pendulum():
+    """`bellmax train sac|td3` without --env trains on Pendulum-v1 (their actions are
+    continuous; CartPole-v1, the others' default, would only give the continuous-only error)."""
+    from bellmax.cli.main import _parse
+
+    for algo, env in [("sac", "Pendulum-v1"), ("td3", "Pendulum-v1"), ("ppo", "CartPole-v1")]:
+        assert _parse(["train", algo]).algo.env == env
+    assert _parse(["train", "sac", "--env", "gymnasium:Pendulum-v1"]).algo.env == (
+        "gymnasium:Pendulum-v1"
+    )

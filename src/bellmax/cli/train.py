@@ -183,7 +183,11 @@ def _algo_args_class(name: str, config_cls: type) -> type:
     }
     fields = []
     taken = set()
+    # an algorithm module may name its own default env (SAC/TD3: continuous actions only)
+    env_default = getattr(sys.modules.get(config_cls.__module__), "DEFAULT_ENV", None)
     for fname, ftype, default, doc in _COMMON:
+        if fname == "env" and env_default is not None:
+            default = env_default
         fields.append((fname, _arg(fname, ftype, default, doc, common_hints.get(fname)), default))
         taken.add(fname)
     docs = _field_docs(config_cls)

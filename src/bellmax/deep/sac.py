@@ -68,6 +68,8 @@ from bellmax.deep.off_policy import (
 from bellmax.envs.vector import VectorEnv
 
 NAME = "sac"
+#: `bellmax train sac` without --env: continuous actions only, so not CartPole-v1.
+DEFAULT_ENV = "Pendulum-v1"
 ALGORITHM = "SAC"
 OWNER = f"{ALGORITHM} Config"
 
@@ -80,6 +82,7 @@ _LOG_2 = math.log(2.0)
 
 __all__ = [
     "ALGORITHM",
+    "DEFAULT_ENV",
     "LOG_STD_MAX",
     "LOG_STD_MIN",
     "NAME",

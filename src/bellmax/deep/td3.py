@@ -56,11 +56,14 @@ from bellmax.deep.off_policy import (
 from bellmax.envs.vector import VectorEnv
 
 NAME = "td3"
+#: `bellmax train td3` without --env: continuous actions only, so not CartPole-v1.
+DEFAULT_ENV = "Pendulum-v1"
 ALGORITHM = "TD3"
 OWNER = f"{ALGORITHM} Config"
 
 __all__ = [
     "ALGORITHM",
+    "DEFAULT_ENV",
     "NAME",
     "Config",
     "DeterministicActor",
