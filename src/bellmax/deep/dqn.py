@@ -40,7 +40,13 @@ from bellmax.core.types import Transition
 from bellmax.deep.loop import EpisodeMetrics, scan_train, scheduled_learning_rate, vector_env
 from bellmax.deep.networks import ACTIVATIONS, QNetwork, flatten_obs
 from bellmax.deep.optim import OPTIMIZERS, Schedule, linear_schedule, make_optimizer
-from bellmax.deep.replay import ReplayBuffer, replay_add, replay_init, replay_sample
+from bellmax.deep.replay import (
+    ReplayBuffer,
+    check_replay_sizes,
+    replay_add,
+    replay_init,
+    replay_sample,
+)
 from bellmax.envs import spaces
 from bellmax.envs.vector import VecState, VectorEnv
 
@@ -154,23 +160,9 @@ class Config:
             check_bool(getattr(self, name), name, owner=OWNER)
         check_int_sequence(self.hidden_sizes, "hidden_sizes", owner=OWNER, low=1)
         check_choice(self.activation, "activation", sorted(ACTIVATIONS), owner=OWNER)
-        if self.batch_size > self.buffer_size:
-            raise ValueError(
-                f"{OWNER}.batch_size={self.batch_size} is larger than buffer_size="
-                f"{self.buffer_size}; lower batch_size or raise buffer_size."
-            )
-        if self.learning_starts < self.batch_size:
-            raise ValueError(
-                f"{OWNER}.learning_starts={self.learning_starts} is smaller than "
-                f"batch_size={self.batch_size}: the first minibatch would come from a buffer "
-                f"holding fewer transitions; set learning_starts >= {self.batch_size}."
-            )
-        if self.steps_per_update > self.buffer_size:
-            raise ValueError(
-                f"{OWNER}: one update stores train_frequency * num_envs = "
-                f"{self.steps_per_update} transitions, more than buffer_size={self.buffer_size}; "
-                "lower train_frequency or num_envs, or raise buffer_size."
-            )
+        check_replay_sizes(
+            OWNER, self.batch_size, self.buffer_size, self.learning_starts, self.steps_per_update
+        )
 
     def validate(self, venv: VectorEnv | None = None) -> None:
         """Check the run before training (the fields were checked on construction).

@@ -39,7 +39,13 @@ from bellmax.core.checks import (
 from bellmax.core.types import Transition
 from bellmax.deep.networks import ACTIVATIONS, MLP, flatten_obs
 from bellmax.deep.optim import make_optimizer
-from bellmax.deep.replay import ReplayBuffer, replay_add, replay_init, replay_sample
+from bellmax.deep.replay import (
+    ReplayBuffer,
+    check_replay_sizes,
+    replay_add,
+    replay_init,
+    replay_sample,
+)
 from bellmax.envs import spaces
 from bellmax.envs.vector import VecState, VectorEnv
 
@@ -148,23 +154,9 @@ class OffPolicyRun:
         check_number(self.tau, "tau", owner=owner, low=0, high=1, low_open=True)
         check_int_sequence(self.hidden_sizes, "hidden_sizes", owner=owner, low=1)
         check_choice(self.activation, "activation", sorted(ACTIVATIONS), owner=owner)
-        if self.batch_size > self.buffer_size:
-            raise ValueError(
-                f"{owner}.batch_size={self.batch_size} is larger than buffer_size="
-                f"{self.buffer_size}; lower batch_size or raise buffer_size."
-            )
-        if self.learning_starts < self.batch_size:
-            raise ValueError(
-                f"{owner}.learning_starts={self.learning_starts} is smaller than "
-                f"batch_size={self.batch_size}: the first minibatch would come from a buffer "
-                f"holding fewer transitions; set learning_starts >= {self.batch_size}."
-            )
-        if self.steps_per_update > self.buffer_size:
-            raise ValueError(
-                f"{owner}: one update stores train_frequency * num_envs = "
-                f"{self.steps_per_update} transitions, more than buffer_size={self.buffer_size}; "
-                "lower train_frequency or num_envs, or raise buffer_size."
-            )
+        check_replay_sizes(
+            owner, self.batch_size, self.buffer_size, self.learning_starts, self.steps_per_update
+        )
 
     def validate(self, venv: VectorEnv | None = None) -> None:
         """Check the run before training (the fields were checked on construction).

@@ -138,3 +138,32 @@ def replay_sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
 def _sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
     idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
     return jax.tree.map(lambda x: x[idx], buffer.data)
+
+
+def check_replay_sizes(
+    owner: str, batch_size: int, buffer_size: int, learning_starts: int, steps_per_update: int
+) -> None:
+    """Refuse replay sizes that cannot work together (checked ints), naming the fix.
+
+    Raises:
+      ValueError: a minibatch larger than the buffer; learning that starts before a
+        minibatch's worth of transitions is stored; one update storing more than the buffer
+        holds.
+    """
+    if batch_size > buffer_size:
+        raise ValueError(
+            f"{owner}.batch_size={batch_size} is larger than buffer_size={buffer_size}; lower "
+            "batch_size or raise buffer_size."
+        )
+    if learning_starts < batch_size:
+        raise ValueError(
+            f"{owner}.learning_starts={learning_starts} is smaller than batch_size={batch_size}: "
+            "the first minibatch would come from a buffer holding fewer transitions; set "
+            f"learning_starts >= {batch_size}."
+        )
+    if steps_per_update > buffer_size:
+        raise ValueError(
+            f"{owner}: one update stores train_frequency * num_envs = {steps_per_update} "
+            f"transitions, more than buffer_size={buffer_size}; lower train_frequency or "
+            "num_envs, or raise buffer_size."
+        )
