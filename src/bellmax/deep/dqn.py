@@ -41,8 +41,10 @@ from bellmax.deep.loop import EpisodeMetrics, scan_train, scheduled_learning_rat
 from bellmax.deep.networks import ACTIVATIONS, QNetwork, flatten_obs
 from bellmax.deep.optim import OPTIMIZERS, Schedule, linear_schedule, make_optimizer
 from bellmax.deep.replay import (
+    Collect,
     ReplayBuffer,
     check_replay_sizes,
+    record_step,
     replay_add,
     replay_init,
     replay_sample,
@@ -418,18 +420,9 @@ def policy_params(state: TrainState) -> Any:
     return state.params
 
 
-@struct.dataclass
-class _Collect:
-    vec_state: VecState
-    obs: jax.Array
-    env_steps: jax.Array
-    return_sum: jax.Array
-    count: jax.Array
-
-
 def _collect_step(
-    carry: _Collect, key: jax.Array, params: Any, config: Config, venv: VectorEnv
-) -> tuple[_Collect, Transition]:
+    carry: Collect, key: jax.Array, params: Any, config: Config, venv: VectorEnv
+) -> tuple[Collect, Transition]:
     """One epsilon-greedy step of every env; uniformly random before `learning_starts`."""
     k_act, k_env = jax.random.split(key)
     eps = jnp.where(
@@ -438,23 +431,7 @@ def _collect_step(
     greedy = jnp.argmax(q_values(params, carry.obs, config, venv), axis=-1)
     action = _epsilon_greedy(k_act, greedy, eps, venv).astype(venv.action_space.dtype)
     step = venv.step(k_env, carry.vec_state, action)
-    transition = Transition(
-        obs_tm1=carry.obs,
-        action_tm1=action,
-        reward_t=step.reward,
-        obs_t=step.final_obs,
-        terminated_t=step.terminated,
-        truncated_t=step.truncated,
-    )
-    done = step.done
-    new = _Collect(
-        vec_state=step.state,
-        obs=step.obs,
-        env_steps=carry.env_steps + venv.num_envs,
-        return_sum=carry.return_sum + jnp.sum(jnp.where(done, step.episode_return, 0.0)),
-        count=carry.count + jnp.sum(done).astype(jnp.int32),
-    )
-    return new, transition
+    return record_step(carry, step, action, venv.num_envs)
 
 
 def update_target(target_params: Any, params: Any, step: jax.Array, config: Config) -> Any:
@@ -508,7 +485,7 @@ def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainSta
     """
     key, k_collect, k_learn = jax.random.split(state.key, 3)
     env_steps = state.update_index * config.steps_per_update
-    carry = _Collect(
+    carry = Collect(
         vec_state=state.vec_state,
         obs=state.obs,
         env_steps=env_steps,

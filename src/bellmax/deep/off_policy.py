@@ -40,8 +40,10 @@ from bellmax.core.types import Transition
 from bellmax.deep.networks import ACTIVATIONS, MLP, flatten_obs
 from bellmax.deep.optim import make_optimizer
 from bellmax.deep.replay import (
+    Collect,
     ReplayBuffer,
     check_replay_sizes,
+    record_step,
     replay_add,
     replay_init,
     replay_sample,
@@ -311,22 +313,13 @@ def init_state(
     )
 
 
-@struct.dataclass
-class _Collect:
-    vec_state: VecState
-    obs: jax.Array
-    env_steps: jax.Array
-    return_sum: jax.Array
-    count: jax.Array
-
-
 Explore = Callable[[Any, jax.Array, jax.Array], jax.Array]
 """`(learner, x [N, D], key) -> normalised actions [N, d]` (the behaviour policy)."""
 LearnStep = Callable[[Any, Transition, jax.Array, jax.Array], tuple[Any, dict[str, jax.Array]]]
 """`(learner, batch, gradient step number counted from 1, key) -> (learner, scalars)`."""
 
 
-def _collect_step(carry: _Collect, key, learner, config, venv, explore: Explore):
+def _collect_step(carry: Collect, key, learner, config, venv, explore: Explore):
     """One step of every env: uniformly random actions before `learning_starts`, else `explore`."""
     k_rand, k_act, k_env = jax.random.split(key, 3)
     d = int(np.prod(venv.action_space.shape, dtype=np.int64))
@@ -334,23 +327,7 @@ def _collect_step(carry: _Collect, key, learner, config, venv, explore: Explore)
     random = jax.random.uniform(k_rand, (venv.num_envs, d), jnp.float32, -1.0, 1.0)
     a_norm = jnp.where(carry.env_steps < config.learning_starts, random, explore(learner, x, k_act))
     step = venv.step(k_env, carry.vec_state, to_env_action(a_norm, venv.action_space))
-    transition = Transition(
-        obs_tm1=carry.obs,
-        action_tm1=a_norm,
-        reward_t=step.reward,
-        obs_t=step.final_obs,
-        terminated_t=step.terminated,
-        truncated_t=step.truncated,
-    )
-    done = step.done
-    new = _Collect(
-        vec_state=step.state,
-        obs=step.obs,
-        env_steps=carry.env_steps + venv.num_envs,
-        return_sum=carry.return_sum + jnp.sum(jnp.where(done, step.episode_return, 0.0)),
-        count=carry.count + jnp.sum(done).astype(jnp.int32),
-    )
-    return new, transition
+    return record_step(carry, step, a_norm, venv.num_envs)
 
 
 def off_policy_update(
@@ -369,7 +346,7 @@ def off_policy_update(
       `learn_step` returns (zeros before learning starts).
     """
     key, k_collect, k_learn = jax.random.split(state.key, 3)
-    carry = _Collect(
+    carry = Collect(
         vec_state=state.vec_state,
         obs=state.obs,
         env_steps=state.update_index * config.steps_per_update,

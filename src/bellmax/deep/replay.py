@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from bellmax.core.checks import check_int
+from bellmax.core.types import Transition
 
 
 @struct.dataclass
@@ -167,3 +168,42 @@ def check_replay_sizes(
             f"transitions, more than buffer_size={buffer_size}; lower train_frequency or "
             "num_envs, or raise buffer_size."
         )
+
+
+@struct.dataclass
+class Collect:
+    """What an off-policy learner carries between env steps while it fills its buffer."""
+
+    vec_state: Any
+    obs: jax.Array
+    env_steps: jax.Array
+    """Env steps taken (all envs)."""
+    return_sum: jax.Array
+    """Sum of the returns of the episodes finished so far in this update."""
+    count: jax.Array
+    """Episodes finished so far in this update."""
+
+
+def record_step(carry: Collect, step: Any, action: jax.Array, num_envs: int):
+    """`(carry after the vector env's `step` taken with `action`, its `Transition`)`.
+
+    The transition's next observation is the true one (`step.final_obs`, before an
+    auto-reset); the carry continues from the reset observation and counts finished episodes.
+    """
+    transition = Transition(
+        obs_tm1=carry.obs,
+        action_tm1=action,
+        reward_t=step.reward,
+        obs_t=step.final_obs,
+        terminated_t=step.terminated,
+        truncated_t=step.truncated,
+    )
+    done = step.done
+    new = Collect(
+        vec_state=step.state,
+        obs=step.obs,
+        env_steps=carry.env_steps + num_envs,
+        return_sum=carry.return_sum + jnp.sum(jnp.where(done, step.episode_return, 0.0)),
+        count=carry.count + jnp.sum(done).astype(jnp.int32),
+    )
+    return new, transition
