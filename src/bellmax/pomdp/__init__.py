@@ -1,0 +1,55 @@
+"""POMDPs: the .pomdp format, exact beliefs, bounds, exact, point-based and Monte Carlo solvers.
+
+- `model`: `TabularPOMDP(T[a, s, s'], O[a, s', o], R[s, a], gamma, b0)`, validated like
+  `bellmax.core.TabularMDP`.
+- `fileformat`: Cassandra's `.pomdp` text format, read (`load_pomdp`, `parse_pomdp`) and
+  written (`save_pomdp`, `format_pomdp`).
+- `belief`: the exact belief update (jitted, batched), `AlphaVectors` policies and
+  `simulate` (the belief MDP, vmapped over episodes).
+- `bounds`: QMDP and the fast informed bound (upper), the blind policy (lower).
+- `exact`: exact finite-horizon value iteration with incremental pruning (LP via HiGHS).
+"""
+
+from bellmax.pomdp.belief import (
+    AlphaVectors,
+    BeliefUpdate,
+    SimulationResult,
+    belief_update,
+    belief_update_batch,
+    observation_probs,
+    simulate,
+)
+from bellmax.pomdp.bounds import BoundResult, blind_lower_bound, fast_informed_bound, qmdp
+from bellmax.pomdp.exact import ExactResult, exact_value_iteration, prune
+from bellmax.pomdp.fileformat import (
+    PomdpFormatError,
+    format_pomdp,
+    load_pomdp,
+    parse_pomdp,
+    save_pomdp,
+)
+from bellmax.pomdp.model import TabularPOMDP, expected_rewards
+
+__all__ = [
+    "AlphaVectors",
+    "BeliefUpdate",
+    "BoundResult",
+    "ExactResult",
+    "PomdpFormatError",
+    "SimulationResult",
+    "TabularPOMDP",
+    "belief_update",
+    "belief_update_batch",
+    "blind_lower_bound",
+    "exact_value_iteration",
+    "expected_rewards",
+    "fast_informed_bound",
+    "format_pomdp",
+    "load_pomdp",
+    "observation_probs",
+    "parse_pomdp",
+    "prune",
+    "qmdp",
+    "save_pomdp",
+    "simulate",
+]

@@ -1,0 +1,83 @@
+"""Exact finite-horizon values (tiger, published), against brute-force expectimax; bounds."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from bellmax.pomdp import (
+    blind_lower_bound,
+    exact_value_iteration,
+    fast_informed_bound,
+    prune,
+    qmdp,
+)
+
+# Tiger, gamma 0.95: V_h(uniform) for h = 1..5 (Cassandra's pomdp-solve; PEERS.md).
+TIGER_FINITE = [-1.0, -1.95, 2.3098, 1.7955, 2.7631]
+
+
+@pytest.fixture(scope="module")
+def tiger_exact(tiger):
+    return exact_value_iteration(tiger, 5)
+
+
+def expectimax(p, b, h):
+    """V_h(b) by enumerating every action and observation sequence (no pruning)."""
+    if h == 0:
+        return 0.0
+    T, Ob, R = np.asarray(p.T), np.asarray(p.O), np.asarray(p.R)
+    best = -np.inf
+    for a in range(p.num_actions):
+        v = b @ R[:, a]
+        pred = b @ T[a]
+        for o in range(p.num_observations):
+            joint = pred * Ob[a, :, o]
+            if joint.sum() > 0:
+                v += p.gamma * joint.sum() * expectimax(p, joint / joint.sum(), h - 1)
+        best = max(best, v)
+    return best
+
+
+def test_tiger_finite_horizon_published(tiger_exact):
+    np.testing.assert_allclose(tiger_exact.values, TIGER_FINITE, atol=5e-5)
+    assert [s.size for s in tiger_exact.stages] == [3, 5, 9, 7, 13]
+
+
+def test_exact_equals_expectimax_everywhere(tiger, tiger_exact):
+    for b in np.random.default_rng(0).dirichlet(np.ones(2), size=5):
+        for h in (1, 2, 3, 4):
+            v = float(np.max(np.asarray(tiger_exact.stages[h - 1].alphas) @ b))
+            assert v == pytest.approx(expectimax(tiger, b, h), abs=1e-9)
+
+
+def test_prune_keeps_only_the_upper_surface():
+    # In 2 states: [1, 0] and [0, 1] are maximal; [0.4, 0.4] is below both mixtures;
+    # [0.6, 0.6] wins around the middle; [0.5, 0] is pointwise dominated; a duplicate goes.
+    alphas = np.array([[1, 0], [0, 1], [0.4, 0.4], [0.6, 0.6], [0.5, 0], [1, 0]], float)
+    kept, acts = prune(alphas, np.arange(6))
+    assert sorted(map(tuple, kept)) == [(0, 1), (0.6, 0.6), (1, 0)]
+    assert sorted(acts.tolist()) == [0, 1, 3]
+
+
+def test_bounds_order_and_values(tiger):
+    q = qmdp(tiger, tol=1e-9)
+    f = fast_informed_bound(tiger, tol=1e-9)
+    low = blind_lower_bound(tiger)
+    assert q.converged and f.converged
+    qa, fa, la = (np.asarray(v.alphas) for v in (q.vectors, f.vectors, low))
+    # QMDP at the uniform belief, by hand: listen then know the tiger: -1 + 0.95 * 10 / 0.05.
+    assert np.max(qa @ [0.5, 0.5]) == pytest.approx(189.0, abs=1e-6)
+    # always listening earns -1 / (1 - 0.95) = -20.
+    assert la[0] == pytest.approx([-20, -20])
+    for b in itertools.chain([[0.5, 0.5]], np.random.default_rng(1).dirichlet(np.ones(2), 20)):
+        assert np.max(qa @ b) >= np.max(fa @ b) - 1e-9  # FIB is at least as tight
+        assert np.max(fa @ b) >= 19.3714 - 1e-3 or not np.allclose(b, 0.5)
+        assert np.max(la @ b) <= np.max(fa @ b)
+
+
+def test_bounds_refuse_undiscounted(tiger):
+    with pytest.raises(ValueError, match="needs a discount gamma < 1"):
+        qmdp(tiger.replace(gamma=1.0))
+    with pytest.raises(TypeError, match="needs a TabularPOMDP"):
+        fast_informed_bound("tiger.pomdp")
