@@ -25,7 +25,7 @@ LAYERS = {
     "pomdp": 2,
     "deep": 2,
     "games": 2,
-    "imitation": 2,
+    "imitation": 3,  # beside train/ and policy: it trains policies and uses trained ones
     "control": 2,
     "models": 2,
     "train": 3,
@@ -137,3 +137,33 @@ def test_importing_bellmax_does_not_import_gymnasium():
     code = "import bellmax, sys; print('gymnasium' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_importing_bellmax_and_its_packages_does_not_import_jax():
+    # Their names load on first use (bellmax.core.lazy), so `bellmax --help` starts fast.
+    code = (
+        "import sys, bellmax, bellmax.core, bellmax.envs, bellmax.envs.registry, "
+        "bellmax.core.errors, bellmax.cli.main\n"
+        "print('jax' in sys.modules)\n"
+        "print(bellmax.TabularMDP.__name__, bellmax.core.gae.__name__, bellmax.envs.spaces.__name__)"
+        "\nprint('jax' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "TabularMDP", "gae", "bellmax.envs.spaces", "True"]
+
+
+def test_lazy_names_are_the_real_ones():
+    import bellmax
+    import bellmax.core
+    import bellmax.envs
+    from bellmax.core.mdp import TabularMDP
+    from bellmax.envs.registry import make
+
+    assert bellmax.TabularMDP is TabularMDP and bellmax.core.TabularMDP is TabularMDP
+    assert bellmax.make is make and bellmax.envs.make is make
+    for package in (bellmax, bellmax.core, bellmax.envs):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, (package.__name__, name)
+        assert set(package.__all__) <= set(dir(package))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        bellmax.core.nope  # noqa: B018

@@ -7,9 +7,8 @@ the Bellman backup, written once.
     action = policy.predict(obs)                 # NumPy observation(s) in, action(s) out
 """
 
-from bellmax.core import InvalidMDPError, TabularMDP, Trajectory, Transition
 from bellmax.core.compile_cache import enable_compile_cache
-from bellmax.envs import make, registered
+from bellmax.core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -17,15 +16,21 @@ __version__ = "0.1.0"
 # a JAX cache directory or set BELLMAX_COMPILE_CACHE=0 (bellmax.core.compile_cache).
 enable_compile_cache()
 
-
-def __getattr__(name: str):
-    # `load_policy` and `Policy` load on first use: they import the deep-RL networks, and
-    # `import bellmax` stays light.
-    if name in ("load_policy", "Policy"):
-        from bellmax import policy
-
-        return getattr(policy, name)
-    raise AttributeError(f"module 'bellmax' has no attribute {name!r}")
+# Every name loads on first use (`bellmax.core.lazy`): `import bellmax` does not import JAX.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "InvalidMDPError": "bellmax.core.errors",
+        "TabularMDP": "bellmax.core.mdp",
+        "Trajectory": "bellmax.core.types",
+        "Transition": "bellmax.core.types",
+        "make": "bellmax.envs.registry",
+        "registered": "bellmax.envs.registry",
+        "load_policy": "bellmax.policy",
+        "Policy": "bellmax.policy",
+    },
+)
 
 
 __all__ = [

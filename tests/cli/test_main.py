@@ -190,3 +190,32 @@ def test_tyro_error_box_becomes_one_line(box):
         "Error parsing --runs: 'x' is not an integer. See `bellmax bandit --help`."
     )
     assert cli._tyro_message("not a box", ["bandit"]) is None
+
+
+def test_listing_the_commands_imports_no_command_module():
+    # `bellmax --help` and `bellmax envs` list stand-ins (cli.main.lazy_command): no command
+    # module, no JAX.
+    code = (
+        "import sys\n"
+        "from bellmax.cli.main import main\n"
+        "for argv in (['--help'], ['envs', '--json']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "loaded = sorted(m for m in sys.modules if m == 'jax' or m.startswith('bellmax.cli.'))\n"
+        "print('LOADED', loaded)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "LOADED ['bellmax.cli.main']"
+
+
+_STAND_INS = {c.name: c for c in cli._builtin_commands() if c.load is not None}
+
+
+@pytest.mark.parametrize("name", sorted(_STAND_INS))
+def test_a_stand_ins_summary_is_its_commands(name):
+    stand_in = _STAND_INS[name]
+    real = stand_in.load()
+    assert real.name == name and real.load is None
+    assert stand_in.help == cli.help_description(real.config.__doc__, full=False)

@@ -17,10 +17,21 @@ print(json.dumps([jax.config.jax_compilation_cache_dir]))
 """
 
 
-def _probe(**env):
+_PROBE_BELLMAX_FIRST = """
+import json, sys
+import bellmax
+assert "jax" not in sys.modules  # bellmax sets JAX's environment variables instead
+import jax, jax.numpy as jnp
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.jit(lambda x: jnp.sin(x) @ x)(jnp.ones((8, 8))).block_until_ready()
+print(json.dumps([jax.config.jax_compilation_cache_dir]))
+"""
+
+
+def _probe(_code=_PROBE, **env):
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("BELLMAX_", "JAX_"))}
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE], env={**clean, **env}, capture_output=True, text=True,
+        [sys.executable, "-c", _code], env={**clean, **env}, capture_output=True, text=True,
         timeout=120, check=True,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -34,6 +45,19 @@ def test_on_by_default_in_the_cache_directory(tmp_path):
     before = sorted(p.name for p in (tmp_path / "xla").iterdir())
     _probe(BELLMAX_CACHE_DIR=str(tmp_path))
     assert sorted(p.name for p in (tmp_path / "xla").iterdir()) == before
+
+
+def test_on_when_bellmax_is_imported_before_jax(tmp_path):
+    (cache_dir,) = _probe(_PROBE_BELLMAX_FIRST, BELLMAX_CACHE_DIR=str(tmp_path))
+    assert cache_dir == str(tmp_path / "xla")
+    assert any(p.name.endswith("-cache") for p in (tmp_path / "xla").iterdir())
+    own = tmp_path / "mine"
+    assert _probe(
+        _PROBE_BELLMAX_FIRST, BELLMAX_CACHE_DIR=str(tmp_path), JAX_COMPILATION_CACHE_DIR=str(own)
+    ) == [str(own)]
+    assert _probe(_PROBE_BELLMAX_FIRST, BELLMAX_CACHE_DIR=str(tmp_path), BELLMAX_COMPILE_CACHE="0")[
+        0
+    ] in (None, "")
 
 
 def test_prune_deletes_least_recently_used_down_to_three_quarters(tmp_path):

@@ -1,27 +1,38 @@
-"""Shared types and math. Imports nothing else from bellmax."""
+"""Shared types and math. Imports nothing else from bellmax.
 
-from bellmax.core.errors import (
-    BellmaxError,
-    DivergenceError,
-    InvalidMDPError,
-    UnknownNameError,
-    unknown_name,
-)
-from bellmax.core.io import atomic_open
-from bellmax.core.mdp import SparseTransitions, TabularMDP
-from bellmax.core.returns import Advantages, discounted_returns, gae, lambda_returns
-from bellmax.core.semiring import (
-    MAX_PLUS,
-    MIN_PLUS,
-    SUM_PRODUCT,
-    Backup,
-    MDPArrays,
-    Semiring,
-    bellman_backup,
-    log_sum_exp,
-    q_values,
-)
-from bellmax.core.types import Trajectory, Transition
+Names load on first use (`bellmax.core.lazy`): importing `bellmax.core.errors` or
+`bellmax.core.paths` does not import JAX.
+"""
+
+from bellmax.core.lazy import lazy_exports
+
+_EXPORTS = {
+    "BellmaxError": "bellmax.core.errors",
+    "DivergenceError": "bellmax.core.errors",
+    "InvalidMDPError": "bellmax.core.errors",
+    "UnknownNameError": "bellmax.core.errors",
+    "unknown_name": "bellmax.core.errors",
+    "atomic_open": "bellmax.core.io",
+    "SparseTransitions": "bellmax.core.mdp",
+    "TabularMDP": "bellmax.core.mdp",
+    "Advantages": "bellmax.core.returns",
+    "discounted_returns": "bellmax.core.returns",
+    "gae": "bellmax.core.returns",
+    "lambda_returns": "bellmax.core.returns",
+    "MAX_PLUS": "bellmax.core.semiring",
+    "MIN_PLUS": "bellmax.core.semiring",
+    "SUM_PRODUCT": "bellmax.core.semiring",
+    "Backup": "bellmax.core.semiring",
+    "MDPArrays": "bellmax.core.semiring",
+    "Semiring": "bellmax.core.semiring",
+    "bellman_backup": "bellmax.core.semiring",
+    "log_sum_exp": "bellmax.core.semiring",
+    "q_values": "bellmax.core.semiring",
+    "Trajectory": "bellmax.core.types",
+    "Transition": "bellmax.core.types",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 __all__ = [
     "MAX_PLUS",

@@ -11,6 +11,10 @@ eviction reads a timestamp file beside every entry, and an entry without one (a 
 killed between the two writes, or one that ran without the bound) makes every later write
 fail with a warning.)
 
+When JAX is not imported yet (`import bellmax` does not import it), the settings go to
+JAX's environment variables (`JAX_COMPILATION_CACHE_DIR`, which child processes inherit),
+read when JAX is imported; otherwise to `jax.config`.
+
 It stays off when the user decides otherwise: a cache directory already chosen for JAX (by
 `jax.config.update("jax_compilation_cache_dir", ...)` or `JAX_COMPILATION_CACHE_DIR`) is
 left as it is, and `BELLMAX_COMPILE_CACHE=0` turns bellmax's default off. A cache directory
@@ -20,10 +24,9 @@ that cannot be created only costs time: the cache then stays off, silently.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
-
-import jax
 
 from bellmax.core.paths import user_cache_dir
 
@@ -66,7 +69,10 @@ def enable_compile_cache(
     Returns:
       The cache directory now in use by bellmax's choice, or None when nothing was changed.
     """
-    if jax.config.jax_compilation_cache_dir:
+    jax = sys.modules.get("jax")  # not imported yet: JAX reads the setting from os.environ
+    if jax is not None and jax.config.jax_compilation_cache_dir:
+        return None
+    if jax is None and os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return None
     path = compile_cache_dir(environ)
     if path is None:
@@ -79,8 +85,14 @@ def enable_compile_cache(
         return None
     if max_bytes >= 0:
         prune(path, max_bytes)
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", _MIN_COMPILE_SECONDS)
+    if jax is None:  # `import bellmax` stays free of JAX; JAX reads these when it is imported
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = str(path)
+        os.environ.setdefault(
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", str(_MIN_COMPILE_SECONDS)
+        )
+    else:
+        jax.config.update("jax_compilation_cache_dir", str(path))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", _MIN_COMPILE_SECONDS)
     return path
 
 

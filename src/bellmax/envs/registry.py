@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bellmax.core.errors import unknown_name
-from bellmax.envs.environment import Environment, EnvParams
+
+if TYPE_CHECKING:  # the registry itself loads without JAX (`bellmax envs`)
+    from bellmax.envs.environment import Environment, EnvParams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +68,8 @@ def registered() -> list[str]:
 def _check_env_id(env_id: Any, who: str) -> None:
     """Raise `TypeError` unless `env_id` is a string (an environment id)."""
     if not isinstance(env_id, str):
+        from bellmax.envs.environment import Environment
+
         hint = (
             " To use an environment object, call its reset/step directly."
             if isinstance(env_id, Environment)
