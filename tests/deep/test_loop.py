@@ -7,8 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bellmax.deep import ppo
-from bellmax.deep.loop import is_vmapped, scan_train, vector_env
+from bellmax.deep import a2c, dqn, ppo, reinforce
+from bellmax.deep.loop import (
+    check_traced_fields,
+    is_vmapped,
+    scan_train,
+    vector_env,
+    with_hyperparameters,
+)
 from bellmax.envs.vector import make_vector_env
 
 CONFIG = dataclasses.replace(ppo.Config(), total_timesteps=4 * 8 * 32)  # 4 updates
@@ -56,3 +62,52 @@ def test_host_environments_refuse_vmap():
     seen = []
     jax.vmap(lambda x: seen.append(is_vmapped(x)) or x)(jnp.zeros(2))
     assert seen == [True] and not is_vmapped(jnp.zeros(2))
+
+
+# ---------------------------------------------------------------------- hyperparameters as data
+
+
+def test_scan_train_puts_traced_hyperparameters_into_the_config():
+    venv = vector_env(CONFIG, "CartPole-v1")
+    seen = []
+
+    def init(key, config, v):
+        seen.append(config)
+        return {"lr": jnp.asarray(config.learning_rate, jnp.float32)}
+
+    def update(state, config, v):
+        return state, config.learning_rate * config.gamma
+
+    train = scan_train(CONFIG, venv, init, update)
+    lrs = jnp.array([1e-3, 2e-3, 4e-3])
+    _, out = jax.jit(jax.vmap(train))(
+        jax.random.split(jax.random.key(0), 3), {"learning_rate": lrs}
+    )
+    np.testing.assert_allclose(out, np.asarray(lrs)[:, None] * CONFIG.gamma * np.ones((3, 4)))
+    assert isinstance(seen[0].learning_rate, jax.core.Tracer)
+    assert seen[0].num_envs == CONFIG.num_envs  # the rest stays the Python config
+
+
+def test_with_hyperparameters_names_what_may_be_traced():
+    assert with_hyperparameters(CONFIG, None) is CONFIG
+    assert with_hyperparameters(CONFIG, {"clip_eps": 0.1}).clip_eps == 0.1  # concrete: checked
+    with pytest.raises(ValueError, match="clip_eps"):
+        with_hyperparameters(CONFIG, {"clip_eps": 1.5})
+    with pytest.raises(ValueError, match=r"'num_envs' is not a hyperparameter.*learning_rate"):
+        with_hyperparameters(CONFIG, {"num_envs": 4})
+    with pytest.raises(TypeError, match="dict"):
+        with_hyperparameters(CONFIG, [("learning_rate", 1e-3)])
+
+
+def test_configs_skip_value_checks_of_arrays_only():
+    # an array is data (checked when concrete); a field that shapes the program must not be one
+    cfg = ppo.Config(learning_rate=jnp.float32(-1.0), gamma=jnp.array(0.9))
+    assert check_traced_fields(cfg, "PPO Config")
+    assert not check_traced_fields(ppo.Config(), "PPO Config")
+    with pytest.raises(TypeError, match=r"PPO Config\.num_envs holds a JAX array.*clip_eps"):
+        ppo.Config(num_envs=jnp.array(4))
+    with pytest.raises(ValueError, match="gamma"):  # a concrete field is still checked
+        ppo.Config(learning_rate=jnp.float32(1e-3), gamma=2.0)
+    for module in (a2c, reinforce, dqn):
+        for name in module.Config.HYPERPARAMETERS:
+            module.Config(**{name: jnp.float32(0.5)})  # each may be an array

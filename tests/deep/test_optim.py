@@ -1,5 +1,6 @@
 """Optimisers and schedules: they minimise a quadratic, clip gradients, and reject bad input."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -55,3 +56,16 @@ def test_bad_optimizer_input_raises_clear_errors():
         linear_schedule(1.0, 0.0, 0)
     with pytest.raises(TypeError, match="transition_steps must be an int"):
         linear_schedule(1.0, 0.0, 2.5)
+
+
+def test_traced_learning_rate_and_momentum():
+    # hyperparameters as data: one jitted SGD step, vmapped over (lr, momentum) pairs,
+    # by hand: the first step with momentum is -lr * grad
+    def step(lr, mom):
+        tx = make_optimizer("sgd", lr, momentum=mom, max_grad_norm=jnp.float32(10.0))
+        params = jnp.array([1.0, 2.0])
+        updates, _ = tx.update(jnp.array([0.5, -1.0]), tx.init(params), params)
+        return updates
+
+    out = jax.jit(jax.vmap(step))(jnp.array([0.1, 0.2]), jnp.array([0.0, 0.9]))
+    np.testing.assert_allclose(out, [[-0.05, 0.1], [-0.1, 0.2]], rtol=1e-6)

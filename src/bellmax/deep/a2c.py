@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from bellmax.core.checks import check_bool, check_probability
-from bellmax.deep.loop import scan_train, vector_env
+from bellmax.deep.loop import check_fields, scan_train, vector_env
 from bellmax.deep.policy_gradient import (
     Metrics,
     OnPolicyRun,
@@ -78,6 +78,7 @@ class Config(OnPolicyRun):
     """A2C hyperparameters (defaults: tuned for bellmax CartPole-v1)."""
 
     algorithm: ClassVar[str] = ALGORITHM
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = (*OnPolicyRun.HYPERPARAMETERS, "gae_lambda")
 
     total_timesteps: int = 150_000
     num_envs: int = 16
@@ -90,7 +91,7 @@ class Config(OnPolicyRun):
 
     def __post_init__(self) -> None:
         check_config(self, OWNER)
-        check_probability(self.gae_lambda, "gae_lambda", owner=OWNER)
+        check_fields(self, ("gae_lambda",), check_probability, owner=OWNER)
         check_bool(self.shared_torso, "shared_torso", owner=OWNER)
 
 

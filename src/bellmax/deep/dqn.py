@@ -21,7 +21,7 @@ episodes that terminate do not.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +37,15 @@ from bellmax.core.checks import (
     check_probability,
 )
 from bellmax.core.types import Transition
-from bellmax.deep.loop import EpisodeMetrics, scan_train, scheduled_learning_rate, vector_env
+from bellmax.deep.loop import (
+    EpisodeMetrics,
+    check_fields,
+    check_traced_fields,
+    is_traced,
+    scan_train,
+    scheduled_learning_rate,
+    vector_env,
+)
 from bellmax.deep.networks import ACTIVATIONS, QNetwork, flatten_obs
 from bellmax.deep.optim import OPTIMIZERS, Schedule, linear_schedule, make_optimizer
 from bellmax.deep.replay import (
@@ -69,6 +77,17 @@ class Config:
     Huber loss, the Double DQN target, a linearly annealed learning rate, a [64, 64] network,
     and 8 environments stepped together (the zoo runs 1 environment with train_freq 256).
     """
+
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = (
+        "learning_rate",
+        "momentum",
+        "max_grad_norm",
+        "gamma",
+        "tau",
+        "start_epsilon",
+        "final_epsilon",
+    )
+    """The numeric fields that may be traced (`bellmax.deep.loop.with_hyperparameters`)."""
 
     total_timesteps: int = 50_000
     """Environment steps to train for (all envs together; rounded down to whole updates)."""
@@ -139,6 +158,7 @@ class Config:
         return self.exploration_fraction * self.total_timesteps
 
     def __post_init__(self) -> None:
+        check_traced_fields(self, OWNER)
         for name in (
             "total_timesteps",
             "num_envs",
@@ -150,12 +170,15 @@ class Config:
         ):
             check_int(getattr(self, name), name, owner=OWNER, low=1)
         check_int(self.learning_starts, "learning_starts", owner=OWNER, low=0)
-        for name in ("learning_rate", "max_grad_norm"):
-            check_number(getattr(self, name), name, owner=OWNER, low=0, low_open=True)
-        check_number(self.momentum, "momentum", owner=OWNER, low=0, high=1, high_open=True)
-        check_number(self.tau, "tau", owner=OWNER, low=0, high=1, low_open=True)
-        for name in ("gamma", "start_epsilon", "final_epsilon", "exploration_fraction"):
-            check_probability(getattr(self, name), name, owner=OWNER)
+        positive = {"low": 0, "low_open": True}
+        check_fields(
+            self, ("learning_rate", "max_grad_norm"), check_number, owner=OWNER, **positive
+        )
+        fraction = {"low": 0, "high": 1, "high_open": True}
+        check_fields(self, ("momentum",), check_number, owner=OWNER, **fraction)
+        check_fields(self, ("tau",), check_number, owner=OWNER, low=0, high=1, low_open=True)
+        probabilities = ("gamma", "start_epsilon", "final_epsilon", "exploration_fraction")
+        check_fields(self, probabilities, check_probability, owner=OWNER)
         check_choice(self.optimizer, "optimizer", OPTIMIZERS, owner=OWNER)
         check_choice(self.loss, "loss", LOSSES, owner=OWNER)
         for name in ("double_dqn", "anneal_lr"):
@@ -442,7 +465,7 @@ def update_target(target_params: Any, params: Any, step: jax.Array, config: Conf
     2016); in between it is unchanged.
     """
     refresh = step % config.target_update_interval == 0
-    if config.tau == 1.0:
+    if not is_traced(config.tau) and config.tau == 1.0:
         return jax.tree.map(lambda t, p: jnp.where(refresh, p, t), target_params, params)
     tau = config.tau
     return jax.tree.map(

@@ -8,10 +8,23 @@ construction); `scan_train(config, venv, init, update)` returns `train(key)`: `i
 `jax.jit(jax.vmap(train))(keys)` one run per seed (for JAX environments; a Gymnasium id steps
 on the host and `train` refuses to be vmapped). `scheduled_learning_rate(lr, opt_state)` is the
 step size an optax optimiser's next update takes (for the algorithms' `learning_rate` metric).
+
+Hyperparameters as data: each Config names in `HYPERPARAMETERS` the numeric fields that may
+hold traced values (learning rate, discount, loss weights, ...); `train(key, hyperparameters)`
+puts `{field: value}` into the config inside the trace (`with_hyperparameters`), so
+
+    train = make_train(Config(), "CartPole-v1")
+    jax.jit(jax.vmap(train))(keys, {"learning_rate": jnp.array([1e-3, 3e-3])})
+
+trains one run per (key, learning rate) pair in ONE compiled program. The other fields
+(network sizes, num_envs, batch sizes, run length, flags, names) shape the program and stay
+Python values; a config holding a traced value skips its `__post_init__` value checks
+(`check_traced_fields`), which run when its values are concrete.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +35,17 @@ from flax import struct
 
 from bellmax.envs.vector import VectorEnv, make_vector_env
 
-__all__ = ["EpisodeMetrics", "is_vmapped", "scan_train", "scheduled_learning_rate", "vector_env"]
+__all__ = [
+    "EpisodeMetrics",
+    "check_fields",
+    "check_traced_fields",
+    "is_traced",
+    "is_vmapped",
+    "scan_train",
+    "scheduled_learning_rate",
+    "vector_env",
+    "with_hyperparameters",
+]
 
 
 @struct.dataclass
@@ -70,6 +93,77 @@ def is_vmapped(x: Any) -> bool:
     return type(x).__name__ == "BatchTracer"
 
 
+def is_traced(x: Any) -> bool:
+    """Whether `x` is a JAX array or tracer (a hyperparameter given as data), not a Python value."""
+    return isinstance(x, (jax.Array, jax.core.Tracer))
+
+
+def _traceable(config: Any) -> tuple[str, ...]:
+    return tuple(getattr(type(config), "HYPERPARAMETERS", ()))
+
+
+def check_traced_fields(config: Any, owner: str) -> bool:
+    """Whether `config` holds hyperparameters as data (JAX arrays or tracers); raise if such a
+    field is not one of `type(config).HYPERPARAMETERS`.
+
+    A config's `__post_init__` calls it first and checks its fields' values only when it
+    returns False (a traced value has none to check; `with_hyperparameters` builds such configs
+    from a checked one).
+
+    Raises:
+      TypeError: a field that shapes the compiled program (a size, a count, a flag) holds an
+        array; the message lists the fields that may.
+    """
+    data = [f.name for f in dataclasses.fields(config) if is_traced(getattr(config, f.name))]
+    bad = [name for name in data if name not in _traceable(config)]
+    if bad:
+        raise TypeError(
+            f"{owner}.{bad[0]} holds a JAX array, but it shapes the compiled program and must "
+            f"be a Python value; only {', '.join(_traceable(config))} may be arrays (traced, "
+            "e.g. vmapped over configurations). Give a separate Config per value of it."
+        )
+    return bool(data)
+
+
+def check_fields(
+    config: Any, names: tuple[str, ...], check: Callable[..., Any], *, owner: str, **kwargs: Any
+) -> None:
+    """`check(value, name, owner=owner, **kwargs)` for each named field of `config` whose value
+    is concrete (a traced hyperparameter has no value to check yet)."""
+    for name in names:
+        value = getattr(config, name)
+        if not is_traced(value):
+            check(value, name, owner=owner, **kwargs)
+
+
+def with_hyperparameters(config: Any, hyperparameters: dict[str, Any] | None) -> Any:
+    """`config` with the numeric fields in `hyperparameters` replaced by their (traced) values.
+
+    Args:
+      config: an algorithm's Config.
+      hyperparameters: `{field: scalar value}` (None or empty: `config` itself), each field one
+        of `type(config).HYPERPARAMETERS`; the values may be tracers (under `jit`/`vmap`).
+
+    Raises:
+      TypeError: `hyperparameters` is not a dict; ValueError: a field that is not a
+        hyperparameter of this Config (the message lists those that are).
+    """
+    if not hyperparameters:
+        return config
+    if not isinstance(hyperparameters, dict):
+        raise TypeError(
+            f"hyperparameters must be a dict {{field: value}}, got {type(hyperparameters).__name__}."
+        )
+    unknown = sorted(set(hyperparameters) - set(_traceable(config)))
+    if unknown:
+        raise ValueError(
+            f"{unknown[0]!r} is not a hyperparameter of {type(config).__module__}.Config that can "
+            f"be traced; those are: {', '.join(_traceable(config))}. Fields that shape the "
+            "program (sizes, counts, flags) need a separate Config per value."
+        )
+    return dataclasses.replace(config, **hyperparameters)
+
+
 def vector_env(config: Any, env: Any, env_params: Any = None) -> VectorEnv:
     """The vector environment for `config`, which `config.validate(venv)` checks it against.
 
@@ -101,22 +195,24 @@ def scan_train(
     init_fn: Callable[[jax.Array, Any, VectorEnv], Any],
     update_fn: Callable[[Any, Any, VectorEnv], tuple[Any, Any]],
 ) -> Callable[[jax.Array], tuple[Any, Any]]:
-    """`train(key) -> (state, metrics stacked over num_updates)`: `init_fn(key, config, venv)`
-    then `config.num_updates` of `update_fn(state, config, venv)` in one `lax.scan`.
+    """`train(key, hyperparameters=None) -> (state, metrics stacked over num_updates)`:
+    `init_fn(key, config, venv)` then `config.num_updates` of `update_fn(state, config, venv)`
+    in one `lax.scan`, with `config` = `with_hyperparameters(config, hyperparameters)`.
 
     The function carries the environment as `train.venv`. For host (Gymnasium) environments it
     refuses to be `vmap`ped, with a message that says what to do instead.
     """
 
-    def train(key: jax.Array):
+    def train(key: jax.Array, hyperparameters: dict[str, Any] | None = None):
         if venv.is_host and is_vmapped(key):
             raise ValueError(
                 f"{venv.env_id!r} steps on the host (Gymnasium) and cannot be vmapped over "
                 "seeds; run the seeds one after another, or use a bellmax/gymnax env id."
             )
-        state = init_fn(key, config, venv)
+        cfg = with_hyperparameters(config, hyperparameters)
+        state = init_fn(key, cfg, venv)
         return jax.lax.scan(
-            lambda s, _: update_fn(s, config, venv), state, None, length=config.num_updates
+            lambda s, _: update_fn(s, cfg, venv), state, None, length=config.num_updates
         )
 
     train.venv = venv  # type: ignore[attr-defined]

@@ -63,7 +63,7 @@ def make_optimizer(
       name: `"adam"` or `"sgd"` (SGD with momentum).
       learning_rate: a step size > 0 or an optax schedule `step -> step size`.
       max_grad_norm: clip gradients to this global norm first; `None` for no clipping.
-      momentum: SGD's momentum in [0, 1) (ignored by Adam).
+      momentum: SGD's momentum in [0, 1) (ignored by Adam); traced values are not checked.
       eps: Adam's epsilon (ignored by SGD).
 
     Returns:
@@ -75,12 +75,14 @@ def make_optimizer(
         _check_positive("learning_rate", learning_rate)
     if max_grad_norm is not None:
         _check_positive("max_grad_norm", max_grad_norm)
-    check_number(momentum, "momentum", low=0, high=1, high_open=True)
+    traced = isinstance(momentum, jax.core.Tracer)
+    if not traced:
+        check_number(momentum, "momentum", low=0, high=1, high_open=True)
     _check_positive("eps", eps)
     if name == "adam":
         tx = optax.adam(learning_rate, eps=eps)
     else:
-        tx = optax.sgd(learning_rate, momentum=momentum or None)
+        tx = optax.sgd(learning_rate, momentum=momentum if traced else (momentum or None))
     if max_grad_norm is None:
         return tx
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), tx)

@@ -36,7 +36,12 @@ from bellmax.core.checks import (
 )
 from bellmax.core.returns import Advantages, gae
 from bellmax.deep.distributions import action_space_kind, clip_to_space
-from bellmax.deep.loop import EpisodeMetrics, scheduled_learning_rate
+from bellmax.deep.loop import (
+    EpisodeMetrics,
+    check_fields,
+    check_traced_fields,
+    scheduled_learning_rate,
+)
 from bellmax.deep.networks import ACTIVATIONS, ActorCritic, flatten_obs
 from bellmax.deep.optim import OPTIMIZERS, Schedule, linear_schedule, make_optimizer
 from bellmax.deep.rollout import Rollout, TrainState, collect_rollout
@@ -105,6 +110,15 @@ class OnPolicyRun:
 
     algorithm: ClassVar[str] = "on-policy"
     """The algorithm's name in messages (each Config sets its own)."""
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = (
+        "learning_rate",
+        "momentum",
+        "gamma",
+        "ent_coef",
+        "vf_coef",
+        "max_grad_norm",
+    )
+    """The numeric fields that may be traced (`bellmax.deep.loop.with_hyperparameters`)."""
 
     def validate(self, venv: VectorEnv | None = None) -> None:
         """Check the run before training (the fields were checked on construction): one
@@ -150,18 +164,21 @@ def check_config(config: Any, owner: str) -> None:
       config: the config (its run length, optimiser, loss weights and network fields).
       owner: the name errors give it, e.g. `"A2C Config"`.
 
+    Fields holding traced hyperparameters (`config.HYPERPARAMETERS`) are not checked.
+
     Raises:
-      TypeError: a field of the wrong type; ValueError: a wrong value (messages name
-        `owner.field`, the value and what is allowed).
+      TypeError: a field of the wrong type, or a traced one that shapes the program;
+        ValueError: a wrong value (messages name `owner.field`, the value and what is allowed).
     """
+    check_traced_fields(config, owner)
     for name in ("total_timesteps", "num_envs", "num_steps"):
         check_int(getattr(config, name), name, owner=owner, low=1)
-    for name in ("learning_rate", "max_grad_norm"):
-        check_number(getattr(config, name), name, owner=owner, low=0, low_open=True)
-    check_probability(config.gamma, "gamma", owner=owner)
-    for name in ("ent_coef", "vf_coef"):
-        check_number(getattr(config, name), name, owner=owner, low=0)
-    check_number(config.momentum, "momentum", owner=owner, low=0, high=1, high_open=True)
+    positive = {"low": 0, "low_open": True}
+    check_fields(config, ("learning_rate", "max_grad_norm"), check_number, owner=owner, **positive)
+    check_fields(config, ("gamma",), check_probability, owner=owner)
+    check_fields(config, ("ent_coef", "vf_coef"), check_number, owner=owner, low=0)
+    fraction = {"low": 0, "high": 1, "high_open": True}
+    check_fields(config, ("momentum",), check_number, owner=owner, **fraction)
     check_number(config.log_std_init, "log_std_init", owner=owner)
     for name in ("anneal_lr", "normalize_advantages"):
         check_bool(getattr(config, name), name, owner=owner)

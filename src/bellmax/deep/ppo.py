@@ -29,7 +29,13 @@ import optax
 from flax import struct
 
 from bellmax.core.checks import check_bool, check_int, check_number, check_probability
-from bellmax.deep.loop import EpisodeMetrics, scan_train, scheduled_learning_rate, vector_env
+from bellmax.deep.loop import (
+    EpisodeMetrics,
+    check_fields,
+    scan_train,
+    scheduled_learning_rate,
+    vector_env,
+)
 from bellmax.deep.networks import ActorCritic, flatten_obs
 from bellmax.deep.optim import Schedule, linear_schedule, make_optimizer
 from bellmax.deep.policy_gradient import (
@@ -73,6 +79,11 @@ class Config(OnPolicyRun):
     """PPO hyperparameters (defaults: rl-zoo's CartPole-v1 settings)."""
 
     algorithm: ClassVar[str] = ALGORITHM
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = (
+        *OnPolicyRun.HYPERPARAMETERS,
+        "gae_lambda",
+        "clip_eps",
+    )
 
     num_steps: int = 32
     """Steps per environment in each rollout (rollout size = num_envs * num_steps)."""
@@ -102,10 +113,9 @@ class Config(OnPolicyRun):
         check_config(self, OWNER)
         for name in ("num_epochs", "minibatch_size"):
             check_int(getattr(self, name), name, owner=OWNER, low=1)
-        check_probability(self.gae_lambda, "gae_lambda", owner=OWNER)
-        check_number(
-            self.clip_eps, "clip_eps", owner=OWNER, low=0, high=1, low_open=True, high_open=True
-        )
+        check_fields(self, ("gae_lambda",), check_probability, owner=OWNER)
+        open_unit = {"low": 0, "high": 1, "low_open": True, "high_open": True}
+        check_fields(self, ("clip_eps",), check_number, owner=OWNER, **open_unit)
         for name in ("anneal_clip", "clip_value", "shared_torso"):
             check_bool(getattr(self, name), name, owner=OWNER)
         if self.minibatch_size > self.steps_per_update:
