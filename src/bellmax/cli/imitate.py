@@ -1,0 +1,359 @@
+"""`bellmax imitate {bc,dagger,dart}`: learn a policy from an expert's labels.
+
+    bellmax imitate dagger --env gymnasium:CartPole-v1 --expert lqr --labels 500 --json
+    bellmax imitate bc --env gymnasium:CartPole-v1 --expert lqr --labels 500 --out runs/bc
+    bellmax imitate dart --env CartPoleSwingUp-v0 --expert mpc --noise 0.3 --labels 5000
+    bellmax imitate dagger --env TicTacToe-v0 --expert perfect --labels 3000
+    bellmax imitate dagger --env gymnasium:CartPole-v1 --expert mypkg.experts:push
+
+Experts (`--expert`): `lqr`, `mpc` (bellmax.control on the env's model, or on one identified
+from `--sysid-steps N` random transitions), `checkpoint:DIR` (a trained bellmax policy),
+`perfect` (tic-tac-toe's solver; TicTacToe-v0 is played against a uniformly random
+opponent, the learner taking X and O in turn), `human` (you, at the terminal; discrete
+actions), `module:function` (your own `obs -> action`). With `--out DIR` the command writes
+`DIR/policy.msgpack` (load it with `bellmax.load_policy`; `bellmax evaluate
+DIR/policy.msgpack`), `DIR/dataset.npz` (every label, written as it is gathered),
+`DIR/imitation.json` and `DIR/return_vs_labels.png`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import tyro
+
+from bellmax.core.checks import check_int
+from bellmax.core.errors import unknown_name
+
+__all__ = ["EXPERTS", "ImitateArgs", "make_expert", "run_imitate"]
+
+#: The built-in expert kinds (besides checkpoint:DIR and module:function).
+EXPERTS = ("lqr", "mpc", "perfect", "human")
+#: Largest --labels.
+MAX_LABELS = 10_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class ImitateArgs:
+    """Learn a policy from an expert: behaviour cloning, DAgger or DART (noise-injected
+    demonstrations), optionally with the three-cameras perturbed copies.
+
+    Prints each round's labels so far and greedy return; `--json` prints one object with
+    final_eval_return, labels_used, rounds, seconds and the per-round curve.
+    """
+
+    algorithm: tyro.conf.Positional[Literal["bc", "dagger", "dart"]]
+    """bc (the expert demonstrates), dagger (the learner acts, the expert labels), or dart
+    (the expert acts with --noise injected, its clean action the label)."""
+    env: str = "gymnasium:CartPole-v1"
+    """Environment: a bellmax or Gymnasium id (module:EnvName-v0 too)."""
+    expert: str = "lqr"
+    """lqr, mpc, checkpoint:DIR, perfect (TicTacToe-v0), human, or module:function."""
+    labels: int = 500
+    """Label budget: expert-labelled observations at most."""
+    rounds: int = 10
+    """Rounds at most (collect, label, refit, evaluate)."""
+    labels_per_round: int = 50
+    """Labels per round (an MPC expert labels every step it shadows)."""
+    steps_per_round: int = 500
+    """Environment steps rolled out per round."""
+    beta_decay: float = 0.0
+    """dagger: the expert acts with probability beta_decay**round (round 0 always)."""
+    noise: float = 0.2
+    """dart: injected noise (std in half action ranges; discrete: random-action probability)."""
+    cameras: int = 0
+    """Three cameras: perturbed copies of every labelled state, labelled by the expert."""
+    camera_noise: float = 0.1
+    """Std of the three-cameras perturbation (observation units)."""
+    target_return: float | None = None
+    """Stop once the greedy evaluation reaches this return."""
+    eval_episodes: int = 5
+    """Greedy evaluation episodes per round."""
+    eval_expert: bool = False
+    """Also measure the expert's own return (not counted as labels)."""
+    sysid_steps: int | None = None
+    """lqr/mpc: identify the model from this many random transitions first."""
+    horizon: int | None = None
+    """mpc: planning horizon (default as `bellmax control`)."""
+    mpc_iterations: int = 3
+    """mpc: iLQR iterations per step."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """The learner's hidden layer widths."""
+    fit_steps: int = 400
+    """Gradient steps per round."""
+    seed: int = 0
+    """Seed of the learner, rollouts and evaluations."""
+    out: str | None = None
+    """Write policy.msgpack, dataset.npz, imitation.json and a plot here."""
+    json: bool = False
+    """Print one JSON object."""
+
+
+def _control_expert(kind: str, env_id: str, action_space: Any, args: ImitateArgs) -> Any:
+    """An LQR or MPC expert on the env's model (true parameters, or identified)."""
+    from bellmax.cli.control import _default_fix, _model_for, _problem_for
+    from bellmax.envs import registry
+    from bellmax.imitation.experts import lqr_expert, mpc_expert
+
+    model = _model_for(env_id, None)
+    if args.sysid_steps is not None:
+        from bellmax.models.data import collect_transitions
+        from bellmax.models.sysid import SysIdConfig, identify
+
+        data = collect_transitions(env_id, args.sysid_steps, seed=args.seed)
+        fit = identify(
+            model, data, fix=_default_fix(model.name), config=SysIdConfig(seed=args.seed)
+        )
+        base = registry.make(env_id)[1] if registry.is_registered(env_id) else None
+        params = model.env_params(fit.params, base=base)
+    elif registry.is_registered(env_id):
+        params = registry.make(env_id)[1]
+    else:
+        params = model.env_params(model.nominal_params)
+    problem, _ = _problem_for(env_id, model.name, params, args.horizon)
+    if kind == "lqr":
+        return lqr_expert(problem, action_space, params=params, observe=model.state_from_obs)
+    return mpc_expert(
+        problem,
+        action_space,
+        params=params,
+        observe=model.state_from_obs,
+        iterations=args.mpc_iterations,
+    )
+
+
+def make_expert(spec: str, env_id: str, action_space: Any, args: ImitateArgs) -> Any:
+    """The expert named by `--expert` (see the module docstring).
+
+    Raises:
+      UnknownNameError: an unknown kind (the message lists them).
+      ValueError: a bad `module:function` or `checkpoint:DIR`.
+    """
+    from bellmax.imitation import experts
+
+    spec = str(spec).strip()
+    if spec in ("lqr", "mpc"):
+        return _control_expert(spec, env_id, action_space, args)
+    if spec == "perfect":
+        if not _is_tictactoe(env_id):
+            raise ValueError(
+                f"--expert perfect is tic-tac-toe's solver: use it with --env TicTacToe-v0, "
+                f"not {env_id!r}."
+            )
+        return experts.perfect_expert()
+    if spec == "human":
+        from bellmax.imitation.human import human_expert
+
+        if args.out is None:
+            raise ValueError(
+                "--expert human needs --out DIR: every label you give is saved there "
+                "(DIR/human_labels.npz) the moment you give it."
+            )
+        return human_expert(
+            action_space, env_id=env_id, save_to=Path(args.out) / "human_labels.npz"
+        )
+    if spec.startswith("checkpoint:"):
+        return experts.policy_expert(spec.partition(":")[2])
+    if ":" in spec:
+        return experts.import_expert(spec)
+    raise unknown_name(
+        "expert",
+        spec,
+        EXPERTS,
+        hint="Experts: lqr, mpc, perfect, human, checkpoint:DIR, module:function.",
+    )
+
+
+def _is_tictactoe(env_id: str) -> bool:
+    return env_id.rpartition(":")[2] == "TicTacToe-v0"
+
+
+def _check_args(args: ImitateArgs) -> None:
+    from bellmax.cli.control import _check_env, _check_seed
+
+    if isinstance(args.labels, int) and args.labels < 1:
+        raise ValueError(
+            f"--labels {args.labels}: the label budget must be at least 1 (imitation learns "
+            "from the expert's labels); give e.g. --labels 500."
+        )
+    check_int(args.labels, "--labels", low=1, high=MAX_LABELS)
+    check_int(args.rounds, "--rounds", low=1, high=MAX_LABELS)
+    check_int(args.mpc_iterations, "--mpc-iterations", low=1, high=10_000)
+    if args.sysid_steps is not None:
+        check_int(args.sysid_steps, "--sysid-steps", low=10, high=MAX_LABELS)
+    _check_seed(args.seed)
+    _check_env(args.env)
+    if args.out is not None:
+        from bellmax.core.io import check_output_path
+
+        check_output_path(args.out, kind="dir")
+
+
+def _config(args: ImitateArgs) -> Any:
+    from bellmax.imitation.bc import BCConfig
+    from bellmax.imitation.loop import ImitationConfig
+
+    return ImitationConfig(
+        algorithm=args.algorithm,
+        labels=args.labels,
+        rounds=args.rounds,
+        labels_per_round=args.labels_per_round,
+        steps_per_round=args.steps_per_round,
+        beta_decay=args.beta_decay,
+        noise=args.noise,
+        cameras=args.cameras,
+        camera_noise=args.camera_noise,
+        eval_episodes=args.eval_episodes,
+        target_return=args.target_return,
+        bc=BCConfig(hidden_sizes=args.hidden_sizes, steps=args.fit_steps),
+    )
+
+
+def _env_makers(env_id: str, config: Any) -> dict[str, Any]:
+    """`make_env`/`evaluate_fn` for `imitate`: tic-tac-toe is played against a random
+    opponent and scored by the exhaustive worst outcome (1 win, 0 draw, -1 loss)."""
+    if not _is_tictactoe(env_id):
+        return {}
+    from bellmax.envs import spaces
+    from bellmax.imitation import bc
+    from bellmax.imitation.games import make_tictactoe_env, worst_outcome
+
+    obs_space, act_space = spaces.Box(-1.0, 1.0, (9,)), spaces.Discrete(9)
+
+    def score(params: Any) -> float:
+        return float(worst_outcome(lambda o: bc.act(params, o, config.bc, obs_space, act_space)))
+
+    return {"make_env": make_tictactoe_env, "evaluate_fn": score}
+
+
+def plot_curves(curves: dict[str, list[tuple[int, float]]], *, expert: float | None = None):
+    """A Matplotlib figure of return against labels, one line per algorithm."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for name, points in curves.items():
+        xs, ys = zip(*points, strict=True) if points else ((), ())
+        ax.plot(xs, ys, marker="o", label=name)
+    if expert is not None:
+        ax.axhline(expert, color="k", ls="--", lw=1, label="expert")
+    ax.set_xlabel("expert labels")
+    ax.set_ylabel("greedy return")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def run_imitate(args: ImitateArgs) -> int:
+    """`bellmax imitate`."""
+    from bellmax.imitation.bc import write_policy
+    from bellmax.imitation.experts import ExpertError
+    from bellmax.imitation.loop import expert_return, imitate, make_rollout_env
+
+    _check_args(args)
+    config = _config(args)
+    if _is_tictactoe(args.env) and config.target_return is None:
+        config = dataclasses.replace(config, target_return=0.0)  # stop once it never loses
+    makers = _env_makers(args.env, config)
+    maker = makers.get("make_env")
+    probe = maker(num_envs=1, seed=0) if maker else make_rollout_env(args.env)
+    action_space = probe.action_space
+    probe.close()
+    expert = make_expert(args.expert, args.env, action_space, args)
+    out = Path(args.out) if args.out is not None else None
+    data_path = None if out is None else out / "dataset.npz"
+    meta = {"env": args.env, "expert": args.expert, "algorithm": args.algorithm}
+
+    def progress(rec: Any) -> None:
+        if not args.json:
+            print(f"round {rec.round}: {rec.labels} labels, greedy return {rec.eval_return:.1f}")
+            sys.stdout.flush()
+
+    try:
+        res = imitate(
+            args.env,
+            expert,
+            config,
+            seed=args.seed,
+            dataset_path=data_path,
+            on_round=progress,
+            meta=meta,
+            **makers,
+        )
+    except ExpertError as e:
+        where = f" ({len_saved(data_path)} labels saved in {data_path})" if data_path else ""
+        raise ExpertError(f"{e}{where}") from None
+    exp_ret = None
+    if args.eval_expert:
+        exp_ret = expert_return(
+            args.env, expert, episodes=args.eval_episodes, seed=args.seed, make_env=maker
+        )
+    summary = {
+        "algorithm": args.algorithm,
+        "env": args.env,
+        "expert": args.expert,
+        "final_eval_return": res.final_eval_return,
+        "labels_used": res.labels_used,
+        "rounds": len(res.rounds),
+        "seconds": round(res.seconds, 3),
+        "per_round": [
+            {"round": r.round, "labels": r.labels, "return": r.eval_return} for r in res.rounds
+        ],
+    }
+    if exp_ret is not None:
+        summary["expert_return"] = exp_ret
+    if out is not None:
+        from bellmax.train.io import atomic_savefig, atomic_write_json
+
+        run = {
+            "env": args.env,
+            "num_envs": args.eval_episodes,
+            "updates_done": len(res.rounds),
+            "labels_used": res.labels_used,
+            "expert": args.expert,
+            "eval_return_per_seed": [res.final_eval_return],
+        }
+        write_policy(
+            out / "policy.msgpack",
+            res.params,
+            config.bc,
+            res.observation_space,
+            res.action_space,
+            algorithm=args.algorithm,
+            seed=args.seed,
+            run=run,
+        )
+        atomic_write_json(out / "imitation.json", summary)
+        points = [(r.labels, r.eval_return) for r in res.rounds]
+        atomic_savefig(
+            plot_curves({args.algorithm: points}, expert=exp_ret), out / "return_vs_labels.png"
+        )
+        summary["out"] = str(out)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        line = f"{args.algorithm} on {args.env} with the {args.expert} expert: greedy return "
+        line += f"{res.final_eval_return:.1f} after {res.labels_used} labels, {len(res.rounds)} "
+        line += f"rounds, {res.seconds:.1f} s"
+        print(line)
+        if exp_ret is not None:
+            print(f"expert's own return: {exp_ret:.1f}")
+        if out is not None:
+            print(f"wrote {out}/policy.msgpack, dataset.npz, imitation.json, return_vs_labels.png")
+    return 0
+
+
+def len_saved(path: Path | None) -> int:
+    """Labels in the dataset file at `path` (0 if there is none)."""
+    from bellmax.imitation.dataset import DatasetFileError, load_dataset
+
+    if path is None or not Path(path).exists():
+        return 0
+    try:
+        return len(load_dataset(path)[0])
+    except DatasetFileError:
+        return 0

@@ -1,0 +1,75 @@
+"""`bellmax imitate`: JSON output, the files it writes (a policy `bellmax evaluate` loads),
+and clear errors for bad input before any work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bellmax import load_policy
+from bellmax.cli.main import main
+from bellmax.core.errors import UnknownNameError
+
+
+def _json(capsys, *argv: str) -> dict:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 1, captured.out
+    return json.loads(lines[0])
+
+
+def test_dagger_json_and_the_run_directory(capsys, tmp_path):
+    out = _json(
+        capsys,
+        "imitate", "dagger", "--env", "gymnasium:CartPole-v1", "--expert", "lqr",
+        "--labels", "100", "--rounds", "2", "--eval-expert", "--eval-episodes", "2",
+        "--out", str(tmp_path / "run"), "--json",
+    )  # fmt: skip
+    assert out["labels_used"] == 100 and out["rounds"] == 2
+    assert [r["labels"] for r in out["per_round"]] == [50, 100]
+    assert out["final_eval_return"] == out["per_round"][-1]["return"]
+    assert out["expert_return"] == 500.0  # LQR balances Gymnasium's cart-pole to the limit
+    assert out["seconds"] > 0
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} == {
+        "policy.msgpack", "dataset.npz", "imitation.json", "return_vs_labels.png"
+    }  # fmt: skip
+    policy = load_policy(run)
+    assert policy.algorithm == "dagger" and policy.predict([0.0, 0.0, 0.1, 0.0]).shape == ()
+    ev = _json(capsys, "evaluate", str(run / "policy.msgpack"), "--episodes", "2", "--json")
+    assert ev["mean_return"] == pytest.approx(out["final_eval_return"], abs=500)
+
+
+@pytest.mark.parametrize(
+    ("argv", "error", "match"),
+    [
+        (["--expert", "oracle"], UnknownNameError, "unknown expert 'oracle'"),
+        (["--labels", "0"], ValueError, r"--labels 0: the label budget must be at least 1"),
+        (["--expert", "perfect"], ValueError, "use it with --env TicTacToe-v0"),
+        (["--expert", "human"], ValueError, "--expert human needs --out DIR"),
+        (["--expert", "no_such_mod:f"], ValueError, "cannot import module 'no_such_mod'"),
+        (["--env", "NoSuchEnv-v0"], UnknownNameError, "unknown environment id 'NoSuchEnv-v0'"),
+    ],
+)
+def test_bad_input_is_refused_before_any_work(argv, error, match):
+    with pytest.raises(error, match=match):
+        from bellmax.cli.imitate import ImitateArgs, run_imitate
+
+        run_imitate(ImitateArgs("dagger", **_fields(argv)))
+
+
+def _fields(argv: list[str]) -> dict:
+    out = {}
+    for flag, value in zip(argv[::2], argv[1::2], strict=True):
+        name = flag[2:].replace("-", "_")
+        out[name] = int(value) if name == "labels" else value
+    return out
+
+
+def test_the_command_line_refuses_an_unknown_algorithm(capsys):
+    code = main(["imitate", "gail", "--env", "gymnasium:CartPole-v1"])
+    assert code == 2
+    assert "gail" in capsys.readouterr().err
