@@ -1,0 +1,164 @@
+"""`bellmax sweep`: train many configurations x seeds, as few compiled programs as possible.
+
+    bellmax sweep ppo --env CartPole-v1 --grid learning_rate=3e-4,1e-3,3e-3,1e-2 --seeds 2
+    bellmax sweep ppo --random 16 --space learning_rate=loguniform(1e-4,1e-2) --seeds 2 --json
+    bellmax sweep a2c --grid gamma=0.95,0.99 --grid hidden_sizes=64x64,32x32 --out runs/sweep
+    bellmax sweep dqn --grid learning_rate=1e-3,3e-3 --set num_envs=4 --set batch_size=128
+    bellmax sweep ppo --grid clip_eps=0.1,0.2,0.3 --backend ray --scheduler asha
+    bellmax sweep ppo --grid ent_coef=0,0.01 --backend ray --address HEAD_IP:6379
+
+Numeric hyperparameters (each Config's `HYPERPARAMETERS`: learning rate, discount, loss
+weights, ...) are vmapped: their configurations and seeds train as one compiled program.
+Other fields (network sizes, num_envs, batch sizes) split the sweep into program groups.
+`--backend ray` runs one Ray Tune trial per group (`pip install 'bellmax[ray]'`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Annotated, Literal
+
+import tyro
+from tyro.conf import Positional
+
+__all__ = ["SweepArgs", "run_sweep"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepArgs:
+    """Sweep hyperparameters of a deep RL algorithm: every configuration of --grid (and
+    --random draws from --space) with every seed, one compiled program per group of
+    configurations that differ only in numeric hyperparameters. Prints a table of the trials
+    (--json: one object with `trials` and `best`); --out DIR also gets results.csv,
+    results.json and a plot of return against each swept field, and each group's checkpoint
+    (the same command resumes an interrupted sweep)."""
+
+    algo: Annotated[
+        Positional[Literal["ppo", "a2c", "reinforce", "dqn"]], tyro.conf.arg(metavar="ALGO")
+    ]
+    """The algorithm: ppo, a2c, reinforce or dqn."""
+    env: str = "CartPole-v1"
+    """A bellmax or gymnax env id (trials are vmapped, so no Gymnasium ids)."""
+    grid: tuple[str, ...] = ()
+    """FIELD=V1,V2,... (repeatable): the values of a Config field; the sweep trains the product."""
+    random: int = 0
+    """Draw this many configurations from the --space distributions (crossed with --grid)."""
+    space: tuple[str, ...] = ()
+    """FIELD=loguniform(LOW,HIGH) or FIELD=uniform(LOW,HIGH) (repeatable), for --random."""
+    set: tuple[str, ...] = ()
+    """FIELD=VALUE (repeatable): a Config field fixed for every trial (e.g. num_envs=16)."""
+    seeds: int = 1
+    """Seeds per configuration (seed, seed+1, ...)."""
+    seed: int = 0
+    """The first seed (also seeds the --random draws)."""
+    total_steps: int | None = None
+    """Environment steps per trial (default: the algorithm's Config default)."""
+    chunks: int = 10
+    """About how many chunks each group's run is split into (checkpoints, ASHA rungs)."""
+    eval_episodes: int = 10
+    """Final evaluation episodes per trial."""
+    backend: Literal["local", "ray"] = "local"
+    """local: groups one after another in this process; ray: one Ray Tune trial per group."""
+    address: str | None = None
+    """With --backend ray: the Ray cluster to join (ray start --head prints it); default a
+    local Ray instance."""
+    scheduler: Literal["none", "asha"] = "none"
+    """With --backend ray: asha stops weak groups early (Ray Tune's ASHA, at chunk ends)."""
+    reuse_actors: bool = False
+    """With --backend ray: reuse Ray Tune's worker processes between groups."""
+    out: str | None = None
+    """Directory for results.csv, results.json, plots and the groups' checkpoints."""
+    json: bool = False
+    """Print one JSON object."""
+
+
+def run_sweep(args: SweepArgs) -> int | None:
+    """Run `bellmax sweep` (see `SweepArgs`)."""
+    from bellmax.core.checks import check_int
+    from bellmax.core.io import check_output_path
+    from bellmax.deep import get_algorithm
+    from bellmax.train.sweep import parse_grid, parse_space, sweep
+
+    check_int(args.seeds, "--seeds", low=1)
+    check_int(args.random, "--random", low=0)
+    if args.out is not None:
+        check_output_path(args.out, kind="dir", option="--out")
+    algo = get_algorithm(args.algo)
+    grid: dict = {}
+    for item in args.grid:
+        name, values = parse_grid(item, algo.Config)
+        if name in grid:
+            raise ValueError(f"--grid names {name} twice; give all its values in one --grid.")
+        grid[name] = values
+    space = [parse_space(item, algo.Config) for item in args.space]
+    if not grid and not space:
+        raise ValueError(
+            "nothing to sweep: give --grid FIELD=V1,V2,... and/or --random N with --space "
+            "FIELD=loguniform(LOW,HIGH)."
+        )
+    fixed: dict = {}
+    for item in args.set:
+        name, values = parse_grid(item, algo.Config)
+        if len(values) != 1 or name in fixed or name in grid:
+            raise ValueError(
+                f"--set {item!r}: give one value per field, and a field in --set or --grid, "
+                "not both (--grid sweeps several values)."
+            )
+        fixed[name] = values[0]
+    if args.total_steps is not None:
+        fixed["total_timesteps"] = args.total_steps
+    base = algo.Config(**fixed)
+    result = sweep(
+        args.algo,
+        args.env,
+        grid=grid,
+        space=space,
+        num_random=args.random,
+        seeds=range(args.seed, args.seed + args.seeds),
+        base=base,
+        chunks=args.chunks,
+        eval_episodes=args.eval_episodes,
+        backend=args.backend,
+        address=args.address,
+        scheduler=args.scheduler,
+        out_dir=args.out,
+        sample_seed=args.seed,
+        ray_options={"reuse_actors": True} if args.reuse_actors else None,
+    )
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(_table(summary))
+    return 0
+
+
+def _table(summary: dict) -> str:
+    swept = summary["swept"]
+    head = ["trial", "group", *swept, "seed", "return", "env_steps", "restarted"]
+    rows = []
+    for t in summary["trials"]:
+        ret = t["final_eval_return"]
+        rows.append(
+            [str(t["index"]), str(t["group"])]
+            + [_fmt(t["config"].get(k)) for k in swept]
+            + [str(t["seed"]), "-" if ret is None else f"{ret:.1f}", str(t["env_steps"])]
+            + ["yes" if t["restarted"] else "no"]
+        )
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *rows]]
+    best = summary["best"]
+    if best is not None:
+        cfg = " ".join(f"{k}={_fmt(v)}" for k, v in best["config"].items())
+        lines.append(f"best: {cfg}: mean final return {best['mean_final_eval_return']:.1f}")
+    programs, groups = summary["programs"], len(summary["groups"])
+    lines.append(f"{len(rows)} trials, {groups} group(s), {programs} program(s) compiled, "
+                 f"{summary['seconds']:.1f} s")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _fmt(x: object) -> str:
+    if isinstance(x, list | tuple):
+        return "x".join(str(v) for v in x)
+    return f"{x:g}" if isinstance(x, float) else str(x)

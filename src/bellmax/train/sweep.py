@@ -1,0 +1,889 @@
+"""Hyperparameter sweeps: many configurations x seeds, vmapped on one machine or spread over Ray.
+
+A sweep is a list of trials, one per (configuration, seed). The fields each algorithm's Config
+lists in `HYPERPARAMETERS` (learning rate, discount, loss weights, ...) are data: the trials
+that differ only in them form one *program group*, trained as ONE compiled program, a
+`jit(vmap)` of the algorithm's `init` and of a `lax.scan` of its `update` over the group's
+trials, each with its own values and seed (`bellmax.deep.loop.with_hyperparameters`). Any
+other swept field (a network size, `num_envs`, a batch size, a flag) shapes the program, so
+each of its values makes a group of its own.
+
+    result = sweep("ppo", "CartPole-v1", grid={"learning_rate": (1e-3, 3e-3)}, seeds=(0, 1))
+    result.best   # the trial with the highest final evaluation return
+
+A group runs in chunks of updates, like `bellmax.train.driver.train`: after each chunk every
+trial's training return is known (`on_chunk`, what Ray Tune's ASHA scheduler reads), and the
+group's state is committed to one atomic checkpoint, from which a killed group resumes with
+the same compiled program and keys (a resumed trial ends bit-identical to an uninterrupted
+one). At the end each trial's greedy policy is evaluated (`eval_episodes` episodes, key
+`10000 + seed`, as `bellmax train` does).
+
+Backends: `"local"` runs the groups one after another in this process; `"ray"` makes one
+Ray Tune trial per group (`bellmax[ray]`, imported only then), on a local Ray instance or the
+cluster at `address`, with a per-node compile cache, restarts of failed trials from their last
+chunk and, with `scheduler="asha"`, early stopping of weak groups. Both run the same group
+code, so for the same seeds they give the same per-trial results.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import itertools
+import json
+import math
+import os
+import re
+import signal
+import tempfile
+import time
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bellmax.core.checks import check_int
+from bellmax.core.errors import BellmaxError, unknown_name
+from bellmax.deep import get_algorithm
+from bellmax.deep.evaluate import evaluate
+from bellmax.deep.loop import with_hyperparameters
+from bellmax.envs.vector import make_vector_env
+from bellmax.train.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from bellmax.train.io import atomic_savefig, atomic_write_json, atomic_write_text
+
+__all__ = [
+    "BACKENDS",
+    "SCHEDULERS",
+    "SWEEP_ALGORITHMS",
+    "GroupResult",
+    "Space",
+    "SweepResult",
+    "parse_grid",
+    "parse_space",
+    "plan_groups",
+    "plan_trials",
+    "run_group",
+    "sweep",
+    "write_results",
+]
+
+#: The algorithms a sweep trains (their Configs name their traceable `HYPERPARAMETERS`).
+SWEEP_ALGORITHMS = ("ppo", "a2c", "reinforce", "dqn")
+BACKENDS = ("local", "ray")
+SCHEDULERS = ("none", "asha")
+SPACE_KINDS = ("loguniform", "uniform")
+CHECKPOINT = "checkpoint.msgpack"
+RESULTS_CSV = "results.csv"
+RESULTS_JSON = "results.json"
+RAY_EXTRA = "bellmax[ray]"
+
+
+# ---------------------------------------------------------------------- what to sweep
+
+
+@dataclasses.dataclass(frozen=True)
+class Space:
+    """A distribution to draw a numeric field's values from (`--random N`)."""
+
+    field: str
+    """The Config field."""
+    kind: str
+    """loguniform | uniform."""
+    low: float
+    """Lower bound."""
+    high: float
+    """Upper bound (> low)."""
+
+    def sample(self, rng: np.random.Generator) -> float:
+        """One value."""
+        if self.kind == "loguniform":
+            return float(np.exp(rng.uniform(np.log(self.low), np.log(self.high))))
+        return float(rng.uniform(self.low, self.high))
+
+
+def _config_fields(config_cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(config_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_cls)}
+
+
+def _field_type(config_cls: type, name: str, option: str) -> Any:
+    fields = _config_fields(config_cls)
+    if name not in fields:
+        raise unknown_name(
+            "Config field", name, fields, hint=f"{option} takes FIELD=...; FIELD is a Config field."
+        )
+    return fields[name]
+
+
+def _convert(text: str, kind: Any, name: str, option: str) -> Any:
+    """A value written on the command line, as the field's type."""
+    text = text.strip()
+    try:
+        if kind is bool:
+            if text.lower() not in ("true", "false"):
+                raise ValueError
+            return text.lower() == "true"
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if typing.get_origin(kind) is tuple:
+            return tuple(int(x) for x in text.lower().split("x"))
+    except ValueError:
+        example = {bool: "true", int: "8", float: "0.001"}.get(kind, "64x64")
+        raise ValueError(
+            f"{option} {name}: {text!r} is not a value of {name} "
+            f"({getattr(kind, '__name__', kind)}); write e.g. {name}={example}"
+            + (" (widths joined by x)." if example == "64x64" else ".")
+        ) from None
+    return text
+
+
+def parse_grid(item: str, config_cls: type) -> tuple[str, tuple[Any, ...]]:
+    """`"learning_rate=1e-3,3e-3"` -> `("learning_rate", (0.001, 0.003))`, typed by the field.
+
+    Tuples (`hidden_sizes`) are written with `x`: `hidden_sizes=64x64,32x32`.
+
+    Raises:
+      ValueError: not FIELD=V1,V2,..., a value of the wrong type, or a value given twice;
+        UnknownNameError: FIELD is not a field of `config_cls` (the closest names listed).
+    """
+    name, sep, values = (p.strip() for p in item.partition("="))
+    if not sep or not name or not values:
+        raise ValueError(
+            f"--grid takes FIELD=V1,V2,..., got {item!r}; e.g. --grid learning_rate=1e-3,3e-3."
+        )
+    kind = _field_type(config_cls, name, "--grid")
+    out = tuple(_convert(v, kind, name, "--grid") for v in values.split(","))
+    if len(set(out)) != len(out):
+        raise ValueError(f"--grid {item!r} gives a value twice; give each value once.")
+    return name, out
+
+
+_SPACE = re.compile(r"^\s*(\w+)\s*=\s*(\w+)\s*\(\s*([^,()]+?)\s*,\s*([^,()]+?)\s*\)\s*$")
+
+
+def parse_space(item: str, config_cls: type) -> Space:
+    """`"learning_rate=loguniform(1e-4,1e-2)"` -> a `Space` (loguniform or uniform).
+
+    Raises:
+      ValueError: another form, an unknown distribution, bounds that are not numbers with
+        `low < high` (loguniform: `low > 0`), or a field that is not a float;
+        UnknownNameError: an unknown field.
+    """
+    m = _SPACE.match(item)
+    example = "--space learning_rate=loguniform(1e-4,1e-2)"
+    if m is None:
+        raise ValueError(f"--space takes FIELD=KIND(LOW,HIGH), got {item!r}; e.g. {example}.")
+    name, kind, low_text, high_text = m.groups()
+    if _field_type(config_cls, name, "--space") is not float:
+        raise ValueError(
+            f"--space {item!r}: {name} is not a float field; sweep it with --grid {name}=V1,V2."
+        )
+    if kind not in SPACE_KINDS:
+        raise unknown_name("distribution", kind, SPACE_KINDS, hint=f"e.g. {example}.")
+    try:
+        low, high = float(low_text), float(high_text)
+    except ValueError:
+        raise ValueError(f"--space {item!r}: the bounds must be numbers; e.g. {example}.") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"--space {item!r}: need finite bounds with LOW < HIGH.")
+    if kind == "loguniform" and low <= 0:
+        raise ValueError(f"--space {item!r}: loguniform needs LOW > 0; e.g. {example}.")
+    return Space(name, kind, low, high)
+
+
+def plan_trials(
+    base: Any,
+    *,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    space: Sequence[Space] = (),
+    num_random: int = 0,
+    seeds: Sequence[int] = (0,),
+    sample_seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Every trial of a sweep: `{"index", "config": {field: value}, "seed"}`, the grid's
+    product (crossed with `num_random` draws from `space`, if any), each with every seed.
+
+    Each configuration is checked by building its Config (errors name the field and value).
+
+    Raises:
+      ValueError: a field both in the grid and the space, `space` without `num_random` (or
+        the reverse), seeds not distinct; the Config's own errors for bad values.
+    """
+    grid = dict(grid or {})
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct integers, at least one; got {seeds!r}.")
+    both = sorted(set(grid) & {s.field for s in space})
+    if both:
+        raise ValueError(f"{both[0]} is in both --grid and --space; sweep it with one of them.")
+    if bool(space) != bool(num_random):
+        raise ValueError(
+            "--random N and --space FIELD=KIND(LOW,HIGH) go together: N configurations are "
+            "drawn from the spaces; give both or neither."
+        )
+    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    if num_random:
+        rng = np.random.default_rng(sample_seed)
+        draws = [{s.field: s.sample(rng) for s in space} for _ in range(num_random)]
+        points = [{**p, **d} for p in points for d in draws]
+    trials = []
+    for values in points:
+        dataclasses.replace(base, **values)  # the Config checks each value
+        for seed in seeds:
+            trials.append({"index": len(trials), "config": values, "seed": seed})
+    return trials
+
+
+def plan_groups(base: Any, trials: Sequence[dict]) -> list[dict[str, Any]]:
+    """The trials split into program groups: those equal in every field that is not one of
+    the Config's `HYPERPARAMETERS` share one compiled program.
+
+    Returns:
+      `[{"group", "config": the group's structural fields, "traced": [swept
+      hyperparameters], "trials": [...]}]`, in the order of their first trial.
+    """
+    traceable = set(type(base).HYPERPARAMETERS)
+    swept = sorted({k for t in trials for k in t["config"]})
+    traced = [k for k in swept if k in traceable]
+    groups: dict[str, dict[str, Any]] = {}
+    for t in trials:
+        structural = {k: v for k, v in t["config"].items() if k not in traceable}
+        key = json.dumps(structural, sort_keys=True, default=list)
+        if key not in groups:
+            groups[key] = {"group": len(groups), "config": structural, "traced": traced}
+            groups[key]["trials"] = []
+        groups[key]["trials"].append(t)
+    return list(groups.values())
+
+
+# ---------------------------------------------------------------------- one program group
+
+
+@dataclasses.dataclass
+class GroupResult:
+    """What `run_group` returns for one program group."""
+
+    group: int
+    trials: list[dict[str, Any]]
+    """Per trial: index, config, seed, final_eval_return (None if stopped early or
+    diverged), env_steps, seconds, chunk_returns, diverged, restarted."""
+    updates_done: int
+    num_updates: int
+    compile_seconds: float
+    seconds: float
+    """Training seconds after compile (all the group's trials at once)."""
+    eval_seconds: float
+    programs: int
+    """Training programs compiled in this call (1 when the chunks are equal)."""
+    restarted: bool
+    """Whether the group resumed from a checkpoint (after a failure)."""
+    resumed_at_updates: int = 0
+
+
+class _Program:
+    """The compiled init and chunk programs of one group (algorithm, config, env, traced
+    fields, number of trials): `jit(vmap)` over the trials' hyperparameters and keys."""
+
+    def __init__(self, algo: Any, config: Any, venv: Any, n_trials: int):
+        self.algo, self.config, self.venv, self.n = algo, config, venv, n_trials
+        self.chunks: dict[int, Any] = {}
+        self.init_fn: Any = None
+        self.compiles = 0
+
+        def act(params, obs, key):  # one object per group: evaluate compiles it once
+            return algo.act(params, obs, key, config, venv, deterministic=True)
+
+        self.act = act
+
+    def _init(self, hp: dict, key: jax.Array) -> Any:
+        return self.algo.init(key, with_hyperparameters(self.config, hp), self.venv)
+
+    def init(self, hp: dict, keys: jax.Array) -> Any:
+        if self.init_fn is None:
+            self.init_fn = jax.jit(jax.vmap(self._init))
+        return self.init_fn(hp, keys)
+
+    def template(self, hp: dict, keys: jax.Array) -> Any:
+        return jax.eval_shape(jax.vmap(self._init), hp, keys)
+
+    def chunk(self, hp: dict, state: Any, n: int) -> tuple[Any, Any]:
+        if n not in self.chunks:
+            algo, venv = self.algo, self.venv
+
+            def run(h, s):
+                cfg = with_hyperparameters(self.config, h)
+                return jax.lax.scan(lambda x, _: algo.update(x, cfg, venv), s, None, length=n)
+
+            self.chunks[n] = jax.jit(jax.vmap(run)).lower(hp, state).compile()
+            self.compiles += 1
+        return self.chunks[n](hp, state)
+
+
+_PROGRAMS: dict[Any, _Program] = {}
+
+
+def _program(algo: Any, config: Any, venv: Any, n_trials: int) -> _Program:
+    """A cached `_Program`: a process that runs the same group again (Ray's reused actors,
+    repeated sweeps) compiles nothing."""
+    key = (algo.__name__, config, venv, n_trials)
+    if key not in _PROGRAMS:
+        if len(_PROGRAMS) >= 8:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))
+        _PROGRAMS[key] = _Program(algo, config, venv, n_trials)
+    return _PROGRAMS[key]
+
+
+def _group_config(algo: Any, spec: dict) -> Any:
+    """The group's Config: the sweep's base with the group's structural fields."""
+    from bellmax.train.driver import config_from_dict
+
+    return config_from_dict(algo, {**spec["base"], **spec["config"]}, source="the sweep")
+
+
+def _spec_digest(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=list).encode()).hexdigest()
+
+
+def _chunk_returns(metrics: Any) -> np.ndarray:
+    """`[trials]` mean return of the episodes that ended in a chunk (NaN where none did)."""
+    r = np.asarray(metrics.episode_return_sum).sum(axis=1)
+    c = np.asarray(metrics.episode_count).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(c > 0, r / np.maximum(c, 1), np.nan)
+
+
+def _nonfinite(metrics: Any, params: Any) -> np.ndarray:
+    """`[trials]` true where a loss or a weight is NaN or infinite."""
+    bad = ~np.isfinite(np.asarray(metrics.loss)).all(axis=1)
+    for leaf in jax.tree.leaves(params):
+        x = np.asarray(leaf)
+        if np.issubdtype(x.dtype, np.inexact):
+            bad |= ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+    return bad
+
+
+def run_group(
+    spec: dict[str, Any],
+    *,
+    checkpoint_dir: str | os.PathLike | None = None,
+    on_chunk: Callable[[int, int, np.ndarray], Any] | None = None,
+) -> GroupResult:
+    """Train one program group: all its trials in one compiled program, chunk by chunk.
+
+    Args:
+      spec: `{"algo", "env", "base": every field of the sweep's base Config, "chunks",
+        "eval_episodes", and a `plan_groups` entry: "group", "config", "traced", "trials"}`
+        (JSON-able, so it can travel to a Ray worker).
+      checkpoint_dir: commit the group's state here after every chunk, and resume from it
+        when it holds this spec's checkpoint (None: nothing written).
+      on_chunk: `on_chunk(updates_done, num_updates, returns [trials])` after each chunk's
+        commit, `returns` the mean training return of each trial's episodes in that chunk;
+        a true result stops the group there (its trials get no final evaluation).
+
+    Returns:
+      A `GroupResult`.
+    """
+    algo = get_algorithm(spec["algo"])
+    config = _group_config(algo, spec)
+    trials = spec["trials"]
+    venv = make_vector_env(spec["env"], num_envs=config.num_envs, seed=int(trials[0]["seed"]))
+    if venv.is_host:
+        raise ValueError(
+            f"{spec['env']!r} steps on the host (Gymnasium) and cannot be vmapped over a "
+            "sweep's trials; sweep a bellmax/gymnax env id (e.g. CartPole-v1)."
+        )
+    config.validate(venv)
+    program = _program(algo, config, venv, len(trials))
+    compiles_before = program.compiles
+    hp = {k: jnp.asarray([t["config"][k] for t in trials], jnp.float32) for k in spec["traced"]}
+    keys = jnp.stack([jax.random.key(int(t["seed"])) for t in trials])
+    num_updates = int(config.num_updates)
+    from bellmax.train.driver import plan_chunks
+
+    chunk = plan_chunks(num_updates, int(spec["chunks"]))
+    digest = _spec_digest(spec)
+    ck = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    done, returns, diverged, restarted = 0, [], np.zeros(len(trials), bool), False
+    t0 = time.perf_counter()
+    state = None
+    if ck is not None and ck.exists() and read_checkpoint_metadata(ck).get("spec") == digest:
+        state, meta = load_checkpoint(ck, program.template(hp, keys))
+        done, returns = int(meta["updates_done"]), meta["chunk_returns"]
+        diverged = np.asarray(meta["diverged"], bool)
+        restarted = True
+    if state is None:
+        state = program.init(hp, keys)
+        jax.block_until_ready(state)
+    resumed_at = done
+    compile_seconds = time.perf_counter() - t0
+    seconds = 0.0
+    stopped = False
+    while done < num_updates and not stopped:
+        n = min(chunk, num_updates - done)
+        t = time.perf_counter()
+        before = program.compiles
+        state, metrics = program.chunk(hp, state, n)
+        jax.block_until_ready(state)
+        spent = time.perf_counter() - t
+        if program.compiles > before:
+            compile_seconds += spent
+        else:
+            seconds += spent
+        done += n
+        diverged |= _nonfinite(metrics, algo.policy_params(state))
+        r = _chunk_returns(metrics)
+        returns.append([None if math.isnan(x) else float(x) for x in r])
+        if ck is not None:
+            meta = {
+                "spec": digest,
+                "updates_done": done,
+                "chunk_returns": returns,
+                "diverged": diverged.tolist(),
+            }
+            save_checkpoint(ck, state, metadata=meta)
+        if on_chunk is not None:
+            stopped = bool(on_chunk(done, num_updates, r))
+    t_eval = time.perf_counter()
+    evals: list[float | None] = [None] * len(trials)
+    if done == num_updates and int(spec["eval_episodes"]):
+        params = algo.policy_params(state)
+        for i, t in enumerate(trials):
+            if diverged[i]:
+                continue
+            p = jax.tree.map(lambda x, i=i: x[i], params)
+            key = jax.random.key(10_000 + int(t["seed"]))
+            res = evaluate(program.act, p, venv, key, episodes=int(spec["eval_episodes"]))
+            evals[i] = float(np.mean(res.returns))
+    eval_seconds = time.perf_counter() - t_eval
+    out = []
+    for i, t in enumerate(trials):
+        out.append(
+            {
+                "index": int(t["index"]),
+                "group": int(spec["group"]),
+                "config": dict(t["config"]),
+                "seed": int(t["seed"]),
+                "final_eval_return": evals[i],
+                "env_steps": done * int(config.steps_per_update),
+                "seconds": round(seconds, 4),
+                "chunk_returns": [row[i] for row in returns],
+                "diverged": bool(diverged[i]),
+                "restarted": restarted,
+            }
+        )
+    return GroupResult(
+        group=int(spec["group"]),
+        trials=out,
+        updates_done=done,
+        num_updates=num_updates,
+        compile_seconds=round(compile_seconds, 4),
+        seconds=round(seconds, 4),
+        eval_seconds=round(eval_seconds, 4),
+        programs=program.compiles - compiles_before,
+        restarted=restarted,
+        resumed_at_updates=resumed_at,
+    )
+
+
+# ---------------------------------------------------------------------- the sweep
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """What `sweep` returns."""
+
+    algo: str
+    env_id: str
+    backend: str
+    trials: list[dict[str, Any]]
+    """One per trial, in trial order (see `GroupResult.trials`)."""
+    groups: list[dict[str, Any]]
+    """Per group: group, trials, programs, compile_seconds, seconds, restarted, ..."""
+    seconds: float
+    """Wall time of the whole sweep."""
+    swept: list[str]
+    """The swept fields."""
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The configuration with the highest mean final evaluation return over its seeds
+        (its trials and that mean), or None if no trial was evaluated."""
+        by_config: dict[str, list[dict]] = {}
+        for t in self.trials:
+            by_config.setdefault(json.dumps(t["config"], sort_keys=True), []).append(t)
+        best = None
+        for ts in by_config.values():
+            if any(t["final_eval_return"] is None for t in ts):
+                continue
+            mean = float(np.mean([t["final_eval_return"] for t in ts]))
+            if best is None or mean > best["mean_final_eval_return"]:
+                best = {
+                    "config": ts[0]["config"],
+                    "mean_final_eval_return": mean,
+                    "trials": [t["index"] for t in ts],
+                }
+        return best
+
+    def summary(self) -> dict[str, Any]:
+        """The `bellmax sweep --json` object."""
+        keep = ("index", "group", "config", "seed", "final_eval_return", "env_steps", "seconds")
+        return {
+            "algo": self.algo,
+            "env": self.env_id,
+            "backend": self.backend,
+            "swept": self.swept,
+            "trials": [
+                {**{k: t[k] for k in keep}, "diverged": t["diverged"], "restarted": t["restarted"]}
+                for t in self.trials
+            ],
+            "best": self.best,
+            "groups": self.groups,
+            "programs": sum(g["programs"] for g in self.groups),
+            "seconds": round(self.seconds, 4),
+        }
+
+
+def sweep(
+    algo: str,
+    env: str,
+    *,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    space: Sequence[Space] = (),
+    num_random: int = 0,
+    seeds: Sequence[int] = (0,),
+    base: Any = None,
+    chunks: int = 10,
+    eval_episodes: int = 10,
+    backend: str = "local",
+    address: str | None = None,
+    scheduler: str = "none",
+    out_dir: str | os.PathLike | None = None,
+    sample_seed: int = 0,
+    ray_options: Mapping[str, Any] | None = None,
+) -> SweepResult:
+    """Train every (configuration, seed) trial of a sweep.
+
+    Args:
+      algo: `ppo`, `a2c`, `reinforce` or `dqn`.
+      env: a bellmax or gymnax env id (the trials are vmapped: no Gymnasium ids).
+      grid: `{field: values}`; the sweep trains their product.
+      space: `Space`s to draw `num_random` configurations from (crossed with the grid).
+      num_random: how many random configurations.
+      seeds: every configuration is trained with each seed (`jax.random.key(seed)`).
+      base: the Config the swept fields change (default: the algorithm's `Config()`).
+      chunks: about how many chunks each group's run is split into (checkpoints, ASHA rungs).
+      eval_episodes: final evaluation episodes per trial (0: none).
+      backend: `local` (groups one after another in this process) or `ray` (one Ray Tune
+        trial per group; needs `bellmax[ray]`).
+      address: with `ray`, the cluster to join (`ray start --head` prints it); None starts
+        a local Ray instance (or uses the one this process already runs).
+      scheduler: `none`, or `asha` (with `ray`: Ray Tune's ASHA stops weak groups at chunk
+        boundaries, on their best trial's training return).
+      out_dir: `results.csv`, `results.json`, one plot per swept field and, per group, its
+        checkpoint (`groups/<g>/`; a rerun with the same settings resumes it); with `ray`
+        also Tune's own records (`ray/`). None: nothing written (a temporary directory holds
+        Ray's records).
+      sample_seed: seed of the random configurations' draws.
+      ray_options: more `ray.tune.TuneConfig` settings (e.g. `{"reuse_actors": True}`),
+        `max_failures` (restarts of a failed group, default 3) and, for fault tests,
+        `kill_after_updates=(UPDATES, MARKER)`: the worker of the first group past UPDATES
+        kills itself (SIGKILL) once, at the end of its next chunk, writing MARKER first.
+
+    Raises:
+      ValueError: bad options or values (named); BellmaxError: `ray` without `bellmax[ray]`.
+    """
+    if algo not in SWEEP_ALGORITHMS:
+        raise unknown_name(
+            "algorithm", str(algo), SWEEP_ALGORITHMS, hint="sac and td3 are not swept yet."
+        )
+    if backend not in BACKENDS:
+        raise unknown_name("backend", str(backend), BACKENDS)
+    if scheduler not in SCHEDULERS:
+        raise unknown_name("scheduler", str(scheduler), SCHEDULERS)
+    if scheduler != "none" and backend != "ray":
+        raise ValueError(f"--scheduler {scheduler} runs in Ray Tune; add --backend ray.")
+    if address is not None and backend != "ray":
+        raise ValueError("--address names a Ray cluster; add --backend ray.")
+    chunks = check_int(chunks, "chunks", owner="sweep", low=1)
+    eval_episodes = check_int(eval_episodes, "eval_episodes", owner="sweep", low=0)
+    num_random = check_int(num_random, "num_random", owner="sweep", low=0)
+    module = get_algorithm(algo)
+    base = module.Config() if base is None else base
+    if not isinstance(base, module.Config):
+        raise TypeError(f"base must be a {algo}.Config, got {type(base).__name__}.")
+    if backend == "ray":
+        _import_ray()  # the missing extra is named before any work
+    trials = plan_trials(
+        base, grid=grid, space=space, num_random=num_random, seeds=seeds,
+        sample_seed=sample_seed,
+    )  # fmt: skip
+    groups = plan_groups(base, trials)
+    base_dict = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    specs = [
+        {"algo": algo, "env": env, "base": base_dict, "chunks": chunks,
+         "eval_episodes": eval_episodes, **g}
+        for g in groups
+    ]  # fmt: skip
+    specs = json.loads(json.dumps(specs))  # JSON-able (tuples become lists), as Ray sends them
+    for s in specs:  # the env and each group's run are checked before any training
+        cfg = _group_config(module, s)
+        cfg.validate(make_vector_env(env, num_envs=cfg.num_envs, seed=0) if s is specs[0] else None)
+    out = Path(out_dir) if out_dir is not None else None
+    t = time.perf_counter()
+    if backend == "local":
+        results = [
+            run_group(s, checkpoint_dir=None if out is None else out / "groups" / str(s["group"]))
+            for s in specs
+        ]
+    else:
+        results = _ray_sweep(
+            specs, address=address, scheduler=scheduler, out=out, options=dict(ray_options or {})
+        )
+    swept = sorted({k for tr in trials for k in tr["config"]})
+    all_trials = sorted((tr for r in results for tr in r.trials), key=lambda tr: tr["index"])
+    result = SweepResult(
+        algo=algo,
+        env_id=env,
+        backend=backend,
+        trials=all_trials,
+        groups=[_group_summary(r) for r in results],
+        seconds=time.perf_counter() - t,
+        swept=swept,
+    )
+    if out is not None:
+        write_results(out, result)
+    return result
+
+
+def _group_summary(r: GroupResult) -> dict[str, Any]:
+    return {
+        "group": r.group,
+        "trials": [t["index"] for t in r.trials],
+        "updates_done": r.updates_done,
+        "num_updates": r.num_updates,
+        "programs": r.programs,
+        "compile_seconds": r.compile_seconds,
+        "seconds": r.seconds,
+        "eval_seconds": r.eval_seconds,
+        "restarted": r.restarted,
+        "resumed_at_updates": r.resumed_at_updates,
+    }
+
+
+# ---------------------------------------------------------------------- results on disk
+
+
+def write_results(out: str | os.PathLike, result: SweepResult) -> None:
+    """`results.csv` (one row per trial), `results.json` (`summary()`) and
+    `return_vs_<field>.png` for each swept field, each written atomically."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    cols = ["trial", "group", *result.swept, "seed", "final_eval_return", "env_steps",
+            "seconds", "diverged", "restarted"]  # fmt: skip
+    writer.writerow(cols)
+    for t in result.trials:
+        cfg = t["config"]
+        writer.writerow(
+            [t["index"], t["group"]]
+            + [_cell(cfg.get(k)) for k in result.swept]
+            + [
+                t["seed"],
+                _cell(t["final_eval_return"]),
+                t["env_steps"],
+                t["seconds"],
+                t["diverged"],
+                t["restarted"],
+            ]
+        )
+    atomic_write_text(out / RESULTS_CSV, buf.getvalue())
+    atomic_write_json(out / RESULTS_JSON, result.summary())
+    for field in result.swept:
+        _plot_field(out / f"return_vs_{field}.png", result, field)
+
+
+def _cell(x: Any) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, tuple | list):
+        return "x".join(str(v) for v in x)
+    return repr(x) if isinstance(x, float) else str(x)
+
+
+def _plot_field(path: Path, result: SweepResult, field: str) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.6, 3.8))
+    ax = fig.subplots()
+    values = [t["config"].get(field) for t in result.trials]
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    labels = sorted({_cell(v) for v in values}, key=lambda s: (len(s), s))
+    xs = [v if numeric else labels.index(_cell(v)) for v in values]
+    ys = [
+        np.nan if t["final_eval_return"] is None else t["final_eval_return"] for t in result.trials
+    ]
+    ax.scatter(xs, ys, s=18, alpha=0.7, label="trial (seed)")
+    means: dict[Any, list[float]] = {}
+    for x, y in zip(xs, ys, strict=True):
+        means.setdefault(x, []).append(y)
+    mx = sorted(means)
+    with np.errstate(all="ignore"):
+        ax.plot(mx, [np.nanmean(means[x]) if not np.isnan(means[x]).all() else np.nan for x in mx],
+                "k-o", lw=1.5, ms=4, label="mean over seeds")  # fmt: skip
+    if numeric and min(xs) > 0 and max(xs) / min(xs) > 20:
+        ax.set_xscale("log")
+    if not numeric:
+        ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlabel(field)
+    ax.set_ylabel("final evaluation return")
+    ax.set_title(f"{result.algo} on {result.env_id}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=110)
+
+
+# ---------------------------------------------------------------------- Ray Tune
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+        from ray import tune  # noqa: F401
+    except ImportError:
+        raise BellmaxError(
+            f"--backend ray needs Ray Tune, the optional extra {RAY_EXTRA}: "
+            f"pip install '{RAY_EXTRA}' (or: pip install 'ray[tune]')."
+        ) from None
+    return ray
+
+
+def _compile_cache() -> None:
+    """A persistent XLA compile cache per node (each Ray worker process would compile anew)."""
+    path = Path(tempfile.gettempdir()) / f"bellmax-jax-cache-{os.getuid()}"
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def _tune_group(config: dict[str, Any]) -> None:
+    """The Ray Tune trainable: one program group, reporting after every chunk, resuming from
+    Tune's checkpoint of its last chunk after a failure."""
+    from ray import tune
+
+    spec = config["spec"]
+    _compile_cache()
+    work = Path(tempfile.mkdtemp(prefix="bellmax-sweep-"))
+    restored = tune.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as d:
+            data = (Path(d) / CHECKPOINT).read_bytes()
+        (work / CHECKPOINT).write_bytes(data)
+    kill_after = spec.get("_kill_after_updates")
+    marker = Path(kill_after[1]) if kill_after else None
+
+    def report(done: int, total: int, returns: np.ndarray) -> None:
+        finite = returns[np.isfinite(returns)]
+        score = float(finite.max()) if finite.size else float("nan")
+        if marker is not None and done > kill_after[0] and not marker.exists():
+            # fault injection: die once, the chunk after UPDATES (that one Tune has)
+            marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        tune.report(
+            {"score": score, "updates_done": done, "done_fraction": done / total},
+            checkpoint=tune.Checkpoint.from_directory(str(work)),
+        )
+
+    result = run_group(spec, checkpoint_dir=work, on_chunk=report)
+    tune.report(
+        {"score": _best_eval(result), "group_result": json.dumps(dataclasses.asdict(result))}
+    )
+
+
+def _best_eval(result: GroupResult) -> float:
+    vals = [t["final_eval_return"] for t in result.trials if t["final_eval_return"] is not None]
+    return float(max(vals)) if vals else float("nan")
+
+
+def _trial_name(trial: Any) -> str:
+    return f"group_{trial.config['spec']['group']}"
+
+
+def _ray_sweep(
+    specs: list[dict], *, address: str | None, scheduler: str, out: Path | None, options: dict
+) -> list[GroupResult]:
+    ray = _import_ray()
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    max_failures = int(options.pop("max_failures", 3))
+    kill = options.pop("kill_after_updates", None)
+    if kill is not None:
+        specs = [{**s, "_kill_after_updates": [int(kill[0]), str(kill[1])]} for s in specs]
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    storage = out / "ray" if out is not None else Path(tempfile.mkdtemp(prefix="bellmax-ray-"))
+    sched = None
+    if scheduler == "asha":
+        sched = ASHAScheduler(
+            time_attr="training_iteration", max_t=int(specs[0]["chunks"]) + 1,
+            grace_period=1, reduction_factor=2,
+        )  # fmt: skip
+    tuner = tune.Tuner(
+        tune.with_resources(_tune_group, {"cpu": 1}),
+        param_space={"spec": tune.grid_search(specs)},
+        tune_config=tune.TuneConfig(
+            metric="score",
+            mode="max",
+            scheduler=sched,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+            **options,
+        ),
+        run_config=tune.RunConfig(
+            name="sweep",
+            storage_path=str(storage.resolve()),
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            verbose=0,
+        ),
+    )
+    try:
+        grid = tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()
+    results: list[GroupResult] = []
+    for r in grid:
+        spec = r.config["spec"]
+        done = r.metrics.get("group_result") if r.metrics else None
+        if done:
+            results.append(GroupResult(**json.loads(done)))
+            continue
+        if r.error is not None:
+            raise BellmaxError(f"Ray Tune trial of group {spec['group']} failed: {r.error}")
+        results.append(_stopped_group(spec, r.metrics or {}))
+    return sorted(results, key=lambda g: g.group)
+
+
+def _stopped_group(spec: dict, metrics: dict) -> GroupResult:
+    """A group ASHA stopped: its trials are listed without a final evaluation."""
+    done = int(metrics.get("updates_done", 0))
+    cfg = _group_config(get_algorithm(spec["algo"]), spec)
+    trials = [
+        {"index": t["index"], "group": spec["group"], "config": t["config"], "seed": t["seed"],
+         "final_eval_return": None, "env_steps": done * cfg.steps_per_update, "seconds": None,
+         "chunk_returns": [], "diverged": False, "restarted": False}
+        for t in spec["trials"]
+    ]  # fmt: skip
+    return GroupResult(
+        group=spec["group"], trials=trials, updates_done=done, num_updates=cfg.num_updates,
+        compile_seconds=0.0, seconds=0.0, eval_seconds=0.0, programs=0, restarted=False,
+    )  # fmt: skip

@@ -1,0 +1,82 @@
+"""`bellmax sweep`: the JSON object, the table, the output files and clear errors.
+
+A tiny PPO (`--set` fixes its sizes) keeps this about plumbing; the learning check (the
+8-trial CartPole sweep reaching 475) is in test_sweep_learning.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bellmax.cli.main import main
+
+TINY = [
+    "--set", "num_envs=2", "--set", "num_steps=16", "--set", "num_epochs=1",
+    "--set", "minibatch_size=32", "--set", "hidden_sizes=8",
+    "--total-steps", "256", "--chunks", "2", "--eval-episodes", "1",
+]  # fmt: skip
+LRS = "learning_rate=1e-3,3e-3"
+SWEEP = ["sweep", "ppo", "--grid", LRS, "--grid", "ent_coef=0,0.01", *TINY, "--seeds", "2"]
+
+
+def test_json_object_and_files(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    argv = SWEEP
+    assert main([*argv, "--out", str(out), "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    res = json.loads(lines[0])
+    assert len(res["trials"]) == 8 and res["programs"] == 1 and len(res["groups"]) == 1
+    for t in res["trials"]:
+        assert set(t["config"]) == {"learning_rate", "ent_coef"}
+        assert t["env_steps"] == 256 and t["seed"] in (0, 1) and not t["restarted"]
+        for key in ("final_eval_return", "seconds"):
+            assert key in t
+    means = {}
+    for t in res["trials"]:
+        means.setdefault(json.dumps(t["config"], sort_keys=True), []).append(t["final_eval_return"])
+    best = max(means.values(), key=lambda v: sum(v) / len(v))
+    assert res["best"]["mean_final_eval_return"] == pytest.approx(sum(best) / len(best))
+    assert len((out / "results.csv").read_text().splitlines()) == 9
+    for field in ("learning_rate", "ent_coef"):
+        assert (out / f"return_vs_{field}.png").stat().st_size > 1000
+    # the same command again resumes every group from its finished checkpoint: same results
+    assert main([*argv, "--out", str(out), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert [t["final_eval_return"] for t in again["trials"]] == [
+        t["final_eval_return"] for t in res["trials"]
+    ]
+    assert all(t["restarted"] for t in again["trials"]) and again["programs"] == 0
+
+
+def test_table(capsys):
+    assert main(SWEEP) == 0  # the program of the test above (compiled once per process)
+    out = capsys.readouterr().out
+    head, *rows = out.strip().splitlines()
+    assert head.split() == ["trial", "group", "ent_coef", "learning_rate", "seed", "return",
+                            "env_steps", "restarted"]  # fmt: skip
+    assert len(rows) == 10 and rows[0].split()[:5] == ["0", "0", "0", "0.001", "0"]
+    assert rows[-2].startswith("best: ")
+    assert rows[-1].startswith("8 trials, 1 group(s), ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["sweep", "ppo"], "nothing to sweep"),
+        (["sweep", "ppo", "--grid", "learning_rate=1e-3,oops"], "'oops' is not a value"),
+        (["sweep", "ppo", "--grid", "learning_rate=-1,1e-3"], "learning_rate"),
+        (["sweep", "ppo", "--grid", "lr=1,2"], "unknown Config field 'lr'"),
+        (["sweep", "ppo", "--grid", LRS, "--set", "num_envs=2,4"], "one value per field"),
+        (["sweep", "ppo", "--grid", LRS, "--scheduler", "asha"], "--backend ray"),
+        (["sweep", "ppo", "--grid", LRS, "--random", "2"], "go together"),
+        (["sweep", "ppo", "--grid", LRS, "--seeds", "0"], "seeds"),
+        (["sweep", "sac", "--grid", LRS], "sac"),
+    ],
+)
+def test_errors_are_one_line(argv, message, capsys):
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

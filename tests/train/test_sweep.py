@@ -1,0 +1,332 @@
+"""bellmax.train.sweep: planning by hand, one compiled program per group, resuming, and the
+Ray Tune backend on a real local cluster (its own loopback address) giving the local
+backend's per-trial results, also when a worker is killed mid-sweep."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from bellmax.core.errors import BellmaxError, UnknownNameError
+from bellmax.deep import a2c, dqn, ppo, reinforce
+from bellmax.train import sweep as sw
+
+# A PPO small enough to compile in a few seconds; 4 learning rates x 2 seeds = 8 trials.
+TINY = ppo.Config(
+    total_timesteps=512,
+    num_envs=2,
+    num_steps=16,
+    num_epochs=1,
+    minibatch_size=32,
+    hidden_sizes=(8,),
+)
+GRID = {"learning_rate": (3e-4, 1e-3, 3e-3, 1e-2)}
+KW = {"grid": GRID, "seeds": (0, 1), "base": TINY, "chunks": 4, "eval_episodes": 2}
+
+
+# ---------------------------------------------------------------------- planning by hand
+
+
+def test_parse_grid_types_values_by_field():
+    assert sw.parse_grid("learning_rate=1e-3, 3e-3", ppo.Config) == ("learning_rate", (1e-3, 3e-3))
+    assert sw.parse_grid("num_envs=4,8", ppo.Config) == ("num_envs", (4, 8))
+    assert sw.parse_grid("hidden_sizes=64x64,32", ppo.Config) == ("hidden_sizes", ((64, 64), (32,)))
+    assert sw.parse_grid("anneal_lr=true,False", ppo.Config) == ("anneal_lr", (True, False))
+
+
+@pytest.mark.parametrize(
+    ("item", "match"),
+    [
+        ("learning_rate", "FIELD=V1,V2"),
+        ("learning_rate=", "FIELD=V1,V2"),
+        ("num_envs=4,4.5", "num_envs: '4.5' is not a value"),
+        ("learning_rate=1e-3,1e-3", "twice"),
+    ],
+)
+def test_parse_grid_refuses_bad_items(item, match):
+    with pytest.raises(ValueError, match=match):
+        sw.parse_grid(item, ppo.Config)
+
+
+def test_parse_grid_names_unknown_fields():
+    with pytest.raises(UnknownNameError, match="learning_rate"):
+        sw.parse_grid("learnig_rate=1", ppo.Config)
+
+
+def test_parse_space_and_draws():
+    s = sw.parse_space("learning_rate=loguniform(1e-4, 1e-2)", ppo.Config)
+    assert s == sw.Space("learning_rate", "loguniform", 1e-4, 1e-2)
+    draws = [s.sample(np.random.default_rng(i)) for i in range(50)]
+    assert all(1e-4 <= d <= 1e-2 for d in draws)
+    u = sw.parse_space("gamma=uniform(0.9,0.99)", ppo.Config)
+    assert 0.9 <= u.sample(np.random.default_rng(0)) <= 0.99
+    for bad, match in [
+        ("learning_rate=loguniform(0,1)", "LOW > 0"),
+        ("learning_rate=uniform(2,1)", "LOW < HIGH"),
+        ("learning_rate=1e-3", "KIND"),
+        ("num_envs=uniform(1,2)", "not a float"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            sw.parse_space(bad, ppo.Config)
+    with pytest.raises(UnknownNameError, match="loguniform"):
+        sw.parse_space("learning_rate=lognormal(1,2)", ppo.Config)
+
+
+def test_plan_trials_and_groups_by_hand():
+    grid = {"learning_rate": (1e-3, 3e-3), "hidden_sizes": ((8,), (16,))}
+    trials = sw.plan_trials(TINY, grid=grid, seeds=(5, 7))
+    assert [(t["config"]["learning_rate"], t["config"]["hidden_sizes"], t["seed"]) for t in trials] == [
+        (1e-3, (8,), 5), (1e-3, (8,), 7), (1e-3, (16,), 5), (1e-3, (16,), 7),
+        (3e-3, (8,), 5), (3e-3, (8,), 7), (3e-3, (16,), 5), (3e-3, (16,), 7),
+    ]  # fmt: skip
+    assert [t["index"] for t in trials] == list(range(8))
+    groups = sw.plan_groups(TINY, trials)  # hidden_sizes shapes the program, lr does not
+    assert [g["config"] for g in groups] == [{"hidden_sizes": (8,)}, {"hidden_sizes": (16,)}]
+    assert [[t["index"] for t in g["trials"]] for g in groups] == [[0, 1, 4, 5], [2, 3, 6, 7]]
+    assert all(g["traced"] == ["learning_rate"] for g in groups)
+
+
+def test_plan_trials_random_draws_cross_the_grid():
+    space = [sw.Space("ent_coef", "uniform", 0.0, 0.1)]
+    trials = sw.plan_trials(TINY, grid={"clip_eps": (0.1, 0.2)}, space=space, num_random=3)
+    assert len(trials) == 6
+    draws = [t["config"]["ent_coef"] for t in trials]
+    assert draws[:3] == draws[3:] and len(set(draws)) == 3  # the same 3 draws per grid point
+    again = sw.plan_trials(TINY, grid={"clip_eps": (0.1, 0.2)}, space=space, num_random=3)
+    assert again == trials  # sample_seed fixes them
+
+
+def test_plan_trials_checks_values_and_options():
+    with pytest.raises(ValueError, match="learning_rate"):
+        sw.plan_trials(TINY, grid={"learning_rate": (1e-3, -1.0)})
+    with pytest.raises(ValueError, match="go together"):
+        sw.plan_trials(TINY, grid=GRID, num_random=2)
+    with pytest.raises(ValueError, match="distinct"):
+        sw.plan_trials(TINY, grid=GRID, seeds=(1, 1))
+    space = [sw.Space("learning_rate", "uniform", 0.1, 0.2)]
+    with pytest.raises(ValueError, match="both"):
+        sw.plan_trials(TINY, grid=GRID, space=space, num_random=1)
+
+
+def test_sweep_refuses_bad_options_before_any_work():
+    with pytest.raises(UnknownNameError, match="sac"):
+        sw.sweep("sac", "CartPole-v1", grid=GRID)
+    with pytest.raises(ValueError, match="--backend ray"):
+        sw.sweep("ppo", "CartPole-v1", grid=GRID, scheduler="asha")
+    with pytest.raises(ValueError, match="--backend ray"):
+        sw.sweep("ppo", "CartPole-v1", grid=GRID, address="127.0.0.2:6379")
+    with pytest.raises(TypeError, match=r"ppo\.Config"):
+        sw.sweep("ppo", "CartPole-v1", grid=GRID, base=a2c.Config())
+    with pytest.raises(ValueError, match="Gymnasium"):
+        sw.sweep("ppo", "gymnasium:CartPole-v1", grid=GRID, base=TINY, eval_episodes=0)
+
+
+def test_ray_backend_without_ray_names_the_extra(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(BellmaxError, match=r"bellmax\[ray\]"):
+        sw.sweep("ppo", "CartPole-v1", grid=GRID, base=TINY, backend="ray")
+
+
+# ---------------------------------------------------------------------- one program
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    """The 8-trial sweep on the local backend, counting traces of ppo.update."""
+    calls = []
+    real = ppo.update
+
+    def counted(state, config, venv):
+        calls.append(type(config.learning_rate).__name__)
+        return real(state, config, venv)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(ppo, "update", counted)
+    sw._PROGRAMS.clear()
+    out = tmp_path_factory.mktemp("sweep")
+    try:
+        result = sw.sweep("ppo", "CartPole-v1", out_dir=out, **KW)
+    finally:
+        mp.undo()
+    return result, calls, out
+
+
+def test_eight_trials_compile_one_program(local):
+    result, calls, _ = local
+    # update traced once, with the learning rate a tracer: one program for all 8 trials
+    assert len(calls) == 1 and "Tracer" in calls[0]
+    assert result.summary()["programs"] == 1 and len(result.groups) == 1
+    assert [(t["config"]["learning_rate"], t["seed"]) for t in result.trials] == [
+        (lr, s) for lr in GRID["learning_rate"] for s in (0, 1)
+    ]
+    assert all(t["env_steps"] == TINY.num_updates * TINY.steps_per_update for t in result.trials)
+    assert all(t["final_eval_return"] is not None for t in result.trials)
+
+
+def test_trials_differ_by_their_own_hyperparameters(local):
+    result, _, _ = local
+    curves = {(t["config"]["learning_rate"], t["seed"]): t["chunk_returns"] for t in result.trials}
+    for seed in (0, 1):  # the same seed trains differently with each learning rate
+        assert len({tuple(curves[lr, seed]) for lr in GRID["learning_rate"]}) >= 3
+    for lr in GRID["learning_rate"]:
+        assert curves[lr, 0] != curves[lr, 1]
+
+
+def test_best_is_the_configuration_with_the_best_mean(local):
+    result, _, _ = local
+    means = {}
+    for t in result.trials:
+        means.setdefault(t["config"]["learning_rate"], []).append(t["final_eval_return"])
+    lr, vals = max(means.items(), key=lambda kv: np.mean(kv[1]))
+    best = result.best
+    assert best["config"] == {"learning_rate": lr}
+    assert best["mean_final_eval_return"] == pytest.approx(np.mean(vals))
+
+
+def test_results_files(local):
+    result, _, out = local
+    lines = (out / "results.csv").read_text().splitlines()
+    assert lines[0].split(",")[:4] == ["trial", "group", "learning_rate", "seed"]
+    assert len(lines) == 9
+    row = lines[1].split(",")
+    assert float(row[2]) == 3e-4 and float(row[4]) == result.trials[0]["final_eval_return"]
+    stored = json.loads((out / "results.json").read_text())
+    assert stored["best"] == json.loads(json.dumps(result.best))
+    assert (out / "return_vs_learning_rate.png").stat().st_size > 1000
+    assert (out / "groups" / "0" / sw.CHECKPOINT).exists()
+
+
+def test_a_stopped_group_resumes_to_the_same_result(local, tmp_path):
+    result, _, _ = local
+    spec = _spec()
+    stops = []
+
+    def stop_after_first(done, total, returns):
+        stops.append(done)
+        return True
+
+    first = sw.run_group(spec, checkpoint_dir=tmp_path, on_chunk=stop_after_first)
+    assert stops == [TINY.num_updates // 4] and first.updates_done == stops[0]
+    assert all(t["final_eval_return"] is None for t in first.trials)
+    again = sw.run_group(spec, checkpoint_dir=tmp_path)
+    assert again.restarted and again.resumed_at_updates == stops[0] and again.programs == 0
+    assert [t["final_eval_return"] for t in again.trials] == [
+        t["final_eval_return"] for t in result.trials
+    ]
+    assert [t["chunk_returns"] for t in again.trials] == [t["chunk_returns"] for t in result.trials]
+    assert all(t["restarted"] for t in again.trials)
+
+
+def _spec(**extra):
+    trials = sw.plan_trials(TINY, grid=GRID, seeds=(0, 1))
+    (group,) = sw.plan_groups(TINY, trials)
+    base = {f.name: getattr(TINY, f.name) for f in dataclasses.fields(TINY)}
+    spec = {"algo": "ppo", "env": "CartPole-v1", "base": base, "chunks": 4, "eval_episodes": 2}
+    return json.loads(json.dumps({**spec, **group, **extra}))
+
+
+def test_a_diverging_trial_is_marked_not_fatal(local):
+    # lr 1e30 blows the weights up; the sweep goes on, the other trials are unharmed (the
+    # same program as `local`'s: 4 learning rates x 2 seeds)
+    grid = {"learning_rate": (3e-4, 1e-3, 3e-3, 1e30)}
+    r = sw.sweep("ppo", "CartPole-v1", **{**KW, "grid": grid})
+    assert r.summary()["programs"] == 0  # compiled once per process
+    assert [t["diverged"] for t in r.trials] == [False] * 6 + [True] * 2
+    assert [t["final_eval_return"] for t in r.trials[6:]] == [None, None]
+    assert _outcomes(r)[:6] == _outcomes(local[0])[:6]
+    assert r.best["config"]["learning_rate"] < 1
+
+
+def test_other_algorithms_trace_their_hyperparameters():
+    # A2C, REINFORCE and DQN with every hyperparameter traced, 2 values each, trace (without
+    # compiling) to metrics with one entry per configuration
+    cfgs = {
+        a2c: a2c.Config(total_timesteps=64, num_envs=2, num_steps=8, hidden_sizes=(4,)),
+        reinforce: reinforce.Config(total_timesteps=64, num_envs=2, num_steps=8, hidden_sizes=(4,)),
+        dqn: dqn.Config(total_timesteps=64, num_envs=2, train_frequency=8, gradient_steps=2,
+                        batch_size=8, learning_starts=16, buffer_size=64, hidden_sizes=(4,)),
+    }  # fmt: skip
+    for module, cfg in cfgs.items():
+        hp = {k: jax.numpy.array([getattr(cfg, k)] * 2) for k in module.Config.HYPERPARAMETERS}
+        keys = jax.random.split(jax.random.key(0), 2)
+        _, m = jax.eval_shape(jax.vmap(module.make_train(cfg, "CartPole-v1")), keys, hp)
+        assert m.loss.shape == (2, cfg.num_updates)
+
+
+# ---------------------------------------------------------------------- Ray Tune
+
+ray = pytest.importorskip("ray", reason="the Ray backend needs bellmax[ray]")
+HOST = "127.0.0.2"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One local Ray cluster for the module, on its own loopback address; only it is stopped."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAY_AUTH_MODE", "disabled")  # no token written to ~/.ray for a test cluster
+    mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(
+        _node_ip_address=HOST,
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=str(tmp_path_factory.mktemp("ray")),
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        mp.undo()
+
+
+def test_cluster_stays_on_loopback(cluster):
+    gcs = cluster.get_runtime_context().gcs_address
+    assert gcs.rpartition(":")[0] == HOST
+    for node in cluster.nodes():
+        assert ipaddress.ip_address(node["NodeManagerAddress"]).is_loopback
+
+
+def test_ray_backend_gives_the_local_results(cluster, local, tmp_path):
+    result, _, _ = local
+    remote = sw.sweep("ppo", "CartPole-v1", backend="ray", out_dir=tmp_path, **KW)
+    assert _outcomes(remote) == _outcomes(result)
+    assert not any(t["restarted"] for t in remote.trials)
+    assert (tmp_path / "results.csv").exists() and (tmp_path / "ray").is_dir()
+
+
+def test_a_killed_worker_resumes_its_group(cluster, local, tmp_path):
+    result, _, _ = local
+    marker = tmp_path / "killed.pid"
+    remote = sw.sweep(
+        "ppo", "CartPole-v1", backend="ray", out_dir=tmp_path / "out",
+        ray_options={"kill_after_updates": (TINY.num_updates // 2, str(marker))}, **KW,
+    )  # fmt: skip
+    assert marker.exists()  # a worker really died (SIGKILL) after committing chunk 2 of 4
+    assert all(t["restarted"] for t in remote.trials)
+    assert remote.groups[0]["resumed_at_updates"] == TINY.num_updates // 2
+    assert _outcomes(remote) == _outcomes(result)  # nothing lost, nothing changed
+    rows = (tmp_path / "out" / "results.csv").read_text().splitlines()
+    assert rows[0].endswith("restarted") and all(r.endswith("True") for r in rows[1:])
+
+
+def _outcomes(result):
+    return [
+        (t["index"], t["seed"], t["config"], t["final_eval_return"], t["env_steps"],
+         [None if x is None or math.isnan(x) else x for x in t["chunk_returns"]])
+        for t in result.trials
+    ]  # fmt: skip
