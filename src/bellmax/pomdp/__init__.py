@@ -8,6 +8,10 @@
   `simulate` (the belief MDP, vmapped over episodes).
 - `bounds`: QMDP and the fast informed bound (upper), the blind policy (lower).
 - `exact`: exact finite-horizon value iteration with incremental pruning (LP via HiGHS).
+- `pointbased`: the point-based backup, PBVI and Perseus (lower bounds).
+- `hsvi`: an HSVI2-style anytime solver with a lower (alpha vectors) and an upper (sawtooth)
+  bound at b0.
+- `policyio`: alpha-vector policies as `.npz` and as pomdp-solve's `.alpha` files.
 """
 
 from bellmax.pomdp.belief import (
@@ -28,28 +32,51 @@ from bellmax.pomdp.fileformat import (
     parse_pomdp,
     save_pomdp,
 )
+from bellmax.pomdp.hsvi import AnytimeResult, hsvi, sawtooth_upper_bound
 from bellmax.pomdp.model import TabularPOMDP, expected_rewards
+from bellmax.pomdp.pointbased import (
+    PointBasedResult,
+    device_pomdp,
+    pbvi,
+    perseus,
+    point_backup,
+    random_beliefs,
+)
+from bellmax.pomdp.policyio import load_alpha, load_policy, save_alpha, save_policy
 
 __all__ = [
     "AlphaVectors",
+    "AnytimeResult",
     "BeliefUpdate",
     "BoundResult",
     "ExactResult",
+    "PointBasedResult",
     "PomdpFormatError",
     "SimulationResult",
     "TabularPOMDP",
     "belief_update",
     "belief_update_batch",
     "blind_lower_bound",
+    "device_pomdp",
     "exact_value_iteration",
     "expected_rewards",
     "fast_informed_bound",
     "format_pomdp",
+    "hsvi",
+    "load_alpha",
+    "load_policy",
     "load_pomdp",
     "observation_probs",
     "parse_pomdp",
+    "pbvi",
+    "perseus",
+    "point_backup",
     "prune",
     "qmdp",
+    "random_beliefs",
+    "save_alpha",
+    "save_policy",
     "save_pomdp",
+    "sawtooth_upper_bound",
     "simulate",
 ]

@@ -1,0 +1,244 @@
+"""`bellmax pomdp`: solve a POMDP from a `.pomdp` file, or simulate a policy on it.
+
+    bellmax pomdp solve tiger.pomdp --json                   # HSVI-style bounds at b0
+    bellmax pomdp solve tiger.pomdp --method exact --horizon 5
+    bellmax pomdp solve tiger.pomdp --method perseus --out tiger-policy.npz
+    bellmax pomdp simulate tiger.pomdp --policy tiger-policy.npz --episodes 2000 --json
+
+`solve --json` prints one object with `value` (the lower bound at b0; for `exact` the
+`horizon`-step value; null for QMDP and FIB, which only bound from above), `upper_bound` (null
+where the method has none), `gap`, `alpha_vectors` (how many), `seconds`, `status` and the
+problem's size; `--out FILE.npz` saves the alpha-vector policy (`--out FILE.alpha` writes
+pomdp-solve's format). `simulate` runs the model as the file writes it (a goal whose
+transitions return to the start distribution keeps going) for `--steps` steps and prints
+`mean_discounted_return` and `stderr`. Exit status 0, 1 when a solver stopped before its
+target (time limit), 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import tyro
+
+__all__ = ["METHODS", "PomdpArgs", "run_pomdp", "simulate_pomdp_file", "solve_pomdp_file"]
+
+Method = Literal["hsvi", "qmdp", "fib", "exact", "pbvi", "perseus"]
+#: The `--method` choices (`hsvi`, the default, is the anytime one with both bounds).
+METHODS = ("hsvi", "qmdp", "fib", "exact", "pbvi", "perseus")
+
+
+@dataclasses.dataclass(frozen=True)
+class PomdpArgs:
+    """Solve a POMDP stored in Cassandra's .pomdp format, or simulate a policy on it."""
+
+    action: Annotated[Literal["solve", "simulate"], tyro.conf.Positional]
+    """solve: compute bounds and a policy; simulate: run a policy on the model."""
+    file: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="FILE.pomdp")]
+    """The POMDP file (.pomdp)."""
+    method: Method = "hsvi"
+    """Solver (simulate: used when no --policy is given)."""
+    horizon: int | None = None
+    """Steps of the finite horizon (--method exact; required there)."""
+    time_limit: float = 60.0
+    """Seconds for the anytime solvers (hsvi, pbvi, perseus)."""
+    epsilon: float = 1e-3
+    """hsvi: the gap at b0 to reach."""
+    out: Annotated[str | None, tyro.conf.arg(metavar="FILE.npz")] = None
+    """solve: save the alpha-vector policy (.npz, or .alpha for pomdp-solve's format)."""
+    policy: Annotated[str | None, tyro.conf.arg(metavar="FILE.npz")] = None
+    """simulate: the policy to run (.npz or .alpha); default: solve with --method first."""
+    episodes: int = 1000
+    """simulate: episodes."""
+    steps: int | None = None
+    """simulate: steps per episode (default: until gamma^t * reward range / (1 - gamma) < 0.01)."""
+    seed: int = 0
+    """Random seed (sampling solvers, simulation)."""
+    json: bool = False
+    """Print one JSON object instead of a summary."""
+
+
+def _finite(x: Any) -> Any:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _load(args: PomdpArgs):
+    from bellmax.pomdp import load_pomdp
+
+    if not args.file.strip():
+        raise ValueError("FILE.pomdp is empty: give the path of a .pomdp file.")
+    try:
+        return load_pomdp(args.file)
+    except FileNotFoundError as e:
+        raise ValueError(str(e)) from None
+
+
+def _check(args: PomdpArgs) -> None:
+    from bellmax.core.checks import check_int, check_number
+    from bellmax.core.io import check_output_path
+
+    if args.method == "exact" and args.horizon is None:
+        raise ValueError("--method exact needs --horizon H (the number of steps to plan for).")
+    if args.horizon is not None:
+        if args.method != "exact":
+            raise ValueError(f"--horizon is only used by --method exact, not {args.method}.")
+        check_int(args.horizon, "--horizon", low=1)
+    check_number(args.time_limit, "--time-limit", low=0, low_open=True)
+    check_number(args.epsilon, "--epsilon", low=0, low_open=True)
+    check_int(args.episodes, "--episodes", low=2)
+    if args.steps is not None:
+        check_int(args.steps, "--steps", low=1)
+    if args.action == "solve" and args.policy is not None:
+        raise ValueError("--policy is for simulate; solve makes a policy (save it with --out).")
+    if args.action == "simulate" and args.out is not None:
+        raise ValueError("--out is for solve; simulate prints returns only.")
+    if args.out is not None:
+        if not args.out.endswith((".npz", ".alpha")):
+            raise ValueError(f"--out {args.out!r} must end in .npz or .alpha.")
+        check_output_path(args.out)
+
+
+def _solve(pomdp, args: PomdpArgs) -> tuple[dict[str, Any], Any]:
+    from bellmax import pomdp as P
+
+    t0 = time.perf_counter()
+    upper = value = None
+    status = "converged"
+    extra: dict[str, Any] = {}
+    if args.method in ("qmdp", "fib"):
+        fn = P.qmdp if args.method == "qmdp" else P.fast_informed_bound
+        res = fn(pomdp)
+        vectors, status = res.vectors, res.status_name
+        upper = float(np.max(np.asarray(vectors.alphas) @ np.asarray(pomdp.b0)))
+    elif args.method == "exact":
+        res = P.exact_value_iteration(pomdp, args.horizon)
+        vectors = res.policy
+        value = upper = float(res.values[-1])
+        extra = {"horizon": args.horizon, "values_by_horizon": res.values.tolist()}
+    elif args.method in ("pbvi", "perseus"):
+        fn = P.pbvi if args.method == "pbvi" else P.perseus
+        res = fn(pomdp, time_limit=args.time_limit, seed=args.seed)
+        vectors, value, status = res.vectors, res.value, res.status_name
+        extra = {"iterations": res.iterations, "beliefs": len(res.beliefs)}
+    else:
+        res = P.hsvi(pomdp, epsilon=args.epsilon, time_limit=args.time_limit)
+        vectors, value, upper, status = (
+            res.vectors,
+            res.lower_bound,
+            res.upper_bound,
+            res.status_name,
+        )
+        extra = {
+            "trials": res.trials,
+            "upper_points": len(res.upper_values),
+            "epsilon": args.epsilon,
+        }
+    out = {
+        "file": args.file,
+        "method": args.method,
+        "num_states": pomdp.num_states,
+        "num_actions": pomdp.num_actions,
+        "num_observations": pomdp.num_observations,
+        "gamma": pomdp.gamma,
+        "value": _finite(value),
+        "upper_bound": _finite(upper),
+        "gap": _finite(upper - value) if value is not None and upper is not None else None,
+        "alpha_vectors": vectors.size,
+        "status": status,
+        "seconds": time.perf_counter() - t0,
+        **extra,
+    }
+    return out, vectors
+
+
+def solve_pomdp_file(args: PomdpArgs) -> dict[str, Any]:
+    """`bellmax pomdp solve`: load, solve, save the policy if asked; the JSON-ready summary."""
+    from bellmax.pomdp.policyio import save_alpha, save_policy
+
+    _check(args)
+    pomdp = _load(args)
+    out, vectors = _solve(pomdp, args)
+    if args.out is not None:
+        if args.out.endswith(".alpha"):
+            save_alpha(args.out, vectors)
+        else:
+            save_policy(args.out, vectors, action_names=pomdp.actions)
+        out["out"] = args.out
+    return out
+
+
+def _default_steps(pomdp) -> int:
+    R = np.asarray(pomdp.R)
+    spread = float(R.max() - R.min()) / max(1e-12, 1.0 - pomdp.gamma)
+    if pomdp.gamma >= 1.0 or spread <= 0.01:
+        return 100
+    return int(min(10_000, max(1, math.ceil(math.log(0.01 / spread) / math.log(pomdp.gamma)))))
+
+
+def simulate_pomdp_file(args: PomdpArgs) -> dict[str, Any]:
+    """`bellmax pomdp simulate`: the policy's discounted returns on the model."""
+    import jax
+
+    from bellmax.pomdp import simulate
+    from bellmax.pomdp.policyio import load_alpha, load_policy
+
+    _check(args)
+    pomdp = _load(args)
+    out: dict[str, Any] = {"file": args.file}
+    if args.policy is not None:
+        loader = load_alpha if args.policy.endswith(".alpha") else load_policy
+        vectors = loader(args.policy, num_states=pomdp.num_states, num_actions=pomdp.num_actions)
+        out["policy"] = args.policy
+    else:
+        solved, vectors = _solve(pomdp, args)
+        out |= {
+            "method": args.method,
+            "value": solved["value"],
+            "upper_bound": solved["upper_bound"],
+        }
+    steps = args.steps if args.steps is not None else _default_steps(pomdp)
+    t0 = time.perf_counter()
+    res = simulate(pomdp, vectors, jax.random.key(args.seed), episodes=args.episodes, steps=steps)
+    out |= {
+        "episodes": args.episodes,
+        "steps": steps,
+        "seed": args.seed,
+        "mean_discounted_return": float(res.mean_discounted_return),
+        "stderr": float(res.stderr),
+        "seconds": time.perf_counter() - t0,
+    }
+    return out
+
+
+def _summary(out: dict[str, Any], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_header=False)
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for k, v in out.items():
+        if isinstance(v, list):
+            v = ", ".join(f"{x:.6g}" for x in v)
+        elif isinstance(v, float):
+            v = f"{v:.6g}"
+        table.add_row(k.replace("_", " "), "n/a" if v is None else str(v))
+    Console(soft_wrap=False).print(table)
+
+
+def run_pomdp(args: PomdpArgs) -> int:
+    """`bellmax pomdp solve|simulate`: print the result; exit 0, or 1 if a solver stopped short."""
+    if args.action == "solve":
+        out = solve_pomdp_file(args)
+    else:
+        out = simulate_pomdp_file(args)
+    if args.json:
+        print(json.dumps(out, allow_nan=False))
+    else:
+        _summary(out, f"bellmax pomdp {args.action} {args.file}")
+    return 0 if out.get("status", "converged") == "converged" else 1

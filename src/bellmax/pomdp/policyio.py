@@ -1,0 +1,126 @@
+"""Alpha-vector policies on disk: bellmax's `.npz` and pomdp-solve's `.alpha` text format.
+
+`.npz` holds `alphas [K, S]`, `actions [K]` and, when known, `action_names`. The `.alpha`
+format of pomdp-solve (Cassandra) is one vector per block: the action index on one line, the
+`S` values on the next, blocks separated by a blank line. Both are written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from bellmax.core.io import atomic_open
+from bellmax.pomdp.belief import AlphaVectors, x64
+
+__all__ = ["load_alpha", "load_policy", "save_alpha", "save_policy"]
+
+
+def save_policy(path: str | os.PathLike, vectors: AlphaVectors, *, action_names=None) -> Path:
+    """Write an alpha-vector policy as `.npz` (atomically); returns the path."""
+    arrays = {
+        "alphas": np.asarray(vectors.alphas, np.float64),
+        "actions": np.asarray(vectors.actions, np.int64),
+    }
+    if action_names is not None:
+        arrays["action_names"] = np.asarray(list(action_names), dtype=str)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    with atomic_open(path, "wb") as f:
+        f.write(buf.getvalue())
+    return Path(path)
+
+
+def _check(
+    alphas: np.ndarray, actions: np.ndarray, where: str, num_states, num_actions
+) -> AlphaVectors:
+    if alphas.ndim != 2 or actions.shape != (alphas.shape[0],) or alphas.shape[0] == 0:
+        raise ValueError(
+            f"{where}: expected alphas (K, S) with K >= 1 and actions (K,), got shapes "
+            f"{alphas.shape} and {actions.shape}."
+        )
+    if num_states is not None and alphas.shape[1] != num_states:
+        raise ValueError(
+            f"{where}: the vectors have {alphas.shape[1]} entries but the POMDP has {num_states} "
+            "states; use the policy saved for this problem."
+        )
+    if not np.all(np.isfinite(alphas)):
+        raise ValueError(f"{where}: the alpha vectors hold non-finite values.")
+    if np.any(actions < 0) or (num_actions is not None and np.any(actions >= num_actions)):
+        raise ValueError(
+            f"{where}: action indices must be in [0, {num_actions}), got {actions.min()}..{actions.max()}."
+        )
+    with x64():
+        return AlphaVectors(alphas=jnp.asarray(alphas), actions=jnp.asarray(actions))
+
+
+def load_policy(path: str | os.PathLike, *, num_states=None, num_actions=None) -> AlphaVectors:
+    """Read a `.npz` policy written by `save_policy`, checked against the problem's sizes.
+
+    Raises:
+      ValueError: missing or unreadable file, missing arrays, sizes that do not match.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(
+            f"no policy file {str(p)!r}; write one with bellmax pomdp solve FILE --out {p.name}."
+        )
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if "alphas" not in z or "actions" not in z:
+                raise ValueError(
+                    f"{p}: not an alpha-vector policy (needs arrays 'alphas' and 'actions')."
+                )
+            alphas, actions = np.asarray(z["alphas"], np.float64), np.asarray(z["actions"])
+    except (OSError, EOFError) as e:
+        raise ValueError(f"{p}: not a readable .npz file ({type(e).__name__}).") from None
+    return _check(alphas, actions.astype(np.int64), str(p), num_states, num_actions)
+
+
+def save_alpha(path: str | os.PathLike, vectors: AlphaVectors) -> Path:
+    """Write pomdp-solve's `.alpha` format (atomically); returns the path."""
+    alphas = np.asarray(vectors.alphas, np.float64)
+    actions = np.asarray(vectors.actions)
+    with atomic_open(path, "w") as f:
+        for a, v in zip(actions, alphas, strict=True):
+            f.write(f"{int(a)}\n{' '.join(repr(float(x)) for x in v)}\n\n")
+    return Path(path)
+
+
+def load_alpha(path: str | os.PathLike, *, num_states=None, num_actions=None) -> AlphaVectors:
+    """Read pomdp-solve's `.alpha` format (an action line, then a line of values, per vector).
+
+    Raises:
+      ValueError: a malformed file (with its line number) or sizes that do not match.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"no alpha file {str(p)!r}.")
+    lines = [
+        (i, ln.strip()) for i, ln in enumerate(p.read_text().splitlines(), start=1) if ln.strip()
+    ]
+    if len(lines) % 2:
+        raise ValueError(f"{p}, line {lines[-1][0]}: an action line without its vector.")
+    acts, vecs = [], []
+    for (i, a), (j, v) in zip(lines[::2], lines[1::2], strict=True):
+        try:
+            acts.append(int(a))
+        except ValueError:
+            raise ValueError(f"{p}, line {i}: expected an action index, found {a!r}.") from None
+        try:
+            vecs.append([float(x) for x in v.split()])
+        except ValueError:
+            raise ValueError(
+                f"{p}, line {j}: expected the vector's numbers, found {v!r}."
+            ) from None
+        if len(vecs[-1]) != len(vecs[0]):
+            raise ValueError(
+                f"{p}, line {j}: {len(vecs[-1])} numbers where the first vector had {len(vecs[0])}."
+            )
+    if not vecs:
+        raise ValueError(f"{p}: no vectors in the file.")
+    return _check(np.asarray(vecs), np.asarray(acts, np.int64), str(p), num_states, num_actions)

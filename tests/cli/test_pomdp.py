@@ -1,0 +1,99 @@
+"""`bellmax pomdp solve|simulate` end to end, in process (shared compiled functions) and once
+in a subprocess; bad input exits 2 with a message."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bellmax.cli.main import main
+
+TIGER = str(Path(__file__).parents[1] / "pomdp" / "data" / "tiger.pomdp")
+
+
+def run(capsys, *argv):
+    code = main(["pomdp", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_solve_exact_json(capsys):
+    code, out, _ = run(capsys, "solve", TIGER, "--method", "exact", "--horizon", "3", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["value"] == pytest.approx(2.3098, abs=5e-5) and d["horizon"] == 3
+    assert d["alpha_vectors"] == 9 and d["num_states"] == 2
+
+
+def test_solve_hsvi_default_saves_policy_then_simulate(capsys, tmp_path):
+    pol = tmp_path / "tiger.npz"
+    code, out, _ = run(capsys, "solve", TIGER, "--epsilon", "0.01", "--out", str(pol), "--json")
+    d = json.loads(out)
+    assert code == 0 and d["method"] == "hsvi" and d["status"] == "converged"
+    assert d["value"] <= 19.3714 <= d["upper_bound"] and d["gap"] <= 0.01
+    with np.load(pol) as z:
+        assert z["alphas"].shape == (d["alpha_vectors"], 2)
+    # Sampled check: the simulated discounted return of the saved policy agrees with its
+    # lower bound (the policy's value is at least that) within 3 standard errors.
+    code, out, _ = run(
+        capsys, "simulate", TIGER, "--policy", str(pol), "--episodes", "4000", "--json"
+    )
+    s = json.loads(out)
+    assert code == 0 and s["steps"] > 100
+    assert s["mean_discounted_return"] > d["value"] - 3 * s["stderr"]
+    assert abs(s["mean_discounted_return"] - 19.3714) < 3 * s["stderr"] + 0.01
+
+
+def test_qmdp_upper_bound_and_alpha_file(capsys, tmp_path):
+    code, out, _ = run(
+        capsys, "solve", TIGER, "--method", "qmdp", "--out", str(tmp_path / "q.alpha"), "--json"
+    )
+    d = json.loads(out)
+    assert d["value"] is None and d["upper_bound"] == pytest.approx(189.0, abs=1e-4)
+    assert (tmp_path / "q.alpha").read_text().startswith("0\n")
+    code, out, _ = run(
+        capsys,
+        "simulate",
+        TIGER,
+        "--policy",
+        str(tmp_path / "q.alpha"),
+        "--episodes",
+        "10",
+        "--steps",
+        "5",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["steps"] == 5
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["solve", "missing.pomdp"], "no POMDP file 'missing.pomdp'"),
+        (["solve", TIGER, "--method", "exact"], "--method exact needs --horizon H"),
+        (["solve", TIGER, "--out", "x.txt"], "must end in .npz or .alpha"),
+        (["simulate", TIGER, "--policy", "nope.npz"], "no policy file 'nope.npz'"),
+        (["solve", TIGER, "--horizon", "3"], "--horizon is only used by --method exact"),
+    ],
+)
+def test_bad_input_exits_2(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err
+
+
+def test_unknown_method_and_malformed_file(capsys, tmp_path):
+    code, _, err = run(capsys, "solve", TIGER, "--method", "sarsop")
+    assert code == 2 and "invalid choice 'sarsop'" in err
+    bad = tmp_path / "bad.pomdp"
+    bad.write_text("discount: 0.9\nstates: 2\nactions: 1\nobservations: 1\nT: 0 : 0\n0.5 0.6\n")
+    code, _, err = run(capsys, "solve", str(bad))
+    assert code == 2 and "line 5" in err and "sums to 1.1" in err
+
+
+def test_subprocess_help():
+    exe = str(Path(sys.executable).parent / "bellmax")
+    r = subprocess.run([exe, "pomdp", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "{solve,simulate}" in r.stdout
