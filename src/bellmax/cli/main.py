@@ -267,6 +267,24 @@ def _builtin_commands() -> list[Command]:
             "Control a cart-pole or pendulum in closed loop with LQR or MPC (iLQR or DDP inside).",
         ),
         lazy_command(
+            "imitate",
+            cli + "imitate:ImitateArgs:run_imitate",
+            "Learn a policy from an expert: behaviour cloning, DAgger or DART "
+            "(noise-injected demonstrations), optionally with the three-cameras perturbed "
+            "copies.",
+        ),
+        lazy_command(
+            "sweep",
+            cli + "sweep:SweepArgs:run_sweep",
+            "Sweep hyperparameters of a deep RL algorithm: every configuration of --grid "
+            "(and --random draws from --space) with every seed, one compiled program per "
+            "group of configurations that differ only in numeric hyperparameters. Prints a "
+            "table of the trials (--json: one object with `trials` and `best`); --out DIR "
+            "also gets results.csv, results.json and a plot of return against each swept "
+            "field, and each group's checkpoint (the same command resumes an interrupted "
+            "sweep).",
+        ),
+        lazy_command(
             "play",
             cli + "games:PlayArgs:run_play",
             "Play tic-tac-toe against an agent in the terminal (moves are the numbers 1-9).",
