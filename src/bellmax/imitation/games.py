@@ -144,7 +144,8 @@ def worst_outcome(act: Callable[[np.ndarray], np.ndarray]) -> int:
     """The learner's worst result over every opponent line, as X and as O: 1, 0 or -1.
 
     Args:
-      act: greedy `obs [N, 9] -> cells [N]` on `TicTacToe-v0` observations.
+      act: greedy `obs [N, 9] -> cells [N]` on `TicTacToe-v0` observations (called once,
+        on every unfinished reachable position).
 
     Returns:
       min over both sides of `bellmax.games.solver.worst_case`; -1 also when the learner
@@ -153,7 +154,9 @@ def worst_outcome(act: Callable[[np.ndarray], np.ndarray]) -> int:
     from bellmax.games.solver import positions, worst_case
 
     pos = positions()
-    moves = np.asarray(act(_canonical(pos))).astype(np.int64).reshape(pos.count)
+    live = np.flatnonzero(~pos.terminal)
+    moves = np.zeros(pos.count, np.int64)  # finished positions have no move to choose
+    moves[live] = np.asarray(act(_canonical(pos)[live])).astype(np.int64).reshape(len(live))
     moves = np.clip(moves, 0, 8)
     worst = 1
     for side in (1, -1):
