@@ -1,0 +1,204 @@
+"""Trust-region LQR with local models (bellmax.models.gps)."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bellmax.control.lqr import finite_horizon_lqr
+from bellmax.core.status import Status
+from bellmax.models.gps import (
+    GPSConfig,
+    LinearGaussianPolicy,
+    LocalSystem,
+    Samples,
+    TrustRegionConfig,
+    constant_policy,
+    kl_lqr,
+    policy_kl,
+    run_lqr_flm,
+    state_action_marginals,
+    step_multiplier,
+    trust_region_lqr,
+)
+from bellmax.models.local import LocalCost, LocalDynamics
+
+T, N, M = 30, 2, 1
+A = jnp.array([[1.0, 0.1], [0.0, 1.0]])
+B = jnp.array([[0.0], [0.1]])
+C = jnp.diag(jnp.array([1.0, 0.1, 0.01]))
+X0 = jnp.array([1.0, 0.0])
+
+
+def _dynamics(noise=1e-4):
+    F = jnp.broadcast_to(jnp.concatenate([A, B], axis=1), (T, N, N + M))
+    return LocalDynamics(
+        F=F, f=jnp.zeros((T, N)), cov=jnp.broadcast_to(noise * jnp.eye(N), (T, N, N))
+    )
+
+
+COST = LocalCost(C=jnp.broadcast_to(C, (T, 3, 3)), c=jnp.zeros((T, 3)), c0=jnp.zeros(T))
+
+
+def test_policy_kl_by_hand():
+    # One step, scalars: x ~ N(0.5, 0.2); new u|x ~ N(2x + 1, 0.5), old N(x, 2).
+    new = LinearGaussianPolicy(
+        K=jnp.array([[[2.0]]]), k=jnp.array([[1.0]]), cov=jnp.array([[[0.5]]])
+    )
+    old = LinearGaussianPolicy(
+        K=jnp.array([[[1.0]]]), k=jnp.array([[0.0]]), cov=jnp.array([[[2.0]]])
+    )
+    mu, sigma = jnp.array([[0.5, 0.0]]), jnp.array([[[0.2, 0.0], [0.0, 0.0]]])
+    d = 1.0 * 0.5 + 1.0  # (K - K_old) mu + (k - k_old)
+    want = 0.5 * (0.5 / 2.0 - 1.0 + math.log(2.0) - math.log(0.5) + (d**2 + 1.0 * 0.2) / 2.0)
+    got = jax.jit(policy_kl)(new, old, mu, sigma)
+    np.testing.assert_allclose(got, [want], rtol=1e-5)
+    np.testing.assert_allclose(policy_kl(old, old, mu, sigma), [0.0], atol=1e-6)
+
+
+def test_marginals_by_hand():
+    # x0 ~ N([1, 0], 0); u = -x_1 + 0.5 with variance 0.04; one step of A, B.
+    pol = LinearGaussianPolicy(
+        K=jnp.array([[[-1.0, 0.0]], [[0.0, 0.0]]]),
+        k=jnp.array([[0.5], [0.0]]),
+        cov=jnp.array([[[0.04]], [[1.0]]]),
+    )
+    F = jnp.broadcast_to(jnp.concatenate([A, B], axis=1), (2, N, N + M))
+    dyn = LocalDynamics(F=F, f=jnp.zeros((2, N)), cov=jnp.zeros((2, N, N)))
+    mu, sigma = state_action_marginals(pol, dyn, X0, jnp.zeros((N, N)))
+    np.testing.assert_allclose(mu[0], [1.0, 0.0, -0.5], atol=1e-6)
+    np.testing.assert_allclose(sigma[0][2, 2], 0.04, atol=1e-6)
+    np.testing.assert_allclose(mu[1][:2], [1.0, -0.05], atol=1e-6)  # A x0 + B u
+    np.testing.assert_allclose(sigma[1][1, 1], 0.01 * 0.04, atol=1e-7)
+
+
+def test_kl_lqr_limits():
+    old = constant_policy(T, N, M, 1.0)
+    dyn = _dynamics()
+    # eta -> infinity: the controller stays the old one.
+    same, ok = kl_lqr(dyn, COST, old, 1e12)
+    assert bool(ok)
+    np.testing.assert_allclose(same.K, old.K, atol=1e-5)
+    np.testing.assert_allclose(same.cov, old.cov, rtol=1e-4)
+    # eta -> 0: the gains of the plain LQR of the cost, and covariance eta Q_uu^{-1}.
+    eta = 1e-6
+    new, ok = kl_lqr(dyn, COST, old, eta)
+    lqr = finite_horizon_lqr(A, B, C[:2, :2], C[2:, 2:], jnp.zeros((N, N)), horizon=T)
+    assert bool(ok)
+    np.testing.assert_allclose(new.K, lqr.K, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(new.cov, eta * jnp.linalg.inv(lqr.Q_uu), rtol=1e-2)
+
+
+@pytest.fixture(scope="module")
+def trust_region():
+    return jax.jit(trust_region_lqr, static_argnames="config")
+
+
+@pytest.mark.parametrize("epsilon", [0.1, 1.0, 10.0])
+def test_trust_region_meets_the_bound(trust_region, epsilon):
+    old = constant_policy(T, N, M, 1.0)
+    tol = TrustRegionConfig().tol
+    res = trust_region(_dynamics(), COST, old, X0, 1e-6 * jnp.eye(N), epsilon)
+    assert int(res.status) == Status.CONVERGED
+    assert abs(float(res.kl) - epsilon) <= tol * epsilon
+    # The reported KL is the KL of the returned controller.
+    mu, sigma = state_action_marginals(res.policy, _dynamics(), X0, 1e-6 * jnp.eye(N))
+    np.testing.assert_allclose(jnp.sum(policy_kl(res.policy, old, mu, sigma)), res.kl, rtol=1e-4)
+
+
+def test_trust_region_inactive_and_ordering(trust_region):
+    old = constant_policy(T, N, M, 1.0)
+    cov0 = 1e-6 * jnp.eye(N)
+    free = trust_region(_dynamics(), COST, old, X0, cov0, jnp.inf)
+    assert int(free.status) == Status.CONVERGED
+    np.testing.assert_allclose(free.eta, TrustRegionConfig().eta_min, rtol=1e-4)
+    tight = trust_region(_dynamics(), COST, old, X0, cov0, 0.1)
+    loose = trust_region(_dynamics(), COST, old, X0, cov0, 10.0)
+    assert float(tight.eta) > float(loose.eta) > float(free.eta)
+    assert float(tight.predicted_cost) > float(loose.predicted_cost) >= float(free.predicted_cost)
+
+
+def test_step_multiplier_by_hand():
+    cfg = GPSConfig(min_step_mult=0.01, max_step_mult=10.0)
+    # As predicted: factor 1 / (2 * 1e-4) clipped to 5.
+    assert step_multiplier(1.0, 1.0, 1.0, cfg) == pytest.approx(5.0)
+    # Half the predicted improvement: factor 1.
+    assert step_multiplier(1.0, 0.5, 2.0, cfg) == pytest.approx(2.0)
+    # Worse than before: 1 / (2 * 2) = 0.25.
+    assert step_multiplier(1.0, -1.0, 1.0, cfg) == pytest.approx(0.25)
+    assert step_multiplier(1.0, 1.0, 9.0, cfg) == pytest.approx(10.0)
+    assert step_multiplier(float("nan"), 1.0, 0.05, cfg) == pytest.approx(0.01)
+
+
+def _linear_system():
+    """The double integrator as a sampled system (noise-free dynamics, known cost)."""
+
+    @jax.jit
+    def rollouts(policy, key, noise):
+        def one(k):
+            def step(x, inp):
+                t, kk = inp
+                u = (
+                    policy.K[t] @ x
+                    + policy.k[t]
+                    + noise * policy.chol[t] @ jax.random.normal(kk, (M,))
+                )
+                z = jnp.concatenate([x, u])
+                return A @ x + B @ u, (x, u, 0.5 * z @ C @ z)
+
+            xT, (X, U, c) = jax.lax.scan(step, X0, (jnp.arange(T), jax.random.split(k, T)))
+            return jnp.concatenate([X, xT[None]]), U, c
+
+        X, U, c = jax.vmap(one)(key)
+        return Samples(X=X, U=U, costs=c)
+
+    def rollout(policy, key, num, noise=1.0):
+        return rollouts(policy, jax.random.split(key, num), noise)
+
+    def cost(x, u, t):
+        z = jnp.concatenate([x, u])
+        return 0.5 * z @ C @ z
+
+    return LocalSystem(
+        env_id="double-integrator",
+        horizon=T,
+        x0=np.asarray(X0),
+        action_dim=M,
+        action_low=np.array([-np.inf], np.float32),
+        action_high=np.array([np.inf], np.float32),
+        rollout=rollout,
+        cost=cost,
+    )
+
+
+def test_lqr_flm_on_a_linear_system_keeps_the_kl_bound():
+    # Every update's KL (under the fitted models) is within the bound's tolerance, and the
+    # mean controller reaches the LQR optimum of the true system to 2%.
+    system = _linear_system()
+    cfg = GPSConfig(iterations=8, samples=5, kl_step=0.5, prior_rollouts=10)
+    res = run_lqr_flm(system, cfg)
+    tol = cfg.trust_region.tol
+    assert res.kl.shape == res.kl_bound.shape == (8,)
+    assert np.all(res.kl <= res.kl_bound * (1 + tol))
+    assert np.all(res.status == Status.CONVERGED)
+    lqr = finite_horizon_lqr(A, B, C[:2, :2], C[2:, 2:], jnp.zeros((N, N)), horizon=T)
+    optimum = float(lqr.value(X0))
+    assert res.final_cost <= 1.02 * optimum
+    assert res.iteration_costs[-1] < res.iteration_costs[0]
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="kl_step"):
+        GPSConfig(kl_step=0.0)
+    with pytest.raises(TypeError, match="samples"):
+        GPSConfig(samples=2.5)
+    with pytest.raises(ValueError, match="tol"):
+        TrustRegionConfig(tol=1.5)
+    with pytest.raises(TypeError, match="TrustRegionConfig"):
+        trust_region_lqr(
+            _dynamics(), COST, constant_policy(T, N, M, 1.0), X0, jnp.eye(N), 1.0, config={}
+        )
