@@ -520,6 +520,11 @@ def env_system(env_id: str, *, horizon: int = 100, x0: Any = None) -> LocalSyste
             f"{env_id!r}'s state has no vector(); local models need a continuous state "
             f"vector: use one of {sorted(DEFAULT_STARTS)} or a Gymnasium id."
         )
+    if not isinstance(env.action_space(params), spaces.Box):
+        raise ValueError(
+            f"{env_id!r} has discrete actions; local linear-Gaussian controllers need a "
+            "continuous (Box) action space (e.g. CartPoleSwingUp-v0, Pendulum-v1)."
+        )
     fields = _state_fields(template)
     if x0 is None:
         if env_id not in DEFAULT_STARTS:
@@ -531,11 +536,6 @@ def env_system(env_id: str, *, horizon: int = 100, x0: Any = None) -> LocalSyste
             f"x0 must be {len(fields)} finite numbers ({', '.join(fields)}), got {x0!r}."
         )
     space = env.action_space(params)
-    if not isinstance(space, spaces.Box):
-        raise ValueError(
-            f"{env_id!r} has discrete actions; local linear-Gaussian controllers need a "
-            "continuous (Box) action space (e.g. CartPoleSwingUp-v0, Pendulum-v1)."
-        )
     low = np.broadcast_to(np.asarray(space.low, np.float32), space.shape).reshape(-1)
     high = np.broadcast_to(np.asarray(space.high, np.float32), space.shape).reshape(-1)
 

@@ -1,0 +1,163 @@
+"""`bellmax gps`: trajectory optimisation with local models under a KL trust region.
+
+bellmax gps --env Pendulum-v1 --iterations 15 --samples 5 --json
+bellmax gps --env gymnasium:Pendulum-v1 --kl-step 0.5 --out runs/gps
+bellmax gps --env CartPoleSwingUp-v0 --kl-step inf     # no trust region
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from bellmax.core.checks import check_int, check_number
+
+# Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
+# --help` and the other commands fast. The policy is in bellmax.cli's docstring.
+
+__all__ = ["GpsArgs", "make_system", "run_gps"]
+
+#: Largest --iterations, --samples and --horizon (local methods need few; more would only
+#: make the command run for hours).
+MAX_ITERATIONS = 10_000
+MAX_SAMPLES = 1_000
+MAX_HORIZON = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class GpsArgs:
+    """Learn a time-varying linear-Gaussian controller from a few rollouts per iteration
+    (LQR-FLM: Levine & Abbeel 2014).
+
+    Each iteration runs --samples rollouts of the current controller, fits linear-Gaussian
+    dynamics per time step (with a Gaussian-mixture prior over all the data) and a quadratic
+    cost (a bellmax env's own reward, differentiated; for a Gymnasium env a local quadratic
+    fit of the sampled rewards), then solves the LQR under the trust region
+    KL(p_new(tau) || p_old(tau)) <= kl_step * horizon * (an adapted multiplier).
+
+    Local methods start every rollout from ONE FIXED INITIAL STATE: a bellmax env hanging at
+    rest (Pendulum-v1, CartPoleSwingUp-v0), a Gymnasium env at its reset state for --seed.
+    Cost = minus the return. With a bellmax env the result is compared with iLQR on the true
+    model from the same start (ilqr_cost).
+    """
+
+    env: str = "Pendulum-v1"
+    """A bellmax id (Pendulum-v1, CartPoleSwingUp-v0) or a Gymnasium one with continuous
+    actions (gymnasium:Pendulum-v1 for Gymnasium's own)."""
+    iterations: int = 15
+    """Iterations (rollouts, fits and one trust-region update each)."""
+    samples: int = 5
+    """Rollouts per iteration."""
+    kl_step: float = 1.0
+    """Base KL bound per time step (inf: no trust region, plain LQR on the local fits)."""
+    horizon: int = 100
+    """Steps per rollout."""
+    seed: int = 0
+    """Seed of the action noise (and of a Gymnasium env's fixed start)."""
+    out: str | None = None
+    """Directory for result.json and controller.npz (K, k, cov of the final controller)."""
+    json: bool = False
+    """Print one JSON object: iteration_costs, kl, kl_bound, final_return, seconds, ..."""
+
+
+def _check(args: GpsArgs) -> None:
+    check_int(args.iterations, "--iterations", low=1, high=MAX_ITERATIONS)
+    check_int(args.samples, "--samples", low=1, high=MAX_SAMPLES)
+    check_int(args.horizon, "--horizon", low=1, high=MAX_HORIZON)
+    check_int(args.seed, "--seed")
+    check_number(args.kl_step, "--kl-step", low=0, low_open=True, finite=False)
+
+
+def make_system(env_id: str, horizon: int, seed: int) -> Any:
+    """The `LocalSystem` for an id: a bellmax env (own reward) or a Gymnasium one (black box)."""
+    from bellmax.envs import registry
+    from bellmax.models.gps import env_system, gymnasium_system
+
+    if registry.is_registered(env_id):
+        return env_system(env_id, horizon=horizon)
+    return gymnasium_system(env_id, horizon=horizon, seed=seed)
+
+
+def _reference(system: Any) -> float | None:
+    """iLQR's cost on the true model from the same start, where bellmax has the model."""
+    import numpy as np
+
+    from bellmax.envs import registry
+    from bellmax.models.gps import ilqr_reference
+
+    env_id = system.env_id
+    x0 = system.x0
+    if not registry.is_registered(env_id):
+        if env_id.removeprefix("gymnasium:") != "Pendulum-v1":
+            return None
+        # Gymnasium's Pendulum-v1 is bellmax's exactly: its observation gives the state.
+        c, s, thdot = (float(v) for v in x0)
+        x0 = np.array([math.atan2(s, c), thdot], np.float32)
+        env_id = "Pendulum-v1"
+    if env_id not in ("Pendulum-v1", "CartPoleSwingUp-v0"):
+        return None
+    return float(ilqr_reference(env_id, x0, system.horizon, max_iterations=200).cost)
+
+
+def run_gps(args: GpsArgs) -> int | None:
+    """`bellmax gps`."""
+    import numpy as np
+
+    from bellmax.core.io import check_output_path
+    from bellmax.models.gps import GPSConfig, run_lqr_flm
+
+    _check(args)
+    out = None
+    if args.out is not None:
+        out = check_output_path(args.out, kind="dir", option="--out")
+    system = make_system(args.env, args.horizon, args.seed)
+    config = GPSConfig(
+        iterations=args.iterations, samples=args.samples, kl_step=args.kl_step, seed=args.seed
+    )
+
+    def progress(i: int, d: dict[str, float]) -> None:
+        if not args.json:
+            print(
+                f"iteration {i + 1:3d}  cost {d['cost']:10.3f}  kl {d['kl']:9.3f} "
+                f"(bound {d['kl_bound']:.3g})  eta {d['eta']:.3g}",
+                flush=True,
+            )
+
+    res = run_lqr_flm(system, config, callback=progress)
+    reference = _reference(system)
+    result = {
+        "env": args.env,
+        "iterations": args.iterations,
+        "samples": args.samples,
+        "horizon": args.horizon,
+        "kl_step": args.kl_step if math.isfinite(args.kl_step) else None,
+        "initial_state": [float(v) for v in system.x0],
+        "iteration_costs": [float(v) for v in res.iteration_costs],
+        "kl": [float(v) for v in res.kl],
+        "kl_bound": [float(v) if math.isfinite(v) else None for v in res.kl_bound],
+        "eta": [float(v) for v in res.eta],
+        "final_cost": res.final_cost,
+        "final_return": res.final_return,
+        "ilqr_cost": reference,
+        "seconds": res.seconds,
+    }
+    if out is not None:
+        from bellmax.train.io import atomic_write_bytes, atomic_write_json
+
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "result.json", result)
+        import io
+
+        buf = io.BytesIO()
+        pol = res.policy
+        np.savez(buf, K=np.asarray(pol.K), k=np.asarray(pol.k), cov=np.asarray(pol.cov))
+        atomic_write_bytes(out / "controller.npz", buf.getvalue())
+    if args.json:
+        from bellmax.train.io import to_strict_json
+
+        print(to_strict_json(result, indent=None))
+    else:
+        ref = "" if reference is None else f"  (iLQR on the true model: {reference:.3f})"
+        print(f"final cost {res.final_cost:.3f}{ref}  in {res.seconds:.1f} s")
+    return 0

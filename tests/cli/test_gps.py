@@ -1,0 +1,47 @@
+"""`bellmax gps`: JSON fields, output files, clear errors (small runs; the learning claims are
+in tests/models/test_gps.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from bellmax.cli.main import main
+
+
+def test_gps_json_fields_and_out(capsys, tmp_path):
+    out_dir = tmp_path / "run"
+    argv = ["gps", "--env", "Pendulum-v1", "--iterations", "2", "--samples", "3"]
+    argv += ["--horizon", "20", "--kl-step", "0.5", "--out", str(out_dir), "--json"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    out = json.loads(lines[0])
+    assert len(out["iteration_costs"]) == len(out["kl"]) == len(out["kl_bound"]) == 2
+    # The bound in force starts at kl_step * horizon; each realised KL keeps it (10% tolerance).
+    assert out["kl_bound"][0] == pytest.approx(0.5 * 20)
+    assert all(k <= b * 1.1 for k, b in zip(out["kl"], out["kl_bound"], strict=True))
+    assert out["final_return"] == pytest.approx(-out["final_cost"])
+    assert out["initial_state"] == pytest.approx([np.pi, 0.0])
+    assert out["ilqr_cost"] > 0 and out["seconds"] > 0
+    saved = json.loads((out_dir / "result.json").read_text())
+    assert saved["iteration_costs"] == out["iteration_costs"]
+    ctrl = np.load(out_dir / "controller.npz")
+    assert ctrl["K"].shape == (20, 1, 2) and ctrl["cov"].shape == (20, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--samples", "0"], "--samples"),
+        (["--kl-step", "0"], "--kl-step"),
+        (["--env", "CartPole-v1"], "continuous"),
+    ],
+)
+def test_gps_bad_input(capsys, argv, message):
+    assert main(["gps", "--iterations", "1", "--horizon", "5", *argv]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
