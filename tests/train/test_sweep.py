@@ -312,8 +312,9 @@ def test_ray_backend_gives_the_local_results(cluster, local, tmp_path):
 def test_a_killed_worker_resumes_its_group(cluster, local, tmp_path):
     result, _, _ = local
     marker = tmp_path / "killed.pid"
+    # with ASHA too: it reads each chunk's report (a lone group is never below a rung's cutoff)
     remote = sw.sweep(
-        "ppo", "CartPole-v1", backend="ray", out_dir=tmp_path / "out",
+        "ppo", "CartPole-v1", backend="ray", scheduler="asha", out_dir=tmp_path / "out",
         ray_options={"kill_after_updates": (TINY.num_updates // 2, str(marker))}, **KW,
     )  # fmt: skip
     assert marker.exists()  # a worker really died (SIGKILL) after committing chunk 2 of 4
