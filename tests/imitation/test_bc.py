@@ -8,7 +8,15 @@ import pytest
 
 from bellmax import load_policy
 from bellmax.envs import spaces
-from bellmax.imitation import BCConfig, act, fit, init_bc, to_policy, write_policy
+from bellmax.imitation import (
+    BCConfig,
+    act,
+    fit,
+    init_bc,
+    set_normalization,
+    to_policy,
+    write_policy,
+)
 
 OBS = spaces.Box(-1.0, 1.0, (2,), np.float32)
 CONFIG = BCConfig(hidden_sizes=(16,), steps=300, learning_rate=1e-2)
@@ -26,11 +34,14 @@ def test_fit_learns_a_separable_labelling_and_ignores_the_padding(tmp_path):
     yp = np.concatenate([y, np.full(64, 3, np.int32)])
     space = spaces.Discrete(4)
     state = init_bc(jax.random.key(0), CONFIG, OBS, space)
+    state = set_normalization(state, 3.0 * x + 1.0, OBS)  # a standardisation to fold away
+    assert np.asarray(state.params["obs_shift"]) == pytest.approx(3 * x.mean(0) + 1, abs=1e-5)
     state, loss = fit(state, jax.random.key(1), xp, yp, 64, CONFIG, OBS, space)
     assert float(loss) < 0.3
     pred = act(state.params, x, CONFIG, OBS, space)
     assert (pred == y).mean() > 0.95
-    # the written file acts exactly as the learner does, through bellmax.load_policy
+    # the written file (standardisation folded into its first layer) acts exactly as the
+    # learner does, through bellmax.load_policy
     write_policy(tmp_path / "policy.msgpack", state.params, CONFIG, OBS, space, algorithm="dagger")
     policy = load_policy(tmp_path / "policy.msgpack")
     assert policy.algorithm == "dagger"

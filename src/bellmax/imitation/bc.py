@@ -36,6 +36,7 @@ __all__ = [
     "fit",
     "init_bc",
     "policy_header",
+    "set_normalization",
     "to_policy",
     "write_policy",
 ]
@@ -75,7 +76,9 @@ class BCState:
     """The learner: its parameters and optimiser state."""
 
     params: Any
-    """`{"mlp": flax params, "log_std": [d]}` (log_std only for continuous actions)."""
+    """`{"mlp": flax params, "obs_shift": [D], "obs_scale": [D], "log_std": [d]}` (log_std
+    only for continuous actions; the input `(x - obs_shift) * obs_scale` is set once from
+    data by `set_normalization` and not trained)."""
     opt_state: Any
     """Adam's state."""
 
@@ -100,15 +103,41 @@ def init_bc(
     """Fresh parameters and optimiser state."""
     mlp = _mlp(config, action_space)
     x = jnp.zeros((1, obs_size(observation_space)), jnp.float32)
-    params: dict[str, Any] = {"mlp": mlp.init(key, x)["params"]}
+    params: dict[str, Any] = {
+        "mlp": mlp.init(key, x)["params"],
+        "obs_shift": jnp.zeros(x.shape[1], jnp.float32),
+        "obs_scale": jnp.ones(x.shape[1], jnp.float32),
+    }
     if isinstance(action_space, spaces.Box):
         params["log_std"] = jnp.full(_output_size(action_space), config.log_std_init, jnp.float32)
     tx = make_optimizer("adam", config.learning_rate)
     return BCState(params=params, opt_state=tx.init(params))
 
 
+def set_normalization(state: BCState, obs: Any, observation_space: spaces.Space) -> BCState:
+    """Standardise the network's input by the mean and std of `obs` (a Box's; other spaces
+    keep the identity). Folded into the first layer when the policy is written."""
+    if not isinstance(observation_space, spaces.Box) or len(obs) == 0:
+        return state
+    x = np.asarray(obs, np.float64).reshape(len(obs), -1)
+    std = x.std(0)
+    scale = np.where(std > 1e-6, 1.0 / np.maximum(std, 1e-6), 1.0)
+    params = {
+        **state.params,
+        "obs_shift": jnp.asarray(x.mean(0), jnp.float32),
+        "obs_scale": jnp.asarray(scale, jnp.float32),
+    }
+    return state.replace(params=params)
+
+
+def _features(params, obs, obs_space):
+    return (flatten_obs(obs, obs_space) - params["obs_shift"]) * params["obs_scale"]
+
+
 def _loss(params, config, obs_space, action_space, obs, actions):
-    out = _mlp(config, action_space).apply({"params": params["mlp"]}, flatten_obs(obs, obs_space))
+    out = _mlp(config, action_space).apply(
+        {"params": params["mlp"]}, _features(params, obs, obs_space)
+    )
     if isinstance(action_space, spaces.Discrete):
         return optax.softmax_cross_entropy_with_integer_labels(out, actions).mean()
     target = actions.reshape(actions.shape[0], -1)
@@ -127,8 +156,10 @@ def _fit(state, key, obs, actions, n, config, obs_spec, act_spec):
     def step(s, k):
         idx = jax.random.randint(k, (config.batch_size,), 0, n)
         loss, g = grad(s.params, config, obs_space, action_space, obs[idx], actions[idx])
+        frozen = ["obs_shift", "obs_scale"]
         if config.loss == "mse" and isinstance(action_space, spaces.Box):
-            g = {**g, "log_std": jnp.zeros_like(g["log_std"])}
+            frozen.append("log_std")
+        g = {**g, **{k: jnp.zeros_like(g[k]) for k in frozen}}
         upd, opt = tx.update(g, s.opt_state, s.params)
         return BCState(optax.apply_updates(s.params, upd), opt), loss
 
@@ -203,7 +234,9 @@ def fit(
 
 def _act(params, obs, config, obs_spec, act_spec):
     obs_space, action_space = _space(obs_spec), _space(act_spec)
-    out = _mlp(config, action_space).apply({"params": params["mlp"]}, flatten_obs(obs, obs_space))
+    out = _mlp(config, action_space).apply(
+        {"params": params["mlp"]}, _features(params, obs, obs_space)
+    )
     if isinstance(action_space, spaces.Discrete):
         return jnp.argmax(out, -1).astype(jnp.int32)
     low = jnp.asarray(action_space.low, jnp.float32)
@@ -249,8 +282,14 @@ def _weights(params: Any, config: BCConfig) -> dict[str, np.ndarray]:
     for i in range(n + 1):
         layer = params["mlp"][f"Dense_{i}"]
         name = "output" if i == n else f"hidden_{i}"
-        out[f"{name}/kernel"] = np.asarray(layer["kernel"])[None]
-        out[f"{name}/bias"] = np.asarray(layer["bias"])[None]
+        kernel = np.asarray(layer["kernel"], np.float64)
+        bias = np.asarray(layer["bias"], np.float64)
+        if i == 0:  # fold the input standardisation into the first layer (exact, linear)
+            shift = np.asarray(params["obs_shift"], np.float64)
+            scale = np.asarray(params["obs_scale"], np.float64)
+            kernel, bias = scale[:, None] * kernel, bias - (shift * scale) @ kernel
+        out[f"{name}/kernel"] = kernel.astype(np.float32)[None]
+        out[f"{name}/bias"] = bias.astype(np.float32)[None]
     if "log_std" in params:
         out["log_std"] = np.asarray(params["log_std"])[None]
     return out

@@ -360,6 +360,24 @@ def _greedy_act_fn(config: bc.BCConfig, obs_space, action_space):
     return act_fn
 
 
+@functools.lru_cache(maxsize=8)
+def _jax_eval_env(env_id: str, num_envs: int) -> Any:
+    from bellmax.envs.vector import make_vector_env
+
+    return make_vector_env(env_id, num_envs=num_envs)
+
+
+def _eval_env(env_id: str, num_envs: int, seed: int) -> Any:
+    """The evaluation's vector env: one per (id, size) for bellmax's JAX envs, so that runs
+    after the first reuse the compiled evaluation (they hold no state between calls)."""
+    from bellmax.envs import registry
+    from bellmax.envs.vector import make_vector_env
+
+    if registry.is_registered(env_id):
+        return _jax_eval_env(env_id, num_envs)
+    return make_vector_env(env_id, num_envs=num_envs, seed=seed)
+
+
 def imitate(
     env_id: str,
     expert: Any,
@@ -396,7 +414,6 @@ def imitate(
       ExpertError: the expert failed; the labels so far stay in `dataset_path`.
     """
     from bellmax.deep.evaluate import evaluate
-    from bellmax.envs.vector import make_vector_env
 
     if not isinstance(config, ImitationConfig):
         raise TypeError(f"config must be an ImitationConfig, got {type(config).__name__}.")
@@ -421,7 +438,7 @@ def imitate(
         obs_spec, act_spec = bc._spec(obs_space), bc._spec(action_space)
         act_fn = _greedy_act_fn(config.bc, obs_space, action_space)
         if evaluate_fn is None:
-            evalv = make_vector_env(env_id, num_envs=config.eval_episodes, seed=seed + 1)
+            evalv = _eval_env(env_id, config.eval_episodes, seed + 1)
 
             def evaluate_fn(params, k):
                 res = evaluate(act_fn, params, evalv, k, episodes=config.eval_episodes)
@@ -459,6 +476,8 @@ def imitate(
                 ]
             )
             key, k_fit, k_eval = jax.random.split(key, 3)
+            if not records:  # the input standardisation, from the first round's labels
+                state = bc.set_normalization(state, lab.data.obs, obs_space)
             state, loss = bc.fit(
                 state, k_fit, obs_arr, act_arr, n, config.bc, obs_space, action_space
             )
