@@ -260,6 +260,31 @@ class NeuralModel:
         zeros = jnp.zeros(mean.shape[:1], mean.dtype)
         return Prediction(nxt, var[:, :n], zeros, zeros)
 
+    def predict_members(
+        self, params: NeuralParams, x: jax.Array, u: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Member `k`'s prediction at its own state `x[k]` (trajectory sampling, PETS).
+
+        Args:
+          params: the model's parameters.
+          x: `[K, n]` one state per member.
+          u: `[m]` the action.
+
+        Returns:
+          `(mean [K, n], var [K, n], reward [K])` (reward zeros without a reward head).
+        """
+        u = jnp.reshape(jnp.asarray(u, x.dtype), (self.action_dim,))
+        z = (jax.vmap(lambda xk: self.features(xk, u))(x) - params.in_mean) / params.in_std
+        mu, log_var = jax.vmap(self._member_out)(
+            params.net, params.max_log_var, params.min_log_var, z
+        )
+        mean = mu * params.out_std + params.out_mean
+        var = jnp.exp(log_var) * params.out_std**2
+        n = self.state_dim
+        nxt = jax.vmap(lambda xk: self._base_next(xk, u))(x) + mean[:, :n]
+        reward = mean[:, n] if self.reward_head else jnp.zeros(mean.shape[:1], mean.dtype)
+        return nxt, var[:, :n], reward
+
     def _member_out(self, p, hi, lo, z):
         """Normalised `(mean [out], bounded log-variance [out])` of one member."""
         out = self.net.apply(p, z)

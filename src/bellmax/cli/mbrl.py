@@ -1,0 +1,260 @@
+"""`bellmax mbrl`: learn a neural model of an environment and control it with MPC, trial by trial.
+
+bellmax mbrl --env Pendulum-v1 --planner ilqr --trials 3
+bellmax mbrl --env gymnasium:Pendulum-v1 --planner cem --trials 5 --json
+bellmax mbrl --env CartPoleSwingUp-v0 --planner cem --trials 10 --out runs/swingup
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any, Literal
+
+from bellmax.core.checks import check_int, check_number
+
+# Imports inside functions are lazy on purpose: they keep `bellmax --help` fast and importing
+# the CLI free of JAX programs.
+
+__all__ = ["MbrlArgs", "run_mbrl"]
+
+#: Largest --trials, --trial-steps, --horizon, --samples, --rounds (beyond them a run takes
+#: days on a laptop).
+MAX_TRIALS = 10_000
+MAX_TRIAL_STEPS = 1_000_000
+MAX_HORIZON = 10_000
+MAX_SAMPLES = 1_000_000
+MAX_ROUNDS = 1_000
+
+
+@dataclasses.dataclass(frozen=True)
+class MbrlArgs:
+    """Model-based RL: random trials, then fit a neural model and run MPC through it.
+
+    Each trial after the random ones refits the model (an ensemble, a single MLP, or the
+    parametric physics plus a neural residual) to all data so far, then runs MPC on the
+    real environment, re-planning every step with iLQR (derivatives through the network),
+    CEM or MPPI; the trial's transitions join the data. Bellmax's Pendulum-v1 and
+    CartPoleSwingUp-v0 plan with their own reward; other environments (Gymnasium's, through
+    the bridge) with a learned reward head. Prints each trial's return and the model's
+    prediction errors; --out DIR writes result.json and the plots returns.png (return
+    against trials) and rollouts.png (predicted against real rollouts).
+    """
+
+    env: str = "Pendulum-v1"
+    """The real system: a bellmax id with continuous actions or a Gymnasium one
+    (gymnasium:Pendulum-v1, module:EnvName-v0)."""
+    planner: Literal["ilqr", "cem", "mppi"] = "cem"
+    """MPC's optimiser: iLQR through the network, or the sampling planners CEM and MPPI."""
+    model: Literal["ensemble", "mlp", "hybrid"] = "ensemble"
+    """Probabilistic ensemble, one deterministic MLP, or parametric physics + neural residual."""
+    trials: int = 5
+    """Trials in all, the random ones included."""
+    trial_steps: int = 200
+    """Environment steps per trial."""
+    random_trials: int = 1
+    """Trials with random actions before the first fit."""
+    horizon: int = 25
+    """Planning horizon in steps."""
+    samples: int = 200
+    """CEM/MPPI samples per round."""
+    rounds: int = 4
+    """CEM/MPPI rounds (iLQR: iterations) per control step."""
+    ensemble_size: int = 5
+    """Ensemble members K (ensemble and hybrid)."""
+    updates: int = 1000
+    """Adam updates per fit."""
+    trajectory_sampling: bool = True
+    """Guard: plan on TS-inf particles of the ensemble (--no-trajectory-sampling: the mean)."""
+    disagreement_penalty: float = 0.0
+    """Guard: cost per unit of ensemble disagreement along the plan (0: off)."""
+    eval_episodes: int = 0
+    """Episodes after the last trial with the final model, from other starts (no data added)."""
+    learned_reward: bool = False
+    """Plan with a learned reward even where the reward is known."""
+    seed: int = 0
+    """Seed of the data, the model and the planners."""
+    out: str | None = None
+    """Directory for result.json, returns.png and rollouts.png."""
+    json: bool = False
+    """Print one JSON object."""
+
+
+def _check(args: MbrlArgs) -> None:
+    check_int(args.trials, "--trials", low=2, high=MAX_TRIALS)
+    check_int(args.trial_steps, "--trial-steps", low=1, high=MAX_TRIAL_STEPS)
+    check_int(args.random_trials, "--random-trials", low=1, high=MAX_TRIALS)
+    check_int(args.horizon, "--horizon", low=1, high=MAX_HORIZON)
+    check_int(args.samples, "--samples", low=1, high=MAX_SAMPLES)
+    check_int(args.rounds, "--rounds", low=1, high=MAX_ROUNDS)
+    check_int(args.ensemble_size, "--ensemble-size", low=1, high=1000)
+    check_int(args.updates, "--updates", low=1, high=10_000_000)
+    check_number(args.disagreement_penalty, "--disagreement-penalty", low=0)
+    check_int(args.eval_episodes, "--eval-episodes", low=0, high=MAX_TRIALS)
+    check_int(args.seed, "--seed", low=0, high=2**63 - 1)
+    if args.random_trials >= args.trials:
+        raise ValueError(
+            f"--trials ({args.trials}) must exceed --random-trials ({args.random_trials}) so "
+            "that at least one trial plans with the model."
+        )
+    if not args.env.strip():
+        raise ValueError("--env is empty: give an environment id, e.g. --env Pendulum-v1.")
+    from bellmax.envs import gymnasium as gym_bridge
+
+    gym_bridge.check_env_id(args.env)
+    if args.out is not None:
+        from bellmax.core.io import check_output_path
+
+        check_output_path(args.out, kind="dir")
+
+
+def _num(v: Any) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _summary(args: MbrlArgs, res: Any) -> dict[str, Any]:
+    errors = []
+    for t in res.trials:
+        if t.fit is None:
+            errors.append(None)
+            continue
+        errors.append(
+            {
+                "trained_on": t.num_transitions,
+                "heldout_rmse": [_num(v) for v in t.fit.heldout_rmse],
+                "heldout_reward_rmse": _num(t.fit.heldout_reward_rmse),
+                "heldout_z2": _num(t.fit.heldout_z2),
+                "onpolicy_rmse": [_num(v) for v in t.onpolicy_rmse],
+                "open_loop_rmse": [_num(v) for v in t.open_loop_rmse],
+            }
+        )
+    return {
+        "env": args.env,
+        "planner": args.planner,
+        "model": args.model,
+        "learned_reward": res.learned_reward,
+        "trajectory_sampling": args.trajectory_sampling,
+        "disagreement_penalty": args.disagreement_penalty,
+        "trial_returns": [round(r, 4) for r in res.trial_returns],
+        "trial_kinds": [t.kind for t in res.trials],
+        "final_return": round(res.trial_returns[-1], 4),
+        "env_steps": res.env_steps,
+        "eval_returns": [round(r, 4) for r in res.eval_returns],
+        "eval_mean_return": round(sum(res.eval_returns) / len(res.eval_returns), 4)
+        if res.eval_returns
+        else None,
+        "seconds": round(res.seconds, 3),
+        "state_names": list(res.state_names),
+        "prediction_errors": errors,
+        "open_loop_horizon": args.horizon,
+    }
+
+
+def _plots(res: Any, out_dir: Any) -> list[str]:
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from bellmax.train.io import atomic_savefig
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    idx = [t.index for t in res.trials]
+    ax.plot(idx, res.trial_returns, "o-")
+    for t in res.trials:
+        if t.kind == "random":
+            ax.plot([t.index], [t.total_reward], "s", color="grey")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("return")
+    ax.set_title(f"{res.env_id}: return against trials (grey: random)")
+    fig.tight_layout()
+    paths = [str(atomic_savefig(fig, out_dir / "returns.png"))]
+
+    planned = [t for t in res.trials if t.predicted is not None]
+    n = len(res.state_names)
+    fig = Figure(figsize=(4 * len(planned), 2.2 * n))
+    axes = np.asarray(fig.subplots(n, len(planned), squeeze=False))
+    angles = set(res.model.angle_dims)
+
+    def show(v, i):  # angles wrapped to [-pi, pi), as the errors are
+        return (v + np.pi) % (2 * np.pi) - np.pi if i in angles else v
+
+    for j, t in enumerate(planned):
+        H = t.predicted.shape[0]
+        for i in range(n):
+            a = axes[i, j]
+            a.plot(show(t.states[:H, i], i), "k-", label="real")
+            a.plot(show(t.predicted[:, i], i), "r--", label="model, open loop")
+            if i == 0:
+                a.set_title(f"trial {t.index}")
+            if j == 0:
+                a.set_ylabel(res.state_names[i])
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(str(atomic_savefig(fig, out_dir / "rollouts.png")))
+    return paths
+
+
+def run_mbrl(args: MbrlArgs) -> int:
+    """`bellmax mbrl`."""
+    from pathlib import Path
+
+    from bellmax.models.mbrl import MBRLConfig
+    from bellmax.models.mbrl import run_mbrl as loop
+    from bellmax.models.neural import NeuralConfig
+
+    _check(args)
+    neural = NeuralConfig(
+        ensemble_size=args.ensemble_size, num_updates=args.updates, seed=args.seed
+    )
+    config = MBRLConfig(
+        trials=args.trials,
+        trial_steps=args.trial_steps,
+        random_trials=args.random_trials,
+        planner=args.planner,
+        model=args.model,
+        horizon=args.horizon,
+        samples=args.samples,
+        rounds=args.rounds,
+        trajectory_sampling=args.trajectory_sampling,
+        disagreement_penalty=args.disagreement_penalty,
+        learned_reward=True if args.learned_reward else None,
+        neural=neural,
+        eval_episodes=args.eval_episodes,
+        seed=args.seed,
+    )
+    res = loop(args.env, config=config)
+    summary = _summary(args, res)
+    if args.out is not None:
+        from bellmax.train.io import atomic_write_json
+
+        out_dir = Path(args.out)
+        summary["plots"] = _plots(res, out_dir)
+        atomic_write_json(out_dir / "result.json", summary)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    reward = "learned" if res.learned_reward else "known"
+    print(
+        f"{args.planner} MPC through a {res.model.kind} model of {args.env} ({reward} reward), "
+        f"{res.env_steps} env steps in {res.seconds:.1f} s:"
+    )
+    for t, err in zip(res.trials, summary["prediction_errors"], strict=True):
+        line = f"  trial {t.index} ({t.kind}): return {t.total_reward:.1f} in {t.steps} steps"
+        if err is not None:
+            ol = ", ".join(
+                f"{s} {e:.3g}" for s, e in zip(res.state_names, t.open_loop_rmse, strict=True)
+            )
+            line += f"; open-loop RMSE at {args.horizon} steps: {ol}"
+        print(line)
+    if res.eval_returns:
+        print(
+            f"  final model, {len(res.eval_returns)} more episodes: mean return "
+            f"{summary['eval_mean_return']:.1f} ("
+            + ", ".join(f"{r:.1f}" for r in res.eval_returns)
+            + ")"
+        )
+    if args.out is not None:
+        print("  wrote " + ", ".join(summary["plots"]) + f" and {Path(args.out) / 'result.json'}")
+    return 0

@@ -1,0 +1,62 @@
+"""`bellmax mbrl`: JSON fields, files, clear errors (tiny runs; the learning claims are in
+tests/models/test_mbrl.py and bench/mbrl.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bellmax.cli.main import main
+
+
+def test_mbrl_json_and_plots(capsys, tmp_path):
+    argv = [
+        "mbrl", "--env", "Pendulum-v1", "--planner", "mppi", "--trials", "3",
+        "--trial-steps", "12", "--horizon", "4", "--samples", "16", "--rounds", "1",
+        "--ensemble-size", "2", "--updates", "20", "--out", str(tmp_path / "run"), "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    out = json.loads(lines[0])
+    assert len(out["trial_returns"]) == 3 and out["trial_kinds"] == ["random", "mppi", "mppi"]
+    assert out["final_return"] == out["trial_returns"][-1]
+    assert out["env_steps"] == 36 and out["seconds"] > 0
+    assert out["learned_reward"] is False and out["state_names"] == ["theta", "theta_dot"]
+    assert out["prediction_errors"][0] is None
+    for err in out["prediction_errors"][1:]:
+        assert len(err["heldout_rmse"]) == 2 and len(err["open_loop_rmse"]) == 2
+    assert out["prediction_errors"][2]["trained_on"] == 24
+    for name in ("returns.png", "rollouts.png"):
+        assert (tmp_path / "run" / name).stat().st_size > 1000
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["trial_returns"] == out["trial_returns"]
+
+
+def test_mbrl_text_on_gymnasium_with_a_learned_reward(capsys):
+    argv = [
+        "mbrl", "--env", "gymnasium:Pendulum-v1", "--planner", "cem", "--trials", "2",
+        "--trial-steps", "10", "--horizon", "3", "--samples", "8", "--rounds", "1",
+        "--ensemble-size", "1", "--model", "mlp", "--updates", "10",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "learned reward" in text and "trial 2 (cem)" in text and "open-loop RMSE" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["mbrl", "--trial-steps", "0"], "--trial-steps"),
+        (["mbrl", "--trials", "1"], "--trials"),
+        (["mbrl", "--trials", "3", "--random-trials", "3"], "must exceed --random-trials"),
+        (["mbrl", "--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
+        (["mbrl", "--env", "CartPole-v1", "--trials", "2", "--trial-steps", "2"], "continuous"),
+        (["mbrl", "--planner", "ppo"], "ppo"),
+        (["mbrl", "--disagreement-penalty", "-1"], "--disagreement-penalty"),
+    ],
+)
+def test_bad_input_is_one_clear_line(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
