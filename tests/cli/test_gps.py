@@ -45,3 +45,17 @@ def test_gps_bad_input(capsys, argv, message):
     assert main(["gps", "--iterations", "1", "--horizon", "5", *argv]) == 2
     err = capsys.readouterr().err
     assert re.search(message, err), err
+
+
+def test_tour_section_quick():
+    from bellmax.cli.gps import tour_section
+    from bellmax.cli.tour import TourContext
+    from bellmax.train.report import Report
+
+    ctx = TourContext(report=Report("test"), quick=True, seed=0)
+    tour_section(ctx)
+    s = ctx.report.summary
+    assert "lqr_flm_pendulum_ilqr_cost" not in s  # full size only
+    # The trust region's bound held (to its 10% tolerance) at every update.
+    assert s["lqr_flm_pendulum_max_kl_over_bound"] <= 1.1
+    assert np.isfinite(s["lqr_flm_pendulum_no_trust_region_final_cost"])

@@ -16,7 +16,7 @@ from bellmax.core.checks import check_int, check_number
 # Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
 # --help` and the other commands fast. The policy is in bellmax.cli's docstring.
 
-__all__ = ["GpsArgs", "make_system", "run_gps"]
+__all__ = ["GpsArgs", "make_system", "run_gps", "tour_section"]
 
 #: Largest --iterations, --samples and --horizon (local methods need few; more would only
 #: make the command run for hours).
@@ -161,3 +161,64 @@ def run_gps(args: GpsArgs) -> int | None:
         ref = "" if reference is None else f"  (iLQR on the true model: {reference:.3f})"
         print(f"final cost {res.final_cost:.3f}{ref}  in {res.seconds:.1f} s")
     return 0
+
+
+def tour_section(ctx: Any) -> None:
+    """The tour's local-models section: pendulum swing-up by LQR-FLM, with and without the
+    KL trust region, against iLQR on the true model."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from bellmax.models.gps import GPSConfig, env_system, ilqr_reference, run_lqr_flm
+
+    horizon = ctx.size(100, 20)
+    iterations = ctx.size(15, 3)
+    ctx.report.section(
+        "Learning the model locally: LQR-FLM",
+        "A time-varying linear-Gaussian controller learns the pendulum swing-up from 5 "
+        "rollouts per iteration, all from hanging at rest: each iteration fits linear-Gaussian "
+        "dynamics per time step (a Gaussian-mixture prior over all the data makes 5 samples "
+        "enough), expands the environment's own cost, and solves the LQR under a KL trust "
+        "region on the trajectory distribution (the dual variable found by bisection; the "
+        "bound adapted from predicted against actual improvement; Levine & Abbeel 2014). "
+        "Without the trust region (the plain LQR of each fit) the new controller jumps to "
+        "where the local models no longer hold. `bellmax gps` does the same from the "
+        "command line.",
+    )
+    system = env_system("Pendulum-v1", horizon=horizon)
+    runs = {}
+    for label, kl in (("trust region", 1.0), ("no trust region", math.inf)):
+        cfg = GPSConfig(iterations=iterations, samples=5, kl_step=kl, seed=ctx.seed)
+        runs[label] = run_lqr_flm(system, cfg)
+    # iLQR's compilation alone would double the quick tour's section: full size only.
+    reference = (
+        float(ilqr_reference("Pendulum-v1", system.x0, horizon, max_iterations=200).cost)
+        if not ctx.quick
+        else math.nan
+    )
+    fig = Figure(figsize=(6.5, 3.8))
+    ax = fig.subplots()
+    for label, res in runs.items():
+        it = np.arange(1, iterations + 1)
+        ax.plot(it, res.iteration_costs, marker="o", label=label)
+    if math.isfinite(reference):
+        ax.axhline(reference, color="k", lw=0.8, ls="--", label="iLQR, true model")
+    ax.set_xlabel("iteration (5 rollouts each)")
+    ax.set_ylabel("mean cost of the rollouts")
+    ax.legend()
+    fig.tight_layout()
+    with_tr, without = runs["trust region"], runs["no trust region"]
+    ctx.report.image(
+        fig,
+        f"Pendulum-v1 swing-up over {horizon} steps: mean cost of each iteration's rollouts. "
+        f"Final controller: {with_tr.final_cost:.1f} with the trust region, "
+        f"{without.final_cost:.1f} without; iLQR on the true model {reference:.1f}.",
+        name="lqr_flm_pendulum",
+    )
+    ctx.report.summary["lqr_flm_pendulum_final_cost"] = with_tr.final_cost
+    ctx.report.summary["lqr_flm_pendulum_no_trust_region_final_cost"] = without.final_cost
+    if math.isfinite(reference):
+        ctx.report.summary["lqr_flm_pendulum_ilqr_cost"] = reference
+    ctx.report.summary["lqr_flm_pendulum_max_kl_over_bound"] = float(
+        np.max(with_tr.kl / with_tr.kl_bound)
+    )
