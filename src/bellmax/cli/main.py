@@ -267,11 +267,27 @@ def _builtin_commands() -> list[Command]:
             "Control a cart-pole or pendulum in closed loop with LQR or MPC (iLQR or DDP inside).",
         ),
         lazy_command(
+            "mbrl",
+            cli + "mbrl:MbrlArgs:run_mbrl",
+            "Model-based RL: random trials, then fit a neural model and run MPC through it.",
+        ),
+        lazy_command(
+            "gps",
+            cli + "gps:GpsArgs:run_gps",
+            "Learn a time-varying linear-Gaussian controller from a few rollouts per "
+            "iteration (LQR-FLM: Levine & Abbeel 2014).",
+        ),
+        lazy_command(
             "imitate",
             cli + "imitate:ImitateArgs:run_imitate",
             "Learn a policy from an expert: behaviour cloning, DAgger or DART "
             "(noise-injected demonstrations), optionally with the three-cameras perturbed "
             "copies.",
+        ),
+        lazy_command(
+            "pomdp",
+            cli + "pomdp:PomdpArgs:run_pomdp",
+            "Solve a POMDP stored in Cassandra's .pomdp format, or simulate a policy on it.",
         ),
         lazy_command(
             "sweep",
