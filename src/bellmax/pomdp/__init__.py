@@ -12,6 +12,8 @@
 - `hsvi`: an HSVI2-style anytime solver with a lower (alpha vectors) and an upper (sawtooth)
   bound at b0.
 - `policyio`: alpha-vector policies as `.npz` and as pomdp-solve's `.alpha` files.
+- `pomcp`: POMCP (UCT over histories), a jitted planner `(belief, key) -> action`.
+- `problems`: the tiger and RockSample generated from their published definitions.
 """
 
 from bellmax.pomdp.belief import (
@@ -43,6 +45,8 @@ from bellmax.pomdp.pointbased import (
     random_beliefs,
 )
 from bellmax.pomdp.policyio import load_alpha, load_policy, save_alpha, save_policy
+from bellmax.pomdp.pomcp import POMCPConfig, SearchTree, make_pomcp, pomcp_search
+from bellmax.pomdp.problems import rock_sample, rock_sample_4_4, tiger
 
 __all__ = [
     "AlphaVectors",
@@ -50,8 +54,10 @@ __all__ = [
     "BeliefUpdate",
     "BoundResult",
     "ExactResult",
+    "POMCPConfig",
     "PointBasedResult",
     "PomdpFormatError",
+    "SearchTree",
     "SimulationResult",
     "TabularPOMDP",
     "belief_update",
@@ -66,17 +72,22 @@ __all__ = [
     "load_alpha",
     "load_policy",
     "load_pomdp",
+    "make_pomcp",
     "observation_probs",
     "parse_pomdp",
     "pbvi",
     "perseus",
     "point_backup",
+    "pomcp_search",
     "prune",
     "qmdp",
     "random_beliefs",
+    "rock_sample",
+    "rock_sample_4_4",
     "save_alpha",
     "save_policy",
     "save_pomdp",
     "sawtooth_upper_bound",
     "simulate",
+    "tiger",
 ]

@@ -42,6 +42,9 @@ from bellmax.pomdp.pointbased import _backup, _capacity, device_pomdp, pad_rows
 
 __all__ = ["AnytimeResult", "hsvi", "sawtooth_upper_bound"]
 
+#: Smallest array size of either bound's set (each new size class compiles the trial again).
+_MIN_CAPACITY = 512
+
 
 @dataclasses.dataclass(frozen=True)
 class AnytimeResult(StatusFields):
@@ -180,8 +183,9 @@ def _trial(pomdp: TabularPOMDP, bd: _Bounds, epsilon, *, max_depth: int):
 def _pack(alphas, actions, pts, vals, corner, fib, max_depth) -> _Bounds:
     """Host sets -> fixed-capacity arrays with room for one more trial."""
     S = corner.shape[0]
-    ka = _capacity(len(alphas) + max_depth + 1)
-    kp = _capacity(len(pts) + max_depth + 1)
+    room = min(max_depth + 1, 128)  # a longer trial drops what does not fit (still valid bounds)
+    ka = max(_MIN_CAPACITY, _capacity(len(alphas) + room))  # few size classes: few compilations
+    kp = max(_MIN_CAPACITY, _capacity(len(pts) + room))
     dummy_p, dummy_v = np.eye(S)[:1], corner[:1]
     P = np.concatenate([pts, np.repeat(dummy_p, kp - len(pts), axis=0)])
     V = np.concatenate([vals, np.repeat(dummy_v, kp - len(pts))])
@@ -246,7 +250,8 @@ def hsvi(
             trials += 1
             history.append((time.perf_counter() - start, vl0, vu0))
             na, npt = int(bd.num_alphas), int(bd.num_pts)
-            if na + max_depth + 1 > bd.alphas.shape[0] or npt + max_depth + 1 > bd.pts.shape[0]:
+            room = min(max_depth + 1, 128)
+            if na + room > bd.alphas.shape[0] or npt + room > bd.pts.shape[0]:
                 alphas, actions, pts, vals = _unpack(bd)
                 pts, vals = _dedupe_points(pts, vals)
                 keep_at = np.concatenate([np.asarray(pomdp.b0)[None], pts])

@@ -80,13 +80,14 @@ def pad_rows(x: np.ndarray | jax.Array, n: int) -> np.ndarray:
 @jax.jit
 def _backup(pomdp: TabularPOMDP, alphas: jax.Array, beliefs: jax.Array):
     T, Ob, R = pomdp.T, pomdp.O, pomdp.R
-    A, Z = Ob.shape[0], Ob.shape[2]
-    # G[a, o, k, s] = gamma sum_s' T[a, s, s'] O[a, s', o] alphas[k, s']
-    G = pomdp.gamma * jnp.einsum("ast,ato,kt->aoks", T, Ob, alphas)
-    scores = jnp.einsum("ns,aoks->naok", beliefs, G)
-    best = jnp.argmax(scores, axis=-1)  # [n, a, o]
-    chosen = G[jnp.arange(A)[None, :, None], jnp.arange(Z)[None, None, :], best]  # [n, a, o, S]
-    cand = R.T[None] + chosen.sum(axis=2)  # [n, a, S]
+    # joint[n, a, o, s'] = Pr(s', o | b_n, a): the unnormalised successor beliefs. The best
+    # vector for (a, o) maximises joint . alpha (the same argmax as b . g_{a,o}, Pineau et al.
+    # eq. 6), which costs N A O S K instead of projecting every vector (A O K S^2).
+    joint = jnp.einsum("ns,ast->nat", beliefs, T)[:, :, None, :] * jnp.swapaxes(Ob, 1, 2)[None]
+    best = jnp.argmax(jnp.einsum("naot,kt->naok", joint, alphas), axis=-1)  # [n, a, o]
+    chosen = alphas[best] * jnp.swapaxes(Ob, 1, 2)[None]  # [n, a, o, s']: O[a, s', o] alpha(s')
+    g = pomdp.gamma * jnp.einsum("ast,naot->nas", T, chosen)
+    cand = R.T[None] + g  # [n, a, S]
     vals = jnp.einsum("ns,nas->na", beliefs, cand)
     act = jnp.argmax(vals, axis=1)
     return cand[jnp.arange(beliefs.shape[0]), act], act

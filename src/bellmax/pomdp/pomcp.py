@@ -1,0 +1,209 @@
+"""POMCP: Monte Carlo tree search over histories (Silver & Veness 2010, "Monte-Carlo planning in
+large POMDPs", NeurIPS), jitted.
+
+Each simulation samples a start state from the root belief, walks down the tree of action /
+observation histories choosing actions by UCB1 (`Q + c sqrt(log N(h) / N(h, a))`, untried
+actions first), samples the next state, observation and reward from the model, adds the first
+new history node it reaches, estimates the rest by a uniformly random rollout (until
+`max_depth`), and backs the discounted return up the path. After `num_simulations` the action
+with the highest mean return at the root is taken.
+
+The tree lives in fixed arrays (one node per simulation at most), the search is one
+`lax.fori_loop`, and the planner `(belief, key) -> action` is a pure function: jit it, `vmap`
+it over beliefs, or hand it to `bellmax.pomdp.simulate`. With a tabular model the root
+samples its states from the exact belief (the paper's root particle set is a sample of the
+same distribution); the tree is rebuilt at every decision (no reuse of the subtree).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from bellmax.core.checks import check_int, check_number
+from bellmax.pomdp.bounds import check_discounted
+from bellmax.pomdp.model import TabularPOMDP
+
+__all__ = ["POMCPConfig", "SearchTree", "make_pomcp", "pomcp_search"]
+
+
+@dataclasses.dataclass(frozen=True)
+class POMCPConfig:
+    """POMCP's knobs."""
+
+    num_simulations: int = 1000
+    """Simulations per decision."""
+    max_depth: int = 100
+    """Deepest step of a simulation, tree walk and rollout together."""
+    exploration: float | None = None
+    """UCB1's constant c; default the reward range max R - min R (Silver & Veness)."""
+
+    def __post_init__(self) -> None:
+        check_int(self.num_simulations, "num_simulations", owner="POMCPConfig", low=1)
+        check_int(self.max_depth, "max_depth", owner="POMCPConfig", low=1)
+        if self.exploration is not None:
+            check_number(self.exploration, "exploration", owner="POMCPConfig", low=0)
+
+
+@struct.dataclass
+class SearchTree:
+    """The history tree after a search (node 0 is the root)."""
+
+    visits: jax.Array
+    """`N(h)` `[nodes]`."""
+    action_visits: jax.Array
+    """`N(h, a)` `[nodes, A]`."""
+    q: jax.Array
+    """Mean discounted return after `(h, a)` `[nodes, A]`."""
+    children: jax.Array
+    """Child node of `(h, a, o)`, -1 where none `[nodes, A, O]`."""
+    num_nodes: jax.Array
+    """Nodes in use."""
+
+
+def _draw(key: jax.Array, p: jax.Array) -> jax.Array:
+    """One index from probabilities `p` (inverse CDF)."""
+    cdf = jnp.cumsum(p)
+    return jnp.minimum(
+        jnp.searchsorted(cdf, jax.random.uniform(key) * cdf[-1], side="right"), p.shape[0] - 1
+    )
+
+
+def _simulate_once(pomdp, c, max_depth, tree: SearchTree, belief, key):
+    T, Ob, R, gamma = pomdp.T, pomdp.O, pomdp.R, pomdp.gamma
+    A = T.shape[0]
+    k0, key = jax.random.split(key)
+    s0 = _draw(k0, belief)
+    path_node = jnp.zeros(max_depth, jnp.int32)
+    path_act = jnp.zeros(max_depth, jnp.int32)
+    path_rew = jnp.zeros(max_depth, belief.dtype)
+
+    def step(s, a, key):
+        ks, ko = jax.random.split(key)
+        s2 = _draw(ks, T[a, s])
+        return s2, _draw(ko, Ob[a, s2]), R[s, a]
+
+    def walk_cond(c_):
+        _, _, d, done, *_ = c_
+        return (~done) & (d < max_depth)
+
+    def walk(c_):
+        node, s, d, _, tree, pn, pa, pr, key = c_
+        key, k = jax.random.split(key)
+        n_ha = tree.action_visits[node]
+        ucb = tree.q[node] + c * jnp.sqrt(
+            jnp.log(jnp.maximum(tree.visits[node], 1)) / jnp.maximum(n_ha, 1)
+        )
+        a = jnp.argmax(jnp.where(n_ha == 0, 1e30 - jnp.arange(A), ucb))  # untried first, in order
+        s2, o, r = step(s, a, k)
+        pn, pa, pr = pn.at[d].set(node), pa.at[d].set(a), pr.at[d].set(r)
+        child = tree.children[node, a, o]
+        new = child < 0
+        room = tree.num_nodes < tree.visits.shape[0]
+        made = new & room
+        idx = jnp.where(made, tree.num_nodes, child)
+        tree = tree.replace(
+            children=tree.children.at[node, a, o].set(jnp.where(made, tree.num_nodes, child)),
+            num_nodes=tree.num_nodes + made,
+        )
+        return idx, s2, d + 1, new, tree, pn, pa, pr, key
+
+    init = (
+        jnp.int32(0),
+        s0,
+        jnp.int32(0),
+        jnp.bool_(False),
+        tree,
+        path_node,
+        path_act,
+        path_rew,
+        key,
+    )
+    leaf, s, depth, _, tree, pn, pa, pr, key = jax.lax.while_loop(walk_cond, walk, init)
+
+    def roll_cond(c_):
+        _, d, *_ = c_
+        return d < max_depth
+
+    def roll(c_):
+        s, d, ret, disc, key = c_
+        key, ka, k = jax.random.split(key, 3)
+        a = jax.random.randint(ka, (), 0, A)
+        s2, _, r = step(s, a, k)
+        return s2, d + 1, ret + disc * r, disc * gamma, key
+
+    _, _, rollout, _, _ = jax.lax.while_loop(
+        roll_cond, roll, (s, depth, jnp.zeros((), belief.dtype), jnp.ones((), belief.dtype), key)
+    )
+    # the leaf was created (or the depth ran out): count its visit, then back up the path.
+    tree = tree.replace(visits=tree.visits.at[leaf].add(jnp.where(depth < max_depth, 1, 0)))
+
+    def back(i, c_):
+        G, tree = c_
+        d = depth - 1 - i
+        node, a = pn[d], pa[d]
+        G = pr[d] + gamma * G
+        n = tree.action_visits[node, a] + 1
+        tree = tree.replace(
+            visits=tree.visits.at[node].add(1),
+            action_visits=tree.action_visits.at[node, a].set(n),
+            q=tree.q.at[node, a].add((G - tree.q[node, a]) / n),
+        )
+        return G, tree
+
+    _, tree = jax.lax.fori_loop(0, depth, back, (rollout, tree))
+    return tree
+
+
+def pomcp_search(
+    pomdp: TabularPOMDP, belief: jax.Array, key: jax.Array, config: POMCPConfig, exploration: float
+) -> SearchTree:
+    """Build the search tree at `belief` (pure; jit with `config` static)."""
+    A, Z = pomdp.T.shape[0], pomdp.O.shape[2]
+    n = config.num_simulations + 1
+    tree = SearchTree(
+        visits=jnp.zeros(n, jnp.int32),
+        action_visits=jnp.zeros((n, A), jnp.int32),
+        q=jnp.zeros((n, A), belief.dtype),
+        children=jnp.full((n, A, Z), -1, jnp.int32),
+        num_nodes=jnp.int32(1),
+    )
+    keys = jax.random.split(key, config.num_simulations)
+
+    def body(i, tree):
+        return _simulate_once(pomdp, exploration, config.max_depth, tree, belief, keys[i])
+
+    return jax.lax.fori_loop(0, config.num_simulations, body, tree)
+
+
+def make_pomcp(pomdp: TabularPOMDP, config: POMCPConfig = POMCPConfig()) -> Callable:
+    """A POMCP planner `(belief [S], key) -> action` (pure and jittable; vmap it freely).
+
+    Args:
+      pomdp: the model (`gamma < 1`).
+      config: `POMCPConfig`.
+
+    Returns:
+      The planner; `planner.search(belief, key)` gives the whole `SearchTree`.
+    """
+    check_discounted(pomdp, "make_pomcp")
+    if not isinstance(config, POMCPConfig):
+        raise TypeError(f"config must be a POMCPConfig, got {type(config).__name__}.")
+    R = np.asarray(pomdp.R)
+    c = float(R.max() - R.min()) if config.exploration is None else config.exploration
+    dev = jax.tree.map(jnp.asarray, pomdp)
+    search = functools.partial(pomcp_search, dev, config=config, exploration=c)
+
+    def planner(belief: jax.Array, key: jax.Array) -> jax.Array:
+        tree = search(jnp.asarray(belief, dev.T.dtype), key)
+        n = tree.action_visits[0]
+        return jnp.argmax(jnp.where(n > 0, tree.q[0], -jnp.inf))
+
+    planner.search = search
+    return planner

@@ -1,0 +1,143 @@
+"""POMDPs from the literature, generated from their published definitions.
+
+- `tiger()` (Kaelbling, Littman & Cassandra 1998, section 3.4; Cassandra's `tiger.95.POMDP`):
+  two doors, listening costs 1 and is 85% accurate, the tiger's door costs 100, the other
+  pays 10, and opening a door resets the problem; gamma 0.95.
+- `rock_sample(size, rocks, start)` (Smith & Simmons 2004, "Heuristic search value iteration
+  for POMDPs", UAI, section 5), following Trey Smith's generator of the `.pomdp` files used in
+  the HSVI2/SARSOP/zmdp papers: a rover on a `size x size` grid knows where the rocks are but
+  not which are good (prior 1/2 each). Moves are deterministic; leaving the grid eastwards
+  pays +10 and ends in an absorbing terminal state; a move off another edge, or sampling
+  where there is no rock, costs 100 and also ends there. Sampling a good rock pays 10 (the
+  rock turns bad), a bad one costs 10. `check_i` reports rock `i` correctly with
+  probability `(1 + eta) / 2`, `eta = 2^{-d / d0}` at Euclidean distance `d` (`d0` the
+  half-efficiency distance); every other action observes `good`. `rock_sample_4_4()` is the
+  published RockSample[4,4] layout: 257 states, 9 actions, 2 observations, gamma 0.95.
+  The terminal state is absorbing (nothing resets), so a trial that stops at the goal and
+  the file run on forever give the same discounted return.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from bellmax.core.checks import check_int, check_number
+from bellmax.pomdp.model import TabularPOMDP
+
+__all__ = ["ROCK_SAMPLE_4_4", "rock_sample", "rock_sample_4_4", "tiger"]
+
+#: RockSample[4,4]: rock positions (x, y) and the start (x, y), as in the published files.
+ROCK_SAMPLE_4_4 = {"size": 4, "rocks": ((3, 1), (2, 1), (1, 3), (1, 0)), "start": (0, 2)}
+
+
+def tiger(*, accuracy: float = 0.85, gamma: float = 0.95) -> TabularPOMDP:
+    """The tiger problem (states tiger-left/right; actions listen, open-left, open-right)."""
+    accuracy = check_number(accuracy, "accuracy", owner="tiger", low=0, high=1)
+    T = np.stack([np.eye(2), np.full((2, 2), 0.5), np.full((2, 2), 0.5)])
+    Ob = np.stack(
+        [
+            [[accuracy, 1 - accuracy], [1 - accuracy, accuracy]],
+            np.full((2, 2), 0.5),
+            np.full((2, 2), 0.5),
+        ]
+    )
+    R = np.array([[-1.0, -100.0, 10.0], [-1.0, 10.0, -100.0]])
+    return TabularPOMDP(
+        T,
+        Ob,
+        R,
+        gamma=gamma,
+        b0=[0.5, 0.5],
+        states=("tiger-left", "tiger-right"),
+        actions=("listen", "open-left", "open-right"),
+        observations=("tiger-left", "tiger-right"),
+        name="tiger",
+    )
+
+
+def rock_sample(
+    size: int,
+    rocks: tuple[tuple[int, int], ...],
+    start: tuple[int, int],
+    *,
+    half_efficiency: float = 4.0,
+    gamma: float = 0.95,
+) -> TabularPOMDP:
+    """RockSample[size, len(rocks)] (see the module docstring for the rules).
+
+    States are `s{x}{y}{bits}` (bit `i`, most significant first, is rock `i` good) then the
+    terminal `st`; actions `amn ame ams amw ac0 .. ac{k-1} as`; observations `ogood obad`.
+    """
+    size = check_int(size, "size", owner="rock_sample", low=1)
+    half_efficiency = check_number(
+        half_efficiency, "half_efficiency", owner="rock_sample", low=0, low_open=True
+    )
+    k = len(rocks)
+    where = {tuple(p): i for i, p in enumerate(rocks)}
+    if len(where) != k or any(not (0 <= x < size and 0 <= y < size) for x, y in where):
+        raise ValueError(
+            f"rock_sample rocks {rocks} must be distinct cells of the {size}x{size} grid."
+        )
+    if not (0 <= start[0] < size and 0 <= start[1] < size):
+        raise ValueError(f"rock_sample start {start} is outside the {size}x{size} grid.")
+    cells = list(itertools.product(range(size), range(size)))
+    nr = 2**k
+    S = len(cells) * nr + 1
+    term = S - 1
+    actions = ["amn", "ame", "ams", "amw"] + [f"ac{i}" for i in range(k)] + ["as"]
+    A = len(actions)
+    T = np.zeros((A, S, S))
+    Ob = np.zeros((A, S, 2))
+    Ob[:, :, 0] = 1.0  # 'ogood' unless a check says otherwise
+    R = np.zeros((S, A))
+    T[:, term, term] = 1.0
+
+    def index(x, y, r):
+        return (x * size + y) * nr + r
+
+    moves = {0: (0, 1), 1: (1, 0), 2: (0, -1), 3: (-1, 0)}
+    for (x, y), r in itertools.product(cells, range(nr)):
+        s = index(x, y, r)
+        for a, (dx, dy) in moves.items():
+            xp, yp = x + dx, y + dy
+            if xp >= size:
+                T[a, s, term], R[s, a] = 1.0, 10.0
+            elif not (0 <= xp < size and 0 <= yp < size):
+                T[a, s, term], R[s, a] = 1.0, -100.0
+            else:
+                T[a, s, index(xp, yp, r)] = 1.0
+        for i, (rx, ry) in enumerate(rocks):
+            a = 4 + i
+            T[a, s, s] = 1.0
+            good = (r >> (k - 1 - i)) & 1
+            eff = 2.0 ** (-np.hypot(x - rx, y - ry) / half_efficiency)
+            p_good = eff * good + (1 - eff) * 0.5
+            Ob[a, s] = [p_good, 1 - p_good]  # the observation after a check: of s' = s
+        a = A - 1
+        if (x, y) in where:
+            mask = 1 << (k - 1 - where[(x, y)])
+            R[s, a] = 10.0 if r & mask else -10.0
+            T[a, s, index(x, y, r & ~mask)] = 1.0
+        else:
+            T[a, s, term], R[s, a] = 1.0, -100.0
+    b0 = np.zeros(S)
+    b0[[index(*start, r) for r in range(nr)]] = 1.0 / nr
+    states = [f"s{x}{y}{r:0{k}b}" for (x, y), r in itertools.product(cells, range(nr))] + ["st"]
+    return TabularPOMDP(
+        T,
+        Ob,
+        R,
+        gamma=gamma,
+        b0=b0,
+        states=states,
+        actions=actions,
+        observations=("ogood", "obad"),
+        name=f"RockSample_{size}_{k}",
+    )
+
+
+def rock_sample_4_4(**kwargs) -> TabularPOMDP:
+    """RockSample[4,4] with the published layout (`ROCK_SAMPLE_4_4`)."""
+    return rock_sample(**ROCK_SAMPLE_4_4, **kwargs)
