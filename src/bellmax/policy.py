@@ -12,7 +12,8 @@ Every `bellmax train` run (`bellmax.train.driver.train(..., out_dir=DIR)`) write
 action(s) as a NumPy array of matching batch shape (`[*batch, *action_space.shape]`; a 0-d
 integer array for one `Discrete` action): SB3's `model.predict(obs)[0]`, with no recurrent
 state to pass around. `deterministic=True` is the greedy action (the mode of the action
-distribution, the arg-max of Q, SAC's `tanh(mean)`, TD3's `mu(s)`); `False` samples
+distribution, the arg-max of Q, SAC's `tanh(mean)`, TD3's `mu(s)`; discrete SAC's most likely
+action); `False` samples
 (epsilon-greedy with DQN's final epsilon; SAC's squashed Gaussian; TD3's `mu(s)` plus its
 Gaussian exploration noise, as `td3.act(..., deterministic=False)`), drawing keys from the
 policy's own stream (`Policy(..., key_seed)`); for keys of your own use
@@ -31,8 +32,8 @@ optax, and holds no library class names, so upgrading those libraries cannot bre
     body = {
       "header": {
         "algorithm": "ppo",
-        "network": {"kind": "categorical" | "gaussian" | "q_values"
-                            | "tanh_gaussian" | "tanh_deterministic",
+        "network": {"kind": "categorical" (PPO/A2C/REINFORCE, discrete SAC) | "gaussian"
+                            | "q_values" | "tanh_gaussian" | "tanh_deterministic",
                     "hidden_sizes": [64, 64], "activation": "tanh", "output_size": 2,
                     "epsilon": 0.04 (q_values only: the exploration rate of deterministic=False),
                     "log_std_min": -20.0, "log_std_max": 2.0 (tanh_gaussian only),
@@ -103,7 +104,8 @@ POLICY_FILE = "policy.msgpack"
 #: Network kinds: what the MLP's output is.
 KINDS = ("categorical", "gaussian", "q_values", "tanh_gaussian", "tanh_deterministic")
 _ON_POLICY = ("ppo", "a2c", "reinforce")
-#: Algorithms whose policy is one `MLP` (flax names `MLP_0/Dense_i`): the network kind.
+#: Algorithms whose policy is one `MLP` (flax names `MLP_0/Dense_i`): the network kind
+#: (discrete SAC's `CategoricalActor` is one MLP too, of kind "categorical").
 _ONE_MLP = {"dqn": "q_values", "sac": "tanh_gaussian", "td3": "tanh_deterministic"}
 #: Kinds whose action is `tanh` of (part of) the output, rescaled to a `Box`.
 _SQUASHED = ("tanh_gaussian", "tanh_deterministic")
@@ -211,7 +213,8 @@ def policy_network(algorithm: str, config: Any, venv: Any) -> dict[str, Any] | N
     Args:
       algorithm: `"ppo"`, `"a2c"`, `"reinforce"` (actor-critics: the actor is stored),
         `"dqn"` (the online Q-network), `"sac"` or `"td3"` (the actor; critics and target
-        networks are not stored); any other name gives None.
+        networks are not stored; discrete SAC's actor is `"categorical"`); any other name
+        gives None.
       config: the algorithm's Config (`hidden_sizes`, `activation`, ...).
       venv: the vector environment (its action space).
     """
@@ -221,8 +224,8 @@ def policy_network(algorithm: str, config: Any, venv: Any) -> dict[str, Any] | N
     elif algorithm == "dqn":
         kind, size = "q_values", int(venv.action_space.n)
     elif algorithm in ("sac", "td3"):
-        d = check_continuous_actions(venv.action_space, algorithm.upper())
-        kind = _ONE_MLP[algorithm]
+        discrete, d = config.action_kind(venv.action_space)
+        kind = "categorical" if discrete else _ONE_MLP[algorithm]
         size = 2 * d if kind == "tanh_gaussian" else d
     else:
         return None
@@ -257,7 +260,7 @@ def policy_weights(algorithm: str, network: dict, params: Any) -> dict[str, np.n
     if algorithm in _ON_POLICY:
         torso = p["torso"] if "torso" in p else p["actor_torso"]
         layers = [torso[f"Dense_{i}"] for i in range(n)] + [p["policy_head"]]
-    elif algorithm in _ONE_MLP:  # dqn's QNetwork, sac's and td3's actors: one MLP
+    elif algorithm in _ONE_MLP:  # dqn's QNetwork, sac's (both kinds) and td3's actors: one MLP
         mlp = p["MLP_0"]
         layers = [mlp[f"Dense_{i}"] for i in range(n + 1)]
     else:

@@ -41,8 +41,8 @@ def test_check_continuous_actions_counts_dimensions_and_names_what_is_wrong():
         off_policy.check_continuous_actions(spaces.Box(-np.inf, 1.0, (1,)), "TD3")
     with pytest.raises(ValueError, match=r"'SAC' needs high > low .* high=\[1.0, 0.0\]"):
         off_policy.check_continuous_actions(spaces.Box(0.0, np.array([1.0, 0.0]), (2,)), "SAC")
-    with pytest.raises(ValueError, match=r"only \(discrete-action SAC, Christodoulou 2019"):
-        off_policy.check_continuous_actions(spaces.Discrete(3), "SAC")
+    with pytest.raises(ValueError, match=r"only \(what else\); got Discrete\(3\)"):
+        off_policy.check_continuous_actions(spaces.Discrete(3), "SAC", note="what else")
     with pytest.raises(ValueError, match=r"'TD3' supports .* only; got Discrete\(3\)"):
         off_policy.check_continuous_actions(spaces.Discrete(3), "TD3")
 
@@ -83,6 +83,10 @@ def test_fit_critic_takes_one_step_on_both_critics_and_nothing_else():
     q1, q2 = critic.apply(params, x, a)
     np.testing.assert_allclose(aux["critic_loss"], off_policy.critic_loss(q1, q2, target), 1e-6)
     np.testing.assert_allclose(aux["q_mean"], jnp.mean(q1), rtol=1e-6)
+    # The gradients' global norm before clipping: sqrt of the sum of every squared entry.
+    grads = jax.grad(lambda p: off_policy.critic_loss(*critic.apply(p, x, a), target))(params)
+    sq = sum(float(jnp.sum(g.astype(jnp.float64) ** 2)) for g in jax.tree.leaves(grads))
+    np.testing.assert_allclose(aux["critic_grad_norm"], np.sqrt(sq), rtol=1e-5)
     np.testing.assert_allclose(
         off_policy.critic_loss(q1, q2, target),
         0.5 * (jnp.mean((q1 - target) ** 2) + jnp.mean((q2 - target) ** 2)),
@@ -94,3 +98,17 @@ def test_fit_critic_takes_one_step_on_both_critics_and_nothing_else():
         before = params["params"][name]["Dense_0"]["kernel"]
         assert not np.array_equal(new.critic["params"][name]["Dense_0"]["kernel"], before)
     np.testing.assert_array_equal(new.other, learner.other)
+
+
+def test_twin_q_values_gives_every_action_or_the_ones_taken():
+    cfg = sac.Config(hidden_sizes=(8,))
+    critic = off_policy.twin_critic(cfg, 3)
+    assert isinstance(critic, off_policy.TwinQValues) and critic.num_actions == 3
+    x = jax.random.normal(jax.random.key(0), (5, 4))
+    params = critic.init(jax.random.key(1), x)
+    q1, q2 = critic.apply(params, x)
+    assert q1.shape == q2.shape == (5, 3) and not np.allclose(q1, q2)  # two networks
+    a = jnp.array([0, 2, 1, 1, 0])
+    q1a, q2a = critic.apply(params, x, a)
+    np.testing.assert_array_equal(q1a, np.asarray(q1)[np.arange(5), a])
+    np.testing.assert_array_equal(q2a, np.asarray(q2)[np.arange(5), a])

@@ -63,6 +63,23 @@ def test_learns_pendulum_two_seeds_vmapped(run):
     assert np.all(np.isfinite(run.metrics["loss"]))
 
 
+def test_the_learned_policies_solve_gymnasiums_own_pendulum_through_the_bridge(run, venv):
+    # The two trained actors (the run above), acting greedily in Gymnasium's own
+    # Pendulum-v1 (stepped on the host through bellmax's bridge, its own initial states),
+    # also average >= -200 over 10 episodes each.
+    from bellmax.deep.evaluate import evaluate
+
+    def act(params, obs, key):
+        return sac.act(params, obs, key, SOLVE, venv)
+
+    for i in range(2):
+        params = jax.tree.map(lambda x, i=i: x[i], sac.policy_params(run.state))
+        res = evaluate(act, params, "gymnasium:Pendulum-v1", jax.random.key(i), episodes=10)
+        mean = float(np.mean(res.returns))
+        print(f"\nSAC seed {i} on gymnasium:Pendulum-v1: mean return {mean:.1f} over 10 episodes")
+        assert bool(np.all(res.completed)) and mean >= TARGET
+
+
 def test_metrics_schedule(run):
     m = run.metrics
     before = m["env_steps"][0] < SOLVE.learning_starts
@@ -70,6 +87,9 @@ def test_metrics_schedule(run):
     assert not np.any(m["learning"][:, before]) and np.all(m["learning"][:, ~before])
     assert np.all(m["loss"][:, before] == 0.0)
     np.testing.assert_allclose(m["alpha"][:, before], CONFIG.init_temperature, rtol=1e-6)
+    # The step size of every gradient step; gradient norms once learning.
+    assert np.all(m["learning_rate"] == np.float32(CONFIG.learning_rate))
+    assert np.all(m["grad_norm"][:, before] == 0) and np.all(m["grad_norm"][:, ~before] > 0)
     # The temperature fell from 1 as the entropy approached its target -1.
     assert np.all(m["alpha"][:, -1] < 0.5)
     assert np.all(m["episode_count"].sum(1) == run.env_steps // 200)
@@ -216,6 +236,43 @@ def test_critic_step_regresses_on_the_target_networks_soft_value(venv, tiny):
     )
 
 
+def test_gradient_step_records_the_critic_and_actor_gradient_norms(venv, tiny):
+    # grad_norm is the global norm of the critic's gradients (the critic step's) and the
+    # actor's (against the updated critic, with the same reparameterised samples) together.
+    obs, _ = make_vector_env("Pendulum-v1", num_envs=4).reset(jax.random.key(2))
+    batch = Transition(
+        obs_tm1=obs,
+        action_tm1=jnp.array([[0.5], [-0.2], [0.9], [0.0]]),
+        reward_t=jnp.array([-1.0, -2.0, -3.0, -0.5]),
+        obs_t=obs[::-1],
+        terminated_t=jnp.zeros(4, bool),
+        truncated_t=jnp.zeros(4, bool),
+    )
+    learner, key = tiny.learner, jax.random.key(4)
+    _, aux = jax.jit(sac.gradient_step, static_argnums=(3, 4))(learner, batch, key, TINY, venv)
+    actor = sac.SquashedGaussianActor(1, TINY.hidden_sizes, TINY.activation)
+    critic = off_policy.TwinQ(TINY.hidden_sizes, TINY.activation)
+
+    @jax.jit
+    def by_hand(learner, batch, key):
+        k_critic, k_actor = jax.random.split(key)
+        after, c_aux = sac.critic_step(learner, batch, k_critic, TINY, venv)
+
+        def loss(p):
+            a, logp = actor.apply(p, obs).sample_and_log_prob(k_actor)
+            q1, q2 = critic.apply(after.critic, obs, a)
+            return sac.actor_loss(q1, q2, logp, jnp.exp(learner.log_alpha))
+
+        return c_aux, jax.grad(loss)(learner.actor)
+
+    c_aux, g = by_hand(learner, batch, key)
+    actor_norm = np.sqrt(sum(np.sum(np.asarray(x, np.float64) ** 2) for x in jax.tree.leaves(g)))
+    np.testing.assert_allclose(
+        aux["grad_norm"], np.hypot(float(c_aux["critic_grad_norm"]), actor_norm), rtol=1e-4
+    )
+    assert actor_norm > 0 and float(c_aux["critic_grad_norm"]) > 0
+
+
 @pytest.mark.parametrize("target", [-1.0, -2.0])
 def test_temperature_tuning_drives_the_entropy_to_its_target(target, tiny):
     # A frozen critic prefers a = 0.3: Q(s, a) = -30 (a - 0.3)^2 (the twin is 1 higher, so
@@ -306,13 +363,13 @@ def test_validate_refuses_runs_that_cannot_work(venv, multidiscrete_env):
         unreachable.validate(venv)
     dataclasses.replace(unreachable, autotune=False).validate(venv)  # unused: fine
     dataclasses.replace(CONFIG, target_entropy=0.6).validate(venv)
-    for env in ("CartPole-v1", multidiscrete_env):
-        with pytest.raises(
-            ValueError,
-            match=r"'SAC' supports continuous Box action spaces .*"
-            r"discrete-action SAC.*is not implemented.*DQN or PPO",
-        ):
-            sac.make_train(CONFIG, env)
+    # Discrete(n) gets discrete SAC (tests/deep/test_sac_discrete.py); MultiDiscrete nothing.
+    with pytest.raises(
+        ValueError,
+        match=r"'SAC' supports continuous Box action spaces .* only \(or Discrete ones: "
+        r"discrete-action SAC, Christodoulou 2019\); got MultiDiscrete.*DQN, PPO or SAC",
+    ):
+        sac.make_train(CONFIG, multidiscrete_env)
     with pytest.raises(TypeError, match=r"config must be a sac\.Config"):
         sac.make_train(object(), "Pendulum-v1")
     with pytest.raises(ValueError, match=r"num_envs=2 but SAC Config\.num_envs=1"):

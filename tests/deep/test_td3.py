@@ -71,6 +71,9 @@ def test_learns_pendulum_two_seeds_vmapped(run):
     assert np.all(m["loss"][:, before] == 0.0)
     # One gradient step per update, the actor in every second one.
     np.testing.assert_allclose(m["actor_updates"][:, ~before].mean(), 0.5, atol=1e-3)
+    # The step size of every gradient step; gradient norms once learning.
+    assert np.all(m["learning_rate"] == np.float32(CONFIG.learning_rate))
+    assert np.all(m["grad_norm"][:, before] == 0) and np.all(m["grad_norm"][:, ~before] > 0)
     assert np.all(np.asarray(run.state.gradient_step) == int(np.sum(~before)))
 
 
@@ -159,6 +162,7 @@ def test_actor_and_targets_update_only_every_policy_delay_steps(venv, tiny, dela
     cfg = dataclasses.replace(TINY, policy_delay=delay, tau=0.1)
     batch = _batch()
     step_fn = jax.jit(td3.gradient_step, static_argnums=(4, 5))
+    critic_step = jax.jit(td3.critic_step, static_argnums=(3, 4))
     learner = tiny.learner
     changed = []
     for step in range(1, 7):
@@ -169,6 +173,13 @@ def test_actor_and_targets_update_only_every_policy_delay_steps(venv, tiny, dela
         )
         changed.append(moved)
         assert float(aux["actor_updates"]) == float(moved)
+        # grad_norm: the critic's gradient norm, with the actor's on the actor's steps.
+        _, c_aux = critic_step(learner, batch, jax.random.key(step), cfg, venv)
+        c_norm = float(c_aux["critic_grad_norm"])
+        if moved:  # the actor's norm is small next to the critic's, but adds
+            assert float(aux["grad_norm"]) > c_norm
+        else:
+            np.testing.assert_allclose(aux["grad_norm"], c_norm, rtol=1e-5)
         # The critic learns at every step.
         assert not np.array_equal(
             jax.tree.leaves(new.critic)[0], jax.tree.leaves(learner.critic)[0]
@@ -227,7 +238,7 @@ def test_validate_refuses_runs_that_cannot_work(multidiscrete_env):
         dataclasses.replace(CONFIG, total_timesteps=1, train_frequency=2).validate()
     for env in ("CartPole-v1", multidiscrete_env):
         with pytest.raises(
-            ValueError, match=r"'TD3' supports continuous Box action spaces .*DQN or PPO"
+            ValueError, match=r"'TD3' supports continuous Box action spaces .*DQN, PPO or SAC"
         ):
             td3.make_train(CONFIG, env)
     with pytest.raises(TypeError, match=r"config must be a td3\.Config"):

@@ -4,13 +4,17 @@
   (`check_fields`, in each `__post_init__`) and run checks (`validate(venv)`).
 - `check_continuous_actions`, `action_bounds`, `to_env_action`: the continuous `Box` action
   space (finite bounds) and the affine map from tanh-squashed actions in `[-1, 1]^d` to it.
-- `TwinQ`, `twin_critic`, `critic_loss`, `fit_critic`: the twin action-value networks of
-  clipped double Q-learning (Fujimoto et al. 2018, section 4.2; SAC's section 5) and one
+- `TwinQ`, `TwinQValues`, `twin_critic`, `critic_loss`, `fit_critic`: the twin
+  action-value networks of clipped double Q-learning (Fujimoto et al. 2018, section 4.2;
+  SAC's section 5; `TwinQValues` for `Discrete` actions, all `n` values at once) and one
   regression step of both onto a target; `optimizer`: the networks' Adam.
+- `OffPolicyRun.action_kind(space)`: `(discrete, size)`, continuous `Box` actions unless an
+  algorithm's config allows `Discrete` ones (SAC's does).
 - `TrainState`, `init_state`, `off_policy_update`: the training state and one iteration of
   the loop: `train_frequency` steps of every env (uniformly random actions for the first
   `learning_starts` env steps, the algorithm's behaviour policy after) stored in the replay
-  buffer (`bellmax.deep.replay`), then `gradient_steps` of the algorithm's gradient step.
+  buffer (`bellmax.deep.replay`), then `gradient_steps` of the algorithm's gradient step;
+  its metrics add `learning_rate` (the step size of every network: constant, no schedule).
 
 Each algorithm's own losses, networks and gradient step live in `bellmax.deep.sac` and
 `bellmax.deep.td3`; what they share lives here, so neither imports the other.
@@ -37,6 +41,7 @@ from bellmax.core.checks import (
     check_probability,
 )
 from bellmax.core.types import Transition
+from bellmax.deep.loop import scheduled_learning_rate
 from bellmax.deep.networks import ACTIVATIONS, MLP, flatten_obs
 from bellmax.deep.optim import make_optimizer
 from bellmax.deep.replay import (
@@ -57,6 +62,7 @@ __all__ = [
     "OffPolicyRun",
     "TrainState",
     "TwinQ",
+    "TwinQValues",
     "action_bounds",
     "check_continuous_actions",
     "critic_loss",
@@ -67,9 +73,6 @@ __all__ = [
     "to_env_action",
     "twin_critic",
 ]
-
-_DISCRETE_NOTES = {"SAC": "discrete-action SAC, Christodoulou 2019, is not implemented"}
-"""What `check_continuous_actions` adds for an algorithm with a known discrete variant."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,12 +163,22 @@ class OffPolicyRun:
             owner, self.batch_size, self.buffer_size, self.learning_starts, self.steps_per_update
         )
 
+    def action_kind(self, space: Any) -> tuple[bool, int]:
+        """`(discrete, size)` of an action space this algorithm acts in: `(False, d)` for a
+        float `Box` of `d` elements with finite bounds (the only kind here; SAC's config also
+        takes `Discrete(n)`, as `(True, n)`).
+
+        Raises:
+          ValueError: an action space the algorithm does not support, naming what it does.
+        """
+        return False, check_continuous_actions(space, self.algorithm)
+
     def validate(self, venv: VectorEnv | None = None) -> None:
         """Check the run before training (the fields were checked on construction).
 
         That `total_timesteps` makes one update at least and that learning starts within the
-        run; given `venv`, that it has a continuous `Box` action space with finite bounds and
-        `num_envs` environments.
+        run; given `venv`, that this algorithm acts in its action space (`action_kind`) and
+        that it has `num_envs` environments.
 
         Raises:
           ValueError: naming the field, its value and the fix.
@@ -187,7 +200,7 @@ class OffPolicyRun:
             )
         if venv is None:
             return
-        check_continuous_actions(venv.action_space, self.algorithm)
+        self.action_kind(venv.action_space)
         if venv.num_envs != self.num_envs:
             raise ValueError(
                 f"the vector env has num_envs={venv.num_envs} but {owner}.num_envs="
@@ -196,8 +209,13 @@ class OffPolicyRun:
             )
 
 
-def check_continuous_actions(space: Any, algorithm: str) -> int:
+def check_continuous_actions(space: Any, algorithm: str, *, note: str = "") -> int:
     """The number of action dimensions of a float `Box` with finite bounds.
+
+    Args:
+      space: the action space.
+      algorithm: the algorithm's name in messages (`"TD3"`).
+      note: said after "only" when the space is not a `Box` (what else would work).
 
     Raises:
       ValueError: any other action space, naming what `algorithm` supports.
@@ -216,12 +234,11 @@ def check_continuous_actions(space: Any, algorithm: str) -> int:
                 f"low={low.tolist()}, high={high.tolist()}."
             )
         return int(np.prod(space.shape, dtype=np.int64))
-    note = _DISCRETE_NOTES.get(algorithm)
-    discrete = f" ({note})" if note else ""
+    extra = f" ({note})" if note else ""
     raise ValueError(
         f"algorithm {algorithm!r} supports continuous Box action spaces (float, finite "
-        f"bounds) only{discrete}; got {space!r}. Use an environment with continuous actions "
-        "(e.g. Pendulum-v1), or DQN or PPO for discrete actions."
+        f"bounds) only{extra}; got {space!r}. Use an environment with continuous actions "
+        "(e.g. Pendulum-v1), or DQN, PPO or SAC for discrete actions."
     )
 
 
@@ -261,6 +278,32 @@ class TwinQ(nn.Module):
         return q1, q2
 
 
+class TwinQValues(nn.Module):
+    """Two independent action-value networks over `n` discrete actions: `[..., D] ->
+    ([..., n], [..., n])`, or given integer actions `a [...]`, their values `([...], [...])`
+    (discrete SAC's twin critics, Christodoulou 2019).
+
+    Attributes:
+      num_actions: number of actions `n`.
+      hidden_sizes: widths of the hidden layers of each network.
+      activation: hidden activation name.
+    """
+
+    num_actions: int
+    hidden_sizes: Sequence[int] = (256, 256)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, a: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        n, sizes, act = self.num_actions, self.hidden_sizes, self.activation
+        qs = (MLP(sizes, act, n, 1.0, name="q1")(x), MLP(sizes, act, n, 1.0, name="q2")(x))
+        if a is None:
+            return qs
+        idx = jnp.asarray(a, jnp.int32)[..., None]
+        q1, q2 = (jnp.take_along_axis(q, idx, axis=-1)[..., 0] for q in qs)
+        return q1, q2
+
+
 @struct.dataclass
 class TrainState:
     """Everything that changes during off-policy training, as one pytree (a full checkpoint)."""
@@ -268,7 +311,8 @@ class TrainState:
     learner: Any
     """The algorithm's networks, targets and optimiser states (SAC's `Learner`, TD3's)."""
     buffer: ReplayBuffer
-    """Replay buffer of `Transition`s (actions normalised to `[-1, 1]`, flat `[d]`)."""
+    """Replay buffer of `Transition`s (actions normalised to `[-1, 1]`, flat `[d]`; int32
+    scalars for `Discrete` actions)."""
     vec_state: VecState
     """Vector environment state."""
     obs: jax.Array
@@ -287,15 +331,17 @@ def init_state(
     venv: VectorEnv,
     init_learner: Callable[[jax.Array, jax.Array, int], Any],
 ) -> TrainState:
-    """A fresh off-policy `TrainState`: `init_learner(key, x [N, D], act_dim)`, an empty buffer
-    of `config.capacity` slots, reset environments."""
+    """A fresh off-policy `TrainState`: `init_learner(key, x [N, D], size)` (`size`: action
+    dimensions `d`, or the number of actions `n` of a `Discrete` space), an empty buffer of
+    `config.capacity` slots, reset environments."""
     k_learn, k_env, k_next = jax.random.split(key, 3)
-    d = check_continuous_actions(venv.action_space, config.algorithm)
+    discrete, d = config.action_kind(venv.action_space)
     obs, vec_state = venv.reset(k_env)
     learner = init_learner(k_learn, flatten_obs(obs, venv.observation_space), d)
+    action = jnp.zeros((), jnp.int32) if discrete else jnp.zeros((d,), jnp.float32)
     example = Transition(
         obs_tm1=obs[0],
-        action_tm1=jnp.zeros((d,), jnp.float32),
+        action_tm1=action,
         reward_t=jnp.zeros((), jnp.float32),
         obs_t=obs[0],
         terminated_t=jnp.zeros((), bool),
@@ -314,7 +360,8 @@ def init_state(
 
 
 Explore = Callable[[Any, jax.Array, jax.Array], jax.Array]
-"""`(learner, x [N, D], key) -> normalised actions [N, d]` (the behaviour policy)."""
+"""`(learner, x [N, D], key) -> normalised actions [N, d]` (the behaviour policy; int32
+actions `[N]` for a `Discrete` space)."""
 LearnStep = Callable[[Any, Transition, jax.Array, jax.Array], tuple[Any, dict[str, jax.Array]]]
 """`(learner, batch, gradient step number counted from 1, key) -> (learner, scalars)`."""
 
@@ -322,11 +369,18 @@ LearnStep = Callable[[Any, Transition, jax.Array, jax.Array], tuple[Any, dict[st
 def _collect_step(carry: Collect, key, learner, config, venv, explore: Explore):
     """One step of every env: uniformly random actions before `learning_starts`, else `explore`."""
     k_rand, k_act, k_env = jax.random.split(key, 3)
-    d = int(np.prod(venv.action_space.shape, dtype=np.int64))
+    discrete, d = config.action_kind(venv.action_space)
     x = flatten_obs(carry.obs, venv.observation_space)
-    random = jax.random.uniform(k_rand, (venv.num_envs, d), jnp.float32, -1.0, 1.0)
+    if discrete:
+        random = jax.random.randint(k_rand, (venv.num_envs,), 0, d, jnp.int32)
+    else:
+        random = jax.random.uniform(k_rand, (venv.num_envs, d), jnp.float32, -1.0, 1.0)
     a_norm = jnp.where(carry.env_steps < config.learning_starts, random, explore(learner, x, k_act))
-    step = venv.step(k_env, carry.vec_state, to_env_action(a_norm, venv.action_space))
+    if discrete:
+        env_action = a_norm.astype(venv.action_space.dtype)
+    else:
+        env_action = to_env_action(a_norm, venv.action_space)
+    step = venv.step(k_env, carry.vec_state, env_action)
     return record_step(carry, step, a_norm, venv.num_envs)
 
 
@@ -342,8 +396,9 @@ def off_policy_update(
 
     Returns:
       `(new_state, metrics)`: `metrics` holds `env_steps`, `episode_return_sum`,
-      `episode_count`, `learning` and the mean over the gradient steps of each scalar
-      `learn_step` returns (zeros before learning starts).
+      `episode_count`, `learning`, `learning_rate` (`config.learning_rate`, the step size of
+      every gradient step) and the mean over the gradient steps of each scalar `learn_step`
+      returns (zeros before learning starts).
     """
     key, k_collect, k_learn = jax.random.split(state.key, 3)
     carry = Collect(
@@ -395,6 +450,7 @@ def off_policy_update(
         "episode_return_sum": carry.return_sum,
         "episode_count": carry.count,
         "learning": learning,
+        "learning_rate": scheduled_learning_rate(config.learning_rate, state.learner.critic_opt),
         **aux,
     }
     return new_state, metrics
@@ -406,8 +462,11 @@ def optimizer(config: OffPolicyRun) -> optax.GradientTransformation:
     return make_optimizer("adam", config.learning_rate, max_grad_norm=config.max_grad_norm)
 
 
-def twin_critic(config: OffPolicyRun) -> TwinQ:
-    """The `TwinQ` of `config.hidden_sizes` and `config.activation`."""
+def twin_critic(config: OffPolicyRun, num_actions: int | None = None) -> TwinQ | TwinQValues:
+    """The `TwinQ` of `config.hidden_sizes` and `config.activation` (a `TwinQValues` over
+    `num_actions` discrete actions if given)."""
+    if num_actions is not None:
+        return TwinQValues(num_actions, tuple(config.hidden_sizes), config.activation)
     return TwinQ(tuple(config.hidden_sizes), config.activation)
 
 
@@ -423,21 +482,25 @@ def fit_critic(
     a_tm1: jax.Array,
     target: jax.Array,
     config: OffPolicyRun,
+    *,
+    num_actions: int | None = None,
 ) -> tuple[Any, dict[str, jax.Array]]:
     """One gradient step of the twin critic onto `target` (`critic_loss`).
 
     Args:
       learner: an algorithm's learner with `critic` and `critic_opt` fields.
       x_tm1: `[B, D]` observation features of the minibatch.
-      a_tm1: `[B, d]` its normalised actions.
+      a_tm1: `[B, d]` its normalised actions (`[B]` integers for discrete actions).
       target: `[B]` regression targets (no gradient flows through them).
       config: the settings (network shape, optimiser).
+      num_actions: the number of discrete actions (`TwinQValues` critics), or None.
 
     Returns:
-      The learner with new `critic` and `critic_opt`; `critic_loss` (before the step) and
-      `q_mean`, the mean `Q_1(s, a)` of the minibatch.
+      The learner with new `critic` and `critic_opt`; `critic_loss` (before the step),
+      `q_mean`, the mean `Q_1(s, a)` of the minibatch, and `critic_grad_norm`, the global
+      norm of the loss's gradients before clipping.
     """
-    critic, tx = twin_critic(config), optimizer(config)
+    critic, tx = twin_critic(config, num_actions), optimizer(config)
 
     def loss_fn(params):
         q1, q2 = critic.apply(params, x_tm1, a_tm1)
@@ -447,4 +510,8 @@ def fit_critic(
     updates, critic_opt = tx.update(grads, learner.critic_opt, learner.critic)
     params = optax.apply_updates(learner.critic, updates)
     new = learner.replace(critic=params, critic_opt=critic_opt)
-    return new, {"critic_loss": c_loss, "q_mean": q_mean}
+    return new, {
+        "critic_loss": c_loss,
+        "q_mean": q_mean,
+        "critic_grad_norm": optax.tree.norm(grads),
+    }

@@ -30,9 +30,19 @@ so the default target entropy `-act_dim` refers to that normalised action). The 
 stores the normalised actions too. Episodes cut by a time limit bootstrap from their true
 last observation; terminated ones do not.
 
-Discrete actions (Christodoulou 2019) are not supported: a `Discrete` environment gets an
-error that says so. The pieces SAC shares with TD3 (the run settings `OffPolicyRun`, the twin
-critic `TwinQ` and its regression step, action rescaling, the collection and update loop
+Discrete actions (Christodoulou 2019, "Soft Actor-Critic for Discrete Action Settings"): for a
+`Discrete(n)` action space (`actions="auto"`, the default, or `"discrete"`) the policy is a
+categorical distribution over the `n` actions and the twin critics output all `n` values
+(`TwinQValues`), so every expectation over the policy is a sum instead of a sample (section
+4): the target is `r + gamma * d * sum_a' pi(a'|s') (min_i Q_target_i(s', a') - alpha * log
+pi(a'|s'))`, the actor loss `E_s[sum_a pi(a|s) (alpha * log pi(a|s) - min_i Q_i(s, a))]` (no
+reparameterisation), the temperature loss uses the exact entropy, and the default target
+entropy is `target_entropy_scale * log n` (0.5 here; the paper's 0.98 of the uniform policy's
+entropy held CartPole-v1's policy near uniform: temperature ~3.5e4 and greedy returns 125-147
+after 2e4 steps, seeds 0 and 1). Time limits and replay work as for continuous actions.
+
+The pieces SAC shares with TD3 (the run settings `OffPolicyRun`, the twin critics `TwinQ` and
+`TwinQValues` and their regression step, action rescaling, the collection and update loop
 `off_policy_update`) live in `bellmax.deep.off_policy`.
 """
 
@@ -49,8 +59,9 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from bellmax.core.checks import check_bool, check_number
+from bellmax.core.checks import check_bool, check_choice, check_number
 from bellmax.core.types import Transition
+from bellmax.deep.distributions import Categorical
 from bellmax.deep.loop import EpisodeMetrics, scan_train, vector_env
 from bellmax.deep.networks import MLP, flatten_obs
 from bellmax.deep.off_policy import (
@@ -65,6 +76,7 @@ from bellmax.deep.off_policy import (
     to_env_action,
     twin_critic,
 )
+from bellmax.envs import spaces
 from bellmax.envs.vector import VectorEnv
 
 NAME = "sac"
@@ -79,13 +91,17 @@ LOG_STD_MAX = 2.0
 """Upper clip of the policy's log standard deviation."""
 _LOG_2PI = math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
+#: `Config.actions` choices.
+ACTIONS = ("auto", "continuous", "discrete")
 
 __all__ = [
+    "ACTIONS",
     "ALGORITHM",
     "DEFAULT_ENV",
     "LOG_STD_MAX",
     "LOG_STD_MIN",
     "NAME",
+    "CategoricalActor",
     "Config",
     "Learner",
     "Metrics",
@@ -97,6 +113,9 @@ __all__ = [
     "actor_temperature_step",
     "critic_loss",
     "critic_step",
+    "discrete_actor_loss",
+    "discrete_soft_td_target",
+    "discrete_soft_value",
     "gradient_step",
     "init",
     "make_train",
@@ -128,8 +147,15 @@ class Config(OffPolicyRun):
     init_temperature: float = 1.0
     """The temperature alpha at the start (autotune), or the fixed one (no autotune)."""
     target_entropy: float | None = None
-    """Entropy (nats, of the squashed action in [-1, 1]^d) the temperature steers the policy
-    towards; None: -act_dim (Haarnoja et al. 2018). At most act_dim * log 2."""
+    """Entropy (nats) the temperature steers the policy towards. Continuous: of the squashed
+    action in [-1, 1]^d, below act_dim * log 2; None: -act_dim (Haarnoja et al. 2018).
+    Discrete: in [0, log n); None: target_entropy_scale * log n."""
+    actions: str = "auto"
+    """Action kind: auto (discrete SAC for a Discrete action space, continuous for a Box),
+    continuous or discrete (Christodoulou 2019)."""
+    target_entropy_scale: float = 0.5
+    """Discrete actions with target_entropy None: the target is this fraction of log n, the
+    uniform policy's entropy (Christodoulou 2019's 0.98 kept CartPole's policy near uniform)."""
 
     def __post_init__(self) -> None:
         self.check_fields()
@@ -137,14 +163,51 @@ class Config(OffPolicyRun):
         check_number(self.init_temperature, "init_temperature", owner=OWNER, low=0, low_open=True)
         if self.target_entropy is not None:
             check_number(self.target_entropy, "target_entropy", owner=OWNER)
+        check_choice(self.actions, "actions", ACTIONS, owner=OWNER)
+        check_number(
+            self.target_entropy_scale,
+            "target_entropy_scale",
+            owner=OWNER,
+            low=0,
+            high=1,
+            high_open=True,
+        )
 
-    def entropy_target(self, act_dim: int) -> float:
-        """The target entropy for `act_dim` action dimensions (`target_entropy` or `-act_dim`)."""
-        return -float(act_dim) if self.target_entropy is None else float(self.target_entropy)
+    def action_kind(self, space: Any) -> tuple[bool, int]:
+        """`(True, n)` for a `Discrete(n)` action space (unless `actions="continuous"`),
+        `(False, d)` for a float `Box` of `d` elements with finite bounds (unless
+        `actions="discrete"`).
+
+        Raises:
+          ValueError: any other action space, or one `actions` excludes, naming the fix.
+        """
+        if isinstance(space, spaces.Discrete) and self.actions != "continuous":
+            return True, int(space.n)
+        if self.actions == "discrete":
+            raise ValueError(
+                f"{OWNER}.actions='discrete' needs a Discrete action space; got {space!r}. "
+                "Set actions='auto' (or 'continuous') for a Box, or pick an environment with "
+                "discrete actions (e.g. CartPole-v1)."
+            )
+        if self.actions == "continuous":
+            note = f"as {OWNER}.actions='continuous'; set actions='auto' for Discrete ones"
+        else:
+            note = "or Discrete ones: discrete-action SAC, Christodoulou 2019"
+        return False, check_continuous_actions(space, ALGORITHM, note=note)
+
+    def entropy_target(self, size: int, discrete: bool = False) -> float:
+        """The target entropy: `target_entropy`, else `-size` for `size` action dimensions
+        (continuous) or `target_entropy_scale * log size` for `size` actions (discrete)."""
+        if self.target_entropy is not None:
+            return float(self.target_entropy)
+        if discrete:
+            return float(self.target_entropy_scale * math.log(size))
+        return -float(size)
 
     def validate(self, venv: VectorEnv | None = None) -> None:
         """`OffPolicyRun.validate`, and that the target entropy is reachable: the squashed
-        Gaussian's entropy on `[-1, 1]^d` is below `d * log 2` (the uniform distribution's).
+        Gaussian's entropy on `[-1, 1]^d` is below `d * log 2` (the uniform distribution's);
+        a categorical's over `n` actions lies in `[0, log n]`.
 
         Raises:
           ValueError: naming the field, its value and the fix.
@@ -152,8 +215,16 @@ class Config(OffPolicyRun):
         super().validate(venv)
         if venv is None or self.target_entropy is None or not self.autotune:
             return
-        d = check_continuous_actions(venv.action_space, ALGORITHM)
-        if self.target_entropy >= d * _LOG_2:
+        discrete, d = self.action_kind(venv.action_space)
+        if discrete and not 0.0 <= self.target_entropy < math.log(d):
+            raise ValueError(
+                f"{OWNER}.target_entropy={self.target_entropy} cannot be reached: a policy "
+                f"over {d} actions has entropy in [0, log {d} = {math.log(d):.4f}] (the "
+                f"uniform one's at the top), so the temperature would grow or shrink without "
+                f"bound; pick a target in [0, {math.log(d):.4f}) (the default, None, is "
+                f"target_entropy_scale * log {d} = {self.entropy_target(d, True):.4f})."
+            )
+        if not discrete and self.target_entropy >= d * _LOG_2:
             raise ValueError(
                 f"{OWNER}.target_entropy={self.target_entropy} cannot be reached: a policy "
                 f"on [-1, 1]^{d} has entropy below {d} * log 2 = {d * _LOG_2:.4f} (the "
@@ -200,6 +271,25 @@ class TanhGaussian:
     def mode(self) -> jax.Array:
         """`[..., d]` `tanh(mean)`, the deterministic action."""
         return jnp.tanh(self.mean)
+
+
+class CategoricalActor(nn.Module):
+    """The discrete SAC policy: `[..., D] -> Categorical` over `num_actions` actions
+    (Christodoulou 2019).
+
+    Attributes:
+      num_actions: number of actions `n`.
+      hidden_sizes: widths of the hidden layers.
+      activation: hidden activation name.
+    """
+
+    num_actions: int
+    hidden_sizes: Sequence[int] = (256, 256)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> Categorical:
+        return Categorical(MLP(self.hidden_sizes, self.activation, self.num_actions, 0.01)(x))
 
 
 class SquashedGaussianActor(nn.Module):
@@ -255,19 +345,27 @@ class Metrics(EpisodeMetrics):
     alpha: jax.Array
     """Temperature after the update."""
     entropy: jax.Array
-    """`-mean(log pi(a|s))` of the actor's samples on the minibatch."""
+    """`-mean(log pi(a|s))` of the actor's samples on the minibatch (discrete: the mean of
+    the policy's exact entropies)."""
     q_mean: jax.Array
     """Mean `Q_1(s, a)` of the minibatch's transitions."""
     learning: jax.Array
     """True where this update ran gradient steps."""
+    learning_rate: jax.Array
+    """The step size of every network and of the temperature (constant)."""
+    grad_norm: jax.Array
+    """Mean over the update's gradient steps of the global norm of the critic's and the
+    actor's gradients together, before clipping (each is clipped to max_grad_norm on its
+    own; 0 before learning starts)."""
 
 
-def _actor(config: Config, act_dim: int) -> SquashedGaussianActor:
-    return SquashedGaussianActor(act_dim, tuple(config.hidden_sizes), config.activation)
+def _actor(config: Config, size: int, discrete: bool = False) -> nn.Module:
+    cls = CategoricalActor if discrete else SquashedGaussianActor
+    return cls(size, tuple(config.hidden_sizes), config.activation)
 
 
-def _act_dim(venv: VectorEnv) -> int:
-    return check_continuous_actions(venv.action_space, ALGORITHM)
+def _kind(config: Config, venv: VectorEnv) -> tuple[bool, int]:
+    return config.action_kind(venv.action_space)
 
 
 def soft_td_target(
@@ -301,6 +399,55 @@ def actor_loss(q1: jax.Array, q2: jax.Array, log_prob: jax.Array, alpha: jax.Arr
     return jnp.mean(alpha * log_prob - jnp.minimum(q1, q2))
 
 
+def discrete_soft_value(
+    q1: jax.Array, q2: jax.Array, log_probs: jax.Array, alpha: jax.Array
+) -> jax.Array:
+    """The soft state value `sum_a pi(a|s) (min(q1, q2)(s, a) - alpha * log pi(a|s))` of a
+    categorical policy, exactly (Christodoulou 2019, eq. 10).
+
+    Args:
+      q1, q2: `[..., n]` twin action values of every action.
+      log_probs: `[..., n]` the policy's log-probabilities.
+      alpha: the temperature.
+
+    Returns:
+      `[...]` the values.
+    """
+    return jnp.sum(jnp.exp(log_probs) * (jnp.minimum(q1, q2) - alpha * log_probs), axis=-1)
+
+
+def discrete_soft_td_target(
+    r_t: jax.Array,
+    discount_t: jax.Array,
+    q1_t: jax.Array,
+    q2_t: jax.Array,
+    log_probs_t: jax.Array,
+    alpha: jax.Array,
+) -> jax.Array:
+    """Discrete SAC's target `r_t + discount_t * discrete_soft_value(q1_t, q2_t, log_probs_t,
+    alpha)`: the expectation over the next action in closed form (Christodoulou 2019,
+    section 4), with no gradient.
+
+    Args:
+      r_t: `[B]` rewards.
+      discount_t: `[B]` `gamma` where bootstrapped, 0 where the episode terminated.
+      q1_t, q2_t: `[B, n]` target networks' values of every action in `s_t`.
+      log_probs_t: `[B, n]` `log pi(.|s_t)`.
+      alpha: the temperature.
+    """
+    v_t = discrete_soft_value(q1_t, q2_t, log_probs_t, alpha)
+    return jax.lax.stop_gradient(r_t + discount_t * v_t)
+
+
+def discrete_actor_loss(
+    q1: jax.Array, q2: jax.Array, log_probs: jax.Array, alpha: jax.Array
+) -> jax.Array:
+    """`mean_s sum_a pi(a|s) (alpha * log pi(a|s) - min(q1, q2)(s, a))`, i.e. minus the mean
+    soft value (Christodoulou 2019, eq. 12: the expectation over actions replaces the
+    reparameterised sample). `q1, q2, log_probs`: `[B, n]`."""
+    return -jnp.mean(discrete_soft_value(q1, q2, log_probs, alpha))
+
+
 def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: float) -> jax.Array:
     """`-mean(log_alpha * (log_prob + target_entropy))` (eq. 18 in log space, as SB3): its
     gradient raises the temperature while the entropy `-mean(log_prob)` is below the target
@@ -308,8 +455,9 @@ def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: 
     return -jnp.mean(log_alpha * jax.lax.stop_gradient(log_prob + target_entropy))
 
 
-QFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
-"""`(x [B, D], a [B, d]) -> (q1 [B], q2 [B])`: the critics the actor is trained against."""
+QFn = Callable[..., tuple[jax.Array, jax.Array]]
+"""`(x [B, D], a [B, d]) -> (q1 [B], q2 [B])`: the critics the actor is trained against
+(discrete: `x [B, D] -> (q1 [B, n], q2 [B, n])`, every action's values)."""
 
 
 def actor_temperature_step(
@@ -322,6 +470,8 @@ def actor_temperature_step(
     q_fn: QFn,
     config: Config,
     act_dim: int,
+    *,
+    discrete: bool = False,
 ) -> tuple[Any, Any, jax.Array, Any, dict[str, jax.Array]]:
     """One actor step against the critics `q_fn` (section 5), then one temperature step (eq. 18)
     with the same samples' log-probabilities (skipped without `config.autotune`).
@@ -330,20 +480,29 @@ def actor_temperature_step(
       actor_params, actor_opt: the policy and its optimiser state.
       log_alpha, alpha_opt: the log-temperature and its optimiser state.
       x: `[B, D]` observation features.
-      key: PRNG key for the reparameterised samples.
+      key: PRNG key for the reparameterised samples (unused when discrete).
       q_fn: the critics (frozen: no gradient reaches their parameters).
       config: the settings.
-      act_dim: action dimensions (for the default target entropy).
+      act_dim: action dimensions (discrete: the number of actions), for the default target
+        entropy.
+      discrete: a categorical policy (`discrete_actor_loss`; the temperature sees each
+        state's exact `sum_a pi log pi` in place of a sample's `log pi`).
 
     Returns:
       `(actor_params, actor_opt, log_alpha, alpha_opt, scalars)` with `actor_loss`,
-      `alpha_loss` and `entropy`.
+      `alpha_loss`, `entropy` and `actor_grad_norm` (before clipping).
     """
-    actor, tx = _actor(config, act_dim), optimizer(config)
+    actor, tx = _actor(config, act_dim, discrete), optimizer(config)
     alpha = jnp.exp(log_alpha)
 
     def loss_fn(params):
-        a, log_prob = actor.apply(params, x).sample_and_log_prob(key)
+        dist = actor.apply(params, x)
+        if discrete:
+            log_probs = dist.log_probs()
+            q1, q2 = q_fn(x)
+            log_prob = jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)  # -entropy
+            return discrete_actor_loss(q1, q2, log_probs, alpha), log_prob
+        a, log_prob = dist.sample_and_log_prob(key)
         q1, q2 = q_fn(x, a)
         return actor_loss(q1, q2, log_prob, alpha), log_prob
 
@@ -351,25 +510,44 @@ def actor_temperature_step(
     updates, actor_opt = tx.update(grads, actor_opt, actor_params)
     actor_params = optax.apply_updates(actor_params, updates)
     if config.autotune:
-        target = config.entropy_target(act_dim)
+        target = config.entropy_target(act_dim, discrete)
         t_loss, g = jax.value_and_grad(temperature_loss)(log_alpha, log_prob, target)
         updates, alpha_opt = tx.update(g, alpha_opt, log_alpha)
         log_alpha = optax.apply_updates(log_alpha, updates)
     else:
         t_loss = jnp.zeros((), jnp.float32)
-    scalars = {"actor_loss": a_loss, "alpha_loss": t_loss, "entropy": -jnp.mean(log_prob)}
+    scalars = {
+        "actor_loss": a_loss,
+        "alpha_loss": t_loss,
+        "entropy": -jnp.mean(log_prob),
+        "actor_grad_norm": optax.tree.norm(grads),
+    }
     return actor_params, actor_opt, log_alpha, alpha_opt, scalars
 
 
 def critic_step(
     learner: Learner, batch: Transition, key: jax.Array, config: Config, venv: VectorEnv
 ) -> tuple[Learner, dict[str, jax.Array]]:
-    """One critic step on the soft TD target (section 5). Returns the learner with new
-    `critic` and `critic_opt`, and `critic_loss`, `q_mean`."""
-    act_dim = _act_dim(venv)
-    actor, critic = _actor(config, act_dim), twin_critic(config)
+    """One critic step on the soft TD target (section 5; discrete actions: the exact
+    expectation, `discrete_soft_td_target`). Returns the learner with new `critic` and
+    `critic_opt`, and `critic_loss`, `q_mean`, `critic_grad_norm`."""
+    discrete, act_dim = _kind(config, venv)
+    actor = _actor(config, act_dim, discrete)
     x_tm1 = flatten_obs(batch.obs_tm1, venv.observation_space)
     x_t = flatten_obs(batch.obs_t, venv.observation_space)
+    if discrete:
+        log_probs_t = actor.apply(learner.actor, x_t).log_probs()
+        q1_t, q2_t = twin_critic(config, act_dim).apply(learner.target_critic, x_t)
+        target = discrete_soft_td_target(
+            batch.reward_t.astype(jnp.float32),
+            config.gamma * batch.discount_t,
+            q1_t,
+            q2_t,
+            log_probs_t,
+            jnp.exp(learner.log_alpha),
+        )
+        return fit_critic(learner, x_tm1, batch.action_tm1, target, config, num_actions=act_dim)
+    critic = twin_critic(config)
     a_t, log_prob_t = actor.apply(learner.actor, x_t).sample_and_log_prob(key)
     q1_t, q2_t = critic.apply(learner.target_critic, x_t, a_t)
     target = soft_td_target(
@@ -388,14 +566,14 @@ def gradient_step(
 ) -> tuple[Learner, dict[str, jax.Array]]:
     """One SAC gradient step on a minibatch: critic, actor (against the updated critic),
     temperature, then `target <- tau * critic + (1 - tau) * target`."""
-    act_dim = _act_dim(venv)
+    discrete, act_dim = _kind(config, venv)
     k_critic, k_actor = jax.random.split(key)
     learner, c_aux = critic_step(learner, batch, k_critic, config, venv)
-    critic = twin_critic(config)
+    critic = twin_critic(config, act_dim if discrete else None)
     x = flatten_obs(batch.obs_tm1, venv.observation_space)
     critic_params = jax.lax.stop_gradient(learner.critic)
 
-    def q_fn(x, a):
+    def q_fn(x, a=None):
         return critic.apply(critic_params, x, a)
 
     actor_params, actor_opt, log_alpha, alpha_opt, a_aux = actor_temperature_step(
@@ -408,6 +586,7 @@ def gradient_step(
         q_fn,
         config,
         act_dim,
+        discrete=discrete,
     )
     target = optax.incremental_update(learner.critic, learner.target_critic, config.tau)
     learner = learner.replace(
@@ -419,6 +598,7 @@ def gradient_step(
     )
     aux = {**c_aux, **a_aux, "alpha": jnp.exp(log_alpha)}
     aux["loss"] = aux["critic_loss"] + aux["actor_loss"] + aux["alpha_loss"]
+    aux["grad_norm"] = jnp.hypot(aux.pop("critic_grad_norm"), aux.pop("actor_grad_norm"))
     return learner, aux
 
 
@@ -429,16 +609,21 @@ def init(key: jax.Array, config: Config, venv: VectorEnv) -> TrainState:
     Args:
       key: PRNG key, consumed.
       config: the settings.
-      venv: the vector environment (continuous `Box` actions).
+      venv: the vector environment (continuous `Box` or `Discrete` actions).
 
     Returns:
       The initial `TrainState`.
     """
+    discrete, _ = _kind(config, venv)
 
     def init_learner(k, x, d):
         k_actor, k_critic = jax.random.split(k)
-        actor = _actor(config, d).init(k_actor, x)
-        critic = twin_critic(config).init(k_critic, x, jnp.zeros((x.shape[0], d), jnp.float32))
+        actor = _actor(config, d, discrete).init(k_actor, x)
+        if discrete:
+            critic = twin_critic(config, d).init(k_critic, x)
+        else:
+            a = jnp.zeros((x.shape[0], d), jnp.float32)
+            critic = twin_critic(config).init(k_critic, x, a)
         log_alpha = jnp.asarray(math.log(config.init_temperature), jnp.float32)
         tx = optimizer(config)
         return Learner(
@@ -463,7 +648,8 @@ def act(
     *,
     deterministic: bool = True,
 ) -> jax.Array:
-    """Actions `[B, *action_shape]` in the `Box` for observations `[B, ...]`.
+    """Actions `[B, *action_shape]` in the `Box` (`[B]` integers for `Discrete` actions) for
+    observations `[B, ...]`.
 
     Args:
       params: actor parameters (`policy_params(state)`).
@@ -471,9 +657,14 @@ def act(
       key: PRNG key (used only when not deterministic).
       config: the settings.
       venv: the vector environment (for its spaces).
-      deterministic: `tanh(mean)` if True, a sample of the policy otherwise.
+      deterministic: `tanh(mean)` (discrete: the most likely action) if True, a sample of
+        the policy otherwise.
     """
-    dist = _actor(config, _act_dim(venv)).apply(params, flatten_obs(obs, venv.observation_space))
+    discrete, size = _kind(config, venv)
+    dist = _actor(config, size, discrete).apply(params, flatten_obs(obs, venv.observation_space))
+    if discrete:
+        a = dist.mode() if deterministic else dist.sample(key)
+        return a.astype(venv.action_space.dtype)
     a = dist.mode() if deterministic else dist.sample_and_log_prob(key)[0]
     return to_env_action(a, venv.action_space)
 
@@ -491,11 +682,12 @@ def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainSta
     Returns:
       `(new_state, metrics)`.
     """
-    act_dim = _act_dim(venv)
-    actor = _actor(config, act_dim)
+    discrete, act_dim = _kind(config, venv)
+    actor = _actor(config, act_dim, discrete)
 
     def explore(learner, x, key):
-        return actor.apply(learner.actor, x).sample_and_log_prob(key)[0]
+        dist = actor.apply(learner.actor, x)
+        return dist.sample(key) if discrete else dist.sample_and_log_prob(key)[0]
 
     def learn_step(learner, batch, step, key):
         return gradient_step(learner, batch, key, config, venv)
@@ -511,7 +703,8 @@ def make_train(config: Config, env: Any, env_params: Any = None):
     Args:
       config: the settings (validated here).
       env: an env id (bellmax or Gymnasium), an `Environment`, a gymnax-API environment or a
-        `VectorEnv` (its `num_envs` must equal `config.num_envs`), with continuous actions.
+        `VectorEnv` (its `num_envs` must equal `config.num_envs`), with continuous or
+        discrete actions.
       env_params: parameters for an environment object (default: its own).
 
     Returns:

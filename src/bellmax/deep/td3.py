@@ -165,6 +165,12 @@ class Metrics(EpisodeMetrics):
     """Fraction of this update's gradient steps that updated the actor and the targets."""
     learning: jax.Array
     """True where this update ran gradient steps."""
+    learning_rate: jax.Array
+    """The step size of both networks (constant)."""
+    grad_norm: jax.Array
+    """Mean over the update's gradient steps of the global norm of the critic's and the
+    actor's gradients together, before clipping (each is clipped to max_grad_norm on its
+    own; the actor's counts in the steps that update it; 0 before learning starts)."""
 
 
 def _act_dim(venv: VectorEnv) -> int:
@@ -220,12 +226,13 @@ def _actor_loss(actor_params, critic_params, x, config: Config, act_dim: int) ->
 
 def actor_step(
     learner: Learner, x: jax.Array, config: Config, act_dim: int
-) -> tuple[Learner, jax.Array]:
+) -> tuple[Learner, jax.Array, jax.Array]:
     """One deterministic policy-gradient step (Silver et al. 2014) ascending `Q_1(s, mu(s))`
     with the critic frozen, then the Polyak update of both target networks.
 
     Returns:
-      `(learner, actor_loss)`, the loss before the step.
+      `(learner, actor_loss, actor_grad_norm)`: the loss before the step and its gradients'
+      global norm before clipping.
     """
     tx = optimizer(config)
     critic = jax.lax.stop_gradient(learner.critic)
@@ -239,7 +246,7 @@ def actor_step(
         target_actor=optax.incremental_update(actor, learner.target_actor, tau),
         target_critic=optax.incremental_update(learner.critic, learner.target_critic, tau),
     )
-    return new, loss
+    return new, loss, optax.tree.norm(grads)
 
 
 def gradient_step(
@@ -258,13 +265,14 @@ def gradient_step(
     delayed = step % config.policy_delay == 0
 
     def hold(lr):
-        return lr, _actor_loss(lr.actor, lr.critic, x, config, act_dim)
+        return lr, _actor_loss(lr.actor, lr.critic, x, config, act_dim), jnp.zeros((), jnp.float32)
 
-    learner, a_loss = jax.lax.cond(
+    learner, a_loss, a_norm = jax.lax.cond(
         delayed, lambda lr: actor_step(lr, x, config, act_dim), hold, learner
     )
     aux = {**aux, "actor_loss": a_loss, "actor_updates": delayed.astype(jnp.float32)}
     aux["loss"] = aux["critic_loss"] + aux["actor_loss"]
+    aux["grad_norm"] = jnp.hypot(aux.pop("critic_grad_norm"), a_norm)
     return learner, aux
 
 
