@@ -361,3 +361,44 @@ def test_continuous_only_algorithms_default_to_pendulum():
     assert _parse(["train", "sac", "--env", "gymnasium:Pendulum-v1"]).algo.env == (
         "gymnasium:Pendulum-v1"
     )
+
+
+def test_train_sac_on_a_discrete_env_writes_a_categorical_policy(tmp_path, capsys):
+    """`bellmax train sac --env CartPole-v1` is discrete SAC (Christodoulou 2019); its policy
+    file loads with `bellmax.load_policy`. `--actions continuous` refuses CartPole, naming
+    the option; TD3 stays continuous-only."""
+    from bellmax import load_policy
+
+    out = tmp_path / "sac"
+    tiny = ["--total-steps", "160", "--learning-starts", "64", "--batch-size", "32"]
+    tiny += ["--hidden-sizes", "16", "--chunks", "1", "--eval-episodes", "1"]
+    res = _json(capsys, "train", "sac", "--env", "CartPole-v1", *tiny, "--out", str(out), "--json")
+    assert res["env_steps"] == 160 and np.isfinite(res["final_eval_return"])
+    policy = load_policy(out)
+    assert policy.header["network"]["kind"] == "categorical"
+    assert policy.predict(np.zeros(4, np.float32)) in (0, 1)
+    assert main(["train", "sac", "--env", "CartPole-v1", "--actions", "continuous", *tiny]) != 0
+    assert "actions='continuous'" in capsys.readouterr().err
+    assert main(["train", "td3", "--env", "CartPole-v1", *tiny]) != 0
+    assert "'TD3' supports continuous Box action spaces" in capsys.readouterr().err
+
+
+def test_binned_returns_pools_episodes_by_the_steps_they_ended_in():
+    """The tour's SAC-vs-PPO curve: training episode returns averaged per 1,000 env steps,
+    pooled over seeds; bins in which no episode ended are left out."""
+    from types import SimpleNamespace
+
+    from bellmax.cli.train import _binned_returns
+
+    metrics = {
+        "env_steps": np.array([[500, 1000, 1500, 2000, 2500, 3000, 3200]] * 2),
+        "episode_return_sum": np.array(
+            [[-10.0, -20.0, 0.0, 0.0, -4.0, 0.0, -1.0], [-30.0, 0.0, 0.0, 0.0, -2.0, 0.0, -3.0]]
+        ),
+        "episode_count": np.array([[1, 1, 0, 0, 2, 0, 1], [1, 0, 0, 0, 1, 0, 1]]),
+    }
+    x, y = _binned_returns(SimpleNamespace(metrics=metrics), 1000)
+    # (0, 1000]: -60 over 3 episodes; (1000, 2000]: none; (2000, 3000]: -6 over 3; the last
+    # bin ends at the run's 3,200 steps: -4 over 2.
+    np.testing.assert_array_equal(x, [1000, 3000, 3200])
+    np.testing.assert_allclose(y, [-20.0, -2.0, -2.0])
