@@ -17,7 +17,7 @@ from bellmax.core.checks import check_int, check_number
 # Imports inside functions are lazy on purpose: they keep `bellmax --help` fast and importing
 # the CLI free of JAX programs.
 
-__all__ = ["MbrlArgs", "run_mbrl"]
+__all__ = ["MbrlArgs", "run_mbrl", "write_plots"]
 
 #: Largest --trials, --trial-steps, --horizon, --samples, --rounds (beyond them a run takes
 #: days on a laptop).
@@ -152,7 +152,9 @@ def _summary(args: MbrlArgs, res: Any) -> dict[str, Any]:
     }
 
 
-def _plots(res: Any, out_dir: Any) -> list[str]:
+def write_plots(res: Any, out_dir: Any) -> list[str]:
+    """`returns.png` (return against trials) and `rollouts.png` (each planned trial's first
+    `horizon` real states against the model's open-loop prediction) in `out_dir`."""
     import numpy as np
     from matplotlib.figure import Figure
 
@@ -165,9 +167,15 @@ def _plots(res: Any, out_dir: Any) -> list[str]:
     for t in res.trials:
         if t.kind == "random":
             ax.plot([t.index], [t.total_reward], "s", color="grey")
+    if res.eval_returns:
+        k = len(idx) + 1
+        ax.plot([k] * len(res.eval_returns), res.eval_returns, "x", color="C1",
+                label="final model, evaluation episodes")  # fmt: skip
+        ax.legend(fontsize=8)
+    ax.set_xticks(range(1, len(idx) + 1 + bool(res.eval_returns)))
     ax.set_xlabel("trial")
     ax.set_ylabel("return")
-    ax.set_title(f"{res.env_id}: return against trials (grey: random)")
+    ax.set_title(f"{res.env_id} (grey: random trials)", fontsize=10)
     fig.tight_layout()
     paths = [str(atomic_savefig(fig, out_dir / "returns.png"))]
 
@@ -230,7 +238,7 @@ def run_mbrl(args: MbrlArgs) -> int:
         from bellmax.train.io import atomic_write_json
 
         out_dir = Path(args.out)
-        summary["plots"] = _plots(res, out_dir)
+        summary["plots"] = write_plots(res, out_dir)
         atomic_write_json(out_dir / "result.json", summary)
     if args.json:
         print(json.dumps(summary))
