@@ -8,18 +8,25 @@ everyone, on a cap of 20,000 steps (rl-zoo's budget for both).
   stop_return=-200)` with the algorithms' default configs (rl-zoo's settings with [64, 64]
   networks, see `bellmax.deep.sac` / `td3`), in a FRESH `.venv/bin/python` process each time,
   so that the interpreter start, the imports and the compile all count. One seed (process
-  start to solved), and `--seeds` seeds in one `vmap` (env steps per second of training:
-  all seeds' steps over the training seconds, compile and evaluation excluded).
+  start to solved), and `--seeds` seeds (default 16) in one `vmap` (process start to every
+  seed solved; env steps per second of training: all seeds' steps over the training seconds,
+  compile and evaluation excluded).
 - Stable-Baselines3 2.9 (peer venv, group `sb3`, torch with 1 thread): SAC with rl-zoo's
   Pendulum-v1 settings (lr 1e-3, the rest SB3's defaults: [256, 256], batch 256, buffer 1e6,
   learning_starts 100, tau 0.005, gamma 0.99, automatic temperature) and TD3 with rl-zoo's
   (lr 1e-3, gamma 0.98, buffer 2e5, learning_starts 1e4, Gaussian action noise 0.1,
   [400, 300]); `EvalCallback` + `StopTrainingOnRewardThreshold(-200)`, 10 deterministic
-  episodes, evaluation time measured apart. One seed in a fresh process.
+  episodes, evaluation time measured apart. Seeds 0, 1, ... one after another, each in a
+  fresh process, up to `--sb3-runs` (default: as many as bellmax's vmapped seeds) or until
+  `--sb3-budget-s` seconds of SB3 runs have passed (the run under way finishes). The
+  many-seeds record compares bellmax's vmapped seeds with the SB3 runs MEASURED: when fewer
+  than `--seeds` fitted, `peer` is their summed wall time (an underestimate of all runs, so
+  the ratio flatters SB3) and `peer_runs` says how many; nothing is extrapolated.
 
 Each record carries the load average (`load_avg`): on a busy 2-core machine numbers move a lot.
 
-    python bench/deep_pendulum.py            # full bench (~5-10 min with the peers)
+    python bench/deep_pendulum.py            # full bench (~10-15 min with the peers)
+    python bench/deep_pendulum.py --only sac --sb3-budget-s 240
     python bench/deep_pendulum.py --smoke    # tiny budgets, no peer venv (checks it runs)
 """
 
@@ -237,14 +244,38 @@ def _emit(case: str, ours: float, peer: float | None, unit: str, args, extra: di
     H.emit(rec, args.results_dir)
 
 
+def run_sb3_seeds(algo: str, args, n_runs: int) -> list[dict]:
+    """SB3 seeds 0, 1, ... one after another until `n_runs` ran or `args.sb3_budget_s` seconds
+    passed (the run under way finishes); their records (or one `skipped` marker)."""
+    runs: list[dict] = []
+    t0 = time.time()
+    for seed in range(n_runs):
+        if seed and time.time() - t0 >= args.sb3_budget_s:
+            H.log(
+                f"{BENCH}: SB3 {algo}: budget of {args.sb3_budget_s:g} s spent after {seed} "
+                f"of {n_runs} runs; the rest are not run (and not extrapolated)"
+            )
+            break
+        H.log(f"{BENCH}: SB3 {algo}, seed {seed} in a fresh process")
+        run = run_sb3(algo, seed, args.eval_every)
+        if H.is_skipped(run):
+            return [run]
+        H.log(
+            f"{BENCH}: SB3 {algo} seed {seed}: e2e {run['e2e_s']:.1f} s, solved at "
+            f"{run['solved_at_steps']}, load {run['load_after']}"
+        )
+        runs.append(run)
+    return runs
+
+
 def _bench_algo(algo: str, args, n_many: int, no_peers: bool) -> None:
     one = run_ours(algo, 1, args.eval_every, args.smoke)
     many = run_ours(algo, n_many, args.eval_every, args.smoke)
     if no_peers:
-        peer = H.skipped(SKIP_REASON)
+        runs = [H.skipped(SKIP_REASON)]
     else:
-        H.log(f"{BENCH}: SB3 {algo}, seed 0 in a fresh process")
-        peer = run_sb3(algo, 0, args.eval_every)
+        runs = run_sb3_seeds(algo, args, args.sb3_runs or n_many)
+    peer = runs[0]
     skip = peer.get("reason") if H.is_skipped(peer) else None
     p = None if skip else peer
     _emit(
@@ -254,6 +285,29 @@ def _bench_algo(algo: str, args, n_many: int, no_peers: bool) -> None:
         "s",
         args,
         {"ours_run": one, "peer_run": p, "eval_every": args.eval_every},
+        skip,
+    )
+    measured = [] if skip else runs
+    wanted = args.sb3_runs or n_many
+    _emit(
+        f"{algo}: process start to every seed solved, {n_many} seeds vmapped vs "
+        f"{len(measured) if measured else wanted} SB3 runs one after another",
+        many["e2e_s"],
+        sum(r["e2e_s"] for r in measured) if measured else None,
+        "s",
+        args,
+        {
+            "ours_run": many,
+            "peer_runs": measured,
+            "peer_runs_measured": len(measured),
+            "peer_runs_wanted": wanted,
+            "peer_solved": sum(bool(r["solved"]) for r in measured),
+            "peer_note": None
+            if len(measured) in (0, wanted)
+            else f"only {len(measured)} of {wanted} SB3 runs fitted in --sb3-budget-s "
+            f"{args.sb3_budget_s:g}: peer is their summed wall time, not extrapolated",
+            "eval_every": args.eval_every,
+        },
         skip,
     )
     _emit(
@@ -269,7 +323,16 @@ def _bench_algo(algo: str, args, n_many: int, no_peers: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = H.arg_parser(__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=None, help="vmapped bellmax seeds (default 4)")
+    p.add_argument("--seeds", type=int, default=None, help="vmapped bellmax seeds (default 16)")
+    p.add_argument(
+        "--sb3-runs", type=int, default=None, help="SB3 runs (seeds 0..) (default: --seeds)"
+    )
+    p.add_argument(
+        "--sb3-budget-s",
+        type=float,
+        default=600.0,
+        help="stop starting SB3 runs after this many seconds per algorithm",
+    )
     p.add_argument("--eval-every", type=int, default=1000, help="env steps between evaluations")
     p.add_argument("--only", choices=ALGOS, default=None, help="one algorithm only")
     p.add_argument("--child-ours", choices=ALGOS, default=None, help=argparse.SUPPRESS)
@@ -287,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.peer == "sb3":
         peer_sb3(args.algo, args.seed, args.eval_every, args.t0 or time.time())
         return 0
-    n_many = args.seeds or (2 if (args.quick or args.smoke) else 4)
+    n_many = args.seeds or (2 if (args.quick or args.smoke) else 16)
     no_peers = args.smoke or args.no_venv_peers
     for algo in (args.only,) if args.only else ALGOS:
         _bench_algo(algo, args, n_many, no_peers)
