@@ -69,6 +69,26 @@ def test_qmdp_upper_bound_and_alpha_file(capsys, tmp_path):
     assert code == 0 and json.loads(out)["steps"] == 5
 
 
+def test_pomcp_solve_reports_its_estimate(capsys):
+    code, out, _ = run(
+        capsys,
+        "solve",
+        TIGER,
+        "--method",
+        "pomcp",
+        "--simulations",
+        "50",
+        "--max-depth",
+        "5",
+        "--json",
+    )
+    d = json.loads(out)
+    assert code == 0 and d["alpha_vectors"] == 0 and d["upper_bound"] is None
+    assert d["tree_nodes"] == 51 and d["action"] in ("listen", "open-left", "open-right")
+    # five steps of tiger cost at least 100 / (1 - 0.95) ... but never more than that
+    assert -100 * 5 <= d["value"] <= 10 * 5
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -77,6 +97,7 @@ def test_qmdp_upper_bound_and_alpha_file(capsys, tmp_path):
         (["solve", TIGER, "--out", "x.txt"], "must end in .npz or .alpha"),
         (["simulate", TIGER, "--policy", "nope.npz"], "no policy file 'nope.npz'"),
         (["solve", TIGER, "--horizon", "3"], "--horizon is only used by --method exact"),
+        (["solve", TIGER, "--method", "pomcp", "--out", "p.npz"], "has no alpha vectors to save"),
     ],
 )
 def test_bad_input_exits_2(capsys, argv, message):

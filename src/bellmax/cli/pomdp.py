@@ -6,7 +6,8 @@
     bellmax pomdp simulate tiger.pomdp --policy tiger-policy.npz --episodes 2000 --json
 
 `solve --json` prints one object with `value` (the lower bound at b0; for `exact` the
-`horizon`-step value; null for QMDP and FIB, which only bound from above), `upper_bound` (null
+`horizon`-step value; for `pomcp` the search's Monte Carlo estimate at b0; null for QMDP and
+FIB, which only bound from above), `upper_bound` (null
 where the method has none), `gap`, `alpha_vectors` (how many), `seconds`, `status` and the
 problem's size; `--out FILE.npz` saves the alpha-vector policy (`--out FILE.alpha` writes
 pomdp-solve's format). `simulate` runs the model as the file writes it (a goal whose
@@ -28,9 +29,9 @@ import tyro
 
 __all__ = ["METHODS", "PomdpArgs", "run_pomdp", "simulate_pomdp_file", "solve_pomdp_file"]
 
-Method = Literal["hsvi", "qmdp", "fib", "exact", "pbvi", "perseus"]
+Method = Literal["hsvi", "qmdp", "fib", "exact", "pbvi", "perseus", "pomcp"]
 #: The `--method` choices (`hsvi`, the default, is the anytime one with both bounds).
-METHODS = ("hsvi", "qmdp", "fib", "exact", "pbvi", "perseus")
+METHODS = ("hsvi", "qmdp", "fib", "exact", "pbvi", "perseus", "pomcp")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,10 @@ class PomdpArgs:
     """solve: save the alpha-vector policy (.npz, or .alpha for pomdp-solve's format)."""
     policy: Annotated[str | None, tyro.conf.arg(metavar="FILE.npz")] = None
     """simulate: the policy to run (.npz or .alpha); default: solve with --method first."""
+    simulations: int = 1000
+    """pomcp: simulations per decision."""
+    max_depth: int = 100
+    """pomcp: deepest step of a simulation (tree walk and rollout)."""
     episodes: int = 1000
     """simulate: episodes."""
     steps: int | None = None
@@ -97,6 +102,12 @@ def _check(args: PomdpArgs) -> None:
         raise ValueError("--policy is for simulate; solve makes a policy (save it with --out).")
     if args.action == "simulate" and args.out is not None:
         raise ValueError("--out is for solve; simulate prints returns only.")
+    check_int(args.simulations, "--simulations", low=1)
+    check_int(args.max_depth, "--max-depth", low=1)
+    if args.method == "pomcp" and args.out is not None:
+        raise ValueError(
+            "--method pomcp plans online and has no alpha vectors to save; drop --out."
+        )
     if args.out is not None:
         if not args.out.endswith((".npz", ".alpha")):
             raise ValueError(f"--out {args.out!r} must end in .npz or .alpha.")
@@ -125,6 +136,22 @@ def _solve(pomdp, args: PomdpArgs) -> tuple[dict[str, Any], Any]:
         res = fn(pomdp, time_limit=args.time_limit, seed=args.seed)
         vectors, value, status = res.vectors, res.value, res.status_name
         extra = {"iterations": res.iterations, "beliefs": len(res.beliefs)}
+    elif args.method == "pomcp":
+        import jax
+
+        from bellmax.pomdp.belief import x64
+
+        with x64():
+            tree = jax.jit(_pomcp(pomdp, args).search)(pomdp.b0, jax.random.key(args.seed))
+        n = np.asarray(tree.action_visits[0])
+        q = np.where(n > 0, np.asarray(tree.q[0]), -np.inf)
+        vectors = None
+        value = float(q.max())  # a Monte Carlo estimate at b0, not a bound
+        extra = {
+            "simulations": args.simulations,
+            "action": pomdp.actions[int(q.argmax())],
+            "tree_nodes": int(tree.num_nodes),
+        }
     else:
         res = P.hsvi(pomdp, epsilon=args.epsilon, time_limit=args.time_limit)
         vectors, value, upper, status = (
@@ -148,12 +175,20 @@ def _solve(pomdp, args: PomdpArgs) -> tuple[dict[str, Any], Any]:
         "value": _finite(value),
         "upper_bound": _finite(upper),
         "gap": _finite(upper - value) if value is not None and upper is not None else None,
-        "alpha_vectors": vectors.size,
+        "alpha_vectors": 0 if vectors is None else vectors.size,
         "status": status,
         "seconds": time.perf_counter() - t0,
         **extra,
     }
     return out, vectors
+
+
+def _pomcp(pomdp, args: PomdpArgs):
+    from bellmax.pomdp import POMCPConfig, make_pomcp
+
+    return make_pomcp(
+        pomdp, POMCPConfig(num_simulations=args.simulations, max_depth=args.max_depth)
+    )
 
 
 def solve_pomdp_file(args: PomdpArgs) -> dict[str, Any]:
@@ -194,6 +229,9 @@ def simulate_pomdp_file(args: PomdpArgs) -> dict[str, Any]:
         loader = load_alpha if args.policy.endswith(".alpha") else load_policy
         vectors = loader(args.policy, num_states=pomdp.num_states, num_actions=pomdp.num_actions)
         out["policy"] = args.policy
+    elif args.method == "pomcp":
+        vectors = _pomcp(pomdp, args)
+        out |= {"method": "pomcp", "simulations": args.simulations}
     else:
         solved, vectors = _solve(pomdp, args)
         out |= {

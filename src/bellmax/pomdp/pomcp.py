@@ -110,7 +110,7 @@ def _simulate_once(pomdp, c, max_depth, tree: SearchTree, belief, key):
         idx = jnp.where(made, tree.num_nodes, child)
         tree = tree.replace(
             children=tree.children.at[node, a, o].set(jnp.where(made, tree.num_nodes, child)),
-            num_nodes=tree.num_nodes + made,
+            num_nodes=tree.num_nodes + made.astype(jnp.int32),
         )
         return idx, s2, d + 1, new, tree, pn, pa, pr, key
 
@@ -142,7 +142,7 @@ def _simulate_once(pomdp, c, max_depth, tree: SearchTree, belief, key):
         roll_cond, roll, (s, depth, jnp.zeros((), belief.dtype), jnp.ones((), belief.dtype), key)
     )
     # the leaf was created (or the depth ran out): count its visit, then back up the path.
-    tree = tree.replace(visits=tree.visits.at[leaf].add(jnp.where(depth < max_depth, 1, 0)))
+    tree = tree.replace(visits=tree.visits.at[leaf].add((depth < max_depth).astype(jnp.int32)))
 
     def back(i, c_):
         G, tree = c_
