@@ -363,22 +363,17 @@ def test_continuous_only_algorithms_default_to_pendulum():
     )
 
 
-def test_train_sac_on_a_discrete_env_writes_a_categorical_policy(tmp_path, capsys):
-    """`bellmax train sac --env CartPole-v1` is discrete SAC (Christodoulou 2019); its policy
-    file loads with `bellmax.load_policy`. `--actions continuous` refuses CartPole, naming
-    the option; TD3 stays continuous-only."""
-    from bellmax import load_policy
+def test_train_sac_takes_discrete_envs_and_td3_refuses_them(capsys):
+    """`bellmax train sac --env CartPole-v1` is discrete SAC (Christodoulou 2019; trained and
+    its policy file loaded in tests/deep/test_sac_discrete.py); `--actions continuous` refuses
+    CartPole, naming the option; TD3 stays continuous-only. Both fail before compiling."""
+    from bellmax.cli.main import _parse
 
-    out = tmp_path / "sac"
+    args = _parse(["train", "sac", "--env", "CartPole-v1", "--actions", "discrete"]).algo
+    assert args.actions == "discrete" and args.target_entropy_scale == 0.5
     tiny = ["--total-steps", "160", "--learning-starts", "64", "--batch-size", "32"]
-    tiny += ["--hidden-sizes", "16", "--chunks", "1", "--eval-episodes", "1"]
-    res = _json(capsys, "train", "sac", "--env", "CartPole-v1", *tiny, "--out", str(out), "--json")
-    assert res["env_steps"] == 160 and np.isfinite(res["final_eval_return"])
-    policy = load_policy(out)
-    assert policy.header["network"]["kind"] == "categorical"
-    assert policy.predict(np.zeros(4, np.float32)) in (0, 1)
     assert main(["train", "sac", "--env", "CartPole-v1", "--actions", "continuous", *tiny]) != 0
-    assert "actions='continuous'" in capsys.readouterr().err
+    assert "actions='continuous'; set actions='auto'" in capsys.readouterr().err
     assert main(["train", "td3", "--env", "CartPole-v1", *tiny]) != 0
     assert "'TD3' supports continuous Box action spaces" in capsys.readouterr().err
 
