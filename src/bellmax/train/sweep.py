@@ -36,6 +36,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import tempfile
 import time
@@ -273,8 +274,10 @@ class GroupResult:
 
     group: int
     trials: list[dict[str, Any]]
-    """Per trial: index, config, seed, final_eval_return (None if stopped early or
-    diverged), env_steps, seconds, chunk_returns, diverged, restarted."""
+    """Per trial: index, config (its swept fields), seed, final_eval_return (None if stopped
+    early or diverged), env_steps, seconds (the training seconds of its group, whose trials
+    train together), chunk_returns (mean training return of each chunk), diverged,
+    restarted (its group resumed from a checkpoint)."""
     updates_done: int
     num_updates: int
     compile_seconds: float
@@ -739,7 +742,7 @@ def _plot_field(path: Path, result: SweepResult, field: str) -> None:
     with np.errstate(all="ignore"):
         ax.plot(mx, [np.nanmean(means[x]) if not np.isnan(means[x]).all() else np.nan for x in mx],
                 "k-o", lw=1.5, ms=4, label="mean over seeds")  # fmt: skip
-    if numeric and min(xs) > 0 and max(xs) / min(xs) > 20:
+    if numeric and min(xs) > 0 and max(xs) / min(xs) > 2.5:  # rates spread by factors
         ax.set_xscale("log")
     if not numeric:
         ax.set_xticks(range(len(labels)), labels)
@@ -801,7 +804,10 @@ def _tune_group(config: dict[str, Any]) -> None:
             checkpoint=tune.Checkpoint.from_directory(str(work)),
         )
 
-    result = run_group(spec, checkpoint_dir=work, on_chunk=report)
+    try:
+        result = run_group(spec, checkpoint_dir=work, on_chunk=report)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     tune.report(
         {"score": _best_eval(result), "group_result": json.dumps(dataclasses.asdict(result))}
     )
