@@ -34,15 +34,16 @@ def test_mbrl_json_and_plots(capsys, tmp_path):
     assert saved["trial_returns"] == out["trial_returns"]
 
 
-def test_mbrl_text_on_gymnasium_with_a_learned_reward(capsys):
+def test_mbrl_text_on_gymnasium_with_a_learned_reward_and_a_hybrid_model(capsys):
     argv = [
         "mbrl", "--env", "gymnasium:Pendulum-v1", "--planner", "cem", "--trials", "2",
         "--trial-steps", "10", "--horizon", "3", "--samples", "8", "--rounds", "1",
-        "--ensemble-size", "1", "--model", "mlp", "--updates", "10",
+        "--ensemble-size", "1", "--model", "hybrid", "--updates", "10",
     ]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "learned reward" in text and "trial 2 (cem)" in text and "open-loop RMSE" in text
+    assert "hybrid model" in text
 
 
 @pytest.mark.parametrize(
