@@ -73,3 +73,22 @@ def test_the_command_line_refuses_an_unknown_algorithm(capsys):
     code = main(["imitate", "gail", "--env", "gymnasium:CartPole-v1"])
     assert code == 2
     assert "gail" in capsys.readouterr().err
+
+
+def test_a_person_labels_at_the_terminal_and_quitting_keeps_the_labels(
+    capsys, tmp_path, monkeypatch
+):
+    import io
+
+    from bellmax.imitation import load_dataset
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("1\n0\ns\n1\nq\n"))
+    out = tmp_path / "run"
+    code = main(["imitate", "bc", "--env", "gymnasium:CartPole-v1", "--expert", "human",
+                 "--labels", "10", "--out", str(out)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 130
+    assert f"3 labels kept in {out / 'dataset.npz'}" in captured.err
+    assert "push left" in captured.out and "theta" in captured.out  # the state was shown
+    assert load_dataset(out / "human_labels.npz")[0].actions.tolist() == [1, 0, 1]
+    assert load_dataset(out / "dataset.npz")[0].actions.tolist() == [1, 0, 1]

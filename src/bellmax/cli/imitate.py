@@ -287,6 +287,10 @@ def run_imitate(args: ImitateArgs) -> int:
     except ExpertError as e:
         where = f" ({len_saved(data_path)} labels saved in {data_path})" if data_path else ""
         raise ExpertError(f"{e}{where}") from None
+    except KeyboardInterrupt:
+        if data_path is not None:
+            print(f"{len_saved(data_path)} labels kept in {data_path}", file=sys.stderr)
+        raise
     exp_ret = None
     if args.eval_expert:
         exp_ret = expert_return(

@@ -309,12 +309,14 @@ def _rollout(venv, learner, lab: _Labeller, config, round_, rng, state) -> None:
         elif by_expert.any():
             rows = np.flatnonzero(by_expert)[: max(0, min(quota - used, lab.left))]
             a_exp = np.zeros_like(action)
+            acted = rows[:0]
             if len(rows):
                 a_rows, given = lab(obs[rows], round_)
                 a_exp[rows] = a_rows
                 lab.cameras(obs[rows][given], rows[given], round_, rng)
+                acted = rows[given]  # where the expert abstained, the learner acts
             by_expert[:] = False
-            by_expert[rows] = True
+            by_expert[acted] = True
         if (~by_expert).any():
             learned = learner(obs)
             action[~by_expert] = learned[~by_expert]
