@@ -14,6 +14,8 @@
 - `policyio`: alpha-vector policies as `.npz` and as pomdp-solve's `.alpha` files.
 - `pomcp`: POMCP (UCT over histories), a jitted planner `(belief, key) -> action`.
 - `problems`: the tiger and RockSample generated from their published definitions.
+- `particles`: a jitted bootstrap particle filter (systematic resampling on low ESS) and
+  certainty-equivalent MPC on its estimate (`filtered_mpc`).
 """
 
 from bellmax.pomdp.belief import (
@@ -36,6 +38,16 @@ from bellmax.pomdp.fileformat import (
 )
 from bellmax.pomdp.hsvi import AnytimeResult, hsvi, sawtooth_upper_bound
 from bellmax.pomdp.model import TabularPOMDP, expected_rewards
+from bellmax.pomdp.particles import (
+    FilteredMPCResult,
+    ParticleBelief,
+    effective_sample_size,
+    filtered_mpc,
+    gaussian_log_likelihood,
+    particle_filter_step,
+    particle_mean,
+    systematic_resample,
+)
 from bellmax.pomdp.pointbased import (
     PointBasedResult,
     device_pomdp,
@@ -54,7 +66,9 @@ __all__ = [
     "BeliefUpdate",
     "BoundResult",
     "ExactResult",
+    "FilteredMPCResult",
     "POMCPConfig",
+    "ParticleBelief",
     "PointBasedResult",
     "PomdpFormatError",
     "SearchTree",
@@ -64,10 +78,13 @@ __all__ = [
     "belief_update_batch",
     "blind_lower_bound",
     "device_pomdp",
+    "effective_sample_size",
     "exact_value_iteration",
     "expected_rewards",
     "fast_informed_bound",
+    "filtered_mpc",
     "format_pomdp",
+    "gaussian_log_likelihood",
     "hsvi",
     "load_alpha",
     "load_policy",
@@ -75,6 +92,8 @@ __all__ = [
     "make_pomcp",
     "observation_probs",
     "parse_pomdp",
+    "particle_filter_step",
+    "particle_mean",
     "pbvi",
     "perseus",
     "point_backup",
@@ -89,5 +108,6 @@ __all__ = [
     "save_pomdp",
     "sawtooth_upper_bound",
     "simulate",
+    "systematic_resample",
     "tiger",
 ]
