@@ -178,7 +178,7 @@ def tour_section(ctx: Any) -> None:
     )
 
     horizon = ctx.size(100, 20)
-    iterations = ctx.size(15, 3)
+    iterations = ctx.size(10, 3)
     ctx.report.section(
         "Learning the model locally: LQR-FLM",
         "A time-varying linear-Gaussian controller learns the pendulum swing-up from 5 "
