@@ -1,0 +1,338 @@
+"""Benchmark: an 8-trial PPO sweep on CartPole-v1 (4 learning rates x 2 seeds), wall time.
+
+- bellmax local: `bellmax.train.sweep.sweep(backend="local")`: the 8 trials as ONE compiled
+  program (`jit(vmap)` over learning rates and seeds), in a fresh process (imports, compile,
+  training and the final evaluations all count).
+- bellmax ray: the same sweep with `backend="ray"` on a local Ray cluster (one Tune trial for
+  the one program group), twice: cold (the worker compiles) and warm (a fresh worker finds
+  the per-node compile cache). Its *overhead* is the wall time less the work the group did
+  inside the worker (compile + train + evaluation): Tune's scheduling, the worker's start and
+  imports, reporting and checkpoint copies.
+- Ray Tune, one trial per (learning rate, seed), each a plain `bellmax.train.driver.train`
+  run (the learning rate is a Python constant, so each trial compiles its own program):
+  Tune's defaults (a new worker process per trial), and `reuse_actors=True`.
+- RLlib PPO (peer venv `bench/.venv-peers/ray`: `pip install "ray[rllib]==2.60.0"
+  torch==2.13.0`): the same 4 learning rates x 2 seeds through Tune, the same env steps per
+  trial, 0 env runners (one CPU per trial, like ours), its CartPole defaults otherwise.
+
+All Ray clusters here are local, started on their own loopback address and stopped by
+`ray.shutdown()` (never `ray stop`). Each record carries the load average: on a busy
+2-core machine numbers move a lot. A last record sketches, from these measured numbers, the
+wall time of a 16-group sweep on 1-16 nodes (simulated, not measured on a cluster).
+
+    python bench/sweep.py                  # full bench (several minutes with RLlib)
+    python bench/sweep.py --smoke          # tiny budget, no peer venv (checks it runs)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _harness as H
+
+H.fair_threads()
+
+BENCH = "sweep"
+ENV_ID = "CartPole-v1"
+LRS = (3e-4, 1e-3, 3e-3, 1e-2)
+SEEDS = (0, 1)
+HOST = "127.0.0.2"
+PEER_VENV = H.BENCH_DIR / ".venv-peers" / "ray"
+RLLIB_INSTALL = f'{PEER_VENV}/bin/pip install "ray[rllib]==2.60.0" torch==2.13.0'
+
+
+def _load() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return []
+
+
+def _ray_init(host: str) -> float:
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token written to ~/.ray
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    t = time.perf_counter()
+    ray.init(_node_ip_address=host, num_cpus=2, include_dashboard=False, log_to_driver=False)
+    node = ray.nodes()[0]["NodeManagerAddress"]
+    if not node.startswith("127."):
+        ray.shutdown()
+        raise RuntimeError(f"Ray bound {node}, not the loopback address {host}")
+    return time.perf_counter() - t
+
+
+# --------------------------------------------------------------------------- children
+def child_ours(backend: str, total: int, chunks: int, eval_episodes: int) -> None:
+    """A fresh process: bellmax's sweep on one backend; prints one JSON line."""
+    t_main = time.time()
+    from bellmax.deep import ppo
+    from bellmax.train.sweep import sweep
+
+    t_imports = time.time()
+    kw = {
+        "grid": {"learning_rate": LRS},
+        "seeds": SEEDS,
+        "base": ppo.Config(total_timesteps=total),
+        "chunks": chunks,
+        "eval_episodes": eval_episodes,
+        "backend": backend,
+    }
+    runs = []
+    init_s = None
+    if backend == "ray":
+        init_s = _ray_init(HOST)
+    for _ in range(2 if backend == "ray" else 1):
+        with tempfile.TemporaryDirectory() as out:
+            t = time.perf_counter()
+            res = sweep("ppo", ENV_ID, out_dir=out if backend == "ray" else None, **kw)
+            wall = time.perf_counter() - t
+        g = res.groups[0]
+        work = g["compile_seconds"] + g["seconds"] + g["eval_seconds"]
+        runs.append(
+            {
+                "wall_s": wall,
+                "compile_s": g["compile_seconds"],
+                "train_s": g["seconds"],
+                "eval_s": g["eval_seconds"],
+                "overhead_s": wall - work,
+                "best": res.best["mean_final_eval_return"] if res.best else None,
+                "returns": [t["final_eval_return"] for t in res.trials],
+            }
+        )
+    if backend == "ray":
+        import ray
+
+        ray.shutdown()
+    H.print_json(
+        {
+            "import_s": t_imports - t_main,
+            "ray_init_s": init_s,
+            "runs": runs,
+            "e2e_s": time.time() - t_main,
+            "load": _load(),
+        }
+    )
+
+
+def _classic_trial(config: dict) -> None:
+    """A Tune trial: one (learning rate, seed) trained by `bellmax.train.driver.train`."""
+    from ray import tune
+
+    from bellmax.deep import ppo
+    from bellmax.train.driver import train
+
+    cfg = ppo.Config(total_timesteps=config["total"], learning_rate=config["lr"])
+    res = train(
+        "ppo",
+        cfg,
+        ENV_ID,
+        seeds=(config["seed"],),
+        chunks=config["chunks"],
+        eval_episodes=config["eval_episodes"],
+    )
+    tune.report({"final_eval_return": res.final_eval_return, "compile_s": res.compile_seconds})
+
+
+def child_tune(reuse: bool, total: int, chunks: int, eval_episodes: int) -> None:
+    """A fresh process: Ray Tune with one trial per (learning rate, seed)."""
+    t_main = time.time()
+    from ray import tune
+
+    init_s = _ray_init(HOST)
+    space = {
+        "lr": tune.grid_search(list(LRS)),
+        "seed": tune.grid_search(list(SEEDS)),
+        "total": total,
+        "chunks": chunks,
+        "eval_episodes": eval_episodes,
+    }
+    with tempfile.TemporaryDirectory() as storage:
+        t = time.perf_counter()
+        grid = tune.Tuner(
+            tune.with_resources(_classic_trial, {"cpu": 1}),
+            param_space=space,
+            tune_config=tune.TuneConfig(reuse_actors=reuse),
+            run_config=tune.RunConfig(storage_path=storage, verbose=0),
+        ).fit()
+        wall = time.perf_counter() - t
+    rets = [r.metrics.get("final_eval_return") for r in grid]
+    compiles = [r.metrics.get("compile_s") for r in grid]
+    import ray
+
+    ray.shutdown()
+    H.print_json(
+        {
+            "ray_init_s": init_s,
+            "wall_s": wall,
+            "returns": rets,
+            "compile_s_per_trial": compiles,
+            "e2e_s": time.time() - t_main,
+            "load": _load(),
+        }
+    )
+
+
+def peer_rllib(total: int) -> None:
+    """Runs in the peer venv: RLlib PPO, the same 8 trials through Tune."""
+    t_main = time.time()
+    import ray
+    from ray import tune
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    t = time.perf_counter()
+    ray.init(_node_ip_address="127.0.0.3", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_s = time.perf_counter() - t
+    config = (
+        PPOConfig()
+        .environment(ENV_ID)
+        .env_runners(num_env_runners=0)
+        .training(lr=tune.grid_search(list(LRS)))
+        .debugging(seed=tune.grid_search(list(SEEDS)))
+    )
+    with tempfile.TemporaryDirectory() as storage:
+        t = time.perf_counter()
+        grid = tune.Tuner(
+            "PPO",
+            param_space=config,
+            run_config=tune.RunConfig(
+                storage_path=storage, stop={"num_env_steps_sampled_lifetime": total}, verbose=0
+            ),
+        ).fit()
+        wall = time.perf_counter() - t
+    rets = []
+    for r in grid:
+        m = r.metrics or {}
+        rets.append((m.get("env_runners") or {}).get("episode_return_mean"))
+    ray.shutdown()
+    H.print_json(
+        {
+            "ray_init_s": init_s,
+            "wall_s": wall,
+            "train_return_mean": rets,
+            "e2e_s": time.time() - t_main,
+            "load": _load(),
+        }
+    )
+
+
+def _child(args: list[str]) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
+    t0 = time.time()
+    proc = subprocess.run(cmd, cwd=H.REPO_ROOT, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise RuntimeError(f"child failed (exit {proc.returncode}): {' '.join(cmd)}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["process_s"] = time.time() - t0
+    return out
+
+
+def _rllib(args, ours: float, total: int, common: dict, out) -> None:
+    if args.smoke or args.no_venv_peers or args.no_rllib:
+        peer = H.skipped("RLlib skipped (--smoke / --no-venv-peers / --no-rllib)")
+    else:
+        peer = H.run_in_peer_venv(
+            __file__, ["--peer-rllib", "--total-steps", str(total)], group="ray",
+            modules=["ray.rllib", "torch"], venv=PEER_VENV, threads=1, timeout=3600,
+        )  # fmt: skip
+        if H.is_skipped(peer):
+            peer["install"] = RLLIB_INSTALL
+    H.emit(
+        H.result(
+            BENCH, ours, None if H.is_skipped(peer) else peer["e2e_s"], "s",
+            peer_name="RLlib 2.60 PPO (0 env runners, torch 1 thread) through Tune",
+            case="8-trial sweep, process start to results", peer_detail=peer, **common,
+        ),
+        out,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- main
+def main() -> None:
+    p = H.arg_parser(__doc__.splitlines()[0])
+    p.add_argument("--total-steps", type=int, default=30_000, help="env steps per trial")
+    p.add_argument("--child", choices=["local", "ray", "tune", "tune-reuse"], default=None)
+    p.add_argument("--peer-rllib", action="store_true", help="(internal) the RLlib run")
+    p.add_argument("--no-rllib", action="store_true", help="skip RLlib (it takes minutes)")
+    p.add_argument("--only-rllib", action="store_true", help="bellmax local and RLlib only")
+    args = p.parse_args()
+    total = 2_048 if args.smoke else (10_000 if args.quick else args.total_steps)
+    chunks, episodes = (2, 2) if args.smoke else (10, 10)
+    if args.peer_rllib:
+        return peer_rllib(total)
+    if args.child in ("local", "ray"):
+        return child_ours(args.child, total, chunks, episodes)
+    if args.child is not None:
+        return child_tune(args.child == "tune-reuse", total, chunks, episodes)
+
+    common = {"total_steps": total, "trials": len(LRS) * len(SEEDS), "env": ENV_ID}
+    budget = ["--total-steps", str(total)] + (["--smoke"] if args.smoke else [])
+    budget += ["--quick"] if args.quick else []
+    out = args.results_dir
+    local = _child(["--child", "local", *budget])
+    H.log(f"{BENCH}: local {local['process_s']:.1f} s (process), {local['runs'][0]}")
+    if args.only_rllib:
+        return _rllib(args, local["process_s"], total, common, out)
+    ray_run = _child(["--child", "ray", *budget])
+    cold, warm = ray_run["runs"]
+    H.log(f"{BENCH}: ray init {ray_run['ray_init_s']:.1f} s, cold {cold}, warm {warm}")
+    ours = local["process_s"]
+    same = cold["returns"] == local["runs"][0]["returns"] == warm["returns"]
+    H.emit(
+        H.result(
+            BENCH, warm["overhead_s"], 2.0, "s", peer_name="goal: <= 2 s per program group",
+            case="ray backend overhead per group (warm compile cache)",
+            cold_overhead_s=cold["overhead_s"], ray_init_s=ray_run["ray_init_s"],
+            ray_wall_warm_s=warm["wall_s"], ray_wall_cold_s=cold["wall_s"],
+            identical_per_trial_results=same, load=ray_run["load"], **common,
+        ),
+        out,
+    )  # fmt: skip
+    for child, name in (("tune", "Ray Tune defaults"), ("tune-reuse", "Ray Tune reuse_actors")):
+        tune_run = _child(["--child", child, *budget])
+        H.log(
+            f"{BENCH}: {name}: {tune_run['process_s']:.1f} s (process), wall {tune_run['wall_s']:.1f} s"
+        )
+        H.emit(
+            H.result(
+                BENCH, ours, tune_run["process_s"], "s",
+                peer_name=f"{name}, one trial per (lr, seed), bellmax.train.driver.train each",
+                case="8-trial sweep, process start to results", ours_detail=local["runs"][0],
+                ours_compile_s=local["runs"][0]["compile_s"], peer_wall_s=tune_run["wall_s"],
+                peer_ray_init_s=tune_run["ray_init_s"], peer_returns=tune_run["returns"],
+                peer_compile_s_per_trial=tune_run["compile_s_per_trial"],
+                goal="ours <= 1/3 of Ray Tune defaults" if child == "tune" else None,
+                load=tune_run["load"], **common,
+            ),
+            out,
+        )  # fmt: skip
+    _rllib(args, ours, total, common, out)
+    # A sketch, not a measurement: G program groups over N nodes of one trial slot each,
+    # every group costing what the warm Ray run measured (its work plus its overhead).
+    per_group = warm["wall_s"]
+    groups = 16
+    sketch = {
+        n: round(ray_run["ray_init_s"] + math.ceil(groups / n) * per_group, 1)
+        for n in (1, 2, 4, 8, 16)
+    }
+    H.emit(
+        H.result(
+            BENCH, sketch[16], sketch[1], "s", peer_name="the same 16 groups on 1 node",
+            case="simulated: 16 program groups on 1-16 nodes (wall s by nodes)",
+            wall_by_nodes=sketch, per_group_s=per_group, **common,
+        ),
+        out,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
