@@ -29,7 +29,15 @@ import tyro
 from bellmax.core.checks import check_int
 from bellmax.core.errors import unknown_name
 
-__all__ = ["EXPERTS", "ImitateArgs", "make_expert", "plot_curves", "run_imitate", "tour_section"]
+__all__ = [
+    "EXPERTS",
+    "ImitateArgs",
+    "control_problem",
+    "make_expert",
+    "plot_curves",
+    "run_imitate",
+    "tour_section",
+]
 
 #: The built-in expert kinds (besides checkpoint:DIR and module:function).
 EXPERTS = ("lqr", "mpc", "perfect", "human")
@@ -93,28 +101,64 @@ class ImitateArgs:
     """Print one JSON object."""
 
 
+def control_problem(env_id: str, model_name: str, params: Any, horizon: int | None) -> Any:
+    """The control problem `bellmax control` solves for `env_id` (the same costs and default
+    horizons: balance 25, cart-pole swing-up 60, pendulum 40 steps).
+
+    Kept in step with `bellmax.cli.control`'s private `_problem_for`, which this module may
+    not import; one public home for both is the lead's to choose.
+    """
+    from bellmax.control.problems import cartpole_balance, cartpole_swingup, pendulum_swingup
+
+    if model_name == "pendulum":
+        return pendulum_swingup(params, horizon=horizon or 40, wrap_angle=True)
+    if "SwingUp" in env_id:
+        return cartpole_swingup(
+            params,
+            dt=None,
+            horizon=horizon or 60,
+            q=(1.0, 0.1, 5.0, 0.1),
+            r=0.01,
+            q_final=(10.0, 1.0, 50.0, 1.0),
+            wrap_angle=True,
+        )
+    return cartpole_balance(params, horizon=horizon or 25)
+
+
+def _model_for(env_id: str) -> Any:
+    """The parametric model of `env_id` (CartPole*, Pendulum*), or a clear error."""
+    from bellmax.core.errors import UnknownNameError
+    from bellmax.models import parametric
+
+    try:
+        return parametric.model_for_env(env_id)
+    except UnknownNameError:
+        raise ValueError(
+            f"--expert lqr and mpc control a cart-pole or a pendulum; bellmax has no model of "
+            f"--env {env_id!r}. Use another expert (checkpoint:DIR, module:function, human)."
+        ) from None
+
+
 def _control_expert(kind: str, env_id: str, action_space: Any, args: ImitateArgs) -> Any:
     """An LQR or MPC expert on the env's model (true parameters, or identified)."""
-    from bellmax.cli.control import _default_fix, _model_for, _problem_for
     from bellmax.envs import registry
     from bellmax.imitation.experts import lqr_expert, mpc_expert
 
-    model = _model_for(env_id, None)
+    model = _model_for(env_id)
     if args.sysid_steps is not None:
         from bellmax.models.data import collect_transitions
         from bellmax.models.sysid import SysIdConfig, identify
 
+        gauge = {"masscart": 1.0} if model.name == "cartpole" else {"g": 10.0, "max_torque": 2.0}
         data = collect_transitions(env_id, args.sysid_steps, seed=args.seed)
-        fit = identify(
-            model, data, fix=_default_fix(model.name), config=SysIdConfig(seed=args.seed)
-        )
+        fit = identify(model, data, fix=gauge, config=SysIdConfig(seed=args.seed))
         base = registry.make(env_id)[1] if registry.is_registered(env_id) else None
         params = model.env_params(fit.params, base=base)
     elif registry.is_registered(env_id):
         params = registry.make(env_id)[1]
     else:
         params = model.env_params(model.nominal_params)
-    problem, _ = _problem_for(env_id, model.name, params, args.horizon)
+    problem = control_problem(env_id, model.name, params, args.horizon)
     if kind == "lqr":
         return lqr_expert(problem, action_space, params=params, observe=model.state_from_obs)
     return mpc_expert(
@@ -173,8 +217,6 @@ def _is_tictactoe(env_id: str) -> bool:
 
 
 def _check_args(args: ImitateArgs) -> None:
-    from bellmax.cli.control import _check_env, _check_seed
-
     if isinstance(args.labels, int) and args.labels < 1:
         raise ValueError(
             f"--labels {args.labels}: the label budget must be at least 1 (imitation learns "
@@ -185,8 +227,12 @@ def _check_args(args: ImitateArgs) -> None:
     check_int(args.mpc_iterations, "--mpc-iterations", low=1, high=10_000)
     if args.sysid_steps is not None:
         check_int(args.sysid_steps, "--sysid-steps", low=10, high=MAX_LABELS)
-    _check_seed(args.seed)
-    _check_env(args.env)
+    check_int(args.seed, "--seed", low=0, high=2**63 - 1)
+    if not args.env.strip():
+        raise ValueError("--env is empty: give an environment id, e.g. --env CartPole-v1.")
+    from bellmax.envs import gymnasium as gym_bridge
+
+    gym_bridge.check_env_id(args.env)
     if args.out is not None:
         from bellmax.core.io import check_output_path
 
