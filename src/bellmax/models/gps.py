@@ -22,9 +22,10 @@ Policies with Guided Policy Search under Unknown Dynamics", section 3):
    0.1, 5)` (Levine & Abbeel 2014, section 3.1; the step adjustment of GPS's reference
    code), within `[min_step_mult, max_step_mult]` times the base step.
 
-`run_lqr_flm` runs the loop on an environment; `bellmax.models.gps` also trains a neural
-policy supervised by the local controllers (`run_mdgps`, mirror-descent GPS, Montgomery &
-Levine 2016).
+`run_lqr_flm` runs the loop on an environment (`env_system`: a bellmax environment and its
+own reward; `gymnasium_system`: any Gymnasium id as a black box). Action bounds: the
+environments clip actions, so the LQR also sees a quadratic penalty beyond them
+(`GPSConfig.action_penalty`).
 """
 
 from __future__ import annotations
@@ -56,13 +57,27 @@ from bellmax.models.local import (
 )
 
 __all__ = [
+    "DEFAULT_STARTS",
+    "GPSConfig",
+    "GPSResult",
     "LinearGaussianPolicy",
+    "LocalFit",
+    "LocalSystem",
+    "Samples",
     "TrustRegionConfig",
     "TrustRegionResult",
+    "constant_policy",
+    "env_system",
+    "estimate_cost",
     "expected_cost",
+    "fit_local",
+    "gymnasium_system",
+    "ilqr_reference",
     "kl_lqr",
     "policy_kl",
+    "run_lqr_flm",
     "state_action_marginals",
+    "step_multiplier",
     "trust_region_lqr",
 ]
 
@@ -809,14 +824,16 @@ def run_lqr_flm(
     system: LocalSystem,
     config: GPSConfig = GPSConfig(),
     *,
-    callback: Callable[[int, dict[str, float]], None] | None = None,
+    callback: Callable[[int, dict[str, float]], Any] | None = None,
 ) -> GPSResult:
     """Trajectory optimisation with local models under a KL trust region (module docstring).
 
     Args:
       system: `env_system(...)` or `gymnasium_system(...)`.
       config: `GPSConfig`.
-      callback: called after each iteration with its index and numbers (for progress).
+      callback: called after each iteration with its index and numbers (`cost`: the mean
+        cost of its rollouts, `kl`, `kl_bound`, `eta`); a true return value stops the loop
+        there (e.g. once a target cost is reached).
 
     Returns:
       `GPSResult`.
@@ -870,8 +887,10 @@ def run_lqr_flm(
         bounds.append(float(bound))
         etas.append(eta)
         statuses.append(int(res.status))
-        if callback is not None:
-            callback(it, {"cost": costs[-1], "kl": kls[-1], "kl_bound": bound, "eta": eta})
+        if callback is not None and callback(
+            it, {"cost": costs[-1], "kl": kls[-1], "kl_bound": bound, "eta": eta}
+        ):
+            break
     final = system.rollout(policy, key, 1, 0.0)
     return GPSResult(
         policy=policy,
