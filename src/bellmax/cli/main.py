@@ -245,7 +245,8 @@ def _builtin_commands() -> list[Command]:
         lazy_command(
             "train",
             cli + "train:TrainArgs:run_train",
-            "Train a deep RL agent (dqn, reinforce, a2c, ppo) on any bellmax or Gymnasium env.",
+            "Train a deep RL agent (dqn, reinforce, a2c, ppo, sac, td3) on any bellmax or "
+            "Gymnasium env.",
             build_config="build_train_args",
             flag_pairs=True,
             pass_argv=True,
