@@ -195,6 +195,7 @@ def _swingup(args) -> None:
         off = out["guard_off"][0]
         extra = {
             "guard_off_trial_returns": off.trial_returns,
+            "guard_off_optimism": [t.optimism for t in off.trials],
             "guard_off_open_loop_rmse": [
                 None if t.open_loop_rmse is None else list(t.open_loop_rmse) for t in off.trials
             ],
@@ -209,6 +210,7 @@ def _swingup(args) -> None:
         open_loop_rmse=[
             None if t.open_loop_rmse is None else list(t.open_loop_rmse) for t in res.trials
         ],
+        optimism=[t.optimism for t in res.trials],
         true_model_return=truth[0],
         last_over_true=last / truth[0] if truth[0] else None,
         reached_80_percent=bool(last >= 0.8 * truth[0]),

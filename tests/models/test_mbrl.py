@@ -48,6 +48,8 @@ def test_pendulum_is_swung_up_within_two_planned_trials(pendulum_run):
     # the model fitted before trial 3 predicts trial 3's states well one step ahead
     assert last.onpolicy_rmse[0] < 0.05 and last.fit.num_train + last.fit.num_heldout == 400
     assert last.predicted.shape == (31, 2) and np.isfinite(last.predicted).all()
+    # the plans' promised returns match what the real pendulum then gave (no exploitation)
+    assert res.trials[0].optimism is None and abs(last.optimism) < 5.0
 
 
 def test_distil_the_planner_into_a_policy(pendulum_run):

@@ -128,6 +128,7 @@ def _summary(args: MbrlArgs, res: Any) -> dict[str, Any]:
                 "heldout_z2": _num(t.fit.heldout_z2),
                 "onpolicy_rmse": [_num(v) for v in t.onpolicy_rmse],
                 "open_loop_rmse": [_num(v) for v in t.open_loop_rmse],
+                "optimism": None if t.optimism is None else _num(t.optimism),
             }
         )
     return {
@@ -255,6 +256,8 @@ def run_mbrl(args: MbrlArgs) -> int:
                 f"{s} {e:.3g}" for s, e in zip(res.state_names, t.open_loop_rmse, strict=True)
             )
             line += f"; open-loop RMSE at {args.horizon} steps: {ol}"
+            if t.optimism is not None:
+                line += f"; optimism {t.optimism:.3g}"
         print(line)
     if res.eval_returns:
         print(

@@ -309,6 +309,12 @@ class TrialRecord:
     """One-step RMSE of that model on this trial's transitions (per state component)."""
     open_loop_rmse: tuple[float, ...] | None
     """Its open-loop RMSE `horizon` steps ahead along this trial's actions."""
+    optimism: float | None
+    """How much the planner's model promised more than the world gave: the mean over steps
+    `t` of the plan's predicted return over the horizon (minus its planned cost) less the
+    real return of steps `t .. t + horizon - 1` (steps whose window fits in the trial). Large
+    and positive when the planner exploits the model's errors; None for random trials or
+    trials shorter than the horizon."""
     states: np.ndarray
     """`[steps + 1, n]` the real states."""
     actions: np.ndarray
@@ -402,8 +408,9 @@ def _parametric_for(env_id: str, obs: np.ndarray) -> ParametricModel | None:
 class _Trial:
     """The arrays of one trial (model states), cut at the first termination."""
 
-    def __init__(self, x, u, x_next, rewards):
+    def __init__(self, x, u, x_next, rewards, planned):
         self.x, self.u, self.x_next, self.rewards = x, u, x_next, rewards
+        self.planned = planned  # [n] the planner's cost of its plan at each step
 
 
 def _model_nan(trial: int, step: int) -> DivergenceError:
@@ -430,6 +437,7 @@ def _trial_bellmax(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, ind
         np.asarray(out.controls, np.float64)[:n],
         X[1 : n + 1],
         np.asarray(out.rewards, np.float64)[:n],
+        cost.astype(np.float64),
     )
 
 
@@ -439,7 +447,7 @@ def _trial_host(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, index:
     vec = env.host
     vec.reset(seed=int(seed))
     carry = {"state": ctrl.init(), "t": 0}
-    controls = []
+    controls, planned = [], []
 
     def policy_fn(obs):
         x = jnp.asarray(env.to_state(obs[0]), jnp.float32)
@@ -448,6 +456,7 @@ def _trial_host(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, index:
             raise _model_nan(index, carry["t"])
         carry["t"] += 1
         controls.append(np.asarray(u, np.float64))
+        planned.append(float(carry["state"].cost))
         return np.asarray(control_to_action(u, vec.action_space, env.u_lower, env.u_upper))[None]
 
     traj = rollout_host(vec, policy_fn, steps).trajectory
@@ -459,6 +468,7 @@ def _trial_host(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, index:
         np.stack(controls[:n]),
         env.to_state(nxt),
         np.asarray(traj.reward, np.float64).reshape(-1)[:n],
+        np.asarray(planned[:n], np.float64),
     )
 
 
@@ -606,8 +616,12 @@ def _obs_dim(env: _Env) -> int:
 def _record(i, kind, trial: _Trial, num, fit_report, model, params, config, learned) -> TrialRecord:
     steps = trial.x.shape[0]
     states = np.concatenate([trial.x, trial.x_next[-1:]], axis=0)
-    onpolicy = open_loop = predicted = None
+    onpolicy = open_loop = predicted = optimism = None
     if model is not None:
+        H = config.horizon
+        if steps >= H:
+            real = np.convolve(trial.rewards, np.ones(H), mode="valid")  # [steps - H + 1]
+            optimism = float(np.mean(-trial.planned[: real.shape[0]] - real))
         rep = prediction_report(
             model,
             params,
@@ -629,6 +643,7 @@ def _record(i, kind, trial: _Trial, num, fit_report, model, params, config, lear
         fit_report,
         onpolicy,
         open_loop,
+        optimism,
         states,
         trial.u,
         predicted,
