@@ -67,41 +67,39 @@ class SearchTree:
     """Nodes in use."""
 
 
-def _draw(key: jax.Array, p: jax.Array) -> jax.Array:
-    """One index from probabilities `p` (inverse CDF)."""
+def _draw(u: jax.Array, p: jax.Array) -> jax.Array:
+    """The index whose CDF interval holds `u * sum(p)` (inverse-CDF sampling from a uniform `u`)."""
     cdf = jnp.cumsum(p)
-    return jnp.minimum(
-        jnp.searchsorted(cdf, jax.random.uniform(key) * cdf[-1], side="right"), p.shape[0] - 1
-    )
+    return jnp.minimum(jnp.searchsorted(cdf, u * cdf[-1], side="right"), p.shape[0] - 1)
 
 
 def _simulate_once(pomdp, c, max_depth, tree: SearchTree, belief, key):
     T, Ob, R, gamma = pomdp.T, pomdp.O, pomdp.R, pomdp.gamma
     A = T.shape[0]
-    k0, key = jax.random.split(key)
-    s0 = _draw(k0, belief)
+    # Every uniform this simulation needs, drawn at once (one vectorised PRNG call instead
+    # of a key split per step): row d holds (state, observation, rollout action) at depth d.
+    us = jax.random.uniform(key, (max_depth + 1, 3), belief.dtype)
+    s0 = _draw(us[max_depth, 0], belief)
     path_node = jnp.zeros(max_depth, jnp.int32)
     path_act = jnp.zeros(max_depth, jnp.int32)
     path_rew = jnp.zeros(max_depth, belief.dtype)
 
-    def step(s, a, key):
-        ks, ko = jax.random.split(key)
-        s2 = _draw(ks, T[a, s])
-        return s2, _draw(ko, Ob[a, s2]), R[s, a]
+    def step(s, a, d):
+        s2 = _draw(us[d, 0], T[a, s])
+        return s2, _draw(us[d, 1], Ob[a, s2]), R[s, a]
 
     def walk_cond(c_):
         _, _, d, done, *_ = c_
         return (~done) & (d < max_depth)
 
     def walk(c_):
-        node, s, d, _, tree, pn, pa, pr, key = c_
-        key, k = jax.random.split(key)
+        node, s, d, _, tree, pn, pa, pr = c_
         n_ha = tree.action_visits[node]
         ucb = tree.q[node] + c * jnp.sqrt(
             jnp.log(jnp.maximum(tree.visits[node], 1)) / jnp.maximum(n_ha, 1)
         )
         a = jnp.argmax(jnp.where(n_ha == 0, 1e30 - jnp.arange(A), ucb))  # untried first, in order
-        s2, o, r = step(s, a, k)
+        s2, o, r = step(s, a, d)
         pn, pa, pr = pn.at[d].set(node), pa.at[d].set(a), pr.at[d].set(r)
         child = tree.children[node, a, o]
         new = child < 0
@@ -112,35 +110,23 @@ def _simulate_once(pomdp, c, max_depth, tree: SearchTree, belief, key):
             children=tree.children.at[node, a, o].set(jnp.where(made, tree.num_nodes, child)),
             num_nodes=tree.num_nodes + made.astype(jnp.int32),
         )
-        return idx, s2, d + 1, new, tree, pn, pa, pr, key
+        return idx, s2, d + 1, new, tree, pn, pa, pr
 
-    init = (
-        jnp.int32(0),
-        s0,
-        jnp.int32(0),
-        jnp.bool_(False),
-        tree,
-        path_node,
-        path_act,
-        path_rew,
-        key,
-    )
-    leaf, s, depth, _, tree, pn, pa, pr, key = jax.lax.while_loop(walk_cond, walk, init)
+    init = (jnp.int32(0), s0, jnp.int32(0), jnp.bool_(False), tree, path_node, path_act, path_rew)
+    leaf, s, depth, _, tree, pn, pa, pr = jax.lax.while_loop(walk_cond, walk, init)
 
     def roll_cond(c_):
         _, d, *_ = c_
         return d < max_depth
 
     def roll(c_):
-        s, d, ret, disc, key = c_
-        key, ka, k = jax.random.split(key, 3)
-        a = jax.random.randint(ka, (), 0, A)
-        s2, _, r = step(s, a, k)
-        return s2, d + 1, ret + disc * r, disc * gamma, key
+        s, d, ret, disc = c_
+        a = jnp.minimum((us[d, 2] * A).astype(jnp.int32), A - 1)
+        s2, _, r = step(s, a, d)
+        return s2, d + 1, ret + disc * r, disc * gamma
 
-    _, _, rollout, _, _ = jax.lax.while_loop(
-        roll_cond, roll, (s, depth, jnp.zeros((), belief.dtype), jnp.ones((), belief.dtype), key)
-    )
+    zero, one = jnp.zeros((), belief.dtype), jnp.ones((), belief.dtype)
+    _, _, rollout, _ = jax.lax.while_loop(roll_cond, roll, (s, depth, zero, one))
     # the leaf was created (or the depth ran out): count its visit, then back up the path.
     tree = tree.replace(visits=tree.visits.at[leaf].add((depth < max_depth).astype(jnp.int32)))
 
