@@ -312,9 +312,10 @@ class TrialRecord:
     optimism: float | None
     """How much the planner's model promised more than the world gave: the mean over steps
     `t` of the plan's predicted return over the horizon (minus its planned cost) less the
-    real return of steps `t .. t + horizon - 1` (steps whose window fits in the trial). Large
-    and positive when the planner exploits the model's errors; None for random trials or
-    trials shorter than the horizon."""
+    real return of steps `t .. t + horizon - 1` (zero after a termination; windows past the
+    end of an unterminated trial are left out). Large and positive when the planner exploits
+    the model's errors; None for random trials or unterminated trials shorter than the
+    horizon."""
     states: np.ndarray
     """`[steps + 1, n]` the real states."""
     actions: np.ndarray
@@ -619,8 +620,11 @@ def _record(i, kind, trial: _Trial, num, fit_report, model, params, config, lear
     onpolicy = open_loop = predicted = optimism = None
     if model is not None:
         H = config.horizon
-        if steps >= H:
-            real = np.convolve(trial.rewards, np.ones(H), mode="valid")  # [steps - H + 1]
+        r = trial.rewards
+        if steps < config.trial_steps:  # terminated: the world gives nothing afterwards
+            r = np.concatenate([r, np.zeros(H - 1)])
+        if r.shape[0] >= H:
+            real = np.convolve(r, np.ones(H), mode="valid")  # windows that fit
             optimism = float(np.mean(-trial.planned[: real.shape[0]] - real))
         rep = prediction_report(
             model,
