@@ -20,8 +20,9 @@ def searched(tiger):
         beliefs = jnp.array([[1.0, 0.0], [0.0, 1.0]])
         keys = jax.random.split(jax.random.key(0), 2)
         trees = jax.jit(jax.vmap(planner.search))(beliefs, keys)
-        actions = jax.jit(jax.vmap(planner))(beliefs, keys)
-    return trees, np.asarray(actions)
+    # the planner's rule: the root action with the best mean return among those tried
+    q = np.where(np.asarray(trees.action_visits[:, 0]) > 0, np.asarray(trees.q[:, 0]), -np.inf)
+    return trees, q.argmax(axis=1)
 
 
 def test_tree_bookkeeping(searched):
@@ -47,3 +48,13 @@ def test_config_checks(tiger):
         POMCPConfig(num_simulations=0)
     with pytest.raises(TypeError, match="config must be a POMCPConfig"):
         make_pomcp(tiger, {"num_simulations": 10})
+
+
+def test_planner_acts_by_its_tree(tiger):
+    with x64():
+        planner = make_pomcp(tiger, POMCPConfig(num_simulations=20, max_depth=5))
+        b, key = jnp.array([0.3, 0.7]), jax.random.key(3)
+        tree = planner.search(b, key)
+        a = int(jax.jit(planner)(b, key))
+    q = np.where(np.asarray(tree.action_visits[0]) > 0, np.asarray(tree.q[0]), -np.inf)
+    assert a == int(q.argmax())

@@ -98,7 +98,9 @@ def _simulate_once(pomdp, c, max_depth, tree: SearchTree, belief, key):
         ucb = tree.q[node] + c * jnp.sqrt(
             jnp.log(jnp.maximum(tree.visits[node], 1)) / jnp.maximum(n_ha, 1)
         )
-        a = jnp.argmax(jnp.where(n_ha == 0, 1e30 - jnp.arange(A), ucb))  # untried first, in order
+        a = jnp.argmax(jnp.where(n_ha == 0, 1e30 - jnp.arange(A), ucb)).astype(
+            jnp.int32
+        )  # untried first
         s2, o, r = step(s, a, d)
         pn, pa, pr = pn.at[d].set(node), pa.at[d].set(a), pr.at[d].set(r)
         child = tree.children[node, a, o]
