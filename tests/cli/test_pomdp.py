@@ -118,3 +118,37 @@ def test_subprocess_help():
     exe = str(Path(sys.executable).parent / "bellmax")
     r = subprocess.run([exe, "pomdp", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "{solve,simulate}" in r.stdout
+
+
+def test_tour_section_reports_tiger():
+    import jax
+
+    from bellmax.cli.pomdp import tour_section
+
+    class Report:
+        def __init__(self):
+            self.calls = []
+
+        def section(self, title, text=""):
+            self.calls.append(("section", title, text))
+
+        def table(self, header, rows):
+            self.calls.append(("table", header, rows))
+
+    class Ctx:
+        quick = True
+        report = Report()
+
+        def key(self, name):
+            return jax.random.key(0)
+
+        def size(self, full, quick):
+            return quick
+
+    ctx = Ctx()
+    tour_section(ctx)
+    (_, title, _), (_, _, rows) = ctx.report.calls
+    values = dict((r[0], r[1]) for r in rows)
+    assert title == "POMDPs"
+    assert values["V_3(uniform), exact"] == pytest.approx(2.3098, abs=5e-5)
+    assert values["HSVI lower bound"] <= 19.3714 <= values["HSVI upper bound"]

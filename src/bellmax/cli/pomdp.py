@@ -280,3 +280,40 @@ def run_pomdp(args: PomdpArgs) -> int:
     else:
         _summary(out, f"bellmax pomdp {args.action} {args.file}")
     return 0 if out.get("status", "converged") == "converged" else 1
+
+
+def tour_section(ctx: Any) -> None:
+    """The tour's POMDP section: the tiger problem solved exactly, bounded, and simulated."""
+    import jax
+
+    from bellmax import pomdp as P
+
+    p = P.tiger()
+    exact = P.exact_value_iteration(p, 5)
+    res = P.hsvi(p, epsilon=ctx.size(1e-3, 1e-2), time_limit=60.0)
+    sim = P.simulate(p, res.vectors, ctx.key("pomdp"), episodes=ctx.size(4000, 500), steps=240)
+    jax.block_until_ready(sim.returns)
+    ctx.report.section(
+        "POMDPs",
+        "The tiger problem (Kaelbling, Littman & Cassandra 1998): the tiger is behind one of two "
+        "doors; listening costs 1 and is right 85% of the time, opening the tiger's door costs "
+        "100, the other pays 10 and starts over; gamma 0.95. Exact value iteration with "
+        "incremental pruning gives the finite-horizon values at the uniform belief "
+        "(published: -1.0, -1.95, 2.3098, 1.7955, 2.7631); the HSVI-style anytime solver "
+        "brackets the infinite-horizon value V* = 19.3714 between a lower bound (alpha vectors) "
+        "and a sawtooth upper bound, and simulating its policy earns the lower bound.",
+    )
+    ctx.report.table(
+        ["quantity", "value"],
+        [
+            *[[f"V_{h}(uniform), exact", v] for h, v in enumerate(exact.values.tolist(), start=1)],
+            ["HSVI lower bound", res.lower_bound],
+            ["HSVI upper bound", res.upper_bound],
+            ["gap", res.gap],
+            ["trials / seconds", f"{res.trials} / {res.seconds:.1f}"],
+            [
+                "simulated return (stderr)",
+                f"{float(sim.mean_discounted_return):.3f} ({float(sim.stderr):.3f})",
+            ],
+        ],
+    )
