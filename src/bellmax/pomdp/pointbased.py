@@ -226,15 +226,21 @@ def pbvi(
             if not new:
                 break
             B = np.concatenate([B, np.stack(new)])
-        return PointBasedResult(
-            vectors=vset.vectors(),
-            value=float(vset.values(b0[None])[0]),
-            beliefs=B,
-            iterations=it,
-            history=np.asarray(history),
-            seconds=time.perf_counter() - start,
-            status=int(Status.MAX_ITERATIONS if late else Status.CONVERGED),
-        )
+        return _result(vset, b0, B, it, history, start, converged=not late)
+
+
+def _result(
+    vset: _Set, b0, B, it: int, history: list, start: float, *, converged: bool
+) -> PointBasedResult:
+    return PointBasedResult(
+        vectors=vset.vectors(),
+        value=float(vset.values(b0[None])[0]),
+        beliefs=B,
+        iterations=it,
+        history=np.asarray(history),
+        seconds=time.perf_counter() - start,
+        status=int(Status.CONVERGED if converged else Status.MAX_ITERATIONS),
+    )
 
 
 def random_beliefs(
@@ -317,12 +323,4 @@ def perseus(
             done = change <= tol
             if done or time.perf_counter() - start > time_limit:
                 break
-        return PointBasedResult(
-            vectors=vset.vectors(),
-            value=float(vset.values(b0[None])[0]),
-            beliefs=B,
-            iterations=it,
-            history=np.asarray(history),
-            seconds=time.perf_counter() - start,
-            status=int(Status.CONVERGED if done else Status.MAX_ITERATIONS),
-        )
+        return _result(vset, b0, B, it, history, start, converged=done)
