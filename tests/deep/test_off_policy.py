@@ -85,7 +85,7 @@ def test_fit_critic_takes_one_step_on_both_critics_and_nothing_else():
     np.testing.assert_allclose(aux["q_mean"], jnp.mean(q1), rtol=1e-6)
     # The gradients' global norm before clipping: sqrt of the sum of every squared entry.
     grads = jax.grad(lambda p: off_policy.critic_loss(*critic.apply(p, x, a), target))(params)
-    sq = sum(float(jnp.sum(g.astype(jnp.float64) ** 2)) for g in jax.tree.leaves(grads))
+    sq = sum(np.sum(np.asarray(g, np.float64) ** 2) for g in jax.tree.leaves(grads))
     np.testing.assert_allclose(aux["critic_grad_norm"], np.sqrt(sq), rtol=1e-5)
     np.testing.assert_allclose(
         off_policy.critic_loss(q1, q2, target),
