@@ -38,7 +38,7 @@ from bellmax.core.status import Status, StatusFields
 from bellmax.pomdp.belief import AlphaVectors, x64
 from bellmax.pomdp.bounds import blind_lower_bound, check_discounted, fast_informed_bound
 from bellmax.pomdp.model import TabularPOMDP
-from bellmax.pomdp.pointbased import _backup, _capacity, device_pomdp, pad_rows
+from bellmax.pomdp.pointbased import backup_at, device_pomdp, pad_rows, padded_size
 
 __all__ = ["AnytimeResult", "hsvi", "sawtooth_upper_bound"]
 
@@ -159,7 +159,7 @@ def _trial(pomdp: TabularPOMDP, bd: _Bounds, epsilon, *, max_depth: int):
 
     def up(i, bd):
         bp = path[depth - i]
-        alpha, act = _backup(pomdp, bd.alphas, bp[None])
+        alpha, act = backup_at(pomdp, bd.alphas, bp[None])
         qu = _lookahead(pomdp, bd.alphas, bd.corner, bd.fib, bd.pts, bd.vals, bp)[0]
         vu, vl = _value_bounds(bd, bp)
         add_a = (alpha[0] @ bp > vl + 1e-12) & (bd.num_alphas < bd.alphas.shape[0])
@@ -184,8 +184,8 @@ def _pack(alphas, actions, pts, vals, corner, fib, max_depth) -> _Bounds:
     """Host sets -> fixed-capacity arrays with room for one more trial."""
     S = corner.shape[0]
     room = min(max_depth + 1, 128)  # a longer trial drops what does not fit (still valid bounds)
-    ka = max(_MIN_CAPACITY, _capacity(len(alphas) + room))  # few size classes: few compilations
-    kp = max(_MIN_CAPACITY, _capacity(len(pts) + room))
+    ka = max(_MIN_CAPACITY, padded_size(len(alphas) + room))  # few size classes: few compilations
+    kp = max(_MIN_CAPACITY, padded_size(len(pts) + room))
     dummy_p, dummy_v = np.eye(S)[:1], corner[:1]
     P = np.concatenate([pts, np.repeat(dummy_p, kp - len(pts), axis=0)])
     V = np.concatenate([vals, np.repeat(dummy_v, kp - len(pts))])

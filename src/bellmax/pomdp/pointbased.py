@@ -37,7 +37,17 @@ from bellmax.pomdp.belief import AlphaVectors, x64
 from bellmax.pomdp.bounds import blind_lower_bound, check_discounted
 from bellmax.pomdp.model import TabularPOMDP
 
-__all__ = ["PointBasedResult", "device_pomdp", "pbvi", "perseus", "point_backup", "random_beliefs"]
+__all__ = [
+    "PointBasedResult",
+    "backup_at",
+    "device_pomdp",
+    "pad_rows",
+    "padded_size",
+    "pbvi",
+    "perseus",
+    "point_backup",
+    "random_beliefs",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +76,9 @@ def device_pomdp(pomdp: TabularPOMDP) -> TabularPOMDP:
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), pomdp)
 
 
-def _capacity(n: int) -> int:
+def padded_size(n: int) -> int:
+    """The padded row count for `n` rows: a power of two, at least 8 (few array sizes, so
+    few compilations)."""
     return max(8, 1 << (int(n) - 1).bit_length())
 
 
@@ -78,7 +90,9 @@ def pad_rows(x: np.ndarray | jax.Array, n: int) -> np.ndarray:
 
 
 @jax.jit
-def _backup(pomdp: TabularPOMDP, alphas: jax.Array, beliefs: jax.Array):
+def backup_at(pomdp: TabularPOMDP, alphas: jax.Array, beliefs: jax.Array):
+    """The point-based backup of the vectors `alphas` [K, S] at `beliefs` [N, S] (padded
+    arrays, `device_pomdp`): the best new vector [N, S] at each belief and its action [N]."""
     T, Ob, R = pomdp.T, pomdp.O, pomdp.R
     # joint[n, a, o, s'] = Pr(s', o | b_n, a): the unnormalised successor beliefs. The best
     # vector for (a, o) maximises joint . alpha (the same argmax as b . g_{a,o}, Pineau et al.
@@ -108,8 +122,8 @@ def point_backup(pomdp: TabularPOMDP, vectors: AlphaVectors, beliefs: Any) -> Al
         dev = device_pomdp(pomdp)
         b = jnp.atleast_2d(jnp.asarray(beliefs, jnp.float64))
         k = vectors.size
-        alphas, act = _backup(
-            dev, pad_rows(jnp.asarray(vectors.alphas, jnp.float64), _capacity(k)), b
+        alphas, act = backup_at(
+            dev, pad_rows(jnp.asarray(vectors.alphas, jnp.float64), padded_size(k)), b
         )
         return AlphaVectors(alphas=alphas, actions=act)
 
@@ -122,7 +136,7 @@ class _Set:
         self.actions = np.asarray(vectors.actions)
 
     def padded(self) -> jax.Array:
-        return pad_rows(self.alphas, _capacity(len(self.alphas)))
+        return pad_rows(self.alphas, padded_size(len(self.alphas)))
 
     def values(self, beliefs: np.ndarray) -> np.ndarray:
         return (beliefs @ self.alphas.T).max(axis=1)
@@ -133,8 +147,8 @@ class _Set:
 
 def _backup_at(dev: TabularPOMDP, vset: _Set, beliefs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = beliefs.shape[0]
-    b = pad_rows(beliefs, _capacity(n))
-    alphas, act = _backup(dev, vset.padded(), b)
+    b = pad_rows(beliefs, padded_size(n))
+    alphas, act = backup_at(dev, vset.padded(), b)
     return np.asarray(alphas)[:n], np.asarray(act)[:n]
 
 
