@@ -293,13 +293,7 @@ def _builtin_commands() -> list[Command]:
         lazy_command(
             "sweep",
             cli + "sweep:SweepArgs:run_sweep",
-            "Sweep hyperparameters of a deep RL algorithm: every configuration of --grid "
-            "(and --random draws from --space) with every seed, one compiled program per "
-            "group of configurations that differ only in numeric hyperparameters. Prints a "
-            "table of the trials (--json: one object with `trials` and `best`); --out DIR "
-            "also gets results.csv, results.json and a plot of return against each swept "
-            "field, and each group's checkpoint (the same command resumes an interrupted "
-            "sweep).",
+            "Sweep a deep RL algorithm's hyperparameters: configurations x seeds, vmapped.",
         ),
         lazy_command(
             "play",
