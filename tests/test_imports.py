@@ -25,11 +25,11 @@ LAYERS = {
     "pomdp": 2,
     "deep": 2,
     "games": 2,
-    "imitation": 3,  # beside train/ and policy: it trains policies and uses trained ones
+    "imitation": 2,
     "control": 2,
     "models": 2,
     "train": 3,
-    "policy": 3,
+    "policy": 2,  # the trained deep policies (deep/ networks), read by imitation/ and train/
     "experiments": 3,
     "cli": 4,
 }

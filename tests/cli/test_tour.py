@@ -42,6 +42,9 @@ def test_quick_tour_writes_the_report(quick_tour):
         "Control and system identification",
         "Deep RL",
         "Tic-tac-toe",
+        "Imitation learning: why DAgger",
+        "Learning the model locally: LQR-FLM",
+        "POMDPs",
     ):
         assert f">{title}</h2>" in page
     assert 'class="failure"' not in page

@@ -38,6 +38,9 @@ from bellmax import __version__
 from bellmax.cli import bandit as bandit_cli
 from bellmax.cli import control as control_cli
 from bellmax.cli import games as games_cli
+from bellmax.cli import gps as gps_cli
+from bellmax.cli import imitate as imitate_cli
+from bellmax.cli import pomdp as pomdp_cli
 from bellmax.cli import train as train_cli
 from bellmax.core.io import check_output_path
 from bellmax.envs import make, registry
@@ -639,6 +642,9 @@ SECTIONS: list[TourSection] = [
     TourSection("Control and system identification", control_cli.tour_section),
     TourSection("Deep RL", train_cli.tour_section),
     TourSection("Tic-tac-toe", games_cli.tour_section),
+    TourSection("Imitation learning: why DAgger", imitate_cli.tour_section),
+    TourSection("Learning the model locally: LQR-FLM", gps_cli.tour_section),
+    TourSection("POMDPs", pomdp_cli.tour_section),
 ]
 
 

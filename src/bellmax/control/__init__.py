@@ -32,6 +32,16 @@ from bellmax.control.problems import (
     quadratic_cost,
     total_cost,
 )
+from bellmax.control.sampling import (
+    RolloutCost,
+    SamplingConfig,
+    SamplingMPC,
+    SamplingResult,
+    SamplingState,
+    make_sampling_mpc,
+    mppi_temperature,
+)
+from bellmax.control.sampling import plan as sampling_plan
 from bellmax.control.shooting import ShootingResult, shooting, shooting_from_problem
 
 __all__ = [
@@ -49,6 +59,11 @@ __all__ = [
     "NLPOptions",
     "NLPResult",
     "Problem",
+    "RolloutCost",
+    "SamplingConfig",
+    "SamplingMPC",
+    "SamplingResult",
+    "SamplingState",
     "ShootingResult",
     "Status",
     "cartpole_balance",
@@ -70,9 +85,12 @@ __all__ = [
     "make_lqr_controller",
     "make_mpc",
     "make_problem",
+    "make_sampling_mpc",
+    "mppi_temperature",
     "pendulum_swingup",
     "quadratic_cost",
     "rk4",
+    "sampling_plan",
     "shooting",
     "shooting_from_problem",
     "solve_staged_nlp",

@@ -6,6 +6,14 @@
   report (`least_squares`, `identify`, `FitResult`).
 - `loop`: identify, control with MPC on the real system, recollect, refit
   (`identify_and_control`).
+- `neural`: MLP, probabilistic-ensemble and hybrid (physics plus neural residual) dynamics
+  (`make_neural_model`, `fit_neural`, `prediction_report`, `open_loop_error`).
+- `mbrl`: the model-based loop: random trials, fit, MPC through the model on the real
+  environment, aggregate, refit (`run_mbrl`); `distil` the planner into a policy.
+- `local`: time-varying linear-Gaussian dynamics fitted per time step with a Gaussian-mixture
+  prior (`fit_local_dynamics`, `fit_gmm`, `gmm_prior`).
+- `gps`: LQR-FLM, the LQR under a KL trust region on the trajectory distribution
+  (`trust_region_lqr`, `run_lqr_flm`).
 """
 
 from bellmax.models.data import (
@@ -15,7 +23,64 @@ from bellmax.models.data import (
     make_transitions,
     split_transitions,
 )
+from bellmax.models.gps import (
+    DEFAULT_STARTS,
+    GPSConfig,
+    GPSResult,
+    LinearGaussianPolicy,
+    LocalFit,
+    LocalSystem,
+    Samples,
+    TrustRegionConfig,
+    TrustRegionResult,
+    constant_policy,
+    env_system,
+    estimate_cost,
+    expected_cost,
+    fit_local,
+    gymnasium_system,
+    ilqr_reference,
+    kl_lqr,
+    policy_kl,
+    run_lqr_flm,
+    state_action_marginals,
+    step_multiplier,
+    trust_region_lqr,
+)
+from bellmax.models.local import (
+    GMM,
+    LocalCost,
+    LocalDynamics,
+    NIWPrior,
+    expand_cost,
+    fit_gmm,
+    fit_local_dynamics,
+    fit_quadratic_cost,
+    gmm_prior,
+    joint_points,
+    psd_project,
+)
 from bellmax.models.loop import LoopConfig, LoopResult, LoopRound, identify_and_control
+from bellmax.models.mbrl import (
+    EnsembleObjective,
+    MBRLConfig,
+    MBRLResult,
+    TrialRecord,
+    distil,
+    known_reward,
+    run_mbrl,
+)
+from bellmax.models.neural import (
+    FitReport,
+    NeuralConfig,
+    NeuralModel,
+    NeuralParams,
+    Prediction,
+    make_neural_model,
+    open_loop_error,
+    prediction_report,
+)
+from bellmax.models.neural import fit as fit_neural
 from bellmax.models.parametric import (
     CARTPOLE,
     PENDULUM,
@@ -34,23 +99,72 @@ from bellmax.models.sysid import (
 
 __all__ = [
     "CARTPOLE",
+    "DEFAULT_STARTS",
+    "GMM",
     "PENDULUM",
+    "EnsembleObjective",
+    "FitReport",
     "FitResult",
+    "GPSConfig",
+    "GPSResult",
+    "LinearGaussianPolicy",
+    "LocalCost",
+    "LocalDynamics",
+    "LocalFit",
+    "LocalSystem",
     "LoopConfig",
     "LoopResult",
     "LoopRound",
+    "MBRLConfig",
+    "MBRLResult",
+    "NIWPrior",
+    "NeuralConfig",
+    "NeuralModel",
+    "NeuralParams",
     "ParametricModel",
+    "Prediction",
+    "Samples",
     "SysIdConfig",
     "Transitions",
+    "TrialRecord",
+    "TrustRegionConfig",
+    "TrustRegionResult",
     "collect_transitions",
     "concatenate",
+    "constant_policy",
+    "distil",
+    "env_system",
+    "estimate_cost",
+    "expand_cost",
+    "expected_cost",
+    "fit_gmm",
+    "fit_local",
+    "fit_local_dynamics",
+    "fit_neural",
+    "fit_quadratic_cost",
     "get_model",
+    "gmm_prior",
+    "gymnasium_system",
     "identify",
     "identify_and_control",
+    "ilqr_reference",
+    "joint_points",
+    "kl_lqr",
+    "known_reward",
     "least_squares",
+    "make_neural_model",
     "make_transitions",
     "model_for_env",
     "model_names",
+    "open_loop_error",
+    "policy_kl",
     "prediction_error",
+    "prediction_report",
+    "psd_project",
+    "run_lqr_flm",
+    "run_mbrl",
     "split_transitions",
+    "state_action_marginals",
+    "step_multiplier",
+    "trust_region_lqr",
 ]
