@@ -61,9 +61,9 @@ def test_three_cameras_add_corrective_labels_that_count():
 
 def test_mpc_expert_remembers_its_plan_and_peeks_without_moving():
     env, params = registry.make("CartPoleSwingUp-v0")
-    from bellmax.cli.imitate import control_problem
+    from bellmax.control.problems import env_problem
 
-    problem = control_problem("CartPoleSwingUp-v0", "cartpole", params, 20)
+    problem = env_problem("CartPoleSwingUp-v0", "cartpole", params, horizon=20)[0]
     model = parametric.get_model("cartpole")
     space = env.action_space(params)
     expert = mpc_expert(problem, space, params=params, observe=model.state_from_obs)

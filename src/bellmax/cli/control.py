@@ -238,25 +238,6 @@ class ControlArgs:
     """Print one JSON object."""
 
 
-def _problem_for(env: str, model_name: str, params: Any, horizon: int | None):
-    from bellmax.control.problems import cartpole_balance, cartpole_swingup, pendulum_swingup
-
-    if model_name == "pendulum":
-        return pendulum_swingup(params, horizon=horizon or 40, wrap_angle=True), "swing-up"
-    if "SwingUp" in env:
-        problem = cartpole_swingup(
-            params,
-            dt=None,
-            horizon=horizon or 60,
-            q=(1.0, 0.1, 5.0, 0.1),
-            r=0.01,
-            q_final=(10.0, 1.0, 50.0, 1.0),
-            wrap_angle=True,
-        )
-        return problem, "swing-up"
-    return cartpole_balance(params, horizon=horizon or 25), "balance"
-
-
 def _default_fix(model_name: str) -> dict[str, float]:
     return {"masscart": 1.0} if model_name == "cartpole" else {"g": 10.0, "max_torque": 2.0}
 
@@ -264,6 +245,7 @@ def _default_fix(model_name: str) -> dict[str, float]:
 def run_control(args: ControlArgs) -> int:
     """`bellmax control`."""
     from bellmax.control.mpc import closed_loop, closed_loop_host, make_lqr_controller, make_mpc
+    from bellmax.control.problems import env_problem
     from bellmax.models.data import collect_transitions
     from bellmax.models.sysid import SysIdConfig, identify
 
@@ -284,7 +266,7 @@ def run_control(args: ControlArgs) -> int:
     else:
         params = model.env_params(model.nominal_params)
         source = "the model's nominal (Gymnasium's) parameters"
-    problem, task = _problem_for(args.env, model.name, params, args.horizon)
+    problem, task = env_problem(args.env, model.name, params, horizon=args.horizon)
     if args.controller == "lqr":
         ctrl = make_lqr_controller(problem, params)
     else:
@@ -370,6 +352,7 @@ def _check_control_args(args: ControlArgs) -> None:
 def tour_section(ctx: Any) -> None:
     """The tour's control section: identify Gymnasium's CartPole-v1, balance it; swing up."""
     from bellmax.control.mpc import closed_loop, closed_loop_host, make_mpc
+    from bellmax.control.problems import env_problem
     from bellmax.models import parametric
     from bellmax.models.data import collect_transitions
     from bellmax.models.sysid import SysIdConfig, identify
@@ -394,7 +377,7 @@ def tour_section(ctx: Any) -> None:
     ]
     ctx.report.table(["parameter", "Gymnasium's value", "identified", "std. error"], rows)
     params = model.env_params(fit.params)
-    problem, _ = _problem_for("CartPole-v1", "cartpole", params, None)
+    problem, _ = env_problem("CartPole-v1", "cartpole", params)
     res = closed_loop_host(
         "gymnasium:CartPole-v1",
         make_mpc(problem, iterations=3),
@@ -413,7 +396,7 @@ def tour_section(ctx: Any) -> None:
     )
 
     env, env_params = registry.make("CartPoleSwingUp-v0")
-    problem, _ = _problem_for("CartPoleSwingUp-v0", "cartpole", env_params, None)
+    problem, _ = env_problem("CartPoleSwingUp-v0", "cartpole", env_params)
     mpc = make_mpc(problem, iterations=3)
     steps = ctx.size(400, 250)
     out = closed_loop(env, env_params, mpc, ctx.key("swingup-mpc"), steps)

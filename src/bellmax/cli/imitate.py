@@ -32,7 +32,6 @@ from bellmax.core.errors import unknown_name
 __all__ = [
     "EXPERTS",
     "ImitateArgs",
-    "control_problem",
     "make_expert",
     "plot_curves",
     "run_imitate",
@@ -101,30 +100,6 @@ class ImitateArgs:
     """Print one JSON object."""
 
 
-def control_problem(env_id: str, model_name: str, params: Any, horizon: int | None) -> Any:
-    """The control problem `bellmax control` solves for `env_id` (the same costs and default
-    horizons: balance 25, cart-pole swing-up 60, pendulum 40 steps).
-
-    Kept in step with `bellmax.cli.control`'s private `_problem_for`, which this module may
-    not import; one public home for both is the lead's to choose.
-    """
-    from bellmax.control.problems import cartpole_balance, cartpole_swingup, pendulum_swingup
-
-    if model_name == "pendulum":
-        return pendulum_swingup(params, horizon=horizon or 40, wrap_angle=True)
-    if "SwingUp" in env_id:
-        return cartpole_swingup(
-            params,
-            dt=None,
-            horizon=horizon or 60,
-            q=(1.0, 0.1, 5.0, 0.1),
-            r=0.01,
-            q_final=(10.0, 1.0, 50.0, 1.0),
-            wrap_angle=True,
-        )
-    return cartpole_balance(params, horizon=horizon or 25)
-
-
 def _model_for(env_id: str) -> Any:
     """The parametric model of `env_id` (CartPole*, Pendulum*), or a clear error."""
     from bellmax.core.errors import UnknownNameError
@@ -141,6 +116,7 @@ def _model_for(env_id: str) -> Any:
 
 def _control_expert(kind: str, env_id: str, action_space: Any, args: ImitateArgs) -> Any:
     """An LQR or MPC expert on the env's model (true parameters, or identified)."""
+    from bellmax.control.problems import env_problem
     from bellmax.envs import registry
     from bellmax.imitation.experts import lqr_expert, mpc_expert
 
@@ -158,7 +134,7 @@ def _control_expert(kind: str, env_id: str, action_space: Any, args: ImitateArgs
         params = registry.make(env_id)[1]
     else:
         params = model.env_params(model.nominal_params)
-    problem = control_problem(env_id, model.name, params, args.horizon)
+    problem = env_problem(env_id, model.name, params, horizon=args.horizon)[0]
     if kind == "lqr":
         return lqr_expert(problem, action_space, params=params, observe=model.state_from_obs)
     return mpc_expert(

@@ -51,6 +51,7 @@ __all__ = [
     "Status",
     "cartpole_balance",
     "cartpole_swingup",
+    "env_problem",
     "make_problem",
     "pendulum_swingup",
     "quadratic_cost",
@@ -630,3 +631,35 @@ def pendulum_swingup(
         integrator=integrator,
         name="pendulum_swingup",
     )
+
+
+def env_problem(
+    env_id: str, model_name: str, params: Any, *, horizon: int | None = None
+) -> tuple[Problem, str]:
+    """The control problem `bellmax control` (and the MPC expert of `bellmax imitate`) solves
+    for an environment: the task's costs and default horizon (balance 25, cart-pole swing-up
+    60, pendulum swing-up 40 steps).
+
+    Args:
+      env_id: the environment id (a `SwingUp` id means the cart-pole swing-up).
+      model_name: `"cartpole"` or `"pendulum"` (`bellmax.models.parametric`'s names).
+      params: the model's physical parameters.
+      horizon: planning horizon in steps (default: the task's).
+
+    Returns:
+      `(problem, task)`, task `"balance"` or `"swing-up"`.
+    """
+    if model_name == "pendulum":
+        return pendulum_swingup(params, horizon=horizon or 40, wrap_angle=True), "swing-up"
+    if "SwingUp" in env_id:
+        problem = cartpole_swingup(
+            params,
+            dt=None,
+            horizon=horizon or 60,
+            q=(1.0, 0.1, 5.0, 0.1),
+            r=0.01,
+            q_final=(10.0, 1.0, 50.0, 1.0),
+            wrap_angle=True,
+        )
+        return problem, "swing-up"
+    return cartpole_balance(params, horizon=horizon or 25), "balance"
