@@ -1,0 +1,43 @@
+"""bellmax.core.lazy: a package's names load on first use, once, and only the listed ones."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from bellmax.core.lazy import lazy_exports
+
+
+def _package(exports):
+    pkg = types.ModuleType("fakepkg")
+    pkg.__getattr__, pkg.__dir__ = lazy_exports("fakepkg", pkg.__dict__, exports)
+    return pkg
+
+
+def test_a_name_loads_from_its_module_once_and_is_then_a_plain_attribute():
+    pkg = _package({"dumps": "json", "decoder": "json.decoder"})
+    import json
+    import json.decoder
+
+    assert "dumps" not in pkg.__dict__
+    assert pkg.dumps is json.dumps  # a function of the module
+    assert pkg.__dict__["dumps"] is json.dumps  # stored: the next read skips __getattr__
+    assert pkg.decoder is json.decoder  # a name that is the submodule itself
+
+
+def test_the_module_is_imported_only_when_the_name_is_used():
+    sys.modules.pop("colorsys", None)
+    pkg = _package({"rgb_to_hsv": "colorsys"})
+    assert "colorsys" not in sys.modules
+    assert pkg.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
+    assert "colorsys" in sys.modules
+
+
+def test_unknown_names_raise_attribute_error_and_dir_lists_the_exports():
+    pkg = _package({"dumps": "json"})
+    with pytest.raises(AttributeError, match="module 'fakepkg' has no attribute 'loads'"):
+        pkg.loads  # noqa: B018
+    assert "dumps" in pkg.__dir__()
+    assert not hasattr(pkg, "nope")
