@@ -53,7 +53,7 @@ test-fast: install
 	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 bench: install
-	$(BIN)/python bench/run_all.py $(ARGS)
+	$(BIN)/python bench/run_all.py --require-quiet $(ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -426,6 +426,9 @@ def machine_info() -> dict[str, Any]:
         # Other work on the machine skews timings: a 1-minute load above cpu_count is a warning.
         info["load_avg_1m"] = round(os.getloadavg()[0], 2)
         info["xla_flags"] = os.environ.get("XLA_FLAGS", "")
+    if _QUIET_CHECK is not None:
+        # The load when measuring began (`wait_for_quiet`): quiet = below the CPU count.
+        info["quiet"] = dict(_QUIET_CHECK)
     jax = sys.modules.get("jax")
     if jax is not None:
         with contextlib.suppress(Exception):
@@ -659,6 +662,130 @@ def run_in_peer_venv(
     return skipped(f"peer run printed no JSON object: {' '.join(cmd)}", failed=True)
 
 
+# --------------------------------------------------------------------------- a quiet machine
+#: Set (to the JSON of the check) once a process has waited for a quiet machine, so that the
+#: child processes a benchmark starts (fresh bellmax processes, peer venvs) do not wait again.
+QUIET_ENV = "BELLMAX_BENCH_QUIET_CHECK"
+
+#: The last check made by this process (or inherited from its parent); `machine_info` adds it.
+_QUIET_CHECK: dict[str, Any] | None = None
+
+
+class BusyMachineError(SystemExit):
+    """The machine stayed busy and the benchmark was asked to refuse (`--require-quiet`).
+
+    A `SystemExit` with status 3, so a script that does not catch it stops cleanly; the
+    message is printed on stderr when it is raised.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(3)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def wait_for_quiet(
+    *,
+    timeout_s: float = 60.0,
+    require: bool = False,
+    max_load: float | None = None,
+    poll_s: float = 2.0,
+    load: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Wait until the 1-minute load average is below the CPU count, then say how it went.
+
+    Timings taken while other work competes for the CPUs are not worth recording. This waits
+    up to `timeout_s` for the load to drop below `max_load` (default: the usable CPUs). If it
+    does not, it either refuses (`require`) or lets the caller measure anyway, saying so on
+    stderr; either way the returned record (added to every result's `machine.quiet`) keeps
+    the load seen, so a busy measurement is never mistaken for a quiet one.
+
+    Args:
+      timeout_s: the longest wait, in seconds (>= 0).
+      require: raise `BusyMachineError` (exit status 3) instead of measuring on a busy machine.
+      max_load: the load below which the machine counts as quiet; default `usable_cpus()`.
+      poll_s: seconds between looks at the load.
+      load, sleep, clock: the 1-minute load, a sleep and a monotonic clock (for tests).
+    Returns:
+      `{"quiet": bool, "load_1m": float, "max_load": float, "waited_s": float}`.
+    Raises:
+      BusyMachineError: `require` and the load stayed at or above `max_load`.
+    """
+    global _QUIET_CHECK
+    limit = float(usable_cpus() if max_load is None else max_load)
+    read = load or (lambda: os.getloadavg()[0])
+    start = clock()
+    now = read()
+    while now >= limit and clock() - start < timeout_s:
+        sleep(min(poll_s, max(0.0, timeout_s - (clock() - start))))
+        now = read()
+    check = {
+        "quiet": now < limit,
+        "load_1m": round(float(now), 2),
+        "max_load": limit,
+        "waited_s": round(clock() - start, 1),
+    }
+    _QUIET_CHECK = check
+    os.environ[QUIET_ENV] = json.dumps(check)
+    if not check["quiet"]:
+        what = (
+            f"the machine is busy: 1-minute load {now:.2f} >= {limit:g} (the usable CPUs) "
+            f"after waiting {check['waited_s']:g} s"
+        )
+        if require:
+            err = BusyMachineError(
+                f"[bench] refused: {what}. Stop the other work (see `uptime`, `top`) and run "
+                "again, wait longer with --quiet-timeout SECONDS, or drop --require-quiet to "
+                "measure anyway (the records are then marked busy)."
+            )
+            print(err.message, file=sys.stderr, flush=True)
+            raise err
+        print(
+            f"[bench] warning: {what}; measuring anyway. Every record says so "
+            "(machine.quiet.quiet = false); pass --require-quiet to refuse instead.",
+            file=sys.stderr,
+            flush=True,
+        )
+    return check
+
+
+def inherited_quiet_check() -> dict[str, Any] | None:
+    """The check a parent benchmark process made (`QUIET_ENV`), if any."""
+    raw = os.environ.get(QUIET_ENV)
+    if not raw:
+        return None
+    with contextlib.suppress(json.JSONDecodeError):
+        check = json.loads(raw)
+        if isinstance(check, dict):
+            return check
+    return None
+
+
+class _BenchParser(argparse.ArgumentParser):
+    """`arg_parser`'s parser: after parsing, waits for a quiet machine (not for --smoke)."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        global _QUIET_CHECK
+        ns = super().parse_args(args, namespace)
+        inherited = inherited_quiet_check()
+        if inherited is not None:
+            _QUIET_CHECK = inherited
+        elif not getattr(ns, "smoke", False):
+            wait_for_quiet(timeout_s=ns.quiet_timeout, require=ns.require_quiet)
+        return ns
+
+
 # --------------------------------------------------------------------------- command line
 def arg_parser(description: str | None) -> argparse.ArgumentParser:
     """The options every bench script accepts (run_all.py forwards them).
@@ -667,8 +794,24 @@ def arg_parser(description: str | None) -> argparse.ArgumentParser:
     --smoke: --quick plus no peer-venv peers (what the test suite runs; a few seconds).
     --no-venv-peers: skip peers that need bench/.venv-peers.
     --results-dir DIR: where results files go (default bench/results).
+    --quiet-timeout S, --require-quiet: `parse_args` first waits up to S seconds (default 60)
+      for the load to fall below the CPU count (`wait_for_quiet`); if it does not, the run
+      refuses with --require-quiet, else measures and marks every record busy. --smoke runs
+      never wait.
     """
-    p = argparse.ArgumentParser(description=description)
+    p = _BenchParser(description=description)
+    p.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for a 1-minute load below the CPU count before measuring",
+    )
+    p.add_argument(
+        "--require-quiet",
+        action="store_true",
+        help="refuse (exit 3) instead of measuring when the machine stays busy",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes and repeats, for a fast check")
     p.add_argument(
         "--smoke", action="store_true", help="--quick without peer-venv peers (used by tests)"

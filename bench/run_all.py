@@ -8,6 +8,11 @@ runner echoes those lines, then prints a summary table on stderr. `make bench` c
     python bench/run_all.py --only env_rollout  # one (repeat --only for more)
     python bench/run_all.py --quick             # smaller sizes, forwarded to every script
     python bench/run_all.py --list              # what would run
+    python bench/run_all.py --require-quiet     # refuse on a busy machine (`make bench`)
+
+Each script first waits (up to --quiet-timeout, default 60 s) for the 1-minute load to fall
+below the CPU count; a script that still finds the machine busy measures anyway and marks its
+records (`machine.quiet`), or with --require-quiet refuses with exit status 3.
 
 Exit status: 0 when every script succeeded, 1 otherwise (the others still run).
 """
@@ -115,6 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true", help="forwarded: tiny, no peer venv")
     p.add_argument("--no-venv-peers", action="store_true", help="forwarded: skip peer-venv peers")
     p.add_argument("--results-dir", type=Path, default=None, help="forwarded: results folder")
+    p.add_argument(
+        "--require-quiet",
+        action="store_true",
+        help="forwarded: a script refuses (exit 3) when the load stays >= the CPU count",
+    )
+    p.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="forwarded: seconds each script waits for a quiet machine (default 60)",
+    )
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per script")
     args = p.parse_args(argv)
 
@@ -133,9 +150,12 @@ def main(argv: list[str] | None = None) -> int:
             ("--quick", args.quick),
             ("--smoke", args.smoke),
             ("--no-venv-peers", args.no_venv_peers),
+            ("--require-quiet", args.require_quiet),
         )
         if on
     ]
+    if args.quiet_timeout is not None:
+        forwarded += ["--quiet-timeout", str(args.quiet_timeout)]
     if args.results_dir is not None:
         forwarded += ["--results-dir", str(args.results_dir.resolve())]
 

@@ -317,6 +317,100 @@ def test_run_in_peer_venv_no_json(tmp_path):
     assert H.is_skipped(res) and "no JSON" in res["reason"]
 
 
+# --------------------------------------------------------------------------- a quiet machine
+class _FakeMachine:
+    """A load average that drops by `step` at each sleep, and a clock the sleeps advance."""
+
+    def __init__(self, loads):
+        self.loads, self.t, self.slept = list(loads), 0.0, []
+
+    def load(self):
+        return self.loads[0]
+
+    def sleep(self, s):
+        self.slept.append(s)
+        self.t += s
+        if len(self.loads) > 1:
+            self.loads.pop(0)
+
+    def clock(self):
+        return self.t
+
+
+@pytest.fixture
+def no_inherited_check(monkeypatch):
+    # setenv first so that monkeypatch restores the variable's absence after the test.
+    monkeypatch.setenv(H.QUIET_ENV, "")
+    monkeypatch.delenv(H.QUIET_ENV)
+    monkeypatch.setattr(H, "_QUIET_CHECK", None)
+
+
+def _wait(m, **kw):
+    return H.wait_for_quiet(max_load=2, poll_s=5, load=m.load, sleep=m.sleep, clock=m.clock, **kw)
+
+
+def test_a_quiet_machine_is_measured_at_once(no_inherited_check):
+    m = _FakeMachine([0.5])
+    check = _wait(m)
+    assert check == {"quiet": True, "load_1m": 0.5, "max_load": 2.0, "waited_s": 0.0}
+    assert m.slept == []
+    # Every record says how quiet it was, and child processes inherit the check.
+    assert H.machine_info()["quiet"] == check
+    assert H.inherited_quiet_check() == check
+
+
+def test_the_harness_waits_for_the_load_to_drop(no_inherited_check):
+    m = _FakeMachine([3.5, 2.4, 1.2])
+    check = _wait(m, timeout_s=60)
+    assert check["quiet"] and check["load_1m"] == 1.2 and check["waited_s"] == 10.0
+    assert m.slept == [5, 5]
+
+
+def test_a_busy_machine_is_measured_but_marked_and_said(no_inherited_check, capsys):
+    m = _FakeMachine([4.0])
+    check = _wait(m, timeout_s=12)
+    assert not check["quiet"] and check["waited_s"] == 12.0
+    assert m.slept == [5, 5, 2]  # never past the timeout
+    err = capsys.readouterr().err
+    assert "busy: 1-minute load 4.00 >= 2" in err and "--require-quiet" in err
+    assert H.machine_info()["quiet"]["quiet"] is False
+
+
+def test_require_quiet_refuses_with_status_3_and_the_fix(no_inherited_check, capsys):
+    m = _FakeMachine([4.0])
+    with pytest.raises(H.BusyMachineError) as info:
+        _wait(m, timeout_s=5, require=True)
+    assert info.value.code == 3
+    text = str(info.value)
+    assert "refused" in text and "--quiet-timeout" in text and "drop --require-quiet" in text
+    assert text in capsys.readouterr().err
+
+
+def test_the_parser_waits_except_for_smoke_runs_and_children(no_inherited_check, monkeypatch):
+    calls = []
+    monkeypatch.setattr(H, "wait_for_quiet", lambda **kw: calls.append(kw))
+    H.arg_parser("demo").parse_args(["--smoke"])
+    assert calls == []
+    H.arg_parser("demo").parse_args(["--quick", "--quiet-timeout", "7", "--require-quiet"])
+    assert calls == [{"timeout_s": 7.0, "require": True}]
+    # A child process started by a benchmark that already waited does not wait again.
+    monkeypatch.setenv(H.QUIET_ENV, json.dumps({"quiet": True, "load_1m": 0.3}))
+    H.arg_parser("demo").parse_args([])
+    assert len(calls) == 1
+    assert H.machine_info()["quiet"] == {"quiet": True, "load_1m": 0.3}
+
+
+def test_run_all_forwards_the_quiet_options(monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        run_all,
+        "run_one",
+        lambda path, fwd, timeout: (seen.append(fwd), (0, [{"bench": "x"}], 0.1))[1],
+    )
+    assert run_all.main(["--only", "env_rollout", "--require-quiet", "--quiet-timeout", "9"]) == 0
+    assert seen == [["--require-quiet", "--quiet-timeout", "9.0"]]
+
+
 # --------------------------------------------------------------------------- scripts
 def test_run_all_discovers_public_scripts_only():
     names = set(run_all.discover())
