@@ -73,10 +73,36 @@ def test_table(capsys):
         (["sweep", "ppo", "--grid", LRS, "--scheduler", "asha"], "--backend ray"),
         (["sweep", "ppo", "--grid", LRS, "--random", "2"], "go together"),
         (["sweep", "ppo", "--grid", LRS, "--seeds", "0"], "seeds"),
-        (["sweep", "sac", "--grid", LRS], "sac"),
+        (["sweep", "td3", "--env", "CartPole-v1", "--grid", LRS], "continuous Box"),
     ],
 )
 def test_errors_are_one_line(argv, message, capsys):
     assert main(argv) != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+OFF_POLICY = [
+    "--set", "hidden_sizes=8", "--set", "batch_size=16", "--set", "learning_starts=64",
+    "--set", "train_frequency=8", "--total-steps", "160", "--chunks", "2",
+    "--eval-episodes", "1", "--seeds", "2", "--json",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        ["td3", "--grid", "exploration_noise=0.1,0.3", "--grid", "tau=0.005,0.05"],
+        ["sac", "--grid", "target_entropy=-1,-0.5", "--grid", "init_temperature=0.1,1"],
+    ],
+    ids=["td3", "sac"],
+)
+def test_off_policy_sweeps_compile_once(grid, capsys):
+    # SAC and TD3 trace their hyperparameters too: 4 configurations x 2 seeds in one program,
+    # on Pendulum-v1 (their default env), every trial trained and evaluated
+    assert main(["sweep", *grid, *OFF_POLICY]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["env"] == "Pendulum-v1" and res["programs"] == 1 and len(res["groups"]) == 1
+    assert len(res["trials"]) == 8
+    for t in res["trials"]:
+        assert t["env_steps"] == 160 and -2000 < t["final_eval_return"] <= 0

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bellmax.core.errors import BellmaxError, UnknownNameError
-from bellmax.deep import a2c, dqn, ppo, reinforce
+from bellmax.deep import a2c, dqn, ppo, reinforce, sac, td3
 from bellmax.train import sweep as sw
 
 # A PPO small enough to compile in a few seconds; 4 learning rates x 2 seeds = 8 trials.
@@ -115,8 +115,8 @@ def test_plan_trials_checks_values_and_options():
 
 
 def test_sweep_refuses_bad_options_before_any_work():
-    with pytest.raises(UnknownNameError, match="sac"):
-        sw.sweep("sac", "CartPole-v1", grid=GRID)
+    with pytest.raises(UnknownNameError, match="td3"):
+        sw.sweep("ddpg", "CartPole-v1", grid=GRID)
     with pytest.raises(ValueError, match="--backend ray"):
         sw.sweep("ppo", "CartPole-v1", grid=GRID, scheduler="asha")
     with pytest.raises(ValueError, match="--backend ray"):
@@ -253,19 +253,40 @@ def test_a_diverging_trial_is_marked_not_fatal(local):
 
 
 def test_other_algorithms_trace_their_hyperparameters():
-    # A2C, REINFORCE and DQN with every hyperparameter traced, 2 values each, trace (without
-    # compiling) to metrics with one entry per configuration
+    # A2C, REINFORCE, DQN, SAC and TD3 with every hyperparameter traced, 2 values each, trace
+    # (without compiling) to metrics with one entry per configuration
+    off = {"total_timesteps": 64, "train_frequency": 8, "batch_size": 8, "learning_starts": 16,
+           "hidden_sizes": (4,)}  # fmt: skip
     cfgs = {
         a2c: a2c.Config(total_timesteps=64, num_envs=2, num_steps=8, hidden_sizes=(4,)),
         reinforce: reinforce.Config(total_timesteps=64, num_envs=2, num_steps=8, hidden_sizes=(4,)),
         dqn: dqn.Config(total_timesteps=64, num_envs=2, train_frequency=8, gradient_steps=2,
                         batch_size=8, learning_starts=16, buffer_size=64, hidden_sizes=(4,)),
+        sac: sac.Config(**off, target_entropy=-1.0),
+        td3: td3.Config(**off),
     }  # fmt: skip
     for module, cfg in cfgs.items():
+        env = getattr(module, "DEFAULT_ENV", "CartPole-v1")
         hp = {k: jax.numpy.array([getattr(cfg, k)] * 2) for k in module.Config.HYPERPARAMETERS}
         keys = jax.random.split(jax.random.key(0), 2)
-        _, m = jax.eval_shape(jax.vmap(module.make_train(cfg, "CartPole-v1")), keys, hp)
+        _, m = jax.eval_shape(jax.vmap(module.make_train(cfg, env)), keys, hp)
         assert m.loss.shape == (2, cfg.num_updates)
+
+
+def test_a_hyperparameter_given_as_none_is_structural():
+    # SAC's target_entropy None (derived from the action space) cannot be an array: the trials
+    # with None form a group of their own, the others trace their numbers
+    assert sw.parse_grid("target_entropy=none,-1", sac.Config) == ("target_entropy", (None, -1.0))
+    base = sac.Config(total_timesteps=64, learning_starts=16, batch_size=8)
+    grid = {"target_entropy": (None, -1.0, -0.5), "tau": (0.005, 0.01)}
+    groups = sw.plan_groups(base, sw.plan_trials(base, grid=grid))
+    assert [g["config"] for g in groups] == [{"target_entropy": None}, {}]
+    assert [g["traced"] for g in groups] == [["tau"], ["target_entropy", "tau"]]
+    assert [len(g["trials"]) for g in groups] == [2, 4]
+    # each trial's values are checked against the env before any training (here: an entropy
+    # a policy on [-1, 1] cannot reach)
+    with pytest.raises(ValueError, match=r"target_entropy=1\.0 cannot be reached"):
+        sw.sweep("sac", "Pendulum-v1", grid={"target_entropy": (-1.0, 1.0)}, base=base)
 
 
 # ---------------------------------------------------------------------- Ray Tune

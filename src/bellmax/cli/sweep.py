@@ -4,6 +4,8 @@
     bellmax sweep ppo --random 16 --space learning_rate=loguniform(1e-4,1e-2) --seeds 2 --json
     bellmax sweep a2c --grid gamma=0.95,0.99 --grid hidden_sizes=64x64,32x32 --out runs/sweep
     bellmax sweep dqn --grid learning_rate=1e-3,3e-3 --set num_envs=4 --set batch_size=128
+    bellmax sweep sac --grid tau=0.005,0.02 --grid init_temperature=0.1,1 --seeds 2
+    bellmax sweep td3 --grid exploration_noise=0.1,0.3 --grid hidden_sizes=64x64,32x32
     bellmax sweep ppo --grid clip_eps=0.1,0.2,0.3 --backend ray --scheduler asha
     bellmax sweep ppo --grid ent_coef=0,0.01 --backend ray --address HEAD_IP:6379
 
@@ -37,10 +39,16 @@ class SweepArgs:
     (the same command resumes an interrupted sweep)."""
 
     algo: Annotated[
-        Positional[Literal["ppo", "a2c", "reinforce", "dqn"]], tyro.conf.arg(metavar="ALGO")
+        Positional[Literal["ppo", "a2c", "reinforce", "dqn", "sac", "td3"]],
+        tyro.conf.arg(metavar="ALGO"),
     ]
-    """The algorithm: ppo, a2c, reinforce or dqn."""
-    env: str = "CartPole-v1"
+    """The algorithm: ppo, a2c, reinforce, dqn, sac or td3."""
+    env: Annotated[
+        str | None,
+        tyro.conf.arg(
+            metavar="ENV_ID", help_behavior_hint="(default: CartPole-v1; sac, td3: Pendulum-v1)"
+        ),
+    ] = None
     """A bellmax or gymnax env id (trials are vmapped, so no Gymnasium ids)."""
     grid: tuple[str, ...] = ()
     """FIELD=V1,V2,... (repeatable): the values of a Config field; the sweep trains the product."""
@@ -111,9 +119,10 @@ def run_sweep(args: SweepArgs) -> int | None:
     if args.total_steps is not None:
         fixed["total_timesteps"] = args.total_steps
     base = algo.Config(**fixed)
+    env = args.env if args.env is not None else getattr(algo, "DEFAULT_ENV", "CartPole-v1")
     result = sweep(
         args.algo,
-        args.env,
+        env,
         grid=grid,
         space=space,
         num_random=args.random,

@@ -41,7 +41,8 @@ from bellmax.core.checks import (
     check_probability,
 )
 from bellmax.core.types import Transition
-from bellmax.deep.loop import scheduled_learning_rate
+from bellmax.deep.loop import check_fields as check_values
+from bellmax.deep.loop import check_traced_fields, scheduled_learning_rate
 from bellmax.deep.networks import ACTIVATIONS, MLP, flatten_obs
 from bellmax.deep.optim import make_optimizer
 from bellmax.deep.replay import (
@@ -81,6 +82,9 @@ class OffPolicyRun:
     derives from it, re-declaring a field only to change its default."""
 
     algorithm: ClassVar[str] = "off-policy"
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = ("learning_rate", "max_grad_norm", "gamma", "tau")
+    """The numeric fields that may be traced (`bellmax.deep.loop.with_hyperparameters`); each
+    algorithm's Config adds its own."""
 
     total_timesteps: int = 20_000
     """Environment steps to train for (all envs together; rounded down to whole updates)."""
@@ -137,12 +141,15 @@ class OffPolicyRun:
         return max(min(self.buffer_size, self.run_steps), self.steps_per_update)
 
     def check_fields(self) -> None:
-        """The field checks every off-policy config runs in `__post_init__`.
+        """The field checks every off-policy config runs in `__post_init__`. Fields holding
+        traced hyperparameters (`HYPERPARAMETERS`, e.g. vmapped over a sweep) are not checked.
 
         Raises:
-          TypeError, ValueError: naming `<ALGO> Config.field`, the value and the fix.
+          TypeError: a field of the wrong type, or a traced one that shapes the program;
+            ValueError: naming `<ALGO> Config.field`, the value and the fix.
         """
         owner = self.owner
+        check_traced_fields(self, owner)
         for name in (
             "total_timesteps",
             "num_envs",
@@ -153,10 +160,12 @@ class OffPolicyRun:
         ):
             check_int(getattr(self, name), name, owner=owner, low=1)
         check_int(self.learning_starts, "learning_starts", owner=owner, low=0)
-        for name in ("learning_rate", "max_grad_norm"):
-            check_number(getattr(self, name), name, owner=owner, low=0, low_open=True)
-        check_probability(self.gamma, "gamma", owner=owner)
-        check_number(self.tau, "tau", owner=owner, low=0, high=1, low_open=True)
+        positive = {"low": 0, "low_open": True}
+        check_values(
+            self, ("learning_rate", "max_grad_norm"), check_number, owner=owner, **positive
+        )
+        check_values(self, ("gamma",), check_probability, owner=owner)
+        check_values(self, ("tau",), check_number, owner=owner, low=0, high=1, low_open=True)
         check_int_sequence(self.hidden_sizes, "hidden_sizes", owner=owner, low=1)
         check_choice(self.activation, "activation", sorted(ACTIVATIONS), owner=owner)
         check_replay_sizes(

@@ -62,7 +62,7 @@ from flax import struct
 from bellmax.core.checks import check_bool, check_choice, check_number
 from bellmax.core.types import Transition
 from bellmax.deep.distributions import Categorical
-from bellmax.deep.loop import EpisodeMetrics, scan_train, vector_env
+from bellmax.deep.loop import EpisodeMetrics, check_fields, is_traced, scan_train, vector_env
 from bellmax.deep.networks import MLP, flatten_obs
 from bellmax.deep.off_policy import (
     OffPolicyRun,
@@ -139,6 +139,13 @@ class Config(OffPolicyRun):
     """
 
     algorithm: ClassVar[str] = ALGORITHM
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = (
+        *OffPolicyRun.HYPERPARAMETERS,
+        "init_temperature",
+        "target_entropy",
+        "target_entropy_scale",
+    )
+    """The numeric fields that may be traced (`bellmax.deep.loop.with_hyperparameters`)."""
 
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the actor and of each critic."""
@@ -160,18 +167,13 @@ class Config(OffPolicyRun):
     def __post_init__(self) -> None:
         self.check_fields()
         check_bool(self.autotune, "autotune", owner=OWNER)
-        check_number(self.init_temperature, "init_temperature", owner=OWNER, low=0, low_open=True)
+        positive = {"low": 0, "low_open": True}
+        check_fields(self, ("init_temperature",), check_number, owner=OWNER, **positive)
         if self.target_entropy is not None:
-            check_number(self.target_entropy, "target_entropy", owner=OWNER)
+            check_fields(self, ("target_entropy",), check_number, owner=OWNER)
         check_choice(self.actions, "actions", ACTIONS, owner=OWNER)
-        check_number(
-            self.target_entropy_scale,
-            "target_entropy_scale",
-            owner=OWNER,
-            low=0,
-            high=1,
-            high_open=True,
-        )
+        unit = {"low": 0, "high": 1, "high_open": True}
+        check_fields(self, ("target_entropy_scale",), check_number, owner=OWNER, **unit)
 
     def action_kind(self, space: Any) -> tuple[bool, int]:
         """`(True, n)` for a `Discrete(n)` action space (unless `actions="continuous"`),
@@ -195,14 +197,17 @@ class Config(OffPolicyRun):
             note = "or Discrete ones: discrete-action SAC, Christodoulou 2019"
         return False, check_continuous_actions(space, ALGORITHM, note=note)
 
-    def entropy_target(self, size: int, discrete: bool = False) -> float:
+    def entropy_target(self, size: int, discrete: bool = False) -> float | jax.Array:
         """The target entropy: `target_entropy`, else `-size` for `size` action dimensions
-        (continuous) or `target_entropy_scale * log size` for `size` actions (discrete)."""
+        (continuous) or `target_entropy_scale * log size` for `size` actions (discrete); a
+        traced hyperparameter gives a traced target."""
         if self.target_entropy is not None:
-            return float(self.target_entropy)
-        if discrete:
-            return float(self.target_entropy_scale * math.log(size))
-        return -float(size)
+            target = self.target_entropy
+        elif discrete:
+            target = self.target_entropy_scale * math.log(size)
+        else:
+            target = -size
+        return target if is_traced(target) else float(target)
 
     def validate(self, venv: VectorEnv | None = None) -> None:
         """`OffPolicyRun.validate`, and that the target entropy is reachable: the squashed
@@ -215,6 +220,8 @@ class Config(OffPolicyRun):
         super().validate(venv)
         if venv is None or self.target_entropy is None or not self.autotune:
             return
+        if is_traced(self.target_entropy):
+            return  # data: a sweep checks each trial's concrete value
         discrete, d = self.action_kind(venv.action_space)
         if discrete and not 0.0 <= self.target_entropy < math.log(d):
             raise ValueError(
@@ -624,7 +631,9 @@ def init(key: jax.Array, config: Config, venv: VectorEnv) -> TrainState:
         else:
             a = jnp.zeros((x.shape[0], d), jnp.float32)
             critic = twin_critic(config).init(k_critic, x, a)
-        log_alpha = jnp.asarray(math.log(config.init_temperature), jnp.float32)
+        t0 = config.init_temperature
+        log_alpha = jnp.log(t0) if is_traced(t0) else math.log(t0)
+        log_alpha = jnp.asarray(log_alpha, jnp.float32)
         tx = optimizer(config)
         return Learner(
             actor=actor,

@@ -40,7 +40,7 @@ from flax import struct
 
 from bellmax.core.checks import check_int, check_number
 from bellmax.core.types import Transition
-from bellmax.deep.loop import EpisodeMetrics, scan_train, vector_env
+from bellmax.deep.loop import EpisodeMetrics, check_fields, scan_train, vector_env
 from bellmax.deep.networks import MLP, flatten_obs
 from bellmax.deep.off_policy import (
     OffPolicyRun,
@@ -96,6 +96,13 @@ class Config(OffPolicyRun):
     """
 
     algorithm: ClassVar[str] = ALGORITHM
+    HYPERPARAMETERS: ClassVar[tuple[str, ...]] = (
+        *OffPolicyRun.HYPERPARAMETERS,
+        "target_policy_noise",
+        "target_noise_clip",
+        "exploration_noise",
+    )
+    """The numeric fields that may be traced (`bellmax.deep.loop.with_hyperparameters`)."""
 
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the actor and of each critic."""
@@ -111,8 +118,8 @@ class Config(OffPolicyRun):
     def __post_init__(self) -> None:
         self.check_fields()
         check_int(self.policy_delay, "policy_delay", owner=OWNER, low=1)
-        for name in ("target_policy_noise", "target_noise_clip", "exploration_noise"):
-            check_number(getattr(self, name), name, owner=OWNER, low=0)
+        noises = ("target_policy_noise", "target_noise_clip", "exploration_noise")
+        check_fields(self, noises, check_number, owner=OWNER, low=0)
 
 
 class DeterministicActor(nn.Module):

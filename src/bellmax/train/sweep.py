@@ -40,6 +40,7 @@ import shutil
 import signal
 import tempfile
 import time
+import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -75,7 +76,7 @@ __all__ = [
 ]
 
 #: The algorithms a sweep trains (their Configs name their traceable `HYPERPARAMETERS`).
-SWEEP_ALGORITHMS = ("ppo", "a2c", "reinforce", "dqn")
+SWEEP_ALGORITHMS = ("ppo", "a2c", "reinforce", "dqn", "sac", "td3")
 BACKENDS = ("local", "ray")
 SCHEDULERS = ("none", "asha")
 SPACE_KINDS = ("loguniform", "uniform")
@@ -122,9 +123,22 @@ def _field_type(config_cls: type, name: str, option: str) -> Any:
     return fields[name]
 
 
+def _optional(kind: Any) -> Any:
+    """`float` for `float | None` (a field that may be None), else None."""
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0] if len(rest) == 1 else None
+    return None
+
+
 def _convert(text: str, kind: Any, name: str, option: str) -> Any:
-    """A value written on the command line, as the field's type."""
+    """A value written on the command line, as the field's type (`none` for a field that
+    may be None)."""
     text = text.strip()
+    inner = _optional(kind)
+    if inner is not None:
+        return None if text.lower() == "none" else _convert(text, inner, name, option)
     try:
         if kind is bool:
             if text.lower() not in ("true", "false"):
@@ -149,7 +163,8 @@ def _convert(text: str, kind: Any, name: str, option: str) -> Any:
 def parse_grid(item: str, config_cls: type) -> tuple[str, tuple[Any, ...]]:
     """`"learning_rate=1e-3,3e-3"` -> `("learning_rate", (0.001, 0.003))`, typed by the field.
 
-    Tuples (`hidden_sizes`) are written with `x`: `hidden_sizes=64x64,32x32`.
+    Tuples (`hidden_sizes`) are written with `x`: `hidden_sizes=64x64,32x32`; `none` is None
+    for a field that may be None (`target_entropy=none,-1`).
 
     Raises:
       ValueError: not FIELD=V1,V2,..., a value of the wrong type, or a value given twice;
@@ -245,20 +260,20 @@ def plan_trials(
 
 def plan_groups(base: Any, trials: Sequence[dict]) -> list[dict[str, Any]]:
     """The trials split into program groups: those equal in every field that is not one of
-    the Config's `HYPERPARAMETERS` share one compiled program.
+    the Config's `HYPERPARAMETERS` share one compiled program. A hyperparameter's value None
+    (SAC's `target_entropy`: derived from the action space) is not data: it is structural.
 
     Returns:
       `[{"group", "config": the group's structural fields, "traced": [swept
       hyperparameters], "trials": [...]}]`, in the order of their first trial.
     """
     traceable = set(type(base).HYPERPARAMETERS)
-    swept = sorted({k for t in trials for k in t["config"]})
-    traced = [k for k in swept if k in traceable]
     groups: dict[str, dict[str, Any]] = {}
     for t in trials:
-        structural = {k: v for k, v in t["config"].items() if k not in traceable}
+        structural = {k: v for k, v in t["config"].items() if k not in traceable or v is None}
         key = json.dumps(structural, sort_keys=True, default=list)
         if key not in groups:
+            traced = sorted(k for k in t["config"] if k not in structural)
             groups[key] = {"group": len(groups), "config": structural, "traced": traced}
             groups[key]["trials"] = []
         groups[key]["trials"].append(t)
@@ -575,7 +590,7 @@ def sweep(
     """Train every (configuration, seed) trial of a sweep.
 
     Args:
-      algo: `ppo`, `a2c`, `reinforce` or `dqn`.
+      algo: `ppo`, `a2c`, `reinforce`, `dqn`, `sac` or `td3`.
       env: a bellmax or gymnax env id (the trials are vmapped: no Gymnasium ids).
       grid: `{field: values}`; the sweep trains their product.
       space: `Space`s to draw `num_random` configurations from (crossed with the grid).
@@ -604,9 +619,7 @@ def sweep(
       ValueError: bad options or values (named); BellmaxError: `ray` without `bellmax[ray]`.
     """
     if algo not in SWEEP_ALGORITHMS:
-        raise unknown_name(
-            "algorithm", str(algo), SWEEP_ALGORITHMS, hint="sac and td3 are not swept yet."
-        )
+        raise unknown_name("algorithm", str(algo), SWEEP_ALGORITHMS)
     if backend not in BACKENDS:
         raise unknown_name("backend", str(backend), BACKENDS)
     if scheduler not in SCHEDULERS:
@@ -636,9 +649,14 @@ def sweep(
         for g in groups
     ]  # fmt: skip
     specs = json.loads(json.dumps(specs))  # JSON-able (tuples become lists), as Ray sends them
-    for s in specs:  # the env and each group's run are checked before any training
+    venvs: dict[int, Any] = {}
+    for s in specs:  # the env and each trial's run are checked before any training
         cfg = _group_config(module, s)
-        cfg.validate(make_vector_env(env, num_envs=cfg.num_envs, seed=0) if s is specs[0] else None)
+        if cfg.num_envs not in venvs:
+            venvs[cfg.num_envs] = make_vector_env(env, num_envs=cfg.num_envs, seed=0)
+        for tr in s["trials"]:
+            values = {k: tr["config"][k] for k in s["traced"]}
+            dataclasses.replace(cfg, **values).validate(venvs[cfg.num_envs])
     out = Path(out_dir) if out_dir is not None else None
     t = time.perf_counter()
     if backend == "local":
