@@ -322,5 +322,20 @@ for _spec in [
         f"{_ENVS}.tictactoe:TicTacToe",
         "Two-player tic-tac-toe: board, player to move, legal-action mask, winner.",
     ),
+    EnvSpec(
+        "Tiger-v0",
+        f"{_ENVS}.tiger:Tiger",
+        "The tiger POMDP (Kaelbling et al. 1998): listen (85% right) or open a door.",
+    ),
+    EnvSpec(
+        "PartialCartPole-v0",
+        f"{_ENVS}.partially_observed:PartialCartPole",
+        "CartPole-v1 seen only through noisy cart position and pole angle.",
+    ),
+    EnvSpec(
+        "PartialPendulum-v0",
+        f"{_ENVS}.partially_observed:PartialPendulum",
+        "Pendulum-v1 seen only through a noisy angle (cos, sin), no velocity.",
+    ),
 ]:
     register(_spec)
