@@ -15,7 +15,9 @@
 - `pomcp`: POMCP (UCT over histories), a jitted planner `(belief, key) -> action`.
 - `problems`: the tiger and RockSample generated from their published definitions.
 - `particles`: a jitted bootstrap particle filter (systematic resampling on low ESS) and
-  certainty-equivalent MPC on its estimate (`filtered_mpc`).
+  certainty-equivalent MPC on its estimate (`filtered_mpc`, on the particle filter or on
+  the extended Kalman filter of `kalman`, the baseline).
+- `kalman`: the extended Kalman filter (`extended_kalman_step`, linearised by `jax.jacfwd`).
 """
 
 from bellmax.pomdp.belief import (
@@ -37,6 +39,7 @@ from bellmax.pomdp.fileformat import (
     save_pomdp,
 )
 from bellmax.pomdp.hsvi import AnytimeResult, hsvi, sawtooth_upper_bound
+from bellmax.pomdp.kalman import GaussianBelief, extended_kalman_step
 from bellmax.pomdp.model import TabularPOMDP, expected_rewards
 from bellmax.pomdp.particles import (
     FilteredMPCResult,
@@ -67,6 +70,7 @@ __all__ = [
     "BoundResult",
     "ExactResult",
     "FilteredMPCResult",
+    "GaussianBelief",
     "POMCPConfig",
     "ParticleBelief",
     "PointBasedResult",
@@ -81,6 +85,7 @@ __all__ = [
     "effective_sample_size",
     "exact_value_iteration",
     "expected_rewards",
+    "extended_kalman_step",
     "fast_informed_bound",
     "filtered_mpc",
     "format_pomdp",

@@ -26,9 +26,11 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from bellmax.core.checks import check_int, check_number
+from bellmax.core.checks import check_choice, check_int, check_number
+from bellmax.pomdp.kalman import GaussianBelief, extended_kalman_step
 
 __all__ = [
+    "FILTERS",
     "FilteredMPCResult",
     "ParticleBelief",
     "effective_sample_size",
@@ -133,7 +135,7 @@ class FilteredMPCResult:
     controls: jax.Array
     """Controls applied `[T, m]`."""
     ess: jax.Array
-    """Effective sample size at each update `[T]`."""
+    """Effective sample size at each update `[T]` (NaN for the extended Kalman filter)."""
 
     @property
     def errors(self) -> jax.Array:
@@ -148,6 +150,8 @@ class FilteredMPCResult:
 
 @dataclasses.dataclass(frozen=True)
 class _Noise:
+    """The noisy system: dynamics plus Gaussian process noise, sensor plus Gaussian noise."""
+
     dynamics: Callable
     observe: Callable
     process_std: tuple[float, ...]
@@ -163,6 +167,59 @@ class _Noise:
         return gaussian_log_likelihood(y, self.observe(x), jnp.asarray(self.obs_std, x.dtype))
 
 
+@dataclasses.dataclass(frozen=True)
+class _ParticleFilter:
+    """`filtered_mpc`'s bootstrap particle filter: init, update, estimate."""
+
+    noise: _Noise
+    num_particles: int
+    resample_below: float
+
+    def init(self, key, x0, init_std):
+        parts = x0 + init_std * jax.random.normal(key, (self.num_particles, x0.shape[0]), x0.dtype)
+        return ParticleBelief.from_samples(parts)
+
+    def update(self, key, belief, u, y, params):
+        transition = functools.partial(self.noise.transition, params)
+        return particle_filter_step(
+            key, belief, u, y, transition, self.noise.log_likelihood, self.resample_below
+        )
+
+    def estimate(self, belief):
+        return particle_mean(belief)
+
+
+@dataclasses.dataclass(frozen=True)
+class _EKF:
+    """`filtered_mpc`'s extended Kalman filter (`bellmax.pomdp.kalman`): init, update, estimate."""
+
+    noise: _Noise
+
+    def init(self, key, x0, init_std):
+        del key
+        return GaussianBelief(mean=x0, cov=jnp.diag(jnp.square(init_std)))
+
+    def update(self, key, belief, u, y, params):
+        del key
+        new = extended_kalman_step(
+            belief,
+            u,
+            y,
+            lambda x, u: self.noise.dynamics(x, u, 0, params),
+            self.noise.observe,
+            jnp.asarray(self.noise.process_std, y.dtype),
+            jnp.asarray(self.noise.obs_std, y.dtype),
+        )
+        return new, jnp.asarray(jnp.nan, y.dtype)
+
+    def estimate(self, belief):
+        return belief.mean
+
+
+#: `filtered_mpc`'s filters.
+FILTERS = ("particle", "ekf")
+
+
 def filtered_mpc(
     mpc: Any,
     params: Any,
@@ -176,8 +233,13 @@ def filtered_mpc(
     init_std: tuple[float, ...],
     num_particles: int = 500,
     resample_below: float = 0.5,
+    filter: str = "particle",
 ) -> FilteredMPCResult:
-    """Certainty-equivalent MPC on a bootstrap particle filter, jitted in one scan.
+    """Certainty-equivalent MPC on a filter's estimate, jitted in one scan.
+
+    The true system and its sensor draw their noise from the same keys whichever the
+    filter, so two filters run with the same `key` see the same noise (their trajectories
+    still part once their controls differ).
 
     Args:
       mpc: an `MPC` (or `LQRController`) from `bellmax.control` over the model's dynamics.
@@ -188,25 +250,31 @@ def filtered_mpc(
       observe: `x -> y`, what the sensor measures (noise added here).
       obs_std: the sensor noise's standard deviation per component of `y`.
       process_std: the process noise's standard deviation per state component.
-      init_std: the spread of the initial particles around `x0`.
-      num_particles: `N`.
-      resample_below: ESS fraction that triggers resampling.
+      init_std: the spread of the initial belief around `x0` (particles drawn from it; the
+        EKF's initial covariance).
+      num_particles: `N` (particle filter only).
+      resample_below: ESS fraction that triggers resampling (particle filter only).
+      filter: `"particle"` (the bootstrap particle filter) or `"ekf"` (the extended Kalman
+        filter of `bellmax.pomdp.kalman`, the baseline).
 
     Returns:
-      `FilteredMPCResult`.
+      `FilteredMPCResult` (its `ess` is NaN for the EKF).
     """
     steps = check_int(steps, "steps", owner="filtered_mpc", low=1)
     num_particles = check_int(num_particles, "num_particles", owner="filtered_mpc", low=2)
     check_number(resample_below, "resample_below", owner="filtered_mpc", low=0, high=1)
+    check_choice(filter, "filter", FILTERS, owner="filtered_mpc")
     noise = _Noise(
         mpc.dynamics, observe, tuple(map(float, process_std)), tuple(map(float, obs_std))
     )
+    if filter == "particle":
+        filt = _ParticleFilter(noise, num_particles, float(resample_below))
+    else:
+        filt = _EKF(noise)
     return _filtered_mpc(
         mpc,
-        noise,
+        filt,
         steps,
-        num_particles,
-        float(resample_below),
         tuple(map(float, init_std)),
         params,
         jnp.asarray(x0, jnp.float32),
@@ -214,34 +282,29 @@ def filtered_mpc(
     )
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
-def _filtered_mpc(mpc, noise, steps, num_particles, resample_below, init_std, params, x0, key):
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _filtered_mpc(mpc, filt, steps, init_std, params, x0, key):
+    noise = filt.noise
     k0, key = jax.random.split(key)
-    parts = x0 + jnp.asarray(init_std, x0.dtype) * jax.random.normal(
-        k0, (num_particles, x0.shape[0]), x0.dtype
-    )
-    belief = ParticleBelief.from_samples(parts)
-    transition = functools.partial(noise.transition, params)
+    belief = filt.init(k0, x0, jnp.asarray(init_std, x0.dtype))
 
     def body(carry, _):
         x, belief, mstate, key = carry
         key, kx, ky, kf = jax.random.split(key, 4)
-        est = particle_mean(belief)
-        u, mstate = mpc.step(mstate, est, params)
-        x2 = transition(kx, x, u)
-        y = noise.observe(x2) + jnp.asarray(noise.obs_std, x.dtype) * jax.random.normal(
-            ky, noise.observe(x2).shape, x.dtype
+        u, mstate = mpc.step(mstate, filt.estimate(belief), params)
+        x2 = noise.transition(params, kx, x, u)
+        y_true = noise.observe(x2)
+        y = y_true + jnp.asarray(noise.obs_std, x.dtype) * jax.random.normal(
+            ky, y_true.shape, x.dtype
         )
-        belief, ess = particle_filter_step(
-            kf, belief, u, y, transition, noise.log_likelihood, resample_below
-        )
-        return (x2, belief, mstate, key), (x2, particle_mean(belief), u, ess)
+        belief, ess = filt.update(kf, belief, u, y, params)
+        return (x2, belief, mstate, key), (x2, filt.estimate(belief), u, ess)
 
     init = (x0, belief, mpc.init(x0), key)
     _, (xs, ests, us, ess) = jax.lax.scan(body, init, None, length=steps)
     return FilteredMPCResult(
         states=jnp.concatenate([x0[None], xs]),
-        estimates=jnp.concatenate([particle_mean(belief)[None], ests]),
+        estimates=jnp.concatenate([filt.estimate(belief)[None], ests]),
         controls=us,
         ess=ess,
     )
