@@ -35,6 +35,9 @@ SIZES = {
     "CartPole-v1": (400, 600),
     "CartPoleSwingUp-v0": (400, 600),
     "Pendulum-v1": (500, 500),
+    # The partially observed variants inherit their physics' renderer (the true state drawn).
+    "PartialCartPole-v0": (400, 600),
+    "PartialPendulum-v0": (500, 500),
     "GridWorld4x4-v0": (4 * 48, 4 * 48),
     "GridWorld5x5-v0": (5 * 48, 5 * 48),
     "CliffWalking-v0": (4 * 48, 12 * 48),
