@@ -122,6 +122,73 @@ def child_ours(backend: str, total: int, chunks: int, eval_episodes: int) -> Non
     )
 
 
+def child_overhead(total: int, groups_many: int, eval_episodes: int, chunks: int) -> None:
+    """A fresh process: the Ray backend's overhead per program group, as (Ray wall - local
+    wall) for the same sweep, with the cluster start shown apart.
+
+    One driver process starts a local Ray cluster (timed alone), turns on the per-node compile
+    cache that Ray's workers use, and runs each sweep once on Ray to fill that cache. Then, for
+    1 group (the 8-trial learning-rate sweep) and for `groups_many` groups (hidden sizes x 2
+    learning rates, 1 seed): the Ray backend with Tune's defaults (`reuse_actors=False`), with
+    `reuse_actors=True` (bellmax's default), and the local backend in this process, its
+    compiles also served by the cache (so both do the same work: tracing, cache loads,
+    training, evaluation). Ray runs one trial at a time (`max_concurrent_trials=1`): the
+    difference is Ray's overhead, not two CPUs' parallelism. Per group = difference / groups.
+    """
+    t_main = time.time()
+    from bellmax.deep import ppo
+    from bellmax.train import sweep as sw
+
+    init_s = _ray_init(HOST)
+    sw._compile_cache()  # the cache Ray's workers use: the local run loads the same programs
+    sizes = [(32,), (48,), (64,), (32, 32), (64, 64), (16,), (24,), (96,)][:groups_many]
+    cases = {
+        1: {"grid": {"learning_rate": LRS}, "seeds": SEEDS},
+        groups_many: {"grid": {"learning_rate": LRS[1:3], "hidden_sizes": sizes}, "seeds": (0,)},
+    }
+    out = {"ray_init_s": init_s, "cases": []}
+    for groups, kw in cases.items():
+        kw = {**kw, "base": ppo.Config(total_timesteps=total), "chunks": chunks,
+              "eval_episodes": eval_episodes}  # fmt: skip
+
+        def run(backend: str, reuse: bool | None, kw=kw, groups=groups) -> dict:
+            opts = {"reuse_actors": reuse, "max_concurrent_trials": 1} if backend == "ray" else None
+            t = time.perf_counter()
+            res = sw.sweep("ppo", ENV_ID, backend=backend, ray_options=opts, **kw)
+            wall = time.perf_counter() - t
+            assert len(res.groups) == groups
+            return {"wall_s": wall, "returns": [t["final_eval_return"] for t in res.trials],
+                    "work_s": sum(g["compile_seconds"] + g["seconds"] + g["eval_seconds"]
+                                  for g in res.groups)}  # fmt: skip
+
+        fill = run("ray", True)  # fills the compile cache (cold)
+        default, reuse, local = run("ray", False), run("ray", True), run("local", None)
+        same = default["returns"] == reuse["returns"] == local["returns"] == fill["returns"]
+        out["cases"].append(
+            {
+                "groups": groups,
+                "trials": len(local["returns"]),
+                "cold_wall_s": fill["wall_s"],
+                "ray_defaults_wall_s": default["wall_s"],
+                "ray_reuse_wall_s": reuse["wall_s"],
+                "local_wall_s": local["wall_s"],
+                "overhead_per_group_defaults_s": (default["wall_s"] - local["wall_s"]) / groups,
+                "overhead_per_group_reuse_s": (reuse["wall_s"] - local["wall_s"]) / groups,
+                "work_s": {
+                    "ray_defaults": default["work_s"],
+                    "ray_reuse": reuse["work_s"],
+                    "local": local["work_s"],
+                },
+                "identical_per_trial_results": same,
+            }
+        )
+    import ray
+
+    ray.shutdown()
+    out.update({"e2e_s": time.time() - t_main, "load": _load()})
+    H.print_json(out)
+
+
 def _classic_trial(config: dict) -> None:
     """A Tune trial: one (learning rate, seed) trained by `bellmax.train.driver.train`."""
     from ray import tune
@@ -256,11 +323,44 @@ def _rllib(args, ours: float, total: int, common: dict, out) -> None:
     )  # fmt: skip
 
 
+def _overhead(args, common: dict, out) -> None:
+    steps = 2_048 if args.smoke else args.overhead_steps
+    run = _child(["--child", "overhead", "--overhead-steps", str(steps),
+                  "--groups", str(args.groups)] + (["--smoke"] if args.smoke else []))  # fmt: skip
+    for case in run["cases"]:
+        H.log(f"{BENCH}: overhead, {case['groups']} group(s): {case}")
+        H.emit(
+            H.result(
+                BENCH, case["overhead_per_group_reuse_s"], 2.0, "s",
+                peer_name="goal: <= 2 s per program group",
+                case=f"ray backend overhead per group, {case['groups']} group(s): "
+                "(ray wall - local wall) / groups, reuse_actors (bellmax's default), "
+                "one trial at a time, warm compile cache, cluster start apart",
+                overhead_per_group_tune_defaults_s=case["overhead_per_group_defaults_s"],
+                ray_init_s=run["ray_init_s"], load=run["load"],
+                **{**common, "total_steps": steps, "trials": case["trials"]},
+                **{k: v for k, v in case.items() if k != "trials"},
+            ),
+            out,
+        )  # fmt: skip
+
+
 # --------------------------------------------------------------------------- main
 def main() -> None:
     p = H.arg_parser(__doc__.splitlines()[0])
     p.add_argument("--total-steps", type=int, default=30_000, help="env steps per trial")
-    p.add_argument("--child", choices=["local", "ray", "tune", "tune-reuse"], default=None)
+    p.add_argument(
+        "--child", choices=["local", "ray", "tune", "tune-reuse", "overhead"], default=None
+    )
+    p.add_argument(
+        "--only-overhead", action="store_true",
+        help="only the Ray backend's overhead per group (1 and --groups groups)",
+    )  # fmt: skip
+    p.add_argument("--groups", type=int, default=4, help="groups of the several-group case")
+    p.add_argument(
+        "--overhead-steps", type=int, default=8_192,
+        help="env steps per trial of the overhead runs (the overhead is per run, not per step)",
+    )  # fmt: skip
     p.add_argument("--peer-rllib", action="store_true", help="(internal) the RLlib run")
     p.add_argument("--no-rllib", action="store_true", help="skip RLlib (it takes minutes)")
     p.add_argument("--only-rllib", action="store_true", help="bellmax local and RLlib only")
@@ -269,6 +369,8 @@ def main() -> None:
     chunks, episodes = (2, 2) if args.smoke else (10, 10)
     if args.peer_rllib:
         return peer_rllib(total)
+    if args.child == "overhead":
+        return child_overhead(args.overhead_steps, args.groups, episodes, chunks)
     if args.child in ("local", "ray"):
         return child_ours(args.child, total, chunks, episodes)
     if args.child is not None:
@@ -278,6 +380,8 @@ def main() -> None:
     budget = ["--total-steps", str(total)] + (["--smoke"] if args.smoke else [])
     budget += ["--quick"] if args.quick else []
     out = args.results_dir
+    if args.only_overhead:
+        return _overhead(args, common, out)
     local = _child(["--child", "local", *budget])
     H.log(f"{BENCH}: local {local['process_s']:.1f} s (process), {local['runs'][0]}")
     if args.only_rllib:

@@ -75,8 +75,9 @@ class SweepArgs:
     local Ray instance."""
     scheduler: Literal["none", "asha"] = "none"
     """With --backend ray: asha stops weak groups early (Ray Tune's ASHA, at chunk ends)."""
-    reuse_actors: bool = False
-    """With --backend ray: reuse Ray Tune's worker processes between groups."""
+    reuse_actors: bool = True
+    """With --backend ray: run the groups one after another in the same warm Ray Tune worker
+    processes (--no-reuse-actors: a fresh process per group, Tune's default)."""
     out: str | None = None
     """Directory for results.csv, results.json, plots and the groups' checkpoints."""
     json: bool = False
@@ -135,7 +136,7 @@ def run_sweep(args: SweepArgs) -> int | None:
         scheduler=args.scheduler,
         out_dir=args.out,
         sample_seed=args.seed,
-        ray_options={"reuse_actors": True} if args.reuse_actors else None,
+        ray_options={"reuse_actors": args.reuse_actors},
     )
     summary = result.summary()
     if args.json:

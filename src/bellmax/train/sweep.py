@@ -610,7 +610,9 @@ def sweep(
         also Tune's own records (`ray/`). None: nothing written (a temporary directory holds
         Ray's records).
       sample_seed: seed of the random configurations' draws.
-      ray_options: more `ray.tune.TuneConfig` settings (e.g. `{"reuse_actors": True}`),
+      ray_options: more `ray.tune.TuneConfig` settings (e.g. `{"max_concurrent_trials": 4}`;
+        `reuse_actors` is True unless given: a group after the first runs in a worker that
+        has imported bellmax and jax already, the largest part of a group's overhead),
         `max_failures` (restarts of a failed group, default 3) and, for fault tests,
         `kill_after_updates=(UPDATES, MARKER)`: the worker of the first group past UPDATES
         kills itself (SIGKILL) once, at the end of its next chunk, writing MARKER first.
@@ -848,6 +850,7 @@ def _ray_sweep(
     from ray.tune.schedulers import ASHAScheduler
 
     max_failures = int(options.pop("max_failures", 3))
+    options.setdefault("reuse_actors", True)
     kill = options.pop("kill_after_updates", None)
     if kill is not None:
         specs = [{**s, "_kill_after_updates": [int(kill[0]), str(kill[1])]} for s in specs]
