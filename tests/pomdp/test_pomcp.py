@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bellmax.pomdp.belief import x64
+from bellmax.pomdp.model import TabularPOMDP
 from bellmax.pomdp.pomcp import POMCPConfig, make_pomcp
 
 CONFIG = POMCPConfig(num_simulations=300, max_depth=30)
@@ -58,3 +59,20 @@ def test_planner_acts_by_its_tree(tiger):
         a = int(jax.jit(planner)(b, key))
     q = np.where(np.asarray(tree.action_visits[0]) > 0, np.asarray(tree.q[0]), -np.inf)
     assert a == int(q.argmax())
+
+
+def test_backup_by_hand_on_a_deterministic_chain():
+    # s0 -> s1 -> s1 ..., rewards 1 in s0 and 2 in s1, one action and one observation,
+    # gamma 1/2, depth 3. Simulation 1 adds node 1 after one step and rolls out two steps:
+    # G = 1 + (2 + 2/2)/2 = 2.5 at the root. Simulation 2 walks through node 1, adds node 2
+    # and rolls out one step: G = 2 + 2/2 = 3 at node 1 and 1 + 3/2 = 2.5 at the root.
+    chain = TabularPOMDP(
+        [[[0.0, 1.0], [0.0, 1.0]]], [[[1.0], [1.0]]], [[1.0], [2.0]], gamma=0.5, b0=[1.0, 0.0]
+    )
+    tree = make_pomcp(chain, POMCPConfig(num_simulations=2, max_depth=3)).search(
+        jnp.array([1.0, 0.0]), jax.random.key(0)
+    )
+    np.testing.assert_allclose(np.asarray(tree.q)[:, 0], [2.5, 3.0, 0.0])
+    np.testing.assert_array_equal(tree.visits, [2, 2, 1])
+    np.testing.assert_array_equal(np.asarray(tree.action_visits)[:, 0], [2, 1, 0])
+    np.testing.assert_array_equal(np.asarray(tree.children)[:, 0, 0], [1, 2, -1])

@@ -76,6 +76,7 @@ def _draw(u: jax.Array, p: jax.Array) -> jax.Array:
 def _simulate_once(pomdp, c, max_depth, tree: SearchTree, belief, key):
     T, Ob, R, gamma = pomdp.T, pomdp.O, pomdp.R, pomdp.gamma
     A = T.shape[0]
+    size = tree.visits.shape[0]
     # Every uniform this simulation needs, drawn at once (one vectorised PRNG call instead
     # of a key split per step): row d holds (state, observation, rollout action) at depth d.
     us = jax.random.uniform(key, (max_depth + 1, 3), belief.dtype)
@@ -88,12 +89,14 @@ def _simulate_once(pomdp, c, max_depth, tree: SearchTree, belief, key):
         s2 = _draw(us[d, 0], T[a, s])
         return s2, _draw(us[d, 1], Ob[a, s2]), R[s, a]
 
+    # The walk only reads the tree (a loop that also wrote it would copy the arrays each
+    # step); the one node it adds and the backup along the path are written after it.
     def walk_cond(c_):
         _, _, d, done, *_ = c_
         return (~done) & (d < max_depth)
 
     def walk(c_):
-        node, s, d, _, tree, pn, pa, pr = c_
+        node, s, d, _, pn, pa, pr, _ = c_
         n_ha = tree.action_visits[node]
         ucb = tree.q[node] + c * jnp.sqrt(
             jnp.log(jnp.maximum(tree.visits[node], 1)) / jnp.maximum(n_ha, 1)
@@ -104,18 +107,28 @@ def _simulate_once(pomdp, c, max_depth, tree: SearchTree, belief, key):
         s2, o, r = step(s, a, d)
         pn, pa, pr = pn.at[d].set(node), pa.at[d].set(a), pr.at[d].set(r)
         child = tree.children[node, a, o]
-        new = child < 0
-        room = tree.num_nodes < tree.visits.shape[0]
-        made = new & room
-        idx = jnp.where(made, tree.num_nodes, child)
-        tree = tree.replace(
-            children=tree.children.at[node, a, o].set(jnp.where(made, tree.num_nodes, child)),
-            num_nodes=tree.num_nodes + made.astype(jnp.int32),
-        )
-        return idx, s2, d + 1, new, tree, pn, pa, pr
+        return child, s2, d + 1, child < 0, pn, pa, pr, o
 
-    init = (jnp.int32(0), s0, jnp.int32(0), jnp.bool_(False), tree, path_node, path_act, path_rew)
-    leaf, s, depth, _, tree, pn, pa, pr = jax.lax.while_loop(walk_cond, walk, init)
+    init = (
+        jnp.int32(0),
+        s0,
+        jnp.int32(0),
+        jnp.bool_(False),
+        path_node,
+        path_act,
+        path_rew,
+        jnp.int32(0),
+    )
+    child, s, depth, new, pn, pa, pr, o = jax.lax.while_loop(walk_cond, walk, init)
+    made = new & (tree.num_nodes < size)
+    leaf = jnp.where(made, tree.num_nodes, child)
+    last = jnp.maximum(depth - 1, 0)
+    tree = tree.replace(
+        children=tree.children.at[pn[last], pa[last], o].set(
+            jnp.where(made, tree.num_nodes, tree.children[pn[last], pa[last], o])
+        ),
+        num_nodes=tree.num_nodes + made.astype(jnp.int32),
+    )
 
     def roll_cond(c_):
         _, d, *_ = c_
@@ -129,23 +142,23 @@ def _simulate_once(pomdp, c, max_depth, tree: SearchTree, belief, key):
 
     zero, one = jnp.zeros((), belief.dtype), jnp.ones((), belief.dtype)
     _, _, rollout, _ = jax.lax.while_loop(roll_cond, roll, (s, depth, zero, one))
-    # the leaf was created (or the depth ran out): count its visit, then back up the path.
+    # the leaf was created (or the depth ran out): count its visit, then back up the path,
+    # all depths at once (a path visits each node once, so the scatters never collide):
+    # G_d = r_d + gamma r_{d+1} + ... + gamma^{depth-d} rollout.
     tree = tree.replace(visits=tree.visits.at[leaf].add((depth < max_depth).astype(jnp.int32)))
-
-    def back(i, c_):
-        G, tree = c_
-        d = depth - 1 - i
-        node, a = pn[d], pa[d]
-        G = pr[d] + gamma * G
-        n = tree.action_visits[node, a] + 1
-        tree = tree.replace(
-            visits=tree.visits.at[node].add(1),
-            action_visits=tree.action_visits.at[node, a].set(n),
-            q=tree.q.at[node, a].add((G - tree.q[node, a]) / n),
-        )
-        return G, tree
-
-    _, tree = jax.lax.fori_loop(0, depth, back, (rollout, tree))
+    ds = jnp.arange(max_depth)
+    on = ds < depth
+    after = ds[None, :] - ds[:, None]  # k - d
+    weights = jnp.where((after >= 0) & on[None, :], gamma ** jnp.maximum(after, 0), 0.0)
+    G = weights @ pr + jnp.where(on, gamma ** (depth - ds), 0.0) * rollout
+    node = jnp.where(on, pn, size)  # past the path: out of bounds, dropped
+    n = tree.action_visits[pn, pa] + 1
+    q_new = tree.q[pn, pa] + (G - tree.q[pn, pa]) / n
+    tree = tree.replace(
+        visits=tree.visits.at[node].add(1, mode="drop"),
+        action_visits=tree.action_visits.at[node, pa].set(n, mode="drop"),
+        q=tree.q.at[node, pa].set(q_new.astype(tree.q.dtype), mode="drop"),
+    )
     return tree
 
 
