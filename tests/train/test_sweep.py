@@ -346,6 +346,22 @@ def test_a_killed_worker_resumes_its_group(cluster, local, tmp_path):
     assert rows[0].endswith("restarted") and all(r.endswith("True") for r in rows[1:])
 
 
+def test_an_interrupted_sweep_resumes_from_tunes_records(cluster, local, tmp_path):
+    # A group that fails for good (no restarts; its worker killed after chunk 2 of 4) ends the
+    # sweep with an error, leaving Tune's records as a dead driver would; the same sweep again
+    # restores Tune's experiment (Tuner.restore) and the group resumes from its last chunk.
+    result, _, _ = local
+    marker, out = tmp_path / "killed.pid", tmp_path / "out"
+    kill = {"max_failures": 0, "kill_after_updates": (TINY.num_updates // 2, str(marker))}
+    with pytest.raises(BellmaxError, match="the same sweep again resumes it"):
+        sw.sweep("ppo", "CartPole-v1", backend="ray", out_dir=out, ray_options=kill, **KW)
+    assert marker.exists() and (out / "ray" / sw.STAMP).exists()
+    again = sw.sweep("ppo", "CartPole-v1", backend="ray", out_dir=out, **KW)
+    assert again.groups[0]["resumed_at_updates"] == TINY.num_updates // 2
+    assert all(t["restarted"] for t in again.trials)
+    assert _outcomes(again) == _outcomes(result)  # nothing lost, nothing changed
+
+
 def _outcomes(result):
     return [
         (t["index"], t["seed"], t["config"], t["final_eval_return"], t["env_steps"],

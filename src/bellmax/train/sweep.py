@@ -84,6 +84,8 @@ CHECKPOINT = "checkpoint.msgpack"
 RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
 RAY_EXTRA = "bellmax[ray]"
+STAMP = "sweep.sha256"
+"""In `<out>/ray/`: the digest of the sweep whose Tune experiment is stored there."""
 
 
 # ---------------------------------------------------------------------- what to sweep
@@ -847,10 +849,10 @@ def _ray_sweep(
 ) -> list[GroupResult]:
     ray = _import_ray()
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     max_failures = int(options.pop("max_failures", 3))
     options.setdefault("reuse_actors", True)
+    digest = _spec_digest({"specs": specs, "scheduler": scheduler})
     kill = options.pop("kill_after_updates", None)
     if kill is not None:
         specs = [{**s, "_kill_after_updates": [int(kill[0]), str(kill[1])]} for s in specs]
@@ -858,14 +860,57 @@ def _ray_sweep(
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     storage = out / "ray" if out is not None else Path(tempfile.mkdtemp(prefix="bellmax-ray-"))
+    trainable = tune.with_resources(_tune_group, {"cpu": 1})
+    experiment, stamp = (storage / "sweep").resolve(), storage / STAMP
+    if (
+        out is not None
+        and stamp.exists()
+        and stamp.read_text() == digest
+        and tune.Tuner.can_restore(str(experiment))
+    ):  # the same sweep was interrupted (its driver died, or a group failed for good)
+        tuner = tune.Tuner.restore(
+            str(experiment), trainable, resume_unfinished=True, resume_errored=True
+        )
+    else:
+        shutil.rmtree(experiment, ignore_errors=True)  # Tune's records of other settings
+        storage.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(stamp, digest)
+        tuner = _new_tuner(tune, trainable, specs, scheduler, storage, options, max_failures)
+    try:
+        grid = tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()
+    results: list[GroupResult] = []
+    for r in grid:
+        spec = r.config["spec"]
+        done = r.metrics.get("group_result") if r.metrics else None
+        if done:
+            results.append(GroupResult(**json.loads(done)))
+            continue
+        if r.error is not None:
+            raise BellmaxError(
+                f"Ray Tune trial of group {spec['group']} failed: {r.error}"
+                + (" (the same sweep again resumes it from its last chunk)" if out else "")
+            )
+        results.append(_stopped_group(spec, r.metrics or {}))
+    return sorted(results, key=lambda g: g.group)
+
+
+def _new_tuner(
+    tune: Any, trainable: Any, specs: list[dict], scheduler: str, storage: Path, options: dict,
+    max_failures: int,
+) -> Any:  # fmt: skip
+    from ray.tune.schedulers import ASHAScheduler
+
     sched = None
     if scheduler == "asha":
         sched = ASHAScheduler(
             time_attr="training_iteration", max_t=int(specs[0]["chunks"]) + 1,
             grace_period=1, reduction_factor=2,
         )  # fmt: skip
-    tuner = tune.Tuner(
-        tune.with_resources(_tune_group, {"cpu": 1}),
+    return tune.Tuner(
+        trainable,
         param_space={"spec": tune.grid_search(specs)},
         tune_config=tune.TuneConfig(
             metric="score",
@@ -882,22 +927,6 @@ def _ray_sweep(
             verbose=0,
         ),
     )
-    try:
-        grid = tuner.fit()
-    finally:
-        if started:
-            ray.shutdown()
-    results: list[GroupResult] = []
-    for r in grid:
-        spec = r.config["spec"]
-        done = r.metrics.get("group_result") if r.metrics else None
-        if done:
-            results.append(GroupResult(**json.loads(done)))
-            continue
-        if r.error is not None:
-            raise BellmaxError(f"Ray Tune trial of group {spec['group']} failed: {r.error}")
-        results.append(_stopped_group(spec, r.metrics or {}))
-    return sorted(results, key=lambda g: g.group)
 
 
 def _stopped_group(spec: dict, metrics: dict) -> GroupResult:
