@@ -15,6 +15,7 @@ def test_mbrl_json_and_plots(capsys, tmp_path):
         "mbrl", "--env", "Pendulum-v1", "--planner", "mppi", "--trials", "3",
         "--trial-steps", "12", "--horizon", "4", "--samples", "16", "--rounds", "1",
         "--ensemble-size", "2", "--updates", "20", "--out", str(tmp_path / "run"), "--json",
+        "--compare-guard",
     ]  # fmt: skip
     assert main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -28,7 +29,17 @@ def test_mbrl_json_and_plots(capsys, tmp_path):
     for err in out["prediction_errors"][1:]:
         assert len(err["heldout_rmse"]) == 2 and len(err["open_loop_rmse"]) == 2
     assert out["prediction_errors"][2]["trained_on"] == 24
-    for name in ("returns.png", "rollouts.png"):
+    assert len(out["trial_seconds"]) == 3 and min(out["trial_seconds"]) > 0
+    for err in out["prediction_errors"][1:]:
+        # 12 steps, windows of 4: the mean promised and real returns of 9 windows
+        assert err["predicted_return"] is not None and err["real_return"] is not None
+        assert err["disagreement"] >= 0
+    off = out["guard_off"]
+    assert off["model"] == "mlp" and len(off["trial_returns"]) == 3
+    assert off["trial_returns"][0] == out["trial_returns"][0]  # the same random trial
+    assert off["prediction_errors"][1]["disagreement"] is None  # one network: no ensemble
+    assert off["prediction_errors"][1]["optimism"] is not None
+    for name in ("returns.png", "rollouts.png", "exploitation.png", "guard.png"):
         assert (tmp_path / "run" / name).stat().st_size > 1000
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert saved["trial_returns"] == out["trial_returns"]
@@ -43,7 +54,7 @@ def test_mbrl_text_on_gymnasium_with_a_learned_reward_and_a_hybrid_model(capsys)
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "learned reward" in text and "trial 2 (cem)" in text and "open-loop RMSE" in text
-    assert "hybrid model" in text
+    assert "hybrid model" in text and "guard off" not in text
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,10 @@ class MbrlArgs:
     CartPoleSwingUp-v0 plan with their own reward; other environments (Gymnasium's, through
     the bridge) with a learned reward head. Prints each trial's return and the model's
     prediction errors; --out DIR writes result.json and the plots returns.png (return
-    against trials) and rollouts.png (predicted against real rollouts).
+    against trials), rollouts.png (predicted against real rollouts) and exploitation.png
+    (at each step, the return over the horizon the planner's model promised against the
+    return the world gave: the planner exploits the model where the first is far above the
+    second). --compare-guard adds the same trials with the guard off (guard.png).
     """
 
     env: str = "Pendulum-v1"
@@ -71,6 +74,10 @@ class MbrlArgs:
     """Guard: cost per unit of ensemble disagreement along the plan (0: off)."""
     eval_episodes: int = 0
     """Episodes after the last trial with the final model, from other starts (no data added)."""
+    compare_guard: bool = False
+    """Also run the same trials with the guard off (one deterministic MLP planned on
+    directly: no ensemble, no trajectory sampling, no penalty) and plot both runs' predicted
+    against real returns (guard.png with --out; guard_off in --json)."""
     learned_reward: bool = False
     """Plan with a learned reward even where the reward is known."""
     seed: int = 0
@@ -114,6 +121,21 @@ def _num(v: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _promise(t: Any) -> dict[str, float | None]:
+    """A planned trial's mean predicted and real return over the horizon (the windows that
+    fit) and mean disagreement at the states it visited."""
+    import numpy as np
+
+    fits = np.isfinite(t.real_returns)
+    if not fits.any():
+        return {"predicted_return": None, "real_return": None, "disagreement": None}
+    return {
+        "predicted_return": _num(np.mean(t.predicted_returns[fits])),
+        "real_return": _num(np.mean(t.real_returns[fits])),
+        "disagreement": None if t.disagreement is None else _num(np.mean(t.disagreement)),
+    }
+
+
 def _summary(args: MbrlArgs, res: Any) -> dict[str, Any]:
     errors = []
     for t in res.trials:
@@ -129,6 +151,7 @@ def _summary(args: MbrlArgs, res: Any) -> dict[str, Any]:
                 "onpolicy_rmse": [_num(v) for v in t.onpolicy_rmse],
                 "open_loop_rmse": [_num(v) for v in t.open_loop_rmse],
                 "optimism": None if t.optimism is None else _num(t.optimism),
+                **_promise(t),
             }
         )
     return {
@@ -147,6 +170,7 @@ def _summary(args: MbrlArgs, res: Any) -> dict[str, Any]:
         if res.eval_returns
         else None,
         "seconds": round(res.seconds, 3),
+        "trial_seconds": [round(t.seconds, 3) for t in res.trials],
         "state_names": list(res.state_names),
         "prediction_errors": errors,
         "open_loop_horizon": args.horizon,
@@ -202,7 +226,57 @@ def write_plots(res: Any, out_dir: Any) -> list[str]:
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     paths.append(str(atomic_savefig(fig, out_dir / "rollouts.png")))
+    paths.append(str(_exploitation_plot(res, planned, out_dir)))
     return paths
+
+
+def _exploitation_plot(res: Any, planned: list[Any], out_dir: Any) -> Any:
+    """`exploitation.png`: per planned trial and step, the model's promised return over the
+    horizon against the world's, and the ensemble's disagreement where it has one."""
+    from matplotlib.figure import Figure
+
+    from bellmax.train.io import atomic_savefig
+
+    fig = Figure(figsize=(4 * len(planned), 3.2))
+    axes = fig.subplots(1, len(planned), squeeze=False)[0]
+    for a, t in zip(axes, planned, strict=True):
+        a.plot(t.predicted_returns, "r-", lw=1, label="promised by the model")
+        a.plot(t.real_returns, "k-", lw=1, label="real")
+        a.set_title(f"trial {t.index} ({t.kind}): optimism {t.optimism or 0:.2g}", fontsize=9)
+        a.set_xlabel("step")
+        if t.disagreement is not None:
+            b = a.twinx()
+            b.plot(t.disagreement, "b:", lw=1)
+            b.set_ylabel("ensemble disagreement (dotted)", color="b", fontsize=8)
+    axes[0].set_ylabel("return over the horizon")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{res.env_id}: {res.model.kind} model", fontsize=10)
+    fig.tight_layout()
+    return atomic_savefig(fig, out_dir / "exploitation.png")
+
+
+def write_guard_plot(on: Any, off: Any, out_dir: Any) -> str:
+    """`guard.png`: per trial, the mean return over the horizon promised by the model
+    (dashed) and given by the world (solid), with the guard on and off."""
+    from matplotlib.figure import Figure
+
+    from bellmax.train.io import atomic_savefig
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for res, name, color in ((on, "guard on", "C0"), (off, "guard off", "C3")):
+        rows = [(t.index, _promise(t)) for t in res.trials if t.predicted_returns is not None]
+        idx = [i for i, _ in rows]
+        ax.plot(idx, [p["real_return"] for _, p in rows], "o-", color=color,
+                label=f"{name} ({res.model.kind}): real")  # fmt: skip
+        ax.plot(idx, [p["predicted_return"] for _, p in rows], "s--", color=color,
+                label=f"{name}: promised by the model")  # fmt: skip
+    ax.set_xlabel("trial")
+    ax.set_ylabel("mean return over the planning horizon")
+    ax.set_title(f"{on.env_id}: the model's promise against the world", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return str(atomic_savefig(fig, out_dir / "guard.png"))
 
 
 def run_mbrl(args: MbrlArgs) -> int:
@@ -235,11 +309,28 @@ def run_mbrl(args: MbrlArgs) -> int:
     )
     res = loop(args.env, config=config)
     summary = _summary(args, res)
+    off = None
+    if args.compare_guard:
+        import dataclasses as dc
+
+        unguarded = dc.replace(
+            config, model="mlp", trajectory_sampling=False, disagreement_penalty=0.0
+        )
+        off = loop(args.env, config=unguarded)
+        rows = _summary(dc.replace(args, model="mlp"), off)
+        summary["guard_off"] = {
+            "model": "mlp",
+            "trial_returns": rows["trial_returns"],
+            "prediction_errors": rows["prediction_errors"],
+            "seconds": rows["seconds"],
+        }
     if args.out is not None:
         from bellmax.train.io import atomic_write_json
 
         out_dir = Path(args.out)
         summary["plots"] = write_plots(res, out_dir)
+        if off is not None:
+            summary["plots"].append(write_guard_plot(res, off, out_dir))
         atomic_write_json(out_dir / "result.json", summary)
     if args.json:
         print(json.dumps(summary))
@@ -259,6 +350,13 @@ def run_mbrl(args: MbrlArgs) -> int:
             if t.optimism is not None:
                 line += f"; optimism {t.optimism:.3g}"
         print(line)
+    if off is not None:
+        print("  guard off (one deterministic MLP, planned on directly), the same trials:")
+        for t in off.trials:
+            line = f"  trial {t.index} ({t.kind}): return {t.total_reward:.1f}"
+            if t.optimism is not None:
+                line += f"; optimism {t.optimism:.3g}"
+            print(line)
     if res.eval_returns:
         print(
             f"  final model, {len(res.eval_returns)} more episodes: mean return "

@@ -28,6 +28,7 @@ environment, else the observation. Trials on bellmax environments run as one jit
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -260,6 +261,42 @@ class _ILQRCost:
         return -r + self.penalty * _disagreement(self.model, params, pred.mean)
 
 
+@dataclasses.dataclass(frozen=True)
+class _PenaltyFree:
+    """A planner whose reported `cost` is its chosen plan's cost without the disagreement
+    penalty: minus the return the model predicts for the plan, so that `optimism` compares
+    the model's promise with the world's return whether or not the penalty is on. The plan
+    is rebuilt from the shifted warm start (`[u, U[:-1]]`, both planners shift that way)."""
+
+    inner: Any
+    objective: EnsembleObjective
+    seed: int
+
+    @property
+    def u_lower(self) -> tuple[float, ...]:
+        return self.inner.u_lower
+
+    @property
+    def u_upper(self) -> tuple[float, ...]:
+        return self.inner.u_upper
+
+    def init(self, x0: Any = None, U: Any = None) -> Any:
+        return self.inner.init(x0, U)
+
+    def step(self, state: Any, x: Any, params: Any):
+        return _penalty_free_step(self, state, x, params)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _penalty_free_step(ctrl: _PenaltyFree, state: Any, x: Any, params: Any):
+    u, new = ctrl.inner.step(state, x, params)
+    plan = jnp.concatenate([u[None], new.U[:-1]], axis=0)
+    key = jax.random.fold_in(jax.random.key(ctrl.seed), new.steps)
+    cost = ctrl.objective(jnp.asarray(x, jnp.float32), plan, key, params)
+    cost = jnp.where(jnp.isfinite(new.cost), cost, new.cost)  # a non-finite plan stays so
+    return u, new.replace(cost=jnp.asarray(cost, new.cost.dtype))
+
+
 # ====================================================================== random controller
 @dataclasses.dataclass(frozen=True)
 class _RandomController:
@@ -323,6 +360,20 @@ class TrialRecord:
     predicted: np.ndarray | None
     """`[H + 1, n]` the model's open-loop prediction from the trial's start along its
     actions (the predicted-versus-real rollout), None for random trials."""
+    predicted_returns: np.ndarray | None = None
+    """`[steps]` at each step, the return over the horizon that the planner's model predicted
+    for the plan it chose (the disagreement penalty left out), None for random trials."""
+    real_returns: np.ndarray | None = None
+    """`[steps]` the real return of steps `t .. t + horizon - 1` (zero after a termination;
+    NaN where the window runs past the end of an unterminated trial). `optimism` is the
+    mean of `predicted_returns - real_returns` over the windows that fit."""
+    disagreement: np.ndarray | None = None
+    """`[steps]` the ensemble's disagreement (variance of the members' predicted next
+    states, in units of the data's state change, averaged over components) at each real
+    state and action of the trial: large where the planner drove the system to where the
+    members disagree. None for random trials and single-network models."""
+    seconds: float = 0.0
+    """Wall-clock time of this trial, the fit before it included."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -475,6 +526,14 @@ def _trial_host(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, index:
 
 # ====================================================================== the loop
 def _planner(config: MBRLConfig, model: NeuralModel, env: _Env, reward, terminated, params):
+    ctrl = _optimiser(config, model, env, reward, terminated, params)
+    if config.disagreement_penalty == 0:
+        return ctrl  # its cost is already minus the plan's predicted return
+    ts = config.trajectory_sampling and config.planner != "ilqr"
+    return _PenaltyFree(ctrl, EnsembleObjective(model, reward, terminated, ts, 0.0), config.seed)
+
+
+def _optimiser(config: MBRLConfig, model: NeuralModel, env: _Env, reward, terminated, params):
     if config.planner == "ilqr":
         cost = _ILQRCost(model, reward, float(config.disagreement_penalty))
         n = model.state_dim
@@ -563,10 +622,12 @@ def _loop(env: _Env, config: MBRLConfig, t_start: float) -> MBRLResult:
     params, planner, fit_report = None, None, None
     for i in range(config.trials):
         seed = config.seed + i
+        t_trial = time.perf_counter()
         if i < config.random_trials:
             ctrl: Any = _RandomController(env.u_lower, env.u_upper, seed)
             trial = run_trial(env, ctrl, None, config.trial_steps, seed, i + 1)
-            records.append(_record(i, "random", trial, 0, None, None, None, None, None))
+            seconds = time.perf_counter() - t_trial
+            records.append(_record(i, "random", trial, 0, None, None, None, None, None, seconds))
         else:
             X, U, Xn, R = (
                 np.concatenate([getattr(d, f) for d in data])
@@ -579,9 +640,19 @@ def _loop(env: _Env, config: MBRLConfig, t_start: float) -> MBRLResult:
             if planner is None:
                 planner = _planner(config, model, env, reward, terminated, params)
             trial = run_trial(env, planner, params, config.trial_steps, seed, i + 1)
+            seconds = time.perf_counter() - t_trial
             records.append(
                 _record(
-                    i, config.planner, trial, len(X), fit_report, model, params, config, learned
+                    i,
+                    config.planner,
+                    trial,
+                    len(X),
+                    fit_report,
+                    model,
+                    params,
+                    config,
+                    learned,
+                    seconds,
                 )
             )
         data.append(trial)
@@ -614,18 +685,45 @@ def _obs_dim(env: _Env) -> int:
     return int(np.prod(env.env.observation_space(env.params).shape))
 
 
-def _record(i, kind, trial: _Trial, num, fit_report, model, params, config, learned) -> TrialRecord:
+def _window_returns(rewards: np.ndarray, horizon: int, terminated: bool) -> np.ndarray:
+    """`[T]` the sum of `rewards[t : t + horizon]`; after a termination the world gives
+    zero, else windows past the end are NaN."""
+    T = rewards.shape[0]
+    pad = np.zeros(horizon - 1) if terminated else np.full(horizon - 1, np.nan)
+    return np.convolve(np.concatenate([rewards, pad]), np.ones(horizon), mode="valid")[:T]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _visited_disagreement(model: NeuralModel, params: NeuralParams, x, u) -> jax.Array:
+    """`[T]` the ensemble's disagreement at each `(x_t, u_t)`."""
+    return jax.vmap(lambda a, b: _disagreement(model, params, model.predict(params, a, b).mean))(
+        x, u
+    )
+
+
+def _record(
+    i, kind, trial: _Trial, num, fit_report, model, params, config, learned, seconds=0.0
+) -> TrialRecord:
     steps = trial.x.shape[0]
     states = np.concatenate([trial.x, trial.x_next[-1:]], axis=0)
     onpolicy = open_loop = predicted = optimism = None
+    promised = real = spread = None
     if model is not None:
-        H = config.horizon
-        r = trial.rewards
-        if steps < config.trial_steps:  # terminated: the world gives nothing afterwards
-            r = np.concatenate([r, np.zeros(H - 1)])
-        if r.shape[0] >= H:
-            real = np.convolve(r, np.ones(H), mode="valid")  # windows that fit
-            optimism = float(np.mean(-trial.planned[: real.shape[0]] - real))
+        promised = -trial.planned
+        real = _window_returns(trial.rewards, config.horizon, steps < config.trial_steps)
+        fits = np.isfinite(real)
+        if fits.any():
+            optimism = float(np.mean(promised[fits] - real[fits]))
+        if model.config.ensemble_size > 1:
+            spread = np.asarray(
+                _visited_disagreement(
+                    model,
+                    params,
+                    jnp.asarray(trial.x, jnp.float32),
+                    jnp.asarray(trial.u, jnp.float32),
+                ),
+                np.float64,
+            )
         rep = prediction_report(
             model,
             params,
@@ -651,6 +749,10 @@ def _record(i, kind, trial: _Trial, num, fit_report, model, params, config, lear
         states,
         trial.u,
         predicted,
+        promised,
+        real,
+        spread,
+        float(seconds),
     )
 
 
