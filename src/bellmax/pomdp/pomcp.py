@@ -67,27 +67,47 @@ class SearchTree:
     """Nodes in use."""
 
 
-def _draw(u: jax.Array, p: jax.Array) -> jax.Array:
-    """The index whose CDF interval holds `u * sum(p)` (inverse-CDF sampling from a uniform `u`)."""
-    cdf = jnp.cumsum(p)
-    return jnp.minimum(jnp.searchsorted(cdf, u * cdf[-1], side="right"), p.shape[0] - 1)
+def _draw(u: jax.Array, cdf: jax.Array) -> jax.Array:
+    """The index whose CDF interval holds `u * cdf[-1]` (inverse-CDF sampling from a uniform
+    `u`): the count of CDF entries at or below it, one vectorised comparison (a binary search
+    would be a loop inside the simulation's loop)."""
+    return jnp.minimum(jnp.sum(cdf <= u * cdf[-1]), cdf.shape[0] - 1).astype(jnp.int32)
 
 
-def _simulate_once(pomdp, c, max_depth, tree: SearchTree, belief, key):
-    T, Ob, R, gamma = pomdp.T, pomdp.O, pomdp.R, pomdp.gamma
-    A = T.shape[0]
+def _sparse_rows(P: np.ndarray, dtype) -> tuple[jax.Array, jax.Array]:
+    """Rows of `P[..., n]` as their support: `(index [..., K], cdf [..., K])`, `K` the most
+    nonzeros of any row (padded with probability 0), so that a draw compares `K` numbers, not
+    `n` (RockSample's moves are deterministic: `K = 1` of 257)."""
+    nz = P > 0
+    K = max(int(nz.sum(axis=-1).max()), 1)
+    order = np.argsort(~nz, axis=-1, kind="stable")[..., :K]  # the nonzeros first, in order
+    probs = np.take_along_axis(P, order, axis=-1) * np.take_along_axis(nz, order, axis=-1)
+    return jnp.asarray(order, jnp.int32), jnp.asarray(np.cumsum(probs, axis=-1), dtype)
+
+
+def _draw_row(u: jax.Array, rows: tuple[jax.Array, jax.Array], a, s) -> jax.Array:
+    """A draw from row `(a, s)` of a `_sparse_rows` table."""
+    index, cdf = rows
+    return index[a, s, _draw(u, cdf[a, s])]
+
+
+def _simulate_once(model, c, max_depth, tree: SearchTree, belief_cdf, key):
+    # the model's rows as sparse CDFs (`_sampling_model`, computed once per planner)
+    T_rows, O_rows, R, gamma, _ = model
+    A = R.shape[1]
+    dtype = belief_cdf.dtype
     size = tree.visits.shape[0]
     # Every uniform this simulation needs, drawn at once (one vectorised PRNG call instead
     # of a key split per step): row d holds (state, observation, rollout action) at depth d.
-    us = jax.random.uniform(key, (max_depth + 1, 3), belief.dtype)
-    s0 = _draw(us[max_depth, 0], belief)
+    us = jax.random.uniform(key, (max_depth + 1, 3), dtype)
+    s0 = _draw(us[max_depth, 0], belief_cdf)
     path_node = jnp.zeros(max_depth, jnp.int32)
     path_act = jnp.zeros(max_depth, jnp.int32)
-    path_rew = jnp.zeros(max_depth, belief.dtype)
+    path_rew = jnp.zeros(max_depth, dtype)
 
     def step(s, a, d):
-        s2 = _draw(us[d, 0], T[a, s])
-        return s2, _draw(us[d, 1], Ob[a, s2]), R[s, a]
+        s2 = _draw_row(us[d, 0], T_rows, a, s)
+        return s2, _draw_row(us[d, 1], O_rows, a, s2), R[s, a]
 
     # The walk only reads the tree (a loop that also wrote it would copy the arrays each
     # step); the one node it adds and the backup along the path are written after it.
@@ -140,7 +160,7 @@ def _simulate_once(pomdp, c, max_depth, tree: SearchTree, belief, key):
         s2, _, r = step(s, a, d)
         return s2, d + 1, ret + disc * r, disc * gamma
 
-    zero, one = jnp.zeros((), belief.dtype), jnp.ones((), belief.dtype)
+    zero, one = jnp.zeros((), dtype), jnp.ones((), dtype)
     _, _, rollout, _ = jax.lax.while_loop(roll_cond, roll, (s, depth, zero, one))
     # the leaf was created (or the depth ran out): count its visit, then back up the path,
     # all depths at once (a path visits each node once, so the scatters never collide):
@@ -162,11 +182,20 @@ def _simulate_once(pomdp, c, max_depth, tree: SearchTree, belief, key):
     return tree
 
 
-def pomcp_search(
-    pomdp: TabularPOMDP, belief: jax.Array, key: jax.Array, config: POMCPConfig, exploration: float
-) -> SearchTree:
-    """Build the search tree at `belief` (pure; jit with `config` static)."""
-    A, Z = pomdp.T.shape[0], pomdp.O.shape[2]
+def _sampling_model(pomdp: TabularPOMDP, dtype) -> tuple:
+    """`(T_rows, O_rows, R, gamma, Z)`: the simulations' sampling tables (`_sparse_rows`) and
+    the number of observations. Needs a concrete model (the support sizes fix shapes)."""
+    return (
+        _sparse_rows(np.asarray(pomdp.T), dtype),
+        _sparse_rows(np.asarray(pomdp.O), dtype),
+        jnp.asarray(pomdp.R, dtype),
+        pomdp.gamma,
+        int(np.shape(pomdp.O)[2]),
+    )
+
+
+def _search(model: tuple, belief: jax.Array, key: jax.Array, config: POMCPConfig, c: float):
+    A, Z = model[2].shape[1], model[4]
     n = config.num_simulations + 1
     tree = SearchTree(
         visits=jnp.zeros(n, jnp.int32),
@@ -176,11 +205,20 @@ def pomcp_search(
         num_nodes=jnp.int32(1),
     )
     keys = jax.random.split(key, config.num_simulations)
+    belief_cdf = jnp.cumsum(belief)
 
     def body(i, tree):
-        return _simulate_once(pomdp, exploration, config.max_depth, tree, belief, keys[i])
+        return _simulate_once(model, c, config.max_depth, tree, belief_cdf, keys[i])
 
     return jax.lax.fori_loop(0, config.num_simulations, body, tree)
+
+
+def pomcp_search(
+    pomdp: TabularPOMDP, belief: jax.Array, key: jax.Array, config: POMCPConfig, exploration: float
+) -> SearchTree:
+    """Build the search tree at `belief` (jit it with `pomdp` and `config` static or closed
+    over: the model must be concrete; `make_pomcp` prepares it once for every decision)."""
+    return _search(_sampling_model(pomdp, belief.dtype), belief, key, config, exploration)
 
 
 def make_pomcp(pomdp: TabularPOMDP, config: POMCPConfig = POMCPConfig()) -> Callable:
@@ -198,11 +236,13 @@ def make_pomcp(pomdp: TabularPOMDP, config: POMCPConfig = POMCPConfig()) -> Call
         raise TypeError(f"config must be a POMCPConfig, got {type(config).__name__}.")
     R = np.asarray(pomdp.R)
     c = float(R.max() - R.min()) if config.exploration is None else config.exploration
-    dev = jax.tree.map(jnp.asarray, pomdp)
-    search = functools.partial(pomcp_search, dev, config=config, exploration=c)
+    dtype = jnp.asarray(pomdp.T).dtype
+    # the sampling tables once, here (under jit they would be constants folded at compile time)
+    model = _sampling_model(pomdp, dtype)
+    search = functools.partial(_search, model, config=config, c=c)
 
     def planner(belief: jax.Array, key: jax.Array) -> jax.Array:
-        tree = search(jnp.asarray(belief, dev.T.dtype), key)
+        tree = search(jnp.asarray(belief, dtype), key)
         n = tree.action_visits[0]
         return jnp.argmax(jnp.where(n > 0, tree.q[0], -jnp.inf))
 
