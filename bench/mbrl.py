@@ -2,18 +2,27 @@
 
 - `--task pendulum` (default): Gymnasium's own Pendulum-v1 through the bridge, reward learned
   by the model's reward head; 1 random trial + 4 trials of CEM-MPC (TS-inf over a 5-member
-  probabilistic ensemble), 200 steps each; then 5 evaluation episodes of the final model from
-  other starts. Reported: wall seconds of the 5 trials (`ours`), every trial's return, the
-  evaluation returns and whether their mean reaches -200.
+  probabilistic ensemble of 2 x 64 units; horizon 25, 200 samples x 4 rounds), 200 steps
+  each. Reported (`ours`, `peer`): wall seconds up to and including the first trial whose
+  return reaches -200, every trial's return and seconds (the fit before it included; the
+  first planned trial also compiles), and optionally evaluation episodes of the final model.
 - `--task swingup`: bellmax's CartPoleSwingUp-v0 from scratch, known reward: trials of
   CEM-MPC through the ensemble, against the same planner with the true physics from the same
   starts (`true_model_return`); and the same loop with the guard off (no trajectory
-  sampling: the planner follows the members' mean), whose plot of predicted against real
-  rollouts shows the planner exploiting the model in the early trials.
+  sampling: the planner follows the members' mean). `bellmax mbrl --compare-guard` is the
+  sharper demonstration of exploitation (one deterministic MLP against the guarded ensemble;
+  bench/results/mbrl_swingup/guard).
 
-Peer: mbrl-lib's PETS (facebookresearch/mbrl-lib) in its own venv, bench/.venv-peers/mbrl,
-if present; it pins an old gymnasium and needs torch, so it is not installed by default and
-its record is a `skipped` marker with the install command (PEERS.md).
+Peer: mbrl-lib 0.2.0's PETS (facebookresearch/mbrl-lib) in its own venv,
+bench/.venv-peers/mbrl (install command: PEER_INSTALL below; it pins hydra-core 1.0.3 and
+omegaconf 2.0, which no longer install with current pip, so it goes in with --no-deps beside
+hydra-core 1.3 / omegaconf 2.3, and gymnasium 0.26.3 with numpy < 2). Its example notebook's
+loop (random trial, then per trial: fit, 200 steps of CEM-MPC replanning every step) on
+Gymnasium 0.26.3's Pendulum-v1 with a learned reward and the same reset seeds, so every trial
+starts where ours does. Two settings: `matched` (our planner budget and network sizes, run
+for up to --peer-budget seconds) and `notebook` (its notebook's sizes: 3 x 200 units, CEM
+500 x 5, horizon 15, 20 particles; run for --notebook-budget seconds to measure its time per
+step, as a full trial takes ~10 minutes on this machine). torch uses 1 thread.
 
     python bench/mbrl.py                      # pendulum, full
     python bench/mbrl.py --task swingup --out bench/results/mbrl_swingup
@@ -26,26 +35,161 @@ import _harness as H
 
 H.fair_threads()
 
+import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import os  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 BENCH = "mbrl"
+TARGET = -200.0
 PEER_VENV = H.BENCH_DIR / ".venv-peers" / "mbrl"
 PEER_INSTALL = (
     "python3 -m venv bench/.venv-peers/mbrl && bench/.venv-peers/mbrl/bin/pip install "
-    "torch==2.13.0 && bench/.venv-peers/mbrl/bin/pip install --no-deps mbrl && "
-    "bench/.venv-peers/mbrl/bin/pip install 'gymnasium<1' hydra-core omegaconf tqdm"
+    "torch==2.13.0 && bench/.venv-peers/mbrl/bin/pip install --no-deps mbrl==0.2.0 && "
+    "bench/.venv-peers/mbrl/bin/pip install gymnasium==0.26.3 'numpy<2' omegaconf==2.3.0 "
+    "hydra-core==1.3.2 termcolor tqdm matplotlib imageio"
 )
+# The planner and networks of both sides in the matched comparison (ours: MBRLConfig's and
+# NeuralConfig's defaults): horizon 25, CEM 200 samples x 4 rounds, elites 10%, momentum
+# 0.1, TS-inf with one particle per member of a 5-member probabilistic ensemble of
+# 2 x 64 hidden units.
+MATCHED = {"horizon": 25, "iters": 4, "population": 200, "particles": 5, "layers": 2,
+           "hidden": 64}  # fmt: skip
+# mbrl-lib's PETS example notebook (notebooks/pets_example.ipynb): 5 GaussianMLPs of 3 x 200
+# (LeakyReLU), CEM 500 x 5 iterations, horizon 15, 20 particles (fixed_model = TS-inf).
+NOTEBOOK = {"horizon": 15, "iters": 5, "population": 500, "particles": 20, "layers": 3,
+            "hidden": 200}  # fmt: skip
 
 
-def _peer() -> dict:
+def peer_main(spec: dict) -> None:
+    """Runs in mbrl-lib's venv: PETS on Gymnasium's Pendulum-v1 (learned reward), one JSON line.
+
+    The loop of mbrl-lib's PETS example notebook: one random trial, then per trial a fit of
+    the ensemble to all data (50 epochs, batch 32, 5% validation, Adam 1e-3, weight decay
+    5e-5) and `trial_steps` steps of CEM-MPC (`TrajectoryOptimizerAgent`, replanning every
+    step). Trial `k` resets with seed `seed + k`, as bellmax's loop does. Stops early when
+    `budget_s` is spent (the trials run so far are reported).
+    """
+    import json as _json
+    import sys as _sys
+
+    # This file is bench/mbrl.py: drop its folder from the path so that `import mbrl` finds
+    # the peer package, not this script.
+    _sys.path[:] = [p for p in _sys.path if Path(p or ".").resolve() != H.BENCH_DIR.resolve()]
+    t0 = time.perf_counter()
+    import gymnasium as gym
+    import numpy as np
+    import omegaconf
+    import torch
+
+    torch.set_num_threads(1)
+    import mbrl.env.termination_fns as termination_fns
+    import mbrl.models as models
+    import mbrl.planning as planning
+    import mbrl.util.common as common
+
+    import mbrl
+
+    seed, trials, T, K = spec["seed"], spec["trials"], spec["trial_steps"], 5
+    env = gym.make("Pendulum-v1")
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(seed)
+    torch.manual_seed(seed)
+    obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
+    cfg = omegaconf.OmegaConf.create({
+        "dynamics_model": {
+            # hydra >= 1.1 instantiates nested configs unless told not to; GaussianMLP
+            # instantiates its activation itself (hydra 1.0.3, which mbrl 0.2 pins, did not)
+            "_target_": "mbrl.models.GaussianMLP", "_recursive_": False, "device": "cpu",
+            "num_layers": spec["layers"], "ensemble_size": K, "hid_size": spec["hidden"],
+            "in_size": "???", "out_size": "???", "deterministic": False,
+            "propagation_method": "fixed_model",
+            "activation_fn_cfg": {"_target_": "torch.nn.LeakyReLU", "negative_slope": 0.01},
+        },
+        "algorithm": {"learned_rewards": True, "target_is_delta": True, "normalize": True},
+        "overrides": {"trial_length": T, "num_steps": trials * T, "model_batch_size": 32,
+                      "validation_ratio": 0.05},
+    })  # fmt: skip
+    dynamics = common.create_one_dim_tr_model(cfg, obs_shape, act_shape)
+    model_env = models.ModelEnv(env, dynamics, termination_fns.no_termination, None, generator=gen)
+    buffer = common.create_replay_buffer(cfg, obs_shape, act_shape, rng=rng)
+    agent_cfg = omegaconf.OmegaConf.create({
+        "_target_": "mbrl.planning.TrajectoryOptimizerAgent", "_recursive_": False,
+        "planning_horizon": spec["horizon"], "replan_freq": 1, "verbose": False,
+        "action_lb": "???", "action_ub": "???",
+        "optimizer_cfg": {
+            "_target_": "mbrl.planning.CEMOptimizer", "num_iterations": spec["iters"],
+            "elite_ratio": 0.1, "population_size": spec["population"], "alpha": 0.1,
+            "device": "cpu", "lower_bound": "???", "upper_bound": "???",
+            "return_mean_elites": True, "clipped_normal": False,
+        },
+    })  # fmt: skip
+    agent = planning.create_trajectory_optim_agent_for_model(
+        model_env, agent_cfg, num_particles=spec["particles"]
+    )
+    trainer = models.ModelTrainer(dynamics, optim_lr=1e-3, weight_decay=5e-5)
+    setup_s = time.perf_counter() - t0
+    returns, seconds, starts, step_s, partial = [], [], [], [], None
+    for i in range(trials):
+        t_trial = time.perf_counter()
+        obs, _ = env.reset(seed=seed + i)
+        starts.append(float(np.arctan2(obs[1], obs[0])))
+        agent.reset()
+        actor = planning.RandomAgent(env) if i == 0 else agent
+        if i > 0:
+            dynamics.update_normalizer(buffer.get_all())
+            train, val = common.get_basic_buffer_iterators(
+                buffer, batch_size=32, val_ratio=0.05, ensemble_size=K,
+                shuffle_each_epoch=True, bootstrap_permutes=False,
+            )  # fmt: skip
+            trainer.train(train, dataset_val=val, num_epochs=50, patience=50, silent=True)
+        total, steps, t_steps = 0.0, 0, time.perf_counter()
+        for _ in range(T):
+            obs, r, _, _, _ = common.step_env_and_add_to_buffer(env, obs, actor, {}, buffer)
+            total, steps = total + float(r), steps + 1
+            if time.perf_counter() - t0 > spec["budget_s"]:
+                break
+        step_s.append((time.perf_counter() - t_steps) / steps)
+        seconds.append(time.perf_counter() - t_trial)
+        if steps < T:  # out of budget inside a trial: its return is partial, left out
+            partial = {"steps": steps, "return_so_far": total, "seconds": seconds.pop()}
+            break
+        returns.append(total)
+        print(f"[peer] trial {i + 1}: return {total:.1f} in {seconds[-1]:.1f} s", file=_sys.stderr)
+        if time.perf_counter() - t0 > spec["budget_s"]:
+            break
+    versions = {"mbrl": mbrl.__version__, "torch": torch.__version__, "gymnasium": gym.__version__}
+    print(_json.dumps({"returns": returns, "trial_seconds": seconds, "starts": starts,
+                       "seconds_per_step": step_s, "partial_trial": partial,
+                       "setup_s": setup_s, "total_s": time.perf_counter() - t0,
+                       "versions": versions}))  # fmt: skip
+
+
+def _peer(spec: dict | None = None) -> dict:
+    """PETS through `peer_main` in mbrl-lib's venv, or a `skipped` marker saying how to install."""
     if not (PEER_VENV / "bin" / "python").exists():
         return H.skipped(f"mbrl-lib's venv {PEER_VENV} is missing; install it with: {PEER_INSTALL}")
-    return H.skipped(
-        "mbrl-lib's PETS run is not wired up in this benchmark yet (the venv exists); "
-        "its published pendulum/cart-pole curves are the reference"
+    if spec is None:
+        return H.skipped(
+            "mbrl-lib's PETS is run on Pendulum-v1 only (bench/mbrl.py --task pendulum)"
+        )
+    import json
+
+    return H.run_in_peer_venv(
+        __file__,
+        ["--peer", json.dumps(spec)],
+        group="mbrl (not in setup_peers.sh)",
+        modules=["mbrl", "torch", "hydra", "gymnasium"],
+        venv=PEER_VENV,
+        timeout=spec["budget_s"] + 900,
     )
+
+
+def trials_to(returns: list[float], target: float = TARGET) -> int | None:
+    """The first trial (from 1) whose return reaches `target`, None if none did."""
+    return next((i + 1 for i, r in enumerate(returns) if r >= target), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,33 +264,82 @@ def _pendulum(args) -> None:
         trials=3 if small else 5,
         trial_steps=20 if small else 200,
         planner="cem",
-        horizon=5 if small else 25,
-        samples=16 if small else 200,
-        rounds=1 if small else 4,
+        horizon=5 if small else MATCHED["horizon"],
+        samples=16 if small else MATCHED["population"],
+        rounds=1 if small else MATCHED["iters"],
         neural=NeuralConfig(num_updates=50 if small else 1000),
-        eval_episodes=1 if small else 5,
+        eval_episodes=1 if small else args.eval_episodes,
         seed=0,
     )
     t = time.perf_counter()
     res = run_mbrl("gymnasium:Pendulum-v1", config=cfg)
     seconds = time.perf_counter() - t
+    trial_s = [tr.seconds for tr in res.trials]
+    ours_reach = trials_to(res.trial_returns)
     evals = list(res.eval_returns)
-    mean_eval = sum(evals) / len(evals)
-    peer = _peer()
+    mean_eval = sum(evals) / len(evals) if evals else None
+    peers: dict = {}
+    if args.smoke or args.no_venv_peers:
+        peers["matched"] = H.skipped("--smoke or --no-venv-peers")
+    else:
+        for name, sizes in (("matched", MATCHED), ("notebook", NOTEBOOK)):
+            budget = args.peer_budget if name == "matched" else args.notebook_budget
+            spec = {"seed": cfg.seed, "trials": cfg.trials, "trial_steps": cfg.trial_steps,
+                    "budget_s": budget, **sizes}  # fmt: skip
+            peers[name] = _peer(spec)
+            if H.is_skipped(peers[name]):
+                break
+    matched = peers["matched"]
+    extra: dict = {}
+    peer_reach_s = None
+    if not H.is_skipped(matched):
+        reach = trials_to(matched["returns"])
+        peer_reach_s = None if reach is None else sum(matched["trial_seconds"][:reach])
+        extra = {
+            "peer_trial_returns": matched["returns"],
+            "peer_trial_seconds": matched["trial_seconds"],
+            "peer_trials_to_minus_200": reach,
+            "peer_seconds_to_minus_200": peer_reach_s,
+            "peer_total_s": matched["total_s"],
+            "peer_setup_s": matched["setup_s"],
+            "peer_seconds_per_step": matched["seconds_per_step"],
+            "peer_partial_trial": matched["partial_trial"],
+            "peer_versions": matched["versions"],
+            "trial_start_angles": matched["starts"],
+        }
+        nb = peers.get("notebook", {})
+        if nb and not H.is_skipped(nb):
+            extra["peer_notebook_config"] = {
+                **NOTEBOOK,
+                "trial_returns": nb["returns"],
+                "trial_seconds": nb["trial_seconds"],
+                "seconds_per_step": nb["seconds_per_step"],
+                "partial_trial": nb["partial_trial"],
+                "budget_s": args.notebook_budget,
+            }
+    else:
+        extra["peer_skipped"] = matched.get("reason")
+    ours_reach_s = None if ours_reach is None else sum(trial_s[:ours_reach])
     rec = H.result(
         BENCH,
-        ours=seconds,
-        peer=None,
+        ours=ours_reach_s,
+        peer=peer_reach_s,
         unit="s",
-        case="gymnasium:Pendulum-v1, learned reward, CEM TS-inf, 5-member ensemble",
+        case="gymnasium:Pendulum-v1, learned reward, CEM TS-inf, 5-member ensemble: wall "
+        "seconds to the first trial with return >= -200 (same starts, same planner budget)",
         trial_returns=res.trial_returns,
+        trial_seconds=trial_s,
+        trials_to_minus_200=ours_reach,
         trials=cfg.trials,
         trial_steps=cfg.trial_steps,
+        ours_run_s=seconds,
+        matched_settings=MATCHED,
         eval_returns=evals,
         eval_mean_return=mean_eval,
-        reached_minus_200=mean_eval >= -200,
-        peer_name="mbrl-lib PETS",
-        peer_skipped=peer.get("reason"),
+        reached_minus_200=None if mean_eval is None else mean_eval >= TARGET,
+        peer_name="mbrl-lib 0.2.0 PETS",
+        load_avg=list(os.getloadavg()),
+        **extra,
     )
     H.emit(rec, args.results_dir)
 
@@ -233,7 +426,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guard-off", action="store_true", help="swing-up: also run without TS-inf")
     p.add_argument("--guard-off-trials", type=int, default=4, help="swing-up: trials guard off")
     p.add_argument("--out", default=None, help="swing-up: folder for the plots")
+    p.add_argument("--eval-episodes", type=int, default=0, help="pendulum: final-model episodes")
+    p.add_argument("--peer-budget", type=float, default=300.0, help="PETS (matched) seconds")
+    p.add_argument("--notebook-budget", type=float, default=40.0,
+                   help="PETS with its notebook's sizes: seconds (per-step time)")  # fmt: skip
+    p.add_argument("--peer", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.peer is not None:
+        import json
+
+        peer_main(json.loads(args.peer))
+        return 0
     if args.task == "pendulum":
         _pendulum(args)
     else:
