@@ -271,6 +271,7 @@ def write_guard_plot(on: Any, off: Any, out_dir: Any) -> str:
                 label=f"{name} ({res.model.kind}): real")  # fmt: skip
         ax.plot(idx, [p["predicted_return"] for _, p in rows], "s--", color=color,
                 label=f"{name}: promised by the model")  # fmt: skip
+    ax.set_xticks([t.index for t in on.trials if t.predicted_returns is not None])
     ax.set_xlabel("trial")
     ax.set_ylabel("mean return over the planning horizon")
     ax.set_title(f"{on.env_id}: the model's promise against the world", fontsize=10)
