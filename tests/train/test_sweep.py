@@ -338,18 +338,20 @@ def test_a_killed_worker_resumes_its_group(cluster, local, tmp_path):
         "ppo", "CartPole-v1", backend="ray", scheduler="asha", out_dir=tmp_path / "out",
         ray_options={"kill_after_updates": (TINY.num_updates // 2, str(marker))}, **KW,
     )  # fmt: skip
-    assert marker.exists()  # a worker really died (SIGKILL) after committing chunk 2 of 4
+    assert marker.exists()  # a worker really died (SIGKILL) at the end of chunk 3 of 4: Tune
+    # has chunk 2, the group's own checkpoint in --out chunk 3, from which it resumes
     assert all(t["restarted"] for t in remote.trials)
-    assert remote.groups[0]["resumed_at_updates"] == TINY.num_updates // 2
+    assert remote.groups[0]["resumed_at_updates"] == 3 * TINY.num_updates // 4
     assert _outcomes(remote) == _outcomes(result)  # nothing lost, nothing changed
     rows = (tmp_path / "out" / "results.csv").read_text().splitlines()
     assert rows[0].endswith("restarted") and all(r.endswith("True") for r in rows[1:])
 
 
 def test_an_interrupted_sweep_resumes_from_tunes_records(cluster, local, tmp_path):
-    # A group that fails for good (no restarts; its worker killed after chunk 2 of 4) ends the
-    # sweep with an error, leaving Tune's records as a dead driver would; the same sweep again
-    # restores Tune's experiment (Tuner.restore) and the group resumes from its last chunk.
+    # A group that fails for good (no restarts; its worker killed at the end of chunk 3 of 4)
+    # ends the sweep with an error, leaving Tune's records as a dead driver would; the same
+    # sweep again restores Tune's experiment (Tuner.restore) and the group resumes from its
+    # last chunk.
     result, _, _ = local
     marker, out = tmp_path / "killed.pid", tmp_path / "out"
     kill = {"max_failures": 0, "kill_after_updates": (TINY.num_updates // 2, str(marker))}
@@ -357,7 +359,7 @@ def test_an_interrupted_sweep_resumes_from_tunes_records(cluster, local, tmp_pat
         sw.sweep("ppo", "CartPole-v1", backend="ray", out_dir=out, ray_options=kill, **KW)
     assert marker.exists() and (out / "ray" / sw.STAMP).exists()
     again = sw.sweep("ppo", "CartPole-v1", backend="ray", out_dir=out, **KW)
-    assert again.groups[0]["resumed_at_updates"] == TINY.num_updates // 2
+    assert again.groups[0]["resumed_at_updates"] == 3 * TINY.num_updates // 4
     assert all(t["restarted"] for t in again.trials)
     assert _outcomes(again) == _outcomes(result)  # nothing lost, nothing changed
 

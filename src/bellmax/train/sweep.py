@@ -57,7 +57,12 @@ from bellmax.deep.evaluate import evaluate
 from bellmax.deep.loop import with_hyperparameters
 from bellmax.envs.vector import make_vector_env
 from bellmax.train.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
-from bellmax.train.io import atomic_savefig, atomic_write_json, atomic_write_text
+from bellmax.train.io import (
+    atomic_savefig,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+)
 
 __all__ = [
     "BACKENDS",
@@ -800,17 +805,19 @@ def _compile_cache() -> None:
 
 def _tune_group(config: dict[str, Any]) -> None:
     """The Ray Tune trainable: one program group, reporting after every chunk, resuming from
-    Tune's checkpoint of its last chunk after a failure."""
+    its last chunk after a failure: Tune's checkpoint, or the group's own checkpoint in the
+    sweep's `--out` (`groups/<g>/`, written at every chunk) where that one is further on."""
     from ray import tune
 
     spec = config["spec"]
     _compile_cache()
-    work = Path(tempfile.mkdtemp(prefix="bellmax-sweep-"))
+    keep = spec.get("_checkpoint_dir")
+    work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="bellmax-sweep-"))
+    work.mkdir(parents=True, exist_ok=True)
     restored = tune.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as d:
-            data = (Path(d) / CHECKPOINT).read_bytes()
-        (work / CHECKPOINT).write_bytes(data)
+            _take_if_further(Path(d) / CHECKPOINT, work / CHECKPOINT)
     kill_after = spec.get("_kill_after_updates")
     marker = Path(kill_after[1]) if kill_after else None
 
@@ -829,10 +836,23 @@ def _tune_group(config: dict[str, Any]) -> None:
     try:
         result = run_group(spec, checkpoint_dir=work, on_chunk=report)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
     tune.report(
         {"score": _best_eval(result), "group_result": json.dumps(dataclasses.asdict(result))}
     )
+
+
+def _take_if_further(source: Path, target: Path) -> None:
+    """Copy the checkpoint `source` to `target` unless `target` holds the same group's state
+    at least as far on."""
+    if target.exists():
+        have, new = read_checkpoint_metadata(target), read_checkpoint_metadata(source)
+        if have.get("spec") == new.get("spec") and have.get("updates_done", 0) >= new.get(
+            "updates_done", 0
+        ):
+            return
+    atomic_write_bytes(target, source.read_bytes())
 
 
 def _best_eval(result: GroupResult) -> float:
@@ -856,6 +876,9 @@ def _ray_sweep(
     kill = options.pop("kill_after_updates", None)
     if kill is not None:
         specs = [{**s, "_kill_after_updates": [int(kill[0]), str(kill[1])]} for s in specs]
+    if out is not None:  # each group commits every chunk there too (Tune's copy may lag)
+        groups = (out / "groups").resolve()
+        specs = [{**s, "_checkpoint_dir": str(groups / f"ray-{s['group']}")} for s in specs]
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
