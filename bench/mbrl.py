@@ -269,7 +269,7 @@ def _pendulum(args) -> None:
         rounds=1 if small else MATCHED["iters"],
         neural=NeuralConfig(num_updates=50 if small else 1000),
         eval_episodes=1 if small else args.eval_episodes,
-        seed=0,
+        seed=args.seed,
     )
     t = time.perf_counter()
     res = run_mbrl("gymnasium:Pendulum-v1", config=cfg)
@@ -330,6 +330,7 @@ def _pendulum(args) -> None:
         trial_returns=res.trial_returns,
         trial_seconds=trial_s,
         trials_to_minus_200=ours_reach,
+        seed=cfg.seed,
         trials=cfg.trials,
         trial_steps=cfg.trial_steps,
         ours_run_s=seconds,
@@ -427,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guard-off-trials", type=int, default=4, help="swing-up: trials guard off")
     p.add_argument("--out", default=None, help="swing-up: folder for the plots")
     p.add_argument("--eval-episodes", type=int, default=0, help="pendulum: final-model episodes")
+    p.add_argument(
+        "--seed", type=int, default=0, help="pendulum: seed (trial k resets with seed + k)"
+    )
     p.add_argument("--peer-budget", type=float, default=300.0, help="PETS (matched) seconds")
     p.add_argument("--notebook-budget", type=float, default=40.0,
                    help="PETS with its notebook's sizes: seconds (per-step time)")  # fmt: skip
