@@ -146,7 +146,7 @@ def child_overhead(total: int, groups_many: int, eval_episodes: int, chunks: int
         1: {"grid": {"learning_rate": LRS}, "seeds": SEEDS},
         groups_many: {"grid": {"learning_rate": LRS[1:3], "hidden_sizes": sizes}, "seeds": (0,)},
     }
-    out = {"ray_init_s": init_s, "cases": []}
+    out = {"ray_init_s": init_s, "cases": [], "parts": _overhead_parts()}
     for groups, kw in cases.items():
         kw = {**kw, "base": ppo.Config(total_timesteps=total), "chunks": chunks,
               "eval_episodes": eval_episodes}  # fmt: skip
@@ -187,6 +187,39 @@ def child_overhead(total: int, groups_many: int, eval_episodes: int, chunks: int
     ray.shutdown()
     out.update({"e2e_s": time.time() - t_main, "load": _load()})
     H.print_json(out)
+
+
+def _trivial_trial(config: dict) -> None:
+    from ray import tune
+
+    for i in range(config["chunks"]):
+        tune.report({"score": i})
+
+
+def _overhead_parts() -> dict:
+    """What a first group's overhead is made of, measured apart (the cluster is up):
+    `tune_trial_s`, a 1-trial Tune fit of a trainable that imports nothing and reports 10
+    times (Tune's scheduling, the trial actor's process start, its `ray.tune` import);
+    `worker_imports_s`, a fresh Python importing `bellmax.train.sweep` (jax, flax, optax,
+    bellmax) and starting jax's CPU backend, as a new worker does before its first group."""
+    from ray import tune
+
+    parts = {}
+    with tempfile.TemporaryDirectory() as storage:
+        t = time.perf_counter()
+        tune.Tuner(
+            tune.with_resources(_trivial_trial, {"cpu": 1}),
+            param_space={"chunks": 10},
+            run_config=tune.RunConfig(storage_path=storage, verbose=0),
+        ).fit()
+        parts["tune_trial_s"] = time.perf_counter() - t
+    code = (
+        "import time; t = time.perf_counter(); import bellmax.train.sweep, jax; jax.devices(); "
+        "print(time.perf_counter() - t)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    parts["worker_imports_s"] = float(run.stdout.strip().splitlines()[-1])
+    return parts
 
 
 def _classic_trial(config: dict) -> None:
@@ -337,7 +370,7 @@ def _overhead(args, common: dict, out) -> None:
                 "(ray wall - local wall) / groups, reuse_actors (bellmax's default), "
                 "one trial at a time, warm compile cache, cluster start apart",
                 overhead_per_group_tune_defaults_s=case["overhead_per_group_defaults_s"],
-                ray_init_s=run["ray_init_s"], load=run["load"],
+                ray_init_s=run["ray_init_s"], load=run["load"], parts=run["parts"],
                 **{**common, "total_steps": steps, "trials": case["trials"]},
                 **{k: v for k, v in case.items() if k != "trials"},
             ),
