@@ -36,7 +36,7 @@ class SweepArgs:
     hyperparameters. Prints a table of the trials
     (--json: one object with `trials` and `best`); --out DIR also gets results.csv,
     results.json and a plot of return against each swept field, and each group's checkpoint
-    (the same command resumes an interrupted sweep)."""
+    (the same command resumes an interrupted sweep, also on Ray after its driver died)."""
 
     algo: Annotated[
         Positional[Literal["ppo", "a2c", "reinforce", "dqn", "sac", "td3"]],

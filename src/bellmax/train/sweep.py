@@ -21,8 +21,10 @@ one). At the end each trial's greedy policy is evaluated (`eval_episodes` episod
 Backends: `"local"` runs the groups one after another in this process; `"ray"` makes one
 Ray Tune trial per group (`bellmax[ray]`, imported only then), on a local Ray instance or the
 cluster at `address`, with a per-node compile cache, restarts of failed trials from their last
-chunk and, with `scheduler="asha"`, early stopping of weak groups. Both run the same group
-code, so for the same seeds they give the same per-trial results.
+chunk, Tune's worker processes reused from group to group (`reuse_actors`) and, with
+`scheduler="asha"`, early stopping of weak groups; with `out_dir`, the same sweep run again
+after its driver died restores Tune's experiment and resumes every group from its last chunk.
+Both run the same group code, so for the same seeds they give the same per-trial results.
 """
 
 from __future__ import annotations
@@ -613,8 +615,9 @@ def sweep(
       scheduler: `none`, or `asha` (with `ray`: Ray Tune's ASHA stops weak groups at chunk
         boundaries, on their best trial's training return).
       out_dir: `results.csv`, `results.json`, one plot per swept field and, per group, its
-        checkpoint (`groups/<g>/`; a rerun with the same settings resumes it); with `ray`
-        also Tune's own records (`ray/`). None: nothing written (a temporary directory holds
+        checkpoint (`groups/<g>/`, with `ray` `groups/ray-<g>/`; a rerun with the same
+        settings resumes it); with `ray` also Tune's own records (`ray/`, restored by a rerun
+        of the same sweep). None: nothing written (a temporary directory holds
         Ray's records).
       sample_seed: seed of the random configurations' draws.
       ray_options: more `ray.tune.TuneConfig` settings (e.g. `{"max_concurrent_trials": 4}`;
