@@ -800,10 +800,13 @@ def _import_ray() -> Any:
 
 
 def _compile_cache() -> None:
-    """A persistent XLA compile cache per node (each Ray worker process would compile anew)."""
-    path = Path(tempfile.gettempdir()) / f"bellmax-jax-cache-{os.getuid()}"
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    """A persistent XLA compile cache per node, so a Ray worker process loads the programs an
+    earlier one compiled: bellmax's own (`bellmax.core.compile_cache`, in the user's cache
+    directory; the driver, the local backend and every worker of a node share it), unless the
+    user chose another cache directory for JAX or turned it off (`BELLMAX_COMPILE_CACHE=0`)."""
+    from bellmax.core.compile_cache import enable_compile_cache
+
+    enable_compile_cache()
 
 
 def _tune_group(config: dict[str, Any]) -> None:
