@@ -86,8 +86,14 @@ class ImitateArgs:
     """lqr/mpc: identify the model from this many random transitions first."""
     horizon: int | None = None
     """mpc: planning horizon (default as `bellmax control`)."""
-    mpc_iterations: int = 3
-    """mpc: iLQR iterations per step."""
+    mpc_iterations: int | None = None
+    """mpc: iLQR iterations per step (default 10 from a nominal plan, 3 warm-started)."""
+    mpc_start: Literal["auto", "nominal", "warm"] = "auto"
+    """mpc: start each solve from the rollout of a nominal controller (the cart-pole's energy
+    swing-up with an LQR catch: labels a function of the state) or warm from the last plan
+    (labels depend on the episode so far); auto: nominal for the cart-pole, else warm."""
+    retrain: bool = False
+    """Refit the learner from scratch each round on all labels (else continue the last fit)."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """The learner's hidden layer widths."""
     fit_steps: int = 400
@@ -137,12 +143,27 @@ def _control_expert(kind: str, env_id: str, action_space: Any, args: ImitateArgs
     problem = env_problem(env_id, model.name, params, horizon=args.horizon)[0]
     if kind == "lqr":
         return lqr_expert(problem, action_space, params=params, observe=model.state_from_obs)
+    start = args.mpc_start
+    if start == "auto":
+        start = "nominal" if model.name == "cartpole" else "warm"
+    initial = None
+    if start == "nominal":
+        if model.name != "cartpole":
+            raise ValueError(
+                f"--mpc-start nominal: bellmax has a nominal controller for the cart-pole only, "
+                f"not {model.name!r}; use --mpc-start warm."
+            )
+        from bellmax.imitation.nominal import cartpole_swingup_controller, rollout_plan
+
+        initial = rollout_plan(problem, cartpole_swingup_controller(params), params)
+    iterations = args.mpc_iterations or (10 if initial is not None else 3)
     return mpc_expert(
         problem,
         action_space,
         params=params,
         observe=model.state_from_obs,
-        iterations=args.mpc_iterations,
+        iterations=iterations,
+        initial_plan=initial,
     )
 
 
@@ -200,7 +221,8 @@ def _check_args(args: ImitateArgs) -> None:
         )
     check_int(args.labels, "--labels", low=1, high=MAX_LABELS)
     check_int(args.rounds, "--rounds", low=1, high=MAX_LABELS)
-    check_int(args.mpc_iterations, "--mpc-iterations", low=1, high=10_000)
+    if args.mpc_iterations is not None:
+        check_int(args.mpc_iterations, "--mpc-iterations", low=1, high=10_000)
     if args.sysid_steps is not None:
         check_int(args.sysid_steps, "--sysid-steps", low=10, high=MAX_LABELS)
     check_int(args.seed, "--seed", low=0, high=2**63 - 1)
@@ -231,6 +253,7 @@ def _config(args: ImitateArgs) -> Any:
         camera_noise=args.camera_noise,
         eval_episodes=args.eval_episodes,
         target_return=args.target_return,
+        retrain=args.retrain,
         bc=BCConfig(hidden_sizes=args.hidden_sizes, steps=args.fit_steps),
     )
 

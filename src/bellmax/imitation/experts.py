@@ -21,7 +21,8 @@ Built in:
   (`bellmax.control.make_lqr_controller`), controls mapped onto the action space
   (`bellmax.control.control_to_action`: CartPole-v1's push left/right is the sign).
 - `mpc_expert(problem, action_space)`: iLQR MPC re-planned at every step, warm-started
-  (`bellmax.control.make_mpc`); stateful.
+  (`bellmax.control.make_mpc`); stateful. With `initial_plan=` every solve starts from a
+  plan that depends on the state alone (`bellmax.imitation.nominal`): stateless.
 - `policy_expert(path)`: a trained bellmax policy (`bellmax.load_policy`), greedy.
 - `perfect_expert()`: tic-tac-toe's exact solution (`bellmax.games.solver.solve`): the first
   optimal cell of the position, from the mover's point of view (`TicTacToe-v0`'s observation).
@@ -262,7 +263,9 @@ def _static_space(space: spaces.Space) -> spaces.Space:
 class _ControlExpert:
     """An LQR or MPC controller labelling observations (vmapped over the batch)."""
 
-    def __init__(self, controller: Any, action_space: spaces.Space, params: Any, observe, name):
+    def __init__(
+        self, controller: Any, action_space: spaces.Space, params: Any, observe, name, initial=None
+    ):
         from bellmax.control.mpc import control_to_action
 
         self.controller = controller
@@ -270,12 +273,17 @@ class _ControlExpert:
         self.params = params
         self.observe = observe
         self.name = name
-        self.stateful = controller.method != "lqr"
+        self.stateful = controller.method != "lqr" and initial is None
         self._states = None
         space = self.action_space
 
+        def solve(s, xx):
+            if initial is not None:  # each solve from the state's own first guess
+                s = controller.init(U=initial(xx))
+            return controller.step(s, xx, params)
+
         def act(states, x):
-            u, new = jax.vmap(lambda s, xx: controller.step(s, xx, params))(states, x)
+            u, new = jax.vmap(solve)(states, x)
             a = jax.vmap(
                 lambda uu: control_to_action(uu, space, controller.u_lower, controller.u_upper)
             )(u)
@@ -360,8 +368,14 @@ def mpc_expert(
     observe: Callable[[np.ndarray], Any] | None = None,
     iterations: int = 3,
     method: str = "ilqr",
+    initial_plan: Callable[[jax.Array], jax.Array] | None = None,
 ) -> _ControlExpert:
-    """Warm-started MPC (iLQR or DDP re-planned each step) as a stateful expert.
+    """MPC (iLQR or DDP re-planned each step) as an expert.
+
+    Without `initial_plan` each solve is warm-started from the last plan (stateful: a label
+    depends on the episode so far). With it, each solve starts from `initial_plan(x)`, so
+    the label is a function of the observation alone (stateless; e.g. the rollout of a
+    nominal controller, `bellmax.imitation.nominal.rollout_plan`).
 
     Args:
       problem: a `bellmax.control.Problem` (its horizon is the planning horizon).
@@ -370,12 +384,16 @@ def mpc_expert(
       observe: `obs [N, ...] -> x [N, n]` (default the observation).
       iterations: iLQR/DDP iterations per step.
       method: `"ilqr"` or `"ddp"`.
+      initial_plan: `x [n] -> U [H, m]`, jittable: the first guess of every solve.
     """
     from bellmax.control.mpc import make_mpc
 
+    if initial_plan is not None and not callable(initial_plan):
+        raise TypeError(f"initial_plan must be a function x -> U [H, m], got {initial_plan!r}.")
     mpc = make_mpc(problem, iterations=iterations, method=method)
     p = problem.params if params is None else params
-    return _ControlExpert(mpc, action_space, p, observe, f"mpc ({method})")
+    name = f"mpc ({method}{', from a nominal plan' if initial_plan is not None else ''})"
+    return _ControlExpert(mpc, action_space, p, observe, name, initial=initial_plan)
 
 
 # ---------------------------------------------------------------------- policies and games

@@ -84,6 +84,10 @@ class ImitationConfig:
     """Greedy evaluation episodes after each round."""
     target_return: float | None = None
     """Stop once an evaluation reaches this return (None: use every round or the budget)."""
+    retrain: bool = False
+    """Refit the learner from its initial parameters each round, on the whole aggregated
+    dataset with the input standardised by all of it (Ross et al. 2011's "train on the
+    aggregate"); False continues from the last round's fit (standardised by round 0's)."""
     bc: bc.BCConfig = dataclasses.field(default_factory=bc.BCConfig)
     """The learner's network and optimiser."""
 
@@ -107,6 +111,8 @@ class ImitationConfig:
         check_int(self.eval_episodes, "eval_episodes", owner=owner, low=1)
         if self.target_return is not None:
             check_number(self.target_return, "target_return", owner=owner)
+        if not isinstance(self.retrain, bool):
+            raise TypeError(f"{owner}.retrain must be True or False, got {self.retrain!r}.")
         if not isinstance(self.bc, bc.BCConfig):
             raise TypeError(f"{owner}.bc must be a BCConfig, got {type(self.bc).__name__}.")
 
@@ -435,7 +441,7 @@ def imitate(
         lab.obs_scale = obs_scale
         key = jax.random.key(seed)
         key, k_init = jax.random.split(key)
-        state = bc.init_bc(k_init, config.bc, obs_space, action_space)
+        state = fresh = bc.init_bc(k_init, config.bc, obs_space, action_space)
         capacity = config.labels
         obs_spec, act_spec = bc._spec(obs_space), bc._spec(action_space)
         act_fn = _greedy_act_fn(config.bc, obs_space, action_space)
@@ -478,7 +484,9 @@ def imitate(
                 ]
             )
             key, k_fit, k_eval = jax.random.split(key, 3)
-            if not records:  # the input standardisation, from the first round's labels
+            if config.retrain:  # from scratch on the aggregate, standardised by all of it
+                state = bc.set_normalization(fresh, lab.data.obs, obs_space)
+            elif not records:  # the input standardisation, from the first round's labels
                 state = bc.set_normalization(state, lab.data.obs, obs_space)
             state, loss = bc.fit(
                 state, k_fit, obs_arr, act_arr, n, config.bc, obs_space, action_space
