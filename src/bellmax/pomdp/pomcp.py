@@ -32,6 +32,9 @@ from bellmax.pomdp.model import TabularPOMDP
 
 __all__ = ["POMCPConfig", "SearchTree", "make_pomcp", "pomcp_search"]
 
+#: Most uniforms drawn in one PRNG call (a block of simulations' worth; 4 MB in float32).
+_UNIFORMS_PER_BLOCK = 1 << 20
+
 
 @dataclasses.dataclass(frozen=True)
 class POMCPConfig:
@@ -91,15 +94,14 @@ def _draw_row(u: jax.Array, rows: tuple[jax.Array, jax.Array], a, s) -> jax.Arra
     return index[a, s, _draw(u, cdf[a, s])]
 
 
-def _simulate_once(model, c, max_depth, tree: SearchTree, belief_cdf, key):
-    # the model's rows as sparse CDFs (`_sampling_model`, computed once per planner)
+def _simulate_once(model, c, max_depth, tree: SearchTree, belief_cdf, us):
+    # the model's rows as sparse CDFs (`_sampling_model`, computed once per planner);
+    # `us` [max_depth + 1, 3]: every uniform this simulation needs, row d holding (state,
+    # observation, rollout action) at depth d (drawn for a block of simulations at once).
     T_rows, O_rows, R, gamma, _ = model
     A = R.shape[1]
     dtype = belief_cdf.dtype
     size = tree.visits.shape[0]
-    # Every uniform this simulation needs, drawn at once (one vectorised PRNG call instead
-    # of a key split per step): row d holds (state, observation, rollout action) at depth d.
-    us = jax.random.uniform(key, (max_depth + 1, 3), dtype)
     s0 = _draw(us[max_depth, 0], belief_cdf)
     path_node = jnp.zeros(max_depth, jnp.int32)
     path_act = jnp.zeros(max_depth, jnp.int32)
@@ -204,13 +206,25 @@ def _search(model: tuple, belief: jax.Array, key: jax.Array, config: POMCPConfig
         children=jnp.full((n, A, Z), -1, jnp.int32),
         num_nodes=jnp.int32(1),
     )
-    keys = jax.random.split(key, config.num_simulations)
     belief_cdf = jnp.cumsum(belief)
+    # The simulations' uniforms are drawn a block at a time, one PRNG call per block (a
+    # call per simulation cost a third of the search); blocks hold at most
+    # `_UNIFORMS_PER_BLOCK` numbers, so memory stays bounded for any number of simulations.
+    D, sims = config.max_depth, config.num_simulations
+    per_block = max(1, min(sims, _UNIFORMS_PER_BLOCK // (3 * (D + 1))))
+    full, rest = divmod(sims, per_block)
+    keys = jax.random.split(key, full + 1)
 
-    def body(i, tree):
-        return _simulate_once(model, c, config.max_depth, tree, belief_cdf, keys[i])
+    def block(count, tree, k):
+        us = jax.random.uniform(k, (count, D + 1, 3), belief.dtype)
 
-    return jax.lax.fori_loop(0, config.num_simulations, body, tree)
+        def body(j, tree):
+            return _simulate_once(model, c, D, tree, belief_cdf, us[j])
+
+        return jax.lax.fori_loop(0, count, body, tree)
+
+    tree = jax.lax.fori_loop(0, full, lambda b, t: block(per_block, t, keys[b]), tree)
+    return block(rest, tree, keys[full]) if rest else tree
 
 
 def pomcp_search(
