@@ -42,6 +42,7 @@ LEARNING_MODULES = frozenset(
         "deep/test_a2c.py",
         "deep/test_dqn.py",
         "deep/test_evaluate.py",
+        "deep/test_off_policy.py",
         "deep/test_ppo.py",
         "deep/test_reinforce.py",
         "deep/test_sac.py",
