@@ -359,7 +359,13 @@ def _discrete(space) -> bool:
 
 
 def _greedy_act_fn(config: bc.BCConfig, obs_space, action_space):
-    obs_spec, act_spec = bc._spec(obs_space), bc._spec(action_space)
+    return _greedy_act_fn_cached(config, bc._spec(obs_space), bc._spec(action_space))
+
+
+@functools.lru_cache(maxsize=32)
+def _greedy_act_fn_cached(config: bc.BCConfig, obs_spec: tuple, act_spec: tuple):
+    """One function per (learner, spaces): the evaluation, jitted with it as a static
+    argument, compiles once for every run that shares them."""
 
     def act_fn(params, obs, key):
         del key
@@ -369,21 +375,13 @@ def _greedy_act_fn(config: bc.BCConfig, obs_space, action_space):
 
 
 @functools.lru_cache(maxsize=8)
-def _jax_eval_env(env_id: str, num_envs: int) -> Any:
+def _eval_env(env_id: str, num_envs: int) -> Any:
+    """The evaluation's vector env, one per (id, size), so that runs after the first reuse
+    the compiled evaluation. They carry nothing between evaluations: bellmax's JAX envs
+    hold no state, and a Gymnasium env is reseeded from the evaluation's key at its reset."""
     from bellmax.envs.vector import make_vector_env
 
     return make_vector_env(env_id, num_envs=num_envs)
-
-
-def _eval_env(env_id: str, num_envs: int, seed: int) -> Any:
-    """The evaluation's vector env: one per (id, size) for bellmax's JAX envs, so that runs
-    after the first reuse the compiled evaluation (they hold no state between calls)."""
-    from bellmax.envs import registry
-    from bellmax.envs.vector import make_vector_env
-
-    if registry.is_registered(env_id):
-        return _jax_eval_env(env_id, num_envs)
-    return make_vector_env(env_id, num_envs=num_envs, seed=seed)
 
 
 def imitate(
@@ -446,7 +444,7 @@ def imitate(
         obs_spec, act_spec = bc._spec(obs_space), bc._spec(action_space)
         act_fn = _greedy_act_fn(config.bc, obs_space, action_space)
         if evaluate_fn is None:
-            evalv = _eval_env(env_id, config.eval_episodes, seed + 1)
+            evalv = _eval_env(env_id, config.eval_episodes)
 
             def evaluate_fn(params, k):
                 res = evaluate(act_fn, params, evalv, k, episodes=config.eval_episodes)
