@@ -92,3 +92,20 @@ def test_a_person_labels_at_the_terminal_and_quitting_keeps_the_labels(
     assert "push left" in captured.out and "theta" in captured.out  # the state was shown
     assert load_dataset(out / "human_labels.npz")[0].actions.tolist() == [1, 0, 1]
     assert load_dataset(out / "dataset.npz")[0].actions.tolist() == [1, 0, 1]
+
+
+def test_the_mpc_expert_starts_from_a_nominal_plan_on_the_cart_pole():
+    from bellmax.cli.imitate import ImitateArgs, make_expert
+    from bellmax.envs import registry
+
+    env, params = registry.make("CartPoleSwingUp-v0")
+    space = env.action_space(params)
+
+    def expert(env_id, **kw):
+        return make_expert("mpc", env_id, space, ImitateArgs("dart", env=env_id, **kw))
+
+    assert not expert("CartPoleSwingUp-v0").stateful  # labels a function of the state
+    assert expert("CartPoleSwingUp-v0", mpc_start="warm").stateful  # labels remember the plan
+    assert expert("Pendulum-v1").stateful  # no nominal controller: warm-started
+    with pytest.raises(ValueError, match=r"nominal controller for the cart-pole only.*warm"):
+        expert("Pendulum-v1", mpc_start="nominal")
