@@ -410,25 +410,91 @@ def len_saved(path: Path | None) -> int:
 
 def tour_section(ctx: Any) -> None:
     """The tour's imitation section: why DAgger. BC, DAgger and DART learn from an expert;
-    greedy return against labels, one plot."""
+    greedy return against labels, one plot. The full tour uses the cart-pole swing-up with
+    the MPC expert; `--quick` the LQR expert on CartPole-v1 (seconds, not a minute)."""
+    if ctx.quick:
+        _tour_cartpole(ctx)
+    else:
+        _tour_swingup(ctx)
+
+
+_TOUR_INTRO = (
+    "Behaviour cloning learns from the expert's own demonstrations; once the copy errs a "
+    "little it drifts into states the expert never showed it (the distribution mismatch). "
+    "DAgger lets the learner act and asks the expert to label the states the learner itself "
+    "visits; DART keeps the expert acting but injects noise, so its demonstrations already "
+    "cover nearby states. `bellmax imitate {bc,dagger,dart} --env ENV --expert SPEC` runs the "
+    "same with any expert: lqr, mpc, a trained policy, tic-tac-toe's solver, a person at the "
+    "terminal, or your own function."
+)
+
+
+def _tour_swingup(ctx: Any) -> None:
+    from bellmax.envs import registry
+    from bellmax.imitation import BCConfig, ImitationConfig, expert_return, imitate
+
+    env_id, cap, per = "CartPoleSwingUp-v0", 2500, 250
+    ctx.report.section(
+        "Imitation learning: why DAgger",
+        "A learner (a 64x64 MLP) copies the MPC expert of `bellmax imitate --expert mpc` on the "
+        "cart-pole swing-up: iLQR re-planned at every step, each solve started from the rollout "
+        "of an energy-pumping swing-up controller, so that its label is a function of the "
+        "state. " + _TOUR_INTRO + f" Every round adds {per} labels and refits the learner from "
+        "scratch on all of them; DAgger (the expert acts with probability 0.5^round) and DART "
+        "(noise 0.3) stop at 90% of the expert's return, behaviour cloning gets as many labels "
+        f"as the more demanding of the two (at most {cap}).",
+    )
+    env, params = registry.make(env_id)
+    args = ImitateArgs(algorithm="dagger", env=env_id, expert="mpc")
+    expert = make_expert("mpc", env_id, env.action_space(params), args)
+    exp_ret = expert_return(env_id, expert, episodes=5, seed=ctx.seed)
+    target = 0.9 * exp_ret
+    curves, rows, results = {}, [], {}
+    for algo in ("dagger", "dart", "bc"):
+        budget = cap
+        if algo == "bc":
+            budget = max(results[a].labels_used for a in ("dagger", "dart"))
+        config = ImitationConfig(
+            algorithm=algo,
+            labels=budget,
+            rounds=budget // per,
+            labels_per_round=per,
+            beta_decay=0.5,
+            noise=0.3,
+            retrain=True,
+            target_return=None if algo == "bc" else target,
+            bc=BCConfig(steps=3000),
+        )
+        res = results[algo] = imitate(env_id, expert, config, seed=ctx.seed)
+        curves[algo] = [(r.labels, r.eval_return) for r in res.rounds]
+        reached = res.labels_to_reach(target)
+        rows.append([algo, res.final_eval_return, "-" if reached is None else reached, res.seconds])
+        ctx.report.summary[f"imitation_{algo}_swingup_final_return"] = res.final_eval_return
+    ctx.report.summary["imitation_swingup_expert_return"] = exp_ret
+    ctx.report.image(
+        plot_curves({a: curves[a] for a in ("bc", "dagger", "dart")}, expert=exp_ret),
+        f"Greedy return of the learner against the MPC expert's labels on CartPoleSwingUp-v0 "
+        f"(seed {ctx.seed}); the dashed line is the expert's own return ({exp_ret:.1f}).",
+        name="imitation_curves",
+    )
+    ctx.report.table(
+        ["algorithm", "final return", f"labels to reach {target:.0f} (90%)", "seconds"], rows
+    )
+
+
+def _tour_cartpole(ctx: Any) -> None:
     from bellmax.control import cartpole_balance
     from bellmax.envs import spaces
     from bellmax.envs.cartpole import CartPoleParams
     from bellmax.imitation import BCConfig, ImitationConfig, imitate, lqr_expert
 
-    labels = ctx.size(300, 100)
+    labels = 100
     ctx.report.section(
         "Imitation learning: why DAgger",
-        "A learner copies an expert (here LQR about the upright cart-pole, pushing by the sign "
-        "of its force) on CartPole-v1. Behaviour cloning learns from the expert's own "
-        "demonstrations; once the copy errs a little it drifts into states the expert never "
-        "showed it (the distribution mismatch). DAgger lets the learner act and asks the "
-        "expert to label the states the learner itself visits; DART keeps the expert acting "
-        "but injects noise, so its demonstrations already cover nearby states. Every round "
-        f"adds 50 labels (at most {labels}); the learner, a 64x64 MLP, is refitted and "
-        "evaluated greedily. `bellmax imitate {bc,dagger,dart} --env ENV --expert SPEC` runs "
-        "the same with any expert: lqr, mpc, a trained policy, tic-tac-toe's solver, a person "
-        "at the terminal, or your own function.",
+        "(The quick tour: the full one shows this on the cart-pole swing-up with the MPC "
+        "expert.) A learner copies an expert (here LQR about the upright cart-pole, pushing by "
+        "the sign of its force) on CartPole-v1. " + _TOUR_INTRO + f" Every round adds 50 labels "
+        f"(at most {labels}); the learner, a 64x64 MLP, is refitted and evaluated greedily.",
     )
     params = CartPoleParams()
     expert = lqr_expert(cartpole_balance(params), spaces.Discrete(2), params=params)
@@ -439,8 +505,8 @@ def tour_section(ctx: Any) -> None:
             labels=labels,
             rounds=labels // 50,
             noise=0.3,
-            eval_episodes=ctx.size(5, 2),
-            bc=BCConfig(steps=ctx.size(400, 100)),
+            eval_episodes=2,
+            bc=BCConfig(steps=100),
         )
         res = imitate("CartPole-v1", expert, config, seed=ctx.seed)
         curves[algo] = [(r.labels, r.eval_return) for r in res.rounds]
