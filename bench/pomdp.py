@@ -3,12 +3,21 @@ RockSample[4,4] vs the published SARSOP/HSVI2 numbers.
 
     python bench/pomdp.py [--quick] [--smoke]
 
-1. `pomcp_tiger`: decisions per CPU second of POMCP on the tiger problem (gamma 0.95), both
-   with the same simulations per decision, rollout depth and UCB constant (110, the reward
-   range), a uniformly random rollout, no tree reuse; and the mean discounted return over
-   episodes of `STEPS` decisions. bellmax's planner is jitted (compile time reported apart);
-   pomdp-py's POMCP runs in its own venv (bench/.venv-peers/pomdp-py: `python -m venv
-   bench/.venv-peers/pomdp-py && bench/.venv-peers/pomdp-py/bin/pip install pomdp-py==1.3.5`).
+1. `pomcp_tiger` and `pomcp_rocksample44`: decisions per second of POMCP on the tiger
+   problem (gamma 0.95) and on RockSample[4,4] (257 states), both libraries with the same
+   simulations per decision, rollout depth and UCB constant (110, the reward range), a
+   uniformly random rollout; and the mean discounted return over episodes of `STEPS`
+   decisions. Ours: one decision at a time, wall clock, the planner jitted (compile time
+   reported apart); `ours_batched_episodes_decisions_per_s` is all episodes vmapped in one
+   call (on a CPU this is no faster: a vmapped search loop runs every episode's longest
+   walk). The peer: CPU time per decision, on bellmax's tables (handed over as an .npz; a
+   tabular adapter here samples each row's support), its tree rebuilt at every decision
+   from `SIMS` particles of the exact belief, as bellmax's POMCP samples its root states
+   from the exact belief without tree reuse (the same algorithm). For the tiger, pomdp-py's
+   own TigerProblem with its POMCP keeping the subtree and its particles between decisions
+   is reported too (`peer_with_tree_reuse_*`): that is a different, stronger algorithm. pomdp-py runs in its own venv
+   (bench/.venv-peers/pomdp-py: `python -m venv bench/.venv-peers/pomdp-py &&
+   bench/.venv-peers/pomdp-py/bin/pip install pomdp-py==1.3.5`).
 2. `hsvi_rocksample44`: bellmax's anytime solver on RockSample[4,4] (generated from Smith &
    Simmons' definition: 257 states, 9 actions, 2 observations, gamma 0.95; the terminal
    state is absorbing, so "trial ends at the goal" and "the file runs on" agree): lower and
@@ -26,7 +35,9 @@ import time
 
 import _harness as H
 
-BENCH_POMCP = "pomcp_tiger"
+#: Scratch folder for the tables handed to the peer (git-ignored build output).
+BENCH_DIR_DATA = H.BENCH_DIR / ".cache" / "pomdp"
+
 BENCH_HSVI = "hsvi_rocksample44"
 SIMS = 1000
 DEPTH = 30
@@ -34,33 +45,199 @@ STEPS = 20
 C = 110.0
 
 
-def measure_bellmax_pomcp(decisions: int, episodes: int) -> dict:
+#: POMCP problems: tiger (pomdp-py's own TigerProblem as the peer) and RockSample[4,4]
+#: (the same tables for both: pomdp-py through the tabular adapter below). UCB constant: the
+#: reward range (Silver & Veness), 110 for both.
+POMCP_PROBLEMS = ("tiger", "rocksample44")
+
+
+def _pomdp(name: str):
+    from bellmax.pomdp import rock_sample_4_4, tiger
+
+    return tiger() if name == "tiger" else rock_sample_4_4()
+
+
+def measure_bellmax_pomcp(name: str, decisions: int, episodes: int) -> dict:
+    """One decision at a time (the planner jitted alone), and episodes batched (vmapped)."""
     import jax
     import jax.numpy as jnp
 
-    from bellmax.pomdp import POMCPConfig, make_pomcp, simulate, tiger
-    from bellmax.pomdp.belief import x64
+    from bellmax.pomdp import POMCPConfig, make_pomcp, simulate
 
-    p = tiger()
-    with x64():
-        planner = make_pomcp(p, POMCPConfig(num_simulations=SIMS, max_depth=DEPTH, exploration=C))
-        b = jnp.asarray(p.b0)
-        timing = H.time_jax(planner, b, jax.random.key(0), repeat=max(3, decisions // 10))
-        t0 = time.perf_counter()
-        res = simulate(p, planner, jax.random.key(1), episodes=episodes, steps=STEPS)
-        jax.block_until_ready(res.returns)
-        sim_s = time.perf_counter() - t0
+    p = _pomdp(name)
+    planner = make_pomcp(p, POMCPConfig(num_simulations=SIMS, max_depth=DEPTH, exploration=C))
+    b = jnp.asarray(p.b0, jnp.float32)
+    timing = H.time_jax(planner, b, jax.random.key(0), repeat=max(3, decisions // 10))
+    # returns: episodes of STEPS decisions on the exact belief, all episodes vmapped
+    res = simulate(p, planner, jax.random.key(2), episodes=episodes, steps=STEPS)  # compile
+    jax.block_until_ready(res.returns)
+    t0 = time.perf_counter()
+    res = simulate(p, planner, jax.random.key(1), episodes=episodes, steps=STEPS)
+    jax.block_until_ready(res.returns)
+    sim_s = time.perf_counter() - t0
     return {
         "decisions_per_s": 1.0 / timing.run.median,
         "compile_s": timing.compile_s + timing.trace_s,
         "mean_discounted_return": float(res.mean_discounted_return),
         "stderr": float(res.stderr),
         "episodes": episodes,
-        "batched_decisions_per_s": episodes * STEPS / sim_s,
+        "batched_episodes_decisions_per_s": episodes * STEPS / sim_s,
     }
 
 
-def measure_pomdp_py(decisions: int, episodes: int) -> dict:
+def _tabular_pomdp_py(T, Ob, R):
+    """A pomdp-py agent's models over tables `T[a, s, s']`, `O[a, s', o]`, `R[s, a]`.
+
+    Sampling draws from each row's support (precomputed once), as a problem-specific
+    pomdp-py model would; the rollout policy is uniform over all actions, as bellmax's.
+    """
+    import bisect
+    import random
+
+    import pomdp_py
+
+    A, S, _ = T.shape
+    Z = Ob.shape[2]
+
+    def support(row):
+        idx = [i for i in range(len(row)) if row[i] > 0]
+        cdf, acc = [], 0.0
+        for i in idx:
+            acc += float(row[i])
+            cdf.append(acc)
+        return idx, cdf
+
+    t_rows = [[support(T[a, s]) for s in range(S)] for a in range(A)]
+    o_rows = [[support(Ob[a, s]) for s in range(S)] for a in range(A)]
+    rewards = R.tolist()
+
+    def draw(rows):
+        idx, cdf = rows
+        return idx[min(bisect.bisect_right(cdf, random.random() * cdf[-1]), len(idx) - 1)]
+
+    def indexed(base):
+        """A `base` (state, action or observation) that is its index, hashed and compared by it."""
+
+        def init(self, i):
+            self.i = i
+
+        def eq(self, other):
+            return type(other) is type(self) and other.i == self.i
+
+        return type(
+            base.__name__, (base,), {"__init__": init, "__hash__": lambda x: x.i, "__eq__": eq}
+        )
+
+    St, Ac, Obs = map(indexed, (pomdp_py.State, pomdp_py.Action, pomdp_py.Observation))
+    states = [St(i) for i in range(S)]
+    actions = [Ac(i) for i in range(A)]
+    observations = [Obs(i) for i in range(Z)]
+
+    class Trans(pomdp_py.TransitionModel):
+        def sample(self, state, action):
+            return states[draw(t_rows[action.i][state.i])]
+
+        def probability(self, next_state, state, action):
+            return float(T[action.i, state.i, next_state.i])
+
+    class Observe(pomdp_py.ObservationModel):
+        def sample(self, next_state, action):
+            return observations[draw(o_rows[action.i][next_state.i])]
+
+        def probability(self, observation, next_state, action):
+            return float(Ob[action.i, next_state.i, observation.i])
+
+    class Reward(pomdp_py.RewardModel):
+        def sample(self, state, action, next_state):
+            return rewards[state.i][action.i]
+
+    class Policy(pomdp_py.RolloutPolicy):
+        def sample(self, state):
+            return random.choice(actions)
+
+        def rollout(self, state, history=None):
+            return random.choice(actions)
+
+        def get_all_actions(self, state=None, history=None):
+            return actions
+
+    return states, Trans(), Observe(), Reward(), Policy()
+
+
+def _peer_tabular(name: str, decisions: int, episodes: int) -> dict:
+    """pomdp-py's POMCP on bellmax's tables of `name`, rebuilt from the exact belief at
+    every decision (bellmax's POMCP does the same: root states from the exact belief, no tree
+    reuse), with `SIMS` root particles drawn from it."""
+    import random
+
+    import numpy as np
+    import pomdp_py
+
+    data = np.load(BENCH_DIR_DATA / f"{name}.npz")
+    T, Ob, R, b0, gamma = data["T"], data["O"], data["R"], data["b0"], float(data["gamma"])
+    states, trans, observe, reward, policy = _tabular_pomdp_py(T, Ob, R)
+    rng = np.random.default_rng(0)
+    random.seed(0)
+    returns, times = [], []
+    for ep in range(episodes):
+        b = b0.copy()
+        s = int(rng.choice(len(b0), p=b0))
+        ret, disc = 0.0, 1.0
+        for _ in range(STEPS):
+            parts = rng.choice(len(b), size=SIMS, p=b / b.sum())
+            agent = pomdp_py.Agent(
+                pomdp_py.Particles([states[i] for i in parts]), policy, trans, observe, reward
+            )
+            planner = pomdp_py.POMCP(
+                max_depth=DEPTH,
+                discount_factor=gamma,
+                num_sims=SIMS,
+                exploration_const=C,
+                rollout_policy=policy,
+                show_progress=False,
+            )
+            t0 = time.process_time()
+            a = planner.plan(agent).i
+            times.append(time.process_time() - t0)
+            ret += disc * float(R[s, a])
+            disc *= gamma
+            s2 = int(rng.choice(T.shape[1], p=T[a, s]))
+            o = int(rng.choice(Ob.shape[2], p=Ob[a, s2]))
+            b = (b @ T[a]) * Ob[a, :, o]
+            s = s2
+        returns.append(ret)
+        if len(times) >= decisions and ep >= 1:
+            break
+    return _peer_summary(returns, times)
+
+
+def _peer_summary(returns: list, times: list) -> dict:
+    n = len(returns)
+    mean = sum(returns) / n
+    sd = (sum((r - mean) ** 2 for r in returns) / max(1, n - 1)) ** 0.5
+    return {
+        "decisions_per_s": len(times) / sum(times),
+        "mean_discounted_return": mean,
+        "stderr": sd / n**0.5,
+        "episodes": n,
+        "version": "pomdp-py 1.3.5",
+    }
+
+
+def measure_pomdp_py(name: str, decisions: int, episodes: int) -> dict:
+    if name == "rocksample44":
+        return _peer_tabular(name, decisions, episodes)
+    # tiger: pomdp-py's own problem, its POMCP keeping the subtree (and its particles) from
+    # one decision to the next; and on bellmax's tables without reuse, as bellmax's POMCP.
+    native = _peer_tiger_native(decisions, episodes)
+    same = _peer_tabular(name, decisions, episodes)
+    return {
+        **same,
+        **{f"with_tree_reuse_{k}": v for k, v in native.items() if k != "version"},
+    }
+
+
+def _peer_tiger_native(decisions: int, episodes: int) -> dict:
     import random
 
     import pomdp_py
@@ -95,16 +272,7 @@ def measure_pomdp_py(decisions: int, episodes: int) -> dict:
         returns.append(ret)
         if len(times) >= decisions and ep >= 1:
             break
-    n = len(returns)
-    mean = sum(returns) / n
-    sd = (sum((r - mean) ** 2 for r in returns) / max(1, n - 1)) ** 0.5
-    return {
-        "decisions_per_s": len(times) / sum(times),
-        "mean_discounted_return": mean,
-        "stderr": sd / n**0.5,
-        "episodes": n,
-        "version": "pomdp-py 1.3.5",
-    }
+    return _peer_summary(returns, times)
 
 
 def measure_hsvi(time_limit: float, episodes: int) -> dict:
@@ -138,38 +306,52 @@ def measure_hsvi(time_limit: float, episodes: int) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = H.arg_parser(__doc__.splitlines()[0])
-    p.add_argument("--peer", choices=["pomdp-py"], default=None, help=argparse.SUPPRESS)
-    p.add_argument("--decisions", type=int, default=None)
-    p.add_argument("--episodes", type=int, default=None)
-    args = p.parse_args(argv)
-    quick = args.quick or args.smoke
-    decisions = args.decisions or (20 if args.smoke else 100 if quick else 400)
-    episodes = args.episodes or (4 if args.smoke else 20 if quick else 100)
-    if args.peer == "pomdp-py":
-        H.print_json(measure_pomdp_py(decisions, episodes))
-        return 0
-    H.fair_threads()
-    H.log(f"{BENCH_POMCP}: bellmax POMCP, {SIMS} simulations per decision")
-    ours = measure_bellmax_pomcp(decisions, max(episodes, 2))
+def _pomcp_case(name: str, args, decisions: int, episodes: int, quick: bool) -> None:
+    H.log(f"pomcp_{name}: bellmax POMCP, {SIMS} simulations per decision")
+    ours = measure_bellmax_pomcp(name, decisions, max(episodes, 2))
     if args.smoke or args.no_venv_peers:
         peer = H.skipped("peer-venv peers skipped (--smoke / --no-venv-peers)")
     else:
+        import numpy as np
+
+        p = _pomdp(name)  # the peer reads the same tables (it has no JAX)
+        BENCH_DIR_DATA.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            BENCH_DIR_DATA / f"{name}.npz",
+            T=np.asarray(p.T, np.float64),
+            O=np.asarray(p.O, np.float64),
+            R=np.asarray(p.R, np.float64),
+            b0=np.asarray(p.b0, np.float64),
+            gamma=float(p.gamma),
+        )
         peer = H.run_in_peer_venv(
             __file__,
-            ["--peer", "pomdp-py", "--decisions", decisions, "--episodes", episodes],
+            [
+                "--peer",
+                "pomdp-py",
+                "--problem",
+                name,
+                "--decisions",
+                decisions,
+                "--episodes",
+                episodes,
+            ],
             group="pomdp-py",
             modules=["pomdp_py"],
             venv=H.BENCH_DIR / ".venv-peers" / "pomdp-py",
         )
     H.emit(
         H.result(
-            BENCH_POMCP,
+            f"pomcp_{name}",
             ours["decisions_per_s"],
             None if H.is_skipped(peer) else peer["decisions_per_s"],
             "decisions/s",
-            case=f"tiger, {SIMS} sims/decision, depth {DEPTH}, c={C}, {STEPS} steps/episode",
+            case=(
+                f"{name}, {SIMS} sims/decision, depth {DEPTH}, c={C}, {STEPS} steps/episode; "
+                "ours: one decision at a time, wall clock (jitted planner; "
+                "ours_batched_episodes_decisions_per_s: all episodes vmapped in one call); "
+                "peer: CPU time per decision"
+            ),
             peer_name="pomdp-py POMCP",
             quick=quick,
             **{f"ours_{k}": v for k, v in ours.items() if k != "decisions_per_s"},
@@ -181,6 +363,28 @@ def main(argv: list[str] | None = None) -> int:
         ),
         args.results_dir,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = H.arg_parser(__doc__.splitlines()[0])
+    p.add_argument("--peer", choices=["pomdp-py"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--decisions", type=int, default=None)
+    p.add_argument("--episodes", type=int, default=None)
+    p.add_argument("--problem", choices=POMCP_PROBLEMS, default="tiger", help=argparse.SUPPRESS)
+    p.add_argument("--problems", default=",".join(POMCP_PROBLEMS), help="POMCP problems to run")
+    p.add_argument("--skip-hsvi", action="store_true", help="only the POMCP cases")
+    args = p.parse_args(argv)
+    quick = args.quick or args.smoke
+    decisions = args.decisions or (20 if args.smoke else 100 if quick else 400)
+    episodes = args.episodes or (4 if args.smoke else 20 if quick else 100)
+    if args.peer == "pomdp-py":
+        H.print_json(measure_pomdp_py(args.problem, decisions, episodes))
+        return 0
+    H.fair_threads()
+    for name in args.problems.split(","):
+        _pomcp_case(name, args, decisions, episodes, quick)
+    if args.skip_hsvi:
+        return 0
     limit = 20.0 if args.smoke else 60.0 if quick else 300.0
     H.log(f"{BENCH_HSVI}: bellmax hsvi on RockSample[4,4], {limit:g} s")
     h = measure_hsvi(limit, 500 if quick else 2000)
