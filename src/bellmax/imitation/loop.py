@@ -3,7 +3,8 @@ cameras), one host-side loop with the differences as settings.
 
 Every round rolls out a behaviour policy in the environment, has the expert label states,
 adds them to the aggregated dataset, refits the learner (`bellmax.imitation.bc.fit`, continuing
-from the last round's parameters) and evaluates it (greedy, `bellmax.deep.evaluate`):
+from the last round's parameters, or from scratch on the aggregate with `retrain=True`) and
+evaluates it (greedy, `bellmax.deep.evaluate`):
 
 - `bc`: the expert acts; its demonstrations are the labels (Pomerleau 1989).
 - `dagger`: the mixture `beta_i expert + (1 - beta_i) learner` acts, with `beta_i = beta_decay
