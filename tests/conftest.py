@@ -57,6 +57,7 @@ LEARNING_MODULES = frozenset(
         "games/test_selfplay.py",
         "imitation/test_bc.py",
         "imitation/test_dagger.py",
+        "imitation/test_swingup.py",
         "imitation/test_tictactoe.py",
         "models/test_data.py",
         "models/test_gps.py",
