@@ -75,3 +75,10 @@ def test_a_failing_expert_stops_the_run_and_keeps_its_labels(tmp_path):
 def test_a_label_budget_of_zero_is_refused():
     with pytest.raises(ValueError, match=r"labels \(the label budget\) must be at least 1, got 0"):
         ImitationConfig(labels=0)
+
+
+def test_retrain_must_be_a_bool():
+    with pytest.raises(
+        TypeError, match=r"ImitationConfig.retrain must be True or False, got int 1"
+    ):
+        ImitationConfig(retrain=1)

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bellmax.core.checks import check_choice, check_int, check_number
+from bellmax.core.checks import check_bool, check_choice, check_int, check_number
 from bellmax.envs import spaces
 from bellmax.imitation import bc
 from bellmax.imitation.dataset import Dataset, save_dataset
@@ -112,8 +112,7 @@ class ImitationConfig:
         check_int(self.eval_episodes, "eval_episodes", owner=owner, low=1)
         if self.target_return is not None:
             check_number(self.target_return, "target_return", owner=owner)
-        if not isinstance(self.retrain, bool):
-            raise TypeError(f"{owner}.retrain must be True or False, got {self.retrain!r}.")
+        check_bool(self.retrain, "retrain", owner=owner)
         if not isinstance(self.bc, bc.BCConfig):
             raise TypeError(f"{owner}.bc must be a BCConfig, got {type(self.bc).__name__}.")
 
