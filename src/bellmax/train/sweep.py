@@ -397,6 +397,15 @@ def _nonfinite(metrics: Any, params: Any) -> np.ndarray:
     return bad
 
 
+def _dispatch(program: _Program, hp: dict, state: Any, n: int) -> tuple[int, Any, float, bool]:
+    """Start a chunk of `n` updates (compiled first if new): `(n, (state, metrics), start
+    time, whether it compiled)`; its outputs are ready when JAX has run it."""
+    t = time.perf_counter()
+    before = program.compiles
+    out = program.chunk(hp, state, n)
+    return n, out, t, program.compiles > before
+
+
 def run_group(
     spec: dict[str, Any],
     *,
@@ -453,18 +462,27 @@ def run_group(
     compile_seconds = time.perf_counter() - t0
     seconds = 0.0
     stopped = False
-    while done < num_updates and not stopped:
-        n = min(chunk, num_updates - done)
-        t = time.perf_counter()
-        before = program.compiles
-        state, metrics = program.chunk(hp, state, n)
+    # The next chunk is dispatched (JAX runs it asynchronously) before this one is committed
+    # and reported, so the checkpoint's write and the report (Ray Tune's round trip to its
+    # driver) overlap training instead of adding to it. The next chunk only reads this one's
+    # state: the results are the same as one chunk after the other.
+    pending = (
+        _dispatch(program, hp, state, min(chunk, num_updates - done))
+        if done < num_updates
+        else None
+    )
+    while pending is not None and not stopped:
+        n, (state, metrics), t, compiled = pending
         jax.block_until_ready(state)
-        spent = time.perf_counter() - t
-        if program.compiles > before:
+        spent = time.perf_counter() - t  # from dispatch: a commit that outlasts the chunk counts
+        if compiled:
             compile_seconds += spent
         else:
             seconds += spent
         done += n
+        pending = None
+        if done < num_updates:
+            pending = _dispatch(program, hp, state, min(chunk, num_updates - done))
         diverged |= _nonfinite(metrics, algo.policy_params(state))
         r = _chunk_returns(metrics)
         returns.append([None if math.isnan(x) else float(x) for x in r])
