@@ -1,0 +1,120 @@
+"""Benchmark: local-model methods on the pendulum swing-up against iLQR with the true model.
+
+The same problem for everyone: bellmax's Pendulum-v1 from hanging at rest (theta = pi,
+theta_dot = 0), horizon T = 100, cost = minus the reward. The reference ("peer") is
+`bellmax.control.ilqr` with the TRUE dynamics and cost from zero controls
+(`bellmax.models.gps.ilqr_reference`); the learners see only rollouts:
+
+- LQR-FLM (`bellmax.models.gps.run_lqr_flm`): 20 iterations x 5 rollouts, KL trust region;
+  the cost is the final controller's mean run once (no noise).
+- MD-GPS (`bellmax.models.mdgps.run_mdgps`): the same local loop with the trust region
+  centred on the linearised neural policy; the cost is the NEURAL POLICY's, run alone.
+
+Each record: `ours` = the learner's cost, `peer` = iLQR's cost (`ratio` = cost ratio, lower
+is better), with iterations, rollouts (real episodes used), seconds (wall, compilation
+included) and iLQR's own iterations and seconds.
+
+    python bench/gps.py            # seeds 0-2
+    python bench/gps.py --smoke    # 2 iterations, T = 20, seed 0 (a few seconds)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import _harness as H
+
+H.fair_threads()
+
+BENCH = "gps"
+ENV = "Pendulum-v1"
+
+
+def measure_ilqr(horizon: int) -> dict:
+    import numpy as np
+
+    from bellmax.models.gps import DEFAULT_STARTS, ilqr_reference
+
+    t0 = time.perf_counter()
+    res = ilqr_reference(ENV, DEFAULT_STARTS[ENV], horizon, max_iterations=200)
+    cost = float(res.cost)
+    seconds = time.perf_counter() - t0
+    return {
+        "cost": cost,
+        "iterations": int(np.asarray(res.iterations)),
+        "seconds": seconds,
+    }
+
+
+def measure_lqr_flm(horizon: int, iterations: int, samples: int, seed: int) -> dict:
+    from bellmax.models.gps import GPSConfig, env_system, run_lqr_flm
+
+    system = env_system(ENV, horizon=horizon)
+    res = run_lqr_flm(system, GPSConfig(iterations=iterations, samples=samples, seed=seed))
+    return {
+        "cost": res.final_cost,
+        "iterations": len(res.iteration_costs),
+        "rollouts": len(res.iteration_costs) * samples + 1,
+        "seconds": res.seconds,
+        "iteration_costs": [round(float(c), 3) for c in res.iteration_costs],
+        "max_kl_over_bound": float(max(res.kl / res.kl_bound)),
+    }
+
+
+def measure_mdgps(horizon: int, iterations: int, samples: int, seed: int) -> dict:
+    from bellmax.models.gps import GPSConfig, env_system
+    from bellmax.models.mdgps import MDGPSConfig, run_mdgps
+
+    system = env_system(ENV, horizon=horizon)
+    cfg = MDGPSConfig(gps=GPSConfig(iterations=iterations, samples=samples, seed=seed))
+    res = run_mdgps(system, cfg)
+    return {
+        "cost": res.final_cost,
+        "iterations": len(res.iteration_costs),
+        "rollouts": len(res.iteration_costs) * samples,
+        "seconds": res.seconds,
+        "local_controller_costs": [round(float(c), 3) for c in res.iteration_costs],
+        "policy_costs": [round(float(c), 3) for c in res.policy_costs],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = H.arg_parser(__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3, smoke 1)")
+    args = p.parse_args(argv)
+    quick = args.quick or args.smoke
+    horizon, iterations, samples = (20, 2, 5) if args.smoke else (100, 20, 5)
+    seeds = args.seeds or (1 if quick else 3)
+    H.log(f"{BENCH}: iLQR with the true model, T={horizon}")
+    ref = measure_ilqr(horizon)
+    methods = (("LQR-FLM", measure_lqr_flm), ("MD-GPS neural policy", measure_mdgps))
+    for name, measure in methods:
+        for seed in range(seeds):
+            H.log(f"{BENCH}: {name}, seed {seed}")
+            ours = measure(horizon, iterations, samples, seed)
+            H.emit(
+                H.result(
+                    BENCH,
+                    ours["cost"],
+                    ref["cost"] if math.isfinite(ref["cost"]) else None,
+                    "cost",
+                    better="lower",
+                    case=(
+                        f"{ENV} swing-up from hanging, T={horizon}, {name}, "
+                        f"{iterations} iterations x {samples} rollouts"
+                    ),
+                    peer_name="bellmax iLQR with the true model (from zero controls)",
+                    method=name,
+                    seed=seed,
+                    quick=quick,
+                    **{f"ours_{k}": v for k, v in ours.items() if k != "cost"},
+                    **{f"peer_{k}": v for k, v in ref.items() if k != "cost"},
+                ),
+                args.results_dir,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
