@@ -9,6 +9,10 @@ theta_dot = 0), horizon T = 100, cost = minus the reward. The reference ("peer")
   the cost is the final controller's mean run once (no noise).
 - MD-GPS (`bellmax.models.mdgps.run_mdgps`): the same local loop with the trust region
   centred on the linearised neural policy; the cost is the NEURAL POLICY's, run alone.
+- Through the model (`bellmax.models.through_model.run_through_model`): a neural policy
+  trained by backpropagation through a learned MLP model (its own budget: 16 random and
+  3 x 4 own rollouts of 200 steps from the reset distribution, which the local methods do
+  not get); the cost is the policy's, run alone from hanging for T steps.
 
 Each record: `ours` = the learner's cost, `peer` = iLQR's cost (`ratio` = cost ratio, lower
 is better), with iterations, rollouts (real episodes used), seconds (wall, compilation
@@ -79,16 +83,46 @@ def measure_mdgps(horizon: int, iterations: int, samples: int, seed: int) -> dic
     }
 
 
+def measure_through_model(horizon: int, iterations: int, samples: int, seed: int) -> dict:
+    from bellmax.models.through_model import (
+        ThroughModelConfig,
+        evaluate_policy,
+        run_through_model,
+    )
+
+    del iterations, samples  # its own budget (module docstring)
+    cfg = ThroughModelConfig(seed=seed)
+    if horizon < 100:  # --smoke
+        cfg = ThroughModelConfig(seed=seed, rounds=1, policy_updates=10, rollout_steps=horizon)
+    res = run_through_model(ENV, cfg)
+    ret, _, _ = evaluate_policy(ENV, res.policy, res.policy_params, steps=horizon)
+    return {
+        "cost": -ret,
+        "iterations": cfg.rounds,
+        "rollouts": cfg.random_rollouts + cfg.rounds * cfg.policy_rollouts,
+        "rollout_steps": cfg.rollout_steps,
+        "seconds": res.seconds,
+        "cost_200_steps": -res.final_return,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = H.arg_parser(__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3, smoke 1)")
+    p.add_argument("--only", action="append", default=None, help="run only this method")
     args = p.parse_args(argv)
     quick = args.quick or args.smoke
     horizon, iterations, samples = (20, 2, 5) if args.smoke else (100, 20, 5)
     seeds = args.seeds or (1 if quick else 3)
     H.log(f"{BENCH}: iLQR with the true model, T={horizon}")
     ref = measure_ilqr(horizon)
-    methods = (("LQR-FLM", measure_lqr_flm), ("MD-GPS neural policy", measure_mdgps))
+    methods = (
+        ("LQR-FLM", measure_lqr_flm),
+        ("MD-GPS neural policy", measure_mdgps),
+        ("neural policy through a learned model", measure_through_model),
+    )
+    if args.only:
+        methods = tuple(m for m in methods if m[0] in args.only)
     for name, measure in methods:
         for seed in range(seeds):
             H.log(f"{BENCH}: {name}, seed {seed}")
@@ -100,10 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                     ref["cost"] if math.isfinite(ref["cost"]) else None,
                     "cost",
                     better="lower",
-                    case=(
-                        f"{ENV} swing-up from hanging, T={horizon}, {name}, "
-                        f"{iterations} iterations x {samples} rollouts"
-                    ),
+                    case=f"{ENV} swing-up from hanging, T={horizon}, {name}",
                     peer_name="bellmax iLQR with the true model (from zero controls)",
                     method=name,
                     seed=seed,
