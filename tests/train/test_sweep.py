@@ -8,6 +8,7 @@ import dataclasses
 import ipaddress
 import json
 import math
+import tempfile
 
 import jax
 import numpy as np
@@ -328,6 +329,14 @@ def test_ray_backend_gives_the_local_results(cluster, local, tmp_path):
     assert _outcomes(remote) == _outcomes(result)
     assert not any(t["restarted"] for t in remote.trials)
     assert (tmp_path / "results.csv").exists() and (tmp_path / "ray").is_dir()
+
+
+def test_a_sweep_without_out_keeps_no_ray_records(cluster, local, tmp_path, monkeypatch):
+    # Tune's records (a checkpoint per chunk) go to a temporary directory, removed at the end
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    remote = sw.sweep("ppo", "CartPole-v1", backend="ray", **KW)
+    assert _outcomes(remote) == _outcomes(local[0])
+    assert not list(tmp_path.glob("bellmax-ray-*"))
 
 
 def test_a_killed_worker_resumes_its_group(cluster, local, tmp_path):

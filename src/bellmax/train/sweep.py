@@ -439,7 +439,7 @@ def run_group(
     config.validate(venv)
     program = _program(algo, config, venv, len(trials))
     compiles_before = program.compiles
-    hp = {k: jnp.asarray([t["config"][k] for t in trials], jnp.float32) for k in spec["traced"]}
+    hp = {k: np.asarray([t["config"][k] for t in trials], np.float32) for k in spec["traced"]}
     keys = jnp.stack([jax.random.key(int(t["seed"])) for t in trials])
     num_updates = int(config.num_updates)
     from bellmax.train.driver import plan_chunks
@@ -925,9 +925,16 @@ def _ray_sweep(
         tuner = _new_tuner(tune, trainable, specs, scheduler, storage, options, max_failures)
     try:
         grid = tuner.fit()
+        return _ray_results(grid, out)
     finally:
         if started:
             ray.shutdown()
+        if out is None:  # Tune's records of a sweep that keeps nothing
+            shutil.rmtree(storage, ignore_errors=True)
+
+
+def _ray_results(grid: Any, out: Path | None) -> list[GroupResult]:
+    """Each group's `GroupResult` from Tune's results (raises for a failed group)."""
     results: list[GroupResult] = []
     for r in grid:
         spec = r.config["spec"]
