@@ -820,6 +820,53 @@ def step_multiplier(predicted: float, actual: float, mult: float, config: GPSCon
     return min(config.max_step_mult, max(config.min_step_mult, mult * factor))
 
 
+@dataclasses.dataclass
+class _PriorPool:
+    """The joint points of the last `prior_rollouts` rollouts (a host-side ring buffer),
+    from which each iteration's mixture prior is fitted."""
+
+    points: np.ndarray
+    weights: np.ndarray
+    cursor: int = 0
+
+    @classmethod
+    def empty(cls, system: LocalSystem, config: GPSConfig) -> _PriorPool:
+        D = 2 * system.state_dim + system.action_dim
+        capacity = config.prior_rollouts * system.horizon
+        return cls(np.zeros((capacity, D), np.float32), np.zeros((capacity,), np.float32))
+
+    def add_and_fit(
+        self, system: LocalSystem, samples: Samples, key: jax.Array, config: GPSConfig
+    ) -> LocalFit:
+        """Pool the samples' points, then `fit_local` with the prior over the pool."""
+        capacity, D = self.points.shape
+        Z = np.asarray(joint_points(samples.X, samples.U)).reshape(-1, D)
+        idx = (self.cursor + np.arange(Z.shape[0])) % capacity
+        self.points[idx], self.weights[idx] = Z, 1.0
+        self.cursor = (self.cursor + Z.shape[0]) % capacity
+        return fit_local(
+            system, samples, key, jnp.asarray(self.points), jnp.asarray(self.weights), config
+        )
+
+
+def _next_multiplier(
+    prev: tuple[LinearGaussianPolicy, LocalFit] | None,
+    policy: LinearGaussianPolicy,
+    fit: LocalFit,
+    mult: float,
+    config: GPSConfig,
+) -> float:
+    """The KL bound's multiplier after an update from `prev = (old policy, old fit)` to
+    `policy`, whose samples gave `fit` (`step_multiplier`; unchanged without adaptation)."""
+    if not config.adapt_step or prev is None or not math.isfinite(config.kl_step):
+        return mult
+    old_policy, old_fit = prev
+    before = float(estimate_cost(old_policy, old_fit))
+    predicted = before - float(estimate_cost(policy, old_fit))
+    actual = before - float(estimate_cost(policy, fit))
+    return step_multiplier(predicted, actual, mult, config)
+
+
 def run_lqr_flm(
     system: LocalSystem,
     config: GPSConfig = GPSConfig(),
@@ -846,11 +893,7 @@ def run_lqr_flm(
     std = np.where(np.isfinite(half), half, 1.0) * config.init_std
     policy = constant_policy(T, n, m, std)
     key = jax.random.key(config.seed)
-    D = 2 * n + m
-    capacity = config.prior_rollouts * T
-    points = np.zeros((capacity, D), np.float32)
-    weights = np.zeros((capacity,), np.float32)
-    cursor = 0
+    pool = _PriorPool.empty(system, config)
     eta, mult = 1.0, 1.0
     prev: tuple[LinearGaussianPolicy, LocalFit] | None = None
     costs, kls, bounds, etas, statuses = [], [], [], [], []
@@ -858,17 +901,8 @@ def run_lqr_flm(
         key, k_roll, k_gmm = jax.random.split(key, 3)
         samples = system.rollout(policy, k_roll, config.samples, 1.0)
         costs.append(float(jnp.mean(jnp.sum(samples.costs, axis=1))))
-        Z = np.asarray(joint_points(samples.X, samples.U)).reshape(-1, D)
-        idx = (cursor + np.arange(Z.shape[0])) % capacity
-        points[idx], weights[idx] = Z, 1.0
-        cursor = (cursor + Z.shape[0]) % capacity
-        fit = fit_local(system, samples, k_gmm, jnp.asarray(points), jnp.asarray(weights), config)
-        if config.adapt_step and prev is not None and math.isfinite(config.kl_step):
-            old_policy, old_fit = prev
-            before = float(estimate_cost(old_policy, old_fit))
-            predicted = before - float(estimate_cost(policy, old_fit))
-            actual = before - float(estimate_cost(policy, fit))
-            mult = step_multiplier(predicted, actual, mult, config)
+        fit = pool.add_and_fit(system, samples, k_gmm, config)
+        mult = _next_multiplier(prev, policy, fit, mult, config)
         bound = config.kl_step * T * mult
         res = trust_region_lqr(
             fit.dynamics,

@@ -28,7 +28,6 @@ local controller and no planner.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from functools import partial
 from typing import Any
@@ -44,13 +43,11 @@ from bellmax.models.gps import (
     GPSConfig,
     LinearGaussianPolicy,
     LocalSystem,
+    _next_multiplier,
+    _PriorPool,
     constant_policy,
-    estimate_cost,
-    fit_local,
-    step_multiplier,
     trust_region_lqr,
 )
-from bellmax.models.local import joint_points
 from bellmax.models.through_model import NeuralPolicy, evaluate_policy, make_neural_policy
 
 __all__ = [
@@ -229,11 +226,8 @@ def run_mdgps(system: LocalSystem, config: MDGPSConfig = MDGPSConfig()) -> MDGPS
     key, k_init = jax.random.split(key)
     params = policy.init(k_init)
     pol_cov = None
-    D = 2 * n + m
-    capacity = gcfg.prior_rollouts * T
-    points = np.zeros((capacity, D), np.float32)
-    weights = np.zeros((capacity,), np.float32)
-    cursor, eta, mult = 0, 1.0, 1.0
+    pool = _PriorPool.empty(system, gcfg)
+    eta, mult = 1.0, 1.0
     prev = None
     costs, pol_costs, kls, bounds = [], [], [], []
     states = None
@@ -241,17 +235,8 @@ def run_mdgps(system: LocalSystem, config: MDGPSConfig = MDGPSConfig()) -> MDGPS
         key, k_roll, k_gmm, k_sup = jax.random.split(key, 4)
         samples = system.rollout(controller, k_roll, gcfg.samples, 1.0)
         costs.append(float(jnp.mean(jnp.sum(samples.costs, axis=1))))
-        Z = np.asarray(joint_points(samples.X, samples.U)).reshape(-1, D)
-        idx = (cursor + np.arange(Z.shape[0])) % capacity
-        points[idx], weights[idx] = Z, 1.0
-        cursor = (cursor + Z.shape[0]) % capacity
-        fit = fit_local(system, samples, k_gmm, jnp.asarray(points), jnp.asarray(weights), gcfg)
-        if gcfg.adapt_step and prev is not None and math.isfinite(gcfg.kl_step):
-            old_controller, old_fit = prev
-            before = float(estimate_cost(old_controller, old_fit))
-            predicted = before - float(estimate_cost(controller, old_fit))
-            actual = before - float(estimate_cost(controller, fit))
-            mult = step_multiplier(predicted, actual, mult, gcfg)
+        fit = pool.add_and_fit(system, samples, k_gmm, gcfg)
+        mult = _next_multiplier(prev, controller, fit, mult, gcfg)
         bound = gcfg.kl_step * T * mult
         X = samples.X[:, :T]
         centre = controller if pol_cov is None else linearise_policy(policy, params, X, pol_cov)
