@@ -391,6 +391,14 @@ def test_the_parser_waits_except_for_smoke_runs_and_children(no_inherited_check,
     monkeypatch.setattr(H, "wait_for_quiet", lambda **kw: calls.append(kw))
     H.arg_parser("demo").parse_args(["--smoke"])
     assert calls == []
+    # A smoke run records that it did not wait, and its children (which are not given
+    # --smoke) inherit that instead of waiting themselves.
+    smoke = H.inherited_quiet_check()
+    assert smoke is not None and smoke["smoke"] is True and smoke["quiet"] is None
+    assert H.machine_info()["quiet"] == smoke
+    H.arg_parser("demo").parse_args([])
+    assert calls == []
+    monkeypatch.delenv(H.QUIET_ENV)
     H.arg_parser("demo").parse_args(["--quick", "--quiet-timeout", "7", "--require-quiet"])
     assert calls == [{"timeout_s": 7.0, "require": True}]
     # A child process started by a benchmark that already waited does not wait again.
