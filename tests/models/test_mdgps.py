@@ -61,3 +61,19 @@ def test_neural_policy_alone_reproduces_the_local_controllers():
     assert res.final_cost <= 0.7 * local[0], (res.policy_costs, local)
     tol = TrustRegionConfig().tol
     assert np.all(res.kl <= res.kl_bound * (1 + tol) + 1e-6)
+
+
+def test_bellmax_gps_policy_mdgps(capsys):
+    import json
+
+    from bellmax.cli.main import main
+
+    argv = ["gps", "--env", "Pendulum-v1", "--iterations", "2", "--samples", "3"]
+    assert main([*argv, "--horizon", "20", "--policy", "mdgps", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["policy"] == "mdgps"
+    assert len(out["policy_costs"]) == len(out["iteration_costs"]) == len(out["eta"]) == 2
+    assert out["final_cost"] == pytest.approx(out["policy_costs"][-1])
+    assert out["final_return"] == pytest.approx(-out["final_cost"])
+    assert main(["gps", "--env", "gymnasium:Pendulum-v1", "--policy", "mdgps"]) != 0
+    assert "--policy mdgps needs a bellmax env" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 bellmax gps --env Pendulum-v1 --iterations 15 --samples 5 --json
 bellmax gps --env gymnasium:Pendulum-v1 --kl-step 0.5 --out runs/gps
 bellmax gps --env CartPoleSwingUp-v0 --kl-step inf     # no trust region
+bellmax gps --env Pendulum-v1 --policy mdgps           # + a neural policy (MD-GPS)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import dataclasses
 import math
 from typing import Any
 
-from bellmax.core.checks import check_int, check_number
+from bellmax.core.checks import check_choice, check_int, check_number
 
 # Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
 # --help` and the other commands fast. The policy is in bellmax.cli's docstring.
@@ -23,6 +24,8 @@ __all__ = ["GpsArgs", "make_system", "run_gps", "tour_section"]
 MAX_ITERATIONS = 10_000
 MAX_SAMPLES = 1_000
 MAX_HORIZON = 100_000
+#: The --policy choices.
+POLICIES = ("linear", "mdgps")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +43,11 @@ class GpsArgs:
     rest (Pendulum-v1, CartPoleSwingUp-v0), a Gymnasium env at its reset state for --seed.
     Cost = minus the return. On Pendulum-v1 (bellmax's or Gymnasium's) the result is compared
     with iLQR on the true model from the same start (ilqr_cost; null elsewhere).
+
+    --policy mdgps (bellmax envs): guided policy search (MD-GPS, Montgomery & Levine 2016):
+    the trust region is centred on the linearised neural policy, which is fitted to the
+    local controller's actions each iteration; final_return is then the NEURAL POLICY's,
+    run alone (policy_costs: after each iteration).
     """
 
     env: str = "Pendulum-v1"
@@ -59,6 +67,9 @@ class GpsArgs:
     """Directory for result.json and controller.npz (K, k, cov of the final controller)."""
     json: bool = False
     """Print one JSON object: iteration_costs, kl, kl_bound, final_return, seconds, ..."""
+    policy: str = "linear"
+    """linear: the local linear-Gaussian controller (LQR-FLM); mdgps: also a neural policy
+    supervised by it (MD-GPS; Pendulum-v1, CartPoleSwingUp-v0), whose cost is reported."""
 
 
 def _check(args: GpsArgs) -> None:
@@ -67,6 +78,15 @@ def _check(args: GpsArgs) -> None:
     check_int(args.horizon, "--horizon", low=1, high=MAX_HORIZON)
     check_int(args.seed, "--seed")
     check_number(args.kl_step, "--kl-step", low=0, low_open=True, finite=False)
+    check_choice(args.policy, "--policy", POLICIES)
+    if args.policy == "mdgps":
+        from bellmax.models.through_model import ANGLE_DIMS
+
+        if args.env not in ANGLE_DIMS:
+            raise ValueError(
+                f"--policy mdgps needs a bellmax env with a known state layout "
+                f"({', '.join(sorted(ANGLE_DIMS))}), got --env {args.env!r}."
+            )
 
 
 def make_system(env_id: str, horizon: int, seed: int) -> Any:
@@ -122,11 +142,21 @@ def run_gps(args: GpsArgs) -> int | None:
         if not args.json:
             print(
                 f"iteration {i + 1:3d}  cost {d['cost']:10.3f}  kl {d['kl']:9.3f} "
-                f"(bound {d['kl_bound']:.3g})  eta {d['eta']:.3g}",
+                f"(bound {d['kl_bound']:.3g})  eta {d['eta']:.3g}"
+                + (f"  policy alone {d['policy_cost']:.3f}" if "policy_cost" in d else ""),
                 flush=True,
             )
 
-    res = run_lqr_flm(system, config, callback=progress)
+    if args.policy == "mdgps":
+        from bellmax.models.mdgps import MDGPSConfig, run_mdgps
+
+        res = run_mdgps(system, MDGPSConfig(gps=config), callback=progress)
+        controller = res.controller
+        extra = {"policy_costs": [float(v) for v in res.policy_costs]}
+    else:
+        res = run_lqr_flm(system, config, callback=progress)
+        controller = res.policy
+        extra = {}
     reference = _reference(system)
     result = {
         "env": args.env,
@@ -139,6 +169,8 @@ def run_gps(args: GpsArgs) -> int | None:
         "kl": [float(v) for v in res.kl],
         "kl_bound": [float(v) if math.isfinite(v) else None for v in res.kl_bound],
         "eta": [float(v) for v in res.eta],
+        "policy": args.policy,
+        **extra,
         "final_cost": res.final_cost,
         "final_return": res.final_return,
         "ilqr_cost": reference,
@@ -152,7 +184,7 @@ def run_gps(args: GpsArgs) -> int | None:
         import io
 
         buf = io.BytesIO()
-        pol = res.policy
+        pol = controller
         np.savez(buf, K=np.asarray(pol.K), k=np.asarray(pol.k), cov=np.asarray(pol.cov))
         atomic_write_bytes(out / "controller.npz", buf.getvalue())
     if args.json:

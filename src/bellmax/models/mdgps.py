@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -48,7 +49,12 @@ from bellmax.models.gps import (
     constant_policy,
     trust_region_lqr,
 )
-from bellmax.models.through_model import NeuralPolicy, evaluate_policy, make_neural_policy
+from bellmax.models.through_model import (
+    ANGLE_DIMS,
+    NeuralPolicy,
+    evaluate_policy,
+    make_neural_policy,
+)
 
 __all__ = [
     "MDGPSConfig",
@@ -186,6 +192,8 @@ class MDGPSResult:
     """`[iterations]` realised `KL(p_new || centre)` of each C-step."""
     kl_bound: np.ndarray
     """`[iterations]` the bound in force."""
+    eta: np.ndarray
+    """`[iterations]` the dual variables."""
     final_cost: float
     """The global policy's cost alone from the start (`policy_costs[-1]`)."""
     final_states: np.ndarray
@@ -199,19 +207,32 @@ class MDGPSResult:
         return -self.final_cost
 
 
-def run_mdgps(system: LocalSystem, config: MDGPSConfig = MDGPSConfig()) -> MDGPSResult:
+def run_mdgps(
+    system: LocalSystem,
+    config: MDGPSConfig = MDGPSConfig(),
+    *,
+    callback: Callable[[int, dict[str, float]], Any] | None = None,
+) -> MDGPSResult:
     """MD-GPS on a bellmax environment with a fixed start (module docstring).
 
     Args:
       system: `bellmax.models.gps.env_system(...)` of an id in
         `bellmax.models.through_model.ANGLE_DIMS`.
       config: `MDGPSConfig`.
+      callback: called after each iteration with its index and numbers (`cost`: the mean
+        cost of the local controller's rollouts, `policy_cost`: the neural policy's alone,
+        `kl`, `kl_bound`, `eta`); a true return value stops the loop there.
 
     Returns:
       `MDGPSResult`.
     """
     check_type(config, MDGPSConfig, "config", owner="run_mdgps")
     check_type(system, LocalSystem, "system", owner="run_mdgps")
+    if system.cost is None or system.env_id not in ANGLE_DIMS:
+        raise ValueError(
+            f"run_mdgps needs a bellmax environment with a known state layout "
+            f"({', '.join(sorted(ANGLE_DIMS))}) built by env_system, got {system.env_id!r}."
+        )
     start = time.perf_counter()
     gcfg = config.gps
     policy = make_neural_policy(
@@ -229,9 +250,9 @@ def run_mdgps(system: LocalSystem, config: MDGPSConfig = MDGPSConfig()) -> MDGPS
     pool = _PriorPool.empty(system, gcfg)
     eta, mult = 1.0, 1.0
     prev = None
-    costs, pol_costs, kls, bounds = [], [], [], []
+    costs, pol_costs, kls, bounds, etas = [], [], [], [], []
     states = None
-    for _ in range(gcfg.iterations):
+    for it in range(gcfg.iterations):
         key, k_roll, k_gmm, k_sup = jax.random.split(key, 4)
         samples = system.rollout(controller, k_roll, gcfg.samples, 1.0)
         costs.append(float(jnp.mean(jnp.sum(samples.costs, axis=1))))
@@ -248,10 +269,14 @@ def run_mdgps(system: LocalSystem, config: MDGPSConfig = MDGPSConfig()) -> MDGPS
         controller, eta = res.policy, float(res.eta)
         kls.append(float(res.kl))
         bounds.append(float(bound))
+        etas.append(eta)
         params, _ = supervised_step(policy, config, params, controller, X, k_sup)
         pol_cov = jnp.linalg.inv(jnp.mean(controller.precision, axis=0))
         ret, states, _ = evaluate_policy(system.env_id, policy, params, x0=system.x0, steps=T)
         pol_costs.append(-ret)
+        numbers = {"cost": costs[-1], "policy_cost": -ret, "kl": kls[-1], "kl_bound": bound}
+        if callback is not None and callback(it, {**numbers, "eta": eta}):
+            break
     return MDGPSResult(
         policy=policy,
         policy_params=params,
@@ -260,6 +285,7 @@ def run_mdgps(system: LocalSystem, config: MDGPSConfig = MDGPSConfig()) -> MDGPS
         policy_costs=np.asarray(pol_costs),
         kl=np.asarray(kls),
         kl_bound=np.asarray(bounds),
+        eta=np.asarray(etas),
         final_cost=float(pol_costs[-1]),
         final_states=np.asarray(states),
         seconds=time.perf_counter() - start,
