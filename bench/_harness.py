@@ -80,6 +80,65 @@ def thread_env(threads: int = 1) -> dict[str, str]:
     return {name: str(threads) for name in THREAD_VARS}
 
 
+def thread_counts(peer_threads: int | None = None) -> dict[str, Any]:
+    """How many threads each side computes with, for every record (`machine.thread_counts`).
+
+    Ours: XLA:CPU sizes its intra-op thread pool (independent operations and large loops run
+    on it in parallel) to the CPUs this process may use, and runs a matrix product on one
+    thread when `--xla_cpu_multi_thread_eigen=false` (bellmax.core.xla), else on that pool.
+    The peer: the BLAS/OpenMP caps of `thread_env` (torch's intra-op pool is set from the same
+    number in the peer scripts). `equal` is true when both are the same number; pin the
+    benchmark to that many CPUs with `--cpus N` (`pin_cpus`) to make them so.
+
+    Args:
+      peer_threads: the peer's threads; default `OMP_NUM_THREADS` (what `fair_threads` set).
+    Returns:
+      `{"ours_xla_intra_op": int, "ours_matmul": int, "peer": int | None, "equal": bool}`.
+    """
+    xla_pool = usable_cpus()
+    flags = os.environ.get("XLA_FLAGS", "")
+    matmul = 1 if "--xla_cpu_multi_thread_eigen=false" in flags else xla_pool
+    if peer_threads is None:
+        with contextlib.suppress(TypeError, ValueError):
+            peer_threads = int(os.environ.get("OMP_NUM_THREADS"))  # type: ignore[arg-type]
+    return {
+        "ours_xla_intra_op": xla_pool,
+        "ours_matmul": matmul,
+        "peer": peer_threads,
+        "equal": peer_threads is not None and xla_pool == matmul == peer_threads,
+    }
+
+
+def pin_cpus(n: int) -> list[int]:
+    """Run this process, and every process it starts, on its first `n` usable CPUs.
+
+    XLA:CPU has no setting for its intra-op thread pool: it takes one thread per CPU the
+    process may run on, when JAX starts its backend. Pinning before that (before the first
+    computation) is how bellmax's side gets the same thread count as a peer capped with
+    `thread_env(n)`. Child processes (fresh bellmax runs, peer venvs) inherit the pinning.
+
+    Args:
+      n: CPUs to keep (>= 1, at most `usable_cpus()`).
+    Returns:
+      The CPUs now in use.
+    """
+    _check_count("n", n, 1)
+    if not hasattr(os, "sched_setaffinity"):  # pragma: no cover - macOS, Windows
+        raise RuntimeError("pin_cpus needs os.sched_setaffinity (Linux); run without --cpus.")
+    cpus = sorted(os.sched_getaffinity(0))
+    if n > len(cpus):
+        raise ValueError(f"--cpus {n} is more than the {len(cpus)} CPUs this process may use.")
+    backends = getattr(sys.modules.get("jax._src.xla_bridge"), "_backends", None)
+    if backends:
+        print(
+            "[bench] note: jax's backend already started; its thread pool keeps its size. "
+            "Pin the CPUs first thing (--cpus is applied when the arguments are parsed).",
+            file=sys.stderr,
+        )
+    os.sched_setaffinity(0, cpus[:n])
+    return cpus[:n]
+
+
 def _tune_xla() -> None:
     """bellmax's XLA small-matrix setting (bellmax.core.xla), as the `bellmax` command uses;
     recorded in each result's `machine.xla_flags`. BELLMAX_XLA_DEFAULTS=1 keeps XLA's own."""
@@ -421,7 +480,9 @@ def machine_info() -> dict[str, Any]:
     persistent-compilation-cache directory are added only when jax is already imported.
     """
     info = dict(_static_machine_info())
+    info["cpu_usable"] = usable_cpus()  # after any --cpus pinning
     info["threads"] = {name: os.environ.get(name) for name in THREAD_VARS}
+    info["thread_counts"] = thread_counts()
     with contextlib.suppress(OSError, AttributeError):
         # Other work on the machine skews timings: a 1-minute load above cpu_count is a warning.
         info["load_avg_1m"] = round(os.getloadavg()[0], 2)
@@ -778,6 +839,8 @@ class _BenchParser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):  # type: ignore[override]
         global _QUIET_CHECK
         ns = super().parse_args(args, namespace)
+        if getattr(ns, "cpus", None) is not None:
+            pin_cpus(ns.cpus)
         inherited = inherited_quiet_check()
         if inherited is not None:
             _QUIET_CHECK = inherited
@@ -816,6 +879,9 @@ def arg_parser(description: str | None) -> argparse.ArgumentParser:
       for the load to fall below the CPU count (`wait_for_quiet`); if it does not, the run
       refuses with --require-quiet, else measures and marks every record busy. --smoke runs
       never wait, nor do the processes they start.
+    --cpus N: pin the run (and its children) to N CPUs, so that XLA's intra-op pool has N
+      threads like the peers' `thread_env(N)` caps; every record states both
+      (`machine.thread_counts`).
     """
     p = _BenchParser(description=description)
     p.add_argument(
@@ -829,6 +895,14 @@ def arg_parser(description: str | None) -> argparse.ArgumentParser:
         "--require-quiet",
         action="store_true",
         help="refuse (exit 3) instead of measuring when the machine stays busy",
+    )
+    p.add_argument(
+        "--cpus",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run on N CPUs (XLA's thread pool then has N threads; N = 1 matches the peers' "
+        "1-thread caps); default: every usable CPU",
     )
     p.add_argument("--quick", action="store_true", help="small sizes and repeats, for a fast check")
     p.add_argument(

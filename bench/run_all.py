@@ -9,6 +9,7 @@ runner echoes those lines, then prints a summary table on stderr. `make bench` c
     python bench/run_all.py --quick             # smaller sizes, forwarded to every script
     python bench/run_all.py --list              # what would run
     python bench/run_all.py --require-quiet     # refuse on a busy machine (`make bench`)
+    python bench/run_all.py --cpus 1            # XLA's thread pool as small as the peers' caps
 
 Each script first waits (up to --quiet-timeout, default 60 s) for the 1-minute load to fall
 below the CPU count; a script that still finds the machine busy measures anyway and marks its
@@ -132,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="S",
         help="forwarded: seconds each script waits for a quiet machine (default 60)",
     )
+    p.add_argument(
+        "--cpus",
+        type=int,
+        default=None,
+        metavar="N",
+        help="forwarded: pin each script to N CPUs (XLA's threads = the peers' caps when N = 1)",
+    )
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per script")
     args = p.parse_args(argv)
 
@@ -156,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.quiet_timeout is not None:
         forwarded += ["--quiet-timeout", str(args.quiet_timeout)]
+    if args.cpus is not None:
+        forwarded += ["--cpus", str(args.cpus)]
     if args.results_dir is not None:
         forwarded += ["--results-dir", str(args.results_dir.resolve())]
 

@@ -486,3 +486,51 @@ def test_git_commit_is_dirty_with_untracked_files_but_not_results(tmp_path):
     assert H._git_commit(tmp_path) == clean  # ignored files and result records do not count
     (tmp_path / "new_module.py").write_text("y = 2\n")
     assert H._git_commit(tmp_path) == clean + "-dirty"  # an untracked source file does
+
+
+# --------------------------------------------------------------------------- thread counts
+def test_thread_counts_are_recorded_and_equal_only_when_the_pools_match(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    monkeypatch.setattr(H, "usable_cpus", lambda: 2)
+    counts = H.thread_counts(peer_threads=1)
+    assert counts == {"ours_xla_intra_op": 2, "ours_matmul": 1, "peer": 1, "equal": False}
+    monkeypatch.setattr(H, "usable_cpus", lambda: 1)
+    assert H.thread_counts(peer_threads=1)["equal"] is True
+    monkeypatch.setenv("XLA_FLAGS", "")  # multi-threaded Eigen: products use the whole pool
+    monkeypatch.setattr(H, "usable_cpus", lambda: 2)
+    assert H.thread_counts(peer_threads=2) == {
+        "ours_xla_intra_op": 2,
+        "ours_matmul": 2,
+        "peer": 2,
+        "equal": True,
+    }
+    assert H.machine_info()["thread_counts"]["ours_xla_intra_op"] == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU pinning is Linux-only")
+def test_cpus_option_pins_the_run_and_its_children_so_xla_gets_one_thread():
+    code = textwrap.dedent(
+        f"""
+        import json, os, subprocess, sys
+        sys.path.insert(0, {str(BENCH_DIR)!r})
+        import _harness as H
+        H.fair_threads()
+        H.arg_parser("demo").parse_args(["--smoke", "--cpus", "1"])
+        child = subprocess.run(
+            [sys.executable, "-c", "import os; print(len(os.sched_getaffinity(0)))"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        print(json.dumps({{"counts": H.thread_counts(), "child": int(child)}}))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != H.QUIET_ENV}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["child"] == 1
+    assert out["counts"]["ours_xla_intra_op"] == 1 and out["counts"]["peer"] == 1
+    assert out["counts"]["equal"] is True
+    with pytest.raises(ValueError, match="more than"):
+        H.pin_cpus(H.usable_cpus() + 1)

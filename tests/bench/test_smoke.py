@@ -91,6 +91,7 @@ def test_smoke_run(name, tmp_path):
     for rec in printed:
         assert rec["bench"] and isinstance(rec["ours"], int | float), rec
         assert rec["machine"]["threads"], rec  # the thread caps are recorded
+        assert isinstance(rec["machine"]["thread_counts"]["equal"], bool), rec
         if rec["peer"] is None:
             assert _says_skipped(rec), f"{name}: a record without a peer says no why: {rec}"
             assert rec["ratio"] is None
