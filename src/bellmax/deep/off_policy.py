@@ -52,7 +52,7 @@ from bellmax.deep.replay import (
     record_step,
     replay_add,
     replay_init,
-    replay_sample,
+    replay_sample_after_add,
 )
 from bellmax.envs import spaces
 from bellmax.envs.vector import VecState, VectorEnv
@@ -423,12 +423,11 @@ def off_policy_update(
         jax.random.split(k_collect, config.train_frequency),
     )
     flat = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), transitions)
-    buffer = replay_add(state.buffer, flat)
 
     def one_step(c, k):
         learner, step = c
         k_batch, k_step = jax.random.split(k)
-        batch = replay_sample(buffer, k_batch, config.batch_size)
+        batch = replay_sample_after_add(state.buffer, flat, k_batch, config.batch_size)
         learner, aux = learn_step(learner, batch, step + 1, k_step)
         return (learner, step + 1), aux
 
@@ -445,6 +444,16 @@ def off_policy_update(
     (learner, grad_step), aux = jax.lax.cond(
         learning, learn, skip, (state.learner, state.gradient_step)
     )
+    # The write comes after every read of the old buffer: the gradient steps sample it through
+    # `replay_sample_after_add` (the add's slots patched in), and the write position is made to
+    # depend on their results (`grad_step < 0` is never true: a data dependency, no change), so
+    # XLA can write the buffer in place. Otherwise it may order the write first and must then
+    # copy the whole buffer every update (it did under `vmap`).
+    read = jax.tree.leaves(aux) or jax.tree.leaves(learner)[:1]
+    seen = jnp.stack([jnp.asarray(x, jnp.float32).reshape(-1)[0] for x in read])
+    never = (grad_step < 0) & jnp.all(seen == seen)
+    position = state.buffer.position + never.astype(jnp.int32)
+    buffer = replay_add(state.buffer.replace(position=position), flat)
     new_state = TrainState(
         learner=learner,
         buffer=buffer,

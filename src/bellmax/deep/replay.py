@@ -8,6 +8,9 @@ and a buffer `vmap`s over seeds like any other pytree.
     buffer = replay_init(example_transition, capacity=100_000)
     buffer = replay_add(buffer, batch_of_n_transitions)      # leaves [N, ...]
     batch = replay_sample(buffer, key, batch_size=64)         # leaves [64, ...]
+
+`replay_sample_after_add(buffer, batch, key, n)` draws what sampling right after `replay_add`
+draws, reading the buffer before the add (so that XLA can then write it in place).
 """
 
 from __future__ import annotations
@@ -139,6 +142,46 @@ def replay_sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
 def _sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
     idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
     return jax.tree.map(lambda x: x[idx], buffer.data)
+
+
+def replay_sample_after_add(
+    buffer: ReplayBuffer, batch: Any, key: jax.Array, batch_size: int
+) -> Any:
+    """`replay_sample(replay_add(buffer, batch), key, batch_size)`, read from `buffer` as it
+    was before the add and from `batch`: the same slots drawn, the same values returned.
+
+    Why: inside a `lax.scan`, sampling the buffer just written lets XLA fold the write into
+    the gather (recomputing the written slots from the old buffer), and the old buffer must
+    then outlive the in-place write: under `vmap` (seeds) XLA copied the whole buffer every
+    update, a cost that grows with the capacity (SAC on Pendulum-v1, one vmapped seed,
+    3000 updates: 1,250 updates/s of CPU time with 4,000 slots, 760 with 200,000). Reading
+    the old buffer before the write needs no copy.
+
+    Args:
+      buffer: the buffer before the add.
+      batch: the transitions added (leaves `[N, ...]`, as for `replay_add`, checked there).
+      key: a PRNG key, consumed as `replay_sample` would.
+      batch_size: number of transitions to draw.
+    """
+    return _sample_after_add(buffer, batch, key, check_int(batch_size, "batch_size", low=1))
+
+
+@jax.jit(static_argnums=3)
+def _sample_after_add(buffer: ReplayBuffer, batch: Any, key: jax.Array, batch_size: int) -> Any:
+    capacity = jax.tree.leaves(buffer.data)[0].shape[0]
+    n = jax.tree.leaves(batch)[0].shape[0]
+    size = jnp.minimum(buffer.size + n, capacity).astype(jnp.int32)
+    idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(size, 1))
+    offset = (idx - buffer.position) % capacity  # < n: slot written by this add
+    fresh = offset < n
+    j = jnp.minimum(offset, n - 1)
+
+    def pick(stored, new):
+        new = jnp.asarray(new, stored.dtype)
+        mask = fresh.reshape(fresh.shape + (1,) * (stored.ndim - 1))
+        return jnp.where(mask, new[j], stored[idx])
+
+    return jax.tree.map(pick, buffer.data, batch)
 
 
 def check_replay_sizes(
