@@ -63,6 +63,7 @@ __all__ = [
     "LinearGaussianPolicy",
     "LocalFit",
     "LocalSystem",
+    "PriorPool",
     "Samples",
     "TrustRegionConfig",
     "TrustRegionResult",
@@ -74,9 +75,12 @@ __all__ = [
     "gymnasium_system",
     "ilqr_reference",
     "kl_lqr",
+    "next_step_multiplier",
     "policy_kl",
     "run_lqr_flm",
     "state_action_marginals",
+    "state_fields",
+    "state_from_vector",
     "step_multiplier",
     "trust_region_lqr",
 ]
@@ -472,12 +476,13 @@ class LocalSystem:
         return int(np.shape(self.x0)[0])
 
 
-def _state_fields(state: Any) -> tuple[str, ...]:
+def state_fields(state: Any) -> tuple[str, ...]:
     """The fields of an env state that `state.vector()` stacks, in order."""
     return tuple(f.name for f in dataclasses.fields(state) if f.name not in ("time", "last_u"))
 
 
-def _from_vector(template: Any, fields: tuple[str, ...], x: jax.Array) -> Any:
+def state_from_vector(template: Any, fields: tuple[str, ...], x: jax.Array) -> Any:
+    """The env state `template` with its `fields` set from the vector `x` (`state_fields`)."""
     return template.replace(
         **{f: x[i].astype(jnp.asarray(getattr(template, f)).dtype) for i, f in enumerate(fields)}
     )
@@ -494,7 +499,7 @@ def _env_rollouts(env, fields, params, template, policy, x0, keys, noise):
             _, state2, r, _, _, _ = env.step(k, state, u, params)
             return state2, (x, u, -r)
 
-        s0 = _from_vector(template, fields, x0)
+        s0 = state_from_vector(template, fields, x0)
         T = policy.K.shape[0]
         sT, (X, U, c) = jax.lax.scan(step, s0, (jnp.arange(T), jax.random.split(key, T)))
         return jnp.concatenate([X, sT.vector()[None]], axis=0), U, c
@@ -540,7 +545,7 @@ def env_system(env_id: str, *, horizon: int = 100, x0: Any = None) -> LocalSyste
             f"{env_id!r} has discrete actions; local linear-Gaussian controllers need a "
             "continuous (Box) action space (e.g. CartPoleSwingUp-v0, Pendulum-v1)."
         )
-    fields = _state_fields(template)
+    fields = state_fields(template)
     if x0 is None:
         if env_id not in DEFAULT_STARTS:
             raise ValueError(f"no default start for {env_id!r}; pass x0 (its state vector).")
@@ -560,7 +565,7 @@ def env_system(env_id: str, *, horizon: int = 100, x0: Any = None) -> LocalSyste
         return _env_rollouts(env, fields, params, template, policy, x, keys, noise)
 
     def cost(x, u, t):
-        state = _from_vector(template, fields, x)
+        state = state_from_vector(template, fields, x)
         return -env.step_env(jax.random.key(0), state, u, params)[2]
 
     return LocalSystem(
@@ -821,7 +826,7 @@ def step_multiplier(predicted: float, actual: float, mult: float, config: GPSCon
 
 
 @dataclasses.dataclass
-class _PriorPool:
+class PriorPool:
     """The joint points of the last `prior_rollouts` rollouts (a host-side ring buffer),
     from which each iteration's mixture prior is fitted."""
 
@@ -830,7 +835,7 @@ class _PriorPool:
     cursor: int = 0
 
     @classmethod
-    def empty(cls, system: LocalSystem, config: GPSConfig) -> _PriorPool:
+    def empty(cls, system: LocalSystem, config: GPSConfig) -> PriorPool:
         D = 2 * system.state_dim + system.action_dim
         capacity = config.prior_rollouts * system.horizon
         return cls(np.zeros((capacity, D), np.float32), np.zeros((capacity,), np.float32))
@@ -849,7 +854,7 @@ class _PriorPool:
         )
 
 
-def _next_multiplier(
+def next_step_multiplier(
     prev: tuple[LinearGaussianPolicy, LocalFit] | None,
     policy: LinearGaussianPolicy,
     fit: LocalFit,
@@ -893,7 +898,7 @@ def run_lqr_flm(
     std = np.where(np.isfinite(half), half, 1.0) * config.init_std
     policy = constant_policy(T, n, m, std)
     key = jax.random.key(config.seed)
-    pool = _PriorPool.empty(system, config)
+    pool = PriorPool.empty(system, config)
     eta, mult = 1.0, 1.0
     prev: tuple[LinearGaussianPolicy, LocalFit] | None = None
     costs, kls, bounds, etas, statuses = [], [], [], [], []
@@ -902,7 +907,7 @@ def run_lqr_flm(
         samples = system.rollout(policy, k_roll, config.samples, 1.0)
         costs.append(float(jnp.mean(jnp.sum(samples.costs, axis=1))))
         fit = pool.add_and_fit(system, samples, k_gmm, config)
-        mult = _next_multiplier(prev, policy, fit, mult, config)
+        mult = next_step_multiplier(prev, policy, fit, mult, config)
         bound = config.kl_step * T * mult
         res = trust_region_lqr(
             fit.dynamics,
@@ -980,10 +985,10 @@ def _true_model(env_id: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
 
         env, params = make(env_id)
         _, template = env.reset(jax.random.key(0), params)
-        fields = _state_fields(template)
+        fields = state_fields(template)
 
         def step(x, u):
-            state = _from_vector(template, fields, x)
+            state = state_from_vector(template, fields, x)
             _, s2, r, _, _ = env.step_env(jax.random.key(0), state, u, params)
             return s2.vector(), -r
 

@@ -44,9 +44,9 @@ from bellmax.models.gps import (
     GPSConfig,
     LinearGaussianPolicy,
     LocalSystem,
-    _next_multiplier,
-    _PriorPool,
+    PriorPool,
     constant_policy,
+    next_step_multiplier,
     trust_region_lqr,
 )
 from bellmax.models.through_model import (
@@ -247,7 +247,7 @@ def run_mdgps(
     key, k_init = jax.random.split(key)
     params = policy.init(k_init)
     pol_cov = None
-    pool = _PriorPool.empty(system, gcfg)
+    pool = PriorPool.empty(system, gcfg)
     eta, mult = 1.0, 1.0
     prev = None
     costs, pol_costs, kls, bounds, etas = [], [], [], [], []
@@ -257,7 +257,7 @@ def run_mdgps(
         samples = system.rollout(controller, k_roll, gcfg.samples, 1.0)
         costs.append(float(jnp.mean(jnp.sum(samples.costs, axis=1))))
         fit = pool.add_and_fit(system, samples, k_gmm, gcfg)
-        mult = _next_multiplier(prev, controller, fit, mult, gcfg)
+        mult = next_step_multiplier(prev, controller, fit, mult, gcfg)
         bound = gcfg.kl_step * T * mult
         X = samples.X[:, :T]
         centre = controller if pol_cov is None else linearise_policy(policy, params, X, pol_cov)

@@ -45,7 +45,7 @@ from bellmax.core.checks import check_bool, check_int, check_number, check_type
 from bellmax.core.errors import DivergenceError
 from bellmax.deep.networks import MLP, activation_fn, check_hidden_sizes
 from bellmax.deep.optim import make_optimizer
-from bellmax.models.gps import DEFAULT_STARTS, _from_vector, _state_fields
+from bellmax.models.gps import DEFAULT_STARTS, state_fields, state_from_vector
 from bellmax.models.neural import NeuralConfig, NeuralModel, NeuralParams, make_neural_model
 from bellmax.models.neural import fit as fit_neural
 
@@ -159,7 +159,7 @@ def make_neural_policy(
         raise ValueError(f"no state layout known for {env_id!r}; use one of {sorted(ANGLE_DIMS)}.")
     env, params = make(env_id)
     _, template = env.reset(jax.random.key(0), params)
-    n = len(_state_fields(template))
+    n = len(state_fields(template))
     space = env.action_space(params)
     low = np.broadcast_to(np.asarray(space.low, np.float64), space.shape).reshape(-1)
     high = np.broadcast_to(np.asarray(space.high, np.float64), space.shape).reshape(-1)
@@ -206,7 +206,7 @@ def _real_rollouts(env, fields, policy, env_params, template, steps, pol_params,
             _, s2, r, _, _, _ = env.step(ks, state, u, env_params)
             return s2, (x, u, r)
 
-        s0 = _from_vector(template, fields, x_start)
+        s0 = state_from_vector(template, fields, x_start)
         sT, (X, U, R) = jax.lax.scan(step, s0, jax.random.split(key, steps))
         return jnp.concatenate([X, sT.vector()[None]]), U, R
 
@@ -225,7 +225,7 @@ def _random_rollouts(env, fields, env_params, template, steps, x0, keys):
             _, s2, r, _, _, _ = env.step(ks, state, u, env_params)
             return s2, (x, jnp.reshape(u, (-1,)).astype(x.dtype), r)
 
-        s0 = _from_vector(template, fields, x_start)
+        s0 = state_from_vector(template, fields, x_start)
         sT, (X, U, R) = jax.lax.scan(step, s0, jax.random.split(key, steps))
         return jnp.concatenate([X, sT.vector()[None]]), U, R
 
@@ -264,7 +264,7 @@ def evaluate_policy(
 
     env, env_params = make(env_id)
     _, template = env.reset(jax.random.key(0), env_params)
-    fields = _state_fields(template)
+    fields = state_fields(template)
     x0 = np.asarray(DEFAULT_STARTS[env_id] if x0 is None else x0, np.float32)
     steps = check_int(steps, "steps", owner="evaluate_policy", low=1)
     X, U, R = _real_rollouts(
@@ -456,7 +456,7 @@ def run_through_model(
     )
     env, env_params = make(env_id)
     _, template = env.reset(jax.random.key(0), env_params)
-    fields = _state_fields(template)
+    fields = state_fields(template)
     cost = env_system(env_id, horizon=1).cost
     n, m = policy.state_dim, policy.action_dim
     model = make_neural_model(n, m, angle_dims=policy.angle_dims, config=config.model)
