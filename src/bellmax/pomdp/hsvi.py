@@ -14,12 +14,21 @@ implementation", UAI — HSVI2) keeps
 
 A trial walks down from `b0` choosing the action with the best upper Q value and the
 observation with the largest probability-weighted excess gap
-`Pr(o | b, a) (V_U - V_L)(b') - epsilon gamma^{-(t+1)}`, until the gap at depth `t` is below
-`epsilon gamma^{-t}`, then backs both bounds up along the path. The loop stops when the gap at
-`b0` is at most `epsilon` (status converged) or at the time or trial limit (max_iterations);
-both bounds are valid at every moment, so `history` shows the gap shrinking with time.
-Every jitted call is for one belief; sets are padded to powers of two so each compiles once
-per size class.
+`Pr(o | b, a) (V_U - V_L)(b') - e gamma^{-(t+1)}`, until the gap at depth `t` is below
+`e gamma^{-t}`, then backs both bounds up along the path. The trial's target `e` is half the
+current gap at `b0` (never below `epsilon`): early trials stay shallow, later ones deepen.
+The loop stops when the gap at `b0` is at most `epsilon` (status converged) or at the time or
+trial limit (max_iterations); both bounds are valid at every moment, so `history` shows the
+gap shrinking with time.
+
+A whole trial is one jitted call. Transitions are kept as successor lists (RockSample and
+Tag have one to five successors per state and action, not `S`); one lookahead per belief
+gives the upper Q values, the successors' bounds and the lower bound's backup together;
+upper points are stored sparsely (their support, at most `_MAX_SUPPORT` states; `b0`'s
+value is kept apart), so the sawtooth costs `points x support`, not `points x S`. Between
+trials, when a set could overflow, the host drops the upper points that others dominate
+at their own belief and the lower-bound vectors best at no stored belief, and moves both
+to the next power-of-two capacity (one compilation per size class).
 """
 
 from __future__ import annotations
@@ -38,12 +47,20 @@ from bellmax.core.status import Status, StatusFields
 from bellmax.pomdp.belief import AlphaVectors, x64
 from bellmax.pomdp.bounds import blind_lower_bound, check_discounted, fast_informed_bound
 from bellmax.pomdp.model import TabularPOMDP
-from bellmax.pomdp.pointbased import backup_at, device_pomdp, pad_rows, padded_size
+from bellmax.pomdp.pointbased import pad_rows, padded_size
 
 __all__ = ["AnytimeResult", "hsvi", "sawtooth_upper_bound"]
 
-#: Smallest array size of either bound's set (each new size class compiles the trial again).
-_MIN_CAPACITY = 512
+#: Smallest array sizes of the lower and the upper bound's sets (each new size class compiles
+#: the trial again; upper points are sparse, so many cost little).
+_MIN_ALPHAS = 512
+_MIN_POINTS = 2048
+#: A trial aims at this fraction of the current gap at b0 (never below `epsilon`): trials
+#: stay shallow while the gap is wide and deepen as it closes.
+_ZETA = 0.5
+#: Upper points are stored with at most this many nonzero entries (a wider belief gets no
+#: point: the bound stays valid, only looser there; b0's value is kept apart whatever its size).
+_MAX_SUPPORT = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,47 +118,111 @@ def sawtooth_upper_bound(corner, fib, pts, vals, beliefs):
     return _upper(corner, fib, pts, vals, beliefs)
 
 
-def _lookahead(pomdp, alphas, corner, fib, pts, vals, b):
-    T, Ob, R = pomdp.T, pomdp.O, pomdp.R
-    A, S, Z = T.shape[0], T.shape[1], Ob.shape[2]
-    pred = jnp.einsum("s,ast->at", b, T)
-    joint = pred[:, None, :] * jnp.swapaxes(Ob, 1, 2)  # [a, o, s']
+def sparse_transitions(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`T [A, S, S]` as successor lists: indices and probabilities `[A, S, K]`, `K` the most
+    successors any `(a, s)` has (padding: index 0 with probability 0)."""
+    T = np.asarray(T, np.float64)
+    nz = T > 0
+    k = max(1, int(nz.sum(axis=2).max()))
+    order = np.argsort(~nz, axis=2, kind="stable")[..., :k]  # the successors first
+    probs = np.take_along_axis(T, order, axis=2)
+    return np.where(probs > 0, order, 0).astype(np.int32), probs
+
+
+@struct.dataclass
+class _Model:
+    """The POMDP as a trial uses it: sparse transitions, observations `[A, O, S']`."""
+
+    succ: jax.Array  # [A, S, K] successor indices
+    prob: jax.Array  # [A, S, K] their probabilities
+    obs: jax.Array  # [A, O, S']
+    R: jax.Array  # [S, A]
+    b0: jax.Array
+    gamma: jax.Array
+
+
+def _model(pomdp: TabularPOMDP) -> _Model:
+    succ, prob = sparse_transitions(pomdp.T)
+    return _Model(
+        succ=jnp.asarray(succ),
+        prob=jnp.asarray(prob),
+        obs=jnp.asarray(np.swapaxes(np.asarray(pomdp.O, np.float64), 1, 2)),
+        R=jnp.asarray(pomdp.R, jnp.float64),
+        b0=jnp.asarray(pomdp.b0, jnp.float64),
+        gamma=jnp.float64(pomdp.gamma),
+    )
+
+
+@struct.dataclass
+class _Bounds:
+    """Both bounds in fixed-capacity arrays. Upper points are stored sparsely: the support
+    `idx [Kp, Kb]` of each belief, `inv = 1 / b_i(s)` there and `pad` (2 on padding entries,
+    which therefore never set the minimum ratio `phi <= 1`); free slots are all padding with
+    `drop = 0`, so they add nothing."""
+
+    alphas: jax.Array  # [Ka, S]; free slots copy alphas[0]
+    actions: jax.Array  # [Ka]
+    num_alphas: jax.Array
+    idx: jax.Array  # [Kp, Kb]
+    inv: jax.Array  # [Kp, Kb]
+    pad: jax.Array  # [Kp, Kb]
+    drop: jax.Array  # [Kp]: v_i - b_i . corner (<= 0)
+    vals: jax.Array  # [Kp]: v_i
+    num_pts: jax.Array
+    need: jax.Array  # the largest support a point to be added had (> Kb: repack wider)
+    v0: jax.Array  # the upper value at b0 (kept apart: b0's support may exceed Kb)
+    corner: jax.Array  # [S]
+    fib: jax.Array  # [A, S]
+
+
+def _upper_sparse(bd: _Bounds, beliefs):
+    """The upper bound at beliefs `[n, S]` from the sparse points: min of the sawtooth and FIB."""
+    base = beliefs @ bd.corner
+    ratio = beliefs[:, bd.idx] * bd.inv[None] + bd.pad[None]  # [n, Kp, Kb]
+    phi = jnp.minimum(ratio.min(axis=-1), 1.0)
+    saw = base + (phi * bd.drop[None]).min(axis=-1)
+    return jnp.minimum(saw, (beliefs @ bd.fib.T).max(axis=-1))
+
+
+def _expand(m: _Model, bd: _Bounds, b):
+    """Everything one belief's lookahead gives: upper Q values, the successor beliefs and
+    their probabilities and bounds, and the point-based backup of the lower bound at `b`."""
+    A, Z, S = m.obs.shape
+    rows = jnp.arange(A)[:, None, None]
+    pred = jnp.zeros((A, S), b.dtype).at[rows, m.succ].add(b[None, :, None] * m.prob)
+    joint = pred[:, None, :] * m.obs  # [a, o, s']
     prob = joint.sum(-1)
     nb = jnp.where(
         prob[..., None] > 0, joint / jnp.where(prob > 0, prob, 1.0)[..., None], pred[:, None, :]
     )
     flat = nb.reshape(A * Z, S)
-    vu = _upper(corner, fib, pts, vals, flat).reshape(A, Z)
-    vl = (flat @ alphas.T).max(-1).reshape(A, Z)
-    qu = b @ R + pomdp.gamma * (prob * vu).sum(-1)
-    return qu, nb, prob, vu, vl
+    vu = _upper_sparse(bd, flat).reshape(A, Z)
+    low = (flat @ bd.alphas.T).reshape(A, Z, -1)
+    vl = low.max(-1)
+    best = low.argmax(-1)  # the best vector for each (a, o), as in `backup_at`
+    back = (m.obs * bd.alphas[best]).sum(1)  # [a, s']: sum_o O[a, s', o] alpha_{a,o}(s')
+    cand = m.R.T + m.gamma * (m.prob * back[rows, m.succ]).sum(-1)  # [a, S]
+    act = jnp.argmax(cand @ b)
+    qu = b @ m.R + m.gamma * (prob * vu).sum(-1)
+    return qu, nb, prob, vu, vl, cand[act], act
 
 
-@struct.dataclass
-class _Bounds:
-    """Both bounds in fixed-capacity arrays (free slots repeat a harmless entry)."""
-
-    alphas: jax.Array  # [Ka, S]; free slots copy alphas[0]
-    actions: jax.Array  # [Ka]
-    num_alphas: jax.Array
-    pts: jax.Array  # [Kp, S]; free slots hold the corner e_0 with its corner value
-    vals: jax.Array  # [Kp]
-    num_pts: jax.Array
-    corner: jax.Array  # [S]
-    fib: jax.Array  # [A, S]
+def _value_bounds(bd: _Bounds, b):
+    return _upper_sparse(bd, b[None])[0], (bd.alphas @ b).max()
 
 
-def _value_bounds(bd: _Bounds, b: jax.Array):
-    return _upper(bd.corner, bd.fib, bd.pts, bd.vals, b[None])[0], (bd.alphas @ b).max()
+def _bounds_at_b0(bd: _Bounds, b0):
+    vu, vl = _value_bounds(bd, b0)
+    return jnp.minimum(vu, bd.v0), vl
 
 
 @functools.partial(jax.jit, static_argnames=("max_depth",))
-def _trial(pomdp: TabularPOMDP, bd: _Bounds, epsilon, *, max_depth: int):
+def _trial(m: _Model, bd: _Bounds, epsilon, *, max_depth: int):
     """One HSVI trial: descend from b0 by the upper bound's choices, then back up the path."""
-    gamma = pomdp.gamma
-    b0 = pomdp.b0
+    gamma = m.gamma
+    b0 = m.b0
     path = jnp.zeros((max_depth + 1, b0.shape[0]), b0.dtype).at[0].set(b0)
-    vu0, vl0 = _value_bounds(bd, b0)
+    vu0, vl0 = _bounds_at_b0(bd, b0)
 
     def go_on(c):
         _, vu, vl, t, _ = c
@@ -149,56 +230,121 @@ def _trial(pomdp: TabularPOMDP, bd: _Bounds, epsilon, *, max_depth: int):
 
     def down(c):
         b, _, _, t, path = c
-        qu, nb, prob, vus, vls = _lookahead(pomdp, bd.alphas, bd.corner, bd.fib, bd.pts, bd.vals, b)
+        qu, nb, prob, vus, vls = _expand(m, bd, b)[:5]
         a = jnp.argmax(qu)
         excess = prob[a] * ((vus[a] - vls[a]) - epsilon * gamma ** (-(t + 1.0)))
         o = jnp.argmax(excess)
         return nb[a, o], vus[a, o], vls[a, o], t + 1, path.at[t + 1].set(nb[a, o])
 
     _, _, _, depth, path = jax.lax.while_loop(go_on, down, (b0, vu0, vl0, jnp.int32(0), path))
+    kb = bd.idx.shape[1]
 
     def up(i, bd):
         bp = path[depth - i]
-        alpha, act = backup_at(pomdp, bd.alphas, bp[None])
-        qu = _lookahead(pomdp, bd.alphas, bd.corner, bd.fib, bd.pts, bd.vals, bp)[0]
+        qu, _, _, _, _, alpha, act = _expand(m, bd, bp)
         vu, vl = _value_bounds(bd, bp)
-        add_a = (alpha[0] @ bp > vl + 1e-12) & (bd.num_alphas < bd.alphas.shape[0])
+        at_b0 = i == depth
+        vu = jnp.where(at_b0, jnp.minimum(vu, bd.v0), vu)
+        add_a = (alpha @ bp > vl + 1e-12) & (bd.num_alphas < bd.alphas.shape[0])
         ka = jnp.where(add_a, bd.num_alphas, bd.alphas.shape[0])  # out of range: dropped
-        add_p = (qu.max() < vu - 1e-12) & (bd.num_pts < bd.pts.shape[0])
-        kp = jnp.where(add_p, bd.num_pts, bd.pts.shape[0])
+        support = (bp > 0).sum(dtype=bd.need.dtype)
+        v = qu.max()
+        add_p = (v < vu - 1e-12) & (bd.num_pts < bd.idx.shape[0]) & (support <= kb)
+        kp = jnp.where(add_p, bd.num_pts, bd.idx.shape[0])
+        w, j = jax.lax.top_k(bp, kb)
+        on = w > 0
         return bd.replace(
-            alphas=bd.alphas.at[ka].set(alpha[0], mode="drop"),
-            actions=bd.actions.at[ka].set(act[0], mode="drop"),
+            alphas=bd.alphas.at[ka].set(alpha, mode="drop"),
+            actions=bd.actions.at[ka].set(act, mode="drop"),
             num_alphas=bd.num_alphas + add_a,
-            pts=bd.pts.at[kp].set(bp, mode="drop"),
-            vals=bd.vals.at[kp].set(qu.max(), mode="drop"),
+            idx=bd.idx.at[kp].set(jnp.where(on, j, 0).astype(bd.idx.dtype), mode="drop"),
+            inv=bd.inv.at[kp].set(jnp.where(on, 1.0 / jnp.where(on, w, 1.0), 0.0), mode="drop"),
+            pad=bd.pad.at[kp].set(jnp.where(on, 0.0, 2.0), mode="drop"),
+            drop=bd.drop.at[kp].set(v - bp @ bd.corner, mode="drop"),
+            vals=bd.vals.at[kp].set(v, mode="drop"),
             num_pts=bd.num_pts + add_p,
+            need=jnp.maximum(bd.need, jnp.where((v < vu - 1e-12) & ~at_b0, support, 0)),
+            v0=jnp.where(at_b0, jnp.minimum(bd.v0, v), bd.v0),
         )
 
     bd = jax.lax.fori_loop(0, depth + 1, up, bd)
-    vu0, vl0 = _value_bounds(bd, b0)
+    vu0, vl0 = _bounds_at_b0(bd, b0)
     return bd, vu0, vl0, depth
 
 
-def _pack(alphas, actions, pts, vals, corner, fib, max_depth) -> _Bounds:
+def _sparse_points(pts: np.ndarray, kb: int):
+    order = np.argsort(-pts, axis=1, kind="stable")[:, :kb]
+    w = np.take_along_axis(pts, order, axis=1)
+    on = w > 0
+    inv = np.where(on, 1.0 / np.where(on, w, 1.0), 0.0)
+    return np.where(on, order, 0).astype(np.int32), inv, np.where(on, 0.0, 2.0)
+
+
+def _pack(alphas, actions, pts, vals, corner, fib, max_depth, kb, v0=np.inf) -> _Bounds:
     """Host sets -> fixed-capacity arrays with room for one more trial."""
-    S = corner.shape[0]
     room = min(max_depth + 1, 128)  # a longer trial drops what does not fit (still valid bounds)
-    ka = max(_MIN_CAPACITY, padded_size(len(alphas) + room))  # few size classes: few compilations
-    kp = max(_MIN_CAPACITY, padded_size(len(pts) + room))
-    dummy_p, dummy_v = np.eye(S)[:1], corner[:1]
-    P = np.concatenate([pts, np.repeat(dummy_p, kp - len(pts), axis=0)])
-    V = np.concatenate([vals, np.repeat(dummy_v, kp - len(pts))])
+    ka = max(_MIN_ALPHAS, padded_size(len(alphas) + room))  # few size classes: few compilations
+    kp = max(_MIN_POINTS, padded_size(len(pts) + room))
+    idx, inv, pad = _sparse_points(pts, kb)
+    free = kp - len(pts)
     return _Bounds(
         alphas=jnp.asarray(pad_rows(alphas, ka)),
         actions=jnp.asarray(pad_rows(actions, ka)),
         num_alphas=jnp.int32(len(alphas)),
-        pts=jnp.asarray(P),
-        vals=jnp.asarray(V),
+        idx=jnp.asarray(np.concatenate([idx, np.zeros((free, kb), np.int32)])),
+        inv=jnp.asarray(np.concatenate([inv, np.zeros((free, kb))])),
+        pad=jnp.asarray(np.concatenate([pad, np.full((free, kb), 2.0)])),
+        drop=jnp.asarray(np.concatenate([vals - pts @ corner, np.zeros(free)])),
+        vals=jnp.asarray(np.concatenate([vals, np.zeros(free)])),
         num_pts=jnp.int32(len(pts)),
+        need=jnp.int32(0),
+        v0=jnp.float64(v0),
         corner=jnp.asarray(corner),
         fib=jnp.asarray(fib),
     )
+
+
+def _unpack(bd: _Bounds):
+    na, npt = int(bd.num_alphas), int(bd.num_pts)
+    idx, inv = np.asarray(bd.idx)[:npt], np.asarray(bd.inv)[:npt]
+    pts = np.zeros((npt, bd.corner.shape[0]))
+    on = inv > 0
+    rows = np.broadcast_to(np.arange(npt)[:, None], idx.shape)
+    pts[rows[on], idx[on]] = 1.0 / inv[on]
+    return (
+        np.asarray(bd.alphas)[:na],
+        np.asarray(bd.actions)[:na],
+        pts,
+        np.asarray(bd.vals)[:npt],
+    )
+
+
+@jax.jit
+def _others_at(bd: _Bounds, queries, rows):
+    """The sawtooth of the stored points other than `rows` at `queries [n, S]` (row `rows[i]`
+    left out for query `i`)."""
+    ratio = queries[:, bd.idx] * bd.inv[None] + bd.pad[None]
+    phi = jnp.minimum(ratio.min(axis=-1), 1.0)
+    terms = phi * bd.drop[None]
+    terms = terms.at[jnp.arange(queries.shape[0]), rows].set(0.0, mode="drop")
+    return queries @ bd.corner + terms.min(axis=-1)
+
+
+def _prune_points(bd: _Bounds, pts: np.ndarray, vals: np.ndarray, chunk: int = 128):
+    """Drop the upper points that the others already bound at least as tightly at their own
+    belief (with a margin). Then one point's tooth lies above another's everywhere (the
+    ratios compose: `phi_j(b) >= phi_i(b) phi_j(b_i)`), and the relation is transitive and
+    acyclic, so removing them all at once leaves the upper bound unchanged."""
+    n = len(pts)
+    keep = np.ones(n, bool)
+    for s in range(0, n, chunk):
+        q = pts[s : s + chunk]
+        m = len(q)
+        qp = np.concatenate([q, np.repeat(q[:1], chunk - m, axis=0)])
+        rows = np.arange(s, s + chunk)
+        other = np.asarray(_others_at(bd, jnp.asarray(qp), jnp.asarray(rows)))[:m]
+        keep[s : s + m] = other > vals[s : s + m] - 1e-9
+    return pts[keep], vals[keep]
 
 
 def hsvi(
@@ -232,31 +378,43 @@ def hsvi(
     max_depth = check_int(max_depth, "max_depth", owner="hsvi", low=1)
     start = time.perf_counter()
     with x64():
-        dev = device_pomdp(pomdp)
+        m = _model(pomdp)
         fib = np.asarray(fast_informed_bound(pomdp, tol=epsilon * 1e-3).vectors.alphas)
         corner = fib.max(axis=0)
         blind = blind_lower_bound(pomdp)
         alphas, actions = np.asarray(blind.alphas), np.asarray(blind.actions)
         pts, vals = np.zeros((0, pomdp.num_states)), np.zeros(0)
-        bd = _pack(alphas, actions, pts, vals, corner, fib, max_depth)
-        vu0, vl0 = (float(x) for x in _value_bounds(bd, dev.b0))
+        S = pomdp.num_states
+        kb = min(S, 8)
+        bd = _pack(alphas, actions, pts, vals, corner, fib, max_depth, kb)
+        vu0, vl0 = (float(x) for x in _bounds_at_b0(bd, m.b0))
         history = [(time.perf_counter() - start, vl0, vu0)]
         trials = 0
+        room = min(max_depth + 1, 128)
         while (
             vu0 - vl0 > epsilon and trials < max_trials and time.perf_counter() - start < time_limit
         ):
-            bd, vu, vl, _ = _trial(dev, bd, epsilon, max_depth=max_depth)
+            target = max(epsilon, _ZETA * (vu0 - vl0))
+            bd, vu, vl, _ = _trial(m, bd, target, max_depth=max_depth)
             vu0, vl0 = float(vu), float(vl)
             trials += 1
             history.append((time.perf_counter() - start, vl0, vu0))
-            na, npt = int(bd.num_alphas), int(bd.num_pts)
-            room = min(max_depth + 1, 128)
-            if na + room > bd.alphas.shape[0] or npt + room > bd.pts.shape[0]:
+            na, npt, need = int(bd.num_alphas), int(bd.num_pts), int(bd.need)
+            wider = min(S, _MAX_SUPPORT, padded_size(need))
+            if na + room > bd.alphas.shape[0] or npt + room > bd.idx.shape[0] or wider > kb:
                 alphas, actions, pts, vals = _unpack(bd)
                 pts, vals = _dedupe_points(pts, vals)
+                pts, vals = _prune_points(
+                    _pack(alphas[:1], actions[:1], pts, vals, corner, fib, max_depth, kb),
+                    pts,
+                    vals,
+                )
                 keep_at = np.concatenate([np.asarray(pomdp.b0)[None], pts])
                 best = np.unique(np.argmax(keep_at @ alphas.T, axis=1))
-                bd = _pack(alphas[best], actions[best], pts, vals, corner, fib, max_depth)
+                kb = max(kb, wider)
+                bd = _pack(
+                    alphas[best], actions[best], pts, vals, corner, fib, max_depth, kb, bd.v0
+                )
         alphas, actions, pts, vals = _unpack(bd)
         status = Status.CONVERGED if vu0 - vl0 <= epsilon else Status.MAX_ITERATIONS
         return AnytimeResult(
@@ -279,13 +437,3 @@ def _dedupe_points(pts: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.nd
     _, first = np.unique(np.round(pts[order], 12), axis=0, return_index=True)
     keep = np.sort(order[first])
     return pts[keep], vals[keep]
-
-
-def _unpack(bd: _Bounds):
-    na, npt = int(bd.num_alphas), int(bd.num_pts)
-    return (
-        np.asarray(bd.alphas)[:na],
-        np.asarray(bd.actions)[:na],
-        np.asarray(bd.pts)[:npt],
-        np.asarray(bd.vals)[:npt],
-    )
