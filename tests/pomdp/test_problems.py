@@ -54,3 +54,32 @@ def test_rock_sample_bad_layout():
         rock_sample(3, ((1, 1), (1, 1)), (0, 1))
     with pytest.raises(ValueError, match="outside the 3x3 grid"):
         rock_sample(3, ((1, 1),), (5, 1))
+
+
+def test_tag_sizes_rules_and_file_round_trip(tmp_path):
+    from bellmax.pomdp.fileformat import load_pomdp, save_pomdp
+    from bellmax.pomdp.problems import TAG_CELLS, tag
+
+    p = tag()
+    assert (p.num_states, p.num_actions, p.num_observations) == (870, 5, 30)  # as published
+    assert len(TAG_CELLS) == 29 and (6, 4) in TAG_CELLS and (0, 2) not in TAG_CELLS
+    T, Ob, R = np.asarray(p.T), np.asarray(p.O), np.asarray(p.R)
+    cell = {c: i for i, c in enumerate(TAG_CELLS)}
+    s = p.states.index
+    north, tag_a = p.actions.index("north"), p.actions.index("tag")
+    # robot at (0, 0), opponent at (3, 1): away is east (x) and north (y; a wall: stays)
+    r, o = cell[(0, 0)], cell[(3, 1)]
+    row = T[north, s(f"r{r}o{o}")]
+    up = cell[(0, 1)]
+    assert row[s(f"r{up}o{cell[(4, 1)]}")] == pytest.approx(0.4)
+    assert row[s(f"r{up}o{o}")] == pytest.approx(0.6)  # 0.2 stays + 0.4 blocked northwards
+    assert R[s(f"r{r}o{o}"), north] == -1 and R[s(f"r{r}o{o}"), tag_a] == -10
+    same = s(f"r{o}o{o}")
+    assert R[same, tag_a] == 10 and T[tag_a, same, s(f"r{o}tagged")] == 1
+    assert Ob[north, same, p.observations.index("same")] == 1
+    assert Ob[north, s(f"r{r}o{o}"), p.observations.index(f"c{r}")] == 1
+    np.testing.assert_allclose(p.b0[p.b0 > 0], 1 / 29**2)
+    q = load_pomdp(save_pomdp(p, tmp_path / "tag.pomdp"))
+    for f in ("T", "O", "R", "b0"):
+        np.testing.assert_array_equal(getattr(q, f), getattr(p, f))
+    assert q.states == p.states and q.gamma == 0.95

@@ -15,6 +15,18 @@
   published RockSample[4,4] layout: 257 states, 9 actions, 2 observations, gamma 0.95.
   The terminal state is absorbing (nothing resets), so a trial that stops at the goal and
   the file run on forever give the same discounted return.
+- `tag()` (Pineau, Gordon & Thrun 2003, "Point-based value iteration", IJCAI, section 5):
+  a robot chases an opponent on 29 cells, a 10 x 2 corridor with a 3 x 3 room above its
+  columns 5-7. The robot sees its own cell, and whether the opponent shares it; it moves
+  N/S/E/W deterministically (staying put at a wall) for -1, or tags: +10 when they share a
+  cell (then the absorbing `tagged` state: the trial ends there, so "stop at the tag" and
+  the file run on agree), else -10. The opponent moves away from the robot's cell with
+  probability 0.8 (0.4 along x and 0.4 along y, split evenly between the two directions
+  when they are level on that axis; a move into a wall leaves it in place) and stays with
+  0.2. States: 29 robot cells x (29 opponent cells + tagged) = 870, 5 actions, 30
+  observations (the robot's cell, or `same`), gamma 0.95, uniform start over the
+  untagged states. The tie and wall rules are our reading of the paper's one-sentence
+  description; implementations of the original file may differ there.
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ import numpy as np
 from bellmax.core.checks import check_int, check_number
 from bellmax.pomdp.model import TabularPOMDP
 
-__all__ = ["ROCK_SAMPLE_4_4", "rock_sample", "rock_sample_4_4", "tiger"]
+__all__ = ["ROCK_SAMPLE_4_4", "TAG_CELLS", "rock_sample", "rock_sample_4_4", "tag", "tiger"]
 
 #: RockSample[4,4]: rock positions (x, y) and the start (x, y), as in the published files.
 ROCK_SAMPLE_4_4 = {"size": 4, "rocks": ((3, 1), (2, 1), (1, 3), (1, 0)), "start": (0, 2)}
@@ -141,3 +153,83 @@ def rock_sample(
 def rock_sample_4_4(**kwargs) -> TabularPOMDP:
     """RockSample[4,4] with the published layout (`ROCK_SAMPLE_4_4`)."""
     return rock_sample(**ROCK_SAMPLE_4_4, **kwargs)
+
+
+#: Tag's 29 cells (x, y): the corridor y = 0, 1 (x = 0..9), then the room x = 5..7, y = 2..4.
+TAG_CELLS = tuple((x, y) for y in range(2) for x in range(10)) + tuple(
+    (x, y) for y in range(2, 5) for x in range(5, 8)
+)
+
+
+def tag(*, move_away: float = 0.8, gamma: float = 0.95) -> TabularPOMDP:
+    """Tag (see the module docstring): 870 states, 5 actions, 30 observations.
+
+    States are `r{i}o{j}` (robot in cell `i`, opponent in cell `j`, cells numbered as
+    `TAG_CELLS`) and `r{i}tagged`; actions `north south east west tag`; observations `c{i}`
+    (the robot's cell, opponent elsewhere) and `same`.
+    """
+    move_away = check_number(move_away, "move_away", owner="tag", low=0, high=1)
+    cells = TAG_CELLS
+    n = len(cells)
+    at = {c: i for i, c in enumerate(cells)}
+    steps = {"north": (0, 1), "south": (0, -1), "east": (1, 0), "west": (-1, 0)}
+
+    def step(i, d):
+        x, y = cells[i]
+        return at.get((x + d[0], y + d[1]), i)
+
+    def away(r, j):
+        """The opponent's next-cell distribution when the robot is in `r`, it in `j`."""
+        dist = np.zeros(n)
+        dist[j] += 1.0 - move_away
+        (rx, ry), (ox, oy) = cells[r], cells[j]
+        for axis, (mine, theirs) in enumerate(((rx, ox), (ry, oy))):
+            if theirs != mine:
+                dirs = [1 if theirs > mine else -1]
+            else:
+                dirs = [1, -1]
+            for sgn in dirs:
+                d = (sgn, 0) if axis == 0 else (0, sgn)
+                dist[step(j, d)] += move_away / 2 / len(dirs)
+        return dist
+
+    S = n * (n + 1)
+
+    def index(r, j):  # j == n: tagged
+        return r * (n + 1) + j
+
+    actions = [*steps, "tag"]
+    A, Z = len(actions), n + 1
+    T = np.zeros((A, S, S))
+    Ob = np.zeros((A, S, Z))
+    R = np.zeros((S, A))
+    for r in range(n):
+        tagged = index(r, n)
+        T[:, tagged, tagged] = 1.0
+        Ob[:, tagged, r] = 1.0
+        for j in range(n):
+            s = index(r, j)
+            opp = away(r, j)
+            Ob[:, s, n if r == j else r] = 1.0  # the observation of s' = s
+            for a, d in enumerate(steps.values()):
+                T[a, s, index(step(r, d), 0) : index(step(r, d), 0) + n] = opp
+                R[s, a] = -1.0
+            if r == j:
+                T[A - 1, s, tagged], R[s, A - 1] = 1.0, 10.0
+            else:
+                T[A - 1, s, index(r, 0) : index(r, 0) + n] = opp
+                R[s, A - 1] = -10.0
+    b0 = np.full(S, 1.0 / (n * n))
+    b0[[index(r, n) for r in range(n)]] = 0.0
+    states = [f"r{r}o{j}" if j < n else f"r{r}tagged" for r in range(n) for j in range(n + 1)]
+    return TabularPOMDP(
+        T,
+        Ob,
+        R,
+        gamma=gamma,
+        b0=b0,
+        states=states,
+        actions=actions,
+        observations=[f"c{i}" for i in range(n)] + ["same"],
+        name="tag",
+    )
