@@ -24,7 +24,7 @@ BUDGET = dataclasses.replace(sac.Config(), total_timesteps=10_000)  # Pendulum-v
 
 def test_learns_gymnasiums_own_pendulum_through_the_bridge():
     # Seed 0 first reached -200 at 8,000 env steps under AVX-512 and AVX2, 5,000 under SSE4.2
-    # (26 s with SSE4.2 at load ~5 on 2 cores: compile 9.7 s, train 7.0 s, evaluations 2.9 s).
+    # (SSE4.2 at load ~5 on 2 cores: compile 9.7 s, train 7.0 s, evaluations 2.9 s).
     res = driver.train(
         sac,
         BUDGET,
