@@ -39,7 +39,6 @@ import numpy as np
 
 from bellmax.core.checks import check_int, check_number, check_type
 from bellmax.deep.networks import activation_fn, check_hidden_sizes
-from bellmax.deep.optim import make_optimizer
 from bellmax.models.gps import (
     GPSConfig,
     LinearGaussianPolicy,
@@ -52,6 +51,7 @@ from bellmax.models.gps import (
 from bellmax.models.through_model import (
     ANGLE_DIMS,
     NeuralPolicy,
+    adam_steps,
     evaluate_policy,
     make_neural_policy,
 )
@@ -153,25 +153,16 @@ def supervised_step(
     xs = X.reshape(M * T, n)
     ys = targets.reshape(M * T, -1)
     ws = jnp.broadcast_to(prec[None], (M, T, m, m)).reshape(M * T, m, m)
-    tx = make_optimizer("adam", config.learning_rate)
 
-    def loss_fn(p, idx):
+    def loss_fn(p, k):
+        idx = jax.random.randint(k, (config.batch_size,), 0, M * T)
         per = jax.vmap(lambda a, b, c: _weighted_loss(policy, p, a, b, c))(
             xs[idx], ys[idx], ws[idx]
         )
         return jnp.mean(per)
 
-    def update(carry, k):
-        p, o = carry
-        idx = jax.random.randint(k, (config.batch_size,), 0, M * T)
-        loss, g = jax.value_and_grad(loss_fn)(p, idx)
-        upd, o = tx.update(g, o, p)
-        return (jax.tree.map(lambda a, b: a + b, p, upd), o), loss
-
-    (p, _), losses = jax.lax.scan(
-        update, (params, tx.init(params)), jax.random.split(key, config.policy_updates)
-    )
-    return p, losses
+    keys = jax.random.split(key, config.policy_updates)
+    return adam_steps(loss_fn, params, keys, config.learning_rate, None)
 
 
 @dataclasses.dataclass(frozen=True)

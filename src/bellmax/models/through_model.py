@@ -54,6 +54,7 @@ __all__ = [
     "NeuralPolicy",
     "ThroughModelConfig",
     "ThroughModelResult",
+    "adam_steps",
     "evaluate_policy",
     "imagined_cost",
     "make_neural_policy",
@@ -374,13 +375,32 @@ def imagined_cost(
     return jnp.mean(c)
 
 
+def adam_steps(
+    loss_fn: Any, params: Any, keys: jax.Array, learning_rate: float, max_grad_norm: float | None
+) -> tuple[Any, jax.Array]:
+    """`len(keys)` Adam steps on `loss_fn(params, key)` (one key each, for its minibatch).
+
+    Returns:
+      `(params, losses [len(keys)])`.
+    """
+    tx = make_optimizer("adam", learning_rate, max_grad_norm=max_grad_norm)
+
+    def update(carry, k):
+        p, o = carry
+        loss, g = jax.value_and_grad(loss_fn)(p, k)
+        upd, o = tx.update(g, o, p)
+        return (jax.tree.map(lambda a, b: a + b, p, upd), o), loss
+
+    (params, _), losses = jax.lax.scan(update, (params, tx.init(params)), keys)
+    return params, losses
+
+
 @partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _optimise(policy, model, cost, config, pol_params, model_params, starts, key):
     """`policy_updates` Adam steps on the mean imagined cost; returns params and losses."""
-    tx = make_optimizer("adam", config.learning_rate, max_grad_norm=config.max_grad_norm)
-    opt = tx.init(pol_params)
 
-    def loss_fn(p, x0):
+    def loss_fn(p, k):
+        x0 = starts[jax.random.randint(k, (config.batch_starts,), 0, starts.shape[0])]
         per = jax.vmap(
             lambda x: imagined_cost(
                 policy, p, model, model_params, cost, x, config.horizon,
@@ -389,18 +409,8 @@ def _optimise(policy, model, cost, config, pol_params, model_params, starts, key
         )(x0)  # fmt: skip
         return jnp.mean(per)
 
-    def update(carry, k):
-        p, o = carry
-        x0 = starts[jax.random.randint(k, (config.batch_starts,), 0, starts.shape[0])]
-        loss, g = jax.value_and_grad(loss_fn)(p, x0)
-        upd, o = tx.update(g, o, p)
-        p = jax.tree.map(lambda a, b: a + b, p, upd)
-        return (p, o), loss
-
-    (p, _), losses = jax.lax.scan(
-        update, (pol_params, opt), jax.random.split(key, config.policy_updates)
-    )
-    return p, losses
+    keys = jax.random.split(key, config.policy_updates)
+    return adam_steps(loss_fn, pol_params, keys, config.learning_rate, config.max_grad_norm)
 
 
 @dataclasses.dataclass(frozen=True)
