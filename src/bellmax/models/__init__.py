@@ -14,6 +14,10 @@
   prior (`fit_local_dynamics`, `fit_gmm`, `gmm_prior`).
 - `gps`: LQR-FLM, the LQR under a KL trust region on the trajectory distribution
   (`trust_region_lqr`, `run_lqr_flm`).
+- `mdgps`: guided policy search, a neural policy supervised by local controllers whose trust
+  region is centred on it (`run_mdgps`).
+- `through_model`: a neural policy trained by backpropagating through a learned model
+  (`run_through_model`, `NeuralPolicy`).
 """
 
 from bellmax.models.data import (
@@ -70,6 +74,13 @@ from bellmax.models.mbrl import (
     known_reward,
     run_mbrl,
 )
+from bellmax.models.mdgps import (
+    MDGPSConfig,
+    MDGPSResult,
+    linearise_policy,
+    run_mdgps,
+    supervised_step,
+)
 from bellmax.models.neural import (
     FitReport,
     NeuralConfig,
@@ -96,6 +107,15 @@ from bellmax.models.sysid import (
     least_squares,
     prediction_error,
 )
+from bellmax.models.through_model import (
+    NeuralPolicy,
+    ThroughModelConfig,
+    ThroughModelResult,
+    evaluate_policy,
+    imagined_cost,
+    make_neural_policy,
+    run_through_model,
+)
 
 __all__ = [
     "CARTPOLE",
@@ -117,14 +137,19 @@ __all__ = [
     "LoopRound",
     "MBRLConfig",
     "MBRLResult",
+    "MDGPSConfig",
+    "MDGPSResult",
     "NIWPrior",
     "NeuralConfig",
     "NeuralModel",
     "NeuralParams",
+    "NeuralPolicy",
     "ParametricModel",
     "Prediction",
     "Samples",
     "SysIdConfig",
+    "ThroughModelConfig",
+    "ThroughModelResult",
     "Transitions",
     "TrialRecord",
     "TrustRegionConfig",
@@ -135,6 +160,7 @@ __all__ = [
     "distil",
     "env_system",
     "estimate_cost",
+    "evaluate_policy",
     "expand_cost",
     "expected_cost",
     "fit_gmm",
@@ -148,11 +174,14 @@ __all__ = [
     "identify",
     "identify_and_control",
     "ilqr_reference",
+    "imagined_cost",
     "joint_points",
     "kl_lqr",
     "known_reward",
     "least_squares",
+    "linearise_policy",
     "make_neural_model",
+    "make_neural_policy",
     "make_transitions",
     "model_for_env",
     "model_names",
@@ -163,8 +192,11 @@ __all__ = [
     "psd_project",
     "run_lqr_flm",
     "run_mbrl",
+    "run_mdgps",
+    "run_through_model",
     "split_transitions",
     "state_action_marginals",
     "step_multiplier",
+    "supervised_step",
     "trust_region_lqr",
 ]
