@@ -22,6 +22,8 @@ wall time of a 16-group sweep on 1-16 nodes (simulated, not measured on a cluste
 
     python bench/sweep.py                  # full bench (several minutes with RLlib)
     python bench/sweep.py --smoke          # tiny budget, no peer venv (checks it runs)
+    python bench/sweep.py --only-overhead  # the Ray backend's overhead per group (1 and 4)
+    python bench/sweep.py --only-phases    # where a one-group Ray sweep's time goes
 """
 
 from __future__ import annotations
@@ -203,6 +205,103 @@ def child_overhead(
     ray.shutdown()
     out.update({"e2e_s": time.time() - t_main, "load": _load()})
     H.print_json(out)
+
+
+TRACE_ENV = "BELLMAX_BENCH_SWEEP_TRACE"
+
+
+def _trace(event: str, at: float | None = None, **kw) -> None:
+    with open(os.environ[TRACE_ENV], "a") as f:
+        f.write(json.dumps({"ev": event, "t": time.time() if at is None else at, **kw}) + "\n")
+
+
+def _traced_group(config: dict) -> None:
+    """bellmax's Tune trainable (`_tune_group`), with the worker's phases written to the
+    trace file: its process start, bellmax's import (jax, flax, optax), the group's run."""
+    ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
+    age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    _trace("process_start", time.time() - age)
+    _trace("trainable_start", imported=sorted(m for m in ("jax", "bellmax") if m in sys.modules))
+    from bellmax.train import sweep as sw
+
+    _trace("bellmax_imported")
+    run_group = sw.run_group
+
+    def traced(*args, **kwargs):
+        _trace("group_start")
+        res = run_group(*args, **kwargs)
+        _trace("group_end", work=[res.compile_seconds, res.seconds, res.eval_seconds])
+        return res
+
+    sw.run_group = traced
+    try:
+        sw._tune_group(config)
+    finally:
+        sw.run_group = run_group
+
+
+def child_phases(total: int, eval_episodes: int, chunks: int, repeats: int) -> None:
+    """A fresh process: where the Ray backend's time goes for the one-group sweep (8 trials),
+    each phase timed from a trace the driver and the Tune worker write (`repeats` rounds of
+    a Ray run and a local run; the median of each phase)."""
+    import statistics
+
+    from ray import tune
+
+    from bellmax.deep import ppo
+    from bellmax.train import sweep as sw
+
+    trace = Path(tempfile.mkdtemp(prefix="bellmax-bench-")) / "trace.jsonl"
+    os.environ[TRACE_ENV] = str(trace)  # before the cluster starts: its workers inherit it
+    init_s = _ray_init(HOST)
+    sw._compile_cache()
+    sw._tune_group = _traced_group  # the driver sends the traced trainable to Tune
+    fit = tune.Tuner.fit
+
+    def traced_fit(self):
+        _trace("fit_start")
+        grid = fit(self)
+        _trace("fit_end")
+        return grid
+
+    tune.Tuner.fit = traced_fit
+    kw = {"grid": {"learning_rate": LRS}, "seeds": SEEDS, "base": ppo.Config(total_timesteps=total),
+          "chunks": chunks, "eval_episodes": eval_episodes}  # fmt: skip
+    sw.sweep("ppo", ENV_ID, backend="ray", **kw)  # fills the compile cache
+    rounds = []
+    for _ in range(repeats):
+        trace.write_text("")
+        sw._PROGRAMS.clear()
+        t = time.time()
+        sw.sweep("ppo", ENV_ID, backend="ray", **kw)
+        ray_end = time.time()
+        sw._PROGRAMS.clear()
+        sw.sweep("ppo", ENV_ID, backend="local", **kw)
+        local_s = time.time() - ray_end
+        ev = {}
+        for line in trace.read_text().splitlines():
+            e = json.loads(line)
+            ev.setdefault(e["ev"], e)
+        at = {k: e["t"] for k, e in ev.items()}
+        c, s, e = ev["group_end"]["work"]
+        group_s = at["group_end"] - at["group_start"]
+        rounds.append({
+            "driver_to_tune_fit": at["fit_start"] - t,
+            "worker_process_start": at["process_start"] - at["fit_start"],
+            "worker_boot_and_ray_tune_import": at["trainable_start"] - at["process_start"],
+            "worker_bellmax_jax_import": at["bellmax_imported"] - at["trainable_start"],
+            "group_setup": at["group_start"] - at["bellmax_imported"],
+            "group_compile_from_cache": c, "group_train": s, "group_eval": e,
+            "group_rest": group_s - c - s - e,
+            "result_to_fit_end": at["fit_end"] - at["group_end"],
+            "fit_end_to_sweep_end": ray_end - at["fit_end"],
+            "ray_wall": ray_end - t, "local_wall": local_s, "overhead": ray_end - t - local_s,
+        })  # fmt: skip
+    import ray
+
+    ray.shutdown()
+    phases = {k: round(statistics.median(r[k] for r in rounds), 3) for k in rounds[0]}
+    H.print_json({"ray_init_s": init_s, "phases": phases, "rounds": rounds, "load": _load()})
 
 
 def _trivial_trial(config: dict) -> None:
@@ -395,12 +494,31 @@ def _overhead(args, common: dict, out) -> None:
         )  # fmt: skip
 
 
+def _phases(args, common: dict, out) -> None:
+    steps = 2_048 if args.smoke else args.overhead_steps
+    run = _child(["--child", "phases", "--overhead-steps", str(steps), "--repeats",
+                  str(1 if args.smoke else args.repeats)] + (["--smoke"] if args.smoke else []))  # fmt: skip
+    H.log(f"{BENCH}: phases (median of {len(run['rounds'])}): {run['phases']}")
+    H.emit(
+        H.result(
+            BENCH, run["phases"]["overhead"], 2.0, "s", peer_name="goal: <= 2 s per program group",
+            case="ray backend phases, 1 group (8 trials): median of (ray wall - local wall) and "
+            "of each phase, from the driver's and the Tune worker's trace; cluster start apart",
+            ray_init_s=run["ray_init_s"], phases=run["phases"], rounds=run["rounds"],
+            load=run["load"], **{**common, "total_steps": steps},
+        ),
+        out,
+    )  # fmt: skip
+
+
 # --------------------------------------------------------------------------- main
 def main() -> None:
     p = H.arg_parser(__doc__.splitlines()[0])
     p.add_argument("--total-steps", type=int, default=30_000, help="env steps per trial")
     p.add_argument(
-        "--child", choices=["local", "ray", "tune", "tune-reuse", "overhead"], default=None
+        "--child",
+        choices=["local", "ray", "tune", "tune-reuse", "overhead", "phases"],
+        default=None,
     )
     p.add_argument(
         "--only-overhead", action="store_true",
@@ -415,6 +533,10 @@ def main() -> None:
         "--repeats", type=int, default=3,
         help="(ray reuse_actors, local) pairs per overhead case; the median is recorded",
     )  # fmt: skip
+    p.add_argument(
+        "--only-phases", action="store_true",
+        help="only where the Ray backend's time goes, phase by phase (1 group)",
+    )  # fmt: skip
     p.add_argument("--peer-rllib", action="store_true", help="(internal) the RLlib run")
     p.add_argument("--no-rllib", action="store_true", help="skip RLlib (it takes minutes)")
     p.add_argument("--only-rllib", action="store_true", help="bellmax local and RLlib only")
@@ -425,6 +547,8 @@ def main() -> None:
         return peer_rllib(total)
     if args.child == "overhead":
         return child_overhead(args.overhead_steps, args.groups, episodes, chunks, args.repeats)
+    if args.child == "phases":
+        return child_phases(args.overhead_steps, episodes, chunks, args.repeats)
     if args.child in ("local", "ray"):
         return child_ours(args.child, total, chunks, episodes)
     if args.child is not None:
@@ -436,6 +560,8 @@ def main() -> None:
     out = args.results_dir
     if args.only_overhead:
         return _overhead(args, common, out)
+    if args.only_phases:
+        return _phases(args, common, out)
     local = _child(["--child", "local", *budget])
     H.log(f"{BENCH}: local {local['process_s']:.1f} s (process), {local['runs'][0]}")
     if args.only_rllib:
