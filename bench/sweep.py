@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -300,6 +301,7 @@ def child_phases(total: int, eval_episodes: int, chunks: int, repeats: int) -> N
     import ray
 
     ray.shutdown()
+    shutil.rmtree(trace.parent, ignore_errors=True)
     phases = {k: round(statistics.median(r[k] for r in rounds), 3) for k in rounds[0]}
     H.print_json({"ray_init_s": init_s, "phases": phases, "rounds": rounds, "load": _load()})
 
