@@ -25,6 +25,13 @@ everyone, on a cap of 20,000 steps (rl-zoo's budget for both).
 
 Each record carries the load average (`load_avg`): on a busy 2-core machine numbers move a lot.
 
+Seed 2's evaluation episodes (key 10002, one env) are hard ones: TD3's seed-2 run plateaus at
+-201 to -210 there for its last 12,000 steps and does not reach -200 within 20,000 (with
+gamma 0.98, exploration noise 0.2, rl-zoo's learning_starts 10,000 or [256, 256] networks
+neither), yet the policies of seeds 0, 1 and 2 after 20,000 steps score alike on 100 other
+episodes (-129.6 / -138.2 / -129.8) and alike on seed 2's ten (-200.6 / -222.1 / -203.3):
+those ten hold two starts that cost ~-335 to -370 under every policy trained here.
+
     python bench/deep_pendulum.py            # full bench (~10-15 min with the peers)
     python bench/deep_pendulum.py --only sac --sb3-budget-s 240
     python bench/deep_pendulum.py --smoke    # tiny budgets, no peer venv (checks it runs)
