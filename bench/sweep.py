@@ -584,6 +584,16 @@ def main() -> None:
         out,
     )  # fmt: skip
     for child, name in (("tune", "Ray Tune defaults"), ("tune-reuse", "Ray Tune reuse_actors")):
+        if args.smoke:  # the peers' side (a Tune trial per configuration) takes 40-90 s
+            H.emit(
+                H.result(
+                    BENCH, ours, None, "s", peer_name=name,
+                    case="8-trial sweep, process start to results",
+                    peer_skipped="Tune baselines skipped (--smoke)", **common,
+                ),
+                out,
+            )  # fmt: skip
+            continue
         tune_run = _child(["--child", child, *budget])
         H.log(
             f"{BENCH}: {name}: {tune_run['process_s']:.1f} s (process), wall {tune_run['wall_s']:.1f} s"
