@@ -13,7 +13,7 @@
   bound at b0.
 - `policyio`: alpha-vector policies as `.npz` and as pomdp-solve's `.alpha` files.
 - `pomcp`: POMCP (UCT over histories), a jitted planner `(belief, key) -> action`.
-- `problems`: the tiger and RockSample generated from their published definitions.
+- `problems`: the tiger, RockSample and Tag generated from their published definitions.
 - `particles`: a jitted bootstrap particle filter (systematic resampling on low ESS) and
   certainty-equivalent MPC on its estimate (`filtered_mpc`, on the particle filter or on
   the extended Kalman filter of `kalman`, the baseline).
@@ -61,9 +61,10 @@ from bellmax.pomdp.pointbased import (
 )
 from bellmax.pomdp.policyio import load_alpha, load_policy, save_alpha, save_policy
 from bellmax.pomdp.pomcp import POMCPConfig, SearchTree, make_pomcp, pomcp_search
-from bellmax.pomdp.problems import rock_sample, rock_sample_4_4, tiger
+from bellmax.pomdp.problems import TAG_CELLS, rock_sample, rock_sample_4_4, tag, tiger
 
 __all__ = [
+    "TAG_CELLS",
     "AlphaVectors",
     "AnytimeResult",
     "BeliefUpdate",
@@ -114,5 +115,6 @@ __all__ = [
     "sawtooth_upper_bound",
     "simulate",
     "systematic_resample",
+    "tag",
     "tiger",
 ]
