@@ -422,11 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_hsvi:
         return 0
     for name in filter(None, args.hsvi.split(",")):
-        limit = 20.0 if args.smoke else 30.0 if quick else 60.0
+        limit = 3.0 if args.smoke else 30.0 if quick else 60.0  # smoke: checks it runs
         limit *= 2 if name == "tag" else 1
         case, published = HSVI_CASES[name]
         H.log(f"hsvi_{name}: bellmax hsvi on {case}, {limit:g} s")
-        h = measure_hsvi(name, limit, 500 if quick else 2000)
+        h = measure_hsvi(name, limit, 100 if args.smoke else 500 if quick else 2000)
         H.emit(
             H.result(
                 f"hsvi_{name}",
