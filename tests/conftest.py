@@ -70,6 +70,7 @@ LEARNING_MODULES = frozenset(
         "models/test_sysid.py",
         "models/test_through_model.py",
         "pomdp/test_belief.py",
+        "pomdp/test_hsvi.py",
         "pomdp/test_kalman.py",
         "pomdp/test_particles.py",
         "pomdp/test_pointbased.py",

@@ -27,8 +27,8 @@ gives the upper Q values, the successors' bounds and the lower bound's backup to
 upper points are stored sparsely (their support, at most `_MAX_SUPPORT` states; `b0`'s
 value is kept apart), so the sawtooth costs `points x support`, not `points x S`. Between
 trials, when a set could overflow, the host drops the upper points that others dominate
-at their own belief and the lower-bound vectors best at no stored belief, and moves both
-to the next power-of-two capacity (one compilation per size class).
+at their own belief and the lower-bound vectors that another dominates pointwise, and
+moves both to the next power-of-two capacity (one compilation per size class).
 """
 
 from __future__ import annotations
@@ -358,8 +358,8 @@ def hsvi(
     """HSVI2-style anytime search with a lower and an upper bound at `b0`.
 
     Each trial (descent and backups) is one jitted call; between trials the host checks the
-    limits and, when a set could overflow in the next trial, keeps only the lower-bound
-    vectors that are best at some stored belief and moves both sets to larger arrays.
+    limits and, when a set could overflow in the next trial, drops the lower-bound vectors
+    that another dominates pointwise and moves both sets to larger arrays.
 
     Args:
       pomdp: the model (`gamma < 1`).
@@ -409,8 +409,7 @@ def hsvi(
                     pts,
                     vals,
                 )
-                keep_at = np.concatenate([np.asarray(pomdp.b0)[None], pts])
-                best = np.unique(np.argmax(keep_at @ alphas.T, axis=1))
+                best = _undominated(alphas)
                 kb = max(kb, wider)
                 bd = _pack(
                     alphas[best], actions[best], pts, vals, corner, fib, max_depth, kb, bd.v0
@@ -429,6 +428,23 @@ def hsvi(
             seconds=time.perf_counter() - start,
             status=int(status),
         )
+
+
+def _undominated(alphas: np.ndarray) -> np.ndarray:
+    """Indices of the vectors no other vector dominates pointwise (one of equal ones).
+
+    Only pointwise dominance: a vector best at no stored belief still backs the plans of the
+    vectors built on it, and dropping it would let the executed policy (the best vector's
+    action at each belief) fall below the lower bound it reports.
+    """
+    order = np.argsort(-alphas.sum(axis=1), kind="stable")  # a dominator has a larger sum
+    keep = np.ones(len(alphas), bool)
+    for i in order:
+        if keep[i]:
+            covered = keep & np.all(alphas <= alphas[i] + 1e-12, axis=1)
+            covered[i] = False
+            keep &= ~covered
+    return np.flatnonzero(keep)
 
 
 def _dedupe_points(pts: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
