@@ -11,7 +11,7 @@ theta_dot = 0), horizon T = 100, cost = minus the reward. The reference ("peer")
   centred on the linearised neural policy; the cost is the NEURAL POLICY's, run alone.
 - Through the model (`bellmax.models.through_model.run_through_model`): a neural policy
   trained by backpropagation through a learned MLP model (its own budget: 16 random and
-  3 x 4 own rollouts of 200 steps from the reset distribution, which the local methods do
+  2 x 4 own rollouts of 200 steps from the reset distribution, which the local methods do
   not get); the cost is the policy's, run alone from hanging for T steps.
 
 Each record: `ours` = the learner's cost, `peer` = iLQR's cost (`ratio` = cost ratio, lower

@@ -17,9 +17,9 @@ A small penalty on the policy's pre-`tanh` output keeps it out of the saturation
 pendulum policy pinned at the torque limit stalls at a lopsided equilibrium with no
 gradient left to leave it.
 
-`run_through_model` repeats `rounds` times: collect real rollouts (random actions at
-first, then the policy with exploration noise), refit the model on all data so far,
-optimise the policy through it. The policy acts alone on the real system: no planner runs
+`run_through_model` collects random rollouts, then repeats `rounds` times: refit the model
+on all data so far, optimise the policy through it and, but for the last round, collect
+rollouts of the policy with exploration noise. The policy acts alone on the real system: no planner runs
 online. Works on a bellmax environment whose state has `vector()` and a continuous action
 (`Pendulum-v1`, `CartPoleSwingUp-v0`).
 
@@ -78,9 +78,10 @@ class _PolicyNet(nn.Module):
         return MLP(self.hidden_sizes, self.activation, self.out_dim, 0.01)(z)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True)
 class NeuralPolicy:
-    """A deterministic neural policy `u = pi(x)` on a state vector (hashable by identity).
+    """A deterministic neural policy `u = pi(x)` on a state vector (hashable by value, so
+    equal policies share the jitted programs that take one as a static argument).
 
     Inputs are the state's features (angles as `cos`, `sin`) scaled by `feature_scale`;
     with `squash` the output is `tanh`-squashed into the action box, otherwise it is
@@ -267,6 +268,16 @@ def evaluate_policy(
     _, template = env.reset(jax.random.key(0), env_params)
     fields = state_fields(template)
     x0 = np.asarray(DEFAULT_STARTS[env_id] if x0 is None else x0, np.float32)
+    if x0.shape != (len(fields),) or not np.isfinite(x0).all():
+        raise ValueError(
+            f"evaluate_policy: x0 must be {len(fields)} finite numbers ({', '.join(fields)}) "
+            f"for {env_id!r}, got {x0.tolist()!r}."
+        )
+    if policy.state_dim != len(fields):
+        raise ValueError(
+            f"evaluate_policy: the policy takes {policy.state_dim} state components, {env_id!r} "
+            f"has {len(fields)}; build it with make_neural_policy({env_id!r})."
+        )
     steps = check_int(steps, "steps", owner="evaluate_policy", low=1)
     X, U, R = _real_rollouts(
         env,
@@ -486,7 +497,7 @@ def run_through_model(
     pol_params = policy.init(k_pol)
     model_params = None
     returns, imagined = [], []
-    for _ in range(config.rounds):
+    for r in range(config.rounds):
         key, k_fit, k_opt, k_reset, k_roll = jax.random.split(key, 5)
         Xa, Ua = np.concatenate(data_X), np.concatenate(data_U)
         model_params, _ = fit_neural(
@@ -509,9 +520,9 @@ def run_through_model(
                 f"(now {config.horizon})."
             )
         imagined.append(tail)
-        ret, _, _ = evaluate_policy(env_id, policy, pol_params, x0=x_start, steps=steps)
+        ret, final_states, _ = evaluate_policy(env_id, policy, pol_params, x0=x_start, steps=steps)
         returns.append(ret)
-        if config.policy_rollouts:
+        if config.policy_rollouts and r < config.rounds - 1:  # (the last would go unused)
             R = config.policy_rollouts
             x0s = _reset_states(env, fields, env_params, jax.random.split(k_reset, R))
             x0s = x0s.at[0].set(x_start)
@@ -521,9 +532,7 @@ def run_through_model(
             )  # fmt: skip
             data_X.append(np.asarray(X))
             data_U.append(np.asarray(U))
-    final_return, final_states, _ = evaluate_policy(
-        env_id, policy, pol_params, x0=x_start, steps=steps
-    )
+    final_return = returns[-1]
     return ThroughModelResult(
         policy=policy,
         policy_params=pol_params,
