@@ -28,3 +28,14 @@ def test_equals_sampling_the_buffer_after_the_add(capacity):
             np.testing.assert_array_equal(np.asarray(got[name]), np.asarray(want[name]))
         buffer = after
     assert int(buffer.size) == min(36, capacity)
+
+
+def test_refuses_what_replay_add_refuses():
+    buffer = replay_init({"x": jnp.zeros((2,), jnp.float32)}, 4)
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="does not fit a buffer of capacity 4"):
+        replay_sample_after_add(buffer, {"x": jnp.zeros((5, 2))}, key, 8)
+    with pytest.raises(ValueError, match="does not match stored transitions"):
+        replay_sample_after_add(buffer, {"x": jnp.zeros((2, 3))}, key, 8)
+    with pytest.raises(ValueError, match="structure"):
+        replay_sample_after_add(buffer, {"y": jnp.zeros((2, 2))}, key, 8)

@@ -77,6 +77,13 @@ def replay_add(buffer: ReplayBuffer, batch: Any) -> ReplayBuffer:
     Returns:
       The new buffer: slots `position .. position + N - 1 (mod capacity)` hold `batch`.
     """
+    _check_batch(buffer, batch)
+    return _add(buffer, batch)
+
+
+def _check_batch(buffer: ReplayBuffer, batch: Any) -> None:
+    """`batch` fits `buffer`: its structure, one leading `[N]` axis with `1 <= N <= capacity`,
+    and the stored shapes behind it."""
     if jax.tree.structure(batch) != jax.tree.structure(buffer.data):
         raise ValueError(
             f"batch has structure {jax.tree.structure(batch)} but the buffer stores "
@@ -101,7 +108,6 @@ def replay_add(buffer: ReplayBuffer, batch: Any) -> ReplayBuffer:
                 f"a batch leaf of shape {jnp.shape(new)} does not match stored transitions "
                 f"of shape {tuple(stored.shape[1:])}; add [N, {', '.join(map(str, stored.shape[1:]))}]."
             )
-    return _add(buffer, batch)
 
 
 @jax.jit
@@ -159,10 +165,11 @@ def replay_sample_after_add(
 
     Args:
       buffer: the buffer before the add.
-      batch: the transitions added (leaves `[N, ...]`, as for `replay_add`, checked there).
+      batch: the transitions added (leaves `[N, ...]`, checked as `replay_add` checks them).
       key: a PRNG key, consumed as `replay_sample` would.
       batch_size: number of transitions to draw.
     """
+    _check_batch(buffer, batch)
     return _sample_after_add(buffer, batch, key, check_int(batch_size, "batch_size", low=1))
 
 
