@@ -438,13 +438,13 @@ def _undominated(alphas: np.ndarray) -> np.ndarray:
     action at each belief) fall below the lower bound it reports.
     """
     order = np.argsort(-alphas.sum(axis=1), kind="stable")  # a dominator has a larger sum
-    keep = np.ones(len(alphas), bool)
-    for i in order:
-        if keep[i]:
-            covered = keep & np.all(alphas <= alphas[i] + 1e-12, axis=1)
-            covered[i] = False
-            keep &= ~covered
-    return np.flatnonzero(keep)
+    kept = np.empty_like(alphas)  # the vectors kept so far, in that order
+    keep = []
+    for i in order:  # dominated by a dropped vector means dominated by a kept one
+        if not np.all(kept[: len(keep)] >= alphas[i] - 1e-12, axis=1).any():
+            kept[len(keep)] = alphas[i]
+            keep.append(i)
+    return np.sort(np.asarray(keep, dtype=np.int64))
 
 
 def _dedupe_points(pts: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
