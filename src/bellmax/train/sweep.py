@@ -906,30 +906,31 @@ def _ray_sweep(
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    storage = out / "ray" if out is not None else Path(tempfile.mkdtemp(prefix="bellmax-ray-"))
-    trainable = tune.with_resources(_tune_group, {"cpu": 1})
-    experiment, stamp = (storage / "sweep").resolve(), storage / STAMP
-    if (
-        out is not None
-        and stamp.exists()
-        and stamp.read_text() == digest
-        and tune.Tuner.can_restore(str(experiment))
-    ):  # the same sweep was interrupted (its driver died, or a group failed for good)
-        tuner = tune.Tuner.restore(
-            str(experiment), trainable, resume_unfinished=True, resume_errored=True
-        )
-    else:
-        shutil.rmtree(experiment, ignore_errors=True)  # Tune's records of other settings
-        storage.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(stamp, digest)
-        tuner = _new_tuner(tune, trainable, specs, scheduler, storage, options, max_failures)
-    try:
+    storage = None
+    try:  # (the cluster and the temporary records go even if Tune fails to start)
+        storage = out / "ray" if out is not None else Path(tempfile.mkdtemp(prefix="bellmax-ray-"))
+        trainable = tune.with_resources(_tune_group, {"cpu": 1})
+        experiment, stamp = (storage / "sweep").resolve(), storage / STAMP
+        if (
+            out is not None
+            and stamp.exists()
+            and stamp.read_text() == digest
+            and tune.Tuner.can_restore(str(experiment))
+        ):  # the same sweep was interrupted (its driver died, or a group failed for good)
+            tuner = tune.Tuner.restore(
+                str(experiment), trainable, resume_unfinished=True, resume_errored=True
+            )
+        else:
+            shutil.rmtree(experiment, ignore_errors=True)  # Tune's records of other settings
+            storage.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(stamp, digest)
+            tuner = _new_tuner(tune, trainable, specs, scheduler, storage, options, max_failures)
         grid = tuner.fit()
         return _ray_results(grid, out)
     finally:
         if started:
             ray.shutdown()
-        if out is None:  # Tune's records of a sweep that keeps nothing
+        if out is None and storage is not None:  # Tune's records of a sweep that keeps nothing
             shutil.rmtree(storage, ignore_errors=True)
 
 
