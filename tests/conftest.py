@@ -49,6 +49,7 @@ LEARNING_MODULES = frozenset(
         "deep/test_reinforce.py",
         "deep/test_sac.py",
         "deep/test_sac_discrete.py",
+        "deep/test_sac_gymnasium.py",
         "deep/test_td3.py",
         "envs/test_gymnax.py",
         "envs/test_partially_observed.py",
