@@ -87,6 +87,22 @@ LEARNING_MODULES = frozenset(
 _TESTS_DIR = Path(__file__).resolve().parent
 
 
+def pytest_collection_modifyitems(config, items):
+    """Mark every test of a module in LEARNING_MODULES `learning`."""
+    missing = sorted(m for m in LEARNING_MODULES if not (_TESTS_DIR / m).is_file())
+    if missing:
+        raise pytest.UsageError(
+            f"tests/conftest.py LEARNING_MODULES names missing files: {missing}"
+        )
+    for item in items:
+        try:
+            rel = item.path.resolve().relative_to(_TESTS_DIR).as_posix()
+        except ValueError:
+            continue
+        if rel in LEARNING_MODULES:
+            item.add_marker(pytest.mark.learning)
+
+
 # ---------------------------------------------------------------------- memory maps
 # Each compiled XLA CPU program holds memory maps of its own (code and data sections), and a
 # worker that runs a few hundred test modules keeps thousands of programs alive in JAX's

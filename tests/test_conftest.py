@@ -5,6 +5,7 @@ hang the run until CI's time limit; the test runs again in a fresh worker and fa
 that one dies too.
 """
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -61,3 +62,20 @@ def test_a_test_that_kills_its_worker_runs_again_once(tmp_path, deaths):
         assert proc.returncode == 1, out
         assert "crashed while running 'test_b.py::test_crash'" in out, out
         assert "1 failed" in out, out
+
+
+def test_every_test_of_a_learning_module_is_marked_learning(request):
+    # `make test-portable` selects `-m learning`; a lost marker silently skips those checks.
+    spec = importlib.util.spec_from_file_location("bellmax_tests_conftest", CONFTEST)
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    tests_dir = CONFTEST.parent
+    learning = [
+        item
+        for item in request.session.items
+        if item.path.resolve().relative_to(tests_dir).as_posix() in conftest.LEARNING_MODULES
+    ]
+    if not learning:
+        pytest.skip("no learning module collected in this run")
+    unmarked = [item.nodeid for item in learning if item.get_closest_marker("learning") is None]
+    assert not unmarked
