@@ -9,7 +9,11 @@ import pytest
 
 from bellmax.models.gps import GPSConfig, LinearGaussianPolicy, TrustRegionConfig, env_system
 from bellmax.models.mdgps import MDGPSConfig, linearise_policy, run_mdgps, supervised_step
-from bellmax.models.through_model import make_neural_policy
+from bellmax.models.through_model import (
+    evaluate_policy,
+    make_neural_policy,
+    neural_policy_from_bytes,
+)
 
 
 def test_linearise_policy_is_the_mean_jacobian():
@@ -63,17 +67,25 @@ def test_neural_policy_alone_reproduces_the_local_controllers():
     assert np.all(res.kl <= res.kl_bound * (1 + tol) + 1e-6)
 
 
-def test_bellmax_gps_policy_mdgps(capsys):
+def test_bellmax_gps_policy_mdgps(capsys, tmp_path):
     import json
 
     from bellmax.cli.main import main
 
     argv = ["gps", "--env", "Pendulum-v1", "--iterations", "2", "--samples", "3"]
-    assert main([*argv, "--horizon", "20", "--policy", "mdgps", "--json"]) == 0
+    run = tmp_path / "run"
+    argv += ["--horizon", "20", "--policy", "mdgps", "--json", "--out", str(run)]
+    assert main(argv) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["policy"] == "mdgps"
     assert len(out["policy_costs"]) == len(out["iteration_costs"]) == len(out["eta"]) == 2
     assert out["final_cost"] == pytest.approx(out["policy_costs"][-1])
     assert out["final_return"] == pytest.approx(-out["final_cost"])
+    # --out keeps the neural policy: read back, alone it costs what the run reported
+    path = run / "neural_policy.msgpack"
+    policy, params = neural_policy_from_bytes(path.read_bytes(), source=str(path))
+    ret, _, _ = evaluate_policy("Pendulum-v1", policy, params, x0=out["initial_state"], steps=20)
+    assert -ret == pytest.approx(out["final_cost"], rel=1e-5)
+    assert {p.name for p in run.iterdir()} == {"result.json", "controller.npz", path.name}
     assert main(["gps", "--env", "gymnasium:Pendulum-v1", "--policy", "mdgps"]) != 0
     assert "--policy mdgps needs a bellmax env" in capsys.readouterr().err

@@ -64,7 +64,9 @@ class GpsArgs:
     seed: int = 0
     """Seed of the action noise (and of a Gymnasium env's fixed start)."""
     out: str | None = None
-    """Directory for result.json and controller.npz (K, k, cov of the final controller)."""
+    """Directory for result.json and controller.npz (K, k, cov of the final controller); with
+    --policy mdgps also neural_policy.msgpack (the global policy, read by
+    bellmax.models.through_model.neural_policy_from_bytes)."""
     json: bool = False
     """Print one JSON object: iteration_costs, kl, kl_bound, final_return, seconds, ..."""
     policy: str = "linear"
@@ -187,6 +189,11 @@ def run_gps(args: GpsArgs) -> int | None:
         pol = controller
         np.savez(buf, K=np.asarray(pol.K), k=np.asarray(pol.k), cov=np.asarray(pol.cov))
         atomic_write_bytes(out / "controller.npz", buf.getvalue())
+        if args.policy == "mdgps":  # the global policy too: neural_policy_from_bytes reads it
+            from bellmax.models.through_model import neural_policy_to_bytes
+
+            data = neural_policy_to_bytes(res.policy, res.policy_params)
+            atomic_write_bytes(out / "neural_policy.msgpack", data)
     if args.json:
         from bellmax.train.io import to_strict_json
 

@@ -58,6 +58,8 @@ __all__ = [
     "evaluate_policy",
     "imagined_cost",
     "make_neural_policy",
+    "neural_policy_from_bytes",
+    "neural_policy_to_bytes",
     "run_through_model",
 ]
 
@@ -141,6 +143,77 @@ class NeuralPolicy:
         """Fresh parameters (near-zero outputs: the centre action)."""
         n_feat = self.state_dim + len(self.angle_dims)
         return self.net.init(key, jnp.zeros((n_feat,), jnp.float32))
+
+
+_POLICY_FORMAT = "bellmax.neural_policy"
+_POLICY_VERSION = 1
+
+
+def neural_policy_to_bytes(policy: NeuralPolicy, params: Any) -> bytes:
+    """A `NeuralPolicy` and its parameters as one msgpack document (no pickle), for a file
+    (`bellmax gps --policy mdgps --out DIR` writes `DIR/neural_policy.msgpack`); read it back
+    with `neural_policy_from_bytes`."""
+    from flax import serialization
+
+    check_type(policy, NeuralPolicy, "policy")
+    return serialization.msgpack_serialize(
+        {
+            "format": _POLICY_FORMAT,
+            "version": _POLICY_VERSION,
+            "policy": {  # msgpack's strict types take lists, not tuples
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(policy).items()
+            },
+            "params": jax.tree.map(np.asarray, serialization.to_state_dict(params)),
+        }
+    )
+
+
+def neural_policy_from_bytes(data: bytes, *, source: str = "the data") -> tuple[NeuralPolicy, Any]:
+    """`(policy, params)` from `neural_policy_to_bytes`'s output; `policy(params, x)` acts.
+
+    Raises:
+      ValueError: naming `source`, when the data is not such a document, or its fields or
+        parameter shapes do not fit together.
+    """
+    from flax import serialization
+
+    def bad(why: str) -> ValueError:
+        return ValueError(
+            f"{source} is not a bellmax neural policy: {why}. Write one with "
+            "bellmax.models.through_model.neural_policy_to_bytes (bellmax gps --policy mdgps "
+            "--out DIR writes DIR/neural_policy.msgpack)."
+        )
+
+    try:
+        doc = serialization.msgpack_restore(bytes(data))
+    except Exception as exc:  # msgpack raises several types for damaged input
+        raise bad(f"cannot be read as msgpack ({type(exc).__name__})") from None
+    if not isinstance(doc, dict) or doc.get("format") != _POLICY_FORMAT:
+        raise bad(f"no {_POLICY_FORMAT!r} format tag")
+    if doc.get("version") != _POLICY_VERSION:
+        raise bad(f"version {doc.get('version')!r}, this bellmax reads {_POLICY_VERSION}")
+    fields = doc.get("policy")
+    names = [f.name for f in dataclasses.fields(NeuralPolicy)]
+    if not isinstance(fields, dict) or sorted(fields) != sorted(names):
+        got = sorted(fields) if isinstance(fields, dict) else type(fields).__name__
+        raise bad(f"its policy fields are {got}, expected {sorted(names)}")
+    try:
+        policy = NeuralPolicy(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+        )
+        template = policy.init(jax.random.key(0))
+    except Exception as exc:
+        raise bad(f"its policy fields do not build a network ({exc})") from None
+    params = doc.get("params")
+    want = jax.tree.map(np.shape, serialization.to_state_dict(template))
+    try:
+        got = jax.tree.map(np.shape, params)
+    except Exception:
+        got = None
+    if got != want:
+        raise bad(f"its parameter shapes {got} do not match the network's {want}")
+    return policy, serialization.from_state_dict(template, params)
 
 
 def make_neural_policy(
