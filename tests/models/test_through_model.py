@@ -13,6 +13,8 @@ from bellmax.models.through_model import (
     ThroughModelConfig,
     imagined_cost,
     make_neural_policy,
+    neural_policy_from_bytes,
+    neural_policy_to_bytes,
     run_through_model,
 )
 
@@ -75,3 +77,28 @@ def test_neural_policy_swings_the_pendulum_up_without_a_planner():
     assert np.max(np.abs(np.asarray(angle_normalize(tail[:, 0])))) < 0.1, res.round_returns
     assert np.max(np.abs(tail[:, 1])) < 0.5
     assert res.transitions == 16 * 200 + 2 * 4 * 200  # the last round collects nothing
+
+
+def test_neural_policy_bytes_round_trip_and_refuse_what_they_are_not():
+    from flax import serialization
+
+    pol = make_neural_policy("CartPoleSwingUp-v0", hidden_sizes=(8, 4), squash=False)
+    params = jax.tree.map(lambda a: a + 0.3, pol.init(jax.random.key(0)))
+    back, back_params = neural_policy_from_bytes(neural_policy_to_bytes(pol, params))
+    assert back == pol
+    x = jnp.array([0.1, -0.2, 2.5, 0.3])
+    np.testing.assert_array_equal(back(back_params, x), pol(params, x))
+    good = serialization.msgpack_restore(neural_policy_to_bytes(pol, params))
+    wrong_tag = {**good, "format": "other"}
+    other_net = {**good, "policy": {**good["policy"], "hidden_sizes": [8, 5]}}
+    cases = [
+        (b"\x00not msgpack", "cannot be read as msgpack"),
+        (serialization.msgpack_serialize(wrong_tag), "format tag"),
+        (serialization.msgpack_serialize({**good, "version": 9}), "version 9"),
+        (serialization.msgpack_serialize(other_net), "parameter shapes"),
+    ]
+    for data, why in cases:
+        with pytest.raises(ValueError, match=f"p.msgpack is not a bellmax neural policy: .*{why}"):
+            neural_policy_from_bytes(data, source="p.msgpack")
+    with pytest.raises(TypeError, match="NeuralPolicy"):
+        neural_policy_to_bytes("not a policy", params)
