@@ -141,8 +141,8 @@ def pytest_xdist_make_scheduler(config, log):
       into its time limit). Here only modules with tests left go back on the queue.
     - The test that was running is reported failed at once. Here it runs once more, in the
       fresh worker xdist starts, and fails only if that worker dies too: a native crash that
-      depends on the worker's history (see "memory maps" above: before that fix, about half
-      of the full runs here and in CI lost a worker, in a different test each time) is not
+      depends on the worker's history (see "memory maps" above: before that fix, each of three
+      full runs here and CI's last run lost a worker, in a different test each time) is not
       the test's failure. Every retry is printed when it happens and listed in the summary, so
       it is never silent; a test that kills its worker twice fails as before.
     """

@@ -5,7 +5,6 @@ hang the run until CI's time limit; the test runs again in a fresh worker and fa
 that one dies too.
 """
 
-import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -66,9 +65,11 @@ def test_a_test_that_kills_its_worker_runs_again_once(tmp_path, deaths):
 
 def test_every_test_of_a_learning_module_is_marked_learning(request):
     # `make test-portable` selects `-m learning`; a lost marker silently skips those checks.
-    spec = importlib.util.spec_from_file_location("bellmax_tests_conftest", CONFTEST)
-    conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conftest)
+    (conftest,) = [
+        p
+        for p in request.config.pluginmanager.get_plugins()
+        if Path(getattr(p, "__file__", None) or "").resolve() == CONFTEST
+    ]
     tests_dir = CONFTEST.parent
     learning = [
         item

@@ -40,6 +40,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import serialization
 
 from bellmax.core.checks import check_bool, check_int, check_number, check_type
 from bellmax.core.errors import DivergenceError
@@ -153,8 +154,6 @@ def neural_policy_to_bytes(policy: NeuralPolicy, params: Any) -> bytes:
     """A `NeuralPolicy` and its parameters as one msgpack document (no pickle), for a file
     (`bellmax gps --policy mdgps --out DIR` writes `DIR/neural_policy.msgpack`); read it back
     with `neural_policy_from_bytes`."""
-    from flax import serialization
-
     check_type(policy, NeuralPolicy, "policy")
     return serialization.msgpack_serialize(
         {
@@ -176,7 +175,6 @@ def neural_policy_from_bytes(data: bytes, *, source: str = "the data") -> tuple[
       ValueError: naming `source`, when the data is not such a document, or its fields or
         parameter shapes do not fit together.
     """
-    from flax import serialization
 
     def bad(why: str) -> ValueError:
         return ValueError(
