@@ -4,44 +4,78 @@
   two doors, listening costs 1 and is 85% accurate, the tiger's door costs 100, the other
   pays 10, and opening a door resets the problem; gamma 0.95.
 - `rock_sample(size, rocks, start)` (Smith & Simmons 2004, "Heuristic search value iteration
-  for POMDPs", UAI, section 5), following Trey Smith's generator of the `.pomdp` files used in
-  the HSVI2/SARSOP/zmdp papers: a rover on a `size x size` grid knows where the rocks are but
-  not which are good (prior 1/2 each). Moves are deterministic; leaving the grid eastwards
-  pays +10 and ends in an absorbing terminal state; a move off another edge, or sampling
-  where there is no rock, costs 100 and also ends there. Sampling a good rock pays 10 (the
-  rock turns bad), a bad one costs 10. `check_i` reports rock `i` correctly with
-  probability `(1 + eta) / 2`, `eta = 2^{-d / d0}` at Euclidean distance `d` (`d0` the
-  half-efficiency distance); every other action observes `good`. `rock_sample_4_4()` is the
-  published RockSample[4,4] layout: 257 states, 9 actions, 2 observations, gamma 0.95.
-  The terminal state is absorbing (nothing resets), so a trial that stops at the goal and
-  the file run on forever give the same discounted return.
+  for POMDPs", UAI, section 5), as Trey Smith's generators of the `.pomdp` files used in the
+  HSVI2/SARSOP/zmdp papers write it (trey0/zmdp `src/pomdpModels/gen_RockSample_*`): a rover
+  on a `size x size` grid knows where the rocks are but not which are good (prior 1/2 each).
+  Moves are deterministic; leaving the grid eastwards pays +10 and ends in an absorbing
+  terminal state; a move off another edge, or sampling where there is no rock, costs 100 and
+  also ends there. Sampling a good rock pays 10 (the rock turns bad), a bad one costs 10.
+  `check_i` reports rock `i` correctly with probability `(1 + eta) / 2`,
+  `eta = 2^{-d / d0}` at Euclidean distance `d` (`d0` the half-efficiency distance); every
+  other action observes `good`. Smith's generators differ in `d0`: `gen_RockSample_4_4`
+  writes `eta = exp(-d)`, i.e. `d0 = ln 2`; `gen_RockSample_5_5` uses `d0 = 4`, and
+  `5_7`, `7_8`, `10_10` use `d0 = 20`. `rock_sample`'s default `d0` is 4;
+  `rock_sample_4_4()` (or `rock_sample(**ROCK_SAMPLE_4_4)`) is the published RockSample[4,4]
+  with `d0 = ln 2`: it equals the file `gen_RockSample_4_4` writes (states, actions,
+  observations, T, R, b0 exactly; O to the file's 6 printed decimals): 257 states, 9
+  actions, 2 observations, gamma 0.95. The terminal state is absorbing (nothing resets),
+  so a trial that stops at the goal and the file run on forever give the same discounted
+  return.
 - `tag()` (Pineau, Gordon & Thrun 2003, "Point-based value iteration", IJCAI, section 5):
   a robot chases an opponent on 29 cells, a 10 x 2 corridor with a 3 x 3 room above its
   columns 5-7. The robot sees its own cell, and whether the opponent shares it; it moves
   N/S/E/W deterministically (staying put at a wall) for -1, or tags: +10 when they share a
   cell (then the absorbing `tagged` state: the trial ends there, so "stop at the tag" and
-  the file run on agree), else -10. The opponent moves away from the robot's cell with
-  probability 0.8 (0.4 along x and 0.4 along y, split evenly between the two directions
-  when they are level on that axis; a move into a wall leaves it in place) and stays with
-  0.2. States: 29 robot cells x (29 opponent cells + tagged) = 870, 5 actions, 30
-  observations (the robot's cell, or `same`), gamma 0.95, uniform start over the
-  untagged states. The tie and wall rules are our reading of the paper's one-sentence
-  description; implementations of the original file may differ there.
+  the file run on agree), else -10. When the robot moves, the opponent moves away from the
+  robot's cell with probability 0.8 (0.4 along x and 0.4 along y, split evenly between the
+  two directions when they are level on that axis; a move into a wall leaves it in place)
+  and stays with 0.2. On a missed tag the opponent stays put (`missed_tag="stay"`, the
+  default, as in the standard file) or moves as after a move (`missed_tag="move"`, as
+  JuliaPOMDP's TagPOMDPProblem.jl `:orig`; bellmax's `tag()` before issue 19). States: 29
+  robot cells x (29 opponent cells + tagged) = 870, 5 actions, 30 observations (the
+  robot's cell, or `same`), gamma 0.95, uniform start over the 841 untagged states.
+
+  The standard file is `TagAvoid.pomdp` (AdaCompNUS/sarsop `examples/POMDP`, the same as
+  trey0/zmdp's `tagAvoid-orig.pomdp` of 2004; its state `30 i + j` is our `r{i}o{j}`, its
+  `30 i + 29` our `r{i}tagged`). `tag()` equals it except in two places. (1) Rewards in
+  the absorbing tagged state: the file charges -1 for a move and 0 for Catch there, ours
+  pay 0 for every action; the optimal values are the same (Catch is optimal there), and
+  with ours any policy's return equals its return in a trial that ends at the tag. (2) 16
+  move rows (4 states x the 4 moves), quirks of the file that we do not copy; with
+  cells `(x, y)` the file has, for every move of the robot from
+  - robot and opponent at (9, 1): the opponent stays with 0.5 and goes to (9, 0) and
+    (8, 1) with 0.25 each (ours: stays 0.6, 0.2 each);
+  - robot and opponent at (6, 4): stays with 0.5, and 1/6 each to (7, 4), (5, 4) and
+    (6, 3) (ours: stays 0.4, 0.2 each);
+  - robot at (7, 3), opponent at (5, 3): the opponent goes to (7, 3) with 0.2 (ours: to
+    (5, 4), a step north; the other 0.8 agree: 0.6 stay, 0.2 to (5, 2));
+  - robot at (6, 4), opponent at (6, 3): stays with 0.4 and goes south to (6, 2) with
+    0.2 (ours: stays 0.2, south 0.4).
+  Everything else (states, observations, the other 4334 transition rows, the other
+  rewards, gamma; b0 to the file's printed digits) is the file's; with `missed_tag="move"`
+  the 812 rows of a missed tag differ too.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
-from bellmax.core.checks import check_int, check_number
+from bellmax.core.checks import check_choice, check_int, check_number
 from bellmax.pomdp.model import TabularPOMDP
 
 __all__ = ["ROCK_SAMPLE_4_4", "TAG_CELLS", "rock_sample", "rock_sample_4_4", "tag", "tiger"]
 
-#: RockSample[4,4]: rock positions (x, y) and the start (x, y), as in the published files.
-ROCK_SAMPLE_4_4 = {"size": 4, "rocks": ((3, 1), (2, 1), (1, 3), (1, 0)), "start": (0, 2)}
+#: RockSample[4,4] as in the published file: rock positions (x, y), the start (x, y) and
+#: Smith's sensor for this size, `eta = exp(-d)` (half-efficiency distance ln 2).
+ROCK_SAMPLE_4_4 = {
+    "size": 4,
+    "rocks": ((3, 1), (2, 1), (1, 3), (1, 0)),
+    "start": (0, 2),
+    "half_efficiency": math.log(2.0),
+}
 
 
 def tiger(*, accuracy: float = 0.85, gamma: float = 0.95) -> TabularPOMDP:
@@ -78,6 +112,10 @@ def rock_sample(
     gamma: float = 0.95,
 ) -> TabularPOMDP:
     """RockSample[size, len(rocks)] (see the module docstring for the rules).
+
+    `half_efficiency` is the distance `d0` at which a check is half reliable: 4 (the default)
+    as Smith's RockSample[5,5] generator, ln 2 for his [4,4] (`rock_sample_4_4`), 20 for his
+    [5,7], [7,8] and [10,10].
 
     States are `s{x}{y}{bits}` (bit `i`, most significant first, is rock `i` good) then the
     terminal `st`; actions `amn ame ams amw ac0 .. ac{k-1} as`; observations `ogood obad`.
@@ -151,8 +189,9 @@ def rock_sample(
 
 
 def rock_sample_4_4(**kwargs) -> TabularPOMDP:
-    """RockSample[4,4] with the published layout (`ROCK_SAMPLE_4_4`)."""
-    return rock_sample(**ROCK_SAMPLE_4_4, **kwargs)
+    """RockSample[4,4] as published (`ROCK_SAMPLE_4_4`: Smith's layout and sensor, half
+    efficiency ln 2); keyword arguments (`half_efficiency`, `gamma`) override it."""
+    return rock_sample(**{**ROCK_SAMPLE_4_4, **kwargs})
 
 
 #: Tag's 29 cells (x, y): the corridor y = 0, 1 (x = 0..9), then the room x = 5..7, y = 2..4.
@@ -161,14 +200,19 @@ TAG_CELLS = tuple((x, y) for y in range(2) for x in range(10)) + tuple(
 )
 
 
-def tag(*, move_away: float = 0.8, gamma: float = 0.95) -> TabularPOMDP:
+def tag(*, move_away: float = 0.8, missed_tag: str = "stay", gamma: float = 0.95) -> TabularPOMDP:
     """Tag (see the module docstring): 870 states, 5 actions, 30 observations.
+
+    `move_away` is the opponent's probability of moving away when the robot moves;
+    `missed_tag` what it does when the robot tags a cell it is not in: `"stay"` (the
+    standard file, `TagAvoid.pomdp`) or `"move"` (away with `move_away`, as after a move).
 
     States are `r{i}o{j}` (robot in cell `i`, opponent in cell `j`, cells numbered as
     `TAG_CELLS`) and `r{i}tagged`; actions `north south east west tag`; observations `c{i}`
     (the robot's cell, opponent elsewhere) and `same`.
     """
     move_away = check_number(move_away, "move_away", owner="tag", low=0, high=1)
+    missed_tag = check_choice(missed_tag, "missed_tag", ("stay", "move"), owner="tag")
     cells = TAG_CELLS
     n = len(cells)
     at = {c: i for i, c in enumerate(cells)}
@@ -211,11 +255,16 @@ def tag(*, move_away: float = 0.8, gamma: float = 0.95) -> TabularPOMDP:
             s = index(r, j)
             opp = away(r, j)
             Ob[:, s, n if r == j else r] = 1.0  # the observation of s' = s
+            if r == j:  # unreachable after a tag (a hit ends in `tagged`, a miss leaves the
+                # opponent elsewhere); the file observes the robot's cell there
+                Ob[A - 1, s, n], Ob[A - 1, s, r] = 0.0, 1.0
             for a, d in enumerate(steps.values()):
                 T[a, s, index(step(r, d), 0) : index(step(r, d), 0) + n] = opp
                 R[s, a] = -1.0
             if r == j:
                 T[A - 1, s, tagged], R[s, A - 1] = 1.0, 10.0
+            elif missed_tag == "stay":
+                T[A - 1, s, s], R[s, A - 1] = 1.0, -10.0
             else:
                 T[A - 1, s, index(r, 0) : index(r, 0) + n] = opp
                 R[s, A - 1] = -10.0
