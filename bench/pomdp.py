@@ -24,14 +24,25 @@ RockSample[4,4] vs the published SARSOP/HSVI2 numbers.
    by `bellmax.pomdp.problems`, written to .pomdp and read back: lower and upper bound at
    b0, the gap at fixed times and the first time it fell below 2, 1 and 0.5 (wall clock,
    compilation included, the compile cache on), and a simulated return of the lower bound's
-   policy. Both problems end in an absorbing zero-reward state (the exit, the tag), so
-   "trial ends at the goal" and "the file runs on" agree. Published (no peer is run; from
-   memory of the papers' tables, not checked against the text here): RockSample[4,4]:
-   SARSOP 17.92 in about a second, HSVI2 17.92 (Kurniawati, Hsu & Lee, RSS 2008, Table 1);
-   HSVI 18.0 (Smith & Simmons, UAI 2004). Tag: PBVI -9.18 (Pineau et al. 2003), Perseus
-   -6.17 (Spaan & Vlassis, JAIR 2005), HSVI2 -6.36 and SARSOP -6.03 (Kurniawati et al.
-   2008), all simulated discounted returns with trials ending at the tag. The record's
-   `peer` is null; `published` says what is compared.
+   policy. The models are the standard files' (issue 19): `rock_sample_4_4()` equals the
+   file of Smith's `gen_RockSample_4_4` (sensor exp(-d), half efficiency ln 2; records
+   before issue 19 used half efficiency 4, a better sensor); `tag()` is TagAvoid.pomdp (a
+   missed tag leaves the opponent in place; records before issue 19 moved it away) except
+   16 move rows of the file's and the rewards in the tagged state (see
+   `bellmax.pomdp.problems`). Both problems end in an absorbing zero-reward state (the exit,
+   the tag), so "trial ends at the goal" and "the file runs on" agree. The record's `peer`
+   is null; `published` says what is compared (`PUBLISHED`).
+
+   The published numbers are from memory of the papers' tables and are NOT verified here
+   (no copy of the papers was read); treat them as approximate until checked against:
+   SARSOP and HSVI2 on Tag and RockSample[4,4] (Kurniawati, Hsu & Lee, RSS 2008, Table 1:
+   http://www.roboticsproceedings.org/rss04/p9.pdf); PBVI on Tag (Pineau, Gordon & Thrun,
+   IJCAI 2003: https://www.ijcai.org/Proceedings/03/Papers/147.pdf); Perseus on Tag (Spaan &
+   Vlassis, "Perseus: randomized point-based value iteration for POMDPs", JAIR 24, 2005);
+   HSVI on RockSample[4,4] (Smith & Simmons, UAI 2004). POMCP (Silver & Veness, NIPS 2010)
+   reports RockSample[7,8] and larger, not [4,4], so no published POMCP number is compared.
+   (JuliaPOMDP's TagPOMDPProblem.jl scripts/check_vs_original.jl hard-codes an "original
+   SARSOP performance" of -6.13 +- 0.12 on Tag, without a source.)
 """
 
 from __future__ import annotations
@@ -55,6 +66,12 @@ C = 110.0
 #: (the same tables for both: pomdp-py through the tabular adapter below). UCB constant: the
 #: reward range (Silver & Veness), 110 for both.
 POMCP_PROBLEMS = ("tiger", "rocksample44")
+
+#: The model each POMCP record used (RockSample[4,4]: since issue 19; before, half efficiency 4).
+POMCP_MODELS = {
+    "tiger": "tiger as tiger.95.POMDP",
+    "rocksample44": "RockSample[4,4] as Smith's gen_RockSample_4_4 file (sensor exp(-d))",
+}
 
 
 def _pomdp(name: str):
@@ -325,18 +342,29 @@ def measure_hsvi(name: str, time_limit: float, episodes: int) -> dict:
     }
 
 
+#: What the HSVI records compare with: unverified, from memory (see the module docstring).
+PUBLISHED = (
+    "from memory of the papers' tables, NOT verified here (sources: SARSOP/HSVI2 "
+    "http://www.roboticsproceedings.org/rss04/p9.pdf Table 1; PBVI "
+    "https://www.ijcai.org/Proceedings/03/Papers/147.pdf; Perseus: Spaan & Vlassis, JAIR 24, "
+    "2005; HSVI: Smith & Simmons, UAI 2004): "
+)
+
 #: The point-based cases: problem, description, published numbers (as cited in the docstring).
 HSVI_CASES = {
     "rocksample44": (
-        "RockSample[4,4] (257 states, 9 actions, 2 observations)",
-        "SARSOP 17.92 reward in about a second, HSVI2 17.92 (Kurniawati, Hsu & Lee 2008, "
-        "Table 1, from memory of the table); HSVI 18.0 (Smith & Simmons 2004)",
+        "RockSample[4,4] (257 states, 9 actions, 2 observations; Smith's gen_RockSample_4_4 "
+        "file: sensor exp(-d), half efficiency ln 2)",
+        PUBLISHED + "SARSOP 17.92 reward in about a second, HSVI2 17.92 (Kurniawati, Hsu & Lee "
+        "2008); HSVI 18.0 (Smith & Simmons 2004); simulated discounted returns",
     ),
     "tag": (
-        "Tag (870 states, 5 actions, 30 observations), trials end at the tag",
-        "PBVI -9.18 (Pineau et al. 2003), Perseus -6.17 (Spaan & Vlassis 2005), HSVI2 -6.36, "
-        "SARSOP -6.03 (Kurniawati et al. 2008, Table 1); from memory of the papers' tables: "
-        "simulated discounted returns, trials ending at the tag",
+        "Tag (870 states, 5 actions, 30 observations; TagAvoid.pomdp: a missed tag leaves "
+        "the opponent in place; 16 move rows of the file and its tagged-state move costs "
+        "not copied), trials end at the tag",
+        PUBLISHED + "PBVI -9.18 (Pineau et al. 2003), Perseus -6.17 (Spaan & Vlassis 2005), "
+        "HSVI2 -6.36, SARSOP -6.03 (Kurniawati et al. 2008); simulated discounted returns, "
+        "trials ending at the tag",
     ),
 }
 
@@ -382,7 +410,8 @@ def _pomcp_case(name: str, args, decisions: int, episodes: int, quick: bool) -> 
             None if H.is_skipped(peer) else peer["decisions_per_s"],
             "decisions/s",
             case=(
-                f"{name}, {SIMS} sims/decision, depth {DEPTH}, c={C}, {STEPS} steps/episode; "
+                f"{name} ({POMCP_MODELS[name]}), {SIMS} sims/decision, depth {DEPTH}, c={C}, "
+                f"{STEPS} steps/episode; "
                 "ours: one decision at a time, wall clock (jitted planner; "
                 "ours_batched_episodes_decisions_per_s: all episodes vmapped in one call); "
                 "peer: CPU time per decision"
