@@ -290,6 +290,15 @@ def test_a_hyperparameter_given_as_none_is_structural():
         sw.sweep("sac", "Pendulum-v1", grid={"target_entropy": (-1.0, 1.0)}, base=base)
 
 
+def test_trial_keys_are_the_seeds_keys():
+    # the group's keys come from one program for seeds in [0, 2**32), key by key otherwise:
+    # either way each is exactly jax.random.key(seed), so a trial's result does not depend on
+    # which path made its key
+    for seeds in ([0, 1, 7], [2**31 - 1, 2**31 + 5, 2**32 - 1], [3, -1], [2**40, 5]):
+        want = np.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
+        np.testing.assert_array_equal(jax.random.key_data(sw._trial_keys(seeds)), want)
+
+
 # ---------------------------------------------------------------------- Ray Tune
 
 ray = pytest.importorskip("ray", reason="the Ray backend needs bellmax[ray]")

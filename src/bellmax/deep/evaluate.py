@@ -153,4 +153,5 @@ def evaluate(
         venv = make_vector_env(env, num_envs=num_envs or episodes, env_params=env_params)
     if not callable(act_fn):
         raise TypeError(f"act_fn must be callable (params, obs, key) -> action, got {act_fn!r}.")
-    return _run_jit(act_fn, venv, episodes, jnp.int32(max_steps), params, key)
+    # a NumPy scalar: `jnp.int32` would compile a conversion program in a fresh process
+    return _run_jit(act_fn, venv, episodes, np.int32(max_steps), params, key)

@@ -368,6 +368,18 @@ def _program(algo: Any, config: Any, venv: Any, n_trials: int) -> _Program:
     return _PROGRAMS[key]
 
 
+#: `jax.random.key` over a vector of seeds, as one small program.
+_SEED_KEYS = jax.jit(jax.vmap(jax.random.key))
+
+
+def _trial_keys(seeds: list[int]) -> jax.Array:
+    """`jax.random.key(seed)` for each seed, stacked: one program for seeds in [0, 2**32)
+    (the same keys; key by key, a fresh process compiles the seeding and the stack apart)"""
+    if all(0 <= s < 2**32 for s in seeds):
+        return _SEED_KEYS(np.asarray(seeds, np.uint32))
+    return jnp.stack([jax.random.key(s) for s in seeds])
+
+
 def _group_config(algo: Any, spec: dict) -> Any:
     """The group's Config: the sweep's base with the group's structural fields."""
     from bellmax.train.driver import config_from_dict
@@ -440,7 +452,7 @@ def run_group(
     program = _program(algo, config, venv, len(trials))
     compiles_before = program.compiles
     hp = {k: np.asarray([t["config"][k] for t in trials], np.float32) for k in spec["traced"]}
-    keys = jnp.stack([jax.random.key(int(t["seed"])) for t in trials])
+    keys = _trial_keys([int(t["seed"]) for t in trials])
     num_updates = int(config.num_updates)
     from bellmax.train.driver import plan_chunks
 
@@ -499,14 +511,16 @@ def run_group(
     t_eval = time.perf_counter()
     evals: list[float | None] = [None] * len(trials)
     if done == num_updates and int(spec["eval_episodes"]):
-        params = algo.policy_params(state)
+        # On the host: slicing device arrays would compile a program per leaf shape (a
+        # fresh Ray worker paid ~14 of them, from the compile cache, for every group).
+        params = jax.device_get(algo.policy_params(state))
         for i, t in enumerate(trials):
             if diverged[i]:
                 continue
             p = jax.tree.map(lambda x, i=i: x[i], params)
             key = jax.random.key(10_000 + int(t["seed"]))
             res = evaluate(program.act, p, venv, key, episodes=int(spec["eval_episodes"]))
-            evals[i] = float(np.mean(res.returns))
+            evals[i] = float(np.mean(np.asarray(res.returns)))  # NumPy: no program
     eval_seconds = time.perf_counter() - t_eval
     out = []
     for i, t in enumerate(trials):
