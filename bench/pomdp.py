@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         limit *= 2 if name == "tag" else 1
         case, published = HSVI_CASES[name]
         H.log(f"hsvi_{name}: bellmax hsvi on {case}, {limit:g} s")
-        h = measure_hsvi(name, limit, 100 if args.smoke else 500 if quick else 2000)
+        h = measure_hsvi(name, limit, 10 if args.smoke else 500 if quick else 2000)
         H.emit(
             H.result(
                 f"hsvi_{name}",
