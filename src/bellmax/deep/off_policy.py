@@ -431,6 +431,8 @@ def off_policy_update(
         learner, aux = learn_step(learner, batch, step + 1, k_step)
         return (learner, step + 1), aux
 
+    # Jitted so that it is traced once: `eval_shape` and the `cond` below share the trace.
+    @jax.jit
     def learn(args):
         out, aux = jax.lax.scan(one_step, args, jax.random.split(k_learn, config.gradient_steps))
         return out, jax.tree.map(jnp.mean, aux)

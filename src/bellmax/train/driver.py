@@ -6,8 +6,9 @@ An algorithm module (`bellmax.deep.ppo`, `dqn`, `a2c`, `reinforce`) provides `Co
 
 - builds the vector environment and validates the config,
 - `vmap`s `init` and a `lax.scan` of `update` over seeds (host environments, which live
-  outside JAX, run their seeds one after another) and compiles it once, timing the compile
-  apart (ahead-of-time `lower().compile()`),
+  outside JAX, run their seeds one after another; a single seed runs unbatched, so its
+  `lax.cond`s stay branches) and compiles it once, timing the compile apart (ahead-of-time
+  `lower().compile()`),
 - runs the updates in equal chunks; after each chunk it checks the losses and the policy
   weights (a non-finite value stops the run and names the update), calls `on_chunk`
   (progress bars, experiment trackers: `ChunkInfo.scalars`), and commits the chunk: one
@@ -259,7 +260,11 @@ class _Runner:
         def run(state):
             return jax.lax.scan(lambda s, _: algo.update(s, config, venv), state, None, length=n)
 
-        return jax.vmap(run) if self.batched else run
+        if not self.batched:
+            return run
+        if self.n_seeds == 1:
+            return _one_seed(run)
+        return jax.vmap(run)
 
     def init(self, keys: list[jax.Array]) -> Any:
         def one(k):
@@ -267,7 +272,10 @@ class _Runner:
 
         t = time.perf_counter()
         if self._init is None:
-            self._init = jax.jit(jax.vmap(one) if self.batched else one)
+            if not self.batched:
+                self._init = jax.jit(one)
+            else:
+                self._init = jax.jit(_one_seed(one) if self.n_seeds == 1 else jax.vmap(one))
         if self.batched:
             state = self._init(jnp.stack(keys))
         else:
@@ -302,6 +310,21 @@ class _Runner:
             return compiled(state)
         outs = [compiled(jax.tree.map(lambda x, i=i: x[i], state)) for i in range(self.n_seeds)]
         return _stack([o[0] for o in outs]), _stack([o[1] for o in outs])
+
+
+def _one_seed(fn: Callable) -> Callable:
+    """`jax.vmap(fn)` for a batch of one, without the vmap.
+
+    Under `vmap` every `lax.cond` whose predicate depends on the state (learning starts, a
+    delayed actor update) becomes a `select` that runs both branches, and tracing the batched
+    program costs about a third more; a single seed needs neither.
+    """
+
+    def run(batch):
+        out = fn(jax.tree.map(lambda x: x[0], batch))
+        return jax.tree.map(lambda x: jnp.expand_dims(x, 0), out)
+
+    return run
 
 
 _RUNNERS: dict[Any, _Runner] = {}
