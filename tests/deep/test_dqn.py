@@ -164,7 +164,10 @@ def test_td_loss_bootstraps_on_truncation_not_termination(trained, venv, double)
     cfg = dataclasses.replace(CONFIG, double_dqn=double)
     state, _ = trained
     params = state.params
-    target_params = jax.tree.map(lambda p: -p, params)
+    # The target network is the online one with its two output units swapped, so the two
+    # networks prefer the other action at every observation (double and plain targets differ).
+    n_actions = venv.action_space.n
+    target_params = jax.tree.map(lambda p: p[..., ::-1] if p.shape[-1] == n_actions else p, params)
     obs, _ = venv.reset(jax.random.key(3))
     obs, obs_t = obs[:3], obs[:3] + 0.1
     batch = Transition(
@@ -184,7 +187,7 @@ def test_td_loss_bootstraps_on_truncation_not_termination(trained, venv, double)
         for p, o in [(params, obs), (target_params, obs_t), (params, obs_t)]
     )
     # The example separates the targets: online and target networks prefer other actions.
-    assert np.any(q_sel.argmax(1) != q_t.argmax(1))
+    assert np.all(q_sel.argmax(1) != q_t.argmax(1))
     v_t = q_t[np.arange(3), q_sel.argmax(1)] if double else q_t.max(1)
     target = np.array([1.0, 2.0, 3.0]) + cfg.gamma * np.array([1.0, 1.0, 0.0]) * v_t
     q_a = q_tm1[np.arange(3), [0, 1, 0]]
