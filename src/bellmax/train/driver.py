@@ -260,11 +260,14 @@ class _Runner:
         def run(state):
             return jax.lax.scan(lambda s, _: algo.update(s, config, venv), state, None, length=n)
 
+        return self._over_seeds(run)
+
+    def _over_seeds(self, fn: Callable) -> Callable:
+        """`fn` of one seed's state, made to take every seed's: `vmap` over two or more seeds,
+        unbatched for one (`_one_seed`), as it is for host environments (looped in `chunk`)."""
         if not self.batched:
-            return run
-        if self.n_seeds == 1:
-            return _one_seed(run)
-        return jax.vmap(run)
+            return fn
+        return _one_seed(fn) if self.n_seeds == 1 else jax.vmap(fn)
 
     def init(self, keys: list[jax.Array]) -> Any:
         def one(k):
@@ -272,10 +275,7 @@ class _Runner:
 
         t = time.perf_counter()
         if self._init is None:
-            if not self.batched:
-                self._init = jax.jit(one)
-            else:
-                self._init = jax.jit(_one_seed(one) if self.n_seeds == 1 else jax.vmap(one))
+            self._init = jax.jit(self._over_seeds(one))
         if self.batched:
             state = self._init(jnp.stack(keys))
         else:
