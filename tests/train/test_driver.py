@@ -495,3 +495,71 @@ def test_resume_by_a_bellmax_that_records_more_metrics(tmp_path, monkeypatch):
     res = driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True, **RUN)
     g = res.metrics["grad_norm"]
     assert res.updates_done == 50 and np.isnan(g[:, :20]).all() and (g[:, 20:] == 1).all()
+
+
+def _compile_threads(monkeypatch) -> list[str]:
+    """Record the thread each chunk program is compiled on."""
+    threads: list[str] = []
+    compile_chunk = driver._Runner._compile_chunk
+
+    def spy(self, state, n):
+        import threading
+
+        threads.append(threading.current_thread().name)
+        return compile_chunk(self, state, n)
+
+    monkeypatch.setattr(driver._Runner, "_compile_chunk", spy)
+    return threads
+
+
+@pytest.mark.parametrize("seeds", [(0,), (0, 1)])
+def test_the_chunk_compiled_beside_init_is_the_same_program(monkeypatch, seeds):
+    """The first chunk compiles in a background thread while `init` runs; the run is the
+    same, bit for bit, as one whose chunk compiles in the foreground."""
+    cfg = toy.Config(total_timesteps=800)
+    driver._RUNNERS.clear()
+    threads = _compile_threads(monkeypatch)
+    background = driver.train(toy, cfg, "CartPole-v1", seeds=seeds, chunks=2, eval_episodes=2)
+    assert len(threads) == 1 and threads[0].startswith("bellmax-compile"), threads
+    driver._RUNNERS.clear()
+    monkeypatch.setattr(driver._Runner, "prepare", lambda self, keys, n: None)
+    foreground = driver.train(toy, cfg, "CartPole-v1", seeds=seeds, chunks=2, eval_episodes=2)
+    assert threads[1:] == ["MainThread"]
+    _same_state(background.state, foreground.state)
+    np.testing.assert_array_equal(background.eval_returns, foreground.eval_returns)
+    for name, values in foreground.metrics.items():
+        np.testing.assert_array_equal(background.metrics[name], values, err_msg=name)
+    driver._RUNNERS.clear()
+
+
+def test_a_chunk_compiled_for_other_shapes_is_not_used(monkeypatch):
+    """Should the state's shapes differ from the template the background compile started
+    from, the chunk is compiled again for the real state (a wrong program never runs)."""
+    driver._RUNNERS.clear()
+    template = driver._Runner.template
+
+    def wrong(self, keys):
+        t = template(self, keys)
+        return t.replace(update_index=jax.ShapeDtypeStruct(t.update_index.shape, jnp.int16))
+
+    monkeypatch.setattr(driver._Runner, "template", wrong)
+    threads = _compile_threads(monkeypatch)
+    cfg = toy.Config(total_timesteps=400)
+    res = driver.train(toy, cfg, "CartPole-v1", seeds=(0,), chunks=1, eval_episodes=0)
+    assert threads[-1] == "MainThread" and res.updates_done == cfg.num_updates
+    assert res.state.update_index.dtype == jnp.int32
+    driver._RUNNERS.clear()
+
+
+def test_an_error_in_the_background_compile_reaches_the_caller(monkeypatch):
+    """An update that fails to trace fails `train` with its own error, raised in the
+    caller's thread (not lost in the compile thread, not a hang)."""
+    driver._RUNNERS.clear()
+
+    def broken(state, config, venv):
+        raise ValueError("update cannot be traced: the test's own error")
+
+    monkeypatch.setattr(toy, "update", broken)
+    with pytest.raises(ValueError, match="the test's own error"):
+        driver.train(toy, toy.Config(total_timesteps=400), "CartPole-v1", eval_episodes=0)
+    driver._RUNNERS.clear()

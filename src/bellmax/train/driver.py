@@ -39,6 +39,7 @@ A run directory never loses a run:
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import json
@@ -54,7 +55,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from matplotlib.figure import Figure
 
 from bellmax import __version__
 from bellmax.core.checks import check_int
@@ -251,6 +251,7 @@ class _Runner:
         self.batched = not venv.is_host
         self.n_seeds = n_seeds
         self._chunks: dict[int, Any] = {}
+        self._pending: dict[int, tuple[Any, concurrent.futures.Future]] = {}
         self._init = None
         self.compile_seconds = 0.0
 
@@ -294,15 +295,32 @@ class _Runner:
             return jax.eval_shape(jax.vmap(one), jnp.stack(keys))
         return _stack_shapes(jax.eval_shape(one, keys[0]), len(keys))
 
+    def prepare(self, keys: list[jax.Array], n: int) -> None:
+        """Start compiling the `n`-update chunk in a background thread, from the state's
+        shapes, so that it compiles while `init` compiles and runs (XLA compiles without
+        the GIL: on two or more cores the two overlap). `chunk` waits for it."""
+        if not self.batched or n in self._chunks or n in self._pending:
+            return
+        template = self.template(keys)
+        future = _background().submit(self._compile_chunk, template, n)
+        self._pending[n] = (_avals(template), future)
+
+    def _compile_chunk(self, state: Any, n: int) -> Any:
+        if self.batched:
+            return jax.jit(self._scan(n)).lower(state).compile()
+        one = jax.tree.map(lambda x: x[0], state)
+        return jax.jit(self._scan(n)).lower(one).compile()
+
     def chunk(self, state: Any, n: int) -> tuple[Any, Any]:
         if n not in self._chunks:
             t = time.perf_counter()
-            fn = self._scan(n)
-            if self.batched:
-                compiled = jax.jit(fn).lower(state).compile()
-            else:
-                one = jax.tree.map(lambda x: x[0], state)
-                compiled = jax.jit(fn).lower(one).compile()
+            compiled = None
+            if n in self._pending:
+                avals, future = self._pending.pop(n)
+                if avals == _avals(state):  # else the template's shapes were wrong: compile anew
+                    compiled = future.result()  # its errors are raised here
+            if compiled is None:
+                compiled = self._compile_chunk(state, n)
             self.compile_seconds += time.perf_counter() - t
             self._chunks[n] = compiled
         compiled = self._chunks[n]
@@ -310,6 +328,26 @@ class _Runner:
             return compiled(state)
         outs = [compiled(jax.tree.map(lambda x, i=i: x[i], state)) for i in range(self.n_seeds)]
         return _stack([o[0] for o in outs]), _stack([o[1] for o in outs])
+
+
+def _avals(tree: Any) -> Any:
+    """A pytree's structure and leaf types (shape, dtype, weak type): what a compiled
+    program's inputs must match."""
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, [(x.shape, x.dtype, bool(getattr(x, "weak_type", False))) for x in leaves]
+
+
+def _finish(future: concurrent.futures.Future | None) -> None:
+    """Wait for a background job (re-raising its error); None, to be stored back."""
+    if future is not None:
+        future.result()
+
+
+@functools.cache
+def _background() -> concurrent.futures.ThreadPoolExecutor:
+    """The driver's compile threads: the first chunk and the evaluation program compile
+    beside `init` (two: more compiles at once would only compete for the cores)."""
+    return concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="bellmax-compile")
 
 
 def _one_seed(fn: Callable) -> Callable:
@@ -405,6 +443,10 @@ def _write_metrics(out: Path, seeds: Sequence[int], history: dict[str, np.ndarra
 
 
 def _plot_curve(path: Path, result: TrainResult) -> None:
+    # Imported here: matplotlib costs about a second of import, and only runs that write
+    # a run directory draw.
+    from matplotlib.figure import Figure
+
     m = result.metrics
     steps = m["env_steps"][0] if "env_steps" in m else np.arange(result.updates_done)
     ret, cnt = m["episode_return_sum"], m["episode_count"]
@@ -778,12 +820,22 @@ def _train_locked(
         if not has_checkpoint:  # another run's outputs (overwrite) or a stale checkpoint
             for stale in OUTPUTS[1:]:
                 (out / stale).unlink(missing_ok=True)
-    if not has_checkpoint:
-        state = runner.init(keys)
-    seconds = 0.0
-    eval_seconds = 0.0
     target = num_updates if stop_after is None else min(num_updates, int(stop_after))
     solved = stop_return is not None and all(x is not None for x in solved_at)
+    if done < target and not solved:
+        runner.prepare(keys, min(chunk, num_updates - done))  # compiles while init runs
+    if not has_checkpoint:
+        state = runner.init(keys)
+    # The evaluation program compiles in the background too, on the first state (its
+    # returns are thrown away), while the first chunk compiles and runs.
+    will_evaluate = eval_episodes and (stop_return is not None or target == num_updates)
+    warm_eval = (
+        _background().submit(_evaluate, algo, config, eval_venv, state, seeds[:1], eval_episodes)
+        if will_evaluate and not eval_venv.is_host and not solved
+        else None
+    )
+    seconds = 0.0
+    eval_seconds = 0.0
     while done < target and not solved:
         n = min(chunk, num_updates - done)
         compile_before = runner.compile_seconds
@@ -809,6 +861,7 @@ def _train_locked(
             _diverged(out, meta, done, has_checkpoint, f"{name} on {env_id}: {what}")
         if stop_return is not None:
             t_eval = time.perf_counter()
+            warm_eval = _finish(warm_eval)
             rets = _evaluate(algo, config, eval_venv, new_state, seeds, eval_episodes).mean(axis=1)
             eval_seconds += time.perf_counter() - t_eval
             for i, r in enumerate(rets):
@@ -858,6 +911,7 @@ def _train_locked(
     if stop_return is not None:
         result.solved_at_steps, result.solved_seconds = solved_at, solved_s
         result.eval_seconds = eval_seconds
+    warm_eval = _finish(warm_eval)
     if eval_episodes and (done == num_updates or stop_return is not None):
         result.eval_returns = _evaluate(algo, config, eval_venv, state, seeds, eval_episodes)
     if out is not None:
