@@ -42,15 +42,20 @@ def _effort(U, dt=DT):
     return float(dt * 0.5 * R_EFFORT * np.sum(U**2))
 
 
-def measure_bellmax(repeat: int) -> dict:
+def measure_bellmax(
+    repeat: int, horizon: int = T, dt: float = DT, methods: tuple[str, ...] = ("ilqr", "ddp")
+) -> dict:
+    """bellmax's iLQR and DDP on the swing-up with `horizon` steps of `dt` seconds."""
     import jax
     import numpy as np
 
     from bellmax.control import cartpole_swingup, ddp_problem, ilqr_problem
 
-    problem = cartpole_swingup(horizon=T, dt=DT)
+    problem = cartpole_swingup(horizon=horizon, dt=dt)
+    solvers = {"ilqr": ilqr_problem, "ddp": ddp_problem}
     out = {}
-    for name, solve in (("ilqr", ilqr_problem), ("ddp", ddp_problem)):
+    for name in methods:
+        solve = solvers[name]
 
         def run(problem=problem, solve=solve):
             return solve(problem)
@@ -66,14 +71,14 @@ def measure_bellmax(repeat: int) -> dict:
             "iterations": int(res.iterations),
             "status": res.status_name,
             "cost": float(res.cost),
-            "effort": _effort(res.U),
+            "effort": _effort(res.U, dt),
             "terminal_error": float(np.abs(np.asarray(res.X[-1])).max()),
         }
     return out
 
 
-def measure_trajax(repeat: int) -> dict:
-    """trajax's ilqr on the same problem (peer venv)."""
+def measure_trajax(repeat: int, horizon: int = T, dt: float = DT) -> dict:
+    """trajax's ilqr on the same problem (peer venv); `horizon` steps of `dt` seconds."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -91,15 +96,15 @@ def measure_trajax(repeat: int) -> dict:
         temp = (u[0] + pml * thd**2 * s) / total
         thacc = (g * s - c * temp) / (lh * (4.0 / 3.0 - mp * c**2 / total))
         xacc = temp - pml * thacc * c / total
-        return x + DT * jnp.stack([x[1], xacc, thd, thacc])
+        return x + dt * jnp.stack([x[1], xacc, thd, thacc])
 
     def cost(x, u, t):
-        running = DT * 0.5 * R_EFFORT * jnp.sum(u**2)
+        running = dt * 0.5 * R_EFFORT * jnp.sum(u**2)
         terminal = 0.5 * jnp.sum(qf * x**2)
-        return jnp.where(t == T, terminal, running)
+        return jnp.where(t == horizon, terminal, running)
 
     x0 = jnp.array([0.0, 0.0, math.pi, 0.0])
-    U0 = jnp.zeros((T, 1))
+    U0 = jnp.zeros((horizon, 1))
     solve = jax.jit(lambda x0, U0: optimizers.ilqr(cost, dynamics, x0, U0, maxiter=100))
     t0 = time.perf_counter()
     out = jax.block_until_ready(solve(x0, U0))
@@ -113,7 +118,7 @@ def measure_trajax(repeat: int) -> dict:
         "iterations": int(it),
         "cost": float(obj),
         "gradient_norm": float(jnp.linalg.norm(grad)),
-        "effort": _effort(U),
+        "effort": _effort(U, dt),
         "max_abs_force": float(np.abs(np.asarray(U)).max()),
         "terminal_error": float(np.abs(np.asarray(X[-1])).max()),
         "version": "google/trajax@c94a637 (GitHub)",

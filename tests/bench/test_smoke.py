@@ -35,6 +35,7 @@ SCRIPTS = {
     "mbrl": True,
     "mpc": False,
     "pomdp": True,
+    "scaling": True,
     "sweep": True,
     "swingup": False,
     "sysid": False,
