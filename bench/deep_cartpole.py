@@ -6,13 +6,15 @@ least 475; evaluations happen every ~3840 environment steps for everyone (`--eva
 - bellmax: `bellmax.train.driver.train(algo, Config(), "CartPole-v1", seeds=...,
   stop_return=475)` with the algorithms' default configs (rl-zoo's CartPole-v1 settings), in a
   FRESH `.venv/bin/python` process each time, so that the interpreter start, the imports and
-  the compile all count. One seed with a cold and with a warm JAX persistent compilation cache
-  (`bench/.cache/deep_cartpole/`, as the CLI's `BELLMAX_CACHE_DIR` would be), and 16 seeds in
-  one `vmap` (until every seed is solved or the budget ends; cold, then warm cache).
+  the compile all count. One seed at a time for seeds 0, 1, 2 (`--e2e-seeds`), each run with
+  an empty and then with a warm JAX persistent compilation cache (`bench/.cache/deep_cartpole/`,
+  as the CLI's `BELLMAX_CACHE_DIR` would be) in turn with SB3's run of the same seed; the
+  records give the means over those seeds and each seed's numbers. Then 16 seeds in one
+  `vmap` (until every seed is solved or the budget ends; cold, then warm cache).
 - Stable-Baselines3 2.9 (peer venv, group `sb3`, torch with 1 thread): PPO and DQN with the
   rl-zoo CartPole-v1 hyperparameters (shared/PEERS.md), `EvalCallback` +
-  `StopTrainingOnRewardThreshold(475)`, 10 deterministic episodes. One seed in a fresh process
-  (process start to solved), then N seeds one after another in one process (the sum of their
+  `StopTrainingOnRewardThreshold(475)`, 10 deterministic episodes. Each of those seeds in a
+  fresh process (process start to solved), then N seeds one after another in one process (the sum of their
   times plus one interpreter start and import; with fewer than 16 seeds it is extrapolated to 16
   and the record says so). SB3's evaluation time is measured apart.
 - rejax 0.1.3 (peer venv, group `gymnax`): its PPO with the same rl-zoo settings (no learning
@@ -82,7 +84,9 @@ def _load() -> list[float]:
 
 
 # --------------------------------------------------------------------------- bellmax (child)
-def child_ours(algo_name: str, n_seeds: int, cache_dir: str, eval_every: int, overrides: dict):
+def child_ours(
+    algo_name: str, n_seeds: int, cache_dir: str, eval_every: int, overrides: dict, first_seed: int
+):
     """Runs in a fresh process: import, compile, train until solved; prints one JSON line."""
     t_main = time.time()
     import jax
@@ -109,7 +113,7 @@ def child_ours(algo_name: str, n_seeds: int, cache_dir: str, eval_every: int, ov
         algo,
         config,
         ENV_ID,
-        seeds=tuple(range(n_seeds)),
+        seeds=tuple(range(first_seed, first_seed + n_seeds)),
         chunks=chunks,
         eval_episodes=10,
         stop_return=SOLVED,
@@ -143,7 +147,13 @@ def child_ours(algo_name: str, n_seeds: int, cache_dir: str, eval_every: int, ov
 
 
 def run_ours(
-    algo: str, n_seeds: int, cache_dir: Path | None, eval_every: int, smoke: bool, cold: bool
+    algo: str,
+    n_seeds: int,
+    cache_dir: Path | None,
+    eval_every: int,
+    smoke: bool,
+    cold: bool,
+    first_seed: int = 0,
 ) -> dict:
     """Spawn a fresh bellmax process; return its numbers plus process-start-to-solved."""
     if cache_dir is not None and cold:
@@ -162,6 +172,8 @@ def run_ours(
         str(eval_every),
         "--overrides",
         json.dumps(overrides),
+        "--first-seed",
+        str(first_seed),
     ]
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=H.REPO_ROOT, capture_output=True, text=True, timeout=1800)
@@ -177,7 +189,7 @@ def run_ours(
     for k in ("t_main", "t_imports", "t_end"):
         out.pop(k)
     H.log(
-        f"{BENCH}: bellmax {algo} x{n_seeds} ({out['cache']} cache): e2e {out['e2e_s']:.1f} s, "
+        f"{BENCH}: bellmax {algo} x{n_seeds} from seed {first_seed} ({out['cache']} cache): e2e {out['e2e_s']:.1f} s, "
         f"compile {out['compile_s']:.1f} s, train {out['train_s']:.1f} s, eval "
         f"{out['eval_s']:.1f} s, solved {out['n_solved']}/{n_seeds} at {out['solved_at_steps']}"
     )
@@ -421,6 +433,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sb3-ppo-seeds", type=int, default=None, help="SB3 PPO runs (default 16)")
     p.add_argument("--sb3-dqn-seeds", type=int, default=None, help="SB3 DQN runs (default 4)")
     p.add_argument("--no-warm16", action="store_true", help="run the many-seed case only once")
+    p.add_argument(
+        "--e2e-seeds",
+        type=int,
+        default=3,
+        help="seeds of the one-seed runs, each run by bellmax (cold, then warm cache) and SB3 "
+        "in turn (default 3)",
+    )
+    p.add_argument("--first-seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--child-ours", choices=["ppo", "dqn"], default=None, help=argparse.SUPPRESS)
     p.add_argument("--cache-dir", default="", help=argparse.SUPPRESS)
     p.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
@@ -432,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.eval_every < 1:
         p.error(f"--eval-every must be >= 1, got {args.eval_every}")
+    if args.e2e_seeds < 1:
+        p.error(f"--e2e-seeds must be >= 1, got {args.e2e_seeds}")
 
     if args.child_ours:
         child_ours(
@@ -440,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
             args.cache_dir,
             args.eval_every,
             json.loads(args.overrides),
+            args.first_seed,
         )
         return 0
     if args.peer == "sb3":
@@ -484,12 +507,22 @@ REJAX_NAME = "rejax 0.1.3 (gymnax 0.0.9), rl-zoo PPO settings"
 
 def _bench_algo(algo: str, args, quick: bool, n_many: int, n_sb3: int, no_peers: bool) -> dict:
     """Every bellmax run and SB3 run of one algorithm, and their records."""
+    n_e2e = 1 if args.smoke else args.e2e_seeds
+    colds, warms, sb3_ones = [], [], []
     if args.smoke:  # one fresh process (--seeds N: N vmapped seeds) stands for every run
         cold = warm = many = run_ours(algo, n_many, None, args.eval_every, True, cold=False)
+        colds, warms = [cold], [warm]
     else:
         cache = CACHE_ROOT / algo
-        cold = run_ours(algo, 1, cache, args.eval_every, False, cold=True)
-        warm = run_ours(algo, 1, cache, args.eval_every, False, cold=False)
+        # One seed at a time, interleaved: bellmax with an empty cache, SB3, bellmax again
+        # with the cache the first run filled; so slow drifts of the machine hit both.
+        for seed in range(n_e2e):
+            colds.append(run_ours(algo, 1, cache, args.eval_every, False, True, seed))
+            if not no_peers:
+                H.log(f"{BENCH}: SB3 {algo}, seed {seed} in a fresh process")
+                sb3_ones.append(run_sb3(algo, [seed], args.eval_every))
+            warms.append(run_ours(algo, 1, cache, args.eval_every, False, False, seed))
+        cold, warm = colds[0], warms[0]
         many = run_ours(algo, n_many, cache, args.eval_every, False, cold=False)
     if not args.smoke and not args.no_warm16:
         many_cold = many
@@ -498,60 +531,80 @@ def _bench_algo(algo: str, args, quick: bool, n_many: int, n_sb3: int, no_peers:
         many["e2e_s_first_run"] = many_cold["e2e_s"]
 
     if no_peers:
-        sb3_one = sb3_many = H.skipped(SKIP_REASON)
+        sb3_ones = [H.skipped(SKIP_REASON)]
+        sb3_many = H.skipped(SKIP_REASON)
     else:
-        H.log(f"{BENCH}: SB3 {algo}, one seed in a fresh process")
-        sb3_one = run_sb3(algo, [0], args.eval_every)
         H.log(f"{BENCH}: SB3 {algo}, {n_sb3} seeds one after another")
         sb3_many = run_sb3(algo, list(range(n_sb3)), args.eval_every)
-    one_skip = sb3_one.get("reason") if H.is_skipped(sb3_one) else None
+    skipped_one = [r for r in sb3_ones if H.is_skipped(r)]
+    one_skip = skipped_one[0]["reason"] if skipped_one else None
     many_skip = sb3_many.get("reason") if H.is_skipped(sb3_many) else None
-    r1 = None if one_skip else sb3_one["runs"][0]
+    peer_runs = None if one_skip else [r["runs"][0] for r in sb3_ones]
+    seeds = list(range(n_e2e))
 
-    # 1. one seed, process start to solved (cold and warm compile cache)
-    for run in (cold, warm):
-        peer_start = (
+    def mean(xs):
+        return sum(xs) / len(xs)
+
+    # 1. one seed, process start to solved (cold and warm compile cache), mean over seeds
+    for kind, runs in (("cold", colds), ("warm", warms)):
+        peer_fields = (
             {}
             if one_skip
             else {
-                "peer_process_start_s": sb3_one["process_start_s"],
-                "peer_import_s": sb3_one["import_s"],
+                "peer_e2e_s_per_seed": [r["e2e_s"] for r in peer_runs],
+                "peer_solved_at_steps_per_seed": [r["solved_at_steps"] for r in peer_runs],
+                "peer_process_start_s": mean([r["process_start_s"] for r in sb3_ones]),
+                "peer_import_s": mean([r["import_s"] for r in sb3_ones]),
+                **_flat("peer_seed0_", peer_runs[0]),
             }
         )
         _emit(
-            run["e2e_s"],
-            None if r1 is None else r1["e2e_s"],
+            mean([r["e2e_s"] for r in runs]),
+            None if one_skip else mean([r["e2e_s"] for r in peer_runs]),
             SB3_NAME,
-            f"{algo} one seed, process start to solved (>= {SOLVED:g}), "
-            f"{run['cache']} compile cache; goal ratio <= 0.5",
+            f"{algo} one seed, process start to solved (>= {SOLVED:g}), {kind} compile cache, "
+            f"mean of seeds {seeds[0]}-{seeds[-1]} run in turn with SB3's; goal ratio <= "
+            f"{0.5 if kind == 'cold' else 0.25}",
             args,
             quick,
             {
                 "algo": algo,
                 "metric": "one_seed_e2e",
-                "goal_ratio": 0.5,
-                **_flat("ours_", run),
-                **({} if r1 is None else _flat("peer_", r1)),
-                **peer_start,
+                "cache": kind,
+                "seeds": seeds,
+                "goal_ratio": 0.5 if kind == "cold" else 0.25,
+                "ours_e2e_s_per_seed": [r["e2e_s"] for r in runs],
+                "ours_compile_s_per_seed": [r["compile_s"] for r in runs],
+                "ours_eval_s_per_seed": [r["eval_s"] for r in runs],
+                "ours_solved_at_steps_per_seed": [r["solved_at_steps"][0] for r in runs],
+                **_flat("ours_seed0_", runs[0]),
+                **peer_fields,
             },
             one_skip,
         )
-    # 2. one seed, training seconds to solved (compile and evaluation excluded)
-    solved_s = warm["solved_seconds"][0]
+    # 2. one seed, training seconds to solved (compile and evaluation excluded), mean over seeds
+    ours_train = [
+        r["solved_seconds"][0] if r["solved_seconds"][0] is not None else r["train_s"]
+        for r in warms
+    ]
     _emit(
-        solved_s if solved_s is not None else warm["train_s"],
-        None if r1 is None else r1["train_s"],
+        mean(ours_train),
+        None if one_skip else mean([r["train_s"] for r in peer_runs]),
         SB3_NAME,
-        f"{algo} one seed, training seconds to solved (compile and evaluation excluded)",
+        f"{algo} one seed, training seconds to solved (compile and evaluation excluded), "
+        f"mean of seeds {seeds[0]}-{seeds[-1]}",
         args,
         quick,
         {
             "algo": algo,
             "metric": "one_seed_train",
-            "ours_solved_at_steps": warm["solved_at_steps"][0],
-            "ours_eval_s": warm["eval_s"],
-            "peer_solved_at_steps": None if r1 is None else r1["solved_at_steps"],
-            "peer_eval_s": None if r1 is None else r1["eval_s"],
+            "seeds": seeds,
+            "ours_train_s_per_seed": ours_train,
+            "ours_solved_at_steps": [r["solved_at_steps"][0] for r in warms],
+            "ours_eval_s": [r["eval_s"] for r in warms],
+            "peer_train_s_per_seed": None if one_skip else [r["train_s"] for r in peer_runs],
+            "peer_solved_at_steps": None if one_skip else [r["solved_at_steps"] for r in peer_runs],
+            "peer_eval_s": None if one_skip else [r["eval_s"] for r in peer_runs],
         },
         one_skip,
     )
