@@ -563,3 +563,41 @@ def test_an_error_in_the_background_compile_reaches_the_caller(monkeypatch):
     with pytest.raises(ValueError, match="the test's own error"):
         driver.train(toy, toy.Config(total_timesteps=400), "CartPole-v1", eval_episodes=0)
     driver._RUNNERS.clear()
+
+
+def test_counters_shared_across_seeds_leave_the_run_unchanged(monkeypatch):
+    """An algorithm's `SHARED_ACROSS_SEEDS` fields (equal for every seed) enter the seeds'
+    `vmap` unbatched; the run is the same, bit for bit, and the state keeps its layout."""
+    cfg = toy.Config(total_timesteps=800)
+    driver._RUNNERS.clear()
+    plain = driver.train(toy, cfg, "CartPole-v1", seeds=(0, 1, 2), chunks=2, eval_episodes=0)
+    monkeypatch.setattr(toy, "SHARED_ACROSS_SEEDS", ("update_index",), raising=False)
+    driver._RUNNERS.clear()
+    shared = driver.train(toy, cfg, "CartPole-v1", seeds=(0, 1, 2), chunks=2, eval_episodes=0)
+    _same_state(plain.state, shared.state)
+    assert shared.state.update_index.shape == (3,)
+    for name, values in plain.metrics.items():
+        np.testing.assert_array_equal(shared.metrics[name], values, err_msg=name)
+    # A field that does depend on the seed cannot be shared: a clear error, not a wrong run.
+    monkeypatch.setattr(toy, "SHARED_ACROSS_SEEDS", ("update_index", "w"), raising=False)
+    driver._RUNNERS.clear()
+    with pytest.raises(BellmaxError, match="SHARED_ACROSS_SEEDS"):
+        driver.train(toy, cfg, "CartPole-v1", seeds=(0, 1), chunks=2, eval_episodes=0)
+    driver._RUNNERS.clear()
+
+
+@pytest.mark.parametrize("name", ["dqn", "td3"])
+def test_a_cond_on_shared_counters_stays_a_branch_under_the_seeds_vmap(name):
+    """With two seeds the off-policy update's `lax.cond`s (learning starts; TD3's delayed
+    actor update) are still `case` ops in the chunk's program, not `select`s that compute
+    both branches for every seed."""
+    from bellmax.deep import get_algorithm
+    from bellmax.envs.vector import make_vector_env
+
+    algo = get_algorithm(name)
+    cfg = algo.Config()
+    env = {"dqn": "CartPole-v1", "td3": "Pendulum-v1"}[name]
+    runner = driver._Runner(algo, cfg, make_vector_env(env, num_envs=cfg.num_envs), 2)
+    keys = [jax.random.key(0), jax.random.key(1)]
+    program = jax.jit(runner._scan(1)).lower(runner.template(keys)).as_text()
+    assert program.count("stablehlo.case") >= {"dqn": 1, "td3": 2}[name]

@@ -83,6 +83,9 @@ NAME = "sac"
 #: `bellmax train sac` without --env: continuous actions only, so not CartPole-v1.
 DEFAULT_ENV = "Pendulum-v1"
 ALGORITHM = "SAC"
+#: State fields equal for every seed: the driver keeps them out of its `vmap` over seeds, so
+#: the `lax.cond`s on them stay branches (`bellmax.train.driver._vmap_sharing`).
+SHARED_ACROSS_SEEDS = ("update_index", "gradient_step")
 OWNER = f"{ALGORITHM} Config"
 
 LOG_STD_MIN = -20.0

@@ -261,6 +261,9 @@ class _Runner:
         def run(state):
             return jax.lax.scan(lambda s, _: algo.update(s, config, venv), state, None, length=n)
 
+        shared = getattr(algo, "SHARED_ACROSS_SEEDS", ())
+        if self.batched and self.n_seeds > 1 and shared:
+            return _vmap_sharing(run, shared)
         return self._over_seeds(run)
 
     def _over_seeds(self, fn: Callable) -> Callable:
@@ -348,6 +351,46 @@ def _background() -> concurrent.futures.ThreadPoolExecutor:
     """The driver's compile threads: the first chunk and the evaluation program compile
     beside `init` (two: more compiles at once would only compete for the cores)."""
     return concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="bellmax-compile")
+
+
+def _vmap_sharing(fn: Callable, names: Sequence[str]) -> Callable:
+    """`jax.vmap(fn)` over the seeds of a state whose fields `names` hold the same value for
+    every seed (counters: `update_index`, `gradient_step`): they enter and leave the `vmap`
+    unbatched, so a `lax.cond` on them (learning starts, a delayed actor update) stays a
+    branch instead of a `select` that computes both sides for every seed. `fn(state) ->
+    (state, out)`; the state keeps its stacked layout outside. A field that does come to
+    depend on the seed fails loudly at trace time (a batched output for `out_axes=None`).
+    """
+
+    def run(batch):
+        shared = {name: getattr(batch, name)[0] for name in names}
+        per_seed = dataclasses.replace(batch, **dict.fromkeys(names))
+
+        def one(state, shared):
+            new, out = fn(dataclasses.replace(state, **shared))
+            return (
+                dataclasses.replace(new, **dict.fromkeys(names)),
+                out,
+                {name: getattr(new, name) for name in names},
+            )
+
+        try:
+            new, out, counters = jax.vmap(one, in_axes=(0, None), out_axes=(0, 0, None))(
+                per_seed, shared
+            )
+        except ValueError as e:
+            if "out_axes" not in str(e):
+                raise
+            raise BellmaxError(
+                f"the state fields {tuple(names)} are declared equal for every seed "
+                "(the algorithm's SHARED_ACROSS_SEEDS), but its update makes them depend on "
+                "the seed; remove them from SHARED_ACROSS_SEEDS."
+            ) from e
+        seeds = jax.tree.leaves(per_seed)[0].shape[0]
+        stacked = {k: jnp.broadcast_to(v, (seeds, *jnp.shape(v))) for k, v in counters.items()}
+        return dataclasses.replace(new, **stacked), out
+
+    return run
 
 
 def _one_seed(fn: Callable) -> Callable:
