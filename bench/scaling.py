@@ -62,6 +62,34 @@ def _sizes(curve: str, args) -> tuple[int, ...]:
     return smoke if args.smoke else quick if args.quick else full
 
 
+# --------------------------------------------------------------------------- records
+NO_VENV = "peer-venv peers skipped (--smoke / --no-venv-peers)"
+
+
+def _emit_point(
+    args, curve: str, run_id: str, ours: float, unit: str, peer: dict, peer_part, **fields
+) -> None:
+    """One point of `curve`: bellmax's `ours`, and `peer_part() -> (value, fields)` unless the
+    peer was skipped (then the record says why)."""
+    if H.is_skipped(peer):
+        peer_value, peer_fields = None, {"peer_skipped": peer["reason"]}
+    else:
+        peer_value, peer_fields = peer_part()
+    H.emit(
+        H.result(
+            f"scaling_{curve}",
+            ours,
+            peer_value,
+            unit,
+            run_id=run_id,
+            quick=args.quick or args.smoke,
+            **fields,
+            **peer_fields,
+        ),
+        args.results_dir,
+    )
+
+
 # --------------------------------------------------------------------------- dp
 def run_dp(args) -> None:
     """bench/dp_sparse.py at these sizes, scipy.sparse as the peer (its own records)."""
@@ -106,7 +134,7 @@ def run_ppo(args, run_id: str) -> None:
     steps = args.ppo_steps or (1024 if args.smoke else 4096 if args.quick else 8192)
     ours = measure_ppo(seed_counts, steps)
     if args.smoke or args.no_venv_peers:
-        peer = H.skipped("peer-venv peers skipped (--smoke / --no-venv-peers)")
+        peer = H.skipped(NO_VENV)
     else:
         H.log("scaling ppo: rejax in the peer venv")
         peer = H.run_in_peer_venv(
@@ -124,39 +152,34 @@ def run_ppo(args, run_id: str) -> None:
             group="gymnax",
             modules=["rejax", "gymnax"],
         )
-    peer_runs = {} if H.is_skipped(peer) else {r["n_seeds"]: r for r in peer["runs"]}
+    runs = {} if H.is_skipped(peer) else {r["n_seeds"]: r for r in peer["runs"]}
     for mine in ours:
         n = mine["seeds"]
-        theirs = peer_runs.get(n)
-        extra = (
-            {"peer_skipped": peer["reason"]}
-            if H.is_skipped(peer)
-            else {
+
+        def peer_part(theirs=runs.get(n)):
+            return theirs["steps_per_s"], {
                 "peer_version": peer["version"],
                 "peer_compile_s": theirs["compile_s"],
                 "peer_train_s": theirs["train_s"],
                 "peer_env_steps_per_seed": theirs["total_steps"],
             }
-        )
-        H.emit(
-            H.result(
-                "scaling_ppo",
-                mine["steps_per_s"],
-                None if theirs is None else theirs["steps_per_s"],
-                "steps/s",
-                case=f"PPO {ENV_ID}, {n} seeds at once, {steps} env steps per seed",
-                peer_name="rejax PPO (vmap over seeds)",
-                x=n,
-                x_name="seeds",
-                series="ppo",
-                run_id=run_id,
-                quick=args.quick or args.smoke,
-                ours_compile_s=mine["compile_s"],
-                ours_train_s=mine["train_s"],
-                ours_env_steps_per_seed=mine["env_steps_per_seed"],
-                **extra,
-            ),
-            args.results_dir,
+
+        _emit_point(
+            args,
+            "ppo",
+            run_id,
+            mine["steps_per_s"],
+            "steps/s",
+            peer,
+            peer_part,
+            case=f"PPO {ENV_ID}, {n} seeds at once, {steps} env steps per seed",
+            peer_name="rejax PPO (vmap over seeds)",
+            x=n,
+            x_name="seeds",
+            series="ppo",
+            ours_compile_s=mine["compile_s"],
+            ours_train_s=mine["train_s"],
+            ours_env_steps_per_seed=mine["env_steps_per_seed"],
         )
 
 
@@ -169,7 +192,7 @@ def run_mcts(args, run_id: str) -> None:
         H.log(f"scaling mcts: bellmax, {sims} sims, {games} games a side")
         ours = tictactoe.measure_bellmax(sims, games, 0, exhaustive=False)
         if args.smoke or args.no_venv_peers:
-            peer = H.skipped("peer-venv peers skipped (--smoke / --no-venv-peers)")
+            peer = H.skipped(NO_VENV)
         else:
             peer = H.run_in_peer_venv(
                 H.BENCH_DIR / "tictactoe.py",
@@ -179,35 +202,31 @@ def run_mcts(args, run_id: str) -> None:
             )
         for side in ("x", "o"):
             mine = ours[side]
-            extra = (
-                {"peer_skipped": peer["reason"]}
-                if H.is_skipped(peer)
-                else {
+
+            def peer_part(side=side, peer=peer):
+                return peer[side]["games_per_s"], {
                     "peer_version": peer["version"],
                     "peer_loss_rate": peer[side]["loss_rate"],
                     "peer_games": peer[side]["games"],
                 }
-            )
-            H.emit(
-                H.result(
-                    "scaling_mcts",
-                    mine["games_per_s"],
-                    None if H.is_skipped(peer) else peer[side]["games_per_s"],
-                    "games/s",
-                    case=f"tic-tac-toe MCTS as {side.upper()} vs perfect, {sims} sims per move",
-                    peer_name="OpenSpiel MCTSBot (C++), one game at a time",
-                    x=sims,
-                    x_name="simulations per move",
-                    series=f"as {side.upper()}",
-                    run_id=run_id,
-                    quick=args.quick or args.smoke,
-                    ours_batched=True,
-                    ours_games=mine["games"],
-                    ours_loss_rate=mine["loss_rate"],
-                    ours_compile_s=ours["compile_s"],
-                    **extra,
-                ),
-                args.results_dir,
+
+            _emit_point(
+                args,
+                "mcts",
+                run_id,
+                mine["games_per_s"],
+                "games/s",
+                peer,
+                peer_part,
+                case=f"tic-tac-toe MCTS as {side.upper()} vs perfect, {sims} sims per move",
+                peer_name="OpenSpiel MCTSBot (C++), one game at a time",
+                x=sims,
+                x_name="simulations per move",
+                series=f"as {side.upper()}",
+                ours_batched=True,
+                ours_games=mine["games"],
+                ours_loss_rate=mine["loss_rate"],
+                ours_compile_s=ours["compile_s"],
             )
 
 
@@ -221,7 +240,7 @@ def run_ilqr(args, run_id: str) -> None:
         H.log(f"scaling ilqr: T={horizon} dt={dt:.5f}")
         mine = swingup.measure_bellmax(repeat, horizon, dt, methods=("ilqr",))["ilqr"]
         if args.smoke or args.no_venv_peers:
-            peer = H.skipped("peer-venv peers skipped (--smoke / --no-venv-peers)")
+            peer = H.skipped(NO_VENV)
         else:
             peer = H.run_in_peer_venv(
                 __file__,
@@ -229,28 +248,20 @@ def run_ilqr(args, run_id: str) -> None:
                 group="trajax",
                 modules=["trajax", "jax"],
             )
-        extra = (
-            {"peer_skipped": peer["reason"]}
-            if H.is_skipped(peer)
-            else {f"peer_{k}": v for k, v in peer.items() if k != "ms"}
-        )
-        H.emit(
-            H.result(
-                "scaling_ilqr",
-                mine["ms"],
-                None if H.is_skipped(peer) else peer["ms"],
-                "ms",
-                case=f"cart-pole swing-up over {SWINGUP_SECONDS} s, T={horizon}, dt={dt:.5g}",
-                peer_name="trajax ilqr",
-                x=horizon,
-                x_name="horizon T",
-                series="ilqr",
-                run_id=run_id,
-                quick=args.quick or args.smoke,
-                **{f"ours_{k}": v for k, v in mine.items() if k != "ms"},
-                **extra,
-            ),
-            args.results_dir,
+        _emit_point(
+            args,
+            "ilqr",
+            run_id,
+            mine["ms"],
+            "ms",
+            peer,
+            lambda peer=peer: (peer["ms"], {f"peer_{k}": v for k, v in peer.items() if k != "ms"}),
+            case=f"cart-pole swing-up over {SWINGUP_SECONDS} s, T={horizon}, dt={dt:.5g}",
+            peer_name="trajax ilqr",
+            x=horizon,
+            x_name="horizon T",
+            series="ilqr",
+            **{f"ours_{k}": v for k, v in mine.items() if k != "ms"},
         )
 
 
