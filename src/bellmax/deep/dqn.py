@@ -64,10 +64,10 @@ NAME = "dqn"
 
 OWNER = "DQN Config"
 LOSSES = ("huber", "mse")
+"""The TD losses `Config.loss` names."""
 #: State fields equal for every seed: the driver keeps them out of its `vmap` over seeds, so
 #: the `lax.cond`s on them stay branches (`bellmax.train.driver._vmap_sharing`).
 SHARED_ACROSS_SEEDS = ("update_index", "gradient_step")
-"""The TD losses `Config.loss` names."""
 
 
 @dataclasses.dataclass(frozen=True)
