@@ -43,3 +43,90 @@ def test_after_repacks_the_policy_earns_its_lower_bound(monkeypatch):
     assert mean >= r.lower_bound - 3 * se, (mean, se, r.lower_bound)
     assert r.lower_bound <= r.upper_bound
     assert r.lower_bound == pytest.approx(float(np.max(r.vectors.alphas @ np.asarray(p.b0))))
+
+
+def _sparse_pomdp(S=24, A=3, Z=12, seed=0):
+    """A POMDP with two successors per (a, s) and one observation per (a, s'): most (a, o)
+    pairs are impossible from a narrow belief, and `K = 2` is far below `S`."""
+    from bellmax.pomdp import TabularPOMDP
+
+    rng = np.random.default_rng(seed)
+    T = np.zeros((A, S, S))
+    for a in range(A):
+        for s in range(S):
+            nxt = rng.choice(S, 2, replace=False)
+            T[a, s, nxt] = rng.dirichlet(np.ones(2))
+    Ob = np.zeros((A, S, Z))
+    Ob[np.arange(A)[:, None], np.arange(S)[None], rng.integers(0, Z, (A, S))] = 1.0
+    R = rng.normal(size=(S, A))
+    return TabularPOMDP(T=T, O=Ob, R=R, gamma=0.9, b0=np.full(S, 1.0 / S))
+
+
+def test_the_sparse_fast_informed_bound_equals_the_dense_one():
+    # `fast_informed_bound` sums over each (a, s)'s successor list when it is short (Tag:
+    # 5 of 870 states, 3.6x faster); the backup is the same sum, so the fixed points agree.
+    import jax.numpy as jnp
+
+    from bellmax.pomdp import bounds as B
+    from bellmax.pomdp.belief import x64
+
+    p = _sparse_pomdp()
+    with x64():
+        succ, prob = B.sparse_transitions(p.T)
+        assert succ.shape == (3, 24, 2)
+        Ob, R = jnp.asarray(p.O, jnp.float64), jnp.asarray(p.R, jnp.float64)
+        q0 = jnp.full(R.shape, B._top(p))
+        sparse = B._fib((jnp.asarray(succ), jnp.asarray(prob)), Ob, R, p.gamma, q0, 1e-9, 10_000)
+        dense = B._fib((jnp.asarray(p.T, jnp.float64),), Ob, R, p.gamma, q0, 1e-9, 10_000)
+        np.testing.assert_allclose(np.asarray(sparse[0]), np.asarray(dense[0]), rtol=0, atol=1e-10)
+        assert int(sparse[1]) == int(dense[1])
+        public = B.fast_informed_bound(p, tol=1e-9).vectors.alphas  # takes the sparse path
+        np.testing.assert_allclose(np.asarray(public), np.asarray(sparse[0]).T, atol=1e-10)
+
+
+@pytest.mark.parametrize("support", [1, 3, 24])
+def test_successor_bounds_evaluate_only_the_possible_successors_with_the_same_values(support):
+    # The lookahead packs the possible (a, o) pairs (and the A predicted beliefs that the
+    # impossible ones are set to) into 2A or 8A slots, or evaluates all A*Z when more are
+    # possible. support 1 and 3 take the packed branches, 24 (b0) the full one; each must
+    # give exactly what evaluating every successor gives.
+    import jax.numpy as jnp
+
+    from bellmax.pomdp.belief import x64
+
+    p = _sparse_pomdp()
+    A, Z, S = 3, 12, 24
+    assert H._branch_sizes(A, Z) == (6, 24)
+    rng = np.random.default_rng(support)
+    with x64():
+        pts = rng.dirichlet(np.ones(S), 40) * (rng.random((40, S)) < 0.3)
+        pts = pts[pts.sum(1) > 0]
+        pts /= pts.sum(1, keepdims=True)
+        fib = np.asarray(H.fast_informed_bound(p).vectors.alphas)
+        corner = fib.max(0)
+        alphas = rng.normal(size=(7, S)) - 5
+        bd = H._pack(
+            alphas, np.arange(7) % A, pts, pts @ corner - rng.random(len(pts)), corner, fib, 10, 8
+        )
+        m = H._model(p)
+        b = np.zeros(S)
+        b[rng.choice(S, support, replace=False)] = rng.dirichlet(np.ones(support))
+        b = jnp.asarray(b)
+        rows = jnp.arange(A)[:, None, None]
+        pred = jnp.zeros((A, S)).at[rows, m.succ].add(b[None, :, None] * m.prob)
+        joint = pred[:, None, :] * m.obs
+        prob = joint.sum(-1)
+        nb = jnp.where(
+            prob[..., None] > 0, joint / jnp.where(prob > 0, prob, 1)[..., None], pred[:, None, :]
+        )
+        flat = nb.reshape(A * Z, S)
+        live = int((prob > 0).sum())
+        # the branch each case is meant to take: packed 6, packed 24, all 36
+        assert {1: live <= 6, 3: 6 < live <= 24, 24: live > 24}[support], live
+        vu, low = jax.jit(H._successor_bounds)(bd, flat, prob.reshape(-1), pred)
+        np.testing.assert_allclose(
+            np.asarray(vu), np.asarray(H._upper_sparse(bd, flat)), rtol=0, atol=1e-12
+        )
+        np.testing.assert_allclose(
+            np.asarray(low), np.asarray(flat @ bd.alphas.T), rtol=0, atol=1e-12
+        )

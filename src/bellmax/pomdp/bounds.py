@@ -5,7 +5,8 @@
 - `fast_informed_bound` (Hauskrecht 2000, "Value-function approximations for partially
   observable Markov decision processes", JAIR 13, section 4.2): a tighter upper bound,
   `Q(s, a) = R(s, a) + gamma sum_o max_a' sum_s' T[a, s, s'] O[a, s', o] Q(s', a')`, the
-  state seen one observation late. Both start from `max R / (1 - gamma)` above the fixed
+  state seen one observation late (summed over each `(a, s)`'s successor list when those
+  are short: Tag's 5 of 870 states). Both start from `max R / (1 - gamma)` above the fixed
   point, so every iterate (and the result at any tolerance) is a valid upper bound.
 - `blind_lower_bound` (Hauskrecht 2000, section 4.4): the value of repeating one action
   whatever is observed, `alpha_a = (I - gamma T_a)^{-1} R[:, a]`, one lower-bound vector per
@@ -26,7 +27,14 @@ from bellmax.core.status import Status, StatusFields
 from bellmax.pomdp.belief import AlphaVectors, x64
 from bellmax.pomdp.model import TabularPOMDP
 
-__all__ = ["BoundResult", "blind_lower_bound", "check_discounted", "fast_informed_bound", "qmdp"]
+__all__ = [
+    "BoundResult",
+    "blind_lower_bound",
+    "check_discounted",
+    "fast_informed_bound",
+    "qmdp",
+    "sparse_transitions",
+]
 
 
 @struct.dataclass
@@ -93,18 +101,43 @@ def _fib_backup(T, Ob, R, gamma, Q):
     return R + gamma * nxt.max(axis=3).sum(axis=1).T
 
 
+def _fib_backup_sparse(succ, prob, Ob, R, gamma, Q):
+    # the same sum over each (a, s)'s K successors only: next[a, s, o, b]
+    A = R.shape[1]
+    M = Ob[..., None] * Q[None, :, None, :]  # [a, s', o, b]
+    nxt = (prob[..., None, None] * M[jnp.arange(A)[:, None, None], succ]).sum(axis=2)
+    return R + gamma * nxt.max(axis=3).sum(axis=2).T
+
+
 @jax.jit
-def _fib(T, Ob, R, gamma, q0, tol, max_it):
+def _fib(trans, Ob, R, gamma, q0, tol, max_it):
+    # trans: `(T,)` dense, or `(succ, prob)` from `sparse_transitions`
+    def backup(q):
+        if len(trans) == 1:
+            return _fib_backup(trans[0], Ob, R, gamma, q)
+        return _fib_backup_sparse(*trans, Ob, R, gamma, q)
+
     def cond(c):
         q, it, err = c
         return (err > tol) & (it < max_it)
 
     def body(c):
         q, it, _ = c
-        q2 = _fib_backup(T, Ob, R, gamma, q)
+        q2 = backup(q)
         return q2, it + 1, gamma / (1 - gamma) * jnp.max(jnp.abs(q2 - q))
 
     return jax.lax.while_loop(cond, body, (q0, jnp.int32(0), jnp.asarray(jnp.inf, q0.dtype)))
+
+
+def sparse_transitions(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`T [A, S, S]` as successor lists: indices and probabilities `[A, S, K]`, `K` the most
+    successors any `(a, s)` has (padding: index 0 with probability 0)."""
+    T = np.asarray(T, np.float64)
+    nz = T > 0
+    k = max(1, int(nz.sum(axis=2).max()))
+    order = np.argsort(~nz, axis=2, kind="stable")[..., :k]  # the successors first
+    probs = np.take_along_axis(T, order, axis=2)
+    return np.where(probs > 0, order, 0).astype(np.int32), probs
 
 
 def fast_informed_bound(
@@ -124,10 +157,19 @@ def fast_informed_bound(
     tol = check_number(tol, "tol", owner="fast_informed_bound", low=0, low_open=True)
     max_iterations = check_int(max_iterations, "max_iterations", owner="fast_informed_bound", low=1)
     with x64():
-        T, Ob = jnp.asarray(pomdp.T, jnp.float64), jnp.asarray(pomdp.O, jnp.float64)
+        succ, prob = sparse_transitions(pomdp.T)
+        S = pomdp.num_states
+        # successor lists when each (a, s) has few (Tag: at most 5 of 870): the backup then
+        # costs A S K O A, not A S S O A
+        trans = (
+            (jnp.asarray(succ), jnp.asarray(prob))
+            if 4 * succ.shape[2] <= S
+            else (jnp.asarray(pomdp.T, jnp.float64),)
+        )
+        Ob = jnp.asarray(pomdp.O, jnp.float64)
         R = jnp.asarray(pomdp.R, jnp.float64)
         q0 = jnp.full(R.shape, _top(pomdp))
-        q, it, err = _fib(T, Ob, R, pomdp.gamma, q0, tol, max_iterations)
+        q, it, err = _fib(trans, Ob, R, pomdp.gamma, q0, tol, max_iterations)
         status = jnp.where(err <= tol, Status.CONVERGED, Status.MAX_ITERATIONS)
         vec = AlphaVectors(alphas=q.T, actions=jnp.arange(pomdp.num_actions))
     return BoundResult(vectors=vec, iterations=it, error_bound=err, status=status)
