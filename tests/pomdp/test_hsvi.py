@@ -45,34 +45,18 @@ def test_after_repacks_the_policy_earns_its_lower_bound(monkeypatch):
     assert r.lower_bound == pytest.approx(float(np.max(r.vectors.alphas @ np.asarray(p.b0))))
 
 
-def _sparse_pomdp(S=24, A=3, Z=12, seed=0):
-    """A POMDP with two successors per (a, s) and one observation per (a, s'): most (a, o)
-    pairs are impossible from a narrow belief, and `K = 2` is far below `S`."""
-    from bellmax.pomdp import TabularPOMDP
-
-    rng = np.random.default_rng(seed)
-    T = np.zeros((A, S, S))
-    for a in range(A):
-        for s in range(S):
-            nxt = rng.choice(S, 2, replace=False)
-            T[a, s, nxt] = rng.dirichlet(np.ones(2))
-    Ob = np.zeros((A, S, Z))
-    Ob[np.arange(A)[:, None], np.arange(S)[None], rng.integers(0, Z, (A, S))] = 1.0
-    R = rng.normal(size=(S, A))
-    return TabularPOMDP(T=T, O=Ob, R=R, gamma=0.9, b0=np.full(S, 1.0 / S))
-
-
-def test_the_sparse_fast_informed_bound_equals_the_dense_one():
+def test_the_sparse_fast_informed_bound_equals_the_dense_one(sparse_pomdp):
     # `fast_informed_bound` sums over each (a, s)'s successor list when it is short (Tag:
     # 5 of 870 states, 3.6x faster); the backup is the same sum, so the fixed points agree.
     import jax.numpy as jnp
 
     from bellmax.pomdp import bounds as B
+    from bellmax.pomdp import model as M
     from bellmax.pomdp.belief import x64
 
-    p = _sparse_pomdp()
+    p = sparse_pomdp
     with x64():
-        succ, prob = B.sparse_transitions(p.T)
+        succ, prob = M.sparse_transitions(p.T)
         assert succ.shape == (3, 24, 2)
         Ob, R = jnp.asarray(p.O, jnp.float64), jnp.asarray(p.R, jnp.float64)
         q0 = jnp.full(R.shape, B._top(p))
@@ -85,7 +69,9 @@ def test_the_sparse_fast_informed_bound_equals_the_dense_one():
 
 
 @pytest.mark.parametrize("support", [1, 3, 24])
-def test_successor_bounds_evaluate_only_the_possible_successors_with_the_same_values(support):
+def test_successor_bounds_evaluate_only_the_possible_successors_with_the_same_values(
+    support, sparse_pomdp
+):
     # The lookahead packs the possible (a, o) pairs (and the A predicted beliefs that the
     # impossible ones are set to) into 2A or 8A slots, or evaluates all A*Z when more are
     # possible. support 1 and 3 take the packed branches, 24 (b0) the full one; each must
@@ -94,7 +80,7 @@ def test_successor_bounds_evaluate_only_the_possible_successors_with_the_same_va
 
     from bellmax.pomdp.belief import x64
 
-    p = _sparse_pomdp()
+    p = sparse_pomdp
     A, Z, S = 3, 12, 24
     assert H._branch_sizes(A, Z) == (6, 24)
     rng = np.random.default_rng(support)

@@ -25,7 +25,7 @@ from flax import struct
 from bellmax.core.checks import check_int, check_number
 from bellmax.core.status import Status, StatusFields
 from bellmax.pomdp.belief import AlphaVectors, x64
-from bellmax.pomdp.model import TabularPOMDP
+from bellmax.pomdp.model import TabularPOMDP, sparse_transitions
 
 __all__ = [
     "BoundResult",
@@ -33,7 +33,6 @@ __all__ = [
     "check_discounted",
     "fast_informed_bound",
     "qmdp",
-    "sparse_transitions",
 ]
 
 
@@ -127,17 +126,6 @@ def _fib(trans, Ob, R, gamma, q0, tol, max_it):
         return q2, it + 1, gamma / (1 - gamma) * jnp.max(jnp.abs(q2 - q))
 
     return jax.lax.while_loop(cond, body, (q0, jnp.int32(0), jnp.asarray(jnp.inf, q0.dtype)))
-
-
-def sparse_transitions(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`T [A, S, S]` as successor lists: indices and probabilities `[A, S, K]`, `K` the most
-    successors any `(a, s)` has (padding: index 0 with probability 0)."""
-    T = np.asarray(T, np.float64)
-    nz = T > 0
-    k = max(1, int(nz.sum(axis=2).max()))
-    order = np.argsort(~nz, axis=2, kind="stable")[..., :k]  # the successors first
-    probs = np.take_along_axis(T, order, axis=2)
-    return np.where(probs > 0, order, 0).astype(np.int32), probs
 
 
 def fast_informed_bound(

@@ -47,13 +47,8 @@ from flax import struct
 from bellmax.core.checks import check_int, check_number
 from bellmax.core.status import Status, StatusFields
 from bellmax.pomdp.belief import AlphaVectors, x64
-from bellmax.pomdp.bounds import (
-    blind_lower_bound,
-    check_discounted,
-    fast_informed_bound,
-    sparse_transitions,
-)
-from bellmax.pomdp.model import TabularPOMDP
+from bellmax.pomdp.bounds import blind_lower_bound, check_discounted, fast_informed_bound
+from bellmax.pomdp.model import TabularPOMDP, sparse_transitions
 from bellmax.pomdp.pointbased import pad_rows, padded_size
 
 __all__ = ["AnytimeResult", "hsvi", "sawtooth_upper_bound"]

@@ -21,7 +21,7 @@ import numpy as np
 from bellmax.core.errors import InvalidMDPError
 from bellmax.core.mdp import ROW_SUM_TOL, TabularMDP
 
-__all__ = ["TabularPOMDP", "expected_rewards"]
+__all__ = ["TabularPOMDP", "expected_rewards", "sparse_transitions"]
 
 
 def _names(kind: str, names: Any, n: int) -> tuple[str, ...]:
@@ -190,3 +190,14 @@ def _unflatten(aux, children):
 
 
 jax.tree_util.register_pytree_node(TabularPOMDP, _flatten, _unflatten)
+
+
+def sparse_transitions(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`T [A, S, S]` as successor lists: indices and probabilities `[A, S, K]`, `K` the most
+    successors any `(a, s)` has (padding: index 0 with probability 0)."""
+    T = np.asarray(T, np.float64)
+    nz = T > 0
+    k = max(1, int(nz.sum(axis=2).max()))
+    order = np.argsort(~nz, axis=2, kind="stable")[..., :k]  # the successors first
+    probs = np.take_along_axis(T, order, axis=2)
+    return np.where(probs > 0, order, 0).astype(np.int32), probs
