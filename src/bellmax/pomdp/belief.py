@@ -23,7 +23,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int
-from bellmax.pomdp.model import TabularPOMDP, sparse_transitions
+from bellmax.pomdp.model import TabularPOMDP, short_successor_lists
 
 __all__ = [
     "AlphaVectors",
@@ -222,15 +222,15 @@ class _CallPolicy:
 
 
 def _successor_lists(pomdp: TabularPOMDP):
-    """`sparse_transitions(T)` when each `(a, s)` has few successors (`4K <= S`; Tag: 5 of
-    870), else None. Vmapped over episodes, `b @ T[a]` gathers an `[S, S]` matrix per
-    episode (2000 Tag episodes: 12 GB); the lists gather `[S, K]`."""
+    """`short_successor_lists(T)` as arrays, or None (dense, or `T` traced). Vmapped over
+    episodes, `b @ T[a]` gathers an `[S, S]` matrix per episode (2000 Tag episodes: 12 GB);
+    the lists gather `[S, K]`."""
     if isinstance(pomdp.T, jax.core.Tracer):
         return None
-    succ, prob = sparse_transitions(pomdp.T)
-    if 4 * succ.shape[2] > pomdp.num_states:
+    lists = short_successor_lists(pomdp.T)
+    if lists is None:
         return None
-    return jnp.asarray(succ), jnp.asarray(prob, pomdp.T.dtype)
+    return jnp.asarray(lists[0]), jnp.asarray(lists[1], pomdp.T.dtype)
 
 
 @jax.jit(static_argnums=(1, 3))

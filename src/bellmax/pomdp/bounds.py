@@ -25,15 +25,9 @@ from flax import struct
 from bellmax.core.checks import check_int, check_number
 from bellmax.core.status import Status, StatusFields
 from bellmax.pomdp.belief import AlphaVectors, x64
-from bellmax.pomdp.model import TabularPOMDP, sparse_transitions
+from bellmax.pomdp.model import TabularPOMDP, short_successor_lists
 
-__all__ = [
-    "BoundResult",
-    "blind_lower_bound",
-    "check_discounted",
-    "fast_informed_bound",
-    "qmdp",
-]
+__all__ = ["BoundResult", "blind_lower_bound", "check_discounted", "fast_informed_bound", "qmdp"]
 
 
 @struct.dataclass
@@ -110,7 +104,7 @@ def _fib_backup_sparse(succ, prob, Ob, R, gamma, Q):
 
 @jax.jit
 def _fib(trans, Ob, R, gamma, q0, tol, max_it):
-    # trans: `(T,)` dense, or `(succ, prob)` from `sparse_transitions`
+    # trans: `(T,)` dense, or `(succ, prob)` from `short_successor_lists`
     def backup(q):
         if len(trans) == 1:
             return _fib_backup(trans[0], Ob, R, gamma, q)
@@ -145,14 +139,13 @@ def fast_informed_bound(
     tol = check_number(tol, "tol", owner="fast_informed_bound", low=0, low_open=True)
     max_iterations = check_int(max_iterations, "max_iterations", owner="fast_informed_bound", low=1)
     with x64():
-        succ, prob = sparse_transitions(pomdp.T)
-        S = pomdp.num_states
-        # successor lists when each (a, s) has few (Tag: at most 5 of 870): the backup then
-        # costs A S K O A, not A S S O A
+        # successor lists when each (a, s) has few: the backup then costs A S K O A, not
+        # A S S O A (Tag: 5 of 870 states)
+        lists = short_successor_lists(pomdp.T)
         trans = (
-            (jnp.asarray(succ), jnp.asarray(prob))
-            if 4 * succ.shape[2] <= S
-            else (jnp.asarray(pomdp.T, jnp.float64),)
+            (jnp.asarray(pomdp.T, jnp.float64),)
+            if lists is None
+            else tuple(map(jnp.asarray, lists))
         )
         Ob = jnp.asarray(pomdp.O, jnp.float64)
         R = jnp.asarray(pomdp.R, jnp.float64)
