@@ -74,7 +74,13 @@ def belief_update(
       `BeliefUpdate(belief, prob)`.
     """
     pred = b_tm1 @ jnp.asarray(pomdp.T)[a_tm1]
-    joint = pred * jnp.asarray(pomdp.O)[a_tm1, :, o_t]
+    return _condition(pred, jnp.asarray(pomdp.O)[a_tm1, :, o_t])
+
+
+def _condition(pred: jax.Array, likelihood: jax.Array) -> BeliefUpdate:
+    """Bayes' rule on a predicted belief: `pred * likelihood`, normalised (`pred` where the
+    observation has probability 0)."""
+    joint = pred * likelihood
     prob = joint.sum()
     belief = jnp.where(prob > 0, joint / jnp.where(prob > 0, prob, 1.0), pred)
     return BeliefUpdate(belief=belief, prob=prob)
@@ -150,9 +156,7 @@ def _episode(pomdp, act, params, steps, key, succ_lists=None):
         else:
             succ, prob = succ_lists
             pred = jnp.zeros_like(b).at[succ[a]].add(b[:, None] * prob[a])
-        joint = pred * Ob[a, :, o]
-        z = joint.sum()
-        b2 = jnp.where(z > 0, joint / jnp.where(z > 0, z, 1.0), pred)  # = belief_update
+        b2 = _condition(pred, Ob[a, :, o]).belief
         return (s2, b2, disc * pomdp.gamma, ret, key), None
 
     init = (s0, b0, jnp.ones((), T.dtype), jnp.zeros((), T.dtype), key)
