@@ -45,6 +45,8 @@ import _harness as H
 H.fair_threads()
 
 CURVES = ("dp", "ppo", "mcts", "ilqr")
+#: Where bench/gpu_run.sh's records from a GPU machine are kept (inside the results folder).
+GPU_SUBDIR = "gpu"
 SWINGUP_SECONDS = 3.0
 ENV_ID = "CartPole-v1"
 
@@ -328,6 +330,10 @@ def plot(results_dir: Path, curves=CURVES) -> list[Path]:
             H.log(f"scaling plot: no records for {curve!r} in {results_dir}; nothing drawn")
             continue
         xlabel, ylabel, peer_label, title = PLOT_SPEC[curve]
+        # bench/gpu_run.sh's records from a GPU machine, drawn beside the CPU ones
+        gpu = _curve_points(results_dir / GPU_SUBDIR, curve) if curve in ("ppo", "mcts") else {}
+        if gpu:
+            H.log(f"scaling plot: {curve} with the GPU records of {results_dir / GPU_SUBDIR}")
         fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series), 3.6), squeeze=False)
         for ax, (name, pts) in zip(axes[0], sorted(series.items(), reverse=True), strict=True):
             xs = [p[0] for p in pts]
@@ -335,6 +341,10 @@ def plot(results_dir: Path, curves=CURVES) -> list[Path]:
             peer_pts = [(p[0], p[2]) for p in pts if p[2] is not None]
             if peer_pts:
                 ax.plot(*zip(*peer_pts, strict=True), "s--", label=peer_label)
+            if gpu.get(name):
+                device = (gpu[name][-1][3].get("machine", {}).get("jax_devices") or ["GPU"])[0]
+                gxs = [p[0] for p in gpu[name]]
+                ax.plot(gxs, [p[1] for p in gpu[name]], "^:", label=f"bellmax on {device}")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel(xlabel)
@@ -346,14 +356,24 @@ def plot(results_dir: Path, curves=CURVES) -> list[Path]:
         machine = pts[-1][3].get("machine", {})
         fig.text(
             0.01,
-            0.01,
+            0.05 if gpu else 0.01,
             f"{machine.get('cpu_model', '?')}, {machine.get('cpu_count', '?')} CPUs, "
             f"commit {str(machine.get('git_commit', '?'))[:8]}, {pts[-1][3].get('date', '')[:10]}",
             fontsize=7,
             alpha=0.7,
         )
+        if gpu:
+            grec = next(iter(gpu.values()))[-1][3]
+            fig.text(
+                0.01,
+                0.01,
+                f"GPU: commit {str(grec.get('machine', {}).get('git_commit', '?'))[:8]}, "
+                f"{grec.get('date', '')[:10]}, no peer run there",
+                fontsize=7,
+                alpha=0.7,
+            )
         fig.suptitle(title, fontsize=11)
-        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        fig.tight_layout(rect=(0, 0.09 if gpu else 0.04, 1, 1))
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"scaling_{curve}.png"
         tmp = path.with_suffix(".png.tmp")
