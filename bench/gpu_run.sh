@@ -4,7 +4,8 @@
 #
 # Runs bellmax's side of bench/scaling.py (PPO env steps/s against seeds vmapped, MCTS games/s
 # against simulations), bench/tictactoe.py (MCTS at 1000 simulations, AlphaZero time to
-# perfect play) and bench/deep_cartpole.py (process start to CartPole-v1 solved, PPO and DQN),
+# perfect play), bench/deep_cartpole.py (process start to CartPole-v1 solved, PPO and DQN) and
+# bench/deep_pendulum.py (SAC and TD3 on Pendulum-v1, one seed and 16 vmapped),
 # each under its own time limit, with the peers skipped (--no-venv-peers: the CPU records in
 # bench/results/ hold the peer numbers). Every record carries machine.jax_backend and
 # machine.jax_devices. Results and logs go to $WORK (results/ and one log per part); all of it
@@ -12,6 +13,7 @@
 # leaves the others. bench/results/gpu/ keeps what a run on the lent H200 recorded.
 #
 #   bash bench/gpu_run.sh                   # on a machine whose jax sees a GPU
+#   PARTS="deep_pendulum" bash bench/gpu_run.sh   # some parts only (names as in `part` below)
 #   OUT=/tmp/g PYTHON=.venv/bin/python SMOKE=1 bash bench/gpu_run.sh   # a quick dry run on CPU
 #
 # On the lent machine the image's python3 (its own jax with CUDA) is used; bellmax's pure-Python
@@ -42,9 +44,11 @@ cat "$WORK/machine.txt"
 [ $status -eq 0 ] || exit 1
 
 pack() { tar -czf "$OUT/gpu_run.tar.gz" -C "$WORK" . 2>/dev/null; }
+PARTS=${PARTS:-scaling_ppo scaling_mcts tictactoe deep_cartpole deep_pendulum}
 part() {  # part NAME SECONDS command...: run one bench under a limit, log it, pack
     local name=$1 limit=$2 t0=$SECONDS
     shift 2
+    case " $PARTS " in *" $name "*) ;; *) return 0 ;; esac
     timeout "$limit" "$@" >"$WORK/$name.log" 2>&1
     local rc=$?
     echo "$name: rc=$rc in $((SECONDS - t0)) s" | tee -a "$WORK/parts.txt"
@@ -58,6 +62,7 @@ part scaling_ppo 200 "$PY" bench/scaling.py --only ppo "${common[@]}"
 part scaling_mcts 100 "$PY" bench/scaling.py --only mcts "${common[@]}"
 part tictactoe 90 "$PY" bench/tictactoe.py "${common[@]}"
 part deep_cartpole 110 "$PY" bench/deep_cartpole.py --e2e-seeds 1 --no-warm16 "${common[@]}"
+part deep_pendulum 240 "$PY" bench/deep_pendulum.py "${common[@]}"
 
 # A short table (the device tool returns the end of the output).
 "$PY" - "$R" <<'PYEOF'

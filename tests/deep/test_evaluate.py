@@ -1,11 +1,12 @@
-"""evaluate(): episode bookkeeping on JAX and Gymnasium environments, caps and bad input."""
+"""evaluate() and evaluate_batch(): episode bookkeeping on JAX and Gymnasium environments, caps,
+batches of policies and bad input."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bellmax.deep.evaluate import EvalResult, evaluate
+from bellmax.deep.evaluate import EvalResult, evaluate, evaluate_batch
 from bellmax.envs.vector import make_vector_env
 
 
@@ -71,3 +72,42 @@ def test_bad_evaluate_input_raises_clear_errors():
         evaluate(always_left, None, venv, key, num_envs=3)
     with pytest.raises(TypeError, match="act_fn must be callable"):
         evaluate("policy", None, "CartPole-v1", key)
+
+
+def linear_push(w, obs, key):
+    del key
+    return (obs @ w > 0).astype(jnp.int32)
+
+
+def test_a_batch_of_policies_gets_what_each_gets_alone():
+    # Shows: evaluate_batch (one vmapped program) returns, row by row, what evaluate returns
+    # for each policy with its own key; the policies differ, and so do their episodes.
+    ws = jnp.array([[0.0, 0.0, 1.0, 1.0], [0.0, 0.2, 1.0, 0.5], [0.1, 0.0, 0.0, 1.0]])
+    keys = jax.random.split(jax.random.key(4), 3)
+    res = evaluate_batch(linear_push, ws, "CartPole-v1", keys, episodes=5, num_envs=2)
+    assert res.returns.shape == res.lengths.shape == res.completed.shape == (3, 5)
+    for i in range(3):
+        alone = evaluate(linear_push, ws[i], "CartPole-v1", keys[i], episodes=5, num_envs=2)
+        np.testing.assert_array_equal(res.lengths[i], alone.lengths)
+        np.testing.assert_allclose(res.returns[i], alone.returns)
+    assert len({tuple(np.asarray(r).tolist()) for r in res.lengths}) == 3
+
+
+def test_a_batch_on_a_gymnasium_env_runs_policy_after_policy():
+    # Shows: host-callback envs cannot be vmapped; the batch still comes back [batch, episodes].
+    keys = jax.random.split(jax.random.key(5), 2)
+    res = evaluate_batch(random_discrete, jnp.zeros(2), "gymnasium:CartPole-v1", keys, episodes=3)
+    assert res.returns.shape == (2, 3) and bool(jnp.all(res.completed))
+    np.testing.assert_allclose(res.returns, res.lengths)
+
+
+def test_bad_evaluate_batch_input_names_the_batch_sizes():
+    ws = jnp.zeros((3, 4))
+    with pytest.raises(ValueError, match=r"with 2 policies as in keys; .* leading sizes are \[3\]"):
+        evaluate_batch(linear_push, ws, "CartPole-v1", jax.random.split(jax.random.key(0), 2))
+    with pytest.raises(ValueError, match="keys must be a one-dimensional array of PRNG keys"):
+        evaluate_batch(linear_push, ws, "CartPole-v1", jnp.zeros((3, 2), jnp.uint32))
+    with pytest.raises(ValueError, match="leading sizes are \\[None\\]"):
+        evaluate_batch(
+            linear_push, jnp.float32(0.0), "CartPole-v1", jax.random.split(jax.random.key(0), 1)
+        )

