@@ -13,7 +13,9 @@ optimal moves of the exact solution; never loses). Reported per side: the loss r
   `pyspiel.RandomRolloutEvaluator(1)`, `uct_c=2`, `solve=True`, one game at a time; the
   perfect player is a memoised negamax over pyspiel states in the same process.
 
-Also: bellmax's exhaustive check (every line of the opponent's play, seed 0) at that budget,
+bellmax also plays `--serial-games` games a side one at a time (each search over one board, as
+OpenSpiel's bot plays; records `..._one_at_a_time_as_x|o`), so that both ways are reported and
+named. Also: bellmax's exhaustive check (every line of the opponent's play, seed 0) at that budget,
 and the AlphaZero-style agent's training time until its exhaustive check shows no loss as X
 or as O (checked every 5 rounds; compile time included and reported apart).
 
@@ -59,7 +61,22 @@ def _play_batched(mcts_agent, perfect, mcts_player: int, games: int, seed: int) 
     }
 
 
-def measure_bellmax(sims: int, games: int, seed: int, exhaustive: bool) -> dict:
+def _play_one_at_a_time(mcts_agent, perfect, mcts_player: int, games: int, seed: int) -> dict:
+    """`games` games played one after another, each its own `arena` of one game: every
+    search is over a single board (batch 1), as OpenSpiel's bot plays."""
+    tally = {"games": games, "wins": 0, "draws": 0, "losses": 0, "seconds": 0.0}
+    for i in range(games):
+        one = _play_batched(mcts_agent, perfect, mcts_player, 1, seed + 1 + i)
+        for k in ("wins", "draws", "losses", "seconds"):
+            tally[k] += one[k]
+    return {
+        **tally,
+        "loss_rate": tally["losses"] / games,
+        "games_per_s": games / tally["seconds"],
+    }
+
+
+def measure_bellmax(sims: int, games: int, seed: int, exhaustive: bool, serial: int = 0) -> dict:
     """bellmax's MCTS vs the perfect player as X and as O, and its exhaustive check."""
     import jax
     import numpy as np
@@ -76,6 +93,8 @@ def measure_bellmax(sims: int, games: int, seed: int, exhaustive: bool) -> dict:
     out = {"compile_s": compile_s, "config": repr(agent.config)}
     for name, side in (("x", 1), ("o", -1)):
         out[name] = _play_batched(agent, perfect, side, games, seed)
+        if serial:
+            out[f"{name}_one_at_a_time"] = _play_one_at_a_time(agent, perfect, side, serial, seed)
     if exhaustive:
         for name, side in (("x", 1), ("o", -1)):
             t0 = time.perf_counter()
@@ -186,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="games per side (default 256: one full search batch)",
     )
+    p.add_argument(
+        "--serial-games",
+        type=int,
+        default=None,
+        help="games per side that bellmax also plays one at a time (batch 1, like OpenSpiel's "
+        "bot; default 16)",
+    )
     p.add_argument("--az-rounds", type=int, default=None, help="max AlphaZero rounds (60)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--peer", choices=["openspiel"], default=None, help=argparse.SUPPRESS)
@@ -194,8 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick or args.smoke
     sims = args.sims or (20 if args.smoke else 200 if quick else 1000)
     games = args.games or (4 if args.smoke else 16 if quick else 256)
+    serial = args.serial_games or (2 if args.smoke else 4 if quick else 16)
     az_rounds = args.az_rounds or 60
-    for name, value in (("--sims", sims), ("--games", games), ("--az-rounds", az_rounds)):
+    checked = (("--sims", sims), ("--games", games), ("--serial-games", serial))
+    for name, value in (*checked, ("--az-rounds", az_rounds)):
         if value < 1:
             p.error(f"{name} must be >= 1, got {value}")
 
@@ -204,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     H.log(f"{BENCH}: bellmax MCTS, {sims} sims, {games} games a side vs perfect")
-    ours = measure_bellmax(sims, games, args.seed, exhaustive=not args.smoke)
+    ours = measure_bellmax(sims, games, args.seed, exhaustive=not args.smoke, serial=serial)
     if args.smoke or args.no_venv_peers:
         peer = H.skipped("peer-venv peers skipped (--smoke / --no-venv-peers)")
     else:
@@ -231,6 +259,23 @@ def main(argv: list[str] | None = None) -> int:
                 peer_name="OpenSpiel MCTSBot (C++)",
                 ours_batched=True,
                 ours_compile_s=ours["compile_s"],
+                **sizes,
+                **extra_peer,
+            ),
+            args.results_dir,
+        )
+        one = ours[f"{side}_one_at_a_time"]
+        H.emit(
+            H.result(
+                f"{BENCH}_mcts_games_per_s_one_at_a_time_as_{side}",
+                one["games_per_s"],
+                None if skipped else peer[side]["games_per_s"],
+                "games/s",
+                case=f"MCTS as {side.upper()} vs a perfect player, {sims} sims, both one game "
+                f"at a time (bellmax: {serial} games, each search over one board)",
+                peer_name="OpenSpiel MCTSBot (C++)",
+                ours_batched=False,
+                ours_games=one,
                 **sizes,
                 **extra_peer,
             ),
