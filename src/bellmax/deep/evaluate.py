@@ -168,9 +168,10 @@ def evaluate_batch(
     `params` carries a leading batch axis (the seeds of a vmapped training run, say) and `keys`
     holds one PRNG key per policy. Row `i` of each field is what `evaluate(act_fn, params[i],
     env, keys[i])` returns, up to float rounding (the batched program may add in another
-    order). On a GPU this is one loop over the episodes' steps instead of one per policy: 16
-    SAC seeds on Pendulum-v1 evaluate in about 1/15 of the time. A Gymnasium env (host
-    callbacks, which cannot be vmapped) is evaluated one policy after another.
+    order). It is one loop over the episodes' steps instead of one per policy: on an H200 the
+    evaluations of a 16-seed SAC run on Pendulum-v1 took 1.4 s instead of 17, on a 2-core CPU
+    one evaluation 0.025 s instead of 0.18. A Gymnasium env (host callbacks, which cannot be
+    vmapped) is evaluated one policy after another.
 
     Args:
       act_fn, env, episodes, num_envs, max_steps, env_params: as in `evaluate`.
