@@ -2,6 +2,8 @@
 
     result = evaluate(act_fn, params, "CartPole-v1", key, episodes=10)
     result.mean_return                         # float
+    batch = evaluate_batch(act_fn, stacked, "CartPole-v1", jax.random.split(key, n))
+    batch.returns                              # [n, 10]: n policies in one program
 
 `act_fn(params, obs [N, ...], key) -> action [N, ...]` is any policy (for an algorithm module
 `functools.partial(ppo.act, config=config, venv=venv)`; reuse one such object so that repeated
