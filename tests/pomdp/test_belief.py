@@ -1,5 +1,7 @@
 """Belief updates by hand on the tiger problem, batched = looped, and simulated returns."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,6 +52,38 @@ def test_batch_equals_loop(tiger):
     pred = np.einsum("ns,nst->nt", b, np.asarray(tiger.T)[a])
     joint = pred * np.asarray(tiger.O)[a, :, o]
     np.testing.assert_allclose(batch.belief, joint / joint.sum(1, keepdims=True), rtol=1e-6)
+
+
+def test_batch_on_a_larger_model_never_gathers_a_transition_matrix_per_belief(sparse_pomdp):
+    # Shows: on 24 states and 3 actions the batch still equals the one-belief update, and its
+    # program holds no [N, S, S] array (T[a] gathered per belief), only [N, A, S] predictions.
+    p = sparse_pomdp
+    n, S = 40, p.T.shape[1]
+    rng = np.random.default_rng(1)
+    b = jnp.asarray(rng.dirichlet(np.ones(S), size=n), jnp.float32)
+    a = jnp.asarray(rng.integers(0, p.T.shape[0], size=n))
+    o = jnp.asarray(rng.integers(0, p.O.shape[2], size=n))
+    batch = belief_update_batch(p, b, a, o)
+    for i in range(n):
+        one = belief_update(p, b[i], a[i], o[i])
+        np.testing.assert_allclose(batch.belief[i], one.belief, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(batch.prob[i], one.prob, rtol=1e-5, atol=1e-7)
+    shapes = _all_shapes(jax.make_jaxpr(belief_update_batch)(p, b, a, o).jaxpr)
+    assert (n, 3, S) in shapes  # the per-action predictions
+    biggest = max(shapes, key=math.prod)
+    assert math.prod(biggest) < n * S * S, f"{biggest}: a transition matrix gathered per belief"
+
+
+def _all_shapes(jaxpr) -> set:
+    """Every intermediate's shape in `jaxpr` and the jaxprs nested in its equations."""
+    out = set()
+    for eqn in jaxpr.eqns:
+        out |= {tuple(v.aval.shape) for v in eqn.outvars}
+        for param in eqn.params.values():
+            inner = getattr(param, "jaxpr", param)
+            if hasattr(inner, "eqns"):
+                out |= _all_shapes(inner)
+    return out
 
 
 def test_simulate_fixed_policies(tiger):

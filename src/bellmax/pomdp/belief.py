@@ -90,8 +90,16 @@ def _condition(pred: jax.Array, likelihood: jax.Array) -> BeliefUpdate:
 def belief_update_batch(
     pomdp: TabularPOMDP, b_tm1: jax.Array, a_tm1: jax.Array, o_t: jax.Array
 ) -> BeliefUpdate:
-    """`belief_update` over a batch: beliefs `[N, S]`, actions `[N]`, observations `[N]`."""
-    return jax.vmap(belief_update, in_axes=(None, 0, 0, 0))(pomdp, b_tm1, a_tm1, o_t)
+    """`belief_update` over a batch: beliefs `[N, S]`, actions `[N]`, observations `[N]`.
+
+    The prediction is one `[N, S] @ [S, S]` product per action, each belief keeping its own
+    action's row (`[N, A, S]`), not `vmap(belief_update)`'s gather of `T[a]` per belief, an
+    `[N, S, S]` temporary (6 GB for 1,000 beliefs of Tag's 870 states in float64).
+    """
+    T = jnp.asarray(pomdp.T)
+    pred = jnp.einsum("ns,ast->nat", b_tm1, T)[jnp.arange(b_tm1.shape[0]), a_tm1]
+    likelihood = jnp.asarray(pomdp.O)[a_tm1, :, o_t]
+    return jax.vmap(_condition)(pred, likelihood)
 
 
 @struct.dataclass
