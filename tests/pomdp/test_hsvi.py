@@ -42,7 +42,9 @@ def test_after_repacks_the_policy_earns_its_lower_bound(monkeypatch):
     mean, se = float(s.mean_discounted_return), float(s.stderr)
     assert mean >= r.lower_bound - 3 * se, (mean, se, r.lower_bound)
     assert r.lower_bound <= r.upper_bound
-    assert r.lower_bound == pytest.approx(float(np.max(r.vectors.alphas @ np.asarray(p.b0))))
+    assert r.lower_bound == pytest.approx(
+        float(np.max(np.asarray(r.vectors.alphas) @ np.asarray(p.b0)))
+    )
 
 
 def test_the_sparse_fast_informed_bound_equals_the_dense_one(sparse_pomdp):
