@@ -331,7 +331,7 @@ def plot(results_dir: Path, curves=CURVES) -> list[Path]:
             continue
         xlabel, ylabel, peer_label, title = PLOT_SPEC[curve]
         # bench/gpu_run.sh's records from a GPU machine, drawn beside the CPU ones
-        gpu = _curve_points(results_dir / GPU_SUBDIR, curve) if curve in ("ppo", "mcts") else {}
+        gpu = _curve_points(results_dir / GPU_SUBDIR, curve)
         if gpu:
             H.log(f"scaling plot: {curve} with the GPU records of {results_dir / GPU_SUBDIR}")
         fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series), 3.6), squeeze=False)
