@@ -1,6 +1,18 @@
-"""tune_xla_flags: adds the small-matrix flag once, respects the user's choices."""
+"""tune_xla_flags: adds the small-matrix flag once, respects the user's choices.
+cpu_compile_options: a lighter optimisation level on CPU only, same results."""
 
-from bellmax.core.xla import SMALL_MATRIX_FLAGS, tune_xla_flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bellmax.core import xla
+from bellmax.core.xla import (
+    RUN_ONCE,
+    RUN_SOMETIMES,
+    SMALL_MATRIX_FLAGS,
+    cpu_compile_options,
+    tune_xla_flags,
+)
 
 
 def test_adds_the_flag_once_and_keeps_existing_flags():
@@ -23,3 +35,25 @@ def test_user_choices_win():
     assert tune_xla_flags(both) is None
     env = {"BELLMAX_XLA_DEFAULTS": "1"}
     assert tune_xla_flags(env) is None and "XLA_FLAGS" not in env
+
+
+def test_cpu_compile_options_set_the_level_on_cpu_only(monkeypatch):
+    assert jax.default_backend() == "cpu"  # the test suite runs on the CPU
+    assert cpu_compile_options(RUN_ONCE) == {"xla_backend_optimization_level": 0}
+    assert cpu_compile_options(RUN_SOMETIMES) == {"xla_backend_optimization_level": 1}
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert xla.cpu_compile_options(RUN_ONCE) is None
+
+
+def test_a_lightly_optimised_program_computes_the_same():
+    def f(key):
+        w = jax.random.normal(key, (16, 16))
+        bits = jax.random.bits(key, (8,))
+        return jnp.tanh(w @ w.T).sum(axis=1), bits
+
+    key = jax.random.key(3)
+    ref_x, ref_bits = jax.jit(f)(key)
+    for level in (RUN_ONCE, RUN_SOMETIMES):
+        x, bits = jax.jit(f, compiler_options=cpu_compile_options(level))(key)
+        np.testing.assert_array_equal(bits, ref_bits)  # integer work: bit for bit
+        np.testing.assert_allclose(x, ref_x, rtol=1e-5, atol=1e-6)

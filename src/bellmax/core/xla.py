@@ -16,14 +16,30 @@ cores, 4 vmapped seeds, two runs each: PPO 15.8-15.9 s with it, 15.4-16.0 s with
 and 7.1 s), and the learning tests were measured with it. (It does not prevent jaxlib 0.10's
 batched-LAPACK deadlock; the networks avoid that by factorising one matrix at a time,
 `bellmax.deep.networks.orthogonal`.)
+
+`cpu_compile_options` lowers XLA's backend optimisation level for programs whose compile time
+outweighs their run time (per program, through `jax.jit(..., compiler_options=...)`): a
+training state's initialisation runs once (`RUN_ONCE`: level 0 compiles PPO's init in 0.52 s
+instead of 0.94, and it still runs in 2 ms); an evaluation runs a few times per run
+(`RUN_SOMETIMES`: level 1 compiles a 16-seed CartPole evaluation in 0.98 s instead of 1.82 and
+runs it as fast, 32 against 27 ms, where level 0 would run it in 107 ms). The training
+programs keep XLA's default level 3: level 1 compiles PPO's chunk no faster here and trains up
+to ~20% slower. Only on CPU; other backends keep their defaults.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import MutableMapping
+from typing import Any
 
-__all__ = ["SMALL_MATRIX_FLAGS", "tune_xla_flags"]
+__all__ = [
+    "RUN_ONCE",
+    "RUN_SOMETIMES",
+    "SMALL_MATRIX_FLAGS",
+    "cpu_compile_options",
+    "tune_xla_flags",
+]
 
 #: Flags added to `XLA_FLAGS` by `tune_xla_flags`.
 _FLAGS = {  # the setting's name in XLA_FLAGS -> the flag added when the user has not set it
@@ -55,3 +71,26 @@ def tune_xla_flags(environ: MutableMapping[str, str] | None = None) -> str | Non
         return None
     env["XLA_FLAGS"] = " ".join([current, *missing]).strip()
     return env["XLA_FLAGS"]
+
+
+#: XLA backend optimisation level of a program that runs once per run (an initialisation).
+RUN_ONCE = 0
+#: Level of a program that runs a few times per run, briefly (an evaluation).
+RUN_SOMETIMES = 1
+
+
+def cpu_compile_options(level: int) -> dict[str, Any] | None:
+    """`jax.jit` compiler options that set XLA's backend optimisation level on CPU.
+
+    Args:
+      level: `RUN_ONCE`, `RUN_SOMETIMES` or another level (0-3; XLA's default is 3).
+
+    Returns:
+      `{"xla_backend_optimization_level": level}` when JAX's default backend is the CPU,
+      else None (a GPU or TPU compiles with its defaults).
+    """
+    import jax
+
+    if jax.default_backend() != "cpu":
+        return None
+    return {"xla_backend_optimization_level": int(level)}

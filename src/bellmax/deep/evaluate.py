@@ -17,6 +17,7 @@ step by step through `io_callback`, for Gymnasium ids (`HostCallbackVectorEnv`; 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int
+from bellmax.core.xla import RUN_SOMETIMES, cpu_compile_options
 from bellmax.envs.vector import VectorEnv, make_vector_env
 
 ActFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
@@ -109,7 +111,13 @@ def run_episodes(
     )
 
 
-_run_jit = jax.jit(run_episodes, static_argnums=(0, 1, 2))
+@functools.cache
+def _jitted(fn: Callable) -> Callable:
+    """`fn` (an evaluation loop) jitted once, compiled at `RUN_SOMETIMES`'s
+    lighter optimisation on CPU (an evaluation runs a few times per training run: the time
+    saved compiling outweighs the little it loses running)."""
+    options = cpu_compile_options(RUN_SOMETIMES)
+    return jax.jit(fn, static_argnums=(0, 1, 2), compiler_options=options)
 
 
 def evaluate(
@@ -141,7 +149,7 @@ def evaluate(
       `EvalResult(returns [episodes], lengths [episodes], completed [episodes])`.
     """
     venv, episodes, max_steps = _checked(act_fn, env, episodes, num_envs, max_steps, env_params)
-    return _run_jit(act_fn, venv, episodes, max_steps, params, key)
+    return _jitted(run_episodes)(act_fn, venv, episodes, max_steps, params, key)
 
 
 def _run_batch(act_fn, venv, episodes, max_steps, params, keys) -> EvalResult:
@@ -149,9 +157,6 @@ def _run_batch(act_fn, venv, episodes, max_steps, params, keys) -> EvalResult:
         return run_episodes(act_fn, venv, episodes, max_steps, p, k)
 
     return jax.vmap(one)(params, keys)
-
-
-_run_batch_jit = jax.jit(_run_batch, static_argnums=(0, 1, 2))
 
 
 def evaluate_batch(
@@ -201,9 +206,11 @@ def evaluate_batch(
             f"policies as in keys; the leaves' leading sizes are {sorted(sizes, key=str)}."
         )
     if not venv.is_host:
-        return _run_batch_jit(act_fn, venv, episodes, max_steps, params, keys)
+        return _jitted(_run_batch)(act_fn, venv, episodes, max_steps, params, keys)
     rows = [
-        _run_jit(act_fn, venv, episodes, max_steps, jax.tree.map(lambda x, i=i: x[i], params), k)
+        _jitted(run_episodes)(
+            act_fn, venv, episodes, max_steps, jax.tree.map(lambda x, i=i: x[i], params), k
+        )
         for i, k in enumerate(keys)
     ]
     return jax.tree.map(lambda *xs: jnp.stack(xs), *rows)
