@@ -54,6 +54,7 @@ import numpy as np
 
 from bellmax.core.checks import check_int
 from bellmax.core.errors import BellmaxError, unknown_name
+from bellmax.core.xla import RUN_ONCE, cpu_compile_options
 from bellmax.deep import get_algorithm
 from bellmax.deep.evaluate import evaluate
 from bellmax.deep.loop import with_hyperparameters
@@ -335,7 +336,8 @@ class _Program:
 
     def init(self, hp: dict, keys: jax.Array) -> Any:
         if self.init_fn is None:
-            self.init_fn = jax.jit(jax.vmap(self._init))
+            options = cpu_compile_options(RUN_ONCE)  # it runs once: compile it lightly
+            self.init_fn = jax.jit(jax.vmap(self._init), compiler_options=options)
         return self.init_fn(hp, keys)
 
     def template(self, hp: dict, keys: jax.Array) -> Any:
