@@ -1,9 +1,10 @@
 """tune_xla_flags: adds the small-matrix flag once, respects the user's choices.
-cpu_compile_options: a lighter optimisation level on CPU only, same results."""
+cpu_compile_options: lighter compiles on CPU only, the same results."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from bellmax.core import xla
 from bellmax.core.xla import (
@@ -37,12 +38,22 @@ def test_user_choices_win():
     assert tune_xla_flags(env) is None and "XLA_FLAGS" not in env
 
 
-def test_cpu_compile_options_set_the_level_on_cpu_only(monkeypatch):
+def test_cpu_compile_options_on_cpu_only(monkeypatch):
     assert jax.default_backend() == "cpu"  # the test suite runs on the CPU
-    assert cpu_compile_options(RUN_ONCE) == {"xla_backend_optimization_level": 0}
+    assert cpu_compile_options(RUN_ONCE) == {
+        "xla_backend_optimization_level": 0,
+        "xla_cpu_use_fusion_emitters": False,
+    }
     assert cpu_compile_options(RUN_SOMETIMES) == {"xla_backend_optimization_level": 1}
+    with pytest.raises(ValueError, match="kind must be one of"):
+        cpu_compile_options(0)
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert xla.cpu_compile_options(RUN_ONCE) is None
+
+
+def test_an_option_this_jaxlib_lacks_is_left_out(monkeypatch):
+    monkeypatch.setitem(xla._OPTIONS, RUN_ONCE, {"xla_cpu_no_such_option": True})
+    assert cpu_compile_options(RUN_ONCE) == {}
 
 
 def test_a_lightly_optimised_program_computes_the_same():
@@ -53,7 +64,7 @@ def test_a_lightly_optimised_program_computes_the_same():
 
     key = jax.random.key(3)
     ref_x, ref_bits = jax.jit(f)(key)
-    for level in (RUN_ONCE, RUN_SOMETIMES):
-        x, bits = jax.jit(f, compiler_options=cpu_compile_options(level))(key)
+    for kind in (RUN_ONCE, RUN_SOMETIMES):
+        x, bits = jax.jit(f, compiler_options=cpu_compile_options(kind))(key)
         np.testing.assert_array_equal(bits, ref_bits)  # integer work: bit for bit
         np.testing.assert_allclose(x, ref_x, rtol=1e-5, atol=1e-6)

@@ -113,9 +113,9 @@ def run_episodes(
 
 @functools.cache
 def _jitted(fn: Callable) -> Callable:
-    """`fn` (an evaluation loop) jitted once, compiled at `RUN_SOMETIMES`'s
-    lighter optimisation on CPU (an evaluation runs a few times per training run: the time
-    saved compiling outweighs the little it loses running)."""
+    """`fn` (an evaluation loop) jitted once, compiled lightly on CPU (`RUN_SOMETIMES`: an
+    evaluation runs a few times per training run, so the time saved compiling outweighs the
+    little it loses running)."""
     options = cpu_compile_options(RUN_SOMETIMES)
     return jax.jit(fn, static_argnums=(0, 1, 2), compiler_options=options)
 
