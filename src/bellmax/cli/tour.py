@@ -209,8 +209,8 @@ def _jit_quick_compile(fn: Callable[..., Any]) -> Callable[..., Any]:
         return jax.jit(fn, compiler_options=cpu_compile_options(RUN_ONCE))
 
     @functools.wraps(fn)
-    def call(*args: Any) -> Any:
-        return jitted()(*args)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return jitted()(*args, **kwargs)
 
     return call
 
