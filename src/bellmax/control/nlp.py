@@ -167,7 +167,10 @@ def _block_tridiag_factor(D: jax.Array, E: jax.Array) -> tuple[Any, jax.Array]:
     """Factor the symmetric block-tridiagonal matrix with diagonal `D[k]`, upper `E[k]`.
 
     Block elimination along the stages (a block LDL' factorisation: pivot blocks
-    `S_k = D_k - E_{k-1}' S_{k-1}^{-1} E_{k-1}`, each LU-factorised with partial pivoting). By
+    `S_k = D_k - E_{k-1}' S_{k-1}^{-1} E_{k-1}`, each inverted through an LU factorisation
+    with partial pivoting; the inverse is kept, so every later solve, the second-order
+    correction's included, is matrix-vector products: a 100-stage solve with one LU solve
+    per stage spent most of its time in per-stage LAPACK calls, not in arithmetic). By
     Sylvester's law of inertia the matrix has as many negative eigenvalues as the pivot
     blocks together; that count is returned for the inertia correction. `D, E: [K, m, m]`.
 
@@ -181,13 +184,13 @@ def _block_tridiag_factor(D: jax.Array, E: jax.Array) -> tuple[Any, jax.Array]:
         Dk, Ek = inp
         S = Dk - E_prev.T @ P_prev
         S = 0.5 * (S + S.T)
-        lu, piv = jax.scipy.linalg.lu_factor(S)
-        P = jax.scipy.linalg.lu_solve((lu, piv), Ek)
-        return (P, Ek), (P, lu, piv, S)
+        S_inv = jnp.linalg.inv(S)
+        P = S_inv @ Ek
+        return (P, Ek), (P, S_inv, S)
 
     zero = jnp.zeros(D.shape[1:], D.dtype)
-    _, (P, lu, piv, S) = jax.lax.scan(fwd, (zero, zero), (D, E))
-    return (P, lu, piv, E), _count_nonpositive(S)
+    _, (P, S_inv, S) = jax.lax.scan(fwd, (zero, zero), (D, E))
+    return (P, S_inv, E), _count_nonpositive(S)
 
 
 #: The smallest pivot, relative to the largest entry below it, that `_pivot_inertia`'s
@@ -242,15 +245,15 @@ def _count_nonpositive(S: jax.Array) -> jax.Array:
 
 def _block_tridiag_apply(factors: Any, b: jax.Array) -> jax.Array:
     """Solve with the factors of `_block_tridiag_factor`; `b: [K, m]` -> `w: [K, m]`."""
-    P, lu, piv, E = factors
+    P, S_inv, E = factors
     E_prev = jnp.concatenate([jnp.zeros_like(E[:1]), E[:-1]], axis=0)
 
     def fwd(q_prev, inp):
-        lu_k, piv_k, E_k, b_k = inp
-        q = jax.scipy.linalg.lu_solve((lu_k, piv_k), b_k - E_k.T @ q_prev)
+        S_inv_k, E_k, b_k = inp
+        q = S_inv_k @ (b_k - E_k.T @ q_prev)
         return q, q
 
-    _, q = jax.lax.scan(fwd, jnp.zeros_like(b[0]), (lu, piv, E_prev, b))
+    _, q = jax.lax.scan(fwd, jnp.zeros_like(b[0]), (S_inv, E_prev, b))
 
     def bwd(w_next, inp):
         Pk, qk = inp
@@ -586,10 +589,19 @@ def _line_search(P: _Program, s: _Iterate, mu, newton: _Newton, step: _Step) -> 
         return inside & jnp.isfinite(ph_t) & jnp.isfinite(th_t) & ok
 
     ok_full = acceptable(Z + a_pr * dz, a_pr)
-    c_soc = a_pr * s.ev.c + P.c(Z + a_pr * dz)
-    dz_soc, dy_soc = _kkt_apply(step.factors, P.free, P.row_on, newton.rz, -c_soc)
-    a_soc = _primal_step_size(P, newton, dz_soc, tau)
-    ok_soc = (~ok_full) & acceptable(Z + a_soc * dz_soc, a_pr)
+
+    def second_order_correction(_):
+        c_soc = a_pr * s.ev.c + P.c(Z + a_pr * dz)
+        dz_soc, dy_soc = _kkt_apply(step.factors, P.free, P.row_on, newton.rz, -c_soc)
+        a_soc = _primal_step_size(P, newton, dz_soc, tau)
+        return dz_soc, dy_soc, a_soc, acceptable(Z + a_soc * dz_soc, a_pr)
+
+    def not_needed(_):
+        return dz, dy, a_pr, jnp.zeros((), bool)
+
+    # Only when the full step is rejected (the solve costs as much as a few function
+    # evaluations; most full steps are accepted).
+    dz_soc, dy_soc, a_soc, ok_soc = jax.lax.cond(ok_full, not_needed, second_order_correction, None)
     dz = jnp.where(ok_soc, dz_soc, dz)
     dy = jnp.where(ok_soc, dy_soc, dy)
     a_first = jnp.where(ok_soc, a_soc, a_pr)
