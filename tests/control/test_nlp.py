@@ -158,7 +158,8 @@ def test_block_factorisation_counts_negative_eigenvalues():
     E[-1] = 0.0
     A = _dense(D, E)
     with jax.enable_x64(True):
-        _, neg = jax.jit(nlp._block_tridiag_factor)(jnp.asarray(D), jnp.asarray(E))
+        _, S = jax.jit(nlp._block_tridiag_factor)(jnp.asarray(D), jnp.asarray(E))
+        neg = nlp._count_nonpositive(S)
     assert int(neg) == int(np.sum(np.linalg.eigvalsh(A) < 0))
 
 
@@ -202,6 +203,46 @@ def test_inertia_count_by_pivots_equals_the_eigenvalue_count(kind):
     assert int(count) == _eigen_count(S)
     # the pivots themselves are trusted here and count the same (not only the fallback)
     assert bool(trusted) and int(pivots) == int(count)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["right", "indefinite", "zero_curvature", "scaled", "rows_off", "singular", "no_delta_c"],
+)
+def test_saddle_inertia_test_agrees_with_the_eigenvalue_count(kind):
+    # The interior-point step asks only "exactly K nc negative eigenvalues, none zero?". For
+    # KKT pivot blocks [[A, B'], [B, -diag(c)]] that holds iff every A + B' diag(1/c) B is
+    # positive definite, decided by a pivot-free LDL' of those nz x nz blocks; pivots too
+    # close to zero to trust (or c = 0) hand over to the full count. Each case here must
+    # agree with the eigenvalue rule on the 9 x 9 blocks.
+    rng = np.random.default_rng(11)
+    K, nz, nc = 30, 5, 4
+    S = _saddle_blocks(rng, K, nz, nc, kind == "zero_curvature")
+    c = np.full((K, nc), 1e-9)
+    if kind == "indefinite":  # negative curvature on a few blocks' null spaces
+        S[3, :nz, :nz] -= 50.0 * np.eye(nz)
+        S[17, :nz, :nz] -= 50.0 * np.eye(nz)
+    elif kind == "scaled":
+        S[:, 2, 2] += 1e9
+        S[:, 0, 0] += 1e8
+    elif kind == "rows_off":  # switched-off constraint rows: J row 0, diagonal -1
+        S[:, nz, :nz] = S[:, :nz, nz] = 0.0
+        S[:, nz, nz] = -1.0
+        c[:, 0] = 1.0
+    elif kind == "singular":  # no curvature and a rank-deficient J: a zero eigenvalue
+        S[5, :nz, :nz] = 0.0
+        S[5, nz:, :nz] = S[5, :nz, nz:] = 0.0
+        S[5, nz:, 1] = S[5, 1, nz:] = 1.0
+    elif kind == "no_delta_c":  # delta_c = 0 cannot be eliminated first: the count decides
+        S[:, nz:, nz:] = 0.0
+        c[:] = 0.0
+    expected = _eigen_count(S) == K * nc
+    with jax.enable_x64(True):
+        right = jax.jit(nlp._saddle_inertia_is_right, static_argnums=1)(
+            jnp.asarray(S), nz, jnp.asarray(c)
+        )
+    assert bool(right) == expected
+    assert expected == (kind not in ("indefinite", "singular"))
 
 
 def test_inertia_count_falls_back_to_eigenvalues_when_a_pivot_is_unsafe():
