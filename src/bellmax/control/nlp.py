@@ -172,7 +172,7 @@ def _block_tridiag_factor(D: jax.Array, E: jax.Array) -> tuple[Any, jax.Array]:
     correction's included, is matrix-vector products: a 100-stage solve with one LU solve
     per stage spent most of its time in per-stage LAPACK calls, not in arithmetic). By
     Sylvester's law of inertia the matrix has as many negative eigenvalues as the pivot
-    blocks together; that count is returned for the inertia correction. `D, E: [K, m, m]`.
+    blocks together, so they are returned for the inertia correction. `D, E: [K, m, m]`.
 
     Returns:
       `(factors, S)`: what `_block_tridiag_apply` needs, and the pivot blocks `S [K, m, m]`
@@ -263,7 +263,7 @@ def _saddle_inertia_is_right(S: jax.Array, nz: int, c: jax.Array) -> jax.Array:
     definite iff every pivot is positive; a negative pivot after positive ones proves it
     is not); a pivot within `_SCHUR_PIVOT_MARGIN` of zero, or a `c` that is not positive
     (`delta_c = 0`), leaves the decision to `_count_nonpositive` on `S`. On a 100-stage
-    collocation this is a fifth of the counting's time.
+    collocation this takes less than half the counting's time (67 against 155 us).
     """
     K, m = S.shape[:2]
     nc = m - nz
