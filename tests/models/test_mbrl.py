@@ -159,6 +159,30 @@ def test_trajectory_sampling_and_the_disagreement_penalty():
     assert float(pen(x0, U, key, params)) == pytest.approx(2.25 + 0.5, abs=1e-4)
 
 
+@pytest.mark.parametrize("sampling", [True, False])
+@pytest.mark.parametrize("penalty", [0.0, 1.5])
+def test_the_objective_on_many_plans_equals_one_plan_at_a_time(sampling, penalty):
+    # The sampling planners evaluate all their samples with `EnsembleObjective.batch`
+    # ([K, S, n] states, each plan's noise from its own key); every cost must be that plan's
+    # cost alone, with trajectory sampling or the mean, with the penalty, and with the
+    # cart-pole swing-up's termination cutting plans short (the cart leaves the track).
+    reward, terminated = known_reward("CartPoleSwingUp-v0")
+    model = make_neural_model(4, 1, config=NeuralConfig(ensemble_size=3, hidden_sizes=(16,)))
+    params = model.init(jax.random.key(2))
+    params = params.replace(out_std=jnp.full_like(params.out_std, 2.0))  # large moves
+    objective = EnsembleObjective(model, reward, terminated, sampling, penalty)
+    rng = np.random.default_rng(3)
+    U = jnp.asarray(rng.uniform(-1, 1, (6, 8, 1)), jnp.float32)
+    keys = jax.random.split(jax.random.key(4), 6)
+    x0 = jnp.asarray([2.0, 0.5, 3.0, 0.0])  # near the track's end: some plans terminate
+    many = np.asarray(jax.jit(objective.batch)(x0, U, keys, params))
+    one = np.array([float(objective(x0, U[s], keys[s], params)) for s in range(6)])
+    np.testing.assert_allclose(many, one, rtol=1e-5, atol=1e-5)
+    assert np.all(np.isfinite(many)) and len(np.unique(np.round(many, 4))) > 1
+    endless = EnsembleObjective(model, reward, mbrl._never, sampling, penalty)
+    assert np.any(np.abs(np.asarray(endless.batch(x0, U, keys, params)) - many) > 1e-2)
+
+
 def test_with_the_penalty_the_reported_cost_is_the_predicted_return():
     # With a disagreement penalty the planner optimises cost + penalty, but the cost it
     # reports (minus the return its model promises, which `optimism` compares with the

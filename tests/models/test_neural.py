@@ -191,3 +191,29 @@ def test_nan_parameters_give_nan_predictions_and_a_diverging_fit_raises(reward_m
     assert not np.isfinite(np.asarray(pred.mean)).any()
     with pytest.raises(DivergenceError, match="non-finite"):
         fit(model, x, u, xn, rewards=r, init=nan)
+
+
+@pytest.mark.parametrize("kind", ["ensemble_with_reward", "hybrid_with_angles"])
+def test_member_predictions_for_a_batch_of_states_equal_one_at_a_time(kind):
+    # The planner's objective asks for [K, S, n] states at once (member axis first, as the
+    # networks run) with one action per plan [S, m]; every entry must be the [K, n]
+    # prediction of that plan's states alone (the base model too, angles as features).
+    if kind == "hybrid_with_angles":
+        cfg = NeuralConfig(ensemble_size=3)
+        model = make_neural_model(2, 1, angle_dims=(0,), config=cfg, base=PENDULUM)
+    else:
+        model = make_neural_model(2, 1, reward_head=True, config=NeuralConfig(ensemble_size=3))
+    params = model.init(jax.random.key(5))
+    rng = np.random.default_rng(6)
+    x = jnp.asarray(rng.normal(size=(3, 4, 2)), jnp.float32)  # K = 3 members, S = 4 plans
+    u = jnp.asarray(rng.normal(size=(4, 1)), jnp.float32)
+    mean, var, reward = jax.jit(model.predict_members)(params, x, u)
+    assert mean.shape == var.shape == (3, 4, 2) and reward.shape == (3, 4)
+    for s in range(4):
+        m1, v1, r1 = model.predict_members(params, x[:, s], u[s])
+        np.testing.assert_allclose(mean[:, s], m1, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(var[:, s], v1, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(reward[:, s], r1, rtol=1e-5, atol=1e-6)
+    # one action for every plan broadcasts
+    shared, _, _ = model.predict_members(params, x, u[0])
+    np.testing.assert_allclose(shared[:, 0], mean[:, 0], rtol=1e-5, atol=1e-6)

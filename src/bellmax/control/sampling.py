@@ -189,9 +189,17 @@ def mppi_temperature(costs: jax.Array, tolerance: float, *, iterations: int = 40
 
 
 def _sample_costs(objective, x0, samples, key, params):
-    """`[N]` costs of `[N, H, m]` samples; each sample gets its own key; NaN becomes inf."""
+    """`[N]` costs of `[N, H, m]` samples; each sample gets its own key; NaN becomes inf.
+
+    An objective with a `batch(x0, U [N, H, m], keys [N], params) -> [N]` method (the same
+    numbers as one call per sample) is asked for all samples at once; others are vmapped.
+    """
     keys = jax.random.split(key, samples.shape[0])
-    c = jax.vmap(lambda U, k: objective(x0, U, k, params))(samples, keys)
+    batch = getattr(objective, "batch", None)
+    if batch is not None:
+        c = batch(x0, samples, keys, params)
+    else:
+        c = jax.vmap(lambda U, k: objective(x0, U, k, params))(samples, keys)
     return jnp.where(jnp.isfinite(c), c, jnp.inf)
 
 

@@ -186,9 +186,10 @@ class MBRLConfig:
 
 # ====================================================================== planning objective
 def _disagreement(model: NeuralModel, params: NeuralParams, means: jax.Array) -> jax.Array:
-    """Spread of `[K, n]` predictions, in units of the data's state change."""
+    """Spread of `[K, n]` predictions (or `[K, *B, n]`: one per batch entry), in units of
+    the data's state change."""
     scale = params.out_std[: model.state_dim]
-    return jnp.mean(jnp.var(means / scale, axis=0))
+    return jnp.mean(jnp.var(means / scale, axis=0), axis=-1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,33 +217,61 @@ class EnsembleObjective:
         return learned if self.reward is None else self.reward(x, u, x_next)
 
     def __call__(self, x0: jax.Array, U: jax.Array, key: jax.Array, params: NeuralParams):
+        return self.batch(x0, U[None], key[None], params)[0]
+
+    def batch(self, x0: jax.Array, U: jax.Array, keys: jax.Array, params: NeuralParams):
+        """`[S]` costs of `S` plans `U [S, H, m]` from `x0`, plan `s` drawing its noise from
+        `keys[s]`: the same numbers as calling the objective on each plan, computed with the
+        member axis first (`[K, S, n]`, as the ensemble's networks run), which the sampling
+        planners use to evaluate all their samples at once."""
         model = self.model
-        K = model.config.ensemble_size
+        K, n = model.config.ensemble_size, model.state_dim
+        S, H = U.shape[:2]
         ts = self.trajectory_sampling and model.config.probabilistic
+        U_t = jnp.swapaxes(U, 0, 1)  # [H, S, m]
+
+        # the reward and termination of one state, over the plans (and the particles)
+        reward = jax.vmap(self._reward)  # x, u, x_next, learned: each [S, ...]
+        terminated = jax.vmap(self.terminated)
+        if ts:  # [K, S, ...], the action shared by the particles
+            reward = jax.vmap(reward, in_axes=(0, None, 0, 0))
+            terminated = jax.vmap(terminated)
 
         def step(carry, inp):
-            x, alive = carry  # x [K, n] (TS) or [n]
-            u, k = inp
+            x, alive = carry  # x [K, S, n] (TS) or [S, n]
+            u, eps = inp  # u [S, m]
             if ts:
                 mean, var, r_model = model.predict_members(params, x, u)
-                x_next = mean + jnp.sqrt(var) * jax.random.normal(k, mean.shape, mean.dtype)
-                r = jax.vmap(lambda a, b, c: self._reward(a, u, b, c))(x, x_next, r_model)
-                spread = _disagreement(model, params, x_next)
-                done = jax.vmap(self.terminated)(x_next)
+                x_next = mean + jnp.sqrt(var) * eps
+                means = x_next
             else:
-                pred = model.predict(params, x, u)
-                x_next = pred.ensemble_mean
-                r = self._reward(x, u, x_next, jnp.mean(pred.reward))
-                spread = _disagreement(model, params, pred.mean)
-                done = self.terminated(x_next)
-            c = jnp.where(alive, -r, 0.0) + self.penalty * spread
-            return (x_next, alive & ~done), c
 
-        x = jnp.broadcast_to(x0, (K, x0.shape[0])) if ts else x0
-        alive = jnp.ones((K,), bool) if ts else jnp.asarray(True)
-        keys = jax.random.split(key, U.shape[0])
-        _, costs = jax.lax.scan(step, (x, alive), (U, keys))
-        return jnp.sum(costs) / K if ts else jnp.sum(costs)
+                def follow_the_mean(x, u):  # one state
+                    pred = model.predict(params, x, u)
+                    return pred.ensemble_mean, jnp.mean(pred.reward), pred.mean
+
+                x_next, r_model, means = jax.vmap(follow_the_mean)(x, u)
+                means = jnp.swapaxes(means, 0, 1)  # [K, S, n]
+            r = reward(x, u, x_next, r_model)
+            c = jnp.where(alive, -r, 0.0)
+            if self.penalty:
+                c = c + self.penalty * _disagreement(model, params, means)
+            return (x_next, alive & ~terminated(x_next)), c
+
+        x0 = jnp.asarray(x0)
+        if ts:
+            x = jnp.broadcast_to(x0, (K, S, n))
+            alive = jnp.ones((K, S), bool)
+            # each plan's noise in one draw (one random-number call per step inside the scan
+            # cost more than the networks' arithmetic on CPU), laid out [H, K, S, n]
+            noise = jax.vmap(lambda k: jax.random.normal(k, (H, K, n), x.dtype))(keys)
+            noise = jnp.transpose(noise, (1, 2, 0, 3))
+        else:
+            x = jnp.broadcast_to(x0, (S, n))
+            alive = jnp.ones((S,), bool)
+            noise = jnp.zeros((H,), x.dtype)
+        _, costs = jax.lax.scan(step, (x, alive), (U_t, noise))
+        return jnp.sum(costs, axis=(0, 1)) / K if ts else jnp.sum(costs, axis=0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -267,13 +267,19 @@ class NeuralModel:
 
         Args:
           params: the model's parameters.
-          x: `[K, n]` one state per member.
-          u: `[m]` the action.
+          x: `[K, n]` one state per member, or `[K, *B, n]`: a batch `B` of states per
+            member (many plans at once, the member axis first, as the networks run).
+          u: `[m]` the action, or `[*B, m]`: one per batch entry (shared by the members).
 
         Returns:
-          `(mean [K, n], var [K, n], reward [K])` (reward zeros without a reward head).
+          `(mean [K, *B, n], var [K, *B, n], reward [K, *B])` (reward zeros without a
+          reward head).
         """
-        u = jnp.reshape(jnp.asarray(u, x.dtype), (self.action_dim,))
+        batch = x.shape[1:-1]
+        u = jnp.asarray(u, x.dtype)
+        if u.ndim <= 1:  # one action (or a scalar one) for every state
+            u = jnp.reshape(u, (self.action_dim,))
+        u = jnp.broadcast_to(u, (*batch, self.action_dim))
         z = (jax.vmap(lambda xk: self.features(xk, u))(x) - params.in_mean) / params.in_std
         mu, log_var = jax.vmap(self._member_out)(
             params.net, params.max_log_var, params.min_log_var, z
@@ -281,16 +287,19 @@ class NeuralModel:
         mean = mu * params.out_std + params.out_mean
         var = jnp.exp(log_var) * params.out_std**2
         n = self.state_dim
-        nxt = jax.vmap(lambda xk: self._base_next(xk, u))(x) + mean[:, :n]
-        reward = mean[:, n] if self.reward_head else jnp.zeros(mean.shape[:1], mean.dtype)
-        return nxt, var[:, :n], reward
+        base = self._base_next
+        for _ in batch:  # the physical base model steps one state at a time
+            base = jax.vmap(base)
+        nxt = jax.vmap(lambda xk: base(xk, u))(x) + mean[..., :n]
+        reward = mean[..., n] if self.reward_head else jnp.zeros(mean.shape[:-1], mean.dtype)
+        return nxt, var[..., :n], reward
 
     def _member_out(self, p, hi, lo, z):
-        """Normalised `(mean [out], bounded log-variance [out])` of one member."""
+        """Normalised `(mean [..., out], bounded log-variance [..., out])` of one member."""
         out = self.net.apply(p, z)
         if not self.config.probabilistic:
             return out, jnp.full_like(out, -jnp.inf)
-        mu, raw = out[: self.out_dim], out[self.out_dim :]
+        mu, raw = out[..., : self.out_dim], out[..., self.out_dim :]
         log_var = hi - jax.nn.softplus(hi - raw)
         return mu, lo + jax.nn.softplus(log_var - lo)
 
