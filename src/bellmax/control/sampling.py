@@ -25,7 +25,10 @@ the measured state, applies the first control and keeps the rest of the mean, sh
 one step, as the next warm start (the random key travels in the state). Everything is
 jitted; samples are `vmap`ped. The trajectory cost is an `objective(x0, U, key, params)`:
 `RolloutCost` rolls a `Problem`'s dynamics out; a stochastic objective (e.g. trajectory
-sampling over an ensemble, `bellmax.models.mbrl`) uses the key. Non-finite sample costs
+sampling over an ensemble, `bellmax.models.mbrl`) uses the key. An objective may also have
+a `batch(x0, U [N, H, m], keys [N], params) -> [N]` method giving the same numbers for all
+samples at once (the ensemble objective's, which keeps its networks' member-first layout);
+the planners then call that instead of vmapping. Non-finite sample costs
 count as infinite; if every sample is non-finite the step keeps the previous plan and
 reports `Status.DIVERGED`.
 """
