@@ -68,3 +68,17 @@ def test_a_lightly_optimised_program_computes_the_same():
         x, bits = jax.jit(f, compiler_options=cpu_compile_options(kind))(key)
         np.testing.assert_array_equal(bits, ref_bits)  # integer work: bit for bit
         np.testing.assert_allclose(x, ref_x, rtol=1e-5, atol=1e-6)
+
+
+def test_jit_lightly_chooses_its_options_at_the_first_call(monkeypatch):
+    # Building one (the tour does it at import time) asks for nothing; the first call
+    # compiles once with `cpu_compile_options(kind)`, keyword arguments of jax.jit included.
+    asked = []
+    real = xla.cpu_compile_options
+    monkeypatch.setattr(xla, "cpu_compile_options", lambda kind: asked.append(kind) or real(kind))
+    f = xla.jit_lightly(lambda x, n: x * n, RUN_SOMETIMES, static_argnums=(1,))
+    assert asked == []
+    assert float(f(jnp.float32(2.0), 3)) == 6.0 and float(f(jnp.float32(1.5), n=2)) == 3.0
+    assert asked == [RUN_SOMETIMES]
+    with pytest.raises(ValueError, match="kind must be one of"):
+        xla.jit_lightly(lambda x: x, "never")

@@ -43,7 +43,7 @@ from bellmax.cli import imitate as imitate_cli
 from bellmax.cli import pomdp as pomdp_cli
 from bellmax.cli import train as train_cli
 from bellmax.core.io import check_output_path
-from bellmax.core.xla import RUN_ONCE, cpu_compile_options
+from bellmax.core.xla import RUN_ONCE, jit_lightly
 from bellmax.envs import make, registry
 from bellmax.envs.cartpole import CartPoleParams, CartPoleSwingUpParams
 from bellmax.envs.pendulum import PendulumParams, angle_normalize
@@ -199,20 +199,9 @@ def rollout(
     return Rollout(states, steps.action, steps.reward, steps.alive.sum())
 
 
-def _jit_quick_compile(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """`jax.jit` for the tour's small simulations, each run once: their run time is negligible
-    next to XLA's compile time, so they compile lightly (`RUN_ONCE`; options chosen at the
-    first call, so importing the tour starts no JAX backend)."""
-
-    @functools.cache
-    def jitted() -> Callable[..., Any]:
-        return jax.jit(fn, compiler_options=cpu_compile_options(RUN_ONCE))
-
-    @functools.wraps(fn)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return jitted()(*args, **kwargs)
-
-    return call
+#: `jax.jit` for the tour's small simulations, each run once: their run time is negligible
+#: next to XLA's compile time, so they compile lightly.
+_jit_quick_compile = functools.partial(jit_lightly, kind=RUN_ONCE)
 
 
 def _figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kw: Any):

@@ -27,14 +27,15 @@ runs it about as fast, 32 against 27 ms; level 0 would run it in 107 ms, the ele
 emitters a 16-seed Pendulum evaluation in 21 ms instead of 12). The training programs keep
 XLA's defaults: level 1 compiles PPO's chunk no faster here and trains up to ~20% slower, the
 elemental emitters compile it in 1.1 s instead of 1.6 but train half as fast. Only on CPU;
-other backends keep their defaults.
+other backends keep their defaults. `jit_lightly(fn, kind)` is `jax.jit` with those options,
+chosen at its first call.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 __all__ = [
@@ -101,13 +102,17 @@ def cpu_compile_options(kind: str) -> dict[str, Any] | None:
     Raises:
       ValueError: an unknown kind.
     """
-    if kind not in _OPTIONS:
-        raise ValueError(f"kind must be one of {sorted(_OPTIONS)}, got {kind!r}.")
+    _check_kind(kind)
     import jax
 
     if jax.default_backend() != "cpu":
         return None
     return {k: v for k, v in _OPTIONS[kind].items() if _known_option(k, v)}
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in _OPTIONS:
+        raise ValueError(f"kind must be one of {sorted(_OPTIONS)}, got {kind!r}.")
 
 
 @functools.cache
@@ -120,3 +125,25 @@ def _known_option(name: str, value: Any) -> bool:
     except Exception:  # jaxlib raises its runtime error for an unknown option
         return False
     return True
+
+
+def jit_lightly(fn: Callable[..., Any], kind: str, **jit_kwargs: Any) -> Callable[..., Any]:
+    """`jax.jit(fn, **jit_kwargs)` compiled with `cpu_compile_options(kind)`, the options
+    chosen at the first call (so building one, e.g. at import time, starts no JAX backend).
+
+    Raises:
+      ValueError: an unknown kind.
+    """
+    _check_kind(kind)
+
+    @functools.cache
+    def jitted() -> Callable[..., Any]:
+        import jax
+
+        return jax.jit(fn, compiler_options=cpu_compile_options(kind), **jit_kwargs)
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return jitted()(*args, **kwargs)
+
+    return call

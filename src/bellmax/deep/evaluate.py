@@ -27,7 +27,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int
-from bellmax.core.xla import RUN_SOMETIMES, cpu_compile_options
+from bellmax.core.xla import RUN_SOMETIMES, jit_lightly
 from bellmax.envs.vector import VectorEnv, make_vector_env
 
 ActFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
@@ -116,8 +116,7 @@ def _jitted(fn: Callable) -> Callable:
     """`fn` (an evaluation loop) jitted once, compiled lightly on CPU (`RUN_SOMETIMES`: an
     evaluation runs a few times per training run, so the time saved compiling outweighs the
     little it loses running)."""
-    options = cpu_compile_options(RUN_SOMETIMES)
-    return jax.jit(fn, static_argnums=(0, 1, 2), compiler_options=options)
+    return jit_lightly(fn, RUN_SOMETIMES, static_argnums=(0, 1, 2))
 
 
 def evaluate(

@@ -271,7 +271,7 @@ class EnsembleObjective:
         else:
             x = jnp.broadcast_to(x0, (S, n))
             alive = jnp.ones((S,), bool)
-            noise = jnp.zeros((H,), x.dtype)
+            noise = None  # the mean trajectory draws nothing
         _, costs = jax.lax.scan(step, (x, alive), (U_t, noise))
         return jnp.sum(costs, axis=(0, 1)) / K if ts else jnp.sum(costs, axis=0)
 

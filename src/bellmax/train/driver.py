@@ -61,7 +61,7 @@ from bellmax.core.checks import check_int
 from bellmax.core.errors import BellmaxError, DivergenceError
 from bellmax.core.io import check_output_path
 from bellmax.core.provenance import run_provenance
-from bellmax.core.xla import RUN_ONCE, cpu_compile_options
+from bellmax.core.xla import RUN_ONCE, jit_lightly
 from bellmax.deep import ALGORITHMS, get_algorithm
 from bellmax.deep.evaluate import evaluate_batch
 from bellmax.envs.vector import make_vector_env
@@ -281,8 +281,7 @@ class _Runner:
         t = time.perf_counter()
         if self._init is None:
             # It runs once: the lightest optimisation compiles it in about half the time.
-            options = cpu_compile_options(RUN_ONCE)
-            self._init = jax.jit(self._over_seeds(one), compiler_options=options)
+            self._init = jit_lightly(self._over_seeds(one), RUN_ONCE)
         if self.batched:
             state = self._init(jnp.stack(keys))
         else:

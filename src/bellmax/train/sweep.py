@@ -54,7 +54,7 @@ import numpy as np
 
 from bellmax.core.checks import check_int
 from bellmax.core.errors import BellmaxError, unknown_name
-from bellmax.core.xla import RUN_ONCE, cpu_compile_options
+from bellmax.core.xla import RUN_ONCE, jit_lightly
 from bellmax.deep import get_algorithm
 from bellmax.deep.evaluate import evaluate
 from bellmax.deep.loop import with_hyperparameters
@@ -336,8 +336,8 @@ class _Program:
 
     def init(self, hp: dict, keys: jax.Array) -> Any:
         if self.init_fn is None:
-            options = cpu_compile_options(RUN_ONCE)  # it runs once: compile it lightly
-            self.init_fn = jax.jit(jax.vmap(self._init), compiler_options=options)
+            # it runs once: compile it lightly
+            self.init_fn = jit_lightly(jax.vmap(self._init), RUN_ONCE)
         return self.init_fn(hp, keys)
 
     def template(self, hp: dict, keys: jax.Array) -> Any:
