@@ -67,6 +67,35 @@ def test_neural_policy_alone_reproduces_the_local_controllers():
     assert np.all(res.kl <= res.kl_bound * (1 + tol) + 1e-6)
 
 
+def test_step_adapts_to_the_linearised_policys_improvement(monkeypatch):
+    """The KL bound's multiplier is adapted from the trust region's centre (the linearised
+    global policy), as MD-GPS's reference step adjustment does: at each iteration the rule is
+    handed the last centre with the last fit and this iteration's centre with this fit; the
+    centres after the first are linearised policies (one covariance at every step), not
+    the local controllers (a covariance per step)."""
+    import bellmax.models.mdgps as mdgps
+
+    calls = []
+    real = mdgps.next_step_multiplier
+
+    def spy(prev, policy, fit, mult, config):
+        calls.append((prev, policy, fit))
+        return real(prev, policy, fit, mult, config)
+
+    monkeypatch.setattr(mdgps, "next_step_multiplier", spy)
+    system = env_system("Pendulum-v1", horizon=20)
+    cfg = MDGPSConfig(gps=GPSConfig(iterations=3, samples=3, seed=0), policy_updates=5)
+    run_mdgps(system, cfg)
+    assert len(calls) == 3 and calls[0][0] is None
+    for i in (1, 2):
+        prev_centre, prev_fit = calls[i][0]
+        assert prev_centre is calls[i - 1][1] and prev_fit is calls[i - 1][2]
+        cov = np.asarray(calls[i][1].cov)
+        np.testing.assert_array_equal(cov, np.broadcast_to(cov[0], cov.shape))
+    # the first centre is the initial controller itself (no policy trained yet)
+    assert calls[0][1].K.shape == (20, 1, 2)
+
+
 def test_bellmax_gps_policy_mdgps(capsys, tmp_path):
     import json
 
