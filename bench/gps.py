@@ -28,6 +28,18 @@ by step ~80; LQR-FLM's controller pumps once more and is still 0.6 rad from upri
 99. A likely reason (not tested): its first update, made from a model fitted around the
 bottom, where the pendulum is a linear oscillator, times the pumps for small swings.
 
+Tried on 2026-12-04 (Intel), not kept: (a) the first fit's cost expansion. The samples' mean
+hovers at the bottom, where the wrapped angle's cost has its ridge, so the expanded cost's
+target alternates between 0 and 2 pi along the horizon (8 switches on seed 0); one target for
+the whole trajectory (the majority's, or a branch cut moved 0.5 rad to either side) converges
+to 751 (1.56) on seeds 0-2: the alternation is not what holds LQR-FLM back. (b) Temporally
+smoothed exploration noise (GPS's reference `smooth_noise`, variance 2 or 8 steps): 1.17-1.32.
+(c) MD-GPS sampling from the neural policy with noise Sigma_pi (Montgomery & Levine's
+on-policy variant; bellmax samples from the local controllers): 1.14 / 0.96 / 1.00 on seeds
+0-2, 1.27 / 1.65 / 1.35 on seeds 3-5. MD-GPS as shipped: 1.07 / 1.22 / 1.16 on seeds 0-2,
+1.20 / 1.13 / 1.57 / 1.43 / 1.47 on seeds 3-7. Which basin a local method settles in is
+decided in its first few updates and varies with the seed.
+
 Each record: `ours` = the learner's cost, `peer` = iLQR's cost (`ratio` = cost ratio, lower
 is better), with iterations, rollouts (real episodes used), seconds (wall, compilation
 included) and iLQR's own iterations and seconds.
