@@ -79,6 +79,12 @@ def _boom(args: _BoomArgs) -> int | None:
         raise MemoryError("Unable to allocate 65.5 TiB for an array")
     if args.kind == "overflow":
         raise OverflowError("Python int too large to convert to C long")
+    if args.kind == "missing":
+        open("/nonexistent-bellmax-dir/x.npz", "rb")  # raises FileNotFoundError
+    if args.kind == "oserror":
+        raise FileNotFoundError("no checkpoint at 'x.msgpack'; train one first.")
+    if args.kind == "pipe":
+        raise BrokenPipeError(32, "Broken pipe")
     raise RuntimeError("a bug, not a user error")
 
 
@@ -113,6 +119,22 @@ def test_resource_errors_become_one_line(boom, capsys, monkeypatch, kind, needle
     assert main(["boom", "--kind", kind]) == 2
     err = capsys.readouterr().err
     assert err.startswith("bellmax: error: ") and needle in err and err.count("\n") == 1
+
+
+def test_os_errors_become_one_line_naming_the_path(boom, capsys, monkeypatch):
+    monkeypatch.delenv("BELLMAX_DEBUG", raising=False)
+    assert main(["boom", "--kind", "missing"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bellmax: error: No such file or directory: ") and err.count("\n") == 1
+    assert "'/nonexistent-bellmax-dir/x.npz'" in err
+    # an OSError raised with a message of its own keeps it
+    assert main(["boom", "--kind", "oserror"]) == 2
+    assert (
+        capsys.readouterr().err
+        == "bellmax: error: no checkpoint at 'x.msgpack'; train one first.\n"
+    )
+    # a closed output pipe still ends quietly (main's own handling)
+    assert main(["boom", "--kind", "pipe"]) == 141
 
 
 def test_debug_shows_the_traceback(boom, monkeypatch):

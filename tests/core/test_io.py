@@ -51,6 +51,13 @@ def test_check_output_path_refuses_bad_targets(tmp_path):
             check_output_path(empty, kind="dir")
     with pytest.raises(ValueError, match="kind must be"):
         check_output_path(tmp_path, kind="folder")
+    # what the operating system refuses is a clear ValueError too, naming the path
+    with pytest.raises(ValueError, match="cannot be used: File name too long"):
+        check_output_path(tmp_path / ("a" * 300), kind="dir")
+    (tmp_path / "loop_a").symlink_to(tmp_path / "loop_b")
+    (tmp_path / "loop_b").symlink_to(tmp_path / "loop_a")
+    with pytest.raises(ValueError, match=r"cannot be used: .*[Ss]ymlink loop"):
+        check_output_path(tmp_path / "loop_a" / "run", kind="dir")
     assert check_output_path(tmp_path / "new" / "run", kind="dir") == tmp_path / "new" / "run"
     assert not (tmp_path / "new").exists()  # nothing is created
     assert afile.read_text() == "x"

@@ -674,6 +674,13 @@ def _main(args: list[str]) -> int:
             raise
         print(f"{PROG}: error: {_resource_message(e)}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        raise  # main() ends quietly
+    except OSError as e:  # a file that is missing, unreadable or cannot be written, a full disk
+        if debug:
+            raise
+        print(f"{PROG}: error: {_os_message(e)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         if debug:
             raise
@@ -685,6 +692,17 @@ def _main(args: list[str]) -> int:
         print(f"{PROG}: error: {_resource_message(e)}", file=sys.stderr)
         return EXIT_USAGE
     return 0 if status is None else int(status)
+
+
+def _os_message(exc: OSError) -> str:
+    """One line for an operating-system error: what failed, on which path, and what to do."""
+    if exc.strerror is None:  # raised with a message of its own (which says the fix)
+        return _one_line(exc)
+    path = f" {exc.filename!r}" if exc.filename is not None else ""
+    return (
+        f"{exc.strerror}:{path}. Check the path (it must exist to be read, and its folder "
+        "must be writable to be written) and the free disk space."
+    )
 
 
 def _out_of_device_memory(exc: BaseException) -> bool:

@@ -28,6 +28,11 @@ class DivergenceError(BellmaxError, FloatingPointError):
     """A run whose numbers became non-finite; the message says where."""
 
 
+class MissingDependencyError(BellmaxError, ImportError):
+    """An optional package or program a feature needs is not installed; the message says how
+    to install it (an `ImportError`, so `except ImportError` still catches it)."""
+
+
 def unknown_name(kind: str, name: str, known: Iterable[str], *, hint: str = "") -> UnknownNameError:
     """Build an error for an unknown `name`, listing the closest known names."""
     known = sorted(known)

@@ -49,6 +49,16 @@ def check_output_path(
     if not str(raw).strip():  # Path("") would silently become "." (the current folder)
         raise ValueError(f"{option} is empty: give a path to write to.")
     p = Path(os.path.expanduser(raw))
+    try:
+        return _check_output_path(p, kind, option)
+    except (OSError, RuntimeError) as e:  # a name too long, a symlink loop (RuntimeError)...
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ValueError(
+            f"{option} {str(p)!r} cannot be used: {reason}. Choose another path."
+        ) from e
+
+
+def _check_output_path(p: Path, kind: str, option: str) -> Path:
     resolved = p.resolve()
     for root in _SYSTEM_ROOTS:
         if resolved == Path(root) or Path(root) in resolved.parents:

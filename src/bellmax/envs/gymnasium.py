@@ -42,7 +42,7 @@ from flax import struct
 from gymnasium import spaces as gym_spaces
 
 from bellmax.core.checks import check_int
-from bellmax.core.errors import BellmaxError, unknown_name
+from bellmax.core.errors import BellmaxError, MissingDependencyError, unknown_name
 from bellmax.core.mdp import SparseTransitions, TabularMDP
 from bellmax.core.types import Trajectory
 from bellmax.envs import registry, spaces
@@ -74,7 +74,7 @@ class EnvModuleImportError(BellmaxError, ImportError, ValueError):
     """The module named in a `module:EnvName-v0` id could not be imported."""
 
 
-class EnvDependencyError(BellmaxError, ImportError):
+class EnvDependencyError(MissingDependencyError):
     """A Gymnasium environment needs an optional dependency that is not installed."""
 
 

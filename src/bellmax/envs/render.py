@@ -37,7 +37,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from bellmax.core.errors import BellmaxError
+from bellmax.core.errors import MissingDependencyError
 from bellmax.envs import registry
 from bellmax.envs._grid import GridWorld
 from bellmax.envs.cartpole import CartPole, CartPoleSwingUp
@@ -71,7 +71,7 @@ DEFAULT_MAX_STEPS = 1000
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
 
-class VideoDependencyError(BellmaxError, ImportError):
+class VideoDependencyError(MissingDependencyError):
     """Writing a video needs a program or package that is not installed (ffmpeg for .mp4)."""
 
 

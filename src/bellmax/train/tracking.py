@@ -35,7 +35,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from bellmax.core.errors import BellmaxError, unknown_name
+from bellmax.core.errors import BellmaxError, MissingDependencyError, unknown_name
 
 __all__ = [
     "EPISODE_FIELDS",
@@ -277,7 +277,7 @@ def check_tracker(kind: str | None) -> None:
     try:
         importlib.import_module(package)
     except ImportError:
-        raise ImportError(message) from None
+        raise MissingDependencyError(message) from None
 
 
 def make_tracker(
@@ -348,7 +348,7 @@ def read_scalars(logdir: str | os.PathLike) -> dict[str, list[tuple[int, float]]
         from tensorboardX.proto.event_pb2 import Event
         from tensorboardX.record_writer import masked_crc32c
     except ImportError:
-        raise ImportError(
+        raise MissingDependencyError(
             "reading TensorBoard event files needs the tensorboardX package: "
             "pip install tensorboardX."
         ) from None
