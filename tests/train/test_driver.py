@@ -6,6 +6,7 @@ driver, not an RL method; the real algorithms are trained through it in tests/cl
 
 import dataclasses
 import json
+import math
 import os
 import sys
 
@@ -234,6 +235,34 @@ def test_nonfinite_weights_stop_the_run(tmp_path, monkeypatch):
     monkeypatch.setattr(toy, "update", poisoned)  # nan_at=99: no other test shares the runner
     with pytest.raises(DivergenceError, match=r"weights became non-finite in updates 1-10 of 50"):
         driver.train(toy, toy.Config(nan_at=99), "CartPole-v1", out_dir=tmp_path, **RUN)
+
+
+def test_an_infinite_metric_stops_the_run_before_anything_is_written(tmp_path, monkeypatch):
+    # A loss that stays finite while another metric overflows (SAC at a huge learning rate:
+    # grad_norm = inf): stopped and named, never written to metrics.json. (NaN in a metric
+    # other than the loss means "not recorded" and is not a divergence.)
+    real = toy.update
+
+    def poisoned(state, config, venv):
+        state, m = real(state, config, venv)
+        bad = jnp.where(state.update_index >= 17, jnp.inf, m.episode_return_sum)
+        return state, m.replace(episode_return_sum=bad)
+
+    monkeypatch.setattr(toy, "update", poisoned)  # nan_at=98: no other test shares the runner
+    with pytest.raises(DivergenceError, match=r"episode_return_sum became inf at update 17 of 50"):
+        driver.train(toy, toy.Config(nan_at=98), "CartPole-v1", out_dir=tmp_path, **RUN)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["status"] == "diverged" and run["updates_done"] == 10
+    assert "Infinity" not in (tmp_path / "metrics.json").read_text()
+    m = {"loss": np.zeros((2, 3)), "q": np.array([[np.nan, 1.0, np.inf], [0.0, -np.inf, 2.0]])}
+    assert driver._first_infinite(m) == ("q", 1, 1)
+    assert driver._first_infinite({"loss": np.array([[np.nan, 1.0]])}) is None
+
+
+def test_a_nan_stop_return_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="stop_return must be a finite number"):
+        driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path / "r", stop_return=math.nan)
+    assert not (tmp_path / "r").exists()
 
 
 def test_host_env_runs_seeds_one_after_another():

@@ -546,6 +546,7 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
     if note is not None:
         print(f"bellmax: {note}", file=sys.stderr)
     env, seeds = settings["env"], tuple(settings["seeds"])
+    config.validate()  # a budget of less than one update, named (the env is checked later)
     chunk = plan_chunks(int(config.num_updates), settings["chunks"])
     tracker = None
     with _progress(sys.stderr.isatty()) as progress:

@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bellmax import __version__
-from bellmax.core.checks import check_int
+from bellmax.core.checks import check_int, check_number
 from bellmax.core.errors import BellmaxError, DivergenceError
 from bellmax.core.io import check_output_path
 from bellmax.core.provenance import run_provenance
@@ -446,6 +446,25 @@ def _first_nonfinite(metrics: dict[str, np.ndarray]) -> tuple[int, int] | None:
     return int(seed_idx), int(upd)
 
 
+def _first_infinite(metrics: dict[str, np.ndarray]) -> tuple[str, int, int] | None:
+    """`(metric, seed index, update)` of the earliest infinite value of any metric.
+
+    NaN in a metric other than the loss means "not recorded at that update" (e.g. before
+    learning starts); an infinity never does: a gradient norm or a value estimate that
+    overflowed is the start of a divergence, whatever the loss still says."""
+    first = None
+    for name in sorted(metrics):
+        v = np.asarray(metrics[name])
+        if v.dtype.kind != "f" or v.ndim != 2:
+            continue
+        bad = np.isinf(v)
+        if bad.any():
+            s, u = np.argwhere(bad)[np.argmin(np.argwhere(bad)[:, 1])]
+            if first is None or u < first[2]:
+                first = (name, int(s), int(u))
+    return first
+
+
 def _nonfinite_weights(params: Any, seeds: Sequence[int]) -> str | None:
     """'seed 1: 12 of 4610 values' for every seed whose floating-point weights are not finite."""
     leaves = [np.asarray(x) for x in jax.tree.leaves(params)]
@@ -756,8 +775,10 @@ def train(
         raise ValueError(f"seeds must be distinct integers, at least one; got {seeds!r}.")
     chunks = check_int(chunks, "chunks", owner="train", low=1)  # checkpoints per run
     eval_episodes = check_int(eval_episodes, "eval_episodes", owner="train", low=0)  # 0: none
-    if stop_return is not None and eval_episodes < 1:
-        raise ValueError("stop_return needs eval_episodes >= 1 (the evaluations decide).")
+    if stop_return is not None:
+        stop_return = check_number(stop_return, "stop_return", owner="train")
+        if eval_episodes < 1:
+            raise ValueError("stop_return needs eval_episodes >= 1 (the evaluations decide).")
     if resume and overwrite:
         raise ValueError(
             "resume and overwrite exclude each other: resume continues the run in the "
@@ -890,12 +911,19 @@ def _train_locked(
         seconds += time.perf_counter() - t - (runner.compile_seconds - compile_before)
         m = _metrics_to_host(metrics)
         bad = _first_nonfinite(m)
-        weights = None if bad else _nonfinite_weights(algo.policy_params(new_state), seeds)
-        if bad is not None or weights is not None:
+        inf = None if bad else _first_infinite(m)
+        weights = None if bad or inf else _nonfinite_weights(algo.policy_params(new_state), seeds)
+        if bad is not None or inf is not None or weights is not None:
             if bad is not None:
                 s, u = bad
                 what = (
                     f"the loss became {m['loss'][s, u]} at update {done + u + 1} of "
+                    f"{num_updates} (seed {seeds[s]})"
+                )
+            elif inf is not None:
+                key, s, u = inf
+                what = (
+                    f"{key} became {m[key][s, u]} at update {done + u + 1} of "
                     f"{num_updates} (seed {seeds[s]})"
                 )
             else:
