@@ -134,6 +134,28 @@ def test_evaluate_improper_policy_at_gamma_one_diverges():
     assert pi.status_name == "diverged" and int(pi.iterations) == 1
 
 
+def test_gamma_one_without_a_terminal_state_diverges_even_when_the_solve_looks_finite():
+    """I - P is singular for a chain that never ends, yet a backward-stable LU still returns
+    finite (huge, ~1e16) values with a small residual: the chain itself is checked, in both
+    layouts, and a chain that ends stays converged."""
+    P = np.full((3, 2, 3), 1 / 3)
+    R = np.ones((3, 2))
+    endless = TabularMDP(P, R, 1.0)
+    for mdp in (endless, TabularMDP(SparseTransitions.from_dense(P), R, 1.0)):
+        assert evaluate_policy(mdp, np.zeros(3, int), method="direct").status_name == "diverged"
+        assert policy_iteration(mdp).status_name == "diverged"
+    P_end = np.zeros((3, 2, 3))
+    P_end[0, :, 1] = P_end[1, :, 2] = P_end[2, :, 2] = 1.0  # 0 -> 1 -> 2, which stays
+    R_end = np.array([[1.0, 1.0], [2.0, 2.0], [0.0, 0.0]])
+    for mdp in (
+        TabularMDP(P_end, R_end, 1.0),
+        TabularMDP(SparseTransitions.from_dense(P_end), R_end, 1.0),
+    ):
+        res = evaluate_policy(mdp, np.zeros(3, int), method="direct")
+        assert res.converged
+        np.testing.assert_allclose(np.asarray(res.values), [3.0, 2.0, 0.0], atol=1e-9)
+
+
 def test_float32_dtype_and_global_x64_untouched(sparse_mdp):
     before = jax.config.jax_enable_x64
     pol = _policies(sparse_mdp)["deterministic"]

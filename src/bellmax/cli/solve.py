@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -213,4 +214,11 @@ def run_solve(args: SolveArgs) -> int:
         print(json.dumps(out, allow_nan=False))
     else:
         _summary(out)
+    if out["status"] != "converged" and out["gamma"] >= 1.0:
+        print(
+            "bellmax: with gamma = 1 the values are finite only if the policies reach an "
+            "absorbing zero-reward (terminal) state from every state; make the goal states "
+            "absorbing with reward 0, or use a gamma below 1.",
+            file=sys.stderr,
+        )
     return 0 if out["status"] == "converged" else 1

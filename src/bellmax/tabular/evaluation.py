@@ -138,6 +138,19 @@ def _jacobi(mrp: MDPArrays, v0: jax.Array, tol: jax.Array, max_it: jax.Array) ->
     return Solve(fp.values, fp.iterations, fp.residual, fp.error_bound, fp.status)
 
 
+def _all_reach(P: jax.Array, target: jax.Array) -> jax.Array:
+    """Whether every state of the chain `P [S, S]` reaches a `target` state with positive
+    probability (then, in a finite chain, with probability 1: the chain is proper)."""
+
+    def grow(reach):
+        return reach | ((P @ reach.astype(P.dtype)) > 0)
+
+    reach, _ = jax.lax.while_loop(
+        lambda c: jnp.any(c[0] != c[1]), lambda c: (grow(c[0]), c[0]), (grow(target), target)
+    )
+    return jnp.all(reach)
+
+
 def _direct_dense(mrp: MDPArrays) -> Solve:
     P, r, gamma = mrp.P[:, 0, :], mrp.R[:, 0], mrp.gamma
     S = r.shape[0]
@@ -148,6 +161,9 @@ def _direct_dense(mrp: MDPArrays) -> Solve:
     v = jnp.linalg.solve(A, b)
     res = jnp.max(jnp.abs(A @ v - b))
     ok = jnp.all(jnp.isfinite(v)) & jnp.isfinite(res)
+    # With gamma = 1, I - P is singular unless the chain is proper, and a backward-stable
+    # solve still returns finite (huge) values with a small residual: check the chain itself.
+    ok = ok & ((gamma < 1.0) | _all_reach(P, fixed))
     bound = jnp.where(gamma < 1.0, res / jnp.maximum(1.0 - gamma, 1e-300), jnp.inf)
     status = jnp.where(ok, Status.CONVERGED, Status.DIVERGED).astype(jnp.int32)
     return Solve(v, jnp.int32(1), res, bound, status)
@@ -171,6 +187,11 @@ def _direct_sparse(mrp: MDPArrays) -> Solve:
             v = np.full(S, np.nan)
     res = float(np.max(np.abs(A @ v - b))) if np.all(np.isfinite(v)) else math.inf
     ok = bool(np.all(np.isfinite(v))) and math.isfinite(res)
+    if ok and gamma >= 1.0:  # singular unless proper (see _direct_dense)
+        reach, prev = fixed | (P @ fixed.astype(np.float64) > 0), fixed
+        while (reach != prev).any():
+            reach, prev = reach | (P @ reach.astype(np.float64) > 0), reach
+        ok = bool(reach.all())
     bound = res / (1.0 - gamma) if gamma < 1.0 else math.inf
     return _host_solve(mrp, v, 1, res, bound, Status.CONVERGED if ok else Status.DIVERGED)
 
