@@ -330,11 +330,10 @@ def run_imitate(args: ImitateArgs) -> int:
             **makers,
         )
     except ExpertError as e:
-        where = f" ({len_saved(data_path)} labels saved in {data_path})" if data_path else ""
-        raise ExpertError(f"{e}{where}") from None
+        raise ExpertError(f"{e}{_saved_note(data_path)}") from None
     except KeyboardInterrupt:
         if data_path is not None:
-            print(f"{len_saved(data_path)} labels kept in {data_path}", file=sys.stderr)
+            print(_saved_note(data_path).strip(" ()"), file=sys.stderr)
         raise
     exp_ret = None
     if args.eval_expert:
@@ -394,6 +393,14 @@ def run_imitate(args: ImitateArgs) -> int:
         if out is not None:
             print(f"wrote {out}/policy.msgpack, dataset.npz, imitation.json, return_vs_labels.png")
     return 0
+
+
+def _saved_note(path: Path | None) -> str:
+    """' (N labels kept in PATH)', or ' (no labels were saved)' when nothing was written."""
+    if path is None:
+        return ""
+    n = len_saved(path)
+    return f" ({n} labels kept in {path})" if n else " (no labels were saved)"
 
 
 def len_saved(path: Path | None) -> int:
