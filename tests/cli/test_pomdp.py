@@ -105,6 +105,21 @@ def test_bad_input_exits_2(capsys, argv, message):
     assert code == 2 and message in err
 
 
+def test_exact_reports_the_horizon_reached_when_time_runs_out(capsys):
+    code, out, _ = run(capsys, "solve", TIGER, "--method", "exact", "--horizon", "100000",
+                       "--time-limit", "0.5", "--json")  # fmt: skip
+    res = json.loads(out)
+    assert code == 1 and res["status"] == "max_iterations"
+    assert 1 <= res["horizon_reached"] == len(res["values_by_horizon"]) < 100000
+
+
+def test_a_policy_that_is_not_an_npz_is_named(capsys, tmp_path):
+    text = tmp_path / "notes.npz"
+    text.write_text("not a policy\n")
+    code, _, err = run(capsys, "simulate", TIGER, "--policy", str(text))
+    assert code == 2 and "not a readable .npz policy" in err and "pickle" not in err
+
+
 def test_unknown_method_and_malformed_file(capsys, tmp_path):
     code, _, err = run(capsys, "solve", TIGER, "--method", "sarsop")
     assert code == 2 and "invalid choice 'sarsop'" in err

@@ -51,6 +51,15 @@ def test_exact_equals_expectimax_everywhere(tiger, tiger_exact):
             assert v == pytest.approx(expectimax(tiger, b, h), abs=1e-9)
 
 
+def test_exact_stops_at_its_time_limit_with_the_stages_done(tiger):
+    # A tiny limit: the stage under way is dropped, the ones done are exact.
+    res = exact_value_iteration(tiger, 100_000, time_limit=0.05)
+    assert 0 <= len(res.values) < 100_000 and len(res.stages) == len(res.values)
+    np.testing.assert_allclose(res.values[:5], TIGER_FINITE[: len(res.values)], atol=5e-5)
+    with pytest.raises(ValueError, match="time_limit"):
+        exact_value_iteration(tiger, 3, time_limit=0.0)
+
+
 def test_prune_keeps_only_the_upper_surface():
     # In 2 states: [1, 0] and [0, 1] are maximal; [0.4, 0.4] is below both mixtures;
     # [0.6, 0.6] wins around the middle; [0.5, 0] is pointwise dominated; a duplicate goes.

@@ -164,3 +164,9 @@ def test_malformed_files_name_the_line(text, message):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no POMDP file"):
         load_pomdp(tmp_path / "nope.pomdp")
+    with pytest.raises(FileNotFoundError, match="is a directory"):
+        load_pomdp(tmp_path)
+    binary = tmp_path / "model.npz"
+    binary.write_bytes(b"PK\x03\x04\x14\x00\x00\x00\x08\x00\xc0\xff")
+    with pytest.raises(PomdpFormatError, match=r"not a text \.pomdp file"):
+        load_pomdp(binary)

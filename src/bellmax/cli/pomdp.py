@@ -47,7 +47,8 @@ class PomdpArgs:
     horizon: int | None = None
     """Steps of the finite horizon (--method exact; required there)."""
     time_limit: float = 60.0
-    """Seconds for the anytime solvers (hsvi, pbvi, perseus)."""
+    """Seconds for the anytime solvers (hsvi, pbvi, perseus), and for exact (when it runs
+    out, exact reports the values of the horizon reached, with status max_iterations)."""
     epsilon: float = 1e-3
     """hsvi: the gap at b0 to reach."""
     out: Annotated[str | None, tyro.conf.arg(metavar="FILE.npz")] = None
@@ -127,10 +128,23 @@ def _solve(pomdp, args: PomdpArgs) -> tuple[dict[str, Any], Any]:
         vectors, status = res.vectors, res.status_name
         upper = float(np.max(np.asarray(vectors.alphas) @ np.asarray(pomdp.b0)))
     elif args.method == "exact":
-        res = P.exact_value_iteration(pomdp, args.horizon)
+        res = P.exact_value_iteration(pomdp, args.horizon, time_limit=args.time_limit)
+        done = len(res.values)
+        if done == 0:
+            raise ValueError(
+                f"--method exact did not finish its first stage in --time-limit "
+                f"{args.time_limit:g} s; raise --time-limit (the exact solver is for small "
+                "problems: hsvi or pbvi bound larger ones)."
+            )
         vectors = res.policy
         value = upper = float(res.values[-1])
-        extra = {"horizon": args.horizon, "values_by_horizon": res.values.tolist()}
+        if done < args.horizon:  # the time ran out: the values of the horizon reached
+            status = "max_iterations"
+        extra = {
+            "horizon": args.horizon,
+            "horizon_reached": done,
+            "values_by_horizon": res.values.tolist(),
+        }
     elif args.method in ("pbvi", "perseus"):
         fn = P.pbvi if args.method == "pbvi" else P.perseus
         res = fn(pomdp, time_limit=args.time_limit, seed=args.seed)

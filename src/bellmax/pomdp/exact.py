@@ -13,6 +13,8 @@ it beats every vector kept so far by more than `tol`. It runs on the host in flo
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
 
 import jax.numpy as jnp
 import numpy as np
@@ -111,7 +113,9 @@ def prune(
     return alphas[kept], actions[kept]
 
 
-def exact_value_iteration(pomdp: TabularPOMDP, horizon: int, *, tol: float = 1e-9) -> ExactResult:
+def exact_value_iteration(
+    pomdp: TabularPOMDP, horizon: int, *, tol: float = 1e-9, time_limit: float | None = None
+) -> ExactResult:
     """Exact `h`-step optimal values for h = 1..horizon by incremental pruning.
 
     `V_0 = 0`; the rewards are discounted by `gamma` (which may be 1 here). The number of
@@ -121,14 +125,22 @@ def exact_value_iteration(pomdp: TabularPOMDP, horizon: int, *, tol: float = 1e-
       pomdp: the model.
       horizon: the number of steps (>= 1).
       tol: pruning margin.
+      time_limit: seconds (None: no limit), checked between the cross-sums of a stage; when
+        it runs out, the stage under way is dropped and the result holds the stages done
+        (`len(result.values) < horizon`, possibly 0).
 
     Returns:
-      `ExactResult` (the vectors of every stage and `V_h(b0)`).
+      `ExactResult` (the vectors of every stage done and `V_h(b0)`).
     """
     if not isinstance(pomdp, TabularPOMDP):
         raise TypeError(f"exact_value_iteration needs a TabularPOMDP, got {type(pomdp).__name__}.")
     horizon = check_int(horizon, "horizon", owner="exact_value_iteration", low=1)
     tol = check_number(tol, "tol", owner="exact_value_iteration", low=0, low_open=True)
+    if time_limit is not None:
+        time_limit = check_number(
+            time_limit, "time_limit", owner="exact_value_iteration", low=0, low_open=True
+        )
+    deadline = math.inf if time_limit is None else time.perf_counter() + time_limit
     T = np.asarray(pomdp.T, np.float64)
     Ob = np.asarray(pomdp.O, np.float64)
     R = np.asarray(pomdp.R, np.float64)
@@ -141,6 +153,8 @@ def exact_value_iteration(pomdp: TabularPOMDP, horizon: int, *, tol: float = 1e-
         for a in range(A):
             acc = None
             for o in range(Z):
+                if time.perf_counter() > deadline:
+                    return ExactResult(stages=tuple(stages), values=np.asarray(values))
                 # proj[k, s] = R[s, a] / Z + gamma sum_s' T[a, s, s'] O[a, s', o] V[k, s']
                 proj = R[:, a] / Z + pomdp.gamma * (V * Ob[a, :, o]) @ T[a].T
                 proj, _ = prune(proj, np.zeros(len(proj), int), tol=tol)

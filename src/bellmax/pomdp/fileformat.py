@@ -404,9 +404,18 @@ def load_pomdp(path: str | os.PathLike) -> TabularPOMDP:
       PomdpFormatError: a malformed file, with its line number.
     """
     p = Path(path)
+    if p.is_dir():
+        raise FileNotFoundError(f"{str(p)!r} is a directory: give the path of a .pomdp file.")
     if not p.is_file():
         raise FileNotFoundError(f"no POMDP file {str(p)!r}: give the path of a .pomdp file.")
-    return parse_pomdp(p.read_text(), source=str(p))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise PomdpFormatError(
+            f"{str(p)!r} is not a text .pomdp file (byte {e.start} is not UTF-8 text); give "
+            "the path of a .pomdp file in Cassandra's format."
+        ) from None
+    return parse_pomdp(text, source=str(p))
 
 
 def _fmt(x: float) -> str:

@@ -71,13 +71,18 @@ def load_policy(path: str | os.PathLike, *, num_states=None, num_actions=None) -
         )
     try:
         with np.load(p, allow_pickle=False) as z:
-            if "alphas" not in z or "actions" not in z:
-                raise ValueError(
-                    f"{p}: not an alpha-vector policy (needs arrays 'alphas' and 'actions')."
-                )
-            alphas, actions = np.asarray(z["alphas"], np.float64), np.asarray(z["actions"])
-    except (OSError, EOFError) as e:
-        raise ValueError(f"{p}: not a readable .npz file ({type(e).__name__}).") from None
+            names = set(z.files) if hasattr(z, "files") else set()
+            arrays = {k: np.asarray(z[k]) for k in ("alphas", "actions") if k in names}
+    except (OSError, EOFError, ValueError) as e:
+        # (NumPy reads a file that is neither .npz nor .npy as a pickle and, with pickles
+        # refused, says so: the advice to unpickle it is not for a policy file.)
+        raise ValueError(
+            f"{p}: not a readable .npz policy ({type(e).__name__}); give the .npz that "
+            "bellmax pomdp solve FILE --out POLICY.npz wrote (or an .alpha file)."
+        ) from None
+    if len(arrays) != 2:
+        raise ValueError(f"{p}: not an alpha-vector policy (needs arrays 'alphas' and 'actions').")
+    alphas, actions = arrays["alphas"].astype(np.float64), arrays["actions"]
     return _check(alphas, actions.astype(np.int64), str(p), num_states, num_actions)
 
 
