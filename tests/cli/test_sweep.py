@@ -74,6 +74,7 @@ def test_table(capsys):
         (["sweep", "ppo", "--grid", LRS, "--random", "2"], "go together"),
         (["sweep", "ppo", "--grid", LRS, "--seeds", "0"], "seeds"),
         (["sweep", "td3", "--env", "CartPole-v1", "--grid", LRS], "continuous Box"),
+        (["sweep", "ppo", "--grid", LRS, "--overwrite"], "give --out DIR"),
     ],
 )
 def test_errors_are_one_line(argv, message, capsys):

@@ -212,6 +212,32 @@ def test_results_files(local):
     assert (out / "groups" / "0" / sw.CHECKPOINT).exists()
 
 
+def test_an_out_dir_of_another_sweep_or_a_train_run_is_refused(local, tmp_path):
+    # `local` wrote its sweep to `out`: another sweep there is refused before any work (its
+    # results would silently replace these), the same one is not; --overwrite clears it.
+    _, _, out = local
+    marker = json.loads((out / sw.SWEEP_JSON).read_text())
+    assert marker["algo"] == "ppo" and marker["groups"] == 1
+    other = {**KW, "grid": {"learning_rate": (1e-3, 2e-3)}}
+    with pytest.raises(ValueError, match="holds the results of another sweep"):
+        sw.sweep("ppo", "CartPole-v1", out_dir=out, **other)
+    assert json.loads((out / sw.SWEEP_JSON).read_text()) == marker  # untouched
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.raises(ValueError, match="holds a `bellmax train` run"):
+        sw.sweep("ppo", "CartPole-v1", out_dir=tmp_path, **KW)
+    # overwrite: the other sweep's files go, this one's marker is written
+    old = tmp_path / "old"
+    (old / "groups" / "0").mkdir(parents=True)
+    for name in ("results.json", "results.csv", "return_vs_gamma.png"):
+        (old / name).write_text("x")
+    specs = [{"algo": "ppo", "env": "CartPole-v1", "group": 0}]
+    with pytest.raises(ValueError, match="another sweep"):  # unmarked results count too
+        sw._claim_out_dir(old, specs, overwrite=False)
+    sw._claim_out_dir(old, specs, overwrite=True)
+    assert sorted(p.name for p in old.iterdir()) == [sw.SWEEP_JSON]
+    sw._claim_out_dir(old, specs, overwrite=False)  # the same sweep again: accepted
+
+
 def test_a_stopped_group_resumes_to_the_same_result(local, tmp_path):
     result, _, _ = local
     spec = _spec()

@@ -79,7 +79,10 @@ class SweepArgs:
     """With --backend ray: run the groups one after another in the same warm Ray Tune worker
     processes (--no-reuse-actors: a fresh process per group, Tune's default)."""
     out: str | None = None
-    """Directory for results.csv, results.json, plots and the groups' checkpoints."""
+    """Directory for results.csv, results.json, plots and the groups' checkpoints (the same
+    sweep run again resumes there; a directory of another sweep is refused)."""
+    overwrite: bool = False
+    """Replace the results and checkpoints of another sweep in --out."""
     json: bool = False
     """Print one JSON object."""
 
@@ -95,6 +98,8 @@ def run_sweep(args: SweepArgs) -> int | None:
     check_int(args.random, "--random", low=0)
     if args.out is not None:
         check_output_path(args.out, kind="dir", option="--out")
+    elif args.overwrite:
+        raise ValueError("--overwrite replaces another sweep's files in --out: give --out DIR.")
     algo = get_algorithm(args.algo)
     grid: dict = {}
     for item in args.grid:
@@ -137,6 +142,7 @@ def run_sweep(args: SweepArgs) -> int | None:
         out_dir=args.out,
         sample_seed=args.seed,
         ray_options={"reuse_actors": args.reuse_actors},
+        overwrite=args.overwrite,
     )
     summary = result.summary()
     if args.json:

@@ -91,6 +91,9 @@ SPACE_KINDS = ("loguniform", "uniform")
 CHECKPOINT = "checkpoint.msgpack"
 RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
+#: Marks a directory as one sweep's: its settings' digest (a rerun of the same sweep resumes
+#: there; another sweep is refused unless it overwrites).
+SWEEP_JSON = "sweep.json"
 RAY_EXTRA = "bellmax[ray]"
 STAMP = "sweep.sha256"
 """In `<out>/ray/`: the digest of the sweep whose Tune experiment is stored there."""
@@ -629,6 +632,7 @@ def sweep(
     out_dir: str | os.PathLike | None = None,
     sample_seed: int = 0,
     ray_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> SweepResult:
     """Train every (configuration, seed) trial of a sweep.
 
@@ -660,6 +664,9 @@ def sweep(
         `max_failures` (restarts of a failed group, default 3) and, for fault tests,
         `kill_after_updates=(UPDATES, MARKER)`: the worker of the first group past UPDATES
         kills itself (SIGKILL) once, at the end of its next chunk, writing MARKER first.
+      overwrite: replace what `out_dir` holds of another sweep (its results, plots,
+        checkpoints and Ray records); without it such a directory is refused, as is one
+        that holds a `bellmax train` run. The same sweep run again always resumes there.
 
     Raises:
       ValueError: bad options or values (named); BellmaxError: `ray` without `bellmax[ray]`.
@@ -704,6 +711,8 @@ def sweep(
             values = {k: tr["config"][k] for k in s["traced"]}
             dataclasses.replace(cfg, **values).validate(venvs[cfg.num_envs])
     out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        _claim_out_dir(out, specs, overwrite=bool(overwrite))
     t = time.perf_counter()
     if backend == "local":
         results = [
@@ -728,6 +737,44 @@ def sweep(
     if out is not None:
         write_results(out, result)
     return result
+
+
+def _claim_out_dir(out: Path, specs: list[dict[str, Any]], *, overwrite: bool) -> None:
+    """Refuse an `out_dir` that holds a train run or another sweep (unless `overwrite`:
+    then that sweep's files go), and mark it as this sweep's (`SWEEP_JSON`)."""
+    from bellmax.train.driver import RUN_JSON
+
+    if (out / RUN_JSON).exists():
+        raise ValueError(
+            f"out_dir {str(out)!r} holds a `bellmax train` run ({RUN_JSON}); give the sweep a "
+            "directory of its own."
+        )
+    digest = hashlib.sha256(json.dumps(specs, sort_keys=True).encode()).hexdigest()
+    held = None
+    if (out / SWEEP_JSON).exists():
+        try:
+            held = json.loads((out / SWEEP_JSON).read_text()).get("digest")
+        except (OSError, ValueError, AttributeError):
+            held = "unreadable"
+    elif (out / RESULTS_JSON).exists():
+        held = "unmarked"  # the results of a sweep written before the marker existed
+    if held is not None and held != digest:
+        if not overwrite:
+            raise ValueError(
+                f"out_dir {str(out)!r} holds the results of another sweep (another algorithm, "
+                "env, swept values, seeds, budget or chunks): give another directory, or "
+                "--overwrite (overwrite=True) to replace them."
+            )
+        for name in (RESULTS_CSV, RESULTS_JSON, SWEEP_JSON):
+            (out / name).unlink(missing_ok=True)
+        for plot in out.glob("return_vs_*.png"):
+            plot.unlink()
+        for sub in ("groups", "ray"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    atomic_write_json(
+        out / SWEEP_JSON,
+        {"digest": digest, "algo": specs[0]["algo"], "env": specs[0]["env"], "groups": len(specs)},
+    )
 
 
 def _group_summary(r: GroupResult) -> dict[str, Any]:
