@@ -79,6 +79,7 @@ BAD_INPUTS = [
     ("control --env gymnasium:CartPol-v1", "Did you mean: 'CartPole-v1'"),
     ("control --env nosuchmod:Foo-v0 --model cartpole", "cannot import module 'nosuchmod'"),
     ("control --env gymnasium:Acrobot-v1", "pass --model cartpole or --model pendulum"),
+    ("control --env GridWorld4x4-v0 --model cartpole", "(Discrete) do not fit --model cartpole"),
     ("control --env Pendulum-v1 --model cartpole", "--model cartpole does not fit"),
     ("control --controller pid", "invalid choice 'pid'"),
     ("control --episodes abc", "'abc' is not an integer"),
@@ -94,6 +95,7 @@ BAD_INPUTS = [
     ("sysid --fix masscart=inf", "a finite number > 0"),
     ("sysid --env Foo-v0", "unknown environment id 'Foo-v0'"),
     ("sysid --env HalfCheetah-v5", "pass --model cartpole or --model pendulum"),
+    ("sysid --env gymnasium:Acrobot-v1 --model pendulum", "(Box of shape (6,)) do not fit"),
     ("sysid --model pendulum", "--model pendulum does not fit --env gymnasium:CartPole-v1"),
     ("sysid --model cartpol", "invalid choice 'cartpol'"),
     # solve: missing, empty, a folder, malformed files, nonsense numbers

@@ -102,8 +102,9 @@ def _model_for(env: str, model_name: str | None) -> Any:
     if model_name is None:
         if fitting is None:
             raise ValueError(
-                f"no built-in model fits --env {env!r}: pass --model cartpole or --model "
-                "pendulum (the systems `bellmax sysid` and `bellmax control` know)."
+                f"no built-in model fits --env {env!r}: `bellmax sysid` and `bellmax control` "
+                "know cart-poles and pendulums; for one under another name, pass --model "
+                "cartpole or --model pendulum."
             )
         return fitting
     model = parametric.get_model(model_name)
@@ -112,7 +113,32 @@ def _model_for(env: str, model_name: str | None) -> Any:
             f"--model {model_name} does not fit --env {env} (a {fitting.name}); pass --model "
             f"{fitting.name} or leave --model out."
         )
+    if fitting is None:  # an env the model does not know by name: its observations must fit
+        _check_layout(env, model)
     return model
+
+
+def _check_layout(env: str, model: Any) -> None:
+    """Refuse an env whose observations are not one of the model's accepted layouts."""
+    from bellmax.envs import spaces
+    from bellmax.envs.vector import make_vector_env
+
+    venv = make_vector_env(env, num_envs=1)
+    try:
+        space = venv.observation_space
+    finally:
+        close = getattr(venv, "close", None)
+        if close is not None:
+            close()
+    layouts = "; ".join(f"{dim} numbers ({what})" for dim, what, _ in model.obs_to_state)
+    dims = {dim for dim, _, _ in model.obs_to_state}
+    shape = tuple(getattr(space, "shape", ()) or ())
+    if not isinstance(space, spaces.Box) or len(shape) != 1 or shape[0] not in dims:
+        got = type(space).__name__ + (f" of shape {shape}" if shape else "")
+        raise ValueError(
+            f"--env {env}'s observations ({got}) do not fit --model {model.name}, which reads "
+            f"{layouts}: give an env that observes the {model.name}'s state."
+        )
 
 
 def _check_seed(seed: int) -> None:
