@@ -96,6 +96,7 @@ BAD_INPUTS = [
     ("sysid --env Foo-v0", "unknown environment id 'Foo-v0'"),
     ("sysid --env HalfCheetah-v5", "pass --model cartpole or --model pendulum"),
     ("sysid --env gymnasium:Acrobot-v1 --model pendulum", "(Box of shape (6,)) do not fit"),
+    ("sysid --fix foo=1", "unknown parameter 'foo'. The parameters: gravity"),
     ("sysid --model pendulum", "--model pendulum does not fit --env gymnasium:CartPole-v1"),
     ("sysid --model cartpol", "invalid choice 'cartpol'"),
     # solve: missing, empty, a folder, malformed files, nonsense numbers

@@ -65,6 +65,7 @@ def test_mbrl_text_on_gymnasium_with_a_learned_reward_and_a_hybrid_model(capsys)
         (["mbrl", "--trials", "3", "--random-trials", "3"], "must exceed --random-trials"),
         (["mbrl", "--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
         (["mbrl", "--env", "CartPole-v1", "--trials", "2", "--trial-steps", "2"], "continuous"),
+        (["mbrl", "--env", "GridWorld4x4-v0"], "Pick an env with Box actions"),
         (["mbrl", "--planner", "ppo"], "ppo"),
         (["mbrl", "--disagreement-penalty", "-1"], "--disagreement-penalty"),
     ],

@@ -75,6 +75,7 @@ def test_table(capsys):
         (["sweep", "ppo", "--grid", LRS, "--seeds", "0"], "seeds"),
         (["sweep", "td3", "--env", "CartPole-v1", "--grid", LRS], "continuous Box"),
         (["sweep", "ppo", "--grid", LRS, "--overwrite"], "give --out DIR"),
+        (["sweep", "ppo", "--grid", LRS, "--set", "foo"], "--set takes FIELD=VALUE, got 'foo'"),
     ],
 )
 def test_errors_are_one_line(argv, message, capsys):

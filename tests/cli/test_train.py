@@ -141,6 +141,7 @@ def test_evaluate_refuses_damaged_checkpoints_and_nonfinite_weights(tmp_path, ca
         (["train", "ppo", "--total-steps", "0"], "--total-steps must be >= 1"),
         (["train", "ppo", "--total-steps", "100"], "total_timesteps=100 is less than one"),
         (["train", "ppo", "--out", "/proc/run"], "is under /proc, a system folder"),
+        (["train", "ppo", "--out", ""], "--out is empty"),
         (["train", "ppo", "--out", "/sys/x", "--resume"], "is under /sys, a system folder"),
         (["evaluate", "/nonexistent/run"], "does not exist"),
     ],

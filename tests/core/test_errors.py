@@ -15,6 +15,15 @@ def test_unknown_name_falls_back_to_substrings_then_the_full_list():
     assert "'CartPole-v1'" in str(unknown_name("env", "cartpole", ["CartPole-v1", "Pendulum-v1"]))
     msg = str(unknown_name("env", "zzz", ["b", "a"], hint="See --list."))
     assert msg == "unknown env 'zzz'. Known: a, b. See --list."
+    # a hint that lists the names itself is not doubled by "Known:"
+    msg = str(
+        unknown_name("agent", "zzz", ["ucb", "greedy"], hint="Agents: ucb, greedy.", listed=True)
+    )
+    assert msg == "unknown agent 'zzz'. Agents: ucb, greedy."
+    msg = str(
+        unknown_name("agent", "ucbb", ["ucb", "greedy"], hint="Agents: ucb, greedy.", listed=True)
+    )
+    assert msg == "unknown agent 'ucbb'. Did you mean: 'ucb'? Agents: ucb, greedy."
 
 
 def test_hierarchy():

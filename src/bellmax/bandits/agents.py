@@ -643,7 +643,11 @@ def make_agent(name: str, **overrides: Any) -> AgentConfig:
     """
     if name not in AGENTS:
         raise unknown_name(
-            "bandit agent", name, AGENTS, hint="Known agents: " + ", ".join(AGENTS) + "."
+            "bandit agent",
+            name,
+            AGENTS,
+            hint="Known agents: " + ", ".join(AGENTS) + ".",
+            listed=True,
         )
     preset = AGENTS[name]
     valid = [f for f in _fields(preset.config_type) if f not in preset.fixed]
@@ -703,7 +707,11 @@ def parse_agent_spec(spec: str) -> tuple[str, dict[str, Any]]:
     name = name.strip()
     if name not in AGENTS:
         raise unknown_name(
-            "bandit agent", name, AGENTS, hint="Known agents: " + ", ".join(AGENTS) + "."
+            "bandit agent",
+            name,
+            AGENTS,
+            hint="Known agents: " + ", ".join(AGENTS) + ".",
+            listed=True,
         )
     overrides: dict[str, Any] = {}
     for item in filter(None, (p.strip() for p in rest.split(","))):

@@ -58,7 +58,9 @@ def parse_fix(items: tuple[str, ...], names: tuple[str, ...]) -> dict[str, float
                 f"parameters: {listing})."
             )
         if name not in names:
-            raise unknown_name("parameter", name, names, hint=f"The parameters: {listing}.")
+            raise unknown_name(
+                "parameter", name, names, hint=f"The parameters: {listing}.", listed=True
+            )
         if name in out:
             raise ValueError(
                 f"--fix gives {name} twice ({out[name]:g} and {value}); give each parameter once."

@@ -206,6 +206,7 @@ def make_expert(spec: str, env_id: str, action_space: Any, args: ImitateArgs) ->
         spec,
         EXPERTS,
         hint="Experts: lqr, mpc, perfect, human, checkpoint:DIR, module:function.",
+        listed=True,
     )
 
 

@@ -420,7 +420,9 @@ def _unknown(kind: str, name: str, known: Any, help_cmd: str) -> Exception:
     if "Did you mean" not in str(err):
         return unknown_name(kind, name, known, hint=f"See `{help_cmd}`.")
     valid = ", ".join(known)
-    return unknown_name(kind, name, known, hint=f"Valid {kind}s: {valid} (see `{help_cmd}`).")
+    return unknown_name(
+        kind, name, known, hint=f"Valid {kind}s: {valid} (see `{help_cmd}`).", listed=True
+    )
 
 
 _BOX_RULE = re.compile(r"^[─-]+$")

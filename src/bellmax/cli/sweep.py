@@ -115,7 +115,7 @@ def run_sweep(args: SweepArgs) -> int | None:
         )
     fixed: dict = {}
     for item in args.set:
-        name, values = parse_grid(item, algo.Config)
+        name, values = parse_grid(item, algo.Config, "--set")
         if len(values) != 1 or name in fixed or name in grid:
             raise ValueError(
                 f"--set {item!r}: give one value per field, and a field in --set or --grid, "

@@ -516,7 +516,8 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
     else:
         settings = _settings(a, name, only_given=False)
     env_id = settings["env"]
-    out = a.out or f"runs/train-{name}-{env_id.replace(':', '_').replace('/', '_')}"
+    default = f"runs/train-{name}-{env_id.replace(':', '_').replace('/', '_')}"
+    out = default if a.out is None else a.out  # an empty --out is refused, not defaulted
     check_output_path(out, kind="dir", option="--out")
     stored = read_run(out) if a.resume else None
     if stored is not None:

@@ -33,8 +33,13 @@ class MissingDependencyError(BellmaxError, ImportError):
     to install it (an `ImportError`, so `except ImportError` still catches it)."""
 
 
-def unknown_name(kind: str, name: str, known: Iterable[str], *, hint: str = "") -> UnknownNameError:
-    """Build an error for an unknown `name`, listing the closest known names."""
+def unknown_name(
+    kind: str, name: str, known: Iterable[str], *, hint: str = "", listed: bool = False
+) -> UnknownNameError:
+    """Build an error for an unknown `name`, listing the closest known names.
+
+    Without a close match every known name is listed ("Known: ..."), unless `listed`: the
+    `hint` lists them itself (in an order or form of the caller's)."""
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
     if not close:  # fall back to case-insensitive substring matches
@@ -43,7 +48,7 @@ def unknown_name(kind: str, name: str, known: Iterable[str], *, hint: str = "") 
     msg = f"unknown {kind} {name!r}."
     if close:
         msg += " Did you mean: " + ", ".join(repr(c) for c in close) + "?"
-    else:
+    elif not listed:
         msg += " Known: " + ", ".join(known) + "."
     if hint:
         msg += " " + hint

@@ -456,11 +456,15 @@ class _Env:
             self.space = self.env.action_space(self.params)
             obs = np.asarray(self.env.reset(jax.random.key(seed), self.params)[0])
         if not isinstance(self.space, spaces.Box):
+            advice = (
+                " For CartPole-v1 use `bellmax control` (MPC on the identified physics) or a "
+                "Box-action variant such as CartPoleSwingUp-v0."
+                if "cartpole" in str(env_id).lower()
+                else " Pick an env with Box actions (e.g. Pendulum-v1, CartPoleSwingUp-v0)."
+            )
             raise ValueError(
                 f"{env_id} has {type(self.space).__name__} actions; model-based planning "
-                "(iLQR, CEM, MPPI) needs continuous (Box) actions. For CartPole-v1 use "
-                "`bellmax control` (MPC on the identified physics) or a Box-action variant "
-                "such as CartPoleSwingUp-v0."
+                f"(iLQR, CEM, MPPI) needs continuous (Box) actions.{advice}"
             )
         lo = np.asarray(self.space.low, np.float64).reshape(-1)
         hi = np.asarray(self.space.high, np.float64).reshape(-1)

@@ -173,11 +173,12 @@ def _convert(text: str, kind: Any, name: str, option: str) -> Any:
     return text
 
 
-def parse_grid(item: str, config_cls: type) -> tuple[str, tuple[Any, ...]]:
+def parse_grid(item: str, config_cls: type, option: str = "--grid") -> tuple[str, tuple[Any, ...]]:
     """`"learning_rate=1e-3,3e-3"` -> `("learning_rate", (0.001, 0.003))`, typed by the field.
 
     Tuples (`hidden_sizes`) are written with `x`: `hidden_sizes=64x64,32x32`; `none` is None
-    for a field that may be None (`target_entropy=none,-1`).
+    for a field that may be None (`target_entropy=none,-1`). `option` names the item in
+    errors (`--set` parses its one value the same way).
 
     Raises:
       ValueError: not FIELD=V1,V2,..., a value of the wrong type, or a value given twice;
@@ -185,13 +186,16 @@ def parse_grid(item: str, config_cls: type) -> tuple[str, tuple[Any, ...]]:
     """
     name, sep, values = (p.strip() for p in item.partition("="))
     if not sep or not name or not values:
-        raise ValueError(
-            f"--grid takes FIELD=V1,V2,..., got {item!r}; e.g. --grid learning_rate=1e-3,3e-3."
+        form, example = (
+            ("FIELD=VALUE", "learning_rate=1e-3")
+            if option == "--set"
+            else ("FIELD=V1,V2,...", "learning_rate=1e-3,3e-3")
         )
-    kind = _field_type(config_cls, name, "--grid")
-    out = tuple(_convert(v, kind, name, "--grid") for v in values.split(","))
+        raise ValueError(f"{option} takes {form}, got {item!r}; e.g. {option} {example}.")
+    kind = _field_type(config_cls, name, option)
+    out = tuple(_convert(v, kind, name, option) for v in values.split(","))
     if len(set(out)) != len(out):
-        raise ValueError(f"--grid {item!r} gives a value twice; give each value once.")
+        raise ValueError(f"{option} {item!r} gives a value twice; give each value once.")
     return name, out
 
 
