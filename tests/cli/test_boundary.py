@@ -82,6 +82,8 @@ BAD_INPUTS = [
     ("control --env GridWorld4x4-v0 --model cartpole", "(Discrete) do not fit --model cartpole"),
     ("control --env Pendulum-v1 --model cartpole", "--model cartpole does not fit"),
     ("control --controller pid", "invalid choice 'pid'"),
+    ("control --controller lqr --horizon 10", "--horizon set MPC's planning"),
+    ("control --controller lqr --iterations 5", "--iterations set MPC's planning"),
     ("control --episodes abc", "'abc' is not an integer"),
     ("control --episodes 1 --episodes 2", "--episodes is given more than once"),
     # sysid

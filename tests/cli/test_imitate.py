@@ -69,6 +69,20 @@ def _fields(argv: list[str]) -> dict:
     return out
 
 
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["bc", "--noise", "0.5"], "--noise is only read by dart"),
+        (["dart", "--beta-decay", "0.5"], "--beta-decay is only read by dagger"),
+        (["bc", "--mpc-iterations", "3"], "--mpc-iterations is only read by the mpc expert"),
+        (["bc", "--horizon", "10"], "--horizon is only read by the mpc expert"),
+    ],
+)
+def test_options_the_run_would_ignore_are_refused(extra, needle, capsys):
+    assert main(["imitate", *extra, "--env", "gymnasium:CartPole-v1"]) == 2
+    assert needle in capsys.readouterr().err
+
+
 def test_the_command_line_refuses_an_unknown_algorithm(capsys):
     code = main(["imitate", "gail", "--env", "gymnasium:CartPole-v1"])
     assert code == 2

@@ -366,6 +366,18 @@ def _check_control_args(args: ControlArgs) -> None:
     check_int(args.iterations, "--iterations", low=1, high=MAX_ITERATIONS)
     if args.horizon is not None:
         check_int(args.horizon, "--horizon", low=1, high=MAX_HORIZON)
+    if args.controller == "lqr":
+        default = {f.name: f.default for f in dataclasses.fields(ControlArgs)}
+        given = [
+            opt
+            for opt, name in (("--horizon", "horizon"), ("--iterations", "iterations"))
+            if getattr(args, name) != default[name]
+        ]
+        if given:
+            raise ValueError(
+                f"{' and '.join(given)} set MPC's planning; --controller lqr does not plan "
+                "(a fixed feedback gain about the goal): drop them or use --controller ilqr-mpc."
+            )
     if args.sysid_steps is not None:
         check_int(args.sysid_steps, "--sysid-steps", low=10, high=MAX_TRANSITIONS)
     elif args.fix:

@@ -227,6 +227,7 @@ def _check_args(args: ImitateArgs) -> None:
     if args.sysid_steps is not None:
         check_int(args.sysid_steps, "--sysid-steps", low=10, high=MAX_LABELS)
     check_int(args.seed, "--seed", low=0, high=2**63 - 1)
+    _refuse_unused(args)
     if not args.env.strip():
         raise ValueError("--env is empty: give an environment id, e.g. --env CartPole-v1.")
     from bellmax.envs import gymnasium as gym_bridge
@@ -236,6 +237,25 @@ def _check_args(args: ImitateArgs) -> None:
         from bellmax.core.io import check_output_path
 
         check_output_path(args.out, kind="dir")
+
+
+def _refuse_unused(args: ImitateArgs) -> None:
+    """An option that the algorithm or the expert does not read is refused, not ignored."""
+    default = {f.name: f.default for f in dataclasses.fields(ImitateArgs)}
+    owners = {  # option -> (field, who reads it, whether this run does)
+        "--beta-decay": ("beta_decay", "dagger", args.algorithm == "dagger"),
+        "--noise": ("noise", "dart", args.algorithm == "dart"),
+        "--horizon": ("horizon", "the mpc expert", args.expert == "mpc"),
+        "--mpc-iterations": ("mpc_iterations", "the mpc expert", args.expert == "mpc"),
+        "--mpc-start": ("mpc_start", "the mpc expert", args.expert == "mpc"),
+        "--sysid-steps": ("sysid_steps", "the lqr and mpc experts", args.expert in ("lqr", "mpc")),
+    }
+    for option, (field, reader, used) in owners.items():
+        if not used and getattr(args, field) != default[field]:
+            raise ValueError(
+                f"{option} is only read by {reader}; this run ({args.algorithm}, --expert "
+                f"{args.expert}) would ignore it: drop it."
+            )
 
 
 def _config(args: ImitateArgs) -> Any:
