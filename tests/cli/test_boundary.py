@@ -99,6 +99,10 @@ BAD_INPUTS = [
     ("sysid --env HalfCheetah-v5", "pass --model cartpole or --model pendulum"),
     ("sysid --env gymnasium:Acrobot-v1 --model pendulum", "(Box of shape (6,)) do not fit"),
     ("sysid --fix foo=1", "unknown parameter 'foo'. The parameters: gravity"),
+    ("sysid --steps 12", "--steps 12: too few transitions"),
+    ("evaluate /nonexistent --episodes 0", "--episodes must be an int >= 1"),
+    ("imitate bc --fit-steps 0", "--fit-steps must be an int >= 1"),
+    ("sweep ppo --grid learning_rate=1e-3,2e-3 --chunks 0", "--chunks must be an int >= 1"),
     ("sysid --model pendulum", "--model pendulum does not fit --env gymnasium:CartPole-v1"),
     ("sysid --model cartpol", "invalid choice 'cartpol'"),
     # solve: missing, empty, a folder, malformed files, nonsense numbers

@@ -120,7 +120,11 @@ def test_evaluate_refuses_damaged_checkpoints_and_nonfinite_weights(tmp_path, ca
     assert "holds no bellmax run (no checkpoint.msgpack)" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # The checkpoint gone but the policy file kept: evaluate reads the policies from it.
     ck.unlink()
+    assert main(["evaluate", str(out), "--episodes", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 1
+    (out / "policy.msgpack").unlink()
     assert main(["evaluate", str(out)]) == 2
     assert "no checkpoint yet" in capsys.readouterr().err
 

@@ -183,7 +183,15 @@ def _identify(env: str, model_name: str | None, steps: int, seed: int, fix: tupl
     data = collect_transitions(env, steps, seed=seed)
     train, test = split_transitions(data, 0.2, seed=seed)
     t = time.perf_counter()
-    fit = identify(model, train, fix=fixed, config=SysIdConfig(seed=seed))
+    try:
+        fit = identify(model, train, fix=fixed, config=SysIdConfig(seed=seed))
+    except ValueError as e:
+        if not str(e).startswith("too few transitions"):
+            raise
+        raise ValueError(
+            f"--steps {steps}: {str(e).partition('; collect more')[0]} (a fifth of the "
+            "transitions is held out); raise --steps (e.g. 300) or fix parameters with --fix."
+        ) from None
     seconds = time.perf_counter() - t
     err = np.asarray(prediction_error(model, fit.params, test))
     return model, fit, err, data.num_transitions, seconds

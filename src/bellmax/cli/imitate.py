@@ -222,6 +222,7 @@ def _check_args(args: ImitateArgs) -> None:
         )
     check_int(args.labels, "--labels", low=1, high=MAX_LABELS)
     check_int(args.rounds, "--rounds", low=1, high=MAX_LABELS)
+    check_int(args.fit_steps, "--fit-steps", low=1)
     if args.mpc_iterations is not None:
         check_int(args.mpc_iterations, "--mpc-iterations", low=1, high=10_000)
     if args.sysid_steps is not None:

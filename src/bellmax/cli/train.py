@@ -640,8 +640,10 @@ class EvaluateArgs:
 
 def run_evaluate(args: EvaluateArgs) -> int:
     """`bellmax evaluate DIR`."""
+    from bellmax.core.checks import check_int
     from bellmax.train.driver import evaluate_checkpoint
 
+    check_int(args.episodes, "--episodes", low=1)
     if args.video is not None:
         from bellmax.envs.render import VIDEO_SUFFIXES
 

@@ -1138,6 +1138,12 @@ def evaluate_checkpoint(
         run's (the message names the space and both values).
     """
     episodes = check_int(episodes, "episodes", owner="evaluate_checkpoint", low=1)
+    if (
+        Path(run_dir).is_dir()
+        and not (Path(run_dir) / CHECKPOINT).exists()
+        and (Path(run_dir) / POLICY_FILE).is_file()
+    ):
+        run_dir = Path(run_dir) / POLICY_FILE  # the checkpoint is gone: the policies remain
     if Path(run_dir).is_file():
         policies = load_policies(run_dir)
         run = policies[0].header.get("run") or {}
