@@ -179,7 +179,7 @@ def _check_actions(arr: np.ndarray, S: int, A: int) -> np.ndarray:
         whole = np.isfinite(arr) & (np.mod(arr, 1) == 0)
         if not np.all(whole):
             raise ValueError(
-                f"a deterministic policy holds action indices (integers); found {arr[~whole][0]!r}."
+                f"a deterministic policy holds action indices (integers); found {arr[~whole][0].item()!r}."
             )
     bad = np.flatnonzero((arr < 0) | (arr >= A))
     if bad.size:
