@@ -41,6 +41,11 @@ def test_dagger_json_and_the_run_directory(capsys, tmp_path):
     assert policy.algorithm == "dagger" and policy.predict([0.0, 0.0, 0.1, 0.0]).shape == ()
     ev = _json(capsys, "evaluate", str(run / "policy.msgpack"), "--episodes", "2", "--json")
     assert ev["mean_return"] == pytest.approx(out["final_eval_return"], abs=500)
+    # that policy as the expert of an env with other spaces: named before any label
+    argv = ["imitate", "bc", "--env", "Pendulum-v1", "--expert", f"checkpoint:{run}"]
+    assert main([*argv, "--labels", "20"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit Pendulum-v1: observation space Box(4,) in the expert" in err
 
 
 @pytest.mark.parametrize(

@@ -384,6 +384,22 @@ def _eval_env(env_id: str, num_envs: int) -> Any:
     return make_vector_env(env_id, num_envs=num_envs)
 
 
+def _check_expert_spaces(expert: Any, venv: Any, env_id: str) -> None:
+    """A trained policy as the expert must read and write the env's spaces (checked before any
+    label, so the mismatch is named instead of failing inside the first labelling call)."""
+    policy = getattr(expert, "policy", None)
+    if policy is None or not hasattr(policy, "observation_space"):
+        return
+    from bellmax.policy import space_mismatch
+
+    diff = space_mismatch(policy, venv, str(env_id), where=f"the expert {expert.name}")
+    if diff is not None:
+        raise ValueError(
+            f"the expert's policy does not fit {env_id}: {diff}; give the env it was trained "
+            "on (--env), or an expert trained on this one."
+        )
+
+
 def imitate(
     env_id: str,
     expert: Any,
@@ -430,6 +446,7 @@ def imitate(
     try:
         obs_space, action_space = venv.observation_space, venv.action_space
         expert = as_expert(expert)
+        _check_expert_spaces(expert, venv, env_id)
         if hasattr(expert, "reset"):
             expert.reset()
         data = Dataset.empty(
