@@ -207,6 +207,13 @@ def test_box_bounds_are_respected_and_active(swingup):
         ({"line_search": 3}, TypeError, "unknown option"),
         ({"config": {"max_iterations": 3}}, TypeError, "ILQRConfig"),
         ({"dynamics": None}, TypeError, "dynamics must be"),
+        ({"x0": jnp.zeros(3)}, ValueError, r"failed for x0 of shape \(3,\) and u of shape"),
+        (
+            {"x0": jnp.zeros(3), "dynamics": lambda x, u, t, p: x[:2]},
+            ValueError,
+            r"has shape \(2,\), expected \(3,\)",
+        ),
+        ({"dynamics": lambda x, u, p: x}, TypeError, r"called as f\(x, u, t, params\)"),
     ],
 )
 def test_bad_input(kwargs, err, match):

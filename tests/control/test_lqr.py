@@ -149,6 +149,28 @@ def test_finite_horizon_bad_input(change, match):
         (lambda: dlqr(np.eye(2), np.ones((2, 1)), np.eye(2), np.eye(1), method="schur"), "method"),
         (lambda: dlqr(np.eye(2), np.ones((3, 1)), np.eye(2), np.eye(1)), "B must be"),
         (lambda: dlqr(np.eye(2), np.ones((2, 1)), np.eye(2), np.eye(2)), "R"),
+        (lambda: dlqr(np.eye(2), np.ones((2, 1)), np.eye(2), 1.0), r"R = w \* np.eye\(1\)"),
+        (lambda: dlqr(np.eye(2), np.ones((2, 1)), -np.eye(2), np.eye(1)), "semi-definite"),
+        (
+            lambda: dlqr(np.eye(2), np.ones((2, 1)), np.array([[1.0, 5.0], [0.0, 1.0]]), np.eye(1)),
+            "Q must be symmetric",
+        ),
+        (
+            lambda: dlqr(np.eye(2), np.ones((2, 1)), np.eye(2), np.zeros((1, 1))),
+            "R must be positive definite",
+        ),
+        (lambda: dlqr(np.eye(2), np.ones((2, 1)), np.eye(2), np.eye(1), tol=-1.0), "tol"),
+        (
+            lambda: lqr_rollout(
+                finite_horizon_lqr(
+                    np.eye(2), np.ones((2, 1)), np.eye(2), np.eye(1), np.eye(2), horizon=3
+                ),
+                np.eye(2),
+                np.ones((2, 1)),
+                np.zeros(3),
+            ),
+            r"x0 must be a state vector \[2\]",
+        ),
     ],
 )
 def test_bad_input(call, match):

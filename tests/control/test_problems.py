@@ -128,6 +128,13 @@ def test_make_problem_bad_input(kwargs, err, match):
 def test_constructor_bad_input():
     with pytest.raises(TypeError, match="CartPoleParams"):
         cartpole_swingup(PendulumParams())
+    with pytest.raises(ValueError, match="x0 has 2 entries but the state has 4"):
+        cartpole_swingup(x0=(0.0, 1.0))
+    for dt in (-1.0, 0.0, float("nan")):
+        with pytest.raises(ValueError, match="dt must be a finite positive time step"):
+            pendulum_swingup(dt=dt)
+        with pytest.raises(ValueError, match="dt must be a finite positive time step"):
+            cartpole_swingup(dt=dt)
     with pytest.raises(ValueError, match="q must be"):
         cartpole_swingup(q=(1.0, 2.0))
     with pytest.raises(ValueError, match="unknown integrator"):

@@ -626,13 +626,34 @@ def _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper):
             raise ValueError(f"x0 must be finite, got {np.asarray(x0)}.")
         if not np.isfinite(np.asarray(U0)).all():
             raise ValueError("U0 contains non-finite controls; pass finite initial controls.")
-        x1, c0, J = _initial_check(problem, x0, U0)
+        # Shapes first (abstractly): a rollout with a mismatched state fails deep in a scan.
+        try:
+            x1, c0 = jax.eval_shape(
+                lambda: (
+                    problem.dynamics(x0, U0[0], 0, problem.params),
+                    problem.cost(x0, U0[0], 0, problem.params),
+                )
+            )
+        except TypeError as e:
+            if "positional argument" in str(e):
+                raise TypeError(
+                    f"dynamics and cost are called as f(x, u, t, params) (t the step, params "
+                    f"the `params` argument): {e}"
+                ) from None
+            first = str(e).split("\n")[0]
+            raise ValueError(
+                f"dynamics(x0, u, 0, params) or cost(...) failed for x0 of shape {x0.shape} "
+                f"and u of shape {U0.shape[1:]} ({first}); give x0 and U0 the sizes the "
+                "dynamics expect."
+            ) from None
         if jnp.shape(x1) != x0.shape:
             raise ValueError(
-                f"dynamics(x0, u, 0, params) has shape {jnp.shape(x1)}, expected {x0.shape}."
+                f"dynamics(x0, u, 0, params) has shape {jnp.shape(x1)}, expected {x0.shape} "
+                "(x0's): give x0 the dynamics' state size, or fix the dynamics' output."
             )
         if jnp.shape(c0) != ():
             raise ValueError(f"cost must return a scalar, got shape {jnp.shape(c0)}.")
+        x1, c0, J = _initial_check(problem, x0, U0)
         if not np.isfinite(np.asarray(c0)):
             raise ValueError(
                 f"the cost at x0={np.asarray(x0)}, u={np.asarray(U0[0])} is {np.asarray(c0)}; "

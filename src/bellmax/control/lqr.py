@@ -28,8 +28,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
+from bellmax.core.checks import check_int, check_number
 from bellmax.core.status import Status, StatusFields
 
 __all__ = [
@@ -295,8 +297,10 @@ def lqr_rollout(
     A = _per_step("A", A, T, (n, n), dtype)
     B = _per_step("B", B, T, (n, m), dtype)
     c = _per_step("c", c, T, (n,), dtype)
-
-    return _lqr_rollout(solution, A, B, c, jnp.asarray(x0, dtype))
+    x0 = jnp.asarray(x0, dtype)
+    if x0.shape != (n,):
+        raise ValueError(f"x0 must be a state vector [{n}] (the solution's n), got {x0.shape}.")
+    return _lqr_rollout(solution, A, B, c, x0)
 
 
 @jax.jit
@@ -368,18 +372,54 @@ def dlqr(
     if B.ndim != 2 or B.shape[0] != n:
         raise ValueError(f"B must be [{n}, m], got shape {B.shape}.")
     m = B.shape[1]
-    Q = _sym(jnp.asarray(Q, dtype))
-    R = _sym(jnp.asarray(R, dtype))
+    Q = jnp.asarray(Q, dtype)
+    R = jnp.asarray(R, dtype)
     if Q.shape != (n, n) or R.shape != (m, m):
-        raise ValueError(f"Q must be [{n}, {n}] and R [{m}, {m}], got {Q.shape} and {R.shape}.")
+        raise ValueError(
+            f"Q must be [{n}, {n}] and R [{m}, {m}], got {Q.shape} and {R.shape}"
+            + (f"; a scalar weight w is R = w * np.eye({m})." if R.ndim == 0 else ".")
+        )
+    _check_weights(Q, R)
+    Q, R = _sym(Q), _sym(R)
     M = jnp.zeros((n, m), dtype) if M is None else jnp.asarray(M, dtype)
     if M.shape != (n, m):
         raise ValueError(f"M must be [{n}, {m}], got shape {M.shape}.")
     if tol is None:
         tol = 1e-12 if dtype == jnp.float64 else 1e-6
+    tol = check_number(tol, "tol", owner="dlqr", low=0, low_open=True)
     if max_iterations is None:
         max_iterations = 100 if method == "doubling" else 100_000
+    max_iterations = check_int(max_iterations, "max_iterations", owner="dlqr", low=1)
     return _dlqr(A, B, Q, R, M, method, float(tol), int(max_iterations))
+
+
+def _check_weights(Q: jax.Array, R: jax.Array) -> None:
+    """Q symmetric positive semi-definite, R symmetric positive definite (when concrete:
+    `dlqr` would otherwise symmetrise a lopsided Q silently, or diverge with no reason)."""
+    if isinstance(Q, jax.core.Tracer) or isinstance(R, jax.core.Tracer):
+        return
+    for name, X, need in (("Q", Q, "positive semi-definite"), ("R", R, "positive definite")):
+        X = np.asarray(X, np.float64)
+        if not np.isfinite(X).all():
+            raise ValueError(f"{name} must be finite, got {X.tolist()}.")
+        scale = max(1.0, float(np.abs(X).max()))
+        if np.abs(X - X.T).max() > 1e-6 * scale:
+            raise ValueError(
+                f"{name} must be symmetric, got {X.tolist()}; pass 0.5 * ({name} + {name}.T) "
+                "if that is what you mean."
+            )
+        low = float(np.linalg.eigvalsh(0.5 * (X + X.T)).min())
+        if low < -1e-8 * scale or (name == "R" and low <= 1e-12 * scale):
+            raise ValueError(
+                f"{name} must be {need} (its smallest eigenvalue is {low:.3g}): the LQR has no "
+                "minimum otherwise; "
+                + (
+                    "penalise every state direction with a weight >= 0."
+                    if name == "Q"
+                    else "give every control a positive weight (the finite-horizon "
+                    "finite_horizon_lqr accepts a singular R when the dynamics make up for it)."
+                )
+            )
 
 
 @functools.partial(jax.jit, static_argnums=(5, 6, 7))

@@ -160,6 +160,14 @@ def _vector(name: str, value: Any, n: int | None, fill: float | None = None) -> 
     return jnp.asarray(a, jnp.float32)
 
 
+def _check_dt(dt: Any) -> None:
+    """A number given as the time step must be finite and positive (a callable, or None,
+    takes it from the parameters)."""
+    if isinstance(dt, int | float | np.floating | np.integer) and not isinstance(dt, bool):
+        if not (np.isfinite(dt) and dt > 0):
+            raise ValueError(f"dt must be a finite positive time step, got {dt!r}.")
+
+
 def make_problem(
     dynamics: Callable[..., jax.Array],
     cost: Callable[..., jax.Array],
@@ -210,6 +218,12 @@ def make_problem(
     if not np.isfinite(np.asarray(x0v)).all():
         raise ValueError(f"x0 must be finite, got {np.asarray(x0v)}.")
     n = x0v.shape[0]
+    if goal is not None and np.shape(goal) != (n,):
+        raise ValueError(
+            f"x0 has {n} entries but the state has {int(np.size(goal))} (the goal's size): "
+            "give x0 one entry per state component."
+        )
+    _check_dt(dt)
     if control_dim is None:
         for b in (u_lower, u_upper):
             if b is not None and np.ndim(b) == 1:
@@ -461,6 +475,7 @@ def _cartpole(
     name: str,
 ) -> Problem:
     p = _physics(params, CartPoleParams)
+    _check_dt(dt)
     step = _cartpole_tau if dt is None else dt
     xl = -x_limit if x_limit is not None else -np.inf
     xu = x_limit if x_limit is not None else np.inf
@@ -608,6 +623,7 @@ def pendulum_swingup(
     Returns:
       The `Problem`.
     """
+    _check_dt(dt)
     p = _physics(params, PendulumParams)
     step = _pendulum_dt if dt is None else dt
     if method == "gymnasium":
