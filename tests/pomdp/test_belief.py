@@ -106,6 +106,23 @@ def test_simulate_bad_input(tiger):
         simulate(tiger, lambda b, k: 0, jax.random.key(0), episodes=1)
 
 
+def test_belief_update_checks_concrete_input(tiger):
+    # under jit an index out of range is clamped silently: concrete input is checked first
+    b = jnp.array([0.5, 0.5])
+    for args, match in [
+        ((b, 7, 0), r"the action must be an integer in \[0, 3\), got 7"),
+        ((b, 0, 9), r"the observation must be an integer in \[0, 2\), got 9"),
+        ((jnp.array([2.0, 2.0]), 0, 0), "probabilities >= 0 summing to 1"),
+        ((jnp.array([0.3, 0.3, 0.4]), 0, 0), r"must be \[2\] \(one per state\)"),
+        ((jnp.array([np.nan, 0.5]), 0, 0), "probabilities"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            belief_update(tiger, *args)
+    # traced arguments (vmap) are not checked, and the result is the same
+    batch = jax.vmap(belief_update, in_axes=(None, 0, None, None))(tiger, jnp.stack([b, b]), 0, 0)
+    np.testing.assert_allclose(batch.prob, [belief_update(tiger, b, 0, 0).prob] * 2)
+
+
 def test_simulate_with_successor_lists_equals_the_dense_update(sparse_pomdp):
     # simulate predicts beliefs through each (a, s)'s successor list when those are short
     # (`b @ T[a]` gathered an [S, S] matrix per vmapped episode: 12 GB for 2000 Tag

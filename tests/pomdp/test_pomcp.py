@@ -1,6 +1,8 @@
 """POMCP on the tiger problem: the tree's bookkeeping, never the tiger's door when it is known,
 and the backup by hand."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,6 +57,15 @@ def test_config_checks(tiger):
         POMCPConfig(num_simulations=0)
     with pytest.raises(TypeError, match="config must be a POMCPConfig"):
         make_pomcp(tiger, {"num_simulations": 10})
+    planner = make_pomcp(tiger, POMCPConfig(num_simulations=5, max_depth=2))
+    with pytest.raises(ValueError, match=r"belief must be \[2\]"):
+        planner(jnp.array([1.0, 0.0, 0.0]), jax.random.key(0))
+    with pytest.raises(ValueError, match="summing to 1"):
+        planner(jnp.array([np.nan, 0.5]), jax.random.key(0))
+    from bellmax.pomdp.pomcp import pomcp_search
+
+    with pytest.raises(ValueError, match="exploration"):
+        pomcp_search(tiger, jnp.array([0.5, 0.5]), jax.random.key(0), POMCPConfig(5, 2), math.nan)
 
 
 def test_planner_acts_by_its_tree(tiger):

@@ -31,6 +31,7 @@ __all__ = [
     "SimulationResult",
     "belief_update",
     "belief_update_batch",
+    "check_belief",
     "observation_probs",
     "simulate",
     "x64",
@@ -58,11 +59,37 @@ def observation_probs(pomdp: TabularPOMDP, b_tm1: jax.Array, a_tm1: jax.Array) -
     return pred @ jnp.asarray(pomdp.O)[a_tm1]
 
 
-@jax.jit
+def check_belief(pomdp: TabularPOMDP, belief: Any, where: str) -> None:
+    """A concrete belief must be `[S]` probabilities (finite, >= 0, summing to 1); a traced
+    one (inside jit or vmap) is not checked."""
+    if isinstance(belief, jax.core.Tracer):
+        return
+    b = np.asarray(belief, np.float64)
+    S = pomdp.num_states
+    if b.shape != (S,):
+        raise ValueError(f"{where}: the belief must be [{S}] (one per state), got shape {b.shape}.")
+    if not np.isfinite(b).all() or (b < 0).any() or abs(b.sum() - 1.0) > 1e-3:
+        raise ValueError(
+            f"{where}: the belief must be probabilities >= 0 summing to 1, got {b.tolist()} "
+            f"(sum {b.sum():.6g})."
+        )
+
+
+def _check_index(value: Any, n: int, what: str, where: str) -> None:
+    if isinstance(value, jax.core.Tracer):
+        return
+    v = np.asarray(value)
+    if v.shape != () or not np.issubdtype(v.dtype, np.integer) or not 0 <= int(v) < n:
+        raise ValueError(f"{where}: {what} must be an integer in [0, {n}), got {v.tolist()!r}.")
+
+
 def belief_update(
     pomdp: TabularPOMDP, b_tm1: jax.Array, a_tm1: jax.Array, o_t: jax.Array
 ) -> BeliefUpdate:
     """Bayes' rule for one belief (jitted; `vmap` it over beliefs).
+
+    Concrete arguments are checked first (a belief of `S` probabilities, an action and an
+    observation in range: under jit an index out of range would be clamped silently).
 
     Args:
       pomdp: the model.
@@ -73,6 +100,14 @@ def belief_update(
     Returns:
       `BeliefUpdate(belief, prob)`.
     """
+    check_belief(pomdp, b_tm1, "belief_update")
+    _check_index(a_tm1, pomdp.num_actions, "the action", "belief_update")
+    _check_index(o_t, pomdp.num_observations, "the observation", "belief_update")
+    return _belief_update(pomdp, b_tm1, a_tm1, o_t)
+
+
+@jax.jit
+def _belief_update(pomdp, b_tm1, a_tm1, o_t) -> BeliefUpdate:
     pred = b_tm1 @ jnp.asarray(pomdp.T)[a_tm1]
     return _condition(pred, jnp.asarray(pomdp.O)[a_tm1, :, o_t])
 

@@ -27,6 +27,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int, check_number
+from bellmax.pomdp.belief import check_belief
 from bellmax.pomdp.bounds import check_discounted
 from bellmax.pomdp.model import TabularPOMDP
 
@@ -232,6 +233,9 @@ def pomcp_search(
 ) -> SearchTree:
     """Build the search tree at `belief` (jit it with `pomdp` and `config` static or closed
     over: the model must be concrete; `make_pomcp` prepares it once for every decision)."""
+    check_belief(pomdp, belief, "pomcp_search")
+    if not isinstance(exploration, jax.core.Tracer):
+        check_number(exploration, "exploration", owner="pomcp_search", low=0)
     return _search(_sampling_model(pomdp, belief.dtype), belief, key, config, exploration)
 
 
@@ -256,6 +260,7 @@ def make_pomcp(pomdp: TabularPOMDP, config: POMCPConfig = POMCPConfig()) -> Call
     search = functools.partial(_search, model, config=config, c=c)
 
     def planner(belief: jax.Array, key: jax.Array) -> jax.Array:
+        check_belief(pomdp, belief, "the POMCP planner")
         tree = search(jnp.asarray(belief, dtype), key)
         n = tree.action_visits[0]
         return jnp.argmax(jnp.where(n > 0, tree.q[0], -jnp.inf))
