@@ -241,6 +241,16 @@ def test_thompson_sampling_probabilities():
 
 
 # ---------------------------------------------------------------------- traced configs
+def test_update_refuses_an_arm_out_of_range_and_a_nonfinite_reward():
+    config = EpsilonGreedy()
+    s = init(_key(0), K, config)
+    with pytest.raises(ValueError, match=r"action must be an arm index in \[0, 4\), got 9"):
+        update(s, 9, 1.0, config)
+    with pytest.raises(ValueError, match="reward must be finite, got nan"):
+        update(s, 1, math.nan, config)
+    assert int(update(s, 1, 1.0, config).counts[1]) == 1  # the valid pull still counts
+
+
 def test_traced_configs_of_one_type_share_one_compiled_program():
     @jax.jit
     def step(key, state, config):

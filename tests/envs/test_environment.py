@@ -46,6 +46,11 @@ def test_default_params_used_when_none_and_truncation():
         obs, s, r, term, trunc, _ = env.step(jax.random.PRNGKey(0), s, 1)
     assert bool(term) and not bool(trunc)
     assert env.num_actions == 2 and env.name == "Counter" and env.unwrapped is env
+    # a seed where a key belongs is named (JAX's own error is "invalid PRNG key data")
+    with pytest.raises(TypeError, match=r"Counter.reset: key must be a JAX PRNG key, got 0"):
+        env.reset(0)
+    with pytest.raises(TypeError, match=r"jax.random.key\(7\)"):
+        env.step(7, s, 0)
 
 
 def test_abstract_methods_raise():

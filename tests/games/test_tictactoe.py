@@ -282,5 +282,7 @@ def test_matches_refuse_bad_agents_and_counts(agents):
         ttt.play_game(OffBoard(), agents["random"], seed=0)
     with pytest.raises(ValueError, match="games must be"):
         ttt.arena(agents["random"], agents["random"], 0)
+    with pytest.raises(TypeError, match=r"x_agent must be an agent .*make_agent\('random'\)"):
+        ttt.arena("random", agents["random"], 2)
     with pytest.raises(ValueError, match="as_player"):
         ttt.lines_of_play(agents["random"], 2)

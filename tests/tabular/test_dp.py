@@ -281,6 +281,10 @@ def test_greedy_policy_keeps_incumbent_on_ties():
     np.testing.assert_array_equal(greedy_policy(q, jnp.asarray([1, 1]), tie_tol=1e-2), [1, 1])
     np.testing.assert_array_equal(greedy_policy(q, jnp.asarray([1, 1]), tie_tol=1e-4), [1, 2])
     np.testing.assert_array_equal(greedy_policy(q, jnp.asarray([2, 0]), tie_tol=1e-2), [0, 2])
+    with pytest.raises(ValueError, match=r"q must be action values \[S, A\], got shape \(3,\)"):
+        greedy_policy(np.zeros(3))
+    with pytest.raises(ValueError, match="q contains NaN"):
+        greedy_policy(np.array([[np.nan, 1.0], [0.0, 0.0]]))
 
 
 # ---------------------------------------------------------------------- shortest paths

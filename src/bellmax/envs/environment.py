@@ -93,6 +93,22 @@ TState = TypeVar("TState", bound=EnvState)
 TParams = TypeVar("TParams", bound=EnvParams)
 
 
+def _check_key(key: Any, who: str) -> None:
+    """A seed given where a PRNG key is expected (`reset(0, params)`) is named, not left to
+    fail inside JAX with "invalid PRNG key data"."""
+    if isinstance(key, jax.core.Tracer):
+        return
+    typed = hasattr(key, "dtype") and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+    if isinstance(key, bool | int | float | np.integer | np.floating) or (
+        not typed and np.ndim(key) == 0
+    ):
+        seed = int(key) if isinstance(key, int | np.integer) else "SEED"
+        raise TypeError(
+            f"{who}: key must be a JAX PRNG key, got {np.asarray(key).tolist()!r}; make one "
+            f"from a seed with jax.random.key({seed})."
+        )
+
+
 class Environment(Generic[TState, TParams]):
     """A pure-JAX environment. Subclasses implement `reset_env` and `step_env`.
 
@@ -160,6 +176,7 @@ class Environment(Generic[TState, TParams]):
 
         Concrete `params` are checked first (`check_params`); `None` means the defaults.
         """
+        _check_key(key, f"{self.name}.reset")
         if params is not None:
             self.check_params(params)
         return self._reset(key, params)
@@ -178,6 +195,7 @@ class Environment(Generic[TState, TParams]):
         Concrete `params` and `action` are checked first (`check_params`, `check_action`);
         an action given as a (nested) list is taken as an array.
         """
+        _check_key(key, f"{self.name}.step")
         if params is not None:
             self.check_params(params)
         self.check_action(action, params)

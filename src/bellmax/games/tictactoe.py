@@ -518,6 +518,12 @@ def arena(x_agent: Agent, o_agent: Agent, games: int, *, seed: int = 0) -> dict[
       `{"games", "wins", "draws", "losses"}`, counted for X (`losses` are O's wins).
     """
     games = check_int(games, "games", low=1)
+    for side, agent in (("x_agent", x_agent), ("o_agent", o_agent)):
+        if not callable(getattr(agent, "act", None)):
+            raise TypeError(
+                f"{side} must be an agent (with act(cells, player, rng=)), got {agent!r}; "
+                "build one with make_agent(kind), e.g. make_agent('random')."
+            )
     rng = np.random.default_rng(seed)
     boards = np.zeros((int(games), 9), np.int64)
     winner = np.zeros(int(games), np.int64)

@@ -447,6 +447,10 @@ def greedy_policy(
       enabled for the call), so near-ties are not blurred by a cast to float32.
     """
     traced = isinstance(q, jax.core.Tracer)
+    if jnp.ndim(q) != 2:
+        raise ValueError(f"q must be action values [S, A], got shape {jnp.shape(q)}.")
+    if not traced and np.isnan(np.asarray(q)).any():
+        raise ValueError("q contains NaN: a greedy action is undefined there; fix the values.")
     wide = not traced and np.dtype(getattr(q, "dtype", np.asarray(q).dtype)) == np.float64
     with precision(np.float64) if wide else contextlib.nullcontext():
         cur = None if current is None else jnp.asarray(current, jnp.int32)
