@@ -135,6 +135,8 @@ _FH = {"A": np.eye(2), "B": np.ones((2, 1)), "Q": np.eye(2), "R": np.eye(1), "Q_
         ({"Q": np.eye(3)}, "Q has shape"),
         ({"Q_final": np.eye(3)}, "Q_final"),
         ({"horizon": 0}, "horizon"),
+        ({"Q": np.full((2, 2), np.nan)}, "Q must be finite"),
+        ({"R": np.array([[np.inf]])}, "R must be finite"),
     ],
 )
 def test_finite_horizon_bad_input(change, match):

@@ -194,10 +194,15 @@ def finite_horizon_lqr(
       horizon: `T` when every per-step argument is time-invariant.
 
     Returns:
-      `LQRSolution` with `K`, `k`, `V`, `v`, `s` and the Q-function blocks.
+      `LQRSolution` with `K`, `k`, `V`, `v`, `s` and the Q-function blocks. Where a step's
+      `Q_uu` is not positive definite (e.g. an indefinite `R` that the dynamics do not make
+      up for) the problem has no minimum and that step's gains are NaN: check
+      `np.isfinite(solution.K).all()` (`R` may be singular or indefinite, so it is not
+      refused up front; there is no status field).
 
     Raises:
-      ValueError: inconsistent shapes or no way to know `T`.
+      ValueError: inconsistent shapes, no way to know `T`, or concrete arrays holding NaN or
+        inf.
     """
     A = jnp.asarray(A)
     B = jnp.asarray(B)
@@ -235,6 +240,10 @@ def finite_horizon_lqr(
     qf = jnp.zeros((n,), dtype) if q_final is None else jnp.asarray(q_final, dtype)
     if qf.shape != (n,):
         raise ValueError(f"q_final must be [{n}], got shape {qf.shape}.")
+    named = {"A": A, "B": B, "Q": Q, "R": R, "M": M, "c": c, "q": q, "r": r}
+    for name, X in {**named, "Q_final": Qf, "q_final": qf}.items():
+        if not isinstance(X, jax.core.Tracer) and not np.isfinite(np.asarray(X)).all():
+            raise ValueError(f"{name} must be finite (it holds NaN or inf).")
     return _riccati(A, B, Q, R, M, c, q, r, _sym(Qf), qf)
 
 
