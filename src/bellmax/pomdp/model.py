@@ -107,8 +107,29 @@ class TabularPOMDP:
             )
         A, S = int(T.shape[0]), int(T.shape[1])
         b0 = np.full(S, 1.0 / S) if self.b0 is None else self.b0
-        # The fully observed MDP underneath checks T, R, gamma and b0 with TabularMDP's rules.
-        mdp = TabularMDP(np.swapaxes(np.asarray(T), 0, 1), self.R, self.gamma, initial=b0)
+        b = np.asarray(b0, dtype=float) if np.ndim(b0) == 1 else None
+        if b is None or b.shape != (S,):
+            raise InvalidMDPError(
+                f"b0 must be a belief of {S} probabilities (one per state), got shape "
+                f"{np.shape(b0)}."
+            )
+        bad = np.argwhere(~np.isfinite(b) | (b < 0))
+        if bad.size:
+            raise InvalidMDPError(
+                f"b0[{int(bad[0][0])}] = {b[bad[0][0]]:g}; a belief holds probabilities >= 0."
+            )
+        # The fully observed MDP underneath checks T, R, gamma and b0 with TabularMDP's rules;
+        # its messages speak of P[s, a, s'] = T[a, s, s'] and `initial`, translated here.
+        try:
+            mdp = TabularMDP(np.swapaxes(np.asarray(T), 0, 1), self.R, self.gamma, initial=b0)
+        except InvalidMDPError as e:
+            msg = str(e).replace("initial", "b0")
+            if "P" in msg:
+                msg += (
+                    " (T[a, s, s'] is checked as the MDP's P[s, a, s'] = T[a, s, s']: read "
+                    "P's shapes and indices as T's with the first two axes swapped.)"
+                )
+            raise InvalidMDPError(msg) from None
         Ob = np.asarray(self.O) if isinstance(self.O, list | tuple) else self.O
         if not hasattr(Ob, "shape") or np.ndim(Ob) != 3 or tuple(Ob.shape[:2]) != (A, S):
             raise InvalidMDPError(
