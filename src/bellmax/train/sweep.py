@@ -753,7 +753,7 @@ def _claim_out_dir(out: Path, specs: list[dict[str, Any]], *, overwrite: bool) -
             f"out_dir {str(out)!r} holds a `bellmax train` run ({RUN_JSON}); give the sweep a "
             "directory of its own."
         )
-    digest = hashlib.sha256(json.dumps(specs, sort_keys=True).encode()).hexdigest()
+    digest = _spec_digest({"specs": specs})
     held = None
     if (out / SWEEP_JSON).exists():
         try:
