@@ -580,6 +580,14 @@ def _concrete(*xs: Any) -> bool:
 
 
 @jax.jit
+def _first_step(problem: ILQRProblem, x0, U0):
+    """The first next state and stage cost (their shapes are checked before any rollout)."""
+    return problem.dynamics(x0, U0[0], 0, problem.params), problem.cost(
+        x0, U0[0], 0, problem.params
+    )
+
+
+@jax.jit
 def _initial_check(problem: ILQRProblem, x0, U0):
     """The first next state, the first stage cost and the total cost of the clipped `U0`."""
     x1 = problem.dynamics(x0, U0[0], 0, problem.params)
@@ -628,12 +636,7 @@ def _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper):
             raise ValueError("U0 contains non-finite controls; pass finite initial controls.")
         # Shapes first (abstractly): a rollout with a mismatched state fails deep in a scan.
         try:
-            x1, c0 = jax.eval_shape(
-                lambda: (
-                    problem.dynamics(x0, U0[0], 0, problem.params),
-                    problem.cost(x0, U0[0], 0, problem.params),
-                )
-            )
+            x1, c0 = jax.eval_shape(_first_step, problem, x0, U0)  # cached with the jit
         except TypeError as e:
             if "positional argument" in str(e):
                 raise TypeError(
