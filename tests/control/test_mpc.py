@@ -96,6 +96,8 @@ def test_control_to_action():
         ({"iterations": 1.5}, TypeError, "iterations must be an int"),
         ({"horizon": 0}, ValueError, "horizon"),
         ({"problem": "cartpole"}, TypeError, "Problem"),
+        ({"bogus": 1}, TypeError, r"unknown option\(s\) \['bogus'\]; ILQRConfig has"),
+        ({"config": {"mu_min": 1}}, TypeError, "config must be an ILQRConfig"),
     ],
 )
 def test_make_mpc_bad_input(kwargs, err, match):

@@ -92,6 +92,8 @@ def test_flatten_obs_box_discrete_multidiscrete():
 def test_bad_network_settings_raise_clear_errors():
     with pytest.raises(UnknownNameError, match="activation 'tanhh'"):
         MLP((4,), "tanhh").init(jax.random.key(0), X)
+    with pytest.raises(UnknownNameError, match="Known: elu, gelu, leaky_relu, relu, silu, tanh"):
+        MLP((4,), "bogus").init(jax.random.key(0), X)
     with pytest.raises(ValueError, match=r"hidden_sizes\[1\] must be an int >= 1, got 0"):
         check_hidden_sizes((64, 0))
     with pytest.raises(TypeError, match="hidden_sizes must be a tuple of ints"):

@@ -127,6 +127,11 @@ def test_bad_input_errors():
     bad_shape = _batch([1, 2]).replace(obs_tm1=jnp.zeros((2, 5)))
     with pytest.raises(ValueError, match="does not match stored transitions"):
         replay_add(buf, bad_shape)
+    # one transition without its [1, ...] axis, wider than the buffer: the shape is named,
+    # not the capacity
+    one = replay_init(jnp.zeros(3), 4)
+    with pytest.raises(ValueError, match=r"shape \(5,\) does not match stored transitions"):
+        replay_add(one, jnp.zeros(5))
     ragged = _batch([1, 2]).replace(reward_t=jnp.zeros(3))
     with pytest.raises(ValueError, match="same leading batch axis"):
         replay_add(buf, ragged)

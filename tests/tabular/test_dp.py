@@ -156,6 +156,12 @@ def test_gamma_one_without_a_terminal_state_diverges_even_when_the_solve_looks_f
         np.testing.assert_allclose(np.asarray(res.values), [3.0, 2.0, 0.0], atol=1e-9)
 
 
+def test_random_mdp_refuses_more_successors_than_states():
+    with pytest.raises(ValueError, match=r"num_successors must be an int >= 1 and <= 3, got 10"):
+        random_mdp(0, 3, 2, num_successors=10)
+    assert random_mdp(0, 3, 2, num_successors=3).num_states == 3
+
+
 def test_float32_dtype_and_global_x64_untouched(sparse_mdp):
     before = jax.config.jax_enable_x64
     pol = _policies(sparse_mdp)["deterministic"]

@@ -708,6 +708,14 @@ def ilqr(
       TypeError / ValueError: bad functions, shapes, bounds with `u_lower > u_upper`, or a
         non-finite cost at the start (checked when called outside jit).
     """
+    cfg = configure(config, **overrides)
+    problem, x0, U0 = _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper)
+    return _solve_jit(problem, cfg, x0, U0)
+
+
+def configure(config: ILQRConfig | None = None, **overrides: Any) -> ILQRConfig:
+    """`config` (default `ILQRConfig()`) with keyword `overrides` replacing fields; an option
+    that is not a field is refused, naming the fields."""
     cfg = config if config is not None else ILQRConfig()
     if not isinstance(cfg, ILQRConfig):
         raise TypeError(f"config must be an ILQRConfig, got {type(cfg).__name__}.")
@@ -719,8 +727,7 @@ def ilqr(
                 f"{[f.name for f in dataclasses.fields(ILQRConfig)]}."
             )
         cfg = dataclasses.replace(cfg, **overrides)
-    problem, x0, U0 = _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper)
-    return _solve_jit(problem, cfg, x0, U0)
+    return cfg
 
 
 def ilqr_problem(

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from bellmax.control.ilqr import ILQRConfig, ILQRProblem, solve
+from bellmax.control.ilqr import ILQRConfig, ILQRProblem, configure, solve
 from bellmax.control.lqr import dlqr
 from bellmax.control.problems import Problem
 from bellmax.core.checks import check_choice, check_int
@@ -202,9 +202,9 @@ def make_mpc(
         problem.horizon if horizon is None else horizon, "horizon", owner="make_mpc", low=1
     )
     iterations = check_int(iterations, "iterations", owner="make_mpc", low=1)
-    cfg = config if config is not None else ILQRConfig()
-    cfg = dataclasses.replace(
-        cfg, max_iterations=iterations, second_order=(method == "ddp"), **overrides
+    cfg = configure(
+        config,
+        **{"max_iterations": iterations, "second_order": method == "ddp", **overrides},
     )
     return MPC(
         dynamics=problem.dynamics,

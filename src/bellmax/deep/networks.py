@@ -41,7 +41,10 @@ ACTIVATIONS = {
 def activation_fn(name: str):
     """The activation function called `name` (one of `ACTIVATIONS`)."""
     if name not in ACTIVATIONS:
-        raise unknown_name("activation", name, ACTIVATIONS, hint="Pick one of those.")
+        raise unknown_name(
+            "activation", name, ACTIVATIONS, hint=f"Known: {', '.join(sorted(ACTIVATIONS))}.",
+            listed=True,
+        )  # fmt: skip
     return ACTIVATIONS[name]
 
 

@@ -97,17 +97,18 @@ def _check_batch(buffer: ReplayBuffer, batch: Any) -> None:
             f"sizes {sorted(s for s in sizes if s is not None)}{' and scalars' * (None in sizes)}."
         )
     (n,) = sizes
-    if n < 1 or n > capacity:
-        raise ValueError(
-            f"a batch of {n} transitions does not fit a buffer of capacity {capacity}; "
-            "add at most `capacity` transitions at a time (or make the buffer larger)."
-        )
+    # the shapes first: one transition passed without its [1, ...] axis reads as a batch
     for stored, new in zip(jax.tree.leaves(buffer.data), jax.tree.leaves(batch), strict=True):
         if tuple(stored.shape[1:]) != tuple(jnp.shape(new)[1:]):
             raise ValueError(
                 f"a batch leaf of shape {jnp.shape(new)} does not match stored transitions "
                 f"of shape {tuple(stored.shape[1:])}; add [N, {', '.join(map(str, stored.shape[1:]))}]."
             )
+    if n < 1 or n > capacity:
+        raise ValueError(
+            f"a batch of {n} transitions does not fit a buffer of capacity {capacity}; "
+            "add at most `capacity` transitions at a time (or make the buffer larger)."
+        )
 
 
 @jax.jit

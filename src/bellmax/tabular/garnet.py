@@ -43,7 +43,7 @@ def random_mdp(
         P /= P.sum(axis=2, keepdims=True)
         mdp = TabularMDP(P, R, gamma)
         return mdp.to_sparse() if sparse else mdp
-    K = check_int(num_successors, "num_successors", low=1)
+    K = check_int(num_successors, "num_successors", low=1, high=S)  # at most every state
     ns = rng.integers(0, S, size=(S, A, K), dtype=np.int32 if S < 2**31 else np.int64)
     p = rng.random((S, A, K)) + 1e-3
     p /= p.sum(axis=2, keepdims=True)
