@@ -244,7 +244,9 @@ def test_thompson_sampling_probabilities():
 def test_update_refuses_an_arm_out_of_range_and_a_nonfinite_reward():
     config = EpsilonGreedy()
     s = init(_key(0), K, config)
-    with pytest.raises(ValueError, match=r"action must be an arm index in \[0, 4\), got 9"):
+    with pytest.raises(
+        ValueError, match=r"arm 9 is out of range: the valid arms are the integers 0\.\.3"
+    ):
         update(s, 9, 1.0, config)
     with pytest.raises(ValueError, match="reward must be finite, got nan"):
         update(s, 1, math.nan, config)

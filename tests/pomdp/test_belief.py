@@ -110,8 +110,11 @@ def test_belief_update_checks_concrete_input(tiger):
     # under jit an index out of range is clamped silently: concrete input is checked first
     b = jnp.array([0.5, 0.5])
     for args, match in [
-        ((b, 7, 0), r"the action must be an integer in \[0, 3\), got 7"),
-        ((b, 0, 9), r"the observation must be an integer in \[0, 2\), got 9"),
+        ((b, 7, 0), r"action 7 is out of range: the valid actions are the integers 0\.\.2"),
+        (
+            (b, 0, 9),
+            r"observation 9 is out of range: the valid observations are the integers 0\.\.1",
+        ),
         ((jnp.array([2.0, 2.0]), 0, 0), "probabilities >= 0 summing to 1"),
         ((jnp.array([0.3, 0.3, 0.4]), 0, 0), r"must be \[2\] \(one per state\)"),
         ((jnp.array([np.nan, 0.5]), 0, 0), "probabilities"),

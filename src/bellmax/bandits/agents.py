@@ -557,13 +557,9 @@ def update(
     Returns:
       The new `AgentState`.
     """
-    k = state.values.shape[-1]
-    if not isinstance(action, jax.core.Tracer):
-        a = np.asarray(action)
-        if not np.issubdtype(a.dtype, np.integer) or ((a < 0) | (a >= k)).any():
-            raise ValueError(
-                f"update: action must be an arm index in [0, {k}), got {a.tolist()!r}."
-            )
+    from bellmax.envs.environment import check_discrete_action
+
+    check_discrete_action(action, state.values.shape[-1], "update", what="arm")
     if not isinstance(reward, jax.core.Tracer) and not np.isfinite(np.asarray(reward)).all():
         raise ValueError(f"update: the reward must be finite, got {np.asarray(reward).tolist()!r}.")
     action = jnp.asarray(action, jnp.int32)

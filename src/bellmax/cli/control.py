@@ -18,6 +18,7 @@ from typing import Any, Literal
 import jax
 import numpy as np
 
+from bellmax.cli.main import changed_fields
 from bellmax.core.checks import check_int
 from bellmax.core.errors import UnknownNameError, unknown_name
 from bellmax.envs import registry
@@ -375,12 +376,7 @@ def _check_control_args(args: ControlArgs) -> None:
     if args.horizon is not None:
         check_int(args.horizon, "--horizon", low=1, high=MAX_HORIZON)
     if args.controller == "lqr":
-        default = {f.name: f.default for f in dataclasses.fields(ControlArgs)}
-        given = [
-            opt
-            for opt, name in (("--horizon", "horizon"), ("--iterations", "iterations"))
-            if getattr(args, name) != default[name]
-        ]
+        given = [f"--{n}" for n in changed_fields(args, ("horizon", "iterations"))]
         if given:
             raise ValueError(
                 f"{' and '.join(given)} set MPC's planning; --controller lqr does not plan "

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import tyro
 
+from bellmax.cli.main import changed_fields
 from bellmax.core.checks import check_int
 from bellmax.core.errors import unknown_name
 
@@ -242,7 +243,6 @@ def _check_args(args: ImitateArgs) -> None:
 
 def _refuse_unused(args: ImitateArgs) -> None:
     """An option that the algorithm or the expert does not read is refused, not ignored."""
-    default = {f.name: f.default for f in dataclasses.fields(ImitateArgs)}
     owners = {  # option -> (field, who reads it, whether this run does)
         "--beta-decay": ("beta_decay", "dagger", args.algorithm == "dagger"),
         "--noise": ("noise", "dart", args.algorithm == "dart"),
@@ -251,8 +251,9 @@ def _refuse_unused(args: ImitateArgs) -> None:
         "--mpc-start": ("mpc_start", "the mpc expert", args.expert == "mpc"),
         "--sysid-steps": ("sysid_steps", "the lqr and mpc experts", args.expert in ("lqr", "mpc")),
     }
+    changed = set(changed_fields(args, [field for field, _, _ in owners.values()]))
     for option, (field, reader, used) in owners.items():
-        if not used and getattr(args, field) != default[field]:
+        if not used and field in changed:
             raise ValueError(
                 f"{option} is only read by {reader}; this run ({args.algorithm}, --expert "
                 f"{args.expert}) would ignore it: drop it."

@@ -313,6 +313,13 @@ for _cmd in _builtin_commands():
 
 
 # ---------------------------------------------------------------------- entry point
+def changed_fields(args: Any, names: Sequence[str]) -> list[str]:
+    """The `names` whose value in a command's config differs from the field's default (the
+    options the user set), in the order given."""
+    defaults = {f.name: f.default for f in dataclasses.fields(type(args))}
+    return [n for n in names if getattr(args, n) != defaults[n]]
+
+
 def _one_line(exc: BaseException) -> str:
     msg = str(exc).strip()
     if not msg:

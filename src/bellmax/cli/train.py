@@ -40,6 +40,7 @@ from typing import Annotated, Any, Literal, Union
 import tyro
 from tyro.conf import Positional
 
+from bellmax.cli.main import changed_fields
 from bellmax.core.io import check_output_path
 
 # Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
@@ -285,10 +286,9 @@ def _settings(a: Any, name: str, *, only_given: bool) -> dict[str, Any]:
     With `only_given`, just the options set to something other than their default (the
     algorithm, a subcommand, is always given).
     """
-    defaults = {f.name: f.default for f in dataclasses.fields(type(a))}
 
     def given(*names: str) -> bool:
-        return not only_given or any(getattr(a, n) != defaults[n] for n in names)
+        return not only_given or bool(changed_fields(a, names))
 
     config_cls = type(a).config_cls
     out: dict[str, Any] = {"algo": name, "config": {}}

@@ -75,14 +75,6 @@ def check_belief(pomdp: TabularPOMDP, belief: Any, where: str) -> None:
         )
 
 
-def _check_index(value: Any, n: int, what: str, where: str) -> None:
-    if isinstance(value, jax.core.Tracer):
-        return
-    v = np.asarray(value)
-    if v.shape != () or not np.issubdtype(v.dtype, np.integer) or not 0 <= int(v) < n:
-        raise ValueError(f"{where}: {what} must be an integer in [0, {n}), got {v.tolist()!r}.")
-
-
 def belief_update(
     pomdp: TabularPOMDP, b_tm1: jax.Array, a_tm1: jax.Array, o_t: jax.Array
 ) -> BeliefUpdate:
@@ -100,9 +92,11 @@ def belief_update(
     Returns:
       `BeliefUpdate(belief, prob)`.
     """
+    from bellmax.envs.environment import check_discrete_action
+
     check_belief(pomdp, b_tm1, "belief_update")
-    _check_index(a_tm1, pomdp.num_actions, "the action", "belief_update")
-    _check_index(o_t, pomdp.num_observations, "the observation", "belief_update")
+    check_discrete_action(a_tm1, pomdp.num_actions, "belief_update")
+    check_discrete_action(o_t, pomdp.num_observations, "belief_update", what="observation")
     return _belief_update(pomdp, b_tm1, a_tm1, o_t)
 
 
