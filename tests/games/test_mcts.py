@@ -150,6 +150,35 @@ def test_proven_values_are_the_exact_values():
     np.testing.assert_array_equal(chosen_value[solved], sol.value[picks][solved])
 
 
+@pytest.mark.parametrize("solver", [True, False])
+def test_a_search_in_used_buffers_is_the_search_in_fresh_ones(solver):
+    # The agent hands each search the buffers of its last one (`_search_into`): only the
+    # roots' rows are reset, on the claim that every other row is written whole before it is
+    # read. Junk in every buffer (NaN, bogus child indices, boards, proofs) must not change
+    # any result, for both the solver and plain UCT (which reads `exact` at finished games).
+    config = mcts.MCTSConfig(num_simulations=200, solver=solver)
+    boards = jnp.asarray([[0] * 9, [1, 0, 0, 0, -1, 0, 0, 0, 0], [1, 1, 0, -1, -1, 0, 0, 0, 0]])
+    boards = boards.astype(jnp.int8)
+    fresh = jax.device_get(mcts.search(boards, jax.random.key(3), config))
+    for junk in (jnp.nan, 7.0, -1.0):
+        scratch = jax.tree.map(
+            lambda x, junk=junk: jnp.full_like(x, junk if x.dtype == jnp.float32 else 1),
+            mcts._empty_trees(3, config.num_simulations + 1),
+        )
+        used, _ = mcts._search_into(boards, jax.random.key(3), config, scratch)
+        for name, value in vars(jax.device_get(used)).items():
+            np.testing.assert_array_equal(value, getattr(fresh, name), err_msg=name)
+    # and the agent's buffers after a real search of other positions
+    agent = mcts.MCTSAgent(config, seed=0)
+    agent.act_batch(np.zeros((3, 9), np.int64), np.ones(3), key=jax.random.key(1))
+    assert 64 in agent._scratch  # three boards are padded to the 64 bucket
+    padded = jnp.asarray(np.tile(mcts._PAD, (64, 1))).at[:3].set(boards)
+    again, _ = mcts._search_into(padded, jax.random.key(3), config, agent._scratch.pop(64))
+    expected = jax.device_get(mcts.search(padded, jax.random.key(3), config))
+    for name, value in vars(jax.device_get(again)).items():
+        np.testing.assert_array_equal(value, getattr(expected, name), err_msg=name)
+
+
 def test_plain_uct_proves_nothing():
     config = mcts.MCTSConfig(num_simulations=50, solver=False)
     boards = jnp.asarray([[1, 1, 0, -1, -1, 0, 0, 0, 0], [0] * 9], jnp.int8)
