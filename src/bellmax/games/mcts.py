@@ -39,8 +39,8 @@ opponent's lines reach, searching each layer of the game tree as one batch, so t
 
 Strength (exhaustive: every line of the opponent's play, tests/games/test_mcts.py): at the
 default budget of 1000 simulations, and at 500, the agent never loses as X or as O (seeds 0-9
-checked). At 300 simulations it loses 3 of ~700 lines as O at one seed in ten; plain UCT
-(`solver=False`) loses 3-19 of ~500 at nine seeds in ten there (none at 1000, seeds 0-9). For
+checked). At 300 simulations it loses 3-19 of ~700 lines as O at five seeds in ten; plain UCT
+(`solver=False`) loses 2-11 of ~500 at eight seeds in ten there (none at 1000, seeds 0-9). For
 scale, OpenSpiel's C++ MCTS (with its solver) loses 5.5% of its games as O to a perfect player
 at 1000 simulations (../shared/PEERS.md).
 """
@@ -266,6 +266,22 @@ class SearchResult:
     """float32 [B]: that value, for the player to move, where `root_solved`."""
     simulations: jax.Array
     """int32 [B]: simulations run (fewer than the budget once the root is proven)."""
+
+
+_BLOCK = 32  # simulations whose uniforms `_search` draws at once
+
+
+def _uniforms(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Uniforms in (0, 1) with 16 bits each, two from every 32 random bits.
+
+    Drawn flat (XLA:CPU generates threefry's bits for a 1-D shape about 3x faster than for
+    the same number in 4-D) and half as many bits as `jax.random.uniform` would use: the
+    search compares them only to break ties and to order moves, where a tie between two
+    16-bit values (1 in 65536) is harmless."""
+    size = int(np.prod(shape))
+    bits = jax.random.bits(key, (-(-size // 2),), jnp.uint32)
+    halves = jnp.concatenate([bits >> 16, bits & 0xFFFF])[:size]
+    return ((halves.astype(jnp.float32) + 0.5) * (1.0 / 65536.0)).reshape(shape)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -603,27 +619,41 @@ def _search(
     trees = jax.vmap(_plant)(scratch, boards)
     simulate = jax.vmap(_simulate, in_axes=(0, 0, 0, None, 0, None))
     root_open_at = jax.vmap(_root_open, in_axes=(0, None))
-    # each simulation's key, folded in once for all before the loop (in the loop, fold_in is
-    # a small computation of its own on every simulation)
-    step_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(
-        key, jnp.arange(config.num_simulations)
-    )
-    per_tree = (2 + config.num_rollouts) * 9
+    n = config.num_simulations
+    block = min(_BLOCK, n)  # simulations per draw of uniforms
+    block_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.arange(-(-n // block)))
 
-    def cond(carry):
-        i, trees, _ = carry
-        return (i < config.num_simulations) & ~jnp.all(_root_solved(trees))
+    def open_(i, trees):
+        return (i < n) & ~jnp.all(_root_solved(trees))
 
-    def body(carry):
-        i, trees, sims = carry
-        # drawn flat and reshaped: XLA:CPU generates threefry's bits for a 1-D shape about 3x
-        # faster than for [B, 2 + R, 9] (and twice as fast as from an RBG key, either shape)
-        u = jax.random.uniform(step_keys[i], (batch * per_tree,), jnp.float32)
-        u = u.reshape(batch, 2 + config.num_rollouts, 9)
+    def step(u, i, trees, sims):
         open_before = ~_root_solved(trees)
         root_open = root_open_at(trees, config)
         path = _select(trees, u[:, 0], root_open, config)
-        return i + 1, simulate(trees, path, root_open, i, u, config), sims + open_before
+        return simulate(trees, path, root_open, i, u, config), sims + open_before
+
+    def cond(carry):
+        i, trees, _ = carry
+        return open_(i, trees)
+
+    def body(carry):
+        # a block of simulations, their uniforms drawn at once: on XLA:CPU jax.random's
+        # threefry is a small loop of its own, whose steps cost as much as its arithmetic
+        # for one simulation's few thousand numbers
+        i, trees, sims = carry
+        u = _uniforms(block_keys[i // block], (block, batch, 2 + config.num_rollouts, 9))
+
+        def more(inner):
+            j, i, trees, _ = inner
+            return (j < block) & open_(i, trees)
+
+        def one(inner):
+            j, i, trees, sims = inner
+            trees, sims = step(u[j], i, trees, sims)
+            return j + 1, i + 1, trees, sims
+
+        _, i, trees, sims = jax.lax.while_loop(more, one, (jnp.int32(0), i, trees, sims))
+        return i, trees, sims
 
     init = (jnp.int32(0), trees, jnp.zeros((batch,), jnp.int32))
     _, trees, sims = jax.lax.while_loop(cond, body, init)
