@@ -156,6 +156,11 @@ def test_results_are_consistent_and_deterministic(book):
         ({"key": 0}, TypeError, "key must be a typed PRNG key"),
         ({"env": "GaussianBandit-v0"}, TypeError, "runs on a GaussianBandit"),
         ({"env_params": BanditParams(reward_std=-1.0)}, ValueError, "reward_std.*>= 0"),
+        (
+            {"bogus": 1},
+            TypeError,
+            r"run_testbed\(\) got unexpected keyword argument\(s\) \['bogus'\]; it takes \['runs'",
+        ),
     ],
 )
 def test_bad_testbed_arguments_raise(kwargs, error, match):

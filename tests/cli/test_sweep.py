@@ -73,6 +73,7 @@ def test_table(capsys):
         (["sweep", "ppo", "--grid", LRS, "--scheduler", "asha"], "--backend ray"),
         (["sweep", "ppo", "--grid", LRS, "--random", "2"], "go together"),
         (["sweep", "ppo", "--grid", LRS, "--seeds", "0"], "seeds"),
+        (["sweep", "ppo", "--grid", LRS, "--seed", "-1"], "--seed must be an int >= 0"),
         (["sweep", "td3", "--env", "CartPole-v1", "--grid", LRS], "continuous Box"),
         (["sweep", "ppo", "--grid", LRS, "--overwrite"], "give --out DIR"),
         (["sweep", "ppo", "--grid", LRS, "--set", "foo"], "--set takes FIELD=VALUE, got 'foo'"),

@@ -141,6 +141,7 @@ def test_evaluate_refuses_damaged_checkpoints_and_nonfinite_weights(tmp_path, ca
         (["train", "ppo", "--chunks", "0"], "--chunks must be >= 1"),
         (["train", "ppo", "--chunks", "-3"], "--chunks must be >= 1"),
         (["train", "ppo", "--seeds", "0"], "--seeds must be >= 1"),
+        (["train", "ppo", "--seed", "-1"], "--seed must be >= 0"),
         (["train", "ppo", "--eval-episodes", "-1"], "--eval-episodes must be >= 0"),
         (["train", "ppo", "--total-steps", "0"], "--total-steps must be >= 1"),
         (["train", "ppo", "--total-steps", "100"], "total_timesteps=100 is less than one"),

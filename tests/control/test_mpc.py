@@ -112,3 +112,19 @@ def test_bad_initial_plan_and_steps():
         mpc.init(U=jnp.zeros((3, 1)))
     with pytest.raises(ValueError, match="steps"):
         closed_loop(CartPoleSwingUp(), CartPoleSwingUp().default_params, mpc, jax.random.key(0), 0)
+
+
+def test_a_state_of_the_wrong_shape_is_named():
+    # checked on shapes when the step is traced (no cost per step): without it the solver
+    # failed deep inside with a broadcast between the two sizes
+    mpc = make_mpc(SWINGUP, iterations=1)
+    state = mpc.init()
+    with pytest.raises(ValueError, match=r"x of shape \(3,\).*the model was built for"):
+        mpc.step(state, jnp.zeros(3), SWINGUP.params)
+    with pytest.raises(ValueError, match=r"x must be a state vector \[n\], got shape \(4, 1\)"):
+        mpc.step(state, jnp.zeros((4, 1)), SWINGUP.params)
+    u, _ = mpc.step(state, jnp.zeros(4), SWINGUP.params)
+    assert u.shape == (1,)
+    # vmapped over states, the check sees one state
+    us, _ = jax.vmap(mpc.step, in_axes=(None, 0, None))(state, jnp.zeros((2, 4)), SWINGUP.params)
+    assert us.shape == (2, 1)

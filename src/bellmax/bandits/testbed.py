@@ -25,6 +25,7 @@ key can be passed as `key=`.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import numbers
 import time
 from collections.abc import Callable, Sequence
@@ -385,4 +386,10 @@ def run_testbed(config: AgentConfig, **kwargs: Any) -> TestbedResult:
     Returns:
       Its `TestbedResult`.
     """
+    known = [name for name in inspect.signature(run_testbeds).parameters if name != "configs"]
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:  # named here, not as run_testbeds()'s
+        raise TypeError(
+            f"run_testbed() got unexpected keyword argument(s) {unknown}; it takes {known}."
+        )
     return run_testbeds([config], **kwargs)[0]

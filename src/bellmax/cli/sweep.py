@@ -95,6 +95,7 @@ def run_sweep(args: SweepArgs) -> int | None:
     from bellmax.train.sweep import parse_grid, parse_space, sweep
 
     check_int(args.seeds, "--seeds", low=1)
+    check_int(args.seed, "--seed", low=0)  # as every command's --seed
     check_int(args.chunks, "--chunks", low=1)
     check_int(args.random, "--random", low=0)
     if args.out is not None:

@@ -587,6 +587,34 @@ def _first_step(problem: ILQRProblem, x0, U0):
     )
 
 
+def check_model_shapes(problem: ILQRProblem, x, U, name: str, fix: str) -> None:
+    """That `problem`'s dynamics map the state `x` (called `name` in messages) and the first
+    control of `U` to a state of `x`'s shape, and its cost to a scalar: checked abstractly
+    (`jax.eval_shape`, cached with the jit), so a mismatch is named before any rollout, where
+    it would fail deep inside a scan. `fix` ends the message of a failed call."""
+    try:
+        x1, c0 = jax.eval_shape(_first_step, problem, x, U)
+    except TypeError as e:
+        if "positional argument" in str(e):
+            raise TypeError(
+                f"dynamics and cost are called as f(x, u, t, params) (t the step, params "
+                f"the `params` argument): {e}"
+            ) from None
+        first = str(e).split("\n")[0]
+        raise ValueError(
+            f"dynamics({name}, u, 0, params) or cost(...) failed for {name} of shape "
+            f"{jnp.shape(x)} and u of shape {jnp.shape(U)[1:]} ({first}); {fix}."
+        ) from None
+    if jnp.shape(x1) != jnp.shape(x):
+        raise ValueError(
+            f"dynamics({name}, u, 0, params) has shape {jnp.shape(x1)}, expected "
+            f"{jnp.shape(x)} ({name}'s): give {name} the dynamics' state size, or fix the "
+            "dynamics' output."
+        )
+    if jnp.shape(c0) != ():
+        raise ValueError(f"cost must return a scalar, got shape {jnp.shape(c0)}.")
+
+
 @jax.jit
 def _initial_check(problem: ILQRProblem, x0, U0):
     """The first next state, the first stage cost and the total cost of the clipped `U0`."""
@@ -635,27 +663,7 @@ def _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper):
         if not np.isfinite(np.asarray(U0)).all():
             raise ValueError("U0 contains non-finite controls; pass finite initial controls.")
         # Shapes first (abstractly): a rollout with a mismatched state fails deep in a scan.
-        try:
-            x1, c0 = jax.eval_shape(_first_step, problem, x0, U0)  # cached with the jit
-        except TypeError as e:
-            if "positional argument" in str(e):
-                raise TypeError(
-                    f"dynamics and cost are called as f(x, u, t, params) (t the step, params "
-                    f"the `params` argument): {e}"
-                ) from None
-            first = str(e).split("\n")[0]
-            raise ValueError(
-                f"dynamics(x0, u, 0, params) or cost(...) failed for x0 of shape {x0.shape} "
-                f"and u of shape {U0.shape[1:]} ({first}); give x0 and U0 the sizes the "
-                "dynamics expect."
-            ) from None
-        if jnp.shape(x1) != x0.shape:
-            raise ValueError(
-                f"dynamics(x0, u, 0, params) has shape {jnp.shape(x1)}, expected {x0.shape} "
-                "(x0's): give x0 the dynamics' state size, or fix the dynamics' output."
-            )
-        if jnp.shape(c0) != ():
-            raise ValueError(f"cost must return a scalar, got shape {jnp.shape(c0)}.")
+        check_model_shapes(problem, x0, U0, "x0", "give x0 and U0 the sizes the dynamics expect")
         x1, c0, J = _initial_check(problem, x0, U0)
         if not np.isfinite(np.asarray(c0)):
             raise ValueError(

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from bellmax.control.ilqr import ILQRConfig, ILQRProblem, configure, solve
+from bellmax.control.ilqr import ILQRConfig, ILQRProblem, check_model_shapes, configure, solve
 from bellmax.control.lqr import dlqr
 from bellmax.control.problems import Problem
 from bellmax.core.checks import check_choice, check_int
@@ -152,6 +152,10 @@ def _mpc_step_impl(mpc: MPC, state: MPCState, x: jax.Array, params: Any):
     hi = jnp.asarray(mpc.u_upper, state.U.dtype)
     x = jnp.asarray(x, state.U.dtype)
     model = ILQRProblem(mpc.dynamics, mpc.cost, mpc.terminal_cost, params, lo, hi)
+    # on shapes, when the step is traced (once per compiled step; no cost per step)
+    if x.ndim != 1:
+        raise ValueError(f"x must be a state vector [n], got shape {x.shape}.")
+    check_model_shapes(model, x, state.U, "x", "pass the state the model was built for")
     res = solve(model, mpc.config, x, state.U)
     ok = res.status != Status.DIVERGED
     U = jnp.where(ok, res.U, state.U)
