@@ -51,7 +51,10 @@ class ImitateArgs:
     demonstrations), optionally with the three-cameras perturbed copies.
 
     Prints each round's labels so far and greedy return; `--json` prints one object with
-    final_eval_return, labels_used, rounds, seconds and the per-round curve.
+    final_eval_return, labels_used, rounds, seconds and the per-round curve. With --env
+    TicTacToe-v0 the options left unset take the tested tic-tac-toe settings: --rounds 15
+    --labels-per-round 200 --steps-per-round 2000 --hidden-sizes 128 128 --fit-steps 2000
+    --target-return 0 (stop once the network never loses).
     """
 
     algorithm: tyro.conf.Positional[Literal["bc", "dagger", "dart"]]
@@ -260,6 +263,27 @@ def _refuse_unused(args: ImitateArgs) -> None:
             )
 
 
+#: TicTacToe-v0's defaults for the options a run leaves at the general ones: the settings of
+#: tests/imitation/test_tictactoe.py, where DAgger with the perfect expert reaches a network
+#: that never loses (the general defaults stop at 10 rounds of 50 labels, still losing).
+TICTACTOE_DEFAULTS = {
+    "rounds": 15,
+    "labels_per_round": 200,
+    "steps_per_round": 2000,
+    "hidden_sizes": (128, 128),
+    "fit_steps": 2000,
+    "target_return": 0.0,  # stop once it never loses
+}
+
+
+def _with_env_defaults(args: ImitateArgs) -> ImitateArgs:
+    """`args` with TicTacToe-v0's defaults (`TICTACTOE_DEFAULTS`) where the user gave none."""
+    if not _is_tictactoe(args.env):
+        return args
+    unset = set(TICTACTOE_DEFAULTS) - set(changed_fields(args, list(TICTACTOE_DEFAULTS)))
+    return dataclasses.replace(args, **{k: TICTACTOE_DEFAULTS[k] for k in unset})
+
+
 def _config(args: ImitateArgs) -> Any:
     from bellmax.imitation.bc import BCConfig
     from bellmax.imitation.loop import ImitationConfig
@@ -323,9 +347,8 @@ def run_imitate(args: ImitateArgs) -> int:
     from bellmax.imitation.loop import expert_return, imitate, make_rollout_env
 
     _check_args(args)
+    args = _with_env_defaults(args)
     config = _config(args)
-    if _is_tictactoe(args.env) and config.target_return is None:
-        config = dataclasses.replace(config, target_return=0.0)  # stop once it never loses
     makers = _env_makers(args.env, config)
     maker = makers.get("make_env")
     probe = maker(num_envs=1, seed=0) if maker else make_rollout_env(args.env)
