@@ -133,13 +133,14 @@ def test_the_mpc_expert_starts_from_a_nominal_plan_on_the_cart_pole():
 def test_tictactoe_takes_its_tested_settings_where_none_are_given():
     # the README's `imitate dagger --env TicTacToe-v0 --expert perfect --labels 3000` stopped
     # at 10 rounds of 50 labels with a network that still lost; tic-tac-toe now takes the
-    # settings of tests/imitation/test_tictactoe.py for every option left unset
-    from bellmax.cli.imitate import TICTACTOE_DEFAULTS, ImitateArgs, _with_env_defaults
+    # settings of tests/imitation/test_tictactoe.py for every option not given, and an option
+    # given keeps its value even when it equals the general default
+    from bellmax.cli.imitate import DEFAULTS, TICTACTOE_DEFAULTS, ImitateArgs, _with_env_defaults
 
     args = _with_env_defaults(ImitateArgs("dagger", env="TicTacToe-v0", expert="perfect"))
     assert {k: getattr(args, k) for k in TICTACTOE_DEFAULTS} == TICTACTOE_DEFAULTS
-    mine = ImitateArgs("dagger", env="TicTacToe-v0", expert="perfect", rounds=3, fit_steps=50)
+    mine = ImitateArgs("dagger", env="TicTacToe-v0", expert="perfect", rounds=10, fit_steps=400)
     args = _with_env_defaults(mine)
-    assert (args.rounds, args.fit_steps, args.labels_per_round) == (3, 50, 200)
-    cartpole = ImitateArgs("dagger")
-    assert _with_env_defaults(cartpole) == cartpole
+    assert (args.rounds, args.fit_steps, args.labels_per_round) == (10, 400, 200)
+    args = _with_env_defaults(ImitateArgs("dagger"))
+    assert {k: getattr(args, k) for k in DEFAULTS} == DEFAULTS and args.target_return is None

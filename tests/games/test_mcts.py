@@ -171,12 +171,50 @@ def test_a_search_in_used_buffers_is_the_search_in_fresh_ones(solver):
     # and the agent's buffers after a real search of other positions
     agent = mcts.MCTSAgent(config, seed=0)
     agent.act_batch(np.zeros((3, 9), np.int64), np.ones(3), key=jax.random.key(1))
-    assert 64 in agent._scratch  # three boards are padded to the 64 bucket
+    assert (64, config) in agent._scratch  # three boards are padded to the 64 bucket
     padded = jnp.asarray(np.tile(mcts._PAD, (64, 1))).at[:3].set(boards)
-    again, _ = mcts._search_into(padded, jax.random.key(3), config, agent._scratch.pop(64))
+    scratch = agent._scratch.pop((64, config))
+    again, _ = mcts._search_into(padded, jax.random.key(3), config, scratch)
     expected = jax.device_get(mcts.search(padded, jax.random.key(3), config))
     for name, value in vars(jax.device_get(again)).items():
         np.testing.assert_array_equal(value, getattr(expected, name), err_msg=name)
+    # a config replaced between searches gets buffers of its own size, the old ones dropped
+    agent.act_batch(np.zeros((3, 9), np.int64), np.ones(3), key=jax.random.key(1))
+    bigger = mcts.MCTSConfig(num_simulations=300, solver=solver)
+    agent.config = bigger
+    moves = agent._choose(padded, jax.random.key(5))
+    np.testing.assert_array_equal(
+        moves, np.asarray(mcts._choose(padded, jax.random.key(5), bigger)[0])
+    )
+    assert list(agent._scratch) == [(64, bigger)]
+
+
+def _playout_by_hand(board, u):
+    """The playout that `playout_outcome` claims: empty cells filled in the order of `u`
+    (ties by cell index), the mover first; the first completed line decides."""
+    board = np.array(board, np.int64)
+    empty = np.flatnonzero(board == 0)
+    order = empty[np.lexsort((empty, np.asarray(u)[empty]))]
+    player = 1
+    for cell in order:
+        board[cell] = player
+        if any(board[list(line)].tolist() == [player] * 3 for line in LINES):
+            return float(player)
+        player = -player
+    return 0.0
+
+
+def test_playouts_with_tied_uniforms_are_legal_games():
+    # the search draws 16-bit uniforms: two empty cells can tie, and a tie must not give one
+    # player two marks at one ply (it is broken by the cell index)
+    rng = np.random.default_rng(0)
+    pos = positions()
+    live = np.flatnonzero(~pos.terminal)
+    boards = (pos.boards[live] * pos.mover[live, None]).astype(np.int8)[rng.choice(len(live), 300)]
+    u = rng.integers(0, 3, (300, 9)).astype(np.float32) / 3  # many ties
+    got = jax.vmap(mcts.playout_outcome)(jnp.asarray(boards), jnp.asarray(u))
+    want = [_playout_by_hand(b, x) for b, x in zip(boards, u, strict=True)]
+    np.testing.assert_array_equal(np.asarray(got), want)
 
 
 def test_plain_uct_proves_nothing():

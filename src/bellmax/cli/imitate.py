@@ -52,9 +52,9 @@ class ImitateArgs:
 
     Prints each round's labels so far and greedy return; `--json` prints one object with
     final_eval_return, labels_used, rounds, seconds and the per-round curve. With --env
-    TicTacToe-v0 the options left unset take the tested tic-tac-toe settings: --rounds 15
-    --labels-per-round 200 --steps-per-round 2000 --hidden-sizes 128 128 --fit-steps 2000
-    --target-return 0 (stop once the network never loses).
+    TicTacToe-v0 the options not given take the settings DAgger was tested with there:
+    --labels 3000 --rounds 15 --labels-per-round 200 --steps-per-round 2000 --hidden-sizes
+    128 128 --fit-steps 2000 --target-return 0 (stop once the network never loses).
     """
 
     algorithm: tyro.conf.Positional[Literal["bc", "dagger", "dart"]]
@@ -64,14 +64,15 @@ class ImitateArgs:
     """Environment: a bellmax or Gymnasium id (module:EnvName-v0 too)."""
     expert: str = "lqr"
     """lqr, mpc, checkpoint:DIR, perfect (TicTacToe-v0), human, or module:function."""
-    labels: int = 500
-    """Label budget: expert-labelled observations at most."""
-    rounds: int = 10
-    """Rounds at most (collect, label, refit, evaluate)."""
-    labels_per_round: int = 50
-    """Labels per round (an MPC expert labels every step it shadows)."""
-    steps_per_round: int = 500
-    """Environment steps rolled out per round."""
+    labels: int | None = None
+    """Label budget: expert-labelled observations at most (default 500; TicTacToe-v0 3000)."""
+    rounds: int | None = None
+    """Rounds at most (collect, label, refit, evaluate; default 10; TicTacToe-v0 15)."""
+    labels_per_round: int | None = None
+    """Labels per round (an MPC expert labels every step it shadows; default 50;
+    TicTacToe-v0 200)."""
+    steps_per_round: int | None = None
+    """Environment steps rolled out per round (default 500; TicTacToe-v0 2000)."""
     beta_decay: float = 0.0
     """dagger: the expert acts with probability beta_decay**round (round 0 always)."""
     noise: float = 0.2
@@ -81,7 +82,7 @@ class ImitateArgs:
     camera_noise: float = 0.1
     """Std of the three-cameras perturbation (observation units)."""
     target_return: float | None = None
-    """Stop once the greedy evaluation reaches this return."""
+    """Stop once the greedy evaluation reaches this return (TicTacToe-v0: 0, never losing)."""
     eval_episodes: int = 5
     """Greedy evaluation episodes per round."""
     eval_expert: bool = False
@@ -98,10 +99,10 @@ class ImitateArgs:
     (labels depend on the episode so far); auto: nominal for the cart-pole, else warm."""
     retrain: bool = False
     """Refit the learner from scratch each round on all labels (else continue the last fit)."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """The learner's hidden layer widths."""
-    fit_steps: int = 400
-    """Gradient steps per round."""
+    hidden_sizes: tuple[int, ...] | None = None
+    """The learner's hidden layer widths (default 64 64; TicTacToe-v0 128 128)."""
+    fit_steps: int | None = None
+    """Gradient steps per round (default 400; TicTacToe-v0 2000)."""
     seed: int = 0
     """Seed of the learner, rollouts and evaluations."""
     out: str | None = None
@@ -263,10 +264,20 @@ def _refuse_unused(args: ImitateArgs) -> None:
             )
 
 
-#: TicTacToe-v0's defaults for the options a run leaves at the general ones: the settings of
-#: tests/imitation/test_tictactoe.py, where DAgger with the perfect expert reaches a network
-#: that never loses (the general defaults stop at 10 rounds of 50 labels, still losing).
+#: The defaults of the options that TicTacToe-v0 sets otherwise (None in `ImitateArgs`).
+DEFAULTS = {
+    "labels": 500,
+    "rounds": 10,
+    "labels_per_round": 50,
+    "steps_per_round": 500,
+    "hidden_sizes": (64, 64),
+    "fit_steps": 400,
+}
+#: TicTacToe-v0's: the settings of tests/imitation/test_tictactoe.py, where DAgger with the
+#: perfect expert reaches a network that never loses (with the defaults above it stops at 10
+#: rounds of 50 labels, still losing).
 TICTACTOE_DEFAULTS = {
+    "labels": 3000,
     "rounds": 15,
     "labels_per_round": 200,
     "steps_per_round": 2000,
@@ -277,11 +288,10 @@ TICTACTOE_DEFAULTS = {
 
 
 def _with_env_defaults(args: ImitateArgs) -> ImitateArgs:
-    """`args` with TicTacToe-v0's defaults (`TICTACTOE_DEFAULTS`) where the user gave none."""
-    if not _is_tictactoe(args.env):
-        return args
-    unset = set(TICTACTOE_DEFAULTS) - set(changed_fields(args, list(TICTACTOE_DEFAULTS)))
-    return dataclasses.replace(args, **{k: TICTACTOE_DEFAULTS[k] for k in unset})
+    """`args` with every option not given (None) set to its default for the environment."""
+    defaults = TICTACTOE_DEFAULTS if _is_tictactoe(args.env) else DEFAULTS
+    unset = {k: v for k, v in defaults.items() if getattr(args, k) is None}
+    return dataclasses.replace(args, **unset)
 
 
 def _config(args: ImitateArgs) -> Any:
@@ -346,8 +356,8 @@ def run_imitate(args: ImitateArgs) -> int:
     from bellmax.imitation.experts import ExpertError
     from bellmax.imitation.loop import expert_return, imitate, make_rollout_env
 
-    _check_args(args)
     args = _with_env_defaults(args)
+    _check_args(args)
     config = _config(args)
     makers = _env_makers(args.env, config)
     maker = makers.get("make_env")

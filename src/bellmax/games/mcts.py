@@ -1,8 +1,9 @@
 """Monte Carlo tree search for tic-tac-toe: UCT with random rollouts and MCTS-Solver, batched.
 
 A search tree lives in flat arrays (`Tree`, one node added per simulation, Browne et al. 2012,
-section 3.1); a batch of trees runs in lock-step under `jax.vmap` inside one `while_loop`, so
-a whole layer of positions is searched by one compiled program. A simulation's backup is one
+section 3.1); a batch of trees runs in lock-step inside one `while_loop` (selection written
+for the batch, the other phases vmapped), so a whole layer of positions is searched by one
+compiled program. A simulation's backup is one
 scatter along the path it selected, and the solver's proof step is a short scalar recurrence
 up that path:
 
@@ -40,7 +41,7 @@ opponent's lines reach, searching each layer of the game tree as one batch, so t
 Strength (exhaustive: every line of the opponent's play, tests/games/test_mcts.py): at the
 default budget of 1000 simulations, and at 500, the agent never loses as X or as O (seeds 0-9
 checked). At 300 simulations it loses 3-19 of ~700 lines as O at five seeds in ten; plain UCT
-(`solver=False`) loses 2-11 of ~500 at eight seeds in ten there (none at 1000, seeds 0-9). For
+(`solver=False`) loses 2-10 of ~500 at eight seeds in ten there (none at 1000, seeds 0-9). For
 scale, OpenSpiel's C++ MCTS (with its solver) loses 5.5% of its games as O to a perfect player
 at 1000 simulations (../shared/PEERS.md).
 """
@@ -141,7 +142,14 @@ def playout_outcome(board: jax.Array, u: jax.Array) -> jax.Array:
       float32 []: +1 the mover wins, -1 loses, 0 a draw.
     """
     empty = board == 0
-    rank = jnp.sum(empty[None, :] & (u[None, :] < u[:, None]), axis=-1)  # ply of each cell
+    # the ply of each cell: the empty cells with a smaller uniform come first, and of two equal
+    # uniforms (1 in 65536 for the search's 16-bit ones) the lower cell, so the plies stay
+    # 0, 1, 2, ... and the game legal
+    cells = jnp.arange(9)
+    earlier = (u[None, :] < u[:, None]) | (
+        (u[None, :] == u[:, None]) & (cells[None, :] < cells[:, None])
+    )
+    rank = jnp.sum(empty[None, :] & earlier, axis=-1)
     owner = jnp.where(empty, jnp.where(rank % 2 == 0, 1, -1), board.astype(jnp.int32))
     ply = jnp.where(empty, rank, _MARKED)[LINES].max(axis=-1)  # [8] when each line is full
     line_owner = owner[LINES]
@@ -242,7 +250,8 @@ class Tree:
     the game is over."""
     exact: jax.Array
     """float32 [N]: the exact value for the node's mover of a finished game or a solved leaf,
-    set when the node is added; NaN elsewhere. (The solver's proofs go to `edges` and
+    set when the node is added; NaN at the root. (Rows of nodes not added in this search hold
+    whatever an earlier search left there: see `_plant`. The solver's proofs go to `edges` and
     `root_exact`: reading this array in the simulation loop makes XLA copy it each time.)"""
     root_exact: jax.Array
     """float32 []: the root's proven value for its mover (NaN while unproven)."""
@@ -595,8 +604,9 @@ def search(boards: jax.Array, key: jax.Array, config: MCTSConfig) -> SearchResul
     """UCT (with MCTS-Solver, by default) from a batch of positions.
 
     The batch runs in lock-step: simulation i of every tree, then i + 1, until the budget is
-    spent or every root is proven (a proven root's further simulations change nothing). Each
-    simulation draws one block of uniforms per tree, so a seed fixes the whole search.
+    spent or every root is proven (a proven root's further simulations change nothing). The
+    uniforms of every 32 simulations are drawn at once from `key` (`_uniforms`), so a seed
+    fixes the whole search.
 
     Args:
       boards: int [B, 9] canonical boards (the mover's marks +1), none finished.
@@ -736,17 +746,22 @@ class MCTSAgent:
         self._rng = np.random.default_rng(seed)
         # the last search's buffers per batch size, reused by the next search of that size
         # (`_search_into`): at most one per bucket, 40 MB for 256 boards at 1000 simulations
-        self._scratch: dict[int, Tree] = {}
+        self._scratch: dict[tuple[int, MCTSConfig], Tree] = {}
 
     def __repr__(self) -> str:
         return f"MCTSAgent({self.config}, seed={self.seed})"
 
     def _choose(self, boards: jax.Array, key: jax.Array) -> jax.Array:
-        size = boards.shape[0]
-        # popped first: if the search fails, its donated buffers are not kept
-        moves, self._scratch[size] = _choose(
-            boards, key, self.config, self._scratch.pop(size, None)
-        )
+        # keyed by the config too: `config` may be replaced between searches, and buffers of
+        # another budget have another number of nodes
+        slot = (boards.shape[0], self.config)
+        if any(config != self.config for _, config in self._scratch):
+            self._scratch = {k: v for k, v in self._scratch.items() if k[1] == self.config}
+        # popped first (the search takes them), kept again only once its moves are fetched:
+        # the buffers of a search that failed are not handed to the next one
+        moves, scratch = _choose(boards, key, self.config, self._scratch.pop(slot, None))
+        moves = np.asarray(moves)
+        self._scratch[slot] = scratch
         return moves
 
     def act_batch(
