@@ -85,6 +85,7 @@ def test_pomcp_solve_reports_its_estimate(capsys):
     d = json.loads(out)
     assert code == 0 and d["alpha_vectors"] == 0 and d["upper_bound"] is None
     assert d["tree_nodes"] == 51 and d["action"] in ("listen", "open-left", "open-right")
+    assert "not a bound" in d["value_note"]  # the estimate is not V*(b0)
     # five steps of tiger cost at least 100 / (1 - 0.95) ... but never more than that
     assert -100 * 5 <= d["value"] <= 10 * 5
 
