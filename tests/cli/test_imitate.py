@@ -135,12 +135,19 @@ def test_tictactoe_takes_its_tested_settings_where_none_are_given():
     # at 10 rounds of 50 labels with a network that still lost; tic-tac-toe now takes the
     # settings of tests/imitation/test_tictactoe.py for every option not given, and an option
     # given keeps its value even when it equals the general default
-    from bellmax.cli.imitate import DEFAULTS, TICTACTOE_DEFAULTS, ImitateArgs, _with_env_defaults
+    from bellmax.cli.imitate import TICTACTOE_DEFAULTS, ImitateArgs, _config, _with_env_defaults
+    from bellmax.imitation.bc import BCConfig
+    from bellmax.imitation.loop import ImitationConfig
 
     args = _with_env_defaults(ImitateArgs("dagger", env="TicTacToe-v0", expert="perfect"))
     assert {k: getattr(args, k) for k in TICTACTOE_DEFAULTS} == TICTACTOE_DEFAULTS
     mine = ImitateArgs("dagger", env="TicTacToe-v0", expert="perfect", rounds=10, fit_steps=400)
     args = _with_env_defaults(mine)
     assert (args.rounds, args.fit_steps, args.labels_per_round) == (10, 400, 200)
-    args = _with_env_defaults(ImitateArgs("dagger"))
-    assert {k: getattr(args, k) for k in DEFAULTS} == DEFAULTS and args.target_return is None
+    # elsewhere an option not given takes the library's default
+    config, lib = _config(_with_env_defaults(ImitateArgs("dagger"))), ImitationConfig()
+    for name in ("labels", "rounds", "labels_per_round", "steps_per_round", "target_return"):
+        assert getattr(config, name) == getattr(lib, name), name
+    assert config.bc == BCConfig()
+    config = _config(_with_env_defaults(ImitateArgs("dagger", labels=7, fit_steps=9)))
+    assert (config.labels, config.bc.steps, config.rounds) == (7, 9, ImitationConfig().rounds)

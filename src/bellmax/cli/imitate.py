@@ -225,9 +225,12 @@ def _check_args(args: ImitateArgs) -> None:
             f"--labels {args.labels}: the label budget must be at least 1 (imitation learns "
             "from the expert's labels); give e.g. --labels 500."
         )
-    check_int(args.labels, "--labels", low=1, high=MAX_LABELS)
-    check_int(args.rounds, "--rounds", low=1, high=MAX_LABELS)
-    check_int(args.fit_steps, "--fit-steps", low=1)
+    if args.labels is not None:
+        check_int(args.labels, "--labels", low=1, high=MAX_LABELS)
+    if args.rounds is not None:
+        check_int(args.rounds, "--rounds", low=1, high=MAX_LABELS)
+    if args.fit_steps is not None:
+        check_int(args.fit_steps, "--fit-steps", low=1)
     if args.mpc_iterations is not None:
         check_int(args.mpc_iterations, "--mpc-iterations", low=1, high=10_000)
     if args.sysid_steps is not None:
@@ -264,18 +267,10 @@ def _refuse_unused(args: ImitateArgs) -> None:
             )
 
 
-#: The defaults of the options that TicTacToe-v0 sets otherwise (None in `ImitateArgs`).
-DEFAULTS = {
-    "labels": 500,
-    "rounds": 10,
-    "labels_per_round": 50,
-    "steps_per_round": 500,
-    "hidden_sizes": (64, 64),
-    "fit_steps": 400,
-}
-#: TicTacToe-v0's: the settings of tests/imitation/test_tictactoe.py, where DAgger with the
-#: perfect expert reaches a network that never loses (with the defaults above it stops at 10
-#: rounds of 50 labels, still losing).
+#: TicTacToe-v0's settings for the options not given (None in `ImitateArgs`; elsewhere they
+#: take ImitationConfig's and BCConfig's defaults): those of tests/imitation/test_tictactoe.py,
+#: where DAgger with the perfect expert reaches a network that never loses (with the general
+#: defaults it stops at 10 rounds of 50 labels, still losing).
 TICTACTOE_DEFAULTS = {
     "labels": 3000,
     "rounds": 15,
@@ -288,9 +283,10 @@ TICTACTOE_DEFAULTS = {
 
 
 def _with_env_defaults(args: ImitateArgs) -> ImitateArgs:
-    """`args` with every option not given (None) set to its default for the environment."""
-    defaults = TICTACTOE_DEFAULTS if _is_tictactoe(args.env) else DEFAULTS
-    unset = {k: v for k, v in defaults.items() if getattr(args, k) is None}
+    """`args` with TicTacToe-v0's settings (`TICTACTOE_DEFAULTS`) for the options not given."""
+    if not _is_tictactoe(args.env):
+        return args
+    unset = {k: v for k, v in TICTACTOE_DEFAULTS.items() if getattr(args, k) is None}
     return dataclasses.replace(args, **unset)
 
 
@@ -298,12 +294,14 @@ def _config(args: ImitateArgs) -> Any:
     from bellmax.imitation.bc import BCConfig
     from bellmax.imitation.loop import ImitationConfig
 
+    # an option not given (None) keeps the library's default
+    names = {"labels", "rounds", "labels_per_round", "steps_per_round"}
+    given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    bc_names = {"hidden_sizes": "hidden_sizes", "fit_steps": "steps"}
+    bc = {v: getattr(args, k) for k, v in bc_names.items() if getattr(args, k) is not None}
     return ImitationConfig(
         algorithm=args.algorithm,
-        labels=args.labels,
-        rounds=args.rounds,
-        labels_per_round=args.labels_per_round,
-        steps_per_round=args.steps_per_round,
+        **given,
         beta_decay=args.beta_decay,
         noise=args.noise,
         cameras=args.cameras,
@@ -311,7 +309,7 @@ def _config(args: ImitateArgs) -> Any:
         eval_episodes=args.eval_episodes,
         target_return=args.target_return,
         retrain=args.retrain,
-        bc=BCConfig(hidden_sizes=args.hidden_sizes, steps=args.fit_steps),
+        bc=BCConfig(**bc),
     )
 
 

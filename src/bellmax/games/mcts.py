@@ -75,7 +75,6 @@ __all__ = [
     "step_canonical",
 ]
 
-_NEG = -1e9  # a logit for illegal moves (not -inf: an all-illegal row must stay finite)
 
 # the channels of `Tree.edges` (one row [9, 4] per node: what selection reads, in one gather)
 _N, _W, _PROVEN, _CHILD = 0, 1, 2, 3
