@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -51,8 +53,9 @@ def _check(
     if not np.all(np.isfinite(alphas)):
         raise ValueError(f"{where}: the alpha vectors hold non-finite values.")
     if np.any(actions < 0) or (num_actions is not None and np.any(actions >= num_actions)):
+        allowed = f"in [0, {num_actions})" if num_actions is not None else ">= 0"
         raise ValueError(
-            f"{where}: action indices must be in [0, {num_actions}), got {actions.min()}..{actions.max()}."
+            f"{where}: action indices must be {allowed}, got {actions.min()}..{actions.max()}."
         )
     with x64():
         return AlphaVectors(alphas=jnp.asarray(alphas), actions=jnp.asarray(actions))
@@ -70,20 +73,34 @@ def load_policy(path: str | os.PathLike, *, num_states=None, num_actions=None) -
             f"no policy file {str(p)!r}; write one with bellmax pomdp solve FILE --out {p.name}."
         )
     try:
-        with np.load(p, allow_pickle=False) as z:
-            names = set(z.files) if hasattr(z, "files") else set()
-            arrays = {k: np.asarray(z[k]) for k in ("alphas", "actions") if k in names}
-    except (OSError, EOFError, ValueError) as e:
+        z = np.load(p, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy array
+            raise ValueError(f"{p}: one NumPy array, not an .npz policy")
+        with z:
+            arrays = {k: np.asarray(z[k]) for k in ("alphas", "actions") if k in z.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as e:
         # (NumPy reads a file that is neither .npz nor .npy as a pickle and, with pickles
-        # refused, says so: the advice to unpickle it is not for a policy file.)
+        # refused, says so: the advice to unpickle it is not for a policy file. A damaged
+        # .npz is a zip error.)
         raise ValueError(
             f"{p}: not a readable .npz policy ({type(e).__name__}); give the .npz that "
             "bellmax pomdp solve FILE --out POLICY.npz wrote (or an .alpha file)."
         ) from None
     if len(arrays) != 2:
         raise ValueError(f"{p}: not an alpha-vector policy (needs arrays 'alphas' and 'actions').")
-    alphas, actions = arrays["alphas"].astype(np.float64), arrays["actions"]
-    return _check(alphas, actions.astype(np.int64), str(p), num_states, num_actions)
+    alphas, actions = arrays["alphas"], arrays["actions"]
+    if alphas.dtype.kind not in "iuf":
+        raise ValueError(f"{p}: 'alphas' must hold numbers, got an array of {alphas.dtype}.")
+    integral = actions.dtype.kind in "iu" or (
+        actions.dtype.kind == "f" and np.all(np.isfinite(actions) & (actions == np.round(actions)))
+    )
+    if not integral:
+        raise ValueError(
+            f"{p}: 'actions' must hold integer action indices, got an array of {actions.dtype}."
+        )
+    return _check(
+        alphas.astype(np.float64), actions.astype(np.int64), str(p), num_states, num_actions
+    )
 
 
 def save_alpha(path: str | os.PathLike, vectors: AlphaVectors) -> Path:

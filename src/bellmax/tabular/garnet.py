@@ -19,8 +19,8 @@ def random_mdp(
     gamma: float = 0.99,
     sparse: bool | None = None,
 ) -> TabularMDP:
-    """A random ("Garnet") MDP: each `(s, a)` moves to `num_successors` uniformly drawn states
-    with random probabilities and pays a standard-normal reward (Archibald et al., 1995).
+    """A random ("Garnet") MDP: each `(s, a)` moves to `num_successors` distinct, uniformly
+    drawn states with random probabilities and pays a standard-normal reward (Archibald et al., 1995).
 
     Built on the host with numpy, in `O(S * A * K)` memory: 1e6 x 4 x 5 takes ~0.3 GB.
 
@@ -44,8 +44,31 @@ def random_mdp(
         mdp = TabularMDP(P, R, gamma)
         return mdp.to_sparse() if sparse else mdp
     K = check_int(num_successors, "num_successors", low=1, high=S)  # at most every state
-    ns = rng.integers(0, S, size=(S, A, K), dtype=np.int32 if S < 2**31 else np.int64)
+    ns = _distinct_successors(rng, S, A, K)
     p = rng.random((S, A, K)) + 1e-3
     p /= p.sum(axis=2, keepdims=True)
     mdp = TabularMDP(SparseTransitions(next_state=ns, prob=p), R, gamma)
     return mdp if sparse is None or sparse else mdp.to_dense()
+
+
+def _distinct_successors(rng: np.random.Generator, S: int, A: int, K: int) -> np.ndarray:
+    """`[S, A, K]` successor states, `K` distinct ones per `(s, a)`, uniformly drawn: each
+    row drawn with replacement and drawn again while it repeats a state (for `K` much less
+    than `S`, as in large Garnets, a repeat is rare); rows still repeating after a few rounds
+    (`K` near `S`) take the first `K` of a random permutation of the states."""
+    dtype = np.int32 if S < 2**31 else np.int64
+    ns = rng.integers(0, S, size=(S * A, K), dtype=dtype)
+
+    def repeating(rows: np.ndarray) -> np.ndarray:
+        ordered = np.sort(rows, axis=1)
+        return np.any(ordered[:, 1:] == ordered[:, :-1], axis=1)
+
+    bad = np.flatnonzero(repeating(ns))
+    for _ in range(8):
+        if bad.size == 0:
+            break
+        ns[bad] = rng.integers(0, S, size=(bad.size, K), dtype=dtype)
+        bad = bad[repeating(ns[bad])]
+    for row in bad:
+        ns[row] = rng.permutation(S)[:K]
+    return ns.reshape(S, A, K)
