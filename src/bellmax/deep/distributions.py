@@ -102,13 +102,14 @@ def action_space_kind(space: Any, *, algorithm: str, allow_box: bool = True) -> 
       TypeError: any other space (or a `Box` when `allow_box` is false).
     """
     supported = "Discrete and Box" if allow_box else "Discrete"
+    either = "Discrete or Box" if allow_box else "Discrete"
     if isinstance(space, spaces.Discrete):
         return True, int(space.n)
     if allow_box and isinstance(space, spaces.Box) and jnp.issubdtype(space.dtype, jnp.floating):
         return False, int(np.prod(space.shape, dtype=np.int64))
     raise TypeError(
         f"{algorithm} supports {supported} action spaces; got {space!r}. "
-        f"Pick an environment whose action space is {supported}"
+        f"Pick an environment whose action space is {either}"
         + ("" if allow_box else " (for continuous actions use PPO)")
         + "."
     )

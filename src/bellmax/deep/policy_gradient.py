@@ -213,7 +213,7 @@ def check_venv(config: Any, venv: VectorEnv, algorithm: str) -> None:
     action_space_kind(venv.action_space, algorithm=algorithm)
     if venv.num_envs != config.num_envs:
         raise ValueError(
-            f"Config.num_envs={config.num_envs} but the vector env has {venv.num_envs} "
+            f"{algorithm} Config.num_envs={config.num_envs} but the vector env has {venv.num_envs} "
             "environments; make them equal."
         )
 

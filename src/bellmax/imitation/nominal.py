@@ -56,13 +56,27 @@ def cartpole_swingup_controller(
     check_number(max_accel, "max_accel", owner="cartpole_swingup_controller", low=0)
     check_number(sharpness, "sharpness", owner="cartpole_swingup_controller", low=0, low_open=True)
     check_number(catch, "catch", owner="cartpole_swingup_controller", low=-1, high=1)
+    check_number(bias, "bias", owner="cartpole_swingup_controller")
+    gains = tuple(centre_gains) if isinstance(centre_gains, (tuple, list)) else ()
+    if len(gains) != 2:
+        raise ValueError(
+            f"cartpole_swingup_controller: centre_gains must be two numbers (k_x, k_v), got "
+            f"{centre_gains!r}."
+        )
+    for name, k in zip(("k_x", "k_v"), gains, strict=True):
+        check_number(k, f"centre_gains {name}", owner="cartpole_swingup_controller", low=0)
     lqr = make_lqr_controller(cartpole_balance(params), params)
     lqr_state = lqr.init()
     m, mc = float(params.masspole), float(params.masscart)
     length, g, f_max = float(params.length), float(params.gravity), float(params.force_mag)
-    k_x, k_v = (float(k) for k in centre_gains)
+    k_x, k_v = (float(k) for k in gains)
 
     def control(x: jax.Array) -> jax.Array:
+        if jnp.shape(x) != (4,):
+            raise ValueError(
+                "cartpole_swingup_controller: the state must be [x, x_dot, theta, theta_dot], "
+                f"shape (4,), got shape {jnp.shape(x)}; vmap the controller over a batch."
+            )
         theta = jnp.mod(x[2] + jnp.pi, 2 * jnp.pi) - jnp.pi
         theta_dot = x[3]
         energy = (2.0 / 3.0) * m * length**2 * theta_dot**2 + m * g * length * (
