@@ -1,4 +1,5 @@
-"""Tests for bellmax.control.mpc: swing-up and hold, and Gymnasium's own CartPole-v1."""
+"""Tests for bellmax.control.mpc: swing-up and hold, Gymnasium's own CartPole-v1, and the
+closed-form linear-quadratic case, where MPC must reproduce scipy's infinite-horizon LQR."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.linalg
 
 from bellmax.control.mpc import closed_loop, closed_loop_host, control_to_action, make_mpc
-from bellmax.control.problems import cartpole_balance, cartpole_swingup
+from bellmax.control.problems import cartpole_balance, cartpole_swingup, make_problem
+from bellmax.core.status import Status
 from bellmax.envs import spaces
 from bellmax.envs.cartpole import CartPoleParams, CartPoleSwingUp
 
@@ -128,3 +131,92 @@ def test_a_state_of_the_wrong_shape_is_named():
     # vmapped over states, the check sees one state
     us, _ = jax.vmap(mpc.step, in_axes=(None, 0, None))(state, jnp.zeros((2, 4)), SWINGUP.params)
     assert us.shape == (2, 1)
+
+
+# ---------------------------------------------------------------------- linear-quadratic
+# A double integrator (position, velocity; force over 0.1 s steps) with the running cost
+# 1/2 x'Qx + 1/2 u'Ru and the terminal cost 1/2 x'Px, P the DARE's solution from scipy.
+# Why the H-step MPC then equals infinite-horizon LQR exactly: the finite-horizon problem's
+# value is V_t(x) = 1/2 x'P_t x with the Riccati recursion, from P_H = P,
+#     P_t = Q + A'P_{t+1}A - A'P_{t+1}B (R + B'P_{t+1}B)^-1 B'P_{t+1}A,
+#     u_t = -K_t x_t,  K_t = (R + B'P_{t+1}B)^-1 B'P_{t+1}A.
+# The DARE says P is a fixed point of this map, so P_t = P at every t and every K_t is the
+# infinite-horizon gain K: the optimal plan is u_t = -K (A - BK)^t x, its first control -K x.
+# iLQR on a linear model with a quadratic cost is exact in one iteration (its backward pass
+# is this recursion, its expansion exact, and the full step passes the line search).
+LQ_DT, LQ_HORIZON = 0.1, 20
+LQ_A = np.array([[1.0, LQ_DT], [0.0, 1.0]])
+LQ_B = np.array([[0.5 * LQ_DT**2], [LQ_DT]])
+LQ_Q, LQ_R = np.diag([1.0, 0.1]), np.array([[0.1]])
+LQ_P = scipy.linalg.solve_discrete_are(LQ_A, LQ_B, LQ_Q, LQ_R)
+LQ_K = np.linalg.solve(LQ_R + LQ_B.T @ LQ_P @ LQ_B, LQ_B.T @ LQ_P @ LQ_A)
+#: States to plan from (float32-exact); their optimal controls range from 0.75 to 9.3.
+LQ_STATES = np.array([[1.0, 0.0], [-0.5, 0.25], [0.25, -1.0], [2.0, 1.5]])
+#: Control bounds far outside anything the plans use (|u| < 10): never active.
+LQ_U_MAX = 100.0
+
+
+def _lq_dynamics(x, u, t, params):
+    return jnp.asarray(LQ_A, x.dtype) @ x + jnp.asarray(LQ_B, x.dtype) @ u
+
+
+def _lq_cost(x, u, t, params):
+    return 0.5 * (x @ jnp.asarray(LQ_Q, x.dtype) @ x + u @ jnp.asarray(LQ_R, x.dtype) @ u)
+
+
+def _lq_terminal_cost(x, params):
+    return 0.5 * x @ jnp.asarray(LQ_P, x.dtype) @ x
+
+
+LQ_PROBLEM = make_problem(
+    _lq_dynamics,
+    _lq_cost,
+    LQ_STATES[0],
+    LQ_HORIZON,
+    terminal_cost=_lq_terminal_cost,
+    u_lower=[-LQ_U_MAX],
+    u_upper=[LQ_U_MAX],
+)
+
+
+def _lq_first_controls(mpc):
+    """The first MPC control from each of LQ_STATES (one vmapped step from the zero plan)."""
+    us, state = jax.vmap(mpc.step, in_axes=(None, 0, None))(
+        mpc.init(), jnp.asarray(LQ_STATES, jnp.float32), None
+    )
+    return np.asarray(us), state
+
+
+def test_unconstrained_linear_quadratic_mpc_is_infinite_horizon_lqr():
+    # Unregularised (mu_init = 0): the first iteration is the exact Riccati solve, the second
+    # finds the step zero and stops. What is left is float32 rounding (the plan is float32).
+    mpc = make_mpc(LQ_PROBLEM, iterations=2, mu_init=0.0)
+    us, state = _lq_first_controls(mpc)
+    np.testing.assert_allclose(us, -LQ_STATES @ LQ_K.T, rtol=0, atol=1e-5)
+    assert np.all(np.asarray(state.status) == Status.CONVERGED)
+    # the rest of the plan (shifted into the state) is the LQR closed loop: u_t = -K (A-BK)^t x
+    A_cl = LQ_A - LQ_B @ LQ_K
+    plan = np.stack(
+        [
+            [-LQ_K @ np.linalg.matrix_power(A_cl, t) @ x for t in range(1, LQ_HORIZON)]
+            for x in LQ_STATES
+        ]
+    )
+    np.testing.assert_allclose(np.asarray(state.U)[:, :-1], plan, rtol=0, atol=1e-5)
+    assert np.abs(plan).max() < 0.1 * LQ_U_MAX and np.abs(us).max() < 0.1 * LQ_U_MAX
+
+
+@pytest.mark.parametrize(("iterations", "fraction"), [(2, 1e-2), (5, 1e-4)])
+def test_linear_quadratic_mpc_with_default_regularisation(iterations, fraction):
+    # The default regularisation (mu_init = 1) adds mu f_u'f_u = mu B'B to Q_uu: each
+    # iteration is a damped Riccati step that undershoots the exact one by about
+    # mu B'B / (R + B'PB) = 7.7% at mu = 1 (B'B = 0.010, B'PB = 0.031, R = 0.1), and mu falls
+    # by a growing factor per accepted step (1, 0.63, 0.24, 0.06, ...). So two iterations (the
+    # budget of the cart-pole MPC tests) leave roughly 0.077 * 0.048 = 0.4% (measured 0.2% of
+    # the largest control, 0.6% of one state's own): within 1%. make_mpc's default budget of
+    # five leaves nothing above float32 rounding (measured 1.6e-7): within 1e-4.
+    mpc = make_mpc(LQ_PROBLEM) if iterations == 5 else make_mpc(LQ_PROBLEM, iterations=2)
+    assert mpc.config.max_iterations == iterations and mpc.config.mu_init == 1.0
+    us, _ = _lq_first_controls(mpc)
+    exact = -LQ_STATES @ LQ_K.T
+    np.testing.assert_allclose(us, exact, rtol=0, atol=fraction * np.abs(exact).max())

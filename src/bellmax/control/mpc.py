@@ -197,7 +197,8 @@ def make_mpc(
       `MPC`.
 
     Raises:
-      ValueError: unknown method, bad horizon or iterations, unbounded controls.
+      ValueError: unknown method, bad horizon or iterations (controls may be unbounded:
+        infinite bounds leave them free).
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a bellmax.control.Problem, got {type(problem).__name__}.")
