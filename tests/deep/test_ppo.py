@@ -1,4 +1,5 @@
-"""PPO: learning on CartPole (bellmax and Gymnasium's own), Pendulum, seed vmap, bad input.
+"""PPO: learning on CartPole (bellmax and Gymnasium's own), Pendulum, seed vmap, bad input;
+the loss term by term against numpy on a hand-made minibatch, and its flat clipped region.
 
 The learning tests train until an exact check passes, with a cap: `bellmax.train.driver.train`
 evaluates the deterministic policy after each of ~20 chunks and stops at the first evaluation
@@ -24,6 +25,7 @@ import numpy as np
 import pytest
 
 from bellmax.deep import ppo
+from bellmax.deep.distributions import Categorical
 from bellmax.envs.vector import make_vector_env
 
 # rl-zoo's CartPole-v1 settings (8 envs x 32 steps, 20 epochs of one 256-batch, gae 0.8,
@@ -166,17 +168,36 @@ def test_config_properties():
     assert PENDULUM.num_minibatches == PENDULUM.steps_per_update // PENDULUM.minibatch_size
 
 
-def test_approx_kl_and_clip_fraction_by_hand():
-    # Shows: on a minibatch whose stored log-probabilities are the current policy's (the first
-    # epoch's first minibatch, before any step) the approximate KL and the clip fraction are 0;
-    # with other stored log-probabilities they are CleanRL's `mean((r - 1) - log r)` and the
-    # fraction of ratios r outside [1 - eps, 1 + eps].
+# The loss of one 6-transition minibatch under TINY's settings (value clipping, an entropy
+# bonus, per-minibatch advantage normalisation): one compiled program for the tests below.
+LOSS = jax.jit(ppo.ppo_loss, static_argnums=(1, 4))
+
+
+@pytest.fixture(scope="module")
+def tiny_net():
+    """TINY's actor-critic on CartPole (shared torso, 16 units), its parameters from a fixed
+    key, six observations and the current log-probabilities of six fixed actions.
+
+    The policy head's kernel is scaled by 200: its orthogonal initialisation (gain 0.01)
+    gives logits ~1e-2, a policy too near uniform for the entropy to tell formulas apart."""
     venv = make_vector_env("CartPole-v1", num_envs=TINY.num_envs)
     net = ppo.network(TINY, venv)
     x = jax.random.normal(jax.random.key(0), (6, 4))
     params = net.init(jax.random.key(1), x)
+    head = params["params"]["policy_head"]
+    head = {**head, "kernel": 200.0 * head["kernel"]}
+    params = {"params": {**params["params"], "policy_head": head}}
     action = jnp.array([0, 1, 1, 0, 1, 0])
     log_prob = net.apply(params, x, method="policy").log_prob(action)
+    return net, params, x, action, log_prob
+
+
+def test_approx_kl_and_clip_fraction_by_hand(tiny_net):
+    # Shows: on a minibatch whose stored log-probabilities are the current policy's (the first
+    # epoch's first minibatch, before any step) the approximate KL and the clip fraction are 0;
+    # with other stored log-probabilities they are CleanRL's `mean((r - 1) - log r)` and the
+    # fraction of ratios r outside [1 - eps, 1 + eps].
+    net, params, x, action, log_prob = tiny_net
     batch = {
         "x": x,
         "action": action,
@@ -185,14 +206,124 @@ def test_approx_kl_and_clip_fraction_by_hand():
         "advantage": jnp.arange(6.0),
         "target": jnp.ones(6),
     }
-    loss = jax.jit(ppo.ppo_loss, static_argnums=(1, 4))
-    _, aux = loss(params, net, batch, jnp.float32(0.2), TINY)
+    _, aux = LOSS(params, net, batch, jnp.float32(0.2), TINY)
     assert float(aux["approx_kl"]) == 0.0 and float(aux["clip_fraction"]) == 0.0
     log_r = jnp.array([0.0, 0.1, -0.1, 0.3, -0.3, 0.05])  # new minus old log-probability
-    _, aux = loss(params, net, {**batch, "log_prob": log_prob - log_r}, jnp.float32(0.2), TINY)
+    _, aux = LOSS(params, net, {**batch, "log_prob": log_prob - log_r}, jnp.float32(0.2), TINY)
     r = np.exp(np.asarray(log_r, np.float64))
     np.testing.assert_allclose(aux["approx_kl"], np.mean((r - 1) - np.log(r)), rtol=1e-4)
     np.testing.assert_allclose(aux["clip_fraction"], 2 / 6)  # |r - 1| > 0.2 at +-0.3 only
+
+
+# The hand-made minibatch of the loss tests, with clip_eps = 0.2. Stored log-probabilities
+# are the current ones minus LOG_R, so the ratios are r = exp(LOG_R) ~ 1.35, 0.74, 1.35, 0.74
+# (outside [0.8, 1.2]), 1.11, 0.95 (inside). The advantages normalise (mean 1/12) to signs
+# + + - - + -, so the four outside transitions are the four sign/side cases:
+#   0: A > 0, r > 1.2: min(rA, 1.2A) = 1.2A, the clip binds;
+#   1: A > 0, r < 0.8: min(rA, 0.8A) = rA, it does not (the unclipped term is the smaller);
+#   2: A < 0, r > 1.2: min(rA, 1.2A) = rA, it does not;
+#   3: A < 0, r < 0.8: min(rA, 0.8A) = 0.8A, the clip binds.
+# Old values are V - DV and targets V + DT around the network's own values V: the clipped
+# value V_old + clip(V - V_old, +-0.2) = V - DV + clip(DV) is off the target by
+# clip(DV) - DV - DT = -0.5, 0.1, -0.3, 0.3, 0, 0 against DT = 0.2, 0.2, -0.3, 0.3, -0.2, 0.1
+# unclipped: value clipping binds (the larger error) at 0 only; at 1, 4 and 5 |DV| > 0.2 too
+# but the clipped error is the smaller; at 2 and 3 |DV| < 0.2 and the two are equal.
+EPS = 0.2
+LOG_R = np.array([0.3, -0.3, 0.3, -0.3, 0.1, -0.05])
+ADVANTAGE = np.array([2.0, 1.0, -1.5, -0.5, 0.5, -1.0])
+DV = np.array([0.5, -0.5, 0.1, -0.1, 0.4, -0.3])
+DT = np.array([0.2, 0.2, -0.3, 0.3, -0.2, 0.1])
+POLICY_CLIP_BINDS = np.array([True, False, False, True, False, False])
+
+
+def clipped_batch(tiny_net):
+    """The hand-made minibatch (float32) and the network's logits and values (float64)."""
+    net, params, x, action, log_prob = tiny_net
+    dist, value = net.apply(params, x)
+    batch = {
+        "x": x,
+        "action": action,
+        "log_prob": log_prob - jnp.asarray(LOG_R, jnp.float32),
+        "value": value - jnp.asarray(DV, jnp.float32),
+        "advantage": jnp.asarray(ADVANTAGE, jnp.float32),
+        "target": value + jnp.asarray(DT, jnp.float32),
+    }
+    return batch, np.asarray(dist.logits, np.float64), np.asarray(value, np.float64)
+
+
+def numpy_ratios(batch, logits):
+    """Normalised advantages and probability ratios of `batch` under `logits`, in float64."""
+    z = logits - logits.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))  # log-softmax
+    new = logp[np.arange(6), np.asarray(batch["action"])]
+    r = np.exp(new - np.asarray(batch["log_prob"], np.float64))
+    adv = np.asarray(batch["advantage"], np.float64)
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)  # per minibatch, to std 1 (ddof 0)
+    return adv, r, np.exp(logp)
+
+
+def test_ppo_loss_matches_numpy(tiny_net):
+    # Shows: every term of the loss is the PPO paper's (Schulman et al. 2017, eqs. 7 and 9)
+    # computed in numpy from the network's own logits and values: the clipped surrogate
+    # -mean(min(r A, clip(r, 1 - eps, 1 + eps) A)) with A normalised per minibatch, the
+    # value loss mean(max((V - G)^2, (V_old + clip(V - V_old, +-eps) - G)^2)) (clip_value;
+    # a mean squared error, no 1/2), the mean entropy, and their sum
+    # policy + vf_coef * value - ent_coef * entropy; the minibatch makes each clip bind in
+    # the cases it should and not in the others.
+    net, params = tiny_net[:2]
+    batch, logits, value = clipped_batch(tiny_net)
+    adv, r, p = numpy_ratios(batch, logits)
+    np.testing.assert_array_equal(adv > 0, [True, True, False, False, True, False])
+    outside = (r < 1 - EPS) | (r > 1 + EPS)
+    np.testing.assert_array_equal(outside, [True, True, True, True, False, False])
+    unclipped, clipped = r * adv, np.clip(r, 1 - EPS, 1 + EPS) * adv
+    np.testing.assert_array_equal(clipped < unclipped, POLICY_CLIP_BINDS)  # the min picks it
+    policy_loss = -np.mean(np.minimum(unclipped, clipped))
+    old = np.asarray(batch["value"], np.float64)
+    target = np.asarray(batch["target"], np.float64)
+    err = (value - target) ** 2
+    err_clip = (old + np.clip(value - old, -EPS, EPS) - target) ** 2
+    np.testing.assert_array_equal(err_clip > err + 1e-6, [True, False, False, False, False, False])
+    np.testing.assert_array_equal(np.abs(value - old) > EPS, [True, True, False, False, True, True])
+    value_loss = np.mean(np.maximum(err, err_clip))
+    entropy = np.mean(-(p * np.log(p)).sum(-1))
+    loss = policy_loss + TINY.vf_coef * value_loss - TINY.ent_coef * entropy
+    total, aux = LOSS(params, net, batch, jnp.float32(EPS), TINY)
+    np.testing.assert_allclose(aux["policy_loss"], policy_loss, rtol=1e-5)
+    np.testing.assert_allclose(aux["value_loss"], value_loss, rtol=1e-5)
+    np.testing.assert_allclose(aux["entropy"], entropy, rtol=1e-5)
+    np.testing.assert_allclose(total, loss, rtol=1e-5)
+    np.testing.assert_allclose(aux["loss"], loss, rtol=1e-5)
+    np.testing.assert_allclose(aux["clip_fraction"], 4 / 6)  # outside the range, bound or not
+
+
+class LogitsNet:
+    """A stand-in network whose parameters are the logits and values themselves, so that
+    `jax.grad` of `ppo_loss` reaches the logits (`ppo_loss` only calls `net.apply`)."""
+
+    @staticmethod
+    def apply(params, x):
+        return Categorical(params["logits"]), params["value"]
+
+
+def test_clipped_surrogate_is_flat_where_the_clip_binds(tiny_net):
+    # Shows: the gradient of the policy term with respect to the logits is exactly zero on
+    # the transitions where the clip binds (the clipped objective is flat in r there) and,
+    # elsewhere, d/dlogits of -A r / n = -(A r / n) (onehot(a) - softmax(logits)), nonzero.
+    batch, logits, value = clipped_batch(tiny_net)
+    adv, r, p = numpy_ratios(batch, logits)
+
+    def policy_loss(lg):
+        params = {"logits": lg, "value": jnp.asarray(value, jnp.float32)}
+        return ppo.ppo_loss(params, LogitsNet, batch, jnp.float32(EPS), TINY)[1]["policy_loss"]
+
+    grad = np.asarray(jax.jit(jax.grad(policy_loss))(jnp.asarray(logits, jnp.float32)))
+    assert np.all(grad[POLICY_CLIP_BINDS] == 0.0)
+    assert np.all(np.abs(grad[~POLICY_CLIP_BINDS]) > 1e-3)
+    onehot = np.eye(2)[np.asarray(batch["action"])]
+    expected = -(adv * r / 6)[:, None] * (onehot - p)
+    expected[POLICY_CLIP_BINDS] = 0.0
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-7)
 
 
 def test_learning_rate_and_grad_norm_metrics():

@@ -1,6 +1,8 @@
 """TD learning (Sutton & Barto, Chapter 6): hand-computed single updates of every target (jitted
 and not), the shared policies, the book's experiments within bands (cliff walking, windy
-gridworld, the random walk TD vs MC, maximisation bias), and the error paths.
+gridworld, the random walk TD vs MC, maximisation bias), Expected SARSA and SARSA against the
+fixed point of their epsilon-greedy target solved in numpy on the random walk's chain, and the
+error paths.
 
 The four control methods share one compiled program per environment, so each experiment
 compiles once; every run is a module-level fixture shared by the tests that read it.
@@ -349,6 +351,90 @@ def test_td0_gamma_override_matches_the_discounted_values():
     mean = np.asarray(result.v)[:, 1:6].mean(axis=0)
     np.testing.assert_allclose(mean, v[1:6], atol=0.06)  # (online TD's small outward bias)
     assert mean[4] < 0.65 and v[5] < 0.55  # far from the undiscounted 5/6
+
+
+# ---------------------------------------------------------------------- tier 2: fixed point
+# Example 6.2's chain (RandomWalk(): exits 0 and 6, start 3, action 0 left, 1 right, +1 for
+# the right exit), built here by hand, discounted by 0.9 and explored with epsilon 0.5.
+CHAIN_GAMMA, CHAIN_EPS = 0.9, 0.5
+
+
+def chain_fixed_point(eps, gamma=CHAIN_GAMMA, share_greedy=True):
+    """The action values `[7, 2]` that the epsilon-greedy targets hold fixed, by iteration.
+
+    `epsilon_greedy_probs` gives every action eps / |A| and the greedy one(s) 1 - eps more,
+    so the expected next value is E_pi Q(s') = (1 - eps) max_a Q(s', a) + eps mean_a Q(s', a)
+    (ties among greedy actions share 1 - eps, all at the max value), and 0 at an exit
+    (termination zeroes the discount). The fixed point solves
+        Q(s, a) = R(s, a) + gamma E_pi Q(s'(s, a)),
+    a gamma-contraction in the max norm (max and mean are non-expansive), so iterating from 0
+    converges geometrically; 400 sweeps leave 0.9^400 < 1e-18. `share_greedy=False` is the
+    other convention (greedy 1 - eps, the rest eps / (|A| - 1)), for contrast.
+    """
+    nxt = np.array([[s - 1, s + 1] for s in range(7)])
+    reward = np.zeros((7, 2))
+    reward[5, 1] = 1.0  # from E to the right exit
+    q = np.zeros((7, 2))
+    for _ in range(400):
+        other = q.mean(-1) if share_greedy else q.min(-1)  # (|A| = 2: the non-greedy one)
+        v = (1 - eps) * q.max(-1) + eps * other
+        v[[0, 6]] = 0.0
+        q[1:6] = reward[1:6] + gamma * v[nxt[1:6]]
+    return q
+
+
+@pytest.fixture(scope="module")
+def chain_expected_sarsa():
+    """Four runs of 600 episodes of constant-step Expected SARSA on the chain, every action
+    value recorded after every episode."""
+    cfg = ExpectedSarsaConfig(alpha=0.5, epsilon=CHAIN_EPS, gamma=CHAIN_GAMMA, num_episodes=600)
+    return expected_sarsa(
+        jax.random.PRNGKey(8), RandomWalk(), cfg, num_runs=4, track_states=range(7)
+    )
+
+
+def test_expected_sarsa_converges_to_its_fixed_point(chain_expected_sarsa):
+    # Shows: with a constant step size Expected SARSA reaches the fixed point of its
+    # epsilon-greedy expectation, solved in numpy (`chain_fixed_point`). The world is
+    # deterministic and the target an expectation, so nothing is sampled but the visits: each
+    # update moves Q(s, a) by alpha (T Q - Q)(s, a), and the max-norm error shrinks by
+    # 1 - alpha (1 - gamma) = 0.95 at least whenever every pair has been updated once more.
+    # It must fall within 1e-4 before 70% of the cap and stay there, and end at float32
+    # rounding of values <= 1 (measured: 2.7e-7 in every run; within 1e-4 from episodes 274-292;
+    # 150-380 over other seeds).
+    q_ref = chain_fixed_point(CHAIN_EPS)
+    history = np.asarray(chain_expected_sarsa.history, np.float64)[:, :, 1:6]
+    err = np.abs(history - q_ref[1:6]).max(axis=(2, 3))  # [runs, episodes], the 10 pairs
+    within = err <= 1e-4
+    assert within[:, -1].all(), err[:, -1]
+    first = np.where(within.all(axis=1), 0, err.shape[1] - np.argmin(within[:, ::-1], axis=1))
+    assert np.all(first < 0.7 * err.shape[1]), first
+    assert err[:, -1].max() < 1e-5
+    np.testing.assert_array_equal(chain_expected_sarsa.q[:, [0, 6]], 0.0)  # exits: untouched
+    # the check tells the candidates apart: Q-learning's optimal values (epsilon 0) and the
+    # other epsilon convention are > 0.2 away from this fixed point somewhere
+    for other in (chain_fixed_point(0.0), chain_fixed_point(CHAIN_EPS, share_greedy=False)):
+        assert np.abs(other - q_ref).max() > 0.2
+
+
+def test_sarsa_with_decaying_steps_reaches_the_same_fixed_point():
+    # Shows: SARSA samples the next action from the same epsilon-greedy policy, so its
+    # expected update is Expected SARSA's and its fixed point the same; with steps
+    # alpha / n^0.7 (Robbins-Monro) its sampled targets average out. The noise: a sampled
+    # target varies by gamma |Q(s', left) - Q(s', right)| sqrt(p (1 - p)) <= 0.9 * 0.26 * 0.43
+    # ~ 0.1; the rarest pairs get a few hundred updates in 2000 episodes (steps ~0.02), a
+    # spread ~ sqrt(0.02 / 2) 0.1 ~ 0.01, and the slow decay leaves a small lag. Measured
+    # (this key): every run within 0.045 of the fixed point, the mean of the runs within
+    # 0.003; over ten keys 0.03-0.07 and 0.002-0.008. Bands 0.1 and 0.02: below the 0.29 and 0.33 gaps to
+    # Q-learning's values and the other epsilon convention.
+    cfg = SarsaConfig(
+        alpha=1.0, alpha_decay=0.7, epsilon=CHAIN_EPS, gamma=CHAIN_GAMMA, num_episodes=2000
+    )
+    result = sarsa(jax.random.PRNGKey(9), RandomWalk(), cfg, num_runs=16)
+    q_ref = chain_fixed_point(CHAIN_EPS)
+    err = np.asarray(result.q, np.float64)[:, 1:6] - q_ref[1:6]
+    assert np.abs(err).max() < 0.1, np.abs(err).max(axis=(1, 2))
+    assert np.abs(err.mean(axis=0)).max() < 0.02, err.mean(axis=0)
 
 
 # ---------------------------------------------------------------------- bad input
