@@ -1,5 +1,6 @@
 """POMCP on the tiger problem: the tree's bookkeeping, never the tiger's door when it is known,
-and the backup by hand."""
+the backup by hand, and its decisions against the tiger's exact Q-values (computed here in
+numpy, independently of bellmax, and checked against the published values)."""
 
 import math
 
@@ -93,3 +94,113 @@ def test_backup_by_hand_on_a_deterministic_chain():
     np.testing.assert_array_equal(tree.visits, [2, 2, 1])
     np.testing.assert_array_equal(np.asarray(tree.action_visits)[:, 0], [2, 1, 0])
     np.testing.assert_array_equal(np.asarray(tree.children)[:, 0, 0], [1, 2, -1])
+
+
+# ---------------------------------------------------------------- decisions against exact Q
+GAMMA, HEARS_RIGHT = 0.95, 0.85  # tests/pomdp/data/tiger.pomdp
+LISTEN, OPEN_LEFT, OPEN_RIGHT = 0, 1, 2
+
+
+def tiger_q(p_left, horizon, *, rungs=40):
+    """`Q_h(b, .)` of the tiger problem at `b = (p_left, 1 - p_left)`, in numpy (not bellmax).
+
+    Listening only moves the belief's log-odds by `+-log(0.85 / 0.15)`, and opening a door
+    resets it to uniform; so every belief reachable from `b` lies on a ladder of log-odds
+    through `b`, and every belief after a door on the ladder through 0. Value iteration on the
+    two ladders (`2 * rungs + 1` rungs each) is exact for `horizon <= rungs`; beyond that,
+    listening at the end rungs (within `(0.15 / 0.85)^40 ~ 1e-30` of certainty) stays put,
+    an error below 1e-25.
+    """
+    step = np.log(HEARS_RIGHT / (1 - HEARS_RIGHT))
+    offsets = np.array([0.0, np.log(p_left / (1 - p_left))])
+    p = 1 / (1 + np.exp(-(offsets[:, None] + np.arange(-rungs, rungs + 1) * step)))
+    hear_left = HEARS_RIGHT * p + (1 - HEARS_RIGHT) * (1 - p)
+    v = np.zeros_like(p)  # V_0 on both ladders; row 0 the uniform ladder
+    for _ in range(horizon):
+        up = np.concatenate([v[:, 1:], v[:, -1:]], axis=1)  # after hearing the tiger left
+        down = np.concatenate([v[:, :1], v[:, :-1]], axis=1)
+        reset = GAMMA * v[0, rungs]  # V_{h-1}(uniform)
+        q = np.stack(
+            [
+                -1 + GAMMA * (hear_left * up + (1 - hear_left) * down),
+                -100 * p + 10 * (1 - p) + reset,
+                10 * p - 100 * (1 - p) + reset,
+            ],
+            axis=-1,
+        )
+        v = q.max(axis=-1)
+    return q[1, rungs]
+
+
+def test_reference_q_reproduces_the_published_values():
+    # PEERS.md (Tiger): V_h(uniform) for h = 1..5, 10, 20, and V* = 19.3714 (published to
+    # 4 decimals; horizon 1000 is within 0.95^1000 * 110 / 0.05 ~ 1e-19 of V*).
+    published = {1: -1.0, 2: -1.95, 3: 2.3098, 4: 1.7955, 5: 2.7631, 10: 6.6934, 20: 11.8796}
+    for h, v in published.items():
+        assert tiger_q(0.5, h).max() == pytest.approx(v, abs=5e-5)
+    assert tiger_q(0.5, 1000).max() == pytest.approx(19.3714, abs=5e-5)
+
+
+# POMCP with max_depth H plans the H-step discounted problem, so its answer is Q_H; at depth
+# 10 random rollouts are short (less noise than at 30: at the uniform belief 183 of 200 keys
+# listened at depth 10, 168 at depth 20, 166 at depth 30).
+DECIDE = POMCPConfig(num_simulations=2000, max_depth=10)
+DECIDE_KEYS = 120
+# P(tiger left) of each belief checked: listening clearly best at the first three, the safe
+# door at the last two (gaps below).
+DECIDE_BELIEFS = (0.5, 0.8, 0.2, 0.99, 0.01)
+
+
+@pytest.fixture(scope="module")
+def decisions(tiger):
+    """Actions `{p_left: [key]}`: one search per belief and key, 2000 simulations each."""
+    with x64():
+        planner = make_pomcp(tiger, DECIDE)
+        plan = jax.jit(jax.vmap(jax.vmap(planner, (None, 0)), (0, None)))
+        p = jnp.asarray(DECIDE_BELIEFS)
+        keys = jax.random.split(jax.random.key(0), DECIDE_KEYS)
+        acts = np.asarray(plan(jnp.stack([p, 1 - p], axis=1), keys))
+    return dict(zip(DECIDE_BELIEFS, acts, strict=True))
+
+
+def clear_best(p_left):
+    """The best action at `p_left` by exact Q_10 (POMCP's problem here), checked to be the
+    best by Q* too, and the smaller of its two leads over the second best action."""
+    best, gaps = set(), []
+    for h in (DECIDE.max_depth, 1000):
+        q = tiger_q(p_left, h)
+        best.add(int(np.argmax(q)))
+        gaps.append(np.diff(np.sort(q))[-1])
+    assert len(best) == 1
+    return best.pop(), min(gaps)
+
+
+def test_listens_where_listening_is_clearly_best(decisions):
+    # Exact Q: at the uniform belief listening leads by 45.6 (Q_10) / 46.0 (Q*), at 0.8 or
+    # 0.2 by 13.9 / 14.1. Sampled check (fixed keys): with 200 other keys the planner
+    # listened in 183, 153 and 164 at 0.5, 0.8 and 0.2; at those per-key rates a listening
+    # minority among 120 keys has probability 3e-32, 3e-10 and 2e-15 (binomial tails), so a
+    # correct planner fails this below 1e-9.
+    for p_left in (0.5, 0.8, 0.2):
+        best, gap = clear_best(p_left)
+        assert best == LISTEN and gap > 10
+        assert np.sum(decisions[p_left] == LISTEN) > DECIDE_KEYS / 2, p_left
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="POMCP with 2000 simulations and uniformly random rollouts opens the safe door at "
+    "(0.99, 0.01) in only ~40% of keys although it leads by 2.6 (Q_10); an independent "
+    "textbook POMCP in numpy does the same (29 of 60 keys at (1, 0), depth 30): the "
+    "mean-return backups of a sparsely visited subtree after a door stay far below its "
+    "value at this budget",
+)
+def test_opens_the_safe_door_when_the_tiger_is_all_but_known(decisions):
+    # Exact Q: at (0.99, 0.01) opening the right door leads listening by 2.56 (Q_10) and 2.18
+    # (Q*); mirrored at (0.01, 0.99). At (0.97, 0.03) the door is best too, but only by 0.72
+    # (Q*) and 1.10 (Q_10), too close to ask of 2000 simulations. Measured: 81 and 73 of 200
+    # keys opened the safe door at 0.99 and 0.01.
+    for p_left, door in ((0.99, OPEN_RIGHT), (0.01, OPEN_LEFT)):
+        best, gap = clear_best(p_left)
+        assert best == door and gap > 2
+        assert np.sum(decisions[p_left] == door) > DECIDE_KEYS / 2, p_left
