@@ -100,6 +100,22 @@ def test_make_problem_defaults_and_status_names():
     assert Status is core_status.Status  # the old import path is the shared vocabulary
 
 
+def test_vectors_take_jaxs_default_float_when_the_problem_is_built():
+    # float32 by default; a problem built with x64 on keeps the float64 it was given, so a
+    # float64 solver starts from pi itself, not float32(pi) = pi + 8.7e-8
+    p32 = make_problem(_lin, _c, [0.0, np.pi], 3, control_dim=2)
+    assert p32.x0.dtype == jnp.float32 and p32.u_upper.dtype == jnp.float32
+    with jax.enable_x64(True):
+        p64 = make_problem(_lin, _c, [0.0, np.pi], 3, control_dim=2, u_lower=-1.0, u_upper=1.0)
+        for leaf in (p64.x0, p64.goal, p64.u_lower, p64.u_upper, p64.x_lower, p64.x_upper):
+            assert leaf.dtype == jnp.float64
+        assert float(p64.x0[1]) == np.pi
+        # zero controls hold x = (0, pi) for 3 steps: cost 3 pi^2, in float64
+        np.testing.assert_allclose(
+            float(total_cost(p64, jnp.zeros((3, 2)))), 3 * np.pi**2, rtol=1e-14
+        )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "err", "match"),
     [

@@ -145,10 +145,14 @@ def total_cost(problem: Problem, U: jax.Array, x0: jax.Array | None = None) -> j
 
 
 def _vector(name: str, value: Any, n: int | None, fill: float | None = None) -> jax.Array:
+    """A problem's vector in JAX's default float: float32, or float64 where x64 is on when
+    the problem is built (so a float64 solver is handed the x0 it was given, not its float32
+    rounding: pi as float32 is off by 8.7e-8)."""
+    dtype = jax.dtypes.canonicalize_dtype(np.float64)
     if value is None:
         if fill is None or n is None:
             raise ValueError(f"{name} is required.")
-        return jnp.full((n,), fill, jnp.float32)
+        return jnp.full((n,), fill, dtype)
     a = np.asarray(value, dtype=np.float64)
     if a.ndim == 0 and n is not None:
         a = np.full((n,), float(a))
@@ -157,7 +161,7 @@ def _vector(name: str, value: Any, n: int | None, fill: float | None = None) -> 
         raise ValueError(f"{name} must have shape {want}, got shape {a.shape}; pass a vector.")
     if np.isnan(a).any():
         raise ValueError(f"{name} contains NaN: {a}; pass finite values (or +-inf for bounds).")
-    return jnp.asarray(a, jnp.float32)
+    return jnp.asarray(a, dtype)
 
 
 def _check_dt(dt: Any) -> None:
