@@ -189,10 +189,13 @@ def _lq_first_controls(mpc):
 
 def test_unconstrained_linear_quadratic_mpc_is_infinite_horizon_lqr():
     # Unregularised (mu_init = 0): the first iteration is the exact Riccati solve, the second
-    # finds the step zero and stops. What is left is float32 rounding (the plan is float32).
+    # finds the step zero and stops. What is left is float32 rounding (the plan is float32):
+    # ~20 steps of Riccati recursion and rollout on controls up to ~9, each rounding by ~1e-6
+    # (measured 2.5e-6 / 3.2e-6, 1.5e-6 / 2.9e-6 under SSE4_2). 1e-4 leaves room for another
+    # CPU's rounding and is still 20x below the default regularisation's 0.2% (~2e-2).
     mpc = make_mpc(LQ_PROBLEM, iterations=2, mu_init=0.0)
     us, state = _lq_first_controls(mpc)
-    np.testing.assert_allclose(us, -LQ_STATES @ LQ_K.T, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(us, -LQ_STATES @ LQ_K.T, rtol=0, atol=1e-4)
     assert np.all(np.asarray(state.status) == Status.CONVERGED)
     # the rest of the plan (shifted into the state) is the LQR closed loop: u_t = -K (A-BK)^t x
     A_cl = LQ_A - LQ_B @ LQ_K
@@ -202,7 +205,7 @@ def test_unconstrained_linear_quadratic_mpc_is_infinite_horizon_lqr():
             for x in LQ_STATES
         ]
     )
-    np.testing.assert_allclose(np.asarray(state.U)[:, :-1], plan, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(state.U)[:, :-1], plan, rtol=0, atol=1e-4)
     assert np.abs(plan).max() < 0.1 * LQ_U_MAX and np.abs(us).max() < 0.1 * LQ_U_MAX
 
 

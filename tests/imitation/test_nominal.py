@@ -135,10 +135,15 @@ def test_the_force_pumps_energy_towards_the_upright_rest_state(swingup):
 def test_near_upright_it_is_lqr_within_catch(swingup):
     _, params, control = swingup
     lqr = make_lqr_controller(cartpole_balance(params), params)
-    x = jnp.array([0.2, -0.1, 0.3, 0.4])  # cos(0.3) = 0.955 > 0.9
+    # unsaturated, so a wrong gain would show (|u| < force_mag = 10)
+    near = jnp.array([0.02, 0.0, 0.05, 0.0])
+    u_near = np.asarray(lqr.step(lqr.init(), near, params)[0])
+    assert 0.5 < abs(float(u_near[0])) < 9.0
+    np.testing.assert_allclose(control(near), u_near, rtol=1e-5, atol=1e-6)
+    assert abs(float(u_near[0]) - _pump(near, params)) > 0.1  # the two laws differ here
+    x = jnp.array([0.2, -0.1, 0.3, 0.4])  # cos(0.3) = 0.955 > 0.9; LQR saturates here
     u_lqr = np.clip(np.asarray(lqr.step(lqr.init(), x, params)[0]), -10.0, 10.0)
     np.testing.assert_allclose(control(x), u_lqr, rtol=1e-5, atol=1e-6)
-    assert abs(float(u_lqr[0]) - _pump(x, params)) > 0.1  # the two laws differ here
     # with catch = 0.99 the same state is pumped; with catch = -1 every state but hanging
     # exactly straight down is caught
     np.testing.assert_allclose(
@@ -172,6 +177,7 @@ def test_angles_two_pi_apart_get_the_same_force_jitted_or_not(swingup):
         ({"bias": float("nan")}, ValueError, "bias must be a finite number"),
         ({"centre_gains": (1.0,)}, ValueError, r"centre_gains must be two numbers \(k_x, k_v\)"),
         ({"centre_gains": 4.0}, ValueError, "centre_gains must be two numbers"),
+        ({"centre_gains": "ab"}, ValueError, "centre_gains must be two numbers"),
         ({"centre_gains": (float("nan"), 1.0)}, ValueError, "centre_gains k_x must be a finite"),
         ({"centre_gains": (1.0, -2.0)}, ValueError, r"centre_gains k_v must be a number >= 0"),
     ],
@@ -180,6 +186,16 @@ def test_bad_arguments_name_the_field(swingup, kwargs, error, match):
     _, params, _ = swingup
     with pytest.raises(error, match=rf"^cartpole_swingup_controller[.:] ?{match}"):
         cartpole_swingup_controller(params, **kwargs)
+
+
+def test_centre_gains_may_be_any_pair_of_numbers(swingup):
+    _, params, _ = swingup
+    x = jnp.array([0.3, -0.2, 2.0, 1.0])
+    want = cartpole_swingup_controller(params, centre_gains=(2.0, 3.0))(x)
+    for gains in ([2.0, 3.0], np.array([2.0, 3.0]), (jnp.float32(2.0), jnp.float32(3.0))):
+        np.testing.assert_array_equal(
+            cartpole_swingup_controller(params, centre_gains=gains)(x), want
+        )
 
 
 def test_a_state_of_another_shape_is_refused(swingup):

@@ -1,17 +1,12 @@
-"""Exact finite-horizon values (tiger, published, to 10 steps), against brute-force expectimax;
-bounds."""
-
-import itertools
+"""Exact finite-horizon values (tiger, published, to 10 steps), against brute-force expectimax
+(the QMDP, FIB and blind bounds: test_bounds.py)."""
 
 import numpy as np
 import pytest
 
 from bellmax.pomdp import (
-    blind_lower_bound,
     exact_value_iteration,
-    fast_informed_bound,
     prune,
-    qmdp,
 )
 
 # Tiger, gamma 0.95: V_h(uniform) for h = 1..5 (Cassandra's pomdp-solve; PEERS.md).
@@ -79,26 +74,3 @@ def test_prune_keeps_only_the_upper_surface():
     kept, acts = prune(alphas, np.arange(6))
     assert sorted(map(tuple, kept)) == [(0, 1), (0.6, 0.6), (1, 0)]
     assert sorted(acts.tolist()) == [0, 1, 3]
-
-
-def test_bounds_order_and_values(tiger):
-    q = qmdp(tiger, tol=1e-9)
-    f = fast_informed_bound(tiger, tol=1e-9)
-    low = blind_lower_bound(tiger)
-    assert q.converged and f.converged
-    qa, fa, la = (np.asarray(v.alphas) for v in (q.vectors, f.vectors, low))
-    # QMDP at the uniform belief, by hand: listen then know the tiger: -1 + 0.95 * 10 / 0.05.
-    assert np.max(qa @ [0.5, 0.5]) == pytest.approx(189.0, abs=1e-6)
-    # always listening earns -1 / (1 - 0.95) = -20.
-    assert la[0] == pytest.approx([-20, -20])
-    for b in itertools.chain([[0.5, 0.5]], np.random.default_rng(1).dirichlet(np.ones(2), 20)):
-        assert np.max(qa @ b) >= np.max(fa @ b) - 1e-9  # FIB is at least as tight
-        assert np.max(fa @ b) >= 19.3714 - 1e-3 or not np.allclose(b, 0.5)
-        assert np.max(la @ b) <= np.max(fa @ b)
-
-
-def test_bounds_refuse_undiscounted(tiger):
-    with pytest.raises(ValueError, match="needs a discount gamma < 1"):
-        qmdp(tiger.replace(gamma=1.0))
-    with pytest.raises(TypeError, match="needs a TabularPOMDP"):
-        fast_informed_bound("tiger.pomdp")

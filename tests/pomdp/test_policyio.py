@@ -199,7 +199,7 @@ def test_load_policy_truncated_npz_is_a_value_error(tmp_path):
 
 def test_load_policy_npy_file_is_a_value_error(tmp_path):
     np.save(tmp_path / "alphas.npy", np.ones((2, 3)))
-    with pytest.raises(ValueError, match=r"not a readable \.npz policy"):
+    with pytest.raises(ValueError, match=r"one NumPy array \(\.npy\), not an \.npz policy"):
         load_policy(tmp_path / "alphas.npy")
 
 

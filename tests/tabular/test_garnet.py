@@ -67,6 +67,19 @@ def test_num_successors_are_distinct_states():
         assert not np.any(ordered[..., 1:] == ordered[..., :-1])
 
 
+def test_successors_are_uniform_over_the_states():
+    # 50 x 20 rows of 7 distinct successors: each state fills 7/50 of the 7000 slots, 140 in
+    # expectation. Pearson's chi-square against uniform has 49 degrees of freedom (mean 49,
+    # sd 9.9); above 128 (8 sd) has probability < 1e-8 for a uniform draw, while successors
+    # confined to a subset (e.g. always states 0..K-1) give thousands.
+    S, A, K = 50, 20, 7
+    ns = np.asarray(random_mdp(4, S, A, K).P.next_state)
+    counts = np.bincount(ns.ravel(), minlength=S)
+    expected = S * A * K / S
+    chi2 = float(np.sum((counts - expected) ** 2 / expected))
+    assert counts.min() > 0 and chi2 < 128, (chi2, counts)
+
+
 def test_same_seed_same_mdp_other_seed_other_mdp():
     for K in (None, 3):
         a, b, c = random_mdp(5, 12, 3, K), random_mdp(5, 12, 3, K), random_mdp(6, 12, 3, K)

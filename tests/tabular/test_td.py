@@ -399,7 +399,7 @@ def test_expected_sarsa_converges_to_its_fixed_point(chain_expected_sarsa):
     # deterministic and the target an expectation, so nothing is sampled but the visits: each
     # update moves Q(s, a) by alpha (T Q - Q)(s, a), and the max-norm error shrinks by
     # 1 - alpha (1 - gamma) = 0.95 at least whenever every pair has been updated once more.
-    # It must fall within 1e-4 before 70% of the cap and stay there, and end at float32
+    # It must fall within 1e-4 before 80% of the cap and stay there, and end at float32
     # rounding of values <= 1 (measured: 2.7e-7 in every run; within 1e-4 from episodes 274-292;
     # 150-380 over other seeds).
     q_ref = chain_fixed_point(CHAIN_EPS)
@@ -408,7 +408,7 @@ def test_expected_sarsa_converges_to_its_fixed_point(chain_expected_sarsa):
     within = err <= 1e-4
     assert within[:, -1].all(), err[:, -1]
     first = np.where(within.all(axis=1), 0, err.shape[1] - np.argmin(within[:, ::-1], axis=1))
-    assert np.all(first < 0.7 * err.shape[1]), first
+    assert np.all(first < 0.8 * err.shape[1]), first
     assert err[:, -1].max() < 1e-5
     np.testing.assert_array_equal(chain_expected_sarsa.q[:, [0, 6]], 0.0)  # exits: untouched
     # the check tells the candidates apart: Q-learning's optimal values (epsilon 0) and the
@@ -425,7 +425,7 @@ def test_sarsa_with_decaying_steps_reaches_the_same_fixed_point():
     # ~ 0.1; the rarest pairs get a few hundred updates in 2000 episodes (steps ~0.02), a
     # spread ~ sqrt(0.02 / 2) 0.1 ~ 0.01, and the slow decay leaves a small lag. Measured
     # (this key): every run within 0.045 of the fixed point, the mean of the runs within
-    # 0.003; over ten keys 0.03-0.07 and 0.002-0.008. Bands 0.1 and 0.02: below the 0.29 and 0.33 gaps to
+    # 0.003; over ten keys 0.03-0.07 and 0.002-0.008. Bands 0.15 and 0.02: below the 0.29 and 0.33 gaps to
     # Q-learning's values and the other epsilon convention.
     cfg = SarsaConfig(
         alpha=1.0, alpha_decay=0.7, epsilon=CHAIN_EPS, gamma=CHAIN_GAMMA, num_episodes=2000
@@ -433,7 +433,7 @@ def test_sarsa_with_decaying_steps_reaches_the_same_fixed_point():
     result = sarsa(jax.random.PRNGKey(9), RandomWalk(), cfg, num_runs=16)
     q_ref = chain_fixed_point(CHAIN_EPS)
     err = np.asarray(result.q, np.float64)[:, 1:6] - q_ref[1:6]
-    assert np.abs(err).max() < 0.1, np.abs(err).max(axis=(1, 2))
+    assert np.abs(err).max() < 0.15, np.abs(err).max(axis=(1, 2))
     assert np.abs(err.mean(axis=0)).max() < 0.02, err.mean(axis=0)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from bellmax.core.checks import check_number
 
@@ -57,13 +58,16 @@ def cartpole_swingup_controller(
     check_number(sharpness, "sharpness", owner="cartpole_swingup_controller", low=0, low_open=True)
     check_number(catch, "catch", owner="cartpole_swingup_controller", low=-1, high=1)
     check_number(bias, "bias", owner="cartpole_swingup_controller")
-    gains = tuple(centre_gains) if isinstance(centre_gains, (tuple, list)) else ()
-    if len(gains) != 2:
+    try:
+        gains = np.asarray(centre_gains, np.float64)
+    except (TypeError, ValueError):
+        gains = np.zeros(0)
+    if gains.shape != (2,):
         raise ValueError(
             f"cartpole_swingup_controller: centre_gains must be two numbers (k_x, k_v), got "
             f"{centre_gains!r}."
         )
-    for name, k in zip(("k_x", "k_v"), gains, strict=True):
+    for name, k in zip(("k_x", "k_v"), gains.tolist(), strict=True):
         check_number(k, f"centre_gains {name}", owner="cartpole_swingup_controller", low=0)
     lqr = make_lqr_controller(cartpole_balance(params), params)
     lqr_state = lqr.init()

@@ -74,10 +74,10 @@ def load_policy(path: str | os.PathLike, *, num_states=None, num_actions=None) -
         )
     try:
         z = np.load(p, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy array
-            raise ValueError(f"{p}: one NumPy array, not an .npz policy")
-        with z:
-            arrays = {k: np.asarray(z[k]) for k in ("alphas", "actions") if k in z.files}
+        single = not isinstance(z, np.lib.npyio.NpzFile)  # a bare .npy array
+        if not single:
+            with z:
+                arrays = {k: np.asarray(z[k]) for k in ("alphas", "actions") if k in z.files}
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as e:
         # (NumPy reads a file that is neither .npz nor .npy as a pickle and, with pickles
         # refused, says so: the advice to unpickle it is not for a policy file. A damaged
@@ -86,6 +86,11 @@ def load_policy(path: str | os.PathLike, *, num_states=None, num_actions=None) -
             f"{p}: not a readable .npz policy ({type(e).__name__}); give the .npz that "
             "bellmax pomdp solve FILE --out POLICY.npz wrote (or an .alpha file)."
         ) from None
+    if single:
+        raise ValueError(
+            f"{p}: one NumPy array (.npy), not an .npz policy with 'alphas' and 'actions'; give "
+            "the .npz that bellmax pomdp solve FILE --out POLICY.npz wrote (or an .alpha file)."
+        )
     if len(arrays) != 2:
         raise ValueError(f"{p}: not an alpha-vector policy (needs arrays 'alphas' and 'actions').")
     alphas, actions = arrays["alphas"], arrays["actions"]

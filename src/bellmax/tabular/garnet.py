@@ -44,20 +44,20 @@ def random_mdp(
         mdp = TabularMDP(P, R, gamma)
         return mdp.to_sparse() if sparse else mdp
     K = check_int(num_successors, "num_successors", low=1, high=S)  # at most every state
-    ns = _distinct_successors(rng, S, A, K)
+    ns = rng.integers(0, S, size=(S * A, K), dtype=np.int32 if S < 2**31 else np.int64)
     p = rng.random((S, A, K)) + 1e-3
+    ns = _distinct_successors(rng, ns, S).reshape(S, A, K)
     p /= p.sum(axis=2, keepdims=True)
     mdp = TabularMDP(SparseTransitions(next_state=ns, prob=p), R, gamma)
     return mdp if sparse is None or sparse else mdp.to_dense()
 
 
-def _distinct_successors(rng: np.random.Generator, S: int, A: int, K: int) -> np.ndarray:
-    """`[S, A, K]` successor states, `K` distinct ones per `(s, a)`, uniformly drawn: each
-    row drawn with replacement and drawn again while it repeats a state (for `K` much less
-    than `S`, as in large Garnets, a repeat is rare); rows still repeating after a few rounds
-    (`K` near `S`) take the first `K` of a random permutation of the states."""
-    dtype = np.int32 if S < 2**31 else np.int64
-    ns = rng.integers(0, S, size=(S * A, K), dtype=dtype)
+def _distinct_successors(rng: np.random.Generator, ns: np.ndarray, S: int) -> np.ndarray:
+    """`ns [rows, K]` with every row that repeats a state drawn again until it does not (for
+    `K` much less than `S`, as in large Garnets, a repeat is rare; rows drawn once keep their
+    states, so a seed's MDP changes only where a row repeated), and rows still repeating
+    after a few rounds (`K` near `S`) given `K` states drawn without replacement."""
+    K = ns.shape[1]
 
     def repeating(rows: np.ndarray) -> np.ndarray:
         ordered = np.sort(rows, axis=1)
@@ -67,8 +67,8 @@ def _distinct_successors(rng: np.random.Generator, S: int, A: int, K: int) -> np
     for _ in range(8):
         if bad.size == 0:
             break
-        ns[bad] = rng.integers(0, S, size=(bad.size, K), dtype=dtype)
+        ns[bad] = rng.integers(0, S, size=(bad.size, K), dtype=ns.dtype)
         bad = bad[repeating(ns[bad])]
     for row in bad:
-        ns[row] = rng.permutation(S)[:K]
-    return ns.reshape(S, A, K)
+        ns[row] = rng.choice(S, K, replace=False)
+    return ns
