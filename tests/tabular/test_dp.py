@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from scipy.sparse.csgraph import NegativeCycleError, bellman_ford, dijkstra
 
 import bellmax
 from bellmax.core.errors import UnknownNameError
@@ -22,7 +21,6 @@ from bellmax.envs.blackjack import Blackjack
 from bellmax.tabular import Status as PackageStatus
 from bellmax.tabular.dp import (
     DPResult,
-    ShortestPathResult,
     Status,
     evaluate_policy,
     greedy_policy,
@@ -291,89 +289,6 @@ def test_greedy_policy_keeps_incumbent_on_ties():
         greedy_policy(np.zeros(3))
     with pytest.raises(ValueError, match="q contains NaN"):
         greedy_policy(np.array([[np.nan, 1.0], [0.0, 0.0]]))
-
-
-# ---------------------------------------------------------------------- shortest paths
-def _random_graph(seed: int, n: int, m: int, low: float, high: float, dag: bool = False):
-    rng = np.random.default_rng(seed)
-    pairs = set()
-    while len(pairs) < m:
-        u, v = (int(x) for x in rng.integers(0, n, 2))
-        if u != v and (not dag or u < v):
-            pairs.add((u, v))
-    src, dst = (np.array(x) for x in zip(*sorted(pairs), strict=True))
-    w = rng.uniform(low, high, m)
-    return src, dst, w, sp.csr_matrix((w, (src, dst)), shape=(n, n))
-
-
-def _check_tree(res: ShortestPathResult, src, dst, w, reverse: bool = False):
-    """Each node's predecessor edge attains its distance."""
-    d, pred = np.asarray(res.distances), np.asarray(res.predecessors)
-    weight = {(int(u), int(v)): float(x) for u, v, x in zip(src, dst, w, strict=True)}
-    for v in np.flatnonzero(pred >= 0):
-        u = int(pred[v])
-        edge = (v, u) if reverse else (u, v)
-        np.testing.assert_allclose(d[v], d[u] + weight[edge], rtol=1e-12)
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_shortest_paths_match_dijkstra(seed):
-    n = 40
-    src, dst, w, g = _random_graph(seed, n, 150, 0.1, 10.0)
-    res = shortest_paths((src, dst, w), source=3, num_nodes=n)
-    assert res.status_name == "converged"
-    want, want_pred = dijkstra(g, directed=True, indices=3, return_predecessors=True)
-    np.testing.assert_allclose(np.asarray(res.distances), want, rtol=1e-12)
-    assert np.all(np.isinf(np.asarray(res.distances)) == (want_pred < 0) & (np.arange(n) != 3))
-    _check_tree(res, src, dst, w)
-    # distances *to* a target: Dijkstra on the reversed graph
-    to = shortest_paths((src, dst, w), target=5, num_nodes=n)
-    np.testing.assert_allclose(
-        np.asarray(to.distances), dijkstra(g.T.tocsr(), directed=True, indices=5), rtol=1e-12
-    )
-    _check_tree(to, src, dst, w, reverse=True)
-
-
-def test_shortest_paths_negative_weights_without_cycle():
-    n = 30
-    src, dst, w, g = _random_graph(3, n, 120, -5.0, 5.0, dag=True)
-    res = shortest_paths((src, dst, w), source=0, num_nodes=n)
-    assert res.status == Status.CONVERGED
-    np.testing.assert_allclose(np.asarray(res.distances), bellman_ford(g, indices=0), rtol=1e-12)
-
-
-def test_shortest_paths_report_negative_cycles():
-    # 0 -> 1 -> 2 -> 3 -> 1 (cycle weight 1 - 3 + 1 = -1), 3 -> 4; 5 -> 6 stays apart
-    src, dst = np.array([0, 1, 2, 3, 3, 5]), np.array([1, 2, 3, 1, 4, 6])
-    w = np.array([1.0, -3.0, 1.0, 1.0, 2.0, 1.0])
-    g = sp.csr_matrix((w, (src, dst)), shape=(7, 7))
-    with pytest.raises(NegativeCycleError):
-        bellman_ford(g, indices=0)
-    res = shortest_paths((src, dst, w), source=0)
-    assert res.status_name == "negative_cycle"
-    d = np.asarray(res.distances)
-    assert d[0] == 0.0
-    assert np.all(d[1:5] == -np.inf)  # on the cycle or reachable from it
-    assert np.all(d[5:] == np.inf)  # unreachable
-    # the same graph from node 5 never meets the cycle
-    other = shortest_paths((src, dst, w), source=5)
-    assert other.status_name == "converged"
-    np.testing.assert_allclose(np.asarray(other.distances), bellman_ford(g, indices=5))
-
-
-def test_shortest_paths_on_a_deterministic_mdp():
-    env, params = bellmax.make("GridWorld4x4-v0")
-    mdp = env.tabular_mdp(params)
-    res = shortest_paths(mdp)
-    vi = value_iteration(mdp, tol=1e-12)
-    np.testing.assert_allclose(np.asarray(res.distances), -np.asarray(vi.values))
-    # following the policy from any cell reaches a corner in `distance` steps
-    pol, P = np.asarray(res.policy), mdp.dense_P()
-    for s in range(mdp.num_states):
-        here, steps = s, 0
-        while not mdp.terminal[here]:
-            here, steps = int(P[here, pol[here]].argmax()), steps + 1
-        assert steps == np.asarray(res.distances)[s]
 
 
 # ---------------------------------------------------------------------- the book

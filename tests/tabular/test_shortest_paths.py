@@ -9,7 +9,9 @@ import pytest
 import scipy.sparse as sp
 from scipy.sparse.csgraph import NegativeCycleError, bellman_ford, dijkstra
 
+import bellmax
 from bellmax.core.mdp import SparseTransitions, TabularMDP
+from bellmax.tabular import value_iteration
 from bellmax.tabular._common import ShortestPathResult
 from bellmax.tabular.shortest_paths import shortest_paths
 
@@ -279,3 +281,38 @@ def test_bad_mdps():
     for mdp in (grid.replace(P=P), grid.replace(P=P).to_sparse()):
         with pytest.raises(ValueError, match=r"P\[1, 1\] splits its probability"):
             shortest_paths(mdp)
+
+
+# ---------------------------------------------------------------------- a cycle, a grid world
+def test_shortest_paths_report_negative_cycles():
+    # 0 -> 1 -> 2 -> 3 -> 1 (cycle weight 1 - 3 + 1 = -1), 3 -> 4; 5 -> 6 stays apart
+    src, dst = np.array([0, 1, 2, 3, 3, 5]), np.array([1, 2, 3, 1, 4, 6])
+    w = np.array([1.0, -3.0, 1.0, 1.0, 2.0, 1.0])
+    g = sp.csr_matrix((w, (src, dst)), shape=(7, 7))
+    with pytest.raises(NegativeCycleError):
+        bellman_ford(g, indices=0)
+    res = shortest_paths((src, dst, w), source=0)
+    assert res.status_name == "negative_cycle"
+    d = np.asarray(res.distances)
+    assert d[0] == 0.0
+    assert np.all(d[1:5] == -np.inf)  # on the cycle or reachable from it
+    assert np.all(d[5:] == np.inf)  # unreachable
+    # the same graph from node 5 never meets the cycle
+    other = shortest_paths((src, dst, w), source=5)
+    assert other.status_name == "converged"
+    np.testing.assert_allclose(np.asarray(other.distances), bellman_ford(g, indices=5))
+
+
+def test_shortest_paths_on_a_deterministic_mdp():
+    env, params = bellmax.make("GridWorld4x4-v0")
+    mdp = env.tabular_mdp(params)
+    res = shortest_paths(mdp)
+    vi = value_iteration(mdp, tol=1e-12)
+    np.testing.assert_allclose(np.asarray(res.distances), -np.asarray(vi.values))
+    # following the policy from any cell reaches a corner in `distance` steps
+    pol, P = np.asarray(res.policy), mdp.dense_P()
+    for s in range(mdp.num_states):
+        here, steps = s, 0
+        while not mdp.terminal[here]:
+            here, steps = int(P[here, pol[here]].argmax()), steps + 1
+        assert steps == np.asarray(res.distances)[s]
