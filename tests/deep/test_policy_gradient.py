@@ -394,6 +394,18 @@ def test_pg_loss_leaves_out_weight_zero_transitions():
     assert float(loss) == 0.0 and float(aux["entropy"]) == 0.0
 
 
+def test_one_counted_transition_keeps_its_advantage():
+    # normalised over one transition, an advantage would be (A - A) / 1e-8 = 0 and the policy
+    # gradient vanish: with one counted transition the advantage is used as it is, the same
+    # loss as without normalisation
+    net, params, batch = _loss_setup(True)
+    one = {**batch, "weight": jnp.zeros(6).at[3].set(1.0)}
+    on = dataclasses.replace(SMALL, normalize_advantages=True)
+    off = dataclasses.replace(SMALL, normalize_advantages=False)
+    np.testing.assert_allclose(pg_loss(params, net, one, on)[0], pg_loss(params, net, one, off)[0])
+    assert abs(float(pg_loss(params, net, one, on)[1]["policy_loss"])) > 1e-3
+
+
 def test_pg_loss_gradients_reach_what_they_should():
     net, params, batch = _loss_setup(True)
     config = dataclasses.replace(SMALL, vf_coef=0.7, ent_coef=0.0, normalize_advantages=True)

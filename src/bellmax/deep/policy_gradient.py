@@ -368,7 +368,7 @@ def pg_loss(
     `-sum(w log pi(a|s) A) + vf_coef sum(w (V(s) - G)^2) - ent_coef sum(w H)`, each a mean
     over the transitions of weight `w = 1` (Sutton & Barto 2018, sections 13.4-13.5; Mnih et
     al. 2016). The advantages are normalised over the weighted batch if
-    `config.normalize_advantages`.
+    `config.normalize_advantages` and more than one transition counts.
 
     Args:
       params: network parameters (differentiated).
@@ -386,8 +386,11 @@ def pg_loss(
     mean = lambda v: jnp.sum(w * v) / count  # noqa: E731
     adv = batch["advantage"]
     if config.normalize_advantages:
+        # (not a batch of one counted transition: normalised, its advantage would be 0 and
+        # its policy gradient vanish; PPO's minibatches are guarded the same way)
         mu = mean(adv)
-        adv = (adv - mu) / (jnp.sqrt(mean((adv - mu) ** 2)) + 1e-8)
+        normed = (adv - mu) / (jnp.sqrt(mean((adv - mu) ** 2)) + 1e-8)
+        adv = jnp.where(w.sum() > 1, normed, adv)
     policy_loss = -mean(dist.log_prob(batch["action"]) * jax.lax.stop_gradient(adv))
     value_loss = mean((value - batch["target"]) ** 2)
     entropy = mean(dist.entropy())
