@@ -97,42 +97,10 @@ def test_backup_by_hand_on_a_deterministic_chain():
 
 
 # ---------------------------------------------------------------- decisions against exact Q
-GAMMA, HEARS_RIGHT = 0.95, 0.85  # tests/pomdp/data/tiger.pomdp
 LISTEN, OPEN_LEFT, OPEN_RIGHT = 0, 1, 2
 
 
-def tiger_q(p_left, horizon, *, rungs=40):
-    """`Q_h(b, .)` of the tiger problem at `b = (p_left, 1 - p_left)`, in numpy (not bellmax).
-
-    Listening only moves the belief's log-odds by `+-log(0.85 / 0.15)`, and opening a door
-    resets it to uniform; so every belief reachable from `b` lies on a ladder of log-odds
-    through `b`, and every belief after a door on the ladder through 0. Value iteration on the
-    two ladders (`2 * rungs + 1` rungs each) is exact for `horizon <= rungs`; beyond that,
-    listening at the end rungs (within `(0.15 / 0.85)^40 ~ 1e-30` of certainty) stays put,
-    an error below 1e-25.
-    """
-    step = np.log(HEARS_RIGHT / (1 - HEARS_RIGHT))
-    offsets = np.array([0.0, np.log(p_left / (1 - p_left))])
-    p = 1 / (1 + np.exp(-(offsets[:, None] + np.arange(-rungs, rungs + 1) * step)))
-    hear_left = HEARS_RIGHT * p + (1 - HEARS_RIGHT) * (1 - p)
-    v = np.zeros_like(p)  # V_0 on both ladders; row 0 the uniform ladder
-    for _ in range(horizon):
-        up = np.concatenate([v[:, 1:], v[:, -1:]], axis=1)  # after hearing the tiger left
-        down = np.concatenate([v[:, :1], v[:, :-1]], axis=1)
-        reset = GAMMA * v[0, rungs]  # V_{h-1}(uniform)
-        q = np.stack(
-            [
-                -1 + GAMMA * (hear_left * up + (1 - hear_left) * down),
-                -100 * p + 10 * (1 - p) + reset,
-                10 * p - 100 * (1 - p) + reset,
-            ],
-            axis=-1,
-        )
-        v = q.max(axis=-1)
-    return q[1, rungs]
-
-
-def test_reference_q_reproduces_the_published_values():
+def test_reference_q_reproduces_the_published_values(tiger_q):
     # PEERS.md (Tiger): V_h(uniform) for h = 1..5, 10, 20, and V* = 19.3714 (published to
     # 4 decimals; horizon 1000 is within 0.95^1000 * 110 / 0.05 ~ 1e-19 of V*).
     published = {1: -1.0, 2: -1.95, 3: 2.3098, 4: 1.7955, 5: 2.7631, 10: 6.6934, 20: 11.8796}
@@ -163,7 +131,7 @@ def decisions(tiger):
     return dict(zip(DECIDE_BELIEFS, acts, strict=True))
 
 
-def clear_best(p_left):
+def clear_best(tiger_q, p_left):
     """The best action at `p_left` by exact Q_10 (POMCP's problem here), checked to be the
     best by Q* too, and the smaller of its two leads over the second best action."""
     best, gaps = set(), []
@@ -175,14 +143,14 @@ def clear_best(p_left):
     return best.pop(), min(gaps)
 
 
-def test_listens_where_listening_is_clearly_best(decisions):
+def test_listens_where_listening_is_clearly_best(decisions, tiger_q):
     # Exact Q: at the uniform belief listening leads by 45.6 (Q_10) / 46.0 (Q*), at 0.8 or
     # 0.2 by 13.9 / 14.1. Sampled check (fixed keys): with 200 other keys the planner
     # listened in 183, 153 and 164 at 0.5, 0.8 and 0.2; at those per-key rates a listening
     # minority among 120 keys has probability 3e-32, 3e-10 and 2e-15 (binomial tails), so a
     # correct planner fails this below 1e-9.
     for p_left in (0.5, 0.8, 0.2):
-        best, gap = clear_best(p_left)
+        best, gap = clear_best(tiger_q, p_left)
         assert best == LISTEN and gap > 10
         assert np.sum(decisions[p_left] == LISTEN) > DECIDE_KEYS / 2, p_left
 
@@ -204,9 +172,9 @@ def test_opens_the_safe_door_when_the_tiger_is_all_but_known(decisions):
         assert np.sum(decisions[p_left] == door) > DECIDE_KEYS / 2, p_left
 
 
-def test_the_safe_door_is_clearly_best_when_the_tiger_is_all_but_known():
+def test_the_safe_door_is_clearly_best_when_the_tiger_is_all_but_known(tiger_q):
     # the reference side of the xfail above, checked on its own: the exact Q says the door
     # (not listening) is best at these beliefs, by more than 2
     for p_left, door in ((0.99, OPEN_RIGHT), (0.01, OPEN_LEFT)):
-        best, gap = clear_best(p_left)
+        best, gap = clear_best(tiger_q, p_left)
         assert best == door and gap > 2

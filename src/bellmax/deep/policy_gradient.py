@@ -390,7 +390,7 @@ def pg_loss(
         # its policy gradient vanish; PPO's minibatches are guarded the same way)
         mu = mean(adv)
         normed = (adv - mu) / (jnp.sqrt(mean((adv - mu) ** 2)) + 1e-8)
-        adv = jnp.where(w.sum() > 1, normed, adv)
+        adv = jnp.where(count > 1, normed, adv)
     policy_loss = -mean(dist.log_prob(batch["action"]) * jax.lax.stop_gradient(adv))
     value_loss = mean((value - batch["target"]) ** 2)
     entropy = mean(dist.entropy())
