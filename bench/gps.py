@@ -40,6 +40,17 @@ on-policy variant; bellmax samples from the local controllers): 1.14 / 0.96 / 1.
 1.20 / 1.13 / 1.57 / 1.43 / 1.47 on seeds 3-7. Which basin a local method settles in is
 decided in its first few updates and varies with the seed.
 
+iLQR is a local method as well, and this problem has many local optima. From 24 random
+initial control sequences (uniform in [-2, 2], numpy seed 0) iLQR with the true model ends
+anywhere from 295 (one pump: a short push one way, then full torque back and up, at the top
+by step ~60) to 579, median 428 (2026-12-05, Intel); from Gaussian ones (std 0.5) up to 646.
+The reference above, from zero controls, is one of them (480, two pumps). Which optimum a
+local method reaches is not predicted by its start's cost: iLQR started from the cheapest of
+five N(0, 1) control sequences (LQR-FLM's first rollouts) ended at 368-570 over ten draws,
+from the dearest at 295-590. Each record also carries the spread (`ilqr_random_starts`) and
+`ratio_to_best_ilqr` (the learner's cost over the best of them): LQR-FLM 1.92-2.02, MD-GPS
+1.74-1.98, the policy through a learned model 1.08 (it finds the one-pump optimum).
+
 Each record: `ours` = the learner's cost, `peer` = iLQR's cost (`ratio` = cost ratio, lower
 is better), with iterations, rollouts (real episodes used), seconds (wall, compilation
 included) and iLQR's own iterations and seconds.
@@ -74,6 +85,30 @@ def measure_ilqr(horizon: int) -> dict:
         "cost": cost,
         "iterations": int(np.asarray(res.iterations)),
         "seconds": seconds,
+    }
+
+
+def measure_ilqr_restarts(horizon: int, restarts: int) -> dict:
+    """iLQR with the true model from `restarts` random initial controls (uniform in the
+    action box, numpy seed 0): how far apart its local optima lie."""
+    import numpy as np
+
+    from bellmax.models.gps import DEFAULT_STARTS, env_system, ilqr_reference
+
+    system = env_system(ENV, horizon=horizon)
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    costs = []
+    for _ in range(restarts):
+        U0 = rng.uniform(system.action_low, system.action_high, (horizon, system.action_dim))
+        res = ilqr_reference(ENV, DEFAULT_STARTS[ENV], horizon, U0=U0, max_iterations=200)
+        costs.append(float(res.cost))
+    return {
+        "costs": [round(c, 2) for c in costs],
+        "min": min(costs),
+        "median": float(np.median(costs)),
+        "max": max(costs),
+        "seconds": time.perf_counter() - t0,
     }
 
 
@@ -142,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or (1 if quick else 3)
     H.log(f"{BENCH}: iLQR with the true model, T={horizon}")
     ref = measure_ilqr(horizon)
+    H.log(f"{BENCH}: iLQR with the true model from random controls")
+    spread = measure_ilqr_restarts(horizon, 2 if args.smoke else 24)
     methods = (
         ("LQR-FLM", measure_lqr_flm),
         ("MD-GPS neural policy", measure_mdgps),
@@ -167,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                     quick=quick,
                     **{f"ours_{k}": v for k, v in ours.items() if k != "cost"},
                     **{f"peer_{k}": v for k, v in ref.items() if k != "cost"},
+                    ilqr_random_starts=spread,
+                    ratio_to_best_ilqr=ours["cost"] / spread["min"],
                 ),
                 args.results_dir,
             )

@@ -222,3 +222,20 @@ def test_gymnasium_pendulum_within_ten_percent_of_ilqr():
     assert res.iteration_costs[-1] <= 1.1 * ref
     assert res.final_cost <= 1.1 * ref
     assert np.all(res.kl <= res.kl_bound * (1 + cfg.trust_region.tol))
+
+
+def test_ilqr_reference_from_given_controls():
+    # The reference's initial controls: zeros by default; given ones start the same solver
+    # elsewhere (the swing-up has many local optima, bench/gps.py), a wrong shape is refused.
+    from bellmax.models.gps import ilqr_reference
+
+    start, horizon = (math.pi, 0.0), 20
+    default = ilqr_reference("Pendulum-v1", start, horizon, max_iterations=1)
+    zeros = ilqr_reference("Pendulum-v1", start, horizon, U0=np.zeros((horizon, 1)),
+                           max_iterations=1)  # fmt: skip
+    pushed = ilqr_reference("Pendulum-v1", start, horizon, U0=np.full((horizon, 1), 2.0),
+                            max_iterations=1)  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(zeros.U), np.asarray(default.U))
+    assert not np.allclose(np.asarray(pushed.U), np.asarray(default.U))
+    with pytest.raises(ValueError, match=r"U0 has shape \(20,\).*\[20, 1\]"):
+        ilqr_reference("Pendulum-v1", start, horizon, U0=np.zeros(horizon))

@@ -944,15 +944,19 @@ def run_lqr_flm(
     )
 
 
-def ilqr_reference(env_id: str, x0: Any, horizon: int, **options: Any) -> Any:
+def ilqr_reference(env_id: str, x0: Any, horizon: int, *, U0: Any = None, **options: Any) -> Any:
     """iLQR with the true model of a bellmax environment (state vector, reward as cost).
 
     The yardstick of local methods: the same cost, start and horizon, the true dynamics.
+    iLQR is a local method too: on the pendulum swing-up from hanging (T = 100) it settles,
+    depending on the initial controls, anywhere from 295 (one pump) to ~580 (`bench/gps.py`
+    records the spread over random initial controls); from zero controls it reaches 480.
 
     Args:
       env_id: a bellmax id (`Pendulum-v1`, `CartPoleSwingUp-v0`).
       x0: the start state vector.
       horizon: steps.
+      U0: `[horizon, action_dim]` initial controls (default zeros).
       options: `ILQRConfig` fields.
 
     Returns:
@@ -962,7 +966,16 @@ def ilqr_reference(env_id: str, x0: Any, horizon: int, **options: Any) -> Any:
 
     system = env_system(env_id, horizon=horizon, x0=x0)
     dyn, cost = _true_model(env_id)
-    U0 = jnp.zeros((horizon, system.action_dim))
+    shape = (horizon, system.action_dim)
+    if U0 is None:
+        U0 = jnp.zeros(shape)
+    else:
+        U0 = jnp.asarray(U0, dtype=jnp.result_type(float))
+        if U0.shape != shape:
+            raise ValueError(
+                f"ilqr_reference: U0 has shape {U0.shape}; it needs [horizon, action_dim] = "
+                f"{list(shape)}."
+            )
     return ilqr(
         dyn,
         cost,
