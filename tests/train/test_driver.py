@@ -265,16 +265,50 @@ def test_a_nan_stop_return_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_host_env_runs_seeds_one_after_another():
+def test_host_env_seeds_each_train_on_their_own_envs():
+    """Seeds of a host (Gymnasium) env run one after another, each on host environments of
+    its own: every seed's run is the one it has alone. (They shared one set before, so each
+    seed's chunk went on from the episodes the other seed had left.)"""
     cfg = toy.Config(total_timesteps=400)
-    res = driver.train(toy, cfg, "gymnasium:CartPole-v1", seeds=(0, 1), eval_episodes=0, chunks=2)
+    env = "gymnasium:CartPole-v1"
+    res = driver.train(toy, cfg, env, seeds=(0, 1), eval_episodes=0, chunks=2)
     assert res.updates_done == 10 and np.asarray(res.state.w).shape == (2, 4)
     assert res.metrics["episode_count"].sum() > 0
+    for i, seed in enumerate((0, 1)):
+        alone = driver.train(toy, cfg, env, seeds=(seed,), eval_episodes=0, chunks=2)
+        for name, values in alone.metrics.items():
+            np.testing.assert_array_equal(res.metrics[name][i], values[0], err_msg=name)
+    from bellmax.envs.vector import make_vector_env
+
+    obj = make_vector_env(env, num_envs=cfg.num_envs)
+    with pytest.raises(ValueError, match="trains one seed, not 2: pass its id"):
+        driver.train(toy, cfg, obj, seeds=(0, 1), eval_episodes=0)
+
+
+def test_resume_on_a_host_env_restarts_its_episodes(tmp_path):
+    """A host env's episodes are in no checkpoint: a resumed run starts new ones (it raised
+    gymnasium's ResetNeeded) and finishes; up to the checkpoint it is the uninterrupted run."""
+    cfg = toy.Config(total_timesteps=400)
+    env, kw = "gymnasium:CartPole-v1", {"seeds": (0, 1), "eval_episodes": 1, "chunks": 2}
+    driver.train(toy, cfg, env, out_dir=tmp_path, stop_after=5, **kw)
+    res = driver.train(toy, cfg, env, out_dir=tmp_path, resume=True, **kw)
+    full = driver.train(toy, cfg, env, **kw)
+    assert res.updates_done == full.updates_done == 10
+    np.testing.assert_array_equal(res.metrics["loss"][:, :5], full.metrics["loss"][:, :5])
+    assert res.eval_returns.shape == (2, 1) and np.isfinite(res.eval_returns).all()
 
 
 def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match="learning_rate"):
         driver.train(toy, toy.Config(learning_rate=-1.0), "CartPole-v1")
+    with pytest.raises(TypeError, match=r"seeds=\(0, 1, 2\) or range\(3\); got 3"):
+        driver.train(toy, toy.Config(), "CartPole-v1", seeds=3)
+    from bellmax.deep import dqn, ppo
+
+    with pytest.raises(TypeError, match=r"config is a bellmax.deep.dqn.Config; .*bellmax.deep.ppo"):
+        driver.train(ppo, dqn.Config(), "CartPole-v1")
+    with pytest.raises(TypeError, match="config is None"):
+        driver.train("ppo", None, "CartPole-v1")
     with pytest.raises(ValueError, match="distinct"):
         driver.train(toy, toy.Config(), "CartPole-v1", seeds=(1, 1))
     with pytest.raises(Exception, match="unknown algorithm"):
@@ -630,3 +664,26 @@ def test_a_cond_on_shared_counters_stays_a_branch_under_the_seeds_vmap(name):
     keys = [jax.random.key(0), jax.random.key(1)]
     program = jax.jit(runner._scan(1)).lower(runner.template(keys)).as_text()
     assert program.count("stablehlo.case") >= {"dqn": 1, "td3": 2}[name]
+
+
+def test_resume_with_other_env_parameters_is_refused(tmp_path):
+    """The same id with other parameters (an env object) is another problem: refused by name."""
+    from bellmax.envs import registry
+    from bellmax.envs.vector import JaxVectorEnv
+
+    driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=20, **RUN)
+    heavy = JaxVectorEnv(*registry.make("CartPole-v1", masspole=5.0), num_envs=4)
+    with pytest.raises(ValueError, match=r"env parameter masspole: 0\.1.* in the run, 5\.0 given"):
+        driver.train(toy, toy.Config(), heavy, out_dir=tmp_path, resume=True, **RUN)
+
+
+def test_resume_under_other_xla_flags_warns(tmp_path):
+    """A resume under other XLA_FLAGS compiles other code: it goes on, and says the result
+    will not be bit-identical (the command sets bellmax's XLA defaults, Python does not)."""
+    driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=20, **RUN)
+    record = json.loads((tmp_path / "run.json").read_text())
+    record["provenance"]["platform"]["xla_flags"] = "--xla_some_other_flag=true"
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match="XLA_FLAGS .* not be bit-identical"):
+        res = driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True, **RUN)
+    assert res.updates_done == 50

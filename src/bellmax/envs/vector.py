@@ -17,6 +17,8 @@ true last observation is `final_obs`), so a learner bootstraps from `final_obs` 
 from __future__ import annotations
 
 import abc
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -278,14 +280,20 @@ class HostCallbackVectorEnv(VectorEnv):
     Each `reset`/`step` is an ordered `io_callback` into the host environment, so a learner's
     jitted loop drives Gymnasium environments step by step while its learning step stays
     compiled. Host environments hold their own state: a jitted loop over them cannot be
-    `vmap`ped over seeds (run seeds one after another), and resuming from a checkpoint
-    restarts the host episodes.
+    `vmap`ped over seeds, and resuming from a checkpoint restarts the host episodes (their
+    state is not in the checkpoint).
+
+    Several seeds run one after another, each on host environments of its own: `add_slot`
+    adds a set, and the callbacks of a program run inside `with venv.slot(i):` go to set `i`
+    (the caller waits for the program's results before it leaves the block). One compiled
+    program serves every slot.
     """
 
     is_host = True
 
     def __init__(self, host_env: Any):
-        self.host_env = host_env
+        self._hosts = [host_env]
+        self._slot = 0
         self.num_envs = int(host_env.num_envs)
         self.observation_space = host_env.observation_space
         self.action_space = host_env.action_space
@@ -305,6 +313,45 @@ class HostCallbackVectorEnv(VectorEnv):
 
     def __repr__(self) -> str:
         return f"HostCallbackVectorEnv({self.env_id!r}, num_envs={self.num_envs})"
+
+    @property
+    def host_env(self) -> Any:
+        """The host environments the callbacks drive now (slot `i` inside `slot(i)`)."""
+        return self._hosts[self._slot]
+
+    @property
+    def slots(self) -> int:
+        """How many sets of host environments this holds (one per seed it can train)."""
+        return len(self._hosts)
+
+    def add_slot(self, host_env: Any) -> int:
+        """Add a set of host environments like the first (same count and spaces); its index."""
+        if (
+            int(host_env.num_envs) != self.num_envs
+            or repr(host_env.observation_space) != repr(self.observation_space)
+            or repr(host_env.action_space) != repr(self.action_space)
+        ):
+            raise ValueError(
+                f"add_slot needs host environments like {self!r}'s (num_envs, observation and "
+                f"action spaces); got {host_env!r}."
+            )
+        self._hosts.append(host_env)
+        return len(self._hosts) - 1
+
+    @contextlib.contextmanager
+    def slot(self, index: int) -> Iterator[None]:
+        """Send the callbacks to host environment set `index` inside the block."""
+        index = check_int(index, "slot", owner="HostCallbackVectorEnv", low=0)
+        if index >= len(self._hosts):
+            raise ValueError(
+                f"{self!r} holds {len(self._hosts)} set(s) of host environments, so slot "
+                f"{index} does not exist; add_slot adds one per seed."
+            )
+        previous, self._slot = self._slot, index
+        try:
+            yield
+        finally:
+            self._slot = previous
 
     def _host_reset(self, seed: np.ndarray) -> np.ndarray:
         obs = self.host_env.reset(seed=int(seed))

@@ -249,7 +249,7 @@ class _Runner:
 
     def __init__(self, algo: Any, config: Any, venv: Any, n_seeds: int):
         self.algo, self.config, self.venv = algo, config, venv
-        self.batched = not venv.is_host
+        self.batched = not venv.is_host  # host envs: one seed after another, each on its slot
         self.n_seeds = n_seeds
         self._chunks: dict[int, Any] = {}
         self._pending: dict[int, tuple[Any, concurrent.futures.Future]] = {}
@@ -285,7 +285,7 @@ class _Runner:
         if self.batched:
             state = self._init(jnp.stack(keys))
         else:
-            state = _stack([self._init(k) for k in keys])
+            state = _stack([self._on_slot(i, self._init, k) for i, k in enumerate(keys)])
         jax.block_until_ready(state)
         self.compile_seconds += time.perf_counter() - t
         return state
@@ -331,8 +331,31 @@ class _Runner:
         compiled = self._chunks[n]
         if self.batched:
             return compiled(state)
-        outs = [compiled(jax.tree.map(lambda x, i=i: x[i], state)) for i in range(self.n_seeds)]
+        outs = [
+            self._on_slot(i, compiled, jax.tree.map(lambda x, i=i: x[i], state))
+            for i in range(self.n_seeds)
+        ]
         return _stack([o[0] for o in outs]), _stack([o[1] for o in outs])
+
+    def _on_slot(self, i: int, fn: Callable, *args: Any) -> Any:
+        """Host environments: `fn(*args)` on seed `i`'s own environments, waited for (its
+        callbacks must run before another seed's slot is chosen)."""
+        with self.venv.slot(i):
+            return jax.block_until_ready(fn(*args))
+
+    def restart_episodes(self, state: Any, keys: list[jax.Array]) -> Any:
+        """Host environments after a resume: new episodes for every seed (the environments'
+        state is in no checkpoint), the state's observations and episode counters theirs."""
+        if not (hasattr(state, "obs") and hasattr(state, "vec_state")):
+            raise BellmaxError(
+                f"cannot resume on the host environment {self.venv.env_id!r}: the algorithm's "
+                "training state has no `obs` and `vec_state` to restart the episodes in; start "
+                "the run anew (--overwrite)."
+            )
+        fresh = [self._on_slot(i, self.venv.reset, k) for i, k in enumerate(keys)]
+        return state.replace(
+            obs=_stack([obs for obs, _ in fresh]), vec_state=_stack([vs for _, vs in fresh])
+        )
 
 
 def _avals(tree: Any) -> Any:
@@ -570,6 +593,20 @@ def settings_differences(stored: dict, given: dict) -> list[str]:
                     diffs.append(f"{f}: {_show(was)} in the run, {_show(value)} given")
         elif _jsonish(stored.get(key)) != _jsonish(given[key]):
             diffs.append(f"{key}: {_show(stored.get(key))} in the run, {_show(given[key])} given")
+    old_env, new_env = stored.get("env_params"), given.get("env_params")
+    if old_env and new_env and _jsonish(old_env) != _jsonish(new_env):  # older runs lack it
+        if old_env.get("class") != new_env.get("class"):
+            diffs.append(
+                f"env class: {old_env.get('class')} in the run, {new_env.get('class')} given"
+            )
+        else:
+            was, now = old_env.get("params") or {}, new_env.get("params") or {}
+            for f in sorted(set(was) | set(now)):
+                if _jsonish(was.get(f)) != _jsonish(now.get(f)):
+                    diffs.append(
+                        f"env parameter {f.lstrip('.')}: {_show(was.get(f))} in the run, "
+                        f"{_show(now.get(f))} given"
+                    )
     return diffs
 
 
@@ -770,6 +807,10 @@ def train(
         algo_name = algo_name or algo
         algo = get_algorithm(algo)
     name = algo_name or getattr(algo, "NAME", getattr(algo, "__name__", "algo")).split(".")[-1]
+    if isinstance(seeds, (int, np.integer, str, bytes)):
+        raise TypeError(
+            f"seeds is a sequence of seed values, e.g. seeds=(0, 1, 2) or range(3); got {seeds!r}."
+        )
     seeds = tuple(int(s) for s in seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct integers, at least one; got {seeds!r}.")
@@ -789,7 +830,15 @@ def train(
         raise ValueError("resume and overwrite need out_dir (the run directory).")
     if out is not None:
         check_output_path(out, kind="dir", option="out_dir")
+    config_class = getattr(algo, "Config", None)
+    if isinstance(config_class, type) and not isinstance(config, config_class):
+        given = "None" if config is None else f"a {_qualified(type(config))}"
+        raise TypeError(
+            f"config is {given}; algorithm {name} needs a {_qualified(config_class)}(...)."
+        )
     venv = make_vector_env(env, num_envs=config.num_envs, seed=seeds[0])
+    if venv.is_host:
+        _add_host_slots(venv, env, seeds, config.num_envs)
     config.validate(venv)
     eval_venv = _evaluation_env(env, venv, config.num_envs, seeds[0]) if eval_episodes else venv
     env_id = env if isinstance(env, str) else venv.env_id
@@ -807,6 +856,7 @@ def train(
         "chunks": chunks,
         "eval_episodes": eval_episodes,
         "stop_return": stop_return,
+        "env_params": _env_record(venv),
         "num_updates": num_updates,
         "chunk": chunk,
         # versions, command line, git commit, time, platform (not compared on --resume)
@@ -821,6 +871,56 @@ def train(
     finally:
         if lock is not None:
             lock.release()
+
+
+def _warn_if_compiled_differently(out: Path, run: dict, now: dict) -> None:
+    """A resume compiles anew; under other `XLA_FLAGS` or on another CPU XLA's code differs,
+    so the run will not be bit-identical to an uninterrupted one (still a valid run)."""
+    was, is_ = run.get("platform") or {}, now.get("platform") or {}
+    for key, what in (("xla_flags", "XLA_FLAGS"), ("cpu", "CPU")):
+        if key in was and key in is_ and was[key] != is_[key]:
+            warnings.warn(
+                f"resuming {str(out)!r} with {what} {is_[key]!r}; the run began with "
+                f"{was[key]!r}, so XLA compiles other code and the result will not be "
+                "bit-identical to an uninterrupted run (`bellmax train` sets bellmax's XLA "
+                "defaults, a Python process does not unless it runs bellmax.core.xla."
+                "tune_xla_flags() before JAX starts).",
+                stacklevel=4,
+            )
+            return
+
+
+def _env_record(venv: Any) -> dict | None:
+    """A JAX environment's class and parameters (JSON), so that a resume with other
+    parameters under the same id is refused; None for host environments (their id is all
+    that is known)."""
+    env, params = getattr(venv, "env", None), getattr(venv, "env_params", None)
+    if env is None or venv.is_host:
+        return None
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    return {
+        "class": _qualified(type(env)),
+        "params": {jax.tree_util.keystr(k): np.asarray(v).tolist() for k, v in leaves},
+    }
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _add_host_slots(venv: Any, env: Any, seeds: tuple[int, ...], num_envs: int) -> None:
+    """Host environments for every seed: each seed trains on its own (its episodes go on
+    from one chunk to the next, as a vmapped JAX env's do), all in one compiled program."""
+    if venv.slots >= len(seeds):
+        return
+    if not isinstance(env, str):
+        raise ValueError(
+            f"the host environment object {venv!r} holds one set of episodes, so it trains one "
+            f"seed, not {len(seeds)}: pass its id (e.g. 'gymnasium:CartPole-v1') to train "
+            "several seeds, or one seed per call."
+        )
+    for seed in seeds[venv.slots :]:
+        venv.add_slot(make_vector_env(env, num_envs=num_envs, seed=seed).host_env)
 
 
 def _evaluation_env(env: Any, venv: Any, num_envs: int, seed: int) -> Any:
@@ -873,9 +973,12 @@ def _train_locked(
         if stored.get("provenance"):  # the run's own record stays; this process is added
             meta["resumed_with"] = meta["provenance"]
             meta["provenance"] = stored["provenance"]
+            _warn_if_compiled_differently(out, meta["provenance"], meta["resumed_with"])
         if ck.exists() and read_checkpoint_metadata(ck).get("run_id") == meta["run_id"]:
             state, history, ck_meta = _load_chunk(ck, runner, keys, meta)
             done, has_checkpoint = int(ck_meta["updates_done"]), True
+            if venv.is_host:
+                state = runner.restart_episodes(state, [jax.random.fold_in(k, done) for k in keys])
             if stop_return is not None and len(ck_meta.get("solved_at_steps") or []) == len(seeds):
                 solved_at, solved_s = ck_meta["solved_at_steps"], ck_meta["solved_seconds"]
     else:
