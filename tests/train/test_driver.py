@@ -204,6 +204,8 @@ def test_nan_loss_stops_and_names_the_update(tmp_path):
     assert meta["updates_done"] == 10
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["status"] == "diverged" and "update 13" in run["error"]
+    # ... and the learning curve of those good updates is drawn (it was missing).
+    assert (tmp_path / "learning_curve.png").stat().st_size > 1000
     # Diverging in the first chunk: no checkpoint of this run exists, so none is named, even
     # where the directory held an older run's checkpoint (replaced with --overwrite).
     with pytest.raises(DivergenceError) as info:

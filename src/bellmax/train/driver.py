@@ -529,19 +529,23 @@ def _write_metrics(out: Path, seeds: Sequence[int], history: dict[str, np.ndarra
     atomic_write_text(out / "metrics.csv", "\n".join(lines) + "\n")
 
 
-def _plot_curve(path: Path, result: TrainResult) -> None:
+def _plot_curve(path: Path, m: dict[str, np.ndarray], seeds: Sequence[int], title: str) -> None:
+    """The training returns of `m` (the metrics history, `[seeds, updates]` each) by env step;
+    nothing without episode returns."""
+    if "episode_return_sum" not in m or "episode_count" not in m:
+        return
     # Imported here: matplotlib costs about a second of import, and only runs that write
     # a run directory draw.
     from matplotlib.figure import Figure
 
-    m = result.metrics
-    steps = m["env_steps"][0] if "env_steps" in m else np.arange(result.updates_done)
+    updates_done = m["episode_count"].shape[1]
+    steps = m["env_steps"][0] if "env_steps" in m else np.arange(updates_done)
     ret, cnt = m["episode_return_sum"], m["episode_count"]
-    window = max(1, result.updates_done // 50)
+    window = max(1, updates_done // 50)
     fig = Figure(figsize=(6.4, 4))  # no pyplot: no global backend, nothing to close
     ax = fig.subplots()
     means = []
-    for s, seed in enumerate(result.seeds):
+    for s, seed in enumerate(seeds):
         r = np.convolve(ret[s], np.ones(window), "valid")
         c = np.convolve(cnt[s], np.ones(window), "valid")
         curve = np.where(c > 0, r / np.maximum(c, 1), np.nan)
@@ -554,8 +558,8 @@ def _plot_curve(path: Path, result: TrainResult) -> None:
         ax.plot(steps[window - 1 :], mean, "k", lw=2, label="mean")
     ax.set_xlabel("environment steps (per seed)")
     ax.set_ylabel("episode return (training)")
-    ax.set_title(f"{result.algo} on {result.env_id}")
-    if len(result.seeds) <= 8:
+    ax.set_title(title)
+    if len(seeds) <= 8:
         ax.legend(fontsize=7)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=110)
@@ -1034,6 +1038,8 @@ def _train_locked(
                     f"the policy weights became non-finite in updates {done + 1}-{done + n} "
                     f"of {num_updates} ({weights})"
                 )
+            if out is not None and history:  # the committed updates' curve, up to the last good
+                _plot_curve(out / "learning_curve.png", history, seeds, f"{name} on {env_id}")
             _diverged(out, meta, done, has_checkpoint, f"{name} on {env_id}: {what}")
         if stop_return is not None:
             t_eval = time.perf_counter()
@@ -1096,8 +1102,7 @@ def _train_locked(
             _write_policy(out, algo, policy_algo, network, config, venv, state, meta, done, returns)
         if history:
             _write_metrics(out, seeds, history)
-            if "episode_return_sum" in history and "episode_count" in history:
-                _plot_curve(out / "learning_curve.png", result)
+            _plot_curve(out / "learning_curve.png", history, seeds, f"{name} on {env_id}")
         status = "finished" if done == num_updates else ("solved" if solved else "stopped")
         atomic_write_json(
             out / RUN_JSON,
