@@ -213,6 +213,52 @@ def test_predict_one_observation_or_a_batch(tmp_path, case):
         policy.predict(np.zeros((6, 9)))
 
 
+def test_a_linear_policy_without_hidden_layers_is_written_and_acts(tmp_path):
+    # hidden_sizes=() (`--hidden-sizes` with no widths): flax gives the actor no torso
+    # weights; the file holds the output layer and the Gaussian's log-std alone.
+    from bellmax.envs import spaces
+
+    venv = _Venv(spaces.Box(-1.0, 1.0, (3,)), spaces.Box(-2.0, 2.0, (1,)))
+    config = ppo.Config(hidden_sizes=())
+    network = policy_network("ppo", config, venv)
+    params = ppo.network(config, venv).init(jax.random.key(0), jnp.zeros((1, 3)))
+    path = write_policy_file(
+        tmp_path / POLICY_FILE,
+        algorithm="ppo",
+        network=network,
+        observation_space=venv.observation_space,
+        action_space=venv.action_space,
+        weights=policy_weights("ppo", network, jax.tree.map(lambda x: x[None], params)),
+        seeds=(0,),
+    )
+    policy = load_policy(path)
+    assert sorted(policy.params) == ["log_std", "output"]
+    obs = np.linspace(-1.0, 1.0, 12, dtype=np.float32).reshape(4, 3)
+    want = ppo.act(params, obs, None, config, venv, deterministic=True)
+    np.testing.assert_allclose(policy.predict(obs), np.asarray(want), rtol=1e-6)
+
+
+def test_predict_refuses_a_non_finite_observation(tmp_path):
+    from bellmax.envs import spaces
+
+    path = write_policy_file(
+        tmp_path / POLICY_FILE,
+        algorithm="ppo",
+        network={"kind": "categorical", "hidden_sizes": [], "activation": "tanh", "output_size": 2},
+        observation_space=spaces.Box(-1.0, 1.0, (4,)),
+        action_space=spaces.Discrete(2),
+        weights={"output/kernel": np.zeros((1, 4, 2), np.float32), "output/bias": np.zeros((1, 2))},
+        seeds=(0,),
+    )
+    policy = load_policy(path)
+    with pytest.raises(ValueError, match=r"non-finite value \(nan at index \(0,\)\)"):
+        policy.predict(np.full(4, np.nan))
+    batch = np.zeros((3, 4))
+    batch[2, 1] = -np.inf
+    with pytest.raises(ValueError, match=r"non-finite value \(-inf at index \(2, 1\)\)"):
+        policy.predict(batch)
+
+
 def test_act_is_jittable_and_vmappable(tmp_path):
     path, _, _ = _write(tmp_path, *CASES["ppo-gaussian"])
     policy = load_policy(path)

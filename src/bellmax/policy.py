@@ -258,7 +258,8 @@ def policy_weights(algorithm: str, network: dict, params: Any) -> dict[str, np.n
     p = params["params"]
     n = len(network["hidden_sizes"])
     if algorithm in _ON_POLICY:
-        torso = p["torso"] if "torso" in p else p["actor_torso"]
+        # An empty `hidden_sizes` (a linear policy) leaves flax no torso parameters.
+        torso = p["torso"] if "torso" in p else p.get("actor_torso", {})
         layers = [torso[f"Dense_{i}"] for i in range(n)] + [p["policy_head"]]
     elif algorithm in _ONE_MLP:  # dqn's QNetwork, sac's (both kinds) and td3's actors: one MLP
         mlp = p["MLP_0"]
@@ -637,9 +638,19 @@ class Policy:
         Returns:
           One action (shape `action_space.shape`; a 0-d array for `Discrete`) for one
           observation, `[*batch, *action_space.shape]` for a batch.
+
+        Raises:
+          ValueError: `obs` does not fit the observation space, or holds a NaN or infinity.
         """
         x = np.asarray(obs)
         self._single(x, x.shape)
+        if np.issubdtype(x.dtype, np.number) and not np.isfinite(x).all():
+            where = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+            raise ValueError(
+                f"observation holds a non-finite value ({x[where]} at index {where}): the "
+                "policy has no action for it; check the environment or whatever built the "
+                "observation (a diverged simulation, a division by zero)."
+            )
         if deterministic:
             key = self._key
         else:

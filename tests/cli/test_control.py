@@ -142,3 +142,33 @@ def test_max_steps_means_steps_per_episode_for_every_kind_of_env(capsys, env_id)
         "--max-steps", "7", "--json",
     )  # fmt: skip
     assert out["episode_lengths"] == [7, 7, 7] and len(out["episode_returns"]) == 3
+
+
+# ---------------------------------------------------------------------- strict JSON
+def test_json_refuses_a_nan_instead_of_printing_invalid_json(monkeypatch, capsys):
+    # No training: the controller and the episodes are stand-ins whose return is NaN.
+    from types import SimpleNamespace
+
+    import bellmax.control.mpc as mpc
+
+    episodes = SimpleNamespace(episode_returns=[float("nan")], episode_lengths=[3], ms_per_step=1.0)
+    monkeypatch.setattr(mpc, "make_mpc", lambda *a, **k: None)
+    monkeypatch.setattr(mpc, "closed_loop_host", lambda *a, **k: episodes)
+    assert main(["control", "--episodes", "1", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "value['episode_returns'][0] = nan is not a finite number" in captured.err
+    assert "strict JSON has no NaN" in captured.err
+    # sysid's --json likewise (a fit stand-in with a NaN parameter).
+    import bellmax.cli.control as control
+
+    fit = SimpleNamespace(
+        status_name="converged", params={"g": float("nan")}, stderr={}, fixed=(), rank=1,
+        free=("g",), identifiable=("g",), unidentifiable=(), null_directions=(),
+        suggested_gauge=(), combinations={}, combination_stderr={},
+    )  # fmt: skip
+    model = SimpleNamespace(name="pendulum", state_names=("theta",))
+    monkeypatch.setattr(control, "_identify", lambda *a: (model, fit, [0.1], 20, 0.0))
+    assert main(["sysid", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "value['params']['g'] = nan is not a finite" in captured.err

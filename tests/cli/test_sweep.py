@@ -62,6 +62,25 @@ def test_table(capsys):
     assert rows[-1].startswith("8 trials, 1 group(s), ")
 
 
+def test_table_names_diverged_trials():
+    from bellmax.cli.sweep import _table
+
+    def trial(index, ret, diverged):
+        return {"index": index, "group": 0, "config": {"learning_rate": 10.0 ** (4 * index - 3)},
+                "seed": 0, "final_eval_return": ret, "env_steps": 1000, "seconds": 1.0,
+                "diverged": diverged, "restarted": False}  # fmt: skip
+
+    trials = [trial(0, -1888.7, False), trial(1, None, True)]
+    summary = {"swept": ["learning_rate"], "trials": trials, "best": None, "groups": [{}],
+               "programs": 1, "seconds": 5.0}  # fmt: skip
+    *rows, last = _table(summary).splitlines()
+    assert rows[1].split()[4] == "-1888.7" and rows[2].split()[4] == "diverged"
+    assert last.startswith("1 trial diverged (a non-finite loss") and "lower learning_rate" in last
+    summary["trials"][1]["diverged"] = False  # no evaluation (--eval-episodes 0): "-"
+    assert _table(summary).splitlines()[2].split()[4] == "-"
+    assert "diverged" not in _table(summary)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -200,6 +200,8 @@ def test_box_bounds_are_respected_and_active(swingup):
         ({"cost": lambda x, u, t, p: x}, ValueError, "scalar"),
         ({"max_iterations": 0}, ValueError, "max_iterations"),
         ({"mu_factor": 1.0}, ValueError, "mu_factor"),
+        ({"mu_min": 10.0, "mu_max": 1.0}, ValueError, r"mu_max=1\.0 is below mu_min=10\.0"),
+        ({"mu_min": 0.0}, ValueError, r"ILQRConfig\.mu_min must be a number > 0"),
         ({"max_iterations": 2.0}, TypeError, "ILQRConfig.max_iterations must be an int"),
         ({"second_order": 1}, TypeError, "ILQRConfig.second_order"),
         ({"rtol": "small"}, TypeError, "ILQRConfig.rtol"),

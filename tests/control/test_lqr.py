@@ -116,11 +116,29 @@ def test_vmapped_over_problems_equals_one_at_a_time():
 
 
 def test_unstabilisable_system_reports_its_status():
-    # an unstable mode the control cannot reach: no stabilising solution
+    # an unstable mode the control cannot reach: no stabilising solution; traced, dlqr
+    # cannot refuse it and says so in its status
     A = np.diag([2.0, 0.5])
     B = np.array([[0.0], [1.0]])
-    sol = dlqr(A, B, np.eye(2), np.eye(1), method="riccati", max_iterations=200)
+    solve = jax.jit(lambda A, B: dlqr(A, B, np.eye(2), np.eye(1), method="riccati"))
+    sol = solve(A, B)
     assert sol.status_name in ("max_iterations", "diverged")
+
+
+@pytest.mark.parametrize(
+    ("A", "B", "mode"),
+    [
+        (np.diag([2.0, 1.0]), [[0.0], [1.0]], r"eigenvalue 2\.0 .* \[1\., 0\.\] @ x"),
+        (np.eye(2), [[1.0], [0.0]], r"eigenvalue 1\.0 .* \[0\., 1\.\] @ x"),
+        ([[1.0, 1.0], [-1.0, 1.0]], np.zeros((2, 1)), r"eigenvalue \(1[+-]1j\)"),
+    ],
+)
+def test_unstabilisable_system_is_refused_naming_the_mode(A, B, mode):
+    with pytest.raises(ValueError, match=r"\(A, B\) is not stabilisable: A's mode with " + mode):
+        dlqr(np.asarray(A), np.asarray(B), np.eye(2), np.eye(1))
+    # a stable mode out of reach is fine
+    sol = dlqr(np.diag([0.5, 2.0]), np.array([[0.0], [1.0]]), np.eye(2), np.eye(1))
+    assert sol.status_name == "converged" and np.isfinite(np.asarray(sol.K)).all()
 
 
 _FH = {"A": np.eye(2), "B": np.ones((2, 1)), "Q": np.eye(2), "R": np.eye(1), "Q_final": np.eye(2)}

@@ -190,6 +190,24 @@ def test_checkpoint_round_trip(agents, tmp_path):
         ttt.load_agent(junk)
 
 
+def test_truncated_empty_and_foreign_checkpoints_get_one_clear_message(tmp_path):
+    good = ttt.make_agent("random", seed=0).save(tmp_path / "good.npz").read_bytes()
+    object_data = tmp_path / "object.npz"
+    np.savez(object_data, format=np.array([{"a": 1}], dtype=object))
+    plain = tmp_path / "plain.npy"
+    np.save(plain, np.zeros(3))
+    files = {"truncated.npz": good[:100], "empty.npz": b"", "half.npz": good[: len(good) // 2]}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    for path in [tmp_path / name for name in files] + [object_data, plain]:
+        with pytest.raises(ValueError) as e:
+            ttt.load_agent(path)
+        assert str(e.value) == (
+            f"{str(path)!r} is not a tic-tac-toe agent checkpoint (truncated or not an .npz); "
+            "write one with agent.save(path)."
+        )
+
+
 @pytest.mark.parametrize(
     "board, player, match",
     [

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from typing import Any, Literal
@@ -200,6 +199,8 @@ def _identify(env: str, model_name: str | None, steps: int, seed: int, fix: tupl
 
 def run_sysid(args: SysidArgs) -> int:
     """`bellmax sysid`."""
+    from bellmax.train.io import to_strict_json
+
     model, fit, err, n, seconds = _identify(args.env, args.model, args.steps, args.seed, args.fix)
     if args.json:
         out = {
@@ -223,7 +224,7 @@ def run_sysid(args: SysidArgs) -> int:
             "heldout_rmse": dict(zip(model.state_names, map(float, err), strict=True)),
             "seconds": round(seconds, 4),
         }
-        print(json.dumps(out))
+        print(to_strict_json(out, indent=None))
         return 0
     print(f"{n} transitions from {args.env}, {fit.num_transitions} used for the fit:")
     print(fit.summary())
@@ -285,6 +286,7 @@ def run_control(args: ControlArgs) -> int:
     from bellmax.control.problems import env_problem
     from bellmax.models.data import collect_transitions
     from bellmax.models.sysid import SysIdConfig, identify
+    from bellmax.train.io import to_strict_json
 
     _check_control_args(args)
     model = _model_for(args.env, args.model)
@@ -358,7 +360,7 @@ def run_control(args: ControlArgs) -> int:
     if fit is not None:
         out["sysid"] = {"status": fit.status_name, "rank": int(fit.rank), "fixed": list(fit.fixed)}
     if args.json:
-        print(json.dumps(out))
+        print(to_strict_json(out, indent=None))
         return 0
     print(f"{args.controller} on {args.env} ({task}), model {model.name} with {source}:")
     for i, (r, n) in enumerate(zip(returns, lengths, strict=True)):

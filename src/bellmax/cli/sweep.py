@@ -33,10 +33,11 @@ class SweepArgs:
 
     Every configuration of --grid (and --random draws from --space) with every seed, one
     compiled program per group of configurations that differ only in numeric
-    hyperparameters. Prints a table of the trials
-    (--json: one object with `trials` and `best`); --out DIR also gets results.csv,
-    results.json and a plot of return against each swept field, and each group's checkpoint
-    (the same command resumes an interrupted sweep, also on Ray after its driver died)."""
+    hyperparameters. Prints a table of the trials (the return of a trial whose loss or
+    weights went non-finite reads `diverged`; --json: one object with `trials` and `best`);
+    --out DIR also gets results.csv, results.json and a plot of return against each swept
+    field, and each group's checkpoint (the same command resumes an interrupted sweep, also
+    on Ray after its driver died)."""
 
     algo: Annotated[
         Positional[Literal["ppo", "a2c", "reinforce", "dqn", "sac", "td3"]],
@@ -160,10 +161,11 @@ def _table(summary: dict) -> str:
     rows = []
     for t in summary["trials"]:
         ret = t["final_eval_return"]
+        shown = "diverged" if t["diverged"] else "-" if ret is None else f"{ret:.1f}"
         rows.append(
             [str(t["index"]), str(t["group"])]
             + [_fmt(t["config"].get(k)) for k in swept]
-            + [str(t["seed"]), "-" if ret is None else f"{ret:.1f}", str(t["env_steps"])]
+            + [str(t["seed"]), shown, str(t["env_steps"])]
             + ["yes" if t["restarted"] else "no"]
         )
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
@@ -175,6 +177,12 @@ def _table(summary: dict) -> str:
     programs, groups = summary["programs"], len(summary["groups"])
     lines.append(f"{len(rows)} trials, {groups} group(s), {programs} program(s) compiled, "
                  f"{summary['seconds']:.1f} s")  # fmt: skip
+    diverged = sum(bool(t["diverged"]) for t in summary["trials"])
+    if diverged:
+        lines.append(
+            f"{diverged} trial{'s' if diverged > 1 else ''} diverged (a non-finite loss or "
+            "weight; not evaluated): lower learning_rate."
+        )
     return "\n".join(lines)
 
 

@@ -74,7 +74,7 @@ class ILQRConfig:
     mu_init: float = 1.0
     """Initial regularisation (Tassa et al. 2012)."""
     mu_min: float = 1e-6
-    """Below this the regularisation is set to zero."""
+    """Below this the regularisation is set to zero; a raise lifts it to this at least (> 0)."""
     mu_max: float = 1e10
     """Above this the solve stops as STALLED."""
     mu_factor: float = 1.6
@@ -97,8 +97,16 @@ class ILQRConfig:
         for name in ("max_iterations", "line_search_steps", "box_qp_iterations", "unroll"):
             check_int(getattr(self, name), name, owner=owner, low=1)
         check_bool(self.second_order, "second_order", owner=owner)
-        for name in ("rtol", "gtol", "mu_min", "mu_max", "c1"):
+        for name in ("rtol", "gtol", "mu_max", "c1"):
             check_number(getattr(self, name), name, owner=owner, low=0)
+        # A failed step raises mu to at least mu_min: from mu = 0, a zero mu_min stays at 0.
+        check_number(self.mu_min, "mu_min", owner=owner, low=0, low_open=True)
+        if self.mu_max < self.mu_min:
+            raise ValueError(
+                f"{owner}.mu_max={self.mu_max!r} is below mu_min={self.mu_min!r}: the "
+                "regularisation rises from mu_min to mu_max (then the solve stalls); raise "
+                "mu_max or lower mu_min."
+            )
         check_number(self.mu_factor, "mu_factor", owner=owner, low=1, low_open=True)
         check_number(self.mu_init, "mu_init", owner=owner, low=0, high=self.mu_max)
         check_choice(

@@ -366,7 +366,10 @@ def dlqr(
       `DLQRSolution` with `K`, `P`, `iterations`, `residual`, `status`.
 
     Raises:
-      ValueError: bad shapes or an unknown method.
+      ValueError: bad shapes or an unknown method; with concrete (not traced) arrays, also
+        weights that are not finite, symmetric and (semi-)definite, and an `(A, B)` that is
+        not stabilisable (the message names the mode no control reaches). Traced, such a
+        system comes back with `status` DIVERGED or MAX_ITERATIONS instead.
     """
     if method not in ("doubling", "riccati"):
         raise ValueError(f"method must be 'doubling' or 'riccati', got {method!r}.")
@@ -399,6 +402,7 @@ def dlqr(
     if max_iterations is None:
         max_iterations = 100 if method == "doubling" else 100_000
     max_iterations = check_int(max_iterations, "max_iterations", owner="dlqr", low=1)
+    _check_stabilisable(A, B)
     return _dlqr(A, B, Q, R, M, method, float(tol), int(max_iterations))
 
 
@@ -429,6 +433,41 @@ def _check_weights(Q: jax.Array, R: jax.Array) -> None:
                     "finite_horizon_lqr accepts a singular R when the dynamics make up for it)."
                 )
             )
+
+
+def _check_stabilisable(A: jax.Array, B: jax.Array) -> None:
+    """`(A, B)` stabilisable, when concrete: every mode with `|lambda| >= 1` reachable by `B`
+    (the PBH test: `[A - lambda I, B]` of full row rank). Otherwise the DARE has no
+    stabilising solution and the iteration diverges to a NaN gain, as scipy's
+    `solve_discrete_are` fails."""
+    if isinstance(A, jax.core.Tracer) or isinstance(B, jax.core.Tracer):
+        return
+    A = np.asarray(A, np.float64)
+    B = np.asarray(B, np.float64)
+    for name, X in (("A", A), ("B", B)):
+        if not np.isfinite(X).all():
+            raise ValueError(f"{name} must be finite, got {X.tolist()}.")
+    n = A.shape[0]
+    scale = max(1.0, float(np.abs(A).max(initial=0.0)), float(np.abs(B).max(initial=0.0)))
+    for lam in np.linalg.eigvals(A):
+        if abs(lam) < 1.0 - 1e-10:
+            continue
+        u, sv, _ = np.linalg.svd(np.concatenate([A - lam * np.eye(n), B], axis=1))
+        if sv[-1] > 1e-10 * scale:
+            continue
+        w = u[:, -1].conj()  # the left null vector: the state combination B cannot move
+        w = w / w[np.argmax(np.abs(w))]
+        if np.abs(w.imag).max() < 1e-9 and abs(lam.imag) < 1e-9:
+            lam, w = lam.real, w.real
+        mode = np.array2string(np.round(w, 4), separator=", ")
+        raise ValueError(
+            f"(A, B) is not stabilisable: A's mode with eigenvalue {np.round(lam, 6)} "
+            f"(|eigenvalue| = {abs(lam):.4g} >= 1: it does not decay by itself) is out of "
+            f"reach of every control, B cannot move the state combination {mode} @ x; no "
+            "gain K stabilises the system and the Riccati equation has no stabilising "
+            "solution (the gain would be NaN). Give B a component along that mode, or remove "
+            "the mode from the model."
+        )
 
 
 @functools.partial(jax.jit, static_argnums=(5, 6, 7))

@@ -299,18 +299,27 @@ def load_agent(path: str | os.PathLike, *, kind: str | None = None, seed: int = 
             f"no agent checkpoint at {str(p)!r}; train one with make_agent(kind) and "
             "agent.save(path), or leave checkpoint out to train on demand."
         )
+    not_ours = (
+        f"{str(p)!r} is not a tic-tac-toe agent checkpoint (truncated or not an .npz); "
+        "write one with agent.save(path)."
+    )
     try:
         with np.load(p, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError) as e:
-        raise ValueError(
-            f"{str(p)!r} is not a tic-tac-toe agent checkpoint (.npz written by agent.save): {e}"
-        ) from e
+    except OSError as e:
+        if e.errno is not None:  # the file cannot be read (permissions, I/O)
+            raise ValueError(f"cannot read {str(p)!r}: {e.strerror or e}.") from e
+        raise ValueError(not_ours) from e
+    except Exception as e:  # numpy and zipfile raise several types on truncated, empty and
+        # foreign files: EOFError, BadZipFile, a ValueError about allow_pickle, ...
+        raise ValueError(not_ours) from e
     if str(arrays.get("format", "")) != "bellmax-tictactoe-agent-v1":
         raise ValueError(
             f"{str(p)!r} is not a tic-tac-toe agent checkpoint (no 'format' "
             "'bellmax-tictactoe-agent-v1'); write it with agent.save(path)."
         )
+    if not {"kind", "scores", "meta"} <= set(arrays):
+        raise ValueError(not_ours)
     found = str(arrays["kind"])
     if kind is not None and found != kind:
         raise ValueError(
