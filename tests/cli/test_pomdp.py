@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bellmax.cli.main import main
+from bellmax.cli.pomdp import PomdpArgs, _stopped_short
 
 TIGER = str(Path(__file__).parents[1] / "pomdp" / "data" / "tiger.pomdp")
 
@@ -168,3 +169,79 @@ def test_tour_section_reports_tiger():
     assert title == "POMDPs"
     assert values["V_3(uniform), exact"] == pytest.approx(2.3098, abs=5e-5)
     assert values["HSVI lower bound"] <= 19.3714 <= values["HSVI upper bound"]
+
+
+# ---- bad input: rewards that overflow, a diverged solve, an --out that is not a policy, a
+# folder as --policy, and the line a solver that stopped short prints on stderr
+
+
+@pytest.fixture
+def huge_tiger(tmp_path):
+    """The tiger with 1e308 for every door's reward: finite floats whose sums overflow."""
+    text = Path(TIGER).read_text().replace("* -100\n", "* 1e308\n")
+    path = tmp_path / "huge.pomdp"
+    path.write_text(text.replace("* 10\n", "* 1e308\n"))
+    return str(path)
+
+
+def test_rewards_that_overflow_are_refused_before_solving(capsys, tmp_path, huge_tiger):
+    for method in ("pbvi", "qmdp"):  # pbvi wrote NaN vectors as converged; qmdp: "v0 must be"
+        out = tmp_path / "h.npz"
+        code, _, err = run(capsys, "solve", huge_tiger, "--method", method, "--out", str(out))
+        assert code == 2 and f"{method}: rewards up to |R| = 1e+308 are too large" in err
+        assert "Rescale the rewards" in err and not out.exists()
+    policy = tmp_path / "p.alpha"
+    policy.write_text("0\n0 0\n")
+    code, _, err = run(capsys, "simulate", huge_tiger, "--policy", str(policy))  # was: "math
+    assert code == 2 and "simulate: rewards up to |R| = 1e+308 are too large" in err  # domain"
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_a_diverged_solve_says_so_and_writes_nothing(capsys, tmp_path, huge_tiger, monkeypatch):
+    monkeypatch.setattr("bellmax.pomdp.bounds._VALUE_LIMIT", np.inf)  # past the refusal
+    out = tmp_path / "h.npz"
+    code, stdout, err = run(capsys, "solve", huge_tiger, "--method", "pbvi", "--time-limit",
+                            "5", "--out", str(out), "--json")  # fmt: skip
+    d = json.loads(stdout)
+    assert code == 1 and d["status"] == "diverged" and d["value"] is None and "out" not in d
+    assert "--method pbvi diverged: its values became NaN or infinite; nothing was written" in err
+    assert not out.exists()
+
+
+def test_out_replaces_a_policy_but_not_another_file(capsys, tmp_path):
+    mdp = tmp_path / "mdp.npz"
+    np.savez(mdp, P=np.full((2, 2, 2), 0.5), R=np.zeros((2, 2)))
+    before = mdp.read_bytes()
+    code, _, err = run(capsys, "solve", TIGER, "--method", "qmdp", "--out", str(mdp))
+    assert code == 2 and f"--out '{mdp}' exists and is not a bellmax POMDP policy" in err
+    assert "choose another path, or remove the file first" in err
+    assert mdp.read_bytes() == before
+    notes = tmp_path / "notes.alpha"
+    notes.write_text("my notes\n")
+    code, _, err = run(capsys, "solve", TIGER, "--method", "qmdp", "--out", str(notes))
+    assert code == 2 and "is not a bellmax POMDP policy (.alpha" in err
+    for name in ("p.npz", "p.alpha"):  # solving again over one's own policy is fine
+        for _ in range(2):
+            code, _, _ = run(capsys, "solve", TIGER, "--method", "qmdp", "--out",
+                             str(tmp_path / name), "--json")  # fmt: skip
+            assert code == 0
+
+
+def test_a_folder_as_policy_is_named(capsys, tmp_path):
+    code, _, err = run(capsys, "simulate", TIGER, "--policy", str(tmp_path))
+    assert code == 2 and "is a directory, not a policy file: give the .npz (or .alpha)" in err
+
+
+def test_a_solver_that_stopped_short_says_which_option_to_raise(capsys):
+    code, _, err = run(capsys, "solve", TIGER, "--method", "exact", "--horizon", "100000",
+                       "--time-limit", "0.3", "--json")  # fmt: skip
+    assert code == 1
+    assert err.startswith("bellmax: --method exact stopped at --time-limit 0.3 s after ")
+    assert "of --horizon 100000 steps" in err and "raise --time-limit or lower --horizon" in err
+    hsvi = PomdpArgs("solve", TIGER, method="hsvi", time_limit=2.0)
+    late = {"status": "max_iterations", "seconds": 2.1}
+    assert "stopped at --time-limit 2 s before the gap at b0 reached --epsilon" in (
+        _stopped_short(hsvi, late)
+    ) and _stopped_short(hsvi, late).endswith("raise --time-limit or --epsilon.")
+    capped = _stopped_short(PomdpArgs("solve", TIGER, method="perseus"), {**late, "seconds": 1})
+    assert capped.startswith("--method perseus stopped at its iteration cap before converging")

@@ -7,10 +7,12 @@ import pytest
 
 import bellmax.pomdp.bounds as bounds_module
 from bellmax.core.mdp import TabularMDP
+from bellmax.pomdp import exact_value_iteration, hsvi, make_pomcp, pbvi, perseus
 from bellmax.pomdp.bounds import (
     BoundResult,
     blind_lower_bound,
     check_discounted,
+    check_reward_scale,
     fast_informed_bound,
     qmdp,
 )
@@ -224,3 +226,23 @@ def test_bounds_refuse_undiscounted_and_other_models(tiger, solve, name):
 def test_bounds_refuse_bad_options(tiger, solve, kwargs, match):
     with pytest.raises(ValueError, match=match):
         solve(tiger, **kwargs)
+
+
+def test_rewards_whose_discounted_sums_overflow_are_refused(tiger):
+    # 1e308 is a finite float, but 1e308 / (1 - 0.95) is not: every solver wrote NaN vectors
+    huge = tiger.replace(R=np.asarray(tiger.R) * 1e306)  # |R| up to 1e308
+    for solve, name in [(qmdp, "qmdp"), (fast_informed_bound, "fast_informed_bound"),
+                        (pbvi, "pbvi"), (perseus, "perseus"), (hsvi, "hsvi"),
+                        (make_pomcp, "make_pomcp")]:  # fmt: skip
+        with pytest.raises(ValueError, match=rf"^{name}: rewards up to \|R\| = 1e\+308 are too "
+                           r"large for gamma = 0\.95: discounted values can reach 20 x 1e\+308 "
+                           r".*Rescale the rewards"):  # fmt: skip
+            solve(huge)
+    with pytest.raises(ValueError, match=r"too large for a horizon of 3 steps with gamma = 0\.95"):
+        exact_value_iteration(huge, 3)
+    # what fits, with room for differences of values, passes (gamma = 1: the horizon's sum)
+    assert check_reward_scale(tiger.replace(R=np.asarray(tiger.R) * 1e303), "my solver") is None
+    big = tiger.replace(R=np.asarray(tiger.R) * 1e305, gamma=1.0)  # |R| up to 1e307
+    assert check_reward_scale(big, "my solver", horizon=4) is None
+    with pytest.raises(ValueError, match=r"^my solver: .*horizon of 5 steps with gamma = 1: "):
+        check_reward_scale(big, "my solver", horizon=5)

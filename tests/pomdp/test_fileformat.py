@@ -170,3 +170,11 @@ def test_missing_file(tmp_path):
     binary.write_bytes(b"PK\x03\x04\x14\x00\x00\x00\x08\x00\xc0\xff")
     with pytest.raises(PomdpFormatError, match=r"not a text \.pomdp file"):
         load_pomdp(binary)
+
+
+def test_parse_pomdp_wants_text():
+    data = (HEAD + REST + "R: * : * : * : * 1\n").encode()
+    with pytest.raises(TypeError, match=r"^parse_pomdp takes the file's text \(str\), got bytes; "
+                       r"decode the bytes first .*load_pomdp\(path\)"):  # fmt: skip
+        parse_pomdp(data)
+    assert parse_pomdp(data.decode()).num_states == 3

@@ -81,3 +81,17 @@ def test_solvers_refuse_bad_options(tiger):
         hsvi(tiger, epsilon=0.0)
     with pytest.raises(ValueError, match="needs a discount gamma < 1"):
         perseus(tiger.replace(gamma=1.0))
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_pbvi_perseus_and_hsvi_report_non_finite_values_as_diverged(tiger, monkeypatch):
+    # Past the reward-scale check (lifted here), 1e308 rewards overflow: the old code called
+    # PBVI's NaN vectors converged and HSVI's max_iterations.
+    monkeypatch.setattr("bellmax.pomdp.bounds._VALUE_LIMIT", np.inf)
+    huge = tiger.replace(R=np.full((2, 3), 1e308))
+    for res in (
+        pbvi(huge, expansions=1, backups=2),
+        perseus(huge, num_beliefs=8, stages=3),
+        hsvi(huge, max_trials=2),
+    ):
+        assert res.status_name == "diverged" and not res.converged

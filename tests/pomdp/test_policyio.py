@@ -176,7 +176,7 @@ def test_load_policy_accepts_matching_sizes(tmp_path):
 def test_load_policy_missing_or_unreadable_files(tmp_path):
     with pytest.raises(ValueError, match=r"no policy file .*nothing\.npz.*--out nothing\.npz"):
         load_policy(tmp_path / "nothing.npz")
-    with pytest.raises(ValueError, match="no policy file"):
+    with pytest.raises(ValueError, match="is a directory, not a policy file"):
         load_policy(tmp_path)  # a folder is not a policy file
     for name, data in (("empty.npz", b""), ("text.npz", b"alphas = [1, 2]\n")):
         (tmp_path / name).write_bytes(data)
@@ -233,3 +233,19 @@ def test_load_alpha_refusals(tmp_path, text, kwargs, match):
 def test_load_alpha_missing_file(tmp_path):
     with pytest.raises(ValueError, match=r"no alpha file .*gone\.alpha"):
         load_alpha(tmp_path / "gone.alpha")
+
+
+@pytest.mark.parametrize(("save", "name"), [(save_policy, "p.npz"), (save_alpha, "p.alpha")])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_vectors_are_not_written(tmp_path, save, name, bad):
+    # a diverged solve's vectors: the readers refuse them, so the writers must too
+    with pytest.raises(ValueError, match=rf"not writing .*{name}.*alpha vector 1 holds "
+                       rf"{bad} \(state 0\); a policy needs finite values"):  # fmt: skip
+        save(tmp_path / name, vectors([[1.0, 2.0], [bad, 0.0]], [0, 1]))
+    assert files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize("load", [load_policy, load_alpha])
+def test_a_folder_is_named_as_one(tmp_path, load):
+    with pytest.raises(ValueError, match=r"is a directory, not a policy file: give the \.npz"):
+        load(tmp_path)

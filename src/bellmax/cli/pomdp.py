@@ -12,8 +12,10 @@ where the method has none), `gap`, `alpha_vectors` (how many), `seconds`, `statu
 problem's size; `--out FILE.npz` saves the alpha-vector policy (`--out FILE.alpha` writes
 pomdp-solve's format). `simulate` runs the model as the file writes it (a goal whose
 transitions return to the start distribution keeps going) for `--steps` steps and prints
-`mean_discounted_return` and `stderr`. Exit status 0, 1 when a solver stopped before its
-target (time limit), 2 for bad input.
+`mean_discounted_return` and `stderr`. `--out` replaces an earlier policy file but refuses
+any other existing file. Exit status 0, 1 when a solver stopped before its target (time
+limit, iteration cap; one line on stderr says which option to raise) or diverged (no
+policy is written), 2 for bad input.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -113,6 +117,25 @@ def _check(args: PomdpArgs) -> None:
         if not args.out.endswith((".npz", ".alpha")):
             raise ValueError(f"--out {args.out!r} must end in .npz or .alpha.")
         check_output_path(args.out)
+        _check_replace(args.out)
+
+
+def _check_replace(out: str) -> None:
+    """Refuse to replace an existing file that is not an alpha-vector policy (a solve may
+    replace its own earlier policy, or an empty file)."""
+    from bellmax.pomdp.policyio import load_alpha, load_policy
+
+    p = Path(out).expanduser()
+    if not p.is_file() or p.stat().st_size == 0:
+        return
+    try:
+        (load_alpha if out.endswith(".alpha") else load_policy)(p)
+    except ValueError:
+        kind = ".alpha" if out.endswith(".alpha") else ".npz"
+        raise ValueError(
+            f"--out {out!r} exists and is not a bellmax POMDP policy ({kind} of alpha vectors); "
+            "solve will not replace it: choose another path, or remove the file first."
+        ) from None
 
 
 def _solve(pomdp, args: PomdpArgs) -> tuple[dict[str, Any], Any]:
@@ -197,6 +220,9 @@ def _solve(pomdp, args: PomdpArgs) -> tuple[dict[str, Any], Any]:
         "seconds": time.perf_counter() - t0,
         **extra,
     }
+    finite = vectors is None or bool(np.all(np.isfinite(np.asarray(vectors.alphas))))
+    if not finite or any(x is not None and not math.isfinite(x) for x in (value, upper)):
+        out["status"] = "diverged"  # NaN or infinite values: never converged, never saved
     return out, vectors
 
 
@@ -215,7 +241,7 @@ def solve_pomdp_file(args: PomdpArgs) -> dict[str, Any]:
     _check(args)
     pomdp = _load(args)
     out, vectors = _solve(pomdp, args)
-    if args.out is not None:
+    if args.out is not None and out["status"] != "diverged":
         if args.out.endswith(".alpha"):
             save_alpha(args.out, vectors)
         else:
@@ -226,9 +252,12 @@ def solve_pomdp_file(args: PomdpArgs) -> dict[str, Any]:
 
 def _default_steps(pomdp) -> int:
     R = np.asarray(pomdp.R)
-    spread = float(R.max() - R.min()) / max(1e-12, 1.0 - pomdp.gamma)
+    with np.errstate(over="ignore"):  # rewards near float64's limit: refused by the caller
+        spread = float(R.max() - R.min()) / max(1e-12, 1.0 - pomdp.gamma)
     if pomdp.gamma >= 1.0 or spread <= 0.01:
         return 100
+    if not math.isfinite(spread):
+        return 10_000
     return int(min(10_000, max(1, math.ceil(math.log(0.01 / spread) / math.log(pomdp.gamma)))))
 
 
@@ -237,10 +266,13 @@ def simulate_pomdp_file(args: PomdpArgs) -> dict[str, Any]:
     import jax
 
     from bellmax.pomdp import simulate
+    from bellmax.pomdp.bounds import check_reward_scale
     from bellmax.pomdp.policyio import load_alpha, load_policy
 
     _check(args)
     pomdp = _load(args)
+    steps = args.steps if args.steps is not None else _default_steps(pomdp)
+    check_reward_scale(pomdp, "bellmax pomdp simulate", horizon=steps)
     out: dict[str, Any] = {"file": args.file}
     if args.policy is not None:
         loader = load_alpha if args.policy.endswith(".alpha") else load_policy
@@ -256,7 +288,6 @@ def simulate_pomdp_file(args: PomdpArgs) -> dict[str, Any]:
             "value": solved["value"],
             "upper_bound": solved["upper_bound"],
         }
-    steps = args.steps if args.steps is not None else _default_steps(pomdp)
     t0 = time.perf_counter()
     res = simulate(pomdp, vectors, jax.random.key(args.seed), episodes=args.episodes, steps=steps)
     out |= {
@@ -296,7 +327,40 @@ def run_pomdp(args: PomdpArgs) -> int:
         print(json.dumps(out, allow_nan=False))
     else:
         _summary(out, f"bellmax pomdp {args.action} {args.file}")
-    return 0 if out.get("status", "converged") == "converged" else 1
+    status = out.get("status", "converged")
+    if status != "converged":
+        print(f"bellmax: {_stopped_short(args, out)}", file=sys.stderr)
+    return 0 if status == "converged" else 1
+
+
+def _stopped_short(args: PomdpArgs, out: dict[str, Any]) -> str:
+    """One line: why the solver stopped before converging, and which option to change."""
+    m = f"--method {args.method}"
+    if out["status"] == "diverged":
+        kept = f"; nothing was written to --out {args.out}" if args.out is not None else ""
+        return (
+            f"{m} diverged: its values became NaN or infinite{kept}. Rescale the rewards if "
+            "their discounted sums come near float64's limit, or try another --method."
+        )
+    if args.method == "exact":
+        return (
+            f"{m} stopped at --time-limit {args.time_limit:g} s after {out['horizon_reached']} "
+            f"of --horizon {args.horizon} steps (the values are those of that horizon); raise "
+            "--time-limit or lower --horizon."
+        )
+    what = "the gap at b0 reached --epsilon" if args.method == "hsvi" else "converging"
+    loosen = " or --epsilon" if args.method == "hsvi" else ""
+    if args.method in ("hsvi", "pbvi", "perseus") and out["seconds"] >= args.time_limit:
+        return (
+            f"{m} stopped at --time-limit {args.time_limit:g} s before {what} (the bounds "
+            f"reached are still valid); raise --time-limit{loosen}."
+        )
+    near_one = " (is gamma close to 1?)"
+    hint = {"hsvi": "; raise --epsilon", "qmdp": near_one, "fib": near_one}.get(args.method, "")
+    return (
+        f"{m} stopped at its iteration cap before {what} (the bounds reached are still "
+        f"valid){hint}."
+    )
 
 
 def tour_section(ctx: Any) -> None:

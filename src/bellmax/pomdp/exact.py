@@ -21,6 +21,7 @@ import numpy as np
 
 from bellmax.core.checks import check_int, check_number
 from bellmax.pomdp.belief import AlphaVectors, x64
+from bellmax.pomdp.bounds import check_reward_scale
 from bellmax.pomdp.model import TabularPOMDP
 
 __all__ = ["ExactResult", "exact_value_iteration", "prune"]
@@ -135,6 +136,7 @@ def exact_value_iteration(
     if not isinstance(pomdp, TabularPOMDP):
         raise TypeError(f"exact_value_iteration needs a TabularPOMDP, got {type(pomdp).__name__}.")
     horizon = check_int(horizon, "horizon", owner="exact_value_iteration", low=1)
+    check_reward_scale(pomdp, "exact_value_iteration", horizon)
     tol = check_number(tol, "tol", owner="exact_value_iteration", low=0, low_open=True)
     if time_limit is not None:
         time_limit = check_number(

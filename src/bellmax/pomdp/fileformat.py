@@ -194,7 +194,13 @@ def parse_pomdp(text: str, *, source: str = "<string>") -> TabularPOMDP:
 
     Raises:
       PomdpFormatError: a malformed file, with its line number.
+      TypeError: `text` is not a `str` (bytes, a path).
     """
+    if not isinstance(text, str):
+        raise TypeError(
+            f"parse_pomdp takes the file's text (str), got {type(text).__name__}; decode the "
+            "bytes first (data.decode()), or use load_pomdp(path) to read a file."
+        )
     toks = _Tokens(text, source)
     pre: dict[str, Any] = {}
     lines: dict[str, int] = {}

@@ -88,7 +88,8 @@ class AnytimeResult(StatusFields):
     seconds: float
     """Wall-clock time (compilation included)."""
     status: int
-    """`Status.CONVERGED` when the gap reached `epsilon`, else `Status.MAX_ITERATIONS`."""
+    """`Status.CONVERGED` when the gap reached `epsilon`, `Status.DIVERGED` when a bound or
+    vector is NaN or infinite, else `Status.MAX_ITERATIONS`."""
 
     @property
     def gap(self) -> float:
@@ -444,7 +445,10 @@ def hsvi(
                     alphas[best], actions[best], pts, vals, corner, fib, max_depth, kb, bd.v0
                 )
         alphas, actions, pts, vals = _unpack(bd)
-        status = Status.CONVERGED if vu0 - vl0 <= epsilon else Status.MAX_ITERATIONS
+        if not (np.isfinite(vl0) and np.isfinite(vu0) and np.all(np.isfinite(alphas))):
+            status = Status.DIVERGED
+        else:
+            status = Status.CONVERGED if vu0 - vl0 <= epsilon else Status.MAX_ITERATIONS
         return AnytimeResult(
             vectors=AlphaVectors(alphas=jnp.asarray(alphas), actions=jnp.asarray(actions)),
             lower_bound=vl0,

@@ -68,7 +68,8 @@ class PointBasedResult(StatusFields):
     """Wall-clock time."""
     status: int = int(Status.CONVERGED)
     """Converged (PBVI: its schedule ran; Perseus: a stage changed no value by more than
-    `tol`) or max_iterations (the time or stage limit came first)."""
+    `tol`), max_iterations (the time or stage limit came first) or diverged (a value is NaN
+    or infinite)."""
 
 
 def device_pomdp(pomdp: TabularPOMDP) -> TabularPOMDP:
@@ -246,14 +247,19 @@ def pbvi(
 def _result(
     vset: _Set, b0, B, it: int, history: list, start: float, *, converged: bool
 ) -> PointBasedResult:
+    value = float(vset.values(b0[None])[0])
+    if not (np.isfinite(value) and np.all(np.isfinite(vset.alphas))):
+        status = Status.DIVERGED
+    else:
+        status = Status.CONVERGED if converged else Status.MAX_ITERATIONS
     return PointBasedResult(
         vectors=vset.vectors(),
-        value=float(vset.values(b0[None])[0]),
+        value=value,
         beliefs=B,
         iterations=it,
         history=np.asarray(history),
         seconds=time.perf_counter() - start,
-        status=int(Status.CONVERGED if converged else Status.MAX_ITERATIONS),
+        status=int(status),
     )
 
 

@@ -22,10 +22,28 @@ from bellmax.pomdp.belief import AlphaVectors, x64
 __all__ = ["load_alpha", "load_policy", "save_alpha", "save_policy"]
 
 
+def _finite_alphas(path: str | os.PathLike, vectors: AlphaVectors) -> np.ndarray:
+    """The vectors as float64, or a ValueError when any value is NaN or infinite."""
+    alphas = np.asarray(vectors.alphas, np.float64)
+    bad = np.argwhere(~np.isfinite(alphas))
+    if bad.size:
+        k, s = bad[0]
+        raise ValueError(
+            f"not writing {str(path)!r}: alpha vector {k} holds {alphas[k, s]} (state {s}); a "
+            "policy needs finite values. The solve that made it diverged: check its status, "
+            "and rescale rewards so large that their discounted sums overflow."
+        )
+    return alphas
+
+
 def save_policy(path: str | os.PathLike, vectors: AlphaVectors, *, action_names=None) -> Path:
-    """Write an alpha-vector policy as `.npz` (atomically); returns the path."""
+    """Write an alpha-vector policy as `.npz` (atomically); returns the path.
+
+    Raises:
+      ValueError: a NaN or infinite value in the vectors (nothing is written).
+    """
     arrays = {
-        "alphas": np.asarray(vectors.alphas, np.float64),
+        "alphas": _finite_alphas(path, vectors),
         "actions": np.asarray(vectors.actions, np.int64),
     }
     if action_names is not None:
@@ -61,6 +79,14 @@ def _check(
         return AlphaVectors(alphas=jnp.asarray(alphas), actions=jnp.asarray(actions))
 
 
+def _not_a_folder(p: Path) -> None:
+    if p.is_dir():
+        raise ValueError(
+            f"{str(p)!r} is a directory, not a policy file: give the .npz (or .alpha) file that "
+            "bellmax pomdp solve FILE --out POLICY.npz wrote."
+        )
+
+
 def load_policy(path: str | os.PathLike, *, num_states=None, num_actions=None) -> AlphaVectors:
     """Read a `.npz` policy written by `save_policy`, checked against the problem's sizes.
 
@@ -68,6 +94,7 @@ def load_policy(path: str | os.PathLike, *, num_states=None, num_actions=None) -
       ValueError: missing or unreadable file, missing arrays, sizes that do not match.
     """
     p = Path(path)
+    _not_a_folder(p)
     if not p.is_file():
         raise ValueError(
             f"no policy file {str(p)!r}; write one with bellmax pomdp solve FILE --out {p.name}."
@@ -109,8 +136,12 @@ def load_policy(path: str | os.PathLike, *, num_states=None, num_actions=None) -
 
 
 def save_alpha(path: str | os.PathLike, vectors: AlphaVectors) -> Path:
-    """Write pomdp-solve's `.alpha` format (atomically); returns the path."""
-    alphas = np.asarray(vectors.alphas, np.float64)
+    """Write pomdp-solve's `.alpha` format (atomically); returns the path.
+
+    Raises:
+      ValueError: a NaN or infinite value in the vectors (nothing is written).
+    """
+    alphas = _finite_alphas(path, vectors)
     actions = np.asarray(vectors.actions)
     with atomic_open(path, "w") as f:
         for a, v in zip(actions, alphas, strict=True):
@@ -125,6 +156,7 @@ def load_alpha(path: str | os.PathLike, *, num_states=None, num_actions=None) ->
       ValueError: a malformed file (with its line number) or sizes that do not match.
     """
     p = Path(path)
+    _not_a_folder(p)
     if not p.is_file():
         raise ValueError(f"no alpha file {str(p)!r}.")
     lines = [
