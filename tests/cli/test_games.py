@@ -73,6 +73,9 @@ def test_arena_json(capsys):
 def test_parse_agent():
     assert parse_agent("td:episodes=2000,alpha=0.5") == ("td", {"episodes": 2000, "alpha": 0.5})
     assert parse_agent("perfect") == ("perfect", {})
+    # imitate's `checkpoint:PATH` form gets the arena's own form in the message
+    with pytest.raises(ValueError, match=r"KIND:checkpoint=PATH, e\.g\. td:checkpoint=a/b\.npz"):
+        parse_agent("checkpoint:a/b.npz")
 
 
 @pytest.mark.parametrize(

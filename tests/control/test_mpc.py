@@ -223,3 +223,25 @@ def test_linear_quadratic_mpc_with_default_regularisation(iterations, fraction):
     us, _ = _lq_first_controls(mpc)
     exact = -LQ_STATES @ LQ_K.T
     np.testing.assert_allclose(us, exact, rtol=0, atol=fraction * np.abs(exact).max())
+
+
+def test_lqr_controller_of_an_unstabilisable_linearisation_names_the_mode_and_mpc():
+    # x1 grows by 2 per step and no control reaches it: dlqr's message (the mode) plus the
+    # way out for a controller (MPC), instead of a NaN gain.
+    from bellmax.control.mpc import make_lqr_controller
+
+    A = jnp.array([[2.0, 0.0], [0.0, 0.5]])
+    B = jnp.array([[0.0], [1.0]])
+    problem = make_problem(
+        lambda x, u, t, p: A @ x + B @ u,
+        lambda x, u, t, p: x @ x + u @ u,
+        jnp.zeros(2),
+        10,
+        u_lower=-1.0,
+        u_upper=1.0,
+        goal=jnp.zeros(2),
+    )
+    with pytest.raises(
+        ValueError, match=r"not stabilisable: A's mode with eigenvalue 2\.0.*ilqr-mpc"
+    ):
+        make_lqr_controller(problem)

@@ -57,9 +57,10 @@ def parse_agent(spec: str) -> tuple[str, dict[str, Any]]:
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(
-                f"agent option {item!r} in {spec!r} is not KEY=VALUE; e.g. td:episodes=20000."
-            )
+            hint = "e.g. td:episodes=20000"
+            if kind == "checkpoint":  # the form `imitate --expert checkpoint:PATH` takes
+                hint = f"a saved agent is KIND:checkpoint=PATH, e.g. td:checkpoint={rest}"
+            raise ValueError(f"agent option {item!r} in {spec!r} is not KEY=VALUE; {hint}.")
         options[key.replace("-", "_")] = _value(value)
     return kind, options
 

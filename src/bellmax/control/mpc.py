@@ -296,7 +296,10 @@ def make_lqr_controller(problem: Problem, params: Any = None) -> LQRController:
         n = xg.shape[0]
         H = jax.hessian(lambda z: problem.cost(z[:n], z[n:], 0, p64))(z)
         Q, R, M = H[:n, :n], H[n:, n:], H[:n, n:]
-        sol = dlqr(A, B, Q, R, M=M)
+        try:
+            sol = dlqr(A, B, Q, R, M=M)
+        except ValueError as e:  # e.g. not stabilisable (dlqr names the mode)
+            raise ValueError(f"LQR about the goal failed: {e} Or use MPC (ilqr-mpc).") from e
         K = np.asarray(sol.K)
         ok = int(sol.status) == int(Status.CONVERGED) and np.isfinite(K).all()
     if not ok:
