@@ -28,4 +28,6 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert "Traceback" not in err
     assert main(["reproduce", "sutton-barto"]) == 2
     assert "name an experiment" in capsys.readouterr().err
+    assert main(["reproduce", "sutton-barto", "ucb", "--list"]) == 2  # listed all, ignored ucb
+    assert "--list lists every experiment; drop 'ucb'" in capsys.readouterr().err
     assert main(["reproduce", "other-book", "x"]) == 2

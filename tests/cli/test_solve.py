@@ -99,9 +99,10 @@ def test_gamma_override_and_human_summary(files, capsys):
 
 def test_not_converged_exits_one(files, capsys):
     d, _ = files
-    code, out, _ = _run(capsys, d / "mdp.npz", "--max-iterations", "2", "--json")
+    code, out, err = _run(capsys, d / "mdp.npz", "--max-iterations", "2", "--json")
     assert code == 1
     assert json.loads(out)["status"] == "max_iterations"
+    assert "stopped at --max-iterations 2 before reaching --tol" in err  # it said nothing
 
 
 @pytest.mark.parametrize(
@@ -116,6 +117,7 @@ def test_not_converged_exits_one(files, capsys):
         (["mdp.npz", "--method", "evaluate", "--policy", "mdp.npz"], "is an .npz archive"),
         (["mdp.npz", "--method", "evaluate", "--policy", "bad_policy.npy"], "is not an action"),
         (["mdp.npz", "--policy", "policy.npy"], "only used by --method evaluate"),
+        (["mdp.npz", "--evaluation", "jacobi"], "--evaluation is only used by --method evaluate"),
         (["mdp.npz", "--gamma", "1.5"], r"--gamma 1.5 must be a number in \[0, 1\]"),
         (["mdp.npz", "--tol", "0"], "tol must be a finite number > 0"),
         (["mdp.npz", "--method", "soft-value-iteration", "--temperature", "-1"], "temperature"),

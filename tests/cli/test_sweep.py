@@ -96,6 +96,11 @@ def test_table_names_diverged_trials():
         (["sweep", "td3", "--env", "CartPole-v1", "--grid", LRS], "continuous Box"),
         (["sweep", "ppo", "--grid", LRS, "--overwrite"], "give --out DIR"),
         (["sweep", "ppo", "--grid", LRS, "--set", "foo"], "--set takes FIELD=VALUE, got 'foo'"),
+        (
+            ["sweep", "ppo", "--grid", LRS, "--total-steps", "256", "--set", "total_timesteps=512"],
+            "--total-steps and --set total_timesteps=... both set",
+        ),  # --total-steps won without a word
+        (["sweep", "ppo", "--grid", LRS, "--no-reuse-actors"], "Ray Tune option; add --backend"),
     ],
 )
 def test_errors_are_one_line(argv, message, capsys):

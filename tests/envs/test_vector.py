@@ -85,6 +85,10 @@ def test_bad_input():
         make_vector_env("CartPole-v1", num_envs=0)
     with pytest.raises(TypeError, match="gymnax-API"):
         JaxVectorEnv(object())
+    from bellmax.envs import registry
+
+    with pytest.raises(TypeError, match=r"the \(env, params\) pair bellmax.make returns"):
+        make_vector_env(registry.make("CartPole-v1"))
     with pytest.raises(ValueError, match="only to bellmax ids"):
         make_vector_env("gymnasium:CartPole-v1", tau=0.1)
 

@@ -48,6 +48,10 @@ def run_reproduce(args: ReproduceArgs) -> int:
     from bellmax.experiments.base import run_experiment
 
     experiments = _experiments(args.book)
+    if args.list and args.name is not None:
+        raise ValueError(
+            f"--list lists every experiment; drop {args.name!r} (or drop --list to run it)."
+        )
     if args.list:
         if args.json:
             print(

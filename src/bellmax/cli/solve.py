@@ -127,6 +127,10 @@ def solve_file(args: SolveArgs) -> dict[str, Any]:
         raise ValueError("--method evaluate needs --policy POLICY.npy (the policy to evaluate).")
     if args.method != "evaluate" and args.policy is not None:
         raise ValueError(f"--policy is only used by --method evaluate, not {args.method}.")
+    if args.method != "evaluate" and args.evaluation != "auto":
+        raise ValueError(
+            f"--evaluation is only used by --method evaluate, not {args.method}; drop it."
+        )
     if args.gamma is not None and not (math.isfinite(args.gamma) and 0.0 <= args.gamma <= 1.0):
         raise ValueError(f"--gamma {args.gamma} must be a number in [0, 1].")
     check_int(args.max_iterations, "--max-iterations", low=1, high=MAX_ITERATIONS)
@@ -221,4 +225,13 @@ def run_solve(args: SolveArgs) -> int:
             "absorbing with reward 0, or use a gamma below 1.",
             file=sys.stderr,
         )
+    elif out["status"] == "max_iterations":
+        print(
+            f"bellmax: {args.method} stopped at --max-iterations {args.max_iterations} before "
+            f"reaching --tol {args.tol:g} (residual {out['residual']}); raise --max-iterations "
+            "or loosen --tol.",
+            file=sys.stderr,
+        )
+    elif out["status"] != "converged":
+        print(f"bellmax: {args.method} stopped with status {out['status']}.", file=sys.stderr)
     return 0 if out["status"] == "converged" else 1

@@ -126,7 +126,15 @@ def run_sweep(args: SweepArgs) -> int | None:
             )
         fixed[name] = values[0]
     if args.total_steps is not None:
+        if "total_timesteps" in fixed or "total_timesteps" in grid:
+            where = "--set" if "total_timesteps" in fixed else "--grid"
+            raise ValueError(
+                f"--total-steps and {where} total_timesteps=... both set the steps per trial; "
+                "give one of them."
+            )
         fixed["total_timesteps"] = args.total_steps
+    if not args.reuse_actors and args.backend != "ray":
+        raise ValueError("--no-reuse-actors is a Ray Tune option; add --backend ray or drop it.")
     base = algo.Config(**fixed)
     env = args.env if args.env is not None else getattr(algo, "DEFAULT_ENV", "CartPole-v1")
     result = sweep(

@@ -160,6 +160,11 @@ class JaxVectorEnv(VectorEnv):
         if not _is_bellmax_env(env) and not (
             hasattr(env, "step_env") and hasattr(env, "reset_env")
         ):
+            if isinstance(env, tuple) and len(env) == 2 and _is_bellmax_env(env[0]):
+                raise TypeError(
+                    "got the (env, params) pair bellmax.make returns; pass the env id string, "
+                    "or the environment and its params apart (env, env_params=params)."
+                )
             raise TypeError(
                 f"{env!r} is neither a bellmax Environment nor a gymnax-API environment "
                 "(with reset_env/step_env); pass an env id string or an environment object."
