@@ -151,7 +151,9 @@ def test_json_refuses_a_nan_instead_of_printing_invalid_json(monkeypatch, capsys
 
     import bellmax.control.mpc as mpc
 
-    episodes = SimpleNamespace(episode_returns=[float("nan")], episode_lengths=[3], ms_per_step=1.0)
+    episodes = SimpleNamespace(
+        episode_returns=[float("nan")], episode_lengths=[3], ms_per_step=1.0, diverged_steps=0
+    )
     monkeypatch.setattr(mpc, "make_mpc", lambda *a, **k: None)
     monkeypatch.setattr(mpc, "closed_loop_host", lambda *a, **k: episodes)
     assert main(["control", "--episodes", "1", "--json"]) == 2
@@ -172,3 +174,21 @@ def test_json_refuses_a_nan_instead_of_printing_invalid_json(monkeypatch, capsys
     assert main(["sysid", "--json"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "value['params']['g'] = nan is not a finite" in captured.err
+
+
+def test_steps_whose_plan_diverged_are_reported(monkeypatch, capsys):
+    # No training: stand-ins for the controller and the episodes, 3 steps of which diverged
+    # (MPC fell back to its previous plan there; the command said nothing of it).
+    from types import SimpleNamespace
+
+    import bellmax.control.mpc as mpc
+
+    episodes = SimpleNamespace(
+        episode_returns=[1.0], episode_lengths=[3], ms_per_step=1.0, diverged_steps=3
+    )
+    monkeypatch.setattr(mpc, "make_mpc", lambda *a, **k: None)
+    monkeypatch.setattr(mpc, "closed_loop_host", lambda *a, **k: episodes)
+    assert main(["control", "--episodes", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["diverged_steps"] == 3
+    assert "3 of the control steps planned a non-finite trajectory" in captured.err

@@ -3,6 +3,7 @@ closed-form linear-quadratic case, where MPC must reproduce scipy's infinite-hor
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import jax
@@ -43,6 +44,18 @@ def test_mpc_swings_up_and_holds_cartpole_swingup():
     assert float(jnp.max(jnp.abs(res.controls))) <= 10.0 + 1e-5
     assert float(res.total_reward) > 300
     assert int(res.iterations.max()) <= 3
+    assert int(res.diverged_steps) == 0 and res.status.shape == (400,)
+
+
+def test_closed_loop_reports_the_steps_whose_plan_diverged():
+    # A model that gives NaN: every plan diverges and MPC falls back to its previous plan;
+    # the result says so per step (it only showed a NaN planned cost).
+    nan_model = dataclasses.replace(SWINGUP, dynamics=lambda x, u, t, p: x * jnp.nan)
+    mpc = make_mpc(nan_model, horizon=5, iterations=1)
+    env = CartPoleSwingUp()
+    res = closed_loop(env, env.default_params, mpc, jax.random.key(0), 5)
+    assert int(res.diverged_steps) == 5
+    assert (np.asarray(res.status) == Status.DIVERGED).all()
 
 
 def test_mpc_balances_gymnasium_cartpole_for_20_episodes():
@@ -51,7 +64,7 @@ def test_mpc_balances_gymnasium_cartpole_for_20_episodes():
     assert res.episode_lengths.shape == (20,)
     assert np.all(res.episode_lengths == 500), res.episode_lengths
     assert np.all(res.episode_returns == 500.0)
-    assert res.ms_per_step > 0
+    assert res.ms_per_step > 0 and res.diverged_steps == 0
 
 
 def test_importing_mpc_does_not_import_gymnasium():

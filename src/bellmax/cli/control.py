@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from typing import Any, Literal
 
@@ -311,7 +312,7 @@ def run_control(args: ControlArgs) -> int:
     else:
         method = "ddp" if args.controller == "ddp-mpc" else "ilqr"
         ctrl = make_mpc(problem, iterations=args.iterations, method=method)
-    returns, lengths = [], []
+    returns, lengths, diverged = [], [], 0
     t0 = time.perf_counter()
     if is_bellmax:
         env, env_params = registry.make(args.env)
@@ -326,6 +327,7 @@ def run_control(args: ControlArgs) -> int:
             out = closed_loop(env, env_params, ctrl, k, steps, model_params=params)
             returns.append(float(out.total_reward))
             lengths.append(int(out.alive_steps))
+            diverged += int(out.diverged_steps)
         ms = 1e3 * (time.perf_counter() - t1) / (steps * args.episodes)
     else:
         # Every episode is capped at --max-steps (truncated, like a bellmax env's), so the
@@ -344,6 +346,7 @@ def run_control(args: ControlArgs) -> int:
         returns = [float(r) for r in res.episode_returns]
         lengths = [int(n) for n in res.episode_lengths]
         ms = float(res.ms_per_step)
+        diverged = int(res.diverged_steps)
     out = {
         "env": args.env,
         "model": model.name,
@@ -356,9 +359,17 @@ def run_control(args: ControlArgs) -> int:
         "mean_return": float(np.mean(returns)) if returns else None,
         "ms_per_step": round(ms, 4),
         "compile_seconds": None if compile_s is None else round(compile_s, 3),
+        "diverged_steps": diverged,
     }
     if fit is not None:
         out["sysid"] = {"status": fit.status_name, "rank": int(fit.rank), "fixed": list(fit.fixed)}
+    if diverged:
+        print(
+            f"bellmax: {diverged} of the control steps planned a non-finite trajectory (the "
+            "model or cost gave NaN or inf from the measured state); MPC applied the previous "
+            "plan's next control there. Check the observations and the model parameters.",
+            file=sys.stderr,
+        )
     if args.json:
         print(to_strict_json(out, indent=None))
         return 0

@@ -380,6 +380,14 @@ class ClosedLoopResult:
     """iLQR/DDP iterations per step `[steps]`."""
     planned_cost: jax.Array
     """Planned cost per step `[steps]`."""
+    status: jax.Array
+    """The planner's `Status` per step `[steps]`: at a DIVERGED step (a non-finite plan, e.g.
+    a model that returns NaN) MPC applied the previous plan's next control instead."""
+
+    @property
+    def diverged_steps(self) -> jax.Array:
+        """Steps whose plan diverged (`status` DIVERGED)."""
+        return jnp.sum(self.status == Status.DIVERGED)
 
     @property
     def total_reward(self) -> jax.Array:
@@ -472,6 +480,7 @@ def _closed_loop_impl(env, mpc, steps, observe, space_desc, env_params, model_pa
             terminated=done,
             iterations=mstate.iterations,
             planned_cost=mstate.cost,
+            status=mstate.status,
         )
         return _LoopCarry(obs, env_state, mstate, done), out
 
@@ -507,6 +516,9 @@ class HostClosedLoopResult:
     """Mean wall-clock milliseconds of one (vectorised) MPC step, compile excluded."""
     steps: int
     """Vector steps taken."""
+    diverged_steps: int = 0
+    """Sub-environment steps whose plan diverged (MPC applied the previous plan's next
+    control there; `MPCState.status`)."""
 
 
 def closed_loop_host(
@@ -573,12 +585,13 @@ def closed_loop_host(
         obs_fn = (lambda o: o) if observe is None else observe
         a, _ = policy(states, jnp.asarray(obs_fn(obs), jnp.float32), jnp.asarray(done))
         jax.block_until_ready(a)  # compile outside the timing
-        elapsed, step = 0.0, 0
+        elapsed, step, diverged = 0.0, 0, 0
         while step < max_steps and (finished < episodes).any():
             t0 = time.perf_counter()
             a, states = policy(states, jnp.asarray(obs_fn(obs), jnp.float32), jnp.asarray(done))
             a = np.asarray(a)
             elapsed += time.perf_counter() - t0
+            diverged += int(np.sum(np.asarray(states.status) == Status.DIVERGED))
             obs, _, term, trunc, info = venv.step(a)
             done = np.asarray(term | trunc)
             for i in np.flatnonzero(done):
@@ -594,4 +607,5 @@ def closed_loop_host(
         episode_lengths=np.asarray([n for ns in lengths for n in ns], np.int64),
         ms_per_step=1e3 * elapsed / max(step, 1),
         steps=step,
+        diverged_steps=diverged,
     )
