@@ -37,6 +37,8 @@ def test_gps_json_fields_and_out(capsys, tmp_path):
     ("argv", "message"),
     [
         (["--samples", "0"], "--samples"),
+        (["--samples", "1"], "--samples 1: give at least 2 rollouts"),  # kl 0, nothing learnt
+        (["--seed", "-1"], "--seed must be an int >= 0"),  # as every command's --seed
         (["--kl-step", "0"], "--kl-step"),
         (["--env", "CartPole-v1"], "continuous"),
     ],
@@ -45,6 +47,40 @@ def test_gps_bad_input(capsys, argv, message):
     assert main(["gps", "--iterations", "1", "--horizon", "5", *argv]) == 2
     err = capsys.readouterr().err
     assert re.search(message, err), err
+
+
+def test_an_out_that_holds_a_train_run_is_refused(capsys, tmp_path):
+    (tmp_path / "checkpoint.msgpack").write_bytes(b"trained")
+    assert main(["gps", "--iterations", "1", "--horizon", "5", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a `bellmax train` run (checkpoint.msgpack)" in err and "pick another" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.msgpack"]
+
+
+def test_a_diverged_run_says_so_and_leaves_no_empty_out(capsys, tmp_path, monkeypatch):
+    # the run went on with NaN costs and failed writing result.json, leaving --out empty
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from bellmax.cli import gps as gps_cli
+    from bellmax.models.gps import Samples
+
+    def nan_system(env_id, horizon, seed):
+        def rollout(policy, key, num, noise=1.0):
+            X, U = jnp.zeros((num, horizon + 1, 2)), jnp.zeros((num, horizon, 1))
+            return Samples(X=X, U=U, costs=jnp.full((num, horizon), jnp.nan))
+
+        return dataclasses.replace(make_system(env_id, horizon, seed), rollout=rollout)
+
+    make_system = gps_cli.make_system
+    monkeypatch.setattr(gps_cli, "make_system", nan_system)
+    out = tmp_path / "run"
+    assert main(["gps", "--iterations", "2", "--horizon", "5", "--out", str(out)]) == 2
+    assert "LQR-FLM iteration 1 on 'Pendulum-v1': the environment's reward" in (
+        capsys.readouterr().err
+    )
+    assert not out.exists()
 
 
 def test_tour_section_quick():

@@ -88,6 +88,26 @@ def test_options_the_run_would_ignore_are_refused(extra, needle, capsys):
     assert needle in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("horizon", ["0", "-5"])
+def test_the_mpc_horizon_is_checked_as_bellmax_control_checks_it(horizon, capsys):
+    # --horizon 0 planned with the default 25 steps; -5 named the internal make_problem.horizon
+    argv = ["imitate", "bc", "--env", "gymnasium:CartPole-v1", "--expert", "mpc"]
+    assert main([*argv, "--horizon", horizon]) == 2
+    assert f"--horizon must be an int >= 1 and <= 100000, got {horizon}" in capsys.readouterr().err
+
+
+def test_an_out_that_holds_a_train_run_is_refused_and_the_run_kept(tmp_path, capsys):
+    # imitate wrote its policy.msgpack over the train run's (as `bellmax sweep` refuses it)
+    (tmp_path / "run.json").write_text("{}")
+    (tmp_path / "policy.msgpack").write_bytes(b"trained")
+    argv = ["imitate", "bc", "--env", "gymnasium:CartPole-v1", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds a `bellmax train` run (run.json)" in err and "pick another --out" in err
+    assert (tmp_path / "policy.msgpack").read_bytes() == b"trained"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy.msgpack", "run.json"]
+
+
 def test_the_command_line_refuses_an_unknown_algorithm(capsys):
     code = main(["imitate", "gail", "--env", "gymnasium:CartPole-v1"])
     assert code == 2

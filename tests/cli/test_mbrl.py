@@ -73,3 +73,34 @@ def test_mbrl_text_on_gymnasium_with_a_learned_reward_and_a_hybrid_model(capsys)
 def test_bad_input_is_one_clear_line(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_out_that_holds_a_train_run_is_refused(tmp_path, capsys):
+    (tmp_path / "run.json").write_text("{}")
+    assert main(["mbrl", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a `bellmax train` run (run.json)" in err and "pick another --out" in err
+
+
+def test_nan_data_from_the_env_is_a_command_line_message(tmp_path, capsys, monkeypatch):
+    # A trial whose rewards went NaN stops the run naming the trial and the step (the model
+    # fit refused it later with "drop those transitions", API advice a command-line user
+    # cannot follow); the command prints it as one line, exit 2.
+    import numpy as np
+
+    from bellmax.models import mbrl
+
+    trial = mbrl._Trial(np.zeros((4, 3)), np.zeros((4, 1)), np.zeros((4, 3)),
+                        np.array([0.0, -1.0, np.nan, 0.0]), np.zeros(4))  # fmt: skip
+
+    def loop(env_id, *, config):
+        mbrl._check_trial(trial, 3, env_id)
+
+    monkeypatch.setattr(mbrl, "run_mbrl", loop)
+    assert main(["mbrl", "--env", "Pendulum-v1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "trial 3 on 'Pendulum-v1': the environment's reward went NaN or inf at step 3" in err
+    assert "drop those transitions" not in err and "Traceback" not in err
+    trial.rewards[2], trial.x_next[1, 0] = 0.0, np.inf
+    with pytest.raises(mbrl.DivergenceError, match="observation went NaN or inf at step 2"):
+        mbrl._check_trial(trial, 1, "Pendulum-v1")

@@ -125,6 +125,17 @@ def test_out_is_a_file_is_a_clean_error(tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err
 
 
+def test_a_negative_seed_is_refused_before_any_section(monkeypatch, tmp_path, capsys):
+    # --seed -1 ran ~20 s, then three sections failed with three different raw errors
+    monkeypatch.setattr(tour, "SECTIONS", [TourSection("Boom", _boom)])
+    assert main(["tour", "--quick", "--seed", "-1", "--out", str(tmp_path / "t")]) == 2
+    captured = capsys.readouterr()
+    assert "--seed must be an int >= 0" in captured.err and "Boom" not in captured.out
+    assert not (tmp_path / "t").exists()
+    with pytest.raises(ValueError, match=r"run_tour\.seed must be an int >= 0"):
+        tour.run_tour(tmp_path / "t", seed=-1, sections=[])
+
+
 def test_rollout_matches_a_python_loop():
     env, params = bellmax.make("CartPole-v1")
 

@@ -155,3 +155,22 @@ def test_constructor_bad_input():
         cartpole_swingup(q=(1.0, 2.0))
     with pytest.raises(ValueError, match="unknown integrator"):
         cartpole_balance(method="verlet")
+
+
+@pytest.mark.parametrize(
+    ("env_id", "model", "params", "default"),
+    [
+        ("CartPole-v1", "cartpole", CartPoleParams(), 25),
+        ("CartPoleSwingUp-v0", "cartpole", CartPoleParams(), 60),
+        ("Pendulum-v1", "pendulum", PendulumParams(), 40),
+    ],
+)
+def test_env_problem_takes_its_default_horizon_only_when_none_is_given(
+    env_id, model, params, default
+):
+    from bellmax.control.problems import env_problem
+
+    assert env_problem(env_id, model, params)[0].horizon == default
+    assert env_problem(env_id, model, params, horizon=7)[0].horizon == 7
+    with pytest.raises(ValueError, match="horizon"):  # was silently the default
+        env_problem(env_id, model, params, horizon=0)

@@ -61,3 +61,29 @@ def test_check_output_path_refuses_bad_targets(tmp_path):
     assert check_output_path(tmp_path / "new" / "run", kind="dir") == tmp_path / "new" / "run"
     assert not (tmp_path / "new").exists()  # nothing is created
     assert afile.read_text() == "x"
+
+
+def test_check_run_dir_refuses_another_commands_output(tmp_path):
+    from bellmax.core.io import check_run_dir
+
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "run.json").write_text("{}")
+    (train / "policy.msgpack").write_bytes(b"the train run's policy")
+    for command in ("imitate", "gps", "mbrl"):
+        with pytest.raises(ValueError, match=r"holds a `bellmax train` run \(run.json\).*pick"):
+            check_run_dir(train, command)
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"--out '.*sweep' holds a `bellmax sweep` run"):
+        check_run_dir(sweep, "imitate")
+    # a command's own earlier output, an empty or a missing directory are fine
+    (tmp_path / "imitation.json").write_text("{}")
+    (tmp_path / "policy.msgpack").write_bytes(b"")
+    check_run_dir(tmp_path, "imitate")
+    check_run_dir(train / "new", "gps")
+    assert (train / "policy.msgpack").read_bytes() == b"the train run's policy"
+    assert not (train / "new").exists()  # nothing is created
+    with pytest.raises(ValueError, match="command must be one of"):
+        check_run_dir(tmp_path, "trian")

@@ -82,3 +82,35 @@ def test_retrain_must_be_a_bool():
         TypeError, match=r"ImitationConfig.retrain must be True or False, got int 1"
     ):
         ImitationConfig(retrain=1)
+
+
+@pytest.mark.parametrize(
+    ("loss", "score", "match"),
+    [
+        (
+            0.0,
+            float("nan"),
+            r"round 0: the learner's evaluation return is nan .* NaN or inf reward",
+        ),
+        (float("nan"), 1.0, r"round 0: the learner's fit loss is nan .* hold NaN or inf"),
+    ],
+)
+def test_a_nan_round_stops_the_run_with_its_labels_kept(monkeypatch, tmp_path, loss, score, match):
+    # an env whose reward went NaN ran on; `bellmax imitate --out` then wrote NaN into
+    # policy.msgpack and failed in the serializer (the fit is stubbed: only the check runs)
+    from bellmax.core.errors import DivergenceError
+    from bellmax.imitation import bc
+
+    monkeypatch.setattr(bc, "fit", lambda state, *args: (state, np.float32(loss)))
+    config = ImitationConfig(
+        algorithm="bc", labels=10, labels_per_round=10, steps_per_round=10, rounds=2,
+        bc=BCConfig(hidden_sizes=(4,)),
+    )  # fmt: skip
+    rounds = []
+    with pytest.raises(DivergenceError, match=match):
+        imitate(
+            ENV, lambda o: np.zeros(len(o), int), config, dataset_path=tmp_path / "d.npz",
+            evaluate_fn=lambda params: score, on_round=rounds.append,
+        )  # fmt: skip
+    assert rounds == []  # no round with a NaN in it is reported
+    assert len(load_dataset(tmp_path / "d.npz")[0]) == 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -191,11 +192,48 @@ def test_lqr_flm_on_a_linear_system_keeps_the_kl_bound():
     assert res.iteration_costs[-1] < res.iteration_costs[0]
 
 
+def _nan_system(where: str) -> LocalSystem:
+    """A system whose rollouts go NaN in the reward or the state after step 3 of rollout 2."""
+
+    def rollout(policy, key, num, noise=1.0):
+        X = np.zeros((num, T + 1, N), np.float32)
+        c = np.ones((num, T), np.float32)
+        if where == "reward":
+            c[1, 3:] = np.nan
+        else:
+            X[1, 3:] = np.nan
+        return Samples(X=jnp.asarray(X), U=jnp.zeros((num, T, M)), costs=jnp.asarray(c))
+
+    return dataclasses.replace(_linear_system(), env_id="nan-env", rollout=rollout)
+
+
+@pytest.mark.parametrize(
+    ("where", "match"),
+    [
+        ("reward", r"LQR-FLM iteration 1 on 'nan-env': the environment's reward \(first at "
+         r"step 4, rollout 2\) went NaN or inf"),
+        ("observation", r"LQR-FLM iteration 1 on 'nan-env': the environment's observation "
+         r"\(first after step 3, rollout 2\) went NaN or inf"),
+    ],
+)  # fmt: skip
+def test_non_finite_rollouts_stop_lqr_flm_naming_the_iteration(where, match):
+    # the loop ran every iteration on NaN (kl 0, eta at its cap); `bellmax gps` then failed
+    # writing result.json and the run was lost
+    from bellmax.core.errors import DivergenceError
+
+    calls = []
+    with pytest.raises(DivergenceError, match=match):
+        run_lqr_flm(_nan_system(where), GPSConfig(iterations=3), callback=calls.append)
+    assert calls == []  # stopped before fitting to the NaN
+
+
 def test_config_errors():
     with pytest.raises(ValueError, match="kl_step"):
         GPSConfig(kl_step=0.0)
     with pytest.raises(TypeError, match="samples"):
         GPSConfig(samples=2.5)
+    with pytest.raises(ValueError, match="samples must be at least 2, got 1: one rollout"):
+        GPSConfig(samples=1)  # (its loop never changed the controller)
     with pytest.raises(ValueError, match="tol"):
         TrustRegionConfig(tol=1.5)
     with pytest.raises(TypeError, match="TrustRegionConfig"):

@@ -53,6 +53,25 @@ def test_config_rejects_bad_values():
         MDGPSConfig(gps={"iterations": 3})
 
 
+def test_non_finite_rollouts_stop_mdgps_naming_the_iteration():
+    import dataclasses
+
+    from bellmax.core.errors import DivergenceError
+    from bellmax.models.gps import Samples
+
+    system = env_system("Pendulum-v1", horizon=5)
+
+    def rollout(policy, key, num, noise=1.0):
+        return Samples(
+            X=jnp.zeros((num, 6, 2)), U=jnp.zeros((num, 5, 1)), costs=jnp.full((num, 5), jnp.nan)
+        )
+
+    cfg = MDGPSConfig(gps=GPSConfig(iterations=2, samples=2), hidden_sizes=(4,))
+    match = r"MD-GPS iteration 1 on 'Pendulum-v1': the environment's reward \(first at step 1"
+    with pytest.raises(DivergenceError, match=match):
+        run_mdgps(dataclasses.replace(system, rollout=rollout), cfg)
+
+
 def test_neural_policy_alone_reproduces_the_local_controllers():
     """Pendulum-v1 from hanging, T = 100, 10 iterations x 5 rollouts: the neural policy run
     alone (no local controller, no noise) costs within 5% of the last local controller's

@@ -56,7 +56,7 @@ class GpsArgs:
     iterations: int = 15
     """Iterations (rollouts, fits and one trust-region update each)."""
     samples: int = 5
-    """Rollouts per iteration."""
+    """Rollouts per iteration (at least 2: the local dynamics are fitted to them)."""
     kl_step: float = 1.0
     """Base KL bound per time step (inf: no trust region, plain LQR on the local fits)."""
     horizon: int = 100
@@ -77,8 +77,13 @@ class GpsArgs:
 def _check(args: GpsArgs) -> None:
     check_int(args.iterations, "--iterations", low=1, high=MAX_ITERATIONS)
     check_int(args.samples, "--samples", low=1, high=MAX_SAMPLES)
+    if args.samples < 2:
+        raise ValueError(
+            f"--samples {args.samples}: give at least 2 rollouts per iteration (e.g. --samples "
+            "5); one rollout cannot fit the local dynamics, so the controller would never change."
+        )
     check_int(args.horizon, "--horizon", low=1, high=MAX_HORIZON)
-    check_int(args.seed, "--seed")
+    check_int(args.seed, "--seed", low=0, high=2**63 - 1)  # as every command's --seed
     check_number(args.kl_step, "--kl-step", low=0, low_open=True, finite=False)
     check_choice(args.policy, "--policy", POLICIES)
     if args.policy == "mdgps":
@@ -128,13 +133,14 @@ def run_gps(args: GpsArgs) -> int | None:
     """`bellmax gps`."""
     import numpy as np
 
-    from bellmax.core.io import check_output_path
+    from bellmax.core.io import check_output_path, check_run_dir
     from bellmax.models.gps import GPSConfig, run_lqr_flm
 
     _check(args)
     out = None
     if args.out is not None:
         out = check_output_path(args.out, kind="dir", option="--out")
+        check_run_dir(out, "gps")
     system = make_system(args.env, args.horizon, args.seed)
     config = GPSConfig(
         iterations=args.iterations, samples=args.samples, kl_step=args.kl_step, seed=args.seed
@@ -178,10 +184,9 @@ def run_gps(args: GpsArgs) -> int | None:
         "ilqr_cost": reference,
         "seconds": res.seconds,
     }
-    if out is not None:
+    if out is not None:  # (the writers create the directory once they have a file for it)
         from bellmax.train.io import atomic_write_bytes, atomic_write_json
 
-        out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "result.json", result)
         import io
 

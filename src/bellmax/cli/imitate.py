@@ -106,7 +106,7 @@ class ImitateArgs:
     seed: int = 0
     """Seed of the learner, rollouts and evaluations."""
     out: str | None = None
-    """Write policy.msgpack, dataset.npz, imitation.json and a plot here."""
+    """Write policy.msgpack, dataset.npz, imitation.json and a plot here (not in a train run)."""
     json: bool = False
     """Print one JSON object."""
 
@@ -231,6 +231,10 @@ def _check_args(args: ImitateArgs) -> None:
         check_int(args.rounds, "--rounds", low=1, high=MAX_LABELS)
     if args.fit_steps is not None:
         check_int(args.fit_steps, "--fit-steps", low=1)
+    if args.horizon is not None:
+        from bellmax.cli.control import MAX_HORIZON
+
+        check_int(args.horizon, "--horizon", low=1, high=MAX_HORIZON)  # as `bellmax control`
     if args.mpc_iterations is not None:
         check_int(args.mpc_iterations, "--mpc-iterations", low=1, high=10_000)
     if args.sysid_steps is not None:
@@ -243,9 +247,10 @@ def _check_args(args: ImitateArgs) -> None:
 
     gym_bridge.check_env_id(args.env)
     if args.out is not None:
-        from bellmax.core.io import check_output_path
+        from bellmax.core.io import check_output_path, check_run_dir
 
         check_output_path(args.out, kind="dir")
+        check_run_dir(args.out, "imitate")  # e.g. a train run's policy.msgpack stays its own
 
 
 def _refuse_unused(args: ImitateArgs) -> None:
@@ -350,6 +355,7 @@ def plot_curves(curves: dict[str, list[tuple[int, float]]], *, expert: float | N
 
 def run_imitate(args: ImitateArgs) -> int:
     """`bellmax imitate`."""
+    from bellmax.core.errors import DivergenceError
     from bellmax.imitation.bc import write_policy
     from bellmax.imitation.experts import ExpertError
     from bellmax.imitation.loop import expert_return, imitate, make_rollout_env
@@ -385,6 +391,8 @@ def run_imitate(args: ImitateArgs) -> int:
         )
     except ExpertError as e:
         raise ExpertError(f"{e}{_saved_note(data_path)}") from None
+    except DivergenceError as e:  # before any policy is written
+        raise DivergenceError(f"{e}{_saved_note(data_path)}") from None
     except KeyboardInterrupt:
         if data_path is not None:
             print(_saved_note(data_path).strip(" ()"), file=sys.stderr)

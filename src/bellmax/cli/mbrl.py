@@ -111,9 +111,10 @@ def _check(args: MbrlArgs) -> None:
 
     gym_bridge.check_env_id(args.env)
     if args.out is not None:
-        from bellmax.core.io import check_output_path
+        from bellmax.core.io import check_output_path, check_run_dir
 
         check_output_path(args.out, kind="dir")
+        check_run_dir(args.out, "mbrl")
 
 
 def _num(v: Any) -> float | None:

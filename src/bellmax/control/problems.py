@@ -670,16 +670,19 @@ def env_problem(
       `(problem, task)`, task `"balance"` or `"swing-up"`.
     """
     if model_name == "pendulum":
-        return pendulum_swingup(params, horizon=horizon or 40, wrap_angle=True), "swing-up"
+        problem = pendulum_swingup(
+            params, horizon=40 if horizon is None else horizon, wrap_angle=True
+        )
+        return problem, "swing-up"
     if "SwingUp" in env_id:
         problem = cartpole_swingup(
             params,
             dt=None,
-            horizon=horizon or 60,
+            horizon=60 if horizon is None else horizon,
             q=(1.0, 0.1, 5.0, 0.1),
             r=0.01,
             q_final=(10.0, 1.0, 50.0, 1.0),
             wrap_angle=True,
         )
         return problem, "swing-up"
-    return cartpole_balance(params, horizon=horizon or 25), "balance"
+    return cartpole_balance(params, horizon=25 if horizon is None else horizon), "balance"

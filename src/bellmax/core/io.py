@@ -1,5 +1,8 @@
 """Atomic file writes for the lower layers (core, algorithms) that may not import `train`.
 
+`check_output_path` refuses an output path that cannot be written, and `check_run_dir` a
+directory that holds another bellmax command's output, before any work starts.
+
 `atomic_open(path)` yields a temporary file in the target's directory; when the `with` block
 succeeds it is flushed, fsynced and renamed over `path` (`os.replace`, atomic on one file
 system), so a reader sees the old file or the new one, never half of one. On an exception
@@ -16,10 +19,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_open", "check_output_path"]
+__all__ = ["RUN_MARKERS", "atomic_open", "check_output_path", "check_run_dir"]
 
 
 _SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
+
+#: The files that mark a directory as the output of a bellmax command (any one of them):
+#: `check_run_dir` refuses to let another command write there. (The train run's names are
+#: `bellmax.train.driver`'s RUN_JSON and CHECKPOINT, the sweep's `bellmax.train.sweep`'s;
+#: core may not import train.) No file of one command's set is written by another command.
+RUN_MARKERS: dict[str, tuple[str, ...]] = {
+    "train": ("run.json", "checkpoint.msgpack"),
+    "sweep": ("sweep.json", "results.json", "results.csv"),
+    "imitate": ("imitation.json", "dataset.npz"),
+    "gps": ("controller.npz",),
+    "mbrl": ("returns.png", "rollouts.png"),
+}
 
 
 def check_output_path(
@@ -90,6 +105,39 @@ def _check_output_path(p: Path, kind: str, option: str) -> Path:
     if kind == "file" and p.exists() and not os.access(p, os.W_OK):
         raise ValueError(f"{option} {str(p)!r} is read-only: choose another path.")
     return p
+
+
+def check_run_dir(path: str | os.PathLike, command: str, *, option: str = "--out") -> None:
+    """Refuse an output directory that holds another bellmax command's output.
+
+    `bellmax COMMAND --out DIR` may write into a directory of its own earlier runs (it
+    replaces its files there), but not into one where another command left its output (a
+    `bellmax train` run, a sweep, ...: `RUN_MARKERS`), whose files it would overwrite or mix
+    with. Nothing is created or changed.
+
+    Args:
+      path: the output directory (it need not exist).
+      command: the command about to write there (a key of `RUN_MARKERS`, e.g. `"imitate"`).
+      option: the option name used in the message.
+
+    Raises:
+      ValueError: the directory holds another command's output (the message names the
+        command and its files, and says to pick another directory).
+    """
+    if command not in RUN_MARKERS:
+        raise ValueError(
+            f"check_run_dir command must be one of {sorted(RUN_MARKERS)}, got {command!r}."
+        )
+    p = Path(os.path.expanduser(os.fspath(path)))
+    if not p.is_dir():
+        return
+    for other, names in RUN_MARKERS.items():
+        found = [name for name in names if (p / name).exists()]
+        if other != command and found:
+            raise ValueError(
+                f"{option} {str(p)!r} holds a `bellmax {other}` run ({', '.join(found)}); "
+                f"`bellmax {command}` would write its files among it: pick another {option}."
+            )
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bellmax.core.checks import check_bool, check_choice, check_int, check_number
+from bellmax.core.errors import DivergenceError
 from bellmax.envs import spaces
 from bellmax.imitation import bc
 from bellmax.imitation.dataset import Dataset, save_dataset
@@ -434,6 +435,9 @@ def imitate(
 
     Raises:
       ExpertError: the expert failed; the labels so far stay in `dataset_path`.
+      DivergenceError: a round's fit loss or evaluation return is NaN or inf (the
+        environment's observations or reward went non-finite); the labels so far stay in
+        `dataset_path`.
     """
     from bellmax.deep.evaluate import evaluate
 
@@ -506,7 +510,19 @@ def imitate(
             state, loss = bc.fit(
                 state, k_fit, obs_arr, act_arr, n, config.bc, obs_space, action_space
             )
+            if not np.isfinite(float(loss)):
+                raise DivergenceError(
+                    f"round {r}: the learner's fit loss is {float(loss)} (NaN or inf): the "
+                    f"labelled observations or actions of {env_id!r} hold NaN or inf, or the "
+                    f"fit diverged (lower BCConfig.learning_rate, now {config.bc.learning_rate})."
+                )
             score = evaluate_fn(state.params, k_eval)
+            if not np.isfinite(score):
+                raise DivergenceError(
+                    f"round {r}: the learner's evaluation return is {score} (NaN or inf): "
+                    f"the environment {env_id!r} returned a NaN or inf reward. Check its "
+                    "reward: it must stay finite."
+                )
             rec = RoundRecord(
                 round=r,
                 labels=n,

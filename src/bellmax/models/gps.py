@@ -44,6 +44,7 @@ from flax import struct
 
 from bellmax.control.lqr import finite_horizon_lqr
 from bellmax.core.checks import check_int, check_number
+from bellmax.core.errors import DivergenceError
 from bellmax.core.status import Status
 from bellmax.models.local import (
     LocalCost,
@@ -67,6 +68,7 @@ __all__ = [
     "Samples",
     "TrustRegionConfig",
     "TrustRegionResult",
+    "check_rollouts",
     "constant_policy",
     "env_system",
     "estimate_cost",
@@ -671,7 +673,7 @@ class GPSConfig:
     iterations: int = 15
     """Iterations (rollouts, fits, one trust-region update each)."""
     samples: int = 5
-    """Rollouts per iteration."""
+    """Rollouts per iteration (at least 2: the local dynamics are fitted to them)."""
     kl_step: float = 1.0
     """Base KL bound per time step: the bound on `KL(p_new(tau) || p_old(tau))` is
     `kl_step * horizon * step_mult`; `inf` drops the trust region (plain LQR on the fits)."""
@@ -704,6 +706,11 @@ class GPSConfig:
         owner = "GPSConfig"
         for name in ("iterations", "samples", "prior_clusters", "prior_rollouts"):
             check_int(getattr(self, name), name, owner=owner, low=1)
+        if self.samples < 2:
+            raise ValueError(
+                f"GPSConfig.samples must be at least 2, got {self.samples}: one rollout per "
+                "iteration cannot fit the local dynamics, so the controller would never change."
+            )
         check_number(self.kl_step, "kl_step", owner=owner, low=0, low_open=True, finite=False)
         check_number(self.min_step_mult, "min_step_mult", owner=owner, low=0, low_open=True)
         check_number(self.max_step_mult, "max_step_mult", owner=owner, low=self.min_step_mult)
@@ -872,6 +879,38 @@ def next_step_multiplier(
     return step_multiplier(predicted, actual, mult, config)
 
 
+def check_rollouts(samples: Samples, env_id: str, where: str) -> None:
+    """Raise `DivergenceError` where `samples` hold a NaN or an infinity.
+
+    Args:
+      samples: the rollouts.
+      env_id: the environment, for the message.
+      where: what made them, for the message (e.g. `"LQR-FLM iteration 3"`).
+
+    Raises:
+      DivergenceError: a cost (minus the reward) or a state (observation) is not finite; the
+        message says which, and the first rollout and step where it happened.
+    """
+    found = []  # (step, what): the first non-finite observation and reward, in time order
+    X = np.asarray(samples.X)
+    bad = ~np.isfinite(X.reshape(*X.shape[:2], -1)).all(axis=2)
+    if bad.any():
+        t, i = np.argwhere(bad.T)[0]
+        at = "the initial one" if t == 0 else f"first after step {t}"
+        found.append((t, f"observation ({at}, rollout {i + 1})"))
+    bad = ~np.isfinite(np.asarray(samples.costs))
+    if bad.any():
+        t, i = np.argwhere(bad.T)[0]
+        found.append((t + 1, f"reward (first at step {t + 1}, rollout {i + 1})"))
+    if found:
+        what = " and then its ".join(text for _, text in sorted(found))
+        raise DivergenceError(
+            f"{where} on {env_id!r}: the environment's {what} went NaN or inf, so no local "
+            "model can be fitted. Check the environment: its rewards and observations must "
+            "stay finite for actions within its bounds."
+        )
+
+
 def run_lqr_flm(
     system: LocalSystem,
     config: GPSConfig = GPSConfig(),
@@ -889,6 +928,10 @@ def run_lqr_flm(
 
     Returns:
       `GPSResult`.
+
+    Raises:
+      DivergenceError: a rollout's reward or observation went NaN or inf (`check_rollouts`:
+        the message names the iteration).
     """
     if not isinstance(config, GPSConfig):
         raise TypeError(f"config must be a GPSConfig, got {type(config).__name__}.")
@@ -905,6 +948,7 @@ def run_lqr_flm(
     for it in range(config.iterations):
         key, k_roll, k_gmm = jax.random.split(key, 3)
         samples = system.rollout(policy, k_roll, config.samples, 1.0)
+        check_rollouts(samples, system.env_id, f"LQR-FLM iteration {it + 1}")
         costs.append(float(jnp.mean(jnp.sum(samples.costs, axis=1))))
         fit = pool.add_and_fit(system, samples, k_gmm, config)
         mult = next_step_multiplier(prev, policy, fit, mult, config)
@@ -931,6 +975,7 @@ def run_lqr_flm(
         ):
             break
     final = system.rollout(policy, key, 1, 0.0)
+    check_rollouts(final, system.env_id, "LQR-FLM's final rollout (the controller's mean)")
     return GPSResult(
         policy=policy,
         iteration_costs=np.asarray(costs),

@@ -508,6 +508,21 @@ def _model_nan(trial: int, step: int) -> DivergenceError:
     )
 
 
+def _check_trial(trial: _Trial, index: int, env_id: str) -> _Trial:
+    """Refuse a trial whose observations or rewards from the environment are not finite: no
+    model can be fitted to them (the error names the trial, the step and what went bad)."""
+    for what, values in (("observation", trial.x_next), ("reward", trial.rewards)):
+        bad = ~np.isfinite(np.asarray(values).reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            raise DivergenceError(
+                f"trial {index} on {env_id!r}: the environment's {what} went NaN or inf at "
+                f"step {int(np.argmax(bad)) + 1}, so no model can be fitted to that trial's "
+                "data; the run stopped there. Check the environment: its observations and "
+                "rewards must stay finite."
+            )
+    return trial
+
+
 def _trial_bellmax(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, index: int) -> _Trial:
     observe = None if env.parametric is not None else (lambda obs, s: obs)
     out = closed_loop(
@@ -516,16 +531,18 @@ def _trial_bellmax(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, ind
     term = np.asarray(out.terminated)
     n = int(np.argmax(term)) + 1 if term.any() else steps
     cost = np.asarray(out.planned_cost)[:n]
-    if not np.isfinite(cost).all():
-        raise _model_nan(index, int(np.argmax(~np.isfinite(cost))))
     X = np.asarray(out.states, np.float64)
-    return _Trial(
+    trial = _Trial(
         X[:n],
         np.asarray(out.controls, np.float64)[:n],
         X[1 : n + 1],
         np.asarray(out.rewards, np.float64)[:n],
         cost.astype(np.float64),
     )
+    _check_trial(trial, index, env.env_id)  # the environment first: a NaN state makes NaN plans
+    if not np.isfinite(cost).all():
+        raise _model_nan(index, int(np.argmax(~np.isfinite(cost))))
+    return trial
 
 
 def _trial_host(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, index: int) -> _Trial:
@@ -537,6 +554,12 @@ def _trial_host(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, index:
     controls, planned = [], []
 
     def policy_fn(obs):
+        if not np.isfinite(obs).all():
+            raise DivergenceError(
+                f"trial {index} on {env.env_id!r}: the environment's observation went NaN or "
+                f"inf at step {carry['t']}, so there is no state to plan from; the run stopped "
+                "there. Check the environment: its observations must stay finite."
+            )
         x = jnp.asarray(env.to_state(obs[0]), jnp.float32)
         u, carry["state"] = ctrl.step(carry["state"], x, params)
         if not np.isfinite(float(carry["state"].cost)):
@@ -660,7 +683,9 @@ def _loop(env: _Env, config: MBRLConfig, t_start: float) -> MBRLResult:
         t_trial = time.perf_counter()
         if i < config.random_trials:
             ctrl: Any = _RandomController(env.u_lower, env.u_upper, seed)
-            trial = run_trial(env, ctrl, None, config.trial_steps, seed, i + 1)
+            trial = _check_trial(
+                run_trial(env, ctrl, None, config.trial_steps, seed, i + 1), i + 1, env.env_id
+            )
             seconds = time.perf_counter() - t_trial
             records.append(_record(i, "random", trial, 0, None, None, None, None, None, seconds))
         else:
@@ -674,7 +699,9 @@ def _loop(env: _Env, config: MBRLConfig, t_start: float) -> MBRLResult:
             )
             if planner is None:
                 planner = _planner(config, model, env, reward, terminated, params)
-            trial = run_trial(env, planner, params, config.trial_steps, seed, i + 1)
+            trial = _check_trial(
+                run_trial(env, planner, params, config.trial_steps, seed, i + 1), i + 1, env.env_id
+            )
             seconds = time.perf_counter() - t_trial
             records.append(
                 _record(

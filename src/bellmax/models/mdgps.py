@@ -49,6 +49,7 @@ from bellmax.models.gps import (
     LinearGaussianPolicy,
     LocalSystem,
     PriorPool,
+    check_rollouts,
     constant_policy,
     next_step_multiplier,
     trust_region_lqr,
@@ -221,6 +222,10 @@ def run_mdgps(
 
     Returns:
       `MDGPSResult`.
+
+    Raises:
+      DivergenceError: a rollout's reward or state went NaN or inf
+        (`bellmax.models.gps.check_rollouts`: the message names the iteration).
     """
     check_type(config, MDGPSConfig, "config", owner="run_mdgps")
     check_type(system, LocalSystem, "system", owner="run_mdgps")
@@ -251,6 +256,7 @@ def run_mdgps(
     for it in range(gcfg.iterations):
         key, k_roll, k_gmm, k_sup = jax.random.split(key, 4)
         samples = system.rollout(controller, k_roll, gcfg.samples, 1.0)
+        check_rollouts(samples, system.env_id, f"MD-GPS iteration {it + 1}")
         costs.append(float(jnp.mean(jnp.sum(samples.costs, axis=1))))
         fit = pool.add_and_fit(system, samples, k_gmm, gcfg)
         X = samples.X[:, :T]

@@ -54,6 +54,7 @@ import numpy as np
 
 from bellmax.core.checks import check_int
 from bellmax.core.errors import BellmaxError, unknown_name
+from bellmax.core.io import check_run_dir
 from bellmax.core.xla import RUN_ONCE, jit_lightly
 from bellmax.deep import get_algorithm
 from bellmax.deep.evaluate import evaluate
@@ -746,13 +747,7 @@ def sweep(
 def _claim_out_dir(out: Path, specs: list[dict[str, Any]], *, overwrite: bool) -> None:
     """Refuse an `out_dir` that holds a train run or another sweep (unless `overwrite`:
     then that sweep's files go), and mark it as this sweep's (`SWEEP_JSON`)."""
-    from bellmax.train.driver import RUN_JSON
-
-    if (out / RUN_JSON).exists():
-        raise ValueError(
-            f"out_dir {str(out)!r} holds a `bellmax train` run ({RUN_JSON}); give the sweep a "
-            "directory of its own."
-        )
+    check_run_dir(out, "sweep", option="out_dir")  # another command's run (train, imitate, ...)
     digest = _spec_digest({"specs": specs})
     held = None
     if (out / SWEEP_JSON).exists():
