@@ -139,6 +139,11 @@ def test_unstabilisable_system_is_refused_naming_the_mode(A, B, mode):
     # a stable mode out of reach is fine
     sol = dlqr(np.diag([0.5, 2.0]), np.array([[0.0], [1.0]]), np.eye(2), np.eye(1))
     assert sol.status_name == "converged" and np.isfinite(np.asarray(sol.K)).all()
+    # so is an unreachable marginal mode that Q does not weigh (a constant carried in the
+    # state): the DARE is solvable and its gain ignores that state
+    sol = dlqr(np.eye(2), np.array([[1.0], [0.0]]), np.diag([1.0, 0.0]), np.eye(1))
+    assert sol.status_name == "converged"
+    np.testing.assert_allclose(np.asarray(sol.K), [[-(np.sqrt(5) - 1) / 2, 0.0]], atol=1e-5)
 
 
 _FH = {"A": np.eye(2), "B": np.ones((2, 1)), "Q": np.eye(2), "R": np.eye(1), "Q_final": np.eye(2)}

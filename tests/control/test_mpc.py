@@ -56,6 +56,9 @@ def test_closed_loop_reports_the_steps_whose_plan_diverged():
     res = closed_loop(env, env.default_params, mpc, jax.random.key(0), 5)
     assert int(res.diverged_steps) == 5
     assert (np.asarray(res.status) == Status.DIVERGED).all()
+    # after a termination the loop plans on; those plans are not the episode's
+    ended = res.replace(terminated=jnp.array([False, True, True, True, True]))
+    assert int(ended.diverged_steps) == 2
 
 
 def test_mpc_balances_gymnasium_cartpole_for_20_episodes():

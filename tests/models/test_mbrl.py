@@ -214,6 +214,23 @@ def test_a_nan_model_stops_the_trial_with_a_message():
         mbrl._trial_bellmax(env, planner, params, 5, 0, 4)
 
 
+def test_an_env_whose_reward_goes_nan_stops_the_run_naming_the_trial(monkeypatch):
+    # The environment's fault, not the model's: the first (random) trial's 4th reward is NaN
+    # (the model fit refused it later with "drop those transitions").
+    real = mbrl.closed_loop
+
+    def nan_reward(*args, **kwargs):
+        out = real(*args, **kwargs)
+        return out.replace(rewards=out.rewards.at[3].set(jnp.nan))
+
+    monkeypatch.setattr(mbrl, "closed_loop", nan_reward)
+    cfg = MBRLConfig(trials=2, trial_steps=6, horizon=2, samples=4, rounds=1)
+    with pytest.raises(
+        DivergenceError, match=r"trial 1 on 'Pendulum-v1'.*reward went NaN .* step 4"
+    ):
+        run_mbrl("Pendulum-v1", config=cfg)
+
+
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="trial_steps"):
         MBRLConfig(trial_steps=0)

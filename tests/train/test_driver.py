@@ -285,6 +285,8 @@ def test_host_env_seeds_each_train_on_their_own_envs():
     obj = make_vector_env(env, num_envs=cfg.num_envs)
     with pytest.raises(ValueError, match="trains one seed, not 2: pass its id"):
         driver.train(toy, cfg, obj, seeds=(0, 1), eval_episodes=0)
+    with pytest.raises(ValueError, match="would reset the episodes training is in; pass its id"):
+        driver.train(toy, cfg, obj, seeds=(0,), eval_episodes=1, stop_return=1.0)
 
 
 def test_resume_on_a_host_env_restarts_its_episodes(tmp_path):
@@ -311,6 +313,15 @@ def test_bad_input(tmp_path):
         driver.train(ppo, dqn.Config(), "CartPole-v1")
     with pytest.raises(TypeError, match="config is None"):
         driver.train("ppo", None, "CartPole-v1")
+    imitated = tmp_path / "imitated"  # another command's output: its policy would be lost
+    imitated.mkdir()
+    (imitated / "imitation.json").write_text("{}")
+    for flags in ({}, {"overwrite": True}):
+        with pytest.raises(ValueError, match="holds a `bellmax imitate` run"):
+            driver.train(toy, toy.Config(), "CartPole-v1", out_dir=imitated, **flags)
+    assert os.listdir(imitated) == ["imitation.json"]
+    (imitated / "imitation.json").unlink()
+    imitated.rmdir()
     with pytest.raises(ValueError, match="distinct"):
         driver.train(toy, toy.Config(), "CartPole-v1", seeds=(1, 1))
     with pytest.raises(Exception, match="unknown algorithm"):

@@ -367,9 +367,10 @@ def dlqr(
 
     Raises:
       ValueError: bad shapes or an unknown method; with concrete (not traced) arrays, also
-        weights that are not finite, symmetric and (semi-)definite, and an `(A, B)` that is
-        not stabilisable (the message names the mode no control reaches). Traced, such a
-        system comes back with `status` DIVERGED or MAX_ITERATIONS instead.
+        weights that are not finite, symmetric and (semi-)definite, a non-finite `A` or `B`,
+        and a solve that failed because `(A, B)` is not stabilisable (the message names the
+        mode no control reaches). Traced, such a system comes back with `status` DIVERGED or
+        MAX_ITERATIONS instead.
     """
     if method not in ("doubling", "riccati"):
         raise ValueError(f"method must be 'doubling' or 'riccati', got {method!r}.")
@@ -402,8 +403,16 @@ def dlqr(
     if max_iterations is None:
         max_iterations = 100 if method == "doubling" else 100_000
     max_iterations = check_int(max_iterations, "max_iterations", owner="dlqr", low=1)
-    _check_stabilisable(A, B)
-    return _dlqr(A, B, Q, R, M, method, float(tol), int(max_iterations))
+    concrete = not (isinstance(A, jax.core.Tracer) or isinstance(B, jax.core.Tracer))
+    if concrete:
+        for name, X in (("A", A), ("B", B)):
+            if not np.isfinite(np.asarray(X)).all():
+                raise ValueError(f"{name} must be finite, got {np.asarray(X).tolist()}.")
+    sol = _dlqr(A, B, Q, R, M, method, float(tol), int(max_iterations))
+    if concrete and not isinstance(sol.status, jax.core.Tracer):
+        if int(sol.status) != int(Status.CONVERGED) or not np.isfinite(np.asarray(sol.K)).all():
+            _check_stabilisable(A, B)  # names the mode no control reaches, if there is one
+    return sol
 
 
 def _check_weights(Q: jax.Array, R: jax.Array) -> None:
@@ -436,17 +445,12 @@ def _check_weights(Q: jax.Array, R: jax.Array) -> None:
 
 
 def _check_stabilisable(A: jax.Array, B: jax.Array) -> None:
-    """`(A, B)` stabilisable, when concrete: every mode with `|lambda| >= 1` reachable by `B`
-    (the PBH test: `[A - lambda I, B]` of full row rank). Otherwise the DARE has no
-    stabilising solution and the iteration diverges to a NaN gain, as scipy's
-    `solve_discrete_are` fails."""
-    if isinstance(A, jax.core.Tracer) or isinstance(B, jax.core.Tracer):
-        return
+    """Raise naming a mode with `|lambda| >= 1` that `B` cannot reach (the PBH test:
+    `[A - lambda I, B]` of full row rank), if any. Called only when the DARE iteration failed:
+    an unreachable unstable mode that `Q` does not weigh leaves the DARE solvable (its gain
+    ignores that mode), so `dlqr` solves first and explains a failure afterwards."""
     A = np.asarray(A, np.float64)
     B = np.asarray(B, np.float64)
-    for name, X in (("A", A), ("B", B)):
-        if not np.isfinite(X).all():
-            raise ValueError(f"{name} must be finite, got {X.tolist()}.")
     n = A.shape[0]
     scale = max(1.0, float(np.abs(A).max(initial=0.0)), float(np.abs(B).max(initial=0.0)))
     for lam in np.linalg.eigvals(A):

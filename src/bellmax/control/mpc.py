@@ -386,8 +386,10 @@ class ClosedLoopResult:
 
     @property
     def diverged_steps(self) -> jax.Array:
-        """Steps whose plan diverged (`status` DIVERGED)."""
-        return jnp.sum(self.status == Status.DIVERGED)
+        """Steps of the episode (before its termination) whose plan diverged (`status`
+        DIVERGED); the loop plans on after a termination, and those plans do not count."""
+        alive = jnp.concatenate([jnp.ones((1,), bool), ~self.terminated[:-1]])
+        return jnp.sum((self.status == Status.DIVERGED) & alive)
 
     @property
     def total_reward(self) -> jax.Array:
@@ -591,7 +593,8 @@ def closed_loop_host(
             a, states = policy(states, jnp.asarray(obs_fn(obs), jnp.float32), jnp.asarray(done))
             a = np.asarray(a)
             elapsed += time.perf_counter() - t0
-            diverged += int(np.sum(np.asarray(states.status) == Status.DIVERGED))
+            counted = finished < episodes  # sub-envs still in one of their episodes
+            diverged += int(np.sum((np.asarray(states.status) == Status.DIVERGED) & counted))
             obs, _, term, trunc, info = venv.step(a)
             done = np.asarray(term | trunc)
             for i in np.flatnonzero(done):

@@ -112,6 +112,18 @@ class VectorEnv(abc.ABC):
     """True when the environments live on the host (no `vmap` over seeds)."""
     env_id: str = "?"
     """A readable name for messages."""
+    slots: int = 1
+    """Sets of environments held, one per seed it can train (host envs: see
+    `HostCallbackVectorEnv`; a pure env holds no state and serves any number of seeds)."""
+
+    @contextlib.contextmanager
+    def slot(self, index: int) -> Iterator[None]:
+        """Run the block on environment set `index` (a no-op for one set)."""
+        if index != 0:
+            raise ValueError(
+                f"{self!r} holds one set of environments, so slot {index} does not exist."
+            )
+        yield
 
     @abc.abstractmethod
     def reset(self, key: jax.Array) -> tuple[jax.Array, VecState]:

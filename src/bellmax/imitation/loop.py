@@ -513,8 +513,9 @@ def imitate(
             if not np.isfinite(float(loss)):
                 raise DivergenceError(
                     f"round {r}: the learner's fit loss is {float(loss)} (NaN or inf): the "
-                    f"labelled observations or actions of {env_id!r} hold NaN or inf, or the "
-                    f"fit diverged (lower BCConfig.learning_rate, now {config.bc.learning_rate})."
+                    f"labelled observations or actions of {env_id!r} hold NaN or inf (check the "
+                    "environment's observations and the expert's actions), or the fit diverged "
+                    f"(from Python: lower BCConfig.learning_rate, now {config.bc.learning_rate})."
                 )
             score = evaluate_fn(state.params, k_eval)
             if not np.isfinite(score):

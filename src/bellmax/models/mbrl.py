@@ -573,13 +573,14 @@ def _trial_host(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, index:
     done = np.asarray(traj.terminated | traj.truncated).reshape(-1)
     n = int(np.argmax(done)) + 1 if done.any() else steps
     obs, nxt = np.asarray(traj.obs)[:n, 0], np.asarray(traj.next_obs)[:n, 0]
-    return _Trial(
+    trial = _Trial(
         env.to_state(obs),
         np.stack(controls[:n]),
         env.to_state(nxt),
         np.asarray(traj.reward, np.float64).reshape(-1)[:n],
         np.asarray(planned[:n], np.float64),
     )
+    return _check_trial(trial, index, env.env_id)
 
 
 # ====================================================================== the loop
@@ -683,9 +684,7 @@ def _loop(env: _Env, config: MBRLConfig, t_start: float) -> MBRLResult:
         t_trial = time.perf_counter()
         if i < config.random_trials:
             ctrl: Any = _RandomController(env.u_lower, env.u_upper, seed)
-            trial = _check_trial(
-                run_trial(env, ctrl, None, config.trial_steps, seed, i + 1), i + 1, env.env_id
-            )
+            trial = run_trial(env, ctrl, None, config.trial_steps, seed, i + 1)
             seconds = time.perf_counter() - t_trial
             records.append(_record(i, "random", trial, 0, None, None, None, None, None, seconds))
         else:
@@ -699,9 +698,7 @@ def _loop(env: _Env, config: MBRLConfig, t_start: float) -> MBRLResult:
             )
             if planner is None:
                 planner = _planner(config, model, env, reward, terminated, params)
-            trial = _check_trial(
-                run_trial(env, planner, params, config.trial_steps, seed, i + 1), i + 1, env.env_id
-            )
+            trial = run_trial(env, planner, params, config.trial_steps, seed, i + 1)
             seconds = time.perf_counter() - t_trial
             records.append(
                 _record(

@@ -59,7 +59,7 @@ import numpy as np
 from bellmax import __version__
 from bellmax.core.checks import check_int, check_number
 from bellmax.core.errors import BellmaxError, DivergenceError
-from bellmax.core.io import check_output_path
+from bellmax.core.io import check_output_path, check_run_dir
 from bellmax.core.provenance import run_provenance
 from bellmax.core.xla import RUN_ONCE, jit_lightly
 from bellmax.deep import ALGORITHMS, get_algorithm
@@ -834,6 +834,7 @@ def train(
         raise ValueError("resume and overwrite need out_dir (the run directory).")
     if out is not None:
         check_output_path(out, kind="dir", option="out_dir")
+        check_run_dir(out, "train", option="out_dir")  # another command's (imitate, sweep, ...)
     config_class = getattr(algo, "Config", None)
     if isinstance(config_class, type) and not isinstance(config, config_class):
         given = "None" if config is None else f"a {_qualified(type(config))}"
@@ -841,9 +842,15 @@ def train(
             f"config is {given}; algorithm {name} needs a {_qualified(config_class)}(...)."
         )
     venv = make_vector_env(env, num_envs=config.num_envs, seed=seeds[0])
+    config.validate(venv)
     if venv.is_host:
         _add_host_slots(venv, env, seeds, config.num_envs)
-    config.validate(venv)
+        if stop_return is not None and not isinstance(env, str):
+            raise ValueError(
+                f"stop_return evaluates between chunks, which on the host environment object "
+                f"{venv!r} would reset the episodes training is in; pass its id "
+                f"({venv.env_id!r}) so that evaluations get environments of their own."
+            )
     eval_venv = _evaluation_env(env, venv, config.num_envs, seeds[0]) if eval_episodes else venv
     env_id = env if isinstance(env, str) else venv.env_id
     num_updates = int(config.num_updates)
@@ -881,7 +888,7 @@ def _warn_if_compiled_differently(out: Path, run: dict, now: dict) -> None:
     """A resume compiles anew; under other `XLA_FLAGS` or on another CPU XLA's code differs,
     so the run will not be bit-identical to an uninterrupted one (still a valid run)."""
     was, is_ = run.get("platform") or {}, now.get("platform") or {}
-    for key, what in (("xla_flags", "XLA_FLAGS"), ("cpu", "CPU")):
+    for key, what in (("xla_flags", "XLA_FLAGS"), ("cpu", "CPU"), ("jax_backend", "backend")):
         if key in was and key in is_ and was[key] != is_[key]:
             warnings.warn(
                 f"resuming {str(out)!r} with {what} {is_[key]!r}; the run began with "
@@ -920,8 +927,8 @@ def _add_host_slots(venv: Any, env: Any, seeds: tuple[int, ...], num_envs: int) 
     if not isinstance(env, str):
         raise ValueError(
             f"the host environment object {venv!r} holds one set of episodes, so it trains one "
-            f"seed, not {len(seeds)}: pass its id (e.g. 'gymnasium:CartPole-v1') to train "
-            "several seeds, or one seed per call."
+            f"seed, not {len(seeds)}: pass its id ({venv.env_id!r}) to train several seeds, or "
+            "one seed per call."
         )
     for seed in seeds[venv.slots :]:
         venv.add_slot(make_vector_env(env, num_envs=num_envs, seed=seed).host_env)
@@ -968,19 +975,24 @@ def _train_locked(
     if stored is not None:
         diffs = settings_differences(stored, meta)
         if diffs:
+            how = (
+                "Pass an environment with the run's parameters"
+                if any(d.startswith("env ") for d in diffs)
+                else "Use the run's settings (`bellmax train --resume` alone does)"
+            )
             raise ValueError(
-                f"cannot resume {str(out)!r} with other settings: {'; '.join(diffs)}. Use the "
-                "run's settings (`bellmax train --resume` alone does), or start anew with "
-                "--overwrite or another --out."
+                f"cannot resume {str(out)!r} with other settings: {'; '.join(diffs)}. {how}, "
+                "or start anew with --overwrite or another --out."
             )
         meta["run_id"] = stored["run_id"]
         if stored.get("provenance"):  # the run's own record stays; this process is added
             meta["resumed_with"] = meta["provenance"]
             meta["provenance"] = stored["provenance"]
-            _warn_if_compiled_differently(out, meta["provenance"], meta["resumed_with"])
         if ck.exists() and read_checkpoint_metadata(ck).get("run_id") == meta["run_id"]:
             state, history, ck_meta = _load_chunk(ck, runner, keys, meta)
             done, has_checkpoint = int(ck_meta["updates_done"]), True
+            if "resumed_with" in meta:
+                _warn_if_compiled_differently(out, meta["provenance"], meta["resumed_with"])
             if venv.is_host:
                 state = runner.restart_episodes(state, [jax.random.fold_in(k, done) for k in keys])
             if stop_return is not None and len(ck_meta.get("solved_at_steps") or []) == len(seeds):
