@@ -355,7 +355,10 @@ def _stopped_short(args: PomdpArgs, out: dict[str, Any]) -> str:
             f"{m} stopped at --time-limit {args.time_limit:g} s before {what} (the bounds "
             f"reached are still valid); raise --time-limit{loosen}."
         )
-    near_one = " (is gamma close to 1?)"
+    near_one = (
+        "; a discount close to 1 needs more iterations than the cap: lower the file's "
+        "`discount:` if the problem allows, or use --method hsvi or pbvi"
+    )
     hint = {"hsvi": "; raise --epsilon", "qmdp": near_one, "fib": near_one}.get(args.method, "")
     return (
         f"{m} stopped at its iteration cap before {what} (the bounds reached are still "
