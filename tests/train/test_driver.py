@@ -35,6 +35,7 @@ class Config:
     num_steps: int = 10
     learning_rate: float = 0.1
     nan_at: int = -1
+    nan_return_at: int = -1  # the env's fault: the episode returns go NaN from this update
 
     def validate(self, venv=None) -> None:
         if self.learning_rate <= 0:
@@ -95,7 +96,10 @@ def update(state, config, venv):
     )
     i = state.update_index + 1
     loss = jnp.where(i == config.nan_at, jnp.nan, jnp.sum(w**2))
-    metrics = Metrics(i * config.steps_per_update, rets.sum(), cnts.sum(), loss)
+    ret_sum = jnp.where(
+        (config.nan_return_at > 0) & (i >= config.nan_return_at), jnp.nan, rets.sum()
+    )
+    metrics = Metrics(i * config.steps_per_update, ret_sum, cnts.sum(), loss)
     return TrainState(w, key, vs, obs, i), metrics
 
 
@@ -204,6 +208,7 @@ def test_nan_loss_stops_and_names_the_update(tmp_path):
     assert meta["updates_done"] == 10
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["status"] == "diverged" and "update 13" in run["error"]
+    assert "Lower the learning rate" in run["error"]
     # ... and the learning curve of those good updates is drawn (it was missing).
     assert (tmp_path / "learning_curve.png").stat().st_size > 1000
     # Diverging in the first chunk: no checkpoint of this run exists, so none is named, even
@@ -259,6 +264,21 @@ def test_an_infinite_metric_stops_the_run_before_anything_is_written(tmp_path, m
     m = {"loss": np.zeros((2, 3)), "q": np.array([[np.nan, 1.0, np.inf], [0.0, -np.inf, 2.0]])}
     assert driver._first_infinite(m) == ("q", 1, 1)
     assert driver._first_infinite({"loss": np.array([[np.nan, 1.0]])}) is None
+
+
+def test_nan_episode_returns_before_the_loss_blame_the_environment():
+    # Returns that went NaN no later than the loss: the env's rewards or observations, not
+    # the learning rate (it always advised a lower one); returns that go NaN only after the
+    # loss did (a diverged policy's actions) keep the learner's advice.
+    run = {"seeds": (0,), "eval_episodes": 0, "chunks": 5}
+    with pytest.raises(DivergenceError) as info:
+        driver.train(toy, toy.Config(nan_at=13, nan_return_at=12), "CartPole-v1", **run)
+    msg = str(info.value)
+    assert "episode returns went NaN or inf first (at update 12, seed 0)" in msg
+    assert "check the environment" in msg and "learning rate" not in msg
+    with pytest.raises(DivergenceError, match="Lower the learning rate") as info:
+        driver.train(toy, toy.Config(nan_at=13, nan_return_at=14), "CartPole-v1", **run)
+    assert "episode returns" not in str(info.value)
 
 
 def test_a_nan_stop_return_is_refused_before_any_work(tmp_path):

@@ -488,6 +488,21 @@ def _first_infinite(metrics: dict[str, np.ndarray]) -> tuple[str, int, int] | No
     return first
 
 
+def _first_nonfinite_return(metrics: dict[str, np.ndarray]) -> tuple[int, int] | None:
+    """`(seed index, update)` of the earliest NaN or infinite episode return sum (a sum over
+    the episodes that ended, 0 when none did: never NaN unless a reward or an observation
+    was)."""
+    v = metrics.get("episode_return_sum")
+    if v is None or np.asarray(v).ndim != 2:
+        return None
+    bad = ~np.isfinite(np.asarray(v, np.float64))
+    if not bad.any():
+        return None
+    where = np.argwhere(bad)
+    s, u = where[np.argmin(where[:, 1])]
+    return int(s), int(u)
+
+
 def _nonfinite_weights(params: Any, seeds: Sequence[int]) -> str | None:
     """'seed 1: 12 of 4610 values' for every seed whose floating-point weights are not finite."""
     leaves = [np.asarray(x) for x in jax.tree.leaves(params)]
@@ -1046,13 +1061,27 @@ def _train_locked(
                     f"{num_updates} (seed {seeds[s]})"
                 )
             else:
+                u = n - 1  # somewhere in the chunk
                 what = (
                     f"the policy weights became non-finite in updates {done + 1}-{done + n} "
                     f"of {num_updates} ({weights})"
                 )
             if out is not None and history:  # the committed updates' curve, up to the last good
                 _plot_curve(out / "learning_curve.png", history, seeds, f"{name} on {env_id}")
-            _diverged(out, meta, done, has_checkpoint, f"{name} on {env_id}: {what}")
+            advice = "Lower the learning rate or clip gradients (max_grad_norm)."
+            returns = _first_nonfinite_return(m)
+            # Returns that went bad no later than the learner did: the environment's fault (a
+            # diverged policy's NaN actions can make NaN rewards, but only after it diverged).
+            if returns is not None and returns[1] <= u:
+                what += (
+                    f"; the training episode returns went NaN or inf first (at update "
+                    f"{done + returns[1] + 1}, seed {seeds[returns[0]]})"
+                )
+                advice = (
+                    "The environment's rewards or observations are not finite: check the "
+                    "environment."
+                )
+            _diverged(out, meta, done, has_checkpoint, f"{name} on {env_id}: {what}", advice)
         if stop_return is not None:
             t_eval = time.perf_counter()
             warm_eval = _finish(warm_eval)
@@ -1164,9 +1193,11 @@ def _write_policy(
     )
 
 
-def _diverged(out: Path | None, meta: dict, done: int, has_checkpoint: bool, what: str) -> None:
+def _diverged(
+    out: Path | None, meta: dict, done: int, has_checkpoint: bool, what: str, advice: str
+) -> None:
     """Record the divergence in run.json and raise the `DivergenceError`."""
-    msg = f"{what}; training stopped. Lower the learning rate or clip gradients (max_grad_norm)."
+    msg = f"{what}; training stopped. {advice}"
     if out is not None and has_checkpoint:
         msg += f" The last good state (update {done}) is in {str(out / CHECKPOINT)!r}."
     elif out is not None:
