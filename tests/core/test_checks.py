@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from bellmax.core.checks import (
+    MAX_SEED,
     check_bool,
     check_choice,
     check_int,
     check_int_sequence,
     check_number,
     check_probability,
+    check_seed,
     check_type,
 )
 
@@ -68,3 +70,11 @@ def test_check_bool_choice_type_and_sequences():
         check_int_sequence((64, 0), "hidden", low=1)
     with pytest.raises(ValueError, match="at least 1 entries"):
         check_int_sequence((), "hidden", min_length=1)
+
+
+def test_check_seed_is_every_commands_seed_range():
+    assert check_seed(0) == 0 and check_seed(MAX_SEED) == 2**63 - 1
+    with pytest.raises(ValueError, match=r"--seed must be an int >= 0 and <= 9223372036854775807"):
+        check_seed(-1)
+    with pytest.raises(ValueError, match=r"run_tour\.seed"):
+        check_seed(2**63, "seed", owner="run_tour")

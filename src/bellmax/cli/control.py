@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from bellmax.cli.main import changed_fields
-from bellmax.core.checks import check_int
+from bellmax.core.checks import check_int, check_seed
 from bellmax.core.errors import UnknownNameError, unknown_name
 from bellmax.envs import registry
 
@@ -144,11 +144,6 @@ def _check_layout(env: str, model: Any) -> None:
         )
 
 
-def _check_seed(seed: int) -> None:
-    """JAX and Gymnasium take seeds in 0 .. 2**63 - 1."""
-    check_int(seed, "--seed", low=0, high=2**63 - 1)
-
-
 @dataclasses.dataclass(frozen=True)
 class SysidArgs:
     """Identify a cart-pole's or pendulum's physical parameters from random-policy transitions.
@@ -177,7 +172,7 @@ def _identify(env: str, model_name: str | None, steps: int, seed: int, fix: tupl
     from bellmax.models.sysid import SysIdConfig, identify, prediction_error
 
     check_int(steps, "--steps", low=10, high=MAX_TRANSITIONS)
-    _check_seed(seed)
+    check_seed(seed)
     _check_env(env)
     model = _model_for(env, model_name)
     fixed = parse_fix(fix, tuple(model.param_names))
@@ -402,7 +397,7 @@ def _check_control_args(args: ControlArgs) -> None:
             "--fix is the gauge of the identification, which only runs with --sysid-steps N; "
             "add e.g. --sysid-steps 300 or drop --fix."
         )
-    _check_seed(args.seed)
+    check_seed(args.seed)
     _check_env(args.env)
 
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 from tyro.conf import Positional
 
-from bellmax.core.checks import check_int
+from bellmax.core.checks import MAX_SEED, check_int
 
 # Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
 # --help` and the other commands fast. The policy is in bellmax.cli's docstring.
@@ -65,8 +65,6 @@ def parse_agent(spec: str) -> tuple[str, dict[str, Any]]:
     return kind, options
 
 
-#: Seeds are numpy/JAX seeds: integers in 0 .. 2**63 - 1.
-_MAX_SEED = 2**63 - 1
 #: Largest --games of the arena (its boards are held in memory together).
 MAX_GAMES = 1_000_000
 
@@ -76,7 +74,7 @@ def _make(spec: str, seed: int) -> Any:
 
     kind, options = parse_agent(spec)
     if "seed" in options:
-        check_int(options["seed"], f"the seed of agent {spec!r}", low=0, high=_MAX_SEED)
+        check_int(options["seed"], f"the seed of agent {spec!r}", low=0, high=MAX_SEED)
     options.setdefault("seed", seed)
     return make_agent(kind, **options)
 
@@ -174,7 +172,7 @@ class PlayArgs:
 
 def run_play(args: PlayArgs) -> int:
     """`bellmax play tictactoe`."""
-    check_int(args.seed, "--seed", low=0, high=_MAX_SEED)
+    check_int(args.seed, "--seed", low=0, high=MAX_SEED)
     agent = _make(args.agent, args.seed)
     try:
         play_terminal(agent, human_first=args.first, seed=args.seed)
@@ -207,7 +205,7 @@ def run_arena(args: ArenaArgs) -> int:
     from bellmax.games import arena
 
     check_int(args.games, "--games", low=1, high=MAX_GAMES)
-    check_int(args.seed, "--seed", low=0, high=_MAX_SEED - 1)  # O's agent is seeded seed + 1
+    check_int(args.seed, "--seed", low=0, high=MAX_SEED - 1)  # O's agent is seeded seed + 1
     x, o = _make(args.x, args.seed), _make(args.o, args.seed + 1)
     t = time.perf_counter()
     res = arena(x, o, args.games, seed=args.seed)

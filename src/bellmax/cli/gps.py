@@ -12,7 +12,7 @@ import dataclasses
 import math
 from typing import Any
 
-from bellmax.core.checks import check_choice, check_int, check_number
+from bellmax.core.checks import check_choice, check_int, check_number, check_seed
 
 # Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
 # --help` and the other commands fast. The policy is in bellmax.cli's docstring.
@@ -83,7 +83,7 @@ def _check(args: GpsArgs) -> None:
             "5); one rollout cannot fit the local dynamics, so the controller would never change."
         )
     check_int(args.horizon, "--horizon", low=1, high=MAX_HORIZON)
-    check_int(args.seed, "--seed", low=0, high=2**63 - 1)  # as every command's --seed
+    check_seed(args.seed)
     check_number(args.kl_step, "--kl-step", low=0, low_open=True, finite=False)
     check_choice(args.policy, "--policy", POLICIES)
     if args.policy == "mdgps":

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import tyro
 
 from bellmax.cli.main import changed_fields
-from bellmax.core.checks import check_int
+from bellmax.core.checks import check_int, check_seed
 from bellmax.core.errors import unknown_name
 
 __all__ = [
@@ -239,7 +239,7 @@ def _check_args(args: ImitateArgs) -> None:
         check_int(args.mpc_iterations, "--mpc-iterations", low=1, high=10_000)
     if args.sysid_steps is not None:
         check_int(args.sysid_steps, "--sysid-steps", low=10, high=MAX_LABELS)
-    check_int(args.seed, "--seed", low=0, high=2**63 - 1)
+    check_seed(args.seed)
     _refuse_unused(args)
     if not args.env.strip():
         raise ValueError("--env is empty: give an environment id, e.g. --env CartPole-v1.")

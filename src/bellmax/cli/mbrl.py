@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any, Literal
 
-from bellmax.core.checks import check_int, check_number
+from bellmax.core.checks import check_int, check_number, check_seed
 
 # Imports inside functions are lazy on purpose: they keep `bellmax --help` fast and importing
 # the CLI free of JAX programs.
@@ -99,7 +99,7 @@ def _check(args: MbrlArgs) -> None:
     check_int(args.updates, "--updates", low=1, high=10_000_000)
     check_number(args.disagreement_penalty, "--disagreement-penalty", low=0)
     check_int(args.eval_episodes, "--eval-episodes", low=0, high=MAX_TRIALS)
-    check_int(args.seed, "--seed", low=0, high=2**63 - 1)
+    check_seed(args.seed)
     if args.random_trials >= args.trials:
         raise ValueError(
             f"--trials ({args.trials}) must exceed --random-trials ({args.random_trials}) so "

@@ -42,7 +42,7 @@ from bellmax.cli import gps as gps_cli
 from bellmax.cli import imitate as imitate_cli
 from bellmax.cli import pomdp as pomdp_cli
 from bellmax.cli import train as train_cli
-from bellmax.core.checks import check_int
+from bellmax.core.checks import check_seed
 from bellmax.core.io import check_output_path
 from bellmax.core.xla import RUN_ONCE, jit_lightly
 from bellmax.envs import make, registry
@@ -676,7 +676,7 @@ def run_tour(
       A `TourResult`; failed sections are in `failures` and in the report.
     """
     out = check_output_path(out, kind="dir", option="--out")
-    seed = check_int(seed, "seed", owner="run_tour", low=0, high=2**63 - 1)
+    seed = check_seed(seed, "seed", owner="run_tour")
     say = echo or (lambda _: None)
     sections = SECTIONS if sections is None else sections
     report = Report("bellmax tour")
@@ -726,7 +726,7 @@ def run_tour(
 def run_tour_command(args: TourArgs) -> int:
     """`bellmax tour`: run the tour, print where the report is; status 1 if a section failed."""
     check_output_path(args.out, kind="dir", option="--out")  # before any section runs
-    check_int(args.seed, "--seed", low=0, high=2**63 - 1)  # as every command's --seed
+    check_seed(args.seed)
     print(f"bellmax tour -> {args.out}" + (" (quick)" if args.quick else ""))
     result = run_tour(args.out, quick=args.quick, seed=args.seed)
     print(f"Report: {result.report_path} ({result.seconds:.1f} s)")

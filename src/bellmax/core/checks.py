@@ -24,8 +24,12 @@ __all__ = [
     "check_int_sequence",
     "check_number",
     "check_probability",
+    "check_seed",
     "check_type",
 ]
+
+#: Seeds are numpy/JAX/Gymnasium seeds: integers in 0 .. 2**63 - 1.
+MAX_SEED = 2**63 - 1
 
 
 def _who(name: str, owner: str) -> str:
@@ -165,3 +169,8 @@ def check_int_sequence(
             f"{_who(name, owner)} must have at least {min_length} entries, got {value!r}."
         )
     return out
+
+
+def check_seed(value: Any, name: str = "--seed", *, owner: str = "") -> int:
+    """A seed: an integer in `0 .. MAX_SEED` (what numpy, JAX and Gymnasium all take)."""
+    return check_int(value, name, owner=owner, low=0, high=MAX_SEED)

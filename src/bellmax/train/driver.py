@@ -458,11 +458,14 @@ def _stack_shapes(tree: Any, n: int) -> Any:
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct((n, *s.shape), s.dtype), tree)
 
 
-def _first_nonfinite(metrics: dict[str, np.ndarray]) -> tuple[int, int] | None:
-    loss = metrics.get("loss")
-    if loss is None:
+def _first_nonfinite(metrics: dict[str, np.ndarray], name: str = "loss") -> tuple[int, int] | None:
+    """`(seed index, update)` of the earliest NaN or infinite value of metric `name` (the
+    loss; or `episode_return_sum`, a sum over the episodes that ended, 0 when none did: never
+    NaN unless a reward or an observation was)."""
+    values = metrics.get(name)
+    if values is None or np.ndim(values) != 2:
         return None
-    bad = ~np.isfinite(loss)
+    bad = ~np.isfinite(np.asarray(values, np.float64))
     if not bad.any():
         return None
     seed_idx, upd = np.argwhere(bad)[np.argmin(np.argwhere(bad)[:, 1])]
@@ -486,21 +489,6 @@ def _first_infinite(metrics: dict[str, np.ndarray]) -> tuple[str, int, int] | No
             if first is None or u < first[2]:
                 first = (name, int(s), int(u))
     return first
-
-
-def _first_nonfinite_return(metrics: dict[str, np.ndarray]) -> tuple[int, int] | None:
-    """`(seed index, update)` of the earliest NaN or infinite episode return sum (a sum over
-    the episodes that ended, 0 when none did: never NaN unless a reward or an observation
-    was)."""
-    v = metrics.get("episode_return_sum")
-    if v is None or np.asarray(v).ndim != 2:
-        return None
-    bad = ~np.isfinite(np.asarray(v, np.float64))
-    if not bad.any():
-        return None
-    where = np.argwhere(bad)
-    s, u = where[np.argmin(where[:, 1])]
-    return int(s), int(u)
 
 
 def _nonfinite_weights(params: Any, seeds: Sequence[int]) -> str | None:
@@ -1069,7 +1057,7 @@ def _train_locked(
             if out is not None and history:  # the committed updates' curve, up to the last good
                 _plot_curve(out / "learning_curve.png", history, seeds, f"{name} on {env_id}")
             advice = "Lower the learning rate or clip gradients (max_grad_norm)."
-            returns = _first_nonfinite_return(m)
+            returns = _first_nonfinite(m, "episode_return_sum")
             # Returns that went bad no later than the learner did: the environment's fault (a
             # diverged policy's NaN actions can make NaN rewards, but only after it diverged).
             if returns is not None and returns[1] <= u:
