@@ -151,8 +151,15 @@ def test_results_are_consistent_and_deterministic(book):
         ({"runs": 2.5}, TypeError, "runs must be an integer"),
         ({"steps": 10, "last": 20}, ValueError, "last=20 is longer than the run"),
         ({"last": 0}, ValueError, "last must be >= 1"),
-        ({"seed": -1}, ValueError, "seed must be in"),
-        ({"seed": "0"}, TypeError, "seed must be an integer"),
+        # the shared seed check's message (core.checks.check_seed), with a seed that works
+        (
+            {"seed": -1},
+            ValueError,
+            r"^seed must be an int >= 0 and <= 9223372036854775807, got -1; pass e\.g\. seed=0\.$",
+        ),
+        ({"seed": 2**63}, ValueError, r"^seed must be an int >= 0 and <= 9223372036854775807"),
+        ({"seed": "0"}, TypeError, r"^seed must be an int, got str '0'; pass e\.g\. seed=0\.$"),
+        ({"seed": 3.0}, TypeError, r"^seed must be an int, got float 3\.0 \(write 3\); pass e"),
         ({"key": 0}, TypeError, "key must be a typed PRNG key"),
         ({"env": "GaussianBandit-v0"}, TypeError, "runs on a GaussianBandit"),
         ({"env_params": BanditParams(reward_std=-1.0)}, ValueError, "reward_std.*>= 0"),

@@ -198,7 +198,7 @@ def test_rewards_that_overflow_are_refused_before_solving(capsys, tmp_path, huge
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
 def test_a_diverged_solve_says_so_and_writes_nothing(capsys, tmp_path, huge_tiger, monkeypatch):
-    monkeypatch.setattr("bellmax.pomdp.bounds._VALUE_LIMIT", np.inf)  # past the refusal
+    monkeypatch.setattr("bellmax.pomdp.model._VALUE_LIMIT", np.inf)  # past the refusal
     out = tmp_path / "h.npz"
     code, stdout, err = run(capsys, "solve", huge_tiger, "--method", "pbvi", "--time-limit",
                             "5", "--out", str(out), "--json")  # fmt: skip

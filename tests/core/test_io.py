@@ -87,3 +87,23 @@ def test_check_run_dir_refuses_another_commands_output(tmp_path):
     assert not (train / "new").exists()  # nothing is created
     with pytest.raises(ValueError, match="command must be one of"):
         check_run_dir(tmp_path, "trian")
+
+
+def test_run_markers_are_the_names_train_and_sweep_write():
+    # One spelling: the train driver and the sweep take their file names from core.io, and
+    # RUN_MARKERS is built from the same constants (each module spelled them out again, so a
+    # renamed file would have left check_run_dir looking for the old name).
+    import bellmax.core.io as core_io
+    from bellmax.train import driver, sweep
+
+    assert core_io.RUN_MARKERS["train"] == (core_io.RUN_JSON, core_io.CHECKPOINT)
+    assert core_io.RUN_MARKERS["sweep"] == (
+        core_io.SWEEP_JSON,
+        core_io.RESULTS_JSON,
+        core_io.RESULTS_CSV,
+    )
+    uses = {driver: ("RUN_JSON", "CHECKPOINT"),
+            sweep: ("SWEEP_JSON", "RESULTS_JSON", "RESULTS_CSV", "CHECKPOINT")}  # fmt: skip
+    for module, names in uses.items():
+        for name in names:
+            assert getattr(module, name) is getattr(core_io, name), f"{module.__name__}.{name}"

@@ -106,6 +106,22 @@ def test_simulate_bad_input(tiger):
         simulate(tiger, lambda b, k: 0, jax.random.key(0), episodes=1)
 
 
+def test_simulate_refuses_rewards_whose_returns_overflow(tiger):
+    # 1e308 is a finite reward, but five discounted steps of it are not: simulate returned
+    # -inf returns and a NaN standard error; it refuses them as the solvers and the CLI do
+    huge = tiger.replace(R=np.asarray(tiger.R) * 1e306)  # |R| up to 1e308
+    with pytest.raises(
+        ValueError,
+        match=r"^simulate: rewards up to \|R\| = 1e\+308 are too large for a horizon of 5 "
+        r"steps with gamma = 0\.95: .*Rescale the rewards",
+    ):
+        simulate(huge, lambda b, k: 1, jax.random.key(0), episodes=2, steps=5)
+    # the bound is over `steps`: one step of 1e307 rewards fits
+    fits = tiger.replace(R=np.asarray(tiger.R) * 1e305)
+    res = simulate(fits, lambda b, k: 1, jax.random.key(0), episodes=2, steps=1)
+    assert np.isfinite(np.asarray(res.returns)).all()
+
+
 def test_belief_update_checks_concrete_input(tiger):
     # under jit an index out of range is clamped silently: concrete input is checked first
     b = jnp.array([0.5, 0.5])

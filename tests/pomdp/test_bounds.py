@@ -12,10 +12,10 @@ from bellmax.pomdp.bounds import (
     BoundResult,
     blind_lower_bound,
     check_discounted,
-    check_reward_scale,
     fast_informed_bound,
     qmdp,
 )
+from bellmax.pomdp.model import check_reward_scale
 
 # V*(uniform) of the tiger problem, gamma 0.95 (PEERS.md).
 TIGER_V = 19.3714

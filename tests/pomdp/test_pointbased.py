@@ -87,7 +87,7 @@ def test_solvers_refuse_bad_options(tiger):
 def test_pbvi_perseus_and_hsvi_report_non_finite_values_as_diverged(tiger, monkeypatch):
     # Past the reward-scale check (lifted here), 1e308 rewards overflow: the old code called
     # PBVI's NaN vectors converged and HSVI's max_iterations.
-    monkeypatch.setattr("bellmax.pomdp.bounds._VALUE_LIMIT", np.inf)
+    monkeypatch.setattr("bellmax.pomdp.model._VALUE_LIMIT", np.inf)
     huge = tiger.replace(R=np.full((2, 3), 1e308))
     for res in (
         pbvi(huge, expansions=1, backups=2),

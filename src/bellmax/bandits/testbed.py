@@ -37,7 +37,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.bandits.agents import AgentConfig, act, check_config, init, traced_config, update
-from bellmax.core.checks import check_int
+from bellmax.core.checks import check_int, check_seed
 from bellmax.envs.bandit import BanditParams, GaussianBandit
 from bellmax.envs.registry import make
 
@@ -221,12 +221,19 @@ def testbed_key(seed: int) -> jax.Array:
     """The PRNG key `run_testbed` uses for `seed` (implementation `DEFAULT_KEY_IMPL`).
 
     Args:
-      seed: a non-negative integer.
+      seed: an integer in `0 .. bellmax.core.checks.MAX_SEED`.
 
     Returns:
       A typed JAX key.
+
+    Raises:
+      TypeError: `seed` is not an integer.
+      ValueError: `seed` is out of range.
     """
-    seed = _check_count("seed", seed, "0", low=0, high=2**63 - 1)
+    try:
+        seed = check_seed(seed, "seed")
+    except (TypeError, ValueError) as e:  # the shared message, with a seed that works
+        raise type(e)(f"{str(e).removesuffix('.')}; pass e.g. seed=0.") from None
     return jax.random.key(seed, impl=DEFAULT_KEY_IMPL)
 
 

@@ -266,12 +266,13 @@ def simulate_pomdp_file(args: PomdpArgs) -> dict[str, Any]:
     import jax
 
     from bellmax.pomdp import simulate
-    from bellmax.pomdp.bounds import check_reward_scale
+    from bellmax.pomdp.model import check_reward_scale
     from bellmax.pomdp.policyio import load_alpha, load_policy
 
     _check(args)
     pomdp = _load(args)
     steps = args.steps if args.steps is not None else _default_steps(pomdp)
+    # `simulate` refuses these rewards too; refused here first, before a solve is wasted.
     check_reward_scale(pomdp, "bellmax pomdp simulate", horizon=steps)
     out: dict[str, Any] = {"file": args.file}
     if args.policy is not None:

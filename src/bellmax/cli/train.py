@@ -41,7 +41,7 @@ import tyro
 from tyro.conf import Positional
 
 from bellmax.cli.main import changed_fields
-from bellmax.core.io import check_output_path
+from bellmax.core.io import RUN_JSON, check_output_path
 
 # Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
 # --help` and the other commands fast. The policy is in bellmax.cli's docstring.
@@ -343,7 +343,7 @@ def _read_config_file(path: str, name: str) -> tuple[dict[str, Any], Path]:
       ValueError: the file is missing or is not a bellmax run.json (one line naming the file
         and what is wrong), or records another algorithm than `name` (naming both).
     """
-    from bellmax.train.driver import RUN_FORMAT, RUN_JSON, SETTINGS
+    from bellmax.train.driver import RUN_FORMAT, SETTINGS
 
     file = Path(path)
     if file.is_dir():

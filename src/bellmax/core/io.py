@@ -19,18 +19,43 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["RUN_MARKERS", "atomic_open", "check_output_path", "check_run_dir"]
+__all__ = [
+    "CHECKPOINT",
+    "RESULTS_CSV",
+    "RESULTS_JSON",
+    "RUN_JSON",
+    "RUN_MARKERS",
+    "SWEEP_JSON",
+    "atomic_open",
+    "check_output_path",
+    "check_run_dir",
+]
 
 
 _SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
 
+# The names of the files that mark a run directory, spelled once: `bellmax.train.driver` and
+# `bellmax.train.sweep` import them from here (core may not import train), and `RUN_MARKERS`
+# is built from them, so a renamed file cannot leave `check_run_dir` looking for the old name.
+RUN_JSON = "run.json"
+"""A `bellmax train` run's record: its settings, status and run id (`bellmax.train.driver`)."""
+CHECKPOINT = "checkpoint.msgpack"
+"""A training state checkpoint: a `bellmax train` run's, and each sweep group's (in its own
+folder under the sweep's, never at the sweep's top)."""
+SWEEP_JSON = "sweep.json"
+"""Marks a directory as one sweep's: its settings' digest (a rerun of the same sweep resumes
+there; another sweep is refused unless it overwrites) (`bellmax.train.sweep`)."""
+RESULTS_JSON = "results.json"
+"""A sweep's results, one record per trial."""
+RESULTS_CSV = "results.csv"
+"""A sweep's results as a table, one row per trial."""
+
 #: The files that mark a directory as the output of a bellmax command (any one of them):
-#: `check_run_dir` refuses to let another command write there. (The train run's names are
-#: `bellmax.train.driver`'s RUN_JSON and CHECKPOINT, the sweep's `bellmax.train.sweep`'s;
-#: core may not import train.) No file of one command's set is written by another command.
+#: `check_run_dir` refuses to let another command write there. No file of one command's set
+#: is written by another command into its output directory.
 RUN_MARKERS: dict[str, tuple[str, ...]] = {
-    "train": ("run.json", "checkpoint.msgpack"),
-    "sweep": ("sweep.json", "results.json", "results.csv"),
+    "train": (RUN_JSON, CHECKPOINT),
+    "sweep": (SWEEP_JSON, RESULTS_JSON, RESULTS_CSV),
     "imitate": ("imitation.json", "dataset.npz"),
     "gps": ("controller.npz",),
     "mbrl": ("returns.png", "rollouts.png"),

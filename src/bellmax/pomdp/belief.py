@@ -23,7 +23,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int
-from bellmax.pomdp.model import TabularPOMDP, short_successor_lists
+from bellmax.pomdp.model import TabularPOMDP, check_reward_scale, short_successor_lists
 
 __all__ = [
     "AlphaVectors",
@@ -226,9 +226,15 @@ def simulate(
 
     Returns:
       `SimulationResult`.
+
+    Raises:
+      ValueError: rewards whose discounted sums over `steps` overflow float64
+        (`check_reward_scale`: the returns would be inf or NaN).
     """
     episodes = check_int(episodes, "episodes", owner="simulate", low=2)
     steps = check_int(steps, "steps", owner="simulate", low=1)
+    if not isinstance(pomdp.R, jax.core.Tracer):  # a model traced under jit: not checkable
+        check_reward_scale(pomdp, "simulate", horizon=steps)
     if isinstance(policy, AlphaVectors):
         act, params = _alpha_act, policy
     elif callable(policy):

@@ -21,8 +21,7 @@ import numpy as np
 
 from bellmax.core.checks import check_int, check_number
 from bellmax.pomdp.belief import AlphaVectors, x64
-from bellmax.pomdp.bounds import check_reward_scale
-from bellmax.pomdp.model import TabularPOMDP
+from bellmax.pomdp.model import TabularPOMDP, check_reward_scale
 
 __all__ = ["ExactResult", "exact_value_iteration", "prune"]
 

@@ -21,7 +21,17 @@ import numpy as np
 from bellmax.core.errors import InvalidMDPError
 from bellmax.core.mdp import ROW_SUM_TOL, TabularMDP
 
-__all__ = ["TabularPOMDP", "expected_rewards", "short_successor_lists", "sparse_transitions"]
+__all__ = [
+    "TabularPOMDP",
+    "check_reward_scale",
+    "expected_rewards",
+    "short_successor_lists",
+    "sparse_transitions",
+]
+
+#: The largest discounted value the solvers accept: they add and subtract values (gaps,
+#: sawtooth drops, cross-sums), so a quarter of float64's largest number keeps every sum finite.
+_VALUE_LIMIT = float(np.finfo(np.float64).max) / 4
 
 
 def _names(kind: str, names: Any, n: int) -> tuple[str, ...]:
@@ -230,3 +240,30 @@ def short_successor_lists(T: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None
     a gathered `[S, S]` matrix per batch element)."""
     succ, prob = sparse_transitions(T)
     return (succ, prob) if 4 * succ.shape[2] <= np.shape(T)[2] else None
+
+
+def check_reward_scale(pomdp: TabularPOMDP, what: str, horizon: int | None = None) -> None:
+    """Refuse rewards whose discounted sums overflow float64 (over `horizon` steps, or forever).
+
+    Rewards of 1e308 are finite floats, but `max |R| / (1 - gamma)` is not: every solver would
+    write NaN or infinite values.
+
+    Raises:
+      ValueError: `max |R|` times the sum of the discounts exceeds `float64 max / 4`.
+    """
+    rmax = float(np.max(np.abs(np.asarray(pomdp.R, np.float64)), initial=0.0))
+    gamma = float(pomdp.gamma)
+    if horizon is None:
+        steps = 1.0 / (1.0 - gamma) if gamma < 1.0 else np.inf
+        how, why = f"gamma = {gamma:g}", "1 / (1 - gamma)"
+    else:
+        steps = float(horizon) if gamma >= 1.0 else (1.0 - gamma**horizon) / (1.0 - gamma)
+        how, why = f"a horizon of {horizon} steps with gamma = {gamma:g}", "the sum of gamma^t"
+    if rmax > _VALUE_LIMIT / steps:
+        raise ValueError(
+            f"{what}: rewards up to |R| = {rmax:.4g} are too large for {how}: discounted values "
+            f"can reach {steps:.4g} x {rmax:.4g} ({why} times the largest reward), beyond "
+            f"{_VALUE_LIMIT:.4g}, where float64 sums and differences of values overflow to inf "
+            "and NaN. Rescale the rewards (divide R by a power of ten, e.g. 1e10) and multiply "
+            "the values back."
+        )

@@ -59,7 +59,7 @@ import numpy as np
 from bellmax import __version__
 from bellmax.core.checks import check_int, check_number
 from bellmax.core.errors import BellmaxError, DivergenceError
-from bellmax.core.io import check_output_path, check_run_dir
+from bellmax.core.io import CHECKPOINT, RUN_JSON, check_output_path, check_run_dir
 from bellmax.core.provenance import run_provenance
 from bellmax.core.xla import RUN_ONCE, jit_lightly
 from bellmax.deep import ALGORITHMS, get_algorithm
@@ -102,8 +102,6 @@ __all__ = [
     "train",
 ]
 
-CHECKPOINT = "checkpoint.msgpack"
-RUN_JSON = "run.json"
 LOCK = ".lock"
 RUN_FORMAT = "bellmax-run/2"
 #: The files a run writes; a directory holding any of them holds a run.

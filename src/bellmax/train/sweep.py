@@ -54,7 +54,7 @@ import numpy as np
 
 from bellmax.core.checks import check_int
 from bellmax.core.errors import BellmaxError, unknown_name
-from bellmax.core.io import check_run_dir
+from bellmax.core.io import CHECKPOINT, RESULTS_CSV, RESULTS_JSON, SWEEP_JSON, check_run_dir
 from bellmax.core.xla import RUN_ONCE, jit_lightly
 from bellmax.deep import get_algorithm
 from bellmax.deep.evaluate import evaluate
@@ -89,12 +89,6 @@ SWEEP_ALGORITHMS = ("ppo", "a2c", "reinforce", "dqn", "sac", "td3")
 BACKENDS = ("local", "ray")
 SCHEDULERS = ("none", "asha")
 SPACE_KINDS = ("loguniform", "uniform")
-CHECKPOINT = "checkpoint.msgpack"
-RESULTS_CSV = "results.csv"
-RESULTS_JSON = "results.json"
-#: Marks a directory as one sweep's: its settings' digest (a rerun of the same sweep resumes
-#: there; another sweep is refused unless it overwrites).
-SWEEP_JSON = "sweep.json"
 RAY_EXTRA = "bellmax[ray]"
 STAMP = "sweep.sha256"
 """In `<out>/ray/`: the digest of the sweep whose Tune experiment is stored there."""
