@@ -76,7 +76,7 @@ import numpy as np
 
 from bellmax import __version__
 from bellmax.core.errors import BellmaxError
-from bellmax.core.io import atomic_open
+from bellmax.core.io import RUN_JSON, atomic_open
 from bellmax.deep.distributions import Categorical, DiagGaussian, action_space_kind, clip_to_space
 from bellmax.deep.networks import MLP, flatten_obs
 from bellmax.deep.off_policy import check_continuous_actions, to_env_action
@@ -677,7 +677,7 @@ def _policy_path(path: str | os.PathLike) -> Path:
         return p
     file = p / POLICY_FILE
     if not file.exists():
-        record = p / "run.json"
+        record = p / RUN_JSON
         if record.exists():
             try:
                 algo = json.loads(record.read_text(encoding="utf-8")).get("algo") or "ALGO"
