@@ -93,14 +93,48 @@ def test_nan_data_from_the_env_is_a_command_line_message(tmp_path, capsys, monke
     trial = mbrl._Trial(np.zeros((4, 3)), np.zeros((4, 1)), np.zeros((4, 3)),
                         np.array([0.0, -1.0, np.nan, 0.0]), np.zeros(4))  # fmt: skip
 
-    def loop(env_id, *, config):
+    def loop(env_id, *, config, on_trial=None):
         mbrl._check_trial(trial, 3, env_id)
 
     monkeypatch.setattr(mbrl, "run_mbrl", loop)
     assert main(["mbrl", "--env", "Pendulum-v1", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert "trial 3 on 'Pendulum-v1': the environment's reward went NaN or inf at step 3" in err
+    assert "trial 3 on 'Pendulum-v1': the environment's reward (first at step 3) went NaN" in err
+    assert "No trial had finished, so nothing was written." in err
+    assert not (tmp_path / "run").exists()
     assert "drop those transitions" not in err and "Traceback" not in err
     trial.rewards[2], trial.x_next[1, 0] = 0.0, np.inf
-    with pytest.raises(mbrl.DivergenceError, match="observation went NaN or inf at step 2"):
+    with pytest.raises(mbrl.DivergenceError, match=r"observation \(first after step 2\) went NaN"):
         mbrl._check_trial(trial, 1, "Pendulum-v1")
+
+
+def test_a_later_trial_that_diverges_keeps_the_finished_ones(tmp_path, capsys, monkeypatch):
+    # The model's fit before trial 2 diverged: trial 1 had finished, yet nothing was written
+    # to --out (the run was lost). Now result.json keeps it, with the status, and the
+    # command says so in one line, exit 2. (A NaN plan in trial 3 of 3 is kept the same way.)
+    from bellmax.models import mbrl
+
+    def diverging_fit(model, *args, **kwargs):
+        raise mbrl.DivergenceError(
+            f"the {model.kind} model's training loss became non-finite (nan); lower ..."
+        )
+
+    monkeypatch.setattr(mbrl, "fit", diverging_fit)
+    out = tmp_path / "run"
+    argv = ["mbrl", "--trials", "3", "--trial-steps", "5", "--model", "mlp", "--out", str(out),
+            "--json"]  # fmt: skip
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "error: fitting the model before trial 2: the mlp model's training loss" in err
+    assert "Trial 1 finished (returns " in err
+    assert f'{out / "result.json"} (status "diverged") and the plots keep' in err
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["status"] == "diverged" and saved["diverged_at_trial"] == 2
+    assert saved["error"].startswith("fitting the model before trial 2: the mlp model's")
+    assert saved["trial_kinds"] == ["random"] and saved["env_steps"] == 5
+    assert saved["prediction_errors"] == [None]
+    assert saved["plots"] == [str(out / "returns.png")]  # no planned trial: no rollouts.png
+    assert sorted(p.name for p in out.iterdir()) == ["result.json", "returns.png"]

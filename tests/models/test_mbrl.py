@@ -226,9 +226,38 @@ def test_an_env_whose_reward_goes_nan_stops_the_run_naming_the_trial(monkeypatch
     monkeypatch.setattr(mbrl, "closed_loop", nan_reward)
     cfg = MBRLConfig(trials=2, trial_steps=6, horizon=2, samples=4, rounds=1)
     with pytest.raises(
-        DivergenceError, match=r"trial 1 on 'Pendulum-v1'.*reward went NaN .* step 4"
+        DivergenceError, match=r"trial 1 on 'Pendulum-v1'.*reward \(first at step 4\) went NaN"
     ):
         run_mbrl("Pendulum-v1", config=cfg)
+
+
+def test_a_trial_whose_initial_state_is_nan_is_refused():
+    # The trial check looked only at the states after each step, so a NaN reset state passed
+    # (or was reported as the state after step 1). It is now the check LQR-FLM and MD-GPS
+    # use (bellmax.models.data.check_finite_rollouts), which looks at the initial state too.
+    x = np.zeros((3, 2))
+    x[0, 1] = np.nan
+    trial = mbrl._Trial(x, np.zeros((3, 1)), np.zeros((3, 2)), np.zeros(3), np.zeros(3))
+    with pytest.raises(DivergenceError, match=r"trial 2 on 'Pendulum-v1': the environment's "
+                       r"observation \(the initial one\) went NaN or inf, so no model"):  # fmt: skip
+        mbrl._check_trial(trial, 2, "Pendulum-v1")
+
+
+def test_a_later_divergence_keeps_the_trials_before_it(monkeypatch):
+    # The fit before trial 2 diverged: run_mbrl raised and the finished trial 1 was lost (no
+    # one got it). Now each finished trial goes to on_trial, and the error names the trial.
+    def diverging_fit(model, *args, **kwargs):
+        raise DivergenceError(f"the {model.kind} model's training loss became non-finite (nan)")
+
+    monkeypatch.setattr(mbrl, "fit", diverging_fit)
+    seen = []
+    cfg = MBRLConfig(trials=3, trial_steps=4, model="mlp")
+    with pytest.raises(DivergenceError, match=r"^fitting the model before trial 2: the mlp"):
+        run_mbrl("Pendulum-v1", config=cfg, on_trial=seen.append)
+    (res,) = seen
+    assert isinstance(res, mbrl.MBRLResult) and [t.kind for t in res.trials] == ["random"]
+    assert res.env_steps == 4 and np.isfinite(res.trial_returns).all() and res.params is None
+    assert res.state_names == ("theta", "theta_dot") and res.learned_reward is False
 
 
 def test_bad_input_is_refused():

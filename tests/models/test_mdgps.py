@@ -115,6 +115,31 @@ def test_step_adapts_to_the_linearised_policys_improvement(monkeypatch):
     assert calls[0][1].K.shape == (20, 1, 2)
 
 
+def test_a_nan_policy_return_stops_mdgps_naming_the_iteration(monkeypatch):
+    # The S-step diverged: the policy's return alone was NaN, yet MD-GPS went on (eta at its
+    # cap) and `bellmax gps --policy mdgps` printed "final cost nan", exit 0 (with --out it
+    # failed at the JSON write). Now it stops at that iteration, saying why.
+    from bellmax.core.errors import DivergenceError
+    from bellmax.models import mdgps
+
+    def diverged_s_step(policy, config, params, controller, X, key):
+        nan = jax.tree.map(lambda a: a * jnp.nan, params)
+        return nan, jnp.full((config.policy_updates,), jnp.nan)
+
+    monkeypatch.setattr(mdgps, "supervised_step", diverged_s_step)
+    calls = []
+    # (test_step_adapts_to_the_linearised_policys_improvement's sizes: its compiled code)
+    cfg = MDGPSConfig(gps=GPSConfig(iterations=3, samples=3, seed=0), policy_updates=5)
+    match = (
+        r"MD-GPS iteration 1 on 'Pendulum-v1': the neural policy's return alone is nan: its "
+        r"S-step fit diverged .* MDGPSConfig.learning_rate, now 0.003"
+    )
+    system = env_system("Pendulum-v1", horizon=20)
+    with pytest.raises(DivergenceError, match=match):
+        run_mdgps(system, cfg, callback=lambda i, numbers: calls.append(numbers))
+    assert calls == []  # stopped before reporting the NaN
+
+
 def test_bellmax_gps_policy_mdgps(capsys, tmp_path):
     import json
 

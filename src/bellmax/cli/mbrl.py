@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from bellmax.core.checks import check_int, check_number, check_seed
 
@@ -42,7 +42,11 @@ class MbrlArgs:
     against trials), rollouts.png (predicted against real rollouts) and exploitation.png
     (at each step, the return over the horizon the planner's model promised against the
     return the world gave: the planner exploits the model where the first is far above the
-    second). --compare-guard adds the same trials with the guard off (guard.png).
+    second). --compare-guard adds the same trials with the guard off (guard.png). A run
+    that diverges (a model prediction, a fit's loss or the environment's data NaN or inf)
+    stops with an error (exit status 2); --out keeps the trials that finished before it
+    (result.json with "status": "diverged", diverged_at_trial and the error; a finished
+    run's reads "finished").
     """
 
     env: str = "Pendulum-v1"
@@ -206,6 +210,8 @@ def write_plots(res: Any, out_dir: Any) -> list[str]:
     paths = [str(atomic_savefig(fig, out_dir / "returns.png"))]
 
     planned = [t for t in res.trials if t.predicted is not None]
+    if not planned:  # (a run that diverged in its first planned trial)
+        return paths
     n = len(res.state_names)
     fig = Figure(figsize=(4 * len(planned), 2.2 * n))
     axes = np.asarray(fig.subplots(n, len(planned), squeeze=False))
@@ -281,10 +287,73 @@ def write_guard_plot(on: Any, off: Any, out_dir: Any) -> str:
     return str(atomic_savefig(fig, out_dir / "guard.png"))
 
 
+def _guard_off(args: MbrlArgs, off: Any) -> dict[str, Any]:
+    """`guard_off` of the summary: the unguarded run's trials."""
+    rows = _summary(dataclasses.replace(args, model="mlp"), off)
+    keep = ("trial_returns", "prediction_errors", "seconds")
+    return {"model": "mlp", **{k: rows[k] for k in keep}}
+
+
+def _diverged(args: MbrlArgs, res: Any, so_far: dict[str, Any], error: Exception) -> NoReturn:
+    """Keep the trials that finished before a divergence, then stop.
+
+    As `bellmax train` records a divergence in its run.json: with --out, result.json (written
+    atomically, with the plots) holds the finished trials, `"status": "diverged"`,
+    `diverged_at_trial` and the `error`; the `DivergenceError` raised says what finished and
+    where it is kept (the command prints it as one line and exits with status 2).
+
+    Args:
+      args: the command's arguments.
+      res: the guarded run's `MBRLResult` if it finished (the guard-off run diverged), else
+        None (the guarded run did).
+      so_far: `"on"` / `"off"`: each run's `MBRLResult` of its trials so far.
+      error: the divergence.
+    """
+    from pathlib import Path
+
+    from bellmax.core.errors import DivergenceError
+
+    failed = so_far.get("on" if res is None else "off")  # the diverged run's finished trials
+    k = 0 if failed is None else len(failed.trials)
+    at = k + 1 if k < args.trials else None  # None: in the final fit or an evaluation episode
+    main = failed if res is None else res
+    msg = str(error) if res is None else f"guard off (one MLP, --compare-guard): {error}"
+    if main is None:  # no trial finished: nothing to keep
+        raise DivergenceError(
+            msg + (" No trial had finished, so nothing was written." if args.out else "")
+        ) from None
+    summary = {**_summary(args, main), "status": "diverged", "error": msg}
+    returns = ", ".join(f"{r:.1f}" for r in main.trial_returns)
+    if res is None:
+        summary["diverged_at_trial"] = at
+        kept = f"{'Trial 1' if k == 1 else f'Trials 1-{k}'} finished (returns {returns})"
+    else:
+        rows = _guard_off(args, failed) if failed is not None else {"model": "mlp"}
+        summary["guard_off"] = {**rows, "diverged_at_trial": at}
+        kept = f"The guarded run finished its {len(res.trials)} trials (returns {returns})"
+    if args.out is None:
+        raise DivergenceError(
+            f"{msg} {kept}; rerun with --out DIR to keep their results (result.json, with "
+            'status "diverged", and the plots).'
+        ) from None
+    from bellmax.train.io import atomic_write_json
+
+    out_dir = Path(args.out)
+    summary["plots"] = write_plots(main, out_dir)
+    if res is not None and failed is not None:
+        summary["plots"].append(write_guard_plot(res, failed, out_dir))
+    atomic_write_json(out_dir / "result.json", summary)
+    raise DivergenceError(
+        f'{msg} {kept}; {out_dir / "result.json"} (status "diverged") and the plots keep '
+        "their results."
+    ) from None
+
+
 def run_mbrl(args: MbrlArgs) -> int:
     """`bellmax mbrl`."""
     from pathlib import Path
 
+    from bellmax.core.errors import DivergenceError
     from bellmax.models.mbrl import MBRLConfig
     from bellmax.models.mbrl import run_mbrl as loop
     from bellmax.models.neural import NeuralConfig
@@ -309,23 +378,20 @@ def run_mbrl(args: MbrlArgs) -> int:
         eval_episodes=args.eval_episodes,
         seed=args.seed,
     )
-    res = loop(args.env, config=config)
-    summary = _summary(args, res)
-    off = None
-    if args.compare_guard:
-        import dataclasses as dc
-
-        unguarded = dc.replace(
-            config, model="mlp", trajectory_sampling=False, disagreement_penalty=0.0
-        )
-        off = loop(args.env, config=unguarded)
-        rows = _summary(dc.replace(args, model="mlp"), off)
-        summary["guard_off"] = {
-            "model": "mlp",
-            "trial_returns": rows["trial_returns"],
-            "prediction_errors": rows["prediction_errors"],
-            "seconds": rows["seconds"],
-        }
+    so_far: dict[str, Any] = {}  # each run's trials so far, kept if a later one diverges
+    res = off = None
+    try:
+        res = loop(args.env, config=config, on_trial=lambda r: so_far.update(on=r))
+        if args.compare_guard:
+            unguarded = dataclasses.replace(
+                config, model="mlp", trajectory_sampling=False, disagreement_penalty=0.0
+            )
+            off = loop(args.env, config=unguarded, on_trial=lambda r: so_far.update(off=r))
+    except DivergenceError as e:
+        _diverged(args, res, so_far, e)
+    summary = {**_summary(args, res), "status": "finished"}
+    if off is not None:
+        summary["guard_off"] = _guard_off(args, off)
     if args.out is not None:
         from bellmax.train.io import atomic_write_json
 

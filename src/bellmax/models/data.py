@@ -21,11 +21,13 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int
+from bellmax.core.errors import DivergenceError
 from bellmax.envs import spaces
 from bellmax.envs.registry import resolve_env
 
 __all__ = [
     "Transitions",
+    "check_finite_rollouts",
     "collect_transitions",
     "concatenate",
     "make_transitions",
@@ -125,6 +127,52 @@ def make_transitions(
                 "them with make_transitions(..., valid=mask) or fix the data source."
             )
     return Transitions(x=x, u=u, x_next=x_next, discrete=bool(discrete), env_id=env_id)
+
+
+def check_finite_rollouts(
+    states: Any, rewards: Any, env_id: str, where: str, *, consequence: str
+) -> None:
+    """Raise `DivergenceError` where an environment's states or rewards are NaN or inf.
+
+    The one check of the data a model-learning loop got from the environment, before it fits
+    anything to it (`bellmax.models.gps.check_rollouts` for LQR-FLM and MD-GPS,
+    `bellmax.models.mbrl`'s trials): the message names the first bad state and the first bad
+    reward in time order, and the rollout where there are several.
+
+    Args:
+      states: `[M, T + 1, ...]` the states (or observations) of `M` rollouts, the initial
+        one first.
+      rewards: `[M, T]` their rewards (or costs: only finiteness matters).
+      env_id: the environment, for the message.
+      where: what made the rollouts, for the message (`"LQR-FLM iteration 3"`, `"trial 2"`).
+      consequence: what cannot be done with them, after "so" (`"no local model can be
+        fitted"`).
+
+    Raises:
+      DivergenceError: a state or a reward is not finite.
+    """
+    found = []  # (step, what): the first non-finite state and reward, in time order
+    X = np.asarray(states)
+
+    def rollout(i: int) -> str:  # named only where there are several
+        return f", rollout {i + 1}" if X.shape[0] > 1 else ""
+
+    bad = ~np.isfinite(X.reshape(*X.shape[:2], -1)).all(axis=2)
+    if bad.any():
+        t, i = np.argwhere(bad.T)[0]
+        at = "the initial one" if t == 0 else f"first after step {t}"
+        found.append((t, f"observation ({at}{rollout(i)})"))
+    bad = ~np.isfinite(np.asarray(rewards))
+    if bad.any():
+        t, i = np.argwhere(bad.T)[0]
+        found.append((t + 1, f"reward (first at step {t + 1}{rollout(i)})"))
+    if found:
+        what = " and then its ".join(text for _, text in sorted(found))
+        raise DivergenceError(
+            f"{where} on {env_id!r}: the environment's {what} went NaN or inf, so "
+            f"{consequence}. Check the environment: its rewards and observations must stay "
+            "finite for actions within its bounds."
+        )
 
 
 def concatenate(*parts: Transitions) -> Transitions:

@@ -44,8 +44,8 @@ from flax import struct
 
 from bellmax.control.lqr import finite_horizon_lqr
 from bellmax.core.checks import check_int, check_number
-from bellmax.core.errors import DivergenceError
 from bellmax.core.status import Status
+from bellmax.models.data import check_finite_rollouts
 from bellmax.models.local import (
     LocalCost,
     LocalDynamics,
@@ -889,26 +889,12 @@ def check_rollouts(samples: Samples, env_id: str, where: str) -> None:
 
     Raises:
       DivergenceError: a cost (minus the reward) or a state (observation) is not finite; the
-        message says which, and the first rollout and step where it happened.
+        message says which, and the first rollout and step where it happened
+        (`bellmax.models.data.check_finite_rollouts`, which MBRL's trials use too).
     """
-    found = []  # (step, what): the first non-finite observation and reward, in time order
-    X = np.asarray(samples.X)
-    bad = ~np.isfinite(X.reshape(*X.shape[:2], -1)).all(axis=2)
-    if bad.any():
-        t, i = np.argwhere(bad.T)[0]
-        at = "the initial one" if t == 0 else f"first after step {t}"
-        found.append((t, f"observation ({at}, rollout {i + 1})"))
-    bad = ~np.isfinite(np.asarray(samples.costs))
-    if bad.any():
-        t, i = np.argwhere(bad.T)[0]
-        found.append((t + 1, f"reward (first at step {t + 1}, rollout {i + 1})"))
-    if found:
-        what = " and then its ".join(text for _, text in sorted(found))
-        raise DivergenceError(
-            f"{where} on {env_id!r}: the environment's {what} went NaN or inf, so no local "
-            "model can be fitted. Check the environment: its rewards and observations must "
-            "stay finite for actions within its bounds."
-        )
+    check_finite_rollouts(
+        samples.X, samples.costs, env_id, where, consequence="no local model can be fitted"
+    )
 
 
 def run_lqr_flm(

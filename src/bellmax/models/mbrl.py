@@ -47,6 +47,7 @@ from bellmax.envs import spaces
 from bellmax.envs.cartpole import CartPoleSwingUpParams
 from bellmax.envs.pendulum import PendulumParams, pendulum_cost
 from bellmax.envs.registry import resolve_env
+from bellmax.models.data import check_finite_rollouts
 from bellmax.models.neural import (
     FitReport,
     NeuralConfig,
@@ -509,17 +510,16 @@ def _model_nan(trial: int, step: int) -> DivergenceError:
 
 
 def _check_trial(trial: _Trial, index: int, env_id: str) -> _Trial:
-    """Refuse a trial whose observations or rewards from the environment are not finite: no
-    model can be fitted to them (the error names the trial, the step and what went bad)."""
-    for what, values in (("observation", trial.x_next), ("reward", trial.rewards)):
-        bad = ~np.isfinite(np.asarray(values).reshape(len(values), -1)).all(axis=1)
-        if bad.any():
-            raise DivergenceError(
-                f"trial {index} on {env_id!r}: the environment's {what} went NaN or inf at "
-                f"step {int(np.argmax(bad)) + 1}, so no model can be fitted to that trial's "
-                "data; the run stopped there. Check the environment: its observations and "
-                "rewards must stay finite."
-            )
+    """Refuse a trial whose states or rewards from the environment are not finite: no model
+    can be fitted to them (`bellmax.models.data.check_finite_rollouts`, which LQR-FLM and
+    MD-GPS use too: the error names the trial, the step and what went bad)."""
+    check_finite_rollouts(
+        np.concatenate([trial.x[:1], trial.x_next])[None],
+        np.asarray(trial.rewards)[None],
+        env_id,
+        f"trial {index}",
+        consequence="no model can be fitted to that trial's data; the run stopped there",
+    )
     return trial
 
 
@@ -626,13 +626,21 @@ def _optimiser(config: MBRLConfig, model: NeuralModel, env: _Env, reward, termin
     )
 
 
-def run_mbrl(env_id: str, *, config: MBRLConfig = MBRLConfig()) -> MBRLResult:
+def run_mbrl(
+    env_id: str,
+    *,
+    config: MBRLConfig = MBRLConfig(),
+    on_trial: Callable[[MBRLResult], Any] | None = None,
+) -> MBRLResult:
     """Learn a neural model of `env_id` and control it with MPC, trial after trial.
 
     Args:
       env_id: a bellmax id with continuous actions (`Pendulum-v1`, `CartPoleSwingUp-v0`) or a
         Gymnasium one through the bridge (`gymnasium:Pendulum-v1`, `module:EnvName-v0`).
       config: `MBRLConfig`.
+      on_trial: called after each trial with the `MBRLResult` of the trials so far (its
+        `params` the fit the last trial planned with, None before the first fit; no
+        evaluation returns): progress, and what a run that diverges later keeps.
 
     Returns:
       `MBRLResult` with every trial's return, data and prediction errors.
@@ -640,18 +648,19 @@ def run_mbrl(env_id: str, *, config: MBRLConfig = MBRLConfig()) -> MBRLResult:
     Raises:
       ValueError: discrete or unbounded actions, bad config.
       DivergenceError: the model's prediction became non-finite during a trial (the trial
-        stops there, before a non-finite plan is applied).
+        stops there, before a non-finite plan is applied), a fit's loss did, or the
+        environment's states or rewards did; the trials before it went to `on_trial`.
     """
     check_type(config, MBRLConfig, "config", owner="run_mbrl")
     t_start = time.perf_counter()
     env = _Env(env_id, config.seed)
     try:
-        return _loop(env, config, t_start)
+        return _loop(env, config, t_start, on_trial)
     finally:
         env.close()
 
 
-def _loop(env: _Env, config: MBRLConfig, t_start: float) -> MBRLResult:
+def _loop(env: _Env, config: MBRLConfig, t_start: float, on_trial: Any = None) -> MBRLResult:
     known = None if env.is_host else known_reward(env.env_id)
     learned = known is None if config.learned_reward is None else bool(config.learned_reward)
     reward, terminated = (None, _never) if learned or known is None else known
@@ -674,6 +683,7 @@ def _loop(env: _Env, config: MBRLConfig, t_start: float) -> MBRLResult:
         config=config.neural_config,
         base=p if config.model == "hybrid" else None,
     )
+    names = p.state_names if p is not None else tuple(f"obs[{j}]" for j in range(model.state_dim))
     run_trial = _trial_host if env.is_host else _trial_bellmax
     key = jax.random.key(config.seed)
     data: list[_Trial] = []
@@ -693,8 +703,8 @@ def _loop(env: _Env, config: MBRLConfig, t_start: float) -> MBRLResult:
                 for f in ("x", "u", "x_next", "rewards")
             )
             key, k_fit = jax.random.split(key)
-            params, fit_report = fit(
-                model, X, U, Xn, rewards=R if learned else None, init=params, key=k_fit
+            params, fit_report = _fit(
+                f"before trial {i + 1}", model, X, U, Xn, R if learned else None, params, k_fit
             )
             if planner is None:
                 planner = _planner(config, model, env, reward, terminated, params)
@@ -715,17 +725,19 @@ def _loop(env: _Env, config: MBRLConfig, t_start: float) -> MBRLResult:
                 )
             )
         data.append(trial)
+        if on_trial is not None:
+            elapsed = time.perf_counter() - t_start
+            on_trial(MBRLResult(env.env_id, tuple(records), model, params, names, learned, elapsed))
     X, U, Xn, R = (
         np.concatenate([getattr(d, f) for d in data]) for f in ("x", "u", "x_next", "rewards")
     )
     key, k_fit = jax.random.split(key)
-    params, _ = fit(model, X, U, Xn, rewards=R if learned else None, init=params, key=k_fit)
+    params, _ = _fit("after the last trial", model, X, U, Xn, R if learned else None, params, k_fit)
     evals = []
     for e in range(config.eval_episodes):
         seed = config.seed + config.trials + e
         trial = run_trial(env, planner, params, config.trial_steps, seed, config.trials + e + 1)
         evals.append(float(np.sum(trial.rewards)))
-    names = p.state_names if p is not None else tuple(f"obs[{j}]" for j in range(model.state_dim))
     return MBRLResult(
         env.env_id,
         tuple(records),
@@ -736,6 +748,14 @@ def _loop(env: _Env, config: MBRLConfig, t_start: float) -> MBRLResult:
         time.perf_counter() - t_start,
         tuple(evals),
     )
+
+
+def _fit(when: str, model, X, U, Xn, R, params, key) -> tuple[NeuralParams, FitReport]:
+    """`fit`, a divergence naming when it happened (the trials before it are finished)."""
+    try:
+        return fit(model, X, U, Xn, rewards=R, init=params, key=key)
+    except DivergenceError as e:
+        raise DivergenceError(f"fitting the model {when}: {e}") from None
 
 
 def _obs_dim(env: _Env) -> int:
