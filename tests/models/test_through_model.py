@@ -102,3 +102,25 @@ def test_neural_policy_bytes_round_trip_and_refuse_what_they_are_not():
             neural_policy_from_bytes(data, source="p.msgpack")
     with pytest.raises(TypeError, match="NeuralPolicy"):
         neural_policy_to_bytes("not a policy", params)
+
+
+def test_a_policy_whose_weights_went_nan_stops_the_run_naming_the_round(monkeypatch):
+    # The policy's last updates made its weights NaN while the imagined cost was still
+    # finite: run_through_model returned a NaN final return (and `bellmax gps --policy
+    # through-model` wrote it). Now it stops at that round, saying what to lower.
+    from bellmax.core.errors import DivergenceError
+    from bellmax.models import through_model
+
+    def nan_policy(policy, model, cost, config, params, model_params, starts, key):
+        return jax.tree.map(lambda a: a * jnp.nan, params), jnp.ones(config.policy_updates)
+
+    monkeypatch.setattr(through_model, "fit_neural", lambda *a, init=None, **k: (init, None))
+    monkeypatch.setattr(through_model, "_optimise", nan_policy)
+    cfg = ThroughModelConfig(random_rollouts=2, rollout_steps=5, rounds=2, seed=0)
+    with pytest.raises(
+        DivergenceError,
+        match=r"^round 1: the policy's return alone on 'Pendulum-v1' is nan: its last updates "
+        r"made its weights NaN or inf \(the imagined cost was still 1\); lower "
+        r"ThroughModelConfig\.learning_rate",
+    ):
+        run_through_model("Pendulum-v1", cfg)

@@ -535,8 +535,8 @@ def run_through_model(
       `ThroughModelResult`.
 
     Raises:
-      DivergenceError: the imagined cost became non-finite (lower the learning rate or the
-        horizon).
+      DivergenceError: the imagined cost, or the policy's return on the real environment,
+        became non-finite (the message names the round and what to lower).
     """
     from bellmax.envs.registry import make
     from bellmax.models.gps import env_system
@@ -584,14 +584,29 @@ def run_through_model(
             policy, model, cost, config, pol_params, model_params, starts, k_opt
         )
         tail = float(jnp.mean(losses[-max(1, config.policy_updates // 10) :]))
+        lower = (
+            f"lower ThroughModelConfig.learning_rate (now {config.learning_rate}) or horizon "
+            f"(now {config.horizon})."
+        )
         if not math.isfinite(tail):
             raise DivergenceError(
-                f"the imagined cost became non-finite ({tail}); lower "
-                f"ThroughModelConfig.learning_rate (now {config.learning_rate}) or horizon "
-                f"(now {config.horizon})."
+                f"round {r + 1}: the imagined cost became non-finite ({tail}); {lower}"
             )
         imagined.append(tail)
         ret, final_states, _ = evaluate_policy(env_id, policy, pol_params, x0=x_start, steps=steps)
+        if not math.isfinite(ret):  # (a NaN return would be reported as the policy's)
+            weights = jax.tree.leaves(pol_params)
+            if all(bool(jnp.isfinite(w).all()) for w in weights):
+                why = "its weights are finite, so the environment's state went NaN or inf"
+                raise DivergenceError(
+                    f"round {r + 1}: the policy's return alone on {env_id!r} is {ret}: {why} "
+                    "under its actions."
+                )
+            raise DivergenceError(
+                f"round {r + 1}: the policy's return alone on {env_id!r} is {ret}: its last "
+                f"updates made its weights NaN or inf (the imagined cost was still {tail:.4g}); "
+                + lower
+            )
         returns.append(ret)
         if config.policy_rollouts and r < config.rounds - 1:  # (the last would go unused)
             R = config.policy_rollouts
