@@ -89,7 +89,7 @@ def test_check_run_dir_refuses_another_commands_output(tmp_path):
         check_run_dir(tmp_path, "trian")
 
 
-def test_run_markers_are_the_names_train_and_sweep_write():
+def test_run_markers_are_the_names_the_commands_write():
     # One spelling: the train driver and the sweep take their file names from core.io, and
     # RUN_MARKERS is built from the same constants (each module spelled them out again, so a
     # renamed file would have left check_run_dir looking for the old name).
@@ -102,8 +102,15 @@ def test_run_markers_are_the_names_train_and_sweep_write():
         core_io.RESULTS_JSON,
         core_io.RESULTS_CSV,
     )
+    from bellmax.cli import gps, imitate, mbrl
+
+    assert core_io.RUN_MARKERS["imitate"] == (core_io.IMITATION_JSON, core_io.DATASET_NPZ)
+    assert core_io.RUN_MARKERS["gps"] == (core_io.CONTROLLER_NPZ,)
+    assert core_io.RUN_MARKERS["mbrl"] == (core_io.RETURNS_PNG, core_io.ROLLOUTS_PNG)
     uses = {driver: ("RUN_JSON", "CHECKPOINT"),
-            sweep: ("SWEEP_JSON", "RESULTS_JSON", "RESULTS_CSV", "CHECKPOINT")}  # fmt: skip
+            sweep: ("SWEEP_JSON", "RESULTS_JSON", "RESULTS_CSV", "CHECKPOINT"),
+            imitate: ("IMITATION_JSON", "DATASET_NPZ"), gps: ("CONTROLLER_NPZ",),
+            mbrl: ("RETURNS_PNG", "ROLLOUTS_PNG")}  # fmt: skip
     for module, names in uses.items():
         for name in names:
             assert getattr(module, name) is getattr(core_io, name), f"{module.__name__}.{name}"

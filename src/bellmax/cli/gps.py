@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from bellmax.core.checks import check_choice, check_int, check_number, check_seed
+from bellmax.core.io import CONTROLLER_NPZ
 
 # Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
 # --help` and the other commands fast. The policy is in bellmax.cli's docstring.
@@ -193,7 +194,7 @@ def run_gps(args: GpsArgs) -> int | None:
         buf = io.BytesIO()
         pol = controller
         np.savez(buf, K=np.asarray(pol.K), k=np.asarray(pol.k), cov=np.asarray(pol.cov))
-        atomic_write_bytes(out / "controller.npz", buf.getvalue())
+        atomic_write_bytes(out / CONTROLLER_NPZ, buf.getvalue())
         if args.policy == "mdgps":  # the global policy too: neural_policy_from_bytes reads it
             from bellmax.models.through_model import neural_policy_to_bytes
 

@@ -29,6 +29,7 @@ import tyro
 from bellmax.cli.main import changed_fields
 from bellmax.core.checks import check_int, check_seed
 from bellmax.core.errors import unknown_name
+from bellmax.core.io import DATASET_NPZ, IMITATION_JSON
 
 __all__ = [
     "EXPERTS",
@@ -370,7 +371,7 @@ def run_imitate(args: ImitateArgs) -> int:
     probe.close()
     expert = make_expert(args.expert, args.env, action_space, args)
     out = Path(args.out) if args.out is not None else None
-    data_path = None if out is None else out / "dataset.npz"
+    data_path = None if out is None else out / DATASET_NPZ
     meta = {"env": args.env, "expert": args.expert, "algorithm": args.algorithm}
 
     def progress(rec: Any) -> None:
@@ -437,7 +438,7 @@ def run_imitate(args: ImitateArgs) -> int:
             seed=args.seed,
             run=run,
         )
-        atomic_write_json(out / "imitation.json", summary)
+        atomic_write_json(out / IMITATION_JSON, summary)
         points = [(r.labels, r.eval_return) for r in res.rounds]
         atomic_savefig(
             plot_curves({args.algorithm: points}, expert=exp_ret), out / "return_vs_labels.png"

@@ -13,6 +13,7 @@ import math
 from typing import Any, Literal, NoReturn
 
 from bellmax.core.checks import check_int, check_number, check_seed
+from bellmax.core.io import RETURNS_PNG, ROLLOUTS_PNG
 
 # Imports inside functions are lazy on purpose: they keep `bellmax --help` fast and importing
 # the CLI free of JAX programs.
@@ -207,7 +208,7 @@ def write_plots(res: Any, out_dir: Any) -> list[str]:
     ax.set_ylabel("return")
     ax.set_title(f"{res.env_id} (grey: random trials)", fontsize=10)
     fig.tight_layout()
-    paths = [str(atomic_savefig(fig, out_dir / "returns.png"))]
+    paths = [str(atomic_savefig(fig, out_dir / RETURNS_PNG))]
 
     planned = [t for t in res.trials if t.predicted is not None]
     if not planned:  # (a run that diverged in its first planned trial)
@@ -232,7 +233,7 @@ def write_plots(res: Any, out_dir: Any) -> list[str]:
                 a.set_ylabel(res.state_names[i])
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
-    paths.append(str(atomic_savefig(fig, out_dir / "rollouts.png")))
+    paths.append(str(atomic_savefig(fig, out_dir / ROLLOUTS_PNG)))
     paths.append(str(_exploitation_plot(res, planned, out_dir)))
     return paths
 

@@ -21,8 +21,13 @@ from typing import IO
 
 __all__ = [
     "CHECKPOINT",
+    "CONTROLLER_NPZ",
+    "DATASET_NPZ",
+    "IMITATION_JSON",
     "RESULTS_CSV",
     "RESULTS_JSON",
+    "RETURNS_PNG",
+    "ROLLOUTS_PNG",
     "RUN_JSON",
     "RUN_MARKERS",
     "SWEEP_JSON",
@@ -34,9 +39,9 @@ __all__ = [
 
 _SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
 
-# The names of the files that mark a run directory, spelled once: `bellmax.train.driver` and
-# `bellmax.train.sweep` import them from here (core may not import train), and `RUN_MARKERS`
-# is built from them, so a renamed file cannot leave `check_run_dir` looking for the old name.
+# The names of the files that mark a run directory, spelled once: the commands that write them
+# (`bellmax.train.driver`, `bellmax.train.sweep`, `bellmax.cli.imitate`, `.gps`, `.mbrl`)
+# import them from here (core may not import them), and `RUN_MARKERS` is built from them, so a renamed file cannot leave `check_run_dir` looking for the old name.
 RUN_JSON = "run.json"
 """A `bellmax train` run's record: its settings, status and run id (`bellmax.train.driver`)."""
 CHECKPOINT = "checkpoint.msgpack"
@@ -49,6 +54,16 @@ RESULTS_JSON = "results.json"
 """A sweep's results, one record per trial."""
 RESULTS_CSV = "results.csv"
 """A sweep's results as a table, one row per trial."""
+IMITATION_JSON = "imitation.json"
+"""`bellmax imitate`'s summary (`bellmax.cli.imitate`)."""
+DATASET_NPZ = "dataset.npz"
+"""`bellmax imitate`'s labels, written as they are gathered."""
+CONTROLLER_NPZ = "controller.npz"
+"""`bellmax gps`'s final controller (`bellmax.cli.gps`)."""
+RETURNS_PNG = "returns.png"
+"""`bellmax mbrl`'s return against trials (`bellmax.cli.mbrl`)."""
+ROLLOUTS_PNG = "rollouts.png"
+"""`bellmax mbrl`'s predicted against real rollouts."""
 
 #: The files that mark a directory as the output of a bellmax command (any one of them):
 #: `check_run_dir` refuses to let another command write there. No file of one command's set
@@ -56,9 +71,9 @@ RESULTS_CSV = "results.csv"
 RUN_MARKERS: dict[str, tuple[str, ...]] = {
     "train": (RUN_JSON, CHECKPOINT),
     "sweep": (SWEEP_JSON, RESULTS_JSON, RESULTS_CSV),
-    "imitate": ("imitation.json", "dataset.npz"),
-    "gps": ("controller.npz",),
-    "mbrl": ("returns.png", "rollouts.png"),
+    "imitate": (IMITATION_JSON, DATASET_NPZ),
+    "gps": (CONTROLLER_NPZ,),
+    "mbrl": (RETURNS_PNG, ROLLOUTS_PNG),
 }
 
 
