@@ -111,3 +111,19 @@ def test_configs_skip_value_checks_of_arrays_only():
     for module in (a2c, reinforce, dqn):
         for name in module.Config.HYPERPARAMETERS:
             module.Config(**{name: jnp.float32(0.5)})  # each may be an array
+
+
+def test_mean_episode_return_and_the_train_functions_documentation():
+    # The README's `jax.jit(jax.vmap(train))(keys)` hands back per-update sums and counts;
+    # their mean is a property (NaN where no episode ended), and `train` says how to use
+    # what it returns (its __doc__ was None).
+    from bellmax.deep.loop import EpisodeMetrics
+
+    m = EpisodeMetrics(
+        env_steps=jnp.array([[8, 16, 24]]),
+        episode_return_sum=jnp.array([[30.0, 0.0, 45.0]]),
+        episode_count=jnp.array([[2, 0, 3]]),
+    )
+    np.testing.assert_array_equal(m.mean_episode_return, [[15.0, np.nan, 15.0]])
+    train = ppo.make_train(CONFIG, "CartPole-v1")  # (built, not run)
+    assert "mean_episode_return" in train.__doc__ and "evaluate(" in train.__doc__

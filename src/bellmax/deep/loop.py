@@ -59,6 +59,15 @@ class EpisodeMetrics:
     episode_count: jax.Array
     """Number of such episodes."""
 
+    @property
+    def mean_episode_return(self) -> jax.Array:
+        """The mean return of the episodes that ended in each update (`episode_return_sum /
+        episode_count`), NaN where none did; any shape (e.g. `[seeds, num_updates]` from
+        `jax.vmap(train)`)."""
+        count = jnp.asarray(self.episode_count)
+        total = jnp.asarray(self.episode_return_sum, jnp.float32)
+        return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
 
 def scheduled_learning_rate(learning_rate: float | optax.Schedule, opt_state: Any) -> jax.Array:
     """The step size the next `tx.update(grads, opt_state)` takes, as a float32 scalar.
@@ -204,6 +213,20 @@ def scan_train(
     """
 
     def train(key: jax.Array, hyperparameters: dict[str, Any] | None = None):
+        """Train from `key`: `(final state, metrics)`, each metric stacked over the
+        `config.num_updates` updates (`metrics.mean_episode_return` is the mean return of the
+        episodes that ended in each). `hyperparameters` (optional) overrides the config's
+        numeric fields with traced values, so `jax.vmap` can sweep them.
+
+        `jax.jit(train)(key)` runs the whole training as one program; for JAX environments
+        `jax.jit(jax.vmap(train))(keys)` trains one seed per key. The trained policy of a
+        state acts by the algorithm's `act`; e.g. for PPO, ten greedy episodes:
+
+            act = lambda p, obs, k: ppo.act(p, obs, k, config, train.venv)
+            bellmax.deep.evaluate(act, ppo.policy_params(state), train.venv, key)
+
+        (`bellmax.train.driver.train` does this, with checkpoints and a saved policy.)
+        """
         if venv.is_host and is_vmapped(key):
             raise ValueError(
                 f"{venv.env_id!r} steps on the host (Gymnasium) and cannot be vmapped over "
