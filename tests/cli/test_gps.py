@@ -95,3 +95,27 @@ def test_tour_section_quick():
     # The trust region's bound held (to its 10% tolerance) at every update.
     assert s["lqr_flm_pendulum_max_kl_over_bound"] <= 1.1
     assert np.isfinite(s["lqr_flm_pendulum_no_trust_region_final_cost"])
+
+
+class _Started(Exception):
+    """Raised by a stand-in for the expensive work: the command got past its checks."""
+
+
+def test_an_earlier_gps_run_in_out_is_refused_unless_overwrite(capsys, tmp_path, monkeypatch):
+    # gps refused only a `bellmax train` run's directory: a second `bellmax gps --out DIR`
+    # replaced the first one's controller.npz and result.json without a word
+    from bellmax.cli import gps as gps_cli
+
+    def started(*args, **kwargs):
+        raise _Started
+
+    monkeypatch.setattr(gps_cli, "make_system", started)
+    (tmp_path / "controller.npz").write_bytes(b"the first controller")
+    argv = ["gps", "--iterations", "1", "--horizon", "5", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds an earlier `bellmax gps` run (controller.npz)" in err
+    assert "give another --out, or --overwrite to replace it" in err
+    assert (tmp_path / "controller.npz").read_bytes() == b"the first controller"
+    with pytest.raises(_Started):
+        main([*argv, "--overwrite"])

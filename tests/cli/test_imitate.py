@@ -171,3 +171,51 @@ def test_tictactoe_takes_its_tested_settings_where_none_are_given():
     assert config.bc == BCConfig()
     config = _config(_with_env_defaults(ImitateArgs("dagger", labels=7, fit_steps=9)))
     assert (config.labels, config.bc.steps, config.rounds) == (7, 9, ImitationConfig().rounds)
+
+
+class _Started(Exception):
+    """Raised by a stand-in for the expensive work: the command got past its checks."""
+
+
+def test_an_earlier_imitation_run_in_out_is_refused_unless_overwrite(tmp_path, capsys, monkeypatch):
+    # `bellmax imitate bc ... --out runs/dart` replaced the earlier dart run's policy.msgpack
+    # and dataset.npz without a word; now it is refused before any work, naming both fixes
+    from bellmax.cli import imitate as cli
+
+    def started(*args, **kwargs):
+        raise _Started
+
+    monkeypatch.setattr(cli, "make_expert", started)
+    run = tmp_path / "dart"
+    run.mkdir()
+    for name in ("imitation.json", "dataset.npz", "policy.msgpack"):
+        (run / name).write_bytes(b"dart")
+    argv = ["imitate", "bc", "--env", "gymnasium:CartPole-v1", "--out", str(run)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds an earlier `bellmax imitate` run (imitation.json, dataset.npz)" in err
+    assert "give another --out, or --overwrite to replace it" in err
+    assert {p.read_bytes() for p in run.iterdir()} == {b"dart"}
+    with pytest.raises(_Started):
+        main([*argv, "--overwrite"])
+
+
+def test_one_round_and_one_label_read_as_such(capsys, monkeypatch):
+    # the summary said "after 1 labels, 1 rounds"
+    from types import SimpleNamespace
+
+    from bellmax.cli import imitate as cli
+    from bellmax.imitation import loop
+
+    rec = SimpleNamespace(round=0, labels=1, eval_return=9.0)
+
+    def one_round(env_id, expert, config, *, on_round=None, **kwargs):
+        on_round(rec)
+        return SimpleNamespace(final_eval_return=9.0, labels_used=1, rounds=[rec], seconds=0.1)
+
+    monkeypatch.setattr(cli, "make_expert", lambda *args: None)
+    monkeypatch.setattr(loop, "imitate", one_round)
+    assert main(["imitate", "bc", "--env", "gymnasium:CartPole-v1", "--labels", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "round 0: 1 label, greedy return 9.0" in text
+    assert "greedy return 9.0 after 1 label, 1 round, 0.1 s" in text

@@ -138,3 +138,52 @@ def test_a_later_trial_that_diverges_keeps_the_finished_ones(tmp_path, capsys, m
     assert saved["prediction_errors"] == [None]
     assert saved["plots"] == [str(out / "returns.png")]  # no planned trial: no rollouts.png
     assert sorted(p.name for p in out.iterdir()) == ["result.json", "returns.png"]
+
+
+class _Started(Exception):
+    """Raised by a stand-in for the expensive loop: the command got past its checks."""
+
+
+def test_an_earlier_mbrl_run_in_out_is_refused_unless_overwrite(tmp_path, capsys, monkeypatch):
+    # Running `bellmax mbrl ... --out DIR` again replaced the earlier run's result.json and
+    # plots without a word; now it is refused before any work, naming both fixes.
+    from bellmax.models import mbrl
+
+    def started(*args, **kwargs):
+        raise _Started
+
+    monkeypatch.setattr(mbrl, "run_mbrl", started)
+    (tmp_path / "returns.png").write_bytes(b"the first run's plot")
+    (tmp_path / "result.json").write_text("{}")
+    assert main(["mbrl", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds an earlier `bellmax mbrl` run (returns.png)" in err
+    assert "give another --out, or --overwrite to replace it" in err
+    assert (tmp_path / "returns.png").read_bytes() == b"the first run's plot"
+    with pytest.raises(_Started):
+        main(["mbrl", "--out", str(tmp_path), "--overwrite"])
+    assert main(["mbrl", "--overwrite"]) == 2  # nothing to overwrite
+    assert "give --out DIR" in capsys.readouterr().err
+
+
+def test_help_names_every_plot_and_the_text_reads_well(capsys, monkeypatch):
+    # --out's help named result.json, returns.png and rollouts.png only; the text said
+    # "through a ensemble model"
+    from types import SimpleNamespace
+
+    from bellmax.models import mbrl
+
+    assert main(["mbrl", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    out_help = help_text[help_text.index("--out {None}|STR") :]
+    for name in ("result.json", "returns.png", "rollouts.png", "exploitation.png", "guard.png"):
+        assert name in out_help.split("--overwrite")[0], name
+    trial = SimpleNamespace(index=1, kind="random", fit=None, total_reward=-3.0, steps=4,
+                            seconds=0.1, optimism=None)  # fmt: skip
+    res = SimpleNamespace(trials=[trial], trial_returns=[-3.0], learned_reward=False,
+                          env_steps=4, eval_returns=[], seconds=0.1, state_names=("theta",),
+                          model=SimpleNamespace(kind="ensemble"))  # fmt: skip
+    monkeypatch.setattr(mbrl, "run_mbrl", lambda *a, **k: res)
+    assert main(["mbrl"]) == 0
+    text = capsys.readouterr().out
+    assert "cem MPC through an ensemble model of Pendulum-v1" in text

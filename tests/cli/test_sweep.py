@@ -42,13 +42,24 @@ def test_json_object_and_files(tmp_path, capsys):
     assert len((out / "results.csv").read_text().splitlines()) == 9
     for field in ("learning_rate", "ent_coef"):
         assert (out / f"return_vs_{field}.png").stat().st_size > 1000
-    # the same command again resumes every group from its finished checkpoint: same results
+    # the same command again finds every group's checkpoint at its end: the same results,
+    # reported as a finished sweep's (every trial read "restarted: yes", with no word that
+    # the sweep had been complete)
     assert main([*argv, "--out", str(out), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert [t["final_eval_return"] for t in again["trials"]] == [
         t["final_eval_return"] for t in res["trials"]
     ]
-    assert all(t["restarted"] for t in again["trials"]) and again["programs"] == 0
+    assert again["programs"] == 0 and again["already_complete"] and not res["already_complete"]
+    assert not any(t["restarted"] for t in again["trials"])
+    assert [g["finished_before"] for g in again["groups"]] == [True]
+    assert main([*argv, "--out", str(out)]) == 0
+    note = capsys.readouterr().out.strip().splitlines()[-1]
+    assert note == (
+        f"--out {out} already held this finished sweep: the table shows its results again. "
+        "To train it afresh, add --overwrite or give another --out."
+    )
+    # (--overwrite trains it afresh: tests/train/test_sweep.py, _claim_out_dir)
 
 
 def test_table(capsys):
@@ -88,6 +99,7 @@ def test_table_names_diverged_trials():
         (["sweep", "ppo", "--grid", "learning_rate=1e-3,oops"], "'oops' is not a value"),
         (["sweep", "ppo", "--grid", "learning_rate=-1,1e-3"], "learning_rate"),
         (["sweep", "ppo", "--grid", "lr=1,2"], "unknown Config field 'lr'"),
+        (["sweep", "ppo", "--grid", "lr=1e-3,3e-3"], "Did you mean: 'learning_rate'?"),
         (["sweep", "ppo", "--grid", LRS, "--set", "num_envs=2,4"], "one value per field"),
         (["sweep", "ppo", "--grid", LRS, "--scheduler", "asha"], "--backend ray"),
         (["sweep", "ppo", "--grid", LRS, "--random", "2"], "go together"),

@@ -26,6 +26,23 @@ def test_unknown_name_falls_back_to_substrings_then_the_full_list():
     assert msg == "unknown agent 'ucbb'. Did you mean: 'ucb'? Agents: ucb, greedy."
 
 
+def test_a_common_alias_suggests_the_name_it_means():
+    # `bellmax sweep ppo --grid lr=...` suggested 'anneal_lr' (the closest spelling)
+    from bellmax.core.errors import NAME_ALIASES, alias_for
+
+    fields = ["learning_rate", "anneal_lr", "gamma", "num_envs"]
+    msg = str(unknown_name("Config field", "lr", fields, hint="FIELD is a Config field."))
+    assert (
+        msg == "unknown Config field 'lr'. Did you mean: 'learning_rate'? FIELD is a Config field."
+    )
+    assert (
+        alias_for("--n-envs", fields) == "num_envs" and alias_for("LR", fields) == "learning_rate"
+    )
+    assert alias_for("clip_range", fields) is None  # its field is not among the known names
+    assert "anneal_lr" in str(unknown_name("Config field", "aneal_lr", fields))  # no alias
+    assert all(k == k.lower().replace("-", "_") for k in NAME_ALIASES)
+
+
 def test_hierarchy():
     assert issubclass(InvalidMDPError, ValueError) and issubclass(InvalidMDPError, BellmaxError)
     with pytest.raises(ValueError):

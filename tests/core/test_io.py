@@ -78,15 +78,39 @@ def test_check_run_dir_refuses_another_commands_output(tmp_path):
     (sweep / "sweep.json").write_text("{}")
     with pytest.raises(ValueError, match=r"--out '.*sweep' holds a `bellmax sweep` run"):
         check_run_dir(sweep, "imitate")
-    # a command's own earlier output, an empty or a missing directory are fine
-    (tmp_path / "imitation.json").write_text("{}")
-    (tmp_path / "policy.msgpack").write_bytes(b"")
-    check_run_dir(tmp_path, "imitate")
+    # an empty or a missing directory is fine
     check_run_dir(train / "new", "gps")
     assert (train / "policy.msgpack").read_bytes() == b"the train run's policy"
     assert not (train / "new").exists()  # nothing is created
     with pytest.raises(ValueError, match="command must be one of"):
         check_run_dir(tmp_path, "trian")
+
+
+def test_check_run_dir_refuses_the_commands_own_output_unless_overwritten(tmp_path):
+    # `bellmax imitate ... --out DIR` replaced an earlier imitation run's policy and labels
+    # without a word (as mbrl and gps did theirs); now it takes --overwrite, which is named
+    from bellmax.core.io import RESUMES_OWN_RUN, check_run_dir
+
+    (tmp_path / "imitation.json").write_text("{}")
+    (tmp_path / "policy.msgpack").write_bytes(b"the first run's policy")
+    with pytest.raises(ValueError) as e:
+        check_run_dir(tmp_path, "imitate")
+    msg = str(e.value)
+    assert "holds an earlier `bellmax imitate` run (imitation.json)" in msg
+    assert "give another --out, or --overwrite to replace it" in msg
+    check_run_dir(tmp_path, "imitate", overwrite=True)
+    with pytest.raises(ValueError, match="holds a `bellmax imitate` run"):  # not another's
+        check_run_dir(tmp_path, "mbrl", overwrite=True)
+    assert (tmp_path / "policy.msgpack").read_bytes() == b"the first run's policy"
+    # train and sweep continue their own run there (--resume; the same sweep again)
+    assert RESUMES_OWN_RUN == ("train", "sweep")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "sweep.json").write_text("{}")
+    check_run_dir(tmp_path / "other", "sweep")
+    # no directory: nothing to check, and nothing to overwrite
+    check_run_dir(None, "gps")
+    with pytest.raises(ValueError, match=r"--overwrite replaces .* give --out DIR"):
+        check_run_dir(None, "gps", overwrite=True)
 
 
 def test_run_markers_are_the_names_the_commands_write():
@@ -104,13 +128,17 @@ def test_run_markers_are_the_names_the_commands_write():
     )
     from bellmax.cli import gps, imitate, mbrl
 
-    assert core_io.RUN_MARKERS["imitate"] == (core_io.IMITATION_JSON, core_io.DATASET_NPZ)
+    assert core_io.RUN_MARKERS["imitate"] == (
+        core_io.IMITATION_JSON,
+        core_io.DATASET_NPZ,
+        core_io.HUMAN_LABELS_NPZ,
+    )
     assert core_io.RUN_MARKERS["gps"] == (core_io.CONTROLLER_NPZ,)
     assert core_io.RUN_MARKERS["mbrl"] == (core_io.RETURNS_PNG, core_io.ROLLOUTS_PNG)
     uses = {driver: ("RUN_JSON", "CHECKPOINT"),
             sweep: ("SWEEP_JSON", "RESULTS_JSON", "RESULTS_CSV", "CHECKPOINT"),
-            imitate: ("IMITATION_JSON", "DATASET_NPZ"), gps: ("CONTROLLER_NPZ",),
-            mbrl: ("RETURNS_PNG", "ROLLOUTS_PNG")}  # fmt: skip
+            imitate: ("IMITATION_JSON", "DATASET_NPZ", "HUMAN_LABELS_NPZ"),
+            gps: ("CONTROLLER_NPZ",), mbrl: ("RETURNS_PNG", "ROLLOUTS_PNG")}  # fmt: skip
     for module, names in uses.items():
         for name in names:
             assert getattr(module, name) is getattr(core_io, name), f"{module.__name__}.{name}"

@@ -219,11 +219,14 @@ def test_an_out_dir_of_another_sweep_or_a_train_run_is_refused(local, tmp_path):
     marker = json.loads((out / sw.SWEEP_JSON).read_text())
     assert marker["algo"] == "ppo" and marker["groups"] == 1
     other = {**KW, "grid": {"learning_rate": (1e-3, 2e-3)}}
-    with pytest.raises(ValueError, match="holds the results of another sweep"):
+    with pytest.raises(ValueError, match="holds the results of another sweep") as e:
         sw.sweep("ppo", "CartPole-v1", out_dir=out, **other)
+    assert "(learning_rate: [0.0003, 0.001, 0.003, 0.01] in the run, [0.001, 0.002] given)" in str(
+        e.value
+    )
     assert json.loads((out / sw.SWEEP_JSON).read_text()) == marker  # untouched
     (tmp_path / "run.json").write_text("{}")
-    with pytest.raises(ValueError, match="holds a `bellmax train` run"):
+    with pytest.raises(ValueError, match=r"--out '.*' holds a `bellmax train` run"):
         sw.sweep("ppo", "CartPole-v1", out_dir=tmp_path, **KW)
     # overwrite: the other sweep's files go, this one's marker is written
     old = tmp_path / "old"
@@ -235,7 +238,35 @@ def test_an_out_dir_of_another_sweep_or_a_train_run_is_refused(local, tmp_path):
         sw._claim_out_dir(old, specs, overwrite=False)
     sw._claim_out_dir(old, specs, overwrite=True)
     assert sorted(p.name for p in old.iterdir()) == [sw.SWEEP_JSON]
-    sw._claim_out_dir(old, specs, overwrite=False)  # the same sweep again: accepted
+    assert not sw._claim_out_dir(old, specs, overwrite=False)  # the same sweep again: accepted
+
+
+def test_another_sweeps_out_dir_is_refused_naming_what_differs(tmp_path):
+    # The refusal listed what MIGHT differ ("another algorithm, env, swept values, seeds,
+    # budget or chunks") and named a Python keyword ("--overwrite (overwrite=True)"); now it
+    # names the settings that do differ, as `bellmax train --resume` does, and the CLI's fixes.
+    base = {f.name: getattr(TINY, f.name) for f in dataclasses.fields(TINY)}
+
+    def claim(grid, seeds=(0, 1), chunks=4, *, overwrite=False):
+        trials = sw.plan_trials(TINY, grid=grid, seeds=seeds)
+        settings = sw._settings("ppo", "CartPole-v1", base, trials, chunks, 2)
+        specs = [{"algo": "ppo", "env": "CartPole-v1", "trials": trials, "chunks": chunks}]
+        return sw._claim_out_dir(tmp_path, specs, overwrite=overwrite, settings=settings)
+
+    assert claim(GRID) is False
+    with pytest.raises(ValueError) as e:
+        claim({"learning_rate": (1e-3, 2e-3)}, seeds=(0, 1, 2), chunks=2)
+    msg = str(e.value)
+    assert msg == (
+        f"--out {str(tmp_path)!r} holds the results of another sweep (seeds: [0, 1] in the "
+        "run, [0, 1, 2] given; learning_rate: [0.0003, 0.001, 0.003, 0.01] in the run, "
+        "[0.001, 0.002] given; chunks: 4 in the run, 2 given): give another --out, or "
+        "--overwrite to replace them."
+    )
+    (tmp_path / sw.RESULTS_JSON).write_text("{}")  # as a finished sweep leaves it
+    assert claim(GRID) is True  # the same sweep, finished: reported as such
+    assert claim(GRID, overwrite=True) is False  # --overwrite: trained afresh
+    assert not (tmp_path / sw.RESULTS_JSON).exists()
 
 
 def test_a_stopped_group_resumes_to_the_same_result(local, tmp_path):
@@ -257,6 +288,18 @@ def test_a_stopped_group_resumes_to_the_same_result(local, tmp_path):
     ]
     assert [t["chunk_returns"] for t in again.trials] == [t["chunk_returns"] for t in result.trials]
     assert all(t["restarted"] for t in again.trials)
+
+
+def test_a_finished_sweep_run_again_is_reported_as_finished_not_restarted(local):
+    # Every trial of a finished sweep run again read `restarted: yes`: its groups' checkpoints
+    # (at their end) loaded, though `restarted` means resumed part-way after a failure.
+    result, _, out = local
+    again = sw.sweep("ppo", "CartPole-v1", out_dir=out, **KW)
+    assert again.already_complete and again.summary()["already_complete"]
+    assert [g["finished_before"] for g in again.groups] == [True]
+    assert not any(g["restarted"] for g in again.groups)
+    assert not any(t["restarted"] for t in again.trials)
+    assert _outcomes(again) == _outcomes(result) and again.summary()["programs"] == 0
 
 
 def _spec(**extra):

@@ -67,7 +67,10 @@ class GpsArgs:
     out: str | None = None
     """Directory for result.json and controller.npz (K, k, cov of the final controller); with
     --policy mdgps also neural_policy.msgpack (the global policy, read by
-    bellmax.models.through_model.neural_policy_from_bytes)."""
+    bellmax.models.through_model.neural_policy_from_bytes). A directory of an earlier gps run
+    is refused."""
+    overwrite: bool = False
+    """Replace the results of an earlier gps run in --out."""
     json: bool = False
     """Print one JSON object: iteration_costs, kl, kl_bound, final_return, seconds, ..."""
     policy: str = "linear"
@@ -141,7 +144,7 @@ def run_gps(args: GpsArgs) -> int | None:
     out = None
     if args.out is not None:
         out = check_output_path(args.out, kind="dir", option="--out")
-        check_run_dir(out, "gps")
+    check_run_dir(out, "gps", overwrite=args.overwrite)
     system = make_system(args.env, args.horizon, args.seed)
     config = GPSConfig(
         iterations=args.iterations, samples=args.samples, kl_step=args.kl_step, seed=args.seed

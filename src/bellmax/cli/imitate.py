@@ -13,7 +13,8 @@ opponent, the learner taking X and O in turn), `human` (you, at the terminal; di
 actions), `module:function` (your own `obs -> action`). With `--out DIR` the command writes
 `DIR/policy.msgpack` (load it with `bellmax.load_policy`; `bellmax evaluate
 DIR/policy.msgpack`), `DIR/dataset.npz` (every label, written as it is gathered),
-`DIR/imitation.json` and `DIR/return_vs_labels.png`.
+`DIR/imitation.json` and `DIR/return_vs_labels.png`; a directory that holds an earlier
+imitation run is refused unless `--overwrite` is given.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import tyro
 from bellmax.cli.main import changed_fields
 from bellmax.core.checks import check_int, check_seed
 from bellmax.core.errors import unknown_name
-from bellmax.core.io import DATASET_NPZ, IMITATION_JSON
+from bellmax.core.io import DATASET_NPZ, HUMAN_LABELS_NPZ, IMITATION_JSON
 
 __all__ = [
     "EXPERTS",
@@ -107,7 +108,10 @@ class ImitateArgs:
     seed: int = 0
     """Seed of the learner, rollouts and evaluations."""
     out: str | None = None
-    """Write policy.msgpack, dataset.npz, imitation.json and a plot here (not in a train run)."""
+    """Write policy.msgpack, dataset.npz, imitation.json and a plot here (not in a train run;
+    a directory of an earlier imitation run is refused)."""
+    overwrite: bool = False
+    """Replace the results of an earlier imitation run in --out."""
     json: bool = False
     """Print one JSON object."""
 
@@ -198,11 +202,9 @@ def make_expert(spec: str, env_id: str, action_space: Any, args: ImitateArgs) ->
         if args.out is None:
             raise ValueError(
                 "--expert human needs --out DIR: every label you give is saved there "
-                "(DIR/human_labels.npz) the moment you give it."
+                f"(DIR/{HUMAN_LABELS_NPZ}) the moment you give it."
             )
-        return human_expert(
-            action_space, env_id=env_id, save_to=Path(args.out) / "human_labels.npz"
-        )
+        return human_expert(action_space, env_id=env_id, save_to=Path(args.out) / HUMAN_LABELS_NPZ)
     if spec.startswith("checkpoint:"):
         return experts.policy_expert(spec.partition(":")[2])
     if ":" in spec:
@@ -247,11 +249,12 @@ def _check_args(args: ImitateArgs) -> None:
     from bellmax.envs import gymnasium as gym_bridge
 
     gym_bridge.check_env_id(args.env)
-    if args.out is not None:
-        from bellmax.core.io import check_output_path, check_run_dir
+    from bellmax.core.io import check_output_path, check_run_dir
 
+    if args.out is not None:
         check_output_path(args.out, kind="dir")
-        check_run_dir(args.out, "imitate")  # e.g. a train run's policy.msgpack stays its own
+    # a train run's policy.msgpack stays its own; an earlier imitation run's, unless --overwrite
+    check_run_dir(args.out, "imitate", overwrite=args.overwrite)
 
 
 def _refuse_unused(args: ImitateArgs) -> None:
@@ -376,7 +379,8 @@ def run_imitate(args: ImitateArgs) -> int:
 
     def progress(rec: Any) -> None:
         if not args.json:
-            print(f"round {rec.round}: {rec.labels} labels, greedy return {rec.eval_return:.1f}")
+            labels = _count(rec.labels, "label")
+            print(f"round {rec.round}: {labels}, greedy return {rec.eval_return:.1f}")
             sys.stdout.flush()
 
     try:
@@ -448,8 +452,8 @@ def run_imitate(args: ImitateArgs) -> int:
         print(json.dumps(summary))
     else:
         line = f"{args.algorithm} on {args.env} with the {args.expert} expert: greedy return "
-        line += f"{res.final_eval_return:.1f} after {res.labels_used} labels, {len(res.rounds)} "
-        line += f"rounds, {res.seconds:.1f} s"
+        line += f"{res.final_eval_return:.1f} after {_count(res.labels_used, 'label')}, "
+        line += f"{_count(len(res.rounds), 'round')}, {res.seconds:.1f} s"
         print(line)
         if exp_ret is not None:
             print(f"expert's own return: {exp_ret:.1f}")
@@ -458,12 +462,17 @@ def run_imitate(args: ImitateArgs) -> int:
     return 0
 
 
+def _count(n: int, noun: str) -> str:
+    """`"1 round"`, `"2 rounds"`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _saved_note(path: Path | None) -> str:
     """' (N labels kept in PATH)', or ' (no labels were saved)' when nothing was written."""
     if path is None:
         return ""
     n = len_saved(path)
-    return f" ({n} labels kept in {path})" if n else " (no labels were saved)"
+    return f" ({_count(n, 'label')} kept in {path})" if n else " (no labels were saved)"
 
 
 def len_saved(path: Path | None) -> int:

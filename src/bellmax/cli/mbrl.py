@@ -88,9 +88,17 @@ class MbrlArgs:
     seed: int = 0
     """Seed of the data, the model and the planners."""
     out: str | None = None
-    """Directory for result.json, returns.png and rollouts.png."""
+    """Directory for result.json and the plots returns.png, rollouts.png and exploitation.png
+    (guard.png with --compare-guard); a directory of an earlier mbrl run is refused."""
+    overwrite: bool = False
+    """Replace the results of an earlier mbrl run in --out."""
     json: bool = False
     """Print one JSON object."""
+
+
+def _a(kind: str) -> str:
+    """A model kind with its article: `"an ensemble"`, `"an mlp"`, `"a hybrid"`."""
+    return f"an {kind}" if kind.startswith(tuple("aeiou")) or kind == "mlp" else f"a {kind}"
 
 
 def _check(args: MbrlArgs) -> None:
@@ -115,11 +123,11 @@ def _check(args: MbrlArgs) -> None:
     from bellmax.envs import gymnasium as gym_bridge
 
     gym_bridge.check_env_id(args.env)
-    if args.out is not None:
-        from bellmax.core.io import check_output_path, check_run_dir
+    from bellmax.core.io import check_output_path, check_run_dir
 
+    if args.out is not None:
         check_output_path(args.out, kind="dir")
-        check_run_dir(args.out, "mbrl")
+    check_run_dir(args.out, "mbrl", overwrite=args.overwrite)
 
 
 def _num(v: Any) -> float | None:
@@ -184,8 +192,9 @@ def _summary(args: MbrlArgs, res: Any) -> dict[str, Any]:
 
 
 def write_plots(res: Any, out_dir: Any) -> list[str]:
-    """`returns.png` (return against trials) and `rollouts.png` (each planned trial's first
-    `horizon` real states against the model's open-loop prediction) in `out_dir`."""
+    """`returns.png` (return against trials), and when a trial planned, `rollouts.png` (each
+    planned trial's first `horizon` real states against the model's open-loop prediction) and
+    `exploitation.png` (`_exploitation_plot`) in `out_dir`; returns their paths."""
     import numpy as np
     from matplotlib.figure import Figure
 
@@ -406,7 +415,7 @@ def run_mbrl(args: MbrlArgs) -> int:
         return 0
     reward = "learned" if res.learned_reward else "known"
     print(
-        f"{args.planner} MPC through a {res.model.kind} model of {args.env} ({reward} reward), "
+        f"{args.planner} MPC through {_a(res.model.kind)} model of {args.env} ({reward} reward), "
         f"{res.env_steps} env steps in {res.seconds:.1f} s:"
     )
     for t, err in zip(res.trials, summary["prediction_errors"], strict=True):

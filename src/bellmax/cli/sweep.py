@@ -37,7 +37,8 @@ class SweepArgs:
     weights went non-finite reads `diverged`; --json: one object with `trials` and `best`);
     --out DIR also gets results.csv, results.json and a plot of return against each swept
     field, and each group's checkpoint (the same command resumes an interrupted sweep, also
-    on Ray after its driver died)."""
+    on Ray after its driver died, and shows a finished one's results again; --overwrite
+    trains it afresh)."""
 
     algo: Annotated[
         Positional[Literal["ppo", "a2c", "reinforce", "dqn", "sac", "td3"]],
@@ -83,7 +84,8 @@ class SweepArgs:
     """Directory for results.csv, results.json, plots and the groups' checkpoints (the same
     sweep run again resumes there; a directory of another sweep is refused)."""
     overwrite: bool = False
-    """Replace the results and checkpoints of another sweep in --out."""
+    """Replace the results and checkpoints of a sweep in --out (another sweep's, or this
+    one's to train it afresh)."""
     json: bool = False
     """Print one JSON object."""
 
@@ -91,7 +93,7 @@ class SweepArgs:
 def run_sweep(args: SweepArgs) -> int | None:
     """Run `bellmax sweep` (see `SweepArgs`)."""
     from bellmax.core.checks import check_int
-    from bellmax.core.io import check_output_path
+    from bellmax.core.io import check_output_path, check_run_dir
     from bellmax.deep import get_algorithm
     from bellmax.train.sweep import parse_grid, parse_space, sweep
 
@@ -101,8 +103,7 @@ def run_sweep(args: SweepArgs) -> int | None:
     check_int(args.random, "--random", low=0)
     if args.out is not None:
         check_output_path(args.out, kind="dir", option="--out")
-    elif args.overwrite:
-        raise ValueError("--overwrite replaces another sweep's files in --out: give --out DIR.")
+    check_run_dir(args.out, "sweep", overwrite=args.overwrite)  # another command's run
     algo = get_algorithm(args.algo)
     grid: dict = {}
     for item in args.grid:
@@ -160,6 +161,11 @@ def run_sweep(args: SweepArgs) -> int | None:
         print(json.dumps(summary))
         return 0
     print(_table(summary))
+    if result.already_complete:
+        print(
+            f"--out {args.out} already held this finished sweep: the table shows its results "
+            "again. To train it afresh, add --overwrite or give another --out."
+        )
     return 0
 
 

@@ -33,15 +33,70 @@ class MissingDependencyError(BellmaxError, ImportError):
     to install it (an `ImportError`, so `except ImportError` still catches it)."""
 
 
+#: Names users bring from other libraries (Stable-Baselines3, CleanRL) or abbreviate, and the
+#: bellmax Config field each means: `unknown_name` suggests the field (when it is among the
+#: known names) instead of a merely similar spelling (`lr` is `learning_rate`, not
+#: `anneal_lr`). Keys are lower case with `_` for `-`; `alias_for` looks names up.
+NAME_ALIASES: dict[str, str] = {
+    "lr": "learning_rate",
+    "step_size": "learning_rate",
+    "discount": "gamma",
+    "lam": "gae_lambda",
+    "lambda": "gae_lambda",
+    "gae": "gae_lambda",
+    "n_envs": "num_envs",
+    "envs": "num_envs",
+    "n_steps": "num_steps",
+    "n_epochs": "num_epochs",
+    "epochs": "num_epochs",
+    "update_epochs": "num_epochs",
+    "clip_range": "clip_eps",
+    "clip_coef": "clip_eps",
+    "clip": "clip_eps",
+    "entropy_coef": "ent_coef",
+    "entropy": "ent_coef",
+    "value_coef": "vf_coef",
+    "grad_clip": "max_grad_norm",
+    "batch": "batch_size",
+    "bs": "batch_size",
+    "timesteps": "total_timesteps",
+    "total_steps": "total_timesteps",
+    "hidden": "hidden_sizes",
+    "net_arch": "hidden_sizes",
+    "buffer": "buffer_size",
+    "train_freq": "train_frequency",
+    "target_update_freq": "target_update_interval",
+    "policy_frequency": "policy_delay",
+    "policy_freq": "policy_delay",
+    "policy_noise": "target_policy_noise",
+    "noise_clip": "target_noise_clip",
+    "alpha": "init_temperature",
+}
+
+
+def alias_for(name: str, known: Iterable[str]) -> str | None:
+    """The known name that `name` is a common alias of (`NAME_ALIASES`), or None.
+
+    `name` may be written as an option (`--lr`, `n-envs`); the alias counts only when its
+    target is in `known` (a Config without `gae_lambda` suggests nothing for `lam`)."""
+    key = name.strip().lstrip("-").lower().replace("-", "_")
+    target = NAME_ALIASES.get(key)
+    return target if target is not None and target in set(known) else None
+
+
 def unknown_name(
     kind: str, name: str, known: Iterable[str], *, hint: str = "", listed: bool = False
 ) -> UnknownNameError:
     """Build an error for an unknown `name`, listing the closest known names.
 
+    A common alias (`NAME_ALIASES`: `lr` for `learning_rate`) suggests its name alone.
     Without a close match every known name is listed ("Known: ..."), unless `listed`: the
     `hint` lists them itself (in an order or form of the caller's)."""
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
+    alias = alias_for(name, known)
+    close = (
+        [alias] if alias is not None else difflib.get_close_matches(name, known, n=5, cutoff=0.4)
+    )
     if not close:  # fall back to case-insensitive substring matches
         low = name.lower()
         close = [k for k in known if low in k.lower() or k.lower() in low][:5]

@@ -1,7 +1,8 @@
 """Atomic file writes for the lower layers (core, algorithms) that may not import `train`.
 
 `check_output_path` refuses an output path that cannot be written, and `check_run_dir` a
-directory that holds another bellmax command's output, before any work starts.
+directory that holds another bellmax command's output (or the same command's earlier output,
+unless the user passes --overwrite), before any work starts.
 
 `atomic_open(path)` yields a temporary file in the target's directory; when the `with` block
 succeeds it is flushed, fsynced and renamed over `path` (`os.replace`, atomic on one file
@@ -23,9 +24,11 @@ __all__ = [
     "CHECKPOINT",
     "CONTROLLER_NPZ",
     "DATASET_NPZ",
+    "HUMAN_LABELS_NPZ",
     "IMITATION_JSON",
     "RESULTS_CSV",
     "RESULTS_JSON",
+    "RESUMES_OWN_RUN",
     "RETURNS_PNG",
     "ROLLOUTS_PNG",
     "RUN_JSON",
@@ -58,6 +61,8 @@ IMITATION_JSON = "imitation.json"
 """`bellmax imitate`'s summary (`bellmax.cli.imitate`)."""
 DATASET_NPZ = "dataset.npz"
 """`bellmax imitate`'s labels, written as they are gathered."""
+HUMAN_LABELS_NPZ = "human_labels.npz"
+"""`bellmax imitate --expert human`'s labels, written the moment the person gives each."""
 CONTROLLER_NPZ = "controller.npz"
 """`bellmax gps`'s final controller (`bellmax.cli.gps`)."""
 RETURNS_PNG = "returns.png"
@@ -71,10 +76,16 @@ ROLLOUTS_PNG = "rollouts.png"
 RUN_MARKERS: dict[str, tuple[str, ...]] = {
     "train": (RUN_JSON, CHECKPOINT),
     "sweep": (SWEEP_JSON, RESULTS_JSON, RESULTS_CSV),
-    "imitate": (IMITATION_JSON, DATASET_NPZ),
+    "imitate": (IMITATION_JSON, DATASET_NPZ, HUMAN_LABELS_NPZ),
     "gps": (CONTROLLER_NPZ,),
     "mbrl": (RETURNS_PNG, ROLLOUTS_PNG),
 }
+
+#: The commands that continue their own earlier run in their output directory (`bellmax train
+#: --resume`; the same `bellmax sweep` again) and check its settings themselves:
+#: `check_run_dir` leaves their own output to them. Every other command's earlier output is
+#: refused unless it is overwritten.
+RESUMES_OWN_RUN = ("train", "sweep")
 
 
 def check_output_path(
@@ -147,27 +158,44 @@ def _check_output_path(p: Path, kind: str, option: str) -> Path:
     return p
 
 
-def check_run_dir(path: str | os.PathLike, command: str, *, option: str = "--out") -> None:
-    """Refuse an output directory that holds another bellmax command's output.
+def check_run_dir(
+    path: str | os.PathLike | None,
+    command: str,
+    *,
+    option: str = "--out",
+    overwrite: bool = False,
+) -> None:
+    """Refuse an output directory whose files `bellmax COMMAND` would replace or mix with.
 
-    `bellmax COMMAND --out DIR` may write into a directory of its own earlier runs (it
-    replaces its files there), but not into one where another command left its output (a
-    `bellmax train` run, a sweep, ...: `RUN_MARKERS`), whose files it would overwrite or mix
-    with. Nothing is created or changed.
+    A directory where another command left its output (a `bellmax train` run, a sweep, ...:
+    `RUN_MARKERS`) is always refused. One that holds the same command's earlier output is
+    refused too unless `overwrite` (the user passed --overwrite: the new run's files replace
+    the old ones), except for the commands in `RESUMES_OWN_RUN`, which continue their own
+    run there and check its settings themselves. Nothing is created or changed.
 
     Args:
-      path: the output directory (it need not exist).
+      path: the output directory (it need not exist); None: the command writes no directory
+        (then `overwrite` is refused: there is nothing to overwrite).
       command: the command about to write there (a key of `RUN_MARKERS`, e.g. `"imitate"`).
-      option: the option name used in the message.
+      option: the option name used in the messages.
+      overwrite: whether the user allowed the command to replace its own earlier output.
 
     Raises:
-      ValueError: the directory holds another command's output (the message names the
-        command and its files, and says to pick another directory).
+      ValueError: the directory holds another command's output, or this command's own
+        without `overwrite` (the message names the command and its files, and the fixes:
+        another directory, or --overwrite), or `overwrite` without a directory.
     """
     if command not in RUN_MARKERS:
         raise ValueError(
             f"check_run_dir command must be one of {sorted(RUN_MARKERS)}, got {command!r}."
         )
+    if path is None:
+        if overwrite:
+            raise ValueError(
+                f"--overwrite replaces the output of an earlier `bellmax {command}` run in "
+                f"{option}: give {option} DIR (or drop --overwrite)."
+            )
+        return
     p = Path(os.path.expanduser(os.fspath(path)))
     if not p.is_dir():
         return
@@ -178,6 +206,12 @@ def check_run_dir(path: str | os.PathLike, command: str, *, option: str = "--out
                 f"{option} {str(p)!r} holds a `bellmax {other}` run ({', '.join(found)}); "
                 f"`bellmax {command}` would write its files among it: pick another {option}."
             )
+    own = [name for name in RUN_MARKERS[command] if (p / name).exists()]
+    if own and not overwrite and command not in RESUMES_OWN_RUN:
+        raise ValueError(
+            f"{option} {str(p)!r} holds an earlier `bellmax {command}` run ({', '.join(own)}), "
+            f"which this run would replace: give another {option}, or --overwrite to replace it."
+        )
 
 
 def _fsync_dir(directory: Path) -> None:

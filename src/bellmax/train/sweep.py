@@ -304,7 +304,7 @@ class GroupResult:
     """Per trial: index, config (its swept fields), seed, final_eval_return (None if stopped
     early or diverged), env_steps, seconds (the training seconds of its group, whose trials
     train together), chunk_returns (mean training return of each chunk), diverged,
-    restarted (its group resumed from a checkpoint)."""
+    restarted (its group's `restarted`)."""
     updates_done: int
     num_updates: int
     compile_seconds: float
@@ -314,8 +314,13 @@ class GroupResult:
     programs: int
     """Training programs compiled in this call (1 when the chunks are equal)."""
     restarted: bool
-    """Whether the group resumed from a checkpoint (after a failure)."""
+    """Whether the group's training resumed part-way from a checkpoint (after a failure or an
+    interruption): in this call, or, for a group `finished_before`, in the call that
+    finished it (its checkpoint keeps that)."""
     resumed_at_updates: int = 0
+    finished_before: bool = False
+    """Whether the group's checkpoint was already at its end (the same sweep run again after it
+    finished): nothing was trained in this call, only the final evaluation ran again."""
 
 
 class _Program:
@@ -464,13 +469,16 @@ def run_group(
     digest = _spec_digest(spec)
     ck = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     done, returns, diverged, restarted = 0, [], np.zeros(len(trials), bool), False
+    finished_before = False
     t0 = time.perf_counter()
     state = None
     if ck is not None and ck.exists() and read_checkpoint_metadata(ck).get("spec") == digest:
         state, meta = load_checkpoint(ck, program.template(hp, keys))
         done, returns = int(meta["updates_done"]), meta["chunk_returns"]
         diverged = np.asarray(meta["diverged"], bool)
-        restarted = True
+        finished_before = done >= num_updates
+        # resumed part-way now; a finished group keeps what its training did
+        restarted = bool(meta.get("restarted", False)) if finished_before else True
     if state is None:
         state = program.init(hp, keys)
         jax.block_until_ready(state)
@@ -508,6 +516,7 @@ def run_group(
                 "updates_done": done,
                 "chunk_returns": returns,
                 "diverged": diverged.tolist(),
+                "restarted": restarted,
             }
             save_checkpoint(ck, state, metadata=meta)
         if on_chunk is not None:
@@ -553,6 +562,7 @@ def run_group(
         programs=program.compiles - compiles_before,
         restarted=restarted,
         resumed_at_updates=resumed_at,
+        finished_before=finished_before,
     )
 
 
@@ -574,6 +584,10 @@ class SweepResult:
     """Wall time of the whole sweep."""
     swept: list[str]
     """The swept fields."""
+    already_complete: bool = False
+    """Whether `out_dir` held this same sweep's results when the call began: it had finished
+    before, and its trials are reported again (from the groups' checkpoints or Ray Tune's
+    records; `overwrite=True` trains it afresh)."""
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -611,6 +625,7 @@ class SweepResult:
             "groups": self.groups,
             "programs": sum(g["programs"] for g in self.groups),
             "seconds": round(self.seconds, 4),
+            "already_complete": self.already_complete,
         }
 
 
@@ -663,9 +678,11 @@ def sweep(
         `max_failures` (restarts of a failed group, default 3) and, for fault tests,
         `kill_after_updates=(UPDATES, MARKER)`: the worker of the first group past UPDATES
         kills itself (SIGKILL) once, at the end of its next chunk, writing MARKER first.
-      overwrite: replace what `out_dir` holds of another sweep (its results, plots,
-        checkpoints and Ray records); without it such a directory is refused, as is one
-        that holds a `bellmax train` run. The same sweep run again always resumes there.
+      overwrite: replace the sweep `out_dir` holds (its results, plots, checkpoints and Ray
+        records) and train this one afresh; without it a directory of another sweep is
+        refused (the message names the settings that differ), and the same sweep run again
+        resumes there (one that had finished is reported again: `already_complete`). A
+        directory that holds another command's run (`bellmax train`, ...) is always refused.
 
     Raises:
       ValueError: bad options or values (named); BellmaxError: `ray` without `bellmax[ray]`.
@@ -710,8 +727,10 @@ def sweep(
             values = {k: tr["config"][k] for k in s["traced"]}
             dataclasses.replace(cfg, **values).validate(venvs[cfg.num_envs])
     out = Path(out_dir) if out_dir is not None else None
+    already_complete = False
     if out is not None:
-        _claim_out_dir(out, specs, overwrite=bool(overwrite))
+        settings = _settings(algo, env, base_dict, trials, chunks, eval_episodes)
+        already_complete = _claim_out_dir(out, specs, overwrite=bool(overwrite), settings=settings)
     t = time.perf_counter()
     if backend == "local":
         results = [
@@ -732,42 +751,80 @@ def sweep(
         groups=[_group_summary(r) for r in results],
         seconds=time.perf_counter() - t,
         swept=swept,
+        already_complete=already_complete,
     )
     if out is not None:
         write_results(out, result)
     return result
 
 
-def _claim_out_dir(out: Path, specs: list[dict[str, Any]], *, overwrite: bool) -> None:
-    """Refuse an `out_dir` that holds a train run or another sweep (unless `overwrite`:
-    then that sweep's files go), and mark it as this sweep's (`SWEEP_JSON`)."""
-    check_run_dir(out, "sweep", option="out_dir")  # another command's run (train, imitate, ...)
+def _settings(
+    algo: str, env: str, base: dict[str, Any], trials: list[dict], chunks: int, eval_episodes: int
+) -> dict[str, Any]:
+    """What a sweep's `SWEEP_JSON` records of its settings, in the form of a train run's (the
+    keys `bellmax.train.driver.settings_differences` compares): each swept field's `config`
+    value is the list of its values, in trial order."""
+    config = dict(base)
+    swept: dict[str, list[Any]] = {}
+    for t in trials:
+        for k, v in t["config"].items():
+            if v not in swept.setdefault(k, []):
+                swept[k].append(v)
+    config.update(swept)
+    seeds = list(dict.fromkeys(int(t["seed"]) for t in trials))
+    settings = {"algo": algo, "env": env, "seeds": seeds, "config": config, "chunks": chunks,
+                "eval_episodes": eval_episodes}  # fmt: skip
+    return json.loads(json.dumps(settings, default=list))
+
+
+def _claim_out_dir(
+    out: Path,
+    specs: list[dict[str, Any]],
+    *,
+    overwrite: bool,
+    settings: dict[str, Any] | None = None,
+) -> bool:
+    """Refuse an `out_dir` that holds another command's run or another sweep (unless
+    `overwrite`: then the sweep there goes, even this same one), and mark it as this sweep's
+    (`SWEEP_JSON`, with its `settings`).
+
+    Returns:
+      Whether it held this same sweep's results (it had finished; not with `overwrite`).
+    """
+    check_run_dir(out, "sweep")  # another command's run (train, imitate, ...)
     digest = _spec_digest({"specs": specs})
-    held = None
+    held, stored = None, None
     if (out / SWEEP_JSON).exists():
         try:
-            held = json.loads((out / SWEEP_JSON).read_text()).get("digest")
+            marker = json.loads((out / SWEEP_JSON).read_text())
+            held, stored = marker.get("digest"), marker.get("settings")
         except (OSError, ValueError, AttributeError):
             held = "unreadable"
     elif (out / RESULTS_JSON).exists():
         held = "unmarked"  # the results of a sweep written before the marker existed
-    if held is not None and held != digest:
-        if not overwrite:
-            raise ValueError(
-                f"out_dir {str(out)!r} holds the results of another sweep (another algorithm, "
-                "env, swept values, seeds, budget or chunks): give another directory, or "
-                "--overwrite (overwrite=True) to replace them."
-            )
+    if held is not None and held != digest and not overwrite:
+        from bellmax.train.driver import settings_differences
+
+        diffs = settings_differences(stored, settings) if stored and settings else []
+        what = "; ".join(diffs) or "another algorithm, env, swept values, seeds, budget or chunks"
+        raise ValueError(
+            f"--out {str(out)!r} holds the results of another sweep ({what}): give another "
+            "--out, or --overwrite to replace them."
+        )
+    if held is not None and overwrite:
         for name in (RESULTS_CSV, RESULTS_JSON, SWEEP_JSON):
             (out / name).unlink(missing_ok=True)
         for plot in out.glob("return_vs_*.png"):
             plot.unlink()
         for sub in ("groups", "ray"):
             shutil.rmtree(out / sub, ignore_errors=True)
-    atomic_write_json(
-        out / SWEEP_JSON,
-        {"digest": digest, "algo": specs[0]["algo"], "env": specs[0]["env"], "groups": len(specs)},
-    )
+    complete = held == digest and not overwrite and (out / RESULTS_JSON).exists()
+    marker = {"digest": digest, "algo": specs[0]["algo"], "env": specs[0]["env"],
+              "groups": len(specs)}  # fmt: skip
+    if settings is not None:
+        marker["settings"] = settings
+    atomic_write_json(out / SWEEP_JSON, marker)
+    return complete
 
 
 def _group_summary(r: GroupResult) -> dict[str, Any]:
@@ -782,6 +839,7 @@ def _group_summary(r: GroupResult) -> dict[str, Any]:
         "eval_seconds": r.eval_seconds,
         "restarted": r.restarted,
         "resumed_at_updates": r.resumed_at_updates,
+        "finished_before": r.finished_before,
     }
 
 
