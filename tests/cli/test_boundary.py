@@ -76,7 +76,7 @@ BAD_INPUTS = [
     ("control --fix masscart=1", "only runs with --sysid-steps"),
     ("control --env ''", "--env is empty"),
     ("control --env CartPol-v1", "Did you mean: 'CartPole-v1'"),
-    ("control --env gymnasium:CartPol-v1", "Did you mean: 'CartPole-v1'"),
+    ("control --env gymnasium:CartPol-v1", "Did you mean: 'gymnasium:CartPole-v1'"),
     ("control --env nosuchmod:Foo-v0 --model cartpole", "cannot import module 'nosuchmod'"),
     ("control --env gymnasium:Acrobot-v1", "pass --model cartpole or --model pendulum"),
     ("control --env GridWorld4x4-v0 --model cartpole", "(Discrete) do not fit --model cartpole"),

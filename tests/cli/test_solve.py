@@ -135,6 +135,36 @@ def test_bad_input_is_one_clean_line(files, capsys, args, match):
     assert re.search(match, lines[0])
 
 
+def _export_command(message: str) -> str:
+    """The Python code of the `python -c "..."` the message proposes."""
+    found = re.search(r'python -c "([^"]+)"', message)
+    assert found, message
+    return found.group(1)
+
+
+def test_a_missing_file_says_how_to_write_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, "mdp.npz")
+    assert code == 2
+    assert "no such MDP file: 'mdp.npz'. Write one with bellmax.tabular.save_mdp(path, mdp)" in err
+    assert "GridWorld4x4-v0" in err and "JacksCarRental-v0" in err  # the exportable ids
+    exec(_export_command(err), {})  # the command it gives writes the file it asked for
+    code, out, err = _run(capsys, "mdp.npz", "--json")
+    assert code == 0, err
+    assert json.loads(out)["num_states"] == 16
+
+
+def test_an_env_id_for_a_file_gets_its_export_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, "RandomWalk-v0")
+    assert code == 2
+    assert "'RandomWalk-v0' is a bellmax environment, not a file" in err
+    assert "`bellmax solve randomwalk.npz`" in err
+    exec(_export_command(err), {})
+    code, out, err = _run(capsys, "randomwalk.npz", "--json")
+    assert code == 0, err
+
+
 def test_unknown_method_is_a_usage_error(files, capsys):
     d, _ = files
     code, _, err = _run(capsys, d / "mdp.npz", "--method", "value-iter")

@@ -227,6 +227,25 @@ def test_bad_input(kwargs, err, match):
         ilqr(args["dynamics"], args["cost"], args["x0"], args["U0"], 0.0, **kwargs)
 
 
+def test_terminal_cost_by_position_is_named_with_the_signature():
+    # ilqr(dyn, cost, terminal_cost, x0, U0) gave JAX's "Value '<function _term>' with dtype
+    # object is not a valid JAX array type"
+    with pytest.raises(TypeError) as info:
+        ilqr(_dyn, _cost, _term, _X0, jnp.zeros((_T, 1)))
+    text = str(info.value)
+    assert text.startswith(
+        "x0 must be an array of numbers (the initial state [n]), got the function _term."
+    )
+    assert "ilqr(dynamics, cost, x0, U0, params=None, *, terminal_cost=None" in text
+    assert "terminal_cost=terminal_cost" in text
+    with pytest.raises(TypeError, match=r"^U0 must be an array of numbers .*got str 'zeros'"):
+        ilqr(_dyn, _cost, _X0, "zeros")
+    with pytest.raises(
+        TypeError, match=r"^x0 must be an array of numbers .*got list \[\[0\.0\], \[\]\]"
+    ):
+        ilqr(_dyn, _cost, [[0.0], []], jnp.zeros((_T, 1)))
+
+
 def test_problem_wrapper_checks_its_input(swingup):
     problem, _ = swingup
     with pytest.raises(ValueError, match="U0 has shape"):

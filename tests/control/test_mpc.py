@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from bellmax.control.mpc import closed_loop, closed_loop_host, control_to_action, make_mpc
+import bellmax
+from bellmax.control.mpc import (
+    LQRController,
+    closed_loop,
+    closed_loop_host,
+    control_to_action,
+    make_mpc,
+)
 from bellmax.control.problems import cartpole_balance, cartpole_swingup, make_problem
 from bellmax.core.status import Status
 from bellmax.envs import spaces
@@ -131,6 +138,30 @@ def test_bad_initial_plan_and_steps():
         mpc.init(U=jnp.zeros((3, 1)))
     with pytest.raises(ValueError, match="steps"):
         closed_loop(CartPoleSwingUp(), CartPoleSwingUp().default_params, mpc, jax.random.key(0), 0)
+
+
+def test_a_controller_for_another_system_is_refused_naming_both():
+    # a cart-pole MPC on Pendulum-v1 failed deep in the planner with
+    # AttributeError: 'PendulumParams' object has no attribute 'tau'
+    env, params = bellmax.make("Pendulum-v1")
+    mpc = make_mpc(SWINGUP, horizon=3, iterations=1)
+    with pytest.raises(TypeError) as info:
+        closed_loop(env, params, mpc, jax.random.key(0), 2)
+    text = str(info.value)
+    assert "does not fit Pendulum-v1: its model (problem 'cartpole_swingup') takes 4 states" in text
+    assert "CartPoleParams, but Pendulum-v1 gives states of shape (2,)" in text
+    assert "it would get PendulumParams (Pendulum-v1's env_params)" in text
+    assert "pendulum_swingup" in text
+    # the right state size, the wrong parameters: named as model_params
+    cp, cp_params = bellmax.make("CartPoleSwingUp-v0")
+    with pytest.raises(
+        TypeError, match=r"takes CartPoleParams, but it would get PendulumParams \(model_params\)"
+    ):
+        closed_loop(cp, cp_params, mpc, jax.random.key(0), 2, model_params=params)
+    # LQR feedback ignores the parameters; its state size is still checked
+    lqr = LQRController(K=((0.0,) * 4,), goal=(0.0,) * 4, u_lower=(-10.0,), u_upper=(10.0,))
+    with pytest.raises(TypeError, match=r"takes 4 states, but Pendulum-v1 gives states of shape"):
+        closed_loop(env, params, lqr, jax.random.key(0), 2)
 
 
 def test_a_state_of_the_wrong_shape_is_named():

@@ -81,6 +81,22 @@ def test_shape_reward_and_discount_errors(make, match):
         make(P, R)
 
 
+def test_transposed_R_is_blamed_not_P():
+    # S and A come from P (S, A, S); a transposed R must not get advice to reshape a correct P.
+    P = np.full((3, 2, 3), 1 / 3)
+    R = np.zeros((3, 2))
+    with pytest.raises(
+        InvalidMDPError, match=r"R has shape \(2, 3\) but P has shape \(3, 2, 3\)"
+    ) as e:
+        TabularMDP(P, R.T, 0.9)
+    assert "R looks transposed: pass R.T" in str(e.value)
+    with pytest.raises(InvalidMDPError, match=r"R looks transposed"):
+        TabularMDP(SparseTransitions.from_dense(P), R.T, 0.9)
+    with pytest.raises(InvalidMDPError, match=r"R must be \(S, A\) = \(3, 2\) to match P") as e:
+        TabularMDP(P, np.zeros((4, 2)), 0.9)  # a wrong R that is not a transpose: no hint
+    assert "transposed" not in str(e.value)
+
+
 def test_row_sum_error_names_first_bad_state_action_and_sum():
     P = np.full((3, 2, 3), 1 / 3)
     P[1, 1] = [0.5, 0.2, 0.2]
@@ -108,7 +124,9 @@ def test_sparse_specific_errors():
     pr = np.ones((3, 2, 1))
     with pytest.raises(InvalidMDPError, match=r"same shape"):
         TabularMDP(SparseTransitions(ns, pr[:, :, :0]), np.zeros((3, 2)))
-    with pytest.raises(InvalidMDPError, match=r"\(S, A\) = \(3, 2\) but R has shape \(4, 2\)"):
+    with pytest.raises(
+        InvalidMDPError, match=r"R has shape \(4, 2\) but sparse P has \(S, A\) = \(3, 2\)"
+    ):
         TabularMDP(SparseTransitions(ns, pr), np.zeros((4, 2)))
     bad = ns.copy()
     bad[1, 0, 0] = 3

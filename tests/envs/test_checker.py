@@ -292,6 +292,15 @@ def test_unknown_keyword_names_the_valid_fields():
     text = str(info.value)
     assert "unknown parameter of CartPoleParams 'mass_pole'" in text
     assert "Valid fields: max_steps_in_episode, gravity, masscart, masspole, length" in text
+    assert "Known:" not in text  # the fields are listed once
+
+
+def test_unknown_keyword_far_from_every_field_lists_the_fields_once():
+    with pytest.raises(UnknownNameError) as info:
+        bellmax.make("CartPole-v1", foo=1)
+    text = str(info.value)
+    assert text.count("force_mag") == 1 and "Known:" not in text
+    assert "Valid fields: max_steps_in_episode, gravity" in text
 
 
 def test_array_likes_are_accepted_where_arrays_are_expected():

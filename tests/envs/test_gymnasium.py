@@ -618,6 +618,30 @@ def test_missing_optional_dependency_names_the_extra(env_id, module, extra):
     assert isinstance(info.value, ImportError) and isinstance(info.value, BellmaxError)
 
 
+@pytest.mark.parametrize(
+    ("env_id", "want"),
+    [
+        ("Cartpole-v1", "Did you mean: 'CartPole-v1'?"),  # bellmax's id, not phys2d/, v0
+        ("Pendulum", "Did you mean: 'Pendulum-v1', 'PartialPendulum-v0'?"),
+        ("gymnasium:Cartpole-v1", "Did you mean: 'gymnasium:CartPole-v1'?"),  # prefix kept
+        ("gymnasium:CartPoleSwingUp-v0", "Did you mean: 'CartPoleSwingUp-v0'?"),  # bellmax's
+        ("FrozenLak-v1", "Did you mean: 'FrozenLake-v1', 'FrozenLake8x8-v1'?"),  # Gymnasium's
+    ],
+)
+def test_unknown_id_suggestions_the_caller_can_use(env_id, want):
+    # check_env_id (the CLI's --env) and resolve_env (make_train, `bellmax train`) share
+    # the registry's one suggestion function with bellmax.make
+    for resolve in (check_env_id, registry.resolve_env):
+        with pytest.raises(UnknownNameError) as info:
+            resolve(env_id)
+        text = str(info.value)
+        assert want in text, text
+        assert "phys2d/" not in text and "bellmax/" not in text
+    if ":" not in env_id and env_id != "FrozenLak-v1":  # the same words as bellmax.make's
+        with pytest.raises(UnknownNameError, match=want.replace("?", r"\?")):
+            bellmax.make(env_id)
+
+
 def test_check_env_id():
     check_env_id("CartPoleSwingUp-v0")  # bellmax only
     check_env_id("gymnasium:CartPole-v1")

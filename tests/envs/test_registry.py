@@ -58,6 +58,25 @@ def test_unknown_id_lists_close_matches():
         bellmax.make("NoSuchThing-v0")
 
 
+def test_make_points_a_gymnasium_id_to_where_it_runs():
+    # bellmax.make is pure-JAX only: a Gymnasium id is not "unknown", it runs elsewhere
+    with pytest.raises(UnknownNameError) as info:
+        bellmax.make("gymnasium:CartPole-v1")
+    text = str(info.value)
+    assert "make_train(config, 'gymnasium:CartPole-v1')" in text
+    assert "bellmax train ALGO --env gymnasium:CartPole-v1" in text
+    assert "make_host_vector_env('gymnasium:CartPole-v1')" in text
+    assert "bellmax.make('CartPole-v1')" in text  # bellmax's own twin
+    assert "Did you mean" not in text
+
+
+def test_unknown_id_far_from_every_id_lists_bellmax_ids_not_guesses():
+    with pytest.raises(UnknownNameError) as info:
+        bellmax.make("Zzz-v9")
+    text = str(info.value)
+    assert "Did you mean" not in text and "bellmax ids: Blackjack-v0, CartPole-v1" in text
+
+
 def test_unknown_param_lists_valid_names():
     with pytest.raises(
         UnknownNameError, match=r"unknown parameter of CartPoleParams 'mass_cart'.*'masscart'"

@@ -12,6 +12,7 @@ from bellmax.pomdp import (
     belief_update,
     belief_update_batch,
     observation_probs,
+    qmdp,
     simulate,
 )
 
@@ -102,6 +103,13 @@ def test_simulate_fixed_policies(tiger):
 def test_simulate_bad_input(tiger):
     with pytest.raises(TypeError, match="policy must be AlphaVectors or a function"):
         simulate(tiger, "greedy", jax.random.key(0))
+    # a solver's result where its policy belongs: the field that holds the policy
+    with pytest.raises(
+        TypeError, match=r"got BoundResult\. .*simulate\(pomdp, result\.vectors, key\)"
+    ):
+        simulate(tiger, qmdp(tiger), jax.random.key(0))
+    with pytest.raises(TypeError, match=r"simulate\(bellmax\.pomdp\.load_pomdp\('tiger\.pomdp'\)"):
+        simulate("tiger.pomdp", qmdp(tiger).vectors, jax.random.key(0))
     with pytest.raises(ValueError, match=r"simulate\.episodes must be an int >= 2"):
         simulate(tiger, lambda b, k: 0, jax.random.key(0), episodes=1)
 

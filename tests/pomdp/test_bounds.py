@@ -2,6 +2,8 @@
 is the fixed point of Hauskrecht's backup, the blind bound solves (I - gamma T_a) v = R_a, and
 on the tiger problem blind <= V* <= FIB <= QMDP at every belief, V* exact in numpy (conftest)."""
 
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -194,8 +196,22 @@ def test_check_discounted(tiger):
         r"use exact_value_iteration with a finite horizon",
     ):
         check_discounted(tiger.replace(gamma=1.0), "my solver")
-    with pytest.raises(TypeError, match=r"^my solver needs a TabularPOMDP, got TabularMDP\.$"):
+    with pytest.raises(
+        TypeError, match=r"^my solver needs a TabularPOMDP, got TabularMDP\. A TabularMDP is fully"
+    ):
         check_discounted(TabularMDP(np.ones((1, 1, 1)), np.zeros((1, 1)), 0.9), "my solver")
+
+
+def test_solvers_given_a_path_or_a_result_say_how_to_get_the_model(tiger):
+    # the one type check of the solvers (check_discounted -> model.check_pomdp)
+    with pytest.raises(TypeError) as info:
+        hsvi("tiger.pomdp")
+    assert str(info.value).startswith("hsvi needs a TabularPOMDP, got str 'tiger.pomdp'.")
+    assert "hsvi(bellmax.pomdp.load_pomdp('tiger.pomdp'), ...)" in str(info.value)
+    with pytest.raises(TypeError, match=r"load_pomdp\('x\.pomdp'\)"):
+        exact_value_iteration(pathlib.Path("x.pomdp"), 2)
+    with pytest.raises(TypeError, match=r"got BoundResult\. That is a solver's result; pbvi takes"):
+        pbvi(qmdp(tiger))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bellmax.pomdp import AlphaVectors, exact_value_iteration
+from bellmax.pomdp import AlphaVectors, PointBasedResult, exact_value_iteration
 from bellmax.pomdp.belief import x64
 from bellmax.pomdp.policyio import load_alpha, load_policy, save_alpha, save_policy
 
@@ -249,3 +249,12 @@ def test_non_finite_vectors_are_not_written(tmp_path, save, name, bad):
 def test_a_folder_is_named_as_one(tmp_path, load):
     with pytest.raises(ValueError, match=r"is a directory, not a policy file: give the \.npz"):
         load(tmp_path)
+
+
+def test_a_solver_result_is_refused_naming_its_policy_field(tmp_path, random_policy):
+    result = PointBasedResult(random_policy, 0.0, np.zeros((1, 4)), 1, np.zeros(1), 0.0)
+    with pytest.raises(TypeError, match=r"save_policy\(path, result\.vectors\)"):
+        save_policy(tmp_path / "p.npz", result)
+    with pytest.raises(TypeError, match=r"save_alpha writes AlphaVectors, got str\.$"):
+        save_alpha(tmp_path / "p.alpha", "greedy")
+    assert not list(tmp_path.iterdir())

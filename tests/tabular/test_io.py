@@ -111,7 +111,7 @@ def test_invalid_arrays(change, match):
 
 
 def test_invalid_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such MDP file"):
+    with pytest.raises(FileNotFoundError, match=r"no such MDP file.*bellmax\.tabular\.save_mdp"):
         load_mdp(tmp_path / "missing.npz")
     (tmp_path / "text.npz").write_text("not a zip")
     with pytest.raises(InvalidMDPError, match=r"not a readable \.npz archive"):

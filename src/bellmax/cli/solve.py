@@ -93,6 +93,31 @@ def _check_input_file(path: str, what: str) -> None:
         raise ValueError(f"{what} {path!r} is a directory: give the path of a file in it.")
 
 
+def _no_such_file(path: str) -> str:
+    """The missing-file message: how to write an MDP file, with the command that exports a
+    tabular environment's exact MDP (the one named, when `path` is such an id)."""
+    from bellmax.envs import registry  # the registry alone: no JAX, no environment module
+
+    tabular = [i for i in registry.registered() if registry.spec(i).tabular]
+    env_id = path if path in tabular else "GridWorld4x4-v0"
+    out = f"{env_id.split('-')[0].lower()}.npz" if path in tabular else path
+    export = (
+        'python -c "import bellmax; from bellmax.tabular import save_mdp; '
+        f'env, p = bellmax.make({env_id!r}); save_mdp({out!r}, env.tabular_mdp(p))"'
+    )
+    if path in tabular:
+        return (
+            f"{path!r} is a bellmax environment, not a file: bellmax solve reads an MDP "
+            f"stored as .npz. Export this one's exact MDP with {export}, then run "
+            f"`bellmax solve {out}`."
+        )
+    return (
+        f"no such MDP file: {path!r}. Write one with bellmax.tabular.save_mdp(path, mdp) "
+        f"from a TabularMDP; the tabular environments ({', '.join(tabular)}) export theirs, "
+        f"e.g. {export}."
+    )
+
+
 def _load_policy(path: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
@@ -141,8 +166,8 @@ def solve_file(args: SolveArgs) -> dict[str, Any]:
         _check_input_file(args.policy, "--policy")
     try:
         mdp = load_mdp(args.file, gamma=args.gamma)
-    except FileNotFoundError as e:
-        raise ValueError(str(e)) from None
+    except FileNotFoundError:
+        raise ValueError(_no_such_file(args.file)) from None
     except OSError as e:  # unreadable (permissions, a directory ...)
         raise ValueError(f"cannot read {args.file!r}: {e.strerror or e}.") from None
     common = {"tol": args.tol, "max_iterations": args.max_iterations}

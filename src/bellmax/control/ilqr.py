@@ -632,11 +632,46 @@ def _initial_check(problem: ILQRProblem, x0, U0):
     return x1, c0, J
 
 
+#: `ilqr`'s signature (and `ddp`'s), for messages about arguments in the wrong place.
+_SIGNATURE = (
+    "ilqr(dynamics, cost, x0, U0, params=None, *, terminal_cost=None, u_lower=None, "
+    "u_upper=None, config=None, **options)"
+)
+
+
+def _numeric_array(value: Any, name: str, what: str) -> jax.Array:
+    """`value` as a jax array of numbers, or a TypeError that shows the signature (a function
+    or anything else there usually means an argument in the wrong place)."""
+    dtype = getattr(value, "dtype", None)  # jax/numpy arrays and tracers: no conversion
+    if dtype is None and not callable(value):
+        try:
+            dtype = np.asarray(value).dtype
+        except (TypeError, ValueError):  # ragged nested lists
+            dtype = None
+    if dtype is not None and np.dtype(dtype).kind in "biuf":
+        return jnp.asarray(value)
+    got = (
+        f"the function {getattr(value, '__name__', repr(value))}"
+        if callable(value)
+        else f"{type(value).__name__} {value!r}"[:120]
+    )
+    hint = (
+        " A terminal cost is a keyword argument: "
+        "ilqr(dynamics, cost, x0, U0, terminal_cost=terminal_cost)."
+        if callable(value)
+        else ""
+    )
+    raise TypeError(
+        f"{name} must be an array of numbers ({what}), got {got}. The signature is "
+        f"{_SIGNATURE}.{hint}"
+    )
+
+
 def _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper):
     """Checked inputs `(ILQRProblem, x0, U0)`; the host checks run when nothing is traced."""
     check_functions({"dynamics": dynamics, "cost": cost}, terminal_cost)
-    x0 = jnp.asarray(x0)
-    U0 = jnp.asarray(U0)
+    x0 = _numeric_array(x0, "x0", "the initial state [n]")
+    U0 = _numeric_array(U0, "U0", "the initial controls [T, m]")
     if x0.ndim != 1:
         raise ValueError(f"x0 must be a state vector [n], got shape {x0.shape}.")
     if U0.ndim != 2 or U0.shape[0] < 1:
@@ -721,8 +756,10 @@ def ilqr(
       `ILQRResult` (X, U, cost, iterations, status, K, k, gradient_norm, ...).
 
     Raises:
-      TypeError / ValueError: bad functions, shapes, bounds with `u_lower > u_upper`, or a
-        non-finite cost at the start (checked when called outside jit).
+      TypeError / ValueError: bad functions, `x0` or `U0` that are not arrays of numbers
+        (a terminal cost passed by position lands there: the message shows the signature),
+        shapes, bounds with `u_lower > u_upper`, or a non-finite cost at the start (checked
+        when called outside jit).
     """
     cfg = configure(config, **overrides)
     problem, x0, U0 = _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper)

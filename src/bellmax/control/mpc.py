@@ -39,7 +39,7 @@ from bellmax.control.problems import Problem
 from bellmax.core.checks import check_choice, check_int
 from bellmax.core.status import Status, StatusFields
 from bellmax.envs import spaces
-from bellmax.envs.environment import Environment
+from bellmax.envs.environment import Environment, EnvParams
 
 __all__ = [
     "MPC",
@@ -93,6 +93,13 @@ class MPC:
     """Control upper bounds."""
     config: ILQRConfig
     """iLQR/DDP settings; `config.max_iterations` is the per-step budget."""
+    state_dim: int | None = None
+    """`n` of the problem the controller was built from (None: not known, not checked)."""
+    params_family: type | None = None
+    """The `EnvParams` family its model takes (`CartPoleParams`, `PendulumParams`), or None
+    when the problem's parameters are not an environment's (then not checked)."""
+    problem_name: str = ""
+    """The problem's name, for messages."""
 
     @property
     def control_dim(self) -> int:
@@ -219,7 +226,52 @@ def make_mpc(
         u_lower=tuple(float(v) for v in np.asarray(problem.u_lower)),
         u_upper=tuple(float(v) for v in np.asarray(problem.u_upper)),
         config=cfg,
+        state_dim=problem.state_dim,
+        params_family=_params_family(problem.params),
+        problem_name=problem.name,
     )
+
+
+def _params_family(params: Any) -> type | None:
+    """The `EnvParams` class just below `EnvParams` that `params` belongs to
+    (`CartPoleSwingUpParams` -> `CartPoleParams`), or None for other parameters."""
+    if not isinstance(params, EnvParams):
+        return None
+    mro = type(params).__mro__
+    return mro[mro.index(EnvParams) - 1]
+
+
+def _check_controller_fits(
+    env: Any, controller: Any, x: Any, model_params: Any, whose: str
+) -> None:
+    """Refuse a controller whose model was built for another system than `env`.
+
+    Called on shapes and types (when the closed loop is traced): the measured state `x`
+    must have the controller's state size and the model parameters its `EnvParams` family,
+    else the planner fails deep inside (`'PendulumParams' object has no attribute 'tau'`).
+
+    Raises:
+      TypeError: naming the controller's problem, the environment and what differs.
+    """
+    n = getattr(controller, "state_dim", None)
+    family = getattr(controller, "params_family", None)
+    takes, gets = [], []
+    if n is not None and tuple(jnp.shape(x)) != (n,):
+        takes.append(f"{n} states")
+        gets.append(f"{env.name} gives states of shape {tuple(jnp.shape(x))}")
+    if family is not None and not isinstance(model_params, family):
+        takes.append(family.__name__)
+        gets.append(f"it would get {type(model_params).__name__} ({whose})")
+    if takes:
+        name = getattr(controller, "problem_name", "")
+        built = f" (problem {name!r})" if name else ""
+        raise TypeError(
+            f"closed_loop: the controller does not fit {env.name}: its model{built} takes "
+            f"{' and '.join(takes)}, but {' and '.join(gets)}. Build the controller from a "
+            f"problem for {env.name} (bellmax.control.problems: cartpole_balance, "
+            "cartpole_swingup, pendulum_swingup or env_problem), or pass observe= and "
+            "model_params= that fit it."
+        )
 
 
 # ---------------------------------------------------------------------- LQR feedback
@@ -240,6 +292,13 @@ class LQRController:
     """Control lower bounds."""
     u_upper: tuple[float, ...]
     """Control upper bounds."""
+    problem_name: str = ""
+    """The problem's name, for messages."""
+
+    @property
+    def state_dim(self) -> int:
+        """`n`, the size of the goal state (`closed_loop` checks the env's against it)."""
+        return len(self.goal)
 
     @property
     def method(self) -> str:
@@ -313,6 +372,7 @@ def make_lqr_controller(problem: Problem, params: Any = None) -> LQRController:
         goal=tuple(float(v) for v in np.asarray(problem.goal)),
         u_lower=tuple(float(v) for v in np.asarray(problem.u_lower)),
         u_upper=tuple(float(v) for v in np.asarray(problem.u_upper)),
+        problem_name=problem.name,
     )
 
 
@@ -466,6 +526,9 @@ def _closed_loop_impl(env, mpc, steps, observe, space_desc, env_params, model_pa
     mparams = env_params if model_params is None else model_params
     key_reset, key_steps = jax.random.split(key)
     obs, env_state = env.reset(key_reset, env_params)
+    # on shapes and types, when the loop is traced: no cost per call
+    whose = f"{env.name}'s env_params" if model_params is None else "model_params"
+    _check_controller_fits(env, mpc, observe(obs, env_state), mparams, whose)
     mstate = mpc.init()
 
     def body(c: _LoopCarry, key_t: jax.Array) -> tuple[_LoopCarry, ClosedLoopResult]:

@@ -259,6 +259,15 @@ def _array_like(name: str, value: Any, shape: str) -> Any:
     return value
 
 
+def _reward_shape_message(got: tuple[int, ...], want: tuple[int, int], p_shape: str) -> str:
+    """Why `R` of shape `got` does not fit `P`, whose `(S, A)` is `want`, and the fix."""
+    S, A = want
+    head = f"R has shape {got} but {p_shape}; R must be (S, A) = {want} to match P"
+    if got == (A, S):
+        return f"{head}. R looks transposed: pass R.T (rows are states, columns actions)."
+    return f"{head}: one expected reward per (state, action)."
+
+
 def _check_real(name: str, arr: np.ndarray, *, allow_bool: bool = False) -> None:
     ok = np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     if not (ok or (allow_bool and arr.dtype == bool)):
@@ -409,6 +418,9 @@ class TabularMDP:
             raise InvalidMDPError(
                 f"an MDP needs at least one state and one action, got R of shape {R.shape}."
             )
+        want = self._shape_from_P()
+        if want is not None and R.shape != want:
+            raise InvalidMDPError(_reward_shape_message(R.shape, want, self._P_shape_text()))
         bad = np.argwhere(~np.isfinite(R))
         if bad.size:
             s, a = bad[0]
@@ -472,6 +484,22 @@ class TabularMDP:
                     f"initial must be a probability vector of shape ({S},) summing to 1; got shape {init.shape}"
                     f" and sum {init.sum() if init.size else 0:.6g}."
                 )
+
+    def _shape_from_P(self) -> tuple[int, int] | None:
+        """`(S, A)` as `P` alone gives it, or None when `P`'s own shape is not `(S, A, S)`
+        (dense) or `(S, A, K)` (sparse); `R` is then checked against it, not the other way."""
+        if self.is_sparse:
+            ns, p = np.shape(self.P.next_state), np.shape(self.P.prob)
+            return (ns[0], ns[1]) if len(ns) == 3 and ns == p else None
+        shape = np.shape(self.P)
+        if len(shape) == 3 and shape[0] == shape[2] and shape[0] > 0 and shape[1] > 0:
+            return (shape[0], shape[1])
+        return None
+
+    def _P_shape_text(self) -> str:
+        if self.is_sparse:
+            return f"sparse P has (S, A) = {tuple(np.shape(self.P.next_state)[:2])}"
+        return f"P has shape {tuple(np.shape(self.P))}"
 
     def _validate_sparse(self, S: int, A: int) -> tuple[np.ndarray, tuple | None, int]:
         """Checks of `SparseTransitions`; returns (row sums `[S, A]`, first negative entry

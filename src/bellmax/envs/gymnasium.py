@@ -42,7 +42,7 @@ from flax import struct
 from gymnasium import spaces as gym_spaces
 
 from bellmax.core.checks import check_int
-from bellmax.core.errors import BellmaxError, MissingDependencyError, unknown_name
+from bellmax.core.errors import BellmaxError, MissingDependencyError
 from bellmax.core.mdp import SparseTransitions, TabularMDP
 from bellmax.core.types import Trajectory
 from bellmax.envs import registry, spaces
@@ -523,14 +523,7 @@ def _import_env_module(module: str, env_id: str) -> None:
 
 
 def _unknown_env(env_id: str) -> Exception:
-    known = set(registry.registered()) | set(gymnasium.registry)
-    return unknown_name(
-        "environment id",
-        env_id,
-        known,
-        hint="bellmax ids are listed by `bellmax envs`, Gymnasium ids by "
-        "`gymnasium.pprint_registry()`; `module:EnvName-v0` imports `module` first.",
-    )
+    return registry.unknown_env_error(env_id, gymnasium.registry)
 
 
 def _gym_id(env_id: Any) -> str:

@@ -14,12 +14,14 @@ Entries are imported lazily, so listing them is cheap. An id resolves, in this o
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bellmax.core.errors import unknown_name
+from bellmax.core.errors import UnknownNameError, unknown_name
 
 if TYPE_CHECKING:  # the registry itself loads without JAX (`bellmax envs`)
     from bellmax.envs.environment import Environment, EnvParams
@@ -93,15 +95,88 @@ def spec(env_id: str) -> EnvSpec:
     try:
         return _REGISTRY[env_id]
     except KeyError:
-        raise unknown_name(
+        raise unknown_env_error(env_id) from None
+
+
+def _split_prefix(env_id: str) -> tuple[str, str]:
+    """`("gymnasium:", "CartPole-v1")` for a `module:Name` id, `("", env_id)` otherwise."""
+    module, sep, name = env_id.rpartition(":")
+    return (module + sep, name) if module and name else ("", env_id)
+
+
+def _close_ids(name: str, candidates: Iterable[str]) -> list[str]:
+    """The ids in `candidates` closest to `name`: a case-insensitive equal alone if there is
+    one, else up to five close spellings, those in `name`'s own namespace (`phys2d/`,
+    `bellmax/`, none) first, so `Cartpole-v1` is not offered `phys2d/CartPole-v1`."""
+    pool = sorted(candidates)
+    same_case = [c for c in pool if c.lower() == name.lower()]
+    if same_case:
+        return same_case[:1]
+    space = name.rpartition("/")[0]
+    for part in ([c for c in pool if c.rpartition("/")[0] == space], pool):
+        close = difflib.get_close_matches(name, part, n=5, cutoff=0.6)
+        if close:
+            return close
+    return []
+
+
+def unknown_env_error(env_id: str, gymnasium_ids: Iterable[str] | None = None) -> UnknownNameError:
+    """The one error for an environment id nobody knows, with suggestions the caller can use.
+
+    An unprefixed id is matched against bellmax's ids first, then (where the caller takes
+    Gymnasium ids: `gymnasium_ids` given) Gymnasium's; a prefixed id (`gymnasium:Name`,
+    `module:Name`) is matched against Gymnasium's and the suggestions keep the user's prefix.
+    Without `gymnasium_ids` (`bellmax.make`, `spec`), a prefixed id is a Gymnasium id that
+    `bellmax.make` cannot build, and the message says where it runs instead.
+
+    Args:
+      env_id: the unknown id, as the user wrote it.
+      gymnasium_ids: Gymnasium's registered ids, when the caller accepts them (the
+        Gymnasium bridge passes them; this module never imports gymnasium).
+    """
+    prefix, name = _split_prefix(env_id)
+    ours = _close_ids(name, _REGISTRY)
+    if gymnasium_ids is None:
+        if prefix:
+            twin = ours[0] if ours and ours[0].lower() == name.lower() else None
+            also = f" bellmax's own JAX version is bellmax.make({twin!r})." if twin else ""
+            return UnknownNameError(
+                f"bellmax.make builds bellmax's pure-JAX environments only, and {env_id!r} is "
+                f"a Gymnasium id (`{prefix}Name` is Gymnasium's environment Name, stepped on "
+                f"the host). Run it through make_train(config, {env_id!r}) of a learner in "
+                f"bellmax.deep, `bellmax train ALGO --env {env_id}`, or "
+                f"bellmax.envs.gymnasium.make_host_vector_env({env_id!r}).{also}"
+            )
+        suggestions = ours
+        hint = (
+            "gymnax ids (`gymnax:CartPole-v1`) work in bellmax.make, Gymnasium ids "
+            "(`gymnasium:CartPole-v1`) in make_train and `bellmax train`; `bellmax envs` "
+            "lists bellmax's."
+        )
+    else:
+        gym = list(gymnasium_ids)
+        if prefix:
+            # a bellmax id behind a prefix Gymnasium lacks it under: dropping the prefix fixes it
+            suggestions = (
+                [name] if name in _REGISTRY else [prefix + c for c in _close_ids(name, gym)]
+            )
+        elif "/" in name:  # a namespaced id (`phys2d/CartPole-v1`) is Gymnasium's
+            suggestions = _close_ids(name, gym) or ours
+        else:
+            suggestions = ours or _close_ids(name, gym)
+        hint = (
+            "`bellmax envs` lists bellmax's ids, `gymnasium.pprint_registry()` Gymnasium's "
+            "(written `gymnasium:CartPole-v1`); `module:EnvName-v0` imports `module` first."
+        )
+    if not suggestions:  # nothing close: list bellmax's own ids, not a guess
+        return unknown_name(
             "environment id",
             env_id,
-            _REGISTRY,
-            hint=(
-                "Run `bellmax envs` to list them; gymnax ids (`gymnax:CartPole-v1`) work in "
-                "bellmax.make and Gymnasium ids where a command accepts them."
-            ),
-        ) from None
+            (),
+            hint=f"bellmax ids: {', '.join(registered())}. {hint}",
+            listed=True,
+        )
+    return unknown_name("environment id", env_id, suggestions, hint=hint)
 
 
 def replace_params(params: EnvParams, **overrides: Any) -> EnvParams:
@@ -120,6 +195,7 @@ def replace_params(params: EnvParams, **overrides: Any) -> EnvParams:
                 key,
                 names,
                 hint=f"Valid fields: {', '.join(names)}.",
+                listed=True,  # the hint lists them, in the order the dataclass declares them
             )
     return params.replace(
         **{k: np.asarray(v) if isinstance(v, list | tuple) else v for k, v in overrides.items()}
@@ -145,8 +221,9 @@ def make(env_id: str, **param_overrides: Any) -> tuple[Environment, EnvParams]:
 
     Raises:
       TypeError: `env_id` is not a string, or an override holds no number.
-      UnknownNameError: an unknown id, or an override that is not a field (the message
-        lists the valid fields).
+      UnknownNameError: an unknown id (the close bellmax ids suggested), a Gymnasium id
+        (`gymnasium:CartPole-v1`: the message says where those run), or an override that is
+        not a field (the message lists the valid fields).
       ValueError: an override outside its valid range (e.g. `masspole=-1`), naming the
         field, the value and the range.
       ImportError: a `gymnax:` id without gymnax installed (the message says

@@ -23,7 +23,12 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int
-from bellmax.pomdp.model import TabularPOMDP, check_reward_scale, short_successor_lists
+from bellmax.pomdp.model import (
+    TabularPOMDP,
+    check_pomdp,
+    check_reward_scale,
+    short_successor_lists,
+)
 
 __all__ = [
     "AlphaVectors",
@@ -233,6 +238,7 @@ def simulate(
     """
     episodes = check_int(episodes, "episodes", owner="simulate", low=2)
     steps = check_int(steps, "steps", owner="simulate", low=1)
+    check_pomdp(pomdp, "simulate")
     if not isinstance(pomdp.R, jax.core.Tracer):  # a model traced under jit: not checkable
         check_reward_scale(pomdp, "simulate", horizon=steps)
     if isinstance(policy, AlphaVectors):
@@ -241,8 +247,8 @@ def simulate(
         act, params = _CallPolicy(policy), None
     else:
         raise TypeError(
-            f"policy must be AlphaVectors or a function (belief, key) -> action, got "
-            f"{type(policy).__name__}."
+            f"simulate's policy must be AlphaVectors or a function (belief, key) -> action, "
+            f"got {type(policy).__name__}.{solver_result_hint(policy, 'simulate(pomdp, {}, key)')}"
         )
     with x64(pomdp.T.dtype):
         keys = jax.random.split(key, episodes)
@@ -252,6 +258,19 @@ def simulate(
             mean_discounted_return=returns.mean(),
             stderr=returns.std(ddof=1) / np.sqrt(episodes),
         )
+
+
+def solver_result_hint(value: Any, call: str) -> str:
+    """For a solver's result passed where its `AlphaVectors` policy belongs: which field
+    holds them (`.vectors`; `.policy` for `exact_value_iteration`'s), shown in `call`, a
+    template with `{}` for the argument (`"simulate(pomdp, {}, key)"`); "" for anything else."""
+    for field in ("vectors", "policy"):
+        if isinstance(getattr(value, field, None), AlphaVectors):
+            return (
+                f" That is a solver's result; its policy is result.{field}: "
+                f"{call.format(f'result.{field}')}."
+            )
+    return ""
 
 
 def _alpha_act(params: AlphaVectors, b: jax.Array, key: jax.Array) -> jax.Array:

@@ -25,7 +25,12 @@ from flax import struct
 from bellmax.core.checks import check_int, check_number
 from bellmax.core.status import Status, StatusFields
 from bellmax.pomdp.belief import AlphaVectors, x64
-from bellmax.pomdp.model import TabularPOMDP, check_reward_scale, short_successor_lists
+from bellmax.pomdp.model import (
+    TabularPOMDP,
+    check_pomdp,
+    check_reward_scale,
+    short_successor_lists,
+)
 
 __all__ = [
     "BoundResult",
@@ -53,8 +58,7 @@ class BoundResult(StatusFields):
 def check_discounted(pomdp: TabularPOMDP, what: str) -> None:
     """Refuse `gamma = 1` for infinite-horizon solvers, and rewards whose discounted sums
     overflow (`check_reward_scale`)."""
-    if not isinstance(pomdp, TabularPOMDP):
-        raise TypeError(f"{what} needs a TabularPOMDP, got {type(pomdp).__name__}.")
+    check_pomdp(pomdp, what)
     if not pomdp.gamma < 1.0:
         raise ValueError(
             f"{what} needs a discount gamma < 1 for an infinite horizon, got gamma = {pomdp.gamma}; "

@@ -21,7 +21,7 @@ import numpy as np
 
 from bellmax.core.checks import check_int, check_number
 from bellmax.pomdp.belief import AlphaVectors, x64
-from bellmax.pomdp.model import TabularPOMDP, check_reward_scale
+from bellmax.pomdp.model import TabularPOMDP, check_pomdp, check_reward_scale
 
 __all__ = ["ExactResult", "exact_value_iteration", "prune"]
 
@@ -132,8 +132,7 @@ def exact_value_iteration(
     Returns:
       `ExactResult` (the vectors of every stage done and `V_h(b0)`).
     """
-    if not isinstance(pomdp, TabularPOMDP):
-        raise TypeError(f"exact_value_iteration needs a TabularPOMDP, got {type(pomdp).__name__}.")
+    check_pomdp(pomdp, "exact_value_iteration")
     horizon = check_int(horizon, "horizon", owner="exact_value_iteration", low=1)
     check_reward_scale(pomdp, "exact_value_iteration", horizon)
     tol = check_number(tol, "tol", owner="exact_value_iteration", low=0, low_open=True)

@@ -13,6 +13,7 @@ observed MDP underneath, so a bad `T` gets exactly `TabularMDP`'s message).
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import jax
@@ -23,6 +24,7 @@ from bellmax.core.mdp import ROW_SUM_TOL, TabularMDP
 
 __all__ = [
     "TabularPOMDP",
+    "check_pomdp",
     "check_reward_scale",
     "expected_rewards",
     "short_successor_lists",
@@ -240,6 +242,35 @@ def short_successor_lists(T: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None
     a gathered `[S, S]` matrix per batch element)."""
     succ, prob = sparse_transitions(T)
     return (succ, prob) if 4 * succ.shape[2] <= np.shape(T)[2] else None
+
+
+def check_pomdp(pomdp: Any, what: str) -> TabularPOMDP:
+    """The one type check of the POMDP functions: `pomdp` itself, or a `TypeError` that says
+    how to get a `TabularPOMDP` from what was passed (a file path, a solver's result, an MDP).
+
+    Raises:
+      TypeError: `pomdp` is not a `TabularPOMDP`.
+    """
+    if isinstance(pomdp, TabularPOMDP):
+        return pomdp
+    got = type(pomdp).__name__
+    if isinstance(pomdp, str | os.PathLike):
+        path = os.fspath(pomdp)
+        got = f"{got} {path!r}"
+        hint = (
+            f" Read a .pomdp file first: {what}(bellmax.pomdp.load_pomdp({path!r}), ...); "
+            "the classic problems are built in (bellmax.pomdp.tiger(), tag(), rock_sample())."
+        )
+    elif any(hasattr(pomdp, f) for f in ("vectors", "stages")):
+        hint = f" That is a solver's result; {what} takes the POMDP it was solved from."
+    elif isinstance(pomdp, TabularMDP):
+        hint = (
+            " A TabularMDP is fully observed: solve it with bellmax.tabular, or give it an "
+            "observation model as TabularPOMDP(T, O, R, gamma)."
+        )
+    else:
+        hint = " Build one with TabularPOMDP(T, O, R, gamma) or bellmax.pomdp.load_pomdp(path)."
+    raise TypeError(f"{what} needs a TabularPOMDP, got {got}.{hint}")
 
 
 def check_reward_scale(pomdp: TabularPOMDP, what: str, horizon: int | None = None) -> None:

@@ -17,13 +17,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from bellmax.core.io import atomic_open
-from bellmax.pomdp.belief import AlphaVectors, x64
+from bellmax.pomdp.belief import AlphaVectors, solver_result_hint, x64
 
 __all__ = ["load_alpha", "load_policy", "save_alpha", "save_policy"]
 
 
-def _finite_alphas(path: str | os.PathLike, vectors: AlphaVectors) -> np.ndarray:
+def _finite_alphas(path: str | os.PathLike, vectors: AlphaVectors, what: str) -> np.ndarray:
     """The vectors as float64, or a ValueError when any value is NaN or infinite."""
+    if not isinstance(vectors, AlphaVectors):
+        raise TypeError(
+            f"{what} writes AlphaVectors, got {type(vectors).__name__}."
+            f"{solver_result_hint(vectors, what + '(path, {})')}"
+        )
     alphas = np.asarray(vectors.alphas, np.float64)
     bad = np.argwhere(~np.isfinite(alphas))
     if bad.size:
@@ -43,7 +48,7 @@ def save_policy(path: str | os.PathLike, vectors: AlphaVectors, *, action_names=
       ValueError: a NaN or infinite value in the vectors (nothing is written).
     """
     arrays = {
-        "alphas": _finite_alphas(path, vectors),
+        "alphas": _finite_alphas(path, vectors, "save_policy"),
         "actions": np.asarray(vectors.actions, np.int64),
     }
     if action_names is not None:
@@ -141,7 +146,7 @@ def save_alpha(path: str | os.PathLike, vectors: AlphaVectors) -> Path:
     Raises:
       ValueError: a NaN or infinite value in the vectors (nothing is written).
     """
-    alphas = _finite_alphas(path, vectors)
+    alphas = _finite_alphas(path, vectors, "save_alpha")
     actions = np.asarray(vectors.actions)
     with atomic_open(path, "w") as f:
         for a, v in zip(actions, alphas, strict=True):

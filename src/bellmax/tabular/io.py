@@ -135,7 +135,11 @@ def load_mdp(path: str | os.PathLike, *, gamma: float | None = None) -> TabularM
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"no such MDP file: {str(p)!r}.")
+        raise FileNotFoundError(
+            f"no such MDP file: {str(p)!r}. Write one from a TabularMDP with "
+            "bellmax.tabular.save_mdp(path, mdp) (a tabular environment gives its own: "
+            "env.tabular_mdp(params)), or with numpy.savez(path, P=..., R=..., gamma=...)."
+        )
     where = p.name
     try:
         npz = np.load(p, allow_pickle=False)
