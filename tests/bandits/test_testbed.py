@@ -189,6 +189,23 @@ def test_bad_configs_raise_before_anything_runs():
     assert GaussianBandit(3).k == 3
 
 
+def test_the_late_window_defaults_to_the_run_when_shorter():
+    # last left out: the book's 100 steps, or the whole run (it was refused for steps < 100)
+    assert T.check_sizes(2, 50) == (2, 50, 50) and T.check_sizes(2, 500) == (2, 500, 100)
+    assert T.check_sizes(2, 50, 20) == (2, 50, 20)
+    with pytest.raises(
+        ValueError, match=r"^last=80 is longer than the run \(steps=50\); pass last=50"
+    ):
+        T.check_sizes(2, 50, 80)
+    # the same checks, named as `bellmax bandit`'s options
+    with pytest.raises(ValueError, match=r"^--last 80 is longer than the run \(--steps 50\)"):
+        T.check_sizes(2, 50, 80, options=True)
+    with pytest.raises(
+        ValueError, match=r"^--runs must be >= 1, got 0; pass e\.g\. --runs 2000\.$"
+    ):
+        T.check_sizes(0, 50, options=True)
+
+
 def test_keys_and_make_testbed_checks():
     import jax
 

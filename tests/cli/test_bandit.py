@@ -89,7 +89,10 @@ def test_options_apply_to_the_agents_that_have_them():
         (["--agent", "eps-gredy"], "Did you mean: 'eps-greedy'"),
         (["--agent", "eps-greedy", "--epsilon", "1.5"], "epsilon must be >= 0 and <= 1, got 1.5"),
         (["--runs", "0"], "runs must be >= 1, got 0"),
-        (["--steps", "50", "--last", "100"], "last=100 is longer than the run"),
+        # the command's options are named, with a value that works
+        (["--runs", "0"], "--runs must be >= 1, got 0; pass e.g. --runs 2000."),
+        (["--steps", "50", "--last", "80"], "--last 80 is longer than the run (--steps 50); pass "),
+        (["--steps", "50", "--last", "80"], "pass --last 50 or less"),
         (["--agent", "eps-greedy", "--c", "2"], "--c does not apply to eps-greedy"),
         (["--agent", "greedy", "--epsilon", "0.1"], "--epsilon does not apply to greedy"),
         (["--agent", "ucb:c"], "not KEY=VALUE"),
@@ -111,6 +114,12 @@ def test_bad_input_is_one_clean_error_line(capsys, argv, needle):
     assert len(lines) == 1 and lines[0].startswith("bellmax: error: ")
 
 
+def test_a_run_shorter_than_the_late_window_averages_over_all_of_it(capsys):
+    # --last left out is 100, or --steps when fewer (it was refused: "last=100 is longer")
+    out = _run_json(capsys, "--runs", "2", "--steps", "50")
+    assert out["last"] == 50 and out["late_steps"] == [1, 50]
+
+
 def test_plot_path_that_is_a_folder_is_refused(capsys, tmp_path):
     folder = tmp_path / "x.png"
     folder.mkdir()
@@ -123,6 +132,9 @@ def test_help_documents_several_agents(capsys):
     out = capsys.readouterr().out
     for needle in ("--agent", "NAME:KEY=VALUE", "thompson", "--plot", "--json", "--last"):
         assert needle in out
+    # options left unset say what they default to, not "None"
+    assert "None" not in out and "(default: each agent's own)" in out
+    assert "(default: 100, or --steps if fewer)" in out
 
 
 def test_tour_section_quick():

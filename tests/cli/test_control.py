@@ -63,6 +63,24 @@ def test_control_identifies_then_balances_gymnasium_cartpole(capsys):
     assert out["parameters_from"].startswith("identified")
     assert out["episode_lengths"] == [500, 500] and out["ms_per_step"] > 0
     assert out["params"]["length"] == pytest.approx(0.5, rel=1e-2)
+    # the text report's first line is a sentence (it read "model cartpole with identified
+    # from ..."); the programs above are reused, so this costs a few 0.1 s
+    argv = ["control", "--controller", "lqr", "--sysid-steps", "200", "--max-steps", "10"]
+    assert main([*argv, "--episodes", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "lqr on gymnasium:CartPole-v1 (balance), model cartpole with parameters identified "
+        "from 200 random transitions:"
+    )
+
+
+def test_help_shows_what_unset_options_default_to(capsys):
+    assert main(["control", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "(default: )" not in out and "(default: None)" not in out and "{None}" not in out
+    assert "--fix NAME=VALUE [NAME=VALUE ...]" in out and "g=10 max_torque=2" in out
+    assert main(["sysid", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "(default: )" not in out and "(default: none)" in out
 
 
 def test_control_mpc_on_a_bellmax_env(capsys):

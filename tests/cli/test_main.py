@@ -241,3 +241,79 @@ def test_a_stand_ins_summary_is_its_commands(name):
     real = stand_in.load()
     assert real.name == name and real.load is None
     assert stand_in.help == cli.help_description(real.config.__doc__, full=False)
+
+
+# ---------------------------------------------------------------------- what users type
+def _parsed(*argv: str):
+    cli.load_command(argv[0])
+    return cli._parse(cli._check_argv(list(argv)))
+
+
+def test_integer_options_take_whole_numbers_in_float_notation():
+    # SB3 users write step counts as 1e5: every command's integer options take them, one
+    # rule for all (cli.main._registry), exact even beyond float precision.
+    assert _parsed("train", "ppo", "--total-steps", "1e5").algo.total_steps == 100_000
+    assert _parsed("train", "ppo", "--hidden-sizes", "32", "1.28e2").algo.hidden_sizes == (32, 128)
+    assert _parsed("sweep", "ppo", "--total-steps", "100000.0").total_steps == 100_000
+    assert _parsed("bandit", "--runs", "2e3").runs == 2000
+    assert _parsed("control", "--sysid-steps", "3e2").sysid_steps == 300
+    assert cli.whole_number("1e30") == 10**30 and cli.whole_number("1_000") == 1000
+    for text in ("1.5", "1e-3", "nan", "inf", "0x10", "abc"):
+        with pytest.raises(ValueError, match=f"'{text}' is not an integer; write a whole"):
+            cli.whole_number(text)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["bandit", "--runs", "1.5"], "Error parsing --runs: '1.5' is not an integer; write a"),
+        # an option that may be left unset: the value's error, not tyro's union internals
+        (["train", "ppo", "--total-steps", "1.5"], "--total-steps: '1.5' is not an integer;"),
+        (["sweep", "ppo", "--total-steps", "x"], "--total-steps: 'x' is not an integer;"),
+    ],
+)
+def test_a_non_integer_is_named_in_one_line(capsys, argv, needle):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+    assert "no type matching" not in err and "NoneType" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "example"),
+    [
+        (["train"], "`bellmax train ppo --env CartPole-v1`"),
+        (["train", "--env", "CartPole-v1"], "`bellmax train ppo --env CartPole-v1`"),
+        (["train", "--seeds", "2", "sac"], "`bellmax train sac --seeds 2`"),  # not first
+    ],
+)
+def test_train_without_an_algorithm_names_them_with_an_example(capsys, argv, example):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "bellmax: error: missing algorithm: expected one of {dqn, reinforce, a2c, ppo, sac, td3}"
+    )
+    assert f"e.g. {example}" in err and err.count("\n") == 1
+    assert main(["train", "--help"]) == 0  # help still works
+    assert "{dqn,reinforce,a2c,ppo,sac,td3}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "suggestion"),
+    [
+        (["train", "ppo", "--lr", "1e-3"], "Did you mean --learning-rate?"),
+        (["train", "dqn", "--discount", "0.9"], "Did you mean --gamma?"),
+        # the option's name, not the Config field's (total_timesteps)
+        (["train", "ppo", "--timesteps", "1e5"], "Did you mean --total-steps?"),
+        (
+            ["train", "ppo", "--lr=1e-3", "--n-envs", "4"],
+            "Did you mean --learning-rate (for --lr), --num-envs (for --n-envs)?",
+        ),
+    ],
+)
+def test_common_option_aliases_suggest_bellmax_names(capsys, argv, suggestion):
+    # core.errors.NAME_ALIASES, not tyro's spelling-based guess (--lr suggested --anneal-lr)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f". {suggestion} See `bellmax train {argv[1]} --help`." in err
+    assert "anneal" not in err

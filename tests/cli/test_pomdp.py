@@ -137,6 +137,16 @@ def test_subprocess_help():
     assert r.returncode == 0 and "{solve,simulate}" in r.stdout
 
 
+def test_help_says_which_options_each_action_uses(capsys):
+    code, out, _ = run(capsys, "solve", "--help")
+    flat = " ".join(out.split())
+    assert code == 0
+    assert "`solve` uses --method and that method's options" in flat
+    assert "`simulate` uses --policy" in flat and "--episodes and --steps" in flat
+    assert "(default: None)" not in out and "{None}" not in out
+    assert "(required with --method exact)" in flat
+
+
 def test_tour_section_reports_tiger():
     import jax
 

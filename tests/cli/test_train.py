@@ -80,6 +80,12 @@ def test_resume_alone_continues_with_the_stored_settings(tmp_path, capsys):
     assert (tmp_path / "a" / "metrics.csv").read_bytes() == (
         tmp_path / "b" / "metrics.csv"
     ).read_bytes()
+    # --resume once more: the run has ended, and the summary says so (it read "1024 steps x
+    # 1 seeds in 0.0 s (+0.0 s compile)")
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"ppo on CartPole-v1: the run in {tmp_path / 'b'} had already ended (1024 steps x 1 "
+    assert "seed); nothing to train; final evaluation return" in out and " s compile" not in out
 
 
 def test_evaluate_refuses_damaged_checkpoints_and_nonfinite_weights(tmp_path, capsys):
@@ -124,6 +130,8 @@ def test_evaluate_refuses_damaged_checkpoints_and_nonfinite_weights(tmp_path, ca
     ck.unlink()
     assert main(["evaluate", str(out), "--episodes", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == 1
+    assert main(["evaluate", str(out), "--episodes", "1"]) == 0
+    assert "over 1 episode x 1 seed (policies from" in capsys.readouterr().out
     (out / "policy.msgpack").unlink()
     assert main(["evaluate", str(out)]) == 2
     assert "no checkpoint yet" in capsys.readouterr().err
@@ -138,6 +146,13 @@ def test_evaluate_refuses_damaged_checkpoints_and_nonfinite_weights(tmp_path, ca
         (["train", "dqn", "--batch-size", "512", "--buffer-size", "100"], "buffer"),
         (["train", "dqn", "--env", "Pendulum-v1", "--total-steps", "1024"], "Discrete"),
         (["train", "dqn", "--total-steps", "768"], "learning_starts=1000 is at or beyond"),
+        # a Config's error names the options that set the fields it names
+        (
+            ["train", "dqn", "--total-steps", "768"],
+            "(on the command line: learning_starts is --learning-starts, total_timesteps is "
+            "--total-steps).",
+        ),
+        (["train", "ppo", "--num-envs", "0"], "(on the command line: num_envs is --num-envs)."),
         (["train", "ppo", "--chunks", "0"], "--chunks must be >= 1"),
         (["train", "ppo", "--chunks", "-3"], "--chunks must be >= 1"),
         (["train", "ppo", "--seeds", "0"], "--seeds must be >= 1"),
@@ -172,6 +187,15 @@ def test_bad_out_dirs_are_refused_before_any_work(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
 
 
+def test_a_run_directory_is_refused_before_any_note(tmp_path, capsys):
+    # 1000 steps would be rounded down (a note), but the refusal comes first and alone
+    (tmp_path / "run.json").write_text("{}")
+    assert main(["train", "ppo", "--total-steps", "1000", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bellmax: error: ") and "already holds a run (run.json)" in err
+    assert "rounded down" not in err and err.count("\n") == 1
+
+
 def test_config_reruns_a_run_json_with_the_same_result(tmp_path, capsys):
     # 1000 is not a whole number of rollouts (8 envs x 32 steps): one line says so.
     argv = ["train", "ppo", "--total-steps", "1000", "--num-epochs", "2", "--chunks", "2"]
@@ -185,6 +209,10 @@ def test_config_reruns_a_run_json_with_the_same_result(tmp_path, capsys):
         "of num_envs 8 x num_steps 32 = 256 steps (3 updates).\n"
     )
     assert captured.err == note and first["env_steps"] == 768
+    # resumed (here: a run that had ended), the run does not start: no note
+    assert main(["train", "ppo", "--out", str(tmp_path / "a"), "--resume", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and json.loads(captured.out)["env_steps"] == 768
     run_json = tmp_path / "a" / "run.json"
     code = main(["train", "ppo", "--config", str(run_json), "--out", str(tmp_path / "b"), "--json"])
     captured = capsys.readouterr()
@@ -300,6 +328,11 @@ def test_config_that_is_no_run_json_is_one_line(tmp_path, capsys, content, messa
     assert err.startswith("bellmax: error: ") and err.count("\n") == 1
     assert "cfg.json" in err and message in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_several_value_option_shows_an_example(capsys):
+    assert main(["train", "ppo", "--help"]) == 0
+    assert "(e.g. --hidden-sizes 64 64)" in " ".join(capsys.readouterr().out.split())
 
 
 @pytest.mark.parametrize("algo", ["dqn", "reinforce", "a2c", "ppo"])

@@ -44,8 +44,10 @@ from bellmax.envs.registry import make
 __all__ = [
     "COMPILER_OPTIONS",
     "DEFAULT_KEY_IMPL",
+    "DEFAULT_LAST",
     "TestbedCurves",
     "TestbedResult",
+    "check_sizes",
     "make_testbed",
     "run_testbed",
     "run_testbeds",
@@ -129,7 +131,7 @@ def _stderr(per_run: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------- the jittable core
 def make_testbed(
-    env: GaussianBandit, *, runs: int, steps: int, last: int = 100
+    env: GaussianBandit, *, runs: int, steps: int, last: int | None = None
 ) -> Callable[[jax.Array, AgentConfig, BanditParams], TestbedCurves]:
     """The testbed as one pure function of `(key, config, env_params)` (Sutton & Barto 2.3).
 
@@ -143,12 +145,13 @@ def make_testbed(
       env: the bandit environment (`bellmax.make("GaussianBandit-v0")[0]`).
       runs: number of independent runs (static).
       steps: pulls per run (static); truncation by `max_steps_in_episode` is ignored.
-      last: length of the late window of `TestbedCurves.late_*` (static).
+      last: length of the late window of `TestbedCurves.late_*` (static; default 100, or
+        `steps` when fewer).
 
     Returns:
       `testbed(key, config, env_params) -> TestbedCurves`.
     """
-    runs, steps, last = _check_sizes(runs, steps, last)
+    runs, steps, last = check_sizes(runs, steps, last)
     k = env.k
 
     def testbed(key: jax.Array, config: AgentConfig, env_params: BanditParams) -> TestbedCurves:
@@ -190,29 +193,49 @@ def make_testbed(
 
 
 # ---------------------------------------------------------------------- host-side drivers
-def _check_count(
-    name: str, value: Any, example: str, *, low: int = 1, high: int | None = None
-) -> int:
-    """`core.checks.check_int` (TypeError for a wrong type, ValueError for a wrong value),
-    with the allowed range and an example in the message."""
-    fix = f"pass e.g. {name}={example}"
-    try:
-        return check_int(value, name, low=low, high=high)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}; {fix}.") from None
-    except ValueError:
-        need = f">= {low}" if high is None else f"in {low} .. {high}"
-        raise ValueError(f"{name} must be {need}, got {value}; {fix}.") from None
+#: The late window's length when none is given: the book's 100 steps, or the whole run
+#: when it is shorter.
+DEFAULT_LAST = 100
 
 
-def _check_sizes(runs: Any, steps: Any, last: Any) -> tuple[int, int, int]:
-    runs = _check_count("runs", runs, "2000")
-    steps = _check_count("steps", steps, "1000")
-    last = _check_count("last", last, "100")
+def check_sizes(
+    runs: Any, steps: Any, last: Any = None, *, options: bool = False
+) -> tuple[int, int, int]:
+    """The testbed's sizes, checked: `(runs, steps, last)`, `last` None meaning
+    `min(DEFAULT_LAST, steps)`.
+
+    Args:
+      runs, steps, last: as for `run_testbeds`.
+      options: name them in the errors as `bellmax bandit`'s options (`--steps 50`), not
+        as keyword arguments (`steps=50`).
+
+    Raises:
+      TypeError: a size that is not an integer.
+      ValueError: a size below 1, or `last > steps`; the message has a value that works.
+    """
+
+    def show(name: str, value: Any) -> str:
+        return f"--{name} {value}" if options else f"{name}={value}"
+
+    def count(name: str, value: Any, example: int) -> int:
+        who, fix = f"--{name}" if options else name, f"pass e.g. {show(name, example)}"
+        try:
+            return check_int(value, who, low=1)
+        except TypeError:
+            raise TypeError(f"{who} must be an integer, got {value!r}; {fix}.") from None
+        except ValueError:
+            raise ValueError(f"{who} must be >= 1, got {value}; {fix}.") from None
+
+    runs = count("runs", runs, 2000)
+    steps = count("steps", steps, 1000)
+    if last is None:
+        return runs, steps, min(DEFAULT_LAST, steps)
+    last = count("last", last, min(DEFAULT_LAST, steps))
     if last > steps:
         raise ValueError(
-            f"last={last} is longer than the run (steps={steps}); pass last <= steps, "
-            "e.g. last=100 with steps=1000."
+            f"{show('last', last)} is longer than the run ({show('steps', steps)}); pass "
+            f"{show('last', steps)} or less (left out, it is {DEFAULT_LAST}, or the whole run "
+            "when shorter)."
         )
     return runs, steps, last
 
@@ -326,7 +349,7 @@ def run_testbeds(
     key: jax.Array | None = None,
     env: GaussianBandit | None = None,
     env_params: BanditParams | None = None,
-    last: int = 100,
+    last: int | None = None,
 ) -> list[TestbedResult]:
     """Run several agents on the same testbed (Sutton & Barto 2.3, Figures 2.2-2.5).
 
@@ -342,7 +365,8 @@ def run_testbeds(
       env: the bandit (default: `bellmax.make("GaussianBandit-v0")`, 10 arms).
       env_params: its `BanditParams` (default: the env's; e.g. `mean_offset=4.0` for
         Figure 2.5).
-      last: the late window, in steps, of `late_mean_reward` etc. (the book: 100).
+      last: the late window, in steps, of `late_mean_reward` etc. (default: the book's
+        100, or `steps` when fewer).
 
     Returns:
       One `TestbedResult` per config, in order.
@@ -354,7 +378,7 @@ def run_testbeds(
         )
     if not configs:
         raise ValueError("configs is empty; pass at least one agent config.")
-    runs, steps, last = _check_sizes(runs, steps, last)
+    runs, steps, last = check_sizes(runs, steps, last)
     for config in configs:
         check_config(config)
     env, params, key = _prepare(env, env_params, key, seed)

@@ -13,11 +13,13 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jax
 import numpy as np
+import tyro
 
+from bellmax.bandits.testbed import DEFAULT_LAST
 from bellmax.core.io import check_output_path
 from bellmax.envs.bandit import BanditParams, GaussianBandit
 from bellmax.train.io import atomic_savefig, to_strict_json
@@ -40,6 +42,13 @@ _AGENT_OPTIONS = (
 )
 
 
+#: The help's default for an agent option left out: each agent keeps its own value.
+_AGENTS_OWN = "(default: each agent's own)"
+_AgentFloat = Annotated[
+    float | None, tyro.conf.arg(metavar="FLOAT", help_behavior_hint=_AGENTS_OWN)
+]
+
+
 @dataclasses.dataclass(frozen=True)
 class BanditArgs:
     """Run bandit agents on the k-armed Gaussian testbed (Sutton & Barto ch. 2); print or plot.
@@ -54,23 +63,27 @@ class BanditArgs:
     `compile_seconds`; for several, one such entry per agent under `agents`.
     """
 
-    agent: tuple[str, ...] = ("eps-greedy",)
+    agent: Annotated[tuple[str, ...], tyro.conf.arg(metavar="NAME[:KEY=VALUE,...] ...")] = (
+        "eps-greedy",
+    )
     """Agents to run: NAME or NAME:KEY=VALUE[,KEY=VALUE] (e.g. ucb:c=1, gradient:baseline=false)."""
-    epsilon: float | None = None
+    epsilon: _AgentFloat = None
     """Exploration probability in [0, 1] (eps-greedy, optimistic)."""
-    alpha: float | None = None
-    """Constant step size (action values: in (0, 1]; gradient: > 0). Default: each agent's."""
-    initial_value: float | None = None
+    alpha: _AgentFloat = None
+    """Constant step size (action values: in (0, 1]; gradient: > 0)."""
+    initial_value: _AgentFloat = None
     """Initial action-value estimate Q1 (eps-greedy, greedy, optimistic)."""
-    c: float | None = None
+    c: _AgentFloat = None
     """UCB exploration strength c >= 0."""
-    baseline: bool | None = None
+    baseline: Annotated[
+        bool | None, tyro.conf.arg(metavar="{True,False}", help_behavior_hint=_AGENTS_OWN)
+    ] = None
     """Gradient bandit: subtract the average reward (True) or not (False)."""
-    prior_mean: float | None = None
+    prior_mean: _AgentFloat = None
     """Thompson sampling: prior mean of every arm."""
-    prior_std: float | None = None
+    prior_std: _AgentFloat = None
     """Thompson sampling: prior standard deviation, > 0."""
-    noise_std: float | None = None
+    noise_std: _AgentFloat = None
     """Thompson sampling: assumed reward noise standard deviation, > 0."""
     runs: int = 2000
     """Independent runs (bandit problems) to average over."""
@@ -88,11 +101,18 @@ class BanditArgs:
     """Standard deviation of a reward around its arm's value."""
     walk_std: float = 0.0
     """Random-walk step of the arm values per pull (Exercise 2.5's nonstationary testbed)."""
-    last: int = 100
+    last: Annotated[
+        int | None,
+        tyro.conf.arg(
+            metavar="INT", help_behavior_hint=f"(default: {DEFAULT_LAST}, or --steps if fewer)"
+        ),
+    ] = None
     """Late window: the averages are over the last this many steps (the book: 901-1000)."""
     json: bool = False
     """Print one JSON object instead of a table."""
-    plot: str | None = None
+    plot: Annotated[
+        str | None, tyro.conf.arg(metavar="FILE", help_behavior_hint="(default: no plot)")
+    ] = None
     """Write both curves (average reward, % optimal action) of every agent to this image file."""
 
 
@@ -221,8 +241,9 @@ def _entry(label: str, name: str, result: Any) -> dict[str, Any]:
 
 def run_bandit(args: BanditArgs) -> int:
     """`bellmax bandit`: run the agents, print a table or JSON, optionally write the plot."""
-    from bellmax.bandits.testbed import run_testbeds
+    from bellmax.bandits.testbed import check_sizes, run_testbeds
 
+    runs, steps, last = check_sizes(args.runs, args.steps, args.last, options=True)
     plot_path = _check_plot_path(args.plot) if args.plot is not None else None
     agents = resolve_agents(args)
     env = GaussianBandit(args.k)
@@ -234,12 +255,12 @@ def run_bandit(args: BanditArgs) -> int:
     )
     results = run_testbeds(
         [config for _, _, config in agents],
-        runs=args.runs,
-        steps=args.steps,
+        runs=runs,
+        steps=steps,
         seed=args.seed,
         env=env,
         env_params=params,
-        last=args.last,
+        last=last,
     )
     names = [name for name, _, _ in agents]
     labels = [label for _, label, _ in agents]
@@ -256,8 +277,8 @@ def run_bandit(args: BanditArgs) -> int:
         "steps": args.steps,
         "k": args.k,
         "seed": args.seed,
-        "last": args.last,
-        "late_steps": [args.steps - args.last + 1, args.steps],
+        "last": last,
+        "late_steps": [steps - last + 1, steps],
         "env_params": {
             "mean_offset": args.mean_offset,
             "arm_mean_std": args.arm_mean_std,

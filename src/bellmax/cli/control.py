@@ -13,10 +13,11 @@ import dataclasses
 import math
 import sys
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import jax
 import numpy as np
+import tyro
 
 from bellmax.cli.main import changed_fields
 from bellmax.core.checks import check_int, check_seed
@@ -144,6 +145,17 @@ def _check_layout(env: str, model: Any) -> None:
         )
 
 
+#: `--model`: a parametric model's name, or None for the one matching --env.
+_Model = Annotated[
+    Literal["cartpole", "pendulum"] | None,
+    tyro.conf.arg(
+        metavar="{cartpole,pendulum}", help_behavior_hint="(default: the one matching --env)"
+    ),
+]
+#: `--fix`'s metavar: the values it takes.
+_FIX_METAVAR = "NAME=VALUE [NAME=VALUE ...]"
+
+
 @dataclasses.dataclass(frozen=True)
 class SysidArgs:
     """Identify a cart-pole's or pendulum's physical parameters from random-policy transitions.
@@ -155,14 +167,16 @@ class SysidArgs:
 
     env: str = "gymnasium:CartPole-v1"
     """Where the data come from: a bellmax or Gymnasium id (module:EnvName-v0 too)."""
-    model: Literal["cartpole", "pendulum"] | None = None
-    """Parametric model to fit (default: the one matching --env)."""
+    model: _Model = None
+    """Parametric model to fit."""
     steps: int = 500
     """Random-policy transitions to collect (10 .. 10_000_000)."""
     seed: int = 0
     """Seed of the data and the solver's starting points."""
-    fix: tuple[str, ...] = ()
-    """Parameters held at known values, NAME=VALUE (the gauge), e.g. masscart=1.0."""
+    fix: Annotated[
+        tuple[str, ...], tyro.conf.arg(metavar=_FIX_METAVAR, help_behavior_hint="(default: none)")
+    ] = ()
+    """Parameters held at known values (the gauge), e.g. --fix masscart=1.0."""
     json: bool = False
     """Print one JSON object."""
 
@@ -249,21 +263,37 @@ class ControlArgs:
 
     env: str = "gymnasium:CartPole-v1"
     """The system: a bellmax or Gymnasium id (module:EnvName-v0 too)."""
-    model: Literal["cartpole", "pendulum"] | None = None
-    """Parametric model (default: the one matching --env)."""
+    model: _Model = None
+    """Parametric model."""
     controller: Literal["lqr", "ilqr-mpc", "ddp-mpc"] = "ilqr-mpc"
     """LQR about the upright goal, or MPC re-planning with iLQR / DDP every step."""
-    sysid_steps: int | None = None
+    sysid_steps: Annotated[
+        int | None,
+        tyro.conf.arg(metavar="INT", help_behavior_hint="(default: none, no identification)"),
+    ] = None
     """Identify the model from this many random-policy transitions first (at least 10)."""
-    fix: tuple[str, ...] = ()
-    """Gauge for --sysid-steps: parameters held at known values, NAME=VALUE."""
+    fix: Annotated[
+        tuple[str, ...],
+        tyro.conf.arg(
+            metavar=_FIX_METAVAR,
+            help_behavior_hint="(default: masscart=1 for the cart-pole, g=10 max_torque=2 for "
+            "the pendulum)",
+        ),
+    ] = ()
+    """Gauge for --sysid-steps: parameters held at known values."""
     episodes: int = 5
     """Closed-loop episodes (each one is reported)."""
     max_steps: int = 500
     """Steps per episode at most, for every kind of env: an episode is truncated there (or
     earlier, at the environment's own time limit)."""
-    horizon: int | None = None
-    """MPC planning horizon in steps (default: 25 balance, 60 cart-pole swing-up, 40 pendulum)."""
+    horizon: Annotated[
+        int | None,
+        tyro.conf.arg(
+            metavar="INT",
+            help_behavior_hint="(default: 25 balance, 60 cart-pole swing-up, 40 pendulum)",
+        ),
+    ] = None
+    """MPC planning horizon in steps."""
     iterations: int = 3
     """iLQR/DDP iterations per control step (MPC's fixed budget)."""
     seed: int = 0
@@ -368,7 +398,8 @@ def run_control(args: ControlArgs) -> int:
     if args.json:
         print(to_strict_json(out, indent=None))
         return 0
-    print(f"{args.controller} on {args.env} ({task}), model {model.name} with {source}:")
+    with_params = f"parameters {source}" if fit is not None else source
+    print(f"{args.controller} on {args.env} ({task}), model {model.name} with {with_params}:")
     for i, (r, n) in enumerate(zip(returns, lengths, strict=True)):
         print(f"  episode {i + 1}: return {r:.1f} in {n} steps")
     mean = "n/a" if out["mean_return"] is None else f"{out['mean_return']:.1f}"

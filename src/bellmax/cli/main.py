@@ -17,22 +17,27 @@ are the options, a function that runs it, and one `Command` entry in `_builtin_c
 Each command's config type must be distinct (subclass it to reuse one for two commands).
 User errors (`BellmaxError`, and `ValueError`/`TypeError` raised for bad input) become one
 line `bellmax: error: ...` on stderr and exit status 2; set `BELLMAX_DEBUG=1` to see the
-traceback instead. So do bad options: an unknown command or `train` algorithm (checked
-here, naming the valid ones), an option given twice (the last would silently win), and
-whatever tyro refuses (its message box is turned into one line). Running out of memory on
-a huge value is reported in one line too, and a closed output pipe (`bellmax ... | head`)
-ends the command quietly with status 141, like other Unix tools.
+traceback instead. So do bad options: an unknown command or `train` algorithm, or none
+(checked here, naming the valid ones), an option given twice (the last would silently
+win), and whatever tyro refuses (its message box is turned into one line; an unknown option
+that is a common alias, `--lr`, is answered with bellmax's name, `--learning-rate`). Every
+integer option also takes a whole number written as a float (`--total-steps 1e5`).
+Running out of memory on a huge value is reported in one line too, and a closed output
+pipe (`bellmax ... | head`) ends the command quietly with status 141, like other Unix tools.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import decimal
+import functools
 import inspect
 import io
 import json
 import os
 import re
+import shlex
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -40,7 +45,7 @@ from typing import Annotated, Any, Union
 
 from bellmax import __version__
 from bellmax.core.compile_cache import enable_compile_cache
-from bellmax.core.errors import BellmaxError, unknown_name
+from bellmax.core.errors import BellmaxError, alias_for, unknown_name
 from bellmax.core.xla import tune_xla_flags
 from bellmax.envs import registry
 
@@ -320,6 +325,21 @@ def changed_fields(args: Any, names: Sequence[str]) -> list[str]:
     return [n for n in names if getattr(args, n) != defaults[n]]
 
 
+#: Config fields that the commands' options spell otherwise (`bellmax train --total-steps`).
+OPTION_NAMES = {"total_timesteps": "total_steps"}
+
+
+def option_for(field: str) -> str:
+    """The option that sets a Config field: `--learning-rate` for `learning_rate`,
+    `--total-steps` for `total_timesteps` (`OPTION_NAMES`)."""
+    return "--" + OPTION_NAMES.get(field, field).replace("_", "-")
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 seed`, `2 seeds`: a count and its noun, for the commands' summary lines."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _one_line(exc: BaseException) -> str:
     msg = str(exc).strip()
     if not msg:
@@ -341,18 +361,19 @@ def _check_argv(argv: Sequence[str]) -> list[str]:
     Raises:
       UnknownNameError: an unknown command, or an unknown `train` algorithm (the message
         names the valid ones).
-      ValueError: a single-value option given twice, or both forms of a bool option.
+      ValueError: `train` without an algorithm right after it; a single-value option given
+        twice, or both forms of a bool option.
     """
     argv = list(argv)
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         raise _unknown("command", argv[0], COMMANDS, "bellmax --help")
-    if argv[:1] == ["train"] and "train" in COMMANDS and len(argv) > 1:
-        algo = argv[1]
-        if not algo.startswith("-"):
-            from bellmax.deep import ALGORITHMS
+    if argv[:1] == ["train"] and "train" in COMMANDS and not _asks_help(argv):
+        from bellmax.deep import ALGORITHMS
 
-            if algo not in ALGORITHMS:
-                raise _unknown("algorithm", algo, ALGORITHMS, "bellmax train --help")
+        if len(argv) == 1 or argv[1].startswith("-"):
+            raise _missing_algorithm(argv, ALGORITHMS)
+        if argv[1] not in ALGORITHMS:
+            raise _unknown("algorithm", argv[1], ALGORITHMS, "bellmax train --help")
     variadic = _variadic_options(argv[0]) if argv else set()
     rest: list[str] = []
     groups: dict[str, list[str]] = {}
@@ -391,6 +412,20 @@ def _check_argv(argv: Sequence[str]) -> list[str]:
     for option, values in groups.items():
         rest += [option, *values]
     return rest + tail
+
+
+def _missing_algorithm(argv: Sequence[str], algorithms: Sequence[str]) -> ValueError:
+    """`bellmax train --env X` (no algorithm, or not first): the algorithms, and the
+    command line with one in its place."""
+    options = list(argv[1:])
+    later = next((w for w in options if w in algorithms), None)
+    if later is not None:  # `bellmax train --seeds 2 ppo`: it must come first
+        options.remove(later)
+    example = shlex.join([PROG, "train", later or "ppo", *(options or ["--env", "CartPole-v1"])])
+    return ValueError(
+        f"missing algorithm: expected one of {{{', '.join(algorithms)}}} right after "
+        f"`train`, e.g. `{example}`. See `bellmax train --help`."
+    )
 
 
 def _bool_pair(option: str) -> str:
@@ -473,14 +508,72 @@ def _tyro_message(text: str, argv: Sequence[str] = ()) -> str | None:
         r"invalid literal for int\(\) with base 10: ('.*')", r"\1 is not an integer", problem
     )
     problem = re.sub(r"could not convert string to float: ('.*')", r"\1 is not a number", problem)
+    problem = _union_error(problem)
     rest = "\n".join(line for part in parts[1:] for line in part)
     message = problem.rstrip(".") + "."
-    if "Perhaps you meant" in rest:
+    aliases = _alias_suggestions(problem, argv) if title == "Unrecognized options" else ""
+    if aliases:
+        message += aliases
+    elif "Perhaps you meant" in rest:
         options = list(dict.fromkeys(re.findall(r"^\s*(--[\w.-]+)", rest, re.MULTILINE)))
         if options:
             message += " Did you mean " + " or ".join(options) + "?"
     message += f" See `{_help_command(argv)}`."
     return message
+
+
+def _union_error(problem: str) -> str:
+    """tyro's error for an option that may be left unset (`int | None`), `no type matching
+    {None}|INT could be instantiated from ['x']. Got errors: - <class 'NoneType'>: ... -
+    <class 'int'>: 'x' is not an integer`, as the value's own error(s) alone."""
+    m = re.search(
+        r"no type matching \S+ could be instantiated from \[.*?\]\.? Got errors:\s*", problem
+    )
+    if m is None:
+        return problem
+    found = re.split(r"\s*- <class '([\w.]+)'>: ", " " + problem[m.end() :])
+    errors = [
+        e.strip().rstrip(".")
+        for t, e in zip(found[1::2], found[2::2], strict=True)
+        if t != "NoneType"
+    ]
+    return problem[: m.start()] + "; or ".join(errors) if errors else problem
+
+
+def _alias_suggestions(problem: str, argv: Sequence[str]) -> str:
+    """` Did you mean --learning-rate?` for an unknown option that is a common alias
+    (`core.errors.NAME_ALIASES`: `--lr`) of an option the command has; "" if none is."""
+    fields = _option_fields(argv)
+    unknown = list(dict.fromkeys(re.findall(r"(?<![\w-])--[\w-]+", problem)))
+    found = []
+    for option in unknown:
+        name = option.lstrip("-").replace("-", "_")  # --total-timesteps: the Config's name
+        target = alias_for(option, fields | OPTION_NAMES.keys()) or (
+            name if name in OPTION_NAMES else None
+        )
+        if target is not None and OPTION_NAMES.get(target, target) in fields:
+            found.append((option, option_for(target)))
+    if not found:
+        return ""
+    if len(found) == 1:
+        return f" Did you mean {found[0][1]}?"
+    return " Did you mean " + ", ".join(f"{new} (for {old})" for old, new in found) + "?"
+
+
+def _option_fields(argv: Sequence[str]) -> set[str]:
+    """The fields (options) of the config `argv` is parsed into; for `bellmax train ALGO`,
+    the algorithm's options as well."""
+    if not argv or argv[0] not in COMMANDS:
+        return set()
+    config = _config_type(COMMANDS[argv[0]], argv)
+    fields = {f.name for f in dataclasses.fields(config)}
+    if argv[0] == "train" and len(argv) > 1 and "algo" in fields:
+        algo_type = next(f.type for f in dataclasses.fields(config) if f.name == "algo")
+        for member in typing.get_args(algo_type):
+            cls = typing.get_args(member)[0] if typing.get_origin(member) is Annotated else member
+            if getattr(cls, "algo_name", None) == argv[1]:
+                fields |= {f.name for f in dataclasses.fields(cls)}
+    return fields
 
 
 def _help_command(argv: Sequence[str]) -> str:
@@ -603,7 +696,53 @@ def _parse(argv: list[str]) -> Any:
         prog=PROG,
         description=help_description(DESCRIPTION, full=True),
         config=(tyro.conf.OmitSubcommandPrefixes, tyro.conf.OmitArgPrefixes),
+        registry=_registry(),
     )
+
+
+@functools.cache
+def _registry() -> Any:
+    """tyro's rules with one change: every integer option takes `whole_number`'s forms."""
+    from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec
+
+    registry = ConstructorRegistry()
+
+    @registry.primitive_rule
+    def integers(info: Any) -> PrimitiveConstructorSpec | None:
+        if info.type is not int:
+            return None
+        return PrimitiveConstructorSpec(
+            nargs=1,
+            metavar="INT",
+            instance_from_str=lambda args: whole_number(args[0]),
+            is_instance=lambda x: isinstance(x, int) and not isinstance(x, bool),
+            str_from_instance=lambda x: [str(x)],
+        )
+
+    return registry
+
+
+def whole_number(text: str) -> int:
+    """An integer option's value: an integer (`100000`, `100_000`), or a whole number in
+    float notation (`1e5`, `100000.0`), as Stable-Baselines3 users write step counts.
+
+    Raises:
+      ValueError: anything else (`1.5`, `1e-3`, `abc`, `nan`), naming the text and the fix.
+    """
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    fix = "write a whole number such as 100000 or 1e5"
+    try:
+        value = decimal.Decimal(text.strip())  # exact: 1e30 is 10**30, not a float near it
+    except decimal.InvalidOperation:
+        raise ValueError(f"{text!r} is not an integer; {fix}") from None
+    if not value.is_finite() or value != value.to_integral_value():
+        raise ValueError(f"{text!r} is not an integer; {fix}")
+    if value.adjusted() > 1000:  # int() of 1e999999999 would fill the memory
+        raise ValueError(f"{text!r} has over 1000 digits; give a smaller number")
+    return int(value)
 
 
 def _description(command: Command, argv: Sequence[str]) -> str:

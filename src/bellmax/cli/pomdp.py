@@ -40,7 +40,13 @@ METHODS = ("hsvi", "qmdp", "fib", "exact", "pbvi", "perseus", "pomcp")
 
 @dataclasses.dataclass(frozen=True)
 class PomdpArgs:
-    """Solve a POMDP stored in Cassandra's .pomdp format, or simulate a policy on it."""
+    """Solve a POMDP stored in Cassandra's .pomdp format, or simulate a policy on it.
+
+    `solve` uses --method and that method's options (--horizon for exact; --time-limit for
+    hsvi, pbvi, perseus and exact; --epsilon for hsvi; --simulations and --max-depth for
+    pomcp) and --out. `simulate` uses --policy (without it, it first solves with --method
+    and that method's options), --episodes and --steps. Both take --seed and --json.
+    """
 
     action: Annotated[Literal["solve", "simulate"], tyro.conf.Positional]
     """solve: compute bounds and a policy; simulate: run a policy on the model."""
@@ -48,25 +54,39 @@ class PomdpArgs:
     """The POMDP file (.pomdp)."""
     method: Method = "hsvi"
     """Solver (simulate: used when no --policy is given)."""
-    horizon: int | None = None
-    """Steps of the finite horizon (--method exact; required there)."""
+    horizon: Annotated[
+        int | None,
+        tyro.conf.arg(metavar="INT", help_behavior_hint="(required with --method exact)"),
+    ] = None
+    """Steps of the finite horizon (--method exact only)."""
     time_limit: float = 60.0
     """Seconds for the anytime solvers (hsvi, pbvi, perseus), and for exact (when it runs
     out, exact reports the values of the horizon reached, with status max_iterations)."""
     epsilon: float = 1e-3
     """hsvi: the gap at b0 to reach."""
-    out: Annotated[str | None, tyro.conf.arg(metavar="FILE.npz")] = None
+    out: Annotated[
+        str | None, tyro.conf.arg(metavar="FILE.npz", help_behavior_hint="(default: not saved)")
+    ] = None
     """solve: save the alpha-vector policy (.npz, or .alpha for pomdp-solve's format)."""
-    policy: Annotated[str | None, tyro.conf.arg(metavar="FILE.npz")] = None
-    """simulate: the policy to run (.npz or .alpha); default: solve with --method first."""
+    policy: Annotated[
+        str | None,
+        tyro.conf.arg(metavar="FILE.npz", help_behavior_hint="(default: solve with --method)"),
+    ] = None
+    """simulate: the policy to run (.npz or .alpha)."""
     simulations: int = 1000
     """pomcp: simulations per decision."""
     max_depth: int = 100
     """pomcp: deepest step of a simulation (tree walk and rollout)."""
     episodes: int = 1000
     """simulate: episodes."""
-    steps: int | None = None
-    """simulate: steps per episode (default: until gamma^t * reward range / (1 - gamma) < 0.01)."""
+    steps: Annotated[
+        int | None,
+        tyro.conf.arg(
+            metavar="INT",
+            help_behavior_hint="(default: until gamma^t * reward range / (1 - gamma) < 0.01)",
+        ),
+    ] = None
+    """simulate: steps per episode."""
     seed: int = 0
     """Random seed (sampling solvers, simulation)."""
     json: bool = False

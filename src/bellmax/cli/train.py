@@ -28,6 +28,7 @@ import dataclasses
 import inspect
 import itertools
 import json
+import re
 import sys
 import tempfile
 import textwrap
@@ -40,8 +41,8 @@ from typing import Annotated, Any, Literal, Union
 import tyro
 from tyro.conf import Positional
 
-from bellmax.cli.main import changed_fields
-from bellmax.core.io import RUN_JSON, check_output_path
+from bellmax.cli.main import changed_fields, option_for, plural
+from bellmax.core.io import RUN_JSON, check_output_path, check_run_dir
 
 # Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
 # --help` and the other commands fast. The policy is in bellmax.cli's docstring.
@@ -163,6 +164,8 @@ def _arg(name: str, ftype: Any, default: Any, doc: str, hint: str | None = None)
     """A field's type annotated with its help: one paragraph, and for a bool option (which
     has both forms, `--x` and `--no-x`) the default named as the form that gives it."""
     doc = " ".join(doc.split())
+    if typing.get_origin(ftype) is tuple and default:  # several values, space-separated
+        doc = f"{doc.rstrip('.')} (e.g. {_option(name)} {' '.join(map(str, default))})."
     if ftype is bool:
         hint = f"(default: {_option(('' if default else 'no_') + name)})"
         doc = doc.replace("(False: ", f"({_option('no_' + name)}: ")
@@ -495,6 +498,7 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
     """
     from bellmax.deep import get_algorithm
     from bellmax.train.driver import (
+        check_run_dir_free,
         config_from_dict,
         plan_chunks,
         read_run,
@@ -521,6 +525,7 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
     default = f"runs/train-{name}-{env_id.replace(':', '_').replace('/', '_')}"
     out = default if a.out is None else a.out  # an empty --out is refused, not defaulted
     check_output_path(out, kind="dir", option="--out")
+    check_run_dir(out, "train")  # another command's output (imitate, sweep, ...)
     stored = read_run(out) if a.resume else None
     if stored is not None:
         given_settings = settings if a.config is not None else _settings(a, name, only_given=True)
@@ -540,17 +545,23 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
     elif a.resume:
         print(f"bellmax: {out!r} holds no run yet; starting it.", file=sys.stderr)
     algo = get_algorithm(name)
-    if stored is not None or a.config is not None:
-        source = repr(out) if stored is not None else repr(a.config)
-        config = config_from_dict(algo, settings["config"], source=source)
-    else:
-        config = type(a).config_cls(**settings["config"])
+    try:
+        if stored is not None or a.config is not None:
+            source = repr(out) if stored is not None else repr(a.config)
+            config = config_from_dict(algo, settings["config"], source=source)
+        else:
+            config = type(a).config_cls(**settings["config"])
+        config.validate()  # a budget of less than one update, named (the env is checked later)
+    except (ValueError, TypeError) as e:
+        raise _with_options(e, type(a).config_cls) from None
+    check_run_dir_free(out, resume=a.resume, overwrite=a.overwrite)  # before any note
+    # The note is for a run that starts (a resumed one said it when it started).
     note = _rounding_note(config, "total_steps" in given and a.total_steps is not None)
-    if note is not None:
+    if note is not None and stored is None:
         print(f"bellmax: {note}", file=sys.stderr)
     env, seeds = settings["env"], tuple(settings["seeds"])
-    config.validate()  # a budget of less than one update, named (the env is checked later)
     chunk = plan_chunks(int(config.num_updates), settings["chunks"])
+    chunks_run = 0
     tracker = None
     with _progress(sys.stderr.isatty()) as progress:
         task = progress.add_task(
@@ -558,7 +569,8 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
         )
 
         def on_chunk(info):
-            nonlocal tracker
+            nonlocal tracker, chunks_run
+            chunks_run += 1
             if a.log is not None and tracker is None:
                 # Made at the first chunk, once the driver holds the run directory (a run it
                 # refuses is left untouched); a run that starts from its first update
@@ -605,13 +617,35 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
         print(json.dumps(summary))
     else:
         ev = summary["final_eval_return"]
+        steps = f"{summary['env_steps']} steps x {plural(len(seeds), 'seed')}"
+        if stored is not None and chunks_run == 0:  # --resume of a run that had ended
+            done = f"the run in {out} had already ended ({steps}); nothing to train"
+        else:
+            done = (
+                f"{steps} in {summary['seconds']:.1f} s "
+                f"(+{summary['compile_seconds']:.1f} s compile)"
+            )
         print(
-            f"{name} on {env}: {summary['env_steps']} steps x {len(seeds)} seeds in "
-            f"{summary['seconds']:.1f} s (+{summary['compile_seconds']:.1f} s compile); "
+            f"{name} on {env}: {done}; "
             + (f"final evaluation return {ev:.1f}" if ev is not None else "not evaluated")
             + f"; outputs in {out}/"
         )
     return 0
+
+
+def _with_options(error: ValueError | TypeError, config_cls: type) -> Exception:
+    """A Config's error as a command-line user needs it: the fields it names
+    (`learning_starts`, `total_timesteps`) followed by the options that set them."""
+    text = str(error)
+    named = []
+    for f in dataclasses.fields(config_cls):
+        found = re.search(rf"\b{f.name}\b", text)
+        if "_" in f.name and found:  # (--gamma is gamma)
+            named.append((found.start(), f"{f.name} is {option_for(f.name)}"))
+    if not named or type(error) not in (ValueError, TypeError):
+        return error
+    flags = ", ".join(flag for _, flag in sorted(named))
+    return type(error)(f"{text.rstrip('.')} (on the command line: {flags}).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -671,8 +705,8 @@ def run_evaluate(args: EvaluateArgs) -> int:
     else:
         print(
             f"{res['algo']} on {res['env']}: mean return {res['mean_return']:.1f} "
-            f"(+-{res['std_return']:.1f}) over {res['episodes']} episodes x "
-            f"{len(res['seeds'])} seeds (policies from {res['source']})"
+            f"(+-{res['std_return']:.1f}) over {plural(res['episodes'], 'episode')} x "
+            f"{plural(len(res['seeds']), 'seed')} (policies from {res['source']})"
         )
         if "video" in res:
             v = res["video"]

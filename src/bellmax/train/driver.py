@@ -93,6 +93,7 @@ from bellmax.train.tracking import chunk_scalars
 __all__ = [
     "ChunkInfo",
     "TrainResult",
+    "check_run_dir_free",
     "config_from_dict",
     "evaluate_checkpoint",
     "load_run",
@@ -695,24 +696,30 @@ def _existing_outputs(out: Path) -> list[str]:
     return [name for name in OUTPUTS if (out / name).exists()] if out.is_dir() else []
 
 
+def check_run_dir_free(out: str | os.PathLike, *, resume: bool, overwrite: bool) -> None:
+    """Refuse a directory that already holds a run, unless `resume` or `overwrite` is given
+    (what `train` checks again under the run's lock). Nothing is created or changed.
+
+    Raises:
+      BellmaxError: `out` holds a run's outputs (named), and neither flag is given.
+    """
+    existing = _existing_outputs(Path(out))
+    if existing and not (resume or overwrite):
+        raise BellmaxError(
+            f"{str(out)!r} already holds a run ({', '.join(existing)}): pass --resume to "
+            "continue it or --overwrite to replace it, or choose another --out."
+        )
+
+
 def _open_run_dir(out: Path, *, resume: bool, overwrite: bool) -> FileLock:
     """Take the run's lock and check that this call may write `out`.
 
     A refusal leaves the directory exactly as it was (no file created or changed).
     """
-
-    def refuse_existing(existing: list[str]) -> BellmaxError:
-        return BellmaxError(
-            f"{str(out)!r} already holds a run ({', '.join(existing)}): pass --resume to "
-            "continue it or --overwrite to replace it, or choose another --out."
-        )
-
     lock = FileLock(out / LOCK)
     try:
         if not lock.acquire(create=False):
-            existing = _existing_outputs(out)
-            if existing and not (resume or overwrite):
-                raise refuse_existing(existing)
+            check_run_dir_free(out, resume=resume, overwrite=overwrite)
             lock.acquire(create=True)
     except LockHeldError as e:
         who = f"process {e.owner}" if e.owner else "another process"
@@ -720,10 +727,11 @@ def _open_run_dir(out: Path, *, resume: bool, overwrite: bool) -> FileLock:
             f"{str(out)!r} is being written by another bellmax run ({who} holds {LOCK}); "
             "wait for it to finish, or choose another --out."
         ) from None
-    existing = _existing_outputs(out)  # again, under the lock
-    if existing and not (resume or overwrite):
+    try:  # again, under the lock
+        check_run_dir_free(out, resume=resume, overwrite=overwrite)
+    except BellmaxError:
         lock.release()
-        raise refuse_existing(existing)
+        raise
     lock.write_owner()
     for name in OUTPUTS:  # temporary files of writers that died mid-write
         for tmp in out.glob(f".{name}.*.tmp"):
