@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import tyro
 
-from bellmax.cli.main import changed_fields
+from bellmax.cli.main import changed_fields, plural
 from bellmax.core.checks import check_int, check_seed
 from bellmax.core.errors import unknown_name
 from bellmax.core.io import DATASET_NPZ, HUMAN_LABELS_NPZ, IMITATION_JSON
@@ -379,7 +379,7 @@ def run_imitate(args: ImitateArgs) -> int:
 
     def progress(rec: Any) -> None:
         if not args.json:
-            labels = _count(rec.labels, "label")
+            labels = plural(rec.labels, "label")
             print(f"round {rec.round}: {labels}, greedy return {rec.eval_return:.1f}")
             sys.stdout.flush()
 
@@ -452,8 +452,8 @@ def run_imitate(args: ImitateArgs) -> int:
         print(json.dumps(summary))
     else:
         line = f"{args.algorithm} on {args.env} with the {args.expert} expert: greedy return "
-        line += f"{res.final_eval_return:.1f} after {_count(res.labels_used, 'label')}, "
-        line += f"{_count(len(res.rounds), 'round')}, {res.seconds:.1f} s"
+        line += f"{res.final_eval_return:.1f} after {plural(res.labels_used, 'label')}, "
+        line += f"{plural(len(res.rounds), 'round')}, {res.seconds:.1f} s"
         print(line)
         if exp_ret is not None:
             print(f"expert's own return: {exp_ret:.1f}")
@@ -462,17 +462,12 @@ def run_imitate(args: ImitateArgs) -> int:
     return 0
 
 
-def _count(n: int, noun: str) -> str:
-    """`"1 round"`, `"2 rounds"`."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def _saved_note(path: Path | None) -> str:
     """' (N labels kept in PATH)', or ' (no labels were saved)' when nothing was written."""
     if path is None:
         return ""
     n = len_saved(path)
-    return f" ({_count(n, 'label')} kept in {path})" if n else " (no labels were saved)"
+    return f" ({plural(n, 'label')} kept in {path})" if n else " (no labels were saved)"
 
 
 def len_saved(path: Path | None) -> int:
