@@ -720,3 +720,22 @@ def test_resume_under_other_xla_flags_warns(tmp_path):
     with pytest.warns(UserWarning, match="XLA_FLAGS .* not be bit-identical"):
         res = driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True, **RUN)
     assert res.updates_done == 50
+
+
+def test_learning_curves_hold_through_windows_without_an_episode():
+    # learning_curve.png had gaps wherever no episode ended in a window (long episodes, short
+    # windows), and the mean over seeds jumped where one seed had a gap. A window without an
+    # episode now holds the seed's last value, and the mean starts once every seed has one.
+    from bellmax.train.driver import learning_curves
+
+    returns = np.array([[10.0, 0, 0, 30, 0], [0, 0, 20, 0, 40]])
+    counts = np.array([[1, 0, 0, 1, 0], [0, 0, 1, 0, 1]])
+    curves, mean = learning_curves(returns, counts, window=1)
+    np.testing.assert_array_equal(curves[0], [10, 10, 10, 30, 30])
+    np.testing.assert_array_equal(curves[1], [np.nan, np.nan, 20, 20, 40])
+    np.testing.assert_array_equal(mean, [np.nan, np.nan, 15, 25, 35])
+    curves, mean = learning_curves(returns, counts, window=2)  # sums over two updates
+    np.testing.assert_array_equal(curves, [[10, 10, 30, 30], [np.nan, 20, 20, 40]])
+    # a NaN return (a diverged run) stays visible, not held over
+    curves, _ = learning_curves(np.array([[1.0, np.nan, 0]]), np.array([[1, 1, 0]]), 1)
+    np.testing.assert_array_equal(curves[0], [1, np.nan, np.nan])

@@ -96,6 +96,7 @@ __all__ = [
     "check_run_dir_free",
     "config_from_dict",
     "evaluate_checkpoint",
+    "learning_curves",
     "load_run",
     "plan_chunks",
     "read_run",
@@ -531,6 +532,36 @@ def _write_metrics(out: Path, seeds: Sequence[int], history: dict[str, np.ndarra
     atomic_write_text(out / "metrics.csv", "\n".join(lines) + "\n")
 
 
+def learning_curves(
+    returns: np.ndarray, counts: np.ndarray, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each seed's training return over a moving window of updates, and their mean.
+
+    Args:
+      returns, counts: `[seeds, updates]` the summed returns and the number of the episodes
+        that ended in each update.
+      window: updates per window.
+
+    Returns:
+      `(curves [seeds, updates - window + 1], mean [updates - window + 1])`: a window's mean
+      episode return; a window in which no episode ended holds the seed's last value (a long
+      episode leaves no gap in its curve), NaN only before its first episode. The mean is
+      over all seeds, NaN until every seed has ended an episode (it does not jump when a
+      late seed joins).
+    """
+    ones = np.ones(window)
+    curves = []
+    for r, c in zip(np.asarray(returns, np.float64), np.asarray(counts, np.float64), strict=True):
+        rs, cs = np.convolve(r, ones, "valid"), np.convolve(c, ones, "valid")
+        with np.errstate(all="ignore"):
+            curve = np.where(cs > 0, rs / np.maximum(cs, 1), np.nan)
+        last = np.where(cs > 0, np.arange(curve.size), -1)
+        np.maximum.accumulate(last, out=last)
+        curves.append(np.where(last >= 0, curve[np.maximum(last, 0)], np.nan))
+    curves_arr = np.stack(curves)
+    return curves_arr, curves_arr.mean(axis=0)  # NaN wherever a seed has no value yet
+
+
 def _plot_curve(path: Path, m: dict[str, np.ndarray], seeds: Sequence[int], title: str) -> None:
     """The training returns of `m` (the metrics history, `[seeds, updates]` each) by env step;
     nothing without episode returns."""
@@ -544,19 +575,12 @@ def _plot_curve(path: Path, m: dict[str, np.ndarray], seeds: Sequence[int], titl
     steps = m["env_steps"][0] if "env_steps" in m else np.arange(updates_done)
     ret, cnt = m["episode_return_sum"], m["episode_count"]
     window = max(1, updates_done // 50)
+    curves, mean = learning_curves(ret, cnt, window)
     fig = Figure(figsize=(6.4, 4))  # no pyplot: no global backend, nothing to close
     ax = fig.subplots()
-    means = []
-    for s, seed in enumerate(seeds):
-        r = np.convolve(ret[s], np.ones(window), "valid")
-        c = np.convolve(cnt[s], np.ones(window), "valid")
-        curve = np.where(c > 0, r / np.maximum(c, 1), np.nan)
-        means.append(curve)
+    for curve, seed in zip(curves, seeds, strict=True):
         ax.plot(steps[window - 1 :], curve, lw=0.8, alpha=0.5, label=f"seed {seed}")
-    if len(means) > 1:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(np.stack(means), axis=0)
+    if len(seeds) > 1:
         ax.plot(steps[window - 1 :], mean, "k", lw=2, label="mean")
     ax.set_xlabel("environment steps (per seed)")
     ax.set_ylabel("episode return (training)")
