@@ -41,3 +41,12 @@ def test_unknown_names_raise_attribute_error_and_dir_lists_the_exports():
         pkg.loads  # noqa: B018
     assert "dumps" in pkg.__dir__()
     assert not hasattr(pkg, "nope")
+
+
+def test_dir_of_bellmax_lists_its_names_not_the_lazy_helper():
+    # dir(bellmax) showed `lazy_exports`, the helper the package calls, beside its API
+    import bellmax
+
+    names = dir(bellmax)
+    assert {"make", "load_policy", "TabularMDP"} <= set(names)
+    assert "lazy_exports" not in names

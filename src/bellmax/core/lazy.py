@@ -41,7 +41,7 @@ def lazy_exports(
         namespace[name] = value
         return value
 
-    def __dir__() -> list[str]:
-        return sorted(set(namespace) | set(exports))
+    def __dir__() -> list[str]:  # (without this helper, which the package imports to call)
+        return sorted((set(namespace) - {"lazy_exports"}) | set(exports))
 
     return __getattr__, __dir__
