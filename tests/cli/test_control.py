@@ -155,11 +155,14 @@ def test_max_steps_caps_every_gymnasium_episode_and_each_is_reported():
 def test_max_steps_means_steps_per_episode_for_every_kind_of_env(capsys, env_id):
     """The pendulum never terminates: every episode ends at --max-steps exactly, whether it
     runs through the Gymnasium bridge or as a bellmax env."""
-    out = _json(
-        capsys, "control", "--env", env_id, "--controller", "lqr", "--episodes", "3",
-        "--max-steps", "7", "--json",
-    )  # fmt: skip
+    code = main(["control", "--env", env_id, "--controller", "lqr", "--episodes", "3",
+                 "--max-steps", "7", "--json"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    out = json.loads(captured.out)
     assert out["episode_lengths"] == [7, 7, 7] and len(out["episode_returns"]) == 3
+    # LQR on a swing-up task: a note says where it holds (it ran silently)
+    assert "--controller lqr holds the upright with one feedback gain" in captured.err
 
 
 # ---------------------------------------------------------------------- strict JSON

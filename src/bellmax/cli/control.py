@@ -333,6 +333,14 @@ def run_control(args: ControlArgs) -> int:
         source = "the model's nominal (Gymnasium's) parameters"
     problem, task = env_problem(args.env, model.name, params, horizon=args.horizon)
     if args.controller == "lqr":
+        if task == "swing-up":
+            print(
+                f"bellmax: note: --controller lqr holds the upright with one feedback gain "
+                f"about it; {args.env} is a swing-up task, and from far below the upright, "
+                "where that linearisation does not hold, LQR may fail (--controller ilqr-mpc "
+                "plans the swing-up).",
+                file=sys.stderr,
+            )
         ctrl = make_lqr_controller(problem, params)
     else:
         method = "ddp" if args.controller == "ddp-mpc" else "ilqr"
