@@ -219,3 +219,27 @@ def test_one_round_and_one_label_read_as_such(capsys, monkeypatch):
     text = capsys.readouterr().out
     assert "round 0: 1 label, greedy return 9.0" in text
     assert "greedy return 9.0 after 1 label, 1 round, 0.1 s" in text
+
+
+def test_tictactoe_reports_the_worst_outcome_by_its_name(capsys, monkeypatch):
+    # TicTacToe-v0's evaluation is the exhaustive worst outcome over the opponent's lines,
+    # but the summary called -1.0 a "greedy return" (which `bellmax evaluate` means otherwise)
+    from types import SimpleNamespace
+
+    from bellmax.cli import imitate as cli
+    from bellmax.imitation import loop
+
+    rec = SimpleNamespace(round=0, labels=1, eval_return=-1.0)
+
+    def one_round(env_id, expert, config, *, on_round=None, **kwargs):
+        on_round(rec)
+        return SimpleNamespace(final_eval_return=-1.0, labels_used=1, rounds=[rec], seconds=0.1)
+
+    monkeypatch.setattr(cli, "make_expert", lambda *args: None)
+    monkeypatch.setattr(loop, "imitate", one_round)
+    argv = ["imitate", "dagger", "--env", "TicTacToe-v0", "--expert", "perfect", "--labels", "1"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "round 0: 1 label, worst outcome -1.0" in text
+    assert "worst outcome -1.0 after 1 label" in text and "greedy return" not in text
+    assert "0 means it never loses" in text

@@ -377,10 +377,13 @@ def run_imitate(args: ImitateArgs) -> int:
     data_path = None if out is None else out / DATASET_NPZ
     meta = {"env": args.env, "expert": args.expert, "algorithm": args.algorithm}
 
+    # TicTacToe-v0's evaluation is the exhaustive worst outcome, not a mean return
+    score = "worst outcome" if _is_tictactoe(args.env) else "greedy return"
+
     def progress(rec: Any) -> None:
         if not args.json:
             labels = plural(rec.labels, "label")
-            print(f"round {rec.round}: {labels}, greedy return {rec.eval_return:.1f}")
+            print(f"round {rec.round}: {labels}, {score} {rec.eval_return:.1f}")
             sys.stdout.flush()
 
     try:
@@ -451,10 +454,15 @@ def run_imitate(args: ImitateArgs) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        line = f"{args.algorithm} on {args.env} with the {args.expert} expert: greedy return "
+        line = f"{args.algorithm} on {args.env} with the {args.expert} expert: {score} "
         line += f"{res.final_eval_return:.1f} after {plural(res.labels_used, 'label')}, "
         line += f"{plural(len(res.rounds), 'round')}, {res.seconds:.1f} s"
         print(line)
+        if _is_tictactoe(args.env):
+            print(
+                "(the greedy learner's worst result over every line of the opponent's play, "
+                "as X and as O: 1 win, 0 draw, -1 loss; 0 means it never loses)"
+            )
         if exp_ret is not None:
             print(f"expert's own return: {exp_ret:.1f}")
         if out is not None:
