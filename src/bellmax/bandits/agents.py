@@ -46,6 +46,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_bool, check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import unknown_name
 
 __all__ = [
@@ -153,6 +154,8 @@ CONFIG_TYPES: tuple[type, ...] = (EpsilonGreedy, UCB, GradientBandit, ThompsonSa
 @struct.dataclass
 class AgentState:
     """What a bandit agent knows after `time` pulls of one run, for every kind of agent."""
+
+    __repr__ = summary_repr
 
     values: jax.Array
     """[k] float32: action-value estimates Q (epsilon-greedy, UCB), preferences H (gradient

@@ -38,6 +38,7 @@ from flax import struct
 
 from bellmax.bandits.agents import AgentConfig, act, check_config, init, traced_config, update
 from bellmax.core.checks import check_int, check_seed
+from bellmax.core.display import summary_repr
 from bellmax.envs.bandit import BanditParams, GaussianBandit
 from bellmax.envs.registry import make
 
@@ -68,6 +69,8 @@ COMPILER_OPTIONS: dict[str, Any] = {"xla_cpu_experimental_ynn_fusion_type": ""}
 class TestbedCurves:
     """What one jitted testbed call returns (device arrays)."""
 
+    __repr__ = summary_repr
+
     mean_reward: jax.Array
     """[steps] reward at each step, averaged over the runs (Figure 2.2, top)."""
     optimal_action_rate: jax.Array
@@ -81,6 +84,8 @@ class TestbedCurves:
 @dataclasses.dataclass(frozen=True)
 class TestbedResult:
     """Curves of one agent on the testbed, on the host, with timings."""
+
+    __repr__ = summary_repr
 
     config: AgentConfig
     """The agent that ran."""

@@ -39,6 +39,7 @@ from bellmax.control.integrators import step_size
 from bellmax.control.nlp import NLPOptions, NLPResult, solve_staged_nlp
 from bellmax.control.problems import Problem, check_functions
 from bellmax.core.checks import check_choice, check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.status import StatusFields
 
 __all__ = ["METHODS", "CollocationResult", "collocation", "collocation_from_problem"]
@@ -50,6 +51,8 @@ METHODS = ("trapezoidal", "hermite_simpson")
 @struct.dataclass
 class CollocationResult(StatusFields):
     """What `collocation` returns."""
+
+    __repr__ = summary_repr
 
     X: jax.Array
     """States at the knots `[N + 1, n]`."""

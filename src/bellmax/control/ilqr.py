@@ -46,6 +46,7 @@ from flax import struct
 from bellmax.control.lqr import matmul_small, matvec_small
 from bellmax.control.problems import Problem, check_bounds, check_functions, zero_terminal_cost
 from bellmax.core.checks import check_bool, check_choice, check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
 
 __all__ = [
@@ -120,6 +121,8 @@ class ILQRConfig:
 @struct.dataclass
 class ILQRResult(StatusFields):
     """What `ilqr` (and `ddp`) return. `T` steps, `n` states, `m` controls."""
+
+    __repr__ = summary_repr
 
     X: jax.Array
     """States `[T+1, n]` of the final trajectory."""

@@ -32,6 +32,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
 
 __all__ = [
@@ -51,6 +52,8 @@ class LQRSolution:
 
     Shapes: `T` steps, `n` states, `m` controls. `u_t = K[t] @ x_t + k[t]`.
     """
+
+    __repr__ = summary_repr
 
     K: jax.Array
     """Feedback gains `[T, m, n]`."""
@@ -81,6 +84,8 @@ class LQRSolution:
 @struct.dataclass
 class DLQRSolution(StatusFields):
     """The infinite-horizon discrete LQR solution."""
+
+    __repr__ = summary_repr
 
     K: jax.Array
     """Stationary gain `[m, n]`: `u = K x` (note the sign: scipy's convention is `-K`)."""

@@ -37,6 +37,7 @@ from bellmax.control.ilqr import ILQRConfig, ILQRProblem, check_model_shapes, co
 from bellmax.control.lqr import dlqr
 from bellmax.control.problems import Problem
 from bellmax.core.checks import check_choice, check_int
+from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
 from bellmax.envs import spaces
 from bellmax.envs.environment import Environment, EnvParams
@@ -58,6 +59,8 @@ __all__ = [
 @struct.dataclass
 class MPCState(StatusFields):
     """What MPC carries from one control step to the next."""
+
+    __repr__ = summary_repr
 
     U: jax.Array
     """The current plan `[H, m]` (after the step: the shifted warm start)."""
@@ -426,6 +429,8 @@ def _default_observe(obs: jax.Array, env_state: Any) -> jax.Array:
 class ClosedLoopResult:
     """A closed-loop rollout of MPC on a bellmax environment (`steps` long)."""
 
+    __repr__ = summary_repr
+
     states: jax.Array
     """Planner states `x_t` `[steps + 1, n]` (what MPC measured, plus the last)."""
     controls: jax.Array
@@ -572,6 +577,8 @@ _closed_loop = jax.jit(_closed_loop_impl, static_argnums=(0, 1, 2, 3, 4))
 @dataclasses.dataclass
 class HostClosedLoopResult:
     """MPC run on a Gymnasium environment through the bridge (host side, numpy)."""
+
+    __repr__ = summary_repr
 
     episode_returns: np.ndarray
     """Returns of the finished episodes."""

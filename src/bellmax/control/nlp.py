@@ -48,6 +48,7 @@ from flax import struct
 
 from bellmax.control.problems import check_functions
 from bellmax.core.checks import check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
 
 __all__ = ["NLPOptions", "NLPResult", "solve_staged_nlp"]
@@ -90,6 +91,8 @@ class NLPOptions:
 @struct.dataclass
 class NLPResult(StatusFields):
     """What `solve_staged_nlp` returns."""
+
+    __repr__ = summary_repr
 
     z: jax.Array
     """Primal solution `[K, nz]`."""

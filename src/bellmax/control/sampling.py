@@ -46,6 +46,7 @@ from flax import struct
 
 from bellmax.control.problems import Problem
 from bellmax.core.checks import check_choice, check_int, check_number, check_type
+from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
 
 __all__ = [
@@ -136,6 +137,8 @@ class RolloutCost:
 @struct.dataclass
 class SamplingResult(StatusFields):
     """One plan of CEM or MPPI."""
+
+    __repr__ = summary_repr
 
     U: jax.Array
     """`[H, m]` the planned controls (the final mean)."""
@@ -315,6 +318,8 @@ def plan(
 @struct.dataclass
 class SamplingState(StatusFields):
     """What a sampling MPC carries between control steps (MPC's fields plus the key)."""
+
+    __repr__ = summary_repr
 
     U: jax.Array
     """`[H, m]` the shifted plan (the next warm start)."""

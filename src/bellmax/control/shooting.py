@@ -36,6 +36,7 @@ from flax import struct
 
 from bellmax.control.problems import Problem, check_functions, zero_terminal_cost
 from bellmax.core.checks import check_choice, check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
 
 __all__ = [
@@ -56,6 +57,8 @@ BOUND_METHODS = ("tanh", "clip", "project")
 @struct.dataclass
 class ShootingResult(StatusFields):
     """What `shooting` returns."""
+
+    __repr__ = summary_repr
 
     X: jax.Array
     """States `[T + 1, n]` of the rollout under `U`."""

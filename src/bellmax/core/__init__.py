@@ -12,6 +12,8 @@ _EXPORTS = {
     "InvalidMDPError": "bellmax.core.errors",
     "UnknownNameError": "bellmax.core.errors",
     "unknown_name": "bellmax.core.errors",
+    "summarize": "bellmax.core.display",
+    "summary_repr": "bellmax.core.display",
     "atomic_open": "bellmax.core.io",
     "SparseTransitions": "bellmax.core.mdp",
     "TabularMDP": "bellmax.core.mdp",
@@ -57,5 +59,7 @@ __all__ = [
     "lambda_returns",
     "log_sum_exp",
     "q_values",
+    "summarize",
+    "summary_repr",
     "unknown_name",
 ]

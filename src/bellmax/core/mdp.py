@@ -28,6 +28,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import InvalidMDPError
 
 #: Rows of P must sum to one within this tolerance (relative to the row's size).
@@ -82,6 +83,8 @@ class SparseTransitions:
     `from_dense`, which choose `K` by `ell_width`; `SparseTransitions(next_state, prob)` is
     the plain padded layout.
     """
+
+    __repr__ = summary_repr
 
     next_state: Any
     """Successor indices, int array `[S, A, K]`."""
@@ -307,6 +310,8 @@ class TabularMDP:
       initial: optional start-state distribution `[S]`.
       name: optional label.
     """
+
+    __repr__ = summary_repr
 
     P: Any
     R: Any

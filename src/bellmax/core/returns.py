@@ -25,10 +25,14 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from bellmax.core.display import summary_repr
+
 
 @struct.dataclass
 class Advantages:
     """The result of `gae`."""
+
+    __repr__ = summary_repr
 
     advantages: jax.Array
     """`[T, N]` generalised advantage estimates `A_t`."""

@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import unknown_name
 from bellmax.core.mdp import SparseTransitions, TabularMDP
 
@@ -290,6 +291,8 @@ class MDPArrays:
     (`overflow_*`, `[E]`, sorted by row; None when there are none).
     """
 
+    __repr__ = summary_repr
+
     R: jax.Array
     """Expected rewards `[S, A]`."""
     gamma: jax.Array
@@ -381,6 +384,8 @@ class MDPArrays:
 @struct.dataclass
 class Backup:
     """The result of one `bellman_backup`."""
+
+    __repr__ = summary_repr
 
     values: jax.Array
     """`V'(s) = (+)_a w (x) Q(s, a)`, `[S]`."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 from flax import struct
 
+from bellmax.core.display import summary_repr
+
 
 @struct.dataclass
 class Transition:
@@ -15,6 +17,8 @@ class Transition:
     state (no bootstrap); `truncated` means it was cut by a time limit (bootstrap from
     `obs_t`).
     """
+
+    __repr__ = summary_repr
 
     obs_tm1: jax.Array
     """Observation before the action."""
@@ -43,6 +47,8 @@ class Transition:
 @struct.dataclass
 class Trajectory:
     """A rollout of `T` steps (time is the leading axis), as an algorithm collects it."""
+
+    __repr__ = summary_repr
 
     obs: jax.Array
     """Observations `o_0 .. o_{T-1}`, shape `[T, ...]`."""

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core.display import summary_repr
 from bellmax.envs import spaces
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -29,6 +30,8 @@ _LOG_2PI = math.log(2.0 * math.pi)
 @struct.dataclass
 class Categorical:
     """A categorical distribution over `n` actions given unnormalised `logits [..., n]`."""
+
+    __repr__ = summary_repr
 
     logits: jax.Array
 
@@ -59,6 +62,8 @@ class Categorical:
 @struct.dataclass
 class DiagGaussian:
     """A Gaussian with diagonal covariance: `mean [..., d]`, `log_std` broadcastable to it."""
+
+    __repr__ = summary_repr
 
     mean: jax.Array
     log_std: jax.Array

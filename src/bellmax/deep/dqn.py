@@ -36,6 +36,7 @@ from bellmax.core.checks import (
     check_number,
     check_probability,
 )
+from bellmax.core.display import summary_repr
 from bellmax.core.types import Transition
 from bellmax.deep.loop import (
     EpisodeMetrics,
@@ -242,6 +243,8 @@ def check_action_space(space: Any) -> spaces.Discrete:
 class TrainState:
     """Everything that changes during DQN training, as one pytree (a full checkpoint)."""
 
+    __repr__ = summary_repr
+
     params: Any
     """Online Q-network parameters."""
     target_params: Any
@@ -265,6 +268,8 @@ class TrainState:
 @struct.dataclass
 class Metrics(EpisodeMetrics):
     """Per-update scalars of DQN."""
+
+    __repr__ = summary_repr
 
     loss: jax.Array
     """Mean TD loss over this update's gradient steps (0 before learning starts)."""

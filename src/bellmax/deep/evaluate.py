@@ -27,6 +27,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int
+from bellmax.core.display import summary_repr
 from bellmax.core.xla import RUN_SOMETIMES, jit_lightly
 from bellmax.envs.vector import VectorEnv, make_vector_env
 
@@ -36,6 +37,8 @@ ActFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
 @struct.dataclass
 class EvalResult:
     """Returns and lengths of evaluation episodes."""
+
+    __repr__ = summary_repr
 
     returns: jax.Array
     """`[episodes]` undiscounted return of each episode."""

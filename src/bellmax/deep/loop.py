@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from bellmax.core.display import summary_repr
 from bellmax.envs.vector import VectorEnv, make_vector_env
 
 __all__ = [
@@ -51,6 +52,8 @@ __all__ = [
 @struct.dataclass
 class EpisodeMetrics:
     """The first fields of every algorithm's per-update `Metrics` (one scalar each)."""
+
+    __repr__ = summary_repr
 
     env_steps: jax.Array
     """Cumulative environment steps after this update (all environments)."""

@@ -40,6 +40,7 @@ from bellmax.core.checks import (
     check_number,
     check_probability,
 )
+from bellmax.core.display import summary_repr
 from bellmax.core.types import Transition
 from bellmax.deep.loop import check_fields as check_values
 from bellmax.deep.loop import check_traced_fields, scheduled_learning_rate
@@ -316,6 +317,8 @@ class TwinQValues(nn.Module):
 @struct.dataclass
 class TrainState:
     """Everything that changes during off-policy training, as one pytree (a full checkpoint)."""
+
+    __repr__ = summary_repr
 
     learner: Any
     """The algorithm's networks, targets and optimiser states (SAC's `Learner`, TD3's)."""

@@ -34,6 +34,7 @@ from bellmax.core.checks import (
     check_number,
     check_probability,
 )
+from bellmax.core.display import summary_repr
 from bellmax.core.returns import Advantages, gae
 from bellmax.deep.distributions import action_space_kind, clip_to_space
 from bellmax.deep.loop import (
@@ -139,6 +140,8 @@ class OnPolicyRun:
 @struct.dataclass
 class Metrics(EpisodeMetrics):
     """Scalars of one A2C or REINFORCE update."""
+
+    __repr__ = summary_repr
 
     loss: jax.Array
     """Total loss of the update's gradient step."""

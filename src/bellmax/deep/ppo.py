@@ -29,6 +29,7 @@ import optax
 from flax import struct
 
 from bellmax.core.checks import check_bool, check_int, check_number, check_probability
+from bellmax.core.display import summary_repr
 from bellmax.deep.loop import (
     EpisodeMetrics,
     check_fields,
@@ -152,6 +153,8 @@ PRESETS: dict[str, Config] = {
 @struct.dataclass
 class Metrics(EpisodeMetrics):
     """Scalars of one PPO update."""
+
+    __repr__ = summary_repr
 
     loss: jax.Array
     """Mean total loss over the update's gradient steps."""

@@ -22,12 +22,15 @@ import jax.numpy as jnp
 from flax import struct
 
 from bellmax.core.checks import check_int
+from bellmax.core.display import summary_repr
 from bellmax.core.types import Transition
 
 
 @struct.dataclass
 class ReplayBuffer:
     """A ring buffer of transitions; `data`'s leaves have a leading `[capacity]` axis."""
+
+    __repr__ = summary_repr
 
     data: Any
     """The stored transitions: a pytree whose leaves are `[capacity, ...]` arrays."""
@@ -224,6 +227,8 @@ def check_replay_sizes(
 @struct.dataclass
 class Collect:
     """What an off-policy learner carries between env steps while it fills its buffer."""
+
+    __repr__ = summary_repr
 
     vec_state: Any
     obs: jax.Array

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from bellmax.core.display import summary_repr
 from bellmax.deep.distributions import clip_to_space
 from bellmax.deep.networks import ActorCritic, flatten_obs
 from bellmax.envs.vector import VecState, VectorEnv
@@ -25,6 +26,8 @@ __all__ = ["Rollout", "TrainState", "collect_rollout"]
 @struct.dataclass
 class TrainState:
     """Everything that changes during training: saving it is a full checkpoint."""
+
+    __repr__ = summary_repr
 
     params: Any
     """Actor-critic parameters."""
@@ -43,6 +46,8 @@ class TrainState:
 @struct.dataclass
 class Rollout:
     """`[T, N]` transitions of one rollout."""
+
+    __repr__ = summary_repr
 
     obs: jax.Array
     action: jax.Array

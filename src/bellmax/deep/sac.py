@@ -60,6 +60,7 @@ import optax
 from flax import struct
 
 from bellmax.core.checks import check_bool, check_choice, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.types import Transition
 from bellmax.deep.distributions import Categorical
 from bellmax.deep.loop import EpisodeMetrics, check_fields, is_traced, scan_train, vector_env
@@ -255,6 +256,8 @@ class TanhGaussian:
     """`a = tanh(u)`, `u ~ N(mean, exp(log_std)^2)` per dimension (Haarnoja et al. 2018,
     appendix C): a distribution on `(-1, 1)^d`, batched over leading axes."""
 
+    __repr__ = summary_repr
+
     mean: jax.Array
     log_std: jax.Array
 
@@ -327,6 +330,8 @@ class SquashedGaussianActor(nn.Module):
 class Learner:
     """SAC's networks, temperature and optimiser states."""
 
+    __repr__ = summary_repr
+
     actor: Any
     """Policy parameters."""
     critic: Any
@@ -343,6 +348,8 @@ class Learner:
 @struct.dataclass
 class Metrics(EpisodeMetrics):
     """Per-update scalars of SAC (means over the update's gradient steps; 0 before learning)."""
+
+    __repr__ = summary_repr
 
     loss: jax.Array
     """critic_loss + actor_loss + alpha_loss (a NaN here stops the driver)."""

@@ -39,6 +39,7 @@ import optax
 from flax import struct
 
 from bellmax.core.checks import check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.types import Transition
 from bellmax.deep.loop import EpisodeMetrics, check_fields, scan_train, vector_env
 from bellmax.deep.networks import MLP, flatten_obs
@@ -147,6 +148,8 @@ class DeterministicActor(nn.Module):
 class Learner:
     """TD3's networks, targets and optimiser states."""
 
+    __repr__ = summary_repr
+
     actor: Any
     """Policy parameters."""
     target_actor: Any
@@ -162,6 +165,8 @@ class Learner:
 @struct.dataclass
 class Metrics(EpisodeMetrics):
     """Per-update scalars of TD3 (means over the update's gradient steps; 0 before learning)."""
+
+    __repr__ = summary_repr
 
     loss: jax.Array
     """critic_loss + actor_loss (a NaN here stops the driver)."""

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bellmax.core.display import summary_repr
 from bellmax.core.mdp import TabularMDP
 from bellmax.envs._checks import is_traced
 
@@ -57,6 +58,8 @@ def host_array(x: Any, name: str) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class SampledModel:
     """Empirical transition frequencies and reward statistics of a sampled environment."""
+
+    __repr__ = summary_repr
 
     P: np.ndarray
     """Next-state frequencies `[S, A, S]` (the sampled states' rows; others are zero)."""

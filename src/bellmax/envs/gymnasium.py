@@ -42,6 +42,7 @@ from flax import struct
 from gymnasium import spaces as gym_spaces
 
 from bellmax.core.checks import check_int
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import BellmaxError, MissingDependencyError
 from bellmax.core.mdp import SparseTransitions, TabularMDP
 from bellmax.core.types import Trajectory
@@ -623,6 +624,8 @@ def _make_gym_env(env_id: str, **kwargs: Any) -> gymnasium.Env:
 @struct.dataclass
 class HostRollout:
     """What `rollout_host` collected."""
+
+    __repr__ = summary_repr
 
     trajectory: Trajectory
     """Numpy arrays with leading axes `[T, N]`; `next_obs` is the true next observation."""

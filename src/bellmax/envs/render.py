@@ -37,6 +37,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import MissingDependencyError
 from bellmax.envs import registry
 from bellmax.envs._grid import GridWorld
@@ -440,6 +441,8 @@ register_renderer(GridWorld, draw_grid, fps=4.0)
 @dataclasses.dataclass(frozen=True)
 class RenderedEpisode:
     """One episode played by `rollout_frames`, with a frame per state."""
+
+    __repr__ = summary_repr
 
     frames: np.ndarray
     """`[length + 1, H, W, 3]` uint8: the first state, then the state after each step."""

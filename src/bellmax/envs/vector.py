@@ -28,6 +28,7 @@ from flax import struct
 from jax.experimental import io_callback
 
 from bellmax.core.checks import check_int
+from bellmax.core.display import summary_repr
 from bellmax.envs import registry, spaces
 from bellmax.envs.environment import Environment, EnvParams
 
@@ -35,6 +36,8 @@ from bellmax.envs.environment import Environment, EnvParams
 @struct.dataclass
 class VecState:
     """What changes between steps of a vector environment."""
+
+    __repr__ = summary_repr
 
     env_state: Any
     """The `N` environments' states (batched); a step counter for host environments."""
@@ -47,6 +50,8 @@ class VecState:
 @struct.dataclass
 class VecStep:
     """One step of `N` environments."""
+
+    __repr__ = summary_repr
 
     obs: jax.Array
     """`[N, ...]` observations to act on next (the first of a new episode where one ended)."""

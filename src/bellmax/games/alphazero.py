@@ -65,6 +65,7 @@ from flax import serialization
 
 import bellmax
 from bellmax.core.checks import check_bool, check_int, check_int_sequence, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import BellmaxError
 from bellmax.core.io import atomic_open
 from bellmax.core.paths import user_cache_dir
@@ -289,6 +290,8 @@ def verify_agent(agent: Any, *, seed: int = 0) -> Verification:
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
     """What `train_alphazero` returns."""
+
+    __repr__ = summary_repr
 
     params: Any
     """The trained network weights."""

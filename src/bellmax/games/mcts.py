@@ -58,6 +58,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_bool, check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.envs.tictactoe import LINES
 from bellmax.games.solver import check_player
 from bellmax.games.tictactoe import check_position, check_positions, winner_of
@@ -91,6 +92,8 @@ _MARKED = -1  # `playout_outcome`: the ply of a cell marked before the playout
 @struct.dataclass
 class Node:
     """A search node: the board from the mover's view and whether the game is over."""
+
+    __repr__ = summary_repr
 
     board: jax.Array
     """int8 [..., 9]: +1 the mover's marks, -1 the opponent's, 0 empty."""
@@ -239,6 +242,8 @@ class Tree:
     one array per statistic. Values are for the player to move at the row's node.
     """
 
+    __repr__ = summary_repr
+
     board: jax.Array
     """int8 [N, 9]: each node's canonical board (the mover's marks +1)."""
     edges: jax.Array
@@ -259,6 +264,8 @@ class Tree:
 @struct.dataclass
 class SearchResult:
     """What a batch of searches found about the root moves ([B, 9] per move, [B] per root)."""
+
+    __repr__ = summary_repr
 
     visits: jax.Array
     """int32: visit count of each root move (0 for illegal moves)."""

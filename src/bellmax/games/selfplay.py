@@ -52,6 +52,7 @@ import random
 import numpy as np
 
 from bellmax.core.checks import check_int, check_number, check_probability
+from bellmax.core.display import summary_repr
 from bellmax.games.solver import positions
 
 __all__ = [
@@ -116,6 +117,8 @@ class QLearningConfig(_EpsilonGreedySelfPlay):
 @dataclasses.dataclass(frozen=True)
 class SelfPlayResult:
     """A learned move-score table and what training saw."""
+
+    __repr__ = summary_repr
 
     scores: np.ndarray
     """float64 [N, 9]: move scores for the player to move (rows like `positions()`); NaN on

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from bellmax.core.checks import check_int
+from bellmax.core.display import summary_repr
 from bellmax.envs.tictactoe import LINES, reachable_positions
 
 __all__ = [
@@ -79,6 +80,8 @@ class Positions:
 
     Index `s` runs over the positions sorted by `board_code`; `s = start` is the empty board.
     """
+
+    __repr__ = summary_repr
 
     boards: np.ndarray
     """int8 [N, 9]: the board of each position (N = 5,478)."""
@@ -149,6 +152,8 @@ def positions() -> Positions:
 @dataclasses.dataclass(frozen=True)
 class Solution:
     """The exact solution: values and optimal moves of every reachable position."""
+
+    __repr__ = summary_repr
 
     value: np.ndarray
     """float64 [N]: negamax value for the player to move (+1 win, 0 draw, -1 loss)."""

@@ -25,6 +25,7 @@ import optax
 from flax import struct
 
 from bellmax.core.checks import check_choice, check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.deep.networks import MLP, check_hidden_sizes, flatten_obs, obs_size
 from bellmax.deep.optim import make_optimizer
 from bellmax.envs import spaces
@@ -74,6 +75,8 @@ class BCConfig:
 @struct.dataclass
 class BCState:
     """The learner: its parameters and optimiser state."""
+
+    __repr__ = summary_repr
 
     params: Any
     """`{"mlp": flax params, "obs_shift": [D], "obs_scale": [D], "log_std": [d]}` (log_std

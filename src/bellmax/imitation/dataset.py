@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import BellmaxError
 from bellmax.core.io import atomic_open
 
@@ -31,6 +32,8 @@ class DatasetFileError(BellmaxError, ValueError):
 @dataclasses.dataclass(frozen=True)
 class Dataset:
     """Labelled observations (host-side NumPy)."""
+
+    __repr__ = summary_repr
 
     obs: np.ndarray
     """`[N, *obs_shape]` observations."""

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bellmax.core.checks import check_bool, check_choice, check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError
 from bellmax.envs import spaces
 from bellmax.imitation import bc
@@ -143,6 +144,8 @@ class RoundRecord:
 @dataclasses.dataclass(frozen=True)
 class ImitationResult:
     """A finished imitation run."""
+
+    __repr__ = summary_repr
 
     params: Any
     """The learner's parameters (`bellmax.imitation.bc.act`, `write_policy`)."""

@@ -21,6 +21,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError
 from bellmax.envs import spaces
 from bellmax.envs.registry import resolve_env
@@ -39,6 +40,8 @@ __all__ = [
 class Transitions:
     """A data set of `N` transitions (host-side numpy arrays). Build it with
     `make_transitions` or `collect_transitions`, which validate it."""
+
+    __repr__ = summary_repr
 
     x: np.ndarray
     """`[N, obs_dim]` observations before the step."""

@@ -44,6 +44,7 @@ from flax import struct
 
 from bellmax.control.lqr import finite_horizon_lqr
 from bellmax.core.checks import check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.status import Status
 from bellmax.models.data import check_finite_rollouts
 from bellmax.models.local import (
@@ -95,6 +96,8 @@ def _sym(X: jax.Array) -> jax.Array:
 @struct.dataclass
 class LinearGaussianPolicy:
     """A time-varying linear-Gaussian controller `u_t ~ N(K_t x_t + k_t, cov_t)`."""
+
+    __repr__ = summary_repr
 
     K: jax.Array
     """`[T, m, n]` feedback gains."""
@@ -295,6 +298,8 @@ class TrustRegionConfig:
 class TrustRegionResult:
     """The KL-constrained update: the new controller, its dual variable and its KL."""
 
+    __repr__ = summary_repr
+
     policy: LinearGaussianPolicy
     """The new controller (the old one if no feasible update was found)."""
     eta: jax.Array
@@ -436,6 +441,8 @@ def _trust_region(dynamics, cost, old, x0_mean, x0_cov, epsilon, eta_init, entro
 @struct.dataclass
 class Samples:
     """`M` rollouts of a controller."""
+
+    __repr__ = summary_repr
 
     X: jax.Array
     """`[M, T+1, n]` states (observations for a black-box environment)."""
@@ -727,6 +734,8 @@ class GPSConfig:
 class LocalFit:
     """One iteration's local models and initial-state distribution."""
 
+    __repr__ = summary_repr
+
     dynamics: LocalDynamics
     cost: LocalCost
     x0_mean: jax.Array
@@ -736,6 +745,8 @@ class LocalFit:
 @dataclasses.dataclass(frozen=True)
 class GPSResult:
     """What `run_lqr_flm` did (host-side numbers)."""
+
+    __repr__ = summary_repr
 
     policy: LinearGaussianPolicy
     """The final controller."""
@@ -836,6 +847,8 @@ def step_multiplier(predicted: float, actual: float, mult: float, config: GPSCon
 class PriorPool:
     """The joint points of the last `prior_rollouts` rollouts (a host-side ring buffer),
     from which each iteration's mixture prior is fitted."""
+
+    __repr__ = summary_repr
 
     points: np.ndarray
     weights: np.ndarray

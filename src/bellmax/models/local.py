@@ -36,6 +36,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from bellmax.core.checks import check_int, check_number
+from bellmax.core.display import summary_repr
 
 __all__ = [
     "GMM",
@@ -55,6 +56,8 @@ __all__ = [
 @struct.dataclass
 class LocalDynamics:
     """Time-varying linear-Gaussian dynamics `x_{t+1} ~ N(F_t [x_t; u_t] + f_t, S_t)`."""
+
+    __repr__ = summary_repr
 
     F: jax.Array
     """`[T, n, n+m]` the matrices `[A_t, B_t]`."""
@@ -78,6 +81,8 @@ class LocalDynamics:
 class LocalCost:
     """Time-varying quadratic cost `0.5 z'C_t z + c_t'z + c0_t` of `z = [x_t; u_t]`."""
 
+    __repr__ = summary_repr
+
     C: jax.Array
     """`[T, n+m, n+m]` symmetric Hessians."""
     c: jax.Array
@@ -95,6 +100,8 @@ class LocalCost:
 class GMM:
     """A Gaussian mixture over the joint vectors `z = (x, u, x')`."""
 
+    __repr__ = summary_repr
+
     weights: jax.Array
     """`[K]` mixture weights."""
     means: jax.Array
@@ -108,6 +115,8 @@ class GMM:
 @struct.dataclass
 class NIWPrior:
     """A normal-inverse-Wishart prior on a joint Gaussian, one per time step (leading `[T]`)."""
+
+    __repr__ = summary_repr
 
     mu0: jax.Array
     """`[T, D]` prior means."""

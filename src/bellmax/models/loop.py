@@ -29,6 +29,7 @@ import numpy as np
 from bellmax.control.mpc import closed_loop, control_to_action, make_mpc
 from bellmax.control.problems import cartpole_balance
 from bellmax.core.checks import check_choice, check_int, check_number, check_type
+from bellmax.core.display import summary_repr
 from bellmax.envs import spaces
 from bellmax.envs.registry import resolve_env
 from bellmax.models.data import Transitions, collect_transitions, concatenate, make_transitions
@@ -87,6 +88,8 @@ class LoopConfig:
 class LoopRound:
     """One identify-then-control round."""
 
+    __repr__ = summary_repr
+
     fit: FitResult
     """The fit used by this round's controller."""
     num_transitions: int
@@ -102,6 +105,8 @@ class LoopRound:
 @dataclasses.dataclass(frozen=True)
 class LoopResult:
     """What `identify_and_control` did."""
+
+    __repr__ = summary_repr
 
     rounds: tuple[LoopRound, ...]
     """Every round, in order."""

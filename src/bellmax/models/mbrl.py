@@ -41,6 +41,7 @@ from bellmax.control.mpc import closed_loop, control_to_action, make_mpc
 from bellmax.control.problems import make_problem, zero_terminal_cost
 from bellmax.control.sampling import SamplingConfig, SamplingState, make_sampling_mpc
 from bellmax.core.checks import check_bool, check_choice, check_int, check_number, check_type
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError, UnknownNameError
 from bellmax.core.status import Status
 from bellmax.envs import spaces
@@ -362,6 +363,8 @@ class _RandomController:
 class TrialRecord:
     """One trial on the real environment."""
 
+    __repr__ = summary_repr
+
     index: int
     """Trial number, from 1."""
     kind: str
@@ -411,6 +414,8 @@ class TrialRecord:
 @dataclasses.dataclass(frozen=True)
 class MBRLResult:
     """What `run_mbrl` did."""
+
+    __repr__ = summary_repr
 
     env_id: str
     """The environment."""

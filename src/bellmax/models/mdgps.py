@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bellmax.core.checks import check_int, check_number, check_type
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError
 from bellmax.deep.networks import activation_fn, check_hidden_sizes
 from bellmax.models.gps import (
@@ -176,6 +177,8 @@ def supervised_step(
 @dataclasses.dataclass(frozen=True)
 class MDGPSResult:
     """What `run_mdgps` did (host-side numbers)."""
+
+    __repr__ = summary_repr
 
     policy: NeuralPolicy
     """The global policy's static description."""

@@ -39,6 +39,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_bool, check_int, check_number, check_type
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError
 from bellmax.deep.networks import MLP, activation_fn, check_hidden_sizes
 from bellmax.deep.optim import make_optimizer
@@ -127,6 +128,8 @@ class _Member(nn.Module):
 class NeuralParams:
     """Everything a fitted model needs to predict (a pytree; stacked over members)."""
 
+    __repr__ = summary_repr
+
     net: Any
     """Flax parameters of the members, each leaf `[K, ...]`."""
     max_log_var: jax.Array
@@ -146,6 +149,8 @@ class NeuralParams:
 @struct.dataclass
 class Prediction:
     """One-step predictions of every member at one `(x, u)`."""
+
+    __repr__ = summary_repr
 
     mean: jax.Array
     """`[K, n]` predicted next states."""

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bellmax.core.checks import check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError, unknown_name
 from bellmax.core.status import Status, StatusFields, status_name
 from bellmax.models import parametric
@@ -107,6 +108,8 @@ class FitResult(StatusFields):
     `status` is a `bellmax.core.status.Status`; `status_name` reads it as `converged`,
     `max_iterations` or `stalled` and `converged` as a bool (`StatusFields`).
     """
+
+    __repr__ = summary_repr
 
     names: tuple[str, ...]
     """All parameter names, in order."""

@@ -43,6 +43,7 @@ import numpy as np
 from flax import serialization
 
 from bellmax.core.checks import check_bool, check_int, check_number, check_type
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError
 from bellmax.deep.networks import MLP, activation_fn, check_hidden_sizes
 from bellmax.deep.optim import make_optimizer
@@ -498,6 +499,8 @@ def _optimise(policy, model, cost, config, pol_params, model_params, starts, key
 @dataclasses.dataclass(frozen=True)
 class ThroughModelResult:
     """What `run_through_model` did (host-side numbers)."""
+
+    __repr__ = summary_repr
 
     policy: NeuralPolicy
     """The policy's static description."""

@@ -23,6 +23,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int
+from bellmax.core.display import summary_repr
 from bellmax.pomdp.model import (
     TabularPOMDP,
     check_pomdp,
@@ -51,6 +52,8 @@ def x64(dtype: Any = np.float64) -> contextlib.AbstractContextManager:
 @struct.dataclass
 class BeliefUpdate:
     """The belief after one step and the chance of the observation that led to it."""
+
+    __repr__ = summary_repr
 
     belief: jax.Array
     """`b'[S]`; the predicted belief `b T[a]` where `Pr(o | b, a) = 0`."""
@@ -144,6 +147,8 @@ class AlphaVectors:
     policy takes the action of the maximising vector.
     """
 
+    __repr__ = summary_repr
+
     alphas: jax.Array
     """`[K, S]`."""
     actions: jax.Array
@@ -171,6 +176,8 @@ class AlphaVectors:
 @struct.dataclass
 class SimulationResult:
     """Discounted returns of simulated episodes."""
+
+    __repr__ = summary_repr
 
     returns: jax.Array
     """Discounted return of each episode `[N]`."""

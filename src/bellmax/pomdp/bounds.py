@@ -23,6 +23,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
 from bellmax.pomdp.belief import AlphaVectors, x64
 from bellmax.pomdp.model import (
@@ -44,6 +45,8 @@ __all__ = [
 @struct.dataclass
 class BoundResult(StatusFields):
     """An upper bound as one alpha vector per action, and how its iteration stopped."""
+
+    __repr__ = summary_repr
 
     vectors: AlphaVectors
     """`alphas[a] = Q[:, a]`, `actions = 0..A-1`; `vectors.value(b)` bounds `V*(b)` from above."""

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bellmax.core.checks import check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.pomdp.belief import AlphaVectors, x64
 from bellmax.pomdp.model import TabularPOMDP, check_pomdp, check_reward_scale
 
@@ -29,6 +30,8 @@ __all__ = ["ExactResult", "exact_value_iteration", "prune"]
 @dataclasses.dataclass(frozen=True)
 class ExactResult:
     """What `exact_value_iteration` returns."""
+
+    __repr__ = summary_repr
 
     stages: tuple[AlphaVectors, ...]
     """`stages[h - 1]`: the pruned vectors of `V_h`, h = 1..horizon (act with

@@ -45,6 +45,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
 from bellmax.pomdp.belief import AlphaVectors, x64
 from bellmax.pomdp.bounds import blind_lower_bound, check_discounted, fast_informed_bound
@@ -68,6 +69,8 @@ _MAX_SUPPORT = 256
 @dataclasses.dataclass(frozen=True)
 class AnytimeResult(StatusFields):
     """What `hsvi` returns: both bounds at `b0`, the lower bound's policy, and their history."""
+
+    __repr__ = summary_repr
 
     vectors: AlphaVectors
     """The lower bound (alpha vectors) and its policy."""

@@ -23,12 +23,16 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from bellmax.core.display import summary_repr
+
 __all__ = ["GaussianBelief", "extended_kalman_step"]
 
 
 @struct.dataclass
 class GaussianBelief:
     """A Gaussian belief `N(mean, cov)` over a continuous state."""
+
+    __repr__ = summary_repr
 
     mean: jax.Array
     """`[n]`."""

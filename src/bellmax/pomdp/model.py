@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import InvalidMDPError
 from bellmax.core.mdp import ROW_SUM_TOL, TabularMDP
 
@@ -99,6 +100,8 @@ class TabularPOMDP:
       states, actions, observations: optional names (default `"0"`, `"1"`, ...).
       name: optional label.
     """
+
+    __repr__ = summary_repr
 
     T: Any
     O: Any  # noqa: E741 (the standard name of the observation model)

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from bellmax.core.checks import check_choice, check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.pomdp.kalman import GaussianBelief, extended_kalman_step
 
 __all__ = [
@@ -45,6 +46,8 @@ __all__ = [
 @struct.dataclass
 class ParticleBelief:
     """A weighted particle set: the filter's belief over a continuous state."""
+
+    __repr__ = summary_repr
 
     particles: jax.Array
     """`[N, n]` states."""
@@ -127,6 +130,8 @@ def particle_filter_step(
 @struct.dataclass
 class FilteredMPCResult:
     """A closed loop of MPC on a particle filter's estimate."""
+
+    __repr__ = summary_repr
 
     states: jax.Array
     """True states `[T + 1, n]`."""

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bellmax.core.checks import check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
 from bellmax.pomdp.belief import AlphaVectors, x64
 from bellmax.pomdp.bounds import blind_lower_bound, check_discounted
@@ -53,6 +54,8 @@ __all__ = [
 @dataclasses.dataclass(frozen=True)
 class PointBasedResult(StatusFields):
     """What `pbvi` and `perseus` return."""
+
+    __repr__ = summary_repr
 
     vectors: AlphaVectors
     """The lower-bound value function and its policy."""

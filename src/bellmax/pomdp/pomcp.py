@@ -27,6 +27,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.pomdp.belief import check_belief
 from bellmax.pomdp.bounds import check_discounted
 from bellmax.pomdp.model import TabularPOMDP
@@ -61,6 +62,8 @@ class POMCPConfig:
 @struct.dataclass
 class SearchTree:
     """The history tree after a search (node 0 is the root)."""
+
+    __repr__ = summary_repr
 
     visits: jax.Array
     """`N(h)` `[nodes]`."""

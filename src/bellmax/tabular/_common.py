@@ -17,6 +17,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.mdp import TabularMDP
 from bellmax.core.semiring import MAX_PLUS, SUM_PRODUCT, UNROLL_MAX, MDPArrays, q_values
 from bellmax.core.status import Status, StatusFields
@@ -56,6 +57,8 @@ class DPResult(StatusFields):
     `status_name` and `converged` come from `StatusFields`.
     """
 
+    __repr__ = summary_repr
+
     values: jax.Array
     """State values `[S]`."""
     policy: jax.Array
@@ -78,6 +81,8 @@ class DPResult(StatusFields):
 @struct.dataclass
 class ShortestPathResult(StatusFields):
     """What `shortest_paths` returns."""
+
+    __repr__ = summary_repr
 
     distances: jax.Array
     """Shortest distance from the source (to the target) per node `[n]`: +inf where no path

@@ -24,6 +24,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_int, check_number, check_probability
+from bellmax.core.display import summary_repr
 from bellmax.envs import spaces
 from bellmax.envs.tabular import TabularEnvironment
 
@@ -189,6 +190,8 @@ def sample_action(key: jax.Array, probs: jax.Array) -> jax.Array:
 class EpisodeStats:
     """What one episode did (fields gain leading `[runs, episodes]` axes in results)."""
 
+    __repr__ = summary_repr
+
     episode_return: jax.Array
     """Sum of the rewards of the episode (undiscounted, as the book plots it)."""
     length: jax.Array
@@ -352,6 +355,8 @@ def run_episodes(
 class PredictionResult:
     """State values learned by a prediction method, one row per run."""
 
+    __repr__ = summary_repr
+
     v: jax.Array
     """Final values `[runs, S]` (states never visited keep the initial value)."""
     episodes: EpisodeStats
@@ -363,6 +368,8 @@ class PredictionResult:
 @struct.dataclass
 class ControlResult:
     """Action values and greedy policies learned by a control method, one row per run."""
+
+    __repr__ = summary_repr
 
     q: jax.Array
     """Final action values `[runs, S, A]` (Double Q-learning: the mean of its two tables)."""

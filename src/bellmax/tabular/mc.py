@@ -34,6 +34,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_bool, check_probability
+from bellmax.core.display import summary_repr
 from bellmax.envs.tabular import TabularEnvironment
 from bellmax.tabular.episodes import (
     ControlResult,
@@ -292,6 +293,8 @@ def _mc_episode(
 @struct.dataclass
 class OffPolicyResult:
     """Ordinary and weighted importance-sampling estimates from the same episodes."""
+
+    __repr__ = summary_repr
 
     v_ordinary: jax.Array
     """Ordinary importance sampling `[runs, S]` (eq. 5.5; states never visited: initial)."""

@@ -58,6 +58,7 @@ import numpy as np
 
 from bellmax import __version__
 from bellmax.core.checks import check_int, check_number
+from bellmax.core.display import summary_repr
 from bellmax.core.errors import BellmaxError, DivergenceError
 from bellmax.core.io import CHECKPOINT, RUN_JSON, check_output_path, check_run_dir
 from bellmax.core.provenance import run_provenance
@@ -133,6 +134,8 @@ class ChunkInfo:
 @dataclasses.dataclass
 class TrainResult:
     """What `train` returns."""
+
+    __repr__ = summary_repr
 
     algo: str
     env_id: str
