@@ -41,6 +41,8 @@ def test_gps_json_fields_and_out(capsys, tmp_path):
         (["--seed", "-1"], "--seed must be an int >= 0"),  # as every command's --seed
         (["--kl-step", "0"], "--kl-step"),
         (["--env", "CartPole-v1"], "continuous"),
+        # the help lists them ({linear,mdgps}); the check keeps its message
+        (["--policy", "foo"], "--policy must be one of 'linear', 'mdgps', got 'foo'"),
     ],
 )
 def test_gps_bad_input(capsys, argv, message):

@@ -128,3 +128,87 @@ def test_command_list_shows_each_summary_only(capsys):
 def test_tidy_help():
     assert tidy_help("a  \n\n\n  b \n\n") == "a\n\n  b\n"
     assert tidy_help("\n\na") == "a\n"
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.replace("│", " ").split())
+
+
+#: Commands whose help still shows tyro's `{None}`/`(default: None)` (their modules are not
+#: yet polished): strict, so the mark goes once they are.
+_UNPOLISHED = {"solve", "reproduce"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(
+            a, marks=pytest.mark.xfail(strict=True, reason=f"bellmax {a[0]}: None still shown")
+        )
+        if a[:1] and a[0] in _UNPOLISHED
+        else a
+        for a in HELPS
+    ],
+    ids=lambda a: " ".join(a) or "bellmax",
+)
+def test_help_shows_defaults_in_words_not_python_values(argv, capsys):
+    # `--hidden-sizes {None}|{[INT [INT ...]]} ... (default: None)` where None meant "the
+    # algorithm's/env's default"; `--no-reuse-actors ... (default: True)` read as if the flag
+    # were on; `--grid [STR [STR ...]] ... (default: )`
+    flat = _flat(_help(capsys, argv))
+    for token in ("{None}", "(default: None)", "(default: True)", "(default: )"):
+        assert token not in flat, f"bellmax {' '.join(argv)} --help shows {token}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (
+            ["imitate"],
+            [
+                "--labels INT Label budget: expert-labelled observations at most. (default: "
+                "500; TicTacToe-v0 3000)",
+                "--hidden-sizes INT [INT ...] The learner's hidden layer widths (e.g. "
+                "--hidden-sizes 32 32). (default: 64 64; TicTacToe-v0 128 128)",
+                "(default: none, every round; TicTacToe-v0 0)",
+                "--horizon INT mpc: planning horizon in steps (as `bellmax control`'s). (default: "
+                "25 balance, 60 cart-pole swing-up, 40 pendulum)",
+                "--out DIR",
+            ],
+        ),
+        (["gps"], ["--policy {linear,mdgps} linear:", "--out DIR"]),
+        (
+            ["mbrl"],
+            [
+                "--no-trajectory-sampling Guard: plan on TS-inf particles of the ensemble "
+                "(--no-trajectory-sampling: the mean). (default: trajectory sampling on)",
+                "--out DIR",
+            ],
+        ),
+        (
+            ["sweep"],
+            [
+                "--grid FIELD=VALUES [FIELD=VALUES ...]",
+                "--set FIELD=VALUE [FIELD=VALUE ...]",
+                "--total-steps INT Environment steps per trial. (default: the algorithm's "
+                "Config's)",
+                "--address ADDRESS",
+                "(default: a local Ray instance)",
+                "a fresh process per group, Tune's default). (default: actors reused)",
+            ],
+        ),
+        (
+            ["train", "sac"],
+            [
+                "--target-entropy FLOAT Entropy (nats)",
+                "(default: -act_dim continuous, target_entropy_scale * log n discrete)",
+            ],
+        ),
+        (["evaluate"], ["--video FILE", "(default: no video)"]),
+    ],
+    ids=["imitate", "gps", "mbrl", "sweep", "train sac", "evaluate"],
+)
+def test_help_shows_plain_metavars_and_the_real_defaults(argv, shown, capsys):
+    flat = _flat(_help(capsys, argv))
+    for text in shown:
+        assert text in flat, f"bellmax {' '.join(argv)} --help: {text!r}"

@@ -4,6 +4,7 @@ and clear errors for bad input before any work."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -175,6 +176,34 @@ def test_tictactoe_takes_its_tested_settings_where_none_are_given():
 
 class _Started(Exception):
     """Raised by a stand-in for the expensive work: the command got past its checks."""
+
+
+def test_the_help_names_the_defaults_the_run_takes(capsys):
+    # the options are None in ImitateArgs (the help showed `{None}|INT ... (default: None)`);
+    # what the help says they default to is what ImitationConfig, BCConfig and TicTacToe-v0
+    # take
+    from bellmax.cli.imitate import TICTACTOE_DEFAULTS
+    from bellmax.imitation.bc import BCConfig
+    from bellmax.imitation.loop import ImitationConfig
+
+    assert main(["imitate", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    general, bc = ImitationConfig(), BCConfig()
+    defaults = {
+        "labels": general.labels,
+        "rounds": general.rounds,
+        "labels_per_round": general.labels_per_round,
+        "steps_per_round": general.steps_per_round,
+        "fit_steps": bc.steps,
+        "hidden_sizes": " ".join(map(str, bc.hidden_sizes)),
+    }
+    for field, value in defaults.items():
+        option = "--" + field.replace("_", "-")
+        shown = re.search(rf" {option} INT(?: \[INT \.\.\.\])? .*?\(default: ([^)]*)\)", text)
+        ttt = TICTACTOE_DEFAULTS[field]
+        ttt = " ".join(map(str, ttt)) if isinstance(ttt, tuple) else ttt
+        assert shown is not None and shown[1] == f"{value}; TicTacToe-v0 {ttt}", option
+    assert general.target_return is None and "(default: none, every round; TicTacToe-v0 0)" in text
 
 
 def test_an_earlier_imitation_run_in_out_is_refused_unless_overwrite(tmp_path, capsys, monkeypatch):

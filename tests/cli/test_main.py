@@ -280,6 +280,66 @@ def test_a_non_integer_is_named_in_one_line(capsys, argv, needle):
 
 
 @pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (
+            ["train", "ppo", "--hidden-sizes", "64", "x"],
+            "Error parsing --hidden-sizes: 'x' is not an integer (--hidden-sizes takes integers "
+            "separated by spaces, e.g. --hidden-sizes 64 64). See `bellmax train ppo --help`.",
+        ),
+        # an option that may be left unset (`tuple[int, ...] | None`): the same, not tyro's
+        # union internals; the example is the one its help gives
+        (
+            ["imitate", "dagger", "--hidden-sizes", "64", "1.5"],
+            "Error parsing --hidden-sizes: '1.5' is not an integer (--hidden-sizes takes "
+            "integers separated by spaces, e.g. --hidden-sizes 32 32). See `bellmax imitate",
+        ),
+    ],
+)
+def test_a_bad_value_of_a_several_number_option_is_named(capsys, argv, needle):
+    # was "Could not find valid parse for arguments: ['64', 'x']", no hint
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+    assert "valid parse" not in err and "NoneType" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "argument", "choices"),
+    [
+        (["control", "--model", "foo"], "--model", "{cartpole, pendulum}"),  # Literal | None
+        (["sysid", "--model", "foo"], "--model", "{cartpole, pendulum}"),
+        (["train", "ppo", "--log", "foo"], "--log", "{tensorboard, wandb}"),
+        (["mbrl", "--model", "foo"], "--model", "{ensemble, mlp, hybrid}"),
+        (["imitate", "foo"], "algorithm", "{bc, dagger, dart}"),
+    ],
+)
+def test_an_invalid_choice_lists_the_choices_to_give(capsys, argv, argument, choices):
+    # tyro listed 'None' (the value of an option left out) among the choices, in no fixed
+    # order: ('pendulum', 'None', 'cartpole')
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"invalid choice 'foo' for argument '{argument}'" in err
+    assert f". Expected one of {choices}. See `bellmax " in err and "None" not in err
+
+
+def test_an_invalid_choice_keeps_the_declared_order():
+    cli.load_command("control")
+    box = (
+        "╭─ Invalid choice ─────────────────────────────────────────────────╮\n"
+        "│ invalid choice 'x' for argument '--model'. Expected one of       │\n"
+        "│ ('pendulum', 'None', 'cartpole').                                 │\n"
+        "│ ──────────────────────────────────────────────────────────────── │\n"
+        "│ For full helptext, run bellmax control --help                    │\n"
+        "╰──────────────────────────────────────────────────────────────────╯\n"
+    )
+    assert cli._tyro_message(box, ["control", "--model", "x"]) == (
+        "invalid choice 'x' for argument '--model'. Expected one of {cartpole, pendulum}. "
+        "See `bellmax control --help`."
+    )
+
+
+@pytest.mark.parametrize(
     ("argv", "example"),
     [
         (["train"], "`bellmax train ppo --env CartPole-v1`"),

@@ -175,7 +175,7 @@ def test_help_names_every_plot_and_the_text_reads_well(capsys, monkeypatch):
 
     assert main(["mbrl", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
-    out_help = help_text[help_text.index("--out {None}|STR") :]
+    out_help = help_text[help_text.index("--out DIR Directory") :]
     for name in ("result.json", "returns.png", "rollouts.png", "exploitation.png", "guard.png"):
         assert name in out_help.split("--overwrite")[0], name
     trial = SimpleNamespace(index=1, kind="random", fit=None, total_reward=-3.0, steps=4,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Annotated, Any
+
+import tyro
 
 from bellmax.core.checks import check_choice, check_int, check_number, check_seed
 from bellmax.core.io import CONTROLLER_NPZ
@@ -64,7 +66,10 @@ class GpsArgs:
     """Steps per rollout."""
     seed: int = 0
     """Seed of the action noise (and of a Gymnasium env's fixed start)."""
-    out: str | None = None
+    out: Annotated[
+        str | None,
+        tyro.conf.arg(metavar="DIR", help_behavior_hint="(default: none, nothing saved)"),
+    ] = None
     """Directory for result.json and controller.npz (K, k, cov of the final controller); with
     --policy mdgps also neural_policy.msgpack (the global policy, read by
     bellmax.models.through_model.neural_policy_from_bytes). A directory of an earlier gps run
@@ -73,7 +78,7 @@ class GpsArgs:
     """Replace the results of an earlier gps run in --out."""
     json: bool = False
     """Print one JSON object: iteration_costs, kl, kl_bound, final_return, seconds, ..."""
-    policy: str = "linear"
+    policy: Annotated[str, tyro.conf.arg(metavar="{" + ",".join(POLICIES) + "}")] = "linear"
     """linear: the local linear-Gaussian controller (LQR-FLM); mdgps: also a neural policy
     supervised by it (MD-GPS; Pendulum-v1, CartPoleSwingUp-v0), whose cost is reported."""
 

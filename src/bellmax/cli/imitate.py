@@ -23,7 +23,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tyro
 
@@ -47,6 +47,31 @@ EXPERTS = ("lqr", "mpc", "perfect", "human")
 MAX_LABELS = 10_000_000
 
 
+#: TicTacToe-v0's settings for the options not given (None in `ImitateArgs`; elsewhere they
+#: take ImitationConfig's and BCConfig's defaults): those of tests/imitation/test_tictactoe.py,
+#: where DAgger with the perfect expert reaches a network that never loses (with the general
+#: defaults it stops at 10 rounds of 50 labels, still losing).
+TICTACTOE_DEFAULTS = {
+    "labels": 3000,
+    "rounds": 15,
+    "labels_per_round": 200,
+    "steps_per_round": 2000,
+    "hidden_sizes": (128, 128),
+    "fit_steps": 2000,
+    "target_return": 0.0,  # stop once it never loses
+}
+
+
+def _unset(metavar: str, default: str, tictactoe: str | None = None) -> Any:
+    """The help of an option left unset (None): a plain `metavar` and its `default` in
+    words, with TicTacToe-v0's own (`TICTACTOE_DEFAULTS[tictactoe]`) where it has one."""
+    if tictactoe is not None:
+        value = TICTACTOE_DEFAULTS[tictactoe]
+        shown = " ".join(map(str, value)) if isinstance(value, tuple) else f"{value:g}"
+        default = f"{default}; TicTacToe-v0 {shown}"
+    return tyro.conf.arg(metavar=metavar, help_behavior_hint=f"(default: {default})")
+
+
 @dataclasses.dataclass(frozen=True)
 class ImitateArgs:
     """Learn a policy from an expert: behaviour cloning, DAgger or DART (noise-injected
@@ -66,15 +91,14 @@ class ImitateArgs:
     """Environment: a bellmax or Gymnasium id (module:EnvName-v0 too)."""
     expert: str = "lqr"
     """lqr, mpc, checkpoint:DIR, perfect (TicTacToe-v0), human, or module:function."""
-    labels: int | None = None
-    """Label budget: expert-labelled observations at most (default 500; TicTacToe-v0 3000)."""
-    rounds: int | None = None
-    """Rounds at most (collect, label, refit, evaluate; default 10; TicTacToe-v0 15)."""
-    labels_per_round: int | None = None
-    """Labels per round (an MPC expert labels every step it shadows; default 50;
-    TicTacToe-v0 200)."""
-    steps_per_round: int | None = None
-    """Environment steps rolled out per round (default 500; TicTacToe-v0 2000)."""
+    labels: Annotated[int | None, _unset("INT", "500", "labels")] = None
+    """Label budget: expert-labelled observations at most."""
+    rounds: Annotated[int | None, _unset("INT", "10", "rounds")] = None
+    """Rounds at most (collect, label, refit, evaluate)."""
+    labels_per_round: Annotated[int | None, _unset("INT", "50", "labels_per_round")] = None
+    """Labels per round (an MPC expert labels every step it shadows)."""
+    steps_per_round: Annotated[int | None, _unset("INT", "500", "steps_per_round")] = None
+    """Environment steps rolled out per round."""
     beta_decay: float = 0.0
     """dagger: the expert acts with probability beta_decay**round (round 0 always)."""
     noise: float = 0.2
@@ -83,31 +107,39 @@ class ImitateArgs:
     """Three cameras: perturbed copies of every labelled state, labelled by the expert."""
     camera_noise: float = 0.1
     """Std of the three-cameras perturbation (observation units)."""
-    target_return: float | None = None
-    """Stop once the greedy evaluation reaches this return (TicTacToe-v0: 0, never losing)."""
+    target_return: Annotated[
+        float | None, _unset("FLOAT", "none, every round", "target_return")
+    ] = None
+    """Stop once the greedy evaluation reaches this return (on TicTacToe-v0, 0: never losing)."""
     eval_episodes: int = 5
     """Greedy evaluation episodes per round."""
     eval_expert: bool = False
     """Also measure the expert's own return (not counted as labels)."""
-    sysid_steps: int | None = None
+    sysid_steps: Annotated[int | None, _unset("INT", "none, the env's own parameters")] = None
     """lqr/mpc: identify the model from this many random transitions first."""
-    horizon: int | None = None
-    """mpc: planning horizon (default as `bellmax control`)."""
-    mpc_iterations: int | None = None
-    """mpc: iLQR iterations per step (default 10 from a nominal plan, 3 warm-started)."""
+    horizon: Annotated[
+        int | None, _unset("INT", "25 balance, 60 cart-pole swing-up, 40 pendulum")
+    ] = None
+    """mpc: planning horizon in steps (as `bellmax control`'s)."""
+    mpc_iterations: Annotated[
+        int | None, _unset("INT", "10 from a nominal plan, 3 warm-started")
+    ] = None
+    """mpc: iLQR iterations per step."""
     mpc_start: Literal["auto", "nominal", "warm"] = "auto"
     """mpc: start each solve from the rollout of a nominal controller (the cart-pole's energy
     swing-up with an LQR catch: labels a function of the state) or warm from the last plan
     (labels depend on the episode so far); auto: nominal for the cart-pole, else warm."""
     retrain: bool = False
     """Refit the learner from scratch each round on all labels (else continue the last fit)."""
-    hidden_sizes: tuple[int, ...] | None = None
-    """The learner's hidden layer widths (default 64 64; TicTacToe-v0 128 128)."""
-    fit_steps: int | None = None
-    """Gradient steps per round (default 400; TicTacToe-v0 2000)."""
+    hidden_sizes: Annotated[
+        tuple[int, ...] | None, _unset("INT [INT ...]", "64 64", "hidden_sizes")
+    ] = None
+    """The learner's hidden layer widths (e.g. --hidden-sizes 32 32)."""
+    fit_steps: Annotated[int | None, _unset("INT", "400", "fit_steps")] = None
+    """Gradient steps per round."""
     seed: int = 0
     """Seed of the learner, rollouts and evaluations."""
-    out: str | None = None
+    out: Annotated[str | None, _unset("DIR", "none, nothing saved")] = None
     """Write policy.msgpack, dataset.npz, imitation.json and a plot here (not in a train run;
     a directory of an earlier imitation run is refused)."""
     overwrite: bool = False
@@ -274,21 +306,6 @@ def _refuse_unused(args: ImitateArgs) -> None:
                 f"{option} is only read by {reader}; this run ({args.algorithm}, --expert "
                 f"{args.expert}) would ignore it: drop it."
             )
-
-
-#: TicTacToe-v0's settings for the options not given (None in `ImitateArgs`; elsewhere they
-#: take ImitationConfig's and BCConfig's defaults): those of tests/imitation/test_tictactoe.py,
-#: where DAgger with the perfect expert reaches a network that never loses (with the general
-#: defaults it stops at 10 rounds of 50 labels, still losing).
-TICTACTOE_DEFAULTS = {
-    "labels": 3000,
-    "rounds": 15,
-    "labels_per_round": 200,
-    "steps_per_round": 2000,
-    "hidden_sizes": (128, 128),
-    "fit_steps": 2000,
-    "target_return": 0.0,  # stop once it never loses
-}
 
 
 def _with_env_defaults(args: ImitateArgs) -> ImitateArgs:

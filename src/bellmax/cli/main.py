@@ -28,6 +28,7 @@ pipe (`bellmax ... | head`) ends the command quietly with status 141, like other
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import decimal
@@ -39,6 +40,7 @@ import os
 import re
 import shlex
 import sys
+import types
 import typing
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Union
@@ -508,8 +510,9 @@ def _tyro_message(text: str, argv: Sequence[str] = ()) -> str | None:
         r"invalid literal for int\(\) with base 10: ('.*')", r"\1 is not an integer", problem
     )
     problem = re.sub(r"could not convert string to float: ('.*')", r"\1 is not a number", problem)
-    problem = _union_error(problem)
     rest = "\n".join(line for part in parts[1:] for line in part)
+    problem = _union_error(_sequence_error(problem, argv, rest))
+    problem = _choice_error(problem, argv)
     message = problem.rstrip(".") + "."
     aliases = _alias_suggestions(problem, argv) if title == "Unrecognized options" else ""
     if aliases:
@@ -525,19 +528,103 @@ def _tyro_message(text: str, argv: Sequence[str] = ()) -> str | None:
 def _union_error(problem: str) -> str:
     """tyro's error for an option that may be left unset (`int | None`), `no type matching
     {None}|INT could be instantiated from ['x']. Got errors: - <class 'NoneType'>: ... -
-    <class 'int'>: 'x' is not an integer`, as the value's own error(s) alone."""
+    <class 'int'>: 'x' is not an integer` (or `- tuple[int, ...]: ...`), as the value's own
+    error(s) alone."""
     m = re.search(
-        r"no type matching \S+ could be instantiated from \[.*?\]\.? Got errors:\s*", problem
+        r"no type matching .+? could be instantiated from \[.*?\]\.? Got errors:\s*", problem
     )
     if m is None:
         return problem
-    found = re.split(r"\s*- <class '([\w.]+)'>: ", " " + problem[m.end() :])
+    found = re.split(r"\s*- (<class '[\w.]+'>|[\w.]+\[[^\]]*\]): ", " " + problem[m.end() :])
     errors = [
         e.strip().rstrip(".")
         for t, e in zip(found[1::2], found[2::2], strict=True)
-        if t != "NoneType"
+        if t != "<class 'NoneType'>"
     ]
     return problem[: m.start()] + "; or ".join(errors) if errors else problem
+
+
+def _sequence_error(problem: str, argv: Sequence[str], rest: str) -> str:
+    """tyro's error for a bad value of a several-number option, `Error parsing
+    --hidden-sizes: Could not find valid parse for arguments: ['64', 'x']`, as the value
+    that is wrong and the form the option takes, with the help's example where it has one:
+    `'x' is not an integer (--hidden-sizes takes integers separated by spaces, e.g.
+    --hidden-sizes 64 64)`."""
+    m = re.search(r"Could not find valid parse for arguments: (\[.*?\])", problem)
+    option = re.match(r"Error parsing (--[\w.-]+):", problem)
+    if m is None or option is None:
+        return problem
+    field = option[1][2:].replace("-", "_")
+    element = _sequence_element(_option_types(argv).get(field))
+    try:
+        values = ast.literal_eval(m[1])
+    except (ValueError, SyntaxError):
+        return problem
+    if element is None or not isinstance(values, list):
+        return problem
+    parse, kind, what = (
+        (whole_number, "an integer", "integers")
+        if element is int
+        else (float, "a number", "numbers")
+    )
+    for value in values:
+        try:
+            parse(value)
+        except ValueError:
+            break
+    else:
+        return problem
+    form = f"{option[1]} takes {what} separated by spaces"
+    example = re.search(
+        rf"\(e\.g\. ({re.escape(option[1])}(?: [^\s()]+)+)\)", " ".join(rest.split())
+    )
+    if example is not None:
+        form += f", e.g. {example[1]}"
+    return problem[: m.start()] + f"{value!r} is not {kind} ({form})" + problem[m.end() :]
+
+
+def _sequence_element(ftype: Any) -> type | None:
+    """`int` for an option of type `tuple[int, ...]` (or `... | None`), `float` for one of
+    floats; None for any other type."""
+    for t in typing.get_args(ftype) if _is_union(ftype) else (ftype,):
+        if typing.get_origin(t) in (tuple, list) and typing.get_args(t)[:1] in ((int,), (float,)):
+            return typing.get_args(t)[0]
+    return None
+
+
+def _is_union(ftype: Any) -> bool:
+    return typing.get_origin(ftype) in (Union, types.UnionType)
+
+
+def _choice_error(problem: str, argv: Sequence[str]) -> str:
+    """tyro's error for a value that is not one of an option's choices, `... Expected one of
+    ('None', 'cartpole', 'pendulum').`, with the choices as the help shows them:
+    `Expected one of {cartpole, pendulum}.` (in the order declared; `None`, tyro's value for
+    an option left out, is not one to give)."""
+    m = re.fullmatch(
+        r"(invalid choice .* for argument '([^']+)')\. Expected one of \((.*)\)\.?", problem
+    )
+    if m is None:
+        return problem
+    try:
+        given = ast.literal_eval(f"({m[3]},)")
+    except (ValueError, SyntaxError):
+        return problem
+    field = m[2].lstrip("-").replace("-", "_")
+    declared = [v for v in _literal_values(_option_types(argv).get(field)) if isinstance(v, str)]
+    choices = [c for c in given if c != "None"]
+    if sorted(declared) == sorted(choices):
+        choices = declared
+    return f"{m[1]}. Expected one of {{{', '.join(map(str, choices))}}}"
+
+
+def _literal_values(ftype: Any) -> list[Any]:
+    """The values of a `Literal[...]` type, also inside a union (`Literal[...] | None`)."""
+    if typing.get_origin(ftype) is typing.Literal:
+        return list(typing.get_args(ftype))
+    if _is_union(ftype):
+        return [v for t in typing.get_args(ftype) for v in _literal_values(t)]
+    return []
 
 
 def _alias_suggestions(problem: str, argv: Sequence[str]) -> str:
@@ -563,17 +650,29 @@ def _alias_suggestions(problem: str, argv: Sequence[str]) -> str:
 def _option_fields(argv: Sequence[str]) -> set[str]:
     """The fields (options) of the config `argv` is parsed into; for `bellmax train ALGO`,
     the algorithm's options as well."""
+    return set(_option_types(argv))
+
+
+def _option_types(argv: Sequence[str]) -> dict[str, Any]:
+    """`_option_fields` with their types (`Annotated` and `Positional` taken off)."""
     if not argv or argv[0] not in COMMANDS:
-        return set()
+        return {}
     config = _config_type(COMMANDS[argv[0]], argv)
-    fields = {f.name for f in dataclasses.fields(config)}
+    classes = [config]
+    fields = {f.name: f for f in dataclasses.fields(config)}
     if argv[0] == "train" and len(argv) > 1 and "algo" in fields:
-        algo_type = next(f.type for f in dataclasses.fields(config) if f.name == "algo")
-        for member in typing.get_args(algo_type):
+        for member in typing.get_args(fields["algo"].type):
             cls = typing.get_args(member)[0] if typing.get_origin(member) is Annotated else member
             if getattr(cls, "algo_name", None) == argv[1]:
-                fields |= {f.name for f in dataclasses.fields(cls)}
-    return fields
+                classes.append(cls)
+    found: dict[str, Any] = {}
+    for cls in classes:
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:  # an annotation that does not resolve: the names still count
+            hints = {}
+        found |= {f.name: hints.get(f.name, f.type) for f in dataclasses.fields(cls)}
+    return found
 
 
 def _help_command(argv: Sequence[str]) -> str:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
+
+import tyro
 
 from bellmax.core.checks import check_int, check_number, check_seed
 from bellmax.core.io import RETURNS_PNG, ROLLOUTS_PNG
@@ -73,7 +75,9 @@ class MbrlArgs:
     """Ensemble members K (ensemble and hybrid)."""
     updates: int = 1000
     """Adam updates per fit."""
-    trajectory_sampling: bool = True
+    trajectory_sampling: Annotated[
+        bool, tyro.conf.arg(help_behavior_hint="(default: trajectory sampling on)")
+    ] = True
     """Guard: plan on TS-inf particles of the ensemble (--no-trajectory-sampling: the mean)."""
     disagreement_penalty: float = 0.0
     """Guard: cost per unit of ensemble disagreement along the plan (0: off)."""
@@ -87,7 +91,10 @@ class MbrlArgs:
     """Plan with a learned reward even where the reward is known."""
     seed: int = 0
     """Seed of the data, the model and the planners."""
-    out: str | None = None
+    out: Annotated[
+        str | None,
+        tyro.conf.arg(metavar="DIR", help_behavior_hint="(default: none, nothing saved)"),
+    ] = None
     """Directory for result.json and the plots returns.png, rollouts.png and exploitation.png
     (guard.png with --compare-guard); a directory of an earlier mbrl run is refused."""
     overwrite: bool = False

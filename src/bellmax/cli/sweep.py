@@ -52,35 +52,61 @@ class SweepArgs:
         ),
     ] = None
     """A bellmax or gymnax env id (trials are vmapped, so no Gymnasium ids)."""
-    grid: tuple[str, ...] = ()
-    """FIELD=V1,V2,... (repeatable): the values of a Config field; the sweep trains the product."""
+    grid: Annotated[
+        tuple[str, ...],
+        tyro.conf.arg(
+            metavar="FIELD=VALUES [FIELD=VALUES ...]", help_behavior_hint="(default: none)"
+        ),
+    ] = ()
+    """Config fields' values, comma-separated; the sweep trains their product
+    (e.g. --grid learning_rate=3e-4,1e-3 gamma=0.95,0.99)."""
     random: int = 0
     """Draw this many configurations from the --space distributions (crossed with --grid)."""
-    space: tuple[str, ...] = ()
-    """FIELD=loguniform(LOW,HIGH) or FIELD=uniform(LOW,HIGH) (repeatable), for --random."""
-    set: tuple[str, ...] = ()
-    """FIELD=VALUE (repeatable): a Config field fixed for every trial (e.g. num_envs=16)."""
+    space: Annotated[
+        tuple[str, ...],
+        tyro.conf.arg(metavar="FIELD=DIST [FIELD=DIST ...]", help_behavior_hint="(default: none)"),
+    ] = ()
+    """Distributions to draw --random from: loguniform(LOW,HIGH) or uniform(LOW,HIGH)
+    (e.g. --space learning_rate=loguniform(1e-4,1e-2))."""
+    set: Annotated[
+        tuple[str, ...],
+        tyro.conf.arg(
+            metavar="FIELD=VALUE [FIELD=VALUE ...]",
+            help_behavior_hint="(default: none, the Config's values)",
+        ),
+    ] = ()
+    """Config fields fixed for every trial (e.g. --set num_envs=16)."""
     seeds: int = 1
     """Seeds per configuration (seed, seed+1, ...)."""
     seed: int = 0
     """The first seed (also seeds the --random draws)."""
-    total_steps: int | None = None
-    """Environment steps per trial (default: the algorithm's Config default)."""
+    total_steps: Annotated[
+        int | None,
+        tyro.conf.arg(metavar="INT", help_behavior_hint="(default: the algorithm's Config's)"),
+    ] = None
+    """Environment steps per trial."""
     chunks: int = 10
     """About how many chunks each group's run is split into (checkpoints, ASHA rungs)."""
     eval_episodes: int = 10
     """Final evaluation episodes per trial."""
     backend: Literal["local", "ray"] = "local"
     """local: groups one after another in this process; ray: one Ray Tune trial per group."""
-    address: str | None = None
-    """With --backend ray: the Ray cluster to join (ray start --head prints it); default a
-    local Ray instance."""
+    address: Annotated[
+        str | None,
+        tyro.conf.arg(metavar="ADDRESS", help_behavior_hint="(default: a local Ray instance)"),
+    ] = None
+    """With --backend ray: the Ray cluster to join (ray start --head prints it)."""
     scheduler: Literal["none", "asha"] = "none"
     """With --backend ray: asha stops weak groups early (Ray Tune's ASHA, at chunk ends)."""
-    reuse_actors: bool = True
+    reuse_actors: Annotated[bool, tyro.conf.arg(help_behavior_hint="(default: actors reused)")] = (
+        True
+    )
     """With --backend ray: run the groups one after another in the same warm Ray Tune worker
     processes (--no-reuse-actors: a fresh process per group, Tune's default)."""
-    out: str | None = None
+    out: Annotated[
+        str | None,
+        tyro.conf.arg(metavar="DIR", help_behavior_hint="(default: none, nothing saved)"),
+    ] = None
     """Directory for results.csv, results.json, plots and the groups' checkpoints (the same
     sweep run again resumes there; a directory of another sweep is refused)."""
     overwrite: bool = False

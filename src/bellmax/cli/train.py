@@ -154,6 +154,10 @@ _METAVARS = {
     "stop_return": "FLOAT",
     "log": "{tensorboard,wandb}",
 }
+#: What a Config field left at None means, shown as its default (tyro would show `None`).
+_NONE_MEANS = {
+    "target_entropy": "(default: -act_dim continuous, target_entropy_scale * log n discrete)",
+}
 
 
 def _option(name: str) -> str:
@@ -170,9 +174,11 @@ def _arg(name: str, ftype: Any, default: Any, doc: str, hint: str | None = None)
         hint = f"(default: {_option(('' if default else 'no_') + name)})"
         doc = doc.replace("(False: ", f"({_option('no_' + name)}: ")
         doc = doc.replace("(True: ", f"({_option(name)}: ")
-    return Annotated[
-        ftype, tyro.conf.arg(help=doc, metavar=_METAVARS.get(name), help_behavior_hint=hint)
-    ]
+    metavar = _METAVARS.get(name)
+    plain = [t for t in typing.get_args(ftype) if t is not type(None)]
+    if metavar is None and default is None and len(plain) == 1 and plain[0] in (int, float, str):
+        metavar = plain[0].__name__.upper()  # FLOAT, not tyro's `{None}|FLOAT`
+    return Annotated[ftype, tyro.conf.arg(help=doc, metavar=metavar, help_behavior_hint=hint)]
 
 
 def _algo_args_class(name: str, config_cls: type) -> type:
@@ -201,7 +207,8 @@ def _algo_args_class(name: str, config_cls: type) -> type:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         ftype = hints.get(f.name, f.type)
-        fields.append((f.name, _arg(f.name, ftype, default, docs.get(f.name, "")), default))
+        hint = _NONE_MEANS.get(f.name) if default is None else None
+        fields.append((f.name, _arg(f.name, ftype, default, docs.get(f.name, ""), hint), default))
     cls = dataclasses.make_dataclass(
         f"Train{name.upper()}Args",
         [(n, t, dataclasses.field(default=d)) for n, t, d in fields],
@@ -669,7 +676,9 @@ class EvaluateArgs:
     """Evaluate on this env id; its observation and action spaces must match the run's."""
     json: bool = False
     """Print one JSON object."""
-    video: Annotated[str | None, tyro.conf.arg(metavar="FILE")] = None
+    video: Annotated[
+        str | None, tyro.conf.arg(metavar="FILE", help_behavior_hint="(default: no video)")
+    ] = None
     """Also write one greedy episode of the best seed's policy as FILE: .gif, or .mp4 (needs
     ffmpeg). Needs an env that draws itself (CartPole, the swing-up, Pendulum, grid worlds)."""
 
