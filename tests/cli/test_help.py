@@ -136,7 +136,7 @@ def _flat(text: str) -> str:
 
 #: Commands whose help still shows tyro's `{None}`/`(default: None)` (their modules are not
 #: yet polished): strict, so the mark goes once they are.
-_UNPOLISHED = {"solve", "reproduce"}
+_UNPOLISHED: set[str] = set()
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,11 @@ class ReproduceArgs:
 
     book: Annotated[Literal["sutton-barto"], tyro.conf.Positional]
     """Which book: sutton-barto (Reinforcement Learning: An Introduction, 2nd ed.)."""
-    name: Annotated[str | None, tyro.conf.Positional] = None
+    name: Annotated[
+        str | None,
+        tyro.conf.Positional,
+        tyro.conf.arg(metavar="[NAME]", help_behavior_hint="(not with --list)"),
+    ] = None
     """Experiment to run (see --list); `all` runs every one."""
     out: str = "runs/reproduce"
     """Folder for the figures and data (created if missing)."""

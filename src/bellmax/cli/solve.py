@@ -58,13 +58,19 @@ class SolveArgs:
     """The MDP file (.npz)."""
     method: Method = "value-iteration"
     """Solver to run."""
-    gamma: float | None = None
+    gamma: Annotated[
+        float | None,
+        tyro.conf.arg(metavar="FLOAT", help_behavior_hint="(default: the file's gamma)"),
+    ] = None
     """Discount in [0, 1]; overrides the file's (required if the file has none)."""
     tol: float = 1e-8
     """Accuracy: value iteration and its variants guarantee ||V - V*|| <= tol for gamma < 1."""
     temperature: float = 1.0
     """Temperature tau > 0 of soft-value-iteration."""
-    policy: Annotated[str | None, tyro.conf.arg(metavar="POLICY.npy")] = None
+    policy: Annotated[
+        str | None,
+        tyro.conf.arg(metavar="POLICY.npy", help_behavior_hint="(default: none, solve for V*)"),
+    ] = None
     """Policy to evaluate (.npy): (S,) action indices or (S, A) probabilities."""
     evaluation: Literal["auto", "direct", "jacobi", "gauss-seidel", "krylov"] = "auto"
     """How `evaluate` solves the linear system (auto: direct if dense, krylov if sparse)."""
