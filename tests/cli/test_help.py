@@ -134,23 +134,7 @@ def _flat(text: str) -> str:
     return " ".join(text.replace("│", " ").split())
 
 
-#: Commands whose help still shows tyro's `{None}`/`(default: None)` (their modules are not
-#: yet polished): strict, so the mark goes once they are.
-_UNPOLISHED: set[str] = set()
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        pytest.param(
-            a, marks=pytest.mark.xfail(strict=True, reason=f"bellmax {a[0]}: None still shown")
-        )
-        if a[:1] and a[0] in _UNPOLISHED
-        else a
-        for a in HELPS
-    ],
-    ids=lambda a: " ".join(a) or "bellmax",
-)
+@pytest.mark.parametrize("argv", HELPS, ids=lambda a: " ".join(a) or "bellmax")
 def test_help_shows_defaults_in_words_not_python_values(argv, capsys):
     # `--hidden-sizes {None}|{[INT [INT ...]]} ... (default: None)` where None meant "the
     # algorithm's/env's default"; `--no-reuse-actors ... (default: True)` read as if the flag
