@@ -335,7 +335,7 @@ def run_control(args: ControlArgs) -> int:
     if args.controller == "lqr":
         if task == "swing-up":
             print(
-                f"bellmax: note: --controller lqr holds the upright with one feedback gain "
+                f"bellmax: --controller lqr holds the upright with one feedback gain "
                 f"about it; {args.env} is a swing-up task, and from far below the upright, "
                 "where that linearisation does not hold, LQR may fail (--controller ilqr-mpc "
                 "plans the swing-up).",
