@@ -150,3 +150,25 @@ def test_transitions():
     data = make_transitions(np.zeros((1000, 4)), np.zeros((1000, 1)), np.zeros((1000, 4)))
     text = repr(data)
     assert len(text) < 150 and "x=f64[1000,4]" in text, text
+
+
+def test_imitation_result_shows_its_spaces():
+    from bellmax.envs import spaces
+    from bellmax.imitation.dataset import Dataset
+    from bellmax.imitation.loop import ImitationResult, RoundRecord
+
+    n = 10
+    data = Dataset(
+        np.zeros((n, 4), np.float32), *(np.zeros(n, t) for t in (np.int32, np.int32, np.int8))
+    )
+    result = ImitationResult(
+        params={"w": jnp.zeros((4, 2))},
+        dataset=data,
+        rounds=(RoundRecord(0, n, 1.0, 0.1, 1.0),),
+        seconds=1.0,
+        observation_space=spaces.Box(-1.0, 1.0, (4,)),
+        action_space=spaces.Discrete(2),
+    )
+    text = repr(result)
+    assert "observation_space=Box(shape=(4,), dtype=float32)" in text, text
+    assert "action_space=Discrete(2)" in text and "obs=f32[10,4]" in text, text

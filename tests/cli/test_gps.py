@@ -121,3 +121,30 @@ def test_an_earlier_gps_run_in_out_is_refused_unless_overwrite(capsys, tmp_path,
     assert (tmp_path / "controller.npz").read_bytes() == b"the first controller"
     with pytest.raises(_Started):
         main([*argv, "--overwrite"])
+
+
+def test_overwrite_leaves_no_file_of_the_earlier_run(capsys, tmp_path, monkeypatch):
+    # `gps --policy linear --overwrite` over an earlier `--policy mdgps` run kept its
+    # neural_policy.msgpack beside the new controller (the linear run writes none)
+    from types import SimpleNamespace
+
+    from bellmax.cli import gps as gps_cli
+    from bellmax.models import gps
+
+    system = SimpleNamespace(x0=np.zeros(2), env_id="Pendulum-v1", horizon=5)
+    policy = SimpleNamespace(K=np.zeros((5, 1, 2)), k=np.zeros((5, 1)), cov=np.ones((5, 1, 1)))
+    res = SimpleNamespace(iteration_costs=[1.0], kl=[0.1], kl_bound=[1.0], eta=[1.0],
+                          final_cost=1.0, final_return=-1.0, seconds=0.1, policy=policy)  # fmt: skip
+    monkeypatch.setattr(gps_cli, "make_system", lambda *args: system)
+    monkeypatch.setattr(gps_cli, "_reference", lambda system: None)
+    monkeypatch.setattr(gps, "run_lqr_flm", lambda *args, **kwargs: res)
+    for name in ("result.json", "controller.npz", "neural_policy.msgpack"):
+        (tmp_path / name).write_bytes(b"the earlier mdgps run's")
+    (tmp_path / "notes.txt").write_text("mine")
+    argv = ["gps", "--iterations", "1", "--horizon", "5", "--out", str(tmp_path), "--json"]
+    assert main([*argv, "--overwrite"]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "controller.npz", "notes.txt", "result.json"
+    ]  # fmt: skip
+    assert json.loads((tmp_path / "result.json").read_text())["policy"] == "linear"

@@ -222,11 +222,38 @@ def test_an_earlier_imitation_run_in_out_is_refused_unless_overwrite(tmp_path, c
     argv = ["imitate", "bc", "--env", "gymnasium:CartPole-v1", "--out", str(run)]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "holds an earlier `bellmax imitate` run (imitation.json, dataset.npz)" in err
+    assert "earlier `bellmax imitate` run (imitation.json, dataset.npz, policy.msgpack)" in err
     assert "give another --out, or --overwrite to replace it" in err
     assert {p.read_bytes() for p in run.iterdir()} == {b"dart"}
     with pytest.raises(_Started):
         main([*argv, "--overwrite"])
+
+
+def test_overwrite_replaces_every_file_of_the_earlier_run(tmp_path, capsys, monkeypatch):
+    # --overwrite left the earlier run's human_labels.npz (and, until the end, its policy and
+    # plot); an error before the first label then reported the OLD dataset.npz as "3 labels
+    # kept". Now the earlier run's files go before this run writes anything.
+    import numpy as np
+
+    from bellmax.cli import imitate as cli
+    from bellmax.imitation import loop
+    from bellmax.imitation.dataset import Dataset, save_dataset
+    from bellmax.imitation.experts import ExpertError
+
+    def fails_at_once(*args, **kwargs):
+        raise ExpertError("the expert failed")
+
+    monkeypatch.setattr(cli, "make_expert", lambda *args: None)
+    monkeypatch.setattr(loop, "imitate", fails_at_once)
+    old = Dataset.empty((4,), (), discrete=True).append(np.zeros((3, 4)), [0, 1, 0], round_=0)
+    for name in ("dataset.npz", "human_labels.npz"):
+        save_dataset(tmp_path / name, old)
+    for name in ("imitation.json", "policy.msgpack", "return_vs_labels.png", "notes.txt"):
+        (tmp_path / name).write_text("the earlier run's")
+    argv = ["imitate", "bc", "--env", "gymnasium:CartPole-v1", "--out", str(tmp_path)]
+    assert main([*argv, "--overwrite"]) == 2
+    assert capsys.readouterr().err == "bellmax: error: the expert failed (no labels were saved)\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]  # not the command's: kept
 
 
 def test_one_round_and_one_label_read_as_such(capsys, monkeypatch):

@@ -345,6 +345,9 @@ def test_an_invalid_choice_keeps_the_declared_order():
         (["train"], "`bellmax train ppo --env CartPole-v1`"),
         (["train", "--env", "CartPole-v1"], "`bellmax train ppo --env CartPole-v1`"),
         (["train", "--seeds", "2", "sac"], "`bellmax train sac --seeds 2`"),  # not first
+        # an option's value is not the algorithm: it stays where it is
+        (["train", "--out", "ppo", "--seeds", "2"], "`bellmax train ppo --out ppo --seeds 2`"),
+        (["train", "--json", "sac", "--seeds", "2"], "`bellmax train sac --json --seeds 2`"),
     ],
 )
 def test_train_without_an_algorithm_names_them_with_an_example(capsys, argv, example):
@@ -377,3 +380,30 @@ def test_common_option_aliases_suggest_bellmax_names(capsys, argv, suggestion):
     err = capsys.readouterr().err
     assert f". {suggestion} See `bellmax train {argv[1]} --help`." in err
     assert "anneal" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # tyro offered the option itself ("Did you mean --gae-lambda?"): it is a2c's and ppo's
+        (
+            ["train", "sac", "--gae-lambda", "0.9"],
+            "--gae-lambda is not a sac option (it is a2c's and ppo's).",
+        ),
+        (
+            ["train", "sac", "--foo", "1", "--no-anneal-lr"],
+            "Unrecognized options: --foo; --no-anneal-lr is not a sac option (it is dqn's, "
+            "reinforce's, a2c's and ppo's).",
+        ),
+        # tyro's guesses span the algorithms: ppo has no --learning-starts (sac's, dqn's, ...)
+        (
+            ["train", "ppo", "--learning-rat", "0.1"],
+            "Unrecognized options: --learning-rat, 0.1. Did you mean --learning-rate?",
+        ),
+        (["train", "sac", "--gae-lamda", "0.9"], "Unrecognized options: --gae-lamda, 0.9."),
+    ],
+)
+def test_an_option_of_another_algorithm_is_named_as_such(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"bellmax: error: {message} See `bellmax train {argv[1]} --help`.\n"

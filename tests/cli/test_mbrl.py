@@ -140,6 +140,28 @@ def test_a_later_trial_that_diverges_keeps_the_finished_ones(tmp_path, capsys, m
     assert sorted(p.name for p in out.iterdir()) == ["result.json", "returns.png"]
 
 
+def test_overwrite_leaves_no_plot_of_the_earlier_run(tmp_path, capsys, monkeypatch):
+    # A run given --overwrite that diverged before any planned trial wrote result.json and
+    # returns.png beside the earlier run's rollouts.png, exploitation.png and guard.png, as if
+    # they were its own
+    from bellmax.models import mbrl
+
+    def diverging_fit(model, *args, **kwargs):
+        raise mbrl.DivergenceError("the model's training loss became non-finite (nan)")
+
+    monkeypatch.setattr(mbrl, "fit", diverging_fit)
+    names = ("result.json", "returns.png", "rollouts.png", "exploitation.png", "guard.png")
+    for name in names:
+        (tmp_path / name).write_text("the earlier run's")
+    (tmp_path / "notes.txt").write_text("mine")
+    argv = ["mbrl", "--trials", "2", "--trial-steps", "5", "--model", "mlp", "--out",
+            str(tmp_path), "--overwrite"]  # fmt: skip
+    assert main(argv) == 2
+    assert 'result.json (status "diverged")' in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "result.json", "returns.png"]
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "diverged"
+
+
 class _Started(Exception):
     """Raised by a stand-in for the expensive loop: the command got past its checks."""
 
@@ -157,7 +179,7 @@ def test_an_earlier_mbrl_run_in_out_is_refused_unless_overwrite(tmp_path, capsys
     (tmp_path / "result.json").write_text("{}")
     assert main(["mbrl", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "holds an earlier `bellmax mbrl` run (returns.png)" in err
+    assert "holds an earlier `bellmax mbrl` run (result.json, returns.png)" in err
     assert "give another --out, or --overwrite to replace it" in err
     assert (tmp_path / "returns.png").read_bytes() == b"the first run's plot"
     with pytest.raises(_Started):

@@ -146,7 +146,12 @@ def test_a_missing_file_says_how_to_write_one(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, _, err = _run(capsys, "mdp.npz")
     assert code == 2
-    assert "no such MDP file: 'mdp.npz'. Write one with bellmax.tabular.save_mdp(path, mdp)" in err
+    from bellmax.tabular.io import load_mdp
+
+    with pytest.raises(FileNotFoundError) as library:
+        load_mdp("mdp.npz")
+    assert str(library.value) in err  # the library's how-to-write-one text, not a second one
+    assert "no such MDP file: 'mdp.npz'. Write one from a TabularMDP with " in err
     assert "GridWorld4x4-v0" in err and "JacksCarRental-v0" in err  # the exportable ids
     exec(_export_command(err), {})  # the command it gives writes the file it asked for
     code, out, err = _run(capsys, "mdp.npz", "--json")

@@ -70,7 +70,7 @@ def test_table(capsys):
                             "env_steps", "restarted"]  # fmt: skip
     assert len(rows) == 10 and rows[0].split()[:5] == ["0", "0", "0", "0.001", "0"]
     assert rows[-2].startswith("best: ")
-    assert rows[-1].startswith("8 trials, 1 group(s), ")
+    assert rows[-1].startswith("8 trials, 1 group, ")  # (0 or 1 program: compiled once a process)
 
 
 def test_table_names_diverged_trials():
@@ -84,9 +84,13 @@ def test_table_names_diverged_trials():
     trials = [trial(0, -1888.7, False), trial(1, None, True)]
     summary = {"swept": ["learning_rate"], "trials": trials, "best": None, "groups": [{}],
                "programs": 1, "seconds": 5.0}  # fmt: skip
-    *rows, last = _table(summary).splitlines()
+    *rows, count, last = _table(summary).splitlines()
     assert rows[1].split()[4] == "-1888.7" and rows[2].split()[4] == "diverged"
     assert last.startswith("1 trial diverged (a non-finite loss") and "lower learning_rate" in last
+    # counts in words: "2 trials, 1 group(s), 1 program(s) compiled" read so
+    assert count == "2 trials, 1 group, 1 program compiled, 5.0 s"
+    one = {**summary, "trials": trials[:1], "groups": [{}, {}], "programs": 0}
+    assert _table(one).splitlines()[-1] == "1 trial, 2 groups, 0 programs compiled, 5.0 s"
     summary["trials"][1]["diverged"] = False  # no evaluation (--eval-episodes 0): "-"
     assert _table(summary).splitlines()[2].split()[4] == "-"
     assert "diverged" not in _table(summary)
@@ -119,6 +123,27 @@ def test_errors_are_one_line(argv, message, capsys):
     assert main(argv) != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_another_sweeps_out_is_refused_naming_the_options(tmp_path, capsys):
+    # a rerun with another --total-steps was refused naming the Config field
+    # ("total_timesteps: 512 in the run, 256 given"); refused before any training
+    from bellmax.deep import ppo
+    from bellmax.train import sweep as sw
+
+    base = ppo.Config(num_envs=2, num_steps=16, num_epochs=1, minibatch_size=32,
+                      hidden_sizes=(8,), total_timesteps=512)  # fmt: skip
+    fields = {f: getattr(base, f) for f in base.__dataclass_fields__}
+    trials = sw.plan_trials(base, grid={"learning_rate": (1e-3, 3e-3)})
+    settings = sw._settings("ppo", "CartPole-v1", fields, trials, 2, 1)
+    (tmp_path / "sweep.json").write_text(json.dumps({"digest": "x", "settings": settings}))
+    assert main(["sweep", "ppo", "--grid", LRS, *TINY, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"bellmax: error: --out {str(tmp_path)!r} holds the results of another sweep "
+        "(--total-steps: 512 in the run, 256 given): give another --out, or --overwrite to "
+        "replace them.\n"
+    )
 
 
 OFF_POLICY = [

@@ -62,7 +62,7 @@ def test_resume_alone_continues_with_the_stored_settings(tmp_path, capsys):
     assert main([*argv, "--learning-rate", "0.003", "--num-epochs", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("bellmax: error: cannot resume") and err.count("\n") == 1
-    assert "learning_rate: 0.001 in the run, 0.003 given" in err
+    assert "--learning-rate: 0.001 in the run, 0.003 given" in err
     assert "num_epochs" not in err and "--overwrite" in err
     assert main(["train", "dqn", "--out", str(tmp_path / "b"), "--resume"]) == 2
     assert 'algo: "ppo" in the run, "dqn" given; resume it as `bellmax train ppo' in (
@@ -193,8 +193,26 @@ def test_a_run_directory_is_refused_before_any_note(tmp_path, capsys):
     (tmp_path / "run.json").write_text("{}")
     assert main(["train", "ppo", "--total-steps", "1000", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("bellmax: error: ") and "already holds a run (run.json)" in err
+    assert err.startswith("bellmax: error: ")
+    assert "holds an earlier `bellmax train` run (run.json)" in err and "--resume to" in err
     assert "rounded down" not in err and err.count("\n") == 1
+
+
+def test_resume_names_the_options_that_differ_not_the_config_fields(tmp_path, capsys):
+    # `--resume --total-steps 4096` was refused naming `total_timesteps: 2048 in the run`, a
+    # Config field, where the user typed --total-steps; nothing is trained before the refusal
+    from bellmax.train.driver import RUN_FORMAT
+
+    run = {"format": RUN_FORMAT, "algo": "ppo", "env": "CartPole-v1", "seeds": [0],
+           "config": {"total_timesteps": 2048, "learning_rate": 1e-3}, "chunks": 20,
+           "eval_episodes": 10, "stop_return": None, "run_id": "0123456789abcdef"}  # fmt: skip
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    argv = ["train", "ppo", "--out", str(tmp_path), "--resume", "--total-steps", "4096"]
+    assert main([*argv, "--learning-rate", "3e-3"]) == 2
+    err = capsys.readouterr().err
+    assert "settings: --total-steps: 2048 in the run, 4096 given; --learning-rate: " in err
+    assert "total_timesteps" not in err and "learning_rate" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
 
 
 def test_config_reruns_a_run_json_with_the_same_result(tmp_path, capsys):

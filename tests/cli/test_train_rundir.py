@@ -149,7 +149,7 @@ def test_a_run_is_refused_untouched_and_overwrite_replaces_it(env, reference, tm
     r = _run(env, *ARGS, "--out", str(out))
     assert r.returncode == 2
     assert r.stderr.startswith("bellmax: error: ") and r.stderr.count("\n") == 1
-    assert "already holds a run" in r.stderr
+    assert "holds an earlier `bellmax train` run" in r.stderr
     assert "--resume" in r.stderr and "--overwrite" in r.stderr
     assert _snapshot(out) == before  # every file, byte for byte; none added
     old_id = json.loads(before["run.json"])["run_id"]

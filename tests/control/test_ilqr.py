@@ -13,6 +13,7 @@ from bellmax.control.ilqr import (
     ILQRProblem,
     _box_qp,
     _derivatives,
+    _prepare,
     ilqr,
     ilqr_problem,
     rollout,
@@ -244,6 +245,17 @@ def test_terminal_cost_by_position_is_named_with_the_signature():
         TypeError, match=r"^x0 must be an array of numbers .*got list \[\[0\.0\], \[\]\]"
     ):
         ilqr(_dyn, _cost, [[0.0], []], jnp.zeros((_T, 1)))
+
+
+def test_bfloat16_inputs_are_numbers():
+    # numpy sees bfloat16 as kind 'V' (void): it is a float all the same, promoted with the
+    # controls as JAX promotes them (a bf16 x0 with f32 controls solves in f32, as in 987eead)
+    x0 = _X0.astype(jnp.bfloat16)
+    _, x, U = _prepare(_dyn, _cost, _term, x0, jnp.zeros((_T, 1)), 0.0, None, None)
+    assert x.dtype == U.dtype == jnp.float32
+    np.testing.assert_array_equal(x, x0.astype(jnp.float32))
+    with pytest.raises(TypeError, match=r"^x0 must be an array of numbers .*got ndarray"):
+        _prepare(_dyn, _cost, _term, np.ones(2, complex), jnp.zeros((_T, 1)), 0.0, None, None)
 
 
 def test_problem_wrapper_checks_its_input(swingup):

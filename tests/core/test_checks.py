@@ -15,6 +15,7 @@ from bellmax.core.checks import (
     check_probability,
     check_seed,
     check_type,
+    whole_number,
 )
 
 
@@ -78,3 +79,20 @@ def test_check_seed_is_every_commands_seed_range():
         check_seed(-1)
     with pytest.raises(ValueError, match=r"run_tour\.seed"):
         check_seed(2**63, "seed", owner="run_tour")
+
+
+def test_whole_number_is_the_rule_for_integers_written_as_text():
+    # one rule for the CLI's integer options and a sweep's `--set NAME=VALUE` values
+    assert whole_number("100000") == whole_number("1_000_00") == 100_000
+    assert whole_number("1e5") == whole_number("100000.0") == 100_000
+    assert whole_number(" 2e3 ") == 2000
+    assert whole_number("1e30") == 10**30  # exact, not the float nearest it
+    assert whole_number("-3") == -3
+    for text in ("1.5", "1e-3", "nan", "inf", "0x10", "abc", ""):
+        with pytest.raises(ValueError, match=f"'{text}' is not an integer; write a whole number"):
+            whole_number(text)
+    with pytest.raises(ValueError, match="over 1000 digits; give a smaller number"):
+        whole_number("1e1001")
+    from bellmax.cli import main as cli
+
+    assert cli.whole_number is whole_number  # the CLI's integer options use the same rule

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from bellmax.core.display import summarize, summary_repr
+from bellmax.core.display import plural, summarize, summary_repr
 from bellmax.core.status import StatusFields
 
 
@@ -41,6 +41,7 @@ class _Opaque:
     """Array-like whose values must not be read: `__array__` and `__repr__` raise."""
 
     shape = (1000, 1000)
+    ndim = 2
     dtype = np.dtype(np.float32)
 
     def __array__(self, *args, **kwargs):
@@ -72,6 +73,18 @@ def test_arrays_show_dtype_and_shape():
     assert summarize(jax.random.split(jax.random.key(0), 4)) == "key<fry>[4]"
     assert summarize(jax.ShapeDtypeStruct((5, 2), jnp.float32)) == "f32[5,2]"
     assert summarize(_Opaque()) == "f32[1000,1000]"  # no values read, no repr called
+
+
+def test_spaces_are_not_arrays():
+    from bellmax.envs import spaces
+
+    # a shape and a dtype (here a class, or a numpy dtype) do not make an array: no `f32[4]`
+    assert summarize(spaces.Box(-1.0, 1.0, (4,))) == "Box(shape=(4,), dtype=float32)"
+    assert (
+        summarize(spaces.Box(0, 1, (2,), np.dtype(np.float64))) == "Box(shape=(2,), dtype=float64)"
+    )
+    assert summarize(spaces.Discrete(3)) == "Discrete(3)"
+    assert summarize(spaces.MultiDiscrete([2, 3])).startswith("MultiDiscrete(")
 
 
 def test_concrete_scalars_show_their_value():
@@ -115,6 +128,14 @@ def test_nested_pytrees_are_listed_when_small_else_counted():
     records = [_Result(jnp.zeros(10)) for _ in range(10)]
     assert summarize(records, _depth=1) == "[...: 10 items, 10 arrays, 100 values]"
     assert summarize((jnp.zeros(2), 1.5), _depth=1) == "(f32[2], 1.5)"
+
+
+def test_plural_is_the_one_pluralizer():
+    from bellmax.cli import main as cli
+
+    assert plural(1, "seed") == "1 seed" and plural(0, "seed") == "0 seeds"
+    assert plural(2, "seed") == "2 seeds" and plural(1, "value", at_least=True) == "1+ values"
+    assert cli.plural is plural  # the commands' summary lines use the same one
 
 
 def test_long_sequences_strings_and_other_values():

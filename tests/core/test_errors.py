@@ -43,6 +43,20 @@ def test_a_common_alias_suggests_the_name_it_means():
     assert all(k == k.lower().replace("-", "_") for k in NAME_ALIASES)
 
 
+def test_the_commands_option_spellings_are_aliases_of_their_fields():
+    # one mapping (OPTION_NAMES), read both ways: the CLI option for a field, and the field
+    # for a name written as that option (`--set total_steps=...`)
+    from bellmax.cli import main as cli
+    from bellmax.core.errors import NAME_ALIASES, OPTION_NAMES
+
+    assert cli.OPTION_NAMES is OPTION_NAMES and OPTION_NAMES["total_timesteps"] == "total_steps"
+    assert all(NAME_ALIASES[option] == field for field, option in OPTION_NAMES.items())
+    assert cli.option_for("total_timesteps") == "--total-steps"
+    assert str(unknown_name("Config field", "total_steps", ["total_timesteps", "total"])) == (
+        "unknown Config field 'total_steps'. Did you mean: 'total_timesteps'?"
+    )
+
+
 def test_hierarchy():
     assert issubclass(InvalidMDPError, ValueError) and issubclass(InvalidMDPError, BellmaxError)
     with pytest.raises(ValueError):

@@ -89,24 +89,19 @@ def test_check_run_dir_refuses_another_commands_output(tmp_path):
 def test_check_run_dir_refuses_the_commands_own_output_unless_overwritten(tmp_path):
     # `bellmax imitate ... --out DIR` replaced an earlier imitation run's policy and labels
     # without a word (as mbrl and gps did theirs); now it takes --overwrite, which is named
-    from bellmax.core.io import RESUMES_OWN_RUN, check_run_dir
+    from bellmax.core.io import check_run_dir
 
     (tmp_path / "imitation.json").write_text("{}")
     (tmp_path / "policy.msgpack").write_bytes(b"the first run's policy")
     with pytest.raises(ValueError) as e:
         check_run_dir(tmp_path, "imitate")
     msg = str(e.value)
-    assert "holds an earlier `bellmax imitate` run (imitation.json)" in msg
+    assert "holds an earlier `bellmax imitate` run (imitation.json, policy.msgpack)" in msg
     assert "give another --out, or --overwrite to replace it" in msg
     check_run_dir(tmp_path, "imitate", overwrite=True)
     with pytest.raises(ValueError, match="holds a `bellmax imitate` run"):  # not another's
         check_run_dir(tmp_path, "mbrl", overwrite=True)
     assert (tmp_path / "policy.msgpack").read_bytes() == b"the first run's policy"
-    # train and sweep continue their own run there (--resume; the same sweep again)
-    assert RESUMES_OWN_RUN == ("train", "sweep")
-    (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "sweep.json").write_text("{}")
-    check_run_dir(tmp_path / "other", "sweep")
     # no directory: nothing to check, and nothing to overwrite
     check_run_dir(None, "gps")
     with pytest.raises(ValueError, match=r"--overwrite replaces .* give --out DIR"):
@@ -135,10 +130,71 @@ def test_run_markers_are_the_names_the_commands_write():
     )
     assert core_io.RUN_MARKERS["gps"] == (core_io.CONTROLLER_NPZ,)
     assert core_io.RUN_MARKERS["mbrl"] == (core_io.RETURNS_PNG, core_io.ROLLOUTS_PNG)
-    uses = {driver: ("RUN_JSON", "CHECKPOINT"),
-            sweep: ("SWEEP_JSON", "RESULTS_JSON", "RESULTS_CSV", "CHECKPOINT"),
-            imitate: ("IMITATION_JSON", "DATASET_NPZ", "HUMAN_LABELS_NPZ"),
-            gps: ("CONTROLLER_NPZ",), mbrl: ("RETURNS_PNG", "ROLLOUTS_PNG")}  # fmt: skip
+    uses = {driver: ("RUN_JSON", "CHECKPOINT", "METRICS_JSON", "METRICS_CSV",
+                     "LEARNING_CURVE_PNG", "RUN_OUTPUTS"),
+            sweep: ("SWEEP_JSON", "RESULTS_JSON", "RESULTS_CSV", "CHECKPOINT", "SWEEP_PLOT",
+                    "SWEEP_GROUPS", "SWEEP_RAY"),
+            imitate: ("IMITATION_JSON", "DATASET_NPZ", "HUMAN_LABELS_NPZ", "POLICY_MSGPACK",
+                      "RETURN_VS_LABELS_PNG"),
+            gps: ("CONTROLLER_NPZ", "RESULT_JSON", "NEURAL_POLICY_MSGPACK"),
+            mbrl: ("RETURNS_PNG", "ROLLOUTS_PNG", "RESULT_JSON", "EXPLOITATION_PNG",
+                   "GUARD_PNG")}  # fmt: skip
     for module, names in uses.items():
         for name in names:
             assert getattr(module, name) is getattr(core_io, name), f"{module.__name__}.{name}"
+    # (bellmax.policy, which writes the policy file, spells its name too: the same name)
+    from bellmax.policy import POLICY_FILE
+
+    assert POLICY_FILE == core_io.POLICY_MSGPACK and POLICY_FILE in core_io.RUN_OUTPUTS["train"]
+
+
+def test_one_refusal_of_a_commands_own_run_offers_resume_where_it_has_it(tmp_path):
+    # `bellmax train`'s own run was refused by a second check of its own (driver's
+    # check_run_dir_free: "already holds a run ..."), and check_run_dir let train and sweep
+    # through (RESUMES_OWN_RUN); now check_run_dir refuses it too, offering --resume, in the
+    # caller's words: the command line's flags, or Python's keyword arguments
+    from bellmax.core.io import check_run_dir
+
+    (tmp_path / "metrics.csv").write_text("update,seed\n")  # any of a run's outputs
+    with pytest.raises(ValueError) as e:
+        check_run_dir(tmp_path, "train", resume=False)
+    assert str(e.value) == (
+        f"--out {str(tmp_path)!r} holds an earlier `bellmax train` run (metrics.csv), which "
+        "this run would replace: give another --out, --resume to continue it, or --overwrite "
+        "to replace it."
+    )
+    with pytest.raises(ValueError, match=r"another out_dir, resume=True .* or overwrite=True"):
+        check_run_dir(tmp_path, "train", option="out_dir", resume=False)
+    check_run_dir(tmp_path, "train", resume=True)  # continued, or replaced
+    check_run_dir(tmp_path, "train", resume=False, overwrite=True)
+    # a sweep resumes the same sweep there, and judges another one itself
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "sweep.json").write_text("{}")
+    check_run_dir(tmp_path / "sweep", "sweep", resume=True)
+    # a command that cannot continue a run (resume None: imitate, gps, mbrl) is not offered it
+    with pytest.raises(ValueError) as e:
+        check_run_dir(tmp_path / "sweep", "sweep")
+    assert str(e.value).endswith("give another --out, or --overwrite to replace it.")
+
+
+def test_clear_outputs_removes_the_commands_own_files_and_nothing_else(tmp_path):
+    # `--overwrite` left the earlier run's other files: mbrl's plots that the new run did not
+    # draw, gps's neural policy after `--policy linear`, imitate's human labels
+    from bellmax.core.io import RUN_OUTPUTS, check_run_dir, clear_outputs
+
+    (tmp_path / "notes.txt").write_text("mine")
+    for name in ("result.json", "returns.png", "rollouts.png", "exploitation.png", "guard.png"):
+        (tmp_path / name).write_text("old")
+    assert clear_outputs(tmp_path, "mbrl") == list(RUN_OUTPUTS["mbrl"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    check_run_dir(tmp_path, "mbrl")  # nothing of the old run is left to refuse
+    sweep = tmp_path / "sweep"
+    (sweep / "groups" / "0").mkdir(parents=True)
+    (sweep / "ray").mkdir()
+    for name in ("sweep.json", "results.json", "results.csv", "return_vs_gamma.png", "keep.png"):
+        (sweep / name).write_text("old")
+    clear_outputs(sweep, "sweep")
+    assert sorted(p.name for p in sweep.iterdir()) == ["keep.png"]
+    assert clear_outputs(tmp_path / "missing", "gps") == []
+    with pytest.raises(ValueError, match="command must be one of"):
+        clear_outputs(tmp_path, "trian")

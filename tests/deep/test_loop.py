@@ -1,6 +1,7 @@
 """The shared training loop: the scan over updates, the environment checks, host refusal."""
 
 import dataclasses
+import types
 
 import jax
 import jax.numpy as jnp
@@ -127,3 +128,26 @@ def test_mean_episode_return_and_the_train_functions_documentation():
     np.testing.assert_array_equal(m.mean_episode_return, [[15.0, np.nan, 15.0]])
     train = ppo.make_train(CONFIG, "CartPole-v1")  # (built, not run)
     assert "mean_episode_return" in train.__doc__ and "evaluate(" in train.__doc__
+
+
+def test_one_mean_episode_return_for_jax_and_numpy_alike():
+    # The mean return of the episodes that ended was written out seven times (EpisodeMetrics,
+    # the driver's summary, metrics.csv, learning curves and progress, the sweep's chunk
+    # returns, the trackers' scalars); one function now serves them: NaN where none ended,
+    # NumPy in and out on the host (no JAX program), JAX under jit.
+    from bellmax.deep.loop import mean_episode_return
+    from bellmax.train.sweep import _chunk_returns
+    from bellmax.train.tracking import chunk_scalars
+
+    total, count = np.array([[30.0, 0.0, 45.0], [1.0, 2.0, 0.0]]), np.array([[2, 0, 3], [1, 1, 0]])
+    host = mean_episode_return(total, count)
+    assert type(host) is np.ndarray
+    np.testing.assert_array_equal(host, [[15.0, np.nan, 15.0], [1.0, 2.0, np.nan]])
+    jitted = jax.jit(mean_episode_return)(jnp.asarray(total), jnp.asarray(count))
+    np.testing.assert_array_equal(jitted, host.astype(np.float32))
+    assert float(mean_episode_return(total.sum(), count.sum())) == 78.0 / 7
+    assert np.isnan(mean_episode_return(0.0, 0))
+    m = {"episode_return_sum": total, "episode_count": count}
+    assert chunk_scalars(m)["episode_return"] == 78.0 / 7
+    chunk = types.SimpleNamespace(**m)  # [trials, updates]: each trial's chunk
+    np.testing.assert_array_equal(_chunk_returns(chunk), [75.0 / 5, 3.0 / 2])

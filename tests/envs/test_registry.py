@@ -77,6 +77,20 @@ def test_unknown_id_far_from_every_id_lists_bellmax_ids_not_guesses():
     assert "Did you mean" not in text and "bellmax ids: Blackjack-v0, CartPole-v1" in text
 
 
+def test_a_gymnax_id_is_matched_against_gymnax_ids_only():
+    # the gymnax bridge passes gymnax's names (the registry never imports gymnax)
+    names = ["Acrobot-v1", "CartPole-v1", "MountainCar-v0", "Pendulum-v1", "Catch-bsuite"]
+    text = str(registry.unknown_env_error("gymnax:Cartpole-v1", gymnax_ids=names))
+    assert text.startswith(
+        "unknown gymnax environment 'gymnax:Cartpole-v1'. Did you mean: 'gymnax:CartPole-v1'? "
+        "gymnax's ids: gymnax:Acrobot-v1, gymnax:CartPole-v1, gymnax:Catch-bsuite,"
+    ), text
+    text = str(registry.unknown_env_error("gymnax:Zzz", gymnax_ids=names))
+    assert "Did you mean" not in text and "gymnax's ids: gymnax:Acrobot-v1" in text
+    text = str(registry.unknown_env_error("gymnax:GridWorld4x4-v0", gymnax_ids=names))
+    assert "Did you mean: 'GridWorld4x4-v0'?" in text  # bellmax's own id: drop the prefix
+
+
 def test_unknown_param_lists_valid_names():
     with pytest.raises(
         UnknownNameError, match=r"unknown parameter of CartPoleParams 'mass_cart'.*'masscart'"

@@ -104,3 +104,41 @@ def test_collect_errors():
         collect_transitions("CartPoel-v1", 10)
     with pytest.raises(ValueError, match="env_params only applies"):
         collect_transitions("gymnasium:CartPole-v1", 10, env_params=CartPoleParams())
+
+
+def test_finite_rollout_and_policy_return_checks_name_the_first_bad_step():
+    from bellmax.core.errors import DivergenceError
+    from bellmax.models.data import check_finite_rollouts, check_policy_return
+
+    X, R = np.zeros((2, 6, 3)), np.zeros((2, 5))
+    X[1, 3, 0], R[1, 3] = np.nan, np.inf
+    with pytest.raises(
+        DivergenceError,
+        match=r"^trial 2 on 'E': the environment's observation \(first after step 3, rollout 2\) "
+        r"and then its reward \(first at step 4, rollout 2\) went NaN or inf, so no model",
+    ):
+        check_finite_rollouts(X, R, "E", "trial 2", consequence="no model")
+
+    # a policy's return alone: the fit is blamed when its weights (or losses) are not finite,
+    # else the environment, whose first bad state is named as check_finite_rollouts names it
+    ok, nan = {"w": jnp.ones(3)}, {"w": jnp.full(3, jnp.nan)}
+    states = np.zeros((6, 3))
+    check_policy_return(1.0, states, nan, "E", "round 1", fit_diverged="unused")  # finite
+    fit = "its fit diverged; lower the learning rate."
+    head = r"^round 1 on 'E': the policy's return alone is nan"
+    for params, losses in ((nan, None), (ok, jnp.array([1.0, jnp.nan]))):
+        with pytest.raises(DivergenceError, match=f"{head}: its fit diverged; lower the"):
+            check_policy_return(
+                np.nan, states, params, "E", "round 1", fit_diverged=fit, losses=losses
+            )
+    for step, what in ((0, r"state \(the initial one\)"), (3, r"state \(first after step 3\)")):
+        bad = states.copy()
+        bad[step:, 1] = np.nan
+        with pytest.raises(
+            DivergenceError,
+            match=f"{head}, yet its weights are finite: the environment's {what} went NaN or "
+            "inf under its actions",
+        ):
+            check_policy_return(np.nan, bad, ok, "E", "round 1", fit_diverged=fit)
+    with pytest.raises(DivergenceError, match=r"the environment's reward went NaN or inf"):
+        check_policy_return(np.inf, states, ok, "E", "round 1", fit_diverged=fit)

@@ -131,7 +131,7 @@ def test_a_nan_policy_return_stops_mdgps_naming_the_iteration(monkeypatch):
     # (test_step_adapts_to_the_linearised_policys_improvement's sizes: its compiled code)
     cfg = MDGPSConfig(gps=GPSConfig(iterations=3, samples=3, seed=0), policy_updates=5)
     match = (
-        r"MD-GPS iteration 1 on 'Pendulum-v1': the neural policy's return alone is nan: its "
+        r"MD-GPS iteration 1 on 'Pendulum-v1': the policy's return alone is nan: its "
         r"S-step fit diverged .* MDGPSConfig.learning_rate, now 0.003"
     )
     system = env_system("Pendulum-v1", horizon=20)

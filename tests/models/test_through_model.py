@@ -119,7 +119,7 @@ def test_a_policy_whose_weights_went_nan_stops_the_run_naming_the_round(monkeypa
     cfg = ThroughModelConfig(random_rollouts=2, rollout_steps=5, rounds=2, seed=0)
     with pytest.raises(
         DivergenceError,
-        match=r"^round 1: the policy's return alone on 'Pendulum-v1' is nan: its last updates "
+        match=r"^round 1 on 'Pendulum-v1': the policy's return alone is nan: its last updates "
         r"made its weights NaN or inf \(the imagined cost was still 1\); lower "
         r"ThroughModelConfig\.learning_rate",
     ):

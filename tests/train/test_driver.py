@@ -384,7 +384,8 @@ def test_a_run_is_never_overwritten_by_accident(tmp_path):
     driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=20, **RUN)
     before = _files(tmp_path)
     assert {"run.json", "checkpoint.msgpack", "metrics.json", "metrics.csv", ".lock"} <= set(before)
-    with pytest.raises(BellmaxError, match=r"already holds a run .*--resume.*--overwrite"):
+    # (in Python's words: the keyword arguments, not the command line's flags)
+    with pytest.raises(ValueError, match=r"holds an earlier `bellmax train` run .*resume=True"):
         driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, **RUN)
     assert _files(tmp_path) == before  # byte for byte, no file added
     # --overwrite replaces it: a new run id, a fresh run from update 0.
@@ -406,9 +407,9 @@ def test_a_run_is_never_overwritten_by_accident(tmp_path):
 def test_policy_file_is_a_run_output_written_for_bellmax_algorithms_only(tmp_path):
     # The toy algorithm is not one of bellmax's: its run has no policy file (bellmax cannot
     # describe its network); a policy file left by a replaced run is removed with the rest.
-    assert "policy.msgpack" in driver.OUTPUTS
+    assert "policy.msgpack" in driver.RUN_OUTPUTS["train"]
     (tmp_path / "policy.msgpack").write_bytes(b"an older run's policy")
-    with pytest.raises(BellmaxError, match=r"already holds a run \(policy.msgpack\)"):
+    with pytest.raises(ValueError, match=r"earlier `bellmax train` run \(policy.msgpack\)"):
         driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=10, **RUN)
     driver.train(
         toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, stop_after=10, overwrite=True, **RUN
@@ -522,6 +523,25 @@ def test_resume_with_other_settings_names_each_difference(tmp_path):
     assert driver.settings_differences(stored, {"config": {"learning_rate": 0.1}}) == []
     assert driver.settings_differences(stored, {"algo": "ppo", "config": {"x": 1}}) == [
         'algo: "toy" in the run, "ppo" given'
+    ]
+
+
+def test_settings_differences_name_the_fields_as_the_caller_does():
+    # `bellmax train --resume --total-steps 4096` was refused naming `total_timesteps`, a
+    # field the command line spells otherwise: the CLI passes its options' names
+    from bellmax.cli.main import option_for
+
+    stored = {"algo": "ppo", "seeds": [0], "config": {"total_timesteps": 2048, "gamma": 0.99}}
+    given = {"seeds": [0, 1], "config": {"total_timesteps": 4096, "gamma": 0.9}}
+    assert driver.settings_differences(stored, given) == [
+        "seeds: [0] in the run, [0, 1] given",
+        "total_timesteps: 2048 in the run, 4096 given",
+        "gamma: 0.99 in the run, 0.9 given",
+    ]
+    assert driver.settings_differences(stored, given, names=option_for) == [
+        "seeds: [0] in the run, [0, 1] given",
+        "--total-steps: 2048 in the run, 4096 given",
+        "--gamma: 0.99 in the run, 0.9 given",
     ]
 
 

@@ -226,7 +226,7 @@ def test_an_out_dir_of_another_sweep_or_a_train_run_is_refused(local, tmp_path):
     )
     assert json.loads((out / sw.SWEEP_JSON).read_text()) == marker  # untouched
     (tmp_path / "run.json").write_text("{}")
-    with pytest.raises(ValueError, match=r"--out '.*' holds a `bellmax train` run"):
+    with pytest.raises(ValueError, match=r"out_dir '.*' holds a `bellmax train` run"):
         sw.sweep("ppo", "CartPole-v1", out_dir=tmp_path, **KW)
     # overwrite: the other sweep's files go, this one's marker is written
     old = tmp_path / "old"
@@ -243,8 +243,9 @@ def test_an_out_dir_of_another_sweep_or_a_train_run_is_refused(local, tmp_path):
 
 def test_another_sweeps_out_dir_is_refused_naming_what_differs(tmp_path):
     # The refusal listed what MIGHT differ ("another algorithm, env, swept values, seeds,
-    # budget or chunks") and named a Python keyword ("--overwrite (overwrite=True)"); now it
-    # names the settings that do differ, as `bellmax train --resume` does, and the CLI's fixes.
+    # budget or chunks") and mixed a flag with a keyword ("--overwrite (overwrite=True)"); now
+    # it names the settings that do differ, as `bellmax train --resume` does, and the fixes in
+    # the caller's words (Python's here; `bellmax sweep` passes its options' names).
     base = {f.name: getattr(TINY, f.name) for f in dataclasses.fields(TINY)}
 
     def claim(grid, seeds=(0, 1), chunks=4, *, overwrite=False):
@@ -258,15 +259,46 @@ def test_another_sweeps_out_dir_is_refused_naming_what_differs(tmp_path):
         claim({"learning_rate": (1e-3, 2e-3)}, seeds=(0, 1, 2), chunks=2)
     msg = str(e.value)
     assert msg == (
-        f"--out {str(tmp_path)!r} holds the results of another sweep (seeds: [0, 1] in the "
+        f"out_dir {str(tmp_path)!r} holds the results of another sweep (seeds: [0, 1] in the "
         "run, [0, 1, 2] given; learning_rate: [0.0003, 0.001, 0.003, 0.01] in the run, "
-        "[0.001, 0.002] given; chunks: 4 in the run, 2 given): give another --out, or "
-        "--overwrite to replace them."
+        "[0.001, 0.002] given; chunks: 4 in the run, 2 given): give another out_dir, or "
+        "overwrite=True to replace them."
     )
     (tmp_path / sw.RESULTS_JSON).write_text("{}")  # as a finished sweep leaves it
     assert claim(GRID) is True  # the same sweep, finished: reported as such
     assert claim(GRID, overwrite=True) is False  # --overwrite: trained afresh
     assert not (tmp_path / sw.RESULTS_JSON).exists()
+
+
+def test_sweep_from_python_names_its_parameters_not_the_command_lines_flags(tmp_path):
+    # sweep(..., out_dir=DIR) said "pick another --out" and "give another --out, or
+    # --overwrite", and named Config fields where `bellmax sweep` has options of its own
+    # (--total-steps); each caller now reads its own words, refused before any training
+    from bellmax.cli.sweep import _option_name
+
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.raises(
+        ValueError, match=r"^out_dir '.*' holds a `bellmax train` run .*another out_dir\.$"
+    ):
+        sw.sweep("ppo", "CartPole-v1", out_dir=tmp_path, **KW)
+    longer = dataclasses.replace(TINY, total_timesteps=1024)
+    base = {f.name: getattr(longer, f.name) for f in dataclasses.fields(longer)}
+    trials = sw.plan_trials(longer, grid=GRID, seeds=(0, 1))
+    marker = {
+        "digest": "a longer sweep",
+        "settings": sw._settings("ppo", "CartPole-v1", base, trials, 4, 2),
+    }
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / sw.SWEEP_JSON).write_text(json.dumps(marker))
+    what = "holds the results of another sweep ({}: 1024 in the run, 512 given): give another {}"
+    with pytest.raises(ValueError) as e:
+        sw.sweep("ppo", "CartPole-v1", out_dir=tmp_path / "sweep", **KW)
+    assert what.format("total_timesteps", "out_dir, or overwrite=True") in str(e.value)
+    with pytest.raises(ValueError) as e:
+        sw.sweep("ppo", "CartPole-v1", out_dir=tmp_path / "sweep", names=_option_name, **KW)
+    assert str(e.value).startswith(f"--out {str(tmp_path / 'sweep')!r} ")
+    assert what.format("--total-steps", "--out, or --overwrite") in str(e.value)
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [sw.SWEEP_JSON]
 
 
 def test_a_stopped_group_resumes_to_the_same_result(local, tmp_path):
@@ -401,12 +433,34 @@ def test_cluster_stays_on_loopback(cluster):
         assert ipaddress.ip_address(node["NodeManagerAddress"]).is_loopback
 
 
-def test_ray_backend_gives_the_local_results(cluster, local, tmp_path):
-    result, _, _ = local
-    remote = sw.sweep("ppo", "CartPole-v1", backend="ray", out_dir=tmp_path, **KW)
-    assert _outcomes(remote) == _outcomes(result)
-    assert not any(t["restarted"] for t in remote.trials)
-    assert (tmp_path / "results.csv").exists() and (tmp_path / "ray").is_dir()
+@pytest.fixture(scope="module")
+def remote(cluster, tmp_path_factory):
+    """The 8-trial sweep on the Ray backend, with an out_dir."""
+    out = tmp_path_factory.mktemp("ray-sweep")
+    return sw.sweep("ppo", "CartPole-v1", backend="ray", out_dir=out, **KW), out
+
+
+def test_ray_backend_gives_the_local_results(remote, local):
+    (result, _, _), (on_ray, out) = local, remote
+    assert _outcomes(on_ray) == _outcomes(result)
+    assert not any(t["restarted"] for t in on_ray.trials)
+    assert on_ray.groups[0]["programs"] == 1 and not on_ray.groups[0]["finished_before"]
+    assert (out / "results.csv").exists() and (out / "ray").is_dir()
+
+
+def test_a_finished_sweep_run_again_on_ray_is_reported_as_finished(remote):
+    # Tune restores the finished experiment and hands back the first call's group result:
+    # the rerun read "1 program compiled", finished_before False and the first call's
+    # seconds, where the local backend reports nothing compiled or trained
+    first, out = remote
+    again = sw.sweep("ppo", "CartPole-v1", backend="ray", out_dir=out, **KW)
+    assert again.already_complete and again.summary()["programs"] == 0
+    (group,) = again.groups
+    assert group["finished_before"] and not group["restarted"]
+    assert group["compile_seconds"] == group["seconds"] == group["eval_seconds"] == 0
+    assert group["resumed_at_updates"] == group["updates_done"] == TINY.num_updates
+    assert all(t["seconds"] == 0 for t in again.trials)
+    assert _outcomes(again) == _outcomes(first)
 
 
 def test_a_sweep_without_out_keeps_no_ray_records(cluster, local, tmp_path, monkeypatch):

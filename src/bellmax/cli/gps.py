@@ -14,8 +14,9 @@ from typing import Annotated, Any
 
 import tyro
 
+from bellmax.cli.main import out_dir_option
 from bellmax.core.checks import check_choice, check_int, check_number, check_seed
-from bellmax.core.io import CONTROLLER_NPZ
+from bellmax.core.io import CONTROLLER_NPZ, NEURAL_POLICY_MSGPACK, RESULT_JSON
 
 # Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
 # --help` and the other commands fast. The policy is in bellmax.cli's docstring.
@@ -66,10 +67,7 @@ class GpsArgs:
     """Steps per rollout."""
     seed: int = 0
     """Seed of the action noise (and of a Gymnasium env's fixed start)."""
-    out: Annotated[
-        str | None,
-        tyro.conf.arg(metavar="DIR", help_behavior_hint="(default: none, nothing saved)"),
-    ] = None
+    out: Annotated[str | None, out_dir_option()] = None
     """Directory for result.json and controller.npz (K, k, cov of the final controller); with
     --policy mdgps also neural_policy.msgpack (the global policy, read by
     bellmax.models.through_model.neural_policy_from_bytes). A directory of an earlier gps run
@@ -142,7 +140,7 @@ def run_gps(args: GpsArgs) -> int | None:
     """`bellmax gps`."""
     import numpy as np
 
-    from bellmax.core.io import check_output_path, check_run_dir
+    from bellmax.core.io import check_output_path, check_run_dir, clear_outputs
     from bellmax.models.gps import GPSConfig, run_lqr_flm
 
     _check(args)
@@ -196,7 +194,9 @@ def run_gps(args: GpsArgs) -> int | None:
     if out is not None:  # (the writers create the directory once they have a file for it)
         from bellmax.train.io import atomic_write_bytes, atomic_write_json
 
-        atomic_write_json(out / "result.json", result)
+        if args.overwrite:  # (--policy linear writes no neural policy: an earlier one goes)
+            clear_outputs(out, "gps")
+        atomic_write_json(out / RESULT_JSON, result)
         import io
 
         buf = io.BytesIO()
@@ -207,7 +207,7 @@ def run_gps(args: GpsArgs) -> int | None:
             from bellmax.models.through_model import neural_policy_to_bytes
 
             data = neural_policy_to_bytes(res.policy, res.policy_params)
-            atomic_write_bytes(out / "neural_policy.msgpack", data)
+            atomic_write_bytes(out / NEURAL_POLICY_MSGPACK, data)
     if args.json:
         from bellmax.train.io import to_strict_json
 

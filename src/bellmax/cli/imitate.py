@@ -27,10 +27,16 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
-from bellmax.cli.main import changed_fields, plural
+from bellmax.cli.main import changed_fields, out_dir_option, plural
 from bellmax.core.checks import check_int, check_seed
 from bellmax.core.errors import unknown_name
-from bellmax.core.io import DATASET_NPZ, HUMAN_LABELS_NPZ, IMITATION_JSON
+from bellmax.core.io import (
+    DATASET_NPZ,
+    HUMAN_LABELS_NPZ,
+    IMITATION_JSON,
+    POLICY_MSGPACK,
+    RETURN_VS_LABELS_PNG,
+)
 
 __all__ = [
     "EXPERTS",
@@ -139,7 +145,7 @@ class ImitateArgs:
     """Gradient steps per round."""
     seed: int = 0
     """Seed of the learner, rollouts and evaluations."""
-    out: Annotated[str | None, _unset("DIR", "none, nothing saved")] = None
+    out: Annotated[str | None, out_dir_option()] = None
     """Write policy.msgpack, dataset.npz, imitation.json and a plot here (not in a train run;
     a directory of an earlier imitation run is refused)."""
     overwrite: bool = False
@@ -392,6 +398,10 @@ def run_imitate(args: ImitateArgs) -> int:
     expert = make_expert(args.expert, args.env, action_space, args)
     out = Path(args.out) if args.out is not None else None
     data_path = None if out is None else out / DATASET_NPZ
+    if out is not None and args.overwrite:  # before the first label is written
+        from bellmax.core.io import clear_outputs
+
+        clear_outputs(out, "imitate")
     meta = {"env": args.env, "expert": args.expert, "algorithm": args.algorithm}
 
     # TicTacToe-v0's evaluation is the exhaustive worst outcome, not a mean return
@@ -453,7 +463,7 @@ def run_imitate(args: ImitateArgs) -> int:
             "eval_return_per_seed": [res.final_eval_return],
         }
         write_policy(
-            out / "policy.msgpack",
+            out / POLICY_MSGPACK,
             res.params,
             config.bc,
             res.observation_space,
@@ -465,7 +475,7 @@ def run_imitate(args: ImitateArgs) -> int:
         atomic_write_json(out / IMITATION_JSON, summary)
         points = [(r.labels, r.eval_return) for r in res.rounds]
         atomic_savefig(
-            plot_curves({args.algorithm: points}, expert=exp_ret), out / "return_vs_labels.png"
+            plot_curves({args.algorithm: points}, expert=exp_ret), out / RETURN_VS_LABELS_PNG
         )
         summary["out"] = str(out)
     if args.json:
@@ -483,7 +493,8 @@ def run_imitate(args: ImitateArgs) -> int:
         if exp_ret is not None:
             print(f"expert's own return: {exp_ret:.1f}")
         if out is not None:
-            print(f"wrote {out}/policy.msgpack, dataset.npz, imitation.json, return_vs_labels.png")
+            written = (POLICY_MSGPACK, DATASET_NPZ, IMITATION_JSON, RETURN_VS_LABELS_PNG)
+            print(f"wrote {out}/" + ", ".join(written))
     return 0
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
-import decimal
 import functools
 import inspect
 import io
@@ -46,8 +45,10 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Union
 
 from bellmax import __version__
+from bellmax.core.checks import whole_number
 from bellmax.core.compile_cache import enable_compile_cache
-from bellmax.core.errors import BellmaxError, alias_for, unknown_name
+from bellmax.core.display import plural as plural  # re-exported for the commands' summaries
+from bellmax.core.errors import OPTION_NAMES, BellmaxError, alias_for, unknown_name
 from bellmax.core.xla import tune_xla_flags
 from bellmax.envs import registry
 
@@ -327,19 +328,19 @@ def changed_fields(args: Any, names: Sequence[str]) -> list[str]:
     return [n for n in names if getattr(args, n) != defaults[n]]
 
 
-#: Config fields that the commands' options spell otherwise (`bellmax train --total-steps`).
-OPTION_NAMES = {"total_timesteps": "total_steps"}
-
-
 def option_for(field: str) -> str:
     """The option that sets a Config field: `--learning-rate` for `learning_rate`,
-    `--total-steps` for `total_timesteps` (`OPTION_NAMES`)."""
+    `--total-steps` for `total_timesteps` (`core.errors.OPTION_NAMES`)."""
     return "--" + OPTION_NAMES.get(field, field).replace("_", "-")
 
 
-def plural(count: int, noun: str) -> str:
-    """`1 seed`, `2 seeds`: a count and its noun, for the commands' summary lines."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+def out_dir_option() -> Any:
+    """tyro's settings of a command's `--out DIR` that saves nothing when left out:
+    `out: Annotated[str | None, out_dir_option()] = None` (tyro is imported here, not at the
+    top: `bellmax --version` and `bellmax envs` do without it)."""
+    import tyro
+
+    return tyro.conf.arg(metavar="DIR", help_behavior_hint="(default: none, nothing saved)")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -420,14 +421,38 @@ def _missing_algorithm(argv: Sequence[str], algorithms: Sequence[str]) -> ValueE
     """`bellmax train --env X` (no algorithm, or not first): the algorithms, and the
     command line with one in its place."""
     options = list(argv[1:])
-    later = next((w for w in options if w in algorithms), None)
+    later = next(
+        (
+            i
+            for i, w in enumerate(options)
+            if w in algorithms and not _is_option_value(options, i, ["train", w])
+        ),
+        None,
+    )
     if later is not None:  # `bellmax train --seeds 2 ppo`: it must come first
-        options.remove(later)
+        later = options.pop(later)
     example = shlex.join([PROG, "train", later or "ppo", *(options or ["--env", "CartPole-v1"])])
     return ValueError(
         f"missing algorithm: expected one of {{{', '.join(algorithms)}}} right after "
         f"`train`, e.g. `{example}`. See `bellmax train --help`."
     )
+
+
+def _is_option_value(words: Sequence[str], i: int, argv: Sequence[str]) -> bool:
+    """Whether `words[i]` is the value of the option before it (`--out ppo`), not a word of
+    its own: that option is written without `=` and is not a flag (a bool option of the
+    config `argv` is parsed into)."""
+    before = words[i - 1] if i > 0 else ""
+    if not before.startswith("--") or "=" in before:
+        return False
+    flags = {f for name, t in _option_types(argv).items() if t is bool for f in _flags(name)}
+    return before not in flags
+
+
+def _flags(field: str) -> tuple[str, str]:
+    """A bool option's two forms: `--progress` and `--no-progress` for `progress`."""
+    option = option_for(field)
+    return option, _bool_pair(option)
 
 
 def _bool_pair(option: str) -> str:
@@ -513,16 +538,62 @@ def _tyro_message(text: str, argv: Sequence[str] = ()) -> str | None:
     rest = "\n".join(line for part in parts[1:] for line in part)
     problem = _union_error(_sequence_error(problem, argv, rest))
     problem = _choice_error(problem, argv)
+    others = _other_algorithms_options(argv) if title == "Unrecognized options" else {}
+    problem = _not_this_algorithm(problem, argv, others)
     message = problem.rstrip(".") + "."
     aliases = _alias_suggestions(problem, argv) if title == "Unrecognized options" else ""
     if aliases:
         message += aliases
-    elif "Perhaps you meant" in rest:
-        options = list(dict.fromkeys(re.findall(r"^\s*(--[\w.-]+)", rest, re.MULTILINE)))
+    elif "Perhaps you meant" in rest or "Arguments similar to" in rest:
+        # tyro's guesses span `train`'s algorithms: only this one's options are offered
+        options = re.findall(r"^\s*(--[\w.-]+)", rest, re.MULTILINE)
+        options = [o for o in dict.fromkeys(options) if o not in others]
         if options:
             message += " Did you mean " + " or ".join(options) + "?"
     message += f" See `{_help_command(argv)}`."
     return message
+
+
+def _other_algorithms_options(argv: Sequence[str]) -> dict[str, list[str]]:
+    """For `bellmax train ALGO`: each option that other algorithms have and ALGO lacks, and
+    the algorithms that have it (`--gae-lambda`: a2c, ppo for sac); {} for other commands."""
+    if list(argv[:1]) != ["train"] or len(argv) < 2 or argv[1].startswith("-"):
+        return {}
+    from bellmax.deep import ALGORITHMS
+
+    own = _options_of(argv)
+    found: dict[str, list[str]] = {}
+    for algo in ALGORITHMS:
+        if algo != argv[1]:
+            for option in _options_of(["train", algo]) - own:
+                found.setdefault(option, []).append(algo)
+    return found
+
+
+def _options_of(argv: Sequence[str]) -> set[str]:
+    """The options of the config `argv` is parsed into (a bool one in both forms)."""
+    return {
+        option
+        for name, ftype in _option_types(argv).items()
+        for option in (_flags(name) if ftype is bool else (option_for(name),))
+    }
+
+
+def _not_this_algorithm(problem: str, argv: Sequence[str], others: dict[str, list[str]]) -> str:
+    """tyro's `Unrecognized or misplaced options: --gae-lambda (applied to bellmax train sac)
+    0.9 (...) Arguments are applied to the directly preceding subcommand, ...` for an option
+    of other algorithms, as what it is: `--gae-lambda is not a sac option (it is a2c's and
+    ppo's)`, after the options that no algorithm has, if any."""
+    unknown = list(dict.fromkeys(re.findall(r"(?<![\w-])--[\w-]+", problem)))
+    theirs = [o for o in unknown if o in others]
+    if not theirs:
+        return problem
+    parts = [f"Unrecognized options: {', '.join(o for o in unknown if o not in others)}"]
+    for option in theirs:
+        owners = [f"{algo}'s" for algo in others[option]]
+        owner = f"{', '.join(owners[:-1])} and {owners[-1]}" if len(owners) > 1 else owners[0]
+        parts.append(f"{option} is not a {argv[1]} option (it is {owner})")
+    return "; ".join(parts[1:] if len(theirs) == len(unknown) else parts)
 
 
 def _union_error(problem: str) -> str:
@@ -819,29 +890,6 @@ def _registry() -> Any:
         )
 
     return registry
-
-
-def whole_number(text: str) -> int:
-    """An integer option's value: an integer (`100000`, `100_000`), or a whole number in
-    float notation (`1e5`, `100000.0`), as Stable-Baselines3 users write step counts.
-
-    Raises:
-      ValueError: anything else (`1.5`, `1e-3`, `abc`, `nan`), naming the text and the fix.
-    """
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    fix = "write a whole number such as 100000 or 1e5"
-    try:
-        value = decimal.Decimal(text.strip())  # exact: 1e30 is 10**30, not a float near it
-    except decimal.InvalidOperation:
-        raise ValueError(f"{text!r} is not an integer; {fix}") from None
-    if not value.is_finite() or value != value.to_integral_value():
-        raise ValueError(f"{text!r} is not an integer; {fix}")
-    if value.adjusted() > 1000:  # int() of 1e999999999 would fill the memory
-        raise ValueError(f"{text!r} has over 1000 digits; give a smaller number")
-    return int(value)
 
 
 def _description(command: Command, argv: Sequence[str]) -> str:

@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal, NoReturn
 
 import tyro
 
+from bellmax.cli.main import out_dir_option
 from bellmax.core.checks import check_int, check_number, check_seed
-from bellmax.core.io import RETURNS_PNG, ROLLOUTS_PNG
+from bellmax.core.io import EXPLOITATION_PNG, GUARD_PNG, RESULT_JSON, RETURNS_PNG, ROLLOUTS_PNG
 
 # Imports inside functions are lazy on purpose: they keep `bellmax --help` fast and importing
 # the CLI free of JAX programs.
@@ -91,10 +92,7 @@ class MbrlArgs:
     """Plan with a learned reward even where the reward is known."""
     seed: int = 0
     """Seed of the data, the model and the planners."""
-    out: Annotated[
-        str | None,
-        tyro.conf.arg(metavar="DIR", help_behavior_hint="(default: none, nothing saved)"),
-    ] = None
+    out: Annotated[str | None, out_dir_option()] = None
     """Directory for result.json and the plots returns.png, rollouts.png and exploitation.png
     (guard.png with --compare-guard); a directory of an earlier mbrl run is refused."""
     overwrite: bool = False
@@ -276,7 +274,7 @@ def _exploitation_plot(res: Any, planned: list[Any], out_dir: Any) -> Any:
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{res.env_id}: {res.model.kind} model", fontsize=10)
     fig.tight_layout()
-    return atomic_savefig(fig, out_dir / "exploitation.png")
+    return atomic_savefig(fig, out_dir / EXPLOITATION_PNG)
 
 
 def write_guard_plot(on: Any, off: Any, out_dir: Any) -> str:
@@ -301,7 +299,7 @@ def write_guard_plot(on: Any, off: Any, out_dir: Any) -> str:
     ax.set_title(f"{on.env_id}: the model's promise against the world", fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return str(atomic_savefig(fig, out_dir / "guard.png"))
+    return str(atomic_savefig(fig, out_dir / GUARD_PNG))
 
 
 def _guard_off(args: MbrlArgs, off: Any) -> dict[str, Any]:
@@ -326,8 +324,6 @@ def _diverged(args: MbrlArgs, res: Any, so_far: dict[str, Any], error: Exception
       so_far: `"on"` / `"off"`: each run's `MBRLResult` of its trials so far.
       error: the divergence.
     """
-    from pathlib import Path
-
     from bellmax.core.errors import DivergenceError
 
     failed = so_far.get("on" if res is None else "off")  # the diverged run's finished trials
@@ -355,15 +351,27 @@ def _diverged(args: MbrlArgs, res: Any, so_far: dict[str, Any], error: Exception
         ) from None
     from bellmax.train.io import atomic_write_json
 
-    out_dir = Path(args.out)
+    out_dir = _clear(args)
     summary["plots"] = write_plots(main, out_dir)
     if res is not None and failed is not None:
         summary["plots"].append(write_guard_plot(res, failed, out_dir))
-    atomic_write_json(out_dir / "result.json", summary)
+    atomic_write_json(out_dir / RESULT_JSON, summary)
     raise DivergenceError(
-        f'{msg} {kept}; {out_dir / "result.json"} (status "diverged") and the plots keep '
+        f'{msg} {kept}; {out_dir / RESULT_JSON} (status "diverged") and the plots keep '
         "their results."
     ) from None
+
+
+def _clear(args: MbrlArgs) -> Any:
+    """`--out` as a path, emptied of an earlier run's files with --overwrite (a plot this run
+    does not draw must not stay beside its result.json); called just before writing."""
+    from pathlib import Path
+
+    from bellmax.core.io import clear_outputs
+
+    if args.overwrite:
+        clear_outputs(args.out, "mbrl")
+    return Path(args.out)
 
 
 def run_mbrl(args: MbrlArgs) -> int:
@@ -412,11 +420,11 @@ def run_mbrl(args: MbrlArgs) -> int:
     if args.out is not None:
         from bellmax.train.io import atomic_write_json
 
-        out_dir = Path(args.out)
+        out_dir = _clear(args)
         summary["plots"] = write_plots(res, out_dir)
         if off is not None:
             summary["plots"].append(write_guard_plot(res, off, out_dir))
-        atomic_write_json(out_dir / "result.json", summary)
+        atomic_write_json(out_dir / RESULT_JSON, summary)
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -450,5 +458,5 @@ def run_mbrl(args: MbrlArgs) -> int:
             + ")"
         )
     if args.out is not None:
-        print("  wrote " + ", ".join(summary["plots"]) + f" and {Path(args.out) / 'result.json'}")
+        print("  wrote " + ", ".join(summary["plots"]) + f" and {Path(args.out) / RESULT_JSON}")
     return 0

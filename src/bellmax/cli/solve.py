@@ -99,9 +99,10 @@ def _check_input_file(path: str, what: str) -> None:
         raise ValueError(f"{what} {path!r} is a directory: give the path of a file in it.")
 
 
-def _no_such_file(path: str) -> str:
-    """The missing-file message: how to write an MDP file, with the command that exports a
-    tabular environment's exact MDP (the one named, when `path` is such an id)."""
+def _no_such_file(path: str, message: str) -> str:
+    """The missing-file message: `load_mdp`'s (`message`: how to write an MDP file), with the
+    command that exports a tabular environment's exact MDP (the one named, when `path` is such
+    an id)."""
     from bellmax.envs import registry  # the registry alone: no JAX, no environment module
 
     tabular = [i for i in registry.registered() if registry.spec(i).tabular]
@@ -118,9 +119,8 @@ def _no_such_file(path: str) -> str:
             f"`bellmax solve {out}`."
         )
     return (
-        f"no such MDP file: {path!r}. Write one with bellmax.tabular.save_mdp(path, mdp) "
-        f"from a TabularMDP; the tabular environments ({', '.join(tabular)}) export theirs, "
-        f"e.g. {export}."
+        f"{message} From the shell, the tabular environments ({', '.join(tabular)}) export "
+        f"theirs, e.g. {export}."
     )
 
 
@@ -172,8 +172,8 @@ def solve_file(args: SolveArgs) -> dict[str, Any]:
         _check_input_file(args.policy, "--policy")
     try:
         mdp = load_mdp(args.file, gamma=args.gamma)
-    except FileNotFoundError:
-        raise ValueError(_no_such_file(args.file)) from None
+    except FileNotFoundError as e:  # load_mdp's message says how to write one
+        raise ValueError(_no_such_file(args.file, str(e))) from None
     except OSError as e:  # unreadable (permissions, a directory ...)
         raise ValueError(f"cannot read {args.file!r}: {e.strerror or e}.") from None
     common = {"tol": args.tol, "max_iterations": args.max_iterations}

@@ -24,6 +24,8 @@ from typing import Annotated, Literal
 import tyro
 from tyro.conf import Positional
 
+from bellmax.cli.main import option_for, out_dir_option, plural
+
 __all__ = ["SweepArgs", "run_sweep"]
 
 
@@ -103,10 +105,7 @@ class SweepArgs:
     )
     """With --backend ray: run the groups one after another in the same warm Ray Tune worker
     processes (--no-reuse-actors: a fresh process per group, Tune's default)."""
-    out: Annotated[
-        str | None,
-        tyro.conf.arg(metavar="DIR", help_behavior_hint="(default: none, nothing saved)"),
-    ] = None
+    out: Annotated[str | None, out_dir_option()] = None
     """Directory for results.csv, results.json, plots and the groups' checkpoints (the same
     sweep run again resumes there; a directory of another sweep is refused)."""
     overwrite: bool = False
@@ -129,7 +128,8 @@ def run_sweep(args: SweepArgs) -> int | None:
     check_int(args.random, "--random", low=0)
     if args.out is not None:
         check_output_path(args.out, kind="dir", option="--out")
-    check_run_dir(args.out, "sweep", overwrite=args.overwrite)  # another command's run
+    # another command's run (a sweep there resumes, or is refused by `sweep`, named)
+    check_run_dir(args.out, "sweep", overwrite=args.overwrite, resume=True)
     algo = get_algorithm(args.algo)
     grid: dict = {}
     for item in args.grid:
@@ -181,6 +181,7 @@ def run_sweep(args: SweepArgs) -> int | None:
         sample_seed=args.seed,
         ray_options={"reuse_actors": args.reuse_actors},
         overwrite=args.overwrite,
+        names=_option_name,
     )
     summary = result.summary()
     if args.json:
@@ -193,6 +194,15 @@ def run_sweep(args: SweepArgs) -> int | None:
             "again. To train it afresh, add --overwrite or give another --out."
         )
     return 0
+
+
+def _option_name(name: str) -> str:
+    """How `bellmax sweep`'s messages name a parameter of `bellmax.train.sweep.sweep` or a
+    Config field: by this command's option that sets it (`--out`, `--total-steps`); any other
+    field, set with --grid or --set FIELD=..., by itself."""
+    if name == "out_dir":
+        return "--out"
+    return option_for(name) if name == "total_timesteps" else name
 
 
 def _table(summary: dict) -> str:
@@ -215,13 +225,13 @@ def _table(summary: dict) -> str:
         cfg = " ".join(f"{k}={_fmt(v)}" for k, v in best["config"].items())
         lines.append(f"best: {cfg}: mean final return {best['mean_final_eval_return']:.1f}")
     programs, groups = summary["programs"], len(summary["groups"])
-    lines.append(f"{len(rows)} trials, {groups} group(s), {programs} program(s) compiled, "
-                 f"{summary['seconds']:.1f} s")  # fmt: skip
+    lines.append(f"{plural(len(rows), 'trial')}, {plural(groups, 'group')}, "
+                 f"{plural(programs, 'program')} compiled, {summary['seconds']:.1f} s")  # fmt: skip
     diverged = sum(bool(t["diverged"]) for t in summary["trials"])
     if diverged:
         lines.append(
-            f"{diverged} trial{'s' if diverged > 1 else ''} diverged (a non-finite loss or "
-            "weight; not evaluated): lower learning_rate."
+            f"{plural(diverged, 'trial')} diverged (a non-finite loss or weight; not "
+            "evaluated): lower learning_rate."
         )
     return "\n".join(lines)
 

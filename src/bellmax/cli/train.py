@@ -11,7 +11,7 @@ the help of each comes from the field's docstring.
 
 `--resume` alone continues a run with the settings stored in its `run.json` (algorithm, env,
 seeds, total steps, chunks, every Config field); an option set to something other than its
-default that differs from the stored value is refused, named (`learning_rate: 0.001 in the
+default that differs from the stored value is refused, named (`--learning-rate: 0.001 in the
 run, 0.003 given`). An option left at its default counts as not given. On a directory that
 holds no run yet, `--resume` starts it, so the same command can be rerun after any crash.
 
@@ -505,7 +505,6 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
     """
     from bellmax.deep import get_algorithm
     from bellmax.train.driver import (
-        check_run_dir_free,
         config_from_dict,
         plan_chunks,
         read_run,
@@ -532,11 +531,13 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
     default = f"runs/train-{name}-{env_id.replace(':', '_').replace('/', '_')}"
     out = default if a.out is None else a.out  # an empty --out is refused, not defaulted
     check_output_path(out, kind="dir", option="--out")
-    check_run_dir(out, "train")  # another command's output (imitate, sweep, ...)
+    # another command's output (imitate, sweep, ...); a train run there: once the options are
+    # checked (below)
+    check_run_dir(out, "train", resume=True)
     stored = read_run(out) if a.resume else None
     if stored is not None:
         given_settings = settings if a.config is not None else _settings(a, name, only_given=True)
-        diffs = settings_differences(stored, given_settings)
+        diffs = settings_differences(stored, given_settings, names=option_for)
         if stored["algo"] != name:
             raise ValueError(
                 f"cannot resume {out!r}: {diffs[0]}; resume it as `bellmax train "
@@ -561,7 +562,7 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
         config.validate()  # a budget of less than one update, named (the env is checked later)
     except (ValueError, TypeError) as e:
         raise _with_options(e, type(a).config_cls) from None
-    check_run_dir_free(out, resume=a.resume, overwrite=a.overwrite)  # before any note
+    check_run_dir(out, "train", overwrite=a.overwrite, resume=a.resume)  # before any note
     # The note is for a run that starts (a resumed one said it when it started).
     note = _rounding_note(config, "total_steps" in given and a.total_steps is not None)
     if note is not None and stored is None:
@@ -770,6 +771,8 @@ def _binned_returns(res: Any, width: int) -> tuple[Any, Any]:
     it)` over bins of `width` env steps, pooled over seeds (bins without episodes left out)."""
     import numpy as np
 
+    from bellmax.deep.loop import mean_episode_return
+
     m = res.metrics
     steps = np.asarray(m["env_steps"][0])  # cumulative, after each update
     bins = (steps - 1) // width
@@ -777,7 +780,7 @@ def _binned_returns(res: Any, width: int) -> tuple[Any, Any]:
     count = np.bincount(bins, np.asarray(m["episode_count"]).sum(0))
     keep = count > 0
     ends = np.minimum((np.arange(len(count)) + 1) * width, steps[-1])
-    return ends[keep], total[keep] / count[keep]
+    return ends[keep], mean_episode_return(total, count)[keep]
 
 
 def _pendulum_sac_ppo(ctx: Any) -> None:

@@ -651,7 +651,8 @@ def _numeric_array(value: Any, name: str, what: str) -> jax.Array:
             dtype = np.asarray(value).dtype
         except (TypeError, ValueError):  # ragged nested lists
             dtype = None
-    if dtype is not None and np.dtype(dtype).kind in "biuf":
+    real = (jnp.bool_, jnp.integer, jnp.floating)  # jnp's: bfloat16 is a float (numpy: void)
+    if dtype is not None and any(jnp.issubdtype(dtype, kind) for kind in real):
         return jnp.asarray(value)
     got = (
         f"the function {getattr(value, '__name__', repr(value))}"

@@ -10,6 +10,7 @@ stay hashable and their cache keys stable.
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,7 @@ __all__ = [
     "check_probability",
     "check_seed",
     "check_type",
+    "whole_number",
 ]
 
 #: Seeds are numpy/JAX/Gymnasium seeds: integers in 0 .. 2**63 - 1.
@@ -88,6 +90,30 @@ def check_int(
     value = int(value)
     _check_range(value, _who(name, owner), "an int", low, high, False, False)
     return value
+
+
+def whole_number(text: str) -> int:
+    """An integer written as text (a command-line option, a sweep's `--set` value): an integer
+    (`100000`, `100_000`), or a whole number in float notation (`1e5`, `100000.0`), as
+    Stable-Baselines3 users write step counts. The one rule for integers given as text.
+
+    Raises:
+      ValueError: anything else (`1.5`, `1e-3`, `abc`, `nan`), naming the text and the fix.
+    """
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    fix = "write a whole number such as 100000 or 1e5"
+    try:
+        value = decimal.Decimal(text.strip())  # exact: 1e30 is 10**30, not a float near it
+    except decimal.InvalidOperation:
+        raise ValueError(f"{text!r} is not an integer; {fix}") from None
+    if not value.is_finite() or value != value.to_integral_value():
+        raise ValueError(f"{text!r} is not an integer; {fix}")
+    if value.adjusted() > 1000:  # int() of 1e999999999 would fill the memory
+        raise ValueError(f"{text!r} has over 1000 digits; give a smaller number")
+    return int(value)
 
 
 def check_number(

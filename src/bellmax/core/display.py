@@ -13,8 +13,10 @@ its own line. Only `__repr__` changes: `==`, hashing and pickling do not.
 
 Each field is shown by `summarize`:
 
-- an array (numpy, jax, a tracer under `jit`/`vmap`, a `jax.ShapeDtypeStruct`) as its dtype and
-  shape, `f32[25,4]`; a 0-d array as its value (`0.9`) when concrete and numeric, else `f32[]`.
+- an array (numpy, jax, a tracer under `jit`/`vmap`, a `jax.ShapeDtypeStruct`, or any object
+  with a numpy `dtype`, a `shape` and a matching `ndim`) as its dtype and shape, `f32[25,4]`;
+  a 0-d array as its value (`0.9`) when concrete and numeric, else `f32[]`. A space (a `shape`
+  and a `dtype` but no `ndim`) is not an array: it shows its own repr, `Discrete(2)`.
   Only a 0-d value is ever read back from the device, so a repr costs no transfer of an array and
   never fails on a tracer;
 - `None`, bools, numbers and enums by `repr`, strings by `repr` clipped to 80 characters;
@@ -44,7 +46,7 @@ import numpy as np
 
 from bellmax.core.status import Status, StatusFields
 
-__all__ = ["summarize", "summary_repr"]
+__all__ = ["plural", "summarize", "summary_repr"]
 
 WIDTH = 100
 """A repr longer than this puts one field per line."""
@@ -137,13 +139,36 @@ def summarize(value: Any, *, _depth: int = 0) -> str:
     return _clip(_ADDRESS.sub("", _safe_repr(value)))
 
 
+def plural(count: int, noun: str, *, at_least: bool = False) -> str:
+    """A count and its noun: `1 seed`, `2 seeds`; with `at_least`, a lower bound (`1+ values`).
+
+    The one pluralizer of bellmax's messages, summary lines and reprs (the CLI re-exports it as
+    `bellmax.cli.main.plural`).
+    """
+    plus = "+" if at_least else ""
+    return f"{count}{plus} {noun}{'' if count == 1 and not at_least else 's'}"
+
+
 # ---------------------------------------------------------------------- arrays
 def _is_array(x: Any) -> bool:
+    """A numpy or jax array, a tracer, a `ShapeDtypeStruct`, or an array-like with a numpy dtype.
+
+    An object that only has a `shape` and a `dtype` (a space, whose dtype may be a class such as
+    `jnp.float32`) is not an array: it is shown by its own repr.
+    """
     if isinstance(x, type):
         return False
     if isinstance(x, np.ndarray | np.generic):
         return True
-    return isinstance(getattr(x, "shape", None), tuple) and getattr(x, "dtype", None) is not None
+    jax = sys.modules.get("jax")
+    if jax is not None and isinstance(x, jax.Array | jax.ShapeDtypeStruct):
+        return True  # tracers included; a PRNG key's dtype is not a numpy dtype
+    shape = getattr(x, "shape", None)
+    return (
+        isinstance(shape, tuple)
+        and isinstance(getattr(x, "dtype", None), np.dtype)
+        and getattr(x, "ndim", None) == len(shape)
+    )
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -262,15 +287,11 @@ def _join(open_: str, parts: list[str], n_items: int, trailing: str, close: str)
 
 
 def _counted(open_: str, close: str, n_items: int, arrays: int, values: int, complete: bool) -> str:
-    plus = "" if complete else "+"
-    counts = [_plural(n_items, "item")] if n_items else []
+    counts = [plural(n_items, "item")] if n_items else []
     if arrays:
-        counts += [_plural(arrays, "array", plus), _plural(values, "value", plus)]
+        more = not complete
+        counts += [plural(arrays, "array", at_least=more), plural(values, "value", at_least=more)]
     return f"{open_}...{': ' + ', '.join(counts) if counts else ''}{close}"
-
-
-def _plural(n: int, noun: str, plus: str = "") -> str:
-    return f"{n}{plus} {noun}{'' if n == 1 and not plus else 's'}"
 
 
 def _count(x: Any) -> tuple[int, int, bool]:

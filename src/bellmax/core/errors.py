@@ -33,8 +33,13 @@ class MissingDependencyError(BellmaxError, ImportError):
     to install it (an `ImportError`, so `except ImportError` still catches it)."""
 
 
+#: Config fields that the `bellmax` commands' options spell otherwise (`bellmax train
+#: --total-steps` sets `total_timesteps`). Each spelling is also an alias of its field
+#: (`NAME_ALIASES`), so `--set total_steps=...` and `total_steps=` in Python are understood.
+OPTION_NAMES: dict[str, str] = {"total_timesteps": "total_steps"}
+
 #: Names users bring from other libraries (Stable-Baselines3, CleanRL) or abbreviate, and the
-#: bellmax Config field each means: `unknown_name` suggests the field (when it is among the
+#: bellmax Config field each means (the commands' own spellings, `OPTION_NAMES`, included): `unknown_name` suggests the field (when it is among the
 #: known names) instead of a merely similar spelling (`lr` is `learning_rate`, not
 #: `anneal_lr`). Keys are lower case with `_` for `-`; `alias_for` looks names up.
 NAME_ALIASES: dict[str, str] = {
@@ -60,7 +65,7 @@ NAME_ALIASES: dict[str, str] = {
     "batch": "batch_size",
     "bs": "batch_size",
     "timesteps": "total_timesteps",
-    "total_steps": "total_timesteps",
+    **{option: field for field, option in OPTION_NAMES.items()},
     "hidden": "hidden_sizes",
     "net_arch": "hidden_sizes",
     "buffer": "buffer_size",

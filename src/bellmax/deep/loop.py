@@ -1,6 +1,8 @@
 """The training loop every deep RL algorithm shares: `make_train`'s environment and `lax.scan`.
 
-`EpisodeMetrics` holds the episode statistics every algorithm's `Metrics` starts with;
+`EpisodeMetrics` holds the episode statistics every algorithm's `Metrics` starts with, and
+`mean_episode_return(return_sum, count)` turns them into the mean return of the episodes that
+ended (per update, per chunk, pooled over seeds: for JAX and NumPy arrays alike);
 `vector_env(config, env, env_params)` builds (or checks) the vector environment and checks the
 config against it (`config.validate(venv)`; the configs check their own fields on
 construction); `scan_train(config, venv, init, update)` returns `train(key)`: `init` then
@@ -30,6 +32,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -42,6 +45,7 @@ __all__ = [
     "check_traced_fields",
     "is_traced",
     "is_vmapped",
+    "mean_episode_return",
     "scan_train",
     "scheduled_learning_rate",
     "vector_env",
@@ -67,9 +71,28 @@ class EpisodeMetrics:
         """The mean return of the episodes that ended in each update (`episode_return_sum /
         episode_count`), NaN where none did; any shape (e.g. `[seeds, num_updates]` from
         `jax.vmap(train)`)."""
-        count = jnp.asarray(self.episode_count)
         total = jnp.asarray(self.episode_return_sum, jnp.float32)
-        return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+        return mean_episode_return(total, jnp.asarray(self.episode_count))
+
+
+def mean_episode_return(return_sum: Any, count: Any) -> Any:
+    """The mean return of the episodes that ended: `return_sum / count` elementwise, NaN where
+    `count` is 0 (no episode ended).
+
+    The sums may be over anything: one update (`EpisodeMetrics`), a chunk of updates, a
+    moving window, all seeds. JAX arrays (or tracers, under `jit`) give a JAX array; NumPy
+    arrays and Python numbers give NumPy (host code runs no JAX program).
+
+    Args:
+      return_sum: summed returns of the episodes that ended, any shape.
+      count: how many episodes ended, broadcastable against `return_sum`.
+    """
+    if is_traced(return_sum) or is_traced(count):
+        count = jnp.asarray(count)
+        return jnp.where(count > 0, return_sum / jnp.maximum(count, 1), jnp.nan)
+    count = np.asarray(count)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return np.where(count > 0, np.asarray(return_sum) / np.maximum(count, 1), np.nan)
 
 
 def scheduled_learning_rate(learning_rate: float | optax.Schedule, opt_state: Any) -> jax.Array:

@@ -42,7 +42,6 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess by th
         f"(`pip install {err.name.split('.')[0]}`), or reinstall it with `pip install gymnax`."
     ) from err
 
-from bellmax.core.errors import unknown_name
 from bellmax.envs import registry, spaces
 from bellmax.envs._checks import check_params_type
 from bellmax.envs.environment import Environment, EnvParams
@@ -326,13 +325,7 @@ def make_gymnax(name: str, **param_overrides: Any) -> tuple[GymnaxAsBellmaxEnv, 
     """
     name = name.removeprefix(PREFIX)
     if name not in gymnax.registered_envs:
-        known = gymnax_ids()
-        raise unknown_name(
-            "gymnax environment",
-            PREFIX + name,
-            [PREFIX + k for k in known],
-            hint="gymnax's ids: " + ", ".join(PREFIX + k for k in known) + ".",
-        )
+        raise registry.unknown_env_error(PREFIX + name, gymnax_ids=gymnax_ids())
     if name not in _ENV_CACHE:
         _ENV_CACHE[name] = from_gymnax(gymnax.make(name)[0], env_id=PREFIX + name)
     env = _ENV_CACHE[name]

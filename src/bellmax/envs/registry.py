@@ -120,22 +120,36 @@ def _close_ids(name: str, candidates: Iterable[str]) -> list[str]:
     return []
 
 
-def unknown_env_error(env_id: str, gymnasium_ids: Iterable[str] | None = None) -> UnknownNameError:
+def unknown_env_error(
+    env_id: str,
+    gymnasium_ids: Iterable[str] | None = None,
+    *,
+    gymnax_ids: Iterable[str] | None = None,
+) -> UnknownNameError:
     """The one error for an environment id nobody knows, with suggestions the caller can use.
 
     An unprefixed id is matched against bellmax's ids first, then (where the caller takes
     Gymnasium ids: `gymnasium_ids` given) Gymnasium's; a prefixed id (`gymnasium:Name`,
     `module:Name`) is matched against Gymnasium's and the suggestions keep the user's prefix.
     Without `gymnasium_ids` (`bellmax.make`, `spec`), a prefixed id is a Gymnasium id that
-    `bellmax.make` cannot build, and the message says where it runs instead.
+    `bellmax.make` cannot build, and the message says where it runs instead. A `gymnax:` id
+    (`gymnax_ids` given) is matched against gymnax's ids only, never another library's; a
+    bellmax id behind the prefix is offered without it.
 
     Args:
       env_id: the unknown id, as the user wrote it.
       gymnasium_ids: Gymnasium's registered ids, when the caller accepts them (the
         Gymnasium bridge passes them; this module never imports gymnasium).
+      gymnax_ids: gymnax's environment names, without the prefix (the gymnax bridge passes
+        them; this module never imports gymnax).
     """
     prefix, name = _split_prefix(env_id)
     ours = _close_ids(name, _REGISTRY)
+    if gymnax_ids is not None and prefix == GYMNAX_PREFIX:
+        known = [prefix + k for k in sorted(gymnax_ids)]
+        close = [name] if name in _REGISTRY else [prefix + c for c in _close_ids(name, gymnax_ids)]
+        listing = "gymnax's ids: " + ", ".join(known) + "."
+        return unknown_name("gymnax environment", env_id, close, hint=listing, listed=True)
     if gymnasium_ids is None:
         if prefix:
             twin = ours[0] if ours and ours[0].lower() == name.lower() else None

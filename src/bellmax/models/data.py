@@ -29,6 +29,7 @@ from bellmax.envs.registry import resolve_env
 __all__ = [
     "Transitions",
     "check_finite_rollouts",
+    "check_policy_return",
     "collect_transitions",
     "concatenate",
     "make_transitions",
@@ -154,7 +155,68 @@ def check_finite_rollouts(
     Raises:
       DivergenceError: a state or a reward is not finite.
     """
-    found = []  # (step, what): the first non-finite state and reward, in time order
+    what = _first_nonfinite(states, rewards, "observation")
+    if what:
+        raise DivergenceError(
+            f"{where} on {env_id!r}: the environment's {what} went NaN or inf, so "
+            f"{consequence}. Check the environment: its rewards and observations must stay "
+            "finite for actions within its bounds."
+        )
+
+
+def check_policy_return(
+    ret: float,
+    states: Any,
+    params: Any,
+    env_id: str,
+    where: str,
+    *,
+    fit_diverged: str,
+    losses: Any = None,
+) -> None:
+    """Raise `DivergenceError` when a policy's return, run alone on the environment, is NaN or
+    inf, saying why: its fit diverged, or the environment did under its actions.
+
+    The one diagnosis for the model-based loops that train a neural policy (MD-GPS's S-step,
+    policy search through a model): the policy's weights (and its fit's `losses`, if given)
+    are not finite, so the fit is to blame (`fit_diverged` says how and what to lower); else
+    they are finite and the environment's state went NaN or inf (named as
+    `check_finite_rollouts` names it: `the initial one`, `first after step 3`), or, the states
+    all finite, its reward did.
+
+    Args:
+      ret: the policy's return, run alone.
+      states: `[T + 1, ...]` the states of that run, the initial one first.
+      params: the policy's weights (a pytree).
+      env_id: the environment, for the message.
+      where: what ran the policy, for the message (`"MD-GPS iteration 3"`, `"round 2"`).
+      fit_diverged: the message's end when the weights (or losses) are not finite: what
+        diverged and the fix.
+      losses: the fit's losses, if any (a non-finite one blames the fit too).
+
+    Raises:
+      DivergenceError: `ret` is not finite.
+    """
+    if np.isfinite(ret):
+        return
+    head = f"{where} on {env_id!r}: the policy's return alone is {ret}"
+    leaves = jax.tree.leaves(params) + ([] if losses is None else [losses])
+    if not all(bool(jnp.isfinite(w).all()) for w in leaves):
+        raise DivergenceError(f"{head}: {fit_diverged}")
+    what = _first_nonfinite(np.asarray(states)[None], None, "state") or "reward"
+    raise DivergenceError(
+        f"{head}, yet its weights are finite: the environment's {what} went NaN or inf under "
+        "its actions. Check the environment: its rewards and states must stay finite for any "
+        "action."
+    )
+
+
+def _first_nonfinite(states: Any, rewards: Any, noun: str) -> str:
+    """The first non-finite state and reward of `[M, T + 1, ...]` states (called `noun`) and
+    `[M, T]` rewards (None: not known), in time order, as the messages name them:
+    `observation (first after step 3, rollout 2) and then its reward (first at step 4, ...)`;
+    "" if all are finite."""
+    found = []  # (step, what)
     X = np.asarray(states)
 
     def rollout(i: int) -> str:  # named only where there are several
@@ -164,18 +226,12 @@ def check_finite_rollouts(
     if bad.any():
         t, i = np.argwhere(bad.T)[0]
         at = "the initial one" if t == 0 else f"first after step {t}"
-        found.append((t, f"observation ({at}{rollout(i)})"))
-    bad = ~np.isfinite(np.asarray(rewards))
+        found.append((t, f"{noun} ({at}{rollout(i)})"))
+    bad = np.zeros(0, bool) if rewards is None else ~np.isfinite(np.asarray(rewards))
     if bad.any():
         t, i = np.argwhere(bad.T)[0]
         found.append((t + 1, f"reward (first at step {t + 1}{rollout(i)})"))
-    if found:
-        what = " and then its ".join(text for _, text in sorted(found))
-        raise DivergenceError(
-            f"{where} on {env_id!r}: the environment's {what} went NaN or inf, so "
-            f"{consequence}. Check the environment: its rewards and observations must stay "
-            "finite for actions within its bounds."
-        )
+    return " and then its ".join(text for _, text in sorted(found))
 
 
 def concatenate(*parts: Transitions) -> Transitions:

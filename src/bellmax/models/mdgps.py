@@ -33,7 +33,6 @@ local controller and no planner.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from functools import partial
@@ -45,8 +44,8 @@ import numpy as np
 
 from bellmax.core.checks import check_int, check_number, check_type
 from bellmax.core.display import summary_repr
-from bellmax.core.errors import DivergenceError
 from bellmax.deep.networks import activation_fn, check_hidden_sizes
+from bellmax.models.data import check_policy_return
 from bellmax.models.gps import (
     GPSConfig,
     LinearGaussianPolicy,
@@ -209,30 +208,6 @@ class MDGPSResult:
         return -self.final_cost
 
 
-def _check_policy_return(ret, states, losses, params, config, env_id: str, it: int) -> None:
-    """Raise `DivergenceError` if the policy's return alone is NaN or inf, saying why: the
-    S-step's fit diverged (its loss or weights are not finite), else the environment's state
-    or reward went non-finite under the policy's actions."""
-    if math.isfinite(ret):
-        return
-    where = f"MD-GPS iteration {it + 1} on {env_id!r}: the neural policy's return alone is {ret}"
-    weights = jax.tree.leaves(params)
-    loss = np.asarray(losses)
-    if not (np.isfinite(loss).all() and all(bool(jnp.isfinite(w).all()) for w in weights)):
-        raise DivergenceError(
-            f"{where}: its S-step fit diverged (the loss of its last Adam step is "
-            f"{float(loss[-1])}), so the policy's weights are not finite. Lower the policy's "
-            f"learning rate (from Python: MDGPSConfig.learning_rate, now {config.learning_rate})."
-        )
-    bad = ~np.isfinite(np.asarray(states).reshape(len(states), -1)).all(axis=1)
-    what = f"state (first after step {int(np.argmax(bad))})" if bad.any() else "reward"
-    raise DivergenceError(
-        f"{where}: the environment's {what} went NaN or inf under the policy's actions (its "
-        "weights are finite). Check the environment: its rewards and states must stay finite "
-        "for any action."
-    )
-
-
 def run_mdgps(
     system: LocalSystem,
     config: MDGPSConfig = MDGPSConfig(),
@@ -255,8 +230,8 @@ def run_mdgps(
     Raises:
       DivergenceError: a rollout's reward or state went NaN or inf
         (`bellmax.models.gps.check_rollouts`: the message names the iteration), or the
-        neural policy's return, run alone, did (`_check_policy_return`: the S-step's fit
-        diverged, or the environment under the policy's actions).
+        neural policy's return, run alone, did (`bellmax.models.data.check_policy_return`:
+        the S-step's fit diverged, or the environment under the policy's actions).
     """
     check_type(config, MDGPSConfig, "config", owner="run_mdgps")
     check_type(system, LocalSystem, "system", owner="run_mdgps")
@@ -306,7 +281,20 @@ def run_mdgps(
         params, losses = supervised_step(policy, config, params, controller, X, k_sup)
         pol_cov = jnp.linalg.inv(jnp.mean(controller.precision, axis=0))
         ret, states, _ = evaluate_policy(system.env_id, policy, params, x0=system.x0, steps=T)
-        _check_policy_return(ret, states, losses, params, config, system.env_id, it)
+        check_policy_return(
+            ret,
+            states,
+            params,
+            system.env_id,
+            f"MD-GPS iteration {it + 1}",
+            losses=losses,
+            fit_diverged=(
+                f"its S-step fit diverged (the loss of its last Adam step is "
+                f"{float(losses[-1])}), so its weights are not finite. Lower the policy's "
+                f"learning rate (from Python: MDGPSConfig.learning_rate, now "
+                f"{config.learning_rate})."
+            ),
+        )
         pol_costs.append(-ret)
         numbers = {"cost": costs[-1], "policy_cost": -ret, "kl": kls[-1], "kl_bound": bound}
         if callback is not None and callback(it, {**numbers, "eta": eta}):

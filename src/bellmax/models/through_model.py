@@ -47,6 +47,7 @@ from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError
 from bellmax.deep.networks import MLP, activation_fn, check_hidden_sizes
 from bellmax.deep.optim import make_optimizer
+from bellmax.models.data import check_policy_return
 from bellmax.models.gps import DEFAULT_STARTS, state_fields, state_from_vector
 from bellmax.models.neural import NeuralConfig, NeuralModel, NeuralParams, make_neural_model
 from bellmax.models.neural import fit as fit_neural
@@ -597,19 +598,17 @@ def run_through_model(
             )
         imagined.append(tail)
         ret, final_states, _ = evaluate_policy(env_id, policy, pol_params, x0=x_start, steps=steps)
-        if not math.isfinite(ret):  # (a NaN return would be reported as the policy's)
-            weights = jax.tree.leaves(pol_params)
-            if all(bool(jnp.isfinite(w).all()) for w in weights):
-                why = "its weights are finite, so the environment's state went NaN or inf"
-                raise DivergenceError(
-                    f"round {r + 1}: the policy's return alone on {env_id!r} is {ret}: {why} "
-                    "under its actions."
-                )
-            raise DivergenceError(
-                f"round {r + 1}: the policy's return alone on {env_id!r} is {ret}: its last "
-                f"updates made its weights NaN or inf (the imagined cost was still {tail:.4g}); "
-                + lower
-            )
+        check_policy_return(
+            ret,
+            final_states,
+            pol_params,
+            env_id,
+            f"round {r + 1}",
+            fit_diverged=(
+                "its last updates made its weights NaN or inf (the imagined cost was still "
+                f"{tail:.4g}); " + lower
+            ),
+        )
         returns.append(ret)
         if config.policy_rollouts and r < config.rounds - 1:  # (the last would go unused)
             R = config.policy_rollouts

@@ -60,11 +60,21 @@ from bellmax import __version__
 from bellmax.core.checks import check_int, check_number
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import BellmaxError, DivergenceError
-from bellmax.core.io import CHECKPOINT, RUN_JSON, check_output_path, check_run_dir
+from bellmax.core.io import (
+    CHECKPOINT,
+    LEARNING_CURVE_PNG,
+    METRICS_CSV,
+    METRICS_JSON,
+    RUN_JSON,
+    RUN_OUTPUTS,
+    check_output_path,
+    check_run_dir,
+)
 from bellmax.core.provenance import run_provenance
 from bellmax.core.xla import RUN_ONCE, jit_lightly
 from bellmax.deep import ALGORITHMS, get_algorithm
 from bellmax.deep.evaluate import evaluate_batch
+from bellmax.deep.loop import mean_episode_return
 from bellmax.envs.vector import make_vector_env
 from bellmax.policy import (
     POLICY_FILE,
@@ -94,7 +104,6 @@ from bellmax.train.tracking import chunk_scalars
 __all__ = [
     "ChunkInfo",
     "TrainResult",
-    "check_run_dir_free",
     "config_from_dict",
     "evaluate_checkpoint",
     "learning_curves",
@@ -107,8 +116,6 @@ __all__ = [
 
 LOCK = ".lock"
 RUN_FORMAT = "bellmax-run/2"
-#: The files a run writes; a directory holding any of them holds a run.
-OUTPUTS = (RUN_JSON, CHECKPOINT, "metrics.json", "metrics.csv", "learning_curve.png", POLICY_FILE)
 #: What a resumed run must share with the stored one (everything that shapes its result).
 SETTINGS = ("algo", "env", "seeds", "config", "chunks", "eval_episodes", "stop_return")
 
@@ -174,7 +181,7 @@ class TrainResult:
         if ret is not None and cnt is not None and cnt.shape[-1]:
             tail = max(1, cnt.shape[-1] // 10)
             c = cnt[:, -tail:].sum()
-            last = float(ret[:, -tail:].sum() / c) if c > 0 else None
+            last = float(mean_episode_return(ret[:, -tail:].sum(), c)) if c > 0 else None
         out = {
             "algo": self.algo,
             "env": self.env_id,
@@ -517,22 +524,19 @@ def _write_metrics(out: Path, seeds: Sequence[int], history: dict[str, np.ndarra
             return v.tolist()
         return [[None if math.isnan(x) else x for x in row] for row in v.tolist()]
 
-    atomic_write_json(out / "metrics.json", {k: rows(v) for k, v in history.items()})
+    atomic_write_json(out / METRICS_JSON, {k: rows(v) for k, v in history.items()})
     names = sorted(history)
     n = next(iter(history.values())).shape[1] if history else 0
     ret, cnt = history.get("episode_return_sum"), history.get("episode_count")
+    means = None if ret is None or cnt is None else mean_episode_return(ret, cnt)
     lines = ["update,seed," + ",".join(names) + ",mean_episode_return"]
     for s, seed in enumerate(seeds):
         for u in range(n):
             row = [str(u + 1), str(seed)] + [repr(float(history[k][s, u])) for k in names]
-            mean = (
-                float(ret[s, u] / cnt[s, u])
-                if ret is not None and cnt is not None and cnt[s, u]
-                else float("nan")
-            )
+            mean = math.nan if means is None else float(means[s, u])
             row.append("" if math.isnan(mean) else repr(mean))
             lines.append(",".join(row))
-    atomic_write_text(out / "metrics.csv", "\n".join(lines) + "\n")
+    atomic_write_text(out / METRICS_CSV, "\n".join(lines) + "\n")
 
 
 def learning_curves(
@@ -556,8 +560,7 @@ def learning_curves(
     curves = []
     for r, c in zip(np.asarray(returns, np.float64), np.asarray(counts, np.float64), strict=True):
         rs, cs = np.convolve(r, ones, "valid"), np.convolve(c, ones, "valid")
-        with np.errstate(all="ignore"):
-            curve = np.where(cs > 0, rs / np.maximum(cs, 1), np.nan)
+        curve = mean_episode_return(rs, cs)
         last = np.where(cs > 0, np.arange(curve.size), -1)
         np.maximum.accumulate(last, out=last)
         curves.append(np.where(last >= 0, curve[np.maximum(last, 0)], np.nan))
@@ -603,12 +606,21 @@ def _show(x: Any) -> str:
     return json.dumps(_jsonish(x))
 
 
-def settings_differences(stored: dict, given: dict) -> list[str]:
+def settings_differences(
+    stored: dict, given: dict, *, names: Callable[[str], str] | None = None
+) -> list[str]:
     """Each setting in `given` that differs from `stored`, as `"name: A in the run, B given"`.
 
     Only the keys (and Config fields) present in `given` are compared, so a caller can pass
-    just the options a user set. Config fields are named by themselves (`learning_rate`).
+    just the options a user set.
+
+    Args:
+      stored, given: settings (`SETTINGS`' keys; `config`: Config field -> value).
+      names: how the caller names a Config field (the command line: its option,
+        `bellmax.cli.main.option_for`); None: by itself (`learning_rate`). The other
+        settings keep their keys' names.
     """
+    name = names or (lambda field: field)
     missing = object()
     if "algo" in given and stored.get("algo") != given["algo"]:  # the rest would be noise
         return [f"algo: {_show(stored.get('algo'))} in the run, {_show(given['algo'])} given"]
@@ -621,9 +633,9 @@ def settings_differences(stored: dict, given: dict) -> list[str]:
             for f, value in new.items():
                 was = old.get(f, missing)
                 if was is missing:
-                    diffs.append(f"{f}: not in the run, {_show(value)} given")
+                    diffs.append(f"{name(f)}: not in the run, {_show(value)} given")
                 elif _jsonish(was) != _jsonish(value):
-                    diffs.append(f"{f}: {_show(was)} in the run, {_show(value)} given")
+                    diffs.append(f"{name(f)}: {_show(was)} in the run, {_show(value)} given")
         elif _jsonish(stored.get(key)) != _jsonish(given[key]):
             diffs.append(f"{key}: {_show(stored.get(key))} in the run, {_show(given[key])} given")
     old_env, new_env = stored.get("env_params"), given.get("env_params")
@@ -719,34 +731,18 @@ def read_run(run_dir: str | os.PathLike) -> dict | None:
     return None
 
 
-def _existing_outputs(out: Path) -> list[str]:
-    return [name for name in OUTPUTS if (out / name).exists()] if out.is_dir() else []
-
-
-def check_run_dir_free(out: str | os.PathLike, *, resume: bool, overwrite: bool) -> None:
-    """Refuse a directory that already holds a run, unless `resume` or `overwrite` is given
-    (what `train` checks again under the run's lock). Nothing is created or changed.
-
-    Raises:
-      BellmaxError: `out` holds a run's outputs (named), and neither flag is given.
-    """
-    existing = _existing_outputs(Path(out))
-    if existing and not (resume or overwrite):
-        raise BellmaxError(
-            f"{str(out)!r} already holds a run ({', '.join(existing)}): pass --resume to "
-            "continue it or --overwrite to replace it, or choose another --out."
-        )
-
-
 def _open_run_dir(out: Path, *, resume: bool, overwrite: bool) -> FileLock:
     """Take the run's lock and check that this call may write `out`.
 
     A refusal leaves the directory exactly as it was (no file created or changed).
     """
     lock = FileLock(out / LOCK)
+    check_dir = functools.partial(
+        check_run_dir, out, "train", option="out_dir", overwrite=overwrite, resume=resume
+    )
     try:
         if not lock.acquire(create=False):
-            check_run_dir_free(out, resume=resume, overwrite=overwrite)
+            check_dir()
             lock.acquire(create=True)
     except LockHeldError as e:
         who = f"process {e.owner}" if e.owner else "another process"
@@ -755,12 +751,12 @@ def _open_run_dir(out: Path, *, resume: bool, overwrite: bool) -> FileLock:
             "wait for it to finish, or choose another --out."
         ) from None
     try:  # again, under the lock
-        check_run_dir_free(out, resume=resume, overwrite=overwrite)
-    except BellmaxError:
+        check_dir()
+    except ValueError:
         lock.release()
         raise
     lock.write_owner()
-    for name in OUTPUTS:  # temporary files of writers that died mid-write
+    for name in RUN_OUTPUTS["train"]:  # temporary files of writers that died mid-write
         for tmp in out.glob(f".{name}.*.tmp"):
             tmp.unlink(missing_ok=True)
     return lock
@@ -838,10 +834,11 @@ def train(
     Raises:
       DivergenceError: a loss or a policy weight became NaN or infinite (the message names
         the update and seed, and this run's last checkpoint if it has one).
-      ValueError: a bad config (from the algorithm's `validate`), bad options, or a resume
-        whose settings differ from the stored run's (each difference named).
-      BellmaxError: `out_dir` holds a run (without `resume`/`overwrite`) or another process
-        is writing it; `CheckpointError` for a damaged checkpoint.
+      ValueError: a bad config (from the algorithm's `validate`), bad options, a resume
+        whose settings differ from the stored run's (each difference named), or an `out_dir`
+        that holds a run (without `resume` or `overwrite`) or another command's output.
+      BellmaxError: another process is writing `out_dir`; `CheckpointError` for a damaged
+        checkpoint.
     """
     if isinstance(algo, str):
         algo_name = algo_name or algo
@@ -870,7 +867,9 @@ def train(
         raise ValueError("resume and overwrite need out_dir (the run directory).")
     if out is not None:
         check_output_path(out, kind="dir", option="out_dir")
-        check_run_dir(out, "train", option="out_dir")  # another command's (imitate, sweep, ...)
+        # another command's output (imitate, sweep, ...); a run of train's own is checked
+        # under the run's lock (`_open_run_dir`), which names a writer at work
+        check_run_dir(out, "train", option="out_dir", resume=True)
     config_class = getattr(algo, "Config", None)
     if isinstance(config_class, type) and not isinstance(config, config_class):
         given = "None" if config is None else f"a {_qualified(type(config))}"
@@ -1039,8 +1038,9 @@ def _train_locked(
         # The run record comes first: from here on a kill leaves a run that resumes.
         atomic_write_json(out / RUN_JSON, {**meta, "status": "running", "updates_done": done})
         if not has_checkpoint:  # another run's outputs (overwrite) or a stale checkpoint
-            for stale in OUTPUTS[1:]:
-                (out / stale).unlink(missing_ok=True)
+            for stale in RUN_OUTPUTS["train"]:
+                if stale != RUN_JSON:
+                    (out / stale).unlink(missing_ok=True)
     target = num_updates if stop_after is None else min(num_updates, int(stop_after))
     solved = stop_return is not None and all(x is not None for x in solved_at)
     if done < target and not solved:
@@ -1088,7 +1088,7 @@ def _train_locked(
                     f"of {num_updates} ({weights})"
                 )
             if out is not None and history:  # the committed updates' curve, up to the last good
-                _plot_curve(out / "learning_curve.png", history, seeds, f"{name} on {env_id}")
+                _plot_curve(out / LEARNING_CURVE_PNG, history, seeds, f"{name} on {env_id}")
             advice = "Lower the learning rate or clip gradients (max_grad_norm)."
             returns = _first_nonfinite(m, "episode_return_sum")
             # Returns that went bad no later than the learner did: the environment's fault (a
@@ -1132,11 +1132,9 @@ def _train_locked(
                 _write_policy(out, algo, policy_algo, network, config, venv, state, meta, done)
         if on_chunk is not None:
             r, c = m.get("episode_return_sum"), m.get("episode_count")
-            mean = (
-                float(r.sum() / c.sum())
-                if r is not None and c is not None and c.sum()
-                else math.nan
-            )
+            mean = math.nan
+            if r is not None and c is not None:
+                mean = float(mean_episode_return(r.sum(), c.sum()))
             steps = done * config.steps_per_update
             on_chunk(ChunkInfo(done, num_updates, steps, mean, seconds, chunk_scalars(m)))
     result = TrainResult(
@@ -1164,7 +1162,7 @@ def _train_locked(
             _write_policy(out, algo, policy_algo, network, config, venv, state, meta, done, returns)
         if history:
             _write_metrics(out, seeds, history)
-            _plot_curve(out / "learning_curve.png", history, seeds, f"{name} on {env_id}")
+            _plot_curve(out / LEARNING_CURVE_PNG, history, seeds, f"{name} on {env_id}")
         status = "finished" if done == num_updates else ("solved" if solved else "stopped")
         atomic_write_json(
             out / RUN_JSON,

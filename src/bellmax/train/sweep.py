@@ -54,11 +54,22 @@ import numpy as np
 
 from bellmax.core.checks import check_int
 from bellmax.core.errors import BellmaxError, unknown_name
-from bellmax.core.io import CHECKPOINT, RESULTS_CSV, RESULTS_JSON, SWEEP_JSON, check_run_dir
+from bellmax.core.io import (
+    CHECKPOINT,
+    RESULTS_CSV,
+    RESULTS_JSON,
+    SWEEP_GROUPS,
+    SWEEP_JSON,
+    SWEEP_PLOT,
+    SWEEP_RAY,
+    check_run_dir,
+    clear_outputs,
+    switch_name,
+)
 from bellmax.core.xla import RUN_ONCE, jit_lightly
 from bellmax.deep import get_algorithm
 from bellmax.deep.evaluate import evaluate
-from bellmax.deep.loop import with_hyperparameters
+from bellmax.deep.loop import mean_episode_return, with_hyperparameters
 from bellmax.envs.vector import make_vector_env
 from bellmax.train.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
 from bellmax.train.io import (
@@ -319,8 +330,10 @@ class GroupResult:
     finished it (its checkpoint keeps that)."""
     resumed_at_updates: int = 0
     finished_before: bool = False
-    """Whether the group's checkpoint was already at its end (the same sweep run again after it
-    finished): nothing was trained in this call, only the final evaluation ran again."""
+    """Whether the group's training had ended before this call (its checkpoint was at its
+    end: the sweep run again after it finished, or after it was interrupted in its final
+    evaluation): nothing was trained in this call, only the final evaluation ran again (on
+    Ray, a finished sweep's groups are reported from Tune's records: nothing ran again)."""
 
 
 class _Program:
@@ -404,8 +417,7 @@ def _chunk_returns(metrics: Any) -> np.ndarray:
     """`[trials]` mean return of the episodes that ended in a chunk (NaN where none did)."""
     r = np.asarray(metrics.episode_return_sum).sum(axis=1)
     c = np.asarray(metrics.episode_count).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(c > 0, r / np.maximum(c, 1), np.nan)
+    return mean_episode_return(r, c)
 
 
 def _nonfinite(metrics: Any, params: Any) -> np.ndarray:
@@ -647,6 +659,7 @@ def sweep(
     sample_seed: int = 0,
     ray_options: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    names: Callable[[str], str] | None = None,
 ) -> SweepResult:
     """Train every (configuration, seed) trial of a sweep.
 
@@ -683,6 +696,9 @@ def sweep(
         refused (the message names the settings that differ), and the same sweep run again
         resumes there (one that had finished is reported again: `already_complete`). A
         directory that holds another command's run (`bellmax train`, ...) is always refused.
+      names: how the refusals of `out_dir` name this function's parameters and the Config's
+        fields (`bellmax sweep` passes its options: `--out`, `--total-steps`); None: by
+        their own names (`out_dir`, `overwrite=True`, `total_timesteps`).
 
     Raises:
       ValueError: bad options or values (named); BellmaxError: `ray` without `bellmax[ray]`.
@@ -730,17 +746,22 @@ def sweep(
     already_complete = False
     if out is not None:
         settings = _settings(algo, env, base_dict, trials, chunks, eval_episodes)
-        already_complete = _claim_out_dir(out, specs, overwrite=bool(overwrite), settings=settings)
+        already_complete = _claim_out_dir(
+            out, specs, overwrite=bool(overwrite), settings=settings, names=names
+        )
     t = time.perf_counter()
     if backend == "local":
         results = [
-            run_group(s, checkpoint_dir=None if out is None else out / "groups" / str(s["group"]))
+            run_group(
+                s, checkpoint_dir=None if out is None else out / SWEEP_GROUPS / str(s["group"])
+            )
             for s in specs
         ]
     else:
         results = _ray_sweep(
-            specs, address=address, scheduler=scheduler, out=out, options=dict(ray_options or {})
-        )
+            specs, address=address, scheduler=scheduler, out=out,
+            options=dict(ray_options or {}), already_complete=already_complete,
+        )  # fmt: skip
     swept = sorted({k for tr in trials for k in tr["config"]})
     all_trials = sorted((tr for r in results for tr in r.trials), key=lambda tr: tr["index"])
     result = SweepResult(
@@ -783,15 +804,18 @@ def _claim_out_dir(
     *,
     overwrite: bool,
     settings: dict[str, Any] | None = None,
+    names: Callable[[str], str] | None = None,
 ) -> bool:
     """Refuse an `out_dir` that holds another command's run or another sweep (unless
     `overwrite`: then the sweep there goes, even this same one), and mark it as this sweep's
-    (`SWEEP_JSON`, with its `settings`).
+    (`SWEEP_JSON`, with its `settings`). `names` as for `sweep`.
 
     Returns:
       Whether it held this same sweep's results (it had finished; not with `overwrite`).
     """
-    check_run_dir(out, "sweep")  # another command's run (train, imitate, ...)
+    option = names("out_dir") if names is not None else "out_dir"
+    # another command's run (train, imitate, ...); a sweep here is this function's to judge
+    check_run_dir(out, "sweep", option=option, resume=True)
     digest = _spec_digest({"specs": specs})
     held, stored = None, None
     if (out / SWEEP_JSON).exists():
@@ -805,19 +829,14 @@ def _claim_out_dir(
     if held is not None and held != digest and not overwrite:
         from bellmax.train.driver import settings_differences
 
-        diffs = settings_differences(stored, settings) if stored and settings else []
+        diffs = settings_differences(stored, settings, names=names) if stored and settings else []
         what = "; ".join(diffs) or "another algorithm, env, swept values, seeds, budget or chunks"
         raise ValueError(
-            f"--out {str(out)!r} holds the results of another sweep ({what}): give another "
-            "--out, or --overwrite to replace them."
+            f"{option} {str(out)!r} holds the results of another sweep ({what}): give another "
+            f"{option}, or {switch_name('overwrite', option)} to replace them."
         )
-    if held is not None and overwrite:
-        for name in (RESULTS_CSV, RESULTS_JSON, SWEEP_JSON):
-            (out / name).unlink(missing_ok=True)
-        for plot in out.glob("return_vs_*.png"):
-            plot.unlink()
-        for sub in ("groups", "ray"):
-            shutil.rmtree(out / sub, ignore_errors=True)
+    if overwrite:  # its results, plots, checkpoints and Ray records
+        clear_outputs(out, "sweep")
     complete = held == digest and not overwrite and (out / RESULTS_JSON).exists()
     marker = {"digest": digest, "algo": specs[0]["algo"], "env": specs[0]["env"],
               "groups": len(specs)}  # fmt: skip
@@ -873,7 +892,7 @@ def write_results(out: str | os.PathLike, result: SweepResult) -> None:
     atomic_write_text(out / RESULTS_CSV, buf.getvalue())
     atomic_write_json(out / RESULTS_JSON, result.summary())
     for field in result.swept:
-        _plot_field(out / f"return_vs_{field}.png", result, field)
+        _plot_field(out / SWEEP_PLOT.format(field=field), result, field)
 
 
 def _cell(x: Any) -> str:
@@ -1003,8 +1022,18 @@ def _trial_name(trial: Any) -> str:
 
 
 def _ray_sweep(
-    specs: list[dict], *, address: str | None, scheduler: str, out: Path | None, options: dict
+    specs: list[dict],
+    *,
+    address: str | None,
+    scheduler: str,
+    out: Path | None,
+    options: dict,
+    already_complete: bool = False,
 ) -> list[GroupResult]:
+    """Every group as a Ray Tune trial. `already_complete`: `out` held this sweep's results
+    (`_claim_out_dir`), so a restored experiment's groups had all ended and Tune runs none
+    again: their results, from the call that finished them, are reported as finished before
+    this one (`_finished_before`), as the local backend reports them."""
     ray = _import_ray()
     from ray import tune
 
@@ -1015,14 +1044,16 @@ def _ray_sweep(
     if kill is not None:
         specs = [{**s, "_kill_after_updates": [int(kill[0]), str(kill[1])]} for s in specs]
     if out is not None:  # each group commits every chunk there too (Tune's copy may lag)
-        groups = (out / "groups").resolve()
+        groups = (out / SWEEP_GROUPS).resolve()
         specs = [{**s, "_checkpoint_dir": str(groups / f"ray-{s['group']}")} for s in specs]
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    storage = None
+    storage, restored = None, False
     try:  # (the cluster and the temporary records go even if Tune fails to start)
-        storage = out / "ray" if out is not None else Path(tempfile.mkdtemp(prefix="bellmax-ray-"))
+        storage = (
+            out / SWEEP_RAY if out is not None else Path(tempfile.mkdtemp(prefix="bellmax-ray-"))
+        )
         trainable = tune.with_resources(_tune_group, {"cpu": 1})
         experiment, stamp = (storage / "sweep").resolve(), storage / STAMP
         if (
@@ -1034,13 +1065,17 @@ def _ray_sweep(
             tuner = tune.Tuner.restore(
                 str(experiment), trainable, resume_unfinished=True, resume_errored=True
             )
+            restored = True
         else:
             shutil.rmtree(experiment, ignore_errors=True)  # Tune's records of other settings
             storage.mkdir(parents=True, exist_ok=True)
             atomic_write_text(stamp, digest)
             tuner = _new_tuner(tune, trainable, specs, scheduler, storage, options, max_failures)
         grid = tuner.fit()
-        return _ray_results(grid, out)
+        results = _ray_results(grid, out)
+        if restored and already_complete:
+            results = [_finished_before(r) for r in results]
+        return results
     finally:
         if started:
             ray.shutdown()
@@ -1064,6 +1099,20 @@ def _ray_results(grid: Any, out: Path | None) -> list[GroupResult]:
             )
         results.append(_stopped_group(spec, r.metrics or {}))
     return sorted(results, key=lambda g: g.group)
+
+
+def _finished_before(r: GroupResult) -> GroupResult:
+    """A group of a finished sweep Tune restored, as the local backend reports a group whose
+    checkpoint was at its end: nothing compiled, trained or evaluated in this call (Tune
+    returns the result of the call that finished it). A group that ran in this call (Tune
+    had not recorded its end) or that ASHA stopped is kept as it is."""
+    if r.finished_before or r.updates_done < r.num_updates:
+        return r
+    trials = [{**t, "seconds": 0.0} for t in r.trials]
+    return dataclasses.replace(
+        r, trials=trials, compile_seconds=0.0, seconds=0.0, eval_seconds=0.0, programs=0,
+        resumed_at_updates=r.updates_done, finished_before=True,
+    )  # fmt: skip
 
 
 def _new_tuner(

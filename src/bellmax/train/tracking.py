@@ -36,6 +36,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from bellmax.core.errors import BellmaxError, MissingDependencyError, unknown_name
+from bellmax.deep.loop import mean_episode_return
 
 __all__ = [
     "EPISODE_FIELDS",
@@ -88,8 +89,7 @@ def chunk_scalars(metrics: Mapping[str, np.ndarray]) -> dict[str, float]:
     out: dict[str, float] = {}
     ret, cnt = metrics.get("episode_return_sum"), metrics.get("episode_count")
     if ret is not None and cnt is not None:
-        total = float(np.sum(cnt))
-        out["episode_return"] = float(np.sum(ret)) / total if total > 0 else math.nan
+        out["episode_return"] = float(mean_episode_return(np.sum(ret), np.sum(cnt)))
     for name, value in metrics.items():
         if name in EPISODE_FIELDS:
             continue
