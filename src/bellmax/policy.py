@@ -76,7 +76,7 @@ import numpy as np
 
 from bellmax import __version__
 from bellmax.core.errors import BellmaxError
-from bellmax.core.io import RUN_JSON, atomic_open
+from bellmax.core.io import POLICY_MSGPACK, RUN_JSON, atomic_open
 from bellmax.deep.distributions import Categorical, DiagGaussian, action_space_kind, clip_to_space
 from bellmax.deep.networks import MLP, flatten_obs
 from bellmax.deep.off_policy import check_continuous_actions, to_env_action
@@ -100,7 +100,7 @@ __all__ = [
 
 FORMAT = "bellmax-policy/1"
 _FAMILY = "bellmax-policy/"
-POLICY_FILE = "policy.msgpack"
+POLICY_FILE = POLICY_MSGPACK
 #: Network kinds: what the MLP's output is.
 KINDS = ("categorical", "gaussian", "q_values", "tanh_gaussian", "tanh_deterministic")
 _ON_POLICY = ("ppo", "a2c", "reinforce")

@@ -39,6 +39,12 @@ def test_parse_grid_types_values_by_field():
     assert sw.parse_grid("num_envs=4,8", ppo.Config) == ("num_envs", (4, 8))
     assert sw.parse_grid("hidden_sizes=64x64,32", ppo.Config) == ("hidden_sizes", ((64, 64), (32,)))
     assert sw.parse_grid("anneal_lr=true,False", ppo.Config) == ("anneal_lr", (True, False))
+    # integers in float notation, as every integer option takes them (--total-steps 1e5)
+    assert sw.parse_grid("total_timesteps=2e3,1e4", ppo.Config) == (
+        "total_timesteps",
+        (2000, 10000),
+    )
+    assert sw.parse_grid("hidden_sizes=6.4e1x64", ppo.Config) == ("hidden_sizes", ((64, 64),))
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bellmax.core.checks import check_int
+from bellmax.core.checks import check_int, whole_number
 from bellmax.core.errors import BellmaxError, unknown_name
 from bellmax.core.io import (
     CHECKPOINT,
@@ -163,12 +163,12 @@ def _convert(text: str, kind: Any, name: str, option: str) -> Any:
             if text.lower() not in ("true", "false"):
                 raise ValueError
             return text.lower() == "true"
-        if kind is int:
-            return int(text)
+        if kind is int:  # (1e5 too: the command line's one rule for integers)
+            return whole_number(text)
         if kind is float:
             return float(text)
         if typing.get_origin(kind) is tuple:
-            return tuple(int(x) for x in text.lower().split("x"))
+            return tuple(whole_number(x) for x in text.lower().split("x"))
     except ValueError:
         example = {bool: "true", int: "8", float: "0.001"}.get(kind, "64x64")
         raise ValueError(
