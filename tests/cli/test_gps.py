@@ -99,19 +99,14 @@ def test_tour_section_quick():
     assert np.isfinite(s["lqr_flm_pendulum_no_trust_region_final_cost"])
 
 
-class _Started(Exception):
-    """Raised by a stand-in for the expensive work: the command got past its checks."""
-
-
-def test_an_earlier_gps_run_in_out_is_refused_unless_overwrite(capsys, tmp_path, monkeypatch):
+def test_an_earlier_gps_run_in_out_is_refused_unless_overwrite(
+    capsys, tmp_path, monkeypatch, stand_in
+):
     # gps refused only a `bellmax train` run's directory: a second `bellmax gps --out DIR`
     # replaced the first one's controller.npz and result.json without a word
     from bellmax.cli import gps as gps_cli
 
-    def started(*args, **kwargs):
-        raise _Started
-
-    monkeypatch.setattr(gps_cli, "make_system", started)
+    monkeypatch.setattr(gps_cli, "make_system", stand_in.work)
     (tmp_path / "controller.npz").write_bytes(b"the first controller")
     argv = ["gps", "--iterations", "1", "--horizon", "5", "--out", str(tmp_path)]
     assert main(argv) == 2
@@ -119,7 +114,7 @@ def test_an_earlier_gps_run_in_out_is_refused_unless_overwrite(capsys, tmp_path,
     assert "holds an earlier `bellmax gps` run (controller.npz)" in err
     assert "give another --out, or --overwrite to replace it" in err
     assert (tmp_path / "controller.npz").read_bytes() == b"the first controller"
-    with pytest.raises(_Started):
+    with pytest.raises(stand_in.error):
         main([*argv, "--overwrite"])
 
 

@@ -174,10 +174,6 @@ def test_tictactoe_takes_its_tested_settings_where_none_are_given():
     assert (config.labels, config.bc.steps, config.rounds) == (7, 9, ImitationConfig().rounds)
 
 
-class _Started(Exception):
-    """Raised by a stand-in for the expensive work: the command got past its checks."""
-
-
 def test_the_help_names_the_defaults_the_run_takes(capsys):
     # the options are None in ImitateArgs (the help showed `{None}|INT ... (default: None)`);
     # what the help says they default to is what ImitationConfig, BCConfig and TicTacToe-v0
@@ -206,15 +202,14 @@ def test_the_help_names_the_defaults_the_run_takes(capsys):
     assert general.target_return is None and "(default: none, every round; TicTacToe-v0 0)" in text
 
 
-def test_an_earlier_imitation_run_in_out_is_refused_unless_overwrite(tmp_path, capsys, monkeypatch):
+def test_an_earlier_imitation_run_in_out_is_refused_unless_overwrite(
+    tmp_path, capsys, monkeypatch, stand_in
+):
     # `bellmax imitate bc ... --out runs/dart` replaced the earlier dart run's policy.msgpack
     # and dataset.npz without a word; now it is refused before any work, naming both fixes
     from bellmax.cli import imitate as cli
 
-    def started(*args, **kwargs):
-        raise _Started
-
-    monkeypatch.setattr(cli, "make_expert", started)
+    monkeypatch.setattr(cli, "make_expert", stand_in.work)
     run = tmp_path / "dart"
     run.mkdir()
     for name in ("imitation.json", "dataset.npz", "policy.msgpack"):
@@ -225,7 +220,7 @@ def test_an_earlier_imitation_run_in_out_is_refused_unless_overwrite(tmp_path, c
     assert "earlier `bellmax imitate` run (imitation.json, dataset.npz, policy.msgpack)" in err
     assert "give another --out, or --overwrite to replace it" in err
     assert {p.read_bytes() for p in run.iterdir()} == {b"dart"}
-    with pytest.raises(_Started):
+    with pytest.raises(stand_in.error):
         main([*argv, "--overwrite"])
 
 

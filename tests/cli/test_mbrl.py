@@ -162,19 +162,14 @@ def test_overwrite_leaves_no_plot_of_the_earlier_run(tmp_path, capsys, monkeypat
     assert json.loads((tmp_path / "result.json").read_text())["status"] == "diverged"
 
 
-class _Started(Exception):
-    """Raised by a stand-in for the expensive loop: the command got past its checks."""
-
-
-def test_an_earlier_mbrl_run_in_out_is_refused_unless_overwrite(tmp_path, capsys, monkeypatch):
+def test_an_earlier_mbrl_run_in_out_is_refused_unless_overwrite(
+    tmp_path, capsys, monkeypatch, stand_in
+):
     # Running `bellmax mbrl ... --out DIR` again replaced the earlier run's result.json and
     # plots without a word; now it is refused before any work, naming both fixes.
     from bellmax.models import mbrl
 
-    def started(*args, **kwargs):
-        raise _Started
-
-    monkeypatch.setattr(mbrl, "run_mbrl", started)
+    monkeypatch.setattr(mbrl, "run_mbrl", stand_in.work)
     (tmp_path / "returns.png").write_bytes(b"the first run's plot")
     (tmp_path / "result.json").write_text("{}")
     assert main(["mbrl", "--out", str(tmp_path)]) == 2
@@ -182,7 +177,7 @@ def test_an_earlier_mbrl_run_in_out_is_refused_unless_overwrite(tmp_path, capsys
     assert "holds an earlier `bellmax mbrl` run (result.json, returns.png)" in err
     assert "give another --out, or --overwrite to replace it" in err
     assert (tmp_path / "returns.png").read_bytes() == b"the first run's plot"
-    with pytest.raises(_Started):
+    with pytest.raises(stand_in.error):
         main(["mbrl", "--out", str(tmp_path), "--overwrite"])
     assert main(["mbrl", "--overwrite"]) == 2  # nothing to overwrite
     assert "give --out DIR" in capsys.readouterr().err
