@@ -701,7 +701,7 @@ def _literal_values(ftype: Any) -> list[Any]:
 def _alias_suggestions(problem: str, argv: Sequence[str]) -> str:
     """` Did you mean --learning-rate?` for an unknown option that is a common alias
     (`core.errors.NAME_ALIASES`: `--lr`) of an option the command has; "" if none is."""
-    fields = _option_fields(argv)
+    fields = set(_option_types(argv))
     unknown = list(dict.fromkeys(re.findall(r"(?<![\w-])--[\w-]+", problem)))
     found = []
     for option in unknown:
@@ -718,14 +718,10 @@ def _alias_suggestions(problem: str, argv: Sequence[str]) -> str:
     return " Did you mean " + ", ".join(f"{new} (for {old})" for old, new in found) + "?"
 
 
-def _option_fields(argv: Sequence[str]) -> set[str]:
-    """The fields (options) of the config `argv` is parsed into; for `bellmax train ALGO`,
-    the algorithm's options as well."""
-    return set(_option_types(argv))
-
-
 def _option_types(argv: Sequence[str]) -> dict[str, Any]:
-    """`_option_fields` with their types (`Annotated` and `Positional` taken off)."""
+    """The fields (options) of the config `argv` is parsed into, with their types
+    (`Annotated` and `Positional` taken off); for `bellmax train ALGO`, the algorithm's
+    options as well."""
     if not argv or argv[0] not in COMMANDS:
         return {}
     config = _config_type(COMMANDS[argv[0]], argv)
