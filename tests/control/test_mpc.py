@@ -164,6 +164,19 @@ def test_a_controller_for_another_system_is_refused_naming_both():
         closed_loop(env, params, lqr, jax.random.key(0), 2)
 
 
+def test_a_host_loop_refuses_a_controller_for_another_system():
+    # closed_loop_host had no fit check: a cart-pole MPC given pendulum parameters failed
+    # deep in the planner (AttributeError: 'PendulumParams' object has no attribute 'tau')
+    mpc = make_mpc(SWINGUP, horizon=3, iterations=1)
+    _, pendulum = bellmax.make("Pendulum-v1")
+    with pytest.raises(
+        TypeError,
+        match=r"closed_loop_host: the controller does not fit CartPole-v1: .* takes "
+        r"CartPoleParams, but it would get PendulumParams \(model_params\)",
+    ):
+        closed_loop_host("CartPole-v1", mpc, pendulum, episodes=1, max_steps=2)
+
+
 def test_a_state_of_the_wrong_shape_is_named():
     # checked on shapes when the step is traced (no cost per step): without it the solver
     # failed deep inside with a broadcast between the two sizes

@@ -245,13 +245,20 @@ def _params_family(params: Any) -> type | None:
 
 
 def _check_controller_fits(
-    env: Any, controller: Any, x: Any, model_params: Any, whose: str
+    env_name: str,
+    controller: Any,
+    x: Any,
+    model_params: Any,
+    whose: str,
+    owner: str = "closed_loop",
 ) -> None:
-    """Refuse a controller whose model was built for another system than `env`.
+    """Refuse a controller whose model was built for another system than the environment
+    `env_name` (`closed_loop`'s bellmax env, `closed_loop_host`'s Gymnasium id).
 
-    Called on shapes and types (when the closed loop is traced): the measured state `x`
-    must have the controller's state size and the model parameters its `EnvParams` family,
-    else the planner fails deep inside (`'PendulumParams' object has no attribute 'tau'`).
+    Called on shapes and types (when the closed loop is traced, or once before a host
+    loop): the measured state `x` must have the controller's state size and the model
+    parameters its `EnvParams` family, else the planner fails deep inside
+    (`'PendulumParams' object has no attribute 'tau'`).
 
     Raises:
       TypeError: naming the controller's problem, the environment and what differs.
@@ -261,7 +268,7 @@ def _check_controller_fits(
     takes, gets = [], []
     if n is not None and tuple(jnp.shape(x)) != (n,):
         takes.append(f"{n} states")
-        gets.append(f"{env.name} gives states of shape {tuple(jnp.shape(x))}")
+        gets.append(f"{env_name} gives states of shape {tuple(jnp.shape(x))}")
     if family is not None and not isinstance(model_params, family):
         takes.append(family.__name__)
         gets.append(f"it would get {type(model_params).__name__} ({whose})")
@@ -269,9 +276,9 @@ def _check_controller_fits(
         name = getattr(controller, "problem_name", "")
         built = f" (problem {name!r})" if name else ""
         raise TypeError(
-            f"closed_loop: the controller does not fit {env.name}: its model{built} takes "
+            f"{owner}: the controller does not fit {env_name}: its model{built} takes "
             f"{' and '.join(takes)}, but {' and '.join(gets)}. Build the controller from a "
-            f"problem for {env.name} (bellmax.control.problems: cartpole_balance, "
+            f"problem for {env_name} (bellmax.control.problems: cartpole_balance, "
             "cartpole_swingup, pendulum_swingup or env_problem), or pass observe= and "
             "model_params= that fit it."
         )
@@ -533,7 +540,7 @@ def _closed_loop_impl(env, mpc, steps, observe, space_desc, env_params, model_pa
     obs, env_state = env.reset(key_reset, env_params)
     # on shapes and types, when the loop is traced: no cost per call
     whose = f"{env.name}'s env_params" if model_params is None else "model_params"
-    _check_controller_fits(env, mpc, observe(obs, env_state), mparams, whose)
+    _check_controller_fits(env.name, mpc, observe(obs, env_state), mparams, whose)
     mstate = mpc.init()
 
     def body(c: _LoopCarry, key_t: jax.Array) -> tuple[_LoopCarry, ClosedLoopResult]:
@@ -655,6 +662,9 @@ def closed_loop_host(
         returns: list[list[float]] = [[] for _ in range(num_envs)]
         lengths: list[list[int]] = [[] for _ in range(num_envs)]
         obs_fn = (lambda o: o) if observe is None else observe
+        # one sub-environment's state, before anything is traced
+        x0 = np.asarray(obs_fn(obs))[0]
+        _check_controller_fits(env_id, mpc, x0, model_params, "model_params", "closed_loop_host")
         a, _ = policy(states, jnp.asarray(obs_fn(obs), jnp.float32), jnp.asarray(done))
         jax.block_until_ready(a)  # compile outside the timing
         elapsed, step, diverged = 0.0, 0, 0
