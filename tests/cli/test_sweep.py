@@ -105,8 +105,15 @@ def test_table_names_diverged_trials():
         (["sweep", "ppo", "--grid", "lr=1,2"], "unknown Config field 'lr'"),
         (["sweep", "ppo", "--grid", "lr=1e-3,3e-3"], "Did you mean: 'learning_rate'?"),
         (["sweep", "ppo", "--grid", LRS, "--set", "num_envs=2,4"], "one value per field"),
-        (["sweep", "ppo", "--grid", LRS, "--scheduler", "asha"], "--backend ray"),
-        (["sweep", "ppo", "--grid", LRS, "--random", "2"], "go together"),
+        (
+            ["sweep", "ppo", "--grid", LRS, "--scheduler", "asha"],
+            "--scheduler asha runs in Ray Tune; add --backend ray.",
+        ),
+        (["sweep", "ppo", "--grid", LRS, "--address", "a:1"], "--address a:1 names a Ray"),
+        (
+            ["sweep", "ppo", "--grid", LRS, "--random", "2"],
+            "--random N and --space FIELD=KIND(LOW,HIGH) go together",
+        ),
         (["sweep", "ppo", "--grid", LRS, "--seeds", "0"], "seeds"),
         (["sweep", "ppo", "--grid", LRS, "--seed", "-1"], "--seed must be an int >= 0"),
         (["sweep", "td3", "--env", "CartPole-v1", "--grid", LRS], "continuous Box"),

@@ -9,6 +9,7 @@ import ipaddress
 import json
 import math
 import tempfile
+import typing
 
 import jax
 import numpy as np
@@ -117,17 +118,20 @@ def test_plan_trials_checks_values_and_options():
     with pytest.raises(ValueError, match="distinct"):
         sw.plan_trials(TINY, grid=GRID, seeds=(1, 1))
     space = [sw.Space("learning_rate", "uniform", 0.1, 0.2)]
-    with pytest.raises(ValueError, match="both"):
+    with pytest.raises(ValueError, match="learning_rate is in both grid and space;"):
         sw.plan_trials(TINY, grid=GRID, space=space, num_random=1)
 
 
 def test_sweep_refuses_bad_options_before_any_work():
     with pytest.raises(UnknownNameError, match="td3"):
         sw.sweep("ddpg", "CartPole-v1", grid=GRID)
-    with pytest.raises(ValueError, match="--backend ray"):
+    # in Python the parameters are named as Python writes them (they were the CLI's options)
+    with pytest.raises(ValueError, match=r"^scheduler='asha' runs in Ray Tune; add backend='ray'"):
         sw.sweep("ppo", "CartPole-v1", grid=GRID, scheduler="asha")
-    with pytest.raises(ValueError, match="--backend ray"):
+    with pytest.raises(ValueError, match=r"^address='127.0.0.2:6379' names a Ray cluster; add b"):
         sw.sweep("ppo", "CartPole-v1", grid=GRID, address="127.0.0.2:6379")
+    with pytest.raises(ValueError, match=r"^num_random=N and space go together"):
+        sw.sweep("ppo", "CartPole-v1", grid=GRID, num_random=2)
     with pytest.raises(TypeError, match=r"ppo\.Config"):
         sw.sweep("ppo", "CartPole-v1", grid=GRID, base=a2c.Config())
     with pytest.raises(ValueError, match="Gymnasium"):
@@ -517,3 +521,20 @@ def _outcomes(result):
          [None if x is None or math.isnan(x) else x for x in t["chunk_returns"]])
         for t in result.trials
     ]  # fmt: skip
+
+
+def test_an_infinite_metric_marks_its_trial_diverged():
+    # the driver stops a run at an infinite metric (a gradient norm that overflowed) while
+    # the loss is still finite; a sweep's trial only looked at the loss and the weights
+    class Metrics(typing.NamedTuple):
+        loss: np.ndarray
+        grad_norm: np.ndarray
+        entropy: np.ndarray
+
+    finite = np.zeros((3, 4), np.float32)
+    grad_norm = finite.copy()
+    grad_norm[1, 2] = np.inf
+    entropy = np.full((3, 4), np.nan, np.float32)  # NaN: not recorded, not a divergence
+    metrics = Metrics(loss=finite, grad_norm=grad_norm, entropy=entropy)
+    params = {"w": np.ones((3, 2), np.float32)}
+    assert sw._nonfinite(metrics, params).tolist() == [False, True, False]

@@ -198,11 +198,19 @@ def run_sweep(args: SweepArgs) -> int | None:
 
 def _option_name(name: str) -> str:
     """How `bellmax sweep`'s messages name a parameter of `bellmax.train.sweep.sweep` or a
-    Config field: by this command's option that sets it (`--out`, `--total-steps`); any other
-    field, set with --grid or --set FIELD=..., by itself."""
-    if name == "out_dir":
-        return "--out"
+    Config field: by this command's option that sets it (`--out`, `--scheduler`,
+    `--total-steps`); any other field, set with --grid or --set FIELD=..., by itself."""
+    if name in _SWEEP_OPTIONS:
+        return _SWEEP_OPTIONS[name]
     return option_for(name) if name == "total_timesteps" else name
+
+
+#: `bellmax.train.sweep.sweep`'s parameters that this command sets under another name.
+_SWEEP_OPTIONS = {
+    "out_dir": "--out",
+    "num_random": "--random",
+    **{p: f"--{p}" for p in ("grid", "space", "scheduler", "address", "backend")},
+}
 
 
 def _table(summary: dict) -> str:

@@ -238,6 +238,12 @@ def parse_space(item: str, config_cls: type) -> Space:
     return Space(name, kind, low, high)
 
 
+def _say(name: str, value: Any, names: Callable[[str], str] | None) -> str:
+    """A parameter set to a value, as the caller wrote it: `scheduler='asha'` in Python,
+    `--scheduler asha` on the command line (`names` maps a parameter to its option)."""
+    return f"{name}={value!r}" if names is None else f"{names(name)} {value}"
+
+
 def plan_trials(
     base: Any,
     *,
@@ -246,11 +252,13 @@ def plan_trials(
     num_random: int = 0,
     seeds: Sequence[int] = (0,),
     sample_seed: int = 0,
+    names: Callable[[str], str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every trial of a sweep: `{"index", "config": {field: value}, "seed"}`, the grid's
     product (crossed with `num_random` draws from `space`, if any), each with every seed.
 
     Each configuration is checked by building its Config (errors name the field and value).
+    `names` as for `sweep` (the messages name `grid`, `space` and `num_random` by it).
 
     Raises:
       ValueError: a field both in the grid and the space, `space` without `num_random` (or
@@ -261,12 +269,19 @@ def plan_trials(
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct integers, at least one; got {seeds!r}.")
     both = sorted(set(grid) & {s.field for s in space})
+    if names is None:
+        g, sp, n = "grid", "space", "num_random=N"
+    else:
+        g, sp, n = names("grid"), names("space") + " FIELD=KIND(LOW,HIGH)", names("num_random")
+        n += " N"
     if both:
-        raise ValueError(f"{both[0]} is in both --grid and --space; sweep it with one of them.")
+        raise ValueError(
+            f"{both[0]} is in both {g} and {sp.split()[0]}; sweep it with one of them."
+        )
     if bool(space) != bool(num_random):
         raise ValueError(
-            "--random N and --space FIELD=KIND(LOW,HIGH) go together: N configurations are "
-            "drawn from the spaces; give both or neither."
+            f"{n} and {sp} go together: N configurations are drawn from the spaces; give both "
+            "or neither."
         )
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     if num_random:
@@ -421,8 +436,14 @@ def _chunk_returns(metrics: Any) -> np.ndarray:
 
 
 def _nonfinite(metrics: Any, params: Any) -> np.ndarray:
-    """`[trials]` true where a loss or a weight is NaN or infinite."""
+    """`[trials]` true where a loss or a weight is NaN or infinite, or any other metric
+    infinite (the driver's rule, `driver._first_infinite`: NaN elsewhere means "not
+    recorded at that update", an infinity is the start of a divergence)."""
     bad = ~np.isfinite(np.asarray(metrics.loss)).all(axis=1)
+    for leaf in jax.tree.leaves(metrics):
+        v = np.asarray(leaf)
+        if v.dtype.kind == "f" and v.ndim >= 2:  # [trials, updates, ...]
+            bad |= np.isinf(v.reshape(v.shape[0], -1)).any(axis=1)
     for leaf in jax.tree.leaves(params):
         x = np.asarray(leaf)
         if np.issubdtype(x.dtype, np.inexact):
@@ -696,9 +717,9 @@ def sweep(
         refused (the message names the settings that differ), and the same sweep run again
         resumes there (one that had finished is reported again: `already_complete`). A
         directory that holds another command's run (`bellmax train`, ...) is always refused.
-      names: how the refusals of `out_dir` name this function's parameters and the Config's
-        fields (`bellmax sweep` passes its options: `--out`, `--total-steps`); None: by
-        their own names (`out_dir`, `overwrite=True`, `total_timesteps`).
+      names: how messages name this function's parameters and the Config's fields
+        (`bellmax sweep` passes its options: `--out`, `--scheduler asha`, `--total-steps`);
+        None: by their own names (`out_dir`, `scheduler='asha'`, `total_timesteps`).
 
     Raises:
       ValueError: bad options or values (named); BellmaxError: `ray` without `bellmax[ray]`.
@@ -709,10 +730,15 @@ def sweep(
         raise unknown_name("backend", str(backend), BACKENDS)
     if scheduler not in SCHEDULERS:
         raise unknown_name("scheduler", str(scheduler), SCHEDULERS)
+    ray_backend = _say("backend", "ray", names)
     if scheduler != "none" and backend != "ray":
-        raise ValueError(f"--scheduler {scheduler} runs in Ray Tune; add --backend ray.")
+        raise ValueError(
+            f"{_say('scheduler', scheduler, names)} runs in Ray Tune; add {ray_backend}."
+        )
     if address is not None and backend != "ray":
-        raise ValueError("--address names a Ray cluster; add --backend ray.")
+        raise ValueError(
+            f"{_say('address', address, names)} names a Ray cluster; add {ray_backend}."
+        )
     chunks = check_int(chunks, "chunks", owner="sweep", low=1)
     eval_episodes = check_int(eval_episodes, "eval_episodes", owner="sweep", low=0)
     num_random = check_int(num_random, "num_random", owner="sweep", low=0)
@@ -724,7 +750,7 @@ def sweep(
         _import_ray()  # the missing extra is named before any work
     trials = plan_trials(
         base, grid=grid, space=space, num_random=num_random, seeds=seeds,
-        sample_seed=sample_seed,
+        sample_seed=sample_seed, names=names,
     )  # fmt: skip
     groups = plan_groups(base, trials)
     base_dict = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
