@@ -148,7 +148,8 @@ def unknown_env_error(
     if gymnax_ids is not None and prefix == GYMNAX_PREFIX:
         known = [prefix + k for k in sorted(gymnax_ids)]
         close = [name] if name in _REGISTRY else [prefix + c for c in _close_ids(name, gymnax_ids)]
-        listing = "gymnax's ids: " + ", ".join(known) + "."
+        # every id only when none is close, as for bellmax's own ids
+        listing = "" if close else "gymnax's ids: " + ", ".join(known) + "."
         return unknown_name("gymnax environment", env_id, close, hint=listing, listed=True)
     if gymnasium_ids is None:
         if prefix:
