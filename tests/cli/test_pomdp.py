@@ -100,6 +100,19 @@ def test_pomcp_solve_reports_its_estimate(capsys):
         (["simulate", TIGER, "--policy", "nope.npz"], "no policy file 'nope.npz'"),
         (["solve", TIGER, "--horizon", "3"], "--horizon is only used by --method exact"),
         (["solve", TIGER, "--method", "pomcp", "--out", "p.npz"], "has no alpha vectors to save"),
+        # options this run would ignore (they were dropped without a word)
+        (["solve", TIGER, "--episodes", "10"], "--episodes is for simulate; solve does not"),
+        (["solve", TIGER, "--steps", "10"], "--steps is for simulate"),
+        (
+            ["solve", TIGER, "--method", "qmdp", "--time-limit", "5"],
+            "--time-limit is used by --method hsvi, pbvi, perseus and exact, not qmdp",
+        ),
+        (["solve", TIGER, "--epsilon", "0.1", "--method", "pbvi"], "--epsilon is used by"),
+        (["simulate", TIGER, "--simulations", "10"], "--simulations is used by --method pomcp"),
+        (
+            ["simulate", TIGER, "--policy", "p.npz", "--method", "qmdp"],
+            "--method sets up a solver, but simulate --policy runs the saved policy",
+        ),
     ],
 )
 def test_bad_input_exits_2(capsys, argv, message):

@@ -108,6 +108,52 @@ def _load(args: PomdpArgs):
         raise ValueError(str(e)) from None
 
 
+#: The solvers' options and the methods that use them (--horizon: exact, checked apart).
+_METHOD_OPTIONS = {
+    "time_limit": ("hsvi", "pbvi", "perseus", "exact"),
+    "epsilon": ("hsvi",),
+    "simulations": ("pomcp",),
+    "max_depth": ("pomcp",),
+}
+
+
+def _words(names: tuple[str, ...]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _check_used(args: PomdpArgs) -> None:
+    """Refuse an option that this run would ignore (they were dropped silently): simulate's
+    options given to solve, a solver's options given to another method, and the solver's
+    given to `simulate --policy` (which runs that policy without solving)."""
+    from bellmax.cli.main import changed_fields
+
+    def option(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+    given = changed_fields(args, ["method", "horizon", *_METHOD_OPTIONS, "episodes", "steps"])
+    if args.action == "solve":
+        for name in ("episodes", "steps"):
+            if name in given:
+                raise ValueError(
+                    f"{option(name)} is for simulate; solve does not run episodes (bellmax "
+                    f"pomdp simulate FILE {option(name)} ... runs the policy)."
+                )
+    if args.action == "simulate" and args.policy is not None:
+        solver = [n for n in ("method", "horizon", *_METHOD_OPTIONS) if n in given]
+        if solver:
+            raise ValueError(
+                f"{option(solver[0])} sets up a solver, but simulate --policy runs the saved "
+                f"policy without solving; drop {option(solver[0])}, or drop --policy to solve "
+                "with --method first."
+            )
+        return
+    for name, methods in _METHOD_OPTIONS.items():
+        if name in given and args.method not in methods:
+            raise ValueError(
+                f"{option(name)} is used by --method {_words(methods)}, not {args.method}; drop it."
+            )
+
+
 def _check(args: PomdpArgs) -> None:
     from bellmax.core.checks import check_int, check_number
     from bellmax.core.io import check_output_path
@@ -127,6 +173,7 @@ def _check(args: PomdpArgs) -> None:
         raise ValueError("--policy is for simulate; solve makes a policy (save it with --out).")
     if args.action == "simulate" and args.out is not None:
         raise ValueError("--out is for solve; simulate prints returns only.")
+    _check_used(args)
     check_int(args.simulations, "--simulations", low=1)
     check_int(args.max_depth, "--max-depth", low=1)
     if args.method == "pomcp" and args.out is not None:
