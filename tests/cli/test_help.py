@@ -103,6 +103,29 @@ def test_help_reads_well(argv, boxes, capsys, monkeypatch):
     _check(text, argv)
 
 
+@pytest.mark.parametrize("argv", HELPS, ids=lambda a: " ".join(a) or "bellmax")
+def test_help_breaks_lines_only_at_the_terminal_width(argv, capsys, monkeypatch):
+    # tyro kept every line break of an (indented) field docstring, so help broke mid-sentence
+    # where the source wrapped ("truncated there (or" / "earlier, at ..."): on a terminal
+    # wide enough, an option's help is one row (beside the option, or under a long one)
+    monkeypatch.setenv("COLUMNS", "400")
+    rows = _rows(_help(capsys, argv))
+    entries: list[list[str]] = []
+    for s in sorted({s for s, _ in rows if s}):
+        section = [c for t, c in rows if t == s and c.strip()]
+        base = min(len(c) - len(c.lstrip()) for c in section)
+        for row in (c[base:] for c in section):
+            if not row.startswith(" ") or row.lstrip().startswith("•"):
+                entries.append([row])
+            elif entries:
+                entries[-1].append(row)
+    where = f"bellmax {' '.join(argv)} --help"
+    for first, *more in entries:
+        if more:
+            beside = re.search(r"\S {2,}\S", first) is not None  # help after the option
+            assert len(more) == (0 if beside else 1), f"{where}: help broken: {[first, *more]}"
+
+
 def test_bool_help_names_both_forms_and_the_default(capsys):
     text = _help(capsys, ["train", "ppo"])
     flat = " ".join(text.replace("│", " ").split())

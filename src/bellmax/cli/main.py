@@ -34,11 +34,13 @@ import dataclasses
 import functools
 import inspect
 import io
+import itertools
 import json
 import os
 import re
 import shlex
 import sys
+import textwrap
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -842,6 +844,69 @@ def help_description(doc: str | None, *, full: bool) -> str:
     return "\n\n".join(paragraphs)
 
 
+def _own_field_docs(cls: type) -> dict[str, str]:
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs = {}
+    for a, b in itertools.pairwise(body):
+        if (
+            isinstance(a, ast.AnnAssign)
+            and isinstance(a.target, ast.Name)
+            and isinstance(b, ast.Expr)
+            and isinstance(b.value, ast.Constant)
+            and isinstance(b.value.value, str)
+        ):
+            docs[a.target.id] = " ".join(b.value.value.split())
+    return docs
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Docstrings written under dataclass fields (`x: int = 1` then `\"\"\"doc\"\"\"`), each as
+    one paragraph, the class's own over those of its bases (a config may take shared fields
+    from a base class)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is not object:
+            docs.update(_own_field_docs(klass))
+    return docs
+
+
+@functools.cache
+def one_paragraph_help(cls: type) -> type:
+    """`cls` (a command's arguments dataclass) with each field's docstring given to tyro as
+    one paragraph of help, where the field has no help of its own.
+
+    tyro 1.0 removes a docstring's single line breaks before it dedents it, so in a field
+    docstring (indented in the source) every continuation line started a new line of
+    `--help` wherever the source happened to wrap. A subclass, so the command's code sees
+    the same fields and methods."""
+    import tyro
+
+    hints = typing.get_type_hints(cls, include_extras=True)
+    docs = field_docs(cls)
+    fields = []
+    for f in dataclasses.fields(cls):
+        hint, doc = hints[f.name], docs.get(f.name)
+        if not doc or any(getattr(m, "help", None) for m in getattr(hint, "__metadata__", ())):
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = dataclasses.field(default=f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            default = dataclasses.field(default_factory=f.default_factory)
+        else:
+            default = dataclasses.field()
+        fields.append((f.name, Annotated[hint, tyro.conf.arg(help=doc)], default))
+    if not fields:
+        return cls
+    params = cls.__dataclass_params__  # type: ignore[attr-defined]
+    new = dataclasses.make_dataclass(cls.__name__, fields, bases=(cls,), frozen=params.frozen)
+    new.__module__, new.__qualname__ = cls.__module__, cls.__qualname__
+    return new
+
+
 def _parse(argv: list[str]) -> Any:
     import tyro
 
@@ -896,14 +961,18 @@ def _description(command: Command, argv: Sequence[str]) -> str:
 
 
 def _config_type(command: Command, argv: Sequence[str]) -> type:
-    if command.build_config is not None and list(argv[:1]) == [command.name]:
+    if list(argv[:1]) != [command.name]:  # another command's: its options are not shown
+        return command.config
+    if command.build_config is not None:
         return command.build_config()
-    return command.config
+    return one_paragraph_help(command.config)  # a few ms: only for the command that runs
 
 
 def _command_of(config: Any, argv: Sequence[str]) -> Command:
     for c in COMMANDS.values():
-        if type(config) is c.config or (c.build_config is not None and list(argv[:1]) == [c.name]):
+        if type(config) in (c.config, one_paragraph_help(c.config)) or (
+            c.build_config is not None and list(argv[:1]) == [c.name]
+        ):
             return c
     raise LookupError(f"no command for {type(config).__name__}")
 

@@ -23,15 +23,12 @@ both forms, `--anneal-lr` and `--no-anneal-lr`.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import inspect
-import itertools
 import json
 import re
 import sys
 import tempfile
-import textwrap
 import typing
 from collections.abc import Sequence
 from functools import cache
@@ -41,7 +38,7 @@ from typing import Annotated, Any, Literal, Union
 import tyro
 from tyro.conf import Positional
 
-from bellmax.cli.main import changed_fields, option_for, plural
+from bellmax.cli.main import changed_fields, field_docs, option_for, plural
 from bellmax.core.io import RUN_JSON, check_output_path, check_run_dir
 
 # Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
@@ -117,35 +114,6 @@ _COMMON: list[tuple[str, Any, Any, str]] = [
 ]
 
 
-def _own_field_docs(cls: type) -> dict[str, str]:
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError, SyntaxError):
-        return {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    docs = {}
-    for a, b in itertools.pairwise(body):
-        if (
-            isinstance(a, ast.AnnAssign)
-            and isinstance(a.target, ast.Name)
-            and isinstance(b, ast.Expr)
-            and isinstance(b.value, ast.Constant)
-            and isinstance(b.value.value, str)
-        ):
-            docs[a.target.id] = " ".join(b.value.value.split())
-    return docs
-
-
-def _field_docs(cls: type) -> dict[str, str]:
-    """Docstrings written under dataclass fields (`x: int = 1` then `\"\"\"doc\"\"\"`), the
-    class's own over those of its bases (a config may take shared fields from a base class)."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if klass is not object:
-            docs.update(_own_field_docs(klass))
-    return docs
-
-
 #: Metavars of the options that may be left unset (tyro would show `{None}|INT`).
 _METAVARS = {
     "config": "RUN.json",
@@ -200,7 +168,7 @@ def _algo_args_class(name: str, config_cls: type) -> type:
             default = env_default
         fields.append((fname, _arg(fname, ftype, default, doc, common_hints.get(fname)), default))
         taken.add(fname)
-    docs = _field_docs(config_cls)
+    docs = field_docs(config_cls)
     hints = typing.get_type_hints(config_cls)
     for f in config_fields.values():
         if f.name == "total_timesteps" or f.name in taken:
