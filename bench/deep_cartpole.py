@@ -94,7 +94,9 @@ def child_ours(
     if cache_dir:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", cache_dir)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+        from bellmax.core.compile_cache import MIN_COMPILE_SECONDS  # bellmax's own setting
+
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     t_jax = time.time()
     import dataclasses
 
