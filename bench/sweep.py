@@ -143,22 +143,22 @@ def child_overhead(
     The reuse_actors and local runs are repeated back to back `repeats` times (on a shared
     machine one pair can be hit by another process's burst): the record is the pair with the
     median difference, all differences listed.
+
+    The local run in this process is a warm one: after the first round JAX's tracing caches
+    (flax modules, jnp wrappers) hold what the sweep's program needs, which a new Ray worker
+    never has; a local sweep from the command line (`bellmax sweep --backend local`) runs
+    in a new process and does not have them either. So each round also times the local
+    sweep in a fresh process (`child_local_fresh`, its imports apart):
+    `overhead_per_group_vs_fresh_local_s` is Ray's overhead as the command line sees it.
     """
     t_main = time.time()
-    from bellmax.deep import ppo
     from bellmax.train import sweep as sw
 
     init_s = _ray_init(HOST)
     sw._compile_cache()  # the cache Ray's workers use: the local run loads the same programs
-    sizes = [(32,), (48,), (64,), (32, 32), (64, 64), (16,), (24,), (96,)][:groups_many]
-    cases = {
-        1: {"grid": {"learning_rate": LRS}, "seeds": SEEDS},
-        groups_many: {"grid": {"learning_rate": LRS[1:3], "hidden_sizes": sizes}, "seeds": (0,)},
-    }
+    cases = _overhead_cases(total, groups_many, eval_episodes, chunks)
     out = {"ray_init_s": init_s, "cases": [], "parts": _overhead_parts()}
     for groups, kw in cases.items():
-        kw = {**kw, "base": ppo.Config(total_timesteps=total), "chunks": chunks,
-              "eval_episodes": eval_episodes}  # fmt: skip
 
         def run(backend: str, reuse: bool | None, kw=kw, groups=groups) -> dict:
             opts = {"reuse_actors": reuse, "max_concurrent_trials": 1} if backend == "ray" else None
@@ -173,14 +173,23 @@ def child_overhead(
         fill = run("ray", True)  # fills the compile cache (cold)
         default = run("ray", False)
         pairs = []  # (ray with reuse_actors, local) back to back, `repeats` times
+        fresh = []  # the local run as `bellmax sweep --backend local` runs it: a new process
         for _ in range(repeats):
             sw._PROGRAMS.clear()  # the local run compiles (from the cache) like a fresh worker
             pairs.append((run("ray", True), run("local", None)))
+            fresh.append(_child([
+                "--child", "local-fresh", "--overhead-steps", str(total), "--groups",
+                str(groups_many), "--case", str(groups), "--chunks", str(chunks),
+                "--eval-episodes", str(eval_episodes),
+            ]))  # fmt: skip
         diffs = [(r["wall_s"] - lo["wall_s"]) / groups for r, lo in pairs]
         reuse, local = pairs[diffs.index(statistics.median_low(diffs))]
+        fresh_diffs = [
+            (r["wall_s"] - f["wall_s"]) / groups for (r, _), f in zip(pairs, fresh, strict=True)
+        ]
         same = all(
-            default["returns"] == r["returns"] == lo["returns"] == fill["returns"]
-            for r, lo in pairs
+            default["returns"] == r["returns"] == lo["returns"] == fill["returns"] == f["returns"]
+            for (r, lo), f in zip(pairs, fresh, strict=True)
         )
         out["cases"].append(
             {
@@ -193,6 +202,9 @@ def child_overhead(
                 "overhead_per_group_defaults_s": (default["wall_s"] - local["wall_s"]) / groups,
                 "overhead_per_group_reuse_s": (reuse["wall_s"] - local["wall_s"]) / groups,
                 "overhead_per_group_reuse_all_s": [round(d, 3) for d in diffs],
+                "overhead_per_group_vs_fresh_local_s": statistics.median(fresh_diffs),
+                "overhead_per_group_vs_fresh_local_all_s": [round(d, 3) for d in fresh_diffs],
+                "fresh_local_wall_s": [round(f["wall_s"], 3) for f in fresh],
                 "work_s": {
                     "ray_defaults": default["work_s"],
                     "ray_reuse": reuse["work_s"],
@@ -206,6 +218,35 @@ def child_overhead(
     ray.shutdown()
     out.update({"e2e_s": time.time() - t_main, "load": _load()})
     H.print_json(out)
+
+
+def _overhead_cases(total: int, groups_many: int, eval_episodes: int, chunks: int) -> dict:
+    """`{groups: sweep keywords}`: the 8-trial learning-rate sweep (1 group) and `groups_many`
+    groups (hidden sizes x 2 learning rates, 1 seed)."""
+    from bellmax.deep import ppo
+
+    sizes = [(32,), (48,), (64,), (32, 32), (64, 64), (16,), (24,), (96,)][:groups_many]
+    cases = {
+        1: {"grid": {"learning_rate": LRS}, "seeds": SEEDS},
+        groups_many: {"grid": {"learning_rate": LRS[1:3], "hidden_sizes": sizes}, "seeds": (0,)},
+    }
+    common = {"base": ppo.Config(total_timesteps=total), "chunks": chunks,
+              "eval_episodes": eval_episodes}  # fmt: skip
+    return {g: {**kw, **common} for g, kw in cases.items()}
+
+
+def child_local_fresh(total: int, groups_many: int, case: int, eval_episodes: int, chunks: int):
+    """A fresh process, as `bellmax sweep --backend local` runs: imports (not timed), then
+    one local sweep of `child_overhead`'s case `case` (its compiles served by the same
+    persistent cache, JAX's tracing caches empty as in a new Ray worker); prints its wall."""
+    from bellmax.train import sweep as sw
+
+    sw._compile_cache()
+    kw = _overhead_cases(total, groups_many, eval_episodes, chunks)[case]
+    t = time.perf_counter()
+    res = sw.sweep("ppo", ENV_ID, backend="local", **kw)
+    wall = time.perf_counter() - t
+    H.print_json({"wall_s": wall, "returns": [t["final_eval_return"] for t in res.trials]})
 
 
 TRACE_ENV = "BELLMAX_BENCH_SWEEP_TRACE"
@@ -494,6 +535,20 @@ def _overhead(args, common: dict, out) -> None:
             ),
             out,
         )  # fmt: skip
+        H.emit(
+            H.result(
+                BENCH, case["overhead_per_group_vs_fresh_local_s"], 2.0, "s",
+                peer_name="goal: <= 2 s per program group",
+                case=f"ray backend overhead per group, {case['groups']} group(s), as the command "
+                "line sees it: (ray wall - wall of the local backend in a fresh process, "
+                "imports apart) / groups, reuse_actors, one trial at a time, warm compile "
+                "cache, cluster start apart",
+                ray_init_s=run["ray_init_s"], load=run["load"],
+                **{**common, "total_steps": steps, "trials": case["trials"]},
+                **{k: v for k, v in case.items() if k != "trials"},
+            ),
+            out,
+        )  # fmt: skip
 
 
 def _phases(args, common: dict, out) -> None:
@@ -519,7 +574,7 @@ def main() -> None:
     p.add_argument("--total-steps", type=int, default=30_000, help="env steps per trial")
     p.add_argument(
         "--child",
-        choices=["local", "ray", "tune", "tune-reuse", "overhead", "phases"],
+        choices=["local", "ray", "tune", "tune-reuse", "overhead", "phases", "local-fresh"],
         default=None,
     )
     p.add_argument(
@@ -540,6 +595,9 @@ def main() -> None:
         help="only where the Ray backend's time goes, phase by phase (1 group)",
     )  # fmt: skip
     p.add_argument("--peer-rllib", action="store_true", help="(internal) the RLlib run")
+    p.add_argument("--case", type=int, default=1, help="(internal) local-fresh: groups")
+    p.add_argument("--chunks", type=int, help="(internal) local-fresh: chunks per group")
+    p.add_argument("--eval-episodes", type=int, help="(internal) local-fresh: episodes")
     p.add_argument("--no-rllib", action="store_true", help="skip RLlib (it takes minutes)")
     p.add_argument("--only-rllib", action="store_true", help="bellmax local and RLlib only")
     args = p.parse_args()
@@ -549,6 +607,10 @@ def main() -> None:
         return peer_rllib(total)
     if args.child == "overhead":
         return child_overhead(args.overhead_steps, args.groups, episodes, chunks, args.repeats)
+    if args.child == "local-fresh":
+        return child_local_fresh(
+            args.overhead_steps, args.groups, args.case, args.eval_episodes, args.chunks
+        )
     if args.child == "phases":
         return child_phases(args.overhead_steps, episodes, chunks, args.repeats)
     if args.child in ("local", "ray"):
