@@ -94,3 +94,18 @@ def test_cache_dir_rules():
     for off in ("0", "off", "False"):
         assert compile_cache_dir({"BELLMAX_CACHE_DIR": "/c", "BELLMAX_COMPILE_CACHE": off}) is None
     assert compile_cache_dir({}) is None or compile_cache_dir({}).name == "xla"
+
+
+def test_the_size_bound_is_checked_at_most_once_an_interval(tmp_path):
+    # every `import bellmax` (and the `bellmax` command once more) turned the cache on and
+    # stat-ed every file to apply the bound: now at most once per PRUNE_INTERVAL_SECONDS
+    from bellmax.core import compile_cache as cc
+
+    folder = tmp_path / "xla"
+    folder.mkdir()
+    assert cc._prune_due(folder) and not cc._prune_due(folder)  # the stamp is renewed
+    stamp = tmp_path / "xla.pruned"
+    assert stamp.is_file() and not (folder / "xla.pruned").exists()  # beside, not in JAX's
+    old = stamp.stat().st_mtime - cc.PRUNE_INTERVAL_SECONDS - 1
+    os.utime(stamp, (old, old))
+    assert cc._prune_due(folder)

@@ -6,10 +6,10 @@ of the same program loads the compiled code from disk instead. `import bellmax` 
 `bellmax` command turn it on, in `user_cache_dir() / "xla"` (`$BELLMAX_CACHE_DIR`, else
 `$XDG_CACHE_HOME/bellmax`, else `~/.cache/bellmax`), bounded to `DEFAULT_MAX_BYTES`: when it
 is turned on and the folder holds more, the least recently used programs are deleted down to
-three quarters of the bound. (Not JAX's own bound, `jax_compilation_cache_max_size`: its
-eviction reads a timestamp file beside every entry, and an entry without one (a process
-killed between the two writes, or one that ran without the bound) makes every later write
-fail with a warning.)
+three quarters of the bound (the folder is checked at most once an hour). (Not JAX's own
+bound, `jax_compilation_cache_max_size`: its eviction reads a timestamp file beside every
+entry, and an entry without one (a process killed between the two writes, or one that ran
+without the bound) makes every later write fail with a warning.)
 
 When JAX is not imported yet (`import bellmax` does not import it), the settings go to
 JAX's environment variables (`JAX_COMPILATION_CACHE_DIR`, which child processes inherit),
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -46,6 +47,10 @@ DEFAULT_MAX_BYTES = 2 * 1024**3
 #: instead of 2.63, `bellmax sysid --env CartPole-v1` 2.31 s instead of 2.91; cold runs and
 #: warm PPO training took the same time (2 cores, three runs each).
 MIN_COMPILE_SECONDS = 0.0
+#: The folder is scanned for the size bound at most this often (the age of a stamp beside it,
+#: `xla.pruned`): a scan stats every file, and `import bellmax` and the `bellmax` command
+#: turn the cache on (a scan of the 6,500 files one test-suite run leaves took 16-24 ms).
+PRUNE_INTERVAL_SECONDS = 3600.0
 _OFF = ("0", "off", "false", "no")
 
 
@@ -93,7 +98,7 @@ def enable_compile_cache(
             return None
     except OSError:
         return None
-    if max_bytes >= 0:
+    if max_bytes >= 0 and _prune_due(path):
         prune(path, max_bytes)
     if jax is None:  # `import bellmax` stays free of JAX; JAX reads these when it is imported
         os.environ["JAX_COMPILATION_CACHE_DIR"] = str(path)
@@ -104,6 +109,22 @@ def enable_compile_cache(
         jax.config.update("jax_compilation_cache_dir", str(path))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     return path
+
+
+def _prune_due(path: Path) -> bool:
+    """Whether the last size check of the cache folder `path` is `PRUNE_INTERVAL_SECONDS`
+    old (or unknown); if so, its stamp is renewed now."""
+    stamp = path.with_name(path.name + ".pruned")
+    try:
+        if time.time() - stamp.stat().st_mtime < PRUNE_INTERVAL_SECONDS:
+            return False
+    except OSError:  # no stamp yet
+        pass
+    try:
+        stamp.touch()
+    except OSError:  # a read-only parent: check every time, as before
+        pass
+    return True
 
 
 def prune(path: Path, max_bytes: int) -> int:
