@@ -8,6 +8,7 @@ import dataclasses
 import ipaddress
 import json
 import math
+import shutil
 import tempfile
 import typing
 
@@ -471,6 +472,19 @@ def test_a_finished_sweep_run_again_on_ray_is_reported_as_finished(remote):
     assert group["resumed_at_updates"] == group["updates_done"] == TINY.num_updates
     assert all(t["seconds"] == 0 for t in again.trials)
     assert _outcomes(again) == _outcomes(first)
+
+
+def test_a_sweep_finished_locally_trains_on_ray_and_does_not_claim_it_had_finished(
+    cluster, local, tmp_path
+):
+    # Ray keeps its own group checkpoints (groups/ray-<g>), so it trains the sweep again; the
+    # result said already_complete ("--out already held this finished sweep") all the same
+    result, _, out = local
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    again = sw.sweep("ppo", "CartPole-v1", backend="ray", out_dir=copy, **KW)
+    assert not again.already_complete and not again.groups[0]["finished_before"]
+    assert _outcomes(again) == _outcomes(result)
 
 
 def test_a_sweep_without_out_keeps_no_ray_records(cluster, local, tmp_path, monkeypatch):

@@ -788,6 +788,9 @@ def sweep(
             specs, address=address, scheduler=scheduler, out=out,
             options=dict(ray_options or {}), already_complete=already_complete,
         )  # fmt: skip
+    # held and reported again, not trained: a sweep finished on the local backend and run
+    # again on Ray trains there (its group checkpoints are Ray's own, groups/ray-<g>)
+    already_complete = already_complete and all(r.finished_before for r in results)
     swept = sorted({k for tr in trials for k in tr["config"]})
     all_trials = sorted((tr for r in results for tr in r.trials), key=lambda tr: tr["index"])
     result = SweepResult(
