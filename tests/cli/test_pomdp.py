@@ -113,6 +113,13 @@ def test_pomcp_solve_reports_its_estimate(capsys):
             ["simulate", TIGER, "--policy", "p.npz", "--method", "qmdp"],
             "--method sets up a solver, but simulate --policy runs the saved policy",
         ),
+        # named as ignored before the other checks judge their values
+        (
+            ["simulate", TIGER, "--policy", "p.npz", "--method", "exact", "--horizon", "3"],
+            "--method and --horizon set up a solver",
+        ),
+        (["solve", TIGER, "--episodes", "1"], "--episodes is for simulate"),
+        (["solve", TIGER, "--method", "qmdp", "--time-limit", "0"], "not qmdp"),
     ],
 )
 def test_bad_input_exits_2(capsys, argv, message):

@@ -139,12 +139,13 @@ def _check_used(args: PomdpArgs) -> None:
                     f"pomdp simulate FILE {option(name)} ... runs the policy)."
                 )
     if args.action == "simulate" and args.policy is not None:
-        solver = [n for n in ("method", "horizon", *_METHOD_OPTIONS) if n in given]
+        solver = [option(n) for n in ("method", "horizon", *_METHOD_OPTIONS) if n in given]
         if solver:
+            which = _words(tuple(solver))
             raise ValueError(
-                f"{option(solver[0])} sets up a solver, but simulate --policy runs the saved "
-                f"policy without solving; drop {option(solver[0])}, or drop --policy to solve "
-                "with --method first."
+                f"{which} {'sets' if len(solver) == 1 else 'set'} up a solver, but simulate "
+                f"--policy runs the saved policy without solving; drop {which}, or drop "
+                "--policy to solve with --method first."
             )
         return
     for name, methods in _METHOD_OPTIONS.items():
@@ -158,6 +159,7 @@ def _check(args: PomdpArgs) -> None:
     from bellmax.core.checks import check_int, check_number
     from bellmax.core.io import check_output_path
 
+    _check_used(args)  # first: an ignored option is named as such, not by its value
     if args.method == "exact" and args.horizon is None:
         raise ValueError("--method exact needs --horizon H (the number of steps to plan for).")
     if args.horizon is not None:
@@ -173,7 +175,6 @@ def _check(args: PomdpArgs) -> None:
         raise ValueError("--policy is for simulate; solve makes a policy (save it with --out).")
     if args.action == "simulate" and args.out is not None:
         raise ValueError("--out is for solve; simulate prints returns only.")
-    _check_used(args)
     check_int(args.simulations, "--simulations", low=1)
     check_int(args.max_depth, "--max-depth", low=1)
     if args.method == "pomcp" and args.out is not None:
