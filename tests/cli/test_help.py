@@ -219,3 +219,21 @@ def test_help_shows_plain_metavars_and_the_real_defaults(argv, shown, capsys):
     flat = _flat(_help(capsys, argv))
     for text in shown:
         assert text in flat, f"bellmax {' '.join(argv)} --help: {text!r}"
+
+
+def test_one_paragraph_help_keeps_each_fields_settings():
+    # the rebuilt class dropped kw_only (a registered command's kw_only config with a
+    # required field after a defaulted one failed to build, for every later command too)
+    from bellmax.cli.main import one_paragraph_help
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Args:
+        x: int = 1
+        """An option whose docstring
+        wraps."""
+        y: int
+        """Required."""
+
+    new = one_paragraph_help(Args)
+    assert new.__bellmax_config__ is Args and issubclass(new, Args)
+    assert new(y=2).x == 1 and all(f.kw_only for f in dataclasses.fields(new))

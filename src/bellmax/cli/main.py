@@ -881,8 +881,10 @@ def one_paragraph_help(cls: type) -> type:
 
     tyro 1.0 removes a docstring's single line breaks before it dedents it, so in a field
     docstring (indented in the source) every continuation line started a new line of
-    `--help` wherever the source happened to wrap. A subclass, so the command's code sees
-    the same fields and methods."""
+    `--help` wherever the source happened to wrap. The new class is a subclass (marked
+    `__bellmax_config__ = cls`) with the same fields, field settings and methods, so the
+    command's code works on it as on `cls`; it is not `cls` itself (`type(args) is cls` and
+    `args == cls(...)` are false, and it does not pickle)."""
     import tyro
 
     hints = typing.get_type_hints(cls, include_extras=True)
@@ -892,18 +894,21 @@ def one_paragraph_help(cls: type) -> type:
         hint, doc = hints[f.name], docs.get(f.name)
         if not doc or any(getattr(m, "help", None) for m in getattr(hint, "__metadata__", ())):
             continue
+        same = {"init": f.init, "repr": f.repr, "hash": f.hash, "compare": f.compare,
+                "metadata": f.metadata, "kw_only": f.kw_only}  # fmt: skip
         if f.default is not dataclasses.MISSING:
-            default = dataclasses.field(default=f.default)
+            field = dataclasses.field(default=f.default, **same)
         elif f.default_factory is not dataclasses.MISSING:
-            default = dataclasses.field(default_factory=f.default_factory)
+            field = dataclasses.field(default_factory=f.default_factory, **same)
         else:
-            default = dataclasses.field()
-        fields.append((f.name, Annotated[hint, tyro.conf.arg(help=doc)], default))
+            field = dataclasses.field(**same)
+        fields.append((f.name, Annotated[hint, tyro.conf.arg(help=doc)], field))
     if not fields:
         return cls
     params = cls.__dataclass_params__  # type: ignore[attr-defined]
     new = dataclasses.make_dataclass(cls.__name__, fields, bases=(cls,), frozen=params.frozen)
     new.__module__, new.__qualname__ = cls.__module__, cls.__qualname__
+    new.__bellmax_config__ = cls  # type: ignore[attr-defined]
     return new
 
 
@@ -970,7 +975,7 @@ def _config_type(command: Command, argv: Sequence[str]) -> type:
 
 def _command_of(config: Any, argv: Sequence[str]) -> Command:
     for c in COMMANDS.values():
-        if type(config) in (c.config, one_paragraph_help(c.config)) or (
+        if getattr(type(config), "__bellmax_config__", type(config)) is c.config or (
             c.build_config is not None and list(argv[:1]) == [c.name]
         ):
             return c
