@@ -150,7 +150,7 @@ def test_ray_backend_without_ray_names_the_extra(monkeypatch):
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
-    with pytest.raises(BellmaxError, match=r"bellmax\[ray\]"):
+    with pytest.raises(BellmaxError, match=r"^backend='ray' needs Ray Tune.*bellmax\[ray\]"):
         sw.sweep("ppo", "CartPole-v1", grid=GRID, base=TINY, backend="ray")
 
 

@@ -36,7 +36,8 @@ class SweepArgs:
     Every configuration of --grid (and --random draws from --space) with every seed, one
     compiled program per group of configurations that differ only in numeric
     hyperparameters. Prints a table of the trials (the return of a trial whose loss or
-    weights went non-finite reads `diverged`; --json: one object with `trials` and `best`);
+    weights went non-finite, or a metric infinite, reads `diverged`; --json: one object with
+    `trials` and `best`);
     --out DIR also gets results.csv, results.json and a plot of return against each swept
     field, and each group's checkpoint (the same command resumes an interrupted sweep, also
     on Ray after its driver died, and shows a finished one's results again; --overwrite
@@ -238,8 +239,8 @@ def _table(summary: dict) -> str:
     diverged = sum(bool(t["diverged"]) for t in summary["trials"])
     if diverged:
         lines.append(
-            f"{plural(diverged, 'trial')} diverged (a non-finite loss or weight; not "
-            "evaluated): lower learning_rate."
+            f"{plural(diverged, 'trial')} diverged (a non-finite loss or weight, or an "
+            "infinite metric; not evaluated): lower learning_rate."
         )
     return "\n".join(lines)
 

@@ -38,6 +38,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import tempfile
@@ -241,7 +242,7 @@ def parse_space(item: str, config_cls: type) -> Space:
 def _say(name: str, value: Any, names: Callable[[str], str] | None) -> str:
     """A parameter set to a value, as the caller wrote it: `scheduler='asha'` in Python,
     `--scheduler asha` on the command line (`names` maps a parameter to its option)."""
-    return f"{name}={value!r}" if names is None else f"{names(name)} {value}"
+    return f"{name}={value!r}" if names is None else f"{names(name)} {shlex.quote(str(value))}"
 
 
 def plan_trials(
@@ -437,8 +438,8 @@ def _chunk_returns(metrics: Any) -> np.ndarray:
 
 def _nonfinite(metrics: Any, params: Any) -> np.ndarray:
     """`[trials]` true where a loss or a weight is NaN or infinite, or any other metric
-    infinite (the driver's rule, `driver._first_infinite`: NaN elsewhere means "not
-    recorded at that update", an infinity is the start of a divergence)."""
+    (`[trials, updates]`) infinite, as the driver decides (`driver._first_infinite`: NaN
+    elsewhere means "not recorded at that update", an infinity starts a divergence)."""
     bad = ~np.isfinite(np.asarray(metrics.loss)).all(axis=1)
     for leaf in jax.tree.leaves(metrics):
         v = np.asarray(leaf)
@@ -747,7 +748,7 @@ def sweep(
     if not isinstance(base, module.Config):
         raise TypeError(f"base must be a {algo}.Config, got {type(base).__name__}.")
     if backend == "ray":
-        _import_ray()  # the missing extra is named before any work
+        _import_ray(names)  # the missing extra is named before any work
     trials = plan_trials(
         base, grid=grid, space=space, num_random=num_random, seeds=seeds,
         sample_seed=sample_seed, names=names,
@@ -967,13 +968,13 @@ def _plot_field(path: Path, result: SweepResult, field: str) -> None:
 # ---------------------------------------------------------------------- Ray Tune
 
 
-def _import_ray() -> Any:
+def _import_ray(names: Callable[[str], str] | None = None) -> Any:
     try:
         import ray
         from ray import tune  # noqa: F401
     except ImportError:
         raise BellmaxError(
-            f"--backend ray needs Ray Tune, the optional extra {RAY_EXTRA}: "
+            f"{_say('backend', 'ray', names)} needs Ray Tune, the optional extra {RAY_EXTRA}: "
             f"pip install '{RAY_EXTRA}' (or: pip install 'ray[tune]')."
         ) from None
     return ray
