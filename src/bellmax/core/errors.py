@@ -39,9 +39,10 @@ class MissingDependencyError(BellmaxError, ImportError):
 OPTION_NAMES: dict[str, str] = {"total_timesteps": "total_steps"}
 
 #: Names users bring from other libraries (Stable-Baselines3, CleanRL) or abbreviate, and the
-#: bellmax Config field each means (the commands' own spellings, `OPTION_NAMES`, included): `unknown_name` suggests the field (when it is among the
-#: known names) instead of a merely similar spelling (`lr` is `learning_rate`, not
-#: `anneal_lr`). Keys are lower case with `_` for `-`; `alias_for` looks names up.
+#: bellmax Config field each means (the commands' own spellings, `OPTION_NAMES`, included):
+#: `unknown_name` suggests the field (when it is among the known names) instead of a merely
+#: similar spelling (`lr` is `learning_rate`, not `anneal_lr`). Keys are lower case with `_`
+#: for `-`; `alias_for` looks names up.
 NAME_ALIASES: dict[str, str] = {
     "lr": "learning_rate",
     "step_size": "learning_rate",

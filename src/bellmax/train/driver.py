@@ -69,6 +69,7 @@ from bellmax.core.io import (
     RUN_OUTPUTS,
     check_output_path,
     check_run_dir,
+    clear_outputs,
 )
 from bellmax.core.provenance import run_provenance
 from bellmax.core.xla import RUN_ONCE, jit_lightly
@@ -1035,12 +1036,10 @@ def _train_locked(
     else:
         meta["run_id"] = secrets.token_hex(8)
     if out is not None:
+        if not has_checkpoint:  # another run's outputs (overwrite) or a stale checkpoint
+            clear_outputs(out, "train")
         # The run record comes first: from here on a kill leaves a run that resumes.
         atomic_write_json(out / RUN_JSON, {**meta, "status": "running", "updates_done": done})
-        if not has_checkpoint:  # another run's outputs (overwrite) or a stale checkpoint
-            for stale in RUN_OUTPUTS["train"]:
-                if stale != RUN_JSON:
-                    (out / stale).unlink(missing_ok=True)
     target = num_updates if stop_after is None else min(num_updates, int(stop_after))
     solved = stop_return is not None and all(x is not None for x in solved_at)
     if done < target and not solved:
