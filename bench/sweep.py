@@ -48,6 +48,8 @@ ENV_ID = "CartPole-v1"
 LRS = (3e-4, 1e-3, 3e-3, 1e-2)
 SEEDS = (0, 1)
 HOST = "127.0.0.2"
+HOST_CLI = "127.0.0.3"  # a fresh process's own cluster, beside the overhead driver's
+CHILDREN = ("local", "ray", "tune", "tune-reuse", "overhead", "phases", "local-fresh", "ray-fresh")
 PEER_VENV = H.BENCH_DIR / ".venv-peers" / "ray"
 RLLIB_INSTALL = f'{PEER_VENV}/bin/pip install "ray[rllib]==2.60.0" torch==2.13.0'
 
@@ -146,10 +148,11 @@ def child_overhead(
 
     The local run in this process is a warm one: after the first round JAX's tracing caches
     (flax modules, jnp wrappers) hold what the sweep's program needs, which a new Ray worker
-    never has; a local sweep from the command line (`bellmax sweep --backend local`) runs
-    in a new process and does not have them either. So each round also times the local
-    sweep in a fresh process (`child_local_fresh`, its imports apart):
-    `overhead_per_group_vs_fresh_local_s` is Ray's overhead as the command line sees it.
+    never has; and this driver's cluster has given its idle workers away (`_overhead_parts`).
+    The command line runs one sweep in a new process, and without `--address` on a cluster
+    of its own. So each round also times both backends that way (`child_fresh`: a new
+    process, imports apart, the Ray one starting its own cluster, timed apart):
+    `overhead_per_group_command_line_s` is Ray's overhead as the command line sees it.
     """
     t_main = time.time()
     from bellmax.train import sweep as sw
@@ -173,24 +176,23 @@ def child_overhead(
         fill = run("ray", True)  # fills the compile cache (cold)
         default = run("ray", False)
         pairs = []  # (ray with reuse_actors, local) back to back, `repeats` times
-        fresh = []  # the local run as `bellmax sweep --backend local` runs it: a new process
+        fresh = []  # (ray, local) as `bellmax sweep --backend ray|local` runs them
         for _ in range(repeats):
             sw._PROGRAMS.clear()  # the local run compiles (from the cache) like a fresh worker
             pairs.append((run("ray", True), run("local", None)))
-            fresh.append(_child([
-                "--child", "local-fresh", "--overhead-steps", str(total), "--groups",
+            fresh.append(tuple(_child([
+                "--child", f"{backend}-fresh", "--overhead-steps", str(total), "--groups",
                 str(groups_many), "--case", str(groups), "--chunks", str(chunks),
                 "--eval-episodes", str(eval_episodes),
-            ]))  # fmt: skip
+            ]) for backend in ("ray", "local")))  # fmt: skip
         diffs = [(r["wall_s"] - lo["wall_s"]) / groups for r, lo in pairs]
         reuse, local = pairs[diffs.index(statistics.median_low(diffs))]
-        fresh_diffs = [
-            (r["wall_s"] - f["wall_s"]) / groups for (r, _), f in zip(pairs, fresh, strict=True)
-        ]
+        cli_diffs = [(r["wall_s"] - lo["wall_s"]) / groups for r, lo in fresh]
         same = all(
-            default["returns"] == r["returns"] == lo["returns"] == fill["returns"] == f["returns"]
-            for (r, lo), f in zip(pairs, fresh, strict=True)
-        )
+            default["returns"] == r["returns"] == lo["returns"] == fill["returns"]
+            == fr["returns"] == fl["returns"]
+            for (r, lo), (fr, fl) in zip(pairs, fresh, strict=True)
+        )  # fmt: skip
         out["cases"].append(
             {
                 "groups": groups,
@@ -202,9 +204,11 @@ def child_overhead(
                 "overhead_per_group_defaults_s": (default["wall_s"] - local["wall_s"]) / groups,
                 "overhead_per_group_reuse_s": (reuse["wall_s"] - local["wall_s"]) / groups,
                 "overhead_per_group_reuse_all_s": [round(d, 3) for d in diffs],
-                "overhead_per_group_vs_fresh_local_s": statistics.median(fresh_diffs),
-                "overhead_per_group_vs_fresh_local_all_s": [round(d, 3) for d in fresh_diffs],
-                "fresh_local_wall_s": [round(f["wall_s"], 3) for f in fresh],
+                "overhead_per_group_command_line_s": statistics.median(cli_diffs),
+                "overhead_per_group_command_line_all_s": [round(d, 3) for d in cli_diffs],
+                "fresh_ray_wall_s": [round(r["wall_s"], 3) for r, _ in fresh],
+                "fresh_ray_init_s": [round(r["ray_init_s"], 3) for r, _ in fresh],
+                "fresh_local_wall_s": [round(lo["wall_s"], 3) for _, lo in fresh],
                 "work_s": {
                     "ray_defaults": default["work_s"],
                     "ray_reuse": reuse["work_s"],
@@ -235,18 +239,29 @@ def _overhead_cases(total: int, groups_many: int, eval_episodes: int, chunks: in
     return {g: {**kw, **common} for g, kw in cases.items()}
 
 
-def child_local_fresh(total: int, groups_many: int, case: int, eval_episodes: int, chunks: int):
-    """A fresh process, as `bellmax sweep --backend local` runs: imports (not timed), then
-    one local sweep of `child_overhead`'s case `case` (its compiles served by the same
-    persistent cache, JAX's tracing caches empty as in a new Ray worker); prints its wall."""
+def child_fresh(
+    backend: str, total: int, groups_many: int, case: int, eval_episodes: int, chunks: int
+) -> None:
+    """A fresh process, as `bellmax sweep --backend local|ray` runs: imports (not timed), for
+    Ray a local cluster of its own (on `HOST_CLI`, the driver's stays up; timed apart, as
+    `ray_init_s`), then one sweep of `child_overhead`'s case `case` (its compiles served by
+    the same persistent cache, JAX's tracing caches empty as in a new Ray worker; Ray with
+    reuse_actors, one trial at a time); prints its wall. Ray Tune's import is in the wall."""
     from bellmax.train import sweep as sw
 
+    init_s = _ray_init(HOST_CLI) if backend == "ray" else None
     sw._compile_cache()
     kw = _overhead_cases(total, groups_many, eval_episodes, chunks)[case]
+    opts = {"reuse_actors": True, "max_concurrent_trials": 1} if backend == "ray" else None
     t = time.perf_counter()
-    res = sw.sweep("ppo", ENV_ID, backend="local", **kw)
+    res = sw.sweep("ppo", ENV_ID, backend=backend, ray_options=opts, **kw)
     wall = time.perf_counter() - t
-    H.print_json({"wall_s": wall, "returns": [t["final_eval_return"] for t in res.trials]})
+    if backend == "ray":
+        import ray
+
+        ray.shutdown()
+    H.print_json({"wall_s": wall, "ray_init_s": init_s,
+                  "returns": [t["final_eval_return"] for t in res.trials]})  # fmt: skip
 
 
 TRACE_ENV = "BELLMAX_BENCH_SWEEP_TRACE"
@@ -354,15 +369,47 @@ def _trivial_trial(config: dict) -> None:
         tune.report({"score": i})
 
 
+class _Probe:
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def _actor_starts() -> dict:
+    """Seconds from creating a 1-CPU actor to its first answer: on one of the idle workers
+    Ray starts with a node (`idle_worker_s`); with the runtime environment Ray Tune gives its
+    trial actors by default (`tune_runtime_env_s`: a new worker, through Ray's
+    runtime-environment agent); plain once the idle workers are taken (`new_worker_s`). The
+    sweep's trial actors go without Tune's environment (`sweep._trials_on_started_workers`)."""
+    import ray
+    from ray.tune.execution.class_cache import DEFAULT_ENV_VARS
+
+    def start(runtime_env: dict | None) -> float:
+        opts = {"num_cpus": 1} | ({"runtime_env": runtime_env} if runtime_env else {})
+        t = time.perf_counter()
+        actor = ray.remote(**opts)(_Probe).remote()
+        ray.get(actor.pid.remote())
+        took = time.perf_counter() - t
+        ray.kill(actor)
+        return took
+
+    tune_env = {"env_vars": dict(DEFAULT_ENV_VARS)}  # (a Ray internal)
+    idle = [start(None) for _ in range(2)]  # the 2-CPU cluster starts 2 idle workers
+    return {"idle_worker_s": idle, "tune_runtime_env_s": start(tune_env),
+            "new_worker_s": start(None)}  # fmt: skip
+
+
 def _overhead_parts() -> dict:
     """What a first group's overhead is made of, measured apart (the cluster is up):
-    `tune_trial_s`, a 1-trial Tune fit of a trainable that imports nothing and reports 10
-    times (Tune's scheduling, the trial actor's process start, its `ray.tune` import);
-    `worker_imports_s`, a fresh Python importing `bellmax.train.sweep` (jax, flax, optax,
-    bellmax) and starting jax's CPU backend, as a new worker does before its first group."""
+    `actor_start` (`_actor_starts`); `tune_trial_s`, a 1-trial Tune fit, Tune's defaults, of
+    a trainable that imports nothing and reports 10 times (Tune's scheduling, the trial
+    actor's process start, its `ray.tune` import); `worker_imports_s`, a fresh Python
+    importing `bellmax.train.sweep` (jax, flax, optax, bellmax) and starting jax's CPU
+    backend, as a new worker does before its first group. The idle workers are taken here:
+    the overhead cases after this start a new worker for each sweep (the command line's one
+    sweep per cluster finds an idle one)."""
     from ray import tune
 
-    parts = {}
+    parts = {"actor_start": _actor_starts()}
     with tempfile.TemporaryDirectory() as storage:
         t = time.perf_counter()
         tune.Tuner(
@@ -530,10 +577,10 @@ def _overhead(args, common: dict, out) -> None:
                  "parts": run["parts"]},
             ),
             (
-                case["overhead_per_group_vs_fresh_local_s"],
-                ", as the command line sees it: (ray wall - wall of the local backend in a fresh "
-                "process, imports apart) / groups, reuse_actors, one trial at a time, warm "
-                "compile cache, cluster start apart",
+                case["overhead_per_group_command_line_s"],
+                ", as the command line sees it: (ray wall - local wall) / groups, each in a fresh "
+                "process, imports apart, Ray on a cluster of its own (its start apart), "
+                "reuse_actors, one trial at a time, warm compile cache",
                 {},
             ),
         )  # fmt: skip
@@ -573,7 +620,7 @@ def main() -> None:
     p.add_argument("--total-steps", type=int, default=30_000, help="env steps per trial")
     p.add_argument(
         "--child",
-        choices=["local", "ray", "tune", "tune-reuse", "overhead", "phases", "local-fresh"],
+        choices=[*CHILDREN],
         default=None,
     )
     p.add_argument(
@@ -594,9 +641,9 @@ def main() -> None:
         help="only where the Ray backend's time goes, phase by phase (1 group)",
     )  # fmt: skip
     p.add_argument("--peer-rllib", action="store_true", help="(internal) the RLlib run")
-    p.add_argument("--case", type=int, default=1, help="(internal) local-fresh: groups")
-    p.add_argument("--chunks", type=int, help="(internal) local-fresh: chunks per group")
-    p.add_argument("--eval-episodes", type=int, help="(internal) local-fresh: episodes")
+    p.add_argument("--case", type=int, default=1, help="(internal) local/ray-fresh: groups")
+    p.add_argument("--chunks", type=int, help="(internal) local/ray-fresh: chunks per group")
+    p.add_argument("--eval-episodes", type=int, help="(internal) local/ray-fresh: episodes")
     p.add_argument("--no-rllib", action="store_true", help="skip RLlib (it takes minutes)")
     p.add_argument("--only-rllib", action="store_true", help="bellmax local and RLlib only")
     args = p.parse_args()
@@ -606,10 +653,11 @@ def main() -> None:
         return peer_rllib(total)
     if args.child == "overhead":
         return child_overhead(args.overhead_steps, args.groups, episodes, chunks, args.repeats)
-    if args.child == "local-fresh":
-        return child_local_fresh(
-            args.overhead_steps, args.groups, args.case, args.eval_episodes, args.chunks
-        )
+    if args.child in ("local-fresh", "ray-fresh"):
+        return child_fresh(
+            args.child.removesuffix("-fresh"), args.overhead_steps, args.groups, args.case,
+            args.eval_episodes, args.chunks,
+        )  # fmt: skip
     if args.child == "phases":
         return child_phases(args.overhead_steps, episodes, chunks, args.repeats)
     if args.child in ("local", "ray"):

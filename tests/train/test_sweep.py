@@ -451,6 +451,28 @@ def remote(cluster, tmp_path_factory):
     return sw.sweep("ppo", "CartPole-v1", backend="ray", out_dir=out, **KW), out
 
 
+def test_trial_actors_go_without_tunes_lightning_environment():
+    # Tune gives each trial actor {"env_vars": {"PL_DISABLE_FORK": "1"}}, so Ray started a new
+    # worker for it (~0.9 s) instead of taking an idle one (~0.02 s); the sweep registers its
+    # actor with Tune's own cache while that variable is left out, and puts it back after.
+    # This reads the Ray internal it edits: a Ray that moves it fails here, not silently.
+    from ray.tune.execution import class_cache
+
+    class Trainable:
+        pass
+
+    before = dict(class_cache.DEFAULT_ENV_VARS)
+    assert "PL_DISABLE_FORK" in before
+    with pytest.raises(RuntimeError), sw._trials_on_started_workers():
+        actor = class_cache._ActorClassCache().get(Trainable)
+        assert actor._default_options["runtime_env"] == {}
+        raise RuntimeError("a failed fit")
+    assert class_cache.DEFAULT_ENV_VARS == before
+    assert class_cache._ActorClassCache().get(Trainable)._default_options["runtime_env"] == {
+        "env_vars": before
+    }
+
+
 def test_ray_backend_gives_the_local_results(remote, local):
     (result, _, _), (on_ray, out) = local, remote
     assert _outcomes(on_ray) == _outcomes(result)
