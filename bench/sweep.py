@@ -342,10 +342,12 @@ def child_phases(total: int, eval_episodes: int, chunks: int, repeats: int) -> N
         at = {k: e["t"] for k, e in ev.items()}
         c, s, e = ev["group_end"]["work"]
         group_s = at["group_end"] - at["group_start"]
+        began = max(at["process_start"], at["fit_start"])  # an idle worker: before the fit
         rounds.append({
             "driver_to_tune_fit": at["fit_start"] - t,
-            "worker_process_start": at["process_start"] - at["fit_start"],
-            "worker_boot_and_ray_tune_import": at["trainable_start"] - at["process_start"],
+            "worker_process_start": began - at["fit_start"],
+            "idle_worker": at["process_start"] < at["fit_start"],
+            "worker_boot_and_ray_tune_import": at["trainable_start"] - began,
             "worker_bellmax_jax_import": at["bellmax_imported"] - at["trainable_start"],
             "group_setup": at["group_start"] - at["bellmax_imported"],
             "group_compile_from_cache": c, "group_train": s, "group_eval": e,
@@ -358,7 +360,8 @@ def child_phases(total: int, eval_episodes: int, chunks: int, repeats: int) -> N
 
     ray.shutdown()
     shutil.rmtree(trace.parent, ignore_errors=True)
-    phases = {k: round(statistics.median(r[k] for r in rounds), 3) for k in rounds[0]}
+    phases = {k: round(statistics.median(r[k] for r in rounds), 3) for k in rounds[0]
+              if k != "idle_worker"}  # fmt: skip
     H.print_json({"ray_init_s": init_s, "phases": phases, "rounds": rounds, "load": _load()})
 
 
