@@ -1056,7 +1056,7 @@ def _trials_on_started_workers() -> typing.Iterator[None]:
     match, and a node's idle workers (those Ray starts with it, one per CPU) have none: an
     actor with `{"env_vars": {"PL_DISABLE_FORK": "1"}}` makes Ray start a new worker through
     its runtime-environment agent: 1.0-1.1 s against 0.2 s for an idle worker (0.02 s once it
-    is up) and 0.6 s for a new plain one (`bench/sweep.py --only-overhead`, 2-core Xeon).
+    is up) and 0.6 s for a new plain one (`bench/sweep.py --only-overhead`, 2-core EPYC).
     bellmax's trainable never imports Lightning, so while the sweep's Tune run registers its
     trial actors, Tune's default variables (`ray.tune.execution.class_cache.DEFAULT_ENV_VARS`,
     a Ray internal) lack it; they are restored after. A Ray without that internal is left as
