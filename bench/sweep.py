@@ -623,7 +623,7 @@ def main() -> None:
     p.add_argument("--total-steps", type=int, default=30_000, help="env steps per trial")
     p.add_argument(
         "--child",
-        choices=[*CHILDREN],
+        choices=CHILDREN,
         default=None,
     )
     p.add_argument(

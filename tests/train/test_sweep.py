@@ -453,8 +453,9 @@ def remote(cluster, tmp_path_factory):
 
 def test_trial_actors_go_without_tunes_lightning_environment():
     # Tune gives each trial actor {"env_vars": {"PL_DISABLE_FORK": "1"}}, so Ray started a new
-    # worker for it (~0.9 s) instead of taking an idle one (~0.02 s); the sweep registers its
-    # actor with Tune's own cache while that variable is left out, and puts it back after.
+    # worker for it (1.0-1.1 s) instead of taking an idle one (0.2 s; bench/sweep.py); the
+    # sweep registers its actors with Tune's own cache while that variable is left out, and
+    # puts it back after.
     # This reads the Ray internal it edits: a Ray that moves it fails here, not silently.
     from ray.tune.execution import class_cache
 
