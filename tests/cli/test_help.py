@@ -209,6 +209,10 @@ def test_help_shows_defaults_in_words_not_python_values(argv, capsys):
             [
                 "--target-entropy FLOAT Entropy (nats)",
                 "(default: -act_dim continuous, target_entropy_scale * log n discrete)",
+                # tyro takes the option alone as no widths: said, since it trains
+                "--hidden-sizes [INT [INT ...]] Hidden layer widths of the actor and of each "
+                "critic (e.g. --hidden-sizes 64 64; --hidden-sizes alone: no hidden layer, a "
+                "linear network). (default: 64 64)",
             ],
         ),
         (["evaluate"], ["--video FILE", "(default: no video)"]),

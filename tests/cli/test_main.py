@@ -407,3 +407,13 @@ def test_an_option_of_another_algorithm_is_named_as_such(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err == f"bellmax: error: {message} See `bellmax train {argv[1]} --help`.\n"
+
+
+def test_hidden_sizes_alone_is_a_linear_network_as_the_help_says():
+    # tyro parses the option with no value as an empty tuple; every algorithm trains that
+    # as a network with no hidden layer (`--help` says so)
+    algo = _parsed("train", "ppo", "--hidden-sizes").algo
+    assert algo.hidden_sizes == ()
+    from bellmax.deep import get_algorithm
+
+    get_algorithm("ppo").Config(hidden_sizes=()).validate()

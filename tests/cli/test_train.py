@@ -53,6 +53,19 @@ def _interrupted_run(out):
     train(algo, cfg, "CartPole-v1", out_dir=out, chunks=2, stop_after=2, eval_episodes=2)
 
 
+def test_resuming_a_run_of_another_version_names_the_commands_options(tmp_path, capsys):
+    """The driver's refusal reaches the command line in its options (`--overwrite`, `--out`),
+    where a Python caller of `train` reads `overwrite=True` and `out_dir`."""
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "run.json").write_text('{"format": "bellmax-run/1", "algo": "ppo"}')
+    assert main(["train", "ppo", "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "was written by another bellmax version (run format bellmax-run/1" in err
+    assert err.rstrip().endswith("start it anew with --overwrite or choose another --out.")
+    assert "out_dir" not in err and "=True" not in err
+
+
 def test_resume_alone_continues_with_the_stored_settings(tmp_path, capsys):
     full = _json(capsys, "train", "ppo", *TINY, "--out", str(tmp_path / "a"), "--json")
     _interrupted_run(tmp_path / "b")
@@ -351,7 +364,10 @@ def test_config_that_is_no_run_json_is_one_line(tmp_path, capsys, content, messa
 
 def test_a_several_value_option_shows_an_example(capsys):
     assert main(["train", "ppo", "--help"]) == 0
-    assert "(e.g. --hidden-sizes 64 64)" in " ".join(capsys.readouterr().out.split())
+    assert (
+        "(e.g. --hidden-sizes 64 64; --hidden-sizes alone: no hidden layer, a linear network)"
+        in " ".join(capsys.readouterr().out.split())
+    )
 
 
 @pytest.mark.parametrize("algo", ["dqn", "reinforce", "a2c", "ppo"])

@@ -178,8 +178,9 @@ def test_resume_is_bit_identical(tmp_path):
             a, b = jax.random.key_data(a), jax.random.key_data(b)
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     np.testing.assert_array_equal(full.metrics["loss"], rest.metrics["loss"])
-    # A different config cannot resume this run.
-    with pytest.raises(ValueError, match="cannot resume"):
+    # A different config cannot resume this run; a Python caller is told its own keyword
+    # arguments, not the command line's flags.
+    with pytest.raises(ValueError, match="cannot resume") as e:
         driver.train(
             toy,
             toy.Config(learning_rate=0.2),
@@ -189,6 +190,12 @@ def test_resume_is_bit_identical(tmp_path):
             resume=True,
             algo_name="toy",
         )
+    assert "learning_rate: 0.1 in the run, 0.2 given" in str(e.value)
+    assert str(e.value).endswith(
+        "Pass the run's settings (`read_run(out_dir)` returns them), or start anew with "
+        "overwrite=True or another out_dir."
+    )
+    assert driver.read_run(tmp_path)["config"]["learning_rate"] == 0.1
 
 
 def test_nan_loss_stops_and_names_the_update(tmp_path):
@@ -558,10 +565,16 @@ def test_runs_of_another_bellmax_version_are_refused(tmp_path):
     run = json.loads((tmp_path / "run.json").read_text())
     del run["format"]
     (tmp_path / "run.json").write_text(json.dumps(run))
-    with pytest.raises(BellmaxError, match="written by another bellmax version"):
+    with pytest.raises(BellmaxError, match="written by another bellmax version") as e:
         driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path, resume=True, **RUN)
-    with pytest.raises(BellmaxError, match="does not fit this bellmax's toy Config"):
+    # named for a Python caller: its keyword arguments; for a command line: its options
+    assert "start it anew with overwrite=True or choose another out_dir." in str(e.value)
+    cli = {"out_dir": "--out"}.get
+    with pytest.raises(BellmaxError, match="anew with --overwrite or choose another --out"):
+        driver.read_run(tmp_path, names=cli)
+    with pytest.raises(BellmaxError, match="does not fit this bellmax's toy Config") as e:
         driver.config_from_dict(toy, {**run["config"], "old_knob": 1})
+    assert str(e.value).endswith("use that version, or train anew.")
 
 
 def test_stop_return_stops_at_the_first_evaluation_that_reaches_it():

@@ -137,7 +137,10 @@ def _arg(name: str, ftype: Any, default: Any, doc: str, hint: str | None = None)
     has both forms, `--x` and `--no-x`) the default named as the form that gives it."""
     doc = " ".join(doc.split())
     if typing.get_origin(ftype) is tuple and default:  # several values, space-separated
-        doc = f"{doc.rstrip('.')} (e.g. {_option(name)} {' '.join(map(str, default))})."
+        example = f"e.g. {_option(name)} {' '.join(map(str, default))}"
+        if name == "hidden_sizes":  # the option alone parses as (), which trains
+            example += f"; {_option(name)} alone: no hidden layer, a linear network"
+        doc = f"{doc.rstrip('.')} ({example})."
     if ftype is bool:
         hint = f"(default: {_option(('' if default else 'no_') + name)})"
         doc = doc.replace("(False: ", f"({_option('no_' + name)}: ")
@@ -417,7 +420,9 @@ def _config_settings(
 
     stored, file = _read_config_file(path, name)
     # Every Config field, in this bellmax's types (lists back to tuples), checked here.
-    config_from_dict(get_algorithm(name), stored["config"], source=repr(str(file)))
+    config_from_dict(
+        get_algorithm(name), stored["config"], source=repr(str(file)), anew="leave out --config"
+    )
     settings = {**stored, "config": dict(stored["config"])}
     options = _settings(a, name, only_given=False)
     if given & {"seed", "seeds"}:
@@ -463,6 +468,12 @@ def _rounding_note(config: Any, given_total: bool) -> str | None:
     )
 
 
+def _option_name(name: str) -> str:
+    """How `bellmax train`'s messages name a parameter of `bellmax.train.driver.train` or a
+    Config field: by the option that sets it (`--out`, `--learning-rate`)."""
+    return "--out" if name == "out_dir" else option_for(name)
+
+
 def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
     """`bellmax train ALGO ...`.
 
@@ -502,10 +513,10 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
     # another command's output (imitate, sweep, ...); a train run there: once the options are
     # checked (below)
     check_run_dir(out, "train", resume=True)
-    stored = read_run(out) if a.resume else None
+    stored = read_run(out, names=_option_name) if a.resume else None
     if stored is not None:
         given_settings = settings if a.config is not None else _settings(a, name, only_given=True)
-        diffs = settings_differences(stored, given_settings, names=option_for)
+        diffs = settings_differences(stored, given_settings, names=_option_name)
         if stored["algo"] != name:
             raise ValueError(
                 f"cannot resume {out!r}: {diffs[0]}; resume it as `bellmax train "
@@ -523,8 +534,11 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
     algo = get_algorithm(name)
     try:
         if stored is not None or a.config is not None:
-            source = repr(out) if stored is not None else repr(a.config)
-            config = config_from_dict(algo, settings["config"], source=source)
+            if stored is not None:
+                source, anew = repr(out), "start anew with --overwrite"
+            else:
+                source, anew = repr(a.config), "leave out --config"
+            config = config_from_dict(algo, settings["config"], source=source, anew=anew)
         else:
             config = type(a).config_cls(**settings["config"])
         config.validate()  # a budget of less than one update, named (the env is checked later)
@@ -584,6 +598,7 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
                 eval_episodes=settings["eval_episodes"],
                 on_chunk=on_chunk,
                 stop_return=settings["stop_return"],
+                names=_option_name,
             )
         finally:
             if tracker is not None:

@@ -70,6 +70,7 @@ from bellmax.core.io import (
     check_output_path,
     check_run_dir,
     clear_outputs,
+    switch_name,
 )
 from bellmax.core.provenance import run_provenance
 from bellmax.core.xla import RUN_ONCE, jit_lightly
@@ -354,14 +355,17 @@ class _Runner:
         with self.venv.slot(i):
             return jax.block_until_ready(fn(*args))
 
-    def restart_episodes(self, state: Any, keys: list[jax.Array]) -> Any:
+    def restart_episodes(
+        self, state: Any, keys: list[jax.Array], *, option: str = "out_dir"
+    ) -> Any:
         """Host environments after a resume: new episodes for every seed (the environments'
-        state is in no checkpoint), the state's observations and episode counters theirs."""
+        state is in no checkpoint), the state's observations and episode counters theirs.
+        `option` names the run directory in the message (`_out_option`)."""
         if not (hasattr(state, "obs") and hasattr(state, "vec_state")):
             raise BellmaxError(
                 f"cannot resume on the host environment {self.venv.env_id!r}: the algorithm's "
                 "training state has no `obs` and `vec_state` to restart the episodes in; start "
-                "the run anew (--overwrite)."
+                f"the run anew ({switch_name('overwrite', option)})."
             )
         fresh = [self._on_slot(i, self.venv.reset, k) for i, k in enumerate(keys)]
         return state.replace(
@@ -656,8 +660,13 @@ def settings_differences(
     return diffs
 
 
-def config_from_dict(algo: Any, values: dict, *, source: str = "the run") -> Any:
+def config_from_dict(
+    algo: Any, values: dict, *, source: str = "the run", anew: str = "train anew"
+) -> Any:
     """The algorithm's `Config` from a stored dict (lists back to tuples).
+
+    `source` names the dict's origin in the message, `anew` the fix besides using the
+    bellmax version that wrote it (`"start anew with --overwrite"` for a command-line resume).
 
     Raises:
       BellmaxError: the dict has fields the Config does not know, or lacks some it has
@@ -677,39 +686,51 @@ def config_from_dict(algo: Any, values: dict, *, source: str = "the run") -> Any
         raise BellmaxError(
             f"the stored configuration of {source} does not fit this bellmax's "
             f"{getattr(algo, 'NAME', 'algorithm')} Config ({what}); it was written by another "
-            "bellmax version: use that version, or train anew (--overwrite)."
+            f"bellmax version: use that version, or {anew}."
         )
     return algo.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-def _check_stored(meta: Any, where: Path) -> dict:
+def _out_option(names: Callable[[str], str] | None) -> str:
+    """How messages name the run directory: `train`'s parameter `out_dir`, or the caller's
+    name for it (`names("out_dir")`: `--out` on the command line); `switch_name` then names
+    the switches (`overwrite=True` or `--overwrite`)."""
+    return names("out_dir") if names is not None else "out_dir"
+
+
+def _check_stored(meta: Any, where: Path, option: str = "out_dir") -> dict:
+    replace = switch_name("overwrite", option)
     if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT:
         fmt = meta.get("format") if isinstance(meta, dict) else None
         raise BellmaxError(
             f"{str(where)!r} was written by another bellmax version (run format "
             f"{fmt or 'unmarked'}; this bellmax writes {RUN_FORMAT}): it cannot be resumed "
-            "here; start it anew with --overwrite or choose another --out."
+            f"here; start it anew with {replace} or choose another {option}."
         )
     absent = [k for k in (*SETTINGS, "run_id") if k not in meta]
     if absent:
         raise BellmaxError(
             f"{str(where)!r} is damaged: it lacks {', '.join(absent)}; start the run anew "
-            "with --overwrite."
+            f"with {replace}."
         )
     return meta
 
 
-def read_run(run_dir: str | os.PathLike) -> dict | None:
+def read_run(
+    run_dir: str | os.PathLike, *, names: Callable[[str], str] | None = None
+) -> dict | None:
     """The stored settings of the run in `run_dir` (None if it holds no run record).
 
     Read from `run.json`, or from the checkpoint's metadata if `run.json` is missing or
     unreadable. The dict has `algo`, `env`, `seeds`, `config` (every Config field),
-    `chunks`, `eval_episodes`, `stop_return`, `run_id` and `format`.
+    `chunks`, `eval_episodes`, `stop_return`, `run_id` and `format`. `names` as for `train`
+    (how the messages name `out_dir` and `overwrite`).
 
     Raises:
       BellmaxError: the run was written by another bellmax version, or its record is
         damaged (`CheckpointError` for the checkpoint).
     """
+    option = _out_option(names)
     out = Path(run_dir)
     if not out.is_dir():
         return None
@@ -720,26 +741,27 @@ def read_run(run_dir: str | os.PathLike) -> dict | None:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             meta = None  # fall back to the checkpoint's copy
         if meta is not None:
-            return _check_stored(meta, record)
+            return _check_stored(meta, record, option)
     ck = out / CHECKPOINT
     if ck.exists():
-        return _check_stored(read_checkpoint_metadata(ck), ck)
+        return _check_stored(read_checkpoint_metadata(ck), ck, option)
     if record.is_file():
         raise BellmaxError(
             f"{str(record)!r} is unreadable and the run has no checkpoint; start it anew "
-            "with --overwrite."
+            f"with {switch_name('overwrite', option)}."
         )
     return None
 
 
-def _open_run_dir(out: Path, *, resume: bool, overwrite: bool) -> FileLock:
-    """Take the run's lock and check that this call may write `out`.
+def _open_run_dir(out: Path, *, resume: bool, overwrite: bool, option: str) -> FileLock:
+    """Take the run's lock and check that this call may write `out` (`option`: how the
+    messages name it, `_out_option`).
 
     A refusal leaves the directory exactly as it was (no file created or changed).
     """
     lock = FileLock(out / LOCK)
     check_dir = functools.partial(
-        check_run_dir, out, "train", option="out_dir", overwrite=overwrite, resume=resume
+        check_run_dir, out, "train", option=option, overwrite=overwrite, resume=resume
     )
     try:
         if not lock.acquire(create=False):
@@ -749,7 +771,7 @@ def _open_run_dir(out: Path, *, resume: bool, overwrite: bool) -> FileLock:
         who = f"process {e.owner}" if e.owner else "another process"
         raise BellmaxError(
             f"{str(out)!r} is being written by another bellmax run ({who} holds {LOCK}); "
-            "wait for it to finish, or choose another --out."
+            f"wait for it to finish, or choose another {option}."
         ) from None
     try:  # again, under the lock
         check_dir()
@@ -805,6 +827,7 @@ def train(
     on_chunk: Callable[[ChunkInfo], None] | None = None,
     algo_name: str | None = None,
     stop_return: float | None = None,
+    names: Callable[[str], str] | None = None,
 ) -> TrainResult:
     """Train `algo` with `config` on `env` for every seed.
 
@@ -828,6 +851,9 @@ def train(
       stop_return: evaluate every seed's policy (`eval_episodes` episodes) after each chunk
         and stop once every seed's mean evaluation return has reached this value (like SB3's
         `StopTrainingOnRewardThreshold`); the steps and seconds to reach it are recorded.
+      names: how messages name this function's parameters and the Config's fields (a
+        command line: `out_dir` is `--out`, `overwrite` is `--overwrite`); None: by their own
+        names (`out_dir`, `overwrite=True`, `learning_rate`).
 
     Returns:
       A `TrainResult`.
@@ -866,11 +892,12 @@ def train(
     out = Path(out_dir) if out_dir is not None else None
     if out is None and (resume or overwrite):
         raise ValueError("resume and overwrite need out_dir (the run directory).")
+    option = _out_option(names)
     if out is not None:
-        check_output_path(out, kind="dir", option="out_dir")
+        check_output_path(out, kind="dir", option=option)
         # another command's output (imitate, sweep, ...); a run of train's own is checked
         # under the run's lock (`_open_run_dir`), which names a writer at work
-        check_run_dir(out, "train", option="out_dir", resume=True)
+        check_run_dir(out, "train", option=option, resume=True)
     config_class = getattr(algo, "Config", None)
     if isinstance(config_class, type) and not isinstance(config, config_class):
         given = "None" if config is None else f"a {_qualified(type(config))}"
@@ -909,11 +936,16 @@ def train(
         # versions, command line, git commit, time, platform (not compared on --resume)
         "provenance": run_provenance(),
     }
-    lock = _open_run_dir(out, resume=resume, overwrite=overwrite) if out is not None else None
+    lock = (
+        _open_run_dir(out, resume=resume, overwrite=overwrite, option=option)
+        if out is not None
+        else None
+    )
     try:
         return _train_locked(
             algo, config, venv, eval_venv, runner, keys, meta, out,
             resume=resume, overwrite=overwrite, stop_after=stop_after, on_chunk=on_chunk,
+            names=names,
         )  # fmt: skip
     finally:
         if lock is not None:
@@ -994,6 +1026,7 @@ def _train_locked(
     overwrite: bool,
     stop_after: int | None,
     on_chunk: Callable[[ChunkInfo], None] | None,
+    names: Callable[[str], str] | None,
 ) -> TrainResult:
     """`train` once the run directory (if any) is locked and may be written."""
     name, env_id, seeds = meta["algo"], meta["env"], tuple(meta["seeds"])
@@ -1007,18 +1040,21 @@ def _train_locked(
     solved_at: list[int | None] = [None] * len(seeds)
     solved_s: list[float | None] = [None] * len(seeds)
     has_checkpoint = False  # a checkpoint of *this* run exists
-    stored = read_run(out) if (out is not None and resume) else None
+    option = _out_option(names)
+    stored = read_run(out, names=names) if (out is not None and resume) else None
     if stored is not None:
-        diffs = settings_differences(stored, meta)
+        diffs = settings_differences(stored, meta, names=names)
         if diffs:
             how = (
                 "Pass an environment with the run's parameters"
                 if any(d.startswith("env ") for d in diffs)
+                else "Pass the run's settings (`read_run(out_dir)` returns them)"
+                if names is None
                 else "Use the run's settings (`bellmax train --resume` alone does)"
             )
             raise ValueError(
                 f"cannot resume {str(out)!r} with other settings: {'; '.join(diffs)}. {how}, "
-                "or start anew with --overwrite or another --out."
+                f"or start anew with {switch_name('overwrite', option)} or another {option}."
             )
         meta["run_id"] = stored["run_id"]
         if stored.get("provenance"):  # the run's own record stays; this process is added
@@ -1030,7 +1066,9 @@ def _train_locked(
             if "resumed_with" in meta:
                 _warn_if_compiled_differently(out, meta["provenance"], meta["resumed_with"])
             if venv.is_host:
-                state = runner.restart_episodes(state, [jax.random.fold_in(k, done) for k in keys])
+                state = runner.restart_episodes(
+                    state, [jax.random.fold_in(k, done) for k in keys], option=option
+                )
             if stop_return is not None and len(ck_meta.get("solved_at_steps") or []) == len(seeds):
                 solved_at, solved_s = ck_meta["solved_at_steps"], ck_meta["solved_seconds"]
     else:
@@ -1272,7 +1310,7 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Any, Any, dict]:
         raise BellmaxError(f"{str(out)!r} holds no bellmax run (no {CHECKPOINT}); {hint}.")
     meta = _check_stored(read_checkpoint_metadata(out / CHECKPOINT), out / CHECKPOINT)
     algo = get_algorithm(meta["algo"])
-    config = config_from_dict(algo, meta["config"], source=repr(str(out)))
+    config = config_from_dict(algo, meta["config"], source=repr(str(out)), anew="train it anew")
     return algo, config, meta
 
 
@@ -1355,8 +1393,9 @@ def evaluate_checkpoint(
     if bad is not None:
         raise BellmaxError(
             f"checkpoint {str(ck)!r} holds non-finite policy weights (NaN or inf: {bad}); "
-            "there is no policy to evaluate. Train anew (--overwrite) with a lower learning "
-            "rate or gradient clipping (max_grad_norm)."
+            "there is no policy to evaluate. Train the run anew (`bellmax train ... "
+            "--overwrite`, `train(..., overwrite=True)`) with a lower learning rate or "
+            "gradient clipping (max_grad_norm)."
         )
     venv = run_venv
     if env_id != meta["env"]:
@@ -1375,7 +1414,8 @@ def _check_spaces(policy: Any, venv: Any, env_id: str) -> None:
     if diff is not None:
         raise ValueError(
             f"the run's policy cannot act in {env_id}: {diff}. Evaluate it on an env with the "
-            "run's spaces (--env), or train a policy for this one."
+            "run's spaces (`env=`; `--env` on the command line), or train a policy for this "
+            "one."
         )
 
 
@@ -1383,7 +1423,10 @@ def _evaluate_policies(
     policies: list, env_id: str | None, *, updates_done, num_envs: int, episodes: int, source: str
 ) -> dict[str, Any]:
     if not isinstance(env_id, str):
-        raise ValueError(f"{source!r} does not name its training env; pass --env ENV_ID.")
+        raise ValueError(
+            f"{source!r} does not name its training env; pass env=ENV_ID (`--env ENV_ID` on "
+            "the command line)."
+        )
     seeds = tuple(p.seed for p in policies)
     venv = make_vector_env(env_id, num_envs=num_envs, seed=seeds[0])
     _check_spaces(policies[0], venv, env_id)

@@ -423,7 +423,12 @@ def _group_config(algo: Any, spec: dict) -> Any:
     """The group's Config: the sweep's base with the group's structural fields."""
     from bellmax.train.driver import config_from_dict
 
-    return config_from_dict(algo, {**spec["base"], **spec["config"]}, source="the sweep")
+    return config_from_dict(
+        algo,
+        {**spec["base"], **spec["config"]},
+        source="the sweep",
+        anew="run the sweep anew (in another output directory, or replacing it)",
+    )
 
 
 def _spec_digest(spec: dict) -> str:
