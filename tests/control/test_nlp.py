@@ -163,6 +163,47 @@ def test_block_factorisation_counts_negative_eigenvalues():
     assert int(neg) == int(np.sum(np.linalg.eigvalsh(A) < 0))
 
 
+def test_gauss_jordan_inverse_pivots_and_matches_lapack():
+    # Blocks whose leading entries are zero or tiny need the row exchanges; a singular one
+    # gives non-finite entries, as LAPACK's inverse does.
+    rng = np.random.default_rng(11)
+    S = rng.normal(size=(5, 10, 10))
+    S[1, 0, 0] = 0.0
+    S[2, :, 0] = [1e-12] + [1.0] * 9
+    S[3] = np.triu(np.ones((10, 10)))[::-1]  # anti-triangular: no pivot on the diagonal
+    with jax.enable_x64(True):
+        inv = jax.jit(jax.vmap(nlp._gauss_jordan_inverse))(jnp.asarray(S))
+        singular = nlp._gauss_jordan_inverse(jnp.ones((4, 4)))
+    np.testing.assert_allclose(np.asarray(inv) @ S, np.broadcast_to(np.eye(10), S.shape), atol=1e-9)
+    np.testing.assert_allclose(np.asarray(inv), np.linalg.inv(S), rtol=1e-9, atol=1e-9)
+    assert not np.all(np.isfinite(np.asarray(singular)))
+
+
+def test_stage_loop_is_one_kernel_and_both_inverses_factor_alike(monkeypatch):
+    # Under the suite's XLA flags (bellmax.core.xla.tune_xla_flags) the factorisation's stage
+    # loop holds no LAPACK call and XLA:CPU compiles it into one kernel (a jaxlib that stops
+    # doing so fails here rather than silently losing the speed); with XLA's default
+    # threshold it inverts by LAPACK. Both give the same factors.
+    from bellmax.core import xla
+
+    assert xla.small_loop_bytes() == xla.SMALL_LOOP_BYTES
+    rng = np.random.default_rng(5)
+    D = rng.normal(size=(101, 10, 10))
+    D = D + np.swapaxes(D, 1, 2) + 10 * np.eye(10)
+    E = rng.normal(size=(101, 10, 10))
+    E[-1] = 0.0
+    with jax.enable_x64(True):
+        args = (jnp.asarray(D), jnp.asarray(E))
+        compiled = jax.jit(nlp._block_tridiag_factor).lower(*args).compile()
+        assert "xla_cpu_small_call" in compiled.as_text()
+        fused = compiled(*args)
+        monkeypatch.setattr(nlp, "small_loop_bytes", lambda: xla.XLA_DEFAULT_SMALL_LOOP_BYTES)
+        assert nlp._pivot_inverse() is jnp.linalg.inv
+        lapack = jax.jit(nlp._block_tridiag_factor)(*args)
+    for a, b in zip(jax.tree.leaves(fused), jax.tree.leaves(lapack), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+
+
 def _eigen_count(S):
     ev = np.linalg.eigvalsh(S)
     return int(np.sum(ev <= 1e-14 * np.maximum(1.0, np.abs(ev).max(-1, keepdims=True))))

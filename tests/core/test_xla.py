@@ -28,14 +28,31 @@ def test_adds_the_flag_once_and_keeps_existing_flags():
 def test_user_choices_win():
     env = {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=dot"}
     assert tune_xla_flags(env) == (
-        "--xla_cpu_experimental_ynn_fusion_type=dot --xla_cpu_multi_thread_eigen=false"
+        "--xla_cpu_experimental_ynn_fusion_type=dot --xla_cpu_multi_thread_eigen=false "
+        "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1048576"
     )
-    both = {
+    every = {
         "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=true --xla_cpu_experimental_ynn_fusion_type=dot"
+        " --xla_backend_extra_options=xla_cpu_fold_all_constants=1"
     }
-    assert tune_xla_flags(both) is None
+    assert tune_xla_flags(every) is None
     env = {"BELLMAX_XLA_DEFAULTS": "1"}
     assert tune_xla_flags(env) is None and "XLA_FLAGS" not in env
+
+
+def test_small_loop_threshold_is_added_and_read_back():
+    env = {}
+    tune_xla_flags(env)
+    assert xla.small_loop_bytes(env) == xla.SMALL_LOOP_BYTES == 1 << 20
+    assert xla.small_loop_bytes({}) == xla.XLA_DEFAULT_SMALL_LOOP_BYTES == 1024
+    # the user's own extra options stay theirs, whatever keys they hold
+    theirs = {"XLA_FLAGS": "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=5"}
+    tune_xla_flags(theirs)
+    assert theirs["XLA_FLAGS"].count("xla_backend_extra_options") == 1
+    assert xla.small_loop_bytes(theirs) == 5
+    other = {"XLA_FLAGS": "--xla_backend_extra_options=xla_cpu_fold_all_constants=1"}
+    tune_xla_flags(other)
+    assert xla.small_loop_bytes(other) == 1024 and other["XLA_FLAGS"].count("extra_options") == 1
 
 
 def test_cpu_compile_options_on_cpu_only(monkeypatch):

@@ -50,6 +50,7 @@ from bellmax.control.problems import check_functions
 from bellmax.core.checks import check_int, check_number
 from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
+from bellmax.core.xla import SMALL_LOOP_BYTES, small_loop_bytes
 
 __all__ = ["NLPOptions", "NLPResult", "solve_staged_nlp"]
 
@@ -166,12 +167,43 @@ def _jt_y(Jd: jax.Array, Jo: jax.Array, y: jax.Array) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------- KKT solve
+def _gauss_jordan_inverse(S: jax.Array) -> jax.Array:
+    """`S^-1` of a small square matrix by Gauss-Jordan elimination with partial pivoting
+    (rows of `[S | I]` swapped and combined until the left half is `I`), in XLA's own
+    operations, `m` steps unrolled: inside a loop that XLA:CPU compiles into one kernel
+    (`bellmax.core.xla.small_loop_bytes`) it costs arithmetic, not a LAPACK call per matrix.
+    A singular `S` gives non-finite entries, as LAPACK's inverse does."""
+    m = S.shape[-1]
+    rows = jnp.arange(m)
+    A = jnp.concatenate([S, jnp.eye(m, dtype=S.dtype)], axis=1)
+    for k in range(m):
+        p = jnp.argmax(jnp.where(rows >= k, jnp.abs(A[:, k]), -1.0))  # partial pivoting
+        row_k, row_p = A[k], A[p]
+        A = A.at[p].set(row_k)
+        pivot_row = row_p / row_p[k]
+        A = A - jnp.where(rows == k, 0.0, A[:, k])[:, None] * pivot_row[None, :]
+        A = A.at[k].set(pivot_row)
+    return A[:, m:]
+
+
+def _pivot_inverse() -> Callable[[jax.Array], jax.Array]:
+    """How `_block_tridiag_factor` inverts its pivot blocks, chosen at trace time: by
+    `_gauss_jordan_inverse` when XLA:CPU compiles its stage loop into one kernel
+    (`tune_xla_flags`' threshold, which the stage loops of the collocation problems here
+    are under; the 100-stage cart-pole swing-up's factorisation then takes about a third of
+    the time), else by LAPACK (`jnp.linalg.inv`), whose one call per block is then cheaper
+    than the elimination's separate XLA operations."""
+    if small_loop_bytes() >= SMALL_LOOP_BYTES:
+        return _gauss_jordan_inverse
+    return jnp.linalg.inv
+
+
 def _block_tridiag_factor(D: jax.Array, E: jax.Array) -> tuple[Any, jax.Array]:
     """Factor the symmetric block-tridiagonal matrix with diagonal `D[k]`, upper `E[k]`.
 
     Block elimination along the stages (a block LDL' factorisation: pivot blocks
-    `S_k = D_k - E_{k-1}' S_{k-1}^{-1} E_{k-1}`, each inverted through an LU factorisation
-    with partial pivoting; the inverse is kept, so every later solve, the second-order
+    `S_k = D_k - E_{k-1}' S_{k-1}^{-1} E_{k-1}`, each inverted with partial pivoting
+    (`_pivot_inverse`); the inverse is kept, so every later solve, the second-order
     correction's included, is matrix-vector products: a 100-stage solve with one LU solve
     per stage spent most of its time in per-stage LAPACK calls, not in arithmetic). By
     Sylvester's law of inertia the matrix has as many negative eigenvalues as the pivot
@@ -182,13 +214,14 @@ def _block_tridiag_factor(D: jax.Array, E: jax.Array) -> tuple[Any, jax.Array]:
       (their inertia is the matrix's: `_count_nonpositive`, or `_saddle_inertia_is_right`
       for KKT matrices).
     """
+    inverse = _pivot_inverse()
 
     def fwd(carry, inp):
         P_prev, E_prev = carry
         Dk, Ek = inp
         S = Dk - E_prev.T @ P_prev
         S = 0.5 * (S + S.T)
-        S_inv = jnp.linalg.inv(S)
+        S_inv = inverse(S)
         P = S_inv @ Ek
         return (P, Ek), (P, S_inv, S)
 
