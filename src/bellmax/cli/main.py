@@ -649,7 +649,7 @@ def _sequence_error(problem: str, argv: Sequence[str], rest: str) -> str:
         return problem
     form = f"{option[1]} takes {what} separated by spaces"
     example = re.search(
-        rf"\(e\.g\. ({re.escape(option[1])}(?: [^\s()]+)+)\)", " ".join(rest.split())
+        rf"\(e\.g\. ({re.escape(option[1])}(?: [^\s();]+)+)[;)]", " ".join(rest.split())
     )
     if example is not None:
         form += f", e.g. {example[1]}"
