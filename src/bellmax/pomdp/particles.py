@@ -5,8 +5,12 @@ section 1.3) keeps `N` weighted samples of the state: each step moves every part
 the noisy dynamics (the proposal is the prior), reweights it by the observation's likelihood,
 and, when the effective sample size `1 / sum w_i^2` falls below `resample_below * N`,
 resamples by systematic resampling (Kitagawa 1996: one uniform draw, `N` evenly spaced
-pointers), which has the lowest variance of the simple schemes. Every function is pure and
-jitted; `vmap` them over filters.
+pointers), which has the lowest variance of the simple schemes. Resampling duplicates the
+likely particles, and with little process noise the copies stay close: the cloud then covers
+too little of the state space to follow a state the observations do not measure (sample
+impoverishment). `roughening > 0` adds, after each resampling, Gaussian jitter of standard
+deviation `roughening * E * N^(-1/d)` per component, `E` the particles' range in it and `d`
+the state's dimension (the "roughening" of Gordon, Salmond & Smith 1993, who used 0.2). Every function is pure and jitted; `vmap` them over filters.
 
 `filtered_mpc` closes the loop on a partially observed system: the true state moves by the
 model's `dynamics` plus Gaussian process noise, the controller sees only `observe(x)` plus
@@ -84,7 +88,7 @@ def gaussian_log_likelihood(y: jax.Array, y_pred: jax.Array, std: jax.Array) -> 
     return -0.5 * jnp.sum(((y - y_pred) / std) ** 2, axis=-1)
 
 
-@functools.partial(jax.jit, static_argnames=("transition", "log_likelihood"))
+@functools.partial(jax.jit, static_argnames=("transition", "log_likelihood", "roughening"))
 def particle_filter_step(
     key: jax.Array,
     belief: ParticleBelief,
@@ -93,6 +97,7 @@ def particle_filter_step(
     transition: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
     log_likelihood: Callable[[jax.Array, jax.Array], jax.Array],
     resample_below: float = 0.5,
+    roughening: float = 0.0,
 ) -> tuple[ParticleBelief, jax.Array]:
     """One bootstrap step: propagate, reweight by `y`, resample if the ESS is low.
 
@@ -104,6 +109,8 @@ def particle_filter_step(
       transition: `(key, x, u) -> x'`, one noisy step of the dynamics for one particle.
       log_likelihood: `(y, x) -> log p(y | x)` for one particle (up to a constant).
       resample_below: resample when the ESS is below this fraction of `N`.
+      roughening: after a resampling, jitter each component by `roughening` times its
+        range times `N^(-1/d)` (module docstring); 0 (default): none.
 
     Returns:
       `(belief, ess)`: the new belief and the effective sample size before any resampling.
@@ -116,10 +123,13 @@ def particle_filter_step(
     ess = effective_sample_size(logw)
 
     def resample(_):
-        idx = systematic_resample(kr, logw)
-        return ParticleBelief(
-            particles=moved[idx], log_weights=jnp.full(n, -jnp.log(n), logw.dtype)
-        )
+        parts = moved[systematic_resample(kr, logw)]
+        if roughening:  # a Python float: no jitter, no draw, when it is 0
+            spread = jnp.max(parts, axis=0) - jnp.min(parts, axis=0)
+            scale = roughening * spread * n ** (-1.0 / parts.shape[-1])
+            noise = jax.random.normal(jax.random.fold_in(kr, 1), parts.shape, parts.dtype)
+            parts = parts + scale * noise
+        return ParticleBelief(particles=parts, log_weights=jnp.full(n, -jnp.log(n), logw.dtype))
 
     new = jax.lax.cond(
         ess < resample_below * n, resample, lambda _: ParticleBelief(moved, logw), None
@@ -179,6 +189,7 @@ class _ParticleFilter:
     noise: _Noise
     num_particles: int
     resample_below: float
+    roughening: float
 
     def init(self, key, x0, init_std):
         parts = x0 + init_std * jax.random.normal(key, (self.num_particles, x0.shape[0]), x0.dtype)
@@ -187,7 +198,14 @@ class _ParticleFilter:
     def update(self, key, belief, u, y, params):
         transition = functools.partial(self.noise.transition, params)
         return particle_filter_step(
-            key, belief, u, y, transition, self.noise.log_likelihood, self.resample_below
+            key,
+            belief,
+            u,
+            y,
+            transition,
+            self.noise.log_likelihood,
+            self.resample_below,
+            self.roughening,
         )
 
     def estimate(self, belief):
@@ -238,6 +256,7 @@ def filtered_mpc(
     init_std: tuple[float, ...],
     num_particles: int = 500,
     resample_below: float = 0.5,
+    roughening: float = 0.0,
     filter: str = "particle",
 ) -> FilteredMPCResult:
     """Certainty-equivalent MPC on a filter's estimate, jitted in one scan.
@@ -259,6 +278,7 @@ def filtered_mpc(
         EKF's initial covariance).
       num_particles: `N` (particle filter only).
       resample_below: ESS fraction that triggers resampling (particle filter only).
+      roughening: jitter after resampling (`particle_filter_step`; particle filter only).
       filter: `"particle"` (the bootstrap particle filter) or `"ekf"` (the extended Kalman
         filter of `bellmax.pomdp.kalman`, the baseline).
 
@@ -268,12 +288,13 @@ def filtered_mpc(
     steps = check_int(steps, "steps", owner="filtered_mpc", low=1)
     num_particles = check_int(num_particles, "num_particles", owner="filtered_mpc", low=2)
     check_number(resample_below, "resample_below", owner="filtered_mpc", low=0, high=1)
+    check_number(roughening, "roughening", owner="filtered_mpc", low=0)
     check_choice(filter, "filter", FILTERS, owner="filtered_mpc")
     noise = _Noise(
         mpc.dynamics, observe, tuple(map(float, process_std)), tuple(map(float, obs_std))
     )
     if filter == "particle":
-        filt = _ParticleFilter(noise, num_particles, float(resample_below))
+        filt = _ParticleFilter(noise, num_particles, float(resample_below), float(roughening))
     else:
         filt = _EKF(noise)
     return _filtered_mpc(
