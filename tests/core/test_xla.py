@@ -29,7 +29,7 @@ def test_user_choices_win():
     env = {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=dot"}
     assert tune_xla_flags(env) == (
         "--xla_cpu_experimental_ynn_fusion_type=dot --xla_cpu_multi_thread_eigen=false "
-        "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1048576"
+        "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=262144"
     )
     every = {
         "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=true --xla_cpu_experimental_ynn_fusion_type=dot"
@@ -43,7 +43,7 @@ def test_user_choices_win():
 def test_small_loop_threshold_is_added_and_read_back():
     env = {}
     tune_xla_flags(env)
-    assert xla.small_loop_bytes(env) == xla.SMALL_LOOP_BYTES == 1 << 20
+    assert xla.small_loop_bytes(env) == xla.SMALL_LOOP_BYTES == 1 << 18
     assert xla.small_loop_bytes({}) == xla.XLA_DEFAULT_SMALL_LOOP_BYTES == 1024
     # the user's own extra options stay theirs, whatever keys they hold
     theirs = {"XLA_FLAGS": "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=5"}

@@ -18,21 +18,24 @@ batched-LAPACK deadlock; the networks avoid that by factorising one matrix at a 
 `bellmax.deep.networks.orthogonal`.)
 
 And it lets XLA:CPU compile more loops into one kernel each
-(`--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1048576`,
+(`--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=262144`,
 `SMALL_LOOP_BYTES`; XLA's default is 1 KiB). XLA:CPU runs a program as a sequence of
 kernels, each called on its own (a few microseconds a call), so a `scan` of small steps (a
-Riccati step, an iLQR line search, a few environments' step) pays that per kernel and step;
-a while loop that calls no library function (LAPACK, other custom calls) and whose iteration
-touches less than the threshold (XLA's cost analysis) becomes one compiled function instead.
-Measured on the 2-core AMD EPYC, XLA's default threshold against this one, the `--quick`
-benchmarks twice each, warm caches: the iLQR cart-pole swing-up 10.3 -> 2.6 ms, DDP 16.0
--> 9.1 ms, an MPC step 0.22 -> 0.09 ms, one T=100 LQR 0.13 -> 0.06 ms; the direct
-collocation of the swing-up (with its pivot blocks inverted in XLA's own operations when
-the threshold is this one, `bellmax.control.nlp`) 23-26 -> 15-16 ms (trapezoidal) and 25-27
--> 18-20 ms (Hermite-Simpson), at full size. Deep RL, bandits, dynamic programming and MCTS
-(whose loops touch more, or call LAPACK) were within the runs' noise (0.9-1.1x), except DQN
-with 4 vmapped seeds to solved, 8.1-8.6 -> 9.3-9.9 s in both rounds. `small_loop_bytes`
-reads the threshold back.
+Riccati step, an iLQR line search, a collocation stage) pays that per kernel and step; a
+while loop that calls no library function (LAPACK, other custom calls) and whose iteration
+touches less than the threshold (XLA's cost analysis) becomes one compiled function instead,
+run on one thread. Measured on the 2-core AMD EPYC against XLA's default threshold, warm
+caches: the iLQR cart-pole swing-up 10.3-12.5 -> 2.7 ms, DDP 16 -> 11 ms, an MPC step 0.22
+-> 0.09 ms, one T=100 LQR 0.13 -> 0.04 ms (the `--quick` benchmarks); the direct collocation
+of the swing-up (its pivot blocks then inverted in XLA's own operations,
+`bellmax.control.nlp`) 23-26 -> 15.5 ms (trapezoidal) and 25-27 -> 18.2 ms
+(Hermite-Simpson). Why 256 KiB: at 1 MiB, DDP ran in 8-9 ms, but loops that train small
+networks became one single-threaded kernel too and ran slower: a policy trained through a
+learned model (tests/models/test_through_model.py) 29 -> 61 s, the swing-up DAgger test 28
+-> ~116 s; at 256 KiB both are as before (29.5 and 28 s). With 1 MiB, deep RL, bandits,
+dynamic programming and MCTS were within the runs' noise (0.9-1.1x) except DQN with 4
+vmapped seeds to solved, 8.1-8.6 -> 9.3-9.9 s; not measured again at 256 KiB.
+`small_loop_bytes` reads the threshold back.
 
 `cpu_compile_options` compiles lightly the programs whose compile time outweighs their run
 time (per program, through `jax.jit(..., compiler_options=...)`). A training state's
@@ -68,8 +71,9 @@ __all__ = [
 
 #: The size (bytes, XLA's cost analysis of one loop iteration) below which XLA:CPU compiles a
 #: while loop (a `scan`, a `fori_loop`) free of library calls into one kernel;
-#: `tune_xla_flags` raises XLA's default, `XLA_DEFAULT_SMALL_LOOP_BYTES`, to this.
-SMALL_LOOP_BYTES = 1 << 20
+#: `tune_xla_flags` raises XLA's default, `XLA_DEFAULT_SMALL_LOOP_BYTES`, to this (why this
+#: size: the module's docstring).
+SMALL_LOOP_BYTES = 1 << 18
 XLA_DEFAULT_SMALL_LOOP_BYTES = 1024
 _SMALL_LOOP_OPTION = "xla_cpu_small_while_loop_byte_threshold"
 
