@@ -10,7 +10,8 @@ likely particles, and with little process noise the copies stay close: the cloud
 too little of the state space to follow a state the observations do not measure (sample
 impoverishment). `roughening > 0` adds, after each resampling, Gaussian jitter of standard
 deviation `roughening * E * N^(-1/d)` per component, `E` the particles' range in it and `d`
-the state's dimension (the "roughening" of Gordon, Salmond & Smith 1993, who used 0.2). Every function is pure and jitted; `vmap` them over filters.
+the state's dimension (the "roughening" of Gordon, Salmond & Smith 1993, who used 0.2).
+Every function is pure and jitted; `vmap` them over filters.
 
 `filtered_mpc` closes the loop on a partially observed system: the true state moves by the
 model's `dynamics` plus Gaussian process noise, the controller sees only `observe(x)` plus
