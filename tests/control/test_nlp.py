@@ -186,20 +186,23 @@ def test_stage_loop_is_one_kernel_and_both_inverses_factor_alike(monkeypatch):
     # threshold it inverts by LAPACK. Both give the same factors.
     from bellmax.core import xla
 
-    assert xla.small_loop_bytes() == xla.SMALL_LOOP_BYTES
     rng = np.random.default_rng(5)
     D = rng.normal(size=(101, 10, 10))
     D = D + np.swapaxes(D, 1, 2) + 10 * np.eye(10)
     E = rng.normal(size=(101, 10, 10))
     E[-1] = 0.0
+    factors = {}
     with jax.enable_x64(True):
         args = (jnp.asarray(D), jnp.asarray(E))
-        compiled = jax.jit(nlp._block_tridiag_factor).lower(*args).compile()
-        assert "xla_cpu_small_call" in compiled.as_text()
-        fused = compiled(*args)
-        monkeypatch.setattr(nlp, "small_loop_bytes", lambda: xla.XLA_DEFAULT_SMALL_LOOP_BYTES)
-        assert nlp._pivot_inverse() is jnp.linalg.inv
-        lapack = jax.jit(nlp._block_tridiag_factor)(*args)
+        if xla.small_loop_bytes() >= xla.SMALL_LOOP_BYTES:  # not under BELLMAX_XLA_DEFAULTS=1
+            compiled = jax.jit(nlp._block_tridiag_factor).lower(*args).compile()
+            assert "xla_cpu_small_call" in compiled.as_text()
+        for threshold in (xla.SMALL_LOOP_BYTES, xla.XLA_DEFAULT_SMALL_LOOP_BYTES):
+            monkeypatch.setattr(nlp, "small_loop_bytes", lambda t=threshold: t)
+            expected = nlp._gauss_jordan_inverse if threshold > 1024 else jnp.linalg.inv
+            assert nlp._pivot_inverse() is expected
+            factors[threshold] = jax.jit(nlp._block_tridiag_factor)(*args)
+    fused, lapack = factors.values()
     for a, b in zip(jax.tree.leaves(fused), jax.tree.leaves(lapack), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
 
