@@ -29,7 +29,9 @@ random other arm. This is what keeps the eps = 0 curve of Figure 2.2 at about 1.
 
 Randomness is spent sparingly (on CPU a random number costs more than most of a step's
 arithmetic): epsilon-greedy draws two uniforms per step (one 64-bit block of the key's
-generator), UCB and the gradient bandit one, Thompson sampling k normals. Updates use
+generator), UCB and the gradient bandit one, Thompson sampling k normals
+(`bellmax.core.rng.normal`: the numbers of `jax.random.normal`, drawn as one flat vector
+across the runs, 3x faster under the testbed's vmap). Updates use
 one-hot masks rather than scatters (cheaper under `vmap`).
 """
 
@@ -45,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core import rng
 from bellmax.core.checks import check_bool, check_int, check_number
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import unknown_name
@@ -480,7 +483,9 @@ def _ts_posterior_std(state: AgentState, config: ThompsonSampling) -> jax.Array:
 
 def _ts_act(key, state: AgentState, config: ThompsonSampling) -> jax.Array:
     k = state.values.shape[-1]
-    sample = state.values + _ts_posterior_std(state, config) * jax.random.normal(key, (k,))
+    # bellmax.core.rng.normal: jax.random.normal bit for bit, with erfinv over one flat vector
+    # (under the testbed's vmap over runs, not [runs, k]: several times faster on CPU).
+    sample = state.values + _ts_posterior_std(state, config) * rng.normal(key, (k,))
     # Ties have probability 0, so the first maximum will do. (Not jnp.argmax: XLA:CPU runs
     # an argmax with the sampling fused into it as a scalar loop, several times slower.)
     return argmax_random_ties(sample, jnp.zeros((), jnp.float32))
