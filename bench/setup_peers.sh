@@ -99,6 +99,9 @@ for g in "${requested[@]}"; do
         trajax)
             # Not on PyPI; needs GitHub access (or a local clone: TRAJAX_SRC=/path/to/trajax).
             # On current JAX the bench sets `jax.tree_map = jax.tree.map` before importing it.
+            # --no-deps below (its requirements pin nothing useful): what it imports first,
+            # the same jax as bellmax's lock.
+            "${PIP[@]}" "jax[cpu]==0.10.2" "jaxlib==0.10.2" scipy absl-py ml_collections
             "${PIP[@]}" --no-deps "${TRAJAX_SRC:-git+https://github.com/google/trajax@c94a637c5a397b3d4100153f25b4b165507b5b20}"
             ;;
     esac
