@@ -12,9 +12,13 @@ for 1,000 steps), and it was most of the 10-armed testbed's Thompson sampling ti
 the same `erfinv`) but computes `erfinv` as one flat vector in a kernel of its own; under
 `vmap` (a custom batching rule) the mapped axes are flattened into that vector too, so a
 [runs, k] batch of draws is one [runs * k] vector. With it, the testbed's Thompson sampling
-(2,000 runs x 1,000 steps, k = 10, one thread) takes 0.26 s instead of 0.86 s. The kernel
-boundary costs a few microseconds, so `normal` is for draws of thousands of numbers or more;
-a handful of draws is cheaper with `jax.random.normal`.
+(2,000 runs x 1,000 steps, k = 10, one thread) takes 0.26 s instead of 0.86 s. It is not a
+general replacement: the kernel boundary costs a few microseconds and keeps the draws out of
+the kernels that use them, so it pays only where the draws are a large share of the work.
+Measured on the same machine: CEM and MPPI ([2000, 50, 1] draws a round on a cheap linear
+rollout) 7% faster; a particle filter under MPC (500 particles of 4 states) 13% faster; SAC
+with 16 seeds vmapped ([16, 256, 1] draws beside each update of its networks) 5% slower.
+Only Thompson sampling (`bellmax.bandits`) uses it; the others keep `jax.random.normal`.
 """
 
 from __future__ import annotations
