@@ -176,6 +176,10 @@ def test_roughening_jitters_only_after_a_resampling():
     jitter = np.asarray(rough.particles - plain.particles)
     spread = np.ptp(np.asarray(plain.particles), axis=0)
     np.testing.assert_allclose(jitter.std(axis=0), 0.5 * spread * 400**-0.5, rtol=0.15)
+    with pytest.raises(ValueError, match=r"particle_filter_step.*roughening.*-0\.1"):
+        step(key, belief, u, y, roughening=-0.1)
+    with pytest.raises(TypeError, match="roughening must be a number"):
+        step(key, belief, u, y, roughening=jnp.asarray(0.2))
     with pytest.raises(ValueError, match="roughening"):
         filtered_mpc(
             make_mpc(cartpole_balance(horizon=5), horizon=5, iterations=1),

@@ -89,7 +89,6 @@ def gaussian_log_likelihood(y: jax.Array, y_pred: jax.Array, std: jax.Array) -> 
     return -0.5 * jnp.sum(((y - y_pred) / std) ** 2, axis=-1)
 
 
-@functools.partial(jax.jit, static_argnames=("transition", "log_likelihood", "roughening"))
 def particle_filter_step(
     key: jax.Array,
     belief: ParticleBelief,
@@ -115,7 +114,21 @@ def particle_filter_step(
 
     Returns:
       `(belief, ess)`: the new belief and the effective sample size before any resampling.
+
+    Raises:
+      TypeError: `roughening` is not a number (it is static: a Python number, not an array).
+      ValueError: `roughening` is negative or not finite.
     """
+    roughening = check_number(roughening, "roughening", owner="particle_filter_step", low=0)
+    return _particle_filter_step(
+        key, belief, u, y, transition, log_likelihood, resample_below, roughening
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("transition", "log_likelihood", "roughening"))
+def _particle_filter_step(
+    key, belief, u, y, transition, log_likelihood, resample_below, roughening
+):
     kp, kr = jax.random.split(key)
     n = belief.particles.shape[0]
     moved = jax.vmap(transition, in_axes=(0, 0, None))(jax.random.split(kp, n), belief.particles, u)
