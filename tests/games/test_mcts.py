@@ -217,6 +217,47 @@ def test_playouts_with_tied_uniforms_are_legal_games():
     np.testing.assert_array_equal(np.asarray(got), want)
 
 
+def test_the_search_evaluates_boards_cells_first_as_one_at_a_time():
+    # the search evaluates its leaves with the boards' axis last ([9, R, B], cell by cell):
+    # the same outcomes and solved values as the one-board functions, tied uniforms included
+    rng = np.random.default_rng(1)
+    pos = positions()
+    live = np.flatnonzero(~pos.terminal)
+    boards = (pos.boards[live] * pos.mover[live, None]).astype(np.int8)[rng.choice(len(live), 400)]
+    u = rng.integers(0, 4, (3, 400, 9)).astype(np.float32) / 4  # 3 rollouts a board, many ties
+    got = mcts._playout_cells_first(
+        jnp.asarray(boards.T)[:, None], jnp.asarray(u.transpose(2, 0, 1))
+    )
+    want = jax.vmap(jax.vmap(mcts.playout_outcome), in_axes=(None, 0))(boards, jnp.asarray(u))
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    solved, value = mcts._solved_cells_first(jnp.asarray(boards.T))
+    want_solved, want_value = jax.vmap(mcts.solved_value)(jnp.asarray(boards))
+    np.testing.assert_array_equal(np.asarray(solved), np.asarray(want_solved))
+    np.testing.assert_array_equal(np.asarray(value), np.asarray(want_value))
+
+
+def test_the_proof_tallies_are_the_counts_of_the_rows():
+    # `_prove` reads each path node's open moves and best proven value from `Tree.tally`,
+    # which it keeps up to date instead of reading the node's row: after a search, every
+    # node's tally must equal what its row says
+    config = mcts.MCTSConfig(num_simulations=300)
+    boards = jnp.asarray([[0] * 9, [1, 0, 0, 0, -1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 0, 0, 0, -1]])
+    boards = boards.astype(jnp.int8)
+    scratch = mcts._empty_trees(3, config.num_simulations + 1)
+    result, trees = jax.device_get(mcts._search_into(boards, jax.random.key(2), config, scratch))
+    some_proven = 0
+    for b in range(3):
+        added = int(result.simulations[b]) + 1
+        edges, tally = trees.edges[b, :added], trees.tally[b, :added]
+        legal = edges[..., mcts._CHILD] != mcts._NOT_A_MOVE
+        proven = legal & ~np.isnan(edges[..., mcts._PROVEN])
+        np.testing.assert_array_equal(tally[:, mcts._OPEN], np.sum(legal & ~proven, axis=-1))
+        best = np.max(np.where(proven, edges[..., mcts._PROVEN], -1.0), axis=-1)
+        np.testing.assert_array_equal(tally[:, mcts._BEST], best)
+        some_proven += int(proven.sum())
+    assert some_proven > 50  # the check saw proofs, not only fresh nodes
+
+
 def test_plain_uct_proves_nothing():
     config = mcts.MCTSConfig(num_simulations=50, solver=False)
     boards = jnp.asarray([[1, 1, 0, -1, -1, 0, 0, 0, 0], [0] * 9], jnp.int8)
