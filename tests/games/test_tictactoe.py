@@ -1,5 +1,6 @@
 """Tests of the tic-tac-toe agent contract, the registry, matches and checkpoints."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -148,6 +149,32 @@ def test_arena_searches_all_live_games_in_one_batch_per_ply(agents):
     assert all(a >= b for a, b in zip(x.calls, x.calls[1:], strict=False))
     with pytest.raises(ValueError, match="not all empty cells"):
         ttt.arena(agents["random"], _FirstEmptyBatch(bad=True), 3, seed=0)
+
+
+def test_table_agents_move_in_batches_as_act_does(agents):
+    # `act_batch` (one call per arena ply): every move is one `act` may play (in the table's
+    # support), ties are broken uniformly, a key fixes the moves, bad boards are refused
+    from bellmax.games.solver import positions
+
+    pos = positions()
+    live = np.flatnonzero(~pos.terminal)
+    boards, players = pos.boards[live], pos.mover[live]
+    for kind in ("random", "perfect", "td"):
+        agent = agents[kind]
+        moves = agent.act_batch(boards, players, key=jax.random.key(0))
+        assert moves.shape == (len(live),) and moves.dtype == np.int64
+        assert np.all(agent.support[live, moves]), kind
+        again = agent.act_batch(boards, players, key=jax.random.key(0))
+        np.testing.assert_array_equal(moves, again)
+    # the empty board, random play: each of the 9 cells about equally often
+    many = np.tile(pos.boards[pos.start], (9000, 1))
+    cells = agents["random"].act_batch(many, np.ones(9000, np.int64), key=jax.random.key(1))
+    counts = np.bincount(cells, minlength=9)
+    assert counts.min() > 850 and counts.max() < 1150, counts
+    with pytest.raises(ValueError, match="board 1 of the batch"):
+        agents["perfect"].act_batch(
+            [[0] * 9, [1, 1, 1, -1, -1, 0, 0, 0, 0]], [1, -1], key=jax.random.key(0)
+        )
 
 
 def test_exact_outcomes_match_sampled_games(agents):

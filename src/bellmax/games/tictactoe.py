@@ -54,6 +54,7 @@ from bellmax.games.selfplay import (
     train_td,
 )
 from bellmax.games.solver import (
+    board_code,
     check_player,
     check_table,
     outcome_probabilities,
@@ -264,6 +265,24 @@ class TableAgent:
         if choices.size == 1:
             return int(choices[0])
         return int((rng if rng is not None else self._rng).choice(choices))
+
+    def act_batch(self, boards: Any, players: Any, *, key: jax.Array) -> np.ndarray:
+        """The cells to mark on many positions at once (`arena` plays a ply of all its games
+        in one call), each chosen as `act` chooses, the ties broken by draws from `key`.
+
+        Args:
+          boards: int [B, 9] boards (0 empty, 1 X, -1 O), each checked like `act`'s.
+          players: int [B], the player to move on each board.
+          key: PRNG key for the tie-breaks.
+
+        Returns:
+          int64 [B]: a cell that is empty on each board.
+        """
+        b, _ = check_positions(boards, players)
+        support = self.support[positions().lookup[board_code(b)]]  # [B, 9]
+        rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+        k = (rng.random(len(b)) * support.sum(-1)).astype(np.int64)  # which tied move
+        return np.argmax(np.cumsum(support, -1) > k[:, None], axis=-1).astype(np.int64)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the table to a `.npz` file (atomically; plain arrays, no pickle).
