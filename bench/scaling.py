@@ -190,15 +190,19 @@ def run_mcts(args, run_id: str) -> None:
     import tictactoe
 
     games = 4 if args.smoke else 64 if args.quick else 256
+    rounds = 1 if args.smoke or args.quick else 3  # each rate the median round's
     for sims in _sizes("mcts", args):
-        H.log(f"scaling mcts: bellmax, {sims} sims, {games} games a side")
-        ours = tictactoe.measure_bellmax(sims, games, 0, exhaustive=False)
+        H.log(f"scaling mcts: bellmax, {sims} sims, {games} games a side, {rounds} rounds")
+        ours = tictactoe.measure_bellmax(sims, games, 0, exhaustive=False, rounds=rounds)
         if args.smoke or args.no_venv_peers:
             peer = H.skipped(NO_VENV)
         else:
             peer = H.run_in_peer_venv(
                 H.BENCH_DIR / "tictactoe.py",
-                ["--peer", "openspiel", "--sims", sims, "--games", games, "--seed", 0],
+                [
+                    *("--peer", "openspiel", "--sims", sims, "--games", games),
+                    *("--seed", 0, "--rounds", rounds),
+                ],
                 group="openspiel",
                 modules=["pyspiel"],
             )
@@ -227,6 +231,7 @@ def run_mcts(args, run_id: str) -> None:
                 series=f"as {side.upper()}",
                 ours_batched=True,
                 ours_games=mine["games"],
+                rounds=rounds,
                 ours_loss_rate=mine["loss_rate"],
                 ours_compile_s=ours["compile_s"],
             )

@@ -4,7 +4,9 @@ The same work for both MCTS implementations: UCT with one random rollout per lea
 exploration constant 2, `--sims` simulations per move (1000; OpenSpiel's PEERS.md figure),
 playing `--games` games as X and as O against a perfect player (uniformly random among the
 optimal moves of the exact solution; never loses). Reported per side: the loss rate (what
-"strength" means against a perfect player: lower is better) and games per second.
+"strength" means against a perfect player: lower is better) and games per second: both
+libraries play `--rounds` rounds of games a side (3), and a rate is the median round's (single
+rounds of the same games vary by up to 1.5x on a shared VM).
 
 - bellmax: `bellmax.games.mcts` (the default agent: UCT, one random rollout per leaf, MCTS-Solver
   with 2-ply leaf solving), all games of a side played at once: every ply searches the live
@@ -27,6 +29,7 @@ or as O (checked every 5 rounds; compile time included and reported apart).
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import _harness as H
@@ -37,11 +40,35 @@ BENCH = "tictactoe"
 
 
 # ---------------------------------------------------------------------- bellmax side
+class _Clocked:
+    """An agent whose moves are timed (`seconds`): the opponent's share of a game's time."""
+
+    def __init__(self, agent) -> None:
+        self.agent, self.seconds = agent, 0.0
+        if hasattr(agent, "act_batch"):
+            self.act_batch = self._act_batch
+
+    def act(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return self.agent.act(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def _act_batch(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return self.agent.act_batch(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+
 def _play_batched(mcts_agent, perfect, mcts_player: int, games: int, seed: int) -> dict:
     """`games` games of MCTS against the perfect player (`arena`: each ply of all the live
-    games is one batched search)."""
+    games is one batched search; the perfect player moves in one call per ply as well)."""
     from bellmax.games.tictactoe import arena
 
+    perfect = _Clocked(perfect)
     t0 = time.perf_counter()
     if mcts_player == 1:
         res = arena(mcts_agent, perfect, games, seed=seed)
@@ -58,6 +85,21 @@ def _play_batched(mcts_agent, perfect, mcts_player: int, games: int, seed: int) 
         "loss_rate": losses / games,
         "games_per_s": games / seconds,
         "seconds": seconds,
+        "opponent_seconds": perfect.seconds,
+    }
+
+
+def _rounds(played: list[dict]) -> dict:
+    """One side's rounds of games as one record: the games, wins, draws and losses of all
+    rounds, and the median round's games/s (each round's rate kept as well)."""
+    keys = ("games", "wins", "draws", "losses", "seconds", "opponent_seconds")
+    out = {k: sum(r[k] for r in played) for k in keys}
+    return {
+        **out,
+        "loss_rate": out["losses"] / out["games"],
+        "games_per_s": statistics.median(r["games_per_s"] for r in played),
+        "games_per_s_rounds": [r["games_per_s"] for r in played],
+        "rounds": len(played),
     }
 
 
@@ -76,7 +118,9 @@ def _play_one_at_a_time(mcts_agent, perfect, mcts_player: int, games: int, seed:
     }
 
 
-def measure_bellmax(sims: int, games: int, seed: int, exhaustive: bool, serial: int = 0) -> dict:
+def measure_bellmax(
+    sims: int, games: int, seed: int, exhaustive: bool, serial: int = 0, rounds: int = 1
+) -> dict:
     """bellmax's MCTS vs the perfect player as X and as O, and its exhaustive check."""
     import jax
     import numpy as np
@@ -91,8 +135,12 @@ def measure_bellmax(sims: int, games: int, seed: int, exhaustive: bool, serial: 
         agent.act_batch(np.zeros((size, 9), np.int64), np.ones(size), key=jax.random.key(0))
     compile_s = time.perf_counter() - t0
     out = {"compile_s": compile_s, "config": repr(agent.config)}
+    played = {"x": [], "o": []}
+    for r in range(rounds):  # the sides' rounds interleaved, each round its own games
+        for name, side in (("x", 1), ("o", -1)):
+            played[name].append(_play_batched(agent, perfect, side, games, seed + r))
     for name, side in (("x", 1), ("o", -1)):
-        out[name] = _play_batched(agent, perfect, side, games, seed)
+        out[name] = _rounds(played[name])
         if serial:
             out[f"{name}_one_at_a_time"] = _play_one_at_a_time(agent, perfect, side, serial, seed)
     if exhaustive:
@@ -138,7 +186,7 @@ def measure_alphazero(max_iterations: int, seed: int) -> dict:
 
 
 # ---------------------------------------------------------------------- OpenSpiel side
-def measure_openspiel(sims: int, games: int, seed: int) -> dict:
+def measure_openspiel(sims: int, games: int, seed: int, rounds: int = 1) -> dict:
     """OpenSpiel's C++ MCTS bot vs a perfect player (memoised negamax), as X and as O.
 
     Runs in the peer venv: imports pyspiel, never bellmax.
@@ -160,6 +208,14 @@ def measure_openspiel(sims: int, games: int, seed: int) -> dict:
         return max(-value((*history, a)) for a in state.legal_actions())
 
     def perfect_move(state, rng) -> int:
+        nonlocal opponent_seconds
+        t0 = time.perf_counter()
+        try:
+            return _perfect_move(state, rng)
+        finally:
+            opponent_seconds += time.perf_counter() - t0
+
+    def _perfect_move(state, rng) -> int:
         hist = tuple(state.history())
         best = max(-value((*hist, a)) for a in state.legal_actions())
         return rng.choice([a for a in state.legal_actions() if -value((*hist, a)) == best])
@@ -167,10 +223,12 @@ def measure_openspiel(sims: int, games: int, seed: int) -> dict:
     value(())  # solve the game once, before any timing
     out = {"version": H.package_version("open_spiel"), "sims": sims}
     rng = random.Random(seed)
-    for name, side in (("x", 0), ("o", 1)):
-        evaluator = pyspiel.RandomRolloutEvaluator(1, seed)
-        bot = pyspiel.MCTSBot(game, evaluator, 2.0, sims, 1000, True, seed, False)
+    played = {"x": [], "o": []}
+    for r, (name, side) in ((r, s) for r in range(rounds) for s in (("x", 0), ("o", 1))):
+        evaluator = pyspiel.RandomRolloutEvaluator(1, seed + r)
+        bot = pyspiel.MCTSBot(game, evaluator, 2.0, sims, 1000, True, seed + r, False)
         wins = draws = losses = 0
+        opponent_seconds = 0.0
         t0 = time.perf_counter()
         for _ in range(games):
             state = game.new_initial_state()
@@ -183,16 +241,18 @@ def measure_openspiel(sims: int, games: int, seed: int) -> dict:
             r = state.returns()[side]
             wins, draws, losses = wins + (r > 0), draws + (r == 0), losses + (r < 0)
         seconds = time.perf_counter() - t0
-        out[name] = {
-            "games": games,
-            "wins": wins,
-            "draws": draws,
-            "losses": losses,
-            "loss_rate": losses / games,
-            "games_per_s": games / seconds,
-            "seconds": seconds,
-        }
-    return out
+        played[name].append(
+            {
+                "games": games,
+                "wins": wins,
+                "draws": draws,
+                "losses": losses,
+                "games_per_s": games / seconds,
+                "seconds": seconds,
+                "opponent_seconds": opponent_seconds,
+            }
+        )
+    return {**out, "x": _rounds(played["x"]), "o": _rounds(played["o"])}
 
 
 # ---------------------------------------------------------------------- main
@@ -212,6 +272,13 @@ def main(argv: list[str] | None = None) -> int:
         help="games per side that bellmax also plays one at a time (batch 1, like OpenSpiel's "
         "bot; default 16)",
     )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="rounds of --games games a side, for both libraries (default 3; 1 with --quick "
+        "or --smoke): each rate is the median round's, the losses are all rounds'",
+    )
     p.add_argument("--az-rounds", type=int, default=None, help="max AlphaZero rounds (60)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--peer", choices=["openspiel"], default=None, help=argparse.SUPPRESS)
@@ -221,31 +288,42 @@ def main(argv: list[str] | None = None) -> int:
     sims = args.sims or (20 if args.smoke else 200 if quick else 1000)
     games = args.games or (4 if args.smoke else 16 if quick else 256)
     serial = args.serial_games or (2 if args.smoke else 4 if quick else 16)
+    rounds = args.rounds or (1 if quick else 3)
     az_rounds = args.az_rounds or 60
-    checked = (("--sims", sims), ("--games", games), ("--serial-games", serial))
+    checked = (
+        ("--sims", sims),
+        ("--games", games),
+        ("--serial-games", serial),
+        ("--rounds", rounds),
+    )
     for name, value in (*checked, ("--az-rounds", az_rounds)):
         if value < 1:
             p.error(f"{name} must be >= 1, got {value}")
 
     if args.peer == "openspiel":
-        H.print_json(measure_openspiel(sims, games, args.seed))
+        H.print_json(measure_openspiel(sims, games, args.seed, rounds))
         return 0
 
     H.log(f"{BENCH}: bellmax MCTS, {sims} sims, {games} games a side vs perfect")
-    ours = measure_bellmax(sims, games, args.seed, exhaustive=not args.smoke, serial=serial)
+    ours = measure_bellmax(
+        sims, games, args.seed, exhaustive=not args.smoke, serial=serial, rounds=rounds
+    )
     if args.smoke or args.no_venv_peers:
         peer = H.skipped("peer-venv peers skipped (--smoke / --no-venv-peers)")
     else:
         H.log(f"{BENCH}: OpenSpiel MCTSBot in the peer venv")
         peer = H.run_in_peer_venv(
             __file__,
-            ["--peer", "openspiel", "--sims", sims, "--games", games, "--seed", args.seed],
+            [
+                *("--peer", "openspiel", "--sims", sims, "--games", games),
+                *("--seed", args.seed, "--rounds", rounds),
+            ],
             group="openspiel",
             modules=["pyspiel"],
         )
         if H.is_skipped(peer):
             H.log(f"{BENCH}: OpenSpiel skipped: {peer['reason']}")
-    sizes = {"sims": sims, "games_per_side": games, "quick": quick}
+    sizes = {"sims": sims, "games_per_side": games, "rounds": rounds, "quick": quick}
     skipped = H.is_skipped(peer)
     extra_peer = {"peer_skipped": peer["reason"]} if skipped else {"peer_version": peer["version"]}
     for side in ("x", "o"):
