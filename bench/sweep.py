@@ -12,8 +12,9 @@
   run (the learning rate is a Python constant, so each trial compiles its own program):
   Tune's defaults (a new worker process per trial), and `reuse_actors=True`.
 - RLlib PPO (peer venv `bench/.venv-peers/ray`: `pip install "ray[rllib]==2.60.0"
-  torch==2.13.0`): the same 4 learning rates x 2 seeds through Tune, the same env steps per
-  trial, 0 env runners (one CPU per trial, like ours), its CartPole defaults otherwise.
+  torch==2.13.0 pillow`): the same 4 learning rates x 2 seeds through Tune, the same env
+  steps per trial, 0 env runners (one CPU per trial, like ours), its CartPole defaults
+  otherwise.
 
 All Ray clusters here are local, started on their own loopback address and stopped by
 `ray.shutdown()` (never `ray stop`). Each record carries the load average: on a busy
@@ -51,7 +52,9 @@ HOST = "127.0.0.2"
 HOST_CLI = "127.0.0.3"  # a fresh process's own cluster, beside the overhead driver's
 CHILDREN = ("local", "ray", "tune", "tune-reuse", "overhead", "phases", "local-fresh", "ray-fresh")
 PEER_VENV = H.BENCH_DIR / ".venv-peers" / "ray"
-RLLIB_INSTALL = f'{PEER_VENV}/bin/pip install "ray[rllib]==2.60.0" torch==2.13.0'
+# pillow: RLlib 2.60 imports PIL (via dreamerv3's summaries) when its algorithms load, and
+# its rllib extra does not pull it in
+RLLIB_INSTALL = f'{PEER_VENV}/bin/pip install "ray[rllib]==2.60.0" torch==2.13.0 pillow'
 
 
 def _load() -> list[float]:
