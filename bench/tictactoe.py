@@ -48,19 +48,18 @@ class _Clocked:
         if hasattr(agent, "act_batch"):
             self.act_batch = self._act_batch
 
-    def act(self, *args, **kwargs):
+    def _timed(self, method, *args, **kwargs):
         t0 = time.perf_counter()
         try:
-            return self.agent.act(*args, **kwargs)
+            return method(*args, **kwargs)
         finally:
             self.seconds += time.perf_counter() - t0
 
+    def act(self, *args, **kwargs):
+        return self._timed(self.agent.act, *args, **kwargs)
+
     def _act_batch(self, *args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return self.agent.act_batch(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - t0
+        return self._timed(self.agent.act_batch, *args, **kwargs)
 
 
 def _play_batched(mcts_agent, perfect, mcts_player: int, games: int, seed: int) -> dict:
