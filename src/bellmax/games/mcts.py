@@ -199,10 +199,6 @@ def random_rollout(key: jax.Array, node: Node) -> jax.Array:
     return jnp.where(node.done, 0.0, outcome)
 
 
-_LINE_CELLS = np.zeros((8, 9), bool)
-_LINE_CELLS[np.arange(8)[:, None], LINES] = True
-
-
 def solved_value(board: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The exact value of a canonical position [9] when it is decided within two plies.
 
@@ -292,7 +288,8 @@ class Tree:
     """float32 [N]: the exact value for the node's mover of a finished game or a solved leaf,
     set when the node is added; NaN at the root. (Rows of nodes not added in this search hold
     whatever an earlier search left there: see `_plant`. The solver's proofs go to `edges`,
-    `tally` and `root_exact`: reading this array in the simulation loop makes XLA copy it each time.)"""
+    `tally` and `root_exact`: reading this array in the simulation loop makes XLA copy it each
+    time.)"""
     root_exact: jax.Array
     """float32 []: the root's proven value for its mover (NaN while unproven)."""
     tally: jax.Array
