@@ -6,7 +6,7 @@ playing `--games` games as X and as O against a perfect player (uniformly random
 optimal moves of the exact solution; never loses). Reported per side: the loss rate (what
 "strength" means against a perfect player: lower is better) and games per second: both
 libraries play `--rounds` rounds of games a side (3), and a rate is the median round's (single
-rounds of the same games vary by up to 1.5x on a shared VM).
+rounds of the same games varied by up to 1.8x on this 2-core VM).
 
 - bellmax: `bellmax.games.mcts` (the default agent: UCT, one random rollout per leaf, MCTS-Solver
   with 2-ply leaf solving), all games of a side played at once: every ply searches the live
