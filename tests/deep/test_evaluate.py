@@ -93,6 +93,19 @@ def test_a_batch_of_policies_gets_what_each_gets_alone():
     assert len({tuple(np.asarray(r).tolist()) for r in res.lengths}) == 3
 
 
+def test_a_batch_of_one_runs_unvmapped_and_gets_what_it_gets_alone():
+    # Shows: a one-seed run's evaluation (a batch of one, run without the vmap, which
+    # compiles in about half the time) returns exactly what evaluate returns for that policy.
+    ws = jnp.array([[0.0, 0.2, 1.0, 0.5]])
+    keys = jax.random.split(jax.random.key(4), 1)
+    res = evaluate_batch(linear_push, ws, "CartPole-v1", keys, episodes=5, num_envs=2)
+    assert res.returns.shape == res.lengths.shape == res.completed.shape == (1, 5)
+    alone = evaluate(linear_push, ws[0], "CartPole-v1", keys[0], episodes=5, num_envs=2)
+    np.testing.assert_array_equal(res.lengths[0], alone.lengths)
+    np.testing.assert_array_equal(res.returns[0], alone.returns)
+    np.testing.assert_array_equal(res.completed[0], alone.completed)
+
+
 def test_a_batch_on_a_gymnasium_env_runs_policy_after_policy():
     # Shows: host-callback envs cannot be vmapped; the batch still comes back [batch, episodes].
     keys = jax.random.split(jax.random.key(5), 2)
