@@ -1272,7 +1272,8 @@ def _evaluate(algo, config, venv, state, seeds, episodes: int) -> np.ndarray:
 
 def _evaluate_seeds(act, params: Any, venv, seeds, episodes: int) -> np.ndarray:
     """`[seeds, episodes]` returns of `act` with each seed's `params` (batch axis first; seed
-    `s` evaluated with key 10000 + s), every seed in one vmapped program."""
+    `s` evaluated with key 10000 + s), every seed in one program (vmapped over two or more
+    seeds, `evaluate_batch`)."""
     keys = jnp.stack([jax.random.key(10_000 + s) for s in seeds])
     return np.asarray(evaluate_batch(act, params, venv, keys, episodes=episodes).returns)
 
