@@ -638,6 +638,18 @@ def is_skipped(peer_result: Mapping[str, Any]) -> bool:
     return bool(peer_result.get("skipped"))
 
 
+#: Variables a peer process does not inherit: our venv's paths, and the persistent compile
+#: cache that `import bellmax` turns on through JAX's environment variables
+#: (`bellmax.core.compile_cache`), with which a JAX peer's "cold" compile (rejax's, trajax's)
+#: would load the programs an earlier benchmark run left there.
+_NOT_FOR_PEERS = (
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "JAX_COMPILATION_CACHE_DIR",
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+)
+
+
 def run_in_peer_venv(
     script: str | os.PathLike[str],
     args: Sequence[str] = (),
@@ -652,7 +664,8 @@ def run_in_peer_venv(
 
     The script runs as `<venv>/bin/python script *args` from the repository root, with the
     thread caps of `thread_env(threads)` set before it starts (so before it imports numpy or
-    torch) and without the caller's PYTHONPATH/VIRTUAL_ENV. It must print its result as a JSON
+    torch), without the caller's PYTHONPATH/VIRTUAL_ENV and without a persistent JAX compile
+    cache (`_NOT_FOR_PEERS`: JAX's default). It must print its result as a JSON
     object on the last JSON line of stdout (`print_json`); its stderr is passed through.
 
     Args:
@@ -674,7 +687,7 @@ def run_in_peer_venv(
         return skipped(
             f"peer venv {venv_dir} not found; install the '{group}' peers with: {install}"
         )
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = {k: v for k, v in os.environ.items() if k not in _NOT_FOR_PEERS}
     env.update(thread_env(threads))
     if modules:
         probe = (

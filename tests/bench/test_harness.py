@@ -294,6 +294,26 @@ def test_run_in_peer_venv_returns_last_json_line(tmp_path):
     assert res == {"args": ["--n", "3"], "blas": "2"}
 
 
+def test_a_peer_runs_without_our_compile_cache(tmp_path, monkeypatch):
+    # Shows: `import bellmax` puts its persistent cache in JAX's environment variables; a JAX
+    # peer (rejax, trajax) must not inherit it, or its "cold" compile loads an earlier run's.
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    script = _script(
+        tmp_path,
+        """
+        import json, os
+        print(json.dumps({k: os.environ.get(k) for k in ("JAX_COMPILATION_CACHE_DIR",
+                          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")}))
+        """,
+    )
+    res = H.run_in_peer_venv(script, group="g", venv=_fake_venv(tmp_path))
+    assert res == {
+        "JAX_COMPILATION_CACHE_DIR": None,
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": None,
+    }
+
+
 def test_run_in_peer_venv_missing_module(tmp_path):
     script = _script(tmp_path, "print('{}')\n")
     res = H.run_in_peer_venv(
