@@ -641,17 +641,27 @@ def _compile_threads(monkeypatch) -> list[str]:
     return threads
 
 
+class _NoBackground:
+    """A `driver._background()` that fails the test if anything is submitted to it."""
+
+    def submit(self, *args, **kwargs):
+        raise AssertionError("compiled in a background thread on one CPU")
+
+
 @pytest.mark.parametrize("seeds", [(0,), (0, 1)])
 def test_the_chunk_compiled_beside_init_is_the_same_program(monkeypatch, seeds):
-    """The first chunk compiles in a background thread while `init` runs; the run is the
-    same, bit for bit, as one whose chunk compiles in the foreground."""
+    """On two or more CPUs the first chunk compiles in a background thread while `init`
+    runs (and the evaluation program beside the first chunk); on one CPU everything compiles
+    in the foreground, nothing in a thread. The runs are the same, bit for bit."""
     cfg = toy.Config(total_timesteps=800)
     driver._RUNNERS.clear()
     threads = _compile_threads(monkeypatch)
+    monkeypatch.setattr(driver, "_usable_cpus", lambda: 2)
     background = driver.train(toy, cfg, "CartPole-v1", seeds=seeds, chunks=2, eval_episodes=2)
     assert len(threads) == 1 and threads[0].startswith("bellmax-compile"), threads
     driver._RUNNERS.clear()
-    monkeypatch.setattr(driver._Runner, "prepare", lambda self, keys, n: None)
+    monkeypatch.setattr(driver, "_usable_cpus", lambda: 1)
+    monkeypatch.setattr(driver, "_background", _NoBackground)
     foreground = driver.train(toy, cfg, "CartPole-v1", seeds=seeds, chunks=2, eval_episodes=2)
     assert threads[1:] == ["MainThread"]
     _same_state(background.state, foreground.state)
@@ -672,6 +682,7 @@ def test_a_chunk_compiled_for_other_shapes_is_not_used(monkeypatch):
         return t.replace(update_index=jax.ShapeDtypeStruct(t.update_index.shape, jnp.int16))
 
     monkeypatch.setattr(driver._Runner, "template", wrong)
+    monkeypatch.setattr(driver, "_usable_cpus", lambda: 2)
     threads = _compile_threads(monkeypatch)
     cfg = toy.Config(total_timesteps=400)
     res = driver.train(toy, cfg, "CartPole-v1", seeds=(0,), chunks=1, eval_episodes=0)
@@ -689,6 +700,7 @@ def test_an_error_in_the_background_compile_reaches_the_caller(monkeypatch):
         raise ValueError("update cannot be traced: the test's own error")
 
     monkeypatch.setattr(toy, "update", broken)
+    monkeypatch.setattr(driver, "_usable_cpus", lambda: 2)
     with pytest.raises(ValueError, match="the test's own error"):
         driver.train(toy, toy.Config(total_timesteps=400), "CartPole-v1", eval_episodes=0)
     driver._RUNNERS.clear()

@@ -318,6 +318,8 @@ class _Runner:
         the GIL: on two or more cores the two overlap). `chunk` waits for it."""
         if not self.batched or n in self._chunks or n in self._pending:
             return
+        if not _compile_in_background():
+            return  # `chunk` compiles it
         template = self.template(keys)
         future = _background().submit(self._compile_chunk, template, n)
         self._pending[n] = (_avals(template), future)
@@ -384,6 +386,25 @@ def _finish(future: concurrent.futures.Future | None) -> None:
     """Wait for a background job (re-raising its error); None, to be stored back."""
     if future is not None:
         future.result()
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, where the OS keeps one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity masks (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def _compile_in_background() -> bool:
+    """Whether the first chunk and the evaluation program compile in `_background` threads.
+
+    Not on one CPU: there the threads only take turns with `init` and with the first chunk's
+    run. A one-seed PPO run on CartPole-v1 from process start to solved took 0.5-0.7 s less
+    (~6%) with everything compiled in the foreground, in each of 8 interleaved pairs on one
+    EPYC core (8.3-10.3 s against 9.0-10.8 s).
+    """
+    return _usable_cpus() > 1
 
 
 @functools.cache
@@ -1084,12 +1105,12 @@ def _train_locked(
         runner.prepare(keys, min(chunk, num_updates - done))  # compiles while init runs
     if not has_checkpoint:
         state = runner.init(keys)
-    # The evaluation program compiles in the background too, on the first state (its
-    # returns are thrown away), while the first chunk compiles and runs.
+    # The evaluation program compiles in the background too (on two or more CPUs), on the
+    # first state (its returns are thrown away), while the first chunk compiles and runs.
     will_evaluate = eval_episodes and (stop_return is not None or target == num_updates)
     warm_eval = (
         _background().submit(_evaluate, algo, config, eval_venv, state, seeds, eval_episodes)
-        if will_evaluate and not eval_venv.is_host and not solved
+        if will_evaluate and not eval_venv.is_host and not solved and _compile_in_background()
         else None
     )
     seconds = 0.0
