@@ -4,6 +4,9 @@ match the exact solution, and never losing at the stated budget.
 The exhaustive checks and the proof check search with one config (`BUDGET`), so the search
 program is compiled once per batch size for the module; `frozen_agent` batches each layer of
 the opponent's lines into a few searches, and `lines_of_play` then walks every line per seed.
+The tests of the search's buffers, proof tallies and plain UCT search the agent's 64-board
+bucket with the configs of `SMALL` and `REPLACED` (each search program costs seconds to
+compile: these tests share theirs with each other and with the exhaustive checks).
 """
 
 from __future__ import annotations
@@ -23,6 +26,28 @@ from bellmax.games.tictactoe import AGENT_FACTORIES, lines_of_play, make_agent
 #: every seed tried (0-9; the tests run 0-4).
 BUDGET = {"num_simulations": 1000, "uct_c": 2.0, "solve_leaves": True, "solver": True}
 SEEDS = (0, 1, 2, 3, 4)
+#: The buffer tests' configs per `solver`, which the proof-tally (solver) and plain-UCT tests
+#: search with too, and the configs the agent's is replaced by (each bigger, so buffers of the
+#: old size would not do; the solver's is the budget's, compiled for the exhaustive checks).
+SMALL = {
+    True: mcts.MCTSConfig(num_simulations=300),
+    False: mcts.MCTSConfig(num_simulations=200, solver=False),
+}
+REPLACED = {
+    True: mcts.MCTSConfig(**BUDGET),
+    False: mcts.MCTSConfig(num_simulations=300, solver=False),
+}
+
+
+#: `playout_outcome` over a batch, jitted once for the two playout tests ([300, 9] int8 boards
+#: and float32 uniforms in both: one compiled program).
+_playouts = jax.jit(jax.vmap(mcts.playout_outcome))
+
+
+def _padded(boards) -> jax.Array:
+    """`boards` padded to the agent's 64-board bucket with its filler, as `act_batch` does
+    (the filler has one empty cell, which wins)."""
+    return jnp.asarray(np.tile(mcts._PAD, (64, 1))).at[: len(boards)].set(jnp.int8(boards))
 
 
 def _node(cells, done=False):
@@ -54,12 +79,13 @@ def test_step_canonical_hand_cases(jit):
 def test_random_rollouts_match_exact_random_play():
     exact = random_play_outcome_probabilities()
     keys = jax.random.split(jax.random.key(0), 4000)
-    outcomes = jax.jit(jax.vmap(mcts.random_rollout, in_axes=(0, None)))(keys, _node([0] * 9))
+    rollouts = jax.jit(jax.vmap(mcts.random_rollout, in_axes=(0, None)))
+    outcomes = rollouts(keys, _node([0] * 9))
     # the empty board's mover is X: mean outcome = P(X wins) - P(O wins) = 0.2968
     assert abs(float(jnp.mean(outcomes)) - (exact["x_wins"] - exact["o_wins"])) < 0.05
-    # one empty cell that completes the mover's line: always +1
-    one = mcts.random_rollout(jax.random.key(1), _node([1, 1, 0, -1, -1, 1, -1, 1, -1]))
-    assert float(one) == 1.0
+    # one empty cell that completes the mover's line: always +1 (every key; the same program)
+    one = rollouts(keys, _node([1, 1, 0, -1, -1, 1, -1, 1, -1]))
+    np.testing.assert_array_equal(np.asarray(one), np.ones(len(keys)))
 
 
 def _sequential_playout(cells, u):
@@ -82,7 +108,7 @@ def test_playout_outcome_is_the_sequential_random_game():
     picks = rng.choice(live, 300, replace=False)
     boards = pos.boards[picks] * pos.mover[picks, None]  # canonical: the mover's marks +1
     u = rng.random((300, 9)).astype(np.float32)
-    got = np.asarray(jax.jit(jax.vmap(mcts.playout_outcome))(jnp.asarray(boards), u))
+    got = np.asarray(_playouts(jnp.asarray(boards), jnp.asarray(u)))
     want = [_sequential_playout(b.tolist(), uu) for b, uu in zip(boards, u, strict=True)]
     np.testing.assert_array_equal(got, want)
     assert len(set(want)) == 3  # wins, losses and draws all occur
@@ -156,31 +182,31 @@ def test_a_search_in_used_buffers_is_the_search_in_fresh_ones(solver):
     # roots' rows are reset, on the claim that every other row is written whole before it is
     # read. Junk in every buffer (NaN, bogus child indices, boards, proofs) must not change
     # any result, for both the solver and plain UCT (which reads `exact` at finished games).
-    config = mcts.MCTSConfig(num_simulations=200, solver=solver)
-    boards = jnp.asarray([[0] * 9, [1, 0, 0, 0, -1, 0, 0, 0, 0], [1, 1, 0, -1, -1, 0, 0, 0, 0]])
-    boards = boards.astype(jnp.int8)
-    fresh = jax.device_get(mcts.search(boards, jax.random.key(3), config))
+    # Three boards, padded to the agent's bucket of 64 as `act_batch` pads them.
+    config = SMALL[solver]
+    boards = [[0] * 9, [1, 0, 0, 0, -1, 0, 0, 0, 0], [1, 1, 0, -1, -1, 0, 0, 0, 0]]
+    padded = _padded(boards)
+    fresh = jax.device_get(mcts.search(padded, jax.random.key(3), config))
     for junk in (jnp.nan, 7.0, -1.0):
         scratch = jax.tree.map(
             lambda x, junk=junk: jnp.full_like(x, junk if x.dtype == jnp.float32 else 1),
-            mcts._empty_trees(3, config.num_simulations + 1),
+            mcts._empty_trees(64, config.num_simulations + 1),
         )
-        used, _ = mcts._search_into(boards, jax.random.key(3), config, scratch)
+        used, _ = mcts._search_into(padded, jax.random.key(3), config, scratch)
         for name, value in vars(jax.device_get(used)).items():
             np.testing.assert_array_equal(value, getattr(fresh, name), err_msg=name)
     # and the agent's buffers after a real search of other positions
     agent = mcts.MCTSAgent(config, seed=0)
     agent.act_batch(np.zeros((3, 9), np.int64), np.ones(3), key=jax.random.key(1))
     assert (64, config) in agent._scratch  # three boards are padded to the 64 bucket
-    padded = jnp.asarray(np.tile(mcts._PAD, (64, 1))).at[:3].set(boards)
     scratch = agent._scratch.pop((64, config))
     again, _ = mcts._search_into(padded, jax.random.key(3), config, scratch)
-    expected = jax.device_get(mcts.search(padded, jax.random.key(3), config))
     for name, value in vars(jax.device_get(again)).items():
-        np.testing.assert_array_equal(value, getattr(expected, name), err_msg=name)
+        np.testing.assert_array_equal(value, getattr(fresh, name), err_msg=name)
     # a config replaced between searches gets buffers of its own size, the old ones dropped
     agent.act_batch(np.zeros((3, 9), np.int64), np.ones(3), key=jax.random.key(1))
-    bigger = mcts.MCTSConfig(num_simulations=300, solver=solver)
+    bigger = REPLACED[solver]
+    assert bigger.solver == solver and bigger.num_simulations > config.num_simulations
     agent.config = bigger
     moves = agent._choose(padded, jax.random.key(5))
     np.testing.assert_array_equal(
@@ -212,7 +238,7 @@ def test_playouts_with_tied_uniforms_are_legal_games():
     live = np.flatnonzero(~pos.terminal)
     boards = (pos.boards[live] * pos.mover[live, None]).astype(np.int8)[rng.choice(len(live), 300)]
     u = rng.integers(0, 3, (300, 9)).astype(np.float32) / 3  # many ties
-    got = jax.vmap(mcts.playout_outcome)(jnp.asarray(boards), jnp.asarray(u))
+    got = _playouts(jnp.asarray(boards), jnp.asarray(u))
     want = [_playout_by_hand(b, x) for b, x in zip(boards, u, strict=True)]
     np.testing.assert_array_equal(np.asarray(got), want)
 
@@ -225,13 +251,15 @@ def test_the_search_evaluates_boards_cells_first_as_one_at_a_time():
     live = np.flatnonzero(~pos.terminal)
     boards = (pos.boards[live] * pos.mover[live, None]).astype(np.int8)[rng.choice(len(live), 400)]
     u = rng.integers(0, 4, (3, 400, 9)).astype(np.float32) / 4  # 3 rollouts a board, many ties
-    got = mcts._playout_cells_first(
+    # (each side jitted, as the search runs it, rather than dispatched op by op)
+    got = jax.jit(mcts._playout_cells_first)(
         jnp.asarray(boards.T)[:, None], jnp.asarray(u.transpose(2, 0, 1))
     )
-    want = jax.vmap(jax.vmap(mcts.playout_outcome), in_axes=(None, 0))(boards, jnp.asarray(u))
+    one_at_a_time = jax.jit(jax.vmap(jax.vmap(mcts.playout_outcome), in_axes=(None, 0)))
+    want = one_at_a_time(boards, jnp.asarray(u))
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
-    solved, value = mcts._solved_cells_first(jnp.asarray(boards.T))
-    want_solved, want_value = jax.vmap(mcts.solved_value)(jnp.asarray(boards))
+    solved, value = jax.jit(mcts._solved_cells_first)(jnp.asarray(boards.T))
+    want_solved, want_value = jax.jit(jax.vmap(mcts.solved_value))(jnp.asarray(boards))
     np.testing.assert_array_equal(np.asarray(solved), np.asarray(want_solved))
     np.testing.assert_array_equal(np.asarray(value), np.asarray(want_value))
 
@@ -239,14 +267,14 @@ def test_the_search_evaluates_boards_cells_first_as_one_at_a_time():
 def test_the_proof_tallies_are_the_counts_of_the_rows():
     # `_prove` reads each path node's open moves and best proven value from `Tree.tally`,
     # which it keeps up to date instead of reading the node's row: after a search, every
-    # node's tally must equal what its row says
-    config = mcts.MCTSConfig(num_simulations=300)
-    boards = jnp.asarray([[0] * 9, [1, 0, 0, 0, -1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 0, 0, 0, -1]])
-    boards = boards.astype(jnp.int8)
-    scratch = mcts._empty_trees(3, config.num_simulations + 1)
+    # node's tally must equal what its row says (three boards, padded to the agent's bucket:
+    # the filler's trees are checked too)
+    config = SMALL[True]
+    boards = _padded([[0] * 9, [1, 0, 0, 0, -1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 0, 0, 0, -1]])
+    scratch = mcts._empty_trees(64, config.num_simulations + 1)
     result, trees = jax.device_get(mcts._search_into(boards, jax.random.key(2), config, scratch))
     some_proven = 0
-    for b in range(3):
+    for b in range(64):
         added = int(result.simulations[b]) + 1
         edges, tally = trees.edges[b, :added], trees.tally[b, :added]
         legal = edges[..., mcts._CHILD] != mcts._NOT_A_MOVE
@@ -254,17 +282,19 @@ def test_the_proof_tallies_are_the_counts_of_the_rows():
         np.testing.assert_array_equal(tally[:, mcts._OPEN], np.sum(legal & ~proven, axis=-1))
         best = np.max(np.where(proven, edges[..., mcts._PROVEN], -1.0), axis=-1)
         np.testing.assert_array_equal(tally[:, mcts._BEST], best)
-        some_proven += int(proven.sum())
-    assert some_proven > 50  # the check saw proofs, not only fresh nodes
+        if b < 3:
+            some_proven += int(proven.sum())
+    assert some_proven > 50  # the three boards' trees had proofs, not only fresh nodes
 
 
 def test_plain_uct_proves_nothing():
-    config = mcts.MCTSConfig(num_simulations=50, solver=False)
-    boards = jnp.asarray([[1, 1, 0, -1, -1, 0, 0, 0, 0], [0] * 9], jnp.int8)
+    # a win now, the empty board, and the agent's filler (one empty cell, which wins)
+    config = SMALL[False]
+    boards = _padded([[1, 1, 0, -1, -1, 0, 0, 0, 0], [0] * 9])
     out = mcts.search(boards, jax.random.key(0), config)
     assert not bool(jnp.any(out.proven)) and not bool(jnp.any(out.root_solved))
-    np.testing.assert_array_equal(np.asarray(out.simulations), [50, 50])
-    np.testing.assert_array_equal(np.asarray(out.visits).sum(-1), [50, 50])
+    np.testing.assert_array_equal(np.asarray(out.simulations), [200] * 64)
+    np.testing.assert_array_equal(np.asarray(out.visits).sum(-1), [200] * 64)
 
 
 def _result(visits, proven, proven_value, root_solved=False, root_value=0.0):
