@@ -23,7 +23,11 @@ from bellmax.train.io import FileLock, LockHeldError
 
 # ---- a tiny algorithm following the deep-RL module contract (this module is the "algorithm"):
 # random search on a linear CartPole policy; `loss` is a deterministic function of the state so
-# a NaN can be injected at a chosen update (`nan_at`).
+# a NaN can be injected at a chosen update (`nan_at`), as can the other faults the driver must
+# catch (the `*_at` fields). `init` copies the settings `update` reads (learning_rate and the
+# `*_at` fields) into the state, so the chunk programs of every Config with the same number of
+# seeds and chunk length are one program (XLA's persistent cache compiles it once); baked in
+# as constants, each Config was another ~2 s compile.
 
 NAME = "toy"
 
@@ -36,6 +40,8 @@ class Config:
     learning_rate: float = 0.1
     nan_at: int = -1
     nan_return_at: int = -1  # the env's fault: the episode returns go NaN from this update
+    inf_weights_at: int = -1  # the weights go inf from this update, the loss stays 0 (clipped)
+    inf_return_at: int = -1  # episode_return_sum overflows to inf from this update
 
     def validate(self, venv=None) -> None:
         if self.learning_rate <= 0:
@@ -57,6 +63,11 @@ class TrainState:
     vec_state: object
     obs: jax.Array
     update_index: jax.Array
+    learning_rate: jax.Array  # the Config's, as data of the program (see above)
+    nan_at: jax.Array
+    nan_return_at: jax.Array
+    inf_weights_at: jax.Array
+    inf_return_at: jax.Array
 
 
 @struct.dataclass
@@ -70,7 +81,18 @@ class Metrics:
 def init(key, config, venv):
     k_env, key = jax.random.split(key)
     obs, vs = venv.reset(k_env)
-    return TrainState(jnp.zeros(4), key, vs, obs, jnp.zeros((), jnp.int32))
+    return TrainState(
+        jnp.zeros(4),
+        key,
+        vs,
+        obs,
+        jnp.zeros((), jnp.int32),
+        jnp.asarray(config.learning_rate, jnp.float32),
+        jnp.asarray(config.nan_at, jnp.int32),
+        jnp.asarray(config.nan_return_at, jnp.int32),
+        jnp.asarray(config.inf_weights_at, jnp.int32),
+        jnp.asarray(config.inf_return_at, jnp.int32),
+    )
 
 
 def act(params, obs, key, config, venv, *, deterministic=True):
@@ -83,7 +105,7 @@ def policy_params(state):
 
 def update(state, config, venv):
     key, k_noise, k_roll = jax.random.split(state.key, 3)
-    w = state.w + config.learning_rate * jax.random.normal(k_noise, (4,))
+    w = state.w + state.learning_rate * jax.random.normal(k_noise, (4,))
 
     def body(carry, k):
         obs, vs = carry
@@ -95,12 +117,17 @@ def update(state, config, venv):
         body, (state.obs, state.vec_state), jax.random.split(k_roll, config.num_steps)
     )
     i = state.update_index + 1
-    loss = jnp.where(i == config.nan_at, jnp.nan, jnp.sum(w**2))
-    ret_sum = jnp.where(
-        (config.nan_return_at > 0) & (i >= config.nan_return_at), jnp.nan, rets.sum()
-    )
+
+    def from_(at):  # from update `at` on (never if `at` <= 0)
+        return (at > 0) & (i >= at)
+
+    loss = jnp.where(state.inf_weights_at > 0, 0.0, jnp.sum(w**2))
+    loss = jnp.where(i == state.nan_at, jnp.nan, loss)
+    ret_sum = jnp.where(from_(state.nan_return_at), jnp.nan, rets.sum())
+    ret_sum = jnp.where(from_(state.inf_return_at), jnp.inf, ret_sum)
+    w = jnp.where(from_(state.inf_weights_at), jnp.inf, w)
     metrics = Metrics(i * config.steps_per_update, ret_sum, cnts.sum(), loss)
-    return TrainState(w, key, vs, obs, i), metrics
+    return state.replace(w=w, key=key, vec_state=vs, obs=obs, update_index=i), metrics
 
 
 toy = sys.modules[__name__]
@@ -237,34 +264,20 @@ def test_nan_loss_stops_and_names_the_update(tmp_path):
     assert not (tmp_path / "checkpoint.msgpack").exists()
 
 
-def test_nonfinite_weights_stop_the_run(tmp_path, monkeypatch):
+def test_nonfinite_weights_stop_the_run(tmp_path):
     # A loss that stays finite while the weights do not (e.g. a clipped loss): still stopped.
-    real = toy.update
-
-    def poisoned(state, config, venv):
-        state, m = real(state, config, venv)
-        w = jnp.where(state.update_index >= 7, jnp.inf, state.w)
-        return state.replace(w=w), m.replace(loss=jnp.zeros(()))
-
-    monkeypatch.setattr(toy, "update", poisoned)  # nan_at=99: no other test shares the runner
+    # (inf_weights_at=7: the weights are inf from update 7 on, the loss 0 throughout.)
     with pytest.raises(DivergenceError, match=r"weights became non-finite in updates 1-10 of 50"):
-        driver.train(toy, toy.Config(nan_at=99), "CartPole-v1", out_dir=tmp_path, **RUN)
+        driver.train(toy, toy.Config(inf_weights_at=7), "CartPole-v1", out_dir=tmp_path, **RUN)
 
 
-def test_an_infinite_metric_stops_the_run_before_anything_is_written(tmp_path, monkeypatch):
+def test_an_infinite_metric_stops_the_run_before_anything_is_written(tmp_path):
     # A loss that stays finite while another metric overflows (SAC at a huge learning rate:
     # grad_norm = inf): stopped and named, never written to metrics.json. (NaN in a metric
-    # other than the loss means "not recorded" and is not a divergence.)
-    real = toy.update
-
-    def poisoned(state, config, venv):
-        state, m = real(state, config, venv)
-        bad = jnp.where(state.update_index >= 17, jnp.inf, m.episode_return_sum)
-        return state, m.replace(episode_return_sum=bad)
-
-    monkeypatch.setattr(toy, "update", poisoned)  # nan_at=98: no other test shares the runner
+    # other than the loss means "not recorded" and is not a divergence.) (inf_return_at=17:
+    # episode_return_sum is inf from update 17 on.)
     with pytest.raises(DivergenceError, match=r"episode_return_sum became inf at update 17 of 50"):
-        driver.train(toy, toy.Config(nan_at=98), "CartPole-v1", out_dir=tmp_path, **RUN)
+        driver.train(toy, toy.Config(inf_return_at=17), "CartPole-v1", out_dir=tmp_path, **RUN)
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["status"] == "diverged" and run["updates_done"] == 10
     assert "Infinity" not in (tmp_path / "metrics.json").read_text()
@@ -294,13 +307,27 @@ def test_a_nan_stop_return_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_host_env_seeds_each_train_on_their_own_envs():
+HOST_CONFIG = toy.Config(total_timesteps=400)
+HOST_RUN = {"seeds": (0, 1), "eval_episodes": 1, "chunks": 2}
+
+
+@pytest.fixture(scope="module")
+def host_run():
+    """Two seeds on Gymnasium's CartPole, run to the end (10 updates in chunks of 5) and then
+    evaluated (one episode each, on evaluation environments of their own). A host env's
+    programs are compiled for every run (no runner cache, no persistent cache for programs
+    with host callbacks), so the tests below share this one."""
+    return driver.train(toy, HOST_CONFIG, "gymnasium:CartPole-v1", **HOST_RUN)
+
+
+def test_host_env_seeds_each_train_on_their_own_envs(host_run):
     """Seeds of a host (Gymnasium) env run one after another, each on host environments of
     its own: every seed's run is the one it has alone. (They shared one set before, so each
-    seed's chunk went on from the episodes the other seed had left.)"""
-    cfg = toy.Config(total_timesteps=400)
+    seed's chunk went on from the episodes the other seed had left.) The two-seed run's final
+    evaluation comes after its training, on environments of its own."""
+    cfg = HOST_CONFIG
     env = "gymnasium:CartPole-v1"
-    res = driver.train(toy, cfg, env, seeds=(0, 1), eval_episodes=0, chunks=2)
+    res = host_run
     assert res.updates_done == 10 and np.asarray(res.state.w).shape == (2, 4)
     assert res.metrics["episode_count"].sum() > 0
     for i, seed in enumerate((0, 1)):
@@ -316,14 +343,14 @@ def test_host_env_seeds_each_train_on_their_own_envs():
         driver.train(toy, cfg, obj, seeds=(0,), eval_episodes=1, stop_return=1.0)
 
 
-def test_resume_on_a_host_env_restarts_its_episodes(tmp_path):
+def test_resume_on_a_host_env_restarts_its_episodes(tmp_path, host_run):
     """A host env's episodes are in no checkpoint: a resumed run starts new ones (it raised
-    gymnasium's ResetNeeded) and finishes; up to the checkpoint it is the uninterrupted run."""
-    cfg = toy.Config(total_timesteps=400)
-    env, kw = "gymnasium:CartPole-v1", {"seeds": (0, 1), "eval_episodes": 1, "chunks": 2}
+    gymnasium's ResetNeeded) and finishes; up to the checkpoint it is the uninterrupted run
+    (`host_run`, with the same settings)."""
+    cfg, env, kw = HOST_CONFIG, "gymnasium:CartPole-v1", HOST_RUN
     driver.train(toy, cfg, env, out_dir=tmp_path, stop_after=5, **kw)
     res = driver.train(toy, cfg, env, out_dir=tmp_path, resume=True, **kw)
-    full = driver.train(toy, cfg, env, **kw)
+    full = host_run
     assert res.updates_done == full.updates_done == 10
     np.testing.assert_array_equal(res.metrics["loss"][:, :5], full.metrics["loss"][:, :5])
     assert res.eval_returns.shape == (2, 1) and np.isfinite(res.eval_returns).all()
@@ -711,12 +738,12 @@ def test_counters_shared_across_seeds_leave_the_run_unchanged(monkeypatch):
     `vmap` unbatched; the run is the same, bit for bit, and the state keeps its layout."""
     cfg = toy.Config(total_timesteps=800)
     driver._RUNNERS.clear()
-    plain = driver.train(toy, cfg, "CartPole-v1", seeds=(0, 1, 2), chunks=2, eval_episodes=0)
+    plain = driver.train(toy, cfg, "CartPole-v1", seeds=(0, 1), chunks=2, eval_episodes=0)
     monkeypatch.setattr(toy, "SHARED_ACROSS_SEEDS", ("update_index",), raising=False)
     driver._RUNNERS.clear()
-    shared = driver.train(toy, cfg, "CartPole-v1", seeds=(0, 1, 2), chunks=2, eval_episodes=0)
+    shared = driver.train(toy, cfg, "CartPole-v1", seeds=(0, 1), chunks=2, eval_episodes=0)
     _same_state(plain.state, shared.state)
-    assert shared.state.update_index.shape == (3,)
+    assert shared.state.update_index.shape == (2,)
     for name, values in plain.metrics.items():
         np.testing.assert_array_equal(shared.metrics[name], values, err_msg=name)
     # A field that does depend on the seed cannot be shared: a clear error, not a wrong run.
