@@ -7,10 +7,15 @@ everyone, on a cap of 20,000 steps (rl-zoo's budget for both).
 - bellmax: `bellmax.train.driver.train(algo, Config(), "Pendulum-v1", seeds=...,
   stop_return=-200)` with the algorithms' default configs (rl-zoo's settings with [64, 64]
   networks, see `bellmax.deep.sac` / `td3`), in a FRESH `.venv/bin/python` process each time,
-  so that the interpreter start, the imports and the compile all count. One seed (process
-  start to solved), and `--seeds` seeds (default 16) in one `vmap` (process start to every
+  so that the interpreter start, the imports and the compile all count, with a JAX persistent
+  compilation cache of the benchmark's own (`bench/.cache/deep_pendulum/`, never the user's
+  default one, whose state would decide the result): one seed (process start to solved) with
+  the cache emptied first (cold) and again with the cache that run filled (warm); then
+  `--seeds` seeds (default 16) in one `vmap`, cache emptied first (process start to every
   seed solved; env steps per second of training: all seeds' steps over the training seconds,
-  compile and evaluation excluded).
+  compile and evaluation excluded). Until 2026-12-06 the default cache was used, so the
+  records before that say nothing of the cache's state (the one-seed compile took 13 s in one,
+  1.3 s in another).
 - Stable-Baselines3 2.9 (peer venv, group `sb3`, torch with 1 thread): SAC with rl-zoo's
   Pendulum-v1 settings (lr 1e-3, the rest SB3's defaults: [256, 256], batch 256, buffer 1e6,
   learning_starts 100, tau 0.005, gamma 0.99, automatic temperature) and TD3 with rl-zoo's
@@ -42,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -64,6 +70,8 @@ SMOKE_CONFIG = {
 }
 SB3_NAME = "stable-baselines3 2.9 (rl-zoo Pendulum-v1, torch 1 thread)"
 SKIP_REASON = "peer-venv peers skipped (--smoke / --no-venv-peers)"
+#: The benchmark's own persistent compile cache (one folder per algorithm).
+CACHE_ROOT = H.BENCH_DIR / ".cache" / BENCH
 
 
 def _load() -> list[float]:
@@ -74,9 +82,20 @@ def _load() -> list[float]:
 
 
 # --------------------------------------------------------------------------- bellmax (child)
-def child_ours(algo_name: str, n_seeds: int, eval_every: int, overrides: dict) -> None:
-    """Runs in a fresh process: import, compile, train until solved; prints one JSON line."""
+def child_ours(
+    algo_name: str, n_seeds: int, eval_every: int, overrides: dict, cache_dir: str
+) -> None:
+    """Runs in a fresh process: import, compile, train until solved; prints one JSON line.
+    `cache_dir`: the JAX persistent compilation cache to use ("": bellmax's default)."""
     t_main = time.time()
+    if cache_dir:
+        import jax
+
+        from bellmax.core.compile_cache import MIN_COMPILE_SECONDS  # bellmax's own setting
+
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", cache_dir)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     import dataclasses
 
     from bellmax.deep import sac, td3
@@ -123,12 +142,16 @@ def child_ours(algo_name: str, n_seeds: int, eval_every: int, overrides: dict) -
     )
 
 
-def run_ours(algo: str, n_seeds: int, eval_every: int, smoke: bool) -> dict:
-    """Spawn a fresh bellmax process; return its numbers plus process-start-to-solved."""
+def run_ours(algo: str, n_seeds: int, eval_every: int, smoke: bool, cold: bool) -> dict:
+    """Spawn a fresh bellmax process on the benchmark's compile cache (emptied first if
+    `cold`); return its numbers plus process-start-to-solved."""
+    cache = CACHE_ROOT / algo
+    if cold:
+        shutil.rmtree(cache, ignore_errors=True)
     overrides = SMOKE_CONFIG[algo] if smoke else {}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child-ours", algo]
     cmd += ["--seeds", str(n_seeds), "--eval-every", str(eval_every)]
-    cmd += ["--overrides", json.dumps(overrides)]
+    cmd += ["--overrides", json.dumps(overrides), "--cache-dir", str(cache)]
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=H.REPO_ROOT, capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
@@ -137,8 +160,9 @@ def run_ours(algo: str, n_seeds: int, eval_every: int, smoke: bool) -> dict:
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["process_start_s"] = out.pop("t_main") - t0
     out["e2e_s"] = out.pop("t_end") - t0
+    out["cache"] = "cold" if cold else "warm"
     H.log(
-        f"{BENCH}: bellmax {algo} x{n_seeds}: e2e {out['e2e_s']:.1f} s, compile "
+        f"{BENCH}: bellmax {algo} x{n_seeds} ({out['cache']} cache): e2e {out['e2e_s']:.1f} s, compile "
         f"{out['compile_s']:.1f} s, train {out['train_s']:.1f} s, eval {out['eval_s']:.1f} s, "
         f"solved {out['n_solved']}/{n_seeds} at {out['solved_at_steps']}"
     )
@@ -276,8 +300,10 @@ def run_sb3_seeds(algo: str, args, n_runs: int) -> list[dict]:
 
 
 def _bench_algo(algo: str, args, n_many: int, no_peers: bool) -> None:
-    one = run_ours(algo, 1, args.eval_every, args.smoke)
-    many = run_ours(algo, n_many, args.eval_every, args.smoke)
+    one = run_ours(algo, 1, args.eval_every, args.smoke, cold=True)
+    # The same run again, its programs in the cache (--smoke: the cold run alone).
+    warm = None if args.smoke else run_ours(algo, 1, args.eval_every, args.smoke, cold=False)
+    many = run_ours(algo, n_many, args.eval_every, args.smoke, cold=True)
     if no_peers:
         runs = [H.skipped(SKIP_REASON)]
     else:
@@ -285,20 +311,24 @@ def _bench_algo(algo: str, args, n_many: int, no_peers: bool) -> None:
     peer = runs[0]
     skip = peer.get("reason") if H.is_skipped(peer) else None
     p = None if skip else peer
-    _emit(
-        f"{algo}: process start to solved (>= {SOLVED:g}), 1 seed",
-        one["e2e_s"],
-        None if p is None else p["e2e_s"],
-        "s",
-        args,
-        {"ours_run": one, "peer_run": p, "eval_every": args.eval_every},
-        skip,
-    )
+    for run in (one, warm):
+        if run is None:
+            continue
+        _emit(
+            f"{algo}: process start to solved (>= {SOLVED:g}), 1 seed, {run['cache']} "
+            "compile cache",
+            run["e2e_s"],
+            None if p is None else p["e2e_s"],
+            "s",
+            args,
+            {"ours_run": run, "peer_run": p, "eval_every": args.eval_every},
+            skip,
+        )
     measured = [] if skip else runs
     wanted = args.sb3_runs or n_many
     _emit(
-        f"{algo}: process start to every seed solved, {n_many} seeds vmapped vs "
-        f"{len(measured) if measured else wanted} SB3 runs one after another",
+        f"{algo}: process start to every seed solved, {n_many} seeds vmapped (cold compile "
+        f"cache) vs {len(measured) if measured else wanted} SB3 runs one after another",
         many["e2e_s"],
         sum(r["e2e_s"] for r in measured) if measured else None,
         "s",
@@ -344,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", choices=ALGOS, default=None, help="one algorithm only")
     p.add_argument("--child-ours", choices=ALGOS, default=None, help=argparse.SUPPRESS)
     p.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
+    p.add_argument("--cache-dir", default="", help=argparse.SUPPRESS)
     p.add_argument("--peer", choices=["sb3"], default=None, help=argparse.SUPPRESS)
     p.add_argument("--algo", choices=ALGOS, default="sac", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -352,7 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.eval_every < 1:
         p.error(f"--eval-every must be >= 1, got {args.eval_every}")
     if args.child_ours:
-        child_ours(args.child_ours, args.seeds or 1, args.eval_every, json.loads(args.overrides))
+        child_ours(
+            args.child_ours,
+            args.seeds or 1,
+            args.eval_every,
+            json.loads(args.overrides),
+            args.cache_dir,
+        )
         return 0
     if args.peer == "sb3":
         peer_sb3(args.algo, args.seed, args.eval_every, args.t0 or time.time())
