@@ -760,6 +760,20 @@ class BusyMachineError(SystemExit):
         return self.message
 
 
+def use_compile_cache(cache_dir: str | Path) -> None:
+    """Point this process's JAX persistent compilation cache at `cache_dir` (a benchmark's own,
+    so that a cold or warm run does not depend on the user's default cache), with bellmax's
+    threshold for what is kept. Call it before importing bellmax (which then leaves JAX's
+    cache setting as it is)."""
+    import jax
+
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir))  # before bellmax's import
+    from bellmax.core.compile_cache import MIN_COMPILE_SECONDS
+
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+
+
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask), at least 1."""
     if hasattr(os, "sched_getaffinity"):

@@ -89,14 +89,10 @@ def child_ours(
 ):
     """Runs in a fresh process: import, compile, train until solved; prints one JSON line."""
     t_main = time.time()
-    import jax
+    import jax  # noqa: F401  (timed apart: import_jax_s)
 
     if cache_dir:
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", cache_dir)
-        from bellmax.core.compile_cache import MIN_COMPILE_SECONDS  # bellmax's own setting
-
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+        H.use_compile_cache(cache_dir)
     t_jax = time.time()
     import dataclasses
 

@@ -89,13 +89,7 @@ def child_ours(
     `cache_dir`: the JAX persistent compilation cache to use ("": bellmax's default)."""
     t_main = time.time()
     if cache_dir:
-        import jax
-
-        from bellmax.core.compile_cache import MIN_COMPILE_SECONDS  # bellmax's own setting
-
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", cache_dir)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+        H.use_compile_cache(cache_dir)
     import dataclasses
 
     from bellmax.deep import sac, td3
