@@ -315,11 +315,12 @@ class _Runner:
     def prepare(self, keys: list[jax.Array], n: int) -> None:
         """Start compiling the `n`-update chunk in a background thread, from the state's
         shapes, so that it compiles while `init` compiles and runs (XLA compiles without
-        the GIL: on two or more cores the two overlap). `chunk` waits for it."""
+        the GIL: on two or more cores the two overlap). `chunk` waits for it. On one CPU
+        (`_compile_in_background`) it does nothing, and `chunk` compiles it."""
         if not self.batched or n in self._chunks or n in self._pending:
             return
         if not _compile_in_background():
-            return  # `chunk` compiles it
+            return
         template = self.template(keys)
         future = _background().submit(self._compile_chunk, template, n)
         self._pending[n] = (_avals(template), future)
