@@ -200,7 +200,7 @@ def test_help_shows_defaults_in_words_not_python_values(argv, capsys):
                 "--total-steps INT Environment steps per trial. (default: the algorithm's "
                 "Config's)",
                 "--address ADDRESS",
-                "(default: a local Ray instance)",
+                "(default: $RAY_ADDRESS if set, else a new local Ray instance)",
                 "a fresh process per group, Tune's default). (default: actors reused)",
             ],
         ),

@@ -417,6 +417,34 @@ ray = pytest.importorskip("ray", reason="the Ray backend needs bellmax[ray]")
 HOST = "127.0.0.2"
 
 
+def test_without_an_address_the_sweep_starts_its_own_ray_instance(monkeypatch):
+    # Ray's own default (`ray.init(address=None)`) joins the cluster RAY_ADDRESS names or,
+    # without it, whichever cluster `ray start` last left on this machine: the sweep passes
+    # "local" (a new instance) unless an address or RAY_ADDRESS is given.
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert sw.ray_address(None) == "local"
+    assert sw.ray_address("10.0.0.1:6379") == "10.0.0.1:6379"
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.9:6379")
+    assert sw.ray_address(None) == "10.0.0.9:6379"
+    assert sw.ray_address("10.0.0.1:6379") == "10.0.0.1:6379"
+    monkeypatch.delenv("RAY_ADDRESS")
+
+    class Started(Exception):
+        pass
+
+    asked = []
+
+    def init(address=None, **kwargs):
+        asked.append(address)
+        raise Started  # nothing is started: only what the sweep asks Ray for is checked
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    with pytest.raises(Started):
+        sw.sweep("ppo", "CartPole-v1", grid=GRID, base=TINY, backend="ray")
+    assert asked == ["local"]
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """One local Ray cluster for the module, on its own loopback address; only it is stopped."""

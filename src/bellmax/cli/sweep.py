@@ -96,7 +96,10 @@ class SweepArgs:
     """local: groups one after another in this process; ray: one Ray Tune trial per group."""
     address: Annotated[
         str | None,
-        tyro.conf.arg(metavar="ADDRESS", help_behavior_hint="(default: a local Ray instance)"),
+        tyro.conf.arg(
+            metavar="ADDRESS",
+            help_behavior_hint="(default: $RAY_ADDRESS if set, else a new local Ray instance)",
+        ),
     ] = None
     """With --backend ray: the Ray cluster to join (ray start --head prints it)."""
     scheduler: Literal["none", "asha"] = "none"

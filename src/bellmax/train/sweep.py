@@ -703,8 +703,9 @@ def sweep(
       eval_episodes: final evaluation episodes per trial (0: none).
       backend: `local` (groups one after another in this process) or `ray` (one Ray Tune
         trial per group; needs `bellmax[ray]`).
-      address: with `ray`, the cluster to join (`ray start --head` prints it); None starts
-        a local Ray instance (or uses the one this process already runs).
+      address: with `ray`, the cluster to join (`ray start --head` prints it); None joins
+        the one `RAY_ADDRESS` names, else starts a local Ray instance (`ray_address`), or
+        uses the one this process already runs.
       scheduler: `none`, or `asha` (with `ray`: Ray Tune's ASHA stops weak groups at chunk
         boundaries, on their best trial's training return).
       out_dir: `results.csv`, `results.json`, one plot per swept field and, per group, its
@@ -986,6 +987,18 @@ def _import_ray(names: Callable[[str], str] | None = None) -> Any:
     return ray
 
 
+def ray_address(address: str | None) -> str:
+    """The cluster `sweep(backend="ray")` joins: `address` if given, else the one the
+    `RAY_ADDRESS` environment variable names (Ray's convention; `ray job submit` sets it for
+    its drivers), else `"local"`: a new Ray instance of this process's own.
+
+    Never Ray's own default (`ray.init(address=None)`), which with no `RAY_ADDRESS` joins
+    whatever cluster `ray start` last left running on this machine (another user's, or a
+    stale one), where the README promises a local instance.
+    """
+    return address or os.environ.get("RAY_ADDRESS") or "local"
+
+
 def _compile_cache() -> None:
     """A persistent XLA compile cache per node, so a Ray worker process loads the programs an
     earlier one compiled: bellmax's own (`bellmax.core.compile_cache`, in the user's cache
@@ -1119,7 +1132,7 @@ def _ray_sweep(
         specs = [{**s, "_checkpoint_dir": str(groups / f"ray-{s['group']}")} for s in specs]
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(address=ray_address(address), include_dashboard=False, log_to_driver=False)
     storage, restored = None, False
     try:  # (the cluster and the temporary records go even if Tune fails to start)
         storage = (
