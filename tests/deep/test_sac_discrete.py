@@ -288,5 +288,8 @@ def test_a_discrete_target_entropy_outside_0_log_n_is_refused(venv):
         cfg = dataclasses.replace(TINY, target_entropy=bad)
         with pytest.raises(ValueError, match=rf"target_entropy={bad} cannot be reached.*log 2"):
             cfg.validate(venv)
+        # the default it names is the default's value (0.5 log 2), not the value refused
+        with pytest.raises(ValueError, match=r"the default, None, is .* log 2 = 0\.3466\)"):
+            cfg.validate(venv)
         dataclasses.replace(cfg, autotune=False).validate(venv)  # unused: fine
     dataclasses.replace(TINY, target_entropy=0.0).validate(venv)

@@ -228,12 +228,14 @@ class Config(OffPolicyRun):
             return  # data: a sweep checks each trial's concrete value
         discrete, d = self.action_kind(venv.action_space)
         if discrete and not 0.0 <= self.target_entropy < math.log(d):
+            default = self.target_entropy_scale * math.log(d)  # traced in a sweep
+            default = "a sweep's value" if is_traced(default) else f"{default:.4f}"
             raise ValueError(
                 f"{OWNER}.target_entropy={self.target_entropy} cannot be reached: a policy "
                 f"over {d} actions has entropy in [0, log {d} = {math.log(d):.4f}] (the "
                 f"uniform one's at the top), so the temperature would grow or shrink without "
                 f"bound; pick a target in [0, {math.log(d):.4f}) (the default, None, is "
-                f"target_entropy_scale * log {d} = {self.entropy_target(d, True):.4f})."
+                f"target_entropy_scale * log {d} = {default})."
             )
         if not discrete and self.target_entropy >= d * _LOG_2:
             raise ValueError(
