@@ -28,6 +28,19 @@ by step ~80; LQR-FLM's controller pumps once more and is still 0.6 rad from upri
 99. A likely reason (not tested): its first update, made from a model fitted around the
 bottom, where the pendulum is a linear oscillator, times the pumps for small swings.
 
+Where the basin comes from (2026-12-06, EPYC, seeds 0-2 unless said): not the fitted
+models. LQR-FLM given the exact derivatives of the true dynamics at its samples' mean (the
+fits' covariances kept) ends at 614 / 587 / 573 (1.28 / 1.22 / 1.19); with exact
+derivatives, action noise 0.05 and no trust region, 630 / 594 (seeds 0-1). The control box
+is what differs: iLQR on the true model from zero controls, with LQR-FLM's soft penalty
+for leaving the box (`action_penalty` 10, the box unconstrained) in place of its
+box-constrained QP, ends at 585 (weight 1: 586; 100: 712; none, the env clipping: 740),
+LQR-FLM's basin, against 480 with the QP. Tried and not kept: a box-constrained QP in
+LQR-FLM's backward pass (Tassa et al.'s, the bounds on the mean action at the old
+trajectory's mean states, clamped rows of the gains zero): 1.25 / 1.23 / 1.18 with the
+penalty (fitted models); with exact derivatives and no penalty 1.17 / 1.27 (seeds 0-1), and
+with noise 0.05 and no trust region as well, 495 (1.03) on seed 0 but 601 on seed 1.
+
 Tried on 2026-12-04 (Intel), not kept: (a) the first fit's cost expansion. The samples' mean
 hovers at the bottom, where the wrapped angle's cost has its ridge, so the expanded cost's
 target alternates between 0 and 2 pi along the horizon (8 switches on seed 0); one target for

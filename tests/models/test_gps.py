@@ -244,10 +244,14 @@ def test_config_errors():
 
 def test_gymnasium_pendulum_within_ten_percent_of_ilqr():
     # Gymnasium's own Pendulum-v1 through the bridge, as a black box (the cost a local
-    # quadratic fit of the sampled rewards), from its seed-0 reset state (theta 0.86 rad,
-    # too far out to hold: it must swing round). LQR-FLM with 5 rollouts per iteration
-    # runs until its rollouts cost at most 1.1 x iLQR's on the true model from the same
-    # start (at most 20 iterations); the final controller's mean then keeps that.
+    # quadratic fit of the sampled rewards), from its seed-0 reset state (theta 0.86 rad).
+    # LQR-FLM with 5 rollouts per iteration runs until its rollouts cost at most 1.1 x
+    # iLQR's on the true model from the same start and zero controls (at most 20
+    # iterations); the final controller's mean then keeps that. What this shows is the
+    # bridge's black-box loop reaching that yardstick, not a swing-up: from this start
+    # iLQR from zero controls (cost 480) does not get the pendulum up within the 100 steps
+    # either, while iLQR from random controls finds optima down to 361 (2026-12-06), and
+    # the swing-up from hanging is bench/gps.py's (not met: 1.18-1.24 of iLQR).
     pytest.importorskip("gymnasium")
     from bellmax.models.gps import gymnasium_system, ilqr_reference
 
