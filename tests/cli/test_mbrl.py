@@ -68,6 +68,7 @@ def test_mbrl_text_on_gymnasium_with_a_learned_reward_and_a_hybrid_model(capsys)
         (["mbrl", "--env", "GridWorld4x4-v0"], "Pick an env with Box actions"),
         (["mbrl", "--planner", "ppo"], "ppo"),
         (["mbrl", "--disagreement-penalty", "-1"], "--disagreement-penalty"),
+        (["mbrl", "--learning-rate", "0"], "--learning-rate must be a number > 0"),
     ],
 )
 def test_bad_input_is_one_clear_line(argv, message, capsys):
@@ -204,3 +205,22 @@ def test_help_names_every_plot_and_the_text_reads_well(capsys, monkeypatch):
     assert main(["mbrl"]) == 0
     text = capsys.readouterr().out
     assert "cem MPC through an ensemble model of Pendulum-v1" in text
+
+
+def test_the_learning_rate_reaches_every_fit(monkeypatch, capsys):
+    # `--learning-rate` is the advice a NaN fit or prediction gives (`bellmax mbrl
+    # --learning-rate`); its default is NeuralConfig's own.
+    from bellmax.cli.mbrl import MbrlArgs
+    from bellmax.models import mbrl
+    from bellmax.models.neural import NeuralConfig
+
+    assert MbrlArgs().learning_rate == NeuralConfig().learning_rate
+    seen = []
+
+    def loop(env_id, *, config, on_trial=None):
+        seen.append(config.neural_config.learning_rate)
+        raise mbrl.DivergenceError("stopped before any trial")
+
+    monkeypatch.setattr(mbrl, "run_mbrl", loop)
+    assert main(["mbrl", "--learning-rate", "5e-4"]) == 2
+    assert seen == [5e-4]

@@ -76,6 +76,8 @@ class MbrlArgs:
     """Ensemble members K (ensemble and hybrid)."""
     updates: int = 1000
     """Adam updates per fit."""
+    learning_rate: float = 2e-3
+    """Adam's learning rate in each fit (lower it if a fit or a prediction goes NaN)."""
     trajectory_sampling: Annotated[
         bool, tyro.conf.arg(help_behavior_hint="(default: trajectory sampling on)")
     ] = True
@@ -115,6 +117,7 @@ def _check(args: MbrlArgs) -> None:
     check_int(args.rounds, "--rounds", low=1, high=MAX_ROUNDS)
     check_int(args.ensemble_size, "--ensemble-size", low=1, high=1000)
     check_int(args.updates, "--updates", low=1, high=10_000_000)
+    check_number(args.learning_rate, "--learning-rate", low=0, low_open=True)
     check_number(args.disagreement_penalty, "--disagreement-penalty", low=0)
     check_int(args.eval_episodes, "--eval-episodes", low=0, high=MAX_TRIALS)
     check_seed(args.seed)
@@ -385,7 +388,10 @@ def run_mbrl(args: MbrlArgs) -> int:
 
     _check(args)
     neural = NeuralConfig(
-        ensemble_size=args.ensemble_size, num_updates=args.updates, seed=args.seed
+        ensemble_size=args.ensemble_size,
+        num_updates=args.updates,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
     )
     config = MBRLConfig(
         trials=args.trials,

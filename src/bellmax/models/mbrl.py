@@ -510,7 +510,8 @@ def _model_nan(trial: int, step: int) -> DivergenceError:
     return DivergenceError(
         f"trial {trial} stopped at step {step}: the model's prediction is not finite (NaN or "
         "inf), so the planner has no plan to follow. Refit with a smaller learning rate "
-        "(NeuralConfig.learning_rate) or check the data; the plan was not applied."
+        "(NeuralConfig.learning_rate; `bellmax mbrl --learning-rate`) or check the data; the "
+        "plan was not applied."
     )
 
 

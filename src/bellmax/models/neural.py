@@ -563,7 +563,8 @@ def fit(
     if not np.isfinite(final):
         raise DivergenceError(
             f"the {model.kind} model's training loss became non-finite ({final}); lower "
-            f"NeuralConfig.learning_rate (now {cfg.learning_rate}) or check the data's scale."
+            f"NeuralConfig.learning_rate (now {cfg.learning_rate}; `bellmax mbrl "
+            "--learning-rate`) or check the data's scale."
         )
     rmse, r_rmse, z2 = (float("nan"),) * model.state_dim, float("nan"), float("nan")
     if n_out:
