@@ -3,10 +3,13 @@
 "Solved" is the first evaluation (10 episodes, deterministic policy) with a mean return of at
 least 475; evaluations happen every ~3840 environment steps for everyone (`--eval-every`).
 
-- bellmax: `bellmax.train.driver.train(algo, Config(), "CartPole-v1", seeds=...,
-  stop_return=475)` with the algorithms' default configs (rl-zoo's CartPole-v1 settings), in a
-  FRESH `.venv/bin/python` process each time, so that the interpreter start, the imports and
-  the compile all count. One seed at a time for seeds 0, 1, 2 (`--e2e-seeds`), each run with
+- bellmax: `bellmax.train.driver.train(algo, config, "CartPole-v1", seeds=...,
+  stop_return=475)` on the same work as SB3's run (`SAME_WORK`): PPO with its default Config
+  (rl-zoo's CartPole-v1 PPO settings), DQN with its Config set to rl-zoo's CartPole-v1 DQN as
+  SB3 runs it (a [256, 256] network, 1 environment, 256 env steps then 128 gradient steps,
+  Huber loss, no Double DQN, a constant learning rate; bellmax's own DQN defaults differ, see
+  `bellmax.deep.dqn.Config`), in a FRESH `.venv/bin/python` process each time, so that the
+  interpreter start, the imports and the compile all count. One seed at a time for seeds 0, 1, 2 (`--e2e-seeds`), each run with
   an empty and then with a warm JAX persistent compilation cache (`bench/.cache/deep_cartpole/`,
   as the CLI's `BELLMAX_CACHE_DIR` would be) in turn with SB3's run of the same seed; the
   records give the means over those seeds and each seed's numbers. Then 16 seeds in one
@@ -15,8 +18,9 @@ least 475; evaluations happen every ~3840 environment steps for everyone (`--eva
   rl-zoo CartPole-v1 hyperparameters (shared/PEERS.md), `EvalCallback` +
   `StopTrainingOnRewardThreshold(475)`, 10 deterministic episodes. Each of those seeds in a
   fresh process (process start to solved), then N seeds one after another in one process (the sum of their
-  times plus one interpreter start and import; with fewer than 16 seeds it is extrapolated to 16
-  and the record says so). SB3's evaluation time is measured apart.
+  times plus one interpreter start and import; 16 by default for both algorithms, measured; a
+  smaller `--sb3-*-seeds` is extrapolated to 16 and the record says so). SB3's evaluation time
+  is measured apart.
 - rejax 0.1.3 (peer venv, group `gymnax`): its PPO with the same rl-zoo settings (no learning
   rate / clip annealing, which rejax lacks), trained for the whole budget inside one jit (rejax
   has no early stop), evaluating 10 deterministic episodes every `--eval-every` steps in-graph.
@@ -55,6 +59,26 @@ ENV_ID = "CartPole-v1"
 SOLVED = 475.0
 CACHE_ROOT = H.BENCH_DIR / ".cache" / BENCH
 SB3_TOTAL = {"ppo": 100_000, "dqn": 50_000}
+#: bellmax's Config changes that make its run the same work as SB3's (`peer_sb3`): the same
+#: network, environments, update schedule and loss. PPO's defaults already are rl-zoo's
+#: settings; DQN's defaults are not (MSE, Double DQN, [64, 64], 8 envs, an annealed learning
+#: rate), so DQN runs rl-zoo's CartPole-v1 DQN: 1 env, train_freq 256 with 128 gradient steps,
+#: Huber loss, a [256, 256] ReLU network, a constant 2.3e-3. The rest of Config's defaults are
+#: the zoo's already (batch 64, buffer 1e5, learning_starts 1000, epsilon 1 -> 0.04 over 16%,
+#: gradients clipped at norm 10 as SB3's DQN does, and a hard target update once per
+#: update: 128 gradient steps, which is what SB3's target_update_interval=10 env steps does
+#: with train_freq 256).
+SAME_WORK = {
+    "ppo": {},
+    "dqn": {
+        "num_envs": 1,
+        "train_frequency": 256,
+        "hidden_sizes": [256, 256],
+        "loss": "huber",
+        "double_dqn": False,
+        "anneal_lr": False,
+    },
+}
 
 #: Tiny configs for --smoke (seconds, not a solve).
 SMOKE_CONFIG = {
@@ -101,7 +125,8 @@ def child_ours(
 
     t_imports = time.time()
     algo = {"ppo": ppo, "dqn": dqn}[algo_name]
-    config = dataclasses.replace(algo.Config(), **overrides)
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    config = dataclasses.replace(algo.Config(), **fields)
     per_chunk = max(1, round(eval_every / config.steps_per_update))
     chunks = max(1, round(config.num_updates / per_chunk))
     chunk = plan_chunks(config.num_updates, chunks)
@@ -156,7 +181,7 @@ def run_ours(
     """Spawn a fresh bellmax process; return its numbers plus process-start-to-solved."""
     if cache_dir is not None and cold:
         shutil.rmtree(cache_dir, ignore_errors=True)
-    overrides = SMOKE_CONFIG[algo] if smoke else {}
+    overrides = {**SAME_WORK[algo], **(SMOKE_CONFIG[algo] if smoke else {})}
     cmd = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -429,7 +454,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=None, help="vmapped bellmax seeds (default 16)")
     p.add_argument("--eval-every", type=int, default=3840, help="env steps between evaluations")
     p.add_argument("--sb3-ppo-seeds", type=int, default=None, help="SB3 PPO runs (default 16)")
-    p.add_argument("--sb3-dqn-seeds", type=int, default=None, help="SB3 DQN runs (default 4)")
+    p.add_argument("--sb3-dqn-seeds", type=int, default=None, help="SB3 DQN runs (default 16)")
+    p.add_argument(
+        "--only-algo", choices=["ppo", "dqn"], default=None,
+        help="run one algorithm's cases only (rejax's, which need PPO, go with ppo)",
+    )  # fmt: skip
     p.add_argument("--no-warm16", action="store_true", help="run the many-seed case only once")
     p.add_argument(
         "--e2e-seeds",
@@ -475,13 +504,15 @@ def main(argv: list[str] | None = None) -> int:
     n_many = args.seeds or (1 if args.smoke else 4 if quick else 16)
     sb3_n = {
         "ppo": args.sb3_ppo_seeds or (2 if quick else 16),
-        "dqn": args.sb3_dqn_seeds or (1 if quick else 4),
+        "dqn": args.sb3_dqn_seeds or (1 if quick else 16),
     }
     no_peers = args.smoke or args.no_venv_peers
 
     ours_all: dict[str, dict] = {}
-    for algo in ("ppo", "dqn"):
+    for algo in ("ppo", "dqn") if args.only_algo is None else (args.only_algo,):
         ours_all[algo] = _bench_algo(algo, args, quick, n_many, sb3_n[algo], no_peers)
+    if "ppo" not in ours_all:
+        return 0
 
     # 5. rejax PPO: compile, throughput and estimated time to solve, against our PPO
     if no_peers:
@@ -505,6 +536,7 @@ REJAX_NAME = "rejax 0.1.3 (gymnax 0.0.9), rl-zoo PPO settings"
 
 def _bench_algo(algo: str, args, quick: bool, n_many: int, n_sb3: int, no_peers: bool) -> dict:
     """Every bellmax run and SB3 run of one algorithm, and their records."""
+    label = f"{algo} (bellmax in SB3's rl-zoo settings)" if SAME_WORK[algo] else algo
     n_e2e = 1 if args.smoke else args.e2e_seeds
     colds, warms, sb3_ones = [], [], []
     if args.smoke:  # one fresh process (--seeds N: N vmapped seeds) stands for every run
@@ -560,13 +592,14 @@ def _bench_algo(algo: str, args, quick: bool, n_many: int, n_sb3: int, no_peers:
             mean([r["e2e_s"] for r in runs]),
             None if one_skip else mean([r["e2e_s"] for r in peer_runs]),
             SB3_NAME,
-            f"{algo} one seed, process start to solved (>= {SOLVED:g}), {kind} compile cache, "
+            f"{label} one seed, process start to solved (>= {SOLVED:g}), {kind} compile cache, "
             f"mean of seeds {seeds[0]}-{seeds[-1]} run in turn with SB3's; goal ratio <= "
             f"{0.5 if kind == 'cold' else 0.25}",
             args,
             quick,
             {
                 "algo": algo,
+                "ours_config_changes": SAME_WORK[algo],
                 "metric": "one_seed_e2e",
                 "cache": kind,
                 "seeds": seeds,
@@ -589,12 +622,13 @@ def _bench_algo(algo: str, args, quick: bool, n_many: int, n_sb3: int, no_peers:
         mean(ours_train),
         None if one_skip else mean([r["train_s"] for r in peer_runs]),
         SB3_NAME,
-        f"{algo} one seed, training seconds to solved (compile and evaluation excluded), "
+        f"{label} one seed, training seconds to solved (compile and evaluation excluded), "
         f"mean of seeds {seeds[0]}-{seeds[-1]}",
         args,
         quick,
         {
             "algo": algo,
+            "ours_config_changes": SAME_WORK[algo],
             "metric": "one_seed_train",
             "seeds": seeds,
             "ours_train_s_per_seed": ours_train,
@@ -615,12 +649,13 @@ def _bench_algo(algo: str, args, quick: bool, n_many: int, n_sb3: int, no_peers:
         many["e2e_s"],
         None if s is None else s["total_s"],
         SB3_NAME,
-        f"{algo} {n_many} seeds: one vmapped process (warm cache) until all solved vs "
+        f"{label} {n_many} seeds: one vmapped process (warm cache) until all solved vs "
         f"{n_many} SB3 runs one after another{note}; goal ratio <= 0.1",
         args,
         quick,
         {
             "algo": algo,
+            "ours_config_changes": SAME_WORK[algo],
             "metric": "many_seeds_e2e",
             "goal_ratio": 0.1,
             **_flat("ours_", many),
@@ -633,11 +668,12 @@ def _bench_algo(algo: str, args, quick: bool, n_many: int, n_sb3: int, no_peers:
         warm["compile_s"],
         2.0,
         "goal of issue 5 (2 s)",
-        f"{algo} one seed, compile seconds with a warm persistent cache (peer = the 2 s goal)",
+        f"{label} one seed, compile seconds with a warm persistent cache (peer = the 2 s goal)",
         args,
         quick,
         {
             "algo": algo,
+            "ours_config_changes": SAME_WORK[algo],
             "metric": "warm_compile",
             "ours_cold_compile_s": cold["compile_s"],
             "ours_import_s": warm["import_s"],
