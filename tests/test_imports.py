@@ -139,6 +139,18 @@ def test_importing_bellmax_does_not_import_gymnasium():
     assert out.stdout.strip() == "False"
 
 
+def test_ray_is_imported_only_by_a_ray_sweep():
+    # Ray is an optional extra: bellmax, its sweep module and its command line load without
+    # it; only `sweep(backend="ray")` imports it (tests/train/test_sweep.py names the extra
+    # when it is missing).
+    code = (
+        "import sys, bellmax, bellmax.train.sweep, bellmax.cli.main, bellmax.cli.sweep\n"
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_importing_bellmax_and_its_packages_does_not_import_jax():
     # Their names load on first use (bellmax.core.lazy), so `bellmax --help` starts fast.
     code = (
