@@ -135,6 +135,19 @@ def test_exact_reports_the_horizon_reached_when_time_runs_out(capsys):
     assert 1 <= res["horizon_reached"] == len(res["values_by_horizon"]) < 100000
 
 
+def test_simulate_with_a_solve_that_stopped_short_says_so(capsys):
+    # `simulate --method` solves first: a solve cut short by --time-limit still gives a
+    # policy to simulate, but the command reports the solve's status and exits 1, as `solve`
+    code, out, err = run(capsys, "simulate", TIGER, "--method", "exact", "--horizon", "100000",
+                         "--time-limit", "0.3", "--episodes", "8", "--json")  # fmt: skip
+    res = json.loads(out)
+    assert code == 1 and res["status"] == "max_iterations"
+    assert np.isfinite(res["mean_discounted_return"]) and res["episodes"] == 8
+    assert err.startswith("bellmax: --method exact stopped at --time-limit 0.3 s after ")
+    code, out, _ = run(capsys, "simulate", TIGER, "--method", "qmdp", "--episodes", "8", "--json")
+    assert code == 0 and json.loads(out)["status"] == "converged"
+
+
 def test_a_policy_that_is_not_an_npz_is_named(capsys, tmp_path):
     text = tmp_path / "notes.npz"
     text.write_text("not a policy\n")
@@ -236,6 +249,11 @@ def test_a_diverged_solve_says_so_and_writes_nothing(capsys, tmp_path, huge_tige
     assert code == 1 and d["status"] == "diverged" and d["value"] is None and "out" not in d
     assert "--method pbvi diverged: its values became NaN or infinite; nothing was written" in err
     assert not out.exists()
+    code, stdout, err = run(capsys, "simulate", huge_tiger, "--method", "pbvi", "--time-limit",
+                            "5", "--steps", "5", "--json")  # fmt: skip
+    d = json.loads(stdout)  # nothing simulated with NaN values
+    assert code == 1 and d["status"] == "diverged" and d["mean_discounted_return"] is None
+    assert "--method pbvi diverged: its values became NaN or infinite." in err
 
 
 def test_out_replaces_a_policy_but_not_another_file(capsys, tmp_path):

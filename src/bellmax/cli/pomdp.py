@@ -356,7 +356,13 @@ def simulate_pomdp_file(args: PomdpArgs) -> dict[str, Any]:
             "method": args.method,
             "value": solved["value"],
             "upper_bound": solved["upper_bound"],
+            # a solve that stopped short makes the command exit 1, as `solve` does
+            "status": solved["status"],
         }
+        if "horizon_reached" in solved:  # exact: how far it got (the message names it)
+            out["horizon_reached"] = solved["horizon_reached"]
+        if solved["status"] == "diverged":  # NaN or infinite values: nothing to simulate
+            return out | {"mean_discounted_return": None, "stderr": None}
     t0 = time.perf_counter()
     res = simulate(pomdp, vectors, jax.random.key(args.seed), episodes=args.episodes, steps=steps)
     out |= {
