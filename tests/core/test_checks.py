@@ -39,8 +39,8 @@ def test_check_number_types_nan_and_open_bounds():
         check_number(False, "lr")
     with pytest.raises(TypeError, match="must be a number"):
         check_number("0.1", "lr")
-    with pytest.raises(ValueError, match="finite"):
-        check_number(float("nan"), "lr", finite=False)
+    with pytest.raises(ValueError, match=r"cap must be a number \(inf allowed, not NaN\), got nan"):
+        check_number(float("nan"), "cap", finite=False)  # not "finite": inf is allowed
     with pytest.raises(ValueError, match="finite"):
         check_number(float("inf"), "lr")
     assert check_number(float("inf"), "cap", finite=False) == float("inf")

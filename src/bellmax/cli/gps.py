@@ -38,7 +38,8 @@ class GpsArgs:
     (LQR-FLM: Levine & Abbeel 2014).
 
     Each iteration runs --samples rollouts of the current controller, fits linear-Gaussian
-    dynamics per time step (with a Gaussian-mixture prior over all the data) and a quadratic
+    dynamics per time step (with a Gaussian-mixture prior over the last 20 rollouts,
+    GPSConfig.prior_rollouts) and a quadratic
     cost (a bellmax env's own reward, differentiated; for a Gymnasium env a local quadratic
     fit of the sampled rewards), then solves the LQR under the trust region
     KL(p_new(tau) || p_old(tau)) <= kl_step * horizon * (an adapted multiplier).
@@ -238,7 +239,7 @@ def tour_section(ctx: Any) -> None:
         "Learning the model locally: LQR-FLM",
         "A time-varying linear-Gaussian controller learns the pendulum swing-up from 5 "
         "rollouts per iteration, all from hanging at rest: each iteration fits linear-Gaussian "
-        "dynamics per time step (a Gaussian-mixture prior over all the data makes 5 samples "
+        "dynamics per time step (a Gaussian-mixture prior over the last 20 rollouts makes 5 samples "
         "enough), expands the environment's own cost, and solves the LQR under a KL trust "
         "region on the trajectory distribution (the dual variable found by bisection; the "
         "bound adapted from predicted against actual improvement; Levine & Abbeel 2014). "

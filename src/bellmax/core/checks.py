@@ -141,7 +141,8 @@ def check_number(
         )
     value = float(value)
     if math.isnan(value) or (finite and math.isinf(value)):
-        raise ValueError(f"{_who(name, owner)} must be a finite number, got {value!r}.")
+        kind = "a finite number" if finite else "a number (inf allowed, not NaN)"
+        raise ValueError(f"{_who(name, owner)} must be {kind}, got {value!r}.")
     _check_range(value, _who(name, owner), "a number", low, high, low_open, high_open)
     return value
 
