@@ -91,6 +91,14 @@ def test_pomcp_solve_reports_its_estimate(capsys):
     assert -100 * 5 <= d["value"] <= 10 * 5
 
 
+def test_pomcp_simulate_runs_its_particle_agent(capsys):
+    code, out, _ = run(capsys, "simulate", TIGER, "--method", "pomcp", "--simulations", "30",
+                       "--max-depth", "5", "--episodes", "3", "--steps", "4", "--json")  # fmt: skip
+    d = json.loads(out)
+    assert code == 0 and d["belief"] == "particles" and d["episodes"] == 3
+    assert -100 * 4 <= d["mean_discounted_return"] <= 10 * 4
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -45,7 +45,8 @@ class PomdpArgs:
     `solve` uses --method and that method's options (--horizon for exact; --time-limit for
     hsvi, pbvi, perseus and exact; --epsilon for hsvi; --simulations and --max-depth for
     pomcp) and --out. `simulate` uses --policy (without it, it first solves with --method
-    and that method's options), --episodes and --steps. Both take --seed and --json.
+    and that method's options; --method pomcp plans at every step from its own particle
+    belief, Silver & Veness's agent), --episodes and --steps. Both take --seed and --json.
     """
 
     action: Annotated[Literal["solve", "simulate"], tyro.conf.Positional]
@@ -333,7 +334,7 @@ def simulate_pomdp_file(args: PomdpArgs) -> dict[str, Any]:
     """`bellmax pomdp simulate`: the policy's discounted returns on the model."""
     import jax
 
-    from bellmax.pomdp import simulate
+    from bellmax.pomdp import simulate, simulate_pomcp
     from bellmax.pomdp.model import check_reward_scale
     from bellmax.pomdp.policyio import load_alpha, load_policy
 
@@ -347,9 +348,9 @@ def simulate_pomdp_file(args: PomdpArgs) -> dict[str, Any]:
         loader = load_alpha if args.policy.endswith(".alpha") else load_policy
         vectors = loader(args.policy, num_states=pomdp.num_states, num_actions=pomdp.num_actions)
         out["policy"] = args.policy
-    elif args.method == "pomcp":
+    elif args.method == "pomcp":  # POMCP's own agent: its particle belief, not the exact one
         vectors = _pomcp(pomdp, args)
-        out |= {"method": "pomcp", "simulations": args.simulations}
+        out |= {"method": "pomcp", "simulations": args.simulations, "belief": "particles"}
     else:
         solved, vectors = _solve(pomdp, args)
         out |= {
@@ -364,7 +365,11 @@ def simulate_pomdp_file(args: PomdpArgs) -> dict[str, Any]:
         if solved["status"] == "diverged":  # NaN or infinite values: nothing to simulate
             return out | {"mean_discounted_return": None, "stderr": None}
     t0 = time.perf_counter()
-    res = simulate(pomdp, vectors, jax.random.key(args.seed), episodes=args.episodes, steps=steps)
+    key = jax.random.key(args.seed)
+    if args.policy is None and args.method == "pomcp":
+        res = simulate_pomcp(vectors, key, episodes=args.episodes, steps=steps)
+    else:
+        res = simulate(pomdp, vectors, key, episodes=args.episodes, steps=steps)
     out |= {
         "episodes": args.episodes,
         "steps": steps,

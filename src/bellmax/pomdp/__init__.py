@@ -12,7 +12,8 @@
 - `hsvi`: an HSVI2-style anytime solver with a lower (alpha vectors) and an upper (sawtooth)
   bound at b0.
 - `policyio`: alpha-vector policies as `.npz` and as pomdp-solve's `.alpha` files.
-- `pomcp`: POMCP (UCT over histories), a jitted planner `(belief, key) -> action`.
+- `pomcp`: POMCP (UCT over histories), a jitted planner `(belief, key) -> action`, and its
+  own agent on a particle belief (`simulate_pomcp`).
 - `problems`: the tiger, RockSample and Tag generated from their published definitions.
 - `particles`: a jitted bootstrap particle filter (systematic resampling on low ESS) and
   certainty-equivalent MPC on its estimate (`filtered_mpc`, on the particle filter or on
@@ -60,7 +61,13 @@ from bellmax.pomdp.pointbased import (
     random_beliefs,
 )
 from bellmax.pomdp.policyio import load_alpha, load_policy, save_alpha, save_policy
-from bellmax.pomdp.pomcp import POMCPConfig, SearchTree, make_pomcp, pomcp_search
+from bellmax.pomdp.pomcp import (
+    POMCPConfig,
+    SearchTree,
+    make_pomcp,
+    pomcp_search,
+    simulate_pomcp,
+)
 from bellmax.pomdp.problems import TAG_CELLS, rock_sample, rock_sample_4_4, tag, tiger
 
 __all__ = [
@@ -114,6 +121,7 @@ __all__ = [
     "save_pomdp",
     "sawtooth_upper_bound",
     "simulate",
+    "simulate_pomcp",
     "systematic_resample",
     "tag",
     "tiger",

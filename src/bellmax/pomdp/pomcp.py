@@ -10,9 +10,19 @@ with the highest mean return at the root is taken.
 
 The tree lives in fixed arrays (one node per simulation at most), the search is one
 `lax.fori_loop`, and the planner `(belief, key) -> action` is a pure function: jit it, `vmap`
-it over beliefs, or hand it to `bellmax.pomdp.simulate`. With a tabular model the root
-samples its states from the exact belief (the paper's root particle set is a sample of the
-same distribution); the tree is rebuilt at every decision (no reuse of the subtree).
+it over beliefs, or hand it to `bellmax.pomdp.simulate` (the agent then keeps the exact
+belief). The root samples its states from the belief it is given: a probability vector over
+the model's states, which for POMCP's own agent is its particle set as a histogram.
+
+POMCP's particle belief (`simulate_pomcp`, `planner.update`): every simulation records its
+first step from the root, `(action, observation, next state)` (`SearchTree.root_samples`);
+after the real action `a` and observation `o` the next root belief is the next states of
+the simulations that went through `(a, o)`, the paper's `B(hao)`, with no Bayes update.
+When fewer than `min_particles` did, the set is topped up by rejection sampling (draw a
+state from the current belief, step it with `a`, keep it if it emits `o`: Silver & Veness's
+particle reinvigoration for a model known only as a simulator); if still no particle
+remains, the exact Bayes update of the current belief stands in (particle deprivation). The
+tree is rebuilt at every decision (no reuse of the subtree).
 """
 
 from __future__ import annotations
@@ -28,11 +38,11 @@ from flax import struct
 
 from bellmax.core.checks import check_int, check_number
 from bellmax.core.display import summary_repr
-from bellmax.pomdp.belief import check_belief
+from bellmax.pomdp.belief import SimulationResult, check_belief, x64
 from bellmax.pomdp.bounds import check_discounted
-from bellmax.pomdp.model import TabularPOMDP
+from bellmax.pomdp.model import TabularPOMDP, check_reward_scale
 
-__all__ = ["POMCPConfig", "SearchTree", "make_pomcp", "pomcp_search"]
+__all__ = ["POMCPConfig", "SearchTree", "make_pomcp", "pomcp_search", "simulate_pomcp"]
 
 #: Most uniforms drawn in one PRNG call (a block of simulations' worth; 4 MB in float32).
 _UNIFORMS_PER_BLOCK = 1 << 20
@@ -52,9 +62,14 @@ class POMCPConfig:
     Tiger). On Tiger neither makes POMCP reliable at a few thousand simulations: it seldom
     opens the safe door even when the tiger's side is 99% known (tests/pomdp/test_pomcp.py)."""
 
+    min_particles: int = 100
+    """The particle belief's smallest size: a child `(a, o)` of the root that fewer
+    simulations went through is topped up by `num_simulations` rejection-sampling draws."""
+
     def __post_init__(self) -> None:
         check_int(self.num_simulations, "num_simulations", owner="POMCPConfig", low=1)
         check_int(self.max_depth, "max_depth", owner="POMCPConfig", low=1)
+        check_int(self.min_particles, "min_particles", owner="POMCPConfig", low=0)
         if self.exploration is not None:
             check_number(self.exploration, "exploration", owner="POMCPConfig", low=0)
 
@@ -75,6 +90,10 @@ class SearchTree:
     """Child node of `(h, a, o)`, -1 where none `[nodes, A, O]`."""
     num_nodes: jax.Array
     """Nodes in use."""
+    root_samples: jax.Array
+    """`[simulations, 3]` each simulation's first step from the root: `(action,
+    observation, next state)`; the next states of those through `(a, o)` are the particles
+    of the root's child `(a, o)`."""
 
 
 def _draw(u: jax.Array, cdf: jax.Array) -> jax.Array:
@@ -125,7 +144,7 @@ def _simulate_once(model, c, max_depth, tree: SearchTree, belief_cdf, us):
         return (~done) & (d < max_depth)
 
     def walk(c_):
-        node, s, d, _, pn, pa, pr, _ = c_
+        node, s, d, _, pn, pa, pr, _, o0, s1 = c_
         n_ha = tree.action_visits[node]
         ucb = tree.q[node] + c * jnp.sqrt(
             jnp.log(jnp.maximum(tree.visits[node], 1)) / jnp.maximum(n_ha, 1)
@@ -136,7 +155,9 @@ def _simulate_once(model, c, max_depth, tree: SearchTree, belief_cdf, us):
         s2, o, r = step(s, a, d)
         pn, pa, pr = pn.at[d].set(node), pa.at[d].set(a), pr.at[d].set(r)
         child = tree.children[node, a, o]
-        return child, s2, d + 1, child < 0, pn, pa, pr, o
+        first = d == 0  # the root's step: its (observation, next state) are recorded
+        o0, s1 = jnp.where(first, o, o0), jnp.where(first, s2, s1)
+        return child, s2, d + 1, child < 0, pn, pa, pr, o, o0, s1
 
     init = (
         jnp.int32(0),
@@ -147,8 +168,10 @@ def _simulate_once(model, c, max_depth, tree: SearchTree, belief_cdf, us):
         path_act,
         path_rew,
         jnp.int32(0),
+        jnp.int32(0),
+        s0,
     )
-    child, s, depth, new, pn, pa, pr, o = jax.lax.while_loop(walk_cond, walk, init)
+    child, s, depth, new, pn, pa, pr, o, o0, s1 = jax.lax.while_loop(walk_cond, walk, init)
     made = new & (tree.num_nodes < size)
     leaf = jnp.where(made, tree.num_nodes, child)
     last = jnp.maximum(depth - 1, 0)
@@ -188,7 +211,7 @@ def _simulate_once(model, c, max_depth, tree: SearchTree, belief_cdf, us):
         action_visits=tree.action_visits.at[node, pa].set(n, mode="drop"),
         q=tree.q.at[node, pa].set(q_new.astype(tree.q.dtype), mode="drop"),
     )
-    return tree
+    return tree, jnp.stack([pa[0], o0, s1])
 
 
 def _sampling_model(pomdp: TabularPOMDP, dtype) -> tuple:
@@ -212,6 +235,7 @@ def _search(model: tuple, belief: jax.Array, key: jax.Array, config: POMCPConfig
         q=jnp.zeros((n, A), belief.dtype),
         children=jnp.full((n, A, Z), -1, jnp.int32),
         num_nodes=jnp.int32(1),
+        root_samples=jnp.zeros((config.num_simulations, 3), jnp.int32),
     )
     belief_cdf = jnp.cumsum(belief)
     # The simulations' uniforms are drawn a block at a time, one PRNG call per block (a
@@ -222,16 +246,42 @@ def _search(model: tuple, belief: jax.Array, key: jax.Array, config: POMCPConfig
     full, rest = divmod(sims, per_block)
     keys = jax.random.split(key, full + 1)
 
-    def block(count, tree, k):
+    def block(count, tree, k, start):
         us = jax.random.uniform(k, (count, D + 1, 3), belief.dtype)
 
         def body(j, tree):
-            return _simulate_once(model, c, D, tree, belief_cdf, us[j])
+            tree, first = _simulate_once(model, c, D, tree, belief_cdf, us[j])
+            return tree.replace(root_samples=tree.root_samples.at[start + j].set(first))
 
         return jax.lax.fori_loop(0, count, body, tree)
 
-    tree = jax.lax.fori_loop(0, full, lambda b, t: block(per_block, t, keys[b]), tree)
-    return block(rest, tree, keys[full]) if rest else tree
+    tree = jax.lax.fori_loop(
+        0, full, lambda b, t: block(per_block, t, keys[b], b * per_block), tree
+    )
+    return block(rest, tree, keys[full], full * per_block) if rest else tree
+
+
+def _particle_update(model, dense, config, tree, belief, action, observation, key):
+    """The root child `(action, observation)`'s particles as a belief (module docstring)."""
+    T_rows, O_rows = model[0], model[1]
+    T, Ob = dense
+    S, dtype = belief.shape[0], belief.dtype
+    smp = tree.root_samples
+    hit = (smp[:, 0] == action) & (smp[:, 1] == observation)
+    counts = jnp.zeros(S, dtype).at[smp[:, 2]].add(hit.astype(dtype))
+    # reinvigoration: candidates drawn from the current belief, kept where they emit o
+    us = jax.random.uniform(key, (config.num_simulations, 3), dtype)
+    cdf = jnp.cumsum(belief)
+    s = jax.vmap(lambda u: _draw(u, cdf))(us[:, 0])
+    s2 = jax.vmap(lambda u, x: _draw_row(u, T_rows, action, x))(us[:, 1], s)
+    o2 = jax.vmap(lambda u, x: _draw_row(u, O_rows, action, x))(us[:, 2], s2)
+    extra = jnp.zeros(S, dtype).at[s2].add((o2 == observation).astype(dtype))
+    counts = jnp.where(jnp.sum(counts) < config.min_particles, counts + extra, counts)
+    # no particle at all: the exact Bayes update stands in
+    joint = (belief @ T[action]) * Ob[action, :, observation]
+    exact = joint / jnp.where(jnp.sum(joint) > 0, jnp.sum(joint), 1.0)
+    total = jnp.sum(counts)
+    return jnp.where(total > 0, counts / jnp.where(total > 0, total, 1.0), exact)
 
 
 def pomcp_search(
@@ -264,6 +314,8 @@ def make_pomcp(pomdp: TabularPOMDP, config: POMCPConfig = POMCPConfig()) -> Call
     # the sampling tables once, here (under jit they would be constants folded at compile time)
     model = _sampling_model(pomdp, dtype)
     search = functools.partial(_search, model, config=config, c=c)
+    dense = (jnp.asarray(pomdp.T, dtype), jnp.asarray(pomdp.O, dtype))
+    update = functools.partial(_particle_update, model, dense, config)
 
     def planner(belief: jax.Array, key: jax.Array) -> jax.Array:
         check_belief(pomdp, belief, "the POMCP planner")
@@ -272,4 +324,72 @@ def make_pomcp(pomdp: TabularPOMDP, config: POMCPConfig = POMCPConfig()) -> Call
         return jnp.argmax(jnp.where(n > 0, tree.q[0], -jnp.inf))
 
     planner.search = search
+    planner.update = update
+    planner.pomdp = pomdp
+    planner.dtype = dtype
     return planner
+
+
+def simulate_pomcp(
+    planner: Callable, key: jax.Array, *, episodes: int = 100, steps: int = 100
+) -> SimulationResult:
+    """POMCP's own agent on its model: it plans from its particle belief, acts, and updates the
+    belief from the search's particles (module docstring); no exact belief is kept.
+
+    The hidden state starts from `b0` (the agent's first belief), moves by `T`, emits
+    observations by `O` and earns `R[s, a]`. Episodes are vmapped and the steps scanned.
+
+    Args:
+      planner: `make_pomcp(pomdp, config)`.
+      key: PRNG key.
+      episodes: number of episodes (>= 2 for a standard error).
+      steps: steps per episode.
+
+    Returns:
+      `SimulationResult` (the discounted returns).
+    """
+    if not callable(getattr(planner, "update", None)):
+        raise TypeError(
+            "simulate_pomcp needs a planner from make_pomcp(pomdp, config), got "
+            f"{type(planner).__name__}; for any belief policy use bellmax.pomdp.simulate."
+        )
+    episodes = check_int(episodes, "episodes", owner="simulate_pomcp", low=2)
+    steps = check_int(steps, "steps", owner="simulate_pomcp", low=1)
+    pomdp = planner.pomdp
+    check_reward_scale(pomdp, "simulate_pomcp", horizon=steps)
+    with x64(planner.dtype):  # the planner's tables' precision (made in or out of x64)
+        returns = _pomcp_episodes(planner, steps, jax.random.split(key, episodes))
+        return SimulationResult(
+            returns=returns,
+            mean_discounted_return=returns.mean(),
+            stderr=returns.std(ddof=1) / np.sqrt(episodes),
+        )
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _pomcp_episodes(planner, steps, keys):
+    pomdp = planner.pomdp
+    T, Ob, R = (jnp.asarray(x, planner.dtype) for x in (pomdp.T, pomdp.O, pomdp.R))
+    b0 = jnp.asarray(pomdp.b0, T.dtype)
+
+    def episode(key):
+        k0, key = jax.random.split(key)
+        s0 = jax.random.choice(k0, b0.shape[0], p=b0)
+
+        def step(carry, _):
+            s, b, disc, ret, key = carry
+            key, k_search, ks, ko, k_update = jax.random.split(key, 5)
+            tree = planner.search(b, k_search)
+            n = tree.action_visits[0]
+            a = jnp.argmax(jnp.where(n > 0, tree.q[0], -jnp.inf))
+            s2 = jax.random.choice(ks, T.shape[2], p=T[a, s])
+            o = jax.random.choice(ko, Ob.shape[2], p=Ob[a, s2])
+            ret = ret + disc * R[s, a]
+            b2 = planner.update(tree, b, a, o, k_update)
+            return (s2, b2, disc * pomdp.gamma, ret, key), None
+
+        init = (s0, b0, jnp.ones((), T.dtype), jnp.zeros((), T.dtype), key)
+        (_, _, _, ret, _), _ = jax.lax.scan(step, init, None, length=steps)
+        return ret
+
+    return jax.vmap(episode)(keys)
