@@ -15,7 +15,10 @@ RockSample[4,4] vs the published SARSOP/HSVI2 numbers.
    from `SIMS` particles of the exact belief, as bellmax's POMCP samples its root states
    from the exact belief without tree reuse (the same algorithm). For the tiger, pomdp-py's
    own TigerProblem with its POMCP keeping the subtree and its particles between decisions
-   is reported too (`peer_with_tree_reuse_*`): that is a different, stronger algorithm. pomdp-py runs in its own venv
+   is reported too (`peer_with_tree_reuse_*`): that is a different, stronger algorithm.
+   `ours_particle_belief_*`: bellmax's POMCP agent on its own particle belief
+   (`simulate_pomcp`: the next root belief from the search's particles, no exact update;
+   no tree reuse), its returns and batched decisions/s. pomdp-py runs in its own venv
    (bench/.venv-peers/pomdp-py: `python -m venv bench/.venv-peers/pomdp-py &&
    bench/.venv-peers/pomdp-py/bin/pip install pomdp-py==1.3.5`).
 2. `hsvi_rocksample44` and `hsvi_tag`: bellmax's anytime solver on RockSample[4,4]
@@ -85,7 +88,7 @@ def measure_bellmax_pomcp(name: str, decisions: int, episodes: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from bellmax.pomdp import POMCPConfig, make_pomcp, simulate
+    from bellmax.pomdp import POMCPConfig, make_pomcp, simulate, simulate_pomcp
 
     p = _pomdp(name)
     planner = make_pomcp(p, POMCPConfig(num_simulations=SIMS, max_depth=DEPTH, exploration=C))
@@ -98,7 +101,17 @@ def measure_bellmax_pomcp(name: str, decisions: int, episodes: int) -> dict:
     res = simulate(p, planner, jax.random.key(1), episodes=episodes, steps=STEPS)
     jax.block_until_ready(res.returns)
     sim_s = time.perf_counter() - t0
+    # POMCP's own agent: the same planner on its particle belief (no exact belief kept)
+    part = simulate_pomcp(planner, jax.random.key(2), episodes=episodes, steps=STEPS)
+    jax.block_until_ready(part.returns)  # compile
+    t0 = time.perf_counter()
+    part = simulate_pomcp(planner, jax.random.key(1), episodes=episodes, steps=STEPS)
+    jax.block_until_ready(part.returns)
+    part_s = time.perf_counter() - t0
     return {
+        "particle_belief_mean_discounted_return": float(part.mean_discounted_return),
+        "particle_belief_stderr": float(part.stderr),
+        "particle_belief_batched_decisions_per_s": episodes * STEPS / part_s,
         "decisions_per_s": 1.0 / timing.run.median,
         "compile_s": timing.compile_s + timing.trace_s,
         "mean_discounted_return": float(res.mean_discounted_return),
