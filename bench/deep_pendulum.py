@@ -121,6 +121,7 @@ def child_ours(
             "import_s": t_imports - t_main,
             "driver_s": t_end - t_train,
             "compile_s": res.compile_seconds,
+            "compile_phases": res.compile_phases,
             "train_s": res.seconds,
             "eval_s": res.eval_seconds,
             "solved_at_steps": res.solved_at_steps,

@@ -691,6 +691,14 @@ def test_the_chunk_compiled_beside_init_is_the_same_program(monkeypatch, seeds):
     monkeypatch.setattr(driver, "_background", _NoBackground)
     foreground = driver.train(toy, cfg, "CartPole-v1", seeds=seeds, chunks=2, eval_episodes=2)
     assert threads[1:] == ["MainThread"]
+    # where the compile went: in the foreground the compile time is init's call and the one
+    # chunk program's trace, lowering and XLA compile, one after another
+    phases = foreground.compile_phases
+    assert set(phases) == {"init", "chunk_trace", "chunk_lower", "chunk_compile"}
+    assert all(v > 0 for v in phases.values()), phases
+    assert sum(phases.values()) == pytest.approx(foreground.compile_seconds, rel=0.05, abs=0.01)
+    assert foreground.summary()["compile_phases"] == {k: round(v, 4) for k, v in phases.items()}
+    assert all(v > 0 for v in background.compile_phases.values()), background.compile_phases
     _same_state(background.state, foreground.state)
     np.testing.assert_array_equal(background.eval_returns, foreground.eval_returns)
     for name, values in foreground.metrics.items():

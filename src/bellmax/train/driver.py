@@ -169,6 +169,12 @@ class TrainResult:
     """With `stop_return`: training seconds (compile and evaluation excluded) until then."""
     eval_seconds: float = 0.0
     """Time spent in evaluations during training (with `stop_return`)."""
+    compile_phases: dict[str, float] | None = None
+    """Where `compile_seconds` went, in this process: `init` (compiling and running the
+    state's initialisation, one call) and, summed over the chunk programs compiled,
+    `chunk_trace` (JAX tracing the update loop), `chunk_lower` (to StableHLO) and
+    `chunk_compile` (XLA, or loading it from the persistent cache). A chunk compiled in a
+    background thread overlaps `init`, so the phases can sum to more than the wait."""
 
     @property
     def final_eval_return(self) -> float | None:
@@ -200,6 +206,8 @@ class TrainResult:
             "seconds": round(self.seconds, 4),
             "compile_seconds": round(self.compile_seconds, 4),
         }
+        if self.compile_phases is not None:
+            out["compile_phases"] = {k: round(v, 4) for k, v in self.compile_phases.items()}
         if self.solved_at_steps is not None:
             out["solved_at_steps"] = self.solved_at_steps
             out["solved_seconds"] = self.solved_seconds
@@ -267,6 +275,7 @@ class _Runner:
         self._pending: dict[int, tuple[Any, concurrent.futures.Future]] = {}
         self._init = None
         self.compile_seconds = 0.0
+        self.phases = _no_phases()
 
     def _scan(self, n: int) -> Callable:
         algo, config, venv = self.algo, self.config, self.venv
@@ -300,6 +309,7 @@ class _Runner:
             state = _stack([self._on_slot(i, self._init, k) for i, k in enumerate(keys)])
         jax.block_until_ready(state)
         self.compile_seconds += time.perf_counter() - t
+        self.phases["init"] += time.perf_counter() - t
         return state
 
     def template(self, keys: list[jax.Array]) -> Any:
@@ -326,10 +336,19 @@ class _Runner:
         self._pending[n] = (_avals(template), future)
 
     def _compile_chunk(self, state: Any, n: int) -> Any:
-        if self.batched:
-            return jax.jit(self._scan(n)).lower(state).compile()
-        one = jax.tree.map(lambda x: x[0], state)
-        return jax.jit(self._scan(n)).lower(one).compile()
+        """Trace, lower and compile the `n`-update program, each phase timed apart."""
+        arg = state if self.batched else jax.tree.map(lambda x: x[0], state)
+        t0 = time.perf_counter()
+        traced = jax.jit(self._scan(n)).trace(arg)
+        t1 = time.perf_counter()
+        lowered = traced.lower()
+        t2 = time.perf_counter()
+        compiled = lowered.compile()
+        t3 = time.perf_counter()
+        for phase, dt in (("chunk_trace", t1 - t0), ("chunk_lower", t2 - t1),
+                          ("chunk_compile", t3 - t2)):  # fmt: skip
+            self.phases[phase] += dt
+        return compiled
 
     def chunk(self, state: Any, n: int) -> tuple[Any, Any]:
         if n not in self._chunks:
@@ -488,7 +507,12 @@ def _runner(algo: Any, config: Any, venv: Any, n_seeds: int) -> _Runner:
         _RUNNERS[key] = _Runner(algo, config, venv, n_seeds)
     runner = _RUNNERS[key]
     runner.compile_seconds = 0.0
+    runner.phases = _no_phases()
     return runner
+
+
+def _no_phases() -> dict[str, float]:
+    return {"init": 0.0, "chunk_trace": 0.0, "chunk_lower": 0.0, "chunk_compile": 0.0}
 
 
 def _stack_shapes(tree: Any, n: int) -> Any:
@@ -1208,6 +1232,7 @@ def _train_locked(
         env_steps=done * int(config.steps_per_update),
         seconds=seconds,
         compile_seconds=runner.compile_seconds,
+        compile_phases=dict(runner.phases),
     )
     if stop_return is not None:
         result.solved_at_steps, result.solved_seconds = solved_at, solved_s
