@@ -9,8 +9,13 @@ to upright at rest at the origin.
 - trajax `ilqr` (peer venv, fetched from GitHub and installed with --no-deps): the same
   dynamics and cost (terminal cost at t = T, its convention), no control bounds (trajax's
   `ilqr` has none; the optimum here stays inside |F| <= 10 anyway), `maxiter=100`.
-- CasADi + IPOPT (peer venv): trapezoidal collocation of the same ODE on N = 100 intervals,
-  `min sum dt * 0.005 F^2` with the goal imposed exactly, SX graph + `nlpsol`.
+- CasADi + IPOPT (peer venv): the same discrete-time problem as an NLP, by multiple
+  shooting: states and forces as variables, the explicit Euler step as equality constraints,
+  the same penalty cost and the box |F| <= 10, started like the iLQRs (zero forces, the
+  states of that rollout: hanging at rest), SX graph + `nlpsol`. Both solvers are local:
+  the record says whether they reached the same optimum (`cost_rel_diff`). (Records before
+  2026-12-06 gave CasADi trapezoidal collocation with the goal imposed exactly, another
+  problem; `collocation.py` compares that transcription with bellmax's own collocation.)
 
 Reported: wall milliseconds of one solve (compile apart for JAX), iterations, status,
 the control effort `sum dt * 0.005 F^2` and the terminal error (everyone's comparable numbers).
@@ -126,7 +131,8 @@ def measure_trajax(repeat: int, horizon: int = T, dt: float = DT) -> dict:
 
 
 def measure_casadi(repeat: int) -> dict:
-    """CasADi + IPOPT, trapezoidal collocation, SX + nlpsol (peer venv)."""
+    """CasADi + IPOPT on the same Euler-discretised penalty problem, by multiple shooting
+    (peer venv)."""
     import casadi as ca
     import numpy as np
 
@@ -140,24 +146,22 @@ def measure_casadi(repeat: int) -> dict:
     f = ca.Function("f", [xs, us], [ca.vertcat(xs[1], xacc, thd, thacc)])
     N = T
     X = ca.SX.sym("X", 4, N + 1)
-    U = ca.SX.sym("U", 1, N + 1)
-    J, g_eq = 0, []
-    for k in range(N):
-        # trapezoidal: effort integrated by the trapezoid rule, defects on the ODE
-        J += DT * 0.5 * R_EFFORT * 0.5 * (U[0, k] ** 2 + U[0, k + 1] ** 2)
-        fk, fk1 = f(X[:, k], U[0, k]), f(X[:, k + 1], U[0, k + 1])
-        g_eq.append(X[:, k + 1] - X[:, k] - 0.5 * DT * (fk + fk1))
-    g_eq.append(X[:, 0] - ca.DM([0.0, 0.0, math.pi, 0.0]))
-    g_eq.append(X[:, N])
+    U = ca.SX.sym("U", 1, N)
+    x0 = [0.0, 0.0, math.pi, 0.0]
+    J, g_eq = 0, [X[:, 0] - ca.DM(x0)]
+    for k in range(N):  # explicit Euler, as bellmax's and trajax's dynamics
+        J += DT * 0.5 * R_EFFORT * U[0, k] ** 2
+        g_eq.append(X[:, k + 1] - X[:, k] - DT * f(X[:, k], U[0, k]))
+    J += 0.5 * sum(QF[i] * X[i, N] ** 2 for i in range(4))
     w = ca.vertcat(ca.vec(X), ca.vec(U))
     nlp = {"x": w, "f": J, "g": ca.vertcat(*g_eq)}
     opts = {"ipopt.print_level": 0, "print_time": False, "record_time": True}
     solver = ca.nlpsol("s", "ipopt", nlp, opts)
     nx = 4 * (N + 1)
-    lbw = [-ca.inf] * nx + [-FMAX] * (N + 1)
-    ubw = [ca.inf] * nx + [FMAX] * (N + 1)
-    w0 = np.zeros(nx + N + 1)
-    w0[2:nx:4] = np.linspace(math.pi, 0.0, N + 1)
+    lbw = [-ca.inf] * nx + [-FMAX] * N
+    ubw = [ca.inf] * nx + [FMAX] * N
+    w0 = np.zeros(nx + N)
+    w0[:nx] = np.tile(x0, N + 1)  # zero forces leave it hanging at rest
     ng = int(nlp["g"].shape[0])
 
     def run():
@@ -166,15 +170,17 @@ def measure_casadi(repeat: int) -> dict:
     timing = H.time_it(run, repeat=repeat, warmup=1)
     sol = run()
     stats = solver.stats()
-    Uopt = np.asarray(sol["x"][nx:]).reshape(-1)
+    wopt = np.asarray(sol["x"]).reshape(-1)
+    Uopt, XT = wopt[nx:], wopt[nx - 4 : nx]
     return {
         "ms": 1e3 * timing.median,
         "ms_min": 1e3 * timing.min,
         "iterations": int(stats["iter_count"]),
         "status": stats["return_status"],
         "cost": float(sol["f"]),
-        "effort": float(sol["f"]),
-        "effort_rectangle_rule": _effort(Uopt[:-1]),
+        "effort": _effort(Uopt),
+        "max_abs_force": float(np.abs(Uopt).max()),
+        "terminal_error": float(np.abs(XT).max()),
         "version": ca.__version__,
     }
 
@@ -221,7 +227,15 @@ def main(argv: list[str] | None = None) -> int:
                     "ms",
                     case=f"cart-pole swing-up T={T} dt={DT} |F|<={FMAX}: bellmax {method} vs {peer}",
                     method=method,
-                    peer_name={"casadi": "CasADi+IPOPT trapezoidal", "trajax": "trajax ilqr"}[peer],
+                    peer_name={
+                        "casadi": "CasADi+IPOPT, the same Euler penalty problem (multiple shooting)",
+                        "trajax": "trajax ilqr",
+                    }[peer],
+                    **(
+                        {}
+                        if H.is_skipped(res)
+                        else {"cost_rel_diff": (mine["cost"] - res["cost"]) / abs(res["cost"])}
+                    ),
                     quick=quick,
                     **{f"ours_{k}": v for k, v in mine.items() if k != "ms"},
                     **peer_fields,
