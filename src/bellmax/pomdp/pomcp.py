@@ -303,7 +303,9 @@ def make_pomcp(pomdp: TabularPOMDP, config: POMCPConfig = POMCPConfig()) -> Call
       config: `POMCPConfig`.
 
     Returns:
-      The planner; `planner.search(belief, key)` gives the whole `SearchTree`.
+      The planner; `planner.search(belief, key)` gives the whole `SearchTree`, and
+      `planner.update(tree, belief, action, observation, key)` the next root belief from
+      that tree's particles (module docstring; `simulate_pomcp` runs the two in turn).
     """
     check_discounted(pomdp, "make_pomcp")
     if not isinstance(config, POMCPConfig):
