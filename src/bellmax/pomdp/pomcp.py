@@ -38,7 +38,7 @@ from flax import struct
 
 from bellmax.core.checks import check_int, check_number
 from bellmax.core.display import summary_repr
-from bellmax.pomdp.belief import SimulationResult, check_belief, x64
+from bellmax.pomdp.belief import SimulationResult, belief_update_batch, check_belief, x64
 from bellmax.pomdp.bounds import check_discounted
 from bellmax.pomdp.model import TabularPOMDP, check_reward_scale
 
@@ -261,10 +261,15 @@ def _search(model: tuple, belief: jax.Array, key: jax.Array, config: POMCPConfig
     return block(rest, tree, keys[full], full * per_block) if rest else tree
 
 
-def _particle_update(model, dense, config, tree, belief, action, observation, key):
+def _root_action(tree: SearchTree) -> jax.Array:
+    """The action taken after a search: the best mean return among the root's tried ones."""
+    n = tree.action_visits[0]
+    return jnp.argmax(jnp.where(n > 0, tree.q[0], -jnp.inf))
+
+
+def _particle_update(model, pomdp, config, tree, belief, action, observation, key):
     """The root child `(action, observation)`'s particles as a belief (module docstring)."""
     T_rows, O_rows = model[0], model[1]
-    T, Ob = dense
     S, dtype = belief.shape[0], belief.dtype
     smp = tree.root_samples
     hit = (smp[:, 0] == action) & (smp[:, 1] == observation)
@@ -278,8 +283,8 @@ def _particle_update(model, dense, config, tree, belief, action, observation, ke
     extra = jnp.zeros(S, dtype).at[s2].add((o2 == observation).astype(dtype))
     counts = jnp.where(jnp.sum(counts) < config.min_particles, counts + extra, counts)
     # no particle at all: the exact Bayes update stands in
-    joint = (belief @ T[action]) * Ob[action, :, observation]
-    exact = joint / jnp.where(jnp.sum(joint) > 0, jnp.sum(joint), 1.0)
+    a, o = jnp.asarray(action)[None], jnp.asarray(observation)[None]
+    exact = belief_update_batch(pomdp, belief[None], a, o).belief[0]
     total = jnp.sum(counts)
     return jnp.where(total > 0, counts / jnp.where(total > 0, total, 1.0), exact)
 
@@ -316,14 +321,11 @@ def make_pomcp(pomdp: TabularPOMDP, config: POMCPConfig = POMCPConfig()) -> Call
     # the sampling tables once, here (under jit they would be constants folded at compile time)
     model = _sampling_model(pomdp, dtype)
     search = functools.partial(_search, model, config=config, c=c)
-    dense = (jnp.asarray(pomdp.T, dtype), jnp.asarray(pomdp.O, dtype))
-    update = functools.partial(_particle_update, model, dense, config)
+    update = functools.partial(_particle_update, model, pomdp, config)
 
     def planner(belief: jax.Array, key: jax.Array) -> jax.Array:
         check_belief(pomdp, belief, "the POMCP planner")
-        tree = search(jnp.asarray(belief, dtype), key)
-        n = tree.action_visits[0]
-        return jnp.argmax(jnp.where(n > 0, tree.q[0], -jnp.inf))
+        return _root_action(search(jnp.asarray(belief, dtype), key))
 
     planner.search = search
     planner.update = update
@@ -382,8 +384,7 @@ def _pomcp_episodes(planner, steps, keys):
             s, b, disc, ret, key = carry
             key, k_search, ks, ko, k_update = jax.random.split(key, 5)
             tree = planner.search(b, k_search)
-            n = tree.action_visits[0]
-            a = jnp.argmax(jnp.where(n > 0, tree.q[0], -jnp.inf))
+            a = _root_action(tree)
             s2 = jax.random.choice(ks, T.shape[2], p=T[a, s])
             o = jax.random.choice(ko, Ob.shape[2], p=Ob[a, s2])
             ret = ret + disc * R[s, a]
