@@ -52,6 +52,35 @@ def test_pendulum_is_swung_up_within_two_planned_trials(pendulum_run):
     assert res.trials[0].optimism is None and abs(last.optimism) < 5.0
 
 
+def test_ddp_through_the_learned_model_controls_the_real_pendulum(pendulum_run):
+    # Shows: DDP-MPC (iLQR plus the network's second derivatives, from JAX) plans through
+    # the ensemble fitted to the run's 600 transitions and swings the real Pendulum-v1 up
+    # from a start the run never saw (seed 18: hanging, 3.09 rad), holding it upright
+    # at the end (measured -347, the same under AVX2 and SSE4_2; never swinging up scores
+    # below -1000). Its plans differ from iLQR's on the same model: the second-order terms
+    # are used (the network is smooth, silu).
+    res = pendulum_run
+    env = mbrl._Env("Pendulum-v1", 0)
+    reward, terminated = known_reward("Pendulum-v1")
+    plan = {
+        name: mbrl._planner(
+            MBRLConfig(planner=name, horizon=30, rounds=3), res.model, env, reward, terminated,
+            res.params,
+        )
+        for name in ("ddp", "ilqr")
+    }  # fmt: skip
+    assert plan["ddp"].config.second_order and not plan["ilqr"].config.second_order
+    x0 = jnp.asarray([0.8, 0.5])
+    u_ddp, s_ddp = plan["ddp"].step(plan["ddp"].init(), x0, res.params)
+    _, s_ilqr = plan["ilqr"].step(plan["ilqr"].init(), x0, res.params)
+    assert np.all(np.isfinite(np.asarray(s_ddp.U))) and abs(float(u_ddp[0])) <= 2.0
+    assert np.abs(np.asarray(s_ddp.U) - np.asarray(s_ilqr.U)).max() > 1e-4
+    trial = mbrl._trial_bellmax(env, plan["ddp"], res.params, 200, 18, 4)
+    theta = (trial.x_next[-20:, 0] + np.pi) % (2 * np.pi) - np.pi
+    assert abs(float(trial.x[0, 0])) > 2.0  # started far from upright
+    assert trial.rewards.sum() > -400 and np.abs(theta).max() < 0.2, trial.rewards.sum()
+
+
 def test_distil_the_planner_into_a_policy(pendulum_run):
     # Plumbing of the distillation (DAgger with iLQR-MPC through the learned model as the
     # expert): labels, rounds, a policy that acts in the action box without planning. The

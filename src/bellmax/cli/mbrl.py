@@ -38,8 +38,8 @@ class MbrlArgs:
 
     Each trial after the random ones refits the model (an ensemble, a single MLP, or the
     parametric physics plus a neural residual) to all data so far, then runs MPC on the
-    real environment, re-planning every step with iLQR (derivatives through the network),
-    CEM or MPPI; the trial's transitions join the data. Bellmax's Pendulum-v1 and
+    real environment, re-planning every step with iLQR or DDP (derivatives through the
+    network), CEM or MPPI; the trial's transitions join the data. Bellmax's Pendulum-v1 and
     CartPoleSwingUp-v0 plan with their own reward; other environments (Gymnasium's, through
     the bridge) with a learned reward head. Prints each trial's return and the model's
     prediction errors; --out DIR writes result.json and the plots returns.png (return
@@ -56,8 +56,8 @@ class MbrlArgs:
     env: str = "Pendulum-v1"
     """The real system: a bellmax id with continuous actions or a Gymnasium one
     (gymnasium:Pendulum-v1, module:EnvName-v0)."""
-    planner: Literal["ilqr", "cem", "mppi"] = "cem"
-    """MPC's optimiser: iLQR through the network, or the sampling planners CEM and MPPI."""
+    planner: Literal["ilqr", "ddp", "cem", "mppi"] = "cem"
+    """MPC's optimiser: iLQR or DDP through the network, or the sampling planners CEM and MPPI."""
     model: Literal["ensemble", "mlp", "hybrid"] = "ensemble"
     """Probabilistic ensemble, one deterministic MLP, or parametric physics + neural residual."""
     trials: int = 5
@@ -71,7 +71,7 @@ class MbrlArgs:
     samples: int = 200
     """CEM/MPPI samples per round."""
     rounds: int = 4
-    """CEM/MPPI rounds (iLQR: iterations) per control step."""
+    """CEM/MPPI rounds (iLQR/DDP: iterations) per control step."""
     ensemble_size: int = 5
     """Ensemble members K (ensemble and hybrid)."""
     updates: int = 1000

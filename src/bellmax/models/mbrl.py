@@ -6,8 +6,8 @@ notes' DAgger-like recursion (Ross & Bagnell 2012): random trials first, then fo
 1. fit the neural model (`bellmax.models.neural`: ensemble, MLP or hybrid) to all data so
    far, warm-started from the last fit;
 2. run MPC on the real environment for `trial_steps` steps, re-planning every step through
-   the model: CEM or MPPI (`bellmax.control.sampling`) or iLQR (`bellmax.control.mpc`, with
-   derivatives through the network);
+   the model: CEM or MPPI (`bellmax.control.sampling`) or iLQR / DDP (`bellmax.control.mpc`,
+   with first, and for DDP second, derivatives through the network);
 3. add the trial's transitions to the data.
 
 The guard against exploiting the model's errors (the planner otherwise steers towards
@@ -125,7 +125,7 @@ class MBRLConfig:
     random_trials: int = 1
     """Trials with uniformly random actions before the first fit."""
     planner: str = "cem"
-    """`"cem"`, `"mppi"` or `"ilqr"`."""
+    """`"cem"`, `"mppi"`, `"ilqr"` or `"ddp"` (iLQR with the network's second derivatives)."""
     model: str = "ensemble"
     """`"ensemble"` (probabilistic, K members), `"mlp"` (one deterministic network) or
     `"hybrid"` (the parametric physics at nominal parameters plus a neural residual)."""
@@ -134,7 +134,7 @@ class MBRLConfig:
     samples: int = 200
     """CEM/MPPI samples per round."""
     rounds: int = 4
-    """CEM/MPPI rounds (iLQR: iterations) per control step."""
+    """CEM/MPPI rounds (iLQR/DDP: iterations) per control step."""
     trajectory_sampling: bool = True
     """Guard: plan on TS-inf particles of the ensemble (else on the members' mean)."""
     disagreement_penalty: float = 0.0
@@ -168,7 +168,7 @@ class MBRLConfig:
                 f"MBRLConfig.trials ({self.trials}) must exceed random_trials "
                 f"({self.random_trials}) so that at least one trial plans with the model."
             )
-        check_choice(self.planner, "planner", ("cem", "mppi", "ilqr"), owner=owner)
+        check_choice(self.planner, "planner", ("cem", "mppi", "ilqr", "ddp"), owner=owner)
         check_choice(self.model, "model", ("ensemble", "mlp", "hybrid"), owner=owner)
         check_bool(self.trajectory_sampling, "trajectory_sampling", owner=owner)
         check_number(self.disagreement_penalty, "disagreement_penalty", owner=owner, low=0)
@@ -590,16 +590,19 @@ def _trial_host(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, index:
 
 
 # ====================================================================== the loop
+_GRADIENT_PLANNERS = ("ilqr", "ddp")  # plan on the members' mean, derivatives through it
+
+
 def _planner(config: MBRLConfig, model: NeuralModel, env: _Env, reward, terminated, params):
     ctrl = _optimiser(config, model, env, reward, terminated, params)
     if config.disagreement_penalty == 0:
         return ctrl  # its cost is already minus the plan's predicted return
-    ts = config.trajectory_sampling and config.planner != "ilqr"
+    ts = config.trajectory_sampling and config.planner not in _GRADIENT_PLANNERS
     return _PenaltyFree(ctrl, EnsembleObjective(model, reward, terminated, ts, 0.0), config.seed)
 
 
 def _optimiser(config: MBRLConfig, model: NeuralModel, env: _Env, reward, terminated, params):
-    if config.planner == "ilqr":
+    if config.planner in _GRADIENT_PLANNERS:
         cost = _ILQRCost(model, reward, float(config.disagreement_penalty))
         n = model.state_dim
         problem = make_problem(
@@ -612,7 +615,7 @@ def _optimiser(config: MBRLConfig, model: NeuralModel, env: _Env, reward, termin
             u_upper=list(env.u_upper),
             params=params,
         )
-        return make_mpc(problem, iterations=config.rounds)
+        return make_mpc(problem, iterations=config.rounds, method=config.planner)
     objective = EnsembleObjective(
         model,
         reward,
