@@ -57,9 +57,25 @@ def test_mbrl_text_on_gymnasium_with_a_learned_reward_and_a_hybrid_model(capsys)
     assert "hybrid model" in text and "guard off" not in text
 
 
+def test_mbrl_with_an_expert_in_the_first_trial(capsys):
+    # --expert mpc: iLQR-MPC on the pendulum's true physics acts in trial 1 (kind "expert"),
+    # then the planner runs on the model fitted to its data.
+    argv = [
+        "mbrl", "--env", "Pendulum-v1", "--expert", "mpc", "--trials", "2",
+        "--trial-steps", "12", "--horizon", "4", "--samples", "16", "--rounds", "1",
+        "--ensemble-size", "2", "--updates", "20", "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trial_kinds"] == ["expert", "cem"] and out["expert"] == "mpc"
+    assert out["env_steps"] == 24 and out["prediction_errors"][1]["trained_on"] == 12
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (["mbrl", "--expert", "human", "--trials", "2"], "not a controller"),
+        (["mbrl", "--expert", "oracle", "--trials", "2"], "oracle"),
         (["mbrl", "--trial-steps", "0"], "--trial-steps"),
         (["mbrl", "--trials", "1"], "--trials"),
         (["mbrl", "--trials", "3", "--random-trials", "3"], "must exceed --random-trials"),

@@ -129,6 +129,35 @@ def test_without_the_guard_the_planner_exploits_the_model():
     assert off.optimism > 10 and off.optimism > on.optimism + 20, (off.optimism, on.optimism)
 
 
+def test_an_expert_acts_in_the_first_trials():
+    # `run_mbrl(expert=)`: the expert (here a damping function of the observation) acts in
+    # the first trial instead of random actions; its actions are the trial's controls, and
+    # the model is then fitted to that trial.
+    def damp(obs):  # Pendulum-v1's obs (cos, sin, theta_dot): push against the velocity
+        return np.clip(-1.5 * obs[:, 2:3], -2.0, 2.0)
+
+    cfg = MBRLConfig(
+        trials=2, trial_steps=30, horizon=5, samples=16, rounds=1,
+        neural=NeuralConfig(ensemble_size=2, num_updates=20),
+    )  # fmt: skip
+    res = run_mbrl("Pendulum-v1", config=cfg, expert=damp)
+    first = res.trials[0]
+    assert [t.kind for t in res.trials] == ["expert", "cem"] and first.steps == 30
+    theta_dot = first.states[:-1, 1]
+    np.testing.assert_allclose(first.actions[:, 0], np.clip(-1.5 * theta_dot, -2, 2), atol=1e-5)
+    assert res.trials[1].num_transitions == 30
+
+
+def test_a_bad_expert_is_refused_by_name():
+    from bellmax.imitation.experts import ExpertError
+
+    cfg = MBRLConfig(trials=2, trial_steps=5, neural=NeuralConfig(num_updates=5))
+    with pytest.raises(ExpertError, match="outside the action space"):
+        run_mbrl("gymnasium:Pendulum-v1", config=cfg, expert=lambda obs: np.full((1, 1), 5.0))
+    with pytest.raises(TypeError, match="callable"):
+        run_mbrl("Pendulum-v1", config=cfg, expert="mpc")
+
+
 def test_window_returns_by_hand():
     r = np.asarray([1.0, 2.0, 3.0])
     np.testing.assert_allclose(mbrl._window_returns(r, 2, False), [3.0, 5.0, np.nan])

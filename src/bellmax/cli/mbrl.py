@@ -3,6 +3,7 @@
 bellmax mbrl --env Pendulum-v1 --planner ilqr --trials 3
 bellmax mbrl --env gymnasium:Pendulum-v1 --planner cem --trials 5 --json
 bellmax mbrl --env CartPoleSwingUp-v0 --planner cem --trials 10 --out runs/swingup
+bellmax mbrl --env CartPoleSwingUp-v0 --expert mpc --trials 4      # the first trial an expert's
 """
 
 from __future__ import annotations
@@ -65,7 +66,11 @@ class MbrlArgs:
     trial_steps: int = 200
     """Environment steps per trial."""
     random_trials: int = 1
-    """Trials with random actions before the first fit."""
+    """Trials before the first fit: random actions, or --expert's."""
+    expert: str | None = None
+    """Act in those first trials with an expert instead of random actions (as `bellmax
+    imitate --expert`): mpc or lqr (bellmax.control on the env's true physics; cart-pole and
+    pendulum envs), checkpoint:DIR (a trained policy), module:function (your obs -> action)."""
     horizon: int = 25
     """Planning horizon in steps."""
     samples: int = 200
@@ -138,6 +143,27 @@ def _check(args: MbrlArgs) -> None:
     check_run_dir(args.out, "mbrl", overwrite=args.overwrite)
 
 
+def _expert(args: MbrlArgs) -> Any:
+    """`--expert`: `bellmax imitate`'s experts, less those that are not controllers."""
+    from bellmax.cli.imitate import ImitateArgs, make_expert
+    from bellmax.imitation.loop import make_rollout_env
+
+    spec = args.expert.strip()
+    if spec in ("human", "perfect"):
+        raise ValueError(
+            f"--expert {spec} is not a controller for model-based RL; use mpc, lqr, "
+            "checkpoint:DIR or module:function."
+        )
+    venv = make_rollout_env(args.env, num_envs=1, seed=args.seed)
+    try:
+        space = venv.action_space
+    finally:
+        venv.close()
+    return make_expert(
+        spec, args.env, space, ImitateArgs("bc", env=args.env, expert=spec, seed=args.seed)
+    )
+
+
 def _num(v: Any) -> float | None:
     v = float(v)
     return v if math.isfinite(v) else None
@@ -185,6 +211,7 @@ def _summary(args: MbrlArgs, res: Any) -> dict[str, Any]:
         "disagreement_penalty": args.disagreement_penalty,
         "trial_returns": [round(r, 4) for r in res.trial_returns],
         "trial_kinds": [t.kind for t in res.trials],
+        "expert": args.expert,
         "final_return": round(res.trial_returns[-1], 4),
         "env_steps": res.env_steps,
         "eval_returns": [round(r, 4) for r in res.eval_returns],
@@ -213,7 +240,7 @@ def write_plots(res: Any, out_dir: Any) -> list[str]:
     idx = [t.index for t in res.trials]
     ax.plot(idx, res.trial_returns, "o-")
     for t in res.trials:
-        if t.kind == "random":
+        if t.kind in ("random", "expert"):  # before the first fit
             ax.plot([t.index], [t.total_reward], "s", color="grey")
     if res.eval_returns:
         k = len(idx) + 1
@@ -409,15 +436,18 @@ def run_mbrl(args: MbrlArgs) -> int:
         eval_episodes=args.eval_episodes,
         seed=args.seed,
     )
+    expert = None if args.expert is None else _expert(args)
     so_far: dict[str, Any] = {}  # each run's trials so far, kept if a later one diverges
     res = off = None
     try:
-        res = loop(args.env, config=config, on_trial=lambda r: so_far.update(on=r))
+        res = loop(args.env, config=config, on_trial=lambda r: so_far.update(on=r), expert=expert)
         if args.compare_guard:
             unguarded = dataclasses.replace(
                 config, model="mlp", trajectory_sampling=False, disagreement_penalty=0.0
             )
-            off = loop(args.env, config=unguarded, on_trial=lambda r: so_far.update(off=r))
+            off = loop(
+                args.env, config=unguarded, on_trial=lambda r: so_far.update(off=r), expert=expert
+            )
     except DivergenceError as e:
         _diverged(args, res, so_far, e)
     summary = {**_summary(args, res), "status": "finished"}

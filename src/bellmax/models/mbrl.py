@@ -1,7 +1,8 @@
 """Model-based RL with a learned global model: fit, plan with MPC, act, aggregate, refit.
 
 The data loop of PETS (Chua, Calandra, McAllister & Levine 2018, algorithm 1) and of the
-notes' DAgger-like recursion (Ross & Bagnell 2012): random trials first, then for each trial
+notes' DAgger-like recursion (Ross & Bagnell 2012): random trials first (or an expert's:
+`run_mbrl(..., expert=)`, any `bellmax.imitation` expert), then for each trial
 
 1. fit the neural model (`bellmax.models.neural`: ensemble, MLP or hybrid) to all data so
    far, warm-started from the last fit;
@@ -123,7 +124,8 @@ class MBRLConfig:
     trial_steps: int = 200
     """Environment steps per trial (a trial also ends at a termination)."""
     random_trials: int = 1
-    """Trials with uniformly random actions before the first fit."""
+    """Trials before the first fit: uniformly random actions, or the expert's where
+    `run_mbrl` is given one."""
     planner: str = "cem"
     """`"cem"`, `"mppi"`, `"ilqr"` or `"ddp"` (iLQR with the network's second derivatives)."""
     model: str = "ensemble"
@@ -368,7 +370,7 @@ class TrialRecord:
     index: int
     """Trial number, from 1."""
     kind: str
-    """`random` or the planner's name."""
+    """`random`, `expert` or the planner's name."""
     total_reward: float
     """The trial's return (real rewards)."""
     steps: int
@@ -589,6 +591,38 @@ def _trial_host(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, index:
     return _check_trial(trial, index, env.env_id)
 
 
+def _trial_expert(env: _Env, expert: Any, steps: int, seed: int, index: int) -> _Trial:
+    """The expert acts for one trial, on the host (an expert is NumPy `obs -> action`):
+    Gymnasium envs as planned trials run, bellmax ones through the Gymnasium bridge, reset
+    with `seed`. Its actions are the trial's controls (the control box is the action box)."""
+    from bellmax.envs.gymnasium import rollout_host  # lazy: gymnasium only here
+    from bellmax.imitation.experts import label
+    from bellmax.imitation.loop import make_rollout_env
+
+    vec = env.host if env.is_host else make_rollout_env(env.env_id, num_envs=1, seed=seed)
+    try:
+        vec.reset(seed=int(seed))
+        reset = getattr(expert, "reset", None)
+        if callable(reset):
+            reset()  # a stateful expert (MPC) starts the trial without an old plan
+        traj = rollout_host(vec, lambda obs: label(expert, obs, vec.action_space)[0], steps)
+    finally:
+        if not env.is_host:
+            vec.close()
+    traj = traj.trajectory
+    done = np.asarray(traj.terminated | traj.truncated).reshape(-1)
+    n = int(np.argmax(done)) + 1 if done.any() else steps
+    obs, nxt = np.asarray(traj.obs)[:n, 0], np.asarray(traj.next_obs)[:n, 0]
+    trial = _Trial(
+        env.to_state(obs),
+        np.asarray(traj.action, np.float64)[:n, 0].reshape(n, -1),
+        env.to_state(nxt),
+        np.asarray(traj.reward, np.float64).reshape(-1)[:n],
+        np.zeros(n),
+    )
+    return _check_trial(trial, index, env.env_id)
+
+
 # ====================================================================== the loop
 _GRADIENT_PLANNERS = ("ilqr", "ddp")  # plan on the members' mean, derivatives through it
 
@@ -640,6 +674,7 @@ def run_mbrl(
     *,
     config: MBRLConfig = MBRLConfig(),
     on_trial: Callable[[MBRLResult], Any] | None = None,
+    expert: Any = None,
 ) -> MBRLResult:
     """Learn a neural model of `env_id` and control it with MPC, trial after trial.
 
@@ -650,26 +685,40 @@ def run_mbrl(
       on_trial: called after each trial with the `MBRLResult` of the trials so far (its
         `params` the fit the last trial planned with, None before the first fit; no
         evaluation returns): progress, and what a run that diverges later keeps.
+      expert: acts in the first `config.random_trials` trials instead of random actions
+        (their kind is `expert`): any `bellmax.imitation` expert, `obs [N, ...] -> actions
+        [N, ...]` on the environment's observations and actions (`mpc_expert`,
+        `policy_expert`, a function), its actions checked as imitation checks labels.
+        Demonstrations put the first data where a good controller goes, which random
+        actions may never reach (a swing-up's upright states).
 
     Returns:
       `MBRLResult` with every trial's return, data and prediction errors.
 
     Raises:
       ValueError: discrete or unbounded actions, bad config.
+      TypeError: an expert that is not callable.
+      ExpertError: the expert raised or returned actions outside the action space.
       DivergenceError: the model's prediction became non-finite during a trial (the trial
         stops there, before a non-finite plan is applied), a fit's loss did, or the
         environment's states or rewards did; the trials before it went to `on_trial`.
     """
     check_type(config, MBRLConfig, "config", owner="run_mbrl")
+    if expert is not None:
+        from bellmax.imitation.experts import as_expert
+
+        expert = as_expert(expert)
     t_start = time.perf_counter()
     env = _Env(env_id, config.seed)
     try:
-        return _loop(env, config, t_start, on_trial)
+        return _loop(env, config, t_start, on_trial, expert)
     finally:
         env.close()
 
 
-def _loop(env: _Env, config: MBRLConfig, t_start: float, on_trial: Any = None) -> MBRLResult:
+def _loop(
+    env: _Env, config: MBRLConfig, t_start: float, on_trial: Any = None, expert: Any = None
+) -> MBRLResult:
     known = None if env.is_host else known_reward(env.env_id)
     learned = known is None if config.learned_reward is None else bool(config.learned_reward)
     reward, terminated = (None, _never) if learned or known is None else known
@@ -702,10 +751,14 @@ def _loop(env: _Env, config: MBRLConfig, t_start: float, on_trial: Any = None) -
         seed = config.seed + i
         t_trial = time.perf_counter()
         if i < config.random_trials:
-            ctrl: Any = _RandomController(env.u_lower, env.u_upper, seed)
-            trial = run_trial(env, ctrl, None, config.trial_steps, seed, i + 1)
+            if expert is None:
+                ctrl: Any = _RandomController(env.u_lower, env.u_upper, seed)
+                trial = run_trial(env, ctrl, None, config.trial_steps, seed, i + 1)
+            else:
+                trial = _trial_expert(env, expert, config.trial_steps, seed, i + 1)
             seconds = time.perf_counter() - t_trial
-            records.append(_record(i, "random", trial, 0, None, None, None, None, None, seconds))
+            kind = "random" if expert is None else "expert"
+            records.append(_record(i, kind, trial, 0, None, None, None, None, None, seconds))
         else:
             X, U, Xn, R = (
                 np.concatenate([getattr(d, f) for d in data])
