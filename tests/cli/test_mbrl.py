@@ -71,9 +71,32 @@ def test_mbrl_with_an_expert_in_the_first_trial(capsys):
     assert out["env_steps"] == 24 and out["prediction_errors"][1]["trained_on"] == 12
 
 
+def test_mbrl_distils_the_planner_into_a_policy_file(capsys, tmp_path):
+    # --distil-labels: DAgger with iLQR-MPC through the final model as the expert; the
+    # policy file acts without planning (bellmax.load_policy). Plumbing only (tiny budgets).
+    import numpy as np
+
+    import bellmax
+
+    argv = [
+        "mbrl", "--env", "Pendulum-v1", "--planner", "ilqr", "--trials", "2",
+        "--trial-steps", "10", "--horizon", "4", "--rounds", "1", "--ensemble-size", "2",
+        "--updates", "20", "--distil-labels", "30", "--out", str(tmp_path / "run"), "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    d = out["distilled"]
+    assert d["labels"] == 30 and d["rounds"] == 1 and np.isfinite(d["final_eval_return"])
+    policy = bellmax.load_policy(d["policy"])
+    a = policy.predict(np.asarray([1.0, 0.0, 0.0], np.float32))
+    assert a.shape == (1,) and abs(float(a[0])) <= 2.0
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["distilled"] == d
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (["mbrl", "--distil-labels", "-1"], "--distil-labels"),
         (["mbrl", "--expert", "human", "--trials", "2"], "not a controller"),
         (["mbrl", "--expert", "oracle", "--trials", "2"], "oracle"),
         (["mbrl", "--trial-steps", "0"], "--trial-steps"),

@@ -4,6 +4,7 @@ bellmax mbrl --env Pendulum-v1 --planner ilqr --trials 3
 bellmax mbrl --env gymnasium:Pendulum-v1 --planner cem --trials 5 --json
 bellmax mbrl --env CartPoleSwingUp-v0 --planner cem --trials 10 --out runs/swingup
 bellmax mbrl --env CartPoleSwingUp-v0 --expert mpc --trials 4      # the first trial an expert's
+bellmax mbrl --env Pendulum-v1 --planner ilqr --trials 3 --distil-labels 600 --out runs/pend
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ class MbrlArgs:
     """Environment steps per trial."""
     random_trials: int = 1
     """Trials before the first fit: random actions, or --expert's."""
-    expert: str | None = None
+    expert: Annotated[
+        str | None,
+        tyro.conf.arg(metavar="EXPERT", help_behavior_hint="(default: none, random actions)"),
+    ] = None
     """Act in those first trials with an expert instead of random actions (as `bellmax
     imitate --expert`): mpc or lqr (bellmax.control on the env's true physics; cart-pole and
     pendulum envs), checkpoint:DIR (a trained policy), module:function (your obs -> action)."""
@@ -97,6 +101,11 @@ class MbrlArgs:
     against real returns (guard.png with --out; guard_off in --json)."""
     learned_reward: bool = False
     """Plan with a learned reward even where the reward is known."""
+    distil_labels: int = 0
+    """After the trials, distil iLQR-MPC through the final model into a policy network by
+    DAgger with this many labels (rounds of up to 100), so that the result acts without
+    online planning; --out writes it to policy.msgpack (bellmax.load_policy, bellmax
+    evaluate). 0: no distillation."""
     seed: int = 0
     """Seed of the data, the model and the planners."""
     out: Annotated[str | None, out_dir_option()] = None
@@ -125,6 +134,7 @@ def _check(args: MbrlArgs) -> None:
     check_number(args.learning_rate, "--learning-rate", low=0, low_open=True)
     check_number(args.disagreement_penalty, "--disagreement-penalty", low=0)
     check_int(args.eval_episodes, "--eval-episodes", low=0, high=MAX_TRIALS)
+    check_int(args.distil_labels, "--distil-labels", low=0, high=10_000_000)
     check_seed(args.seed)
     if args.random_trials >= args.trials:
         raise ValueError(
@@ -453,6 +463,14 @@ def run_mbrl(args: MbrlArgs) -> int:
     summary = {**_summary(args, res), "status": "finished"}
     if off is not None:
         summary["guard_off"] = _guard_off(args, off)
+    distilled = _distil(args, res) if args.distil_labels else None
+    if distilled is not None:
+        summary["distilled"] = {
+            "labels": distilled.labels_used,
+            "rounds": len(distilled.rounds),
+            "eval_returns_per_round": [round(r.eval_return, 4) for r in distilled.rounds],
+            "final_eval_return": round(distilled.final_eval_return, 4),
+        }
     if args.out is not None:
         from bellmax.train.io import atomic_write_json
 
@@ -460,6 +478,8 @@ def run_mbrl(args: MbrlArgs) -> int:
         summary["plots"] = write_plots(res, out_dir)
         if off is not None:
             summary["plots"].append(write_guard_plot(res, off, out_dir))
+        if distilled is not None:
+            summary["distilled"]["policy"] = str(_write_distilled(args, distilled, out_dir))
         atomic_write_json(out_dir / RESULT_JSON, summary)
     if args.json:
         print(json.dumps(summary))
@@ -493,6 +513,50 @@ def run_mbrl(args: MbrlArgs) -> int:
             + ", ".join(f"{r:.1f}" for r in res.eval_returns)
             + ")"
         )
+    if distilled is not None:
+        d = summary["distilled"]
+        print(
+            f"  distilled into a policy (DAgger, {d['labels']} labels): evaluation return "
+            f"{d['final_eval_return']:.1f}" + (f", {d['policy']}" if "policy" in d else "")
+        )
     if args.out is not None:
         print("  wrote " + ", ".join(summary["plots"]) + f" and {Path(args.out) / RESULT_JSON}")
     return 0
+
+
+def _distil(args: MbrlArgs, res: Any) -> Any:
+    """`--distil-labels`: DAgger with iLQR-MPC through the final model as the expert."""
+    from bellmax.imitation import ImitationConfig
+    from bellmax.models.mbrl import distil
+
+    n = args.distil_labels
+    per = min(n, 100)
+    cfg = ImitationConfig(
+        algorithm="dagger", labels=n, rounds=-(-n // per), labels_per_round=per,
+        steps_per_round=max(per, 1), eval_episodes=3,
+    )  # fmt: skip
+    return distil(res, cfg, horizon=args.horizon, seed=args.seed)
+
+
+def _write_distilled(args: MbrlArgs, distilled: Any, out_dir: Any) -> Any:
+    from bellmax.core.io import POLICY_MSGPACK
+    from bellmax.imitation.bc import BCConfig, write_policy
+
+    run = {
+        "env": args.env,
+        "num_envs": 3,
+        "updates_done": len(distilled.rounds),
+        "labels_used": distilled.labels_used,
+        "expert": "mbrl: iLQR-MPC through the learned model",
+        "eval_return_per_seed": [distilled.final_eval_return],
+    }
+    return write_policy(
+        out_dir / POLICY_MSGPACK,
+        distilled.params,
+        BCConfig(),  # the learner's network, as `_distil`'s ImitationConfig leaves it
+        distilled.observation_space,
+        distilled.action_space,
+        algorithm="dagger",
+        seed=args.seed,
+        run=run,
+    )
