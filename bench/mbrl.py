@@ -12,6 +12,13 @@
   sampling: the planner follows the members' mean). `bellmax mbrl --compare-guard` is the
   sharper demonstration of exploitation (one deterministic MLP against the guarded ensemble;
   bench/results/mbrl_swingup/guard).
+- `--task guards`: each guard switched off on its own, on the swing-up (4 trials, horizon 30,
+  seeds 0 and 1): the default (TS-inf over the ensemble), the members' mean (TS off), the mean
+  with the disagreement penalty, TS-inf with the penalty, and one deterministic MLP (all
+  off). Reported per configuration (`bench/results/mbrl_guards.jsonl`): `optimism` per trial
+  (the model's promised return over the horizon minus the world's, mean over the trial's
+  steps: what exploiting the model looks like) and the returns; `ours` is the mean
+  optimism over the planned trials and seeds.
 
 Peer: mbrl-lib 0.2.0's PETS (facebookresearch/mbrl-lib) in its own venv,
 bench/.venv-peers/mbrl (install command: PEER_INSTALL below; it pins hydra-core 1.0.3 and
@@ -26,6 +33,7 @@ step, as a full trial takes ~10 minutes on this machine). torch uses 1 thread.
 
     python bench/mbrl.py                      # pendulum, full
     python bench/mbrl.py --task swingup --out bench/results/mbrl_swingup
+    python bench/mbrl.py --task guards        # each guard off on its own (~5 min)
     python bench/mbrl.py --smoke              # tiny sizes (what a test would run)
 """
 
@@ -419,9 +427,72 @@ def _swingup(args) -> None:
     H.emit(rec, args.results_dir)
 
 
+#: `--task guards`: (name, MBRLConfig overrides) of each configuration; the penalty weight
+#: is `--penalty`.
+GUARD_CASES = (
+    ("ensemble, TS-inf (default)", {}),
+    ("ensemble mean (TS off)", {"trajectory_sampling": False}),
+    ("ensemble mean + penalty", {"trajectory_sampling": False, "disagreement_penalty": None}),
+    ("ensemble, TS-inf + penalty", {"disagreement_penalty": None}),
+    ("one MLP (all off)", {"model": "mlp", "trajectory_sampling": False}),
+)
+
+
+def _guards(args) -> None:
+    import numpy as np
+
+    from bellmax.models.mbrl import MBRLConfig, run_mbrl
+    from bellmax.models.neural import NeuralConfig
+
+    small = args.smoke or args.quick
+    base = MBRLConfig(
+        trials=2 if small else args.guard_trials,
+        trial_steps=20 if small else 200,
+        planner="cem",
+        horizon=5 if small else 30,
+        samples=16 if small else 200,
+        rounds=1 if small else 4,
+        neural=NeuralConfig(num_updates=50 if small else 1000),
+    )
+    seeds = [0] if small else args.guard_seeds
+    for name, overrides in GUARD_CASES:
+        over = {k: (args.penalty if v is None else v) for k, v in overrides.items()}
+        runs, t0 = [], time.perf_counter()
+        for seed in seeds:
+            res = run_mbrl(
+                "CartPoleSwingUp-v0", config=dataclasses.replace(base, seed=seed, **over)
+            )
+            runs.append(res)
+            H.log(
+                f"{BENCH}: {name}, seed {seed}: returns "
+                f"{[round(r, 1) for r in res.trial_returns]}, optimism "
+                f"{[None if t.optimism is None else round(t.optimism, 2) for t in res.trials]}"
+            )
+        planned = [t.optimism for r in runs for t in r.trials if t.optimism is not None]
+        rec = H.result(
+            BENCH + "_guards",
+            ours=float(np.mean(planned)),
+            peer=None,
+            unit="optimism",
+            better="lower",
+            case=f"CartPoleSwingUp-v0, {name}: mean optimism of the planned trials",
+            overrides=over,
+            seeds=seeds,
+            trial_returns=[r.trial_returns for r in runs],
+            optimism=[[t.optimism for t in r.trials] for r in runs],
+            seconds=time.perf_counter() - t0,
+            horizon=base.horizon,
+            peer_skipped="no peer: a comparison of bellmax's own guards",
+        )
+        H.emit(rec, args.results_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = H.arg_parser(__doc__.splitlines()[0])
-    p.add_argument("--task", choices=["pendulum", "swingup"], default="pendulum")
+    p.add_argument("--task", choices=["pendulum", "swingup", "guards"], default="pendulum")
+    p.add_argument("--guard-trials", type=int, default=4, help="guards: trials per run")
+    p.add_argument("--guard-seeds", type=int, nargs="+", default=[0, 1], help="guards: seeds")
+    p.add_argument("--penalty", type=float, default=1.0, help="guards: disagreement penalty")
     p.add_argument("--trials", type=int, default=10, help="swing-up trials (random one included)")
     p.add_argument("--horizon", type=int, default=50, help="swing-up planning horizon")
     p.add_argument("--guard-off", action="store_true", help="swing-up: also run without TS-inf")
@@ -443,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.task == "pendulum":
         _pendulum(args)
+    elif args.task == "guards":
+        _guards(args)
     else:
         _swingup(args)
     return 0
