@@ -563,6 +563,43 @@ def test_a_killed_worker_resumes_its_group(cluster, local, tmp_path):
     assert rows[0].endswith("restarted") and all(r.endswith("True") for r in rows[1:])
 
 
+@pytest.mark.learning
+def test_asha_stops_the_weaker_group_after_its_first_chunk(cluster, tmp_path):
+    # Shows: with scheduler="asha" Tune stops a program group whose training return at a
+    # rung falls below the cutoff, and the sweep says so. Two groups (num_epochs 8 and 1:
+    # a structural field) run one after the other; after chunk 1 of 2 the 8-epoch group's
+    # best trial returns ~46 (48 under SSE4_2), the 1-epoch group's ~26, below the cutoff
+    # that the first group set at that rung, so ASHA stops it there: no final evaluation,
+    # marked stopped in the trials, the table and results.csv, its chunk's returns kept.
+    base = dataclasses.replace(
+        TINY, total_timesteps=8192, num_envs=4, num_steps=32, minibatch_size=64,
+        hidden_sizes=(16,), learning_rate=3e-3,
+    )  # fmt: skip
+    out = tmp_path / "out"
+    result = sw.sweep(
+        "ppo", "CartPole-v1", grid={"num_epochs": (8, 1)}, seeds=(0, 1), base=base, chunks=2,
+        eval_episodes=2, backend="ray", scheduler="asha", out_dir=out,
+        ray_options={"max_concurrent_trials": 1},
+    )  # fmt: skip
+    strong, weak = result.groups
+    assert strong["updates_done"] == strong["num_updates"] == 64
+    assert weak["updates_done"] == 32  # stopped after its first chunk of 32 updates
+    for t in result.trials:
+        assert t["stopped"] == (t["group"] == 1)
+        if t["stopped"]:
+            assert t["final_eval_return"] is None and len(t["chunk_returns"]) == 1
+            assert t["chunk_returns"][0] < max(s["chunk_returns"][0] for s in result.trials[:2])
+        else:
+            assert t["final_eval_return"] is not None and len(t["chunk_returns"]) == 2
+    assert result.best["config"] == {"num_epochs": 8}
+    rows = (out / "results.csv").read_text().splitlines()
+    assert rows[0].split(",")[-2] == "stopped"
+    assert [r.split(",")[-2] for r in rows[1:]] == ["False", "False", "True", "True"]
+    from bellmax.cli.sweep import _table
+
+    assert "2 trials stopped early by ASHA" in _table(result.summary())
+
+
 def test_an_interrupted_sweep_resumes_from_tunes_records(cluster, local, tmp_path):
     # A group that fails for good (no restarts; its worker killed at the end of chunk 3 of 4)
     # ends the sweep with an error, leaving Tune's records as a dead driver would; the same

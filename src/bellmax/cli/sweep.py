@@ -223,7 +223,15 @@ def _table(summary: dict) -> str:
     rows = []
     for t in summary["trials"]:
         ret = t["final_eval_return"]
-        shown = "diverged" if t["diverged"] else "-" if ret is None else f"{ret:.1f}"
+        shown = (
+            "diverged"
+            if t["diverged"]
+            else "stopped"
+            if t.get("stopped")
+            else "-"
+            if ret is None
+            else f"{ret:.1f}"
+        )
         rows.append(
             [str(t["index"]), str(t["group"])]
             + [_fmt(t["config"].get(k)) for k in swept]
@@ -244,6 +252,12 @@ def _table(summary: dict) -> str:
         lines.append(
             f"{plural(diverged, 'trial')} diverged (a non-finite loss or weight, or an "
             "infinite metric; not evaluated): lower learning_rate."
+        )
+    stopped = sum(bool(t.get("stopped")) for t in summary["trials"])
+    if stopped:
+        lines.append(
+            f"{plural(stopped, 'trial')} stopped early by ASHA (a group whose training return "
+            "fell below its rung's cutoff; not evaluated)."
         )
     return "\n".join(lines)
 

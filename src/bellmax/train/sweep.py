@@ -331,8 +331,8 @@ class GroupResult:
     trials: list[dict[str, Any]]
     """Per trial: index, config (its swept fields), seed, final_eval_return (None if stopped
     early or diverged), env_steps, seconds (the training seconds of its group, whose trials
-    train together), chunk_returns (mean training return of each chunk), diverged,
-    restarted (its group's `restarted`)."""
+    train together), chunk_returns (mean training return of each chunk), diverged, stopped
+    (its group stopped early by ASHA), restarted (its group's `restarted`)."""
     updates_done: int
     num_updates: int
     compile_seconds: float
@@ -588,6 +588,7 @@ def run_group(
                 "seconds": round(seconds, 4),
                 "chunk_returns": [row[i] for row in returns],
                 "diverged": bool(diverged[i]),
+                "stopped": False,
                 "restarted": restarted,
             }
         )
@@ -658,7 +659,12 @@ class SweepResult:
             "backend": self.backend,
             "swept": self.swept,
             "trials": [
-                {**{k: t[k] for k in keep}, "diverged": t["diverged"], "restarted": t["restarted"]}
+                {
+                    **{k: t[k] for k in keep},
+                    "diverged": t["diverged"],
+                    "stopped": t.get("stopped", False),
+                    "restarted": t["restarted"],
+                }
                 for t in self.trials
             ],
             "best": self.best,
@@ -910,7 +916,7 @@ def write_results(out: str | os.PathLike, result: SweepResult) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     cols = ["trial", "group", *result.swept, "seed", "final_eval_return", "env_steps",
-            "seconds", "diverged", "restarted"]  # fmt: skip
+            "seconds", "diverged", "stopped", "restarted"]  # fmt: skip
     writer.writerow(cols)
     for t in result.trials:
         cfg = t["config"]
@@ -923,6 +929,7 @@ def write_results(out: str | os.PathLike, result: SweepResult) -> None:
                 t["env_steps"],
                 t["seconds"],
                 t["diverged"],
+                t.get("stopped", False),
                 t["restarted"],
             ]
         )
@@ -1027,7 +1034,10 @@ def _tune_group(config: dict[str, Any]) -> None:
     kill_after = spec.get("_kill_after_updates")
     marker = Path(kill_after[1]) if kill_after else None
 
+    history: list[list[float | None]] = []  # every chunk's returns, kept if ASHA stops here
+
     def report(done: int, total: int, returns: np.ndarray) -> None:
+        history.append([float(x) if np.isfinite(x) else None for x in returns])
         finite = returns[np.isfinite(returns)]
         score = float(finite.max()) if finite.size else float("nan")
         if marker is not None and done > kill_after[0] and not marker.exists():
@@ -1035,9 +1045,10 @@ def _tune_group(config: dict[str, Any]) -> None:
             marker.write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
         tune.report(
-            {"score": score, "updates_done": done, "done_fraction": done / total},
+            {"score": score, "updates_done": done, "done_fraction": done / total,
+             "chunk_returns": json.dumps(history)},
             checkpoint=tune.Checkpoint.from_directory(str(work)),
-        )
+        )  # fmt: skip
 
     try:
         result = run_group(spec, checkpoint_dir=work, on_chunk=report)
@@ -1233,14 +1244,18 @@ def _new_tuner(
 
 
 def _stopped_group(spec: dict, metrics: dict) -> GroupResult:
-    """A group ASHA stopped: its trials are listed without a final evaluation."""
+    """A group ASHA stopped: its trials are listed without a final evaluation, with the
+    training returns of the chunks they ran (those of this run of the group: a group
+    resumed part-way reports the chunks since)."""
     done = int(metrics.get("updates_done", 0))
     cfg = _group_config(get_algorithm(spec["algo"]), spec)
+    history = json.loads(metrics.get("chunk_returns") or "[]")
     trials = [
         {"index": t["index"], "group": spec["group"], "config": t["config"], "seed": t["seed"],
          "final_eval_return": None, "env_steps": done * cfg.steps_per_update, "seconds": None,
-         "chunk_returns": [], "diverged": False, "restarted": False}
-        for t in spec["trials"]
+         "chunk_returns": [row[i] for row in history], "diverged": False, "stopped": True,
+         "restarted": False}
+        for i, t in enumerate(spec["trials"])
     ]  # fmt: skip
     return GroupResult(
         group=spec["group"], trials=trials, updates_done=done, num_updates=cfg.num_updates,
