@@ -97,6 +97,7 @@ def test_mbrl_distils_the_planner_into_a_policy_file(capsys, tmp_path):
     ("argv", "message"),
     [
         (["mbrl", "--distil-labels", "-1"], "--distil-labels"),
+        (["mbrl", "--env", "gymnax:Pendulum-v1", "--distil-labels", "5"], "not gymnax ones"),
         (["mbrl", "--expert", "human", "--trials", "2"], "not a controller"),
         (["mbrl", "--expert", "oracle", "--trials", "2"], "oracle"),
         (["mbrl", "--trial-steps", "0"], "--trial-steps"),

@@ -138,7 +138,7 @@ def test_run_markers_are_the_names_the_commands_write():
                       "RETURN_VS_LABELS_PNG"),
             gps: ("CONTROLLER_NPZ", "RESULT_JSON", "NEURAL_POLICY_MSGPACK"),
             mbrl: ("RETURNS_PNG", "ROLLOUTS_PNG", "RESULT_JSON", "EXPLOITATION_PNG",
-                   "GUARD_PNG")}  # fmt: skip
+                   "GUARD_PNG", "POLICY_MSGPACK")}  # fmt: skip
     for module, names in uses.items():
         for name in names:
             assert getattr(module, name) is getattr(core_io, name), f"{module.__name__}.{name}"
@@ -183,7 +183,8 @@ def test_clear_outputs_removes_the_commands_own_files_and_nothing_else(tmp_path)
     from bellmax.core.io import RUN_OUTPUTS, check_run_dir, clear_outputs
 
     (tmp_path / "notes.txt").write_text("mine")
-    for name in ("result.json", "returns.png", "rollouts.png", "exploitation.png", "guard.png"):
+    for name in ("result.json", "returns.png", "rollouts.png", "exploitation.png", "guard.png",
+                 "policy.msgpack"):  # fmt: skip
         (tmp_path / name).write_text("old")
     assert clear_outputs(tmp_path, "mbrl") == list(RUN_OUTPUTS["mbrl"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -18,7 +18,14 @@ import tyro
 
 from bellmax.cli.main import out_dir_option
 from bellmax.core.checks import check_int, check_number, check_seed
-from bellmax.core.io import EXPLOITATION_PNG, GUARD_PNG, RESULT_JSON, RETURNS_PNG, ROLLOUTS_PNG
+from bellmax.core.io import (
+    EXPLOITATION_PNG,
+    GUARD_PNG,
+    POLICY_MSGPACK,
+    RESULT_JSON,
+    RETURNS_PNG,
+    ROLLOUTS_PNG,
+)
 
 # Imports inside functions are lazy on purpose: they keep `bellmax --help` fast and importing
 # the CLI free of JAX programs.
@@ -143,6 +150,12 @@ def _check(args: MbrlArgs) -> None:
         )
     if not args.env.strip():
         raise ValueError("--env is empty: give an environment id, e.g. --env Pendulum-v1.")
+    if args.env.strip().startswith("gymnax:") and (args.expert is not None or args.distil_labels):
+        raise ValueError(
+            f"--expert and --distil-labels run through bellmax.imitation, which takes bellmax "
+            f"and Gymnasium ids, not gymnax ones ({args.env}); use the bellmax id (e.g. "
+            "--env Pendulum-v1)."
+        )
     from bellmax.envs import gymnasium as gym_bridge
 
     gym_bridge.check_env_id(args.env)
@@ -463,24 +476,36 @@ def run_mbrl(args: MbrlArgs) -> int:
     summary = {**_summary(args, res), "status": "finished"}
     if off is not None:
         summary["guard_off"] = _guard_off(args, off)
-    distilled = _distil(args, res) if args.distil_labels else None
-    if distilled is not None:
-        summary["distilled"] = {
-            "labels": distilled.labels_used,
-            "rounds": len(distilled.rounds),
-            "eval_returns_per_round": [round(r.eval_return, 4) for r in distilled.rounds],
-            "final_eval_return": round(distilled.final_eval_return, 4),
-        }
-    if args.out is not None:
+    out_dir = None
+    if args.out is not None:  # the trials' results first: a distillation that fails keeps them
         from bellmax.train.io import atomic_write_json
 
         out_dir = _clear(args)
         summary["plots"] = write_plots(res, out_dir)
         if off is not None:
             summary["plots"].append(write_guard_plot(res, off, out_dir))
-        if distilled is not None:
-            summary["distilled"]["policy"] = str(_write_distilled(args, distilled, out_dir))
         atomic_write_json(out_dir / RESULT_JSON, summary)
+    distilled = None
+    if args.distil_labels:
+        from bellmax.imitation.experts import ExpertError
+
+        try:
+            distilled, bc_config = _distil(args, res)
+        except (DivergenceError, ExpertError) as e:
+            where = (
+                "" if out_dir is None else f"; the trials' results are in {out_dir / RESULT_JSON}"
+            )
+            raise type(e)(f"distilling the planner into a policy failed: {e}{where}") from e
+        summary["distilled"] = {
+            "labels": distilled.labels_used,
+            "rounds": len(distilled.rounds),
+            "eval_returns_per_round": [round(r.eval_return, 4) for r in distilled.rounds],
+            "final_eval_return": round(distilled.final_eval_return, 4),
+        }
+        if out_dir is not None:
+            path = _write_distilled(args, distilled, bc_config, out_dir)
+            summary["distilled"]["policy"] = str(path)
+            atomic_write_json(out_dir / RESULT_JSON, summary)
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -524,8 +549,9 @@ def run_mbrl(args: MbrlArgs) -> int:
     return 0
 
 
-def _distil(args: MbrlArgs, res: Any) -> Any:
-    """`--distil-labels`: DAgger with iLQR-MPC through the final model as the expert."""
+def _distil(args: MbrlArgs, res: Any) -> tuple[Any, Any]:
+    """`--distil-labels`: DAgger with iLQR-MPC through the final model as the expert; the
+    result and the learner's `BCConfig`."""
     from bellmax.imitation import ImitationConfig
     from bellmax.models.mbrl import distil
 
@@ -535,16 +561,15 @@ def _distil(args: MbrlArgs, res: Any) -> Any:
         algorithm="dagger", labels=n, rounds=-(-n // per), labels_per_round=per,
         steps_per_round=max(per, 1), eval_episodes=3,
     )  # fmt: skip
-    return distil(res, cfg, horizon=args.horizon, seed=args.seed)
+    return distil(res, cfg, horizon=args.horizon, seed=args.seed), cfg.bc
 
 
-def _write_distilled(args: MbrlArgs, distilled: Any, out_dir: Any) -> Any:
-    from bellmax.core.io import POLICY_MSGPACK
-    from bellmax.imitation.bc import BCConfig, write_policy
+def _write_distilled(args: MbrlArgs, distilled: Any, bc_config: Any, out_dir: Any) -> Any:
+    from bellmax.imitation.bc import write_policy
 
     run = {
         "env": args.env,
-        "num_envs": 3,
+        "num_envs": 1,
         "updates_done": len(distilled.rounds),
         "labels_used": distilled.labels_used,
         "expert": "mbrl: iLQR-MPC through the learned model",
@@ -553,7 +578,7 @@ def _write_distilled(args: MbrlArgs, distilled: Any, out_dir: Any) -> Any:
     return write_policy(
         out_dir / POLICY_MSGPACK,
         distilled.params,
-        BCConfig(),  # the learner's network, as `_distil`'s ImitationConfig leaves it
+        bc_config,
         distilled.observation_space,
         distilled.action_space,
         algorithm="dagger",

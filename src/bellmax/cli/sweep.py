@@ -36,7 +36,8 @@ class SweepArgs:
     Every configuration of --grid (and --random draws from --space) with every seed, one
     compiled program per group of configurations that differ only in numeric
     hyperparameters. Prints a table of the trials (the return of a trial whose loss or
-    weights went non-finite, or a metric infinite, reads `diverged`; --json: one object with
+    weights went non-finite, or a metric infinite, reads `diverged`; one whose group ASHA
+    stopped early, `stopped`; --json: one object with
     `trials` and `best`);
     --out DIR also gets results.csv, results.json and a plot of return against each swept
     field, and each group's checkpoint (the same command resumes an interrupted sweep, also

@@ -376,9 +376,9 @@ class TrialRecord:
     steps: int
     """Steps until the end or a termination."""
     num_transitions: int
-    """Transitions the model was fitted to before this trial (0 for random trials)."""
+    """Transitions the model was fitted to before this trial (0 for random and expert trials)."""
     fit: FitReport | None
-    """The fit used by this trial's planner (None for random trials)."""
+    """The fit used by this trial's planner (None for random and expert trials)."""
     onpolicy_rmse: tuple[float, ...] | None
     """One-step RMSE of that model on this trial's transitions (per state component)."""
     open_loop_rmse: tuple[float, ...] | None
@@ -388,7 +388,7 @@ class TrialRecord:
     `t` of the plan's predicted return over the horizon (minus its planned cost) less the
     real return of steps `t .. t + horizon - 1` (zero after a termination; windows past the
     end of an unterminated trial are left out). Large and positive when the planner exploits
-    the model's errors; None for random trials or unterminated trials shorter than the
+    the model's errors; None for random and expert trials or unterminated trials shorter than the
     horizon."""
     states: np.ndarray
     """`[steps + 1, n]` the real states."""
@@ -396,10 +396,10 @@ class TrialRecord:
     """`[steps, m]` the controls applied."""
     predicted: np.ndarray | None
     """`[H + 1, n]` the model's open-loop prediction from the trial's start along its
-    actions (the predicted-versus-real rollout), None for random trials."""
+    actions (the predicted-versus-real rollout), None for random and expert trials."""
     predicted_returns: np.ndarray | None = None
     """`[steps]` at each step, the return over the horizon that the planner's model predicted
-    for the plan it chose (the disagreement penalty left out), None for random trials."""
+    for the plan it chose (the disagreement penalty left out), None for random and expert trials."""
     real_returns: np.ndarray | None = None
     """`[steps]` the real return of steps `t .. t + horizon - 1` (zero after a termination;
     NaN where the window runs past the end of an unterminated trial). `optimism` is the
@@ -408,7 +408,7 @@ class TrialRecord:
     """`[steps]` the ensemble's disagreement (variance of the members' predicted next
     states, in units of the data's state change, averaged over components) at each real
     state and action of the trial: large where the planner drove the system to where the
-    members disagree. None for random trials and single-network models."""
+    members disagree. None for random and expert trials and single-network models."""
     seconds: float = 0.0
     """Wall-clock time of this trial, the fit before it included."""
 
@@ -592,35 +592,58 @@ def _trial_host(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, index:
 
 
 def _trial_expert(env: _Env, expert: Any, steps: int, seed: int, index: int) -> _Trial:
-    """The expert acts for one trial, on the host (an expert is NumPy `obs -> action`):
-    Gymnasium envs as planned trials run, bellmax ones through the Gymnasium bridge, reset
-    with `seed`. Its actions are the trial's controls (the control box is the action box)."""
-    from bellmax.envs.gymnasium import rollout_host  # lazy: gymnasium only here
+    """The expert acts for one trial, on the host (an expert is NumPy `obs -> action`), with
+    its actions checked as imitation checks labels; they are the trial's controls (the
+    control box is the action box). Gymnasium envs run as planned trials do; bellmax (and
+    gymnax) envs step one jitted step at a time from the start a planned trial with `seed`
+    has, ending at a termination only, as `closed_loop` does (no time limit)."""
     from bellmax.imitation.experts import label
-    from bellmax.imitation.loop import make_rollout_env
 
-    vec = env.host if env.is_host else make_rollout_env(env.env_id, num_envs=1, seed=seed)
-    try:
+    reset = getattr(expert, "reset", None)
+    if callable(reset):
+        reset()  # a stateful expert (MPC) starts the trial without an old plan
+    if env.is_host:
+        from bellmax.envs.gymnasium import rollout_host  # lazy: gymnasium only here
+
+        vec = env.host
         vec.reset(seed=int(seed))
-        reset = getattr(expert, "reset", None)
-        if callable(reset):
-            reset()  # a stateful expert (MPC) starts the trial without an old plan
         traj = rollout_host(vec, lambda obs: label(expert, obs, vec.action_space)[0], steps)
-    finally:
-        if not env.is_host:
-            vec.close()
-    traj = traj.trajectory
-    done = np.asarray(traj.terminated | traj.truncated).reshape(-1)
-    n = int(np.argmax(done)) + 1 if done.any() else steps
-    obs, nxt = np.asarray(traj.obs)[:n, 0], np.asarray(traj.next_obs)[:n, 0]
-    trial = _Trial(
-        env.to_state(obs),
-        np.asarray(traj.action, np.float64)[:n, 0].reshape(n, -1),
-        env.to_state(nxt),
-        np.asarray(traj.reward, np.float64).reshape(-1)[:n],
-        np.zeros(n),
-    )
+        traj = traj.trajectory
+        done = np.asarray(traj.terminated | traj.truncated).reshape(-1)
+        n = int(np.argmax(done)) + 1 if done.any() else steps
+        obs, nxt = np.asarray(traj.obs)[:n, 0], np.asarray(traj.next_obs)[:n, 0]
+        x, x_next = env.to_state(obs), env.to_state(nxt)
+        u = np.asarray(traj.action, np.float64)[:n, 0].reshape(n, -1)
+        rewards = np.asarray(traj.reward, np.float64).reshape(-1)[:n]
+    else:
+        x, x_next, u, rewards = _expert_steps(env, expert, steps, seed, label)
+        n = len(rewards)
+    trial = _Trial(x, u, x_next, rewards, np.zeros(n))
     return _check_trial(trial, index, env.env_id)
+
+
+def _expert_steps(env: _Env, expert: Any, steps: int, seed: int, label: Any):
+    """`(x, x_next, u, rewards)` of the expert on a bellmax env: `closed_loop`'s keys and
+    states (the parametric model's where one fits, else the observation)."""
+    key_reset, key_steps = jax.random.split(jax.random.key(seed))
+    obs, state = env.env.reset(key_reset, env.params)
+    step = jax.jit(env.env.step)
+    keys = jax.random.split(key_steps, steps)
+
+    def state_of(o, s):
+        return np.asarray(s.vector() if env.parametric is not None else o, np.float64)
+
+    xs, us, rs = [state_of(obs, state)], [], []
+    for t in range(steps):
+        a = label(expert, np.asarray(obs)[None], env.space)[0][0]
+        obs, state, r, term, _, _ = step(keys[t], state, jnp.asarray(a), env.params)
+        xs.append(state_of(obs, state))
+        us.append(np.asarray(a, np.float64).reshape(-1))
+        rs.append(float(r))
+        if bool(term):
+            break
+    X = np.stack(xs)
+    return X[:-1], X[1:], np.stack(us), np.asarray(rs)
 
 
 # ====================================================================== the loop
@@ -936,6 +959,11 @@ def distil(
     from bellmax.imitation import ImitationConfig, imitate, make_rollout_env, mpc_expert
 
     check_type(result, MBRLResult, "result", owner="distil")
+    if str(result.env_id).startswith("gymnax:"):
+        raise ValueError(
+            f"distil runs through bellmax.imitation, which takes bellmax and Gymnasium ids, "
+            f"not gymnax ones ({result.env_id}); learn on the bellmax id (e.g. Pendulum-v1)."
+        )
     if config is None:
         config = ImitationConfig(
             algorithm="dagger", labels=600, rounds=6, labels_per_round=100,

@@ -1034,10 +1034,10 @@ def _tune_group(config: dict[str, Any]) -> None:
     kill_after = spec.get("_kill_after_updates")
     marker = Path(kill_after[1]) if kill_after else None
 
-    history: list[list[float | None]] = []  # every chunk's returns, kept if ASHA stops here
-
     def report(done: int, total: int, returns: np.ndarray) -> None:
-        history.append([float(x) if np.isfinite(x) else None for x in returns])
+        # the group's checkpoint, saved just before this call, holds every chunk's returns
+        # (those before a resume too) and whether it restarted: kept if ASHA stops it here
+        meta = read_checkpoint_metadata(work / CHECKPOINT)
         finite = returns[np.isfinite(returns)]
         score = float(finite.max()) if finite.size else float("nan")
         if marker is not None and done > kill_after[0] and not marker.exists():
@@ -1046,7 +1046,8 @@ def _tune_group(config: dict[str, Any]) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         tune.report(
             {"score": score, "updates_done": done, "done_fraction": done / total,
-             "chunk_returns": json.dumps(history)},
+             "chunk_returns": json.dumps(meta.get("chunk_returns", [])),
+             "restarted": bool(meta.get("restarted", False))},
             checkpoint=tune.Checkpoint.from_directory(str(work)),
         )  # fmt: skip
 
@@ -1186,7 +1187,10 @@ def _ray_results(grid: Any, out: Path | None) -> list[GroupResult]:
         spec = r.config["spec"]
         done = r.metrics.get("group_result") if r.metrics else None
         if done:
-            results.append(GroupResult(**json.loads(done)))
+            group = GroupResult(**json.loads(done))
+            for t in group.trials:  # a result Tune recorded before trials had the key
+                t.setdefault("stopped", False)
+            results.append(group)
             continue
         if r.error is not None:
             raise BellmaxError(
@@ -1245,19 +1249,20 @@ def _new_tuner(
 
 def _stopped_group(spec: dict, metrics: dict) -> GroupResult:
     """A group ASHA stopped: its trials are listed without a final evaluation, with the
-    training returns of the chunks they ran (those of this run of the group: a group
-    resumed part-way reports the chunks since)."""
+    training returns of every chunk they ran (before a resume too) and whether the group
+    restarted."""
     done = int(metrics.get("updates_done", 0))
     cfg = _group_config(get_algorithm(spec["algo"]), spec)
     history = json.loads(metrics.get("chunk_returns") or "[]")
+    restarted = bool(metrics.get("restarted", False))
     trials = [
         {"index": t["index"], "group": spec["group"], "config": t["config"], "seed": t["seed"],
          "final_eval_return": None, "env_steps": done * cfg.steps_per_update, "seconds": None,
          "chunk_returns": [row[i] for row in history], "diverged": False, "stopped": True,
-         "restarted": False}
+         "restarted": restarted}
         for i, t in enumerate(spec["trials"])
     ]  # fmt: skip
     return GroupResult(
         group=spec["group"], trials=trials, updates_done=done, num_updates=cfg.num_updates,
-        compile_seconds=0.0, seconds=0.0, eval_seconds=0.0, programs=0, restarted=False,
+        compile_seconds=0.0, seconds=0.0, eval_seconds=0.0, programs=0, restarted=restarted,
     )  # fmt: skip
