@@ -134,7 +134,7 @@ def test_nan_data_from_the_env_is_a_command_line_message(tmp_path, capsys, monke
     trial = mbrl._Trial(np.zeros((4, 3)), np.zeros((4, 1)), np.zeros((4, 3)),
                         np.array([0.0, -1.0, np.nan, 0.0]), np.zeros(4))  # fmt: skip
 
-    def loop(env_id, *, config, on_trial=None):
+    def loop(env_id, *, config, on_trial=None, expert=None):
         mbrl._check_trial(trial, 3, env_id)
 
     monkeypatch.setattr(mbrl, "run_mbrl", loop)
@@ -257,7 +257,7 @@ def test_the_learning_rate_reaches_every_fit(monkeypatch, capsys):
     assert MbrlArgs().learning_rate == NeuralConfig().learning_rate
     seen = []
 
-    def loop(env_id, *, config, on_trial=None):
+    def loop(env_id, *, config, on_trial=None, expert=None):
         seen.append(config.neural_config.learning_rate)
         raise mbrl.DivergenceError("stopped before any trial")
 
