@@ -353,23 +353,32 @@ def _pendulum(args) -> None:
     H.emit(rec, args.results_dir)
 
 
-def _swingup(args) -> None:
-    import numpy as np
-
-    from bellmax.models.mbrl import MBRLConfig, run_mbrl
+def _swingup_config(args, *, trials: int, horizon: int, rounds: int, small_trials: int):
+    """The swing-up tasks' `MBRLConfig`: CEM, 200 steps per trial, 200 samples (tiny sizes
+    with --smoke or --quick)."""
+    from bellmax.models.mbrl import MBRLConfig
     from bellmax.models.neural import NeuralConfig
 
     small = args.smoke or args.quick
-    base = MBRLConfig(
-        trials=3 if small else args.trials,
+    return MBRLConfig(
+        trials=small_trials if small else trials,
         trial_steps=20 if small else 200,
         planner="cem",
-        horizon=5 if small else args.horizon,
+        horizon=5 if small else horizon,
         samples=16 if small else 200,
-        rounds=1 if small else 3,
+        rounds=1 if small else rounds,
         neural=NeuralConfig(num_updates=50 if small else 1000),
         seed=0,
     )
+
+
+def _swingup(args) -> None:
+    import numpy as np
+
+    from bellmax.models.mbrl import run_mbrl
+
+    small = args.smoke or args.quick
+    base = _swingup_config(args, trials=args.trials, horizon=args.horizon, rounds=3, small_trials=3)
     out = {}
     runs = [("guard_on", base)]
     if args.guard_off:
@@ -441,19 +450,10 @@ GUARD_CASES = (
 def _guards(args) -> None:
     import numpy as np
 
-    from bellmax.models.mbrl import MBRLConfig, run_mbrl
-    from bellmax.models.neural import NeuralConfig
+    from bellmax.models.mbrl import run_mbrl
 
     small = args.smoke or args.quick
-    base = MBRLConfig(
-        trials=2 if small else args.guard_trials,
-        trial_steps=20 if small else 200,
-        planner="cem",
-        horizon=5 if small else 30,
-        samples=16 if small else 200,
-        rounds=1 if small else 4,
-        neural=NeuralConfig(num_updates=50 if small else 1000),
-    )
+    base = _swingup_config(args, trials=args.guard_trials, horizon=30, rounds=4, small_trials=2)
     seeds = [0] if small else args.guard_seeds
     for name, overrides in GUARD_CASES:
         over = {k: (args.penalty if v is None else v) for k, v in overrides.items()}
