@@ -553,11 +553,23 @@ def _trial_bellmax(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, ind
     return trial
 
 
-def _trial_host(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, index: int) -> _Trial:
+def _host_rollout(env: _Env, policy_fn: Any, steps: int, seed: int):
+    """Reset the Gymnasium env with `seed` and run `policy_fn` (`obs [1, ...] -> action
+    [1, ...]`) for `steps` steps, cut at the first end: `(x, x_next, actions, rewards)`."""
     from bellmax.envs.gymnasium import rollout_host  # lazy: gymnasium only here
 
+    env.host.reset(seed=int(seed))
+    traj = rollout_host(env.host, policy_fn, steps).trajectory
+    done = np.asarray(traj.terminated | traj.truncated).reshape(-1)
+    n = int(np.argmax(done)) + 1 if done.any() else steps
+    obs, nxt = np.asarray(traj.obs)[:n, 0], np.asarray(traj.next_obs)[:n, 0]
+    actions = np.asarray(traj.action, np.float64)[:n, 0].reshape(n, -1)
+    rewards = np.asarray(traj.reward, np.float64).reshape(-1)[:n]
+    return env.to_state(obs), env.to_state(nxt), actions, rewards
+
+
+def _trial_host(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, index: int) -> _Trial:
     vec = env.host
-    vec.reset(seed=int(seed))
     carry = {"state": ctrl.init(), "t": 0}
     controls, planned = [], []
 
@@ -577,17 +589,9 @@ def _trial_host(env: _Env, ctrl: Any, params: Any, steps: int, seed: int, index:
         planned.append(float(carry["state"].cost))
         return np.asarray(control_to_action(u, vec.action_space, env.u_lower, env.u_upper))[None]
 
-    traj = rollout_host(vec, policy_fn, steps).trajectory
-    done = np.asarray(traj.terminated | traj.truncated).reshape(-1)
-    n = int(np.argmax(done)) + 1 if done.any() else steps
-    obs, nxt = np.asarray(traj.obs)[:n, 0], np.asarray(traj.next_obs)[:n, 0]
-    trial = _Trial(
-        env.to_state(obs),
-        np.stack(controls[:n]),
-        env.to_state(nxt),
-        np.asarray(traj.reward, np.float64).reshape(-1)[:n],
-        np.asarray(planned[:n], np.float64),
-    )
+    x, x_next, _, rewards = _host_rollout(env, policy_fn, steps, seed)
+    n = len(rewards)
+    trial = _Trial(x, np.stack(controls[:n]), x_next, rewards, np.asarray(planned[:n], np.float64))
     return _check_trial(trial, index, env.env_id)
 
 
@@ -603,28 +607,21 @@ def _trial_expert(env: _Env, expert: Any, steps: int, seed: int, index: int) -> 
     if callable(reset):
         reset()  # a stateful expert (MPC) starts the trial without an old plan
     if env.is_host:
-        from bellmax.envs.gymnasium import rollout_host  # lazy: gymnasium only here
-
-        vec = env.host
-        vec.reset(seed=int(seed))
-        traj = rollout_host(vec, lambda obs: label(expert, obs, vec.action_space)[0], steps)
-        traj = traj.trajectory
-        done = np.asarray(traj.terminated | traj.truncated).reshape(-1)
-        n = int(np.argmax(done)) + 1 if done.any() else steps
-        obs, nxt = np.asarray(traj.obs)[:n, 0], np.asarray(traj.next_obs)[:n, 0]
-        x, x_next = env.to_state(obs), env.to_state(nxt)
-        u = np.asarray(traj.action, np.float64)[:n, 0].reshape(n, -1)
-        rewards = np.asarray(traj.reward, np.float64).reshape(-1)[:n]
+        space = env.host.action_space
+        x, x_next, u, rewards = _host_rollout(
+            env, lambda obs: label(expert, obs, space)[0], steps, seed
+        )
     else:
-        x, x_next, u, rewards = _expert_steps(env, expert, steps, seed, label)
-        n = len(rewards)
-    trial = _Trial(x, u, x_next, rewards, np.zeros(n))
+        x, x_next, u, rewards = _expert_steps(env, expert, steps, seed)
+    trial = _Trial(x, u, x_next, rewards, np.zeros(len(rewards)))
     return _check_trial(trial, index, env.env_id)
 
 
-def _expert_steps(env: _Env, expert: Any, steps: int, seed: int, label: Any):
+def _expert_steps(env: _Env, expert: Any, steps: int, seed: int):
     """`(x, x_next, u, rewards)` of the expert on a bellmax env: `closed_loop`'s keys and
     states (the parametric model's where one fits, else the observation)."""
+    from bellmax.imitation.experts import label
+
     key_reset, key_steps = jax.random.split(jax.random.key(seed))
     obs, state = env.env.reset(key_reset, env.params)
     step = jax.jit(env.env.step)
