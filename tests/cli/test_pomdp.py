@@ -96,7 +96,12 @@ def test_pomcp_simulate_runs_its_particle_agent(capsys):
                        "--max-depth", "5", "--episodes", "3", "--steps", "4", "--json")  # fmt: skip
     d = json.loads(out)
     assert code == 0 and d["belief"] == "particles" and d["episodes"] == 3
+    assert d["reuse_tree"] is True  # Silver & Veness's agent keeps its subtree by default
     assert -100 * 4 <= d["mean_discounted_return"] <= 10 * 4
+    code, out, _ = run(capsys, "simulate", TIGER, "--method", "pomcp", "--simulations", "30",
+                       "--max-depth", "5", "--episodes", "3", "--steps", "4", "--json",
+                       "--no-reuse-tree")  # fmt: skip
+    assert code == 0 and json.loads(out)["reuse_tree"] is False
 
 
 @pytest.mark.parametrize(
@@ -111,6 +116,14 @@ def test_pomcp_simulate_runs_its_particle_agent(capsys):
         # options this run would ignore (they were dropped without a word)
         (["solve", TIGER, "--episodes", "10"], "--episodes is for simulate; solve does not"),
         (["solve", TIGER, "--steps", "10"], "--steps is for simulate"),
+        (
+            ["solve", TIGER, "--method", "pomcp", "--no-reuse-tree"],
+            "--no-reuse-tree is for simulate",
+        ),
+        (
+            ["simulate", TIGER, "--no-reuse-tree"],
+            "--no-reuse-tree is used by --method pomcp, not hsvi",
+        ),
         (
             ["solve", TIGER, "--method", "qmdp", "--time-limit", "5"],
             "--time-limit is used by --method hsvi, pbvi, perseus and exact, not qmdp",

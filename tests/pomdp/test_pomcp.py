@@ -11,7 +11,7 @@ import pytest
 
 from bellmax.pomdp.belief import x64
 from bellmax.pomdp.model import TabularPOMDP
-from bellmax.pomdp.pomcp import POMCPConfig, make_pomcp
+from bellmax.pomdp.pomcp import POMCPConfig, SearchTree, make_pomcp
 
 CONFIG = POMCPConfig(num_simulations=300, max_depth=30)
 
@@ -63,6 +63,8 @@ def test_never_opens_the_tigers_door(searched):
 def test_config_checks(tiger):
     with pytest.raises(ValueError, match=r"POMCPConfig\.num_simulations must be an int >= 1"):
         POMCPConfig(num_simulations=0)
+    with pytest.raises(TypeError, match="reuse_tree must be True or False"):
+        POMCPConfig(reuse_tree=1)
     with pytest.raises(TypeError, match="config must be a POMCPConfig"):
         make_pomcp(tiger, {"num_simulations": 10})
     planner = make_pomcp(tiger, POMCPConfig(num_simulations=5, max_depth=2))
@@ -103,6 +105,74 @@ def test_backup_by_hand_on_a_deterministic_chain():
     np.testing.assert_array_equal(np.asarray(tree.children)[:, 0, 0], [1, 2, -1])
     # both simulations' first step: action 0, observation 0, into s1
     np.testing.assert_array_equal(tree.root_samples, [[0, 0, 1], [0, 0, 1]])
+
+
+# ---------------------------------------------------------------- tree reuse
+def _subtree_matches(tree, old, sub, new) -> int:
+    """Walk the old tree from `old` and the rerooted one from `new` together: the same
+    statistics and the same shape node by node; the number of nodes walked."""
+    assert int(tree.visits[old]) == int(sub.visits[new])
+    np.testing.assert_array_equal(tree.q[old], sub.q[new])
+    np.testing.assert_array_equal(tree.action_visits[old], sub.action_visits[new])
+    count = 1
+    for (a, o), c_old in np.ndenumerate(np.asarray(tree.children[old])):
+        c_new = int(sub.children[new, a, o])
+        assert (c_old < 0) == (c_new < 0), (old, a, o)
+        if c_old >= 0:
+            count += _subtree_matches(tree, c_old, sub, c_new)
+    return count
+
+
+def test_reroot_keeps_exactly_the_subtree_under_the_real_step(searched, tiger):
+    # Every (action, observation) of the root: its subtree, renumbered from 0, with the
+    # same statistics and nothing else; a step no simulation took gives an empty tree.
+    trees, _ = searched
+    tree = jax.tree.map(lambda x: x[0], trees)
+    reroot = jax.jit(SearchTree.reroot)
+    children = np.asarray(tree.children[0])
+    for (a, o), child in np.ndenumerate(children):
+        sub = reroot(tree, a, o)
+        assert sub.visits.shape == tree.visits.shape  # the same capacity
+        if child < 0:
+            assert int(sub.num_nodes) == 1 and int(sub.visits.sum()) == 0
+            continue
+        assert _subtree_matches(tree, child, sub, 0) == int(sub.num_nodes)
+        assert np.all(np.asarray(sub.visits)[int(sub.num_nodes) :] == 0)
+        assert np.all(np.asarray(sub.children)[int(sub.num_nodes) :] == -1)
+    assert (children >= 0).sum() >= 3  # the check above saw real subtrees
+
+
+def _leaf_visits(tree):
+    """Visits of each node beyond its actions' (the node's own first visit as a new leaf:
+    0 or 1)."""
+    return np.asarray(tree.visits) - np.asarray(tree.action_visits).sum(axis=1)
+
+
+def test_a_search_grows_the_kept_subtree_and_a_full_tree_adds_no_node(tiger):
+    # The next search starts from the kept subtree: the root's visits are the kept ones plus
+    # this search's simulations, and the kept counts only grow. In the agent's tree
+    # (`empty_tree`: room for two searches) there is room for the new nodes; in a tree with
+    # room for one search only, the kept nodes fill it before the search ends, and the rest
+    # of the simulations back up along existing nodes: no count lands on a node they did not
+    # pass (a node's visits exceed its actions' by at most its own first visit).
+    with x64():
+        config = POMCPConfig(num_simulations=200, max_depth=10)
+        planner = make_pomcp(tiger, config)
+        b = jnp.array([0.5, 0.5])
+        search = jax.jit(planner.search)
+        b2 = None
+        for start, room in ((planner.empty_tree(), True), (None, False)):
+            tree = search(b, jax.random.key(0), tree=start)
+            kept = tree.reroot(LISTEN, 0)
+            assert int(kept.num_nodes) > 1
+            b2 = planner.update(tree, b, LISTEN, 0, jax.random.key(1))
+            grown = search(b2, jax.random.key(2), tree=kept)
+            assert int(grown.visits[0]) == int(kept.visits[0]) + config.num_simulations
+            n = int(kept.num_nodes)
+            assert np.all(np.asarray(grown.visits)[:n] >= np.asarray(kept.visits)[:n])
+            assert set(np.unique(_leaf_visits(grown)).tolist()) <= {0, 1}
+            full = int(grown.num_nodes) == grown.visits.shape[0]
+            assert full != room, (int(grown.num_nodes), grown.visits.shape[0])
 
 
 # ---------------------------------------------------------------- the particle belief
@@ -149,13 +219,15 @@ def test_without_particles_the_exact_update_stands_in(tiger):
 def test_simulate_pomcp_runs_its_own_agent(tiger):
     from bellmax.pomdp import simulate_pomcp
 
-    planner = make_pomcp(tiger, POMCPConfig(num_simulations=30, max_depth=10))
-    res = simulate_pomcp(planner, jax.random.key(0), episodes=3, steps=4)
-    again = simulate_pomcp(planner, jax.random.key(0), episodes=3, steps=4)
-    assert res.returns.shape == (3,) and np.all(np.isfinite(res.returns))
-    np.testing.assert_array_equal(res.returns, again.returns)
-    # rewards are between -100 and 10: four discounted steps stay within those bounds
-    assert np.all(res.returns >= -100 * 4) and np.all(res.returns <= 10 * 4)
+    for reuse in (True, False):  # the subtree kept between decisions, or not
+        config = POMCPConfig(num_simulations=30, max_depth=10, reuse_tree=reuse)
+        planner = make_pomcp(tiger, config)
+        res = simulate_pomcp(planner, jax.random.key(0), episodes=3, steps=4)
+        again = simulate_pomcp(planner, jax.random.key(0), episodes=3, steps=4)
+        assert res.returns.shape == (3,) and np.all(np.isfinite(res.returns))
+        np.testing.assert_array_equal(res.returns, again.returns)
+        # rewards are between -100 and 10: four discounted steps stay within those bounds
+        assert np.all(res.returns >= -100 * 4) and np.all(res.returns <= 10 * 4)
     with pytest.raises(TypeError, match="simulate_pomcp needs a planner from make_pomcp"):
         simulate_pomcp(lambda b, k: 0, jax.random.key(0))
     with pytest.raises(ValueError, match="episodes"):

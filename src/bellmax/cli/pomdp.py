@@ -46,7 +46,8 @@ class PomdpArgs:
     hsvi, pbvi, perseus and exact; --epsilon for hsvi; --simulations and --max-depth for
     pomcp) and --out. `simulate` uses --policy (without it, it first solves with --method
     and that method's options; --method pomcp plans at every step from its own particle
-    belief, Silver & Veness's agent), --episodes and --steps. Both take --seed and --json.
+    belief, Silver & Veness's agent, keeping the subtree of what happened unless
+    --no-reuse-tree), --episodes and --steps. Both take --seed and --json.
     """
 
     action: Annotated[Literal["solve", "simulate"], tyro.conf.Positional]
@@ -78,6 +79,9 @@ class PomdpArgs:
     """pomcp: simulations per decision."""
     max_depth: int = 100
     """pomcp: deepest step of a simulation (tree walk and rollout)."""
+    reuse_tree: Annotated[bool, tyro.conf.arg(help_behavior_hint="(default: reuse on)")] = True
+    """pomcp simulate: start each search from the subtree the last one grew under the real
+    action and observation (Silver & Veness); --no-reuse-tree rebuilds it every step."""
     episodes: int = 1000
     """simulate: episodes."""
     steps: Annotated[
@@ -115,6 +119,7 @@ _METHOD_OPTIONS = {
     "epsilon": ("hsvi",),
     "simulations": ("pomcp",),
     "max_depth": ("pomcp",),
+    "reuse_tree": ("pomcp",),
 }
 
 
@@ -129,11 +134,13 @@ def _check_used(args: PomdpArgs) -> None:
     from bellmax.cli.main import changed_fields
 
     def option(name: str) -> str:
+        if name == "reuse_tree":  # a flag: name the spelling that was given
+            return "--reuse-tree" if args.reuse_tree else "--no-reuse-tree"
         return "--" + name.replace("_", "-")
 
     given = changed_fields(args, ["method", "horizon", *_METHOD_OPTIONS, "episodes", "steps"])
     if args.action == "solve":
-        for name in ("episodes", "steps"):
+        for name in ("episodes", "steps", "reuse_tree"):
             if name in given:
                 raise ValueError(
                     f"{option(name)} is for simulate; solve does not run episodes (bellmax "
@@ -299,7 +306,12 @@ def _pomcp(pomdp, args: PomdpArgs):
     from bellmax.pomdp import POMCPConfig, make_pomcp
 
     return make_pomcp(
-        pomdp, POMCPConfig(num_simulations=args.simulations, max_depth=args.max_depth)
+        pomdp,
+        POMCPConfig(
+            num_simulations=args.simulations,
+            max_depth=args.max_depth,
+            reuse_tree=args.reuse_tree,
+        ),
     )
 
 
@@ -350,7 +362,12 @@ def simulate_pomdp_file(args: PomdpArgs) -> dict[str, Any]:
         out["policy"] = args.policy
     elif args.method == "pomcp":  # POMCP's own agent: its particle belief, not the exact one
         vectors = _pomcp(pomdp, args)
-        out |= {"method": "pomcp", "simulations": args.simulations, "belief": "particles"}
+        out |= {
+            "method": "pomcp",
+            "simulations": args.simulations,
+            "belief": "particles",
+            "reuse_tree": args.reuse_tree,
+        }
     else:
         solved, vectors = _solve(pomdp, args)
         out |= {

@@ -21,8 +21,16 @@ the simulations that went through `(a, o)`, the paper's `B(hao)`, with no Bayes 
 When fewer than `min_particles` did, the set is topped up by rejection sampling (draw a
 state from the current belief, step it with `a`, keep it if it emits `o`: Silver & Veness's
 particle reinvigoration for a model known only as a simulator); if still no particle
-remains, the exact Bayes update of the current belief stands in (particle deprivation). The
-tree is rebuilt at every decision (no reuse of the subtree).
+remains, the exact Bayes update of the current belief stands in (particle deprivation).
+
+Tree reuse (`POMCPConfig.reuse_tree`, on by default): after the real `(a, o)` the agent keeps
+the subtree under the root's child `(a, o)` as the next search's start, as Silver & Veness
+do, so the next decision's statistics begin with the simulations that already passed
+through the history that happened (`SearchTree.reroot`). Each search still adds
+`num_simulations` simulations; the agent's tree then holds up to `2 * num_simulations + 1`
+nodes, and a search that finds it full keeps backing up along existing nodes without adding
+any. The planner called on a belief alone (`planner(belief, key)`, or `bellmax.pomdp.simulate`
+with the exact belief) has no history to keep and always starts from an empty tree.
 """
 
 from __future__ import annotations
@@ -65,11 +73,18 @@ class POMCPConfig:
     min_particles: int = 100
     """The particle belief's smallest size: a child `(a, o)` of the root that fewer
     simulations went through is topped up by `num_simulations` rejection-sampling draws."""
+    reuse_tree: bool = True
+    """`simulate_pomcp`'s agent keeps the subtree under the real `(action, observation)` for
+    its next search (Silver & Veness); False rebuilds the tree at every decision."""
 
     def __post_init__(self) -> None:
         check_int(self.num_simulations, "num_simulations", owner="POMCPConfig", low=1)
         check_int(self.max_depth, "max_depth", owner="POMCPConfig", low=1)
         check_int(self.min_particles, "min_particles", owner="POMCPConfig", low=0)
+        if not isinstance(self.reuse_tree, bool):
+            raise TypeError(
+                f"POMCPConfig.reuse_tree must be True or False, got {self.reuse_tree!r}."
+            )
         if self.exploration is not None:
             check_number(self.exploration, "exploration", owner="POMCPConfig", low=0)
 
@@ -94,6 +109,46 @@ class SearchTree:
     """`[simulations, 3]` each simulation's first step from the root: `(action,
     observation, next state)`; the next states of those through `(a, o)` are the particles
     of the root's child `(a, o)`."""
+
+    def reroot(self, action, observation) -> SearchTree:
+        """The subtree under the root's child `(action, observation)` as a tree of its own
+        (that child becomes node 0), with the same capacity; an empty tree if no
+        simulation went through `(action, observation)`. Jittable.
+
+        Nodes are numbered in the order they were made, so a parent's index is below its
+        children's: the subtree's nodes keep their order, the child first. Membership is
+        found by pointer doubling over the parent links (`log2(nodes)` gathers)."""
+        size, A, Z = self.children.shape
+        idx = jnp.arange(size, dtype=jnp.int32)
+        child = self.children[0, action, observation]
+        kids = self.children.reshape(size, A * Z)
+        # parent of each node (the root's, and unused nodes', is node 0)
+        parent = (
+            jnp.zeros(size, jnp.int32)
+            .at[jnp.where(kids >= 0, kids, size)]
+            .set(jnp.broadcast_to(idx[:, None], kids.shape), mode="drop")
+        )
+        inside, up = idx == child, parent  # child < 0: nothing inside
+        for _ in range(max(1, (size - 1).bit_length())):
+            inside, up = inside | inside[up], up[up]
+        new_id = jnp.cumsum(inside, dtype=jnp.int32) - 1
+        old = (
+            jnp.full(size, size, jnp.int32)
+            .at[jnp.where(inside, new_id, size)]
+            .set(idx, mode="drop")
+        )  # the old node at each new index; `size` (none) past the subtree
+
+        def take(x, fill):
+            return x.at[old].get(mode="fill", fill_value=fill)
+
+        kids = take(self.children, -1)
+        return self.replace(
+            visits=take(self.visits, 0),
+            action_visits=take(self.action_visits, 0),
+            q=take(self.q, 0),
+            children=jnp.where(kids >= 0, new_id[jnp.maximum(kids, 0)], -1),
+            num_nodes=jnp.maximum(jnp.sum(inside, dtype=jnp.int32), 1),
+        )
 
 
 def _draw(u: jax.Array, cdf: jax.Array) -> jax.Array:
@@ -173,7 +228,8 @@ def _simulate_once(model, c, max_depth, tree: SearchTree, belief_cdf, us):
     )
     child, s, depth, new, pn, pa, pr, o, o0, s1 = jax.lax.while_loop(walk_cond, walk, init)
     made = new & (tree.num_nodes < size)
-    leaf = jnp.where(made, tree.num_nodes, child)
+    # a full tree (a reused one can be): no node is added, the path is still backed up
+    leaf = jnp.where(made, tree.num_nodes, jnp.where(new, size, child))
     last = jnp.maximum(depth - 1, 0)
     tree = tree.replace(
         children=tree.children.at[pn[last], pa[last], o].set(
@@ -197,7 +253,9 @@ def _simulate_once(model, c, max_depth, tree: SearchTree, belief_cdf, us):
     # the leaf was created (or the depth ran out): count its visit, then back up the path,
     # all depths at once (a path visits each node once, so the scatters never collide):
     # G_d = r_d + gamma r_{d+1} + ... + gamma^{depth-d} rollout.
-    tree = tree.replace(visits=tree.visits.at[leaf].add((depth < max_depth).astype(jnp.int32)))
+    tree = tree.replace(
+        visits=tree.visits.at[leaf].add((depth < max_depth).astype(jnp.int32), mode="drop")
+    )
     ds = jnp.arange(max_depth)
     on = ds < depth
     after = ds[None, :] - ds[:, None]  # k - d
@@ -226,17 +284,28 @@ def _sampling_model(pomdp: TabularPOMDP, dtype) -> tuple:
     )
 
 
-def _search(model: tuple, belief: jax.Array, key: jax.Array, config: POMCPConfig, c: float):
+def _empty_tree(model: tuple, config: POMCPConfig, dtype, nodes: int) -> SearchTree:
     A, Z = model[2].shape[1], model[4]
-    n = config.num_simulations + 1
-    tree = SearchTree(
-        visits=jnp.zeros(n, jnp.int32),
-        action_visits=jnp.zeros((n, A), jnp.int32),
-        q=jnp.zeros((n, A), belief.dtype),
-        children=jnp.full((n, A, Z), -1, jnp.int32),
+    return SearchTree(
+        visits=jnp.zeros(nodes, jnp.int32),
+        action_visits=jnp.zeros((nodes, A), jnp.int32),
+        q=jnp.zeros((nodes, A), dtype),
+        children=jnp.full((nodes, A, Z), -1, jnp.int32),
         num_nodes=jnp.int32(1),
         root_samples=jnp.zeros((config.num_simulations, 3), jnp.int32),
     )
+
+
+def _search(
+    model: tuple,
+    belief: jax.Array,
+    key: jax.Array,
+    config: POMCPConfig,
+    c: float,
+    tree: SearchTree | None = None,
+):
+    if tree is None:  # one node per simulation at most, and the root
+        tree = _empty_tree(model, config, belief.dtype, config.num_simulations + 1)
     belief_cdf = jnp.cumsum(belief)
     # The simulations' uniforms are drawn a block at a time, one PRNG call per block (a
     # call per simulation cost a third of the search); blocks hold at most
@@ -308,7 +377,8 @@ def make_pomcp(pomdp: TabularPOMDP, config: POMCPConfig = POMCPConfig()) -> Call
       config: `POMCPConfig`.
 
     Returns:
-      The planner; `planner.search(belief, key)` gives the whole `SearchTree`, and
+      The planner; `planner.search(belief, key, tree=None)` gives the whole `SearchTree`
+      (grown from `tree`, e.g. `tree.reroot(a, o)`, when given), and
       `planner.update(tree, belief, action, observation, key)` the next root belief from
       that tree's particles (module docstring; `simulate_pomcp` runs the two in turn).
     """
@@ -329,6 +399,12 @@ def make_pomcp(pomdp: TabularPOMDP, config: POMCPConfig = POMCPConfig()) -> Call
 
     planner.search = search
     planner.update = update
+    planner.config = config
+    # the agent's tree when it keeps subtrees (module docstring): room for one search's
+    # nodes on top of the kept ones
+    planner.empty_tree = functools.partial(
+        _empty_tree, model, config, dtype, 2 * config.num_simulations + 1
+    )
     planner.pomdp = pomdp
     planner.dtype = dtype
     return planner
@@ -338,7 +414,9 @@ def simulate_pomcp(
     planner: Callable, key: jax.Array, *, episodes: int = 100, steps: int = 100
 ) -> SimulationResult:
     """POMCP's own agent on its model: it plans from its particle belief, acts, and updates the
-    belief from the search's particles (module docstring); no exact belief is kept.
+    belief from the search's particles (module docstring); no exact belief is kept. With
+    `POMCPConfig.reuse_tree` (the default) each search starts from the subtree the last one
+    grew under the real action and observation.
 
     The hidden state starts from `b0` (the agent's first belief), moves by `T`, emits
     observations by `O` and earns `R[s, a]`. Episodes are vmapped and the steps scanned.
@@ -376,23 +454,27 @@ def _pomcp_episodes(planner, steps, keys):
     T, Ob, R = (jnp.asarray(x, planner.dtype) for x in (pomdp.T, pomdp.O, pomdp.R))
     b0 = jnp.asarray(pomdp.b0, T.dtype)
 
+    reuse = planner.config.reuse_tree
+
     def episode(key):
         k0, key = jax.random.split(key)
         s0 = jax.random.choice(k0, b0.shape[0], p=b0)
 
         def step(carry, _):
-            s, b, disc, ret, key = carry
+            s, b, kept, disc, ret, key = carry
             key, k_search, ks, ko, k_update = jax.random.split(key, 5)
-            tree = planner.search(b, k_search)
+            tree = planner.search(b, k_search, tree=kept if reuse else None)
             a = _root_action(tree)
             s2 = jax.random.choice(ks, T.shape[2], p=T[a, s])
             o = jax.random.choice(ko, Ob.shape[2], p=Ob[a, s2])
             ret = ret + disc * R[s, a]
             b2 = planner.update(tree, b, a, o, k_update)
-            return (s2, b2, disc * pomdp.gamma, ret, key), None
+            kept = tree.reroot(a, o) if reuse else kept
+            return (s2, b2, kept, disc * pomdp.gamma, ret, key), None
 
-        init = (s0, b0, jnp.ones((), T.dtype), jnp.zeros((), T.dtype), key)
-        (_, _, _, ret, _), _ = jax.lax.scan(step, init, None, length=steps)
+        kept = planner.empty_tree() if reuse else jnp.zeros(())
+        init = (s0, b0, kept, jnp.ones((), T.dtype), jnp.zeros((), T.dtype), key)
+        (_, _, _, _, ret, _), _ = jax.lax.scan(step, init, None, length=steps)
         return ret
 
     return jax.vmap(episode)(keys)
