@@ -89,6 +89,14 @@ def test_pomcp_solve_reports_its_estimate(capsys):
     assert "not a bound" in d["value_note"]  # the estimate is not V*(b0)
     # five steps of tiger cost at least 100 / (1 - 0.95) ... but never more than that
     assert -100 * 5 <= d["value"] <= 10 * 5
+    # --rollout mdp: past the tree the MDP's policy, which sees the tiger and opens the
+    # safe door (+10 a step), where random actions open the tiger's door a third of the time
+    # (about -30 a step): the estimate at b0 is far higher (about 34 against -100)
+    code, out, _ = run(capsys, "solve", TIGER, "--method", "pomcp", "--simulations", "50",
+                       "--max-depth", "5", "--rollout", "mdp", "--json")  # fmt: skip
+    mdp = json.loads(out)
+    assert code == 0 and mdp["rollout"] == "mdp" and d["rollout"] == "random"
+    assert mdp["value"] > d["value"] + 50
 
 
 def test_pomcp_simulate_runs_its_particle_agent(capsys):
@@ -130,6 +138,7 @@ def test_pomcp_simulate_runs_its_particle_agent(capsys):
         ),
         (["solve", TIGER, "--epsilon", "0.1", "--method", "pbvi"], "--epsilon is used by"),
         (["simulate", TIGER, "--simulations", "10"], "--simulations is used by --method pomcp"),
+        (["solve", TIGER, "--rollout", "mdp"], "--rollout is used by --method pomcp, not hsvi"),
         (
             ["simulate", TIGER, "--policy", "p.npz", "--method", "qmdp"],
             "--method sets up a solver, but simulate --policy runs the saved policy",

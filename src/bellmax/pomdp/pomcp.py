@@ -4,8 +4,9 @@ large POMDPs", NeurIPS), jitted.
 Each simulation samples a start state from the root belief, walks down the tree of action /
 observation histories choosing actions by UCB1 (`Q + c sqrt(log N(h) / N(h, a))`, untried
 actions first), samples the next state, observation and reward from the model, adds the first
-new history node it reaches, estimates the rest by a uniformly random rollout (until
-`max_depth`), and backs the discounted return up the path. After `num_simulations` the action
+new history node it reaches, estimates the rest by a rollout (until
+`max_depth`; uniformly random actions, or the MDP's policy: `POMCPConfig.rollout`), and
+backs the discounted return up the path. After `num_simulations` the action
 with the highest mean return at the root is taken.
 
 The tree lives in fixed arrays (one node per simulation at most), the search is one
@@ -52,6 +53,9 @@ from bellmax.pomdp.model import TabularPOMDP, check_reward_scale
 
 __all__ = ["POMCPConfig", "SearchTree", "make_pomcp", "pomcp_search", "simulate_pomcp"]
 
+#: `POMCPConfig.rollout`'s choices.
+ROLLOUTS = ("random", "mdp")
+
 #: Most uniforms drawn in one PRNG call (a block of simulations' worth; 4 MB in float32).
 _UNIFORMS_PER_BLOCK = 1 << 20
 
@@ -76,11 +80,24 @@ class POMCPConfig:
     reuse_tree: bool = True
     """`simulate_pomcp`'s agent keeps the subtree under the real `(action, observation)` for
     its next search (Silver & Veness); False rebuilds the tree at every decision."""
+    rollout: str = "random"
+    """How a simulation goes on past the tree: `"random"`, uniformly random actions (Silver &
+    Veness's default, and pomdp-py's); `"mdp"`, the optimal actions of the MDP underneath
+    for the simulated state (a fully observed rollout, as POMDPs.jl's `FORollout`: the
+    QMDP policy, found once by value iteration). A rollout that sees the state is optimistic
+    about what information is worth, but random rollouts can be far worse: on the tiger, each
+    random rollout opens a door with the tiger behind it a third of the time, so a search
+    that delays its rollout by listening looks better than one that opens the safe door."""
 
     def __post_init__(self) -> None:
         check_int(self.num_simulations, "num_simulations", owner="POMCPConfig", low=1)
         check_int(self.max_depth, "max_depth", owner="POMCPConfig", low=1)
         check_int(self.min_particles, "min_particles", owner="POMCPConfig", low=0)
+        if self.rollout not in ROLLOUTS:
+            raise ValueError(
+                f"POMCPConfig.rollout must be one of {', '.join(map(repr, ROLLOUTS))}, got "
+                f"{self.rollout!r}."
+            )
         if not isinstance(self.reuse_tree, bool):
             raise TypeError(
                 f"POMCPConfig.reuse_tree must be True or False, got {self.reuse_tree!r}."
@@ -179,7 +196,7 @@ def _simulate_once(model, c, max_depth, tree: SearchTree, belief_cdf, us):
     # the model's rows as sparse CDFs (`_sampling_model`, computed once per planner);
     # `us` [max_depth + 1, 3]: every uniform this simulation needs, row d holding (state,
     # observation, rollout action) at depth d (drawn for a block of simulations at once).
-    T_rows, O_rows, R, gamma, _ = model
+    T_rows, O_rows, R, gamma, _, rollout_policy = model
     A = R.shape[1]
     dtype = belief_cdf.dtype
     size = tree.visits.shape[0]
@@ -244,7 +261,10 @@ def _simulate_once(model, c, max_depth, tree: SearchTree, belief_cdf, us):
 
     def roll(c_):
         s, d, ret, disc = c_
-        a = jnp.minimum((us[d, 2] * A).astype(jnp.int32), A - 1)
+        if rollout_policy is None:
+            a = jnp.minimum((us[d, 2] * A).astype(jnp.int32), A - 1)
+        else:
+            a = rollout_policy[s]
         s2, _, r = step(s, a, d)
         return s2, d + 1, ret + disc * r, disc * gamma
 
@@ -272,15 +292,23 @@ def _simulate_once(model, c, max_depth, tree: SearchTree, belief_cdf, us):
     return tree, jnp.stack([pa[0], o0, s1])
 
 
-def _sampling_model(pomdp: TabularPOMDP, dtype) -> tuple:
-    """`(T_rows, O_rows, R, gamma, Z)`: the simulations' sampling tables (`_sparse_rows`) and
-    the number of observations. Needs a concrete model (the support sizes fix shapes)."""
+def _sampling_model(pomdp: TabularPOMDP, dtype, rollout: str = "random") -> tuple:
+    """`(T_rows, O_rows, R, gamma, Z, rollout_policy)`: the simulations' sampling tables
+    (`_sparse_rows`), the number of observations, and the rollout's action per state (None:
+    uniformly random). Needs a concrete model (the support sizes fix shapes)."""
+    policy = None
+    if rollout == "mdp":
+        from bellmax.pomdp.bounds import qmdp
+
+        q = np.asarray(qmdp(pomdp).vectors.alphas)  # [A, S]: the MDP's optimal Q
+        policy = jnp.asarray(q.argmax(axis=0), jnp.int32)
     return (
         _sparse_rows(np.asarray(pomdp.T), dtype),
         _sparse_rows(np.asarray(pomdp.O), dtype),
         jnp.asarray(pomdp.R, dtype),
         pomdp.gamma,
         int(np.shape(pomdp.O)[2]),
+        policy,
     )
 
 
@@ -366,7 +394,8 @@ def pomcp_search(
     check_belief(pomdp, belief, "pomcp_search")
     if not isinstance(exploration, jax.core.Tracer):
         check_number(exploration, "exploration", owner="pomcp_search", low=0)
-    return _search(_sampling_model(pomdp, belief.dtype), belief, key, config, exploration)
+    model = _sampling_model(pomdp, belief.dtype, config.rollout)
+    return _search(model, belief, key, config, exploration)
 
 
 def make_pomcp(pomdp: TabularPOMDP, config: POMCPConfig = POMCPConfig()) -> Callable:
@@ -389,7 +418,7 @@ def make_pomcp(pomdp: TabularPOMDP, config: POMCPConfig = POMCPConfig()) -> Call
     c = float(R.max() - R.min()) if config.exploration is None else config.exploration
     dtype = jnp.asarray(pomdp.T).dtype
     # the sampling tables once, here (under jit they would be constants folded at compile time)
-    model = _sampling_model(pomdp, dtype)
+    model = _sampling_model(pomdp, dtype, config.rollout)
     search = functools.partial(_search, model, config=config, c=c)
     update = functools.partial(_particle_update, model, pomdp, config)
 
