@@ -17,8 +17,13 @@ RockSample[4,4] vs the published SARSOP/HSVI2 numbers.
    own TigerProblem with its POMCP keeping the subtree and its particles between decisions
    is reported too (`peer_with_tree_reuse_*`): that is a different, stronger algorithm.
    `ours_particle_belief_*`: bellmax's POMCP agent on its own particle belief
-   (`simulate_pomcp`: the next root belief from the search's particles, no exact update;
-   no tree reuse), its returns and batched decisions/s. pomdp-py runs in its own venv
+   (`simulate_pomcp`: the next root belief from the search's particles, no exact update),
+   keeping the subtree under the real action and observation between decisions as
+   pomdp-py's agent does (compare with `peer_with_tree_reuse_*`); its returns and batched
+   decisions/s. `ours_particle_belief_no_reuse_*`: the same agent rebuilding its tree at
+   every decision. `ours_particle_belief_mdp_rollout_*`: the agent with reuse whose rollouts
+   follow the MDP's optimal policy for the simulated state (`POMCPConfig.rollout="mdp"`)
+   instead of random actions. pomdp-py runs in its own venv
    (bench/.venv-peers/pomdp-py: `python -m venv bench/.venv-peers/pomdp-py &&
    bench/.venv-peers/pomdp-py/bin/pip install pomdp-py==1.3.5`).
 2. `hsvi_rocksample44` and `hsvi_tag`: bellmax's anytime solver on RockSample[4,4]
@@ -101,17 +106,32 @@ def measure_bellmax_pomcp(name: str, decisions: int, episodes: int) -> dict:
     res = simulate(p, planner, jax.random.key(1), episodes=episodes, steps=STEPS)
     jax.block_until_ready(res.returns)
     sim_s = time.perf_counter() - t0
-    # POMCP's own agent: the same planner on its particle belief (no exact belief kept)
-    part = simulate_pomcp(planner, jax.random.key(2), episodes=episodes, steps=STEPS)
-    jax.block_until_ready(part.returns)  # compile
-    t0 = time.perf_counter()
-    part = simulate_pomcp(planner, jax.random.key(1), episodes=episodes, steps=STEPS)
-    jax.block_until_ready(part.returns)
-    part_s = time.perf_counter() - t0
+    # POMCP's own agent: the same planner on its particle belief (no exact belief kept),
+    # keeping the subtree between decisions (the default) and rebuilding it at each
+    agents = {}
+    # (and with the MDP's policy as its rollout: a different algorithm, not the peer's)
+    for label, reuse, rollout in (
+        ("particle_belief", True, "random"),
+        ("particle_belief_no_reuse", False, "random"),
+        ("particle_belief_mdp_rollout", True, "mdp"),
+    ):
+        config = POMCPConfig(
+            num_simulations=SIMS, max_depth=DEPTH, exploration=C, reuse_tree=reuse, rollout=rollout
+        )
+        agent = make_pomcp(p, config)
+        part = simulate_pomcp(agent, jax.random.key(2), episodes=episodes, steps=STEPS)
+        jax.block_until_ready(part.returns)  # compile
+        t0 = time.perf_counter()
+        part = simulate_pomcp(agent, jax.random.key(1), episodes=episodes, steps=STEPS)
+        jax.block_until_ready(part.returns)
+        part_s = time.perf_counter() - t0
+        agents |= {
+            f"{label}_mean_discounted_return": float(part.mean_discounted_return),
+            f"{label}_stderr": float(part.stderr),
+            f"{label}_batched_decisions_per_s": episodes * STEPS / part_s,
+        }
     return {
-        "particle_belief_mean_discounted_return": float(part.mean_discounted_return),
-        "particle_belief_stderr": float(part.stderr),
-        "particle_belief_batched_decisions_per_s": episodes * STEPS / part_s,
+        **agents,
         "decisions_per_s": 1.0 / timing.run.median,
         "compile_s": timing.compile_s + timing.trace_s,
         "mean_discounted_return": float(res.mean_discounted_return),
