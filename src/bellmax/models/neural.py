@@ -321,6 +321,9 @@ class NeuralModel:
 
     def init(self, key: jax.Array) -> NeuralParams:
         """Fresh parameters (identity normalisation)."""
+        return _init_params(self, key)
+
+    def _init(self, key: jax.Array) -> NeuralParams:
         K = self.config.ensemble_size
         z = jnp.zeros((self.feature_dim,), jnp.float32)
         net = jax.vmap(lambda k: self.net.init(k, z))(jax.random.split(key, K))
@@ -334,6 +337,14 @@ class NeuralModel:
             out_mean=jnp.zeros((out,), jnp.float32),
             out_std=jnp.ones((out,), jnp.float32),
         )
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init_params(model: NeuralModel, key: jax.Array) -> NeuralParams:
+    """`model.init` as one program: run op by op, the members' orthogonal initialisations
+    lowered and compiled ~100 small programs (0.7 s a process, on a warm compile cache;
+    0.5 s jitted). The numbers are the same bit for bit."""
+    return model._init(key)
 
 
 def make_neural_model(
