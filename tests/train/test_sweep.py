@@ -353,6 +353,27 @@ def _spec(**extra):
     return json.loads(json.dumps({**spec, **group, **extra}))
 
 
+def test_with_asha_every_chunk_ends_with_the_evaluation_it_ranks_on(local):
+    # Shows: with chunk_eval_episodes (what scheduler="asha" sets) every chunk ends with an
+    # evaluation of each trial's greedy policy, and that is what on_chunk gets (ASHA's
+    # score), not the training return. The last chunk's is the final evaluation itself (the
+    # same state, keys and episodes), and training is unchanged by the evaluations.
+    result, _, _ = local
+    seen = []
+    r = sw.run_group(
+        _spec(chunk_eval_episodes=2), on_chunk=lambda done, n, scores: seen.append(list(scores))
+    )
+    assert len(seen) == 4 and all(len(t["chunk_eval_returns"]) == 4 for t in r.trials)
+    for i, t in enumerate(r.trials):
+        assert [row[i] for row in seen] == t["chunk_eval_returns"]
+        assert t["chunk_eval_returns"][-1] == t["final_eval_return"]
+    trained = [[t["chunk_returns"][c] for t in r.trials] for c in range(4)]
+    assert seen != trained  # the training returns are not the score
+    same = ("chunk_returns", "final_eval_return")
+    assert [[t[k] for k in same] for t in r.trials] == [[t[k] for k in same] for t in result.trials]
+    assert all(t["chunk_eval_returns"] == [] for t in result.trials)  # without ASHA: none
+
+
 def test_a_diverging_trial_is_marked_not_fatal(local):
     # lr 1e30 blows the weights up; the sweep goes on, the other trials are unharmed (the
     # same program as `local`'s: 4 learning rates x 2 seeds)
@@ -595,12 +616,14 @@ def test_a_killed_worker_resumes_its_group(cluster, local, tmp_path):
 
 @pytest.mark.learning
 def test_asha_stops_the_weaker_group_after_its_first_chunk(cluster, tmp_path):
-    # Shows: with scheduler="asha" Tune stops a program group whose training return at a
+    # Shows: with scheduler="asha" Tune stops a program group whose evaluation return at a
     # rung falls below the cutoff, and the sweep says so. Two groups (num_epochs 8 and 1:
     # a structural field) run one after the other; after chunk 1 of 2 the 8-epoch group's
-    # best trial returns ~46 (48 under SSE4_2), the 1-epoch group's ~26, below the cutoff
-    # that the first group set at that rung, so ASHA stops it there: no final evaluation,
-    # marked stopped in the trials, the table and results.csv, its chunk's returns kept.
+    # best trial's greedy policy returns 215 over 2 episodes (500 under SSE4_2; training
+    # returns ~46), the 1-epoch group's 42 (the same under AVX2 and SSE4_2), below the
+    # cutoff that the first group set at that rung, so ASHA stops it there: no final
+    # evaluation, marked stopped in the trials, the table and results.csv, its chunk's
+    # training and evaluation returns kept.
     base = dataclasses.replace(
         TINY, total_timesteps=8192, num_envs=4, num_steps=32, minibatch_size=64,
         hidden_sizes=(16,), learning_rate=3e-3,
@@ -618,9 +641,13 @@ def test_asha_stops_the_weaker_group_after_its_first_chunk(cluster, tmp_path):
         assert t["stopped"] == (t["group"] == 1)
         if t["stopped"]:
             assert t["final_eval_return"] is None and len(t["chunk_returns"]) == 1
-            assert t["chunk_returns"][0] < max(s["chunk_returns"][0] for s in result.trials[:2])
+            assert len(t["chunk_eval_returns"]) == 1
+            assert t["chunk_eval_returns"][0] < max(
+                s["chunk_eval_returns"][0] for s in result.trials[:2]
+            )
         else:
             assert t["final_eval_return"] is not None and len(t["chunk_returns"]) == 2
+            assert t["chunk_eval_returns"][-1] == t["final_eval_return"]
     assert result.best["config"] == {"num_epochs": 8}
     rows = (out / "results.csv").read_text().splitlines()
     assert rows[0].split(",")[-2] == "stopped"

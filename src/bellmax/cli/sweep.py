@@ -104,7 +104,8 @@ class SweepArgs:
     ] = None
     """With --backend ray: the Ray cluster to join (ray start --head prints it)."""
     scheduler: Literal["none", "asha"] = "none"
-    """With --backend ray: asha stops weak groups early (Ray Tune's ASHA, at chunk ends)."""
+    """With --backend ray: asha stops weak groups early (Ray Tune's ASHA, at chunk ends, on
+    the evaluation return of --eval-episodes episodes after each chunk)."""
     reuse_actors: Annotated[bool, tyro.conf.arg(help_behavior_hint="(default: actors reused)")] = (
         True
     )
@@ -257,8 +258,8 @@ def _table(summary: dict) -> str:
     stopped = sum(bool(t.get("stopped")) for t in summary["trials"])
     if stopped:
         lines.append(
-            f"{plural(stopped, 'trial')} stopped early by ASHA (a group whose training return "
-            "fell below its rung's cutoff; not evaluated)."
+            f"{plural(stopped, 'trial')} stopped early by ASHA (a group whose best return at a "
+            "chunk's end fell below that rung's cutoff; no final evaluation)."
         )
     return "\n".join(lines)
 

@@ -12,11 +12,12 @@ each of its values makes a group of its own.
     result.best   # the trial with the highest final evaluation return
 
 A group runs in chunks of updates, like `bellmax.train.driver.train`: after each chunk every
-trial's training return is known (`on_chunk`, what Ray Tune's ASHA scheduler reads), and the
-group's state is committed to one atomic checkpoint, from which a killed group resumes with
-the same compiled program and keys (a resumed trial ends bit-identical to an uninterrupted
-one). At the end each trial's greedy policy is evaluated (`eval_episodes` episodes, key
-`10000 + seed`, as `bellmax train` does).
+trial's training return is known, and with `scheduler="asha"` its greedy policy is evaluated
+too (`eval_episodes` episodes, the final evaluation's keys); that evaluation return is what
+Ray Tune's ASHA scheduler ranks groups on (`on_chunk`). The group's state is committed to one
+atomic checkpoint, from which a killed group resumes with the same compiled program and keys
+(a resumed trial ends bit-identical to an uninterrupted one). At the end each trial's greedy
+policy is evaluated (`eval_episodes` episodes, key `10000 + seed`, as `bellmax train` does).
 
 Backends: `"local"` runs the groups one after another in this process; `"ray"` makes one
 Ray Tune trial per group (`bellmax[ray]`, imported only then), on a local Ray instance or the
@@ -331,8 +332,10 @@ class GroupResult:
     trials: list[dict[str, Any]]
     """Per trial: index, config (its swept fields), seed, final_eval_return (None if stopped
     early or diverged), env_steps, seconds (the training seconds of its group, whose trials
-    train together), chunk_returns (mean training return of each chunk), diverged, stopped
-    (its group stopped early by ASHA), restarted (its group's `restarted`)."""
+    train together), chunk_returns (mean training return of each chunk),
+    chunk_eval_returns (with ASHA: the evaluation return after each chunk, what ASHA ranked;
+    else empty), diverged, stopped (its group stopped early by ASHA), restarted (its
+    group's `restarted`)."""
     updates_done: int
     num_updates: int
     compile_seconds: float
@@ -467,6 +470,25 @@ def _dispatch(program: _Program, hp: dict, state: Any, n: int) -> tuple[int, Any
     return n, out, t, program.compiles > before
 
 
+def _evaluate(
+    algo: Any, program: Any, state: Any, venv: Any, trials: list, diverged: Any, episodes: int
+) -> list[float | None]:
+    """Each trial's mean return of its greedy policy over `episodes` episodes (key `10000 +
+    seed`, as `bellmax train` evaluates); None for a diverged trial."""
+    # On the host: slicing device arrays would compile a program per leaf shape (a fresh
+    # Ray worker paid ~14 of them, from the compile cache, for every group).
+    params = jax.device_get(algo.policy_params(state))
+    out: list[float | None] = [None] * len(trials)
+    for i, t in enumerate(trials):
+        if diverged[i]:
+            continue
+        p = jax.tree.map(lambda x, i=i: x[i], params)
+        key = jax.random.key(10_000 + int(t["seed"]))
+        res = evaluate(program.act, p, venv, key, episodes=episodes)
+        out[i] = float(np.mean(np.asarray(res.returns)))  # NumPy: no program
+    return out
+
+
 def run_group(
     spec: dict[str, Any],
     *,
@@ -478,12 +500,15 @@ def run_group(
     Args:
       spec: `{"algo", "env", "base": every field of the sweep's base Config, "chunks",
         "eval_episodes", and a `plan_groups` entry: "group", "config", "traced", "trials"}`
-        (JSON-able, so it can travel to a Ray worker).
+        (JSON-able, so it can travel to a Ray worker); `"chunk_eval_episodes": E` (ASHA)
+        evaluates every trial after each chunk too.
       checkpoint_dir: commit the group's state here after every chunk, and resume from it
         when it holds this spec's checkpoint (None: nothing written).
-      on_chunk: `on_chunk(updates_done, num_updates, returns [trials])` after each chunk's
-        commit, `returns` the mean training return of each trial's episodes in that chunk;
-        a true result stops the group there (its trials get no final evaluation).
+      on_chunk: `on_chunk(updates_done, num_updates, scores [trials])` after each chunk's
+        commit, `scores` each trial's evaluation return after the chunk with
+        `chunk_eval_episodes`, else the mean training return of its episodes in that chunk
+        (NaN for none); a true result stops the group there (its trials get no final
+        evaluation).
 
     Returns:
       A `GroupResult`.
@@ -509,12 +534,14 @@ def run_group(
     digest = _spec_digest(spec)
     ck = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     done, returns, diverged, restarted = 0, [], np.zeros(len(trials), bool), False
+    chunk_eval, chunk_evals = int(spec.get("chunk_eval_episodes", 0)), []
     finished_before = False
     t0 = time.perf_counter()
     state = None
     if ck is not None and ck.exists() and read_checkpoint_metadata(ck).get("spec") == digest:
         state, meta = load_checkpoint(ck, program.template(hp, keys))
         done, returns = int(meta["updates_done"]), meta["chunk_returns"]
+        chunk_evals = meta.get("chunk_eval_returns", [])
         diverged = np.asarray(meta["diverged"], bool)
         finished_before = done >= num_updates
         # resumed part-way now; a finished group keeps what its training did
@@ -550,30 +577,26 @@ def run_group(
         diverged |= _nonfinite(metrics, algo.policy_params(state))
         r = _chunk_returns(metrics)
         returns.append([None if math.isnan(x) else float(x) for x in r])
+        scores = r
+        if chunk_eval:  # (the next chunk runs meanwhile: it only reads this state)
+            chunk_evals.append(_evaluate(algo, program, state, venv, trials, diverged, chunk_eval))
+            scores = np.asarray([np.nan if x is None else x for x in chunk_evals[-1]])
         if ck is not None:
             meta = {
                 "spec": digest,
                 "updates_done": done,
                 "chunk_returns": returns,
+                "chunk_eval_returns": chunk_evals,
                 "diverged": diverged.tolist(),
                 "restarted": restarted,
             }
             save_checkpoint(ck, state, metadata=meta)
         if on_chunk is not None:
-            stopped = bool(on_chunk(done, num_updates, r))
+            stopped = bool(on_chunk(done, num_updates, scores))
     t_eval = time.perf_counter()
     evals: list[float | None] = [None] * len(trials)
     if done == num_updates and int(spec["eval_episodes"]):
-        # On the host: slicing device arrays would compile a program per leaf shape (a
-        # fresh Ray worker paid ~14 of them, from the compile cache, for every group).
-        params = jax.device_get(algo.policy_params(state))
-        for i, t in enumerate(trials):
-            if diverged[i]:
-                continue
-            p = jax.tree.map(lambda x, i=i: x[i], params)
-            key = jax.random.key(10_000 + int(t["seed"]))
-            res = evaluate(program.act, p, venv, key, episodes=int(spec["eval_episodes"]))
-            evals[i] = float(np.mean(np.asarray(res.returns)))  # NumPy: no program
+        evals = _evaluate(algo, program, state, venv, trials, diverged, int(spec["eval_episodes"]))
     eval_seconds = time.perf_counter() - t_eval
     out = []
     for i, t in enumerate(trials):
@@ -587,6 +610,7 @@ def run_group(
                 "env_steps": done * int(config.steps_per_update),
                 "seconds": round(seconds, 4),
                 "chunk_returns": [row[i] for row in returns],
+                "chunk_eval_returns": [row[i] for row in chunk_evals],
                 "diverged": bool(diverged[i]),
                 "stopped": False,
                 "restarted": restarted,
@@ -713,7 +737,8 @@ def sweep(
         the one `RAY_ADDRESS` names, else starts a local Ray instance (`ray_address`), or
         uses the one this process already runs.
       scheduler: `none`, or `asha` (with `ray`: Ray Tune's ASHA stops weak groups at chunk
-        boundaries, on their best trial's training return).
+        boundaries, on their best trial's evaluation return after the chunk, over
+        `eval_episodes` episodes; on its training return with `eval_episodes=0`).
       out_dir: `results.csv`, `results.json`, one plot per swept field and, per group, its
         checkpoint (`groups/<g>/`, with `ray` `groups/ray-<g>/`; a rerun with the same
         settings resumes it); with `ray` also Tune's own records (`ray/`, restored by a rerun
@@ -768,9 +793,11 @@ def sweep(
     )  # fmt: skip
     groups = plan_groups(base, trials)
     base_dict = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    # ASHA ranks groups on an evaluation after every chunk (its rungs)
+    ranked = {"chunk_eval_episodes": eval_episodes} if scheduler == "asha" else {}
     specs = [
         {"algo": algo, "env": env, "base": base_dict, "chunks": chunks,
-         "eval_episodes": eval_episodes, **g}
+         "eval_episodes": eval_episodes, **ranked, **g}
         for g in groups
     ]  # fmt: skip
     specs = json.loads(json.dumps(specs))  # JSON-able (tuples become lists), as Ray sends them
@@ -1047,6 +1074,7 @@ def _tune_group(config: dict[str, Any]) -> None:
         tune.report(
             {"score": score, "updates_done": done, "done_fraction": done / total,
              "chunk_returns": json.dumps(meta.get("chunk_returns", [])),
+             "chunk_eval_returns": json.dumps(meta.get("chunk_eval_returns", [])),
              "restarted": bool(meta.get("restarted", False))},
             checkpoint=tune.Checkpoint.from_directory(str(work)),
         )  # fmt: skip
@@ -1188,8 +1216,9 @@ def _ray_results(grid: Any, out: Path | None) -> list[GroupResult]:
         done = r.metrics.get("group_result") if r.metrics else None
         if done:
             group = GroupResult(**json.loads(done))
-            for t in group.trials:  # a result Tune recorded before trials had the key
+            for t in group.trials:  # a result Tune recorded before trials had the keys
                 t.setdefault("stopped", False)
+                t.setdefault("chunk_eval_returns", [])
             results.append(group)
             continue
         if r.error is not None:
@@ -1249,16 +1278,18 @@ def _new_tuner(
 
 def _stopped_group(spec: dict, metrics: dict) -> GroupResult:
     """A group ASHA stopped: its trials are listed without a final evaluation, with the
-    training returns of every chunk they ran (before a resume too) and whether the group
-    restarted."""
+    training and evaluation returns of every chunk they ran (before a resume too) and whether
+    the group restarted."""
     done = int(metrics.get("updates_done", 0))
     cfg = _group_config(get_algorithm(spec["algo"]), spec)
     history = json.loads(metrics.get("chunk_returns") or "[]")
+    evals = json.loads(metrics.get("chunk_eval_returns") or "[]")
     restarted = bool(metrics.get("restarted", False))
     trials = [
         {"index": t["index"], "group": spec["group"], "config": t["config"], "seed": t["seed"],
          "final_eval_return": None, "env_steps": done * cfg.steps_per_update, "seconds": None,
-         "chunk_returns": [row[i] for row in history], "diverged": False, "stopped": True,
+         "chunk_returns": [row[i] for row in history],
+         "chunk_eval_returns": [row[i] for row in evals], "diverged": False, "stopped": True,
          "restarted": restarted}
         for i, t in enumerate(spec["trials"])
     ]  # fmt: skip
