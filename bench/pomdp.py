@@ -15,7 +15,8 @@ RockSample[4,4] vs the published SARSOP/HSVI2 numbers.
    from `SIMS` particles of the exact belief, as bellmax's POMCP samples its root states
    from the exact belief without tree reuse (the same algorithm). For the tiger, pomdp-py's
    own TigerProblem with its POMCP keeping the subtree and its particles between decisions
-   is reported too (`peer_with_tree_reuse_*`): that is a different, stronger algorithm.
+   is reported too (`peer_with_tree_reuse_*`), beside bellmax's agent that keeps its subtree
+   (below; its particles come from the last search's simulations only).
    `ours_particle_belief_*`: bellmax's POMCP agent on its own particle belief
    (`simulate_pomcp`: the next root belief from the search's particles, no exact update),
    keeping the subtree under the real action and observation between decisions as

@@ -11,7 +11,7 @@ import pytest
 
 from bellmax.pomdp.belief import x64
 from bellmax.pomdp.model import TabularPOMDP
-from bellmax.pomdp.pomcp import POMCPConfig, SearchTree, make_pomcp
+from bellmax.pomdp.pomcp import POMCPConfig, SearchTree, make_pomcp, pomcp_search
 
 CONFIG = POMCPConfig(num_simulations=300, max_depth=30)
 
@@ -117,6 +117,10 @@ def test_mdp_rollouts_follow_the_mdp_policy_by_hand():
     config = POMCPConfig(num_simulations=2, max_depth=3, rollout="mdp")
     tree = make_pomcp(one, config).search(jnp.array([1.0]), jax.random.key(0))
     np.testing.assert_allclose(np.asarray(tree.q)[0], [0.75, 1.75])
+    # the same inside a jit (the MDP's policy is solved while tracing, on the concrete model)
+    searched = jax.jit(lambda b, k: pomcp_search(one, b, k, config, 1.0))
+    np.testing.assert_allclose(np.asarray(searched(jnp.array([1.0]), jax.random.key(0)).q)[0],
+                               [0.75, 1.75])  # fmt: skip
     with pytest.raises(ValueError, match="rollout must be one of 'random', 'mdp', got 'qmdp'"):
         POMCPConfig(rollout="qmdp")
 
@@ -154,6 +158,24 @@ def test_reroot_keeps_exactly_the_subtree_under_the_real_step(searched, tiger):
         assert np.all(np.asarray(sub.visits)[int(sub.num_nodes) :] == 0)
         assert np.all(np.asarray(sub.children)[int(sub.num_nodes) :] == -1)
     assert (children >= 0).sum() >= 3  # the check above saw real subtrees
+
+
+def test_reroot_walks_a_tree_as_deep_as_its_nodes():
+    # One state, action and observation, depth beyond the node count: every simulation adds
+    # one node below the last, so the tree is a path as deep as it has nodes, the deepest
+    # the parent links' pointer doubling must climb. Each reroot drops the old root only.
+    one = TabularPOMDP([[[1.0]]], [[[1.0]]], [[1.0]], gamma=0.5, b0=[1.0])
+    for n in (7, 8, 9, 33):
+        tree = make_pomcp(one, POMCPConfig(num_simulations=n, max_depth=n + 5)).search(
+            jnp.array([1.0]), jax.random.key(0)
+        )
+        assert int(tree.num_nodes) == n + 1
+        visits = np.asarray(tree.visits)
+        for k in range(1, n + 1):
+            tree = tree.reroot(0, 0)
+            assert int(tree.num_nodes) == n + 1 - k
+            np.testing.assert_array_equal(np.asarray(tree.visits)[: n + 1 - k], visits[k:])
+            assert np.all(np.asarray(tree.root_samples) == -1)  # none until a search
 
 
 def _leaf_visits(tree):

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -165,6 +166,8 @@ class SearchTree:
             q=take(self.q, 0),
             children=jnp.where(kids >= 0, new_id[jnp.maximum(kids, 0)], -1),
             num_nodes=jnp.maximum(jnp.sum(inside, dtype=jnp.int32), 1),
+            # the old root's first steps say nothing of the new root's: none until a search
+            root_samples=jnp.full_like(self.root_samples, -1),
         )
 
 
@@ -300,7 +303,16 @@ def _sampling_model(pomdp: TabularPOMDP, dtype, rollout: str = "random") -> tupl
     if rollout == "mdp":
         from bellmax.pomdp.bounds import qmdp
 
-        q = np.asarray(qmdp(pomdp).vectors.alphas)  # [A, S]: the MDP's optimal Q
+        with jax.ensure_compile_time_eval():  # concrete under an outer jit too
+            res = qmdp(pomdp)
+            q = np.asarray(res.vectors.alphas)  # [A, S]: the MDP's optimal Q
+        if not res.converged:
+            warnings.warn(
+                "POMCP's MDP rollout policy comes from a value iteration that stopped with "
+                f"status {res.status_name}, not converged; its actions may not be the MDP's "
+                "optimal ones.",
+                stacklevel=3,
+            )
         policy = jnp.asarray(q.argmax(axis=0), jnp.int32)
     return (
         _sparse_rows(np.asarray(pomdp.T), dtype),
