@@ -71,12 +71,23 @@ def test_mbrl_with_an_expert_in_the_first_trial(capsys):
     assert out["env_steps"] == 24 and out["prediction_errors"][1]["trained_on"] == 12
 
 
-def test_mbrl_distils_the_planner_into_a_policy_file(capsys, tmp_path):
-    # --distil-labels: DAgger with iLQR-MPC through the final model as the expert; the
-    # policy file acts without planning (bellmax.load_policy). Plumbing only (tiny budgets).
+def test_mbrl_distils_the_planner_into_a_policy_file(capsys, tmp_path, monkeypatch):
+    # --distil-labels: DAgger with iLQR-MPC through the final model as the expert (its
+    # horizon and iterations those of --horizon and --rounds); the policy file acts without
+    # planning (bellmax.load_policy). Plumbing only (tiny budgets).
     import numpy as np
 
     import bellmax
+    import bellmax.models.mbrl as mbrl
+
+    expert = {}
+    real = mbrl.distil
+
+    def distil(result, config, **kw):
+        expert.update(kw)
+        return real(result, config, **kw)
+
+    monkeypatch.setattr(mbrl, "distil", distil)
 
     argv = [
         "mbrl", "--env", "Pendulum-v1", "--planner", "ilqr", "--trials", "2",
@@ -87,6 +98,7 @@ def test_mbrl_distils_the_planner_into_a_policy_file(capsys, tmp_path):
     out = json.loads(capsys.readouterr().out)
     d = out["distilled"]
     assert d["labels"] == 30 and d["rounds"] == 1 and np.isfinite(d["final_eval_return"])
+    assert expert["horizon"] == 4 and expert["iterations"] == 1
     policy = bellmax.load_policy(d["policy"])
     a = policy.predict(np.asarray([1.0, 0.0, 0.0], np.float32))
     assert a.shape == (1,) and abs(float(a[0])) <= 2.0

@@ -109,10 +109,10 @@ class MbrlArgs:
     learned_reward: bool = False
     """Plan with a learned reward even where the reward is known."""
     distil_labels: int = 0
-    """After the trials, distil iLQR-MPC through the final model into a policy network by
-    DAgger with this many labels (rounds of up to 100), so that the result acts without
-    online planning; --out writes it to policy.msgpack (bellmax.load_policy, bellmax
-    evaluate). 0: no distillation."""
+    """After the trials, distil iLQR-MPC through the final model (--horizon, and --rounds
+    iLQR iterations per step) into a policy network by DAgger with this many labels (rounds
+    of up to 100), so that the result acts without online planning; --out writes it to
+    policy.msgpack (bellmax.load_policy, bellmax evaluate). 0: no distillation."""
     seed: int = 0
     """Seed of the data, the model and the planners."""
     out: Annotated[str | None, out_dir_option()] = None
@@ -561,7 +561,7 @@ def _distil(args: MbrlArgs, res: Any) -> tuple[Any, Any]:
         algorithm="dagger", labels=n, rounds=-(-n // per), labels_per_round=per,
         steps_per_round=max(per, 1), eval_episodes=3,
     )  # fmt: skip
-    return distil(res, cfg, horizon=args.horizon, seed=args.seed), cfg.bc
+    return distil(res, cfg, horizon=args.horizon, iterations=args.rounds, seed=args.seed), cfg.bc
 
 
 def _write_distilled(args: MbrlArgs, distilled: Any, bc_config: Any, out_dir: Any) -> Any:
