@@ -236,6 +236,11 @@ def test_an_out_dir_of_another_sweep_or_a_train_run_is_refused(local, tmp_path):
         e.value
     )
     assert json.loads((out / sw.SWEEP_JSON).read_text()) == marker  # untouched
+    # the same sweep under ASHA (which evaluates after every chunk) is another, and says why
+    asha = {**marker["settings"], "scheduler": "asha"}
+    with pytest.raises(ValueError, match=r"\(scheduler: none in the run, asha given\)"):
+        sw._claim_out_dir(out, [_spec(chunk_eval_episodes=2)], overwrite=False, settings=asha)
+    assert json.loads((out / sw.SWEEP_JSON).read_text()) == marker
     (tmp_path / "run.json").write_text("{}")
     with pytest.raises(ValueError, match=r"out_dir '.*' holds a `bellmax train` run"):
         sw.sweep("ppo", "CartPole-v1", out_dir=tmp_path, **KW)
@@ -372,6 +377,23 @@ def test_with_asha_every_chunk_ends_with_the_evaluation_it_ranks_on(local):
     same = ("chunk_returns", "final_eval_return")
     assert [[t[k] for k in same] for t in r.trials] == [[t[k] for k in same] for t in result.trials]
     assert all(t["chunk_eval_returns"] == [] for t in result.trials)  # without ASHA: none
+    # without chunk evaluations (ASHA with eval_episodes=0) the score is the training return
+    plain = []
+    sw.run_group(_spec(), on_chunk=lambda done, n, scores: plain.append(list(scores)))
+    assert plain == trained
+
+
+def test_a_group_evaluated_every_chunk_resumes_with_its_evaluations(tmp_path):
+    # Stopped after chunk 2 of 4 and resumed from its checkpoint, a group evaluated after
+    # every chunk ends with the same 4 evaluations as one run straight through.
+    spec = _spec(chunk_eval_episodes=2)
+    straight = sw.run_group(spec)
+    sw.run_group(spec, checkpoint_dir=tmp_path, on_chunk=lambda done, n, s: done >= 2 * n // 4)
+    again = sw.run_group(spec, checkpoint_dir=tmp_path)
+    assert again.resumed_at_updates == TINY.num_updates // 2
+    assert [t["chunk_eval_returns"] for t in again.trials] == [
+        t["chunk_eval_returns"] for t in straight.trials
+    ]
 
 
 def test_a_diverging_trial_is_marked_not_fatal(local):

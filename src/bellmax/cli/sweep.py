@@ -105,7 +105,8 @@ class SweepArgs:
     """With --backend ray: the Ray cluster to join (ray start --head prints it)."""
     scheduler: Literal["none", "asha"] = "none"
     """With --backend ray: asha stops weak groups early (Ray Tune's ASHA, at chunk ends, on
-    the evaluation return of --eval-episodes episodes after each chunk)."""
+    the evaluation return of --eval-episodes episodes after each chunk; with --eval-episodes
+    0, on the chunk's training return)."""
     reuse_actors: Annotated[bool, tyro.conf.arg(help_behavior_hint="(default: actors reused)")] = (
         True
     )

@@ -551,7 +551,7 @@ def run_group(
         jax.block_until_ready(state)
     resumed_at = done
     compile_seconds = time.perf_counter() - t0
-    seconds = 0.0
+    seconds = eval_seconds = 0.0
     stopped = False
     # The next chunk is dispatched (JAX runs it asynchronously) before this one is committed
     # and reported, so the checkpoint's write and the report (Ray Tune's round trip to its
@@ -579,7 +579,9 @@ def run_group(
         returns.append([None if math.isnan(x) else float(x) for x in r])
         scores = r
         if chunk_eval:  # (the next chunk runs meanwhile: it only reads this state)
+            t_eval = time.perf_counter()
             chunk_evals.append(_evaluate(algo, program, state, venv, trials, diverged, chunk_eval))
+            eval_seconds += time.perf_counter() - t_eval
             scores = np.asarray([np.nan if x is None else x for x in chunk_evals[-1]])
         if ck is not None:
             meta = {
@@ -595,9 +597,13 @@ def run_group(
             stopped = bool(on_chunk(done, num_updates, scores))
     t_eval = time.perf_counter()
     evals: list[float | None] = [None] * len(trials)
-    if done == num_updates and int(spec["eval_episodes"]):
-        evals = _evaluate(algo, program, state, venv, trials, diverged, int(spec["eval_episodes"]))
-    eval_seconds = time.perf_counter() - t_eval
+    episodes = int(spec["eval_episodes"])
+    if done == num_updates and episodes:
+        if chunk_eval == episodes and len(chunk_evals) == len(returns):
+            evals = list(chunk_evals[-1])  # the last chunk's: the same state, keys, episodes
+        else:
+            evals = _evaluate(algo, program, state, venv, trials, diverged, episodes)
+    eval_seconds += time.perf_counter() - t_eval
     out = []
     for i, t in enumerate(trials):
         out.append(
@@ -812,7 +818,7 @@ def sweep(
     out = Path(out_dir) if out_dir is not None else None
     already_complete = False
     if out is not None:
-        settings = _settings(algo, env, base_dict, trials, chunks, eval_episodes)
+        settings = _settings(algo, env, base_dict, trials, chunks, eval_episodes, scheduler)
         already_complete = _claim_out_dir(
             out, specs, overwrite=bool(overwrite), settings=settings, names=names
         )
@@ -850,11 +856,18 @@ def sweep(
 
 
 def _settings(
-    algo: str, env: str, base: dict[str, Any], trials: list[dict], chunks: int, eval_episodes: int
+    algo: str,
+    env: str,
+    base: dict[str, Any],
+    trials: list[dict],
+    chunks: int,
+    eval_episodes: int,
+    scheduler: str = "none",
 ) -> dict[str, Any]:
     """What a sweep's `SWEEP_JSON` records of its settings, in the form of a train run's (the
-    keys `bellmax.train.driver.settings_differences` compares): each swept field's `config`
-    value is the list of its values, in trial order."""
+    keys `bellmax.train.driver.settings_differences` compares, and the scheduler, which
+    `_claim_out_dir` compares itself): each swept field's `config` value is the list of its
+    values, in trial order."""
     config = dict(base)
     swept: dict[str, list[Any]] = {}
     for t in trials:
@@ -864,7 +877,7 @@ def _settings(
     config.update(swept)
     seeds = list(dict.fromkeys(int(t["seed"]) for t in trials))
     settings = {"algo": algo, "env": env, "seeds": seeds, "config": config, "chunks": chunks,
-                "eval_episodes": eval_episodes}  # fmt: skip
+                "eval_episodes": eval_episodes, "scheduler": scheduler}  # fmt: skip
     return json.loads(json.dumps(settings, default=list))
 
 
@@ -900,6 +913,11 @@ def _claim_out_dir(
         from bellmax.train.driver import settings_differences
 
         diffs = settings_differences(stored, settings, names=names) if stored and settings else []
+        # ASHA evaluates after every chunk: its groups' checkpoints are not the others'
+        old_sched = (stored or {}).get("scheduler", "none")
+        if settings and stored and old_sched != settings.get("scheduler", "none"):
+            which = names("scheduler") if names is not None else "scheduler"
+            diffs.append(f"{which}: {old_sched} in the run, {settings['scheduler']} given")
         what = "; ".join(diffs) or "another algorithm, env, swept values, seeds, budget or chunks"
         raise ValueError(
             f"{option} {str(out)!r} holds the results of another sweep ({what}): give another "
