@@ -89,8 +89,10 @@ def _pomdp(name: str):
     return tiger() if name == "tiger" else rock_sample_4_4()
 
 
-def measure_bellmax_pomcp(name: str, decisions: int, episodes: int) -> dict:
-    """One decision at a time (the planner jitted alone), and episodes batched (vmapped)."""
+def measure_bellmax_pomcp(name: str, decisions: int, episodes: int, variants: bool = True) -> dict:
+    """One decision at a time (the planner jitted alone), and episodes batched (vmapped);
+    `variants`: the agent without tree reuse and with MDP rollouts too (off in `--smoke`,
+    where each would only add its compile)."""
     import jax
     import jax.numpy as jnp
 
@@ -111,11 +113,13 @@ def measure_bellmax_pomcp(name: str, decisions: int, episodes: int) -> dict:
     # keeping the subtree between decisions (the default) and rebuilding it at each
     agents = {}
     # (and with the MDP's policy as its rollout: a different algorithm, not the peer's)
-    for label, reuse, rollout in (
-        ("particle_belief", True, "random"),
-        ("particle_belief_no_reuse", False, "random"),
-        ("particle_belief_mdp_rollout", True, "mdp"),
-    ):
+    agent_settings = [("particle_belief", True, "random")]
+    if variants:
+        agent_settings += [
+            ("particle_belief_no_reuse", False, "random"),
+            ("particle_belief_mdp_rollout", True, "mdp"),
+        ]
+    for label, reuse, rollout in agent_settings:
         config = POMCPConfig(
             num_simulations=SIMS, max_depth=DEPTH, exploration=C, reuse_tree=reuse, rollout=rollout
         )
@@ -405,7 +409,7 @@ HSVI_CASES = {
 
 def _pomcp_case(name: str, args, decisions: int, episodes: int, quick: bool) -> None:
     H.log(f"pomcp_{name}: bellmax POMCP, {SIMS} simulations per decision")
-    ours = measure_bellmax_pomcp(name, decisions, max(episodes, 2))
+    ours = measure_bellmax_pomcp(name, decisions, max(episodes, 2), variants=not args.smoke)
     if args.smoke or args.no_venv_peers:
         peer = H.skipped("peer-venv peers skipped (--smoke / --no-venv-peers)")
     else:
