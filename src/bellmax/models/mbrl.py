@@ -767,6 +767,7 @@ def _loop(
     data: list[_Trial] = []
     records: list[TrialRecord] = []
     params, planner, fit_report = None, None, None
+    capacity = config.trials * config.trial_steps  # every fit pads to it: one program
     for i in range(config.trials):
         seed = config.seed + i
         t_trial = time.perf_counter()
@@ -786,7 +787,9 @@ def _loop(
             )
             key, k_fit = jax.random.split(key)
             params, fit_report = _fit(
-                f"before trial {i + 1}", model, X, U, Xn, R if learned else None, params, k_fit
+                f"before trial {i + 1}",
+                *(model, X, U, Xn, R if learned else None, params, k_fit),
+                capacity,
             )
             if planner is None:
                 planner = _planner(config, model, env, reward, terminated, params)
@@ -814,7 +817,9 @@ def _loop(
         np.concatenate([getattr(d, f) for d in data]) for f in ("x", "u", "x_next", "rewards")
     )
     key, k_fit = jax.random.split(key)
-    params, _ = _fit("after the last trial", model, X, U, Xn, R if learned else None, params, k_fit)
+    params, _ = _fit(
+        "after the last trial", model, X, U, Xn, R if learned else None, params, k_fit, capacity
+    )
     evals = []
     for e in range(config.eval_episodes):
         seed = config.seed + config.trials + e
@@ -832,10 +837,13 @@ def _loop(
     )
 
 
-def _fit(when: str, model, X, U, Xn, R, params, key) -> tuple[NeuralParams, FitReport]:
-    """`fit`, a divergence naming when it happened (the trials before it are finished)."""
+def _fit(
+    when: str, model, X, U, Xn, R, params, key, capacity: int
+) -> tuple[NeuralParams, FitReport]:
+    """`fit`, a divergence naming when it happened (the trials before it are finished);
+    `capacity`: the loop's most transitions (one compiled fit for all its trials)."""
     try:
-        return fit(model, X, U, Xn, rewards=R, init=params, key=key)
+        return fit(model, X, U, Xn, rewards=R, init=params, key=key, capacity=capacity)
     except DivergenceError as e:
         raise DivergenceError(f"fitting the model {when}: {e}") from None
 

@@ -513,6 +513,7 @@ def fit(
     rewards: Any = None,
     init: NeuralParams | None = None,
     key: jax.Array | None = None,
+    capacity: int | None = None,
 ) -> tuple[NeuralParams, FitReport]:
     """Fit the model to transitions by Adam (`model.config`'s budget), keeping a hold-out.
 
@@ -524,6 +525,11 @@ def fit(
         normalisation is recomputed from the data either way.
       key: randomness of the initialisation, minibatches and split (default from the
         config's seed).
+      capacity: the most transitions this model will be fitted to (a data loop knows it):
+        the training data is padded to it, so that every fit of a growing data set runs the
+        same compiled program. The result does not depend on it (minibatches are drawn
+        from the real rows only). None: padded to the next power of two, so a growing data
+        set recompiles each time it doubles.
 
     Returns:
       `(params, FitReport)`.
@@ -562,8 +568,9 @@ def fit(
         out_mean=jnp.asarray(out_mean, jnp.float32),
         out_std=jnp.asarray(out_std, jnp.float32),
     )
-    # Pad to a power of two so a growing data set recompiles only when it doubles.
-    rows = 1 << max(6, math.ceil(math.log2(len(train))))
+    # Pad to a power of two so a growing data set recompiles only when it doubles (or never,
+    # up to `capacity`).
+    rows = 1 << max(6, math.ceil(math.log2(max(len(train), int(capacity or 0), 1))))
     z = (feats[train] - in_mean) / in_std
     y = (target[train] - out_mean) / out_std
     batch = _Batch(jnp.asarray(_pad(z, rows)), jnp.asarray(_pad(y, rows)), jnp.asarray(len(train)))
