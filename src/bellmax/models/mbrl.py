@@ -786,10 +786,9 @@ def _loop(
                 for f in ("x", "u", "x_next", "rewards")
             )
             key, k_fit = jax.random.split(key)
+            when = f"before trial {i + 1}"
             params, fit_report = _fit(
-                f"before trial {i + 1}",
-                *(model, X, U, Xn, R if learned else None, params, k_fit),
-                capacity,
+                when, model, X, U, Xn, R if learned else None, params, k_fit, capacity
             )
             if planner is None:
                 planner = _planner(config, model, env, reward, terminated, params)
