@@ -241,6 +241,15 @@ def test_an_out_dir_of_another_sweep_or_a_train_run_is_refused(local, tmp_path):
     with pytest.raises(ValueError, match=r"\(scheduler: none in the run, asha given\)"):
         sw._claim_out_dir(out, [_spec(chunk_eval_episodes=2)], overwrite=False, settings=asha)
     assert json.loads((out / sw.SWEEP_JSON).read_text()) == marker
+    # a marker written before the scheduler was recorded: unknown, not "none"
+    unrecorded = tmp_path / "unrecorded"
+    unrecorded.mkdir()
+    old_marker = {**marker, "settings": {k: v for k, v in asha.items() if k != "scheduler"}}
+    (unrecorded / sw.SWEEP_JSON).write_text(json.dumps(old_marker))
+    with pytest.raises(ValueError, match=r"\(scheduler: not recorded in the run \(written by an "):
+        sw._claim_out_dir(
+            unrecorded, [_spec(chunk_eval_episodes=2)], overwrite=False, settings=asha
+        )
     (tmp_path / "run.json").write_text("{}")
     with pytest.raises(ValueError, match=r"out_dir '.*' holds a `bellmax train` run"):
         sw.sweep("ppo", "CartPole-v1", out_dir=tmp_path, **KW)

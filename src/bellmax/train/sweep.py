@@ -914,10 +914,17 @@ def _claim_out_dir(
 
         diffs = settings_differences(stored, settings, names=names) if stored and settings else []
         # ASHA evaluates after every chunk: its groups' checkpoints are not the others'
-        old_sched = (stored or {}).get("scheduler", "none")
-        if settings and stored and old_sched != settings.get("scheduler", "none"):
-            which = names("scheduler") if names is not None else "scheduler"
-            diffs.append(f"{which}: {old_sched} in the run, {settings['scheduler']} given")
+        which = names("scheduler") if names is not None else "scheduler"
+        given = (settings or {}).get("scheduler", "none")
+        if settings and stored and "scheduler" not in stored and given != "none":
+            # a sweep marked before the scheduler was recorded (before ASHA evaluated after
+            # each chunk): what it ran under is unknown, and its checkpoints differ
+            diffs.append(
+                f"{which}: not recorded in the run (written by an earlier bellmax, whose "
+                f"{given} groups kept other checkpoints), {given} given"
+            )
+        elif settings and stored and stored.get("scheduler", "none") != given:
+            diffs.append(f"{which}: {stored.get('scheduler', 'none')} in the run, {given} given")
         what = "; ".join(diffs) or "another algorithm, env, swept values, seeds, budget or chunks"
         raise ValueError(
             f"{option} {str(out)!r} holds the results of another sweep ({what}): give another "
