@@ -14,8 +14,8 @@ least 475; evaluations happen every ~3840 environment steps for everyone (`--eva
   as the CLI's `BELLMAX_CACHE_DIR` would be) in turn with SB3's run of the same seed; the
   records give the means over those seeds and each seed's numbers. Then 16 seeds in one
   `vmap` (until every seed is solved or the budget ends; cold, then warm cache).
-- Stable-Baselines3 2.9 (peer venv, group `sb3`, torch with 1 thread): PPO and DQN with the
-  rl-zoo CartPole-v1 hyperparameters (shared/PEERS.md), `EvalCallback` +
+- Stable-Baselines3 2.9 (peer venv, group `sb3`, torch with 1 thread, or N with
+  `--peer-threads N`): PPO and DQN with the rl-zoo CartPole-v1 hyperparameters (shared/PEERS.md), `EvalCallback` +
   `StopTrainingOnRewardThreshold(475)`, 10 deterministic episodes. Each of those seeds in a
   fresh process (process start to solved), then N seeds one after another in one process (the sum of their
   times plus one interpreter start and import; 16 by default for both algorithms, measured; a
@@ -229,7 +229,7 @@ def peer_sb3(algo_name: str, seeds: list[int], eval_every: int, t0: float) -> No
     t_main = time.time()
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))  # --peer-threads
     from stable_baselines3 import DQN, PPO
     from stable_baselines3.common.callbacks import EvalCallback, StopTrainingOnRewardThreshold
     from stable_baselines3.common.env_util import make_vec_env
@@ -334,7 +334,10 @@ def run_sb3(algo: str, seeds: list[int], eval_every: int) -> dict:
     args += ["--eval-every", str(eval_every)]
     t0 = time.time()
     # modules=() so the timed child is the only process spawned after t0.
-    return H.run_in_peer_venv(__file__, [*args, "--t0", repr(t0)], group="sb3", timeout=3600)
+    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))  # --peer-threads (fair_threads)
+    return H.run_in_peer_venv(
+        __file__, [*args, "--t0", repr(t0)], group="sb3", threads=threads, timeout=3600
+    )
 
 
 # --------------------------------------------------------------------------- rejax (peer venv)
@@ -489,6 +492,11 @@ def main(argv: list[str] | None = None) -> int:
         help="seeds of the one-seed runs, each run by bellmax (cold, then warm cache) and SB3 "
         "in turn (default 3)",
     )
+    p.add_argument(
+        "--peer-threads", type=int, default=1,
+        help="SB3's torch and BLAS threads (default 1; with --cpus N, N gives both libraries "
+        "the same CPUs, each with its own default pool)",
+    )  # fmt: skip
     p.add_argument("--first-seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--child-ours", choices=["ppo", "dqn"], default=None, help=argparse.SUPPRESS)
     p.add_argument("--cache-dir", default="", help=argparse.SUPPRESS)
@@ -503,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--eval-every must be >= 1, got {args.eval_every}")
     if args.e2e_seeds < 1:
         p.error(f"--e2e-seeds must be >= 1, got {args.e2e_seeds}")
+    if args.peer_threads < 1:
+        p.error(f"--peer-threads must be >= 1, got {args.peer_threads}")
 
     if args.child_ours:
         child_ours(
@@ -521,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.peer == "rejax":
         peer_rejax([int(s) for s in args.seed_list.split(",")], args.eval_every, args.total)
         return 0
+    # the peers' caps (run_sb3 passes them on), recorded in every record's thread_counts
+    os.environ.update(H.thread_env(args.peer_threads))
 
     quick = args.quick or args.smoke
     n_many = args.seeds or (1 if args.smoke else 4 if quick else 16)
@@ -552,7 +564,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 SKIP_REASON = "peer-venv peers skipped (--smoke / --no-venv-peers)"
-SB3_NAME = "stable-baselines3 2.9 (rl-zoo, torch 1 thread)"
+
+
+def _sb3_name() -> str:
+    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    return f"stable-baselines3 2.9 (rl-zoo, torch {threads} thread{'s' if threads > 1 else ''})"
+
+
 REJAX_NAME = "rejax 0.1.3 (gymnax 0.0.9), rl-zoo PPO settings"
 
 
@@ -613,7 +631,7 @@ def _bench_algo(algo: str, args, quick: bool, n_many: int, n_sb3: int, no_peers:
         _emit(
             mean([r["e2e_s"] for r in runs]),
             None if one_skip else mean([r["e2e_s"] for r in peer_runs]),
-            SB3_NAME,
+            _sb3_name(),
             f"{label} one seed, process start to solved (>= {SOLVED:g}), {kind} compile cache, "
             f"mean of seeds {seeds[0]}-{seeds[-1]} run in turn with SB3's; goal ratio <= "
             f"{0.5 if kind == 'cold' else 0.25}",
@@ -643,7 +661,7 @@ def _bench_algo(algo: str, args, quick: bool, n_many: int, n_sb3: int, no_peers:
     _emit(
         mean(ours_train),
         None if one_skip else mean([r["train_s"] for r in peer_runs]),
-        SB3_NAME,
+        _sb3_name(),
         f"{label} one seed, training seconds to solved (compile and evaluation excluded), "
         f"mean of seeds {seeds[0]}-{seeds[-1]}",
         args,
@@ -670,7 +688,7 @@ def _bench_algo(algo: str, args, quick: bool, n_many: int, n_sb3: int, no_peers:
     _emit(
         many["e2e_s"],
         None if s is None else s["total_s"],
-        SB3_NAME,
+        _sb3_name(),
         f"{label} {n_many} seeds: one vmapped process (warm cache) until all solved vs "
         f"{n_many} SB3 runs one after another{note}; goal ratio <= 0.1",
         args,

@@ -99,3 +99,41 @@ def test_jit_lightly_chooses_its_options_at_the_first_call(monkeypatch):
     assert asked == [RUN_SOMETIMES]
     with pytest.raises(ValueError, match="kind must be one of"):
         xla.jit_lightly(lambda x: x, "never")
+
+
+def test_gc_paused_turns_the_collector_off_inside_and_restores_it():
+    # Blocks in several threads overlap: the collector stays off until the last one leaves,
+    # and comes back on only if it was on before the first came in.
+    import gc
+    import threading
+
+    from bellmax.core.xla import gc_paused
+
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        inside, release = threading.Event(), threading.Event()
+
+        def hold():
+            with gc_paused():
+                inside.set()
+                release.wait(10)
+
+        t = threading.Thread(target=hold)
+        t.start()
+        inside.wait(10)
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the other thread is still inside
+        release.set()
+        t.join(10)
+        assert gc.isenabled()
+        with pytest.raises(RuntimeError, match="boom"), gc_paused():
+            raise RuntimeError("boom")
+        assert gc.isenabled()  # restored after an error too
+        gc.disable()  # the user's choice stays
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()

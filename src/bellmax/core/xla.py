@@ -53,9 +53,12 @@ chosen at its first call.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import os
 import re
+import threading
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
@@ -65,6 +68,7 @@ __all__ = [
     "SMALL_LOOP_BYTES",
     "SMALL_MATRIX_FLAGS",
     "cpu_compile_options",
+    "gc_paused",
     "small_loop_bytes",
     "tune_xla_flags",
 ]
@@ -196,3 +200,41 @@ def jit_lightly(fn: Callable[..., Any], kind: str, **jit_kwargs: Any) -> Callabl
         return jitted()(*args, **kwargs)
 
     return call
+
+
+_GC_LOCK = threading.Lock()
+_GC_PAUSES = 0  # threads inside `gc_paused` now
+_GC_WAS_ENABLED = False  # whether the first of them found the collector on
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Python's cyclic garbage collector off inside the block (threads may nest and overlap
+    their blocks; the last one out turns it back on, if it was on before the first came in).
+
+    Tracing and lowering a JAX program allocates objects fast enough to set off collections
+    that traverse every object alive: after `import bellmax` and a network, ~175,000 of
+    them. They found no garbage worth the time. Measured on the 2-core AMD EPYC, one
+    PPO CartPole program compiled on one CPU: trace 0.27-0.28 s with the collector on, 0.18
+    off; the state's initialisation 0.80-0.87 s against 0.73. `bellmax.train` traces and
+    compiles inside it: process start to solved with PPO on CartPole-v1, empty compile cache,
+    two CPUs, 4 runs each interleaved: median 4.90 s against 5.08. A collection runs as
+    usual after the block when one is due; the youngest generation is collected on the way
+    out (what the pause deferred, in the block's time).
+    """
+    global _GC_PAUSES, _GC_WAS_ENABLED
+    with _GC_LOCK:
+        if _GC_PAUSES == 0:
+            _GC_WAS_ENABLED = gc.isenabled()
+            gc.disable()
+        _GC_PAUSES += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_PAUSES -= 1
+            resumed = _GC_PAUSES == 0 and _GC_WAS_ENABLED
+            if resumed:
+                gc.enable()
+        if resumed:  # outside the lock: a finaliser may enter a pause of its own
+            gc.collect(0)  # the young objects of the pause, now rather than at random

@@ -73,7 +73,7 @@ from bellmax.core.io import (
     switch_name,
 )
 from bellmax.core.provenance import run_provenance
-from bellmax.core.xla import RUN_ONCE, jit_lightly
+from bellmax.core.xla import RUN_ONCE, gc_paused, jit_lightly
 from bellmax.deep import ALGORITHMS, get_algorithm
 from bellmax.deep.evaluate import evaluate_batch
 from bellmax.deep.loop import mean_episode_return
@@ -303,10 +303,11 @@ class _Runner:
         if self._init is None:
             # It runs once: the lightest optimisation compiles it in about half the time.
             self._init = jit_lightly(self._over_seeds(one), RUN_ONCE)
-        if self.batched:
-            state = self._init(jnp.stack(keys))
-        else:
-            state = _stack([self._on_slot(i, self._init, k) for i, k in enumerate(keys)])
+        with gc_paused():
+            if self.batched:
+                state = self._init(jnp.stack(keys))
+            else:
+                state = _stack([self._on_slot(i, self._init, k) for i, k in enumerate(keys)])
         jax.block_until_ready(state)
         self.compile_seconds += time.perf_counter() - t
         self.phases["init"] += time.perf_counter() - t
@@ -338,13 +339,14 @@ class _Runner:
     def _compile_chunk(self, state: Any, n: int) -> Any:
         """Trace, lower and compile the `n`-update program, each phase timed apart."""
         arg = state if self.batched else jax.tree.map(lambda x: x[0], state)
-        t0 = time.perf_counter()
-        traced = jax.jit(self._scan(n)).trace(arg)
-        t1 = time.perf_counter()
-        lowered = traced.lower()
-        t2 = time.perf_counter()
-        compiled = lowered.compile()
-        t3 = time.perf_counter()
+        with gc_paused():
+            t0 = time.perf_counter()
+            traced = jax.jit(self._scan(n)).trace(arg)
+            t1 = time.perf_counter()
+            lowered = traced.lower()
+            t2 = time.perf_counter()
+            compiled = lowered.compile()
+        t3 = time.perf_counter()  # after the collection the pause deferred
         for phase, dt in (("chunk_trace", t1 - t0), ("chunk_lower", t2 - t1),
                           ("chunk_compile", t3 - t2)):  # fmt: skip
             self.phases[phase] += dt
@@ -1134,7 +1136,7 @@ def _train_locked(
     # first state (its returns are thrown away), while the first chunk compiles and runs.
     will_evaluate = eval_episodes and (stop_return is not None or target == num_updates)
     warm_eval = (
-        _background().submit(_evaluate, algo, config, eval_venv, state, seeds, eval_episodes)
+        _background().submit(_warm_evaluation, algo, config, eval_venv, state, seeds, eval_episodes)
         if will_evaluate and not eval_venv.is_host and not solved and _compile_in_background()
         else None
     )
@@ -1310,6 +1312,12 @@ def _diverged(
             out / RUN_JSON, {**meta, "status": "diverged", "updates_done": done, "error": msg}
         )
     raise DivergenceError(msg)
+
+
+def _warm_evaluation(algo, config, venv, state, seeds, episodes: int) -> np.ndarray:
+    """`_evaluate` run for its compile (in a `_background` thread, `gc_paused`)."""
+    with gc_paused():
+        return _evaluate(algo, config, venv, state, seeds, episodes)
 
 
 def _evaluate(algo, config, venv, state, seeds, episodes: int) -> np.ndarray:
