@@ -1,7 +1,7 @@
 """POMDPs: POMCP decisions per second and returns vs pomdp-py 1.3.5; HSVI-style bounds on
 RockSample[4,4] vs the published SARSOP/HSVI2 numbers.
 
-    python bench/pomdp.py [--quick] [--smoke]   # --smoke: tiger's POMCP, HSVI for 1 s each
+    python bench/pomdp.py [--quick] [--smoke]   # --smoke: tiger's POMCP, HSVI 1 s (Tag 2 s)
 
 1. `pomcp_tiger` and `pomcp_rocksample44`: decisions per second of POMCP on the tiger
    problem (gamma 0.95) and on RockSample[4,4] (257 states), both libraries with the same

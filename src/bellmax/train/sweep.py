@@ -920,8 +920,8 @@ def _claim_out_dir(
             # a sweep marked before the scheduler was recorded (before ASHA evaluated after
             # each chunk): what it ran under is unknown, and its checkpoints differ
             diffs.append(
-                f"{which}: not recorded in the run (written by an earlier bellmax, whose "
-                f"{given} groups kept other checkpoints), {given} given"
+                f"{which}: not recorded in the run (written by an earlier bellmax, before "
+                f"ASHA's groups kept other checkpoints), {given} given"
             )
         elif settings and stored and stored.get("scheduler", "none") != given:
             diffs.append(f"{which}: {stored.get('scheduler', 'none')} in the run, {given} given")
