@@ -232,3 +232,8 @@ def test_a_fit_padded_to_a_capacity_is_the_same_fit():
     for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(padded), strict=True):
         np.testing.assert_array_equal(a, b)
     assert rep.final_loss == rep2.final_loss and rep.heldout_rmse == rep2.heldout_rmse
+    # a capacity that is not a positive whole number is refused, naming it
+    with pytest.raises(ValueError, match=r"capacity"):
+        fit(model, x, u, x_next, key=key, capacity=0)
+    with pytest.raises(TypeError, match=r"capacity must be an int, got float 1000.0"):
+        fit(model, x, u, x_next, key=key, capacity=1000.0)

@@ -539,6 +539,8 @@ def fit(
         (`DivergenceError`, with the fix).
     """
     check_type(model, NeuralModel, "model", owner="fit")
+    if capacity is not None:
+        capacity = check_int(capacity, "capacity", owner="fit", low=1)
     x, u, x_next, rewards = _check_arrays(model, x, u, x_next, rewards)
     if x.shape[0] < 2:
         raise ValueError(f"fit needs at least 2 transitions, got {x.shape[0]}.")
@@ -570,7 +572,7 @@ def fit(
     )
     # Pad to a power of two so a growing data set recompiles only when it doubles (or never,
     # up to `capacity`).
-    rows = 1 << max(6, math.ceil(math.log2(max(len(train), int(capacity or 0), 1))))
+    rows = 1 << max(6, math.ceil(math.log2(max(len(train), capacity or 1))))
     z = (feats[train] - in_mean) / in_std
     y = (target[train] - out_mean) / out_std
     batch = _Batch(jnp.asarray(_pad(z, rows)), jnp.asarray(_pad(y, rows)), jnp.asarray(len(train)))
