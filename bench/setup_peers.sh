@@ -17,7 +17,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${BELLMAX_PEER_VENV:-$HERE/.venv-peers}"
 PYTHON="${PYTHON:-python3}"
-GROUPS_ALL=(sb3 gymnax mdptoolbox casadi openspiel trajax)
+GROUPS_ALL=(sb3 gymnax mdptoolbox casadi openspiel trajax sarsop)
 
 describe() {
     cat <<'EOF'
@@ -28,6 +28,8 @@ groups:
   casadi      casadi 3.8 (IPOPT)                                         (trajectory optimisation)
   openspiel   open-spiel 2.0                                             (games, MCTS)
   trajax      google/trajax at c94a637 from GitHub, --no-deps            (iLQR, MPC; not on PyPI)
+  sarsop      AdaCompNUS/sarsop at d914110 from GitHub, built with make  (POMDP point-based solver;
+              C++, not on PyPI: needs git, g++ and make; bench/pomdp.py's HSVI peer)
 EOF
 }
 
@@ -42,7 +44,7 @@ if [[ ${#requested[@]} -eq 0 ]]; then
 fi
 for g in "${requested[@]}"; do
     case "$g" in
-        sb3 | gymnax | rejax | mdptoolbox | casadi | openspiel | open-spiel | trajax) ;;
+        sb3 | gymnax | rejax | mdptoolbox | casadi | openspiel | open-spiel | trajax | sarsop) ;;
         *)
             echo "setup_peers.sh: unknown group '$g'." >&2
             describe >&2
@@ -103,6 +105,23 @@ for g in "${requested[@]}"; do
             # the same jax as bellmax's lock.
             "${PIP[@]}" "jax[cpu]==0.10.2" "jaxlib==0.10.2" scipy absl-py ml_collections
             "${PIP[@]}" --no-deps "${TRAJAX_SRC:-git+https://github.com/google/trajax@c94a637c5a397b3d4100153f25b4b165507b5b20}"
+            ;;
+        sarsop)
+            # SARSOP's pomdpsol (Kurniawati, Hsu & Lee 2008), from source: not on PyPI, needs
+            # GitHub access (or a local copy of that repository: SARSOP_SRC=/path/to/sarsop).
+            # Built in $VENV/sarsop; bench/pomdp.py finds $VENV/sarsop/src/pomdpsol (or
+            # BELLMAX_SARSOP=/path/to/pomdpsol). gcc >= 10 defaults to -fno-common, which its
+            # C parser's globals need (multiple definition of `IP`, `IR`).
+            dest="$VENV/sarsop"
+            if [[ ! -d "$dest/src" ]]; then
+                if [[ -n "${SARSOP_SRC:-}" ]]; then
+                    cp -r "$SARSOP_SRC" "$dest"
+                else
+                    git clone -q https://github.com/AdaCompNUS/sarsop "$dest"
+                    git -C "$dest" checkout -q d9141104392fd0a7b35327fdf7d40ef4b71a13ca
+                fi
+            fi
+            make -s -C "$dest/src" -j"$(nproc)" CC="gcc -fcommon" pomdpsol
             ;;
     esac
 done
