@@ -64,6 +64,8 @@ _ZETA = 0.5
 #: Upper points are stored with at most this many nonzero entries (a wider belief gets no
 #: point: the bound stays valid, only looser there; b0's value is kept apart whatever its size).
 _MAX_SUPPORT = 256
+#: The sawtooth visits the upper points this many at a time (a divisor of the capacities).
+_POINT_CHUNK = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,11 +173,27 @@ class _Bounds:
 
 
 def _upper_sparse(bd: _Bounds, beliefs):
-    """The upper bound at beliefs `[n, S]` from the sparse points: min of the sawtooth and FIB."""
+    """The upper bound at beliefs `[n, S]` from the sparse points: min of the sawtooth and FIB.
+
+    The points are visited `_POINT_CHUNK` at a time, only the chunks that hold stored points
+    (the free slots' terms are 0, the loop's start): the cost follows the points stored, not
+    the capacity."""
     base = beliefs @ bd.corner
-    ratio = beliefs[:, bd.idx] * bd.inv[None] + bd.pad[None]  # [n, Kp, Kb]
-    phi = jnp.minimum(ratio.min(axis=-1), 1.0)
-    saw = base + (phi * bd.drop[None]).min(axis=-1)
+    kp = bd.idx.shape[0]
+    chunk = min(_POINT_CHUNK, kp)
+
+    def teeth(i, low):
+        rows = i * chunk
+        idx = jax.lax.dynamic_slice_in_dim(bd.idx, rows, chunk)
+        inv = jax.lax.dynamic_slice_in_dim(bd.inv, rows, chunk)
+        pad = jax.lax.dynamic_slice_in_dim(bd.pad, rows, chunk)
+        drop = jax.lax.dynamic_slice_in_dim(bd.drop, rows, chunk)
+        ratio = beliefs[:, idx] * inv[None] + pad[None]  # [n, chunk, Kb]
+        phi = jnp.minimum(ratio.min(axis=-1), 1.0)
+        return jnp.minimum(low, (phi * drop[None]).min(axis=-1))
+
+    used = (bd.num_pts + chunk - 1) // chunk
+    saw = base + jax.lax.fori_loop(0, used, teeth, jnp.zeros_like(base))
     return jnp.minimum(saw, (beliefs @ bd.fib.T).max(axis=-1))
 
 
