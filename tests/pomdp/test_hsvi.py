@@ -118,3 +118,42 @@ def test_successor_bounds_evaluate_only_the_possible_successors_with_the_same_va
         np.testing.assert_allclose(
             np.asarray(low), np.asarray(flat @ bd.alphas.T), rtol=0, atol=1e-12
         )
+
+
+@pytest.mark.parametrize("points", [0, 1, 127, 128, 129, 300])
+def test_the_chunked_sparse_sawtooth_equals_the_dense_one(points):
+    # `_upper_sparse` visits the stored points `_POINT_CHUNK` (128) at a time and only the
+    # chunks that hold points (the free slots of the 2048-row capacity are skipped): across
+    # chunk boundaries it must give what the dense formula gives over all the points.
+    import jax.numpy as jnp
+
+    from bellmax.pomdp.belief import x64
+
+    assert H._POINT_CHUNK == 128
+    S, kb = 24, 8
+    rng = np.random.default_rng(points)
+    with x64():
+        pts = np.zeros((points, S))
+        for row in pts:
+            k = rng.integers(1, kb + 1)
+            row[rng.choice(S, k, replace=False)] = rng.dirichlet(np.ones(k))
+        corner = rng.random(S) * 10
+        fib = corner[None] + rng.random((3, S))
+        vals = pts @ corner - 3 * rng.random(points)
+        if points:
+            vals[-1] -= 10  # the last point (alone in its chunk at 129) is the least there
+        bd = H._pack(np.zeros((1, S)), np.zeros(1, int), pts, vals, corner, fib, 10, kb)
+        assert bd.idx.shape[0] == 2048 and int(bd.num_pts) == points
+        # queries whose support holds some points' supports (those points' teeth bite there)
+        mix = rng.dirichlet(np.ones(3), 20)
+        picks = pts[rng.integers(0, points, (20, 3))] if points else rng.dirichlet(np.ones(S), 60)
+        beliefs = np.einsum("nk,nks->ns", mix, picks.reshape(20, 3, S))
+        beliefs = jnp.asarray(np.concatenate([beliefs, pts[-1:]]))  # and the last point
+        got = np.asarray(jax.jit(H._upper_sparse)(bd, beliefs))
+        if points:
+            want = H.sawtooth_upper_bound(corner, fib, pts, vals, beliefs)
+        else:
+            want = jnp.minimum(beliefs @ corner, (beliefs @ fib.T).max(-1))
+        np.testing.assert_allclose(got, np.asarray(want), rtol=0, atol=1e-12)
+        if points:  # the teeth do bite: below the corner interpolation somewhere
+            assert np.any(got < np.asarray(beliefs @ corner) - 1e-6)
