@@ -449,7 +449,6 @@ def measure_sarsop(exe, pomdp_file, time_limit: float) -> dict:
     """SARSOP (`pomdpsol`) on the same file, one process, its own time limit and target gap
     the same as ours: its bounds at b0 from its progress table (its own clock, which starts
     after it has read the file), and the process's wall time."""
-    import os
     import re
     import subprocess
     import tempfile
