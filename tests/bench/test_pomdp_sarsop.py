@@ -84,16 +84,17 @@ def test_a_failing_or_silent_solver_is_a_skipped_peer_that_says_why(tmp_path):
 
 
 def test_bad_arguments_are_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
+    # (--smoke: a run without it first waits up to 60 s for a quiet machine)
     missing = tmp_path / "nowhere" / "pomdpsol"
     with pytest.raises(SystemExit) as e:
-        bench_pomdp.main(["--problems=", "--sarsop", str(missing)])
+        bench_pomdp.main(["--smoke", "--problems=", "--sarsop", str(missing)])
     assert e.value.code == 2
     assert f"--sarsop {missing}: not an executable file" in capsys.readouterr().err
     monkeypatch.setenv("BELLMAX_SARSOP", str(missing))
     with pytest.raises(SystemExit):
-        bench_pomdp.main(["--problems="])
+        bench_pomdp.main(["--smoke", "--problems="])
     assert f"BELLMAX_SARSOP {missing}: not an executable file" in capsys.readouterr().err
     monkeypatch.delenv("BELLMAX_SARSOP")
     with pytest.raises(SystemExit):
-        bench_pomdp.main(["--problems=", "--hsvi", "tag,rocksample"])
+        bench_pomdp.main(["--smoke", "--problems=", "--hsvi", "tag,rocksample"])
     assert "--hsvi: unknown case(s) ['rocksample']" in capsys.readouterr().err
