@@ -15,7 +15,8 @@ least 475; evaluations happen every ~3840 environment steps for everyone (`--eva
   records give the means over those seeds and each seed's numbers. Then 16 seeds in one
   `vmap` (until every seed is solved or the budget ends; cold, then warm cache).
 - Stable-Baselines3 2.9 (peer venv, group `sb3`, torch with 1 thread, or N with
-  `--peer-threads N`): PPO and DQN with the rl-zoo CartPole-v1 hyperparameters (shared/PEERS.md), `EvalCallback` +
+  `--peer-threads N`): PPO and DQN with the rl-zoo CartPole-v1 hyperparameters
+  (shared/PEERS.md), `EvalCallback` +
   `StopTrainingOnRewardThreshold(475)`, 10 deterministic episodes. Each of those seeds in a
   fresh process (process start to solved), then N seeds one after another in one process (the sum of their
   times plus one interpreter start and import; 16 by default for both algorithms, measured; a
@@ -229,7 +230,7 @@ def peer_sb3(algo_name: str, seeds: list[int], eval_every: int, t0: float) -> No
     t_main = time.time()
     import torch
 
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))  # --peer-threads
+    torch.set_num_threads(_peer_threads())
     from stable_baselines3 import DQN, PPO
     from stable_baselines3.common.callbacks import EvalCallback, StopTrainingOnRewardThreshold
     from stable_baselines3.common.env_util import make_vec_env
@@ -334,9 +335,8 @@ def run_sb3(algo: str, seeds: list[int], eval_every: int) -> dict:
     args += ["--eval-every", str(eval_every)]
     t0 = time.time()
     # modules=() so the timed child is the only process spawned after t0.
-    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))  # --peer-threads (fair_threads)
     return H.run_in_peer_venv(
-        __file__, [*args, "--t0", repr(t0)], group="sb3", threads=threads, timeout=3600
+        __file__, [*args, "--t0", repr(t0)], group="sb3", threads=_peer_threads(), timeout=3600
     )
 
 
@@ -566,8 +566,14 @@ def main(argv: list[str] | None = None) -> int:
 SKIP_REASON = "peer-venv peers skipped (--smoke / --no-venv-peers)"
 
 
+def _peer_threads() -> int:
+    """SB3's threads: `--peer-threads`, which `main` puts in the environment's caps
+    (`H.thread_env`), which the peer's process inherits."""
+    return int(os.environ.get("OMP_NUM_THREADS", "1"))
+
+
 def _sb3_name() -> str:
-    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    threads = _peer_threads()
     return f"stable-baselines3 2.9 (rl-zoo, torch {threads} thread{'s' if threads > 1 else ''})"
 
 

@@ -367,19 +367,18 @@ def _gap_summary(history, time_limit: float) -> dict:
         for t in GAP_TIMES
         if t <= time_limit
     }
-    first = {
-        f"seconds_to_gap_{g:g}": (float(h[gaps < g][0, 0]) if (gaps < g).any() else None)
-        for g in GAP_THRESHOLDS
-    }
+    first = {f"seconds_to_gap_{g:g}": _seconds_to_gap(h, g, below=True) for g in GAP_THRESHOLDS}
     return {**at, **first}
 
 
-def _seconds_to_gap(history, gap: float) -> float | None:
-    """The first time in `history [n, 3]` at which the gap was at most `gap`, else None."""
+def _seconds_to_gap(history, gap: float, *, below: bool = False) -> float | None:
+    """The first time in `history [n, 3]` at which the gap was at most `gap` (below it with
+    `below`), else None."""
     import numpy as np
 
     h = np.asarray(history, np.float64)
-    hit = h[:, 2] - h[:, 1] <= gap
+    gaps = h[:, 2] - h[:, 1]
+    hit = gaps < gap if below else gaps <= gap
     return float(h[hit][0, 0]) if hit.any() else None
 
 

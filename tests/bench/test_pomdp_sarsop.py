@@ -65,13 +65,16 @@ def test_reads_the_progress_table_and_passes_the_limits(tmp_path):
     assert res["seconds_to_gap_1"] == 1.2 and res["seconds_to_gap_0.01"] == 3.0
     assert res["history"][0] == (0.01, 8.57375, 22.4101)
     # the same file, the same time limit and the same target gap as ours
-    assert args_file.read_text().split() == [
-        str(tmp_path / "rs.pomdp"), "--timeout", "10", "--precision",
-        f"{bench_pomdp.EPSILON:g}", "-o", args_file.read_text().split()[-1],
-    ]  # fmt: skip
+    given = args_file.read_text().split()
+    assert given[:-1] == [str(tmp_path / "rs.pomdp"), "--timeout", "10", "--precision",
+                          f"{bench_pomdp.EPSILON:g}", "-o"]  # fmt: skip
+    assert Path(given[-1]).name == "out.policy"  # in a folder of its own, gone afterwards
+    assert not Path(given[-1]).exists()
     # when each solver reached the gap the other ended with
     assert bench_pomdp._seconds_to_gap(res["history"], 1.0) == 1.2
     assert bench_pomdp._seconds_to_gap(res["history"], 1e-4) is None
+    assert bench_pomdp._seconds_to_gap(res["history"], res["gap"]) == 3.0  # at most
+    assert bench_pomdp._seconds_to_gap(res["history"], res["gap"], below=True) is None
 
 
 def test_a_failing_or_silent_solver_is_a_skipped_peer_that_says_why(tmp_path):
