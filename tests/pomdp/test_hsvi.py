@@ -1,5 +1,6 @@
 """HSVI's set maintenance: what it drops between trials keeps the executed policy honest."""
 
+import functools
 import importlib
 
 import jax
@@ -100,38 +101,46 @@ def test_successor_bounds_evaluate_only_the_possible_successors_with_the_same_va
         b = np.zeros(S)
         b[rng.choice(S, support, replace=False)] = rng.dirichlet(np.ones(support))
         b = jnp.asarray(b)
-        rows = jnp.arange(A)[:, None, None]
-        pred = jnp.zeros((A, S)).at[rows, m.succ].add(b[None, :, None] * m.prob)
-        joint = pred[:, None, :] * m.obs
-        prob = joint.sum(-1)
-        nb = jnp.where(
-            prob[..., None] > 0, joint / jnp.where(prob > 0, prob, 1)[..., None], pred[:, None, :]
-        )
+        pred, prob, nb = H._successors(m, b)
         flat = nb.reshape(A * Z, S)
         live = int((prob > 0).sum())
         # the branch each case is meant to take: packed 6, packed 24, all 36
         assert {1: live <= 6, 3: 6 < live <= 24, 24: live > 24}[support], live
-        vu, low = jax.jit(H._successor_bounds)(bd, flat, prob.reshape(-1), pred)
-        np.testing.assert_allclose(
-            np.asarray(vu), np.asarray(H._upper_sparse(bd, flat)), rtol=0, atol=1e-12
-        )
+        bounds = jax.jit(functools.partial(H._successor_bounds, at=b))
+        vu, low, vu_b, low_b = bounds(bd, flat, prob.reshape(-1), pred)
+        want_vu = np.asarray(H._upper_sparse(bd, jnp.concatenate([flat, b[None]])))
+        np.testing.assert_allclose(np.asarray(vu), want_vu[:-1], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(float(vu_b), want_vu[-1], rtol=0, atol=1e-12)
         np.testing.assert_allclose(
             np.asarray(low), np.asarray(flat @ bd.alphas.T), rtol=0, atol=1e-12
         )
+        np.testing.assert_allclose(np.asarray(low_b), np.asarray(bd.alphas @ b), rtol=0, atol=1e-12)
+        # the descent's lower bound at one action's successors: 2 of the 12 packed (with
+        # the predicted belief) where at most 2 are possible, else all 12
+        packed = [int((prob[a] > 0).sum()) <= 2 for a in range(A)]
+        assert any(packed) == (support == 1), packed
+        for a in range(A):
+            got = jax.jit(H._lower_at)(bd, nb[a], prob[a] > 0, pred[a])
+            want = (nb[a] @ bd.alphas.T).max(-1)
+            np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("points", [0, 1, 127, 128, 129, 300])
-def test_the_chunked_sparse_sawtooth_equals_the_dense_one(points):
-    # `_upper_sparse` visits the stored points `_POINT_CHUNK` (128) at a time and only the
-    # chunks that hold points (the free slots of the 2048-row capacity are skipped): across
-    # chunk boundaries it must give what the dense formula gives over all the points.
+@pytest.mark.parametrize(
+    ("points", "tail"), [(0, 0), (1, 0), (31, 0), (32, 0), (33, 0), (300, 0), (300, 45), (40, 40)]
+)
+def test_the_chunked_sparse_sawtooth_equals_the_dense_one(points, tail):
+    # `_upper_sparse` visits the sorted points `_POINT_CHUNK` (32) at a time, for each belief
+    # only the chunks whose anchors (a point's likeliest state) lie between the belief's first
+    # and last possible state, and the last `tail` points (added since the sort, in any order)
+    # for all beliefs: across chunk boundaries and ranges it must give what the dense formula
+    # gives over all the points.
     import jax.numpy as jnp
 
     from bellmax.pomdp.belief import x64
 
-    assert H._POINT_CHUNK == 128
+    assert H._POINT_CHUNK == 32
     S, kb = 24, 8
-    rng = np.random.default_rng(points)
+    rng = np.random.default_rng(points + tail)
     with x64():
         pts = np.zeros((points, S))
         for row in pts:
@@ -141,14 +150,24 @@ def test_the_chunked_sparse_sawtooth_equals_the_dense_one(points):
         fib = corner[None] + rng.random((3, S))
         vals = pts @ corner - 3 * rng.random(points)
         if points:
-            vals[-1] -= 10  # the last point (alone in its chunk at 129) is the least there
+            vals[-1] -= 10  # the last point (alone in its chunk at 33) is the least there
         bd = H._pack(np.zeros((1, S)), np.zeros(1, int), pts, vals, corner, fib, 10, kb)
         assert bd.idx.shape[0] == 2048 and int(bd.num_pts) == points
+        assert np.all(np.diff(np.asarray(bd.idx)[:points, 0]) >= 0)  # sorted by anchor
+        if tail:  # the last `tail` rows shuffled and left out of the sorted part
+            sorted_ = points - tail
+            perm = np.concatenate([np.arange(sorted_), sorted_ + rng.permutation(tail)])
+            perm = np.concatenate([perm, np.arange(points, 2048)])
+            bd = bd.replace(
+                **{f: getattr(bd, f)[perm] for f in ("idx", "inv", "pad", "drop", "vals")}
+            )
+            anchor = np.where(np.arange(2048) < sorted_, np.asarray(bd.idx)[:, 0], S)
+            bd = bd.replace(starts=H._starts(jnp.asarray(anchor), S), num_sorted=sorted_)
         # queries whose support holds some points' supports (those points' teeth bite there)
         mix = rng.dirichlet(np.ones(3), 20)
         picks = pts[rng.integers(0, points, (20, 3))] if points else rng.dirichlet(np.ones(S), 60)
         beliefs = np.einsum("nk,nks->ns", mix, picks.reshape(20, 3, S))
-        beliefs = jnp.asarray(np.concatenate([beliefs, pts[-1:]]))  # and the last point
+        beliefs = jnp.asarray(np.concatenate([beliefs, pts]))  # and every point's own belief
         got = np.asarray(jax.jit(H._upper_sparse)(bd, beliefs))
         if points:
             want = H.sawtooth_upper_bound(corner, fib, pts, vals, beliefs)

@@ -22,15 +22,18 @@ trial limit (max_iterations); both bounds are valid at every moment, so `history
 gap shrinking with time.
 
 A whole trial is one jitted call. Transitions are kept as successor lists (RockSample and
-Tag have one to five successors per state and action, not `S`); one lookahead per belief
-gives the upper Q values, the successors' bounds and the lower bound's backup together,
-evaluating only the possible successors (Tag: about 10 of its 150 (a, o) pairs once the
-robot's cell is known; `_successor_bounds`);
-upper points are stored sparsely (their support, at most `_MAX_SUPPORT` states; `b0`'s
-value is kept apart), so the sawtooth costs `points x support`, not `points x S`. Between
-trials, when a set could overflow, the host drops the upper points that others dominate
-at their own belief and the lower-bound vectors that another dominates pointwise, and
-moves both to the next power-of-two capacity (one compilation per size class).
+Tag have one to five successors per state and action, not `S`). On the way back up, one
+lookahead per belief gives the upper Q values, the successors' bounds, the lower bound's
+backup and both bounds at the belief itself together; on the way down, the lower bound is
+needed only at the chosen action's successors (`_descend`). Only the possible successors are
+evaluated (Tag: about 10 of its 150 (a, o) pairs once the robot's cell is known;
+`_successor_bounds`). Upper points are stored sparsely (their support, at most
+`_MAX_SUPPORT` states; `b0`'s value is kept apart), sorted by their likeliest state after
+each trial, so the sawtooth at a belief visits only the points that can bite there (their
+support inside the belief's; `_upper_sparse`). Between trials, when a set could overflow,
+the host drops the upper points that others dominate at their own belief and the
+lower-bound vectors that another dominates pointwise, and moves both to the next
+power-of-two capacity (one compilation per size class).
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ _ZETA = 0.5
 #: point: the bound stays valid, only looser there; b0's value is kept apart whatever its size).
 _MAX_SUPPORT = 256
 #: The sawtooth visits the upper points this many at a time (a divisor of the capacities).
-_POINT_CHUNK = 128
+_POINT_CHUNK = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,23 +169,19 @@ class _Bounds:
     drop: jax.Array  # [Kp]: v_i - b_i . corner (<= 0)
     vals: jax.Array  # [Kp]: v_i
     num_pts: jax.Array
+    starts: jax.Array  # [S + 1]: the sorted points anchored at s (idx[i, 0] == s) are the
+    # rows [starts[s], starts[s + 1])
+    num_sorted: jax.Array  # points [0, num_sorted) are sorted by anchor; later ones were added
     need: jax.Array  # the largest support a point to be added had (> Kb: repack wider)
     v0: jax.Array  # the upper value at b0 (kept apart: b0's support may exceed Kb)
     corner: jax.Array  # [S]
     fib: jax.Array  # [A, S]
 
 
-def _upper_sparse(bd: _Bounds, beliefs):
-    """The upper bound at beliefs `[n, S]` from the sparse points: min of the sawtooth and FIB.
-
-    The points are visited `_POINT_CHUNK` at a time, only the chunks that hold stored points
-    (the free slots' terms are 0, the loop's start): the cost follows the points stored, not
-    the capacity. The beliefs are gathered by state from `beliefs.T`, a row of `n` values per
-    index (a third faster than `n` scattered values on a CPU)."""
-    base = beliefs @ bd.corner
-    kp = bd.idx.shape[0]
-    chunk = min(_POINT_CHUNK, kp)
-    by_state = beliefs.T  # [S, n]
+def _teeth(bd: _Bounds, chunk: int, by_state):
+    """The loop body of the sawtooth over the points `[i * chunk, (i + 1) * chunk)` at the
+    beliefs `by_state [S, n]` (a state's row holds its `n` values): the running minimum of
+    `phi_i(b) (v_i - b_i . corner)`; free slots give 0 (their `drop`), the loop's start."""
 
     def teeth(i, low):
         rows = i * chunk
@@ -194,9 +193,61 @@ def _upper_sparse(bd: _Bounds, beliefs):
         phi = jnp.minimum(ratio.min(axis=1), 1.0)  # [chunk, n]
         return jnp.minimum(low, (phi * drop[:, None]).min(axis=0))
 
-    used = (bd.num_pts + chunk - 1) // chunk
-    saw = base + jax.lax.fori_loop(0, used, teeth, jnp.zeros_like(base))
-    return jnp.minimum(saw, (beliefs @ bd.fib.T).max(axis=-1))
+    return teeth
+
+
+def _upper_sparse(bd: _Bounds, beliefs):
+    """The upper bound at beliefs `[n, S]` from the sparse points: min of the sawtooth and FIB.
+
+    A point's tooth bites at `b` only if its support lies in `b`'s (else `phi_i(b) = 0`), so
+    in particular its anchor (`idx[i, 0]`, its most likely state) lies between `b`'s first and
+    last possible state. The sorted points `[0, num_sorted)` are ordered by anchor, so for
+    each belief only the `_POINT_CHUNK`-row chunks holding anchors in that range are visited
+    (RockSample: the robot's cell is known, ~40 of 1,600 points bite and ~100 are visited).
+    The points added since the last sort (`[num_sorted, num_pts)`, this trial's) are visited
+    for all beliefs at once. The beliefs are gathered by state from `beliefs.T`, a row of
+    `n` values per index (a third faster than `n` scattered values on a CPU)."""
+    base = beliefs @ bd.corner
+    n, S = beliefs.shape
+    chunk = min(_POINT_CHUNK, bd.idx.shape[0])
+    by_state = beliefs.T  # [S, n]
+    pos = beliefs > 0
+    first = jnp.argmax(pos, axis=1)
+    last = S - 1 - jnp.argmax(pos[:, ::-1], axis=1)
+    lo = bd.starts[first] // chunk
+    hi = (bd.starts[last + 1] + chunk - 1) // chunk
+
+    def one(j, saw):
+        teeth = _teeth(bd, chunk, jax.lax.dynamic_slice_in_dim(by_state, j, 1, axis=1))
+        low = jax.lax.fori_loop(lo[j], hi[j], teeth, jnp.zeros((1,), saw.dtype))
+        return jax.lax.dynamic_update_slice_in_dim(saw, low, j, axis=0)
+
+    saw = jax.lax.fori_loop(0, n, one, jnp.zeros_like(base))
+    tail = (bd.num_sorted // chunk, (bd.num_pts + chunk - 1) // chunk)
+    saw = jax.lax.fori_loop(*tail, _teeth(bd, chunk, by_state), saw)
+    return jnp.minimum(base + saw, (beliefs @ bd.fib.T).max(axis=-1))
+
+
+def _sort_points(bd: _Bounds) -> _Bounds:
+    """The stored points ordered by anchor (`idx[i, 0]`), free slots last (`_upper_sparse`)."""
+    kp, S = bd.idx.shape[0], bd.corner.shape[0]
+    anchor = jnp.where(jnp.arange(kp) < bd.num_pts, bd.idx[:, 0], S)
+    order = jnp.argsort(anchor, stable=True)
+    return bd.replace(
+        idx=bd.idx[order],
+        inv=bd.inv[order],
+        pad=bd.pad[order],
+        drop=bd.drop[order],
+        vals=bd.vals[order],
+        starts=_starts(anchor, S),
+        num_sorted=bd.num_pts,
+    )
+
+
+def _starts(anchor, S: int):
+    """`starts [S + 1]` of `_Bounds` from the points' anchors (`S` for no point)."""
+    counts = jnp.zeros(S + 1, jnp.int32).at[anchor].add(1)
+    return jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(counts[:S], dtype=jnp.int32)])
 
 
 def _branch_sizes(A: int, Z: int) -> tuple[int, ...]:
@@ -206,8 +257,20 @@ def _branch_sizes(A: int, Z: int) -> tuple[int, ...]:
     return tuple(k for k in (2 * A, 8 * A) if k < A * Z)
 
 
-def _successor_bounds(bd: _Bounds, flat, live_prob, pred):
-    """Upper and lower-bound values `[A*Z]`, `[A*Z, Ka]` at the successor beliefs `flat`.
+def _live_first(live, k: int, group: int):
+    """Rows to evaluate when only the `live` ones matter: `idx`, the first `k` live rows
+    (then others), and `src`, where each row's value is in `[rows[idx]; extra]`: a live
+    row's at its packed place, another's at `k + row // group` (its group's extra row)."""
+    n = live.shape[0]
+    idx = jnp.argsort(~live, stable=True)[:k]
+    pos = jnp.zeros(n, jnp.int32).at[idx].set(jnp.arange(k, dtype=jnp.int32))
+    return idx, jnp.where(live, pos, k + jnp.arange(n, dtype=jnp.int32) // group)
+
+
+def _successor_bounds(bd: _Bounds, flat, live_prob, pred, *, at=None, lower: bool = True):
+    """Upper and lower-bound values `[A*Z]`, `[A*Z, Ka]` at the successor beliefs `flat`
+    (the lower ones None unless `lower`); with `at` (a belief `[S]`, the one expanded), its
+    upper value and lower-bound values `[Ka]` too, from the same evaluation.
 
     Only the possible successors (`live_prob > 0`) and the `A` predicted beliefs (what an
     impossible observation's successor is set to) are evaluated, packed into the smallest
@@ -218,19 +281,23 @@ def _successor_bounds(bd: _Bounds, flat, live_prob, pred):
     Z = AZ // A
     live = live_prob > 0
     sizes = _branch_sizes(A, Z)
+    tail = () if at is None else (at[None],)
+
+    def bounds(rows, src):  # the values at `rows[src]`, then at `at` (the last row)
+        vu = _upper_sparse(bd, rows)
+        low = rows @ bd.alphas.T if lower else None
+        out = (vu[src], None if low is None else low[src])
+        return out if at is None else (*out, vu[-1], None if low is None else low[-1])
 
     def packed(k):
         def go(_):
-            idx = jnp.argsort(~live, stable=True)[:k]  # the possible pairs first
-            q = jnp.concatenate([flat[idx], pred])  # [k + A, S]
-            pos = jnp.zeros(AZ, jnp.int32).at[idx].set(jnp.arange(k, dtype=jnp.int32))
-            src = jnp.where(live, pos, k + jnp.arange(AZ, dtype=jnp.int32) // Z)
-            return _upper_sparse(bd, q)[src], (q @ bd.alphas.T)[src]
+            idx, src = _live_first(live, k, Z)  # the possible pairs first
+            return bounds(jnp.concatenate([flat[idx], pred, *tail]), src)
 
         return go
 
     def every(_):
-        return _upper_sparse(bd, flat), flat @ bd.alphas.T
+        return bounds(jnp.concatenate([flat, *tail]), jnp.arange(AZ))
 
     if not sizes:
         return every(None)
@@ -238,9 +305,34 @@ def _successor_bounds(bd: _Bounds, flat, live_prob, pred):
     return jax.lax.switch(which, [*(packed(k) for k in sizes), every], None)
 
 
-def _expand(m: _Model, bd: _Bounds, b):
-    """Everything one belief's lookahead gives: upper Q values, the successor beliefs and
-    their probabilities and bounds, and the point-based backup of the lower bound at `b`."""
+def _lower_at(bd: _Bounds, beliefs, live, pred):
+    """The lower bound `[Z]` at one action's successor beliefs `[Z, S]`, evaluated at the
+    possible ones (`live`) and the predicted belief `pred` (an impossible observation's
+    successor), packed like `_successor_bounds` when `Z` is large (Tag: 2 of 30)."""
+    Z = beliefs.shape[0]
+    sizes = tuple(k for k in (2, 8) if 2 * k < Z)
+
+    def packed(k):
+        def go(_):
+            idx, src = _live_first(live, k, Z)
+            q = jnp.concatenate([beliefs[idx], pred[None]])
+            return (q @ bd.alphas.T).max(-1)[src]
+
+        return go
+
+    def every(_):
+        return (beliefs @ bd.alphas.T).max(-1)
+
+    if not sizes:
+        return every(None)
+    which = jnp.searchsorted(jnp.asarray(sizes), live.sum(), side="left")
+    return jax.lax.switch(which, [*(packed(k) for k in sizes), every], None)
+
+
+def _successors(m: _Model, b):
+    """The predicted beliefs `[A, S]`, the observations' probabilities `[A, Z]` and the
+    successor beliefs `[A, Z, S]` of `b` (the predicted one where an observation is
+    impossible)."""
     A, Z, S = m.obs.shape
     rows = jnp.arange(A)[:, None, None]
     pred = jnp.zeros((A, S), b.dtype).at[rows, m.succ].add(b[None, :, None] * m.prob)
@@ -249,33 +341,47 @@ def _expand(m: _Model, bd: _Bounds, b):
     nb = jnp.where(
         prob[..., None] > 0, joint / jnp.where(prob > 0, prob, 1.0)[..., None], pred[:, None, :]
     )
-    vu, low = _successor_bounds(bd, nb.reshape(A * Z, S), prob.reshape(-1), pred)
+    return pred, prob, nb
+
+
+def _expand(m: _Model, bd: _Bounds, b):
+    """Everything one belief's lookahead gives: upper Q values, the point-based backup of the
+    lower bound at `b` (the vector and its action), and both bounds at `b` itself."""
+    A, Z, S = m.obs.shape
+    rows = jnp.arange(A)[:, None, None]
+    pred, prob, nb = _successors(m, b)
+    vu, low, vu_b, low_b = _successor_bounds(bd, nb.reshape(A * Z, S), prob.reshape(-1), pred, at=b)
     vu, low = vu.reshape(A, Z), low.reshape(A, Z, -1)
-    vl = low.max(-1)
     best = low.argmax(-1)  # the best vector for each (a, o), as in `backup_at`
     back = (m.obs * bd.alphas[best]).sum(1)  # [a, s']: sum_o O[a, s', o] alpha_{a,o}(s')
     cand = m.R.T + m.gamma * (m.prob * back[rows, m.succ]).sum(-1)  # [a, S]
     act = jnp.argmax(cand @ b)
     qu = b @ m.R + m.gamma * (prob * vu).sum(-1)
-    return qu, nb, prob, vu, vl, cand[act], act
+    return qu, cand[act], act, vu_b, low_b.max()
 
 
-def _value_bounds(bd: _Bounds, b):
-    return _upper_sparse(bd, b[None])[0], (bd.alphas @ b).max()
-
-
-def _bounds_at_b0(bd: _Bounds, b0):
-    vu, vl = _value_bounds(bd, b0)
-    return jnp.minimum(vu, bd.v0), vl
+def _descend(m: _Model, bd: _Bounds, b, threshold):
+    """One step of a trial's descent from `b`: the action with the best upper Q value, then
+    the observation with the largest `Pr(o | b, a) (gap(b') - threshold)`. Returns that
+    successor and its upper and lower bound. The lower bound is needed at that action's
+    successors only (`_expand` evaluates it at all `A * Z` for the backup)."""
+    A, Z, S = m.obs.shape
+    pred, prob, nb = _successors(m, b)
+    vu, _ = _successor_bounds(bd, nb.reshape(A * Z, S), prob.reshape(-1), pred, lower=False)
+    vu = vu.reshape(A, Z)
+    a = jnp.argmax(b @ m.R + m.gamma * (prob * vu).sum(-1))
+    vl = _lower_at(bd, nb[a], prob[a] > 0, pred[a])
+    o = jnp.argmax(prob[a] * ((vu[a] - vl) - threshold))
+    return nb[a, o], vu[a, o], vl[o]
 
 
 @functools.partial(jax.jit, static_argnames=("max_depth",))
-def _trial(m: _Model, bd: _Bounds, epsilon, *, max_depth: int):
-    """One HSVI trial: descend from b0 by the upper bound's choices, then back up the path."""
+def _trial(m: _Model, bd: _Bounds, epsilon, vu0, vl0, *, max_depth: int):
+    """One HSVI trial: descend from b0 by the upper bound's choices, then back up the path.
+    `vu0, vl0` are the bounds at b0 (the last trial's result)."""
     gamma = m.gamma
     b0 = m.b0
     path = jnp.zeros((max_depth + 1, b0.shape[0]), b0.dtype).at[0].set(b0)
-    vu0, vl0 = _bounds_at_b0(bd, b0)
 
     def go_on(c):
         _, vu, vl, t, _ = c
@@ -283,19 +389,16 @@ def _trial(m: _Model, bd: _Bounds, epsilon, *, max_depth: int):
 
     def down(c):
         b, _, _, t, path = c
-        qu, nb, prob, vus, vls = _expand(m, bd, b)[:5]
-        a = jnp.argmax(qu)
-        excess = prob[a] * ((vus[a] - vls[a]) - epsilon * gamma ** (-(t + 1.0)))
-        o = jnp.argmax(excess)
-        return nb[a, o], vus[a, o], vls[a, o], t + 1, path.at[t + 1].set(nb[a, o])
+        nb, vu, vl = _descend(m, bd, b, epsilon * gamma ** (-(t + 1.0)))
+        return nb, vu, vl, t + 1, path.at[t + 1].set(nb)
 
     _, _, _, depth, path = jax.lax.while_loop(go_on, down, (b0, vu0, vl0, jnp.int32(0), path))
     kb = bd.idx.shape[1]
 
-    def up(i, bd):
+    def up(i, c):
+        bd, vu0, vl0 = c
         bp = path[depth - i]
-        qu, _, _, _, _, alpha, act = _expand(m, bd, bp)
-        vu, vl = _value_bounds(bd, bp)
+        qu, alpha, act, vu, vl = _expand(m, bd, bp)
         at_b0 = i == depth
         vu = jnp.where(at_b0, jnp.minimum(vu, bd.v0), vu)
         add_a = (alpha @ bp > vl + 1e-12) & (bd.num_alphas < bd.alphas.shape[0])
@@ -306,7 +409,11 @@ def _trial(m: _Model, bd: _Bounds, epsilon, *, max_depth: int):
         kp = jnp.where(add_p, bd.num_pts, bd.idx.shape[0])
         w, j = jax.lax.top_k(bp, kb)
         on = w > 0
-        return bd.replace(
+        # at b0, its bounds after this backup: the new vector's value (if kept) and the
+        # backed-up upper value (b0's own, kept apart in v0 whether or not stored)
+        vu0 = jnp.where(at_b0, jnp.minimum(vu, v), vu0)
+        vl0 = jnp.where(at_b0, jnp.where(add_a, alpha @ bp, vl), vl0)
+        bd = bd.replace(
             alphas=bd.alphas.at[ka].set(alpha, mode="drop"),
             actions=bd.actions.at[ka].set(act, mode="drop"),
             num_alphas=bd.num_alphas + add_a,
@@ -319,10 +426,10 @@ def _trial(m: _Model, bd: _Bounds, epsilon, *, max_depth: int):
             need=jnp.maximum(bd.need, jnp.where((v < vu - 1e-12) & ~at_b0, support, 0)),
             v0=jnp.where(at_b0, jnp.minimum(bd.v0, v), bd.v0),
         )
+        return bd, vu0, vl0
 
-    bd = jax.lax.fori_loop(0, depth + 1, up, bd)
-    vu0, vl0 = _bounds_at_b0(bd, b0)
-    return bd, vu0, vl0, depth
+    bd, vu0, vl0 = jax.lax.fori_loop(0, depth + 1, up, (bd, vu0, vl0))
+    return _sort_points(bd), vu0, vl0, depth
 
 
 def _sparse_points(pts: np.ndarray, kb: int):
@@ -338,6 +445,8 @@ def _pack(alphas, actions, pts, vals, corner, fib, max_depth, kb, v0=np.inf) -> 
     room = min(max_depth + 1, 128)  # a longer trial drops what does not fit (still valid bounds)
     ka = max(_MIN_ALPHAS, padded_size(len(alphas) + room))  # few size classes: few compilations
     kp = max(_MIN_POINTS, padded_size(len(pts) + room))
+    order = np.argsort(np.argmax(pts, axis=1), kind="stable")  # by anchor (`_sort_points`)
+    pts, vals = pts[order], vals[order]
     idx, inv, pad = _sparse_points(pts, kb)
     free = kp - len(pts)
     return _Bounds(
@@ -350,6 +459,8 @@ def _pack(alphas, actions, pts, vals, corner, fib, max_depth, kb, v0=np.inf) -> 
         drop=jnp.asarray(np.concatenate([vals - pts @ corner, np.zeros(free)])),
         vals=jnp.asarray(np.concatenate([vals, np.zeros(free)])),
         num_pts=jnp.int32(len(pts)),
+        starts=jnp.asarray(np.searchsorted(idx[:, 0], np.arange(len(corner) + 1)).astype(np.int32)),
+        num_sorted=jnp.int32(len(pts)),
         need=jnp.int32(0),
         v0=jnp.float64(v0),
         corner=jnp.asarray(corner),
@@ -438,9 +549,13 @@ def hsvi(
         alphas, actions = np.asarray(blind.alphas), np.asarray(blind.actions)
         pts, vals = np.zeros((0, pomdp.num_states)), np.zeros(0)
         S = pomdp.num_states
-        kb = min(S, 8)
+        # points as wide as b0 from the start when b0 is not too wide (RockSample: 16, and
+        # no belief is wider), saving the compilation of growing to it; wider ones later
+        support = int(np.count_nonzero(np.asarray(pomdp.b0)))
+        kb = min(S, padded_size(support) if support <= _MAX_SUPPORT else 8)
         bd = _pack(alphas, actions, pts, vals, corner, fib, max_depth, kb)
-        vu0, vl0 = (float(x) for x in _bounds_at_b0(bd, m.b0))
+        b0 = np.asarray(pomdp.b0, np.float64)  # no upper points yet: the corners and the FIB
+        vu0, vl0 = float(min(b0 @ corner, (fib @ b0).max())), float((alphas @ b0).max())
         history = [(time.perf_counter() - start, vl0, vu0)]
         trials = 0
         room = min(max_depth + 1, 128)
@@ -448,7 +563,7 @@ def hsvi(
             vu0 - vl0 > epsilon and trials < max_trials and time.perf_counter() - start < time_limit
         ):
             target = max(epsilon, _ZETA * (vu0 - vl0))
-            bd, vu, vl, _ = _trial(m, bd, target, max_depth=max_depth)
+            bd, vu, vl, _ = _trial(m, bd, target, vu0, vl0, max_depth=max_depth)
             vu0, vl0 = float(vu), float(vl)
             trials += 1
             history.append((time.perf_counter() - start, vl0, vu0))
