@@ -651,7 +651,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decisions", type=int, default=None)
     p.add_argument("--episodes", type=int, default=None)
     p.add_argument("--problem", choices=POMCP_PROBLEMS, default="tiger", help=argparse.SUPPRESS)
-    p.add_argument("--problems", default=",".join(POMCP_PROBLEMS), help="POMCP problems to run")
+    p.add_argument(
+        "--problems",
+        default=",".join(POMCP_PROBLEMS),
+        help="POMCP problems to run (comma-separated; empty for none)",
+    )
     p.add_argument("--skip-hsvi", action="store_true", help="only the POMCP cases")
     p.add_argument("--hsvi", default=",".join(HSVI_CASES), help="HSVI problems to run")
     p.add_argument(
@@ -670,9 +674,15 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{source} {given}: not an executable file; give SARSOP's pomdpsol "
                 f"({SARSOP_INSTALL})")  # fmt: skip
     hsvi_cases = [name for name in args.hsvi.split(",") if name]
-    unknown = sorted(set(hsvi_cases) - set(HSVI_CASES))
-    if unknown:
-        p.error(f"--hsvi: unknown case(s) {unknown}; the cases are {','.join(HSVI_CASES)}")
+    problems = [name for name in args.problems.split(",") if name]
+    for flag, given_names, known in (
+        ("--hsvi", hsvi_cases, HSVI_CASES),
+        ("--problems", problems, POMCP_PROBLEMS),
+    ):
+        unknown = sorted(set(given_names) - set(known))
+        if unknown:
+            p.error(f"{flag}: unknown case(s) {unknown}; the cases are {','.join(known)} "
+                    f"({flag}= for none)")  # fmt: skip
     quick = args.quick or args.smoke
     decisions = args.decisions or (20 if args.smoke else 100 if quick else 400)
     episodes = args.episodes or (4 if args.smoke else 20 if quick else 100)
@@ -680,7 +690,6 @@ def main(argv: list[str] | None = None) -> int:
         H.print_json(measure_pomdp_py(args.problem, decisions, episodes))
         return 0
     H.fair_threads()
-    problems = [name for name in args.problems.split(",") if name]
     if args.smoke and args.problems == ",".join(POMCP_PROBLEMS):
         # the cases run the same code on other tables: the smoke runs the first (each
         # case compiles three programs, ~13 s at the smoke's compile settings)

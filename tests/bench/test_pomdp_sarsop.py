@@ -101,3 +101,6 @@ def test_bad_arguments_are_refused_before_anything_runs(tmp_path, capsys, monkey
     with pytest.raises(SystemExit):
         bench_pomdp.main(["--smoke", "--problems=", "--hsvi", "tag,rocksample"])
     assert "--hsvi: unknown case(s) ['rocksample']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # (it was a KeyError after the first POMCP case)
+        bench_pomdp.main(["--smoke", "--problems", "tiger,none", "--hsvi="])
+    assert "--problems: unknown case(s) ['none']; the cases are tiger," in capsys.readouterr().err
