@@ -62,6 +62,10 @@ def test_cpu_compile_options_on_cpu_only(monkeypatch):
         "xla_cpu_use_fusion_emitters": False,
     }
     assert cpu_compile_options(RUN_SOMETIMES) == {"xla_backend_optimization_level": 1}
+    # YNNPACK's dots, XLA's default, back on for one program whatever XLA_FLAGS turned off
+    assert cpu_compile_options(xla.LIBRARY_DOTS) == {
+        "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+    }
     with pytest.raises(ValueError, match="kind must be one of"):
         cpu_compile_options(0)
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
@@ -81,7 +85,7 @@ def test_a_lightly_optimised_program_computes_the_same():
 
     key = jax.random.key(3)
     ref_x, ref_bits = jax.jit(f)(key)
-    for kind in (RUN_ONCE, RUN_SOMETIMES):
+    for kind in (RUN_ONCE, RUN_SOMETIMES, xla.LIBRARY_DOTS):
         x, bits = jax.jit(f, compiler_options=cpu_compile_options(kind))(key)
         np.testing.assert_array_equal(bits, ref_bits)  # integer work: bit for bit
         np.testing.assert_allclose(x, ref_x, rtol=1e-5, atol=1e-6)

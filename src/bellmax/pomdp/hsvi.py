@@ -39,7 +39,6 @@ power-of-two capacity (one compilation per size class).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 
 import jax
@@ -50,6 +49,7 @@ from flax import struct
 from bellmax.core.checks import check_int, check_number
 from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
+from bellmax.core.xla import LIBRARY_DOTS, jit_lightly
 from bellmax.pomdp.belief import AlphaVectors, x64
 from bellmax.pomdp.bounds import blind_lower_bound, check_discounted, fast_informed_bound
 from bellmax.pomdp.model import TabularPOMDP, sparse_transitions
@@ -375,8 +375,7 @@ def _descend(m: _Model, bd: _Bounds, b, threshold):
     return nb[a, o], vu[a, o], vl[o]
 
 
-@functools.partial(jax.jit, static_argnames=("max_depth",))
-def _trial(m: _Model, bd: _Bounds, epsilon, vu0, vl0, *, max_depth: int):
+def _trial_body(m: _Model, bd: _Bounds, epsilon, vu0, vl0, *, max_depth: int):
     """One HSVI trial: descend from b0 by the upper bound's choices, then back up the path.
     `vu0, vl0` are the bounds at b0 (the last trial's result)."""
     gamma = m.gamma
@@ -430,6 +429,11 @@ def _trial(m: _Model, bd: _Bounds, epsilon, vu0, vl0, *, max_depth: int):
 
     bd, vu0, vl0 = jax.lax.fori_loop(0, depth + 1, up, (bd, vu0, vl0))
     return _sort_points(bd), vu0, vl0, depth
+
+
+#: The trial, compiled with YNNPACK's dots on a CPU (`bellmax.core.xla.LIBRARY_DOTS`: 1.4x
+#: faster than with `SMALL_MATRIX_FLAGS`' Eigen dots on RockSample[4,4]).
+_trial = jit_lightly(_trial_body, LIBRARY_DOTS, static_argnames=("max_depth",))
 
 
 def _sparse_points(pts: np.ndarray, kb: int):
