@@ -143,14 +143,15 @@ class _Model:
 
 def _model(pomdp: TabularPOMDP) -> _Model:
     succ, prob = sparse_transitions(pomdp.T)
-    return _Model(
-        succ=jnp.asarray(succ),
-        prob=jnp.asarray(prob),
-        obs=jnp.asarray(np.swapaxes(np.asarray(pomdp.O, np.float64), 1, 2)),
-        R=jnp.asarray(pomdp.R, jnp.float64),
-        b0=jnp.asarray(pomdp.b0, jnp.float64),
-        gamma=jnp.float64(pomdp.gamma),
+    model = _Model(  # host arrays, moved in one transfer (jnp.asarray stages each: ~0.05 s)
+        succ=np.asarray(succ),
+        prob=np.asarray(prob),
+        obs=np.swapaxes(np.asarray(pomdp.O, np.float64), 1, 2),
+        R=np.asarray(pomdp.R, np.float64),
+        b0=np.asarray(pomdp.b0, np.float64),
+        gamma=np.float64(pomdp.gamma),
     )
+    return jax.device_put(model)
 
 
 @struct.dataclass
@@ -453,23 +454,24 @@ def _pack(alphas, actions, pts, vals, corner, fib, max_depth, kb, v0=np.inf) -> 
     pts, vals = pts[order], vals[order]
     idx, inv, pad = _sparse_points(pts, kb)
     free = kp - len(pts)
-    return _Bounds(
-        alphas=jnp.asarray(pad_rows(alphas, ka)),
-        actions=jnp.asarray(pad_rows(actions, ka)),
-        num_alphas=jnp.int32(len(alphas)),
-        idx=jnp.asarray(np.concatenate([idx, np.zeros((free, kb), np.int32)])),
-        inv=jnp.asarray(np.concatenate([inv, np.zeros((free, kb))])),
-        pad=jnp.asarray(np.concatenate([pad, np.full((free, kb), 2.0)])),
-        drop=jnp.asarray(np.concatenate([vals - pts @ corner, np.zeros(free)])),
-        vals=jnp.asarray(np.concatenate([vals, np.zeros(free)])),
-        num_pts=jnp.int32(len(pts)),
-        starts=jnp.asarray(np.searchsorted(idx[:, 0], np.arange(len(corner) + 1)).astype(np.int32)),
-        num_sorted=jnp.int32(len(pts)),
-        need=jnp.int32(0),
-        v0=jnp.float64(v0),
-        corner=jnp.asarray(corner),
-        fib=jnp.asarray(fib),
+    bounds = _Bounds(  # host arrays, moved in one transfer (as in `_model`)
+        alphas=np.asarray(pad_rows(alphas, ka)),
+        actions=np.asarray(pad_rows(actions, ka)),
+        num_alphas=np.int32(len(alphas)),
+        idx=np.concatenate([idx, np.zeros((free, kb), np.int32)]),
+        inv=np.concatenate([inv, np.zeros((free, kb))]),
+        pad=np.concatenate([pad, np.full((free, kb), 2.0)]),
+        drop=np.concatenate([vals - pts @ corner, np.zeros(free)]),
+        vals=np.concatenate([vals, np.zeros(free)]),
+        num_pts=np.int32(len(pts)),
+        starts=np.searchsorted(idx[:, 0], np.arange(len(corner) + 1)).astype(np.int32),
+        num_sorted=np.int32(len(pts)),
+        need=np.int32(0),
+        v0=np.float64(v0),
+        corner=np.asarray(corner, np.float64),
+        fib=np.asarray(fib, np.float64),
     )
+    return jax.device_put(bounds)
 
 
 def _unpack(bd: _Bounds):
