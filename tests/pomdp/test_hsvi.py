@@ -176,3 +176,33 @@ def test_the_chunked_sparse_sawtooth_equals_the_dense_one(points, tail):
         np.testing.assert_allclose(got, np.asarray(want), rtol=0, atol=1e-12)
         if points:  # the teeth do bite: below the corner interpolation somewhere
             assert np.any(got < np.asarray(beliefs @ corner) - 1e-6)
+
+
+def test_pruning_drops_the_dominated_points_whatever_order_they_come_in():
+    # Two points on two states, corners at 10: the one at (0.6, 0.4) with value 5 bounds the
+    # one at (0.4, 0.6) with value 8 at its own belief (10 + (2/3)(5 - 10) = 6.67 < 8), not
+    # the other way (10 + (2/3)(8 - 10) = 8.67 > 5). Given with the dominated point first
+    # (its anchor, state 1, sorts it second), the dominated one must go; the sawtooth is the
+    # same with or without it.
+    from bellmax.pomdp.belief import x64
+
+    S = 2
+    pts = np.array([[0.4, 0.6], [0.6, 0.4]])
+    vals = np.array([8.0, 5.0])
+    corner = np.full(S, 10.0)
+    fib = corner[None] + 1.0
+    with x64():
+        kept, kept_vals = H._prune_points(pts, vals, corner, fib, kb=2)
+        np.testing.assert_array_equal(kept, pts[1:])
+        np.testing.assert_array_equal(kept_vals, vals[1:])
+        beliefs = np.random.default_rng(0).dirichlet(np.ones(S), 50)
+        np.testing.assert_allclose(
+            np.asarray(H.sawtooth_upper_bound(corner, fib, kept, kept_vals, beliefs)),
+            np.asarray(H.sawtooth_upper_bound(corner, fib, pts, vals, beliefs)),
+            rtol=0,
+            atol=1e-12,
+        )
+        # an undominated pair is kept whole: at 8 each, each one's tooth at the other's
+        # belief is 10 + (2/3)(8 - 10) = 8.67, above the other's 8
+        both, _ = H._prune_points(pts, np.array([8.0, 8.0]), corner, fib, kb=2)
+        assert len(both) == 2

@@ -445,13 +445,19 @@ def _sparse_points(pts: np.ndarray, kb: int):
     return np.where(on, order, 0).astype(np.int32), inv, np.where(on, 0.0, 2.0)
 
 
+def _by_anchor(pts: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points (and values) ordered by anchor, their likeliest state (the first of equal
+    ones), stably: the order `_pack` stores them in (`_sort_points` on the device)."""
+    order = np.argsort(np.argmax(pts, axis=1), kind="stable")
+    return pts[order], vals[order]
+
+
 def _pack(alphas, actions, pts, vals, corner, fib, max_depth, kb, v0=np.inf) -> _Bounds:
     """Host sets -> fixed-capacity arrays with room for one more trial."""
     room = min(max_depth + 1, 128)  # a longer trial drops what does not fit (still valid bounds)
     ka = max(_MIN_ALPHAS, padded_size(len(alphas) + room))  # few size classes: few compilations
     kp = max(_MIN_POINTS, padded_size(len(pts) + room))
-    order = np.argsort(np.argmax(pts, axis=1), kind="stable")  # by anchor (`_sort_points`)
-    pts, vals = pts[order], vals[order]
+    pts, vals = _by_anchor(pts, vals)
     idx, inv, pad = _sparse_points(pts, kb)
     free = kp - len(pts)
     bounds = _Bounds(  # host arrays, moved in one transfer (as in `_model`)
@@ -500,11 +506,17 @@ def _others_at(bd: _Bounds, queries, rows):
     return queries @ bd.corner + terms.min(axis=-1)
 
 
-def _prune_points(bd: _Bounds, pts: np.ndarray, vals: np.ndarray, chunk: int = 128):
+def _prune_points(pts: np.ndarray, vals: np.ndarray, corner, fib, kb: int, chunk: int = 128):
     """Drop the upper points that the others already bound at least as tightly at their own
     belief (with a margin). Then one point's tooth lies above another's everywhere (the
     ratios compose: `phi_j(b) >= phi_i(b) phi_j(b_i)`), and the relation is transitive and
-    acyclic, so removing them all at once leaves the upper bound unchanged."""
+    acyclic, so removing them all at once leaves the upper bound unchanged.
+
+    Returns the kept points and values, ordered by anchor (`_by_anchor`: the rows of the
+    packed bounds, whose row `i` must be `pts[i]` to be left out of its own query)."""
+    pts, vals = _by_anchor(pts, vals)
+    S = pts.shape[1]
+    bd = _pack(np.zeros((1, S)), np.zeros(1, np.int32), pts, vals, corner, fib, 0, kb)
     n = len(pts)
     keep = np.ones(n, bool)
     for s in range(0, n, chunk):
@@ -577,12 +589,7 @@ def hsvi(
             wider = min(S, _MAX_SUPPORT, padded_size(need))
             if na + room > bd.alphas.shape[0] or npt + room > bd.idx.shape[0] or wider > kb:
                 alphas, actions, pts, vals = _unpack(bd)
-                pts, vals = _dedupe_points(pts, vals)
-                pts, vals = _prune_points(
-                    _pack(alphas[:1], actions[:1], pts, vals, corner, fib, max_depth, kb),
-                    pts,
-                    vals,
-                )
+                pts, vals = _prune_points(*_dedupe_points(pts, vals), corner, fib, kb)
                 best = _undominated(alphas)
                 kb = max(kb, wider)
                 bd = _pack(
