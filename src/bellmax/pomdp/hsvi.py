@@ -268,6 +268,16 @@ def _live_first(live, k: int, group: int):
     return idx, jnp.where(live, pos, k + jnp.arange(n, dtype=jnp.int32) // group)
 
 
+def _fewest_live(sizes: tuple[int, ...], live, packed, every):
+    """`packed(k)` for the smallest of `sizes` that holds the `live` rows, else `every()`
+    (a `lax.switch`: one branch runs)."""
+    if not sizes:
+        return every()
+    which = jnp.searchsorted(jnp.asarray(sizes), live.sum(), side="left")
+    branches = [*(lambda _, k=k: packed(k) for k in sizes), lambda _: every()]
+    return jax.lax.switch(which, branches, None)
+
+
 def _successor_bounds(bd: _Bounds, flat, live_prob, pred, *, at=None, lower: bool = True):
     """Upper and lower-bound values `[A*Z]`, `[A*Z, Ka]` at the successor beliefs `flat`
     (the lower ones None unless `lower`); with `at` (a belief `[S]`, the one expanded), its
@@ -291,19 +301,13 @@ def _successor_bounds(bd: _Bounds, flat, live_prob, pred, *, at=None, lower: boo
         return out if at is None else (*out, vu[-1], None if low is None else low[-1])
 
     def packed(k):
-        def go(_):
-            idx, src = _live_first(live, k, Z)  # the possible pairs first
-            return bounds(jnp.concatenate([flat[idx], pred, *tail]), src)
+        idx, src = _live_first(live, k, Z)  # the possible pairs first
+        return bounds(jnp.concatenate([flat[idx], pred, *tail]), src)
 
-        return go
-
-    def every(_):
+    def every():
         return bounds(jnp.concatenate([flat, *tail]), jnp.arange(AZ))
 
-    if not sizes:
-        return every(None)
-    which = jnp.searchsorted(jnp.asarray(sizes), live.sum(), side="left")
-    return jax.lax.switch(which, [*(packed(k) for k in sizes), every], None)
+    return _fewest_live(sizes, live, packed, every)
 
 
 def _lower_at(bd: _Bounds, beliefs, live, pred):
@@ -314,20 +318,14 @@ def _lower_at(bd: _Bounds, beliefs, live, pred):
     sizes = tuple(k for k in (2, 8) if 2 * k < Z)
 
     def packed(k):
-        def go(_):
-            idx, src = _live_first(live, k, Z)
-            q = jnp.concatenate([beliefs[idx], pred[None]])
-            return (q @ bd.alphas.T).max(-1)[src]
+        idx, src = _live_first(live, k, Z)
+        q = jnp.concatenate([beliefs[idx], pred[None]])
+        return (q @ bd.alphas.T).max(-1)[src]
 
-        return go
-
-    def every(_):
+    def every():
         return (beliefs @ bd.alphas.T).max(-1)
 
-    if not sizes:
-        return every(None)
-    which = jnp.searchsorted(jnp.asarray(sizes), live.sum(), side="left")
-    return jax.lax.switch(which, [*(packed(k) for k in sizes), every], None)
+    return _fewest_live(sizes, live, packed, every)
 
 
 def _successors(m: _Model, b):
