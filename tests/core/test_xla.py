@@ -66,6 +66,12 @@ def test_cpu_compile_options_on_cpu_only(monkeypatch):
     assert cpu_compile_options(xla.LIBRARY_DOTS) == {
         "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
     }
+    # and, for the programs that train networks, its reductions too
+    assert cpu_compile_options(xla.NETWORK_UPDATES) == {
+        "xla_cpu_experimental_ynn_fusion_type": (
+            "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+        )
+    }
     with pytest.raises(ValueError, match="kind must be one of"):
         cpu_compile_options(0)
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
@@ -85,10 +91,24 @@ def test_a_lightly_optimised_program_computes_the_same():
 
     key = jax.random.key(3)
     ref_x, ref_bits = jax.jit(f)(key)
-    for kind in (RUN_ONCE, RUN_SOMETIMES, xla.LIBRARY_DOTS):
+    for kind in (RUN_ONCE, RUN_SOMETIMES, xla.LIBRARY_DOTS, xla.NETWORK_UPDATES):
         x, bits = jax.jit(f, compiler_options=cpu_compile_options(kind))(key)
         np.testing.assert_array_equal(bits, ref_bits)  # integer work: bit for bit
         np.testing.assert_allclose(x, ref_x, rtol=1e-5, atol=1e-6)
+
+
+def test_network_updates_hand_a_layers_product_to_ynnpack():
+    # The options reach XLA as one comma-separated list: a dense layer's product becomes a
+    # YNNPACK fusion, where XLA_FLAGS (SMALL_MATRIX_FLAGS, as the test suite sets them) make
+    # none.
+    def layer(w, x):
+        return jnp.sum(jnp.tanh(x @ w), axis=0)
+
+    w, x = jnp.full((64, 64), 0.01), jnp.ones((32, 64))
+    plain = jax.jit(layer).lower(w, x).compile().as_text()
+    options = cpu_compile_options(xla.NETWORK_UPDATES)
+    ynn = jax.jit(layer, compiler_options=options).lower(w, x).compile().as_text()
+    assert "__ynn_fusion" not in plain and "__ynn_fusion" in ynn
 
 
 def test_jit_lightly_chooses_its_options_at_the_first_call(monkeypatch):

@@ -73,7 +73,7 @@ from bellmax.core.io import (
     switch_name,
 )
 from bellmax.core.provenance import run_provenance
-from bellmax.core.xla import RUN_ONCE, gc_paused, jit_lightly
+from bellmax.core.xla import NETWORK_UPDATES, RUN_ONCE, cpu_compile_options, gc_paused, jit_lightly
 from bellmax.deep import ALGORITHMS, get_algorithm
 from bellmax.deep.evaluate import evaluate_batch
 from bellmax.deep.loop import mean_episode_return
@@ -341,7 +341,8 @@ class _Runner:
         arg = state if self.batched else jax.tree.map(lambda x: x[0], state)
         with gc_paused():
             t0 = time.perf_counter()
-            traced = jax.jit(self._scan(n)).trace(arg)
+            options = cpu_compile_options(NETWORK_UPDATES)  # YNNPACK's dots (core.xla)
+            traced = jax.jit(self._scan(n), compiler_options=options).trace(arg)
             t1 = time.perf_counter()
             lowered = traced.lower()
             t2 = time.perf_counter()

@@ -69,7 +69,7 @@ from bellmax.core.io import (
     clear_outputs,
     switch_name,
 )
-from bellmax.core.xla import RUN_ONCE, jit_lightly
+from bellmax.core.xla import NETWORK_UPDATES, RUN_ONCE, cpu_compile_options, jit_lightly
 from bellmax.deep import get_algorithm
 from bellmax.deep.evaluate import evaluate
 from bellmax.deep.loop import mean_episode_return, with_hyperparameters
@@ -391,7 +391,10 @@ class _Program:
                 cfg = with_hyperparameters(self.config, h)
                 return jax.lax.scan(lambda x, _: algo.update(x, cfg, venv), s, None, length=n)
 
-            self.chunks[n] = jax.jit(jax.vmap(run)).lower(hp, state).compile()
+            options = cpu_compile_options(NETWORK_UPDATES)  # as the driver's chunks
+            self.chunks[n] = (
+                jax.jit(jax.vmap(run), compiler_options=options).lower(hp, state).compile()
+            )
             self.compiles += 1
         return self.chunks[n](hp, state)
 
