@@ -339,9 +339,9 @@ class _Runner:
     def _compile_chunk(self, state: Any, n: int) -> Any:
         """Trace, lower and compile the `n`-update program, each phase timed apart."""
         arg = state if self.batched else jax.tree.map(lambda x: x[0], state)
+        options = cpu_compile_options(NETWORK_UPDATES)  # YNNPACK's dots (core.xla)
         with gc_paused():
             t0 = time.perf_counter()
-            options = cpu_compile_options(NETWORK_UPDATES)  # YNNPACK's dots (core.xla)
             traced = jax.jit(self._scan(n), compiler_options=options).trace(arg)
             t1 = time.perf_counter()
             lowered = traced.lower()
