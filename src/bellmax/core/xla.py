@@ -3,12 +3,12 @@
 On CPU, XLA (jax 0.10) hands most small matrix products inside loops (the 4x4 Riccati steps
 of LQR/iLQR) to the YNNPACK library, whose per-call overhead dominates at these sizes: 256
 vmapped finite-horizon LQR problems take ~18-36 ms with it and ~6 ms without.
-`tune_xla_flags` turns that fusion off through `XLA_FLAGS`; the programs that gain from it (a
-network's training, `NETWORK_UPDATES`; HSVI's trial, `LIBRARY_DOTS`) turn it back on for
-themselves (below). It must run before JAX starts its
+`tune_xla_flags` turns that fusion off through `XLA_FLAGS`. It must run before JAX starts its
 backend (before the first computation). The `bellmax` command, the benchmarks (which record
 the flags they ran with) and the test suite call it; library users can call it first thing or
-export the flags themselves. `BELLMAX_XLA_DEFAULTS=1` keeps XLA's defaults.
+export the flags themselves. `BELLMAX_XLA_DEFAULTS=1` keeps XLA's defaults. The programs that
+gain from YNNPACK (a network's training, `NETWORK_UPDATES`; HSVI's trial, `LIBRARY_DOTS`)
+turn it back on for themselves (below).
 
 It also turns off XLA's multi-threaded Eigen runtime (`--xla_cpu_multi_thread_eigen=false`):
 a matrix product then runs on one thread, and how Eigen splits a product over threads (which
