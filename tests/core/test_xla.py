@@ -63,11 +63,11 @@ def test_cpu_compile_options_on_cpu_only(monkeypatch):
     }
     assert cpu_compile_options(RUN_SOMETIMES) == {"xla_backend_optimization_level": 1}
     # YNNPACK's dots, XLA's default, back on for one program whatever XLA_FLAGS turned off
-    assert cpu_compile_options(xla.LIBRARY_DOTS) == {
+    assert cpu_compile_options(xla.LIBRARY_DOTS, {}) == {
         "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
     }
     # and, for the programs that train networks, its reductions too
-    assert cpu_compile_options(xla.NETWORK_UPDATES) == {
+    assert cpu_compile_options(xla.NETWORK_UPDATES, {"XLA_FLAGS": SMALL_MATRIX_FLAGS}) == {
         "xla_cpu_experimental_ynn_fusion_type": (
             "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
         )
@@ -76,6 +76,18 @@ def test_cpu_compile_options_on_cpu_only(monkeypatch):
         cpu_compile_options(0)
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert xla.cpu_compile_options(RUN_ONCE) is None
+
+
+def test_an_instruction_set_cap_leaves_ynnpack_as_xla_flags_set_it():
+    # YNNPACK ignores --xla_cpu_max_isa (it picks its kernels from the CPU it finds), so
+    # under a cap (make test-portable) the programs that would turn it on compile without.
+    capped = {"XLA_FLAGS": f"{SMALL_MATRIX_FLAGS} --xla_cpu_max_isa=SSE4_2"}
+    assert xla.isa_capped(capped) and xla.isa_capped({"XLA_FLAGS": "--xla_cpu_max_isa=AVX2"})
+    assert not xla.isa_capped({"XLA_FLAGS": SMALL_MATRIX_FLAGS}) and not xla.isa_capped({})
+    assert cpu_compile_options(xla.NETWORK_UPDATES, capped) == {}
+    assert cpu_compile_options(xla.LIBRARY_DOTS, capped) == {}
+    # the other kinds keep their options
+    assert cpu_compile_options(RUN_SOMETIMES, capped) == {"xla_backend_optimization_level": 1}
 
 
 def test_an_option_this_jaxlib_lacks_is_left_out(monkeypatch):
@@ -92,7 +104,7 @@ def test_a_lightly_optimised_program_computes_the_same():
     key = jax.random.key(3)
     ref_x, ref_bits = jax.jit(f)(key)
     for kind in (RUN_ONCE, RUN_SOMETIMES, xla.LIBRARY_DOTS, xla.NETWORK_UPDATES):
-        x, bits = jax.jit(f, compiler_options=cpu_compile_options(kind))(key)
+        x, bits = jax.jit(f, compiler_options=cpu_compile_options(kind, {}))(key)
         np.testing.assert_array_equal(bits, ref_bits)  # integer work: bit for bit
         np.testing.assert_allclose(x, ref_x, rtol=1e-5, atol=1e-6)
 
@@ -106,7 +118,7 @@ def test_network_updates_hand_a_layers_product_to_ynnpack():
 
     w, x = jnp.full((64, 64), 0.01), jnp.ones((32, 64))
     plain = jax.jit(layer).lower(w, x).compile().as_text()
-    options = cpu_compile_options(xla.NETWORK_UPDATES)
+    options = cpu_compile_options(xla.NETWORK_UPDATES, {})
     ynn = jax.jit(layer, compiler_options=options).lower(w, x).compile().as_text()
     assert "__ynn_fusion" not in plain and "__ynn_fusion" in ynn
 

@@ -70,6 +70,12 @@ Pendulum-v1, 3k steps, 1.26-1.33 -> 1.13-1.19 s; DQN's defaults, 30k steps, 1.03
 0.90-0.91 s; compile times unchanged within the noise. YNNPACK's element-wise fusions
 (`LIBRARY_FUSION_TYPE_ELTWISE`) are left out: jaxlib 0.10 refuses a transposed operand in
 them ("unsupported layout in YNN fusion").
+
+Neither YNNPACK kind turns it on when `XLA_FLAGS` caps the instruction set
+(`--xla_cpu_max_isa`, `isa_capped`): YNNPACK chooses its kernels from the CPU it runs on and
+ignores the cap (its AVX-512 dots ran under `--xla_cpu_max_isa=AVX2`), so under a cap those
+programs compile with XLA's own code, which obeys it. `make test-portable` relies on this:
+its learning tests stand for older CPUs only if every kernel keeps to the cap.
 """
 
 from __future__ import annotations
@@ -92,6 +98,7 @@ __all__ = [
     "SMALL_MATRIX_FLAGS",
     "cpu_compile_options",
     "gc_paused",
+    "isa_capped",
     "small_loop_bytes",
     "tune_xla_flags",
 ]
@@ -163,24 +170,31 @@ LIBRARY_DOTS = "library_dots"
 #: A program that trains networks (YNNPACK's dots and reductions; module docstring).
 NETWORK_UPDATES = "network_updates"
 
+_YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
 _OPTIONS: dict[str, dict[str, Any]] = {
     RUN_ONCE: {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False},
     RUN_SOMETIMES: {"xla_backend_optimization_level": 1},
-    LIBRARY_DOTS: {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"},
-    NETWORK_UPDATES: {
-        "xla_cpu_experimental_ynn_fusion_type": (
-            "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
-        )
-    },
+    LIBRARY_DOTS: {_YNN_OPTION: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"},
+    NETWORK_UPDATES: {_YNN_OPTION: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"},
 }
 
 
-def cpu_compile_options(kind: str) -> dict[str, Any] | None:
+def cpu_compile_options(
+    kind: str, environ: MutableMapping[str, str] | None = None
+) -> dict[str, Any] | None:
     """`jax.jit` compiler options that compile a program lightly on CPU (or, `LIBRARY_DOTS`
     and `NETWORK_UPDATES`, with YNNPACK's dots).
 
+    YNNPACK is left as `XLA_FLAGS` set it when they cap the instruction set
+    (`--xla_cpu_max_isa`, `isa_capped`): YNNPACK picks its kernels from the CPU it finds and
+    ignores the cap, so a program that turned it on would run AVX-512 code under a cap of
+    AVX2 or SSE4.2 (measured: `ynn::dot_fp32_5x64x1_1x16x1_avx512` ran under
+    `--xla_cpu_max_isa=AVX2`), and `make test-portable`, which runs the learning tests under
+    such caps, would not see the older CPUs it stands for.
+
     Args:
       kind: `RUN_ONCE`, `RUN_SOMETIMES`, `LIBRARY_DOTS` or `NETWORK_UPDATES`.
+      environ: the environment whose `XLA_FLAGS` to read (default `os.environ`, read now).
 
     Returns:
       The options (those this jaxlib knows) when JAX's default backend is the CPU, else None
@@ -194,7 +208,22 @@ def cpu_compile_options(kind: str) -> dict[str, Any] | None:
 
     if jax.default_backend() != "cpu":
         return None
-    return {k: v for k, v in _OPTIONS[kind].items() if _known_option(k, v)}
+    options = _OPTIONS[kind]
+    if isa_capped(environ):
+        options = {k: v for k, v in options.items() if k != _YNN_OPTION}
+    return {k: v for k, v in options.items() if _known_option(k, v)}
+
+
+def isa_capped(environ: MutableMapping[str, str] | None = None) -> bool:
+    """Whether `XLA_FLAGS` caps the CPU instruction set XLA compiles for
+    (`--xla_cpu_max_isa=...`, as `make test-portable` sets it).
+
+    Like `small_loop_bytes`, it reads the variable now (XLA read it when JAX started). A
+    cap alone does not keep YNNPACK to it: where `XLA_FLAGS` leave YNNPACK at XLA's default
+    (no `tune_xla_flags`), XLA's own YNNPACK fusions still run the CPU's widest kernels.
+    """
+    env = os.environ if environ is None else environ
+    return re.search(r"--xla_cpu_max_isa=\S", env.get("XLA_FLAGS", "")) is not None
 
 
 def _check_kind(kind: str) -> None:
