@@ -61,7 +61,10 @@ def test_cpu_compile_options_on_cpu_only(monkeypatch):
         "xla_backend_optimization_level": 0,
         "xla_cpu_use_fusion_emitters": False,
     }
-    assert cpu_compile_options(RUN_SOMETIMES) == {"xla_backend_optimization_level": 1}
+    assert cpu_compile_options(RUN_SOMETIMES) == {
+        "xla_backend_optimization_level": 1,
+        "xla_cpu_use_fusion_emitters": False,
+    }
     # YNNPACK's dots, XLA's default, back on for one program whatever XLA_FLAGS turned off
     assert cpu_compile_options(xla.LIBRARY_DOTS, {}) == {
         "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
@@ -87,7 +90,10 @@ def test_an_instruction_set_cap_leaves_ynnpack_as_xla_flags_set_it():
     assert cpu_compile_options(xla.NETWORK_UPDATES, capped) == {}
     assert cpu_compile_options(xla.LIBRARY_DOTS, capped) == {}
     # the other kinds keep their options
-    assert cpu_compile_options(RUN_SOMETIMES, capped) == {"xla_backend_optimization_level": 1}
+    assert cpu_compile_options(RUN_SOMETIMES, capped) == {
+        "xla_backend_optimization_level": 1,
+        "xla_cpu_use_fusion_emitters": False,
+    }
 
 
 def test_an_option_this_jaxlib_lacks_is_left_out(monkeypatch):
