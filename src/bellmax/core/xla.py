@@ -44,20 +44,20 @@ time (per program, through `jax.jit(..., compiler_options=...)`). A training sta
 initialisation runs once (`RUN_ONCE`: XLA's backend optimisation level 0 and its older
 elemental emitters instead of the fusion emitters; PPO's CartPole init compiles in ~0.4 s
 instead of ~0.8 and runs in 2-3 ms either way). An evaluation runs a few times per run
-(`RUN_SOMETIMES`: level 1 and the elemental emitters. Level 1 alone compiled a 16-seed CartPole
-evaluation in 0.98 s instead of 1.82 and ran it about as fast, 32 against 27 ms; level 0 would
-run it in 107 ms. The elemental emitters halve what level 1 left: one PPO CartPole seed's
-evaluation program compiled in 0.52-0.54 s instead of 1.04-1.19 s. Six evaluations with
-their compile, one EPYC core, 2026-12-07: PPO on CartPole-v1, one seed 1.61-1.68 -> 0.74-1.04
-s, 16 seeds with 500-step episodes 2.21 -> 1.66 s; DQN, one seed, 1.58 -> 0.85 s; SAC on
-Pendulum-v1, one seed 0.76 -> 0.63 s, 16 seeds 1.60 -> 1.34 s; the same returns. They run a
-Pendulum evaluation slower, 21 ms against 12 for 16 seeds, which a run pays back only after
-~45 evaluations; level 0 with them would run the 16-seed CartPole one in 2.14 s of six.)
-The training programs keep
-XLA's defaults: level 1 compiles PPO's chunk no faster here and trains up to ~20% slower, the
-elemental emitters compile it in 1.1 s instead of 1.6 but train half as fast. Only on CPU;
-other backends keep their defaults. `jit_lightly(fn, kind)` is `jax.jit` with those options,
-chosen at its first call.
+(`RUN_SOMETIMES`: level 1 and the elemental emitters). Level 1 alone compiled a 16-seed
+CartPole evaluation in 0.98 s instead of 1.82 and ran it about as fast, 32 against 27 ms;
+level 0 would run it in 107 ms. The elemental emitters halve what level 1 left: one PPO
+CartPole seed's evaluation program compiled in 0.52-0.54 s instead of 1.04-1.19 s. Six
+evaluations with their compile, one EPYC core, 2026-12-07: PPO on CartPole-v1, one seed
+1.61-1.68 -> 0.74-1.04 s, 16 seeds with 500-step episodes 2.21 -> 1.66 s; DQN, one seed, 1.58
+-> 0.85 s; SAC on Pendulum-v1, one seed 0.76 -> 0.63 s, 16 seeds 1.60 -> 1.34 s; the same
+returns. An earlier measurement had them run a 16-seed Pendulum evaluation in 21 ms against
+12 (its level not recorded): at that rate a run that evaluates more than ~45 times gives back
+the compile they save. Level 0 with them ran the 16-seed CartPole case in 2.14 s of six.
+The training programs keep XLA's defaults: level 1 compiles PPO's chunk no faster here and
+trains up to ~20% slower, the elemental emitters compile it in 1.1 s instead of 1.6 but train
+half as fast. Only on CPU; other backends keep their defaults. `jit_lightly(fn, kind)` is
+`jax.jit` with those options, chosen at its first call.
 
 One kind turns a default back on instead (`LIBRARY_DOTS`): YNNPACK's dots (XLA's
 `LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT`), for a program whose mid-sized float64 products run many
