@@ -192,12 +192,8 @@ def cpu_compile_options(
     """`jax.jit` compiler options that compile a program lightly on CPU (or, `LIBRARY_DOTS`
     and `NETWORK_UPDATES`, with YNNPACK's dots).
 
-    YNNPACK is left as `XLA_FLAGS` set it when they cap the instruction set
-    (`--xla_cpu_max_isa`, `isa_capped`): YNNPACK picks its kernels from the CPU it finds and
-    ignores the cap, so a program that turned it on would run AVX-512 code under a cap of
-    AVX2 or SSE4.2 (measured: `ynn::dot_fp32_5x64x1_1x16x1_avx512` ran under
-    `--xla_cpu_max_isa=AVX2`), and `make test-portable`, which runs the learning tests under
-    such caps, would not see the older CPUs it stands for.
+    Under an instruction-set cap (`isa_capped`) YNNPACK is left as `XLA_FLAGS` set it: it
+    ignores the cap (module docstring).
 
     Args:
       kind: `RUN_ONCE`, `RUN_SOMETIMES`, `LIBRARY_DOTS` or `NETWORK_UPDATES`.
