@@ -741,6 +741,32 @@ def test_an_error_in_the_background_compile_reaches_the_caller(monkeypatch):
     driver._RUNNERS.clear()
 
 
+def test_a_run_that_stops_with_an_error_leaves_nothing_running(monkeypatch):
+    """A run that diverges in its first chunk raised while its evaluation program was still
+    compiling and running in a background thread, beside whatever the caller did next (the
+    next test); `train` now returns or raises only once its background jobs have ended."""
+    driver._RUNNERS.clear()
+    monkeypatch.setattr(driver, "_usable_cpus", lambda: 2)
+    warm = driver._warm_evaluation
+    ended = []
+
+    def slow_warm_evaluation(*args):
+        import time
+
+        time.sleep(1.0)  # longer than the first chunk takes to diverge
+        try:
+            return warm(*args)
+        finally:
+            ended.append(True)
+
+    monkeypatch.setattr(driver, "_warm_evaluation", slow_warm_evaluation)
+    with pytest.raises(DivergenceError, match="update 3 of"):
+        driver.train(toy, toy.Config(nan_at=3), "CartPole-v1", seeds=(0,), eval_episodes=2)
+    assert ended == [True]
+    assert not driver._JOBS
+    driver._RUNNERS.clear()
+
+
 def test_counters_shared_across_seeds_leave_the_run_unchanged(monkeypatch):
     """An algorithm's `SHARED_ACROSS_SEEDS` fields (equal for every seed) enter the seeds'
     `vmap` unbatched; the run is the same, bit for bit, and the state keeps its layout."""

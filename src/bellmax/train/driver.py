@@ -46,6 +46,7 @@ import json
 import math
 import os
 import secrets
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -333,7 +334,7 @@ class _Runner:
         if not _compile_in_background():
             return
         template = self.template(keys)
-        future = _background().submit(self._compile_chunk, template, n)
+        future = _submit(self._compile_chunk, template, n)
         self._pending[n] = (_avals(template), future)
 
     def _compile_chunk(self, state: Any, n: int) -> Any:
@@ -435,6 +436,31 @@ def _background() -> concurrent.futures.ThreadPoolExecutor:
     """The driver's compile threads: the first chunk and the evaluation program compile
     beside `init` (two: more compiles at once would only compete for the cores)."""
     return concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="bellmax-compile")
+
+
+#: The `_background` jobs not yet known to be done (`_submit`, `_wait_for_background`).
+_JOBS: set[concurrent.futures.Future] = set()
+_JOBS_LOCK = threading.Lock()
+
+
+def _submit(fn: Callable, *args: Any) -> concurrent.futures.Future:
+    """`_background().submit(fn, *args)`, remembered until `_wait_for_background`."""
+    future = _background().submit(fn, *args)
+    with _JOBS_LOCK:
+        _JOBS.add(future)
+    return future
+
+
+def _wait_for_background() -> None:
+    """Wait until every `_submit` job has ended, leaving their errors to whoever asks their
+    result. `train` calls it on its way out: a run that stops with an error (a divergence,
+    a bad setting found in the first chunk) returned while its evaluation program was still
+    compiling and running in a `_background` thread, beside whatever the caller did next."""
+    with _JOBS_LOCK:
+        jobs = list(_JOBS)
+    concurrent.futures.wait(jobs)
+    with _JOBS_LOCK:
+        _JOBS.difference_update(jobs)
 
 
 def _vmap_sharing(fn: Callable, names: Sequence[str]) -> Callable:
@@ -997,6 +1023,7 @@ def train(
             names=names,
         )  # fmt: skip
     finally:
+        _wait_for_background()
         if lock is not None:
             lock.release()
 
@@ -1137,7 +1164,7 @@ def _train_locked(
     # first state (its returns are thrown away), while the first chunk compiles and runs.
     will_evaluate = eval_episodes and (stop_return is not None or target == num_updates)
     warm_eval = (
-        _background().submit(_warm_evaluation, algo, config, eval_venv, state, seeds, eval_episodes)
+        _submit(_warm_evaluation, algo, config, eval_venv, state, seeds, eval_episodes)
         if will_evaluate and not eval_venv.is_host and not solved and _compile_in_background()
         else None
     )
