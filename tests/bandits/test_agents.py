@@ -71,6 +71,26 @@ def _close_to(freq: np.ndarray, p: np.ndarray, n: int = N_DRAWS) -> bool:
     return bool(np.all(np.abs(freq - p) <= 5 * se + 1e-9))
 
 
+def _thompson_diagnosis(state, config, seed: int, freq: np.ndarray, p: np.ndarray) -> str:
+    """What a failed Thompson-sampling frequency check saw, and what the same call gives again.
+
+    CI twice saw this module's Thompson tests get numbers that no input explains (`freq = [0, 1,
+    0, 0]` here with one pull per arm, as if the posterior std or the noise were 0; and
+    values[2] = -4.6 in the posterior-mean test), neither reproduced in thousands of runs. The
+    message tells a transient fault (the repeat is right) from wrong inputs (the state and the
+    config as the device holds them, and the posterior std computed from them).
+    """
+    traced = traced_config(config)
+    fields = {k: np.asarray(getattr(traced, k)).item() for k in traced.__dataclass_fields__}
+    return (
+        f"freq {freq.tolist()} against p {np.round(p, 4).tolist()}; the same call again: "
+        f"{_frequencies(state, config, seed=seed).tolist()}; the state on the device: values "
+        f"{np.asarray(state.values).tolist()}, counts {np.asarray(state.counts).tolist()}, "
+        f"time {int(state.time)}; the traced config: {fields}; posterior std "
+        f"{np.asarray(jax.jit(A._ts_posterior_std)(state, traced)).tolist()}"
+    )
+
+
 # ---------------------------------------------------------------------- tie breaking
 def test_argmax_random_ties_is_uniform_over_ties():
     x = jnp.array([1.0, 3.0, 3.0, -2.0, 3.0])
@@ -206,19 +226,27 @@ def test_gradient_bandit_update_by_hand(baseline):
 def test_thompson_posterior_mean_is_the_conjugate_normal_update():
     config = ThompsonSampling(prior_mean=1.0, prior_std=2.0, noise_std=0.5)
     rewards = [0.3, 1.7, -0.4]
+
+    def run():
+        states = [init(_key(0), K, config)]
+        for r in rewards:
+            states.append(_update(states[-1], 2, r, config))
+        return [
+            np.concatenate([np.asarray(x.values), np.asarray(x.counts), [x.time]]) for x in states
+        ]
+
     s = init(_key(0), K, config)
     for r in rewards:
         s = _update(s, 2, r, config)
     precision = 1 / 2.0**2 + len(rewards) / 0.5**2
     mean = (1.0 / 2.0**2 + sum(rewards) / 0.5**2) / precision
     # The whole state in one assertion, so a failure shows counts and values together (CI
-    # once saw values[2] = -4.6 here, i.e. a last step of 4 = 1/noise^2 with precision 1;
-    # not reproduced on this machine under load, with or without the compile cache).
-    np.testing.assert_allclose(
-        np.concatenate([np.asarray(s.values), np.asarray(s.counts), [s.time]]),
-        [1.0, 1.0, mean, 1.0, 0, 0, 3, 0, 3],
-        atol=1e-5,
-    )
+    # once saw values[2] = -4.6 here, not reproduced on this machine under load, with or
+    # without the compile cache); a failure also shows every step of the same updates again.
+    got = np.concatenate([np.asarray(s.values), np.asarray(s.counts), [s.time]])
+    want = [1.0, 1.0, mean, 1.0, 0, 0, 3, 0, 3]
+    if not np.allclose(got, want, rtol=0, atol=1e-5):
+        pytest.fail(f"state {got.tolist()} against {want}; run again, step by step: {run()}")
     std = np.asarray(A._ts_posterior_std(s, config))
     np.testing.assert_allclose(std[2], precision**-0.5, rtol=1e-5)
     np.testing.assert_allclose(std[0], 2.0, rtol=1e-5)
@@ -234,10 +262,11 @@ def test_thompson_sampling_probabilities():
     sd = (1 / 1.0 + 1 / 1.0) ** -0.5
     sim = np.argmax(means + sd * rng.standard_normal((400_000, K)), axis=1)
     p = np.bincount(sim, minlength=K) / sim.size
-    assert _close_to(freq, p)
+    assert _close_to(freq, p), _thompson_diagnosis(s, config, 4, freq, p)
     # a confident posterior (many pulls) just picks the best mean
     s = _state(means, counts=[10**6] * K)
-    assert _close_to(_frequencies(s, config, seed=5), np.eye(K)[1])
+    freq = _frequencies(s, config, seed=5)
+    assert _close_to(freq, np.eye(K)[1]), _thompson_diagnosis(s, config, 5, freq, np.eye(K)[1])
 
 
 # ---------------------------------------------------------------------- traced configs
