@@ -654,17 +654,17 @@ def test_resume_by_a_bellmax_that_records_more_metrics(tmp_path, monkeypatch):
 
 
 def _compile_threads(monkeypatch) -> list[str]:
-    """Record the thread each chunk program is compiled on."""
+    """Record the thread each chunk program is compiled on (XLA's compile, after lowering)."""
     threads: list[str] = []
-    compile_chunk = driver._Runner._compile_chunk
+    compile_lowered = driver._Runner._compile
 
-    def spy(self, state, n):
+    def spy(self, lowered):
         import threading
 
         threads.append(threading.current_thread().name)
-        return compile_chunk(self, state, n)
+        return compile_lowered(self, lowered)
 
-    monkeypatch.setattr(driver._Runner, "_compile_chunk", spy)
+    monkeypatch.setattr(driver._Runner, "_compile", spy)
     return threads
 
 
@@ -678,14 +678,27 @@ class _NoBackground:
 @pytest.mark.parametrize("seeds", [(0,), (0, 1)])
 def test_the_chunk_compiled_beside_init_is_the_same_program(monkeypatch, seeds):
     """On two or more CPUs the first chunk compiles in a background thread while `init`
-    runs (and the evaluation program beside the first chunk); on one CPU everything compiles
-    in the foreground, nothing in a thread. The runs are the same, bit for bit."""
+    runs (and the evaluation program beside the first chunk), after it was traced and
+    lowered in the caller's thread (Python in two threads takes turns on the GIL); on one
+    CPU everything compiles in the foreground, nothing in a thread. The runs are the same,
+    bit for bit."""
     cfg = toy.Config(total_timesteps=800)
     driver._RUNNERS.clear()
     threads = _compile_threads(monkeypatch)
+    lowered_on = []
+    lower_chunk = driver._Runner._lower_chunk
+
+    def lower_spy(self, state, n):
+        import threading
+
+        lowered_on.append(threading.current_thread().name)
+        return lower_chunk(self, state, n)
+
+    monkeypatch.setattr(driver._Runner, "_lower_chunk", lower_spy)
     monkeypatch.setattr(driver, "_usable_cpus", lambda: 2)
     background = driver.train(toy, cfg, "CartPole-v1", seeds=seeds, chunks=2, eval_episodes=2)
     assert len(threads) == 1 and threads[0].startswith("bellmax-compile"), threads
+    assert lowered_on == ["MainThread"]
     driver._RUNNERS.clear()
     monkeypatch.setattr(driver, "_usable_cpus", lambda: 1)
     monkeypatch.setattr(driver, "_background", _NoBackground)
