@@ -175,7 +175,8 @@ class TrainResult:
     state's initialisation, one call) and, summed over the chunk programs compiled,
     `chunk_trace` (JAX tracing the update loop), `chunk_lower` (to StableHLO) and
     `chunk_compile` (XLA, or loading it from the persistent cache). A chunk compiled in a
-    background thread overlaps `init`, so the phases can sum to more than the wait."""
+    background thread (traced and lowered before `init`, in the caller's thread) overlaps
+    `init`, so the phases can sum to more than the wait."""
 
     @property
     def final_eval_return(self) -> float | None:
@@ -343,7 +344,10 @@ class _Runner:
         if not _compile_in_background():
             return
         template = self.template(keys)
-        future = _submit(self._compile, self._lower_chunk(template, n))
+        t = time.perf_counter()
+        lowered = self._lower_chunk(template, n)
+        self.compile_seconds += time.perf_counter() - t  # in the caller's time, as `init` is
+        future = _submit(self._compile, lowered)
         self._pending[n] = (_avals(template), future)
 
     def _lower_chunk(self, state: Any, n: int) -> Any:
