@@ -231,22 +231,21 @@ def test_thompson_posterior_mean_is_the_conjugate_normal_update():
         states = [init(_key(0), K, config)]
         for r in rewards:
             states.append(_update(states[-1], 2, r, config))
-        return [
-            np.concatenate([np.asarray(x.values), np.asarray(x.counts), [x.time]]) for x in states
-        ]
+        return states
 
-    s = init(_key(0), K, config)
-    for r in rewards:
-        s = _update(s, 2, r, config)
+    def flat(s):
+        return np.concatenate([np.asarray(s.values), np.asarray(s.counts), [s.time]])
+
+    s = run()[-1]
     precision = 1 / 2.0**2 + len(rewards) / 0.5**2
     mean = (1.0 / 2.0**2 + sum(rewards) / 0.5**2) / precision
     # The whole state in one assertion, so a failure shows counts and values together (CI
     # once saw values[2] = -4.6 here, not reproduced on this machine under load, with or
     # without the compile cache); a failure also shows every step of the same updates again.
-    got = np.concatenate([np.asarray(s.values), np.asarray(s.counts), [s.time]])
-    want = [1.0, 1.0, mean, 1.0, 0, 0, 3, 0, 3]
+    got, want = flat(s), [1.0, 1.0, mean, 1.0, 0, 0, 3, 0, 3]
     if not np.allclose(got, want, rtol=0, atol=1e-5):
-        pytest.fail(f"state {got.tolist()} against {want}; run again, step by step: {run()}")
+        again = [flat(x).tolist() for x in run()]
+        pytest.fail(f"state {got.tolist()} against {want}; run again, step by step: {again}")
     std = np.asarray(A._ts_posterior_std(s, config))
     np.testing.assert_allclose(std[2], precision**-0.5, rtol=1e-5)
     np.testing.assert_allclose(std[0], 2.0, rtol=1e-5)

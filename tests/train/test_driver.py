@@ -653,18 +653,19 @@ def test_resume_by_a_bellmax_that_records_more_metrics(tmp_path, monkeypatch):
     assert res.updates_done == 50 and np.isnan(g[:, :20]).all() and (g[:, 20:] == 1).all()
 
 
-def _compile_threads(monkeypatch) -> list[str]:
-    """Record the thread each chunk program is compiled on (XLA's compile, after lowering)."""
+def _threads_of(monkeypatch, method: str) -> list[str]:
+    """Record the thread each call of `driver._Runner.<method>` runs on (`_compile`: XLA's
+    compile of a lowered chunk program; `_lower_chunk`: its tracing and lowering)."""
     threads: list[str] = []
-    compile_lowered = driver._Runner._compile
+    real = getattr(driver._Runner, method)
 
-    def spy(self, lowered):
+    def spy(self, *args):
         import threading
 
         threads.append(threading.current_thread().name)
-        return compile_lowered(self, lowered)
+        return real(self, *args)
 
-    monkeypatch.setattr(driver._Runner, "_compile", spy)
+    monkeypatch.setattr(driver._Runner, method, spy)
     return threads
 
 
@@ -684,17 +685,8 @@ def test_the_chunk_compiled_beside_init_is_the_same_program(monkeypatch, seeds):
     bit for bit."""
     cfg = toy.Config(total_timesteps=800)
     driver._RUNNERS.clear()
-    threads = _compile_threads(monkeypatch)
-    lowered_on = []
-    lower_chunk = driver._Runner._lower_chunk
-
-    def lower_spy(self, state, n):
-        import threading
-
-        lowered_on.append(threading.current_thread().name)
-        return lower_chunk(self, state, n)
-
-    monkeypatch.setattr(driver._Runner, "_lower_chunk", lower_spy)
+    threads = _threads_of(monkeypatch, "_compile")
+    lowered_on = _threads_of(monkeypatch, "_lower_chunk")
     monkeypatch.setattr(driver, "_usable_cpus", lambda: 2)
     background = driver.train(toy, cfg, "CartPole-v1", seeds=seeds, chunks=2, eval_episodes=2)
     assert len(threads) == 1 and threads[0].startswith("bellmax-compile"), threads
@@ -731,7 +723,7 @@ def test_a_chunk_compiled_for_other_shapes_is_not_used(monkeypatch):
 
     monkeypatch.setattr(driver._Runner, "template", wrong)
     monkeypatch.setattr(driver, "_usable_cpus", lambda: 2)
-    threads = _compile_threads(monkeypatch)
+    threads = _threads_of(monkeypatch, "_compile")
     cfg = toy.Config(total_timesteps=400)
     res = driver.train(toy, cfg, "CartPole-v1", seeds=(0,), chunks=1, eval_episodes=0)
     assert threads[-1] == "MainThread" and res.updates_done == cfg.num_updates
