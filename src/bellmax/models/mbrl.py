@@ -45,6 +45,7 @@ from bellmax.core.checks import check_bool, check_choice, check_int, check_numbe
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError, UnknownNameError
 from bellmax.core.status import Status
+from bellmax.core.xla import RUN_SOMETIMES, jit_lightly
 from bellmax.envs import spaces
 from bellmax.envs.cartpole import CartPoleSwingUpParams
 from bellmax.envs.pendulum import PendulumParams, pendulum_cost
@@ -861,12 +862,14 @@ def _window_returns(rewards: np.ndarray, horizon: int, terminated: bool) -> np.n
     return np.convolve(np.concatenate([rewards, pad]), np.ones(horizon), mode="valid")[:T]
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _visited_disagreement(model: NeuralModel, params: NeuralParams, x, u) -> jax.Array:
-    """`[T]` the ensemble's disagreement at each `(x_t, u_t)`."""
+def _visited_disagreement_impl(model: NeuralModel, params: NeuralParams, x, u) -> jax.Array:
     return jax.vmap(lambda a, b: _disagreement(model, params, model.predict(params, a, b).mean))(
         x, u
     )
+
+
+#: `[T]` the ensemble's disagreement at each `(x_t, u_t)`; compiled lightly (once a trial).
+_visited_disagreement = jit_lightly(_visited_disagreement_impl, RUN_SOMETIMES, static_argnums=0)
 
 
 def _record(
@@ -924,12 +927,23 @@ def _record(
     )
 
 
+def _open_loop_states_impl(model: NeuralModel, params: NeuralParams, x0, U) -> jax.Array:
+    def step(x, u):
+        x = model.dynamics(x, u, 0, params)
+        return x, x
+
+    return jnp.concatenate([x0[None], jax.lax.scan(step, x0, U)[1]])
+
+
+#: `[H + 1, n]` the model's states from `x0` along the actions `U`; compiled lightly (once a
+#: trial; a program per model, where a `jax.jit` per call compiled again each trial).
+_open_loop_states = jit_lightly(_open_loop_states_impl, RUN_SOMETIMES, static_argnums=0)
+
+
 def _predict_open_loop(model: NeuralModel, params: NeuralParams, x0, U) -> np.ndarray:
-    xs = [np.asarray(x0, np.float32)]
-    step = jax.jit(model.dynamics)
-    for u in np.asarray(U, np.float32):
-        xs.append(np.asarray(step(jnp.asarray(xs[-1]), jnp.asarray(u), 0, params)))
-    return np.stack(xs).astype(np.float64)
+    x0 = jnp.asarray(x0, jnp.float32)
+    U = jnp.asarray(np.asarray(U, np.float32).reshape(-1, model.action_dim))
+    return np.asarray(_open_loop_states(model, params, x0, U), np.float64)
 
 
 # ====================================================================== distillation

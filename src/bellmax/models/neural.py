@@ -41,6 +41,7 @@ from flax import struct
 from bellmax.core.checks import check_bool, check_int, check_number, check_type
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError
+from bellmax.core.xla import RUN_ONCE, RUN_SOMETIMES, jit_lightly
 from bellmax.deep.networks import MLP, activation_fn, check_hidden_sizes
 from bellmax.deep.optim import make_optimizer
 from bellmax.envs.pendulum import angle_normalize
@@ -339,12 +340,15 @@ class NeuralModel:
         )
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _init_params(model: NeuralModel, key: jax.Array) -> NeuralParams:
-    """`model.init` as one program: run op by op, the members' orthogonal initialisations
-    lowered and compiled ~100 small programs (0.7 s a process, on a warm compile cache;
-    0.5 s jitted). The numbers are the same bit for bit."""
+def _init_params_impl(model: NeuralModel, key: jax.Array) -> NeuralParams:
     return model._init(key)
+
+
+#: `model.init` as one program: run op by op, the members' orthogonal initialisations
+#: lowered and compiled ~100 small programs (0.7 s a process, on a warm compile cache; 0.5 s
+#: jitted). It runs once per model and compiles lightly: `RUN_SOMETIMES`'s options, whose
+#: numbers are XLA's defaults' bit for bit (`RUN_ONCE`'s level 0 moved some weights by ~1e-6).
+_init_params = jit_lightly(_init_params_impl, RUN_SOMETIMES, static_argnums=0)
 
 
 def make_neural_model(
@@ -464,10 +468,30 @@ class FitReport:
     deterministic model or without a hold-out)."""
 
 
-def _pad(a: np.ndarray, rows: int) -> np.ndarray:
-    out = np.zeros((rows, *a.shape[1:]), np.float32)
+def _rows(n: int, capacity: int | None = None) -> int:
+    """The rows `n` transitions are padded to: a power of two, at least 64 and `capacity`, so
+    that a growing data set recompiles only when it doubles (or never, up to `capacity`)."""
+    return 1 << max(6, math.ceil(math.log2(max(n, capacity or 1))))
+
+
+def _pad(a: np.ndarray, rows: int, dtype: Any = None) -> np.ndarray:
+    """`a` with zero rows appended up to `rows` (in `dtype`, default `a`'s)."""
+    out = np.zeros((rows, *a.shape[1:]), a.dtype if dtype is None else dtype)
     out[: a.shape[0]] = a
     return out
+
+
+#: `jax.random.permutation(key, n)` (the hold-out split), compiled lightly: a program per `n`.
+_permutation = jit_lightly(jax.random.permutation, RUN_ONCE, static_argnums=1)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _inputs_and_targets(model: NeuralModel, x, u, x_next) -> tuple[jax.Array, jax.Array]:
+    """Transitions' unnormalised network inputs and regression targets (the change from
+    the base model's prediction, angles wrapped), as one program: run op by op, each fit
+    of a new data size compiled a dozen small programs."""
+    base_next = jax.vmap(model._base_next)(x, u)
+    return model.features(x, u), model.state_change(base_next, x_next)
 
 
 def _check_arrays(model: NeuralModel, x, u, x_next, rewards):
@@ -550,12 +574,13 @@ def fit(
     N = x.shape[0]
     n_out = round(N * cfg.holdout_fraction) if cfg.holdout_fraction > 0 else 0
     n_out = min(n_out, N - 1)
-    perm = np.asarray(jax.random.permutation(k_split, N))
+    perm = np.asarray(_permutation(k_split, N))
     test, train = perm[:n_out], perm[n_out:]
 
-    feats = np.asarray(model.features(jnp.asarray(x), jnp.asarray(u)), np.float64)
-    base_next = np.asarray(jax.vmap(model._base_next)(jnp.asarray(x), jnp.asarray(u)), np.float64)
-    target = np.asarray(model.state_change(jnp.asarray(base_next), jnp.asarray(x_next)))
+    # One program for every fit up to `capacity` (the rows past N are padding).
+    padded = (jnp.asarray(_pad(a, _rows(N, capacity))) for a in (x, u, x_next))
+    feats, target = _inputs_and_targets(model, *padded)
+    feats, target = np.asarray(feats, np.float64)[:N], np.asarray(target)[:N]
     if model.reward_head:
         target = np.concatenate([target, rewards[:, None]], axis=1)
     in_mean, in_std = feats[train].mean(0), feats[train].std(0)
@@ -570,12 +595,14 @@ def fit(
         out_mean=jnp.asarray(out_mean, jnp.float32),
         out_std=jnp.asarray(out_std, jnp.float32),
     )
-    # Pad to a power of two so a growing data set recompiles only when it doubles (or never,
-    # up to `capacity`).
-    rows = 1 << max(6, math.ceil(math.log2(max(len(train), capacity or 1))))
+    rows = _rows(len(train), capacity)
     z = (feats[train] - in_mean) / in_std
     y = (target[train] - out_mean) / out_std
-    batch = _Batch(jnp.asarray(_pad(z, rows)), jnp.asarray(_pad(y, rows)), jnp.asarray(len(train)))
+    batch = _Batch(
+        jnp.asarray(_pad(z, rows, np.float32)),
+        jnp.asarray(_pad(y, rows, np.float32)),
+        jnp.asarray(len(train)),
+    )
     params, losses = _train(model, params, batch, k_train)
     losses = np.asarray(losses)
     tail = losses[-max(1, len(losses) // 10) :]
@@ -600,9 +627,16 @@ def fit(
     return params, FitReport(len(train), n_out, final, rmse, r_rmse, z2)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _predict_batch(model: NeuralModel, params: NeuralParams, x, u) -> Prediction:
-    return jax.vmap(lambda a, b: model.predict(params, a, b))(x, u)
+def _report_terms_impl(model: NeuralModel, params: NeuralParams, x, u, x_next):
+    pred = jax.vmap(lambda a, b: model.predict(params, a, b))(x, u)
+    err = model.state_change(jnp.mean(pred.mean, axis=1), x_next)
+    var = jnp.mean(pred.var, axis=1) + jnp.var(pred.mean, axis=1)
+    return err, var, jnp.mean(pred.reward, axis=1)
+
+
+#: `prediction_report`'s arrays (`[N, n]` errors of the ensemble mean and predicted total
+#: variances, `[N]` mean rewards) as one program, compiled lightly: it runs once per report.
+_report_terms = jit_lightly(_report_terms_impl, RUN_SOMETIMES, static_argnums=0)
 
 
 def prediction_report(
@@ -624,22 +658,19 @@ def prediction_report(
       total variances, numpy).
     """
     x, u, x_next, rewards = _check_arrays(model, x, u, x_next, rewards)
-    pred = _predict_batch(model, params, jnp.asarray(x, jnp.float32), jnp.asarray(u, jnp.float32))
-    mean = jnp.mean(pred.mean, axis=1)
-    err = np.asarray(model.state_change(mean, jnp.asarray(x_next, jnp.float32)), np.float64)
-    var = np.asarray(jnp.mean(pred.var, axis=1) + jnp.var(pred.mean, axis=1), np.float64)
+    N = x.shape[0]
+    padded = (jnp.asarray(_pad(a, _rows(N), np.float32)) for a in (x, u, x_next))
+    err, var, r = (np.asarray(a, np.float64)[:N] for a in _report_terms(model, params, *padded))
     e2 = err**2
     z2 = float(np.mean(e2 / var)) if model.config.probabilistic else float("nan")
     r_rmse = float("nan")
     if model.reward_head:
-        r = np.asarray(jnp.mean(pred.reward, axis=1), np.float64)
         r_rmse = float(np.sqrt(np.mean((r - rewards) ** 2)))
     rmse = tuple(float(v) for v in np.sqrt(np.mean(e2, axis=0)))
     return {"rmse": rmse, "reward_rmse": r_rmse, "z2": z2, "error2": e2, "var": var}
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4))
-def _open_loop(model: NeuralModel, params: NeuralParams, states, actions, horizon: int):
+def _open_loop_impl(model: NeuralModel, params: NeuralParams, states, actions, horizon: int):
     T = actions.shape[0]
     starts = jnp.arange(T - horizon + 1)
 
@@ -653,6 +684,10 @@ def _open_loop(model: NeuralModel, params: NeuralParams, states, actions, horizo
         return err  # [H, n] (true - predicted, angles wrapped)
 
     return jax.vmap(from_start)(starts)
+
+
+#: Compiled lightly: it runs once per report.
+_open_loop = jit_lightly(_open_loop_impl, RUN_SOMETIMES, static_argnums=(0, 4))
 
 
 def open_loop_error(
