@@ -107,6 +107,24 @@ def test_lqr_expert_pushes_by_the_sign_of_the_lqr_force():
     assert box[:, 0] == pytest.approx(np.clip(OBS @ K[0] / 10.0, -1, 1), abs=1e-5)
 
 
+def test_a_control_expert_compiles_once_per_power_of_two_rows():
+    """Batches are padded to the next power of two (copies of the first row), so a DAgger
+    run's batches of many sizes reuse a few programs; the padding never reaches a label."""
+    params = CartPoleParams()
+    problem = cartpole_balance(params)
+    K = np.asarray(make_lqr_controller(problem, params).K)
+    expert = lqr_expert(problem, BOX, params=params)
+    obs = np.random.default_rng(0).normal(scale=0.1, size=(7, 4)).astype(np.float32)
+    for n in (5, 7, 6, 8):  # all padded to 8 rows (8 itself is not padded)
+        box, given = label(expert, obs[:n] if n < 8 else np.vstack([obs, obs[:1]]), BOX)
+        assert box.shape == (n, 1) and given.all()
+        want = np.clip((obs[:n] if n < 8 else np.vstack([obs, obs[:1]])) @ K[0] / 10.0, -1, 1)
+        assert box[:, 0] == pytest.approx(want, abs=1e-5)
+    assert expert._act._cache_size() == 1
+    label(expert, obs[:3], BOX)  # 4 rows: a second program
+    assert expert._act._cache_size() == 2
+
+
 def test_perfect_expert_plays_optimal_moves():
     expert = perfect_expert()
     # X to move (marks equal): X has 0 and 1, O has 3 and 4: X wins at 2.

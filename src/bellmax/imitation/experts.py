@@ -294,9 +294,24 @@ class _ControlExpert:
     def __repr__(self) -> str:
         return f"Expert({self.name})"
 
-    def _x(self, obs: np.ndarray) -> jax.Array:
+    def _x(self, obs: np.ndarray) -> np.ndarray:
         x = obs if self.observe is None else self.observe(obs)
-        return jnp.asarray(np.asarray(x, np.float32).reshape(len(obs), -1))
+        return np.asarray(x, np.float32).reshape(len(obs), -1)
+
+    def _solve_rows(self, states: Any, obs: np.ndarray) -> tuple[np.ndarray, Any]:
+        """`self._act` on the rows of `obs`, padded to the next power of two with copies of
+        the first row: a batch of each new size compiled the whole vmapped controller again
+        (1.1-2.0 s each for the swing-up MPC; a DAgger run labels batches of many sizes)."""
+        x = self._x(obs)
+        n = len(x)
+        rows = 1 << max(0, (n - 1).bit_length())
+
+        def pad(a: Any) -> np.ndarray:  # NumPy either way: the same program for both
+            a = np.asarray(a)
+            return np.concatenate([a, np.repeat(a[:1], rows - n, axis=0)]) if rows > n else a
+
+        a, new = self._act(jax.tree.map(pad, states), pad(x))
+        return np.asarray(a)[:n], jax.tree.map(lambda v: np.asarray(v)[:n], new)
 
     def _fresh(self, n: int):
         init = self.controller.init()
@@ -321,7 +336,7 @@ class _ControlExpert:
         states = self._states
         if states is None or jax.tree.leaves(states)[0].shape[0] != n:
             states = self._fresh(n)
-        a, new = self._act(states, self._x(obs))
+        a, new = self._solve_rows(states, obs)
         if self.stateful:
             self._states = new
         return np.asarray(a)
@@ -334,7 +349,7 @@ class _ControlExpert:
         if states is None or not self.stateful:
             states = self._fresh(int(np.max(rows)) + 1 if len(rows) else 1)
         picked = jax.tree.map(lambda s: s[rows], states)
-        a, _ = self._act(picked, self._x(np.asarray(obs)))
+        a, _ = self._solve_rows(picked, np.asarray(obs))
         return np.asarray(a)
 
 
