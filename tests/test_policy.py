@@ -516,10 +516,15 @@ def test_a_sac_run_writes_a_policy_that_acts_in_gymnasiums_pendulum(sac_run):
     # The file's actor is the run's final actor, seed by seed.
     venv = make_vector_env("Pendulum-v1", num_envs=1)
     obs = jax.random.uniform(jax.random.key(0), (16, 3), minval=-1.0)
-    for i, p in enumerate(load_policies(out)):
+    seeds = load_policies(out)
+    for i, p in enumerate(seeds):
         params = jax.tree.map(lambda x, i=i: x[i], sac.policy_params(res.state))
         want = sac.act(params, obs, None, res.config, venv)
         np.testing.assert_array_equal(np.asarray(p.act(None, obs)), np.asarray(want))
+        np.testing.assert_array_equal(p.predict(np.asarray(obs)), np.asarray(want))
+    # every seed's predict runs one compiled program (one jit per architecture)
+    assert len(seeds) > 1 and all(p._jit is seeds[0]._jit for p in seeds)
+    assert seeds[0]._jit._cache_size() == 1
     env = gymnasium.make("Pendulum-v1")
     obs, _ = env.reset(seed=0)
     for _ in range(20):

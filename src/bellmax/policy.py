@@ -65,7 +65,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -367,6 +367,12 @@ class _Actor:
         """`bellmax.deep.evaluate`'s `act_fn(params, obs, key)`: the greedy action."""
         return self(params, key, obs, True)
 
+    @functools.cached_property
+    def jitted(self) -> Callable:
+        """`jax.jit` of this actor (`deterministic` static), one per architecture: a jit per
+        `Policy` compiled every seed's policy of a file again."""
+        return jax.jit(self.__call__, static_argnums=3)
+
 
 @functools.lru_cache(maxsize=32)
 def _actor(key: str) -> _Actor:
@@ -580,7 +586,7 @@ class Policy:
             target = params.setdefault(layer, {}) if layer else params
             target[leaf] = jnp.asarray(a[i])
         self.params = params
-        self._jit = jax.jit(self._actor.__call__, static_argnums=3)
+        self._jit = self._actor.jitted
         self._key = jax.random.key(key_seed)
         self._draws = 0
 
