@@ -19,6 +19,7 @@ from bellmax.models.gps import (
     Samples,
     TrustRegionConfig,
     constant_policy,
+    env_system,
     kl_lqr,
     policy_kl,
     run_lqr_flm,
@@ -240,6 +241,26 @@ def test_config_errors():
         trust_region_lqr(
             _dynamics(), COST, constant_policy(T, N, M, 1.0), X0, jnp.eye(N), 1.0, config={}
         )
+
+
+def test_systems_of_one_environment_share_their_compiled_rollouts_and_cost():
+    """Another horizon or start (a run with and one without the trust region, the CLI's
+    iLQR reference) reuses the programs: the environment is one object per id."""
+    from bellmax.models import gps
+    from bellmax.models.local import expand_cost
+
+    a = env_system("Pendulum-v1", horizon=6)
+    b = env_system("Pendulum-v1", horizon=6, x0=[0.5, 0.0])
+    assert a.cost == b.cost and hash(a.cost) == hash(b.cost)
+    before = gps._env_rollouts._cache_size()
+    for system in (a, b):
+        policy = constant_policy(6, 2, 1, 0.5)
+        samples = system.rollout(policy, jax.random.key(0), 3)
+        assert samples.X.shape == (3, 7, 2) and np.isfinite(samples.costs).all()
+        expand_cost(system.cost, samples.X, samples.U)
+    assert gps._env_rollouts._cache_size() == before + 1
+    with pytest.raises(TypeError, match="takes an environment id"):
+        env_system(["Pendulum-v1"])
 
 
 def test_gymnasium_pendulum_within_ten_percent_of_ilqr():

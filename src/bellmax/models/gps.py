@@ -31,6 +31,7 @@ environments clip actions, so the LQR also sees a quadratic penalty beyond them
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -524,6 +525,17 @@ DEFAULT_STARTS: dict[str, tuple[float, ...]] = {
 }
 
 
+@functools.lru_cache(maxsize=16)
+def _made(env_id: str) -> tuple[Any, Any, Any]:
+    """`(env, params, a state)` of a bellmax id, one per id: the rollouts and the cost take
+    the environment as a static argument, so systems of one id (another horizon or start,
+    with and without the trust region) share their compiled programs."""
+    from bellmax.envs.registry import make
+
+    env, params = make(env_id)
+    return env, params, env.reset(jax.random.key(0), params)[1]
+
+
 def env_system(env_id: str, *, horizon: int = 100, x0: Any = None) -> LocalSystem:
     """A bellmax environment with a fixed start; its reward (negated) is the cost.
 
@@ -539,11 +551,9 @@ def env_system(env_id: str, *, horizon: int = 100, x0: Any = None) -> LocalSyste
       A `LocalSystem`.
     """
     from bellmax.envs import spaces
-    from bellmax.envs.registry import make
 
     horizon = check_int(horizon, "horizon", owner="env_system", low=1)
-    env, params = make(env_id)
-    _, template = env.reset(jax.random.key(0), params)
+    env, params, template = _made(env_id) if isinstance(env_id, str) else _made.__wrapped__(env_id)
     if not hasattr(template, "vector"):
         raise ValueError(
             f"{env_id!r}'s state has no vector(); local models need a continuous state "
