@@ -149,6 +149,11 @@ def _tune_xla() -> None:
     tune_xla_flags()
 
 
+#: Whether `fair_threads` ran in this process already (its first call says whether numpy or
+#: torch came first; later ones, from a bench script importing another, say nothing more).
+_FAIR_THREADS_CALLED = False
+
+
 def fair_threads(threads: int = 1, *, override: bool = False) -> dict[str, str]:
     """Cap BLAS/OpenMP thread pools in this process and its children.
 
@@ -162,17 +167,19 @@ def fair_threads(threads: int = 1, *, override: bool = False) -> dict[str, str]:
     Returns:
       The thread settings now in force, `{VAR: value}`.
     """
+    global _FAIR_THREADS_CALLED
     wanted = thread_env(threads)
     for name, value in wanted.items():
         if override or name not in os.environ:
             os.environ[name] = value
     late = [m for m in ("numpy", "torch") if m in sys.modules]
-    if late:
+    if late and not _FAIR_THREADS_CALLED:
         print(
             f"[bench] note: {', '.join(late)} imported before fair_threads(); "
             "thread limits may not apply to it. Import _harness first.",
             file=sys.stderr,
         )
+    _FAIR_THREADS_CALLED = True
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     _tune_xla()  # imports bellmax (and numpy): after the thread variables are set

@@ -250,6 +250,26 @@ def test_thread_env_and_fair_threads(monkeypatch):
     assert H.fair_threads(1, override=True)["OMP_NUM_THREADS"] == "1"
 
 
+@pytest.mark.parametrize(
+    ("numpy_first", "noted"), [(False, False), (True, True)], ids=["harness_first", "numpy_first"]
+)
+def test_fair_threads_notes_a_late_numpy_once_and_only_when_late(numpy_first, noted):
+    """Said by the first call when numpy came first; a second call (a bench script importing
+    another, after the first call's numpy import) says nothing."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        {"import numpy" if numpy_first else ""}
+        sys.path.insert(0, {str(BENCH_DIR)!r})
+        import _harness as H
+        H.fair_threads()
+        H.fair_threads()
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stderr.count("imported before fair_threads()") == int(noted), r.stderr
+
+
 @pytest.mark.parametrize("threads", [0, -1, 1.0, True])
 def test_thread_env_rejects_bad_count(threads):
     with pytest.raises(ValueError, match="threads must be"):
