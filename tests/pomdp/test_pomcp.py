@@ -165,6 +165,7 @@ def test_reroot_walks_a_tree_as_deep_as_its_nodes():
     # one node below the last, so the tree is a path as deep as it has nodes, the deepest
     # the parent links' pointer doubling must climb. Each reroot drops the old root only.
     one = TabularPOMDP([[[1.0]]], [[[1.0]]], [[1.0]], gamma=0.5, b0=[1.0])
+    reroot = jax.jit(SearchTree.reroot)  # op by op, each tree size compiled ~30 programs
     for n in (7, 8, 9, 33):
         tree = make_pomcp(one, POMCPConfig(num_simulations=n, max_depth=n + 5)).search(
             jnp.array([1.0]), jax.random.key(0)
@@ -172,7 +173,7 @@ def test_reroot_walks_a_tree_as_deep_as_its_nodes():
         assert int(tree.num_nodes) == n + 1
         visits = np.asarray(tree.visits)
         for k in range(1, n + 1):
-            tree = tree.reroot(0, 0)
+            tree = reroot(tree, 0, 0)
             assert int(tree.num_nodes) == n + 1 - k
             np.testing.assert_array_equal(np.asarray(tree.visits)[: n + 1 - k], visits[k:])
             assert np.all(np.asarray(tree.root_samples) == -1)  # none until a search
