@@ -115,13 +115,25 @@ def pytest_collection_modifyitems(config, items):
 # with, 147.4 vs 148.5 s); the programs the next module needs come back from the persistent
 # cache. Dropping them only past half the limit was slower (full warm run 501 s, peak 33000
 # maps and 4.5 GB per worker, against 456 s).
+#: The test modules this process ran, in order (`modules_run_before`).
+_MODULES_RUN: list[str] = []
+
+
 @pytest.fixture(autouse=True, scope="module")
-def _drop_compiled_programs_after_each_module():
+def _drop_compiled_programs_after_each_module(request):
     yield
+    _MODULES_RUN.append(request.module.__name__)
     jax = sys.modules.get("jax")
     if jax is not None:
         jax.clear_caches()
         gc.collect()
+
+
+@pytest.fixture
+def modules_run_before() -> list[str]:
+    """The test modules this worker ran before the current one (for a failure's message:
+    a fault that depends on the process's history needs it to be reproduced)."""
+    return list(_MODULES_RUN)
 
 
 # ---------------------------------------------------------------------- xdist after a crash

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +31,7 @@ from bellmax.bandits.agents import (
     traced_config,
     update,
 )
+from bellmax.core import rng as bellmax_rng
 from bellmax.core.errors import UnknownNameError
 
 K = 4
@@ -71,7 +76,9 @@ def _close_to(freq: np.ndarray, p: np.ndarray, n: int = N_DRAWS) -> bool:
     return bool(np.all(np.abs(freq - p) <= 5 * se + 1e-9))
 
 
-def _thompson_diagnosis(state, config, seed: int, freq: np.ndarray, p: np.ndarray) -> str:
+def _thompson_diagnosis(
+    state, config, seed: int, freq: np.ndarray, p: np.ndarray, modules: list[str]
+) -> str:
     """What a failed Thompson-sampling frequency check saw, and what the same call gives again.
 
     CI twice saw this module's Thompson tests get numbers that no input explains (`freq = [0, 1,
@@ -82,13 +89,47 @@ def _thompson_diagnosis(state, config, seed: int, freq: np.ndarray, p: np.ndarra
     """
     traced = traced_config(config)
     fields = {k: np.asarray(getattr(traced, k)).item() for k in traced.__dataclass_fields__}
+    keys = jax.random.split(_key(seed), N_DRAWS)[:3]
+    draws = {  # the noise of the first keys' samples, ours and JAX's own, and its uniforms
+        name: np.round(np.asarray(jax.jit(jax.vmap(fn))(keys)), 4).tolist()
+        for name, fn in (
+            ("rng.normal", lambda k: bellmax_rng.normal(k, (K,))),
+            ("jax.random.normal", lambda k: jax.random.normal(k, (K,))),
+            ("uniform", lambda k: jax.random.uniform(k, (K,))),
+        )
+    }
     return (
         f"freq {freq.tolist()} against p {np.round(p, 4).tolist()}; the same call again: "
-        f"{_frequencies(state, config, seed=seed).tolist()}; the state on the device: values "
-        f"{np.asarray(state.values).tolist()}, counts {np.asarray(state.counts).tolist()}, "
-        f"time {int(state.time)}; the traced config: {fields}; posterior std "
-        f"{np.asarray(jax.jit(A._ts_posterior_std)(state, traced)).tolist()}"
+        f"{_frequencies(state, config, seed=seed).tolist()}; in a fresh process: "
+        f"{_frequencies_in_a_fresh_process(np.asarray(state.values), seed)}; the state on the "
+        f"device: values {np.asarray(state.values).tolist()}, counts "
+        f"{np.asarray(state.counts).tolist()}, time {int(state.time)}; the traced config: "
+        f"{fields}; posterior std "
+        f"{np.asarray(jax.jit(A._ts_posterior_std)(state, traced)).tolist()}; the first keys' "
+        f"draws under vmap: {draws}; XLA_FLAGS {os.environ.get('XLA_FLAGS')!r}; this "
+        f"process's test modules before this one: {modules}"
     )
+
+
+def _frequencies_in_a_fresh_process(values: np.ndarray, seed: int) -> str:
+    """`_frequencies` of Thompson sampling at one pull per arm, computed by a new Python."""
+    code = textwrap.dedent(
+        f"""
+        from bellmax.core.xla import tune_xla_flags
+        tune_xla_flags()
+        import jax, jax.numpy as jnp, numpy as np
+        from bellmax.bandits.agents import AgentState, ThompsonSampling, act, traced_config
+        s = AgentState(values=jnp.asarray({values.tolist()}, jnp.float32),
+                       counts=jnp.ones({len(values)}, jnp.int32), time=jnp.asarray(4, jnp.int32),
+                       average_reward=jnp.asarray(0.0, jnp.float32))
+        keys = jax.random.split(jax.random.key({seed}, impl="philox2x32"), {N_DRAWS})
+        many = jax.jit(jax.vmap(act, in_axes=(0, None, None)))
+        a = np.asarray(many(keys, s, traced_config(ThompsonSampling())))
+        print((np.bincount(a, minlength={len(values)}) / len(a)).tolist())
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return r.stdout.strip() or f"failed: {r.stderr[-300:]}"
 
 
 # ---------------------------------------------------------------------- tie breaking
@@ -223,7 +264,7 @@ def test_gradient_bandit_update_by_hand(baseline):
 
 
 # ---------------------------------------------------------------------- Thompson sampling
-def test_thompson_posterior_mean_is_the_conjugate_normal_update():
+def test_thompson_posterior_mean_is_the_conjugate_normal_update(modules_run_before):
     config = ThompsonSampling(prior_mean=1.0, prior_std=2.0, noise_std=0.5)
     rewards = [0.3, 1.7, -0.4]
 
@@ -245,13 +286,16 @@ def test_thompson_posterior_mean_is_the_conjugate_normal_update():
     got, want = flat(s), [1.0, 1.0, mean, 1.0, 0, 0, 3, 0, 3]
     if not np.allclose(got, want, rtol=0, atol=1e-5):
         again = [flat(x).tolist() for x in run()]
-        pytest.fail(f"state {got.tolist()} against {want}; run again, step by step: {again}")
+        pytest.fail(
+            f"state {got.tolist()} against {want}; run again, step by step: {again}; this "
+            f"process's test modules before this one: {modules_run_before}"
+        )
     std = np.asarray(A._ts_posterior_std(s, config))
     np.testing.assert_allclose(std[2], precision**-0.5, rtol=1e-5)
     np.testing.assert_allclose(std[0], 2.0, rtol=1e-5)
 
 
-def test_thompson_sampling_probabilities():
+def test_thompson_sampling_probabilities(modules_run_before):
     # One pull each with equal posterior std: P(arm a) = P(its sample is the largest).
     config = ThompsonSampling()
     means = np.array([0.0, 0.4, -0.3, 0.1])
@@ -261,11 +305,13 @@ def test_thompson_sampling_probabilities():
     sd = (1 / 1.0 + 1 / 1.0) ** -0.5
     sim = np.argmax(means + sd * rng.standard_normal((400_000, K)), axis=1)
     p = np.bincount(sim, minlength=K) / sim.size
-    assert _close_to(freq, p), _thompson_diagnosis(s, config, 4, freq, p)
+    assert _close_to(freq, p), _thompson_diagnosis(s, config, 4, freq, p, modules_run_before)
     # a confident posterior (many pulls) just picks the best mean
     s = _state(means, counts=[10**6] * K)
     freq = _frequencies(s, config, seed=5)
-    assert _close_to(freq, np.eye(K)[1]), _thompson_diagnosis(s, config, 5, freq, np.eye(K)[1])
+    assert _close_to(freq, np.eye(K)[1]), _thompson_diagnosis(
+        s, config, 5, freq, np.eye(K)[1], modules_run_before
+    )
 
 
 # ---------------------------------------------------------------------- traced configs
