@@ -179,3 +179,11 @@ def test_gc_paused_turns_the_collector_off_inside_and_restores_it():
         assert not gc.isenabled()
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_bucket_size_is_the_power_of_two_at_least_n_and_the_minimum():
+    from bellmax.core.xla import bucket_size
+
+    assert [bucket_size(n) for n in (0, 1, 2, 3, 4, 5, 8, 9, 129)] == [1, 1, 2, 4, 4, 8, 8, 16, 256]
+    assert [bucket_size(n, 8) for n in (0, 1, 7, 8, 9)] == [8, 8, 8, 8, 16]
+    assert bucket_size(65, 64) == 128 and bucket_size(3, 64) == 64

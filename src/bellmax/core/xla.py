@@ -103,6 +103,7 @@ __all__ = [
     "RUN_SOMETIMES",
     "SMALL_LOOP_BYTES",
     "SMALL_MATRIX_FLAGS",
+    "bucket_size",
     "cpu_compile_options",
     "gc_paused",
     "isa_capped",
@@ -166,6 +167,12 @@ def small_loop_bytes(environ: MutableMapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
     found = re.search(_SMALL_LOOP_OPTION + r"=(\d+)", env.get("XLA_FLAGS", ""))
     return int(found.group(1)) if found else XLA_DEFAULT_SMALL_LOOP_BYTES
+
+
+def bucket_size(n: int, minimum: int = 1) -> int:
+    """The power of two at least `n` and `minimum`: the rows to pad `n` rows to, so that data
+    of many sizes runs through few compiled programs (one per power of two)."""
+    return max(int(minimum), 1 << max(0, int(n) - 1).bit_length())
 
 
 #: A program that runs once per run (an initialisation): `cpu_compile_options`.

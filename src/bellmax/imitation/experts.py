@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bellmax.core.errors import BellmaxError
+from bellmax.core.xla import bucket_size
 from bellmax.envs import spaces
 
 __all__ = [
@@ -304,7 +305,7 @@ class _ControlExpert:
         (1.1-2.0 s each for the swing-up MPC; a DAgger run labels batches of many sizes)."""
         x = self._x(obs)
         n = len(x)
-        rows = 1 << max(0, (n - 1).bit_length())
+        rows = bucket_size(n)
 
         def pad(a: Any) -> np.ndarray:  # NumPy either way: the same program for both
             a = np.asarray(a)

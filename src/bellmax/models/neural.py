@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,7 +40,7 @@ from flax import struct
 from bellmax.core.checks import check_bool, check_int, check_number, check_type
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError
-from bellmax.core.xla import RUN_ONCE, RUN_SOMETIMES, jit_lightly
+from bellmax.core.xla import RUN_ONCE, RUN_SOMETIMES, bucket_size, jit_lightly
 from bellmax.deep.networks import MLP, activation_fn, check_hidden_sizes
 from bellmax.deep.optim import make_optimizer
 from bellmax.envs.pendulum import angle_normalize
@@ -471,7 +470,7 @@ class FitReport:
 def _rows(n: int, capacity: int | None = None) -> int:
     """The rows `n` transitions are padded to: a power of two, at least 64 and `capacity`, so
     that a growing data set recompiles only when it doubles (or never, up to `capacity`)."""
-    return 1 << max(6, math.ceil(math.log2(max(n, capacity or 1))))
+    return bucket_size(max(n, capacity or 1), 64)
 
 
 def _pad(a: np.ndarray, rows: int, dtype: Any = None) -> np.ndarray:

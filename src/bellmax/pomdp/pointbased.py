@@ -34,6 +34,7 @@ import numpy as np
 from bellmax.core.checks import check_int, check_number
 from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
+from bellmax.core.xla import bucket_size
 from bellmax.pomdp.belief import AlphaVectors, x64
 from bellmax.pomdp.bounds import blind_lower_bound, check_discounted
 from bellmax.pomdp.model import TabularPOMDP
@@ -83,7 +84,7 @@ def device_pomdp(pomdp: TabularPOMDP) -> TabularPOMDP:
 def padded_size(n: int) -> int:
     """The padded row count for `n` rows: a power of two, at least 8 (few array sizes, so
     few compilations)."""
-    return max(8, 1 << (int(n) - 1).bit_length())
+    return bucket_size(n, 8)
 
 
 def pad_rows(x: np.ndarray | jax.Array, n: int) -> np.ndarray:
