@@ -150,6 +150,46 @@ def test_belief_update_checks_concrete_input(tiger):
     np.testing.assert_allclose(batch.prob, [belief_update(tiger, b, 0, 0).prob] * 2)
 
 
+def test_belief_update_batch_checks_concrete_input(tiger):
+    # it is jitted: without these checks an index out of range was clamped (action 7 taken as
+    # 2) and a row summing to 1.8 was updated as if it were a belief
+    b = jnp.array([[0.5, 0.5], [0.2, 0.8]])
+    a, o = jnp.array([0, 1]), jnp.array([1, 0])
+    for args, error, match in [
+        ((b, jnp.array([0, 7]), o), ValueError,
+         r"action 7 \(row 1\) is out of range: the valid actions are the integers 0\.\.2"),
+        ((b, a, jnp.array([9, 0])), ValueError,
+         r"observation 9 \(row 0\) is out of range: the valid observations are the integers 0\.\.1"),
+        ((jnp.array([[0.9, 0.9], [0.5, 0.5]]), a, o), ValueError,
+         r"row 0 is \[0\.9.*\(sum 1\.8\)"),
+        ((b[0], a[:1], o[:1]), ValueError, r"must be \[N, 2\].*call belief_update"),
+        ((b, a[:1], o), ValueError, r"actions must be \[N\] = \[2\] integers"),
+        ((b, a.astype(jnp.float32), o), TypeError, "actions must be integers"),
+    ]:  # fmt: skip
+        with pytest.raises(error, match=match):
+            belief_update_batch(tiger, *args)
+    # traced arguments (inside jit) are not checked: the same numbers as concrete ones
+    jitted = jax.jit(belief_update_batch)(tiger, b, a, o)
+    np.testing.assert_allclose(jitted.belief, belief_update_batch(tiger, b, a, o).belief, rtol=1e-6)
+
+
+def test_beliefs_as_lists_and_the_models_precision(tiger):
+    # a list is a belief as an array is (it failed in `b @ T[a]`), and a float64 model's
+    # update is computed in float64 (it came back float32 without x64)
+    assert np.asarray(tiger.T).dtype == np.float64
+    up = belief_update(tiger, [0.5, 0.5], 0, 0)
+    np.testing.assert_allclose(up.belief, [0.85, 0.15], rtol=1e-12)
+    assert up.belief.dtype == jnp.float64
+    np.testing.assert_allclose(observation_probs(tiger, [0.5, 0.5], 0), [0.5, 0.5], rtol=1e-12)
+    batch = belief_update_batch(tiger, [[0.5, 0.5]], [0], [0])
+    assert batch.belief.dtype == jnp.float64
+    np.testing.assert_allclose(batch.belief, [[0.85, 0.15]], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"observation_probs: action 5 is out of range"):
+        observation_probs(tiger, [0.5, 0.5], 5)
+    with pytest.raises(ValueError, match="observation_probs: the belief must be probabilities"):
+        observation_probs(tiger, [0.9, 0.9], 0)
+
+
 def test_simulate_with_successor_lists_equals_the_dense_update(sparse_pomdp):
     # simulate predicts beliefs through each (a, s)'s successor list when those are short
     # (`b @ T[a]` gathered an [S, S] matrix per vmapped episode: 12 GB for 2000 Tag

@@ -62,9 +62,32 @@ class BeliefUpdate:
 
 
 def observation_probs(pomdp: TabularPOMDP, b_tm1: jax.Array, a_tm1: jax.Array) -> jax.Array:
-    """`Pr(o | b, a)` for every observation, `[O]`."""
-    pred = b_tm1 @ jnp.asarray(pomdp.T)[a_tm1]
-    return pred @ jnp.asarray(pomdp.O)[a_tm1]
+    """`Pr(o | b, a)` for every observation, `[O]` (concrete arguments checked as
+    `belief_update` checks them; in the model's precision)."""
+    from bellmax.envs.environment import check_discrete_action
+
+    check_belief(pomdp, b_tm1, "observation_probs")
+    check_discrete_action(a_tm1, pomdp.num_actions, "observation_probs")
+    with _model_precision(pomdp, b_tm1, a_tm1):
+        pred = jnp.asarray(b_tm1) @ jnp.asarray(pomdp.T)[a_tm1]
+        return pred @ jnp.asarray(pomdp.O)[a_tm1]
+
+
+def _model_precision(pomdp: TabularPOMDP, *args: Any) -> contextlib.AbstractContextManager:
+    """`x64` for a float64 model's arithmetic where every argument is concrete (a traced call
+    keeps the precision of the program it is part of)."""
+    if any(isinstance(a, jax.core.Tracer) for a in args):
+        return contextlib.nullcontext()
+    return x64(np.asarray(pomdp.T).dtype)
+
+
+def _not_a_belief(b: np.ndarray) -> bool:
+    return bool(not np.isfinite(b).all() or (b < 0).any() or abs(b.sum() - 1.0) > 1e-3)
+
+
+def _shown(b: np.ndarray) -> list[float]:
+    """A belief's entries to 6 significant digits (a float32 0.9 shows as 0.9)."""
+    return [float(f"{v:.6g}") for v in b]
 
 
 def check_belief(pomdp: TabularPOMDP, belief: Any, where: str) -> None:
@@ -76,11 +99,54 @@ def check_belief(pomdp: TabularPOMDP, belief: Any, where: str) -> None:
     S = pomdp.num_states
     if b.shape != (S,):
         raise ValueError(f"{where}: the belief must be [{S}] (one per state), got shape {b.shape}.")
-    if not np.isfinite(b).all() or (b < 0).any() or abs(b.sum() - 1.0) > 1e-3:
+    if _not_a_belief(b):
         raise ValueError(
-            f"{where}: the belief must be probabilities >= 0 summing to 1, got {b.tolist()} "
+            f"{where}: the belief must be probabilities >= 0 summing to 1, got {_shown(b)} "
             f"(sum {b.sum():.6g})."
         )
+
+
+def _check_batch(pomdp: TabularPOMDP, beliefs: Any, actions: Any, observations: Any) -> None:
+    """`belief_update_batch`'s concrete arguments: beliefs `[N, S]`, each row probabilities;
+    actions and observations `[N]` integers in range (under jit an index out of range would
+    be clamped silently). Traced arguments are not checked."""
+    if any(isinstance(x, jax.core.Tracer) for x in (beliefs, actions, observations)):
+        return
+    where, S = "belief_update_batch", pomdp.num_states
+    b = np.asarray(beliefs, np.float64)
+    if b.ndim != 2 or b.shape[1] != S:
+        raise ValueError(
+            f"{where}: the beliefs must be [N, {S}] (a row per belief, one entry per state), "
+            f"got shape {b.shape}; for one belief call belief_update."
+        )
+    bad = [i for i in range(b.shape[0]) if _not_a_belief(b[i])]
+    if bad:
+        raise ValueError(
+            f"{where}: each belief must be probabilities >= 0 summing to 1; row {bad[0]} is "
+            f"{_shown(b[bad[0]])} (sum {b[bad[0]].sum():.6g})"
+            + (f", and {len(bad) - 1} more rows are not either." if len(bad) > 1 else ".")
+        )
+    for x, what, n in (
+        (actions, "action", pomdp.num_actions),
+        (observations, "observation", pomdp.num_observations),
+    ):
+        x = np.asarray(x)
+        if x.shape != (b.shape[0],):
+            raise ValueError(
+                f"{where}: the {what}s must be [N] = [{b.shape[0]}] integers, one per belief, "
+                f"got shape {x.shape}."
+            )
+        if x.dtype.kind not in "iu":
+            raise TypeError(
+                f"{where}: the {what}s must be integers, got dtype {x.dtype.name}; pass "
+                f"indices (e.g. np.asarray({what}s, np.int32))."
+            )
+        out = np.flatnonzero((x < 0) | (x >= n))
+        if out.size:
+            raise ValueError(
+                f"{where}: {what} {int(x[out[0]])} (row {int(out[0])}) is out of range: the "
+                f"valid {what}s are the integers 0..{n - 1}."
+            )
 
 
 def belief_update(
@@ -105,7 +171,8 @@ def belief_update(
     check_belief(pomdp, b_tm1, "belief_update")
     check_discrete_action(a_tm1, pomdp.num_actions, "belief_update")
     check_discrete_action(o_t, pomdp.num_observations, "belief_update", what="observation")
-    return _belief_update(pomdp, b_tm1, a_tm1, o_t)
+    with _model_precision(pomdp, b_tm1, a_tm1, o_t):
+        return _belief_update(pomdp, jnp.asarray(b_tm1), a_tm1, o_t)
 
 
 @jax.jit
@@ -123,16 +190,24 @@ def _condition(pred: jax.Array, likelihood: jax.Array) -> BeliefUpdate:
     return BeliefUpdate(belief=belief, prob=prob)
 
 
-@jax.jit
 def belief_update_batch(
     pomdp: TabularPOMDP, b_tm1: jax.Array, a_tm1: jax.Array, o_t: jax.Array
 ) -> BeliefUpdate:
-    """`belief_update` over a batch: beliefs `[N, S]`, actions `[N]`, observations `[N]`.
+    """`belief_update` over a batch: beliefs `[N, S]`, actions `[N]`, observations `[N]`
+    (jitted; concrete arguments are checked first, as `belief_update` checks its own).
 
     The prediction is one `[N, S] @ [S, S]` product per action, each belief keeping its own
     action's row (`[N, A, S]`), not `vmap(belief_update)`'s gather of `T[a]` per belief, an
     `[N, S, S]` temporary (6 GB for 1,000 beliefs of Tag's 870 states in float64).
     """
+    _check_batch(pomdp, b_tm1, a_tm1, o_t)
+    with _model_precision(pomdp, b_tm1, a_tm1, o_t):
+        b, a, o = (jnp.asarray(x) for x in (b_tm1, a_tm1, o_t))
+        return _belief_update_batch(pomdp, b, a, o)
+
+
+@jax.jit
+def _belief_update_batch(pomdp, b_tm1, a_tm1, o_t) -> BeliefUpdate:
     T = jnp.asarray(pomdp.T)
     pred = jnp.einsum("ns,ast->nat", b_tm1, T)[jnp.arange(b_tm1.shape[0]), a_tm1]
     likelihood = jnp.asarray(pomdp.O)[a_tm1, :, o_t]
