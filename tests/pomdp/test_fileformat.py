@@ -153,6 +153,11 @@ def test_round_trip_exact(tiger, tmp_path):
         ("discount: 0.9\nvalues: money\n", r"line 2: 'values:' must be 'reward' or 'cost'"),
         (HEAD + "start: 0.5 0.6 0.1\n", r"line 6: the start distribution sums to 1\.2"),
         (HEAD + "T: a identity 7\n", r"line 6: expected one of"),
+        (
+            HEAD + "T: a\nreset\n",
+            r"line 7: expected a number .*found 'reset'\. 'reset' is an extension of some "
+            r"parsers, not part of Cassandra's format",
+        ),
         ("discount: 0.9\nstates: 2\n", r"line 2: the file never declares actions:, observations:"),
     ],
 )

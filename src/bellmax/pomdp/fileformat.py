@@ -107,7 +107,13 @@ class _Tokens:
         try:
             value = float(tok)
         except ValueError:
-            raise self.error(f"expected {what}, found {tok!r}.", line) from None
+            hint = (
+                " 'reset' is an extension of some parsers, not part of Cassandra's format: "
+                "write the transitions that reset the problem as rows of T."
+                if tok == "reset"
+                else ""
+            )
+            raise self.error(f"expected {what}, found {tok!r}.{hint}", line) from None
         if not np.isfinite(value):
             raise self.error(f"{what} must be finite, found {tok!r}.", line)
         return value
