@@ -379,10 +379,19 @@ def test_to_gymnasium_errors():
     with pytest.raises(gymnasium.error.ResetNeeded):
         to_gymnasium("CartPole-v1", render_mode="ansi").render()
     g.reset(seed=0)
-    with pytest.raises(ValueError, match="not in Discrete"):
+    with pytest.raises(ValueError, match=r"action 2 is out of range: the valid actions are"):
         g.step(2)
-    with pytest.raises(ValueError, match="expected \\(\\)"):
+    with pytest.raises(ValueError, match=r"must be one integer \(shape \(\)\).*got shape \(2,\)"):
         g.step(np.array([0, 1]))
+    # as strict as the environment's own step and Gymnasium's Discrete.contains: these
+    # stepped as action 1 before
+    for action in (1.0, True):
+        with pytest.raises(TypeError, match=r"actions of Discrete\(2\) are integers"):
+            g.step(action)
+    with pytest.raises(ValueError, match=r"got shape \(1,\)"):
+        g.step(np.array([1]))
+    g.step(np.int64(1))  # an integer scalar of any kind is an action
+    g.step(np.array(0))
 
 
 # ---------------------------------------------------------------------- spaces

@@ -48,6 +48,7 @@ from bellmax.core.mdp import SparseTransitions, TabularMDP
 from bellmax.core.types import Trajectory
 from bellmax.envs import registry, spaces
 from bellmax.envs import render as env_render
+from bellmax.envs._checks import check_action
 from bellmax.envs.environment import Environment, EnvParams
 
 __all__ = [
@@ -317,6 +318,11 @@ class BellmaxGymnasiumEnv(gymnasium.Env):
 
     def _action(self, action: Any) -> np.ndarray:
         space = self._action_space
+        if isinstance(space, spaces.Discrete | spaces.MultiDiscrete):
+            # as strict as the environment's own step (and Gymnasium's `contains`): an index
+            # of integer dtype and the space's shape; 1.0, True or [1] are refused
+            check_action(action, space, f"{self.env.name}: step")
+            return np.asarray(action).astype(self._action_dtype)
         a = np.asarray(action)
         if a.shape != space.shape:
             a_sq = a.reshape(space.shape) if a.size == int(np.prod(space.shape)) else None
@@ -326,13 +332,6 @@ class BellmaxGymnasiumEnv(gymnasium.Env):
                     f"{space} in {self.env.name}."
                 )
             a = a_sq
-        if isinstance(space, spaces.Discrete | spaces.MultiDiscrete):
-            high = space.n if isinstance(space, spaces.Discrete) else space.nvec
-            if not np.all(np.mod(a, 1) == 0) or np.any(a < 0) or np.any(a >= high):
-                raise ValueError(
-                    f"action {action!r} is not in {space} of {self.env.name}: it must be an "
-                    f"integer in [0, n) (entry-wise for MultiDiscrete)."
-                )
         return a.astype(self._action_dtype)
 
     # -------------------------------------------------------------- gymnasium API
