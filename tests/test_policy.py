@@ -259,6 +259,45 @@ def test_predict_refuses_a_non_finite_observation(tmp_path):
         policy.predict(batch)
 
 
+@pytest.mark.parametrize(
+    "space, inside, outside, fraction",
+    [("discrete", 3, 16, 3.7), ("multi", [14, 5, 0], [40, 5, 0], [14.5, 5, 0])],
+)
+def test_predict_takes_state_indices_in_range_for_discrete_observations(
+    tmp_path, space, inside, outside, fraction
+):
+    # Shows: an index out of range, a fraction or a one-hot vector is refused; each used to
+    # get an action (16 and -1 as some state, 3.7 as another, a one-hot as a batch of 16).
+    from bellmax.envs import spaces
+
+    obs_space = spaces.Discrete(16) if space == "discrete" else spaces.MultiDiscrete([32, 11, 2])
+    features = 16 if space == "discrete" else 45
+    path = write_policy_file(
+        tmp_path / POLICY_FILE,
+        algorithm="ppo",
+        network={"kind": "categorical", "hidden_sizes": [], "activation": "tanh", "output_size": 2},
+        observation_space=obs_space,
+        action_space=spaces.Discrete(2),
+        weights={"output/kernel": np.ones((1, features, 2), np.float32),
+                 "output/bias": np.zeros((1, 2), np.float32)},
+        seeds=(0,),
+    )  # fmt: skip
+    policy = load_policy(path)
+    assert policy.predict(np.asarray(inside)).shape == ()
+    assert policy.predict(np.asarray(inside, np.float64)) == policy.predict(np.asarray(inside))
+    for bad in (outside, np.negative(np.asarray(inside)) - 1):
+        with pytest.raises(ValueError, match=r"is outside .*each must be in 0\.\.n-1"):
+            policy.predict(np.asarray(bad))
+    with pytest.raises(ValueError, match="are whole numbers"):
+        policy.predict(np.asarray(fraction))
+    if space == "discrete":
+        with pytest.raises(ValueError, match=r"look like one-hot vectors.*np\.argmax"):
+            policy.predict(np.eye(16)[3])
+        assert policy.predict(np.arange(16)).shape == (16,)  # integer indices: a batch
+    # an empty batch has no actions, of the shape a batch's would have
+    assert policy.predict(np.zeros((0, *obs_space.shape), np.int32)).shape == (0,)
+
+
 def test_act_is_jittable_and_vmappable(tmp_path):
     path, _, _ = _write(tmp_path, *CASES["ppo-gaussian"])
     policy = load_policy(path)

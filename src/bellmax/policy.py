@@ -646,7 +646,9 @@ class Policy:
           observation, `[*batch, *action_space.shape]` for a batch.
 
         Raises:
-          ValueError: `obs` does not fit the observation space, or holds a NaN or infinity.
+          ValueError: `obs` does not fit the observation space, or holds a NaN or infinity;
+            for a `Discrete` or `MultiDiscrete` observation space, an entry is not a whole
+            number in range (an observation there is the state's index, not a one-hot vector).
         """
         x = np.asarray(obs)
         self._single(x, x.shape)
@@ -657,12 +659,53 @@ class Policy:
                 "policy has no action for it; check the environment or whatever built the "
                 "observation (a diverged simulation, a division by zero)."
             )
+        self._check_indices(x)
         if deterministic:
             key = self._key
         else:
             self._draws += 1
             key = jax.random.fold_in(self._key, self._draws)
+        if x.size == 0:  # an empty batch: no actions, of the shape and dtype they would have
+            one = np.zeros((1, *self.observation_space.shape), x.dtype)
+            out = jax.eval_shape(self._jit, self.params, key, one, bool(deterministic))
+            return np.zeros(x.shape[: x.ndim - len(self.observation_space.shape)] + out.shape[1:],
+                            out.dtype)  # fmt: skip
         return np.asarray(self._jit(self.params, key, x, bool(deterministic)))
+
+    def _check_indices(self, x: np.ndarray) -> None:
+        """A `Discrete` or `MultiDiscrete` observation is an index (per entry): whole numbers
+        in range. One-hot encoding is the policy's own business (`flatten_obs`); given one,
+        its entries would read as a batch of states, and anything else as the wrong states."""
+        space = self.observation_space
+        if not isinstance(space, spaces.Discrete | spaces.MultiDiscrete) or x.size == 0:
+            return
+        high = space.n if isinstance(space, spaces.Discrete) else np.asarray(space.nvec)
+        kind = "" if isinstance(space, spaces.Discrete) else " (entry-wise)"
+        if (
+            isinstance(space, spaces.Discrete)
+            and x.dtype.kind == "f"
+            and x.shape[-1:] == (space.n,)
+            and np.isin(x, (0.0, 1.0)).all()
+            and (x.sum(axis=-1) == 1).all()
+        ):  # a float batch of indices that is exactly one-hot rows is not plausible
+            raise ValueError(
+                f"observations of {describe_space(space)} are state indices, and these look "
+                f"like one-hot vectors (shape {x.shape}, each row a single 1.0); pass "
+                "np.argmax(obs, axis=-1) (the policy one-hot encodes indices itself)."
+            )
+        if x.dtype.kind not in "iu" and not (x.dtype.kind == "f" and (x == np.round(x)).all()):
+            raise ValueError(
+                f"observations of {describe_space(space)} are whole numbers (the state's "
+                f"index{kind}), got {x.ravel()[:8].tolist()} (dtype {x.dtype.name})."
+            )
+        bad = (x < 0) | (x >= high)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"observation {x[where].item()} at index {where} is outside "
+                f"{describe_space(space)}: each must be in 0..n-1{kind}; pass the state's "
+                "index, not a one-hot vector."
+            )
 
 
 def load_policies(path: str | os.PathLike) -> list[Policy]:
