@@ -170,7 +170,13 @@ def test_evaluate_refuses_damaged_checkpoints_and_nonfinite_weights(tmp_path, ca
         (["train", "ppo", "--chunks", "0"], "--chunks must be >= 1"),
         (["train", "ppo", "--chunks", "-3"], "--chunks must be >= 1"),
         (["train", "ppo", "--seeds", "0"], "--seeds must be >= 1"),
-        (["train", "ppo", "--seed", "-1"], "--seed must be >= 0"),
+        (["train", "ppo", "--seed", "-1"], "--seed must be an int >= 0 and <= 4294967295"),
+        # 32-bit seeds: 2**32 ran seed 0's run again under another name
+        (["train", "ppo", "--seed", "4294967296"], "--seed must be an int >= 0 and <= 4294967295"),
+        (
+            ["train", "ppo", "--seed", "4294967295", "--seeds", "2"],
+            "runs seeds up to 4294967296, above 4294967295: seeds are 32-bit",
+        ),
         (["train", "ppo", "--eval-episodes", "-1"], "--eval-episodes must be >= 0"),
         (["train", "ppo", "--total-steps", "0"], "--total-steps must be >= 1"),
         (["train", "ppo", "--total-steps", "100"], "total_timesteps=100 is less than one"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 
@@ -14,6 +15,8 @@ from bellmax.core.checks import (
     check_number,
     check_probability,
     check_seed,
+    check_seed_range,
+    check_seeds,
     check_type,
     whole_number,
 )
@@ -74,11 +77,34 @@ def test_check_bool_choice_type_and_sequences():
 
 
 def test_check_seed_is_every_commands_seed_range():
-    assert check_seed(0) == 0 and check_seed(MAX_SEED) == 2**63 - 1
-    with pytest.raises(ValueError, match=r"--seed must be an int >= 0 and <= 9223372036854775807"):
+    assert check_seed(0) == 0 and check_seed(MAX_SEED) == 2**32 - 1
+    with pytest.raises(ValueError, match=r"--seed must be an int >= 0 and <= 4294967295"):
         check_seed(-1)
     with pytest.raises(ValueError, match=r"run_tour\.seed"):
-        check_seed(2**63, "seed", owner="run_tour")
+        check_seed(2**32, "seed", owner="run_tour")
+    # why 32 bits: a JAX key takes a seed's low 32 bits, so 2**32 and -1 repeat other seeds
+    key = lambda s: np.asarray(jax.random.key_data(jax.random.key(s)))  # noqa: E731
+    np.testing.assert_array_equal(key(2**32), key(0))
+    np.testing.assert_array_equal(key(-1), key(MAX_SEED))
+    assert len({tuple(key(s)) for s in (0, 1, MAX_SEED - 1, MAX_SEED)}) == 4
+
+
+def test_seeds_side_by_side_are_distinct_seeds():
+    assert check_seeds(range(3)) == (0, 1, 2)
+    assert check_seed_range(MAX_SEED - 1, 2) == range(MAX_SEED - 1, MAX_SEED + 1)
+    for bad, error, match in [
+        (3, TypeError, r"seeds is a sequence of seed values, e\.g\. seeds=\(0, 1, 2\)"),
+        ((), ValueError, "distinct integers, at least one"),
+        ((1, 1), ValueError, "distinct integers"),
+        ((0, 2**32), ValueError, r"seeds\[1\] must be an int >= 0 and <= 4294967295"),
+        ((0.0,), TypeError, r"seeds\[0\] must be an int"),
+    ]:
+        with pytest.raises(error, match=match):
+            check_seeds(bad)
+    with pytest.raises(ValueError, match=r"--seed 4294967295 with --seeds 2 runs seeds up to"):
+        check_seed_range(MAX_SEED, 2)
+    with pytest.raises(ValueError, match=r"--seeds must be an int >= 1"):
+        check_seed_range(0, 0)
 
 
 def test_whole_number_is_the_rule_for_integers_written_as_text():

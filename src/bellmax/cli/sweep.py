@@ -124,13 +124,12 @@ class SweepArgs:
 
 def run_sweep(args: SweepArgs) -> int | None:
     """Run `bellmax sweep` (see `SweepArgs`)."""
-    from bellmax.core.checks import check_int
+    from bellmax.core.checks import check_int, check_seed_range
     from bellmax.core.io import check_output_path, check_run_dir
     from bellmax.deep import get_algorithm
     from bellmax.train.sweep import parse_grid, parse_space, sweep
 
-    check_int(args.seeds, "--seeds", low=1)
-    check_int(args.seed, "--seed", low=0)  # as every command's --seed
+    check_seed_range(args.seed, args.seeds)  # as every command's --seed
     check_int(args.chunks, "--chunks", low=1)
     check_int(args.random, "--random", low=0)
     if args.out is not None:

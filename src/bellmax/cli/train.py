@@ -244,8 +244,9 @@ def _check_options(a: Any) -> None:
     """Refuse nonsense values of the common options, naming the option and the fix."""
     if a.seeds < 1:
         raise ValueError(f"--seeds must be >= 1 (the number of seeds trained), got {a.seeds}.")
-    if a.seed < 0:  # as every command's --seed
-        raise ValueError(f"--seed must be >= 0 (the first seed), got {a.seed}.")
+    from bellmax.core.checks import check_seed_range
+
+    check_seed_range(a.seed, a.seeds)  # as every command's --seed
     if a.chunks < 1:
         raise ValueError(
             f"--chunks must be >= 1 (how many checkpoints the run is split into), got {a.chunks}."

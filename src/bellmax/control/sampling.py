@@ -45,7 +45,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.control.problems import Problem
-from bellmax.core.checks import check_choice, check_int, check_number, check_type
+from bellmax.core.checks import check_choice, check_int, check_number, check_seed, check_type
 from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
 
@@ -101,7 +101,7 @@ class SamplingConfig:
         if self.temperature is not None:
             check_number(self.temperature, "temperature", owner=owner, low=0, low_open=True)
         check_number(self.cost_tolerance, "cost_tolerance", owner=owner, low=0, low_open=True)
-        object.__setattr__(self, "seed", check_int(self.seed, "seed", owner=owner))
+        object.__setattr__(self, "seed", check_seed(self.seed, "seed", owner=owner))
 
     @property
     def num_elites(self) -> int:

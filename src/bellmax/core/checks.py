@@ -26,12 +26,16 @@ __all__ = [
     "check_number",
     "check_probability",
     "check_seed",
+    "check_seed_range",
+    "check_seeds",
     "check_type",
     "whole_number",
 ]
 
-#: Seeds are numpy/JAX/Gymnasium seeds: integers in 0 .. 2**63 - 1.
-MAX_SEED = 2**63 - 1
+#: Seeds are integers in 0 .. 2**32 - 1. A JAX key (without x64) takes a seed's low 32 bits:
+#: `jax.random.key(2**32)` is `jax.random.key(0)` and -1 is 2**32 - 1, so a larger or a
+#: negative seed would run a smaller seed's run again under another name.
+MAX_SEED = 2**32 - 1
 
 
 def _who(name: str, owner: str) -> str:
@@ -199,5 +203,44 @@ def check_int_sequence(
 
 
 def check_seed(value: Any, name: str = "--seed", *, owner: str = "") -> int:
-    """A seed: an integer in `0 .. MAX_SEED` (what numpy, JAX and Gymnasium all take)."""
+    """A seed: an integer in `0 .. MAX_SEED` (distinct seeds, distinct JAX keys)."""
     return check_int(value, name, owner=owner, low=0, high=MAX_SEED)
+
+
+def check_seed_range(
+    first: Any, count: Any, *, first_name: str = "--seed", count_name: str = "--seeds"
+) -> range:
+    """The seeds `first, first + 1, ..., first + count - 1` (a command's `--seed` and
+    `--seeds`), each a `check_seed`.
+
+    Raises:
+      TypeError / ValueError: `count` below 1, `first` not a seed, or the last seed above
+        `MAX_SEED` (naming both options and the highest first seed that fits).
+    """
+    count = check_int(count, count_name, low=1)
+    first = check_seed(first, first_name)
+    if first + count - 1 > MAX_SEED:
+        raise ValueError(
+            f"{first_name} {first} with {count_name} {count} runs seeds up to {first + count - 1}"
+            f", above {MAX_SEED}: seeds are 32-bit (a larger one would repeat a smaller one's "
+            f"run); start at {MAX_SEED - count + 1} or lower."
+        )
+    return range(first, first + count)
+
+
+def check_seeds(value: Any, name: str = "seeds", *, owner: str = "") -> tuple[int, ...]:
+    """Seeds for runs trained side by side: at least one, distinct, each a `check_seed`.
+
+    Raises:
+      TypeError: one int instead of a sequence, or an entry that is not an int.
+      ValueError: none, a repeat, or a seed outside `0 .. MAX_SEED`.
+    """
+    if isinstance(value, numbers.Integral | str | bytes):
+        raise TypeError(
+            f"{_who(name, owner)} is a sequence of seed values, e.g. {name}=(0, 1, 2) or "
+            f"range(3); got {value!r}."
+        )
+    seeds = tuple(check_seed(v, f"{name}[{i}]", owner=owner) for i, v in enumerate(value))
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"{name} must be distinct integers, at least one; got {seeds!r}.")
+    return seeds

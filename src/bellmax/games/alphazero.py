@@ -64,7 +64,7 @@ import optax
 from flax import serialization
 
 import bellmax
-from bellmax.core.checks import check_bool, check_int, check_int_sequence, check_number
+from bellmax.core.checks import check_bool, check_int, check_int_sequence, check_number, check_seed
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import BellmaxError
 from bellmax.core.io import atomic_open
@@ -415,7 +415,7 @@ def train_alphazero(
     config = AlphaZeroConfig() if config is None else config
     if not isinstance(config, AlphaZeroConfig):
         raise TypeError(f"config must be an AlphaZeroConfig, got {type(config).__name__}.")
-    seed = check_int(seed, "seed")
+    seed = check_seed(seed, "seed")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}.")
     start = time.perf_counter()
@@ -727,7 +727,7 @@ def make_alphazero_agent(
     if checkpoint is not None:
         return load_alphazero(checkpoint)
     cache = check_bool(cache, "cache")
-    seed = check_int(seed, "seed")
+    seed = check_seed(seed, "seed")
     config = AlphaZeroConfig(
         iterations=iterations,
         games_per_iteration=games_per_iteration,

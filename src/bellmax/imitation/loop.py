@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bellmax.core.checks import check_bool, check_choice, check_int, check_number
+from bellmax.core.checks import check_bool, check_choice, check_int, check_number, check_seed
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError
 from bellmax.envs import spaces
@@ -446,7 +446,7 @@ def imitate(
 
     if not isinstance(config, ImitationConfig):
         raise TypeError(f"config must be an ImitationConfig, got {type(config).__name__}.")
-    seed = check_int(seed, "seed", low=0)
+    seed = check_seed(seed, "seed")
     t0 = time.perf_counter()
     maker = make_env or functools.partial(make_rollout_env, env_id)
     venv = maker(num_envs=config.num_envs, seed=seed)

@@ -44,7 +44,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.control.lqr import finite_horizon_lqr
-from bellmax.core.checks import check_int, check_number
+from bellmax.core.checks import check_int, check_number, check_seed
 from bellmax.core.display import summary_repr
 from bellmax.core.status import Status
 from bellmax.models.data import check_finite_rollouts
@@ -735,7 +735,7 @@ class GPSConfig:
         check_number(self.prior_strength, "prior_strength", owner=owner, low=0, low_open=True)
         check_number(self.action_penalty, "action_penalty", owner=owner, low=0)
         check_number(self.entropy, "entropy", owner=owner, low=0)
-        check_int(self.seed, "seed", owner=owner)
+        check_seed(self.seed, "seed", owner=owner)
         if not isinstance(self.trust_region, TrustRegionConfig):
             raise TypeError("trust_region must be a TrustRegionConfig.")
 

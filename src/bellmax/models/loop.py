@@ -28,7 +28,7 @@ import numpy as np
 
 from bellmax.control.mpc import closed_loop, control_to_action, make_mpc
 from bellmax.control.problems import cartpole_balance
-from bellmax.core.checks import check_choice, check_int, check_number, check_type
+from bellmax.core.checks import check_choice, check_int, check_number, check_seed, check_type
 from bellmax.core.display import summary_repr
 from bellmax.envs import spaces
 from bellmax.envs.registry import resolve_env
@@ -76,7 +76,7 @@ class LoopConfig:
             "iterations",
         ):
             object.__setattr__(self, name, check_int(getattr(self, name), name, owner=owner, low=1))
-        object.__setattr__(self, "seed", check_int(self.seed, "seed", owner=owner))
+        object.__setattr__(self, "seed", check_seed(self.seed, "seed", owner=owner))
         if self.success_return is not None:
             value = check_number(self.success_return, "success_return", owner=owner)
             object.__setattr__(self, "success_return", value)

@@ -41,7 +41,14 @@ import numpy as np
 from bellmax.control.mpc import closed_loop, control_to_action, make_mpc
 from bellmax.control.problems import make_problem, zero_terminal_cost
 from bellmax.control.sampling import SamplingConfig, SamplingState, make_sampling_mpc
-from bellmax.core.checks import check_bool, check_choice, check_int, check_number, check_type
+from bellmax.core.checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_seed,
+    check_type,
+)
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError, UnknownNameError
 from bellmax.core.status import Status
@@ -178,7 +185,7 @@ class MBRLConfig:
         if self.learned_reward is not None:
             check_bool(self.learned_reward, "learned_reward", owner=owner)
         check_type(self.neural, NeuralConfig, "neural", owner=owner)
-        object.__setattr__(self, "seed", check_int(self.seed, "seed", owner=owner, low=0))
+        object.__setattr__(self, "seed", check_seed(self.seed, "seed", owner=owner))
 
     @property
     def neural_config(self) -> NeuralConfig:

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from bellmax.core.checks import check_bool, check_int, check_number, check_type
+from bellmax.core.checks import check_bool, check_int, check_number, check_seed, check_type
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError
 from bellmax.core.xla import RUN_ONCE, RUN_SOMETIMES, bucket_size, jit_lightly
@@ -107,7 +107,7 @@ class NeuralConfig:
                 f"NeuralConfig.min_log_var ({lo}) must be below max_log_var ({hi}); e.g. -10 "
                 "and 0.5."
             )
-        object.__setattr__(self, "seed", check_int(self.seed, "seed", owner=owner))
+        object.__setattr__(self, "seed", check_seed(self.seed, "seed", owner=owner))
 
 
 class _Member(nn.Module):

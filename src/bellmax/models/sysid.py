@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bellmax.core.checks import check_int, check_number
+from bellmax.core.checks import check_int, check_number, check_seed
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError, unknown_name
 from bellmax.core.status import Status, StatusFields, status_name
@@ -89,7 +89,7 @@ class SysIdConfig:
         for name in ("spread", "ftol", "xtol", "gtol", "lambda_init", "rank_rtol"):
             value = check_number(getattr(self, name), name, owner=owner, low=0)
             object.__setattr__(self, name, value)
-        object.__setattr__(self, "seed", check_int(self.seed, "seed", owner=owner))
+        object.__setattr__(self, "seed", check_seed(self.seed, "seed", owner=owner))
         if self.spread < 1 and self.num_starts > 1:
             raise ValueError(
                 f"SysIdConfig.spread must be >= 1 (a factor around the initial guess) when "

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from bellmax.core.checks import check_bool, check_int, check_number, check_type
+from bellmax.core.checks import check_bool, check_int, check_number, check_seed, check_type
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError
 from bellmax.deep.networks import MLP, activation_fn, check_hidden_sizes
@@ -431,7 +431,7 @@ class ThroughModelConfig:
         object.__setattr__(self, "hidden_sizes", check_hidden_sizes(self.hidden_sizes, owner=owner))
         activation_fn(self.activation)
         check_type(self.model, NeuralConfig, "model", owner=owner)
-        check_int(self.seed, "seed", owner=owner)
+        check_seed(self.seed, "seed", owner=owner)
 
 
 def imagined_cost(

@@ -58,7 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bellmax import __version__
-from bellmax.core.checks import check_int, check_number
+from bellmax.core.checks import check_int, check_number, check_seeds
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import BellmaxError, DivergenceError
 from bellmax.core.io import (
@@ -968,13 +968,7 @@ def train(
         algo_name = algo_name or algo
         algo = get_algorithm(algo)
     name = algo_name or getattr(algo, "NAME", getattr(algo, "__name__", "algo")).split(".")[-1]
-    if isinstance(seeds, (int, np.integer, str, bytes)):
-        raise TypeError(
-            f"seeds is a sequence of seed values, e.g. seeds=(0, 1, 2) or range(3); got {seeds!r}."
-        )
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct integers, at least one; got {seeds!r}.")
+    seeds = check_seeds(seeds)
     chunks = check_int(chunks, "chunks", owner="train", low=1)  # checkpoints per run
     eval_episodes = check_int(eval_episodes, "eval_episodes", owner="train", low=0)  # 0: none
     if stop_return is not None:

@@ -55,7 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bellmax.core.checks import check_int, whole_number
+from bellmax.core.checks import check_int, check_seeds, whole_number
 from bellmax.core.errors import BellmaxError, unknown_name
 from bellmax.core.io import (
     CHECKPOINT,
@@ -268,9 +268,7 @@ def plan_trials(
         the reverse), seeds not distinct; the Config's own errors for bad values.
     """
     grid = dict(grid or {})
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct integers, at least one; got {seeds!r}.")
+    seeds = check_seeds(seeds)
     both = sorted(set(grid) & {s.field for s in space})
     if names is None:
         g, sp, n = "grid", "space", "num_random=N"
