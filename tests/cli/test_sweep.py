@@ -116,6 +116,19 @@ def test_table_names_diverged_trials():
         ),
         (["sweep", "ppo", "--grid", LRS, "--seeds", "0"], "seeds"),
         (["sweep", "ppo", "--grid", LRS, "--seed", "-1"], "--seed must be an int >= 0"),
+        (
+            [
+                "sweep",
+                "ppo",
+                "--random",
+                "2",
+                "--space",
+                "clip_eps=uniform(0.01,0.02)",
+                "--space",
+                "clip_eps=uniform(0.5,0.6)",
+            ],
+            "--space gives clip_eps twice",
+        ),  # the second range replaced the first without a word
         (["sweep", "td3", "--env", "CartPole-v1", "--grid", LRS], "continuous Box"),
         (["sweep", "ppo", "--grid", LRS, "--overwrite"], "give --out DIR"),
         (["sweep", "ppo", "--grid", LRS, "--set", "foo"], "--set takes FIELD=VALUE, got 'foo'"),

@@ -85,6 +85,14 @@ def test_parse_space_and_draws():
             sw.parse_space(bad, ppo.Config)
     with pytest.raises(UnknownNameError, match="loguniform"):
         sw.parse_space("learning_rate=lognormal(1,2)", ppo.Config)
+    # a Space built in Python is checked as --space is: "gauss" was drawn as uniform, reversed
+    # or negative log bounds failed inside numpy
+    with pytest.raises(UnknownNameError, match="unknown distribution 'gauss'"):
+        sw.Space("learning_rate", "gauss", 1e-4, 1e-2)
+    for low, high, match in [(1e-2, 1e-4, "LOW < HIGH"), (-1.0, 1e-4, "LOW > 0"),
+                             ("a", 1.0, "bounds must be numbers")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            sw.Space("learning_rate", "loguniform", low, high)
 
 
 def test_plan_trials_and_groups_by_hand():
@@ -121,6 +129,29 @@ def test_plan_trials_checks_values_and_options():
     space = [sw.Space("learning_rate", "uniform", 0.1, 0.2)]
     with pytest.raises(ValueError, match="learning_rate is in both grid and space;"):
         sw.plan_trials(TINY, grid=GRID, space=space, num_random=1)
+    # what the command line refuses, refused in Python too (each was accepted, garbled or
+    # failed deep inside: an empty list with out_dir raised IndexError)
+    for grid, error, match in [
+        ({"learning_rate": []}, ValueError, r"grid\['learning_rate'\] is empty"),
+        ({"learning_rate": [1e-3, 1e-3]}, ValueError, "gives 0.001 twice"),
+        ({"learning_rate": "0.001"}, TypeError, "must be a list of values.*got str '0.001'"),
+        ({"learning_rate": 1e-3}, TypeError, "must be a list of values.*got float"),
+        ({"learnin_rate": [1e-3]}, UnknownNameError, "Did you mean: 'learning_rate'"),
+        ([("learning_rate", [1e-3])], TypeError, r"grid must be a dict \{field: \[values\]\}"),
+    ]:
+        with pytest.raises(error, match=match):
+            sw.plan_trials(TINY, grid=grid)
+    twice = [sw.Space("clip_eps", "uniform", 0.01, 0.02), sw.Space("clip_eps", "uniform", 0.5, 0.6)]
+    for space, error, match in [
+        (twice, ValueError, "space gives clip_eps twice"),
+        (["learning_rate=uniform(1,2)"], TypeError, "space takes Space objects"),
+        ([sw.Space("num_envs", "uniform", 1, 2)], ValueError, "num_envs: not a float field"),
+    ]:
+        with pytest.raises(error, match=match):
+            sw.plan_trials(TINY, space=space, num_random=2)
+    with pytest.raises(TypeError, match=r"seeds\[0\] must be an int"):
+        sw.plan_trials(TINY, grid=GRID, seeds=[1.5])  # it was truncated to 1
+    assert len(sw.plan_trials(TINY, grid={"hidden_sizes": [(8,), [16]]})) == 2
 
 
 def test_sweep_refuses_bad_options_before_any_work():

@@ -124,6 +124,25 @@ class Space:
     high: float
     """Upper bound (> low)."""
 
+    def __post_init__(self) -> None:
+        # what parse_space refuses on the command line, refused for a Space built in Python
+        # too (an unknown kind was drawn as uniform, reversed bounds failed inside numpy)
+        if not isinstance(self.field, str):
+            raise TypeError(f"Space.field must be a Config field's name, got {self.field!r}.")
+        if self.kind not in SPACE_KINDS:
+            raise unknown_name("distribution", self.kind, SPACE_KINDS)
+        try:
+            low, high = float(self.low), float(self.high)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{self}: the bounds must be numbers, e.g. Space('learning_rate', "
+                "'loguniform', 1e-4, 1e-2)."
+            ) from None
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"{self}: need finite bounds with LOW < HIGH.")
+        if self.kind == "loguniform" and low <= 0:
+            raise ValueError(f"{self}: loguniform needs LOW > 0.")
+
     def sample(self, rng: np.random.Generator) -> float:
         """One value."""
         if self.kind == "loguniform":
@@ -234,11 +253,11 @@ def parse_space(item: str, config_cls: type) -> Space:
         low, high = float(low_text), float(high_text)
     except ValueError:
         raise ValueError(f"--space {item!r}: the bounds must be numbers; e.g. {example}.") from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(f"--space {item!r}: need finite bounds with LOW < HIGH.")
-    if kind == "loguniform" and low <= 0:
-        raise ValueError(f"--space {item!r}: loguniform needs LOW > 0; e.g. {example}.")
-    return Space(name, kind, low, high)
+    try:
+        return Space(name, kind, low, high)
+    except ValueError as e:  # the bounds: said of the item as written
+        why = str(e).partition(": ")[2].rstrip(".")
+        raise ValueError(f"--space {item!r}: {why}; e.g. {example}.") from None
 
 
 def _say(name: str, value: Any, names: Callable[[str], str] | None) -> str:
@@ -267,14 +286,15 @@ def plan_trials(
       ValueError: a field both in the grid and the space, `space` without `num_random` (or
         the reverse), seeds not distinct; the Config's own errors for bad values.
     """
-    grid = dict(grid or {})
     seeds = check_seeds(seeds)
-    both = sorted(set(grid) & {s.field for s in space})
     if names is None:
         g, sp, n = "grid", "space", "num_random=N"
     else:
         g, sp, n = names("grid"), names("space") + " FIELD=KIND(LOW,HIGH)", names("num_random")
         n += " N"
+    grid = _checked_grid(base, grid, g)
+    space = _checked_space(base, space, sp.split()[0])
+    both = sorted(set(grid) & {s.field for s in space})
     if both:
         raise ValueError(
             f"{both[0]} is in both {g} and {sp.split()[0]}; sweep it with one of them."
@@ -295,6 +315,58 @@ def plan_trials(
         for seed in seeds:
             trials.append({"index": len(trials), "config": values, "seed": seed})
     return trials
+
+
+def _checked_grid(base: Any, grid: Any, option: str) -> dict[str, tuple[Any, ...]]:
+    """`grid` as `{field: values}`: each a field of `base`'s Config, with a list of values
+    (at least one, none twice); `option` names it in errors (`grid`, `--grid`)."""
+    if grid is None:
+        return {}
+    if not isinstance(grid, Mapping):
+        raise TypeError(
+            f"{option} must be a dict {{field: [values]}}, e.g. "
+            f"{{'learning_rate': [1e-3, 3e-3]}}; got {type(grid).__name__}."
+        )
+    out = {}
+    for name, values in grid.items():
+        _field_type(type(base), name, option)
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
+            raise TypeError(
+                f"{option}[{name!r}] must be a list of values, e.g. {{{name!r}: [v1, v2]}}; "
+                f"got {type(values).__name__} {values!r}."
+            )
+        values = tuple(values.tolist() if isinstance(values, np.ndarray) else values)
+        if not values:
+            raise ValueError(f"{option}[{name!r}] is empty: give it at least one value.")
+        shown = [json.dumps(v, sort_keys=True, default=list) for v in values]
+        twice = next((v for v, t in zip(values, shown, strict=True) if shown.count(t) > 1), None)
+        if len(set(shown)) != len(shown):
+            raise ValueError(f"{option}[{name!r}] gives {twice!r} twice; give each value once.")
+        out[name] = values
+    return out
+
+
+def _checked_space(base: Any, space: Any, option: str) -> tuple[Space, ...]:
+    """`space` as `Space`s: each of a float field of `base`'s Config, one per field."""
+    space = tuple(space or ())
+    for s in space:
+        if not isinstance(s, Space):
+            raise TypeError(
+                f"{option} takes Space objects, e.g. Space('learning_rate', 'loguniform', "
+                f"1e-4, 1e-2); got {type(s).__name__} {s!r}."
+            )
+        if _field_type(type(base), s.field, option) is not float:
+            raise ValueError(
+                f"{option} {s.field}: not a float field; sweep it with a grid of its values."
+            )
+    fields = [s.field for s in space]
+    twice = next((f for f in fields if fields.count(f) > 1), None)
+    if twice is not None:
+        raise ValueError(
+            f"{option} gives {twice} twice (one distribution per field; the second replaced "
+            "the first); keep one."
+        )
+    return space
 
 
 def plan_groups(base: Any, trials: Sequence[dict]) -> list[dict[str, Any]]:
