@@ -98,6 +98,15 @@ def test_with_hyperparameters_names_what_may_be_traced():
         with_hyperparameters(CONFIG, {"num_envs": 4})
     with pytest.raises(TypeError, match="dict"):
         with_hyperparameters(CONFIG, [("learning_rate", 1e-3)])
+    # an array of values is vmapped over, not passed whole: it failed deep in the update
+    # ("mul got incompatible shapes for broadcasting: (2,), (64,)")
+    with pytest.raises(ValueError, match=r"'learning_rate' must be one value per call.*jax\.vmap"):
+        with_hyperparameters(CONFIG, {"learning_rate": jnp.array([1e-3, 1e-2])})
+    with pytest.raises(ValueError, match=r"got shape \(1,\)"):
+        jax.eval_shape(lambda lr: with_hyperparameters(CONFIG, {"learning_rate": lr}).gamma,
+                       jnp.ones(1))  # fmt: skip
+    traced = jax.jit(lambda lr: with_hyperparameters(CONFIG, {"learning_rate": lr}).learning_rate)
+    assert float(traced(jnp.float32(3e-4))) == pytest.approx(3e-4)
 
 
 def test_configs_skip_value_checks_of_arrays_only():

@@ -181,7 +181,8 @@ def with_hyperparameters(config: Any, hyperparameters: dict[str, Any] | None) ->
 
     Raises:
       TypeError: `hyperparameters` is not a dict; ValueError: a field that is not a
-        hyperparameter of this Config (the message lists those that are).
+        hyperparameter of this Config (the message lists those that are), or a value that
+        is not a scalar (an array of values is `vmap`ped over, not passed whole).
     """
     if not hyperparameters:
         return config
@@ -196,6 +197,14 @@ def with_hyperparameters(config: Any, hyperparameters: dict[str, Any] | None) ->
             f"be traced; those are: {', '.join(_traceable(config))}. Fields that shape the "
             "program (sizes, counts, flags) need a separate Config per value."
         )
+    for name, value in hyperparameters.items():
+        shape = jnp.shape(value)
+        if shape != ():
+            raise ValueError(
+                f"hyperparameter {name!r} must be one value per call (shape ()), got shape "
+                f"{shape}; to train several values at once, vmap over them, e.g. "
+                f"jax.vmap(train)(keys, {{{name!r}: values}}) with one key per value."
+            )
     return dataclasses.replace(config, **hyperparameters)
 
 
