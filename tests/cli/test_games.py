@@ -28,12 +28,15 @@ def _scripted(moves):
 def test_terminal_game_against_perfect_answers_bad_input_and_never_lets_the_human_win():
     out: list[str] = []
     # Centre, then junk, an occupied cell, out of range; then keep playing first free cells.
-    moves = ["5", "x", "5", "0", "10"] + [str(i) for i in range(1, 10)] * 2
+    # '²' passes str.isdigit() and failed int(): the game ended with an error instead of
+    # asking again
+    moves = ["5", "x", "5", "0", "10", "²", "٣"] + [str(i) for i in range(1, 10)] * 2
     winner = play_terminal(
         make_agent("perfect", seed=0), human_first=True, read=_scripted(moves), write=out.append
     )
     text = "\n".join(out)
     assert "'x' is not a cell" in text and "'0' is not a cell" in text and "'10'" in text
+    assert "'²' is not a cell" in text and "'٣' is not a cell" in text
     assert "Cell 5 is taken by X" in text
     assert winner in (0, -1)  # the perfect player never loses
     assert ("Draw." in text) or ("The agent wins." in text)

@@ -131,7 +131,7 @@ def play_terminal(
             write(render_board(cells))
             while True:
                 text = read(f"Your move ({_SYMBOL[human]}), 1-9: ").strip()
-                if not text.isdigit() or not 1 <= int(text) <= 9:
+                if text not in tuple("123456789"):  # ('²'.isdigit() holds, int('²') fails)
                     write(f"{text!r} is not a cell: type a number from 1 to 9.")
                     continue
                 move = int(text) - 1
