@@ -30,4 +30,12 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert "name an experiment" in capsys.readouterr().err
     assert main(["reproduce", "sutton-barto", "ucb", "--list"]) == 2  # listed all, ignored ucb
     assert "--list lists every experiment; drop 'ucb'" in capsys.readouterr().err
+    for seed in ("-3", "4294967296"):  # -3 ran; a huge one blamed "sizes" for the overflow
+        argv = ["reproduce", "sutton-barto", "random-walk", "--out", str(tmp_path), "--seed"]
+        assert main([*argv, seed]) == 2
+        assert f"--seed must be an int >= 0 and <= 4294967295, got {seed}" in (
+            capsys.readouterr().err
+        )
+    assert main(["reproduce", "sutton-barto", "ucb", "--list"]) == 2
+    assert "--list lists every experiment; drop 'ucb'" in capsys.readouterr().err
     assert main(["reproduce", "other-book", "x"]) == 2

@@ -49,6 +49,7 @@ def _experiments(book: str):
 
 
 def run_reproduce(args: ReproduceArgs) -> int:
+    from bellmax.core.checks import check_seed
     from bellmax.experiments.base import run_experiment
 
     experiments = _experiments(args.book)
@@ -76,6 +77,7 @@ def run_reproduce(args: ReproduceArgs) -> int:
             "name an experiment (or `all`); `bellmax reproduce sutton-barto --list` lists them."
         )
 
+    check_seed(args.seed)  # as every command's --seed
     check_output_path(args.out, kind="dir", option="--out")
     names = list(experiments) if args.name == "all" else [args.name]
     records = {}
