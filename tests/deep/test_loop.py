@@ -160,3 +160,20 @@ def test_one_mean_episode_return_for_jax_and_numpy_alike():
     assert chunk_scalars(m)["episode_return"] == 78.0 / 7
     chunk = types.SimpleNamespace(**m)  # [trials, updates]: each trial's chunk
     np.testing.assert_array_equal(_chunk_returns(chunk), [75.0 / 5, 3.0 / 2])
+
+
+@pytest.mark.parametrize("module", ["ppo", "a2c", "reinforce", "dqn", "sac"])
+def test_single_agent_learners_refuse_a_two_player_game(module):
+    # TicTacToe-v0's reward is the mover's and its next observation the opponent's: every
+    # learner but TD3 (continuous actions only) trained on it as one agent, without a word
+    import importlib
+
+    algo = importlib.import_module(f"bellmax.deep.{module}")
+    config = algo.Config()
+    venv = make_vector_env("TicTacToe-v0", num_envs=config.num_envs)
+    assert venv.num_players == 2
+    with pytest.raises(
+        ValueError, match=r"TicTacToe-v0 is a 2-player game of turns.*bellmax\.games"
+    ):
+        config.validate(venv)
+    assert make_vector_env("CartPole-v1").num_players == 1

@@ -41,6 +41,7 @@ from bellmax.core.types import Transition
 from bellmax.deep.loop import (
     EpisodeMetrics,
     check_fields,
+    check_single_agent,
     check_traced_fields,
     is_traced,
     scan_train,
@@ -220,6 +221,7 @@ class Config:
             )
         if venv is None:
             return
+        check_single_agent(venv, "DQN")
         check_action_space(venv.action_space)
         if venv.num_envs != self.num_envs:
             raise ValueError(

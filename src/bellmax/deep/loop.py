@@ -208,6 +208,23 @@ def with_hyperparameters(config: Any, hyperparameters: dict[str, Any] | None) ->
     return dataclasses.replace(config, **hyperparameters)
 
 
+def check_single_agent(venv: Any, algorithm: str) -> None:
+    """Raise unless `venv`'s environment has one player (`Environment.num_players`).
+
+    Raises:
+      ValueError: a game of turns (`TicTacToe-v0`), naming what learns it instead.
+    """
+    players = int(getattr(venv, "num_players", 1))
+    if players != 1:
+        raise ValueError(
+            f"{venv.env_id} is a {players}-player game of turns: each step's reward is the "
+            f"mover's and the next observation the opponent's, so {algorithm} would learn "
+            "every player's moves as one agent's. Learn it by self-play or search (bellmax."
+            "games: the exact solver, MCTS, AlphaZero; `bellmax tictactoe`), or against a "
+            "fixed opponent (`bellmax imitate --env TicTacToe-v0` plays a random one)."
+        )
+
+
 def vector_env(config: Any, env: Any, env_params: Any = None) -> VectorEnv:
     """The vector environment for `config`, which `config.validate(venv)` checks it against.
 

@@ -43,7 +43,7 @@ from bellmax.core.checks import (
 from bellmax.core.display import summary_repr
 from bellmax.core.types import Transition
 from bellmax.deep.loop import check_fields as check_values
-from bellmax.deep.loop import check_traced_fields, scheduled_learning_rate
+from bellmax.deep.loop import check_single_agent, check_traced_fields, scheduled_learning_rate
 from bellmax.deep.networks import ACTIVATIONS, MLP, flatten_obs
 from bellmax.deep.optim import make_optimizer
 from bellmax.deep.replay import (
@@ -210,6 +210,7 @@ class OffPolicyRun:
             )
         if venv is None:
             return
+        check_single_agent(venv, owner.split()[0])
         self.action_kind(venv.action_space)
         if venv.num_envs != self.num_envs:
             raise ValueError(

@@ -40,6 +40,7 @@ from bellmax.deep.distributions import action_space_kind, clip_to_space
 from bellmax.deep.loop import (
     EpisodeMetrics,
     check_fields,
+    check_single_agent,
     check_traced_fields,
     scheduled_learning_rate,
 )
@@ -213,6 +214,7 @@ def check_venv(config: Any, venv: VectorEnv, algorithm: str) -> None:
       TypeError: another action space (the message names `algorithm`).
       ValueError: another number of environments.
     """
+    check_single_agent(venv, algorithm)
     action_space_kind(venv.action_space, algorithm=algorithm)
     if venv.num_envs != config.num_envs:
         raise ValueError(

@@ -127,6 +127,10 @@ class Environment(Generic[TState, TParams]):
     params_type: ClassVar[type] = EnvParams
     #: The registered id, e.g. "CartPole-v1" (`name`; the class name where empty).
     env_id: ClassVar[str] = ""
+    #: Players taking turns: 1 for a single agent's environment, 2 for a two-player game
+    #: (`TicTacToe-v0`: each step's reward is the mover's, the next observation the
+    #: opponent's), which single-agent learners refuse.
+    num_players: ClassVar[int] = 1
 
     # Two environments of the same class built with the same arguments are equal, so jitted
     # functions that take the environment as a static argument compile once for all of them.

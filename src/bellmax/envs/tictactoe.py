@@ -184,6 +184,7 @@ class TicTacToe(Environment[TicTacToeState, TicTacToeParams]):
 
     params_type = TicTacToeParams
     env_id = "TicTacToe-v0"
+    num_players = 2
 
     def reset_env(self, key: jax.Array, params: TicTacToeParams):
         state = TicTacToeState(

@@ -117,6 +117,8 @@ class VectorEnv(abc.ABC):
     """True when the environments live on the host (no `vmap` over seeds)."""
     env_id: str = "?"
     """A readable name for messages."""
+    num_players: int = 1
+    """Players taking turns (`Environment.num_players`): 2 for a two-player game."""
     slots: int = 1
     """Sets of environments held, one per seed it can train (host envs: see
     `HostCallbackVectorEnv`; a pure env holds no state and serves any number of seeds)."""
@@ -192,6 +194,7 @@ class JaxVectorEnv(VectorEnv):
         self.observation_space = spaces.from_gymnax(env.observation_space(self.env_params))
         self.action_space = spaces.from_gymnax(env.action_space(self.env_params))
         self.env_id = getattr(env, "name", type(env).__name__)
+        self.num_players = int(getattr(env, "num_players", 1))
         self._gymnax = not _is_bellmax_env(env)
         # gymnax 1.x objects step through their own auto-resetting `step`.
         self._auto_resets = self._gymnax and _steps_like_gymnax_1(env, self.env_params)
