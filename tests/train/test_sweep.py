@@ -221,6 +221,20 @@ def test_eight_trials_compile_one_program(local):
     assert all(t["final_eval_return"] is not None for t in result.trials)
 
 
+def test_one_chunk_reports_its_training_apart_from_its_compile():
+    # the chunk program compiles ahead of its run, timed apart: with one chunk the run was
+    # all "compile" and every trial reported 0.0 s of training
+    sw._PROGRAMS.clear()
+    res = sw.sweep("ppo", "CartPole-v1", **{**KW, "grid": {"learning_rate": (1e-3,)},
+                                            "chunks": 1, "eval_episodes": 0})  # fmt: skip
+    (group,) = res.groups
+    assert group["compile_seconds"] > 0 and group["seconds"] > 0
+    assert all(t["seconds"] == group["seconds"] for t in res.trials)
+    again = sw.sweep("ppo", "CartPole-v1", **{**KW, "grid": {"learning_rate": (1e-3,)},
+                                              "chunks": 1, "eval_episodes": 0})  # fmt: skip
+    assert again.groups[0]["programs"] == 0 and again.groups[0]["seconds"] > 0
+
+
 def test_trials_differ_by_their_own_hyperparameters(local):
     result, _, _ = local
     curves = {(t["config"]["learning_rate"], t["seed"]): t["chunk_returns"] for t in result.trials}

@@ -454,6 +454,10 @@ class _Program:
         return jax.eval_shape(jax.vmap(self._init), hp, keys)
 
     def chunk(self, hp: dict, state: Any, n: int) -> tuple[Any, Any]:
+        return self.compiled(hp, state, n)(hp, state)
+
+    def compiled(self, hp: dict, state: Any, n: int) -> Any:
+        """The `n`-update chunk program, compiled on first use."""
         if n not in self.chunks:
             algo, venv = self.algo, self.venv
 
@@ -466,7 +470,7 @@ class _Program:
                 jax.jit(jax.vmap(run), compiler_options=options).lower(hp, state).compile()
             )
             self.compiles += 1
-        return self.chunks[n](hp, state)
+        return self.chunks[n]
 
 
 _PROGRAMS: dict[Any, _Program] = {}
@@ -534,13 +538,13 @@ def _nonfinite(metrics: Any, params: Any) -> np.ndarray:
     return bad
 
 
-def _dispatch(program: _Program, hp: dict, state: Any, n: int) -> tuple[int, Any, float, bool]:
+def _dispatch(program: _Program, hp: dict, state: Any, n: int) -> tuple[int, Any, float, float]:
     """Start a chunk of `n` updates (compiled first if new): `(n, (state, metrics), start
-    time, whether it compiled)`; its outputs are ready when JAX has run it."""
+    time of the run, seconds spent compiling)`; its outputs are ready when JAX has run it."""
     t = time.perf_counter()
-    before = program.compiles
-    out = program.chunk(hp, state, n)
-    return n, out, t, program.compiles > before
+    fn = program.compiled(hp, state, n)
+    start = time.perf_counter()
+    return n, fn(hp, state), start, start - t
 
 
 def _evaluate(
@@ -636,13 +640,10 @@ def run_group(
         else None
     )
     while pending is not None and not stopped:
-        n, (state, metrics), t, compiled = pending
+        n, (state, metrics), t, compiling = pending
         jax.block_until_ready(state)
-        spent = time.perf_counter() - t  # from dispatch: a commit that outlasts the chunk counts
-        if compiled:
-            compile_seconds += spent
-        else:
-            seconds += spent
+        compile_seconds += compiling
+        seconds += time.perf_counter() - t  # from the run's start: a commit that outlasts it counts
         done += n
         pending = None
         if done < num_updates:
