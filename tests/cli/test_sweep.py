@@ -116,6 +116,7 @@ def test_table_names_diverged_trials():
         ),
         (["sweep", "ppo", "--grid", LRS, "--seeds", "0"], "seeds"),
         (["sweep", "ppo", "--grid", LRS, "--seed", "-1"], "--seed must be an int >= 0"),
+        (["sweep", "ppo", "--grid", LRS, "--eval-episodes", "-1"], "--eval-episodes must be"),
         (
             [
                 "sweep",

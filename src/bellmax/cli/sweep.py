@@ -132,6 +132,7 @@ def run_sweep(args: SweepArgs) -> int | None:
     check_seed_range(args.seed, args.seeds)  # as every command's --seed
     check_int(args.chunks, "--chunks", low=1)
     check_int(args.random, "--random", low=0)
+    check_int(args.eval_episodes, "--eval-episodes", low=0)
     if args.out is not None:
         check_output_path(args.out, kind="dir", option="--out")
     # another command's run (a sweep there resumes, or is refused by `sweep`, named)
