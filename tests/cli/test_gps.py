@@ -41,6 +41,11 @@ def test_gps_json_fields_and_out(capsys, tmp_path):
         (["--seed", "-1"], "--seed must be an int >= 0"),  # as every command's --seed
         (["--kl-step", "0"], "--kl-step"),
         (["--env", "CartPole-v1"], "continuous"),
+        # it said "pass x0", which the command line has no option for
+        (
+            ["--env", "PartialPendulum-v0"],
+            r"no default start state.*env_system\(env_id, horizon, x0",
+        ),
         # the help lists them ({linear,mdgps}); the check keeps its message
         (["--policy", "foo"], "--policy must be one of 'linear', 'mdgps', got 'foo'"),
     ],
