@@ -464,6 +464,16 @@ def test_bad_policy(sparse_mdp, policy, match):
         evaluate_policy(sparse_mdp, policy)
 
 
+def test_a_bool_policy_is_not_read_as_actions(sparse_mdp):
+    # it was evaluated as actions 1 / 0; an (S, A) bool mask is still probabilities
+    with pytest.raises(TypeError, match=r"holds action indices \(integers\), got a bool array"):
+        evaluate_policy(sparse_mdp, np.ones(30, bool))
+    mask = np.eye(3, dtype=bool)[np.zeros(30, int)]
+    np.testing.assert_allclose(
+        evaluate_policy(sparse_mdp, mask).values, evaluate_policy(sparse_mdp, _POLICY).values
+    )
+
+
 _POLICY = np.zeros(30, int)
 
 

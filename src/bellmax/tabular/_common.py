@@ -180,6 +180,11 @@ def _check_actions(arr: np.ndarray, S: int, A: int) -> np.ndarray:
             f"a deterministic policy must have shape (S,) = ({S},), got {arr.shape}; "
             f"or pass probabilities of shape ({S}, {A})."
         )
+    if arr.dtype == bool:  # True/False read as actions 1/0: almost surely a mask or a slip
+        raise TypeError(
+            "a deterministic policy holds action indices (integers), got a bool array; pass "
+            "ints (e.g. policy.astype(int)), or (S, A) probabilities."
+        )
     if not np.issubdtype(arr.dtype, np.integer):
         whole = np.isfinite(arr) & (np.mod(arr, 1) == 0)
         if not np.all(whole):
