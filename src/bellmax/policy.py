@@ -76,7 +76,7 @@ import numpy as np
 
 from bellmax import __version__
 from bellmax.core.errors import BellmaxError
-from bellmax.core.io import POLICY_MSGPACK, RUN_JSON, atomic_open
+from bellmax.core.io import NEURAL_POLICY_HOW, POLICY_MSGPACK, RUN_JSON, atomic_open
 from bellmax.deep.distributions import Categorical, DiagGaussian, action_space_kind, clip_to_space
 from bellmax.deep.networks import MLP, flatten_obs
 from bellmax.deep.off_policy import check_continuous_actions, to_env_action
@@ -505,6 +505,12 @@ def read_policy_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
                 f"({__version__}) reads {FORMAT!r}: load it with a bellmax that reads {fmt!r} "
                 "(upgrade bellmax), or write it again with this one (`bellmax train ALGO --out "
                 "DIR --resume` rewrites a run's policy file from its checkpoint)."
+            )
+        if fmt == "bellmax.neural_policy":  # models.through_model's format (bellmax gps)
+            raise PolicyFileError(
+                f"{str(p)!r} is the neural policy of `bellmax gps --policy mdgps` (format "
+                f"{fmt!r}): it acts on the environment's state vector, not its observations, "
+                f"so it is not a Policy; {NEURAL_POLICY_HOW}."
             )
         raise PolicyFileError(f"{str(p)!r} is not a bellmax policy file (format {fmt!r}).")
     body = envelope.get("body")

@@ -15,7 +15,7 @@ import pytest
 
 from bellmax.cli.main import main
 from bellmax.deep import ppo
-from bellmax.policy import load_policy, read_policy_file
+from bellmax.policy import PolicyFileError, load_policy, read_policy_file
 from bellmax.train import driver
 from bellmax.train.checkpoint import checkpoint_digest
 
@@ -149,3 +149,28 @@ def test_video_writes_one_greedy_episode(run, capsys, tmp_path):
     err = _error(capsys, "evaluate", str(out), "--video", str(tmp_path / "x.avi"))
     assert ".gif or .mp4" in err
     assert not (tmp_path / "x.avi").exists()
+
+
+def test_a_gps_run_and_its_neural_policy_say_how_they_are_read(tmp_path, capsys):
+    # they act on the state vector, not on observations: `evaluate` said "no bellmax run"
+    # of the directory and "not a bellmax policy file" of the file, with no way on
+    import jax
+
+    from bellmax.core.io import CONTROLLER_NPZ, NEURAL_POLICY_MSGPACK
+    from bellmax.models.through_model import make_neural_policy, neural_policy_to_bytes
+
+    policy = make_neural_policy("Pendulum-v1", hidden_sizes=(4,))
+    (tmp_path / CONTROLLER_NPZ).write_bytes(b"")
+    (tmp_path / NEURAL_POLICY_MSGPACK).write_bytes(
+        neural_policy_to_bytes(policy, policy.init(jax.random.key(0)))
+    )
+    assert main(["evaluate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a `bellmax gps` run" in err and "act on the environment's state vector" in err
+    assert "neural_policy_from_bytes" in err and "result.json" in err
+    assert main(["evaluate", str(tmp_path / NEURAL_POLICY_MSGPACK)]) == 2
+    err = capsys.readouterr().err
+    assert "is the neural policy of `bellmax gps --policy mdgps`" in err
+    assert "policy(params, state) acts" in err and err.count("\n") == 1
+    with pytest.raises(PolicyFileError, match="it is not a Policy"):
+        load_policy(tmp_path / NEURAL_POLICY_MSGPACK)

@@ -33,6 +33,7 @@ __all__ = [
     "LEARNING_CURVE_PNG",
     "METRICS_CSV",
     "METRICS_JSON",
+    "NEURAL_POLICY_HOW",
     "NEURAL_POLICY_MSGPACK",
     "POLICY_MSGPACK",
     "RESULTS_CSV",
@@ -104,6 +105,12 @@ CONTROLLER_NPZ = "controller.npz"
 """`bellmax gps`'s final controller (`bellmax.cli.gps`)."""
 NEURAL_POLICY_MSGPACK = "neural_policy.msgpack"
 """`bellmax gps --policy mdgps`'s global neural policy."""
+NEURAL_POLICY_HOW = (
+    "bellmax.models.through_model.neural_policy_from_bytes(open(path, 'rb').read()) gives "
+    "(policy, params), and policy(params, state) acts"
+)
+"""How Python reads `NEURAL_POLICY_MSGPACK`, said where a `Policy` is expected and that file
+(or the run holding it) is given: it acts on the state vector, not on observations."""
 RETURNS_PNG = "returns.png"
 """`bellmax mbrl`'s return against trials (`bellmax.cli.mbrl`)."""
 ROLLOUTS_PNG = "rollouts.png"
@@ -112,6 +119,7 @@ EXPLOITATION_PNG = "exploitation.png"
 """`bellmax mbrl`'s promised against real returns over the planning horizon."""
 GUARD_PNG = "guard.png"
 """`bellmax mbrl --compare-guard`'s guarded against unguarded run."""
+
 
 #: The files that mark a directory as the output of a bellmax command (any one of them):
 #: `check_run_dir` refuses to let another command write there. No file of one command's set

@@ -63,9 +63,12 @@ from bellmax.core.display import summary_repr
 from bellmax.core.errors import BellmaxError, DivergenceError
 from bellmax.core.io import (
     CHECKPOINT,
+    CONTROLLER_NPZ,
     LEARNING_CURVE_PNG,
     METRICS_CSV,
     METRICS_JSON,
+    NEURAL_POLICY_HOW,
+    RESULT_JSON,
     RUN_JSON,
     RUN_OUTPUTS,
     check_output_path,
@@ -1406,6 +1409,14 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Any, Any, dict]:
             raise BellmaxError(
                 f"{str(out)!r} holds a run with no checkpoint yet (it stopped before its first "
                 f"chunk ended); continue it with `bellmax train {algo} --out {out} --resume`."
+            )
+        if (out / CONTROLLER_NPZ).exists():
+            raise BellmaxError(
+                f"{str(out)!r} holds a `bellmax gps` run: its controller (and the MD-GPS "
+                "neural policy) act on the environment's state vector, not its observations, "
+                f"so they are no policy `bellmax evaluate` runs; their costs and returns are in "
+                f"its {RESULT_JSON}. In Python: {NEURAL_POLICY_HOW}. {hint[0].upper()}{hint[1:]}"
+                " to evaluate a trained policy."
             )
         raise BellmaxError(f"{str(out)!r} holds no bellmax run (no {CHECKPOINT}); {hint}.")
     meta = _check_stored(read_checkpoint_metadata(out / CHECKPOINT), out / CHECKPOINT)
