@@ -177,3 +177,20 @@ def test_single_agent_learners_refuse_a_two_player_game(module):
     ):
         config.validate(venv)
     assert make_vector_env("CartPole-v1").num_players == 1
+
+
+def test_check_hyperparameters_checks_each_value_before_it_is_traced():
+    # under jit(vmap(train)) the Config sees tracers only: gamma=2.0 trained (loss ~4e12)
+    from bellmax.deep.loop import check_hyperparameters
+
+    check_hyperparameters(CONFIG, {"learning_rate": jnp.array([1e-3, 3e-3]), "gamma": [0.9, 0.99]})
+    with pytest.raises(
+        ValueError, match=r"gamma must be .* got 2\.0 \(entry 1 of an array of shape"
+    ):
+        check_hyperparameters(CONFIG, {"gamma": np.array([0.9, 2.0])})
+    with pytest.raises(ValueError, match=r"learning_rate must be a number > 0, got -1\.0\.$"):
+        check_hyperparameters(CONFIG, {"learning_rate": -1.0})
+    with pytest.raises(ValueError, match="'num_envs' is not a hyperparameter"):
+        check_hyperparameters(CONFIG, {"num_envs": [4]})
+    with pytest.raises(TypeError, match="dict"):
+        check_hyperparameters(CONFIG, [("gamma", 0.9)])

@@ -42,6 +42,7 @@ from bellmax.envs.vector import VectorEnv, make_vector_env
 __all__ = [
     "EpisodeMetrics",
     "check_fields",
+    "check_hyperparameters",
     "check_traced_fields",
     "is_traced",
     "is_vmapped",
@@ -223,6 +224,37 @@ def check_single_agent(venv: Any, algorithm: str) -> None:
             "games: the exact solver, MCTS, AlphaZero; `bellmax tictactoe`), or against a "
             "fixed opponent (`bellmax imitate --env TicTacToe-v0` plays a random one)."
         )
+
+
+def check_hyperparameters(config: Any, hyperparameters: dict[str, Any]) -> None:
+    """Check values to be traced before they are: each entry of each array, as `config`'s
+    own field check would (`train(key, hps)` under `jax.jit(jax.vmap(...))` sees only
+    tracers, which have no values to check, so `gamma=2.0` would train). `bellmax sweep`
+    checks its configurations this way.
+
+    Args:
+      config: the Config the values go into.
+      hyperparameters: `{field: value or array of values}` (any shape: one per run).
+
+    Raises:
+      The Config's own error (ValueError, TypeError) for the first bad value, naming the
+      field and the entry; ValueError for a field that is not a hyperparameter.
+    """
+    if not isinstance(hyperparameters, dict):
+        raise TypeError(
+            f"hyperparameters must be a dict {{field: values}}, got {type(hyperparameters).__name__}."
+        )
+    unknown = sorted(set(hyperparameters) - set(_traceable(config)))
+    if unknown:
+        with_hyperparameters(config, {unknown[0]: 0.0})  # its message lists the fields
+    for name, values in hyperparameters.items():
+        flat = np.asarray(values).reshape(-1)
+        for i, v in enumerate(flat.tolist()):
+            try:
+                dataclasses.replace(config, **{name: v})
+            except (TypeError, ValueError) as e:
+                where = f" (entry {i} of an array of shape {np.shape(values)})"
+                raise type(e)(f"{str(e).rstrip('.')}{where if flat.size > 1 else ''}.") from None
 
 
 def vector_env(config: Any, env: Any, env_params: Any = None) -> VectorEnv:
