@@ -689,6 +689,7 @@ class Policy:
         kind = "" if isinstance(space, spaces.Discrete) else " (entry-wise)"
         if (
             isinstance(space, spaces.Discrete)
+            and space.n >= 3  # [0., 1.] is as likely two states as one one-hot of 2
             and x.dtype.kind == "f"
             and x.shape[-1:] == (space.n,)
             and np.isin(x, (0.0, 1.0)).all()
