@@ -497,6 +497,17 @@ def test_a_hyperparameter_given_as_none_is_structural():
     # a policy on [-1, 1] cannot reach)
     with pytest.raises(ValueError, match=r"target_entropy=1\.0 cannot be reached"):
         sw.sweep("sac", "Pendulum-v1", grid={"target_entropy": (-1.0, 1.0)}, base=base)
+    # and they train: both groups have the same Config, and the second one ran the first
+    # one's program ("Function compiled with input pytree does not match"). None is -1 on
+    # Pendulum's one action, so the two trials learn alike
+    tiny = sac.Config(total_timesteps=64, learning_starts=16, batch_size=8, hidden_sizes=(4,),
+                      train_frequency=8)  # fmt: skip
+    sw._PROGRAMS.clear()
+    res = sw.sweep("sac", "Pendulum-v1", grid={"target_entropy": (None, -1.0)}, base=tiny,
+                   chunks=1, eval_episodes=1)  # fmt: skip
+    assert [g["programs"] for g in res.groups] == [1, 1]
+    first, second = (t["final_eval_return"] for t in res.trials)
+    assert first == pytest.approx(second, rel=1e-5)
 
 
 def test_trial_keys_are_the_seeds_keys():

@@ -476,10 +476,12 @@ class _Program:
 _PROGRAMS: dict[Any, _Program] = {}
 
 
-def _program(algo: Any, config: Any, venv: Any, n_trials: int) -> _Program:
+def _program(algo: Any, config: Any, venv: Any, n_trials: int, traced: Sequence[str]) -> _Program:
     """A cached `_Program`: a process that runs the same group again (Ray's reused actors,
-    repeated sweeps) compiles nothing."""
-    key = (algo.__name__, config, venv, n_trials)
+    repeated sweeps) compiles nothing. The traced fields are part of what it is: two groups
+    of one Config may trace different fields (SAC's `target_entropy=none` makes a group of
+    its own, where the field is not traced, beside one that traces it)."""
+    key = (algo.__name__, config, venv, n_trials, tuple(sorted(traced)))
     if key not in _PROGRAMS:
         if len(_PROGRAMS) >= 8:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
@@ -600,7 +602,7 @@ def run_group(
             "sweep's trials; sweep a bellmax/gymnax env id (e.g. CartPole-v1)."
         )
     config.validate(venv)
-    program = _program(algo, config, venv, len(trials))
+    program = _program(algo, config, venv, len(trials), spec["traced"])
     compiles_before = program.compiles
     hp = {k: np.asarray([t["config"][k] for t in trials], np.float32) for k in spec["traced"]}
     keys = _trial_keys([int(t["seed"]) for t in trials])
