@@ -309,6 +309,11 @@ def scan_train(
             act = lambda p, obs, k: ppo.act(p, obs, k, config, train.venv)
             bellmax.deep.evaluate(act, ppo.policy_params(state), train.venv, key)
 
+        and for the states of `jax.vmap(train)` (a leading seed axis), every seed at once:
+
+            bellmax.deep.evaluate_batch(act, ppo.policy_params(states), train.venv,
+                                        jax.random.split(key, num_seeds))
+
         (`bellmax.train.driver.train` does this, with checkpoints and a saved policy.)
         """
         if venv.is_host and is_vmapped(key):
