@@ -1414,9 +1414,9 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Any, Any, dict]:
             raise BellmaxError(
                 f"{str(out)!r} holds a `bellmax gps` run: its controller (and the MD-GPS "
                 "neural policy) act on the environment's state vector, not its observations, "
-                f"so they are no policy `bellmax evaluate` runs; their costs and returns are in "
-                f"its {RESULT_JSON}. In Python: {NEURAL_POLICY_HOW}. {hint[0].upper()}{hint[1:]}"
-                " to evaluate a trained policy."
+                f"so `bellmax evaluate` cannot run them; their costs and returns are in its "
+                f"{RESULT_JSON}. In Python: {NEURAL_POLICY_HOW}. {hint[0].upper()}{hint[1:]} to "
+                "evaluate a trained policy."
             )
         raise BellmaxError(f"{str(out)!r} holds no bellmax run (no {CHECKPOINT}); {hint}.")
     meta = _check_stored(read_checkpoint_metadata(out / CHECKPOINT), out / CHECKPOINT)
