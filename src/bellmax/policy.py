@@ -665,7 +665,8 @@ class Policy:
                 "policy has no action for it; check the environment or whatever built the "
                 "observation (a diverged simulation, a division by zero)."
             )
-        self._check_indices(x)
+        if self._check_indices(x):
+            x = x.astype(np.int32)  # whole floats as the indices they are (one_hot takes ints)
         if deterministic:
             key = self._key
         else:
@@ -678,13 +679,16 @@ class Policy:
                             out.dtype)  # fmt: skip
         return np.asarray(self._jit(self.params, key, x, bool(deterministic)))
 
-    def _check_indices(self, x: np.ndarray) -> None:
+    def _check_indices(self, x: np.ndarray) -> bool:
         """A `Discrete` or `MultiDiscrete` observation is an index (per entry): whole numbers
         in range. One-hot encoding is the policy's own business (`flatten_obs`); given one,
-        its entries would read as a batch of states, and anything else as the wrong states."""
+        its entries would read as a batch of states, and anything else as the wrong states.
+        Returns whether `x` holds such indices (False for other spaces)."""
         space = self.observation_space
-        if not isinstance(space, spaces.Discrete | spaces.MultiDiscrete) or x.size == 0:
-            return
+        if not isinstance(space, spaces.Discrete | spaces.MultiDiscrete):
+            return False
+        if x.size == 0:
+            return True
         high = space.n if isinstance(space, spaces.Discrete) else np.asarray(space.nvec)
         kind = "" if isinstance(space, spaces.Discrete) else " (entry-wise)"
         if (
@@ -713,6 +717,7 @@ class Policy:
                 f"{describe_space(space)}: each must be in 0..n-1{kind}; pass the state's "
                 "index, not a one-hot vector."
             )
+        return True
 
 
 def load_policies(path: str | os.PathLike) -> list[Policy]:
