@@ -230,7 +230,7 @@ def check_hyperparameters(config: Any, hyperparameters: dict[str, Any]) -> None:
     """Check values to be traced before they are: each entry of each array, as `config`'s
     own field check would (`train(key, hps)` under `jax.jit(jax.vmap(...))` sees only
     tracers, which have no values to check, so `gamma=2.0` would train). `bellmax sweep`
-    checks its configurations this way.
+    checks its configurations likewise, building each one's Config when it plans them.
 
     Args:
       config: the Config the values go into.
