@@ -81,8 +81,10 @@ def _model_precision(pomdp: TabularPOMDP, *args: Any) -> contextlib.AbstractCont
     return x64(np.asarray(pomdp.T).dtype)
 
 
-def _not_a_belief(b: np.ndarray) -> bool:
-    return bool(not np.isfinite(b).all() or (b < 0).any() or abs(b.sum() - 1.0) > 1e-3)
+def _not_a_belief(b: np.ndarray) -> np.ndarray:
+    """Per row of `b` (`[..., S]`): not finite probabilities >= 0 summing to 1."""
+    finite = np.isfinite(b).all(axis=-1)
+    return ~finite | (b < 0).any(axis=-1) | ~(np.abs(b.sum(axis=-1) - 1.0) <= 1e-3)
 
 
 def _shown(b: np.ndarray) -> list[float]:
@@ -119,10 +121,10 @@ def _check_batch(pomdp: TabularPOMDP, beliefs: Any, actions: Any, observations: 
             f"{where}: the beliefs must be [N, {S}] (a row per belief, one entry per state), "
             f"got shape {b.shape}; for one belief call belief_update."
         )
-    bad = [i for i in range(b.shape[0]) if _not_a_belief(b[i])]
-    if bad:
+    bad = np.flatnonzero(_not_a_belief(b))
+    if bad.size:
         raise ValueError(
-            f"{where}: each belief must be probabilities >= 0 summing to 1; row {bad[0]} is "
+            f"{where}: each belief must be probabilities >= 0 summing to 1; row {int(bad[0])} is "
             f"{_shown(b[bad[0]])} (sum {b[bad[0]].sum():.6g})"
             + (f", and {len(bad) - 1} more rows are not either." if len(bad) > 1 else ".")
         )
