@@ -172,6 +172,17 @@ def check_fields(
             check(value, name, owner=owner, **kwargs)
 
 
+def _check_traceable(config: Any, names: Any) -> None:
+    """Raise for a name that is not one of `config`'s traceable hyperparameters."""
+    unknown = sorted(set(names) - set(_traceable(config)))
+    if unknown:
+        raise ValueError(
+            f"{unknown[0]!r} is not a hyperparameter of {type(config).__module__}.Config that can "
+            f"be traced; those are: {', '.join(_traceable(config))}. Fields that shape the "
+            "program (sizes, counts, flags) need a separate Config per value."
+        )
+
+
 def with_hyperparameters(config: Any, hyperparameters: dict[str, Any] | None) -> Any:
     """`config` with the numeric fields in `hyperparameters` replaced by their (traced) values.
 
@@ -191,13 +202,7 @@ def with_hyperparameters(config: Any, hyperparameters: dict[str, Any] | None) ->
         raise TypeError(
             f"hyperparameters must be a dict {{field: value}}, got {type(hyperparameters).__name__}."
         )
-    unknown = sorted(set(hyperparameters) - set(_traceable(config)))
-    if unknown:
-        raise ValueError(
-            f"{unknown[0]!r} is not a hyperparameter of {type(config).__module__}.Config that can "
-            f"be traced; those are: {', '.join(_traceable(config))}. Fields that shape the "
-            "program (sizes, counts, flags) need a separate Config per value."
-        )
+    _check_traceable(config, hyperparameters)
     for name, value in hyperparameters.items():
         shape = jnp.shape(value)
         if shape != ():
@@ -244,9 +249,7 @@ def check_hyperparameters(config: Any, hyperparameters: dict[str, Any]) -> None:
         raise TypeError(
             f"hyperparameters must be a dict {{field: values}}, got {type(hyperparameters).__name__}."
         )
-    unknown = sorted(set(hyperparameters) - set(_traceable(config)))
-    if unknown:
-        with_hyperparameters(config, {unknown[0]: 0.0})  # its message lists the fields
+    _check_traceable(config, hyperparameters)
     for name, values in hyperparameters.items():
         flat = np.asarray(values).reshape(-1)
         for i, v in enumerate(flat.tolist()):
