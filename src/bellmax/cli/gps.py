@@ -107,15 +107,17 @@ def _check(args: GpsArgs) -> None:
 def make_system(env_id: str, horizon: int, seed: int) -> Any:
     """The `LocalSystem` for an id: a bellmax env (own reward) or a Gymnasium one (black box)."""
     from bellmax.envs import registry
-    from bellmax.models.gps import DEFAULT_STARTS, env_system, gymnasium_system
+    from bellmax.models.gps import (
+        DEFAULT_STARTS,
+        NoDefaultStartError,
+        env_system,
+        gymnasium_system,
+    )
 
     if registry.is_registered(env_id):
         try:
             return env_system(env_id, horizon=horizon)
-        except ValueError as e:
-            if env_id in DEFAULT_STARTS or "pass x0" not in str(e):
-                raise
-            # the command line has no option for a start state
+        except NoDefaultStartError:  # the command line has no option for a start state
             raise ValueError(
                 f"--env {env_id} has no default start state for local methods; the command "
                 f"runs the bellmax envs that have one ({', '.join(sorted(DEFAULT_STARTS))}) "

@@ -66,6 +66,7 @@ __all__ = [
     "LinearGaussianPolicy",
     "LocalFit",
     "LocalSystem",
+    "NoDefaultStartError",
     "PriorPool",
     "Samples",
     "TrustRegionConfig",
@@ -536,6 +537,10 @@ def _made(env_id: str) -> tuple[Any, Any, Any]:
     return env, params, env.reset(jax.random.key(0), params)[1]
 
 
+class NoDefaultStartError(ValueError):
+    """`env_system` without `x0` for an environment with no entry in `DEFAULT_STARTS`."""
+
+
 def env_system(env_id: str, *, horizon: int = 100, x0: Any = None) -> LocalSystem:
     """A bellmax environment with a fixed start; its reward (negated) is the cost.
 
@@ -567,7 +572,9 @@ def env_system(env_id: str, *, horizon: int = 100, x0: Any = None) -> LocalSyste
     fields = state_fields(template)
     if x0 is None:
         if env_id not in DEFAULT_STARTS:
-            raise ValueError(f"no default start for {env_id!r}; pass x0 (its state vector).")
+            raise NoDefaultStartError(
+                f"no default start for {env_id!r}; pass x0 (its state vector)."
+            )
         x0 = DEFAULT_STARTS[env_id]
     x0 = np.asarray(x0, np.float32)
     if x0.shape != (len(fields),) or not np.isfinite(x0).all():
