@@ -453,9 +453,6 @@ class _Program:
     def template(self, hp: dict, keys: jax.Array) -> Any:
         return jax.eval_shape(jax.vmap(self._init), hp, keys)
 
-    def chunk(self, hp: dict, state: Any, n: int) -> tuple[Any, Any]:
-        return self.compiled(hp, state, n)(hp, state)
-
     def compiled(self, hp: dict, state: Any, n: int) -> Any:
         """The `n`-update chunk program, compiled on first use."""
         if n not in self.chunks:
