@@ -165,3 +165,72 @@ def test_gymnax_1_api_env_objects_step_through_their_own_step():
     assert (done & ~terminated).any() and ep_ret[done].max() == 7
     np.testing.assert_array_equal(final_obs[~done], next_obs[~done])
     assert (np.abs(next_obs[done]).max(axis=-1) <= 0.05).all()
+
+
+def _pendulum_rollout(env, params, steps=7):
+    """Zero torque on `env` (raw or wrapped) in a 2-env vector env: (final_obs, done, obs)."""
+    venv = JaxVectorEnv(env, params, num_envs=2)
+
+    def run(key):
+        obs, st = venv.reset(key)
+
+        def body(carry, k):
+            obs, st = carry
+            s = venv.step(k, st, jnp.zeros((2, 1), jnp.float32))
+            return (s.obs, s.state), (s.final_obs, s.done, s.obs)
+
+        return jax.lax.scan(body, (obs, st), jax.random.split(key, steps))[1]
+
+    return tuple(map(np.asarray, jax.jit(run)(jax.random.key(0))))
+
+
+def test_an_auto_resetting_bellmax_env_keeps_the_true_final_observation():
+    # The README's training stack, EpisodeStatistics(AutoReset(env)), given to a vector env:
+    # the vector env used to call its step as if raw, so at a time limit `final_obs` (what
+    # every learner bootstraps from) was already the next episode's first observation. It
+    # now takes the wrapper's info["final_observation"]: the same as the raw env's, since
+    # Pendulum's step is deterministic and both start from the same reset.
+    from bellmax.envs import AutoReset, EpisodeStatistics
+
+    env, params = make("Pendulum-v1", max_steps_in_episode=3)
+    raw_final, raw_done, raw_obs = _pendulum_rollout(env, params)
+    wrapped = EpisodeStatistics(AutoReset(env))
+    assert wrapped.auto_resets and JaxVectorEnv(wrapped, params)._auto_resets
+    final, done, obs = _pendulum_rollout(wrapped, params)
+    np.testing.assert_array_equal(done, raw_done)
+    assert done[2].all()
+    np.testing.assert_allclose(final[:3], raw_final[:3], rtol=1e-6, atol=1e-6)
+    # The observation after the end is a fresh start, not the last one.
+    assert np.abs(obs[2] - final[2]).max() > 1e-3
+
+
+def test_a_wrapper_above_auto_reset_that_drops_the_final_observation_is_refused():
+    from bellmax.envs import AutoReset
+    from bellmax.envs.environment import Wrapper
+
+    class DropInfo(Wrapper):
+        def _step(self, key, state, action, params=None):
+            obs, st, r, term, trunc, _ = self._env.step(key, state, action, params)
+            return obs, st, r, term, trunc, {}
+
+        def _reset(self, key, params=None):
+            return self._env.reset(key, params)
+
+    env, params = make("Pendulum-v1", max_steps_in_episode=3)
+    with pytest.raises(ValueError, match="final_observation"):
+        _pendulum_rollout(DropInfo(AutoReset(env)), params)
+
+
+def test_wrappers_pass_on_auto_resets_and_num_players():
+    # Class attributes of the base Environment were found before the wrapper delegated:
+    # EpisodeStatistics(AutoReset(env)).auto_resets was False, and a wrapped two-player game
+    # counted one player.
+    from bellmax.envs import AutoReset, EpisodeStatistics, TimeLimit
+
+    env, _ = make("CartPole-v1")
+    assert not EpisodeStatistics(env).auto_resets
+    assert EpisodeStatistics(AutoReset(env)).auto_resets
+    assert TimeLimit(EpisodeStatistics(AutoReset(env)), 10).auto_resets
+    game, _ = make("TicTacToe-v0")
+    assert EpisodeStatistics(game).num_players == 2
+    assert make_vector_env(EpisodeStatistics(game), num_envs=2).num_players == 2

@@ -303,6 +303,16 @@ class Wrapper(Environment):
     def name(self) -> str:
         return self._env.name
 
+    # The base class's class attributes would be found before `__getattr__` delegates, so
+    # the wrapped environment's are passed on explicitly (`AutoReset` sets its own).
+    @property
+    def auto_resets(self) -> bool:  # type: ignore[override]
+        return bool(self._env.auto_resets)
+
+    @property
+    def num_players(self) -> int:  # type: ignore[override]
+        return int(self._env.num_players)
+
     @property
     def unwrapped(self) -> Environment:
         return self._env.unwrapped

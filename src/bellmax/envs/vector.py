@@ -196,8 +196,12 @@ class JaxVectorEnv(VectorEnv):
         self.env_id = getattr(env, "name", type(env).__name__)
         self.num_players = int(getattr(env, "num_players", 1))
         self._gymnax = not _is_bellmax_env(env)
-        # gymnax 1.x objects step through their own auto-resetting `step`.
-        self._auto_resets = self._gymnax and _steps_like_gymnax_1(env, self.env_params)
+        # gymnax 1.x objects and bellmax envs under `AutoReset` step through their own
+        # auto-resetting `step`; the last observation is then the info's `final_observation`.
+        if self._gymnax:
+            self._auto_resets = _steps_like_gymnax_1(env, self.env_params)
+        else:
+            self._auto_resets = bool(env.auto_resets)
 
     def __repr__(self) -> str:
         return f"JaxVectorEnv({self.env_id!r}, num_envs={self.num_envs})"
@@ -247,10 +251,19 @@ class JaxVectorEnv(VectorEnv):
         return obs, nstate, reward, terminated, truncated
 
     def _auto_step1(self, key: jax.Array, state: Any, action: jax.Array):
-        """One step of a gymnax 1.x object, reset by itself where the episode ended."""
+        """One step of a gymnax 1.x object or a bellmax env under `AutoReset`, reset by itself
+        where the episode ended."""
         obs, nstate, reward, terminated, truncated, info = self.env.step(
             key, state, action, self.env_params
         )
+        if not self._gymnax and not (isinstance(info, dict) and "final_observation" in info):
+            raise ValueError(
+                f"{self.env!r} resets by itself but its step's info has no "
+                "'final_observation', the last observation of an episode that a learner "
+                "bootstraps from at a time limit: a wrapper above AutoReset dropped it. Keep "
+                "info's entries in that wrapper, or pass the environment without AutoReset "
+                "(the vector environment resets it)."
+            )
         final_obs = info.get("final_observation", obs) if isinstance(info, dict) else obs
         return obs, nstate, reward, terminated, truncated, final_obs
 
