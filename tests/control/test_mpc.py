@@ -18,6 +18,7 @@ from bellmax.control.mpc import (
     closed_loop,
     closed_loop_host,
     control_to_action,
+    make_lqr_controller,
     make_mpc,
 )
 from bellmax.control.problems import cartpole_balance, cartpole_swingup, make_problem
@@ -305,3 +306,39 @@ def test_lqr_controller_of_an_unstabilisable_linearisation_names_the_mode_and_mp
         ValueError, match=r"not stabilisable: A's mode with eigenvalue 2\.0.*ilqr-mpc"
     ):
         make_lqr_controller(problem)
+
+
+def test_the_planners_compute_in_float64_under_x64():
+    # Control engineers turn on x64 for precision: iLQR, shooting and collocation then solve
+    # in float64, but MPC's and the sampling planners' states were cast to float32 (and a
+    # float64 warm start with them), so their plans were float32 roundings.
+    from bellmax.control.problems import pendulum_swingup
+    from bellmax.control.sampling import SamplingConfig, make_sampling_mpc, plan
+
+    with jax.enable_x64(True):
+        prob = pendulum_swingup()
+        mpc = make_mpc(prob, horizon=10, iterations=3)
+        assert mpc.init(prob.x0).U.dtype == jnp.float64
+        assert mpc.init(prob.x0, U=np.full((10, 1), 0.1)).U.dtype == jnp.float64
+        u, state = mpc.step(mpc.init(prob.x0), prob.x0, prob.params)
+        assert u.dtype == state.U.dtype == state.cost.dtype == jnp.float64
+        lqr = make_lqr_controller(cartpole_balance())
+        u, _ = lqr.step(lqr.init(), np.zeros(4), None)
+        assert u.dtype == jnp.float64
+        cfg = SamplingConfig(method="mppi", num_samples=16, iterations=2)
+        smpc = make_sampling_mpc(prob, horizon=8, config=cfg)
+        u, s = smpc.step(smpc.init(), prob.x0, prob.params)
+        assert u.dtype == s.U.dtype == s.cost.dtype == s.temperature.dtype == jnp.float64
+        res = plan(
+            smpc.objective,
+            prob.x0,
+            np.zeros((8, 1)),
+            jax.random.key(0),
+            prob.params,
+            u_lower=-2.0,
+            u_upper=2.0,
+            config=cfg,
+        )
+        assert res.U.dtype == res.cost.dtype == jnp.float64
+    # Without x64 nothing changes: float32 throughout.
+    assert make_mpc(prob, horizon=10, iterations=3).init().U.dtype == jnp.float32

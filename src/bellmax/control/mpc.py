@@ -35,7 +35,7 @@ from flax import struct
 
 from bellmax.control.ilqr import ILQRConfig, ILQRProblem, check_model_shapes, configure, solve
 from bellmax.control.lqr import dlqr
-from bellmax.control.problems import Problem
+from bellmax.control.problems import Problem, float_dtype
 from bellmax.core.checks import check_choice, check_int
 from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
@@ -125,16 +125,17 @@ class MPC:
           `MPCState`.
         """
         del x0
-        lo, hi = jnp.asarray(self.u_lower), jnp.asarray(self.u_upper)
+        dtype = float_dtype(U)
+        lo, hi = jnp.asarray(self.u_lower, dtype), jnp.asarray(self.u_upper, dtype)
         if U is None:
-            U = jnp.clip(jnp.zeros((self.horizon, self.control_dim)), lo, hi)
+            U = jnp.clip(jnp.zeros((self.horizon, self.control_dim), dtype), lo, hi)
         elif jnp.shape(U) != (self.horizon, self.control_dim):
             raise ValueError(
                 f"U has shape {jnp.shape(U)}, expected {(self.horizon, self.control_dim)}."
             )
         return MPCState(
-            U=jnp.asarray(U, jnp.float32),
-            cost=jnp.asarray(jnp.inf, jnp.float32),
+            U=jnp.asarray(U, dtype),
+            cost=jnp.asarray(jnp.inf, dtype),
             iterations=jnp.asarray(0, jnp.int32),
             status=jnp.asarray(Status.MAX_ITERATIONS, jnp.int32),
             steps=jnp.asarray(0, jnp.int32),
@@ -318,9 +319,10 @@ class LQRController:
     def init(self, x0: jax.Array | None = None, U: jax.Array | None = None) -> MPCState:
         """A state with MPC's fields (the plan is one step of zeros; nothing is carried)."""
         del x0, U
+        dtype = float_dtype()
         return MPCState(
-            U=jnp.zeros((1, len(self.u_lower)), jnp.float32),
-            cost=jnp.asarray(0.0, jnp.float32),
+            U=jnp.zeros((1, len(self.u_lower)), dtype),
+            cost=jnp.asarray(0.0, dtype),
             iterations=jnp.asarray(0, jnp.int32),
             status=jnp.asarray(Status.CONVERGED, jnp.int32),
             steps=jnp.asarray(0, jnp.int32),
@@ -329,9 +331,10 @@ class LQRController:
     def step(self, state: MPCState, x: jax.Array, params: Any) -> tuple[jax.Array, MPCState]:
         """`u = clip(K (x - goal))`; pure and jittable."""
         del params
-        K = jnp.asarray(self.K, jnp.float32)
-        u = K @ (jnp.asarray(x, jnp.float32) - jnp.asarray(self.goal, jnp.float32))
-        u = jnp.clip(u, jnp.asarray(self.u_lower), jnp.asarray(self.u_upper))
+        dtype = state.U.dtype
+        K = jnp.asarray(self.K, dtype)
+        u = K @ (jnp.asarray(x, dtype) - jnp.asarray(self.goal, dtype))
+        u = jnp.clip(u, jnp.asarray(self.u_lower, dtype), jnp.asarray(self.u_upper, dtype))
         return u, state.replace(steps=state.steps + 1)
 
 

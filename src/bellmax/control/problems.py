@@ -144,11 +144,21 @@ def total_cost(problem: Problem, U: jax.Array, x0: jax.Array | None = None) -> j
     return jnp.sum(c) + problem.terminal_cost(xT, p)
 
 
+def float_dtype(value: Any = None) -> np.dtype:
+    """The float dtype control computes in: `value`'s where it is a float array, else JAX's
+    default float (float32, or float64 under `jax_enable_x64`)."""
+    if value is not None:
+        dtype = jnp.asarray(value).dtype
+        if jnp.issubdtype(dtype, jnp.floating):
+            return dtype
+    return jax.dtypes.canonicalize_dtype(np.float64)
+
+
 def _vector(name: str, value: Any, n: int | None, fill: float | None = None) -> jax.Array:
     """A problem's vector in JAX's default float: float32, or float64 where x64 is on when
     the problem is built (so a float64 solver is handed the x0 it was given, not its float32
     rounding: pi as float32 is off by 8.7e-8)."""
-    dtype = jax.dtypes.canonicalize_dtype(np.float64)
+    dtype = float_dtype()
     if value is None:
         if fill is None or n is None:
             raise ValueError(f"{name} is required.")

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from bellmax.control.problems import Problem
+from bellmax.control.problems import Problem, float_dtype
 from bellmax.core.checks import check_choice, check_int, check_number, check_seed, check_type
 from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
@@ -306,12 +306,13 @@ def plan(
     """
     check_type(config, SamplingConfig, "config", owner="plan")
     lo, hi = _bounds(u_lower, u_upper)
-    lo_a, hi_a = jnp.asarray(lo, jnp.float32), jnp.asarray(hi, jnp.float32)
-    U0 = jnp.asarray(U0, jnp.float32)
+    dtype = float_dtype(U0)
+    lo_a, hi_a = jnp.asarray(lo, dtype), jnp.asarray(hi, dtype)
+    U0 = jnp.asarray(U0, dtype)
     if U0.ndim != 2 or U0.shape[1] != len(lo):
         raise ValueError(f"U0 must be [H, {len(lo)}], got shape {U0.shape}.")
     std0 = jnp.broadcast_to(config.init_std * (hi_a - lo_a), U0.shape)
-    x0 = jnp.asarray(x0, jnp.float32)
+    x0 = jnp.asarray(x0, dtype)
     return _plan(objective, config, x0, U0, std0, key, params, lo_a, hi_a)
 
 
@@ -366,7 +367,8 @@ class SamplingMPC:
     def init(self, x0: jax.Array | None = None, U: jax.Array | None = None) -> SamplingState:
         """The state before the first step: the box's middle as the plan (or `U`)."""
         del x0
-        lo, hi = jnp.asarray(self.u_lower), jnp.asarray(self.u_upper)
+        dtype = float_dtype(U)
+        lo, hi = jnp.asarray(self.u_lower, dtype), jnp.asarray(self.u_upper, dtype)
         if U is None:
             U = jnp.broadcast_to(0.5 * (lo + hi), (self.horizon, self.control_dim))
         elif jnp.shape(U) != (self.horizon, self.control_dim):
@@ -374,13 +376,13 @@ class SamplingMPC:
                 f"U has shape {jnp.shape(U)}, expected {(self.horizon, self.control_dim)}."
             )
         return SamplingState(
-            U=jnp.asarray(U, jnp.float32),
-            cost=jnp.asarray(jnp.inf, jnp.float32),
+            U=jnp.asarray(U, dtype),
+            cost=jnp.asarray(jnp.inf, dtype),
             iterations=jnp.asarray(0, jnp.int32),
             status=jnp.asarray(Status.MAX_ITERATIONS, jnp.int32),
             steps=jnp.asarray(0, jnp.int32),
             key=jax.random.key(self.config.seed),
-            temperature=jnp.asarray(jnp.nan, jnp.float32),
+            temperature=jnp.asarray(jnp.nan, dtype),
         )
 
     def step(
@@ -395,14 +397,15 @@ class SamplingMPC:
 
 
 def _sampling_step_impl(mpc: SamplingMPC, state: SamplingState, x, params):
-    lo = jnp.asarray(mpc.u_lower, jnp.float32)
-    hi = jnp.asarray(mpc.u_upper, jnp.float32)
+    dtype = state.U.dtype
+    lo = jnp.asarray(mpc.u_lower, dtype)
+    hi = jnp.asarray(mpc.u_upper, dtype)
     key, k_plan = jax.random.split(state.key)
     std0 = jnp.broadcast_to(mpc.config.init_std * (hi - lo), state.U.shape)
     res = _plan_impl(
         mpc.objective,
         mpc.config,
-        jnp.asarray(x, jnp.float32),
+        jnp.asarray(x, dtype),
         state.U,
         std0,
         k_plan,
@@ -418,7 +421,7 @@ def _sampling_step_impl(mpc: SamplingMPC, state: SamplingState, x, params):
         status=res.status,
         steps=state.steps + 1,
         key=key,
-        temperature=jnp.asarray(res.temperature, jnp.float32),
+        temperature=jnp.asarray(res.temperature, dtype),
     )
     return u, new
 

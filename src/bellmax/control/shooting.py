@@ -18,8 +18,10 @@ Control bounds are kept by one of
   pairs, so it may stall short of the optimum: the status then says `stalled`).
 
 Shooting cannot impose a terminal state; put the goal in `terminal_cost`. The whole solve is
-one `jax.lax.while_loop` under `jax.jit`, stopped when the gradient norm (with respect to `U`)
-or the relative change of the cost falls below its tolerance.
+one `jax.lax.while_loop` under `jax.jit`, stopped when the gradient norm with respect to the
+optimised variables (`w`: with `"tanh"` that is `dJ/dU * (1 - u^2)` in normalised units, small
+for a control pressed against its bound whatever `dJ/dU`) or the relative change of the cost
+falls below its tolerance.
 """
 
 from __future__ import annotations
