@@ -92,7 +92,7 @@ class OffPolicyRun:
     num_envs: int = 1
     """Environments stepped in parallel."""
     learning_rate: float = 1e-3
-    """Adam step size of every network (and of the temperature)."""
+    """Adam step size of every network (and, in SAC, of the temperature)."""
     max_grad_norm: float = 100.0
     """Gradients are clipped to this global norm (a guard against blow-ups, rarely active)."""
     buffer_size: int = 1_000_000
@@ -249,7 +249,7 @@ def check_continuous_actions(space: Any, algorithm: str, *, note: str = "") -> i
     raise ValueError(
         f"algorithm {algorithm!r} supports continuous Box action spaces (float, finite "
         f"bounds) only{extra}; got {space!r}. Use an environment with continuous actions "
-        "(e.g. Pendulum-v1), or DQN, PPO or SAC for discrete actions."
+        "(e.g. Pendulum-v1), or for discrete actions DQN, PPO or SAC with actions='auto'."
     )
 
 
