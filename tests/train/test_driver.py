@@ -200,6 +200,29 @@ def test_resume_is_bit_identical(tmp_path):
         algo_name="toy",
     )
     assert rest.updates_done == 50
+    # run.json's timings are this process's; the totals add the interrupted process's.
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["seconds"] == round(rest.seconds, 4)
+    assert record["seconds_total"] == pytest.approx(part.seconds + rest.seconds, abs=2e-4)
+    assert record["compile_seconds_total"] == pytest.approx(
+        part.compile_seconds + rest.compile_seconds, abs=2e-4
+    )
+    # Resuming the ended run trains nothing and leaves its record as it was (a no-op
+    # --resume used to rewrite it with this process's zero seconds).
+    before = (tmp_path / "run.json").read_bytes()
+    again = driver.train(
+        toy,
+        cfg,
+        "CartPole-v1",
+        seeds=(3, 4),
+        eval_episodes=0,
+        chunks=5,
+        out_dir=tmp_path,
+        resume=True,
+        algo_name="toy",
+    )
+    assert again.updates_done == 50 and again.seconds == 0.0
+    assert (tmp_path / "run.json").read_bytes() == before
     for a, b in zip(jax.tree.leaves(full.state), jax.tree.leaves(rest.state), strict=True):
         if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
             a, b = jax.random.key_data(a), jax.random.key_data(b)
@@ -573,9 +596,17 @@ def test_settings_differences_name_the_fields_as_the_caller_does():
         "gamma: 0.99 in the run, 0.9 given",
     ]
     assert driver.settings_differences(stored, given, names=option_for) == [
-        "seeds: [0] in the run, [0, 1] given",
+        "--seeds: [0] in the run, [0, 1] given",
         "--total-steps: 2048 in the run, 4096 given",
         "--gamma: 0.99 in the run, 0.9 given",
+    ]
+    # the run's other settings too (they were named by their keys: `eval_episodes: 10 ...`)
+    stored = {"chunks": 4, "eval_episodes": 10, "stop_return": None}
+    given = {"chunks": 2, "eval_episodes": 3, "stop_return": 475.0}
+    assert driver.settings_differences(stored, given, names=option_for) == [
+        "--chunks: 4 in the run, 2 given",
+        "--eval-episodes: 10 in the run, 3 given",
+        "--stop-return: null in the run, 475.0 given",
     ]
 
 
@@ -850,3 +881,26 @@ def test_learning_curves_hold_through_windows_without_an_episode():
     # a NaN return (a diverged run) stays visible, not held over
     curves, _ = learning_curves(np.array([[1.0, np.nan, 0]]), np.array([[1, 1, 0]]), 1)
     np.testing.assert_array_equal(curves[0], [1, np.nan, np.nan])
+
+
+def test_evaluation_episodes_cut_off_by_the_step_cap_are_counted(capsys):
+    # An episode still running when the evaluation's 10,000-step cap ran out was reported as
+    # an episode's return (CliffWalking: -10000 "over 2 episodes"); the summaries now count
+    # them, and the command line warns.
+    from bellmax.envs.vector import make_vector_env
+
+    def zero(params, obs, key):
+        return jnp.zeros((obs.shape[0], 1), jnp.float32)
+
+    params = jnp.zeros((1, 1))
+    for limit, cut in ((200, 0), (20_000, 2)):
+        venv = make_vector_env("Pendulum-v1", num_envs=2, max_steps_in_episode=limit)
+        evaluated = driver._evaluate_seeds(zero, params, venv, (0,), 2)
+        summary = driver._evaluation_summary("x", "Pendulum-v1", (0,), 1, evaluated, 0.0, "s")
+        assert summary["episodes"] == 2 and summary["episodes_cut_off"] == cut
+    from bellmax.cli.train import _warn_cut_off
+
+    _warn_cut_off(0, 2, (0,))
+    assert capsys.readouterr().err == ""
+    _warn_cut_off(3, 2, (0, 1))
+    assert "3 of 4 evaluation episodes had not ended after 10,000 steps" in capsys.readouterr().err

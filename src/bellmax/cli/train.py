@@ -101,7 +101,7 @@ _COMMON: list[tuple[str, Any, Any, str]] = [
         None,
         "Evaluate after every chunk; stop once every seed's mean return reaches this.",
     ),
-    ("json", bool, False, "Print one JSON object (progress still goes to stderr)."),
+    ("json", bool, False, "Print one JSON object (progress, on a terminal, goes to stderr)."),
     (
         "log",
         Literal["tensorboard", "wandb"] | None,
@@ -622,7 +622,24 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
             + (f"final evaluation return {ev:.1f}" if ev is not None else "not evaluated")
             + f"; outputs in {out}/"
         )
+    _warn_cut_off(summary.get("eval_episodes_cut_off"), summary.get("eval_episodes"), seeds)
     return 0
+
+
+def _warn_cut_off(cut: int | None, episodes: int | None, seeds: Any) -> None:
+    """Say on stderr when evaluation episodes were cut off by the evaluation's step cap."""
+    if not cut:
+        return
+    from bellmax.deep.evaluate import MAX_STEPS
+
+    total = int(episodes or 0) * len(seeds)
+    print(
+        f"bellmax: warning: {cut} of {total} evaluation episodes had not ended after "
+        f"{MAX_STEPS:,} steps (the evaluation's cap); their returns so far are in the mean. The "
+        "policy may never reach a terminal state on this environment (a time limit, "
+        "TimeLimit or max_steps_in_episode, bounds its episodes).",
+        file=sys.stderr,
+    )
 
 
 def _with_options(error: ValueError | TypeError, config_cls: type) -> Exception:
@@ -705,6 +722,7 @@ def run_evaluate(args: EvaluateArgs) -> int:
         if "video" in res:
             v = res["video"]
             print(f"wrote {v['path']}: {v['steps']} steps, return {v['return']:.1f}")
+    _warn_cut_off(res["episodes_cut_off"], res["episodes"], res["seeds"])
     return 0
 
 

@@ -33,6 +33,9 @@ from bellmax.envs.vector import VectorEnv, make_vector_env
 
 ActFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
 
+#: The default cap on an evaluation's vector steps (episodes still running then are cut off).
+MAX_STEPS = 10_000
+
 
 @struct.dataclass
 class EvalResult:
@@ -132,7 +135,7 @@ def evaluate(
     *,
     episodes: int = 10,
     num_envs: int | None = None,
-    max_steps: int = 10_000,
+    max_steps: int = MAX_STEPS,
     env_params: Any = None,
 ) -> EvalResult:
     """Run `episodes` episodes of the policy `act_fn(params, obs, key)` and collect their returns.
@@ -181,7 +184,7 @@ def evaluate_batch(
     *,
     episodes: int = 10,
     num_envs: int | None = None,
-    max_steps: int = 10_000,
+    max_steps: int = MAX_STEPS,
     env_params: Any = None,
 ) -> EvalResult:
     """`evaluate` for a batch of policies at once, in one vmapped program.

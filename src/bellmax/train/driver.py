@@ -167,6 +167,9 @@ class TrainResult:
     compile_seconds: float
     eval_returns: np.ndarray | None = None
     """`[seeds, episodes]` evaluation returns of the final policies (None if not evaluated)."""
+    eval_cut_off: int = 0
+    """Evaluation episodes (of all seeds) that had not ended when the evaluation's step cap
+    (`bellmax.deep.evaluate`'s `max_steps`) ran out: their returns are the return so far."""
     solved_at_steps: list[int | None] | None = None
     """With `stop_return`: env steps per seed at the first evaluation reaching it (or None)."""
     solved_seconds: list[float | None] | None = None
@@ -204,6 +207,7 @@ class TrainResult:
             if self.eval_returns is None
             else [float(x) for x in self.eval_returns.mean(axis=1)],
             "eval_episodes": None if self.eval_returns is None else int(self.eval_returns.shape[1]),
+            "eval_episodes_cut_off": None if self.eval_returns is None else self.eval_cut_off,
             "train_return_last_10pct": last,
             "env_steps": int(self.env_steps),
             "env_steps_all_seeds": int(self.env_steps * len(self.seeds)),
@@ -721,9 +725,8 @@ def settings_differences(
 
     Args:
       stored, given: settings (`SETTINGS`' keys; `config`: Config field -> value).
-      names: how the caller names a Config field (the command line: its option,
-        `bellmax.cli.main.option_for`); None: by itself (`learning_rate`). The other
-        settings keep their keys' names.
+      names: how the caller names a Config field or a setting (the command line: its
+        option, `bellmax.cli.main.option_for`); None: by itself (`learning_rate`).
     """
     name = names or (lambda field: field)
     missing = object()
@@ -742,7 +745,9 @@ def settings_differences(
                 elif _jsonish(was) != _jsonish(value):
                     diffs.append(f"{name(f)}: {_show(was)} in the run, {_show(value)} given")
         elif _jsonish(stored.get(key)) != _jsonish(given[key]):
-            diffs.append(f"{key}: {_show(stored.get(key))} in the run, {_show(given[key])} given")
+            diffs.append(
+                f"{name(key)}: {_show(stored.get(key))} in the run, {_show(given[key])} given"
+            )
     old_env, new_env = stored.get("env_params"), given.get("env_params")
     if old_env and new_env and _jsonish(old_env) != _jsonish(new_env):  # older runs lack it
         if old_env.get("class") != new_env.get("class"):
@@ -1135,6 +1140,8 @@ def _train_locked(
     solved_at: list[int | None] = [None] * len(seeds)
     solved_s: list[float | None] = [None] * len(seeds)
     has_checkpoint = False  # a checkpoint of *this* run exists
+    # Earlier processes' time on this run (None: a checkpoint written before it was kept).
+    before: dict[str, float | None] = {"seconds": 0.0, "compile_seconds": 0.0}
     option = _out_option(names)
     stored = read_run(out, names=names) if (out is not None and resume) else None
     if stored is not None:
@@ -1158,6 +1165,9 @@ def _train_locked(
         if ck.exists() and read_checkpoint_metadata(ck).get("run_id") == meta["run_id"]:
             state, history, ck_meta = _load_chunk(ck, runner, keys, meta)
             done, has_checkpoint = int(ck_meta["updates_done"]), True
+            for k in before:
+                v = ck_meta.get(f"{k}_total")
+                before[k] = float(v) if isinstance(v, int | float) and v >= 0 else None
             if "resumed_with" in meta:
                 _warn_if_compiled_differently(out, meta["provenance"], meta["resumed_with"])
             if venv.is_host:
@@ -1168,13 +1178,19 @@ def _train_locked(
                 solved_at, solved_s = ck_meta["solved_at_steps"], ck_meta["solved_seconds"]
     else:
         meta["run_id"] = secrets.token_hex(8)
-    if out is not None:
+    target = num_updates if stop_after is None else min(num_updates, int(stop_after))
+    solved = stop_return is not None and all(x is not None for x in solved_at)
+    # A resumed run that had ended and recorded it: its record (timings too) stays as it is.
+    ended = (
+        has_checkpoint
+        and (done >= target or solved)
+        and stored.get("status") in ("finished", "solved", "stopped")
+    )
+    if out is not None and not ended:
         if not has_checkpoint:  # another run's outputs (overwrite) or a stale checkpoint
             clear_outputs(out, "train")
         # The run record comes first: from here on a kill leaves a run that resumes.
         atomic_write_json(out / RUN_JSON, {**meta, "status": "running", "updates_done": done})
-    target = num_updates if stop_after is None else min(num_updates, int(stop_after))
-    solved = stop_return is not None and all(x is not None for x in solved_at)
     if done < target and not solved:
         runner.prepare(keys, min(chunk, num_updates - done))  # compiles while init runs
     if not has_checkpoint:
@@ -1238,7 +1254,8 @@ def _train_locked(
         if stop_return is not None:
             t_eval = time.perf_counter()
             warm_eval = _finish(warm_eval)
-            rets = _evaluate(algo, config, eval_venv, new_state, seeds, eval_episodes).mean(axis=1)
+            rets = _evaluate(algo, config, eval_venv, new_state, seeds, eval_episodes)[0]
+            rets = rets.mean(axis=1)
             eval_seconds += time.perf_counter() - t_eval
             for i, r in enumerate(rets):
                 if solved_at[i] is None and r >= stop_return:
@@ -1252,6 +1269,7 @@ def _train_locked(
             ck_meta = {
                 **meta,
                 "updates_done": done,
+                **_totals(before, seconds, runner.compile_seconds),
                 "metrics": {k: str(v.dtype) for k, v in history.items()},
                 "solved_at_steps": solved_at,
                 "solved_seconds": solved_s,
@@ -1288,7 +1306,10 @@ def _train_locked(
         result.eval_seconds = eval_seconds
     warm_eval = _finish(warm_eval)
     if eval_episodes and (done == num_updates or stop_return is not None):
-        result.eval_returns = _evaluate(algo, config, eval_venv, state, seeds, eval_episodes)
+        result.eval_returns, completed = _evaluate(
+            algo, config, eval_venv, state, seeds, eval_episodes
+        )
+        result.eval_cut_off = int(np.sum(~completed))
     if out is not None:
         if network is not None and has_checkpoint:
             returns = None if result.eval_returns is None else result.eval_returns.mean(axis=1)
@@ -1297,11 +1318,21 @@ def _train_locked(
             _write_metrics(out, seeds, history)
             _plot_curve(out / LEARNING_CURVE_PNG, history, seeds, f"{name} on {env_id}")
         status = "finished" if done == num_updates else ("solved" if solved else "stopped")
-        atomic_write_json(
-            out / RUN_JSON,
-            {**result.summary(), **meta, "status": status, "updates_done": done},
-        )
+        if not ended:
+            totals = _totals(before, seconds, runner.compile_seconds)
+            atomic_write_json(
+                out / RUN_JSON,
+                {**result.summary(), **totals, **meta, "status": status, "updates_done": done},
+            )
     return result
+
+
+def _totals(before: dict, seconds: float, compile_seconds: float) -> dict[str, float | None]:
+    """`seconds_total` and `compile_seconds_total`: over every process that trained the run
+    (`seconds` and `compile_seconds` are this process's); None after a checkpoint that did
+    not keep them."""
+    now = {"seconds": seconds, "compile_seconds": compile_seconds}
+    return {f"{k}_total": None if before[k] is None else round(before[k] + now[k], 4) for k in now}
 
 
 def _algorithm_key(algo: Any) -> str | None:
@@ -1361,23 +1392,24 @@ def _diverged(
     raise DivergenceError(msg)
 
 
-def _warm_evaluation(algo, config, venv, state, seeds, episodes: int) -> np.ndarray:
+def _warm_evaluation(algo, config, venv, state, seeds, episodes: int):
     """`_evaluate` run for its compile (in a `_background` thread, `gc_paused`)."""
     with gc_paused():
         return _evaluate(algo, config, venv, state, seeds, episodes)
 
 
-def _evaluate(algo, config, venv, state, seeds, episodes: int) -> np.ndarray:
+def _evaluate(algo, config, venv, state, seeds, episodes: int) -> tuple[np.ndarray, np.ndarray]:
     act = _eval_act(algo, config, venv)
     return _evaluate_seeds(act, algo.policy_params(state), venv, seeds, episodes)
 
 
-def _evaluate_seeds(act, params: Any, venv, seeds, episodes: int) -> np.ndarray:
+def _evaluate_seeds(act, params: Any, venv, seeds, episodes: int) -> tuple[np.ndarray, np.ndarray]:
     """`[seeds, episodes]` returns of `act` with each seed's `params` (batch axis first; seed
     `s` evaluated with key 10000 + s), every seed in one program (vmapped over two or more
-    seeds, `evaluate_batch`)."""
+    seeds, `evaluate_batch`), and `[seeds, episodes]` whether each episode ended."""
     keys = jnp.stack([jax.random.key(10_000 + s) for s in seeds])
-    return np.asarray(evaluate_batch(act, params, venv, keys, episodes=episodes).returns)
+    res = evaluate_batch(act, params, venv, keys, episodes=episodes)
+    return np.asarray(res.returns), np.asarray(res.completed)
 
 
 @functools.lru_cache(maxsize=16)
@@ -1548,13 +1580,15 @@ def _evaluate_policies(
     return _evaluation_summary(algo, env_id, seeds, updates_done, returns, t, source)
 
 
-def _evaluation_summary(algo, env_id, seeds, updates_done, returns, t, source) -> dict[str, Any]:
+def _evaluation_summary(algo, env_id, seeds, updates_done, evaluated, t, source) -> dict[str, Any]:
+    returns, completed = evaluated
     return {
         "algo": algo,
         "env": env_id,
         "seeds": list(seeds),
         "updates_done": updates_done,
         "episodes": int(returns.shape[1]),
+        "episodes_cut_off": int(np.sum(~completed)),
         "mean_return": float(returns.mean()),
         "return_per_seed": [float(x) for x in returns.mean(axis=1)],
         "std_return": float(returns.std()),
