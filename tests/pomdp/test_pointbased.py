@@ -64,6 +64,25 @@ def test_pbvi_and_perseus_lower_bounds(tiger):
     assert len(random_beliefs(tiger, 10)) == 10
 
 
+def test_perseus_converges_only_where_no_backup_improves_a_belief():
+    # On RockSample(4,4) the first stage's backup ties the flat initial value at every belief,
+    # so that stage changed nothing and Perseus stopped as "converged" at 8.57 (driving east
+    # only), while V*(b0) is about 17.92 (HSVI). Converged now means what it says: a backup
+    # at every belief of the set improves none by more than tol.
+    from bellmax.pomdp.pointbased import _backup_at, _Set, device_pomdp, x64
+    from bellmax.pomdp.problems import rock_sample_4_4
+
+    pomdp = rock_sample_4_4()
+    r = perseus(pomdp, num_beliefs=100, time_limit=100.0, seed=0)
+    assert r.converged and r.value > 9.0
+    B = np.asarray(r.beliefs)
+    vset = _Set(r.vectors)
+    with x64():
+        alpha, _ = _backup_at(device_pomdp(pomdp), vset, B)
+    gain = np.einsum("ns,ns->n", B, alpha) - vset.values(B)
+    assert gain.max() <= 1e-6
+
+
 def test_hsvi_brackets_tiger(tiger_hsvi):
     r = tiger_hsvi
     assert r.converged and r.gap <= 1e-3

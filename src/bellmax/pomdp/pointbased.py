@@ -71,8 +71,8 @@ class PointBasedResult(StatusFields):
     seconds: float
     """Wall-clock time."""
     status: int = int(Status.CONVERGED)
-    """Converged (PBVI: its schedule ran; Perseus: a stage changed no value by more than
-    `tol`), max_iterations (the time or stage limit came first) or diverged (a value is NaN
+    """Converged (PBVI: its schedule ran; Perseus: a backup at every belief improves no
+    value by more than `tol`), max_iterations (the time or stage limit came first) or diverged (a value is NaN
     or infinite)."""
 
 
@@ -304,8 +304,10 @@ def perseus(
 
     Each stage builds a new set: while some belief has not improved, back up a random one of
     them, keep the new vector if it is at least as good there as the old set (else the old
-    best vector), and drop every belief the new set has caught up with. Stops when a stage
-    changes the value at no belief by more than `tol`, after `stages`, or at `time_limit`.
+    best vector), and drop every belief the new set has caught up with. A stage that changes
+    the value at no belief by more than `tol` is checked by a backup at every belief: it has
+    converged if that improves none by more than `tol`; else the improving vectors are added
+    and the stages go on. Stops then, after `stages`, or at `time_limit`.
 
     Returns:
       `PointBasedResult`.
@@ -343,8 +345,22 @@ def perseus(
             it += 1
             change = float(np.max(np.abs(new_v - old)))
             old = vset.values(B)
-            history.append((time.perf_counter() - start, float(vset.values(b0[None])[0])))
             done = change <= tol
+            if done:
+                # A belief leaves a stage's to-do list once a new vector ties its value, so
+                # a stage can change nothing short of the fixed point (a flat value function
+                # ties everywhere: RockSample's first stages). Converged only if a backup at
+                # every belief improves none; otherwise its improving vectors join the set.
+                alpha, act = _backup_at(dev, vset, B)
+                better = np.einsum("ns,ns->n", B, alpha) - old > tol
+                if better.any():
+                    done = False
+                    vset.alphas, vset.actions = _dedupe(
+                        np.concatenate([vset.alphas, alpha[better]]),
+                        np.concatenate([vset.actions, act[better]]),
+                    )
+                    old = vset.values(B)
+            history.append((time.perf_counter() - start, float(vset.values(b0[None])[0])))
             if done or time.perf_counter() - start > time_limit:
                 break
         return _result(vset, b0, B, it, history, start, converged=done)
