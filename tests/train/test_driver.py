@@ -904,3 +904,24 @@ def test_evaluation_episodes_cut_off_by_the_step_cap_are_counted(capsys):
     assert capsys.readouterr().err == ""
     _warn_cut_off(3, 2, (0, 1))
     assert "3 of 4 evaluation episodes had not ended after 10,000 steps" in capsys.readouterr().err
+
+
+def test_the_run_record_follows_the_checkpoints(tmp_path):
+    # run.json said "updates_done": 0 until the run ended (or for good after a kill); it is
+    # now rewritten after each checkpoint.
+    seen = []
+
+    def on_chunk(info):
+        record = json.loads((tmp_path / "run.json").read_text())
+        seen.append((record["status"], record["updates_done"], info.updates_done))
+
+    driver.train(
+        toy,
+        toy.Config(),
+        "CartPole-v1",
+        out_dir=tmp_path,
+        stop_after=20,
+        on_chunk=on_chunk,
+        **RUN,
+    )
+    assert seen == [("running", u, u) for u in (10, 20)]

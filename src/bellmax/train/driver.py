@@ -1277,6 +1277,9 @@ def _train_locked(
             # The chunk's one commit: state and metrics together, atomically.
             save_checkpoint(ck, {"state": state, "metrics": history}, metadata=ck_meta)
             has_checkpoint = True
+            # The record follows (what a user watching the run reads; resuming reads the
+            # checkpoint's own count).
+            atomic_write_json(out / RUN_JSON, {**meta, "status": "running", "updates_done": done})
             _write_metrics(out, seeds, history)
             if network is not None:
                 _write_policy(out, algo, policy_algo, network, config, venv, state, meta, done)
