@@ -40,3 +40,31 @@ def test_multidiscrete():
     assert bool(m.contains(jnp.array([1, 4]))) and not bool(m.contains(jnp.array([2, 0])))
     with pytest.raises(ValueError, match="positive sizes"):
         MultiDiscrete([2, 0])
+
+
+def test_box_samples_stay_inside_any_bounds():
+    # `sample` swapped an infinite bound for +-1 and drew uniform(low, high): CartPole's
+    # observation space (bounds at float32's largest value) gave inf, Box(-inf, -5) always
+    # -1.0 (outside), and an int32 box up to its largest value always 0 (high + 1 wrapped).
+    from bellmax.envs import make
+
+    env, params = make("CartPole-v1")
+    boxes = [
+        env.observation_space(params),
+        Box(-np.inf, -5.0, (3,)),
+        Box(5.0, np.inf, (3,)),
+        Box(-np.inf, np.inf, (3,)),
+        Box(0, np.iinfo(np.int32).max, (4,), jnp.int32),
+    ]
+    keys = jax.random.split(jax.random.key(0), 500)
+    for box in boxes:
+        xs = np.asarray(jax.vmap(box.sample)(keys))
+        assert np.isfinite(xs).all() and bool(jax.vmap(box.contains)(xs).all()), box
+        assert len(np.unique(xs)) > 100, box  # not one value clamped to a bound
+    # A bounded box draws exactly what it drew before (learning runs keep their numbers).
+    box, key = Box(-2.0, 2.0, (2,)), jax.random.key(5)
+    np.testing.assert_array_equal(
+        box.sample(key), jax.random.uniform(key, (2,), minval=-2, maxval=2)
+    )
+    # A Discrete space's contains is one boolean, also for a 1-element array.
+    assert Discrete(3).contains(jnp.array([1])).shape == ()

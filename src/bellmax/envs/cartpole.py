@@ -1,7 +1,10 @@
 """Cart-pole: Gymnasium's CartPole-v1, exactly, and a continuous swing-up variant.
 
 The physics is Gymnasium's (Barto, Sutton & Anderson 1983, with the corrected equations of
-Florian 2005 as Gymnasium writes them) integrated by explicit Euler with step `tau`. All
+Florian 2005 as Gymnasium writes them) integrated by explicit Euler with step `tau`: each step
+equals Gymnasium's to float32 rounding (and gymnax's bit for bit). The state is float32 where
+Gymnasium's is float64, and the upright pole is unstable, so two open-loop runs of the same
+actions from the same start drift apart over a few hundred steps. All
 constants live in `CartPoleParams`, so they can be vmapped or fitted by system
 identification; derived quantities (total mass, pole mass times length) are properties.
 
@@ -101,6 +104,10 @@ def _from_vector(v: jax.Array, time: jax.Array) -> CartPoleState:
 
 class CartPole(Environment[CartPoleState, CartPoleParams]):
     """Gymnasium's CartPole-v1: push left (0) or right (1); +1 per step; 500-step limit.
+
+    The raw `step` never resets, and keeps paying +1 after the pole has fallen (Gymnasium
+    pays 0 there): stop summing rewards at the first `terminated`, as `AutoReset`, the
+    vector environments and `bellmax.control.mpc.closed_loop` do.
 
     Actions are checked when they are concrete (called outside `jit`): anything but one
     integer 0 or 1 raises, `TypeError` for a float or bool (1.5, 1.0, True) and

@@ -47,7 +47,9 @@ class Discrete(Space):
 
     def contains(self, x: Any) -> jax.Array:
         x = jnp.asarray(x)
-        return (x.shape == ()) & (x >= 0) & (x < self.n) & (jnp.floor(x) == x)
+        if x.shape != ():
+            return jnp.asarray(False)
+        return (x >= 0) & (x < self.n) & (jnp.floor(x) == x)
 
 
 class Box(Space):
@@ -80,11 +82,29 @@ class Box(Space):
         return f"Box(shape={self.shape}, dtype={np.dtype(self.dtype).name})"
 
     def sample(self, key: jax.Array) -> jax.Array:
+        """A random element, as Gymnasium's `Box.sample` draws one: uniform where both
+        bounds are finite, `low + Exp(1)` or `high - Exp(1)` where one is, `N(0, 1)` where
+        neither is. (An integer box whose top is its dtype's largest value never draws
+        that value.)"""
         if jnp.issubdtype(self.dtype, jnp.integer):
-            return jax.random.randint(key, self.shape, self.low, self.high + 1, dtype=self.dtype)
-        low = jnp.where(jnp.isfinite(self.low), self.low, -1.0)
-        high = jnp.where(jnp.isfinite(self.high), self.high, 1.0)
-        return jax.random.uniform(key, self.shape, self.dtype, low, high)
+            top = np.iinfo(np.dtype(self.dtype)).max
+            high = self.high if isinstance(self.high, jax.Array) else np.asarray(self.high)
+            stop = jnp.where(high < top, high + 1, high)  # high + 1 would wrap around
+            return jax.random.randint(key, self.shape, self.low, stop, dtype=self.dtype)
+        low, high = jnp.asarray(self.low), jnp.asarray(self.high)
+        lo_ok, hi_ok = jnp.isfinite(low), jnp.isfinite(high)
+        x = jax.random.uniform(
+            key, self.shape, self.dtype, jnp.where(lo_ok, low, -1.0), jnp.where(hi_ok, high, 1.0)
+        )
+        # Finite bounds whose width overflows (CartPole's observations: +-float32 max).
+        t = jax.random.uniform(jax.random.fold_in(key, 1), self.shape, self.dtype)
+        wide = jnp.clip((1 - t) * low + t * high, low, high)
+        x = jnp.where(lo_ok & hi_ok & ~jnp.isfinite(high - low), wide, x)
+        e = jax.random.exponential(jax.random.fold_in(key, 2), self.shape, self.dtype)
+        x = jnp.where(lo_ok & ~hi_ok, low + e, x)
+        x = jnp.where(~lo_ok & hi_ok, high - e, x)
+        z = jax.random.normal(jax.random.fold_in(key, 3), self.shape, self.dtype)
+        return jnp.where(~lo_ok & ~hi_ok, z, x)
 
     def contains(self, x: Any) -> jax.Array:
         x = jnp.asarray(x)
