@@ -33,6 +33,35 @@ def test_policy_squashes_into_the_box_and_features():
     np.testing.assert_allclose(pol.features(jnp.array([0.0, 4.0])), [0.5, 1.0, 0.0])
 
 
+def test_a_real_rollouts_return_ends_when_the_episode_terminates():
+    # The raw step runs on after the swing-up's cart leaves its track (|x| > 2.4, where the
+    # episode terminates) and its pole still scores: a constant push scored 54.7 over 200
+    # steps where its episode earned 7.9. Rewards after the first termination now count 0.
+    from bellmax.envs.registry import make
+    from bellmax.models.gps import state_fields, state_from_vector
+    from bellmax.models.through_model import evaluate_policy
+
+    sid = "CartPoleSwingUp-v0"
+    pol = make_neural_policy(sid, hidden_sizes=(4,))
+    params = jax.tree.map(jnp.zeros_like, pol.init(jax.random.key(0)))
+    params = jax.tree_util.tree_map_with_path(  # the output bias: tanh(3), push right
+        lambda path, a: a + 3.0 if "bias" in str(path) and a.shape == (1,) else a, params
+    )
+    ret, X, U = evaluate_policy(sid, pol, params, steps=200)
+    env, env_params = make(sid)
+    template = env.reset(jax.random.key(0), env_params)[1]
+    state = state_from_vector(template, state_fields(template), jnp.asarray(X[0]))
+    rewards, ended = [], None
+    for t, u in enumerate(U):
+        _, state, r, term, _, _ = env.step(jax.random.key(0), state, jnp.asarray(u), env_params)
+        rewards.append(float(r))
+        if bool(term) and ended is None:
+            ended = t
+    assert ended is not None and ended < 100  # it left the track early
+    assert ret == pytest.approx(sum(rewards[: ended + 1]), rel=1e-5)
+    assert sum(rewards[ended + 1 :]) > 10  # what used to be counted
+
+
 def test_imagined_cost_by_hand():
     # The identity "model" and a zero policy: the cost of standing still at x0.
     pol = make_neural_policy("Pendulum-v1", hidden_sizes=(4,))

@@ -269,20 +269,24 @@ def _real_rollouts(env, fields, policy, env_params, template, steps, pol_params,
     """`[R, steps+1, n]` states, `[R, steps, m]` actions, `[R, steps]` rewards from `x0 [R, n]`.
 
     `noise` (`[m]`, absolute std) is added to the policy's action, then clipped to the box.
+    The raw step runs on after the episode terminates (the states are data for the model);
+    the rewards after the first `terminated` are 0, as the episode has ended.
     """
     lo, hi = jnp.asarray(policy.action_low), jnp.asarray(policy.action_high)
 
     def one(x_start, key):
-        def step(state, k):
+        def step(carry, k):
+            state, alive = carry
             x = state.vector()
             ka, ks = jax.random.split(k)
             u = policy(pol_params, x) + noise * jax.random.normal(ka, noise.shape, x.dtype)
             u = jnp.clip(u, lo, hi)
-            _, s2, r, _, _, _ = env.step(ks, state, u, env_params)
-            return s2, (x, u, r)
+            _, s2, r, term, _, _ = env.step(ks, state, u, env_params)
+            return (s2, alive & ~term), (x, u, jnp.where(alive, r, 0.0))
 
         s0 = state_from_vector(template, fields, x_start)
-        sT, (X, U, R) = jax.lax.scan(step, s0, jax.random.split(key, steps))
+        carry = (s0, jnp.asarray(True))
+        (sT, _), (X, U, R) = jax.lax.scan(step, carry, jax.random.split(key, steps))
         return jnp.concatenate([X, sT.vector()[None]]), U, R
 
     return jax.vmap(one)(x0, keys)
@@ -333,7 +337,9 @@ def evaluate_policy(
       steps: steps to run.
 
     Returns:
-      `(return, states [steps+1, n], actions [steps, m])`.
+      `(return, states [steps+1, n], actions [steps, m])`: the return of the episode (the
+      rewards up to its termination: the swing-up's cart leaving its track), the states
+      and actions of all `steps` (the raw step runs on after a termination).
     """
     from bellmax.envs.registry import make
 
