@@ -676,12 +676,15 @@ def test_a_sweep_finished_locally_trains_on_ray_and_does_not_claim_it_had_finish
     assert _outcomes(again) == _outcomes(result)
 
 
-def test_a_sweep_without_out_keeps_no_ray_records(cluster, local, tmp_path, monkeypatch):
+def test_a_sweep_without_out_keeps_no_ray_records(cluster, local, tmp_path, monkeypatch, capsys):
     # Tune's records (a checkpoint per chunk) go to a temporary directory, removed at the end
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    capsys.readouterr()
     remote = sw.sweep("ppo", "CartPole-v1", backend="ray", **KW)
     assert _outcomes(remote) == _outcomes(local[0])
     assert not list(tmp_path.glob("bellmax-ray-*"))
+    # Tune's tables go to stderr: stdout is `bellmax sweep --json`'s one object
+    assert capsys.readouterr().out == ""
 
 
 def test_a_killed_worker_resumes_its_group(cluster, local, tmp_path):
@@ -784,3 +787,38 @@ def test_an_infinite_metric_marks_its_trial_diverged():
     metrics = Metrics(loss=finite, grad_norm=grad_norm, entropy=entropy)
     params = {"w": np.ones((3, 2), np.float32)}
     assert sw._nonfinite(metrics, params).tolist() == [False, True, False]
+
+
+def test_asha_max_t_counts_the_chunks_a_group_really_runs():
+    # `--chunks` is a target: plan_chunks picks a length that divides the updates, so
+    # REINFORCE's defaults run 12 chunks for 10 and PPO's 2048 steps 8 for 6. max_t was the
+    # target + 1, and Ray stops any trial whose report reaches max_t: those groups were
+    # stopped before their final report and listed as beaten by ASHA, with no best.
+    from bellmax.deep import get_algorithm
+    from bellmax.train.driver import plan_chunks
+
+    def spec(algo, chunks, **config):
+        cls = get_algorithm(algo).Config
+        base = json.loads(json.dumps(dataclasses.asdict(cls())))  # as sweep stores it
+        return {"algo": algo, "base": base, "config": config, "chunks": chunks}
+
+    for s in (spec("reinforce", 10), spec("ppo", 6, total_timesteps=2048), spec("ppo", 4)):
+        n = sw._group_config(get_algorithm(s["algo"]), s).num_updates
+        reports = -(-n // plan_chunks(n, s["chunks"])) + 1
+        assert sw._asha_max_t([s]) == reports
+    assert sw._asha_max_t([spec("reinforce", 10)]) == 13
+    assert sw._asha_max_t([spec("ppo", 6, total_timesteps=2048)]) == 9
+    # the most over the groups (num_envs changes a group's updates)
+    both = [spec("ppo", 6, total_timesteps=2048), spec("reinforce", 10)]
+    assert sw._asha_max_t(both) == 13
+
+
+def test_best_skips_a_non_finite_mean():
+    trials = [
+        {"index": i, "config": {"learning_rate": lr}, "seed": 0, "final_eval_return": r}
+        for i, (lr, r) in enumerate([(1.0, float("nan")), (2.0, 5.0), (3.0, 5.0)])
+    ]
+    result = sw.SweepResult.__new__(sw.SweepResult)
+    object.__setattr__(result, "trials", trials)
+    best = result.best
+    assert best["config"] == {"learning_rate": 2.0} and best["trials"] == [1]  # first of a tie

@@ -30,6 +30,7 @@ Both run the same group code, so for the same seeds they give the same per-trial
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -42,6 +43,7 @@ import re
 import shlex
 import shutil
 import signal
+import sys
 import tempfile
 import time
 import types
@@ -736,7 +738,8 @@ class SweepResult:
     @property
     def best(self) -> dict[str, Any] | None:
         """The configuration with the highest mean final evaluation return over its seeds
-        (its trials and that mean), or None if no trial was evaluated."""
+        (its trials and that mean), or None if no trial was evaluated. The first in trial
+        order wins a tie; a non-finite mean never wins."""
         by_config: dict[str, list[dict]] = {}
         for t in self.trials:
             by_config.setdefault(json.dumps(t["config"], sort_keys=True), []).append(t)
@@ -745,6 +748,8 @@ class SweepResult:
             if any(t["final_eval_return"] is None for t in ts):
                 continue
             mean = float(np.mean([t["final_eval_return"] for t in ts]))
+            if not math.isfinite(mean):
+                continue
             if best is None or mean > best["mean_final_eval_return"]:
                 best = {
                     "config": ts[0]["config"],
@@ -1173,6 +1178,7 @@ def _tune_group(config: dict[str, Any]) -> None:
             {"score": score, "updates_done": done, "done_fraction": done / total,
              "chunk_returns": json.dumps(meta.get("chunk_returns", [])),
              "chunk_eval_returns": json.dumps(meta.get("chunk_eval_returns", [])),
+             "diverged": json.dumps(meta.get("diverged", [])),
              "restarted": bool(meta.get("restarted", False))},
             checkpoint=tune.Checkpoint.from_directory(str(work)),
         )  # fmt: skip
@@ -1293,7 +1299,8 @@ def _ray_sweep(
             storage.mkdir(parents=True, exist_ok=True)
             atomic_write_text(stamp, digest)
             tuner = _new_tuner(tune, trainable, specs, scheduler, storage, options, max_failures)
-        with _trials_on_started_workers():
+        # Tune prints its tables on stdout, which is `--json`'s (one object): to stderr.
+        with _trials_on_started_workers(), contextlib.redirect_stdout(sys.stderr):
             grid = tuner.fit()
         results = _ray_results(grid, out)
         if restored and already_complete:
@@ -1351,7 +1358,7 @@ def _new_tuner(
     sched = None
     if scheduler == "asha":
         sched = ASHAScheduler(
-            time_attr="training_iteration", max_t=int(specs[0]["chunks"]) + 1,
+            time_attr="training_iteration", max_t=_asha_max_t(specs),
             grace_period=1, reduction_factor=2,
         )  # fmt: skip
     return tune.Tuner(
@@ -1374,6 +1381,22 @@ def _new_tuner(
     )
 
 
+def _asha_max_t(specs: list[dict]) -> int:
+    """ASHA's `max_t`: the most reports a group makes, one per chunk and its final one.
+
+    `--chunks` is a target: `plan_chunks` picks a chunk length that divides the updates, so
+    a group may run more chunks (the defaults give reinforce 12 for 10). Ray stops any trial
+    whose report reaches `max_t`, so a `max_t` below a group's reports stopped it before its
+    final result, whatever its score."""
+    from bellmax.train.driver import plan_chunks
+
+    most = 1
+    for spec in specs:
+        n = int(_group_config(get_algorithm(spec["algo"]), spec).num_updates)
+        most = max(most, -(-n // plan_chunks(n, int(spec["chunks"]))))
+    return most + 1
+
+
 def _stopped_group(spec: dict, metrics: dict) -> GroupResult:
     """A group ASHA stopped: its trials are listed without a final evaluation, with the
     training and evaluation returns of every chunk they ran (before a resume too) and whether
@@ -1383,11 +1406,14 @@ def _stopped_group(spec: dict, metrics: dict) -> GroupResult:
     history = json.loads(metrics.get("chunk_returns") or "[]")
     evals = json.loads(metrics.get("chunk_eval_returns") or "[]")
     restarted = bool(metrics.get("restarted", False))
+    diverged = json.loads(metrics.get("diverged") or "[]")
+    diverged = diverged if len(diverged) == len(spec["trials"]) else [False] * len(spec["trials"])
     trials = [
         {"index": t["index"], "group": spec["group"], "config": t["config"], "seed": t["seed"],
          "final_eval_return": None, "env_steps": done * cfg.steps_per_update, "seconds": None,
          "chunk_returns": [row[i] for row in history],
-         "chunk_eval_returns": [row[i] for row in evals], "diverged": False, "stopped": True,
+         "chunk_eval_returns": [row[i] for row in evals], "diverged": bool(diverged[i]),
+         "stopped": True,
          "restarted": restarted}
         for i, t in enumerate(spec["trials"])
     ]  # fmt: skip
