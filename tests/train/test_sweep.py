@@ -822,3 +822,23 @@ def test_best_skips_a_non_finite_mean():
     object.__setattr__(result, "trials", trials)
     best = result.best
     assert best["config"] == {"learning_rate": 2.0} and best["trials"] == [1]  # first of a tie
+
+
+def test_evaluation_episodes_cut_off_by_the_step_cap_are_counted(tmp_path):
+    # On CliffWalking (no time limit) an untrained greedy policy never reaches the goal: the
+    # evaluation's 10,000-step cap cut its episodes off, and their returns so far were
+    # reported as episode returns with no flag (the driver counts them; now the sweep too).
+    from bellmax.cli.sweep import _table
+
+    base = dataclasses.replace(TINY, total_timesteps=64)
+    result = sw.sweep(
+        "ppo", "CliffWalking-v0", grid={"learning_rate": (1e-3,)}, seeds=(0,), base=base,
+        chunks=1, eval_episodes=2, out_dir=tmp_path,
+    )  # fmt: skip
+    (trial,) = result.trials
+    assert trial["final_eval_return"] <= -5000  # -1 per step: no episode reached the goal
+    assert trial["eval_episodes_cut_off"] == 2
+    assert result.summary()["trials"][0]["eval_episodes_cut_off"] == 2
+    rows = [r.split(",") for r in (tmp_path / "results.csv").read_text().splitlines()]
+    assert rows[1][rows[0].index("eval_episodes_cut_off")] == "2"
+    assert "had evaluation episodes that had not ended" in _table(result.summary())

@@ -256,6 +256,15 @@ def _table(summary: dict) -> str:
             f"{plural(diverged, 'trial')} diverged (a non-finite loss or weight, or an "
             "infinite metric; not evaluated): lower learning_rate."
         )
+    cut = [t["index"] for t in summary["trials"] if t.get("eval_episodes_cut_off")]
+    if cut:
+        from bellmax.deep.evaluate import MAX_STEPS
+
+        lines.append(
+            f"{plural(len(cut), 'trial')} ({', '.join(map(str, cut))}) had evaluation episodes "
+            f"that had not ended after {MAX_STEPS:,} steps (the evaluation's cap): their "
+            "returns so far are in the mean (eval_episodes_cut_off)."
+        )
     stopped = sum(bool(t.get("stopped")) for t in summary["trials"])
     if stopped:
         lines.append(

@@ -48,7 +48,8 @@ class EvalResult:
     lengths: jax.Array
     """`[episodes]` number of steps of each episode."""
     completed: jax.Array
-    """`[episodes]` false where `max_steps` ran out first (return and length so far)."""
+    """`[episodes]` false where `max_steps` ran out first (return and length so far: 0 for
+    an episode whose environment was still in its previous one)."""
 
     @property
     def mean_return(self) -> jax.Array:

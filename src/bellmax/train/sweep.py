@@ -550,13 +550,15 @@ def _dispatch(program: _Program, hp: dict, state: Any, n: int) -> tuple[int, Any
 
 def _evaluate(
     algo: Any, program: Any, state: Any, venv: Any, trials: list, diverged: Any, episodes: int
-) -> list[float | None]:
+) -> tuple[list[float | None], list[int | None]]:
     """Each trial's mean return of its greedy policy over `episodes` episodes (key `10000 +
-    seed`, as `bellmax train` evaluates); None for a diverged trial."""
+    seed`, as `bellmax train` evaluates), and how many of them the evaluation's step cap cut
+    off (their returns so far are in the mean); None for a diverged trial."""
     # On the host: slicing device arrays would compile a program per leaf shape (a fresh
     # Ray worker paid ~14 of them, from the compile cache, for every group).
     params = jax.device_get(algo.policy_params(state))
     out: list[float | None] = [None] * len(trials)
+    cut: list[int | None] = [None] * len(trials)
     for i, t in enumerate(trials):
         if diverged[i]:
             continue
@@ -564,7 +566,8 @@ def _evaluate(
         key = jax.random.key(10_000 + int(t["seed"]))
         res = evaluate(program.act, p, venv, key, episodes=episodes)
         out[i] = float(np.mean(np.asarray(res.returns)))  # NumPy: no program
-    return out
+        cut[i] = int(np.sum(~np.asarray(res.completed)))
+    return out, cut
 
 
 def run_group(
@@ -613,6 +616,7 @@ def run_group(
     ck = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     done, returns, diverged, restarted = 0, [], np.zeros(len(trials), bool), False
     chunk_eval, chunk_evals = int(spec.get("chunk_eval_episodes", 0)), []
+    chunk_cuts: list = []  # per chunk evaluation: each trial's episodes cut off
     finished_before = False
     t0 = time.perf_counter()
     state = None
@@ -620,6 +624,7 @@ def run_group(
         state, meta = load_checkpoint(ck, program.template(hp, keys))
         done, returns = int(meta["updates_done"]), meta["chunk_returns"]
         chunk_evals = meta.get("chunk_eval_returns", [])
+        chunk_cuts = meta.get("chunk_eval_cut_off", [])
         diverged = np.asarray(meta["diverged"], bool)
         finished_before = done >= num_updates
         # resumed part-way now; a finished group keeps what its training did
@@ -655,7 +660,9 @@ def run_group(
         scores = r
         if chunk_eval:  # (the next chunk runs meanwhile: it only reads this state)
             t_eval = time.perf_counter()
-            chunk_evals.append(_evaluate(algo, program, state, venv, trials, diverged, chunk_eval))
+            means, cut = _evaluate(algo, program, state, venv, trials, diverged, chunk_eval)
+            chunk_evals.append(means)
+            chunk_cuts.append(cut)
             eval_seconds += time.perf_counter() - t_eval
             scores = np.asarray([np.nan if x is None else x for x in chunk_evals[-1]])
         if ck is not None:
@@ -664,6 +671,7 @@ def run_group(
                 "updates_done": done,
                 "chunk_returns": returns,
                 "chunk_eval_returns": chunk_evals,
+                "chunk_eval_cut_off": chunk_cuts,
                 "diverged": diverged.tolist(),
                 "restarted": restarted,
             }
@@ -672,12 +680,15 @@ def run_group(
             stopped = bool(on_chunk(done, num_updates, scores))
     t_eval = time.perf_counter()
     evals: list[float | None] = [None] * len(trials)
+    cuts: list[int | None] = [None] * len(trials)
     episodes = int(spec["eval_episodes"])
     if done == num_updates and episodes:
-        if chunk_eval == episodes and len(chunk_evals) == len(returns):
-            evals = list(chunk_evals[-1])  # the last chunk's: the same state, keys, episodes
+        last = len(chunk_evals) == len(returns) and len(chunk_cuts) == len(returns)
+        if chunk_eval == episodes and last:
+            # the last chunk's: the same state, keys, episodes
+            evals, cuts = list(chunk_evals[-1]), list(chunk_cuts[-1])
         else:
-            evals = _evaluate(algo, program, state, venv, trials, diverged, episodes)
+            evals, cuts = _evaluate(algo, program, state, venv, trials, diverged, episodes)
     eval_seconds += time.perf_counter() - t_eval
     out = []
     for i, t in enumerate(trials):
@@ -688,6 +699,7 @@ def run_group(
                 "config": dict(t["config"]),
                 "seed": int(t["seed"]),
                 "final_eval_return": evals[i],
+                "eval_episodes_cut_off": cuts[i],
                 "env_steps": done * int(config.steps_per_update),
                 "seconds": round(seconds, 4),
                 "chunk_returns": [row[i] for row in returns],
@@ -769,6 +781,7 @@ class SweepResult:
             "trials": [
                 {
                     **{k: t[k] for k in keep},
+                    "eval_episodes_cut_off": t.get("eval_episodes_cut_off"),
                     "diverged": t["diverged"],
                     "stopped": t.get("stopped", False),
                     "restarted": t["restarted"],
@@ -1045,8 +1058,9 @@ def write_results(out: str | os.PathLike, result: SweepResult) -> None:
     out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    cols = ["trial", "group", *result.swept, "seed", "final_eval_return", "env_steps",
-            "seconds", "diverged", "stopped", "restarted"]  # fmt: skip
+    cols = ["trial", "group", *result.swept, "seed", "final_eval_return",
+            "eval_episodes_cut_off", "env_steps", "seconds", "diverged", "stopped",
+            "restarted"]  # fmt: skip
     writer.writerow(cols)
     for t in result.trials:
         cfg = t["config"]
@@ -1056,6 +1070,7 @@ def write_results(out: str | os.PathLike, result: SweepResult) -> None:
             + [
                 t["seed"],
                 _cell(t["final_eval_return"]),
+                _cell(t.get("eval_episodes_cut_off")),
                 t["env_steps"],
                 t["seconds"],
                 t["diverged"],
@@ -1410,7 +1425,8 @@ def _stopped_group(spec: dict, metrics: dict) -> GroupResult:
     diverged = diverged if len(diverged) == len(spec["trials"]) else [False] * len(spec["trials"])
     trials = [
         {"index": t["index"], "group": spec["group"], "config": t["config"], "seed": t["seed"],
-         "final_eval_return": None, "env_steps": done * cfg.steps_per_update, "seconds": None,
+         "final_eval_return": None, "eval_episodes_cut_off": None,
+         "env_steps": done * cfg.steps_per_update, "seconds": None,
          "chunk_returns": [row[i] for row in history],
          "chunk_eval_returns": [row[i] for row in evals], "diverged": bool(diverged[i]),
          "stopped": True,
