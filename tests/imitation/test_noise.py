@@ -88,3 +88,22 @@ def test_mpc_expert_remembers_its_plan_and_peeks_without_moving():
     assert (np.abs(plain) < 0.99).sum() >= 5  # mostly not saturated: the labels say something
     np.testing.assert_array_equal(run(peek=True), plain)  # peeking moved nothing
     assert not np.allclose(run(forget=True), plain, atol=1e-3)  # the warm start matters
+
+
+def test_a_dagger_round_with_cameras_gets_the_quota_as_a_bc_round_does():
+    # In DAgger's learner rounds the visited states were picked to fill the quota and their
+    # camera copies came on top: 30 labels a round against BC's 12 for labels_per_round=10.
+    def per_round(algorithm):
+        config = ImitationConfig(
+            algorithm=algorithm,
+            cameras=2,
+            rounds=3,
+            labels_per_round=10,
+            steps_per_round=50,
+            **SMALL,
+        )
+        d = imitate(ENV, lean, config, seed=0).dataset
+        return [int((d.rounds == r).sum()) for r in range(3)]
+
+    assert per_round("bc") == [12, 12, 12]  # 4 visited states and 2 copies of each
+    assert per_round("dagger") == [12, 12, 12]

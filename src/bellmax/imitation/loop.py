@@ -341,7 +341,10 @@ def _rollout(venv, learner, lab: _Labeller, config, round_, rng, state) -> None:
     state["obs"] = obs
     if not stateful and candidates:
         pool = lab.fresh(np.concatenate(candidates))
-        k = min(quota - (len(lab.data) - start), lab.left, len(pool))
+        # each state picked brings its camera copies: the round's labels stay the quota's
+        # (rounded up to whole states, as where the expert acts)
+        per = 1 + config.cameras
+        k = min(-(-(quota - (len(lab.data) - start)) // per), lab.left, len(pool))
         if k > 0:
             pick = rng.choice(len(pool), size=k, replace=False)
             _, given = lab(pool[pick], round_)
