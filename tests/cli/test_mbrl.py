@@ -28,7 +28,10 @@ def test_mbrl_json_and_plots(capsys, tmp_path):
     assert out["prediction_errors"][0] is None
     for err in out["prediction_errors"][1:]:
         assert len(err["heldout_rmse"]) == 2 and len(err["open_loop_rmse"]) == 2
-    assert out["prediction_errors"][2]["trained_on"] == 24
+    err = out["prediction_errors"][2]
+    # trained_on counted the held-out transitions too
+    assert err["transitions"] == 24 and err["trained_on"] + err["heldout"] == 24
+    assert 0 < err["heldout"] < err["trained_on"]
     assert len(out["trial_seconds"]) == 3 and min(out["trial_seconds"]) > 0
     for err in out["prediction_errors"][1:]:
         # 12 steps, windows of 4: the mean promised and real returns of 9 windows
@@ -68,7 +71,7 @@ def test_mbrl_with_an_expert_in_the_first_trial(capsys):
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["trial_kinds"] == ["expert", "cem"] and out["expert"] == "mpc"
-    assert out["env_steps"] == 24 and out["prediction_errors"][1]["trained_on"] == 12
+    assert out["env_steps"] == 24 and out["prediction_errors"][1]["transitions"] == 12
 
 
 def test_mbrl_distils_the_planner_into_a_policy_file(capsys, tmp_path, monkeypatch):

@@ -215,7 +215,9 @@ def _summary(args: MbrlArgs, res: Any) -> dict[str, Any]:
             continue
         errors.append(
             {
-                "trained_on": t.num_transitions,
+                "transitions": t.num_transitions,
+                "trained_on": t.fit.num_train,
+                "heldout": t.fit.num_heldout,
                 "heldout_rmse": [_num(v) for v in t.fit.heldout_rmse],
                 "heldout_reward_rmse": _num(t.fit.heldout_reward_rmse),
                 "heldout_z2": _num(t.fit.heldout_z2),

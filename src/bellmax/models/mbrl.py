@@ -157,7 +157,9 @@ class MBRLConfig:
     """Episodes of `trial_steps` run after the last trial with the final model (fitted to
     every trial), from other starts, to measure the learned controller (no data added)."""
     seed: int = 0
-    """Seed of everything (trial `k` resets the environment with `seed + k`)."""
+    """Seed of everything (trial `k`, counted from 1 as `TrialRecord.index`, resets the
+    environment with `seed + k - 1`; evaluation episode `e`, from 0, with `seed + trials +
+    e`)."""
 
     def __post_init__(self) -> None:
         owner = "MBRLConfig"
@@ -384,7 +386,8 @@ class TrialRecord:
     steps: int
     """Steps until the end or a termination."""
     num_transitions: int
-    """Transitions the model was fitted to before this trial (0 for random and expert trials)."""
+    """Transitions gathered before this trial (0 for random and expert trials); the fit
+    trained on `fit.num_train` of them and held `fit.num_heldout` out."""
     fit: FitReport | None
     """The fit used by this trial's planner (None for random and expert trials)."""
     onpolicy_rmse: tuple[float, ...] | None
@@ -451,7 +454,7 @@ class MBRLResult:
 
     @property
     def env_steps(self) -> int:
-        """Real environment steps taken."""
+        """Real environment steps taken by the trials (the evaluation episodes not counted)."""
         return sum(t.steps for t in self.trials)
 
 
