@@ -179,7 +179,9 @@ class CartPoleSwingUp(Environment[CartPoleState, CartPoleSwingUpParams]):
     `force_mag * u`. The episode starts hanging down (`theta = pi`) and has no angle
     termination; it terminates only if the cart leaves the track (`|x| > x_threshold`).
     The reward in `[0, 1]` per step is `(1 + cos theta) / 2 * (1 - control_cost * u^2)`:
-    1 when upright at rest with no force, 0 when hanging. Observations are
+    1 when upright with no force, 0 when hanging; it does not look at speeds, so a pole
+    spinning through upright scores 1 there too (balancing is what scores every step).
+    Observations are
     `[x, x_dot, cos theta, sin theta, theta_dot]`; the state keeps the raw angle.
 
     Actions are a float array of shape `(1,)` (or a scalar). Values outside `[-1, 1]` are

@@ -459,7 +459,9 @@ class FitReport:
     """Mean training loss of the last 10% of updates (members averaged)."""
     heldout_rmse: tuple[float, ...]
     """Held-out one-step RMSE of the ensemble mean, per state component (NaN without a
-    hold-out)."""
+    hold-out). Each fit draws its own split: a fit warm-started from an earlier one (the
+    model-based loop's refits) holds out rows that fit trained on, so this reads optimistic
+    there (slightly, on smooth data; more for a network that overfits)."""
     heldout_reward_rmse: float
     """Held-out RMSE of the predicted reward (NaN without a reward head or hold-out)."""
     heldout_z2: float
