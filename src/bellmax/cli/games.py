@@ -195,7 +195,8 @@ class ArenaArgs:
     games: int = 100
     """Games to play."""
     seed: int = 0
-    """Seed of the agents and the games."""
+    """Seed of the games and of X's agent; O's agent gets SEED+1 (two trained agents of one
+    kind then differ); KIND:seed=N pins an agent's own."""
     json: bool = False
     """Print one JSON object."""
 
