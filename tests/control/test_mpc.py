@@ -55,6 +55,20 @@ def test_mpc_swings_up_and_holds_cartpole_swingup():
     assert int(res.diverged_steps) == 0 and res.status.shape == (400,)
 
 
+def test_an_episodes_length_counts_its_terminating_step():
+    # CartPole pays +1 per step: an episode's length equals its return. `alive_steps` left the
+    # terminating step out (`bellmax control` printed "return 54.0 in 53 steps"), where
+    # Gymnasium's episode length counts it.
+    from bellmax.control.problems import env_problem
+
+    env, params = bellmax.make("CartPole-v1")
+    problem, _ = env_problem("CartPole-v1", "cartpole", params, horizon=1)
+    mpc = make_mpc(problem, iterations=1)
+    res = closed_loop(env, params, mpc, jax.random.split(jax.random.key(0), 4)[1], 200)
+    assert bool(res.terminated[-1])  # this one falls
+    assert int(res.alive_steps) == int(res.total_reward) < 200
+
+
 def test_closed_loop_reports_the_steps_whose_plan_diverged():
     # A model that gives NaN: every plan diverges and MPC falls back to its previous plan;
     # the result says so per step (it only showed a NaN planned cost).

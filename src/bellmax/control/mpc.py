@@ -473,8 +473,9 @@ class ClosedLoopResult:
 
     @property
     def alive_steps(self) -> jax.Array:
-        """Steps taken before the episode terminated (all of them if it never did)."""
-        return jnp.sum(~self.terminated)
+        """Steps of the episode, the terminating one included (all of them if it never
+        terminated): the episode length Gymnasium counts."""
+        return jnp.sum(jnp.concatenate([jnp.ones((1,), bool), ~self.terminated[:-1]]))
 
 
 def closed_loop(
