@@ -5,6 +5,7 @@ book's figures (tests/bandits, tests/tabular); here we check the exact DP reprod
 end and that every experiment is registered with a source and a description.
 """
 
+import numpy as np
 import pytest
 
 from bellmax.experiments import run_experiment
@@ -56,3 +57,20 @@ def test_gamblers_problem_matches_figure_4_3(tmp_path):
     assert d["v_star_25"] == pytest.approx(0.16, abs=1e-6)
     assert d["v_star_99"] == pytest.approx(0.964333, abs=1e-6)
     assert d["policy_smallest_optimal_stake"][49] == 50  # all in at 50
+    # The book's sweeps are in place: the first already rises above 50 (at 99: 0.953; the
+    # two-array sweep it drew before gave a flat 0.4 there).
+    sweeps = d["sweeps_at_25_50_75_99"]
+    assert sweeps["1"] == pytest.approx([0.0, 0.4, 0.64, 0.953], abs=1e-3)
+    assert sweeps["2"][0] == pytest.approx(0.16, abs=1e-6)
+
+
+def test_jacks_car_rental_matches_figure_4_2(tmp_path):
+    d = run_experiment(EXPERIMENTS, "jacks-car-rental", tmp_path)["data"]
+    assert d["improvements"] == 4
+    assert d["value_at_0_0"] == pytest.approx(421.41, abs=0.01)
+    assert d["value_at_20_20"] == pytest.approx(636.99, abs=0.01)
+    moves = np.asarray(d["final_policy_moves"])
+    # only feasible moves (it showed "move 5 cars" from an empty first lot, at (4, 0))
+    cars = np.arange(21)
+    assert (moves <= cars[:, None]).all() and (-moves <= cars[None, :]).all()
+    assert moves[4, 0] == 0

@@ -276,11 +276,14 @@ def jacks_car_rental(ctx: ExperimentContext) -> dict[str, Any]:
     env, params, mdp = _tabular("JacksCarRental-v0")
     P, R, gamma = mdp.dense_P(), np.asarray(mdp.R), float(mdp.gamma)
     n = env.max_cars + 1
+    # Moving more cars than a lot holds moves what it holds: the same value as that move, so
+    # an argmax could pick the infeasible copy (move 5 from an empty lot). Only feasible moves.
+    valid = np.asarray(env.valid_actions(params))
     policy = np.full(mdp.num_states, env.max_move, np.int32)  # move no cars
     policies, v = [policy], None
     for _ in range(10):
         v = np.asarray(evaluate_policy(mdp, policy).values)
-        q = R + gamma * P @ v
+        q = np.where(valid, R + gamma * P @ v, -np.inf)
         new = np.asarray(greedy_policy(q, policy, tie_tol=1e-9))
         if np.array_equal(new, policy):
             break
@@ -310,6 +313,22 @@ def jacks_car_rental(ctx: ExperimentContext) -> dict[str, Any]:
     }
 
 
+def _in_place_sweeps(mdp: Any, valid: np.ndarray, keep: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """The values after each of `keep` sweeps of the book's value iteration (section 4.4: in
+    place, states in order, each update seeing the ones before it); not the two-array sweeps
+    of `value_iteration`, whose first sweep is a flat step (the book's rises above 50)."""
+    P, R, gamma = mdp.dense_P(), np.asarray(mdp.R), float(mdp.gamma)
+    v = np.zeros(mdp.num_states)
+    out = {}
+    for k in range(1, max(keep) + 1):
+        for s in range(mdp.num_states):
+            if valid[s].any():
+                v[s] = np.max(np.where(valid[s], R[s] + gamma * P[s] @ v, -np.inf))
+        if k in keep:
+            out[k] = v.copy()
+    return out
+
+
 @_register("gamblers-problem", "Figure 4.3")
 def gamblers_problem(ctx: ExperimentContext) -> dict[str, Any]:
     """The gambler's problem (p_h = 0.4): value-iteration sweeps and a final policy."""
@@ -318,8 +337,8 @@ def gamblers_problem(ctx: ExperimentContext) -> dict[str, Any]:
     fig, axes = figure(2, 1, size=(7, 7))
     ax = axes[0, 0]
     capital = np.arange(1, mdp.num_states - 1)
-    for k in (1, 2, 3, 32):
-        v = np.asarray(value_iteration(mdp, tol=1e-12, max_iterations=k).values)
+    sweeps = _in_place_sweeps(mdp, valid, (1, 2, 3, 32))
+    for k, v in sweeps.items():
         ax.plot(capital, v[1:-1], lw=1, label=f"sweep {k}")
     final = value_iteration(mdp, tol=1e-12)
     v = np.asarray(final.values)
@@ -334,7 +353,10 @@ def gamblers_problem(ctx: ExperimentContext) -> dict[str, Any]:
     axes[1, 0].set_xlabel("capital")
     ctx.save(fig, "figure-4-3")
     return {f"v_star_{s}": round(float(v[s]), 6) for s in (1, 25, 50, 75, 99)} | {
-        "policy_smallest_optimal_stake": best[1:-1].tolist()
+        "policy_smallest_optimal_stake": best[1:-1].tolist(),
+        "sweeps_at_25_50_75_99": {
+            str(k): [round(float(w[s]), 6) for s in (25, 50, 75, 99)] for k, w in sweeps.items()
+        },
     }
 
 
