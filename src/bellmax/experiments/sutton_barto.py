@@ -304,6 +304,8 @@ def jacks_car_rental(ctx: ExperimentContext) -> dict[str, Any]:
     im = ax.imshow(v.reshape(n, n), origin="lower", cmap="viridis")
     fig.colorbar(im, ax=ax)
     ax.set_title(f"v_pi{len(policies) - 1}", fontsize=9)
+    ax.set_xlabel("# cars at second location")
+    ax.set_ylabel("# cars at first location")
     ctx.save(fig, "figure-4-2")
     return {
         "improvements": len(policies) - 1,
@@ -380,7 +382,7 @@ def _surface_panels(fig_axes, tables, titles):
             aspect="auto",
         )
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("dealer showing")
+        ax.set_xlabel("dealer showing (1: ace)")
         ax.set_ylabel("player sum")
     return im
 
@@ -455,9 +457,10 @@ def blackjack_optimal(ctx: ExperimentContext) -> dict[str, Any]:
                 aspect="auto",
             )
             ax.set_title(f"{label}, {name} (red: stick)", fontsize=9)
-            ax.set_xlabel("dealer showing")
+            ax.set_xlabel("dealer showing (1: ace)")
             ax.set_ylabel("player sum")
-        _surface_panels([axes[row, 2]], [v_star[usable]], [f"v*, {name}"])
+        im = _surface_panels([axes[row, 2]], [v_star[usable]], [f"v*, {name}"])
+    fig.colorbar(im, ax=axes[:, 2].tolist(), shrink=0.6, label="v*")
     ctx.save(fig, "figure-5-2")
     clear = gap > 0.01  # states where the two actions differ clearly
     return {
