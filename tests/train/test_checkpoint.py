@@ -101,3 +101,14 @@ def test_other_format_versions_are_named(tmp_path):
     path.write_bytes(serialization.msgpack_serialize({**newer, "format": "numpy"}))
     with pytest.raises(CheckpointError, match="not a bellmax checkpoint"):
         read_checkpoint_metadata(path)
+
+
+def test_a_checkpoint_of_the_other_64_bit_mode_names_it(tmp_path):
+    # A run saved with float32 leaves and resumed under JAX_ENABLE_X64 (or the other way) was
+    # told "the configuration changed since it was saved", which it had not.
+    ck = tmp_path / "c.msgpack"
+    save_checkpoint(ck, {"w": jnp.zeros(3, jnp.float32)}, metadata={})
+    with jax.enable_x64(True):
+        template = {"w": jnp.zeros(3, jnp.float64)}
+        with pytest.raises(CheckpointError, match="saved with JAX's 64-bit mode off"):
+            load_checkpoint(ck, template)

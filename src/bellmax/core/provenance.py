@@ -99,6 +99,7 @@ def platform_info() -> dict[str, Any]:
         except Exception:  # a backend that fails to start is recorded as unknown
             info["jax_backend"] = info["jax_devices"] = None
         info["xla_flags"] = os.environ.get("XLA_FLAGS")
+        info["jax_enable_x64"] = bool(jax.config.jax_enable_x64)
     return info
 
 

@@ -215,6 +215,27 @@ def load_checkpoint(path: str | os.PathLike, template: Any) -> tuple[Any, dict]:
         else:
             leaf = jax.numpy.asarray(a)
         t_shape, t_dtype = tuple(np.shape(t)), getattr(t, "dtype", None)
+        widths = {
+            np.dtype(np.float32),
+            np.dtype(np.float64),
+            np.dtype(np.int32),
+            np.dtype(np.int64),
+        }
+        if (
+            str(i) not in keys
+            and tuple(np.shape(a)) == t_shape
+            and t_dtype is not None
+            and {np.dtype(a.dtype), np.dtype(t_dtype)} <= widths
+            and np.dtype(a.dtype).kind == np.dtype(t_dtype).kind
+            and np.dtype(a.dtype) != np.dtype(t_dtype)
+        ):
+            mode = "on" if np.dtype(a.dtype).itemsize == 8 else "off"
+            raise CheckpointError(
+                f"leaf {i} of {str(path)!r} is {a.dtype} where this process makes "
+                f"{t_dtype}: the checkpoint was saved with JAX's 64-bit mode {mode} "
+                f"(jax_enable_x64, JAX_ENABLE_X64), this process has it "
+                f"{'off' if mode == 'on' else 'on'}. Resume it with the mode it was saved in."
+            )
         if tuple(leaf.shape) != t_shape or (t_dtype is not None and leaf.dtype != t_dtype):
             raise CheckpointError(
                 f"leaf {i} of {str(path)!r} has shape {tuple(leaf.shape)} {leaf.dtype}, the "

@@ -1056,7 +1056,12 @@ def _warn_if_compiled_differently(out: Path, run: dict, now: dict) -> None:
     """A resume compiles anew; under other `XLA_FLAGS` or on another CPU XLA's code differs,
     so the run will not be bit-identical to an uninterrupted one (still a valid run)."""
     was, is_ = run.get("platform") or {}, now.get("platform") or {}
-    for key, what in (("xla_flags", "XLA_FLAGS"), ("cpu", "CPU"), ("jax_backend", "backend")):
+    for key, what in (
+        ("xla_flags", "XLA_FLAGS"),
+        ("cpu", "CPU"),
+        ("jax_backend", "backend"),
+        ("jax_enable_x64", "JAX's 64-bit mode (jax_enable_x64)"),
+    ):
         if key in was and key in is_ and was[key] != is_[key]:
             warnings.warn(
                 f"resuming {str(out)!r} with {what} {is_[key]!r}; the run began with "
