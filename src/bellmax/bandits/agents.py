@@ -420,7 +420,7 @@ def _eps_init(key, k, config: EpsilonGreedy) -> AgentState:
 
 
 def _eps_act(key, state: AgentState, config: EpsilonGreedy) -> jax.Array:
-    u = jax.random.uniform(key, (2,))  # u[0]: explore or not; u[1]: which arm
+    u = jax.random.uniform(key, (2,), jnp.float32)  # u[0]: explore or not; u[1]: which arm
     k = state.values.shape[-1]
     explore = jnp.arange(k) == _uniform_arm(u[1], k)
     greedy = _random_max_mask(state.values, u[1])
@@ -436,7 +436,7 @@ def _ucb_init(key, k, config: UCB) -> AgentState:
 
 
 def _ucb_act(key, state: AgentState, config: UCB) -> jax.Array:
-    u = jax.random.uniform(key, ())
+    u = jax.random.uniform(key, (), jnp.float32)
     t = (state.time + 1).astype(jnp.float32)  # this pull is step t (1-based)
     n = state.counts.astype(jnp.float32)
     bonus = config.c * jnp.sqrt(jnp.log(t) / jnp.maximum(n, 1.0))
@@ -456,7 +456,7 @@ def _gradient_init(key, k, config: GradientBandit) -> AgentState:
 def _gradient_act(key, state: AgentState, config: GradientBandit) -> jax.Array:
     pi = jax.nn.softmax(state.values)
     cdf = _cumsum(pi)
-    u = jax.random.uniform(key, ()) * cdf[-1]
+    u = jax.random.uniform(key, (), jnp.float32) * cdf[-1]
     # inverse CDF: P(#{i: cdf_i <= u} = a) = pi(a)
     return jnp.minimum(jnp.sum(cdf <= u), pi.shape[-1] - 1).astype(jnp.int32)
 

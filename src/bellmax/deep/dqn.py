@@ -444,8 +444,10 @@ def act(
 def _epsilon_greedy(key: jax.Array, greedy: jax.Array, epsilon: jax.Array, venv: VectorEnv):
     k_coin, k_action = jax.random.split(key)
     n = int(venv.action_space.n)
-    explore = jax.random.uniform(k_coin, greedy.shape) < epsilon
-    return jnp.where(explore, jax.random.randint(k_action, greedy.shape, 0, n), greedy)
+    explore = jax.random.uniform(k_coin, greedy.shape, jnp.float32) < epsilon
+    return jnp.where(
+        explore, jax.random.randint(k_action, greedy.shape, 0, n, greedy.dtype), greedy
+    )
 
 
 def policy_params(state: TrainState) -> Any:

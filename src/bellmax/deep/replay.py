@@ -150,7 +150,7 @@ def replay_sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
 
 @jax.jit(static_argnums=2)
 def _sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
-    idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
+    idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1), jnp.int32)
     return jax.tree.map(lambda x: x[idx], buffer.data)
 
 
@@ -182,7 +182,7 @@ def _sample_after_add(buffer: ReplayBuffer, batch: Any, key: jax.Array, batch_si
     capacity = jax.tree.leaves(buffer.data)[0].shape[0]
     n = jax.tree.leaves(batch)[0].shape[0]
     size = jnp.minimum(buffer.size + n, capacity).astype(jnp.int32)
-    idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(size, 1))
+    idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(size, 1), jnp.int32)
     offset = (idx - buffer.position) % capacity  # < n: slot written by this add
     fresh = offset < n
     j = jnp.minimum(offset, n - 1)

@@ -86,7 +86,9 @@ class GaussianBandit(Environment[BanditState, BanditParams]):
 
     # ------------------------------------------------------------------ dynamics
     def reset_env(self, key: jax.Array, params: BanditParams) -> tuple[jax.Array, BanditState]:
-        q_star = params.mean_offset + params.arm_mean_std * jax.random.normal(key, (self.k,))
+        q_star = params.mean_offset + params.arm_mean_std * jax.random.normal(
+            key, (self.k,), jnp.float32
+        )
         state = BanditState(q_star=q_star.astype(jnp.float32), time=jnp.asarray(0, jnp.int32))
         return self.get_obs(state), state
 
@@ -99,13 +101,17 @@ class GaussianBandit(Environment[BanditState, BanditParams]):
             "is_optimal": q_a >= best,
             "regret": (best - q_a).astype(jnp.float32),
         }
-        reward = (q_a + params.reward_std * jax.random.normal(key, ())).astype(jnp.float32)
+        reward = (q_a + params.reward_std * jax.random.normal(key, (), jnp.float32)).astype(
+            jnp.float32
+        )
 
         # The k random-walk increments only for the nonstationary testbed: a normal draw costs
         # more than the rest of a testbed step, and the stationary one (walk_std = 0) needs none.
         # With params shared by a vmap (the testbed) this stays a branch, not a select.
         def walk(q: jax.Array) -> jax.Array:
-            return q + params.walk_std * jax.random.normal(jax.random.fold_in(key, 1), q.shape)
+            return q + params.walk_std * jax.random.normal(
+                jax.random.fold_in(key, 1), q.shape, q.dtype
+            )
 
         q_star = jax.lax.cond(jnp.any(params.walk_std != 0), walk, lambda q: q, state.q_star)
         state = BanditState(q_star=q_star.astype(jnp.float32), time=state.time + 1)

@@ -122,7 +122,7 @@ class CartPole(Environment[CartPoleState, CartPoleParams]):
     env_id = "CartPole-v1"
 
     def reset_env(self, key, params):
-        v = jax.random.uniform(key, (4,), minval=-0.05, maxval=0.05)
+        v = jax.random.uniform(key, (4,), jnp.float32, minval=-0.05, maxval=0.05)
         state = _from_vector(v, jnp.asarray(0, jnp.int32))
         return self.get_obs(state), state
 
@@ -195,8 +195,10 @@ class CartPoleSwingUp(Environment[CartPoleState, CartPoleSwingUpParams]):
     env_id = "CartPoleSwingUp-v0"
 
     def reset_env(self, key, params):
-        noise = jax.random.uniform(key, (4,), minval=-params.init_noise, maxval=params.init_noise)
-        v = jnp.array([0.0, 0.0, jnp.pi, 0.0]) + noise
+        noise = jax.random.uniform(
+            key, (4,), jnp.float32, minval=-params.init_noise, maxval=params.init_noise
+        )
+        v = jnp.array([0.0, 0.0, jnp.pi, 0.0], jnp.float32) + noise
         state = _from_vector(v, jnp.asarray(0, jnp.int32))
         return self.get_obs(state), state
 

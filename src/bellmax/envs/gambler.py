@@ -120,7 +120,7 @@ class GamblersProblem(TabularEnvironment):
 
     def step_env(self, key, state: GamblerState, action, params: GamblerParams):
         nxt, _, reward = self.outcomes(state.capital, action, params)
-        heads = jax.random.uniform(key) < params.p_h
+        heads = jax.random.uniform(key, (), jnp.float32) < params.p_h
         i = jnp.where(heads, 0, 1)
         state = GamblerState(capital=nxt[i], time=state.time + 1)
         terminated = (state.capital == 0) | (state.capital == self.goal)

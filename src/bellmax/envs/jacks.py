@@ -106,7 +106,7 @@ def capped_poisson(key: jax.Array, lam: jax.Array, cap: int) -> jax.Array:
     ratios = lam / jnp.arange(1, cap, dtype=jnp.float32)
     ratios = jnp.concatenate([jnp.ones_like(lam), ratios], axis=-1)
     cdf = jnp.cumsum(jnp.exp(-lam) * jnp.cumprod(ratios, axis=-1), axis=-1)  # P(X <= k)
-    u = jax.random.uniform(key, lam.shape)
+    u = jax.random.uniform(key, lam.shape, jnp.float32)
     return jnp.sum(u >= cdf, axis=-1).astype(jnp.int32)
 
 

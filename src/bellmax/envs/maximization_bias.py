@@ -111,7 +111,7 @@ class MaximizationBias(TabularEnvironment):
         nxt = jnp.where(
             s == STATE_A, jnp.where(jnp.asarray(action) == LEFT, STATE_B, TERMINAL), TERMINAL
         ).astype(jnp.int32)
-        noise = params.mean_reward + params.reward_std * jax.random.normal(key)
+        noise = params.mean_reward + params.reward_std * jax.random.normal(key, (), jnp.float32)
         reward = jnp.where(s == STATE_B, noise, 0.0).astype(jnp.float32)
         state = MaximizationBiasState(pos=nxt, time=state.time + 1)
         return state.pos, state, reward, nxt == TERMINAL, {}

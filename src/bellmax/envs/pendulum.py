@@ -95,7 +95,7 @@ class Pendulum(Environment[PendulumState, PendulumParams]):
 
     def reset_env(self, key, params):
         high = jnp.array([jnp.pi, 1.0])
-        v = jax.random.uniform(key, (2,), minval=-high, maxval=high)
+        v = jax.random.uniform(key, (2,), jnp.float32, minval=-high, maxval=high)
         state = PendulumState(
             theta=v[0],
             theta_dot=v[1],
@@ -110,7 +110,7 @@ class Pendulum(Environment[PendulumState, PendulumParams]):
         v = pendulum_step(state.vector(), u, params)
         u_clipped = jnp.clip(u, -params.max_torque, params.max_torque)
         state = PendulumState(
-            theta=v[0], theta_dot=v[1], last_u=u_clipped.astype(v.dtype), time=state.time + 1
+            theta=v[0], theta_dot=v[1], last_u=u_clipped.astype(jnp.float32), time=state.time + 1
         )
         return self.get_obs(state), state, (-cost).astype(jnp.float32), jnp.asarray(False), {}
 

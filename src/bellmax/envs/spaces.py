@@ -127,7 +127,7 @@ class MultiDiscrete(Space):
         return f"MultiDiscrete({self.nvec.tolist()})"
 
     def sample(self, key: jax.Array) -> jax.Array:
-        u = jax.random.uniform(key, self.shape)
+        u = jax.random.uniform(key, self.shape, jnp.float32)
         return jnp.floor(u * self.nvec).astype(self.dtype)
 
     def contains(self, x: Any) -> jax.Array:

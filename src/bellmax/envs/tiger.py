@@ -98,7 +98,7 @@ class Tiger(Environment[TigerState, TigerParams]):
             jnp.where(opened == state.tiger, params.tiger_reward, params.treasure_reward),
         ).astype(jnp.float32)
         tiger = jnp.where(listen, state.tiger, jax.random.bernoulli(k_hide).astype(jnp.int32))
-        correct = jax.random.bernoulli(k_hear, params.accuracy)
+        correct = jax.random.bernoulli(k_hear, jnp.asarray(params.accuracy, jnp.float32))
         heard = jnp.where(correct, tiger, 1 - tiger)
         obs = jnp.where(listen, heard, jax.random.bernoulli(k_obs).astype(jnp.int32))
         state = TigerState(tiger=tiger, time=state.time + 1)

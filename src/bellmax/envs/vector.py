@@ -409,7 +409,7 @@ class HostCallbackVectorEnv(VectorEnv):
         )
 
     def reset(self, key: jax.Array) -> tuple[jax.Array, VecState]:
-        seed = jax.random.randint(key, (), 0, 2**31 - 1)
+        seed = jax.random.randint(key, (), 0, 2**31 - 1, jnp.int32)
         obs = io_callback(self._host_reset, self._obs_struct, seed, ordered=True)
         zeros = jnp.zeros(self.num_envs, jnp.float32)
         counter = jnp.zeros((), jnp.int32)

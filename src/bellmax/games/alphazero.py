@@ -326,7 +326,7 @@ def _selfplay(
     games = config.games_per_iteration
     node = Node(board=jnp.zeros((games, 9), jnp.int8), done=jnp.zeros((games,), bool))
     key, open_key = jax.random.split(key)
-    opening = jax.random.randint(open_key, (games,), 0, config.random_opening + 1)
+    opening = jax.random.randint(open_key, (games,), 0, config.random_opening + 1, jnp.int32)
     boards, targets, active, rewards, ends = [], [], [], [], []
     for t in range(9):
         key, sub, rand_key = jax.random.split(key, 3)

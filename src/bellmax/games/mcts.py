@@ -195,7 +195,7 @@ def random_rollout(key: jax.Array, node: Node) -> jax.Array:
     Returns:
       float32 []: +1 the mover wins, -1 loses, 0 a draw (0 if `node.done`).
     """
-    outcome = playout_outcome(node.board, jax.random.uniform(key, (9,)))
+    outcome = playout_outcome(node.board, jax.random.uniform(key, (9,), jnp.float32))
     return jnp.where(node.done, 0.0, outcome)
 
 
@@ -465,6 +465,7 @@ def _select(trees: Tree, noise: jax.Array, root_open: jax.Array, config: MCTSCon
         log_n = jnp.log(jnp.maximum(jnp.sum(n, axis=-1, keepdims=True), 1.0))
         ucb = w / jnp.maximum(n, 1.0) + config.uct_c * jnp.sqrt(log_n / jnp.maximum(n, 1.0))
         move = jnp.argmax(jnp.where(selectable, ucb + 1e-6 * noise, -jnp.inf), axis=-1)
+        move = move.astype(jnp.int32)
         picked = jnp.arange(9) == move[:, None]
         child = jnp.sum(jnp.where(picked, row[..., _CHILD], 0.0), axis=-1).astype(jnp.int32)
         node = jnp.where(more, child, path.node)
@@ -503,7 +504,7 @@ def _expand(
     expanded = jnp.any(untried)
     if config.solver:
         expanded = expanded & (root_open | (path.node != 0))
-    action = jnp.argmax(jnp.where(untried, noise, -1.0))
+    action = jnp.argmax(jnp.where(untried, noise, -1.0)).astype(jnp.int32)
     node = Node(board=tree.board[path.node], done=jnp.bool_(False))
     child, reward, _ = step_canonical(node, action)
     return _Expansion(expanded=expanded, action=action, child=child, reward=reward)
@@ -568,7 +569,7 @@ def _backup(
     on_path = depths < leaf
     sign = jnp.where((leaf - depths) % 2 == 1, -1.0, 1.0)  # the leaf's mover: +1, above: -1..
     rows = jnp.where(on_path, nodes, size)
-    update = jnp.stack([jnp.ones(_DEPTH), sign * value], axis=-1)
+    update = jnp.stack([jnp.ones(_DEPTH), sign * value], axis=-1).astype(tree.edges.dtype)
     return tree.replace(edges=tree.edges.at[rows, moves, _N : _W + 1].add(update, mode="drop"))
 
 
@@ -780,8 +781,10 @@ def choose_move(result: SearchResult, boards: jax.Array, key: jax.Array) -> jax.
     )
     candidates = legal & best
     candidates = jnp.where(jnp.any(candidates, -1, keepdims=True), candidates, legal)
-    noise = jax.random.uniform(key, boards.shape, minval=0.0, maxval=0.5)
-    return jnp.argmax(jnp.where(candidates, result.visits + noise, -jnp.inf), axis=-1)
+    noise = jax.random.uniform(key, boards.shape, jnp.float32, minval=0.0, maxval=0.5)
+    return jnp.argmax(jnp.where(candidates, result.visits + noise, -jnp.inf), axis=-1).astype(
+        jnp.int32
+    )
 
 
 def _choose(

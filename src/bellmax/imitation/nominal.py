@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bellmax.control.problems import float_dtype
 from bellmax.core.checks import check_number
 
 __all__ = ["cartpole_swingup_controller", "rollout_plan"]
@@ -106,9 +107,11 @@ def rollout_plan(
     def plan(x: jax.Array) -> jax.Array:
         def step(s, t):
             u = controller(s)
-            return problem.dynamics(s, u, t, p), u
+            return problem.dynamics(s, u, t, p).astype(s.dtype), u
 
-        _, U = jax.lax.scan(step, jnp.asarray(x, jnp.float32), jnp.arange(problem.horizon))
+        # the problem's float (float64 under x64, as control's solvers compute)
+        x = jnp.asarray(x, float_dtype())
+        _, U = jax.lax.scan(step, x, jnp.arange(problem.horizon))
         return U
 
     return plan

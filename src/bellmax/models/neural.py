@@ -437,7 +437,7 @@ def _train(model: NeuralModel, params: NeuralParams, batch: _Batch, key: jax.Arr
 
     def step(carry, k):
         w, o = carry
-        idx = jax.random.randint(k, (cfg.ensemble_size, cfg.batch_size), 0, batch.n)
+        idx = jax.random.randint(k, (cfg.ensemble_size, cfg.batch_size), 0, batch.n, jnp.int32)
         w, o, loss = jax.vmap(member_step)(w, o, idx)
         return (w, o), loss
 

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from bellmax.control.problems import float_dtype
 from bellmax.core.checks import check_choice, check_int, check_number
 from bellmax.core.display import summary_repr
 from bellmax.pomdp.kalman import GaussianBelief, extended_kalman_step
@@ -317,7 +318,7 @@ def filtered_mpc(
         steps,
         tuple(map(float, init_std)),
         params,
-        jnp.asarray(x0, jnp.float32),
+        jnp.asarray(x0, float_dtype()),  # the model's float (float64 under x64)
         key,
     )
 

@@ -237,7 +237,7 @@ def mc_return_updates(
     m = counted.astype(jnp.float32)
     decay = 1.0 - alpha
     contrib = jnp.stack([m, m * W, m * W * G, m * alpha * decay**rank * G])
-    sums = jnp.zeros((4, N), jnp.float32).at[:, entry].add(contrib, mode="drop")
+    sums = jnp.zeros((4, N), jnp.float32).at[:, entry].add(contrib.astype(jnp.float32), mode="drop")
     n, sum_w, sum_wg, sum_alpha = sums
 
     count, weight, ordinary, weighted, const = estimates

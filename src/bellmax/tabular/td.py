@@ -266,7 +266,7 @@ def td0_update(
     Returns:
       The updated `[S]` table.
     """
-    return v.at[s_tm1].add(alpha * td_error(v[s_tm1], r_t, discount_t, v[s_t]))
+    return v.at[s_tm1].add((alpha * td_error(v[s_tm1], r_t, discount_t, v[s_t])).astype(v.dtype))
 
 
 def sarsa_update(
@@ -284,7 +284,7 @@ def sarsa_update(
       The updated `[S, A]` table.
     """
     err = sarsa_error(q[s_tm1], a_tm1, r_t, discount_t, q[s_t], a_t)
-    return q.at[s_tm1, a_tm1].add(alpha * err)
+    return q.at[s_tm1, a_tm1].add((alpha * err).astype(q.dtype))
 
 
 def expected_sarsa_update(
@@ -305,7 +305,7 @@ def expected_sarsa_update(
     """
     probs = epsilon_greedy_probs(q[s_t], epsilon, valid_t)
     err = expected_sarsa_error(q[s_tm1], a_tm1, r_t, discount_t, q[s_t], probs)
-    return q.at[s_tm1, a_tm1].add(alpha * err)
+    return q.at[s_tm1, a_tm1].add((alpha * err).astype(q.dtype))
 
 
 def q_learning_update(
@@ -325,7 +325,7 @@ def q_learning_update(
     """
     q_t = q[s_t] if valid_t is None else jnp.where(valid_t, q[s_t], -jnp.inf)
     err = q_learning_error(q[s_tm1], a_tm1, r_t, discount_t, q_t)
-    return q.at[s_tm1, a_tm1].add(alpha * err)
+    return q.at[s_tm1, a_tm1].add((alpha * err).astype(q.dtype))
 
 
 def double_q_learning_update(
@@ -349,7 +349,7 @@ def double_q_learning_update(
     q_upd, q_eval = q_pair[i], q_pair[1 - i]
     a_star = greedy_action(key, q_upd[s_t], valid_t)
     err = sarsa_error(q_upd[s_tm1], a_tm1, r_t, discount_t, q_eval[s_t], a_star)
-    return q_pair.at[i, s_tm1, a_tm1].add(alpha * err)
+    return q_pair.at[i, s_tm1, a_tm1].add((alpha * err).astype(q_pair.dtype))
 
 
 def soft_q_learning_update(
@@ -372,7 +372,7 @@ def soft_q_learning_update(
     """
     q_t = q[s_t] if valid_t is None else jnp.where(valid_t, q[s_t], -jnp.inf)
     err = soft_q_learning_error(q[s_tm1], a_tm1, r_t, discount_t, q_t, temperature)
-    return q.at[s_tm1, a_tm1].add(alpha * err)
+    return q.at[s_tm1, a_tm1].add((alpha * err).astype(q.dtype))
 
 
 # ---------------------------------------------------------------------- Boltzmann behaviour
@@ -591,10 +591,12 @@ def _control_update(
         )
         error = errors[method]
     if tables.visits is None:
-        return _Tables(q=tables.q.at[i, s_tm1, a_tm1].add(alpha * error))
+        return _Tables(q=tables.q.at[i, s_tm1, a_tm1].add((alpha * error).astype(tables.q.dtype)))
     n = tables.visits[i, s_tm1, a_tm1] + 1.0
     return _Tables(
-        q=tables.q.at[i, s_tm1, a_tm1].add(alpha * n ** (-alpha_decay) * error),
+        q=tables.q.at[i, s_tm1, a_tm1].add(
+            (alpha * n ** (-alpha_decay) * error).astype(tables.q.dtype)
+        ),
         visits=tables.visits.at[i, s_tm1, a_tm1].set(n),
     )
 
