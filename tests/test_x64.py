@@ -98,3 +98,18 @@ def test_the_mpc_expert_and_filtered_mpc_run_under_x64():
                 init_std=(0.1, 0.3), num_particles=16, filter=f,
             )  # fmt: skip
             assert np.isfinite(np.asarray(r.states)).all()
+
+
+def test_local_models_run_under_x64():
+    # LQR-FLM's marginals began a float32 carry for float64 local models, and iLQR on the
+    # env as its model got float32 states back for float64 ones.
+    from bellmax.models.gps import GPSConfig, env_system, ilqr_reference, run_lqr_flm
+
+    with jax.enable_x64(True):
+        ref = ilqr_reference("Pendulum-v1", None, 10, max_iterations=3)
+        assert ref.X.dtype == jnp.float64 and np.isfinite(float(ref.cost))
+        res = run_lqr_flm(
+            env_system("Pendulum-v1", horizon=10),
+            GPSConfig(iterations=2, samples=2, prior_rollouts=4),
+        )
+        assert np.isfinite(res.iteration_costs).all()

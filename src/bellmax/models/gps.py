@@ -170,7 +170,9 @@ def state_action_marginals(
         return (F @ mu + f, _sym(F @ sig @ F.T + S)), (mu, sig)
 
     inputs = (policy.K, policy.k, policy.cov, dynamics.F, dynamics.f, dynamics.cov)
-    _, (mu, sig) = jax.lax.scan(step, (x0_mean, x0_cov), inputs)
+    dtype = jnp.result_type(dynamics.F, policy.K, x0_mean)  # float64 models under x64
+    start = (jnp.asarray(x0_mean, dtype), jnp.asarray(x0_cov, dtype))
+    _, (mu, sig) = jax.lax.scan(step, start, inputs)
     return mu, sig
 
 
@@ -1066,11 +1068,12 @@ def _true_model(env_id: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
             _, s2, r, _, _ = env.step_env(jax.random.key(0), state, u, params)
             return s2.vector(), -r
 
+        # the env steps in float32; a solver in float64 (x64) keeps its own dtype
         def dynamics(x, u, t, p):
-            return step(x, u)[0]
+            return step(x, u)[0].astype(x.dtype)
 
         def cost(x, u, t, p):
-            return step(x, u)[1]
+            return step(x, u)[1].astype(x.dtype)
 
         _TRUE_MODELS[env_id] = (dynamics, cost)
     return _TRUE_MODELS[env_id]
