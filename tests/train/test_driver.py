@@ -176,29 +176,9 @@ def test_seeds_vmapped_equal_one_by_one_and_outputs(tmp_path):
 def test_resume_is_bit_identical(tmp_path):
     cfg = toy.Config()
     full = driver.train(toy, cfg, "CartPole-v1", seeds=(3, 4), eval_episodes=0, chunks=5)
-    part = driver.train(
-        toy,
-        cfg,
-        "CartPole-v1",
-        seeds=(3, 4),
-        eval_episodes=0,
-        chunks=5,
-        out_dir=tmp_path,
-        stop_after=20,
-        algo_name="toy",
-    )
+    part = driver.train(toy, cfg, "CartPole-v1", out_dir=tmp_path, stop_after=20, **RUN)
     assert part.updates_done == 20
-    rest = driver.train(
-        toy,
-        cfg,
-        "CartPole-v1",
-        seeds=(3, 4),
-        eval_episodes=0,
-        chunks=5,
-        out_dir=tmp_path,
-        resume=True,
-        algo_name="toy",
-    )
+    rest = driver.train(toy, cfg, "CartPole-v1", out_dir=tmp_path, resume=True, **RUN)
     assert rest.updates_done == 50
     # run.json's timings are this process's; the totals add the interrupted process's.
     record = json.loads((tmp_path / "run.json").read_text())
@@ -210,17 +190,7 @@ def test_resume_is_bit_identical(tmp_path):
     # Resuming the ended run trains nothing and leaves its record as it was (a no-op
     # --resume used to rewrite it with this process's zero seconds).
     before = (tmp_path / "run.json").read_bytes()
-    again = driver.train(
-        toy,
-        cfg,
-        "CartPole-v1",
-        seeds=(3, 4),
-        eval_episodes=0,
-        chunks=5,
-        out_dir=tmp_path,
-        resume=True,
-        algo_name="toy",
-    )
+    again = driver.train(toy, cfg, "CartPole-v1", out_dir=tmp_path, resume=True, **RUN)
     assert again.updates_done == 50 and again.seconds == 0.0
     assert (tmp_path / "run.json").read_bytes() == before
     for a, b in zip(jax.tree.leaves(full.state), jax.tree.leaves(rest.state), strict=True):
