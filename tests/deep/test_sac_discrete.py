@@ -263,7 +263,7 @@ def test_action_kind_selection_and_errors(venv, multidiscrete_env):
         sac.make_train(TINY, multidiscrete_env)
     # TD3 stays continuous-only, and says what to use instead.
     with pytest.raises(
-        ValueError, match=r"'TD3' supports continuous Box .* only; got Discrete\(2\).*SAC for"
+        ValueError, match=r"'TD3' supports continuous Box .* only; got Discrete\(2\).*or SAC with"
     ):
         td3.make_train(td3.Config(), "CartPole-v1")
 
