@@ -96,6 +96,11 @@ class Box(Space):
         x = jax.random.uniform(
             key, self.shape, self.dtype, jnp.where(lo_ok, low, -1.0), jnp.where(hi_ok, high, 1.0)
         )
+        if not isinstance(self.low, jax.Array) and not isinstance(self.high, jax.Array):
+            with np.errstate(over="ignore"):
+                width = np.asarray(self.high) - np.asarray(self.low)  # in the box's dtype
+            if np.isfinite(width).all():
+                return x  # a bounded box (every action space): one draw, no other
         # Finite bounds whose width overflows (CartPole's observations: +-float32 max).
         t = jax.random.uniform(jax.random.fold_in(key, 1), self.shape, self.dtype)
         wide = jnp.clip((1 - t) * low + t * high, low, high)

@@ -236,8 +236,8 @@ def mc_return_updates(
     rank = jnp.sum(earlier & counted[None, :], axis=1)
     m = counted.astype(jnp.float32)
     decay = 1.0 - alpha
-    contrib = jnp.stack([m, m * W, m * W * G, m * alpha * decay**rank * G])
-    sums = jnp.zeros((4, N), jnp.float32).at[:, entry].add(contrib.astype(jnp.float32), mode="drop")
+    contrib = jnp.stack([m, m * W, m * W * G, m * alpha * decay**rank * G]).astype(jnp.float32)
+    sums = jnp.zeros((4, N), jnp.float32).at[:, entry].add(contrib, mode="drop")
     n, sum_w, sum_wg, sum_alpha = sums
 
     count, weight, ordinary, weighted, const = estimates
