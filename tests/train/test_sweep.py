@@ -727,6 +727,9 @@ def test_asha_stops_the_weaker_group_after_its_first_chunk(cluster, tmp_path):
     strong, weak = result.groups
     assert strong["updates_done"] == strong["num_updates"] == 64
     assert weak["updates_done"] == 32  # stopped after its first chunk of 32 updates
+    # what the stopped group compiled and ran before the stop is counted, not dropped
+    assert weak["programs"] == 1 and weak["compile_seconds"] > 0 and weak["seconds"] > 0
+    assert result.summary()["programs"] == 2
     for t in result.trials:
         assert t["stopped"] == (t["group"] == 1)
         if t["stopped"]:

@@ -674,7 +674,11 @@ def run_group(
                 "chunk_eval_cut_off": chunk_cuts,
                 "diverged": diverged.tolist(),
                 "restarted": restarted,
-            }
+                # this call's work so far: what a group ASHA stops here reports
+                "call": {"compile_seconds": round(compile_seconds, 4),
+                         "seconds": round(seconds, 4), "eval_seconds": round(eval_seconds, 4),
+                         "programs": program.compiles - compiles_before},
+            }  # fmt: skip
             save_checkpoint(ck, state, metadata=meta)
         if on_chunk is not None:
             stopped = bool(on_chunk(done, num_updates, scores))
@@ -1194,7 +1198,8 @@ def _tune_group(config: dict[str, Any]) -> None:
              "chunk_returns": json.dumps(meta.get("chunk_returns", [])),
              "chunk_eval_returns": json.dumps(meta.get("chunk_eval_returns", [])),
              "diverged": json.dumps(meta.get("diverged", [])),
-             "restarted": bool(meta.get("restarted", False))},
+             "restarted": bool(meta.get("restarted", False)),
+             "call": json.dumps(meta.get("call", {}))},
             checkpoint=tune.Checkpoint.from_directory(str(work)),
         )  # fmt: skip
 
@@ -1414,8 +1419,8 @@ def _asha_max_t(specs: list[dict]) -> int:
 
 def _stopped_group(spec: dict, metrics: dict) -> GroupResult:
     """A group ASHA stopped: its trials are listed without a final evaluation, with the
-    training and evaluation returns of every chunk they ran (before a resume too) and whether
-    the group restarted."""
+    training and evaluation returns of every chunk they ran (before a resume too), whether
+    the group restarted, and what its last call compiled and ran up to the stop."""
     done = int(metrics.get("updates_done", 0))
     cfg = _group_config(get_algorithm(spec["algo"]), spec)
     history = json.loads(metrics.get("chunk_returns") or "[]")
@@ -1423,10 +1428,12 @@ def _stopped_group(spec: dict, metrics: dict) -> GroupResult:
     restarted = bool(metrics.get("restarted", False))
     diverged = json.loads(metrics.get("diverged") or "[]")
     diverged = diverged if len(diverged) == len(spec["trials"]) else [False] * len(spec["trials"])
+    call = json.loads(metrics.get("call") or "{}")
+    seconds = float(call.get("seconds", 0.0))
     trials = [
         {"index": t["index"], "group": spec["group"], "config": t["config"], "seed": t["seed"],
          "final_eval_return": None, "eval_episodes_cut_off": None,
-         "env_steps": done * cfg.steps_per_update, "seconds": None,
+         "env_steps": done * cfg.steps_per_update, "seconds": seconds,
          "chunk_returns": [row[i] for row in history],
          "chunk_eval_returns": [row[i] for row in evals], "diverged": bool(diverged[i]),
          "stopped": True,
@@ -1435,5 +1442,7 @@ def _stopped_group(spec: dict, metrics: dict) -> GroupResult:
     ]  # fmt: skip
     return GroupResult(
         group=spec["group"], trials=trials, updates_done=done, num_updates=cfg.num_updates,
-        compile_seconds=0.0, seconds=0.0, eval_seconds=0.0, programs=0, restarted=restarted,
+        compile_seconds=float(call.get("compile_seconds", 0.0)), seconds=seconds,
+        eval_seconds=float(call.get("eval_seconds", 0.0)), programs=int(call.get("programs", 0)),
+        restarted=restarted,
     )  # fmt: skip
