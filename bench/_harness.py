@@ -503,6 +503,7 @@ def machine_info() -> dict[str, Any]:
             info["jax_backend"] = jax.default_backend()
             info["jax_devices"] = [d.device_kind for d in jax.devices()]
             info["jax_cache_dir"] = jax.config.jax_compilation_cache_dir
+            info["jax_compilation_cache"] = bool(jax.config.jax_enable_compilation_cache)
     return info
 
 
@@ -779,6 +780,17 @@ def use_compile_cache(cache_dir: str | Path) -> None:
     from bellmax.core.compile_cache import MIN_COMPILE_SECONDS
 
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+
+
+def cold_compiles() -> None:
+    """No persistent compile cache in this process: every compile a benchmark times is XLA's
+    own, as the peers' are (`run_in_peer_venv` gives them none). Without it `import bellmax`'s
+    default cache would load the programs of an earlier run, and a bench that reports its
+    compile seconds beside a JAX peer's would compare a disk read with a compile. Call it
+    before the first compile; each record's `machine.jax_compilation_cache` says which."""
+    import jax
+
+    jax.config.update("jax_enable_compilation_cache", False)
 
 
 def usable_cpus() -> int:

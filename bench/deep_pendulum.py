@@ -5,8 +5,9 @@ least -200; evaluations happen every `--eval-every` environment steps (default 1
 everyone, on a cap of 20,000 steps (rl-zoo's budget for both).
 
 - bellmax: `bellmax.train.driver.train(algo, Config(), "Pendulum-v1", seeds=...,
-  stop_return=-200)` with the algorithms' default configs (rl-zoo's settings with [64, 64]
-  networks, see `bellmax.deep.sac` / `td3`), in a FRESH `.venv/bin/python` process each time,
+  stop_return=-200)` with the algorithms' default configs (SAC: rl-zoo's settings with
+  [64, 64] networks and learning_starts 1000; TD3: [64, 64], learning_starts 1000, gamma
+  0.99, buffer 1e6, see `bellmax.deep.sac` / `td3`), in a FRESH `.venv/bin/python` process each time,
   so that the interpreter start, the imports and the compile all count, with a JAX persistent
   compilation cache of the benchmark's own (`bench/.cache/deep_pendulum/`, never the user's
   default one, whose state would decide the result): one seed (process start to solved) with
@@ -21,7 +22,12 @@ everyone, on a cap of 20,000 steps (rl-zoo's budget for both).
   learning_starts 100, tau 0.005, gamma 0.99, automatic temperature) and TD3 with rl-zoo's
   (lr 1e-3, gamma 0.98, buffer 2e5, learning_starts 1e4, Gaussian action noise 0.1,
   [400, 300]); `EvalCallback` + `StopTrainingOnRewardThreshold(-200)`, 10 deterministic
-  episodes, evaluation time measured apart. Seeds 0, 1, ... one after another, each in a
+  episodes, evaluation time measured apart. These are NOT the same work as ours (their
+  networks are 16x / 28x larger per layer pair): each library in its own tuned settings,
+  as the issue asks. So one more SB3 run, seed 0, in bellmax's settings (`same_work_sb3`:
+  the same networks, learning_starts, gamma, buffer, batch, tau, learning rate, noises and
+  delays; ours clips gradients at norm 100, SB3 not at all) gives the same-work records
+  ("... SB3 in bellmax's settings"): process start to solved and env steps per second. Seeds 0, 1, ... one after another, each in a
   fresh process, up to `--sb3-runs` (default: as many as bellmax's vmapped seeds) or until
   `--sb3-budget-s` seconds of SB3 runs have passed (the run under way finishes). The
   many-seeds record compares bellmax's vmapped seeds with the SB3 runs MEASURED: when fewer
@@ -165,8 +171,37 @@ def run_ours(algo: str, n_seeds: int, eval_every: int, smoke: bool, cold: bool) 
 
 
 # --------------------------------------------------------------------------- SB3 (peer venv)
-def peer_sb3(algo_name: str, seed: int, eval_every: int, t0: float) -> None:
-    """Runs in the peer venv: SB3 with rl-zoo settings, stop at -200; prints one JSON line."""
+def same_work_sb3(algo_name: str) -> dict:
+    """SB3's settings for the same work as bellmax's default `algo_name` Config (run here,
+    where bellmax is importable; `peer_sb3` runs in the peer venv, where it is not)."""
+    from bellmax.deep import sac, td3
+
+    c = {"sac": sac, "td3": td3}[algo_name].Config()
+    if c.num_envs != 1 or c.activation != "relu":
+        raise ValueError(f"same_work_sb3 assumes 1 env and ReLU networks, got {c!r}")
+    out = {
+        "learning_rate": c.learning_rate, "buffer_size": c.buffer_size,
+        "learning_starts": c.learning_starts, "batch_size": c.batch_size, "tau": c.tau,
+        "gamma": c.gamma, "train_freq": c.train_frequency, "gradient_steps": c.gradient_steps,
+        "policy_kwargs": {"net_arch": list(c.hidden_sizes)},
+    }  # fmt: skip
+    if algo_name == "sac":
+        if not c.autotune or c.target_entropy is not None:
+            raise ValueError("same_work_sb3 assumes SAC's automatic temperature to -act_dim")
+        out["ent_coef"] = f"auto_{c.init_temperature:g}"
+    else:
+        out.update(
+            policy_delay=c.policy_delay, target_policy_noise=c.target_policy_noise,
+            target_noise_clip=c.target_noise_clip, action_noise_std=c.exploration_noise,
+        )  # fmt: skip
+    return out
+
+
+def peer_sb3(
+    algo_name: str, seed: int, eval_every: int, t0: float, settings: dict | None = None
+) -> None:
+    """Runs in the peer venv: SB3 with rl-zoo settings (or `settings`, `same_work_sb3`'s),
+    stop at -200; prints one JSON line."""
     t_main = time.time()
     import numpy as np
     import torch
@@ -191,7 +226,15 @@ def peer_sb3(algo_name: str, seed: int, eval_every: int, t0: float) -> None:
             return super()._on_step()
 
     env = make_vec_env(ENV_ID, n_envs=1, seed=seed)
-    if algo_name == "sac":
+    if settings:
+        kw = dict(settings)
+        std = kw.pop("action_noise_std", None)
+        if std is not None:  # SB3 adds it to the action scaled to [-1, 1], as ours does
+            kw["action_noise"] = NormalActionNoise(np.zeros(1), std * np.ones(1))
+        model = {"sac": SAC, "td3": TD3}[algo_name](
+            "MlpPolicy", env, seed=seed, device="cpu", verbose=0, **kw
+        )
+    elif algo_name == "sac":
         model = SAC("MlpPolicy", env, learning_rate=1e-3, seed=seed, device="cpu", verbose=0)
     else:
         model = TD3(
@@ -237,6 +280,7 @@ def peer_sb3(algo_name: str, seed: int, eval_every: int, t0: float) -> None:
             "steps_per_s": int(model.num_timesteps) / max(train_s, 1e-9),
             "e2e_s": t_end - t0,
             "best_eval_return": float(cb.best_mean_reward),
+            "settings": "bellmax's (same work)" if settings else "rl-zoo's",
             "version": H.package_version("stable-baselines3"),
             "torch_version": H.package_version("torch"),
             "load_after": _load(),
@@ -244,8 +288,10 @@ def peer_sb3(algo_name: str, seed: int, eval_every: int, t0: float) -> None:
     )
 
 
-def run_sb3(algo: str, seed: int, eval_every: int) -> dict:
+def run_sb3(algo: str, seed: int, eval_every: int, *, same_work: bool = False) -> dict:
     args = ["--peer", "sb3", "--algo", algo, "--seed", str(seed)]
+    if same_work:
+        args += ["--settings", json.dumps(same_work_sb3(algo))]
     args += ["--eval-every", str(eval_every), "--t0", repr(time.time())]
     return H.run_in_peer_venv(
         __file__, args, group="sb3", modules=["stable_baselines3", "torch"], timeout=3600
@@ -311,7 +357,7 @@ def _bench_algo(algo: str, args, n_many: int, no_peers: bool) -> None:
             continue
         _emit(
             f"{algo}: process start to solved (>= {SOLVED:g}), 1 seed, {run['cache']} "
-            "compile cache",
+            "compile cache, vs SB3 in rl-zoo's settings (not the same work)",
             run["e2e_s"],
             None if p is None else p["e2e_s"],
             "s",
@@ -343,13 +389,48 @@ def _bench_algo(algo: str, args, n_many: int, no_peers: bool) -> None:
         skip,
     )
     _emit(
-        f"{algo}: env steps per second of training ({n_many} seeds vmapped vs 1 seed)",
+        f"{algo}: env steps per second of training ({n_many} seeds vmapped vs 1 seed of SB3 "
+        "in rl-zoo's settings, not the same work)",
         many["steps_per_s"],
         None if p is None else p["steps_per_s"],
         "steps/s",
         args,
         {"ours_run": many, "peer_run": p},
         skip,
+    )
+    # The same work: SB3 in bellmax's settings, seed 0, against our one-seed runs.
+    same = None if skip else run_sb3(algo, 0, args.eval_every, same_work=True)
+    skip_same = skip or (same.get("reason") if H.is_skipped(same) else None)
+    q = None if skip_same else same
+    if q is not None:
+        H.log(
+            f"{BENCH}: SB3 {algo} in bellmax's settings, seed 0: e2e {q['e2e_s']:.1f} s, "
+            f"solved at {q['solved_at_steps']}, {q['steps_per_s']:.0f} steps/s"
+        )
+    settings = same_work_sb3(algo)
+    for run in (one, warm):
+        if run is None:
+            continue
+        _emit(
+            f"{algo}: process start to solved (>= {SOLVED:g}), 1 seed, {run['cache']} "
+            "compile cache, vs SB3 in bellmax's settings (same work)",
+            run["e2e_s"],
+            None if q is None else q["e2e_s"],
+            "s",
+            args,
+            {"ours_run": run, "peer_run": q, "peer_settings": settings,
+             "eval_every": args.eval_every},
+            skip_same,
+        )  # fmt: skip
+    _emit(
+        f"{algo}: env steps per second of training, 1 seed, vs SB3 in bellmax's settings "
+        "(same work)",
+        one["steps_per_s"],
+        None if q is None else q["steps_per_s"],
+        "steps/s",
+        args,
+        {"ours_run": one, "peer_run": q, "peer_settings": settings},
+        skip_same,
     )
 
 
@@ -374,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--algo", choices=ALGOS, default="sac", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--t0", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--settings", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.eval_every < 1:
         p.error(f"--eval-every must be >= 1, got {args.eval_every}")
@@ -387,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     if args.peer == "sb3":
-        peer_sb3(args.algo, args.seed, args.eval_every, args.t0 or time.time())
+        settings = json.loads(args.settings) if args.settings else None
+        peer_sb3(args.algo, args.seed, args.eval_every, args.t0 or time.time(), settings)
         return 0
     n_many = args.seeds or (2 if (args.quick or args.smoke) else 16)
     no_peers = args.smoke or args.no_venv_peers

@@ -29,6 +29,7 @@ import argparse
 import _harness as H
 
 H.fair_threads()
+H.cold_compiles()  # our compile seconds stand beside a peer's cold ones
 
 BENCH = "env_rollout"
 ENV_ID = "CartPole-v1"
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     H.log(f"{BENCH}: bellmax, {num_envs} envs x {num_steps} steps")
     ours = measure_bellmax(num_envs, num_steps, repeat, args.seed)
     H.log(f"{BENCH}: gymnasium vector env")
-    gym_res = measure_gymnasium(num_envs, num_steps, max(2, repeat // 2), args.seed)
+    gym_res = measure_gymnasium(num_envs, num_steps, repeat, args.seed)  # as many samples
     H.emit(_record(ours, gym_res, "gymnasium (numpy vector env)", sizes, quick), args.results_dir)
 
     if args.smoke or args.no_venv_peers:

@@ -11,8 +11,8 @@ Four curves, each measured with the peer in the same run and drawn (log-log) int
   bellmax's `train` (seeds `vmap`ped, one seed unbatched) vs rejax's `vmap(PPO.train)`
   (peer venv, group `gymnax`), CartPole-v1, the same rl-zoo settings (8 envs x 32 steps,
   20 epochs of one 256-transition minibatch, [64, 64] tanh), `--ppo-steps` env steps per
-  seed, compile apart. rejax's time includes one in-graph evaluation at the end (10
-  episodes per seed); ours has none.
+  seed, compile apart. Neither side evaluates: rejax's run is deep_cartpole's "bare" one,
+  whose evaluation callback does nothing.
 - `mcts`: tic-tac-toe games per second against simulations per move (10 .. 3000), as X and
   as O against a perfect player: bellmax's MCTS (all games of a side batched into one
   search per ply) vs OpenSpiel's C++ `MCTSBot` (one game at a time). bench/tictactoe.py's
@@ -162,7 +162,7 @@ def run_ppo(args, run_id: str) -> None:
             return theirs["steps_per_s"], {
                 "peer_version": peer["version"],
                 "peer_compile_s": theirs["compile_s"],
-                "peer_train_s": theirs["train_s"],
+                "peer_train_s": theirs["train_s_without_eval"],  # the steps/s run's
                 "peer_env_steps_per_seed": theirs["total_steps"],
             }
 
