@@ -177,3 +177,34 @@ def test_non_finite_cost_and_bad_functions_raise():
         shooting(dyn, lambda x, u, t, p: x, X0, np.zeros((T, 1)))
     with pytest.raises(TypeError, match="max_iterations must be an int"):
         shooting(dyn, cost, X0, np.zeros((T, 1)), max_iterations=10.0)
+
+
+def _dyn_nan_beyond_2(x, u, t, p):
+    """The module's dynamics, NaN once a state leaves [-2, 2]."""
+    x2 = dyn(x, u, t, p)
+    return jnp.where(jnp.abs(x2) > 2.0, jnp.nan, x2)
+
+
+def _far_cost(x, u, t, p):
+    """A pull towards x = 5, where the dynamics above give NaN."""
+    return jnp.sum((x - jnp.array([5.0, 0.0])) ** 2) + 0.01 * jnp.sum(u**2)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_non_finite_states_are_never_returned(optimizer):
+    # The last state X[T] is in no cost here (no terminal cost): a step whose rollout ends in
+    # NaN has a finite cost. Such a step is rejected like a non-finite cost: the result keeps
+    # finite states and is not CONVERGED (it used to return X[T] = NaN, "stalled").
+    kw = {"learning_rate": 0.1} if optimizer == "adam" else {}
+    res = shooting(_dyn_nan_beyond_2, _far_cost, X0, np.zeros((T, 1)), optimizer=optimizer, **kw)
+    assert np.isfinite(np.asarray(res.X)).all() and np.isfinite(float(res.cost))
+    assert res.status_name in ("diverged", "stalled")
+    assert int(res.iterations) >= 1
+
+
+def test_a_non_finite_state_at_the_start_raises():
+    def dyn_nan_last(x, u, t, p):  # NaN in the last state only, which no cost sees
+        return jnp.where(t == T - 1, jnp.nan, dyn(x, u, t, p))
+
+    with pytest.raises(ValueError, match=r"non-finite state \(step 30 of 30\)"):
+        shooting(dyn_nan_last, cost, X0, np.zeros((T, 1)))

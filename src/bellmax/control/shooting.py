@@ -155,7 +155,12 @@ def _solve(dynamics, cost, terminal_cost, optimizer, bound, x0, U0, lo, hi, para
         X = rollout(dynamics, x0, U, params)
         t = jnp.arange(U.shape[0])
         run = jax.vmap(cost, in_axes=(0, 0, 0, None))(X[:-1], U, t, params)
-        return jnp.sum(run) + terminal_cost(X[-1], params)
+        # NaN where a state is not finite, though the costs may not see it (X[-1] with no
+        # terminal cost): L-BFGS's line search shortens such a step; any other ends the
+        # solve as DIVERGED at the last finite iterate.
+        return jnp.where(
+            jnp.all(jnp.isfinite(X)), jnp.sum(run) + terminal_cost(X[-1], params), jnp.nan
+        )
 
     def J(W):
         return J_of_U(_controls(W, lo, hi, bound))
@@ -285,7 +290,7 @@ def shooting(
 
     Raises:
       ValueError: unknown optimizer/bound method, bad shapes, crossed or NaN bounds,
-        non-finite `x0`/`U0`, a non-finite cost at `U0`, bad tolerances.
+        non-finite `x0`/`U0`, a non-finite cost or state at `U0`, bad tolerances.
       TypeError: a function is not callable.
     """
     check_functions({"dynamics": dynamics, "cost": cost}, terminal_cost)
@@ -338,6 +343,12 @@ def shooting(
             raise ValueError(
                 f"the cost is non-finite ({J0}) at the initial controls; check x0, U0, params "
                 "and the cost functions."
+            )
+        if not bool(jnp.all(jnp.isfinite(X))):
+            step = int(np.argmax(~np.isfinite(np.asarray(X)).all(axis=1)))
+            raise ValueError(
+                f"the dynamics give a non-finite state (step {step} of {X.shape[0] - 1}) from "
+                "the initial controls; check x0, U0, params and the dynamics."
             )
         knobs = _Knobs(
             learning_rate=jnp.asarray(learning_rate, dt),
