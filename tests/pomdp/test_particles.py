@@ -63,6 +63,33 @@ def test_filter_step_is_bayes_on_fixed_particles():
     assert set(np.asarray(res.particles)[:, 0].tolist()) <= {-1.0, 0.0, 1.0, 3.0}
 
 
+def test_an_observation_no_particle_explains_keeps_the_prediction():
+    # Every likelihood is 0 (an impossible y): the weights used to become NaN (-inf - -inf)
+    # and every later estimate with them. The step drops y, keeps the moved particles'
+    # weights and says so with ESS 0; forced or not, the particles are the moved ones.
+    parts = jnp.array([[-1.0], [0.0], [1.0], [3.0]])
+    b = ParticleBelief(parts, jnp.log(jnp.array([0.1, 0.2, 0.3, 0.4])))
+
+    def impossible(y, x):
+        return jnp.where(jnp.abs(x - y).sum() < 1e-9, 0.0, -jnp.inf)
+
+    def shift(k, x, u):
+        return x + u
+
+    for below in (0.0, 0.5):
+        new, ess = particle_filter_step(
+            jax.random.key(0), b, jnp.ones(1), jnp.array([50.0]), shift, impossible, below
+        )
+        assert float(ess) == 0.0
+        assert np.isfinite(np.asarray(new.log_weights)).all()
+        assert set(np.asarray(new.particles)[:, 0].tolist()) <= {0.0, 1.0, 2.0, 4.0}
+    kept, _ = particle_filter_step(
+        jax.random.key(0), b, jnp.ones(1), jnp.array([50.0]), shift, impossible, 0.0
+    )
+    np.testing.assert_allclose(np.exp(kept.log_weights), [0.1, 0.2, 0.3, 0.4], rtol=1e-6)
+    assert float(particle_mean(kept)[0]) == pytest.approx(0.1 * 0 + 0.2 * 1 + 0.3 * 2 + 0.4 * 4)
+
+
 def test_filter_tracks_the_kalman_filter_on_a_linear_gaussian_system():
     # x' = a x + w, y = x + v, w ~ N(0, q^2), v ~ N(0, r^2), x0 ~ N(m0, p0): the exact
     # posterior is the Kalman filter's N(m_t, P_t), computed here in numpy on the same

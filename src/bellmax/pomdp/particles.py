@@ -115,6 +115,9 @@ def particle_filter_step(
 
     Returns:
       `(belief, ess)`: the new belief and the effective sample size before any resampling.
+      Where no particle explains `y` (the likelihood is 0 for every particle, or its sum
+      is not finite), the observation is not used: the moved particles keep their weights,
+      `ess` is 0 (so they are resampled), and the belief is the prediction.
 
     Raises:
       TypeError: `roughening` is not a number (it is static: a Python number, not an array).
@@ -134,8 +137,12 @@ def _particle_filter_step(
     n = belief.particles.shape[0]
     moved = jax.vmap(transition, in_axes=(0, 0, None))(jax.random.split(kp, n), belief.particles, u)
     logw = belief.log_weights + jax.vmap(log_likelihood, in_axes=(None, 0))(y, moved)
-    logw = logw - jax.nn.logsumexp(logw)
-    ess = effective_sample_size(logw)
+    total = jax.nn.logsumexp(logw)
+    # No particle explains y (every likelihood 0, or one overflowed): -inf - -inf would make
+    # every weight NaN. The observation is dropped instead (the prediction kept), ESS 0.
+    explained = jnp.isfinite(total)
+    logw = jnp.where(explained, logw - total, belief.log_weights)
+    ess = jnp.where(explained, effective_sample_size(logw), 0.0)
 
     def resample(_):
         parts = moved[systematic_resample(kr, logw)]
@@ -165,7 +172,8 @@ class FilteredMPCResult:
     controls: jax.Array
     """Controls applied `[T, m]`."""
     ess: jax.Array
-    """Effective sample size at each update `[T]` (NaN for the extended Kalman filter)."""
+    """Effective sample size at each update `[T]` (NaN for the extended Kalman filter; 0
+    where no particle explained the observation and the filter kept its prediction)."""
 
     @property
     def errors(self) -> jax.Array:
