@@ -88,6 +88,22 @@ def test_log_sum_exp_is_stable_and_tends_to_max():
     assert float(lse.plus(jnp.asarray([-jnp.inf, -jnp.inf]))) == -math.inf
 
 
+def test_log_sum_exp_at_a_tiny_temperature_is_the_max():
+    # x / tau overflows float32 here (5 / 1e-37 = 5e37 is fine, 50 / 1e-37 is not): every
+    # reduction shifts by the max first, so the result is the max-plus one, not inf or NaN.
+    lse = log_sum_exp(1e-37)
+    x = jnp.asarray([50.0, -50.0, 40.0], jnp.float32)
+    assert float(lse.plus(x)) == 50.0
+    assert float(lse.plus(jnp.stack([x, -x]), axis=1)[1]) == 50.0
+    np.testing.assert_array_equal(lse.argbest(x), [1.0, 0.0, 0.0])
+    assert float(lse.add(x[0], x[1])) == 50.0 and float(lse.add(x[1], x[1])) == -50.0
+    np.testing.assert_array_equal(lse.segment_plus(x, jnp.asarray([0, 0, 1]), 2), [50.0, 40.0])
+    np.testing.assert_allclose(
+        float(log_sum_exp(2.0).add(1.0, -1.0)), 2 * np.log(np.exp(0.5) + np.exp(-0.5)), rtol=1e-6
+    )
+    assert float(lse.add(-jnp.inf, -jnp.inf)) == -math.inf
+
+
 def test_segment_plus_matches_numpy():
     x = jnp.asarray([1.0, 4.0, -2.0, 3.0, 0.5])
     seg = jnp.asarray([0, 0, 2, 2, 2])

@@ -296,6 +296,20 @@ def test_bad_temperature_of_the_row_functions():
         boltzmann_action(jax.random.PRNGKey(0), q, 0)
 
 
+def test_a_temperature_below_float32s_normal_numbers_is_refused():
+    # 1e-38 is a float32 subnormal, which XLA's CPU code flushes to 0: every soft value was
+    # NaN and the greedy policy action 0. 1.2e-38 is allowed, and the row functions stay
+    # finite there: they shift by the max before dividing by tau.
+    with pytest.raises(ValueError, match=r"at least 1\.18e-38 .*got 1e-38.*use QLearningConfig"):
+        SoftQLearningConfig(temperature=1e-38)
+    with pytest.raises(ValueError, match=r"boltzmann_probs\.temperature must be at least"):
+        boltzmann_probs(jnp.array([0.0, 1.0]), 1e-39)
+    SoftQLearningConfig(temperature=1.2e-38)
+    q = jnp.array([5.0, -5.0])
+    np.testing.assert_array_equal(boltzmann_probs(q, 1.2e-38), [1.0, 0.0])
+    assert float(soft_q_learning_error(q, 0, 0.0, 1.0, q, 1.2e-38)) == 0.0
+
+
 def test_bad_config_and_environment():
     key = jax.random.PRNGKey(0)
     env, _ = bellmax.make("GridWorld5x5-v0")

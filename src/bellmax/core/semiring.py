@@ -141,7 +141,10 @@ class Semiring:
         if self.kind == "min-plus":
             return jnp.minimum(x, y)
         tau = self.temperature
-        return tau * jnp.logaddexp(x / tau, y / tau)
+        # max + tau log(1 + e^(-|x - y| / tau)): x / tau alone overflows for a tiny tau
+        top = jnp.maximum(x, y)
+        gap = jnp.where(x == y, 0.0, jnp.abs(x - y))  # (inf - inf is NaN)
+        return top + tau * jnp.log1p(jnp.exp(-gap / tau))
 
     def times(self, x: jax.Array, y: jax.Array) -> jax.Array:
         """`x (x) y`, elementwise: `x * y` for sum-product, `x + y` for the others."""
@@ -183,7 +186,12 @@ class Semiring:
         if self.kind == "min-plus":
             return jnp.min(x, axis=axis)
         tau = self.temperature
-        return tau * jax.nn.logsumexp(x / tau, axis=axis)
+        # shifted by the max before dividing by tau, as above: x / tau alone overflows float32
+        # for a tiny tau (|x| / tau > 3.4e38), and inf - inf gave NaN values
+        top = jnp.max(x, axis=axis, keepdims=True)
+        safe = jnp.where(jnp.isfinite(top), top, 0.0)
+        out = jnp.squeeze(safe, axis) + tau * jax.nn.logsumexp((x - safe) / tau, axis=axis)
+        return out
 
     def segment_plus(
         self,
@@ -242,8 +250,10 @@ class Semiring:
                 take = better(xi, best)
                 best, arg = jnp.where(take, xi, best), jnp.where(take, i, arg)
             return arg
-        if self.kind == "log-sum-exp":
-            return jax.nn.softmax(x / self.temperature, axis=axis)
+        if self.kind == "log-sum-exp":  # shifted first, as in `plus`
+            top = jnp.max(x, axis=axis, keepdims=True)
+            safe = jnp.where(jnp.isfinite(top), top, 0.0)
+            return jax.nn.softmax((x - safe) / self.temperature, axis=axis)
         raise ValueError(
             "sum-product has no best element (its plus is a weighted sum); use MAX_PLUS, "
             "MIN_PLUS or log_sum_exp(tau) to extract a policy."

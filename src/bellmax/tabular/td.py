@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from bellmax.core.checks import check_number, check_probability
@@ -94,16 +95,28 @@ def _check_temperature(temperature: Any, who: str) -> Any:
     """A temperature given as a Python or NumPy number must be finite and > 0 (arrays, traced
     or not, pass: the configs check theirs when they are built)."""
     if isinstance(temperature, numbers.Real):
-        try:
-            return check_number(temperature, "temperature", owner=who, low=0, low_open=True)
-        except ValueError as err:
-            raise _temperature_error(err, temperature) from None
+        return _checked_temperature(temperature, who)
     return temperature
 
 
-def _temperature_error(err: ValueError, temperature: Any) -> ValueError:
-    """`err`, with how to mend it for a temperature <= 0."""
-    return ValueError(f"{err} {_TAU_HINT}" if temperature <= 0 else str(err))
+#: The smallest temperature: float32's smallest normal number. Below it tau is a subnormal
+#: that XLA's CPU code flushes to 0 (every soft value then NaN).
+MIN_TEMPERATURE = float(np.finfo(np.float32).tiny)
+
+
+def _checked_temperature(temperature: Any, who: str) -> float:
+    """A finite number `>= MIN_TEMPERATURE`, or a ValueError that says how to mend it."""
+    try:
+        tau = check_number(temperature, "temperature", owner=who, low=0, low_open=True)
+    except ValueError as err:
+        raise ValueError(f"{err} {_TAU_HINT}" if temperature <= 0 else str(err)) from None
+    if tau < MIN_TEMPERATURE:
+        raise ValueError(
+            f"{who}.temperature must be at least {MIN_TEMPERATURE:.3g} (float32's smallest "
+            f"normal number; below it the tables' arithmetic flushes tau to 0), got {tau!r}. "
+            + _TAU_HINT
+        )
+    return tau
 
 
 #: How to mend a temperature <= 0.
@@ -402,7 +415,10 @@ def boltzmann_probs(
     valid = jnp.ones(q_row.shape, bool) if valid is None else jnp.asarray(valid, bool)
     tau = _check_temperature(temperature, "boltzmann_probs")
     tau = jnp.asarray(tau, jnp.result_type(q_row, jnp.float32))
-    soft = jax.nn.softmax(jnp.where(valid, q_row / tau, -jnp.inf))
+    # shifted by the largest valid value first: q_row / tau alone overflows for a tiny tau
+    top = jnp.max(jnp.where(valid, q_row, -jnp.inf))
+    safe = jnp.where(jnp.isfinite(top), top, 0.0)
+    soft = jax.nn.softmax(jnp.where(valid, (q_row - safe) / tau, -jnp.inf))
     return epsilon * (valid / jnp.sum(valid)) + (1.0 - epsilon) * soft
 
 
@@ -519,11 +535,7 @@ class SoftQLearningConfig(TDControlConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        owner = type(self).__name__
-        try:
-            check_number(self.temperature, "temperature", owner=owner, low=0, low_open=True)
-        except ValueError as err:
-            raise _temperature_error(err, self.temperature) from None
+        _checked_temperature(self.temperature, type(self).__name__)
 
 
 # ---------------------------------------------------------------------- drivers
