@@ -401,6 +401,18 @@ def test_bad_specs_raise_clear_errors(spec, error, match):
         (lambda: EpsilonGreedy(alpha=0.0), ValueError, r"alpha must be > 0 and <= 1, got 0.0"),
         (lambda: EpsilonGreedy(alpha=1.5), ValueError, r"alpha must be > 0 and <= 1"),
         (lambda: EpsilonGreedy(initial_value=math.inf), ValueError, "initial_value must be finite"),
+        # finite on the host, inf in the agents' float32 (they pulled arm 0 for ever)
+        (
+            lambda: EpsilonGreedy(initial_value=1e39),
+            ValueError,
+            r"initial_value must be at most 3.4e\+38",
+        ),
+        (
+            lambda: GradientBandit(alpha=1e300),
+            ValueError,
+            r"GradientBandit.alpha must be at most 3.4e\+38",
+        ),
+        (lambda: GradientBandit(alpha=np.array([0.1, 1e39])), ValueError, "at most 3.4e"),
         (lambda: EpsilonGreedy(epsilon="0.1"), TypeError, "epsilon must be a number"),
         (lambda: EpsilonGreedy(epsilon=None), TypeError, "epsilon must be a number, got None"),
         (lambda: EpsilonGreedy(epsilon=True), TypeError, "epsilon must be a number"),

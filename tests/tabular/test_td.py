@@ -453,6 +453,7 @@ def test_sarsa_with_decaying_steps_reaches_the_same_fixed_point():
         ({"max_steps_per_episode": 0}, ValueError, "max_steps_per_episode"),
         ({"gamma": 1.5}, ValueError, "gamma must be a number >= 0 and <= 1"),
         ({"initial_value": float("inf")}, ValueError, "initial_value must be a finite number"),
+        ({"initial_value": 1e39}, ValueError, r"initial_value must be at most 3.4e\+38 .*float32"),
         ({"alpha_decay": -0.1}, ValueError, "alpha_decay must be a number >= 0 and <= 1"),
         ({"alpha_decay": 2.0}, ValueError, "alpha_decay must be a number >= 0 and <= 1"),
         ({"alpha_decay": None}, TypeError, "alpha_decay must be a number, got NoneType"),

@@ -48,7 +48,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.core import rng
-from bellmax.core.checks import check_bool, check_int, check_number
+from bellmax.core.checks import FLOAT32_MAX, check_bool, check_int, check_number
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import unknown_name
 
@@ -230,6 +230,10 @@ def _check_field(config: Any, field: str, rule: _Rule, *, arrays: bool) -> None:
         except ValueError:
             need = _allowed(rule) if math.isfinite(value) else "finite"
             raise ValueError(f"{name} must be {need}, got {value}; {fix}.") from None
+        if abs(float(value)) > FLOAT32_MAX:  # the agents compute in float32
+            raise ValueError(
+                f"{name} must be at most {FLOAT32_MAX:.3g} in size (float32), got {value}; {fix}."
+            )
         return
     v = _concrete(value) if arrays and isinstance(value, jax.Array | np.ndarray) else None
     if v is None:
@@ -241,6 +245,10 @@ def _check_field(config: Any, field: str, rule: _Rule, *, arrays: bool) -> None:
         v = v[~np.isnan(v)]
     if not np.all(np.isfinite(v)):
         raise ValueError(f"{name} must be finite, got {value!r}; {fix}.")
+    if np.any(np.abs(v) > FLOAT32_MAX):
+        raise ValueError(
+            f"{name} must be at most {FLOAT32_MAX:.3g} in size (float32), got {value!r}; {fix}."
+        )
     bad = np.zeros(v.shape, bool)
     if rule.low is not None:
         bad |= (v <= rule.low) if rule.low_open else (v < rule.low)

@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "FLOAT32_MAX",
     "check_bool",
     "check_choice",
+    "check_float32",
     "check_int",
     "check_int_sequence",
     "check_number",
@@ -148,6 +150,24 @@ def check_number(
         kind = "a finite number" if finite else "a number (inf allowed, not NaN)"
         raise ValueError(f"{_who(name, owner)} must be {kind}, got {value!r}.")
     _check_range(value, _who(name, owner), "a number", low, high, low_open, high_open)
+    return value
+
+
+#: The largest float32: a number beyond it is finite on the host and inf in a float32 array.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32(value: float, name: str, *, owner: str = "") -> float:
+    """`value` (a finite number) if it fits float32, in which the computation holds it.
+
+    Raises:
+      ValueError: `|value| > FLOAT32_MAX` (it would become inf).
+    """
+    if abs(value) > FLOAT32_MAX:
+        raise ValueError(
+            f"{_who(name, owner)} must be at most {FLOAT32_MAX:.3g} in size (it is held in "
+            f"float32, where {value!r} is inf), got {value!r}."
+        )
     return value
 
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from bellmax.core.checks import check_int, check_number, check_probability
+from bellmax.core.checks import check_float32, check_int, check_number, check_probability
 from bellmax.core.display import summary_repr
 from bellmax.envs import spaces
 from bellmax.envs.tabular import TabularEnvironment
@@ -532,7 +532,11 @@ def check_episode_fields(config: Any) -> None:
         check_probability(config.gamma, "gamma", owner=owner)
     check_int(config.num_episodes, "num_episodes", owner=owner, low=1)
     check_int(config.max_steps_per_episode, "max_steps_per_episode", owner=owner, low=1)
-    check_number(config.initial_value, "initial_value", owner=owner)
+    check_float32(
+        check_number(config.initial_value, "initial_value", owner=owner),
+        "initial_value",
+        owner=owner,
+    )
 
 
 # ---------------------------------------------------------------------- compiled runs
