@@ -186,6 +186,28 @@ def test_repeated_multi_value_options_are_merged_others_refused():
         cli._check_argv(["bandit", "--runs", "5", "--runs=6"])
 
 
+def test_a_home_folder_in_an_option_value_is_the_one_checked_and_written(tmp_path, monkeypatch):
+    # bash leaves `--out=~/x` (and a quoted "~/x") as it is. The path checks expand `~`, the
+    # writes did not: a run went to ./~/x while its check looked at $HOME/x (an earlier run
+    # there was replaced without a word). Now both are $HOME/x.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    home = str(tmp_path / "home")
+    assert cli._expand_home(["sweep", "--out=~/s", "--config", "~/c.json", "~"]) == [
+        "sweep", f"--out={home}/s", "--config", f"{home}/c.json", home,
+    ]  # fmt: skip
+    assert cli._expand_home(["~", "--env", "CartPole-v1"]) == ["~", "--env", "CartPole-v1"]
+    args = ["reproduce", "sutton-barto", "gridworld-5x5", "--quick", "--out=~/rep"]
+    assert cli.main(args) == 0
+    assert (tmp_path / "home" / "rep" / "gridworld-5x5.json").is_file()
+    assert not (tmp_path / "~").exists()
+    from bellmax.experiments.base import run_experiment
+    from bellmax.experiments.sutton_barto import EXPERIMENTS
+
+    run_experiment(EXPERIMENTS, "gridworld-5x5", "~/api", quick=True)
+    assert (tmp_path / "home" / "api" / "gridworld-5x5.json").is_file()
+
+
 @pytest.mark.parametrize(
     "box",
     [

@@ -173,6 +173,17 @@ def test_seeds_vmapped_equal_one_by_one_and_outputs(tmp_path):
     assert isinstance(prov["command"], list) and "platform" in prov and "git" in prov
 
 
+def test_an_out_dir_under_home_is_the_one_checked_and_written(tmp_path, monkeypatch):
+    # out_dir="~/r": the checks expanded `~`, the writes did not (./~/r), so a second run
+    # replaced the first without the refusal a run folder gets.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    driver.train(toy, toy.Config(), "CartPole-v1", out_dir="~/r", stop_after=10, **RUN)
+    assert (tmp_path / "r" / "run.json").is_file() and not (tmp_path / "~").exists()
+    with pytest.raises(ValueError, match="holds an earlier"):
+        driver.train(toy, toy.Config(), "CartPole-v1", out_dir="~/r", **RUN)
+
+
 def test_resume_is_bit_identical(tmp_path):
     cfg = toy.Config()
     full = driver.train(toy, cfg, "CartPole-v1", seeds=(3, 4), eval_episodes=0, chunks=5)

@@ -352,6 +352,22 @@ def _one_line(exc: BaseException) -> str:
     return re.sub(r"\s*\n\s*", " ", msg)
 
 
+def _expand_home(argv: Sequence[str]) -> list[str]:
+    """`~` and `~user` at the start of an option's value, expanded as the shell would have:
+    bash leaves `--out=~/runs` (and a quoted "~/runs") as it is, and bellmax's path checks
+    expand it, so the check and the writes must see one folder (no value of bellmax's
+    starts with `~` otherwise)."""
+    out = []
+    for i, token in enumerate(argv):
+        option, eq, value = token.partition("=")
+        if token.startswith("--") and eq and value.startswith("~"):
+            token = f"{option}={os.path.expanduser(value)}"
+        elif i and token.startswith("~"):
+            token = os.path.expanduser(token)
+        out.append(token)
+    return out
+
+
 def _check_argv(argv: Sequence[str]) -> list[str]:
     """Refuse, before tyro parses, what it would report in a box or silently accept.
 
@@ -1013,7 +1029,7 @@ def _main(args: list[str]) -> int:
     if args and args[0] in COMMANDS:
         load_command(args[0])
     try:
-        args = _check_argv(args)
+        args = _check_argv(_expand_home(args))
     except (BellmaxError, ValueError) as e:
         if debug:
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -71,7 +72,7 @@ def run_experiment(
     if name not in experiments:
         raise unknown_name("experiment", name, experiments, hint="`--list` names them.")
     exp = experiments[name]
-    out = Path(out_dir)
+    out = Path(os.path.expanduser(out_dir))
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder to write the figures into.")
     out.mkdir(parents=True, exist_ok=True)

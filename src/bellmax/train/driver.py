@@ -988,7 +988,7 @@ def train(
             "resume and overwrite exclude each other: resume continues the run in the "
             "directory, overwrite replaces it; pick one."
         )
-    out = Path(out_dir) if out_dir is not None else None
+    out = Path(os.path.expanduser(out_dir)) if out_dir is not None else None  # as its checks
     if out is None and (resume or overwrite):
         raise ValueError("resume and overwrite need out_dir (the run directory).")
     option = _out_option(names)

@@ -910,7 +910,7 @@ def sweep(
         for tr in s["trials"]:
             values = {k: tr["config"][k] for k in s["traced"]}
             dataclasses.replace(cfg, **values).validate(venvs[cfg.num_envs])
-    out = Path(out_dir) if out_dir is not None else None
+    out = Path(os.path.expanduser(out_dir)) if out_dir is not None else None  # as its checks
     already_complete = False
     if out is not None:
         settings = _settings(algo, env, base_dict, trials, chunks, eval_episodes, scheduler)
