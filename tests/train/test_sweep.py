@@ -298,6 +298,19 @@ def test_an_out_dir_of_another_sweep_or_a_train_run_is_refused(local, tmp_path):
     (tmp_path / "run.json").write_text("{}")
     with pytest.raises(ValueError, match=r"out_dir '.*' holds a `bellmax train` run"):
         sw.sweep("ppo", "CartPole-v1", out_dir=tmp_path, **KW)
+    assert not (tmp_path / ".lock").exists()  # refused before anything was made there
+    # a sweep at work there (its lock held): a second one is refused, even with overwrite
+    # (it cleared the first one's files under it: the folder then held two sweeps' files)
+    from bellmax.train.io import FileLock
+
+    held = FileLock(out / ".lock")
+    assert held.acquire()
+    try:
+        with pytest.raises(BellmaxError, match="is being written by another bellmax sweep"):
+            sw.sweep("ppo", "CartPole-v1", out_dir=out, overwrite=True, **other)
+    finally:
+        held.release()
+    assert json.loads((out / sw.SWEEP_JSON).read_text()) == marker
     # overwrite: the other sweep's files go, this one's marker is written
     old = tmp_path / "old"
     (old / "groups" / "0").mkdir(parents=True)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import itertools
@@ -78,6 +79,8 @@ from bellmax.deep.loop import mean_episode_return, with_hyperparameters
 from bellmax.envs.vector import make_vector_env
 from bellmax.train.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
 from bellmax.train.io import (
+    FileLock,
+    LockHeldError,
     atomic_savefig,
     atomic_write_bytes,
     atomic_write_json,
@@ -911,8 +914,54 @@ def sweep(
             values = {k: tr["config"][k] for k in s["traced"]}
             dataclasses.replace(cfg, **values).validate(venvs[cfg.num_envs])
     out = Path(os.path.expanduser(out_dir)) if out_dir is not None else None  # as its checks
+    settings = _settings(algo, env, base_dict, trials, chunks, eval_episodes, scheduler)
+    refuse = functools.partial(
+        _check_out_dir, out, specs, overwrite=bool(overwrite), settings=settings, names=names
+    )
+    lock = _lock_out_dir(out, refuse, names) if out is not None else None
+    try:
+        return _sweep_locked(
+            algo, env, specs, trials, out, base_dict, chunks, eval_episodes,
+            scheduler, backend, address, ray_options, overwrite, names,
+        )  # fmt: skip
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _lock_out_dir(
+    out: Path, refuse: Callable[[], Any], names: Callable[[str], str] | None
+) -> FileLock:
+    """Take the sweep folder's lock (one writer at a time: a second sweep there, even with
+    `overwrite`, is refused while one runs). What `refuse` refuses (another command's run,
+    another sweep) is refused before the lock file is made: such a folder is left as it was."""
+    from bellmax.train.driver import LOCK
+
+    option = names("out_dir") if names is not None else "out_dir"
+    lock = FileLock(out / LOCK)
+    try:
+        if not lock.acquire(create=False):
+            refuse()
+            lock.acquire(create=True)
+    except LockHeldError as e:
+        who = f"process {e.owner}" if e.owner else "another process"
+        raise BellmaxError(
+            f"{str(out)!r} is being written by another bellmax sweep or run ({who} holds "
+            f"{LOCK}); wait for it to finish, or choose another {option}."
+        ) from None
+    lock.write_owner()
+    return lock
+
+
+def _sweep_locked(
+    algo: str, env: str, specs: list[dict], trials: list[dict], out: Path | None,
+    base_dict: dict, chunks: int, eval_episodes: int, scheduler: str, backend: str,
+    address: str | None, ray_options: dict | None, overwrite: bool,
+    names: Callable[[str], str] | None,
+) -> SweepResult:  # fmt: skip
+    """The rest of `sweep`, its folder (if any) locked."""
     already_complete = False
-    if out is not None:
+    if out is not None:  # (checked again, under the lock)
         settings = _settings(algo, env, base_dict, trials, chunks, eval_episodes, scheduler)
         already_complete = _claim_out_dir(
             out, specs, overwrite=bool(overwrite), settings=settings, names=names
@@ -991,6 +1040,28 @@ def _claim_out_dir(
     Returns:
       Whether it held this same sweep's results (it had finished; not with `overwrite`).
     """
+    held, digest = _check_out_dir(out, specs, overwrite=overwrite, settings=settings, names=names)
+    if overwrite:  # its results, plots, checkpoints and Ray records
+        clear_outputs(out, "sweep")
+    complete = held == digest and not overwrite and (out / RESULTS_JSON).exists()
+    marker = {"digest": digest, "algo": specs[0]["algo"], "env": specs[0]["env"],
+              "groups": len(specs)}  # fmt: skip
+    if settings is not None:
+        marker["settings"] = settings
+    atomic_write_json(out / SWEEP_JSON, marker)
+    return complete
+
+
+def _check_out_dir(
+    out: Path,
+    specs: list[dict[str, Any]],
+    *,
+    overwrite: bool,
+    settings: dict[str, Any] | None = None,
+    names: Callable[[str], str] | None = None,
+) -> tuple[str | None, str]:
+    """`_claim_out_dir`'s refusals, with nothing written: `(what the folder holds: a
+    sweep's digest, "unreadable", "unmarked" or None; this sweep's digest)`."""
     option = names("out_dir") if names is not None else "out_dir"
     # another command's run (train, imitate, ...); a sweep here is this function's to judge
     check_run_dir(out, "sweep", option=option, resume=True)
@@ -1025,15 +1096,7 @@ def _claim_out_dir(
             f"{option} {str(out)!r} holds the results of another sweep ({what}): give another "
             f"{option}, or {switch_name('overwrite', option)} to replace them."
         )
-    if overwrite:  # its results, plots, checkpoints and Ray records
-        clear_outputs(out, "sweep")
-    complete = held == digest and not overwrite and (out / RESULTS_JSON).exists()
-    marker = {"digest": digest, "algo": specs[0]["algo"], "env": specs[0]["env"],
-              "groups": len(specs)}  # fmt: skip
-    if settings is not None:
-        marker["settings"] = settings
-    atomic_write_json(out / SWEEP_JSON, marker)
-    return complete
+    return held, digest
 
 
 def _group_summary(r: GroupResult) -> dict[str, Any]:
