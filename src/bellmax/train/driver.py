@@ -633,8 +633,8 @@ def _write_metrics(out: Path, seeds: Sequence[int], history: dict[str, np.ndarra
             return v.tolist()
         return [[None if math.isnan(x) else x for x in row] for row in v.tolist()]
 
-    atomic_write_json(out / METRICS_JSON, {k: rows(v) for k, v in history.items()})
-    names = sorted(history)
+    names = sorted(history)  # one order, however the history was built (a resume loads it)
+    atomic_write_json(out / METRICS_JSON, {k: rows(history[k]) for k in names})
     n = next(iter(history.values())).shape[1] if history else 0
     ret, cnt = history.get("episode_return_sum"), history.get("episode_count")
     means = None if ret is None or cnt is None else mean_episode_return(ret, cnt)
