@@ -196,7 +196,8 @@ class ArenaArgs:
     """Games to play."""
     seed: int = 0
     """Seed of the games and of X's agent; O's agent gets SEED+1 (two trained agents of one
-    kind then differ); KIND:seed=N pins an agent's own."""
+    kind then differ), which is X's at --seed SEED+1: for independent replicates use every
+    other seed (0, 2, 4, ...). KIND:seed=N pins an agent's own."""
     json: bool = False
     """Print one JSON object."""
 

@@ -114,7 +114,10 @@ class MbrlArgs:
     of up to 100), so that the result acts without online planning; --out writes it to
     policy.msgpack (bellmax.load_policy, bellmax evaluate). 0: no distillation."""
     seed: int = 0
-    """Seed of the data, the model and the planners."""
+    """Seed of the data, the model and the planners. Trial k resets the environment with
+    SEED + k - 1, so runs of neighbouring seeds share trials (SEED 1's first is SEED 0's
+    second): for independent replicates space the seeds by more than --trials plus
+    --eval-episodes (e.g. 0, 1000, 2000)."""
     out: Annotated[str | None, out_dir_option()] = None
     """Directory for result.json and the plots returns.png, rollouts.png and exploitation.png
     (guard.png with --compare-guard); a directory of an earlier mbrl run is refused."""

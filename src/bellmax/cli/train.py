@@ -90,7 +90,8 @@ _COMMON: list[tuple[str, Any, Any, str]] = [
         bool,
         False,
         "Continue the run in --out from its last checkpoint, with its stored settings "
-        "(starts it if --out holds no run yet).",
+        "(starts it if --out holds no run yet); the result is the uninterrupted run's, bit "
+        "for bit, except on Gymnasium envs (gymnasium:ID), whose episodes restart.",
     ),
     ("overwrite", bool, False, "Replace the run --out holds (its checkpoint and outputs)."),
     ("eval_episodes", int, 10, "Evaluation episodes per seed at the end."),

@@ -61,7 +61,9 @@ class LoopConfig:
     method: str = "ilqr"
     """`"ilqr"` or `"ddp"`."""
     seed: int = 0
-    """Seed of the random data and the episodes (round `k` uses `seed + k`)."""
+    """Seed of the random data and the episodes (round `k` uses `seed + k`, so runs of
+    neighbouring seeds share rounds: for independent replicates space the seeds by more
+    than `max_rounds`)."""
     sysid: SysIdConfig = dataclasses.field(default_factory=SysIdConfig)
     """Solver settings of the fits."""
 

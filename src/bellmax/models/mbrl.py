@@ -159,7 +159,8 @@ class MBRLConfig:
     seed: int = 0
     """Seed of everything (trial `k`, counted from 1 as `TrialRecord.index`, resets the
     environment with `seed + k - 1`; evaluation episode `e`, from 0, with `seed + trials +
-    e`)."""
+    e`). Runs of neighbouring seeds so share trials (seed 1's first is seed 0's second): for
+    independent replicates, space the seeds by more than `trials + eval_episodes`."""
 
     def __post_init__(self) -> None:
         owner = "MBRLConfig"

@@ -15,7 +15,8 @@ An algorithm module (`bellmax.deep.ppo`, `dqn`, `a2c`, `reinforce`) provides `Co
   atomic checkpoint holding the whole training state and every metric so far, then
   `metrics.json` and `metrics.csv` rewritten from it,
 - resumes from that checkpoint so that the result is bit-identical to an uninterrupted run
-  (same chunks, same compiled program, same keys),
+  (same chunks, same compiled program, same keys; not on Gymnasium envs, which step on the
+  host: their episodes restart at the resume),
 - writes `learning_curve.png` and `run.json`, and evaluates the final policy of every seed;
 - writes `policy.msgpack` (`bellmax.policy`) after each checkpoint and at the end: every
   seed's policy weights, architecture and spaces, in a format of its own that needs no
