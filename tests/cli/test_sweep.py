@@ -62,6 +62,20 @@ def test_json_object_and_files(tmp_path, capsys):
     # (--overwrite trains it afresh: tests/train/test_sweep.py, _claim_out_dir)
 
 
+def test_total_steps_rounded_down_says_so(capsys):
+    # as `bellmax train` says it: 250 steps of updates of 2 envs x 16 steps run 224
+    argv = ["sweep", "ppo", "--grid", "learning_rate=1e-3", *TINY, "--total-steps", "250"]
+    argv.remove("256")
+    argv.remove("--total-steps")
+    assert main([*argv, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "bellmax: --total-steps 250 rounded down to 224 env steps per trial: whole rollouts "
+        "of num_envs 2 x num_steps 16 = 32 steps (7 updates).\n"
+    )
+    assert json.loads(captured.out)["trials"][0]["env_steps"] == 224
+
+
 def test_table(capsys):
     assert main(SWEEP) == 0  # the program of the test above (compiled once per process)
     out = capsys.readouterr().out

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from typing import Annotated, Literal
 
 import tyro
@@ -88,7 +89,8 @@ class SweepArgs:
         int | None,
         tyro.conf.arg(metavar="INT", help_behavior_hint="(default: the algorithm's Config's)"),
     ] = None
-    """Environment steps per trial."""
+    """Environment steps per trial, rounded down to whole updates (the table's env_steps
+    says how many)."""
     chunks: int = 10
     """About how many chunks each group's run is split into (checkpoints, ASHA rungs)."""
     eval_episodes: int = 10
@@ -171,6 +173,13 @@ def run_sweep(args: SweepArgs) -> int | None:
         raise ValueError("--no-reuse-actors is a Ray Tune option; add --backend ray or drop it.")
     base = algo.Config(**fixed)
     env = args.env if args.env is not None else getattr(algo, "DEFAULT_ENV", "CartPole-v1")
+    shape = {"num_envs", "num_steps", "train_frequency"} & ({*grid} | {s.field for s in space})
+    if args.total_steps is not None and not shape:  # as `bellmax train` says it
+        from bellmax.cli.train import _rounding_note
+
+        note = _rounding_note(base, True)
+        if note is not None:
+            print(f"bellmax: {note.replace(' per seed', ' per trial')}", file=sys.stderr)
     result = sweep(
         args.algo,
         env,

@@ -466,7 +466,7 @@ def _rounding_note(config: Any, given_total: bool) -> str | None:
     return (
         f"{source} {total} rounded down to {updates * per_update} env steps per seed: whole "
         f"{what} of num_envs {config.num_envs} x {inner} {getattr(config, inner)} = "
-        f"{per_update} steps ({updates} updates)."
+        f"{per_update} steps ({plural(updates, 'update')})."
     )
 
 
