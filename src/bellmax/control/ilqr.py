@@ -712,10 +712,13 @@ def _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper):
         if np.isnan(np.asarray(lo)).any() or np.isnan(np.asarray(hi)).any():
             raise ValueError("u_lower/u_upper contain NaN; pass numbers (or +-inf).")
         check_bounds("u_lower", lo, "u_upper", hi)
+        beyond = f" (in {np.dtype(dtype).name}, which holds numbers up to {float(jnp.finfo(dtype).max):.3g})"
         if not np.isfinite(np.asarray(x0)).all():
-            raise ValueError(f"x0 must be finite, got {np.asarray(x0)}.")
+            raise ValueError(f"x0 must be finite{beyond}, got {np.asarray(x0)}.")
         if not np.isfinite(np.asarray(U0)).all():
-            raise ValueError("U0 contains non-finite controls; pass finite initial controls.")
+            raise ValueError(
+                f"U0 contains non-finite controls{beyond}; pass finite initial controls."
+            )
         # Shapes first (abstractly): a rollout with a mismatched state fails deep in a scan.
         check_model_shapes(problem, x0, U0, "x0", "give x0 and U0 the sizes the dynamics expect")
         x1, c0, J = _initial_check(problem, x0, U0)
