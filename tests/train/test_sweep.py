@@ -306,7 +306,7 @@ def test_an_out_dir_of_another_sweep_or_a_train_run_is_refused(local, tmp_path):
     held = FileLock(out / ".lock")
     assert held.acquire()
     try:
-        with pytest.raises(BellmaxError, match="is being written by another bellmax sweep"):
+        with pytest.raises(BellmaxError, match="is being written by another bellmax run"):
             sw.sweep("ppo", "CartPole-v1", out_dir=out, overwrite=True, **other)
     finally:
         held.release()

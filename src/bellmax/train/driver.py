@@ -101,10 +101,10 @@ from bellmax.train.checkpoint import (
 )
 from bellmax.train.io import (
     FileLock,
-    LockHeldError,
     atomic_savefig,
     atomic_write_json,
     atomic_write_text,
+    lock_output_dir,
 )
 from bellmax.train.tracking import chunk_scalars
 
@@ -121,7 +121,6 @@ __all__ = [
     "train",
 ]
 
-LOCK = ".lock"
 RUN_FORMAT = "bellmax-run/2"
 #: What a resumed run must share with the stored one (everything that shapes its result).
 SETTINGS = ("algo", "env", "seeds", "config", "chunks", "eval_episodes", "stop_return")
@@ -865,20 +864,10 @@ def _open_run_dir(out: Path, *, resume: bool, overwrite: bool, option: str) -> F
 
     A refusal leaves the directory exactly as it was (no file created or changed).
     """
-    lock = FileLock(out / LOCK)
     check_dir = functools.partial(
         check_run_dir, out, "train", option=option, overwrite=overwrite, resume=resume
     )
-    try:
-        if not lock.acquire(create=False):
-            check_dir()
-            lock.acquire(create=True)
-    except LockHeldError as e:
-        who = f"process {e.owner}" if e.owner else "another process"
-        raise BellmaxError(
-            f"{str(out)!r} is being written by another bellmax run ({who} holds {LOCK}); "
-            f"wait for it to finish, or choose another {option}."
-        ) from None
+    lock = lock_output_dir(out, check_dir, option=option)
     try:  # again, under the lock
         check_dir()
     except ValueError:

@@ -22,7 +22,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "lock_output_dir",
     "to_jsonable",
     "to_strict_json",
 ]
@@ -297,3 +298,31 @@ class FileLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+#: The lock file of an output folder that one bellmax process writes at a time.
+LOCK = ".lock"
+
+
+def lock_output_dir(out: Path, refuse: Callable[[], Any], *, option: str) -> FileLock:
+    """Take `out`'s lock (`LOCK`) for this process, or raise naming the writer at work.
+
+    Where there is no lock file yet, `refuse()` runs first (it raises for a folder this
+    writer may not use), so that a refused folder is left as it was. The caller checks
+    again under the lock, then records itself (`write_owner`), and releases it at the end.
+
+    Raises:
+      BellmaxError: another process holds the lock (`option` names the way out).
+    """
+    lock = FileLock(out / LOCK)
+    try:
+        if not lock.acquire(create=False):
+            refuse()
+            lock.acquire(create=True)
+    except LockHeldError as e:
+        who = f"process {e.owner}" if e.owner else "another process"
+        raise BellmaxError(
+            f"{str(out)!r} is being written by another bellmax run ({who} holds {LOCK}); "
+            f"wait for it to finish, or choose another {option}."
+        ) from None
+    return lock

@@ -80,11 +80,11 @@ from bellmax.envs.vector import make_vector_env
 from bellmax.train.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
 from bellmax.train.io import (
     FileLock,
-    LockHeldError,
     atomic_savefig,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    lock_output_dir,
 )
 
 __all__ = [
@@ -935,21 +935,8 @@ def _lock_out_dir(
     """Take the sweep folder's lock (one writer at a time: a second sweep there, even with
     `overwrite`, is refused while one runs). What `refuse` refuses (another command's run,
     another sweep) is refused before the lock file is made: such a folder is left as it was."""
-    from bellmax.train.driver import LOCK
-
-    option = names("out_dir") if names is not None else "out_dir"
-    lock = FileLock(out / LOCK)
-    try:
-        if not lock.acquire(create=False):
-            refuse()
-            lock.acquire(create=True)
-    except LockHeldError as e:
-        who = f"process {e.owner}" if e.owner else "another process"
-        raise BellmaxError(
-            f"{str(out)!r} is being written by another bellmax sweep or run ({who} holds "
-            f"{LOCK}); wait for it to finish, or choose another {option}."
-        ) from None
-    lock.write_owner()
+    lock = lock_output_dir(out, refuse, option=names("out_dir") if names is not None else "out_dir")
+    lock.write_owner()  # (`_claim_out_dir` checks again, under the lock)
     return lock
 
 
