@@ -91,6 +91,17 @@ def test_bad_input():
         make_vector_env(registry.make("CartPole-v1"))
     with pytest.raises(ValueError, match="only to bellmax ids"):
         make_vector_env("gymnasium:CartPole-v1", tau=0.1)
+    # env_params for a Gymnasium id were dropped without a word (the run used the default
+    # physics); another env's params failed later, deep in a step, as an AttributeError
+    cartpole, params = registry.make("CartPole-v1")
+    heavy = params.replace(masspole=5.0)
+    with pytest.raises(ValueError, match="env_params apply only to bellmax .* 'gymnasium:Cart"):
+        make_vector_env("gymnasium:CartPole-v1", env_params=heavy)
+    pendulum = registry.make("Pendulum-v1")[1]
+    for env in ("CartPole-v1", cartpole):
+        with pytest.raises(TypeError, match="CartPole-v1 needs CartPoleParams, got Pendul"):
+            make_vector_env(env, env_params=pendulum)
+    assert make_vector_env("CartPole-v1", env_params=heavy).env_params.masspole == 5.0
 
 
 class _GymnaxStyleCartPole:

@@ -30,6 +30,7 @@ from jax.experimental import io_callback
 from bellmax.core.checks import check_int
 from bellmax.core.display import summary_repr
 from bellmax.envs import registry, spaces
+from bellmax.envs._checks import check_params_type
 from bellmax.envs.environment import Environment, EnvParams
 
 
@@ -190,6 +191,10 @@ class JaxVectorEnv(VectorEnv):
             )
         self.env = env
         self.env_params = env.default_params if env_params is None else env_params
+        expected = type(env.default_params)
+        if env_params is not None and not isinstance(env_params, expected):
+            name = getattr(env, "name", type(env).__name__)
+            check_params_type(env_params, expected, str(name))  # (raises, naming both)
         self.num_envs = int(num_envs)
         self.observation_space = spaces.from_gymnax(env.observation_space(self.env_params))
         self.action_space = spaces.from_gymnax(env.action_space(self.env_params))
@@ -470,6 +475,12 @@ def make_vector_env(
             raise ValueError(
                 f"parameter overrides {sorted(param_overrides)} apply only to bellmax ids "
                 f"(and gymnax: ids), not to the Gymnasium id {env!r}."
+            )
+        if env_params is not None:  # it was dropped: the run used Gymnasium's own physics
+            raise ValueError(
+                f"env_params apply only to bellmax (and gymnax:) environments, not to the "
+                f"Gymnasium id {env!r}: give its settings to gymnasium.make, or use a "
+                "bellmax id (e.g. CartPole-v1) whose params these are."
             )
         return HostCallbackVectorEnv(registry.resolve_env(env, num_envs=num_envs, seed=seed).host)
     if param_overrides:
