@@ -122,6 +122,18 @@ def test_valid_configs_are_hashable_and_validate_checks_the_environment(module):
         config.validate(make_vector_env("CartPole-v1", num_envs=config.num_envs + 1))
 
 
+def test_hidden_sizes_given_as_a_list_become_a_tuple():
+    # a config rebuilt from run.json (JSON keeps lists) crashed the driver after training,
+    # unhashable, where it caches programs by config
+    from bellmax.deep import sac, td3
+
+    for module in (a2c, ppo, reinforce, dqn, sac, td3):
+        config = module.Config(hidden_sizes=[32, 32])
+        assert config.hidden_sizes == (32, 32) and hash(config) == hash(
+            module.Config(hidden_sizes=(32, 32))
+        )
+
+
 def test_presets_are_valid_configs():
     for preset in ppo.PRESETS.values():
         assert dataclasses.replace(preset) == preset

@@ -188,7 +188,9 @@ class Config:
         check_choice(self.loss, "loss", LOSSES, owner=OWNER)
         for name in ("double_dqn", "anneal_lr"):
             check_bool(getattr(self, name), name, owner=OWNER)
-        check_int_sequence(self.hidden_sizes, "hidden_sizes", owner=OWNER, low=1)
+        # a tuple (a list, e.g. from run.json, is unhashable: the driver caches by config)
+        sizes = check_int_sequence(self.hidden_sizes, "hidden_sizes", owner=OWNER, low=1)
+        object.__setattr__(self, "hidden_sizes", sizes)
         check_choice(self.activation, "activation", sorted(ACTIVATIONS), owner=OWNER)
         check_replay_sizes(
             OWNER, self.batch_size, self.buffer_size, self.learning_starts, self.steps_per_update

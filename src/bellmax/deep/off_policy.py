@@ -167,7 +167,9 @@ class OffPolicyRun:
         )
         check_values(self, ("gamma",), check_probability, owner=owner)
         check_values(self, ("tau",), check_number, owner=owner, low=0, high=1, low_open=True)
-        check_int_sequence(self.hidden_sizes, "hidden_sizes", owner=owner, low=1)
+        # a tuple (a list, e.g. from run.json, is unhashable: the driver caches by config)
+        sizes = check_int_sequence(self.hidden_sizes, "hidden_sizes", owner=owner, low=1)
+        object.__setattr__(self, "hidden_sizes", sizes)
         check_choice(self.activation, "activation", sorted(ACTIVATIONS), owner=owner)
         check_replay_sizes(
             owner, self.batch_size, self.buffer_size, self.learning_starts, self.steps_per_update

@@ -188,7 +188,9 @@ def check_config(config: Any, owner: str) -> None:
         check_bool(getattr(config, name), name, owner=owner)
     check_choice(config.optimizer, "optimizer", OPTIMIZERS, owner=owner)
     check_choice(config.activation, "activation", sorted(ACTIVATIONS), owner=owner)
-    check_int_sequence(config.hidden_sizes, "hidden_sizes", owner=owner, low=1)
+    # a tuple (a list, e.g. from run.json, is unhashable: the driver caches by config)
+    sizes = check_int_sequence(config.hidden_sizes, "hidden_sizes", owner=owner, low=1)
+    object.__setattr__(config, "hidden_sizes", sizes)
 
 
 def validate_pg_config(config: Any, algorithm: str, venv: VectorEnv | None = None) -> None:
