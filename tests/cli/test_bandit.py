@@ -48,6 +48,19 @@ def test_one_agent_json(capsys):
     assert again["mean_reward"] == out["mean_reward"]
 
 
+def test_one_run_has_no_standard_error(capsys, monkeypatch):
+    # One run: no spread to estimate. --json failed after the run (NaN is not strict JSON);
+    # now null, and n/a in the table, whose title counts "1 run".
+    out = _run_json(capsys, "--agent", "greedy", "--runs", "1", "--steps", "20")
+    assert out["late_mean_reward_stderr"] is None
+    assert out["late_optimal_action_rate_stderr"] is None
+    assert isinstance(out["late_mean_reward"], float)
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(["bandit", "--agent", "greedy", "--runs", "1", "--steps", "20"]) == 0
+    text = capsys.readouterr().out
+    assert "1 run x 20 steps" in text and "± n/a" in text and "nan" not in text
+
+
 def test_several_agents_plot_and_table(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")  # a wide table: pytest's captured output is no terminal
     plot = tmp_path / "figs" / "fig2_2.png"

@@ -218,6 +218,7 @@ def test_tour_section_reports_tiger():
     class Report:
         def __init__(self):
             self.calls = []
+            self.summary = {}
 
         def section(self, title, text=""):
             self.calls.append(("section", title, text))
@@ -242,6 +243,9 @@ def test_tour_section_reports_tiger():
     assert title == "POMDPs"
     assert values["V_3(uniform), exact"] == pytest.approx(2.3098, abs=5e-5)
     assert values["HSVI lower bound"] <= 19.3714 <= values["HSVI upper bound"]
+    summary = ctx.report.summary  # the same numbers, for summary.json
+    assert summary["pomdp_tiger_hsvi_lower_bound"] == float(values["HSVI lower bound"])
+    assert summary["pomdp_tiger_exact_values_by_horizon"][2] == pytest.approx(2.3098, abs=5e-5)
 
 
 # ---- bad input: rewards that overflow, a diverged solve, an --out that is not a policy, a

@@ -81,6 +81,13 @@ def test_quick_tour_summary_is_sane(quick_tour):
         assert 0 <= s[k] <= 500
     assert s["gridworlds_drawn"] >= 1
     assert s["gridworld4x4_v0_num_states"] == 16
+    # Tiger: the published finite-horizon values; HSVI brackets V* = 19.3714 (the report's
+    # POMDP table was missing from summary.json, which says it holds every number)
+    np.testing.assert_allclose(
+        s["pomdp_tiger_exact_values_by_horizon"], [-1.0, -1.95, 2.3098, 1.7955, 2.7631], atol=1e-3
+    )
+    lo, hi = s["pomdp_tiger_hsvi_lower_bound"], s["pomdp_tiger_hsvi_upper_bound"]
+    assert lo <= 19.3714 <= hi and s["pomdp_tiger_hsvi_gap"] == pytest.approx(hi - lo)
     assert all(not isinstance(v, float) or math.isfinite(v) for v in s.values())
 
 

@@ -95,7 +95,7 @@ def test_bad_input():
     # physics); another env's params failed later, deep in a step, as an AttributeError
     cartpole, params = registry.make("CartPole-v1")
     heavy = params.replace(masspole=5.0)
-    with pytest.raises(ValueError, match="env_params apply only to bellmax .* 'gymnasium:Cart"):
+    with pytest.raises(ValueError, match=r"env_params apply only to bellmax .* 'gymnasium:Cart"):
         make_vector_env("gymnasium:CartPole-v1", env_params=heavy)
     pendulum = registry.make("Pendulum-v1")[1]
     for env in ("CartPole-v1", cartpole):

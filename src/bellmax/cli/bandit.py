@@ -10,6 +10,7 @@ Also `tour_section(ctx)`: the tour's bandit section (Figure 2.2 and UCB).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import tyro
 
 from bellmax.bandits.testbed import DEFAULT_LAST
+from bellmax.core.display import plural
 from bellmax.core.io import check_output_path
 from bellmax.envs.bandit import BanditParams, GaussianBandit
 from bellmax.train.io import atomic_savefig, to_strict_json
@@ -232,11 +234,22 @@ def _entry(label: str, name: str, result: Any) -> dict[str, Any]:
         "optimal_action_rate": _rounded(result.optimal_action_rate),
         "late_mean_reward": result.late_mean_reward,
         "late_optimal_action_rate": result.late_optimal_action_rate,
-        "late_mean_reward_stderr": result.late_reward_stderr,
-        "late_optimal_action_rate_stderr": result.late_optimal_stderr,
+        # null with one run (no spread to estimate): strict JSON has no NaN
+        "late_mean_reward_stderr": _finite_or_none(result.late_reward_stderr),
+        "late_optimal_action_rate_stderr": _finite_or_none(result.late_optimal_stderr),
         "seconds": result.seconds,
         "compile_seconds": result.compile_seconds,
     }
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _pm(value: float, stderr: float, scale: float, digits: int) -> str:
+    """`value ± stderr` (`± n/a` for one run, whose stderr is undefined)."""
+    spread = f"{scale * stderr:.{digits}f}" if math.isfinite(stderr) else "n/a"
+    return f"{scale * value:.{digits}f} ± {spread}"
 
 
 def run_bandit(args: BanditArgs) -> int:
@@ -307,7 +320,8 @@ def run_bandit(args: BanditArgs) -> int:
 
     lo, hi = header["late_steps"]
     table = Table(
-        title=f"{args.k}-armed testbed, {args.runs} runs x {args.steps} steps "
+        title=f"{args.k}-armed testbed, {plural(args.runs, 'run')} x "
+        f"{plural(args.steps, 'step')} "
         f"(late = steps {lo}-{hi})",
         title_justify="left",
     )
@@ -316,8 +330,8 @@ def run_bandit(args: BanditArgs) -> int:
     for label, r in zip(labels, results, strict=True):
         table.add_row(
             label,
-            f"{r.late_mean_reward:.3f} ± {r.late_reward_stderr:.3f}",
-            f"{100 * r.late_optimal_action_rate:.1f} ± {100 * r.late_optimal_stderr:.1f}",
+            _pm(r.late_mean_reward, r.late_reward_stderr, 1, 3),
+            _pm(r.late_optimal_action_rate, r.late_optimal_stderr, 100, 1),
             f"{r.seconds:.2f}",
             f"{r.compile_seconds:.2f}",
         )

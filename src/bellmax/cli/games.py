@@ -22,6 +22,7 @@ import numpy as np
 from tyro.conf import Positional
 
 from bellmax.core.checks import MAX_SEED, check_int
+from bellmax.core.display import plural
 
 # Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
 # --help` and the other commands fast. The policy is in bellmax.cli's docstring.
@@ -226,7 +227,8 @@ def run_arena(args: ArenaArgs) -> int:
         print(json.dumps(out))
     else:
         print(
-            f"{args.x} (X) vs {args.o} (O), {out['games']} games: X wins {out['x_wins']}, "
+            f"{args.x} (X) vs {args.o} (O), {plural(out['games'], 'game')}: X wins "
+            f"{out['x_wins']}, "
             f"draws {out['draws']}, O wins {out['o_wins']} ({out['games_per_second']} games/s)"
         )
     return 0

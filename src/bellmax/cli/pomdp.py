@@ -506,3 +506,12 @@ def tour_section(ctx: Any) -> None:
             ],
         ],
     )
+    # the report says every number of it is in summary.json too
+    summary = ctx.report.summary
+    summary["pomdp_tiger_exact_values_by_horizon"] = [float(v) for v in exact.values.tolist()]
+    summary["pomdp_tiger_hsvi_lower_bound"] = float(res.lower_bound)
+    summary["pomdp_tiger_hsvi_upper_bound"] = float(res.upper_bound)
+    summary["pomdp_tiger_hsvi_gap"] = float(res.gap)
+    summary["pomdp_tiger_hsvi_trials"] = int(res.trials)
+    summary["pomdp_tiger_simulated_return"] = float(sim.mean_discounted_return)
+    summary["pomdp_tiger_simulated_return_stderr"] = float(sim.stderr)

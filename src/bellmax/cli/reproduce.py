@@ -69,8 +69,9 @@ def run_reproduce(args: ReproduceArgs) -> int:
             )
         else:
             width = max(len(n) for n in experiments)
+            source = max(len(e.source) for e in experiments.values())
             for n, e in experiments.items():
-                print(f"{n:<{width}}  {e.source:<14} {e.description}")
+                print(f"{n:<{width}}  {e.source:<{source}}  {e.description}")
         return 0
     if args.name is None:
         raise ValueError(

@@ -9,7 +9,7 @@ other swept field (a network size, `num_envs`, a batch size, a flag) shapes the 
 each of its values makes a group of its own.
 
     result = sweep("ppo", "CartPole-v1", grid={"learning_rate": (1e-3, 3e-3)}, seeds=(0, 1))
-    result.best   # the trial with the highest final evaluation return
+    result.best   # the configuration with the highest mean final evaluation return over its seeds
 
 A group runs in chunks of updates, like `bellmax.train.driver.train`: after each chunk every
 trial's training return is known, and with `scheduler="asha"` its greedy policy is evaluated
