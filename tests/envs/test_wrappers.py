@@ -86,3 +86,12 @@ def test_vmapped_wrapped_env():
         keys, state, jnp.ones(8, jnp.int32), params
     )
     assert obs2.shape == (8, 4)
+
+
+def test_a_wrapper_refuses_what_is_not_an_environment():
+    # `EpisodeStatistics(AutoReset(bellmax.make(ID)))` (the pair not unpacked) was built and
+    # failed at its first reset with "'tuple' object has no attribute 'name'"
+    with pytest.raises(TypeError, match=r"unpack the pair bellmax.make returns.*AutoReset\(env\)"):
+        AutoReset(bellmax.make("CartPole-v1"))
+    with pytest.raises(TypeError, match="TimeLimit wraps a bellmax Environment, got str"):
+        TimeLimit("CartPole-v1", 10)

@@ -309,6 +309,8 @@ def test_bad_arguments():
         mc_exploring_starts(key, cartpole)
     with pytest.raises(TypeError, match=r"TabularEnvironment.*got CartPole"):
         off_policy_mc_prediction(key, cartpole, half, half)
+    with pytest.raises(TypeError, match=r"not the \(env, params\) pair bellmax.make returns"):
+        mc_exploring_starts(key, bellmax.make("CliffWalking-v0"))
     with pytest.raises(TypeError, match="mc_prediction takes a MCPredictionConfig"):
         mc_prediction(key, env, half, SarsaConfig())
     with pytest.raises(TypeError, match="on_policy_mc_control takes a OnPolicyMCConfig"):

@@ -304,7 +304,8 @@ class TabularMDP:
       P: transition probabilities, dense `[S, A, S]` (an array or nested lists) or
         `SparseTransitions`.
       R: expected immediate reward of taking `a` in `s`, `[S, A]` (an array or nested lists).
-      gamma: discount factor, one number in `[0, 1]`.
+      gamma: discount factor, one number in `[0, 1]`; 0.99 when not given (a file saved
+        without one is refused by `bellmax.tabular.load_mdp` instead: give it explicitly).
       terminal: optional bool mask `[S]` of absorbing terminal states (for display and
         episodic samplers; solvers only need `P` and `R`).
       initial: optional start-state distribution `[S]`.

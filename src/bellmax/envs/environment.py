@@ -278,6 +278,18 @@ class Wrapper(Environment):
     """
 
     def __init__(self, env: Environment):
+        if not isinstance(env, Environment):  # (it failed later, as an AttributeError)
+            pair = isinstance(env, tuple) and len(env) == 2 and isinstance(env[0], Environment)
+            hint = (
+                "unpack the pair bellmax.make returns: env, params = bellmax.make(ID), then "
+                f"{type(self).__name__}(env)"
+                if pair
+                else "pass an environment object, e.g. bellmax.make('CartPole-v1')[0]"
+            )
+            raise TypeError(
+                f"{type(self).__name__} wraps a bellmax Environment, got "
+                f"{type(env).__name__}; {hint}."
+            )
         self._env = env
 
     def __getattr__(self, name: str) -> Any:

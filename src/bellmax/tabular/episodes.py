@@ -26,6 +26,7 @@ from flax import struct
 from bellmax.core.checks import check_float32, check_int, check_number, check_probability
 from bellmax.core.display import summary_repr
 from bellmax.envs import spaces
+from bellmax.envs.environment import EnvParams
 from bellmax.envs.tabular import TabularEnvironment
 
 __all__ = [
@@ -390,10 +391,15 @@ def greedy_policy(q: jax.Array, valid: jax.Array) -> jax.Array:
 def check_env(env: Any, who: str) -> TabularEnvironment:
     """Raise `TypeError` unless `env` is a `TabularEnvironment` with discrete actions."""
     if not isinstance(env, TabularEnvironment):
+        if isinstance(env, tuple) and len(env) == 2 and isinstance(env[1], EnvParams):
+            raise TypeError(
+                f"{who} takes the environment, not the (env, params) pair bellmax.make "
+                "returns: env, params = bellmax.make('CliffWalking-v0'), then pass env."
+            )
         raise TypeError(
             f"{who} learns tables indexed by state, so it needs a TabularEnvironment (states "
             f"numbered 0..S-1), got {type(env).__name__}; use a tabular world such as "
-            "bellmax.make('CliffWalking-v0') (bellmax envs lists those marked tabular)."
+            "bellmax.make('CliffWalking-v0')[0] (bellmax envs lists those marked tabular)."
         )
     return env
 

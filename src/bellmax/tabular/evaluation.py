@@ -342,7 +342,9 @@ def evaluate_policy(
 
     With `gamma = 1` a state the policy never leaves and that pays nothing (an absorbing
     terminal) has value 0 and is solved as such; if the policy can loop forever elsewhere
-    (an improper policy) the system is singular and the status is `diverged`.
+    (an improper policy) the system is singular and the status is `diverged`: "direct" then
+    returns NaN for every state, also those from which the policy does reach a terminal
+    (the iterative methods stop at `max_iterations` with those states' values right).
 
     Args:
       mdp: the MDP.
