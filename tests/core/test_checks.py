@@ -122,3 +122,26 @@ def test_whole_number_is_the_rule_for_integers_written_as_text():
     from bellmax.cli import main as cli
 
     assert cli.whole_number is whole_number  # the CLI's integer options use the same rule
+
+
+def test_a_seed_where_a_key_is_expected_is_named():
+    # `train(0)`, `sarsa(0, env)`, `evaluate(..., 0)`: JAX said "invalid PRNG key data:
+    # expected key_data.ndim >= 1"; each entry point now says what to pass, as env.reset did
+    import bellmax
+    from bellmax.core.checks import check_prng_key
+    from bellmax.deep import evaluate, ppo
+    from bellmax.tabular import sarsa
+
+    fix = r"key must be a JAX PRNG key, got 3; make one from a seed with jax\.random\.key\(3\)"
+    for key in (3, np.int64(3)):
+        with pytest.raises(TypeError, match="^f: " + fix):
+            check_prng_key(key, "f")
+    assert check_prng_key(jax.random.PRNGKey(0), "f") is not None  # raw keys pass
+    check_prng_key(jax.random.key(0), "f")
+    with pytest.raises(TypeError, match="^train: " + fix):
+        ppo.make_train(ppo.Config(total_timesteps=512), "CartPole-v1")(3)
+    with pytest.raises(TypeError, match="^sarsa: " + fix):
+        sarsa(3, bellmax.make("CliffWalking-v0")[0])
+    with pytest.raises(TypeError, match="^evaluate: " + fix):
+        evaluate(lambda p, obs, k: obs[:, 0].astype(int) * 0, None, "CartPole-v1", 3)
+    jax.jit(lambda k: check_prng_key(k, "f"))(jax.random.key(0))  # traced keys pass

@@ -36,7 +36,7 @@ from flax import struct
 from bellmax.control.ilqr import ILQRConfig, ILQRProblem, check_model_shapes, configure, solve
 from bellmax.control.lqr import dlqr
 from bellmax.control.problems import Problem, float_dtype
-from bellmax.core.checks import check_choice, check_int
+from bellmax.core.checks import check_choice, check_int, check_prng_key
 from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
 from bellmax.envs import spaces
@@ -507,6 +507,7 @@ def closed_loop(
       `ClosedLoopResult`.
     """
     steps = check_int(steps, "steps", owner="closed_loop", low=1)
+    check_prng_key(key, "closed_loop")
     obs_fn = _default_observe if observe is None else observe
     space = _static_space(env.action_space(env_params))  # concrete params: outside jit
     return _closed_loop(env, mpc, steps, obs_fn, space, env_params, model_params, key)

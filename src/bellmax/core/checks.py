@@ -26,6 +26,7 @@ __all__ = [
     "check_int",
     "check_int_sequence",
     "check_number",
+    "check_prng_key",
     "check_probability",
     "check_seed",
     "check_seed_range",
@@ -169,6 +170,30 @@ def check_float32(value: float, name: str, *, owner: str = "") -> float:
             f"float32, where {value!r} is inf), got {value!r}."
         )
     return value
+
+
+def check_prng_key(key: Any, who: str) -> Any:
+    """`key`, unless it is a number (a seed given where a JAX PRNG key is expected), which
+    is refused naming the fix; JAX's own message is "invalid PRNG key data". Traced and
+    array keys pass (JAX checks those). Imports nothing: `import bellmax` stays JAX-free.
+
+    Raises:
+      TypeError: `key` is a Python or NumPy scalar, or a 0-d array that is not a typed key.
+    """
+    if isinstance(key, bool | int | float | np.integer | np.floating):
+        typed = False
+    elif np.ndim(key) == 0 and not type(key).__name__.endswith("Tracer"):
+        dtype = getattr(key, "dtype", None)
+        typed = dtype is not None and "key<" in str(dtype)  # a typed key, jax.random.key(0)
+    else:
+        return key
+    if not typed:
+        seed = int(key) if isinstance(key, int | np.integer) else "SEED"
+        raise TypeError(
+            f"{who}: key must be a JAX PRNG key, got {np.asarray(key).tolist()!r}; make one "
+            f"from a seed with jax.random.key({seed})."
+        )
+    return key
 
 
 def check_probability(value: Any, name: str, *, owner: str = "") -> float:

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from bellmax.core.checks import check_int
+from bellmax.core.checks import check_int, check_prng_key
 from bellmax.core.display import summary_repr
 from bellmax.core.xla import RUN_SOMETIMES, jit_lightly
 from bellmax.envs.vector import VectorEnv, make_vector_env
@@ -157,6 +157,7 @@ def evaluate(
       `EvalResult(returns [episodes], lengths [episodes], completed [episodes])`.
     """
     venv, episodes, max_steps = _checked(act_fn, env, episodes, num_envs, max_steps, env_params)
+    check_prng_key(key, "evaluate")
     return _jitted(run_episodes)(act_fn, venv, episodes, max_steps, params, key)
 
 

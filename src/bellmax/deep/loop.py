@@ -36,6 +36,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from bellmax.core.checks import check_prng_key
 from bellmax.core.display import summary_repr
 from bellmax.envs.vector import VectorEnv, make_vector_env
 
@@ -319,6 +320,7 @@ def scan_train(
 
         (`bellmax.train.driver.train` does this, with checkpoints and a saved policy.)
         """
+        check_prng_key(key, "train")
         if venv.is_host and is_vmapped(key):
             raise ValueError(
                 f"{venv.env_id!r} steps on the host (Gymnasium) and cannot be vmapped over "

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core.checks import check_prng_key
 from bellmax.envs import spaces
 from bellmax.envs._checks import (
     check_action,
@@ -91,22 +92,6 @@ def _freeze(v: Any) -> Any:
 
 TState = TypeVar("TState", bound=EnvState)
 TParams = TypeVar("TParams", bound=EnvParams)
-
-
-def _check_key(key: Any, who: str) -> None:
-    """A seed given where a PRNG key is expected (`reset(0, params)`) is named, not left to
-    fail inside JAX with "invalid PRNG key data"."""
-    if isinstance(key, jax.core.Tracer):
-        return
-    typed = hasattr(key, "dtype") and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
-    if isinstance(key, bool | int | float | np.integer | np.floating) or (
-        not typed and np.ndim(key) == 0
-    ):
-        seed = int(key) if isinstance(key, int | np.integer) else "SEED"
-        raise TypeError(
-            f"{who}: key must be a JAX PRNG key, got {np.asarray(key).tolist()!r}; make one "
-            f"from a seed with jax.random.key({seed})."
-        )
 
 
 class Environment(Generic[TState, TParams]):
@@ -180,7 +165,7 @@ class Environment(Generic[TState, TParams]):
 
         Concrete `params` are checked first (`check_params`); `None` means the defaults.
         """
-        _check_key(key, f"{self.name}.reset")
+        check_prng_key(key, f"{self.name}.reset")
         if params is not None:
             self.check_params(params)
         return self._reset(key, params)
@@ -199,7 +184,7 @@ class Environment(Generic[TState, TParams]):
         Concrete `params` and `action` are checked first (`check_params`, `check_action`);
         an action given as a (nested) list is taken as an array.
         """
-        _check_key(key, f"{self.name}.step")
+        check_prng_key(key, f"{self.name}.step")
         if params is not None:
             self.check_params(params)
         self.check_action(action, params)

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from bellmax.core.checks import check_bool, check_probability
+from bellmax.core.checks import check_bool, check_prng_key, check_probability
 from bellmax.core.display import summary_repr
 from bellmax.envs.tabular import TabularEnvironment
 from bellmax.tabular.episodes import (
@@ -366,7 +366,7 @@ def _predict(
     _check_entries(shape[0], who)
     track = check_track(track_states, shape[0], who)
     start = _check_start(start_state, shape[0], who)
-    keys = jax.random.split(key, check_num_runs(num_runs, who))
+    keys = jax.random.split(check_prng_key(key, who), check_num_runs(num_runs, who))
     return run_program(
         _prediction_run,
         env,
@@ -580,7 +580,7 @@ def _mc_control(
     track = check_track(track_states, shape[0], who)
     # (computed for both methods so that they share one program)
     starts = _check_start_states(start_states, env, params, shape[0], who)
-    keys = jax.random.split(key, check_num_runs(num_runs, who))
+    keys = jax.random.split(check_prng_key(key, who), check_num_runs(num_runs, who))
     alpha = 1.0 if config.alpha is None else config.alpha
     return run_program(
         _control_run,

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from bellmax.core.checks import check_number, check_probability
+from bellmax.core.checks import check_number, check_prng_key, check_probability
 from bellmax.core.semiring import log_sum_exp
 from bellmax.envs.tabular import TabularEnvironment
 from bellmax.tabular.episodes import (
@@ -739,7 +739,7 @@ def td_control(
     shape = table_shape(env, params, who)
     valid = resolve_action_mask(env, params, shape, action_mask, who)
     track = check_track(track_states, shape[0], who)
-    keys = jax.random.split(key, check_num_runs(num_runs, who))
+    keys = jax.random.split(check_prng_key(key, who), check_num_runs(num_runs, who))
     variant = _CONTROL_RUNS[who == "soft_q_learning", config.alpha_decay > 0]
     return run_program(
         variant,
@@ -959,7 +959,7 @@ def td0_prediction(
     shape = table_shape(env, params, who)
     probs = check_policy(policy, shape, "policy", who)
     track = check_track(track_states, shape[0], who)
-    keys = jax.random.split(key, check_num_runs(num_runs, who))
+    keys = jax.random.split(check_prng_key(key, who), check_num_runs(num_runs, who))
     return run_program(
         _td0_run,
         env,
