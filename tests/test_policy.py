@@ -253,6 +253,8 @@ def test_predict_refuses_a_non_finite_observation(tmp_path):
     policy = load_policy(path)
     with pytest.raises(ValueError, match=r"non-finite value \(nan at index \(0,\)\)"):
         policy.predict(np.full(4, np.nan))
+    with pytest.raises(TypeError, match=r"an \(observation, info\) pair.*obs, info = env"):
+        policy.predict((np.zeros(4), {}))  # Gymnasium's reset, not unpacked
     batch = np.zeros((3, 4))
     batch[2, 1] = -np.inf
     with pytest.raises(ValueError, match=r"non-finite value \(-inf at index \(2, 1\)\)"):

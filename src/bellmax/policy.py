@@ -656,6 +656,11 @@ class Policy:
             for a `Discrete` or `MultiDiscrete` observation space, an entry is not a whole
             number in range (an observation there is the state's index, not a one-hot vector).
         """
+        if isinstance(obs, tuple) and len(obs) == 2 and isinstance(obs[1], dict):
+            raise TypeError(
+                "predict takes an observation, got an (observation, info) pair, what "
+                "Gymnasium's reset returns: obs, info = env.reset(...), then predict(obs)."
+            )
         x = np.asarray(obs)
         self._single(x, x.shape)
         if np.issubdtype(x.dtype, np.number) and not np.isfinite(x).all():

@@ -153,6 +153,12 @@ def test_bad_initial_plan_and_steps():
         mpc.init(U=jnp.zeros((3, 1)))
     with pytest.raises(ValueError, match="steps"):
         closed_loop(CartPoleSwingUp(), CartPoleSwingUp().default_params, mpc, jax.random.key(0), 0)
+    # an id or the unpacked pair, and a seed for the key: named (AttributeErrors before)
+    params = CartPoleSwingUp().default_params
+    with pytest.raises(TypeError, match=r"closed_loop takes an environment object .* bellmax.make"):
+        closed_loop("CartPoleSwingUp-v0", params, mpc, jax.random.key(0), 5)
+    with pytest.raises(TypeError, match=r"closed_loop: key must be a JAX PRNG key, got 0"):
+        closed_loop(CartPoleSwingUp(), params, mpc, 0, 5)
 
 
 def test_a_controller_for_another_system_is_refused_naming_both():

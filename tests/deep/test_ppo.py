@@ -159,6 +159,10 @@ def test_unsupported_action_space_and_other_bad_input(multidiscrete_env):
         ppo.make_train(CARTPOLE, venv)
     with pytest.raises(TypeError, match=r"config must be a ppo\.Config"):
         ppo.make_train({"learning_rate": 1e-3}, "CartPole-v1")
+    from bellmax.deep import dqn  # another algorithm's Config: named by its module
+
+    with pytest.raises(TypeError, match=r"ppo\.Config, got bellmax\.deep\.dqn\.Config\.$"):
+        ppo.make_train(dqn.Config(), "CartPole-v1")
 
 
 def test_config_properties():

@@ -106,6 +106,13 @@ def test_collect_errors():
         collect_transitions("gymnasium:CartPole-v1", 10, env_params=CartPoleParams())
 
 
+def test_an_environment_object_is_refused_by_its_callers_name():
+    import bellmax
+
+    with pytest.raises(TypeError, match=r"^collect_transitions takes an environment id"):
+        collect_transitions(bellmax.make("CartPole-v1")[0], 10)
+
+
 def test_finite_rollout_and_policy_return_checks_name_the_first_bad_step():
     from bellmax.core.errors import DivergenceError
     from bellmax.models.data import check_finite_rollouts, check_policy_return

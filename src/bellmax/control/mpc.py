@@ -508,6 +508,12 @@ def closed_loop(
     """
     steps = check_int(steps, "steps", owner="closed_loop", low=1)
     check_prng_key(key, "closed_loop")
+    if isinstance(env, str) or (isinstance(env, tuple) and len(env) == 2):
+        raise TypeError(
+            f"closed_loop takes an environment object and its params, got {env!r}: env, "
+            "params = bellmax.make(ID), then closed_loop(env, params, ...) (closed_loop_host "
+            "takes a Gymnasium id)."
+        )
     obs_fn = _default_observe if observe is None else observe
     space = _static_space(env.action_space(env_params))  # concrete params: outside jit
     return _closed_loop(env, mpc, steps, obs_fn, space, env_params, model_params, key)

@@ -143,5 +143,7 @@ def make_train(config: Config, env: Any, env_params: Any = None):
       environments `jax.jit(jax.vmap(train))(keys)` trains one seed per key.
     """
     if not isinstance(config, Config):
-        raise TypeError(f"config must be an a2c.Config, got {type(config).__name__}.")
+        raise TypeError(
+            f"config must be an a2c.Config, got {type(config).__module__}.{type(config).__qualname__}."
+        )
     return scan_train(config, vector_env(config, env, env_params), init, update)

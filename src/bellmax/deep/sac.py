@@ -733,5 +733,7 @@ def make_train(config: Config, env: Any, env_params: Any = None):
       JAX environments (Gymnasium ids step on the host: run those seeds one by one).
     """
     if not isinstance(config, Config):
-        raise TypeError(f"config must be a sac.Config, got {type(config).__name__}.")
+        raise TypeError(
+            f"config must be a sac.Config, got {type(config).__module__}.{type(config).__qualname__}."
+        )
     return scan_train(config, vector_env(config, env, env_params), init, update)

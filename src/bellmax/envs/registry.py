@@ -290,7 +290,9 @@ class ResolvedEnv:
         return self.host is not None
 
 
-def resolve_env(env_id: str, *, num_envs: int = 1, seed: int = 0) -> ResolvedEnv:
+def resolve_env(
+    env_id: str, *, num_envs: int = 1, seed: int = 0, who: str = "resolve_env"
+) -> ResolvedEnv:
     """A bellmax environment for a bellmax or gymnax id, else a Gymnasium host vector env.
 
     `gymnax:` ids are gymnax's environments (run in JAX, never Gymnasium's); bellmax ids
@@ -301,6 +303,7 @@ def resolve_env(env_id: str, *, num_envs: int = 1, seed: int = 0) -> ResolvedEnv
       env_id: a bellmax or Gymnasium id.
       num_envs: host environments to build (Gymnasium ids only).
       seed: seed of the host environments' first reset (Gymnasium ids only).
+      who: the function messages name (a public caller's).
 
     Returns:
       A `ResolvedEnv`: `env`/`params` for a bellmax id, `host` for a Gymnasium one.
@@ -309,7 +312,7 @@ def resolve_env(env_id: str, *, num_envs: int = 1, seed: int = 0) -> ResolvedEnv
       TypeError: `env_id` is not a string.
       UnknownNameError: an id neither registry knows (the close matches of both listed).
     """
-    _check_env_id(env_id, "resolve_env")
+    _check_env_id(env_id, who)
     if is_registered(env_id):
         env, params = make(env_id)
         return ResolvedEnv(env=env, params=params)

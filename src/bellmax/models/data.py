@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from bellmax.core.checks import check_int
+from bellmax.core.checks import check_int, check_seed
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import DivergenceError
 from bellmax.envs import spaces
@@ -363,7 +363,8 @@ def collect_transitions(
       ValueError: `num_transitions < 1`, or `env_params` given for a Gymnasium env.
     """
     num_transitions = check_int(num_transitions, "num_transitions", low=1)
-    made = resolve_env(env_id, num_envs=1, seed=int(seed))
+    seed = check_seed(seed, "seed", owner="collect_transitions")
+    made = resolve_env(env_id, num_envs=1, seed=seed, who="collect_transitions")
     if not made.is_host:  # a bellmax env
         params = made.params if env_params is None else env_params
         obs, act, obs2 = _collect_bellmax(made.env, params, int(num_transitions), int(seed), policy)
