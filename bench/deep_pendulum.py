@@ -7,8 +7,9 @@ everyone, on a cap of 20,000 steps (rl-zoo's budget for both).
 - bellmax: `bellmax.train.driver.train(algo, Config(), "Pendulum-v1", seeds=...,
   stop_return=-200)` with the algorithms' default configs (SAC: rl-zoo's settings with
   [64, 64] networks and learning_starts 1000; TD3: [64, 64], learning_starts 1000, gamma
-  0.99, buffer 1e6, see `bellmax.deep.sac` / `td3`), in a FRESH `.venv/bin/python` process each time,
-  so that the interpreter start, the imports and the compile all count, with a JAX persistent
+  0.99, buffer 1e6, see `bellmax.deep.sac` / `td3`), in a FRESH `.venv/bin/python` process
+  each time, so that the interpreter start, the imports and the compile all count, with a
+  JAX persistent
   compilation cache of the benchmark's own (`bench/.cache/deep_pendulum/`, never the user's
   default one, whose state would decide the result): one seed (process start to solved) with
   the cache emptied first (cold) and again with the cache that run filled (warm); then
@@ -23,11 +24,12 @@ everyone, on a cap of 20,000 steps (rl-zoo's budget for both).
   (lr 1e-3, gamma 0.98, buffer 2e5, learning_starts 1e4, Gaussian action noise 0.1,
   [400, 300]); `EvalCallback` + `StopTrainingOnRewardThreshold(-200)`, 10 deterministic
   episodes, evaluation time measured apart. These are NOT the same work as ours (their
-  networks are 16x / 28x larger per layer pair): each library in its own tuned settings,
-  as the issue asks. So one more SB3 run, seed 0, in bellmax's settings (`same_work_sb3`:
-  the same networks, learning_starts, gamma, buffer, batch, tau, learning rate, noises and
-  delays; ours clips gradients at norm 100, SB3 not at all) gives the same-work records
-  ("... SB3 in bellmax's settings"): process start to solved and env steps per second. Seeds 0, 1, ... one after another, each in a
+  hidden-to-hidden layers hold 16x / 29x our weights): each library in its own tuned
+  settings, as the issue asks. So one more SB3 run, seed 0, in bellmax's settings
+  (`same_work_sb3`: the same networks, learning_starts, gamma, buffer, batch, tau, learning
+  rate, noises and delays; ours clips gradients at norm 100, SB3 not at all) gives the
+  same-work records ("... SB3 in bellmax's settings"): process start to solved and env
+  steps per second. The zoo-settings runs: seeds 0, 1, ... one after another, each in a
   fresh process, up to `--sb3-runs` (default: as many as bellmax's vmapped seeds) or until
   `--sb3-budget-s` seconds of SB3 runs have passed (the run under way finishes). The
   many-seeds record compares bellmax's vmapped seeds with the SB3 runs MEASURED: when fewer

@@ -712,7 +712,8 @@ def _prepare(dynamics, cost, terminal_cost, x0, U0, params, u_lower, u_upper):
         if np.isnan(np.asarray(lo)).any() or np.isnan(np.asarray(hi)).any():
             raise ValueError("u_lower/u_upper contain NaN; pass numbers (or +-inf).")
         check_bounds("u_lower", lo, "u_upper", hi)
-        beyond = f" (in {np.dtype(dtype).name}, which holds numbers up to {float(jnp.finfo(dtype).max):.3g})"
+        largest = float(jnp.finfo(dtype).max)
+        beyond = f" (in {np.dtype(dtype).name}, which holds numbers up to {largest:.3g})"
         if not np.isfinite(np.asarray(x0)).all():
             raise ValueError(f"x0 must be finite{beyond}, got {np.asarray(x0)}.")
         if not np.isfinite(np.asarray(U0)).all():

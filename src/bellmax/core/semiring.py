@@ -190,8 +190,7 @@ class Semiring:
         # for a tiny tau (|x| / tau > 3.4e38), and inf - inf gave NaN values
         top = jnp.max(x, axis=axis, keepdims=True)
         safe = jnp.where(jnp.isfinite(top), top, 0.0)
-        out = jnp.squeeze(safe, axis) + tau * jax.nn.logsumexp((x - safe) / tau, axis=axis)
-        return out
+        return jnp.squeeze(safe, axis) + tau * jax.nn.logsumexp((x - safe) / tau, axis=axis)
 
     def segment_plus(
         self,

@@ -921,8 +921,8 @@ def sweep(
     lock = _lock_out_dir(out, refuse, names) if out is not None else None
     try:
         return _sweep_locked(
-            algo, env, specs, trials, out, base_dict, chunks, eval_episodes,
-            scheduler, backend, address, ray_options, overwrite, names,
+            algo, env, specs, trials, out, settings, scheduler, backend, address,
+            ray_options, overwrite, names,
         )  # fmt: skip
     finally:
         if lock is not None:
@@ -942,14 +942,12 @@ def _lock_out_dir(
 
 def _sweep_locked(
     algo: str, env: str, specs: list[dict], trials: list[dict], out: Path | None,
-    base_dict: dict, chunks: int, eval_episodes: int, scheduler: str, backend: str,
-    address: str | None, ray_options: dict | None, overwrite: bool,
-    names: Callable[[str], str] | None,
+    settings: dict, scheduler: str, backend: str, address: str | None,
+    ray_options: dict | None, overwrite: bool, names: Callable[[str], str] | None,
 ) -> SweepResult:  # fmt: skip
-    """The rest of `sweep`, its folder (if any) locked."""
+    """The rest of `sweep`, its folder (if any) locked; `settings` as `_settings`'."""
     already_complete = False
     if out is not None:  # (checked again, under the lock)
-        settings = _settings(algo, env, base_dict, trials, chunks, eval_episodes, scheduler)
         already_complete = _claim_out_dir(
             out, specs, overwrite=bool(overwrite), settings=settings, names=names
         )
