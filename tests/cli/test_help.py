@@ -197,8 +197,8 @@ def test_help_shows_defaults_in_words_not_python_values(argv, capsys):
             [
                 "--grid FIELD=VALUES [FIELD=VALUES ...]",
                 "--set FIELD=VALUE [FIELD=VALUE ...]",
-                "--total-steps INT Environment steps per trial. (default: the algorithm's "
-                "Config's)",
+                "--total-steps INT Environment steps per trial, rounded down to whole updates "
+                "(the table's env_steps says how many). (default: the algorithm's Config's)",
                 "--address ADDRESS",
                 "(default: $RAY_ADDRESS if set, else a new local Ray instance)",
                 "a fresh process per group, Tune's default). (default: actors reused)",

@@ -175,9 +175,9 @@ def run_sweep(args: SweepArgs) -> int | None:
     env = args.env if args.env is not None else getattr(algo, "DEFAULT_ENV", "CartPole-v1")
     shape = {"num_envs", "num_steps", "train_frequency"} & ({*grid} | {s.field for s in space})
     if args.total_steps is not None and not shape:  # as `bellmax train` says it
-        from bellmax.cli.train import _rounding_note
+        from bellmax.cli.train import rounding_note
 
-        note = _rounding_note(base, True)
+        note = rounding_note(base, True)
         if note is not None:
             print(f"bellmax: {note.replace(' per seed', ' per trial')}", file=sys.stderr)
     result = sweep(

@@ -44,7 +44,14 @@ from bellmax.core.io import RUN_JSON, check_output_path, check_run_dir
 # Imports inside functions are lazy on purpose (no cycle needs them): they keep `bellmax
 # --help` and the other commands fast. The policy is in bellmax.cli's docstring.
 
-__all__ = ["EvaluateArgs", "TrainArgs", "build_train_args", "run_evaluate", "run_train"]
+__all__ = [
+    "EvaluateArgs",
+    "TrainArgs",
+    "build_train_args",
+    "rounding_note",
+    "run_evaluate",
+    "run_train",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -454,7 +461,7 @@ def _show(x: Any) -> str:
     return json.dumps(list(x) if isinstance(x, tuple) else x)
 
 
-def _rounding_note(config: Any, given_total: bool) -> str | None:
+def rounding_note(config: Any, given_total: bool) -> str | None:
     """One line when the run's total steps are not a whole number of updates."""
     total, per_update = int(config.total_timesteps), int(config.steps_per_update)
     updates = total // per_update
@@ -548,7 +555,7 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
         raise _with_options(e, type(a).config_cls) from None
     check_run_dir(out, "train", overwrite=a.overwrite, resume=a.resume)  # before any note
     # The note is for a run that starts (a resumed one said it when it started).
-    note = _rounding_note(config, "total_steps" in given and a.total_steps is not None)
+    note = rounding_note(config, "total_steps" in given and a.total_steps is not None)
     if note is not None and stored is None:
         print(f"bellmax: {note}", file=sys.stderr)
     env, seeds = settings["env"], tuple(settings["seeds"])
