@@ -191,10 +191,9 @@ class JaxVectorEnv(VectorEnv):
             )
         self.env = env
         self.env_params = env.default_params if env_params is None else env_params
-        expected = type(env.default_params)
-        if env_params is not None and not isinstance(env_params, expected):
-            name = getattr(env, "name", type(env).__name__)
-            check_params_type(env_params, expected, str(name))  # (raises, naming both)
+        if env_params is not None:
+            name = str(getattr(env, "name", type(env).__name__))
+            check_params_type(env_params, type(env.default_params), name)
         self.num_envs = int(num_envs)
         self.observation_space = spaces.from_gymnax(env.observation_space(self.env_params))
         self.action_space = spaces.from_gymnax(env.action_space(self.env_params))
