@@ -12,6 +12,7 @@ from bellmax.deep import a2c, dqn, ppo, reinforce
 from bellmax.deep.loop import (
     check_traced_fields,
     is_vmapped,
+    nonfinite_steps,
     scan_train,
     vector_env,
     with_hyperparameters,
@@ -133,6 +134,7 @@ def test_mean_episode_return_and_the_train_functions_documentation():
         env_steps=jnp.array([[8, 16, 24]]),
         episode_return_sum=jnp.array([[30.0, 0.0, 45.0]]),
         episode_count=jnp.array([[2, 0, 3]]),
+        nonfinite_steps=jnp.array([[0, 0, 0]]),
     )
     np.testing.assert_array_equal(m.mean_episode_return, [[15.0, np.nan, 15.0]])
     train = ppo.make_train(CONFIG, "CartPole-v1")  # (built, not run)
@@ -194,3 +196,15 @@ def test_check_hyperparameters_checks_each_value_before_it_is_traced():
         check_hyperparameters(CONFIG, {"num_envs": [4]})
     with pytest.raises(TypeError, match="dict"):
         check_hyperparameters(CONFIG, [("gamma", 0.9)])
+
+
+def test_nonfinite_steps_counts_the_steps_with_a_bad_reward_or_observation():
+    # [3 steps, 2 envs]: a NaN reward at (0, 1); a NaN observation at (1, 0); an infinite
+    # reward and a NaN observation at (2, 0): three steps, however many values are bad.
+    reward = jnp.array([[0.0, jnp.nan], [1.0, 2.0], [jnp.inf, 0.0]])
+    obs = jnp.zeros((3, 2, 4)).at[1, 0, 3].set(jnp.nan).at[2, 0, 1].set(jnp.nan)
+    assert int(nonfinite_steps(reward, obs)) == 3
+    # a pytree of observations; integer leaves are always finite
+    assert int(nonfinite_steps(reward, {"x": obs, "n": jnp.zeros((3, 2), jnp.int32)})) == 3
+    assert int(nonfinite_steps(reward[1], obs[0])) == 0
+    assert int(nonfinite_steps(reward[1], obs[1])) == 1

@@ -17,6 +17,7 @@ import pytest
 from flax import struct
 
 from bellmax.core.errors import BellmaxError, DivergenceError
+from bellmax.envs.environment import Wrapper
 from bellmax.train import driver
 from bellmax.train.checkpoint import CheckpointError
 from bellmax.train.io import FileLock, LockHeldError
@@ -298,11 +299,66 @@ def test_nan_episode_returns_before_the_loss_blame_the_environment():
     with pytest.raises(DivergenceError) as info:
         driver.train(toy, toy.Config(nan_at=13, nan_return_at=12), "CartPole-v1", **run)
     msg = str(info.value)
-    assert "episode returns went NaN or inf first (at update 12, seed 0)" in msg
+    assert "returned a NaN or infinite reward or observation first (at update 12, seed 0)" in msg
     assert "check the environment" in msg and "learning rate" not in msg
     with pytest.raises(DivergenceError, match="Lower the learning rate") as info:
         driver.train(toy, toy.Config(nan_at=13, nan_return_at=14), "CartPole-v1", **run)
-    assert "episode returns" not in str(info.value)
+    assert "reward or observation" not in str(info.value)
+
+
+class _NaNRewardMidEpisode(Wrapper):
+    """The wrapped env with a NaN reward at the third step of every episode."""
+
+    def _reset(self, key, params=None):
+        return self._env.reset(key, params)
+
+    def _step(self, key, state, action, params=None):
+        obs, st, r, term, trunc, info = self._env.step(key, state, action, params)
+        return obs, st, jnp.where(st.time == 3, jnp.nan, r), term, trunc, info
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("module", "config", "env_id"),
+    [
+        (
+            "ppo",
+            {"num_envs": 2, "num_steps": 2, "total_timesteps": 80, "minibatch_size": 4,
+             "hidden_sizes": (8,)},
+            "CartPole-v1",
+        ),
+        (
+            "dqn",
+            {"num_envs": 2, "train_frequency": 2, "total_timesteps": 80, "learning_starts": 8,
+             "gradient_steps": 2, "batch_size": 8, "hidden_sizes": (8,)},
+            "CartPole-v1",
+        ),
+        (
+            "sac",
+            {"total_timesteps": 40, "learning_starts": 8, "batch_size": 8, "hidden_sizes": (8,)},
+            "Pendulum-v1",
+        ),
+    ],
+)  # fmt: skip
+def test_a_nan_reward_mid_episode_blames_the_environment(module, config, env_id):
+    # Each algorithm counts the env steps with a NaN or infinite reward or observation
+    # (`nonfinite_steps`), so the driver names the environment as soon as one happens. It
+    # used to look only at the returns of the episodes that ended: a NaN reward in an
+    # episode still running when the loss went NaN (here every episode, NaN at its third
+    # step, is longer than an update) was reported as a learner's divergence, with the
+    # advice to lower the learning rate.
+    import importlib
+
+    from bellmax.envs import make
+
+    algo = importlib.import_module(f"bellmax.deep.{module}")
+    env, _ = make(env_id)
+    cfg = dataclasses.replace(algo.Config(), **config)
+    with pytest.raises(DivergenceError) as info:
+        driver.train(algo, cfg, _NaNRewardMidEpisode(env), eval_episodes=0, chunks=1)
+    msg = str(info.value)
+    assert "returned a NaN or infinite reward or observation first (at update " in msg, msg
+    assert "check the environment" in msg and "learning rate" not in msg
 
 
 def test_a_nan_stop_return_is_refused_before_any_work(tmp_path):

@@ -175,7 +175,8 @@ def _chunk_means(csv_path, chunk: int) -> dict[str, np.ndarray]:
         )
         out[name] = np.array([col[index == k] for k in range(index.max() + 1)])
     ret, cnt = out.pop("episode_return_sum"), out.pop("episode_count")
-    out = {k: v.mean(axis=1) for k, v in out.items() if k != "env_steps"}
+    # (nonfinite_steps, 0 in a run that goes on, is left out like env_steps)
+    out = {k: v.mean(axis=1) for k, v in out.items() if k not in ("env_steps", "nonfinite_steps")}
     out["episode_return"] = ret.sum(axis=1) / cnt.sum(axis=1)
     return out
 

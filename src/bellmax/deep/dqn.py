@@ -528,6 +528,7 @@ def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainSta
         env_steps=env_steps,
         return_sum=jnp.zeros((), jnp.float32),
         count=jnp.zeros((), jnp.int32),
+        nonfinite=jnp.zeros((), jnp.int32),
     )
     carry, transitions = jax.lax.scan(
         lambda c, k: _collect_step(c, k, state.params, config, venv),
@@ -572,6 +573,7 @@ def update(state: TrainState, config: Config, venv: VectorEnv) -> tuple[TrainSta
         env_steps=carry.env_steps,
         episode_return_sum=carry.return_sum,
         episode_count=carry.count,
+        nonfinite_steps=carry.nonfinite,
         **aux,
         epsilon=jnp.where(
             carry.env_steps < config.learning_starts, 1.0, epsilon_at(carry.env_steps, config)

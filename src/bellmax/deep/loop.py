@@ -48,6 +48,7 @@ __all__ = [
     "is_traced",
     "is_vmapped",
     "mean_episode_return",
+    "nonfinite_steps",
     "scan_train",
     "scheduled_learning_rate",
     "vector_env",
@@ -67,6 +68,10 @@ class EpisodeMetrics:
     """Sum of returns of the episodes that ended during this update."""
     episode_count: jax.Array
     """Number of such episodes."""
+    nonfinite_steps: jax.Array
+    """Environment steps of this update whose reward or next observation was NaN or infinite:
+    0 unless the environment is faulty (`nonfinite_steps`). The driver reads it to tell a
+    faulty environment from a diverged learner."""
 
     @property
     def mean_episode_return(self) -> jax.Array:
@@ -95,6 +100,24 @@ def mean_episode_return(return_sum: Any, count: Any) -> Any:
     count = np.asarray(count)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return np.where(count > 0, np.asarray(return_sum) / np.maximum(count, 1), np.nan)
+
+
+def nonfinite_steps(reward: jax.Array, next_obs: Any) -> jax.Array:
+    """How many of a batch of environment steps returned a NaN or infinite reward or next
+    observation, as an int32 scalar.
+
+    Args:
+      reward: the steps' rewards, any shape `S` (`[N]` for one step of `N` environments,
+        `[T, N]` for a rollout).
+      next_obs: their next observations (the true ones, before an auto-reset), an array or a
+        pytree of arrays of shape `[*S, ...]`; integer and boolean leaves are always finite.
+    """
+    bad = ~jnp.isfinite(reward)
+    for leaf in jax.tree.leaves(next_obs):
+        if jnp.issubdtype(leaf.dtype, jnp.inexact):
+            axes = tuple(range(bad.ndim, leaf.ndim))
+            bad = bad | ~jnp.all(jnp.isfinite(leaf), axis=axes)
+    return jnp.sum(bad).astype(jnp.int32)
 
 
 def scheduled_learning_rate(learning_rate: float | optax.Schedule, opt_state: Any) -> jax.Array:

@@ -411,7 +411,7 @@ def off_policy_update(
 
     Returns:
       `(new_state, metrics)`: `metrics` holds `env_steps`, `episode_return_sum`,
-      `episode_count`, `learning`, `learning_rate` (`config.learning_rate`, the step size of
+      `episode_count`, `nonfinite_steps`, `learning`, `learning_rate` (`config.learning_rate`, the step size of
       every gradient step) and the mean over the gradient steps of each scalar `learn_step`
       returns (zeros before learning starts).
     """
@@ -422,6 +422,7 @@ def off_policy_update(
         env_steps=state.update_index * config.steps_per_update,
         return_sum=jnp.zeros((), jnp.float32),
         count=jnp.zeros((), jnp.int32),
+        nonfinite=jnp.zeros((), jnp.int32),
     )
     carry, transitions = jax.lax.scan(
         lambda c, k: _collect_step(c, k, state.learner, config, venv, explore),
@@ -475,6 +476,7 @@ def off_policy_update(
         "env_steps": carry.env_steps,
         "episode_return_sum": carry.return_sum,
         "episode_count": carry.count,
+        "nonfinite_steps": carry.nonfinite,
         "learning": learning,
         "learning_rate": scheduled_learning_rate(config.learning_rate, state.learner.critic_opt),
         **aux,

@@ -42,6 +42,7 @@ from bellmax.deep.loop import (
     check_fields,
     check_single_agent,
     check_traced_fields,
+    nonfinite_steps,
     scheduled_learning_rate,
 )
 from bellmax.deep.networks import ACTIVATIONS, ActorCritic, flatten_obs
@@ -334,6 +335,7 @@ def episode_metrics(ro: Rollout, update_index: jax.Array, config: Any) -> dict[s
         "env_steps": update_index * config.steps_per_update,
         "episode_return_sum": jnp.sum(jnp.where(ended, ro.episode_return, 0.0)),
         "episode_count": jnp.sum(ended).astype(jnp.int32),
+        "nonfinite_steps": nonfinite_steps(ro.reward, ro.final_obs),
     }
 
 

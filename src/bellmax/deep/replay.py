@@ -24,6 +24,7 @@ from flax import struct
 from bellmax.core.checks import check_int
 from bellmax.core.display import summary_repr
 from bellmax.core.types import Transition
+from bellmax.deep.loop import nonfinite_steps
 
 
 @struct.dataclass
@@ -238,6 +239,8 @@ class Collect:
     """Sum of the returns of the episodes finished so far in this update."""
     count: jax.Array
     """Episodes finished so far in this update."""
+    nonfinite: jax.Array
+    """Env steps so far in this update whose reward or next observation was not finite."""
 
 
 def record_step(carry: Collect, step: Any, action: jax.Array, num_envs: int):
@@ -261,5 +264,6 @@ def record_step(carry: Collect, step: Any, action: jax.Array, num_envs: int):
         env_steps=carry.env_steps + num_envs,
         return_sum=carry.return_sum + jnp.sum(jnp.where(done, step.episode_return, 0.0)),
         count=carry.count + jnp.sum(done).astype(jnp.int32),
+        nonfinite=carry.nonfinite + nonfinite_steps(step.reward, step.final_obs),
     )
     return new, transition

@@ -591,6 +591,19 @@ def _first_nonfinite(metrics: dict[str, np.ndarray], name: str = "loss") -> tupl
     return int(seed_idx), int(upd)
 
 
+def _first_env_fault(metrics: dict[str, np.ndarray]) -> tuple[int, int] | None:
+    """`(seed index, update)` of the earliest update whose environment steps returned a NaN or
+    infinite reward or observation (`nonfinite_steps` > 0; or, from an algorithm that does
+    not count them, a non-finite `episode_return_sum`, which needs the episode to end)."""
+    found = [_first_nonfinite(metrics, "episode_return_sum")]
+    counts = metrics.get("nonfinite_steps")
+    if counts is not None and np.ndim(counts) == 2 and np.any(counts):
+        bad = np.argwhere(np.asarray(counts) > 0)
+        found.append(tuple(int(x) for x in bad[np.argmin(bad[:, 1])]))
+    found = [f for f in found if f is not None]
+    return min(found, key=lambda f: f[1]) if found else None
+
+
 def _first_infinite(metrics: dict[str, np.ndarray]) -> tuple[str, int, int] | None:
     """`(metric, seed index, update)` of the earliest infinite value of any metric.
 
@@ -1233,13 +1246,13 @@ def _train_locked(
             if out is not None and history:  # the committed updates' curve, up to the last good
                 _plot_curve(out / LEARNING_CURVE_PNG, history, seeds, f"{name} on {env_id}")
             advice = "Lower the learning rate or clip gradients (max_grad_norm)."
-            returns = _first_nonfinite(m, "episode_return_sum")
-            # Returns that went bad no later than the learner did: the environment's fault (a
-            # diverged policy's NaN actions can make NaN rewards, but only after it diverged).
-            if returns is not None and returns[1] <= u:
+            env_bad = _first_env_fault(m)
+            # The environment went bad no later than the learner did: its fault (a diverged
+            # policy's NaN actions can make NaN rewards, but only after it diverged).
+            if env_bad is not None and env_bad[1] <= u:
                 what += (
-                    f"; the training episode returns went NaN or inf first (at update "
-                    f"{done + returns[1] + 1}, seed {seeds[returns[0]]})"
+                    f"; the environment returned a NaN or infinite reward or observation first "
+                    f"(at update {done + env_bad[1] + 1}, seed {seeds[env_bad[0]]})"
                 )
                 advice = (
                     "The environment's rewards or observations are not finite: check the "

@@ -55,9 +55,10 @@ __all__ = [
 TRACKERS = ("tensorboard", "wandb")
 """The tracker names `make_tracker` (and `bellmax train --log`) accepts."""
 
-EPISODE_FIELDS = ("env_steps", "episode_return_sum", "episode_count")
-"""The per-update episode counters (`EpisodeMetrics`); `chunk_scalars` turns them into
-`episode_return` instead of averaging them."""
+EPISODE_FIELDS = ("env_steps", "episode_return_sum", "episode_count", "nonfinite_steps")
+"""The per-update episode counters (`EpisodeMetrics`), which `chunk_scalars` does not
+average: it turns the return sums and counts into `episode_return`, and leaves out
+`nonfinite_steps` (always 0 in a run that goes on: the driver stops at the first)."""
 
 
 @runtime_checkable
