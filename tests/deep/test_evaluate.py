@@ -69,6 +69,9 @@ def test_bad_evaluate_input_raises_clear_errors():
         evaluate(always_left, None, "CartPole-v1", key, episodes=0)
     with pytest.raises(TypeError, match="max_steps must be an int"):
         evaluate(always_left, None, "CartPole-v1", key, max_steps=True)
+    # (counted in int32 on the device: 2**31 was numpy's OverflowError, naming no option)
+    with pytest.raises(ValueError, match=r"max_steps must be an int >= 1 and <= 2147483647"):
+        evaluate(always_left, None, "CartPole-v1", key, max_steps=2**31)
     venv = make_vector_env("CartPole-v1", num_envs=2)
     with pytest.raises(ValueError, match="num_envs=3 but the given VectorEnv has 2"):
         evaluate(always_left, None, venv, key, num_envs=3)

@@ -240,7 +240,7 @@ def evaluate_batch(
 def _checked(act_fn, env, episodes, num_envs, max_steps, env_params):
     """`evaluate`'s arguments checked: `(venv, episodes, max_steps as a NumPy int32)`."""
     episodes = check_int(episodes, "episodes", low=1)
-    max_steps = check_int(max_steps, "max_steps", low=1)
+    max_steps = check_int(max_steps, "max_steps", low=1, high=2**31 - 1)  # int32 on device
     if num_envs is not None:
         num_envs = check_int(num_envs, "num_envs", low=1)
     if isinstance(env, VectorEnv):
