@@ -137,3 +137,17 @@ def test_hidden_sizes_given_as_a_list_become_a_tuple():
 def test_presets_are_valid_configs():
     for preset in ppo.PRESETS.values():
         assert dataclasses.replace(preset) == preset
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "reinforce", "dqn", "sac", "td3"])
+def test_a_budget_past_the_int32_step_counters_is_refused(algo):
+    # The training programs count env steps in int32: at 3e9 steps the counter wrapped to
+    # negative values past 2**31, and DQN, SAC and TD3 then stopped learning and went back
+    # to random exploration for the rest of the run, with no word (metrics.csv's env_steps
+    # went negative). 2**31 - 1 is the largest budget taken.
+    import importlib
+
+    module = importlib.import_module(f"bellmax.deep.{algo}")
+    with pytest.raises(ValueError, match=r"total_timesteps must be at most 2\*\*31 - 1 = "):
+        module.Config(total_timesteps=3_000_000_000)
+    assert module.Config(total_timesteps=2**31 - 1).total_timesteps == 2**31 - 1

@@ -42,6 +42,7 @@ from bellmax.deep.loop import (
     EpisodeMetrics,
     check_fields,
     check_single_agent,
+    check_total_timesteps,
     check_traced_fields,
     is_traced,
     scan_train,
@@ -164,8 +165,8 @@ class Config:
 
     def __post_init__(self) -> None:
         check_traced_fields(self, OWNER)
+        check_total_timesteps(self.total_timesteps, OWNER)
         for name in (
-            "total_timesteps",
             "num_envs",
             "buffer_size",
             "batch_size",

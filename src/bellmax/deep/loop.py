@@ -36,14 +36,16 @@ import numpy as np
 import optax
 from flax import struct
 
-from bellmax.core.checks import check_prng_key
+from bellmax.core.checks import check_int, check_prng_key
 from bellmax.core.display import summary_repr
 from bellmax.envs.vector import VectorEnv, make_vector_env
 
 __all__ = [
+    "MAX_TOTAL_TIMESTEPS",
     "EpisodeMetrics",
     "check_fields",
     "check_hyperparameters",
+    "check_total_timesteps",
     "check_traced_fields",
     "is_traced",
     "is_vmapped",
@@ -54,6 +56,27 @@ __all__ = [
     "vector_env",
     "with_hyperparameters",
 ]
+
+
+MAX_TOTAL_TIMESTEPS = 2**31 - 1
+"""The most env steps one seed's run may take: the training programs count them (and the
+updates) in int32, which wraps past it (learning stopped and exploration restarted)."""
+
+
+def check_total_timesteps(value: Any, owner: str) -> int:
+    """`total_timesteps` as an int in `[1, MAX_TOTAL_TIMESTEPS]`.
+
+    Raises:
+      TypeError: not an int; ValueError: below 1 or above the int32 limit (named).
+    """
+    value = check_int(value, "total_timesteps", owner=owner, low=1)
+    if value > MAX_TOTAL_TIMESTEPS:
+        raise ValueError(
+            f"{owner}.total_timesteps must be at most 2**31 - 1 = {MAX_TOTAL_TIMESTEPS:,}, got "
+            f"{value:,}: the training programs count env steps in int32; train at most that "
+            "many steps per seed in one run."
+        )
+    return value
 
 
 @struct.dataclass

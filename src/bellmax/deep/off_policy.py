@@ -43,7 +43,12 @@ from bellmax.core.checks import (
 from bellmax.core.display import summary_repr
 from bellmax.core.types import Transition
 from bellmax.deep.loop import check_fields as check_values
-from bellmax.deep.loop import check_single_agent, check_traced_fields, scheduled_learning_rate
+from bellmax.deep.loop import (
+    check_single_agent,
+    check_total_timesteps,
+    check_traced_fields,
+    scheduled_learning_rate,
+)
 from bellmax.deep.networks import ACTIVATIONS, MLP, flatten_obs
 from bellmax.deep.optim import make_optimizer
 from bellmax.deep.replay import (
@@ -151,8 +156,8 @@ class OffPolicyRun:
         """
         owner = self.owner
         check_traced_fields(self, owner)
+        check_total_timesteps(self.total_timesteps, owner)
         for name in (
-            "total_timesteps",
             "num_envs",
             "buffer_size",
             "batch_size",

@@ -41,6 +41,7 @@ from bellmax.deep.loop import (
     EpisodeMetrics,
     check_fields,
     check_single_agent,
+    check_total_timesteps,
     check_traced_fields,
     nonfinite_steps,
     scheduled_learning_rate,
@@ -176,7 +177,8 @@ def check_config(config: Any, owner: str) -> None:
         ValueError: a wrong value (messages name `owner.field`, the value and what is allowed).
     """
     check_traced_fields(config, owner)
-    for name in ("total_timesteps", "num_envs", "num_steps"):
+    check_total_timesteps(config.total_timesteps, owner)
+    for name in ("num_envs", "num_steps"):
         check_int(getattr(config, name), name, owner=owner, low=1)
     positive = {"low": 0, "low_open": True}
     check_fields(config, ("learning_rate", "max_grad_norm"), check_number, owner=owner, **positive)
