@@ -42,6 +42,18 @@ def initial(n, value=0.0):
     return jnp.asarray(est)
 
 
+def test_an_average_past_2_24_visits_stays_within_the_returns():
+    # An entry whose 2**24 returns were all 0.75 (so every estimate is 0.75), then 100 more
+    # returns of 0.75. The float32 count no longer grows there, and the old
+    # `(count * V + G) / count` added each return without taking the old share out: 100
+    # steps above 0.75, climbing for ever (25M one-step episodes gave 0.75 for a value of 0.5).
+    est = jnp.asarray(np.array([[2**24], [2**24], [0.75], [0.75], [0.75]], np.float32))
+    one = (jnp.zeros(1, jnp.int32), jnp.full(1, 0.75), jnp.ones(1), 1, 1.0, 0.1, True)
+    step = jax.jit(lambda e, _: (mc_return_updates(e, *one), None))
+    est, _ = jax.lax.scan(step, est, None, length=100)
+    assert np.asarray(est)[2:, 0].tolist() == [0.75, 0.75, 0.75]
+
+
 @pytest.mark.parametrize("jit", JIT)
 def test_backward_pass_by_hand(jit):
     update = jax.jit(mc_return_updates) if jit else mc_return_updates

@@ -243,9 +243,17 @@ def mc_return_updates(
     count, weight, ordinary, weighted, const = estimates
     new_count = count + n
     new_weight = weight + sum_w
-    ordinary = jnp.where(n > 0, (count * ordinary + sum_wg) / jnp.maximum(new_count, 1.0), ordinary)
+    # The incremental forms (Section 2.4), not `(count * V + sum) / new_count`: that product
+    # loses the mean's low bits once a count is large, and once a float32 count stops growing
+    # (2**24 visits of one entry) it added each return without taking the old share out, so
+    # the estimate climbed without bound. Past 2**24 each return now moves the estimate
+    # towards it by 2**-24 of the gap (about one float32 rounding step): it stays between
+    # the returns, as precise as float32 allows.
+    ordinary = jnp.where(
+        n > 0, ordinary + (sum_wg - n * ordinary) / jnp.maximum(new_count, 1.0), ordinary
+    )
     safe = jnp.where(new_weight > 0, new_weight, 1.0)
-    weighted = jnp.where(sum_w > 0, (weight * weighted + sum_wg) / safe, weighted)
+    weighted = jnp.where(sum_w > 0, weighted + (sum_wg - sum_w * weighted) / safe, weighted)
     const = decay**n * const + sum_alpha
     return jnp.stack([new_count, new_weight, ordinary, weighted, const])
 
