@@ -267,3 +267,39 @@ def test_closed_pipe_ends_quietly(tmp_path):
     assert proc.stdout == '{"runs": 2'
     assert err.read_text() == ""
     assert proc.returncode == 141
+
+
+def test_ctrl_c_ends_the_process_at_once(tmp_path):
+    """SIGINT during a long chunk: "interrupted", status 130, and the process gone within
+    seconds. It printed "interrupted" at once but lived on until the compiled chunk ended:
+    the interpreter's exit waited for it (minutes at a large --total-steps; this chunk is
+    ~3e8 env steps, hours)."""
+    import signal
+    import time
+
+    if not BELLMAX.exists():
+        pytest.skip(f"console script not installed next to {sys.executable}")
+    out = tmp_path / "run"
+    argv = ["train", "ppo", "--total-steps", "3e8", "--chunks", "1", "--json", "--out", str(out)]
+    proc = subprocess.Popen(
+        [str(BELLMAX), *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BELLMAX_DEBUG": ""},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "run.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(5)  # into the chunk's compile or its run
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        assert time.monotonic() - sent < 15, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "bellmax: interrupted", err

@@ -77,6 +77,8 @@ DESCRIPTION = (
 EXIT_USAGE = 2
 #: Exit status when the reader of stdout went away (128 + SIGPIPE), as shells report it.
 EXIT_BROKEN_PIPE = 141
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1009,7 +1011,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return _main(args)
+        status = _main(args)
     except BrokenPipeError:
         # The reader of stdout went away (`bellmax ... --json | head -c 10`): stop quietly.
         # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
@@ -1017,6 +1019,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    if status == EXIT_INTERRUPTED and argv is None:
+        # The `bellmax` process after Ctrl-C, its files written and closed (a run keeps its
+        # last whole chunk). The interpreter's own exit would wait for the compiled program
+        # still running (a chunk of a long run: minutes, after "interrupted" was printed).
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 def _main(args: list[str]) -> int:
@@ -1066,7 +1077,7 @@ def _main(args: list[str]) -> int:
         if debug:
             raise
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as e:
         if debug or not _out_of_device_memory(e):
             raise
