@@ -252,7 +252,8 @@ def _builtin_commands() -> list[Command]:
         lazy_command(
             "reproduce",
             cli + "reproduce:ReproduceArgs:run_reproduce",
-            "Reproduce a published experiment (PNG figures and JSON data); `--list` names them.",
+            "Reproduce a published experiment (PNG figures and JSON data); "
+            "`bellmax reproduce sutton-barto --list` names them.",
         ),
         lazy_command(
             "train",

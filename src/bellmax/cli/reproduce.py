@@ -20,7 +20,8 @@ BOOKS = ("sutton-barto",)
 
 @dataclasses.dataclass(frozen=True)
 class ReproduceArgs:
-    """Reproduce a published experiment (PNG figures and JSON data); `--list` names them."""
+    """Reproduce a published experiment (PNG figures and JSON data); `bellmax reproduce
+    sutton-barto --list` names them."""
 
     book: Annotated[Literal["sutton-barto"], tyro.conf.Positional]
     """Which book: sutton-barto (Reinforcement Learning: An Introduction, 2nd ed.)."""
