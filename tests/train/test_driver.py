@@ -703,6 +703,29 @@ def test_evaluations_during_training_leave_host_episodes_alone():
     np.testing.assert_array_equal(judged.state.w, plain.state.w)
 
 
+def test_runs_that_differ_in_hyperparameter_values_share_the_compiled_programs(monkeypatch):
+    """Another learning rate or discount is data to the compiled programs, not a new program:
+    the second run compiles nothing, and gets what a run compiled for it alone gets. (Each
+    value was a new ~5-10 s compile, in a notebook loop and across `bellmax train --lr`.)"""
+    from bellmax.deep import ppo
+
+    monkeypatch.setattr(driver, "_RUNNERS", {})
+    small = {"num_envs": 4, "num_steps": 16, "minibatch_size": 32, "num_epochs": 2}
+    cfg = ppo.Config(total_timesteps=512, hidden_sizes=(8,), **small)
+    other = dataclasses.replace(cfg, learning_rate=3e-4, gamma=0.9, ent_coef=0.01)
+    run = {"seeds": (0, 1), "eval_episodes": 0, "chunks": 2}
+    first = driver.train(ppo, cfg, "CartPole-v1", **run)
+    second = driver.train(ppo, other, "CartPole-v1", **run)
+    assert len(driver._RUNNERS) == 1 and second.compile_seconds < 0.1 * first.compile_seconds
+    monkeypatch.setattr(driver, "_RUNNERS", {})  # compiled for `other` alone
+    alone = driver.train(ppo, other, "CartPole-v1", **run)
+    for name, values in alone.metrics.items():
+        np.testing.assert_array_equal(second.metrics[name], values, err_msg=name)
+    assert not np.array_equal(first.metrics["loss"], second.metrics["loss"])
+    assert driver.split_hyperparameters(other)[0] == driver.split_hyperparameters(cfg)[0]
+    assert driver.split_hyperparameters(other)[1]["learning_rate"] == np.float32(3e-4)
+
+
 def test_resume_by_a_bellmax_that_records_more_metrics(tmp_path, monkeypatch):
     """A run checkpointed by a bellmax whose algorithm recorded fewer metrics resumes under one
     that records more: the new metric is NaN over the earlier updates (it was a KeyError)."""
@@ -870,11 +893,11 @@ def test_a_cond_on_shared_counters_stays_a_branch_under_the_seeds_vmap(name):
     from bellmax.envs.vector import make_vector_env
 
     algo = get_algorithm(name)
-    cfg = algo.Config()
+    cfg, hp = driver.split_hyperparameters(algo.Config())  # (as `_runner` builds it)
     env = {"dqn": "CartPole-v1", "td3": "Pendulum-v1"}[name]
     runner = driver._Runner(algo, cfg, make_vector_env(env, num_envs=cfg.num_envs), 2)
     keys = [jax.random.key(0), jax.random.key(1)]
-    program = jax.jit(runner._scan(1)).lower(runner.template(keys)).as_text()
+    program = jax.jit(runner._scan(1)).lower(runner.template(keys), hp).as_text()
     assert program.count("stablehlo.case") >= {"dqn": 1, "td3": 2}[name]
 
 

@@ -81,7 +81,7 @@ from bellmax.core.provenance import run_provenance
 from bellmax.core.xla import NETWORK_UPDATES, RUN_ONCE, cpu_compile_options, gc_paused, jit_lightly
 from bellmax.deep import ALGORITHMS, get_algorithm
 from bellmax.deep.evaluate import evaluate_batch
-from bellmax.deep.loop import mean_episode_return
+from bellmax.deep.loop import mean_episode_return, with_hyperparameters
 from bellmax.envs.vector import make_vector_env
 from bellmax.policy import (
     POLICY_FILE,
@@ -273,8 +273,40 @@ def _extend_history(history: dict[str, np.ndarray] | None, m: dict[str, np.ndarr
     return out
 
 
+def split_hyperparameters(config: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    """`(config with each numeric hyperparameter at its field's default, {name: its value})`.
+
+    The hyperparameters are the float fields a Config lists in `HYPERPARAMETERS` (learning
+    rate, discount, loss weights, ...); their values come back as float32 scalars, which is
+    what the programs compute with either way. The driver compiles its programs for the
+    first and passes them the second as data (`with_hyperparameters`), so runs that differ
+    only in those values share the compiled programs: in this process (`_runner`) and in
+    the persistent compile cache (`bellmax train ppo --lr 3e-4` after a run at the default).
+    A config without them (or one the defaults would not validate) comes back whole.
+    """
+    names = getattr(type(config), "HYPERPARAMETERS", ())
+    if not names or not dataclasses.is_dataclass(config):
+        return config, {}
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    values, defaults = {}, {}
+    for name in names:
+        f, value = fields.get(name), getattr(config, name, None)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if f is None or not number or type(f.default) is not float:
+            continue  # (a None default, e.g. SAC's target_entropy, shapes the program)
+        values[name] = np.float32(value)
+        defaults[name] = f.default
+    if not values:
+        return config, {}
+    try:
+        return dataclasses.replace(config, **defaults), values
+    except (TypeError, ValueError):
+        return config, {}
+
+
 class _Runner:
-    """Compiled init and chunk functions for one (algorithm, config, env, seeds)."""
+    """Compiled init and chunk functions for one (algorithm, config, env, seeds); `config`
+    is `split_hyperparameters`'s first part, and `hp` the values of the run at hand."""
 
     def __init__(self, algo: Any, config: Any, venv: Any, n_seeds: int):
         self.algo, self.config, self.venv = algo, config, venv
@@ -285,17 +317,25 @@ class _Runner:
         self._init = None
         self.compile_seconds = 0.0
         self.phases = _no_phases()
+        self.hp: dict[str, np.ndarray] = {}
 
     def _scan(self, n: int) -> Callable:
-        algo, config, venv = self.algo, self.config, self.venv
-
-        def run(state):
-            return jax.lax.scan(lambda s, _: algo.update(s, config, venv), state, None, length=n)
-
+        algo, base, venv = self.algo, self.config, self.venv
         shared = getattr(algo, "SHARED_ACROSS_SEEDS", ())
-        if self.batched and self.n_seeds > 1 and shared:
-            return _vmap_sharing(run, shared)
-        return self._over_seeds(run)
+
+        def program(state, hp):
+            config = with_hyperparameters(base, hp)
+
+            def run(state):
+                return jax.lax.scan(
+                    lambda s, _: algo.update(s, config, venv), state, None, length=n
+                )
+
+            if self.batched and self.n_seeds > 1 and shared:
+                return _vmap_sharing(run, shared)(state)
+            return self._over_seeds(run)(state)
+
+        return program
 
     def _over_seeds(self, fn: Callable) -> Callable:
         """`fn` of one seed's state, made to take every seed's: `vmap` over two or more seeds,
@@ -305,18 +345,22 @@ class _Runner:
         return _one_seed(fn) if self.n_seeds == 1 else jax.vmap(fn)
 
     def init(self, keys: list[jax.Array]) -> Any:
-        def one(k):
-            return self.algo.init(k, self.config, self.venv)
+        algo, base, venv = self.algo, self.config, self.venv
+
+        def program(k, hp):
+            config = with_hyperparameters(base, hp)
+            return self._over_seeds(lambda key: algo.init(key, config, venv))(k)
 
         t = time.perf_counter()
         if self._init is None:
             # It runs once: the lightest optimisation compiles it in about half the time.
-            self._init = jit_lightly(self._over_seeds(one), RUN_ONCE)
+            self._init = jit_lightly(program, RUN_ONCE)
+        hp = self.hp
         with gc_paused():
             if self.batched:
-                state = self._init(jnp.stack(keys))
+                state = self._init(jnp.stack(keys), hp)
             else:
-                state = _stack([self._on_slot(i, self._init, k) for i, k in enumerate(keys)])
+                state = _stack([self._on_slot(i, self._init, k, hp) for i, k in enumerate(keys)])
         jax.block_until_ready(state)
         self.compile_seconds += time.perf_counter() - t
         self.phases["init"] += time.perf_counter() - t
@@ -363,7 +407,7 @@ class _Runner:
         options = cpu_compile_options(NETWORK_UPDATES)  # YNNPACK's dots (core.xla)
         with gc_paused():
             t0 = time.perf_counter()
-            traced = jax.jit(self._scan(n), compiler_options=options).trace(arg)
+            traced = jax.jit(self._scan(n), compiler_options=options).trace(arg, self.hp)
             t1 = time.perf_counter()
             lowered = traced.lower()
         t2 = time.perf_counter()  # after the collection the pause deferred
@@ -395,11 +439,11 @@ class _Runner:
                 compiled = self._compile_chunk(state, n)
             self.compile_seconds += time.perf_counter() - t
             self._chunks[n] = compiled
-        compiled = self._chunks[n]
+        compiled, hp = self._chunks[n], self.hp
         if self.batched:
-            return compiled(state)
+            return compiled(state, hp)
         outs = [
-            self._on_slot(i, compiled, jax.tree.map(lambda x, i=i: x[i], state))
+            self._on_slot(i, compiled, jax.tree.map(lambda x, i=i: x[i], state), hp)
             for i in range(self.n_seeds)
         ]
         return _stack([o[0] for o in outs]), _stack([o[1] for o in outs])
@@ -551,21 +595,28 @@ _RUNNERS: dict[Any, _Runner] = {}
 
 
 def _runner(algo: Any, config: Any, venv: Any, n_seeds: int) -> _Runner:
-    """A cached `_Runner`, so repeated runs in one process compile once."""
+    """A cached `_Runner` set to `config`'s hyperparameter values, so repeated runs in one
+    process compile once, also for other values of those (`split_hyperparameters`)."""
+    base, hp = split_hyperparameters(config)
     if venv.is_host:
-        return _Runner(algo, config, venv, n_seeds)
+        runner = _Runner(algo, base, venv, n_seeds)
+        runner.hp = hp
+        return runner
     try:
-        key = (algo, config, venv, n_seeds)
+        key = (algo, base, venv, n_seeds, tuple(hp))
         hash(key)
     except TypeError:
-        return _Runner(algo, config, venv, n_seeds)
+        runner = _Runner(algo, base, venv, n_seeds)
+        runner.hp = hp
+        return runner
     if key not in _RUNNERS:
         if len(_RUNNERS) >= 16:
             _RUNNERS.pop(next(iter(_RUNNERS)))
-        _RUNNERS[key] = _Runner(algo, config, venv, n_seeds)
+        _RUNNERS[key] = _Runner(algo, base, venv, n_seeds)
     runner = _RUNNERS[key]
     runner.compile_seconds = 0.0
     runner.phases = _no_phases()
+    runner.hp = hp
     return runner
 
 
@@ -1423,10 +1474,14 @@ def _evaluate_seeds(act, params: Any, venv, seeds, episodes: int) -> tuple[np.nd
     return np.asarray(res.returns), np.asarray(res.completed)
 
 
-@functools.lru_cache(maxsize=16)
 def _eval_act(algo: Any, config: Any, venv: Any) -> Callable:
-    """One `act_fn` object per (algorithm, config, env): `evaluate` compiles it once."""
+    """One `act_fn` object per (algorithm, config, env): `evaluate` compiles it once. The
+    greedy policy reads no hyperparameter: configs that differ in those share it."""
+    return _greedy_act(algo, split_hyperparameters(config)[0], venv)
 
+
+@functools.lru_cache(maxsize=16)
+def _greedy_act(algo: Any, config: Any, venv: Any) -> Callable:
     def act(params, obs, key):
         return algo.act(params, obs, key, config, venv, deterministic=True)
 
