@@ -39,6 +39,24 @@ def test_impossible_observation_keeps_prediction():
     np.testing.assert_allclose(up.belief, [0.3, 0.7], rtol=1e-6)
 
 
+def test_a_concrete_update_reads_only_its_rows_in_the_models_precision(sparse_pomdp):
+    # Called with concrete arguments, `belief_update` and `observation_probs` send the rows
+    # T[a] and O[a] to the device, not the whole model (which they copied at every call:
+    # most of a step's time on Tag); still Bayes' rule in the model's float64.
+    rng = np.random.default_rng(1)
+    b = rng.dirichlet(np.ones(sparse_pomdp.num_states))
+    T, O = np.asarray(sparse_pomdp.T), np.asarray(sparse_pomdp.O)  # noqa: E741
+    for a in range(sparse_pomdp.num_actions):
+        for o in range(sparse_pomdp.num_observations):
+            got = belief_update(sparse_pomdp, b, a, o)
+            joint = (b @ T[a]) * O[a, :, o]
+            assert got.belief.dtype == np.float64
+            np.testing.assert_allclose(got.prob, joint.sum(), rtol=1e-12)
+            if joint.sum() > 0:
+                np.testing.assert_allclose(got.belief, joint / joint.sum(), rtol=1e-12)
+        np.testing.assert_allclose(observation_probs(sparse_pomdp, b, a), b @ T[a] @ O[a], 1e-12)
+
+
 def test_batch_equals_loop(tiger):
     rng = np.random.default_rng(0)
     b = rng.dirichlet(np.ones(2), size=16)
