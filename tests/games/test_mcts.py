@@ -11,6 +11,8 @@ compile: these tests share theirs with each other and with the exhaustive checks
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -192,7 +194,7 @@ def test_a_search_in_used_buffers_is_the_search_in_fresh_ones(solver):
             lambda x, junk=junk: jnp.full_like(x, junk if x.dtype == jnp.float32 else 1),
             mcts._empty_trees(64, config.num_simulations + 1),
         )
-        used, _ = mcts._search_into(padded, jax.random.key(3), config, scratch)
+        used, _ = mcts._search_into(padded, jax.random.key(3), config, scratch, config.uct_c)
         for name, value in vars(jax.device_get(used)).items():
             np.testing.assert_array_equal(value, getattr(fresh, name), err_msg=name)
     # and the agent's buffers after a real search of other positions
@@ -200,7 +202,7 @@ def test_a_search_in_used_buffers_is_the_search_in_fresh_ones(solver):
     agent.act_batch(np.zeros((3, 9), np.int64), np.ones(3), key=jax.random.key(1))
     assert (64, config) in agent._scratch  # three boards are padded to the 64 bucket
     scratch = agent._scratch.pop((64, config))
-    again, _ = mcts._search_into(padded, jax.random.key(3), config, scratch)
+    again, _ = mcts._search_into(padded, jax.random.key(3), config, scratch, config.uct_c)
     for name, value in vars(jax.device_get(again)).items():
         np.testing.assert_array_equal(value, getattr(fresh, name), err_msg=name)
     # a config replaced between searches gets buffers of its own size, the old ones dropped
@@ -272,7 +274,9 @@ def test_the_proof_tallies_are_the_counts_of_the_rows():
     config = SMALL[True]
     boards = _padded([[0] * 9, [1, 0, 0, 0, -1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 0, 0, 0, -1]])
     scratch = mcts._empty_trees(64, config.num_simulations + 1)
-    result, trees = jax.device_get(mcts._search_into(boards, jax.random.key(2), config, scratch))
+    result, trees = jax.device_get(
+        mcts._search_into(boards, jax.random.key(2), config, scratch, config.uct_c)
+    )
     some_proven = 0
     for b in range(64):
         added = int(result.simulations[b]) + 1
@@ -285,6 +289,19 @@ def test_the_proof_tallies_are_the_counts_of_the_rows():
         if b < 3:
             some_proven += int(proven.sum())
     assert some_proven > 50  # the three boards' trees had proofs, not only fresh nodes
+
+
+def test_another_exploration_constant_compiles_no_new_search():
+    # uct_c is data to the search program (it was part of the static config: every value
+    # was a new ~5 s compile); the searches still differ with it.
+    boards = _padded([[1, 0, 0, 0, -1, 0, 0, 0, 0]])
+    visits, programs = [], []
+    for c in (2.0, 0.5):
+        config = dataclasses.replace(SMALL[False], uct_c=c)
+        visits.append(np.asarray(mcts.search(boards, jax.random.key(0), config).visits[0]))
+        programs.append(mcts._search_new._cache_size())  # (jax's count of programs compiled)
+    assert programs[1] == programs[0]
+    assert not np.array_equal(visits[0], visits[1])
 
 
 def test_plain_uct_proves_nothing():

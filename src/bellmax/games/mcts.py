@@ -440,7 +440,9 @@ def _selectable(
     return descend, selectable
 
 
-def _select(trees: Tree, noise: jax.Array, root_open: jax.Array, config: MCTSConfig) -> _Path:
+def _select(
+    trees: Tree, noise: jax.Array, root_open: jax.Array, config: MCTSConfig, uct_c: jax.Array
+) -> _Path:
     """Selection in a batch of trees: descend by UCB1 from each root (`noise` [B, 9] breaks
     ties; `root_open` [B]). Returns a batched `_Path` ([B] and [B, ...] fields).
 
@@ -463,7 +465,7 @@ def _select(trees: Tree, noise: jax.Array, root_open: jax.Array, config: MCTSCon
         _, selectable = selectable_at(row, path.node, root_open, config)
         n, w = row[..., _N], row[..., _W]
         log_n = jnp.log(jnp.maximum(jnp.sum(n, axis=-1, keepdims=True), 1.0))
-        ucb = w / jnp.maximum(n, 1.0) + config.uct_c * jnp.sqrt(log_n / jnp.maximum(n, 1.0))
+        ucb = w / jnp.maximum(n, 1.0) + uct_c * jnp.sqrt(log_n / jnp.maximum(n, 1.0))
         move = jnp.argmax(jnp.where(selectable, ucb + 1e-6 * noise, -jnp.inf), axis=-1)
         move = move.astype(jnp.int32)
         picked = jnp.arange(9) == move[:, None]
@@ -681,7 +683,6 @@ def _summary(tree: Tree, sims: jax.Array) -> SearchResult:
     )
 
 
-@functools.partial(jax.jit, static_argnames="config")
 def search(boards: jax.Array, key: jax.Array, config: MCTSConfig) -> SearchResult:
     """UCT (with MCTS-Solver, by default) from a batch of positions.
 
@@ -693,20 +694,31 @@ def search(boards: jax.Array, key: jax.Array, config: MCTSConfig) -> SearchResul
     Args:
       boards: int [B, 9] canonical boards (the mover's marks +1), none finished.
       key: PRNG key.
-      config: an `MCTSConfig` (static).
+      config: an `MCTSConfig` (its fields but `uct_c` shape the compiled program; `uct_c`
+        is data to it, so another value compiles nothing).
 
     Returns:
       A `SearchResult` of [B, 9] per-move and [B] per-root arrays.
     """
-    boards = jnp.asarray(boards, jnp.int8)
+    return _search_new(jnp.asarray(boards, jnp.int8), key, *_program_config(config))
+
+
+def _program_config(config: MCTSConfig) -> tuple[MCTSConfig, jax.Array]:
+    """`(config with the default uct_c: the static part, its uct_c as data)`."""
+    return dataclasses.replace(config, uct_c=MCTSConfig.uct_c), jnp.float32(config.uct_c)
+
+
+@functools.partial(jax.jit, static_argnames="config")
+def _search_new(boards: jax.Array, key: jax.Array, config: MCTSConfig, uct_c: jax.Array):
     scratch = _empty_trees(boards.shape[0], config.num_simulations + 1)
-    return _search(boards, key, config, scratch)[0]
+    return _search(boards, key, config, scratch, uct_c)[0]
 
 
 def _search(
-    boards: jax.Array, key: jax.Array, config: MCTSConfig, scratch: Tree
+    boards: jax.Array, key: jax.Array, config: MCTSConfig, scratch: Tree, uct_c: jax.Array
 ) -> tuple[SearchResult, Tree]:
-    """`search` in the buffers `scratch` (see `_plant`), which come back with the trees."""
+    """`search` in the buffers `scratch` (see `_plant`), which come back with the trees;
+    `config.uct_c` is not read (`uct_c` is)."""
     batch = boards.shape[0]
     trees = jax.vmap(_plant)(scratch, boards)
     root_open_at = jax.vmap(_root_open, in_axes=(0, None))
@@ -720,7 +732,7 @@ def _search(
     def step(u, i, trees, sims):
         open_before = ~_root_solved(trees)
         root_open = root_open_at(trees, config)
-        path = _select(trees, u[:, 0], root_open, config)
+        path = _select(trees, u[:, 0], root_open, config, uct_c)
         return _simulate(trees, path, root_open, i, u, config), sims + open_before
 
     def cond(carry):
@@ -795,7 +807,8 @@ def _choose(
     search_key, tie_key = jax.random.split(key)
     if scratch is None:
         scratch = _empty_trees(boards.shape[0], config.num_simulations + 1)
-    result, scratch = _search_into(boards, search_key, config, scratch)
+    static, uct_c = _program_config(config)
+    result, scratch = _search_into(boards, search_key, static, scratch, uct_c)
     return choose_move(result, boards, tie_key), scratch
 
 
