@@ -469,6 +469,51 @@ def test_mp4_falls_back_to_mpeg4_and_reports_ffmpeg_failures(
     assert not (tmp_path / "w.mp4").exists()
 
 
+def test_an_early_exit_of_ffmpeg_reported_as_on_windows_still_falls_back(
+    tmp_path, cartpole_frames, monkeypatch
+):
+    # Windows reports a write to a pipe whose reader has gone as OSError(EINVAL), not
+    # BrokenPipeError: the write failed with a bare "Invalid argument", without trying
+    # mpeg4 or showing ffmpeg's message.
+    import errno
+    import subprocess
+
+    class WindowsPipe:
+        def __init__(self, f):
+            self._f = f
+
+        def _as_windows(self, fn, *args):
+            try:
+                return fn(*args)
+            except BrokenPipeError:
+                raise OSError(errno.EINVAL, "Invalid argument") from None
+
+        def write(self, data):
+            return self._as_windows(self._f.write, data)
+
+        def close(self):
+            return self._as_windows(self._f.close)
+
+    real = subprocess.Popen
+
+    def popen(*args, **kwargs):
+        proc = real(*args, **kwargs)
+        proc.stdin = WindowsPipe(proc.stdin)
+        return proc
+
+    # an ffmpeg that refuses libx264 before reading its input, as a real one does
+    exe = _fake_ffmpeg(tmp_path)
+    script = tmp_path / "fake_ffmpeg.py"
+    script.write_text(
+        "import sys\nif 'libx264' in sys.argv:\n    sys.stderr.write('no libx264')\n"
+        "    sys.exit(1)\n" + _FAKE_FFMPEG.format(fail="")
+    )
+    monkeypatch.setattr(render.subprocess, "Popen", popen)
+    monkeypatch.setattr(render, "_find_ffmpeg", lambda: exe)
+    out = write_video(cartpole_frames, tmp_path / "v.mp4", fps=50)
+    assert "-c:v mpeg4" in out.read_text()
+
+
 @pytest.mark.skipif(render._find_ffmpeg() is None, reason="no ffmpeg installed")
 def test_mp4_with_a_real_ffmpeg(tmp_path, cartpole_frames):
     out = write_video(cartpole_frames, tmp_path / "v.mp4", fps=50)

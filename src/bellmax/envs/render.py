@@ -24,6 +24,7 @@ same folder, then renamed over the target.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import os
 import secrets
@@ -675,8 +676,9 @@ def _pipe_frames(cmd: list[str], frames: list[np.ndarray]) -> tuple[int, str]:
             for f in frames:
                 proc.stdin.write(np.ascontiguousarray(f).tobytes())
             proc.stdin.close()
-        except BrokenPipeError:
-            pass  # ffmpeg quit early; its message is read below
+        except OSError as e:  # ffmpeg quit early; its message is read below. Windows says so
+            if not isinstance(e, BrokenPipeError) and e.errno != errno.EINVAL:  # with EINVAL
+                raise
         code = proc.wait()
         err.seek(0)
         return code, err.read().decode(errors="replace").strip()[-1000:]
