@@ -283,6 +283,12 @@ def test_config_reruns_a_run_json_with_the_same_result(tmp_path, capsys):
     assert err.startswith("bellmax: error: --config ") and err.count("\n") == 1
     assert "records a ppo run, not dqn" in err and "bellmax train ppo --config" in err
     assert not (tmp_path / "d").exists()
+    # The file saved again by a Windows editor (a byte-order mark first): the same record
+    # (it was "not JSON (Unexpected UTF-8 BOM ...)").
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + run_json.read_bytes())
+    assert main(["train", "dqn", "--config", str(bom), "--out", str(tmp_path / "e")]) == 2
+    assert "records a ppo run, not dqn" in capsys.readouterr().err
 
 
 def test_config_overrides_are_the_options_given(tmp_path):

@@ -99,6 +99,20 @@ R: a : 2                  # matrix s' x o
     np.testing.assert_allclose(cost.R, -p.R)
 
 
+def test_a_file_with_a_byte_order_mark_loads(tmp_path):
+    # Notepad's "UTF-8 with BOM" and PowerShell 5's UTF8 write a mark first: it was read as
+    # part of the first keyword ("found '\ufeffdiscount'").
+    from pathlib import Path
+
+    text = (Path(__file__).parent / "data" / "tiger.pomdp").read_text()
+    path = tmp_path / "bom.pomdp"
+    path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    want = parse_pomdp(text)
+    got = load_pomdp(path)
+    np.testing.assert_array_equal(np.asarray(got.T), np.asarray(want.T))
+    np.testing.assert_array_equal(np.asarray(got.R), np.asarray(want.R))
+
+
 def test_round_trip_exact(tiger, tmp_path):
     rng = np.random.default_rng(0)
     T = rng.dirichlet(np.ones(4), size=(2, 4))

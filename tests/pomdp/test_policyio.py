@@ -81,6 +81,10 @@ def test_alpha_reads_hand_written_files(tmp_path):
         np.asarray(back.alphas), [[-81.5975, 3.01448], [2, -100], [0.5, 0.5]]
     )
     np.testing.assert_array_equal(np.asarray(back.actions), [1, 0, 2])
+    # saved by a Windows editor: a byte-order mark and CRLF lines (the mark was "line 1:
+    # expected an action index, found '\ufeff1'")
+    path.write_bytes(b"\xef\xbb\xbf1\r\n-81.5975 3.01448\r\n0\r\n2 -1e2\r\n")
+    np.testing.assert_array_equal(np.asarray(load_alpha(path).actions), [1, 0])
 
 
 def test_loaded_policy_acts_as_the_saved_one(tmp_path, tiger_policy, random_policy):

@@ -345,7 +345,7 @@ def _read_config_file(path: str, name: str) -> tuple[dict[str, Any], Path]:
             "run directory."
         )
     try:
-        record = json.loads(file.read_text(encoding="utf-8"))
+        record = json.loads(file.read_text(encoding="utf-8-sig"))  # (a BOM: Windows editors)
     except OSError as e:
         raise ValueError(f"{what} cannot be read ({e.strerror or e}).") from None
     except UnicodeDecodeError:

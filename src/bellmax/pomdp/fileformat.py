@@ -421,7 +421,7 @@ def load_pomdp(path: str | os.PathLike) -> TabularPOMDP:
     if not p.is_file():
         raise FileNotFoundError(f"no POMDP file {str(p)!r}: give the path of a .pomdp file.")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # (a BOM, as Windows editors may write)
     except UnicodeDecodeError as e:
         raise PomdpFormatError(
             f"{str(p)!r} is not a text .pomdp file (byte {e.start} is not UTF-8 text); give "

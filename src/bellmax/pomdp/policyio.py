@@ -164,9 +164,8 @@ def load_alpha(path: str | os.PathLike, *, num_states=None, num_actions=None) ->
     _not_a_folder(p)
     if not p.is_file():
         raise ValueError(f"no alpha file {str(p)!r}.")
-    lines = [
-        (i, ln.strip()) for i, ln in enumerate(p.read_text().splitlines(), start=1) if ln.strip()
-    ]
+    text = p.read_text(encoding="utf-8-sig")  # (a BOM, as Windows editors may write)
+    lines = [(i, ln.strip()) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
     if len(lines) % 2:
         raise ValueError(f"{p}, line {lines[-1][0]}: an action line without its vector.")
     acts, vecs = [], []
