@@ -303,3 +303,20 @@ def test_ctrl_c_ends_the_process_at_once(tmp_path):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "bellmax: interrupted", err
+
+
+def test_output_in_a_narrow_encoding_keeps_the_result():
+    """Windows writes redirected output in cp1252, which has no Greek letters: `bellmax
+    bandit`'s table ("ε-greedy ε=0.1") failed after the run, with status 2 and no table."""
+    if not BELLMAX.exists():
+        pytest.skip(f"console script not installed next to {sys.executable}")
+    proc = subprocess.run(
+        [str(BELLMAX), "bandit", "--runs", "2", "--steps", "10"],
+        capture_output=True,
+        timeout=180,
+        env={**os.environ, "PYTHONIOENCODING": "cp1252", "BELLMAX_DEBUG": ""},
+        check=False,
+    )
+    out = proc.stdout.decode("cp1252")
+    assert proc.returncode == 0, proc.stderr.decode("cp1252")
+    assert "?-greedy ?=0.1" in out and "late reward" in out

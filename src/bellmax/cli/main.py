@@ -1011,6 +1011,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       The exit status: 0 on success, 2 for a user error, a command's own status otherwise.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    _tolerate_narrow_output()
     try:
         status = _main(args)
     except BrokenPipeError:
@@ -1029,6 +1030,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.flush()
         os._exit(status)
     return status
+
+
+def _tolerate_narrow_output() -> None:
+    """Print what an output's encoding cannot hold as `?`, instead of failing after the work
+    is done: Windows writes redirected or piped output in its ANSI code page (cp1252), which
+    has no Greek letters (`bellmax bandit`'s "ε-greedy ε=0.1" lost the whole table)."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = str(getattr(stream, "encoding", "") or "").lower().replace("-", "")
+        if encoding not in ("utf8", "utf8sig") and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):
+                stream.reconfigure(errors="replace")
 
 
 def _main(args: list[str]) -> int:
