@@ -324,6 +324,21 @@ def test_an_out_dir_of_another_sweep_or_a_train_run_is_refused(local, tmp_path):
     assert not sw._claim_out_dir(old, specs, overwrite=False)  # the same sweep again: accepted
 
 
+@pytest.mark.parametrize("inner", ["ray/sweep", "ray", "groups"])
+def test_a_link_inside_a_sweep_folder_is_refused_before_anything_is_deleted(tmp_path, inner):
+    # A folder whose ray/sweep was a link (a downloaded sweep) had the link's target deleted
+    # by the Ray backend's rmtree of Tune's stale records; groups/ took checkpoints there.
+    victim = tmp_path / "elsewhere"
+    victim.mkdir()
+    (victim / "thesis.tex").write_text("precious")
+    out = tmp_path / "sweep"
+    (out / inner).parent.mkdir(parents=True, exist_ok=True)
+    (out / inner).symlink_to(victim, target_is_directory=True)
+    with pytest.raises(BellmaxError, match=r"is a symbolic link; a sweep keeps its records"):
+        sw._claim_out_dir(out, [_spec()], overwrite=False)
+    assert (victim / "thesis.tex").read_text() == "precious"
+
+
 def test_another_sweeps_out_dir_is_refused_naming_what_differs(tmp_path):
     # The refusal listed what MIGHT differ ("another algorithm, env, swept values, seeds,
     # budget or chunks") and mixed a flag with a keyword ("--overwrite (overwrite=True)"); now

@@ -116,7 +116,9 @@ class SweepArgs:
     processes (--no-reuse-actors: a fresh process per group, Tune's default)."""
     out: Annotated[str | None, out_dir_option()] = None
     """Directory for results.csv, results.json, plots and the groups' checkpoints (the same
-    sweep run again resumes there; a directory of another sweep is refused)."""
+    sweep run again resumes there; a directory of another sweep is refused). With --backend
+    ray, its ray/ folder holds Ray Tune's records, which a resume reads back with pickle:
+    resume only sweeps you ran."""
     overwrite: bool = False
     """Replace the results and checkpoints of a sweep in --out (another sweep's, or this
     one's to train it afresh)."""

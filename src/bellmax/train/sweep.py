@@ -1050,6 +1050,13 @@ def _check_out_dir(
     option = names("out_dir") if names is not None else "out_dir"
     # another command's run (train, imitate, ...); a sweep here is this function's to judge
     check_run_dir(out, "sweep", option=option, resume=True)
+    for inner in (Path(SWEEP_GROUPS), Path(SWEEP_RAY), Path(SWEEP_RAY) / "sweep"):
+        if (out / inner).is_symlink():  # (a folder from elsewhere: its records get deleted)
+            raise BellmaxError(
+                f"{str(out / inner)!r} is a symbolic link; a sweep keeps its records inside its "
+                f"folder, and replaces or deletes them, never through a link: remove the link "
+                f"or choose another {option}."
+            )
     digest = _spec_digest({"specs": specs})
     held, stored = None, None
     if (out / SWEEP_JSON).exists():
