@@ -544,6 +544,19 @@ def test_file_lock_contract(tmp_path):
         b.write_owner()
 
 
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_kept(tmp_path):
+    # A run folder from elsewhere whose .lock linked to another file: resuming wrote the
+    # process id over that file.
+    victim = tmp_path / "notes.txt"
+    victim.write_text("precious")
+    driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path / "run", stop_after=20, **RUN)
+    (tmp_path / "run" / ".lock").unlink()
+    (tmp_path / "run" / ".lock").symlink_to(victim)
+    with pytest.raises(BellmaxError, match=r"\.lock' is a symbolic link, not a lock file"):
+        driver.train(toy, toy.Config(), "CartPole-v1", out_dir=tmp_path / "run", resume=True, **RUN)
+    assert victim.read_text() == "precious"
+
+
 def test_resume_after_a_kill_between_checkpoint_and_metrics(tmp_path):
     """The old failure: a kill after the checkpoint but before metrics.json broke every resume
     (IndexError). Metrics now live in the checkpoint; the JSON/CSV files are derived."""

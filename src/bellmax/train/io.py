@@ -196,6 +196,10 @@ def atomic_savefig(fig: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> 
     return target
 
 
+#: Open a path itself, never a symbolic link's target (where the platform can say so).
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
 class LockHeldError(BellmaxError):
     """Another process holds a `FileLock`."""
 
@@ -248,7 +252,12 @@ class FileLock:
                 return False
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # Read-only is enough for flock, and opening an existing file so changes nothing.
-        flags = os.O_RDONLY | (os.O_CREAT if create else 0)
+        flags = os.O_RDONLY | (os.O_CREAT if create else 0) | _NO_FOLLOW
+        if self.path.is_symlink():  # (its pid would be written into the link's target)
+            raise BellmaxError(
+                f"{str(self.path)!r} is a symbolic link, not a lock file; remove it (a run "
+                "folder's lock is a plain file that bellmax makes)."
+            )
         try:
             fd = os.open(self.path, flags, 0o666)
         except FileNotFoundError:
@@ -274,7 +283,8 @@ class FileLock:
         if self._fd is None:
             raise RuntimeError("write_owner() needs the lock; call acquire() first.")
         try:
-            with open(self.path, "w", encoding="utf-8") as f:
+            fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC | _NO_FOLLOW)
+            with open(fd, "w", encoding="utf-8") as f:
                 f.write(f"{os.getpid()}\n")
         except OSError:  # a lock file we may lock but not write: the message lacks the pid
             pass
