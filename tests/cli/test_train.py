@@ -8,6 +8,7 @@ compiled program is shared across tests.
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -289,6 +290,14 @@ def test_config_reruns_a_run_json_with_the_same_result(tmp_path, capsys):
     bom.write_bytes(b"\xef\xbb\xbf" + run_json.read_bytes())
     assert main(["train", "dqn", "--config", str(bom), "--out", str(tmp_path / "e")]) == 2
     assert "records a ppo run, not dqn" in capsys.readouterr().err
+    # A file naming an env id that imports a module is refused (importing runs its code),
+    # unless the user gives the id: nothing is imported or written.
+    named = tmp_path / "named.json"
+    named.write_text(json.dumps({**json.loads(run_json.read_text()), "env": "payloadmod:Env-v0"}))
+    assert main(["train", "ppo", "--config", str(named), "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert "imports the module 'payloadmod'" in err and "--env payloadmod:Env-v0" in err
+    assert not (tmp_path / "f").exists() and "payloadmod" not in sys.modules
 
 
 def test_config_overrides_are_the_options_given(tmp_path):

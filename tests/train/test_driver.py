@@ -544,6 +544,32 @@ def test_file_lock_contract(tmp_path):
         b.write_owner()
 
 
+def test_an_env_id_read_from_a_file_never_imports_a_module(tmp_path, monkeypatch):
+    # A run folder from elsewhere whose run.json names `module:Env-v0`: evaluating it
+    # imported that module (from beside the notebook, or any installed one), running its
+    # code. Refused, naming the way to trust it; the id given by the user is theirs.
+    from bellmax.envs import registry
+
+    assert registry.imported_module("payloadmod:CartPole-v1") == "payloadmod"
+    assert registry.imported_module("gymnasium:CartPole-v1") is None
+    assert registry.imported_module("gymnax:CartPole-v1") is None
+    assert registry.imported_module("CartPole-v1") is None
+    (tmp_path / "payloadmod.py").write_text("open(__file__ + '.ran', 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from bellmax.deep import reinforce
+    from bellmax.train.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    cfg = reinforce.Config(total_timesteps=64, num_envs=4, num_steps=8, hidden_sizes=(4,))
+    res = driver.train(reinforce, cfg, "CartPole-v1", out_dir=run, eval_episodes=0, chunks=1)
+    ck = run / "checkpoint.msgpack"
+    meta = {**driver.read_checkpoint_metadata(ck), "env": "payloadmod:CartPole-v1"}
+    save_checkpoint(ck, {"state": res.state, "metrics": res.metrics}, metadata=meta)
+    with pytest.raises(BellmaxError, match=r"imports the module 'payloadmod'.*env='payloadmod:"):
+        driver.evaluate_checkpoint(run, episodes=1)
+    assert not (tmp_path / "payloadmod.py.ran").exists()
+
+
 def test_a_lock_file_that_is_a_link_is_refused_and_its_target_kept(tmp_path):
     # A run folder from elsewhere whose .lock linked to another file: resuming wrote the
     # process id over that file.

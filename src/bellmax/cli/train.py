@@ -493,6 +493,7 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
     """
     from bellmax.deep import get_algorithm
     from bellmax.train.driver import (
+        check_recorded_env,
         config_from_dict,
         plan_chunks,
         read_run,
@@ -540,6 +541,9 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
         settings = {k: stored[k] for k in settings}
     elif a.resume:
         print(f"bellmax: {out!r} holds no run yet; starting it.", file=sys.stderr)
+    if "env" not in given and (stored is not None or a.config is not None):
+        source = repr(str(Path(out) / RUN_JSON)) if stored is not None else repr(str(file))
+        check_recorded_env(settings["env"], source)  # (an id that imports a module: refused)
     algo = get_algorithm(name)
     try:
         if stored is not None or a.config is not None:

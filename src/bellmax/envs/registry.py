@@ -98,6 +98,16 @@ def spec(env_id: str) -> EnvSpec:
         raise unknown_env_error(env_id) from None
 
 
+def imported_module(env_id: str) -> str | None:
+    """The module that making `env_id` imports (`module:EnvName-v0`, Gymnasium's way of
+    naming a package that registers its environments), or None (a bellmax, gymnax or plain
+    Gymnasium id)."""
+    if not isinstance(env_id, str) or is_registered(env_id):
+        return None
+    module = env_id.rpartition(":")[0]
+    return None if module in ("", "gymnasium") else module
+
+
 def _split_prefix(env_id: str) -> tuple[str, str]:
     """`("gymnasium:", "CartPole-v1")` for a `module:Name` id, `("", env_id)` otherwise."""
     module, sep, name = env_id.rpartition(":")

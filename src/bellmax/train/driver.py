@@ -82,6 +82,7 @@ from bellmax.core.xla import NETWORK_UPDATES, RUN_ONCE, cpu_compile_options, gc_
 from bellmax.deep import ALGORITHMS, get_algorithm
 from bellmax.deep.evaluate import evaluate_batch
 from bellmax.deep.loop import mean_episode_return, with_hyperparameters
+from bellmax.envs import registry
 from bellmax.envs.vector import make_vector_env
 from bellmax.policy import (
     POLICY_FILE,
@@ -111,6 +112,7 @@ from bellmax.train.tracking import chunk_scalars
 __all__ = [
     "ChunkInfo",
     "TrainResult",
+    "check_recorded_env",
     "config_from_dict",
     "evaluate_checkpoint",
     "learning_curves",
@@ -118,6 +120,7 @@ __all__ = [
     "plan_chunks",
     "read_run",
     "settings_differences",
+    "split_hyperparameters",
     "train",
 ]
 
@@ -1565,7 +1568,7 @@ def evaluate_checkpoint(
         run = policies[0].header.get("run") or {}
         return _evaluate_policies(
             policies,
-            env or run.get("env"),
+            env or check_recorded_env(run.get("env"), repr(str(run_dir))),
             updates_done=run.get("updates_done"),
             num_envs=int(run.get("num_envs") or episodes),
             episodes=episodes,
@@ -1573,6 +1576,8 @@ def evaluate_checkpoint(
         )
     algo, config, meta = load_run(run_dir)
     out = Path(run_dir)
+    if env != meta["env"]:  # (the checkpoint's template is made in the run's own env)
+        check_recorded_env(meta["env"], repr(str(out / RUN_JSON)))
     ck = out / CHECKPOINT
     digest = checkpoint_digest(ck)
     try:
@@ -1616,6 +1621,26 @@ def evaluate_checkpoint(
     return _evaluation_summary(
         meta["algo"], env_id, seeds, meta["updates_done"], returns, t, str(ck)
     )
+
+
+def check_recorded_env(env_id: Any, source: str) -> Any:
+    """`env_id` as read from a file (`source`: a run.json, a policy file), refused when making
+    it would import a module (`module:EnvName-v0`): a run folder from elsewhere could name
+    any module, beside it on the path or installed, and importing runs its code. Given by
+    the user (`env=`, `--env`), the same id is theirs to trust.
+
+    Raises:
+      BellmaxError: the id names a module to import (named, with the way to trust it).
+    """
+    module = registry.imported_module(env_id)
+    if module is not None:
+        raise BellmaxError(
+            f"{source} records the env id {env_id!r}, which imports the module {module!r}; "
+            "bellmax imports no module that a file names (a run folder from elsewhere could "
+            f"run any code). To trust it, give the id yourself: env={env_id!r} (on the "
+            f"command line, --env {env_id})."
+        )
+    return env_id
 
 
 def _check_spaces(policy: Any, venv: Any, env_id: str) -> None:
