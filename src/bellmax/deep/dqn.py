@@ -110,7 +110,7 @@ class Config:
     max_grad_norm: float = 10.0
     """Gradients are clipped to this global norm."""
     buffer_size: int = 100_000
-    """Replay buffer capacity in transitions."""
+    """Replay buffer capacity in transitions (at most the run's env steps are allocated)."""
     batch_size: int = 64
     """Transitions per gradient step."""
     learning_starts: int = 1_000
@@ -151,6 +151,13 @@ class Config:
     def num_updates(self) -> int:
         """Updates that make `total_timesteps` (rounded down)."""
         return self.total_timesteps // self.steps_per_update
+
+    @property
+    def capacity(self) -> int:
+        """Slots allocated in the replay buffer: `buffer_size`, or the run's env steps if
+        fewer (a buffer larger than the run would never fill; the samples are the same)."""
+        run_steps = self.num_updates * self.steps_per_update
+        return max(min(self.buffer_size, run_steps), self.steps_per_update)
 
     @property
     def total_gradient_steps(self) -> int:
@@ -410,7 +417,7 @@ def init(key: jax.Array, config: Config, venv: VectorEnv) -> TrainState:
         params=params,
         target_params=params,
         opt_state=_optimizer(config).init(params),
-        buffer=replay_init(example, config.buffer_size),
+        buffer=replay_init(example, config.capacity),
         vec_state=vec_state,
         obs=obs,
         key=k_next,
