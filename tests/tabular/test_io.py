@@ -125,6 +125,25 @@ def test_invalid_files(tmp_path):
     (tmp_path / "trunc.npz").write_bytes((tmp_path / "obj.npz").read_bytes()[:40])
     with pytest.raises(InvalidMDPError, match="npz"):
         load_mdp(tmp_path / "trunc.npz")
+    # an array whose data is cut short was called "a pickled object array"; one whose header
+    # declares 10**12 values was a bare MemoryError
+    import io
+    import zipfile
+
+    def npz_with_P(npy: bytes, name: str):
+        with zipfile.ZipFile(tmp_path / name, "w") as z:
+            z.writestr("P.npy", npy)
+        return tmp_path / name
+
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((2, 2, 2)))
+    with pytest.raises(InvalidMDPError, match=r"array 'P' is corrupt \(EOF"):
+        load_mdp(npz_with_P(buf.getvalue()[:-32], "cut.npz"))
+    buf = io.BytesIO()
+    header = {"descr": "<f8", "fortran_order": False, "shape": (10**12,)}
+    np.lib.format.write_array_header_1_0(buf, header)
+    with pytest.raises(InvalidMDPError, match=r"array 'P' declares more data than fits"):
+        load_mdp(npz_with_P(buf.getvalue() + bytes(8), "huge.npz"))
 
 
 def test_to_arrays_rejects_non_mdp():

@@ -181,9 +181,11 @@ def _space(toks: _Tokens, kind: str) -> _Space:
         if n < 1:
             raise toks.error(f"'{kind}:' count must be at least 1, got {n}.", line)
         return _Space(kind, [str(i) for i in range(n)])
-    if len(set(items)) != len(items):
-        dup = next(x for x in items if items.count(x) > 1)
-        raise toks.error(f"{kind} name {dup!r} is declared twice.", line)
+    seen: set[str] = set()
+    for name in items:  # (one pass: a long list stays quick)
+        if name in seen:
+            raise toks.error(f"{kind} name {name!r} is declared twice.", line)
+        seen.add(name)
     return _Space(kind, items)
 
 

@@ -158,10 +158,17 @@ def load_mdp(path: str | os.PathLike, *, gamma: float | None = None) -> TabularM
         for key in npz.files:
             try:
                 arrays[key] = npz[key]
-            except ValueError:
+            except ValueError as e:
+                if "allow_pickle" in str(e):
+                    raise InvalidMDPError(
+                        f"{where}: array {key!r} is a pickled object array, which is refused "
+                        "for safety; store plain numeric arrays."
+                    ) from None
+                raise InvalidMDPError(f"{where}: array {key!r} is corrupt ({e}).") from None
+            except MemoryError:  # (a header that declares more than its data holds, or fits)
                 raise InvalidMDPError(
-                    f"{where}: array {key!r} is a pickled object array, which is refused for "
-                    "safety; store plain numeric arrays."
+                    f"{where}: array {key!r} declares more data than fits in memory; the file "
+                    "is corrupt or too large."
                 ) from None
             except (OSError, EOFError, zipfile.BadZipFile) as e:
                 raise InvalidMDPError(
