@@ -370,6 +370,11 @@ def _ppo_config_dict() -> dict:
             '"stop_return": null}',
             "does not fit this bellmax's",
         ),
+        pytest.param(
+            "[" * 100_000 + "]" * 100_000,  # (a RecursionError's traceback)
+            "is not a bellmax run.json: nested too deeply",
+            id="nested-100000-deep",
+        ),
     ],
 )
 def test_config_that_is_no_run_json_is_one_line(tmp_path, capsys, content, message):

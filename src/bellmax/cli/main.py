@@ -1124,8 +1124,8 @@ def _resource_message(exc: BaseException) -> str:
     if len(detail) > 160:
         detail = detail[:157] + "..."
     return (
-        f"{what} ({type(exc).__name__}: {detail}); use smaller sizes "
-        "(episodes, steps, runs, games ...)."
+        f"{what} ({type(exc).__name__}: {detail}); use smaller sizes, those that set how much "
+        "is held at once (seeds, runs, num_envs, buffer_size, num_simulations, states ...)."
     )
 
 

@@ -354,6 +354,8 @@ def _read_config_file(path: str, name: str) -> tuple[dict[str, Any], Path]:
         raise ValueError(
             f"{what} is not a bellmax {RUN_JSON}: not JSON ({e.msg} at line {e.lineno})."
         ) from None
+    except RecursionError:  # (JSON nested thousands deep: no run.json is)
+        raise ValueError(f"{what} is not a bellmax {RUN_JSON}: nested too deeply.") from None
     if not isinstance(record, dict):
         raise ValueError(
             f"{what} is not a bellmax {RUN_JSON}: it holds a JSON "

@@ -910,7 +910,7 @@ def read_run(
     if record.is_file():
         try:
             meta = json.loads(record.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             meta = None  # fall back to the checkpoint's copy
         if meta is not None:
             return _check_stored(meta, record, option)

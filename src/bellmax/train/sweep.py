@@ -1063,7 +1063,7 @@ def _check_out_dir(
         try:
             marker = json.loads((out / SWEEP_JSON).read_text())
             held, stored = marker.get("digest"), marker.get("settings")
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             held = "unreadable"
     elif (out / RESULTS_JSON).exists():
         held = "unmarked"  # the results of a sweep written before the marker existed
