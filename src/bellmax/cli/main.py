@@ -934,6 +934,8 @@ def one_paragraph_help(cls: type) -> type:
 def _parse(argv: list[str]) -> Any:
     import tyro
 
+    if argv and argv[0] in COMMANDS:  # (its real options, not a stand-in's: as `main` does)
+        load_command(argv[0])
     commands = list(COMMANDS.values())
     members = tuple(
         Annotated[
