@@ -299,7 +299,7 @@ def test_another_exploration_constant_compiles_no_new_search():
     for c in (2.0, 0.5):
         config = dataclasses.replace(SMALL[False], uct_c=c)
         visits.append(np.asarray(mcts.search(boards, jax.random.key(0), config).visits[0]))
-        programs.append(mcts._search_new._cache_size())  # (jax's count of programs compiled)
+        programs.append(mcts._search_fresh._cache_size())  # (jax's count of programs compiled)
     assert programs[1] == programs[0]
     assert not np.array_equal(visits[0], visits[1])
 

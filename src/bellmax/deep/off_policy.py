@@ -416,9 +416,9 @@ def off_policy_update(
 
     Returns:
       `(new_state, metrics)`: `metrics` holds `env_steps`, `episode_return_sum`,
-      `episode_count`, `nonfinite_steps`, `learning`, `learning_rate` (`config.learning_rate`, the step size of
-      every gradient step) and the mean over the gradient steps of each scalar `learn_step`
-      returns (zeros before learning starts).
+      `episode_count`, `nonfinite_steps`, `learning`, `learning_rate`
+      (`config.learning_rate`, the step size of every gradient step) and the mean over the
+      gradient steps of each scalar `learn_step` returns (zeros before learning starts).
     """
     key, k_collect, k_learn = jax.random.split(state.key, 3)
     carry = Collect(

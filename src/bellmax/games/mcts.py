@@ -700,7 +700,7 @@ def search(boards: jax.Array, key: jax.Array, config: MCTSConfig) -> SearchResul
     Returns:
       A `SearchResult` of [B, 9] per-move and [B] per-root arrays.
     """
-    return _search_new(jnp.asarray(boards, jnp.int8), key, *_program_config(config))
+    return _search_fresh(jnp.asarray(boards, jnp.int8), key, *_program_config(config))
 
 
 def _program_config(config: MCTSConfig) -> tuple[MCTSConfig, jax.Array]:
@@ -709,7 +709,8 @@ def _program_config(config: MCTSConfig) -> tuple[MCTSConfig, jax.Array]:
 
 
 @functools.partial(jax.jit, static_argnames="config")
-def _search_new(boards: jax.Array, key: jax.Array, config: MCTSConfig, uct_c: jax.Array):
+def _search_fresh(boards: jax.Array, key: jax.Array, config: MCTSConfig, uct_c: jax.Array):
+    """`search`'s program: `_search` in buffers of its own, one program per static config."""
     scratch = _empty_trees(boards.shape[0], config.num_simulations + 1)
     return _search(boards, key, config, scratch, uct_c)[0]
 
