@@ -1097,14 +1097,19 @@ def train(
         if out is not None
         else None
     )
+    interrupted = False
     try:
         return _train_locked(
             algo, config, venv, eval_venv, runner, keys, meta, out,
             resume=resume, overwrite=overwrite, stop_after=stop_after, on_chunk=on_chunk,
             names=names,
         )  # fmt: skip
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        _wait_for_background()
+        if not interrupted:  # (Ctrl-C: back at once; a background compile ends on its own)
+            _wait_for_background()
         if lock is not None:
             lock.release()
 
