@@ -281,16 +281,20 @@ def test_ctrl_c_ends_the_process_at_once(tmp_path):
         pytest.skip(f"console script not installed next to {sys.executable}")
     out = tmp_path / "run"
     argv = ["train", "ppo", "--total-steps", "3e8", "--chunks", "1", "--json", "--out", str(out)]
-    proc = subprocess.Popen(
-        [str(BELLMAX), *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "BELLMAX_DEBUG": ""},
-        # Ctrl-C's default handling, as in a terminal: a test run started in the background
-        # of a shell script ignores SIGINT, and so would the command it starts.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    # Ctrl-C handled, as in a terminal: a test run started in the background of a shell script
+    # ignores SIGINT, and so would the command it starts (an ignored signal stays ignored
+    # through exec; a handled one becomes the default, which Python turns into its own).
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [str(BELLMAX), *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "BELLMAX_DEBUG": ""},
+        )
+    finally:
+        signal.signal(signal.SIGINT, before)
     try:
         deadline = time.monotonic() + 120
         while not (out / "run.json").exists() and time.monotonic() < deadline:
