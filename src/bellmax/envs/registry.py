@@ -104,7 +104,7 @@ def imported_module(env_id: str) -> str | None:
     Gymnasium id)."""
     if not isinstance(env_id, str) or is_registered(env_id):
         return None
-    module = env_id.rpartition(":")[0]
+    module = _split_prefix(env_id)[0][:-1]  # ("module:", name): the module, its colon off
     return None if module in ("", "gymnasium") else module
 
 

@@ -79,7 +79,7 @@ def observation_probs(pomdp: TabularPOMDP, b_tm1: jax.Array, a_tm1: jax.Array) -
 def _model_precision(pomdp: TabularPOMDP, *args: Any) -> contextlib.AbstractContextManager:
     """`x64` for a float64 model's arithmetic where every argument is concrete (a traced call
     keeps the precision of the program it is part of)."""
-    if any(isinstance(a, jax.core.Tracer) for a in args):
+    if not _concrete(*args):
         return contextlib.nullcontext()
     return x64(np.asarray(pomdp.T).dtype)
 

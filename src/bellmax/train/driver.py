@@ -601,24 +601,21 @@ def _runner(algo: Any, config: Any, venv: Any, n_seeds: int) -> _Runner:
     """A cached `_Runner` set to `config`'s hyperparameter values, so repeated runs in one
     process compile once, also for other values of those (`split_hyperparameters`)."""
     base, hp = split_hyperparameters(config)
-    if venv.is_host:
-        runner = _Runner(algo, base, venv, n_seeds)
-        runner.hp = hp
-        return runner
+    key = None if venv.is_host else (algo, base, venv, n_seeds, tuple(hp))
     try:
-        key = (algo, base, venv, n_seeds, tuple(hp))
         hash(key)
     except TypeError:
+        key = None
+    if key is None:  # (host envs, unhashable configs: programs of their own)
         runner = _Runner(algo, base, venv, n_seeds)
-        runner.hp = hp
-        return runner
-    if key not in _RUNNERS:
-        if len(_RUNNERS) >= 16:
-            _RUNNERS.pop(next(iter(_RUNNERS)))
-        _RUNNERS[key] = _Runner(algo, base, venv, n_seeds)
-    runner = _RUNNERS[key]
-    runner.compile_seconds = 0.0
-    runner.phases = _no_phases()
+    else:
+        if key not in _RUNNERS:
+            if len(_RUNNERS) >= 16:
+                _RUNNERS.pop(next(iter(_RUNNERS)))
+            _RUNNERS[key] = _Runner(algo, base, venv, n_seeds)
+        runner = _RUNNERS[key]
+        runner.compile_seconds = 0.0
+        runner.phases = _no_phases()
     runner.hp = hp
     return runner
 
