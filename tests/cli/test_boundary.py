@@ -311,6 +311,9 @@ def test_ctrl_c_ends_the_process_at_once(tmp_path):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "bellmax: interrupted", err
+    # The run's record says so (it said "running", as if the process still ran).
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["updates_done"] == 0
 
 
 def test_output_in_a_narrow_encoding_keeps_the_result():

@@ -166,6 +166,11 @@ def test_seeds_vmapped_equal_one_by_one_and_outputs(tmp_path):
     assert (tmp_path / "learning_curve.png").stat().st_size > 1000
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("update,seed,") and len(rows) == 1 + 2 * 50
+    # counts are written as integers, as metrics.json has them (they were "3.0")
+    header, last = rows[0].split(","), rows[-1].split(",")
+    count = last[header.index("episode_count")]
+    assert count == str(json.loads((tmp_path / "metrics.json").read_text())["episode_count"][1][-1])
+    assert count.isdigit()
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["updates_done"] == 50 and run["algo"] == "toy" and run["compile_seconds"] > 0
     # what reproducing the run needs besides its settings (core.provenance)
@@ -1024,3 +1029,24 @@ def test_the_run_record_follows_the_checkpoints(tmp_path):
         **RUN,
     )
     assert seen == [("running", u, u) for u in (10, 20)]
+
+
+def test_an_interrupted_run_says_so_and_resumes(tmp_path):
+    """Ctrl-C (a KeyboardInterrupt) after the second chunk: run.json says "interrupted" with
+    the two chunks its checkpoint holds (it said "running", as if the process still ran), and
+    `resume` ends the run as an uninterrupted one ends it."""
+    cfg = toy.Config()
+
+    def ctrl_c(info):
+        if info.updates_done == 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        driver.train(toy, cfg, "CartPole-v1", out_dir=tmp_path, on_chunk=ctrl_c, **RUN)
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["updates_done"] == 20
+    rest = driver.train(toy, cfg, "CartPole-v1", out_dir=tmp_path, resume=True, **RUN)
+    full = driver.train(toy, cfg, "CartPole-v1", **RUN)
+    assert rest.updates_done == 50
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "finished"
+    np.testing.assert_array_equal(full.metrics["loss"], rest.metrics["loss"])

@@ -29,6 +29,8 @@ A run directory never loses a run:
 - `run.json` records the run's settings (algorithm, env, seeds, every Config field, chunks,
   evaluation) and a random run id before any training, so a run killed before its first
   checkpoint resumes from the start, and `bellmax train --resume` alone knows the settings;
+  its `status` is `running`, then `finished`, `solved`, `stopped` (`stop_after`), `diverged`
+  or, after a Ctrl-C, `interrupted` (a killed process leaves `running`);
 - one process writes a run at a time: an exclusive lock (`flock` on `DIR/.lock`, released by
   the kernel however the holder dies) makes a second writer stop with a message;
 - a directory that holds a run is refused unless the run is resumed (`resume=True`) or
@@ -702,10 +704,12 @@ def _write_metrics(out: Path, seeds: Sequence[int], history: dict[str, np.ndarra
     n = next(iter(history.values())).shape[1] if history else 0
     ret, cnt = history.get("episode_return_sum"), history.get("episode_count")
     means = None if ret is None or cnt is None else mean_episode_return(ret, cnt)
+    # Counts (episode_count, nonfinite_steps) as integers ("3", not "3.0"), as in metrics.json.
+    cells = {k: int if history[k].dtype.kind in "biu" else float for k in names}
     lines = ["update,seed," + ",".join(names) + ",mean_episode_return"]
     for s, seed in enumerate(seeds):
         for u in range(n):
-            row = [str(u + 1), str(seed)] + [repr(float(history[k][s, u])) for k in names]
+            row = [str(u + 1), str(seed)] + [repr(cells[k](history[k][s, u])) for k in names]
             mean = math.nan if means is None else float(means[s, u])
             row.append("" if math.isnan(mean) else repr(mean))
             lines.append(",".join(row))
@@ -1103,6 +1107,8 @@ def train(
         )  # fmt: skip
     except KeyboardInterrupt:
         interrupted = True
+        if out is not None:
+            _mark_interrupted(out, meta)
         raise
     finally:
         if not interrupted:  # (Ctrl-C: back at once; a background compile ends on its own)
@@ -1457,6 +1463,20 @@ def _diverged(
             out / RUN_JSON, {**meta, "status": "diverged", "updates_done": done, "error": msg}
         )
     raise DivergenceError(msg)
+
+
+def _mark_interrupted(out: Path, meta: dict) -> None:
+    """A Ctrl-C'd run's run.json says "interrupted" (it said "running", as if the process
+    still ran), with the updates its checkpoint holds; `--resume` continues it as before.
+    Only this run's record is changed, and a failure to write it is left unsaid: the
+    interrupt is what the caller gets."""
+    record = out / RUN_JSON
+    try:
+        stored = json.loads(record.read_text(encoding="utf-8"))
+        if stored.get("run_id") == meta.get("run_id") and stored.get("status") == "running":
+            atomic_write_json(record, {**stored, "status": "interrupted"})
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, AttributeError):
+        pass
 
 
 def _warm_evaluation(algo, config, venv, state, seeds, episodes: int):
