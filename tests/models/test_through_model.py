@@ -108,7 +108,7 @@ def test_neural_policy_swings_the_pendulum_up_without_a_planner():
     assert res.transitions == 16 * 200 + 2 * 4 * 200  # the last round collects nothing
 
 
-def test_neural_policy_bytes_round_trip_and_refuse_what_they_are_not():
+def test_neural_policy_bytes_round_trip_and_refuse_what_they_are_not(monkeypatch):
     from flax import serialization
 
     pol = make_neural_policy("CartPoleSwingUp-v0", hidden_sizes=(8, 4), squash=False)
@@ -120,15 +120,28 @@ def test_neural_policy_bytes_round_trip_and_refuse_what_they_are_not():
     good = serialization.msgpack_restore(neural_policy_to_bytes(pol, params))
     wrong_tag = {**good, "format": "other"}
     other_net = {**good, "policy": {**good["policy"], "hidden_sizes": [8, 5]}}
+    # A tiny file declaring 4e12 weights: refused by their shapes before any is drawn (the
+    # reader built the network first: 16 TB of random weights dispatched).
+    huge_net = {**good, "policy": {**good["policy"], "hidden_sizes": [10**6, 10**6]}}
     cases = [
         (b"\x00not msgpack", "cannot be read as msgpack"),
         (serialization.msgpack_serialize(wrong_tag), "format tag"),
         (serialization.msgpack_serialize({**good, "version": 9}), "version 9"),
         (serialization.msgpack_serialize(other_net), "parameter shapes"),
+        (serialization.msgpack_serialize(huge_net), "parameter shapes"),
     ]
+    drawn = []
+    real_init = type(pol).init
+
+    def init(self, key):  # a concrete key: weights drawn, not only their shapes traced
+        drawn.append(not isinstance(key, jax.core.Tracer))
+        return real_init(self, key)
+
+    monkeypatch.setattr(type(pol), "init", init)
     for data, why in cases:
         with pytest.raises(ValueError, match=f"p.msgpack is not a bellmax neural policy: .*{why}"):
             neural_policy_from_bytes(data, source="p.msgpack")
+    assert drawn and not any(drawn)
     with pytest.raises(TypeError, match="NeuralPolicy"):
         neural_policy_to_bytes("not a policy", params)
 

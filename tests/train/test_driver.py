@@ -18,6 +18,7 @@ from flax import struct
 
 from bellmax.core.errors import BellmaxError, DivergenceError
 from bellmax.envs.environment import Wrapper
+from bellmax.policy import PolicyFileError
 from bellmax.train import driver
 from bellmax.train.checkpoint import CheckpointError
 from bellmax.train.io import FileLock, LockHeldError
@@ -573,6 +574,34 @@ def test_an_env_id_read_from_a_file_never_imports_a_module(tmp_path, monkeypatch
     with pytest.raises(BellmaxError, match=r"imports the module 'payloadmod'.*env='payloadmod:"):
         driver.evaluate_checkpoint(run, episodes=1)
     assert not (tmp_path / "payloadmod.py.ran").exists()
+
+
+def test_a_policy_files_recorded_num_envs_is_checked(tmp_path):
+    # A policy file from elsewhere: its run's num_envs sizes the evaluation's environments.
+    # A string was int()'s bare "invalid literal" ValueError; a negative count, JAX's.
+    import hashlib
+
+    import msgpack
+
+    from bellmax.deep import reinforce
+
+    run = tmp_path / "run"
+    cfg = reinforce.Config(total_timesteps=64, num_envs=4, num_steps=8, hidden_sizes=(4,))
+    driver.train(reinforce, cfg, "CartPole-v1", out_dir=run, eval_episodes=0, chunks=1)
+    good = (run / "policy.msgpack").read_bytes()
+    envelope = msgpack.unpackb(good, raw=False)
+    body = msgpack.unpackb(envelope["body"], raw=False)
+    assert body["header"]["run"]["num_envs"] == 4
+    path = tmp_path / "p.msgpack"
+    for bad in ("8", -3, True, 2.5):
+        body["header"]["run"]["num_envs"] = bad
+        raw = msgpack.packb(body)
+        signed = {**envelope, "body": raw, "sha256": hashlib.sha256(raw).hexdigest()}
+        path.write_bytes(msgpack.packb(signed))
+        with pytest.raises(PolicyFileError, match=f"records num_envs={bad!r}, not a positive"):
+            driver.evaluate_checkpoint(path, episodes=2)
+    path.write_bytes(good)
+    assert driver.evaluate_checkpoint(path, episodes=2)["episodes"] == 2
 
 
 def test_a_lock_file_that_is_a_link_is_refused_and_its_target_kept(tmp_path):

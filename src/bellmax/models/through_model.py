@@ -202,7 +202,8 @@ def neural_policy_from_bytes(data: bytes, *, source: str = "the data") -> tuple[
         policy = NeuralPolicy(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
         )
-        template = policy.init(jax.random.key(0))
+        # shapes only: a file's widths build no network before its weights are seen to fit
+        template = jax.eval_shape(policy.init, jax.random.key(0))
     except Exception as exc:
         raise bad(f"its policy fields do not build a network ({exc})") from None
     params = doc.get("params")

@@ -1592,7 +1592,7 @@ def evaluate_checkpoint(
             policies,
             env or check_recorded_env(run.get("env"), repr(str(run_dir))),
             updates_done=run.get("updates_done"),
-            num_envs=int(run.get("num_envs") or episodes),
+            num_envs=_recorded_num_envs(run.get("num_envs"), episodes, run_dir),
             episodes=episodes,
             source=str(run_dir),
         )
@@ -1673,6 +1673,20 @@ def _check_spaces(policy: Any, venv: Any, env_id: str) -> None:
             "run's spaces (`env=`; `--env` on the command line), or train a policy for this "
             "one."
         )
+
+
+def _recorded_num_envs(value: Any, episodes: int, file: str | os.PathLike) -> int:
+    """A policy file's `run.num_envs` (the run's environments, which its evaluation uses
+    too), checked: a positive int; absent (None): one environment per episode."""
+    if value is None:
+        return episodes
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PolicyFileError(
+            f"{str(file)!r} records num_envs={value!r}, not a positive number of environments "
+            "(its run's): the file is damaged or was not written by bellmax; evaluate the run "
+            "directory that holds its checkpoint instead."
+        )
+    return value
 
 
 def _evaluate_policies(
