@@ -180,6 +180,22 @@ def test_malformed_files_name_the_line(text, message):
         parse_pomdp(text)
 
 
+def test_a_model_too_large_for_memory_is_refused_before_it_is_built():
+    # 1e8 states: the names alone took seconds and gigabytes, then the dense T a MemoryError
+    # (or swapping); refused at the declaration, naming the sizes.
+    text = "discount: 0.9\nstates: 100000000\nactions: 2\nobservations: 2\n"
+    with pytest.raises(
+        PomdpFormatError,
+        match=r"line 4: the model declares 100000000 states, 2 actions and 2 observations: its "
+        r"dense .* need 1\.49e\+08 GiB, more than this machine's",
+    ):
+        parse_pomdp(text)
+    # A large count that fits is still read as indices 0..n-1.
+    big = "discount: 0.9\nstates: 300\nactions: 1\nobservations: 1\nT: * identity\nO: * uniform\n"
+    pomdp = parse_pomdp(big + "R: * : 299 : * : * 1\n")
+    assert pomdp.num_states == 300 and pomdp.states[-1] == "299" and pomdp.R[299, 0] == 1.0
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no POMDP file"):
         load_pomdp(tmp_path / "nope.pomdp")

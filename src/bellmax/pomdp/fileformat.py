@@ -130,30 +130,40 @@ class _Tokens:
 
 
 class _Space:
-    """States, actions or observations: a count or a list of names."""
+    """States, actions or observations: a count (`names` None: "0".."n-1", made when the
+    model is built, so a huge declared count costs nothing before its size is checked) or a
+    list of names."""
 
-    def __init__(self, kind: str, names: list[str]):
+    def __init__(self, kind: str, names: list[str] | None, count: int | None = None):
         self.kind = kind
-        self.names = names
-        self.index = {n: i for i, n in enumerate(names)}
+        self._names = names
+        self.n = len(names) if names is not None else int(count or 0)
+        self.index = {n: i for i, n in enumerate(names)} if names is not None else {}
+
+    @property
+    def names(self) -> list[str]:
+        if self._names is None:
+            self._names = [str(i) for i in range(self.n)]
+        return self._names
 
     def __len__(self) -> int:
-        return len(self.names)
+        return self.n
 
     def lookup(self, tok: str, toks: _Tokens, line: int) -> int:
         if tok in self.index:
             return self.index[tok]
         if re.fullmatch(r"\d+", tok):
             k = int(tok)
-            if k < len(self.names):
+            if k < self.n:
                 return k
             raise toks.error(
-                f"{self.kind[:-1]} index {k} is out of range: there are {len(self.names)} {self.kind} (0-based).",
+                f"{self.kind[:-1]} index {k} is out of range: there are {self.n} {self.kind} (0-based).",
                 line,
             )
+        shown = self.names[:20] if self._names is not None else map(str, range(min(self.n, 20)))
         raise toks.error(
-            f"unknown {self.kind[:-1]} {tok!r}; declared {self.kind}: {' '.join(self.names[:20])}"
-            + (" ..." if len(self.names) > 20 else "")
+            f"unknown {self.kind[:-1]} {tok!r}; declared {self.kind}: {' '.join(shown)}"
+            + (" ..." if self.n > 20 else "")
             + ".",
             line,
         )
@@ -180,7 +190,7 @@ def _space(toks: _Tokens, kind: str) -> _Space:
         n = int(items[0])
         if n < 1:
             raise toks.error(f"'{kind}:' count must be at least 1, got {n}.", line)
-        return _Space(kind, [str(i) for i in range(n)])
+        return _Space(kind, None, n)
     seen: set[str] = set()
     for name in items:  # (one pass: a long list stays quick)
         if name in seen:
@@ -255,6 +265,7 @@ def parse_pomdp(text: str, *, source: str = "<string>") -> TabularPOMDP:
             pre[key] = tok
         else:
             pre[key] = _space(toks, key)
+            _check_dense_size(toks, pre, line)
         if not toks.at_section():
             raise toks.error(f"unexpected {toks.peek()!r} after '{key}:'.")
     missing = [k for k in ("discount", "states", "actions", "observations") if k not in pre]
@@ -263,6 +274,32 @@ def parse_pomdp(text: str, *, source: str = "<string>") -> TabularPOMDP:
             f"the file never declares {', '.join(k + ':' for k in missing)}.", toks.last_line
         )
     return _build(toks, pre, start, entries)
+
+
+def _memory_bytes() -> int:
+    """This machine's physical memory (64 GiB where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # (Windows has no sysconf)
+        return 64 * 2**30
+
+
+def _check_dense_size(toks: _Tokens, pre: dict, line: int) -> None:
+    """Once states, actions and observations are declared: refuse a model whose dense
+    arrays (T `[A, S, S]` and O `[A, S, Z]`, float64) exceed this machine's memory, before
+    anything of that size is allocated (it was a MemoryError, or the machine swapping)."""
+    if not all(k in pre for k in ("states", "actions", "observations")):
+        return
+    S, A, Z = len(pre["states"]), len(pre["actions"]), len(pre["observations"])
+    need, have = 8 * A * S * (S + Z), _memory_bytes()
+    if need > have:
+        raise toks.error(
+            f"the model declares {S} states, {A} actions and {Z} observations: its dense "
+            f"transition and observation arrays (float64) need {need / 2**30:.3g} GiB, more "
+            f"than this machine's {have / 2**30:.3g} GiB of memory. bellmax's tabular POMDPs "
+            "hold the whole model in memory, densely: it must fit.",
+            line,
+        )
 
 
 def _start(toks: _Tokens, states: _Space, line: int) -> np.ndarray:
