@@ -118,6 +118,40 @@ def test_simulate_fixed_policies(tiger):
     assert float(res.stderr) > 0
 
 
+def test_simulate_under_jit_runs_in_the_programs_precision():
+    # A float64 model simulated inside the caller's jax.jit (x64 off): it switched x64 on
+    # inside the trace and failed deep in JAX (a reduce of float64 and float32 operands).
+    from bellmax.pomdp.problems import tiger as make_tiger
+
+    t = make_tiger()
+    policy = qmdp(t).vectors
+    jitted = jax.jit(lambda k: simulate(t, policy, k, episodes=20, steps=10).returns)
+    got = jitted(jax.random.key(0))
+    # what the float32 model gives outside jit (float64 draws another random stream)
+    single = lambda x: np.asarray(x, np.float32) if np.asarray(x).dtype.kind == "f" else x  # noqa: E731
+    t32, policy32 = jax.tree.map(single, (t, policy))
+    want = simulate(t32, policy32, jax.random.key(0), episodes=20, steps=10).returns
+    assert got.dtype == want.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_simulate_after_a_float32_program_captured_the_same_model():
+    # jax 0.10 keeps the float32 copy of a numpy array that a program compiled with x64 off
+    # captured (POMCP's, a user's jitted function) and handed it to simulate's float64
+    # program, given the same array: RuntimeProgramInputMismatch. In a notebook: POMCP, then
+    # simulate a solver's policy on the same model.
+    from bellmax.pomdp.problems import tiger as make_tiger
+
+    t = make_tiger()
+    capture = jax.jit(lambda k: jnp.asarray(t.T).sum() + jnp.asarray(t.R).sum() + k)
+    capture(1.0)
+    policy = qmdp(t).vectors
+    got = simulate(t, policy, jax.random.key(0), episodes=20, steps=10).returns
+    fresh = simulate(make_tiger(), policy, jax.random.key(0), episodes=20, steps=10).returns
+    np.testing.assert_array_equal(got, fresh)
+    assert got.dtype == np.float64
+
+
 def test_simulate_bad_input(tiger):
     with pytest.raises(TypeError, match="policy must be AlphaVectors or a function"):
         simulate(tiger, "greedy", jax.random.key(0))

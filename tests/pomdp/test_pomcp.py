@@ -271,6 +271,23 @@ def test_simulate_pomcp_runs_its_own_agent(tiger):
         simulate_pomcp(planner, jax.random.key(0), episodes=1)
 
 
+def test_pomcp_leaves_the_callers_model_arrays_alone():
+    # simulate_pomcp's program (x64 off) captured the model's numpy arrays, and jax 0.10 then
+    # handed its float32 copies to a later float64 program given the same arrays: simulate
+    # with another policy on the same model failed (RuntimeProgramInputMismatch). The
+    # planner reads a copy of its own, in its precision.
+    from bellmax.pomdp import simulate, simulate_pomcp
+    from bellmax.pomdp.problems import tiger as make_tiger
+
+    t = make_tiger()
+    planner = make_pomcp(t, POMCPConfig(num_simulations=20, max_depth=5))
+    simulate_pomcp(planner, jax.random.key(0), episodes=2, steps=2)
+    listen = simulate(t, lambda b, k: jnp.int32(0), jax.random.key(1), episodes=4, steps=3)
+    np.testing.assert_allclose(listen.returns, -(1 + 0.95 + 0.95**2), rtol=1e-12)
+    assert planner.pomdp is t and planner.own_model.T is not t.T
+    assert planner.own_model.T.dtype == planner.dtype
+
+
 # ---------------------------------------------------------------- decisions against exact Q
 LISTEN, OPEN_LEFT, OPEN_RIGHT = 0, 1, 2
 

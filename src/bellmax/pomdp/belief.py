@@ -351,14 +351,45 @@ def simulate(
             f"simulate's policy must be AlphaVectors or a function (belief, key) -> action, "
             f"got {type(policy).__name__}.{solver_result_hint(policy, 'simulate(pomdp, {}, key)')}"
         )
-    with x64(pomdp.T.dtype):
+    # Under an outer jit or vmap the episodes run in that program's precision (x64 switched
+    # on inside a trace made programs of mixed types: errors deep in JAX).
+    traced = not _concrete(key, *jax.tree.leaves((pomdp, params)))
+    wide = not traced and np.dtype(pomdp.T.dtype) == np.float64
+    with x64() if wide else contextlib.nullcontext():
         keys = jax.random.split(key, episodes)
-        returns = _simulate(pomdp, act, params, steps, keys, _successor_lists(pomdp))
+        if wide:
+            model, params = _on_device((pomdp, params))
+        else:  # (under a jit with x64 off, a float64 model is read as float32)
+            model, params = _canonical((pomdp, params))
+        lists = _successor_lists(pomdp if wide else model)  # (from the host's arrays)
+        returns = _simulate(model, act, params, steps, keys, lists)
         return SimulationResult(
             returns=returns,
             mean_discounted_return=returns.mean(),
             stderr=returns.std(ddof=1) / np.sqrt(episodes),
         )
+
+
+def _on_device(tree: Any) -> Any:
+    """`tree`'s arrays as new device arrays of their own dtypes. Converted with the dtype
+    named, not implicitly: jax 0.10 hands a float64 program the float32 copy it kept of a
+    numpy array that a program compiled with x64 off captured (a user's jitted function, or
+    an older bellmax's POMCP), and the program then fails (RuntimeProgramInputMismatch)."""
+    return jax.tree.map(lambda x: jnp.asarray(x, getattr(x, "dtype", None)), tree)
+
+
+def _canonical(tree: Any) -> Any:
+    """`tree`'s concrete arrays in the dtypes JAX computes in now (float64 as float32 with
+    x64 off): mixed into traced arithmetic as they are, each one warned."""
+
+    def cast(x: Any) -> Any:
+        if isinstance(x, np.ndarray):
+            return x.astype(jax.dtypes.canonicalize_dtype(x.dtype), copy=False)
+        if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
+            return x.astype(jax.dtypes.canonicalize_dtype(x.dtype))
+        return x
+
+    return jax.tree.map(cast, tree)
 
 
 def solver_result_hint(value: Any, call: str) -> str:

@@ -431,8 +431,14 @@ def make_pomcp(pomdp: TabularPOMDP, config: POMCPConfig = POMCPConfig()) -> Call
     dtype = jnp.asarray(pomdp.T).dtype
     # the sampling tables once, here (under jit they would be constants folded at compile time)
     model = _sampling_model(pomdp, dtype, config.rollout)
+    # The planner's programs read the model from a copy of their own, in their precision,
+    # never from the caller's arrays: jax 0.10 keeps the float32 copy of a numpy array that a
+    # program compiled with x64 off captured, and hands it to a later float64 program given
+    # that same array (`simulate(pomdp, ...)` after `simulate_pomcp` on the same model failed
+    # with RuntimeProgramInputMismatch).
+    own = jax.tree.map(lambda x: np.array(x, dtype), pomdp)
     search = functools.partial(_search, model, config=config, c=c)
-    update = functools.partial(_particle_update, model, pomdp, config)
+    update = functools.partial(_particle_update, model, own, config)
 
     def planner(belief: jax.Array, key: jax.Array) -> jax.Array:
         check_belief(pomdp, belief, "the POMCP planner")
@@ -447,6 +453,7 @@ def make_pomcp(pomdp: TabularPOMDP, config: POMCPConfig = POMCPConfig()) -> Call
         _empty_tree, model, config, dtype, 2 * config.num_simulations + 1
     )
     planner.pomdp = pomdp
+    planner.own_model = own  # (the copy above)
     planner.dtype = dtype
     return planner
 
@@ -491,9 +498,8 @@ def simulate_pomcp(
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _pomcp_episodes(planner, steps, keys):
-    pomdp = planner.pomdp
-    T, Ob, R = (jnp.asarray(x, planner.dtype) for x in (pomdp.T, pomdp.O, pomdp.R))
-    b0 = jnp.asarray(pomdp.b0, T.dtype)
+    pomdp = planner.own_model
+    T, Ob, R, b0 = (jnp.asarray(x) for x in (pomdp.T, pomdp.O, pomdp.R, pomdp.b0))
 
     reuse = planner.config.reuse_tree
 
