@@ -87,6 +87,12 @@ def test_resume_alone_continues_with_the_stored_settings(tmp_path, capsys):
     # the result is exactly the uninterrupted run's.
     resumed = _json(capsys, *argv, "--json")
     assert resumed["env_steps"] == 1024 and resumed["eval_episodes"] == 2
+    # The seconds are this process's (512 of the steps); the whole run's are beside them, as
+    # in run.json (the summary paired the run's steps with this process's seconds alone).
+    record = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert resumed["resumed_at_updates"] == 2 and full["resumed_at_updates"] == 0
+    assert resumed["seconds_total"] == record["seconds_total"] > resumed["seconds"]
+    assert full["seconds_total"] == full["seconds"]
     assert resumed["final_eval_return"] == full["final_eval_return"]
     a = json.loads((tmp_path / "a" / "metrics.json").read_text())
     b = json.loads((tmp_path / "b" / "metrics.json").read_text())
@@ -101,6 +107,12 @@ def test_resume_alone_continues_with_the_stored_settings(tmp_path, capsys):
     ended = f"ppo on CartPole-v1: the run in {tmp_path / 'b'} had already ended (1024 steps x 1 "
     assert ended + "seed); nothing to train; final evaluation return" in out
     assert " s compile" not in out
+    # A resumed run's line says which steps this process trained, and the run's seconds.
+    _interrupted_run(tmp_path / "c")
+    assert main(["train", "ppo", "--out", str(tmp_path / "c"), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "1024 steps x 1 seed, resumed: 512 steps in " in out
+    assert " s of training over the whole run; final evaluation return" in out
 
 
 def test_evaluate_refuses_damaged_checkpoints_and_nonfinite_weights(tmp_path, capsys):

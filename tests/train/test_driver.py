@@ -762,6 +762,30 @@ def test_stop_return_stops_at_the_first_evaluation_that_reaches_it():
         driver.train(toy, cfg, "CartPole-v1", eval_episodes=0, stop_return=1.0)
 
 
+def test_solved_seconds_count_the_training_before_a_resume(tmp_path, monkeypatch):
+    # A run stopped unsolved after 2 chunks, then resumed and solved at the next evaluation:
+    # solved_seconds was the resuming process's seconds alone, while solved_at_steps counts
+    # the whole run's steps. (The evaluations are made to solve only in the second process.)
+    cfg = toy.Config()
+    real = driver._evaluate
+    reach = {"now": False}
+
+    def evaluate(*args):
+        rets, ended = real(*args)
+        return np.full_like(rets, 2.0 if reach["now"] else 0.0), ended
+
+    monkeypatch.setattr(driver, "_evaluate", evaluate)
+    run = {**RUN, "eval_episodes": 2, "stop_return": 1.0}
+    part = driver.train(toy, cfg, "CartPole-v1", out_dir=tmp_path, stop_after=20, **run)
+    assert part.solved_at_steps == [None, None]
+    reach["now"] = True
+    rest = driver.train(toy, cfg, "CartPole-v1", out_dir=tmp_path, resume=True, **run)
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert rest.solved_at_steps == [30 * 40, 30 * 40] == record["solved_at_steps"]
+    assert rest.solved_seconds == [record["seconds_total"]] * 2 == record["solved_seconds"]
+    assert rest.solved_seconds[0] == pytest.approx(part.seconds + rest.seconds, abs=2e-4)
+
+
 def test_evaluations_during_training_leave_host_episodes_alone():
     """With `stop_return` the driver evaluates after every chunk. On a host (Gymnasium) env the
     evaluations run on environments of their own, so training sees exactly the episodes it

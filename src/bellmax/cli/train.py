@@ -61,11 +61,13 @@ class TrainArgs:
     `bellmax train ALGO --env ENV_ID --seeds N --total-steps T [--CONFIG-FIELD VALUE ...]
     --out DIR [--json] [--resume | --overwrite] [--log tensorboard|wandb]`. Writes a
     checkpoint (msgpack, no pickle), metrics.csv, metrics.json, learning_curve.png and
-    run.json into DIR; `--json` prints one object with final_eval_return, env_steps, seconds
-    and compile_seconds. A DIR that holds a run is refused unless --resume (continue it with
-    its stored settings) or --overwrite. `--log` also sends each chunk's scalars (mean
-    return, losses, entropy, approximate KL, learning rate, ...) to TensorBoard event files
-    in DIR/tensorboard/ or to an offline W&B run in DIR/wandb/.
+    run.json into DIR; `--json` prints one object with final_eval_return, env_steps (from
+    the run's start), seconds and compile_seconds (this process's; after a --resume,
+    resumed_at_updates says where it took over, and seconds_total and
+    compile_seconds_total count the whole run). A DIR that holds a run is refused unless
+    --resume (continue it with its stored settings) or --overwrite. `--log` also sends each
+    chunk's scalars (mean return, losses, entropy, approximate KL, learning rate, ...) to
+    TensorBoard event files in DIR/tensorboard/ or to an offline W&B run in DIR/wandb/.
 
     `bellmax train ALGO --config DIR/run.json --out DIR2` runs a run again with its recorded
     settings (options given override them).
@@ -626,6 +628,15 @@ def run_train(args: Any, argv: Sequence[str] | None = None) -> int:
         steps = f"{summary['env_steps']} steps x {plural(len(seeds), 'seed')}"
         if stored is not None and chunks_run == 0:  # --resume of a run that had ended
             done = f"the run in {out} had already ended ({steps}); nothing to train"
+        elif summary["resumed_at_updates"]:  # the seconds are this process's, not the run's
+            per_update = summary["env_steps"] // max(1, summary["updates"])
+            now = summary["env_steps"] - summary["resumed_at_updates"] * per_update
+            total = summary["seconds_total"]
+            done = (
+                f"{steps}, resumed: {now} steps in {summary['seconds']:.1f} s "
+                f"(+{summary['compile_seconds']:.1f} s compile)"
+                + (f", {total:.1f} s of training over the whole run" if total is not None else "")
+            )
         else:
             done = (
                 f"{steps} in {summary['seconds']:.1f} s "

@@ -168,8 +168,9 @@ class TrainResult:
     env_steps: int
     """Environment steps per seed."""
     seconds: float
-    """Training time after compile (this process only)."""
+    """Training time after compile (this process only; `seconds_total` for the whole run)."""
     compile_seconds: float
+    """Compile time (this process only)."""
     eval_returns: np.ndarray | None = None
     """`[seeds, episodes]` evaluation returns of the final policies (None if not evaluated)."""
     eval_cut_off: int = 0
@@ -178,9 +179,18 @@ class TrainResult:
     solved_at_steps: list[int | None] | None = None
     """With `stop_return`: env steps per seed at the first evaluation reaching it (or None)."""
     solved_seconds: list[float | None] | None = None
-    """With `stop_return`: training seconds (compile and evaluation excluded) until then."""
+    """With `stop_return`: training seconds (compile and evaluation excluded) until then,
+    over every process that trained the run, as `solved_at_steps` counts its steps."""
     eval_seconds: float = 0.0
     """Time spent in evaluations during training (with `stop_return`)."""
+    resumed_at_updates: int = 0
+    """The updates an earlier process had done when this one resumed the run (0: not a
+    resume); `env_steps` and `updates_done` count from the run's start."""
+    seconds_total: float | None = None
+    """Training time over every process that trained the run (None: an earlier process's
+    was not kept)."""
+    compile_seconds_total: float | None = None
+    """Compile time over every process that trained the run (as `seconds_total`)."""
     compile_phases: dict[str, float] | None = None
     """Where `compile_seconds` went, in this process: `init` (compiling and running the
     state's initialisation, one call) and, summed over the chunk programs compiled,
@@ -219,6 +229,9 @@ class TrainResult:
             "updates": int(self.updates_done),
             "seconds": round(self.seconds, 4),
             "compile_seconds": round(self.compile_seconds, 4),
+            "resumed_at_updates": int(self.resumed_at_updates),
+            "seconds_total": self.seconds_total,
+            "compile_seconds_total": self.compile_seconds_total,
         }
         if self.compile_phases is not None:
             out["compile_phases"] = {k: round(v, 4) for k, v in self.compile_phases.items()}
@@ -1248,6 +1261,7 @@ def _train_locked(
                 solved_at, solved_s = ck_meta["solved_at_steps"], ck_meta["solved_seconds"]
     else:
         meta["run_id"] = secrets.token_hex(8)
+    resumed_at = done
     target = num_updates if stop_after is None else min(num_updates, int(stop_after))
     solved = stop_return is not None and all(x is not None for x in solved_at)
     # A resumed run that had ended and recorded it: its record (timings too) stays as it is.
@@ -1330,7 +1344,10 @@ def _train_locked(
             for i, r in enumerate(rets):
                 if solved_at[i] is None and r >= stop_return:
                     solved_at[i] = (done + n) * int(config.steps_per_update)
-                    solved_s[i] = round(seconds, 4)
+                    # over the whole run, as the steps are (None: an earlier process's
+                    # time was not kept)
+                    earlier = before["seconds"]
+                    solved_s[i] = None if earlier is None else round(earlier + seconds, 4)
             solved = all(x is not None for x in solved_at)
         state = new_state
         done += n
@@ -1373,7 +1390,11 @@ def _train_locked(
         seconds=seconds,
         compile_seconds=runner.compile_seconds,
         compile_phases=dict(runner.phases),
+        resumed_at_updates=resumed_at,
     )
+    totals = _totals(before, seconds, runner.compile_seconds)
+    result.seconds_total = totals["seconds_total"]
+    result.compile_seconds_total = totals["compile_seconds_total"]
     if stop_return is not None:
         result.solved_at_steps, result.solved_seconds = solved_at, solved_s
         result.eval_seconds = eval_seconds
@@ -1392,10 +1413,9 @@ def _train_locked(
             _plot_curve(out / LEARNING_CURVE_PNG, history, seeds, f"{name} on {env_id}")
         status = "finished" if done == num_updates else ("solved" if solved else "stopped")
         if not ended:
-            totals = _totals(before, seconds, runner.compile_seconds)
             atomic_write_json(
                 out / RUN_JSON,
-                {**result.summary(), **totals, **meta, "status": status, "updates_done": done},
+                {**result.summary(), **meta, "status": status, "updates_done": done},
             )
     return result
 
