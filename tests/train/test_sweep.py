@@ -418,6 +418,10 @@ def test_a_stopped_group_resumes_to_the_same_result(local, tmp_path):
     ]
     assert [t["chunk_returns"] for t in again.trials] == [t["chunk_returns"] for t in result.trials]
     assert all(t["restarted"] for t in again.trials)
+    # the trials' seconds are the group's training over both calls (they were the second's)
+    both = round(first.seconds + again.seconds, 4)
+    assert again.seconds_total == pytest.approx(both, abs=2e-4) and first.seconds_total > 0
+    assert all(t["seconds"] == again.seconds_total for t in again.trials)
 
 
 def test_a_finished_sweep_run_again_is_reported_as_finished_not_restarted(local):
@@ -430,6 +434,14 @@ def test_a_finished_sweep_run_again_is_reported_as_finished_not_restarted(local)
     assert not any(g["restarted"] for g in again.groups)
     assert not any(t["restarted"] for t in again.trials)
     assert _outcomes(again) == _outcomes(result) and again.summary()["programs"] == 0
+    # Nothing trained in this call, but the trials keep their training seconds, in
+    # results.csv too (showing the results again wrote 0.0 over them).
+    assert [t["seconds"] for t in again.trials] == [t["seconds"] for t in result.trials]
+    assert all(t["seconds"] > 0 for t in again.trials)
+    assert again.groups[0]["seconds"] == 0 and again.groups[0]["seconds_total"] > 0
+    rows = (out / "results.csv").read_text().splitlines()
+    col = rows[0].split(",").index("seconds")
+    assert [float(r.split(",")[col]) for r in rows[1:]] == [t["seconds"] for t in result.trials]
 
 
 def _spec(**extra):
@@ -687,7 +699,9 @@ def test_a_finished_sweep_run_again_on_ray_is_reported_as_finished(remote):
     assert group["finished_before"] and not group["restarted"]
     assert group["compile_seconds"] == group["seconds"] == group["eval_seconds"] == 0
     assert group["resumed_at_updates"] == group["updates_done"] == TINY.num_updates
-    assert all(t["seconds"] == 0 for t in again.trials)
+    # the trials keep the seconds their group trained (this call trained nothing)
+    assert [t["seconds"] for t in again.trials] == [t["seconds"] for t in first.trials]
+    assert group["seconds_total"] == first.groups[0]["seconds_total"] > 0
     assert _outcomes(again) == _outcomes(first)
 
 

@@ -407,7 +407,8 @@ class GroupResult:
     trials: list[dict[str, Any]]
     """Per trial: index, config (its swept fields), seed, final_eval_return (None if stopped
     early or diverged), env_steps, seconds (the training seconds of its group, whose trials
-    train together), chunk_returns (mean training return of each chunk),
+    train together, over every call that trained it: `seconds_total`, or this call's where
+    an earlier call's were not kept), chunk_returns (mean training return of each chunk),
     chunk_eval_returns (with ASHA: the evaluation return after each chunk, what ASHA ranked;
     else empty), diverged, stopped (its group stopped early by ASHA), restarted (its
     group's `restarted`)."""
@@ -415,7 +416,7 @@ class GroupResult:
     num_updates: int
     compile_seconds: float
     seconds: float
-    """Training seconds after compile (all the group's trials at once)."""
+    """Training seconds after compile in this call (all the group's trials at once)."""
     eval_seconds: float
     programs: int
     """Training programs compiled in this call (1 when the chunks are equal)."""
@@ -424,6 +425,10 @@ class GroupResult:
     interruption): in this call, or, for a group `finished_before`, in the call that
     finished it (its checkpoint keeps that)."""
     resumed_at_updates: int = 0
+    seconds_total: float | None = None
+    """Training seconds over every call that trained the group (None: an earlier call's
+    were not kept: the checkpoint it resumed from was written by an older bellmax, after a
+    restart)."""
     finished_before: bool = False
     """Whether the group's training had ended before this call (its checkpoint was at its
     end: the sweep run again after it finished, or after it was interrupted in its final
@@ -621,10 +626,12 @@ def run_group(
     chunk_eval, chunk_evals = int(spec.get("chunk_eval_episodes", 0)), []
     chunk_cuts: list = []  # per chunk evaluation: each trial's episodes cut off
     finished_before = False
+    earlier: float | None = 0.0  # the training seconds of earlier calls (None: not kept)
     t0 = time.perf_counter()
     state = None
     if ck is not None and ck.exists() and read_checkpoint_metadata(ck).get("spec") == digest:
         state, meta = load_checkpoint(ck, program.template(hp, keys))
+        earlier = _earlier_seconds(meta)
         done, returns = int(meta["updates_done"]), meta["chunk_returns"]
         chunk_evals = meta.get("chunk_eval_returns", [])
         chunk_cuts = meta.get("chunk_eval_cut_off", [])
@@ -677,6 +684,7 @@ def run_group(
                 "chunk_eval_cut_off": chunk_cuts,
                 "diverged": diverged.tolist(),
                 "restarted": restarted,
+                "seconds_total": None if earlier is None else round(earlier + seconds, 4),
                 # this call's work so far: what a group ASHA stops here reports
                 "call": {"compile_seconds": round(compile_seconds, 4),
                          "seconds": round(seconds, 4), "eval_seconds": round(eval_seconds, 4),
@@ -697,6 +705,7 @@ def run_group(
         else:
             evals, cuts = _evaluate(algo, program, state, venv, trials, diverged, episodes)
     eval_seconds += time.perf_counter() - t_eval
+    total = None if earlier is None else round(earlier + seconds, 4)
     out = []
     for i, t in enumerate(trials):
         out.append(
@@ -708,7 +717,7 @@ def run_group(
                 "final_eval_return": evals[i],
                 "eval_episodes_cut_off": cuts[i],
                 "env_steps": done * int(config.steps_per_update),
-                "seconds": round(seconds, 4),
+                "seconds": round(seconds, 4) if total is None else total,
                 "chunk_returns": [row[i] for row in returns],
                 "chunk_eval_returns": [row[i] for row in chunk_evals],
                 "diverged": bool(diverged[i]),
@@ -727,8 +736,22 @@ def run_group(
         programs=program.compiles - compiles_before,
         restarted=restarted,
         resumed_at_updates=resumed_at,
+        seconds_total=total,
         finished_before=finished_before,
     )
+
+
+def _earlier_seconds(meta: dict) -> float | None:
+    """The training seconds a group's checkpoint holds (None where they were not kept): its
+    `seconds_total`; for a checkpoint written before that was kept, its last call's, which
+    is the whole training when the group never restarted."""
+    if "seconds_total" in meta:
+        total = meta["seconds_total"]
+        return float(total) if isinstance(total, int | float) else None
+    call = meta.get("call") or {}
+    if not meta.get("restarted") and isinstance(call.get("seconds"), int | float):
+        return float(call["seconds"])
+    return None
 
 
 # ---------------------------------------------------------------------- the sweep
@@ -1100,6 +1123,7 @@ def _group_summary(r: GroupResult) -> dict[str, Any]:
         "programs": r.programs,
         "compile_seconds": r.compile_seconds,
         "seconds": r.seconds,
+        "seconds_total": r.seconds_total,
         "eval_seconds": r.eval_seconds,
         "restarted": r.restarted,
         "resumed_at_updates": r.resumed_at_updates,
@@ -1254,6 +1278,7 @@ def _tune_group(config: dict[str, Any]) -> None:
              "chunk_eval_returns": json.dumps(meta.get("chunk_eval_returns", [])),
              "diverged": json.dumps(meta.get("diverged", [])),
              "restarted": bool(meta.get("restarted", False)),
+             "seconds_total": json.dumps(meta.get("seconds_total")),
              "call": json.dumps(meta.get("call", {}))},
             checkpoint=tune.Checkpoint.from_directory(str(work)),
         )  # fmt: skip
@@ -1417,9 +1442,9 @@ def _finished_before(r: GroupResult) -> GroupResult:
     had not recorded its end) or that ASHA stopped is kept as it is."""
     if r.finished_before or r.updates_done < r.num_updates:
         return r
-    trials = [{**t, "seconds": 0.0} for t in r.trials]
+    # (the trials keep their training seconds: it is this call that trained nothing)
     return dataclasses.replace(
-        r, trials=trials, compile_seconds=0.0, seconds=0.0, eval_seconds=0.0, programs=0,
+        r, compile_seconds=0.0, seconds=0.0, eval_seconds=0.0, programs=0,
         resumed_at_updates=r.updates_done, finished_before=True,
     )  # fmt: skip
 
@@ -1485,10 +1510,13 @@ def _stopped_group(spec: dict, metrics: dict) -> GroupResult:
     diverged = diverged if len(diverged) == len(spec["trials"]) else [False] * len(spec["trials"])
     call = json.loads(metrics.get("call") or "{}")
     seconds = float(call.get("seconds", 0.0))
+    total = json.loads(metrics.get("seconds_total") or "null")
+    total = float(total) if isinstance(total, int | float) else None
     trials = [
         {"index": t["index"], "group": spec["group"], "config": t["config"], "seed": t["seed"],
          "final_eval_return": None, "eval_episodes_cut_off": None,
-         "env_steps": done * cfg.steps_per_update, "seconds": seconds,
+         "env_steps": done * cfg.steps_per_update,
+         "seconds": seconds if total is None else total,
          "chunk_returns": [row[i] for row in history],
          "chunk_eval_returns": [row[i] for row in evals], "diverged": bool(diverged[i]),
          "stopped": True,
@@ -1499,5 +1527,5 @@ def _stopped_group(spec: dict, metrics: dict) -> GroupResult:
         group=spec["group"], trials=trials, updates_done=done, num_updates=cfg.num_updates,
         compile_seconds=float(call.get("compile_seconds", 0.0)), seconds=seconds,
         eval_seconds=float(call.get("eval_seconds", 0.0)), programs=int(call.get("programs", 0)),
-        restarted=restarted,
+        restarted=restarted, seconds_total=total,
     )  # fmt: skip
