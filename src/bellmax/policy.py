@@ -76,7 +76,7 @@ import numpy as np
 
 from bellmax import __version__
 from bellmax.core.errors import BellmaxError
-from bellmax.core.io import NEURAL_POLICY_HOW, POLICY_MSGPACK, RUN_JSON, atomic_open
+from bellmax.core.io import POLICY_MSGPACK, RUN_JSON, atomic_open, neural_policy_how
 from bellmax.deep.distributions import Categorical, DiagGaussian, action_space_kind, clip_to_space
 from bellmax.deep.networks import MLP, flatten_obs
 from bellmax.deep.off_policy import check_continuous_actions, to_env_action
@@ -510,7 +510,7 @@ def read_policy_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
             raise PolicyFileError(
                 f"{str(p)!r} is the neural policy of `bellmax gps --policy mdgps` (format "
                 f"{fmt!r}): it acts on the environment's state vector, not its observations, "
-                f"so it is not a Policy; {NEURAL_POLICY_HOW}."
+                f"so it is not a Policy; {neural_policy_how(p)}."
             )
         raise PolicyFileError(f"{str(p)!r} is not a bellmax policy file (format {fmt!r}).")
     body = envelope.get("body")

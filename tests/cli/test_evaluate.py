@@ -166,11 +166,31 @@ def test_a_gps_run_and_its_neural_policy_say_how_they_are_read(tmp_path, capsys)
     )
     assert main(["evaluate", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "holds a `bellmax gps` run" in err and "act on the environment's state vector" in err
-    assert "neural_policy_from_bytes" in err and "result.json" in err
+    assert "holds a `bellmax gps` run" in err and "acts on the environment's state vector" in err
+    assert "result.json" in err
+    # the Python line names the file to read (it said `open(path, 'rb')`)
+    file = repr(str(tmp_path / NEURAL_POLICY_MSGPACK))
+    assert f"neural_policy_from_bytes(open({file}, 'rb').read())" in err
+    # and acts on a NumPy float64 state, as it says, without a float64 warning
+    import warnings
+
+    import numpy as np
+
+    from bellmax.models.through_model import neural_policy_from_bytes
+
+    back, params = neural_policy_from_bytes((tmp_path / NEURAL_POLICY_MSGPACK).read_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.shape(back(params, np.array([0.1, -0.2, 0.3]))) == (1,)
     assert main(["evaluate", str(tmp_path / NEURAL_POLICY_MSGPACK)]) == 2
     err = capsys.readouterr().err
     assert "is the neural policy of `bellmax gps --policy mdgps`" in err
     assert "policy(params, state) acts" in err and err.count("\n") == 1
     with pytest.raises(PolicyFileError, match="it is not a Policy"):
         load_policy(tmp_path / NEURAL_POLICY_MSGPACK)
+    # a linear-controller run has no neural policy: no Python line for one
+    (tmp_path / NEURAL_POLICY_MSGPACK).unlink()
+    assert main(["evaluate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a `bellmax gps` run: its controller (controller.npz) acts" in err
+    assert "neural_policy_from_bytes" not in err

@@ -50,3 +50,28 @@ def test_dir_of_bellmax_lists_its_names_not_the_lazy_helper():
     names = dir(bellmax)
     assert {"make", "load_policy", "TabularMDP"} <= set(names)
     assert "lazy_exports" not in names
+
+
+def test_subpackages_and_modules_are_attributes_after_a_plain_import():
+    # `import bellmax; bellmax.core.xla.tune_xla_flags()` (the README's first call) raised
+    # AttributeError: a subpackage or module was an attribute only once something had
+    # imported it. Now each loads on first use, and only then (a fresh interpreter).
+    import subprocess
+
+    code = (
+        "import sys, bellmax\n"
+        "assert 'jax' not in sys.modules and 'bellmax.deep' not in sys.modules\n"
+        "assert callable(bellmax.core.xla.tune_xla_flags)\n"
+        "assert bellmax.deep.ppo.Config().num_steps > 0 and bellmax.pomdp.tiger().num_states == 2\n"
+        "assert {'deep', 'pomdp', 'core'} <= set(dir(bellmax)) and 'ppo' in dir(bellmax.deep)\n"
+        "for owner, name in ((bellmax, 'nosuch'), (bellmax.deep, 'nosuch'), (bellmax, '_x')):\n"
+        "    try:\n"
+        "        getattr(owner, name)\n"
+        "    except AttributeError as e:\n"
+        "        assert f'has no attribute {name!r}' in str(e), e\n"
+        "    else:\n"
+        "        raise AssertionError(name)\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

@@ -18,3 +18,8 @@ from bellmax.bandits.testbed import *  # noqa: F403
 __all__ = []
 __all__ += agents.__all__
 __all__ += testbed.__all__
+
+# Submodules load on first use as attributes too (`bellmax.bandits.<module>` after `import bellmax`).
+from bellmax.core.lazy import lazy_exports  # noqa: E402
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {})

@@ -17,3 +17,8 @@ lazy import here.
 from bellmax.cli.main import COMMANDS, Command, register_command
 
 __all__ = ["COMMANDS", "Command", "register_command"]
+
+# Submodules load on first use as attributes too (`bellmax.cli.<module>` after `import bellmax`).
+from bellmax.core.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {})

@@ -1,7 +1,7 @@
 """`bellmax sweep`: train many configurations x seeds, as few compiled programs as possible.
 
     bellmax sweep ppo --env CartPole-v1 --grid learning_rate=3e-4,1e-3,3e-3,1e-2 --seeds 2
-    bellmax sweep ppo --random 16 --space learning_rate=loguniform(1e-4,1e-2) --seeds 2 --json
+    bellmax sweep ppo --random 16 --space 'learning_rate=loguniform(1e-4,1e-2)' --seeds 2 --json
     bellmax sweep a2c --grid gamma=0.95,0.99 --grid hidden_sizes=64x64,32x32 --out runs/sweep
     bellmax sweep dqn --grid learning_rate=1e-3,3e-3 --set num_envs=4 --set batch_size=128
     bellmax sweep sac --grid tau=0.005,0.02 --grid init_temperature=0.1,1 --seeds 2
@@ -72,7 +72,7 @@ class SweepArgs:
         tyro.conf.arg(metavar="FIELD=DIST [FIELD=DIST ...]", help_behavior_hint="(default: none)"),
     ] = ()
     """Distributions to draw --random from: loguniform(LOW,HIGH) or uniform(LOW,HIGH)
-    (e.g. --space learning_rate=loguniform(1e-4,1e-2))."""
+    (e.g. --space 'learning_rate=loguniform(1e-4,1e-2)', quoted for the shell)."""
     set: Annotated[
         tuple[str, ...],
         tyro.conf.arg(

@@ -98,3 +98,8 @@ __all__ = [
     "solve_staged_nlp",
     "total_cost",
 ]
+
+# Submodules load on first use as attributes too (`bellmax.control.<module>` after `import bellmax`).
+from bellmax.core.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {})

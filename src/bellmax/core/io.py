@@ -33,7 +33,6 @@ __all__ = [
     "LEARNING_CURVE_PNG",
     "METRICS_CSV",
     "METRICS_JSON",
-    "NEURAL_POLICY_HOW",
     "NEURAL_POLICY_MSGPACK",
     "POLICY_MSGPACK",
     "RESULTS_CSV",
@@ -53,6 +52,7 @@ __all__ = [
     "check_output_path",
     "check_run_dir",
     "clear_outputs",
+    "neural_policy_how",
     "switch_name",
 ]
 
@@ -105,12 +105,18 @@ CONTROLLER_NPZ = "controller.npz"
 """`bellmax gps`'s final controller (`bellmax.cli.gps`)."""
 NEURAL_POLICY_MSGPACK = "neural_policy.msgpack"
 """`bellmax gps --policy mdgps`'s global neural policy."""
-NEURAL_POLICY_HOW = (
-    "bellmax.models.through_model.neural_policy_from_bytes(open(path, 'rb').read()) gives "
-    "(policy, params), and policy(params, state) acts"
-)
-"""How Python reads `NEURAL_POLICY_MSGPACK`, said where a `Policy` is expected and that file
-(or the run holding it) is given: it acts on the state vector, not on observations."""
+
+
+def neural_policy_how(path: str | os.PathLike) -> str:
+    """How Python reads the `NEURAL_POLICY_MSGPACK` file at `path`, said where a `Policy`
+    is expected and that file (or the run holding it) is given: it acts on the state
+    vector, not on observations."""
+    return (
+        "bellmax.models.through_model.neural_policy_from_bytes(open("
+        f"{str(path)!r}, 'rb').read()) gives (policy, params), and policy(params, state) acts"
+    )
+
+
 RETURNS_PNG = "returns.png"
 """`bellmax mbrl`'s return against trials (`bellmax.cli.mbrl`)."""
 ROLLOUTS_PNG = "rollouts.png"

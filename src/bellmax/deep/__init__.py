@@ -64,3 +64,8 @@ __all__ = [
     "replay_init",
     "replay_sample",
 ]
+
+# Submodules load on first use as attributes too (`bellmax.deep.<module>` after `import bellmax`).
+from bellmax.core.lazy import lazy_exports  # noqa: E402
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {})

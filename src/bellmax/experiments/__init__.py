@@ -8,3 +8,8 @@ CLI imports it.
 from bellmax.experiments.base import Experiment, ExperimentContext, run_experiment
 
 __all__ = ["Experiment", "ExperimentContext", "run_experiment"]
+
+# Submodules load on first use as attributes too (`bellmax.experiments.<module>` after `import bellmax`).
+from bellmax.core.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {})

@@ -20,3 +20,8 @@ __all__ = []
 __all__ += selfplay.__all__
 __all__ += solver.__all__
 __all__ += tictactoe.__all__
+
+# Submodules load on first use as attributes too (`bellmax.games.<module>` after `import bellmax`).
+from bellmax.core.lazy import lazy_exports  # noqa: E402
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {})

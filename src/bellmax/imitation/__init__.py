@@ -29,3 +29,8 @@ __all__ += games.__all__
 __all__ += human.__all__
 __all__ += loop.__all__
 __all__ += nominal.__all__
+
+# Submodules load on first use as attributes too (`bellmax.imitation.<module>` after `import bellmax`).
+from bellmax.core.lazy import lazy_exports  # noqa: E402
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {})

@@ -200,3 +200,8 @@ __all__ = [
     "supervised_step",
     "trust_region_lqr",
 ]
+
+# Submodules load on first use as attributes too (`bellmax.models.<module>` after `import bellmax`).
+from bellmax.core.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {})

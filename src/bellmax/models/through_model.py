@@ -123,6 +123,7 @@ class NeuralPolicy:
 
     def features(self, x: jax.Array) -> jax.Array:
         """`[..., features]`: the non-angle components, then `cos` and `sin` of the angles."""
+        x = jnp.asarray(x)  # (a NumPy float64 state: float32 with x64 off, and no warning)
         rest = [i for i in range(self.state_dim) if i not in self.angle_dims]
         parts = [x[..., jnp.asarray(rest, jnp.int32)]] if rest else []
         if self.angle_dims:

@@ -126,3 +126,8 @@ __all__ = [
     "tag",
     "tiger",
 ]
+
+# Submodules load on first use as attributes too (`bellmax.pomdp.<module>` after `import bellmax`).
+from bellmax.core.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {})

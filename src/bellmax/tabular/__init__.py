@@ -92,3 +92,8 @@ __all__ = [
     "td_control",
     "value_iteration",
 ]
+
+# Submodules load on first use as attributes too (`bellmax.tabular.<module>` after `import bellmax`).
+from bellmax.core.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {})

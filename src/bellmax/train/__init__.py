@@ -15,3 +15,8 @@ from bellmax.train.report import *  # noqa: F403
 __all__ = []
 __all__ += io.__all__
 __all__ += report.__all__
+
+# Submodules load on first use as attributes too (`bellmax.train.<module>` after `import bellmax`).
+from bellmax.core.lazy import lazy_exports  # noqa: E402
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {})

@@ -70,13 +70,14 @@ from bellmax.core.io import (
     LEARNING_CURVE_PNG,
     METRICS_CSV,
     METRICS_JSON,
-    NEURAL_POLICY_HOW,
+    NEURAL_POLICY_MSGPACK,
     RESULT_JSON,
     RUN_JSON,
     RUN_OUTPUTS,
     check_output_path,
     check_run_dir,
     clear_outputs,
+    neural_policy_how,
     switch_name,
 )
 from bellmax.core.provenance import run_provenance
@@ -1554,12 +1555,14 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Any, Any, dict]:
                 f"chunk ended); continue it with `bellmax train {algo} --out {out} --resume`."
             )
         if (out / CONTROLLER_NPZ).exists():
+            neural = out / NEURAL_POLICY_MSGPACK
+            python = f" In Python: {neural_policy_how(neural)}." if neural.exists() else ""
             raise BellmaxError(
-                f"{str(out)!r} holds a `bellmax gps` run: its controller (and the MD-GPS "
-                "neural policy) act on the environment's state vector, not its observations, "
-                f"so `bellmax evaluate` cannot run them; their costs and returns are in its "
-                f"{RESULT_JSON}. In Python: {NEURAL_POLICY_HOW}. {hint[0].upper()}{hint[1:]} to "
-                "evaluate a trained policy."
+                f"{str(out)!r} holds a `bellmax gps` run: its controller "
+                f"({CONTROLLER_NPZ}{', and the MD-GPS neural policy' if python else ''}) acts "
+                "on the environment's state vector, not its observations, so `bellmax "
+                f"evaluate` cannot run it; its costs and returns are in its {RESULT_JSON}."
+                f"{python} {hint[0].upper()}{hint[1:]} to evaluate a trained policy."
             )
         raise BellmaxError(f"{str(out)!r} holds no bellmax run (no {CHECKPOINT}); {hint}.")
     meta = _check_stored(read_checkpoint_metadata(out / CHECKPOINT), out / CHECKPOINT)
