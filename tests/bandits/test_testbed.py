@@ -217,3 +217,15 @@ def test_keys_and_make_testbed_checks():
         T.make_testbed(env, runs=0, steps=10)
     with pytest.raises(ValueError, match="last=11 is longer"):
         T.make_testbed(env, runs=1, steps=10, last=11)
+
+
+def test_an_old_style_key_is_the_typed_threefry_key_of_the_same_data():
+    # jax.random.PRNGKey(s) (raw uint32[2] data) was refused here alone; every other
+    # key-taking function takes it.
+    import jax
+
+    cfg = EpsilonGreedy(epsilon=0.1)
+    raw = run_testbed(cfg, runs=4, steps=20, key=jax.random.PRNGKey(3))
+    typed = run_testbed(cfg, runs=4, steps=20, key=jax.random.key(3))
+    np.testing.assert_array_equal(raw.mean_reward, typed.mean_reward)
+    assert raw.mean_reward.shape == (20,)

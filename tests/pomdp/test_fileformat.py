@@ -129,6 +129,12 @@ def test_round_trip_exact(tiger, tmp_path):
             np.testing.assert_array_equal(getattr(r, f), getattr(q, f))
         assert r.gamma == q.gamma
     assert load_pomdp(save_pomdp(tiger, tmp_path / "t.pomdp")).actions == tiger.actions
+    # the arguments the other way round (as save_mdp takes them): named, nothing written
+    with pytest.raises(TypeError, match=r"save_pomdp takes \(pomdp, path\): the model first"):
+        save_pomdp(tmp_path / "u.pomdp", tiger)
+    with pytest.raises(TypeError, match="needs a TabularPOMDP first, got dict"):
+        save_pomdp({}, tmp_path / "u.pomdp")
+    assert not (tmp_path / "u.pomdp").exists()
     assert "T: listen identity" in format_pomdp(tiger)
 
 

@@ -37,6 +37,8 @@ def test_round_trip(tmp_path, grid, sparse):
 def test_round_trip_sparse_random(tmp_path):
     mdp = random_mdp(3, 50, 4, 5, gamma=0.97)
     path = save_mdp(tmp_path / "r.npz", mdp, compress=False)
+    with pytest.raises(TypeError, match=r"save_mdp takes \(path, mdp\): the file first"):
+        save_mdp(mdp, tmp_path / "s.npz")  # the other way round, as save_pomdp takes them
     with np.load(path) as npz:
         assert npz["P_indices"].shape[1] == 3
         assert npz["P_indices"].shape[0] == npz["P_values"].shape[0] <= 50 * 4 * 5

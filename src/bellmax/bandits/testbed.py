@@ -337,6 +337,9 @@ def _prepare(env, env_params, key, seed):
     env.check_params(env_params)
     if key is None:
         key = testbed_key(seed)
+    elif np.shape(key) == (2,) and getattr(key, "dtype", None) == np.uint32:
+        # a raw key, jax.random.PRNGKey(s)'s (threefry's data): as every key-taking function
+        key = jax.random.wrap_key_data(jnp.asarray(key), impl="threefry2x32")
     elif not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
         raise TypeError(
             f"key must be a typed PRNG key from jax.random.key(...), got {key!r}; "
@@ -365,8 +368,10 @@ def run_testbeds(
       configs: agent configs (`EpsilonGreedy`, `UCB`, `GradientBandit`, `ThompsonSampling`).
       runs: independent runs (the book: 2000).
       steps: pulls per run (the book: 1000).
-      seed: random seed, used when `key` is None.
-      key: a typed PRNG key (overrides `seed`).
+      seed: random seed, used when `key` is None (`testbed_key(seed)`: not the stream of
+        `jax.random.key(seed)`).
+      key: a PRNG key (overrides `seed`): a typed key, or `jax.random.PRNGKey(s)`'s raw
+        threefry data.
       env: the bandit (default: `bellmax.make("GaussianBandit-v0")`, 10 arms).
       env_params: its `BanditParams` (default: the env's; e.g. `mean_offset=4.0` for
         Figure 2.5).

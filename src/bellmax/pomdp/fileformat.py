@@ -521,7 +521,20 @@ def format_pomdp(pomdp: TabularPOMDP) -> str:
 
 
 def save_pomdp(pomdp: TabularPOMDP, path: str | os.PathLike) -> Path:
-    """Write `format_pomdp(pomdp)` to `path` atomically; returns the path."""
+    """Write `format_pomdp(pomdp)` to `path` atomically; returns the path.
+
+    Raises:
+      TypeError: `pomdp` is not a `TabularPOMDP` (the arguments the other way round, as
+        `save_mdp(path, mdp)` takes them, are named).
+    """
+    if not isinstance(pomdp, TabularPOMDP):
+        swapped = isinstance(path, TabularPOMDP) and isinstance(pomdp, str | os.PathLike)
+        raise TypeError(
+            "save_pomdp takes (pomdp, path): the model first; write save_pomdp(pomdp, "
+            f"{str(pomdp)!r})."
+            if swapped
+            else f"save_pomdp needs a TabularPOMDP first, got {type(pomdp).__name__}."
+        )
     with atomic_open(path, "w") as f:
         f.write(format_pomdp(pomdp))
     return Path(path)

@@ -220,6 +220,10 @@ def save_mdp(
     Returns:
       The path written.
     """
+    if isinstance(path, TabularMDP) and isinstance(mdp, str | os.PathLike):
+        raise TypeError(
+            f"save_mdp takes (path, mdp): the file first; write save_mdp({str(mdp)!r}, mdp)."
+        )
     arrays = mdp_to_arrays(mdp, sparse=sparse)
     save = np.savez_compressed if compress else np.savez
     with atomic_open(path) as f:
