@@ -229,3 +229,19 @@ def test_an_old_style_key_is_the_typed_threefry_key_of_the_same_data():
     typed = run_testbed(cfg, runs=4, steps=20, key=jax.random.key(3))
     np.testing.assert_array_equal(raw.mean_reward, typed.mean_reward)
     assert raw.mean_reward.shape == (20,)
+
+
+def test_an_int_for_a_float_parameter_shares_the_float_values_program():
+    # mean_offset=4 (an int) was an int32 leaf: a second compiled testbed beside 4.0's,
+    # for the same numbers.
+    cfg = EpsilonGreedy(epsilon=0.1)
+    run = {"runs": 4, "steps": 20, "seed": 1}
+    as_float = run_testbed(cfg, env_params=BanditParams(mean_offset=4.0), **run)
+    compiled = len(T._COMPILED)
+    as_int = run_testbed(cfg, env_params=BanditParams(mean_offset=4), **run)
+    assert len(T._COMPILED) == compiled
+    np.testing.assert_array_equal(as_int.mean_reward, as_float.mean_reward)
+    assert T.traced_params(BanditParams(mean_offset=4)).mean_offset.dtype == np.float32
+    assert T.traced_params(BanditParams(max_steps_in_episode=50)).max_steps_in_episode.dtype == (
+        np.int32
+    )

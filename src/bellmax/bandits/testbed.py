@@ -275,16 +275,18 @@ def traced_params(params: BanditParams) -> BanditParams:
       The same values as float32 / int32 / bool arrays.
     """
 
-    def convert(x: Any) -> jax.Array:
+    def convert(x: Any, real: bool) -> jax.Array:
         if isinstance(x, bool | np.bool_):
             return jnp.asarray(x, jnp.bool_)
-        if isinstance(x, numbers.Integral):
+        if isinstance(x, numbers.Integral) and not real:
             return jnp.asarray(x, jnp.int32)
         if isinstance(x, numbers.Real):
             return jnp.asarray(x, jnp.float32)
         return jnp.asarray(x)
 
-    return jax.tree.map(convert, params)
+    # a float field given an int (mean_offset=4) is float32 too: one program for both
+    real = {f.name: isinstance(f.default, float) for f in dataclasses.fields(params)}
+    return params.replace(**{k: convert(getattr(params, k), r) for k, r in real.items()})
 
 
 def _aval_signature(tree: Any) -> tuple:
