@@ -56,6 +56,26 @@ def test_lq_problem_is_solved_exactly_in_one_step():
     assert float(J) == pytest.approx(float(res.cost), rel=1e-6)
 
 
+def test_a_step_shrunk_by_the_regularisation_is_not_convergence():
+    # Controls whose optimum is small in their units (x' = x + 1e5 u, cost x^2/2 + 1e10 u^2/2):
+    # with the default mu_init the regularised first step was a fraction of the Newton step,
+    # below gtol in control units, and iLQR reported CONVERGED after one iteration at 6.3x the
+    # optimal cost. It now goes on until the model predicts nothing more to gain.
+    A, B, Q, R = (jnp.array([[v]]) for v in (1.0, 1e5, 1.0, 1e10))
+
+    def dyn(x, u, t, p):
+        return A @ x + B @ u
+
+    def cost(x, u, t, p):
+        return 0.5 * x @ Q @ x + 0.5 * u @ R @ u
+
+    x0, T = jnp.array([1.0]), 50
+    res = ilqr(dyn, cost, x0, jnp.zeros((T, 1)))
+    ref = finite_horizon_lqr(A, B, Q, R, jnp.zeros((1, 1)), horizon=T)
+    assert res.status_name == "converged" and int(res.iterations) > 1
+    assert float(res.cost) == pytest.approx(float(ref.value(x0)), rel=1e-5)
+
+
 def test_jit_vmap_and_divergence_status():
     # the third start has a non-finite cost: under jit it is reported DIVERGED, not NaN
     x0s = jnp.array([[1.0, 0.0], [0.0, 1.0], [1e30, 0.0]])

@@ -113,6 +113,45 @@ def test_evaluate_matches_linear_solve(mdp, method, kind):
     np.testing.assert_allclose(np.asarray(res.q_values), q, atol=1e-8)
 
 
+def test_an_iteration_that_stops_changing_short_of_the_optimum_is_not_converged():
+    # Large values and gamma near 1: in float64 value iteration stops changing 200 away from
+    # V* (the float iteration's own fixed point), and a residual of exactly 0 reported
+    # "converged" with error_bound 0. The bound is taken at the rounding floor, which then
+    # bounds the true error, and the status says the tolerance was not reached. The data
+    # are exact in binary; V* is solved exactly (fractions) over all 8 policies.
+    import itertools
+    from fractions import Fraction
+
+    P = np.array([[[0.5, 0.25, 0.25], [0.0, 0.75, 0.25]],
+                  [[0.25, 0.5, 0.25], [0.5, 0.0, 0.5]],
+                  [[0.125, 0.125, 0.75], [0.25, 0.25, 0.5]]])  # fmt: skip
+    R = np.array([[1e15, 3.0], [-1e15, 0.1], [7.0, 1e15]])
+    gamma = 1 - 2**-6
+    mdp = TabularMDP(P, R, gamma)
+
+    def exact(pi):  # (I - gamma P_pi) v = r_pi by Gauss-Jordan in fractions
+        M = [[Fraction(int(i == j)) - Fraction(gamma) * Fraction(P[i, pi[i], j])
+              for j in range(3)] + [Fraction(R[i, pi[i]])] for i in range(3)]  # fmt: skip
+        for c in range(3):
+            M[c] = [x / M[c][c] for x in M[c]]
+            for r in range(3):
+                if r != c:
+                    M[r] = [a - M[r][c] * b for a, b in zip(M[r], M[c], strict=True)]
+        return [row[3] for row in M]
+
+    values = [exact(pi) for pi in itertools.product(range(2), repeat=3)]
+    best = [max(vs) for vs in zip(*values, strict=True)]
+    for solve in (value_iteration, modified_policy_iteration):
+        res = solve(mdp, tol=1e-8)
+        got = np.asarray(res.values)
+        err = max(abs(Fraction(float(v)) - b) for v, b in zip(got, best, strict=True))
+        assert err > 100 and res.status_name == "stalled", (solve.__name__, res.status_name)
+        assert float(res.error_bound) >= err and float(res.residual) == 0.0
+    # an ordinary problem converges as before, its bound far below the floor's
+    ok = value_iteration(TabularMDP(P, R / 1e15, 0.9), tol=1e-8)
+    assert ok.status_name == "converged" and float(ok.error_bound) <= 1e-8
+
+
 def test_evaluate_iteration_limit_and_warm_start(sparse_mdp):
     pol = _policies(sparse_mdp)["deterministic"]
     res = evaluate_policy(sparse_mdp, pol, method="jacobi", max_iterations=3)

@@ -26,17 +26,20 @@ The contraction is the Hessian of the scalar `V_x' . f(x, u)`, computed inside t
 pass by forward-over-reverse differentiation, so the third-order tensor `f_xx` is never formed.
 
 Stopping: converged when the gradient norm `max_t |k_t|_inf / (1 + |U_t|_inf)` falls below
-`gtol`, or an accepted step changes the cost by less than `rtol` relative. `k` is the step of
-the regularised `Q_uu`, so a large `mu` shrinks it: with `mu_init` far above its default of 1
-the first iteration can stop as converged short of the optimum. (Tassa's rule, the gradient
-test only once `mu < 1e-5`, is not used: in float32 the line search fails at the optimum, `mu`
-rises, and the solve would end as stalled at a stationary point.) The default `rtol` stops
-once the cost has settled, which can leave the controls less settled (a pendulum swing-up in
-float64: the cost 1e-7 relative above the optimum, the controls 5e-3 from it); for the
-controls themselves, solve under x64 with `rtol=0` and a smaller `gtol`. A non-PD `Q_uu`
-or a failed line search raises `mu`; `mu > mu_max` stops with STALLED. Non-finite candidate
-costs are rejected, so the returned trajectory is always the last finite iterate; a
-non-finite start is reported as DIVERGED (and raises ValueError when called eagerly).
+`gtol` while the model's predicted gain from that step is below `gtol * max(|cost|, 1)`, or
+an accepted step changes the cost by less than `rtol` relative. `k` is the step of the
+regularised `Q_uu`, so a large `mu` shrinks it below `gtol` where the optimum's controls are
+small in their units; the predicted gain tells such a step from a stationary point (without
+it, `x' = x + 1e5 u` stopped at its first iteration, 6x above the optimal cost). (Tassa's
+rule, the gradient test only once `mu < 1e-5`, is not used: in float32 the line search fails
+at the optimum, `mu` rises, and the solve would end as stalled at a stationary point.) The
+default `rtol` stops once the cost has settled, which can leave the controls less settled (a
+pendulum swing-up in float64: the cost 1e-7 relative above the optimum, the controls 5e-3
+from it); for the controls themselves, solve under x64 with `rtol=0` and a smaller `gtol`. A
+non-PD `Q_uu` or a failed line search raises `mu`; `mu > mu_max` stops with STALLED.
+Non-finite candidate costs are rejected, so the returned trajectory is always the last finite
+iterate; a non-finite start is reported as DIVERGED (and raises ValueError when called
+eagerly).
 """
 
 from __future__ import annotations
@@ -78,7 +81,8 @@ class ILQRConfig:
     rtol: float = 1e-6
     """Converged when an accepted step changes the cost by less than this, relative."""
     gtol: float = 1e-4
-    """Converged when max_t |k_t|_inf / (1 + |U_t|_inf) is below this."""
+    """Converged when max_t |k_t|_inf / (1 + |U_t|_inf) is below this and the model predicts
+    a gain below this times max(|cost|, 1) (the module docstring)."""
     mu_init: float = 1.0
     """Initial regularisation (Tassa et al. 2012)."""
     mu_min: float = 1e-6
@@ -533,7 +537,14 @@ def solve(problem: ILQRProblem, cfg: ILQRConfig, x0: jax.Array, U0: jax.Array) -
         mu, delta = _regularisation(c, accepted, cfg)
 
         rel = (c.J - J_new) / jnp.maximum(jnp.abs(J_new), jnp.finfo(dtype).tiny)
-        converged = (ok & (gnorm < cfg.gtol)) | (accepted & (rel < cfg.rtol))
+        # A small step is a stationary point only if the model does not predict a real gain
+        # from it (more than the fraction gtol of the cost): the regularisation shrinks the
+        # step (a large mu against Q_uu, or controls whose optimum is small in their units),
+        # and the gradient test alone then stopped at the first iteration, 6x above the
+        # optimal cost, with the model predicting most of the cost away.
+        gain = -(gains.dV1 + gains.dV2)
+        flat = gain <= cfg.gtol * jnp.maximum(jnp.abs(c.J), 1.0)
+        converged = (ok & (gnorm < cfg.gtol) & flat) | (accepted & (rel < cfg.rtol))
         status = jnp.where(
             converged,
             Status.CONVERGED,

@@ -293,6 +293,13 @@ def fixed_point(step, v0: jax.Array, gamma: jax.Array, tol: jax.Array, max_it: j
     policy iteration). The rule: stop when `gamma / (1 - gamma) * ||x - v|| <= tol`
     (gamma < 1; then `||x - V_fixed|| <= tol`) or `||x - v|| <= tol` (gamma = 1).
 
+    Rounding: a residual below `eps * max|x|` (the last bits of the largest value) no longer
+    measures the distance to the fixed point: in floating point the iteration can stop
+    changing short of it (large values, gamma near 1: a residual of exactly 0 at a point
+    200 away from V*). The bound is therefore taken at no less than that floor, and an
+    iteration that has stopped changing (a residual of 0) while the bound is still above
+    `tol` stops as STALLED (more iterations cannot tighten it), with that bound.
+
     Each residual is measured at the start of the next loop step, on the stored arrays, so
     that XLA keeps the gather-heavy backup in its own elementwise loop: fused into the
     residual's reduction it ran 3x slower.
@@ -308,7 +315,12 @@ def fixed_point(step, v0: jax.Array, gamma: jax.Array, tol: jax.Array, max_it: j
 
     def body(c: _FixedPointCarry) -> _FixedPointCarry:
         res = jnp.max(jnp.abs(c.x - c.v))
-        status = next_status(jnp.isfinite(res), factor * res, tol, c.k, max_it)
+        floor = rounding_floor(c.x)
+        status = next_status(jnp.isfinite(res), factor * jnp.maximum(res, floor), tol, c.k, max_it)
+        # the iteration has stopped changing (a residual at the floor that is not 0 can
+        # still creep closer, one last bit a step)
+        stalled = (status == Status.RUNNING) & (res == 0)
+        status = jnp.where(stalled, Status.STALLED, status).astype(jnp.int32)
         c = jax.lax.cond(status == Status.RUNNING, advance, lambda c: c, c)
         return c._replace(residual=res, status=status)
 
@@ -327,9 +339,18 @@ def fixed_point(step, v0: jax.Array, gamma: jax.Array, tol: jax.Array, max_it: j
         previous=out.v,
         iterations=out.k,
         residual=out.residual,
-        error_bound=jnp.where(gamma < 1.0, factor * out.residual, jnp.inf),
+        error_bound=jnp.where(
+            gamma < 1.0, factor * jnp.maximum(out.residual, rounding_floor(out.x)), jnp.inf
+        ),
         status=out.status,
     )
+
+
+def rounding_floor(x: jax.Array) -> jax.Array:
+    """`eps * max|x|` over the finite entries: the smallest change of `x` that rounding
+    does not blur (`fixed_point`)."""
+    finite = jnp.where(jnp.isfinite(x), jnp.abs(x), 0.0)
+    return jnp.finfo(x.dtype).eps * jnp.max(finite)
 
 
 # ---------------------------------------------------------------------- policies
