@@ -245,3 +245,14 @@ def test_an_int_for_a_float_parameter_shares_the_float_values_program():
     assert T.traced_params(BanditParams(max_steps_in_episode=50)).max_steps_in_episode.dtype == (
         np.int32
     )
+
+
+def test_the_compiled_testbeds_kept_are_bounded(monkeypatch):
+    # Every (runs, steps, last) was a compiled testbed kept for the life of the process
+    # (~7 MB each: a sweep over the horizon grew without bound); the most recent are kept.
+    monkeypatch.setattr(T, "_COMPILED", {})
+    monkeypatch.setattr(T, "_COMPILED_KEPT", 2)
+    cfg = EpsilonGreedy(epsilon=0.1)
+    for steps in (10, 11, 12, 10):
+        run_testbed(cfg, runs=2, steps=steps, seed=0)
+    assert [k[2] for k in T._COMPILED] == [12, 10]

@@ -134,3 +134,29 @@ def test_bad_evaluate_batch_input_names_the_batch_sizes():
         evaluate_batch(
             linear_push, jnp.float32(0.0), "CartPole-v1", jax.random.split(jax.random.key(0), 1)
         )
+
+
+def test_a_policy_functions_program_is_not_kept_for_the_life_of_the_process(monkeypatch):
+    # Evaluating a fresh lambda (a notebook cell run again) compiled a program that one
+    # module-level jit kept, with the lambda, until the process ended (~12 MB a call). The
+    # programs are now an LRU (of 32; 2 here): past it, the function and its program are freed.
+    import gc
+    import weakref
+
+    module = importlib.import_module("bellmax.deep.evaluate")
+    monkeypatch.setattr(module, "_PROGRAMS_KEPT", 2)
+    venv = make_vector_env("CartPole-v1", num_envs=2)
+
+    def act(params, obs, key):
+        return always_left(params, obs, key)
+
+    first = evaluate(act, None, venv, jax.random.key(0), episodes=2)
+    alive = weakref.ref(act)
+    del act
+    for i in range(2):  # newer policies, each a program of its own (the same one's HLO)
+        res = evaluate(
+            lambda p, o, k, i=i: always_left(p, o, k), None, venv, jax.random.key(0), episodes=2
+        )
+        np.testing.assert_array_equal(res.returns, first.returns)
+    gc.collect()
+    assert alive() is None

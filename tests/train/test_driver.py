@@ -1103,3 +1103,21 @@ def test_an_interrupted_run_says_so_and_resumes(tmp_path):
     assert rest.updates_done == 50
     assert json.loads((tmp_path / "run.json").read_text())["status"] == "finished"
     np.testing.assert_array_equal(full.metrics["loss"], rest.metrics["loss"])
+
+
+def test_the_runners_kept_are_the_most_recently_used(monkeypatch):
+    # Each runner holds its compiled programs (~50 MB for a small PPO): 16 were kept, the
+    # oldest made first evicted even when just used; a notebook's hidden-size sweep passed
+    # 1 GB. Now the 4 most recently used.
+    monkeypatch.setattr(driver, "_RUNNERS", {})
+    run = {"seeds": (0,), "eval_episodes": 0, "chunks": 1}
+    configs = [toy.Config(nan_return_at=-2 - i) for i in range(6)]  # (never NaN: distinct)
+    driver.train(toy, configs[0], "CartPole-v1", **run)
+    (first,) = driver._RUNNERS.values()
+    for cfg in configs[1:4]:
+        driver.train(toy, cfg, "CartPole-v1", **run)
+    driver.train(toy, configs[0], "CartPole-v1", **run)  # used again: now the newest
+    driver.train(toy, configs[4], "CartPole-v1", **run)  # evicts configs[1]'s
+    assert len(driver._RUNNERS) == driver._RUNNERS_KEPT == 4
+    assert first in driver._RUNNERS.values()
+    assert [k[1] for k in driver._RUNNERS] == [configs[i] for i in (2, 3, 0, 4)]

@@ -294,8 +294,10 @@ def _aval_signature(tree: Any) -> tuple:
     return (treedef, tuple((np.shape(x), jnp.asarray(x).dtype) for x in leaves))
 
 
-#: Compiled testbeds, keyed by everything static (env, sizes, config type, shapes, key type).
+#: Compiled testbeds, keyed by everything static (env, sizes, config type, shapes, key type);
+#: the last `_COMPILED_KEPT` used (each ~7 MB: a sweep over the horizon kept every one).
 _COMPILED: dict[tuple, Any] = {}
+_COMPILED_KEPT = 16
 
 
 def _compiled(env, runs, steps, last, key, config, params) -> tuple[Any, float]:
@@ -309,8 +311,9 @@ def _compiled(env, runs, steps, last, key, config, params) -> tuple[Any, float]:
         _aval_signature(config),
         _aval_signature(params),
     )
-    hit = _COMPILED.get(signature)
+    hit = _COMPILED.pop(signature, None)
     if hit is not None:
+        _COMPILED[signature] = hit  # (last: the most recently used)
         return hit, 0.0
     t0 = time.perf_counter()
     testbed = make_testbed(env, runs=runs, steps=steps, last=last)
@@ -322,6 +325,8 @@ def _compiled(env, runs, steps, last, key, config, params) -> tuple[Any, float]:
             raise
         compiled = jax.jit(testbed).lower(key, config, params).compile()
     _COMPILED[signature] = compiled
+    while len(_COMPILED) > _COMPILED_KEPT:
+        _COMPILED.pop(next(iter(_COMPILED)))
     return compiled, time.perf_counter() - t0
 
 

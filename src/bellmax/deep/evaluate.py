@@ -118,14 +118,30 @@ def run_episodes(
     )
 
 
-@functools.cache
-def _jitted(fn: Callable) -> Callable:
-    """`fn` (an evaluation loop) jitted once, compiled lightly on CPU (`RUN_SOMETIMES`: an
-    evaluation runs a few times per training run, so the time saved compiling outweighs the
-    little it loses running). Every evaluation program gets the same options, so that a policy
-    evaluated alone and in a batch gets the same episodes: XLA's lighter options (level 0, its
-    older emitters) round differently, enough to change a CartPole episode's length."""
-    return jit_lightly(fn, RUN_SOMETIMES, static_argnums=(0, 1, 2))
+#: The evaluation programs kept, the most recently used (`_jitted`).
+_PROGRAMS: dict[tuple, Callable] = {}
+_PROGRAMS_KEPT = 32
+
+
+def _jitted(fn: Callable, act_fn: Callable, venv: Any, episodes: int) -> Callable:
+    """`fn` (an evaluation loop) for this policy function, environment and episode count,
+    jitted, compiled lightly on CPU (`RUN_SOMETIMES`: an evaluation runs a few times per
+    training run, so the time saved compiling outweighs the little it loses running). Every
+    evaluation program gets the same options, so that a policy evaluated alone and in a batch
+    gets the same episodes: XLA's lighter options (level 0, its older emitters) round
+    differently, enough to change a CartPole episode's length.
+
+    The last `_PROGRAMS_KEPT` are kept. (One module-level jit with these as static
+    arguments kept every program for the life of the process: a notebook cell that evaluates
+    a fresh lambda leaked ~12 MB each time it ran.)"""
+    key = (fn, act_fn, venv, episodes)
+    program = _PROGRAMS.pop(key, None)
+    if program is None:
+        program = jit_lightly(functools.partial(fn, act_fn, venv, episodes), RUN_SOMETIMES)
+    _PROGRAMS[key] = program  # (last: the most recently used)
+    while len(_PROGRAMS) > _PROGRAMS_KEPT:
+        _PROGRAMS.pop(next(iter(_PROGRAMS)))
+    return program
 
 
 def evaluate(
@@ -158,7 +174,7 @@ def evaluate(
     """
     venv, episodes, max_steps = _checked(act_fn, env, episodes, num_envs, max_steps, env_params)
     check_prng_key(key, "evaluate")
-    return _jitted(run_episodes)(act_fn, venv, episodes, max_steps, params, key)
+    return _jitted(run_episodes, act_fn, venv, episodes)(max_steps, params, key)
 
 
 def _run_batch(act_fn, venv, episodes, max_steps, params, keys) -> EvalResult:
@@ -227,12 +243,10 @@ def evaluate_batch(
         )
     if not venv.is_host:
         run = _run_batch if keys.shape[0] > 1 else _run_one
-        return _jitted(run)(act_fn, venv, episodes, max_steps, params, keys)
+        return _jitted(run, act_fn, venv, episodes)(max_steps, params, keys)
+    one = _jitted(run_episodes, act_fn, venv, episodes)
     rows = [
-        _jitted(run_episodes)(
-            act_fn, venv, episodes, max_steps, jax.tree.map(lambda x, i=i: x[i], params), k
-        )
-        for i, k in enumerate(keys)
+        one(max_steps, jax.tree.map(lambda x, i=i: x[i], params), k) for i, k in enumerate(keys)
     ]
     return jax.tree.map(lambda *xs: jnp.stack(xs), *rows)
 

@@ -113,8 +113,11 @@ def value_iteration(
     Stopping rule (Puterman, Thm 6.3.1; Williams & Baird 1993): for `gamma < 1` stop when
     `gamma / (1 - gamma) * ||V_{k+1} - V_k||_inf <= tol`. Because the backup is a
     gamma-contraction this guarantees `||V_{k+1} - V*||_inf <= tol`: the returned `values`
-    are within `tol` of optimal, and `error_bound` reports the bound achieved. (This is not
-    pymdptoolbox's span rule, which bounds the policy's loss, not the values.) For
+    are within `tol` of optimal, and `error_bound` reports the bound achieved. In floating
+    point the residual is taken at no less than `eps * max|V|`: with large values and gamma
+    near 1 the iteration can stop changing short of V* (status `stalled`, with the bound it
+    did reach). (This is not pymdptoolbox's span rule, which bounds the policy's loss, not
+    the values.) For
     `gamma = 1` (episodic tasks whose policies all terminate) no such bound exists: the loop
     stops when `||V_{k+1} - V_k||_inf <= tol` and `error_bound` is +inf.
 

@@ -611,6 +611,9 @@ def _one_seed(fn: Callable) -> Callable:
 
 
 _RUNNERS: dict[Any, _Runner] = {}
+#: The runners kept, the most recently used: each holds its compiled programs (~50 MB for a
+#: small PPO; 16 of them made a notebook's hidden-size sweep pass 1 GB).
+_RUNNERS_KEPT = 4
 
 
 def _runner(algo: Any, config: Any, venv: Any, n_seeds: int) -> _Runner:
@@ -625,11 +628,10 @@ def _runner(algo: Any, config: Any, venv: Any, n_seeds: int) -> _Runner:
     if key is None:  # (host envs, unhashable configs: programs of their own)
         runner = _Runner(algo, base, venv, n_seeds)
     else:
-        if key not in _RUNNERS:
-            if len(_RUNNERS) >= 16:
-                _RUNNERS.pop(next(iter(_RUNNERS)))
-            _RUNNERS[key] = _Runner(algo, base, venv, n_seeds)
-        runner = _RUNNERS[key]
+        runner = _RUNNERS.pop(key, None) or _Runner(algo, base, venv, n_seeds)
+        _RUNNERS[key] = runner  # (last: the most recently used)
+        while len(_RUNNERS) > _RUNNERS_KEPT:
+            _RUNNERS.pop(next(iter(_RUNNERS)))
         runner.compile_seconds = 0.0
         runner.phases = _no_phases()
     runner.hp = hp
