@@ -18,6 +18,7 @@ step by step through `io_callback`, for Gymnasium ids (`HostCallbackVectorEnv`; 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -118,9 +119,11 @@ def run_episodes(
     )
 
 
-#: The evaluation programs kept, the most recently used (`_jitted`).
+#: The evaluation programs kept, the most recently used (`_jitted`; the driver also asks
+#: from its background compile thread).
 _PROGRAMS: dict[tuple, Callable] = {}
 _PROGRAMS_KEPT = 32
+_PROGRAMS_LOCK = threading.Lock()
 
 
 def _jitted(fn: Callable, act_fn: Callable, venv: Any, episodes: int) -> Callable:
@@ -135,12 +138,13 @@ def _jitted(fn: Callable, act_fn: Callable, venv: Any, episodes: int) -> Callabl
     arguments kept every program for the life of the process: a notebook cell that evaluates
     a fresh lambda leaked ~12 MB each time it ran.)"""
     key = (fn, act_fn, venv, episodes)
-    program = _PROGRAMS.pop(key, None)
-    if program is None:
-        program = jit_lightly(functools.partial(fn, act_fn, venv, episodes), RUN_SOMETIMES)
-    _PROGRAMS[key] = program  # (last: the most recently used)
-    while len(_PROGRAMS) > _PROGRAMS_KEPT:
-        _PROGRAMS.pop(next(iter(_PROGRAMS)))
+    with _PROGRAMS_LOCK:
+        program = _PROGRAMS.pop(key, None)
+        if program is None:
+            program = jit_lightly(functools.partial(fn, act_fn, venv, episodes), RUN_SOMETIMES)
+        _PROGRAMS[key] = program  # (last: the most recently used)
+        while len(_PROGRAMS) > _PROGRAMS_KEPT:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))
     return program
 
 
