@@ -85,7 +85,13 @@ _COMMON: list[tuple[str, Any, Any, str]] = [
         "override them.",
     ),
     ("env", str, "CartPole-v1", "Environment id: bellmax, Gymnasium, or module:EnvName-v0."),
-    ("seeds", int, 1, "Number of seeds trained at once (seed, seed+1, ...)."),
+    (
+        "seeds",
+        int,
+        1,
+        "Number of seeds trained at once (seed, seed+1, ...). One seed runs unbatched: its "
+        "numbers match that seed's in a run of several only up to rounding, then drift.",
+    ),
     ("seed", int, 0, "First seed."),
     (
         "total_steps",

@@ -1015,7 +1015,9 @@ def train(
         `policy_params`), or its name (`"ppo"`).
       config: the algorithm's `Config`.
       env: an env id (bellmax or Gymnasium) or environment object (see `make_vector_env`).
-      seeds: one run per seed; JAX environments run them all in one `vmap`.
+      seeds: one run per seed; JAX environments run them all in one `vmap` (a seed's
+        numbers are the same in any run of two or more; one seed alone runs unbatched,
+        and matches them only up to rounding, which training then amplifies).
       out_dir: the run directory: checkpoint, metrics, curve, `run.json` and, for bellmax's
         algorithms, `policy.msgpack` (`bellmax.load_policy(out_dir)`) (None: nothing
         written). A directory that already holds a run needs `resume` or `overwrite`.

@@ -18,6 +18,8 @@ Ray Tune's ASHA scheduler ranks groups on (`on_chunk`). The group's state is com
 atomic checkpoint, from which a killed group resumes with the same compiled program and keys
 (a resumed trial ends bit-identical to an uninterrupted one). At the end each trial's greedy
 policy is evaluated (`eval_episodes` episodes, key `10000 + seed`, as `bellmax train` does).
+A trial's numbers match a `bellmax train` run of its config and seed only up to rounding (its
+program is batched over the group's trials): its curve and return will not be identical.
 
 Backends: `"local"` runs the groups one after another in this process; `"ray"` makes one
 Ray Tune trial per group (`bellmax[ray]`, imported only then), on a local Ray instance or the
