@@ -82,6 +82,8 @@ class Config:
     and change what made the final greedy policy reliable across seeds here: MSE instead of
     Huber loss, the Double DQN target, a linearly annealed learning rate, a [64, 64] network,
     and 8 environments stepped together (the zoo runs 1 environment with train_freq 256).
+    Like every bellmax network it is initialised orthogonally, and Adam's eps is 1e-5 (SB3's
+    DQN: torch's defaults, eps 1e-8).
     """
 
     HYPERPARAMETERS: ClassVar[tuple[str, ...]] = (

@@ -139,7 +139,8 @@ class Config(OffPolicyRun):
     0.005, learning_starts 1000 here (zoo: SB3's 100), one gradient step per env step, 1 env,
     automatic temperature from 1.0 towards -act_dim) with smaller [64, 64] networks (zoo:
     [256, 256]), which learn Pendulum as fast per env step and run several times faster on
-    a CPU.
+    a CPU; and, as in every bellmax network, orthogonal initialisation and Adam's eps 1e-5
+    (SB3: torch's defaults and 1e-8), gradients clipped at norm 100 (SB3: not clipped).
     """
 
     algorithm: ClassVar[str] = ALGORITHM

@@ -96,7 +96,9 @@ class Config(OffPolicyRun):
     noise 0.1, [400, 300] networks, learning_starts 1e4, a gradient step per env step) with
     the paper's smoothing (0.2, clip 0.5) and delay (2), gamma 0.99, learning_starts 1000
     and [64, 64] networks, which learn Pendulum as fast per env step here and run several
-    times faster on a CPU.
+    times faster on a CPU; buffer_size 1e6 (held up to the run's steps); and, as in every
+    bellmax network, orthogonal initialisation and Adam's eps 1e-5 (SB3: torch's defaults
+    and 1e-8), gradients clipped at norm 100 (SB3: not clipped).
     """
 
     algorithm: ClassVar[str] = ALGORITHM
