@@ -27,6 +27,26 @@ def test_a_batched_function_labels_every_row():
     assert a.tolist() == [1, 0, 0] and given.all() and a.dtype == np.int32
 
 
+def test_a_function_of_one_observation_is_not_taken_for_a_batch_of_as_many_rows():
+    # `(o[2] > 0) * 1` given 4 CartPole observations returns 4 values (row 2's signs), so it
+    # was taken for a batched expert and labelled every row wrong, silently: DAgger with 4
+    # envs imitated the wrong labels (return 18 against 500 with 3 or 5 envs).
+    obs = np.array(
+        [
+            [0.1, 0.2, 0.05, 0.3],
+            [0.0, 0.1, -0.05, 0.2],
+            [-0.3, 0.4, 0.2, -0.1],
+            [0.5, -0.2, 0.1, 0.0],
+        ],
+        np.float32,
+    )
+    expert = FunctionExpert(lambda o: (o[2] > 0) * 1)
+    a, _ = label(expert, obs, DISCRETE)
+    assert a.tolist() == [1, 0, 1, 1] and expert.batched is False
+    batched = FunctionExpert(lambda o: (o[..., 2] > 0) * 1)  # right on a batch and on a row
+    assert label(batched, obs, DISCRETE)[0].tolist() == [1, 0, 1, 1] and batched.batched
+
+
 def test_a_function_of_one_observation_is_found_out_and_kept():
     calls = []
 

@@ -77,7 +77,10 @@ class FunctionExpert:
     """A user's function as an expert: batched (`fn(obs [N, ...])`) or of one observation.
 
     With `batched=None` the first call tries the batch and falls back to one call per row
-    when the batch call raises or returns the wrong number of actions; the mode found is kept.
+    when the batch call raises, returns the wrong number of actions, or returns actions that
+    are not the function's own for each row alone (a function of one observation can return
+    N values for a batch of N: `lambda o: (o[2] > 0) * 1` given 4 CartPole observations
+    returns the signs of row 2's 4 features); the mode found is kept.
     """
 
     stateful = False
@@ -102,14 +105,30 @@ class FunctionExpert:
             return self._rows(obs)
         try:
             out = np.asarray(self.fn(obs))
-            if out.ndim >= 1 and out.shape[0] == len(obs) and not (len(obs) == 1 and out.ndim == 0):
-                self.batched = True
-                return out
+            fits = out.ndim >= 1 and out.shape[0] == len(obs)
         except Exception:
-            pass
+            fits = False
+        if fits and self._agrees_row_by_row(obs, out):
+            self.batched = True
+            return out
         out = self._rows(obs)
         self.batched = False
         return out
+
+    def _agrees_row_by_row(self, obs: np.ndarray, out: np.ndarray) -> bool:
+        """Whether the batch call's actions are the function's for each observation alone
+        (once, at the first call). A function that refuses one observation, or returns no
+        action of the batch's shape for it (`np.ones(len(obs))`), is batched."""
+        for o, action in zip(obs, out, strict=True):
+            try:
+                one = np.asarray(self.fn(o))
+            except Exception:
+                return True
+            if one.shape != action.shape:
+                return True
+            if not np.array_equal(one, action):
+                return False
+        return True
 
 
 def as_expert(expert: Any) -> Any:
