@@ -77,6 +77,17 @@ def test_bad_evaluate_input_raises_clear_errors():
         evaluate(always_left, None, venv, key, num_envs=3)
     with pytest.raises(TypeError, match="act_fn must be callable"):
         evaluate("policy", None, "CartPole-v1", key)
+    # What act_fn returns, at trace time: (action, extra) reached CartPole as "not 1" (every
+    # step pushed left, silently), as did float actions; a scalar or [N, 1] failed deep in JAX.
+    bad_outputs = [
+        (lambda p, o, k: (always_left(p, o, k), None), TypeError, "got tuple; return the action"),
+        (lambda p, o, k: jnp.full(o.shape[:1], 0.7), TypeError, "dtype float32, but the actions"),
+        (lambda p, o, k: jnp.int32(0), ValueError, r"shape \(\) for 4 environments"),
+        (lambda p, o, k: jnp.zeros((o.shape[0], 1), jnp.int32), ValueError, r"got shape \(1,\)"),
+    ]
+    for act, error, match in bad_outputs:
+        with pytest.raises(error, match=f"evaluate's act_fn.*{match}"):
+            evaluate(act, None, "CartPole-v1", key, episodes=4)
 
 
 def linear_push(w, obs, key):

@@ -30,6 +30,7 @@ from flax import struct
 from bellmax.core.checks import check_int, check_prng_key
 from bellmax.core.display import summary_repr
 from bellmax.core.xla import RUN_SOMETIMES, jit_lightly
+from bellmax.envs.environment import check_action_type
 from bellmax.envs.vector import VectorEnv, make_vector_env
 
 ActFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
@@ -87,6 +88,7 @@ def run_episodes(
         key, obs, vstate, count, rets, lens, t = carry
         key, k_act, k_step = jax.random.split(key, 3)
         action = act_fn(params, obs, k_act)
+        _check_actions(action, n, venv.action_space)  # (at trace time: once per program)
         out = venv.step(k_step, vstate, action)
         record = out.done & (count < targets)
         slot = jnp.where(record, count, k)  # k is out of range: dropped
@@ -117,6 +119,25 @@ def run_episodes(
         lengths=lens[env_idx, slot_idx],
         completed=done_mask[env_idx, slot_idx],
     )
+
+
+def _check_actions(action: Any, n: int, space: Any) -> None:
+    """`act_fn`'s output, at trace time: one action per environment, of the space's type (a
+    tuple, a float for a Discrete space or a wrong shape reached the environment, which
+    read them as some other action, silently, or failed deep in JAX)."""
+    who = "evaluate's act_fn"
+    if not (hasattr(action, "shape") and hasattr(action, "dtype")):
+        raise TypeError(
+            f"{who} must return an array of actions, one per environment ([{n}, ...]), got "
+            f"{type(action).__name__}; return the action alone (not (action, extra))."
+        )
+    if action.ndim == 0 or action.shape[0] != n:
+        raise ValueError(
+            f"{who} returned actions of shape {tuple(action.shape)} for {n} environments; it "
+            f"gets the observations of all {n} ([{n}, ...]) and must return one action for "
+            "each, along the first axis."
+        )
+    check_action_type(action, action.dtype, tuple(action.shape[1:]), space, who)
 
 
 #: The evaluation programs kept, the most recently used (`_jitted`; the driver also asks

@@ -36,6 +36,7 @@ from bellmax.core.checks import check_prng_key
 from bellmax.envs import spaces
 from bellmax.envs._checks import (
     check_action,
+    check_action_type,
     check_discrete_action,
     check_param_fields,
     check_params_type,
@@ -49,6 +50,7 @@ __all__ = [
     "EnvState",
     "Environment",
     "Wrapper",
+    "check_action_type",
     "check_discrete_action",
     "concrete_or_none",
 ]
