@@ -164,6 +164,19 @@ def test_simulate_bad_input(tiger):
         simulate("tiger.pomdp", qmdp(tiger).vectors, jax.random.key(0))
     with pytest.raises(ValueError, match=r"simulate\.episodes must be an int >= 2"):
         simulate(tiger, lambda b, k: 0, jax.random.key(0), episodes=1)
+    # A policy's action out of range ran as another action (the indexing clamps: 3, 7 and -1
+    # were open-right, silently); other outputs failed deep in JAX, naming no policy.
+    for action in (3, -1):
+        with pytest.raises(ValueError, match=r"the policy chose an action outside 0\.\.2"):
+            simulate(tiger, lambda b, k, a=action: jnp.int32(a), jax.random.key(0), steps=3)
+    bad = [
+        (lambda b, k: jnp.zeros(1, jnp.int32), r"one action index .* got shape \(1,\)"),
+        (lambda b, k: (0, 1), "one action index .* got tuple"),
+        (lambda b, k: jnp.float32(0.0), "an integer action index, got dtype float32"),
+    ]
+    for policy, match in bad:
+        with pytest.raises(TypeError, match=f"simulate's policy must return {match}"):
+            simulate(tiger, policy, jax.random.key(0), steps=3)
 
 
 def test_simulate_refuses_rewards_whose_returns_overflow(tiger):

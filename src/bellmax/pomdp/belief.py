@@ -290,10 +290,13 @@ def _episode(pomdp, act, params, steps, key, succ_lists=None):
     def step(carry, _):
         s, b, disc, ret, key = carry
         key, ka, ks, ko = jax.random.split(key, 4)
-        a = act(params, b, ka)
+        a = _policy_action(act(params, b, ka))  # (checked at trace time)
         s2 = jax.random.choice(ks, T.shape[2], p=T[a, s])
         o = jax.random.choice(ko, Ob.shape[2], p=Ob[a, s2])
-        ret = ret + disc * R[s, a]
+        # an action out of range would be clamped to a valid one by the indexing: NaN instead
+        # (simulate raises on it)
+        outside = (a < 0) | (a >= R.shape[1])
+        ret = ret + disc * jnp.where(outside, jnp.nan, R[s, a])
         if succ_lists is None:
             pred = b @ T[a]
         else:
@@ -363,11 +366,35 @@ def simulate(
             model, params = _canonical((pomdp, params))
         lists = _successor_lists(pomdp if wide else model)  # (from the host's arrays)
         returns = _simulate(model, act, params, steps, keys, lists)
+        if not traced and np.isnan(np.asarray(returns)).any():  # (the rewards are finite)
+            raise ValueError(
+                f"simulate: the policy chose an action outside 0..{pomdp.num_actions - 1} "
+                f"(this POMDP has {pomdp.num_actions} actions); the model would have run it "
+                "as another action. Return an action index of the POMDP."
+            )
         return SimulationResult(
             returns=returns,
             mean_discounted_return=returns.mean(),
             stderr=returns.std(ddof=1) / np.sqrt(episodes),
         )
+
+
+def _policy_action(a: Any) -> Any:
+    """A policy's action, checked at trace time: one integer (an array, a tuple or a float
+    reached the model's indexing and failed deep in JAX, naming no policy)."""
+    if isinstance(a, int | np.integer) and not isinstance(a, bool):
+        return jnp.asarray(a, jnp.int32)
+    if not (hasattr(a, "shape") and hasattr(a, "dtype")) or np.shape(a) != ():
+        got = f"shape {np.shape(a)}" if hasattr(a, "shape") else type(a).__name__
+        raise TypeError(
+            f"simulate's policy must return one action index (an integer, shape ()), got {got}."
+        )
+    if np.dtype(a.dtype).kind not in "iu":
+        raise TypeError(
+            f"simulate's policy must return an integer action index, got dtype "
+            f"{np.dtype(a.dtype).name}; return jnp.argmax(...) or a.astype(jnp.int32)."
+        )
+    return a
 
 
 def _on_device(tree: Any) -> Any:
