@@ -204,6 +204,16 @@ def test_bad_input_raises(kwargs, match):
         collocation(f, effort, START, duration, n, **base)
 
 
+def test_a_vector_cost_is_refused_not_summed():
+    # collocation summed a running cost's vector over its entries too (x**2 for sum(x**2)
+    # converged on another problem, silently), where ilqr refuses it.
+    run = {"x_goal": GOAL, "params": CartPoleParams(), "u_lower": [-10.0], "u_upper": [10.0]}
+    with pytest.raises(ValueError, match=r"running_cost\(x, u, t, params\) must return a scalar"):
+        collocation(f, lambda x, u, t, p: x**2, START, DURATION, 10, **run)
+    with pytest.raises(ValueError, match=r"terminal_cost\(x, params\) must return a scalar"):
+        collocation(f, effort, START, DURATION, 10, terminal_cost=lambda x, p: x**2, **run)
+
+
 def test_non_finite_cost_and_unknown_control_dim_raise():
     with pytest.raises(ValueError, match="non-finite"):
         collocation(

@@ -164,6 +164,19 @@ def test_bad_input_is_refused():
         )
 
 
+def test_a_vector_cost_is_refused_not_summed():
+    # RolloutCost summed whatever the stage cost returned: x**2 (a vector) planned another
+    # problem than sum(x**2), silently (CEM 15.5, MPPI 16.2), where ilqr refuses it.
+    run = {"u_lower": [-5.0], "u_upper": [5.0], "config": SamplingConfig(iterations=1)}
+    args = (jnp.array([1.0, 0.0]), jnp.zeros((4, 1)), jax.random.key(0), None)
+    vector = RolloutCost(_lin, lambda x, u, t, p: x**2, _term)
+    with pytest.raises(ValueError, match=r"RolloutCost's cost\(x, u, t, params\) .*shape \(2,\)"):
+        plan(vector, *args, **run)
+    terminal = RolloutCost(_lin, _cost, lambda x, p: x**2)
+    with pytest.raises(ValueError, match=r"RolloutCost's terminal_cost\(x, params\) must"):
+        plan(terminal, *args, **run)
+
+
 def test_an_objective_with_a_batch_method_is_asked_for_all_samples_at_once():
     # `_sample_costs` hands every sample to `objective.batch` in one call when the objective
     # has one (the ensemble objective keeps its member-first layout that way), else vmaps;

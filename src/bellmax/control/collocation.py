@@ -101,10 +101,23 @@ def _transcription(f, running_cost, terminal_cost, method: str, n: int, m: int):
         return jax.vmap(f, in_axes=(0, 0, 0, None))(X, U, t, p)
 
     def vL(X, U, t, p):
-        return jax.vmap(running_cost, in_axes=(0, 0, 0, None))(X, U, t, p)
+        costs = jax.vmap(running_cost, in_axes=(0, 0, 0, None))(X, U, t, p)
+        if np.ndim(costs) != 1:  # (at trace time: a vector cost was summed silently)
+            raise ValueError(
+                f"running_cost(x, u, t, params) must return a scalar, got shape "
+                f"{np.shape(costs)[1:]}; sum the terms yourself if that is the cost you mean."
+            )
+        return costs
 
     def terminal(x, p):
-        return jnp.zeros((), x.dtype) if terminal_cost is None else terminal_cost(x, p)
+        if terminal_cost is None:
+            return jnp.zeros((), x.dtype)
+        cost = terminal_cost(x, p)
+        if np.shape(cost) != ():
+            raise ValueError(
+                f"terminal_cost(x, params) must return a scalar, got shape {np.shape(cost)}."
+            )
+        return cost
 
     def knots(Z, params) -> _Knots:
         h, p = params

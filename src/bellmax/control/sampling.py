@@ -128,10 +128,24 @@ class RolloutCost:
 
         def body(x, tu):
             t, u = tu
-            return self.dynamics(x, u, t, params), self.cost(x, u, t, params)
+            c = self.cost(x, u, t, params)
+            _check_scalar(c, "RolloutCost's cost(x, u, t, params)")
+            return self.dynamics(x, u, t, params), c
 
         xT, c = jax.lax.scan(body, x0, (jnp.arange(U.shape[0]), U))
-        return jnp.sum(c) + self.terminal_cost(xT, params)
+        cT = self.terminal_cost(xT, params)
+        _check_scalar(cT, "RolloutCost's terminal_cost(x, params)")
+        return jnp.sum(c) + cT
+
+
+def _check_scalar(value: Any, what: str) -> None:
+    """A cost at trace time: one number (a vector was summed silently: `x**2` for
+    `sum(x**2)` planned another problem)."""
+    if np.shape(value) != ():
+        raise ValueError(
+            f"{what} must return a scalar cost, got shape {np.shape(value)}; sum the terms "
+            "yourself if that is the cost you mean (e.g. jnp.sum(x**2))."
+        )
 
 
 @struct.dataclass
