@@ -226,6 +226,13 @@ def test_box_bounds_are_respected_and_active(swingup):
         ({"u_lower": jnp.zeros(3)}, ValueError, "u_lower must be"),
         ({"cost": lambda x, u, t, p: jnp.log(x[0] - 5.0)}, ValueError, "must be finite"),
         ({"cost": lambda x, u, t, p: x}, ValueError, "scalar"),
+        # the terminal cost's shape too (a [1] failed in jax.grad, a [2] in a bool test)
+        ({"terminal_cost": lambda x, p: x}, ValueError, r"terminal_cost must return a scalar"),
+        (
+            {"dynamics": lambda x, u, t, p: x if x[0] > 0 else -x},  # Python's if on a tracer
+            TypeError,
+            r"branches on a traced value .* jnp\.where",
+        ),
         ({"max_iterations": 0}, ValueError, "max_iterations"),
         ({"mu_factor": 1.0}, ValueError, "mu_factor"),
         ({"mu_min": 10.0, "mu_max": 1.0}, ValueError, r"mu_max=1\.0 is below mu_min=10\.0"),

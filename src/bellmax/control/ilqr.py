@@ -610,9 +610,12 @@ def _concrete(*xs: Any) -> bool:
 
 @jax.jit
 def _first_step(problem: ILQRProblem, x0, U0):
-    """The first next state and stage cost (their shapes are checked before any rollout)."""
-    return problem.dynamics(x0, U0[0], 0, problem.params), problem.cost(
-        x0, U0[0], 0, problem.params
+    """The first next state, the first stage cost and the terminal cost at `x0` (their
+    shapes are checked before any rollout)."""
+    return (
+        problem.dynamics(x0, U0[0], 0, problem.params),
+        problem.cost(x0, U0[0], 0, problem.params),
+        problem.terminal_cost(x0, problem.params),
     )
 
 
@@ -622,17 +625,25 @@ def check_model_shapes(problem: ILQRProblem, x, U, name: str, fix: str) -> None:
     (`jax.eval_shape`, cached with the jit), so a mismatch is named before any rollout, where
     it would fail deep inside a scan. `fix` ends the message of a failed call."""
     try:
-        x1, c0 = jax.eval_shape(_first_step, problem, x, U)
+        x1, c0, cT = jax.eval_shape(_first_step, problem, x, U)
+    except jax.errors.TracerBoolConversionError as e:
+        first = str(e).split("\n")[0]
+        raise TypeError(
+            f"dynamics, cost or terminal_cost branches on a traced value ({first}): they are "
+            "traced by JAX, so Python's `if` on an array cannot run; write the branch with "
+            "jnp.where(cond, a, b) or jax.lax.cond."
+        ) from None
     except TypeError as e:
         if "positional argument" in str(e):
             raise TypeError(
                 f"dynamics and cost are called as f(x, u, t, params) (t the step, params "
-                f"the `params` argument): {e}"
+                f"the `params` argument), terminal_cost as f(x, params): {e}"
             ) from None
         first = str(e).split("\n")[0]
         raise ValueError(
-            f"dynamics({name}, u, 0, params) or cost(...) failed for {name} of shape "
-            f"{jnp.shape(x)} and u of shape {jnp.shape(U)[1:]} ({first}); {fix}."
+            f"dynamics({name}, u, 0, params), cost(...) or terminal_cost({name}, params) "
+            f"failed for {name} of shape {jnp.shape(x)} and u of shape {jnp.shape(U)[1:]} "
+            f"({first}); {fix}."
         ) from None
     if jnp.shape(x1) != jnp.shape(x):
         raise ValueError(
@@ -642,6 +653,8 @@ def check_model_shapes(problem: ILQRProblem, x, U, name: str, fix: str) -> None:
         )
     if jnp.shape(c0) != ():
         raise ValueError(f"cost must return a scalar, got shape {jnp.shape(c0)}.")
+    if jnp.shape(cT) != ():
+        raise ValueError(f"terminal_cost must return a scalar, got shape {jnp.shape(cT)}.")
 
 
 @jax.jit
