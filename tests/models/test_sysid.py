@@ -170,6 +170,22 @@ def _decay(params, t, y):
     return params["a"] * jnp.exp(-params["b"] * t) - y
 
 
+@pytest.mark.parametrize(
+    ("residuals", "got"),
+    [
+        (lambda p, t, y: jnp.stack([_decay(p, t, y)] * 2, axis=1), r"shape \(40, 2\)"),
+        (lambda p, t, y: jnp.sum(_decay(p, t, y) ** 2), r"shape \(\)"),
+        (lambda p, t, y: (_decay(p, t, y),), "got tuple"),
+    ],
+)
+def test_residuals_that_are_not_one_vector_are_named(residuals, got):
+    # per-sample error matrices, a sum of squares or a tuple failed deep in the solver's
+    # matmuls and diag, naming nothing of the user's
+    t = np.linspace(0.0, 3.0, 40)
+    with pytest.raises(ValueError, match=f"residual_fn must return one vector .*{got}"):
+        least_squares(residuals, {"a": 1.0, "b": 1.0}, args=(t, 2.0 * np.exp(-t)))
+
+
 def test_least_squares_matches_scipy_curve_fit():
     rng = np.random.default_rng(0)
     t = np.linspace(0.0, 3.0, 40)

@@ -386,6 +386,31 @@ def _check_names_values(what: str, values: Mapping[str, Any], names: Sequence[st
 
 
 # ====================================================================== public: generic
+def _check_residual_shape(residual_fn: Callable, start: dict, args: tuple) -> None:
+    """The residuals must be one vector of real numbers (checked abstractly: a matrix of
+    per-sample errors, a scalar sum of squares or a tuple failed deep in the solver's matmuls
+    and `diag`, naming nothing of the user's)."""
+    params = {k: jnp.asarray(v) for k, v in start.items()}
+    try:
+        out = jax.eval_shape(residual_fn, params, *args)
+    except Exception:
+        return  # (its own error comes from the solve, with the user's traceback)
+    shape = getattr(out, "shape", None)
+    dtype = getattr(out, "dtype", None)
+    if shape is None or len(shape) != 1 or dtype is None or np.dtype(dtype).kind != "f":
+        got = f"shape {tuple(shape)}" if shape is not None else type(out).__name__
+        raise ValueError(
+            f"residual_fn must return one vector of float residuals [m], got {got}"
+            + (
+                f" of dtype {np.dtype(dtype).name}"
+                if dtype is not None and shape is not None
+                else ""
+            )
+            + "; ravel per-sample errors (errors.ravel()), and return residuals, not their sum "
+            "of squares."
+        )
+
+
 def least_squares(
     residual_fn: Callable[..., jax.Array],
     init: Mapping[str, float],
@@ -467,6 +492,7 @@ def least_squares(
     with jax.enable_x64(True):
         z0s = _initial_guesses(theta0, free & ~keep, positive, config)
         args64 = jax.tree.map(_to_float64, tuple(args))
+        _check_residual_shape(residual_fn, start, args64)
         tols = jnp.array([config.ftol, config.xtol, config.gtol, config.lambda_init])
         starts = _lm_multistart(
             residual_fn,
