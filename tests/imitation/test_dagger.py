@@ -18,6 +18,7 @@ from bellmax.envs.cartpole import CartPoleParams
 from bellmax.imitation import (
     BCConfig,
     ExpertError,
+    FunctionExpert,
     ImitationConfig,
     imitate,
     load_dataset,
@@ -65,8 +66,10 @@ def test_a_failing_expert_stops_the_run_and_keeps_its_labels(tmp_path):
         eval_episodes=1,
         bc=BCConfig(steps=10),
     )
+    # (declared batched: found out, its first call would also be tried on one row alone)
+    expert = FunctionExpert(flaky, batched=True)
     with pytest.raises(ExpertError, match=r"action 7 at observation 0.*out of range"):
-        imitate(ENV, flaky, config, dataset_path=tmp_path / "d.npz")
+        imitate(ENV, expert, config, dataset_path=tmp_path / "d.npz")
     data, _ = load_dataset(tmp_path / "d.npz")
     assert len(data) == 29  # one label per call before the bad one
     assert data.actions.tolist() == (data.obs[:, 2] + 0.5 * data.obs[:, 3] > 0).astype(int).tolist()

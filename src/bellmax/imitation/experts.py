@@ -80,7 +80,9 @@ class FunctionExpert:
     when the batch call raises, returns the wrong number of actions, or returns actions that
     are not the function's own for each row alone (a function of one observation can return
     N values for a batch of N: `lambda o: (o[2] > 0) * 1` given 4 CartPole observations
-    returns the signs of row 2's 4 features); the mode found is kept.
+    returns the signs of row 2's 4 features); the mode found is kept. That first call also
+    calls the function on each row alone (until it refuses one): give `batched` to skip it
+    for a function that counts its calls or is costly.
     """
 
     stateful = False
