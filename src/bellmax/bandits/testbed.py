@@ -37,6 +37,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.bandits.agents import AgentConfig, act, check_config, init, traced_config, update
+from bellmax.core.caches import recently_used
 from bellmax.core.checks import check_int, check_seed
 from bellmax.core.display import summary_repr
 from bellmax.envs.bandit import BanditParams, GaussianBandit
@@ -311,23 +312,21 @@ def _compiled(env, runs, steps, last, key, config, params) -> tuple[Any, float]:
         _aval_signature(config),
         _aval_signature(params),
     )
-    hit = _COMPILED.pop(signature, None)
-    if hit is not None:
-        _COMPILED[signature] = hit  # (last: the most recently used)
-        return hit, 0.0
+
+    def make() -> Any:
+        testbed = make_testbed(env, runs=runs, steps=steps, last=last)
+        try:
+            lowered = jax.jit(testbed, compiler_options=COMPILER_OPTIONS).lower(key, config, params)
+            return lowered.compile()
+        except Exception as e:  # an XLA without these options: compile with its defaults
+            if not any(option in str(e) for option in COMPILER_OPTIONS):
+                raise
+            return jax.jit(testbed).lower(key, config, params).compile()
+
+    hit = signature in _COMPILED
     t0 = time.perf_counter()
-    testbed = make_testbed(env, runs=runs, steps=steps, last=last)
-    try:
-        compiled = jax.jit(testbed, compiler_options=COMPILER_OPTIONS).lower(key, config, params)
-        compiled = compiled.compile()
-    except Exception as e:  # an XLA without these options: compile with its defaults
-        if not any(option in str(e) for option in COMPILER_OPTIONS):
-            raise
-        compiled = jax.jit(testbed).lower(key, config, params).compile()
-    _COMPILED[signature] = compiled
-    while len(_COMPILED) > _COMPILED_KEPT:
-        _COMPILED.pop(next(iter(_COMPILED)))
-    return compiled, time.perf_counter() - t0
+    compiled = recently_used(_COMPILED, signature, make, _COMPILED_KEPT)
+    return compiled, 0.0 if hit else time.perf_counter() - t0
 
 
 def _prepare(env, env_params, key, seed):

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from bellmax.core.caches import recently_used
 from bellmax.core.checks import check_int, check_prng_key
 from bellmax.core.display import summary_repr
 from bellmax.core.xla import RUN_SOMETIMES, jit_lightly
@@ -158,15 +159,12 @@ def _jitted(fn: Callable, act_fn: Callable, venv: Any, episodes: int) -> Callabl
     The last `_PROGRAMS_KEPT` are kept. (One module-level jit with these as static
     arguments kept every program for the life of the process: a notebook cell that evaluates
     a fresh lambda leaked ~12 MB each time it ran.)"""
-    key = (fn, act_fn, venv, episodes)
+
+    def make() -> Callable:
+        return jit_lightly(functools.partial(fn, act_fn, venv, episodes), RUN_SOMETIMES)
+
     with _PROGRAMS_LOCK:
-        program = _PROGRAMS.pop(key, None)
-        if program is None:
-            program = jit_lightly(functools.partial(fn, act_fn, venv, episodes), RUN_SOMETIMES)
-        _PROGRAMS[key] = program  # (last: the most recently used)
-        while len(_PROGRAMS) > _PROGRAMS_KEPT:
-            _PROGRAMS.pop(next(iter(_PROGRAMS)))
-    return program
+        return recently_used(_PROGRAMS, (fn, act_fn, venv, episodes), make, _PROGRAMS_KEPT)
 
 
 def evaluate(

@@ -61,6 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bellmax import __version__
+from bellmax.core.caches import recently_used
 from bellmax.core.checks import check_int, check_number, check_seeds
 from bellmax.core.display import summary_repr
 from bellmax.core.errors import BellmaxError, DivergenceError
@@ -628,10 +629,8 @@ def _runner(algo: Any, config: Any, venv: Any, n_seeds: int) -> _Runner:
     if key is None:  # (host envs, unhashable configs: programs of their own)
         runner = _Runner(algo, base, venv, n_seeds)
     else:
-        runner = _RUNNERS.pop(key, None) or _Runner(algo, base, venv, n_seeds)
-        _RUNNERS[key] = runner  # (last: the most recently used)
-        while len(_RUNNERS) > _RUNNERS_KEPT:
-            _RUNNERS.pop(next(iter(_RUNNERS)))
+        make = functools.partial(_Runner, algo, base, venv, n_seeds)
+        runner = recently_used(_RUNNERS, key, make, _RUNNERS_KEPT)
         runner.compile_seconds = 0.0
         runner.phases = _no_phases()
     runner.hp = hp

@@ -60,6 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bellmax.core.caches import recently_used
 from bellmax.core.checks import check_int, check_seeds, whole_number
 from bellmax.core.errors import BellmaxError, unknown_name
 from bellmax.core.io import (
@@ -491,11 +492,8 @@ def _program(algo: Any, config: Any, venv: Any, n_trials: int, traced: Sequence[
     of one Config may trace different fields (SAC's `target_entropy=none` makes a group of
     its own, where the field is not traced, beside one that traces it)."""
     key = (algo.__name__, config, venv, n_trials, tuple(sorted(traced)))
-    if key not in _PROGRAMS:
-        if len(_PROGRAMS) >= 8:
-            _PROGRAMS.pop(next(iter(_PROGRAMS)))
-        _PROGRAMS[key] = _Program(algo, config, venv, n_trials)
-    return _PROGRAMS[key]
+    make = functools.partial(_Program, algo, config, venv, n_trials)
+    return recently_used(_PROGRAMS, key, make, 8)
 
 
 #: `jax.random.key` over a vector of seeds, as one small program.
