@@ -772,10 +772,13 @@ def use_compile_cache(cache_dir: str | Path) -> None:
     """Point this process's JAX persistent compilation cache at `cache_dir` (a benchmark's own,
     so that a cold or warm run does not depend on the user's default cache), with bellmax's
     threshold for what is kept. Call it before importing bellmax (which then leaves JAX's
-    cache setting as it is)."""
+    cache setting as it is). bellmax's lowered programs (`bellmax.core.program_cache`) go to
+    `cache_dir / "programs"`, so that emptying `cache_dir` makes a run cold for both."""
     import jax
 
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    os.environ["BELLMAX_CACHE_DIR"] = str(cache_dir)
+    os.environ.pop("BELLMAX_COMPILE_CACHE", None)
     jax.config.update("jax_compilation_cache_dir", str(cache_dir))  # before bellmax's import
     from bellmax.core.compile_cache import MIN_COMPILE_SECONDS
 
@@ -787,10 +790,12 @@ def cold_compiles() -> None:
     own, as the peers' are (`run_in_peer_venv` gives them none). Without it `import bellmax`'s
     default cache would load the programs of an earlier run, and a bench that reports its
     compile seconds beside a JAX peer's would compare a disk read with a compile. Call it
-    before the first compile; each record's `machine.jax_compilation_cache` says which."""
+    before the first compile; each record's `machine.jax_compilation_cache` says which.
+    bellmax's cache of lowered programs (`bellmax.core.program_cache`) is turned off too."""
     import jax
 
     jax.config.update("jax_enable_compilation_cache", False)
+    os.environ["BELLMAX_COMPILE_CACHE"] = "0"
 
 
 def usable_cpus() -> int:

@@ -11,6 +11,7 @@ frequencies wrong (0.26 vs 0.21 for one arm), so that combination miscompiles on
 """
 
 import gc
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,13 @@ import pytest
 from bellmax.core.xla import tune_xla_flags
 
 tune_xla_flags()
+
+# bellmax's cache of lowered programs (`bellmax.core.program_cache`) is keyed by bellmax's
+# source, and tests replace bellmax's functions at run time (a counted `ppo.update`), which
+# that key cannot see: a program kept by another test process would skip their patches.
+# Off for the suite (child processes inherit it); tests/core/test_program_cache.py and
+# tests/train/test_kept_programs.py turn it on in a folder of their own.
+os.environ.setdefault("BELLMAX_PROGRAM_CACHE", "0")
 
 
 # ---------------------------------------------------------------------- learning tests

@@ -103,9 +103,9 @@ def test_the_size_bound_is_checked_at_most_once_an_interval(tmp_path):
 
     folder = tmp_path / "xla"
     folder.mkdir()
-    assert cc._prune_due(folder) and not cc._prune_due(folder)  # the stamp is renewed
+    assert cc.prune_due(folder) and not cc.prune_due(folder)  # the stamp is renewed
     stamp = tmp_path / "xla.pruned"
     assert stamp.is_file() and not (folder / "xla.pruned").exists()  # beside, not in JAX's
     old = stamp.stat().st_mtime - cc.PRUNE_INTERVAL_SECONDS - 1
     os.utime(stamp, (old, old))
-    assert cc._prune_due(folder)
+    assert cc.prune_due(folder)

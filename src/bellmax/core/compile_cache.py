@@ -34,9 +34,11 @@ from bellmax.core.paths import user_cache_dir
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "MIN_COMPILE_SECONDS",
+    "OFF_VALUES",
     "compile_cache_dir",
     "enable_compile_cache",
     "prune",
+    "prune_due",
 ]
 
 #: The cache's size bound in bytes.
@@ -51,7 +53,8 @@ MIN_COMPILE_SECONDS = 0.0
 #: `xla.pruned`): a scan stats every file, and `import bellmax` and the `bellmax` command
 #: turn the cache on (a scan of the 6,500 files one test-suite run leaves took 16-24 ms).
 PRUNE_INTERVAL_SECONDS = 3600.0
-_OFF = ("0", "off", "false", "no")
+#: What turns a cache off (`BELLMAX_COMPILE_CACHE`, `BELLMAX_PROGRAM_CACHE`), in any case.
+OFF_VALUES = ("0", "off", "false", "no")
 
 
 def compile_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -61,7 +64,7 @@ def compile_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
       environ: the environment to read (default `os.environ`).
     """
     env = os.environ if environ is None else environ
-    if env.get("BELLMAX_COMPILE_CACHE", "").strip().lower() in _OFF:
+    if env.get("BELLMAX_COMPILE_CACHE", "").strip().lower() in OFF_VALUES:
         return None
     try:
         return user_cache_dir(env) / "xla"
@@ -98,7 +101,7 @@ def enable_compile_cache(
             return None
     except OSError:
         return None
-    if max_bytes >= 0 and _prune_due(path):
+    if max_bytes >= 0 and prune_due(path):
         prune(path, max_bytes)
     if jax is None:  # `import bellmax` stays free of JAX; JAX reads these when it is imported
         os.environ["JAX_COMPILATION_CACHE_DIR"] = str(path)
@@ -111,7 +114,7 @@ def enable_compile_cache(
     return path
 
 
-def _prune_due(path: Path) -> bool:
+def prune_due(path: Path) -> bool:
     """Whether the last size check of the cache folder `path` is `PRUNE_INTERVAL_SECONDS`
     old (or unknown); if so, its stamp is renewed now."""
     stamp = path.with_name(path.name + ".pruned")

@@ -81,6 +81,7 @@ from bellmax.core.io import (
     neural_policy_how,
     switch_name,
 )
+from bellmax.core.program_cache import load_or_export, program_cache_dir
 from bellmax.core.provenance import run_provenance
 from bellmax.core.xla import NETWORK_UPDATES, RUN_ONCE, cpu_compile_options, gc_paused, jit_lightly
 from bellmax.deep import ALGORITHMS, get_algorithm
@@ -338,6 +339,9 @@ class _Runner:
         self.compile_seconds = 0.0
         self.phases = _no_phases()
         self.hp: dict[str, np.ndarray] = {}
+        #: What decides this runner's programs beyond bellmax's code, where that is known
+        #: (`program_identity`): then they are kept lowered on disk (`core.program_cache`).
+        self.program_id: tuple | None = None
 
     def _scan(self, n: int) -> Callable:
         algo, base, venv = self.algo, self.config, self.venv
@@ -372,10 +376,16 @@ class _Runner:
             return self._over_seeds(lambda key: algo.init(key, config, venv))(k)
 
         t = time.perf_counter()
+        hp = self.hp
+        parts = self._program_parts("init")
+        if self._init is None and parts is not None:
+            with gc_paused():
+                kept = load_or_export(parts, program, lambda: (jnp.stack(keys), hp))
+                if kept is not None and kept.fits(jnp.stack(keys), hp):
+                    self._init = kept.wrap(kept.lower(cpu_compile_options(RUN_ONCE)).compile())
         if self._init is None:
             # It runs once: the lightest optimisation compiles it in about half the time.
             self._init = jit_lightly(program, RUN_ONCE)
-        hp = self.hp
         with gc_paused():
             if self.batched:
                 state = self._init(jnp.stack(keys), hp)
@@ -414,46 +424,80 @@ class _Runner:
             return
         if not _compile_in_background():
             return
-        template = self.template(keys)
         t = time.perf_counter()
-        lowered = self._lower_chunk(template, n)
+        lowered, fits, wrap = self._lower_chunk(lambda: self.template(keys), n)
         self.compile_seconds += time.perf_counter() - t  # in the caller's time, as `init` is
-        future = _submit(self._compile, lowered)
-        self._pending[n] = (_avals(template), future)
+        future = _submit(self._compile, lowered, wrap)
+        self._pending[n] = (fits, future)
 
-    def _lower_chunk(self, state: Any, n: int) -> Any:
-        """Trace and lower the `n`-update program, each phase timed apart."""
-        arg = state if self.batched else jax.tree.map(lambda x: x[0], state)
+    def _lower_chunk(
+        self, state: Callable[[], Any], n: int
+    ) -> tuple[Any, Callable[[Any], bool], Callable[[Any], Any]]:
+        """Trace and lower the `n`-update program for the state `state()` (or its shapes),
+        each phase timed apart; with a `program_id`, read lowered from the disk cache instead
+        where an earlier process kept it (then `state` is not called). Returns the lowered
+        program, whether a state fits it, and what makes its compiled form a function of
+        `(state, hp)`."""
         options = cpu_compile_options(NETWORK_UPDATES)  # YNNPACK's dots (core.xla)
+        hp = self.hp
+        state = functools.cache(state)  # (the template is traced once)
+        parts = self._program_parts("chunk", n)
         with gc_paused():
             t0 = time.perf_counter()
-            traced = jax.jit(self._scan(n), compiler_options=options).trace(arg, self.hp)
-            t1 = time.perf_counter()
-            lowered = traced.lower()
+            program = None
+            if parts is not None:
+                program = load_or_export(parts, self._scan(n), lambda: (state(), hp))
+            if program is not None:
+                t1 = time.perf_counter()
+                lowered = program.lower(options)
+                fits, wrap = (lambda s: program.fits(s, hp)), program.wrap
+            else:
+                template = state()
+                arg = template if self.batched else jax.tree.map(lambda x: x[0], template)
+                traced = jax.jit(self._scan(n), compiler_options=options).trace(arg, hp)
+                t1 = time.perf_counter()
+                lowered = traced.lower()
+                avals = _avals(template)
+                fits, wrap = (lambda s: _avals(s) == avals), (lambda compiled: compiled)
         t2 = time.perf_counter()  # after the collection the pause deferred
         self.phases["chunk_trace"] += t1 - t0
         self.phases["chunk_lower"] += t2 - t1
-        return lowered
+        return lowered, fits, wrap
 
-    def _compile(self, lowered: Any) -> Any:
-        """XLA's compile of a lowered chunk (or its load from the persistent cache), timed."""
+    def _program_parts(self, *name: Any) -> tuple | None:
+        """The disk cache's key parts of one of this runner's programs, or None where it
+        keeps none (`program_identity`; host environments; the cache turned off)."""
+        if self.program_id is None or not self.batched or program_cache_dir() is None:
+            return None
+        return (*self.program_id, *name)
+
+    def _compile(self, lowered: Any, wrap: Callable[[Any], Any]) -> Any:
+        """XLA's compile of a lowered chunk (or its load from the persistent cache), timed,
+        made a function of `(state, hp)` by `wrap`."""
         t = time.perf_counter()
         with gc_paused():
             compiled = lowered.compile()
         self.phases["chunk_compile"] += time.perf_counter() - t
-        return compiled
+        return wrap(compiled)
 
     def _compile_chunk(self, state: Any, n: int) -> Any:
         """Trace, lower and compile the `n`-update program, each phase timed apart."""
-        return self._compile(self._lower_chunk(state, n))
+        lowered, fits, wrap = self._lower_chunk(lambda: state, n)
+        if not fits(state):  # (a kept program made for other shapes): traced anew
+            program_id, self.program_id = self.program_id, None
+            try:
+                lowered, _, wrap = self._lower_chunk(lambda: state, n)
+            finally:
+                self.program_id = program_id
+        return self._compile(lowered, wrap)
 
     def chunk(self, state: Any, n: int) -> tuple[Any, Any]:
         if n not in self._chunks:
             t = time.perf_counter()
             compiled = None
             if n in self._pending:
-                avals, future = self._pending.pop(n)
-                if avals == _avals(state):  # else the template's shapes were wrong: compile anew
+                fits, future = self._pending.pop(n)
+                if fits(state):  # else the template's shapes were wrong: compile anew
                     compiled = future.result()  # its errors are raised here
             if compiled is None:
                 compiled = self._compile_chunk(state, n)
@@ -617,9 +661,10 @@ _RUNNERS: dict[Any, _Runner] = {}
 _RUNNERS_KEPT = 4
 
 
-def _runner(algo: Any, config: Any, venv: Any, n_seeds: int) -> _Runner:
+def _runner(algo: Any, config: Any, venv: Any, n_seeds: int, env: Any = None) -> _Runner:
     """A cached `_Runner` set to `config`'s hyperparameter values, so repeated runs in one
-    process compile once, also for other values of those (`split_hyperparameters`)."""
+    process compile once, also for other values of those (`split_hyperparameters`); `env`
+    is what `venv` was made from (an id lets its programs be kept on disk)."""
     base, hp = split_hyperparameters(config)
     key = None if venv.is_host else (algo, base, venv, n_seeds, tuple(hp))
     try:
@@ -634,7 +679,40 @@ def _runner(algo: Any, config: Any, venv: Any, n_seeds: int) -> _Runner:
         runner.compile_seconds = 0.0
         runner.phases = _no_phases()
     runner.hp = hp
+    runner.program_id = program_identity(algo, base, env, venv, n_seeds)
     return runner
+
+
+def program_identity(algo: Any, base: Any, env: Any, venv: Any, n_seeds: int) -> tuple | None:
+    """What, beside bellmax's code, decides the programs of `algo` with the config `base` on
+    `venv` (made from `env`) for `n_seeds` seeds: reprs of the algorithm, the config, the
+    environment's registry entry and parameters. None where code the program cache cannot
+    see takes part (an algorithm, config or environment from outside bellmax, a gymnax or
+    Gymnasium environment, an algorithm whose functions were replaced at run time): those
+    programs are traced in every process."""
+    if venv.is_host or not isinstance(env, str) or not registry.is_registered(env):
+        return None
+    if registry.is_gymnax_id(env):
+        return None
+    spec = registry.spec(env)
+    functions = (getattr(algo, name, None) for name in ("init", "update", "act"))
+    ours = (
+        spec.entry_point,
+        getattr(algo, "__name__", ""),
+        type(base).__module__,
+        *(getattr(f, "__module__", None) or "" for f in functions),
+    )
+    if not all(name.startswith("bellmax.") for name in ours):
+        return None
+    return (
+        "train",
+        algo.__name__,
+        repr(base),
+        repr(spec),
+        repr(_env_record(venv)),
+        repr(venv),
+        n_seeds,
+    )
 
 
 def _no_phases() -> dict[str, float]:
@@ -1092,7 +1170,7 @@ def train(
     env_id = env if isinstance(env, str) else venv.env_id
     num_updates = int(config.num_updates)
     chunk = plan_chunks(num_updates, chunks)
-    runner = _runner(algo, config, venv, len(seeds))
+    runner = _runner(algo, config, venv, len(seeds), env)
     keys = [jax.random.key(s) for s in seeds]
     meta = {
         "format": RUN_FORMAT,

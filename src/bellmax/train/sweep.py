@@ -75,6 +75,7 @@ from bellmax.core.io import (
     clear_outputs,
     switch_name,
 )
+from bellmax.core.program_cache import load_or_export, program_cache_dir
 from bellmax.core.xla import NETWORK_UPDATES, RUN_ONCE, cpu_compile_options, jit_lightly
 from bellmax.deep import get_algorithm
 from bellmax.deep.evaluate import evaluate
@@ -448,6 +449,10 @@ class _Program:
         self.chunks: dict[int, Any] = {}
         self.init_fn: Any = None
         self.compiles = 0
+        #: What decides the programs beyond bellmax's code, where that is known (the
+        #: driver's `program_identity`): then they are kept lowered on disk, as the
+        #: driver's are (`core.program_cache`), and a later process (a Ray worker) reads them.
+        self.program_id: tuple | None = None
 
         def act(params, obs, key):  # one object per group: evaluate compiles it once
             return algo.act(params, obs, key, config, venv, deterministic=True)
@@ -457,10 +462,23 @@ class _Program:
     def _init(self, hp: dict, key: jax.Array) -> Any:
         return self.algo.init(key, with_hyperparameters(self.config, hp), self.venv)
 
+    def _kept(self, name: tuple, fn: Any, args: tuple, kind: str) -> Any:
+        """`fn` compiled for `args` from the program an earlier process kept on disk (or
+        kept now), or None where none is kept (`program_id`, the cache turned off)."""
+        if self.program_id is None or program_cache_dir() is None:
+            return None
+        kept = load_or_export((*self.program_id, *name), fn, lambda: args)
+        if kept is None or not kept.fits(*args):
+            return None
+        return kept.wrap(kept.lower(cpu_compile_options(kind)).compile())
+
     def init(self, hp: dict, keys: jax.Array) -> Any:
         if self.init_fn is None:
+            fn = jax.vmap(self._init)
             # it runs once: compile it lightly
-            self.init_fn = jit_lightly(jax.vmap(self._init), RUN_ONCE)
+            self.init_fn = self._kept(("init",), fn, (hp, keys), RUN_ONCE) or jit_lightly(
+                fn, RUN_ONCE
+            )
         return self.init_fn(hp, keys)
 
     def template(self, hp: dict, keys: jax.Array) -> Any:
@@ -476,9 +494,9 @@ class _Program:
                 return jax.lax.scan(lambda x, _: algo.update(x, cfg, venv), s, None, length=n)
 
             options = cpu_compile_options(NETWORK_UPDATES)  # as the driver's chunks
-            self.chunks[n] = (
-                jax.jit(jax.vmap(run), compiler_options=options).lower(hp, state).compile()
-            )
+            self.chunks[n] = self._kept(
+                ("chunk", n), jax.vmap(run), (hp, state), NETWORK_UPDATES
+            ) or (jax.jit(jax.vmap(run), compiler_options=options).lower(hp, state).compile())
             self.compiles += 1
         return self.chunks[n]
 
@@ -486,14 +504,22 @@ class _Program:
 _PROGRAMS: dict[Any, _Program] = {}
 
 
-def _program(algo: Any, config: Any, venv: Any, n_trials: int, traced: Sequence[str]) -> _Program:
+def _program(
+    algo: Any, config: Any, venv: Any, n_trials: int, traced: Sequence[str], env: Any = None
+) -> _Program:
     """A cached `_Program`: a process that runs the same group again (Ray's reused actors,
     repeated sweeps) compiles nothing. The traced fields are part of what it is: two groups
     of one Config may trace different fields (SAC's `target_entropy=none` makes a group of
-    its own, where the field is not traced, beside one that traces it)."""
+    its own, where the field is not traced, beside one that traces it). `env`: what `venv`
+    was made from (an id lets the programs be kept on disk)."""
+    from bellmax.train.driver import program_identity
+
     key = (algo.__name__, config, venv, n_trials, tuple(sorted(traced)))
     make = functools.partial(_Program, algo, config, venv, n_trials)
-    return recently_used(_PROGRAMS, key, make, 8)
+    program = recently_used(_PROGRAMS, key, make, 8)
+    identity = program_identity(algo, config, env, venv, n_trials)
+    program.program_id = None if identity is None else (*identity, "sweep", key[-1])
+    return program
 
 
 #: `jax.random.key` over a vector of seeds, as one small program.
@@ -612,7 +638,7 @@ def run_group(
             "sweep's trials; sweep a bellmax/gymnax env id (e.g. CartPole-v1)."
         )
     config.validate(venv)
-    program = _program(algo, config, venv, len(trials), spec["traced"])
+    program = _program(algo, config, venv, len(trials), spec["traced"], spec["env"])
     compiles_before = program.compiles
     hp = {k: np.asarray([t["config"][k] for t in trials], np.float32) for k in spec["traced"]}
     keys = _trial_keys([int(t["seed"]) for t in trials])
