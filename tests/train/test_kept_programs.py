@@ -3,6 +3,8 @@ process reads them instead of tracing and lowering (0.6-0.8 s of a 2 s warm PPO 
 trains exactly as a process that traced them; only bellmax's own algorithms on bellmax's
 own environments are kept (the key cannot see user code)."""
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,8 @@ SMALL = ppo.Config(
     total_timesteps=512, hidden_sizes=(8,), num_envs=4, num_steps=16, minibatch_size=32,
     num_epochs=2,
 )  # fmt: skip
+# the module (`bellmax.deep.evaluate` the attribute is its function of that name)
+evaluation = importlib.import_module("bellmax.deep.evaluate")
 RUN = {"seeds": (0, 1), "eval_episodes": 2, "chunks": 2}
 
 
@@ -35,6 +39,7 @@ def exports(tmp_path, monkeypatch):
     monkeypatch.delenv("BELLMAX_COMPILE_CACHE", raising=False)
     monkeypatch.delenv("BELLMAX_PROGRAM_CACHE", raising=False)  # (off for the suite)
     monkeypatch.setattr(driver, "_RUNNERS", {})
+    monkeypatch.setattr(evaluation, "_PROGRAMS", {})  # (the evaluation programs made so far)
     made = []
     real = pc.export_program
 
@@ -54,17 +59,19 @@ def test_the_next_process_reads_the_programs_and_trains_the_same(exports, monkey
     chunk is compiled in the foreground, on two beside `init`: both paths read it."""
     monkeypatch.setattr(driver, "_usable_cpus", lambda: cpus)
     first = driver.train(ppo, SMALL, "CartPole-v1", **RUN)
-    assert len(exports) == 2, exports  # init and the one chunk length
+    assert len(exports) == 3, exports  # init, the one chunk length and the evaluation
     kept = list((pc.program_cache_dir() or driver.Path("-")).iterdir())
-    assert len(kept) == 2 and all(p.suffix == ".program" for p in kept)
+    assert len(kept) == 3 and all(p.suffix == ".program" for p in kept)
     monkeypatch.setattr(driver, "_RUNNERS", {})
+    monkeypatch.setattr(evaluation, "_PROGRAMS", {})
     second = driver.train(ppo, SMALL, "CartPole-v1", **RUN)
-    assert len(exports) == 2  # read, not traced
+    assert len(exports) == 3  # read, not traced
     _same(first, second)
     monkeypatch.setattr(driver, "_RUNNERS", {})
+    monkeypatch.setattr(evaluation, "_PROGRAMS", {})
     monkeypatch.setenv("BELLMAX_COMPILE_CACHE", "0")
     plain = driver.train(ppo, SMALL, "CartPole-v1", **RUN)
-    assert len(exports) == 2  # off: the plain jit path
+    assert len(exports) == 3  # off: the plain jit path
     _same(first, plain)
 
 
@@ -121,14 +128,14 @@ def test_a_sweep_group_reads_its_programs_in_the_next_process(exports, monkeypat
           "chunks": 2, "eval_episodes": 2}  # fmt: skip
     monkeypatch.setattr(sw, "_PROGRAMS", {})
     first = sw.sweep("ppo", "CartPole-v1", **kw)
-    assert len(exports) == 2  # the group's init and chunk
+    assert len(exports) == 3  # the group's init, chunk and (one trial's) evaluation
     monkeypatch.setattr(sw, "_PROGRAMS", {})
     second = sw.sweep("ppo", "CartPole-v1", **kw)
-    assert len(exports) == 2
+    assert len(exports) == 3
     monkeypatch.setattr(sw, "_PROGRAMS", {})
     monkeypatch.setenv("BELLMAX_PROGRAM_CACHE", "0")
     plain = sw.sweep("ppo", "CartPole-v1", **kw)
-    assert len(exports) == 2
+    assert len(exports) == 3
 
     def numbers(result):
         return [(t["final_eval_return"], t["chunk_returns"]) for t in result.trials]

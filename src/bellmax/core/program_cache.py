@@ -92,8 +92,8 @@ class Program:
         if tree != self.in_tree or len(leaves) != len(self.exported.in_avals):
             return False
         return all(
-            tuple(x.shape) == tuple(a.shape) and x.dtype == a.dtype
-            for x, a in zip(leaves, self.exported.in_avals, strict=True)
+            tuple(t.shape) == tuple(a.shape) and t.dtype == a.dtype
+            for t, a in zip(map(_type, leaves), self.exported.in_avals, strict=True)
         )
 
     def lower(self, compiler_options: dict[str, Any] | None = None) -> Any:
@@ -124,11 +124,17 @@ def export_program(fn: Callable[..., Any], args: Sequence[Any]) -> Program:
         return out
 
     avals = [
-        jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=bool(getattr(x, "weak_type", False)))
-        for x in leaves
+        jax.ShapeDtypeStruct(t.shape, t.dtype, weak_type=bool(getattr(t, "weak_type", False)))
+        for t in map(_type, leaves)
     ]
     exported = jax.export.export(jax.jit(flat))(*avals)
     return Program(exported, in_tree, out_trees[-1])
+
+
+def _type(x: Any) -> Any:
+    """An input's shape, dtype and weak type: a `jax.ShapeDtypeStruct` as it is, anything
+    else (arrays, NumPy and Python scalars) as JAX types it."""
+    return x if isinstance(x, jax.ShapeDtypeStruct) else jax.typeof(x)
 
 
 def read_program(

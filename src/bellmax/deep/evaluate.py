@@ -30,7 +30,8 @@ from flax import struct
 from bellmax.core.caches import recently_used
 from bellmax.core.checks import check_int, check_prng_key
 from bellmax.core.display import summary_repr
-from bellmax.core.xla import RUN_SOMETIMES, jit_lightly
+from bellmax.core.program_cache import load_or_export, program_cache_dir
+from bellmax.core.xla import RUN_SOMETIMES, cpu_compile_options, jit_lightly
 from bellmax.envs.environment import check_action_type
 from bellmax.envs.vector import VectorEnv, make_vector_env
 
@@ -167,6 +168,36 @@ def _jitted(fn: Callable, act_fn: Callable, venv: Any, episodes: int) -> Callabl
         return recently_used(_PROGRAMS, (fn, act_fn, venv, episodes), make, _PROGRAMS_KEPT)
 
 
+def _program(
+    fn: Callable, act_fn: Callable, venv: Any, episodes: int, keep_as: Any, args: tuple
+) -> Callable:
+    """`_jitted(fn, act_fn, venv, episodes)`, or with `keep_as` (the parts that, with
+    bellmax's code, decide `act_fn` and `venv`) the program kept lowered on disk
+    (`bellmax.core.program_cache`; kept now if new), compiled with the same options, where
+    it fits `args`."""
+    if keep_as is None or program_cache_dir() is None:
+        return _jitted(fn, act_fn, venv, episodes)
+    key = ("kept", fn, act_fn, venv, episodes, tuple(keep_as))
+    with _PROGRAMS_LOCK:
+        entry = _PROGRAMS.get(key)
+    if entry is None:  # (outside the lock: the driver's background thread compiles here)
+        kept = load_or_export(
+            (*keep_as, "evaluate", fn.__name__, episodes),
+            functools.partial(fn, act_fn, venv, episodes),
+            lambda: args,
+        )
+        compiled = None
+        if kept is not None:
+            compiled = kept.wrap(kept.lower(cpu_compile_options(RUN_SOMETIMES)).compile())
+        made = (kept, compiled)
+        with _PROGRAMS_LOCK:  # (another thread's, if it made one meanwhile)
+            entry = recently_used(_PROGRAMS, key, lambda: made, _PROGRAMS_KEPT)
+    kept, compiled = entry
+    if kept is None or not kept.fits(*args):
+        return _jitted(fn, act_fn, venv, episodes)
+    return compiled
+
+
 def evaluate(
     act_fn: ActFn,
     params: Any,
@@ -177,6 +208,7 @@ def evaluate(
     num_envs: int | None = None,
     max_steps: int = MAX_STEPS,
     env_params: Any = None,
+    keep_as: Any = None,
 ) -> EvalResult:
     """Run `episodes` episodes of the policy `act_fn(params, obs, key)` and collect their returns.
 
@@ -191,13 +223,17 @@ def evaluate(
         its own).
       max_steps: cap on the vector steps of the whole evaluation.
       env_params: parameters for an environment object.
+      keep_as: as in `evaluate_batch`.
 
     Returns:
       `EvalResult(returns [episodes], lengths [episodes], completed [episodes])`.
     """
     venv, episodes, max_steps = _checked(act_fn, env, episodes, num_envs, max_steps, env_params)
     check_prng_key(key, "evaluate")
-    return _jitted(run_episodes, act_fn, venv, episodes)(max_steps, params, key)
+    args = (max_steps, params, key)
+    if venv.is_host:
+        keep_as = None  # (host callbacks: no program to keep)
+    return _program(run_episodes, act_fn, venv, episodes, keep_as, args)(*args)
 
 
 def _run_batch(act_fn, venv, episodes, max_steps, params, keys) -> EvalResult:
@@ -227,6 +263,7 @@ def evaluate_batch(
     num_envs: int | None = None,
     max_steps: int = MAX_STEPS,
     env_params: Any = None,
+    keep_as: Any = None,
 ) -> EvalResult:
     """`evaluate` for a batch of policies at once, in one vmapped program.
 
@@ -243,6 +280,10 @@ def evaluate_batch(
       act_fn, env, episodes, num_envs, max_steps, env_params: as in `evaluate`.
       params: the policies' parameters, each leaf with the batch axis first.
       keys: `[batch]` PRNG keys (`jax.random.split(key, batch)`, or stacked `jax.random.key`s).
+      keep_as: reprs that, with bellmax's own code, decide `act_fn` and `env` (the training
+        driver's `program_identity`): the program is then kept lowered on disk and read back
+        by later processes (`bellmax.core.program_cache`). None (the default) for anything
+        else: code from outside bellmax is not in that cache's key.
 
     Returns:
       `EvalResult(returns, lengths, completed)`, each `[batch, episodes]`.
@@ -266,7 +307,8 @@ def evaluate_batch(
         )
     if not venv.is_host:
         run = _run_batch if keys.shape[0] > 1 else _run_one
-        return _jitted(run, act_fn, venv, episodes)(max_steps, params, keys)
+        args = (max_steps, params, keys)
+        return _program(run, act_fn, venv, episodes, keep_as, args)(*args)
     one = _jitted(run_episodes, act_fn, venv, episodes)
     rows = [
         one(max_steps, jax.tree.map(lambda x, i=i: x[i], params), k) for i, k in enumerate(keys)

@@ -1364,8 +1364,10 @@ def _train_locked(
     # The evaluation program compiles in the background too (on two or more CPUs), on the
     # first state (its returns are thrown away), while the first chunk compiles and runs.
     will_evaluate = eval_episodes and (stop_return is not None or target == num_updates)
+    # the evaluation program is kept on disk with the runner's (a host env's has no id)
+    keep = None if runner.program_id is None or eval_venv.is_host else runner.program_id
     warm_eval = (
-        _submit(_warm_evaluation, algo, config, eval_venv, state, seeds, eval_episodes)
+        _submit(_warm_evaluation, algo, config, eval_venv, state, seeds, eval_episodes, keep)
         if will_evaluate and not eval_venv.is_host and not solved and _compile_in_background()
         else None
     )
@@ -1420,7 +1422,7 @@ def _train_locked(
         if stop_return is not None:
             t_eval = time.perf_counter()
             warm_eval = _finish(warm_eval)
-            rets = _evaluate(algo, config, eval_venv, new_state, seeds, eval_episodes)[0]
+            rets = _evaluate(algo, config, eval_venv, new_state, seeds, eval_episodes, keep)[0]
             rets = rets.mean(axis=1)
             eval_seconds += time.perf_counter() - t_eval
             for i, r in enumerate(rets):
@@ -1483,7 +1485,7 @@ def _train_locked(
     warm_eval = _finish(warm_eval)
     if eval_episodes and (done == num_updates or stop_return is not None):
         result.eval_returns, completed = _evaluate(
-            algo, config, eval_venv, state, seeds, eval_episodes
+            algo, config, eval_venv, state, seeds, eval_episodes, keep
         )
         result.eval_cut_off = int(np.sum(~completed))
     if out is not None:
@@ -1581,23 +1583,29 @@ def _mark_interrupted(out: Path, meta: dict) -> None:
         pass
 
 
-def _warm_evaluation(algo, config, venv, state, seeds, episodes: int):
+def _warm_evaluation(algo, config, venv, state, seeds, episodes: int, keep_as=None):
     """`_evaluate` run for its compile (in a `_background` thread, `gc_paused`)."""
     with gc_paused():
-        return _evaluate(algo, config, venv, state, seeds, episodes)
+        return _evaluate(algo, config, venv, state, seeds, episodes, keep_as)
 
 
-def _evaluate(algo, config, venv, state, seeds, episodes: int) -> tuple[np.ndarray, np.ndarray]:
+def _evaluate(
+    algo, config, venv, state, seeds, episodes: int, keep_as=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_evaluate_seeds` of the greedy policy; `keep_as`: the runner's `program_id` where
+    its programs are kept on disk (the evaluation program then is too)."""
     act = _eval_act(algo, config, venv)
-    return _evaluate_seeds(act, algo.policy_params(state), venv, seeds, episodes)
+    return _evaluate_seeds(act, algo.policy_params(state), venv, seeds, episodes, keep_as)
 
 
-def _evaluate_seeds(act, params: Any, venv, seeds, episodes: int) -> tuple[np.ndarray, np.ndarray]:
+def _evaluate_seeds(
+    act, params: Any, venv, seeds, episodes: int, keep_as=None
+) -> tuple[np.ndarray, np.ndarray]:
     """`[seeds, episodes]` returns of `act` with each seed's `params` (batch axis first; seed
     `s` evaluated with key 10000 + s), every seed in one program (vmapped over two or more
     seeds, `evaluate_batch`), and `[seeds, episodes]` whether each episode ended."""
     keys = jnp.stack([jax.random.key(10_000 + s) for s in seeds])
-    res = evaluate_batch(act, params, venv, keys, episodes=episodes)
+    res = evaluate_batch(act, params, venv, keys, episodes=episodes, keep_as=keep_as)
     return np.asarray(res.returns), np.asarray(res.completed)
 
 

@@ -598,7 +598,7 @@ def _evaluate(
             continue
         p = jax.tree.map(lambda x, i=i: x[i], params)
         key = jax.random.key(10_000 + int(t["seed"]))
-        res = evaluate(program.act, p, venv, key, episodes=episodes)
+        res = evaluate(program.act, p, venv, key, episodes=episodes, keep_as=program.program_id)
         out[i] = float(np.mean(np.asarray(res.returns)))  # NumPy: no program
         cut[i] = int(np.sum(~np.asarray(res.completed)))
     return out, cut
