@@ -186,7 +186,12 @@ def load_or_export(
 
 def _path(parts: Sequence[Any], environ: Mapping[str, str] | None) -> Path | None:
     folder = program_cache_dir(environ)
-    return None if folder is None else folder / f"{_digest(parts)}.program"
+    if folder is None:
+        return None
+    try:
+        return folder / f"{_digest(parts)}.program"
+    except OSError:  # bellmax's source unreadable (a zip import): no cache
+        return None
 
 
 def _read(path: Path) -> Program | None:
