@@ -129,3 +129,10 @@ def test_the_folder_is_the_compile_caches_sibling(tmp_path):
     assert pc.program_cache_dir({**env, "BELLMAX_COMPILE_CACHE": "off"}) is None
     off = {**env, "BELLMAX_PROGRAM_CACHE": "0"}  # this cache alone
     assert pc.program_cache_dir(off) is None and compile_cache_dir(off) == tmp_path / "xla"
+
+
+def test_a_folder_that_cannot_be_written_only_costs_time(cache):
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text("a file where the folder would be")
+    assert pc.keep_program(("t",), _update, _args()) is not None  # exported, not kept
+    assert pc.read_program(("t",)) is None

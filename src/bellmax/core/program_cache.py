@@ -227,7 +227,7 @@ def _write(folder: Path, path: Path, program: Program) -> None:
             _PRUNED.add(folder)
         if due and prune_due(folder):
             prune(folder, DEFAULT_MAX_BYTES)
-    except (OSError, pickle.PicklingError, TypeError, AttributeError, ValueError):
+    except Exception:  # (unwritable, unpicklable, unserialisable): it only costs time
         pass
 
 
