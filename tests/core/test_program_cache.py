@@ -136,3 +136,19 @@ def test_a_folder_that_cannot_be_written_only_costs_time(cache):
     cache.write_text("a file where the folder would be")
     assert pc.keep_program(("t",), _update, _args()) is not None  # exported, not kept
     assert pc.read_program(("t",)) is None
+
+
+def test_a_file_others_may_write_is_not_read(cache):
+    """The files are pickles: one that any user could have written is not unpickled; they
+    are written for their owner alone."""
+    pc.keep_program(("t",), _update, _args())
+    (path,) = cache.iterdir()
+    assert path.stat().st_mode & 0o077 == 0  # 0o600, whatever the umask
+    path.chmod(0o602)  # writable by everyone
+    assert pc.read_program(("t",)) is None
+    path.chmod(0o600)
+    mode = cache.stat().st_mode
+    cache.chmod(mode | 0o002)  # a folder everyone may write into
+    assert pc.read_program(("t",)) is None
+    cache.chmod(mode)
+    assert pc.read_program(("t",)) is not None

@@ -22,8 +22,9 @@ it off, `BELLMAX_COMPILE_CACHE=0` both caches. The test suite runs with it off (
 replace bellmax's functions, which the key cannot see), except the tests of the cache. Each
 file is a pickle of the serialised program and its input and output tree structures,
 written atomically; it is read only from the user's own cache folder (as JAX's compile
-cache loads compiled code from there). A file that cannot be read back (damaged, or from
-another version) is deleted and the program traced anew.
+cache loads compiled code from there), and only where the file and its folder are the
+user's own and not writable by everyone. A file that cannot be read back (damaged, or
+from another version) is deleted and the program traced anew.
 """
 
 from __future__ import annotations
@@ -194,8 +195,25 @@ def _path(parts: Sequence[Any], environ: Mapping[str, str] | None) -> Path | Non
         return None
 
 
+def _private(path: Path) -> bool:
+    """Whether `path` and its folder belong to this user and are not writable by everyone (a
+    file another user could have written is not unpickled); True where the OS keeps no
+    owners (Windows). (Group-writable is allowed: a umask of 002 is common with a group of
+    one's own; the files are written 0o600 and the folder made 0o700 anyway.)"""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return True
+    for p in (path, path.parent):
+        st = p.stat()
+        if st.st_uid != getuid() or st.st_mode & 0o002:
+            return False
+    return True
+
+
 def _read(path: Path) -> Program | None:
     try:
+        if not _private(path):
+            return None
         data = path.read_bytes()
     except OSError:
         return None
@@ -220,7 +238,10 @@ def _write(folder: Path, path: Path, program: Program) -> None:
         data = pickle.dumps(
             (FORMAT, bytes(program.exported.serialize()), program.in_tree, program.out_tree)
         )
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         with atomic_open(path, "wb") as f:
+            if hasattr(os, "fchmod"):  # (not on Windows)
+                os.fchmod(f.fileno(), 0o600)
             f.write(data)
         with _LOCK:
             due = folder not in _PRUNED
