@@ -105,6 +105,11 @@ class Program:
         jitted = jax.jit(self.exported.call, compiler_options=compiler_options)
         return jitted.trace(*avals).lower()
 
+    def compiled(self, compiler_options: dict[str, Any] | None = None) -> Callable[..., Any]:
+        """The call compiled (XLA's compile, or its load from the compile cache), taking and
+        returning the original function's trees: `wrap(lower(options).compile())`."""
+        return self.wrap(self.lower(compiler_options).compile())
+
     def wrap(self, compiled: Callable[..., Any]) -> Callable[..., Any]:
         out_tree = self.out_tree
 

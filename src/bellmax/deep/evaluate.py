@@ -188,7 +188,7 @@ def _program(
         )
         compiled = None
         if kept is not None:
-            compiled = kept.wrap(kept.lower(cpu_compile_options(RUN_SOMETIMES)).compile())
+            compiled = kept.compiled(cpu_compile_options(RUN_SOMETIMES))
         made = (kept, compiled)
         with _PROGRAMS_LOCK:  # (another thread's, if it made one meanwhile)
             entry = recently_used(_PROGRAMS, key, lambda: made, _PROGRAMS_KEPT)

@@ -382,7 +382,7 @@ class _Runner:
             with gc_paused():
                 kept = load_or_export(parts, program, lambda: (jnp.stack(keys), hp))
                 if kept is not None and kept.fits(jnp.stack(keys), hp):
-                    self._init = kept.wrap(kept.lower(cpu_compile_options(RUN_ONCE)).compile())
+                    self._init = kept.compiled(cpu_compile_options(RUN_ONCE))
         if self._init is None:
             # It runs once: the lightest optimisation compiles it in about half the time.
             self._init = jit_lightly(program, RUN_ONCE)

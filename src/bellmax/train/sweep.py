@@ -470,7 +470,7 @@ class _Program:
         kept = load_or_export((*self.program_id, *name), fn, lambda: args)
         if kept is None or not kept.fits(*args):
             return None
-        return kept.wrap(kept.lower(cpu_compile_options(kind)).compile())
+        return kept.compiled(cpu_compile_options(kind))
 
     def init(self, hp: dict, keys: jax.Array) -> Any:
         if self.init_fn is None:
