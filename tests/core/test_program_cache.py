@@ -152,3 +152,17 @@ def test_a_file_others_may_write_is_not_read(cache):
     assert pc.read_program(("t",)) is None
     cache.chmod(mode)
     assert pc.read_program(("t",)) is not None
+
+
+def test_a_damaged_file_that_cannot_be_deleted_only_costs_time(cache, monkeypatch):
+    """A read-only cache folder (a damaged file stays): traced anew each time, no error."""
+    pc.keep_program(("t",), _update, _args())
+    (path,) = cache.iterdir()
+    path.write_bytes(b"damaged")
+
+    def refuse(self, missing_ok=False):
+        raise PermissionError(1, "Operation not permitted", str(self))
+
+    monkeypatch.setattr(type(path), "unlink", refuse)
+    assert pc.read_program(("t",)) is None and path.exists()
+    assert pc.load_or_export(("t",), _update, _args) is not None

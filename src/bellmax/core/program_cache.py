@@ -3,16 +3,17 @@
 The persistent compile cache (`bellmax.core.compile_cache`) spares a warm run XLA's compile,
 but not JAX's tracing and lowering, which come before it: for PPO on CartPole-v1 that is
 0.7-0.9 s of a 2 s warm run (two cores). This cache keeps the lowered program
-(`jax.export.Exported`, StableHLO) of a program whose every input is known, keyed by those
-inputs; a later process deserialises it (a few ms), lowers the call to it (~0.03 s) and
+(`jax.export.Exported`, StableHLO) of a program that a caller can name without tracing it;
+a later process deserialises it (a few ms), lowers the call to it (~0.03 s) and
 compiles, which the compile cache then loads. Results are bit-identical to the program
 traced anew (tested).
 
-The key: `parts` (what the caller knows decides the program, e.g. the algorithm, its
-config, the environment), the input shapes and dtypes where given, bellmax's own source
+The key: `parts` (what the caller knows decides the program and its inputs' shapes, e.g.
+the algorithm, its config, the environment, the number of seeds), bellmax's own source
 (every `.py` file of the package, hashed once per process), the installed libraries that
-are traced through (their files' sizes and times), every `jax.config` setting, and the
-backend. A caller hands `parts` only where nothing else decides the program: bellmax's own
+are traced through (each one's entry file, its size and time: an install rewrites it),
+every `jax.config` setting, and the backend. The input shapes are not in the key; they are
+checked after reading (`Program.fits`), and a program that does not fit is traced anew. A caller hands `parts` only where nothing else decides the program: bellmax's own
 algorithms on bellmax's own environments, not user code that the key cannot see. A library
 edited in place without a reinstall is not noticed: delete the folder, or turn the cache off.
 
@@ -228,7 +229,10 @@ def _read(path: Path) -> Program | None:
             raise ValueError(f"format {fmt}")
         program = Program(jax.export.deserialize(bytearray(blob)), in_tree, out_tree)
     except Exception:  # damaged, or written by other versions: traced anew
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # (a read-only cache folder: it stays, and is skipped each time)
+            pass
         return None
     try:
         os.utime(path)  # recently used (the bound drops the oldest)
