@@ -380,8 +380,9 @@ class _Runner:
         parts = self._program_parts("init")
         if self._init is None and parts is not None:
             with gc_paused():
-                kept = load_or_export(parts, program, lambda: (jnp.stack(keys), hp))
-                if kept is not None and kept.fits(jnp.stack(keys), hp):
+                stacked = jnp.stack(keys)
+                kept = load_or_export(parts, program, lambda: (stacked, hp))
+                if kept is not None and kept.fits(stacked, hp):
                     self._init = kept.compiled(cpu_compile_options(RUN_ONCE))
         if self._init is None:
             # It runs once: the lightest optimisation compiles it in about half the time.
@@ -431,17 +432,17 @@ class _Runner:
         self._pending[n] = (fits, future)
 
     def _lower_chunk(
-        self, state: Callable[[], Any], n: int
+        self, state: Callable[[], Any], n: int, *, kept: bool = True
     ) -> tuple[Any, Callable[[Any], bool], Callable[[Any], Any]]:
         """Trace and lower the `n`-update program for the state `state()` (or its shapes),
         each phase timed apart; with a `program_id`, read lowered from the disk cache instead
         where an earlier process kept it (then `state` is not called). Returns the lowered
         program, whether a state fits it, and what makes its compiled form a function of
-        `(state, hp)`."""
+        `(state, hp)`. `kept=False`: traced here whatever the disk cache holds."""
         options = cpu_compile_options(NETWORK_UPDATES)  # YNNPACK's dots (core.xla)
         hp = self.hp
         state = functools.cache(state)  # (the template is traced once)
-        parts = self._program_parts("chunk", n)
+        parts = self._program_parts("chunk", n) if kept else None
         with gc_paused():
             t0 = time.perf_counter()
             program = None
@@ -484,11 +485,7 @@ class _Runner:
         """Trace, lower and compile the `n`-update program, each phase timed apart."""
         lowered, fits, wrap = self._lower_chunk(lambda: state, n)
         if not fits(state):  # (a kept program made for other shapes): traced anew
-            program_id, self.program_id = self.program_id, None
-            try:
-                lowered, _, wrap = self._lower_chunk(lambda: state, n)
-            finally:
-                self.program_id = program_id
+            lowered, _, wrap = self._lower_chunk(lambda: state, n, kept=False)
         return self._compile(lowered, wrap)
 
     def chunk(self, state: Any, n: int) -> tuple[Any, Any]:
