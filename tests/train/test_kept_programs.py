@@ -76,15 +76,23 @@ def test_the_next_process_reads_the_programs_and_trains_the_same(exports, monkey
 
 
 @pytest.mark.parametrize("cpus", [2, 1])
-def test_a_kept_program_for_other_shapes_is_not_used(exports, monkeypatch, cpus):
+def test_a_kept_program_for_other_shapes_is_replaced(exports, monkeypatch, cpus):
     """A program read back whose inputs differ from the run's (it cannot happen with an
-    intact key, but a kept file is outside the run's control) is traced anew."""
+    intact key, but a kept file is outside the run's control) is not used: the run traces
+    anew and trains as with the cache off, and keeps what it traced in place of the old
+    files, so the next process reads programs that fit."""
     monkeypatch.setattr(driver, "_usable_cpus", lambda: cpus)
     other = pc.export_program(lambda x: x + 1, (np.zeros(3, np.float32),))
     with monkeypatch.context() as m:
-        m.setattr(driver, "load_or_export", lambda parts, fn, args: other)
+        m.setattr(pc, "read_program", lambda parts, **kw: other)  # every file read
         run = driver.train(ppo, SMALL, "CartPole-v1", **RUN)
+    assert len(exports) == 1 + 3  # `other`, then init, the chunk and the evaluation anew
     monkeypatch.setattr(driver, "_RUNNERS", {})
+    monkeypatch.setattr(evaluation, "_PROGRAMS", {})
+    _same(run, driver.train(ppo, SMALL, "CartPole-v1", **RUN))
+    assert len(exports) == 4  # read back, nothing traced
+    monkeypatch.setattr(driver, "_RUNNERS", {})
+    monkeypatch.setattr(evaluation, "_PROGRAMS", {})
     monkeypatch.setenv("BELLMAX_COMPILE_CACHE", "0")
     _same(run, driver.train(ppo, SMALL, "CartPole-v1", **RUN))
 

@@ -13,7 +13,8 @@ the algorithm, its config, the environment, the number of seeds), bellmax's own 
 (every `.py` file of the package, hashed once per process), the installed libraries that
 are traced through (each one's entry file, its size and time: an install rewrites it),
 every `jax.config` setting, and the backend. The input shapes are not in the key; they are
-checked after reading (`Program.fits`), and a program that does not fit is traced anew. A caller hands `parts` only where nothing else decides the program: bellmax's own
+checked after reading (`Program.fits`), and a program that does not fit is exported anew and
+replaces the file. A caller hands `parts` only where nothing else decides the program: bellmax's own
 algorithms on bellmax's own environments, not user code that the key cannot see. A library
 edited in place without a reinstall is not noticed: delete the folder, or turn the cache off.
 
@@ -21,11 +22,11 @@ It lives in `user_cache_dir() / "programs"`, bounded to `DEFAULT_MAX_BYTES` (the
 recently used files go first, checked at most once an hour). `BELLMAX_PROGRAM_CACHE=0` turns
 it off, `BELLMAX_COMPILE_CACHE=0` both caches. The test suite runs with it off (its tests
 replace bellmax's functions, which the key cannot see), except the tests of the cache. Each
-file is a pickle of the serialised program and its input and output tree structures,
-written atomically; it is read only from the user's own cache folder (as JAX's compile
+file is a pickle of the serialised program, its checksum and its input and output tree
+structures, written atomically; it is read only from the user's own cache folder (as JAX's compile
 cache loads compiled code from there), and only where the file and its folder are the
-user's own and not writable by everyone. A file that cannot be read back (damaged, or
-from another version) is deleted and the program traced anew.
+user's own and not writable by everyone. A file that cannot be read back (damaged, its
+checksum wrong, or from another version) is deleted and the program exported anew.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ __all__ = [
 #: The folder's size bound in bytes (a PPO chunk's file is ~60 KB).
 DEFAULT_MAX_BYTES = 256 * 1024**2
 #: Bumped when the file layout changes: older files then miss (and are replaced).
-FORMAT = 1
+FORMAT = 2
 #: Libraries whose code a bellmax program traces through.
 TRACED_LIBRARIES = ("jax", "jaxlib", "flax", "optax", "chex", "mctx", "numpy", "ml_dtypes")
 _PRUNED: set[Path] = set()  # folders checked against the bound in this process
@@ -183,12 +184,24 @@ def load_or_export(
     fn: Callable[..., Any],
     args: Callable[[], Sequence[Any]],
     *,
+    check: bool = True,
     environ: Mapping[str, str] | None = None,
 ) -> Program | None:
     """`read_program(parts)`, else `keep_program(parts, fn, args())`: `args` (example
-    inputs, arrays or shapes) is asked for only when the cache misses."""
+    inputs, arrays or shapes) is asked for only when the cache misses, or to check what
+    it read. A kept program that does not fit `args()` (`Program.fits`) is exported anew
+    and replaces the file, so later processes read the new one. `check=False` returns
+    what it read unchecked and leaves `args` alone (a caller that checks the inputs
+    later; `keep_program` then replaces a program that did not fit)."""
     program = read_program(parts, environ=environ)
-    return program if program is not None else keep_program(parts, fn, args(), environ=environ)
+    if program is None:
+        return keep_program(parts, fn, args(), environ=environ)
+    if not check:
+        return program
+    example = args()
+    if program.fits(*example):
+        return program
+    return keep_program(parts, fn, example, environ=environ)
 
 
 def _path(parts: Sequence[Any], environ: Mapping[str, str] | None) -> Path | None:
@@ -224,9 +237,13 @@ def _read(path: Path) -> Program | None:
     except OSError:
         return None
     try:
-        fmt, blob, in_tree, out_tree = pickle.loads(data)
+        fmt, digest, blob, in_tree, out_tree = pickle.loads(data)
         if fmt != FORMAT:
             raise ValueError(f"format {fmt}")
+        # (the program's module is parsed only when it is lowered: a damaged byte in it
+        # would pass `deserialize` and fail the run later)
+        if hashlib.sha256(blob).hexdigest() != digest:
+            raise ValueError("damaged")
         program = Program(jax.export.deserialize(bytearray(blob)), in_tree, out_tree)
     except Exception:  # damaged, or written by other versions: traced anew
         try:
@@ -244,9 +261,9 @@ def _read(path: Path) -> Program | None:
 def _write(folder: Path, path: Path, program: Program) -> None:
     """Keep `program` in `path`; a folder that cannot be written only costs time."""
     try:
-        data = pickle.dumps(
-            (FORMAT, bytes(program.exported.serialize()), program.in_tree, program.out_tree)
-        )
+        blob = bytes(program.exported.serialize())
+        digest = hashlib.sha256(blob).hexdigest()
+        data = pickle.dumps((FORMAT, digest, blob, program.in_tree, program.out_tree))
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         with atomic_open(path, "wb") as f:
             if hasattr(os, "fchmod"):  # (not on Windows)

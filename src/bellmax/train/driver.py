@@ -81,7 +81,7 @@ from bellmax.core.io import (
     neural_policy_how,
     switch_name,
 )
-from bellmax.core.program_cache import load_or_export, program_cache_dir
+from bellmax.core.program_cache import keep_program, load_or_export, program_cache_dir
 from bellmax.core.provenance import run_provenance
 from bellmax.core.xla import NETWORK_UPDATES, RUN_ONCE, cpu_compile_options, gc_paused, jit_lightly
 from bellmax.deep import ALGORITHMS, get_algorithm
@@ -382,7 +382,7 @@ class _Runner:
             with gc_paused():
                 stacked = jnp.stack(keys)
                 kept = load_or_export(parts, program, lambda: (stacked, hp))
-                if kept is not None and kept.fits(stacked, hp):
+                if kept is not None:  # (one that fits: `load_or_export` checks)
                     self._init = kept.compiled(cpu_compile_options(RUN_ONCE))
         if self._init is None:
             # It runs once: the lightest optimisation compiles it in about half the time.
@@ -432,22 +432,25 @@ class _Runner:
         self._pending[n] = (fits, future)
 
     def _lower_chunk(
-        self, state: Callable[[], Any], n: int, *, kept: bool = True
+        self, state: Callable[[], Any], n: int, *, anew: bool = False
     ) -> tuple[Any, Callable[[Any], bool], Callable[[Any], Any]]:
         """Trace and lower the `n`-update program for the state `state()` (or its shapes),
         each phase timed apart; with a `program_id`, read lowered from the disk cache instead
         where an earlier process kept it (then `state` is not called). Returns the lowered
         program, whether a state fits it, and what makes its compiled form a function of
-        `(state, hp)`. `kept=False`: traced here whatever the disk cache holds."""
+        `(state, hp)`. `anew=True`: traced here whatever the disk cache holds, and kept
+        there in place of it (a kept program that did not fit the state)."""
         options = cpu_compile_options(NETWORK_UPDATES)  # YNNPACK's dots (core.xla)
         hp = self.hp
         state = functools.cache(state)  # (the template is traced once)
-        parts = self._program_parts("chunk", n) if kept else None
+        parts = self._program_parts("chunk", n)
         with gc_paused():
             t0 = time.perf_counter()
             program = None
-            if parts is not None:
-                program = load_or_export(parts, self._scan(n), lambda: (state(), hp))
+            if parts is not None and anew:
+                program = keep_program(parts, self._scan(n), (state(), hp))
+            elif parts is not None:  # (checked against the state by the caller: `fits`)
+                program = load_or_export(parts, self._scan(n), lambda: (state(), hp), check=False)
             if program is not None:
                 t1 = time.perf_counter()
                 lowered = program.lower(options)
@@ -485,7 +488,7 @@ class _Runner:
         """Trace, lower and compile the `n`-update program, each phase timed apart."""
         lowered, fits, wrap = self._lower_chunk(lambda: state, n)
         if not fits(state):  # (a kept program made for other shapes): traced anew
-            lowered, _, wrap = self._lower_chunk(lambda: state, n, kept=False)
+            lowered, _, wrap = self._lower_chunk(lambda: state, n, anew=True)
         return self._compile(lowered, wrap)
 
     def chunk(self, state: Any, n: int) -> tuple[Any, Any]:
