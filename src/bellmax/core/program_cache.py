@@ -61,8 +61,19 @@ __all__ = [
 DEFAULT_MAX_BYTES = 256 * 1024**2
 #: Bumped when the file layout changes: older files then miss (and are replaced).
 FORMAT = 2
-#: Libraries whose code a bellmax program traces through.
-TRACED_LIBRARIES = ("jax", "jaxlib", "flax", "optax", "chex", "mctx", "numpy", "ml_dtypes")
+#: Libraries whose code a bellmax program traces through (opt_einsum: `jnp.einsum`'s
+#: contraction order).
+TRACED_LIBRARIES = (
+    "jax",
+    "jaxlib",
+    "flax",
+    "optax",
+    "chex",
+    "mctx",
+    "numpy",
+    "ml_dtypes",
+    "opt_einsum",
+)
 _PRUNED: set[Path] = set()  # folders checked against the bound in this process
 _LOCK = threading.Lock()
 
