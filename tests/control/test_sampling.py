@@ -205,3 +205,27 @@ def test_an_objective_with_a_batch_method_is_asked_for_all_samples_at_once():
     assert Quadratic.calls > 0  # traced through `batch`
     np.testing.assert_allclose(plans[0], plans[1], rtol=1e-6, atol=1e-6)
     assert abs(float(plans[0][0, 0]) - 0.7) < 0.2
+
+
+def test_an_objective_that_is_not_one_number_per_plan_is_refused():
+    # A user's objective returning per-step costs `[H]` (or a batch method returning more
+    # than one cost per plan) failed deep inside the round's sorting and indexing, naming
+    # neither the objective nor the fix; an integer total is a cost like any other.
+    run = {"u_lower": [-1.0], "u_upper": [1.0], "config": SamplingConfig(iterations=1)}
+    args = (jnp.zeros(1), jnp.zeros((4, 1)), jax.random.key(0), None)
+    with pytest.raises(ValueError, match=r"one real number.*float32 of shape \(4,\).*jnp.sum"):
+        plan(lambda x0, U, key, p: U[:, 0] ** 2, *args, **run)
+    with pytest.raises(ValueError, match=r"one real number.*returned tuple"):
+        plan(lambda x0, U, key, p: (jnp.sum(U), 0.0), *args, **run)
+
+    class Batched:
+        def __call__(self, x0, U, key, params):
+            return jnp.sum(U**2)
+
+        def batch(self, x0, U, keys, params):
+            return U[..., 0] ** 2  # [N, H]
+
+    with pytest.raises(ValueError, match=r"batch\(.*N real costs.*shape \(\d+, 4\)"):
+        plan(Batched(), *args, **run)
+    counted = plan(lambda x0, U, key, p: jnp.sum(U > 0).astype(jnp.int32), *args, **run)
+    assert counted.cost.dtype == jnp.float32 and np.isfinite(float(counted.cost))

@@ -214,13 +214,32 @@ def _sample_costs(objective, x0, samples, key, params):
     An objective with a `batch(x0, U [N, H, m], keys [N], params) -> [N]` method (the same
     numbers as one call per sample) is asked for all samples at once; others are vmapped.
     """
-    keys = jax.random.split(key, samples.shape[0])
+    n = samples.shape[0]
+    keys = jax.random.split(key, n)
     batch = getattr(objective, "batch", None)
     if batch is not None:
         c = batch(x0, samples, keys, params)
     else:
         c = jax.vmap(lambda U, k: objective(x0, U, k, params))(samples, keys)
-    return jnp.where(jnp.isfinite(c), c, jnp.inf)
+    shape, dtype = getattr(c, "shape", None), getattr(c, "dtype", None)
+    if shape == (n,) and (
+        jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+    ):
+        return jnp.where(jnp.isfinite(c), c, jnp.inf)
+    got = type(c).__name__ if shape is None else f"{dtype} of shape {tuple(shape)}"
+    plans = f"U [{', '.join(map(str, samples.shape[1:]))}]"
+    if batch is not None:
+        raise ValueError(
+            f"the objective's batch(x0, U [N, H, m], keys [N], params) must return N real "
+            f"costs, one per plan; for N = {n} plans {plans} it returned {got}."
+        )
+    if shape is not None and shape[:1] == (n,):
+        got = f"{dtype} of shape {tuple(shape[1:])}"
+    raise ValueError(
+        f"the objective(x0, U, key, params) must return one real number, the plan's total "
+        f"cost; for a plan {plans} it returned {got}. Sum per-step costs (`jnp.sum`), or "
+        "build it with RolloutCost(problem)."
+    )
 
 
 def _cem_round(objective, cfg: SamplingConfig, lo, hi, x0, params, carry, key):
@@ -271,7 +290,7 @@ def _plan_impl(objective, cfg: SamplingConfig, x0, U0, std0, key, params, lo, hi
     (U, std, best, bad), lams = jax.lax.scan(
         body, carry, jax.random.split(k_rounds, cfg.iterations)
     )
-    cost = objective(x0, U, k_final, params)
+    cost = jnp.asarray(objective(x0, U, k_final, params), U0.dtype)
     status = jnp.where(bad, Status.DIVERGED, Status.MAX_ITERATIONS).astype(jnp.int32)
     U = jnp.where(bad, U0, U)
     return SamplingResult(U, std, cost, best, lams[-1], status)
