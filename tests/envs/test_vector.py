@@ -245,3 +245,33 @@ def test_wrappers_pass_on_auto_resets_and_num_players():
     game, _ = make("TicTacToe-v0")
     assert EpisodeStatistics(game).num_players == 2
     assert make_vector_env(EpisodeStatistics(game), num_envs=2).num_players == 2
+
+
+def test_a_step_that_gives_a_reward_of_shape_one_is_refused_by_name():
+    # A custom environment whose step returned `reward` (or a flag) of shape [1] broadcast
+    # `[N] + [N, 1]` to `[N, N]` episode returns and failed deep in JAX (or, for a flag,
+    # ran with wrong statistics); it is now named at trace time, with the fix.
+    from bellmax.envs.environment import Wrapper
+
+    class Shaped(Wrapper):
+        def __init__(self, env, name):
+            super().__init__(env)
+            self.shaped = name
+
+        def _step(self, key, state, action, params=None):
+            obs, st, r, term, trunc, info = self._env.step(key, state, action, params)
+            out = {"reward": r, "terminated": term, "truncated": trunc}
+            out[self.shaped] = jnp.reshape(out[self.shaped], (1,))
+            return obs, st, out["reward"], out["terminated"], out["truncated"], info
+
+        def _reset(self, key, params=None):
+            return self._env.reset(key, params)
+
+    for name in ("reward", "terminated", "truncated"):
+        env, _ = make("CartPole-v1")
+        venv = JaxVectorEnv(Shaped(env, name), num_envs=3)
+        with pytest.raises(ValueError, match=rf"a {name} of shape \(1,\).*{name}.squeeze\(\)"):
+            _random_rollout(venv, 2)
+    venv = JaxVectorEnv(Shaped(make("CartPole-v1")[0], "reward"), num_envs=1)
+    with pytest.raises(ValueError, match="reward of shape"):  # (one env broadcast silently)
+        _random_rollout(venv, 2)

@@ -77,6 +77,19 @@ class VecStep:
         return self.terminated | self.truncated
 
 
+def _one_env_step(env: Any, **outputs: Any) -> None:
+    """At trace time: one environment's step gave a scalar reward and flags (a reward of
+    shape `[1]` would otherwise broadcast against the `[N]` episode returns to `[N, N]` and
+    fail far from its cause)."""
+    for name, x in outputs.items():
+        if jnp.shape(x) != ():
+            raise ValueError(
+                f"{env!r}: one environment's step returned a {name} of shape "
+                f"{jnp.shape(x)}; it must be a scalar (the vector environment stacks the "
+                f"environments' steps). Return `{name}.squeeze()` (or `{name}[0]`) from step."
+            )
+
+
 def _vec_step(
     state: VecState,
     env_state: Any,
@@ -243,6 +256,7 @@ class JaxVectorEnv(VectorEnv):
     def _step1(self, key: jax.Array, state: Any, action: jax.Array):
         if self._gymnax:
             obs, nstate, reward, done, _ = self.env.step_env(key, state, action, self.env_params)
+            _one_env_step(self.env, reward=reward, done=done)
             limit = getattr(self.env_params, "max_steps_in_episode", None)
             if limit is not None and hasattr(nstate, "time"):
                 truncated = done & (nstate.time >= limit)
@@ -252,6 +266,7 @@ class JaxVectorEnv(VectorEnv):
         obs, nstate, reward, terminated, truncated, _ = self.env.step(
             key, state, action, self.env_params
         )
+        _one_env_step(self.env, reward=reward, terminated=terminated, truncated=truncated)
         return obs, nstate, reward, terminated, truncated
 
     def _auto_step1(self, key: jax.Array, state: Any, action: jax.Array):
@@ -260,6 +275,7 @@ class JaxVectorEnv(VectorEnv):
         obs, nstate, reward, terminated, truncated, info = self.env.step(
             key, state, action, self.env_params
         )
+        _one_env_step(self.env, reward=reward, terminated=terminated, truncated=truncated)
         if not self._gymnax and not (isinstance(info, dict) and "final_observation" in info):
             raise ValueError(
                 f"{self.env!r} resets by itself but its step's info has no "
