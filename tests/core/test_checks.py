@@ -42,6 +42,11 @@ def test_check_number_types_nan_and_open_bounds():
         check_number(False, "lr")
     with pytest.raises(TypeError, match="must be a number"):
         check_number("0.1", "lr")
+    # a NumPy 0-d array (a value read back from a file, say) is named with its fix
+    with pytest.raises(TypeError, match=r"got ndarray array\(0\.25\)\. Pass float\(x\) \(0\.25\)"):
+        check_number(np.array(0.25), "lr")
+    with pytest.raises(TypeError, match=r"got ndarray array\(\[1\., 2\.\]\)\.$"):
+        check_number(np.array([1.0, 2.0]), "lr")  # (no number to suggest)
     with pytest.raises(ValueError, match=r"cap must be a number \(inf allowed, not NaN\), got nan"):
         check_number(float("nan"), "cap", finite=False)  # not "finite": inf is allowed
     with pytest.raises(ValueError, match="finite"):

@@ -143,8 +143,11 @@ def check_number(
       ValueError: NaN (always), infinite (when `finite`), or outside the bounds.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        hint = ""
+        if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "iuf":
+            hint = f" Pass float(x) ({float(value.reshape(())):g}) instead of the array."
         raise TypeError(
-            f"{_who(name, owner)} must be a number, got {type(value).__name__} {value!r}."
+            f"{_who(name, owner)} must be a number, got {type(value).__name__} {value!r}.{hint}"
         )
     value = float(value)
     if math.isnan(value) or (finite and math.isinf(value)):
