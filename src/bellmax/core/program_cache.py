@@ -8,25 +8,25 @@ a later process deserialises it (a few ms), lowers the call to it (~0.03 s) and
 compiles, which the compile cache then loads. Results are bit-identical to the program
 traced anew (tested).
 
-The key: `parts` (what the caller knows decides the program and its inputs' shapes, e.g.
-the algorithm, its config, the environment, the number of seeds), bellmax's own source
-(every `.py` file of the package, hashed once per process), the installed libraries that
-are traced through (each one's entry file, its size and time: an install rewrites it),
-every `jax.config` setting, and the backend. The input shapes are not in the key; they are
-checked after reading (`Program.fits`), and a program that does not fit is exported anew and
-replaces the file. A caller hands `parts` only where nothing else decides the program: bellmax's own
-algorithms on bellmax's own environments, not user code that the key cannot see. A library
-edited in place without a reinstall is not noticed: delete the folder, or turn the cache off.
+The key: `parts` (what the caller knows decides the program and its inputs' shapes, e.g. the
+algorithm, its config, the environment, the number of seeds), bellmax's own source (every `.py`
+file of the package, hashed once per process), the installed libraries that are traced through
+(each one's entry file, its size and time: an install rewrites it), every `jax.config` setting,
+and the backend. The input shapes are not in the key; they are checked after reading
+(`Program.fits`), and a program that does not fit is exported anew and replaces the file. A
+caller hands `parts` only where nothing else decides the program: bellmax's own algorithms on
+bellmax's own environments, not user code that the key cannot see. A library edited in place
+without a reinstall is not noticed: delete the folder, or turn the cache off.
 
-It lives in `user_cache_dir() / "programs"`, bounded to `DEFAULT_MAX_BYTES` (the least
-recently used files go first, checked at most once an hour). `BELLMAX_PROGRAM_CACHE=0` turns
-it off, `BELLMAX_COMPILE_CACHE=0` both caches. The test suite runs with it off (its tests
-replace bellmax's functions, which the key cannot see), except the tests of the cache. Each
-file is a pickle of the serialised program, its checksum and its input and output tree
-structures, written atomically; it is read only from the user's own cache folder (as JAX's compile
-cache loads compiled code from there), and only where the file and its folder are the
-user's own and not writable by everyone. A file that cannot be read back (damaged, its
-checksum wrong, or from another version) is deleted and the program exported anew.
+It lives in `user_cache_dir() / "programs"`, bounded to `DEFAULT_MAX_BYTES` (the least recently
+used files go first, checked at most once an hour). `BELLMAX_PROGRAM_CACHE=0` turns it off,
+`BELLMAX_COMPILE_CACHE=0` both caches. The test suite runs with it off (its tests replace
+bellmax's functions, which the key cannot see), except the tests of the cache. Each file is a
+pickle of the serialised program, its checksum and its input and output tree structures,
+written atomically; it is read only from the user's own cache folder (as JAX's compile cache
+loads compiled code from there), and only where the file and its folder are the user's own and
+not writable by everyone. A file that cannot be read back (damaged, its checksum wrong, or from
+another version) is deleted and the program exported anew.
 """
 
 from __future__ import annotations
