@@ -298,3 +298,28 @@ def test_problem_wrapper_checks_its_input(swingup):
         ilqr_problem(problem, jnp.zeros((5, 1)))
     with pytest.raises(TypeError, match="Problem"):
         ilqr_problem("cartpole")
+
+
+def test_fresh_dynamics_per_call_do_not_keep_every_program():
+    # The problem's functions are static fields of its tree, so `jax.jit` compiled and kept
+    # one solver per fresh lambda for the life of the process; only the programs of the most
+    # recently used problems are kept now. (JAX's own cache of argument layouts still holds
+    # the functions of its last 4096 calls, not their programs.)
+    import importlib
+
+    from bellmax.core.caches import KEPT_STATICS
+
+    module = importlib.import_module("bellmax.control.ilqr")  # (the attribute is the function)
+
+    def fresh(gain):
+        return lambda x, u, t, p: _A @ x + gain * (_B @ u)
+
+    cfg = ILQRConfig(max_iterations=2)
+    solved = set()
+    for i in range(KEPT_STATICS + 1):
+        ilqr(fresh(1.0 + i), _cost, _X0, jnp.zeros((4, 1)), 0.0, terminal_cost=_term, config=cfg)
+        solved |= {key for key in module._solve_jit.kept_programs if key[0] == (cfg,)}
+    assert len(solved) == KEPT_STATICS + 1  # one program per problem
+    kept = [key for key in module._solve_jit.kept_programs if key[0] == (cfg,)]
+    assert len(kept) == KEPT_STATICS
+    assert len(module._first_step.kept_programs) <= KEPT_STATICS

@@ -45,6 +45,7 @@ eagerly).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -55,6 +56,7 @@ from flax import struct
 
 from bellmax.control.lqr import matmul_small, matvec_small
 from bellmax.control.problems import Problem, check_bounds, check_functions, zero_terminal_cost
+from bellmax.core.caches import jit_per_static
 from bellmax.core.checks import check_bool, check_choice, check_int, check_number
 from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
@@ -601,14 +603,14 @@ def solve(problem: ILQRProblem, cfg: ILQRConfig, x0: jax.Array, U0: jax.Array) -
     )
 
 
-_solve_jit = jax.jit(solve, static_argnums=1)
+_solve_jit = jit_per_static(solve, static_argnums=1, tree_argnums=(0,))
 
 
 def _concrete(*xs: Any) -> bool:
     return not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(xs))
 
 
-@jax.jit
+@functools.partial(jit_per_static, tree_argnums=(0,))
 def _first_step(problem: ILQRProblem, x0, U0):
     """The first next state, the first stage cost and the terminal cost at `x0` (their
     shapes are checked before any rollout)."""
@@ -625,7 +627,7 @@ def check_model_shapes(problem: ILQRProblem, x, U, name: str, fix: str) -> None:
     (`jax.eval_shape`, cached with the jit), so a mismatch is named before any rollout, where
     it would fail deep inside a scan. `fix` ends the message of a failed call."""
     try:
-        x1, c0, cT = jax.eval_shape(_first_step, problem, x, U)
+        x1, c0, cT = _first_step.eval_shape(problem, x, U)
     except jax.errors.TracerBoolConversionError as e:
         first = str(e).split("\n")[0]
         raise TypeError(
@@ -657,7 +659,7 @@ def check_model_shapes(problem: ILQRProblem, x, U, name: str, fix: str) -> None:
         raise ValueError(f"terminal_cost must return a scalar, got shape {jnp.shape(cT)}.")
 
 
-@jax.jit
+@functools.partial(jit_per_static, tree_argnums=(0,))
 def _initial_check(problem: ILQRProblem, x0, U0):
     """The first next state, the first stage cost and the total cost of the clipped `U0`."""
     x1 = problem.dynamics(x0, U0[0], 0, problem.params)

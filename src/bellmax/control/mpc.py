@@ -36,6 +36,7 @@ from flax import struct
 from bellmax.control.ilqr import ILQRConfig, ILQRProblem, check_model_shapes, configure, solve
 from bellmax.control.lqr import dlqr
 from bellmax.control.problems import Problem, float_dtype
+from bellmax.core.caches import jit_per_static
 from bellmax.core.checks import check_choice, check_int, check_prng_key
 from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
@@ -182,7 +183,7 @@ def _mpc_step_impl(mpc: MPC, state: MPCState, x: jax.Array, params: Any):
     return u, new
 
 
-_mpc_step = jax.jit(_mpc_step_impl, static_argnums=0)
+_mpc_step = jit_per_static(_mpc_step_impl, static_argnums=0)
 
 
 def make_mpc(
@@ -588,7 +589,7 @@ class _LoopCarry(NamedTuple):
     done: jax.Array  # the episode has terminated
 
 
-_closed_loop = jax.jit(_closed_loop_impl, static_argnums=(0, 1, 2, 3, 4))
+_closed_loop = jit_per_static(_closed_loop_impl, static_argnums=(0, 1, 2, 3, 4))
 
 
 # ---------------------------------------------------------------------- Gymnasium envs

@@ -47,6 +47,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.control.problems import check_functions
+from bellmax.core.caches import jit_per_static
 from bellmax.core.checks import check_int, check_number
 from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
@@ -792,7 +793,7 @@ def _initial_multipliers(P: _Program, Z, zl0, zu0) -> jax.Array:
     return jnp.where(ok, y_ls, 0.0)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
+@functools.partial(jit_per_static, static_argnums=(0, 1))
 def _solve(objective, constraints, Z0, lower, upper, row_on, params, opts) -> NLPResult:
     dtype = Z0.dtype
     free = ~(lower == upper)
@@ -850,7 +851,7 @@ def _solve(objective, constraints, Z0, lower, upper, row_on, params, opts) -> NL
     )
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
+@functools.partial(jit_per_static, static_argnums=(0, 1))
 def _evaluate_at(objective, constraints, Z, params):
     """`(f(Z), c(Z))`, compiled once per function pair (input checks without op-by-op cost)."""
     return objective(Z, params), constraints(Z, params)

@@ -39,6 +39,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.control.integrators import INTEGRATORS, discretize, step_size
+from bellmax.core.caches import jit_per_static
 from bellmax.core.checks import check_choice, check_int
 from bellmax.core.status import Status  # re-exported: bellmax.control.problems.Status
 from bellmax.envs.cartpole import CartPoleParams, cartpole_derivatives
@@ -313,7 +314,7 @@ def check_bounds(lo_name: str, lo: Any, hi_name: str, hi: Any) -> None:
         )
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+@functools.partial(jit_per_static, static_argnums=(0, 1, 2))
 def _probe(dynamics, cost, terminal_cost, x0, u, params):
     return dynamics(x0, u, 0, params), cost(x0, u, 0, params), terminal_cost(x0, params)
 

@@ -45,6 +45,7 @@ import numpy as np
 from flax import struct
 
 from bellmax.control.problems import Problem, float_dtype
+from bellmax.core.caches import jit_per_static
 from bellmax.core.checks import check_choice, check_int, check_number, check_seed, check_type
 from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
@@ -296,7 +297,7 @@ def _plan_impl(objective, cfg: SamplingConfig, x0, U0, std0, key, params, lo, hi
     return SamplingResult(U, std, cost, best, lams[-1], status)
 
 
-_plan = jax.jit(_plan_impl, static_argnums=(0, 1))
+_plan = jit_per_static(_plan_impl, static_argnums=(0, 1))
 
 
 def _bounds(u_lower: Any, u_upper: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -459,7 +460,7 @@ def _sampling_step_impl(mpc: SamplingMPC, state: SamplingState, x, params):
     return u, new
 
 
-_sampling_step = jax.jit(_sampling_step_impl, static_argnums=0)
+_sampling_step = jit_per_static(_sampling_step_impl, static_argnums=0)
 
 
 def make_sampling_mpc(

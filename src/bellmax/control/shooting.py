@@ -37,6 +37,7 @@ import optax
 from flax import struct
 
 from bellmax.control.problems import Problem, check_functions, zero_terminal_cost
+from bellmax.core.caches import jit_per_static
 from bellmax.core.checks import check_choice, check_int, check_number
 from bellmax.core.display import summary_repr
 from bellmax.core.status import Status, StatusFields
@@ -142,7 +143,7 @@ class _Carry(NamedTuple):
     gnorm: jax.Array  # the stationarity measure at W
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+@functools.partial(jit_per_static, static_argnums=(0, 1, 2, 3, 4))
 def _solve(dynamics, cost, terminal_cost, optimizer, bound, x0, U0, lo, hi, params, knobs: _Knobs):
     learning_rate, max_iterations, gtol, rtol = (
         knobs.learning_rate,
