@@ -847,11 +847,11 @@ def _threads_of(monkeypatch, method: str) -> list[str]:
     threads: list[str] = []
     real = getattr(driver._Runner, method)
 
-    def spy(self, *args):
+    def spy(self, *args, **kwargs):
         import threading
 
         threads.append(threading.current_thread().name)
-        return real(self, *args)
+        return real(self, *args, **kwargs)
 
     monkeypatch.setattr(driver._Runner, method, spy)
     return threads

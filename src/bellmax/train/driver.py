@@ -81,7 +81,7 @@ from bellmax.core.io import (
     neural_policy_how,
     switch_name,
 )
-from bellmax.core.program_cache import keep_program, load_or_export, program_cache_dir
+from bellmax.core.program_cache import load_or_export, program_cache_dir
 from bellmax.core.provenance import run_provenance
 from bellmax.core.xla import NETWORK_UPDATES, RUN_ONCE, cpu_compile_options, gc_paused, jit_lightly
 from bellmax.deep import ALGORITHMS, get_algorithm
@@ -426,20 +426,21 @@ class _Runner:
         if not _compile_in_background():
             return
         t = time.perf_counter()
-        lowered, fits, wrap = self._lower_chunk(lambda: self.template(keys), n)
+        lowered, fits, wrap = self._lower_chunk(lambda: self.template(keys), n, check=False)
         self.compile_seconds += time.perf_counter() - t  # in the caller's time, as `init` is
         future = _submit(self._compile, lowered, wrap)
         self._pending[n] = (fits, future)
 
     def _lower_chunk(
-        self, state: Callable[[], Any], n: int, *, anew: bool = False
+        self, state: Callable[[], Any], n: int, *, check: bool
     ) -> tuple[Any, Callable[[Any], bool], Callable[[Any], Any]]:
         """Trace and lower the `n`-update program for the state `state()` (or its shapes),
         each phase timed apart; with a `program_id`, read lowered from the disk cache instead
-        where an earlier process kept it (then `state` is not called). Returns the lowered
-        program, whether a state fits it, and what makes its compiled form a function of
-        `(state, hp)`. `anew=True`: traced here whatever the disk cache holds, and kept
-        there in place of it (a kept program that did not fit the state)."""
+        where an earlier process kept it. Returns the lowered program, whether a state fits
+        it, and what makes its compiled form a function of `(state, hp)`. `check`: a kept
+        program is checked against `state()` and, if it does not fit, traced anew and kept
+        in its place (`load_or_export`); without it `state` is not called on a hit (the
+        template costs a trace) and the caller checks the real state with `fits`."""
         options = cpu_compile_options(NETWORK_UPDATES)  # YNNPACK's dots (core.xla)
         hp = self.hp
         state = functools.cache(state)  # (the template is traced once)
@@ -447,10 +448,8 @@ class _Runner:
         with gc_paused():
             t0 = time.perf_counter()
             program = None
-            if parts is not None and anew:
-                program = keep_program(parts, self._scan(n), (state(), hp))
-            elif parts is not None:  # (checked against the state by the caller: `fits`)
-                program = load_or_export(parts, self._scan(n), lambda: (state(), hp), check=False)
+            if parts is not None:
+                program = load_or_export(parts, self._scan(n), lambda: (state(), hp), check=check)
             if program is not None:
                 t1 = time.perf_counter()
                 lowered = program.lower(options)
@@ -486,9 +485,7 @@ class _Runner:
 
     def _compile_chunk(self, state: Any, n: int) -> Any:
         """Trace, lower and compile the `n`-update program, each phase timed apart."""
-        lowered, fits, wrap = self._lower_chunk(lambda: state, n)
-        if not fits(state):  # (a kept program made for other shapes): traced anew
-            lowered, _, wrap = self._lower_chunk(lambda: state, n, anew=True)
+        lowered, _, wrap = self._lower_chunk(lambda: state, n, check=True)
         return self._compile(lowered, wrap)
 
     def chunk(self, state: Any, n: int) -> tuple[Any, Any]:
